@@ -1,0 +1,149 @@
+"""The public functions of DESIGN §3: load, convert, check, formats, converters, export, audit."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import PortableError
+from .model import Model
+from .registry import REGISTRY, ConverterInfo, ConvertOptions, FormatInfo, LoadOptions
+
+DTYPES = ("auto", "float32", "float64")
+
+
+def load(source: Any, format: str | None = None, *, trust: Iterable[str] = (), runtime: str = "onnxruntime",
+         data: Any = None) -> Model:
+    """Load anything portable knows into a `Model`.
+
+    Args:
+        source: a path (pickle, joblib, skops, PFA, ONNX, NNEF), an estimator, a PFA dict, an onnx.ModelProto,
+            or a `Model` (returned as it is).
+        format: the format's name; sniffed when None.
+        trust: extra globals (fully qualified names or package prefixes) a pickle may import.
+        runtime: for ONNX, `onnxruntime` or `reference`.
+        data: sample input; for a scikit-learn model fitted on a DataFrame it tells which columns are strings.
+
+    Raises:
+        PortableError: the input is missing, unrecognised, malformed or unsafe.
+    """
+    if isinstance(source, Model):
+        return source
+    info = REGISTRY.format(format) if format else REGISTRY.sniff(source)
+    model = info.load(source, LoadOptions(trust=tuple(trust), runtime=runtime))
+    if data is not None and hasattr(data, "columns") and model.format in ("sklearn", "pickle"):
+        model = type(model)(model.estimator, origin=model.origin, data=data)  # type: ignore[attr-defined]
+    return model
+
+
+def _run_route(model: Model, route: list[ConverterInfo], options: ConvertOptions) -> Model:
+    current = model
+    for conv in route:
+        out = conv.func(current, options)
+        out.route = current.route + [conv.target]
+        current = out
+    return current
+
+
+def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = True, samples: int = 1000,
+            seed: int = 0, data: Any = None, trust: Iterable[str] = (), options: ConvertOptions | None = None,
+            progress: Any = None) -> Model:
+    """Convert `source` to the `to` format and (by default) check that the result computes the same thing.
+
+    Args:
+        dtype: `float32`, `float64`, or `auto`: float32 first, and float64 when the check finds a disagreement
+            that float64 fixes (PFA sources, whose numbers are doubles, start at float64).
+        check: run the equivalence checker; the report is on `artifact.report` and in its metadata.
+        samples, seed, data: passed to the checker (`data` also tells a DataFrame's column types).
+        options: further converter options; `dtype`, `trust` and `data` here win over those in it.
+
+    Returns:
+        The artifact, a `Model` of the target format, with `.save(path)` and `.report`.
+
+    Raises:
+        NoConverterError: no route leads to `to`.
+        PortableError: the source could not be loaded or converted.
+    """
+    if dtype not in DTYPES:
+        raise PortableError(f"dtype must be one of {', '.join(DTYPES)}, not '{dtype}'")
+    original = load(source, trust=trust, data=data)
+    route = REGISTRY.route(original.format, to)
+    base = options or ConvertOptions()
+    first = dtype if dtype != "auto" else ("float64" if original.format == "pfa" else "float32")
+    opts = _with(base, dtype=first, trust=tuple(trust) or base.trust, data=data)
+    artifact = _run_route(original, route, opts)
+    if not check:
+        return artifact
+    from .check import check as run_check
+
+    report = run_check(original, artifact, samples=samples, seed=seed, data=data, progress=progress)
+    report.dtype = first
+    if not report.equivalent and dtype == "auto" and first == "float32":
+        try:
+            retry = _run_route(original, route, _with(opts, dtype="float64"))
+        except PortableError as exc:
+            report.notes.append(f"float32 disagreed; float64 was tried but could not be converted: {exc}")
+        else:
+            report64 = run_check(original, retry, samples=samples, seed=seed, data=data, progress=progress)
+            report64.dtype = "float64"
+            if report64.equivalent:
+                report64.notes.insert(0, f"switched to float64: float32 disagreed "
+                                         f"({report.summary_line()})")
+                artifact, report = retry, report64
+            else:
+                report.notes.append("float64 was tried too and also disagreed")
+    artifact.report = report
+    _record_check(artifact, report)
+    return artifact
+
+
+def _with(options: ConvertOptions, **changes: Any) -> ConvertOptions:
+    import dataclasses
+
+    return dataclasses.replace(options, **changes)
+
+
+def _record_check(artifact: Model, report: Any) -> None:
+    setter = getattr(artifact, "set_metadata", None)
+    if setter is not None:
+        setter("portable.check", report.summary_json())
+
+
+def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, data: Any = None,
+          rtol: float | None = None, atol: float | None = None, trust: Iterable[str] = ()) -> Any:
+    """Run both models on generated (and given) inputs and compare them; returns a `Report`."""
+    from .check import check as run_check
+
+    return run_check(load(original, trust=trust, data=data), load(converted, trust=trust),
+                     samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
+
+
+def formats() -> dict[str, FormatInfo]:
+    """The registered formats by name."""
+    return dict(REGISTRY.formats)
+
+
+def converters() -> list[ConverterInfo]:
+    """The registered converters (edges of the format graph)."""
+    return list(REGISTRY.converters)
+
+
+def export(model: Any, path: str | Path, data: Any = None, *, to: str | None = None, dtype: str = "auto",
+           samples: int = 1000, seed: int = 0, force: bool = False) -> Any:
+    """Notebook one-liner: convert, check, save and return the report (which renders as HTML).
+
+    The target format comes from `path` (`.onnx`, `.nnef`, `.nnef.tgz`) unless `to` is given. A conversion that
+    is not equivalent is not saved; the report says why.
+    """
+    target = to or ("nnef" if str(path).lower().endswith((".nnef", ".nnef.tgz")) else "onnx")
+    art = convert(model, to=target, dtype=dtype, samples=samples, seed=seed, data=data)
+    if art.report is not None and art.report.equivalent:
+        art.save(path, force=force)
+    return art.report
+
+
+def audit(path: str | Path) -> Any:
+    """What a pickle would import and call, found without running it."""
+    from .safety import audit as run_audit
+
+    return run_audit(Path(path))

@@ -1,0 +1,271 @@
+"""The `portable` command: argument parsing and exit codes only; the work is done by the library.
+
+Exit codes (DESIGN §5): 0 done and equivalent; 1 the input or the conversion failed; 2 usage error;
+3 checked and not equivalent.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import api
+from .errors import PortableError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_EQUIVALENT = 0, 1, 2, 3
+TARGET_SUFFIX = {"onnx": ".onnx", "nnef": ".nnef"}
+
+
+class _Exit(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def read_data(path: str | None) -> Any:
+    """Read `--data`: `.npy` (no pickles), `.csv` or `.parquet` (as a DataFrame)."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise PortableError("no such data file", path=p)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            import numpy as np
+
+            return np.load(p, allow_pickle=False)
+        import pandas as pd
+
+        if suffix == ".csv":
+            return pd.read_csv(p)
+        if suffix == ".parquet":
+            return pd.read_parquet(p)
+    except PortableError:
+        raise
+    except Exception as exc:
+        raise PortableError(f"cannot read the data file: {type(exc).__name__}: {exc}", path=p) from None
+    raise PortableError("--data takes a .npy, .csv or .parquet file", path=p)
+
+
+def default_output(source: str, to: str) -> Path:
+    p = Path(source)
+    name = p.name
+    for suffix in (".nnef.tgz", ".tar.gz"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    else:
+        name = p.stem
+    return p.with_name(name + TARGET_SUFFIX.get(to, f".{to}"))
+
+
+def _write_report(report: Any, path: str | None, force: bool) -> None:
+    if path is None or report is None:
+        return
+    from ._io import atomic_write_bytes
+
+    atomic_write_bytes(path, report.to_json().encode(), force=True)
+
+
+def _print_report(report: Any, quiet: bool) -> None:
+    if report is None or quiet:
+        return
+    text = report.to_text() if hasattr(report, "to_text") else str(report)
+    _console().print(text, markup=False)
+
+
+class PortableGroup(click.Group):
+    """Maps PortableError (and the not-equivalent verdict) to exit codes in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _Exit as e:
+            ctx.exit(e.code)
+        except PortableError as e:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=PortableGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="portable-models", prog_name="portable")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Convert trained models to ONNX or NNEF and prove the result computes the same thing."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command()
+@click.argument("source", type=click.Path())
+@click.option("--to", "to", type=click.Choice(["onnx", "nnef"]), required=True, help="Target format.")
+@click.option("-o", "--output", type=click.Path(), help="Output path (default: SOURCE with the target's suffix).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
+@click.option("--check/--no-check", default=True, show_default=True, help="Check equivalence before writing.")
+@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", type=click.Path(), help="Sample inputs (.npy, .csv, .parquet) for the check.")
+@click.option("--report", "report_path", type=click.Path(), help="Write the equivalence report as JSON.")
+@click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--keep-failed", is_flag=True, help="Write the artifact even when the check fails.")
+@click.option("--standard-ops", is_flag=True, help="Lower ai.onnx.ml operators to standard ONNX operators.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def convert(source: str, to: str, output: str | None, dtype: str, check: bool, samples: int, seed: int,
+            data: str | None, report_path: str | None, trust: tuple[str, ...], force: bool, keep_failed: bool,
+            standard_ops: bool, quiet: bool) -> None:
+    """Convert SOURCE (a pickle/joblib/skops file, a PFA document or an ONNX model) to ONNX or NNEF."""
+    from ._io import check_writable
+    from .registry import ConvertOptions
+
+    out = Path(output) if output else default_output(source, to)
+    if Path(source).exists() and out.resolve() == Path(source).resolve():
+        raise PortableError("the output would overwrite the input; choose another -o", path=out)
+    check_writable(out, force)
+    started = time.perf_counter()
+    art = api.convert(source, to=to, dtype=dtype, check=check, samples=samples, seed=seed,
+                      data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops))
+    report = art.report
+    _write_report(report, report_path, force)
+    _print_report(report, quiet)
+    for note in art.notes:
+        if not quiet:
+            _console(stderr=True).print(f"note: {note}", markup=False)
+    if report is not None and not report.equivalent:
+        if keep_failed:
+            art.save(out, force=force)
+            _console(stderr=True).print(f"NOT equivalent; written anyway (--keep-failed): {out}", markup=False)
+        else:
+            _console(stderr=True).print(f"NOT equivalent: {out} was not written (use --keep-failed to write it).",
+                                        markup=False)
+        raise _Exit(EXIT_NOT_EQUIVALENT)
+    art.save(out, force=force)
+    if not quiet:
+        verdict = "equivalent" if report is not None else "not checked"
+        _console().print(f"wrote {out} ({' -> '.join(art.route)}, {art.dtype or ''}, {verdict}, "
+                         f"{time.perf_counter() - started:.2f}s)", markup=False)
+
+
+@cli.command()
+@click.argument("original", type=click.Path())
+@click.argument("converted", type=click.Path())
+@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", type=click.Path(), help="Sample inputs (.npy, .csv, .parquet).")
+@click.option("--rtol", type=float, default=None)
+@click.option("--atol", type=float, default=None)
+@click.option("--report", "report_path", type=click.Path(), help="Write the report as JSON.")
+@click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
+@click.option("-q", "--quiet", is_flag=True)
+def check(original: str, converted: str, samples: int, seed: int, data: str | None, rtol: float | None,
+          atol: float | None, report_path: str | None, trust: tuple[str, ...], quiet: bool) -> None:
+    """Check that CONVERTED computes what ORIGINAL computes (any two loadable models)."""
+    report = api.check(original, converted, samples=samples, seed=seed, data=read_data(data), rtol=rtol,
+                       atol=atol, trust=trust)
+    _write_report(report, report_path, True)
+    _print_report(report, quiet)
+    if not report.equivalent:
+        raise _Exit(EXIT_NOT_EQUIVALENT)
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
+def inspect(file: str, as_json: bool, trust: tuple[str, ...]) -> None:
+    """Show a model's format, signature, opsets, metadata and size."""
+    model = api.load(file, trust=trust)
+    p = Path(file)
+    size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    info = {"file": file, "format": model.format, "size_bytes": size, "signature": model.signature.to_dict(),
+            **model.info()}
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    from rich.table import Table
+
+    con = _console()
+    con.print(f"{file}: {model.format} model, {size:,} bytes", markup=False)
+    table = Table("", "name", "dtype", "shape", title="signature")
+    for role, specs in (("input", model.signature.inputs), ("output", model.signature.outputs)):
+        for t in specs:
+            table.add_row(role, t.name, t.dtype, str(["N" if d is None and i == 0 else d
+                                                      for i, d in enumerate(t.shape)]))
+    con.print(table)
+    for key, value in model.info().items():
+        if isinstance(value, dict):
+            con.print(f"{key}:", markup=False)
+            for k, v in value.items():
+                con.print(f"  {k}: {v if not isinstance(v, dict) else json.dumps(v)}", markup=False)
+        else:
+            con.print(f"{key}: {value}", markup=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--trust", multiple=True, help="Treat a global or package prefix as allowed (repeatable).")
+def audit(file: str, as_json: bool, trust: tuple[str, ...]) -> None:
+    """List what a pickle would import and call, without running it."""
+    from .safety import audit as run_audit
+
+    result = run_audit(Path(file), trust=trust)
+    if as_json:
+        click.echo(result.to_json())
+    else:
+        _console().print(result.to_text(), markup=False)
+    if not result.safe:
+        raise _Exit(EXIT_FAILED)
+
+
+@cli.command()
+def formats() -> None:
+    """List the registry: formats and converters."""
+    from rich.table import Table
+
+    con = _console()
+    t = Table("format", "extensions", "target", "description", title="formats")
+    for f in sorted(api.formats().values(), key=lambda f: f.name):
+        t.add_row(f.name, " ".join(f.extensions) or "(in memory)", "yes" if f.is_target else "", f.description)
+    con.print(t)
+    c = Table("edge", "converter", "status", title="converters")
+    for conv in sorted(api.converters(), key=lambda c: (c.source, c.target)):
+        miss = conv.missing()
+        c.add_row(conv.edge, f"{conv.module}.{conv.func.__name__}",
+                  "ok" if not miss else f"needs {', '.join(miss)}")
+    con.print(c)
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(), default="portable-demo", show_default=True,
+              help="Folder for the demo's pickles and artifacts.")
+@click.option("--force", is_flag=True, help="Reuse an existing demo folder.")
+def demo(output: str, force: bool) -> None:
+    """Train small models on scikit-learn's bundled datasets, pickle them, convert them and check them."""
+    from .demo import run_demo
+
+    ok = run_demo(Path(output), force=force, console=_console())
+    if not ok:
+        raise _Exit(EXIT_NOT_EQUIVALENT)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="portable")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""`sklearn -> onnx` through skl2onnx, with DESIGN §4's output names and no ZipMap.
+
+skl2onnx does the conversion; portable chooses the input types from the model's signature, turns ZipMap off on
+every classifier that has it, renames the outputs to `label` / `probabilities` / `scores` / `variable`, makes
+`scores` the shape of scikit-learn's `decision_function` (skl2onnx 1.20 gives `[N, 2]` for some binary
+classifiers), records provenance, and validates the result with `onnx.checker`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConversionError, UnsupportedModelError
+from ..formats.onnx import OnnxModel, check_proto, set_provenance
+from ..formats.sklearn import SklearnModel, walk
+from ..registry import ConvertOptions, converter, require
+
+
+def _initial_types(model: SklearnModel, dtype: str) -> list[tuple[str, Any]]:
+    types = require("skl2onnx.common.data_types", purpose="scikit-learn to ONNX")
+    num = types.DoubleTensorType if dtype == "float64" else types.FloatTensorType
+    out = []
+    for spec in model.signature.inputs:
+        t = types.StringTensorType if spec.is_string else num
+        out.append((spec.name, t([None, *spec.shape[1:]])))
+    return out
+
+
+def _options(est: Any) -> dict[int, dict[str, Any]]:
+    """`zipmap=False` for every nested estimator whose skl2onnx converter knows the option."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter
+
+    opts: dict[int, dict[str, Any]] = {}
+    for e in walk(est):
+        alias = sklearn_operator_name_map.get(type(e))
+        if alias is None:
+            continue
+        try:
+            allowed = get_converter(alias).get_allowed_options() or {}
+        except Exception:
+            continue
+        if "zipmap" in allowed:
+            opts[id(e)] = {"zipmap": False}
+    return opts
+
+
+def _rename(graph: Any, old: str, new: str) -> None:
+    for node in graph.node:
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+    for vi in graph.output:
+        if vi.name == old:
+            vi.name = new
+
+
+def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
+    """Give the ONNX graph exactly the sklearn model's output names, and `scores` its width."""
+    onnx = require("onnx")
+    g = proto.graph
+    wanted = model.signature.output_names
+    have = [o.name for o in g.output]
+    if len(have) != len(wanted):
+        raise ConversionError(f"skl2onnx produced outputs {have}; portable expected {wanted}")
+    for old, new in zip(have, wanted):
+        if old != new:
+            _rename(g, old, f"{new}__tmp")
+    for o in g.output:
+        if o.name.endswith("__tmp"):
+            _rename(g, o.name, o.name[:-5])
+    spec = {s.name: s for s in model.signature.outputs}.get("scores")
+    if spec is None or spec.shape[1] != 1:
+        return
+    out = next(o for o in g.output if o.name == "scores")
+    dims = out.type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value == 2:
+        # binary decision functions come as [-d, d]: keep column 1, as scikit-learn's decision_function does
+        _rename(g, "scores", "scores__pair")
+        out.name = "scores"
+        h = onnx.helper
+        g.initializer.extend([
+            h.make_tensor("scores__start", onnx.TensorProto.INT64, [1], [1]),
+            h.make_tensor("scores__end", onnx.TensorProto.INT64, [1], [2]),
+            h.make_tensor("scores__axis", onnx.TensorProto.INT64, [1], [1]),
+        ])
+        g.node.append(h.make_node("Slice", ["scores__pair", "scores__start", "scores__end", "scores__axis"],
+                                  ["scores"], name="portable_binary_scores"))
+        dims[1].dim_value = 1
+
+
+@converter("sklearn", "onnx", requires=("skl2onnx", "onnx", "onnxruntime"))
+def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
+    """scikit-learn estimator or pipeline -> ONNX, through skl2onnx."""
+    skl2onnx = require("skl2onnx", purpose="scikit-learn to ONNX")
+    est = model.estimator
+    kwargs: dict[str, Any] = {}
+    if options.target_opset:
+        kwargs["target_opset"] = options.target_opset
+    try:
+        proto = skl2onnx.convert_sklearn(est, initial_types=_initial_types(model, options.dtype),
+                                         options=_options(est), **kwargs)
+    except RuntimeError as exc:
+        msg = str(exc).strip().splitlines()[0]
+        if "Unable to find a shape calculator" in msg or "No proper shape calculator" in msg or \
+                "Unable to find" in msg:
+            raise UnsupportedModelError(
+                f"skl2onnx {skl2onnx.__version__} has no converter for a part of this model: {msg}") from None
+        raise ConversionError(f"skl2onnx failed on {type(est).__name__}: {msg}") from None
+    except (UnsupportedModelError, ConversionError):
+        raise
+    except Exception as exc:
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConversionError(f"skl2onnx {skl2onnx.__version__} failed on {type(est).__name__}: "
+                              f"{type(exc).__name__}: {msg}") from None
+    _normalize_outputs(proto, model)
+    proto.graph.name = type(est).__name__
+    out = OnnxModel(proto, origin=model.origin)
+    set_provenance(out, dtype=options.dtype)
+    out.dtype = options.dtype
+    check_proto(proto, produced=True)
+    _smoke_load(out)
+    out.notes.extend(model.notes)
+    return out
+
+
+def _smoke_load(model: OnnxModel) -> None:
+    """onnx.checker misses type errors onnxruntime refuses (skl2onnx's float64 trees): create a session."""
+    ort = require("onnxruntime")
+    try:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        model._session = ort.InferenceSession(model.proto.SerializeToString(), opts,
+                                              providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConversionError(f"onnxruntime cannot load what skl2onnx produced for {model.name} "
+                              f"({model.dtype or 'this dtype'}): {first}") from None

@@ -1,0 +1,105 @@
+"""The one hierarchy of errors that portable raises for a user's mistake or an impossible request.
+
+Every class carries the exit code the command line maps it to, so the CLI needs no table of its own.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PortableError(Exception):
+    """Base class: a problem with the input or the request, reported without a traceback (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, path: object = None, where: str | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.where = where
+        prefix = ""
+        if self.path:
+            prefix = f"{self.path}: "
+            if where:
+                prefix = f"{self.path}: at {where}: "
+        elif where:
+            prefix = f"at {where}: "
+        self.message = message
+        super().__init__(prefix + message)
+
+
+class InputError(PortableError):
+    """A file is missing, unreadable, truncated or not what its name says."""
+
+
+class UnknownFormatError(InputError):
+    """No registered format recognises the input."""
+
+
+class NotFittedError(InputError):
+    """An estimator was given before it was fitted."""
+
+
+class UnsupportedModelError(PortableError):
+    """The model is valid but no converter can handle it (or some part of it)."""
+
+
+class ConversionError(PortableError):
+    """A converter failed, or produced an artifact that its target's checker rejects."""
+
+
+class NoConverterError(PortableError):
+    """No route through the registry leads from the source format to the target format."""
+
+    def __init__(self, source: str, target: str, edges: Iterable[str], hint: str = "") -> None:
+        listed = ", ".join(sorted(edges)) or "none"
+        msg = f"no converter route from '{source}' to '{target}'. Converters available: {listed}."
+        if hint:
+            msg += f" {hint}"
+        super().__init__(msg)
+        self.source, self.target = source, target
+
+
+class MissingDependencyError(PortableError):
+    """An optional library needed for this step is not installed."""
+
+
+class UnsafePickleError(InputError):
+    """A pickle wants to import a global that is not on the allowlist."""
+
+    def __init__(self, message: str, *, path: object = None, refused: Iterable[str] = ()) -> None:
+        self.refused = sorted(set(refused))
+        super().__init__(message, path=path)
+
+
+class SignatureMismatchError(PortableError):
+    """Two models cannot be compared because their inputs or outputs differ."""
+
+
+class OutputExistsError(PortableError):
+    """The output already exists and --force was not given."""
+
+
+class NotEquivalentError(PortableError):
+    """A checked conversion disagrees with its original (exit code 3)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class PFAError(InputError):
+    """A PFA document breaks the specification, or uses a construct portable does not support."""
+
+
+class PFARuntimeError(PortableError):
+    """A PFA function raised one of the specification's runtime errors while scoring."""
+
+    def __init__(self, message: str, *, code: int | None = None, where: str | None = None) -> None:
+        self.code = code
+        text = f"{message} (PFA runtime error {code})" if code is not None else message
+        super().__init__(text, where=where)
+
+
+class NNEFError(PortableError):
+    """An NNEF artifact is malformed, or a model cannot be expressed in NNEF."""

@@ -1,0 +1,207 @@
+"""The `onnx` format: an ONNX model, run by onnxruntime or by `onnx.reference.ReferenceEvaluator`.
+
+Saving writes atomically with the provenance of DESIGN §7 in `metadata_props`; every model is validated by
+`onnx.checker` when it is loaded and before it is saved.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import atomic_write_bytes, sha256_file
+from ..errors import ConversionError, InputError, PortableError
+from ..model import Model, Origin, Signature, TensorSpec
+from ..registry import LoadOptions, register_format, require
+
+RUNTIMES = ("onnxruntime", "reference")
+
+
+def _kind(name: str) -> str:
+    return {"label": "label", "probabilities": "probability", "scores": "score"}.get(name, "value")
+
+
+def _spec(value_info: Any, onnx: Any, output: bool) -> TensorSpec:
+    t = value_info.type
+    if not t.HasField("tensor_type"):
+        raise InputError(f"'{value_info.name}' is not a tensor ({t.WhichOneof('value')}); portable runs tensor "
+                         "inputs and outputs only (sequences of maps such as ZipMap are not supported)")
+    elem = t.tensor_type.elem_type
+    dtype = "str" if elem == onnx.TensorProto.STRING else np.dtype(
+        onnx.helper.tensor_dtype_to_np_dtype(elem)).name
+    shape: tuple[int | None, ...] = ()
+    if t.tensor_type.HasField("shape"):
+        shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim)
+        if shape:
+            shape = (None,) + shape[1:]
+    return TensorSpec(value_info.name, dtype, shape, _kind(value_info.name) if output else "")
+
+
+def check_proto(proto: Any, *, path: Any = None, produced: bool = False) -> None:
+    """Run `onnx.checker` (full check with shape inference); a failure is an InputError or ConversionError."""
+    onnx = require("onnx", purpose="ONNX")
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # onnx raises ValidationError, InferenceError, …
+        err = ConversionError if produced else InputError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise err(f"the ONNX model fails onnx.checker: {first}", path=path) from None
+
+
+class OnnxModel(Model):
+    """An ONNX model held as a ModelProto; run by onnxruntime (default) or onnx's reference evaluator."""
+
+    format = "onnx"
+
+    def __init__(self, proto: Any, *, origin: Origin | None = None, path: str | None = None,
+                 runtime: str = "onnxruntime") -> None:
+        super().__init__(origin=origin)
+        if runtime not in RUNTIMES:
+            raise PortableError(f"unknown ONNX runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
+        self.proto = proto
+        self.path = path
+        self.runtime = runtime
+        self._session: Any = None
+        self._signature: Signature | None = None
+
+    @property
+    def signature(self) -> Signature:
+        if self._signature is None:
+            onnx = require("onnx", purpose="ONNX")
+            init = {i.name for i in self.proto.graph.initializer}
+            ins = tuple(_spec(v, onnx, False) for v in self.proto.graph.input if v.name not in init)
+            outs = tuple(_spec(v, onnx, True) for v in self.proto.graph.output)
+            self._signature = Signature(ins, outs)
+        return self._signature
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {p.key: p.value for p in self.proto.metadata_props}
+
+    def set_metadata(self, key: str, value: str) -> None:
+        for p in self.proto.metadata_props:
+            if p.key == key:
+                p.value = value
+                return
+        entry = self.proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+    def with_runtime(self, runtime: str) -> "OnnxModel":
+        m = OnnxModel(self.proto, origin=self.origin, path=self.path, runtime=runtime)
+        m.report, m.notes, m.route, m.dtype = self.report, list(self.notes), list(self.route), self.dtype
+        return m
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def _feeds(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = {}
+        for spec in self.signature.inputs:
+            x = np.asarray(inputs[spec.name])
+            if len(spec.shape) == 2 and x.ndim == 1 and spec.shape[1] == 1:
+                x = x.reshape(-1, 1)
+            x = x.astype(object) if spec.is_string else x.astype(spec.dtype, copy=False)
+            feeds[spec.name] = x
+        return feeds
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feeds = self._feeds(inputs)
+        names = self.signature.output_names
+        try:
+            if self.runtime == "reference":
+                if self._session is None:
+                    ref = require("onnx.reference", purpose="the ONNX reference runtime")
+                    self._session = ref.ReferenceEvaluator(self.proto)
+                results = self._session.run(names, feeds)
+            else:
+                if self._session is None:
+                    ort = require("onnxruntime", purpose="running ONNX models")
+                    opts = ort.SessionOptions()
+                    opts.log_severity_level = 3
+                    self._session = ort.InferenceSession(self.proto.SerializeToString(), opts,
+                                                         providers=["CPUExecutionProvider"])
+                results = self._session.run(names, feeds)
+        except PortableError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PortableError(f"{self.runtime} could not run the ONNX model: {first}",
+                                path=self.path) from None
+        out = {}
+        for n, r in zip(names, results):
+            r = np.asarray(r)
+            out[n] = r.astype(str) if r.dtype == object else r
+        return out
+
+    # -- saving and inspecting -----------------------------------------------------------------------------
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        check_proto(self.proto, path=path, produced=True)
+        p = atomic_write_bytes(path, self.proto.SerializeToString(), force=force)
+        self.path = str(p)
+        return p
+
+    def info(self) -> dict[str, Any]:
+        g = self.proto.graph
+        ops: dict[str, int] = {}
+        for node in g.node:
+            key = f"{node.domain}:{node.op_type}" if node.domain else node.op_type
+            ops[key] = ops.get(key, 0) + 1
+        meta = self.metadata
+        if "portable.check" in meta:
+            try:
+                meta["portable.check"] = json.loads(meta["portable.check"])
+            except ValueError:
+                pass
+        return {
+            "ir_version": self.proto.ir_version,
+            "opsets": {(o.domain or "ai.onnx"): o.version for o in self.proto.opset_import},
+            "producer": f"{self.proto.producer_name} {self.proto.producer_version}".strip(),
+            "nodes": len(g.node),
+            "operators": dict(sorted(ops.items())),
+            "metadata": meta,
+            "size_bytes": self.proto.ByteSize(),
+        }
+
+
+def set_provenance(model: OnnxModel, *, dtype: str, extra: dict[str, str] | None = None) -> None:
+    """Record DESIGN §7's provenance keys from the model's origin."""
+    from .. import __version__
+
+    o = model.origin
+    entries = {"portable.version": __version__, "portable.source.format": o.format,
+               "portable.source.name": o.name, "portable.dtype": dtype}
+    if o.sha256:
+        entries["portable.source.sha256"] = o.sha256
+    if o.library:
+        entries["portable.source.library"] = o.library
+    entries.update(extra or {})
+    for k, v in entries.items():
+        model.set_metadata(k, v)
+
+
+@register_format("onnx", extensions=(".onnx",), target=True, priority=30,
+                 description="an ONNX model (.onnx or onnx.ModelProto), run by onnxruntime")
+class OnnxFormat:
+    """An ONNX model (.onnx or onnx.ModelProto), run by onnxruntime."""
+
+    @staticmethod
+    def sniff(source: Any) -> bool:
+        if isinstance(source, (str, Path)):
+            return Path(source).suffix.lower() == ".onnx" and Path(source).is_file()
+        return type(source).__name__ == "ModelProto" and hasattr(source, "graph")
+
+    @staticmethod
+    def load(source: Any, options: LoadOptions) -> OnnxModel:
+        onnx = require("onnx", purpose="ONNX")
+        if not isinstance(source, (str, Path)):
+            check_proto(source)
+            return OnnxModel(source, origin=Origin("onnx", name=source.graph.name), runtime=options.runtime)
+        path = Path(source)
+        try:
+            proto = onnx.load_model(str(path))
+        except Exception as exc:
+            raise InputError(f"not a readable ONNX model ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from None
+        check_proto(proto, path=path)
+        origin = Origin("onnx", name=path.name, path=str(path), sha256=sha256_file(path))
+        return OnnxModel(proto, origin=origin, path=str(path), runtime=options.runtime)

@@ -1,0 +1,57 @@
+"""The `pickle` format: pickle, joblib and skops files holding a fitted scikit-learn model.
+
+Loading never unpickles a global outside the allowlist (see `portable.safety`). The loaded model runs through
+scikit-learn; the `pickle -> sklearn` converter unwraps it so that routes continue from the estimator.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .._io import sha256_file
+from ..errors import InputError
+from ..model import Origin
+from ..registry import LoadOptions, register_format
+from .sklearn import SklearnModel, is_estimator, library_version
+
+EXTENSIONS = (".pkl", ".pickle", ".joblib", ".skops")
+
+
+class PickleModel(SklearnModel):
+    """A model loaded (safely) from a pickle, joblib or skops file; runs through scikit-learn."""
+
+    format = "pickle"
+
+
+def load_estimator(path: Path, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
+    """Unpickle `path` through the restricted loader; returns the object and notes (e.g. version warnings)."""
+    from ..safety import safe_load
+
+    return safe_load(path, trust=trust)
+
+
+@register_format("pickle", extensions=EXTENSIONS, priority=20,
+                 description="a pickle, joblib or skops file holding a fitted scikit-learn model")
+class PickleFormat:
+    """A pickle, joblib or skops file holding a fitted scikit-learn model."""
+
+    @staticmethod
+    def sniff(source: Any) -> bool:
+        return isinstance(source, (str, Path)) and Path(source).suffix.lower() in EXTENSIONS \
+            and Path(source).is_file()
+
+    @staticmethod
+    def load(source: Any, options: LoadOptions) -> PickleModel:
+        path = Path(source)
+        obj, notes = load_estimator(path, options.trust)
+        if not is_estimator(obj):
+            raise InputError(f"the file holds a {type(obj).__module__}.{type(obj).__qualname__}, not a model "
+                             "(expected a fitted scikit-learn estimator or pipeline)", path=path)
+        origin = Origin("pickle", name=path.name, path=str(path), sha256=sha256_file(path),
+                        library=library_version(obj))
+        try:
+            model = PickleModel(obj, origin=origin)
+        except InputError as exc:
+            raise type(exc)(exc.message, path=path) from exc
+        model.notes.extend(notes)
+        return model

@@ -1,0 +1,268 @@
+"""The `sklearn` format: a fitted scikit-learn estimator or pipeline in memory.
+
+Its signature follows DESIGN §4: one input `X` `[N, F]`, or one input per column (`[N, 1]`) when the model was
+fitted on a DataFrame with non-numeric columns; outputs `label` + `probabilities` (or `scores` when there is no
+`predict_proba`) for classifiers, `label` (+ `scores` from `transform`) for clusterers, `variable` for regressors
+and transformers. Running it calls scikit-learn itself, so it is the reference the checker compares against.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, NotFittedError, UnsupportedModelError
+from ..model import Model, Origin, Signature, TensorSpec
+from ..registry import LoadOptions, register_format
+
+
+def is_estimator(obj: Any) -> bool:
+    """True for scikit-learn estimators and objects that follow its API (fit + get_params)."""
+    return (not isinstance(obj, (str, bytes, type)) and hasattr(obj, "fit") and hasattr(obj, "get_params")
+            and not isinstance(obj, Model))
+
+
+def walk(est: Any) -> Iterator[Any]:
+    """The estimator and every estimator nested in it (pipeline steps, column transformers, meta-estimators)."""
+    seen: set[int] = set()
+    stack = [est]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen or not is_estimator(e):
+            continue
+        seen.add(id(e))
+        yield e
+        for attr in ("steps", "transformers_", "transformer_list", "estimators_", "estimator_", "estimators"):
+            val = getattr(e, attr, None)
+            if isinstance(val, list):
+                for item in val:
+                    stack.append(item[1] if isinstance(item, tuple) else item)
+        for key, val in e.get_params(deep=False).items():
+            if is_estimator(val):
+                stack.append(val)
+
+
+def library_version(est: Any) -> str:
+    mod = type(est).__module__.split(".")[0]
+    dist = {"sklearn": "scikit-learn", "xgboost": "xgboost", "lightgbm": "lightgbm", "catboost": "catboost"}
+    name = dist.get(mod, mod)
+    try:
+        from importlib.metadata import version
+
+        return f"{name}=={version(name if name != 'xgboost' else 'xgboost')}"
+    except Exception:
+        return name
+
+
+def _check_fitted(est: Any) -> None:
+    from sklearn.exceptions import NotFittedError as SkNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(est)
+    except SkNotFitted as exc:
+        raise NotFittedError(f"{type(est).__name__} is not fitted: call fit() before converting it") from exc
+    except TypeError as exc:
+        raise InputError(f"{type(est).__name__} is not a scikit-learn estimator: {exc}") from exc
+
+
+def _string_columns(est: Any) -> set[str]:
+    """Names of DataFrame columns that a fitted model feeds to encoders of strings (so they are strings)."""
+    from sklearn.compose import ColumnTransformer
+
+    names = list(getattr(est, "feature_names_in_", []))
+    found: set[str] = set()
+    for ct in walk(est):
+        if not isinstance(ct, ColumnTransformer) or not hasattr(ct, "_transformer_to_input_indices"):
+            continue
+        ct_names = list(getattr(ct, "feature_names_in_", names))
+        for tname, idx in ct._transformer_to_input_indices.items():
+            trans = ct.named_transformers_.get(tname)
+            if trans is None or not len(idx):
+                continue
+            if _takes_strings(trans):
+                found.update(str(ct_names[i]) for i in idx if i < len(ct_names))
+    return found
+
+
+def _takes_strings(trans: Any) -> bool:
+    first = trans.steps[0][1] if hasattr(trans, "steps") else trans
+    for attr in ("categories_", "statistics_"):
+        val = getattr(first, attr, None)
+        if val is None:
+            continue
+        arrays = val if isinstance(val, list) else [val]
+        if any(np.asarray(a).dtype.kind in "OUS" and any(isinstance(v, str) for v in np.asarray(a).ravel())
+               for a in arrays):
+            return True
+    return False
+
+
+def _classes_dtype(classes: np.ndarray) -> str:
+    kind = np.asarray(classes).dtype.kind
+    if kind in "OUS":
+        return "str"
+    if kind == "b":
+        return "bool"
+    if kind == "f":
+        return "float64"
+    return "int64"
+
+
+class SklearnModel(Model):
+    """A fitted scikit-learn estimator, run by scikit-learn itself."""
+
+    format = "sklearn"
+
+    def __init__(self, estimator: Any, *, origin: Origin | None = None, data: Any = None) -> None:
+        _check_fitted(estimator)
+        super().__init__(origin=origin or Origin("sklearn", name=type(estimator).__name__,
+                                                  library=library_version(estimator)))
+        self.estimator = estimator
+        self._signature = self._infer_signature(data)
+
+    # -- signature -----------------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+
+        e = self.estimator
+        if is_classifier(e):
+            return "classifier"
+        if is_regressor(e):
+            return "regressor"
+        if is_clusterer(e) and hasattr(e, "predict"):
+            return "clusterer"
+        if is_outlier_detector(e) and hasattr(e, "predict"):
+            return "outlier"
+        if hasattr(e, "transform"):
+            return "transformer"
+        if hasattr(e, "predict"):
+            return "regressor"
+        raise UnsupportedModelError(
+            f"{type(e).__name__} has neither predict nor transform for new data (it is transductive, like TSNE or "
+            "DBSCAN), so there is no function of the input to convert")
+
+    @property
+    def columns(self) -> list[str] | None:
+        """Per-column input names when the model takes a DataFrame with non-numeric columns, else None."""
+        return [t.name for t in self._signature.inputs] if self._signature.inputs[0].name != "X" or \
+            len(self._signature.inputs) > 1 else None
+
+    def _infer_signature(self, data: Any) -> Signature:
+        e = self.estimator
+        names = [str(n) for n in getattr(e, "feature_names_in_", [])]
+        strings: set[str] = set()
+        if data is not None and hasattr(data, "dtypes") and names:
+            from pandas.api.types import is_numeric_dtype
+
+            strings = {str(c) for c in data.columns if not is_numeric_dtype(data[c])}
+        elif names:
+            strings = _string_columns(e)
+        if names and strings:
+            inputs = tuple(TensorSpec(n, "str" if n in strings else "float64", (None, 1)) for n in names)
+        else:
+            nf = getattr(e, "n_features_in_", None)
+            inputs = (TensorSpec("X", "float64", (None, nf)),)
+        return Signature(inputs, self._infer_outputs())
+
+    def _infer_outputs(self) -> tuple[TensorSpec, ...]:
+        e, kind = self.estimator, self.kind
+        if kind == "classifier":
+            classes = np.asarray(e.classes_)
+            if classes.ndim > 1 or isinstance(e.classes_, list):
+                raise UnsupportedModelError(f"{type(e).__name__} is multi-output; only single-output classifiers "
+                                            "convert")
+            label = TensorSpec("label", _classes_dtype(classes), (None,), "label")
+            if hasattr(e, "predict_proba"):
+                return label, TensorSpec("probabilities", "float64", (None, len(classes)), "probability")
+            k = 1 if len(classes) == 2 else len(classes)
+            return label, TensorSpec("scores", "float64", (None, k), "score")
+        if kind in ("clusterer", "outlier"):
+            outs = [TensorSpec("label", "int64", (None,), "label")]
+            if kind == "clusterer" and hasattr(e, "transform"):
+                outs.append(TensorSpec("scores", "float64", (None, getattr(e, "n_clusters", None)), "score"))
+            elif kind == "outlier" and hasattr(e, "decision_function"):
+                outs.append(TensorSpec("scores", "float64", (None, 1), "score"))
+            return tuple(outs)
+        if kind == "regressor":
+            n_out = getattr(e, "n_outputs_", None)
+            if n_out is None:
+                coef = getattr(e, "coef_", None)
+                n_out = 1 if coef is None or np.ndim(coef) < 2 else np.shape(coef)[0]
+            return (TensorSpec("variable", "float64", (None, n_out), "value"),)
+        n_out = None
+        try:
+            n_out = len(e.get_feature_names_out())
+        except Exception:
+            pass
+        return (TensorSpec("variable", "float64", (None, n_out), "value"),)
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    # -- running ---------------------------------------------------------------------------------------------
+    def to_frame_or_array(self, inputs: dict[str, np.ndarray]) -> Any:
+        specs = self._signature.inputs
+        if len(specs) == 1 and specs[0].name == "X":
+            x = np.asarray(inputs["X"])
+            return x.astype(np.float64) if x.dtype.kind == "f" else x
+        import pandas as pd
+
+        cols = {}
+        for t in specs:
+            v = np.asarray(inputs[t.name]).reshape(-1)
+            cols[t.name] = v.astype(object) if t.is_string else v.astype(np.float64)
+        return pd.DataFrame(cols)
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import warnings
+
+        e, X = self.estimator, self.to_frame_or_array(inputs)
+        out: dict[str, np.ndarray] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "X has feature names" noise
+            for spec in self._signature.outputs:
+                if spec.name == "label":
+                    val = np.asarray(e.predict(X))
+                    val = val.astype(str) if spec.dtype == "str" else val.astype(spec.dtype)
+                elif spec.name == "probabilities":
+                    val = np.asarray(e.predict_proba(X), dtype=np.float64)
+                elif spec.name == "scores":
+                    val = np.asarray(e.transform(X) if self.kind == "clusterer" else e.decision_function(X),
+                                     dtype=np.float64)
+                    val = val.reshape(len(val), -1)
+                else:
+                    fn = e.predict if self.kind == "regressor" else e.transform
+                    val = fn(X)
+                    if hasattr(val, "toarray"):
+                        val = val.toarray()
+                    val = np.asarray(val, dtype=np.float64)
+                    val = val.reshape(len(val), -1)
+                out[spec.name] = val
+        return out
+
+    def pickled(self) -> bytes:
+        buf = io.BytesIO()
+        pickle.dump(self.estimator, buf, protocol=5)
+        return buf.getvalue()
+
+    def info(self) -> dict[str, Any]:
+        return {"estimator": repr(self.estimator), "kind": self.kind, "library": self.origin.library}
+
+
+@register_format("sklearn", description="a fitted scikit-learn estimator or pipeline in memory", priority=10)
+class SklearnFormat:
+    """A fitted scikit-learn estimator or pipeline in memory."""
+
+    @staticmethod
+    def sniff(source: Any) -> bool:
+        return is_estimator(source)
+
+    @staticmethod
+    def load(source: Any, options: LoadOptions) -> SklearnModel:
+        return SklearnModel(source)

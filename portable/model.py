@@ -1,0 +1,164 @@
+"""Model, Signature and TensorSpec: what every format loads into. numpy only.
+
+A `Model` is anything portable can run: `.format`, `.signature` and `.run(inputs) -> outputs`, batch-first.
+The checker only ever compares two `Model`s, so every runnable format can be checked against every other.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import PortableError, SignatureMismatchError
+
+Shape = tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output: numpy dtype name (`float32`, `int64`, `str`, `bool`, …) and shape.
+
+    `None` in the shape is a free dimension; the first dimension is the batch.
+    """
+
+    name: str
+    dtype: str
+    shape: Shape = (None,)
+    kind: str = ""  # outputs only: label | probability | score | value
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype in ("str", "object", "string")
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype.startswith("float")
+
+    def describe(self) -> str:
+        dims = ", ".join("N" if i == 0 and d is None else ("?" if d is None else str(d))
+                         for i, d in enumerate(self.shape))
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        if self.kind:
+            d["kind"] = self.kind
+        return d
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The named, typed inputs and outputs of a model."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        return _by_name(self.inputs, name, "input")
+
+    def output(self, name: str) -> TensorSpec:
+        return _by_name(self.outputs, name, "output")
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def describe(self) -> str:
+        ins = "; ".join(t.describe() for t in self.inputs)
+        outs = "; ".join(t.describe() for t in self.outputs)
+        return f"inputs: {ins}\noutputs: {outs}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": [t.to_dict() for t in self.inputs],
+                "outputs": [t.to_dict() for t in self.outputs]}
+
+
+def _by_name(specs: tuple[TensorSpec, ...], name: str, what: str) -> TensorSpec:
+    for t in specs:
+        if t.name == name:
+            return t
+    raise SignatureMismatchError(f"no {what} named '{name}'; the model has {[t.name for t in specs]}")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a model came from, carried through every conversion into the artifact's provenance."""
+
+    format: str
+    name: str = ""
+    path: str | None = None
+    sha256: str | None = None
+    library: str | None = None  # e.g. "scikit-learn==1.9.1"
+
+
+class Model:
+    """A loaded model of some format. Subclasses implement `signature` and `_run`.
+
+    Attributes:
+        format: the registry name of the format (`sklearn`, `onnx`, …).
+        origin: where the model (or the model it was converted from) came from.
+        report: the equivalence report of the conversion that produced this model, if any.
+        notes: remarks collected while loading or converting (warnings a user should see).
+    """
+
+    format: str = "?"
+
+    def __init__(self, *, origin: Origin | None = None) -> None:
+        self.origin = origin or Origin(self.format)
+        self.report: Any = None
+        self.notes: list[str] = []
+        self.route: list[str] = [self.format]
+        self.dtype: str | None = None
+
+    # -- to implement -------------------------------------------------------------------------------------
+    @property
+    def signature(self) -> Signature:
+        raise NotImplementedError
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        raise PortableError(f"the '{self.format}' format cannot be saved; convert it to a target format first")
+
+    def info(self) -> dict[str, Any]:
+        """Format-specific details for `portable inspect` (opsets, metadata, size, …)."""
+        return {}
+
+    # -- shared ---------------------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.origin.name or self.format
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run the model on a batch. Inputs are named as in `signature.inputs`, batch-first.
+
+        Raises:
+            SignatureMismatchError: an input is missing or unknown.
+        """
+        expected = self.signature.input_names
+        missing = [n for n in expected if n not in inputs]
+        extra = [n for n in inputs if n not in expected]
+        if missing or extra:
+            raise SignatureMismatchError(
+                f"{self.format} model '{self.name}' expects inputs {expected}; missing {missing}, unexpected {extra}")
+        arrays = {n: np.asarray(inputs[n]) for n in expected}
+        return self._run(arrays)
+
+    def __repr__(self) -> str:
+        return f"<portable.Model format={self.format!r} name={self.name!r}\n{self.signature.describe()}>"
+
+
+def replace_origin(origin: Origin, **changes: Any) -> Origin:
+    return dataclasses.replace(origin, **changes)
+
+
+__all__ = ["Model", "Origin", "Signature", "TensorSpec", "replace_origin"]
