@@ -15,6 +15,9 @@ from ..formats.sklearn import SklearnModel, walk
 from ..registry import ConvertOptions, converter, require
 
 
+DEFAULT_OPSET = 21
+
+
 def _initial_types(model: SklearnModel, dtype: str) -> list[tuple[str, Any]]:
     types = require("skl2onnx.common.data_types", purpose="scikit-learn to ONNX")
     num = types.DoubleTensorType if dtype == "float64" else types.FloatTensorType
@@ -30,8 +33,12 @@ def _options(est: Any) -> dict[int, dict[str, Any]]:
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter
 
+    from sklearn.base import is_classifier
+
     opts: dict[int, dict[str, Any]] = {}
     for e in walk(est):
+        if not is_classifier(e):
+            continue
         alias = sklearn_operator_name_map.get(type(e))
         if alias is None:
             continue
@@ -73,18 +80,47 @@ def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
     out = next(o for o in g.output if o.name == "scores")
     dims = out.type.tensor_type.shape.dim
     if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value == 2:
-        # binary decision functions come as [-d, d]: keep column 1, as scikit-learn's decision_function does
+        # binary decision functions come as two columns, [-d, d] for most converters but [d, -d] for SVC:
+        # keep the column that equals scikit-learn's decision_function on probe rows
+        column = _decision_column(proto, model)
         _rename(g, "scores", "scores__pair")
         out.name = "scores"
         h = onnx.helper
-        g.initializer.extend([
-            h.make_tensor("scores__start", onnx.TensorProto.INT64, [1], [1]),
-            h.make_tensor("scores__end", onnx.TensorProto.INT64, [1], [2]),
-            h.make_tensor("scores__axis", onnx.TensorProto.INT64, [1], [1]),
-        ])
-        g.node.append(h.make_node("Slice", ["scores__pair", "scores__start", "scores__end", "scores__axis"],
-                                  ["scores"], name="portable_binary_scores"))
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+        if opset < 10:  # Slice took attributes until opset 10
+            g.node.append(h.make_node("Slice", ["scores__pair"], ["scores"], name="portable_binary_scores",
+                                      starts=[column], ends=[column + 1], axes=[1]))
+        else:
+            g.initializer.extend([
+                h.make_tensor("scores__start", onnx.TensorProto.INT64, [1], [column]),
+                h.make_tensor("scores__end", onnx.TensorProto.INT64, [1], [column + 1]),
+                h.make_tensor("scores__axis", onnx.TensorProto.INT64, [1], [1]),
+            ])
+            g.node.append(h.make_node("Slice", ["scores__pair", "scores__start", "scores__end", "scores__axis"],
+                                      ["scores"], name="portable_binary_scores"))
         dims[1].dim_value = 1
+
+
+def _decision_column(proto: Any, model: SklearnModel) -> int:
+    """Which of two score columns skl2onnx's graph uses for scikit-learn's binary decision_function."""
+    import numpy as np
+
+    specs = model.signature.inputs
+    if len(specs) != 1 or specs[0].is_string or specs[0].shape[1] is None:
+        return 1
+    ort = require("onnxruntime")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, specs[0].shape[1]))
+    means = getattr(model.estimator, "support_vectors_", None)
+    if means is not None and len(means):
+        x = means[rng.integers(0, len(means), 16)] + x * np.std(means, axis=0)
+    ref = np.asarray(model.estimator.decision_function(x), dtype=np.float64).reshape(-1)
+    elem = proto.graph.input[0].type.tensor_type.elem_type
+    xt = x.astype(np.float64 if elem == 11 else np.float32)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    scores = np.asarray(sess.run(["scores"], {specs[0].name: xt})[0], dtype=np.float64)
+    errs = [float(np.max(np.abs(scores[:, c] - ref))) for c in (0, 1)]
+    return int(np.argmin(errs))
 
 
 @converter("sklearn", "onnx", requires=("skl2onnx", "onnx", "onnxruntime"))
@@ -92,34 +128,47 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
     """scikit-learn estimator or pipeline -> ONNX, through skl2onnx."""
     skl2onnx = require("skl2onnx", purpose="scikit-learn to ONNX")
     est = model.estimator
-    kwargs: dict[str, Any] = {}
-    if options.target_opset:
-        kwargs["target_opset"] = options.target_opset
+    # target_opset is an upper bound: skl2onnx 1.20 still picks the lowest opset its nodes need
+    kwargs: dict[str, Any] = {"target_opset": options.target_opset or DEFAULT_OPSET}
     try:
         proto = skl2onnx.convert_sklearn(est, initial_types=_initial_types(model, options.dtype),
                                          options=_options(est), **kwargs)
     except RuntimeError as exc:
-        msg = str(exc).strip().splitlines()[0]
+        msg = str(exc).strip().splitlines()[0].rstrip(".")
         if "Unable to find a shape calculator" in msg or "No proper shape calculator" in msg or \
                 "Unable to find" in msg:
             raise UnsupportedModelError(
                 f"skl2onnx {skl2onnx.__version__} has no converter for a part of this model: {msg}") from None
-        raise ConversionError(f"skl2onnx failed on {type(est).__name__}: {msg}") from None
+        raise ConversionError(f"skl2onnx {skl2onnx.__version__} failed on {type(est).__name__} "
+                              f"({options.dtype}): {msg}{_dtype_hint(options)}") from None
     except (UnsupportedModelError, ConversionError):
         raise
     except Exception as exc:
-        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConversionError(f"skl2onnx {skl2onnx.__version__} failed on {type(est).__name__}: "
-                              f"{type(exc).__name__}: {msg}") from None
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise ConversionError(f"skl2onnx {skl2onnx.__version__} failed on {type(est).__name__} "
+                              f"({options.dtype}): {type(exc).__name__}: {msg}{_dtype_hint(options)}") from None
     _normalize_outputs(proto, model)
     proto.graph.name = type(est).__name__
     out = OnnxModel(proto, origin=model.origin)
     set_provenance(out, dtype=options.dtype)
     out.dtype = options.dtype
-    check_proto(proto, produced=True)
+    try:
+        check_proto(proto, produced=True)
+    except ConversionError as exc:
+        raise ConversionError(exc.message + _dtype_hint(options)) from None
     _smoke_load(out)
+    if options.dtype == "float64":
+        narrow = [s.name for s in out.signature.outputs if s.dtype == "float32"]
+        if narrow:
+            out.notes.append(f"skl2onnx {skl2onnx.__version__} computes {', '.join(narrow)} of "
+                             f"{type(est).__name__} in float32 even with float64 inputs")
     out.notes.extend(model.notes)
     return out
+
+
+def _dtype_hint(options: ConvertOptions) -> str:
+    return ". float64 is not supported for every estimator; try --dtype float32" if options.dtype == "float64" \
+        else ""
 
 
 def _smoke_load(model: OnnxModel) -> None:
@@ -133,4 +182,6 @@ def _smoke_load(model: OnnxModel) -> None:
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConversionError(f"onnxruntime cannot load what skl2onnx produced for {model.name} "
-                              f"({model.dtype or 'this dtype'}): {first}") from None
+                              f"({model.dtype}): {first}"
+                              + (". float64 is not supported for every estimator; try --dtype float32"
+                                 if model.dtype == "float64" else "")) from None
