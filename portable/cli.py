@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import api
-from .errors import PortableError
+from .errors import InputError, PortableError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_EQUIVALENT = 0, 1, 2, 3
 TARGET_SUFFIX = {"onnx": ".onnx", "nnef": ".nnef"}
@@ -131,8 +131,10 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
     from ._io import check_writable
     from .registry import ConvertOptions
 
+    if not Path(source).exists():
+        raise InputError("no such file or folder", path=source)
     out = Path(output) if output else default_output(source, to)
-    if Path(source).exists() and out.resolve() == Path(source).resolve():
+    if out.resolve() == Path(source).resolve():
         raise PortableError("the output would overwrite the input; choose another -o", path=out)
     check_writable(out, force)
     started = time.perf_counter()

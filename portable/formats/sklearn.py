@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, NotFittedError, UnsupportedModelError
+from ..errors import InputError, NotFittedError, PortableError, UnsupportedModelError
 from ..model import Model, Origin, Signature, TensorSpec
 from ..registry import LoadOptions, register_format
 
@@ -220,6 +220,16 @@ class SklearnModel(Model):
         return pd.DataFrame(cols)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return self._predict(inputs)
+        except PortableError:
+            raise
+        except Exception as exc:  # scikit-learn refusing the input (unknown category, NaN, wrong width, …)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PortableError(f"scikit-learn could not run {type(self.estimator).__name__} on this input: "
+                                f"{type(exc).__name__}: {first}", path=self.origin.path) from None
+
+    def _predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import warnings
 
         e, X = self.estimator, self.to_frame_or_array(inputs)
