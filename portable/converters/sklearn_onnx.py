@@ -127,6 +127,9 @@ def _decision_column(proto: Any, model: SklearnModel) -> int:
 def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
     """scikit-learn estimator or pipeline -> ONNX, through skl2onnx."""
     skl2onnx = require("skl2onnx", purpose="scikit-learn to ONNX")
+    from .sklearn_extra import finalize, register_all
+
+    register_all()  # portable's tree converters, and converters for estimators skl2onnx lacks
     est = model.estimator
     # target_opset is an upper bound: skl2onnx 1.20 still picks the lowest opset its nodes need
     kwargs: dict[str, Any] = {"target_opset": options.target_opset or DEFAULT_OPSET}
@@ -147,6 +150,7 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
         msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
         raise ConversionError(f"skl2onnx {skl2onnx.__version__} failed on {type(est).__name__} "
                               f"({options.dtype}): {type(exc).__name__}: {msg}{_dtype_hint(options)}") from None
+    finalize(proto)  # ai.onnx.ml opset 5 where portable wrote TreeEnsemble
     _normalize_outputs(proto, model)
     proto.graph.name = type(est).__name__
     out = OnnxModel(proto, origin=model.origin)

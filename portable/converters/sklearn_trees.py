@@ -1,0 +1,583 @@
+"""portable's own converters for scikit-learn tree ensembles, emitting `ai.onnx.ml` `TreeEnsemble` (opset 5).
+
+skl2onnx 1.20 writes the deprecated `TreeEnsembleClassifier`/`TreeEnsembleRegressor` whose float64 form
+onnxruntime refuses, and fails on HistGradientBoosting altogether. These converters write `TreeEnsemble` v5
+with double thresholds and leaf weights when the input is float64, so the result agrees with scikit-learn to
+rounding, and with thresholds rounded *down* to float32 when the input is float32 (for a float32 `x`,
+`x <= t` and `x <= floor32(t)` are the same test, so no split moves).
+
+The node arrays are built with numpy over the concatenated `tree_` arrays of all trees, never node by node,
+and written as packed tensors / repeated fields: a 300-tree forest of depth 12 converts in a fraction of a
+second. The converters are skl2onnx converters (`scope, operator, container`) so that they also work inside
+pipelines; `portable.converters.sklearn_extra.register_all()` installs them in place of skl2onnx's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ML = "ai.onnx.ml"
+LEQ, LT, MEMBER = 0, 1, 6
+
+
+@dataclass
+class Forest:
+    """Trees in `TreeEnsemble` v5 layout: interior nodes (`nodes_*`) and leaves (`leaf_*`) as numpy arrays."""
+
+    featureids: np.ndarray
+    modes: np.ndarray
+    splits: np.ndarray
+    truenodeids: np.ndarray
+    trueleafs: np.ndarray
+    falsenodeids: np.ndarray
+    falseleafs: np.ndarray
+    missing_true: np.ndarray
+    tree_roots: np.ndarray
+    leaf_targetids: np.ndarray
+    leaf_weights: np.ndarray
+    membership: list[np.ndarray]
+    n_targets: int
+
+
+@dataclass
+class NodeTable:
+    """Trees as flat node arrays (scikit-learn's `tree_` layout) concatenated over trees.
+
+    `left[i] < 0` marks a leaf; children are global indices; `roots` holds each tree's first node;
+    `values` is `[n_nodes, n_targets]` (only leaf rows are read); `true_left[i]` says whether the node's test
+    being true sends the sample left; `members[i]` is the set tested by a `BRANCH_MEMBER` node.
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    values: np.ndarray
+    roots: np.ndarray
+    mode: np.ndarray | None = None
+    members: dict[int, np.ndarray] | None = None
+
+
+def concat_trees(trees: list[Any], values: list[np.ndarray], features: list[np.ndarray] | None = None) -> NodeTable:
+    """Concatenate scikit-learn `Tree` objects into one NodeTable (`values[k]` is `[n_nodes_k, n_targets]`)."""
+    sizes = np.array([t.node_count for t in trees], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    shift = np.repeat(offsets, sizes)
+    left = np.concatenate([t.children_left for t in trees]).astype(np.int64)
+    right = np.concatenate([t.children_right for t in trees]).astype(np.int64)
+    leaf = left < 0
+    left = np.where(leaf, -1, left + shift)
+    right = np.where(leaf, -1, right + shift)
+    feat = np.concatenate([t.feature for t in trees]).astype(np.int64)
+    if features is not None:  # per-tree feature subsets (IsolationForest, Bagging)
+        feat = np.concatenate([np.asarray(f, dtype=np.int64)[np.maximum(t.feature, 0)]
+                               for t, f in zip(trees, features)])
+    feat = np.where(leaf, 0, feat)
+    thr = np.concatenate([t.threshold for t in trees]).astype(np.float64)
+    miss = np.concatenate([np.asarray(getattr(t, "missing_go_to_left", np.zeros(t.node_count, np.uint8)))
+                           for t in trees]).astype(bool)
+    return NodeTable(left, right, feat, thr, miss, np.concatenate(values, axis=0), offsets)
+
+
+def build(table: NodeTable) -> Forest:
+    """NodeTable -> Forest: renumber interior nodes and leaves, one copy of the trees per target."""
+    is_leaf = table.left < 0
+    inner = ~is_leaf
+    inner_rank = np.cumsum(inner) - 1
+    leaf_rank = np.cumsum(is_leaf) - 1
+    n_inner, n_leaf = int(inner.sum()), int(is_leaf.sum())
+    idx = np.flatnonzero(inner)
+    lft, rgt = table.left[idx], table.right[idx]
+    mode = np.full(n_inner, LEQ, np.uint8) if table.mode is None else table.mode[idx].astype(np.uint8)
+    # a node's "true" branch is its left child (scikit-learn sends x <= t left)
+    tl, fl = is_leaf[lft], is_leaf[rgt]
+    tid = np.where(tl, leaf_rank[lft], inner_rank[lft])
+    fid = np.where(fl, leaf_rank[rgt], inner_rank[rgt])
+    feat, splits, miss = table.feature[idx], table.threshold[idx], table.missing_left[idx]
+    members = [table.members[i] for i in idx[mode == MEMBER]] if table.members else []
+    roots = table.roots
+    root_leaf = is_leaf[roots]
+    tree_roots = np.where(root_leaf, 0, inner_rank[roots])
+    if root_leaf.any():  # a one-leaf tree: one interior node whose branches both reach the leaf
+        k = int(root_leaf.sum())
+        leaves = leaf_rank[roots[root_leaf]]
+        tree_roots[root_leaf] = n_inner + np.arange(k)
+        feat = np.concatenate([feat, np.zeros(k, np.int64)])
+        splits = np.concatenate([splits, np.zeros(k)])
+        miss = np.concatenate([miss, np.zeros(k, bool)])
+        mode = np.concatenate([mode, np.full(k, LEQ, np.uint8)])
+        tid, fid = np.concatenate([tid, leaves]), np.concatenate([fid, leaves])
+        tl, fl = np.concatenate([tl, np.ones(k, bool)]), np.concatenate([fl, np.ones(k, bool)])
+        n_inner += k
+    values = table.values[is_leaf]
+    n_targets = values.shape[1]
+    # TreeEnsemble gives each leaf one target: repeat the trees once per target
+    rep = np.arange(n_targets, dtype=np.int64)
+    inner_shift = np.repeat(rep * n_inner, n_inner)
+    leaf_shift = np.repeat(rep * n_leaf, n_inner)
+
+    def tile(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, n_targets)
+
+    return Forest(
+        featureids=tile(feat), modes=tile(mode), splits=tile(splits),
+        truenodeids=tile(tid) + np.where(tile(tl), leaf_shift, inner_shift), trueleafs=tile(tl).astype(np.int64),
+        falsenodeids=tile(fid) + np.where(tile(fl), leaf_shift, inner_shift),
+        falseleafs=tile(fl).astype(np.int64), missing_true=tile(miss).astype(np.int64),
+        tree_roots=(tree_roots[None, :] + (rep * n_inner)[:, None]).ravel(),
+        leaf_targetids=np.repeat(rep, n_leaf), leaf_weights=values.T.ravel().astype(np.float64),
+        membership=members * n_targets, n_targets=n_targets)
+
+
+def floor32(t: np.ndarray) -> np.ndarray:
+    """The largest float32 <= t, elementwise: for float32 x, `x <= t` iff `x <= floor32(t)`."""
+    t = np.asarray(t, dtype=np.float64)
+    f = t.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        over = f.astype(np.float64) > t
+    f[over] = np.nextafter(f[over], np.float32(-np.inf))
+    return f
+
+
+def ceil32(t: np.ndarray) -> np.ndarray:
+    """The smallest float32 >= t: for float32 x, `x < t` iff `x < ceil32(t)`."""
+    t = np.asarray(t, dtype=np.float64)
+    f = t.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        under = f.astype(np.float64) < t
+    f[under] = np.nextafter(f[under], np.float32(np.inf))
+    return f
+
+
+def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
+    """The `TreeEnsemble` attributes as AttributeProtos (packed tensors and C-level list copies, no loops)."""
+    from onnx import AttributeProto, numpy_helper
+
+    np_dtype = np.dtype(dtype)
+    splits = forest.splits
+    if np_dtype == np.float32:
+        splits = np.where(forest.modes == LT, ceil32(splits), floor32(splits))
+    else:
+        splits = splits.astype(np.float64)
+
+    def ints(name: str, a: np.ndarray) -> Any:
+        attr = AttributeProto(name=name, type=AttributeProto.INTS)
+        attr.ints.extend(np.asarray(a, dtype=np.int64).tolist())
+        return attr
+
+    def tensor(name: str, a: np.ndarray) -> Any:
+        return AttributeProto(name=name, type=AttributeProto.TENSOR, t=numpy_helper.from_array(a, name))
+
+    out = [
+        ints("nodes_featureids", forest.featureids),
+        tensor("nodes_modes", forest.modes.astype(np.uint8)),
+        tensor("nodes_splits", splits.astype(np_dtype)),
+        ints("nodes_truenodeids", forest.truenodeids), ints("nodes_trueleafs", forest.trueleafs),
+        ints("nodes_falsenodeids", forest.falsenodeids), ints("nodes_falseleafs", forest.falseleafs),
+        ints("nodes_missing_value_tracks_true", forest.missing_true),
+        ints("tree_roots", forest.tree_roots),
+        ints("leaf_targetids", forest.leaf_targetids),
+        tensor("leaf_weights", forest.leaf_weights.astype(np_dtype)),
+        AttributeProto(name="n_targets", type=AttributeProto.INT, i=forest.n_targets),
+        AttributeProto(name="aggregate_function", type=AttributeProto.INT, i=aggregate),
+        AttributeProto(name="post_transform", type=AttributeProto.INT, i=0),
+    ]
+    if forest.membership:
+        sets = [np.append(np.asarray(m, np.float64), np.nan) for m in forest.membership]
+        out.append(tensor("membership_values", np.concatenate(sets)[:-1].astype(np_dtype)))
+    return out
+
+
+# -- emitting nodes inside skl2onnx ---------------------------------------------------------------------------
+
+class Emitter:
+    """Small helper around skl2onnx's scope/container: unique names, constants, nodes in one dtype."""
+
+    def __init__(self, scope: Any, operator: Any, container: Any) -> None:
+        from skl2onnx.common.data_types import DoubleTensorType
+
+        self.scope, self.operator, self.container = scope, operator, container
+        self.double = isinstance(operator.inputs[0].type, DoubleTensorType)
+        self.dtype = np.float64 if self.double else np.float32
+
+    def name(self, hint: str) -> str:
+        return self.scope.get_unique_variable_name(hint)
+
+    def const(self, value: Any, hint: str = "c", dtype: Any = None) -> str:
+        from onnx import numpy_helper
+
+        arr = np.asarray(value, dtype=dtype or self.dtype)
+        n = self.name(hint)
+        if arr.dtype.kind in "OUS":
+            from onnx import TensorProto, helper
+
+            self.container.initializers.append(
+                helper.make_tensor(n, TensorProto.STRING, arr.shape, [str(v).encode() for v in arr.ravel()]))
+        else:
+            self.container.initializers.append(numpy_helper.from_array(arr, n))
+        return n
+
+    def node(self, op: str, inputs: list[str], hint: str = "t", out: str | None = None, **attrs: Any) -> str:
+        o = out or self.name(hint)
+        self.container.add_node(op, inputs, [o], name=self.scope.get_unique_operator_name(op), **attrs)
+        return o
+
+    def input(self) -> str:
+        """The operator's input as a float tensor of this emitter's dtype."""
+        from onnx import TensorProto
+
+        x = self.operator.inputs[0]
+        kind = type(x.type).__name__
+        if kind in ("DoubleTensorType", "FloatTensorType"):
+            return x.full_name
+        return self.node("Cast", [x.full_name], "xcast", to=TensorProto.DOUBLE if self.double else TensorProto.FLOAT)
+
+    def as_float32_then_back(self, x: str) -> str:
+        """scikit-learn's trees compare float32(x) with double thresholds: round the input the same way."""
+        from onnx import TensorProto
+
+        if not self.double:
+            return x
+        x32 = self.node("Cast", [x], "x32", to=TensorProto.FLOAT)
+        return self.node("Cast", [x32], "x32d", to=TensorProto.DOUBLE)
+
+    def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1) -> str:
+        o = self.name(hint)
+        # version 3 in skl2onnx's bookkeeping (it refuses ai.onnx.ml 5); sklearn_extra.finalize() declares 5
+        self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3,
+                                name=self.scope.get_unique_operator_name("TreeEnsemble"))
+        self.container.nodes[-1].attribute.extend(attributes(forest, self.dtype, aggregate=aggregate))
+        return o
+
+    def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,
+              strict: bool = True) -> None:
+        """Write output 0 as `classes[argmax(scores)]`, or `classes[raw > 0]` (`>= 0` unless strict)."""
+        from onnx import TensorProto
+
+        if binary_raw is not None:
+            cmp = self.node("Greater" if strict else "GreaterOrEqual", [binary_raw, self.const([0.0])], "pos")
+            idx = self.node("Cast", [cmp], "idx", to=TensorProto.INT64)
+            idx = self.node("Reshape", [idx, self.const([-1], dtype=np.int64)], "idx1")
+        else:
+            idx = self.node("ArgMax", [scores], "idx", axis=1, keepdims=0)
+        cls = np.asarray(classes)
+        if cls.dtype.kind in "OUS":
+            table = self.const(cls.astype(str), "classes")
+        elif cls.dtype.kind == "b":
+            table = self.const(cls.astype(np.int64), "classes", dtype=np.int64)
+        else:
+            table = self.const(cls.astype(np.int64), "classes", dtype=np.int64)
+        self.node("Gather", [table, idx], out=self.operator.outputs[0].full_name, axis=0)
+
+    def output(self, i: int, value: str) -> None:
+        self.node("Identity", [value], out=self.operator.outputs[i].full_name)
+
+
+def _check_options(container: Any, operator: Any, supported: tuple[str, ...] = ("zipmap", "nocl")) -> None:
+    from ..errors import UnsupportedModelError
+
+    used = []
+    for key in ("decision_path", "decision_leaf", "raw_scores", "score_samples", "output_class_labels"):
+        try:
+            value = container.get_options(operator.raw_operator, {key: False})[key]
+        except NameError:  # the option is not declared for this estimator
+            continue
+        if value and key not in supported:
+            used.append(key)
+    if used:
+        raise UnsupportedModelError(f"portable's tree converter does not support the skl2onnx option(s) {used}")
+
+
+# -- scikit-learn trees and forests ---------------------------------------------------------------------------
+
+def _classifier_leaf_values(tree: Any) -> np.ndarray:
+    v = tree.value[:, 0, :].astype(np.float64)
+    s = v.sum(axis=1, keepdims=True)
+    return np.divide(v, s, out=np.zeros_like(v), where=s != 0)
+
+
+def _trees(est: Any) -> list[Any]:
+    return [est] if hasattr(est, "tree_") else list(est.estimators_)
+
+
+def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """DecisionTree/ExtraTree/RandomForest/ExtraTrees classifier: mean of normalized leaf class fractions."""
+    _check_options(container, operator)
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    trees = _trees(est)
+    values = [_classifier_leaf_values(t.tree_) for t in trees]
+    n_classes = values[0].shape[1]
+    binary = n_classes == 2
+    if binary:  # one target: p1; p0 = 1 - p1 keeps the ensemble half the size
+        values = [v[:, 1:] for v in values]
+    forest = build(concat_trees([t.tree_ for t in trees], values))
+    x = em.as_float32_then_back(em.input())
+    total = em.ensemble(x, forest)
+    proba = total if len(trees) == 1 else em.node("Div", [total, em.const([float(len(trees))])], "mean")
+    if binary:
+        p0 = em.node("Sub", [em.const([[1.0]]), proba], "p0")
+        proba = em.node("Concat", [p0, proba], "proba", axis=1)
+    em.label(proba, est.classes_)
+    em.output(1, proba)
+
+
+def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
+    """DecisionTree/ExtraTree/RandomForest/ExtraTrees regressor: mean of leaf values (sum, then divide)."""
+    _check_options(container, operator)
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    trees = _trees(est)
+    values = [t.tree_.value[:, :, 0].astype(np.float64) for t in trees]
+    forest = build(concat_trees([t.tree_ for t in trees], values))
+    x = em.as_float32_then_back(em.input())
+    total = em.ensemble(x, forest)
+    out = total if len(trees) == 1 else em.node("Div", [total, em.const([float(len(trees))])], "mean")
+    em.output(0, out)
+
+
+def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
+    """IsolationForest: label (+1/-1) and `decision_function` = -2^(-depth / (T c(max_samples))) - offset."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    from onnx import TensorProto
+
+    _check_options(container, operator, ())
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    trees = [e.tree_ for e in est.estimators_]
+    values = [(np.asarray(d, np.float64) + np.asarray(a, np.float64) - 1.0)[:, None]
+              for d, a in zip(est._decision_path_lengths, est._average_path_length_per_tree)]
+    feats = [np.asarray(f) for f in est.estimators_features_]
+    forest = build(concat_trees(trees, values, feats))
+    x = em.as_float32_then_back(em.input())
+    depths = em.ensemble(x, forest, "depths")
+    denom = float(len(trees) * _average_path_length([est._max_samples])[0])
+    if denom == 0:
+        score = em.const([[-1.0]])
+        score = em.node("Add", [em.node("Mul", [depths, em.const([[0.0]])]), score], "score")
+    else:
+        expo = em.node("Neg", [em.node("Div", [depths, em.const([[denom]])], "ratio")], "expo")
+        score = em.node("Neg", [em.node("Pow", [em.const([[2.0]]), expo], "pow")], "score")
+    dec = em.node("Sub", [score, em.const([[float(est.offset_)]])], "decision")
+    neg = em.node("Less", [dec, em.const([[0.0]])], "neg")
+    sign = em.node("Where", [neg, em.const([[-1]], dtype=np.int64), em.const([[1]], dtype=np.int64)], "sign")
+    em.node("Identity", [sign], out=operator.outputs[0].full_name)
+    em.output(1, dec)
+    _ = TensorProto
+
+
+# -- gradient boosting ------------------------------------------------------------------------------------------
+
+def _gb_raw(em: Emitter, est: Any) -> str:
+    """Raw predictions `[N, K]` of a classic GradientBoosting model: init + learning_rate * sum of trees."""
+    stages = est.estimators_  # [n_stages, K] of DecisionTreeRegressor
+    n_stages, k = stages.shape
+    init = est._raw_predict_init(np.zeros((1, est.n_features_in_), dtype=np.float32))
+    trees, values = [], []
+    for j in range(k):
+        for s in range(n_stages):
+            t = stages[s, j].tree_
+            v = np.zeros((t.node_count, k))
+            v[:, j] = est.learning_rate * t.value[:, 0, 0]
+            trees.append(t)
+            values.append(v)
+    table = concat_trees(trees, values)
+    # one target per tree is enough: each tree feeds only its own class column
+    forest = _build_one_target_per_tree(table, np.repeat(np.arange(k), n_stages))
+    x = em.as_float32_then_back(em.input())
+    total = em.ensemble(x, forest, "raw")
+    return em.node("Add", [total, em.const(init.reshape(1, k))], "raw")
+
+
+def _build_one_target_per_tree(table: NodeTable, tree_target: np.ndarray) -> Forest:
+    """build() for trees that each feed a single target: no repetition, each tree's leaves carry its target."""
+    n_targets = table.values.shape[1]
+    col = np.repeat(tree_target, np.diff(np.append(table.roots, len(table.left))))
+    single = NodeTable(table.left, table.right, table.feature, table.threshold, table.missing_left,
+                       table.values[np.arange(len(col)), col][:, None], table.roots, table.mode, table.members)
+    forest = build(single)
+    leaf_tree_target = col[table.left < 0]
+    forest.leaf_targetids = leaf_tree_target.astype(np.int64)
+    forest.n_targets = n_targets
+    return forest
+
+
+def _link(em: Emitter, raw: str, est: Any, *, classifier: bool) -> str:
+    name = type(getattr(est, "_loss", None)).__name__
+    if classifier:
+        if name == "ExponentialLoss":
+            raw = em.node("Mul", [raw, em.const([[2.0]])], "raw2")
+            name = "HalfBinomialLoss"
+        if name == "HalfBinomialLoss":
+            p1 = em.node("Sigmoid", [raw], "p1")
+            p0 = em.node("Sub", [em.const([[1.0]]), p1], "p0")
+            return em.node("Concat", [p0, p1], "proba", axis=1)
+        return em.node("Softmax", [raw], "proba", axis=1)
+    if name in ("HalfPoissonLoss", "HalfGammaLoss", "HalfTweedieLoss", "HalfTweedieLossIdentity"):
+        if name == "HalfTweedieLossIdentity":
+            return raw
+        return em.node("Exp", [raw], "pred")
+    return raw
+
+
+def convert_gradient_boosting_classifier(scope: Any, operator: Any, container: Any) -> None:
+    _check_options(container, operator)
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    raw = _gb_raw(em, est)
+    proba = _link(em, raw, est, classifier=True)
+    binary = len(est.classes_) == 2
+    em.label(proba, est.classes_, binary_raw=raw if binary else None, strict=False)
+    em.output(1, proba)
+
+
+def convert_gradient_boosting_regressor(scope: Any, operator: Any, container: Any) -> None:
+    _check_options(container, operator, ())
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    em.output(0, _link(em, _gb_raw(em, est), est, classifier=False))
+
+
+def _hgb_table(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray]:
+    """All HistGradientBoosting predictors as one NodeTable, plus each tree's target and the categorical mask."""
+    from ..errors import UnsupportedModelError
+
+    if getattr(est, "_preprocessor", None) is not None:
+        raise UnsupportedModelError(
+            f"{type(est).__name__} was fitted with categorical_features='from_dtype' on a DataFrame; portable "
+            "converts HistGradientBoosting fitted on numeric arrays (pass categorical_features as indices)")
+    preds = [p for it in est._predictors for p in it]
+    k = len(est._predictors[0])
+    target = np.tile(np.arange(k), len(est._predictors))
+    nodes = [p.nodes for p in preds]
+    sizes = np.array([len(n) for n in nodes], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    shift = np.repeat(offsets, sizes)
+    allnodes = np.concatenate(nodes)
+    leaf = allnodes["is_leaf"].astype(bool)
+    left = np.where(leaf, -1, allnodes["left"].astype(np.int64) + shift)
+    right = np.where(leaf, -1, allnodes["right"].astype(np.int64) + shift)
+    feat = allnodes["feature_idx"].astype(np.int64)
+    miss = allnodes["missing_go_to_left"].astype(bool)
+    values = np.zeros((len(allnodes), k))
+    values[np.arange(len(allnodes)), np.repeat(target, sizes)] = allnodes["value"]
+    is_cat = allnodes["is_categorical"].astype(bool) & ~leaf
+    mode = np.where(is_cat, MEMBER, LEQ).astype(np.uint8)
+    members: dict[int, np.ndarray] = {}
+    cat_mask = np.zeros(est.n_features_in_, dtype=bool)
+    table = NodeTable(left, right, feat, allnodes["num_threshold"].astype(np.float64), miss, values, offsets,
+                      mode, members)
+    if is_cat.any():
+        known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
+        cat_mask[np.unique(feat[is_cat])] = True
+        node_tree = np.repeat(np.arange(len(preds)), sizes)
+        local = np.arange(len(allnodes)) - shift
+        for i in np.flatnonzero(is_cat):
+            p = preds[node_tree[i]]
+            node = p.nodes[local[i]]
+            left_set = _bits(p.raw_left_cat_bitsets[node["bitset_idx"]])
+            known_set = _bits(known[f_idx_map[node["feature_idx"]]])
+            if node["missing_go_to_left"]:
+                # NaN, negatives and unknown categories go left: test "in known minus left" -> right
+                members[int(i)] = np.setdiff1d(known_set, left_set)
+                left[i], right[i] = right[i], left[i]
+                miss[i] = False
+            else:
+                members[int(i)] = left_set
+                miss[i] = False
+        table.left, table.right, table.missing_left = left, right, miss
+    return table, target, cat_mask
+
+
+def _bits(words: np.ndarray) -> np.ndarray:
+    """The set bits of a scikit-learn bitset (uint32 words) as float category values."""
+    bits = np.unpackbits(np.asarray(words, dtype="<u4").view(np.uint8), bitorder="little")
+    return np.flatnonzero(bits).astype(np.float64)
+
+
+def _hgb_raw(em: Emitter, est: Any) -> str:
+    table, target, cat_mask = _hgb_table(est)
+    forest = _build_one_target_per_tree(table, target)
+    x = em.input()
+    if cat_mask.any():  # scikit-learn truncates categorical values to integers before the bitset lookup
+        mask = em.const(cat_mask[None, :], "catmask", dtype=bool)
+        x = em.node("Where", [mask, em.node("Floor", [x], "xfloor"), x], "xcat")
+    total = em.ensemble(x, forest, "raw")
+    base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(1, -1)
+    return em.node("Add", [total, em.const(base)], "raw")
+
+
+def convert_hist_gradient_boosting_classifier(scope: Any, operator: Any, container: Any) -> None:
+    _check_options(container, operator)
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    raw = _hgb_raw(em, est)
+    proba = _link(em, raw, est, classifier=True)
+    binary = len(est.classes_) == 2
+    em.label(proba, est.classes_, binary_raw=raw if binary else None, strict=True)
+    em.output(1, proba)
+
+
+def convert_hist_gradient_boosting_regressor(scope: Any, operator: Any, container: Any) -> None:
+    _check_options(container, operator, ())
+    em = Emitter(scope, operator, container)
+    est = operator.raw_operator
+    em.output(0, _link(em, _hgb_raw(em, est), est, classifier=False))
+
+
+# estimator class name -> (skl2onnx alias, converter)
+CONVERTERS: dict[str, Any] = {
+    "DecisionTreeClassifier": convert_forest_classifier,
+    "ExtraTreeClassifier": convert_forest_classifier,
+    "RandomForestClassifier": convert_forest_classifier,
+    "ExtraTreesClassifier": convert_forest_classifier,
+    "DecisionTreeRegressor": convert_forest_regressor,
+    "ExtraTreeRegressor": convert_forest_regressor,
+    "RandomForestRegressor": convert_forest_regressor,
+    "ExtraTreesRegressor": convert_forest_regressor,
+    "GradientBoostingClassifier": convert_gradient_boosting_classifier,
+    "GradientBoostingRegressor": convert_gradient_boosting_regressor,
+    "HistGradientBoostingClassifier": convert_hist_gradient_boosting_classifier,
+    "HistGradientBoostingRegressor": convert_hist_gradient_boosting_regressor,
+    "IsolationForest": convert_isolation_forest,
+}
+
+
+def register() -> None:
+    """Put these converters in place of skl2onnx's for the same estimators (skl2onnx keeps its shape code)."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import (get_converter, get_shape_calculator, register_converter,
+                                               register_shape_calculator)
+
+    for cls, alias in list(sklearn_operator_name_map.items()):
+        func = CONVERTERS.get(cls.__name__)
+        if func is None or not cls.__module__.startswith("sklearn."):
+            continue
+        try:
+            options = get_converter(alias).get_allowed_options()
+        except Exception:
+            options = None
+        register_converter(alias, func, overwrite=True, options=options)
+        register_shape_calculator(alias, _float_outputs_follow_input(get_shape_calculator(alias)), overwrite=True)
+
+
+def _float_outputs_follow_input(calc: Any) -> Any:
+    """skl2onnx's shape calculators declare float outputs for double input: make them follow the input."""
+    if getattr(calc, "_portable", False):
+        return calc
+
+    def shape(operator: Any) -> None:
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+        calc(operator)
+        if isinstance(operator.inputs[0].type, DoubleTensorType):
+            for out in operator.outputs:
+                if isinstance(out.type, FloatTensorType):
+                    out.type = DoubleTensorType(out.type.shape)
+
+    shape._portable = True  # type: ignore[attr-defined]
+    return shape
