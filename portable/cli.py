@@ -123,23 +123,34 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--keep-failed", is_flag=True, help="Write the artifact even when the check fails.")
 @click.option("--standard-ops", is_flag=True, help="Lower ai.onnx.ml operators to standard ONNX operators.")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
+              help="Parallel workers when SOURCE is a folder.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors; no progress bar.")
 def convert(source: str, to: str, output: str | None, dtype: str, check: bool, samples: int, seed: int,
             data: str | None, report_path: str | None, trust: tuple[str, ...], force: bool, keep_failed: bool,
-            standard_ops: bool, quiet: bool) -> None:
-    """Convert SOURCE (a pickle/joblib/skops file, a PFA document or an ONNX model) to ONNX or NNEF."""
+            standard_ops: bool, jobs: int, quiet: bool) -> None:
+    """Convert SOURCE (a pickle/joblib/skops file, a PFA document, an ONNX model, or a folder of them) to ONNX
+    or NNEF."""
+    from . import progress
     from ._io import check_writable
     from .registry import ConvertOptions
 
     if not Path(source).exists():
         raise InputError("no such file or folder", path=source)
+    if Path(source).is_dir() and not (Path(source) / "graph.nnef").is_file():
+        _convert_folder(Path(source), to, Path(output) if output else Path(f"{source.rstrip('/')}-{to}"),
+                        jobs=jobs, dtype=dtype, check=check, samples=samples, seed=seed, trust=trust, force=force,
+                        keep_failed=keep_failed, quiet=quiet)
+        return
     out = Path(output) if output else default_output(source, to)
     if out.resolve() == Path(source).resolve():
         raise PortableError("the output would overwrite the input; choose another -o", path=out)
     check_writable(out, force)
     started = time.perf_counter()
-    art = api.convert(source, to=to, dtype=dtype, check=check, samples=samples, seed=seed,
-                      data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops))
+    with progress.bar(f"checking {Path(source).name}", quiet=quiet) as bar:
+        art = api.convert(source, to=to, dtype=dtype, check=check, samples=samples, seed=seed,
+                          data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops),
+                          progress=bar)
     report = art.report
     _write_report(report, report_path, force)
     _print_report(report, quiet)
@@ -159,6 +170,32 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
         verdict = "equivalent" if report is not None else "not checked"
         _console().print(f"wrote {out} ({' -> '.join(art.route)}, {art.dtype or ''}, {verdict}, "
                          f"{time.perf_counter() - started:.2f}s)", markup=False)
+
+
+def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: bool, **settings: Any) -> None:
+    from rich.table import Table
+
+    from . import progress
+    from .batch import convert_folder
+
+    with progress.bar(f"converting {folder}", quiet=quiet) as bar:
+        results = convert_folder(folder, to, out_dir, jobs=jobs, progress=bar, **settings)
+    if not quiet:
+        table = Table("model", "route", "verdict", "max error", "time (s)", title=f"{folder} -> {out_dir}")
+        for r in results:
+            verdict = r.verdict if r.error is None else "failed (see below)"
+            table.add_row(str(Path(r.model).relative_to(folder)), r.route, verdict,
+                          "" if r.max_error is None else f"{r.max_error:.2e}", f"{r.seconds:.2f}")
+        con = _console()
+        con.print(table)
+        for r in results:
+            if r.error is not None:
+                con.print(f"failed: {r.error}", markup=False)
+        con.print(f"summary: {out_dir / 'summary.json'}", markup=False)
+    if any(r.verdict == "NOT equivalent" for r in results):
+        raise _Exit(EXIT_NOT_EQUIVALENT)
+    if any(r.error is not None for r in results):
+        raise _Exit(EXIT_FAILED)
 
 
 @cli.command()
