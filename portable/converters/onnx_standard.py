@@ -1,0 +1,842 @@
+"""Lowering ONNX-ML (`ai.onnx.ml`) operators to standard ONNX operators.
+
+The lowered model runs on any ONNX runtime without `ai.onnx.ml` support, and it is the first step of the
+`onnx -> nnef` route: NNEF has no operators for classic machine learning, and nnef-tools 1.0.11 converts only
+standard ONNX operators. Every lowering emits operators that nnef-tools' converter maps to NNEF (MatMul, Gemm,
+Gather, Where, comparisons, element-wise arithmetic, Softmax, ArgMax, Reshape, Concat, Reduce*), and writes
+exactly the outputs of the node it replaces, so the rest of the graph is untouched.
+
+Trees are lowered in one of two formulations (DESIGN: "chosen by depth and size"), recorded in the model's
+metadata under `portable.lowering.trees`:
+
+- `gemm`: the matrix formulation (as in Hummingbird): feature selection, decisions and leaf reachability are
+  three batched matrix products, one block per tree. Fast for shallow trees; its size grows as 4^depth.
+- `gather`: index traversal: every row keeps one node index per tree and steps down `max_depth` times,
+  gathering the node's feature, threshold and children. Its size grows linearly with the number of nodes.
+
+Not lowered (a clear `UnsupportedModelError` names the node): string-valued encoders, PROBIT post-transforms,
+SVMs with probability estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ/MEMBER tree nodes.
+Missing values (NaN) in tree inputs follow the plain comparison (NaN goes to the false branch) rather than
+`nodes_missing_value_tracks_true`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError, UnsupportedModelError
+from ..registry import ConvertOptions, require
+
+ML_DOMAIN = "ai.onnx.ml"
+MIN_OPSET = 13  # Softmax over the last axis, Unsqueeze/ReduceSum with axes as inputs
+
+# A tree ensemble takes the GEMM formulation when it is at most this deep and its per-row matrix work
+# (trees x internal nodes x leaves of the largest tree) stays under this bound; otherwise the gather traversal.
+GEMM_MAX_DEPTH = 6
+GEMM_MAX_CELLS = 1 << 21
+
+Lowering = Callable[["_Builder", Any], None]
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def lowers(*op_types: str) -> Callable[[Lowering], Lowering]:
+    """Register a lowering for the `ai.onnx.ml` operators `op_types`."""
+
+    def deco(fn: Lowering) -> Lowering:
+        for op in op_types:
+            LOWERINGS[op] = fn
+        return fn
+
+    return deco
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the builder: fresh names, constants and nodes appended to the new graph
+# ----------------------------------------------------------------------------------------------------------
+class _Builder:
+    def __init__(self, proto: Any, opset: int) -> None:
+        self.onnx = require("onnx", purpose="lowering ONNX-ML")
+        self.opset = opset
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.notes: dict[str, str] = {}
+        self.types: dict[str, int] = {}
+        self.ranks: dict[str, int] = {}
+        self._used: set[str] = set()
+        self._count = 0
+        g = proto.graph
+        for n in g.node:
+            self._used.update(n.input)
+            self._used.update(n.output)
+        for coll in (g.input, g.output, g.value_info):
+            for vi in coll:
+                self._used.add(vi.name)
+                self._remember(vi)
+        for init in g.initializer:
+            self._used.add(init.name)
+            self.types[init.name] = init.data_type
+            self.ranks[init.name] = len(init.dims)
+        self.node: Any = None  # the node being lowered, for names and errors
+
+    def _remember(self, vi: Any) -> None:
+        t = vi.type
+        if t.HasField("tensor_type"):
+            self.types[vi.name] = t.tensor_type.elem_type
+            if t.tensor_type.HasField("shape"):
+                self.ranks[vi.name] = len(t.tensor_type.shape.dim)
+
+    def fresh(self, hint: str) -> str:
+        base = f"{self.node.name or self.node.op_type}_{hint}" if self.node is not None else hint
+        while True:
+            self._count += 1
+            name = f"{base}_{self._count}"
+            if name not in self._used:
+                self._used.add(name)
+                return name
+
+    def const(self, value: Any, hint: str = "c", dtype: Any = None) -> str:
+        arr = np.asarray(value, dtype=dtype)
+        name = self.fresh(hint)
+        if arr.dtype.kind in "OUS":
+            t = self.onnx.helper.make_tensor(name, self.onnx.TensorProto.STRING, arr.shape,
+                                             [str(v).encode() for v in arr.ravel()])
+        else:
+            t = self.onnx.numpy_helper.from_array(arr, name)
+        self.initializers.append(t)
+        self.types[name] = t.data_type
+        self.ranks[name] = arr.ndim
+        return name
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        name = out or self.fresh(op_type.lower())
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [name], name=self.fresh(op_type),
+                                                     **attrs))
+        return name
+
+    # -- helpers used by several lowerings -------------------------------------------------------------
+    def elem(self, name: str) -> int:
+        return self.types.get(name, self.onnx.TensorProto.FLOAT)
+
+    def np_dtype(self, name: str) -> np.dtype:
+        return np.dtype(self.onnx.helper.tensor_dtype_to_np_dtype(self.elem(name)))
+
+    def float_input(self, name: str) -> tuple[str, np.dtype]:
+        """The input as float (double stays double; ints and bools become float32), and that dtype."""
+        dt = self.np_dtype(name)
+        if dt == np.float64 or dt == np.float32:
+            return name, dt
+        return self.op("Cast", [name], to=self.onnx.TensorProto.FLOAT), np.dtype(np.float32)
+
+    def cast_to(self, name: str, dtype: np.dtype, out: str | None = None) -> str:
+        to = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        return self.op("Cast", [name], out=out, to=to)
+
+    def finish(self, name: str, out: str, dtype: np.dtype | None = None) -> None:
+        """Write `name` into the node's output `out`, cast to the output's declared (or given) type."""
+        want = self.types.get(out)
+        if dtype is not None:
+            want = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+        if want is not None and want != self.elem(name):
+            self.op("Cast", [name], out=out, to=want)
+        else:
+            self.op("Identity", [name], out=out)
+
+    def reduce(self, op_type: str, x: str, axes: list[int], keepdims: int = 1) -> str:
+        """A Reduce* node with `axes` as an input or an attribute, whichever the opset wants."""
+        as_input = self.opset >= 18 or (op_type == "ReduceSum" and self.opset >= 13)
+        if as_input:
+            return self.op(op_type, [x, self.const(np.array(axes, dtype=np.int64), "axes")], keepdims=keepdims)
+        return self.op(op_type, [x], axes=axes, keepdims=keepdims)
+
+    def post_transform(self, scores: str, how: str, dtype: np.dtype) -> str:
+        if how == "NONE":
+            return scores
+        if how == "LOGISTIC":
+            return self.op("Sigmoid", [scores])
+        if how == "SOFTMAX":
+            return self.op("Softmax", [scores], axis=-1)
+        if how == "SOFTMAX_ZERO":
+            # zeros stay zero; the others share the softmax
+            nonzero = self.cast_to(self.op("Not", [self.op("Equal", [scores, self.const(np.zeros((), dtype))])]),
+                                   dtype)
+            e = self.op("Mul", [self.op("Exp", [self.op("Sub", [scores, self.reduce("ReduceMax", scores, [-1])])]),
+                                nonzero])
+            total = self.op("Max", [self.reduce("ReduceSum", e, [-1]), self.const(np.array(1e-30, dtype))])
+            return self.op("Div", [e, total])
+        raise UnsupportedModelError(f"post_transform {how} has no lowering to standard ONNX operators",
+                                    where=f"node '{self.node.name}' ({self.node.op_type})")
+
+    def fail(self, why: str) -> UnsupportedModelError:
+        return UnsupportedModelError(why, where=f"node '{self.node.name}' ({self.node.op_type})")
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    onnx = require("onnx")
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        v = onnx.helper.get_attribute_value(a)
+        if a.type == onnx.AttributeProto.TENSOR:
+            v = onnx.numpy_helper.to_array(v)
+        elif isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [s.decode() for s in v]
+        out[a.name] = v
+    return out
+
+
+def _pick(at: dict[str, Any], *names: str) -> Any:
+    for n in names:
+        v = at.get(n)
+        if v is not None and (not hasattr(v, "__len__") or len(v)):
+            return np.asarray(v)
+    return None
+
+
+def _classes(at: dict[str, Any], ints: str = "classlabels_ints", strings: str = "classlabels_strings") -> np.ndarray:
+    if at.get(strings):
+        return np.asarray(at[strings], dtype=object)
+    return np.asarray(at.get(ints) or [], dtype=np.int64)
+
+
+def _label(b: _Builder, scores: str, classes: np.ndarray, out: str) -> None:
+    """out = classes[argmax(scores)] (the first maximum, as onnxruntime and numpy pick)."""
+    idx = b.op("ArgMax", [scores], axis=-1, keepdims=0)
+    b.op("Gather", [b.const(classes.astype(str) if classes.dtype == object else classes, "classes"), idx], out=out,
+         axis=0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# preprocessing and linear models
+# ----------------------------------------------------------------------------------------------------------
+@lowers("Scaler")
+def _scaler(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    x, dt = b.float_input(node.input[0])
+    offset = np.asarray(at.get("offset", [0.0]), dtype=dt)
+    scale = np.asarray(at.get("scale", [1.0]), dtype=dt)
+    y = b.op("Mul", [b.op("Sub", [x, b.const(offset, "offset")]), b.const(scale, "scale")])
+    b.finish(y, node.output[0])
+
+
+@lowers("Normalizer")
+def _normalizer(b: _Builder, node: Any) -> None:
+    norm = _attrs(node).get("norm", "MAX")
+    x, dt = b.float_input(node.input[0])
+    if norm == "L2":
+        div = b.op("Sqrt", [b.reduce("ReduceSum", b.op("Mul", [x, x]), [1])])
+    elif norm == "L1":
+        div = b.reduce("ReduceSum", b.op("Abs", [x]), [1])
+    elif norm == "MAX":
+        div = b.reduce("ReduceMax", b.op("Abs", [x]), [1])
+    else:
+        raise b.fail(f"unknown norm '{norm}'")
+    div = b.op("Max", [div, b.const(np.array(1e-30, dt))])
+    b.finish(b.op("Div", [x, div]), node.output[0])
+
+
+@lowers("Binarizer")
+def _binarizer(b: _Builder, node: Any) -> None:
+    x, dt = b.float_input(node.input[0])
+    t = b.const(np.array(_attrs(node).get("threshold", 0.0), dt), "threshold")
+    b.finish(b.cast_to(b.op("Greater", [x, t]), dt), node.output[0])
+
+
+@lowers("Imputer")
+def _imputer(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    x = node.input[0]
+    dt = b.np_dtype(x)
+    if dt.kind == "f":
+        values = np.asarray(at.get("imputed_value_floats") or [0.0], dtype=dt)
+        replaced = float(at.get("replaced_value_float", 0.0))
+    else:
+        values = np.asarray(at.get("imputed_value_int64s") or [0], dtype=dt)
+        replaced = int(at.get("replaced_value_int64", 0))
+    if dt.kind == "f" and np.isnan(replaced):
+        # NaN is the only value not equal to itself (IsNaN has no NNEF counterpart)
+        missing = b.op("Not", [b.op("Equal", [x, x])])
+    else:
+        missing = b.op("Equal", [x, b.const(np.array(replaced, dt), "replaced")])
+    b.op("Where", [missing, b.const(values, "imputed"), x], out=node.output[0])
+
+
+@lowers("FeatureVectorizer")
+def _feature_vectorizer(b: _Builder, node: Any) -> None:
+    parts = []
+    for name in node.input:
+        x, _ = b.float_input(name)
+        if b.ranks.get(name, 2) == 1:
+            x = b.op("Reshape", [x, b.const(np.array([-1, 1], np.int64), "shape")])
+        parts.append(x)
+    y = parts[0] if len(parts) == 1 else b.op("Concat", parts, axis=1)
+    b.finish(y, node.output[0], np.float32)
+
+
+@lowers("ArrayFeatureExtractor")
+def _array_feature_extractor(b: _Builder, node: Any) -> None:
+    """onnxruntime's shapes: indices are flattened; a 1-D input gives `[1, k]`, others `[..., k]`."""
+    data, idx = node.input
+    rank = b.ranks.get(data, 2)  # unknown: the [N, C] output of another ai.onnx.ml operator
+    flat = b.op("Reshape", [idx, b.const(np.array([-1], np.int64), "shape")])
+    if rank == 1:
+        picked = b.op("Gather", [data, flat], axis=0)
+        b.op("Reshape", [picked, b.const(np.array([1, -1], np.int64), "shape")], out=node.output[0])
+    else:
+        b.op("Gather", [data, flat], out=node.output[0], axis=rank - 1)
+
+
+@lowers("LabelEncoder")
+def _label_encoder(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    keys = _pick(at, "keys_tensor", "keys_int64s", "keys_floats")
+    values = _pick(at, "values_tensor", "values_int64s", "values_floats")
+    if keys is None or values is None or keys.dtype.kind in "OUS" or values.dtype.kind in "OUS":
+        raise b.fail("only numeric LabelEncoders lower to standard ONNX (NNEF has no strings)")
+    default = _pick(at, "default_tensor")
+    if default is None:
+        default = np.asarray(at.get("default_int64", -1) if values.dtype.kind in "iu" else
+                             at.get("default_float", -0.0))
+    x = node.input[0]
+    keys = keys.astype(b.np_dtype(x))
+    match = b.op("Equal", [b.op("Unsqueeze", [x, b.const(np.array([-1], np.int64), "axes")]),
+                           b.const(keys, "keys")])
+    hits = b.cast_to(match, np.int32)
+    found = b.op("Greater", [b.reduce("ReduceMax", hits, [-1], keepdims=0), b.const(np.array(0, np.int32))])
+    picked = b.op("Gather", [b.const(values, "values"), b.op("ArgMax", [hits], axis=-1, keepdims=0)], axis=0)
+    b.op("Where", [found, picked, b.const(default.reshape(()).astype(values.dtype), "default")],
+         out=node.output[0])
+
+
+@lowers("OneHotEncoder")
+def _one_hot_encoder(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    if at.get("cats_strings"):
+        raise b.fail("OneHotEncoder over strings cannot be lowered (NNEF has no strings); encode to integers first")
+    cats = np.asarray(at.get("cats_int64s") or [], dtype=np.int64)
+    x = node.input[0]
+    xi = x if b.np_dtype(x).kind in "iu" else b.cast_to(x, np.int64)
+    eq = b.op("Equal", [b.op("Unsqueeze", [xi, b.const(np.array([-1], np.int64), "axes")]),
+                        b.const(cats, "cats")])
+    b.finish(b.cast_to(eq, np.float32), node.output[0])
+
+
+@lowers("LinearRegressor")
+def _linear_regressor(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    x, dt = b.float_input(node.input[0])
+    coef = np.asarray(at["coefficients"], dtype=dt)
+    k = int(at.get("targets", 1))
+    w = coef.reshape(k, -1).T
+    y = b.op("MatMul", [x, b.const(w, "coef")])
+    if at.get("intercepts"):
+        y = b.op("Add", [y, b.const(np.asarray(at["intercepts"], dtype=dt), "intercepts")])
+    b.finish(b.post_transform(y, at.get("post_transform", "NONE"), dt), node.output[0])
+
+
+@lowers("LinearClassifier")
+def _linear_classifier(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    x, dt = b.float_input(node.input[0])
+    classes = _classes(at)
+    coef = np.asarray(at["coefficients"], dtype=dt)
+    rows = len(classes) if len(classes) > 2 and coef.size % len(classes) == 0 else 1
+    intercepts = np.asarray(at.get("intercepts") or np.zeros(rows), dtype=dt)
+    w = coef.reshape(len(intercepts), -1).T
+    s = b.op("Add", [b.op("MatMul", [x, b.const(w, "coef")]), b.const(intercepts, "intercepts")])
+    if w.shape[1] == 1 and len(classes) == 2:  # one score: onnxruntime writes [-s, s]
+        s = b.op("Concat", [b.op("Neg", [s]), s], axis=1)
+    elif w.shape[1] == 1:
+        raise b.fail("a one-score LinearClassifier needs exactly two classes")
+    scores = b.post_transform(s, at.get("post_transform", "NONE"), dt)
+    _label(b, scores, classes, node.output[0])
+    b.finish(scores, node.output[1])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# support vector machines
+# ----------------------------------------------------------------------------------------------------------
+def _kernel(b: _Builder, x: str, sv: np.ndarray, kind: str, params: list[float], dt: np.dtype) -> str:
+    """[N, n_sv] kernel values between the rows of x and the support vectors."""
+    gamma, coef0, degree = (list(params) + [0.0, 0.0, 0.0])[:3]
+    dot = b.op("MatMul", [x, b.const(sv.T.astype(dt), "sv_t")])
+    if kind == "LINEAR":
+        return dot
+    if kind == "RBF":
+        # ||x - v||^2 = |x|^2 - 2 x.v + |v|^2, clamped at 0 against rounding
+        xx = b.op("MatMul", [b.op("Mul", [x, x]), b.const(np.ones((sv.shape[1], 1), dt), "ones")])
+        d2 = b.op("Add", [b.op("Sub", [xx, b.op("Mul", [dot, b.const(np.array(2.0, dt))])]),
+                          b.const((sv * sv).sum(axis=1).astype(dt), "sv_sq")])
+        d2 = b.op("Max", [d2, b.const(np.array(0.0, dt))])
+        return b.op("Exp", [b.op("Mul", [d2, b.const(np.array(-gamma, dt), "neg_gamma")])])
+    lin = b.op("Add", [b.op("Mul", [dot, b.const(np.array(gamma, dt), "gamma")]), b.const(np.array(coef0, dt))])
+    if kind == "POLY":
+        return b.op("Pow", [lin, b.const(np.array(degree, dt), "degree")])
+    if kind == "SIGMOID":
+        return b.op("Tanh", [lin])
+    raise b.fail(f"unknown kernel_type '{kind}'")
+
+
+@lowers("SVMRegressor")
+def _svm_regressor(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    x, dt = b.float_input(node.input[0])
+    coef = np.asarray(at["coefficients"], dtype=np.float64)
+    rho = float(np.asarray(at.get("rho", [0.0]))[0])
+    n_sv = int(at.get("n_supports", 0))
+    if n_sv > 0:
+        sv = np.asarray(at["support_vectors"], dtype=np.float64).reshape(n_sv, -1)
+        k = _kernel(b, x, sv, at.get("kernel_type", "LINEAR"), at.get("kernel_params", []), dt)
+        s = b.op("MatMul", [k, b.const(coef.reshape(-1, 1).astype(dt), "coef")])
+    else:
+        s = b.op("MatMul", [x, b.const(coef.reshape(-1, 1).astype(dt), "coef")])
+    s = b.op("Add", [s, b.const(np.array(rho, dt), "rho")])
+    if at.get("one_class"):
+        s = b.op("Where", [b.op("Greater", [s, b.const(np.array(0, dt))]), b.const(np.array(1, dt)),
+                           b.const(np.array(-1, dt))])
+    b.finish(b.post_transform(s, at.get("post_transform", "NONE"), dt), node.output[0])
+
+
+@lowers("SVMClassifier")
+def _svm_classifier(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    if at.get("prob_a"):
+        raise b.fail("SVMs with probability estimates (probability=True) use libsvm's iterative pairwise "
+                     "coupling, which has no standard-operator lowering; use probability=False")
+    x, dt = b.float_input(node.input[0])
+    classes = _classes(at)
+    per_class = [int(v) for v in at.get("vectors_per_class") or []]
+    n_sv = sum(per_class)
+    if n_sv == 0:
+        raise b.fail("linear-mode SVMClassifier (no support vectors) is not supported")
+    sv = np.asarray(at["support_vectors"], dtype=np.float64).reshape(n_sv, -1)
+    coef = np.asarray(at["coefficients"], dtype=np.float64).reshape(-1, n_sv)
+    rho = np.asarray(at["rho"], dtype=np.float64)
+    n_cls = len(per_class)
+    start = np.concatenate([[0], np.cumsum(per_class)[:-1]]).astype(int)
+    pairs = [(i, j) for i in range(n_cls) for j in range(i + 1, n_cls)]
+    w = np.zeros((n_sv, len(pairs)))
+    vote_i = np.zeros((len(pairs), n_cls))
+    vote_j = np.zeros((len(pairs), n_cls))
+    for p, (i, j) in enumerate(pairs):
+        si, sj = slice(start[i], start[i] + per_class[i]), slice(start[j], start[j] + per_class[j])
+        w[si, p] = coef[j - 1, si]
+        w[sj, p] = coef[i, sj]
+        vote_i[p, i] = vote_j[p, j] = 1.0
+    k = _kernel(b, x, sv, at.get("kernel_type", "LINEAR"), at.get("kernel_params", []), dt)
+    s = b.op("Add", [b.op("MatMul", [k, b.const(w.astype(dt), "dual_coef")]), b.const(rho.astype(dt), "rho")])
+    if len(pairs) == 1:
+        if np.all(coef >= 0):
+            raise b.fail("a binary SVMClassifier with only positive coefficients is not supported")
+        # onnxruntime: class 0 when s > 0, scores [-s, s]
+        pos = b.op("Greater", [s, b.const(np.array(0, dt))])
+        idx = b.op("Where", [pos, b.const(np.array([0], np.int64)), b.const(np.array([1], np.int64))])
+        idx = b.op("Reshape", [idx, b.const(np.array([-1], np.int64), "shape")])
+        b.op("Gather", [b.const(classes.astype(str) if classes.dtype == object else classes, "classes"), idx],
+             out=node.output[0], axis=0)
+        scores = b.op("Concat", [b.op("Neg", [s]), s], axis=1)
+    else:
+        pos = b.cast_to(b.op("Greater", [s, b.const(np.array(0, dt))]), dt)
+        neg = b.op("Sub", [b.const(np.array(1, dt)), pos])
+        votes = b.op("Add", [b.op("MatMul", [pos, b.const(vote_i.astype(dt), "vote_i")]),
+                             b.op("MatMul", [neg, b.const(vote_j.astype(dt), "vote_j")])])
+        _label(b, votes, classes, node.output[0])
+        scores = s
+    b.finish(b.post_transform(scores, at.get("post_transform", "NONE"), dt), node.output[1])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# tree ensembles
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class _Tree:
+    """One tree with local node indices; `value[n]` is a leaf's contribution to each target."""
+
+    feature: list[int] = field(default_factory=list)
+    threshold: list[float] = field(default_factory=list)
+    strict: list[bool] = field(default_factory=list)  # True: x < t, False: x <= t
+    true: list[int] = field(default_factory=list)
+    false: list[int] = field(default_factory=list)
+    leaf: list[bool] = field(default_factory=list)
+    value: dict[int, dict[int, float]] = field(default_factory=dict)
+
+    def add(self, feature: int = 0, threshold: float = 0.0, strict: bool = False, leaf: bool = False) -> int:
+        self.feature.append(feature)
+        self.threshold.append(threshold)
+        self.strict.append(strict)
+        self.true.append(-1)
+        self.false.append(-1)
+        self.leaf.append(leaf)
+        return len(self.leaf) - 1
+
+    def depth(self) -> int:
+        best, stack = 0, [(0, 0)]
+        while stack:
+            n, d = stack.pop()
+            if self.leaf[n]:
+                best = max(best, d)
+            else:
+                stack += [(self.true[n], d + 1), (self.false[n], d + 1)]
+        return best
+
+
+_MODES = {"BRANCH_LEQ": (False, False), "BRANCH_LT": (True, False), "BRANCH_GTE": (True, True),
+          "BRANCH_GT": (False, True)}  # mode -> (strict comparison, swap children)
+_MODES_V5 = {0: "BRANCH_LEQ", 1: "BRANCH_LT", 2: "BRANCH_GTE", 3: "BRANCH_GT", 4: "BRANCH_EQ", 5: "BRANCH_NEQ",
+             6: "MEMBER"}
+
+
+def _trees_v3(b: _Builder, at: dict[str, Any], prefix: str) -> list[_Tree]:
+    """TreeEnsembleClassifier / TreeEnsembleRegressor attributes -> trees (GT/GTE become LEQ/LT, swapped)."""
+    tids = list(at["nodes_treeids"])
+    nids = list(at["nodes_nodeids"])
+    feats = list(at["nodes_featureids"])
+    vals = _pick(at, "nodes_values_as_tensor", "nodes_values")
+    vals = list(vals) if vals is not None else [0.0] * len(tids)
+    modes = list(at["nodes_modes"])
+    t_true, t_false = list(at["nodes_truenodeids"]), list(at["nodes_falsenodeids"])
+    order = sorted(set(tids))
+    local: dict[tuple[int, int], int] = {}
+    trees = {t: _Tree() for t in order}
+    for k, (t, n) in enumerate(zip(tids, nids)):
+        mode = modes[k]
+        if mode == "LEAF":
+            local[t, n] = trees[t].add(leaf=True)
+            continue
+        if mode not in _MODES:
+            raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT)")
+        strict, _ = _MODES[mode]
+        local[t, n] = trees[t].add(int(feats[k]), float(vals[k]), strict)
+    for k, (t, n) in enumerate(zip(tids, nids)):
+        if modes[k] == "LEAF":
+            continue
+        i = local[t, n]
+        yes, no = local[t, int(t_true[k])], local[t, int(t_false[k])]
+        if _MODES[modes[k]][1]:
+            yes, no = no, yes
+        trees[t].true[i], trees[t].false[i] = yes, no
+    weights = _pick(at, f"{prefix}_weights_as_tensor", f"{prefix}_weights")
+    for t, n, target, w in zip(at[f"{prefix}_treeids"], at[f"{prefix}_nodeids"], at[f"{prefix}_ids"], weights):
+        leaf = trees[t].value.setdefault(local[t, n], {})
+        leaf[int(target)] = leaf.get(int(target), 0.0) + float(w)
+    out = [trees[t] for t in order]
+    for tree in out:
+        _root_first(b, tree)
+    return out
+
+
+def _root_first(b: _Builder, tree: _Tree) -> None:
+    """The root must be node 0: the one node that is nobody's child."""
+    children = set(tree.true) | set(tree.false)
+    roots = [n for n in range(len(tree.leaf)) if n not in children]
+    if len(roots) != 1:
+        raise b.fail(f"a tree has {len(roots)} roots")
+    r = roots[0]
+    if r != 0:
+        perm = [r] + [n for n in range(len(tree.leaf)) if n != r]
+        where = {old: new for new, old in enumerate(perm)}
+        for attr in ("feature", "threshold", "strict", "leaf"):
+            vals = getattr(tree, attr)
+            setattr(tree, attr, [vals[o] for o in perm])
+        tree.true = [where.get(tree.true[o], -1) for o in perm]
+        tree.false = [where.get(tree.false[o], -1) for o in perm]
+        tree.value = {where[k]: v for k, v in tree.value.items()}
+
+
+def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
+    """TreeEnsemble (ai.onnx.ml opset 5) attributes -> trees."""
+    splits = np.asarray(at["nodes_splits"], dtype=np.float64).ravel()
+    modes = np.asarray(at["nodes_modes"]).ravel()
+    feats = list(at["nodes_featureids"])
+    t_true, t_false = list(at["nodes_truenodeids"]), list(at["nodes_falsenodeids"])
+    leaf_true = list(at.get("nodes_trueleafs") or [0] * len(feats))
+    leaf_false = list(at.get("nodes_falseleafs") or [0] * len(feats))
+    targets = list(at["leaf_targetids"])
+    weights = np.asarray(at["leaf_weights"], dtype=np.float64).ravel()
+    out = []
+    for root in at["tree_roots"]:
+        tree = _Tree()
+
+        def visit(i: int, is_leaf: bool) -> int:
+            if is_leaf:
+                n = tree.add(leaf=True)
+                tree.value[n] = {int(targets[i]): float(weights[i])}
+                return n
+            mode = _MODES_V5.get(int(modes[i]), str(modes[i]))
+            if mode not in _MODES:
+                raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT)")
+            strict, swap = _MODES[mode]
+            n = tree.add(int(feats[i]), float(splits[i]), strict)
+            yes = visit(int(t_true[i]), bool(leaf_true[i]))
+            no = visit(int(t_false[i]), bool(leaf_false[i]))
+            tree.true[n], tree.false[n] = (no, yes) if swap else (yes, no)
+            return n
+
+        visit(int(root), False)
+        out.append(tree)
+    return out
+
+
+def _leq_thresholds(tree: _Tree, dt: np.dtype) -> np.ndarray:
+    """Thresholds in the compute dtype such that `x <= t'` means the node's comparison (x < t or x <= t)."""
+    t = np.asarray(tree.threshold, dtype=dt)
+    strict = np.asarray(tree.strict, dtype=bool)
+    if strict.any():
+        t = np.where(strict, np.nextafter(t, np.array(-np.inf, dt)), t)
+    return t
+
+
+def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: int, aggregate: str) -> str:
+    """[N, n_targets]: the trees' leaf values aggregated (SUM, AVERAGE, MIN, MAX); records the formulation."""
+    depth = max(t.depth() for t in trees)
+    inner = max(sum(not lf for lf in t.leaf) for t in trees)
+    leaves = max(sum(t.leaf) for t in trees)
+    use_gemm = depth <= GEMM_MAX_DEPTH and len(trees) * max(inner, 1) * leaves <= GEMM_MAX_CELLS
+    per_tree, tree_axis = (_gemm(b, x, dt, trees, n_targets), 0) if use_gemm else \
+        (_gather(b, x, dt, trees, n_targets), 1)
+    b.notes[b.node.name or b.node.op_type] = (f"{'gemm' if use_gemm else 'gather'} (trees={len(trees)}, "
+                                              f"max_depth={depth})")
+    op = {"SUM": "ReduceSum", "AVERAGE": "ReduceMean", "MIN": "ReduceMin", "MAX": "ReduceMax"}.get(aggregate)
+    if op is None:
+        raise b.fail(f"unknown aggregate_function {aggregate}")
+    return b.reduce(op, per_tree, [tree_axis], keepdims=0)
+
+
+def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> str:
+    """[T, N, K] per-tree values by three matrix products (decisions, leaf reachability, leaf values)."""
+    n_feat = 1 + max([f for t in trees for f, lf in zip(t.feature, t.leaf) if not lf] or [0])
+    inner = max(1, max(sum(not lf for lf in t.leaf) for t in trees))
+    leaves = max(sum(t.leaf) for t in trees)
+    nt = len(trees)
+    sel = np.zeros((n_feat, nt * inner), dt)
+    thr = np.zeros(nt * inner, dt)
+    path = np.zeros((nt, inner, leaves), dt)
+    need = np.full((nt, 1, leaves), -1.0, dt)  # padding leaves are never reached
+    vals = np.zeros((nt, leaves, k), dt)
+    for ti, tree in enumerate(trees):
+        nodes = [n for n in range(len(tree.leaf)) if not tree.leaf[n]]
+        lvs = [n for n in range(len(tree.leaf)) if tree.leaf[n]]
+        col = {n: i for i, n in enumerate(nodes)}
+        lcol = {n: i for i, n in enumerate(lvs)}
+        t_leq = _leq_thresholds(tree, dt)
+        for n, i in col.items():
+            sel[tree.feature[n], ti * inner + i] = 1
+            thr[ti * inner + i] = t_leq[n]
+        for n, j in lcol.items():
+            need[ti, 0, j] = 0
+            for target, w in tree.value.get(n, {}).items():
+                vals[ti, j, target] += w
+        stack = [(0, [])]
+        while stack:  # walk down keeping the (node, went_true) pairs above each leaf
+            n, above = stack.pop()
+            if tree.leaf[n]:
+                for a, went_true in above:
+                    path[ti, col[a], lcol[n]] = 1 if went_true else -1
+                    need[ti, 0, lcol[n]] += 1 if went_true else 0
+                continue
+            stack += [(tree.true[n], above + [(n, True)]), (tree.false[n], above + [(n, False)])]
+    xa = b.op("MatMul", [x, b.const(sel, "select")]) if n_feat > 0 else x
+    decide = b.cast_to(b.op("LessOrEqual", [xa, b.const(thr, "thresholds")]), dt)
+    decide = b.op("Reshape", [decide, b.const(np.array([-1, nt, inner], np.int64), "shape")])
+    decide = b.op("Transpose", [decide], perm=[1, 0, 2])
+    reach = b.op("MatMul", [decide, b.const(path, "paths")])
+    hit = b.cast_to(b.op("Equal", [reach, b.const(need, "path_len")]), dt)
+    return b.op("MatMul", [hit, b.const(vals, "leaf_values")])
+
+
+def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> str:
+    """[N, T, K] per-tree values by stepping every row's node index down each tree `max_depth` times."""
+    offsets = np.cumsum([0] + [len(t.leaf) for t in trees])[:-1]
+    feat, thr, yes, no = [], [], [], []
+    vals = np.zeros((int(offsets[-1]) + len(trees[-1].leaf), k), dt)
+    for off, tree in zip(offsets, trees):
+        t_leq = _leq_thresholds(tree, dt)
+        for n in range(len(tree.leaf)):
+            g = int(off) + n
+            if tree.leaf[n]:  # leaves point at themselves, so extra steps keep rows where they are
+                feat.append(0), thr.append(0), yes.append(g), no.append(g)
+                for target, w in tree.value.get(n, {}).items():
+                    vals[g, target] += w
+            else:
+                feat.append(tree.feature[n]), thr.append(t_leq[n])
+                yes.append(int(off) + tree.true[n]), no.append(int(off) + tree.false[n])
+    feat_a, thr_a = np.asarray(feat, np.int64), np.asarray(thr, dt)
+    yes_a, no_a = np.asarray(yes, np.int64), np.asarray(no, np.int64)
+    roots = offsets.astype(np.int64)
+    depth = max(t.depth() for t in trees)
+    n_feat = int(feat_a.max()) + 1
+    # the first step needs no per-row gather: every row is at the roots
+    xf = b.op("Gather", [x, b.const(feat_a[roots], "root_features")], axis=1)
+    go = b.op("LessOrEqual", [xf, b.const(thr_a[roots], "root_thresholds")])
+    idx = b.op("Where", [go, b.const(yes_a[roots], "root_true"), b.const(no_a[roots], "root_false")])
+    if depth > 1:
+        t_feat, t_thr = b.const(feat_a, "features"), b.const(thr_a, "thresholds")
+        t_yes, t_no = b.const(yes_a, "true_children"), b.const(no_a, "false_children")
+        x3 = b.op("Unsqueeze", [x, b.const(np.array([1], np.int64), "axes")])  # [N, 1, F]
+        x3 = b.op("Slice", [x3, b.const(np.array([0], np.int64)), b.const(np.array([n_feat], np.int64)),
+                            b.const(np.array([2], np.int64))])
+        columns = b.const(np.arange(n_feat, dtype=np.int64), "columns")
+        zero = b.const(np.array(0, dt), "zero")
+        axes_last = b.const(np.array([-1], np.int64), "axes")
+    for _ in range(depth - 1):
+        f = b.op("Unsqueeze", [b.op("Gather", [t_feat, idx], axis=0), axes_last])  # [N, T, 1]
+        picked = b.op("Where", [b.op("Equal", [f, columns]), x3, zero])  # [N, T, F], one value per row
+        xf = b.reduce("ReduceSum", picked, [2], keepdims=0)
+        go = b.op("LessOrEqual", [xf, b.op("Gather", [t_thr, idx], axis=0)])
+        idx = b.op("Where", [go, b.op("Gather", [t_yes, idx], axis=0), b.op("Gather", [t_no, idx], axis=0)])
+    return b.op("Gather", [b.const(vals, "leaf_values"), idx], axis=0)
+
+
+def _ensemble_scores(b: _Builder, node: Any, trees: list[_Tree], k: int, aggregate: str,
+                     base: np.ndarray | None) -> tuple[str, np.dtype]:
+    x, dt = b.float_input(node.input[0])
+    s = _forest(b, x, dt, trees, k, aggregate)
+    if base is not None and len(base) and np.any(base != 0):
+        s = b.op("Add", [s, b.const(np.asarray(base, dt).reshape(-1), "base_values")])
+    return s, dt
+
+
+@lowers("TreeEnsembleRegressor")
+def _tree_regressor(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    trees = _trees_v3(b, at, "target")
+    k = int(at.get("n_targets", 1))
+    s, dt = _ensemble_scores(b, node, trees, k, at.get("aggregate_function", "SUM"),
+                             _pick(at, "base_values_as_tensor", "base_values"))
+    b.finish(b.post_transform(s, at.get("post_transform", "NONE"), dt), node.output[0])
+
+
+@lowers("TreeEnsemble")
+def _tree_ensemble(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    trees = _trees_v5(b, at)
+    agg = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}[int(at.get("aggregate_function", 1))]
+    post = {0: "NONE", 1: "SOFTMAX", 2: "LOGISTIC", 3: "SOFTMAX_ZERO", 4: "PROBIT"}[int(at.get("post_transform", 0))]
+    s, dt = _ensemble_scores(b, node, trees, int(at.get("n_targets", 1)), agg, None)
+    b.finish(b.post_transform(s, post, dt), node.output[0])
+
+
+@lowers("TreeEnsembleClassifier")
+def _tree_classifier(b: _Builder, node: Any) -> None:
+    at = _attrs(node)
+    classes = _classes(at, "classlabels_int64s", "classlabels_strings")
+    trees = _trees_v3(b, at, "class")
+    ids = set(int(i) for i in at["class_ids"])
+    post = at.get("post_transform", "NONE")
+    binary = len(ids) == 1 and len(classes) == 2
+    k = 1 if binary else len(classes)
+    base = _pick(at, "base_values_as_tensor", "base_values")
+    if binary:
+        only = ids.pop()
+        for t in trees:  # the one class's weights become column 0
+            t.value = {n: {0: v.get(only, 0.0)} for n, v in t.value.items()}
+        base = None if base is None else np.asarray(base).ravel()[:1]
+    s, dt = _ensemble_scores(b, node, trees, k, "SUM", base)
+    if binary:  # onnxruntime: [1 - s, s] without a transform, [-s, s] before one
+        first = b.op("Sub", [b.const(np.array(1, dt)), s]) if post in ("NONE", "PROBIT") else b.op("Neg", [s])
+        s = b.op("Concat", [first, s], axis=1)
+    scores = b.post_transform(s, post, dt)
+    _label(b, scores, classes, node.output[0])
+    b.finish(scores, node.output[1])
+
+
+@lowers("ZipMap")
+def _zipmap(b: _Builder, node: Any) -> None:
+    b.op("Identity", [node.input[0]], out=node.output[0])
+    b.zipmaps.append(node.output[0])  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the pass
+# ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoweringResult:
+    """A lowered model and what was done: `trees` maps each tree node to its formulation."""
+
+    proto: Any
+    lowered: dict[str, int]
+    trees: dict[str, str]
+
+    @property
+    def formulation(self) -> str:
+        kinds = sorted({v.split(" ")[0] for v in self.trees.values()})
+        return "+".join(kinds) if kinds else "none"
+
+
+def lower_proto(proto: Any) -> LoweringResult:
+    """A copy of `proto` with every `ai.onnx.ml` node replaced by standard ONNX operators.
+
+    Raises:
+        UnsupportedModelError: a node has no lowering (the message names it and lists what is supported).
+        ConversionError: the lowered model fails `onnx.checker`.
+    """
+    onnx = require("onnx", purpose="lowering ONNX-ML")
+    from ..formats.onnx import check_proto
+
+    src = onnx.ModelProto()
+    src.CopyFrom(proto)
+    opsets = {o.domain or "": o.version for o in src.opset_import}
+    if opsets.get("", 0) < MIN_OPSET and any(n.domain == ML_DOMAIN for n in src.graph.node):
+        try:
+            src = onnx.version_converter.convert_version(src, MIN_OPSET)
+        except Exception as exc:
+            raise ConversionError(f"could not move the model from opset {opsets.get('', 0)} to {MIN_OPSET} "
+                                  f"before lowering: {exc}") from None
+        opsets = {o.domain or "": o.version for o in src.opset_import}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(src)
+    except Exception:
+        inferred = src
+    b = _Builder(inferred, opsets.get("", MIN_OPSET))
+    b.zipmaps = []  # type: ignore[attr-defined]
+    counts: dict[str, int] = {}
+    for node in src.graph.node:
+        if node.domain != ML_DOMAIN:
+            b.nodes.append(node)
+            continue
+        fn = LOWERINGS.get(node.op_type)
+        if fn is None:
+            raise UnsupportedModelError(
+                f"the ai.onnx.ml operator {node.op_type} has no lowering to standard ONNX operators; lowered: "
+                f"{', '.join(sorted(LOWERINGS))}", where=f"node '{node.name}'")
+        b.node = node
+        fn(b, node)
+        b.node = None
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    g = src.graph
+    del g.node[:]
+    g.node.extend(b.nodes)
+    g.initializer.extend(b.initializers)
+    del g.value_info[:]  # stale for the replaced nodes; runtimes infer them again
+    for out in g.output:
+        if out.name in b.zipmaps:  # type: ignore[attr-defined]
+            out.type.CopyFrom(onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [None, None]))
+    kept = [o for o in src.opset_import if o.domain != ML_DOMAIN]
+    del src.opset_import[:]
+    src.opset_import.extend(kept)
+    if any(n.domain == ML_DOMAIN for n in g.node):
+        raise ConversionError("an ai.onnx.ml node survived lowering")
+    check_proto(src, produced=True)
+    return LoweringResult(src, counts, dict(b.notes))
+
+
+def lower_model(model: Any, options: ConvertOptions | None = None) -> Any:
+    """An `OnnxModel` whose graph uses standard ONNX operators only, with the lowering in its metadata."""
+    from ..formats.onnx import OnnxModel
+
+    result = lower_proto(model.proto)
+    out = OnnxModel(result.proto, origin=model.origin, path=None, runtime=getattr(model, "runtime", "onnxruntime"))
+    out.report, out.notes, out.route, out.dtype = model.report, list(model.notes), list(model.route), model.dtype
+    out.set_metadata("portable.lowering", ",".join(f"{k}x{v}" for k, v in sorted(result.lowered.items())) or "none")
+    if result.trees:
+        out.set_metadata("portable.lowering.trees", result.formulation)
+        out.set_metadata("portable.lowering.trees.detail",
+                         "; ".join(f"{k}: {v}" for k, v in sorted(result.trees.items())))
+    return out
+
+
+__all__ = ["GEMM_MAX_CELLS", "GEMM_MAX_DEPTH", "LOWERINGS", "LoweringResult", "lower_model", "lower_proto",
+           "lowers"]
