@@ -42,6 +42,10 @@ def _run_route(model: Model, route: list[ConverterInfo], options: ConvertOptions
         out = conv.func(current, options)
         out.route = current.route + [conv.target]
         current = out
+    if options.standard_ops and current.format == "onnx":  # ai.onnx.ml -> standard ops (also onnx -> onnx)
+        from .converters.onnx_standard import lower_model
+
+        current = lower_model(current, options)
     return current
 
 
