@@ -442,22 +442,24 @@ def convert_gradient_boosting_regressor(scope: Any, operator: Any, container: An
     em.output(0, _link(em, _gb_raw(em, est), est, classifier=False))
 
 
-def _hgb_table(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray]:
-    """All HistGradientBoosting predictors as one NodeTable, plus each tree's target and the categorical mask."""
+def _hgb_table(est: Any) -> tuple[NodeTable, np.ndarray]:
+    """All HistGradientBoosting predictors as one NodeTable on the *original* columns, and each tree's target.
+
+    With categorical features scikit-learn (1.4+) runs an OrdinalEncoder first (unknown and missing values
+    become NaN) and moves those columns to the front; the trees then test category codes against bitsets.
+    Here each categorical split becomes a `BRANCH_MEMBER` test on the raw values themselves, so the encoder
+    disappears: a value in the left set goes left, a known value outside it goes right, and anything else
+    (NaN, unknown or negative values) follows the node's missing-value direction.
+    """
     from ..errors import UnsupportedModelError
 
-    if getattr(est, "_preprocessor", None) is not None:
-        raise UnsupportedModelError(
-            f"{type(est).__name__} was fitted with categorical_features='from_dtype' on a DataFrame; portable "
-            "converts HistGradientBoosting fitted on numeric arrays (pass categorical_features as indices)")
     preds = [p for it in est._predictors for p in it]
     k = len(est._predictors[0])
     target = np.tile(np.arange(k), len(est._predictors))
-    nodes = [p.nodes for p in preds]
-    sizes = np.array([len(n) for n in nodes], dtype=np.int64)
+    sizes = np.array([len(p.nodes) for p in preds], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     shift = np.repeat(offsets, sizes)
-    allnodes = np.concatenate(nodes)
+    allnodes = np.concatenate([p.nodes for p in preds])
     leaf = allnodes["is_leaf"].astype(bool)
     left = np.where(leaf, -1, allnodes["left"].astype(np.int64) + shift)
     right = np.where(leaf, -1, allnodes["right"].astype(np.int64) + shift)
@@ -468,45 +470,55 @@ def _hgb_table(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray]:
     is_cat = allnodes["is_categorical"].astype(bool) & ~leaf
     mode = np.where(is_cat, MEMBER, LEQ).astype(np.uint8)
     members: dict[int, np.ndarray] = {}
-    cat_mask = np.zeros(est.n_features_in_, dtype=bool)
-    table = NodeTable(left, right, feat, allnodes["num_threshold"].astype(np.float64), miss, values, offsets,
-                      mode, members)
-    if is_cat.any():
+    pre = getattr(est, "_preprocessor", None)
+    if pre is not None:
+        enc = pre.named_transformers_["encoder"]
+        cats = [np.asarray(c) for c in enc.categories_]
+        if any(c.dtype.kind not in "fiub" for c in cats):
+            raise UnsupportedModelError(
+                f"{type(est).__name__} has categorical features with non-numeric categories; portable converts "
+                "HistGradientBoosting whose categories are numbers")
+        cats = [c[~np.isnan(c.astype(np.float64))].astype(np.float64) for c in cats]
+        remap = np.asarray(est._is_categorical_remapped)
+        cat_cols = np.flatnonzero(est.is_categorical_)
+        original = np.concatenate([cat_cols, np.flatnonzero(~np.asarray(est.is_categorical_))])
         known, f_idx_map = est._bin_mapper.make_known_categories_bitsets()
-        cat_mask[np.unique(feat[is_cat])] = True
         node_tree = np.repeat(np.arange(len(preds)), sizes)
         local = np.arange(len(allnodes)) - shift
         for i in np.flatnonzero(is_cat):
             p = preds[node_tree[i]]
             node = p.nodes[local[i]]
-            left_set = _bits(p.raw_left_cat_bitsets[node["bitset_idx"]])
-            known_set = _bits(known[f_idx_map[node["feature_idx"]]])
+            f = int(node["feature_idx"])
+            raw = cats[int(np.flatnonzero(remap)[:f].size) if remap[f] else 0]
+            codes_left = _bits(p.raw_left_cat_bitsets[node["bitset_idx"]])
+            codes_known = _bits(known[f_idx_map[f]])
+            codes_known = codes_known[codes_known < len(raw)]
+            codes_left = codes_left[codes_left < len(raw)]
             if node["missing_go_to_left"]:
-                # NaN, negatives and unknown categories go left: test "in known minus left" -> right
-                members[int(i)] = np.setdiff1d(known_set, left_set)
+                # NaN and unknown values go left: test "in known minus left" and send that right
+                members[int(i)] = raw[np.setdiff1d(codes_known, codes_left).astype(np.int64)]
                 left[i], right[i] = right[i], left[i]
-                miss[i] = False
             else:
-                members[int(i)] = left_set
-                miss[i] = False
-        table.left, table.right, table.missing_left = left, right, miss
-    return table, target, cat_mask
+                members[int(i)] = raw[codes_left.astype(np.int64)]
+            miss[i] = False
+        feat = np.where(leaf, 0, original[feat])
+    elif is_cat.any():
+        raise UnsupportedModelError(f"{type(est).__name__} has categorical splits but no category encoder")
+    table = NodeTable(left, right, feat, allnodes["num_threshold"].astype(np.float64), miss, values, offsets,
+                      mode, members)
+    return table, target
 
 
 def _bits(words: np.ndarray) -> np.ndarray:
-    """The set bits of a scikit-learn bitset (uint32 words) as float category values."""
+    """The set bits of a scikit-learn bitset (uint32 words), as integers."""
     bits = np.unpackbits(np.asarray(words, dtype="<u4").view(np.uint8), bitorder="little")
-    return np.flatnonzero(bits).astype(np.float64)
+    return np.flatnonzero(bits)
 
 
 def _hgb_raw(em: Emitter, est: Any) -> str:
-    table, target, cat_mask = _hgb_table(est)
+    table, target = _hgb_table(est)
     forest = _build_one_target_per_tree(table, target)
-    x = em.input()
-    if cat_mask.any():  # scikit-learn truncates categorical values to integers before the bitset lookup
-        mask = em.const(cat_mask[None, :], "catmask", dtype=bool)
-        x = em.node("Where", [mask, em.node("Floor", [x], "xfloor"), x], "xcat")
-    total = em.ensemble(x, forest, "raw")
+    total = em.ensemble(em.input(), forest, "raw")
     base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(1, -1)
     return em.node("Add", [total, em.const(base)], "raw")
 
@@ -563,6 +575,31 @@ def register() -> None:
             options = None
         register_converter(alias, func, overwrite=True, options=options)
         register_shape_calculator(alias, _float_outputs_follow_input(get_shape_calculator(alias)), overwrite=True)
+    skip_tree_internals()
+
+
+def skip_tree_internals() -> None:
+    """Stop skl2onnx 1.20's option processing from walking into tree ensembles.
+
+    `skl2onnx.common.utils_sklearn.enumerate_model_names` reads every public fitted attribute of every nested
+    estimator, twice per conversion; on a forest that recomputes `estimators_samples_` (every tree's bootstrap
+    indices) and `feature_importances_` and walks every tree: about 1 s for 300 trees, more than the whole
+    conversion. Options never address the trees inside an ensemble, so the walk stops at the ensemble.
+    """
+    from skl2onnx.common import utils_sklearn
+
+    original = utils_sklearn.enumerate_model_names
+    if getattr(original, "_portable", False):
+        return
+
+    def enumerate_model_names(model: Any, prefix: str = "", short: bool = True) -> Any:
+        if type(model).__name__ in CONVERTERS and type(model).__module__.startswith("sklearn."):
+            yield (prefix, model)
+            return
+        yield from original(model, prefix, short)
+
+    enumerate_model_names._portable = True  # type: ignore[attr-defined]
+    utils_sklearn.enumerate_model_names = enumerate_model_names
 
 
 def _float_outputs_follow_input(calc: Any) -> Any:
