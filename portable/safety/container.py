@@ -1,0 +1,99 @@
+"""What kind of file this is (pickle, joblib-compressed pickle, skops archive, or something else), by content.
+
+The extension is not trusted: joblib files are often named `.pkl`, and a `.pkl` may hold anything.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ..errors import InputError, MissingDependencyError
+
+#: Magic numbers of files people mistake for pickles, for the "not a pickle" message.
+_OTHER_FORMATS = (
+    (b"\x93NUMPY", "a NumPy .npy array file"),
+    (b"\x89HDF", "an HDF5 file (a Keras .h5 model?)"),
+    (b"GGUF", "a GGUF model file"),
+    (b"ONNX", "an ONNX file"),
+    (b"{", "JSON text (a PFA document? use a .pfa or .json name)"),
+    (b"%YAML", "YAML text"),
+    (b"\x7fELF", "an executable"),
+)
+_ZIP = b"PK\x03\x04"
+_JOBLIB_COMPAT = b"ZF"
+
+
+@dataclass(frozen=True)
+class Container:
+    """`kind` is `pickle` or `skops`; `compression` names joblib's compressor (zlib, gzip, bz2, xz, lzma, lz4)."""
+
+    kind: str
+    compression: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "skops":
+            return "skops archive"
+        return f"pickle, {self.compression}-compressed (joblib)" if self.compression else "pickle"
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a pickle file", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    if not data:
+        raise InputError("the file is empty (0 bytes), not a pickle", path=path)
+    return data
+
+
+def _compressors() -> dict[str, object]:
+    from joblib import compressor  # joblib's registry: zlib, gzip, bz2, lzma, xz, and lz4 when installed
+
+    return dict(compressor._COMPRESSORS)
+
+
+def sniff(path: Path, data: bytes) -> Container:
+    """Classify `data` (the bytes of `path`); raises InputError for files that cannot hold a pickle."""
+    if data.startswith(_ZIP):
+        import zipfile
+
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise InputError(f"a damaged zip archive ({exc}); skops files are zip archives", path=path) from None
+        if "schema.json" in names:
+            return Container("skops")
+        raise InputError("a zip archive without schema.json: not a skops file and not a pickle (a PyTorch or "
+                         ".npz archive?)", path=path)
+    if data.startswith(_JOBLIB_COMPAT):
+        raise InputError("written by joblib older than 0.10 (with arrays in companion files); that format is not "
+                         "supported: re-save it with a recent joblib", path=path)
+    for name, comp in _compressors().items():
+        prefix = getattr(comp, "prefix", None)
+        if prefix and data.startswith(prefix):
+            return Container("pickle", compression=name)
+    for magic, what in _OTHER_FORMATS:
+        if data.startswith(magic):
+            raise InputError(f"not a pickle: the file starts like {what}", path=path)
+    return Container("pickle")
+
+
+def open_stream(path: Path, data: bytes, container: Container) -> IO[bytes]:
+    """A readable stream of the (decompressed) pickle bytes."""
+    raw = io.BytesIO(data)
+    if not container.compression:
+        return raw
+    comp = _compressors()[container.compression]
+    try:
+        return io.BufferedReader(comp.decompressor_file(raw))  # type: ignore[attr-defined]
+    except ValueError as exc:
+        if "lz4" in str(exc).lower():
+            raise MissingDependencyError("the file is lz4-compressed by joblib; install lz4 to read it "
+                                         "(pip install lz4)") from None
+        raise InputError(f"cannot open the {container.compression} stream: {exc}", path=path) from None

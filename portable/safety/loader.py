@@ -1,0 +1,194 @@
+"""`safe_load`: unpickle a pickle, joblib or skops file, resolving only allowlisted globals.
+
+Plain pickles go through the C unpickler with a restricted `find_class`; joblib files (their arrays follow the
+pickle opcodes as raw bytes) go through joblib's own `NumpyUnpickler` with the same restriction, never through
+`joblib.load`; skops archives go through `skops.io` with `trusted=` computed from the allowlist. A refusal
+stops the load at the first refused global; a static scan of the file then names every refused global.
+While loading, `guard.guarded()` blocks process, network and file-writing side effects as a second wall.
+"""
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import InputError, PortableError, UnsafePickleError
+from . import guard
+from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
+from .container import Container, open_stream, read_bytes, sniff
+from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
+
+
+class _Refusal(Exception):
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.name)
+        self.verdict = verdict
+
+
+class _NeedsJoblib(Exception):
+    """The plain stream names joblib's array wrapper: restart with joblib's unpickler."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file: IO[bytes], trust: tuple[str, ...]) -> None:
+        super().__init__(file)
+        self._trust = trust
+
+    def find_class(self, module: str, name: str) -> Any:
+        if canonical(module, name) == JOBLIB_WRAPPER:
+            raise _NeedsJoblib
+        verdict, obj = load_global(module, name, self._trust)
+        if not verdict.allowed:
+            raise _Refusal(verdict)
+        return obj
+
+
+def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
+    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+
+    class RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc, valid-type]
+        """joblib's unpickler (it reads the raw array bytes after each wrapper) with the allowlist."""
+
+        def find_class(self, module: str, name: str) -> Any:
+            if canonical(module, name) == JOBLIB_WRAPPER:
+                return NumpyArrayWrapper
+            verdict, obj = load_global(module, name, trust)
+            if not verdict.allowed:
+                raise _Refusal(verdict)
+            return obj
+
+    try:
+        return RestrictedNumpyUnpickler("", stream, ensure_native_byte_order=True, mmap_mode=None)
+    except TypeError:  # joblib < 1.3 has no ensure_native_byte_order
+        return RestrictedNumpyUnpickler("", stream, mmap_mode=None)
+
+
+def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
+    """Load the object in a pickle, joblib or skops file without resolving any global off the allowlist.
+
+    Args:
+        path: the file; its kind is found from its content, not its extension.
+        trust: fully qualified names or package prefixes (`xgboost`) to admit on purpose.
+
+    Returns:
+        The object and notes for the report (a model pickled with another scikit-learn version, ...).
+
+    Raises:
+        UnsafePickleError: the file imports globals that are not on the allowlist (all of them are named).
+        InputError: the file is missing, empty, truncated, corrupt, or not a pickle/joblib/skops file.
+    """
+    path = Path(path)
+    trust = trust_tuple(trust)
+    data = read_bytes(path)
+    container = sniff(path, data)
+    if container.kind == "skops":
+        from .skops_io import load_skops
+
+        return load_skops(path, data, trust)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        obj = _load_pickle(path, data, container, trust)
+    return obj, version_notes(caught)
+
+
+def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str, ...]) -> Any:
+    try:
+        with guard.guarded():
+            if container.compression:
+                obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
+            else:
+                try:
+                    obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
+                except _NeedsJoblib:
+                    obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
+        blocked = guard.tripped()
+    except _Refusal as exc:
+        raise refusal_error(path, data, container, trust, first=exc.verdict) from None
+    except guard.GuardTripped as exc:
+        blocked = exc.event
+    except PortableError:
+        raise
+    except RecursionError:
+        raise InputError("the pickle nests too deeply to rebuild", path=path) from None
+    except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise describe_failure(path, data, container, exc) from None
+    if blocked:
+        raise UnsafePickleError(f"loading the file attempted a side effect ('{blocked}') and was stopped; the "
+                                "file is not a plain model pickle", path=path, refused=[blocked])
+    return obj
+
+
+def refusal_error(path: Path, data: bytes, container: Container, trust: tuple[str, ...],
+                  first: Verdict | None = None) -> UnsafePickleError:
+    """An UnsafePickleError naming every refused global in the file (found by a static scan)."""
+    refused: dict[str, Verdict] = {}
+    if first is not None:
+        refused[first.name] = first
+    try:
+        found = scan_stream(open_stream(path, data, container))
+        for module, name in found.imports:
+            if (module, name) == JOBLIB_WRAPPER:
+                continue
+            v = judge(module, name, trust)
+            if not v.allowed:
+                refused.setdefault(v.name, v)
+    except (ScanError, PortableError, OSError, EOFError, ValueError):
+        pass  # the refusal found by the unpickler stands on its own
+    return unsafe_error(path, list(refused.values()))
+
+
+def unsafe_error(path: Path, refused: list[Verdict]) -> UnsafePickleError:
+    names = sorted(v.name for v in refused)
+    lines = "; ".join(f"{v.name} ({v.reason})" for v in sorted(refused, key=lambda v: v.name))
+    flags = " ".join(f"--trust {n}" for n in names)
+    noun = "global" if len(names) == 1 else f"{len(names)} globals"
+    return UnsafePickleError(
+        f"refused to load: the file imports {noun} that {'is' if len(names) == 1 else 'are'} not on the "
+        f"allowlist: {lines}. Nothing after the refusal was run. If you trust this file and where it came from, "
+        f"admit {'it' if len(names) == 1 else 'them'} with `{flags}` (Python: trust={names!r}); "
+        "`portable audit FILE` lists everything the file imports.", path=path, refused=names)
+
+
+def describe_failure(path: Path, data: bytes, container: Container, exc: BaseException) -> InputError:
+    """Turn an unpickling failure into a clear message: truncated, not a pickle, corrupt, or not rebuildable."""
+    what = container.describe()
+    try:
+        found = scan_stream(open_stream(path, data, container))
+    except ScanError as err:
+        at = f"byte {err.pos}" if err.pos is not None else "the start"
+        if err.truncated:
+            return InputError(f"truncated {what}: the data ends at {at} before the pickle is complete "
+                              f"({err}); the file was cut short (an interrupted copy or download?)", path=path)
+        if not err.pos and not container.compression:
+            return InputError(f"not a pickle: the first byte {data[:1]!r} is not a pickle opcode", path=path)
+        return InputError(f"corrupt {what} at {at}: {err}", path=path)
+    except (OSError, EOFError, ValueError, PortableError) as err:
+        return InputError(f"corrupt {container.compression}-compressed stream: {err}", path=path)
+    recorded = ", ".join(f"{lib} {'/'.join(sorted(v))}" for lib, v in found.versions.items())
+    hint = f" The file records {recorded}; it may need that version to be rebuilt." if recorded else ""
+    return InputError(f"the {what} is well-formed but rebuilding its objects failed: "
+                      f"{type(exc).__name__}: {exc}.{hint}", path=path)
+
+
+def version_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Notes for the report from warnings raised while loading (scikit-learn's InconsistentVersionWarning)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    others: list[str] = []
+    for w in caught:
+        msg = w.message
+        original = getattr(msg, "original_sklearn_version", None)
+        if original is not None:
+            key = (str(original), str(getattr(msg, "current_sklearn_version", "?")))
+            groups.setdefault(key, []).append(str(getattr(msg, "estimator_name", "?")))
+        elif "version" in str(msg).lower() and not issubclass(w.category, DeprecationWarning):
+            others.append(f"warning while loading: {msg}")
+    notes = []
+    for (original, current), names in sorted(groups.items()):
+        shown = ", ".join(sorted(set(names)))
+        notes.append(f"pickled with scikit-learn {original} but loaded with scikit-learn {current} ({shown}): "
+                     "scikit-learn does not promise the same predictions across versions; the equivalence check "
+                     "compares the conversion with the model as loaded here")
+    return notes + sorted(set(others))
