@@ -75,7 +75,9 @@ class _Builder:
             for vi in coll:
                 self._used.add(vi.name)
                 self._remember(vi)
+        self.values: dict[str, np.ndarray] = {}
         for init in g.initializer:
+            self.values[init.name] = self.onnx.numpy_helper.to_array(init)
             self._used.add(init.name)
             self.types[init.name] = init.data_type
             self.ranks[init.name] = len(init.dims)
@@ -281,7 +283,10 @@ def _array_feature_extractor(b: _Builder, node: Any) -> None:
     """onnxruntime's shapes: indices are flattened; a 1-D input gives `[1, k]`, others `[..., k]`."""
     data, idx = node.input
     rank = b.ranks.get(data, 2)  # unknown: the [N, C] output of another ai.onnx.ml operator
-    flat = b.op("Reshape", [idx, b.const(np.array([-1], np.int64), "shape")])
+    if idx in b.values:  # constant indices (the usual case): flatten them here
+        flat = b.const(b.values[idx].reshape(-1), "indices")
+    else:
+        flat = b.op("Reshape", [idx, b.const(np.array([-1], np.int64), "shape")])
     if rank == 1:
         picked = b.op("Gather", [data, flat], axis=0)
         b.op("Reshape", [picked, b.const(np.array([1, -1], np.int64), "shape")], out=node.output[0])
@@ -673,16 +678,18 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> st
     go = b.op("LessOrEqual", [xf, b.const(thr_a[roots], "root_thresholds")])
     idx = b.op("Where", [go, b.const(yes_a[roots], "root_true"), b.const(no_a[roots], "root_false")])
     if depth > 1:
-        t_feat, t_thr = b.const(feat_a, "features"), b.const(thr_a, "thresholds")
+        t_thr = b.const(thr_a, "thresholds")
         t_yes, t_no = b.const(yes_a, "true_children"), b.const(no_a, "false_children")
         x3 = b.op("Unsqueeze", [x, b.const(np.array([1], np.int64), "axes")])  # [N, 1, F]
         x3 = b.op("Slice", [x3, b.const(np.array([0], np.int64)), b.const(np.array([n_feat], np.int64)),
                             b.const(np.array([2], np.int64))])
-        columns = b.const(np.arange(n_feat, dtype=np.int64), "columns")
+        # feature ids as floats: NNEF compares scalars only (exact: ids are small integers)
+        t_featf = b.const(feat_a.astype(dt), "features_f")
+        columns = b.const(np.arange(n_feat, dtype=dt), "columns")
         zero = b.const(np.array(0, dt), "zero")
         axes_last = b.const(np.array([-1], np.int64), "axes")
     for _ in range(depth - 1):
-        f = b.op("Unsqueeze", [b.op("Gather", [t_feat, idx], axis=0), axes_last])  # [N, T, 1]
+        f = b.op("Unsqueeze", [b.op("Gather", [t_featf, idx], axis=0), axes_last])  # [N, T, 1]
         picked = b.op("Where", [b.op("Equal", [f, columns]), x3, zero])  # [N, T, F], one value per row
         xf = b.reduce("ReduceSum", picked, [2], keepdims=0)
         go = b.op("LessOrEqual", [xf, b.op("Gather", [t_thr, idx], axis=0)])

@@ -1,0 +1,243 @@
+"""`onnx -> nnef`: lower ONNX-ML to standard operators, fix the shapes, then nnef-tools' ONNX converter.
+
+nnef-tools converts standard ONNX operators only, so the model is first lowered (`onnx_standard`), then a few
+standard operators nnef-tools 1.0.11 cannot take are rewritten (Gemm with alpha/beta other than 1,
+ReduceSumSquare, Reduce* with `axes` as an input since opset 13/18), class labels are peeled off (NNEF has no
+strings: label outputs become class indices and the label list goes to `portable.json`), and the inputs get a
+static batch. nnef-tools then reads, converts and writes the graph through its Python API, and the result is
+validated by the `nnef` parser (with shapes) before it becomes an `NnefModel`.
+
+The static batch is a deliberately odd size (STATIC_BATCH): nnef-tools writes the batch of a Reshape as 0 ("copy
+the input's dimension") when the target's first dimension equals the input's batch, so a batch of 1 would be
+mistaken for any other dimension of size 1. The graph itself stays batch-agnostic and runs on any batch size.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError, NNEFError, UnsupportedModelError
+from ..formats.nnef import NnefModel
+from ..formats.onnx import OnnxModel
+from ..registry import ConvertOptions, converter, require
+from .onnx_standard import ML_DOMAIN, lower_proto
+
+STATIC_BATCH = 97
+_SHAPE_OPS = ("Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten")
+_REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+               "ReduceSumSquare", "ReduceLogSumExp")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ONNX-level rewrites nnef-tools needs
+# ----------------------------------------------------------------------------------------------------------
+def _initializers(graph: Any) -> dict[str, Any]:
+    return {i.name: i for i in graph.initializer}
+
+
+def _rewrite_for_nnef_tools(proto: Any, dtype: str) -> None:
+    """Gemm with alpha/beta != 1 and ReduceSumSquare become operators nnef-tools converts."""
+    onnx = require("onnx")
+    h = onnx.helper
+    elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
+    g = proto.graph
+    nodes, extra = [], []
+    count = 0
+
+    def fresh(base: str) -> str:
+        nonlocal count
+        count += 1
+        return f"{base}__nnef{count}"
+
+    for node in g.node:
+        at = {a.name: h.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Gemm" and (at.get("alpha", 1.0) != 1.0 or
+                                       (len(node.input) > 2 and node.input[2] and at.get("beta", 1.0) != 1.0)):
+            a, b_ = node.input[0], node.input[1]
+            if at.get("transA"):
+                a2 = fresh(a)
+                nodes.append(h.make_node("Transpose", [a], [a2], perm=[1, 0]))
+                a = a2
+            if at.get("transB"):
+                b2 = fresh(b_)
+                nodes.append(h.make_node("Transpose", [b_], [b2], perm=[1, 0]))
+                b_ = b2
+            y = fresh(node.output[0])
+            nodes.append(h.make_node("MatMul", [a, b_], [y]))
+            for key, inp in (("alpha", None), ("beta", node.input[2] if len(node.input) > 2 else "")):
+                if key == "alpha" and at.get("alpha", 1.0) != 1.0:
+                    c = fresh("alpha")
+                    extra.append(h.make_tensor(c, elem, [], [float(at["alpha"])]))
+                    y2 = fresh(node.output[0])
+                    nodes.append(h.make_node("Mul", [y, c], [y2]))
+                    y = y2
+                if key == "beta" and inp:
+                    term = inp
+                    if at.get("beta", 1.0) != 1.0:
+                        c = fresh("beta")
+                        extra.append(h.make_tensor(c, elem, [], [float(at["beta"])]))
+                        term = fresh(inp)
+                        nodes.append(h.make_node("Mul", [inp, c], [term]))
+                    y2 = fresh(node.output[0])
+                    nodes.append(h.make_node("Add", [y, term], [y2]))
+                    y = y2
+            nodes.append(h.make_node("Identity", [y], [node.output[0]]))
+        elif node.op_type == "ReduceSumSquare":
+            sq = fresh(node.input[0])
+            nodes.append(h.make_node("Mul", [node.input[0], node.input[0]], [sq]))
+            nodes.append(h.make_node("ReduceSum", [sq, *node.input[1:]], list(node.output), name=node.name,
+                                     **at))
+        else:
+            nodes.append(node)
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(extra)
+
+
+def _peel_labels(proto: Any, label_outputs: list[str]) -> dict[str, list[Any]]:
+    """Label outputs computed as `classes[index]` become the index; returns {output: class list}.
+
+    Walks back from the output through shape-only operators to a Gather from a 1-D constant; the Gather
+    becomes an Identity of its indices and Casts on the way are dropped (the indices stay int64).
+    """
+    onnx = require("onnx")
+    g = proto.graph
+    producer = {o: n for n in g.node for o in n.output}
+    inits = _initializers(g)
+    labels: dict[str, list[Any]] = {}
+    for name in label_outputs:
+        chain, cur = [], name
+        while cur in producer and producer[cur].op_type in _SHAPE_OPS:
+            chain.append(producer[cur])
+            cur = producer[cur].input[0]
+        node = producer.get(cur)
+        if node is None or node.op_type != "Gather" or node.input[0] not in inits:
+            continue
+        table = onnx.numpy_helper.to_array(inits[node.input[0]])
+        if table.ndim != 1:
+            continue
+        labels[name] = [v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v
+                        for v in table.tolist()] if table.dtype != object else \
+            [v.decode() if isinstance(v, bytes) else str(v) for v in table]
+        for n in [node, *[c for c in chain if c.op_type == "Cast"]]:
+            keep_in, keep_out = (n.input[1] if n is node else n.input[0]), n.output[0]
+            n.ClearField("attribute")
+            n.op_type, n.domain = "Identity", ""
+            del n.input[:]
+            n.input.append(keep_in)
+            del n.output[:]
+            n.output.append(keep_out)
+        for out in g.output:
+            if out.name == name:
+                out.type.tensor_type.elem_type = onnx.TensorProto.INT64
+    return labels
+
+
+def _static_batch(proto: Any, batch: int) -> None:
+    for vi in list(proto.graph.input) + list(proto.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = batch
+        for d in dims[1:]:
+            if not d.HasField("dim_value"):
+                raise NNEFError(f"'{vi.name}' has a free dimension beyond the batch; NNEF needs static shapes")
+    del proto.graph.value_info[:]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# nnef-tools
+# ----------------------------------------------------------------------------------------------------------
+def _fix_reduce_axes(graph: Any) -> None:
+    """nnef-tools 1.0.11 reads Reduce* axes from an attribute only; since opset 13/18 they are an input."""
+    for op in graph.operations:
+        if op.type in _REDUCE_OPS and len(op.inputs) >= 2:
+            axes = op.inputs[1]
+            if axes.data is None:
+                raise UnsupportedModelError(f"{op.type} with computed axes cannot be converted to NNEF")
+            op.attribs["axes"] = [int(a) for a in np.asarray(axes.data).ravel()]
+            op.inputs = (op.inputs[0],)
+
+
+def _nnef_files(proto: Any) -> tuple[dict[str, bytes], list[str], list[str]]:
+    """Convert with nnef-tools; returns the files of the NNEF folder and its input and output names."""
+    onnx = require("onnx")
+    require("nnef_tools", purpose="converting ONNX to NNEF")
+    from nnef_tools.conversion.converter import ConversionError as ToolsConversionError
+    from nnef_tools.conversion.onnx_to_nnef import Converter
+    from nnef_tools.io.nnef import Writer
+    from nnef_tools.io.onnx.reader import _add_value_info_for_constants, onnx_model_to_graph
+    from nnef_tools.optimization.onnx_optimizer import Optimizer
+
+    _add_value_info_for_constants(proto)
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    except Exception as exc:
+        raise ConversionError(f"shape inference failed on the lowered model: {exc}") from None
+    try:
+        graph = onnx_model_to_graph(proto)
+        graph = Optimizer()(graph, only_required=True)
+        _fix_reduce_axes(graph)
+        graph.sort()
+        conv = Converter(keep_io_names=True)
+        graph = conv(graph)
+    except ToolsConversionError as exc:
+        details = "; ".join(str(d).splitlines()[0] for d in (exc.details or []))
+        raise UnsupportedModelError(f"nnef-tools cannot convert the lowered model: {exc}"
+                                    + (f" ({details})" if details else "")) from None
+    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+        raise ConversionError(f"nnef-tools failed on the lowered model: {type(exc).__name__}: {exc}") from None
+    inputs = [t.name for t in graph.inputs]
+    outputs = [t.name for t in graph.outputs]
+    with tempfile.TemporaryDirectory(prefix="portable-nnef-") as tmp:
+        folder = os.path.join(tmp, "model")
+        Writer(fragments=conv.defined_operations(),
+               fragment_dependencies=conv.defined_operation_dependencies())(graph, folder)
+        files = {}
+        for p in sorted(Path(folder).rglob("*")):
+            if p.is_file():
+                files[p.relative_to(folder).as_posix()] = p.read_bytes()
+    return files, inputs, outputs
+
+
+@converter("onnx", "nnef", requires=("onnx", "nnef", "nnef_tools"))
+def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
+    """ONNX -> NNEF: lower ai.onnx.ml, fix shapes, convert with nnef-tools, validate with the NNEF parser."""
+    onnx = require("onnx", purpose="ONNX")
+    sig = model.signature
+    strings = [s.name for s in sig.inputs if s.is_string]
+    if strings:
+        raise NNEFError(f"NNEF has no string tensors, and the model takes strings in {strings}; encode them as "
+                        "numbers before converting (e.g. an OrdinalEncoder fitted outside the model)")
+    if any(n.domain == ML_DOMAIN for n in model.proto.graph.node):
+        lowered = lower_proto(model.proto)
+        proto, trees = lowered.proto, lowered
+    else:
+        proto, trees = onnx.ModelProto(), None
+        proto.CopyFrom(model.proto)
+    dtype = model.dtype or ("float64" if any(s.dtype == "float64" for s in sig.inputs) else "float32")
+    _rewrite_for_nnef_tools(proto, dtype)
+    label_outputs = [s.name for s in sig.outputs if s.kind == "label" or s.is_string]
+    labels = _peel_labels(proto, label_outputs)
+    for name in label_outputs:
+        if sig.output(name).is_string and name not in labels:
+            raise NNEFError(f"the string output '{name}' is not a lookup of class labels portable can peel off; "
+                            "NNEF has no strings")
+    _static_batch(proto, STATIC_BATCH)
+    files, nnef_inputs, nnef_outputs = _nnef_files(proto)
+    if len(nnef_inputs) != len(sig.inputs) or len(nnef_outputs) != len(sig.outputs):
+        raise ConversionError(f"nnef-tools produced inputs {nnef_inputs} and outputs {nnef_outputs} for a model "
+                              f"with {sig.input_names} and {sig.output_names}")
+    extra: dict[str, Any] = {}
+    if trees is not None:
+        extra["lowering"] = {"operators": trees.lowered, "trees": trees.formulation, "detail": trees.trees}
+    meta = NnefModel.build_metadata(model, dtype=dtype, nnef_inputs=nnef_inputs, nnef_outputs=nnef_outputs,
+                                    labels=labels, extra=extra)
+    out = NnefModel(files, meta, origin=model.origin)
+    out.validate()
+    out.dtype = dtype
+    out.notes.extend(model.notes)
+    return out
