@@ -1,0 +1,327 @@
+"""portable's numpy executor for the NNEF operators that portable's ONNX -> NNEF route emits.
+
+It computes in the artifact's precision (`scalar` tensors as float32 or float64, `integer` as int64, `logical`
+as bool) and runs on any batch size: the batch in `external(shape = ...)` is where nnef-tools needed a number,
+not a limit. Operators follow the NNEF 1.0 specification: shapes carry implicit trailing singleton dimensions, so
+a lower-rank operand of a binary operator is padded on the right, not on the left as numpy does.
+
+The operator table is one function per operator; an operator missing from it is reported with the list of
+those supported, before anything runs.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...errors import NNEFError
+
+OpFn = Callable[..., Any]
+OPERATORS: dict[str, OpFn] = {}
+
+
+def nnef_op(*names: str) -> Callable[[OpFn], OpFn]:
+    """Register the numpy implementation of NNEF operators `names` (called with inputs, attributes, dtype)."""
+
+    def deco(fn: OpFn) -> OpFn:
+        for n in names:
+            OPERATORS[n] = fn
+        return fn
+
+    return deco
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NNEF broadcasting: pad the lower rank with trailing singleton dimensions."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim < b.ndim and a.ndim > 0:
+        a = a.reshape(a.shape + (1,) * (b.ndim - a.ndim))
+    elif b.ndim < a.ndim and b.ndim > 0:
+        b = b.reshape(b.shape + (1,) * (a.ndim - b.ndim))
+    return a, b
+
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> OpFn:
+    def run(x: Any, y: Any, **_: Any) -> np.ndarray:
+        return fn(*_align(x, y))
+
+    return run
+
+
+def _unary(fn: Callable[[np.ndarray], np.ndarray]) -> OpFn:
+    return lambda x, **_: fn(np.asarray(x))
+
+
+for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
+                   "min": np.minimum, "max": np.maximum, "lt": np.less, "gt": np.greater, "le": np.less_equal,
+                   "ge": np.greater_equal, "eq": np.equal, "ne": np.not_equal, "and": np.logical_and,
+                   "or": np.logical_or}.items():
+    OPERATORS[_name] = _binary(_fn)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # split by sign so exp never overflows
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1 / (1 + np.exp(-x[pos]))
+    e = np.exp(x[~pos])
+    out[~pos] = e / (1 + e)
+    return out
+
+
+for _name, _fn in {"copy": np.array, "neg": np.negative, "rcp": np.reciprocal, "exp": np.exp, "log": np.log,
+                   "abs": np.abs, "sign": np.sign, "not": np.logical_not, "floor": np.floor, "ceil": np.ceil,
+                   "round": np.round, "sqr": np.square, "sqrt": np.sqrt, "rsqrt": lambda v: 1 / np.sqrt(v),
+                   "log2": np.log2, "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
+                   "sigmoid": _sigmoid, "softplus": lambda v: np.logaddexp(v, 0)}.items():
+    OPERATORS[_name] = _unary(_fn)
+
+
+@nnef_op("leaky_relu")
+def _leaky_relu(x: np.ndarray, *, alpha: float, **_: Any) -> np.ndarray:
+    return np.where(x < 0, x * np.asarray(alpha, x.dtype), x)
+
+
+@nnef_op("elu")
+def _elu(x: np.ndarray, *, alpha: float = 1.0, **_: Any) -> np.ndarray:
+    return np.where(x < 0, np.asarray(alpha, x.dtype) * np.expm1(np.minimum(x, 0)), x)
+
+
+@nnef_op("select")
+def _select(cond: Any, a: Any, b: Any, **_: Any) -> np.ndarray:
+    cond, a = _align(cond, a)
+    cond, b = _align(cond, b)
+    a, b = _align(a, b)
+    return np.where(cond, a, b)
+
+
+@nnef_op("clamp")
+def _clamp(x: Any, a: Any, b: Any, **_: Any) -> np.ndarray:
+    return np.minimum(*_align(np.maximum(*_align(x, a)), b))
+
+
+@nnef_op("matmul")
+def _matmul(a: np.ndarray, b: np.ndarray, *, transposeA: bool = False, transposeB: bool = False,
+            **_: Any) -> np.ndarray:
+    a = np.swapaxes(a, -1, -2) if transposeA else a
+    b = np.swapaxes(b, -1, -2) if transposeB else b
+    return np.matmul(a, b)
+
+
+@nnef_op("linear")
+def _linear(x: np.ndarray, w: np.ndarray, bias: Any = 0.0, **_: Any) -> np.ndarray:
+    return np.matmul(x, w.T) + np.asarray(bias, dtype=x.dtype)
+
+
+def _reducer(fn: Callable[..., np.ndarray]) -> OpFn:
+    def run(x: np.ndarray, *, axes: list[int], **_: Any) -> np.ndarray:
+        return fn(x, axis=tuple(axes), keepdims=True) if axes else x
+
+    return run
+
+
+OPERATORS["sum_reduce"] = _reducer(np.sum)
+OPERATORS["max_reduce"] = _reducer(np.max)
+OPERATORS["min_reduce"] = _reducer(np.min)
+OPERATORS["mean_reduce"] = _reducer(np.mean)
+
+
+def _arg_reduce(fn: Callable[..., np.ndarray]) -> OpFn:
+    def run(x: np.ndarray, *, axes: list[int], **_: Any) -> np.ndarray:
+        if len(axes) != 1:
+            moved = np.moveaxis(x, axes, list(range(x.ndim - len(axes), x.ndim)))
+            flat = moved.reshape(moved.shape[:x.ndim - len(axes)] + (-1,))
+            idx = fn(flat, axis=-1)
+            return np.expand_dims(idx, axis=tuple(axes)).astype(np.int64)
+        return np.expand_dims(fn(x, axis=axes[0]), axes[0]).astype(np.int64)
+
+    return run
+
+
+OPERATORS["argmax_reduce"] = _arg_reduce(np.argmax)
+OPERATORS["argmin_reduce"] = _arg_reduce(np.argmin)
+
+
+@nnef_op("softmax")
+def _softmax(x: np.ndarray, *, axes: list[int] = (1,), **_: Any) -> np.ndarray:
+    ax = tuple(axes)
+    e = np.exp(x - np.max(x, axis=ax, keepdims=True))
+    return e / np.sum(e, axis=ax, keepdims=True)
+
+
+@nnef_op("reshape")
+def _reshape(x: np.ndarray, *, shape: list[int], axis_start: int = 0, axis_count: int = -1,
+             **_: Any) -> np.ndarray:
+    end = x.ndim if axis_count == -1 else axis_start + axis_count
+    part = [x.shape[axis_start + i] if s == 0 else s for i, s in enumerate(shape)]
+    return x.reshape(tuple(x.shape[:axis_start]) + tuple(part) + tuple(x.shape[end:]))
+
+
+@nnef_op("squeeze")
+def _squeeze(x: np.ndarray, *, axes: list[int], **_: Any) -> np.ndarray:
+    return np.squeeze(x, axis=tuple(axes)) if axes else x
+
+
+@nnef_op("unsqueeze")
+def _unsqueeze(x: np.ndarray, *, axes: list[int], **_: Any) -> np.ndarray:
+    return np.expand_dims(x, axis=tuple(axes)) if axes else x
+
+
+@nnef_op("transpose")
+def _transpose(x: np.ndarray, *, axes: list[int], **_: Any) -> np.ndarray:
+    perm = list(axes) + list(range(len(axes), x.ndim))
+    return np.transpose(x, perm)
+
+
+@nnef_op("concat")
+def _concat(values: list[np.ndarray], *, axis: int, **_: Any) -> np.ndarray:
+    return np.concatenate([np.asarray(v) for v in values], axis=axis)
+
+
+@nnef_op("split")
+def _split(x: np.ndarray, *, axis: int, ratios: list[int], **_: Any) -> list[np.ndarray]:
+    unit = x.shape[axis] // sum(ratios)
+    cuts = np.cumsum([r * unit for r in ratios])[:-1]
+    return np.split(x, cuts, axis=axis)
+
+
+@nnef_op("slice")
+def _slice(x: np.ndarray, *, axes: list[int], begin: list[int], end: list[int], stride: list[int] = (),
+           **_: Any) -> np.ndarray:
+    index = [slice(None)] * x.ndim
+    strides = list(stride) or [1] * len(axes)
+    for ax, b, e, s in zip(axes, begin, end, strides):
+        if e == 0 and s == 1:  # NNEF: an end of 0 means the end of the dimension
+            e = x.shape[ax]
+        index[ax] = slice(b, e, s)
+    return x[tuple(index)]
+
+
+@nnef_op("gather")
+def _gather(x: np.ndarray, idx: np.ndarray, *, axis: int = 0, **_: Any) -> np.ndarray:
+    return np.take(x, np.asarray(idx, dtype=np.int64), axis=axis)
+
+
+@nnef_op("tile")
+def _tile(x: np.ndarray, *, repeats: list[int], **_: Any) -> np.ndarray:
+    return np.tile(x, repeats)
+
+
+@nnef_op("add_n")
+def _add_n(values: list[np.ndarray], **_: Any) -> np.ndarray:
+    total = np.asarray(values[0])
+    for v in values[1:]:
+        total = np.add(*_align(total, v))
+    return total
+
+
+@nnef_op("l1_normalization", "l2_normalization")
+def _lp_normalization(x: np.ndarray, *, axes: list[int], bias: float = 0.0, epsilon: float = 0.0,
+                      _p: int = 2, **_: Any) -> np.ndarray:
+    ax = tuple(axes)
+    norm = np.sum(np.abs(x), axis=ax, keepdims=True) if _p == 1 else np.sqrt(np.sum(x * x, axis=ax, keepdims=True))
+    return x / np.maximum(norm + bias, epsilon)
+
+
+# ----------------------------------------------------------------------------------------------------------
+class Executor:
+    """A parsed NNEF graph compiled into a list of numpy calls."""
+
+    def __init__(self, graph: Any, variables: dict[str, np.ndarray], *, dtype: str = "float32") -> None:
+        self.dtype = np.dtype(dtype)
+        self.inputs: list[str] = list(graph.inputs)
+        self.outputs: list[str] = list(graph.outputs)
+        self._consts: dict[str, Any] = {}
+        self._steps: list[tuple[OpFn, list[Any], dict[str, Any], list[str], str]] = []
+        self._input_dtypes: dict[str, Any] = {}
+        missing = sorted({op.name for op in graph.operations
+                          if op.name not in OPERATORS and op.name not in ("external", "variable", "constant",
+                                                                          "cast")})
+        if missing:
+            raise NNEFError(f"portable's NNEF executor does not implement {', '.join(missing)}; it implements "
+                            f"{', '.join(sorted(OPERATORS))}, cast, constant, external and variable")
+        for op in graph.operations:
+            out_names = [str(v) for v in _flatten(list(op.outputs.values()))]
+            if op.name == "external":
+                self._input_dtypes[out_names[0]] = self._np(op.dtype)
+                continue
+            if op.name == "variable":
+                data = variables[str(op.attribs["label"])]
+                self._consts[out_names[0]] = data.astype(self._np(op.dtype), copy=False)
+                continue
+            if op.name == "constant":
+                shape = list(op.attribs["shape"])
+                vals = np.asarray(op.attribs["value"], dtype=self._np(op.dtype))
+                self._consts[out_names[0]] = (np.full(shape, vals.ravel()[0], vals.dtype) if vals.size == 1
+                                              else vals.reshape(shape))
+                continue
+            args = list(op.inputs.values())
+            attrs = dict(op.attribs)
+            if op.name == "l1_normalization":
+                attrs["_p"] = 1
+            fn = _cast_to(self._np(op.dtype)) if op.name == "cast" else OPERATORS[op.name]
+            self._steps.append((fn, args, attrs, out_names, self._np(op.dtype)))
+
+    def _np(self, nnef_dtype: Any) -> Any:
+        return {"scalar": self.dtype, "integer": np.int64, "logical": np.bool_}.get(str(nnef_dtype), self.dtype)
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes], *, dtype: str = "float32") -> "Executor":
+        """Parse graph.nnef and read the variables' `.dat` files."""
+        import nnef
+
+        from .reader import read_tensor_bytes
+
+        graph = nnef.parse_string(files["graph.nnef"].decode())
+        variables = {}
+        for op in graph.operations:
+            if op.name == "variable":
+                label = str(op.attribs["label"])
+                variables[label] = read_tensor_bytes(files[label.lstrip("/") + ".dat"])
+        return cls(graph, variables, dtype=dtype)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs by NNEF name for inputs by NNEF name (floats converted to the artifact's precision)."""
+        env: dict[str, Any] = dict(self._consts)
+        for name in self.inputs:
+            env[name] = np.asarray(feeds[name]).astype(self._input_dtypes.get(name, self.dtype), copy=False)
+        with np.errstate(all="ignore"):
+            for fn, args, attrs, outs, out_dtype in self._steps:
+                values = [_resolve(a, env, self.dtype) for a in args]
+                result = fn(*values, **attrs)
+                if len(outs) == 1:
+                    r = np.asarray(result)
+                    if r.dtype != out_dtype and r.dtype.kind == "f":
+                        r = r.astype(out_dtype)
+                    env[outs[0]] = r
+                else:
+                    for n, r in zip(outs, result):
+                        env[n] = r
+        return {n: env[n] for n in self.outputs}
+
+
+def _cast_to(dtype: Any) -> OpFn:
+    return lambda x, **_: np.asarray(x).astype(dtype)
+
+
+def _flatten(values: list[Any]) -> list[Any]:
+    out = []
+    for v in values:
+        out.extend(_flatten(v) if isinstance(v, (list, tuple)) else [v])
+    return out
+
+
+def _resolve(arg: Any, env: dict[str, Any], dtype: np.dtype) -> Any:
+    """An operator argument: a tensor by name, a literal, or a list of either."""
+    if isinstance(arg, (list, tuple)):
+        return [_resolve(a, env, dtype) for a in arg]
+    if type(arg).__name__ == "Identifier":
+        return env[str(arg)]
+    if isinstance(arg, bool):
+        return np.asarray(arg)
+    if isinstance(arg, float):
+        return np.asarray(arg, dtype=dtype)
+    if isinstance(arg, int):
+        return np.asarray(arg, dtype=np.int64)
+    return arg
