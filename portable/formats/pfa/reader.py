@@ -1,0 +1,245 @@
+"""Reading a PFA document: JSON or YAML text -> a checked `Document`.
+
+The reader checks the document's structure (top-level fields, cell and pool declarations, function
+definitions), parses every Avro type, checks each cell's `init` against its type, and refuses up front the
+constructs portable does not run (emit/fold methods, begin/end, cell and pool writes, `rand.*`, loops) with
+the construct's name and JSON path, so nothing is ever silently mis-scored.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...errors import InputError, PFAError
+from .types import AvroType, FcnType, TypeNames, decode
+
+TOP_LEVEL = ("name", "method", "input", "output", "begin", "action", "end", "fcns", "zero", "merge", "cells",
+             "pools", "randseed", "doc", "version", "metadata", "options")
+
+# Special forms that are valid PFA but that portable refuses, with the reason given to the user.
+REFUSED_FORMS = {
+    "emit": "'emit' sends outputs from inside the action; portable scores one output per input (method map)",
+    "while": "loops ('while') are not supported by portable's vectorized engine",
+    "until": "loops ('do'/'until') are not supported by portable's vectorized engine",
+    "for": "loops ('for') are not supported by portable's vectorized engine",
+    "foreach": "loops ('foreach') are not supported by portable's vectorized engine",
+    "forkey": "loops ('forkey'/'forval') are not supported by portable's vectorized engine",
+    "try": "'try' (errors turned into null) is not supported by portable's vectorized engine",
+    "pack": "'pack' (binary encoding) is not supported by portable",
+    "unpack": "'unpack' (binary decoding) is not supported by portable",
+    "pool-del": "removing pool entries ('pool-del') writes state; portable only reads cells and pools",
+}
+REFUSED_PREFIXES = {
+    "rand.": "random numbers ('rand.*') are not reproducible, so portable cannot check or convert them",
+}
+
+
+@dataclass
+class Cell:
+    name: str
+    type: AvroType
+    init: Any
+    shared: bool = False
+    rollback: bool = False
+
+
+@dataclass
+class FcnDef:
+    name: str
+    params: list[tuple[str, AvroType]]
+    ret: AvroType
+    body: list[Any]
+    where: str
+
+    @property
+    def type(self) -> FcnType:
+        return FcnType(tuple(t for _, t in self.params), self.ret)
+
+
+@dataclass
+class Document:
+    """A parsed, checked PFA document."""
+
+    name: str
+    input: AvroType
+    output: AvroType
+    action: list[Any]
+    cells: dict[str, Cell] = field(default_factory=dict)
+    pools: dict[str, Cell] = field(default_factory=dict)
+    fcns: dict[str, FcnDef] = field(default_factory=dict)
+    types: TypeNames = field(default_factory=TypeNames)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+    path: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def read_text(text: str, path: Any = None) -> dict[str, Any]:
+    """Parse JSON, or YAML when the text is not JSON.
+
+    Raises:
+        PFAError: the text is neither, or its top level is not an object.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as json_exc:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise PFAError(f"not valid JSON ({json_exc}) nor YAML{at}: {getattr(exc, 'problem', exc)}",
+                           path=path) from None
+    if not isinstance(data, dict):
+        raise PFAError(f"a PFA document is a JSON object; found {type(data).__name__}", path=path)
+    return data
+
+
+def read_file(path: str | Path) -> Document:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the PFA document: {exc}", path=p) from None
+    doc = parse(read_text(text, p), path=str(p))
+    return doc
+
+
+def _as_list(expr: Any) -> list[Any]:
+    return expr if isinstance(expr, list) else [expr]
+
+
+def parse(data: dict[str, Any], path: str | None = None) -> Document:
+    """Check a PFA document given as a dict and return a `Document`.
+
+    Raises:
+        PFAError: the document breaks the specification or uses a construct portable refuses.
+    """
+    def err(msg: str, where: str | None = None) -> PFAError:
+        return PFAError(msg, path=path, where=where)
+
+    unknown = sorted(set(data) - set(TOP_LEVEL))
+    if unknown:
+        raise err(f"unknown top-level field(s) {', '.join(unknown)}; allowed: {', '.join(TOP_LEVEL)}")
+    for req in ("input", "output", "action"):
+        if req not in data:
+            raise err(f"a PFA document needs '{req}'")
+    method = data.get("method", "map")
+    if method not in ("map", "emit", "fold"):
+        raise err(f"method must be map, emit or fold, not {method!r}", "method")
+    if method != "map":
+        raise err(f"method '{method}' is not supported: portable scores one output per input "
+                  "(method 'map')", "method")
+    for phase in ("begin", "end"):
+        if data.get(phase) not in (None, []):
+            raise err(f"'{phase}' is not supported: portable runs the action only, without "
+                      f"{phase}-of-run side effects", phase)
+    for key in ("zero", "merge"):
+        if key in data:
+            raise err(f"'{key}' belongs to method fold, which portable does not support", key)
+
+    types = TypeNames()
+    input_type = types.parse(data["input"], "input", path)
+    output_type = types.parse(data["output"], "output", path)
+    doc = Document(name=str(data.get("name", "")), input=input_type, output=output_type,
+                   action=_as_list(data["action"]), types=types, metadata=dict(data.get("metadata") or {}),
+                   doc=str(data.get("doc", "")), path=path, raw=data)
+
+    for kind in ("cells", "pools"):
+        section = data.get(kind) or {}
+        if not isinstance(section, dict):
+            raise err(f"'{kind}' must be an object of {kind[:-1]} declarations", kind)
+        for name, spec in section.items():
+            where = f"{kind}.{name}"
+            if not isinstance(spec, dict) or "type" not in spec or "init" not in spec:
+                raise err(f"a {kind[:-1]} needs 'type' and 'init'", where)
+            extra = sorted(set(spec) - {"type", "init", "shared", "rollback", "source"})
+            if extra:
+                raise err(f"unknown field(s) {', '.join(extra)} in a {kind[:-1]} declaration", where)
+            if spec.get("source", "embedded") != "embedded":
+                raise err(f"only embedded {kind} are supported (source {spec['source']!r})", f"{where}.source")
+            t = types.parse(spec["type"], f"{where}.type", path)
+            if kind == "cells":
+                init = decode(spec["init"], t, f"{where}.init", path)
+            else:
+                if not isinstance(spec["init"], dict):
+                    raise err("a pool's init is an object of named values", f"{where}.init")
+                init = {k: decode(v, t, f"{where}.init.{k}", path) for k, v in spec["init"].items()}
+            getattr(doc, kind)[name] = Cell(name, t, init, bool(spec.get("shared")), bool(spec.get("rollback")))
+
+    fcns = data.get("fcns") or {}
+    if not isinstance(fcns, dict):
+        raise err("'fcns' must be an object of function definitions", "fcns")
+    for name, spec in fcns.items():
+        doc.fcns[name] = parse_fcndef(spec, types, f"fcns.{name}", path, name=name)
+
+    scan_refused(doc.action, "action", path)
+    for name, f in doc.fcns.items():
+        scan_refused(f.body, f"{f.where}.do", path)
+    return doc
+
+
+def parse_fcndef(spec: Any, types: TypeNames, where: str, path: Any, name: str = "") -> FcnDef:
+    """Parse a function definition (`{"params": [...], "ret": T, "do": ...}`)."""
+    if not isinstance(spec, dict) or not {"params", "ret", "do"} <= set(spec):
+        raise PFAError("a function definition needs 'params', 'ret' and 'do'", path=path, where=where)
+    params = []
+    if not isinstance(spec["params"], list):
+        raise PFAError("'params' is a list of {name: type} objects", path=path, where=f"{where}.params")
+    for i, p in enumerate(spec["params"]):
+        if not isinstance(p, dict) or len(p) != 1:
+            raise PFAError("each parameter is a one-entry object {name: type}", path=path,
+                           where=f"{where}.params[{i}]")
+        (pname, ptype), = p.items()
+        params.append((pname, types.parse(ptype, f"{where}.params[{i}].{pname}", path)))
+    ret = types.parse(spec["ret"], f"{where}.ret", path)
+    return FcnDef(name, params, ret, _as_list(spec["do"]), where)
+
+
+# Keys of special forms whose values are not expressions (types, literal data, names).
+_NOT_EXPR = {"type", "value", "params", "ret", "as", "doc", "error", "code", "cell", "pool", "fcn", "named",
+             "string", "base64", "int", "long", "float", "double", "boolean", "null", "namespace"}
+
+
+def scan_refused(expr: Any, where: str, path: Any) -> None:
+    """Raise PFAError at the first refused construct inside `expr` (walks expression positions only)."""
+    if isinstance(expr, list):
+        for i, e in enumerate(expr):
+            scan_refused(e, f"{where}[{i}]", path)
+        return
+    if not isinstance(expr, dict):
+        return
+    if "type" in expr and "value" in expr and len(expr) == 2:
+        return  # a literal: data, not code
+    if "cell" in expr and "to" in expr:
+        raise PFAError(f"writing cell '{expr['cell']}' ('cell' with 'to') is not supported: portable only "
+                       "reads cells", path=path, where=where)
+    if "pool" in expr and "to" in expr:
+        raise PFAError(f"writing pool '{expr['pool']}' ('pool' with 'to') is not supported: portable only "
+                       "reads pools", path=path, where=where)
+    for key, value in expr.items():
+        here = f"{where}.{key}"
+        if key in REFUSED_FORMS:
+            raise PFAError(REFUSED_FORMS[key], path=path, where=here)
+        for prefix, reason in REFUSED_PREFIXES.items():
+            if key.startswith(prefix):
+                raise PFAError(f"{key}: {reason}", path=path, where=here)
+        if key == "fcn" and isinstance(value, str):
+            for prefix, reason in REFUSED_PREFIXES.items():
+                if value.startswith(prefix):
+                    raise PFAError(f"{value}: {reason}", path=path, where=here)
+        if key in _NOT_EXPR:
+            continue
+        if key == "new" and isinstance(value, dict):
+            for k, v in value.items():
+                scan_refused(v, f"{here}.{k}", path)
+            continue
+        if key in ("let", "set") and isinstance(value, dict):
+            for k, v in value.items():
+                scan_refused(v, f"{here}.{k}", path)
+            continue
+        scan_refused(value, here, path)
