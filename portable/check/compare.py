@@ -1,0 +1,209 @@
+"""Comparison of two models' outputs by output kind: labels exactly, numbers within tolerances by dtype and kind.
+
+A label that differs only on a row whose original top two probabilities (or scores) are within tolerance of
+each other is a *near-tie*: counted separately, not as a mismatch. Shapes and dtype kinds compare strictly.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import SignatureMismatchError
+from ..model import Model, TensorSpec
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """|converted - original| <= atol + rtol * |original|, elementwise."""
+
+    rtol: float
+    atol: float
+
+
+# Why these numbers: float32 holds about 7 significant digits, so a float32 artifact agrees with a float64
+# original to about 1e-7 relative; the absolute floor says which differences a user would still call the same
+# number. Outputs beyond ~1e3 in float32 therefore fail, and dtype="auto" moves them to float64 (the issue's
+# RandomForestRegressor with targets in the thousands differs by 1e-3..1e-1 there).
+TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    ("float32", "probability"): Tolerance(rtol=1e-4, atol=1e-5),
+    ("float32", "score"): Tolerance(rtol=1e-7, atol=1e-4),
+    ("float32", "value"): Tolerance(rtol=1e-7, atol=1e-4),
+    ("float64", "probability"): Tolerance(rtol=1e-7, atol=1e-9),
+    ("float64", "score"): Tolerance(rtol=1e-7, atol=1e-8),
+    ("float64", "value"): Tolerance(rtol=1e-7, atol=1e-8),
+}
+
+
+def tolerance_for(kind: str, dtypes: tuple[np.dtype, np.dtype], rtol: float | None = None,
+                  atol: float | None = None) -> Tolerance:
+    """The default tolerance for an output kind compared at the narrower of two dtypes, with overrides."""
+    narrow = "float64" if all(np.dtype(d) == np.float64 for d in dtypes if np.dtype(d).kind == "f") else "float32"
+    base = TOLERANCES[(narrow, kind if kind in ("probability", "score") else "value")]
+    return Tolerance(base.rtol if rtol is None else rtol, base.atol if atol is None else atol)
+
+
+def kind_of(spec: TensorSpec) -> str:
+    if spec.kind:
+        return spec.kind
+    return {"label": "label", "probabilities": "probability", "scores": "score"}.get(spec.name, "value")
+
+
+def match_outputs(original: Model, converted: Model) -> list[tuple[str, str]]:
+    """(name, kind) of the outputs both models have; raises SignatureMismatchError when they differ."""
+    sa, sb = original.signature, converted.signature
+    na, nb = sa.output_names, sb.output_names
+    if set(na) != set(nb):
+        raise SignatureMismatchError(
+            f"the models have different outputs: the original {original.format} model gives {na}, the converted "
+            f"{converted.format} model gives {nb}")
+    out = []
+    for name in na:
+        a, b = sa.output(name), sb.output(name)
+        ka, kb = _dkind(a.dtype), _dkind(b.dtype)
+        if ka != kb:
+            raise SignatureMismatchError(f"output '{name}' is {a.dtype} in the original and {b.dtype} in the "
+                                         "converted model")
+        if len(a.shape) and len(b.shape) and len(a.shape) != len(b.shape):
+            raise SignatureMismatchError(f"output '{name}' has rank {len(a.shape)} in the original and "
+                                         f"{len(b.shape)} in the converted model")
+        kind = kind_of(a) if a.kind else kind_of(b)
+        if ka != "float" and kind != "label":
+            kind = "label"  # integers, strings and booleans compare exactly
+        out.append((name, kind))
+    return out
+
+
+def _dkind(dtype: str) -> str:
+    if dtype in ("str", "object", "string"):
+        return "str"
+    k = np.dtype(dtype).kind
+    return {"f": "float", "i": "int", "u": "int", "b": "bool", "U": "str", "S": "str", "O": "str"}.get(k, k)
+
+
+@dataclass
+class OutputResult:
+    """How one output compared. `bad` flags mismatching rows; `severity` ranks rows (worst first)."""
+
+    name: str
+    kind: str
+    dtypes: tuple[str, str]
+    shapes: tuple[tuple[int, ...], tuple[int, ...]]
+    mismatches: int = 0
+    near_ties: int = 0
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    tolerance: Tolerance | None = None
+    worst_row: int | None = None
+    error: str | None = None
+    bad: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    severity: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.mismatches == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": list(self.dtypes)}
+        if self.kind == "label":
+            d["exact"] = True
+        else:
+            d.update(max_abs_diff=self.max_abs_diff, max_rel_diff=self.max_rel_diff,
+                     atol=self.tolerance.atol if self.tolerance else None,
+                     rtol=self.tolerance.rtol if self.tolerance else None)
+        d["mismatches"] = self.mismatches
+        if self.kind == "label":
+            d["near_ties"] = self.near_ties
+        d["worst_row"] = self.worst_row
+        if self.error:
+            d["error"] = self.error
+        return d
+
+
+def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], n: int,
+            rtol: float | None = None, atol: float | None = None) -> list[OutputResult]:
+    """Compare the outputs `a` (original) and `b` (converted) of an `n`-row batch."""
+    results = []
+    numeric = {}
+    for name, kind in outputs:
+        va, vb = np.asarray(a[name]), np.asarray(b[name])
+        r = OutputResult(name, kind, (va.dtype.name, vb.dtype.name), (va.shape, vb.shape),
+                         bad=np.zeros(n, dtype=bool), severity=np.zeros(n))
+        if va.shape != vb.shape:
+            r.error = f"shape {list(vb.shape)} in the converted model, {list(va.shape)} in the original"
+        elif len(va) != n:
+            r.error = f"{len(va)} rows out for {n} rows in"
+        elif _dkind(va.dtype.name) != _dkind(vb.dtype.name):
+            r.error = f"dtype {vb.dtype} in the converted model, {va.dtype} in the original"
+        elif kind == "label":
+            _labels(r, va, vb)
+        else:
+            _numbers(r, va, vb, tolerance_for(kind, (va.dtype, vb.dtype), rtol, atol))
+            numeric[name] = (kind, va, r.tolerance)
+        if r.error:
+            r.bad[:] = True
+            r.severity[:] = np.inf
+            r.mismatches = n
+        results.append(r)
+    _near_ties(results, numeric)
+    return results
+
+
+def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
+    if va.dtype.kind in "OUS" or vb.dtype.kind in "OUS":
+        va, vb = va.astype(str), vb.astype(str)
+    differ = va != vb
+    r.bad = differ.reshape(len(va), -1).any(axis=1)
+    r.severity = r.bad.astype(float)
+    r.mismatches = int(r.bad.sum())
+    r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
+
+
+def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) -> None:
+    r.tolerance = tol
+    x, y = va.astype(np.float64), vb.astype(np.float64)
+    n = len(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (x == y) | (np.isnan(x) & np.isnan(y))
+        diff = np.where(same, 0.0, np.abs(x - y))
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        allowed = tol.atol + tol.rtol * np.abs(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
+        ratio = diff / np.where(allowed > 0, allowed, np.finfo(np.float64).tiny)
+        rel = np.where(np.abs(x) > 0, diff / np.abs(x), np.where(diff > 0, np.inf, 0.0))
+    flat_ratio = ratio.reshape(n, -1)
+    r.bad = (flat_ratio > 1.0).any(axis=1)
+    r.severity = flat_ratio.max(axis=1) if flat_ratio.size else np.zeros(n)
+    r.mismatches = int(r.bad.sum())
+    r.max_abs_diff = float(diff.max()) if diff.size else 0.0
+    finite_rel = rel[np.isfinite(x) & (np.abs(x) > 0)] if rel.size else rel
+    r.max_rel_diff = float(finite_rel.max()) if finite_rel.size else 0.0
+    r.worst_row = int(np.argmax(r.severity)) if n else None
+
+
+def _near_ties(results: list[OutputResult], numeric: dict[str, tuple[str, np.ndarray, Tolerance]]) -> None:
+    """Label mismatches on rows where the original's top two probabilities (or scores) tie within tolerance."""
+    source = next(((v, t) for k, v, t in numeric.values() if k == "probability"), None) or \
+        next(((v, t) for k, v, t in numeric.values() if k == "score"), None)
+    if source is None:
+        return
+    vals, tol = source
+    vals = vals.reshape(len(vals), -1).astype(np.float64)
+    if vals.shape[1] == 1:
+        gap, top = np.abs(vals[:, 0]), np.abs(vals[:, 0])
+        limit = tol.atol + tol.rtol * top
+    else:
+        part = np.sort(vals, axis=1)
+        gap, top = part[:, -1] - part[:, -2], np.abs(part[:, -1])
+        limit = 2 * (tol.atol + tol.rtol * top)
+    tied = gap <= limit
+    for r in results:
+        if r.kind != "label" or r.error or not r.mismatches:
+            continue
+        ties = r.bad & tied
+        r.near_ties = int(ties.sum())
+        r.bad = r.bad & ~tied
+        r.severity = r.bad.astype(float)
+        r.mismatches = int(r.bad.sum())
+        r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None

@@ -1,0 +1,854 @@
+"""Input generation for the checker: learn where a model's inputs live, then generate rows that land there.
+
+A `Plan` flattens every input of the compared signature into scalar *features* (one per column of `X`, one per
+DataFrame column, one per element of a fixed-shape tensor). Each feature gets a range and a few interesting
+values, learned from `data=` when given, else from the model itself (scaler statistics, tree thresholds, encoder
+categories, training points kept by nearest-neighbour and kernel models), else a standard-normal default.
+
+`generate` draws a seeded batch from the plan: a random cloud over the learned ranges (and around known points),
+**tree boundary rows** (for sampled split nodes: a row that reaches the node, with the split feature set to the
+threshold, its float32 rounding and their `nextafter` neighbours, so both sides of the split are taken), and a few
+special rows (zeros, the range ends, far values, NaN where the model handles missing values, unseen categories
+where the encoder ignores them). `shrink_strategy` is the hypothesis strategy that shrinks a failure found in
+such a batch to a minimal counterexample.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import SignatureMismatchError
+from ..model import Model
+
+UNSEEN = "__portable_unseen__"
+BOUNDARY_SHARE = 0.3  # at most this share of the generated rows are tree boundary rows
+SPECIAL_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class InputSlot:
+    """One input tensor as the checker feeds it: name, generation dtype, per-row shape."""
+
+    name: str
+    dtype: str  # float32 | float64 | int64 | bool | str: the narrower of the two models' dtypes
+    row_shape: tuple[int, ...]
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype == "str"
+
+    @property
+    def width(self) -> int:
+        return int(np.prod(self.row_shape, dtype=np.int64)) if self.row_shape else 1
+
+
+@dataclass
+class Feature:
+    """One scalar position of one input, and what is known about where its values live."""
+
+    slot: str
+    position: int  # flat index within the slot's row
+    label: str
+    is_string: bool = False
+    lo: float = np.nan
+    hi: float = np.nan
+    values: list[Any] = field(default_factory=list)  # numeric interesting values, or string categories
+    nan_ok: bool = False
+    unseen_ok: bool = False
+    integer: bool = False
+
+    def widen(self, lo: float, hi: float) -> None:
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return
+        self.lo = lo if np.isnan(self.lo) else min(self.lo, lo)
+        self.hi = hi if np.isnan(self.hi) else max(self.hi, hi)
+
+    @property
+    def known(self) -> bool:
+        return not np.isnan(self.lo)
+
+    @property
+    def simple(self) -> Any:
+        """The value a counterexample shrinks a feature towards: 0 when in range, else a round value in range."""
+        if self.is_string:
+            return self.values[0] if self.values else "a"
+        if self.lo <= 0.0 <= self.hi:
+            return 0.0
+        mid = (self.lo + self.hi) / 2
+        digits = max(0, 1 - int(np.floor(np.log10(max(self.hi - self.lo, 1e-300)))))
+        r = float(np.round(mid, digits))
+        return r if self.lo <= r <= self.hi else float(mid)
+
+
+@dataclass
+class Trees:
+    """The split nodes of the tree models in a plan, as flat arrays in raw-input terms.
+
+    `feature[i]` is a plan feature index (or -1 for leaves and splits on derived features), `threshold[i]` the
+    threshold mapped back to raw input units, `parent[i]`/`is_left[i]` the node's parent and side (-1 at roots).
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    parent: np.ndarray
+    is_left: np.ndarray
+
+    @property
+    def splits(self) -> np.ndarray:
+        return np.flatnonzero(self.feature >= 0)
+
+
+@dataclass
+class Plan:
+    """Everything `generate` needs: the input slots, their features, tree splits, known points, data rows."""
+
+    slots: list[InputSlot]
+    features: list[Feature]
+    trees: Trees | None = None
+    anchors: np.ndarray | None = None  # known numeric rows (training points), shape [K, n_features], NaN = any
+    data: tuple[np.ndarray, np.ndarray] | None = None
+    notes: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # what the ranges were learned from
+
+    @property
+    def narrow(self) -> np.dtype:
+        floats = [s.dtype for s in self.slots if s.dtype.startswith("float")]
+        return np.dtype("float32" if "float32" in floats else "float64")
+
+    @property
+    def numeric(self) -> list[int]:
+        return [i for i, f in enumerate(self.features) if not f.is_string]
+
+
+# ---- the batch representation ------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """Rows as a float64 matrix (numeric features, NaN allowed) and an object matrix (string features)."""
+
+    num: np.ndarray
+    txt: np.ndarray
+    source: np.ndarray  # per row: "cloud", "boundary", "special", "data", "shrunk"
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> "Batch":
+        idx = np.asarray(rows, dtype=np.int64)
+        return Batch(self.num[idx], self.txt[idx], self.source[idx])
+
+    @staticmethod
+    def concat(parts: Sequence["Batch"]) -> "Batch":
+        return Batch(np.concatenate([p.num for p in parts]), np.concatenate([p.txt for p in parts]),
+                     np.concatenate([p.source for p in parts]))
+
+
+def empty_batch(plan: Plan, n: int, source: str) -> Batch:
+    return Batch(np.zeros((n, len(plan.features))), np.full((n, len(plan.features)), "", dtype=object),
+                 np.full(n, source, dtype=object))
+
+
+def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
+    """The batch as named input arrays, each `[N, *row_shape]` in its slot's generation dtype."""
+    n = len(batch)
+    out: dict[str, np.ndarray] = {}
+    cols: dict[str, list[int]] = {}
+    for i, f in enumerate(plan.features):
+        cols.setdefault(f.slot, []).append(i)
+    for slot in plan.slots:
+        idx = cols[slot.name]
+        if slot.is_string:
+            arr = batch.txt[:, idx].astype(str)
+        else:
+            vals = batch.num[:, idx]
+            if slot.dtype == "bool":
+                arr = vals > 0.5
+            elif slot.dtype.startswith(("int", "uint")):
+                arr = np.nan_to_num(np.round(vals)).astype(slot.dtype)
+            else:
+                arr = vals.astype(slot.dtype)
+        out[slot.name] = arr.reshape((n, *slot.row_shape))
+    return out
+
+
+def feed(arrays: Mapping[str, np.ndarray], model: Model) -> dict[str, np.ndarray]:
+    """The generated arrays cast to what `model` declares (float32 values are exact in float64)."""
+    specs = {s.name: s for s in model.signature.inputs}
+    out = {}
+    for name, arr in arrays.items():
+        spec = specs[name]
+        if spec.is_string or arr.dtype.kind in "US":
+            out[name] = arr
+        else:
+            out[name] = arr.astype(spec.dtype, copy=False)
+    return out
+
+
+# ---- building the plan from the signatures ---------------------------------------------------------------
+
+def _gen_dtype(a: str, b: str, name: str) -> str:
+    kinds = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+
+    def kind(d: str) -> str:
+        if d in ("str", "object", "string"):
+            return "str"
+        return kinds.get(np.dtype(d).kind, d)
+
+    ka, kb = kind(a), kind(b)
+    if ka != kb:
+        raise SignatureMismatchError(f"input '{name}' is {a} in the original and {b} in the converted model")
+    if ka == "float":
+        return "float32" if "float32" in (a, b) or "float16" in (a, b) else "float64"
+    if ka == "int":
+        return a if np.dtype(a).itemsize <= np.dtype(b).itemsize else b
+    return "str" if ka == "str" else ka
+
+
+def _row_shape(name: str, a: tuple, b: tuple, data_shape: tuple | None, notes: list[str]) -> tuple[int, ...]:
+    if len(a) != len(b):
+        raise SignatureMismatchError(f"input '{name}' has rank {len(a)} in the original and {len(b)} in the "
+                                     f"converted model ({list(a)} vs {list(b)})")
+    dims = []
+    for i, (da, db) in enumerate(zip(a[1:], b[1:]), start=1):
+        if da is not None and db is not None and da != db:
+            raise SignatureMismatchError(f"input '{name}' has dimension {i} of {da} in the original and {db} in "
+                                         "the converted model")
+        d = da if da is not None else db
+        if d is None and data_shape is not None and len(data_shape) == len(a):
+            d = data_shape[i]
+        if d is None:
+            notes.append(f"input '{name}' has a free dimension {i}; the checker used 1")
+            d = 1
+        dims.append(int(d))
+    return tuple(dims)
+
+
+def match_inputs(original: Model, converted: Model, data: Mapping[str, np.ndarray] | None) -> tuple[
+        list[InputSlot], list[str]]:
+    """The input slots both models accept; raises SignatureMismatchError naming what differs."""
+    sa, sb = original.signature, converted.signature
+    na, nb = sa.input_names, sb.input_names
+    if set(na) != set(nb):
+        raise SignatureMismatchError(
+            f"the models take different inputs: the original {original.format} model takes {na}, the converted "
+            f"{converted.format} model takes {nb} (only in the original: {sorted(set(na) - set(nb))}; only in "
+            f"the converted: {sorted(set(nb) - set(na))})")
+    notes: list[str] = []
+    slots = []
+    for name in na:
+        a, b = sa.input(name), sb.input(name)
+        dshape = data[name].shape if data is not None and name in data else None
+        slots.append(InputSlot(name, _gen_dtype(a.dtype, b.dtype, name),
+                               _row_shape(name, a.shape, b.shape, dshape, notes)))
+    return slots, notes
+
+
+def _features(slots: list[InputSlot]) -> list[Feature]:
+    feats = []
+    for s in slots:
+        for p in range(s.width):
+            label = s.name if s.width == 1 else f"{s.name}[{p}]"
+            feats.append(Feature(s.name, p, label, is_string=s.is_string,
+                                 integer=s.dtype.startswith(("int", "uint", "bool"))))
+    return feats
+
+
+def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
+    """Match the two signatures and learn ranges and interesting values from `data` and from the models."""
+    arrays = data_arrays(data, original)
+    slots, notes = match_inputs(original, converted, arrays)
+    plan = Plan(slots, _features(slots), notes=notes)
+    if arrays is not None:
+        _learn_data(plan, arrays)
+    for model in (original, converted):
+        est = getattr(model, "estimator", None)
+        if est is not None:
+            _SklearnLearner(plan, model).learn(est)
+    _finish(plan)
+    return plan
+
+
+def data_arrays(data: Any, model: Model) -> dict[str, np.ndarray] | None:
+    """`data` (array, DataFrame or mapping) as named input arrays of the model's signature, or None."""
+    if data is None:
+        return None
+    names = model.signature.input_names
+    if isinstance(data, Mapping):
+        return {n: np.asarray(data[n]) for n in names if n in data}
+    if hasattr(data, "columns"):
+        cols = [str(c) for c in data.columns]
+        if all(n in cols for n in names) and names != ["X"]:
+            return {n: np.asarray(data[n].to_numpy()).reshape(-1, 1)
+                    if len(model.signature.input(n).shape) == 2 else np.asarray(data[n].to_numpy())
+                    for n in names}
+        return {names[0]: np.asarray(data.to_numpy())} if len(names) == 1 else None
+    if len(names) == 1:
+        arr = np.asarray(data)
+        if arr.ndim == 1 and len(model.signature.inputs[0].shape) == 2:
+            arr = arr.reshape(-1, 1)
+        return {names[0]: arr}
+    return None
+
+
+def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
+    n = min(len(a) for a in arrays.values()) if arrays else 0
+    if n == 0 or set(arrays) != {s.name for s in plan.slots}:
+        plan.notes.append("data= does not provide every input; it was used for ranges only where it matched")
+    batch = empty_batch(plan, n, "data")
+    for i, f in enumerate(plan.features):
+        arr = arrays.get(f.slot)
+        if arr is None or len(arr) < n:
+            continue
+        col = arr.reshape(len(arr), -1)[:n, f.position]
+        if f.is_string:
+            col = col.astype(str)
+            batch.txt[:, i] = col
+            f.values = sorted(set(f.values) | set(col.tolist()))
+            continue
+        col = col.astype(np.float64)
+        batch.num[:, i] = col
+        finite = col[np.isfinite(col)]
+        if finite.size:
+            f.widen(float(finite.min()), float(finite.max()))
+        if np.isnan(col).any():
+            f.nan_ok = True
+    if n and set(arrays) == {s.name for s in plan.slots}:
+        plan.data = (batch.num, batch.txt)
+    plan.sources.append("data")
+
+
+# ---- learning from scikit-learn estimators ---------------------------------------------------------------
+
+@dataclass
+class _Space:
+    """How an estimator's input columns relate to plan features: column k is `a[k] * raw + b[k]` of feature
+    `cols[k]` (or derived, `cols[k] == -1`)."""
+
+    cols: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    @staticmethod
+    def raw(cols: Sequence[int]) -> "_Space":
+        n = len(cols)
+        return _Space(np.asarray(cols, dtype=np.int64), np.ones(n), np.zeros(n))
+
+    def sub(self, idx: Sequence[int] | np.ndarray) -> "_Space":
+        idx = np.asarray(idx, dtype=np.int64)
+        return _Space(self.cols[idx], self.a[idx], self.b[idx])
+
+    def to_raw(self, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (v - self.b[k]) / self.a[k]
+
+    def then(self, scale: np.ndarray, offset: np.ndarray) -> "_Space":
+        """After an elementwise `x * scale + offset` step."""
+        return _Space(self.cols, self.a * scale, self.b * scale + offset)
+
+
+class _SklearnLearner:
+    """Walks a fitted estimator, tracking which plan feature each estimator column is, and records ranges, tree
+    splits, categories and known points."""
+
+    def __init__(self, plan: Plan, model: Model) -> None:
+        self.plan = plan
+        self.model = model
+        self.tree_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.anchor_parts: list[np.ndarray] = []
+
+    def learn(self, est: Any) -> None:
+        plan = self.plan
+        names = [s.name for s in plan.slots]
+        if names == ["X"]:
+            space = _Space.raw(range(len(plan.features)))
+        else:
+            by_slot = {f.slot: i for i, f in enumerate(plan.features) if f.position == 0}
+            feat_names = [str(c) for c in getattr(est, "feature_names_in_", names)]
+            space = _Space.raw([by_slot.get(c, -1) for c in feat_names])
+        try:
+            self._visit(est, space)
+        except Exception as exc:  # learning is best effort: a surprise here must not break the check
+            plan.notes.append(f"could not learn input ranges from {type(est).__name__}: {type(exc).__name__}")
+        self._flush()
+
+    def _flush(self) -> None:
+        plan = self.plan
+        if self.tree_parts:
+            offset = 0
+            feats, thrs, parents, lefts = [], [], [], []
+            for f, t, p, left in self.tree_parts:
+                feats.append(f)
+                thrs.append(t)
+                parents.append(np.where(p >= 0, p + offset, -1))
+                lefts.append(left)
+                offset += len(f)
+            new = Trees(np.concatenate(feats), np.concatenate(thrs), np.concatenate(parents),
+                        np.concatenate(lefts))
+            if plan.trees is not None:
+                old = plan.trees
+                n_old = len(old.feature)
+                new = Trees(np.concatenate([old.feature, new.feature]), np.concatenate([old.threshold,
+                            new.threshold]), np.concatenate([old.parent, np.where(new.parent >= 0,
+                                                                                  new.parent + n_old, -1)]),
+                            np.concatenate([old.is_left, new.is_left]))
+            plan.trees = new
+            if "tree thresholds" not in plan.sources:
+                plan.sources.append("tree thresholds")
+        if self.anchor_parts:
+            rows = np.concatenate(self.anchor_parts)
+            if len(rows) > 2000:
+                rows = rows[np.random.default_rng(0).choice(len(rows), 2000, replace=False)]
+            plan.anchors = rows if plan.anchors is None else np.concatenate([plan.anchors, rows])
+
+    # -- the walk --------------------------------------------------------------------------------------------
+    def _visit(self, est: Any, space: _Space) -> None:
+        if est is None or isinstance(est, str) or not np.any(space.cols >= 0):
+            return
+        name = type(est).__name__
+        if hasattr(est, "steps"):
+            self._pipeline(est, space)
+        elif hasattr(est, "transformers_"):
+            self._columns(est, space)
+        else:
+            self._leaf(est, space, name)
+            self._nested(est, space)
+
+    def _pipeline(self, est: Any, space: _Space) -> None:
+        for _, step in est.steps:
+            if step is None or step == "passthrough":
+                continue
+            self._visit(step, space)
+            nxt = self._through(step, space)
+            if nxt is None:
+                return
+            space = nxt
+
+    def _through(self, step: Any, space: _Space) -> _Space | None:
+        """The space after an elementwise affine step (a scaler), or None when the columns become derived."""
+        name = type(step).__name__
+        n = len(space.cols)
+        if name == "StandardScaler":
+            mean = np.zeros(n) if getattr(step, "mean_", None) is None else np.asarray(step.mean_, float)
+            scale = np.ones(n) if getattr(step, "scale_", None) is None else np.asarray(step.scale_, float)
+            return space.then(1 / scale, -mean / scale)
+        if name == "MinMaxScaler":
+            return space.then(np.asarray(step.scale_, float), np.asarray(step.min_, float))
+        if name == "MaxAbsScaler":
+            return space.then(1 / np.asarray(step.scale_, float), np.zeros(n))
+        if name == "RobustScaler":
+            center = np.zeros(n) if step.center_ is None else np.asarray(step.center_, float)
+            scale = np.ones(n) if step.scale_ is None else np.asarray(step.scale_, float)
+            return space.then(1 / scale, -center / scale)
+        if name in ("SimpleImputer", "VarianceThreshold") and hasattr(step, "get_support"):
+            return space.sub(np.flatnonzero(step.get_support()))
+        if name == "SimpleImputer":
+            return space
+        if name == "FunctionTransformer" and step.func is None:
+            return space
+        return None
+
+    def _columns(self, ct: Any, space: _Space) -> None:
+        mapping = getattr(ct, "_transformer_to_input_indices", {})
+        for tname, trans, _ in ct.transformers_:
+            idx = mapping.get(tname)
+            if idx is None or not len(idx) or trans in ("drop",):
+                continue
+            if trans == "passthrough":
+                continue
+            self._visit(trans, space.sub(idx))
+
+    def _nested(self, est: Any, space: _Space) -> None:
+        subs = getattr(est, "estimators_", None)
+        feats = getattr(est, "estimators_features_", None)
+        if subs is not None and not isinstance(subs, str):
+            flat = list(np.ravel(np.asarray(subs, dtype=object))) if not isinstance(subs, list) else subs
+            flat = [s[1] if isinstance(s, tuple) else s for s in flat]
+            for i, sub in enumerate(flat):
+                sp = space.sub(feats[i]) if feats is not None and i < len(feats) else space
+                if hasattr(sub, "fit"):
+                    self._visit(sub, sp)
+        for attr in ("estimator_", "base_estimator_"):
+            sub = getattr(est, attr, None)
+            if sub is not None and hasattr(sub, "fit"):
+                self._visit(sub, space)
+        for cal in getattr(est, "calibrated_classifiers_", []) or []:
+            self._visit(getattr(cal, "estimator", None), space)
+
+    def _leaf(self, est: Any, space: _Space, name: str) -> None:
+        plan = self.plan
+        if getattr(est, "tree_", None) is not None:
+            t = est.tree_
+            self._add_tree(space, t.feature, t.threshold, t.children_left, t.children_right)
+        if hasattr(est, "_predictors"):  # HistGradientBoosting
+            for it in est._predictors:
+                for pred in it:
+                    nodes = pred.nodes
+                    feat = np.where(nodes["is_leaf"] == 1, -2, nodes["feature_idx"].astype(np.int64))
+                    if "is_categorical" in nodes.dtype.names:
+                        feat = np.where(nodes["is_categorical"] == 1, -2, feat)
+                    self._add_tree(space, feat, nodes["num_threshold"].astype(np.float64),
+                                   np.where(nodes["is_leaf"] == 1, -1, nodes["left"].astype(np.int64)),
+                                   np.where(nodes["is_leaf"] == 1, -1, nodes["right"].astype(np.int64)))
+            self._nan_all(space)
+        if name == "StandardScaler" and getattr(est, "mean_", None) is not None:
+            spread = 3 * np.asarray(est.scale_ if est.scale_ is not None else np.ones(len(est.mean_)), float)
+            self._range(space, est.mean_ - spread, est.mean_ + spread, name)
+        elif name == "MinMaxScaler":
+            self._range(space, est.data_min_, est.data_max_, name)
+        elif name == "MaxAbsScaler":
+            self._range(space, -est.max_abs_, est.max_abs_, name)
+        elif name == "RobustScaler" and est.center_ is not None:
+            spread = 3 * (est.scale_ if est.scale_ is not None else 1.0)
+            self._range(space, est.center_ - spread, est.center_ + spread, name)
+        elif name == "GaussianNB":
+            spread = 3 * np.sqrt(est.var_)
+            self._range(space, (est.theta_ - spread).min(0), (est.theta_ + spread).max(0), name)
+        elif name in ("SimpleImputer", "KNNImputer", "IterativeImputer"):
+            miss = getattr(est, "missing_values", None)
+            if isinstance(miss, float) and np.isnan(miss):
+                self._nan_all(space)
+        if hasattr(est, "categories_"):
+            self._categories(est, space)
+        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_"):
+            pts = getattr(est, attr, None)
+            if pts is not None and not hasattr(pts, "toarray"):
+                pts = np.asarray(pts, dtype=np.float64)
+                if pts.ndim == 2 and pts.shape[1] == len(space.cols):
+                    self._points(space, pts, name)
+                break
+
+    # -- recorders -------------------------------------------------------------------------------------------
+    def _range(self, space: _Space, lo: Any, hi: Any, source: str) -> None:
+        lo, hi = np.broadcast_to(np.asarray(lo, float), space.cols.shape), np.broadcast_to(
+            np.asarray(hi, float), space.cols.shape)
+        k = np.arange(len(space.cols))
+        rlo, rhi = space.to_raw(k, lo), space.to_raw(k, hi)
+        for j, c in enumerate(space.cols):
+            if c >= 0 and not self.plan.features[c].is_string:
+                self.plan.features[c].widen(float(min(rlo[j], rhi[j])), float(max(rlo[j], rhi[j])))
+        if source not in self.plan.sources:
+            self.plan.sources.append(source)
+
+    def _nan_all(self, space: _Space) -> None:
+        for c in space.cols:
+            if c >= 0:
+                self.plan.features[c].nan_ok = True
+
+    def _points(self, space: _Space, pts: np.ndarray, source: str) -> None:
+        k = np.arange(len(space.cols))
+        raw = space.to_raw(k[None, :], pts)
+        self._range(space, pts.min(0), pts.max(0), source)
+        rows = np.full((len(pts), len(self.plan.features)), np.nan)
+        ok = space.cols >= 0
+        rows[:, space.cols[ok]] = raw[:, ok]
+        self.anchor_parts.append(rows)
+
+    def _categories(self, est: Any, space: _Space) -> None:
+        unseen = getattr(est, "handle_unknown", "error") in ("ignore", "infrequent_if_exist", "use_encoded_value")
+        for j, cats in enumerate(est.categories_):
+            if j >= len(space.cols) or space.cols[j] < 0:
+                continue
+            f = self.plan.features[space.cols[j]]
+            cats = np.asarray(cats)
+            if f.is_string:
+                vals = [str(c) for c in cats if not (isinstance(c, float) and np.isnan(c))]
+                f.values = f.values + [v for v in vals if v not in f.values]
+            else:
+                nums = cats.astype(np.float64)
+                f.values = sorted(set(f.values) | {float(v) for v in nums if np.isfinite(v)})
+                if np.isnan(nums).any():
+                    f.nan_ok = True
+                if np.isfinite(nums).any():
+                    f.widen(float(np.nanmin(nums)), float(np.nanmax(nums)))
+            f.unseen_ok = f.unseen_ok or unseen
+        if "encoder categories" not in self.plan.sources:
+            self.plan.sources.append("encoder categories")
+
+    def _add_tree(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+                  right: np.ndarray) -> None:
+        feature = np.asarray(feature, dtype=np.int64)
+        n = len(feature)
+        split = feature >= 0
+        fk = np.where(split, feature, 0)
+        cols = np.where(split, space.cols[fk], -1)
+        raw = np.where(split, space.to_raw(fk, np.asarray(threshold, float)), np.nan)
+        parent = np.full(n, -1, dtype=np.int64)
+        is_left = np.zeros(n, dtype=bool)
+        nodes = np.arange(n)
+        lm, rm = left >= 0, right >= 0
+        parent[left[lm]] = nodes[lm]
+        is_left[left[lm]] = True
+        parent[right[rm]] = nodes[rm]
+        self.tree_parts.append((cols, raw, parent, is_left))
+
+
+def _finish(plan: Plan) -> None:
+    """Ranges for features nothing was learned about, and a little margin around learned ones."""
+    trees = plan.trees
+    if trees is not None:
+        s = trees.splits
+        for c in np.unique(trees.feature[s]):
+            t = trees.threshold[s][trees.feature[s] == c]
+            t = t[np.isfinite(t)]
+            if t.size:
+                f = plan.features[c]
+                pad = max(float(t.max() - t.min()) * 0.25, 1e-3 * max(1.0, float(np.abs(t).max())))
+                if not f.known:
+                    f.widen(float(t.min()) - pad, float(t.max()) + pad)
+    defaulted = []
+    for f in plan.features:
+        if f.is_string:
+            if not f.values:
+                f.values = ["a", "b", "c"]
+                defaulted.append(f.label)
+            continue
+        if not f.known:
+            f.lo, f.hi = -3.0, 3.0
+            defaulted.append(f.label)
+        elif f.hi - f.lo <= 0:
+            w = max(1.0, abs(f.lo)) * 0.1
+            f.lo, f.hi = f.lo - w, f.hi + w
+        if f.integer:
+            f.lo, f.hi = float(np.floor(f.lo)), float(np.ceil(f.hi))
+    if defaulted:
+        shown = ", ".join(defaulted[:5]) + (f" and {len(defaulted) - 5} more" if len(defaulted) > 5 else "")
+        plan.sources.append(f"default ranges for {shown}")
+
+
+# ---- generation ----------------------------------------------------------------------------------------------
+
+def _narrow(plan: Plan, values: np.ndarray) -> np.ndarray:
+    """Values rounded to what the narrower float dtype holds (so both models see the same number)."""
+    return values.astype(plan.narrow).astype(np.float64)
+
+
+def _cloud(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
+    b = empty_batch(plan, n, "cloud")
+    for i, f in enumerate(plan.features):
+        if f.is_string:
+            b.txt[:, i] = np.asarray(f.values, dtype=object)[rng.integers(0, len(f.values), n)]
+            continue
+        lo, hi = f.lo, f.hi
+        uni = rng.uniform(lo, hi, n)
+        gauss = rng.normal((lo + hi) / 2, (hi - lo) / 4, n)
+        col = np.where(rng.random(n) < 0.7, uni, gauss)
+        if f.values:
+            pick = rng.random(n) < (0.8 if f.integer else 0.15)
+            col = np.where(pick, np.asarray(f.values)[rng.integers(0, len(f.values), n)], col)
+        b.num[:, i] = col
+    if plan.anchors is not None and n:
+        # a third of the cloud sits near points the model knows (training points, support vectors, centres)
+        m = n // 3
+        rows = plan.anchors[rng.integers(0, len(plan.anchors), m)]
+        spread = np.array([(f.hi - f.lo) if not f.is_string else 0.0 for f in plan.features])
+        near = rows + rng.normal(0, 0.05, rows.shape) * spread
+        sel = np.isfinite(near)
+        target = b.num[:m]
+        target[sel] = near[sel]
+    for i, f in enumerate(plan.features):
+        if f.integer:
+            b.num[:, i] = np.clip(np.round(b.num[:, i]), f.lo, f.hi)
+    return b
+
+
+def _candidates(t: float, narrow: np.dtype) -> np.ndarray:
+    """A threshold, its float32 rounding, and their neighbours, as values of the narrow dtype."""
+    t32 = np.float32(t)
+    vals = [t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), float(t32),
+            float(np.nextafter(t32, np.float32(np.inf))), float(np.nextafter(t32, np.float32(-np.inf)))]
+    out = np.unique(np.asarray(vals, dtype=np.float64).astype(narrow).astype(np.float64))
+    return out[np.isfinite(out)]
+
+
+def _boundary(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
+    trees = plan.trees
+    if trees is None or budget <= 0:
+        return empty_batch(plan, 0, "boundary")
+    splits = trees.splits
+    if not splits.size:
+        return empty_batch(plan, 0, "boundary")
+    per_node = 3 if plan.narrow == np.float32 else 5
+    n_nodes = min(len(splits), max(1, budget // per_node))
+    nodes = splits if n_nodes == len(splits) else np.sort(rng.choice(splits, n_nodes, replace=False))
+    base = _cloud(plan, n_nodes, rng)
+    rows_num, rows_txt = [], []
+    for j, node in enumerate(nodes):
+        row = base.num[j].copy()
+        _reach(plan, trees, int(node), row)
+        c = int(trees.feature[node])
+        for v in _candidates(float(trees.threshold[node]), plan.narrow):
+            r = row.copy()
+            r[c] = v
+            rows_num.append(r)
+            rows_txt.append(base.txt[j])
+    b = Batch(np.asarray(rows_num), np.asarray(rows_txt, dtype=object).reshape(len(rows_txt), -1),
+              np.full(len(rows_num), "boundary", dtype=object))
+    if len(b) > budget:
+        b = b.take(np.sort(rng.choice(len(b), budget, replace=False)))
+    return b
+
+
+def _reach(plan: Plan, trees: Trees, node: int, row: np.ndarray) -> None:
+    """Move `row` inside the box of the ancestors' conditions of `node`, so the row reaches it."""
+    lo: dict[int, float] = {}
+    hi: dict[int, float] = {}
+    child, p = node, int(trees.parent[node])
+    while p >= 0:
+        c, t = int(trees.feature[p]), float(trees.threshold[p])
+        if c >= 0 and np.isfinite(t):
+            if trees.is_left[child]:
+                hi[c] = min(hi.get(c, np.inf), t)
+            else:
+                lo[c] = max(lo.get(c, -np.inf), t)
+        child, p = p, int(trees.parent[p])
+    for c in set(lo) | set(hi):
+        low, high = lo.get(c, -np.inf), hi.get(c, np.inf)
+        v = row[c]
+        if low < v <= high and _narrow(plan, np.array([v]))[0] > low:
+            continue
+        f = plan.features[c]
+        width = max(f.hi - f.lo, 1e-6)
+        if np.isfinite(low) and np.isfinite(high):
+            v = (low + high) / 2
+        elif np.isfinite(high):
+            v = high - 0.25 * width
+        else:
+            v = low + 0.25 * width
+        v = float(_narrow(plan, np.array([v]))[0])
+        if not low < v <= high:  # a sliver narrower than the dtype's spacing: take its upper end
+            v = float(np.float64(high).astype(plan.narrow)) if np.isfinite(high) else v
+        row[c] = v
+
+
+def _special(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
+    num_rows: list[np.ndarray] = []
+    base = _cloud(plan, max(budget, 1), rng)
+    lo = np.array([f.lo if not f.is_string else 0.0 for f in plan.features])
+    hi = np.array([f.hi if not f.is_string else 0.0 for f in plan.features])
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    num_rows.append(np.zeros(len(plan.features)))
+    num_rows.append(lo.copy())
+    num_rows.append(hi.copy())
+    for _ in range(2):  # far from the learned ranges, but not absurdly
+        sign = rng.choice([-1.0, 1.0], len(plan.features))
+        num_rows.append(mid + sign * half * 3)
+    nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
+    unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok]
+    for i in nan_feats:
+        r = base.num[len(num_rows) % len(base)].copy()
+        r[i] = np.nan
+        num_rows.append(r)
+    if nan_feats:
+        r = base.num[0].copy()
+        r[nan_feats] = np.nan
+        num_rows.append(r)
+    num = np.asarray(num_rows[:max(budget, 5)])
+    n = len(num)
+    txt = base.txt[np.arange(n) % len(base)].copy()
+    for i, f in enumerate(plan.features):
+        if f.integer:
+            num[:, i] = np.round(np.nan_to_num(num[:, i], nan=0.0))
+        if f.is_string:
+            txt[0, i] = f.values[0]
+    for k, i in enumerate(unseen_feats):
+        f = plan.features[i]
+        row = k % n
+        if f.is_string:
+            txt[row, i] = UNSEEN
+        else:
+            num[row, i] = f.hi + max(1.0, f.hi - f.lo)
+    return Batch(num, txt, np.full(n, "special", dtype=object))
+
+
+def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
+    """`samples` generated rows (boundary, special, cloud), followed by up to `samples` rows of `data`."""
+    n_boundary = int(samples * BOUNDARY_SHARE) if plan.trees is not None else 0
+    boundary = _boundary(plan, n_boundary, rng)
+    special = _special(plan, max(5, int(samples * SPECIAL_SHARE)), rng)
+    if len(boundary) + len(special) > samples:
+        keep = max(0, samples - len(special))
+        boundary = boundary.take(np.arange(min(keep, len(boundary))))
+        special = special.take(np.arange(min(len(special), samples - len(boundary))))
+    cloud = _cloud(plan, samples - len(boundary) - len(special), rng)
+    parts = [special, boundary, cloud]
+    if plan.data is not None:
+        num, txt = plan.data
+        idx = np.arange(len(num)) if len(num) <= samples else np.sort(rng.choice(len(num), samples,
+                                                                                     replace=False))
+        parts.append(Batch(num[idx], txt[idx], np.full(len(idx), "data", dtype=object)))
+    b = Batch.concat(parts)
+    fin = np.isfinite(b.num)
+    b.num[fin] = _narrow(plan, b.num[fin])
+    return b
+
+
+# ---- hypothesis: shrinking a failure to a minimal counterexample ---------------------------------------
+
+SIMPLE, KEEP = "simple", "keep"
+
+
+def shrink_strategy(plan: Plan, failing: Batch, max_rows: int = 3) -> Any:
+    """A hypothesis strategy of small batches built from failing rows.
+
+    Each row starts from one of the failing rows (the worst first); each feature either keeps its failing value,
+    takes its simple value (`Feature.simple`), or takes a value hypothesis draws from the feature's range. When a
+    drawn batch still fails, hypothesis shrinks it towards one row, the worst failing row, and simple values.
+    """
+    from hypothesis import strategies as st
+
+    width = 32 if plan.narrow == np.float32 else 64
+    per_feature = []
+    for f in plan.features:
+        if f.is_string:
+            other = st.sampled_from(list(f.values))
+        elif f.integer:
+            other = st.integers(int(f.lo), int(f.hi)).map(float)
+        else:
+            lo, hi = _inside(f.lo, f.hi, plan.narrow)
+            other = st.floats(lo, hi, width=width, allow_nan=False)
+            if f.values:
+                other = st.one_of(st.sampled_from([float(v) for v in f.values]), other)
+        per_feature.append(st.one_of(st.just(SIMPLE), st.just(KEEP), other))
+    row = st.tuples(st.integers(0, len(failing) - 1), st.tuples(*per_feature))
+    return st.lists(row, min_size=1, max_size=max_rows).map(lambda rows: _materialize(plan, failing, rows))
+
+
+def _inside(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
+    """The narrowest [lo, hi] of `dtype` values inside [lo, hi] (hypothesis wants exact bounds)."""
+    if dtype != np.float32:
+        return lo, hi
+    a, b = np.float32(lo), np.float32(hi)
+    if float(a) < lo:
+        a = np.nextafter(a, np.float32(np.inf))
+    if float(b) > hi:
+        b = np.nextafter(b, np.float32(-np.inf))
+    return (float(a), float(b)) if a <= b else (float(a), float(a))
+
+
+def _materialize(plan: Plan, failing: Batch, rows: list[tuple[int, tuple[Any, ...]]]) -> Batch:
+    b = empty_batch(plan, len(rows), "shrunk")
+    for r, (idx, choices) in enumerate(rows):
+        for i, (f, choice) in enumerate(zip(plan.features, choices)):
+            if choice == KEEP:
+                value = failing.txt[idx, i] if f.is_string else failing.num[idx, i]
+            elif choice == SIMPLE:
+                value = f.simple
+            else:
+                value = choice
+            if f.is_string:
+                b.txt[r, i] = value
+            else:
+                b.num[r, i] = value
+    fin = np.isfinite(b.num)
+    b.num[fin] = _narrow(plan, b.num[fin])
+    return b
+
+
+def iter_rows(plan: Plan, batch: Batch) -> Iterator[dict[str, Any]]:
+    """Each row of a batch as `{input name: nested list}` (one row each), for counterexamples."""
+    arrays = assemble(plan, batch)
+    for r in range(len(batch)):
+        yield {k: v[r:r + 1].tolist() for k, v in arrays.items()}

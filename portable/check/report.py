@@ -1,0 +1,181 @@
+"""The equivalence report (DESIGN §6): a dict/JSON layout, a terminal table, and HTML for notebooks."""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _g(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.3g}"
+    return str(x)
+
+
+@dataclass
+class Report:
+    """What `portable.check` found. `equivalent` is the verdict; the rest says why, with numbers.
+
+    Attributes:
+        outputs: one dict per output (DESIGN §6): name, kind, dtype, max_abs_diff, max_rel_diff, atol, rtol,
+            mismatches, near_ties (labels), worst_row, and error when shapes or dtypes differ.
+        counterexamples: the smallest failing inputs found (the first one shrunk by hypothesis), each with
+            both models' outputs on it, so `model.run(c["inputs"])` reproduces the difference.
+        generation: how many compared rows came from each source (cloud, boundary, special, data).
+        learned: what the input ranges were learned from.
+    """
+
+    equivalent: bool
+    original: dict[str, Any] = field(default_factory=dict)
+    converted: dict[str, Any] = field(default_factory=dict)
+    samples: int = 0
+    seed: int = 0
+    dtype: str | None = None
+    rows: int = 0
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    counterexamples: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    generation: dict[str, int] = field(default_factory=dict)
+    learned: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    # -- machine-readable ------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"equivalent": self.equivalent, "original": self.original, "converted": self.converted,
+                "samples": self.samples, "seed": self.seed, "dtype": self.dtype, "rows": self.rows,
+                "generation": self.generation, "learned": self.learned, "outputs": self.outputs,
+                "counterexamples": self.counterexamples, "notes": self.notes, "seconds": round(self.seconds, 4)}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+
+    def summary_json(self) -> str:
+        """The compact summary stored in an artifact's `portable.check` metadata."""
+        summary = {"equivalent": self.equivalent, "samples": self.samples, "seed": self.seed, "dtype": self.dtype,
+                   "rows": self.rows,
+                   "outputs": {o["name"]: {k: o[k] for k in ("max_abs_diff", "atol", "rtol", "mismatches",
+                                                              "near_ties") if o.get(k) is not None}
+                               for o in self.outputs}}
+        if self.notes:
+            summary["notes"] = self.notes
+        return json.dumps(summary, separators=(",", ":"), default=_jsonable)
+
+    # -- human-readable -------------------------------------------------------------------------------------
+    @property
+    def worst(self) -> dict[str, Any] | None:
+        """The numeric output whose largest difference is closest to (or furthest beyond) its tolerance."""
+        numeric = [o for o in self.outputs if o.get("max_abs_diff") is not None]
+        if not numeric:
+            return None
+
+        def ratio(o: dict[str, Any]) -> float:
+            top = o["max_abs_diff"]
+            return top / max(o.get("atol") or 0.0, 1e-300)
+        return max(numeric, key=ratio)
+
+    def summary_line(self) -> str:
+        """One line: the verdict and the worst difference."""
+        verdict = "equivalent" if self.equivalent else "NOT equivalent"
+        parts = [f"{verdict} on {self.rows:,} rows"]
+        bad = [o for o in self.outputs if o.get("mismatches") or o.get("error")]
+        for o in bad:
+            parts.append(f"{o['name']}: {o.get('error') or str(o['mismatches']) + ' mismatching rows'}")
+        w = self.worst
+        if w is not None:
+            parts.append(f"max abs diff {w['max_abs_diff']:.3g} on {w['name']} (atol {w['atol']:.3g}, "
+                         f"rtol {w['rtol']:.3g})")
+        ties = sum(o.get("near_ties", 0) for o in self.outputs)
+        if ties:
+            parts.append(f"{ties} near-tie label(s)")
+        return "; ".join(parts)
+
+    def _head(self) -> list[str]:
+        o, c = self.original, self.converted
+        what = (f"{o.get('format', '?')} {o.get('name', '')}".strip() + " vs " +
+                f"{c.get('format', '?')} {c.get('path') or c.get('name', '')}".strip())
+        gen = ", ".join(f"{v:,} {k}" for k, v in self.generation.items() if v)
+        lines = [f"portable check: {'EQUIVALENT' if self.equivalent else 'NOT EQUIVALENT'}  ({what}"
+                 + (f", {self.dtype}" if self.dtype else "") + ")",
+                 f"{self.rows:,} rows ({gen}); seed {self.seed}; {self.seconds:.2f}s"]
+        if self.learned:
+            lines.append("input ranges from: " + ", ".join(self.learned))
+        return lines
+
+    def _table(self) -> tuple[list[str], list[list[str]]]:
+        header = ["output", "kind", "max abs diff", "max rel diff", "atol", "rtol", "mismatches", "near-ties",
+                  "worst row"]
+        rows = []
+        for o in self.outputs:
+            if o.get("error"):
+                rows.append([o["name"], o["kind"], "error: " + o["error"], "", "", "", _g(o["mismatches"]), "",
+                             ""])
+                continue
+            exact = o["kind"] == "label"
+            rows.append([o["name"], o["kind"], "exact" if exact else _g(o.get("max_abs_diff")),
+                         "" if exact else _g(o.get("max_rel_diff")), "" if exact else _g(o.get("atol")),
+                         "" if exact else _g(o.get("rtol")), _g(o["mismatches"]),
+                         _g(o.get("near_ties")) if exact else "", _g(o.get("worst_row"))])
+        return header, rows
+
+    def to_text(self) -> str:
+        """A readable table for the terminal."""
+        header, rows = self._table()
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        fmt = "  ".join("{:<%d}" % w for w in widths)
+        lines = self._head() + ["", fmt.format(*header).rstrip(), fmt.format(*["-" * w for w in widths])]
+        lines += [fmt.format(*r).rstrip() for r in rows]
+        for i, c in enumerate(self.counterexamples, start=1):
+            lines.append("")
+            lines.append(f"counterexample {i}" + (f" ({c['found_by']})" if c.get("found_by") else "") + ":")
+            lines.append("  inputs:    " + _compact(c["inputs"]))
+            lines.append("  original:  " + _compact(c["original"]))
+            lines.append("  converted: " + _compact(c["converted"]))
+        if self.notes:
+            lines.append("")
+            lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return f"<portable.check.Report {self.summary_line()}>"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        color = "#1a7f37" if self.equivalent else "#cf222e"
+        head = self._head()
+        parts = [f'<div class="portable-report"><p style="color:{color};font-weight:bold">{esc(head[0])}</p>',
+                 "<p>" + "<br>".join(esc(line) for line in head[1:]) + "</p>"]
+        header, rows = self._table()
+        parts.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>")
+        for r, o in zip(rows, self.outputs):
+            style = "" if not (o.get("mismatches") or o.get("error")) else ' style="color:#cf222e"'
+            parts.append(f"<tr{style}>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
+        parts.append("</tbody></table>")
+        for i, c in enumerate(self.counterexamples, start=1):
+            parts.append(f"<details><summary>counterexample {i}{esc(' (' + c['found_by'] + ')') if c.get('found_by') else ''}"
+                         "</summary><pre>" + esc(json.dumps({k: c[k] for k in ("inputs", "original", "converted")},
+                                                            default=_jsonable)) + "</pre></details>")
+        if self.notes:
+            parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def _compact(d: dict[str, Any]) -> str:
+    text = json.dumps(d, default=_jsonable)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _jsonable(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
