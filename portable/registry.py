@@ -30,6 +30,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "portable.formats.nnef",
     "portable.converters.pickle_sklearn",
     "portable.converters.sklearn_onnx",
+    "portable.converters.pfa_onnx",
     "portable.converters.onnx_nnef",
 )
 
