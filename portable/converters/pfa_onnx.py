@@ -317,7 +317,7 @@ def _input_syms(model: PfaModel, backend: OnnxBackend, dtype: str) -> tuple[list
     infos, syms = [], {}
     for spec in model.signature.inputs:
         dt = dtype if spec.dtype == "float64" else spec.dtype
-        infos.append(h.make_tensor_value_info(spec.name, backend.elem_type(dt), [None] * len(spec.shape)))
+        infos.append(h.make_tensor_value_info(spec.name, backend.elem_type(dt), list(spec.shape)))
         syms[spec.name] = Sym(spec.name, dt)
     return infos, syms
 

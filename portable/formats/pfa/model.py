@@ -99,6 +99,30 @@ class PfaModel(Model):
         self._signature = Signature(io_specs(doc.input, "input", "input", doc.path),
                                     io_specs(doc.output, "output", "output", doc.path, output=True))
         check_functions(doc)
+        self._signature = Signature(self._infer_widths(), self._signature.outputs)
+
+    def _infer_widths(self) -> tuple[TensorSpec, ...]:
+        """Fix the width D of `[N, D]` array inputs the document only works with (the length of its
+        coefficient vectors, say): try each length of a constant numeric array in the document on a dummy
+        row, and keep D when exactly one length runs."""
+        specs = list(self._signature.inputs)
+        free = [i for i, s in enumerate(specs) if len(s.shape) == 2 and s.dtype != "str"]
+        if not free or len(free) > 2:
+            return tuple(specs)
+        lengths = sorted(_constant_lengths(self.doc))[:12]
+        for i in free:
+            works = []
+            for d in lengths:
+                trial = {s.name: _dummy(s, d if j == i else (lengths[0] if j in free else 1))
+                         for j, s in enumerate(specs)}
+                try:
+                    self._run(trial)
+                except Exception:
+                    continue
+                works.append(d)
+            if len(works) == 1:
+                specs[i] = TensorSpec(specs[i].name, specs[i].dtype, (None, works[0]), specs[i].kind)
+        return tuple(specs)
 
     @property
     def signature(self) -> Signature:
@@ -172,6 +196,34 @@ class PfaModel(Model):
             "metadata": d.metadata,
             "engine": "portable vectorized numpy engine (batch scoring)",
         }
+
+
+def _constant_lengths(doc: Document) -> set[int]:
+    found: set[int] = set()
+
+    def scan(v: Any) -> None:
+        if isinstance(v, list):
+            if v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+                found.add(len(v))
+            for x in v:
+                scan(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                scan(x)
+
+    for cell in list(doc.cells.values()) + list(doc.pools.values()):
+        scan(cell.init)
+    scan(doc.action)
+    for f in doc.fcns.values():
+        scan(f.body)
+    return {n for n in found if n > 0}
+
+
+def _dummy(spec: TensorSpec, width: int) -> np.ndarray:
+    shape = (2,) + tuple(width if d is None else d for d in spec.shape[1:])
+    if spec.dtype == "str":
+        return np.full(shape, "", dtype=np.str_)
+    return np.zeros(shape, dtype=spec.dtype)
 
 
 def _as(x: Any, spec: TensorSpec) -> np.ndarray:
