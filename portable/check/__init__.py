@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from ..errors import PortableError
 from ..model import Model
 from .compare import OutputResult, Tolerance, compare, match_outputs, tolerance_for
-from .inputs import Batch, Plan, assemble, build_plan, feed, generate, shrink_strategy
+from .inputs import SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, generate, shrink_strategy
 from .report import Report
 
 __all__ = ["check", "Report", "Tolerance", "tolerance_for"]
@@ -70,13 +69,13 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
         counterexamples = _counterexamples(plan, outputs, original, converted, batch, results, bad, out_a, out_b,
                                            rtol, atol, seed)
     tick()
-    sources = Counter(str(s) for s in batch.source)
+    counts = np.bincount(batch.source, minlength=len(SOURCES))
     report = Report(
         equivalent=not bad.any() and not failed_specials,
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
-        generation={k: sources.get(k, 0) for k in ("cloud", "boundary", "special", "data")},
+        generation={k: int(counts[i]) for i, k in enumerate(SOURCES[:4])},
         learned=list(plan.sources))
     report.seconds = time.perf_counter() - started
     return report
@@ -118,7 +117,7 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     try:
         out_a = original.run(feed(arrays, original))
     except Exception as exc:
-        special = batch.source == "special"
+        special = batch.source == SPECIAL
         if not special.any():
             raise PortableError(f"the original {original.format} model '{original.name}' failed on generated "
                                 f"inputs: {_error(exc)}") from exc
@@ -130,7 +129,7 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     try:
         out_b = converted.run(feed(arrays, converted))
     except Exception as exc:
-        special = batch.source == "special"
+        special = batch.source == SPECIAL
         if not special.any():
             raise PortableError(f"the converted {converted.format} model '{converted.name}' failed on inputs the "
                                 f"original accepts: {_error(exc)}") from exc
@@ -160,7 +159,7 @@ def _counterexamples(plan: Plan, outputs: list[tuple[str, str]], original: Model
     for row in order[:KEEP - len(kept)]:
         one = batch.take([row])
         kept.append(_example(plan, one, {k: v[row:row + 1] for k, v in out_a.items()},
-                             {k: v[row:row + 1] for k, v in out_b.items()}, f"{batch.source[row]} row {row}"))
+                             {k: v[row:row + 1] for k, v in out_b.items()}, f"{SOURCES[batch.source[row]]} row {row}"))
     return kept
 
 

@@ -163,27 +163,33 @@ def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
 
 def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) -> None:
     r.tolerance = tol
-    x, y = va.astype(np.float64), vb.astype(np.float64)
-    n = len(x)
+    n = len(va)
+    x, y = va.reshape(n, -1).astype(np.float64), vb.reshape(n, -1).astype(np.float64)
+    if not x.size:
+        r.max_abs_diff = r.max_rel_diff = 0.0
+        return
+    mag = np.abs(x)
     with np.errstate(invalid="ignore", over="ignore"):
-        same = (x == y) | (np.isnan(x) & np.isnan(y))
-        diff = np.where(same, 0.0, np.abs(x - y))
-        diff = np.where(np.isnan(diff), np.inf, diff)
-        allowed = tol.atol + tol.rtol * np.abs(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
-        ratio = diff / np.where(allowed > 0, allowed, np.finfo(np.float64).tiny)
-        rel = np.where(np.abs(x) > 0, diff / np.abs(x), np.where(diff > 0, np.inf, 0.0))
-    flat_ratio = ratio.reshape(n, -1)
-    r.bad = (flat_ratio > 1.0).any(axis=1)
-    r.severity = flat_ratio.max(axis=1) if flat_ratio.size else np.zeros(n)
-    r.mismatches = int(r.bad.sum())
-    r.max_abs_diff = float(diff.max()) if diff.size else 0.0
-    finite_rel = rel[np.isfinite(x) & (np.abs(x) > 0)] if rel.size else rel
-    r.max_rel_diff = float(finite_rel.max()) if finite_rel.size else 0.0
-    r.worst_row = int(np.argmax(r.severity)) if n else None
+        diff = np.abs(x - y)
+        if not np.isfinite(diff).all():  # equal infinities and NaN on both sides agree; any other NaN does not
+            same = (x == y) | (np.isnan(x) & np.isnan(y))
+            diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+            mag = np.where(np.isfinite(mag), mag, 0.0)
+        allowed = tol.atol + tol.rtol * mag
+        ratio = diff / np.maximum(allowed, np.finfo(np.float64).tiny)
+        rel = np.divide(diff, mag, out=np.zeros_like(diff), where=mag > 0)
+    r.severity = ratio.max(axis=1)
+    r.bad = r.severity > 1.0
+    r.mismatches = int(np.count_nonzero(r.bad))
+    r.max_abs_diff = float(diff.max())
+    r.max_rel_diff = float(rel.max())
+    r.worst_row = int(np.argmax(r.severity))
 
 
 def _near_ties(results: list[OutputResult], numeric: dict[str, tuple[str, np.ndarray, Tolerance]]) -> None:
     """Label mismatches on rows where the original's top two probabilities (or scores) tie within tolerance."""
+    if not any(r.kind == "label" and r.mismatches and not r.error for r in results):
+        return
     source = next(((v, t) for k, v, t in numeric.values() if k == "probability"), None) or \
         next(((v, t) for k, v, t in numeric.values() if k == "score"), None)
     if source is None:

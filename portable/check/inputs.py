@@ -24,6 +24,8 @@ from ..errors import SignatureMismatchError
 from ..model import Model
 
 UNSEEN = "__portable_unseen__"
+SOURCES = ("cloud", "boundary", "special", "data", "shrunk")  # where a row came from, by code
+CLOUD, BOUNDARY, SPECIAL, DATA, SHRUNK = range(len(SOURCES))
 BOUNDARY_SHARE = 0.3  # at most this share of the generated rows are tree boundary rows
 SPECIAL_SHARE = 0.05
 
@@ -112,6 +114,12 @@ class Plan:
     data: tuple[np.ndarray, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # what the ranges were learned from
+    # vectors over the features, filled by `_finish` for fast generation
+    lo: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    hi: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    integer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    valued: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
+    categories: list[tuple[int, np.ndarray]] = field(default_factory=list)
 
     @property
     def narrow(self) -> np.dtype:
@@ -119,8 +127,8 @@ class Plan:
         return np.dtype("float32" if "float32" in floats else "float64")
 
     @property
-    def numeric(self) -> list[int]:
-        return [i for i, f in enumerate(self.features) if not f.is_string]
+    def text_width(self) -> int:
+        return len(self.features) if any(f.is_string for f in self.features) else 0
 
 
 # ---- the batch representation ------------------------------------------------------------------------------
@@ -130,8 +138,8 @@ class Batch:
     """Rows as a float64 matrix (numeric features, NaN allowed) and an object matrix (string features)."""
 
     num: np.ndarray
-    txt: np.ndarray
-    source: np.ndarray  # per row: "cloud", "boundary", "special", "data", "shrunk"
+    txt: np.ndarray  # [N, n_features] when some feature is a string, else [N, 0]
+    source: np.ndarray  # per row: an index into SOURCES
 
     def __len__(self) -> int:
         return len(self.source)
@@ -146,9 +154,9 @@ class Batch:
                      np.concatenate([p.source for p in parts]))
 
 
-def empty_batch(plan: Plan, n: int, source: str) -> Batch:
-    return Batch(np.zeros((n, len(plan.features))), np.full((n, len(plan.features)), "", dtype=object),
-                 np.full(n, source, dtype=object))
+def empty_batch(plan: Plan, n: int, source: int) -> Batch:
+    return Batch(np.zeros((n, len(plan.features))), np.full((n, plan.text_width), "", dtype=object),
+                 np.full(n, source, dtype=np.int8))
 
 
 def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
@@ -297,7 +305,7 @@ def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
     n = min(len(a) for a in arrays.values()) if arrays else 0
     if n == 0 or set(arrays) != {s.name for s in plan.slots}:
         plan.notes.append("data= does not provide every input; it was used for ranges only where it matched")
-    batch = empty_batch(plan, n, "data")
+    batch = empty_batch(plan, n, DATA)
     for i, f in enumerate(plan.features):
         arr = arrays.get(f.slot)
         if arr is None or len(arr) < n:
@@ -347,6 +355,9 @@ class _Space:
     def then(self, scale: np.ndarray, offset: np.ndarray) -> "_Space":
         """After an elementwise `x * scale + offset` step."""
         return _Space(self.cols, self.a * scale, self.b * scale + offset)
+
+
+_PLAIN_TREES = {"DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"}
 
 
 class _SklearnLearner:
@@ -466,6 +477,9 @@ class _SklearnLearner:
         if subs is not None and not isinstance(subs, str):
             flat = list(np.ravel(np.asarray(subs, dtype=object))) if not isinstance(subs, list) else subs
             flat = [s[1] if isinstance(s, tuple) else s for s in flat]
+            if feats is None and flat and all(type(t).__name__ in _PLAIN_TREES for t in flat):
+                self._add_trees(space, [t.tree_ for t in flat])  # forests: one vectorized pass
+                return
             for i, sub in enumerate(flat):
                 sp = space.sub(feats[i]) if feats is not None and i < len(feats) else space
                 if hasattr(sub, "fit"):
@@ -480,8 +494,7 @@ class _SklearnLearner:
     def _leaf(self, est: Any, space: _Space, name: str) -> None:
         plan = self.plan
         if getattr(est, "tree_", None) is not None:
-            t = est.tree_
-            self._add_tree(space, t.feature, t.threshold, t.children_left, t.children_right)
+            self._add_trees(space, [est.tree_])
         if hasattr(est, "_predictors"):  # HistGradientBoosting
             for it in est._predictors:
                 for pred in it:
@@ -567,6 +580,18 @@ class _SklearnLearner:
         if "encoder categories" not in self.plan.sources:
             self.plan.sources.append("encoder categories")
 
+    def _add_trees(self, space: _Space, trees: list[Any]) -> None:
+        """Several fitted `sklearn.tree._tree.Tree`s at once, as one forest of node arrays."""
+        sizes = np.array([t.node_count for t in trees])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        shift = np.repeat(offsets, sizes)
+
+        def cat(attr: str) -> np.ndarray:
+            return np.concatenate([getattr(t, attr) for t in trees])
+        left, right = cat("children_left"), cat("children_right")
+        self._add_tree(space, cat("feature"), cat("threshold"), np.where(left >= 0, left + shift, -1),
+                       np.where(right >= 0, right + shift, -1))
+
     def _add_tree(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
                   right: np.ndarray) -> None:
         feature = np.asarray(feature, dtype=np.int64)
@@ -613,6 +638,13 @@ def _finish(plan: Plan) -> None:
             f.lo, f.hi = f.lo - w, f.hi + w
         if f.integer:
             f.lo, f.hi = float(np.floor(f.lo)), float(np.ceil(f.hi))
+    plan.lo = np.array([0.0 if f.is_string else f.lo for f in plan.features])
+    plan.hi = np.array([0.0 if f.is_string else f.hi for f in plan.features])
+    plan.integer = np.array([f.integer and not f.is_string for f in plan.features], dtype=bool)
+    plan.valued = [(i, np.asarray(f.values, dtype=np.float64), 0.8 if f.integer else 0.15)
+                   for i, f in enumerate(plan.features) if f.values and not f.is_string]
+    plan.categories = [(i, np.asarray(f.values, dtype=object)) for i, f in enumerate(plan.features)
+                       if f.is_string]
     if defaulted:
         shown = ", ".join(defaulted[:5]) + (f" and {len(defaulted) - 5} more" if len(defaulted) > 5 else "")
         plan.sources.append(f"default ranges for {shown}")
@@ -622,166 +654,152 @@ def _finish(plan: Plan) -> None:
 
 def _narrow(plan: Plan, values: np.ndarray) -> np.ndarray:
     """Values rounded to what the narrower float dtype holds (so both models see the same number)."""
-    return values.astype(plan.narrow).astype(np.float64)
+    with np.errstate(over="ignore"):
+        return values.astype(plan.narrow).astype(np.float64)
 
 
 def _cloud(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
-    b = empty_batch(plan, n, "cloud")
-    for i, f in enumerate(plan.features):
-        if f.is_string:
-            b.txt[:, i] = np.asarray(f.values, dtype=object)[rng.integers(0, len(f.values), n)]
-            continue
-        lo, hi = f.lo, f.hi
-        uni = rng.uniform(lo, hi, n)
-        gauss = rng.normal((lo + hi) / 2, (hi - lo) / 4, n)
-        col = np.where(rng.random(n) < 0.7, uni, gauss)
-        if f.values:
-            pick = rng.random(n) < (0.8 if f.integer else 0.15)
-            col = np.where(pick, np.asarray(f.values)[rng.integers(0, len(f.values), n)], col)
-        b.num[:, i] = col
+    """Rows spread over the learned ranges: uniform, a normal bump in the middle, known values, known points."""
+    b = empty_batch(plan, n, CLOUD)
+    lo, hi = plan.lo, plan.hi
+    n_bump = (3 * n) // 10  # rows from a normal bump in the middle of the ranges, the rest uniform
+    num = np.empty((n, len(lo)))
+    num[n_bump:] = lo + (hi - lo) * rng.random((n - n_bump, len(lo)))
+    num[:n_bump] = rng.standard_normal((n_bump, len(lo))) * ((hi - lo) / 4) + (lo + hi) / 2
+    for i, vals, share in plan.valued:
+        pick = np.flatnonzero(rng.random(n) < share)
+        num[pick, i] = vals[rng.integers(0, len(vals), len(pick))]
+    for i, cats in plan.categories:
+        b.txt[:, i] = cats[rng.integers(0, len(cats), n)]
     if plan.anchors is not None and n:
         # a third of the cloud sits near points the model knows (training points, support vectors, centres)
         m = n // 3
-        rows = plan.anchors[rng.integers(0, len(plan.anchors), m)]
-        spread = np.array([(f.hi - f.lo) if not f.is_string else 0.0 for f in plan.features])
-        near = rows + rng.normal(0, 0.05, rows.shape) * spread
+        near = plan.anchors[rng.integers(0, len(plan.anchors), m)] + rng.normal(0, 0.05, (m, len(lo))) * (hi - lo)
         sel = np.isfinite(near)
-        target = b.num[:m]
-        target[sel] = near[sel]
-    for i, f in enumerate(plan.features):
-        if f.integer:
-            b.num[:, i] = np.clip(np.round(b.num[:, i]), f.lo, f.hi)
+        num[:m][sel] = near[sel]
+    if plan.integer.any():
+        k = plan.integer
+        num[:, k] = np.clip(np.round(num[:, k]), lo[k], hi[k])
+    b.num = num
     return b
 
 
-def _candidates(t: float, narrow: np.dtype) -> np.ndarray:
-    """A threshold, its float32 rounding, and their neighbours, as values of the narrow dtype."""
-    t32 = np.float32(t)
-    vals = [t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), float(t32),
-            float(np.nextafter(t32, np.float32(np.inf))), float(np.nextafter(t32, np.float32(-np.inf)))]
-    out = np.unique(np.asarray(vals, dtype=np.float64).astype(narrow).astype(np.float64))
-    return out[np.isfinite(out)]
+def _candidates(t: np.ndarray, narrow: np.dtype) -> np.ndarray:
+    """Per threshold: itself, its float32 rounding and their neighbours, as narrow-dtype values; `[M, 6]`
+    with repeats within a row replaced by NaN."""
+    t32 = t.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = np.stack([t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), t32.astype(np.float64),
+                      np.nextafter(t32, np.float32(np.inf)).astype(np.float64),
+                      np.nextafter(t32, np.float32(-np.inf)).astype(np.float64)], axis=1)
+        c = np.sort(c.astype(narrow).astype(np.float64), axis=1)
+    repeat = np.zeros(c.shape, dtype=bool)
+    repeat[:, 1:] = c[:, 1:] == c[:, :-1]
+    c[repeat | ~np.isfinite(c)] = np.nan
+    return c
 
 
 def _boundary(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
+    """Rows that reach sampled split nodes, with the split feature on the threshold and its neighbours."""
     trees = plan.trees
-    if trees is None or budget <= 0:
-        return empty_batch(plan, 0, "boundary")
-    splits = trees.splits
-    if not splits.size:
-        return empty_batch(plan, 0, "boundary")
+    splits = trees.splits if trees is not None else np.zeros(0, dtype=np.int64)
+    if budget <= 0 or not splits.size:
+        return empty_batch(plan, 0, BOUNDARY)
     per_node = 3 if plan.narrow == np.float32 else 5
     n_nodes = min(len(splits), max(1, budget // per_node))
     nodes = splits if n_nodes == len(splits) else np.sort(rng.choice(splits, n_nodes, replace=False))
     base = _cloud(plan, n_nodes, rng)
-    rows_num, rows_txt = [], []
-    for j, node in enumerate(nodes):
-        row = base.num[j].copy()
-        _reach(plan, trees, int(node), row)
-        c = int(trees.feature[node])
-        for v in _candidates(float(trees.threshold[node]), plan.narrow):
-            r = row.copy()
-            r[c] = v
-            rows_num.append(r)
-            rows_txt.append(base.txt[j])
-    b = Batch(np.asarray(rows_num), np.asarray(rows_txt, dtype=object).reshape(len(rows_txt), -1),
-              np.full(len(rows_num), "boundary", dtype=object))
+    _reach(plan, trees, nodes, base.num)
+    cand = _candidates(trees.threshold[nodes], plan.narrow)
+    r, k = np.nonzero(np.isfinite(cand))
+    b = base.take(r)
+    b.num[np.arange(len(r)), trees.feature[nodes][r]] = cand[r, k]
+    b.source[:] = BOUNDARY
     if len(b) > budget:
         b = b.take(np.sort(rng.choice(len(b), budget, replace=False)))
     return b
 
 
-def _reach(plan: Plan, trees: Trees, node: int, row: np.ndarray) -> None:
-    """Move `row` inside the box of the ancestors' conditions of `node`, so the row reaches it."""
-    lo: dict[int, float] = {}
-    hi: dict[int, float] = {}
-    child, p = node, int(trees.parent[node])
-    while p >= 0:
-        c, t = int(trees.feature[p]), float(trees.threshold[p])
-        if c >= 0 and np.isfinite(t):
-            if trees.is_left[child]:
-                hi[c] = min(hi.get(c, np.inf), t)
-            else:
-                lo[c] = max(lo.get(c, -np.inf), t)
-        child, p = p, int(trees.parent[p])
-    for c in set(lo) | set(hi):
-        low, high = lo.get(c, -np.inf), hi.get(c, np.inf)
-        v = row[c]
-        if low < v <= high and _narrow(plan, np.array([v]))[0] > low:
-            continue
-        f = plan.features[c]
-        width = max(f.hi - f.lo, 1e-6)
-        if np.isfinite(low) and np.isfinite(high):
-            v = (low + high) / 2
-        elif np.isfinite(high):
-            v = high - 0.25 * width
-        else:
-            v = low + 0.25 * width
-        v = float(_narrow(plan, np.array([v]))[0])
-        if not low < v <= high:  # a sliver narrower than the dtype's spacing: take its upper end
-            v = float(np.float64(high).astype(plan.narrow)) if np.isfinite(high) else v
-        row[c] = v
+def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> None:
+    """Move each row inside the box its node's ancestors require (row j for `nodes[j]`), so it reaches it."""
+    m, nf = rows.shape
+    lo = np.full((m, nf), -np.inf)
+    hi = np.full((m, nf), np.inf)
+    child, parent, idx = nodes.copy(), trees.parent[nodes].copy(), np.arange(m)
+    while True:
+        act = np.flatnonzero(parent >= 0)
+        if not act.size:
+            break
+        p, ch = parent[act], child[act]
+        c, t = trees.feature[p], trees.threshold[p]
+        ok = (c >= 0) & np.isfinite(t)
+        j, c, t, left = idx[act][ok], c[ok], t[ok], trees.is_left[ch][ok]
+        hi[j[left], c[left]] = np.minimum(hi[j[left], c[left]], t[left])
+        lo[j[~left], c[~left]] = np.maximum(lo[j[~left], c[~left]], t[~left])
+        child[act], parent[act] = p, trees.parent[p]
+    boxed = np.isfinite(lo) | np.isfinite(hi)
+    if not boxed.any():
+        return
+    v = _narrow(plan, rows)
+    need = boxed & ~((v > lo) & (v <= hi))
+    width = np.maximum(plan.hi - plan.lo, 1e-6)
+    with np.errstate(invalid="ignore"):
+        fix = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2,
+                       np.where(np.isfinite(hi), hi - 0.25 * width, lo + 0.25 * width))
+    fix = _narrow(plan, fix)
+    sliver = ~((fix > lo) & (fix <= hi)) & np.isfinite(hi)  # narrower than the dtype's spacing: take its top
+    fix[sliver] = _narrow(plan, hi[sliver])
+    rows[need] = fix[need]
 
 
 def _special(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
-    num_rows: list[np.ndarray] = []
-    base = _cloud(plan, max(budget, 1), rng)
-    lo = np.array([f.lo if not f.is_string else 0.0 for f in plan.features])
-    hi = np.array([f.hi if not f.is_string else 0.0 for f in plan.features])
+    """Zeros, the range ends, far values, NaN where the model handles it, unseen categories where ignored."""
+    lo, hi = plan.lo, plan.hi
     mid, half = (lo + hi) / 2, (hi - lo) / 2
-    num_rows.append(np.zeros(len(plan.features)))
-    num_rows.append(lo.copy())
-    num_rows.append(hi.copy())
-    for _ in range(2):  # far from the learned ranges, but not absurdly
-        sign = rng.choice([-1.0, 1.0], len(plan.features))
-        num_rows.append(mid + sign * half * 3)
+    far = mid + np.where(rng.random((2, len(lo))) < 0.5, -3.0, 3.0) * half  # far out, but not absurdly
+    rows = [np.zeros(len(lo)), lo, hi, far[0], far[1]]
     nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
-    unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok]
+    base = _cloud(plan, min(budget, len(rows) + len(nan_feats) + 1), rng)
     for i in nan_feats:
-        r = base.num[len(num_rows) % len(base)].copy()
+        r = base.num[len(rows)].copy()
         r[i] = np.nan
-        num_rows.append(r)
+        rows.append(r)
     if nan_feats:
-        r = base.num[0].copy()
+        r = base.num[len(rows)].copy()
         r[nan_feats] = np.nan
-        num_rows.append(r)
-    num = np.asarray(num_rows[:max(budget, 5)])
+        rows.append(r)
+    num = np.array(rows[:max(budget, 5)])
     n = len(num)
-    txt = base.txt[np.arange(n) % len(base)].copy()
-    for i, f in enumerate(plan.features):
-        if f.integer:
-            num[:, i] = np.round(np.nan_to_num(num[:, i], nan=0.0))
-        if f.is_string:
-            txt[0, i] = f.values[0]
-    for k, i in enumerate(unseen_feats):
+    b = base.take(np.arange(n) % len(base))
+    k = plan.integer
+    num[:, k] = np.round(np.nan_to_num(num[:, k], nan=0.0))
+    for i, cats in plan.categories:
+        b.txt[0, i] = cats[0]
+    for j, i in enumerate(i for i, f in enumerate(plan.features) if f.unseen_ok):
         f = plan.features[i]
-        row = k % n
         if f.is_string:
-            txt[row, i] = UNSEEN
+            b.txt[j % n, i] = UNSEEN
         else:
-            num[row, i] = f.hi + max(1.0, f.hi - f.lo)
-    return Batch(num, txt, np.full(n, "special", dtype=object))
+            num[j % n, i] = f.hi + max(1.0, f.hi - f.lo)
+    b.num = num
+    b.source[:] = SPECIAL
+    return b
 
 
 def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
-    """`samples` generated rows (boundary, special, cloud), followed by up to `samples` rows of `data`."""
-    n_boundary = int(samples * BOUNDARY_SHARE) if plan.trees is not None else 0
-    boundary = _boundary(plan, n_boundary, rng)
+    """`samples` generated rows (special, boundary, cloud), followed by up to `samples` rows of `data`."""
     special = _special(plan, max(5, int(samples * SPECIAL_SHARE)), rng)
-    if len(boundary) + len(special) > samples:
-        keep = max(0, samples - len(special))
-        boundary = boundary.take(np.arange(min(keep, len(boundary))))
-        special = special.take(np.arange(min(len(special), samples - len(boundary))))
+    special = special.take(np.arange(min(len(special), samples)))
+    boundary = _boundary(plan, min(int(samples * BOUNDARY_SHARE), samples - len(special)), rng)
     cloud = _cloud(plan, samples - len(boundary) - len(special), rng)
     parts = [special, boundary, cloud]
     if plan.data is not None:
         num, txt = plan.data
         idx = np.arange(len(num)) if len(num) <= samples else np.sort(rng.choice(len(num), samples,
                                                                                      replace=False))
-        parts.append(Batch(num[idx], txt[idx], np.full(len(idx), "data", dtype=object)))
+        parts.append(Batch(num[idx], txt[idx], np.full(len(idx), DATA, dtype=np.int8)))
     b = Batch.concat(parts)
-    fin = np.isfinite(b.num)
-    b.num[fin] = _narrow(plan, b.num[fin])
+    b.num = _narrow(plan, b.num)
     return b
 
 
@@ -829,7 +847,7 @@ def _inside(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
 
 
 def _materialize(plan: Plan, failing: Batch, rows: list[tuple[int, tuple[Any, ...]]]) -> Batch:
-    b = empty_batch(plan, len(rows), "shrunk")
+    b = empty_batch(plan, len(rows), SHRUNK)
     for r, (idx, choices) in enumerate(rows):
         for i, (f, choice) in enumerate(zip(plan.features, choices)):
             if choice == KEEP:
