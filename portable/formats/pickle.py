@@ -30,6 +30,20 @@ def load_estimator(path: Path, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
     return safe_load(path, trust=trust)
 
 
+def not_a_model(obj: Any, path: Path) -> InputError:
+    """The error for a file that holds something other than a model, pointing at a model nested inside."""
+    kind = f"{type(obj).__module__}.{type(obj).__qualname__}".removeprefix("builtins.")
+    inner: list[str] = []
+    if isinstance(obj, dict):
+        inner = [f"[{k!r}]" for k, v in obj.items() if is_estimator(v)]
+    elif isinstance(obj, (list, tuple)):
+        inner = [f"[{i}]" for i, v in enumerate(obj) if is_estimator(v)]
+    hint = (f"; it holds a model at {', '.join(inner[:3])}: save that object on its own (joblib.dump(obj"
+            f"{inner[0]}, ...))" if inner else "")
+    return InputError(f"the file holds a {kind}, not a model (expected a fitted scikit-learn estimator or "
+                      f"pipeline){hint}", path=path)
+
+
 @register_format("pickle", extensions=EXTENSIONS, priority=20,
                  description="a pickle, joblib or skops file holding a fitted scikit-learn model")
 class PickleFormat:
@@ -45,8 +59,7 @@ class PickleFormat:
         path = Path(source)
         obj, notes = load_estimator(path, options.trust)
         if not is_estimator(obj):
-            raise InputError(f"the file holds a {type(obj).__module__}.{type(obj).__qualname__}, not a model "
-                             "(expected a fitted scikit-learn estimator or pipeline)", path=path)
+            raise not_a_model(obj, path)
         origin = Origin("pickle", name=path.name, path=str(path), sha256=sha256_file(path),
                         library=library_version(obj))
         try:

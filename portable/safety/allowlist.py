@@ -57,6 +57,8 @@ RECONSTRUCTORS = frozenset({
 #: Abstract bases and builtins that may appear in an allowed class's MRO.
 _NEUTRAL_BASE_MODULES = frozenset({"builtins", "abc", "_abc", "enum", "typing", "collections", "collections.abc",
                                    "numbers", "dataclasses"})
+#: Abstract bases outside the homes that allowed classes inherit from (checked by identity of the name).
+_NEUTRAL_BASES = frozenset({("scipy._lib._sparse", "SparseABC")})
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class Verdict:
     trusted: bool = False
 
     @property
-    def trust_hint(self) -> str:
-        return f"--trust {self.name}"
+    def trustable(self) -> bool:
+        """False for names no `trust` can admit (a dotted walk through a module, an unresolvable name)."""
+        return not self.allowed and not self.reason.startswith(_UNTRUSTABLE)
 
 
 def canonical(module: str, name: str) -> tuple[str, str]:
@@ -95,6 +98,9 @@ def _importable_by_default(module: str) -> bool:
     if not any(_under(module, home) for home in CLASS_HOMES):
         return False
     return not (set(module.split(".")) & DENIED_SEGMENTS)
+
+
+_UNTRUSTABLE = ("the name walks through", "empty module", "'")
 
 
 class _Refused(Exception):
@@ -153,7 +159,8 @@ def _judge_class(cls: type) -> tuple[bool, str]:
     if issubclass(cls, np.memmap):
         return False, "a file-backed array class (opens files)"
     for base in cls.__mro__[1:]:
-        if base.__module__ not in _NEUTRAL_BASE_MODULES and _home_of(base) is None:
+        if (base.__module__ not in _NEUTRAL_BASE_MODULES and _home_of(base) is None
+                and (base.__module__, base.__qualname__) not in _NEUTRAL_BASES):
             return False, f"a class that inherits from {base.__module__}.{base.__qualname__}"
     return True, f"a class defined in {home}"
 
@@ -186,10 +193,10 @@ def judge_object(obj: Any) -> tuple[bool, str]:
     if isinstance(obj, types.ModuleType):
         return False, "a module object"
     if isinstance(obj, types.BuiltinFunctionType) and getattr(obj, "__module__", None) == "builtins":
-        return False, "a builtin function (can run code or reach any object)"
+        return False, "a builtin function: it can run code or reach any object"
     if callable(obj):
         where = getattr(obj, "__module__", None) or type(obj).__module__
-        return False, f"a function in {where}, not a model class (functions can do anything: files, network)"
+        return False, f"a function in {where}, not a model class: functions can touch files and the network"
     return False, f"a {type(obj).__name__} object, not a class"
 
 

@@ -143,13 +143,18 @@ def refusal_error(path: Path, data: bytes, container: Container, trust: tuple[st
 def unsafe_error(path: Path, refused: list[Verdict]) -> UnsafePickleError:
     names = sorted(v.name for v in refused)
     lines = "; ".join(f"{v.name} ({v.reason})" for v in sorted(refused, key=lambda v: v.name))
-    flags = " ".join(f"--trust {n}" for n in names)
-    noun = "global" if len(names) == 1 else f"{len(names)} globals"
-    return UnsafePickleError(
-        f"refused to load: the file imports {noun} that {'is' if len(names) == 1 else 'are'} not on the "
-        f"allowlist: {lines}. Nothing after the refusal was run. If you trust this file and where it came from, "
-        f"admit {'it' if len(names) == 1 else 'them'} with `{flags}` (Python: trust={names!r}); "
-        "`portable audit FILE` lists everything the file imports.", path=path, refused=names)
+    admit = sorted(v.name for v in refused if v.trustable)
+    one = len(names) == 1
+    msg = (f"refused to load: the file imports {'a global' if one else f'{len(names)} globals'} that "
+           f"{'is' if one else 'are'} not on the allowlist: {lines}. Nothing after the refusal was run.")
+    if admit:
+        flags = " ".join(f"--trust {n}" for n in admit)
+        msg += (f" If you trust this file and where it came from, admit {'it' if len(admit) == 1 else 'them'} "
+                f"with `{flags}` (Python: trust={admit!r}).")
+    if len(admit) < len(names):
+        msg += " A name that walks through a module cannot be trusted: no legitimate pickle spells one."
+    msg += " `portable audit FILE` lists everything the file imports."
+    return UnsafePickleError(msg, path=path, refused=names)
 
 
 def describe_failure(path: Path, data: bytes, container: Container, exc: BaseException) -> InputError:
@@ -162,8 +167,11 @@ def describe_failure(path: Path, data: bytes, container: Container, exc: BaseExc
         if err.truncated:
             return InputError(f"truncated {what}: the data ends at {at} before the pickle is complete "
                               f"({err}); the file was cut short (an interrupted copy or download?)", path=path)
-        if not err.pos and not container.compression:
+        if not container.compression and not err.pos:
             return InputError(f"not a pickle: the first byte {data[:1]!r} is not a pickle opcode", path=path)
+        if not container.compression and not data.startswith(b"\x80") and _looks_like_text(data):
+            return InputError(f"not a pickle: the file is text ({data[:40].decode(errors='replace')!r}...) that "
+                              f"does not parse as a protocol-0 pickle ({err} at {at})", path=path)
         return InputError(f"corrupt {what} at {at}: {err}", path=path)
     except (OSError, EOFError, ValueError, PortableError) as err:
         return InputError(f"corrupt {container.compression}-compressed stream: {err}", path=path)
@@ -171,6 +179,15 @@ def describe_failure(path: Path, data: bytes, container: Container, exc: BaseExc
     hint = f" The file records {recorded}; it may need that version to be rebuilt." if recorded else ""
     return InputError(f"the {what} is well-formed but rebuilding its objects failed: "
                       f"{type(exc).__name__}: {exc}.{hint}", path=path)
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\n\r\t" for c in text)
 
 
 def version_notes(caught: list[warnings.WarningMessage]) -> list[str]:
