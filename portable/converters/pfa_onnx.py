@@ -296,8 +296,8 @@ class OnnxBackend:
         """Votes `[N, C]` of a forest (`a.map` of tree walks), as one TreeEnsemble when the trees share their
         feature matrix; the classes are the sorted distinct leaf values."""
         classes = np.unique(np.concatenate([np.asarray(o[3]) for o in origins]))
-        if len({o[2].name if isinstance(o[2], Sym) else id(o[2]) for o in origins}) == 1 and \
-                not any(o[1].is_leaf[0] for o in origins):
+        if len({id(o[5]) for o in origins}) == 1 and not any(o[1].is_leaf[0] for o in origins):
+            origins = _common_columns(origins)
             targets = [np.searchsorted(classes, np.asarray(o[3])) for o in origins]
             weights = [np.ones(len(o[3])) for o in origins]
             self.forest_ensembles += 1
@@ -310,6 +310,24 @@ class OnnxBackend:
                                       "bool"), "float64")
             votes = hit if votes is None else self.node("Add", [votes, hit], "float64")
         return self.cast(votes, self.float_dtype), classes
+
+
+def _common_columns(origins: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Re-index trees over one feature table so that they all read the same matrix (the union of columns)."""
+    import dataclasses
+
+    keys: list[Any] = []
+    for o in origins:
+        keys += [k for k in o[1].columns if k not in keys]
+    pos = {k: i for i, k in enumerate(keys)}
+    X = origins[0][5].matrix(keys)
+    out = []
+    for o in origins:
+        spec = o[1]
+        remap = np.asarray([pos[k] for k in spec.columns], dtype=np.int64)
+        feature = np.where(spec.is_leaf, 0, remap[np.clip(spec.feature, 0, len(remap) - 1)])
+        out.append((o[0], dataclasses.replace(spec, feature=feature, columns=keys), X) + tuple(o[3:]))
+    return out
 
 
 def _input_syms(model: PfaModel, backend: OnnxBackend, dtype: str) -> tuple[list[Any], dict[str, Sym]]:

@@ -241,7 +241,7 @@ class Evaluator:
                                    where)
         return Fn(name, None, None, impl)
 
-    def user_fn(self, f: FcnDef) -> Fn:
+    def user_fn(self, f: FcnDef, closure: Scope | None = None) -> Fn:
         def impl(ev: Evaluator, args: list[Any], where: str) -> Val:
             if len(args) != len(f.params):
                 raise ev.error(f"{f.name or 'function'} takes {len(f.params)} argument(s), got {len(args)}", where)
@@ -250,7 +250,8 @@ class Evaluator:
             frame = {}
             for (pname, ptype), a in zip(f.params, args):
                 frame[pname] = a if isinstance(a, Fn) else ev.coerce(a, ptype, where)
-            cells = Scope([frame])
+            # an anonymous function reads the symbols of its enclosing scope (spec: closures, read-only)
+            cells = Scope([dict(fr) for fr in closure.frames] + [frame]) if closure is not None else Scope([frame])
             ev.call_depth += 1
             try:
                 out = ev.block(f.body, cells, f"{f.where}.do" if f.where else where)
@@ -281,7 +282,7 @@ class Evaluator:
             return fn
         fdef = parse_fcndef(spec, self.doc.types, where, self.doc.path)
         fdef.where = where
-        return self.user_fn(fdef)
+        return self.user_fn(fdef, closure=scope)
 
     # -- values ----------------------------------------------------------------------------------------------
     def coerce(self, v: Val, t: T.AvroType, where: str) -> Val:

@@ -156,6 +156,11 @@ class _Flattener:
         self.features = features_of(ev, datum)
         self.used: dict[Any, int] = {}
         self.depth = 0
+        # every numeric field is a column of every tree over this datum, so trees share one feature matrix
+        for fname, ft in datum.type.fields.items():
+            if T.is_numeric(ft) or ft == T.BOOLEAN:
+                fv = _field(ev, datum, fname, where)
+                self.column(("field", fname), lambda fv=fv: ev.tensor(fv, ev.dtype_of(T.DOUBLE)))
 
     def column(self, key: Any, build: Any) -> int:
         if key not in self.used:
@@ -338,7 +343,7 @@ def _walk(ev: Any, datum: Val, tree: Val, test: Any, missing: bool, where: str, 
     X = fl.features.matrix(spec.columns)
     idx = ev.b.tree_walk(spec, X)
     out_t = leaf_t if not isinstance(leaf_t, T.Union) else _common(leaf_t)
-    return Val(out_t, ev.b.gather(table, idx), False, origin=("tree", spec, X, table, out_t))
+    return Val(out_t, ev.b.gather(table, idx), False, origin=("tree", spec, X, table, out_t, fl.features))
 
 
 def _common(t: T.Union) -> T.AvroType:

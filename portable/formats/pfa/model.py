@@ -100,6 +100,19 @@ class PfaModel(Model):
                                     io_specs(doc.output, "output", "output", doc.path, output=True))
         check_functions(doc)
         self._signature = Signature(self._infer_widths(), self._signature.outputs)
+        self._dry_run()
+
+    def _dry_run(self) -> None:
+        """Score two dummy rows, so that unknown symbols, wrong types and unsupported constructs are reported
+        when the document is loaded (PFA runtime errors on dummy values are expected and ignored)."""
+        lengths = sorted(_constant_lengths(self.doc)) or [1]
+        trial = {s.name: _dummy(s, lengths[0]) for s in self.signature.inputs}
+        try:
+            self._run(trial)
+        except (PFAError, UnsupportedModelError):
+            raise
+        except Exception:
+            pass
 
     def _infer_widths(self) -> tuple[TensorSpec, ...]:
         """Fix the width D of `[N, D]` array inputs the document only works with (the length of its
