@@ -45,6 +45,7 @@ def _rewrite_for_nnef_tools(proto: Any, dtype: str) -> None:
     h = onnx.helper
     elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
     g = proto.graph
+    inits = _initializers(g)
     nodes, extra = [], []
     count = 0
 
@@ -86,6 +87,16 @@ def _rewrite_for_nnef_tools(proto: Any, dtype: str) -> None:
                     nodes.append(h.make_node("Add", [y, term], [y2]))
                     y = y2
             nodes.append(h.make_node("Identity", [y], [node.output[0]]))
+        elif node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 1:
+            # NNEF's matmul takes matrices: a constant vector becomes a one-column matrix
+            vec = inits[node.input[1]]
+            col = fresh(node.input[1])
+            extra.append(h.make_tensor(col, vec.data_type, [vec.dims[0], 1],
+                                       onnx.numpy_helper.to_array(vec).ravel().tolist()))
+            y, flat = fresh(node.output[0]), fresh("shape")
+            extra.append(h.make_tensor(flat, onnx.TensorProto.INT64, [1], [-1]))
+            nodes.append(h.make_node("MatMul", [node.input[0], col], [y]))
+            nodes.append(h.make_node("Reshape", [y, flat], [node.output[0]]))
         elif node.op_type == "ReduceSumSquare":
             sq = fresh(node.input[0])
             nodes.append(h.make_node("Mul", [node.input[0], node.input[0]], [sq]))
@@ -138,13 +149,17 @@ def _peel_labels(proto: Any, label_outputs: list[str]) -> dict[str, list[Any]]:
 
 
 def _static_batch(proto: Any, batch: int) -> None:
-    for vi in list(proto.graph.input) + list(proto.graph.output):
+    """Inputs get the static batch; outputs lose their declared shapes, which shape inference recomputes."""
+    for vi in proto.graph.input:
         dims = vi.type.tensor_type.shape.dim
         if len(dims) and not dims[0].HasField("dim_value"):
             dims[0].dim_value = batch
         for d in dims[1:]:
             if not d.HasField("dim_value"):
-                raise NNEFError(f"'{vi.name}' has a free dimension beyond the batch; NNEF needs static shapes")
+                raise NNEFError(f"the input '{vi.name}' has a free dimension beyond the batch; NNEF needs static "
+                                "shapes")
+    for vi in proto.graph.output:
+        vi.type.tensor_type.ClearField("shape")
     del proto.graph.value_info[:]
 
 
@@ -158,7 +173,8 @@ def _fix_reduce_axes(graph: Any) -> None:
             axes = op.inputs[1]
             if axes.data is None:
                 raise UnsupportedModelError(f"{op.type} with computed axes cannot be converted to NNEF")
-            op.attribs["axes"] = [int(a) for a in np.asarray(axes.data).ravel()]
+            rank = len(op.inputs[0].shape)
+            op.attribs["axes"] = [int(a) + rank if a < 0 else int(a) for a in np.asarray(axes.data).ravel()]
             op.inputs = (op.inputs[0],)
 
 
