@@ -196,6 +196,7 @@ def test_kmeans(iris):
     assert (onx["output"] == km.predict(Xt)).all()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_mlp(iris):
     X, y, Xt = iris
     mlp = MLPClassifier(hidden_layer_sizes=(8, 6), max_iter=300, random_state=0).fit(X, y)

@@ -25,7 +25,7 @@ class PfaFormat:
     @staticmethod
     def sniff(source: Any) -> bool:
         if isinstance(source, dict):
-            return "action" in source and "input" in source
+            return "input" in source and ("action" in source or "output" in source)
         return isinstance(source, (str, Path)) and Path(source).suffix.lower() in EXTENSIONS
 
     @staticmethod

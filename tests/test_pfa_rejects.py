@@ -1,0 +1,139 @@
+"""What portable refuses or reports, at load time, with the file and the JSON path of the construct."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import portable
+from portable.errors import PFAError, PFARuntimeError, UnsupportedModelError
+
+BASE = {"input": "double", "output": "double", "action": [{"+": ["input", 1]}]}
+
+
+def doc(**changes):
+    d = copy.deepcopy(BASE)
+    d.update(changes)
+    return d
+
+
+# (case id, document, error class, words the message must contain, JSON path it must name)
+REFUSED = [
+    ("method emit", doc(method="emit"), PFAError, "method 'emit'", "method"),
+    ("method fold", doc(method="fold", zero=0.0, merge=["tally"]), PFAError, "method 'fold'", "method"),
+    ("begin", doc(begin=[{"log": ["hi"]}]), PFAError, "'begin' is not supported", "begin"),
+    ("end", doc(end=[{"log": ["bye"]}]), PFAError, "'end' is not supported", "end"),
+    ("cell write", doc(cells={"c": {"type": "double", "init": 0.0}},
+                       action=[{"cell": "c", "to": "input"}, "input"]), PFAError, "writing cell 'c'",
+     "action[0]"),
+    ("pool write", doc(pools={"p": {"type": "double", "init": {}}},
+                       action=[{"pool": "p", "path": [["x"]], "to": "input", "init": 0.0}, "input"]), PFAError,
+     "writing pool 'p'", "action[0]"),
+    ("rand call", doc(action=[{"+": ["input", {"rand.gaussian": [0.0, 1.0]}]}]), PFAError, "rand.gaussian",
+     "action[0].+[1].rand.gaussian"),
+    ("rand fcn ref", doc(input={"type": "array", "items": "double"}, output={"type": "array", "items": "double"},
+                         action=[{"a.map": ["input", {"fcn": "rand.double"}]}]), PFAError, "rand.double",
+     "action[0].a.map[1].fcn"),
+    ("emit call", doc(action=[{"emit": ["input"]}]), PFAError, "emit", "action[0].emit"),
+    ("while loop", doc(action=[{"while": True, "do": ["input"]}]), PFAError, "while", "action[0].while"),
+    ("foreach", doc(action=[{"foreach": "x", "in": {"value": [1.0], "type": {"type": "array", "items": "double"}},
+                             "do": ["x"]}]), PFAError, "foreach", "action[0].foreach"),
+    ("nested in a user function", doc(fcns={"f": {"params": [{"x": "double"}], "ret": "double",
+                                                  "do": [{"rand.uniform": [0.0, 1.0]}]}},
+                                      action=[{"u.f": ["input"]}]), PFAError, "rand.uniform",
+     "fcns.f.do[0].rand.uniform"),
+    ("unknown function", doc(action=[{"m.nosuch": ["input"]}]), UnsupportedModelError, "m.nosuch",
+     "action[0].m.nosuch"),
+    ("unknown user function", doc(action=[{"u.g": ["input"]}]), PFAError, "u.g", "action[0].u.g"),
+]
+
+MALFORMED = [
+    ("missing action", {"input": "double", "output": "double"}, "needs 'action'", None),
+    ("unknown top-level", doc(colour="red"), "colour", None),
+    ("bad type", doc(input={"type": "array"}), "not an Avro type", "input.items"),
+    ("unknown named type", doc(input="Datum"), "unknown type 'Datum'", "input"),
+    ("cell init vs type", doc(cells={"tree": {"type": {"type": "record", "name": "TreeNode", "fields": [
+        {"name": "value", "type": "double"}, {"name": "pass", "type": ["string", "TreeNode"]}]},
+        "init": {"value": 1.0, "pass": {"TreeNode": {"value": "x", "pass": {"string": "leaf"}}}}}}),
+     "expected a double", "cells.tree.init.pass.TreeNode.value"),
+    ("untagged union", doc(cells={"u": {"type": ["string", "double"], "init": 3.0}}), "tagged", "cells.u.init"),
+    ("unknown symbol", doc(action=[{"+": ["inptu", 1]}]), "unknown symbol 'inptu'", "action[0].+[0]"),
+    ("let twice", doc(action=[{"let": {"x": 1}}, {"let": {"x": 2}}, "input"]), "already defined",
+     "action[1].let.x"),
+    ("record field", doc(input={"type": "record", "name": "R", "fields": [{"name": "a", "type": "double"}]},
+                         action=["input.b"]), "no field 'b'", "action[0].path[0]"),
+    ("non-boolean if", doc(action=[{"if": "input", "then": 1.0, "else": 2.0}]), "must be boolean",
+     "action[0].if"),
+]
+
+
+@pytest.mark.parametrize("case,document,err,words,where", REFUSED, ids=[r[0] for r in REFUSED])
+def test_refused_up_front(case, document, err, words, where):
+    with pytest.raises(err) as info:
+        portable.load(document)
+    assert words in str(info.value)
+    assert info.value.where is not None and info.value.where.startswith(where), info.value.where
+
+
+@pytest.mark.parametrize("case,document,words,where", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_documents(case, document, words, where):
+    with pytest.raises(PFAError) as info:
+        portable.load(document)
+    assert words in str(info.value)
+    if where is not None:
+        assert info.value.where == where, info.value.where
+
+
+def test_errors_name_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("input: double\noutput: double\naction:\n  - {rand.int: []}\n")
+    with pytest.raises(PFAError) as info:
+        portable.load(str(path))
+    assert str(path) in str(info.value) and "action[0].rand.int" in str(info.value)
+    bad = tmp_path / "bad.pfa"
+    bad.write_text("{input: [unclosed")
+    with pytest.raises(PFAError, match="not valid JSON"):
+        portable.load(str(bad))
+
+
+def test_cli_reports_refusal_with_exit_code_1(tmp_path):
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    path = tmp_path / "emit.json"
+    path.write_text('{"input": "double", "output": "double", "method": "emit", "action": [{"emit": ["input"]}]}')
+    r = CliRunner().invoke(cli, ["convert", str(path), "--to", "onnx"])
+    assert r.exit_code == 1
+    assert "method 'emit'" in r.output
+
+
+# -- runtime errors carry the spec's codes -------------------------------------------------------------------------
+RUNTIME = [
+    ("a.max of empty", {"input": {"type": "array", "items": "double"}, "output": "double",
+                        "action": [{"a.max": ["input"]}]}, {"input": np.zeros((3, 0))}, 15240),
+    ("int overflow", {"input": "int", "output": "int", "action": [{"*": ["input", 1000000]}]},
+     {"input": np.array([1, 5000])}, 18020),
+    ("error form", {"input": "double", "output": "double",
+                    "action": [{"if": {">": ["input", 0.0]}, "then": {"error": "positive", "code": -7},
+                                "else": "input"}]}, {"input": np.array([-1.0, 2.0])}, -7),
+    ("errorOnNull", {"input": ["double", "null"], "output": "double", "action": [{"impute.errorOnNull": ["input"]}]},
+     {"input": np.array([1.0, np.nan])}, 21000),
+    ("m.round overflow", {"input": "double", "output": "long", "action": [{"m.round": ["input"]}]},
+     {"input": np.array([1e300])}, 18001),
+]
+
+
+@pytest.mark.parametrize("case,document,inputs,code", RUNTIME, ids=[r[0] for r in RUNTIME])
+def test_runtime_errors_have_codes(case, document, inputs, code):
+    model = portable.load(document)
+    with pytest.raises(PFARuntimeError) as info:
+        model.run(inputs)
+    assert info.value.code == code
+
+
+def test_error_form_on_rows_that_do_not_reach_it_is_silent():
+    model = portable.load(RUNTIME[2][1])
+    out = model.run({"input": np.array([-1.0, -2.0])})["output"]
+    np.testing.assert_array_equal(out, [-1.0, -2.0])
