@@ -320,14 +320,14 @@ def _inner(t: T.AvroType) -> T.AvroType:
 def _weighted_sum(ev: Any, terms: Any, mask: Any, weights: Any) -> Any:
     """sum_i I_i t_i * (sum_i q_i) / (sum_i I_i q_i): the spec's normalisation for missing components."""
     b = ev.backend_for(terms)
-    if mask is None and weights is None:
+    if mask is None:
         return b.reduce("sum", terms, axis=-1)
     dt = ev.dtype_of(T.DOUBLE)
-    fmask = ev.cast(mask, dt) if mask is not None else None
-    kept = ev.op("where", mask, terms, _f(ev, 0.0)) if mask is not None else terms
-    q = weights if weights is not None else ev.op("add", ev.op("mul", terms, _f(ev, 0.0)), _f(ev, 1.0))
-    total_q = b.reduce("sum", ev.op("add", ev.op("mul", terms, _f(ev, 0.0)), q), axis=-1)
-    kept_q = b.reduce("sum", ev.op("mul", q, fmask) if fmask is not None else q, axis=-1)
+    kept = ev.op("where", mask, terms, _f(ev, 0.0))
+    q = weights if weights is not None else ev.op("where", mask, _f(ev, 1.0), _f(ev, 1.0))
+    q = ev.op("add", q, ev.op("where", mask, _f(ev, 0.0), _f(ev, 0.0)))  # q broadcast to the mask's shape
+    total_q = b.reduce("sum", q, axis=-1)
+    kept_q = b.reduce("sum", ev.op("mul", q, ev.cast(mask, dt)), axis=-1)
     return ev.op("div", ev.op("mul", b.reduce("sum", kept, axis=-1), total_q), kept_q)
 
 

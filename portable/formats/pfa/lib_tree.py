@@ -218,7 +218,7 @@ class _Flattener:
         x = ev.cast(ev.tensor(out, "bool"), f)
         return x if not out.const else ev.b.broadcast(x, f)
 
-    def build_simple(self, node: dict[str, Any], depth: int) -> int:
+    def build_simple(self, node: dict[str, Any], depth: int, skip_missing: bool = False) -> int:
         ev = self.ev
         op, value, fname = node.get("operator"), node.get("value"), node.get("field")
         code = 32010 if self.missing else 32060 if self.test == "simple-tree" else 32000
@@ -228,7 +228,7 @@ class _Flattener:
         inner = T.nullable_inner(fv.type)
         base_t = inner if inner is not None else fv.type
         pass_, fail = node["pass"], node["fail"]
-        if self.missing and inner is not None:
+        if self.missing and inner is not None and not skip_missing:
             mcol = self.column(("isnan", fname), lambda: ev.cast(ev.op("isnan", ev.tensor(fv)),
                                                                 ev.dtype_of(T.DOUBLE)))
             self.depth = max(self.depth, depth + 2)
@@ -269,12 +269,7 @@ class _Deferred(_Ref):
     def __init__(self, fl: _Flattener, col: int | None, node: dict[str, Any], depth: int,
                  simple: bool = False) -> None:
         if simple:
-            fl_missing = fl.missing
-            fl.missing = False
-            try:
-                self.id = fl.build_simple(node, depth)
-            finally:
-                fl.missing = fl_missing
+            self.id = fl.build_simple(node, depth, skip_missing=True)
         else:
             self.id = fl.test_node(col, MODES[">"], 0.5, node["pass"], node["fail"], depth)
 
