@@ -271,11 +271,26 @@ def audit(file: str, as_json: bool, trust: tuple[str, ...]) -> None:
 
 
 @cli.command()
-def formats() -> None:
+@click.option("--estimators", "estimators", is_flag=True,
+              help="List every scikit-learn estimator and whether (and how) it converts to ONNX.")
+def formats(estimators: bool) -> None:
     """List the registry: formats and converters."""
     from rich.table import Table
 
     con = _console()
+    if estimators:
+        from .coverage import estimator_table, summary
+
+        rows = estimator_table()
+        e = Table("estimator", "status", "converter", "reason", title="scikit-learn estimators -> ONNX")
+        for r in rows:
+            e.add_row(r.name, r.status, r.converter, r.reason)
+        con.print(e)
+        s = summary(rows)
+        con.print(f"{s['converts']} of {s['inference_capable']} inference-capable estimators that take a numeric "
+                  f"matrix convert in float32 and float64 ({s['portable']} through portable's own converters)",
+                  markup=False)
+        return
     t = Table("format", "extensions", "target", "description", title="formats")
     for f in sorted(api.formats().values(), key=lambda f: f.name):
         t.add_row(f.name, " ".join(f.extensions) or "(in memory)", "yes" if f.is_target else "", f.description)

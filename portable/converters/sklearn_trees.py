@@ -225,6 +225,13 @@ class Emitter:
         self.container.add_node(op, inputs, [o], name=self.scope.get_unique_operator_name(op), **attrs)
         return o
 
+    def reduce(self, op: str, x: str, axis: int, *, keepdims: int = 0) -> str:
+        """A Reduce* node over one axis, with `axes` as an input or an attribute as the opset wants."""
+        opset = self.container.target_opset_any_domain("")
+        if opset >= 18 or (op == "ReduceSum" and opset >= 13):
+            return self.node(op, [x, self.const([axis], dtype=np.int64)], op.lower(), keepdims=keepdims)
+        return self.node(op, [x], op.lower(), axes=[axis], keepdims=keepdims)
+
     def input(self) -> str:
         """The operator's input as a float tensor of this emitter's dtype."""
         from onnx import TensorProto

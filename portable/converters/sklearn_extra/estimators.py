@@ -1,6 +1,698 @@
-"""Converters for scikit-learn estimators that skl2onnx 1.20 cannot convert."""
+"""skl2onnx-compatible converters for scikit-learn estimators that skl2onnx 1.20 cannot convert (or converts
+only in float32), written against the estimators' fitted attributes with standard ONNX operators in the input's
+dtype, so float64 stays float64.
+
+Each converter is a function `(emitter, estimator) -> [output names]` registered with `@extra(path, kind=...)`;
+`register()` hands them to skl2onnx with a parser that declares the outputs portable's signature expects
+(DESIGN §4), so they also convert inside pipelines. `EXTRAS` (names only, no skl2onnx import) is what
+`portable.coverage` reports.
+"""
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from ..sklearn_trees import Emitter, NodeTable, build, concat_trees
+
+
+@dataclass(frozen=True)
+class Extra:
+    """One registered converter: the estimator class path, the kind of outputs, the function."""
+
+    path: str
+    kind: str  # classifier | regressor | transformer | clusterer | outlier
+    func: Callable[[Emitter, Any], list[Any]]
+    replaces: bool = False  # True where skl2onnx has a converter that fails (float64) or is wrong
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit(".", 1)[1]
+
+
+EXTRAS: dict[str, Extra] = {}
+
+
+def extra(*paths: str, kind: str, replaces: bool = False) -> Callable[[Any], Any]:
+    """Register a converter for the estimator classes at `paths` (`module.Class`)."""
+    def deco(func: Any) -> Any:
+        for p in paths:
+            e = Extra(p, kind, func, replaces)
+            EXTRAS[e.name] = e
+        return func
+    return deco
+
+
+# -- shared pieces ----------------------------------------------------------------------------------------------
+
+def _sqdist(em: Emitter, x: str, centers: np.ndarray) -> str:
+    """Squared euclidean distances `[N, M]` from the rows of x to `centers` `[M, F]`, as differences."""
+    c = np.asarray(centers, dtype=np.float64)
+    diff = em.node("Sub", [em.node("Unsqueeze", [x, em.const([1], dtype=np.int64)], "x3"),
+                           em.const(c[None, :, :])], "diff")
+    return em.reduce("ReduceSum", em.node("Mul", [diff, diff], "sq"), 2)
+
+
+def _l1dist(em: Emitter, x: str, centers: np.ndarray) -> str:
+    c = np.asarray(centers, dtype=np.float64)
+    diff = em.node("Sub", [em.node("Unsqueeze", [x, em.const([1], dtype=np.int64)], "x3"),
+                           em.const(c[None, :, :])], "diff")
+    return em.reduce("ReduceSum", em.node("Abs", [diff], "absd"), 2)
+
+
+def kernel(em: Emitter, x: str, y: np.ndarray, metric: str, *, gamma: float | None = None, degree: float = 3,
+           coef0: float = 1) -> str:
+    """`sklearn.metrics.pairwise.pairwise_kernels(X, y, metric)` for the kernels with a closed form."""
+    y = np.asarray(y, dtype=np.float64)
+    nf = y.shape[1]
+    g = 1.0 / nf if gamma is None else float(gamma)
+    if metric == "linear":
+        return em.node("MatMul", [x, em.const(y.T)], "k")
+    if metric in ("poly", "polynomial"):
+        dot = em.node("MatMul", [x, em.const(y.T)], "dot")
+        base = em.node("Add", [em.node("Mul", [dot, em.const(g)], "gdot"), em.const(float(coef0))], "base")
+        return em.node("Pow", [base, em.const(float(degree))], "k")
+    if metric == "sigmoid":
+        dot = em.node("MatMul", [x, em.const(y.T)], "dot")
+        base = em.node("Add", [em.node("Mul", [dot, em.const(g)], "gdot"), em.const(float(coef0))], "base")
+        return em.node("Tanh", [base], "k")
+    if metric == "rbf":
+        d = _sqdist(em, x, y)
+        return em.node("Exp", [em.node("Mul", [d, em.const(-g)], "gd")], "k")
+    if metric == "laplacian":
+        d = _l1dist(em, x, y)
+        return em.node("Exp", [em.node("Mul", [d, em.const(-g)], "gd")], "k")
+    if metric == "cosine":
+        yn = y / np.where(np.linalg.norm(y, axis=1, keepdims=True) == 0, 1, np.linalg.norm(y, axis=1, keepdims=True))
+        norm = em.node("Sqrt", [em.reduce("ReduceSum", em.node("Mul", [x, x], "xx"), 1, keepdims=1)], "xn")
+        safe = em.node("Where", [em.node("Equal", [norm, em.const(0.0)], "zero"), em.const(1.0), norm], "xns")
+        return em.node("MatMul", [em.node("Div", [x, safe], "xu"), em.const(yn.T)], "k")
+    raise UnsupportedModelError(f"kernel '{metric}' has no ONNX form in portable (supported: linear, poly, "
+                                "rbf, sigmoid, laplacian, cosine)")
+
+
+def _gamma(est: Any, attr: str = "gamma") -> float | None:
+    g = getattr(est, "_gamma", None)
+    return g if g is not None else getattr(est, attr, None)
+
+
+def rows(em: Emitter, x: str, row: np.ndarray, dtype: Any = None) -> str:
+    """A constant row repeated once per input row: `[N, K]`."""
+    r = np.asarray(row, dtype=dtype or em.dtype).reshape(1, -1)
+    n = em.node("Slice", [em.node("Shape", [x], "shape"), em.const([0], dtype=np.int64),
+                          em.const([1], dtype=np.int64)], "n")
+    shape = em.node("Concat", [n, em.const([r.shape[1]], dtype=np.int64)], "nk", axis=0)
+    return em.node("Expand", [em.const(r, dtype=r.dtype), shape], "rows")
+
+
+def affine_map(func: Callable[[np.ndarray], np.ndarray], n_in: int, *, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) with func(X) = X @ A + b, read off func at 0 and at the unit vectors, and verified at random points.
+
+    Used for estimators whose transform is affine but spread over several attributes and solver choices
+    (FactorAnalysis, FastICA, PLS, SparsePCA, ...): reading the map off scikit-learn itself is exact to rounding
+    and follows whatever it does internally.
+    """
+    zero = np.zeros((1, n_in))
+    b = np.asarray(func(zero), dtype=np.float64).reshape(1, -1)
+    a = np.asarray(func(np.eye(n_in)), dtype=np.float64).reshape(n_in, -1) - b
+    probe = np.random.default_rng(0).normal(size=(4, n_in)) * 3
+    want = np.asarray(func(probe), dtype=np.float64).reshape(4, -1)
+    got = probe @ a + b
+    if not np.allclose(got, want, rtol=1e-7, atol=1e-9 * max(1.0, float(np.abs(want).max()))):
+        raise UnsupportedModelError(f"{what} is not an affine function of its input here; portable cannot "
+                                    "express it")
+    return a, b
+
+
+def _affine(em: Emitter, x: str, a: np.ndarray, b: np.ndarray) -> str:
+    return em.node("Add", [em.node("MatMul", [x, em.const(a)], "xa"), em.const(b)], "affine")
+
+
+# -- constant and simple models ---------------------------------------------------------------------------------
+
+@extra("sklearn.dummy.DummyClassifier", kind="classifier")
+def dummy_classifier(em: Emitter, est: Any) -> list[Any]:
+    if est.strategy in ("stratified", "uniform"):
+        raise UnsupportedModelError(f"DummyClassifier(strategy='{est.strategy}') predicts random labels; that is "
+                                    "not a function of the input, so there is nothing to convert")
+    if getattr(est, "n_outputs_", 1) != 1:
+        raise UnsupportedModelError("multi-output DummyClassifier is not supported")
+    classes = np.asarray(est.classes_)
+    prior = np.asarray(est.class_prior_, dtype=np.float64)
+    if est.strategy == "prior":
+        proba = prior
+        label_idx = int(np.argmax(prior))
+    else:
+        label_idx = int(np.argmax(prior)) if est.strategy == "most_frequent" else \
+            int(np.flatnonzero(classes == est.constant)[0])
+        proba = np.zeros(len(classes))
+        proba[label_idx] = 1.0
+    x = em.input()
+    p = rows(em, x, proba)
+    em.label(p, classes)
+    return [None, p]
+
+
+@extra("sklearn.dummy.DummyRegressor", kind="regressor")
+def dummy_regressor(em: Emitter, est: Any) -> list[Any]:
+    return [rows(em, em.input(), np.asarray(est.constant_, dtype=np.float64).ravel())]
+
+
+@extra("sklearn.impute.MissingIndicator", kind="transformer")
+def missing_indicator(em: Emitter, est: Any) -> list[Any]:
+    from onnx import TensorProto
+
+    x = em.input()
+    cols = em.node("Gather", [x, em.const(np.asarray(est.features_, dtype=np.int64), dtype=np.int64)], "cols",
+                   axis=1)
+    mv = est.missing_values
+    if isinstance(mv, float) and np.isnan(mv):
+        miss = em.node("IsNaN", [cols], "miss")
+    else:
+        miss = em.node("Equal", [cols, em.const(float(mv))], "miss")
+    return [em.node("Cast", [miss], "missf", to=TensorProto.BOOL)]
+
+
+@extra("sklearn.impute.SimpleImputer", kind="transformer", replaces=True)
+def simple_imputer(em: Emitter, est: Any) -> list[Any]:
+    """float64-capable SimpleImputer (skl2onnx's `Imputer` node has no double kernel in onnxruntime)."""
+    if est.add_indicator:
+        raise UnsupportedModelError("SimpleImputer(add_indicator=True) is not supported by portable's converter")
+    stats = np.asarray(est.statistics_)
+    if stats.dtype.kind not in "fiu":
+        raise UnsupportedModelError("SimpleImputer with non-numeric statistics is not supported")
+    stats = stats.astype(np.float64)
+    keep = np.flatnonzero(~np.isnan(stats)) if not getattr(est, "keep_empty_features", False) else \
+        np.arange(len(stats))
+    x = em.input()
+    mv = est.missing_values
+    miss = em.node("IsNaN", [x], "miss") if isinstance(mv, float) and np.isnan(mv) else \
+        em.node("Equal", [x, em.const(float(mv))], "miss")
+    filled = em.node("Where", [miss, em.const(np.nan_to_num(stats, nan=0.0)[None, :]), x], "filled")
+    if len(keep) != len(stats):
+        filled = em.node("Gather", [filled, em.const(keep, dtype=np.int64)], "kept", axis=1)
+    return [filled]
+
+
+# -- linear models ----------------------------------------------------------------------------------------------
+
+def _linear_scores(em: Emitter, est: Any, x: str) -> str:
+    coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
+    inter = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)).reshape(1, -1)
+    return em.node("Add", [em.node("MatMul", [x, em.const(coef.T)], "xw"), em.const(inter)], "scores")
+
+
+@extra("sklearn.svm.LinearSVC", "sklearn.linear_model.RidgeClassifier", "sklearn.linear_model.RidgeClassifierCV",
+       kind="classifier", replaces=True)
+def linear_decision_classifier(em: Emitter, est: Any) -> list[Any]:
+    """Linear classifiers without predict_proba: scores = X W + b; label by sign (binary) or argmax."""
+    s = _linear_scores(em, est, em.input())
+    binary = len(est.classes_) == 2
+    em.label(s, est.classes_, binary_raw=s if binary else None, strict=True)
+    return [None, s]
+
+
+@extra("sklearn.svm.SVR", "sklearn.svm.NuSVR", kind="regressor", replaces=True)
+def svr(em: Emitter, est: Any) -> list[Any]:
+    """Kernel SVM regression in the input's dtype (onnxruntime has no double SVMRegressor)."""
+    return [_svm_decision(em, est)]
+
+
+def _svm_decision(em: Emitter, est: Any) -> str:
+    if est.kernel == "precomputed" or callable(est.kernel):
+        raise UnsupportedModelError(f"{type(est).__name__} with a {est.kernel!r} kernel cannot be converted")
+    k = kernel(em, em.input(), est.support_vectors_, est.kernel, gamma=est._gamma, degree=est.degree,
+               coef0=est.coef0)
+    dual = np.asarray(est.dual_coef_, dtype=np.float64)
+    return em.node("Add", [em.node("MatMul", [k, em.const(dual.T)], "kd"),
+                           em.const(np.asarray(est.intercept_, dtype=np.float64).reshape(1, -1))], "dec")
+
+
+class UseSkl2onnx(Exception):
+    """Raised by a replacing converter for a configuration it leaves to skl2onnx's own converter."""
+
+
+@extra("sklearn.svm.SVC", "sklearn.svm.NuSVC", kind="classifier", replaces=True)
+def svc(em: Emitter, est: Any) -> list[Any]:
+    """Kernel SVC without probabilities: libsvm's one-vs-one decisions, votes, and scikit-learn's ovr scores."""
+    if est.probability is True or est.kernel == "precomputed" or callable(est.kernel):
+        raise UseSkl2onnx  # probability is 'deprecated' (not True) by default in scikit-learn 1.9
+    sv = np.asarray(est.support_vectors_, dtype=np.float64)
+    k = kernel(em, em.input(), sv, est.kernel, gamma=est._gamma, degree=est.degree, coef0=est.coef0)
+    coef = np.asarray(est._dual_coef_, dtype=np.float64)
+    n_class = len(est.classes_)
+    start = np.concatenate([[0], np.cumsum(est._n_support)])
+    pairs = [(i, j) for i in range(n_class) for j in range(i + 1, n_class)]
+    m = np.zeros((sv.shape[0], len(pairs)))
+    for p, (i, j) in enumerate(pairs):
+        m[start[i]:start[i + 1], p] = coef[j - 1, start[i]:start[i + 1]]
+        m[start[j]:start[j + 1], p] = coef[i, start[j]:start[j + 1]]
+    dec = em.node("Add", [em.node("MatMul", [k, em.const(m)], "km"),
+                          em.const(np.asarray(est._intercept_, dtype=np.float64)[None, :])], "ovo")
+    if n_class == 2:
+        score = em.node("Neg", [dec], "score")
+        em.label(score, est.classes_, binary_raw=score, strict=False)
+        return [None, score]
+    vi = np.zeros((len(pairs), n_class))
+    vj = np.zeros((len(pairs), n_class))
+    for p, (i, j) in enumerate(pairs):
+        vi[p, i] = vj[p, j] = 1.0
+    to_float = 11 if em.double else 1
+    won = em.node("Cast", [em.node("Greater", [dec, em.const(0.0)], "gt")], "won", to=to_float)
+    votes = em.node("Add", [em.node("MatMul", [won, em.const(vi - vj)], "wv"), em.const(vj.sum(0)[None, :])],
+                    "votes")
+    if est.decision_function_shape == "ovo":
+        scores = dec
+    else:
+        kept = em.node("Cast", [em.node("GreaterOrEqual", [dec, em.const(0.0)], "ge")], "kept", to=to_float)
+        ovr_votes = em.node("Add", [em.node("MatMul", [kept, em.const(vi - vj)], "kv"),
+                                    em.const(vj.sum(0)[None, :])], "ovrv")
+        conf = em.node("MatMul", [em.node("Neg", [dec], "negdec"), em.const(vj - vi)], "conf")
+        squash = em.node("Div", [conf, em.node("Mul", [em.node("Add", [em.node("Abs", [conf], "ac"),
+                                                                       em.const(1.0)], "ac1"),
+                                                      em.const(3.0)], "den")], "squash")
+        scores = em.node("Add", [ovr_votes, squash], "ovr")
+    em.label(scores if est.break_ties else votes, est.classes_)
+    return [None, scores]
+
+
+@extra("sklearn.isotonic.IsotonicRegression", kind="regressor")
+def isotonic_regression(em: Emitter, est: Any) -> list[Any]:
+    """scipy's interp1d over the thresholds (searchsorted 'left'), NaN or clipping outside them."""
+    xs = np.asarray(est.X_thresholds_, dtype=np.float64)
+    ys = np.asarray(est.y_thresholds_, dtype=np.float64)
+    x = em.input()
+    if est.out_of_bounds == "clip":
+        x = em.node("Clip", [x, em.const(xs[0]), em.const(xs[-1])], "clipped")
+    if len(xs) == 1:
+        y = em.node("Add", [em.node("Mul", [x, em.const(0.0)], "z"), em.const(ys[0])], "y")
+    else:
+        below = em.node("Cast", [em.node("Less", [em.const(xs[None, :]), x], "lt")], "ltf", to=7)
+        hi = em.node("Clip", [em.reduce("ReduceSum", below, 1), em.const(1, dtype=np.int64),
+                              em.const(len(xs) - 1, dtype=np.int64)], "hi")
+        lo = em.node("Sub", [hi, em.const(1, dtype=np.int64)], "lo")
+        g = {n: em.node("Gather", [em.const(a), i], n, axis=0)
+             for n, a, i in (("xlo", xs, lo), ("xhi", xs, hi), ("ylo", ys, lo), ("yhi", ys, hi))}
+        slope = em.node("Div", [em.node("Sub", [g["yhi"], g["ylo"]], "dy"),
+                                em.node("Sub", [g["xhi"], g["xlo"]], "dx")], "slope")
+        xflat = em.node("Reshape", [x, em.const([-1], dtype=np.int64)], "xf")
+        y = em.node("Add", [em.node("Mul", [slope, em.node("Sub", [xflat, g["xlo"]], "off")], "rise"), g["ylo"]],
+                    "yf")
+        y = em.node("Reshape", [y, em.const([-1, 1], dtype=np.int64)], "y")
+    if est.out_of_bounds == "nan":
+        out = em.node("Or", [em.node("Less", [x, em.const(xs[0])], "lo_out"),
+                             em.node("Greater", [x, em.const(xs[-1])], "hi_out")], "out")
+        y = em.node("Where", [out, em.const(np.nan), y], "ynan")
+    return [y]
+
+
+@extra("sklearn.feature_selection.SequentialFeatureSelector", kind="transformer")
+def feature_selector(em: Emitter, est: Any) -> list[Any]:
+    keep = np.asarray(est.get_support(indices=True), dtype=np.int64)
+    if keep.size == 0:
+        raise UnsupportedModelError(f"{type(est).__name__} selected no feature: its output is empty")
+    return [em.node("Gather", [em.input(), em.const(keep, dtype=np.int64)], "selected", axis=1)]
+
+
+@extra("sklearn.svm.OneClassSVM", kind="outlier", replaces=True)
+def one_class_svm(em: Emitter, est: Any) -> list[Any]:
+    dec = _svm_decision(em, est)
+    return [_sign_label(em, dec, strict=True), dec]
+
+
+def _sign_label(em: Emitter, dec: str, *, strict: bool) -> str:
+    """+1 where dec > 0 (`>= 0` unless strict), else -1, as int64 `[N]`."""
+    cmp = em.node("Greater" if strict else "GreaterOrEqual", [dec, em.const(0.0)], "inl")
+    lab = em.node("Where", [cmp, em.const([1], dtype=np.int64), em.const([-1], dtype=np.int64)], "lab")
+    return em.node("Reshape", [lab, em.const([-1], dtype=np.int64)], "lab1")
+
+
+@extra("sklearn.kernel_ridge.KernelRidge", kind="regressor")
+def kernel_ridge(em: Emitter, est: Any) -> list[Any]:
+    if callable(est.kernel) or est.kernel == "precomputed":
+        raise UnsupportedModelError(f"KernelRidge with a {est.kernel!r} kernel cannot be converted")
+    params = dict(est.kernel_params or {})
+    k = kernel(em, em.input(), est.X_fit_, est.kernel, gamma=params.get("gamma", est.gamma),
+               degree=params.get("degree", est.degree), coef0=params.get("coef0", est.coef0))
+    dual = np.asarray(est.dual_coef_, dtype=np.float64)
+    return [em.node("MatMul", [k, em.const(dual.reshape(dual.shape[0], -1))], "pred")]
+
+
+@extra("sklearn.covariance.EllipticEnvelope", kind="outlier")
+def elliptic_envelope(em: Emitter, est: Any) -> list[Any]:
+    x = em.node("Sub", [em.input(), em.const(np.asarray(est.location_)[None, :])], "centered")
+    prec = np.asarray(est.get_precision(), dtype=np.float64)
+    md = em.reduce("ReduceSum", em.node("Mul", [em.node("MatMul", [x, em.const(prec)], "xp"), x], "xpx"), 1,
+                   keepdims=1)
+    dec = em.node("Sub", [em.node("Neg", [md], "neg"), em.const(float(est.offset_))], "dec")
+    return [_sign_label(em, dec, strict=False), dec]
+
+
+# -- kernel approximations --------------------------------------------------------------------------------------
+
+@extra("sklearn.kernel_approximation.RBFSampler", kind="transformer")
+def rbf_sampler(em: Emitter, est: Any) -> list[Any]:
+    proj = _affine(em, em.input(), np.asarray(est.random_weights_), np.asarray(est.random_offset_)[None, :])
+    return [em.node("Mul", [em.node("Cos", [proj], "cos"), em.const((2.0 / est.n_components) ** 0.5)], "rbf")]
+
+
+@extra("sklearn.kernel_approximation.SkewedChi2Sampler", kind="transformer")
+def skewed_chi2_sampler(em: Emitter, est: Any) -> list[Any]:
+    logx = em.node("Log", [em.node("Add", [em.input(), em.const(float(est.skewedness))], "xs")], "logx")
+    proj = _affine(em, logx, np.asarray(est.random_weights_), np.asarray(est.random_offset_)[None, :])
+    scale = np.sqrt(2.0) / np.sqrt(est.n_components)
+    return [em.node("Mul", [em.node("Cos", [proj], "cos"), em.const(scale)], "chi2")]
+
+
+@extra("sklearn.kernel_approximation.AdditiveChi2Sampler", kind="transformer")
+def additive_chi2_sampler(em: Emitter, est: Any) -> list[Any]:
+    steps = est.sample_steps
+    interval = est.sample_interval if est.sample_interval is not None else {1: 0.8, 2: 0.5, 3: 0.4}[steps]
+    x = em.input()
+    nz = em.node("Not", [em.node("Equal", [x, em.const(0.0)], "z")], "nz")
+    zero = em.const(0.0)
+    safe = em.node("Where", [nz, x, em.const(1.0)], "safe")  # log/sqrt only where x != 0, as scikit-learn does
+    parts = [em.node("Where", [nz, em.node("Sqrt", [em.node("Mul", [safe, em.const(float(interval))], "xi")],
+                                                      "s0"), zero], "p0")]
+    log_step = em.node("Mul", [em.node("Log", [safe], "lx"), em.const(float(interval))], "logstep")
+    step = em.node("Mul", [safe, em.const(2.0 * interval)], "step")
+    for j in range(1, steps):
+        factor = em.node("Sqrt", [em.node("Div", [step, em.const(float(np.cosh(np.pi * j * interval)))], "st")],
+                         "factor")
+        arg = em.node("Mul", [log_step, em.const(float(j))], "arg")
+        for op in ("Cos", "Sin"):
+            v = em.node("Mul", [factor, em.node(op, [arg], op.lower())], "fv")
+            parts.append(em.node("Where", [nz, v, zero], "pj"))
+    return [em.node("Concat", parts, "chi2", axis=1)]
+
+
+@extra("sklearn.kernel_approximation.Nystroem", kind="transformer")
+def nystroem(em: Emitter, est: Any) -> list[Any]:
+    if callable(est.kernel) or est.kernel == "precomputed":
+        raise UnsupportedModelError(f"Nystroem with a {est.kernel!r} kernel cannot be converted")
+    params = est._get_kernel_params()
+    k = kernel(em, em.input(), est.components_, est.kernel, gamma=params.get("gamma"),
+               degree=params.get("degree", 3), coef0=params.get("coef0", 1))
+    return [em.node("MatMul", [k, em.const(np.asarray(est.normalization_).T)], "ny")]
+
+
+@extra("sklearn.neural_network.BernoulliRBM", kind="transformer")
+def bernoulli_rbm(em: Emitter, est: Any) -> list[Any]:
+    a = _affine(em, em.input(), np.asarray(est.components_).T, np.asarray(est.intercept_hidden_)[None, :])
+    return [em.node("Sigmoid", [a], "hidden")]
+
+
+# -- affine transformers read off scikit-learn --------------------------------------------------------------------
+
+@extra("sklearn.decomposition.FactorAnalysis", "sklearn.decomposition.FastICA", "sklearn.cross_decomposition.PLSSVD",
+       "sklearn.decomposition.SparsePCA", "sklearn.decomposition.MiniBatchSparsePCA",
+       "sklearn.cluster.FeatureAgglomeration", "sklearn.random_projection.SparseRandomProjection",
+       "sklearn.preprocessing.KernelCenterer", kind="transformer")
+def affine_transformer(em: Emitter, est: Any) -> list[Any]:
+    a, b = affine_map(lambda z: _dense(est.transform(z)), est.n_features_in_, what=type(est).__name__)
+    return [_affine(em, em.input(), a, b)]
+
+
+@extra("sklearn.cross_decomposition.PLSRegression", "sklearn.cross_decomposition.CCA",
+       "sklearn.cross_decomposition.PLSCanonical", kind="regressor", replaces=True)
+def affine_regressor(em: Emitter, est: Any) -> list[Any]:
+    a, b = affine_map(lambda z: np.asarray(est.predict(z)).reshape(len(z), -1), est.n_features_in_,
+                      what=type(est).__name__)
+    return [_affine(em, em.input(), a, b)]
+
+
+def _dense(v: Any) -> np.ndarray:
+    return np.asarray(v.toarray() if hasattr(v, "toarray") else v, dtype=np.float64)
+
+
+# -- clustering and prototypes ----------------------------------------------------------------------------------
+
+@extra("sklearn.cluster.MeanShift", "sklearn.cluster.AffinityPropagation", kind="clusterer")
+def nearest_center(em: Emitter, est: Any) -> list[Any]:
+    if getattr(est, "affinity", "euclidean") == "precomputed":
+        raise UnsupportedModelError("AffinityPropagation(affinity='precomputed') predicts from a precomputed "
+                                    "affinity matrix, not from features")
+    d = _sqdist(em, em.input(), est.cluster_centers_)
+    return [em.node("ArgMin", [d], "label", axis=1, keepdims=0), em.node("Sqrt", [d], "dist")]
+
+
+@extra("sklearn.cluster.Birch", kind="clusterer")
+def birch(em: Emitter, est: Any) -> list[Any]:
+    d = _sqdist(em, em.input(), est.subcluster_centers_)
+    idx = em.node("ArgMin", [d], "sub", axis=1, keepdims=0)
+    lab = em.node("Gather", [em.const(np.asarray(est.subcluster_labels_, dtype=np.int64), dtype=np.int64), idx],
+                  "label", axis=0)
+    return [lab, em.node("Sqrt", [d], "dist")]
+
+
+@extra("sklearn.cluster.BisectingKMeans", kind="clusterer")
+def bisecting_kmeans(em: Emitter, est: Any) -> list[Any]:
+    """Labels follow the bisection tree: at each split the nearer of two centers, i.e. a linear test."""
+    x = em.input()
+    shift = np.asarray(getattr(est, "_X_mean", np.zeros(est.n_features_in_)), dtype=np.float64)
+    nodes: list[Any] = []
+    stack = [est._bisecting_tree]
+    while stack:
+        n = stack.pop()
+        nodes.append(n)
+        if n.left is not None:
+            stack.extend([n.right, n.left])
+    index = {id(n): i for i, n in enumerate(nodes)}
+    inner = [n for n in nodes if n.left is not None]
+    if not inner:
+        lab = em.node("Cast", [em.node("Mul", [em.reduce("ReduceSum", x, 1), em.const(0.0)], "z")], "label0",
+                      to=7)
+        return [lab, em.node("Sqrt", [_sqdist(em, x, est.cluster_centers_)], "dist")]
+    # left if |x-a|^2 <= |x-b|^2, i.e. 2 x.(b-a) <= |b|^2 - |a|^2  (scikit-learn takes the first on ties)
+    w = np.stack([2 * ((n.right.center + shift) - (n.left.center + shift)) for n in inner], axis=1)
+    t = np.array([np.sum((n.right.center + shift) ** 2) - np.sum((n.left.center + shift) ** 2) for n in inner])
+    proj = em.node("MatMul", [x, em.const(w)], "proj")
+    col = {id(n): i for i, n in enumerate(inner)}
+    size = len(nodes)
+    left = np.full(size, -1, np.int64)
+    right = np.full(size, -1, np.int64)
+    feat = np.zeros(size, np.int64)
+    thr = np.zeros(size)
+    values = np.zeros((size, 1))
+    for n in nodes:
+        i = index[id(n)]
+        if n.left is None:
+            values[i, 0] = n.label
+        else:
+            left[i], right[i] = index[id(n.left)], index[id(n.right)]
+            feat[i], thr[i] = col[id(n)], t[col[id(n)]]
+    table = NodeTable(left, right, feat, thr, np.zeros(size, bool), values, np.array([0], np.int64))
+    lab_f = em.ensemble(proj, build(table), "labf")
+    lab = em.node("Reshape", [em.node("Cast", [lab_f], "labi", to=7), em.const([-1], dtype=np.int64)], "label")
+    return [lab, em.node("Sqrt", [_sqdist(em, x, est.cluster_centers_)], "dist")]
+
+
+@extra("sklearn.neighbors.NearestCentroid", kind="classifier")
+def nearest_centroid(em: Emitter, est: Any) -> list[Any]:
+    """Euclidean NearestCentroid: discriminant scores on features scaled by the within-class deviation."""
+    if est.metric != "euclidean":
+        raise UnsupportedModelError(f"NearestCentroid(metric={est.metric!r}): only the euclidean metric converts")
+    x = em.input()
+    std = np.asarray(est.within_class_std_dev_, dtype=np.float64)
+    s = np.where(std != 0, std, 1.0)
+    cn = np.asarray(est.centroids_, dtype=np.float64) / s
+    xn = em.node("Div", [x, em.const(s[None, :])], "xn")
+    scores = em.node("Add", [em.node("Neg", [_sqdist(em, xn, cn)], "nd"),
+                             em.const((2.0 * np.log(est.class_prior_))[None, :])], "disc")
+    proba = em.node("Softmax", [scores], "proba", axis=1)
+    if np.isclose(est.class_prior_, 1 / len(est.classes_)).all():
+        em.label(em.node("Neg", [_sqdist(em, x, est.centroids_)], "negd"), est.classes_)
+    else:
+        em.label(scores, est.classes_)
+    return [None, proba]
+
+
+@extra("sklearn.semi_supervised.LabelPropagation", "sklearn.semi_supervised.LabelSpreading", kind="classifier")
+def label_propagation(em: Emitter, est: Any) -> list[Any]:
+    if est.kernel != "rbf":
+        raise UnsupportedModelError(f"{type(est).__name__}(kernel={est.kernel!r}): only the rbf kernel converts")
+    k = kernel(em, em.input(), est.X_, "rbf", gamma=est.gamma)
+    p = em.node("MatMul", [k, em.const(np.asarray(est.label_distributions_, dtype=np.float64))], "p")
+    proba = em.node("Div", [p, em.reduce("ReduceSum", p, 1, keepdims=1)], "proba")
+    em.label(proba, est.classes_)
+    return [None, proba]
+
+
+# -- trees as features ---------------------------------------------------------------------------------------
+
+@extra("sklearn.ensemble.RandomTreesEmbedding", kind="transformer", replaces=True)
+def random_trees_embedding(em: Emitter, est: Any) -> list[Any]:
+    """One-hot of the leaf each tree sends a sample to, dense: TreeEnsemble with one target per leaf column."""
+    trees = [e.tree_ for e in est.estimators_]
+    cats = est.one_hot_encoder_.categories_
+    values, offset = [], 0
+    for t, c in zip(trees, cats):
+        col = np.full(t.node_count, -1, np.int64)
+        col[np.asarray(c, dtype=np.int64)] = offset + np.arange(len(c))
+        values.append(col[:, None].astype(np.float64))
+        offset += len(c)
+    table = concat_trees(trees, values)
+    leaf_col = table.values[:, 0].astype(np.int64)
+    table.values = np.ones((len(leaf_col), 1))
+    forest = build(table)
+    forest.leaf_targetids = leaf_col[table.left < 0]
+    forest.n_targets = offset
+    x = em.as_float32_then_back(em.input())
+    return [em.ensemble(x, forest, "onehot")]
+
+
+@extra("sklearn.preprocessing.KBinsDiscretizer", kind="transformer", replaces=True)
+def kbins_discretizer(em: Emitter, est: Any) -> list[Any]:
+    """Bin index = number of inner edges <= x (searchsorted, side='right'); one-hot encodings made dense."""
+    from ..sklearn_trees import ceil32
+
+    edges = [np.asarray(e, dtype=np.float64)[1:-1] for e in est.bin_edges_]
+    width = max(1, max(len(e) for e in edges))
+    pad = np.full((len(edges), width), np.inf)
+    for j, e in enumerate(edges):
+        pad[j, :len(e)] = e
+    if not em.double:
+        pad = ceil32(pad).astype(np.float64)
+    x = em.input()
+    ge = em.node("GreaterOrEqual", [em.node("Unsqueeze", [x, em.const([2], dtype=np.int64)], "x3"),
+                                    em.const(pad[None])], "ge")
+    ordinal = em.reduce("ReduceSum", em.node("Cast", [ge], "gef", to=11 if em.double else 1), 2)
+    if est.encode == "ordinal":
+        return [ordinal]
+    nb = np.asarray(est.n_bins_, dtype=np.int64)
+    mb = int(nb.max())
+    hot = em.node("Equal", [em.node("Unsqueeze", [ordinal, em.const([2], dtype=np.int64)], "o3"),
+                            em.const(np.arange(mb, dtype=np.float64)[None, None, :])], "hot")
+    flat = em.node("Reshape", [em.node("Cast", [hot], "hotf", to=11 if em.double else 1),
+                               em.const([0, -1], dtype=np.int64)], "flat")
+    keep = np.concatenate([j * mb + np.arange(b) for j, b in enumerate(nb)]).astype(np.int64)
+    return [em.node("Gather", [flat, em.const(keep, dtype=np.int64)], "onehot", axis=1)]
+
+
+# -- polynomial features (skl2onnx 1.20 mixes float and double in Concat) --------------------------------------
+
+@extra("sklearn.preprocessing.PolynomialFeatures", kind="transformer", replaces=True)
+def polynomial_features(em: Emitter, est: Any) -> list[Any]:
+    powers = np.asarray(est.powers_, dtype=np.float64)
+    x3 = em.node("Unsqueeze", [em.input(), em.const([1], dtype=np.int64)], "x3")
+    terms = em.node("Pow", [x3, em.const(powers[None])], "terms")
+    return [em.reduce("ReduceProd", terms, 2)]
+
+
+# -- registration with skl2onnx ---------------------------------------------------------------------------------
+
+def _label_type(est: Any) -> Any:
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
+    kind = np.asarray(est.classes_).dtype.kind
+    return StringTensorType([None]) if kind in "OUS" else Int64TensorType([None])
+
+
+def _n_out(est: Any, kind: str) -> int | None:
+    if kind == "regressor":
+        out = getattr(est, "n_outputs_", None)
+        if out is None:
+            coef = getattr(est, "coef_", None)
+            dual = getattr(est, "dual_coef_", None)
+            if coef is not None and np.ndim(coef) == 2:
+                out = np.shape(coef)[0]
+            elif dual is not None and np.ndim(dual) == 2 and type(est).__name__ == "KernelRidge":
+                out = np.shape(dual)[1]
+            else:
+                out = 1
+        return int(out)
+    try:
+        return len(est.get_feature_names_out())
+    except Exception:
+        return None
+
+
+def _outputs(est: Any, kind: str, float_type: Any) -> list[tuple[str, Any]]:
+    from skl2onnx.common.data_types import BooleanTensorType, Int64TensorType
+
+    if kind == "classifier":
+        n = len(est.classes_)
+        second = "probabilities" if hasattr(est, "predict_proba") else "scores"
+        width = n if second == "probabilities" or n > 2 else 1
+        return [("label", _label_type(est)), (second, float_type([None, width]))]
+    if kind == "clusterer":
+        outs = [("label", Int64TensorType([None]))]
+        if hasattr(est, "transform"):
+            outs.append(("scores", float_type([None, None])))
+        return outs
+    if kind == "outlier":
+        return [("label", Int64TensorType([None])), ("scores", float_type([None, 1]))]
+    if type(est).__name__ == "MissingIndicator":
+        return [("variable", BooleanTensorType([None, _n_out(est, kind)]))]
+    return [("variable", float_type([None, _n_out(est, kind)]))]
+
+
+def _parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    from skl2onnx._supported_operators import _get_sklearn_operator_name
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    spec = EXTRAS[type(model).__name__]
+    op = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    op.inputs = inputs
+    float_type = DoubleTensorType if isinstance(inputs[0].type, DoubleTensorType) else FloatTensorType
+    for name, typ in _outputs(model, spec.kind, float_type):
+        op.outputs.append(scope.declare_local_variable(name, typ))
+    return op.outputs
+
+
+def _shape(operator: Any) -> None:
+    """The parser already declared types and shapes."""
+
+
+ORIGINAL: dict[str, Any] = {}  # skl2onnx's converters that `replaces=True` converters fall back to
+
+
+def _convert(scope: Any, operator: Any, container: Any) -> None:
+    est = operator.raw_operator
+    em = Emitter(scope, operator, container)
+    try:
+        outs = EXTRAS[type(est).__name__].func(em, est)
+    except UseSkl2onnx:
+        original = ORIGINAL.get(type(est).__name__)
+        if original is None:
+            raise UnsupportedModelError(f"portable cannot convert this configuration of {type(est).__name__}") \
+                from None
+        original(scope, operator, container)
+        return
+    for i, name in enumerate(outs[: len(operator.outputs)]):
+        if name is not None:
+            em.output(i, name)
 
 
 def register() -> None:
-    """Register every converter of this module with skl2onnx."""
+    """Register every converter of this module with skl2onnx, with portable's parser for its outputs."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from skl2onnx.common._registration import get_converter
+
+    for spec in EXTRAS.values():
+        module, cls_name = spec.path.rsplit(".", 1)
+        try:
+            cls = getattr(importlib.import_module(module), cls_name)
+        except (ImportError, AttributeError):  # an older scikit-learn without this estimator
+            continue
+        alias = sklearn_operator_name_map.get(cls)
+        if alias and not alias.startswith("Portable") and cls_name not in ORIGINAL:
+            try:
+                ORIGINAL[cls_name] = get_converter(alias)
+            except Exception:
+                pass
+        options = None
+        if cls_name in ORIGINAL:  # the fallback may read its own options
+            try:
+                options = ORIGINAL[cls_name].get_allowed_options()
+            except Exception:
+                options = None
+        update_registered_converter(cls, f"Portable{cls_name}", _shape, _convert, parser=_parser, options=options)
+    from . import wrappers
+
+    wrappers.register()

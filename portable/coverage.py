@@ -1,0 +1,118 @@
+"""Which scikit-learn estimators portable converts to ONNX, as data.
+
+Every estimator in `sklearn.utils.all_estimators()` that can predict or transform new data either converts
+(through skl2onnx, or through portable's own converters in `portable.converters.sklearn_trees` and
+`portable.converters.sklearn_extra`) and agrees with scikit-learn in float32 and float64, or is listed here with
+the reason it does not. `tests/test_coverage.py` proves the table both ways (a listed failure that starts to
+pass fails the test), and `portable formats --estimators` prints it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INFERENCE_METHODS = ("predict", "transform", "predict_proba", "decision_function")
+
+# Not a numeric matrix in: portable's scikit-learn signature is a matrix `X` (or DataFrame columns); these take
+# text, dicts, label vectors or images. They still convert inside a pipeline that feeds them what they expect
+# where skl2onnx supports them (CountVectorizer, TfidfVectorizer, DictVectorizer...).
+NOT_A_MATRIX: dict[str, str] = {
+    "CountVectorizer": "takes raw text documents, not a numeric matrix",
+    "TfidfVectorizer": "takes raw text documents, not a numeric matrix",
+    "HashingVectorizer": "takes raw text documents, not a numeric matrix",
+    "DictVectorizer": "takes a list of dicts, not a numeric matrix",
+    "FeatureHasher": "takes dicts or strings, not a numeric matrix",
+    "LabelEncoder": "transforms target labels y, not features",
+    "LabelBinarizer": "transforms target labels y, not features",
+    "MultiLabelBinarizer": "transforms target label sets y, not features",
+    "PatchExtractor": "takes a batch of images [N, H, W(, C)], not a matrix",
+}
+
+# Inference-capable, but no conversion that agrees with scikit-learn in both dtypes (yet): the reason for each.
+EXPECTED_FAILURES: dict[str, str] = {
+    "AdaBoostClassifier": "skl2onnx 1.20's converter mixes float and double in a Where node (float64 fails "
+                          "onnx.checker); float32 converts",
+    "BayesianGaussianMixture": "portable's sklearn signature treats mixtures as regressors ('variable') while "
+                               "skl2onnx gives label + probabilities",
+    "GaussianMixture": "portable's sklearn signature treats mixtures as regressors ('variable') while skl2onnx "
+                       "gives label + probabilities",
+    "CategoricalNB": "skl2onnx 1.20's converter mixes float and double (float64 fails onnx.checker)",
+    "ClassifierChain": "multi-output classifier: portable's signature has one label output",
+    "MultiOutputClassifier": "multi-output classifier: portable's signature has one label output",
+    "DictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample: no closed form",
+    "MiniBatchDictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample",
+    "SparseCoder": "transform solves a sparse-coding problem (OMP/LARS) per sample",
+    "NMF": "transform runs an iterative non-negative least-squares solver per sample",
+    "MiniBatchNMF": "transform runs an iterative non-negative least-squares solver per sample",
+    "LatentDirichletAllocation": "transform runs variational inference iterations per sample",
+    "LocallyLinearEmbedding": "transform solves a regularized linear system per sample over its neighbours",
+    "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
+    "FeatureUnion": "the outputs of its parts collide with portable's output renaming in sklearn_onnx",
+    "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
+    "KNNImputer": "skl2onnx 1.20 accepts float input only (float64 refused)",
+    "TargetEncoder": "skl2onnx 1.20 accepts float input only (float64 refused)",
+    "PowerTransformer": "skl2onnx 1.20's converter mixes float and double (float64 fails)",
+    "OneVsOneClassifier": "skl2onnx 1.20 declares a label shape its ArgMax contradicts (fails onnx.checker)",
+    "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
+    "PolynomialCountSketch": "no converter: count sketches combined through FFTs",
+    "RadiusNeighborsClassifier": "skl2onnx 1.20's converter gathers index -1 (onnxruntime error) when a training "
+                                 "point lies outside a query's radius",
+    "RadiusNeighborsRegressor": "skl2onnx 1.20's converter gathers index -1 (onnxruntime error) when a training "
+                                "point lies outside a query's radius",
+    "RadiusNeighborsTransformer": "sparse neighbourhood graph output with a variable number of neighbours",
+    "RegressorChain": "no converter: each link takes the previous predictions as extra features",
+    "RFE": "portable's sklearn signature expects classifier outputs; skl2onnx converts RFE as a transformer",
+    "RFECV": "portable's sklearn signature expects classifier outputs; skl2onnx converts RFECV as a transformer",
+    "SplineTransformer": "no converter: B-spline bases with extrapolation modes",
+    "TransformedTargetRegressor": "no converter: the regressor followed by the target transformer's inverse",
+    "VotingClassifier": "skl2onnx 1.20 does not implement flatten_transform=True",
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One estimator: how (or why not) it converts."""
+
+    name: str
+    module: str
+    status: str  # converts | fails | not a matrix | no inference
+    converter: str  # portable | skl2onnx | ""
+    reason: str = ""
+
+
+def portable_converted() -> set[str]:
+    """Names of the estimators converted by portable's own converters (numpy-only imports)."""
+    from .converters.sklearn_extra import estimators, wrappers
+    from .converters.sklearn_trees import CONVERTERS
+
+    return set(CONVERTERS) | set(estimators.EXTRAS) | set(wrappers.NAMES)
+
+
+def estimator_table() -> list[Row]:
+    """A row for every estimator in `sklearn.utils.all_estimators()`, sorted by name."""
+    from sklearn.utils import all_estimators
+
+    ours = portable_converted()
+    rows = []
+    for name, cls in sorted(all_estimators()):
+        module = cls.__module__
+        if not any(hasattr(cls, m) for m in INFERENCE_METHODS):
+            rows.append(Row(name, module, "no inference", "",
+                            "no predict or transform for new data (transductive or a fitted statistic only)"))
+        elif name in NOT_A_MATRIX:
+            rows.append(Row(name, module, "not a matrix", "", NOT_A_MATRIX[name]))
+        elif name in EXPECTED_FAILURES:
+            rows.append(Row(name, module, "fails", "portable" if name in ours else "skl2onnx",
+                            EXPECTED_FAILURES[name]))
+        else:
+            rows.append(Row(name, module, "converts", "portable" if name in ours else "skl2onnx"))
+    return rows
+
+
+def summary(rows: list[Row] | None = None) -> dict[str, int]:
+    """Counts: converting estimators, the inference-capable ones on a numeric matrix, and all of them."""
+    rows = estimator_table() if rows is None else rows
+    capable = [r for r in rows if r.status in ("converts", "fails")]
+    return {"converts": sum(r.status == "converts" for r in rows), "inference_capable": len(capable),
+            "inference_capable_any_input": len(capable) + sum(r.status == "not a matrix" for r in rows),
+            "portable": sum(r.status == "converts" and r.converter == "portable" for r in rows),
+            "all": len(rows)}

@@ -1,0 +1,184 @@
+"""Coverage over `sklearn.utils.all_estimators()`: each inference-capable estimator converts to ONNX and agrees
+with scikit-learn in float32 and float64, or is listed in `portable.coverage.EXPECTED_FAILURES` with a reason
+(and then must really fail: the xfail is strict, so the table cannot go stale).
+
+Estimators are built by scikit-learn's own test-instance generator (small, fast settings), fitted on a tiny
+positive matrix; `RECIPES` changes the data or parameters where an estimator needs something else.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+import portable
+from portable import coverage
+
+pytest.importorskip("skl2onnx")
+pytest.importorskip("onnxruntime")
+
+RNG = np.random.default_rng(0)
+X = RNG.uniform(0.1, 3, (60, 4))
+XT = RNG.uniform(0.05, 3.2, (50, 4))
+Y_CLASS = (X[:, 0] + X[:, 1] > 3.1).astype(int) + (X[:, 2] > 2.2)
+Y_REG = X @ [1.0, 2.0, -1.0, 0.5] + 1
+NAN_X = np.where(RNG.random(X.shape) < 0.15, np.nan, X)
+NAN_XT = np.where(RNG.random(XT.shape) < 0.15, np.nan, XT)
+INT_X = RNG.integers(0, 3, (60, 4)).astype(float)
+INT_XT = RNG.integers(0, 3, (50, 4)).astype(float)
+
+
+@dataclass
+class Recipe:
+    """How to fit and feed one estimator when the defaults do not fit it."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    x: np.ndarray | None = None
+    xt: np.ndarray | None = None
+    y: str = "auto"  # auto | class | binary | reg | reg2
+
+
+RECIPES: dict[str, Recipe] = {
+    # categories must be small integers seen in training
+    "CategoricalNB": Recipe(x=INT_X, xt=INT_XT),
+    "OneHotEncoder": Recipe(x=INT_X, xt=INT_XT),
+    "OrdinalEncoder": Recipe(x=INT_X, xt=INT_XT),
+    # missing values are the point of these
+    "MissingIndicator": Recipe(x=NAN_X, xt=NAN_XT),
+    "SimpleImputer": Recipe(x=NAN_X, xt=NAN_XT),
+    "KNNImputer": Recipe(x=NAN_X, xt=NAN_XT),
+    "IterativeImputer": Recipe(x=NAN_X, xt=NAN_XT),
+    "HistGradientBoostingClassifier": Recipe(x=NAN_X, xt=NAN_XT),
+    "HistGradientBoostingRegressor": Recipe(x=NAN_X, xt=NAN_XT),
+    # one feature only
+    "IsotonicRegression": Recipe(x=X[:, :1], xt=XT[:, :1]),
+    # a kernel matrix in, against the 60 training points
+    "KernelCenterer": Recipe(x=X @ X.T, xt=XT @ X.T),
+    "SparseCoder": Recipe(params={"dictionary": RNG.normal(size=(5, 4))}),
+    # binary only
+    "FixedThresholdClassifier": Recipe(y="binary"),
+    "TunedThresholdClassifierCV": Recipe(y="binary"),
+    # multi-output targets
+    "MultiTaskLasso": Recipe(y="reg2"), "MultiTaskElasticNet": Recipe(y="reg2"),
+    "MultiTaskLassoCV": Recipe(y="reg2"), "MultiTaskElasticNetCV": Recipe(y="reg2"),
+    "CCA": Recipe(y="reg2"), "PLSCanonical": Recipe(y="reg2"), "PLSRegression": Recipe(y="reg2"),
+    "PLSSVD": Recipe(y="reg2"), "RegressorChain": Recipe(y="reg2"), "MultiOutputRegressor": Recipe(y="reg2"),
+    "ClassifierChain": Recipe(y="class2"), "MultiOutputClassifier": Recipe(y="class2"),
+    # settings that make the estimator deterministic or able to predict new points
+    "DummyClassifier": Recipe(params={"strategy": "prior"}),
+    "LocalOutlierFactor": Recipe(params={"novelty": True}),
+    "NuSVC": Recipe(params={"nu": 0.3}),
+    "RadiusNeighborsClassifier": Recipe(params={"radius": 4.0}),
+    "RadiusNeighborsRegressor": Recipe(params={"radius": 4.0}),
+    "RadiusNeighborsTransformer": Recipe(params={"radius": 4.0}),
+    # selectors that keep something on this data
+    "SelectPercentile": Recipe(params={"percentile": 50}, y="class"),
+    "SelectFdr": Recipe(y="class"), "SelectFpr": Recipe(y="class"), "SelectFwe": Recipe(y="class"),
+    "SelectKBest": Recipe(y="class"), "GenericUnivariateSelect": Recipe(y="class"),
+    "NeighborhoodComponentsAnalysis": Recipe(y="class"),
+    "SequentialFeatureSelector": Recipe(y="class"),
+    "RFE": Recipe(y="class"), "RFECV": Recipe(y="class"),
+}
+
+TOL = {"float64": 1e-9, "float32": 1e-4}
+
+
+def _rows() -> list[Any]:
+    return [r for r in coverage.estimator_table() if r.status in ("converts", "fails")]
+
+
+def _instance(name: str) -> Any:
+    from sklearn.utils import all_estimators
+    from sklearn.utils._test_common.instance_generator import _construct_instances
+
+    cls = dict(all_estimators())[name]
+    est = next(iter(_construct_instances(cls)))
+    recipe = RECIPES.get(name, Recipe())
+    params = dict(recipe.params)
+    if "random_state" in est.get_params():
+        params.setdefault("random_state", 0)
+    return est.set_params(**params)
+
+
+def _target(est: Any, recipe: Recipe) -> np.ndarray:
+    from sklearn.base import is_classifier
+
+    kind = recipe.y if recipe.y != "auto" else ("class" if is_classifier(est) else "reg")
+    return {"class": Y_CLASS, "binary": (Y_CLASS > 0).astype(int), "reg": Y_REG,
+            "reg2": np.c_[Y_REG, 2 * Y_REG - 1], "class2": np.c_[Y_CLASS, (Y_CLASS > 0).astype(int)]}[kind]
+
+
+def assert_outputs_match(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], dtype: str) -> None:
+    """Labels (and booleans) exactly; numbers with a tolerance by dtype, relative to the output's scale."""
+    assert set(got) == set(ref), f"outputs {sorted(got)} != {sorted(ref)}"
+    for name, a in ref.items():
+        b = np.asarray(got[name])
+        a = np.asarray(a)
+        assert a.size == b.size, f"{name}: shape {b.shape} != scikit-learn's {a.shape}"
+        a, b = a.reshape(b.shape) if a.ndim != b.ndim else a, b
+        if a.dtype.kind == "b" or b.dtype.kind == "b":  # indicators: compare as 0/1
+            a, b = a.astype(np.float64), b.astype(np.float64)
+        if name == "label" or a.dtype.kind in "OUS" or b.dtype.kind in "OUS":
+            bad = a.astype(str) != b.astype(str)
+            assert not bad.any(), f"{name}: {int(bad.sum())} of {bad.size} labels differ"
+            continue
+        tol = TOL[dtype]
+        scale = max(1.0, float(np.nanmax(np.abs(a))) if a.size else 1.0)
+        np.testing.assert_allclose(b.astype(np.float64), a.astype(np.float64), rtol=tol, atol=tol * scale,
+                                   err_msg=f"{name} ({dtype})")
+
+
+def convert_and_compare(est: Any, xt: np.ndarray) -> None:
+    ref = portable.load(est)
+    for dtype in ("float32", "float64"):
+        art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        feeds = {"X": xt.astype(dtype)}
+        assert_outputs_match(ref.run(feeds), art.run(feeds), dtype)
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: r.name)
+def test_estimator_converts(row: Any, request: pytest.FixtureRequest) -> None:
+    if row.status == "fails":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=row.reason))
+    recipe = RECIPES.get(row.name, Recipe())
+    est = _instance(row.name)
+    x = recipe.x if recipe.x is not None else X
+    xt = recipe.xt if recipe.xt is not None else XT
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(x, _target(est, recipe))
+        convert_and_compare(est, xt)
+
+
+def test_table_is_complete_and_reasoned() -> None:
+    rows = coverage.estimator_table()
+    names = {r.name for r in rows}
+    stale = (set(coverage.EXPECTED_FAILURES) | set(coverage.NOT_A_MATRIX)) - names
+    assert not stale, f"listed but not in all_estimators(): {sorted(stale)}"
+    assert all(r.reason for r in rows if r.status != "converts")
+    s = coverage.summary(rows)
+    assert s["converts"] + len(coverage.EXPECTED_FAILURES) == s["inference_capable"]
+
+
+def test_transductive_estimator_says_so() -> None:
+    from sklearn.cluster import DBSCAN
+
+    from portable.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="transductive"):
+        portable.convert(DBSCAN().fit(X), to="onnx", check=False)
+
+
+def test_cli_prints_the_table() -> None:
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    result = CliRunner().invoke(cli, ["formats", "--estimators"])
+    assert result.exit_code == 0, result.output
+    assert "RandomForestRegressor" in result.output and "TSNE" in result.output
+    s = coverage.summary()
+    assert f"{s['converts']} of {s['inference_capable']}" in result.output
