@@ -16,7 +16,8 @@ metadata under `portable.lowering.trees`:
 
 Not lowered (a clear `UnsupportedModelError` names the node): string-valued encoders, PROBIT post-transforms,
 SVMs with probability estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ/MEMBER tree nodes.
-Missing values (NaN) in tree inputs follow the plain comparison (NaN goes to the false branch) rather than
+Normalizer MAX divides by max |x|, as the specification's reference evaluator and scikit-learn do
+(onnxruntime 1.32 divides by max x). Missing values (NaN) in tree inputs follow the plain comparison (NaN goes to the false branch) rather than
 `nodes_missing_value_tracks_true`.
 """
 from __future__ import annotations
@@ -307,6 +308,8 @@ def _label_encoder(b: _Builder, node: Any) -> None:
                              at.get("default_float", -0.0))
     x = node.input[0]
     keys = keys.astype(b.np_dtype(x))
+    if node.output[0] in b.types:  # the attribute lists come as float64 / int64; the output type decides
+        values = values.astype(b.np_dtype(node.output[0]))
     match = b.op("Equal", [b.op("Unsqueeze", [x, b.const(np.array([-1], np.int64), "axes")]),
                            b.const(keys, "keys")])
     hits = b.cast_to(match, np.int32)
@@ -600,8 +603,10 @@ def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: in
     inner = max(sum(not lf for lf in t.leaf) for t in trees)
     leaves = max(sum(t.leaf) for t in trees)
     use_gemm = depth <= GEMM_MAX_DEPTH and len(trees) * max(inner, 1) * leaves <= GEMM_MAX_CELLS
-    per_tree, tree_axis = (_gemm(b, x, dt, trees, n_targets), 0) if use_gemm else \
-        (_gather(b, x, dt, trees, n_targets), 1)
+    # MIN/MAX take only the trees whose leaf has the target: the others give +-FLT_MAX, as onnxruntime does
+    fill = {"MIN": np.finfo(np.float32).max, "MAX": -np.finfo(np.float32).max}.get(aggregate, 0.0)
+    per_tree, tree_axis = (_gemm(b, x, dt, trees, n_targets, fill), 0) if use_gemm else \
+        (_gather(b, x, dt, trees, n_targets, fill), 1)
     b.notes[b.node.name or b.node.op_type] = (f"{'gemm' if use_gemm else 'gather'} (trees={len(trees)}, "
                                               f"max_depth={depth})")
     op = {"SUM": "ReduceSum", "AVERAGE": "ReduceMean", "MIN": "ReduceMin", "MAX": "ReduceMax"}.get(aggregate)
@@ -610,7 +615,7 @@ def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: in
     return b.reduce(op, per_tree, [tree_axis], keepdims=0)
 
 
-def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> str:
+def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: float) -> str:
     """[T, N, K] per-tree values by three matrix products (decisions, leaf reachability, leaf values)."""
     n_feat = 1 + max([f for t in trees for f, lf in zip(t.feature, t.leaf) if not lf] or [0])
     inner = max(1, max(sum(not lf for lf in t.leaf) for t in trees))
@@ -632,8 +637,9 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> str:
             thr[ti * inner + i] = t_leq[n]
         for n, j in lcol.items():
             need[ti, 0, j] = 0
+            vals[ti, j, :] = fill
             for target, w in tree.value.get(n, {}).items():
-                vals[ti, j, target] += w
+                vals[ti, j, target] = (0 if vals[ti, j, target] == fill else vals[ti, j, target]) + w
         stack = [(0, [])]
         while stack:  # walk down keeping the (node, went_true) pairs above each leaf
             n, above = stack.pop()
@@ -652,7 +658,7 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> str:
     return b.op("MatMul", [hit, b.const(vals, "leaf_values")])
 
 
-def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> str:
+def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: float) -> str:
     """[N, T, K] per-tree values by stepping every row's node index down each tree `max_depth` times."""
     offsets = np.cumsum([0] + [len(t.leaf) for t in trees])[:-1]
     feat, thr, yes, no = [], [], [], []
@@ -663,8 +669,9 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int) -> st
             g = int(off) + n
             if tree.leaf[n]:  # leaves point at themselves, so extra steps keep rows where they are
                 feat.append(0), thr.append(0), yes.append(g), no.append(g)
+                vals[g, :] = fill
                 for target, w in tree.value.get(n, {}).items():
-                    vals[g, target] += w
+                    vals[g, target] = (0 if vals[g, target] == fill else vals[g, target]) + w
             else:
                 feat.append(tree.feature[n]), thr.append(t_leq[n])
                 yes.append(int(off) + tree.true[n]), no.append(int(off) + tree.false[n])
