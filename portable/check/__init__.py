@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import PortableError
 from ..model import Model
 from .compare import OutputResult, Tolerance, compare, match_outputs, tolerance_for
-from .inputs import SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, generate, shrink_strategy
+from .inputs import (SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, generate, rows_strategy,
+                     simplify_strategy)
 from .report import Report
 
 __all__ = ["check", "Report", "Tolerance", "tolerance_for"]
@@ -172,7 +173,7 @@ def _example(plan: Plan, b: Batch, out_a: dict[str, np.ndarray], out_b: dict[str
 
 def _shrink(plan: Plan, outputs: list[tuple[str, str]], original: Model, converted: Model, failing: Batch,
             rtol: float | None, atol: float | None, seed: int) -> tuple[Batch, dict, dict] | None:
-    """Let hypothesis find the smallest batch built from the failing rows that still fails (seeded)."""
+    """Let hypothesis (seeded) find the fewest failing rows, then the simplest version of a single failing row."""
     try:
         from hypothesis import HealthCheck, Phase, find, settings
         from hypothesis.errors import NoSuchExample
@@ -199,20 +200,24 @@ def _shrink(plan: Plan, outputs: list[tuple[str, str]], original: Model, convert
     opts = settings(max_examples=SHRINK_EXAMPLES, database=None, deadline=None,
                     phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
     try:
-        found = find(shrink_strategy(plan, failing), fails, settings=opts, random=random.Random(seed))
+        found = find(rows_strategy(failing), fails, settings=opts, random=random.Random(seed))
     except NoSuchExample:
         return None
-    # hypothesis 6.170 sometimes ends shrinking with a passing row still in the batch: drop rows one at a time
-    # while the rest still fails
+    # rows of the batch that pass on their own may survive hypothesis's shrinking: drop them one at a time
     r = 0
     while len(found) > 1 and r < len(found):
         rest = found.take([i for i in range(len(found)) if i != r])
-        got = run(rest)
-        if got is not None and any(x.bad.any() for x in got[2]):
+        if fails(rest):
             found = rest
         else:
             r += 1
+    if len(found) == 1:
+        try:
+            found = find(simplify_strategy(plan, found), fails, settings=opts, random=random.Random(seed))
+        except NoSuchExample:
+            pass  # every simplification passes: the row is already minimal
     got = run(found)
     if got is None:
         return None
+    found.source[:] = SHRUNK
     return found, got[0], got[1]

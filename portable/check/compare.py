@@ -76,8 +76,8 @@ def match_outputs(original: Model, converted: Model) -> list[tuple[str, str]]:
     return out
 
 
-def _dkind(dtype: str) -> str:
-    if dtype in ("str", "object", "string"):
+def _dkind(dtype: str | np.dtype) -> str:
+    if isinstance(dtype, str) and dtype in ("str", "object", "string"):
         return "str"
     k = np.dtype(dtype).kind
     return {"f": "float", "i": "int", "u": "int", "b": "bool", "U": "str", "S": "str", "O": "str"}.get(k, k)
@@ -135,7 +135,7 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
             r.error = f"shape {list(vb.shape)} in the converted model, {list(va.shape)} in the original"
         elif len(va) != n:
             r.error = f"{len(va)} rows out for {n} rows in"
-        elif _dkind(va.dtype.name) != _dkind(vb.dtype.name):
+        elif _dkind(va.dtype) != _dkind(vb.dtype):
             r.error = f"dtype {vb.dtype} in the converted model, {va.dtype} in the original"
         elif kind == "label":
             _labels(r, va, vb)

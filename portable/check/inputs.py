@@ -9,8 +9,8 @@ categories, training points kept by nearest-neighbour and kernel models), else a
 **tree boundary rows** (for sampled split nodes: a row that reaches the node, with the split feature set to the
 threshold, its float32 rounding and their `nextafter` neighbours, so both sides of the split are taken), and a few
 special rows (zeros, the range ends, far values, NaN where the model handles missing values, unseen categories
-where the encoder ignores them). `shrink_strategy` is the hypothesis strategy that shrinks a failure found in
-such a batch to a minimal counterexample.
+where the encoder ignores them). `rows_strategy` and `simplify_strategy` are the hypothesis strategies that
+shrink a failure found in such a batch to a minimal counterexample.
 """
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ class Feature:
     nan_ok: bool = False
     unseen_ok: bool = False
     integer: bool = False
+    from_data: bool = False  # the range came from data=, which wins over what the model says
 
-    def widen(self, lo: float, hi: float) -> None:
-        if not (np.isfinite(lo) and np.isfinite(hi)):
+    def widen(self, lo: float, hi: float, *, data: bool = False) -> None:
+        if not (np.isfinite(lo) and np.isfinite(hi)) or (self.from_data and not data):
             return
         self.lo = lo if np.isnan(self.lo) else min(self.lo, lo)
         self.hi = hi if np.isnan(self.hi) else max(self.hi, hi)
@@ -91,12 +92,24 @@ class Trees:
 
     `feature[i]` is a plan feature index (or -1 for leaves and splits on derived features), `threshold[i]` the
     threshold mapped back to raw input units, `parent[i]`/`is_left[i]` the node's parent and side (-1 at roots).
+    The tree itself compares `scale[i] * raw + offset[i]` (a scaler before it) with `native[i]`.
     """
 
     feature: np.ndarray
     threshold: np.ndarray
     parent: np.ndarray
     is_left: np.ndarray
+    native: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+
+    @staticmethod
+    def join(parts: Sequence["Trees"]) -> "Trees":
+        sizes = np.cumsum([0] + [len(t.feature) for t in parts])
+        parent = np.concatenate([np.where(t.parent >= 0, t.parent + off, -1) for t, off in zip(parts, sizes)])
+        cat = {name: np.concatenate([getattr(t, name) for t in parts])
+               for name in ("feature", "threshold", "is_left", "native", "scale", "offset")}
+        return Trees(parent=parent, **cat)
 
     @property
     def splits(self) -> np.ndarray:
@@ -271,9 +284,11 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     plan = Plan(slots, _features(slots), notes=notes)
     if arrays is not None:
         _learn_data(plan, arrays)
+    learned: set[int] = set()
     for model in (original, converted):
         est = getattr(model, "estimator", None)
-        if est is not None:
+        if est is not None and id(est) not in learned:
+            learned.add(id(est))
             _SklearnLearner(plan, model).learn(est)
     _finish(plan)
     return plan
@@ -320,7 +335,8 @@ def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
         batch.num[:, i] = col
         finite = col[np.isfinite(col)]
         if finite.size:
-            f.widen(float(finite.min()), float(finite.max()))
+            f.widen(float(finite.min()), float(finite.max()), data=True)
+            f.from_data = True
         if np.isnan(col).any():
             f.nan_ok = True
     if n and set(arrays) == {s.name for s in plan.slots}:
@@ -367,7 +383,7 @@ class _SklearnLearner:
     def __init__(self, plan: Plan, model: Model) -> None:
         self.plan = plan
         self.model = model
-        self.tree_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.tree_parts: list[Trees] = []
         self.anchor_parts: list[np.ndarray] = []
 
     def learn(self, est: Any) -> None:
@@ -388,24 +404,7 @@ class _SklearnLearner:
     def _flush(self) -> None:
         plan = self.plan
         if self.tree_parts:
-            offset = 0
-            feats, thrs, parents, lefts = [], [], [], []
-            for f, t, p, left in self.tree_parts:
-                feats.append(f)
-                thrs.append(t)
-                parents.append(np.where(p >= 0, p + offset, -1))
-                lefts.append(left)
-                offset += len(f)
-            new = Trees(np.concatenate(feats), np.concatenate(thrs), np.concatenate(parents),
-                        np.concatenate(lefts))
-            if plan.trees is not None:
-                old = plan.trees
-                n_old = len(old.feature)
-                new = Trees(np.concatenate([old.feature, new.feature]), np.concatenate([old.threshold,
-                            new.threshold]), np.concatenate([old.parent, np.where(new.parent >= 0,
-                                                                                  new.parent + n_old, -1)]),
-                            np.concatenate([old.is_left, new.is_left]))
-            plan.trees = new
+            plan.trees = Trees.join(([plan.trees] if plan.trees is not None else []) + self.tree_parts)
             if "tree thresholds" not in plan.sources:
                 plan.sources.append("tree thresholds")
         if self.anchor_parts:
@@ -599,7 +598,8 @@ class _SklearnLearner:
         split = feature >= 0
         fk = np.where(split, feature, 0)
         cols = np.where(split, space.cols[fk], -1)
-        raw = np.where(split, space.to_raw(fk, np.asarray(threshold, float)), np.nan)
+        native = np.where(split, np.asarray(threshold, float), np.nan)
+        raw = np.where(split, space.to_raw(fk, native), np.nan)
         parent = np.full(n, -1, dtype=np.int64)
         is_left = np.zeros(n, dtype=bool)
         nodes = np.arange(n)
@@ -607,7 +607,7 @@ class _SklearnLearner:
         parent[left[lm]] = nodes[lm]
         is_left[left[lm]] = True
         parent[right[rm]] = nodes[rm]
-        self.tree_parts.append((cols, raw, parent, is_left))
+        self.tree_parts.append(Trees(cols, raw, parent, is_left, native, space.a[fk], space.b[fk]))
 
 
 def _finish(plan: Plan) -> None:
@@ -711,6 +711,14 @@ def _boundary(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
     base = _cloud(plan, n_nodes, rng)
     _reach(plan, trees, nodes, base.num)
     cand = _candidates(trees.threshold[nodes], plan.narrow)
+    a, off = trees.scale[nodes], trees.offset[nodes]
+    if not (np.all(a == 1.0) and np.all(off == 0.0)):
+        # behind a scaler the tree compares in its own units: its neighbours of the threshold, mapped back
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mapped = (_candidates(trees.native[nodes], np.dtype(np.float64)) - off[:, None]) / a[:, None]
+        cand = np.concatenate([cand, _narrow(plan, mapped)], axis=1)
+        cand.sort(axis=1)
+        cand[:, 1:][cand[:, 1:] == cand[:, :-1]] = np.nan
     r, k = np.nonzero(np.isfinite(cand))
     b = base.take(r)
     b.num[np.arange(len(r)), trees.feature[nodes][r]] = cand[r, k]
@@ -805,61 +813,34 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
 
 # ---- hypothesis: shrinking a failure to a minimal counterexample ---------------------------------------
 
-SIMPLE, KEEP = "simple", "keep"
-
-
-def shrink_strategy(plan: Plan, failing: Batch, max_rows: int = 3) -> Any:
-    """A hypothesis strategy of small batches built from failing rows.
-
-    Each row starts from one of the failing rows (the worst first); each feature either keeps its failing value,
-    takes its simple value (`Feature.simple`), or takes a value hypothesis draws from the feature's range. When a
-    drawn batch still fails, hypothesis shrinks it towards one row, the worst failing row, and simple values.
-    """
+def rows_strategy(failing: Batch, max_rows: int = 3) -> Any:
+    """Hypothesis strategy: small batches of failing rows (by index, the worst first). A failure shrinks to
+    one row, the worst one that still fails on its own."""
     from hypothesis import strategies as st
 
-    width = 32 if plan.narrow == np.float32 else 64
-    per_feature = []
-    for f in plan.features:
+    return st.lists(st.integers(0, len(failing) - 1), min_size=1, max_size=min(max_rows, len(failing)),
+                    unique=True).map(failing.take)
+
+
+def simplify_strategy(plan: Plan, row: Batch) -> Any:
+    """Hypothesis strategy: one failing row with some features replaced by their simple values
+    (`Feature.simple`). Each feature is kept (True) or simplified (False); a failure shrinks towards
+    simplifying every feature that does not matter to it."""
+    from hypothesis import strategies as st
+
+    return st.tuples(*[st.booleans() for _ in plan.features]).map(lambda keep: _simplified(plan, row, keep))
+
+
+def _simplified(plan: Plan, row: Batch, keep: tuple[bool, ...]) -> Batch:
+    b = row.take([0])
+    b.source[:] = SHRUNK
+    for i, (f, k) in enumerate(zip(plan.features, keep)):
+        if k:
+            continue
         if f.is_string:
-            other = st.sampled_from(list(f.values))
-        elif f.integer:
-            other = st.integers(int(f.lo), int(f.hi)).map(float)
+            b.txt[0, i] = f.simple
         else:
-            lo, hi = _inside(f.lo, f.hi, plan.narrow)
-            other = st.floats(lo, hi, width=width, allow_nan=False)
-            if f.values:
-                other = st.one_of(st.sampled_from([float(v) for v in f.values]), other)
-        per_feature.append(st.one_of(st.just(SIMPLE), st.just(KEEP), other))
-    row = st.tuples(st.integers(0, len(failing) - 1), st.tuples(*per_feature))
-    return st.lists(row, min_size=1, max_size=max_rows).map(lambda rows: _materialize(plan, failing, rows))
-
-
-def _inside(lo: float, hi: float, dtype: np.dtype) -> tuple[float, float]:
-    """The narrowest [lo, hi] of `dtype` values inside [lo, hi] (hypothesis wants exact bounds)."""
-    if dtype != np.float32:
-        return lo, hi
-    a, b = np.float32(lo), np.float32(hi)
-    if float(a) < lo:
-        a = np.nextafter(a, np.float32(np.inf))
-    if float(b) > hi:
-        b = np.nextafter(b, np.float32(-np.inf))
-    return (float(a), float(b)) if a <= b else (float(a), float(a))
-
-
-def _materialize(plan: Plan, failing: Batch, rows: list[tuple[int, tuple[Any, ...]]]) -> Batch:
-    b = empty_batch(plan, len(rows), SHRUNK)
-    for r, (idx, choices) in enumerate(rows):
-        for i, (f, choice) in enumerate(zip(plan.features, choices)):
-            if choice == KEEP:
-                value = failing.txt[idx, i] if f.is_string else failing.num[idx, i]
-            elif choice == SIMPLE:
-                value = f.simple
-            else:
-                value = choice
-            if f.is_string:
-                b.txt[r, i] = value
-            else:
-                b.num[r, i] = value
+            b.num[0, i] = f.simple
     fin = np.isfinite(b.num)
     b.num[fin] = _narrow(plan, b.num[fin])
     return b

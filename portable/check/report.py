@@ -95,7 +95,7 @@ class Report:
     def _head(self) -> list[str]:
         o, c = self.original, self.converted
         what = (f"{o.get('format', '?')} {o.get('name', '')}".strip() + " vs " +
-                f"{c.get('format', '?')} {c.get('path') or c.get('name', '')}".strip())
+                f"{c.get('format', '?')} {c.get('path') or '(in memory)'}")
         gen = ", ".join(f"{v:,} {k}" for k, v in self.generation.items() if v)
         lines = [f"portable check: {'EQUIVALENT' if self.equivalent else 'NOT EQUIVALENT'}  ({what}"
                  + (f", {self.dtype}" if self.dtype else "") + ")",
