@@ -209,7 +209,9 @@ class Emitter:
     def const(self, value: Any, hint: str = "c", dtype: Any = None) -> str:
         from onnx import numpy_helper
 
-        arr = np.asarray(value, dtype=dtype or self.dtype)
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "OUS":
+            arr = arr.astype(dtype or self.dtype)
         n = self.name(hint)
         if arr.dtype.kind in "OUS":
             from onnx import TensorProto, helper
@@ -618,6 +620,9 @@ def _float_outputs_follow_input(calc: Any) -> Any:
         from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
         calc(operator)
+        n_out = getattr(operator.raw_operator, "n_outputs_", 1)
+        if n_out > 1 and not hasattr(operator.raw_operator, "classes_"):  # multi-output regressors
+            operator.outputs[0].type.shape = [None, n_out]
         if isinstance(operator.inputs[0].type, DoubleTensorType):
             for out in operator.outputs:
                 if isinstance(out.type, FloatTensorType):

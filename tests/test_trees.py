@@ -1,0 +1,161 @@
+"""portable's tree-ensemble converters (`ai.onnx.ml` TreeEnsemble v5) against scikit-learn itself.
+
+float64 must agree to rounding (1e-9 relative); float32 must take every branch scikit-learn takes (its trees
+compare float32 inputs) and agree to float32 rounding in the leaf sums.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import portable
+
+pytest.importorskip("skl2onnx")
+pytest.importorskip("onnxruntime")
+
+from sklearn import ensemble, tree  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(300, 6))
+Y_REG = 1000 * X[:, 0] + 300 * np.sin(3 * X[:, 1]) + 50 * X[:, 2] ** 2 + 5000  # targets in the thousands
+Y_CLASS = (X[:, 0] + np.sin(2 * X[:, 1]) > 0.3).astype(int) + (X[:, 2] > 0.8)
+XT = RNG.normal(size=(400, 6)) * 1.5
+
+# (estimator, target): small and fast, covering every family and binary/multiclass
+MODELS = [
+    (tree.DecisionTreeRegressor(max_depth=6, random_state=0), Y_REG),
+    (tree.ExtraTreeRegressor(max_depth=6, random_state=0), Y_REG),
+    (ensemble.RandomForestRegressor(n_estimators=15, max_depth=8, random_state=0), Y_REG),
+    (ensemble.RandomForestRegressor(n_estimators=5, random_state=0), np.c_[Y_REG, -Y_REG / 7]),  # two outputs
+    (ensemble.ExtraTreesRegressor(n_estimators=10, random_state=0), Y_REG),
+    (ensemble.GradientBoostingRegressor(n_estimators=20, random_state=0), Y_REG),
+    (ensemble.GradientBoostingRegressor(n_estimators=10, loss="huber", random_state=0), Y_REG),
+    (ensemble.HistGradientBoostingRegressor(max_iter=20, random_state=0), Y_REG),
+    (ensemble.HistGradientBoostingRegressor(max_iter=10, loss="poisson", random_state=0), Y_REG),
+    (tree.DecisionTreeClassifier(max_depth=5, random_state=0), Y_CLASS),
+    (ensemble.RandomForestClassifier(n_estimators=12, random_state=0), Y_CLASS),
+    (ensemble.RandomForestClassifier(n_estimators=12, random_state=0), (Y_CLASS > 0).astype(int)),  # binary
+    (ensemble.ExtraTreesClassifier(n_estimators=8, random_state=0), np.array(["a", "b", "c"])[Y_CLASS]),
+    (ensemble.GradientBoostingClassifier(n_estimators=15, random_state=0), Y_CLASS),
+    (ensemble.GradientBoostingClassifier(n_estimators=15, random_state=0), (Y_CLASS > 0).astype(int)),
+    (ensemble.GradientBoostingClassifier(n_estimators=10, loss="exponential", random_state=0),
+     (Y_CLASS > 0).astype(int)),
+    (ensemble.HistGradientBoostingClassifier(max_iter=15, random_state=0), Y_CLASS),
+    (ensemble.HistGradientBoostingClassifier(max_iter=15, random_state=0), (Y_CLASS > 0).astype(int)),
+]
+
+
+def _compare(est, x: np.ndarray, dtype: str, rtol: float) -> None:
+    art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+    got = art.run({"X": x.astype(dtype)})
+    xs = x.astype(dtype)
+    if "variable" in got:
+        want = est.predict(xs).reshape(len(x), -1)
+        np.testing.assert_allclose(got["variable"], want, rtol=rtol, atol=rtol * np.abs(want).max())
+    else:
+        np.testing.assert_array_equal(got["label"].astype(str), est.predict(xs).astype(str))
+        np.testing.assert_allclose(got["probabilities"], est.predict_proba(xs), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("est,y", MODELS, ids=lambda v: type(v).__name__ if hasattr(v, "fit") else "")
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-9), ("float32", 2e-5)])
+def test_tree_models_agree_with_sklearn(est, y, dtype: str, rtol: float) -> None:
+    est.fit(X, y)
+    _compare(est, XT, dtype, rtol)
+
+
+def test_float64_random_forest_in_the_thousands_is_exact() -> None:
+    """The issue's case: skl2onnx's float64 forest does not load; float32 is off by ~0.15."""
+    est = ensemble.RandomForestRegressor(n_estimators=50, random_state=0).fit(X, Y_REG)
+    art = portable.convert(est, to="onnx", check=False, dtype="float64")
+    got = art.run({"X": XT})["variable"].ravel()
+    want = est.predict(XT)
+    assert np.max(np.abs(got - want) / np.abs(want)) < 1e-9
+    types = {(n.domain, n.op_type) for n in art.proto.graph.node}
+    assert ("ai.onnx.ml", "TreeEnsemble") in types
+    assert not {t for t in types if t[1] in ("TreeEnsembleRegressor", "TreeEnsembleClassifier")}
+    assert {o.domain: o.version for o in art.proto.opset_import}["ai.onnx.ml"] == 5
+
+
+@pytest.mark.parametrize("categorical", [None, [3, 4]])
+def test_float64_hist_gradient_boosting_with_nans_is_exact(categorical) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 5))
+    x[:, 3] = rng.integers(0, 9, 500)
+    x[:, 4] = rng.integers(0, 4, 500)
+    y = 900 * x[:, 0] + 400 * (x[:, 3] == 2) + 120 * x[:, 4] + 7000
+    x[rng.random(x.shape) < 0.12] = np.nan
+    xt = rng.normal(size=(800, 5))
+    xt[:, 3] = rng.integers(-2, 12, 800) + rng.choice([0.0, 0.5], 800)  # unknown, negative, non-integer codes
+    xt[:, 4] = rng.integers(0, 4, 800)
+    xt[rng.random(xt.shape) < 0.15] = np.nan
+    reg = ensemble.HistGradientBoostingRegressor(max_iter=40, categorical_features=categorical,
+                                                 random_state=0).fit(x, y)
+    got = portable.convert(reg, to="onnx", check=False, dtype="float64").run({"X": xt})["variable"].ravel()
+    want = reg.predict(xt)
+    assert np.max(np.abs(got - want) / np.abs(want)) < 1e-9
+    clf = ensemble.HistGradientBoostingClassifier(max_iter=20, categorical_features=categorical,
+                                                  random_state=0).fit(x, y > np.nanmedian(y))
+    out = portable.convert(clf, to="onnx", check=False, dtype="float64").run({"X": xt})
+    np.testing.assert_array_equal(out["label"], clf.predict(xt))
+    np.testing.assert_allclose(out["probabilities"], clf.predict_proba(xt), rtol=1e-9, atol=1e-12)
+
+
+def test_decision_tree_with_missing_values() -> None:
+    x = np.where(RNG.random(X.shape) < 0.2, np.nan, X)
+    est = ensemble.RandomForestClassifier(n_estimators=10, random_state=0).fit(x, Y_CLASS)
+    xt = np.where(RNG.random(XT.shape) < 0.2, np.nan, XT)
+    for dtype in ("float64", "float32"):
+        _compare(est, xt, dtype, 1e-9 if dtype == "float64" else 2e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_isolation_forest(dtype: str) -> None:
+    for max_features in (1.0, 0.5):
+        est = ensemble.IsolationForest(n_estimators=20, max_features=max_features, random_state=0).fit(X)
+        out = portable.convert(est, to="onnx", check=False, dtype=dtype).run({"X": XT.astype(dtype)})
+        xs = XT.astype(dtype)
+        np.testing.assert_array_equal(out["label"].ravel(), est.predict(xs))
+        tol = 1e-12 if dtype == "float64" else 1e-6
+        np.testing.assert_allclose(out["scores"].ravel(), est.decision_function(xs), rtol=tol, atol=tol)
+
+
+def test_tree_inside_a_pipeline() -> None:
+    pipe = make_pipeline(StandardScaler(), ensemble.RandomForestRegressor(n_estimators=5, random_state=0))
+    pipe.fit(X, Y_REG)
+    art = portable.convert(pipe, to="onnx", check=False, dtype="float64")
+    assert any(n.op_type == "TreeEnsemble" for n in art.proto.graph.node)
+    got = art.run({"X": XT})["variable"].ravel()
+    np.testing.assert_allclose(got, pipe.predict(XT), rtol=1e-9)
+
+
+def test_reference_runtime_agrees() -> None:
+    """onnx's own reference evaluator reads the same TreeEnsemble attributes the same way."""
+    est = ensemble.GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, Y_CLASS)
+    art = portable.convert(est, to="onnx", check=False, dtype="float64")
+    ref = art.with_runtime("reference").run({"X": XT[:50]})
+    np.testing.assert_allclose(ref["probabilities"], est.predict_proba(XT[:50]), rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float64, (20, 6), elements=st.floats(-3, 3) | st.just(np.nan)), st.sampled_from([0, 1, 2]))
+def test_float32_form_takes_every_branch_sklearn_takes(x: np.ndarray, snap: int) -> None:
+    """Inputs on, just below and just above float32-rounded thresholds: labels must match exactly."""
+    est = _SNAP_MODEL
+    thr = est.tree_.threshold[est.tree_.feature >= 0]
+    feat = est.tree_.feature[est.tree_.feature >= 0]
+    x = x.copy()
+    for i in range(min(len(thr), len(x))):
+        t32 = np.float32(thr[i])
+        x[i, feat[i]] = [t32, np.nextafter(t32, np.float32(-np.inf)), np.nextafter(t32, np.float32(np.inf))][snap]
+    x32 = x.astype(np.float32)
+    out = portable.convert(est, to="onnx", check=False, dtype="float32").run({"X": x32})
+    np.testing.assert_array_equal(out["label"], est.predict(x32))
+
+
+_SNAP_MODEL = tree.DecisionTreeClassifier(max_depth=8, random_state=0).fit(X, Y_CLASS)
