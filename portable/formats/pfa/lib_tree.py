@@ -338,7 +338,7 @@ def _walk(ev: Any, datum: Val, tree: Val, test: Any, missing: bool, where: str, 
     X = fl.features.matrix(spec.columns)
     idx = ev.b.tree_walk(spec, X)
     out_t = leaf_t if not isinstance(leaf_t, T.Union) else _common(leaf_t)
-    return Val(out_t, ev.b.gather(table, idx), False, origin=("tree", spec, X, table, out_t, fl.features))
+    return Val(out_t, ev.b.gather(table, idx), False, origin=("tree", spec, X, table, out_t, fl.features, idx))
 
 
 def _common(t: T.Union) -> T.AvroType:

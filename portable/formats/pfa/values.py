@@ -153,7 +153,9 @@ class NumpyBackend:
         flat = np.ascontiguousarray(X).ravel()
         base = np.arange(n, dtype=np.int64) * f
         node = np.zeros(n, dtype=np.int64)
-        modes = np.unique(spec.mode[~spec.is_leaf]) if (~spec.is_leaf).any() else np.array([0])
+        children = np.stack([spec.false_child, spec.true_child], axis=1).ravel()  # child of i is [2i + cond]
+        internal = ~spec.is_leaf
+        modes = np.unique(spec.mode[internal]) if internal.any() else np.array([0])
         for _ in range(spec.depth):
             x = flat[base + spec.feature[node]]
             t = spec.threshold[node]
@@ -165,13 +167,17 @@ class NumpyBackend:
                 for k in modes:
                     sel = m == k
                     cond[sel] = _CMP[int(k)](x[sel], t[sel])
-            node = np.where(cond, spec.true_child[node], spec.false_child[node])
+            node = children[2 * node + cond]
         return spec.leaf[node]
 
-    def votes(self, leaf_idx: list[Any], leaf_class: list[np.ndarray], n_classes: int) -> Any:
-        """Votes `[N, C]`: how many trees reached a leaf of each class."""
-        out = np.zeros((len(leaf_idx[0]), n_classes))
-        rows = np.arange(len(leaf_idx[0]))
-        for idx, cls in zip(leaf_idx, leaf_class):
-            np.add.at(out, (rows, cls[idx]), 1.0)
-        return out
+    def forest_votes(self, origins: list[tuple[Any, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """Votes `[N, C]` of a forest from the leaf indexes its walks reached; classes sorted ascending."""
+        classes = np.unique(np.concatenate([np.asarray(o[3]) for o in origins]))
+        n = len(origins[0][6])
+        c = len(classes)
+        base = np.arange(n, dtype=np.int64) * c
+        counts = np.zeros(n * c, dtype=np.int64)
+        for o in origins:
+            code_of_leaf = np.searchsorted(classes, np.asarray(o[3]))
+            counts += np.bincount(base + code_of_leaf[o[6]], minlength=n * c)
+        return counts.reshape(n, c).astype(np.float64), classes
