@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
@@ -186,6 +186,43 @@ def test_random_forest_as_map_and_mode(iris):
     assert np.mean(want == rf.predict(Xt)) > 0.95  # hard voting agrees with scikit-learn's soft voting mostly
     ops = art.info()["operators"]
     assert ops["ai.onnx.ml:TreeEnsemble"] == 1, ops  # the whole forest is one ensemble
+
+
+def export_forest_regressor(rf: RandomForestRegressor) -> dict:
+    def nodes(est):
+        t = est.tree_
+
+        def node(i):
+            def child(j):
+                if t.children_left[j] == -1:
+                    return {"double": float(t.value[j][0][0])}
+                return {"RNode": node(j)}
+            return {"field": FEATURES[t.feature[i]], "operator": "<=", "value": float(t.threshold[i]),
+                    "pass": child(t.children_left[i]), "fail": child(t.children_right[i])}
+        return node(0)
+
+    rtype = {"type": "record", "name": "RNode", "fields": [
+        {"name": "field", "type": {"type": "enum", "name": "Fields", "symbols": FEATURES}},
+        {"name": "operator", "type": "string"}, {"name": "value", "type": "double"},
+        {"name": "pass", "type": ["double", "RNode"]}, {"name": "fail", "type": ["double", "RNode"]}]}
+    return {"input": record_input(), "output": "double",
+            "cells": {"forest": {"type": {"type": "array", "items": rtype},
+                                 "init": [nodes(e) for e in rf.estimators_]}},
+            "action": {"a.mean": {"a.map": [{"cell": "forest"}, {
+                "params": [{"tree": "RNode"}], "ret": "double",
+                "do": {"model.tree.simpleTree": ["input", "tree"]}}]}}}
+
+
+def test_random_forest_regressor_as_map_and_mean(iris):
+    X, _, Xt = iris
+    target = X[:, 3] * 2 + X[:, 0]
+    rf = RandomForestRegressor(n_estimators=8, max_depth=6, random_state=0).fit(X[:, :3], target)
+    Xr = Xt.copy()
+    eng, onx, art = _both(export_forest_regressor(rf), feeds(Xr))
+    want = rf.predict(Xr[:, :3])
+    np.testing.assert_allclose(eng["output"], want, rtol=1e-12)
+    np.testing.assert_allclose(onx["output"], want, rtol=1e-12)
+    assert art.info()["operators"]["ai.onnx.ml:TreeEnsemble"] == 1
 
 
 def test_kmeans(iris):

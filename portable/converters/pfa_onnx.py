@@ -370,6 +370,14 @@ class OnnxBackend:
         flat = self.node("Reshape", [out, self.ints([-1])], "float64")
         return self.cast(flat, "int64")
 
+    def forest_mean(self, origins: list[tuple[Any, ...]]) -> Sym:
+        """The mean of a forest's numeric leaves, as one TreeEnsemble with aggregate AVERAGE."""
+        try:
+            return _forest_mean(self, origins)
+        except UnsupportedModelError:
+            stacked = self.stack([self.gather(o[3], self.tree_walk(o[1], o[2])) for o in origins], axis=1)
+            return self.reduce("mean", self.cast(stacked, self.float_dtype), axis=-1)
+
     def forest_votes(self, origins: list[tuple[Any, ...]]) -> tuple[Sym, np.ndarray]:
         """Votes `[N, C]` of a forest (`a.map` of tree walks), as one TreeEnsemble when the trees share their
         feature matrix; the classes are the sorted distinct leaf values."""
@@ -388,6 +396,17 @@ class OnnxBackend:
                                       "bool"), "float64")
             votes = hit if votes is None else self.node("Add", [votes, hit], "float64")
         return self.cast(votes, self.float_dtype), classes
+
+
+def _forest_mean(backend: OnnxBackend, origins: list[tuple[Any, ...]]) -> Sym:
+    if len({id(o[5]) for o in origins}) != 1 or any(o[1].is_leaf[0] for o in origins):
+        raise UnsupportedModelError("a.mean of tree walks over different data or of single-leaf trees")
+    origins = _common_columns(origins)
+    targets = [np.zeros(len(o[3]), dtype=np.int64) for o in origins]
+    weights = [np.asarray(o[3], dtype=np.float64) for o in origins]
+    backend.forest_ensembles += 1
+    out = backend._ensemble([o[1] for o in origins], origins[0][2], targets, weights, 1, 0)  # 0: AVERAGE
+    return backend.cast(backend.node("Reshape", [out, backend.ints([-1])], "float64"), backend.float_dtype)
 
 
 def _common_columns(origins: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -458,7 +477,11 @@ def pfa_to_onnx(model: PfaModel, options: ConvertOptions) -> OnnxModel:
             v = ev.broadcast(v) if v.const else v
             dt = dtype if spec.dtype == "float64" else spec.dtype
             s = backend.cast(backend.lift(ev.tensor(v)), dt)
-            backend.nodes.append(h.make_node("Identity", [s.name], [spec.name], name=f"output_{spec.name}"))
+            if s.name != spec.name:
+                if spec.name in syms:
+                    raise ConversionError(f"output '{spec.name}' is computed but has the name of an input; ONNX "
+                                          "needs distinct names (rename the record field)")
+                backend.nodes.append(h.make_node("Identity", [s.name], [spec.name], name=f"output_{spec.name}"))
             out_names.append(spec.name)
             out_infos.append(h.make_tensor_value_info(spec.name, backend.elem_type(dt), [None] * len(spec.shape)))
     except PortableError as exc:

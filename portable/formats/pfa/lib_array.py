@@ -73,7 +73,17 @@ def _reduction(name: str, red: str, code: int | None, keep_type: bool) -> Any:
 
 pfa_function("a.sum")(_reduction("a.sum", "sum", None, True))
 pfa_function("a.product")(_reduction("a.product", "prod", None, True))
-pfa_function("a.mean")(_reduction("a.mean", "mean", None, False))
+_plain_mean = _reduction("a.mean", "mean", None, False)
+
+
+@pfa_function("a.mean")
+def mean(ev: Any, args: list[Val], where: str) -> Val:
+    """a.mean; over a forest of numeric tree walks the ONNX compiler emits one averaging TreeEnsemble."""
+    v = args[0] if len(args) == 1 else None
+    if v is not None and not v.const and v.origin is not None and v.origin[0] == "forest" \
+            and hasattr(ev.b, "forest_mean") and T.is_numeric(v.type.items):
+        return Val(T.DOUBLE, ev.b.forest_mean(v.origin[1]), False)
+    return _plain_mean(ev, args, where)
 pfa_function("a.max")(_reduction("a.max", "max", 15240, True))
 pfa_function("a.min")(_reduction("a.min", "min", 15250, True))
 
