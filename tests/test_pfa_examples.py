@@ -116,3 +116,12 @@ def test_cli_convert_check_inspect(tmp_path):
     r = CliRunner().invoke(cli, ["inspect", str(src)])
     assert r.exit_code == 0, r.output
     assert "model.tree.simpleWalk" in r.output and "three" in r.output
+
+
+def test_float32_conversion_is_checked_equivalent(example):
+    doc, model, _ = example
+    art = portable.convert(model, to="onnx", dtype="float32", check=False)
+    assert art.dtype == "float32"
+    assert all(s.dtype != "float64" for s in art.signature.inputs + art.signature.outputs)
+    report = check_models(model, art, samples=200, seed=2)
+    assert report.equivalent, report
