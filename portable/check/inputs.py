@@ -28,6 +28,7 @@ SOURCES = ("cloud", "boundary", "special", "data", "shrunk")  # where a row came
 CLOUD, BOUNDARY, SPECIAL, DATA, SHRUNK = range(len(SOURCES))
 BOUNDARY_SHARE = 0.3  # at most this share of the generated rows are tree boundary rows
 SPECIAL_SHARE = 0.05
+FAR = np.array([1.5, 1.5, 10.0, 10.0])  # special rows this many ranges away from the middle of the ranges
 
 
 @dataclass(frozen=True)
@@ -761,24 +762,23 @@ def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> Non
 
 
 def _special(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
-    """Zeros, the range ends, far values, NaN where the model handles it, unseen categories where ignored."""
+    """Zeros, NaN where the model handles it, the range ends, far values, unseen categories where ignored."""
     lo, hi = plan.lo, plan.hi
-    mid, half = (lo + hi) / 2, (hi - lo) / 2
-    far = mid + np.where(rng.random((2, len(lo))) < 0.5, -3.0, 3.0) * half  # far out, but not absurdly
-    rows = [np.zeros(len(lo)), lo, hi, far[0], far[1]]
     nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
-    base = _cloud(plan, min(budget, len(rows) + len(nan_feats) + 1), rng)
-    for i in nan_feats:
-        r = base.num[len(rows)].copy()
-        r[i] = np.nan
-        rows.append(r)
-    if nan_feats:
-        r = base.num[len(rows)].copy()
-        r[nan_feats] = np.nan
-        rows.append(r)
-    num = np.array(rows[:max(budget, 5)])
-    n = len(num)
-    b = base.take(np.arange(n) % len(base))
+    # beyond the ranges: just outside, and large (ten ranges out), with random signs
+    far = (lo + hi) / 2 + np.where(rng.random((4, len(lo))) < 0.5, -1.0, 1.0) * (hi - lo) * FAR[:, None]
+    n_nan = (1 + len(nan_feats)) if nan_feats else 0
+    b = _cloud(plan, min(budget, 7 + n_nan), rng)
+    num = b.num
+    fixed = [np.zeros(len(lo)), lo, hi, *far]
+    if nan_feats:  # one row with every NaN the model takes, then one per feature, after the zeros
+        num[1, nan_feats] = np.nan
+        for j, i in enumerate(nan_feats[:len(num) - 2], start=2):
+            num[j, i] = np.nan
+        fixed = [fixed[0]] + [None] * n_nan + fixed[1:]
+    for j, row in enumerate(fixed[:len(num)]):
+        if row is not None:
+            num[j] = row
     k = plan.integer
     num[:, k] = np.round(np.nan_to_num(num[:, k], nan=0.0))
     for i, cats in plan.categories:
@@ -786,17 +786,16 @@ def _special(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
     for j, i in enumerate(i for i, f in enumerate(plan.features) if f.unseen_ok):
         f = plan.features[i]
         if f.is_string:
-            b.txt[j % n, i] = UNSEEN
+            b.txt[(j + 1) % len(num), i] = UNSEEN
         else:
-            num[j % n, i] = f.hi + max(1.0, f.hi - f.lo)
-    b.num = num
+            num[(j + 1) % len(num), i] = f.hi + max(1.0, f.hi - f.lo)
     b.source[:] = SPECIAL
     return b
 
 
 def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     """`samples` generated rows (special, boundary, cloud), followed by up to `samples` rows of `data`."""
-    special = _special(plan, max(5, int(samples * SPECIAL_SHARE)), rng)
+    special = _special(plan, max(10, int(samples * SPECIAL_SHARE)), rng)
     special = special.take(np.arange(min(len(special), samples)))
     boundary = _boundary(plan, min(int(samples * BOUNDARY_SHARE), samples - len(special)), rng)
     cloud = _cloud(plan, samples - len(boundary) - len(special), rng)

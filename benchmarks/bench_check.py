@@ -1,0 +1,94 @@
+"""The equivalence checker's cost per 1,000 samples next to the cost of simply running both models on them."""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ._util import best_of, peak_memory, table
+
+SAMPLES = 1000
+REPEAT = 9
+
+
+def _models() -> list[tuple[str, Any, Any, Any]]:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.svm import SVC
+
+    Xc, yc = make_classification(500, 10, n_informative=5, n_classes=3, random_state=0)
+    Xr, yr = make_regression(500, 10, random_state=0)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(5, 2, 500),
+                          "city": rng.choice(["paris", "lyon", "nice"], 500)})
+    yf = ((frame.a + (frame.city == "nice")) > 0.5).astype(int)
+    return [
+        ("LogisticRegression, 10 features", LogisticRegression(max_iter=500), Xc, yc),
+        ("StandardScaler + PCA + LogisticRegression", make_pipeline(StandardScaler(), PCA(5),
+                                                                     LogisticRegression(max_iter=500)), Xc, yc),
+        ("ColumnTransformer on a DataFrame + LogisticRegression", make_pipeline(
+            ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", OneHotEncoder(), ["city"])]),
+            LogisticRegression()), frame, yf),
+        ("MLPRegressor (32,)", MLPRegressor(hidden_layer_sizes=(32,), max_iter=200, random_state=0), Xr, yr / 100),
+        ("SVC(probability=True)", SVC(probability=True, random_state=0), Xc, yc),
+        ("KNeighborsClassifier(5)", KNeighborsClassifier(5), Xc, yc),
+        ("GradientBoostingRegressor, 100 trees", GradientBoostingRegressor(random_state=0), Xr, yr / 100),
+        ("RandomForestClassifier, 100 trees", RandomForestClassifier(100, random_state=0), Xc, yc),
+    ]
+
+
+def run() -> str:
+    import portable
+    from portable.check import check
+    from portable.check.inputs import assemble, build_plan, feed, generate
+
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, est, X, y in _models():
+            est.fit(X, y)
+            data = X if hasattr(X, "columns") else None
+            original = portable.load(est, data=data)
+            art = portable.convert(est, to="onnx", check=False, dtype="float32", data=data)
+            plan = build_plan(original, art)
+            arrays = assemble(plan, generate(plan, SAMPLES, np.random.default_rng(0)))
+            a_in, b_in = feed(arrays, original), feed(arrays, art)
+
+            def both() -> None:
+                original.run(a_in)
+                art.run(b_in)
+
+            def checked() -> Any:
+                return check(original, art, samples=SAMPLES, seed=0)
+
+            report = checked()
+            t_run = t_check = float("inf")
+            for _ in range(REPEAT):  # interleaved, so a busy machine slows both sides alike
+                t_run = min(t_run, best_of(both, repeat=1))
+                t_check = min(t_check, best_of(checked, repeat=1))
+            _, mem_run = peak_memory(both)
+            _, mem_check = peak_memory(checked)
+            rows.append([name, f"{t_run * 1e3:.2f}", f"{t_check * 1e3:.2f}",
+                         f"{(t_check - t_run) / t_run:.0%}", f"{mem_check / max(mem_run, 1):.1f}x",
+                         "yes" if report.equivalent else "NO"])
+    header = ["model (float32 ONNX)", "run both, ms", "check, ms", "checker overhead / run both",
+              "peak memory, check / run both", "equivalent"]
+    return ("## Equivalence checker: cost per 1,000 samples\n\n"
+            f"`portable.check(original, converted, samples={SAMPLES})` next to running the scikit-learn model and "
+            "its ONNX conversion (onnxruntime) once each on the same 1,000 generated rows (best of 9, interleaved). The "
+            "overhead column is (check − run both) / run both: generating inputs, learning ranges from the model, "
+            "comparing, and building the report. No check below fails, so no shrinking is timed.\n\n"
+            + table(header, rows))
+
+
+if __name__ == "__main__":
+    print(run())
