@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import PortableError
 from ..model import Model
-from .compare import OutputResult, Tolerance, compare, match_outputs, tolerance_for
+from .compare import OutputResult, Tolerance, match_outputs, tolerance_for
+from .compare import compare as compare_outputs
 from .inputs import (SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, generate, rows_strategy,
                      simplify_strategy)
 from .report import Report
@@ -60,7 +61,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     tick()
     notes = list(plan.notes)
     out_a, out_b, batch, failed_specials = _run_both(original, converted, plan, batch, notes, tick)
-    results = compare(outputs, out_a, out_b, len(batch), rtol, atol)
+    results = compare_outputs(outputs, out_a, out_b, len(batch), rtol, atol)
     tick()
     bad = np.zeros(len(batch), dtype=bool)
     for r in results:
@@ -188,7 +189,7 @@ def _shrink(plan: Plan, outputs: list[tuple[str, str]], original: Model, convert
             c = converted.run(feed(arrays, converted))
         except Exception:
             return None
-        return a, c, compare(outputs, a, c, len(b), rtol, atol)
+        return a, c, compare_outputs(outputs, a, c, len(b), rtol, atol)
 
     def fails(b: Batch) -> bool:
         if calls[0] >= SHRINK_CALLS:

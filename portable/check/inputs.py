@@ -14,6 +14,7 @@ shrink a failure found in such a batch to a minimal counterexample.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +46,7 @@ class InputSlot:
 
     @property
     def width(self) -> int:
-        return int(np.prod(self.row_shape, dtype=np.int64)) if self.row_shape else 1
+        return math.prod(self.row_shape)
 
 
 @dataclass
@@ -271,8 +272,9 @@ def match_inputs(original: Model, converted: Model, data: Mapping[str, np.ndarra
 def _features(slots: list[InputSlot]) -> list[Feature]:
     feats = []
     for s in slots:
-        for p in range(s.width):
-            label = s.name if s.width == 1 else f"{s.name}[{p}]"
+        width = s.width
+        for p in range(width):
+            label = s.name if width == 1 else f"{s.name}[{p}]"
             feats.append(Feature(s.name, p, label, is_string=s.is_string,
                                  integer=s.dtype.startswith(("int", "uint", "bool"))))
     return feats
