@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .types import AvroType
 
@@ -57,8 +56,10 @@ def _pymod(x: Any, y: Any) -> Any:
     return np.mod(x, y)
 
 
-def _first_arg(fn: Any) -> Any:
-    return fn
+def _erf(x: Any) -> Any:
+    from scipy import special  # imported on use: loading the registry stays numpy-only
+
+    return special.erf(x)
 
 
 class NumpyBackend:
@@ -77,7 +78,7 @@ class NumpyBackend:
         "log": np.log, "log10": np.log10, "log1p": np.log1p, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos,
         "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "atan2": np.arctan2,
         "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil,
-        "erf": special.erf, "sign": np.sign, "isnan": np.isnan, "isinf": np.isinf, "hypot": np.hypot,
+        "erf": _erf, "sign": np.sign, "isnan": np.isnan, "isinf": np.isinf, "hypot": np.hypot,
         "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
         "ge": np.greater_equal, "and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
         "not": np.logical_not, "minimum": np.minimum, "maximum": np.maximum, "where": np.where,
