@@ -154,7 +154,8 @@ class NnefModel(Model):
             if len(shape) == 1 and y.ndim == 2 and y.shape[1] == 1:
                 y = y.reshape(-1)
             if "labels" in d:
-                table = np.asarray(d["labels"], dtype=object)
+                table = np.asarray(d["labels"], dtype=str if d["dtype"] in ("str", "object", "string")
+                                   else d["dtype"])
                 idx = y.astype(np.int64)
                 if idx.size and (idx.min() < 0 or idx.max() >= len(table)):
                     raise PortableError(f"the NNEF model gave class index {int(idx.max())} for '{d['name']}', "

@@ -70,12 +70,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
-for _name, _fn in {"copy": np.array, "neg": np.negative, "rcp": np.reciprocal, "exp": np.exp, "log": np.log,
+for _name, _fn in {"copy": lambda v: v, "neg": np.negative, "rcp": np.reciprocal, "exp": np.exp, "log": np.log,
                    "abs": np.abs, "sign": np.sign, "not": np.logical_not, "floor": np.floor, "ceil": np.ceil,
                    "round": np.round, "sqr": np.square, "sqrt": np.sqrt, "rsqrt": lambda v: 1 / np.sqrt(v),
                    "log2": np.log2, "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
                    "sigmoid": _sigmoid, "softplus": lambda v: np.logaddexp(v, 0)}.items():
     OPERATORS[_name] = _unary(_fn)
+
+
+# element-wise operators that may write into their first operand when it is a temporary seen for the last time
+# (saves allocating and page-faulting a fresh batch-sized array per operator)
+UFUNCS: dict[str, Callable[..., Any]] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "min": np.minimum,
+    "max": np.maximum, "exp": np.exp, "log": np.log, "abs": np.abs, "neg": np.negative, "sqrt": np.sqrt,
+    "tanh": np.tanh, "relu": lambda v, out: np.maximum(v, 0, out=out)}
+_VIEW_OPS = ("copy", "reshape", "squeeze", "unsqueeze", "transpose", "slice")
 
 
 @nnef_op("leaky_relu")
@@ -235,6 +244,7 @@ class Executor:
         self._consts: dict[str, Any] = {}
         self._steps: list[tuple[OpFn, list[Any], dict[str, Any], list[str], str]] = []
         self._input_dtypes: dict[str, Any] = {}
+        self._kinds: list[str] = []
         missing = sorted({op.name for op in graph.operations
                           if op.name not in OPERATORS and op.name not in ("external", "variable", "constant",
                                                                           "cast")})
@@ -262,6 +272,36 @@ class Executor:
                 attrs["_p"] = 1
             fn = _cast_to(self._np(op.dtype)) if op.name == "cast" else OPERATORS[op.name]
             self._steps.append((fn, args, attrs, out_names, self._np(op.dtype)))
+            self._kinds.append(op.name)
+        self._inplace = self._plan_in_place()
+
+    def _plan_in_place(self) -> list[Any]:
+        """For each step, the ufunc to run in place on its first operand, or None (view-aware last use)."""
+        parent: dict[str, str] = {}
+
+        def root(n: str) -> str:
+            while parent.get(n, n) != n:
+                n = parent[n]
+            return n
+
+        first_arg: list[str | None] = []
+        last: dict[str, int] = {}
+        for i, ((_, args, _, outs, _), kind) in enumerate(zip(self._steps, self._kinds)):
+            names = [str(a) for a in _flatten(args) if type(a).__name__ == "Identifier"]
+            if kind in _VIEW_OPS and names:
+                parent[outs[0]] = root(names[0])
+            for n in names:
+                last[root(n)] = i
+            first_arg.append(str(args[0]) if args and type(args[0]).__name__ == "Identifier" else None)
+        for n in list(last):  # a view's later uses keep its base alive
+            last[root(n)] = max(last[root(n)], last[n])
+        pinned = {root(n) for n in [*self.inputs, *self.outputs, *self._consts]}
+        plan = []
+        for i, kind in enumerate(self._kinds):
+            a = first_arg[i]
+            ok = kind in UFUNCS and a is not None and root(a) not in pinned and last.get(root(a)) == i
+            plan.append(UFUNCS[kind] if ok else None)
+        return plan
 
     def _np(self, nnef_dtype: Any) -> Any:
         return {"scalar": self.dtype, "integer": np.int64, "logical": np.bool_}.get(str(nnef_dtype), self.dtype)
@@ -286,10 +326,14 @@ class Executor:
         env: dict[str, Any] = dict(self._consts)
         for name in self.inputs:
             env[name] = np.asarray(feeds[name]).astype(self._input_dtypes.get(name, self.dtype), copy=False)
-        with np.errstate(all="ignore"):
-            for fn, args, attrs, outs, out_dtype in self._steps:
+        with np.errstate(all="ignore"), _one_blas_thread():
+            for (fn, args, attrs, outs, out_dtype), ufunc in zip(self._steps, self._inplace):
                 values = [_resolve(a, env, self.dtype) for a in args]
-                result = fn(*values, **attrs)
+                if ufunc is not None and _writable_like(values, out_dtype):
+                    result = ufunc(*_align(*values), out=_align(*values)[0]) if len(values) == 2 else \
+                        ufunc(values[0], out=values[0])
+                else:
+                    result = fn(*values, **attrs)
                 if len(outs) == 1:
                     r = np.asarray(result)
                     if r.dtype != out_dtype and r.dtype.kind == "f":
@@ -299,6 +343,40 @@ class Executor:
                     for n, r in zip(outs, result):
                         env[n] = r
         return {n: env[n] for n in self.outputs}
+
+
+def _writable_like(values: list[Any], dtype: Any) -> bool:
+    """The first operand can take the result: a writable array of the result's dtype and shape."""
+    a = values[0]
+    if not isinstance(a, np.ndarray) or not a.flags.writeable or a.dtype != dtype or len(values) > 2:
+        return False
+    if len(values) == 1:
+        return True
+    x, y = _align(a, values[1])
+    try:
+        return np.broadcast_shapes(x.shape, y.shape) == x.shape and np.result_type(x, y) == a.dtype
+    except ValueError:
+        return False
+
+
+_CONTROLLER: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """BLAS on one thread while the graph runs: these matrices are small (features x hidden units), and
+    OpenBLAS 0.3.31's threads made a 10,000 x 20 x 64 product 10x slower on a shared 2-core machine. Uses
+    threadpoolctl (installed with scikit-learn) when present; scopes the limit to this call only."""
+    global _CONTROLLER
+    import contextlib
+
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER = ThreadpoolController()
+        except ImportError:
+            _CONTROLLER = False
+    return _CONTROLLER.limit(limits=1, user_api="blas") if _CONTROLLER else contextlib.nullcontext()
 
 
 def _cast_to(dtype: Any) -> OpFn:
