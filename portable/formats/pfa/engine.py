@@ -84,13 +84,11 @@ class Evaluator:
 
     def runtime_error(self, msg: str, code: int | None, where: str, rows: Any = None) -> None:
         """Raise PFA runtime error `code` if any row on the current path (and in `rows`) hits it."""
+        if self.b.name != "numpy":
+            return  # a compiled graph has no exceptions: the engine is the reference for runtime errors
         mask = rows
         if self.guard is not None:
             mask = self.guard if mask is None else self.op("and", mask, self.guard)
-        if self.b.name != "numpy":
-            if mask is not None and not (isinstance(mask, np.ndarray) and not mask.any()):
-                return  # compiled graphs have no exceptions; the engine is the reference for errors
-            return
         if mask is None or bool(np.any(mask)):
             raise PFARuntimeError(msg, code=code, where=where)
 
@@ -402,25 +400,25 @@ class Evaluator:
             ad = a.data if not a.const else {k: Val(ft, a.data[k], True) for k, ft in a.type.fields.items()}
             bd = b.data if not b.const else {k: Val(ft, b.data[k], True) for k, ft in b.type.fields.items()}
             return Val(a.type, {k: self.merge(cond, ad[k], bd[k], where) for k in ad}, False)
+        if a.origin == "error":  # rows that reach an `error` form raised already (engine) or take the other side
+            return b
+        if b.origin == "error":
+            return a
         t = unify(a.type, b.type)
         if t is None:
             raise self.unsupported(f"branches of types {a.type.describe()} and {b.type.describe()} cannot be "
                                    "merged row by row", where)
         if isinstance(t, T.Prim) and t.name == "null":
             return Val(T.NULL, None, True)
-        elem = t
+        depth, elem = 0, t
         while isinstance(elem, T.Array):
-            elem = elem.items
-        dt = self.dtype_of(elem)
-        if isinstance(t, T.Union) and T.nullable_inner(t) is not None:
-            dt = self.dtype_of(t)
+            elem, depth = elem.items, depth + 1
+        dt = self.dtype_of(t if T.nullable_inner(t) is not None else elem)
         x = self.tensor(a, dt) if a.data is not None else np.array(np.nan)
         y = self.tensor(b, dt) if b.data is not None else np.array(np.nan)
         c = cond
-        nd = max(np.ndim(x) if isinstance(x, np.ndarray) else len(getattr(x, "shape", (None,))),
-                 np.ndim(y) if isinstance(y, np.ndarray) else len(getattr(y, "shape", (None,))))
-        if nd > 1 and isinstance(t, T.Array):
-            c = self.b.unsqueeze(cond, 1) if not isinstance(cond, np.ndarray) else cond[:, None]
+        for _ in range(depth):  # a row's condition covers every element of its array
+            c = self.backend_for(c).unsqueeze(c, -1)
         return Val(t, self.op("where", c, x, y), False)
 
 

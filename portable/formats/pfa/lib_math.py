@@ -190,23 +190,23 @@ for _n, _f in _LINKS.items():
         pfa_function(f"model.reg.norm.{_n}")(_link(f"model.reg.norm.{_n}", _f))
 
 
-@pfa_function("m.link.softmax")
+@pfa_function("m.link.softmax", "model.reg.norm.softmax")
 def softmax(ev: Any, args: list[Val], where: str) -> Val:
+    """m.link.softmax of an array (along its items) or of a map (across its keys)."""
     arity(ev, args, 1, "m.link.softmax", where)
     v = args[0]
     if T.is_numeric(v.type):
         raise ev.error("m.link.softmax needs an array or a map of doubles", where)
+    if v.const and len(v.data) == 0:
+        from ...errors import PFARuntimeError
+
+        raise PFARuntimeError("empty input", code=25000, where=where)
     if isinstance(v.type, T.Map) and not v.const:
         keys = list(v.data)
         stacked = ev.b.stack([ev.tensor(v.data[k], ev.dtype_of(T.DOUBLE)) for k in keys], axis=-1)
         sm = softmax_tensor(ev, stacked)
         return Val(v.type, {k: Val(T.DOUBLE, ev.b.take(sm, i, axis=-1), False) for i, k in enumerate(keys)},
                    False)
-    if isinstance(v.type, T.Array) and not v.const or isinstance(v.type, T.Array):
-        n = len(v.data) if v.const else None
-        if n == 0:
-            from ...errors import PFARuntimeError
-            raise PFARuntimeError("empty input", code=25000, where=where)
     return _link("m.link.softmax", _softmax)(ev, args, where)
 
 

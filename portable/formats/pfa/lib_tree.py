@@ -194,7 +194,7 @@ class _Flattener:
 
     def build(self, node: dict[str, Any], depth: int) -> int:
         self.depth = max(self.depth, depth + 1)
-        ev, where = self.ev, self.where
+        ev = self.ev
         if self.test == "simple" or self.test == "missing":
             return self.build_simple(node, depth)
         # any other test function: one derived column holding its result for every row

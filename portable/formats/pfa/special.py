@@ -298,7 +298,6 @@ def _ifnotnull(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
         if T.is_integer(base):
             data = ev.cast(ev.op("where", ok, x_t, np.asarray(0.0)), "int64")
         inner.define(name, Val(base, data, v.const))
-    then = {"if": True, "then": e["then"], **({"else": e["else"]} if "else" in e else {})}
     if isinstance(present, (np.ndarray, np.generic)) and np.ndim(present) == 0:
         body = e["then"] if bool(present) else e.get("else")
         if body is None:
@@ -310,7 +309,6 @@ def _ifnotnull(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
         return Val(T.NULL, None, True)
     b, sb = _branch(ev, e["else"], scope, f"{where}.else", _and_guard(ev, ev.op("not", present)))
     _merge_scopes(ev, present, scope, Scope(sa.frames[:len(scope.frames)]), sb, where)
-    del then
     return ev.merge(present, a, b, where)
 
 
@@ -332,14 +330,15 @@ def _log(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
 
 @form("error")
 def _error(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
+    """A user error: raised when any row reaches it (the engine); a compiled graph cannot raise, so a document
+    that raises unconditionally does not compile, and rows that would raise take the other branch's value."""
     code = e.get("code")
-    if ev.guard is None or ev.b.name == "numpy":
-        if ev.b.name == "numpy":
-            if ev.guard is None or bool(np.any(ev.guard)):
-                raise PFARuntimeError(str(e["error"]), code=code, where=where)
-        elif ev.guard is None:
-            raise ev.unsupported(f"the document always raises an error here ({e['error']!r})", where)
-    return Val(T.NULL, None, True)
+    if ev.b.name == "numpy":
+        if ev.guard is None or bool(np.any(ev.guard)):
+            raise PFARuntimeError(str(e["error"]), code=code, where=where)
+    elif ev.guard is None:
+        raise ev.unsupported(f"the document always raises an error here ({e['error']!r})", where)
+    return Val(T.NULL, None, True, origin="error")
 
 
 @form("fcn")
