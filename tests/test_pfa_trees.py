@@ -3,7 +3,7 @@ walk written here from the spec's definitions of simpleTest / missingTest."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import portable
@@ -95,8 +95,18 @@ def rows(seed):
     return {"i": rng.integers(-3, 8, n), "d": d, "s": rng.choice(np.array(WORDS + ["eel"]), n), "n": nn}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+REGRESSION = {"N": {  # an always-true test resolved to a leaf next to a deeper branch once cut the walk short
+    "field": "d", "operator": "<", "value": {"double": -1.0},
+    "pass": {"N": {"field": "i", "operator": "<", "value": {"double": -2.5}, "pass": {"string": "L1"},
+                   "fail": {"string": "L1"}, "missing": {"string": "L1"}}},
+    "fail": {"N": {"field": "s", "operator": "alwaysTrue", "value": {"string": "ant"}, "pass": {"string": "L2"},
+                   "fail": {"string": "L1"}, "missing": {"string": "L1"}}},
+    "missing": {"string": "L1"}}}
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(root=trees(3).filter(lambda t: "N" in t), missing_walk=st.booleans(), seed=st.integers(0, 2**16))
+@example(root=REGRESSION, missing_walk=False, seed=0)
 def test_random_trees(root, missing_walk, seed):
     tree = root["N"]
     if not missing_walk:

@@ -237,7 +237,6 @@ class _Flattener:
                                                                                    simple=True), depth)
         if op in ("alwaysTrue", "alwaysFalse") or (op in ("isMissing", "notMissing") and inner is None):
             taken = pass_ if op in ("alwaysTrue", "notMissing") else fail
-            self.depth = max(self.depth - 1, depth)
             return self.child(taken, depth)
         numeric = (T.is_numeric(base_t) or base_t == T.BOOLEAN) and op in MODES
         if numeric and isinstance(value, (int, float)) and isinstance(value, bool) == (base_t == T.BOOLEAN):
