@@ -104,7 +104,7 @@ REGRESSION = {"N": {  # an always-true test resolved to a leaf next to a deeper 
     "missing": {"string": "L1"}}}
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(root=trees(3).filter(lambda t: "N" in t), missing_walk=st.booleans(), seed=st.integers(0, 2**16))
 @example(root=REGRESSION, missing_walk=False, seed=0)
 def test_random_trees(root, missing_walk, seed):
