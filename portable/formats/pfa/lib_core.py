@@ -23,11 +23,18 @@ def numeric_pair(ev: Any, args: list[Val], name: str, where: str) -> tuple[Val, 
     return a, b, T.wider(a.type, b.type)
 
 
-def _check_int(ev: Any, out: Any, t: T.AvroType, code: int, where: str) -> None:
-    if t.name == "int" and ev.b.name == "numpy":
+def _check_int(ev: Any, out: Any, t: T.AvroType, code: int, where: str, exact: Any = None) -> None:
+    """PFA ints are 32-bit and longs 64-bit: results outside their range are runtime errors `code` / `code+1`.
+
+    `exact` is the result computed in float64 (numpy's int64 arithmetic wraps silently)."""
+    if ev.b.name != "numpy":
+        return
+    if t.name == "int":
         lo, hi = _INT_BOUNDS["int"]
         arr = np.asarray(out)
         ev.runtime_error("int overflow", code, where, (arr < lo) | (arr > hi))
+    elif exact is not None:
+        ev.runtime_error("long overflow", code + 1, where, np.abs(np.asarray(exact)) >= 2.0**63)
 
 
 def _arith(sym: str) -> Any:
@@ -37,7 +44,8 @@ def _arith(sym: str) -> Any:
         a, b, t = numeric_pair(ev, args, sym, where)
         out = ev.apply(opname, t, a, b, dtype=ev.dtype_of(t))
         if T.is_integer(t):
-            _check_int(ev, out.data, t, code, where)
+            exact = ev.op(opname, ev.tensor(a, "float64"), ev.tensor(b, "float64")) if t.name == "long" else None
+            _check_int(ev, out.data, t, code, where, exact)
         return out
     return impl
 
@@ -59,29 +67,35 @@ def floordiv(ev: Any, args: list[Val], where: str) -> Val:
     if not T.is_integer(t):
         raise ev.error("// is integer division: both arguments must be int or long", where)
     y = ev.tensor(b, "int64")
-    ev.runtime_error("integer division by zero", 18040 if t.name == "int" else 18041, where,
-                     ev.op("eq", y, np.asarray(0)) if ev.b.name == "numpy" else None)
+    if ev.b.name == "numpy":
+        ev.runtime_error("integer division by zero", 18040, where, ev.op("eq", y, np.asarray(0)))
     return ev.apply("floordiv", t, a, b, dtype="int64")
 
 
 @pfa_function("u-")
 def negate(ev: Any, args: list[Val], where: str) -> Val:
     arity(ev, args, 1, "u-", where)
-    return ev.apply("neg", args[0].type, args[0])
+    v = args[0]
+    if T.is_integer(v.type) and ev.b.name == "numpy":
+        lowest = -2**31 if v.type.name == "int" else -2**63
+        ev.runtime_error(f"{v.type.name} overflow", 18050 if v.type.name == "int" else 18051, where,
+                         np.asarray(ev.tensor(v)) == lowest)
+    return ev.apply("neg", v.type, v)
 
 
 @pfa_function("%")
 def modulo(ev: Any, args: list[Val], where: str) -> Val:
     a, b, t = numeric_pair(ev, args, "%", where)
-    if T.is_integer(t):
-        ev.runtime_error("integer division by zero", 18060 if t.name == "int" else 18061, where,
-                         ev.op("eq", ev.tensor(b), np.asarray(0)) if ev.b.name == "numpy" else None)
+    if T.is_integer(t) and ev.b.name == "numpy":
+        ev.runtime_error("integer division by zero", 18060, where, ev.op("eq", ev.tensor(b), np.asarray(0)))
     return ev.apply("mod", t, a, b, dtype=ev.dtype_of(t))
 
 
 @pfa_function("%%")
 def remainder(ev: Any, args: list[Val], where: str) -> Val:
     a, b, t = numeric_pair(ev, args, "%%", where)
+    if T.is_integer(t) and ev.b.name == "numpy":
+        ev.runtime_error("integer division by zero", 18070, where, ev.op("eq", ev.tensor(b), np.asarray(0)))
     return ev.apply("rem", t, a, b, dtype=ev.dtype_of(t))
 
 
@@ -89,8 +103,11 @@ def remainder(ev: Any, args: list[Val], where: str) -> Val:
 def power(ev: Any, args: list[Val], where: str) -> Val:
     a, b, t = numeric_pair(ev, args, "**", where)
     if T.is_integer(t):
-        out = ev.apply("pow", T.DOUBLE, a, b, dtype=ev.dtype_of(T.DOUBLE))
-        return Val(t, ev.cast(ev.op("floor", out.data), "int64"), out.const)
+        exact = ev.op("pow", ev.tensor(a, "float64"), ev.tensor(b, "float64"))
+        _check_int(ev, exact, t, 18080, where, exact)
+        if ev.b.name == "numpy" and bool(np.all(np.asarray(ev.tensor(b)) >= 0)):
+            return ev.apply("pow", t, a, b, dtype="int64")  # exact integer powers
+        return Val(t, ev.cast(ev.op("floor", exact), "int64"), a.const and b.const)
     return ev.apply("pow", t, a, b, dtype=ev.dtype_of(t))
 
 
