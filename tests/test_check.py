@@ -309,3 +309,21 @@ def test_cli_check_and_convert_exit_codes(tmp_path, rf_thousands, logreg):
     assert "EQUIVALENT" in res.output and json.loads(rep_path.read_text())["equivalent"] is True
     res = runner.invoke(cli, ["check", str(pkl), str(out), "--samples", "200"])
     assert res.exit_code == 3 and "NOT EQUIVALENT" in res.output
+
+
+def test_boolean_labels_compare_by_value_with_a_note():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    est = LogisticRegression().fit(X, X[:, 0] > 0)  # boolean classes; skl2onnx 1.20 gives int64 labels
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    assert est.predict(X[:1]).dtype == bool and art.signature.output("label").dtype == "int64"
+    rep = check(est, art, samples=200)
+    assert rep.equivalent and any("compared as 0/1" in n for n in rep.notes)
+
+    def negate(inputs, out):
+        out["label"] = 1 - out["label"]
+        return out
+
+    assert not check(est, Edited(art, negate), samples=100).equivalent

@@ -55,11 +55,12 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     original, converted = _as_model(original), _as_model(converted)
     total = 4
     tick = _ticker(progress, total)
-    outputs = match_outputs(original, converted)
+    notes: list[str] = []
+    outputs = match_outputs(original, converted, notes)
     plan = build_plan(original, converted, data)
     batch = generate(plan, samples, np.random.default_rng(seed))
     tick()
-    notes = list(plan.notes)
+    notes += plan.notes
     out_a, out_b, batch, failed_specials = _run_both(original, converted, plan, batch, notes, tick)
     results = compare_outputs(outputs, out_a, out_b, len(batch), rtol, atol)
     tick()

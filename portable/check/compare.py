@@ -51,8 +51,12 @@ def kind_of(spec: TensorSpec) -> str:
     return {"label": "label", "probabilities": "probability", "scores": "score"}.get(spec.name, "value")
 
 
-def match_outputs(original: Model, converted: Model) -> list[tuple[str, str]]:
-    """(name, kind) of the outputs both models have; raises SignatureMismatchError when they differ."""
+def match_outputs(original: Model, converted: Model, notes: list[str] | None = None) -> list[tuple[str, str]]:
+    """(name, kind) of the outputs both models have; raises SignatureMismatchError when they differ.
+
+    Boolean and integer labels are compared by value (False/True as 0/1), with a note in `notes`: skl2onnx
+    gives int64 labels for a classifier fitted on boolean targets.
+    """
     sa, sb = original.signature, converted.signature
     na, nb = sa.output_names, sb.output_names
     if set(na) != set(nb):
@@ -63,6 +67,11 @@ def match_outputs(original: Model, converted: Model) -> list[tuple[str, str]]:
     for name in na:
         a, b = sa.output(name), sb.output(name)
         ka, kb = _dkind(a.dtype), _dkind(b.dtype)
+        if {ka, kb} == {"bool", "int"}:
+            if notes is not None:
+                notes.append(f"output '{name}' is {a.dtype} in the original and {b.dtype} in the converted model; "
+                             "compared as 0/1")
+            ka = kb = "int"
         if ka != kb:
             raise SignatureMismatchError(f"output '{name}' is {a.dtype} in the original and {b.dtype} in the "
                                          "converted model")
@@ -135,7 +144,7 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
             r.error = f"shape {list(vb.shape)} in the converted model, {list(va.shape)} in the original"
         elif len(va) != n:
             r.error = f"{len(va)} rows out for {n} rows in"
-        elif _dkind(va.dtype) != _dkind(vb.dtype):
+        elif _dkind(va.dtype) != _dkind(vb.dtype) and {_dkind(va.dtype), _dkind(vb.dtype)} != {"bool", "int"}:
             r.error = f"dtype {vb.dtype} in the converted model, {va.dtype} in the original"
         elif kind == "label":
             _labels(r, va, vb)
@@ -154,6 +163,8 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
 def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
     if va.dtype.kind in "OUS" or vb.dtype.kind in "OUS":
         va, vb = va.astype(str), vb.astype(str)
+    elif va.dtype.kind == "b" or vb.dtype.kind == "b":
+        va, vb = va.astype(np.int64), vb.astype(np.int64)
     differ = va != vb
     r.bad = differ.reshape(len(va), -1).any(axis=1)
     r.severity = r.bad.astype(float)
