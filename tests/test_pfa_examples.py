@@ -125,3 +125,8 @@ def test_float32_conversion_is_checked_equivalent(example):
     assert all(s.dtype != "float64" for s in art.signature.inputs + art.signature.outputs)
     report = check_models(model, art, samples=200, seed=2)
     assert report.equivalent, report
+
+
+def test_input_hints_name_the_tree_constants():
+    model = portable.load(str(EXAMPLES / "tree_simpleWalk_mixed_types.yaml"))
+    assert model.input_hints() == {"one": [12.0], "two": [3.5], "three": ["TEST"]}

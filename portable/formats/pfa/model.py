@@ -175,6 +175,30 @@ class PfaModel(Model):
             result[spec.name] = arr
         return result
 
+    def input_hints(self) -> dict[str, list[Any]]:
+        """Values worth generating for each input, for an equivalence checker: the thresholds and string
+        constants that the document's tree nodes (cells and pools holding `field`/`operator`/`value` records)
+        compare that input field with. Empty when the document has no such trees."""
+        names = set(self.signature.input_names)
+        found: dict[str, set[Any]] = {}
+
+        def scan(v: Any) -> None:
+            if isinstance(v, list):
+                for x in v:
+                    scan(x)
+            elif isinstance(v, dict):
+                if {"field", "operator", "value"} <= set(v) and v["field"] in names:
+                    vals = v["value"] if isinstance(v["value"], list) else [v["value"]]
+                    for x in vals:
+                        if isinstance(x, (int, float, str)) and not isinstance(x, bool):
+                            found.setdefault(v["field"], set()).add(x)
+                for x in v.values():
+                    scan(x)
+
+        for c in list(self.doc.cells.values()) + list(self.doc.pools.values()):
+            scan(c.init)
+        return {k: sorted(vals, key=lambda x: (isinstance(x, str), x)) for k, vals in found.items()}
+
     def info(self) -> dict[str, Any]:
         d = self.doc
         calls: dict[str, int] = {}
