@@ -396,15 +396,20 @@ def _seeds() -> list[tuple[str, bytes]]:
     est = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, (X[:, 0] > 0).astype(int))
     buf = io.BytesIO()
     joblib.dump(est, buf)
-    hostile = next(p for p in PAYLOADS if p.id == "pipeline_nested_pickle")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    # structured numpy dtypes (its tree nodes) are where numpy trusts pickled state most
+    hgb = HistGradientBoostingClassifier(max_iter=3).fit(X, (X[:, 0] > 0).astype(int))
     return [("p2", pickle.dumps(est, protocol=2)), ("p5", pickle.dumps(est, protocol=5)),
-            ("joblib", buf.getvalue()), ("hostile", b"")]  # hostile bytes are built per example (sentinel path)
+            ("joblib", buf.getvalue()), ("hgb_p0", pickle.dumps(hgb, protocol=0)),
+            ("hgb_p5", pickle.dumps(hgb, protocol=5)),
+            ("hostile", b"")]  # hostile bytes are built per example (they name the sentinel's path)
 
 
 SEEDS = _seeds()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.sampled_from(range(len(SEEDS))),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=6),
        cut=st.one_of(st.none(), st.floats(0, 1)))
@@ -426,3 +431,34 @@ def test_mutated_pickles_fail_cleanly(tmp_path, seed, edits, cut):
     except PortableError:
         pass
     assert not any(box.iterdir())
+
+
+# -- numpy dtype states: numpy applies them unchecked ---------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["not_a_dtype", "field_outside_item"])
+def test_corrupt_structured_dtype_is_refused_before_numpy_sees_it(tmp_path, kind):
+    import joblib
+
+    from .hostile.payloads import BadDtype
+
+    path = tmp_path / "dtype.pkl"
+    path.write_bytes(pickle.dumps({"d": BadDtype(kind), "x": np.arange(3)}, protocol=4))
+    with pytest.raises(InputError, match="structured numpy dtype"):
+        safe_load(path)
+    jpath = tmp_path / "dtype.joblib"
+    joblib.dump({"d": BadDtype(kind), "x": np.arange(3)}, jpath)
+    with pytest.raises(InputError, match="structured numpy dtype"):
+        safe_load(jpath)
+
+
+def test_corrupt_structured_dtype_crashes_plain_numpy(tmp_path):
+    """The control, in a child process: plain pickle + numpy crash (SIGSEGV) comparing the dtype."""
+    import subprocess
+
+    from .hostile.payloads import BadDtype
+
+    path = tmp_path / "dtype.pkl"
+    path.write_bytes(pickle.dumps(BadDtype("not_a_dtype"), protocol=4))
+    code = (f"import pickle, numpy; d = pickle.loads(open({str(path)!r}, 'rb').read()); "
+            "print(d == numpy.dtype([('a', 'f8'), ('b', 'i4')]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])  # killed by a signal, not an exception

@@ -121,8 +121,8 @@ def _audit_pickle(result: AuditResult, path: Path, data: bytes, container: Conta
         where = f" at byte {exc.pos}" if exc.pos is not None else ""
         result.error = f"{'truncated' if exc.truncated else 'corrupt'} pickle{where}: {exc}"
         return result
-    except (PortableError, OSError, EOFError, ValueError) as exc:
-        result.error = f"cannot read the stream: {exc}"
+    except Exception as exc:  # a damaged compressed stream (zlib.error, lzma.LZMAError, EOFError, ...)
+        result.error = f"cannot read the stream: {type(exc).__name__}: {exc}"
         return result
     result.protocol, result.opcodes, result.calls = found.protocol, found.opcodes, found.total_calls
     result.versions = {lib: sorted(v) for lib, v in found.versions.items()}

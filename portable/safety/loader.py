@@ -17,6 +17,7 @@ from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
+from .dtypes import BadDtype, check_real_state, check_state, code_size
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 
@@ -44,11 +45,93 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return obj
 
 
+class _Stub:
+    """A stand-in for an allowlisted global during the dry run: records how it is called and built."""
+
+    target: Any = None
+    record: list[_Stub] | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:
+        self = object.__new__(cls)
+        self.args, self.state = args, None
+        if cls.record is not None:
+            cls.record.append(self)
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+        return _Stub()
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # SETITEMS on dict subclasses (Bunch)
+        pass
+
+    def append(self, value: Any) -> None:  # APPENDS on list subclasses
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+    def add(self, value: Any) -> None:  # ADDITEMS on set subclasses
+        pass
+
+
+class _DryRun(pickle.Unpickler):
+    """The C unpickler with every allowed global replaced by a stub: parses the stream and checks dtype states
+    without building anything, so that corrupt states never reach numpy."""
+
+    def __init__(self, file: IO[bytes], trust: tuple[str, ...]) -> None:
+        super().__init__(file)
+        self._trust = trust
+        self._stubs: dict[int, type] = {}
+        self.dtypes: list[_Stub] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        if canonical(module, name) == JOBLIB_WRAPPER:
+            raise _NeedsJoblib
+        verdict, obj = load_global(module, name, self._trust)
+        if not verdict.allowed:
+            raise _Refusal(verdict)
+        stub = self._stubs.get(id(obj))
+        if stub is None:
+            import numpy as np
+
+            record = self.dtypes if obj is np.dtype else None
+            stub = self._stubs[id(obj)] = type("Stub", (_Stub,), {"target": obj, "record": record})
+        return stub
+
+    def check_dtypes(self) -> None:
+        def child_size(obj: Any, depth: int = 1) -> int:
+            if not (isinstance(obj, _Stub) and type(obj).record is not None):
+                raise BadDtype("a structured numpy dtype with a field that is not a dtype")
+            if not obj.args:
+                raise BadDtype("a numpy dtype built without a type code")
+            return check_state(code_size(obj.args[0]), obj.state, lambda o: child_size(o, depth + 1), depth)
+
+        for stub in self.dtypes:
+            child_size(stub)
+
+
 def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
+    import numpy as np
     from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
     class RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc, valid-type]
-        """joblib's unpickler (it reads the raw array bytes after each wrapper) with the allowlist."""
+        """joblib's unpickler (it reads the raw array bytes after each wrapper) with the allowlist, and with
+        dtype states checked before numpy applies them."""
+
+        dispatch = NumpyUnpickler.dispatch.copy()
+
+        def load_build(self) -> None:
+            if len(self.stack) >= 2 and isinstance(self.stack[-2], np.dtype):
+                check_real_state(self.stack[-1])
+            NumpyUnpickler.load_build(self)
+
+        dispatch[pickle.BUILD[0]] = load_build
 
         def find_class(self, module: str, name: str) -> Any:
             if canonical(module, name) == JOBLIB_WRAPPER:
@@ -99,6 +182,9 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                 obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
             else:
                 try:
+                    dry = _DryRun(open_stream(path, data, container), trust)
+                    dry.load()
+                    dry.check_dtypes()
                     obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
                 except _NeedsJoblib:
                     obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
@@ -109,6 +195,9 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
         blocked = exc.event
     except PortableError:
         raise
+    except BadDtype as exc:
+        raise InputError(f"corrupt pickle: it holds {exc}; numpy would accept it and then read wild memory, so "
+                         "nothing was built", path=path) from None
     except RecursionError:
         raise InputError("the pickle nests too deeply to rebuild", path=path) from None
     except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises
@@ -135,8 +224,8 @@ def refusal_error(path: Path, data: bytes, container: Container, trust: tuple[st
             v = judge(module, name, trust)
             if not v.allowed:
                 refused.setdefault(v.name, v)
-    except (ScanError, PortableError, OSError, EOFError, ValueError):
-        pass  # the refusal found by the unpickler stands on its own
+    except Exception:  # noqa: BLE001 - a damaged stream: the refusal found by the unpickler stands on its own
+        pass
     return unsafe_error(path, list(refused.values()))
 
 
@@ -169,12 +258,13 @@ def describe_failure(path: Path, data: bytes, container: Container, exc: BaseExc
                               f"({err}); the file was cut short (an interrupted copy or download?)", path=path)
         if not container.compression and not err.pos:
             return InputError(f"not a pickle: the first byte {data[:1]!r} is not a pickle opcode", path=path)
-        if not container.compression and not data.startswith(b"\x80") and _looks_like_text(data):
+        if not container.compression and (err.pos or 0) < 16 and _looks_like_text(data):
             return InputError(f"not a pickle: the file is text ({data[:40].decode(errors='replace')!r}...) that "
                               f"does not parse as a protocol-0 pickle ({err} at {at})", path=path)
         return InputError(f"corrupt {what} at {at}: {err}", path=path)
-    except (OSError, EOFError, ValueError, PortableError) as err:
-        return InputError(f"corrupt {container.compression}-compressed stream: {err}", path=path)
+    except Exception as err:  # zlib.error, lzma.LZMAError, EOFError, OSError: the compressed stream is damaged
+        return InputError(f"corrupt or truncated {container.compression}-compressed stream: "
+                          f"{type(err).__name__}: {err}", path=path)
     recorded = ", ".join(f"{lib} {'/'.join(sorted(v))}" for lib, v in found.versions.items())
     hint = f" The file records {recorded}; it may need that version to be rebuilt." if recorded else ""
     return InputError(f"the {what} is well-formed but rebuilding its objects failed: "

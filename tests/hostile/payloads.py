@@ -226,3 +226,18 @@ def load_unsafely(control: str, path: Path) -> Any:
 
     data = path.read_bytes()
     return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+
+
+class BadDtype:
+    """Pickles as a numpy structured dtype whose BUILD state numpy accepts unchecked (the interpreter crashes
+    on the first comparison): a field whose 'dtype' is a float, or a field outside the item."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __reduce__(self) -> tuple:
+        if self.kind == "not_a_dtype":
+            fields = {"a": (104.0, 0), "b": (np.dtype("i4"), 8)}
+        else:
+            fields = {"a": (np.dtype("f8"), 4096), "b": (np.dtype("i4"), 8)}
+        return np.dtype, ("V12", False, True), (3, "|", None, ("a", "b"), fields, 12, 1, 16)

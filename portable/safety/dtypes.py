@@ -1,0 +1,82 @@
+"""Checks on pickled numpy dtype states, which numpy applies without validating them.
+
+`numpy.dtype.__setstate__` (numpy 2.4) accepts a structured dtype whose field entries are not dtypes, or whose
+offsets point past the item; the next operation on such a dtype reads wild memory and can crash the interpreter.
+A pickle needs nothing but the allowlisted `numpy.dtype` to do this, so portable checks every dtype state before
+numpy sees it: on a stub dry run for the C unpickler (see `loader.py`), and in joblib's unpickler's BUILD.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+_TYPE_CODE = re.compile(r"^[a-zA-Z?]\d{0,9}$")
+_MAX_DEPTH = 32
+
+
+class BadDtype(ValueError):
+    """A pickled dtype state that numpy would accept but cannot use safely."""
+
+
+def code_size(code: Any) -> int:
+    """The itemsize of a dtype's constructor code ('f8', 'V56', ...); BadDtype for anything else."""
+    import numpy as np
+
+    if not isinstance(code, str) or not _TYPE_CODE.match(code):
+        raise BadDtype(f"a numpy dtype with the type code {code!r}")
+    try:
+        return np.dtype(code).itemsize
+    except TypeError:
+        raise BadDtype(f"a numpy dtype with the unknown type code {code!r}") from None
+
+
+def check_state(size: int, state: Any, child_size: Callable[[Any], int], depth: int = 0) -> int:
+    """Check one dtype's BUILD state, given the itemsize its constructor code implies; returns its itemsize.
+
+    `child_size(obj)` returns the itemsize of a nested dtype (checking it), or raises BadDtype when `obj` is not
+    a dtype.
+    """
+    if depth > _MAX_DEPTH:
+        raise BadDtype("numpy dtypes nested too deeply")
+    if state is None:
+        return size
+    if not isinstance(state, tuple) or len(state) not in (8, 9):
+        raise BadDtype("a numpy dtype state that is not an 8- or 9-tuple")
+    _version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
+    if not isinstance(byteorder, str) or not all(isinstance(v, int) for v in (elsize, alignment, flags)):
+        raise BadDtype("a numpy dtype state with mistyped entries")
+    if elsize > 0:
+        size = elsize
+    if subarray is not None:
+        if not (isinstance(subarray, tuple) and len(subarray) == 2 and isinstance(subarray[1], tuple)
+                and all(isinstance(n, int) and n >= 0 for n in subarray[1])):
+            raise BadDtype("a numpy sub-array dtype with a malformed (base, shape)")
+        child_size(subarray[0])
+    if (names is None) != (fields is None):
+        raise BadDtype("a numpy dtype with names but no fields, or fields but no names")
+    if names is not None:
+        if not (isinstance(names, tuple) and all(isinstance(n, str) for n in names) and isinstance(fields, dict)
+                and set(names) == set(fields) and len(set(names)) == len(names)):
+            raise BadDtype("a structured numpy dtype whose names and fields disagree")
+        for name in names:
+            entry = fields[name]
+            if not (isinstance(entry, tuple) and len(entry) in (2, 3) and isinstance(entry[1], int)
+                    and entry[1] >= 0):
+                raise BadDtype(f"a structured numpy dtype with a malformed field {name!r}")
+            if entry[1] + child_size(entry[0]) > size:
+                raise BadDtype(f"a structured numpy dtype whose field {name!r} lies outside its item")
+    return size
+
+
+def check_real_state(state: Any) -> None:
+    """For joblib's (pure-Python) unpickler: check a state about to be applied to a real numpy.dtype."""
+    import numpy as np
+
+    def child_size(obj: Any) -> int:
+        if not isinstance(obj, np.dtype):
+            raise BadDtype("a structured numpy dtype with a field that is not a dtype")
+        return obj.itemsize
+
+    # the constructor code is not at hand here; the state's own elsize bounds the fields
+    check_state(0, state, child_size)
