@@ -1,0 +1,83 @@
+"""NNEF: how fast the lowered ONNX and the NNEF artifact run, against onnxruntime on the original ONNX."""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._util import best_of, table
+
+ROWS = 10_000
+
+
+def _models() -> list[tuple[str, Any, np.ndarray]]:
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = make_classification(2000, 20, n_informative=10, n_classes=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=0).fit(X, y)
+        shallow = RandomForestClassifier(100, max_depth=6, random_state=0).fit(X, y)
+    rows = np.random.default_rng(0).normal(size=(ROWS, 20)).astype(np.float32) * X.std(axis=0).astype(np.float32)
+    # one forest, shallow enough for the GEMM formulation; deep forests take the gather traversal, which
+    # tests/test_nnef.py covers for correctness (and which is slower again in every runtime but onnxruntime's own)
+    return [("MLP 20-64-3", mlp, rows), ("forest, 100 trees, depth 6", shallow, rows)]
+
+
+def log(msg: str) -> None:
+    print(f"  {msg}", file=sys.stderr, flush=True)
+
+
+def _interpreter(art: Any, folder: Path) -> Any:
+    try:
+        from nnef_tools.interpreter.pytorch import Interpreter
+    except ImportError:
+        return None
+    art.save(folder)
+    return Interpreter(str(folder), device="cpu")
+
+
+def run() -> str:
+    import portable
+    from portable.converters.onnx_standard import lower_model
+
+    rows_out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, est, X) in enumerate(_models()):
+            t0 = time.perf_counter()
+            original = portable.convert(est, to="onnx", check=False, dtype="float32")
+            lowered = lower_model(original)
+            art = portable.convert(original, to="nnef", check=False, dtype="float32")
+            log(f"{label}: converted in {time.perf_counter() - t0:.1f}s")
+            feeds = {"X": X}
+            for m in (original, lowered, art):
+                m.run(feeds)  # sessions and executor built outside the timings
+            fast = "MLP" in label
+            t_ort = best_of(lambda: original.run(feeds), repeat=10 if fast else 3)
+            t_low = best_of(lambda: lowered.run(feeds), repeat=10 if fast else 2)
+            t_nnef = best_of(lambda: art.run(feeds), repeat=10 if fast else 2)
+            interp = _interpreter(art, Path(tmp) / f"m{i}.nnef")
+            t_torch = best_of(lambda: interp([X]), repeat=3 if fast else 1) if interp is not None else None
+            interp = None
+            log(f"{label}: timed in {time.perf_counter() - t0:.1f}s")
+            trees = art.meta.get("lowering", {}).get("trees", "-")
+            rows_out.append([label, trees, f"{t_ort * 1e3:.1f} ms", f"{t_low / t_ort:.2f}x",
+                             f"{t_nnef / t_ort:.2f}x",
+                             f"{t_torch / t_ort:.2f}x" if t_torch is not None else "torch not installed"])
+    return ("## NNEF: lowered ONNX and NNEF execution\n\n"
+            f"Time to score {ROWS:,} rows (float32), as a multiple of onnxruntime on the original ONNX-ML graph: "
+            "onnxruntime on the lowered (`--standard-ops`) graph, portable's numpy NNEF executor, and "
+            "nnef-tools' PyTorch interpreter on the same NNEF artifact (best of several runs; CPU).\n\n"
+            + table(["model", "tree formulation", "onnxruntime, original", "onnxruntime, lowered",
+                     "portable NNEF executor", "nnef-tools interpreter"], rows_out))
+
+
+if __name__ == "__main__":
+    print(run())
