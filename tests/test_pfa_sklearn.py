@@ -255,3 +255,13 @@ def test_exported_document_round_trips_through_a_file(iris, tmp_path):
     again = portable.load(str(tmp_path / "tree.onnx"))
     assert (again.run(feeds(Xt))["output"] == dt.predict(Xt)).all()
     assert again.info()["metadata"]["portable.source.format"] == "pfa"
+
+
+def test_flattened_trees_are_reused_across_batches(iris):
+    X, y, Xt = iris
+    rf = RandomForestClassifier(n_estimators=5, max_depth=4, random_state=1).fit(X, y)
+    model = portable.load(export_forest(rf))
+    per_tree = np.stack([rf.classes_[e.predict(Xt).astype(int)] for e in rf.estimators_], axis=1)
+    want = np.array([spec_mode(list(row)) for row in per_tree])
+    for part in (slice(0, 7), slice(100, 400), slice(3, 4)):  # different batch sizes, same model object
+        assert (model.run(feeds(Xt[part]))["output"] == want[part]).all()

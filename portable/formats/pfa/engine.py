@@ -64,14 +64,15 @@ class Fn:
 class Evaluator:
     """Evaluates one document over one batch, with a backend (numpy, or the ONNX compiler's)."""
 
-    def __init__(self, doc: Document, backend: Any) -> None:
+    def __init__(self, doc: Document, backend: Any, persist: dict[Any, Any] | None = None) -> None:
         from .library import LIBRARY
 
         self.doc = doc
         self.b = backend
         self.np = NumpyBackend()
         self.lib = LIBRARY
-        self.cache: dict[Any, Any] = {}
+        self.cache: dict[Any, Any] = {}  # for this batch
+        self.persist = persist if persist is not None else {}  # across batches: flattened trees
         self.guard: Any = None  # rows on which the current branch runs (batched bool) or None for all
         self.call_depth = 0
 

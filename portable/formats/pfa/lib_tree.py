@@ -155,18 +155,38 @@ class _Flattener:
         self.leaves: list[Any] = []
         self.features = features_of(ev, datum)
         self.used: dict[Any, int] = {}
+        self.builders: dict[Any, Any] = {}
         self.depth = 0
         # every numeric field is a column of every tree over this datum, so trees share one feature matrix
         for fname, ft in datum.type.fields.items():
             if T.is_numeric(ft) or ft == T.BOOLEAN:
-                fv = _field(ev, datum, fname, where)
-                self.column(("field", fname), lambda fv=fv: ev.tensor(fv, ev.dtype_of(T.DOUBLE)))
+                self.column(("field", fname), lambda fname=fname: self.ev.tensor(self.field(fname), self.f64))
+
+    # Column builders read self.ev and self.datum when they run, so a flattened tree can be reused on the next
+    # batch: `rebind` points them at the new evaluator and datum.
+    @property
+    def f64(self) -> str:
+        return self.ev.dtype_of(T.DOUBLE)
+
+    def field(self, name: str) -> Val:
+        return _field(self.ev, self.datum, name, self.where)
 
     def column(self, key: Any, build: Any) -> int:
         if key not in self.used:
+            self.builders[key] = build
             self.features.add(key, build)
             self.used[key] = len(self.used)
         return self.used[key]
+
+    def release(self) -> None:
+        """Drop the references to the last batch (kept between batches: the tree arrays only)."""
+        self.ev = self.datum = self.features = None
+
+    def rebind(self, ev: Any, datum: Val, test: Any) -> None:
+        self.ev, self.datum, self.test = ev, datum, test
+        self.features = features_of(ev, datum)
+        for key in self.used:
+            self.features.add(key, self.builders[key])
 
     def new(self) -> int:
         self.rows.append([0, 0, 0.0, -1, -1, -1])
@@ -194,15 +214,14 @@ class _Flattener:
 
     def build(self, node: dict[str, Any], depth: int) -> int:
         self.depth = max(self.depth, depth + 1)
-        ev = self.ev
         if self.test == "simple" or self.test == "missing":
             return self.build_simple(node, depth)
         # any other test function: one derived column holding its result for every row
         key = ("test", id(node))
         col = self.column(key, lambda: self._generic(node))
         if self.missing:
-            mcol = self.column(("isnan", key), lambda: ev.cast(ev.op("isnan", self.features.get(key)),
-                                                              ev.dtype_of(T.DOUBLE)))
+            mcol = self.column(("isnan", key), lambda: self.ev.cast(self.ev.op("isnan", self.features.get(key)),
+                                                                   self.f64))
             self.depth = max(self.depth, depth + 2)
             return self.test_node(mcol, MODES[">"], 0.5, node["missing"],
                                   _Deferred(self, col, node, depth + 1), depth)
@@ -229,8 +248,8 @@ class _Flattener:
         base_t = inner if inner is not None else fv.type
         pass_, fail = node["pass"], node["fail"]
         if self.missing and inner is not None and not skip_missing:
-            mcol = self.column(("isnan", fname), lambda: ev.cast(ev.op("isnan", ev.tensor(fv)),
-                                                                ev.dtype_of(T.DOUBLE)))
+            mcol = self.column(("isnan", fname), lambda: self.ev.cast(
+                self.ev.op("isnan", self.ev.tensor(self.field(fname))), self.f64))
             self.depth = max(self.depth, depth + 2)
             rest = dict(node)
             return self.test_node(mcol, MODES[">"], 0.5, node["missing"], _Deferred(self, None, rest, depth + 1,
@@ -240,13 +259,13 @@ class _Flattener:
             return self.child(taken, depth)
         numeric = (T.is_numeric(base_t) or base_t == T.BOOLEAN) and op in MODES
         if numeric and isinstance(value, (int, float)) and isinstance(value, bool) == (base_t == T.BOOLEAN):
-            col = self.column(("field", fname), lambda: ev.tensor(fv, ev.dtype_of(T.DOUBLE)))
+            col = self.column(("field", fname), lambda: self.ev.tensor(self.field(fname), self.f64))
             return self.test_node(col, MODES[op], float(value), pass_, fail, depth)
         if numeric or op in MODES:
             _compare(ev, fv, base_t, op, value, code + 1, self.where)  # raises on a bad value type
         key = ("cmp", fname, op, repr(value))
-        col = self.column(key, lambda: ev.cast(test_value(ev, self.datum, node, self.where, missing=False,
-                                                          code=code), ev.dtype_of(T.DOUBLE)))
+        col = self.column(key, lambda: self.ev.cast(test_value(self.ev, self.datum, node, self.where,
+                                                               missing=False, code=code), self.f64))
         return self.test_node(col, MODES[">"], 0.5, pass_, fail, depth)
 
     def spec(self, root: int) -> TreeSpec:
@@ -321,22 +340,30 @@ def _walk(ev: Any, datum: Val, tree: Val, test: Any, missing: bool, where: str, 
         raise ev.error(f"{name} needs a tree node record, found {ttype.describe()}", where)
     _record_arg(ev, datum, name, where)
     root = _node_dict(ev, tree, where)
-    fl = _Flattener(ev, datum, ttype, test, missing, where)
     if datum.const:
-        datum_b = ev.broadcast(datum)
-        fl = _Flattener(ev, datum_b, ttype, test, missing, where)
-    top = fl.child(root, 0)
-    spec = fl.spec(top)
-    if top != 0:  # the root was a leaf or a resolved always-test: rotate so that node 0 is the start
-        spec = _reroot(spec, top)
-    leaf_t = _leaf_type(ttype, where, ev)
-    table = _leaf_table(ev, fl.leaves, leaf_t, where)
-    if not fl.used:
-        fl.column(("zero",), lambda: np.asarray(0.0))
-        spec.columns = [("zero",)]
+        datum = ev.broadcast(datum)
+    body = getattr(test, "body", None)
+    key = ("tree", id(root), id(datum.type), missing, test if isinstance(test, str) else id(body or test.name),
+           ev.b.name)
+    cached = ev.persist.get(key)
+    if cached is not None:
+        fl, spec, table, out_t = cached
+        fl.rebind(ev, datum, test)
+    else:
+        fl = _Flattener(ev, datum, ttype, test, missing, where)
+        top = fl.child(root, 0)
+        spec = fl.spec(top)
+        if top != 0:  # the root was a leaf or a resolved always-test: rotate so that node 0 is the start
+            spec = _reroot(spec, top)
+        leaf_t = _leaf_type(ttype, where, ev)
+        table = _leaf_table(ev, fl.leaves, leaf_t, where)
+        if not fl.used:
+            fl.column(("zero",), lambda: np.asarray(0.0))
+            spec.columns = [("zero",)]
+        out_t = leaf_t if not isinstance(leaf_t, T.Union) else _common(leaf_t)
+        ev.persist[key] = (fl, spec, table, out_t)
     X = fl.features.matrix(spec.columns)
     idx = ev.b.tree_walk(spec, X)
-    out_t = leaf_t if not isinstance(leaf_t, T.Union) else _common(leaf_t)
     return Val(out_t, ev.b.gather(table, idx), False, origin=("tree", spec, X, table, out_t, fl.features, idx))
 
 

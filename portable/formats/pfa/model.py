@@ -96,6 +96,7 @@ class PfaModel(Model):
     def __init__(self, doc: Document, *, origin: Origin | None = None) -> None:
         super().__init__(origin=origin or Origin("pfa", name=doc.name, path=doc.path))
         self.doc = doc
+        self._persist: dict[Any, Any] = {}
         self._signature = Signature(io_specs(doc.input, "input", "input", doc.path),
                                     io_specs(doc.output, "output", "output", doc.path, output=True))
         check_functions(doc)
@@ -153,9 +154,13 @@ class PfaModel(Model):
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(next(iter(inputs.values()))) if inputs else 0
-        ev = Evaluator(self.doc, NumpyBackend(n))
-        out = ev.run(self.input_val(inputs, ev))
-        return self.outputs(ev, out)
+        ev = Evaluator(self.doc, NumpyBackend(n), self._persist)
+        try:
+            out = ev.run(self.input_val(inputs, ev))
+            return self.outputs(ev, out)
+        finally:
+            for entry in self._persist.values():
+                entry[0].release()
 
     def outputs(self, ev: Evaluator, out: Val) -> dict[str, np.ndarray]:
         t = self.doc.output
