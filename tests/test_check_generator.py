@@ -144,12 +144,20 @@ def test_nan_rows_only_for_models_that_take_them():
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.utils import get_tags
+
     X, y = make_classification(300, 4, random_state=0)
-    for est, expect_nan in ((HistGradientBoostingClassifier(max_iter=10), True), (LogisticRegression(), False)):
+    for est in (HistGradientBoostingClassifier(max_iter=10), RandomForestClassifier(5), LogisticRegression()):
         sk = portable.load(est.fit(X, y))
         plan = build_plan(sk, sk)
         batch = generate(plan, 200, np.random.default_rng(0))
-        assert np.isnan(batch.num).any() == expect_nan, type(est).__name__
+        assert np.isnan(batch.num).any() == get_tags(est).input_tags.allow_nan, type(est).__name__
+    imputed = make_pipeline(SimpleImputer(), LogisticRegression()).fit(X, y)  # the imputer takes NaN
+    plan = build_plan(portable.load(imputed), portable.load(imputed))
+    assert np.isnan(generate(plan, 200, np.random.default_rng(0)).num).any()
 
 
 def test_nan_rows_find_what_runtimes_really_do_with_missing_values():

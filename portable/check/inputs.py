@@ -15,7 +15,7 @@ shrink a failure found in such a batch to a minimal counterexample.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -376,6 +376,56 @@ class _Space:
         return _Space(self.cols, self.a * scale, self.b * scale + offset)
 
 
+def _spread(center: Any, scale: Any, k: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
+    if center is None:
+        return None
+    center = np.asarray(center, float)
+    scale = np.ones_like(center) if scale is None else np.asarray(scale, float)
+    return center - k * scale, center + k * scale
+
+
+# Where each estimator says its inputs live: (low, high) per input column, in the estimator's own units.
+_RANGES: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
+    "StandardScaler": lambda e: _spread(e.mean_, e.scale_),
+    "RobustScaler": lambda e: _spread(e.center_, e.scale_),
+    "MinMaxScaler": lambda e: (e.data_min_, e.data_max_),
+    "MaxAbsScaler": lambda e: (-e.max_abs_, e.max_abs_),
+    "GaussianNB": lambda e: ((e.theta_ - 3 * np.sqrt(e.var_)).min(0), (e.theta_ + 3 * np.sqrt(e.var_)).max(0)),
+}
+
+
+def _affine(center: Any, scale: Any) -> tuple[Any, Any]:
+    """(multiplier, offset) of `(x - center) / scale`."""
+    c = 0.0 if center is None else np.asarray(center, float)
+    s = 1.0 if scale is None else np.asarray(scale, float)
+    return 1 / s, -c / s
+
+
+# Elementwise affine steps a tree behind them sees through: x -> multiplier * x + offset.
+_AFFINE: dict[str, Callable[[Any], tuple[Any, Any]]] = {
+    "StandardScaler": lambda e: _affine(e.mean_, e.scale_),
+    "RobustScaler": lambda e: _affine(e.center_, e.scale_),
+    "MinMaxScaler": lambda e: (e.scale_, e.min_),
+    "MaxAbsScaler": lambda e: _affine(None, e.scale_),
+}
+_SELECTORS = {"SimpleImputer", "VarianceThreshold", "SelectKBest", "SelectPercentile", "SelectFromModel"}
+
+
+def _takes_nan(est: Any) -> bool:
+    """Whether the whole model accepts NaN: scikit-learn's `allow_nan` tag, asked of every step of a pipeline
+    (a pipeline's own tag only reflects its first step). Imputers are found by the walk instead."""
+    if hasattr(est, "steps"):
+        return all(_takes_nan(s) for _, s in est.steps if s is not None and s != "passthrough")
+    if hasattr(est, "transformers_"):
+        return False
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(est).input_tags.allow_nan)
+    except Exception:  # older scikit-learn or a non-scikit-learn estimator: say no
+        return False
+
+
 _PLAIN_TREES = {"DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"}
 
 
@@ -398,6 +448,8 @@ class _SklearnLearner:
             by_slot = {f.slot: i for i, f in enumerate(plan.features) if f.position == 0}
             feat_names = [str(c) for c in getattr(est, "feature_names_in_", names)]
             space = _Space.raw([by_slot.get(c, -1) for c in feat_names])
+        if _takes_nan(est):
+            self._nan_all(space)
         try:
             self._visit(est, space)
         except Exception as exc:  # learning is best effort: a surprise here must not break the check
@@ -442,23 +494,13 @@ class _SklearnLearner:
     def _through(self, step: Any, space: _Space) -> _Space | None:
         """The space after an elementwise affine step (a scaler), or None when the columns become derived."""
         name = type(step).__name__
-        n = len(space.cols)
-        if name == "StandardScaler":
-            mean = np.zeros(n) if getattr(step, "mean_", None) is None else np.asarray(step.mean_, float)
-            scale = np.ones(n) if getattr(step, "scale_", None) is None else np.asarray(step.scale_, float)
-            return space.then(1 / scale, -mean / scale)
-        if name == "MinMaxScaler":
-            return space.then(np.asarray(step.scale_, float), np.asarray(step.min_, float))
-        if name == "MaxAbsScaler":
-            return space.then(1 / np.asarray(step.scale_, float), np.zeros(n))
-        if name == "RobustScaler":
-            center = np.zeros(n) if step.center_ is None else np.asarray(step.center_, float)
-            scale = np.ones(n) if step.scale_ is None else np.asarray(step.scale_, float)
-            return space.then(1 / scale, -center / scale)
-        if name in ("SimpleImputer", "VarianceThreshold") and hasattr(step, "get_support"):
-            return space.sub(np.flatnonzero(step.get_support()))
-        if name == "SimpleImputer":
-            return space
+        if name in _AFFINE:
+            scale, offset = _AFFINE[name](step)
+            n = len(space.cols)
+            return space.then(np.broadcast_to(np.asarray(scale, float), n),
+                              np.broadcast_to(np.asarray(offset, float), n))
+        if name in _SELECTORS:
+            return space.sub(np.flatnonzero(step.get_support())) if hasattr(step, "get_support") else space
         if name == "FunctionTransformer" and step.func is None:
             return space
         return None
@@ -494,7 +536,6 @@ class _SklearnLearner:
             self._visit(getattr(cal, "estimator", None), space)
 
     def _leaf(self, est: Any, space: _Space, name: str) -> None:
-        plan = self.plan
         if getattr(est, "tree_", None) is not None:
             self._add_trees(space, [est.tree_])
         if hasattr(est, "_predictors"):  # HistGradientBoosting
@@ -507,24 +548,13 @@ class _SklearnLearner:
                     self._add_tree(space, feat, nodes["num_threshold"].astype(np.float64),
                                    np.where(nodes["is_leaf"] == 1, -1, nodes["left"].astype(np.int64)),
                                    np.where(nodes["is_leaf"] == 1, -1, nodes["right"].astype(np.int64)))
+        if name in _RANGES:
+            lo_hi = _RANGES[name](est)
+            if lo_hi is not None:
+                self._range(space, *lo_hi, name)
+        miss = getattr(est, "missing_values", None)
+        if isinstance(miss, float) and np.isnan(miss):  # an imputer: whatever follows never sees the NaN
             self._nan_all(space)
-        if name == "StandardScaler" and getattr(est, "mean_", None) is not None:
-            spread = 3 * np.asarray(est.scale_ if est.scale_ is not None else np.ones(len(est.mean_)), float)
-            self._range(space, est.mean_ - spread, est.mean_ + spread, name)
-        elif name == "MinMaxScaler":
-            self._range(space, est.data_min_, est.data_max_, name)
-        elif name == "MaxAbsScaler":
-            self._range(space, -est.max_abs_, est.max_abs_, name)
-        elif name == "RobustScaler" and est.center_ is not None:
-            spread = 3 * (est.scale_ if est.scale_ is not None else 1.0)
-            self._range(space, est.center_ - spread, est.center_ + spread, name)
-        elif name == "GaussianNB":
-            spread = 3 * np.sqrt(est.var_)
-            self._range(space, (est.theta_ - spread).min(0), (est.theta_ + spread).max(0), name)
-        elif name in ("SimpleImputer", "KNNImputer", "IterativeImputer"):
-            miss = getattr(est, "missing_values", None)
-            if isinstance(miss, float) and np.isnan(miss):
-                self._nan_all(space)
         if hasattr(est, "categories_"):
             self._categories(est, space)
         for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_"):
@@ -845,10 +875,3 @@ def _simplified(plan: Plan, row: Batch, keep: tuple[bool, ...]) -> Batch:
     fin = np.isfinite(b.num)
     b.num[fin] = _narrow(plan, b.num[fin])
     return b
-
-
-def iter_rows(plan: Plan, batch: Batch) -> Iterator[dict[str, Any]]:
-    """Each row of a batch as `{input name: nested list}` (one row each), for counterexamples."""
-    arrays = assemble(plan, batch)
-    for r in range(len(batch)):
-        yield {k: v[r:r + 1].tolist() for k, v in arrays.items()}
