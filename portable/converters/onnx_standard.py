@@ -466,12 +466,15 @@ class _Tree:
     feature: list[int] = field(default_factory=list)
     threshold: list[float] = field(default_factory=list)
     strict: list[bool] = field(default_factory=list)  # True: x < t, False: x <= t
+    nan_yes: list[bool] = field(default_factory=list)  # a missing value (NaN) goes to the `true` child
     true: list[int] = field(default_factory=list)
     false: list[int] = field(default_factory=list)
     leaf: list[bool] = field(default_factory=list)
     value: dict[int, dict[int, float]] = field(default_factory=dict)
 
-    def add(self, feature: int = 0, threshold: float = 0.0, strict: bool = False, leaf: bool = False) -> int:
+    def add(self, feature: int = 0, threshold: float = 0.0, strict: bool = False, leaf: bool = False,
+            nan_yes: bool = False) -> int:
+        self.nan_yes.append(nan_yes)
         self.feature.append(feature)
         self.threshold.append(threshold)
         self.strict.append(strict)
@@ -506,6 +509,7 @@ def _trees_v3(b: _Builder, at: dict[str, Any], prefix: str) -> list[_Tree]:
     vals = list(vals) if vals is not None else [0.0] * len(tids)
     modes = list(at["nodes_modes"])
     t_true, t_false = list(at["nodes_truenodeids"]), list(at["nodes_falsenodeids"])
+    tracks = list(at.get("nodes_missing_value_tracks_true") or [0] * len(tids))
     order = sorted(set(tids))
     local: dict[tuple[int, int], int] = {}
     trees = {t: _Tree() for t in order}
@@ -516,8 +520,9 @@ def _trees_v3(b: _Builder, at: dict[str, Any], prefix: str) -> list[_Tree]:
             continue
         if mode not in _MODES:
             raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT)")
-        strict, _ = _MODES[mode]
-        local[t, n] = trees[t].add(int(feats[k]), float(vals[k]), strict)
+        strict, swap = _MODES[mode]
+        # NaN follows the ONNX true branch when tracked; children swap for GT/GTE, so the flag does too
+        local[t, n] = trees[t].add(int(feats[k]), float(vals[k]), strict, nan_yes=bool(tracks[k]) != swap)
     for k, (t, n) in enumerate(zip(tids, nids)):
         if modes[k] == "LEAF":
             continue
@@ -546,7 +551,7 @@ def _root_first(b: _Builder, tree: _Tree) -> None:
     if r != 0:
         perm = [r] + [n for n in range(len(tree.leaf)) if n != r]
         where = {old: new for new, old in enumerate(perm)}
-        for attr in ("feature", "threshold", "strict", "leaf"):
+        for attr in ("feature", "threshold", "strict", "leaf", "nan_yes"):
             vals = getattr(tree, attr)
             setattr(tree, attr, [vals[o] for o in perm])
         tree.true = [where.get(tree.true[o], -1) for o in perm]
@@ -564,6 +569,7 @@ def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
     leaf_false = list(at.get("nodes_falseleafs") or [0] * len(feats))
     targets = list(at["leaf_targetids"])
     weights = np.asarray(at["leaf_weights"], dtype=np.float64).ravel()
+    tracks = list(at.get("nodes_missing_value_tracks_true") or [0] * len(feats))
     out = []
     for root in at["tree_roots"]:
         tree = _Tree()
@@ -577,7 +583,7 @@ def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
             if mode not in _MODES:
                 raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT)")
             strict, swap = _MODES[mode]
-            n = tree.add(int(feats[i]), float(splits[i]), strict)
+            n = tree.add(int(feats[i]), float(splits[i]), strict, nan_yes=bool(tracks[i]) != swap)
             yes = visit(int(t_true[i]), bool(leaf_true[i]))
             no = visit(int(t_false[i]), bool(leaf_false[i]))
             tree.true[n], tree.false[n] = (no, yes) if swap else (yes, no)
@@ -617,12 +623,12 @@ def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: in
 
 def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: float) -> str:
     """[T, N, K] per-tree values by three matrix products (decisions, leaf reachability, leaf values)."""
-    n_feat = 1 + max([f for t in trees for f, lf in zip(t.feature, t.leaf) if not lf] or [0])
     inner = max(1, max(sum(not lf for lf in t.leaf) for t in trees))
     leaves = max(sum(t.leaf) for t in trees)
     nt = len(trees)
-    sel = np.zeros((n_feat, nt * inner), dt)
+    sel = np.zeros(nt * inner, np.int64)
     thr = np.zeros(nt * inner, dt)
+    nan_yes = np.zeros(nt * inner, dt)
     path = np.zeros((nt, inner, leaves), dt)
     need = np.full((nt, 1, leaves), -1.0, dt)  # padding leaves are never reached
     vals = np.zeros((nt, leaves, k), dt)
@@ -633,8 +639,9 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: f
         lcol = {n: i for i, n in enumerate(lvs)}
         t_leq = _leq_thresholds(tree, dt)
         for n, i in col.items():
-            sel[tree.feature[n], ti * inner + i] = 1
+            sel[ti * inner + i] = tree.feature[n]
             thr[ti * inner + i] = t_leq[n]
+            nan_yes[ti * inner + i] = tree.nan_yes[n]
         for n, j in lcol.items():
             need[ti, 0, j] = 0
             vals[ti, j, :] = fill
@@ -649,8 +656,10 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: f
                     need[ti, 0, lcol[n]] += 1 if went_true else 0
                 continue
             stack += [(tree.true[n], above + [(n, True)]), (tree.false[n], above + [(n, False)])]
-    xa = b.op("MatMul", [x, b.const(sel, "select")]) if n_feat > 0 else x
-    decide = b.cast_to(b.op("LessOrEqual", [xa, b.const(thr, "thresholds")]), dt)
+    # a Gather rather than a one-hot product: NaN and inf in one feature must not leak into the others
+    xa = b.op("Gather", [x, b.const(sel, "select")], axis=1)
+    decide = _nan_routed(b, xa, b.op("LessOrEqual", [xa, b.const(thr, "thresholds")]), nan_yes, None)
+    decide = b.cast_to(decide, dt)
     decide = b.op("Reshape", [decide, b.const(np.array([-1, nt, inner], np.int64), "shape")])
     decide = b.op("Transpose", [decide], perm=[1, 0, 2])
     reach = b.op("MatMul", [decide, b.const(path, "paths")])
@@ -661,19 +670,19 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: f
 def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: float) -> str:
     """[N, T, K] per-tree values by stepping every row's node index down each tree `max_depth` times."""
     offsets = np.cumsum([0] + [len(t.leaf) for t in trees])[:-1]
-    feat, thr, yes, no = [], [], [], []
+    feat, thr, yes, no, nan_yes = [], [], [], [], []
     vals = np.zeros((int(offsets[-1]) + len(trees[-1].leaf), k), dt)
     for off, tree in zip(offsets, trees):
         t_leq = _leq_thresholds(tree, dt)
         for n in range(len(tree.leaf)):
             g = int(off) + n
             if tree.leaf[n]:  # leaves point at themselves, so extra steps keep rows where they are
-                feat.append(0), thr.append(0), yes.append(g), no.append(g)
+                feat.append(0), thr.append(0), yes.append(g), no.append(g), nan_yes.append(0)
                 vals[g, :] = fill
                 for target, w in tree.value.get(n, {}).items():
                     vals[g, target] = (0 if vals[g, target] == fill else vals[g, target]) + w
             else:
-                feat.append(tree.feature[n]), thr.append(t_leq[n])
+                feat.append(tree.feature[n]), thr.append(t_leq[n]), nan_yes.append(tree.nan_yes[n])
                 yes.append(int(off) + tree.true[n]), no.append(int(off) + tree.false[n])
     feat_a, thr_a = np.asarray(feat, np.int64), np.asarray(thr, dt)
     yes_a, no_a = np.asarray(yes, np.int64), np.asarray(no, np.int64)
@@ -682,7 +691,10 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill:
     n_feat = int(feat_a.max()) + 1
     # the first step needs no per-row gather: every row is at the roots
     xf = b.op("Gather", [x, b.const(feat_a[roots], "root_features")], axis=1)
+    nan_a = np.asarray(nan_yes, dt)
     go = b.op("LessOrEqual", [xf, b.const(thr_a[roots], "root_thresholds")])
+    go = _nan_routed(b, xf, go, nan_a[roots], None)
+    t_nan = b.const(nan_a, "nan_true") if nan_a.any() else None
     idx = b.op("Where", [go, b.const(yes_a[roots], "root_true"), b.const(no_a[roots], "root_false")])
     if depth > 1:
         t_thr = b.const(thr_a, "thresholds")
@@ -700,8 +712,22 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill:
         picked = b.op("Where", [b.op("Equal", [f, columns]), x3, zero])  # [N, T, F], one value per row
         xf = b.reduce("ReduceSum", picked, [2], keepdims=0)
         go = b.op("LessOrEqual", [xf, b.op("Gather", [t_thr, idx], axis=0)])
+        if t_nan is not None:
+            go = _nan_routed(b, xf, go, None, b.op("Gather", [t_nan, idx], axis=0))
         idx = b.op("Where", [go, b.op("Gather", [t_yes, idx], axis=0), b.op("Gather", [t_no, idx], axis=0)])
     return b.op("Gather", [b.const(vals, "leaf_values"), idx], axis=0)
+
+
+def _nan_routed(b: _Builder, xf: str, go: str, table: np.ndarray | None, gathered: str | None) -> str:
+    """`go` with NaN rows sent to the true child where the node says so (a 0/1 float table: NNEF has no
+    logical variables nnef-tools writes). `x <= t` is already False for NaN, so all-zero tables need nothing."""
+    if table is not None:
+        if not table.any():
+            return go
+        gathered = b.const(table, "nan_true")
+    isnan = b.op("Not", [b.op("Equal", [xf, xf])])
+    wants = b.op("Greater", [gathered, b.const(np.array(0.5, b.np_dtype(xf)))])
+    return b.op("Or", [go, b.op("And", [isnan, wants])])
 
 
 def _ensemble_scores(b: _Builder, node: Any, trees: list[_Tree], k: int, aggregate: str,
