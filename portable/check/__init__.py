@@ -52,6 +52,8 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
         PortableError: the original model cannot run on the inputs its own signature describes.
     """
     started = time.perf_counter()
+    if samples < 1:
+        raise PortableError(f"samples must be at least 1, not {samples}")
     original, converted = _as_model(original), _as_model(converted)
     total = 4
     tick = _ticker(progress, total)

@@ -310,7 +310,12 @@ def data_arrays(data: Any, model: Model) -> dict[str, np.ndarray] | None:
             return {n: np.asarray(data[n].to_numpy()).reshape(-1, 1)
                     if len(model.signature.input(n).shape) == 2 else np.asarray(data[n].to_numpy())
                     for n in names}
-        return {names[0]: np.asarray(data.to_numpy())} if len(names) == 1 else None
+        if len(names) != 1:
+            return None
+        fitted = [str(c) for c in getattr(getattr(model, "estimator", None), "feature_names_in_", [])]
+        if fitted and all(c in cols for c in fitted):  # the columns the model was fitted on, in its order
+            return {names[0]: np.asarray(data[fitted].to_numpy())}
+        return {names[0]: np.asarray(data.to_numpy())}
     if len(names) == 1:
         arr = np.asarray(data)
         if arr.ndim == 1 and len(model.signature.inputs[0].shape) == 2:
@@ -320,6 +325,12 @@ def data_arrays(data: Any, model: Model) -> dict[str, np.ndarray] | None:
 
 
 def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
+    widths = {s.name: s.width for s in plan.slots}
+    wrong = [k for k, a in arrays.items() if a.ndim == 0 or math.prod(a.shape[1:]) != widths.get(k)]
+    if wrong:
+        plan.notes.append(f"data= was not used: its shape does not match input(s) {wrong} "
+                          f"({', '.join(f'{k}: {list(arrays[k].shape)}' for k in wrong)})")
+        return
     n = min(len(a) for a in arrays.values()) if arrays else 0
     if n == 0 or set(arrays) != {s.name for s in plan.slots}:
         plan.notes.append("data= does not provide every input; it was used for ranges only where it matched")
