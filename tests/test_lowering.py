@@ -286,3 +286,11 @@ def test_unsupported_operators_are_named() -> None:
     model = _ml_model([node], [_vi("c", TP.STRING, [None])], [_vi("o", TP.INT64, [None])])
     with pytest.raises(UnsupportedModelError, match="CategoryMapper.*lowered: .*TreeEnsemble"):
         lower_proto(model.proto)
+
+
+@pytest.mark.parametrize("name", ["logreg-multi", "svc-rbf", "tree-deep", "forest-shallow", "forest-deep",
+                                  "gb-binary", "gb-regressor", "scaler-pca-logreg"])
+def test_checker_accepts_lowered(name: str) -> None:
+    est, _, _, lowered = _converted(name)
+    report = portable.api.check(est, lowered, samples=200, seed=2)
+    assert report.equivalent, report.to_dict()

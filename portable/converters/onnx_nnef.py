@@ -236,6 +236,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         proto.CopyFrom(model.proto)
     dtype = model.dtype or ("float64" if any(s.dtype == "float64" for s in sig.inputs) else "float32")
     _rewrite_for_nnef_tools(proto, dtype)
+    notes = _precision_notes(proto, dtype)
     label_outputs = [s.name for s in sig.outputs if s.kind == "label" or s.is_string]
     labels = _peel_labels(proto, label_outputs)
     for name in label_outputs:
@@ -255,5 +256,18 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     out = NnefModel(files, meta, origin=model.origin)
     out.validate()
     out.dtype = dtype
-    out.notes.extend(model.notes)
+    out.notes.extend(model.notes + notes)
     return out
+
+
+def _precision_notes(proto: Any, dtype: str) -> list[str]:
+    """NNEF has one precision for `scalar`: casts between float32 and float64 become copies."""
+    onnx = require("onnx")
+    want = onnx.TensorProto.FLOAT if dtype == "float64" else onnx.TensorProto.DOUBLE
+    casts = [n.name or n.output[0] for n in proto.graph.node if n.op_type == "Cast"
+             and any(a.name == "to" and a.i == want for a in n.attribute)]
+    if not casts:
+        return []
+    other = "float32" if dtype == "float64" else "float64"
+    return [f"the ONNX graph casts to {other} in {len(casts)} place(s) ({', '.join(casts[:3])}); NNEF has one "
+            f"precision for scalars, so the NNEF artifact computes those steps in {dtype}"]
