@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..._io import sha256_file
+import json
+
+from ..._io import sha256_bytes, sha256_file
 from ...model import Origin
 from ...registry import LoadOptions, register_format
 from .model import PfaModel
@@ -37,7 +39,9 @@ class PfaFormat:
         """
         if isinstance(source, dict):
             doc = parse(source)
-            return PfaModel(doc, origin=Origin("pfa", name=doc.name or "pfa document", library="pfa"))
+            digest = sha256_bytes(json.dumps(source, sort_keys=True, default=str).encode("utf-8"))
+            return PfaModel(doc, origin=Origin("pfa", name=doc.name or "pfa document", sha256=digest,
+                                               library="pfa"))
         doc = read_file(source)
         path = Path(source)
         origin = Origin("pfa", name=doc.name or path.name, path=str(path), sha256=sha256_file(path), library="pfa")

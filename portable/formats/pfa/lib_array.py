@@ -28,9 +28,7 @@ def _tensorish(t: T.AvroType) -> bool:
 
 
 def _items(ev: Any, v: Val, where: str) -> Any:
-    t = v.type.items
-    dt = ev.dtype_of(t if not T.is_numeric(t) else t)
-    return ev.tensor(v, dt)
+    return ev.tensor(v, ev.dtype_of(v.type.items))
 
 
 @pfa_function("a.len")
@@ -184,10 +182,10 @@ def zipmap(ev: Any, args: list[Any], where: str) -> Val:
     arrays, f = args[:-1], _fn_arg(ev, args[-1], "a.zipmap", where)
     types = [array_arg(ev, a, "a.zipmap", f"{where}[{i}]") for i, a in enumerate(arrays)]
     if all(_tensorish(t.items) for t in types) and not all(a.const for a in arrays):
+        # every scalar operation is elementwise, so one call on the whole [N, D] tensors maps every item
         ins = [Val(t.items, ev.tensor(a, ev.dtype_of(t.items)), a.const) for a, t in zip(arrays, types)]
-        if ev.b.name == "numpy" or True:
-            out = f(ev, ins, where)
-            return Val(T.Array(out.type), out.data, out.const)
+        out = f(ev, ins, where)
+        return Val(T.Array(out.type), out.data, out.const)
     items = [element_vals(ev, a) for a in arrays]
     if len({len(i) for i in items}) != 1:
         raise PFARuntimeError("misaligned arrays", code=15650, where=where)

@@ -5,7 +5,6 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import PFARuntimeError
 from . import types as T
 from .library import arity, pfa_function
 from .values import Val
@@ -203,4 +202,4 @@ def bitnot(ev: Any, args: list[Val], where: str) -> Val:
     return ev.apply("bitnot", args[0].type, args[0], dtype="int64")
 
 
-__all__ = ["PFARuntimeError", "compare_operands", "numeric_pair"]
+__all__ = ["compare_operands", "numeric_pair"]

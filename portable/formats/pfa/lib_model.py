@@ -14,9 +14,8 @@ import numpy as np
 from ...errors import PFARuntimeError
 from . import types as T
 from .engine import Fn
-from .lib_array import _stack_results, array_arg
-from .lib_math import dot_last
-from .library import LIBRARY, arity, pfa_function
+from .lib_array import array_arg
+from .library import arity, pfa_function
 from .values import Val
 
 
@@ -91,17 +90,12 @@ def _distances(ev: Any, datum: Val, centers: list[Any], metric: Fn | None, where
         b = ev.backend_for(x)
         d = ev.op("sub", b.unsqueeze(x, -2), c)  # [N, K, D]
         return ev.op("sqrt", b.reduce("sum", ev.op("mul", d, d), axis=-1))
-    ctype = None
     cols = []
     for i, c in enumerate(centers):
-        cv = Val(ctype or _center_type(datum.type), c, True)
+        cv = Val(datum.type, c, True)  # a centre has the datum's type (the metric compares the two)
         out = metric(ev, [datum, cv], f"{where}[{i}]")
         cols.append(ev.tensor(out, ev.dtype_of(T.DOUBLE)))
     return ev.backend_for(*cols).stack(cols, axis=-1)
-
-
-def _center_type(t: T.AvroType) -> T.AvroType:
-    return t
 
 
 def _clusters(ev: Any, v: Val, name: str, where: str) -> list[Any]:
@@ -452,4 +446,3 @@ def default_on_non_num(ev: Any, args: list[Val], where: str) -> Val:
                                                           if isinstance(x, np.ndarray) else None), x), v, d)
 
 
-__all__ = ["LIBRARY", "_stack_results", "dot_last"]

@@ -52,10 +52,6 @@ MODES = {"<=": 0, "<": 1, ">=": 2, ">": 3, "==": 4, "!=": 5}
 _CMP = {0: np.less_equal, 1: np.less, 2: np.greater_equal, 3: np.greater, 4: np.equal, 5: np.not_equal}
 
 
-def _pymod(x: Any, y: Any) -> Any:
-    return np.mod(x, y)
-
-
 def _erf(x: Any) -> Any:
     from scipy import special  # imported on use: loading the registry stays numpy-only
 
@@ -74,7 +70,7 @@ class NumpyBackend:
     # the operation table: name -> numpy function; attributes as keyword arguments
     OPS: dict[str, Any] = {
         "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide, "pow": np.power,
-        "mod": _pymod, "rem": np.fmod, "neg": np.negative, "abs": np.abs, "exp": np.exp, "expm1": np.expm1,
+        "mod": np.mod, "rem": np.fmod, "neg": np.negative, "abs": np.abs, "exp": np.exp, "expm1": np.expm1,
         "log": np.log, "log10": np.log10, "log1p": np.log1p, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos,
         "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "atan2": np.arctan2,
         "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil,
