@@ -5,10 +5,9 @@ function modules) scores a whole batch at once with numpy, and `PfaModel` makes 
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
-
-import json
 
 from ..._io import sha256_bytes, sha256_file
 from ...model import Origin
