@@ -400,9 +400,13 @@ def _seeds() -> list[tuple[str, bytes]]:
 
     # structured numpy dtypes (its tree nodes) are where numpy trusts pickled state most
     hgb = HistGradientBoostingClassifier(max_iter=3).fit(X, (X[:, 0] > 0).astype(int))
+    from sklearn.neighbors import KNeighborsClassifier
+
+    knn = io.BytesIO()  # KDTree's Cython __setstate__ indexes its state tuple without bounds checks
+    joblib.dump(KNeighborsClassifier(3, algorithm="kd_tree").fit(X, (X[:, 0] > 0).astype(int)), knn)
     return [("p2", pickle.dumps(est, protocol=2)), ("p5", pickle.dumps(est, protocol=5)),
             ("joblib", buf.getvalue()), ("hgb_p0", pickle.dumps(hgb, protocol=0)),
-            ("hgb_p5", pickle.dumps(hgb, protocol=5)),
+            ("hgb_p5", pickle.dumps(hgb, protocol=5)), ("knn_joblib", knn.getvalue()),
             ("hostile", b"")]  # hostile bytes are built per example (they name the sentinel's path)
 
 
@@ -450,15 +454,31 @@ def test_corrupt_structured_dtype_is_refused_before_numpy_sees_it(tmp_path, kind
         safe_load(jpath)
 
 
-def test_corrupt_structured_dtype_crashes_plain_numpy(tmp_path):
-    """The control, in a child process: plain pickle + numpy crash (SIGSEGV) comparing the dtype."""
+def test_short_cython_state_is_refused_before_scikit_learn_reads_it(tmp_path):
+    import joblib
+
+    from .hostile.payloads import ShortTreeState
+
+    for path in (tmp_path / "tree.pkl", tmp_path / "tree.joblib"):
+        if path.suffix == ".pkl":
+            path.write_bytes(pickle.dumps({"t": ShortTreeState()}, protocol=2))
+        else:
+            joblib.dump({"t": ShortTreeState()}, path)
+        with pytest.raises(InputError, match="KDTree state with 2 entries"):
+            safe_load(path)
+
+
+@pytest.mark.parametrize("what", ["dtype", "kdtree"])
+def test_corrupt_states_crash_plain_pickle(tmp_path, what):
+    """The control, in a child process: plain pickle + numpy/scikit-learn die of a signal on these states."""
     import subprocess
 
-    from .hostile.payloads import BadDtype
+    from .hostile.payloads import BadDtype, ShortTreeState
 
-    path = tmp_path / "dtype.pkl"
-    path.write_bytes(pickle.dumps(BadDtype("not_a_dtype"), protocol=4))
-    code = (f"import pickle, numpy; d = pickle.loads(open({str(path)!r}, 'rb').read()); "
-            "print(d == numpy.dtype([('a', 'f8'), ('b', 'i4')]))")
+    path = tmp_path / "state.pkl"
+    path.write_bytes(pickle.dumps(BadDtype("not_a_dtype") if what == "dtype" else ShortTreeState(), protocol=4))
+    use = "print(d == numpy.dtype([('a', 'f8'), ('b', 'i4')]))" if what == "dtype" else "print(d)"
+    code = f"import pickle, numpy; d = pickle.loads(open({str(path)!r}, 'rb').read()); {use}"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])  # killed by a signal, not an exception
+

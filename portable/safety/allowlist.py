@@ -54,6 +54,21 @@ RECONSTRUCTORS = frozenset({
     ("sklearn.neighbors._ball_tree", "newObj"),
     ("sklearn.metrics._dist_metrics", "newObj"),
 })
+#: Pure computations that fitted scikit-learn models keep as parameters (`SelectKBest(score_func=f_classif)`,
+#: `FeatureAgglomeration(pooling_func=np.mean)`, KMeans' inner loops). Reviewed one by one: they compute on
+#: their arguments and touch nothing else. Matched by identity like the reconstructors.
+PURE_FUNCTIONS = frozenset({
+    ("numpy", "mean"), ("numpy", "median"), ("numpy", "sum"), ("numpy", "max"), ("numpy", "min"),
+    ("numpy", "std"), ("numpy", "var"), ("numpy", "amax"), ("numpy", "amin"),
+    ("sklearn.feature_selection._univariate_selection", "f_classif"),
+    ("sklearn.feature_selection._univariate_selection", "f_regression"),
+    ("sklearn.feature_selection._univariate_selection", "r_regression"),
+    ("sklearn.feature_selection._univariate_selection", "chi2"),
+    ("sklearn.feature_selection._mutual_info", "mutual_info_classif"),
+    ("sklearn.feature_selection._mutual_info", "mutual_info_regression"),
+    ("sklearn.cluster._kmeans", "_kmeans_single_lloyd"),
+    ("sklearn.cluster._kmeans", "_kmeans_single_elkan"),
+})
 #: Abstract bases and builtins that may appear in an allowed class's MRO.
 _NEUTRAL_BASE_MODULES = frozenset({"builtins", "abc", "_abc", "enum", "typing", "collections", "collections.abc",
                                    "numbers", "dataclasses"})
@@ -120,7 +135,12 @@ def resolve(module: str, name: str, trust: tuple[str, ...] = ()) -> Any:
     if not module or not name:
         raise _Refused("empty module or name")
     try:
-        obj: Any = sys.modules.get(module) or importlib.import_module(module)
+        obj: Any = sys.modules.get(module)
+        if obj is None:
+            from .guard import paused
+
+            with paused():  # the module is allowlisted or trusted: its import-time code is not the file's
+                obj = importlib.import_module(module)
     except Exception as exc:  # ImportError, or anything the module's own code raised
         raise _Refused(f"module {module} cannot be imported ({type(exc).__name__})") from None
     for part in name.split("."):
@@ -165,6 +185,15 @@ def _judge_class(cls: type) -> tuple[bool, str]:
     return True, f"a class defined in {home}"
 
 
+def _is_listed(obj: Any, listed: frozenset[tuple[str, str]]) -> bool:
+    """`obj` is the very object found at one of the `listed` canonical (module, name) locations."""
+    mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", getattr(obj, "__name__", None))
+    if not isinstance(mod, str) or not isinstance(qual, str) or (mod, qual) not in listed:
+        return False
+    home = sys.modules.get(mod)
+    return home is not None and getattr(home, qual, None) is obj
+
+
 def _is_reconstructor(obj: Any) -> bool:
     mod, qual = getattr(obj, "__module__", None), getattr(obj, "__qualname__", getattr(obj, "__name__", None))
     if not isinstance(mod, str) or not isinstance(qual, str):
@@ -186,6 +215,8 @@ def judge_object(obj: Any) -> tuple[bool, str]:
         return _judge_class(obj)
     if _is_reconstructor(obj):
         return True, "a reconstructor function used by model pickles"
+    if _is_listed(obj, PURE_FUNCTIONS):
+        return True, "a pure computation scikit-learn keeps as a parameter (reviewed)"
     import numpy as np
 
     if isinstance(obj, np.ufunc):

@@ -1,9 +1,10 @@
-"""Checks on pickled numpy dtype states, which numpy applies without validating them.
+"""Checks on pickled states that numpy and scikit-learn apply without validating them.
 
 `numpy.dtype.__setstate__` (numpy 2.4) accepts a structured dtype whose field entries are not dtypes, or whose
 offsets point past the item; the next operation on such a dtype reads wild memory and can crash the interpreter.
 A pickle needs nothing but the allowlisted `numpy.dtype` to do this, so portable checks every dtype state before
-numpy sees it: on a stub dry run for the C unpickler (see `loader.py`), and in joblib's unpickler's BUILD.
+numpy sees it: on a stub dry run for the C unpickler (see `loader.py`), and in joblib's unpickler's BUILD. The
+same goes for the few scikit-learn Cython classes that index a state tuple without bounds checks.
 """
 from __future__ import annotations
 
@@ -80,3 +81,29 @@ def check_real_state(state: Any) -> None:
 
     # the constructor code is not at hand here; the state's own elsize bounds the fields
     check_state(0, state, child_size)
+
+
+#: scikit-learn Cython classes whose `__setstate__` indexes a state tuple with bounds checks compiled out
+#: (scikit-learn 1.9 builds with boundscheck=False): a short tuple reads past its end. Minimum lengths, by the
+#: name of a class in the MRO (scikit-learn's own `__getstate__` writes exactly these many entries).
+_TUPLE_STATES = (("PyFuncDistance", 5), ("BinaryTree", 13), ("DistanceMetric", 3))
+
+
+def tuple_state_minimum(cls: Any) -> int | None:
+    """How many entries the state tuple of a scikit-learn Cython class must have, or None if unchecked."""
+    if not isinstance(cls, type) or not cls.__module__.startswith("sklearn."):
+        return None
+    names = [c.__name__ for c in cls.__mro__]
+    for prefix, minimum in _TUPLE_STATES:
+        if any(n.startswith(prefix) for n in names):
+            return minimum
+    return None
+
+
+def check_tuple_state(cls: Any, state: Any) -> None:
+    """Raise BadDtype (a corrupt state) when `state` is too short for `cls`'s unchecked `__setstate__`."""
+    minimum = tuple_state_minimum(cls)
+    if minimum is not None and not (isinstance(state, tuple) and len(state) >= minimum):
+        got = f"{len(state)} entries" if isinstance(state, tuple) else f"a {type(state).__name__}"
+        raise BadDtype(f"a {cls.__name__} state with {got} where scikit-learn reads {minimum} without "
+                       "bounds checks")

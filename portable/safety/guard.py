@@ -71,6 +71,21 @@ def guarded() -> Iterator[None]:
         _state.active -= 1
 
 
+@contextmanager
+def paused() -> Iterator[None]:
+    """Lift the guard on this thread for a block of library code the file does not control.
+
+    Importing an allowlisted module (scikit-learn sets environment variables, joblib probes CPUs) is not the
+    file's doing, so the resolver imports with the guard paused.
+    """
+    saved = getattr(_state, "active", 0)
+    _state.active = 0
+    try:
+        yield
+    finally:
+        _state.active = saved
+
+
 def tripped() -> str | None:
     """The event the guard blocked during the last guarded block on this thread, if any."""
     return getattr(_state, "tripped", None)

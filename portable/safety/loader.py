@@ -17,7 +17,7 @@ from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
-from .dtypes import BadDtype, check_real_state, check_state, code_size
+from .dtypes import BadDtype, check_real_state, check_state, check_tuple_state, code_size, tuple_state_minimum
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 
@@ -45,26 +45,17 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return obj
 
 
-class _Stub:
-    """A stand-in for an allowlisted global during the dry run: records how it is called and built."""
+class _Stub(Exception):
+    """A stand-in for an allowlisted global during the dry run.
 
-    target: Any = None
-    record: list[_Stub] | None = None
+    BaseException's C `__new__`/`__init__` accept any arguments (kept in `.args`), and BUILD finds the builtin
+    `id` as `__setstate__` (any state, no effect), so NEWOBJ, REDUCE and BUILD on a stub cost no Python call:
+    the dry run runs at C speed.
+    """
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:
-        self = object.__new__(cls)
-        self.args, self.state = args, None
-        if cls.record is not None:
-            cls.record.append(self)
-        return self
+    __setstate__ = staticmethod(id)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:  # a call of an object the file built
         return _Stub()
 
     def __setitem__(self, key: Any, value: Any) -> None:  # SETITEMS on dict subclasses (Bunch)
@@ -80,6 +71,34 @@ class _Stub:
         pass
 
 
+class _DtypeStub(_Stub):
+    """Stands in for numpy.dtype: keeps the BUILD state (a tuple) for the check."""
+
+    record: list[_DtypeStub] = []
+    dtype_state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.dtype_state = state
+        type(self).record.append(self)
+
+
+class _CheckedStub(_Stub):
+    """Stands in for a class whose real `__setstate__` trusts the length of its state tuple."""
+
+    target: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        check_tuple_state(type(self).target, state)
+
+
+class _NewObjStub(_Stub):
+    """Stands in for scikit-learn's `newObj(cls)` reconstructor: the BUILD that follows is `cls`'s."""
+
+    def __setstate__(self, state: Any) -> None:
+        cls = self.args[0] if self.args else None
+        check_tuple_state(getattr(cls, "target", None), state)
+
+
 class _DryRun(pickle.Unpickler):
     """The C unpickler with every allowed global replaced by a stub: parses the stream and checks dtype states
     without building anything, so that corrupt states never reach numpy."""
@@ -88,7 +107,7 @@ class _DryRun(pickle.Unpickler):
         super().__init__(file)
         self._trust = trust
         self._stubs: dict[int, type] = {}
-        self.dtypes: list[_Stub] = []
+        self.dtypes: list[_DtypeStub] = []
 
     def find_class(self, module: str, name: str) -> Any:
         if canonical(module, name) == JOBLIB_WRAPPER:
@@ -100,17 +119,25 @@ class _DryRun(pickle.Unpickler):
         if stub is None:
             import numpy as np
 
-            record = self.dtypes if obj is np.dtype else None
-            stub = self._stubs[id(obj)] = type("Stub", (_Stub,), {"target": obj, "record": record})
+            if obj is np.dtype:
+                stub = type("DtypeStub", (_DtypeStub,), {"record": self.dtypes})
+            elif tuple_state_minimum(obj) is not None:
+                stub = type("CheckedStub", (_CheckedStub,), {"target": obj})
+            elif getattr(obj, "__name__", None) == "newObj":  # an allowlisted reconstructor (judged above)
+                stub = type("NewObjStub", (_NewObjStub,), {})
+            else:
+                stub = type("Stub", (_Stub,), {"target": obj})
+            self._stubs[id(obj)] = stub
         return stub
 
     def check_dtypes(self) -> None:
         def child_size(obj: Any, depth: int = 1) -> int:
-            if not (isinstance(obj, _Stub) and type(obj).record is not None):
+            if not isinstance(obj, _DtypeStub):
                 raise BadDtype("a structured numpy dtype with a field that is not a dtype")
             if not obj.args:
                 raise BadDtype("a numpy dtype built without a type code")
-            return check_state(code_size(obj.args[0]), obj.state, lambda o: child_size(o, depth + 1), depth)
+            return check_state(code_size(obj.args[0]), obj.dtype_state, lambda o: child_size(o, depth + 1),
+                               depth)
 
         for stub in self.dtypes:
             child_size(stub)
@@ -127,8 +154,11 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
         dispatch = NumpyUnpickler.dispatch.copy()
 
         def load_build(self) -> None:
-            if len(self.stack) >= 2 and isinstance(self.stack[-2], np.dtype):
-                check_real_state(self.stack[-1])
+            if len(self.stack) >= 2:
+                if isinstance(self.stack[-2], np.dtype):
+                    check_real_state(self.stack[-1])
+                else:
+                    check_tuple_state(type(self.stack[-2]), self.stack[-1])
             NumpyUnpickler.load_build(self)
 
         dispatch[pickle.BUILD[0]] = load_build
@@ -196,8 +226,8 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
     except PortableError:
         raise
     except BadDtype as exc:
-        raise InputError(f"corrupt pickle: it holds {exc}; numpy would accept it and then read wild memory, so "
-                         "nothing was built", path=path) from None
+        raise InputError(f"corrupt pickle: it holds {exc}; the library would accept it and then read wild "
+                         "memory, so it was not built", path=path) from None
     except RecursionError:
         raise InputError("the pickle nests too deeply to rebuild", path=path) from None
     except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises

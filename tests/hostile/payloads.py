@@ -241,3 +241,13 @@ class BadDtype:
         else:
             fields = {"a": (np.dtype("f8"), 4096), "b": (np.dtype("i4"), 8)}
         return np.dtype, ("V12", False, True), (3, "|", None, ("a", "b"), fields, 12, 1, 16)
+
+
+class ShortTreeState:
+    """Pickles as a KDTree rebuilt from a 2-entry state; scikit-learn's __setstate__ reads 13 entries unchecked."""
+
+    def __reduce__(self) -> tuple:
+        from sklearn.neighbors import KDTree
+        from sklearn.neighbors._kd_tree import newObj
+
+        return newObj, (KDTree,), (np.zeros((3, 2)), np.arange(3))
