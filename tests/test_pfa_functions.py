@@ -432,3 +432,41 @@ def test_pools_and_direct_tree_tests():
     np.testing.assert_array_equal(model.run({"a": a, "s": S})["output"], want)
     art = portable.convert(model, to="onnx", check=False)
     np.testing.assert_array_equal(art.run({"a": a, "s": S})["output"], want)
+
+
+def test_cast_cases_and_attr_to():
+    nullable = ["double", "null"]
+    doc = {"input": {"type": "record", "name": "R", "fields": [{"name": "v", "type": nullable},
+                                                              {"name": "w", "type": "double"}]},
+           "output": {"type": "record", "name": "Out", "fields": [{"name": "r", "type": "R"},
+                                                                   {"name": "filled", "type": "double"},
+                                                                   {"name": "acc", "type": "double"}]},
+           "action": [
+               {"let": {"filled": {"cast": "input.v", "cases": [{"as": "null", "named": "x", "do": -1000.0},
+                                                                 {"as": "double", "named": "x", "do": "x"}]}}},
+               {"let": {"acc": 0.0}},
+               {"cast": "input.v", "cases": [{"as": "double", "named": "x", "do": {"set": {"acc": {"*": ["x", 2]}}}}],
+                "partial": True},
+               {"new": {"r": {"attr": "input", "path": [["w"]], "to": {"params": [{"o": "double"}], "ret": "double",
+                                                                       "do": {"+": ["o", 1.0]}}},
+                        "filled": "filled", "acc": "acc"}, "type": "Out"}]}
+    # DESIGN §4 has one output tensor per top-level field, so a record-valued field cannot be an output
+    with pytest.raises(portable.PortableError) as info:
+        portable.load(doc)
+    assert info.value.where == "output.fields.r"
+    v = np.where(X > 1, np.nan, X)
+    want = {"w": Y + 1.0, "filled": np.where(np.isnan(v), -1000.0, v), "acc": np.where(np.isnan(v), 0.0, 2 * v)}
+    flat = dict(doc, output={"type": "record", "name": "Flat", "fields": [
+        {"name": "rw", "type": "double"}, {"name": "filled", "type": "double"}, {"name": "acc", "type": "double"}]})
+    flat["action"] = doc["action"][:3] + [{"new": {
+        "rw": {"attr": {"attr": "input", "path": [["w"]], "to": {"params": [{"o": "double"}], "ret": "double",
+                                                                 "do": {"+": ["o", 1.0]}}}, "path": [["w"]]},
+        "filled": "filled", "acc": "acc"}, "type": "Flat"}]
+    model = portable.load(flat)
+    out = model.run({"v": v, "w": Y})
+    np.testing.assert_allclose(out["rw"], want["w"], rtol=1e-15)
+    np.testing.assert_array_equal(out["filled"], want["filled"])
+    np.testing.assert_array_equal(out["acc"], want["acc"])
+    got = portable.convert(model, to="onnx", check=False).run({"v": v, "w": Y})
+    for k in ("rw", "filled", "acc"):
+        np.testing.assert_array_equal(got[k], out[k])

@@ -244,10 +244,58 @@ def _path(ev: Evaluator, e: dict, scope: Scope, where: str) -> list[Val]:
 
 @form("attr")
 def _attr(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
-    if "to" in e:
-        raise ev.unsupported("'attr' with 'to' (copy with a changed element) is not supported", where)
     base = ev.eval(e["attr"], scope, f"{where}.attr")
-    return ev.walk_path(base, _path(ev, e, scope, where), where)
+    path = _path(ev, e, scope, where)
+    if "to" not in e:
+        return ev.walk_path(base, path, where)
+    if not path:
+        raise ev.error("'attr' with 'to' needs a non-empty 'path'", where)
+    to = e["to"]
+    if isinstance(to, dict) and ("fcn" in to or ("params" in to and "do" in to)):
+        fn = ev.function(to, scope, f"{where}.to")
+        return _replace(ev, base, path, lambda old: fn(ev, [old], f"{where}.to"), where)
+    new = ev.eval(to, scope, f"{where}.to")
+    return _replace(ev, base, path, lambda old: ev.coerce(new, old.type, f"{where}.to"), where)
+
+
+def _replace(ev: Evaluator, v: Val, path: list[Val], change: Callable[[Val], Val], where: str) -> Val:
+    """A copy of `v` with the element at `path` replaced by `change(old element)` (attr-to)."""
+    key, rest = path[0], path[1:]
+    old = ev.walk_path(v, [key], where)
+    new = change(old) if not rest else _replace(ev, old, rest, change, where)
+    t = v.type
+    if isinstance(t, (T.Record, T.Map)):
+        if not key.const:
+            raise ev.unsupported("a key computed per record in 'attr'/'to' is not supported", where)
+        fields = dict(v.data) if not v.const else None
+        if v.const and new.const:
+            return Val(t, {**v.data, key.data: new.data}, True)
+        if fields is None:
+            ftypes = t.fields if isinstance(t, T.Record) else {k: t.values for k in v.data}
+            fields = {k: Val(ftypes[k], x, True) for k, x in v.data.items()}
+        fields[key.data] = new
+        return Val(t, fields, False)
+    if isinstance(t, T.Array):
+        if not key.const:
+            raise ev.unsupported("an array index computed per record in 'attr'/'to' is not supported", where)
+        k = int(key.data)
+        if v.const and new.const:
+            items = list(v.data)
+            items[k] = new.data
+            return Val(t, items, True)
+        if isinstance(v.data, list) and not v.const:
+            items = list(v.data)
+            items[k] = new
+            return Val(t, items, False)
+        n = len(v.data) if v.const else None
+        if n is None:
+            raise ev.unsupported("'attr'/'to' on an array of unknown length per record is not supported", where)
+        items = [Val(t.items, x, True) for x in v.data]
+        items[k] = new
+        dt = ev.dtype_of(_leaf(t.items))
+        return Val(t, ev.b.stack([ev.tensor(ev.broadcast(x) if x.const else x, dt) for x in items], axis=1),
+                   False)
+    raise ev.error(f"cannot index into a {t.describe()}", where)
 
 
 @form("cell")
@@ -314,7 +362,47 @@ def _ifnotnull(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
 
 @form("cast")
 def _cast(ev: Evaluator, e: dict, scope: Scope, where: str) -> Val:
-    raise ev.unsupported("'cast'/'cases' over unions is not supported by portable's vectorized engine", where)
+    """cast-cases over a nullable number (null held as NaN): the `null` case and the number case become the two
+    sides of a row-wise branch. Other unions are refused."""
+    v = ev.eval(e["cast"], scope, f"{where}.cast")
+    inner = T.nullable_inner(v.type)
+    cases = e.get("cases")
+    if inner is None or not (T.is_numeric(inner) or inner == T.BOOLEAN):
+        raise ev.unsupported(f"'cast' of {v.type.describe()}: portable supports cast-cases over nullable numbers "
+                             "(null held as NaN)", where)
+    if not isinstance(cases, list) or not all(isinstance(c, dict) and {"as", "named", "do"} <= set(c)
+                                              for c in cases):
+        raise ev.error("'cases' is a list of {as, named, do} objects", f"{where}.cases")
+    x = ev.tensor(v) if not v.const else np.asarray(np.nan if v.data is None else v.data, dtype="float64")
+    present = ev.op("not", ev.op("isnan", x))
+    branches: dict[str, tuple[Val, Scope]] = {}
+    for i, case in enumerate(cases):
+        here = f"{where}.cases[{i}]"
+        t = ev.doc.types.parse(case["as"], f"{here}.as", ev.doc.path)
+        if T.is_null(t):
+            kind, guard, bound = "null", ev.op("not", present), Val(T.NULL, None, True)
+        elif t == inner or (T.is_numeric(t) and T.is_numeric(inner)):
+            data = ev.cast(ev.op("where", present, x, np.asarray(0.0)), "int64") if T.is_integer(inner) else \
+                ev.op("ne", x, np.asarray(0.0)) if inner == T.BOOLEAN else x
+            kind, guard, bound = "value", present, Val(inner, data, v.const)
+        else:
+            raise ev.error(f"case type {t.describe()} is not a branch of {v.type.describe()}", f"{here}.as")
+        inner_scope = scope.child()
+        inner_scope.define(case["named"], bound)
+        branches[kind] = _branch(ev, case["do"], inner_scope, f"{here}.do", _and_guard(ev, guard))
+    if e.get("partial") is not True and set(branches) != {"null", "value"}:
+        raise ev.error("cast-cases must cover every branch of the union (or say \"partial\": true)", where)
+    none = (Val(T.NULL, None, True), scope)
+    (a, sa), (b, sb) = branches.get("value", none), branches.get("null", none)
+    if isinstance(present, np.ndarray) and present.ndim == 0:
+        chosen = (a, sa) if bool(present) else (b, sb)
+        scope.frames[:] = [dict(f) for f in chosen[1].frames[:len(scope.frames)]]
+        return chosen[0] if e.get("partial") is not True else Val(T.NULL, None, True)
+    _merge_scopes(ev, present, scope, Scope(sa.frames[:len(scope.frames)]), Scope(sb.frames[:len(scope.frames)]),
+                  where)
+    if e.get("partial") is True:
+        return Val(T.NULL, None, True)
+    return ev.merge(present, a, b, where)
 
 
 # -- misc ----------------------------------------------------------------------------------------------------------
