@@ -294,3 +294,31 @@ def test_checker_accepts_lowered(name: str) -> None:
     est, _, _, lowered = _converted(name)
     report = portable.api.check(est, lowered, samples=200, seed=2)
     assert report.equivalent, report.to_dict()
+
+
+def _categorical_hgb() -> tuple:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X = np.c_[rng.integers(0, 6, 400), rng.normal(size=(400, 3))]
+    y = ((X[:, 0] % 2 == 0) ^ (X[:, 1] > 0)).astype(int)
+    return HistGradientBoostingClassifier(max_iter=8, categorical_features=[0], random_state=0).fit(X, y), X
+
+
+def test_set_membership_splits_lower_in_gemm_form() -> None:
+    """HistGradientBoosting's categorical splits arrive as TreeEnsemble MEMBER nodes (portable's tree converter)."""
+    est, X = _categorical_hgb()
+    original = portable.convert(est, to="onnx", check=False, dtype="float32")
+    if not any(n.op_type == "TreeEnsemble" for n in original.proto.graph.node):
+        pytest.skip("sklearn -> onnx does not emit TreeEnsemble v5 for this model")
+    lowered = portable.api._run_route(original, [], ConvertOptions(standard_ops=True))
+    assert lowered.metadata["portable.lowering.trees"] == "gemm"
+    rows = X[:120].astype(np.float32)
+    want = portable.load(est).run({"X": rows})
+    got = lowered.run({"X": rows})
+    np.testing.assert_array_equal(got["label"], want["label"])
+    np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=1e-5)
+    # missing and unseen categories: as the source ONNX computes them (its converter decides those)
+    rows[::7, 0] = np.nan
+    rows[::11, 0] = 9
+    _assert_same(original.run({"X": rows}), lowered.run({"X": rows}), atol=1e-6)

@@ -15,7 +15,9 @@ metadata under `portable.lowering.trees`:
   gathering the node's feature, threshold and children. Its size grows linearly with the number of nodes.
 
 Not lowered (a clear `UnsupportedModelError` names the node): string-valued encoders, PROBIT post-transforms,
-SVMs with probability estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ/MEMBER tree nodes.
+SVMs with probability estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ tree nodes, and
+MEMBER (set membership) nodes in ensembles too large for the GEMM formulation, which is the only one that
+lowers them.
 Normalizer MAX divides by max |x|, as the specification's reference evaluator and scikit-learn do
 (onnxruntime 1.32 divides by max x). Missing values (NaN) in tree inputs follow the plain comparison (NaN goes to the false branch) rather than
 `nodes_missing_value_tracks_true`.
@@ -471,6 +473,7 @@ class _Tree:
     false: list[int] = field(default_factory=list)
     leaf: list[bool] = field(default_factory=list)
     value: dict[int, dict[int, float]] = field(default_factory=dict)
+    members: dict[int, list[float]] = field(default_factory=dict)  # MEMBER nodes: the set of values
 
     def add(self, feature: int = 0, threshold: float = 0.0, strict: bool = False, leaf: bool = False,
             nan_yes: bool = False) -> int:
@@ -557,6 +560,7 @@ def _root_first(b: _Builder, tree: _Tree) -> None:
         tree.true = [where.get(tree.true[o], -1) for o in perm]
         tree.false = [where.get(tree.false[o], -1) for o in perm]
         tree.value = {where[k]: v for k, v in tree.value.items()}
+        tree.members = {where[k]: v for k, v in tree.members.items()}
 
 
 def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
@@ -570,6 +574,21 @@ def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
     targets = list(at["leaf_targetids"])
     weights = np.asarray(at["leaf_weights"], dtype=np.float64).ravel()
     tracks = list(at.get("nodes_missing_value_tracks_true") or [0] * len(feats))
+    sets: dict[int, list[float]] = {}
+    if at.get("membership_values") is not None:  # one NaN-terminated run of values per MEMBER node, in order
+        runs, cur = [], []
+        for v in np.asarray(at["membership_values"], dtype=np.float64).ravel():
+            if np.isnan(v):
+                runs.append(cur)
+                cur = []
+            else:
+                cur.append(float(v))
+        if cur:  # the last run may end without a NaN (onnxruntime reads NaN as a separator)
+            runs.append(cur)
+        member_nodes = [i for i, m in enumerate(modes) if int(m) == 6]
+        if len(runs) != len(member_nodes):
+            raise b.fail(f"{len(member_nodes)} MEMBER nodes but {len(runs)} sets in membership_values")
+        sets = dict(zip(member_nodes, runs))
     out = []
     for root in at["tree_roots"]:
         tree = _Tree()
@@ -580,6 +599,14 @@ def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
                 tree.value[n] = {int(targets[i]): float(weights[i])}
                 return n
             mode = _MODES_V5.get(int(modes[i]), str(modes[i]))
+            if mode == "MEMBER":
+                if i not in sets:
+                    raise b.fail("a MEMBER node without membership_values")
+                n = tree.add(int(feats[i]), 0.0, False, nan_yes=bool(tracks[i]))
+                tree.members[n] = sets[i]
+                tree.true[n] = visit(int(t_true[i]), bool(leaf_true[i]))
+                tree.false[n] = visit(int(t_false[i]), bool(leaf_false[i]))
+                return n
             if mode not in _MODES:
                 raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT)")
             strict, swap = _MODES[mode]
@@ -608,7 +635,12 @@ def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: in
     depth = max(t.depth() for t in trees)
     inner = max(sum(not lf for lf in t.leaf) for t in trees)
     leaves = max(sum(t.leaf) for t in trees)
-    use_gemm = depth <= GEMM_MAX_DEPTH and len(trees) * max(inner, 1) * leaves <= GEMM_MAX_CELLS
+    small = len(trees) * max(inner, 1) * leaves <= GEMM_MAX_CELLS
+    has_sets = any(t.members for t in trees)
+    use_gemm = small and (depth <= GEMM_MAX_DEPTH or has_sets)
+    if has_sets and not use_gemm:
+        raise b.fail(f"MEMBER (set membership) nodes lower in the GEMM formulation only, and these {len(trees)} "
+                     f"trees are too large for it ({len(trees)} x {inner} x {leaves} > {GEMM_MAX_CELLS})")
     # MIN/MAX take only the trees whose leaf has the target: the others give +-FLT_MAX, as onnxruntime does
     fill = {"MIN": np.finfo(np.float32).max, "MAX": -np.finfo(np.float32).max}.get(aggregate, 0.0)
     per_tree, tree_axis = (_gemm(b, x, dt, trees, n_targets, fill), 0) if use_gemm else \
@@ -629,6 +661,7 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: f
     sel = np.zeros(nt * inner, np.int64)
     thr = np.zeros(nt * inner, dt)
     nan_yes = np.zeros(nt * inner, dt)
+    pairs: list[tuple[int, int, float]] = []  # (column, feature, value) for MEMBER nodes
     path = np.zeros((nt, inner, leaves), dt)
     need = np.full((nt, 1, leaves), -1.0, dt)  # padding leaves are never reached
     vals = np.zeros((nt, leaves, k), dt)
@@ -642,6 +675,7 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: f
             sel[ti * inner + i] = tree.feature[n]
             thr[ti * inner + i] = t_leq[n]
             nan_yes[ti * inner + i] = tree.nan_yes[n]
+            pairs += [(ti * inner + i, tree.feature[n], v) for v in tree.members.get(n, [])]
         for n, j in lcol.items():
             need[ti, 0, j] = 0
             vals[ti, j, :] = fill
@@ -658,7 +692,22 @@ def _gemm(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill: f
             stack += [(tree.true[n], above + [(n, True)]), (tree.false[n], above + [(n, False)])]
     # a Gather rather than a one-hot product: NaN and inf in one feature must not leak into the others
     xa = b.op("Gather", [x, b.const(sel, "select")], axis=1)
-    decide = _nan_routed(b, xa, b.op("LessOrEqual", [xa, b.const(thr, "thresholds")]), nan_yes, None)
+    decide = b.op("LessOrEqual", [xa, b.const(thr, "thresholds")])
+    if pairs:  # x in set: one equality per (node, value), summed per node by a product
+        cols = sorted({c for c, _, _ in pairs})
+        on_pair = np.zeros((len(pairs), nt * inner), dt)
+        for p, (c, _, _) in enumerate(pairs):
+            on_pair[p, c] = 1
+        xp = b.op("Gather", [x, b.const(np.array([f for _, f, _ in pairs], np.int64), "member_features")], axis=1)
+        hits = b.cast_to(b.op("Equal", [xp, b.const(np.array([v for _, _, v in pairs], dt), "member_values")]), dt)
+        member = b.op("Greater", [b.op("MatMul", [hits, b.const(on_pair, "member_nodes")]),
+                                  b.const(np.array(0.5, dt))])
+        is_set = np.zeros(nt * inner, dt)
+        is_set[cols] = 1
+        mask = b.op("Greater", [b.const(is_set, "is_member"), b.const(np.array(0.5, dt))])
+        # And/Or rather than Where: onnxruntime 1.32 has no Where over booleans
+        decide = b.op("Or", [b.op("And", [mask, member]), b.op("And", [b.op("Not", [mask]), decide])])
+    decide = _nan_routed(b, xa, decide, nan_yes, None)
     decide = b.cast_to(decide, dt)
     decide = b.op("Reshape", [decide, b.const(np.array([-1, nt, inner], np.int64), "shape")])
     decide = b.op("Transpose", [decide], perm=[1, 0, 2])
