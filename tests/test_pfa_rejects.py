@@ -147,3 +147,22 @@ def test_error_form_on_rows_that_do_not_reach_it_is_silent():
     model = portable.load(RUNTIME[2][1])
     out = model.run({"input": np.array([-1.0, -2.0])})["output"]
     np.testing.assert_array_equal(out, [-1.0, -2.0])
+
+
+# -- what the ONNX compiler cannot express is refused with the place in the document ----------------------------------
+NOT_COMPILABLE = [
+    ("string ordering", {"input": "string", "output": "boolean", "action": [{"<": ["input", ["m"]]}]},
+     "action[0].<", "string operation"),
+    ("a.mode of a computed array", {"input": {"type": "array", "items": "string"}, "output": "string",
+                                    "action": [{"a.mode": "input"}]}, "action[0].a.mode", "forests"),
+    ("unconditional error", {"input": "double", "output": "double", "action": [{"error": "no"}]}, "action[0]",
+     "always raises"),
+]
+
+
+@pytest.mark.parametrize("case,document,where,words", NOT_COMPILABLE, ids=[c[0] for c in NOT_COMPILABLE])
+def test_onnx_refusals_name_the_place(case, document, where, words):
+    model = portable.load(document)
+    with pytest.raises(UnsupportedModelError) as info:
+        portable.convert(model, to="onnx", check=False)
+    assert words in str(info.value) and info.value.where == where, (str(info.value), info.value.where)

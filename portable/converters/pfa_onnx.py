@@ -125,6 +125,9 @@ class OnnxBackend:
                              like or self.lift(a).dtype)
         ops = self._operands(args)
         dt = ops[0].dtype
+        if any(o.dtype == "str" for o in ops) and name not in ("eq", "ne"):
+            raise UnsupportedModelError(f"the string operation '{name}' has no ONNX operator (ONNX compares "
+                                        "strings for equality only)")
         if name == "tan":  # onnxruntime 1.32 has no Tan kernel
             return self.node("Div", [self.node("Sin", ops, dt), self.node("Cos", ops, dt)], dt)
         if dt == "float64" and name in ("erf", "sinh", "cosh", "atan", "asin", "acos"):

@@ -221,7 +221,13 @@ class Evaluator:
 
     def call(self, name: str, arglist: list[Any], scope: Scope, where: str) -> Val:
         fn = self.lookup_fn(name, where)
-        return fn(self, self.args(arglist, scope, where), where)
+        args = self.args(arglist, scope, where)
+        try:
+            return fn(self, args, where)
+        except UnsupportedModelError as exc:
+            if exc.where is None:  # raised by a backend: say where in the document
+                raise UnsupportedModelError(f"{name}: {exc.message}", path=self.doc.path, where=where) from None
+            raise
 
     def lookup_fn(self, name: str, where: str) -> Fn:
         if name.startswith("u."):
