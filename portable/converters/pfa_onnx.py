@@ -87,8 +87,9 @@ class OnnxBackend:
         elif a.dtype.kind == "b":
             dtype = "bool"
         elif like is not None and like not in ("str", "bool") and a.dtype.kind in "fiu":
-            dtype = like if (a.dtype.kind == "f") == like.startswith("float") or like.startswith("float") \
-                else like
+            # a constant takes the dtype of the tensor it meets, except that a fraction never becomes an int
+            # (the graph would then fail onnx.checker loudly instead of truncating silently)
+            dtype = self.float_dtype if a.dtype.kind == "f" and not like.startswith("float") else like
         else:
             dtype = {"f": self.float_dtype if a.dtype == np.float64 else a.dtype.name, "i": "int64",
                      "u": "int64"}[a.dtype.kind]
