@@ -657,16 +657,17 @@ class _SklearnLearner:
 def _finish(plan: Plan) -> None:
     """Ranges for features nothing was learned about, and a little margin around learned ones."""
     trees = plan.trees
-    if trees is not None:
-        s = trees.splits
-        for c in np.unique(trees.feature[s]):
-            t = trees.threshold[s][trees.feature[s] == c]
-            t = t[np.isfinite(t)]
-            if t.size:
-                f = plan.features[c]
-                pad = max(float(t.max() - t.min()) * 0.25, 1e-3 * max(1.0, float(np.abs(t).max())))
-                if not f.known:
-                    f.widen(float(t.min()) - pad, float(t.max()) + pad)
+    unknown = [i for i, f in enumerate(plan.features) if not f.known and not f.is_string]
+    if trees is not None and unknown:  # thresholds span the part of a feature's range the trees care about
+        ok = (trees.feature >= 0) & np.isfinite(trees.threshold)
+        feat, thr = trees.feature[ok], trees.threshold[ok]
+        lo, hi = np.full(len(plan.features), np.inf), np.full(len(plan.features), -np.inf)
+        np.minimum.at(lo, feat, thr)
+        np.maximum.at(hi, feat, thr)
+        for i in unknown:
+            if np.isfinite(lo[i]):
+                pad = max((hi[i] - lo[i]) * 0.25, 1e-3 * max(1.0, abs(lo[i]), abs(hi[i])))
+                plan.features[i].widen(float(lo[i] - pad), float(hi[i] + pad))
     defaulted = []
     for f in plan.features:
         if f.is_string:
