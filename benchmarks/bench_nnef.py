@@ -60,11 +60,12 @@ def run() -> str:
             for m in (original, lowered, art):
                 m.run(feeds)  # sessions and executor built outside the timings
             fast = "MLP" in label
-            t_ort = best_of(lambda: original.run(feeds), repeat=10 if fast else 3)
-            t_low = best_of(lambda: lowered.run(feeds), repeat=10 if fast else 2)
-            t_nnef = best_of(lambda: art.run(feeds), repeat=10 if fast else 2)
+            t_ort = best_of(lambda m=original, f=feeds: m.run(f), repeat=10 if fast else 3)
+            t_low = best_of(lambda m=lowered, f=feeds: m.run(f), repeat=10 if fast else 2)
+            t_nnef = best_of(lambda m=art, f=feeds: m.run(f), repeat=10 if fast else 2)
             interp = _interpreter(art, Path(tmp) / f"m{i}.nnef")
-            t_torch = best_of(lambda: interp([X]), repeat=3 if fast else 1) if interp is not None else None
+            t_torch = (best_of(lambda it=interp, x=X: it([x]), repeat=3 if fast else 1)
+                       if interp is not None else None)
             interp = None
             log(f"{label}: timed in {time.perf_counter() - t0:.1f}s")
             trees = art.meta.get("lowering", {}).get("trees", "-")

@@ -13,11 +13,11 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
 
-import portable  # noqa: E402
-from portable.converters.onnx_standard import GEMM_MAX_DEPTH, lower_proto  # noqa: E402
-from portable.errors import UnsupportedModelError  # noqa: E402
-from portable.formats.onnx import OnnxModel  # noqa: E402
-from portable.registry import ConvertOptions  # noqa: E402
+import portable
+from portable.converters.onnx_standard import GEMM_MAX_DEPTH, lower_proto
+from portable.errors import UnsupportedModelError
+from portable.formats.onnx import OnnxModel
+from portable.registry import ConvertOptions
 
 H = onnx.helper
 TP = onnx.TensorProto
@@ -38,7 +38,11 @@ def _models() -> dict[str, tuple]:
     """id -> (make estimator, data kind). Unusual rows say why."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+    )
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -80,7 +84,7 @@ MODELS = _models()
 ORT_DEPARTS = {"normalizer-max": "onnxruntime 1.32 divides by max(x); scikit-learn and onnx.reference by max(|x|)"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _converted(name: str) -> tuple:
     make, kind = MODELS[name]
     X, y = _data(kind)
@@ -235,7 +239,7 @@ def _v5_model(modes: list[int], aggregate: int, post: int) -> OnnxModel:
     return _ml_model([node], [_vi("X", TP.FLOAT, [None, 2])], [_vi("Y", TP.FLOAT, [None, 2])], ml=5)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _v5_pair(modes: tuple[int, ...], aggregate: int) -> tuple[OnnxModel, OnnxModel]:
     model = _v5_model(list(modes), aggregate, 0)
     return model.with_runtime("reference"), OnnxModel(lower_proto(model.proto).proto)
@@ -257,8 +261,8 @@ def test_tree_ensemble_v5_modes_at_thresholds(values: list[float]) -> None:
 
 
 def test_zipmap_is_removed() -> None:
-    from sklearn.linear_model import LogisticRegression
     from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
 
     X, y = _data("multi")
     proto = to_onnx(LogisticRegression().fit(X, y), X[:1].astype(np.float32))  # ZipMap on

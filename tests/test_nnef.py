@@ -18,9 +18,9 @@ pytest.importorskip("nnef")
 pytest.importorskip("nnef_tools")
 pytest.importorskip("skl2onnx")
 
-import portable  # noqa: E402
-from portable.errors import InputError, NNEFError, OutputExistsError  # noqa: E402
-from portable.formats.nnef import NnefModel  # noqa: E402
+import portable
+from portable.errors import InputError, NNEFError, OutputExistsError
+from portable.formats.nnef import NnefModel
 
 EXAMPLES = Path("/work/shared/pfa/examples")
 if not EXAMPLES.is_dir():
@@ -68,7 +68,7 @@ def _models() -> dict[str, tuple]:
 MODELS = _models()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _artifact(name: str, dtype: str = "float32") -> tuple:
     import warnings
 
@@ -174,7 +174,7 @@ def test_string_labels_travel_as_indices() -> None:
 
 # -- saving and loading ----------------------------------------------------------------------------------
 def test_save_folder_and_archive_roundtrip(tmp_path: Path) -> None:
-    est, X, art = _artifact("forest-depth-5")
+    _, X, art = _artifact("forest-depth-5")
     folder, archive = tmp_path / "model.nnef", tmp_path / "model.nnef.tgz"
     art.save(folder)
     art.save(archive)

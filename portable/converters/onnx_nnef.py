@@ -185,7 +185,10 @@ def _nnef_files(proto: Any) -> tuple[dict[str, bytes], list[str], list[str]]:
     from nnef_tools.conversion.converter import ConversionError as ToolsConversionError
     from nnef_tools.conversion.onnx_to_nnef import Converter
     from nnef_tools.io.nnef import Writer
-    from nnef_tools.io.onnx.reader import _add_value_info_for_constants, onnx_model_to_graph
+    from nnef_tools.io.onnx.reader import (
+        _add_value_info_for_constants,
+        onnx_model_to_graph,
+    )
     from nnef_tools.optimization.onnx_optimizer import Optimizer
 
     _add_value_info_for_constants(proto)
@@ -269,5 +272,6 @@ def _precision_notes(proto: Any, dtype: str) -> list[str]:
     if not casts:
         return []
     other = "float32" if dtype == "float64" else "float64"
-    return [f"the ONNX graph casts to {other} in {len(casts)} place(s) ({', '.join(casts[:3])}); NNEF has one "
-            f"precision for scalars, so the NNEF artifact computes those steps in {dtype}"]
+    note = (f"the ONNX graph casts to {other} in {len(casts)} place(s) ({', '.join(casts[:3])}); NNEF has one "
+            f"precision for scalars, so the NNEF artifact computes those steps in {dtype}")
+    return [note]

@@ -66,6 +66,7 @@ class _Builder:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.notes: dict[str, str] = {}
+        self.zipmaps: list[str] = []  # outputs that were ZipMap's sequence of maps and are now tensors
         self.types: dict[str, int] = {}
         self.ranks: dict[str, int] = {}
         self._used: set[str] = set()
@@ -589,34 +590,34 @@ def _trees_v5(b: _Builder, at: dict[str, Any]) -> list[_Tree]:
         if len(runs) != len(member_nodes):
             raise b.fail(f"{len(member_nodes)} MEMBER nodes but {len(runs)} sets in membership_values")
         sets = dict(zip(member_nodes, runs))
+
+    def visit(tree: _Tree, i: int, is_leaf: bool) -> int:
+        if is_leaf:
+            n = tree.add(leaf=True)
+            tree.value[n] = {int(targets[i]): float(weights[i])}
+            return n
+        mode = _MODES_V5.get(int(modes[i]), str(modes[i]))
+        if mode == "MEMBER":
+            if i not in sets:
+                raise b.fail("a MEMBER node without membership_values")
+            n = tree.add(int(feats[i]), 0.0, False, nan_yes=bool(tracks[i]))
+            tree.members[n] = sets[i]
+            tree.true[n] = visit(tree, int(t_true[i]), bool(leaf_true[i]))
+            tree.false[n] = visit(tree, int(t_false[i]), bool(leaf_false[i]))
+            return n
+        if mode not in _MODES:
+            raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT, MEMBER)")
+        strict, swap = _MODES[mode]
+        n = tree.add(int(feats[i]), float(splits[i]), strict, nan_yes=bool(tracks[i]) != swap)
+        yes = visit(tree, int(t_true[i]), bool(leaf_true[i]))
+        no = visit(tree, int(t_false[i]), bool(leaf_false[i]))
+        tree.true[n], tree.false[n] = (no, yes) if swap else (yes, no)
+        return n
+
     out = []
     for root in at["tree_roots"]:
         tree = _Tree()
-
-        def visit(i: int, is_leaf: bool) -> int:
-            if is_leaf:
-                n = tree.add(leaf=True)
-                tree.value[n] = {int(targets[i]): float(weights[i])}
-                return n
-            mode = _MODES_V5.get(int(modes[i]), str(modes[i]))
-            if mode == "MEMBER":
-                if i not in sets:
-                    raise b.fail("a MEMBER node without membership_values")
-                n = tree.add(int(feats[i]), 0.0, False, nan_yes=bool(tracks[i]))
-                tree.members[n] = sets[i]
-                tree.true[n] = visit(int(t_true[i]), bool(leaf_true[i]))
-                tree.false[n] = visit(int(t_false[i]), bool(leaf_false[i]))
-                return n
-            if mode not in _MODES:
-                raise b.fail(f"tree nodes with mode {mode} are not supported (only LEQ, LT, GTE, GT)")
-            strict, swap = _MODES[mode]
-            n = tree.add(int(feats[i]), float(splits[i]), strict, nan_yes=bool(tracks[i]) != swap)
-            yes = visit(int(t_true[i]), bool(leaf_true[i]))
-            no = visit(int(t_false[i]), bool(leaf_false[i]))
-            tree.true[n], tree.false[n] = (no, yes) if swap else (yes, no)
-            return n
-
-        visit(int(root), False)
+        visit(tree, int(root), False)
         out.append(tree)
     return out
 
@@ -813,7 +814,7 @@ def _tree_classifier(b: _Builder, node: Any) -> None:
     at = _attrs(node)
     classes = _classes(at, "classlabels_int64s", "classlabels_strings")
     trees = _trees_v3(b, at, "class")
-    ids = set(int(i) for i in at["class_ids"])
+    ids = {int(i) for i in at["class_ids"]}
     post = at.get("post_transform", "NONE")
     binary = len(ids) == 1 and len(classes) == 2
     k = 1 if binary else len(classes)
@@ -835,7 +836,7 @@ def _tree_classifier(b: _Builder, node: Any) -> None:
 @lowers("ZipMap")
 def _zipmap(b: _Builder, node: Any) -> None:
     b.op("Identity", [node.input[0]], out=node.output[0])
-    b.zipmaps.append(node.output[0])  # type: ignore[attr-defined]
+    b.zipmaps.append(node.output[0])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -880,7 +881,6 @@ def lower_proto(proto: Any) -> LoweringResult:
     except Exception:
         inferred = src
     b = _Builder(inferred, opsets.get("", MIN_OPSET))
-    b.zipmaps = []  # type: ignore[attr-defined]
     counts: dict[str, int] = {}
     for node in src.graph.node:
         if node.domain != ML_DOMAIN:
@@ -901,7 +901,7 @@ def lower_proto(proto: Any) -> LoweringResult:
     g.initializer.extend(b.initializers)
     del g.value_info[:]  # stale for the replaced nodes; runtimes infer them again
     for out in g.output:
-        if out.name in b.zipmaps:  # type: ignore[attr-defined]
+        if out.name in b.zipmaps:
             out.type.CopyFrom(onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [None, None]))
     kept = [o for o in src.opset_import if o.domain != ML_DOMAIN]
     del src.opset_import[:]

@@ -307,7 +307,7 @@ class Executor:
         return {"scalar": self.dtype, "integer": np.int64, "logical": np.bool_}.get(str(nnef_dtype), self.dtype)
 
     @classmethod
-    def from_files(cls, files: dict[str, bytes], *, dtype: str = "float32") -> "Executor":
+    def from_files(cls, files: dict[str, bytes], *, dtype: str = "float32") -> Executor:
         """Parse graph.nnef and read the variables' `.dat` files."""
         import nnef
 
