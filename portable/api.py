@@ -146,8 +146,12 @@ def export(model: Any, path: str | Path, data: Any = None, *, to: str | None = N
     return art.report
 
 
-def audit(path: str | Path) -> Any:
-    """What a pickle would import and call, found without running it."""
+def audit(path: str | Path, *, trust: Iterable[str] = ()) -> Any:
+    """What a pickle, joblib or skops file would import and call, found without running it.
+
+    Returns an `AuditResult` (`.safe`, `.refused`, `.to_text()`, `.to_json()`); `trust` marks names or
+    package prefixes as admitted, as `load(trust=...)` would.
+    """
     from .safety import audit as run_audit
 
-    return run_audit(Path(path))
+    return run_audit(Path(path), trust=tuple(trust))
