@@ -87,7 +87,10 @@ class NumpyBackend:
             return self.OPS[name](*args)
 
     def cast(self, x: Any, dtype: str) -> Any:
-        return np.asarray(x).astype(dtype if dtype != "str" else np.str_)
+        a = np.asarray(x)
+        if dtype == "str":
+            return a if a.dtype.kind == "U" else a.astype(np.str_)
+        return a.astype(dtype, copy=False)
 
     def reduce(self, name: str, x: Any, axis: int = -1) -> Any:
         with np.errstate(all="ignore"):
