@@ -292,8 +292,7 @@ def test_unsupported_operators_are_named() -> None:
         lower_proto(model.proto)
 
 
-@pytest.mark.parametrize("name", ["logreg-multi", "svc-rbf", "tree-deep", "forest-shallow", "forest-deep",
-                                  "gb-binary", "gb-regressor", "scaler-pca-logreg"])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_checker_accepts_lowered(name: str) -> None:
     est, _, _, lowered = _converted(name)
     report = portable.api.check(est, lowered, samples=200, seed=2)
