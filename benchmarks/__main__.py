@@ -57,8 +57,8 @@ def main(argv: list[str]) -> int:
             "Every figure is a ratio of two measurements taken side by side in the same run; absolute times are "
             "given for context only.\n")
     out = HERE / "RESULTS.md"
-    if argv and out.exists():
-        print("(partial run: RESULTS.md is rewritten only by a full run; sections printed below)", file=sys.stderr)
+    if argv:
+        print("(partial run: RESULTS.md is written only by a full run; sections printed below)", file=sys.stderr)
         print("\n\n".join(sections))
         return 0
     out.write_text(head + "\n" + "\n\n".join(sections) + "\n")
