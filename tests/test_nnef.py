@@ -87,6 +87,33 @@ def _rows(X: np.ndarray, dtype: str = "float32") -> np.ndarray:
     return np.concatenate([X[:150], wide]).astype(dtype)
 
 
+def _torch_agrees(art: NnefModel, feeds: dict[str, np.ndarray], folder: Path) -> None:
+    """nnef-tools' PyTorch interpreter gives what portable's executor gives (skipped quietly without torch)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    import warnings
+
+    from nnef_tools.interpreter.pytorch import Interpreter
+
+    art.save(folder, force=True)
+    order = [d["nnef"] for d in art.meta["inputs"]]
+    nnef_feeds = {d["nnef"]: np.asarray(feeds[d["name"]], dtype=d["dtype"]) for d in art.meta["inputs"]}
+    # nnef-tools 1.0.11's interpreter computes every scalar in float32 (NNEFModule._dtypeRemap)
+    as32 = {n: v.astype(np.float32) if v.dtype == np.float64 else v for n, v in nnef_feeds.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = Interpreter(str(folder), device="cpu")([as32[n] for n in order])
+    mine = art.executor().run(nnef_feeds)
+    tol = 1e-5 if art.compute_dtype == "float32" else 1e-4
+    for k, v in mine.items():
+        if v.dtype.kind == "f":
+            np.testing.assert_allclose(theirs[k], v, rtol=tol, atol=tol / 10, err_msg=k)
+        else:
+            np.testing.assert_array_equal(theirs[k].reshape(v.shape), v, err_msg=k)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_sklearn_to_nnef_agrees_with_sklearn(name: str) -> None:
     est, X, art = _artifact(name)
@@ -108,7 +135,7 @@ def test_sklearn_to_nnef_agrees_with_sklearn(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["decision-tree", "forest-depth-5", "forest-depth-12", "gradient-boosting"])
-def test_missing_values_follow_scikit_learn_in_trees(name: str) -> None:
+def test_missing_values_follow_scikit_learn_in_trees(name: str, tmp_path: Path) -> None:
     """scikit-learn sends NaN to the child with more training samples; the ONNX trees record it in
     nodes_missing_value_tracks_true, and both tree formulations must honour it. inf (which scikit-learn
     refuses) is compared with onnxruntime on the source ONNX: a one-hot product would spread it as NaN."""
@@ -125,6 +152,7 @@ def test_missing_values_follow_scikit_learn_in_trees(name: str) -> None:
     got = art.run({"X": rows})
     np.testing.assert_array_equal(got["label"], want["label"])
     np.testing.assert_allclose(got["probabilities"], want["probabilities"], atol=2e-6)
+    _torch_agrees(art, {"X": rows}, tmp_path / "m.nnef")
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -148,7 +176,7 @@ def test_nnef_agrees_with_onnxruntime_on_the_source_onnx(name: str) -> None:
             np.testing.assert_array_equal(got[out], want[out], err_msg=out)
 
 
-def test_executor_computes_in_the_artifacts_precision() -> None:
+def test_executor_computes_in_the_artifacts_precision(tmp_path: Path) -> None:
     est, X, art64 = _artifact("logreg-multi", "float64")
     _, _, art32 = _artifact("logreg-multi")
     rows = _rows(X, "float64")
@@ -156,9 +184,10 @@ def test_executor_computes_in_the_artifacts_precision() -> None:
     assert art64.meta["portable.dtype"] == "float64" and p64.dtype == np.float64
     exact = est.predict_proba(rows)
     assert np.abs(p64 - exact).max() < 1e-12 < np.abs(p32 - exact).max()
+    _torch_agrees(art64, {"X": rows}, tmp_path / "m64.nnef")
 
 
-def test_string_labels_travel_as_indices() -> None:
+def test_string_labels_travel_as_indices(tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
     X, y = _data("multi")
@@ -169,6 +198,7 @@ def test_string_labels_travel_as_indices() -> None:
     assert label_spec["labels"] == ["setosa", "versicolor", "virginica"]
     assert "tensor<string>" not in art.text and "<string>" not in art.text
     np.testing.assert_array_equal(art.run({"X": X[:50]})["label"], est.predict(X[:50]))
+    _torch_agrees(art, {"X": X[:50]}, tmp_path / "m.nnef")
 
 
 # -- saving and loading ----------------------------------------------------------------------------------
@@ -274,7 +304,7 @@ PFA_READY = _pfa_examples_load()
 @pytest.mark.parametrize("example", ["reg_linear_vector.yaml", "reg_linear_matrix.yaml",
                                      "neural_simpleLayers_xor.yaml", "iris_standardize_logreg_softmax.pfa.json",
                                      "cluster_closest_kmeans.yaml"])
-def test_pfa_to_nnef_agrees_with_the_pfa_engine(example: str) -> None:
+def test_pfa_to_nnef_agrees_with_the_pfa_engine(example: str, tmp_path: Path) -> None:
     src = portable.load(EXAMPLES / example)
     art = portable.convert(EXAMPLES / example, to="nnef", check=False)
     assert art.route[0] == "pfa" and art.route[-1] == "nnef"
@@ -290,6 +320,7 @@ def test_pfa_to_nnef_agrees_with_the_pfa_engine(example: str) -> None:
             np.testing.assert_array_equal(got[out], w, err_msg=out)
         else:
             np.testing.assert_allclose(got[out], w, rtol=1e-6, atol=1e-9, err_msg=out)
+    _torch_agrees(art, feeds, tmp_path / "m.nnef")
 
 
 @pytest.mark.skipif(not PFA_READY, reason="portable.formats.pfa cannot load the shared PFA examples yet")
