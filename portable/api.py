@@ -96,6 +96,7 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
                 artifact, report = retry, report64
             else:
                 report.notes.append("float64 was tried too and also disagreed")
+    report.notes[:0] = [n for n in original.notes if n not in report.notes]  # e.g. a pickle's version warning
     artifact.report = report
     _record_check(artifact, report)
     return artifact
