@@ -139,6 +139,8 @@ def test_tree_formulation_is_chosen_by_depth_and_recorded(name: str, formulation
     assert meta["portable.lowering.trees"] == formulation
     depth = max(e.get_depth() for e in np.ravel(getattr(est, "estimators_", [est])))
     assert (depth <= GEMM_MAX_DEPTH) == (formulation == "gemm")
+    ops = {n.op_type for n in lowered.proto.graph.node}
+    assert ("GatherElements" in ops) == (formulation == "gather")  # NNEF has none: onnx -> nnef lowers for_nnef
 
 
 def test_convert_with_standard_ops_option_and_provenance() -> None:

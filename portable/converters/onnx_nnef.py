@@ -232,7 +232,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         raise NNEFError(f"NNEF has no string tensors, and the model takes strings in {strings}; encode them as "
                         "numbers before converting (e.g. an OrdinalEncoder fitted outside the model)")
     if any(n.domain == ML_DOMAIN for n in model.proto.graph.node):
-        lowered = lower_proto(model.proto)
+        lowered = lower_proto(model.proto, for_nnef=True)
         proto, trees = lowered.proto, lowered
     else:
         proto, trees = onnx.ModelProto(), None

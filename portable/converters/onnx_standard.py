@@ -13,6 +13,8 @@ metadata under `portable.lowering.trees`:
   three batched matrix products, one block per tree. Fast for shallow trees; its size grows as 4^depth.
 - `gather`: index traversal: every row keeps one node index per tree and steps down `max_depth` times,
   gathering the node's feature, threshold and children. Its size grows linearly with the number of nodes.
+  Each row's feature value is read with GatherElements, or, on the way to NNEF (which has no per-row
+  gather), with a one-hot mask over the features.
 
 Not lowered (a clear `UnsupportedModelError` names the node): string-valued encoders, PROBIT post-transforms,
 SVMs with probability estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ tree nodes, and
@@ -60,9 +62,10 @@ def lowers(*op_types: str) -> Callable[[Lowering], Lowering]:
 # the builder: fresh names, constants and nodes appended to the new graph
 # ----------------------------------------------------------------------------------------------------------
 class _Builder:
-    def __init__(self, proto: Any, opset: int) -> None:
+    def __init__(self, proto: Any, opset: int, *, for_nnef: bool = False) -> None:
         self.onnx = require("onnx", purpose="lowering ONNX-ML")
         self.opset = opset
+        self.for_nnef = for_nnef
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.notes: dict[str, str] = {}
@@ -749,6 +752,7 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill:
     if depth > 1:
         t_thr = b.const(thr_a, "thresholds")
         t_yes, t_no = b.const(yes_a, "true_children"), b.const(no_a, "false_children")
+    if depth > 1 and b.for_nnef:
         x3 = b.op("Unsqueeze", [x, b.const(np.array([1], np.int64), "axes")])  # [N, 1, F]
         x3 = b.op("Slice", [x3, b.const(np.array([0], np.int64)), b.const(np.array([n_feat], np.int64)),
                             b.const(np.array([2], np.int64))])
@@ -757,10 +761,15 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill:
         columns = b.const(np.arange(n_feat, dtype=dt), "columns")
         zero = b.const(np.array(0, dt), "zero")
         axes_last = b.const(np.array([-1], np.int64), "axes")
+    elif depth > 1:
+        t_feat = b.const(feat_a, "features")
     for _ in range(depth - 1):
-        f = b.op("Unsqueeze", [b.op("Gather", [t_featf, idx], axis=0), axes_last])  # [N, T, 1]
-        picked = b.op("Where", [b.op("Equal", [f, columns]), x3, zero])  # [N, T, F], one value per row
-        xf = b.reduce("ReduceSum", picked, [2], keepdims=0)
+        if b.for_nnef:  # NNEF has no per-row gather (GatherElements): pick the feature by a one-hot mask
+            f = b.op("Unsqueeze", [b.op("Gather", [t_featf, idx], axis=0), axes_last])  # [N, T, 1]
+            picked = b.op("Where", [b.op("Equal", [f, columns]), x3, zero])  # [N, T, F], one value per row
+            xf = b.reduce("ReduceSum", picked, [2], keepdims=0)
+        else:
+            xf = b.op("GatherElements", [x, b.op("Gather", [t_feat, idx], axis=0)], axis=1)
         go = b.op("LessOrEqual", [xf, b.op("Gather", [t_thr, idx], axis=0)])
         if t_nan is not None:
             go = _nan_routed(b, xf, go, None, b.op("Gather", [t_nan, idx], axis=0))
@@ -856,8 +865,12 @@ class LoweringResult:
         return "+".join(kinds) if kinds else "none"
 
 
-def lower_proto(proto: Any) -> LoweringResult:
+def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
     """A copy of `proto` with every `ai.onnx.ml` node replaced by standard ONNX operators.
+
+    Args:
+        for_nnef: use only operators nnef-tools converts (the gather traversal then selects each row's
+            feature with a one-hot mask instead of GatherElements).
 
     Raises:
         UnsupportedModelError: a node has no lowering (the message names it and lists what is supported).
@@ -880,7 +893,7 @@ def lower_proto(proto: Any) -> LoweringResult:
         inferred = onnx.shape_inference.infer_shapes(src)
     except Exception:
         inferred = src
-    b = _Builder(inferred, opsets.get("", MIN_OPSET))
+    b = _Builder(inferred, opsets.get("", MIN_OPSET), for_nnef=for_nnef)
     counts: dict[str, int] = {}
     for node in src.graph.node:
         if node.domain != ML_DOMAIN:
