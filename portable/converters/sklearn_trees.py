@@ -114,6 +114,11 @@ def build(table: NodeTable) -> Forest:
         n_inner += k
     values = table.values[is_leaf]
     n_targets = values.shape[1]
+    if n_targets == 1:  # the common case: no copies
+        return Forest(featureids=feat, modes=mode, splits=splits, truenodeids=tid, trueleafs=tl,
+                      falsenodeids=fid, falseleafs=fl, missing_true=miss, tree_roots=tree_roots,
+                      leaf_targetids=np.zeros(n_leaf, np.int64), leaf_weights=values[:, 0].astype(np.float64),
+                      membership=members, n_targets=1)
     # TreeEnsemble gives each leaf one target: repeat the trees once per target
     rep = np.arange(n_targets, dtype=np.int64)
     inner_shift = np.repeat(rep * n_inner, n_inner)
@@ -124,9 +129,9 @@ def build(table: NodeTable) -> Forest:
 
     return Forest(
         featureids=tile(feat), modes=tile(mode), splits=tile(splits),
-        truenodeids=tile(tid) + np.where(tile(tl), leaf_shift, inner_shift), trueleafs=tile(tl).astype(np.int64),
+        truenodeids=tile(tid) + np.where(tile(tl), leaf_shift, inner_shift), trueleafs=tile(tl),
         falsenodeids=tile(fid) + np.where(tile(fl), leaf_shift, inner_shift),
-        falseleafs=tile(fl).astype(np.int64), missing_true=tile(miss).astype(np.int64),
+        falseleafs=tile(fl), missing_true=tile(miss),
         tree_roots=(tree_roots[None, :] + (rep * n_inner)[:, None]).ravel(),
         leaf_targetids=np.repeat(rep, n_leaf), leaf_weights=values.T.ravel().astype(np.float64),
         membership=members * n_targets, n_targets=n_targets)
@@ -189,6 +194,17 @@ def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
         sets = [np.append(np.asarray(m, np.float64), np.nan) for m in forest.membership]
         out.append(tensor("membership_values", np.concatenate(sets)[:-1].astype(np_dtype)))
     return out
+
+
+PENDING: dict[str, tuple[Forest, Any, int]] = {}  # TreeEnsemble node name -> what its attributes will be
+
+
+def attach_pending(graph: Any) -> None:
+    """Give the TreeEnsemble nodes written during this conversion their attributes (see Emitter.ensemble)."""
+    for node in graph.node:
+        if node.op_type == "TreeEnsemble" and node.name in PENDING:
+            forest, dtype, aggregate = PENDING.pop(node.name)
+            node.attribute.extend(attributes(forest, dtype, aggregate=aggregate))
 
 
 # -- emitting nodes inside skl2onnx ---------------------------------------------------------------------------
@@ -254,11 +270,18 @@ class Emitter:
         return self.node("Cast", [x32], "x32d", to=TensorProto.DOUBLE)
 
     def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1) -> str:
+        """A TreeEnsemble node; its (large) attributes are attached by `attach_pending` after skl2onnx is done.
+
+        skl2onnx copies the graph several times while it builds and cleans the model; for a 300-tree forest
+        that is ~17 MB per copy, so the node travels through skl2onnx empty and gets its arrays at the end.
+        """
+        import uuid
+
         o = self.name(hint)
+        name = self.scope.get_unique_operator_name(f"TreeEnsemble_{uuid.uuid4().hex[:10]}")
         # version 3 in skl2onnx's bookkeeping (it refuses ai.onnx.ml 5); sklearn_extra.finalize() declares 5
-        self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3,
-                                name=self.scope.get_unique_operator_name("TreeEnsemble"))
-        self.container.nodes[-1].attribute.extend(attributes(forest, self.dtype, aggregate=aggregate))
+        self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3, name=name)
+        PENDING[name] = (forest, self.dtype, aggregate)
         return o
 
     def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,

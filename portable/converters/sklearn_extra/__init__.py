@@ -27,11 +27,14 @@ def register_all() -> None:
 
 
 def finalize(proto: Any) -> None:
-    """Declare ai.onnx.ml opset 5 when the model holds `TreeEnsemble` nodes.
+    """Attach the pending TreeEnsemble attributes, and declare ai.onnx.ml opset 5 when there are such nodes.
 
     skl2onnx 1.20 refuses to declare ai.onnx.ml above 3, so portable's converters add `TreeEnsemble` under
     version 3 in skl2onnx's bookkeeping and the opset is raised here, after conversion.
     """
+    from ..sklearn_trees import attach_pending
+
+    attach_pending(proto.graph)
     if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
         return
     for op in proto.opset_import:
