@@ -193,7 +193,7 @@ def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
                 arr = np.nan_to_num(np.round(vals)).astype(slot.dtype)
             else:
                 arr = vals.astype(slot.dtype)
-        out[slot.name] = arr.reshape((n, *slot.row_shape))
+        out[slot.name] = np.ascontiguousarray(arr.reshape((n, *slot.row_shape)))
     return out
 
 
