@@ -111,3 +111,17 @@ def test_all_estimators_sweep():
     result = sweep()
     print(result.summary())
     assert not result.refused, result.refused
+
+
+def test_version_mismatch_note_reaches_the_report(tmp_path, fitted):
+    import sklearn
+
+    est, _X, _ = fitted["logreg_binary"]
+    data = pickle.dumps(est, protocol=2)
+    cur, old = sklearn.__version__.encode(), b"0.24.2"
+    data = data.replace(b"X" + len(cur).to_bytes(4, "little") + cur, b"X" + len(old).to_bytes(4, "little") + old)
+    path = tmp_path / "old.pkl"
+    path.write_bytes(data)
+    art = portable.convert(path, to="onnx", samples=50)
+    assert art.report.notes and "0.24.2" in art.report.notes[0] and sklearn.__version__ in art.report.notes[0]
+    assert "0.24.2" in art.report.to_dict()["notes"][0]

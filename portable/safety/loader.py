@@ -1,10 +1,13 @@
 """`safe_load`: unpickle a pickle, joblib or skops file, resolving only allowlisted globals.
 
-Plain pickles go through the C unpickler with a restricted `find_class`; joblib files (their arrays follow the
-pickle opcodes as raw bytes) go through joblib's own `NumpyUnpickler` with the same restriction, never through
-`joblib.load`; skops archives go through `skops.io` with `trusted=` computed from the allowlist. A refusal
-stops the load at the first refused global; a static scan of the file then names every refused global.
-While loading, `guard.guarded()` blocks process, network and file-writing side effects as a second wall.
+Plain pickles go through the C unpickler twice: first a dry run in which every allowed global is a stub (C
+speed, nothing built) so that the numpy dtype states and scikit-learn Cython states numpy and scikit-learn
+apply unchecked can be checked (`states.py`), then the real load, with the same restricted `find_class`.
+joblib files (their arrays follow the pickle opcodes as raw bytes) go through joblib's own `NumpyUnpickler`
+with the restriction and the state checks in its BUILD, never through `joblib.load`; skops archives go through
+`skops.io` with `trusted=` computed from the allowlist. A refusal stops the load at the first refused global;
+a static scan of the file then names every refused global. While loading, `guard.guarded()` blocks process,
+network and file-writing side effects as a second wall.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
-from .dtypes import BadDtype, check_real_state, check_state, check_tuple_state, code_size, tuple_state_minimum
+from .states import BadState, check_real_state, check_state, check_tuple_state, code_size, tuple_state_minimum
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 
@@ -133,9 +136,9 @@ class _DryRun(pickle.Unpickler):
     def check_dtypes(self) -> None:
         def child_size(obj: Any, depth: int = 1) -> int:
             if not isinstance(obj, _DtypeStub):
-                raise BadDtype("a structured numpy dtype with a field that is not a dtype")
+                raise BadState("a structured numpy dtype with a field that is not a dtype")
             if not obj.args:
-                raise BadDtype("a numpy dtype built without a type code")
+                raise BadState("a numpy dtype built without a type code")
             return check_state(code_size(obj.args[0]), obj.dtype_state, lambda o: child_size(o, depth + 1),
                                depth)
 
@@ -225,7 +228,7 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
         blocked = exc.event
     except PortableError:
         raise
-    except BadDtype as exc:
+    except BadState as exc:
         raise InputError(f"corrupt pickle: it holds {exc}; the library would accept it and then read wild "
                          "memory, so it was not built", path=path) from None
     except RecursionError:

@@ -16,57 +16,57 @@ _TYPE_CODE = re.compile(r"^[a-zA-Z?]\d{0,9}$")
 _MAX_DEPTH = 32
 
 
-class BadDtype(ValueError):
+class BadState(ValueError):
     """A pickled dtype state that numpy would accept but cannot use safely."""
 
 
 def code_size(code: Any) -> int:
-    """The itemsize of a dtype's constructor code ('f8', 'V56', ...); BadDtype for anything else."""
+    """The itemsize of a dtype's constructor code ('f8', 'V56', ...); BadState for anything else."""
     import numpy as np
 
     if not isinstance(code, str) or not _TYPE_CODE.match(code):
-        raise BadDtype(f"a numpy dtype with the type code {code!r}")
+        raise BadState(f"a numpy dtype with the type code {code!r}")
     try:
         return np.dtype(code).itemsize
     except TypeError:
-        raise BadDtype(f"a numpy dtype with the unknown type code {code!r}") from None
+        raise BadState(f"a numpy dtype with the unknown type code {code!r}") from None
 
 
 def check_state(size: int, state: Any, child_size: Callable[[Any], int], depth: int = 0) -> int:
     """Check one dtype's BUILD state, given the itemsize its constructor code implies; returns its itemsize.
 
-    `child_size(obj)` returns the itemsize of a nested dtype (checking it), or raises BadDtype when `obj` is not
+    `child_size(obj)` returns the itemsize of a nested dtype (checking it), or raises BadState when `obj` is not
     a dtype.
     """
     if depth > _MAX_DEPTH:
-        raise BadDtype("numpy dtypes nested too deeply")
+        raise BadState("numpy dtypes nested too deeply")
     if state is None:
         return size
     if not isinstance(state, tuple) or len(state) not in (8, 9):
-        raise BadDtype("a numpy dtype state that is not an 8- or 9-tuple")
+        raise BadState("a numpy dtype state that is not an 8- or 9-tuple")
     _version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
     if not isinstance(byteorder, str) or not all(isinstance(v, int) for v in (elsize, alignment, flags)):
-        raise BadDtype("a numpy dtype state with mistyped entries")
+        raise BadState("a numpy dtype state with mistyped entries")
     if elsize > 0:
         size = elsize
     if subarray is not None:
         if not (isinstance(subarray, tuple) and len(subarray) == 2 and isinstance(subarray[1], tuple)
                 and all(isinstance(n, int) and n >= 0 for n in subarray[1])):
-            raise BadDtype("a numpy sub-array dtype with a malformed (base, shape)")
+            raise BadState("a numpy sub-array dtype with a malformed (base, shape)")
         child_size(subarray[0])
     if (names is None) != (fields is None):
-        raise BadDtype("a numpy dtype with names but no fields, or fields but no names")
+        raise BadState("a numpy dtype with names but no fields, or fields but no names")
     if names is not None:
         if not (isinstance(names, tuple) and all(isinstance(n, str) for n in names) and isinstance(fields, dict)
                 and set(names) == set(fields) and len(set(names)) == len(names)):
-            raise BadDtype("a structured numpy dtype whose names and fields disagree")
+            raise BadState("a structured numpy dtype whose names and fields disagree")
         for name in names:
             entry = fields[name]
             if not (isinstance(entry, tuple) and len(entry) in (2, 3) and isinstance(entry[1], int)
                     and entry[1] >= 0):
-                raise BadDtype(f"a structured numpy dtype with a malformed field {name!r}")
+                raise BadState(f"a structured numpy dtype with a malformed field {name!r}")
             if entry[1] + child_size(entry[0]) > size:
-                raise BadDtype(f"a structured numpy dtype whose field {name!r} lies outside its item")
+                raise BadState(f"a structured numpy dtype whose field {name!r} lies outside its item")
     return size
 
 
@@ -76,7 +76,7 @@ def check_real_state(state: Any) -> None:
 
     def child_size(obj: Any) -> int:
         if not isinstance(obj, np.dtype):
-            raise BadDtype("a structured numpy dtype with a field that is not a dtype")
+            raise BadState("a structured numpy dtype with a field that is not a dtype")
         return obj.itemsize
 
     # the constructor code is not at hand here; the state's own elsize bounds the fields
@@ -101,9 +101,9 @@ def tuple_state_minimum(cls: Any) -> int | None:
 
 
 def check_tuple_state(cls: Any, state: Any) -> None:
-    """Raise BadDtype (a corrupt state) when `state` is too short for `cls`'s unchecked `__setstate__`."""
+    """Raise BadState (a corrupt state) when `state` is too short for `cls`'s unchecked `__setstate__`."""
     minimum = tuple_state_minimum(cls)
     if minimum is not None and not (isinstance(state, tuple) and len(state) >= minimum):
         got = f"{len(state)} entries" if isinstance(state, tuple) else f"a {type(state).__name__}"
-        raise BadDtype(f"a {cls.__name__} state with {got} where scikit-learn reads {minimum} without "
+        raise BadState(f"a {cls.__name__} state with {got} where scikit-learn reads {minimum} without "
                        "bounds checks")
