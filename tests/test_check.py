@@ -327,3 +327,18 @@ def test_boolean_labels_compare_by_value_with_a_note():
         return out
 
     assert not check(est, Edited(art, negate), samples=100).equivalent
+
+
+def test_a_converted_model_that_fails_on_some_rows_is_not_equivalent(logreg):
+    est, X, art = logreg
+
+    def refuse_long_sepals(inputs, out):  # a runtime error on rows the original handles
+        if (np.asarray(inputs["X"])[:, 0] > 7.5).any():
+            raise ValueError("refused")
+        return out
+
+    rep = check(est, Edited(art, refuse_long_sepals), samples=200, data=X)
+    assert not rep.equivalent and any("fails on inputs the original accepts" in n for n in rep.notes)
+    c = rep.counterexamples[0]
+    assert c["converted"] == {"error": "ValueError: refused"} and c["inputs"]["X"][0][0] > 7.5
+    assert c["original"]["label"] == est.predict(np.asarray(c["inputs"]["X"])).tolist()

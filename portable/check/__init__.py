@@ -63,20 +63,24 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     batch = generate(plan, samples, np.random.default_rng(seed))
     tick()
     notes += plan.notes
-    out_a, out_b, batch, failed_specials = _run_both(original, converted, plan, batch, notes, tick)
-    results = compare_outputs(outputs, out_a, out_b, len(batch), rtol, atol)
+    out_a, out_b, batch, failures = _run_both(original, converted, plan, batch, notes, tick)
+    if out_b is None:  # the converted model ran on no row at all
+        results = [OutputResult(name, kind, ("", ""), ((), ()), error="the converted model fails on every row")
+                   for name, kind in outputs]
+    else:
+        results = compare_outputs(outputs, out_a, out_b, len(batch), rtol, atol)
     tick()
     bad = np.zeros(len(batch), dtype=bool)
     for r in results:
         bad |= r.bad
-    counterexamples: list[dict[str, Any]] = []
+    counterexamples: list[dict[str, Any]] = list(failures)
     if bad.any():
-        counterexamples = _counterexamples(plan, outputs, original, converted, batch, results, bad, out_a, out_b,
-                                           rtol, atol, seed)
+        counterexamples += _counterexamples(plan, outputs, original, converted, batch, results, bad, out_a,
+                                            out_b, rtol, atol, seed)
     tick()
     counts = np.bincount(batch.source, minlength=len(SOURCES))
     report = Report(
-        equivalent=not bad.any() and not failed_specials,
+        equivalent=not bad.any() and not failures and out_b is not None,
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
@@ -115,9 +119,12 @@ def _error(exc: Exception) -> str:
 
 
 def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes: list[str],
-              tick: Callable[[], None]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Batch, bool]:
-    """Both models' outputs on the batch. Special rows the original rejects are dropped (with a note); special
-    rows only the converted model rejects make the check fail (also with a note)."""
+              tick: Callable[[], None]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Batch,
+                                                 list[dict[str, Any]]]:
+    """Both models' outputs on the batch, and counterexamples for rows only the converted model rejects.
+
+    Special rows the original rejects are dropped (with a note). Rows the original accepts and the converted
+    model does not are left out of the comparison and make the check fail (with a note and counterexamples)."""
     arrays = assemble(plan, batch)
     try:
         out_a = original.run(feed(arrays, original))
@@ -132,20 +139,45 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
         return _run_both(original, converted, plan, batch, notes, tick)
     tick()
     try:
-        out_b = converted.run(feed(arrays, converted))
+        return out_a, converted.run(feed(arrays, converted)), batch, []
     except Exception as exc:
-        special = batch.source == SPECIAL
-        if not special.any():
-            raise PortableError(f"the converted {converted.format} model '{converted.name}' failed on inputs the "
-                                f"original accepts: {_error(exc)}") from exc
-        notes.append(f"the converted model fails on special rows the original accepts ({_error(exc)}); they "
-                     "were left out of the comparison")
-        keep = np.flatnonzero(~special)
-        batch = batch.take(keep)
-        out_a = {k: v[keep] for k, v in out_a.items()}
-        out_b = converted.run(feed(assemble(plan, batch), converted))
-        return out_a, out_b, batch, True
-    return out_a, out_b, batch, False
+        first = _error(exc)
+    ok, errors = _runnable_rows(converted, plan, batch)
+    notes.append(f"the converted model fails on inputs the original accepts ({first}): "
+                 f"{len(batch) - len(ok)} of {len(batch)} rows were left out of the comparison")
+    examples = [_example(plan, batch.take([r]), {k: v[r:r + 1] for k, v in out_a.items()}, {"error": msg},
+                         f"{SOURCES[batch.source[r]]} row {r}, the converted model fails")
+                for r, msg in errors[:KEEP]]
+    if not len(ok):
+        return {k: v[:0] for k, v in out_a.items()}, None, batch.take(ok), examples  # type: ignore[return-value]
+    kept = batch.take(ok)
+    out_b = converted.run(feed(assemble(plan, kept), converted))
+    return {k: v[ok] for k, v in out_a.items()}, out_b, kept, examples
+
+
+def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
+                   probe: int = 4) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Rows `model` runs on, found chunk by chunk, and (row, error) for rows of the first failing chunks."""
+    ok: list[np.ndarray] = []
+    errors: list[tuple[int, str]] = []
+    failing_chunks = 0
+    for start in range(0, len(batch), chunk):
+        rows = np.arange(start, min(start + chunk, len(batch)))
+        try:
+            model.run(feed(assemble(plan, batch.take(rows)), model))
+            ok.append(rows)
+            continue
+        except Exception:
+            failing_chunks += 1
+        if failing_chunks > probe:
+            continue  # enough examples: count the rest of this chunk as failing without trying each row
+        for r in rows:
+            try:
+                model.run(feed(assemble(plan, batch.take([r])), model))
+                ok.append(np.array([r]))
+            except Exception as exc:
+                errors.append((int(r), _error(exc)))
+    return (np.concatenate(ok) if ok else np.zeros(0, dtype=np.int64)), errors
 
 
 def _counterexamples(plan: Plan, outputs: list[tuple[str, str]], original: Model, converted: Model,

@@ -99,7 +99,7 @@ class Report:
         gen = ", ".join(f"{v:,} {k}" for k, v in self.generation.items() if v)
         lines = [f"portable check: {'EQUIVALENT' if self.equivalent else 'NOT EQUIVALENT'}  ({what}"
                  + (f", {self.dtype}" if self.dtype else "") + ")",
-                 f"{self.rows:,} rows ({gen}); seed {self.seed}; {self.seconds:.2f}s"]
+                 f"{self.rows:,} rows" + (f" ({gen})" if gen else "") + f"; seed {self.seed}; {self.seconds:.2f}s"]
         if self.learned:
             lines.append("input ranges from: " + ", ".join(self.learned))
         return lines
