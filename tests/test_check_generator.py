@@ -281,3 +281,24 @@ def test_any_shapes_and_dtypes_generate_and_compare():
     assert arrays["count"].shape == (50,) and arrays["count"].dtype == np.int64
     assert arrays["word"].shape == (50, 1) and arrays["word"].dtype.kind == "U"
     assert arrays["grid"].shape == (50, 2, 3) and arrays["grid"].dtype == np.float32
+
+
+def test_boundary_rows_behind_a_scaler_find_a_real_float32_disagreement():
+    """A MinMaxScaler computed in float32 moves rows across a tree threshold that scikit-learn (float64 scaler,
+    float32 tree) keeps on the other side; float64 fixes it."""
+    from sklearn.datasets import make_classification
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = make_classification(200, 5, n_informative=3, random_state=0)
+    est = make_pipeline(MinMaxScaler(), DecisionTreeClassifier(max_depth=4, random_state=0)).fit(X * 100, y)
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    rep = check(est, art, samples=300)
+    assert not rep.equivalent
+    x = np.asarray(rep.counterexamples[0]["inputs"]["X"], dtype=np.float32)
+    sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(["probabilities"], {"X": x})[0]
+    assert np.abs(got - est.predict_proba(x.astype(np.float64))).max() > 1e-3
+    auto = portable.convert(est, to="onnx", samples=300)
+    assert auto.dtype == "float64" and auto.report.equivalent
