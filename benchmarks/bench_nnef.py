@@ -24,11 +24,12 @@ def _models() -> list[tuple[str, Any, np.ndarray]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=0).fit(X, y)
-        shallow = RandomForestClassifier(100, max_depth=6, random_state=0).fit(X, y)
+        shallow = RandomForestClassifier(100, max_depth=4, random_state=0).fit(X, y)
+        deep = RandomForestClassifier(100, max_depth=8, random_state=0).fit(X, y)
     rows = np.random.default_rng(0).normal(size=(ROWS, 20)).astype(np.float32) * X.std(axis=0).astype(np.float32)
-    # one forest, shallow enough for the GEMM formulation; deep forests take the gather traversal, which
-    # tests/test_nnef.py covers for correctness (and which is slower again in every runtime but onnxruntime's own)
-    return [("MLP 20-64-3", mlp, rows), ("forest, 100 trees, depth 6", shallow, rows)]
+    # one forest per tree formulation: GEMM up to depth 4, the gather traversal beyond
+    return [("MLP 20-64-3", mlp, rows), ("forest, 100 trees, depth 4", shallow, rows),
+            ("forest, 100 trees, depth 8", deep, rows)]
 
 
 def log(msg: str) -> None:

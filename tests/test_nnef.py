@@ -57,7 +57,8 @@ def _models() -> dict[str, tuple]:
         "mlp-classifier": (lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=400, random_state=0), "multi"),
         "mlp-regressor": (lambda: MLPRegressor(hidden_layer_sizes=(16,), max_iter=400, random_state=0), "regression"),
         "decision-tree": (lambda: DecisionTreeClassifier(max_depth=8, random_state=0), "multi"),
-        "forest-depth-5": (lambda: RandomForestClassifier(10, max_depth=5, random_state=0), "multi"),  # gemm
+        "forest-depth-4": (lambda: RandomForestClassifier(10, max_depth=4, random_state=0), "multi"),  # gemm
+        "forest-depth-6": (lambda: RandomForestClassifier(10, max_depth=6, random_state=0), "multi"),  # gather
         "forest-depth-12": (lambda: RandomForestClassifier(6, max_depth=12, random_state=0), "multi"),  # gather
         "gradient-boosting": (lambda: GradientBoostingClassifier(n_estimators=8, random_state=0), "binary"),
         "scaler-pca-logreg": (lambda: make_pipeline(StandardScaler(), PCA(4), LogisticRegression()), "multi"),
@@ -134,7 +135,8 @@ def test_sklearn_to_nnef_agrees_with_sklearn(name: str) -> None:
             np.testing.assert_allclose(g, w, rtol=1e-3, atol=tol, err_msg=out)
 
 
-@pytest.mark.parametrize("name", ["decision-tree", "forest-depth-5", "forest-depth-12", "gradient-boosting"])
+@pytest.mark.parametrize("name", ["decision-tree", "forest-depth-4", "forest-depth-12",
+                                  "gradient-boosting"])
 def test_missing_values_follow_scikit_learn_in_trees(name: str, tmp_path: Path) -> None:
     """scikit-learn sends NaN to the child with more training samples; the ONNX trees record it in
     nodes_missing_value_tracks_true, and both tree formulations must honour it. inf (which scikit-learn
@@ -162,7 +164,7 @@ def test_checker_accepts_nnef(name: str) -> None:
     assert report.equivalent, report.to_dict()
 
 
-@pytest.mark.parametrize("name", ["logreg-multi", "svc-rbf", "mlp-classifier", "forest-depth-5",
+@pytest.mark.parametrize("name", ["logreg-multi", "svc-rbf", "mlp-classifier", "forest-depth-4",
                                   "forest-depth-12", "kmeans"])
 def test_nnef_agrees_with_onnxruntime_on_the_source_onnx(name: str) -> None:
     est, X, art = _artifact(name)
@@ -203,7 +205,7 @@ def test_string_labels_travel_as_indices(tmp_path: Path) -> None:
 
 # -- saving and loading ----------------------------------------------------------------------------------
 def test_save_folder_and_archive_roundtrip(tmp_path: Path) -> None:
-    _, X, art = _artifact("forest-depth-5")
+    _, X, art = _artifact("forest-depth-4")
     folder, archive = tmp_path / "model.nnef", tmp_path / "model.nnef.tgz"
     art.save(folder)
     art.save(archive)

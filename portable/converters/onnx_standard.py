@@ -40,7 +40,10 @@ MIN_OPSET = 13  # Softmax over the last axis, Unsqueeze/ReduceSum with axes as i
 
 # A tree ensemble takes the GEMM formulation when it is at most this deep and its per-row matrix work
 # (trees x internal nodes x leaves of the largest tree) stays under this bound; otherwise the gather traversal.
-GEMM_MAX_DEPTH = 6
+# Measured on 100-tree forests over 10,000 rows (numpy executor and onnxruntime): GEMM wins up to depth 4
+# (2.4x faster at depth 4 in the executor), the traversal from depth 6 (1.7x faster in the executor, 4x in
+# onnxruntime with GatherElements).
+GEMM_MAX_DEPTH = 4
 GEMM_MAX_CELLS = 1 << 21
 
 Lowering = Callable[["_Builder", Any], None]
