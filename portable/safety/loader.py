@@ -111,10 +111,13 @@ class _DryRun(pickle.Unpickler):
         self._trust = trust
         self._stubs: dict[int, type] = {}
         self.dtypes: list[_DtypeStub] = []
+        self.renamed = False  # a Python 2 name was mapped, as the real unpickler only does for protocols 0-2
 
     def find_class(self, module: str, name: str) -> Any:
-        if canonical(module, name) == JOBLIB_WRAPPER:
+        mapped = canonical(module, name)
+        if mapped == JOBLIB_WRAPPER:
             raise _NeedsJoblib
+        self.renamed = self.renamed or mapped != (module, name)
         verdict, obj = load_global(module, name, self._trust)
         if not verdict.allowed:
             raise _Refusal(verdict)
@@ -218,7 +221,13 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                     dry = _DryRun(open_stream(path, data, container), trust)
                     dry.load()
                     dry.check_dtypes()
-                    obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
+                    if dry.renamed:
+                        obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
+                    else:
+                        # The same bytes make the same find_class calls (STACK_GLOBAL takes only str, which a
+                        # stub is not), so the real load resolves exactly the globals the dry run admitted;
+                        # pickle.loads reads bytes without a file object's per-read overhead.
+                        obj = pickle.loads(data)
                 except _NeedsJoblib:
                     obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
         blocked = guard.tripped()
