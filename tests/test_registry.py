@@ -162,3 +162,19 @@ def test_decorator_registers_into_the_default_registry():
 def test_public_table_is_read_only():
     with pytest.raises(TypeError):
         REGISTRY.formats["x"] = None  # type: ignore[index]
+
+
+def test_public_functions_survive_submodule_imports():
+    """Importing portable.check.inputs (or any format/converter module) must not break portable.check() & co."""
+    import importlib
+
+    for mod in ("portable.check.inputs", "portable.formats.onnx", "portable.converters.sklearn_onnx"):
+        importlib.import_module(mod)
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_iter=1000).fit(X, y)
+    art = portable.convert(est, to="onnx", check=False)
+    assert portable.check(est, art, samples=50).equivalent
+    assert "onnx" in portable.formats() and portable.converters()

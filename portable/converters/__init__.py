@@ -1,17 +1,7 @@
 """One module per converter edge (`source -> target`). Imported by the registry on first use.
 
-`portable.converters()` is also the public function of DESIGN §3; see `portable/formats/__init__.py` for why
-this package is callable.
+The package is callable as `portable.converters()` (see `portable/_callable.py` for why).
 """
-import sys
-import types
+from .._callable import make_callable
 
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self):  # type: ignore[no-untyped-def]
-        from ..api import converters
-
-        return converters()
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+make_callable(__name__, "converters")

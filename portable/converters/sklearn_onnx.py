@@ -52,12 +52,25 @@ def _options(est: Any) -> dict[int, dict[str, Any]]:
 
 
 def _rename(graph: Any, old: str, new: str) -> None:
+    """Rename a tensor everywhere in `graph`, including subgraphs that may read it from the outer scope."""
     for node in graph.node:
         node.output[:] = [new if o == old else o for o in node.output]
         node.input[:] = [new if i == old else i for i in node.input]
-    for vi in graph.output:
-        if vi.name == old:
-            vi.name = new
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _rename(sub, old, new)
+    for coll in (graph.output, graph.input, graph.value_info, graph.initializer):
+        for item in coll:
+            if item.name == old:
+                item.name = new
+
+
+def _all_names(graph: Any) -> set[str]:
+    names = {i.name for i in graph.initializer} | {i.name for i in graph.input}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names
 
 
 def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
@@ -68,6 +81,17 @@ def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
     have = [o.name for o in g.output]
     if len(have) != len(wanted):
         raise ConversionError(f"skl2onnx produced outputs {have}; portable expected {wanted}")
+    # skl2onnx may already use a wanted name inside the graph ('variable' for a scaler before a
+    # KNeighborsRegressor whose output is then 'variable1'): move such inner tensors out of the way first
+    taken = _all_names(g)
+    for name in wanted:
+        if name in taken and name not in have:
+            fresh, k = f"{name}__inner", 0
+            while fresh in taken:
+                k += 1
+                fresh = f"{name}__inner{k}"
+            _rename(g, name, fresh)
+            taken.add(fresh)
     for old, new in zip(have, wanted):
         if old != new:
             _rename(g, old, f"{new}__tmp")
