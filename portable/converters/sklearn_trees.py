@@ -427,10 +427,12 @@ def _gb_raw(em: Emitter, est: Any) -> str:
 
 def _build_one_target_per_tree(table: NodeTable, tree_target: np.ndarray) -> Forest:
     """build() for trees that each feed a single target: no repetition, each tree's leaves carry its target."""
-    n_targets = table.values.shape[1]
+    n_targets = max(table.values.shape[1], int(tree_target.max()) + 1 if len(tree_target) else 1)
     col = np.repeat(tree_target, np.diff(np.append(table.roots, len(table.left))))
+    # values either hold one column per target, or already each node's own value in one column
+    vals = table.values[:, :1] if table.values.shape[1] == 1 else table.values[np.arange(len(col)), col][:, None]
     single = NodeTable(table.left, table.right, table.feature, table.threshold, table.missing_left,
-                       table.values[np.arange(len(col)), col][:, None], table.roots, table.mode, table.members)
+                       vals, table.roots, table.mode, table.members)
     forest = build(single)
     leaf_tree_target = col[table.left < 0]
     forest.leaf_targetids = leaf_tree_target.astype(np.int64)

@@ -14,16 +14,16 @@ _done = False
 
 
 def register_all() -> None:
-    """Register portable's converters with skl2onnx (once per process)."""
+    """Register portable's converters with skl2onnx (each converter once per process)."""
     global _done
-    if _done:
-        return
-    from .. import sklearn_trees
+    from .. import boosting, sklearn_trees
     from . import estimators
 
-    sklearn_trees.register()
-    estimators.register()
-    _done = True
+    if not _done:
+        sklearn_trees.register()
+        _done = True
+    boosting.register()  # XGBoost, LightGBM, CatBoost: only those the process has imported
+    estimators.register()  # registers what is not registered yet
 
 
 def finalize(proto: Any) -> None:

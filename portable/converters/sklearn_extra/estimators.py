@@ -648,6 +648,7 @@ def _shape(operator: Any) -> None:
     """The parser already declared types and shapes."""
 
 
+REGISTERED: set[str] = set()
 ORIGINAL: dict[str, Any] = {}  # skl2onnx's converters that `replaces=True` converters fall back to
 
 
@@ -674,7 +675,9 @@ def register() -> None:
     from skl2onnx._supported_operators import sklearn_operator_name_map
     from skl2onnx.common._registration import get_converter
 
-    for spec in EXTRAS.values():
+    for spec in list(EXTRAS.values()):
+        if spec.name in REGISTERED:
+            continue
         module, cls_name = spec.path.rsplit(".", 1)
         try:
             cls = getattr(importlib.import_module(module), cls_name)
@@ -686,13 +689,18 @@ def register() -> None:
                 ORIGINAL[cls_name] = get_converter(alias)
             except Exception:
                 pass
-        options = None
+        # classifiers accept (and ignore: portable's parser never adds ZipMap) the options skl2onnx's pipeline
+        # handling hands to a pipeline's last step
+        options = {"zipmap": [True, False, "columns"], "nocl": [True, False]} if spec.kind == "classifier" \
+            else None
         if cls_name in ORIGINAL:  # the fallback may read its own options
             try:
-                options = ORIGINAL[cls_name].get_allowed_options()
+                options = ORIGINAL[cls_name].get_allowed_options() or options
             except Exception:
-                options = None
+                pass
         update_registered_converter(cls, f"Portable{cls_name}", _shape, _convert, parser=_parser, options=options)
+        REGISTERED.add(spec.name)
     from . import wrappers
 
-    wrappers.register()
+    if not wrappers.REGISTERED:
+        wrappers.register()

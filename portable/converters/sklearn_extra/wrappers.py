@@ -21,6 +21,7 @@ DELEGATES: dict[str, str] = {
 THRESHOLDS = ("sklearn.model_selection.FixedThresholdClassifier",
               "sklearn.model_selection.TunedThresholdClassifierCV")
 NAMES = [p.rsplit(".", 1)[1] for p in (*DELEGATES, *THRESHOLDS)]
+REGISTERED: list[bool] = []
 
 
 def _no_zipmap(scope: Any, inner: Any) -> None:
@@ -110,6 +111,7 @@ def register() -> None:
         if cls is not None:
             update_registered_converter(cls, "PortableThreshold", lambda op: None, _threshold_convert,
                                         parser=_threshold_parser)
+    REGISTERED.append(True)
 
 
 def _class(path: str) -> Any:

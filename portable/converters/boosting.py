@@ -1,0 +1,316 @@
+"""XGBoost, LightGBM and CatBoost scikit-learn-API models as `ai.onnx.ml` TreeEnsemble (opset 5).
+
+The trees are read from each library's own model dump (XGBoost's JSON model, LightGBM's `trees_to_dataframe`,
+CatBoost's JSON export) into portable's tree builder (`sklearn_trees.NodeTable`), so they share its exact
+float64 form and its vectorized attribute writing, and they work inside scikit-learn pipelines (the converters
+are registered with skl2onnx like the others). onnxmltools 1.16 writes the deprecated TreeEnsembleClassifier /
+Regressor, which onnxruntime runs in float32 only and which cannot share a model with opset-5 TreeEnsemble.
+
+Each library compares the way it computes: XGBoost and CatBoost in float32 (`x < t`, resp. `x > t`), LightGBM
+in float64 (`x <= t`). The libraries are imported by the user's model, never by portable: `register()` only
+registers converters for libraries that are already imported.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConversionError, UnsupportedModelError
+from .sklearn_trees import LEQ, LT, MEMBER, Emitter, NodeTable, _build_one_target_per_tree
+
+# class path -> kind; registered when the top-level module is imported
+MODELS: dict[str, str] = {
+    "xgboost.sklearn.XGBClassifier": "classifier",
+    "xgboost.sklearn.XGBRegressor": "regressor",
+    "xgboost.sklearn.XGBRFClassifier": "classifier",
+    "xgboost.sklearn.XGBRFRegressor": "regressor",
+    "lightgbm.sklearn.LGBMClassifier": "classifier",
+    "lightgbm.sklearn.LGBMRegressor": "regressor",
+    "catboost.core.CatBoostClassifier": "classifier",
+    "catboost.core.CatBoostRegressor": "regressor",
+}
+LIBRARIES = ("xgboost", "lightgbm", "catboost")  # the prefixes a pickle needs `--trust` for
+
+
+def _is_classifier(est: Any) -> bool:
+    return MODELS.get(f"{type(est).__module__}.{type(est).__name__}") == "classifier" or \
+        type(est).__name__.endswith("Classifier")
+
+
+# -- XGBoost ------------------------------------------------------------------------------------------------
+
+_LOGIT_BASE = {"binary:logistic", "reg:logistic"}
+_LOG_BASE = {"count:poisson", "reg:gamma", "reg:tweedie"}
+
+
+def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
+    booster = est.get_booster()
+    learner = json.loads(booster.save_raw("json"))["learner"]
+    model = learner["gradient_booster"]["model"]
+    objective = learner["objective"]["name"]
+    if learner["gradient_booster"].get("name", "gbtree") not in ("gbtree", "dart"):
+        raise UnsupportedModelError(f"XGBoost booster '{learner['gradient_booster'].get('name')}' has no trees")
+    trees, info = model["trees"], np.asarray(model["tree_info"], dtype=np.int64)
+    limit = _xgb_tree_limit(est, learner, len(trees))
+    trees, info = trees[:limit], info[:limit]
+    if any(any(t.get("split_type", [])) for t in trees):
+        raise UnsupportedModelError("XGBoost categorical splits are not supported; one-hot encode the column")
+    sizes = np.array([len(t["left_children"]) for t in trees], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    shift = np.repeat(offsets, sizes)
+    left = np.concatenate([t["left_children"] for t in trees]).astype(np.int64)
+    right = np.concatenate([t["right_children"] for t in trees]).astype(np.int64)
+    leaf = left < 0
+    cond = np.concatenate([np.asarray(t["split_conditions"], dtype=np.float32) for t in trees])
+    k = int(info.max()) + 1 if len(info) else 1
+    values = np.zeros((len(left), 1))
+    values[leaf, 0] = cond[leaf]
+    table = NodeTable(np.where(leaf, -1, left + shift), np.where(leaf, -1, right + shift),
+                      np.concatenate([t["split_indices"] for t in trees]).astype(np.int64),
+                      cond.astype(np.float64),
+                      np.concatenate([t["default_left"] for t in trees]).astype(bool), values, offsets,
+                      mode=np.full(len(left), LT, np.uint8))
+    base = np.asarray(json.loads(learner["learner_model_param"]["base_score"].replace("E", "e"))
+                      if learner["learner_model_param"]["base_score"].startswith("[")
+                      else [float(learner["learner_model_param"]["base_score"])], dtype=np.float64)
+    if objective in _LOGIT_BASE:
+        base = np.log(base / (1 - base))
+    elif objective in _LOG_BASE:
+        base = np.log(base)
+    base = np.broadcast_to(base.astype(np.float32).astype(np.float64), (k,)).copy()
+    _xgb_verify_base(booster, table, info, base, k, limit // _trees_per_iteration(learner))
+    return table, info, base, objective
+
+
+def _xgb_tree_limit(est: Any, learner: dict[str, Any], n_trees: int) -> int:
+    """The trees scikit-learn-API predict uses: up to the best iteration when early stopping kept one."""
+    best = getattr(est, "best_iteration", None) if getattr(est, "early_stopping_rounds", None) else None
+    if best is None:
+        return n_trees
+    return min(n_trees, (int(best) + 1) * _trees_per_iteration(learner))
+
+
+def _trees_per_iteration(learner: dict[str, Any]) -> int:
+    params = learner["gradient_booster"].get("gbtree_model_param", {})
+    classes = max(1, int(learner["learner_model_param"].get("num_class", "0") or 0))
+    parallel = int(params.get("num_parallel_tree", "1"))
+    return classes * parallel
+
+
+def _xgb_verify_base(booster: Any, table: NodeTable, info: np.ndarray, base: np.ndarray, k: int,
+                     iterations: int) -> None:
+    """Check the intercept portable derived from the objective against XGBoost's own margins on a few rows."""
+    import xgboost
+
+    x = np.zeros((2, booster.num_features()), dtype=np.float32)
+    x[1] = 1.0
+    d = xgboost.DMatrix(x)
+    rng = (0, max(1, iterations))
+    margin = booster.predict(d, output_margin=True, iteration_range=rng).reshape(2, -1).astype(np.float64)
+    leaves = booster.predict(d, pred_leaf=True, iteration_range=rng).reshape(2, -1).astype(np.int64)[:, :len(info)]
+    node = leaves + table.roots[None, :]
+    sums = np.zeros((2, k))
+    for c in range(k):
+        sums[:, c] = table.values[node[:, info == c], 0].sum(axis=1)
+    if not np.allclose(margin, sums + base, rtol=1e-4, atol=1e-4):
+        raise ConversionError(f"portable could not reproduce the intercept of this XGBoost model "
+                              f"({learner_objective(booster)}); please report it")
+
+
+def learner_objective(booster: Any) -> str:
+    return json.loads(booster.save_config())["learner"]["objective"]["name"]
+
+
+def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
+    table, info, base, objective = _xgb_model(est)
+    forest = _build_one_target_per_tree(table, info)
+    forest.n_targets = len(base)
+    x = em.as_float32_then_back(em.input())  # XGBoost compares float32 features with float32 splits
+    raw = em.node("Add", [em.ensemble(x, forest, "margin"), em.const(base[None, :])], "raw")
+    if _is_classifier(est):
+        if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
+            p1 = em.node("Sigmoid", [raw], "p1")
+            proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p1], "p0"), p1], "proba", axis=1)
+        elif objective == "multi:softprob" or objective == "multi:softmax":
+            proba = em.node("Softmax", [raw], "proba", axis=1)
+        else:
+            raise UnsupportedModelError(f"XGBoost classifier objective '{objective}' is not supported")
+        em.label(proba, np.asarray(est.classes_))
+        return [None, proba]
+    if objective in _LOG_BASE:
+        return [em.node("Exp", [raw], "pred")]
+    if objective == "reg:logistic":
+        return [em.node("Sigmoid", [raw], "pred")]
+    return [raw]
+
+
+# -- LightGBM ------------------------------------------------------------------------------------------------
+
+def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
+    booster = est.booster_
+    df = booster.trees_to_dataframe()
+    k = booster.num_model_per_iteration()
+    n_iter = booster.current_iteration()
+    best = getattr(est, "best_iteration_", None) or 0
+    if best > 0:
+        n_iter = best
+    df = df[df["tree_index"] < n_iter * k]
+    df = df.reset_index(drop=True)
+    index = {name: i for i, name in enumerate(df["node_index"])}
+    is_leaf = df["left_child"].isna().to_numpy()
+    left = np.array([index[c] if isinstance(c, str) else -1 for c in df["left_child"]], dtype=np.int64)
+    right = np.array([index[c] if isinstance(c, str) else -1 for c in df["right_child"]], dtype=np.int64)
+    names = list(booster.feature_name())
+    col = {n: i for i, n in enumerate(names)}
+    feat = np.array([col[f] if isinstance(f, str) else 0 for f in df["split_feature"]], dtype=np.int64)
+    tree = df["tree_index"].to_numpy().astype(np.int64)
+    first = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
+    mtype = df["missing_type"].to_numpy()
+    if np.any(mtype[~is_leaf] == "Zero"):
+        raise UnsupportedModelError("LightGBM models trained with zero_as_missing=True are not supported")
+    categorical = (df["decision_type"].to_numpy() == "==") & ~is_leaf
+    thr = np.zeros(len(df))
+    num = ~is_leaf & ~categorical
+    thr[num] = df["threshold"].to_numpy()[num].astype(np.float64)
+    default_left = df["missing_direction"].to_numpy() == "left"
+    # missing_type None: LightGBM reads NaN as 0.0, so NaN goes where 0.0 goes
+    zero_left = 0.0 <= thr
+    missing_left = np.where(mtype == "NaN", default_left, zero_left)
+    members: dict[int, np.ndarray] = {}
+    cat_features: list[int] = []
+    for i in np.flatnonzero(categorical):
+        cats = np.array([float(v) for v in str(df["threshold"][i]).split("||")])
+        members[int(i)] = cats
+        # NaN: right when NaN is its own missing value, else read as category 0
+        missing_left[i] = mtype[i] != "NaN" and 0.0 in cats
+        cat_features.append(int(feat[i]))
+    values = df["value"].to_numpy().astype(np.float64)[:, None]
+    mode = np.where(categorical, MEMBER, LEQ).astype(np.uint8)
+    table = NodeTable(left, right, feat, thr, missing_left.astype(bool), values, first.astype(np.int64), mode,
+                      members)
+    target = (np.arange(len(first)) % k).astype(np.int64)
+    return table, target, sorted(set(cat_features))
+
+
+def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
+    table, target, cat_features = _lgbm_table(est)
+    forest = _build_one_target_per_tree(table, target)
+    forest.n_targets = int(target.max()) + 1
+    x = em.input()
+    if cat_features:  # LightGBM truncates categorical values to int; negatives fall outside every set
+        mask = np.zeros(est.n_features_in_, dtype=bool)
+        mask[cat_features] = True
+        x = em.node("Where", [em.const(mask[None, :], dtype=bool), em.node("Floor", [x], "xfloor"), x], "xcat")
+    raw = em.ensemble(x, forest, "raw")
+    objective = str(est.booster_.dump_model().get("objective", "regression")).split()
+    name = objective[0]
+    params = dict(p.split(":", 1) for p in objective[1:] if ":" in p)
+    if _is_classifier(est):
+        if name in ("binary", "cross_entropy", "xentropy"):
+            scaled = em.node("Mul", [raw, em.const(float(params.get("sigmoid", 1.0)))], "scaled")
+            p1 = em.node("Sigmoid", [scaled], "p1")
+            proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p1], "p0"), p1], "proba", axis=1)
+        elif name == "multiclass":
+            proba = em.node("Softmax", [raw], "proba", axis=1)
+        else:
+            raise UnsupportedModelError(f"LightGBM classifier objective '{name}' is not supported")
+        em.label(proba, np.asarray(est.classes_))
+        return [None, proba]
+    if name in ("poisson", "gamma", "tweedie"):
+        return [em.node("Exp", [raw], "pred")]
+    if name in ("cross_entropy", "xentropy"):
+        return [em.node("Sigmoid", [raw], "pred")]
+    return [raw]
+
+
+# -- CatBoost ------------------------------------------------------------------------------------------------
+
+def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
+    """Oblivious trees as complete binary trees in heap order: depth d gives 2^d - 1 tests and 2^d leaves.
+
+    CatBoost's leaf index has bit i set when split i says `x > border`; with the root testing the last split and
+    each level the one before, the heap position of a leaf (left = 0) is exactly that index.
+    """
+    import os
+    import tempfile
+
+    if est.get_cat_feature_indices():
+        raise UnsupportedModelError("CatBoost models with categorical features are not supported")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.json")
+        est.save_model(path, format="json")
+        with open(path) as fh:
+            model = json.load(fh)
+    floats = model["features_info"].get("float_features", [])
+    nan_right = {f["flat_feature_index"]: f.get("nan_value_treatment") == "AsTrue" for f in floats}
+    dim = int(model.get("model_info", {}).get("approx_dimension", 0) or 0)
+    parts: list[tuple[np.ndarray, ...]] = []
+    offset = 0
+    roots = []
+    for t in model["oblivious_trees"]:
+        splits = t["splits"]
+        d = len(splits)
+        leaves = np.asarray(t["leaf_values"], dtype=np.float64)
+        dim = dim or max(1, len(leaves) // 2 ** d)
+        leaves = leaves.reshape(2 ** d, dim)
+        n_inner = 2 ** d - 1
+        heap = np.arange(n_inner)
+        level = np.floor(np.log2(heap + 1)).astype(np.int64)
+        which = d - 1 - level
+        feat = np.array([splits[j]["float_feature_index"] for j in which], dtype=np.int64)
+        border = np.array([splits[j]["border"] for j in which], dtype=np.float64)
+        nanr = np.array([nan_right.get(int(f), False) for f in feat], dtype=bool)
+        none = np.full(2 ** d, -1, np.int64)
+        values = np.zeros((n_inner + 2 ** d, dim))
+        values[n_inner:] = leaves
+        parts.append((np.r_[heap * 2 + 1 + offset, none], np.r_[heap * 2 + 2 + offset, none],
+                      np.r_[feat, np.zeros(2 ** d, np.int64)], np.r_[border, np.zeros(2 ** d)],
+                      np.r_[~nanr, np.zeros(2 ** d, bool)], values))
+        roots.append(offset)
+        offset += n_inner + 2 ** d
+    left, right, feat, thr, miss, vals = (np.concatenate([p[i] for p in parts]) for i in range(6))
+    scale_bias = model.get("scale_and_bias", [1.0, [0.0] * dim])
+    bias = np.broadcast_to(np.asarray(scale_bias[1], dtype=np.float64).reshape(-1), (dim,)).copy()
+    table = NodeTable(left, right, feat, thr, miss.astype(bool), vals, np.asarray(roots, dtype=np.int64))
+    return table, float(scale_bias[0]), bias
+
+
+def convert_catboost(em: Emitter, est: Any) -> list[Any]:
+    from .sklearn_trees import build
+
+    table, scale, bias = _catboost_table(est)
+    forest = build(table)
+    x = em.as_float32_then_back(em.input())  # CatBoost compares float32 features with float32 borders
+    total = em.ensemble(x, forest, "raw")
+    raw = em.node("Add", [em.node("Mul", [total, em.const(scale)], "scaled"), em.const(bias[None, :])], "raw")
+    loss = str(est.get_all_params().get("loss_function", "RMSE"))
+    if _is_classifier(est):
+        if loss in ("Logloss", "CrossEntropy"):
+            p1 = em.node("Sigmoid", [raw], "p1")
+            proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p1], "p0"), p1], "proba", axis=1)
+        elif loss == "MultiClass":
+            proba = em.node("Softmax", [raw], "proba", axis=1)
+        else:
+            raise UnsupportedModelError(f"CatBoost classifier loss '{loss}' is not supported")
+        em.label(proba, np.asarray(est.classes_))
+        return [None, proba]
+    if loss.split(":")[0] in ("Poisson", "Tweedie"):
+        return [em.node("Exp", [raw], "pred")]
+    return [raw]
+
+
+CONVERTERS = {"xgboost": convert_xgboost, "lightgbm": convert_lightgbm, "catboost": convert_catboost}
+
+
+def register() -> None:
+    """Register converters for the boosting libraries that are imported (the user's model imported them)."""
+    from .sklearn_extra.estimators import EXTRAS, Extra
+
+    for path, kind in MODELS.items():
+        lib = path.split(".", 1)[0]
+        name = path.rsplit(".", 1)[1]
+        if lib in sys.modules and name not in EXTRAS:
+            EXTRAS[name] = Extra(path, kind, CONVERTERS[lib])
