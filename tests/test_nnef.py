@@ -356,3 +356,23 @@ def test_import_portable_stays_light() -> None:
             "print(sorted(m for m in ('nnef', 'nnef_tools', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_executor_fuses_the_traversal_feature_pick() -> None:
+    """The gather traversal's one-hot feature pick runs as one take_along_axis, with the same results as the
+    operators it replaces (NaN and inf included)."""
+    from portable.formats.nnef.executor import Executor
+
+    class Unfused(Executor):
+        def _fuse_one_hot_selection(self) -> None:
+            pass
+
+    _, X, art = _artifact("forest-depth-12")
+    fused = art.executor()
+    plain = Unfused.from_files(art.files, dtype="float32")
+    assert "select" in plain._kinds and "select" not in fused._kinds
+    rows = _rows(X)[:100].copy()
+    rows[::9, 2], rows[::13, 3] = np.nan, np.inf
+    a, b = fused.run({"X": rows}), plain.run({"X": rows})
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)

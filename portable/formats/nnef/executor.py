@@ -273,7 +273,61 @@ class Executor:
             fn = _cast_to(self._np(op.dtype)) if op.name == "cast" else OPERATORS[op.name]
             self._steps.append((fn, args, attrs, out_names, self._np(op.dtype)))
             self._kinds.append(op.name)
+        self._fold_constants()
+        self._fuse_one_hot_selection()
         self._inplace = self._plan_in_place()
+
+    def _fold_constants(self) -> None:
+        """Run once, now, every step whose operands are all constants (broadcast copies of variables, …)."""
+        steps, kinds = [], []
+        with np.errstate(all="ignore"):
+            for step, kind in zip(self._steps, self._kinds):
+                fn, args, attrs, outs, out_dtype = step
+                names = [str(a) for a in _flatten(args) if type(a).__name__ == "Identifier"]
+                if len(outs) == 1 and names and all(n in self._consts for n in names):
+                    r = np.asarray(fn(*[_resolve(a, self._consts, self.dtype) for a in args], **attrs))
+                    self._consts[outs[0]] = r.astype(out_dtype) if r.dtype.kind == "f" else r
+                    continue
+                steps.append(step)
+                kinds.append(kind)
+        self._steps, self._kinds = steps, kinds
+
+    def _fuse_one_hot_selection(self) -> None:
+        """`sum_reduce(select(eq(i, arange(F)), x, 0.0), axes=[2])` -- how portable's tree traversal reads each
+        row's feature in NNEF, which has no per-row gather -- becomes one `take_along_axis`."""
+        producer = {outs[0]: i for i, (_, _, _, outs, _) in enumerate(self._steps) if len(outs) == 1}
+        uses: dict[str, int] = {}
+        for _, args, _, _, _ in self._steps:
+            for a in _flatten(args):
+                if type(a).__name__ == "Identifier":
+                    uses[str(a)] = uses.get(str(a), 0) + 1
+        for n in self.outputs:
+            uses[n] = uses.get(n, 0) + 1
+        drop: set[int] = set()
+        for i, kind in enumerate(self._kinds):
+            fn, args, attrs, outs, out_dtype = self._steps[i]
+            if kind != "sum_reduce" or list(attrs.get("axes", [])) != [2]:
+                continue
+            w = producer.get(str(args[0]))
+            if w is None or self._kinds[w] != "select" or uses.get(str(args[0])) != 1:
+                continue
+            cond, x, zero = self._steps[w][1]
+            if type(zero).__name__ == "Identifier" or float(zero) != 0.0 or uses.get(str(cond)) != 1:
+                continue
+            e = producer.get(str(cond))
+            if e is None or self._kinds[e] != "eq":
+                continue
+            idx, cols = (str(v) for v in self._steps[e][1])
+            c = self._consts.get(cols)
+            if c is None or c.ndim != 3 or c.shape[:2] != (1, 1) or \
+                    not np.array_equal(c.ravel(), np.arange(c.shape[2])):
+                continue
+            ident = type(cond)
+            self._steps[i] = (_take_feature, [ident(idx), x, ident(cols)], {}, outs, out_dtype)
+            drop.update((w, e))
+        if drop:
+            self._steps = [st for j, st in enumerate(self._steps) if j not in drop]
+            self._kinds = [k for j, k in enumerate(self._kinds) if j not in drop]
 
     def _plan_in_place(self) -> list[Any]:
         """For each step, the ufunc to run in place on its first operand, or None (view-aware last use)."""
@@ -343,6 +397,18 @@ class Executor:
                     for n, r in zip(outs, result):
                         env[n] = r
         return {n: env[n] for n in self.outputs}
+
+
+def _take_feature(idx: np.ndarray, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """x[n, 0, idx[n, t, 0]] as [N, T, 1]; the select-and-sum it replaces when the shapes are unusual."""
+    n_feat = cols.shape[2]
+    if idx.ndim == 3 and idx.shape[2] == 1 and x.ndim == 3 and x.shape[1] == 1 and x.shape[2] == n_feat and \
+            x.shape[0] == idx.shape[0]:
+        k = idx[:, :, 0]
+        if k.size == 0 or (k.min() >= 0 and k.max() < n_feat and np.array_equal(k, np.floor(k))):
+            return np.take_along_axis(x[:, 0, :], k.astype(np.intp), axis=1)[:, :, None]
+    picked = np.where(np.equal(*_align(idx, cols)), x, np.zeros((), x.dtype))
+    return np.sum(picked, axis=2, keepdims=True)
 
 
 def _writable_like(values: list[Any], dtype: Any) -> bool:
