@@ -230,7 +230,8 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     strings = [s.name for s in sig.inputs if s.is_string]
     if strings:
         raise NNEFError(f"NNEF has no string tensors, and the model takes strings in {strings}; encode them as "
-                        "numbers before converting (e.g. an OrdinalEncoder fitted outside the model)")
+                        "numbers before converting (e.g. an OrdinalEncoder fitted outside the model)",
+                        path=model.origin.path)
     if any(n.domain == ML_DOMAIN for n in model.proto.graph.node):
         lowered = lower_proto(model.proto, for_nnef=True)
         proto, trees = lowered.proto, lowered
@@ -245,7 +246,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     for name in label_outputs:
         if sig.output(name).is_string and name not in labels:
             raise NNEFError(f"the string output '{name}' is not a lookup of class labels portable can peel off; "
-                            "NNEF has no strings")
+                            "NNEF has no strings", path=model.origin.path)
     _static_batch(proto, STATIC_BATCH)
     files, nnef_inputs, nnef_outputs = _nnef_files(proto)
     if len(nnef_inputs) != len(sig.inputs) or len(nnef_outputs) != len(sig.outputs):
