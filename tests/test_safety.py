@@ -482,3 +482,22 @@ def test_corrupt_states_crash_plain_pickle(tmp_path, what):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])  # killed by a signal, not an exception
 
+
+
+def test_array_interface_in_a_state_is_refused(tmp_path):
+    import joblib
+
+    from .hostile.payloads import ArrayInterfaceState
+
+    pkl, jbl = tmp_path / "ai.pkl", tmp_path / "ai.joblib"
+    pkl.write_bytes(pickle.dumps({"scaler": ArrayInterfaceState()}, protocol=5))
+    joblib.dump({"scaler": ArrayInterfaceState()}, jbl, compress=3)
+    for path in (pkl, jbl):
+        with pytest.raises(InputError, match="__array_interface__"):
+            safe_load(path)
+    # the control, in a child process: numpy reads address 8 and the interpreter dies of a signal
+    import subprocess
+
+    code = f"import pickle, numpy; d = pickle.loads(open({str(pkl)!r}, 'rb').read()); print(numpy.asarray(d['scaler']))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])

@@ -134,24 +134,24 @@ def resolve(module: str, name: str, trust: tuple[str, ...] = ()) -> Any:
         raise _Refused(f"module {module} is outside the allowlist (not imported)")
     if not module or not name:
         raise _Refused("empty module or name")
-    try:
-        obj: Any = sys.modules.get(module)
-        if obj is None:
-            from .guard import paused
+    from .guard import paused
 
-            with paused():  # the module is allowlisted or trusted: its import-time code is not the file's
-                obj = importlib.import_module(module)
-    except Exception as exc:  # ImportError, or anything the module's own code raised
-        raise _Refused(f"module {module} cannot be imported ({type(exc).__name__})") from None
-    for part in name.split("."):
-        if not part or part == "<locals>":
-            raise _Refused(f"'{name}' is not an attribute path")
+    # The module is allowlisted or trusted: its import-time code and its module __getattr__ (lazy loading)
+    # are the library's, not the file's, so they run with the side-effect guard paused.
+    with paused():
         try:
-            obj = getattr(obj, part)
-        except Exception:
-            raise _Refused(f"{module} has no attribute {name}") from None
-        if isinstance(obj, types.ModuleType):
-            raise _Refused(f"the name walks through the module {obj.__name__}")
+            obj: Any = sys.modules.get(module) or importlib.import_module(module)
+        except Exception as exc:  # ImportError, or anything the module's own code raised
+            raise _Refused(f"module {module} cannot be imported ({type(exc).__name__})") from None
+        for part in name.split("."):
+            if not part or part == "<locals>":
+                raise _Refused(f"'{name}' is not an attribute path")
+            try:
+                obj = getattr(obj, part)
+            except Exception:
+                raise _Refused(f"{module} has no attribute {name}") from None
+            if isinstance(obj, types.ModuleType):
+                raise _Refused(f"the name walks through the module {obj.__name__}")
     return obj
 
 

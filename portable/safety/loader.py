@@ -20,7 +20,8 @@ from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
-from .states import BadState, check_real_state, check_state, check_tuple_state, code_size, tuple_state_minimum
+from .states import (BadState, check_graph, check_real_state, check_state, check_tuple_state, code_size,
+                     tuple_state_minimum)
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 
@@ -231,6 +232,7 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                 except _NeedsJoblib:
                     obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
         blocked = guard.tripped()
+        check_graph(obj)
     except _Refusal as exc:
         raise refusal_error(path, data, container, trust, first=exc.verdict) from None
     except guard.GuardTripped as exc:
@@ -238,8 +240,8 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
     except PortableError:
         raise
     except BadState as exc:
-        raise InputError(f"corrupt pickle: it holds {exc}; the library would accept it and then read wild "
-                         "memory, so it was not built", path=path) from None
+        raise InputError(f"corrupt pickle: it holds {exc}; numpy or scikit-learn would accept it and then read "
+                         "memory outside the file's data, so portable refuses it", path=path) from None
     except RecursionError:
         raise InputError("the pickle nests too deeply to rebuild", path=path) from None
     except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises

@@ -111,6 +111,12 @@ def load_skops(path: Path, data: bytes, trust: tuple[str, ...]) -> tuple[Any, li
         except Exception as exc:
             raise InputError(f"the skops archive could not be rebuilt: {type(exc).__name__}: {exc}",
                              path=path) from None
+    from .states import BadState, check_graph
+
+    try:
+        check_graph(obj)
+    except BadState as exc:
+        raise InputError(f"corrupt skops archive: it holds {exc}", path=path) from None
     if blocked:
         from ..errors import UnsafePickleError
 

@@ -107,3 +107,66 @@ def check_tuple_state(cls: Any, state: Any) -> None:
         got = f"{len(state)} entries" if isinstance(state, tuple) else f"a {type(state).__name__}"
         raise BadState(f"a {cls.__name__} state with {got} where scikit-learn reads {minimum} without "
                        "bounds checks")
+
+
+#: Attributes numpy reads from an *instance* (not its type) to turn any object into an array. A pickle can put
+#: them in any object's state (BUILD updates `__dict__`), e.g. `{"__array_interface__": {"data": (address, ...)}}`,
+#: and the first `np.asarray` on that attribute then reads (or writes) the memory at an address of its choice.
+ARRAY_PROTOCOL_ATTRIBUTES = frozenset({
+    "__array_interface__", "__array_struct__", "__array__", "__array_function__", "__array_ufunc__",
+    "__array_wrap__", "__array_finalize__", "__array_namespace__", "__dlpack__", "__dlpack_device__",
+})
+_MAX_OBJECTS = 5_000_000
+
+
+def _check_built_dtype(dtype: Any, depth: int = 0) -> None:
+    """A dtype that slipped past the BUILD checks (joblib reads object arrays with a nested unpickler)."""
+    import numpy as np
+
+    if depth > _MAX_DEPTH:
+        raise BadState("numpy dtypes nested too deeply")
+    fields = dtype.fields  # the stored dict itself: reading it does not touch the entries
+    if fields:
+        for name, entry in fields.items():
+            if not (isinstance(entry, tuple) and len(entry) >= 2 and isinstance(entry[0], np.dtype)
+                    and isinstance(entry[1], int) and 0 <= entry[1] <= dtype.itemsize - entry[0].itemsize):
+                raise BadState(f"a structured numpy dtype whose field {name!r} is malformed")
+            _check_built_dtype(entry[0], depth + 1)
+
+
+def check_graph(root: Any) -> None:
+    """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
+    attribute in its `__dict__` (no scikit-learn or numpy object does) or a dtype is malformed."""
+    import numpy as np
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
+            continue
+        seen.add(id(obj))
+        if len(seen) > _MAX_OBJECTS:
+            raise BadState("more than five million objects")
+        if isinstance(obj, np.dtype):
+            _check_built_dtype(obj)
+            continue
+        if isinstance(obj, np.ndarray):
+            stack.append(obj.dtype)
+            if obj.dtype.hasobject:
+                stack.extend(obj.ravel().tolist())
+            continue
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+            continue
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+            continue
+        attrs = getattr(obj, "__dict__", None)
+        if isinstance(attrs, dict):
+            bad = ARRAY_PROTOCOL_ATTRIBUTES.intersection(k for k in attrs if isinstance(k, str))
+            if bad:
+                raise BadState(f"a {type(obj).__name__} whose state sets {', '.join(sorted(bad))} (an array "
+                               "that would point at memory of the file's choosing)")
+            stack.extend(attrs.values())

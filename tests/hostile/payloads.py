@@ -251,3 +251,14 @@ class ShortTreeState:
         from sklearn.neighbors._kd_tree import newObj
 
         return newObj, (KDTree,), (np.zeros((3, 2)), np.arange(3))
+
+
+class ArrayInterfaceState:
+    """Pickles as a StandardScaler whose state gives it an `__array_interface__` pointing at address 8: numpy
+    turns it into an array over that memory the first time anything calls np.asarray on it."""
+
+    def __reduce__(self) -> tuple:
+        from sklearn.preprocessing import StandardScaler
+
+        interface = {"data": (8, False), "shape": (4,), "typestr": "<f8", "version": 3}
+        return StandardScaler, (), {"__array_interface__": interface, "with_mean": True}
