@@ -46,7 +46,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "LatentDirichletAllocation": "transform runs variational inference iterations per sample",
     "LocallyLinearEmbedding": "transform solves a regularized linear system per sample over its neighbours",
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
-    "FeatureUnion": "the outputs of its parts collide with portable's output renaming in sklearn_onnx",
     "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
     "KNNImputer": "skl2onnx 1.20 accepts float input only (float64 refused)",
     "TargetEncoder": "skl2onnx 1.20 accepts float input only (float64 refused)",
@@ -60,11 +59,7 @@ EXPECTED_FAILURES: dict[str, str] = {
                                 "point lies outside a query's radius",
     "RadiusNeighborsTransformer": "sparse neighbourhood graph output with a variable number of neighbours",
     "RegressorChain": "no converter: each link takes the previous predictions as extra features",
-    "RFE": "portable's sklearn signature expects classifier outputs; skl2onnx converts RFE as a transformer",
-    "RFECV": "portable's sklearn signature expects classifier outputs; skl2onnx converts RFECV as a transformer",
     "SplineTransformer": "no converter: B-spline bases with extrapolation modes",
-    "TransformedTargetRegressor": "no converter: the regressor followed by the target transformer's inverse",
-    "VotingClassifier": "skl2onnx 1.20 does not implement flatten_transform=True",
 }
 
 

@@ -69,6 +69,8 @@ RECIPES: dict[str, Recipe] = {
     "ClassifierChain": Recipe(y="class2"), "MultiOutputClassifier": Recipe(y="class2"),
     # settings that make the estimator deterministic or able to predict new points
     "DummyClassifier": Recipe(params={"strategy": "prior"}),
+    # hard voting has neither predict_proba nor decision_function, and portable's sklearn signature wants one
+    "VotingClassifier": Recipe(params={"voting": "soft"}),
     "LocalOutlierFactor": Recipe(params={"novelty": True}),
     "NuSVC": Recipe(params={"nu": 0.3}),
     "RadiusNeighborsClassifier": Recipe(params={"radius": 4.0}),
@@ -81,6 +83,7 @@ RECIPES: dict[str, Recipe] = {
     "NeighborhoodComponentsAnalysis": Recipe(y="class"),
     "SequentialFeatureSelector": Recipe(y="class"),
     "RFE": Recipe(y="class"), "RFECV": Recipe(y="class"),
+    "QuantileTransformer": Recipe(params={"n_quantiles": 10}),  # skl2onnx 1.20 takes seconds per 60 quantiles
 }
 
 TOL = {"float64": 1e-9, "float32": 1e-4}

@@ -35,6 +35,7 @@ def finalize(proto: Any) -> None:
     from ..sklearn_trees import attach_pending
 
     attach_pending(proto.graph)
+    _free_output_names(proto.graph)
     if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
         return
     for op in proto.opset_import:
@@ -42,6 +43,35 @@ def finalize(proto: Any) -> None:
             op.version = max(op.version, ML_OPSET)
             return
     proto.opset_import.add(domain="ai.onnx.ml", version=ML_OPSET)
+
+
+PORTABLE_OUTPUTS = ("label", "probabilities", "scores", "variable")
+
+
+def _free_output_names(graph: Any) -> None:
+    """Rename intermediate values that carry a name portable gives to outputs (DESIGN §4).
+
+    skl2onnx names a FeatureUnion part's result `variable` and the union's output `union`; renaming the output
+    to `variable` would then break single assignment. Intermediates give way instead.
+    """
+    outputs = {o.name for o in graph.output}
+    taken = {n for node in graph.node for n in node.output} | {i.name for i in graph.input} | \
+        {i.name for i in graph.initializer}
+    renames = {}
+    for name in PORTABLE_OUTPUTS:
+        if name in taken and name not in outputs:
+            new, k = f"{name}_part", 0
+            while new in taken:
+                k += 1
+                new = f"{name}_part{k}"
+            renames[name] = new
+    if not renames:
+        return
+    for node in _all_nodes(graph):
+        node.input[:] = [renames.get(i, i) for i in node.input]
+        node.output[:] = [renames.get(o, o) for o in node.output]
+    for vi in graph.value_info:
+        vi.name = renames.get(vi.name, vi.name)
 
 
 def _all_nodes(graph: Any) -> Any:

@@ -20,7 +20,8 @@ DELEGATES: dict[str, str] = {
 }
 THRESHOLDS = ("sklearn.model_selection.FixedThresholdClassifier",
               "sklearn.model_selection.TunedThresholdClassifierCV")
-NAMES = [p.rsplit(".", 1)[1] for p in (*DELEGATES, *THRESHOLDS)]
+NAMES = [p.rsplit(".", 1)[1] for p in (*DELEGATES, *THRESHOLDS)] + ["VotingClassifier", "RFE", "RFECV",
+                                                                    "TransformedTargetRegressor"]
 REGISTERED: list[bool] = []
 
 
@@ -94,16 +95,116 @@ def _threshold_convert(scope: Any, operator: Any, container: Any) -> None:
     em.output(1, proba)
 
 
+def _rfe_parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """RFE/RFECV predict with `estimator_` on the selected columns: a column gather, then the estimator."""
+    from skl2onnx._parse import _parse_sklearn
+
+    keep = np.flatnonzero(model.support_)
+    op = scope.declare_local_operator("PortableSelectColumns", model)
+    op.inputs = inputs
+    op.outputs.append(scope.declare_local_variable("selected", type(inputs[0].type)([None, len(keep)])))
+    _no_zipmap(scope, model.estimator_)
+    return _parse_sklearn(scope, model.estimator_, op.outputs, custom_parsers=custom_parsers)
+
+
+def _select_columns(scope: Any, operator: Any, container: Any) -> None:
+    from ..sklearn_trees import Emitter
+
+    em = Emitter(scope, operator, container)
+    keep = np.flatnonzero(operator.raw_operator.support_).astype(np.int64)
+    em.node("Gather", [operator.inputs[0].full_name, em.const(keep, dtype=np.int64)],
+            out=operator.outputs[0].full_name, axis=1)
+
+
+# numpy functions a TransformedTargetRegressor may use as inverse_func, and their ONNX operators
+_UFUNCS = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt", "tanh": "Tanh", "abs": "Abs"}
+
+
+def _ttr_parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """TransformedTargetRegressor: the regressor, then the target transformer's inverse."""
+    from skl2onnx._parse import _parse_sklearn
+
+    outs = _parse_sklearn(scope, model.regressor_, inputs, custom_parsers=custom_parsers)
+    op = scope.declare_local_operator("PortableInverseTarget", model)
+    op.inputs = [outs[0]]
+    op.outputs.append(scope.declare_local_variable("variable", type(outs[0].type)([None, None])))
+    return op.outputs
+
+
+def _inverse_target(scope: Any, operator: Any, container: Any) -> None:
+    from ..sklearn_trees import Emitter
+    from .estimators import _affine, affine_map
+
+    est = operator.raw_operator
+    em = Emitter(scope, operator, container)
+    y = em.node("Reshape", [operator.inputs[0].full_name,
+                            em.const([-1, est._training_dim if est._training_dim > 1 else 1], dtype=np.int64)],
+                "y2")
+    trans = est.transformer_
+    inverse = getattr(trans, "inverse_func", None)
+    if type(trans).__name__ == "FunctionTransformer" and inverse is not None:
+        name = getattr(inverse, "__name__", "")
+        if name == "expm1":
+            out = em.node("Sub", [em.node("Exp", [y], "e"), em.const(1.0)], "inv")
+        elif name == "log1p":
+            out = em.node("Log", [em.node("Add", [y, em.const(1.0)], "y1")], "inv")
+        elif name in _UFUNCS:
+            out = em.node(_UFUNCS[name], [y], "inv")
+        else:
+            raise UnsupportedModelError(f"TransformedTargetRegressor with inverse_func={name or inverse!r} has no "
+                                        "ONNX form (supported: affine transformers, exp, expm1, log, log1p, sqrt)")
+    else:
+        n = est._training_dim if est._training_dim > 1 else 1
+        a, b = affine_map(lambda z: np.asarray(trans.inverse_transform(z)).reshape(len(z), -1), n,
+                          what=f"the inverse of {type(trans).__name__}")
+        out = _affine(em, y, a, b)
+    em.output(0, out)
+
+
+def _voting_without_flatten(original: Any) -> Any:
+    """skl2onnx 1.20 refuses VotingClassifier(flatten_transform=True), an option of `transform` only."""
+    import copy
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        est = operator.raw_operator
+        if not getattr(est, "flatten_transform", False):
+            return original(scope, operator, container)
+        clone = copy.copy(est)
+        clone.flatten_transform = False
+        operator.raw_operator = clone
+        try:
+            original(scope, operator, container)
+        finally:
+            operator.raw_operator = est
+    convert._portable = True  # type: ignore[attr-defined]
+    return convert
+
+
 def register() -> None:
     """Register the delegating parsers (and the threshold converter) with skl2onnx."""
+    from skl2onnx.common._registration import get_converter, register_converter
+
+    voting = get_converter("SklearnVotingClassifier")
+    if not getattr(voting, "_portable", False):
+        register_converter("SklearnVotingClassifier", _voting_without_flatten(voting), overwrite=True,
+                           options=voting.get_allowed_options())
     from skl2onnx import update_registered_converter
     from skl2onnx._parse import update_registered_parser
-    from skl2onnx.common._registration import register_converter, register_shape_calculator
+    from skl2onnx.common._registration import register_shape_calculator
 
     for path, attr in DELEGATES.items():
         cls = _class(path)
         if cls is not None:
             update_registered_parser(cls, _delegate(attr))
+    for alias, func, parser, path in (
+            ("PortableSelectColumns", _select_columns, _rfe_parser, "sklearn.feature_selection.RFE"),
+            ("PortableSelectColumns", _select_columns, _rfe_parser, "sklearn.feature_selection.RFECV"),
+            ("PortableInverseTarget", _inverse_target, _ttr_parser, "sklearn.compose.TransformedTargetRegressor")):
+        register_converter(alias, func, overwrite=True)
+        register_shape_calculator(alias, lambda op: None, overwrite=True)
+        cls = _class(path)
+        if cls is not None:
+            update_registered_parser(cls, parser)
     register_converter("PortableThreshold", _threshold_convert, overwrite=True)
     register_shape_calculator("PortableThreshold", lambda op: None, overwrite=True)
     for path in THRESHOLDS:
