@@ -29,13 +29,10 @@ NOT_A_MATRIX: dict[str, str] = {
 
 # Inference-capable, but no conversion that agrees with scikit-learn in both dtypes (yet): the reason for each.
 EXPECTED_FAILURES: dict[str, str] = {
-    "AdaBoostClassifier": "skl2onnx 1.20's converter mixes float and double in a Where node (float64 fails "
-                          "onnx.checker); float32 converts",
     "BayesianGaussianMixture": "portable's sklearn signature treats mixtures as regressors ('variable') while "
                                "skl2onnx gives label + probabilities",
     "GaussianMixture": "portable's sklearn signature treats mixtures as regressors ('variable') while skl2onnx "
                        "gives label + probabilities",
-    "CategoricalNB": "skl2onnx 1.20's converter mixes float and double (float64 fails onnx.checker)",
     "ClassifierChain": "multi-output classifier: portable's signature has one label output",
     "MultiOutputClassifier": "multi-output classifier: portable's signature has one label output",
     "DictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample: no closed form",
@@ -48,8 +45,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
     "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
     "KNNImputer": "skl2onnx 1.20 accepts float input only (float64 refused)",
-    "TargetEncoder": "skl2onnx 1.20 accepts float input only (float64 refused)",
-    "PowerTransformer": "skl2onnx 1.20's converter mixes float and double (float64 fails)",
     "OneVsOneClassifier": "skl2onnx 1.20 declares a label shape its ArgMax contradicts (fails onnx.checker)",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
     "PolynomialCountSketch": "no converter: count sketches combined through FFTs",

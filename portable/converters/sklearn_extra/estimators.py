@@ -583,6 +583,118 @@ def polynomial_features(em: Emitter, est: Any) -> list[Any]:
     return [em.reduce("ReduceProd", terms, 2)]
 
 
+# -- float64-capable replacements for skl2onnx converters that mix float and double -----------------------------
+
+@extra("sklearn.ensemble.AdaBoostClassifier", kind="classifier", replaces=True)
+def adaboost_classifier(em: Emitter, est: Any) -> list[Any]:
+    """SAMME with tree estimators: each leaf votes w for its class and -w/(K-1) for the others."""
+    trees = est.estimators_
+    if not all(hasattr(t, "tree_") for t in trees):
+        raise UseSkl2onnx
+    k = len(est.classes_)
+    w = np.asarray(est.estimator_weights_, dtype=np.float64)[: len(trees)]
+    values = []
+    for t, wt in zip(trees, w):
+        won = np.argmax(t.tree_.value[:, 0, :], axis=1)
+        v = np.where(np.arange(k)[None, :] == won[:, None], wt, -wt / (k - 1))
+        values.append(v[:, 1:] - v[:, :1] if k == 2 else v)  # binary: decision = pred1 - pred0
+    forest = build(concat_trees([t.tree_ for t in trees], values))
+    x = em.as_float32_then_back(em.input())
+    pred = em.node("Div", [em.ensemble(x, forest, "votes"), em.const(float(w.sum()))], "pred")
+    if k == 2:
+        half = em.node("Mul", [pred, em.const(0.5)], "half")
+        proba = em.node("Softmax", [em.node("Concat", [em.node("Neg", [half], "nhalf"), half], "pair", axis=1)],
+                        "proba", axis=1)
+        em.label(proba, est.classes_, binary_raw=pred, strict=True)
+    else:
+        proba = em.node("Softmax", [em.node("Div", [pred, em.const(float(k - 1))], "scaled")], "proba", axis=1)
+        em.label(pred, est.classes_)
+    return [None, proba]
+
+
+@extra("sklearn.naive_bayes.CategoricalNB", kind="classifier", replaces=True)
+def categorical_nb(em: Emitter, est: Any) -> list[Any]:
+    x = em.node("Cast", [em.input()], "xi", to=7)
+    jll = em.const(np.asarray(est.class_log_prior_, dtype=np.float64)[None, :])
+    for i, table in enumerate(est.feature_log_prob_):
+        col = em.node("Gather", [x, em.const(i, dtype=np.int64)], "col", axis=1)
+        part = em.node("Gather", [em.const(np.asarray(table, dtype=np.float64).T), col], "part", axis=0)
+        jll = em.node("Add", [jll, part], "jll")
+    mx = em.reduce("ReduceMax", jll, 1, keepdims=1)
+    lse = em.node("Add", [mx, em.node("Log", [em.reduce("ReduceSum", em.node(
+        "Exp", [em.node("Sub", [jll, mx], "shift")], "e"), 1, keepdims=1)], "logsum")], "lse")
+    proba = em.node("Exp", [em.node("Sub", [jll, lse], "logp")], "proba")
+    em.label(jll, est.classes_)
+    return [None, proba]
+
+
+@extra("sklearn.preprocessing.PowerTransformer", kind="transformer", replaces=True)
+def power_transformer(em: Emitter, est: Any) -> list[Any]:
+    """Yeo-Johnson / Box-Cox per column (scipy's formulas, expm1/log1p spelled with Exp/Log), then scaling."""
+    x = em.input()
+    eps = np.finfo(np.float64).eps
+    cols = []
+    for i, lam in enumerate(np.asarray(est.lambdas_, dtype=np.float64)):
+        c = em.node("Gather", [x, em.const([i], dtype=np.int64)], "c", axis=1)
+        if est.method == "box-cox":
+            logx = em.node("Log", [c], "logx")
+            out = logx if lam == 0 else em.node("Div", [em.node("Sub", [em.node(
+                "Exp", [em.node("Mul", [logx, em.const(lam)], "lx")], "ex"), em.const(1.0)], "em1"),
+                em.const(lam)], "bc")
+        else:
+            pos = em.node("GreaterOrEqual", [c, em.const(0.0)], "pos")
+            lp = em.node("Log", [em.node("Add", [em.node("Abs", [c], "ac"), em.const(1.0)], "a1")], "log1p")
+            if abs(lam) < eps:
+                p_val = lp
+            else:
+                p_val = em.node("Div", [em.node("Sub", [em.node("Exp", [em.node("Mul", [lp, em.const(lam)],
+                                                                                "lp")], "ep"), em.const(1.0)],
+                                                "pm1"), em.const(lam)], "pval")
+            if abs(lam - 2) > eps:
+                n_val = em.node("Neg", [em.node("Div", [em.node("Sub", [em.node("Exp", [em.node(
+                    "Mul", [lp, em.const(2 - lam)], "ln")], "en"), em.const(1.0)], "nm1"), em.const(2 - lam)],
+                    "nq")], "nval")
+            else:
+                n_val = em.node("Neg", [lp], "nval")
+            out = em.node("Where", [pos, p_val, n_val], "yj")
+        cols.append(out)
+    y = em.node("Concat", cols, "pt", axis=1) if len(cols) > 1 else cols[0]
+    if est.standardize:
+        sc = est._scaler
+        mean = np.asarray(sc.mean_ if sc.with_mean else np.zeros(len(cols)), dtype=np.float64)
+        scale = np.asarray(sc.scale_ if sc.with_std else np.ones(len(cols)), dtype=np.float64)
+        y = em.node("Div", [em.node("Sub", [y, em.const(mean[None, :])], "yc"), em.const(scale[None, :])], "ys")
+    return [y]
+
+
+@extra("sklearn.preprocessing.TargetEncoder", kind="transformer", replaces=True)
+def target_encoder(em: Emitter, est: Any) -> list[Any]:
+    """Look each value up among the fitted categories (exact equality); unknown values get the target mean."""
+    x = em.input()
+    n_classes = len(est.classes_) if est.target_type_ == "multiclass" else 1
+    means = np.atleast_1d(np.asarray(est.target_mean_, dtype=np.float64))
+    outs = []
+    for e, enc in enumerate(est.encodings_):
+        f = e // n_classes
+        cats = np.asarray(est.categories_[f])
+        if cats.dtype.kind not in "fiub":
+            raise UnsupportedModelError("TargetEncoder with non-numeric categories: portable's input is numeric")
+        cats = cats.astype(np.float64)
+        col = em.node("Gather", [x, em.const([f], dtype=np.int64)], "col", axis=1)
+        known = ~np.isnan(cats)
+        hit = em.node("Equal", [col, em.const(np.where(known, cats, 0.0)[None, :])], "hit")
+        hit = em.node("And", [hit, em.const(known[None, :], dtype=bool)], "hitk")
+        if not known.all():
+            hit = em.node("Or", [hit, em.node("And", [em.node("IsNaN", [col], "nan"),
+                                                      em.const(~known[None, :], dtype=bool)], "nanhit")], "hitn")
+        hitf = em.node("Cast", [hit], "hitf", to=11 if em.double else 1)
+        value = em.reduce("ReduceSum", em.node("Mul", [hitf, em.const(np.asarray(enc, dtype=np.float64)[None, :])],
+                                               "ev"), 1, keepdims=1)
+        found = em.node("Greater", [em.reduce("ReduceSum", hitf, 1, keepdims=1), em.const(0.0)], "found")
+        outs.append(em.node("Where", [found, value, em.const([[means[e % n_classes]]])], "enc"))
+    return [em.node("Concat", outs, "te", axis=1) if len(outs) > 1 else outs[0]]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
