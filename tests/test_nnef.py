@@ -256,6 +256,13 @@ def test_bad_artifacts_are_refused(tmp_path: Path) -> None:
     archive.write_bytes(archive.read_bytes()[:60])
     with pytest.raises(InputError):
         portable.load(archive)
+    evil = tmp_path / "evil.nnef.tgz"
+    with tarfile.open(evil, "w:gz") as tar:
+        for p in sorted(good.iterdir()):
+            tar.add(p, arcname=p.name)
+        tar.add(good / "portable.json", arcname="../outside.json")
+    with pytest.raises(InputError, match="outside"):
+        portable.load(evil)
 
 
 def test_string_inputs_are_refused() -> None:
