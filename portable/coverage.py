@@ -48,11 +48,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "OneVsOneClassifier": "skl2onnx 1.20 declares a label shape its ArgMax contradicts (fails onnx.checker)",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
     "PolynomialCountSketch": "no converter: count sketches combined through FFTs",
-    "RadiusNeighborsClassifier": "skl2onnx 1.20's converter gathers index -1 (onnxruntime error) when a training "
-                                 "point lies outside a query's radius",
-    "RadiusNeighborsRegressor": "skl2onnx 1.20's converter gathers index -1 (onnxruntime error) when a training "
-                                "point lies outside a query's radius",
-    "RadiusNeighborsTransformer": "sparse neighbourhood graph output with a variable number of neighbours",
     "RegressorChain": "no converter: each link takes the previous predictions as extra features",
     "SplineTransformer": "no converter: B-spline bases with extrapolation modes",
 }

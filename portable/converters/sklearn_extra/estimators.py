@@ -695,6 +695,62 @@ def target_encoder(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Concat", outs, "te", axis=1) if len(outs) > 1 else outs[0]]
 
 
+# -- radius neighbours (skl2onnx 1.20 gathers index -1 when a training point is outside a radius) --------------
+
+def _radius_weights(em: Emitter, est: Any) -> tuple[str, str]:
+    """(in-radius mask as floats, weights) `[N, n_fit]` for a euclidean radius-neighbours estimator."""
+    metric = est.effective_metric_
+    if metric not in ("euclidean",) and not (metric == "minkowski" and est.effective_metric_params_.get("p") == 2):
+        raise UseSkl2onnx
+    d2 = _sqdist(em, em.input(), est._fit_X)
+    inside = em.node("LessOrEqual", [d2, em.const(float(est.radius) ** 2)], "inside")
+    mask = em.node("Cast", [inside], "mask", to=11 if em.double else 1)
+    if est.weights == "uniform":
+        return mask, mask
+    if est.weights != "distance":
+        raise UseSkl2onnx
+    dist = em.node("Sqrt", [d2], "dist")
+    # scikit-learn: 1/d, except rows with a zero distance, which weigh only their exact matches
+    zero = em.node("Cast", [em.node("Equal", [dist, em.const(0.0)], "z")], "zf", to=11 if em.double else 1)
+    zero_in = em.node("Mul", [zero, mask], "zin")
+    any_zero = em.node("Greater", [em.reduce("ReduceMax", zero_in, 1, keepdims=1), em.const(0.0)], "anyz")
+    inv = em.node("Div", [mask, em.node("Where", [em.node("Equal", [dist, em.const(0.0)], "z2"), em.const(1.0),
+                                                  dist], "safe")], "inv")
+    return mask, em.node("Where", [any_zero, zero_in, inv], "w")
+
+
+@extra("sklearn.neighbors.RadiusNeighborsClassifier", kind="classifier", replaces=True)
+def radius_neighbors_classifier(em: Emitter, est: Any) -> list[Any]:
+    if est.outlier_label_ is not None or np.ndim(est._y) > 1:
+        raise UseSkl2onnx
+    _, w = _radius_weights(em, est)
+    onehot = (np.asarray(est._y)[:, None] == np.arange(len(est.classes_))[None, :]).astype(np.float64)
+    votes = em.node("MatMul", [w, em.const(onehot)], "votes")
+    proba = em.node("Div", [votes, em.reduce("ReduceSum", votes, 1, keepdims=1)], "proba")
+    em.label(proba, est.classes_)
+    return [None, proba]
+
+
+@extra("sklearn.neighbors.RadiusNeighborsRegressor", kind="regressor", replaces=True)
+def radius_neighbors_regressor(em: Emitter, est: Any) -> list[Any]:
+    _, w = _radius_weights(em, est)
+    y = np.asarray(est._y, dtype=np.float64).reshape(len(est._fit_X), -1)
+    total = em.node("MatMul", [w, em.const(y)], "wy")
+    return [em.node("Div", [total, em.reduce("ReduceSum", w, 1, keepdims=1)], "mean")]
+
+
+@extra("sklearn.neighbors.RadiusNeighborsTransformer", kind="transformer")
+def radius_neighbors_transformer(em: Emitter, est: Any) -> list[Any]:
+    """The radius-neighbours graph made dense: distances (or ones, mode='connectivity') inside the radius."""
+    if est.effective_metric_ != "euclidean" and not (
+            est.effective_metric_ == "minkowski" and est.effective_metric_params_.get("p") == 2):
+        raise UnsupportedModelError("RadiusNeighborsTransformer converts with the euclidean metric only")
+    d2 = _sqdist(em, em.input(), est._fit_X)
+    inside = em.node("LessOrEqual", [d2, em.const(float(est.radius) ** 2)], "inside")
+    value = em.node("Sqrt", [d2], "dist") if est.mode == "distance" else em.const(1.0)
+    return [em.node("Where", [inside, value, em.const(0.0)], "graph")]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
