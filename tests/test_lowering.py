@@ -286,8 +286,8 @@ def test_unsupported_operators_are_named() -> None:
         lower_proto(art.proto)
     node = H.make_node("OneHotEncoder", ["c"], ["o"], domain="ai.onnx.ml", cats_strings=["a", "b"])
     model = _ml_model([node], [_vi("c", TP.STRING, [None])], [_vi("o", TP.FLOAT, [None, 2])])
-    with pytest.raises(UnsupportedModelError, match="strings"):
-        lower_proto(model.proto)
+    with pytest.raises(UnsupportedModelError, match="strings.*NNEF"):
+        lower_proto(model.proto, for_nnef=True)
     node = H.make_node("CategoryMapper", ["c"], ["o"], domain="ai.onnx.ml", cats_strings=["a"], cats_int64s=[1])
     model = _ml_model([node], [_vi("c", TP.STRING, [None])], [_vi("o", TP.INT64, [None])])
     with pytest.raises(UnsupportedModelError, match="CategoryMapper.*lowered: .*TreeEnsemble"):
@@ -327,3 +327,33 @@ def test_set_membership_splits_lower_in_gemm_form() -> None:
     rows[::7, 0] = np.nan
     rows[::11, 0] = 9
     _assert_same(original.run({"X": rows}), lowered.run({"X": rows}), atol=1e-6)
+
+
+def test_string_encoders_lower_in_plain_onnx_only() -> None:
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    df = pd.DataFrame({"x": np.arange(60.0), "city": ["paris", "lyon", "nice", "paris", "lille", "nice"] * 10})
+    est = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                                                (StandardScaler(), ["x"])),
+                        LogisticRegression()).fit(df, (np.arange(60) % 3 == 0).astype(int))
+    art = portable.convert(est, to="onnx", data=df, check=False, options=ConvertOptions(standard_ops=True))
+    assert {n.domain for n in art.proto.graph.node} == {""}
+    feeds = {"x": df[["x"]].to_numpy(), "city": np.array(["nice", "paris", "rome", "lille"] * 15).reshape(-1, 1)}
+    frame = pd.DataFrame({"x": feeds["x"].ravel(), "city": feeds["city"].ravel()})
+    np.testing.assert_array_equal(art.run(feeds)["label"], est.predict(frame))
+    np.testing.assert_allclose(art.run(feeds)["probabilities"], est.predict_proba(frame), atol=1e-5)
+
+    node = H.make_node("LabelEncoder", ["s"], ["y"], domain="ai.onnx.ml", keys_strings=["a", "b", "c"],
+                       values_int64s=[7, 8, 9], default_int64=-1)
+    graph = H.make_graph([node], "g", [_vi("s", TP.STRING, [None])], [_vi("y", TP.INT64, [None])])
+    proto = H.make_model(graph, opset_imports=[H.make_opsetid("", 19), H.make_opsetid("ai.onnx.ml", 3)])
+    proto.ir_version = 9
+    model = OnnxModel(proto)
+    got = _check_lowering(model, {"s": np.array(["c", "a", "zz", "b"], dtype=object)})
+    np.testing.assert_array_equal(got["y"], [9, 7, -1, 8])
+    with pytest.raises(UnsupportedModelError, match="NNEF"):
+        lower_proto(proto, for_nnef=True)

@@ -37,6 +37,7 @@ from ..registry import ConvertOptions, require
 
 ML_DOMAIN = "ai.onnx.ml"
 MIN_OPSET = 13  # Softmax over the last axis, Unsqueeze/ReduceSum with axes as inputs
+STRING_OPSET = 19  # Equal on strings (string-valued encoders, plain ONNX only)
 
 # A tree ensemble takes the GEMM formulation when it is at most this deep and its per-row matrix work
 # (trees x internal nodes x leaves of the largest tree) stays under this bound; otherwise the gather traversal.
@@ -304,20 +305,33 @@ def _array_feature_extractor(b: _Builder, node: Any) -> None:
         b.op("Gather", [data, flat], out=node.output[0], axis=rank - 1)
 
 
+def _strings_allowed(b: _Builder, what: str) -> None:
+    if b.for_nnef:
+        raise b.fail(f"{what} over strings cannot go to NNEF, which has no strings; encode to integers first")
+    if b.opset < 19:
+        raise b.fail(f"{what} over strings needs Equal on strings, which standard ONNX has from opset 19 "
+                     f"(the model has {b.opset})")
+
+
 @lowers("LabelEncoder")
 def _label_encoder(b: _Builder, node: Any) -> None:
     at = _attrs(node)
-    keys = _pick(at, "keys_tensor", "keys_int64s", "keys_floats")
-    values = _pick(at, "values_tensor", "values_int64s", "values_floats")
-    if keys is None or values is None or keys.dtype.kind in "OUS" or values.dtype.kind in "OUS":
-        raise b.fail("only numeric LabelEncoders lower to standard ONNX (NNEF has no strings)")
+    keys = _pick(at, "keys_tensor", "keys_int64s", "keys_floats", "keys_strings")
+    values = _pick(at, "values_tensor", "values_int64s", "values_floats", "values_strings")
+    if keys is None or values is None:
+        raise b.fail("a LabelEncoder without keys or values")
+    if keys.dtype.kind in "OUS" or values.dtype.kind in "OUS":
+        _strings_allowed(b, "LabelEncoder")
     default = _pick(at, "default_tensor")
     if default is None:
-        default = np.asarray(at.get("default_int64", -1) if values.dtype.kind in "iu" else
+        default = np.asarray(at.get("default_string", "_Unused") if values.dtype.kind in "OUS" else
+                             at.get("default_int64", -1) if values.dtype.kind in "iu" else
                              at.get("default_float", -0.0))
     x = node.input[0]
-    keys = keys.astype(b.np_dtype(x))
-    if node.output[0] in b.types:  # the attribute lists come as float64 / int64; the output type decides
+    keys = keys.astype(object) if keys.dtype.kind in "OUS" else keys.astype(b.np_dtype(x))
+    if values.dtype.kind in "OUS":
+        values, default = values.astype(object), default.astype(object)
+    elif node.output[0] in b.types:  # the attribute lists come as float64 / int64; the output type decides
         values = values.astype(b.np_dtype(node.output[0]))
     match = b.op("Equal", [b.op("Unsqueeze", [x, b.const(np.array([-1], np.int64), "axes")]),
                            b.const(keys, "keys")])
@@ -331,11 +345,13 @@ def _label_encoder(b: _Builder, node: Any) -> None:
 @lowers("OneHotEncoder")
 def _one_hot_encoder(b: _Builder, node: Any) -> None:
     at = _attrs(node)
-    if at.get("cats_strings"):
-        raise b.fail("OneHotEncoder over strings cannot be lowered (NNEF has no strings); encode to integers first")
-    cats = np.asarray(at.get("cats_int64s") or [], dtype=np.int64)
     x = node.input[0]
-    xi = x if b.np_dtype(x).kind in "iu" else b.cast_to(x, np.int64)
+    if at.get("cats_strings"):
+        _strings_allowed(b, "OneHotEncoder")
+        cats, xi = np.asarray(at["cats_strings"], dtype=object), x
+    else:
+        cats = np.asarray(at.get("cats_int64s") or [], dtype=np.int64)
+        xi = x if b.np_dtype(x).kind in "iu" else b.cast_to(x, np.int64)
     eq = b.op("Equal", [b.op("Unsqueeze", [xi, b.const(np.array([-1], np.int64), "axes")]),
                         b.const(cats, "cats")])
     b.finish(b.cast_to(eq, np.float32), node.output[0])
@@ -885,11 +901,16 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
     src = onnx.ModelProto()
     src.CopyFrom(proto)
     opsets = {o.domain or "": o.version for o in src.opset_import}
-    if opsets.get("", 0) < MIN_OPSET and any(n.domain == ML_DOMAIN for n in src.graph.node):
+    strings = not for_nnef and any(
+        n.domain == ML_DOMAIN and n.op_type in ("OneHotEncoder", "LabelEncoder") and
+        any(a.name in ("cats_strings", "keys_strings", "values_strings") for a in n.attribute)
+        for n in src.graph.node)
+    need = STRING_OPSET if strings else MIN_OPSET
+    if opsets.get("", 0) < need and any(n.domain == ML_DOMAIN for n in src.graph.node):
         try:
-            src = onnx.version_converter.convert_version(src, MIN_OPSET)
+            src = onnx.version_converter.convert_version(src, need)
         except Exception as exc:
-            raise ConversionError(f"could not move the model from opset {opsets.get('', 0)} to {MIN_OPSET} "
+            raise ConversionError(f"could not move the model from opset {opsets.get('', 0)} to {need} "
                                   f"before lowering: {exc}") from None
         opsets = {o.domain or "": o.version for o in src.opset_import}
     try:
