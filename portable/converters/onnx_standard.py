@@ -9,20 +9,23 @@ exactly the outputs of the node it replaces, so the rest of the graph is untouch
 Trees are lowered in one of two formulations (DESIGN: "chosen by depth and size"), recorded in the model's
 metadata under `portable.lowering.trees`:
 
-- `gemm`: the matrix formulation (as in Hummingbird): feature selection, decisions and leaf reachability are
-  three batched matrix products, one block per tree. Fast for shallow trees; its size grows as 4^depth.
+- `gemm`: the matrix formulation (as in Hummingbird): each node's feature is gathered, the decisions are
+  compared at once, and leaf reachability and leaf values are two batched matrix products, one block per
+  tree. Fast for shallow trees; its size grows as 4^depth. Set membership (MEMBER) nodes lower here only.
 - `gather`: index traversal: every row keeps one node index per tree and steps down `max_depth` times,
   gathering the node's feature, threshold and children. Its size grows linearly with the number of nodes.
   Each row's feature value is read with GatherElements, or, on the way to NNEF (which has no per-row
   gather), with a one-hot mask over the features.
 
-Not lowered (a clear `UnsupportedModelError` names the node): string-valued encoders, PROBIT post-transforms,
-SVMs with probability estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ tree nodes, and
-MEMBER (set membership) nodes in ensembles too large for the GEMM formulation, which is the only one that
-lowers them.
-Normalizer MAX divides by max |x|, as the specification's reference evaluator and scikit-learn do
-(onnxruntime 1.32 divides by max x). Missing values (NaN) in tree inputs follow the plain comparison (NaN goes to the false branch) rather than
-`nodes_missing_value_tracks_true`.
+Both route missing values (NaN) as `nodes_missing_value_tracks_true` says, which is how converters encode
+scikit-learn's "NaN goes to the child with more samples". Normalizer MAX divides by max |x|, as the
+specification's reference evaluator and scikit-learn do (onnxruntime 1.32 divides by max x). String-valued
+OneHotEncoder and LabelEncoder lower in plain ONNX (opset 19's Equal on strings), never on the way to NNEF.
+
+Not lowered (an `UnsupportedModelError` names the node): PROBIT post-transforms, SVMs with probability
+estimates (libsvm's pairwise coupling is an iterative solver), EQ/NEQ tree nodes, MEMBER nodes in ensembles
+too large for the GEMM formulation, and the operators missing from LOWERINGS (CategoryMapper,
+DictVectorizer, CastMap, …).
 """
 from __future__ import annotations
 
