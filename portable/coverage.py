@@ -45,10 +45,8 @@ EXPECTED_FAILURES: dict[str, str] = {
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
     "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
     "KNNImputer": "skl2onnx 1.20 accepts float input only (float64 refused)",
-    "OneVsOneClassifier": "skl2onnx 1.20 declares a label shape its ArgMax contradicts (fails onnx.checker)",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
     "PolynomialCountSketch": "no converter: count sketches combined through FFTs",
-    "RegressorChain": "no converter: each link takes the previous predictions as extra features",
     "SplineTransformer": "no converter: B-spline bases with extrapolation modes",
 }
 

@@ -751,6 +751,64 @@ def radius_neighbors_transformer(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Where", [inside, value, em.const(0.0)], "graph")]
 
 
+# -- multiclass and multi-target compositions of linear models ------------------------------------------------
+
+def _linear(est: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(coef [n_in, n_out], intercept [n_out]) of a fitted linear model, or None for anything else."""
+    coef, inter = getattr(est, "coef_", None), getattr(est, "intercept_", 0.0)
+    if coef is None or not hasattr(est, "decision_function" if hasattr(est, "classes_") else "predict"):
+        return None
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    return coef.T, np.broadcast_to(np.asarray(inter, dtype=np.float64), (coef.shape[0],)).copy()
+
+
+@extra("sklearn.multiclass.OneVsOneClassifier", kind="classifier", replaces=True)
+def one_vs_one(em: Emitter, est: Any) -> list[Any]:
+    """One-vs-one over linear binary models: votes plus squashed summed confidences (`_ovr_decision_function`)."""
+    parts = [_linear(e) for e in est.estimators_]
+    if any(p is None or p[0].shape[1] != 1 for p in parts) or getattr(est, "pairwise_indices_", None) is not None:
+        raise UseSkl2onnx
+    w = np.concatenate([p[0] for p in parts], axis=1)
+    b = np.concatenate([p[1] for p in parts])
+    dec = _affine(em, em.input(), w, b[None, :])
+    k = len(est.classes_)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    vi = np.zeros((len(pairs), k))
+    vj = np.zeros((len(pairs), k))
+    for p, (i, j) in enumerate(pairs):
+        vi[p, i] = vj[p, j] = 1.0
+    won = em.node("Cast", [em.node("Greater", [dec, em.const(0.0)], "gt")], "won", to=11 if em.double else 1)
+    votes = em.node("Add", [em.node("MatMul", [won, em.const(vj - vi)], "wv"), em.const(vi.sum(0)[None, :])],
+                    "votes")
+    conf = em.node("MatMul", [dec, em.const(vj - vi)], "conf")
+    squash = em.node("Div", [conf, em.node("Mul", [em.node("Add", [em.node("Abs", [conf], "ac"), em.const(1.0)],
+                                                           "ac1"), em.const(3.0)], "den")], "squash")
+    scores = em.node("Add", [votes, squash], "ovo")
+    if k == 2:
+        col = em.node("Gather", [scores, em.const([1], dtype=np.int64)], "y1", axis=1)
+        em.label(col, est.classes_, binary_raw=col, strict=True)
+        return [None, col]
+    em.label(scores, est.classes_)
+    return [None, scores]
+
+
+@extra("sklearn.multioutput.RegressorChain", kind="regressor")
+def regressor_chain(em: Emitter, est: Any) -> list[Any]:
+    """Each link sees the inputs and the previous links' predictions; linear links only."""
+    x = em.input()
+    preds: list[str] = []
+    for e in est.estimators_:
+        lin = _linear(e)
+        if lin is None:
+            raise UnsupportedModelError("RegressorChain converts when its links are linear models "
+                                        f"(coef_/intercept_); this one has {type(e).__name__}")
+        aug = em.node("Concat", [x, *preds], "aug", axis=1) if preds else x
+        preds.append(_affine(em, aug, lin[0], lin[1][None, :]))
+    chain = em.node("Concat", preds, "chain", axis=1) if len(preds) > 1 else preds[0]
+    inv = np.argsort(np.asarray(est.order_))
+    return [em.node("Gather", [chain, em.const(inv.astype(np.int64), dtype=np.int64)], "ordered", axis=1)]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
@@ -770,6 +828,8 @@ def _n_out(est: Any, kind: str) -> int | None:
                 out = np.shape(coef)[0]
             elif dual is not None and np.ndim(dual) == 2 and type(est).__name__ == "KernelRidge":
                 out = np.shape(dual)[1]
+            elif hasattr(est, "order_"):  # RegressorChain
+                out = len(est.order_)
             else:
                 out = 1
         return int(out)
