@@ -44,7 +44,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "LocallyLinearEmbedding": "transform solves a regularized linear system per sample over its neighbours",
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
     "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
-    "KNNImputer": "skl2onnx 1.20 accepts float input only (float64 refused)",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
     "PolynomialCountSketch": "no converter: count sketches combined through FFTs",
     "SplineTransformer": "no converter: B-spline bases with extrapolation modes",

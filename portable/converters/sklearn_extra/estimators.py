@@ -809,6 +809,52 @@ def regressor_chain(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Gather", [chain, em.const(inv.astype(np.int64), dtype=np.int64)], "ordered", axis=1)]
 
 
+@extra("sklearn.impute.KNNImputer", kind="transformer", replaces=True)
+def knn_imputer(em: Emitter, est: Any) -> list[Any]:
+    """Mean of the k nearest donors by nan-euclidean distance, per column, in the input's dtype."""
+    mv = est.missing_values
+    if not (isinstance(mv, float) and np.isnan(mv)) or est.weights != "uniform" or est.add_indicator or \
+            est.metric != "nan_euclidean":
+        raise UseSkl2onnx
+    fit = np.asarray(est._fit_X, dtype=np.float64)
+    mask_fit = np.asarray(est._mask_fit_X, dtype=bool)
+    valid = np.asarray(est._valid_mask, dtype=bool)
+    n_feat = fit.shape[1]
+    x = em.input()
+    diff = em.node("Sub", [em.node("Unsqueeze", [x, em.const([1], dtype=np.int64)], "x3"),
+                           em.const(fit[None, :, :])], "diff")
+    present = em.node("Not", [em.node("IsNaN", [diff], "nd")], "present")
+    sq = em.node("Where", [present, em.node("Mul", [diff, diff], "d2"), em.const(0.0)], "sq")
+    count = em.reduce("ReduceSum", em.node("Cast", [present], "pf", to=11 if em.double else 1), 2)
+    dist = em.node("Sqrt", [em.node("Div", [em.node("Mul", [em.reduce("ReduceSum", sq, 2), em.const(float(n_feat))],
+                                                    "scaled"), count], "d2w")], "dist")
+    big = em.node("Where", [em.node("IsNaN", [dist], "dn"), em.const(np.inf), dist], "dinf")
+    cols = []
+    for c in range(n_feat):
+        if not valid[c] and not getattr(est, "keep_empty_features", False):
+            continue
+        xc = em.node("Gather", [x, em.const([c], dtype=np.int64)], "xc", axis=1)
+        donors = np.flatnonzero(~mask_fit[:, c])
+        if not valid[c] or len(donors) == 0:
+            cols.append(em.node("Where", [em.node("IsNaN", [xc], "m"), em.const(0.0), xc], "col"))
+            continue
+        k = min(est.n_neighbors, len(donors))
+        dd = em.node("Gather", [big, em.const(donors.astype(np.int64), dtype=np.int64)], "dd", axis=1)
+        vals, idx = em.node("TopK", [dd, em.const([k], dtype=np.int64)], "topv", axis=1, largest=0, sorted=1), None
+        idx = em.name("topi")
+        em.container.nodes[-1].output.append(idx)
+        finite = em.node("Cast", [em.node("Less", [vals, em.const(np.inf)], "fin")], "finf",
+                         to=11 if em.double else 1)
+        picked = em.node("Gather", [em.const(fit[donors, c]), idx], "picked", axis=0)
+        total = em.reduce("ReduceSum", em.node("Mul", [picked, finite], "pw"), 1, keepdims=1)
+        n = em.reduce("ReduceSum", finite, 1, keepdims=1)
+        mean = em.node("Div", [total, n], "mean")
+        col_mean = float(np.mean(fit[donors, c]))
+        imputed = em.node("Where", [em.node("Greater", [n, em.const(0.0)], "any"), mean, em.const(col_mean)], "imp")
+        cols.append(em.node("Where", [em.node("IsNaN", [xc], "m"), imputed, xc], "col"))
+    return [em.node("Concat", cols, "imputed", axis=1) if len(cols) > 1 else cols[0]]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
