@@ -8,6 +8,7 @@ same goes for the few scikit-learn Cython classes that index a state tuple witho
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -139,34 +140,44 @@ def check_graph(root: Any) -> None:
     attribute in its `__dict__` (no scikit-learn or numpy object does) or a dtype is malformed."""
     import numpy as np
 
+    leaves = _leaf_types()
     seen: set[int] = set()
     stack = [root]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), type)):
+        obj = pop()
+        kind = type(obj)
+        if kind in leaves or id(obj) in seen:
             continue
         seen.add(id(obj))
+        if kind is dict or isinstance(obj, dict):
+            extend(obj.keys())
+            extend(obj.values())
+        elif kind is list or kind is tuple or isinstance(obj, (list, tuple, set, frozenset)):
+            extend(obj)
+        elif isinstance(obj, np.ndarray):
+            push(obj.dtype)
+            if obj.dtype.hasobject:
+                extend(obj.ravel().tolist())
+        elif isinstance(obj, np.dtype):
+            _check_built_dtype(obj)
+        else:
+            attrs = getattr(obj, "__dict__", None)
+            if type(attrs) is dict:
+                if not ARRAY_PROTOCOL_ATTRIBUTES.isdisjoint(attrs):
+                    bad = sorted(k for k in attrs if k in ARRAY_PROTOCOL_ATTRIBUTES)
+                    raise BadState(f"a {kind.__name__} whose state sets {', '.join(bad)} (an array that would "
+                                   "point at memory of the file's choosing)")
+                extend(attrs.values())
         if len(seen) > _MAX_OBJECTS:
             raise BadState("more than five million objects")
-        if isinstance(obj, np.dtype):
-            _check_built_dtype(obj)
-            continue
-        if isinstance(obj, np.ndarray):
-            stack.append(obj.dtype)
-            if obj.dtype.hasobject:
-                stack.extend(obj.ravel().tolist())
-            continue
-        if isinstance(obj, dict):
-            stack.extend(obj.keys())
-            stack.extend(obj.values())
-            continue
-        if isinstance(obj, (list, tuple, set, frozenset)):
-            stack.extend(obj)
-            continue
-        attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            bad = ARRAY_PROTOCOL_ATTRIBUTES.intersection(k for k in attrs if isinstance(k, str))
-            if bad:
-                raise BadState(f"a {type(obj).__name__} whose state sets {', '.join(sorted(bad))} (an array "
-                               "that would point at memory of the file's choosing)")
-            stack.extend(attrs.values())
+
+
+@functools.lru_cache(maxsize=1)
+def _leaf_types() -> frozenset[type]:
+    """Values with nothing inside to check (numpy scalars included: their dtypes are builtin ones)."""
+    import numpy as np
+
+    numpy_scalars = {t for t in np.sctypeDict.values()
+                     if isinstance(t, type) and not issubclass(t, (np.void, np.object_))}
+    return frozenset({str, bytes, int, float, bool, complex, type(None), type, slice, range} | numpy_scalars)
