@@ -155,8 +155,10 @@ OPERATORS["argmin_reduce"] = _arg_reduce(np.argmin)
 @nnef_op("softmax")
 def _softmax(x: np.ndarray, *, axes: list[int] = (1,), **_: Any) -> np.ndarray:
     ax = tuple(axes)
-    e = np.exp(x - np.max(x, axis=ax, keepdims=True))
-    return e / np.sum(e, axis=ax, keepdims=True)
+    e = np.subtract(x, np.max(x, axis=ax, keepdims=True))
+    np.exp(e, out=e)
+    e /= np.sum(e, axis=ax, keepdims=True)
+    return e
 
 
 @nnef_op("reshape")
