@@ -74,6 +74,8 @@ class AuditResult:
         head = [f"file:      {self.path}", f"container: {self.container}"]
         if self.protocol is not None:
             head.append(f"protocol:  {self.protocol}")
+        elif self.error is None and self.container.startswith("pickle"):
+            head.append("protocol:  0 or 1 (the stream has no PROTO opcode)")
         if self.versions:
             head.append("versions:  " + ", ".join(f"{lib} {'/'.join(v)}" for lib, v in self.versions.items()))
         head.append(f"calls:     {self.calls}" + (f" ({self.opcodes} opcodes)" if self.opcodes else ""))
@@ -135,6 +137,7 @@ def _audit_pickle(result: AuditResult, path: Path, data: bytes, container: Conta
             continue
         v = judge(key[0], key[1], trust)
         result.globals.append(GlobalUse(v.name, v.allowed, v.reason, count, found.calls[key], v.trusted))
+    result.globals.sort(key=lambda g: g.name)
     if found.anonymous_calls:
         result.notes.append(f"{found.anonymous_calls} call(s) of objects built inside the file (not of globals)")
     if found.persistent_ids:
