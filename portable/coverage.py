@@ -46,7 +46,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
     "PolynomialCountSketch": "no converter: count sketches combined through FFTs",
-    "SplineTransformer": "no converter: B-spline bases with extrapolation modes",
 }
 
 

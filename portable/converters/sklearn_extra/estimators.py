@@ -855,6 +855,78 @@ def knn_imputer(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Concat", cols, "imputed", axis=1) if len(cols) > 1 else cols[0]]
 
 
+@extra("sklearn.preprocessing.SplineTransformer", kind="transformer")
+def spline_transformer(em: Emitter, est: Any) -> list[Any]:
+    """B-spline bases as piecewise polynomials (scipy's PPoly.from_spline), evaluated by Horner's rule."""
+    from scipy.interpolate import BSpline, PPoly
+
+    deg = est.degree
+    if est.extrapolation == "periodic" or (est.extrapolation == "linear" and deg == 0):
+        raise UnsupportedModelError(f"SplineTransformer(extrapolation={est.extrapolation!r}, degree={deg}) is not "
+                                    "supported")
+    breaks, coefs, f_lo, f_hi, d_lo, d_hi, lo, hi = [], [], [], [], [], [], [], []
+    for f, spl in enumerate(est.bsplines_):
+        cols = [PPoly.from_spline(BSpline(spl.t, spl.c[:, j], spl.k)) for j in range(spl.c.shape[1])]
+        breaks.append(cols[0].x)
+        coefs.append(np.stack([p.c for p in cols], axis=-1))  # [k+1, n_int, n_splines]
+        # scikit-learn 1.9 raises its loop's `degree` by one for linear extrapolation of degree <= 1, so every
+        # feature after the first takes its range from the next knot: do the same
+        d = deg + 1 if est.extrapolation == "linear" and deg <= 1 and f > 0 else deg
+        xmin, xmax = spl.t[d], spl.t[-d - 1]
+        lo.append(xmin)
+        hi.append(xmax)
+        f_lo.append(spl(xmin))
+        f_hi.append(spl(xmax))
+        d_lo.append(spl(xmin, nu=1))
+        d_hi.append(spl(xmax, nu=1))
+    b = np.stack(breaks)  # [F, n_int + 1]
+    c = np.stack(coefs)  # [F, k+1, n_int, S]
+    n_feat, k1, n_int, n_spl = c.shape
+    x = em.input()
+    x3 = em.node("Unsqueeze", [x, em.const([2], dtype=np.int64)], "x3")  # [N, F, 1]
+    ge = em.node("Cast", [em.node("GreaterOrEqual", [x3, em.const(b[None, :, 1:-1])], "ge")], "gei", to=7)
+    idx = em.node("Add", [em.reduce("ReduceSum", ge, 2), em.const((np.arange(n_feat) * n_int)[None, :],
+                                                                   dtype=np.int64)], "idx")  # [N, F]
+    table = em.const(c.transpose(0, 2, 1, 3).reshape(n_feat * n_int, k1, n_spl))
+    pieces = em.node("Gather", [table, idx], "pieces", axis=0)  # [N, F, k+1, S]
+    left = em.node("Gather", [em.const(b[:, :-1].reshape(-1)), idx], "left", axis=0)  # [N, F]
+    dx = em.node("Unsqueeze", [em.node("Sub", [x, left], "dx0"), em.const([2], dtype=np.int64)], "dx")
+    val = None
+    for m in range(k1):
+        cm = em.node("Gather", [pieces, em.const(m, dtype=np.int64)], "cm", axis=2)  # [N, F, S]
+        val = cm if val is None else em.node("Add", [em.node("Mul", [val, dx], "vdx"), cm], "horner")
+    lo_a, hi_a = np.asarray(lo)[None, :, None], np.asarray(hi)[None, :, None]
+    if est.extrapolation in ("constant", "linear"):
+        below = em.node("Less", [x3, em.const(lo_a)], "below")
+        above = em.node("Greater", [x3, em.const(hi_a)], "above")
+        n_edge = deg if est.extrapolation == "constant" or deg > 1 else deg + 1
+        first = np.zeros((1, n_spl), bool)
+        first[0, :n_edge] = True
+        last = first[:, ::-1].copy()
+        if est.extrapolation == "constant":  # inside the range, scikit-learn zeroes rows outside it first
+            outside = em.node("Or", [below, above], "outside")
+            val = em.node("Where", [outside, em.const(0.0), val], "vin")
+        if est.extrapolation == "constant":
+            low_v = em.const(np.where(first, np.stack(f_lo), 0.0)[None])
+            high_v = em.const(np.where(last, np.stack(f_hi), 0.0)[None])
+        else:
+            low_v = em.node("Mul", [em.node("Add", [em.node("Mul", [em.node("Sub", [x3, em.const(lo_a)], "dl"),
+                                                                    em.const(np.stack(d_lo)[None])], "sl"),
+                                                    em.const(np.stack(f_lo)[None])], "ll"),
+                                    em.const(first.astype(np.float64)[None])], "lowv")
+            high_v = em.node("Mul", [em.node("Add", [em.node("Mul", [em.node("Sub", [x3, em.const(hi_a)], "dh"),
+                                                                     em.const(np.stack(d_hi)[None])], "sh"),
+                                                     em.const(np.stack(f_hi)[None])], "lh"),
+                                     em.const(last.astype(np.float64)[None])], "highv")
+        val = em.node("Where", [below, low_v, val], "vlo")
+        val = em.node("Where", [above, high_v, val], "vhi")
+    if est.handle_missing == "zeros":
+        val = em.node("Where", [em.node("IsNaN", [x3], "nan"), em.const(0.0), val], "vnan")
+    if not est.include_bias:
+        val = em.node("Gather", [val, em.const(np.arange(n_spl - 1), dtype=np.int64)], "nobias", axis=2)
+    return [em.node("Reshape", [val, em.const([0, -1], dtype=np.int64)], "splines")]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
