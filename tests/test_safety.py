@@ -413,7 +413,7 @@ def _seeds() -> list[tuple[str, bytes]]:
 SEEDS = _seeds()
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.sampled_from(range(len(SEEDS))),
        edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=6),
        cut=st.one_of(st.none(), st.floats(0, 1)))
