@@ -45,7 +45,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
     "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
-    "PolynomialCountSketch": "no converter: count sketches combined through FFTs",
 }
 
 

@@ -927,6 +927,36 @@ def spline_transformer(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Reshape", [val, em.const([0, -1], dtype=np.int64)], "splines")]
 
 
+@extra("sklearn.kernel_approximation.PolynomialCountSketch", kind="transformer")
+def polynomial_count_sketch(em: Emitter, est: Any) -> list[Any]:
+    """Count sketches (linear maps), multiplied in the Fourier domain: the DFTs are written as matrices."""
+    n_c = est.n_components
+    x = em.node("Mul", [em.input(), em.const(float(np.sqrt(est.gamma)))], "xg")
+    if est.coef0 != 0:
+        x = em.node("Concat", [x, rows(em, x, [np.sqrt(est.coef0)])], "xg1", axis=1)
+    n_in = est.indexHash_.shape[1]
+    k = np.arange(n_c)
+    angle = 2 * np.pi * np.outer(k, k) / n_c
+    cos, sin = np.cos(angle), np.sin(angle)
+    re = im = None
+    for d in range(est.degree):
+        h = np.zeros((n_in, n_c))
+        np.add.at(h, (np.arange(n_in), est.indexHash_[d]), est.bitHash_[d])
+        sketch = em.node("MatMul", [x, em.const(h)], "sketch")
+        # fft: X_k = sum_n x_n (cos - i sin)(2 pi k n / N)
+        a = em.node("MatMul", [sketch, em.const(cos)], "re")
+        b = em.node("Neg", [em.node("MatMul", [sketch, em.const(sin)], "ims")], "im")
+        if re is None:
+            re, im = a, b
+        else:
+            re, im = (em.node("Sub", [em.node("Mul", [re, a], "ra"), em.node("Mul", [im, b], "ib")], "pre"),
+                      em.node("Add", [em.node("Mul", [re, b], "rb"), em.node("Mul", [im, a], "ia")], "pim"))
+    # real part of the inverse fft: (1/N) sum_k (re cos - im sin)
+    out = em.node("Sub", [em.node("MatMul", [re, em.const(cos / n_c)], "rc"),
+                          em.node("MatMul", [im, em.const(sin / n_c)], "is")], "sketchout")
+    return [out]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
