@@ -43,7 +43,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "LatentDirichletAllocation": "transform runs variational inference iterations per sample",
     "LocallyLinearEmbedding": "transform solves a regularized linear system per sample over its neighbours",
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
-    "GaussianProcessClassifier": "multiclass (one-vs-rest Laplace) is not converted; skl2onnx converts binary",
     "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
 }
 
