@@ -178,6 +178,10 @@ def _judge_class(cls: type) -> tuple[bool, str]:
 
     if issubclass(cls, np.memmap):
         return False, "a file-backed array class (opens files)"
+    if issubclass(cls, dict) and "__getattr__" in {k for c in cls.__mro__ for k in vars(c)}:
+        # scikit-learn's Bunch: its items double as attributes, so a stored '__array_interface__' item would
+        # make numpy read memory at an address of the file's choosing
+        return False, "a dict whose items double as attributes (numpy would read array-protocol items)"
     for base in cls.__mro__[1:]:
         if (base.__module__ not in _NEUTRAL_BASE_MODULES and _home_of(base) is None
                 and (base.__module__, base.__qualname__) not in _NEUTRAL_BASES):

@@ -20,8 +20,8 @@ from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
-from .states import (BadState, check_graph, check_real_state, check_state, check_tuple_state, code_size,
-                     tuple_state_minimum)
+from .states import (BadState, check_build_state, check_graph, check_real_state, check_state, check_tuple_state,
+                     code_size, tuple_state_minimum)
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 
@@ -52,12 +52,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
 class _Stub(Exception):
     """A stand-in for an allowlisted global during the dry run.
 
-    BaseException's C `__new__`/`__init__` accept any arguments (kept in `.args`), and BUILD finds the builtin
-    `id` as `__setstate__` (any state, no effect), so NEWOBJ, REDUCE and BUILD on a stub cost no Python call:
-    the dry run runs at C speed.
+    BaseException's C `__new__`/`__init__` accept any arguments (kept in `.args`), so NEWOBJ and REDUCE on a
+    stub cost no Python call. BUILD checks the state's attribute names (`states.check_build_state`): in the dry
+    run a name computed by a call is a stub, not a str, and is refused, so the real load sets only literal names.
     """
 
-    __setstate__ = staticmethod(id)
+    __setstate__ = staticmethod(check_build_state)
 
     def __call__(self, *args: Any, **kwargs: Any) -> _Stub:  # a call of an object the file built
         return _Stub()
@@ -93,6 +93,7 @@ class _CheckedStub(_Stub):
 
     def __setstate__(self, state: Any) -> None:
         check_tuple_state(type(self).target, state)
+        check_build_state(state)
 
 
 class _NewObjStub(_Stub):
@@ -101,6 +102,7 @@ class _NewObjStub(_Stub):
     def __setstate__(self, state: Any) -> None:
         cls = self.args[0] if self.args else None
         check_tuple_state(getattr(cls, "target", None), state)
+        check_build_state(state)
 
 
 class _DryRun(pickle.Unpickler):
@@ -166,6 +168,7 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
                     check_real_state(self.stack[-1])
                 else:
                     check_tuple_state(type(self.stack[-2]), self.stack[-1])
+                    check_build_state(self.stack[-1])
             NumpyUnpickler.load_build(self)
 
         dispatch[pickle.BUILD[0]] = load_build

@@ -135,6 +135,20 @@ def _check_built_dtype(dtype: Any, depth: int = 0) -> None:
             _check_built_dtype(entry[0], depth + 1)
 
 
+def check_build_state(state: Any) -> None:
+    """A BUILD state may set attributes: their names must be literal strings, and not numpy's array-protocol
+    names (an instance attribute `__array_interface__` turns any object into an array over chosen memory)."""
+    parts = state if type(state) is tuple and len(state) == 2 else (state,)
+    for part in parts:
+        if type(part) is dict:
+            for key in part:
+                if type(key) is not str:
+                    raise BadState("an object state whose attribute names are computed at load time")
+                if key in ARRAY_PROTOCOL_ATTRIBUTES:
+                    raise BadState(f"an object whose state sets {key} (an array that would point at memory of "
+                                   "the file's choosing)")
+
+
 def check_graph(root: Any) -> None:
     """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
     attribute in its `__dict__` (no scikit-learn or numpy object does) or a dtype is malformed."""

@@ -262,3 +262,14 @@ class ArrayInterfaceState:
 
         interface = {"data": (8, False), "shape": (4,), "typestr": "<f8", "version": 3}
         return StandardScaler, (), {"__array_interface__": interface, "with_mean": True}
+
+
+class ComputedArrayInterface:
+    """Like ArrayInterfaceState, but the attribute name is computed at load time (rot13 through the allowlisted
+    `_codecs.encode`), so it never appears in the file as text."""
+
+    def __reduce__(self) -> tuple:
+        from sklearn.preprocessing import StandardScaler
+
+        interface = {"data": (8, False), "shape": (4,), "typestr": "<f8", "version": 3}
+        return StandardScaler, (), {Call(__import__("_codecs").encode, "__neenl_vagresnpr__", "rot13"): interface}
