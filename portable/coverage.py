@@ -29,10 +29,10 @@ NOT_A_MATRIX: dict[str, str] = {
 
 # Inference-capable, but no conversion that agrees with scikit-learn in both dtypes (yet): the reason for each.
 EXPECTED_FAILURES: dict[str, str] = {
-    "BayesianGaussianMixture": "portable's sklearn signature treats mixtures as regressors ('variable') while "
-                               "skl2onnx gives label + probabilities",
-    "GaussianMixture": "portable's sklearn signature treats mixtures as regressors ('variable') while skl2onnx "
-                       "gives label + probabilities",
+    "BayesianGaussianMixture": "portable's sklearn signature takes mixtures for regressors ('variable'); skl2onnx "
+                               "converts them to label + probabilities",
+    "GaussianMixture": "portable's sklearn signature takes mixtures for regressors ('variable'); skl2onnx converts "
+                       "them to label + probabilities",
     "ClassifierChain": "multi-output classifier: portable's signature has one label output",
     "MultiOutputClassifier": "multi-output classifier: portable's signature has one label output",
     "DictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample: no closed form",
@@ -43,7 +43,8 @@ EXPECTED_FAILURES: dict[str, str] = {
     "LatentDirichletAllocation": "transform runs variational inference iterations per sample",
     "LocallyLinearEmbedding": "transform solves a regularized linear system per sample over its neighbours",
     "Isomap": "transform needs graph shortest paths through the training neighbourhood graph",
-    "OutputCodeClassifier": "no converter: needs each binary estimator's decision values",
+    "OutputCodeClassifier": "portable's sklearn signature asks it for scores, but it has neither predict_proba nor "
+                            "decision_function; portable's converter (linear estimators) gives the label",
 }
 
 

@@ -792,6 +792,24 @@ def one_vs_one(em: Emitter, est: Any) -> list[Any]:
     return [None, scores]
 
 
+@extra("sklearn.multiclass.OutputCodeClassifier", kind="classifier")
+def output_code(em: Emitter, est: Any) -> list[Any]:
+    """Error-correcting output codes over linear binary models: the class whose code word is nearest."""
+    n_in = est.n_features_in_
+    # a code column with one class only is fitted as a _ConstantPredictor, whose decision is that constant
+    parts = [(np.zeros((n_in, 1)), np.asarray(e.y_, dtype=np.float64).reshape(1))
+             if type(e).__name__ == "_ConstantPredictor" else _linear(e) for e in est.estimators_]
+    if any(p is None or p[0].shape[1] != 1 for p in parts):
+        raise UnsupportedModelError("OutputCodeClassifier converts when its binary estimators are linear models "
+                                    "with a decision_function")
+    w = np.concatenate([p[0] for p in parts], axis=1)
+    b = np.concatenate([p[1] for p in parts])
+    y = _affine(em, em.input(), w, b[None, :])
+    d = _sqdist(em, y, np.asarray(est.code_book_, dtype=np.float64))
+    em.label(em.node("Neg", [d], "negd"), est.classes_)
+    return [None]
+
+
 @extra("sklearn.multioutput.RegressorChain", kind="regressor")
 def regressor_chain(em: Emitter, est: Any) -> list[Any]:
     """Each link sees the inputs and the previous links' predictions; linear links only."""
@@ -1095,6 +1113,8 @@ def _outputs(est: Any, kind: str, float_type: Any) -> list[tuple[str, Any]]:
 
     if kind == "classifier":
         n = len(est.classes_)
+        if not hasattr(est, "predict_proba") and not hasattr(est, "decision_function"):
+            return [("label", _label_type(est))]  # OutputCodeClassifier: labels are all it gives
         second = "probabilities" if hasattr(est, "predict_proba") else "scores"
         width = n if second == "probabilities" or n > 2 else 1
         return [("label", _label_type(est)), (second, float_type([None, width]))]
