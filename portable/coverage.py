@@ -69,8 +69,15 @@ def portable_converted() -> set[str]:
 
 def estimator_table() -> list[Row]:
     """A row for every estimator in `sklearn.utils.all_estimators()`, sorted by name."""
+    import importlib
+
     from sklearn.utils import all_estimators
 
+    for flag in ("enable_iterative_imputer", "enable_halving_search_cv"):  # list the experimental ones too
+        try:
+            importlib.import_module(f"sklearn.experimental.{flag}")
+        except ImportError:
+            pass
     ours = portable_converted()
     rows = []
     for name, cls in sorted(all_estimators()):

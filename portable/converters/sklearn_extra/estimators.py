@@ -1078,6 +1078,40 @@ def _gpc(em: Emitter, x: str, est: Any) -> list[Any]:
     return [None, proba]
 
 
+@extra("sklearn.impute.IterativeImputer", kind="transformer")
+def iterative_imputer(em: Emitter, est: Any) -> list[Any]:
+    """Mean imputation, then each fitted round-robin step: a linear model of the other columns, clipped."""
+    mv = est.missing_values
+    if not (isinstance(mv, float) and np.isnan(mv)) or est.sample_posterior or est.add_indicator:
+        raise UnsupportedModelError("IterativeImputer converts with missing_values=nan, sample_posterior=False "
+                                    "and add_indicator=False")
+    x = em.input()
+    empty = np.asarray(est._is_empty_feature, dtype=bool)
+    keep = np.arange(len(empty)) if est.keep_empty_features else np.flatnonzero(~empty)
+    stats = np.nan_to_num(np.asarray(est.initial_imputer_.statistics_, dtype=np.float64))
+    miss = em.node("IsNaN", [x], "miss")
+    if est.keep_empty_features:  # empty columns are not "missing": they keep the initial imputation
+        miss = em.node("And", [miss, em.const(~empty[None, :], dtype=bool)], "missk")
+    filled = em.node("Where", [em.node("IsNaN", [x], "nan"), em.const(stats[None, :]), x], "filled")
+    cols, misses = [], []
+    for j in keep:
+        idx = em.const([int(j)], dtype=np.int64)
+        cols.append(em.node("Gather", [filled, idx], "col", axis=1))
+        misses.append(em.node("Gather", [miss, idx], "mcol", axis=1))
+    lo, hi = np.asarray(est._min_value, dtype=np.float64), np.asarray(est._max_value, dtype=np.float64)
+    for step in est.imputation_sequence_ if est.n_iter_ else []:
+        lin = _linear(step.estimator)
+        if lin is None:
+            raise UnsupportedModelError(f"IterativeImputer converts with linear estimators; this one uses "
+                                        f"{type(step.estimator).__name__}")
+        f, nb = int(step.feat_idx), [int(i) for i in step.neighbor_feat_idx]
+        xin = em.node("Concat", [cols[i] for i in nb], "nb", axis=1) if len(nb) > 1 else cols[nb[0]]
+        pred = em.node("Max", [em.node("Min", [_affine(em, xin, lin[0], lin[1][None, :]), em.const(hi[f])],
+                                       "lo"), em.const(lo[f])], "clipped")
+        cols[f] = em.node("Where", [misses[f], pred, cols[f]], "imputed")
+    return [em.node("Concat", cols, "out", axis=1) if len(cols) > 1 else cols[0]]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
