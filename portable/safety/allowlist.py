@@ -34,10 +34,11 @@ DENIED_SEGMENTS = frozenset({
     "_build_utils", "datasets", "_npyio_impl", "npyio", "_datasource", "_iotools", "externals", "_mocking",
     "_format_impl", "format", "_show_versions",
 })
-#: Builtin and stdlib types that pickles of models use: plain data only (no `type`, no `bytearray`).
+#: Builtin and stdlib types that pickles of models use: plain data only (no `type`). `bytearray` is plain data
+#: too (xgboost's pickles keep their booster in one), no more dangerous than `bytes`.
 _SAFE_STDLIB_TYPES = {
-    ("builtins", n) for n in ("object", "bool", "int", "float", "complex", "str", "bytes", "list", "tuple", "dict",
-                              "set", "frozenset", "slice")
+    ("builtins", n) for n in ("object", "bool", "int", "float", "complex", "str", "bytes", "bytearray", "list",
+                              "tuple", "dict", "set", "frozenset", "slice")
 } | {("collections", n) for n in ("OrderedDict", "defaultdict", "Counter", "deque")}
 #: Reconstructor functions, by their canonical location; a name is allowed when it resolves to one of these.
 RECONSTRUCTORS = frozenset({
