@@ -159,11 +159,26 @@ def test_estimator_converts(row: Any, request: pytest.FixtureRequest) -> None:
 def test_table_is_complete_and_reasoned() -> None:
     rows = coverage.estimator_table()
     names = {r.name for r in rows}
-    stale = (set(coverage.EXPECTED_FAILURES) | set(coverage.NOT_A_MATRIX)) - names
+    stale = (set(coverage.EXPECTED_FAILURES) | set(coverage.NOT_A_MATRIX) | set(coverage.BATCH_DEPENDENT)) - names
     assert not stale, f"listed but not in all_estimators(): {sorted(stale)}"
     assert all(r.reason for r in rows if r.status != "converts")
     s = coverage.summary(rows)
     assert s["converts"] + len(coverage.EXPECTED_FAILURES) == s["inference_capable"]
+
+
+@pytest.mark.parametrize("name", sorted(coverage.BATCH_DEPENDENT))
+def test_batch_dependent_estimators_really_are(name: str) -> None:
+    """The table's claim, measured: transforming rows one at a time differs from transforming the batch."""
+    from sklearn.utils import all_estimators
+
+    x = np.random.default_rng(0).uniform(0, 3, (60, 6))
+    est = dict(all_estimators())[name](n_components=3, random_state=0)  # scikit-learn's defaults otherwise
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(x)
+        whole = est.transform(x)[:5]
+        alone = np.vstack([est.transform(x[i:i + 1]) for i in range(5)])
+    assert np.max(np.abs(whole - alone)) > 1e-9
 
 
 def test_transductive_estimator_says_so() -> None:

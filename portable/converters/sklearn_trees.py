@@ -250,6 +250,13 @@ class Emitter:
             return self.node(op, [x, self.const([axis], dtype=np.int64)], op.lower(), keepdims=keepdims)
         return self.node(op, [x], op.lower(), axes=[axis], keepdims=keepdims)
 
+    def topk(self, x: str, k: int, *, largest: bool) -> tuple[str, str]:
+        """TopK over axis 1, sorted: (values, int64 indices); equal values keep the lower index first."""
+        vals, idx = self.name("topv"), self.name("topi")
+        self.container.add_node("TopK", [x, self.const([k], dtype=np.int64)], [vals, idx], axis=1,
+                                largest=int(largest), sorted=1, name=self.scope.get_unique_operator_name("TopK"))
+        return vals, idx
+
     def input(self) -> str:
         """The operator's input as a float tensor of this emitter's dtype."""
         from onnx import TensorProto

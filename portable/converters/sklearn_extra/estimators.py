@@ -858,9 +858,7 @@ def knn_imputer(em: Emitter, est: Any) -> list[Any]:
             continue
         k = min(est.n_neighbors, len(donors))
         dd = em.node("Gather", [big, em.const(donors.astype(np.int64), dtype=np.int64)], "dd", axis=1)
-        vals, idx = em.node("TopK", [dd, em.const([k], dtype=np.int64)], "topv", axis=1, largest=0, sorted=1), None
-        idx = em.name("topi")
-        em.container.nodes[-1].output.append(idx)
+        vals, idx = em.topk(dd, k, largest=False)
         finite = em.node("Cast", [em.node("Less", [vals, em.const(np.inf)], "fin")], "finf",
                          to=11 if em.double else 1)
         picked = em.node("Gather", [em.const(fit[donors, c]), idx], "picked", axis=0)
@@ -1110,6 +1108,25 @@ def iterative_imputer(em: Emitter, est: Any) -> list[Any]:
                                        "lo"), em.const(lo[f])], "clipped")
         cols[f] = em.node("Where", [misses[f], pred, cols[f]], "imputed")
     return [em.node("Concat", cols, "out", axis=1) if len(cols) > 1 else cols[0]]
+
+
+@extra("sklearn.manifold.Isomap", kind="transformer")
+def isomap(em: Emitter, est: Any) -> list[Any]:
+    """Geodesic distances through the k nearest training points (min over them of the distance to the point
+    plus the point's training geodesics), then the fitted kernel PCA, an affine map read off scikit-learn."""
+    nbrs = est.nbrs_
+    if est.n_neighbors is None or nbrs.effective_metric_ not in ("euclidean", "minkowski") or (
+            nbrs.effective_metric_ == "minkowski" and nbrs.effective_metric_params_.get("p", 2) != 2):
+        raise UnsupportedModelError("Isomap converts with n_neighbors and the euclidean metric")
+    fit_x = np.asarray(nbrs._fit_X, dtype=np.float64)
+    dist = em.node("Sqrt", [em.node("Max", [_sqdist(em, em.input(), fit_x), em.const(0.0)], "d2")], "dist")
+    near, idx = em.topk(dist, est.n_neighbors, largest=False)
+    geo = em.node("Gather", [em.const(np.asarray(est.dist_matrix_, dtype=np.float64)), idx], "geo", axis=0)
+    through = em.node("Add", [geo, em.node("Unsqueeze", [near, em.const([2], dtype=np.int64)], "near3")], "through")
+    g = em.reduce("ReduceMin", through, 1)
+    k = em.node("Mul", [em.node("Mul", [g, g], "g2"), em.const(-0.5)], "kern")
+    a, b = affine_map(lambda z: est.kernel_pca_.transform(z), len(fit_x), what="Isomap's kernel PCA")
+    return [_affine(em, k, a, b)]
 
 
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
