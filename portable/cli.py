@@ -107,6 +107,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Convert trained models to ONNX or NNEF and prove the result computes the same thing."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if not debug:  # libraries' deprecation chatter is not the user's business; --debug shows it
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 @cli.command()
