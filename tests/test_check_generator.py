@@ -302,3 +302,84 @@ def test_boundary_rows_behind_a_scaler_find_a_real_float32_disagreement():
     assert np.abs(got - est.predict_proba(x.astype(np.float64))).max() > 1e-3
     auto = portable.convert(est, to="onnx", samples=300)
     assert auto.dtype == "float64" and auto.report.equivalent
+
+
+# ---- the fast paths keep what the checker checks --------------------------------------------------------
+
+def test_box_muller_bump_is_standard_normal():
+    from scipy import stats
+
+    from portable.check.inputs import _normal
+
+    rng = np.random.default_rng(0)
+    for shape in [(3000, 1), (301, 7)]:  # an odd count draws one uniform more
+        z = _normal(rng.random(shape, dtype=np.float32), rng)
+        assert z.shape == shape and z.dtype == np.float32 and np.isfinite(z).all()
+        assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
+
+
+def test_seeded_generator_is_default_rng_even_after_use():
+    from portable.check import _rng
+
+    for seed in (0, 7, 0):
+        want = np.random.default_rng(seed).random(5)
+        got = _rng(seed).random(5)  # the kept generator was advanced by the call before: restored first
+        np.testing.assert_array_equal(got, want)
+
+
+def test_float32_cloud_rows_are_float32_values_within_the_ranges():
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(0).normal(3.0, 2.0, (200, 4))
+    est = LogisticRegression().fit(X, X[:, 0] > 3)
+    plan = build_plan(portable.load(est), portable.convert(est, to="onnx", check=False, dtype="float32"),
+                      data=X)
+    batch = generate(plan, 2000, np.random.default_rng(1))
+    np.testing.assert_array_equal(batch.num, batch.num.astype(np.float32).astype(np.float64))
+    cloud = batch.num[batch.source == 0]
+    inside = (cloud >= plan.lo) & (cloud <= plan.hi)
+    assert 0.85 < inside.mean() < 1.0  # the uniform rows and most of the normal bump
+    assert np.abs(np.median(cloud, axis=0) - (plan.lo + plan.hi) / 2).max() < 0.1 * (plan.hi - plan.lo).max()
+
+
+def test_a_kept_plan_is_the_plan_build_plan_makes(logreg_pair):
+    from portable.check import _PLANS
+
+    sk, art = logreg_pair
+    first = check(sk, art, samples=300, seed=5).to_dict()
+    assert art in _PLANS
+    again = check(sk, art, samples=300, seed=5).to_dict()
+    _PLANS.clear()
+    fresh = check(sk, art, samples=300, seed=5).to_dict()
+    for d in (first, again, fresh):
+        d.pop("seconds")
+    assert first == again == fresh
+    other = portable.load(_logreg_fit(1.0))  # another original for the same artifact: its own plan
+    assert check(other, art, samples=300, seed=5).to_dict()["learned"] == first["learned"]
+    assert _PLANS[art][0]() is other
+
+
+def _logreg_fit(shift: float):
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(0).normal(shift, 1.0, (200, 3))
+    return LogisticRegression().fit(X, X[:, 0] > shift)
+
+
+@pytest.fixture
+def logreg_pair():
+    est = _logreg_fit(0.0)
+    return portable.load(est), portable.convert(est, to="onnx", check=False, dtype="float32")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["max", "or"]))
+def test_rowwise_reduction_is_numpys(n, k, op):
+    from portable.check.compare import _rowwise
+
+    m = np.random.default_rng(n * 100 + k).normal(size=(n, k))
+    if op == "or":
+        m = m > 1.0
+        np.testing.assert_array_equal(_rowwise(np.logical_or, m), m.any(axis=1))
+    else:
+        np.testing.assert_array_equal(_rowwise(np.maximum, m), m.max(axis=1))

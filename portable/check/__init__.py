@@ -8,7 +8,9 @@ Only `Model.run` is called: the checker itself imports numpy (and hypothesis whe
 from __future__ import annotations
 
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,12 @@ SHRINK_EXAMPLES = 40   # hypothesis examples tried to find a failing small batch
 SHRINK_CALLS = 150     # model evaluations allowed while shrinking (each runs both models on <= 3 rows)
 POOL = 20              # failing rows hypothesis starts from (the worst ones)
 KEEP = 3               # counterexamples kept in the report
+
+# The input plan of a pair of models is learned once: build_plan walks the estimators (every tree of a forest),
+# and checking the same pair again (more seeds, more samples) needs the same plan. A `Model` is a snapshot (its
+# signature is fixed when it is loaded), so the plan is kept for each converted model and its latest original,
+# as long as both live. Plans learned with `data=` are not kept: data can change between calls.
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # converted -> (original ref, outputs, plan, notes)
 
 
 def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, data: Any = None,
@@ -57,10 +65,8 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     original, converted = _as_model(original), _as_model(converted)
     total = 4
     tick = _ticker(progress, total)
-    notes: list[str] = []
-    outputs = match_outputs(original, converted, notes)
-    plan = build_plan(original, converted, data)
-    batch = generate(plan, samples, np.random.default_rng(seed))
+    outputs, plan, notes = _plan(original, converted, data)
+    batch = generate(plan, samples, _rng(seed))
     tick()
     notes += plan.notes
     out_a, out_b, batch, failures = _run_both(original, converted, plan, batch, notes, tick)
@@ -70,24 +76,74 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     else:
         results = compare_outputs(outputs, out_a, out_b, len(batch), rtol, atol)
     tick()
-    bad = np.zeros(len(batch), dtype=bool)
-    for r in results:
-        bad |= r.bad
+    any_bad = any(r.mismatches for r in results)  # r.mismatches counts r.bad
     counterexamples: list[dict[str, Any]] = list(failures)
-    if bad.any():
+    if any_bad:
+        bad = np.zeros(len(batch), dtype=bool)
+        for r in results:
+            bad |= r.bad
         counterexamples += _counterexamples(plan, outputs, original, converted, batch, results, bad, out_a,
                                             out_b, rtol, atol, seed)
     tick()
-    counts = np.bincount(batch.source, minlength=len(SOURCES))
+    counts = np.bincount(batch.source, minlength=len(SOURCES)).tolist()
     report = Report(
-        equivalent=not bad.any() and not failures and out_b is not None,
+        equivalent=not any_bad and not failures and out_b is not None,
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
-        generation={k: int(counts[i]) for i, k in enumerate(SOURCES[:4])},
+        generation=dict(zip(SOURCES[:4], counts)),
         learned=list(plan.sources))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _plan(original: Model, converted: Model, data: Any) -> tuple[list[tuple[str, str]], Plan, list[str]]:
+    """The matched outputs, `build_plan(original, converted, data)` and the notes matching made (a new list),
+    learned once per pair of models when there is no `data`."""
+    if data is not None:
+        notes: list[str] = []
+        return match_outputs(original, converted, notes), build_plan(original, converted, data), notes
+    try:
+        kept = _PLANS.get(converted)
+    except TypeError:  # a model that cannot be weakly referenced: learned every time
+        kept = None
+    if kept is None or kept[0]() is not original:
+        notes = []
+        outputs = match_outputs(original, converted, notes)
+        kept = (_ref(original), outputs, build_plan(original, converted), notes)
+        try:
+            _PLANS[converted] = kept
+        except TypeError:
+            pass
+    return list(kept[1]), kept[2], list(kept[3])
+
+
+def _ref(model: Model) -> Callable[[], Model | None]:
+    try:
+        return weakref.ref(model)
+    except TypeError:  # no weak references: never matches again
+        return lambda: None
+
+
+_RNGS = threading.local()  # per thread: seed -> (generator, its initial state)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    """`np.random.default_rng(seed)`, in the same state, without hashing the seed again for a seed seen before."""
+    kept = getattr(_RNGS, "kept", None)
+    if kept is None or len(kept) > 64:
+        kept = _RNGS.kept = {}
+    try:
+        gen, state = kept[seed]
+    except (KeyError, TypeError):  # a new seed, or one that is no dict key (a SeedSequence, ...)
+        gen = np.random.default_rng(seed)
+        try:
+            kept[seed] = (gen, gen.bit_generator.state)
+        except TypeError:
+            pass
+        return gen
+    gen.bit_generator.state = state
+    return gen
 
 
 def _as_model(source: Any) -> Model:

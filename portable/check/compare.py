@@ -5,6 +5,7 @@ each other is a *near-tie*: counted separately, not as a mismatch. Shapes and dt
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,11 +86,19 @@ def match_outputs(original: Model, converted: Model, notes: list[str] | None = N
     return out
 
 
+_DKINDS: dict[Any, str] = {}
+
+
 def _dkind(dtype: str | np.dtype) -> str:
-    if isinstance(dtype, str) and dtype in ("str", "object", "string"):
-        return "str"
-    k = np.dtype(dtype).kind
-    return {"f": "float", "i": "int", "u": "int", "b": "bool", "U": "str", "S": "str", "O": "str"}.get(k, k)
+    kind = _DKINDS.get(dtype)
+    if kind is None:
+        if isinstance(dtype, str) and dtype in ("str", "object", "string"):
+            kind = "str"
+        else:
+            k = np.dtype(dtype).kind
+            kind = {"f": "float", "i": "int", "u": "int", "b": "bool", "U": "str", "S": "str", "O": "str"}.get(k, k)
+        _DKINDS[dtype] = kind
+    return kind
 
 
 @dataclass
@@ -138,13 +147,13 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
     numeric = {}
     for name, kind in outputs:
         va, vb = np.asarray(a[name]), np.asarray(b[name])
-        r = OutputResult(name, kind, (va.dtype.name, vb.dtype.name), (va.shape, vb.shape),
+        r = OutputResult(name, kind, (_name(va.dtype), _name(vb.dtype)), (va.shape, vb.shape),
                          bad=np.zeros(n, dtype=bool), severity=np.zeros(n))
         if va.shape != vb.shape:
             r.error = f"shape {list(vb.shape)} in the converted model, {list(va.shape)} in the original"
         elif len(va) != n:
             r.error = f"{len(va)} rows out for {n} rows in"
-        elif _dkind(va.dtype) != _dkind(vb.dtype) and {_dkind(va.dtype), _dkind(vb.dtype)} != {"bool", "int"}:
+        elif (ka := _dkind(va.dtype)) != (kb := _dkind(vb.dtype)) and {ka, kb} != {"bool", "int"}:
             r.error = f"dtype {vb.dtype} in the converted model, {va.dtype} in the original"
         elif kind == "label":
             _labels(r, va, vb)
@@ -160,41 +169,83 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
     return results
 
 
+_NAMES: dict[np.dtype, str] = {}
+
+
+def _name(dtype: np.dtype) -> str:
+    """`dtype.name`, remembered (numpy computes it in Python, which costs more than comparing 1,000 values)."""
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = _NAMES[dtype] = dtype.name
+    return name
+
+
 def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
     if va.dtype.kind in "OUS" or vb.dtype.kind in "OUS":
         va, vb = va.astype(str), vb.astype(str)
     elif va.dtype.kind == "b" or vb.dtype.kind == "b":
         va, vb = va.astype(np.int64), vb.astype(np.int64)
     differ = va != vb
-    r.bad = differ.reshape(len(va), -1).any(axis=1)
+    r.bad = differ.reshape(len(va), -1)
+    r.bad = r.bad[:, 0] if r.bad.shape[1] == 1 else _rowwise(np.logical_or, r.bad)
     r.severity = r.bad.astype(float)
     r.mismatches = int(r.bad.sum())
     r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
 
 
+_TINY = float(np.finfo(np.float64).tiny)
+
+
 def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) -> None:
     r.tolerance = tol
     n = len(va)
-    x, y = va.reshape(n, -1).astype(np.float64), vb.reshape(n, -1).astype(np.float64)
+    x = va.reshape(n, -1).astype(np.float64, copy=False)  # read only
     if not x.size:
         r.max_abs_diff = r.max_rel_diff = 0.0
         return
-    mag = np.abs(x)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(x - y)
-        if not np.isfinite(diff).all():  # equal infinities and NaN on both sides agree; any other NaN does not
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # one pass of numpy per quantity, in place where possible
+        diff = vb.reshape(n, -1).astype(np.float64)  # a fresh copy, made |x - y| in place
+        np.subtract(x, diff, out=diff)
+        np.abs(diff, out=diff)
+        mag = np.abs(x)
+        top = float(np.maximum.reduce(diff, axis=None))  # NaN when any element is NaN
+        if not math.isfinite(top):  # equal infinities and NaN on both sides agree; any other NaN does not
+            y = vb.reshape(n, -1)
             same = (x == y) | (np.isnan(x) & np.isnan(y))
             diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
             mag = np.where(np.isfinite(mag), mag, 0.0)
-        allowed = tol.atol + tol.rtol * mag
-        ratio = diff / np.maximum(allowed, np.finfo(np.float64).tiny)
-        rel = np.divide(diff, mag, out=np.zeros_like(diff), where=mag > 0)
-    r.severity = ratio.max(axis=1)
-    r.bad = r.severity > 1.0
-    r.mismatches = int(np.count_nonzero(r.bad))
-    r.max_abs_diff = float(diff.max())
-    r.max_rel_diff = float(rel.max())
-    r.worst_row = int(np.argmax(r.severity))
+            top = float(diff.max())
+        # allowed = atol + rtol * |x|, floored at the smallest normal number
+        allowed = np.multiply(mag, tol.rtol)
+        allowed += tol.atol
+        if not tol.atol > _TINY:
+            np.maximum(allowed, _TINY, out=allowed)
+        ratio = np.divide(diff, allowed, out=allowed)
+        zero = mag == 0 if np.minimum.reduce(mag, axis=None) == 0 else None  # no relative difference there
+        rel = np.divide(diff, mag, out=mag)
+        if zero is not None:
+            rel[zero] = 0.0
+    # row maxima column by column: numpy's axis=1 reduction over a few columns is ten times slower
+    r.severity = ratio.reshape(n) if ratio.shape[1] == 1 else _rowwise(np.maximum, ratio)
+    r.worst_row = int(r.severity.argmax())
+    if r.severity[r.worst_row] > 1.0:
+        r.bad = r.severity > 1.0
+        r.mismatches = int(np.count_nonzero(r.bad))
+    else:  # no row is beyond the tolerance (r.bad is already all False)
+        r.mismatches = 0
+    r.max_abs_diff = top
+    r.max_rel_diff = float(np.maximum.reduce(rel, axis=None))
+
+
+def _rowwise(op: np.ufunc, m: np.ndarray) -> np.ndarray:
+    """`op` reduced along each row of a 2-D array (max, or, ...), as a loop over its columns when it has few."""
+    if m.shape[1] > 32:
+        return op.reduce(m, axis=1)
+    out = m[:, 0].copy()
+    for j in range(1, m.shape[1]):
+        op(out, m[:, j], out=out)
+    return out
 
 
 def _near_ties(results: list[OutputResult], numeric: dict[str, tuple[str, np.ndarray, Tolerance]]) -> None:

@@ -135,11 +135,26 @@ class Plan:
     integer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     valued: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
     categories: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    # derived once by `_finish`, so that generating a batch does no per-feature Python work
+    width: np.ndarray = field(default_factory=lambda: np.zeros(0))  # hi - lo
+    mid: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (lo + hi) / 2
+    ends: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))  # rows of zeros, lo, hi
+    far: np.ndarray = field(default_factory=lambda: np.zeros((2, 4, 0)))  # the far rows below, and above
+    any_integer: bool = False
+    # float32 (scale, shift) rows for the cloud's normal bump and uniform rows when the plan generates float32
+    # values and the cloud writes nothing else (no known values, points or integer features), else None
+    fast32: tuple[np.ndarray, np.ndarray] | None = None
+    nan_feats: list[int] = field(default_factory=list)  # features whose NaN the model handles
+    unseen_feats: list[int] = field(default_factory=list)  # features whose unseen values the model ignores
+    columns: dict[str, slice | list[int]] = field(default_factory=dict)  # each slot's features
 
     @property
     def narrow(self) -> np.dtype:
-        floats = [s.dtype for s in self.slots if s.dtype.startswith("float")]
-        return np.dtype("float32" if "float32" in floats else "float64")
+        narrow = self.__dict__.get("_narrow")  # the slots do not change: worked out once
+        if narrow is None:
+            floats = [s.dtype for s in self.slots if s.dtype.startswith("float")]
+            narrow = self.__dict__["_narrow"] = np.dtype("float32" if "float32" in floats else "float64")
+        return narrow
 
     @property
     def text_width(self) -> int:
@@ -178,9 +193,7 @@ def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
     """The batch as named input arrays, each `[N, *row_shape]` in its slot's generation dtype."""
     n = len(batch)
     out: dict[str, np.ndarray] = {}
-    cols: dict[str, list[int]] = {}
-    for i, f in enumerate(plan.features):
-        cols.setdefault(f.slot, []).append(i)
+    cols = plan.columns or _columns(plan)
     for slot in plan.slots:
         idx = cols[slot.name]
         if slot.is_string:
@@ -195,6 +208,14 @@ def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
                 arr = vals.astype(slot.dtype)
         out[slot.name] = np.ascontiguousarray(arr.reshape((n, *slot.row_shape)))
     return out
+
+
+def _columns(plan: Plan) -> dict[str, slice | list[int]]:
+    """Each slot's feature indices: a slice when they are contiguous (then a batch's columns are a view)."""
+    cols: dict[str, list[int]] = {}
+    for i, f in enumerate(plan.features):
+        cols.setdefault(f.slot, []).append(i)
+    return {k: slice(v[0], v[-1] + 1) if v == list(range(v[0], v[-1] + 1)) else v for k, v in cols.items()}
 
 
 def feed(arrays: Mapping[str, np.ndarray], model: Model) -> dict[str, np.ndarray]:
@@ -690,6 +711,18 @@ def _finish(plan: Plan) -> None:
                    for i, f in enumerate(plan.features) if f.values and not f.is_string]
     plan.categories = [(i, np.asarray(f.values, dtype=object)) for i, f in enumerate(plan.features)
                        if f.is_string]
+    plan.width, plan.mid = plan.hi - plan.lo, (plan.lo + plan.hi) / 2
+    plan.ends = np.stack([np.zeros(len(plan.lo)), plan.lo, plan.hi])
+    plan.far = np.stack([plan.mid + -1.0 * plan.width * FAR[:, None], plan.mid + 1.0 * plan.width * FAR[:, None]])
+    plan.any_integer = bool(plan.integer.any())
+    plan.fast32 = None
+    if plan.narrow == np.float32 and not plan.valued and plan.anchors is None and not plan.integer.any() and \
+            np.all(np.abs(plan.ends) < 1e37) and np.all(plan.width < 1e37):
+        plan.fast32 = (np.stack([plan.width / 4, plan.width]).astype(np.float32),
+                       np.stack([plan.mid, plan.lo]).astype(np.float32))
+    plan.nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
+    plan.unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok]
+    plan.columns = _columns(plan)
     if defaulted:
         shown = ", ".join(defaulted[:5]) + (f" and {len(defaulted) - 5} more" if len(defaulted) > 5 else "")
         plan.sources.append(f"default ranges for {shown}")
@@ -705,28 +738,69 @@ def _narrow(plan: Plan, values: np.ndarray) -> np.ndarray:
 
 def _cloud(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     """Rows spread over the learned ranges: uniform, a normal bump in the middle, known values, known points."""
-    lo, hi = plan.lo, plan.hi
+    lo, hi, width = plan.lo, plan.hi, plan.width
     n_bump = (3 * n) // 10  # rows from a normal bump in the middle of the ranges, the rest uniform
-    num = np.empty((n, len(lo)))
-    # float32 draws are plenty for a random cloud (values are rounded to the narrow dtype anyway) and faster
-    num[n_bump:] = lo + (hi - lo) * rng.random((n - n_bump, len(lo)), dtype=np.float32)
-    num[:n_bump] = rng.standard_normal((n_bump, len(lo)), dtype=np.float32) * ((hi - lo) / 4) + (lo + hi) / 2
-    b = Batch(num, np.full((n, plan.text_width), "", dtype=object), np.full(n, CLOUD, dtype=np.int8))
-    for i, vals, share in plan.valued:
-        pick = np.flatnonzero(rng.random(n) < share)
-        num[pick, i] = vals[rng.integers(0, len(vals), len(pick))]
-    for i, cats in plan.categories:
-        b.txt[:, i] = cats[rng.integers(0, len(cats), n)]
+    # float32 draws are plenty for a random cloud (values are rounded to the narrow dtype anyway) and faster;
+    # one draw for the whole matrix, scaled in place
+    u = rng.random((n, len(lo)), dtype=np.float32)
+    if plan.fast32 is not None:  # float32 models: scaled in float32, so the rows are float32 values already
+        scale, shift = plan.fast32
+        bump, rest = u[:n_bump], u[n_bump:]
+        bump[...] = _normal(bump, rng)
+        bump *= scale[0]
+        bump += shift[0]
+        rest *= scale[1]
+        rest += shift[1]
+        num = u.astype(np.float64)
+    else:
+        num = np.empty((n, len(lo)))
+        rest = num[n_bump:]
+        np.multiply(u[n_bump:], width, out=rest)
+        rest += lo
+        bump = num[:n_bump]
+        np.multiply(_normal(u[:n_bump], rng), width / 4, out=bump)
+        bump += plan.mid
+    b = Batch(num, np.full((n, len(lo)), "", dtype=object) if plan.categories else np.empty((n, 0), dtype=object),
+              np.zeros(n, dtype=np.int8) if CLOUD == 0 else np.full(n, CLOUD, dtype=np.int8))
+    if plan.valued or plan.categories:
+        # one uniform column per valued or categorical feature: below `share` it picks a known value, and the
+        # same draw (uniform again below `share`) says which one
+        u = rng.random((len(plan.valued) + len(plan.categories), n))
+        for j, (i, vals, share) in enumerate(plan.valued):
+            pick = np.flatnonzero(u[j] < share)
+            num[pick, i] = vals[np.minimum((u[j, pick] * (len(vals) / share)).astype(np.int64), len(vals) - 1)]
+        for j, (i, cats) in enumerate(plan.categories, start=len(plan.valued)):
+            b.txt[:, i] = cats[np.minimum((u[j] * len(cats)).astype(np.int64), len(cats) - 1)]
     if plan.anchors is not None and n:
         # a third of the cloud sits near points the model knows (training points, support vectors, centres)
         m = n // 3
-        near = plan.anchors[rng.integers(0, len(plan.anchors), m)] + rng.normal(0, 0.05, (m, len(lo))) * (hi - lo)
+        near = plan.anchors[rng.integers(0, len(plan.anchors), m)] + rng.normal(0, 0.05, (m, len(lo))) * width
         sel = np.isfinite(near)
         num[:m][sel] = near[sel]
-    if plan.integer.any():
+    if plan.any_integer:
         k = plan.integer
         num[:, k] = np.clip(np.round(num[:, k]), lo[k], hi[k])
     return b
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _normal(u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Standard normal values made from the uniform values `u` (same shape, float32) by the Box-Muller
+    transform: twice as fast as drawing them with `rng.standard_normal` for a batch."""
+    flat = u.reshape(-1)
+    if flat.size % 2:
+        flat = np.concatenate([flat, rng.random(1, dtype=np.float32)])
+    half = flat.size // 2
+    r = np.log1p(-flat[:half])  # u < 1, so 1 - u > 0
+    r *= -2
+    np.sqrt(r, out=r)
+    theta = flat[half:] * np.float32(2 * np.pi)
+    z = np.empty_like(flat)
+    np.multiply(r, np.cos(theta), out=z[:half])
+    np.multiply(r, np.sin(theta), out=z[half:])
+    return z[:u.size].reshape(u.shape)
 
 
 def _candidates(t: np.ndarray, narrow: np.dtype) -> np.ndarray:
@@ -747,9 +821,10 @@ def _candidates(t: np.ndarray, narrow: np.dtype) -> np.ndarray:
 def _boundary(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
     """Rows that reach sampled split nodes, with the split feature on the threshold and its neighbours."""
     trees = plan.trees
-    splits = trees.splits if trees is not None else np.zeros(0, dtype=np.int64)
+    splits = trees.splits if trees is not None and budget > 0 else np.zeros(0, dtype=np.int64)
     if budget <= 0 or not splits.size:
-        return empty_batch(plan, 0, BOUNDARY)
+        return Batch(np.zeros((0, len(plan.features))), np.zeros((0, len(plan.features) if plan.categories else 0),
+                                                                  dtype=object), np.zeros(0, dtype=np.int8))
     per_node = 3 if plan.narrow == np.float32 else 5
     n_nodes = min(len(splits), max(1, budget // per_node))
     nodes = splits if n_nodes == len(splits) else np.sort(rng.choice(splits, n_nodes, replace=False))
@@ -805,29 +880,43 @@ def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> Non
     rows[need] = fix[need]
 
 
-def _special(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
-    """Zeros, NaN where the model handles it, the range ends, far values, unseen categories where ignored."""
+def _special_count(plan: Plan, budget: int) -> int:
+    """How many special rows `_special` makes within `budget`."""
+    n_nan = len(plan.nan_feats)
+    return min(budget, 7 + (1 + n_nan if n_nan else 0))
+
+
+def _special(plan: Plan, budget: int, rng: np.random.Generator, base: Batch | None = None,
+             signs: np.ndarray | None = None) -> Batch:
+    """Zeros, NaN where the model handles it, the range ends, far values, unseen categories where ignored.
+
+    The rows are written over `base` (cloud rows, `_special_count` of them) when given, else over a new cloud;
+    `signs` are the far rows' uniform draws (`[4, n_features]`) when drawn already."""
     lo, hi = plan.lo, plan.hi
-    nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
+    nan_feats = plan.nan_feats
     # beyond the ranges: just outside, and large (ten ranges out), with random signs
-    far = (lo + hi) / 2 + np.where(rng.random((4, len(lo))) < 0.5, -1.0, 1.0) * (hi - lo) * FAR[:, None]
+    if signs is None:
+        signs = rng.random((4, len(lo)))
+    far = np.where(signs < 0.5, plan.far[0], plan.far[1])
     n_nan = (1 + len(nan_feats)) if nan_feats else 0
-    b = _cloud(plan, min(budget, 7 + n_nan), rng)
+    b = base if base is not None else _cloud(plan, _special_count(plan, budget), rng)
     num = b.num
-    fixed = [np.zeros(len(lo)), lo, hi, *far]
+    fixed = np.concatenate([plan.ends, far])  # zeros, the range ends, the four far rows
+    start = 0
     if nan_feats:  # one row with every NaN the model takes, then one per feature, after the zeros
         num[1, nan_feats] = np.nan
         for j, i in enumerate(nan_feats[:len(num) - 2], start=2):
             num[j, i] = np.nan
-        fixed = [fixed[0]] + [None] * n_nan + fixed[1:]
-    for j, row in enumerate(fixed[:len(num)]):
-        if row is not None:
-            num[j] = row
+        num[0] = fixed[0]
+        fixed, start = fixed[1:], 1 + n_nan
+    m = max(0, min(len(fixed), len(num) - start))
+    num[start:start + m] = fixed[:m]
     k = plan.integer
-    num[:, k] = np.round(np.nan_to_num(num[:, k], nan=0.0))
+    if plan.any_integer:
+        num[:, k] = np.round(np.nan_to_num(num[:, k], nan=0.0))
     for i, cats in plan.categories:
         b.txt[0, i] = cats[0]
-    for j, i in enumerate(i for i, f in enumerate(plan.features) if f.unseen_ok):
+    for j, i in enumerate(plan.unseen_feats):
         f = plan.features[i]
         if f.is_string:
             b.txt[(j + 1) % len(num), i] = UNSEEN
@@ -839,18 +928,31 @@ def _special(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
 
 def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     """`samples` generated rows (special, boundary, cloud), followed by up to `samples` rows of `data`."""
-    special = _special(plan, max(10, int(samples * SPECIAL_SHARE)), rng)
-    special = special.take(np.arange(min(len(special), samples)))
-    boundary = _boundary(plan, min(int(samples * BOUNDARY_SHARE), samples - len(special)), rng)
-    cloud = _cloud(plan, samples - len(boundary) - len(special), rng)
-    parts = [special, boundary, cloud]
+    n_special = min(_special_count(plan, max(10, int(samples * SPECIAL_SHARE))), samples)
+    signs = rng.random((4, len(plan.lo)))
+    boundary = _boundary(plan, min(int(samples * BOUNDARY_SHARE), samples - n_special), rng)
+    # one cloud for the special rows (their first rows) and the cloud rows
+    cloud = _cloud(plan, samples - len(boundary), rng)
+    special = _special(plan, n_special, rng, base=Batch(cloud.num[:n_special], cloud.txt[:n_special],
+                                                        cloud.source[:n_special]), signs=signs)
+    parts = [boundary] if len(boundary) else []
     if plan.data is not None:
         num, txt = plan.data
         idx = np.arange(len(num)) if len(num) <= samples else np.sort(rng.choice(len(num), samples,
                                                                                      replace=False))
         parts.append(Batch(num[idx], txt[idx], np.full(len(idx), DATA, dtype=np.int8)))
-    b = Batch.concat(parts)
-    b.num = _narrow(plan, b.num)
+    if parts:  # special rows, boundary rows, cloud rows, data rows
+        b = Batch.concat([special, *parts[:len(boundary) > 0],
+                          Batch(cloud.num[n_special:], cloud.txt[n_special:], cloud.source[n_special:]),
+                          *parts[len(boundary) > 0:]])
+    else:  # the cloud batch already holds the special rows first
+        b = cloud
+    if plan.narrow != _FLOAT64:  # rounded to the narrow dtype, in place
+        # (rows of a float32 cloud are float32 values already: then only the special rows need it)
+        done = plan.fast32 is not None and b is cloud
+        rows = b.num[:n_special] if done else b.num
+        with np.errstate(over="ignore"):
+            rows[...] = rows.astype(plan.narrow)
     return b
 
 
