@@ -215,12 +215,19 @@ class Emitter:
     def __init__(self, scope: Any, operator: Any, container: Any) -> None:
         from skl2onnx.common.data_types import DoubleTensorType
 
+        import uuid
+
         self.scope, self.operator, self.container = scope, operator, container
         self.double = isinstance(operator.inputs[0].type, DoubleTensorType)
         self.dtype = np.float64 if self.double else np.float32
+        # skl2onnx 1.20 makes names unique by scanning every name it has (and add_node every node name), which
+        # is quadratic: 11,000 nodes take 20 s. This emitter's names carry a prefix of their own instead.
+        self._prefix = f"p{uuid.uuid4().hex[:8]}"
+        self._count = 0
 
     def name(self, hint: str) -> str:
-        return self.scope.get_unique_variable_name(hint)
+        self._count += 1
+        return f"{hint}_{self._prefix}_{self._count}"
 
     def const(self, value: Any, hint: str = "c", dtype: Any = None) -> str:
         from onnx import numpy_helper
@@ -239,8 +246,12 @@ class Emitter:
         return n
 
     def node(self, op: str, inputs: list[str], hint: str = "t", out: str | None = None, **attrs: Any) -> str:
+        """One standard-domain node, appended to skl2onnx's container without its quadratic name checks."""
+        from onnx import helper
+
         o = out or self.name(hint)
-        self.container.add_node(op, inputs, [o], name=self.scope.get_unique_operator_name(op), **attrs)
+        self.container.nodes.append(helper.make_node(op, inputs, [o], name=self.name(op), **attrs))
+        self.container.node_domain_version_pair_sets.add(("", self.container.target_opset_any_domain("")))
         return o
 
     def reduce(self, op: str, x: str, axis: int, *, keepdims: int = 0) -> str:
@@ -252,9 +263,12 @@ class Emitter:
 
     def topk(self, x: str, k: int, *, largest: bool) -> tuple[str, str]:
         """TopK over axis 1, sorted: (values, int64 indices); equal values keep the lower index first."""
+        from onnx import helper
+
         vals, idx = self.name("topv"), self.name("topi")
-        self.container.add_node("TopK", [x, self.const([k], dtype=np.int64)], [vals, idx], axis=1,
-                                largest=int(largest), sorted=1, name=self.scope.get_unique_operator_name("TopK"))
+        self.container.nodes.append(helper.make_node("TopK", [x, self.const([k], dtype=np.int64)], [vals, idx],
+                                                     axis=1, largest=int(largest), sorted=1, name=self.name("TopK")))
+        self.container.node_domain_version_pair_sets.add(("", self.container.target_opset_any_domain("")))
         return vals, idx
 
     def input(self) -> str:
