@@ -46,7 +46,6 @@ EXPECTED_FAILURES: dict[str, str] = {
     "DictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample: no closed form",
     "MiniBatchDictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample",
     "SparseCoder": "transform solves a sparse-coding problem (OMP/LARS) per sample",
-    "LocallyLinearEmbedding": "transform solves a regularized linear system per sample over its neighbours",
     "OutputCodeClassifier": "portable's sklearn signature asks it for scores, but it has neither predict_proba nor "
                             "decision_function; portable's converter (linear estimators) gives the label",
 }

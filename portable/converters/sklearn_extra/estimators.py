@@ -1204,6 +1204,54 @@ def latent_dirichlet_allocation(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Cast", [out], "theta32", to=1) if out_float else out]
 
 
+@extra("sklearn.manifold.LocallyLinearEmbedding", kind="transformer")
+def locally_linear_embedding(em: Emitter, est: Any) -> list[Any]:
+    """Barycenter weights of each point over its k nearest training points (the regularized k x k system
+    solved by Gaussian elimination, unrolled: it is symmetric positive definite), applied to their embedding."""
+    nbrs = est.nbrs_
+    if nbrs.effective_metric_ not in ("euclidean", "minkowski") or (
+            nbrs.effective_metric_ == "minkowski" and nbrs.effective_metric_params_.get("p", 2) != 2):
+        raise UnsupportedModelError("LocallyLinearEmbedding converts with the euclidean metric")
+    k = est.n_neighbors
+    fit_x = np.asarray(nbrs._fit_X, dtype=np.float64)
+    x = em.input()
+    _, idx = em.topk(_sqdist(em, x, fit_x), k, largest=False)
+    a = em.node("Gather", [em.const(fit_x), idx], "nbr", axis=0)  # [N, k, F]
+    c = em.node("Sub", [a, em.node("Unsqueeze", [x, em.const([1], dtype=np.int64)], "x3")], "c")
+    g = em.node("MatMul", [c, em.node("Transpose", [c], "ct", perm=[0, 2, 1])], "g")  # [N, k, k]
+    eye = np.eye(k)
+    trace = em.reduce("ReduceSum", em.reduce("ReduceSum", em.node("Mul", [g, em.const(eye[None])], "gd"), 2), 1,
+                      keepdims=1)  # [N, 1]
+    r = em.node("Where", [em.node("Greater", [trace, em.const(0.0)], "pos"),
+                          em.node("Mul", [trace, em.const(float(est.reg))], "rt"), em.const(float(est.reg))], "r")
+    g = em.node("Add", [g, em.node("Mul", [em.node("Unsqueeze", [r, em.const([2], dtype=np.int64)], "r3"),
+                                           em.const(eye[None])], "ri")], "greg")
+    ones = em.node("Unsqueeze", [rows(em, x, np.ones(k)), em.const([2], dtype=np.int64)], "ones3")  # [N, k, 1]
+    m = em.node("Concat", [g, ones], "aug", axis=2)  # [N, k, k+1]: G | 1
+    for p in range(k - 1):  # forward elimination, no pivoting (SPD)
+        row = em.node("Gather", [m, em.const(p, dtype=np.int64)], "row", axis=1)  # [N, k+1]
+        col = em.node("Gather", [m, em.const(p, dtype=np.int64)], "col", axis=2)  # [N, k]
+        piv = em.node("Gather", [row, em.const([p], dtype=np.int64)], "piv", axis=1)  # [N, 1]
+        below = (np.arange(k) > p).astype(np.float64)[None, :]
+        f = em.node("Mul", [em.node("Div", [col, piv], "f0"), em.const(below)], "f")
+        m = em.node("Sub", [m, em.node("Mul", [em.node("Unsqueeze", [f, em.const([2], dtype=np.int64)], "f3"),
+                                               em.node("Unsqueeze", [row, em.const([1], dtype=np.int64)], "r3")],
+                                       "fr")], "elim")
+    w: list[str | None] = [None] * k
+    for i in range(k - 1, -1, -1):  # back substitution
+        row = em.node("Gather", [m, em.const(i, dtype=np.int64)], "brow", axis=1)  # [N, k+1]
+        acc = em.node("Gather", [row, em.const([k], dtype=np.int64)], "rhs", axis=1)
+        for j in range(i + 1, k):
+            mij = em.node("Gather", [row, em.const([j], dtype=np.int64)], "mij", axis=1)
+            acc = em.node("Sub", [acc, em.node("Mul", [mij, w[j]], "mw")], "acc")
+        w[i] = em.node("Div", [acc, em.node("Gather", [row, em.const([i], dtype=np.int64)], "mii", axis=1)], "w")
+    ws = em.node("Concat", w, "ws", axis=1)  # [N, k]
+    ws = em.node("Div", [ws, em.reduce("ReduceSum", ws, 1, keepdims=1)], "wn")
+    emb = em.node("Gather", [em.const(np.asarray(est.embedding_, dtype=np.float64)), idx], "emb", axis=0)
+    return [em.reduce("ReduceSum", em.node("Mul", [emb, em.node("Unsqueeze", [ws, em.const([2], dtype=np.int64)],
+                                                                   "w3")], "we"), 1)]
+
+
 # -- registration with skl2onnx ---------------------------------------------------------------------------------
 
 def _label_type(est: Any) -> Any:
