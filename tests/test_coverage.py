@@ -200,3 +200,56 @@ def test_cli_prints_the_table() -> None:
     assert "RandomForestRegressor" in result.output and "TSNE" in result.output
     s = coverage.summary()
     assert f"{s['converts']} of {s['inference_capable']}" in result.output
+
+
+def _variants() -> list[tuple[str, Any, str]]:
+    """Non-default settings of portable's own converters: (id, estimator, target kind)."""
+    from sklearn import (cluster, dummy, ensemble, impute, kernel_approximation, kernel_ridge, neighbors,
+                         preprocessing, svm)
+    from sklearn.gaussian_process import GaussianProcessClassifier
+
+    return [
+        ("radius-classifier-distance", neighbors.RadiusNeighborsClassifier(radius=4.0, weights="distance"), "class"),
+        ("radius-regressor-distance", neighbors.RadiusNeighborsRegressor(radius=4.0, weights="distance"), "reg"),
+        ("spline-linear", preprocessing.SplineTransformer(extrapolation="linear", n_knots=4), "none"),
+        ("spline-continue-quantile", preprocessing.SplineTransformer(extrapolation="continue", knots="quantile",
+                                                                     include_bias=False, degree=2), "none"),
+        ("kbins-onehot-dense", preprocessing.KBinsDiscretizer(n_bins=4, encode="onehot-dense"), "none"),
+        ("kbins-ordinal-quantile", preprocessing.KBinsDiscretizer(n_bins=5, encode="ordinal"), "none"),
+        ("svc-poly-binary", svm.SVC(kernel="poly", degree=2), "binary"),
+        ("svc-sigmoid-ovo", svm.SVC(kernel="sigmoid", decision_function_shape="ovo", gamma=0.1), "class"),
+        ("svc-break-ties", svm.SVC(break_ties=True), "class"),
+        ("one-class-svm", svm.OneClassSVM(gamma=0.5), "none"),
+        ("linear-svc-binary", svm.LinearSVC(), "binary"),
+        ("kernel-ridge-rbf", kernel_ridge.KernelRidge(kernel="rbf", gamma=0.3), "reg2"),
+        ("nystroem-poly", kernel_approximation.Nystroem(kernel="poly", degree=2, n_components=10), "none"),
+        ("dummy-most-frequent", dummy.DummyClassifier(strategy="most_frequent"), "class"),
+        ("dummy-constant", dummy.DummyClassifier(strategy="constant", constant=2), "class"),
+        ("dummy-regressor-median", dummy.DummyRegressor(strategy="median"), "reg"),
+        ("power-box-cox", preprocessing.PowerTransformer(method="box-cox"), "none"),
+        ("target-encoder-binary", preprocessing.TargetEncoder(), "binary-int"),
+        ("target-encoder-continuous", preprocessing.TargetEncoder(), "reg-int"),
+        ("adaboost-binary", ensemble.AdaBoostClassifier(n_estimators=5), "binary"),
+        ("gpc-binary", GaussianProcessClassifier(), "binary"),
+        ("birch-no-global", cluster.Birch(n_clusters=None, threshold=0.3), "none"),
+        ("imputer-median", impute.SimpleImputer(strategy="median"), "nan"),
+        ("missing-indicator-all", impute.MissingIndicator(features="all"), "nan"),
+        ("knn-imputer-k2", impute.KNNImputer(n_neighbors=2), "nan"),
+        ("random-trees-embedding", ensemble.RandomTreesEmbedding(n_estimators=3, max_depth=3), "none"),
+    ]
+
+
+@pytest.mark.parametrize("case", _variants(), ids=lambda c: c[0])
+def test_converter_variants(case: tuple[str, Any, str]) -> None:
+    _, est, target = case
+    x, xt = X, XT
+    if target == "nan":
+        x, xt = NAN_X, NAN_XT
+    elif target.endswith("-int"):
+        x, xt = INT_X, INT_XT
+    y = {"class": Y_CLASS, "binary": (Y_CLASS > 0).astype(int), "binary-int": (Y_CLASS > 0).astype(int),
+         "reg": Y_REG, "reg-int": Y_REG, "reg2": np.c_[Y_REG, -Y_REG], "none": None, "nan": None}[target]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(x) if y is None else est.fit(x, y)
+        convert_and_compare(est, xt)
