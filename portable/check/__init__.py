@@ -20,8 +20,8 @@ from ..errors import PortableError
 from ..model import Model
 from .compare import OutputResult, Tolerance, match_outputs, tolerance_for
 from .compare import compare as compare_outputs
-from .inputs import (SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, generate, rows_strategy,
-                     simplify_strategy)
+from .inputs import (SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, feed_batch, generate,
+                     rows_strategy, simplify_strategy)
 from .report import Report
 
 __all__ = ["check", "Report", "Tolerance", "tolerance_for"]
@@ -183,7 +183,7 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     model does not are left out of the comparison and make the check fail (with a note and counterexamples)."""
     arrays = assemble(plan, batch)
     try:
-        out_a = original.run(feed(arrays, original))
+        out_a = original.run(feed_batch(plan, batch, arrays, original))
     except Exception as exc:
         special = batch.source == SPECIAL
         if not special.any():
@@ -195,7 +195,7 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
         return _run_both(original, converted, plan, batch, notes, tick)
     tick()
     try:
-        return out_a, converted.run(feed(arrays, converted)), batch, []
+        return out_a, converted.run(feed_batch(plan, batch, arrays, converted)), batch, []
     except Exception as exc:
         first = _error(exc)
     ok, errors = _runnable_rows(converted, plan, batch)

@@ -38,10 +38,19 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
 }
 
 
+_NARROW: dict[Any, str] = {}  # (dtype, dtype) -> the narrower float dtype's name
+
+
 def tolerance_for(kind: str, dtypes: tuple[np.dtype, np.dtype], rtol: float | None = None,
                   atol: float | None = None) -> Tolerance:
     """The default tolerance for an output kind compared at the narrower of two dtypes, with overrides."""
-    narrow = "float64" if all(np.dtype(d) == np.float64 for d in dtypes if np.dtype(d).kind == "f") else "float32"
+    narrow = _NARROW.get(dtypes)
+    if narrow is None:
+        narrow = "float64" if all(np.dtype(d) == np.float64 for d in dtypes if np.dtype(d).kind == "f") else "float32"
+        try:
+            _NARROW[dtypes] = narrow
+        except TypeError:  # unhashable dtype descriptions
+            pass
     base = TOLERANCES[(narrow, kind if kind in ("probability", "score") else "value")]
     return Tolerance(base.rtol if rtol is None else rtol, base.atol if atol is None else atol)
 

@@ -138,8 +138,8 @@ class Plan:
     # derived once by `_finish`, so that generating a batch does no per-feature Python work
     width: np.ndarray = field(default_factory=lambda: np.zeros(0))  # hi - lo
     mid: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (lo + hi) / 2
-    ends: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))  # rows of zeros, lo, hi
-    far: np.ndarray = field(default_factory=lambda: np.zeros((2, 4, 0)))  # the far rows below, and above
+    ends: np.ndarray = field(default_factory=lambda: np.zeros((3, 0)))  # rows of zeros, lo, hi (narrowed)
+    far: np.ndarray = field(default_factory=lambda: np.zeros((2, 4, 0)))  # the far rows below, above (narrowed)
     any_integer: bool = False
     # float32 (scale, shift) rows for the cloud's normal bump and uniform rows when the plan generates float32
     # values and the cloud writes nothing else (no known values, points or integer features), else None
@@ -207,6 +207,22 @@ def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
             else:
                 arr = vals.astype(slot.dtype)
         out[slot.name] = np.ascontiguousarray(arr.reshape((n, *slot.row_shape)))
+    return out
+
+
+def feed_batch(plan: Plan, batch: Batch, arrays: Mapping[str, np.ndarray], model: Model) -> dict[str, np.ndarray]:
+    """`feed(arrays, model)` for `arrays = assemble(plan, batch)`, taking a float64 input's values straight from
+    the batch (they are the narrow dtype's values already, so the same numbers) instead of casting them back."""
+    specs = {s.name: s for s in model.signature.inputs}
+    cols = plan.columns or _columns(plan)
+    out = {}
+    for slot in plan.slots:
+        spec = specs[slot.name]
+        idx = cols[slot.name]
+        if spec.dtype == "float64" and slot.dtype.startswith("float") and isinstance(idx, slice):
+            out[slot.name] = np.ascontiguousarray(batch.num[:, idx]).reshape((len(batch), *slot.row_shape))
+        else:
+            out.update(feed({slot.name: arrays[slot.name]}, model))
     return out
 
 
@@ -712,8 +728,10 @@ def _finish(plan: Plan) -> None:
     plan.categories = [(i, np.asarray(f.values, dtype=object)) for i, f in enumerate(plan.features)
                        if f.is_string]
     plan.width, plan.mid = plan.hi - plan.lo, (plan.lo + plan.hi) / 2
-    plan.ends = np.stack([np.zeros(len(plan.lo)), plan.lo, plan.hi])
-    plan.far = np.stack([plan.mid + -1.0 * plan.width * FAR[:, None], plan.mid + 1.0 * plan.width * FAR[:, None]])
+    # the special rows' fixed values, rounded to the narrow dtype already
+    plan.ends = _narrow(plan, np.stack([np.zeros(len(plan.lo)), plan.lo, plan.hi]))
+    plan.far = _narrow(plan, np.stack([plan.mid + -1.0 * plan.width * FAR[:, None],
+                                       plan.mid + 1.0 * plan.width * FAR[:, None]]))
     plan.any_integer = bool(plan.integer.any())
     plan.fast32 = None
     if plan.narrow == np.float32 and not plan.valued and plan.anchors is None and not plan.integer.any() and \
@@ -892,7 +910,7 @@ def _special(plan: Plan, budget: int, rng: np.random.Generator, base: Batch | No
 
     The rows are written over `base` (cloud rows, `_special_count` of them) when given, else over a new cloud;
     `signs` are the far rows' uniform draws (`[4, n_features]`) when drawn already."""
-    lo, hi = plan.lo, plan.hi
+    lo = plan.lo
     nan_feats = plan.nan_feats
     # beyond the ranges: just outside, and large (ten ranges out), with random signs
     if signs is None:
@@ -947,12 +965,17 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
                           *parts[len(boundary) > 0:]])
     else:  # the cloud batch already holds the special rows first
         b = cloud
-    if plan.narrow != _FLOAT64:  # rounded to the narrow dtype, in place
-        # (rows of a float32 cloud are float32 values already: then only the special rows need it)
-        done = plan.fast32 is not None and b is cloud
-        rows = b.num[:n_special] if done else b.num
-        with np.errstate(over="ignore"):
-            rows[...] = rows.astype(plan.narrow)
+    if plan.narrow != _FLOAT64:  # rounded to the narrow dtype, in place; a float32 cloud's rows are float32
+        # values already, and so are the special rows' fixed values (but for unseen numeric values)
+        if plan.fast32 is None or b is not cloud:
+            rows = b.num
+        elif any(not plan.features[i].is_string for i in plan.unseen_feats):
+            rows = b.num[:n_special]
+        else:
+            rows = None
+        if rows is not None:
+            with np.errstate(over="ignore"):
+                rows[...] = rows.astype(plan.narrow)
     return b
 
 
