@@ -302,6 +302,8 @@ class Emitter:
         name = self.scope.get_unique_operator_name(f"TreeEnsemble_{uuid.uuid4().hex[:10]}")
         # version 3 in skl2onnx's bookkeeping (it refuses ai.onnx.ml 5); sklearn_extra.finalize() declares 5
         self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3, name=name)
+        while len(PENDING) >= 64:  # left by conversions that failed before attach_pending: drop the oldest
+            PENDING.pop(next(iter(PENDING)))
         PENDING[name] = (forest, self.dtype, aggregate)
         return o
 
