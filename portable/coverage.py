@@ -37,17 +37,11 @@ BATCH_DEPENDENT: dict[str, str] = {
 
 # Inference-capable, but no conversion that agrees with scikit-learn in both dtypes (yet): the reason for each.
 EXPECTED_FAILURES: dict[str, str] = {
-    "BayesianGaussianMixture": "portable's sklearn signature takes mixtures for regressors ('variable'); skl2onnx "
-                               "converts them to label + probabilities",
-    "GaussianMixture": "portable's sklearn signature takes mixtures for regressors ('variable'); skl2onnx converts "
-                       "them to label + probabilities",
     "ClassifierChain": "multi-output classifier: portable's signature has one label output",
     "MultiOutputClassifier": "multi-output classifier: portable's signature has one label output",
     "DictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample: no closed form",
     "MiniBatchDictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample",
     "SparseCoder": "transform solves a sparse-coding problem (OMP/LARS) per sample",
-    "OutputCodeClassifier": "portable's sklearn signature asks it for scores, but it has neither predict_proba nor "
-                            "decision_function; portable's converter (linear estimators) gives the label",
 }
 
 

@@ -134,6 +134,8 @@ class SklearnModel(Model):
             return "classifier"
         if is_regressor(e):
             return "regressor"
+        if hasattr(e, "predict") and hasattr(e, "predict_proba"):
+            return "mixture"  # GaussianMixture & co: a component label and its posterior probabilities
         if is_clusterer(e) and hasattr(e, "predict"):
             return "clusterer"
         if is_outlier_detector(e) and hasattr(e, "predict"):
@@ -179,8 +181,13 @@ class SklearnModel(Model):
             label = TensorSpec("label", _classes_dtype(classes), (None,), "label")
             if hasattr(e, "predict_proba"):
                 return label, TensorSpec("probabilities", "float64", (None, len(classes)), "probability")
+            if not hasattr(e, "decision_function"):  # hard voting, output codes: the label is all there is
+                return (label,)
             k = 1 if len(classes) == 2 else len(classes)
             return label, TensorSpec("scores", "float64", (None, k), "score")
+        if kind == "mixture":
+            return (TensorSpec("label", "int64", (None,), "label"),
+                    TensorSpec("probabilities", "float64", (None, getattr(e, "n_components", None)), "probability"))
         if kind in ("clusterer", "outlier"):
             outs = [TensorSpec("label", "int64", (None,), "label")]
             if kind == "clusterer" and hasattr(e, "transform"):
