@@ -100,7 +100,7 @@ def run() -> str:
         theirs = _convert_in_subprocess(pkl, "skl2onnx", theirs_path)
         size = pkl.stat().st_size / 1e6
         for label, m in ((f"portable converter alone (skl2onnx + TreeEnsemble v5)", conv),
-                         ("portable.convert(check=False): + onnx.checker + onnxruntime session", ours)):
+                         ("portable.convert(check=False): + onnx.checker (and, for float64 only, an onnxruntime load test)", ours)):
             out_rows.append([f"convert, warm: {label}", f"{m['best']:.2f} s", f"{theirs['best']:.2f} s (skl2onnx)",
                              f"{m['best'] / theirs['best']:.2f}"])
             out_rows.append([f"convert, peak RSS growth: {label}", f"{m['rss_mb']:.0f} MB",
