@@ -208,3 +208,19 @@ def test_clusterer_transformer_and_feature_union():
                 np.testing.assert_array_equal(got[k], exp[k])
             else:
                 np.testing.assert_allclose(got[k], exp[k], rtol=1e-4, atol=1e-4)
+
+
+def test_inner_tensor_named_like_an_output():
+    """skl2onnx names the scaler's result 'variable' and the regressor's 'variable1'; the artifact must still be
+    valid single-assignment ONNX whose 'variable' is the regressor's prediction."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import RobustScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    est = make_pipeline(RobustScaler(), KNeighborsRegressor()).fit(X, y)
+    art = portable.convert(est, to="onnx", check=False)
+    onnx.checker.check_model(art.proto, full_check=True)
+    x = jitter(X)
+    np.testing.assert_allclose(art.run({"X": x})["variable"][:, 0], est.predict(x), rtol=1e-4)

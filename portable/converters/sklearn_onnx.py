@@ -65,14 +65,6 @@ def _rename(graph: Any, old: str, new: str) -> None:
                 item.name = new
 
 
-def _all_names(graph: Any) -> set[str]:
-    names = {i.name for i in graph.initializer} | {i.name for i in graph.input}
-    for node in graph.node:
-        names.update(node.input)
-        names.update(node.output)
-    return names
-
-
 def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
     """Give the ONNX graph exactly the sklearn model's output names, and `scores` its width."""
     onnx = require("onnx")
@@ -81,17 +73,7 @@ def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
     have = [o.name for o in g.output]
     if len(have) != len(wanted):
         raise ConversionError(f"skl2onnx produced outputs {have}; portable expected {wanted}")
-    # skl2onnx may already use a wanted name inside the graph ('variable' for a scaler before a
-    # KNeighborsRegressor whose output is then 'variable1'): move such inner tensors out of the way first
-    taken = _all_names(g)
-    for name in wanted:
-        if name in taken and name not in have:
-            fresh, k = f"{name}__inner", 0
-            while fresh in taken:
-                k += 1
-                fresh = f"{name}__inner{k}"
-            _rename(g, name, fresh)
-            taken.add(fresh)
+    # inner tensors that carry an output's name were renamed by sklearn_extra.finalize (it runs first)
     for old, new in zip(have, wanted):
         if old != new:
             _rename(g, old, f"{new}__tmp")
