@@ -224,3 +224,26 @@ def test_inner_tensor_named_like_an_output():
     onnx.checker.check_model(art.proto, full_check=True)
     x = jitter(X)
     np.testing.assert_allclose(art.run({"X": x})["variable"][:, 0], est.predict(x), rtol=1e-4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("sklearn.ensemble", fromlist=["x"]).IsolationForest(n_estimators=10, random_state=0),
+    lambda: __import__("sklearn.mixture", fromlist=["x"]).GaussianMixture(3, random_state=0),
+    lambda: __import__("sklearn.ensemble", fromlist=["x"]).VotingClassifier(
+        [("lr", __import__("sklearn.linear_model", fromlist=["x"]).LogisticRegression(max_iter=1000)),
+         ("dt", __import__("sklearn.tree", fromlist=["x"]).DecisionTreeClassifier(max_depth=3, random_state=0))]),
+], ids=["isolation_forest", "gaussian_mixture", "hard_voting"])
+def test_outputs_take_scikit_learns_shapes(make):
+    """Labels are [N] (skl2onnx gives [N, 1] for some), and a hard-voting classifier has only a label."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    est = make().fit(X, y)
+    art = portable.convert(est, to="onnx", check=False)
+    x = jitter(X)
+    got = art.run({"X": x})
+    assert got["label"].shape == (len(X),)
+    np.testing.assert_array_equal(got["label"], est.predict(x))
+    if "probabilities" in got:
+        np.testing.assert_allclose(got["probabilities"], est.predict_proba(x), atol=1e-4)
+    assert portable.check(est, art, samples=300).equivalent

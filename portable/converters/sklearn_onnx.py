@@ -65,12 +65,38 @@ def _rename(graph: Any, old: str, new: str) -> None:
                 item.name = new
 
 
+def _flatten_rank1(proto: Any, model: SklearnModel) -> None:
+    """Outputs that scikit-learn returns as `[N]` but skl2onnx as `[N, 1]` (IsolationForest's and
+    GaussianMixture's labels) get a final Reshape to `[N]`."""
+    onnx = require("onnx")
+    h = onnx.helper
+    specs = {s.name: s for s in model.signature.outputs}
+    for out in proto.graph.output:
+        spec = specs.get(out.name)
+        dims = out.type.tensor_type.shape.dim
+        if spec is None or len(spec.shape) != 1 or len(dims) != 2:
+            continue
+        if dims[1].HasField("dim_value") and dims[1].dim_value != 1:
+            continue
+        inner = f"{out.name}__2d"
+        _rename(proto.graph, out.name, inner)
+        out.name = spec.name
+        proto.graph.initializer.append(h.make_tensor(f"{spec.name}__shape", onnx.TensorProto.INT64, [1], [-1]))
+        proto.graph.node.append(h.make_node("Reshape", [inner, f"{spec.name}__shape"], [spec.name],
+                                            name=f"portable_flatten_{spec.name}"))
+        del dims[1]
+
+
 def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
     """Give the ONNX graph exactly the sklearn model's output names, and `scores` its width."""
     onnx = require("onnx")
     g = proto.graph
     wanted = model.signature.output_names
     have = [o.name for o in g.output]
+    if len(have) > len(wanted) and wanted == ["label"]:
+        # a hard-voting classifier has no probabilities in scikit-learn; skl2onnx still emits them
+        del g.output[1:]
+        have = have[:1]
     if len(have) != len(wanted):
         raise ConversionError(f"skl2onnx produced outputs {have}; portable expected {wanted}")
     # inner tensors that carry an output's name were renamed by sklearn_extra.finalize (it runs first)
@@ -80,6 +106,7 @@ def _normalize_outputs(proto: Any, model: SklearnModel) -> None:
     for o in g.output:
         if o.name.endswith("__tmp"):
             _rename(g, o.name, o.name[:-5])
+    _flatten_rank1(proto, model)
     spec = {s.name: s for s in model.signature.outputs}.get("scores")
     if spec is None or spec.shape[1] != 1:
         return
