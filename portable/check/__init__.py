@@ -130,18 +130,17 @@ _RNGS = threading.local()  # per thread: seed -> (generator, its initial state)
 
 def _rng(seed: int) -> np.random.Generator:
     """`np.random.default_rng(seed)`, in the same state, without hashing the seed again for a seed seen before."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):  # a SeedSequence, a Generator, ...
+        return np.random.default_rng(seed)
     kept = getattr(_RNGS, "kept", None)
     if kept is None or len(kept) > 64:
         kept = _RNGS.kept = {}
-    try:
-        gen, state = kept[seed]
-    except (KeyError, TypeError):  # a new seed, or one that is no dict key (a SeedSequence, ...)
+    seed = int(seed)
+    if seed not in kept:
         gen = np.random.default_rng(seed)
-        try:
-            kept[seed] = (gen, gen.bit_generator.state)
-        except TypeError:
-            pass
+        kept[seed] = (gen, gen.bit_generator.state)
         return gen
+    gen, state = kept[seed]
     gen.bit_generator.state = state
     return gen
 
