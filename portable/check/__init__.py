@@ -94,6 +94,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
         generation=dict(zip(SOURCES[:4], counts)),
         learned=list(plan.sources))
     report.seconds = time.perf_counter() - started
+    report.severities = {r.name: r.severity for r in results if r.kind != "label" and r.severity.size}
     return report
 
 

@@ -41,13 +41,31 @@ class Report:
     generation: dict[str, int] = field(default_factory=dict)
     learned: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: per numeric output, each row's error in units of its tolerance (|a - b| / (atol + rtol |a|)); kept so
+    #: that the distribution is computed only when a report is shown or saved
+    severities: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def error_histograms(self) -> dict[str, dict[str, list[Any]]]:
+        """Per numeric output: how many rows fall in each decade of error/tolerance (1 = at the tolerance)."""
+        import numpy as np
+
+        out = {}
+        for name, sev in self.severities.items():
+            sev = np.asarray(sev, dtype=np.float64)
+            if not sev.size:
+                continue
+            counts = np.histogram(np.clip(np.nan_to_num(sev, nan=np.inf, posinf=1e300), 0, 1e300),
+                                  bins=HIST_EDGES)[0]
+            out[name] = {"edges": HIST_LABELS, "counts": counts.tolist()}
+        return out
 
     # -- machine-readable ------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"equivalent": self.equivalent, "original": self.original, "converted": self.converted,
                 "samples": self.samples, "seed": self.seed, "dtype": self.dtype, "rows": self.rows,
                 "generation": self.generation, "learned": self.learned, "outputs": self.outputs,
-                "counterexamples": self.counterexamples, "notes": self.notes, "seconds": round(self.seconds, 4)}
+                "counterexamples": self.counterexamples, "notes": self.notes, "seconds": round(self.seconds, 4),
+                "error_histograms": self.error_histograms()}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
@@ -156,6 +174,12 @@ class Report:
             style = "" if not (o.get("mismatches") or o.get("error")) else ' style="color:#cf222e"'
             parts.append(f"<tr{style}>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
         parts.append("</tbody></table>")
+        hists = self.error_histograms()
+        if hists:
+            parts.append('<p style="margin-bottom:0">error per row, in units of the tolerance '
+                         '(red: beyond it)</p><div style="display:flex;gap:16px;flex-wrap:wrap">')
+            parts.extend(_svg_histogram(name, h["counts"]) for name, h in hists.items())
+            parts.append("</div>")
         for i, c in enumerate(self.counterexamples, start=1):
             parts.append(f"<details><summary>counterexample {i}{esc(' (' + c['found_by'] + ')') if c.get('found_by') else ''}"
                          "</summary><pre>" + esc(json.dumps({k: c[k] for k in ("inputs", "original", "converted")},
@@ -164,6 +188,32 @@ class Report:
             parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
         parts.append("</div>")
         return "".join(parts)
+
+
+#: decades of error/tolerance; the last two bins are beyond the tolerance
+HIST_EDGES = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, float("inf")]
+HIST_LABELS = ["0", "1e-6", "1e-5", "1e-4", "1e-3", "0.01", "0.1", "1", "10", "inf"]
+
+
+def _svg_histogram(name: str, counts: list[int]) -> str:
+    """A small inline SVG bar chart (no plotting library needed in the notebook)."""
+    w, h, pad, bar = 260, 110, 18, 26
+    top = max(max(counts), 1)
+    bars = []
+    for i, c in enumerate(counts):
+        height = 0 if c == 0 else max(2, round((h - 2 * pad) * c / top))
+        x = 4 + i * (bar + 2)
+        color = "#cf222e" if i >= len(counts) - 2 else "#2f81f7"
+        bars.append(f'<rect x="{x}" y="{h - pad - height}" width="{bar}" height="{height}" fill="{color}">'
+                    f"<title>{HIST_LABELS[i]}..{HIST_LABELS[i + 1]}: {c} rows</title></rect>")
+        if c:
+            bars.append(f'<text x="{x + bar / 2}" y="{h - pad - height - 3}" font-size="9" '
+                        f'text-anchor="middle">{c}</text>')
+    ticks = "".join(f'<text x="{4 + i * (bar + 2)}" y="{h - 4}" font-size="8">{html.escape(t)}</text>'
+                    for i, t in enumerate(HIST_LABELS[:-1]) if i % 2 == 1 or i == 7)
+    return (f'<svg class="portable-hist" width="{w}" height="{h}" role="img" aria-label="error distribution of '
+            f'{html.escape(name)}"><text x="4" y="11" font-size="11" font-weight="bold">{html.escape(name)}</text>'
+            + "".join(bars) + ticks + "</svg>")
 
 
 def _compact(d: dict[str, Any]) -> str:
