@@ -330,8 +330,46 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
         if est is not None and id(est) not in learned:
             learned.add(id(est))
             _SklearnLearner(plan, model).learn(est)
+        hints = getattr(model, "input_hints", None)
+        if callable(hints):
+            _learn_hints(plan, hints())
     _finish(plan)
     return plan
+
+
+def _learn_hints(plan: Plan, hints: dict[str, list[Any]]) -> None:
+    """Values a model names for its inputs (a PFA document's tree thresholds, compared constants and string
+    literals): strings become categories to draw (unseen ones stay allowed), numbers become known values with
+    their neighbours on both sides and their float32 rounding, and widen the range to cover them."""
+    used = False
+    for f in plan.features:
+        vals = hints.get(f.slot)
+        if not vals:
+            continue
+        if f.is_string:
+            strs = [v for v in vals if isinstance(v, str)]
+            if strs:
+                # any string is a valid input here: draw an other-than-named one ("") as often as a named one
+                f.values = sorted(set(f.values) | set(strs) | {""})
+                f.unseen_ok = True
+                used = True
+            continue
+        nums = np.asarray([v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)],
+                          dtype=np.float64)
+        nums = nums[np.isfinite(nums)]
+        if not nums.size:
+            continue
+        near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf),
+                               nums.astype(np.float32).astype(np.float64)])
+        if f.integer:
+            near = np.unique(np.concatenate([np.floor(nums), np.ceil(nums), np.floor(nums) - 1,
+                                             np.ceil(nums) + 1]))
+        f.values = sorted(set(f.values) | set(near.tolist()))
+        span = float(nums.max() - nums.min()) or max(1.0, float(np.abs(nums).max()))
+        f.widen(float(nums.min()) - 0.25 * span, float(nums.max()) + 0.25 * span)
+        used = True
+    if used and "model's constants" not in plan.sources:
+        plan.sources.append("model's constants")
 
 
 def data_arrays(data: Any, model: Model) -> dict[str, np.ndarray] | None:

@@ -88,6 +88,9 @@ def check_functions(doc: Document) -> None:
         scan(f.body, f"{f.where}.do")
 
 
+_COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+
 class PfaModel(Model):
     """A PFA document, run by portable's vectorized numpy engine."""
 
@@ -202,7 +205,36 @@ class PfaModel(Model):
 
         for c in list(self.doc.cells.values()) + list(self.doc.pools.values()):
             scan(c.init)
-        return {k: sorted(vals, key=lambda x: (isinstance(x, str), x)) for k, vals in found.items()}
+        # the expressions: `input.field` (or a let-bound copy) compared with a number, and every string literal,
+        # which is a candidate for each string input (`{"==": ["input.color", {"string": "red"}]}`)
+        strings: set[str] = set()
+        specs = {t.name: t for t in self.signature.inputs}
+
+        def scan_expr(v: Any) -> None:
+            if isinstance(v, list):
+                if len(v) == 1 and isinstance(v[0], str):
+                    strings.add(v[0])
+                for x in v:
+                    scan_expr(x)
+            elif isinstance(v, dict):
+                if set(v) == {"string"} and isinstance(v["string"], str):
+                    strings.add(v["string"])
+                for op, args in v.items():
+                    if op in _COMPARISONS and isinstance(args, list) and len(args) == 2:
+                        refs = [a[6:] for a in args if isinstance(a, str) and a.startswith("input.")]
+                        nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+                        if refs and nums and refs[0] in names:
+                            found.setdefault(refs[0], set()).add(nums[0])
+                    scan_expr(args)
+
+        raw = self.doc.raw or {}
+        scan_expr(raw.get("action"))
+        scan_expr(raw.get("fcns"))
+        for name, spec in specs.items():
+            if spec.is_string and strings:
+                found.setdefault(name, set()).update(strings)
+        return {k: sorted(vals, key=lambda x: (isinstance(x, str), str(x) if isinstance(x, str) else x))
+                for k, vals in found.items()}
 
     def info(self) -> dict[str, Any]:
         d = self.doc
