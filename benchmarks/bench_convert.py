@@ -102,8 +102,8 @@ def run() -> str:
                                  f"{nn * 1e3:.3f}", f"{sk / nn:.2f}x"])
     return "\n\n".join([
         "## Conversion: portable against raw skl2onnx",
-        "Same fitted model, float32, best of 3. `portable` includes output renaming, provenance, `onnx.checker` "
-        "and an onnxruntime load test; `with check` adds the equivalence check on 1,000 generated rows. Memory is "
+        "Same fitted model, float32, best of 3. `portable` includes output renaming, provenance and `onnx.checker` "
+        "(an onnxruntime load test only for float64); `with check` adds the equivalence check on 1,000 generated rows. Memory is "
         "the peak of Python-level allocations during the call (tracemalloc).",
         table(["model", "skl2onnx ms", "portable ms", "portable / skl2onnx", "with check / skl2onnx",
                "skl2onnx MiB", "portable MiB", "memory ratio"], conv_rows),
