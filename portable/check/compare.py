@@ -234,9 +234,15 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
             top = float(diff.max())
         # allowed = atol * scale + rtol * |x|, floored at the smallest normal number
         if tol.scaled:
-            finite = mag[np.isfinite(mag)]
-            # the 90th percentile: far-out special rows must not loosen the tolerance of every other row
-            scale = max(1.0, float(np.percentile(finite, 90))) if finite.size else 1.0
+            # the 90th percentile (by partition: np.percentile costs more than the rest of the comparison): far-out
+            # special rows must not loosen the tolerance of every other row
+            flat = mag.reshape(-1)
+            if flat.size > 512:  # an evenly strided sample estimates the percentile well enough
+                flat = flat[:: flat.size // 256]
+            if not math.isfinite(float(np.maximum.reduce(flat))):
+                flat = flat[np.isfinite(flat)]
+            k = int(0.9 * (flat.size - 1))
+            scale = max(1.0, float(np.partition(flat, k)[k])) if flat.size else 1.0
             if scale != 1.0:
                 tol = Tolerance(tol.rtol, tol.atol * scale, scaled=False)
                 r.tolerance = tol  # the report gives the absolute tolerance it used
