@@ -45,9 +45,25 @@ def _interpreter(art: Any, folder: Path) -> Any:
     return Interpreter(str(folder), device="cpu")
 
 
+def _one_thread_session(model: Any) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
 def run() -> str:
     import portable
     from portable.converters.onnx_standard import lower_model
+
+    try:  # one thread for every engine: the executor limits BLAS to one, onnxruntime and torch likewise
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
 
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,11 +74,12 @@ def run() -> str:
             art = portable.convert(original, to="nnef", check=False, dtype="float32")
             log(f"{label}: converted in {time.perf_counter() - t0:.1f}s")
             feeds = {"X": X}
-            for m in (original, lowered, art):
-                m.run(feeds)  # sessions and executor built outside the timings
+            s_orig, s_low = _one_thread_session(original), _one_thread_session(lowered)
+            for run_ in (lambda: s_orig.run(None, feeds), lambda: s_low.run(None, feeds), lambda: art.run(feeds)):
+                run_()  # sessions and executor built outside the timings
             fast = "MLP" in label
-            t_ort = best_of(lambda m=original, f=feeds: m.run(f), repeat=10 if fast else 3)
-            t_low = best_of(lambda m=lowered, f=feeds: m.run(f), repeat=10 if fast else 2)
+            t_ort = best_of(lambda: s_orig.run(None, feeds), repeat=10 if fast else 3)
+            t_low = best_of(lambda: s_low.run(None, feeds), repeat=10 if fast else 2)
             t_nnef = best_of(lambda m=art, f=feeds: m.run(f), repeat=10 if fast else 2)
             interp = _interpreter(art, Path(tmp) / f"m{i}.nnef")
             t_torch = (best_of(lambda it=interp, x=X: it([x]), repeat=3 if fast else 1)
@@ -76,7 +93,7 @@ def run() -> str:
     return ("## NNEF: lowered ONNX and NNEF execution\n\n"
             f"Time to score {ROWS:,} rows (float32), as a multiple of onnxruntime on the original ONNX-ML graph: "
             "onnxruntime on the lowered (`--standard-ops`) graph, portable's numpy NNEF executor, and "
-            "nnef-tools' PyTorch interpreter on the same NNEF artifact (best of several runs; CPU).\n\n"
+            "nnef-tools' PyTorch interpreter on the same NNEF artifact (best of several runs; one thread each).\n\n"
             + table(["model", "tree formulation", "onnxruntime, original", "onnxruntime, lowered",
                      "portable NNEF executor", "nnef-tools interpreter"], rows_out))
 
