@@ -40,7 +40,7 @@ def run_demo(folder: Path, *, force: bool = False, console: Any = None) -> bool:
     if folder.exists() and any(folder.iterdir()) and not force:
         raise PortableError("the demo folder exists and is not empty; pass --force to reuse it", path=folder)
     folder.mkdir(parents=True, exist_ok=True)
-    table = Table("model", "route", "dtype", "verdict", "max abs diff", "seconds", title="portable demo")
+    table = Table("model", "route", "dtype", "verdict", "max abs diff", "s", title="portable demo")
     all_ok = True
     for name, est, X, y in demo_models():
         est.fit(X, y)
@@ -54,7 +54,7 @@ def run_demo(folder: Path, *, force: bool = False, console: Any = None) -> bool:
         all_ok &= ok
         worst = max((o["max_abs_diff"] for o in rep.to_dict()["outputs"]
                      if isinstance(o.get("max_abs_diff"), (int, float))), default=0.0)
-        table.add_row(name, " -> ".join(art.route), art.dtype or "", "equivalent" if ok else "NOT equivalent",
+        table.add_row(name, "→".join(art.route), art.dtype or "", "equivalent" if ok else "NOT equivalent",
                       f"{worst:.2e}", f"{time.perf_counter() - started:.2f}")
     if console is not None:
         console.print(table)
