@@ -23,6 +23,25 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: the file suffix of each target format's artifacts (`nnef` is a folder; `.nnef.tgz` is chosen explicitly)
+TARGET_SUFFIX = {"onnx": ".onnx", "nnef": ".nnef"}
+_DOUBLE_SUFFIXES = (".nnef.tgz", ".tar.gz")
+
+
+def stem(path: Path) -> Path:
+    """`path` without its suffix, treating `.nnef.tgz` and `.tar.gz` as one suffix."""
+    name = path.name
+    for suffix in _DOUBLE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return path.with_name(name[: -len(suffix)])
+    return path.with_name(path.stem)
+
+
+def target_path(source: Path, to: str) -> Path:
+    """Where `portable convert SOURCE --to TO` writes by default: the source's stem with the target's suffix."""
+    return Path(f"{stem(source)}{TARGET_SUFFIX.get(to, '.' + to)}")
+
+
 def check_writable(path: str | Path, force: bool) -> Path:
     """Refuse an existing output unless `force`; make sure the parent folder exists."""
     p = Path(path)

@@ -15,7 +15,6 @@ from typing import Any
 
 from .errors import PortableError
 
-SUFFIX = {"onnx": ".onnx", "nnef": ".nnef"}
 
 
 @dataclass
@@ -55,26 +54,15 @@ def discover(folder: Path, *, exclude: Path | None = None) -> list[Path]:
     return found
 
 
-def _stem(rel: Path) -> Path:
-    name = rel.name
-    for e in (".nnef.tgz", ".tar.gz"):
-        if name.lower().endswith(e):
-            return rel.with_name(name[: -len(e)])
-    return rel.with_name(rel.stem)
-
-
 def outputs_for(files: list[Path], folder: Path, out_dir: Path, to: str) -> list[Path]:
     """`out/<relative stem><target suffix>`; where two sources share a stem (a.pkl, a.joblib) the source's
     extension stays in the name (a.pkl.onnx, a.joblib.onnx)."""
-    suffix = SUFFIX.get(to, "." + to)
-    stems = [_stem(f.relative_to(folder)) for f in files]
-    out = []
-    for f, stem in zip(files, stems):
-        if stems.count(stem) > 1:
-            out.append(out_dir / f"{f.relative_to(folder)}{suffix}")
-        else:
-            out.append(out_dir / f"{stem}{suffix}")
-    return out
+    from ._io import TARGET_SUFFIX, target_path
+
+    rels = [f.relative_to(folder) for f in files]
+    plain = [target_path(r, to) for r in rels]
+    return [out_dir / (Path(f"{r}{TARGET_SUFFIX.get(to, '.' + to)}") if plain.count(t) > 1 else t)
+            for r, t in zip(rels, plain)]
 
 
 def convert_one(src: str, out: str, to: str, settings: dict[str, Any]) -> BatchResult:

@@ -6,7 +6,6 @@ Exit codes (DESIGN §5): 0 done and equivalent; 1 the input or the conversion fa
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from . import api
 from .errors import InputError, PortableError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_EQUIVALENT = 0, 1, 2, 3
-TARGET_SUFFIX = {"onnx": ".onnx", "nnef": ".nnef"}
 
 
 class _Exit(Exception):
@@ -58,15 +56,9 @@ def read_data(path: str | None) -> Any:
 
 
 def default_output(source: str, to: str) -> Path:
-    p = Path(source)
-    name = p.name
-    for suffix in (".nnef.tgz", ".tar.gz"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    else:
-        name = p.stem
-    return p.with_name(name + TARGET_SUFFIX.get(to, f".{to}"))
+    from ._io import target_path
+
+    return target_path(Path(source), to)
 
 
 def _write_report(report: Any, path: str | None, force: bool) -> None:

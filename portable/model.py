@@ -5,7 +5,6 @@ The checker only ever compares two `Model`s, so every runnable format can be che
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +156,4 @@ class Model:
         return f"<portable.Model format={self.format!r} name={self.name!r}\n{self.signature.describe()}>"
 
 
-def replace_origin(origin: Origin, **changes: Any) -> Origin:
-    return dataclasses.replace(origin, **changes)
-
-
-__all__ = ["Model", "Origin", "Signature", "TensorSpec", "replace_origin"]
+__all__ = ["Model", "Origin", "Signature", "TensorSpec"]

@@ -7,8 +7,6 @@ and transformers. Running it calls scikit-learn itself, so it is the reference t
 """
 from __future__ import annotations
 
-import io
-import pickle
 from collections.abc import Iterator
 from typing import Any
 
@@ -148,12 +146,6 @@ class SklearnModel(Model):
             f"{type(e).__name__} has neither predict nor transform for new data (it is transductive, like TSNE or "
             "DBSCAN), so there is no function of the input to convert")
 
-    @property
-    def columns(self) -> list[str] | None:
-        """Per-column input names when the model takes a DataFrame with non-numeric columns, else None."""
-        return [t.name for t in self._signature.inputs] if self._signature.inputs[0].name != "X" or \
-            len(self._signature.inputs) > 1 else None
-
     def _infer_signature(self, data: Any) -> Signature:
         e = self.estimator
         names = [str(n) for n in getattr(e, "feature_names_in_", [])]
@@ -262,11 +254,6 @@ class SklearnModel(Model):
                     val = val.reshape(len(val), -1)
                 out[spec.name] = val
         return out
-
-    def pickled(self) -> bytes:
-        buf = io.BytesIO()
-        pickle.dump(self.estimator, buf, protocol=5)
-        return buf.getvalue()
 
     def info(self) -> dict[str, Any]:
         return {"estimator": repr(self.estimator), "kind": self.kind, "library": self.origin.library}
