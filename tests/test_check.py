@@ -383,3 +383,18 @@ def test_a_converted_model_that_fails_on_some_rows_is_not_equivalent(logreg):
     c = rep.counterexamples[0]
     assert c["converted"] == {"error": "ValueError: refused"} and c["inputs"]["X"][0][0] > 7.5
     assert c["original"]["label"] == est.predict(np.asarray(c["inputs"]["X"])).tolist()
+
+
+def test_float32_tolerance_scales_with_the_outputs_magnitude():
+    """A correct float32 boosted regressor with targets in the hundreds: rows whose prediction is near 0 carry
+    the rounding of the large leaf sums (~2e-4 here), so the absolute tolerance must follow the output's scale."""
+    from sklearn.datasets import make_regression
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    X, y = make_regression(2000, 20, noise=1.0, random_state=0)
+    est = GradientBoostingRegressor(random_state=0).fit(X, y)
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    rep = check(est, art, samples=1000, seed=0)
+    assert rep.equivalent, rep.summary_line()
+    out = rep.outputs[0]
+    assert out["max_abs_diff"] > 1e-4 and out["atol"] > 1e-4  # beyond the unscaled floor, within the scaled one
