@@ -58,8 +58,8 @@ def run() -> str:
 
 def _run() -> str:
     import portable
-    from portable.check import check
-    from portable.check.inputs import assemble, build_plan, feed, generate
+    from portable.equivalence import check
+    from portable.equivalence.inputs import assemble, build_plan, feed, generate
 
     rows = []
     for name, est, X, y in _models():

@@ -35,7 +35,7 @@ _CONVERT = textwrap.dedent("""
         if which == "portable":
             return portable.convert(model, to="onnx", check=False, dtype="float32").proto
         if which == "portable-converter":  # the converter's own work: no onnx.checker, no onnxruntime session
-            from portable.converters.sklearn_extra import finalize, register_all
+            from portable.converters.sklearn.extra import finalize, register_all
             register_all()
             proto = skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, 20]))],
                                              options={id(model): {"zipmap": False}}, target_opset=21)

@@ -1,4 +1,4 @@
-"""The public functions of DESIGN §3: load, convert, check, formats, converters, export, audit."""
+"""The public functions of DESIGN §3: load, convert, check, list_formats, list_converters, export, audit."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -78,7 +78,7 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
     artifact = _run_route(original, route, opts)
     if not check:
         return artifact
-    from .check import check as run_check
+    from .equivalence import check as run_check
 
     report = run_check(original, artifact, samples=samples, seed=seed, data=data, progress=progress)
     report.dtype = first
@@ -117,18 +117,18 @@ def _record_check(artifact: Model, report: Any) -> None:
 def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, data: Any = None,
           rtol: float | None = None, atol: float | None = None, trust: Iterable[str] = ()) -> Any:
     """Run both models on generated (and given) inputs and compare them; returns a `Report`."""
-    from .check import check as run_check
+    from .equivalence import check as run_check
 
     return run_check(load(original, trust=trust, data=data), load(converted, trust=trust),
                      samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
 
 
-def formats() -> dict[str, FormatInfo]:
+def list_formats() -> dict[str, FormatInfo]:
     """The registered formats by name."""
     return dict(REGISTRY.formats)
 
 
-def converters() -> list[ConverterInfo]:
+def list_converters() -> list[ConverterInfo]:
     """The registered converters (edges of the format graph)."""
     return list(REGISTRY.converters)
 

@@ -289,11 +289,11 @@ def formats(estimators: bool) -> None:
                   markup=False)
         return
     t = Table("format", "extensions", "target", "description", title="formats")
-    for f in sorted(api.formats().values(), key=lambda f: f.name):
+    for f in sorted(api.list_formats().values(), key=lambda f: f.name):
         t.add_row(f.name, " ".join(f.extensions) or "(in memory)", "yes" if f.is_target else "", f.description)
     con.print(t)
     c = Table("edge", "converter", "status", title="converters")
-    for conv in sorted(api.converters(), key=lambda c: (c.source, c.target)):
+    for conv in sorted(api.list_converters(), key=lambda c: (c.source, c.target)):
         miss = conv.missing()
         c.add_row(conv.edge, f"{conv.module}.{conv.func.__name__}",
                   "ok" if not miss else f"needs {', '.join(miss)}")

@@ -29,7 +29,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "portable.formats.onnx",
     "portable.formats.nnef",
     "portable.converters.pickle_sklearn",
-    "portable.converters.sklearn_onnx",
+    "portable.converters.sklearn",
     "portable.converters.pfa_onnx",
     "portable.converters.onnx_nnef",
 )

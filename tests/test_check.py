@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import portable
-from portable.check import check
+from portable.equivalence import check
 from portable.cli import cli
 from portable.errors import SignatureMismatchError
 from portable.model import Model, Signature, TensorSpec

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import portable
-from portable.check import check
-from portable.check.inputs import BOUNDARY, SPECIAL, UNSEEN, assemble, build_plan, generate
+from portable.equivalence import check
+from portable.equivalence.inputs import BOUNDARY, SPECIAL, UNSEEN, assemble, build_plan, generate
 from portable.model import Model, Signature, TensorSpec
 
 from .sample_models import SAMPLE_MODELS
@@ -309,7 +309,7 @@ def test_boundary_rows_behind_a_scaler_find_a_real_float32_disagreement():
 def test_box_muller_bump_is_standard_normal():
     from scipy import stats
 
-    from portable.check.inputs import _normal
+    from portable.equivalence.inputs import _normal
 
     rng = np.random.default_rng(0)
     for shape in [(3000, 1), (301, 7)]:  # an odd count draws one uniform more
@@ -319,7 +319,7 @@ def test_box_muller_bump_is_standard_normal():
 
 
 def test_seeded_generator_is_default_rng_even_after_use():
-    from portable.check import _rng
+    from portable.equivalence import _rng
 
     for seed in (0, 7, 0):
         want = np.random.default_rng(seed).random(5)
@@ -343,7 +343,7 @@ def test_float32_cloud_rows_are_float32_values_within_the_ranges():
 
 
 def test_a_kept_plan_is_the_plan_build_plan_makes(logreg_pair):
-    from portable.check import _PLANS
+    from portable.equivalence import _PLANS
 
     sk, art = logreg_pair
     first = check(sk, art, samples=300, seed=5).to_dict()
@@ -375,7 +375,7 @@ def logreg_pair():
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["max", "or"]))
 def test_rowwise_reduction_is_numpys(n, k, op):
-    from portable.check.compare import _rowwise
+    from portable.equivalence.compare import _rowwise
 
     m = np.random.default_rng(n * 100 + k).normal(size=(n, k))
     if op == "or":

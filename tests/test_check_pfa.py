@@ -5,7 +5,7 @@ import numpy as np
 import onnx
 
 import portable
-from portable.check.inputs import assemble, build_plan, generate
+from portable.equivalence.inputs import assemble, build_plan, generate
 
 TREE_DOC = {
     "input": {"type": "record", "name": "In", "fields": [{"name": "size", "type": "double"},

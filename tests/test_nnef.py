@@ -359,7 +359,7 @@ def test_pytorch_interpreter_agrees_with_executor(name: str, tmp_path: Path) -> 
 
 
 def test_import_portable_stays_light() -> None:
-    code = ("import sys, portable; portable.formats(); "
+    code = ("import sys, portable; portable.list_formats(); "
             "print(sorted(m for m in ('nnef', 'nnef_tools', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import portable
-from portable.api import check as check_models  # `portable.check` is shadowed once portable.check.* is imported
+from portable.api import check as check_models  # 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "pfa" / "examples"
 if not EXAMPLES.is_dir():

@@ -18,7 +18,7 @@ HEAVY = ("onnx", "onnxruntime", "skl2onnx", "nnef", "nnef_tools", "torch")
 
 @pytest.mark.parametrize("code", [
     "import portable",
-    "import portable; portable.formats(); portable.converters()",  # the registry itself stays light too
+    "import portable; portable.list_formats(); portable.list_converters()",  # the registry itself stays light too
 ])
 def test_import_portable_is_light(code):
     probe = f"{code}; import sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
@@ -27,8 +27,8 @@ def test_import_portable_is_light(code):
 
 
 def test_builtin_formats_are_registered():
-    assert {"sklearn", "pickle", "pfa", "onnx", "nnef"} <= set(portable.formats())
-    assert portable.formats()["onnx"].is_target and portable.formats()["nnef"].is_target
+    assert {"sklearn", "pickle", "pfa", "onnx", "nnef"} <= set(portable.list_formats())
+    assert portable.list_formats()["onnx"].is_target and portable.list_formats()["nnef"].is_target
 
 
 def test_pickle_reaches_onnx_through_sklearn():
@@ -165,10 +165,10 @@ def test_public_table_is_read_only():
 
 
 def test_public_functions_survive_submodule_imports():
-    """Importing portable.check.inputs (or any format/converter module) must not break portable.check() & co."""
+    """Importing portable.equivalence.inputs (or any format/converter module) must not break portable.check() & co."""
     import importlib
 
-    for mod in ("portable.check.inputs", "portable.formats.onnx", "portable.converters.sklearn_onnx"):
+    for mod in ("portable.equivalence.inputs", "portable.formats.onnx", "portable.converters.sklearn"):
         importlib.import_module(mod)
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -177,4 +177,4 @@ def test_public_functions_survive_submodule_imports():
     est = LogisticRegression(max_iter=1000).fit(X, y)
     art = portable.convert(est, to="onnx", check=False)
     assert portable.check(est, art, samples=50).equivalent
-    assert "onnx" in portable.formats() and portable.converters()
+    assert "onnx" in portable.list_formats() and portable.list_converters()

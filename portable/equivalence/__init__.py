@@ -313,9 +313,3 @@ def _shrink(plan: Plan, outputs: list[tuple[str, str]], original: Model, convert
         return None
     found.source[:] = SHRUNK
     return found, got[0], got[1]
-
-
-# `portable.check(...)` must keep working after `portable.check.<submodule>` is imported (see _callable.py)
-from .._callable import make_callable  # noqa: E402
-
-make_callable(__name__, "check")

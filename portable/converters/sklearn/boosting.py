@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError, UnsupportedModelError
-from .sklearn_trees import LEQ, LT, MEMBER, Emitter, NodeTable, _build_one_target_per_tree
+from ...errors import ConversionError, UnsupportedModelError
+from .trees import LEQ, LT, MEMBER, Emitter, NodeTable, _build_one_target_per_tree
 
 # class path -> kind; registered when the top-level module is imported
 MODELS: dict[str, str] = {
@@ -279,7 +279,7 @@ def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
 
 
 def convert_catboost(em: Emitter, est: Any) -> list[Any]:
-    from .sklearn_trees import build
+    from .trees import build
 
     table, scale, bias = _catboost_table(est)
     forest = build(table)
@@ -307,7 +307,7 @@ CONVERTERS = {"xgboost": convert_xgboost, "lightgbm": convert_lightgbm, "catboos
 
 def register() -> None:
     """Register converters for the boosting libraries that are imported (the user's model imported them)."""
-    from .sklearn_extra.estimators import EXTRAS, Extra
+    from .extra.estimators import EXTRAS, Extra
 
     for path, kind in MODELS.items():
         lib = path.split(".", 1)[0]

@@ -1,6 +1,6 @@
 """skl2onnx-compatible converters for what skl2onnx 1.20 lacks or gets wrong, installed on first conversion.
 
-`register_all()` (idempotent) puts portable's tree converters (`portable.converters.sklearn_trees`) in place of
+`register_all()` (idempotent) puts portable's tree converters (`portable.converters.sklearn.trees`) in place of
 skl2onnx's and registers converters for the estimators skl2onnx has none for (this package's modules). It runs
 when the `sklearn -> onnx` converter runs, never at `import portable`, because it imports skl2onnx.
 """
@@ -16,7 +16,8 @@ _done = False
 def register_all() -> None:
     """Register portable's converters with skl2onnx (each converter once per process)."""
     global _done
-    from .. import boosting, sklearn_trees
+    from .. import boosting
+    from .. import trees as sklearn_trees
     from . import estimators
 
     if not _done:
@@ -32,7 +33,7 @@ def finalize(proto: Any) -> None:
     skl2onnx 1.20 refuses to declare ai.onnx.ml above 3, so portable's converters add `TreeEnsemble` under
     version 3 in skl2onnx's bookkeeping and the opset is raised here, after conversion.
     """
-    from ..sklearn_trees import attach_pending
+    from ..trees import attach_pending
 
     attach_pending(proto.graph)
     _free_output_names(proto.graph)

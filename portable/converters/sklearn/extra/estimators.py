@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import UnsupportedModelError
-from ..sklearn_trees import Emitter, NodeTable, build, concat_trees
+from ....errors import UnsupportedModelError
+from ..trees import Emitter, NodeTable, build, concat_trees
 
 
 @dataclass(frozen=True)
@@ -548,7 +548,7 @@ def random_trees_embedding(em: Emitter, est: Any) -> list[Any]:
 @extra("sklearn.preprocessing.KBinsDiscretizer", kind="transformer", replaces=True)
 def kbins_discretizer(em: Emitter, est: Any) -> list[Any]:
     """Bin index = number of inner edges <= x (searchsorted, side='right'); one-hot encodings made dense."""
-    from ..sklearn_trees import ceil32
+    from ..trees import ceil32
 
     edges = [np.asarray(e, dtype=np.float64)[1:-1] for e in est.bin_edges_]
     width = max(1, max(len(e) for e in edges))

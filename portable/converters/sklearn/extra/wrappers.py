@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import UnsupportedModelError
+from ....errors import UnsupportedModelError
 
 DELEGATES: dict[str, str] = {
     "sklearn.model_selection.RandomizedSearchCV": "best_estimator_",
@@ -70,7 +70,7 @@ def _threshold_parser(scope: Any, model: Any, inputs: list[Any], custom_parsers:
 
 
 def _threshold_convert(scope: Any, operator: Any, container: Any) -> None:
-    from ..sklearn_trees import Emitter
+    from ..trees import Emitter
 
     est = operator.raw_operator
     em = Emitter(scope, operator, container)
@@ -108,7 +108,7 @@ def _rfe_parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any =
 
 
 def _select_columns(scope: Any, operator: Any, container: Any) -> None:
-    from ..sklearn_trees import Emitter
+    from ..trees import Emitter
 
     em = Emitter(scope, operator, container)
     keep = np.flatnonzero(operator.raw_operator.support_).astype(np.int64)
@@ -132,7 +132,7 @@ def _ttr_parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any =
 
 
 def _inverse_target(scope: Any, operator: Any, container: Any) -> None:
-    from ..sklearn_trees import Emitter
+    from ..trees import Emitter
     from .estimators import _affine, affine_map
 
     est = operator.raw_operator

@@ -9,7 +9,7 @@ rounding, and with thresholds rounded *down* to float32 when the input is float3
 The node arrays are built with numpy over the concatenated `tree_` arrays of all trees, never node by node,
 and written as packed tensors / repeated fields: a 300-tree forest of depth 12 converts in a fraction of a
 second. The converters are skl2onnx converters (`scope, operator, container`) so that they also work inside
-pipelines; `portable.converters.sklearn_extra.register_all()` installs them in place of skl2onnx's.
+pipelines; `portable.converters.sklearn.extra.register_all()` installs them in place of skl2onnx's.
 """
 from __future__ import annotations
 
@@ -332,7 +332,7 @@ class Emitter:
 
 
 def _check_options(container: Any, operator: Any, supported: tuple[str, ...] = ("zipmap", "nocl")) -> None:
-    from ..errors import UnsupportedModelError
+    from ...errors import UnsupportedModelError
 
     used = []
     for key in ("decision_path", "decision_leaf", "raw_scores", "score_samples", "output_class_labels"):
@@ -508,7 +508,7 @@ def _hgb_table(est: Any) -> tuple[NodeTable, np.ndarray]:
     disappears: a value in the left set goes left, a known value outside it goes right, and anything else
     (NaN, unknown or negative values) follows the node's missing-value direction.
     """
-    from ..errors import UnsupportedModelError
+    from ...errors import UnsupportedModelError
 
     preds = [p for it in est._predictors for p in it]
     k = len(est._predictors[0])

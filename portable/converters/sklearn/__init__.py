@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConversionError, UnsupportedModelError
-from ..formats.onnx import OnnxModel, check_proto, set_provenance
-from ..formats.sklearn import SklearnModel, walk
-from ..registry import ConvertOptions, converter, require
+from ...errors import ConversionError, UnsupportedModelError
+from ...formats.onnx import OnnxModel, check_proto, set_provenance
+from ...formats.sklearn import SklearnModel, walk
+from ...registry import ConvertOptions, converter, require
 
 
 DEFAULT_OPSET = 21
@@ -160,7 +160,7 @@ def _decision_column(proto: Any, model: SklearnModel) -> int:
 def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
     """scikit-learn estimator or pipeline -> ONNX, through skl2onnx."""
     skl2onnx = require("skl2onnx", purpose="scikit-learn to ONNX")
-    from .sklearn_extra import finalize, register_all
+    from .extra import finalize, register_all
 
     register_all()  # portable's tree converters, and converters for estimators skl2onnx lacks
     est = model.estimator
