@@ -35,10 +35,11 @@ _CONVERT = textwrap.dedent("""
         if which == "portable":
             return portable.convert(model, to="onnx", check=False, dtype="float32").proto
         if which == "portable-converter":  # the converter's own work: no onnx.checker, no onnxruntime session
-            from portable.converters.sklearn.extra import finalize, register_all
-            register_all()
-            proto = skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, 20]))],
-                                             options={id(model): {"zipmap": False}}, target_opset=21)
+            from portable.converters.sklearn.bridge import installed
+            from portable.converters.sklearn.outputs import finalize
+            with installed():
+                proto = skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, 20]))],
+                                                 options={id(model): {"zipmap": False}}, target_opset=21)
             finalize(proto)
             return proto
         return skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, model.n_features_in_]))],

@@ -1,8 +1,8 @@
 """Which scikit-learn estimators portable converts to ONNX, as data.
 
 Every estimator in `sklearn.utils.all_estimators()` that can predict or transform new data either converts
-(through skl2onnx, or through portable's own converters in `portable.converters.sklearn.trees` and
-`portable.converters.sklearn.extra`) and agrees with scikit-learn in float32 and float64, or is listed here with
+(through skl2onnx, or through portable's own converters registered with `@sklearn_converter` in
+`portable.converters.sklearn`) and agrees with scikit-learn in float32 and float64, or is listed here with
 the reason it does not. `tests/test_coverage.py` proves the table both ways (a listed failure that starts to
 pass fails the test), and `portable formats --estimators` prints it.
 """
@@ -58,10 +58,9 @@ class Row:
 
 def portable_converted() -> set[str]:
     """Names of the estimators converted by portable's own converters (numpy-only imports)."""
-    from .converters.sklearn.extra import estimators, wrappers
-    from .converters.sklearn.trees import CONVERTERS
+    from .converters.sklearn.registry import converted_names
 
-    return set(CONVERTERS) | set(estimators.EXTRAS) | set(wrappers.NAMES)
+    return converted_names()
 
 
 def estimator_table() -> list[Row]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import onnx_builder
 from ..errors import ConversionError, UnsupportedModelError
 from ..registry import ConvertOptions, require
 
@@ -396,24 +397,14 @@ def _linear_classifier(b: _Builder, node: Any) -> None:
 # support vector machines
 # ----------------------------------------------------------------------------------------------------------
 def _kernel(b: _Builder, x: str, sv: np.ndarray, kind: str, params: list[float], dt: np.dtype) -> str:
-    """[N, n_sv] kernel values between the rows of x and the support vectors."""
+    """[N, n_sv] kernel values between the rows of x and the support vectors (`portable.onnx_builder.kernel`,
+    in its `[N, n_sv]`-memory expanded form)."""
     gamma, coef0, degree = (list(params) + [0.0, 0.0, 0.0])[:3]
-    dot = b.op("MatMul", [x, b.const(sv.T.astype(dt), "sv_t")])
-    if kind == "LINEAR":
-        return dot
-    if kind == "RBF":
-        # ||x - v||^2 = |x|^2 - 2 x.v + |v|^2, clamped at 0 against rounding
-        xx = b.op("MatMul", [b.op("Mul", [x, x]), b.const(np.ones((sv.shape[1], 1), dt), "ones")])
-        d2 = b.op("Add", [b.op("Sub", [xx, b.op("Mul", [dot, b.const(np.array(2.0, dt))])]),
-                          b.const((sv * sv).sum(axis=1).astype(dt), "sv_sq")])
-        d2 = b.op("Max", [d2, b.const(np.array(0.0, dt))])
-        return b.op("Exp", [b.op("Mul", [d2, b.const(np.array(-gamma, dt), "neg_gamma")])])
-    lin = b.op("Add", [b.op("Mul", [dot, b.const(np.array(gamma, dt), "gamma")]), b.const(np.array(coef0, dt))])
-    if kind == "POLY":
-        return b.op("Pow", [lin, b.const(np.array(degree, dt), "degree")])
-    if kind == "SIGMOID":
-        return b.op("Tanh", [lin])
-    raise b.fail(f"unknown kernel_type '{kind}'")
+    if kind not in ("LINEAR", "RBF", "POLY", "SIGMOID"):
+        raise b.fail(f"unknown kernel_type '{kind}'")
+    ops = onnx_builder.Ops(node=lambda op, *xs, **at: b.op(op, list(xs), **at),
+                           const=lambda v: b.const(np.asarray(v, dtype=dt)), float64=dt == np.float64)
+    return onnx_builder.kernel(ops, x, sv, kind.lower(), gamma=gamma, degree=degree, coef0=coef0, expanded=True)
 
 
 @lowers("SVMRegressor")

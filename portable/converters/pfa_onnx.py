@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import onnx_builder
 from ..errors import ConversionError, PortableError, UnsupportedModelError
 from ..formats.onnx import OnnxModel, check_proto, set_provenance
 from ..formats.pfa.engine import Evaluator
@@ -41,6 +42,12 @@ _SIMPLE = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
 _BOOL_OUT = {"eq": "Equal", "lt": "Less", "le": "LessOrEqual", "gt": "Greater", "ge": "GreaterOrEqual",
              "and": "And", "or": "Or", "xor": "Xor", "not": "Not", "isnan": "IsNaN", "isinf": "IsInf"}
 _REDUCE = {"sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin", "mean": "ReduceMean", "prod": "ReduceProd"}
+
+
+# numpy names of PFA's functions composed by portable.onnx_builder in float64, and ONNX ops with bool outputs
+_COMPOSED64 = {"erf": "erf", "sinh": "sinh", "cosh": "cosh", "atan": "arctan", "asin": "arcsin", "acos": "arccos"}
+_BOOL_OPS = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN",
+             "IsInf"}
 
 
 class OnnxBackend:
@@ -129,22 +136,16 @@ class OnnxBackend:
         if any(o.dtype == "str" for o in ops) and name not in ("eq", "ne"):
             raise UnsupportedModelError(f"the string operation '{name}' has no ONNX operator (ONNX compares "
                                         "strings for equality only)")
-        if name == "tan":  # onnxruntime 1.32 has no Tan kernel
-            return self.node("Div", [self.node("Sin", ops, dt), self.node("Cos", ops, dt)], dt)
-        if dt == "float64" and name in ("erf", "sinh", "cosh", "atan", "asin", "acos"):
-            return getattr(self, f"{name}64")(ops[0])
+        if name in ("tan", "log10", "log1p", "expm1") or (dt == "float64" and name in _COMPOSED64):
+            # formulas shared with the other ONNX writers (portable.onnx_builder): no Tan kernel in onnxruntime
+            # 1.32, and no float64 Erf/Sinh/Cosh/Atan/Asin/Acos
+            return onnx_builder.unary(self.ops(dt), _COMPOSED64.get(name, name), ops[0])
         if name in _SIMPLE:
             return self.node(_SIMPLE[name], ops, dt)
         if name in _BOOL_OUT:
             return self.node(_BOOL_OUT[name], ops, "bool")
         if name == "ne":
             return self.node("Not", [self.node("Equal", ops, "bool")], "bool")
-        if name == "log10":
-            return self.node("Div", [self.node("Log", ops, dt), self.lift(np.log(10.0), dt)], dt)
-        if name == "log1p":
-            return self.node("Log", [self.node("Add", [ops[0], self.lift(1.0, dt)], dt)], dt)
-        if name == "expm1":
-            return self.node("Sub", [self.node("Exp", ops, dt), self.lift(1.0, dt)], dt)
         if name == "hypot":
             sq = [self.node("Mul", [o, o], dt) for o in ops]
             return self.node("Sqrt", [self.node("Add", sq, dt)], dt)
@@ -166,73 +167,13 @@ class OnnxBackend:
             return self.cast(self.node("Floor", [self.node("Div", d, "float64")], "float64"), dt)
         raise UnsupportedModelError(f"the operation '{name}' has no ONNX translation in portable yet")
 
-    def erf64(self, x: Sym) -> Sym:
-        """erf in float64 (onnxruntime 1.32 has Erf for float32 only): the series
-        erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (2n+1)!!, all terms positive, 100 terms (within
-        2e-15 of scipy.special.erf on |x| <= 6), and sign(x) beyond 6, where erf rounds to +-1 in double."""
-        # in u = x^2 / 36 the coefficients stay between 1e-4 and 1e15: onnxruntime's graph optimizer loses the
-        # tiny coefficients of the plain x^2 series (down to 1e-158)
-        coeffs = [1.0]
-        for k in range(1, 100):
-            coeffs.append(coeffs[-1] * 2.0 * 36.0 / (2 * k + 1))
-        x2 = self.node("Mul", [x, x], "float64")
-        z = self.node("Div", [x2, self.lift(np.asarray(36.0))], "float64")
-        acc: Sym = self.lift(np.asarray(coeffs[-1]))
-        for c in reversed(coeffs[:-1]):
-            acc = self.node("Add", [self.node("Mul", [acc, z], "float64"), self.lift(np.asarray(c))], "float64")
-        scale = self.node("Mul", [self.node("Exp", [self.node("Neg", [x2], "float64")], "float64"),
-                                  self.lift(np.asarray(2.0 / np.sqrt(np.pi)))], "float64")
-        series = self.node("Mul", [self.node("Mul", [scale, x], "float64"), acc], "float64")
-        far = self.node("GreaterOrEqual", [self.node("Abs", [x], "float64"), self.lift(np.asarray(6.0))], "bool")
-        return self.node("Where", [far, self.node("Sign", [x], "float64"), series], "float64")
+    def ops(self, dtype: str) -> onnx_builder.Ops:
+        """This backend as the shared builder's interface, computing in `dtype`."""
+        def node(op: str, *xs: Any, **attrs: Any) -> Sym:
+            return self.node(op, list(xs), "bool" if op in _BOOL_OPS else dtype, **attrs)
 
-    # onnxruntime 1.32 has no float64 kernels for Sinh, Cosh, Atan, Asin, Acos: compose them from ops it has
-    def _f(self, v: float) -> Sym:
-        return self.lift(np.asarray(v, dtype=np.float64))
-
-    def _n(self, op: str, *xs: Sym) -> Sym:
-        return self.node(op, list(xs), "float64")
-
-    def sinh64(self, x: Sym) -> Sym:
-        """(e^x - e^-x)/2, and its Taylor series below |x| < 0.1 where the difference would cancel."""
-        big = self._n("Div", self._n("Sub", self._n("Exp", x), self._n("Exp", self._n("Neg", x))), self._f(2.0))
-        z = self._n("Mul", x, x)
-        poly: Sym = self._f(1.0 / 362880.0)
-        for c in (1.0 / 5040.0, 1.0 / 120.0, 1.0 / 6.0, 1.0):
-            poly = self._n("Add", self._n("Mul", poly, z), self._f(c))
-        small = self._n("Mul", x, poly)
-        near0 = self.node("Less", [self._n("Abs", x), self._f(0.1)], "bool")
-        return self.node("Where", [near0, small, big], "float64")
-
-    def cosh64(self, x: Sym) -> Sym:
-        return self._n("Div", self._n("Add", self._n("Exp", x), self._n("Exp", self._n("Neg", x))), self._f(2.0))
-
-    def atan64(self, x: Sym) -> Sym:
-        """atan by reduction: atan(x) = sign(x) pi/2 - atan(1/x) for |x| > 1, two half-angle steps
-        atan(t) = 2 atan(t / (1 + sqrt(1 + t^2))), then 13 terms of the Taylor series (|t| <= tan(pi/16))."""
-        ax = self._n("Abs", x)
-        outside = self.node("Greater", [ax, self._f(1.0)], "bool")
-        t = self.node("Where", [outside, self._n("Div", self._f(1.0), ax), ax], "float64")
-        for _ in range(2):
-            t = self._n("Div", t, self._n("Add", self._f(1.0), self._n("Sqrt", self._n("Add", self._f(1.0),
-                                                                                   self._n("Mul", t, t)))))
-        z = self._n("Mul", t, t)
-        poly: Sym = self._f((-1.0) ** 12 / 25.0)
-        for k in range(11, -1, -1):
-            poly = self._n("Add", self._n("Mul", poly, z), self._f((-1.0) ** k / (2 * k + 1)))
-        inner = self._n("Mul", self._f(4.0), self._n("Mul", t, poly))
-        folded = self.node("Where", [outside, self._n("Sub", self._f(np.pi / 2), inner), inner], "float64")
-        return self._n("Mul", self._n("Sign", x), folded)
-
-    def asin64(self, x: Sym) -> Sym:
-        """asin(x) = atan(x / sqrt((1 - x)(1 + x)))."""
-        root = self._n("Sqrt", self._n("Mul", self._n("Sub", self._f(1.0), x), self._n("Add", self._f(1.0), x)))
-        return self.atan64(self._n("Div", x, root))
-
-    def acos64(self, x: Sym) -> Sym:
-        """acos(x) = 2 atan(sqrt((1 - x) / (1 + x))), accurate near x = 1."""
-        return self._n("Mul", self._f(2.0), self.atan64(self._n("Sqrt", self._n("Div", self._n("Sub", self._f(1.0), x),
-                                                                                  self._n("Add", self._f(1.0), x)))))
+        return onnx_builder.Ops(node=node, const=lambda v: self.lift(np.asarray(v, dtype=dtype), dtype),
+                                float64=dtype == "float64", int_const=self.lift)
 
     def cast(self, x: Any, dtype: str) -> Any:
         if not isinstance(x, Sym):

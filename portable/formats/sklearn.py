@@ -110,6 +110,81 @@ def _classes_dtype(classes: np.ndarray) -> str:
     return "int64"
 
 
+def estimator_kind(e: Any) -> str:
+    """classifier | regressor | mixture | clusterer | outlier | transformer: what `e` computes for new rows."""
+    from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+
+    if is_classifier(e):
+        return "classifier"
+    if is_regressor(e):
+        return "regressor"
+    if hasattr(e, "predict") and hasattr(e, "predict_proba"):
+        return "mixture"  # GaussianMixture & co: a component label and its posterior probabilities
+    if is_clusterer(e) and hasattr(e, "predict"):
+        return "clusterer"
+    if is_outlier_detector(e) and hasattr(e, "predict"):
+        return "outlier"
+    if hasattr(e, "transform"):
+        return "transformer"
+    if hasattr(e, "predict"):
+        return "regressor"
+    raise UnsupportedModelError(
+        f"{type(e).__name__} has neither predict nor transform for new data (it is transductive, like TSNE or "
+        "DBSCAN), so there is no function of the input to convert")
+
+
+def output_specs(e: Any) -> tuple[TensorSpec, ...]:
+    """The outputs of a fitted estimator (DESIGN §4): the one place that decides them; the ONNX converters
+    declare theirs from it."""
+    kind = estimator_kind(e)
+    if kind == "classifier":
+        classes = np.asarray(e.classes_)
+        if classes.ndim > 1 or isinstance(e.classes_, list):
+            raise UnsupportedModelError(f"{type(e).__name__} is multi-output; only single-output classifiers "
+                                        "convert")
+        label = TensorSpec("label", _classes_dtype(classes), (None,), "label")
+        if hasattr(e, "predict_proba"):
+            return label, TensorSpec("probabilities", "float64", (None, len(classes)), "probability")
+        if not hasattr(e, "decision_function"):  # hard voting, output codes: the label is all there is
+            return (label,)
+        k = 1 if len(classes) == 2 else len(classes)
+        return label, TensorSpec("scores", "float64", (None, k), "score")
+    if kind == "mixture":
+        return (TensorSpec("label", "int64", (None,), "label"),
+                TensorSpec("probabilities", "float64", (None, getattr(e, "n_components", None)), "probability"))
+    if kind in ("clusterer", "outlier"):
+        outs = [TensorSpec("label", "int64", (None,), "label")]
+        if kind == "clusterer" and hasattr(e, "transform"):
+            centers = getattr(e, "cluster_centers_", getattr(e, "subcluster_centers_", None))  # what transform measures
+            width = len(centers) if centers is not None else getattr(e, "n_clusters", None)
+            outs.append(TensorSpec("scores", "float64", (None, width), "score"))
+        elif kind == "outlier" and hasattr(e, "decision_function"):
+            outs.append(TensorSpec("scores", "float64", (None, 1), "score"))
+        return tuple(outs)
+    if kind == "regressor":
+        return (TensorSpec("variable", "float64", (None, _n_outputs(e)), "value"),)
+    n_out = None
+    try:
+        n_out = len(e.get_feature_names_out())
+    except Exception:
+        pass
+    return (TensorSpec("variable", "float64", (None, n_out), "value"),)
+
+
+def _n_outputs(e: Any) -> int:
+    n_out = getattr(e, "n_outputs_", None)
+    if n_out is not None:
+        return int(n_out)
+    coef, dual = getattr(e, "coef_", None), getattr(e, "dual_coef_", None)
+    if coef is not None and np.ndim(coef) == 2:
+        return int(np.shape(coef)[0])
+    if dual is not None and np.ndim(dual) == 2 and type(e).__name__ == "KernelRidge":
+        return int(np.shape(dual)[1])
+    if hasattr(e, "order_"):  # RegressorChain
+        return len(e.order_)
+    return 1
+
+
 class SklearnModel(Model):
     """A fitted scikit-learn estimator, run by scikit-learn itself."""
 
@@ -125,26 +200,7 @@ class SklearnModel(Model):
     # -- signature -----------------------------------------------------------------------------------------
     @property
     def kind(self) -> str:
-        from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
-
-        e = self.estimator
-        if is_classifier(e):
-            return "classifier"
-        if is_regressor(e):
-            return "regressor"
-        if hasattr(e, "predict") and hasattr(e, "predict_proba"):
-            return "mixture"  # GaussianMixture & co: a component label and its posterior probabilities
-        if is_clusterer(e) and hasattr(e, "predict"):
-            return "clusterer"
-        if is_outlier_detector(e) and hasattr(e, "predict"):
-            return "outlier"
-        if hasattr(e, "transform"):
-            return "transformer"
-        if hasattr(e, "predict"):
-            return "regressor"
-        raise UnsupportedModelError(
-            f"{type(e).__name__} has neither predict nor transform for new data (it is transductive, like TSNE or "
-            "DBSCAN), so there is no function of the input to convert")
+        return estimator_kind(self.estimator)
 
     def _infer_signature(self, data: Any) -> Signature:
         e = self.estimator
@@ -164,41 +220,7 @@ class SklearnModel(Model):
         return Signature(inputs, self._infer_outputs())
 
     def _infer_outputs(self) -> tuple[TensorSpec, ...]:
-        e, kind = self.estimator, self.kind
-        if kind == "classifier":
-            classes = np.asarray(e.classes_)
-            if classes.ndim > 1 or isinstance(e.classes_, list):
-                raise UnsupportedModelError(f"{type(e).__name__} is multi-output; only single-output classifiers "
-                                            "convert")
-            label = TensorSpec("label", _classes_dtype(classes), (None,), "label")
-            if hasattr(e, "predict_proba"):
-                return label, TensorSpec("probabilities", "float64", (None, len(classes)), "probability")
-            if not hasattr(e, "decision_function"):  # hard voting, output codes: the label is all there is
-                return (label,)
-            k = 1 if len(classes) == 2 else len(classes)
-            return label, TensorSpec("scores", "float64", (None, k), "score")
-        if kind == "mixture":
-            return (TensorSpec("label", "int64", (None,), "label"),
-                    TensorSpec("probabilities", "float64", (None, getattr(e, "n_components", None)), "probability"))
-        if kind in ("clusterer", "outlier"):
-            outs = [TensorSpec("label", "int64", (None,), "label")]
-            if kind == "clusterer" and hasattr(e, "transform"):
-                outs.append(TensorSpec("scores", "float64", (None, getattr(e, "n_clusters", None)), "score"))
-            elif kind == "outlier" and hasattr(e, "decision_function"):
-                outs.append(TensorSpec("scores", "float64", (None, 1), "score"))
-            return tuple(outs)
-        if kind == "regressor":
-            n_out = getattr(e, "n_outputs_", None)
-            if n_out is None:
-                coef = getattr(e, "coef_", None)
-                n_out = 1 if coef is None or np.ndim(coef) < 2 else np.shape(coef)[0]
-            return (TensorSpec("variable", "float64", (None, n_out), "value"),)
-        n_out = None
-        try:
-            n_out = len(e.get_feature_names_out())
-        except Exception:
-            pass
-        return (TensorSpec("variable", "float64", (None, n_out), "value"),)
+        return output_specs(self.estimator)
 
     @property
     def signature(self) -> Signature:

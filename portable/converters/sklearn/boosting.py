@@ -1,25 +1,26 @@
 """XGBoost, LightGBM and CatBoost scikit-learn-API models as `ai.onnx.ml` TreeEnsemble (opset 5).
 
 The trees are read from each library's own model dump (XGBoost's JSON model, LightGBM's `trees_to_dataframe`,
-CatBoost's JSON export) into portable's tree builder (`sklearn_trees.NodeTable`), so they share its exact
+CatBoost's JSON export) into portable's tree builder (`trees.NodeTable`), so they share its exact
 float64 form and its vectorized attribute writing, and they work inside scikit-learn pipelines (the converters
 are registered with skl2onnx like the others). onnxmltools 1.16 writes the deprecated TreeEnsembleClassifier /
 Regressor, which onnxruntime runs in float32 only and which cannot share a model with opset-5 TreeEnsemble.
 
 Each library compares the way it computes: XGBoost and CatBoost in float32 (`x < t`, resp. `x > t`), LightGBM
-in float64 (`x <= t`). The libraries are imported by the user's model, never by portable: `register()` only
-registers converters for libraries that are already imported.
+in float64 (`x <= t`). The libraries are imported by the user's model, never by portable: `bridge.py` only
+installs converters for libraries that are already imported.
 """
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import numpy as np
 
 from ...errors import ConversionError, UnsupportedModelError
-from .trees import LEQ, LT, MEMBER, Emitter, NodeTable, _build_one_target_per_tree
+from .emit import Emitter
+from .registry import sklearn_converter
+from .trees import LEQ, LT, MEMBER, NodeTable, _build_one_target_per_tree
 
 # class path -> kind; registered when the top-level module is imported
 MODELS: dict[str, str] = {
@@ -124,6 +125,8 @@ def learner_objective(booster: Any) -> str:
     return json.loads(booster.save_config())["learner"]["objective"]["name"]
 
 
+@sklearn_converter("xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRFClassifier", kind="classifier")
+@sklearn_converter("xgboost.sklearn.XGBRegressor", "xgboost.sklearn.XGBRFRegressor", kind="regressor")
 def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
     table, info, base, objective = _xgb_model(est)
     forest = _build_one_target_per_tree(table, info)
@@ -195,6 +198,8 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     return table, target, sorted(set(cat_features))
 
 
+@sklearn_converter("lightgbm.sklearn.LGBMClassifier", kind="classifier")
+@sklearn_converter("lightgbm.sklearn.LGBMRegressor", kind="regressor")
 def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
     table, target, cat_features = _lgbm_table(est)
     forest = _build_one_target_per_tree(table, target)
@@ -278,6 +283,8 @@ def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
     return table, float(scale_bias[0]), bias
 
 
+@sklearn_converter("catboost.core.CatBoostClassifier", kind="classifier")
+@sklearn_converter("catboost.core.CatBoostRegressor", kind="regressor")
 def convert_catboost(em: Emitter, est: Any) -> list[Any]:
     from .trees import build
 
@@ -300,17 +307,3 @@ def convert_catboost(em: Emitter, est: Any) -> list[Any]:
     if loss.split(":")[0] in ("Poisson", "Tweedie"):
         return [em.node("Exp", [raw], "pred")]
     return [raw]
-
-
-CONVERTERS = {"xgboost": convert_xgboost, "lightgbm": convert_lightgbm, "catboost": convert_catboost}
-
-
-def register() -> None:
-    """Register converters for the boosting libraries that are imported (the user's model imported them)."""
-    from .extra.estimators import EXTRAS, Extra
-
-    for path, kind in MODELS.items():
-        lib = path.split(".", 1)[0]
-        name = path.rsplit(".", 1)[1]
-        if lib in sys.modules and name not in EXTRAS:
-            EXTRAS[name] = Extra(path, kind, CONVERTERS[lib])

@@ -9,7 +9,7 @@ rounding, and with thresholds rounded *down* to float32 when the input is float3
 The node arrays are built with numpy over the concatenated `tree_` arrays of all trees, never node by node,
 and written as packed tensors / repeated fields: a 300-tree forest of depth 12 converts in a fraction of a
 second. The converters are skl2onnx converters (`scope, operator, container`) so that they also work inside
-pipelines; `portable.converters.sklearn.extra.register_all()` installs them in place of skl2onnx's.
+pipelines; `bridge.py` puts them in place of skl2onnx's for the duration of one conversion.
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .emit import Emitter
+from .registry import sklearn_converter
 
 ML = "ai.onnx.ml"
 LEQ, LT, MEMBER = 0, 1, 6
@@ -207,128 +210,6 @@ def attach_pending(graph: Any) -> None:
             node.attribute.extend(attributes(forest, dtype, aggregate=aggregate))
 
 
-# -- emitting nodes inside skl2onnx ---------------------------------------------------------------------------
-
-class Emitter:
-    """Small helper around skl2onnx's scope/container: unique names, constants, nodes in one dtype."""
-
-    def __init__(self, scope: Any, operator: Any, container: Any) -> None:
-        from skl2onnx.common.data_types import DoubleTensorType
-
-        import uuid
-
-        self.scope, self.operator, self.container = scope, operator, container
-        self.double = isinstance(operator.inputs[0].type, DoubleTensorType)
-        self.dtype = np.float64 if self.double else np.float32
-        # skl2onnx 1.20 makes names unique by scanning every name it has (and add_node every node name), which
-        # is quadratic: 11,000 nodes take 20 s. This emitter's names carry a prefix of their own instead.
-        self._prefix = f"p{uuid.uuid4().hex[:8]}"
-        self._count = 0
-
-    def name(self, hint: str) -> str:
-        self._count += 1
-        return f"{hint}_{self._prefix}_{self._count}"
-
-    def const(self, value: Any, hint: str = "c", dtype: Any = None) -> str:
-        from onnx import numpy_helper
-
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "OUS":
-            arr = arr.astype(dtype or self.dtype)
-        n = self.name(hint)
-        if arr.dtype.kind in "OUS":
-            from onnx import TensorProto, helper
-
-            self.container.initializers.append(
-                helper.make_tensor(n, TensorProto.STRING, arr.shape, [str(v).encode() for v in arr.ravel()]))
-        else:
-            self.container.initializers.append(numpy_helper.from_array(arr, n))
-        return n
-
-    def node(self, op: str, inputs: list[str], hint: str = "t", out: str | None = None, **attrs: Any) -> str:
-        """One standard-domain node, appended to skl2onnx's container without its quadratic name checks."""
-        from onnx import helper
-
-        o = out or self.name(hint)
-        self.container.nodes.append(helper.make_node(op, inputs, [o], name=self.name(op), **attrs))
-        self.container.node_domain_version_pair_sets.add(("", self.container.target_opset_any_domain("")))
-        return o
-
-    def reduce(self, op: str, x: str, axis: int, *, keepdims: int = 0) -> str:
-        """A Reduce* node over one axis, with `axes` as an input or an attribute as the opset wants."""
-        opset = self.container.target_opset_any_domain("")
-        if opset >= 18 or (op == "ReduceSum" and opset >= 13):
-            return self.node(op, [x, self.const([axis], dtype=np.int64)], op.lower(), keepdims=keepdims)
-        return self.node(op, [x], op.lower(), axes=[axis], keepdims=keepdims)
-
-    def topk(self, x: str, k: int, *, largest: bool) -> tuple[str, str]:
-        """TopK over axis 1, sorted: (values, int64 indices); equal values keep the lower index first."""
-        from onnx import helper
-
-        vals, idx = self.name("topv"), self.name("topi")
-        self.container.nodes.append(helper.make_node("TopK", [x, self.const([k], dtype=np.int64)], [vals, idx],
-                                                     axis=1, largest=int(largest), sorted=1, name=self.name("TopK")))
-        self.container.node_domain_version_pair_sets.add(("", self.container.target_opset_any_domain("")))
-        return vals, idx
-
-    def input(self) -> str:
-        """The operator's input as a float tensor of this emitter's dtype."""
-        from onnx import TensorProto
-
-        x = self.operator.inputs[0]
-        kind = type(x.type).__name__
-        if kind in ("DoubleTensorType", "FloatTensorType"):
-            return x.full_name
-        return self.node("Cast", [x.full_name], "xcast", to=TensorProto.DOUBLE if self.double else TensorProto.FLOAT)
-
-    def as_float32_then_back(self, x: str) -> str:
-        """scikit-learn's trees compare float32(x) with double thresholds: round the input the same way."""
-        from onnx import TensorProto
-
-        if not self.double:
-            return x
-        x32 = self.node("Cast", [x], "x32", to=TensorProto.FLOAT)
-        return self.node("Cast", [x32], "x32d", to=TensorProto.DOUBLE)
-
-    def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1) -> str:
-        """A TreeEnsemble node; its (large) attributes are attached by `attach_pending` after skl2onnx is done.
-
-        skl2onnx copies the graph several times while it builds and cleans the model; for a 300-tree forest
-        that is ~17 MB per copy, so the node travels through skl2onnx empty and gets its arrays at the end.
-        """
-        import uuid
-
-        o = self.name(hint)
-        name = self.scope.get_unique_operator_name(f"TreeEnsemble_{uuid.uuid4().hex[:10]}")
-        # version 3 in skl2onnx's bookkeeping (it refuses ai.onnx.ml 5); sklearn_extra.finalize() declares 5
-        self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3, name=name)
-        while len(PENDING) >= 64:  # left by conversions that failed before attach_pending: drop the oldest
-            PENDING.pop(next(iter(PENDING)))
-        PENDING[name] = (forest, self.dtype, aggregate)
-        return o
-
-    def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,
-              strict: bool = True) -> None:
-        """Write output 0 as `classes[argmax(scores)]`, or `classes[raw > 0]` (`>= 0` unless strict)."""
-        from onnx import TensorProto
-
-        if binary_raw is not None:
-            cmp = self.node("Greater" if strict else "GreaterOrEqual", [binary_raw, self.const([0.0])], "pos")
-            idx = self.node("Cast", [cmp], "idx", to=TensorProto.INT64)
-            idx = self.node("Reshape", [idx, self.const([-1], dtype=np.int64)], "idx1")
-        else:
-            idx = self.node("ArgMax", [scores], "idx", axis=1, keepdims=0)
-        cls = np.asarray(classes)
-        if cls.dtype.kind in "OUS":
-            table = self.const(cls.astype(str), "classes")
-        elif cls.dtype.kind == "b":
-            table = self.const(cls.astype(np.int64), "classes", dtype=np.int64)
-        else:
-            table = self.const(cls.astype(np.int64), "classes", dtype=np.int64)
-        self.node("Gather", [table, idx], out=self.operator.outputs[0].full_name, axis=0)
-
-    def output(self, i: int, value: str) -> None:
-        self.node("Identity", [value], out=self.operator.outputs[i].full_name)
 
 
 def _check_options(container: Any, operator: Any, supported: tuple[str, ...] = ("zipmap", "nocl")) -> None:
@@ -358,6 +239,8 @@ def _trees(est: Any) -> list[Any]:
     return [est] if hasattr(est, "tree_") else list(est.estimators_)
 
 
+@sklearn_converter("sklearn.tree.DecisionTreeClassifier", "sklearn.tree.ExtraTreeClassifier", "sklearn.ensemble.RandomForestClassifier", "sklearn.ensemble.ExtraTreesClassifier",
+                   kind="classifier", style="skl2onnx", replaces=True)
 def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None:
     """DecisionTree/ExtraTree/RandomForest/ExtraTrees classifier: mean of normalized leaf class fractions."""
     _check_options(container, operator)
@@ -380,6 +263,8 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
     em.output(1, proba)
 
 
+@sklearn_converter("sklearn.tree.DecisionTreeRegressor", "sklearn.tree.ExtraTreeRegressor", "sklearn.ensemble.RandomForestRegressor", "sklearn.ensemble.ExtraTreesRegressor",
+                   kind="regressor", style="skl2onnx", replaces=True)
 def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
     """DecisionTree/ExtraTree/RandomForest/ExtraTrees regressor: mean of leaf values (sum, then divide)."""
     _check_options(container, operator)
@@ -394,6 +279,8 @@ def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
     em.output(0, out)
 
 
+@sklearn_converter("sklearn.ensemble.IsolationForest",
+                   kind="outlier", style="skl2onnx", replaces=True)
 def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
     """IsolationForest: label (+1/-1) and `decision_function` = -2^(-depth / (T c(max_samples))) - offset."""
     from sklearn.ensemble._iforest import _average_path_length
@@ -481,6 +368,8 @@ def _link(em: Emitter, raw: str, est: Any, *, classifier: bool) -> str:
     return raw
 
 
+@sklearn_converter("sklearn.ensemble.GradientBoostingClassifier",
+                   kind="classifier", style="skl2onnx", replaces=True)
 def convert_gradient_boosting_classifier(scope: Any, operator: Any, container: Any) -> None:
     _check_options(container, operator)
     em = Emitter(scope, operator, container)
@@ -492,6 +381,8 @@ def convert_gradient_boosting_classifier(scope: Any, operator: Any, container: A
     em.output(1, proba)
 
 
+@sklearn_converter("sklearn.ensemble.GradientBoostingRegressor",
+                   kind="regressor", style="skl2onnx", replaces=True)
 def convert_gradient_boosting_regressor(scope: Any, operator: Any, container: Any) -> None:
     _check_options(container, operator, ())
     em = Emitter(scope, operator, container)
@@ -580,6 +471,8 @@ def _hgb_raw(em: Emitter, est: Any) -> str:
     return em.node("Add", [total, em.const(base)], "raw")
 
 
+@sklearn_converter("sklearn.ensemble.HistGradientBoostingClassifier",
+                   kind="classifier", style="skl2onnx", replaces=True)
 def convert_hist_gradient_boosting_classifier(scope: Any, operator: Any, container: Any) -> None:
     _check_options(container, operator)
     em = Emitter(scope, operator, container)
@@ -591,6 +484,8 @@ def convert_hist_gradient_boosting_classifier(scope: Any, operator: Any, contain
     em.output(1, proba)
 
 
+@sklearn_converter("sklearn.ensemble.HistGradientBoostingRegressor",
+                   kind="regressor", style="skl2onnx", replaces=True)
 def convert_hist_gradient_boosting_regressor(scope: Any, operator: Any, container: Any) -> None:
     _check_options(container, operator, ())
     em = Emitter(scope, operator, container)
@@ -598,83 +493,3 @@ def convert_hist_gradient_boosting_regressor(scope: Any, operator: Any, containe
     em.output(0, _link(em, _hgb_raw(em, est), est, classifier=False))
 
 
-# estimator class name -> (skl2onnx alias, converter)
-CONVERTERS: dict[str, Any] = {
-    "DecisionTreeClassifier": convert_forest_classifier,
-    "ExtraTreeClassifier": convert_forest_classifier,
-    "RandomForestClassifier": convert_forest_classifier,
-    "ExtraTreesClassifier": convert_forest_classifier,
-    "DecisionTreeRegressor": convert_forest_regressor,
-    "ExtraTreeRegressor": convert_forest_regressor,
-    "RandomForestRegressor": convert_forest_regressor,
-    "ExtraTreesRegressor": convert_forest_regressor,
-    "GradientBoostingClassifier": convert_gradient_boosting_classifier,
-    "GradientBoostingRegressor": convert_gradient_boosting_regressor,
-    "HistGradientBoostingClassifier": convert_hist_gradient_boosting_classifier,
-    "HistGradientBoostingRegressor": convert_hist_gradient_boosting_regressor,
-    "IsolationForest": convert_isolation_forest,
-}
-
-
-def register() -> None:
-    """Put these converters in place of skl2onnx's for the same estimators (skl2onnx keeps its shape code)."""
-    from skl2onnx._supported_operators import sklearn_operator_name_map
-    from skl2onnx.common._registration import (get_converter, get_shape_calculator, register_converter,
-                                               register_shape_calculator)
-
-    for cls, alias in list(sklearn_operator_name_map.items()):
-        func = CONVERTERS.get(cls.__name__)
-        if func is None or not cls.__module__.startswith("sklearn."):
-            continue
-        try:
-            options = get_converter(alias).get_allowed_options()
-        except Exception:
-            options = None
-        register_converter(alias, func, overwrite=True, options=options)
-        register_shape_calculator(alias, _float_outputs_follow_input(get_shape_calculator(alias)), overwrite=True)
-    skip_tree_internals()
-
-
-def skip_tree_internals() -> None:
-    """Stop skl2onnx 1.20's option processing from walking into tree ensembles.
-
-    `skl2onnx.common.utils_sklearn.enumerate_model_names` reads every public fitted attribute of every nested
-    estimator, twice per conversion; on a forest that recomputes `estimators_samples_` (every tree's bootstrap
-    indices) and `feature_importances_` and walks every tree: about 1 s for 300 trees, more than the whole
-    conversion. Options never address the trees inside an ensemble, so the walk stops at the ensemble.
-    """
-    from skl2onnx.common import utils_sklearn
-
-    original = utils_sklearn.enumerate_model_names
-    if getattr(original, "_portable", False):
-        return
-
-    def enumerate_model_names(model: Any, prefix: str = "", short: bool = True) -> Any:
-        if type(model).__name__ in CONVERTERS and type(model).__module__.startswith("sklearn."):
-            yield (prefix, model)
-            return
-        yield from original(model, prefix, short)
-
-    enumerate_model_names._portable = True  # type: ignore[attr-defined]
-    utils_sklearn.enumerate_model_names = enumerate_model_names
-
-
-def _float_outputs_follow_input(calc: Any) -> Any:
-    """skl2onnx's shape calculators declare float outputs for double input: make them follow the input."""
-    if getattr(calc, "_portable", False):
-        return calc
-
-    def shape(operator: Any) -> None:
-        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
-
-        calc(operator)
-        n_out = getattr(operator.raw_operator, "n_outputs_", 1)
-        if n_out > 1 and not hasattr(operator.raw_operator, "classes_"):  # multi-output regressors
-            operator.outputs[0].type.shape = [None, n_out]
-        if isinstance(operator.inputs[0].type, DoubleTensorType):
-            for out in operator.outputs:
-                if isinstance(out.type, FloatTensorType):
-                    out.type = DoubleTensorType(out.type.shape)
-
-    shape._portable = True  # type: ignore[attr-defined]
-    return shape

@@ -1,0 +1,346 @@
+"""The only module of portable that imports skl2onnx.
+
+skl2onnx keeps its converters, shape calculators, parsers and class-to-alias map in module-level dicts. portable
+puts its own converters there (`registry.SKLEARN_CONVERTERS`) **for the duration of one conversion** and puts
+skl2onnx's own back afterwards (`installed()`), under a lock, so a user's `skl2onnx.to_onnx(...)` in the same
+process computes exactly what it computes in a process that never imported portable.
+
+What else lives here: the input types of a conversion (from `SklearnModel.signature`), the ZipMap-off options,
+the outputs declared for portable's converters (from the signature's output specs), and the helpers that
+meta-estimator parsers use to parse an inner estimator or to add a step of their own.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from ...formats.sklearn import SklearnModel, output_specs, walk
+from .emit import Emitter
+from .registry import Spec, UseSkl2onnx, load_all, spec_for
+
+_LOCK = threading.RLock()
+_ORIGINAL: dict[type, Any] = {}  # during a conversion: skl2onnx's own converter of a class portable replaces
+
+
+# -- one conversion -----------------------------------------------------------------------------------------
+
+def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
+    """`skl2onnx.convert_sklearn` of the model with portable's converters installed for this call only."""
+    import skl2onnx
+
+    with installed():
+        return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
+                                        options=no_zipmap_options(model.estimator), target_opset=target_opset)
+
+
+def version() -> str:
+    import skl2onnx
+
+    return skl2onnx.__version__
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """portable's converters registered with skl2onnx inside the block; skl2onnx's own state restored after."""
+    with _LOCK:
+        saved = _snapshot()
+        try:
+            _install()
+            yield
+        finally:
+            _restore(saved)
+            _ORIGINAL.clear()
+
+
+def _state() -> tuple[dict[Any, Any], ...]:
+    from skl2onnx import _parse, _supported_operators
+    from skl2onnx.common import _registration
+
+    return (_registration._converter_pool, _registration._shape_calculator_pool,
+            _supported_operators.sklearn_operator_name_map, _parse.sklearn_parsers_map)
+
+
+def _snapshot() -> tuple[Any, ...]:
+    from skl2onnx.common import utils_sklearn
+
+    return tuple(dict(d) for d in _state()) + (utils_sklearn.enumerate_model_names,)
+
+
+def _restore(saved: tuple[Any, ...]) -> None:
+    from skl2onnx.common import utils_sklearn
+
+    for live, old in zip(_state(), saved):
+        live.clear()
+        live.update(old)
+    utils_sklearn.enumerate_model_names = saved[-1]
+
+
+def _install() -> None:
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    for spec in load_all().values():
+        if spec.library != "sklearn" and spec.library not in sys.modules:
+            continue  # XGBoost & co are imported by the user's model, never by portable
+        cls = spec.cls()
+        if cls is None:
+            continue
+        alias = sklearn_operator_name_map.get(cls)
+        if alias is not None and cls not in _ORIGINAL:
+            _ORIGINAL[cls] = _converter(alias)
+        {"emitter": _install_emitter, "skl2onnx": _install_skl2onnx, "parser": _install_parser}[spec.style](
+            spec, cls, alias)
+    _fix_voting()
+    _skip_tree_internals()
+
+
+def _converter(alias: str) -> Any:
+    from skl2onnx.common._registration import get_converter
+
+    try:
+        return get_converter(alias)
+    except Exception:
+        return None
+
+
+def _allowed_options(conv: Any) -> Any:
+    try:
+        return conv.get_allowed_options() if conv is not None else None
+    except Exception:
+        return None
+
+
+def _install_emitter(spec: Spec, cls: type, alias: str | None) -> None:
+    from skl2onnx import update_registered_converter
+
+    # classifiers accept (and ignore: portable's parser never adds ZipMap) the options skl2onnx's pipeline
+    # handling hands to a pipeline's last step
+    options = {"zipmap": [True, False, "columns"], "nocl": [True, False]} if spec.kind == "classifier" else None
+    options = _allowed_options(_ORIGINAL.get(cls)) or options
+    if spec.kind == "classifier" and options is not None and "zipmap" not in options:
+        options = {**options, "zipmap": [True, False, "columns"]}
+    update_registered_converter(cls, f"Portable{spec.name}", _no_shape, _convert, parser=_parser,
+                                options=options)
+
+
+def _install_skl2onnx(spec: Spec, cls: type, alias: str | None) -> None:
+    from skl2onnx.common._registration import get_shape_calculator, register_converter, register_shape_calculator
+
+    if alias is None:
+        return
+    register_converter(alias, spec.func, overwrite=True, options=_allowed_options(_ORIGINAL.get(cls)))
+    register_shape_calculator(alias, _float_outputs_follow_input(get_shape_calculator(alias)), overwrite=True)
+
+
+def _install_parser(spec: Spec, cls: type, alias: str | None) -> None:
+    from skl2onnx._parse import update_registered_parser
+
+    update_registered_parser(cls, spec.func)
+
+
+# -- portable's emitter-style converters inside skl2onnx ---------------------------------------------------------
+
+def _no_shape(operator: Any) -> None:
+    """The parser already declared types and shapes."""
+
+
+def tensor_type(dtype: str, shape: list[Any], like: Any) -> Any:
+    """A skl2onnx tensor type: `dtype` "float" follows `like`'s float type (float32 or float64)."""
+    from skl2onnx.common.data_types import (BooleanTensorType, DoubleTensorType, FloatTensorType, Int64TensorType,
+                                            StringTensorType)
+
+    if dtype == "float":
+        return (DoubleTensorType if isinstance(like.type, DoubleTensorType) else FloatTensorType)(shape)
+    return {"str": StringTensorType, "int64": Int64TensorType, "bool": BooleanTensorType}[dtype](shape)
+
+
+def declared_outputs(est: Any, like: Any) -> list[tuple[str, Any]]:
+    """The outputs of `est` as `SklearnModel`'s signature gives them, as skl2onnx types."""
+    out = []
+    for spec in output_specs(est):
+        if spec.name == "label":
+            typ = tensor_type("str" if spec.dtype == "str" else "int64", [None], like)
+        elif type(est).__name__ == "MissingIndicator":  # a mask; scikit-learn returns bool too
+            typ = tensor_type("bool", list(spec.shape), like)
+        else:
+            typ = tensor_type("float", list(spec.shape), like)
+        out.append((spec.name, typ))
+    return out
+
+
+def _parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    from skl2onnx._supported_operators import _get_sklearn_operator_name
+
+    op = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
+    op.inputs = inputs
+    for name, typ in declared_outputs(model, inputs[0]):
+        op.outputs.append(scope.declare_local_variable(name, typ))
+    return op.outputs
+
+
+def _convert(scope: Any, operator: Any, container: Any) -> None:
+    est = operator.raw_operator
+    spec = spec_for(est)
+    em = Emitter(scope, operator, container)
+    try:
+        if spec is None:
+            raise UseSkl2onnx
+        outs = spec.func(em, est)
+    except UseSkl2onnx:
+        original = _ORIGINAL.get(type(est))
+        if original is None:
+            raise UnsupportedModelError(f"portable cannot convert this configuration of {type(est).__name__}") \
+                from None
+        original(scope, operator, container)
+        return
+    for i, name in enumerate(outs[: len(operator.outputs)]):
+        if name is not None:
+            em.output(i, name)
+
+
+# -- helpers for meta-estimator parsers -------------------------------------------------------------------------
+
+def parse(scope: Any, est: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """The outputs of an inner estimator, parsed by skl2onnx (portable's converters included), without ZipMap."""
+    from skl2onnx._parse import _parse_sklearn
+
+    for name, opts in no_zipmap_options(est).items():
+        scope.add_options(name, opts)
+    return _parse_sklearn(scope, est, inputs, custom_parsers=custom_parsers)
+
+
+_STEPS: dict[str, Callable[[Emitter, Any], list[Any]]] = {}
+
+
+def step(scope: Any, model: Any, inputs: list[Any], func: Callable[[Emitter, Any], list[Any]],
+         outputs: list[tuple[str, str, list[Any]]]) -> list[Any]:
+    """Add an operator computed by `func(em, model)`; `outputs` are (name, dtype, shape) with dtype
+    "float" (the input's float type), "int64", "str" or "bool"."""
+    from skl2onnx.common._registration import register_converter, register_shape_calculator
+
+    alias = f"PortableStep_{func.__module__.rsplit('.', 1)[1]}_{func.__name__}"
+    if alias not in _STEPS:  # registered for this conversion; installed() restores skl2onnx's pools after it
+        _STEPS[alias] = func
+    register_converter(alias, _convert_step, overwrite=True)
+    register_shape_calculator(alias, _no_shape, overwrite=True)
+    op = scope.declare_local_operator(alias, model)
+    op.inputs = inputs
+    for name, dtype, shape in outputs:
+        op.outputs.append(scope.declare_local_variable(name, tensor_type(dtype, shape, inputs[0])))
+    return op.outputs
+
+
+def _convert_step(scope: Any, operator: Any, container: Any) -> None:
+    em = Emitter(scope, operator, container)
+    outs = _STEPS[operator.type](em, operator.raw_operator)
+    for i, name in enumerate(outs[: len(operator.outputs)]):
+        if name is not None:
+            em.output(i, name)
+
+
+# -- inputs and options ---------------------------------------------------------------------------------------
+
+def initial_types(model: SklearnModel, dtype: str) -> list[tuple[str, Any]]:
+    """skl2onnx's initial types from the model's signature (a string column stays a string input, an integer
+    column an int64 input)."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, Int64TensorType, StringTensorType
+
+    num = DoubleTensorType if dtype == "float64" else FloatTensorType
+    out = []
+    for spec in model.signature.inputs:
+        t = StringTensorType if spec.is_string else Int64TensorType if spec.dtype == "int64" else num
+        out.append((spec.name, t([None, *spec.shape[1:]])))
+    return out
+
+
+def no_zipmap_options(est: Any) -> dict[int, dict[str, Any]]:
+    """`zipmap=False` for every nested classifier whose converter knows the option (portable wants arrays)."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+    from sklearn.base import is_classifier
+
+    opts: dict[int, dict[str, Any]] = {}
+    for e in walk(est):
+        if not is_classifier(e):
+            continue
+        alias = sklearn_operator_name_map.get(type(e))
+        allowed = _allowed_options(_converter(alias)) if alias else None
+        if allowed and "zipmap" in allowed:
+            opts[id(e)] = {"zipmap": False}
+    return opts
+
+
+# -- fixes to skl2onnx's own converters, for one conversion ------------------------------------------------------
+
+def _fix_voting() -> None:
+    """skl2onnx 1.20 refuses VotingClassifier(flatten_transform=True), an option of `transform` only."""
+    import copy
+
+    from skl2onnx.common._registration import register_converter
+
+    original = _converter("SklearnVotingClassifier")
+    if original is None:
+        return
+
+    def convert(scope: Any, operator: Any, container: Any) -> None:
+        est = operator.raw_operator
+        if not getattr(est, "flatten_transform", False):
+            return original(scope, operator, container)
+        clone = copy.copy(est)
+        clone.flatten_transform = False
+        operator.raw_operator = clone
+        try:
+            original(scope, operator, container)
+        finally:
+            operator.raw_operator = est
+
+    register_converter("SklearnVotingClassifier", convert, overwrite=True, options=_allowed_options(original))
+
+
+def _skip_tree_internals() -> None:
+    """Stop skl2onnx 1.20's option processing from walking into tree ensembles.
+
+    `skl2onnx.common.utils_sklearn.enumerate_model_names` reads every public fitted attribute of every nested
+    estimator, twice per conversion; on a forest that recomputes `estimators_samples_` (every tree's bootstrap
+    indices) and `feature_importances_` and walks every tree: about 1 s for 300 trees, more than the whole
+    conversion. Options never address the trees inside an ensemble, so the walk stops at the ensemble.
+    """
+    from skl2onnx.common import utils_sklearn
+
+    original = utils_sklearn.enumerate_model_names
+    trees = {s.name for s in load_all().values() if s.style == "skl2onnx" and s.library == "sklearn"}
+
+    def enumerate_model_names(model: Any, prefix: str = "", short: bool = True) -> Any:
+        if type(model).__name__ in trees and type(model).__module__.startswith("sklearn."):
+            yield (prefix, model)
+            return
+        yield from original(model, prefix, short)
+
+    utils_sklearn.enumerate_model_names = enumerate_model_names
+
+
+def _float_outputs_follow_input(calc: Any) -> Any:
+    """skl2onnx's shape calculators declare float outputs for double input: make them follow the input."""
+    def shape(operator: Any) -> None:
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+        calc(operator)
+        n_out = getattr(operator.raw_operator, "n_outputs_", 1)
+        if n_out > 1 and not hasattr(operator.raw_operator, "classes_"):  # multi-output regressors
+            operator.outputs[0].type.shape = [None, n_out]
+        if isinstance(operator.inputs[0].type, DoubleTensorType):
+            for out in operator.outputs:
+                if isinstance(out.type, FloatTensorType):
+                    out.type = DoubleTensorType(out.type.shape)
+
+    return shape
+
+
+def class_table(classes: np.ndarray) -> tuple[np.ndarray, str]:
+    """Classes as an ONNX-storable table and the label dtype ("str" or "int64")."""
+    cls = np.asarray(classes)
+    return (cls.astype(str), "str") if cls.dtype.kind in "OUS" else (cls.astype(np.int64), "int64")

@@ -1,0 +1,82 @@
+"""Clusterers with predict (MeanShift, AffinityPropagation, Birch, BisectingKMeans) and EllipticEnvelope."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from .emit import Emitter
+from .trees import NodeTable, build
+from .registry import sklearn_converter
+from .common import sqdist, sign_label
+
+
+@sklearn_converter("sklearn.covariance.EllipticEnvelope", kind="outlier")
+def elliptic_envelope(em: Emitter, est: Any) -> list[Any]:
+    x = em.node("Sub", [em.input(), em.const(np.asarray(est.location_)[None, :])], "centered")
+    prec = np.asarray(est.get_precision(), dtype=np.float64)
+    md = em.reduce("ReduceSum", em.node("Mul", [em.node("MatMul", [x, em.const(prec)], "xp"), x], "xpx"), 1,
+                   keepdims=1)
+    dec = em.node("Sub", [em.node("Neg", [md], "neg"), em.const(float(est.offset_))], "dec")
+    return [sign_label(em, dec, strict=False), dec]
+
+
+@sklearn_converter("sklearn.cluster.MeanShift", "sklearn.cluster.AffinityPropagation", kind="clusterer")
+def nearest_center(em: Emitter, est: Any) -> list[Any]:
+    if getattr(est, "affinity", "euclidean") == "precomputed":
+        raise UnsupportedModelError("AffinityPropagation(affinity='precomputed') predicts from a precomputed "
+                                    "affinity matrix, not from features")
+    d = sqdist(em, em.input(), est.cluster_centers_)
+    return [em.node("ArgMin", [d], "label", axis=1, keepdims=0), em.node("Sqrt", [d], "dist")]
+
+
+@sklearn_converter("sklearn.cluster.Birch", kind="clusterer")
+def birch(em: Emitter, est: Any) -> list[Any]:
+    d = sqdist(em, em.input(), est.subcluster_centers_)
+    idx = em.node("ArgMin", [d], "sub", axis=1, keepdims=0)
+    lab = em.node("Gather", [em.const(np.asarray(est.subcluster_labels_, dtype=np.int64), dtype=np.int64), idx],
+                  "label", axis=0)
+    return [lab, em.node("Sqrt", [d], "dist")]
+
+
+@sklearn_converter("sklearn.cluster.BisectingKMeans", kind="clusterer")
+def bisecting_kmeans(em: Emitter, est: Any) -> list[Any]:
+    """Labels follow the bisection tree: at each split the nearer of two centers, i.e. a linear test."""
+    x = em.input()
+    shift = np.asarray(getattr(est, "_X_mean", np.zeros(est.n_features_in_)), dtype=np.float64)
+    nodes: list[Any] = []
+    stack = [est._bisecting_tree]
+    while stack:
+        n = stack.pop()
+        nodes.append(n)
+        if n.left is not None:
+            stack.extend([n.right, n.left])
+    index = {id(n): i for i, n in enumerate(nodes)}
+    inner = [n for n in nodes if n.left is not None]
+    if not inner:
+        lab = em.node("Cast", [em.node("Mul", [em.reduce("ReduceSum", x, 1), em.const(0.0)], "z")], "label0",
+                      to=7)
+        return [lab, em.node("Sqrt", [sqdist(em, x, est.cluster_centers_)], "dist")]
+    # left if |x-a|^2 <= |x-b|^2, i.e. 2 x.(b-a) <= |b|^2 - |a|^2  (scikit-learn takes the first on ties)
+    w = np.stack([2 * ((n.right.center + shift) - (n.left.center + shift)) for n in inner], axis=1)
+    t = np.array([np.sum((n.right.center + shift) ** 2) - np.sum((n.left.center + shift) ** 2) for n in inner])
+    proj = em.node("MatMul", [x, em.const(w)], "proj")
+    col = {id(n): i for i, n in enumerate(inner)}
+    size = len(nodes)
+    left = np.full(size, -1, np.int64)
+    right = np.full(size, -1, np.int64)
+    feat = np.zeros(size, np.int64)
+    thr = np.zeros(size)
+    values = np.zeros((size, 1))
+    for n in nodes:
+        i = index[id(n)]
+        if n.left is None:
+            values[i, 0] = n.label
+        else:
+            left[i], right[i] = index[id(n.left)], index[id(n.right)]
+            feat[i], thr[i] = col[id(n)], t[col[id(n)]]
+    table = NodeTable(left, right, feat, thr, np.zeros(size, bool), values, np.array([0], np.int64))
+    lab_f = em.ensemble(proj, build(table), "labf")
+    lab = em.node("Reshape", [em.node("Cast", [lab_f], "labi", to=7), em.const([-1], dtype=np.int64)], "label")
+    return [lab, em.node("Sqrt", [sqdist(em, x, est.cluster_centers_)], "dist")]

@@ -1,0 +1,84 @@
+"""Small ONNX pieces several estimator families share: distances, kernels, constant rows, affine maps."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from ... import onnx_builder
+from .emit import Emitter
+
+
+def sqdist(em: Emitter, x: str, centers: np.ndarray) -> str:
+    """Squared euclidean distances `[N, M]` from the rows of x to `centers` `[M, F]`, as differences."""
+    return onnx_builder.sqdist(em.ops, x, centers, em.reduce_sum)
+
+
+def l1dist(em: Emitter, x: str, centers: np.ndarray) -> str:
+    return onnx_builder.l1dist(em.ops, x, centers, em.reduce_sum)
+
+
+def kernel(em: Emitter, x: str, y: np.ndarray, metric: str, *, gamma: float | None = None, degree: float = 3,
+           coef0: float = 1) -> str:
+    """`sklearn.metrics.pairwise.pairwise_kernels(X, y, metric)` (see `portable.onnx_builder.kernel`)."""
+    return onnx_builder.kernel(em.ops, x, y, metric, gamma=gamma, degree=degree, coef0=coef0,
+                               reduce_sum=em.reduce_sum)
+
+
+def gamma_of(est: Any, attr: str = "gamma") -> float | None:
+    g = getattr(est, "gamma_of", None)
+    return g if g is not None else getattr(est, attr, None)
+
+
+def rows(em: Emitter, x: str, row: np.ndarray, dtype: Any = None) -> str:
+    """A constant row repeated once per input row: `[N, K]`."""
+    r = np.asarray(row, dtype=dtype or em.dtype).reshape(1, -1)
+    n = em.node("Slice", [em.node("Shape", [x], "shape"), em.const([0], dtype=np.int64),
+                          em.const([1], dtype=np.int64)], "n")
+    shape = em.node("Concat", [n, em.const([r.shape[1]], dtype=np.int64)], "nk", axis=0)
+    return em.node("Expand", [em.const(r, dtype=r.dtype), shape], "rows")
+
+
+def affine_map(func: Callable[[np.ndarray], np.ndarray], n_in: int, *, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) with func(X) = X @ A + b, read off func at 0 and at the unit vectors, and verified at random points.
+
+    Used for estimators whose transform is affine but spread over several attributes and solver choices
+    (FactorAnalysis, FastICA, PLS, SparsePCA, ...): reading the map off scikit-learn itself is exact to rounding
+    and follows whatever it does internally.
+    """
+    zero = np.zeros((1, n_in))
+    b = np.asarray(func(zero), dtype=np.float64).reshape(1, -1)
+    a = np.asarray(func(np.eye(n_in)), dtype=np.float64).reshape(n_in, -1) - b
+    probe = np.random.default_rng(0).normal(size=(4, n_in)) * 3
+    want = np.asarray(func(probe), dtype=np.float64).reshape(4, -1)
+    got = probe @ a + b
+    if not np.allclose(got, want, rtol=1e-7, atol=1e-9 * max(1.0, float(np.abs(want).max()))):
+        raise UnsupportedModelError(f"{what} is not an affine function of its input here; portable cannot "
+                                    "express it")
+    return a, b
+
+
+def affine(em: Emitter, x: str, a: np.ndarray, b: np.ndarray) -> str:
+    return em.node("Add", [em.node("MatMul", [x, em.const(a)], "xa"), em.const(b)], "affine")
+
+
+def sign_label(em: Emitter, dec: str, *, strict: bool) -> str:
+    """+1 where dec > 0 (`>= 0` unless strict), else -1, as int64 `[N]`."""
+    cmp = em.node("Greater" if strict else "GreaterOrEqual", [dec, em.const(0.0)], "inl")
+    lab = em.node("Where", [cmp, em.const([1], dtype=np.int64), em.const([-1], dtype=np.int64)], "lab")
+    return em.node("Reshape", [lab, em.const([-1], dtype=np.int64)], "lab1")
+
+
+def dense(v: Any) -> np.ndarray:
+    return np.asarray(v.toarray() if hasattr(v, "toarray") else v, dtype=np.float64)
+
+
+def linear_coefs(est: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """(coef [n_in, n_out], intercept [n_out]) of a fitted linear model, or None for anything else."""
+    coef, inter = getattr(est, "coef_", None), getattr(est, "intercept_", 0.0)
+    if coef is None or not hasattr(est, "decision_function" if hasattr(est, "classes_") else "predict"):
+        return None
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    return coef.T, np.broadcast_to(np.asarray(inter, dtype=np.float64), (coef.shape[0],)).copy()

@@ -1,0 +1,115 @@
+"""Meta-estimators whose prediction is an inner estimator's, plus a step of their own.
+
+Searches (`best_estimator_`), self-training, RFE/RFECV (a column gather first), the threshold classifiers (a
+threshold on the inner probabilities) and TransformedTargetRegressor (the inverse target transform after). They
+are parsers: skl2onnx parses the inner estimator (portable's converters included) through `bridge.parse`, and
+`bridge.step` adds the step of their own.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from .common import affine, affine_map
+from .emit import Emitter
+from .registry import sklearn_converter
+
+
+def _bridge() -> Any:
+    from . import bridge
+
+    return bridge
+
+
+@sklearn_converter("sklearn.model_selection.GridSearchCV", "sklearn.model_selection.RandomizedSearchCV",
+                   "sklearn.model_selection.HalvingGridSearchCV", "sklearn.model_selection.HalvingRandomSearchCV",
+                   kind="meta", style="parser")
+def search(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """A fitted search predicts with `best_estimator_` (refit=True); without it there is nothing to convert."""
+    if not hasattr(model, "best_estimator_"):
+        raise UnsupportedModelError(f"{type(model).__name__}(refit=False) has no best_estimator_ to convert")
+    return _bridge().parse(scope, model.best_estimator_, inputs, custom_parsers)
+
+
+@sklearn_converter("sklearn.semi_supervised.SelfTrainingClassifier", kind="meta", style="parser")
+def self_training(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    return _bridge().parse(scope, model.estimator_, inputs, custom_parsers)
+
+
+THRESHOLDS = ("sklearn.model_selection.FixedThresholdClassifier",
+              "sklearn.model_selection.TunedThresholdClassifierCV")
+
+
+@sklearn_converter(*THRESHOLDS, kind="meta", style="parser")
+def threshold_classifier(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    inner = model.estimator_
+    method = model._get_response_method()
+    if not hasattr(inner, "predict_proba") or (method != "predict_proba" and not (
+            isinstance(method, list) and method and method[0] == "predict_proba")):
+        raise UnsupportedModelError(f"{type(model).__name__} converts when it thresholds predict_proba; this one "
+                                    f"uses {method}")
+    b = _bridge()
+    outs = b.parse(scope, inner, inputs, custom_parsers)
+    label = "str" if np.asarray(model.classes_).dtype.kind in "OUS" else "int64"
+    return b.step(scope, model, [outs[1]], _threshold, [("label", label, [None]),
+                                                        ("probabilities", "float", [None, 2])])
+
+
+def _threshold(em: Emitter, est: Any) -> list[Any]:
+    proba = em.operator.inputs[0].full_name
+    classes = np.asarray(est.classes_)
+    pos_label = est.pos_label if type(est).__name__ == "FixedThresholdClassifier" else \
+        est._curve_scorer._get_pos_label()
+    if pos_label is None:
+        pos, order = 1, np.array([0, 1])
+    else:
+        pos = int(np.flatnonzero(classes == pos_label)[0])
+        order = np.array([int(np.flatnonzero(classes != pos_label)[0]), pos])
+    threshold = est.best_threshold_ if hasattr(est, "best_threshold_") else \
+        (0.5 if est.threshold == "auto" else float(est.threshold))
+    score = em.node("Gather", [proba, em.const([pos], dtype=np.int64)], "pos", axis=1)
+    hit = em.node("GreaterOrEqual", [score, em.const(float(threshold))], "hit")
+    idx = em.node("Reshape", [em.node("Cast", [hit], "hiti", to=7), em.const([-1], dtype=np.int64)], "hit1")
+    mapped = em.node("Gather", [em.const(order, dtype=np.int64), idx], "mapped", axis=0)
+    table = em.const(classes.astype(str)) if classes.dtype.kind in "OUS" else \
+        em.const(classes.astype(np.int64), dtype=np.int64)
+    return [em.node("Gather", [table, mapped], "label", axis=0), proba]
+
+
+@sklearn_converter("sklearn.feature_selection.RFE", "sklearn.feature_selection.RFECV", kind="meta", style="parser")
+def rfe(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """RFE/RFECV predict with `estimator_` on the selected columns: a column gather, then the estimator."""
+    b = _bridge()
+    keep = int(np.sum(model.support_))
+    cols = b.step(scope, model, inputs, _select_columns, [("selected", "float", [None, keep])])
+    return b.parse(scope, model.estimator_, cols, custom_parsers)
+
+
+def _select_columns(em: Emitter, est: Any) -> list[Any]:
+    keep = np.flatnonzero(est.support_).astype(np.int64)
+    return [em.node("Gather", [em.input(), em.const(keep, dtype=np.int64)], "sel", axis=1)]
+
+
+@sklearn_converter("sklearn.compose.TransformedTargetRegressor", kind="meta", style="parser")
+def transformed_target(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """TransformedTargetRegressor: the regressor, then the target transformer's inverse."""
+    b = _bridge()
+    outs = b.parse(scope, model.regressor_, inputs, custom_parsers)
+    n = model._training_dim if model._training_dim > 1 else 1
+    return b.step(scope, model, [outs[0]], _inverse_target, [("variable", "float", [None, n])])
+
+
+def _inverse_target(em: Emitter, est: Any) -> list[Any]:
+    from .functions import apply
+
+    n = est._training_dim if est._training_dim > 1 else 1
+    y = em.node("Reshape", [em.input(), em.const([-1, n], dtype=np.int64)], "y2")
+    trans = est.transformer_
+    if type(trans).__name__ == "FunctionTransformer":
+        return [apply(em, y, trans.inverse_func, trans.inv_kw_args,
+                      owner="TransformedTargetRegressor's inverse_func")]
+    a, b = affine_map(lambda z: np.asarray(trans.inverse_transform(z)).reshape(len(z), -1), n,
+                      what=f"the inverse of {type(trans).__name__}")
+    return [affine(em, y, a, b)]

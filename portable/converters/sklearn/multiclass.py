@@ -1,0 +1,76 @@
+"""Multiclass/multioutput meta-estimators: OneVsOne, OutputCode, RegressorChain."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from .emit import Emitter
+from .registry import UseSkl2onnx, sklearn_converter
+from .common import sqdist, affine, linear_coefs
+
+
+@sklearn_converter("sklearn.multiclass.OneVsOneClassifier", kind="classifier", replaces=True)
+def one_vs_one(em: Emitter, est: Any) -> list[Any]:
+    """One-vs-one over linear binary models: votes plus squashed summed confidences (`_ovr_decision_function`)."""
+    parts = [linear_coefs(e) for e in est.estimators_]
+    if any(p is None or p[0].shape[1] != 1 for p in parts) or getattr(est, "pairwise_indices_", None) is not None:
+        raise UseSkl2onnx
+    w = np.concatenate([p[0] for p in parts], axis=1)
+    b = np.concatenate([p[1] for p in parts])
+    dec = affine(em, em.input(), w, b[None, :])
+    k = len(est.classes_)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    vi = np.zeros((len(pairs), k))
+    vj = np.zeros((len(pairs), k))
+    for p, (i, j) in enumerate(pairs):
+        vi[p, i] = vj[p, j] = 1.0
+    won = em.node("Cast", [em.node("Greater", [dec, em.const(0.0)], "gt")], "won", to=11 if em.double else 1)
+    votes = em.node("Add", [em.node("MatMul", [won, em.const(vj - vi)], "wv"), em.const(vi.sum(0)[None, :])],
+                    "votes")
+    conf = em.node("MatMul", [dec, em.const(vj - vi)], "conf")
+    squash = em.node("Div", [conf, em.node("Mul", [em.node("Add", [em.node("Abs", [conf], "ac"), em.const(1.0)],
+                                                           "ac1"), em.const(3.0)], "den")], "squash")
+    scores = em.node("Add", [votes, squash], "ovo")
+    if k == 2:
+        col = em.node("Gather", [scores, em.const([1], dtype=np.int64)], "y1", axis=1)
+        em.label(col, est.classes_, binary_raw=col, strict=True)
+        return [None, col]
+    em.label(scores, est.classes_)
+    return [None, scores]
+
+
+@sklearn_converter("sklearn.multiclass.OutputCodeClassifier", kind="classifier")
+def output_code(em: Emitter, est: Any) -> list[Any]:
+    """Error-correcting output codes over linear binary models: the class whose code word is nearest."""
+    n_in = est.n_features_in_
+    # a code column with one class only is fitted as a _ConstantPredictor, whose decision is that constant
+    parts = [(np.zeros((n_in, 1)), np.asarray(e.y_, dtype=np.float64).reshape(1))
+             if type(e).__name__ == "_ConstantPredictor" else linear_coefs(e) for e in est.estimators_]
+    if any(p is None or p[0].shape[1] != 1 for p in parts):
+        raise UnsupportedModelError("OutputCodeClassifier converts when its binary estimators are linear models "
+                                    "with a decision_function")
+    w = np.concatenate([p[0] for p in parts], axis=1)
+    b = np.concatenate([p[1] for p in parts])
+    y = affine(em, em.input(), w, b[None, :])
+    d = sqdist(em, y, np.asarray(est.code_book_, dtype=np.float64))
+    em.label(em.node("Neg", [d], "negd"), est.classes_)
+    return [None]
+
+
+@sklearn_converter("sklearn.multioutput.RegressorChain", kind="regressor")
+def regressor_chain(em: Emitter, est: Any) -> list[Any]:
+    """Each link sees the inputs and the previous links' predictions; linear links only."""
+    x = em.input()
+    preds: list[str] = []
+    for e in est.estimators_:
+        lin = linear_coefs(e)
+        if lin is None:
+            raise UnsupportedModelError("RegressorChain converts when its links are linear models "
+                                        f"(coef_/intercept_); this one has {type(e).__name__}")
+        aug = em.node("Concat", [x, *preds], "aug", axis=1) if preds else x
+        preds.append(affine(em, aug, lin[0], lin[1][None, :]))
+    chain = em.node("Concat", preds, "chain", axis=1) if len(preds) > 1 else preds[0]
+    inv = np.argsort(np.asarray(est.order_))
+    return [em.node("Gather", [chain, em.const(inv.astype(np.int64), dtype=np.int64)], "ordered", axis=1)]

@@ -1,0 +1,96 @@
+"""Neighbour models portable writes itself: NearestCentroid, RadiusNeighbors*, label propagation."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from .emit import Emitter
+from .registry import UseSkl2onnx, sklearn_converter
+from .common import sqdist, kernel
+
+
+@sklearn_converter("sklearn.neighbors.NearestCentroid", kind="classifier")
+def nearest_centroid(em: Emitter, est: Any) -> list[Any]:
+    """Euclidean NearestCentroid: discriminant scores on features scaled by the within-class deviation."""
+    if est.metric != "euclidean":
+        raise UnsupportedModelError(f"NearestCentroid(metric={est.metric!r}): only the euclidean metric converts")
+    x = em.input()
+    std = np.asarray(est.within_class_std_dev_, dtype=np.float64)
+    s = np.where(std != 0, std, 1.0)
+    cn = np.asarray(est.centroids_, dtype=np.float64) / s
+    xn = em.node("Div", [x, em.const(s[None, :])], "xn")
+    scores = em.node("Add", [em.node("Neg", [sqdist(em, xn, cn)], "nd"),
+                             em.const((2.0 * np.log(est.class_prior_))[None, :])], "disc")
+    proba = em.node("Softmax", [scores], "proba", axis=1)
+    if np.isclose(est.class_prior_, 1 / len(est.classes_)).all():
+        em.label(em.node("Neg", [sqdist(em, x, est.centroids_)], "negd"), est.classes_)
+    else:
+        em.label(scores, est.classes_)
+    return [None, proba]
+
+
+@sklearn_converter("sklearn.semi_supervised.LabelPropagation", "sklearn.semi_supervised.LabelSpreading", kind="classifier")
+def label_propagation(em: Emitter, est: Any) -> list[Any]:
+    if est.kernel != "rbf":
+        raise UnsupportedModelError(f"{type(est).__name__}(kernel={est.kernel!r}): only the rbf kernel converts")
+    k = kernel(em, em.input(), est.X_, "rbf", gamma=est.gamma)
+    p = em.node("MatMul", [k, em.const(np.asarray(est.label_distributions_, dtype=np.float64))], "p")
+    proba = em.node("Div", [p, em.reduce("ReduceSum", p, 1, keepdims=1)], "proba")
+    em.label(proba, est.classes_)
+    return [None, proba]
+
+
+def _radius_weights(em: Emitter, est: Any) -> tuple[str, str]:
+    """(in-radius mask as floats, weights) `[N, n_fit]` for a euclidean radius-neighbours estimator."""
+    metric = est.effective_metric_
+    if metric not in ("euclidean",) and not (metric == "minkowski" and est.effective_metric_params_.get("p") == 2):
+        raise UseSkl2onnx
+    d2 = sqdist(em, em.input(), est._fit_X)
+    inside = em.node("LessOrEqual", [d2, em.const(float(est.radius) ** 2)], "inside")
+    mask = em.node("Cast", [inside], "mask", to=11 if em.double else 1)
+    if est.weights == "uniform":
+        return mask, mask
+    if est.weights != "distance":
+        raise UseSkl2onnx
+    dist = em.node("Sqrt", [d2], "dist")
+    # scikit-learn: 1/d, except rows with a zero distance, which weigh only their exact matches
+    zero = em.node("Cast", [em.node("Equal", [dist, em.const(0.0)], "z")], "zf", to=11 if em.double else 1)
+    zero_in = em.node("Mul", [zero, mask], "zin")
+    any_zero = em.node("Greater", [em.reduce("ReduceMax", zero_in, 1, keepdims=1), em.const(0.0)], "anyz")
+    inv = em.node("Div", [mask, em.node("Where", [em.node("Equal", [dist, em.const(0.0)], "z2"), em.const(1.0),
+                                                  dist], "safe")], "inv")
+    return mask, em.node("Where", [any_zero, zero_in, inv], "w")
+
+
+@sklearn_converter("sklearn.neighbors.RadiusNeighborsClassifier", kind="classifier", replaces=True)
+def radius_neighbors_classifier(em: Emitter, est: Any) -> list[Any]:
+    if est.outlier_label_ is not None or np.ndim(est._y) > 1:
+        raise UseSkl2onnx
+    _, w = _radius_weights(em, est)
+    onehot = (np.asarray(est._y)[:, None] == np.arange(len(est.classes_))[None, :]).astype(np.float64)
+    votes = em.node("MatMul", [w, em.const(onehot)], "votes")
+    proba = em.node("Div", [votes, em.reduce("ReduceSum", votes, 1, keepdims=1)], "proba")
+    em.label(proba, est.classes_)
+    return [None, proba]
+
+
+@sklearn_converter("sklearn.neighbors.RadiusNeighborsRegressor", kind="regressor", replaces=True)
+def radius_neighbors_regressor(em: Emitter, est: Any) -> list[Any]:
+    _, w = _radius_weights(em, est)
+    y = np.asarray(est._y, dtype=np.float64).reshape(len(est._fit_X), -1)
+    total = em.node("MatMul", [w, em.const(y)], "wy")
+    return [em.node("Div", [total, em.reduce("ReduceSum", w, 1, keepdims=1)], "mean")]
+
+
+@sklearn_converter("sklearn.neighbors.RadiusNeighborsTransformer", kind="transformer")
+def radius_neighbors_transformer(em: Emitter, est: Any) -> list[Any]:
+    """The radius-neighbours graph made dense: distances (or ones, mode='connectivity') inside the radius."""
+    if est.effective_metric_ != "euclidean" and not (
+            est.effective_metric_ == "minkowski" and est.effective_metric_params_.get("p") == 2):
+        raise UnsupportedModelError("RadiusNeighborsTransformer converts with the euclidean metric only")
+    d2 = sqdist(em, em.input(), est._fit_X)
+    inside = em.node("LessOrEqual", [d2, em.const(float(est.radius) ** 2)], "inside")
+    value = em.node("Sqrt", [d2], "dist") if est.mode == "distance" else em.const(1.0)
+    return [em.node("Where", [inside, value, em.const(0.0)], "graph")]

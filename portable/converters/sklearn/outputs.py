@@ -1,0 +1,176 @@
+"""What portable does to skl2onnx's graph after a conversion: outputs named and shaped as the sklearn model's
+signature says (DESIGN §4), TreeEnsemble attributes attached and ai.onnx.ml opset 5 declared."""
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import ConversionError
+from ...formats.sklearn import SklearnModel
+from ...registry import require
+
+ML_OPSET = 5  # TreeEnsemble needs ai.onnx.ml opset 5
+
+
+def finalize(proto: Any) -> None:
+    """Attach the pending TreeEnsemble attributes, and declare ai.onnx.ml opset 5 when there are such nodes.
+
+    skl2onnx 1.20 refuses to declare ai.onnx.ml above 3, so portable's converters add `TreeEnsemble` under
+    version 3 in skl2onnx's bookkeeping and the opset is raised here, after conversion.
+    """
+    from .trees import attach_pending
+
+    attach_pending(proto.graph)
+    _free_output_names(proto.graph)
+    if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
+        return
+    for op in proto.opset_import:
+        if op.domain == "ai.onnx.ml":
+            op.version = max(op.version, ML_OPSET)
+            return
+    proto.opset_import.add(domain="ai.onnx.ml", version=ML_OPSET)
+
+
+PORTABLE_OUTPUTS = ("label", "probabilities", "scores", "variable")
+
+
+def _free_output_names(graph: Any) -> None:
+    """Rename intermediate values that carry a name portable gives to outputs (DESIGN §4).
+
+    skl2onnx names a FeatureUnion part's result `variable` and the union's output `union`; renaming the output
+    to `variable` would then break single assignment. Intermediates give way instead.
+    """
+    outputs = {o.name for o in graph.output}
+    taken = {n for node in graph.node for n in node.output} | {i.name for i in graph.input} | \
+        {i.name for i in graph.initializer}
+    renames = {}
+    for name in PORTABLE_OUTPUTS:
+        if name in taken and name not in outputs:
+            new, k = f"{name}_part", 0
+            while new in taken:
+                k += 1
+                new = f"{name}_part{k}"
+            renames[name] = new
+    if not renames:
+        return
+    for node in _all_nodes(graph):
+        node.input[:] = [renames.get(i, i) for i in node.input]
+        node.output[:] = [renames.get(o, o) for o in node.output]
+    for vi in graph.value_info:
+        vi.name = renames.get(vi.name, vi.name)
+
+
+def _all_nodes(graph: Any) -> Any:
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.g.node:
+                yield from _all_nodes(attr.g)
+            for g in attr.graphs:
+                yield from _all_nodes(g)
+
+
+def _rename(graph: Any, old: str, new: str) -> None:
+    """Rename a tensor everywhere in `graph`, including subgraphs that may read it from the outer scope."""
+    for node in graph.node:
+        node.output[:] = [new if o == old else o for o in node.output]
+        node.input[:] = [new if i == old else i for i in node.input]
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _rename(sub, old, new)
+    for coll in (graph.output, graph.input, graph.value_info, graph.initializer):
+        for item in coll:
+            if item.name == old:
+                item.name = new
+
+
+def _flatten_rank1(proto: Any, model: SklearnModel) -> None:
+    """Outputs that scikit-learn returns as `[N]` but skl2onnx as `[N, 1]` (IsolationForest's and
+    GaussianMixture's labels) get a final Reshape to `[N]`."""
+    onnx = require("onnx")
+    h = onnx.helper
+    specs = {s.name: s for s in model.signature.outputs}
+    for out in proto.graph.output:
+        spec = specs.get(out.name)
+        dims = out.type.tensor_type.shape.dim
+        if spec is None or len(spec.shape) != 1 or len(dims) != 2:
+            continue
+        if dims[1].HasField("dim_value") and dims[1].dim_value != 1:
+            continue
+        inner = f"{out.name}__2d"
+        _rename(proto.graph, out.name, inner)
+        out.name = spec.name
+        proto.graph.initializer.append(h.make_tensor(f"{spec.name}__shape", onnx.TensorProto.INT64, [1], [-1]))
+        proto.graph.node.append(h.make_node("Reshape", [inner, f"{spec.name}__shape"], [spec.name],
+                                            name=f"portable_flatten_{spec.name}"))
+        del dims[1]
+
+
+def normalize_outputs(proto: Any, model: SklearnModel) -> None:
+    """Give the ONNX graph exactly the sklearn model's output names, and `scores` its width."""
+    onnx = require("onnx")
+    g = proto.graph
+    wanted = model.signature.output_names
+    have = [o.name for o in g.output]
+    if len(have) > len(wanted) and wanted == ["label"]:
+        # a hard-voting classifier has no probabilities in scikit-learn; skl2onnx still emits them
+        del g.output[1:]
+        have = have[:1]
+    if len(have) != len(wanted):
+        raise ConversionError(f"skl2onnx produced outputs {have}; portable expected {wanted}")
+    # inner tensors that carry an output's name were renamed by sklearn_extra.finalize (it runs first)
+    for old, new in zip(have, wanted):
+        if old != new:
+            _rename(g, old, f"{new}__tmp")
+    for o in g.output:
+        if o.name.endswith("__tmp"):
+            _rename(g, o.name, o.name[:-5])
+    _flatten_rank1(proto, model)
+    spec = {s.name: s for s in model.signature.outputs}.get("scores")
+    if spec is None or spec.shape[1] != 1:
+        return
+    out = next(o for o in g.output if o.name == "scores")
+    dims = out.type.tensor_type.shape.dim
+    if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value == 2:
+        # binary decision functions come as two columns, [-d, d] for most converters but [d, -d] for SVC:
+        # keep the column that equals scikit-learn's decision_function on probe rows
+        column = _decision_column(proto, model)
+        _rename(g, "scores", "scores__pair")
+        out.name = "scores"
+        h = onnx.helper
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+        if opset < 10:  # Slice took attributes until opset 10
+            g.node.append(h.make_node("Slice", ["scores__pair"], ["scores"], name="portable_binary_scores",
+                                      starts=[column], ends=[column + 1], axes=[1]))
+        else:
+            g.initializer.extend([
+                h.make_tensor("scores__start", onnx.TensorProto.INT64, [1], [column]),
+                h.make_tensor("scores__end", onnx.TensorProto.INT64, [1], [column + 1]),
+                h.make_tensor("scores__axis", onnx.TensorProto.INT64, [1], [1]),
+            ])
+            g.node.append(h.make_node("Slice", ["scores__pair", "scores__start", "scores__end", "scores__axis"],
+                                      ["scores"], name="portable_binary_scores"))
+        dims[1].dim_value = 1
+
+
+def _decision_column(proto: Any, model: SklearnModel) -> int:
+    """Which of two score columns skl2onnx's graph uses for scikit-learn's binary decision_function."""
+    import numpy as np
+
+    specs = model.signature.inputs
+    if len(specs) != 1 or specs[0].is_string or specs[0].shape[1] is None:
+        return 1
+    ort = require("onnxruntime")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, specs[0].shape[1]))
+    means = getattr(model.estimator, "support_vectors_", None)
+    if means is not None and len(means):
+        x = means[rng.integers(0, len(means), 16)] + x * np.std(means, axis=0)
+    ref = np.asarray(model.estimator.decision_function(x), dtype=np.float64).reshape(-1)
+    elem = proto.graph.input[0].type.tensor_type.elem_type
+    xt = x.astype(np.float64 if elem == 11 else np.float32)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    scores = np.asarray(sess.run(["scores"], {specs[0].name: xt})[0], dtype=np.float64)
+    errs = [float(np.max(np.abs(scores[:, c] - ref))) for c in (0, 1)]
+    return int(np.argmin(errs))
+
+

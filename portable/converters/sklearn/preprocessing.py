@@ -1,0 +1,193 @@
+"""Preprocessing transformers skl2onnx 1.20 lacks or converts in float32 only."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import UnsupportedModelError
+from .emit import Emitter
+from .registry import sklearn_converter
+
+
+@sklearn_converter("sklearn.feature_selection.SequentialFeatureSelector", kind="transformer")
+def feature_selector(em: Emitter, est: Any) -> list[Any]:
+    keep = np.asarray(est.get_support(indices=True), dtype=np.int64)
+    if keep.size == 0:
+        raise UnsupportedModelError(f"{type(est).__name__} selected no feature: its output is empty")
+    return [em.node("Gather", [em.input(), em.const(keep, dtype=np.int64)], "selected", axis=1)]
+
+
+@sklearn_converter("sklearn.preprocessing.KBinsDiscretizer", kind="transformer", replaces=True)
+def kbins_discretizer(em: Emitter, est: Any) -> list[Any]:
+    """Bin index = number of inner edges <= x (searchsorted, side='right'); one-hot encodings made dense."""
+    from .trees import ceil32
+
+    edges = [np.asarray(e, dtype=np.float64)[1:-1] for e in est.bin_edges_]
+    width = max(1, max(len(e) for e in edges))
+    pad = np.full((len(edges), width), np.inf)
+    for j, e in enumerate(edges):
+        pad[j, :len(e)] = e
+    if not em.double:
+        pad = ceil32(pad).astype(np.float64)
+    x = em.input()
+    ge = em.node("GreaterOrEqual", [em.node("Unsqueeze", [x, em.const([2], dtype=np.int64)], "x3"),
+                                    em.const(pad[None])], "ge")
+    ordinal = em.reduce("ReduceSum", em.node("Cast", [ge], "gef", to=11 if em.double else 1), 2)
+    if est.encode == "ordinal":
+        return [ordinal]
+    nb = np.asarray(est.n_bins_, dtype=np.int64)
+    mb = int(nb.max())
+    hot = em.node("Equal", [em.node("Unsqueeze", [ordinal, em.const([2], dtype=np.int64)], "o3"),
+                            em.const(np.arange(mb, dtype=np.float64)[None, None, :])], "hot")
+    flat = em.node("Reshape", [em.node("Cast", [hot], "hotf", to=11 if em.double else 1),
+                               em.const([0, -1], dtype=np.int64)], "flat")
+    keep = np.concatenate([j * mb + np.arange(b) for j, b in enumerate(nb)]).astype(np.int64)
+    return [em.node("Gather", [flat, em.const(keep, dtype=np.int64)], "onehot", axis=1)]
+
+
+@sklearn_converter("sklearn.preprocessing.PolynomialFeatures", kind="transformer", replaces=True)
+def polynomial_features(em: Emitter, est: Any) -> list[Any]:
+    powers = np.asarray(est.powers_, dtype=np.float64)
+    x3 = em.node("Unsqueeze", [em.input(), em.const([1], dtype=np.int64)], "x3")
+    terms = em.node("Pow", [x3, em.const(powers[None])], "terms")
+    return [em.reduce("ReduceProd", terms, 2)]
+
+
+@sklearn_converter("sklearn.preprocessing.PowerTransformer", kind="transformer", replaces=True)
+def power_transformer(em: Emitter, est: Any) -> list[Any]:
+    """Yeo-Johnson / Box-Cox per column (scipy's formulas, expm1/log1p spelled with Exp/Log), then scaling."""
+    x = em.input()
+    eps = np.finfo(np.float64).eps
+    cols = []
+    for i, lam in enumerate(np.asarray(est.lambdas_, dtype=np.float64)):
+        c = em.node("Gather", [x, em.const([i], dtype=np.int64)], "c", axis=1)
+        if est.method == "box-cox":
+            logx = em.node("Log", [c], "logx")
+            out = logx if lam == 0 else em.node("Div", [em.node("Sub", [em.node(
+                "Exp", [em.node("Mul", [logx, em.const(lam)], "lx")], "ex"), em.const(1.0)], "em1"),
+                em.const(lam)], "bc")
+        else:
+            pos = em.node("GreaterOrEqual", [c, em.const(0.0)], "pos")
+            lp = em.node("Log", [em.node("Add", [em.node("Abs", [c], "ac"), em.const(1.0)], "a1")], "log1p")
+            if abs(lam) < eps:
+                p_val = lp
+            else:
+                p_val = em.node("Div", [em.node("Sub", [em.node("Exp", [em.node("Mul", [lp, em.const(lam)],
+                                                                                "lp")], "ep"), em.const(1.0)],
+                                                "pm1"), em.const(lam)], "pval")
+            if abs(lam - 2) > eps:
+                n_val = em.node("Neg", [em.node("Div", [em.node("Sub", [em.node("Exp", [em.node(
+                    "Mul", [lp, em.const(2 - lam)], "ln")], "en"), em.const(1.0)], "nm1"), em.const(2 - lam)],
+                    "nq")], "nval")
+            else:
+                n_val = em.node("Neg", [lp], "nval")
+            out = em.node("Where", [pos, p_val, n_val], "yj")
+        cols.append(out)
+    y = em.node("Concat", cols, "pt", axis=1) if len(cols) > 1 else cols[0]
+    if est.standardize:
+        sc = est._scaler
+        mean = np.asarray(sc.mean_ if sc.with_mean else np.zeros(len(cols)), dtype=np.float64)
+        scale = np.asarray(sc.scale_ if sc.with_std else np.ones(len(cols)), dtype=np.float64)
+        y = em.node("Div", [em.node("Sub", [y, em.const(mean[None, :])], "yc"), em.const(scale[None, :])], "ys")
+    return [y]
+
+
+@sklearn_converter("sklearn.preprocessing.TargetEncoder", kind="transformer", replaces=True)
+def target_encoder(em: Emitter, est: Any) -> list[Any]:
+    """Look each value up among the fitted categories (exact equality); unknown values get the target mean."""
+    x = em.input()
+    n_classes = len(est.classes_) if est.target_type_ == "multiclass" else 1
+    means = np.atleast_1d(np.asarray(est.target_mean_, dtype=np.float64))
+    outs = []
+    for e, enc in enumerate(est.encodings_):
+        f = e // n_classes
+        cats = np.asarray(est.categories_[f])
+        if cats.dtype.kind not in "fiub":
+            raise UnsupportedModelError("TargetEncoder with non-numeric categories: portable's input is numeric")
+        cats = cats.astype(np.float64)
+        col = em.node("Gather", [x, em.const([f], dtype=np.int64)], "col", axis=1)
+        known = ~np.isnan(cats)
+        hit = em.node("Equal", [col, em.const(np.where(known, cats, 0.0)[None, :])], "hit")
+        hit = em.node("And", [hit, em.const(known[None, :], dtype=bool)], "hitk")
+        if not known.all():
+            hit = em.node("Or", [hit, em.node("And", [em.node("IsNaN", [col], "nan"),
+                                                      em.const(~known[None, :], dtype=bool)], "nanhit")], "hitn")
+        hitf = em.node("Cast", [hit], "hitf", to=11 if em.double else 1)
+        value = em.reduce("ReduceSum", em.node("Mul", [hitf, em.const(np.asarray(enc, dtype=np.float64)[None, :])],
+                                               "ev"), 1, keepdims=1)
+        found = em.node("Greater", [em.reduce("ReduceSum", hitf, 1, keepdims=1), em.const(0.0)], "found")
+        outs.append(em.node("Where", [found, value, em.const([[means[e % n_classes]]])], "enc"))
+    return [em.node("Concat", outs, "te", axis=1) if len(outs) > 1 else outs[0]]
+
+
+@sklearn_converter("sklearn.preprocessing.SplineTransformer", kind="transformer")
+def spline_transformer(em: Emitter, est: Any) -> list[Any]:
+    """B-spline bases as piecewise polynomials (scipy's PPoly.from_spline), evaluated by Horner's rule."""
+    from scipy.interpolate import BSpline, PPoly
+
+    deg = est.degree
+    if est.extrapolation == "periodic" or (est.extrapolation == "linear" and deg == 0):
+        raise UnsupportedModelError(f"SplineTransformer(extrapolation={est.extrapolation!r}, degree={deg}) is not "
+                                    "supported")
+    breaks, coefs, f_lo, f_hi, d_lo, d_hi, lo, hi = [], [], [], [], [], [], [], []
+    for f, spl in enumerate(est.bsplines_):
+        cols = [PPoly.from_spline(BSpline(spl.t, spl.c[:, j], spl.k)) for j in range(spl.c.shape[1])]
+        breaks.append(cols[0].x)
+        coefs.append(np.stack([p.c for p in cols], axis=-1))  # [k+1, n_int, n_splines]
+        # scikit-learn 1.9 raises its loop's `degree` by one for linear extrapolation of degree <= 1, so every
+        # feature after the first takes its range from the next knot: do the same
+        d = deg + 1 if est.extrapolation == "linear" and deg <= 1 and f > 0 else deg
+        xmin, xmax = spl.t[d], spl.t[-d - 1]
+        lo.append(xmin)
+        hi.append(xmax)
+        f_lo.append(spl(xmin))
+        f_hi.append(spl(xmax))
+        d_lo.append(spl(xmin, nu=1))
+        d_hi.append(spl(xmax, nu=1))
+    b = np.stack(breaks)  # [F, n_int + 1]
+    c = np.stack(coefs)  # [F, k+1, n_int, S]
+    n_feat, k1, n_int, n_spl = c.shape
+    x = em.input()
+    x3 = em.node("Unsqueeze", [x, em.const([2], dtype=np.int64)], "x3")  # [N, F, 1]
+    ge = em.node("Cast", [em.node("GreaterOrEqual", [x3, em.const(b[None, :, 1:-1])], "ge")], "gei", to=7)
+    idx = em.node("Add", [em.reduce("ReduceSum", ge, 2), em.const((np.arange(n_feat) * n_int)[None, :],
+                                                                   dtype=np.int64)], "idx")  # [N, F]
+    table = em.const(c.transpose(0, 2, 1, 3).reshape(n_feat * n_int, k1, n_spl))
+    pieces = em.node("Gather", [table, idx], "pieces", axis=0)  # [N, F, k+1, S]
+    left = em.node("Gather", [em.const(b[:, :-1].reshape(-1)), idx], "left", axis=0)  # [N, F]
+    dx = em.node("Unsqueeze", [em.node("Sub", [x, left], "dx0"), em.const([2], dtype=np.int64)], "dx")
+    val = None
+    for m in range(k1):
+        cm = em.node("Gather", [pieces, em.const(m, dtype=np.int64)], "cm", axis=2)  # [N, F, S]
+        val = cm if val is None else em.node("Add", [em.node("Mul", [val, dx], "vdx"), cm], "horner")
+    lo_a, hi_a = np.asarray(lo)[None, :, None], np.asarray(hi)[None, :, None]
+    if est.extrapolation in ("constant", "linear"):
+        below = em.node("Less", [x3, em.const(lo_a)], "below")
+        above = em.node("Greater", [x3, em.const(hi_a)], "above")
+        n_edge = deg if est.extrapolation == "constant" or deg > 1 else deg + 1
+        first = np.zeros((1, n_spl), bool)
+        first[0, :n_edge] = True
+        last = first[:, ::-1].copy()
+        if est.extrapolation == "constant":  # inside the range, scikit-learn zeroes rows outside it first
+            outside = em.node("Or", [below, above], "outside")
+            val = em.node("Where", [outside, em.const(0.0), val], "vin")
+        if est.extrapolation == "constant":
+            low_v = em.const(np.where(first, np.stack(f_lo), 0.0)[None])
+            high_v = em.const(np.where(last, np.stack(f_hi), 0.0)[None])
+        else:
+            low_v = em.node("Mul", [em.node("Add", [em.node("Mul", [em.node("Sub", [x3, em.const(lo_a)], "dl"),
+                                                                    em.const(np.stack(d_lo)[None])], "sl"),
+                                                    em.const(np.stack(f_lo)[None])], "ll"),
+                                    em.const(first.astype(np.float64)[None])], "lowv")
+            high_v = em.node("Mul", [em.node("Add", [em.node("Mul", [em.node("Sub", [x3, em.const(hi_a)], "dh"),
+                                                                     em.const(np.stack(d_hi)[None])], "sh"),
+                                                     em.const(np.stack(f_hi)[None])], "lh"),
+                                     em.const(last.astype(np.float64)[None])], "highv")
+        val = em.node("Where", [below, low_v, val], "vlo")
+        val = em.node("Where", [above, high_v, val], "vhi")
+    if est.handle_missing == "zeros":
+        val = em.node("Where", [em.node("IsNaN", [x3], "nan"), em.const(0.0), val], "vnan")
+    if not est.include_bias:
+        val = em.node("Gather", [val, em.const(np.arange(n_spl - 1), dtype=np.int64)], "nobias", axis=2)
+    return [em.node("Reshape", [val, em.const([0, -1], dtype=np.int64)], "splines")]
