@@ -398,6 +398,10 @@ def _prune(nodes: list[Any], inits: list[Any], outputs: list[str]) -> tuple[list
 def pfa_to_onnx(model: PfaModel, options: ConvertOptions) -> OnnxModel:
     """PFA document -> ONNX, by running portable's evaluator with a graph-building backend."""
     onnx = require("onnx", purpose="PFA to ONNX")
+    if getattr(model, "tier", "vectorized") != "vectorized":
+        construct, where = model.tier_reason or ("a construct the vectorized engine does not support", "action")
+        raise UnsupportedModelError(f"this PFA document is scored record by record (sequential tier), which ONNX "
+                                    f"cannot express: {construct}", path=model.doc.path, where=where)
     dtype = options.dtype if options.dtype in ("float32", "float64") else "float64"
     backend = OnnxBackend(dtype)
     in_infos, syms = _input_syms(model, backend, dtype)

@@ -40,8 +40,21 @@ def _binary(name: str, opname: str) -> Callable[..., Val]:
     return impl
 
 
-for _n, _o in (("m.atan2", "atan2"), ("m.hypot", "hypot"), ("m.copysign", "copysign")):
+for _n, _o in (("m.atan2", "atan2"), ("m.hypot", "hypot")):
     pfa_function(_n)(_binary(_n, _o))
+
+
+@pfa_function("m.copysign")
+def copysign(ev: Any, args: list[Val], where: str) -> Val:
+    """mag with the sign of sign; ints stay ints (A -> A in the spec)."""
+    arity(ev, args, 2, "m.copysign", where)
+    a, b = args
+    if T.is_integer(a.type) and T.is_integer(b.type):
+        t = T.wider(a.type, b.type)
+        m = ev.op("abs", ev.tensor(a, "int64"))
+        neg = ev.op("lt", ev.tensor(b, "int64"), np.asarray(0, dtype="int64"))
+        return ev.result(t, ev.op("where", neg, ev.op("neg", m), m), a, b)
+    return _binary("m.copysign", "copysign")(ev, args, where)
 
 
 @pfa_function("m.pi")
@@ -60,6 +73,11 @@ def e(ev: Any, args: list[Val], where: str) -> Val:
 def log_base(ev: Any, args: list[Val], where: str) -> Val:
     arity(ev, args, 2, "m.log", where)
     x = _double_arg(ev, args[0], "m.log", where)
+    if not T.is_integer(args[1].type):
+        raise ev.error(f"m.log's base is an int, found {args[1].type.describe()}", f"{where}[1]")
+    if ev.b.name == "numpy":
+        ev.runtime_error("base must be positive", 27170, where,
+                         np.asarray(ev.tensor(args[1], "int64")) <= 0)
     base = _double_arg(ev, args[1], "m.log", where)
     return ev.result(T.DOUBLE, ev.op("div", ev.op("log", x), ev.op("log", base)), *args)
 
@@ -70,6 +88,9 @@ def absolute(ev: Any, args: list[Val], where: str) -> Val:
     v = args[0]
     if not T.is_numeric(v.type):
         raise ev.error(f"m.abs needs a number, found {v.type.describe()}", where)
+    if T.is_integer(v.type) and ev.b.name == "numpy":
+        lowest, code = (-2**31, 27020) if v.type.name == "int" else (-2**63, 27021)
+        ev.runtime_error(f"{v.type.name} overflow", code, where, np.asarray(ev.tensor(v)) == lowest)
     return ev.apply("abs", v.type, v)
 
 
@@ -95,7 +116,7 @@ def round_half_up(ev: Any, args: list[Val], where: str) -> Val:
     if ev.b.name == "numpy":
         lo, hi = (-2**31, 2**31 - 1) if t == T.INT else (-2.0**63, 2.0**63)
         bad = ~np.isfinite(r) | (r < lo) | (r > hi) if t == T.INT else ~np.isfinite(r) | (r < lo) | (r >= hi)
-        ev.runtime_error(f"{t.name} overflow", 18000 if t == T.INT else 18001, where, bad)
+        ev.runtime_error(f"{t.name} overflow", 27190 if t == T.INT else 27191, where, bad)
     return ev.result(t, ev.cast(r, "int64"), v)
 
 

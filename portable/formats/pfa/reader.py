@@ -16,23 +16,15 @@ from ...errors import InputError, PFAError
 from .types import AvroType, FcnType, TypeNames, decode
 
 TOP_LEVEL = ("name", "method", "input", "output", "begin", "action", "end", "fcns", "zero", "merge", "cells",
-             "pools", "randseed", "doc", "version", "metadata", "options")
+             "pools", "randseed", "doc", "version", "metadata", "options", "@")
 
-# Special forms that are valid PFA but that portable refuses, with the reason given to the user.
-REFUSED_FORMS = {
-    "emit": "'emit' sends outputs from inside the action; portable scores one output per input (method map)",
-    "while": "loops ('while') are not supported by portable's vectorized engine",
-    "until": "loops ('do'/'until') are not supported by portable's vectorized engine",
-    "for": "loops ('for') are not supported by portable's vectorized engine",
-    "foreach": "loops ('foreach') are not supported by portable's vectorized engine",
-    "forkey": "loops ('forkey'/'forval') are not supported by portable's vectorized engine",
-    "try": "'try' (errors turned into null) is not supported by portable's vectorized engine",
-    "pack": "'pack' (binary encoding) is not supported by portable",
-    "unpack": "'unpack' (binary decoding) is not supported by portable",
-    "pool-del": "removing pool entries ('pool-del') writes state; portable only reads cells and pools",
+# Constructs that make a document stateful or order-dependent: scored row by row, in order, never compiled.
+STATEFUL_FORMS = {
+    "emit": "'emit' (method emit)",
+    "pool-del": "removing pool entries ('pool-del')",
 }
-REFUSED_PREFIXES = {
-    "rand.": "random numbers ('rand.*') are not reproducible, so portable cannot check or convert them",
+STATEFUL_PREFIXES = {
+    "rand.": "random numbers ('rand.*')",
 }
 
 
@@ -74,6 +66,11 @@ class Document:
     doc: str = ""
     path: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    method: str = "map"
+    begin: list[Any] = field(default_factory=list)
+    end: list[Any] = field(default_factory=list)
+    zero: Any = None
+    merge: list[Any] = field(default_factory=list)
 
 
 def read_text(text: str, path: Any = None) -> dict[str, Any]:
@@ -131,23 +128,24 @@ def parse(data: dict[str, Any], path: str | None = None) -> Document:
     method = data.get("method", "map")
     if method not in ("map", "emit", "fold"):
         raise err(f"method must be map, emit or fold, not {method!r}", "method")
-    if method != "map":
-        raise err(f"method '{method}' is not supported: portable scores one output per input "
-                  "(method 'map')", "method")
-    for phase in ("begin", "end"):
-        if data.get(phase) not in (None, []):
-            raise err(f"'{phase}' is not supported: portable runs the action only, without "
-                      f"{phase}-of-run side effects", phase)
-    for key in ("zero", "merge"):
-        if key in data:
-            raise err(f"'{key}' belongs to method fold, which portable does not support", key)
+    if method == "fold" and ("zero" not in data or "merge" not in data):
+        raise err("method fold needs 'zero' and 'merge'", "method")
+    if method != "fold":
+        for key in ("zero", "merge"):
+            if key in data:
+                raise err(f"'{key}' belongs to method fold (this document's method is {method})", key)
 
     types = TypeNames()
     input_type = types.parse(data["input"], "input", path)
     output_type = types.parse(data["output"], "output", path)
     doc = Document(name=str(data.get("name", "")), input=input_type, output=output_type,
                    action=_as_list(data["action"]), types=types, metadata=dict(data.get("metadata") or {}),
-                   doc=str(data.get("doc", "")), path=path, raw=data)
+                   doc=str(data.get("doc", "")), path=path, raw=data, method=method,
+                   begin=_as_list(data["begin"]) if data.get("begin") is not None else [],
+                   end=_as_list(data["end"]) if data.get("end") is not None else [],
+                   merge=_as_list(data["merge"]) if data.get("merge") is not None else [])
+    if method == "fold":
+        doc.zero = decode(data["zero"], output_type, "zero", path)
 
     for kind in ("cells", "pools"):
         section = data.get(kind) or {}
@@ -177,9 +175,6 @@ def parse(data: dict[str, Any], path: str | None = None) -> Document:
     for name, spec in fcns.items():
         doc.fcns[name] = parse_fcndef(spec, types, f"fcns.{name}", path, name=name)
 
-    scan_refused(doc.action, "action", path)
-    for name, f in doc.fcns.items():
-        scan_refused(f.body, f"{f.where}.do", path)
     return doc
 
 
@@ -201,45 +196,58 @@ def parse_fcndef(spec: Any, types: TypeNames, where: str, path: Any, name: str =
 
 
 # Keys of special forms whose values are not expressions (types, literal data, names).
-_NOT_EXPR = {"type", "value", "params", "ret", "as", "doc", "error", "code", "cell", "pool", "fcn", "named",
+_NOT_EXPR = {"@", "type", "value", "params", "ret", "as", "doc", "error", "code", "cell", "pool", "fcn", "named",
              "string", "base64", "int", "long", "float", "double", "boolean", "null", "namespace"}
 
 
-def scan_refused(expr: Any, where: str, path: Any) -> None:
-    """Raise PFAError at the first refused construct inside `expr` (walks expression positions only)."""
+def stateful_construct(doc: Document) -> tuple[str, str] | None:
+    """The first construct that makes `doc` stateful or order-dependent, as (description, JSON path), or None
+    for a pure document (one output per input, computed from that input alone)."""
+    if doc.method != "map":
+        return f"method {doc.method}", "method"
+    for phase in ("begin", "end"):
+        if getattr(doc, phase):
+            return f"'{phase}'", phase
+    for expr, where in [(doc.action, "action")] + [(f.body, f"{f.where}.do") for f in doc.fcns.values()]:
+        found = _scan_stateful(expr, where)
+        if found:
+            return found
+    return None
+
+
+def _scan_stateful(expr: Any, where: str) -> tuple[str, str] | None:
     if isinstance(expr, list):
         for i, e in enumerate(expr):
-            scan_refused(e, f"{where}[{i}]", path)
-        return
+            found = _scan_stateful(e, f"{where}[{i}]")
+            if found:
+                return found
+        return None
     if not isinstance(expr, dict):
-        return
-    if "type" in expr and "value" in expr and len(expr) == 2:
-        return  # a literal: data, not code
+        return None
+    if "type" in expr and "value" in expr and len(set(expr) - {"@"}) == 2:
+        return None  # a literal: data, not code
     if "cell" in expr and "to" in expr:
-        raise PFAError(f"writing cell '{expr['cell']}' ('cell' with 'to') is not supported: portable only "
-                       "reads cells", path=path, where=where)
-    if "pool" in expr and "to" in expr:
-        raise PFAError(f"writing pool '{expr['pool']}' ('pool' with 'to') is not supported: portable only "
-                       "reads pools", path=path, where=where)
+        return f"writing cell '{expr['cell']}' ('cell' with 'to')", where
+    if "pool" in expr and ("to" in expr or "del" in expr):
+        return f"writing pool '{expr['pool']}' ('pool' with '{'to' if 'to' in expr else 'del'}')", where
+    if "log" in expr:
+        return "'log' (a side effect)", where
     for key, value in expr.items():
         here = f"{where}.{key}"
-        if key in REFUSED_FORMS:
-            raise PFAError(REFUSED_FORMS[key], path=path, where=here)
-        for prefix, reason in REFUSED_PREFIXES.items():
-            if key.startswith(prefix):
-                raise PFAError(f"{key}: {reason}", path=path, where=here)
-        if key == "fcn" and isinstance(value, str):
-            for prefix, reason in REFUSED_PREFIXES.items():
-                if value.startswith(prefix):
-                    raise PFAError(f"{value}: {reason}", path=path, where=here)
+        if key in STATEFUL_FORMS:
+            return STATEFUL_FORMS[key], here
+        for prefix, reason in STATEFUL_PREFIXES.items():
+            if key.startswith(prefix) or (key == "fcn" and isinstance(value, str) and value.startswith(prefix)):
+                return f"{value if key == 'fcn' else key}: {reason}", here
         if key in _NOT_EXPR:
             continue
-        if key == "new" and isinstance(value, dict):
+        if key in ("new", "let", "set", "for", "step", "ifnotnull", "fill") and isinstance(value, dict):
             for k, v in value.items():
-                scan_refused(v, f"{here}.{k}", path)
+                found = _scan_stateful(v, f"{here}.{k}")
+                if found:
+                    return found
             continue
-        if key in ("let", "set") and isinstance(value, dict):
-            for k, v in value.items():
-                scan_refused(v, f"{here}.{k}", path)
-            continue
-        scan_refused(value, here, path)
+        found = _scan_stateful(value, here)
+        if found:
+            return found
+    return None
