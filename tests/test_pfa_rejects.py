@@ -45,8 +45,8 @@ SEQUENTIAL = [
      "foreach", "action[1]"),
     ("log", doc(action=[{"log": ["input"]}, "input"]), "'log'", "action[0]"),
     ("nested in a user function", doc(fcns={"f": {"params": [{"x": "double"}], "ret": "double",
-                                                  "do": [{"rand.uniform": [0.0, 1.0]}]}},
-                                      action=[{"u.f": ["input"]}]), "rand.uniform", "fcns.f.do[0].rand.uniform"),
+                                                  "do": [{"rand.double": [0.0, 1.0]}]}},
+                                      action=[{"u.f": ["input"]}]), "rand.double", "fcns.f.do[0].rand.double"),
 ]
 
 REFUSED = [

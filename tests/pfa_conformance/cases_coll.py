@@ -1,0 +1,265 @@
+"""a.*, map.*, la.*, metric.*, rand.*: expected values by hand, numpy or itertools."""
+from __future__ import annotations
+
+import base64
+import itertools
+import math
+import re
+
+import numpy as np
+
+from .helpers import A, AA, ABSDIFF, ARECS, B, Check, D, Err, FN, L, LT, M, MM, REF, S, T
+
+X = [3.0, 1.0, 4.0, 1.0, 5.0]
+AX = A(X)
+AI = A([3, 1, 4, 1, 5], "int")
+SQ = FN([("x", "double")], "double", {"*": ["x", "x"]})
+POS = FN([("x", "double")], "boolean", {">": ["x", 2.0]})
+IPOS = FN([("i", "int"), ("x", "double")], "boolean", {">": ["i", 2]})
+ADD = FN([("a", "double"), ("b", "double")], "double", {"+": ["a", "b"]})
+SUB = FN([("a", "double"), ("b", "double")], "double", {"-": ["a", "b"]})
+NULLSQ = FN([("x", "double")], ["double", "null"], {"if": {">": ["x", 2.0]}, "then": {"*": ["x", "x"]},
+                                                     "else": None})
+DUP = FN([("x", "double")], ARR := {"type": "array", "items": "double"}, {"new": ["x", "x"], "type": ARR})
+PAIR = {"type": "record", "name": "Pair", "fields": [{"name": "a", "type": "double"}]}
+B64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+AVRO_D = lambda x: np.array([x]).astype("<f8").tobytes()  # noqa: E731  (Avro double: 8 bytes little-endian)
+
+
+def _avro_key(x: float) -> str:
+    return B64(AVRO_D(x))
+
+
+SET = M({_avro_key(1.0): 1.0, _avro_key(2.0): 2.0})
+SET2 = M({_avro_key(2.0): 2.0, _avro_key(3.0): 3.0})
+ODD = FN([("x", "double")], "string", {"if": {"==": [{"%": ["x", 2.0]}, 1.0]}, "then": S("odd"), "else": S("even")})
+MAT = [[1.0, 2.0], [3.0, 4.0]]
+KSTR = FN([("k", "string")], "boolean", {"==": ["k", S("a")]})
+
+CASES = [
+    ("a.len", {"a.len": [AX]}, 5), ("a.subseq", {"a.subseq": [AX, 1, -1]}, X[1:-1]),
+    ("a.head", {"a.head": [AX]}, 3.0), ("a.head", {"a.head": [A([])]}, Err(15020)),
+    ("a.tail", {"a.tail": [AX]}, X[1:]), ("a.tail", {"a.tail": [A([])]}, Err(15030)),
+    ("a.last", {"a.last": [AX]}, 5.0), ("a.last", {"a.last": [A([])]}, Err(15040)),
+    ("a.init", {"a.init": [AX]}, X[:-1]), ("a.init", {"a.init": [A([])]}, Err(15050)),
+    ("a.subseqto", {"a.subseqto": [AX, 1, 3, A([9.0])]}, [3.0, 9.0, 1.0, 5.0]),
+    ("a.contains", {"a.contains": [AX, 4.0]}, True), ("a.contains", {"a.contains": [AX, A([4.0, 1.0])]}, True),
+    ("a.contains", {"a.contains": [AX, POS]}, True),
+    ("a.count", {"a.count": [AX, 1.0]}, 2), ("a.count", {"a.count": [AX, POS]}, 3),
+    ("a.count", {"a.count": [AX, A([])]}, 0),
+    ("a.index", {"a.index": [AX, 1.0]}, 1), ("a.index", {"a.index": [AX, 7.0]}, -1),
+    ("a.rindex", {"a.rindex": [AX, 1.0]}, 3), ("a.rindex", {"a.rindex": [AX, A([1.0, 5.0])]}, 3),
+    ("a.startswith", {"a.startswith": [AX, A([3.0, 1.0])]}, True), ("a.endswith", {"a.endswith": [AX, 4.0]}, False),
+    ("a.concat", {"a.concat": [AX, A([7.0])]}, X + [7.0]), ("a.append", {"a.append": [AX, 7.0]}, X + [7.0]),
+    ("a.cycle", {"a.cycle": [AX, 7.0, 3]}, [1.0, 5.0, 7.0]), ("a.cycle", {"a.cycle": [AX, 7.0, -1]}, Err(15150)),
+    ("a.insert", {"a.insert": [AX, -1, 7.0]}, [3.0, 1.0, 4.0, 1.0, 7.0, 5.0]),
+    ("a.insert", {"a.insert": [AX, 9, 7.0]}, Err(15160)),
+    ("a.replace", {"a.replace": [AX, 0, 7.0]}, [7.0] + X[1:]), ("a.replace", {"a.replace": [AX, 5, 7.0]}, Err(15170)),
+    ("a.remove", {"a.remove": [AX, 1, 3]}, [3.0, 1.0, 5.0]), ("a.remove", {"a.remove": [AX, -1]}, X[:-1]),
+    ("a.remove", {"a.remove": [AX, 5]}, Err(15180)),
+    ("a.rotate", {"a.rotate": [AX, 2]}, X[2:] + X[:2]), ("a.rotate", {"a.rotate": [AX, -1]}, Err(15190)),
+    ("a.sort", {"a.sort": [AX]}, sorted(X)), ("a.sort", {"a.sort": [A(["b", "a"], "string")]}, ["a", "b"]),
+    ("a.sortLT", {"a.sortLT": [AX, FN([("a", "double"), ("b", "double")], "boolean", {">": ["a", "b"]})]},
+     sorted(X, reverse=True)),
+    ("a.shuffle", {"a.shuffle": [AX]}, Check("a permutation of the input", lambda v: sorted(v) == sorted(X))),
+    ("a.reverse", {"a.reverse": [AX]}, X[::-1]),
+    ("a.max", {"a.max": [AX]}, 5.0), ("a.max", {"a.max": [A(["pear", "apple"], "string")]}, "pear"),
+    ("a.max", {"a.max": [A([])]}, Err(15240)),
+    ("a.min", {"a.min": [A(["pear", "apple"], "string")]}, "apple"), ("a.min", {"a.min": [A([])]}, Err(15250)),
+    ("a.maxLT", {"a.maxLT": [AX, LT]}, 5.0), ("a.minLT", {"a.minLT": [AX, LT]}, 1.0),
+    ("a.maxLT", {"a.maxLT": [A([]), LT]}, Err(15260)), ("a.minLT", {"a.minLT": [A([]), LT]}, Err(15270)),
+    ("a.maxN", {"a.maxN": [AX, 2]}, [5.0, 4.0]), ("a.maxN", {"a.maxN": [AX, -1]}, Err(15281)),
+    ("a.minN", {"a.minN": [AX, 3]}, [1.0, 1.0, 3.0]), ("a.minN", {"a.minN": [A([]), 1]}, Err(15290)),
+    ("a.maxNLT", {"a.maxNLT": [AX, 2, LT]}, [5.0, 4.0]), ("a.minNLT", {"a.minNLT": [AX, 2, LT]}, [1.0, 1.0]),
+    ("a.argmax", {"a.argmax": [AX]}, 4), ("a.argmin", {"a.argmin": [AX]}, 1),
+    ("a.argmax", {"a.argmax": [A([])]}, Err(15320)),
+    ("a.argmaxLT", {"a.argmaxLT": [AX, LT]}, 4), ("a.argminLT", {"a.argminLT": [AX, LT]}, 1),
+    ("a.argmaxN", {"a.argmaxN": [AX, 2]}, [4, 2]), ("a.argminN", {"a.argminN": [AX, 2]}, [1, 3]),
+    ("a.argmaxNLT", {"a.argmaxNLT": [AX, 2, LT]}, [4, 2]), ("a.argminNLT", {"a.argminNLT": [AX, 3, LT]}, [1, 3, 0]),
+    ("a.sum", {"a.sum": [AX]}, 14.0), ("a.sum", {"a.sum": [AI]}, 14),
+    ("a.sum", {"a.sum": [A([2**30, 2**30], "int")]}, Err(15400)),
+    ("a.product", {"a.product": [AX]}, 60.0), ("a.product", {"a.product": [A([2**32, 2**32], "long")]}, Err(15411)),
+    ("a.lnsum", {"a.lnsum": [AX]}, math.log(60.0)), ("a.lnsum", {"a.lnsum": [A([1.0, 0.0])]}, math.nan),
+    ("a.mean", {"a.mean": [AX]}, 2.8), ("a.mean", {"a.mean": [A([])]}, math.nan),
+    ("a.geomean", {"a.geomean": [A([2.0, 8.0])]}, 4.0),
+    ("a.median", {"a.median": [AX]}, 3.0), ("a.median", {"a.median": [A([1.0, 2.0, 3.0, 4.0])]}, 2.5),
+    ("a.median", {"a.median": [A([1, 2, 3, 4], "int")]}, 2), ("a.median", {"a.median": [A([])]}, Err(15450)),
+    ("a.ntile", {"a.ntile": [AX, 0.5]}, float(np.percentile(X, 50))),
+    ("a.ntile", {"a.ntile": [AX, 0.25]}, float(np.percentile(X, 25))),
+    ("a.ntile", {"a.ntile": [AX, {"/": [0.0, 0.0]}]}, Err(15461)),
+    ("a.mode", {"a.mode": [AX]}, 1.0), ("a.mode", {"a.mode": [A([])]}, Err(15470)),
+    ("a.logsumexp", {"a.logsumexp": [AX]}, float(np.log(np.sum(np.exp(X))))),
+    ("a.distinct", {"a.distinct": [AX]}, [3.0, 1.0, 4.0, 5.0]),
+    ("a.seteq", {"a.seteq": [AX, A([5.0, 4.0, 3.0, 1.0])]}, True),
+    ("a.union", {"a.union": [A([1.0, 2.0]), A([2.0, 3.0])]}, [1.0, 2.0, 3.0]),
+    ("a.intersection", {"a.intersection": [A([1.0, 2.0]), A([2.0, 3.0])]}, [2.0]),
+    ("a.diff", {"a.diff": [A([1.0, 2.0]), A([2.0, 3.0])]}, [1.0]),
+    ("a.symdiff", {"a.symdiff": [A([1.0, 2.0]), A([2.0, 3.0])]}, [1.0, 3.0]),
+    ("a.subset", {"a.subset": [A([1.0]), AX]}, True), ("a.disjoint", {"a.disjoint": [A([7.0]), AX]}, True),
+    ("a.map", {"a.map": [AX, SQ]}, [x * x for x in X]), ("a.map", {"a.map": [AX, REF("m.sqrt")]},
+                                                         [math.sqrt(x) for x in X]),
+    ("a.mapWithIndex", {"a.mapWithIndex": [AX, FN([("i", "int"), ("x", "double")], "double", {"*": ["i", "x"]})]},
+     [i * x for i, x in enumerate(X)]),
+    ("a.filter", {"a.filter": [AX, POS]}, [3.0, 4.0, 5.0]),
+    ("a.filterWithIndex", {"a.filterWithIndex": [AX, IPOS]}, [1.0, 5.0]),
+    ("a.filterMap", {"a.filterMap": [AX, NULLSQ]}, [9.0, 16.0, 25.0]),
+    ("a.filterMapWithIndex", {"a.filterMapWithIndex": [AX, FN([("i", "int"), ("x", "double")], ["double", "null"],
+                                                             {"if": {"==": ["i", 0]}, "then": "x", "else": None})]},
+     [3.0]),
+    ("a.flatMap", {"a.flatMap": [A([1.0, 2.0]), DUP]}, [1.0, 1.0, 2.0, 2.0]),
+    ("a.flatMapWithIndex", {"a.flatMapWithIndex": [A([1.0, 2.0]), FN([("i", "int"), ("x", "double")], ARR,
+                                                                     {"new": ["x"], "type": ARR})]}, [1.0, 2.0]),
+    ("a.zipmap", {"a.zipmap": [A([1.0, 2.0]), A([10.0, 20.0]), ADD]}, [11.0, 22.0]),
+    ("a.zipmap", {"a.zipmap": [A([1.0]), A([10.0, 20.0]), ADD]}, Err(15650)),
+    ("a.zipmapWithIndex", {"a.zipmapWithIndex": [A([1.0, 2.0]), A([10.0, 20.0]), FN(
+        [("i", "int"), ("a", "double"), ("b", "double")], "double", {"+": ["i", "a", ]} if False else
+        {"+": ["i", {"+": ["a", "b"]}]})]}, [11.0, 23.0]),
+    ("a.reduce", {"a.reduce": [AX, SUB]}, 3.0 - 1 - 4 - 1 - 5), ("a.reduce", {"a.reduce": [A([]), SUB]}, Err(15670)),
+    ("a.reduceRight", {"a.reduceRight": [A([1.0, 2.0, 3.0]), SUB]}, 1.0 - (2.0 - 3.0)),
+    ("a.reduceRight", {"a.reduceRight": [A([]), SUB]}, Err(15680)),
+    ("a.fold", {"a.fold": [AX, 100.0, SUB]}, 100.0 - sum(X)),
+    ("a.foldRight", {"a.foldRight": [A([1.0, 2.0]), 10.0, SUB]}, 1.0 - (2.0 - 10.0)),
+    ("a.takeWhile", {"a.takeWhile": [AX, POS]}, [3.0]), ("a.dropWhile", {"a.dropWhile": [AX, POS]}, X[1:]),
+    ("a.any", {"a.any": [AX, POS]}, True), ("a.all", {"a.all": [AX, POS]}, False),
+    ("a.corresponds", {"a.corresponds": [A([1.0, 2.0]), A([2.0, 3.0]), LT]}, True),
+    ("a.corresponds", {"a.corresponds": [A([1.0]), A([2.0, 3.0]), LT]}, False),
+    ("a.correspondsWithIndex", {"a.correspondsWithIndex": [A([1.0, 2.0]), A([2.0, 3.0]), FN(
+        [("i", "int"), ("a", "double"), ("b", "double")], "boolean", {"<": ["a", "b"]})]}, True),
+    ("a.slidingWindow", {"a.slidingWindow": [AX, 2, 2]}, [X[0:2], X[2:4]]),
+    ("a.slidingWindow", {"a.slidingWindow": [AX, 0, 2]}, Err(15770)),
+    ("a.combinations", {"a.combinations": [A([1.0, 2.0, 3.0]), 2]},
+     [list(c) for c in itertools.combinations([1.0, 2.0, 3.0], 2)]),
+    ("a.combinations", {"a.combinations": [AX, 0]}, Err(15780)),
+    ("a.permutations", {"a.permutations": [A([1.0, 2.0, 3.0])]},
+     [list(p) for p in itertools.permutations([1.0, 2.0, 3.0])]),
+    ("a.flatten", {"a.flatten": [AA([[1.0], [2.0, 3.0]])]}, [1.0, 2.0, 3.0]),
+    ("a.groupby", {"a.groupby": [AX, ODD]}, {"odd": [3.0, 1.0, 1.0, 5.0], "even": [4.0]}),
+    # map
+    ("map.len", {"map.len": [M({"a": 1.0, "b": 2.0})]}, 2),
+    ("map.keys", {"a.sort": [{"map.keys": [M({"b": 1.0, "a": 2.0})]}]}, ["a", "b"]),
+    ("map.values", {"a.sort": [{"map.values": [M({"b": 1.0, "a": 2.0})]}]}, [1.0, 2.0]),
+    ("map.containsKey", {"map.containsKey": [M({"a": 1.0}), S("a")]}, True),
+    ("map.containsKey", {"map.containsKey": [M({"b": 1.0}), KSTR]}, False),
+    ("map.containsValue", {"map.containsValue": [M({"a": 1.0}), 1.0]}, True),
+    ("map.add", {"map.add": [M({"a": 1.0}), S("b"), 2.0]}, {"a": 1.0, "b": 2.0}),
+    ("map.add", {"map.add": [M({}), 2.0]}, {_avro_key(2.0): 2.0}),
+    ("map.remove", {"map.remove": [M({"a": 1.0, "b": 2.0}), S("a")]}, {"b": 2.0}),
+    ("map.only", {"map.only": [M({"a": 1.0, "b": 2.0}), A(["a", "z"], "string")]}, {"a": 1.0}),
+    ("map.except", {"map.except": [M({"a": 1.0, "b": 2.0}), A(["a"], "string")]}, {"b": 2.0}),
+    ("map.update", {"map.update": [M({"a": 1.0, "b": 2.0}), M({"b": 5.0})]}, {"a": 1.0, "b": 5.0}),
+    ("map.split", {"map.split": [M({"a": 1.0})]}, [{"a": 1.0}]),
+    ("map.join", {"map.join": [A([{"a": 1.0}, {"a": 2.0, "b": 3.0}], {"type": "map", "values": "double"})]},
+     {"a": 2.0, "b": 3.0}),
+    ("map.argmax", {"map.argmax": [M({"a": 1.0, "b": 3.0, "c": 3.0})]}, "b"),
+    ("map.argmax", {"map.argmax": [M({})]}, Err(26120)),
+    ("map.argmin", {"map.argmin": [M({"a": 1.0, "b": 3.0})]}, "a"),
+    ("map.argmaxLT", {"map.argmaxLT": [M({"a": 1.0, "b": 3.0}), LT]}, "b"),
+    ("map.argminLT", {"map.argminLT": [M({"a": 1.0, "b": 3.0}), LT]}, "a"),
+    ("map.argmaxN", {"map.argmaxN": [M({"a": 1.0, "b": 3.0, "c": 2.0}), 2]}, ["b", "c"]),
+    ("map.argmaxN", {"map.argmaxN": [M({"a": 1.0}), -1]}, Err(26161)),
+    ("map.argminN", {"map.argminN": [M({"a": 1.0, "b": 3.0, "c": 2.0}), 2]}, ["a", "c"]),
+    ("map.argmaxNLT", {"map.argmaxNLT": [M({"a": 1.0, "b": 3.0, "c": 2.0}), 1, LT]}, ["b"]),
+    ("map.argminNLT", {"map.argminNLT": [M({"a": 1.0, "b": 3.0, "c": 2.0}), 1, LT]}, ["a"]),
+    ("map.toset", {"map.toset": [A([1.0, 2.0])]}, {_avro_key(1.0): 1.0, _avro_key(2.0): 2.0}),
+    ("map.fromset", {"a.sort": [{"map.fromset": [SET]}]}, [1.0, 2.0]),
+    ("map.in", {"map.in": [SET, 2.0]}, True), ("map.in", {"map.in": [SET, 3.0]}, False),
+    ("map.union", {"map.union": [SET, SET2]}, {_avro_key(x): x for x in (1.0, 2.0, 3.0)}),
+    ("map.intersection", {"map.intersection": [SET, SET2]}, {_avro_key(2.0): 2.0}),
+    ("map.diff", {"map.diff": [SET, SET2]}, {_avro_key(1.0): 1.0}),
+    ("map.symdiff", {"map.symdiff": [SET, SET2]}, {_avro_key(1.0): 1.0, _avro_key(3.0): 3.0}),
+    ("map.subset", {"map.subset": [SET, SET2]}, False), ("map.disjoint", {"map.disjoint": [SET, SET2]}, False),
+    ("map.map", {"map.map": [M({"a": 2.0}), SQ]}, {"a": 4.0}),
+    ("map.mapWithKey", {"map.mapWithKey": [M({"a": 2.0}), FN([("k", "string"), ("v", "double")], "string",
+                                                             {"s.concat": ["k", S("!")]})]}, {"a": "a!"}),
+    ("map.filter", {"map.filter": [M({"a": 2.0, "b": 3.0}), POS]}, {"b": 3.0}),
+    ("map.filterWithKey", {"map.filterWithKey": [M({"a": 2.0, "b": 3.0}), FN([("k", "string"), ("v", "double")],
+                                                                             "boolean", {"==": ["k", S("a")]})]},
+     {"a": 2.0}),
+    ("map.filterMap", {"map.filterMap": [M({"a": 2.0, "b": 3.0}), NULLSQ]}, {"b": 9.0}),
+    ("map.filterMapWithKey", {"map.filterMapWithKey": [M({"a": 2.0, "b": 3.0}), FN(
+        [("k", "string"), ("v", "double")], ["double", "null"], {"if": {"==": ["k", S("a")]}, "then": "v",
+                                                                 "else": None})]}, {"a": 2.0}),
+    ("map.flatMap", {"map.flatMap": [M({"a": 2.0}), FN([("v", "double")], {"type": "map", "values": "double"},
+                                                       {"new": {"x": "v", "y": "v"},
+                                                        "type": {"type": "map", "values": "double"}})]},
+     {"x": 2.0, "y": 2.0}),
+    ("map.flatMapWithKey", {"map.flatMapWithKey": [M({"a": 2.0}), FN(
+        [("k", "string"), ("v", "double")], {"type": "map", "values": "double"},
+        {"map.add": [{"new": {}, "type": {"type": "map", "values": "double"}}, "k", "v"]})]}, {"a": 2.0}),
+    ("map.zipmap", {"map.zipmap": [M({"a": 1.0}), M({"a": 2.0}), ADD]}, {"a": 3.0}),
+    ("map.zipmap", {"map.zipmap": [M({"a": 1.0}), M({"b": 2.0}), ADD]}, Err(26370)),
+    ("map.zipmapWithKey", {"map.zipmapWithKey": [M({"a": 1.0}), M({"a": 2.0}), FN(
+        [("k", "string"), ("a", "double"), ("b", "double")], "double", {"-": ["a", "b"]})]}, {"a": -1.0}),
+    ("map.corresponds", {"map.corresponds": [M({"a": 1.0}), M({"a": 2.0}), LT]}, True),
+    ("map.correspondsWithKey", {"map.correspondsWithKey": [M({"a": 1.0}), M({"a": 2.0}), FN(
+        [("k", "string"), ("a", "double"), ("b", "double")], "boolean", {">": ["a", "b"]})]}, False),
+    # la (numpy)
+    ("la.map", {"la.map": [AA(MAT), SQ]}, (np.array(MAT) ** 2).tolist()),
+    ("la.scale", {"la.scale": [AA(MAT), 2.0]}, (np.array(MAT) * 2).tolist()),
+    ("la.zipmap", {"la.zipmap": [AA(MAT), AA(MAT), ADD]}, (np.array(MAT) * 2).tolist()),
+    ("la.zipmap", {"la.zipmap": [AA(MAT), AA([[1.0]]), ADD]}, Err(24020)),
+    ("la.add", {"la.add": [A([1.0, 2.0]), A([3.0, 4.0])]}, [4.0, 6.0]),
+    ("la.add", {"la.add": [MM({"a": {"x": 1.0}}), MM({"a": {"y": 2.0}})]}, {"a": {"x": 1.0, "y": 2.0}}),
+    ("la.sub", {"la.sub": [A([1.0, 2.0]), A([3.0, 4.0])]}, [-2.0, -2.0]),
+    ("la.sub", {"la.sub": [A([1.0]), A([3.0, 4.0])]}, Err(24040)),
+    ("la.dot", {"la.dot": [AA(MAT), A([1.0, 1.0])]}, (np.array(MAT) @ [1.0, 1.0]).tolist()),
+    ("la.dot", {"la.dot": [AA(MAT), AA(MAT)]}, (np.array(MAT) @ np.array(MAT)).tolist()),
+    ("la.dot", {"la.dot": [AA(MAT), A([1.0, 1.0, 1.0])]}, Err(24050)),
+    ("la.dot", {"la.dot": [AA(MAT), A([1.0, {"double": "nan"} if False else 1.0])]},
+     (np.array(MAT) @ [1.0, 1.0]).tolist()),
+    ("la.transpose", {"la.transpose": [AA([[1.0, 2.0, 3.0]])]}, [[1.0], [2.0], [3.0]]),
+    ("la.transpose", {"la.transpose": [AA([[1.0, 2.0], [3.0]])]}, Err(24061)),
+    ("la.inverse", {"la.inverse": [AA(MAT)]}, np.linalg.inv(MAT).tolist()),
+    ("la.trace", {"la.trace": [AA(MAT)]}, 5.0), ("la.det", {"la.det": [AA(MAT)]}, float(np.linalg.det(MAT))),
+    ("la.det", {"la.det": [AA([[1.0, 2.0]])]}, Err(24092)),
+    ("la.symmetric", {"la.symmetric": [AA([[1.0, 2.0], [2.0, 1.0]]), 1e-9]}, True),
+    ("la.eigenBasis", {"la.eigenBasis": [AA([[2.0, 0.0], [0.0, 8.0]])]}, [[0.0, 1 / math.sqrt(8)],
+                                                                          [1 / math.sqrt(2), 0.0]]),
+    ("la.truncate", {"la.truncate": [AA(MAT), 1]}, [MAT[0]]),
+    # metric
+    ("metric.simpleEuclidean", {"metric.simpleEuclidean": [A([0.0, 0.0]), A([3.0, 4.0])]}, 5.0),
+    ("metric.simpleEuclidean", {"metric.simpleEuclidean": [A([0.0]), A([3.0, 4.0])]}, Err(28000)),
+    ("metric.absDiff", {"metric.absDiff": [1.0, 3.5]}, 2.5),
+    ("metric.gaussianSimilarity", {"metric.gaussianSimilarity": [1.0, 3.0, 2.0]}, math.exp(-math.log(2) * 4 / 4)),
+    ("metric.euclidean", {"metric.euclidean": [ABSDIFF, A([0.0, 0.0]), A([3.0, 4.0])]}, 5.0),
+    ("metric.euclidean", {"metric.euclidean": [ABSDIFF, A([0.0, None], ["double", "null"]) if False else
+                                               T({"type": "array", "items": ["null", "double"]},
+                                                 [{"double": 0.0}, None]), A([3.0, 4.0])]},
+     math.sqrt(9.0 * 2 / 1)),
+    ("metric.euclidean", {"metric.euclidean": [ABSDIFF, A([0.0]), A([3.0, 4.0])]}, Err(28030)),
+    ("metric.squaredEuclidean", {"metric.squaredEuclidean": [ABSDIFF, A([0.0, 0.0]), A([3.0, 4.0])]}, 25.0),
+    ("metric.chebyshev", {"metric.chebyshev": [ABSDIFF, A([0.0, 0.0]), A([3.0, 4.0])]}, 4.0),
+    ("metric.taxicab", {"metric.taxicab": [ABSDIFF, A([0.0, 0.0]), A([3.0, 4.0])]}, 7.0),
+    ("metric.minkowski", {"metric.minkowski": [ABSDIFF, A([0.0, 0.0]), A([3.0, 4.0]), 3.0]}, (27 + 64) ** (1 / 3)),
+    ("metric.minkowski", {"metric.minkowski": [ABSDIFF, A([0.0, 0.0]), A([3.0, 4.0]), 0.0]}, Err(28071)),
+    ("metric.simpleMatching", {"metric.simpleMatching": [A([True, False, True], "boolean"),
+                                                         A([True, True, True], "boolean")]}, 2 / 3),
+    ("metric.jaccard", {"metric.jaccard": [A([True, False, False], "boolean"), A([True, True, False], "boolean")]},
+     1 / 2),
+    ("metric.tanimoto", {"metric.tanimoto": [A([True, False, False], "boolean"), A([True, True, False], "boolean")]},
+     2 / (2 + 2)),
+    ("metric.binarySimilarity", {"metric.binarySimilarity": [A([True, False], "boolean"), A([True, True], "boolean"),
+                                                             0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]}, 1 / 2),
+    ("metric.jaccard", {"metric.jaccard": [A([True], "boolean"), A([True, True], "boolean")]}, Err(28090)),
+    # rand (seeded; properties of the values)
+    ("rand.int", {"rand.int": [5, 10]}, Check("in [5, 10)", lambda v: isinstance(v, int) and 5 <= v < 10)),
+    ("rand.int", {"rand.int": [5, 5]}, Err(34000)),
+    ("rand.long", {"rand.long": []}, Check("a long", lambda v: isinstance(v, int) and -2**63 <= v < 2**63)),
+    ("rand.float", {"rand.float": [1.0, 2.0]}, Check("in [1, 2]", lambda v: 1.0 <= v <= 2.0)),
+    ("rand.double", {"rand.double": [1.0, 2.0]}, Check("in [1, 2]", lambda v: 1.0 <= v <= 2.0)),
+    ("rand.double", {"rand.double": [2.0, 1.0]}, Err(34030)),
+    ("rand.choice", {"rand.choice": [AX]}, Check("an element", lambda v: v in X)),
+    ("rand.choice", {"rand.choice": [A([])]}, Err(34040)),
+    ("rand.choices", {"rand.choices": [3, AX]}, Check("3 elements", lambda v: len(v) == 3 and all(x in X for x in v))),
+    ("rand.sample", {"rand.sample": [3, AX]}, Check("3 of the elements", lambda v: len(v) == 3)),
+    ("rand.sample", {"rand.sample": [9, AX]}, Err(34061)),
+    ("rand.histogram", {"rand.histogram": [A([0.0, 1.0, 0.0])]}, 1),
+    ("rand.histogram", {"rand.histogram": [A([0.0, -1.0])]}, Err(34072)),
+    ("rand.string", {"rand.string": [4, S("ab")]}, Check("4 of a/b", lambda v: len(v) == 4 and set(v) <= {"a", "b"})),
+    ("rand.string", {"rand.string": [0]}, Err(34080)),
+    ("rand.bytes", {"rand.bytes": [4, 65, 67]}, Check("4 of A/B", lambda v: len(v) == 4 and set(v) <= {65, 66})),
+    ("rand.uuid", {"rand.uuid": []}, Check("a version-4 UUID", lambda v: re.fullmatch(
+        "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-8[0-9a-f]{3}-[0-9a-f]{12}", v) is not None)),
+    ("rand.uuid4", {"rand.uuid4": []}, Check("a version-4 UUID", lambda v: len(v) == 36)),
+    ("rand.gaussian", {"rand.gaussian": [10.0, 0.0]}, 10.0),
+]
