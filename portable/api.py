@@ -1,4 +1,5 @@
-"""The public functions of DESIGN §3: load, convert, check, list_formats, list_converters, export, audit."""
+"""The public functions of DESIGN §3: load, convert, check, list_formats, list_converters, export, audit, serve,
+drift."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -77,6 +78,7 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
     opts = _with(base, dtype=first, trust=tuple(trust) or base.trust, data=data)
     artifact = _run_route(original, route, opts)
     if not check:
+        _record_profile(artifact, original, data)
         return artifact
     from .equivalence import check as run_check
 
@@ -99,6 +101,7 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
     report.notes[:0] = [n for n in original.notes if n not in report.notes]  # e.g. a pickle's version warning
     artifact.report = report
     _record_check(artifact, report)
+    _record_profile(artifact, original, data)
     return artifact
 
 
@@ -112,15 +115,70 @@ def _record_check(artifact: Model, report: Any) -> None:
     setter = getattr(artifact, "set_metadata", None)
     if setter is not None:
         setter("portable.check", report.summary_json())
+        setter("portable.report", report.to_json(indent=None))  # the whole report: `portable serve` shows it
+
+
+def _record_profile(artifact: Model, original: Model, data: Any) -> None:
+    """Store the profile of `data` (DESIGN §9) in an artifact that has metadata, for the drift watch."""
+    setter = getattr(artifact, "set_metadata", None)
+    if data is None or setter is None:
+        return
+    from .profile import PROFILE_KEY, profile_from_data, to_json
+
+    profile = profile_from_data(data, original, artifact.signature)
+    if profile is None:
+        artifact.notes.append("no data profile was stored: the data does not line up with the model's inputs "
+                              f"{artifact.signature.input_names}")
+        return
+    setter(PROFILE_KEY, to_json(profile))
 
 
 def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, data: Any = None,
           rtol: float | None = None, atol: float | None = None, trust: Iterable[str] = ()) -> Any:
-    """Run both models on generated (and given) inputs and compare them; returns a `Report`."""
+    """Run both models on generated (and given) inputs and compare them; returns a `Report`.
+
+    When `converted` is an in-memory artifact (a `Model` with metadata), the report and, with `data`, the data
+    profile are recorded in it, as `convert` does; files are never modified.
+    """
     from .equivalence import check as run_check
 
-    return run_check(load(original, trust=trust, data=data), load(converted, trust=trust),
-                     samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
+    orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
+    report = run_check(orig, conv, samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
+    if isinstance(converted, Model):
+        _record_check(conv, report)
+        _record_profile(conv, orig, data)
+    return report
+
+
+def drift(artifact: Any, data: Any, *, reference: Any = None, thresholds: Any = None,
+          trust: Iterable[str] = ()) -> dict[str, Any]:
+    """Drift of `data` (array, DataFrame or {input: array}) against the data profile stored in `artifact`.
+
+    Args:
+        reference: data to profile instead of the stored profile (for an artifact converted without data).
+        thresholds: a `portable.profile.DriftThresholds` (PSI 0.2, missing-rate change 0.1, unseen share 0.05).
+
+    Returns:
+        Per-feature and per-input drift; `result["drifted"]` is the verdict (None below `min_rows` rows).
+
+    Raises:
+        PortableError: no profile, or `data` does not line up with the model's inputs.
+    """
+    from .profile import drift as run_drift
+    from .profile import input_arrays, profile_from_data, read_profile
+
+    model = load(artifact, trust=trust)
+    if reference is not None:
+        profile = profile_from_data(reference, model, model.signature)
+        if profile is None:
+            raise PortableError(f"the reference data does not line up with the model's inputs "
+                                f"{model.signature.input_names}")
+    else:
+        profile = read_profile(getattr(model, "metadata", None) or {}, path=getattr(model, "path", None))
+        if profile is None:
+            raise PortableError("the artifact stores no data profile: convert it with data= (--data), or give "
+                                "reference data", path=getattr(model, "path", None))
+    return run_drift(profile, input_arrays(data, model), thresholds)
 
 
 def list_formats() -> dict[str, FormatInfo]:
@@ -156,3 +214,13 @@ def audit(path: str | Path, *, trust: Iterable[str] = ()) -> Any:
     from .safety import audit as run_audit
 
     return run_audit(Path(path), trust=tuple(trust))
+
+
+def serve(artifact: Any, **kwargs: Any) -> None:
+    """Serve `artifact` over HTTP (blocking): /predict, /metadata, /health, /ready, /metrics, /drift, / (DESIGN §9).
+
+    Keyword arguments are those of `portable.serving.serve` (host, port, workers, trust, reference, max_rows, ...).
+    """
+    from .serving import serve as run_serve
+
+    run_serve(artifact, **kwargs)

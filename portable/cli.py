@@ -1,7 +1,7 @@
 """The `portable` command: argument parsing and exit codes only; the work is done by the library.
 
 Exit codes (DESIGN §5): 0 done and equivalent; 1 the input or the conversion failed; 2 usage error;
-3 checked and not equivalent.
+3 checked and not equivalent (for `drift`: drift past a threshold).
 """
 from __future__ import annotations
 
@@ -310,6 +310,62 @@ def demo(output: str, force: bool) -> None:
 
     ok = run_demo(Path(output), force=force, console=_console())
     if not ok:
+        raise _Exit(EXIT_NOT_EQUIVALENT)
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
+@click.option("--max-rows", type=click.IntRange(1), default=10_000, show_default=True, help="Rows per request.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=32.0, show_default=True,
+              help="Largest request body, in MiB.")
+@click.option("--body-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+              help="Seconds a client may take to send its request body (408 beyond).")
+@click.option("--window", type=click.IntRange(1), default=10_000, show_default=True,
+              help="Live rows kept for the drift watch.")
+@click.option("--reference", type=click.Path(), help="Data (.npy, .csv, .parquet) to profile for drift when the "
+                                                      "artifact stores no profile.")
+@click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
+@click.option("--no-access-log", is_flag=True, help="Do not log every request.")
+def serve(artifact: str, host: str, port: int, workers: int, max_rows: int, max_body_mb: float,
+          body_timeout: float, window: int, reference: str | None, trust: tuple[str, ...],
+          no_access_log: bool) -> None:
+    """Serve ARTIFACT over HTTP: POST /predict, GET /metadata /health /ready /metrics /drift /openapi.json and
+    the model card at /."""
+    api.serve(artifact, host=host, port=port, workers=workers, trust=trust, reference=read_data(reference),
+              max_rows=max_rows, max_body=int(max_body_mb * 1024 * 1024), body_timeout=body_timeout, window=window,
+              access_log=not no_access_log)
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path())
+@click.argument("data", type=click.Path())
+@click.option("--reference", type=click.Path(), help="Data to profile instead of the artifact's stored profile.")
+@click.option("--psi", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="PSI at or above which a feature drifted.")
+@click.option("--missing", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Missing-rate change at or above which a feature drifted.")
+@click.option("--unseen", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="Share of unseen categories at or above which a feature drifted.")
+@click.option("--min-rows", type=click.IntRange(1), default=50, show_default=True,
+              help="Fewer rows than this give no verdict (exit 0).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
+def drift(artifact: str, data: str, reference: str | None, psi: float, missing: float, unseen: float,
+          min_rows: int, as_json: bool, trust: tuple[str, ...]) -> None:
+    """Drift of DATA (.npy, .csv, .parquet) against the data profile stored in ARTIFACT; exit 3 past a
+    threshold."""
+    from .profile import DriftThresholds, drift_text
+
+    result = api.drift(artifact, read_data(data), reference=read_data(reference), trust=trust,
+                       thresholds=DriftThresholds(psi=psi, missing=missing, unseen=unseen, min_rows=min_rows))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        _console().print(drift_text(result), markup=False)
+    if result["drifted"]:
         raise _Exit(EXIT_NOT_EQUIVALENT)
 
 

@@ -16,6 +16,8 @@ from ...errors import NNEFError, PortableError
 from ...model import Model, Origin, Signature, TensorSpec
 
 METADATA_FILE = "portable.json"
+#: metadata values that are JSON documents: stored as objects in portable.json, not as strings
+JSON_KEYS = ("portable.check", "portable.report", "portable.profile")
 
 
 class NnefModel(Model):
@@ -65,7 +67,7 @@ class NnefModel(Model):
 
     def set_metadata(self, key: str, value: str) -> None:
         try:
-            self.meta[key] = json.loads(value) if key == "portable.check" else value
+            self.meta[key] = json.loads(value) if key in JSON_KEYS else value
         except ValueError:
             self.meta[key] = value
 
