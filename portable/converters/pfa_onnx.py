@@ -25,6 +25,81 @@ OPSET = 21
 ML_OPSET = 5
 
 
+# -- functions that need care near 0, at signed zeros or at infinities (exact to a few ulps, as numpy) -------------
+def _log1p(o: Any, x: Any) -> Any:
+    """log(1 + x) without cancellation (Goldberg's trick): u = 1 + x; x when u == 1, else log(u) x / (u - 1)."""
+    u = o.node("Add", o.const(1.0), x)
+    um1 = o.node("Sub", u, o.const(1.0))
+    safe = o.node("Where", o.node("Equal", um1, o.const(0.0)), o.const(1.0), um1)
+    r = o.node("Mul", o.node("Log", u), o.node("Div", x, safe))
+    r = o.node("Where", o.node("IsInf", u), o.node("Log", u), r)
+    return o.node("Where", o.node("Equal", u, o.const(1.0)), x, r)
+
+
+def _expm1(o: Any, x: Any) -> Any:
+    """exp(x) - 1 without cancellation (Kahan's trick): u = exp(x); x when u == 1, -1 when u - 1 == -1, else
+    (u - 1) x / log(u)."""
+    u = o.node("Exp", x)
+    um1 = o.node("Sub", u, o.const(1.0))
+    lu = o.node("Log", u)
+    safe = o.node("Where", o.node("Equal", lu, o.const(0.0)), o.const(1.0), lu)
+    r = o.node("Mul", um1, o.node("Div", x, safe))
+    r = o.node("Where", o.node("IsInf", u), u, r)
+    r = o.node("Where", o.node("Equal", um1, o.const(-1.0)), o.const(-1.0), r)
+    return o.node("Where", o.node("Equal", u, o.const(1.0)), x, r)
+
+
+def _signbit(o: Any, x: Any) -> Any:
+    """x < 0, or x is -0.0 (1/x is -inf)."""
+    neg_zero = o.node("And", o.node("Equal", x, o.const(0.0)),
+                      o.node("Less", o.node("Div", o.const(1.0), x), o.const(0.0)))
+    return o.node("Or", o.node("Less", x, o.const(0.0)), neg_zero)
+
+
+def _copysign(o: Any, mag: Any, sign: Any) -> Any:
+    """|mag| times +-1 (a product: onnxruntime's Where drops the sign of a -0.0 it selects)."""
+    neg = o.node("Cast", _signbit(o, sign), to=_float_enum(o))
+    return o.node("Mul", o.node("Abs", mag), o.node("Sub", o.const(1.0), o.node("Mul", o.const(2.0), neg)))
+
+
+def _float_enum(o: Any) -> int:
+    """The ONNX element type of the float dtype `o` computes in."""
+    import onnx
+
+    return onnx.TensorProto.DOUBLE if o.float64 else onnx.TensorProto.FLOAT
+
+
+def _int_copysign(o: Any, mag: Any, sign: Any) -> Any:
+    a = o.node("Abs", mag)
+    zero = o.node("Sub", sign, sign)
+    return o.node("Where", o.node("Less", sign, zero), o.node("Neg", a), a)
+
+
+def _atan2(o: Any, y: Any, x: Any) -> Any:
+    """atan2 as numpy: atan(y/x) moved by +-pi for x < 0 (the side from y's sign bit), the axes and the signed
+    zeros and infinities as C99 says."""
+    base = onnx_builder.atan(o, o.node("Div", y, x))
+    pi = o.const(np.pi)
+    ysign = _signbit(o, y)
+    xneg = _signbit(o, x)
+    shifted = o.node("Where", ysign, o.node("Sub", base, pi), o.node("Add", base, pi))
+    r = o.node("Where", xneg, shifted, base)
+    half = _copysign(o, o.const(np.pi / 2), y)
+    r = o.node("Where", o.node("Equal", x, o.const(0.0)), half, r)  # x = +-0, y != 0
+    both_zero = o.node("And", o.node("Equal", x, o.const(0.0)), o.node("Equal", y, o.const(0.0)))
+    r = o.node("Where", both_zero, o.node("Where", xneg, _copysign(o, pi, y), y), r)
+    both_inf = o.node("And", o.node("IsInf", x), o.node("IsInf", y))
+    corner = o.node("Where", xneg, o.const(3 * np.pi / 4), o.const(np.pi / 4))
+    r = o.node("Where", both_inf, _copysign(o, corner, y), r)
+    x_inf = o.node("And", o.node("IsInf", x), o.node("Not", o.node("IsInf", y)))
+    r = o.node("Where", x_inf, o.node("Where", xneg, pi, o.const(0.0)), r)
+    # atan2(y, x) has the sign of y, zeros included: restore it by a product (Where drops the sign of -0.0)
+    return o.node("Where", o.node("IsNaN", r), r, _copysign(o, r, y))
+
+
+_PRECISE = {"log1p": _log1p, "expm1": _expm1, "atan2": _atan2, "copysign": _copysign}
+
+
 @dataclass(frozen=True)
 class Sym:
     """A tensor of the graph being built: its name and numpy dtype name (`str` for strings)."""
@@ -136,6 +211,9 @@ class OnnxBackend:
         if any(o.dtype == "str" for o in ops) and name not in ("eq", "ne"):
             raise UnsupportedModelError(f"the string operation '{name}' has no ONNX operator (ONNX compares "
                                         "strings for equality only)")
+        if name in _PRECISE:
+            return _PRECISE[name](self.ops(dt), *ops) if name != "copysign" or not dt.startswith("int") else \
+                _int_copysign(self.ops(dt), *ops)
         if name in ("tan", "log10", "log1p", "expm1") or (dt == "float64" and name in _COMPOSED64):
             # formulas shared with the other ONNX writers (portable.onnx_builder): no Tan kernel in onnxruntime
             # 1.32, and no float64 Erf/Sinh/Cosh/Atan/Asin/Acos

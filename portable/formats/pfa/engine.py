@@ -184,6 +184,8 @@ class Evaluator:
                              where)
         if not isinstance(expr, dict):
             raise self.error(f"not an expression: {expr!r}", where)
+        if "@" in expr:  # a locator mark (source position), allowed in any JSON object of a document
+            expr = {k: v for k, v in expr.items() if k != "@"}
         from .special import SPECIAL_FORMS, dispatch
 
         form = dispatch(expr)

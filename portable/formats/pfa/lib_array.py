@@ -61,6 +61,13 @@ def _reduction(name: str, red: str, code: int | None, keep_type: bool) -> Any:
             _empty_error(ev, v, code, where)
         x = _items(ev, v, where)
         out_t = t.items if keep_type else T.DOUBLE
+        if red in ("max", "min") and T.is_stringlike(t.items):
+            if ev.backend_for(x).name != "numpy":
+                raise ev.unsupported(f"{name} of strings cannot be compiled (ONNX has no string ordering)", where)
+            if v.const:
+                return Val(out_t, (max if red == "max" else min)(v.data), True)
+            srt = np.sort(np.asarray(x), axis=-1)
+            return ev.result(out_t, srt[..., -1] if red == "max" else srt[..., 0], v)
         if red == "mean":
             x = ev.cast(x, ev.dtype_of(T.DOUBLE))
         if v.const and len(v.data) == 0:
@@ -141,6 +148,8 @@ def element_vals(ev: Any, v: Val) -> list[Val]:
     """The items of a constant array, or of a batched array held as a list of Vals."""
     if v.const:
         return [Val(v.type.items, x, True) for x in v.data]
+    if isinstance(v.data, np.ndarray):  # a batched [N, K, ...] tensor: its K items
+        return [Val(v.type.items, np.take(v.data, i, axis=1), False) for i in range(np.shape(v.data)[1])]
     return list(v.data)
 
 
@@ -275,7 +284,11 @@ def la_dot(ev: Any, args: list[Val], where: str) -> Val:
     dt = ev.dtype_of(T.DOUBLE)
     a, b = ev.tensor(x, dt), ev.tensor(y, dt)
     if x.const and y.const and (len(a) == 0 or a.ndim < 2):
-        raise PFARuntimeError("too few rows/cols", code=24001, where=where)
+        raise PFARuntimeError("too few rows/cols", code=24051, where=where)
+    if ev.b.name == "numpy" or (x.const and y.const):
+        inner_b = np.shape(b)[-1] if dy == 1 else np.shape(b)[-2]
+        if np.shape(a)[-1] != inner_b:
+            raise PFARuntimeError("misaligned matrices", code=24050, where=where)
     be = ev.backend_for(a, b)
     if dy == 1:
         if x.const:
@@ -298,9 +311,9 @@ def _elementwise(name: str, opname: str) -> Any:
         dt = ev.dtype_of(T.DOUBLE)
         a, b = ev.tensor(x, dt), ev.tensor(y, dt)
         if x.const and y.const and np.shape(a) != np.shape(b):
-            raise PFARuntimeError("misaligned matrices", code=24010 if opname == "add" else 24020, where=where)
+            raise PFARuntimeError("misaligned matrices", code=24030 if opname == "add" else 24040, where=where)
         if ev.b.name == "numpy" and not (x.const and y.const) and np.shape(a)[-dx:] != np.shape(b)[-dx:]:
-            raise PFARuntimeError("misaligned matrices", code=24010 if opname == "add" else 24020, where=where)
+            raise PFARuntimeError("misaligned matrices", code=24030 if opname == "add" else 24040, where=where)
         return ev.result(x.type if dx == 1 else T.Array(T.Array(T.DOUBLE)), ev.op(opname, a, b), x, y)
     return impl
 

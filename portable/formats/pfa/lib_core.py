@@ -36,15 +36,32 @@ def _check_int(ev: Any, out: Any, t: T.AvroType, code: int, where: str, exact: A
         ev.runtime_error("long overflow", code + 1, where, np.abs(np.asarray(exact)) >= 2.0**63)
 
 
+def _long_overflow(opname: str, a: Any, b: Any, r: Any) -> Any:
+    """Rows where the int64 result `r` of `a op b` wrapped around (exact: no float rounding at the limits)."""
+    a, b, r = (np.asarray(v, dtype=np.int64) for v in (a, b, r))
+    with np.errstate(all="ignore"):
+        if opname == "add":
+            return ((a ^ r) & (b ^ r)) < 0
+        if opname == "sub":
+            return ((a ^ b) & (a ^ r)) < 0
+        lowest = np.int64(-2**63)
+        safe_a = np.where(a == 0, 1, a)
+        wrong = (a != 0) & (r // safe_a != b)
+        return wrong | ((a == -1) & (b == lowest)) | ((b == -1) & (a == lowest))
+
+
 def _arith(sym: str) -> Any:
     opname, code = _ARITH[sym]
 
     def impl(ev: Any, args: list[Val], where: str) -> Val:
         a, b, t = numeric_pair(ev, args, sym, where)
         out = ev.apply(opname, t, a, b, dtype=ev.dtype_of(t))
-        if T.is_integer(t):
-            exact = ev.op(opname, ev.tensor(a, "float64"), ev.tensor(b, "float64")) if t.name == "long" else None
-            _check_int(ev, out.data, t, code, where, exact)
+        if T.is_integer(t) and ev.b.name == "numpy":
+            if t.name == "long":
+                bad = _long_overflow(opname, ev.tensor(a, "int64"), ev.tensor(b, "int64"), out.data)
+                ev.runtime_error("long overflow", code + 1, where, bad)
+            else:
+                _check_int(ev, out.data, t, code, where)
         return out
     return impl
 

@@ -212,14 +212,14 @@ def nearest_k(ev: Any, args: list[Any], where: str) -> Val:
     metric = args[3] if len(args) == 4 else None
     k = int(_const(ev, k_val, "model.neighbor.nearestK", where))
     if k < 0:
-        raise PFARuntimeError("k must be nonnegative", code=30000, where=where)
+        raise PFARuntimeError("k must be nonnegative", code=30010, where=where)
     book = _const(ev, codebook, "model.neighbor.nearestK", where)
     array_arg(ev, codebook, "model.neighbor.nearestK", where)
     if metric is None:
         lens = {len(c) for c in book}
         x = _vec(ev, datum, "model.neighbor.nearestK", where)
         if len(lens) > 1 or (isinstance(x, np.ndarray) and lens and np.shape(x)[-1] not in lens):
-            raise PFARuntimeError("inconsistent dimensionality", code=30001, where=where)
+            raise PFARuntimeError("inconsistent dimensionality", code=30011, where=where)
         if not book:
             return Val(codebook.type, [], True)
         dist = _distances(ev, datum, book, None, where)
@@ -230,7 +230,11 @@ def nearest_k(ev: Any, args: list[Any], where: str) -> Val:
     b = ev.backend_for(dist)
     order = b.argsort(dist, k)  # [N, k], nearest first
     table = _f(ev, book) if isinstance(codebook.type.items, T.Array) else np.asarray(book)
-    return Val(codebook.type, b.gather(table, order), datum.const)
+    full = b.gather(table, order)  # [N, k, D]
+    if datum.const:
+        return Val(codebook.type, np.asarray(full).tolist(), True)
+    # one batched Val per neighbour, so that a.map & co. see the k items of the array
+    return Val(codebook.type, [Val(codebook.type.items, b.take(full, i, axis=1), False) for i in range(k)], False)
 
 
 # -- support vector machines -------------------------------------------------------------------------------------

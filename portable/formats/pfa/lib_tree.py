@@ -38,6 +38,12 @@ def _field(ev: Any, datum: Val, name: str, where: str) -> Val:
     return datum.data[name]
 
 
+def _no_null_strings(ev: Any, fv: Val, inner: Any, where: str) -> None:
+    """A str tensor cannot hold null: a nullable string field is tested record by record (sequential tier)."""
+    if inner is not None and T.is_stringlike(inner) and not fv.const:
+        raise ev.unsupported(f"a nullable string field ({fv.type.describe()}) cannot be tested batch-wise", where)
+
+
 def _bad_value(ev: Any, fv: Val, value: Any, code: int, where: str) -> PFARuntimeError:
     return PFARuntimeError(f"bad value type: field of type {fv.type.describe()} compared with {value!r}",
                            code=code, where=where)
@@ -51,6 +57,7 @@ def test_value(ev: Any, datum: Val, node: dict[str, Any], where: str, *, missing
     fv = _field(ev, datum, node["field"], where)
     ft = fv.type
     inner = T.nullable_inner(ft)
+    _no_null_strings(ev, fv, inner, where)
     base_t = inner if inner is not None else ft
     f = ev.dtype_of(T.DOUBLE)
     if op in ("alwaysTrue", "alwaysFalse"):
@@ -245,6 +252,7 @@ class _Flattener:
             raise PFARuntimeError(f"invalid comparison operator '{op}'", code=code, where=self.where)
         fv = _field(ev, self.datum, fname, self.where)
         inner = T.nullable_inner(fv.type)
+        _no_null_strings(ev, fv, inner, self.where)
         base_t = inner if inner is not None else fv.type
         pass_, fail = node["pass"], node["fail"]
         if self.missing and inner is not None and not skip_missing:

@@ -77,6 +77,7 @@ def check_functions(doc: Document) -> None:
             for i, e in enumerate(expr):
                 scan(e, f"{where}[{i}]")
         elif isinstance(expr, dict):
+            expr = {k: v for k, v in expr.items() if k != "@"}
             if dispatch(expr) is None and len(expr) == 1:
                 (name, args), = expr.items()
                 if not name.startswith("u.") and name not in LIBRARY:
@@ -278,6 +279,21 @@ class PfaModel(Model):
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.tier == "sequential":
             return self._run_rows(inputs)
+        try:
+            return self._run_vectorized(inputs)
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError, FloatingPointError) as exc:
+            # the vectorized engine met a case it does not handle: the row-by-row engine is the reference
+            from .rows import RowEngine
+
+            try:
+                engine = RowEngine(self.doc, self.seed)
+            except (PFAError, UnsupportedModelError):
+                raise exc from None
+            self.notes.append(f"a batch was scored record by record ({type(exc).__name__} in the vectorized "
+                              "engine)")
+            return self._run_rows(inputs, engine)
+
+    def _run_vectorized(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(next(iter(inputs.values()))) if inputs else 0
         ev = Evaluator(self.doc, NumpyBackend(n), self._persist)
         try:
@@ -372,6 +388,7 @@ class PfaModel(Model):
                 for e in expr:
                     scan(e)
             elif isinstance(expr, dict):
+                expr = {k: v for k, v in expr.items() if k != "@"}
                 if dispatch(expr) is None and len(expr) == 1:
                     (name, args), = expr.items()
                     calls[name] = calls.get(name, 0) + 1

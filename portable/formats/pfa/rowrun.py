@@ -24,6 +24,8 @@ def column(arr: Any, t: T.AvroType, spec: Any) -> list[Any]:
         if T.is_integer(inner):
             return [None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v) for v in vals]
         return [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in vals]
+    if inner is not None and T.is_stringlike(inner):
+        return [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in vals]
     if inner is not None and isinstance(inner, T.Prim) and inner.name == "boolean":
         return [None if v is None or (isinstance(v, float) and math.isnan(v)) else bool(v) for v in vals]
     if isinstance(t, T.Prim) and t.name == "float":

@@ -176,6 +176,7 @@ class TypeNames:
 
     def __init__(self) -> None:
         self.named: dict[str, AvroType] = {}
+        self.schemas: dict[str, Any] = {}  # name -> the JSON that defined it
 
     def parse(self, schema: Any, where: str, path: Any = None) -> AvroType:
         """Parse an Avro schema in JSON form.
@@ -217,7 +218,10 @@ class TypeNames:
             raise PFAError(f"an Avro {kind} needs a 'name'", path=path, where=where)
         name = name.rsplit(".", 1)[-1]
         if name in self.named:
+            if self.schemas.get(name) == schema:
+                return self.named[name]  # the same definition met again (an expression evaluated once more)
             raise PFAError(f"the type name '{name}' is defined twice", path=path, where=where)
+        self.schemas[name] = schema
         if kind == "enum":
             symbols = schema.get("symbols")
             if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
