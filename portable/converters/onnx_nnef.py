@@ -24,6 +24,7 @@ from ..errors import ConversionError, NNEFError, UnsupportedModelError
 from ..formats.nnef import NnefModel
 from ..formats.onnx import OnnxModel
 from ..registry import ConvertOptions, converter, require
+from .onnx_nnef_pass import prepare
 from .onnx_standard import ML_DOMAIN, lower_proto
 
 STATIC_BATCH = 97
@@ -239,6 +240,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         proto, trees = onnx.ModelProto(), None
         proto.CopyFrom(model.proto)
     dtype = model.dtype or ("float64" if any(s.dtype == "float64" for s in sig.inputs) else "float32")
+    prepare(proto)
     _rewrite_for_nnef_tools(proto, dtype)
     notes = _precision_notes(proto, dtype)
     label_outputs = [s.name for s in sig.outputs if s.kind == "label" or s.is_string]

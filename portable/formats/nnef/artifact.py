@@ -97,10 +97,11 @@ class NnefModel(Model):
         """
         import nnef
 
+        from .executor import parse_graph
         from .reader import read_tensor_bytes
 
         try:
-            graph = nnef.parse_string(self.text)
+            graph = parse_graph(self.text)
             nnef.infer_shapes(graph)
         except Exception as exc:  # nnef.Error and friends
             raise NNEFError(f"graph.nnef fails the NNEF parser: {exc}", path=path or self.path) from None

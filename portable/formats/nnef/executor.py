@@ -235,6 +235,413 @@ def _lp_normalization(x: np.ndarray, *, axes: list[int], bias: float = 0.0, epsi
     return x / np.maximum(norm + bias, epsilon)
 
 
+
+# -- more element-wise operators ------------------------------------------------------------------------------
+for _name, _fn in {"tan": np.tan, "sinh": np.sinh, "cosh": np.cosh, "asin": np.arcsin, "acos": np.arccos,
+                   "atan": np.arctan, "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh,
+                   "rsqr": lambda v: 1 / np.square(v), "silu": lambda v: v * _sigmoid(v)}.items():
+    OPERATORS[_name] = _unary(_fn)
+
+
+@nnef_op("div")
+def _div(x: Any, y: Any, **_: Any) -> np.ndarray:
+    x, y = _align(x, y)
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":  # integer division truncates towards zero
+        q = np.abs(x) // np.where(y == 0, 1, np.abs(y))
+        return (q * np.sign(x) * np.sign(y)).astype(np.result_type(x, y))
+    return np.divide(x, y)
+
+
+@nnef_op("pow")
+def _pow(x: Any, y: Any, **_: Any) -> np.ndarray:
+    x, y = _align(x, y)
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+        return np.power(x, np.maximum(y, 0))
+    return np.power(x, y)
+
+
+@nnef_op("gelu")
+def _gelu(x: np.ndarray, **_: Any) -> np.ndarray:
+    """The NNEF 1.0 definition: x * sigmoid(1.702 x)."""
+    return x * _sigmoid(np.asarray(1.702, x.dtype) * x)
+
+
+@nnef_op("selu")
+def _selu(x: np.ndarray, *, alpha: float = 1.67326319, _lambda_: float | None = None, **kw: Any) -> np.ndarray:
+    lam = kw.get("lambda", 1.05070102) if _lambda_ is None else _lambda_
+    return np.asarray(lam, x.dtype) * _elu(x, alpha=alpha)
+
+
+@nnef_op("prelu")
+def _prelu(x: Any, alpha: Any, **_: Any) -> np.ndarray:
+    x, a = _align(x, alpha)
+    return np.where(x < 0, a * x, x)
+
+
+@nnef_op("softabs")
+def _softabs(x: np.ndarray, *, epsilon: float, **_: Any) -> np.ndarray:
+    return np.sqrt(x * x + np.asarray(epsilon, x.dtype))
+
+
+OPERATORS["any_reduce"] = _reducer(np.any)
+OPERATORS["all_reduce"] = _reducer(np.all)
+
+
+@nnef_op("sum_reduce")
+def _sum_reduce(x: np.ndarray, *, axes: list[int], normalize: bool = False, **_: Any) -> np.ndarray:
+    if not axes:
+        return x
+    return (np.mean if normalize else np.sum)(x, axis=tuple(axes), keepdims=True)
+
+
+@nnef_op("moments")
+def _moments(x: np.ndarray, *, axes: list[int], **_: Any) -> list[np.ndarray]:
+    mean = np.mean(x, axis=tuple(axes), keepdims=True)
+    return [mean, np.mean(np.square(x - mean), axis=tuple(axes), keepdims=True)]
+
+
+@nnef_op("stack")
+def _stack(values: list[np.ndarray], *, axis: int, **_: Any) -> np.ndarray:
+    return np.stack([np.asarray(v) for v in values], axis=axis)
+
+
+@nnef_op("unstack")
+def _unstack(x: np.ndarray, *, axis: int, **_: Any) -> list[np.ndarray]:
+    return [np.take(x, i, axis=axis) for i in range(x.shape[axis])]
+
+
+@nnef_op("copy_n")
+def _copy_n(x: np.ndarray, *, times: int, **_: Any) -> list[np.ndarray]:
+    return [x] * times
+
+
+@nnef_op("pad")
+def _pad_op(x: np.ndarray, *, padding: list[tuple[int, int]], border: str = "constant", value: float = 0.0,
+            **_: Any) -> np.ndarray:
+    return _pad(x, list(padding) + [(0, 0)] * (x.ndim - len(padding)), border, value)
+
+
+_BORDERS = {"constant": "constant", "ignore": "constant", "replicate": "edge", "reflect": "reflect",
+            "reflect-even": "symmetric"}
+
+
+def _pad(x: np.ndarray, padding: list[tuple[int, int]], border: str, value: Any = 0.0) -> np.ndarray:
+    """Pad (or crop, for negative amounts) every axis; `border` as NNEF names it."""
+    if border not in _BORDERS:
+        raise NNEFError(f"unknown NNEF border '{border}'; NNEF defines {', '.join(_BORDERS)}")
+    crop = tuple(slice(-p if p < 0 else 0, x.shape[i] + q if q < 0 else None) for i, (p, q) in enumerate(padding))
+    x = x[crop]
+    pos = [(max(p, 0), max(q, 0)) for p, q in padding]
+    if not any(p or q for p, q in pos):
+        return x
+    mode = _BORDERS[border]
+    if mode == "constant":
+        return np.pad(x, pos, mode="constant", constant_values=np.asarray(value).astype(x.dtype))
+    return np.pad(x, pos, mode=mode)
+
+
+def _same_padding(shape: list[int], size: list[int], stride: list[int], dilation: list[int]) -> list[tuple[int, int]]:
+    out = [(n + s - 1) // s for n, s in zip(shape, stride)]
+    dilated = [(k - 1) * d + 1 for k, d in zip(size, dilation)]
+    total = [max(0, (o - 1) * s + dk - n) for o, s, dk, n in zip(out, stride, dilated, shape)]
+    return [(t // 2, (t + 1) // 2) for t in total]
+
+
+def _window_params(x: np.ndarray, size: list[int], padding: Any, stride: Any, dilation: Any) -> tuple[Any, ...]:
+    r = x.ndim
+    stride = list(stride) or [1] * r
+    dilation = list(dilation) or [1] * r
+    padding = [tuple(p) for p in padding] or _same_padding(list(x.shape), list(size), stride, dilation)
+    return list(size), padding, stride, dilation
+
+
+def _windows(xp: np.ndarray, size: list[int], stride: list[int], dilation: list[int],
+             axes: list[int]) -> np.ndarray:
+    """A strided view: xp's shape with each axis in `axes` turned into output positions, plus one trailing
+    window axis per axis in `axes` (in order)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    dil = [(size[a] - 1) * dilation[a] + 1 for a in axes]
+    v = sliding_window_view(xp, dil, axis=axes)
+    outer = [slice(None)] * xp.ndim
+    for a in axes:
+        outer[a] = slice(None, None, stride[a])
+    inner = [slice(None, None, dilation[a]) for a in axes]
+    return v[tuple(outer + inner)]
+
+
+def _pool(x: np.ndarray, size: list[int], border: str, padding: Any, stride: Any, dilation: Any,
+          kind: str) -> np.ndarray:
+    size, padding, stride, dilation = _window_params(x, size, padding, stride, dilation)
+    axes = [a for a in range(x.ndim) if size[a] != 1 or stride[a] != 1 or tuple(padding[a]) != (0, 0)]
+    if not axes:
+        return x
+    if kind == "max":
+        fill = -np.inf if border == "ignore" else 0.0
+        xp = _pad(x, padding, "constant" if border == "ignore" else border, fill) if x.dtype.kind == "f" else \
+            _pad(x, padding, "constant" if border == "ignore" else border, np.iinfo(x.dtype).min
+                 if border == "ignore" else 0)
+        v = _windows(xp, size, stride, dilation, axes)
+        return np.max(v, axis=tuple(range(-len(axes), 0)))
+    xp = _pad(x, padding, border, 0.0)
+    v = _windows(xp, size, stride, dilation, axes)
+    total = np.sum(v, axis=tuple(range(-len(axes), 0)))
+    if kind == "sum":
+        return total
+    if border == "ignore":
+        ones = _pad(np.ones([x.shape[a] if a in axes else 1 for a in range(x.ndim)], x.dtype),
+                    [padding[a] if a in axes else (0, 0) for a in range(x.ndim)], "constant", 0.0)
+        count = np.sum(_windows(ones, size, stride, dilation, axes), axis=tuple(range(-len(axes), 0)))
+        return total / np.where(count > 0, count, 1)
+    return total / np.asarray(np.prod(size), x.dtype)
+
+
+@nnef_op("max_pool")
+def _max_pool(x: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (), stride: Any = (),
+              dilation: Any = (), **_: Any) -> np.ndarray:
+    return _pool(x, size, border, padding, stride, dilation, "max")
+
+
+@nnef_op("avg_pool")
+def _avg_pool(x: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (), stride: Any = (),
+              dilation: Any = (), **_: Any) -> np.ndarray:
+    return _pool(x, size, border, padding, stride, dilation, "avg")
+
+
+@nnef_op("rms_pool")
+def _rms_pool(x: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (), stride: Any = (),
+              dilation: Any = (), **_: Any) -> np.ndarray:
+    return np.sqrt(_pool(np.square(x), size, border, padding, stride, dilation, "avg"))
+
+
+@nnef_op("box")
+def _box(x: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (), stride: Any = (),
+         dilation: Any = (), normalize: bool = False, **_: Any) -> np.ndarray:
+    return _pool(x, size, border, padding, stride, dilation, "avg" if normalize else "sum")
+
+
+@nnef_op("argmax_pool")
+def _argmax_pool(x: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (), stride: Any = (),
+                 dilation: Any = (), **_: Any) -> np.ndarray:
+    """The index of each window's maximum, flattened within the window (what `sample` takes)."""
+    size, padding, stride, dilation = _window_params(x, size, padding, stride, dilation)
+    fill = -np.inf if border == "ignore" else 0.0
+    xp = _pad(x, padding, "constant" if border == "ignore" else border, fill)
+    axes = list(range(x.ndim))
+    v = _windows(xp, size, stride, dilation, axes)
+    flat = v.reshape(v.shape[:x.ndim] + (-1,))
+    return np.argmax(flat, axis=-1).astype(np.int64)
+
+
+@nnef_op("sample")
+def _sample(x: np.ndarray, index: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (),
+            stride: Any = (), dilation: Any = (), **_: Any) -> np.ndarray:
+    size, padding, stride, dilation = _window_params(x, size, padding, stride, dilation)
+    xp = _pad(x, padding, "constant" if border == "ignore" else border, 0.0)
+    v = _windows(xp, size, stride, dilation, list(range(x.ndim)))
+    flat = v.reshape(v.shape[:x.ndim] + (-1,))
+    return np.take_along_axis(flat, np.asarray(index, np.intp)[..., None], axis=-1)[..., 0]
+
+
+@nnef_op("max_pool_with_index")
+def _max_pool_with_index(x: np.ndarray, **attrs: Any) -> list[np.ndarray]:
+    index = _argmax_pool(x, **attrs)
+    return [_sample(x, index, **attrs), index]
+
+
+@nnef_op("nearest_downsample")
+def _nearest_downsample(x: np.ndarray, *, factor: list[int], **_: Any) -> np.ndarray:
+    return x[(slice(None), slice(None)) + tuple(slice(None, None, f) for f in factor)]
+
+
+@nnef_op("area_downsample")
+def _area_downsample(x: np.ndarray, *, factor: list[int], **_: Any) -> np.ndarray:
+    f = [1, 1] + list(factor)
+    return _pool(x, f, "constant", [(0, 0)] * x.ndim, f, [1] * x.ndim, "avg")
+
+
+@nnef_op("nearest_upsample")
+def _nearest_upsample(x: np.ndarray, *, factor: list[int], **_: Any) -> np.ndarray:
+    for i, f in enumerate(factor):
+        x = np.repeat(x, f, axis=2 + i)
+    return x
+
+
+def _interp_axis(x: np.ndarray, axis: int, src: np.ndarray, clamp: bool) -> np.ndarray:
+    """Linear interpolation along `axis` at fractional source positions `src` (out-of-range neighbours are
+    clamped to the edge, or count as zeros)."""
+    n = x.shape[axis]
+    i0 = np.floor(src).astype(np.int64)
+    w1 = (src - i0).astype(x.dtype)
+    i1 = i0 + 1
+    shape = [1] * x.ndim
+    shape[axis] = len(src)
+
+    def take(i: np.ndarray) -> np.ndarray:
+        valid = (i >= 0) & (i < n)
+        v = np.take(x, np.clip(i, 0, n - 1), axis=axis)
+        return v if clamp else v * valid.astype(x.dtype).reshape(shape)
+
+    if clamp:
+        src = np.clip(src, 0, n - 1)
+        i0 = np.floor(src).astype(np.int64)
+        w1 = (src - i0).astype(x.dtype)
+        i1 = np.minimum(i0 + 1, n - 1)
+    return take(i0) * (1 - w1).reshape(shape) + take(i1) * w1.reshape(shape)
+
+
+@nnef_op("multilinear_upsample")
+def _multilinear_upsample(x: np.ndarray, *, factor: list[int], method: str = "symmetric",
+                          border: str = "replicate", **_: Any) -> np.ndarray:
+    """As the NNEF specification defines it (a depthwise deconvolution with linear weights), computed as
+    separable linear interpolation."""
+    for i, f in enumerate(factor):
+        axis, n = 2 + i, x.shape[2 + i]
+        dst = np.arange(n * f, dtype=np.float64)
+        if method == "aligned":
+            src = dst * (n - 1) / (n * f - 1) if n * f > 1 else np.zeros_like(dst)
+            x = _interp_axis(x, axis, src, True)
+        elif method == "symmetric":
+            x = _interp_axis(x, axis, (dst + 0.5) / f - 0.5, border == "replicate")
+        elif method == "asymmetric":
+            src = dst / f
+            if border == "replicate":  # replicated on the leading side only, as the deconvolution pads
+                src = np.maximum(src, 0)
+            x = _interp_axis(x, axis, src, False) if border != "replicate" else \
+                _interp_axis(np.concatenate([x, np.zeros_like(np.take(x, [0], axis=axis))], axis=axis), axis,
+                             src, False)
+        else:
+            raise NNEFError(f"multilinear_upsample has no method '{method}'")
+    return x
+
+
+@nnef_op("local_response_normalization")
+def _lrn(x: np.ndarray, *, size: list[int], alpha: float = 1.0, beta: float = 0.5, bias: float = 1.0,
+         **_: Any) -> np.ndarray:
+    sigma = np.asarray(bias, x.dtype) + np.asarray(alpha, x.dtype) * _pool(
+        np.square(x), size, "constant", (), (), (), "avg")
+    return x / np.power(sigma, np.asarray(beta, x.dtype))
+
+
+@nnef_op("local_mean_normalization")
+def _lmn(x: np.ndarray, *, size: list[int], **_: Any) -> np.ndarray:
+    return x - _pool(x, size, "constant", (), (), (), "avg")
+
+
+@nnef_op("local_variance_normalization")
+def _lvn(x: np.ndarray, *, size: list[int], bias: float = 0.0, epsilon: float = 0.0, **_: Any) -> np.ndarray:
+    sigma = np.sqrt(_pool(np.square(x), size, "constant", (), (), (), "avg"))
+    return x / np.maximum(sigma + np.asarray(bias, x.dtype), np.asarray(epsilon, x.dtype))
+
+
+@nnef_op("local_contrast_normalization")
+def _lcn(x: np.ndarray, *, size: list[int], bias: float = 0.0, epsilon: float = 0.0, **_: Any) -> np.ndarray:
+    return _lvn(_lmn(x, size=size), size=size, bias=bias, epsilon=epsilon)
+
+
+@nnef_op("batch_normalization")
+def _batch_norm(x: np.ndarray, mean: Any, variance: Any, offset: Any, scale: Any, *, epsilon: float,
+                **_: Any) -> np.ndarray:
+    _, mean = _align(x, mean)
+    _, variance = _align(x, variance)
+    _, offset = _align(x, offset)
+    _, scale = _align(x, scale)
+    k = scale / np.sqrt(variance + np.asarray(epsilon, x.dtype))
+    return (x - mean) * k + offset
+
+
+def _conv_bias(out: np.ndarray, bias: Any) -> np.ndarray:
+    b = np.asarray(bias, out.dtype)
+    if b.ndim == 0:
+        return out + b if b != 0 else out
+    b = b.reshape(-1)
+    return out + b.reshape((1, -1) + (1,) * (out.ndim - 2))
+
+
+_LETTERS = "abcdefhijklmpqrstuvwxyz"
+
+
+@nnef_op("conv")
+def _conv(x: np.ndarray, w: np.ndarray, bias: Any = 0.0, *, border: str = "constant", padding: Any = (),
+          stride: Any = (), dilation: Any = (), groups: int = 1, **_: Any) -> np.ndarray:
+    """Convolution as one einsum over a strided window view (BLAS through numpy's optimized einsum)."""
+    r = x.ndim - 2
+    if x.dtype.kind != "f":
+        x = x.astype(w.dtype)
+    groups = x.shape[1] if groups == 0 else groups
+    stride = list(stride) or [1] * r
+    dilation = list(dilation) or [1] * r
+    padding = [tuple(p) for p in padding] or _same_padding(list(x.shape[2:]), list(w.shape[2:]), stride, dilation)
+    xp = _pad(x, [(0, 0), (0, 0)] + padding, border if border != "ignore" else "constant", 0.0)
+    v = _windows(xp, [1, 1] + list(w.shape[2:]), [1, 1] + stride, [1, 1] + dilation, list(range(2, x.ndim)))
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    v = v.reshape((n, groups, c // groups) + v.shape[2:])
+    wg = w.reshape((groups, o // groups) + w.shape[1:])
+    sp, ks = _LETTERS[:r], _LETTERS[r:2 * r]
+    out = np.einsum(f"NGC{sp}{ks},GOC{ks}->NGO{sp}", v, wg, optimize=True)
+    out = out.reshape((n, o) + out.shape[3:])
+    return _conv_bias(out, bias)
+
+
+@nnef_op("deconv")
+def _deconv(x: np.ndarray, w: np.ndarray, bias: Any = 0.0, *, border: str = "constant", padding: Any = (),
+            stride: Any = (), dilation: Any = (), output_shape: Any = (), groups: int = 1, **_: Any) -> np.ndarray:
+    """Transposed convolution: each kernel tap adds a strided slice of one einsum's result."""
+    import nnef.shapes
+
+    r = x.ndim - 2
+    if border not in ("constant", "ignore"):
+        raise NNEFError(f"portable's NNEF executor runs deconv with the 'constant' border only, not '{border}'")
+    stride = list(stride) or [1] * r
+    dilation = list(dilation) or [1] * r
+    n, c = x.shape[:2]
+    if groups == 0:
+        groups = output_shape[1] if output_shape else w.shape[0]
+    o = w.shape[1] * groups
+    if output_shape:
+        out_shape = [n, o] + list(output_shape[2:])
+    else:
+        out_shape = list(nnef.shapes.deconv_shape(list(x.shape), list(w.shape), [1, o], border=border,
+                                                  padding=[tuple(p) for p in padding], stride=stride,
+                                                  dilation=dilation, groups=groups, output_shape=[]))
+        out_shape[0] = n
+    padding = [tuple(p) for p in padding] or _same_padding(out_shape[2:], list(w.shape[2:]), stride, dilation)
+    ks = w.shape[2:]
+    xg = x.reshape((n, groups, c // groups) + x.shape[2:])
+    wg = w.reshape((groups, c // groups, o // groups) + tuple(ks))
+    sp, kl = _LETTERS[:r], _LETTERS[r:2 * r]
+    y = np.einsum(f"NGC{sp},GCO{kl}->NGO{sp}{kl}", xg, wg, optimize=True)
+    full = [(s - 1) * st + (k - 1) * d + 1 for s, st, k, d in zip(x.shape[2:], stride, ks, dilation)]
+    acc = np.zeros((n, groups, o // groups) + tuple(full), dtype=y.dtype)
+    for tap in np.ndindex(*ks):
+        dst = tuple(slice(t * d, t * d + (s - 1) * st + 1, st)
+                    for t, d, s, st in zip(tap, dilation, x.shape[2:], stride))
+        acc[(slice(None),) * 3 + dst] += y[(Ellipsis,) + tap]
+    acc = acc.reshape((n, o) + tuple(full))
+    crop = [(p, out_shape[2 + i] + p) for i, (p, _) in enumerate(padding)]
+    need = [max(0, e - f) for (_, e), f in zip(crop, full)]
+    if any(need):
+        acc = np.pad(acc, [(0, 0), (0, 0)] + [(0, k) for k in need])
+    out = acc[(slice(None), slice(None)) + tuple(slice(b, e) for b, e in crop)]
+    return _conv_bias(np.ascontiguousarray(out), bias)
+
+
+@nnef_op("debox")
+def _debox(x: np.ndarray, *, size: list[int], border: str = "constant", padding: Any = (), stride: Any = (),
+           dilation: Any = (), output_shape: Any = (), normalize: bool = False, **_: Any) -> np.ndarray:
+    c = x.shape[1]
+    w = np.full([c, 1] + list(size[2:]), 1.0 / np.prod(size) if normalize else 1.0, dtype=x.dtype)
+    return _deconv(x, w, 0.0, border=border, padding=list(padding)[2:], stride=list(stride)[2:],
+                   dilation=list(dilation)[2:], output_shape=output_shape, groups=c)
+
+
+@nnef_op("separable_conv")
+def _separable_conv(x: np.ndarray, plane: np.ndarray, point: np.ndarray, bias: Any = 0.0, *, groups: int = 1,
+                    **attrs: Any) -> np.ndarray:
+    return _conv(_conv(x, plane, 0.0, groups=0, **attrs), point, bias, groups=groups)
+
+
 # ----------------------------------------------------------------------------------------------------------
 class Executor:
     """A parsed NNEF graph compiled into a list of numpy calls."""
@@ -369,7 +776,7 @@ class Executor:
 
         from .reader import read_tensor_bytes
 
-        graph = nnef.parse_string(files["graph.nnef"].decode())
+        graph = parse_graph(files["graph.nnef"].decode())
         variables = {}
         for op in graph.operations:
             if op.name == "variable":
@@ -401,6 +808,17 @@ class Executor:
         return {n: env[n] for n in self.outputs}
 
 
+def parse_graph(text: str) -> Any:
+    """Parse graph.nnef with the `nnef` parser, lowering the fragments the document defines (nnef-tools' erf,
+    lp_pool, lstm_loop, depth_to_space, ...) into standard operators unless the executor runs them directly."""
+    import re
+
+    import nnef
+
+    defined = set(re.findall(r"\bfragment\s+(\w+)", text))
+    return nnef.parse_string(text, lowered=sorted(n for n in defined if n not in OPERATORS))
+
+
 def _take_feature(idx: np.ndarray, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """x[n, 0, idx[n, t, 0]] as [N, T, 1]; the select-and-sum it replaces when the shapes are unusual."""
     n_feat = cols.shape[2]
@@ -416,7 +834,8 @@ def _take_feature(idx: np.ndarray, x: np.ndarray, cols: np.ndarray) -> np.ndarra
 def _writable_like(values: list[Any], dtype: Any) -> bool:
     """The first operand can take the result: a writable array of the result's dtype and shape."""
     a = values[0]
-    if not isinstance(a, np.ndarray) or not a.flags.writeable or a.dtype != dtype or len(values) > 2:
+    if not isinstance(a, np.ndarray) or not a.flags.writeable or a.dtype != dtype or len(values) > 2 or \
+            a.dtype.kind != "f":
         return False
     if len(values) == 1:
         return True

@@ -1,0 +1,549 @@
+"""portable's own ONNX pass before nnef-tools: what nnef-tools 1.0.11 maps wrongly or cannot map, made right.
+
+Run on a standard-ops ONNX model (after the ONNX-ML lowering) before nnef-tools converts it:
+
+1. **Refusals first**: tensor types NNEF cannot hold (bfloat16, float8, 4-bit and 2-bit integers, strings,
+   complex), training-mode operators (Dropout, BatchNormalization with `training_mode`), random operators.
+2. **Function expansion**: an operator nnef-tools has no mapping for but that ONNX defines as a function
+   (LayerNormalization, Gelu, Mish, HardSwish, Celu, Attention, ...) is replaced by its function body, taken from
+   onnx's own operator schemas (`OpSchema.get_function_with_opset_version` / context-dependent functions).
+3. **Constant folding**: every node whose inputs are all constants, and `Shape`/`Size` of tensors whose shapes
+   onnx's shape inference knows statically, is evaluated with `onnx.reference` and becomes an initializer
+   (the shape subgraphs exporters write: Shape -> Gather -> Concat -> Reshape). The batch dimension stays
+   symbolic here, so nothing that depends on the batch size is baked in.
+4. **Rewrites** of the operators nnef-tools maps wrongly into ones it maps right: Elu/Selu/HardSigmoid with
+   their parameters, Flatten on any axis, variadic Max/Min/Sum/Mean, Softmax/LogSoftmax/Hardmax on any axis
+   (opset >= 13 means the last axis by default), LpNormalization of a zero vector (0, not NaN), inference-mode
+   Dropout as Identity, Reciprocal, Cast between types NNEF keeps in one precision.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+from ..registry import require
+
+# ONNX operators nnef-tools maps (its `_Transforms` keys), minus those this pass rewrites itself
+NNEF_TOOLS_OPS = frozenset((
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalMaxPool", "GlobalAveragePool",
+    "GlobalLpPool", "ReduceMin", "ReduceMax", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceL2", "ArgMin", "ArgMax",
+    "BatchNormalization", "Relu", "Sigmoid", "Tanh", "Softplus", "Not", "Identity", "Erf", "Mish",
+    "Abs", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Exp",
+    "Log", "Neg", "Sqrt", "Ceil", "Floor", "Round", "Add", "Sub", "Mul", "Div", "Pow", "And", "Or",
+    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "LeakyRelu", "PRelu", "Transpose", "Reshape",
+    "Squeeze", "Unsqueeze", "MatMul", "Gemm", "LRN", "Concat", "Split", "Softmax", "Where", "Clip",
+    "Pad", "Tile", "Expand", "Slice", "MeanVarianceNormalization", "InstanceNormalization",
+    "Upsample", "Resize", "Constant", "Gather", "Cast", "LSTM", "DepthToSpace", "SpaceToDepth", "Max", "Min", "Sum"))
+# rewritten here (into operators of NNEF_TOOLS_OPS)
+REWRITTEN = frozenset(("Elu", "Selu", "HardSigmoid", "Flatten", "Max", "Min", "Sum", "Mean", "Softmax",
+                       "LogSoftmax", "Hardmax", "LpNormalization", "Dropout", "Reciprocal", "Cast", "CastLike",
+                       "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", "ReduceProd", "Xor", "Softsign",
+                       "ThresholdedRelu", "Shrink"))
+RANDOM_OPS = frozenset(("RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Bernoulli",
+                        "Multinomial"))
+TRAINING_OPS = frozenset(("Gradient", "Momentum", "Adagrad", "Adam"))
+_NNEF_TYPES = {"FLOAT", "DOUBLE", "FLOAT16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
+               "UINT64", "BOOL"}
+_MAX_EXPANSION_ROUNDS = 8
+
+
+class Pass:
+    """One model's pass: shape-aware helpers around a ModelProto edited in place."""
+
+    def __init__(self, proto: Any) -> None:
+        self.onnx = require("onnx")
+        self.h = self.onnx.helper
+        self.proto = proto
+        self.g = proto.graph
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self._count = 0
+        self.types: dict[str, Any] = {}
+        self.consts: dict[str, np.ndarray] = {}
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        self._count += 1
+        return f"{base}__p{self._count}"
+
+    def infer(self) -> None:
+        """Types and shapes of every tensor onnx's shape inference can tell."""
+        onnx = self.onnx
+        try:
+            inferred = onnx.shape_inference.infer_shapes(self.proto, data_prop=True)
+        except Exception as exc:
+            raise UnsupportedModelError(f"onnx shape inference failed: {str(exc).splitlines()[0][:300]}") from None
+        self.types = {}
+        for vi in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+            self.types[vi.name] = vi.type
+        for init in self.g.initializer:
+            self.types[init.name] = self.h.make_tensor_type_proto(init.data_type, list(init.dims))
+        self.consts = {i.name: self.onnx.numpy_helper.to_array(i) for i in self.g.initializer}
+
+    def elem(self, name: str) -> int:
+        t = self.types.get(name)
+        return t.tensor_type.elem_type if t is not None and t.HasField("tensor_type") else 0
+
+    def shape(self, name: str) -> list[int | None] | None:
+        t = self.types.get(name)
+        if t is None or not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
+            return None
+        return [d.dim_value if d.HasField("dim_value") else None for d in t.tensor_type.shape.dim]
+
+    def const(self, value: Any, like: str | int, name: str = "c") -> str:
+        """An initializer holding `value` in the element type of tensor `like` (or element type `like`)."""
+        onnx = self.onnx
+        elem = like if isinstance(like, int) else (self.elem(like) or onnx.TensorProto.FLOAT)
+        np_type = onnx.helper.tensor_dtype_to_np_dtype(elem)
+        arr = np.asarray(value, dtype=np_type)
+        n = self.fresh(name)
+        self.g.initializer.append(onnx.numpy_helper.from_array(arr, n))
+        self.consts[n] = arr
+        self.types[n] = self.h.make_tensor_type_proto(elem, list(arr.shape))
+        return n
+
+    def attrs(self, node: Any) -> dict[str, Any]:
+        return {a.name: self.h.get_attribute_value(a) for a in node.attribute}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 1. refusals
+# ----------------------------------------------------------------------------------------------------------
+def refuse_unsupported(p: Pass) -> None:
+    onnx = p.onnx
+    names = {v: k for k, v in onnx.TensorProto.DataType.items()}
+
+    def check_type(name: str, where: str) -> None:
+        e = p.elem(name)
+        if e and names.get(e) not in _NNEF_TYPES:
+            raise UnsupportedModelError(f"{where} '{name}' is {names.get(e, e)}; NNEF holds only scalars (float32 "
+                                        "or float64), integers and logicals")
+
+    for vi in p.g.input:
+        if not vi.type.HasField("tensor_type"):
+            raise UnsupportedModelError(f"the input '{vi.name}' is not a tensor; NNEF graphs take tensors only")
+        check_type(vi.name, "the input")
+    for vi in p.g.output:
+        if not vi.type.HasField("tensor_type"):
+            raise UnsupportedModelError(f"the output '{vi.name}' is not a tensor; NNEF graphs give tensors only")
+        check_type(vi.name, "the output")
+    for init in p.g.initializer:
+        check_type(init.name, "the initializer")
+    for node in p.g.node:
+        at = p.attrs(node)
+        where = f"{node.op_type} node '{node.name or node.output[0]}'"
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedModelError(f"the {where} is in domain '{node.domain}'; NNEF has no counterpart")
+        if node.op_type in RANDOM_OPS:
+            raise UnsupportedModelError(f"the {where} draws random numbers; NNEF graphs are deterministic")
+        if node.op_type in TRAINING_OPS:
+            raise UnsupportedModelError(f"the {where} is a training operator; NNEF describes inference")
+        if node.op_type == "BatchNormalization" and (at.get("training_mode") or len(node.output) > 1 and
+                                                     any(node.output[1:])):
+            raise UnsupportedModelError(f"the {where} is in training mode (it updates running statistics); "
+                                        "NNEF describes inference — export the model in eval mode")
+        if node.op_type == "Dropout":
+            training = node.input[2] if len(node.input) > 2 else ""
+            if training and (training not in p.consts or bool(np.asarray(p.consts[training]).ravel()[0])):
+                raise UnsupportedModelError(f"the {where} is in training mode (random); NNEF describes inference "
+                                            "— export the model in eval mode")
+            if len(node.output) > 1 and node.output[1]:
+                raise UnsupportedModelError(f"the {where} gives its mask as an output; NNEF's inference graph "
+                                            "has no dropout mask")
+        for a in node.attribute:
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise UnsupportedModelError(f"the {where} holds a subgraph (control flow); NNEF graphs are "
+                                            "straight-line")
+        if node.op_type in ("Cast", "CastLike"):
+            to = at.get("to") if node.op_type == "Cast" else p.elem(node.input[1])
+            if to and names.get(to) not in _NNEF_TYPES:
+                raise UnsupportedModelError(f"the {where} casts to {names.get(to, to)}; NNEF holds only scalars, "
+                                            "integers and logicals")
+        for o in node.output:
+            if o:
+                check_type(o, f"the {where} computes")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 2. function expansion
+# ----------------------------------------------------------------------------------------------------------
+def _function_body(p: Pass, node: Any) -> Any:
+    onnx = p.onnx
+    try:
+        schema = onnx.defs.get_schema(node.op_type, p.opset, node.domain)
+    except Exception:
+        return None
+    fp = onnx.FunctionProto()
+    if schema.has_function:
+        versions = [v for v in schema.function_opset_versions if v <= p.opset]
+        if not versions:
+            return None
+        fp.ParseFromString(schema.get_function_with_opset_version(max(versions)))
+        return fp
+    if schema.has_context_dependent_function:
+        versions = [v for v in schema.context_dependent_function_opset_versions if v <= p.opset]
+        if not versions:
+            return None
+        types = []
+        for i in node.input:
+            t = p.types.get(i) if i else None
+            if i and t is None:
+                return None
+            types.append((t or onnx.TypeProto()).SerializeToString())
+        try:
+            raw = schema.get_context_dependent_function_with_opset_version(max(versions), node.SerializeToString(),
+                                                                         types)
+        except Exception:
+            return None
+        if not raw:
+            return None
+        fp.ParseFromString(raw)
+        return fp
+    return None
+
+
+def _inline(p: Pass, node: Any, fp: Any) -> list[Any]:
+    onnx = p.onnx
+    prefix = p.fresh(node.op_type) + "_"
+    names = {}
+    for i, name in enumerate(fp.input):
+        names[name] = node.input[i] if i < len(node.input) else ""
+    for i, name in enumerate(fp.output):
+        if i < len(node.output) and node.output[i]:
+            names[name] = node.output[i]
+    attrs = {a.name: a for a in node.attribute}
+    defaults = {a.name: a for a in fp.attribute_proto}
+
+    def rn(n: str) -> str:
+        return names.get(n, prefix + n if n else "")
+
+    out = []
+    for inner in fp.node:
+        new = onnx.NodeProto()
+        new.CopyFrom(inner)
+        new.name = prefix + inner.name if inner.name else ""
+        del new.input[:]
+        new.input.extend(rn(i) for i in inner.input)
+        del new.output[:]
+        new.output.extend(rn(o) for o in inner.output)
+        kept = []
+        for a in inner.attribute:
+            if a.ref_attr_name:
+                src = attrs.get(a.ref_attr_name) or defaults.get(a.ref_attr_name)
+                if src is None:
+                    continue
+                b = onnx.AttributeProto()
+                b.CopyFrom(src)
+                b.name = a.name
+                kept.append(b)
+            elif a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise UnsupportedModelError(f"{node.op_type}'s ONNX function body holds a subgraph (control flow); "
+                                            "NNEF graphs are straight-line")
+            else:
+                kept.append(a)
+        del new.attribute[:]
+        new.attribute.extend(kept)
+        out.append(new)
+    return out
+
+
+def expand_functions(p: Pass, keep: frozenset[str]) -> bool:
+    """Replace each node whose operator is not in `keep` by its ONNX function body (repeatedly)."""
+    changed = False
+    for _ in range(_MAX_EXPANSION_ROUNDS):
+        p.infer()
+        nodes, any_now = [], False
+        for node in p.g.node:
+            if node.op_type not in keep and node.domain in ("", "ai.onnx"):
+                fp = _function_body(p, node)
+                if fp is not None:
+                    nodes.extend(_inline(p, node, fp))
+                    any_now = True
+                    continue
+            nodes.append(node)
+        if not any_now:
+            break
+        del p.g.node[:]
+        p.g.node.extend(nodes)
+        changed = True
+    return changed
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 3. constant folding
+# ----------------------------------------------------------------------------------------------------------
+def fold_constants(p: Pass) -> None:
+    """Evaluate (with onnx.reference) every node whose inputs are constants, and Shape/Size of static shapes."""
+    onnx = p.onnx
+    from onnx.reference import ReferenceEvaluator
+
+    for _ in range(_MAX_EXPANSION_ROUNDS):
+        p.infer()
+        folded = False
+        graph_outputs = {o.name for o in p.g.output}
+        keep = []
+        for node in p.g.node:
+            outs = [o for o in node.output if o]
+            if node.op_type in RANDOM_OPS or not outs or any(o in graph_outputs for o in outs):
+                keep.append(node)
+                continue
+            values = None
+            if node.op_type in ("Shape", "Size") and node.input[0] not in p.consts:
+                shp = p.shape(node.input[0])
+                if shp is not None and all(d is not None for d in shp):
+                    at = p.attrs(node)
+                    if node.op_type == "Size":
+                        values = [np.asarray(int(np.prod(shp)), dtype=np.int64)]
+                    else:
+                        r = len(shp)
+                        start, end = at.get("start", 0), at.get("end", r)
+                        start, end = max(0, start + r if start < 0 else start), min(r, end + r if end < 0 else end)
+                        values = [np.asarray(shp[start:end], dtype=np.int64)]
+            elif all((i == "" or i in p.consts) for i in node.input):
+                try:
+                    ev = ReferenceEvaluator(node, opsets={"": p.opset})
+                    values = ev.run(None, {i: p.consts[i] for i in node.input if i})
+                except Exception:
+                    values = None
+            if values is None:
+                keep.append(node)
+                continue
+            for name, v in zip(node.output, values):
+                if name:
+                    arr = np.asarray(v)
+                    if arr.dtype == object:
+                        keep.append(node)
+                        break
+                    p.g.initializer.append(onnx.numpy_helper.from_array(arr, name))
+                    p.consts[name] = arr
+            else:
+                folded = True
+                continue
+        del p.g.node[:]
+        p.g.node.extend(keep)
+        if not folded:
+            break
+    used = {i for n in p.g.node for i in n.input} | {o.name for o in p.g.output}
+    inits = [i for i in p.g.initializer if i.name in used]
+    del p.g.initializer[:]
+    p.g.initializer.extend(inits)
+    # IR >= 4: initializers need not be inputs; drop those that are listed as inputs too
+    init_names = {i.name for i in p.g.initializer}
+    ins = [vi for vi in p.g.input if vi.name not in init_names]
+    if len(ins) != len(p.g.input):
+        del p.g.input[:]
+        p.g.input.extend(ins)
+        if p.proto.ir_version < 4:
+            p.proto.ir_version = 4
+
+
+# ----------------------------------------------------------------------------------------------------------
+# 4. rewrites
+# ----------------------------------------------------------------------------------------------------------
+def rewrite(p: Pass) -> None:
+    onnx = p.onnx
+    h = p.h
+    p.infer()
+    nodes: list[Any] = []
+
+    def add(op: str, inputs: list[str], outputs: list[str] | None = None, **kw: Any) -> str:
+        outs = outputs or [p.fresh(op.lower())]
+        nodes.append(h.make_node(op, inputs, outs, **kw))
+        return outs[0]
+
+    def axes_input(axes: list[int]) -> list[str]:
+        return [p.const(np.asarray(axes, np.int64), onnx.TensorProto.INT64, "axes")]
+
+    def reduce(op: str, x: str, axes: list[int], out: str | None = None, keepdims: int = 1) -> str:
+        if p.opset >= 18 or (op == "ReduceSum" and p.opset >= 13):
+            return add(op, [x, *axes_input(axes)], [out] if out else None, keepdims=keepdims)
+        return add(op, [x], [out] if out else None, axes=axes, keepdims=keepdims)
+
+    def reduce_axes(node: Any, rank: int) -> list[int] | None:
+        at = p.attrs(node)
+        if "axes" in at:
+            axes = list(at["axes"])
+        elif len(node.input) > 1 and node.input[1]:
+            if node.input[1] not in p.consts:
+                return None
+            axes = [int(a) for a in np.asarray(p.consts[node.input[1]]).ravel()]
+        else:
+            axes = []
+        if not axes and at.get("noop_with_empty_axes", 0):
+            return []
+        return [a + rank if a < 0 else a for a in axes] or list(range(rank))
+
+    for node in p.g.node:
+        at = p.attrs(node)
+        op = node.op_type
+        x = node.input[0] if node.input else ""
+        y = node.output[0] if node.output else ""
+        shp = p.shape(x) if x else None
+        rank = len(shp) if shp is not None else None
+        where = f"{op} node '{node.name or y}'"
+        if op in ("Elu", "Selu"):
+            alpha = at.get("alpha", 1.0 if op == "Elu" else 1.67326319217681884765625)
+            neg = add("Mul", [add("Sub", [add("Exp", [x]), p.const(1.0, x)]), p.const(alpha, x)])
+            if op == "Elu":
+                add("Where", [add("Less", [x, p.const(0.0, x)]), neg, x], [y])
+            else:
+                gamma = at.get("gamma", 1.05070102214813232421875)
+                sel = add("Where", [add("Less", [x, p.const(0.0, x)]), neg, x])
+                add("Mul", [sel, p.const(gamma, x)], [y])
+        elif op == "HardSigmoid":
+            lin = add("Add", [add("Mul", [x, p.const(at.get("alpha", 0.2), x)]), p.const(at.get("beta", 0.5), x)])
+            add("Clip", [lin, p.const(0.0, x), p.const(1.0, x)], [y])
+        elif op == "Flatten":
+            if rank is None:
+                raise UnsupportedModelError(f"the {where} flattens a tensor of unknown rank")
+            axis = at.get("axis", 1)
+            axis = axis + rank if axis < 0 else axis
+            lead, trail = shp[:axis], shp[axis:]
+            if all(d is not None for d in trail):
+                shape = [-1 if lead else 1, int(np.prod(trail))]
+            elif all(d is not None for d in lead):
+                shape = [int(np.prod(lead)), -1]
+            else:
+                raise UnsupportedModelError(f"the {where} flattens around several free dimensions")
+            add("Reshape", [x, p.const(np.asarray(shape, np.int64), onnx.TensorProto.INT64, "shape")], [y])
+        elif op in ("Max", "Min", "Sum", "Mean"):
+            ins = [i for i in node.input if i]
+            binop = {"Max": "Max", "Min": "Min", "Sum": "Add", "Mean": "Add"}[op]
+            if len(ins) == 1 and op != "Mean":
+                add("Identity", ins, [y])
+                continue
+            acc = ins[0]
+            for k, other in enumerate(ins[1:]):
+                last = k == len(ins) - 2 and op != "Mean"
+                acc = add(binop, [acc, other], [y] if last else None)
+            if op == "Mean":
+                add("Div", [acc, p.const(float(len(ins)), y)], [y])
+            elif len(ins) == 1:
+                add("Identity", ins, [y])
+        elif op in ("Softmax", "LogSoftmax", "Hardmax"):
+            if rank is None:
+                raise UnsupportedModelError(f"the {where} works on a tensor of unknown rank")
+            axis = at.get("axis", -1 if p.opset >= 13 else 1)
+            axis = axis + rank if axis < 0 else axis
+            axes = [axis] if p.opset >= 13 else list(range(axis, rank))
+            if op == "Hardmax":
+                # one-hot of the first maximum along the axis (opset >= 13; earlier: flattened trailing axes)
+                if len(axes) != 1 or shp[axis] is None:
+                    raise UnsupportedModelError(f"the {where} on several axes cannot be converted to NNEF")
+                idx = add("ArgMax", [x], axis=axis, keepdims=1)
+                rng = np.arange(shp[axis], dtype=np.int64).reshape([-1] + [1] * (rank - axis - 1))
+                eq = add("Equal", [idx, p.const(rng, onnx.TensorProto.INT64, "range")])
+                add("Where", [eq, p.const(1.0, x), p.const(0.0, x)], [y])
+                continue
+            if op == "Softmax" and len(axes) == 1:
+                add("Softmax", [x], [y], axis=axis)
+                continue
+            m = reduce("ReduceMax", x, axes)
+            d = add("Sub", [x, m])
+            e = add("Exp", [d])
+            s = reduce("ReduceSum", e, axes)
+            if op == "Softmax":
+                add("Div", [e, s], [y])
+            else:
+                add("Sub", [d, add("Log", [s])], [y])
+        elif op == "LpNormalization":
+            if rank is None:
+                raise UnsupportedModelError(f"the {where} works on a tensor of unknown rank")
+            axis = at.get("axis", -1)
+            axis = axis + rank if axis < 0 else axis
+            pw = at.get("p", 2)
+            if pw not in (1, 2):
+                raise UnsupportedModelError(f"the {where} has p={pw}; ONNX defines p = 1 or 2")
+            norm = reduce("ReduceL1" if pw == 1 else "ReduceL2", x, [axis])
+            zero = add("Equal", [norm, p.const(0.0, x)])
+            safe = add("Where", [zero, p.const(1.0, x), norm])
+            add("Div", [x, safe], [y])
+        elif op == "Dropout":
+            add("Identity", [x], [y])
+        elif op == "Reciprocal":
+            add("Div", [p.const(1.0, x), x], [y])
+        elif op in ("Cast", "CastLike"):
+            to = at.get("to") if op == "Cast" else p.elem(node.input[1])
+            src = p.elem(x)
+            kind = _kind(to)
+            if kind == _kind(src):
+                add("Identity", [x], [y])
+            else:
+                add("Cast", [x], [y], to=int(to))
+        elif op == "ReduceSumSquare" or op in ("ReduceLogSum", "ReduceLogSumExp", "ReduceProd"):
+            axes = reduce_axes(node, rank) if rank is not None else None
+            if axes is None:
+                raise UnsupportedModelError(f"{op} with computed axes cannot be converted to NNEF")
+            keepdims = at.get("keepdims", 1)
+            if not axes:
+                add("Identity", [x], [y]) if op != "ReduceSumSquare" else add("Mul", [x, x], [y])
+                if op == "ReduceLogSum":
+                    nodes.pop()
+                    add("Log", [x], [y])
+                elif op == "ReduceLogSumExp":
+                    nodes.pop()
+                    add("Identity", [x], [y])
+                continue
+            if op == "ReduceSumSquare":
+                reduce("ReduceSum", add("Mul", [x, x]), axes, y, keepdims)
+            elif op == "ReduceLogSum":
+                add("Log", [reduce("ReduceSum", x, axes, None, keepdims)], [y])
+            elif op == "ReduceLogSumExp":
+                m = reduce("ReduceMax", x, axes)
+                s = reduce("ReduceSum", add("Exp", [add("Sub", [x, m])]), axes)
+                r = add("Add", [add("Log", [s]), m])
+                if keepdims:
+                    add("Identity", [r], [y])
+                else:
+                    add("Squeeze", [r, *axes_input(axes)], [y]) if p.opset >= 13 else \
+                        add("Squeeze", [r], [y], axes=axes)
+            else:
+                # product = exp(sum(log|x|)) with the sign and zeros handled exactly
+                raise UnsupportedModelError(f"the {where} multiplies along axes; NNEF has no product reduction")
+        elif op == "Xor":
+            add("And", [add("Or", [x, node.input[1]]), add("Not", [add("And", [x, node.input[1]])])], [y])
+        elif op == "Softsign":
+            add("Div", [x, add("Add", [add("Abs", [x]), p.const(1.0, x)])], [y])
+        elif op == "ThresholdedRelu":
+            add("Where", [add("Greater", [x, p.const(at.get("alpha", 1.0), x)]), x, p.const(0.0, x)], [y])
+        elif op == "Shrink":
+            lambd, bias = at.get("lambd", 0.5), at.get("bias", 0.0)
+            lo = add("Less", [x, p.const(-lambd, x)])
+            hi = add("Greater", [x, p.const(lambd, x)])
+            add("Where", [lo, add("Add", [x, p.const(bias, x)]),
+                          add("Where", [hi, add("Sub", [x, p.const(bias, x)]), p.const(0.0, x)])], [y])
+        elif op in ("ReduceMin", "ReduceMax", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceL2") and \
+                rank is not None and (len(node.input) > 1 or "axes" in at or at.get("noop_with_empty_axes")):
+            axes = reduce_axes(node, rank)
+            if axes is None:
+                raise UnsupportedModelError(f"{op} with computed axes cannot be converted to NNEF")
+            if not axes:
+                add("Identity", [x], [y])
+            else:
+                reduce(op, x, axes, y, at.get("keepdims", 1))
+        else:
+            nodes.append(node)
+    del p.g.node[:]
+    p.g.node.extend(nodes)
+
+
+def _kind(elem: int) -> str:
+    if elem in (1, 10, 11, 16):  # float, float16, double, bfloat16
+        return "scalar"
+    if elem == 9:
+        return "logical"
+    return "integer"
+
+
+def prepare(proto: Any) -> None:
+    """The whole pass, in place."""
+    p = Pass(proto)
+    p.infer()
+    refuse_unsupported(p)
+    expand_functions(p, NNEF_TOOLS_OPS | REWRITTEN)
+    fold_constants(p)
+    p.infer()
+    refuse_unsupported(p)
+    rewrite(p)
+    fold_constants(p)
