@@ -101,5 +101,10 @@ class PFARuntimeError(PortableError):
         super().__init__(text, where=where)
 
 
+class CannotRunError(PortableError):
+    """The converted model is valid but cannot run here (e.g. portable's NNEF executor lacks an operator it
+    uses): a limit of this machine's runtime, never evidence that the conversion computes something else."""
+
+
 class NNEFError(PortableError):
     """An NNEF artifact is malformed, or a model cannot be expressed in NNEF."""

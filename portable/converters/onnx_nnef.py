@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConversionError, NNEFError, UnsupportedModelError
+from ..errors import ConversionError, NNEFError, PortableError, UnsupportedModelError
 from ..formats.nnef import NnefModel
 from ..formats.onnx import OnnxModel
 from ..registry import ConvertOptions, converter, require
@@ -208,7 +208,7 @@ def _nnef_files(proto: Any) -> tuple[dict[str, bytes], list[str], list[str]]:
         details = "; ".join(str(d).splitlines()[0] for d in (exc.details or []))
         raise UnsupportedModelError(f"nnef-tools cannot convert the lowered model: {exc}"
                                     + (f" ({details})" if details else "")) from None
-    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # nnef-tools internal errors (KeyError: 'BFLOAT16', assertions, ...)
         raise ConversionError(f"nnef-tools failed on the lowered model: {type(exc).__name__}: {exc}") from None
     inputs = [t.name for t in graph.inputs]
     outputs = [t.name for t in graph.outputs]
@@ -240,7 +240,6 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         proto, trees = onnx.ModelProto(), None
         proto.CopyFrom(model.proto)
     dtype = model.dtype or ("float64" if any(s.dtype == "float64" for s in sig.inputs) else "float32")
-    prepare(proto)
     _rewrite_for_nnef_tools(proto, dtype)
     notes = _precision_notes(proto, dtype)
     label_outputs = [s.name for s in sig.outputs if s.kind == "label" or s.is_string]
@@ -249,6 +248,13 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         if sig.output(name).is_string and name not in labels:
             raise NNEFError(f"the string output '{name}' is not a lookup of class labels portable can peel off; "
                             "NNEF has no strings", path=model.origin.path)
+    try:
+        prepare(proto)
+    except PortableError:
+        raise
+    except Exception as exc:  # a surprise in portable's own pass: a clear refusal, never a traceback
+        raise ConversionError(f"portable's ONNX pass before nnef-tools failed: {type(exc).__name__}: {exc}",
+                              path=model.origin.path) from None
     _static_batch(proto, STATIC_BATCH)
     files, nnef_inputs, nnef_outputs = _nnef_files(proto)
     if len(nnef_inputs) != len(sig.inputs) or len(nnef_outputs) != len(sig.outputs):

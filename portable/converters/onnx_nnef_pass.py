@@ -104,7 +104,11 @@ class Pass:
         return n
 
     def attrs(self, node: Any) -> dict[str, Any]:
-        return {a.name: self.h.get_attribute_value(a) for a in node.attribute}
+        out = {}
+        for a in node.attribute:
+            v = self.h.get_attribute_value(a)
+            out[a.name] = v.decode() if isinstance(v, bytes) else v
+        return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -128,8 +132,10 @@ def refuse_unsupported(p: Pass) -> None:
         if not vi.type.HasField("tensor_type"):
             raise UnsupportedModelError(f"the output '{vi.name}' is not a tensor; NNEF graphs give tensors only")
         check_type(vi.name, "the output")
+    used = {i for n in p.g.node for i in n.input}
     for init in p.g.initializer:
-        check_type(init.name, "the initializer")
+        if init.name in used:
+            check_type(init.name, "the initializer")
     for node in p.g.node:
         at = p.attrs(node)
         where = f"{node.op_type} node '{node.name or node.output[0]}'"
@@ -238,8 +244,7 @@ def _inline(p: Pass, node: Any, fp: Any) -> list[Any]:
                 b.name = a.name
                 kept.append(b)
             elif a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                raise UnsupportedModelError(f"{node.op_type}'s ONNX function body holds a subgraph (control flow); "
-                                            "NNEF graphs are straight-line")
+                return []  # control flow: not expanded (constant folding may still evaluate the node)
             else:
                 kept.append(a)
         del new.attribute[:]
@@ -257,8 +262,9 @@ def expand_functions(p: Pass, keep: frozenset[str]) -> bool:
         for node in p.g.node:
             if node.op_type not in keep and node.domain in ("", "ai.onnx"):
                 fp = _function_body(p, node)
-                if fp is not None:
-                    nodes.extend(_inline(p, node, fp))
+                body = _inline(p, node, fp) if fp is not None else []
+                if body:
+                    nodes.extend(body)
                     any_now = True
                     continue
             nodes.append(node)
@@ -466,6 +472,8 @@ def rewrite(p: Pass) -> None:
         elif op in ("Cast", "CastLike"):
             to = at.get("to") if op == "Cast" else p.elem(node.input[1])
             src = p.elem(x)
+            if not to or not src:
+                raise UnsupportedModelError(f"the {where} casts between types shape inference cannot tell")
             kind = _kind(to)
             if kind == _kind(src):
                 add("Identity", [x], [y])
@@ -501,6 +509,64 @@ def rewrite(p: Pass) -> None:
             else:
                 # product = exp(sum(log|x|)) with the sign and zeros handled exactly
                 raise UnsupportedModelError(f"the {where} multiplies along axes; NNEF has no product reduction")
+        elif op in ("MaxPool", "AveragePool", "LpPool") and shp is not None and \
+                all(d is not None for d in shp[2:]):
+            _pool(p, node, at, shp, add)
+        elif op in ("SpaceToDepth", "DepthToSpace") and shp is not None and len(shp) == 4 and \
+                all(d is not None for d in shp[1:]):
+            b = at["blocksize"]
+            _, c, hh, ww = shp
+            i64 = onnx.TensorProto.INT64
+            if op == "SpaceToDepth":
+                perm = [0, 3, 5, 1, 2, 4] if at.get("mode", "DCR") == "DCR" else [0, 1, 3, 5, 2, 4]
+                r1, r2 = [0, c, hh // b, b, ww // b, b], [0, c * b * b, hh // b, ww // b]
+            elif at.get("mode", "DCR") == "DCR":
+                r1, perm, r2 = [0, b, b, c // (b * b), hh, ww], [0, 3, 4, 1, 5, 2], [0, c // (b * b), hh * b, ww * b]
+            else:
+                r1, perm, r2 = [0, c // (b * b), b, b, hh, ww], [0, 1, 4, 2, 5, 3], [0, c // (b * b), hh * b, ww * b]
+            t = add("Transpose", [add("Reshape", [x, p.const(np.asarray(r1), i64, "shape")])], perm=perm)
+            add("Reshape", [t, p.const(np.asarray(r2), i64, "shape")], [y])
+        elif op == "GatherElements" and shp is not None and p.shape(node.input[1]) is not None and \
+                shp[at.get("axis", 0)] is not None:
+            # NNEF has no per-element gather: compare the indices with every position and sum what matches
+            axis = at.get("axis", 0)
+            axis = axis + rank if axis < 0 else axis
+            n_ax = shp[axis]
+            ishp = p.shape(node.input[1])
+            if any(v is None for v in ishp) or any(a is None for a in shp):
+                raise UnsupportedModelError(f"the {where} gathers with free dimensions")
+            i64 = onnx.TensorProto.INT64
+            src = x
+            cut = [j for j in range(rank) if j != axis and ishp[j] != shp[j]]
+            if cut:
+                src = add("Slice", [x, p.const(np.zeros(len(cut), np.int64), i64, "s"),
+                                    p.const(np.asarray([ishp[j] for j in cut]), i64, "e"),
+                                    p.const(np.asarray(cut), i64, "a")])
+            scal = 11 if p.elem(x) == 11 else onnx.TensorProto.FLOAT
+            idx = add("Cast", [node.input[1]], to=scal)
+            idx = add("Where", [add("Less", [idx, p.const(0.0, scal)]),
+                                add("Add", [idx, p.const(float(n_ax), scal)]), idx])
+            idx_u = add("Unsqueeze", [idx, p.const(np.asarray([rank]), i64, "axes")]) if p.opset >= 13 else \
+                add("Unsqueeze", [idx], axes=[rank])
+            perm = list(range(rank + 1))
+            perm[axis], perm[rank] = rank, axis
+            x_u = add("Unsqueeze", [src, p.const(np.asarray([rank]), i64, "axes")]) if p.opset >= 13 else \
+                add("Unsqueeze", [src], axes=[rank])
+            x_t = add("Transpose", [x_u], perm=perm)  # the gathered axis moved last, size 1 in its place
+            mask = add("Equal", [idx_u, p.const(_positions(n_ax, axis, rank), scal, "pos")])
+            zero = p.const(0, x)
+            picked = add("Where", [mask, x_t, zero])
+            r = reduce("ReduceSum", picked, [rank], None, 0)
+            add("Identity", [r], [y])
+        elif op in ("ArgMax", "ArgMin") and at.get("select_last_index") and shp is not None and \
+                shp[at.get("axis", 0)] is not None:
+            axis = at.get("axis", 0)
+            axis = axis + rank if axis < 0 else axis
+            i64 = onnx.TensorProto.INT64
+            rev = add("Slice", [x, p.const(np.asarray([-1]), i64, "s"), p.const(np.asarray([-(2 ** 31)]), i64, "e"),
+                                p.const(np.asarray([axis]), i64, "a"), p.const(np.asarray([-1]), i64, "st")])
+            k = add(op, [rev], axis=axis, keepdims=at.get("keepdims", 1))
+            add("Sub", [p.const(np.asarray(shp[axis] - 1, np.int64), i64, "n"), k], [y])
         elif op == "Xor":
             add("And", [add("Or", [x, node.input[1]]), add("Not", [add("And", [x, node.input[1]])])], [y])
         elif op == "Softsign":
@@ -526,6 +592,77 @@ def rewrite(p: Pass) -> None:
             nodes.append(node)
     del p.g.node[:]
     p.g.node.extend(nodes)
+
+
+def _positions(n: int, axis: int, rank: int) -> np.ndarray:
+    """0..n-1 laid along the last of rank + 1 axes."""
+    return np.arange(n, dtype=np.float64).reshape([1] * rank + [n])
+
+
+def _pool(p: Pass, node: Any, at: dict[str, Any], shp: list[Any], add: Any) -> None:
+    """MaxPool/AveragePool/LpPool with explicit padding and no ceil mode or auto_pad (nnef-tools gets
+    SAME_LOWER, ceil mode, and LpPool's p wrong): the padded windows are computed here as ONNX defines them."""
+    onnx = p.onnx
+    x, y = node.input[0], node.output[0]
+    sp = shp[2:]
+    r = len(sp)
+    k = list(at["kernel_shape"])
+    s = list(at.get("strides", [1] * r))
+    d = list(at.get("dilations", [1] * r))
+    dk = [(kk - 1) * dd + 1 for kk, dd in zip(k, d)]
+    auto = at.get("auto_pad", "NOTSET")
+    if isinstance(auto, bytes):
+        auto = auto.decode()
+    pads = list(at.get("pads", [0] * 2 * r))
+    begin, end = pads[:r], pads[r:]
+    ceil = bool(at.get("ceil_mode", 0))
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        total = [max(0, (-(-n // st) - 1) * st + kk - n) for n, st, kk in zip(sp, s, dk)]
+        small = [t // 2 for t in total]
+        big = [t - t // 2 for t in total]
+        begin, end = (small, big) if auto == "SAME_UPPER" else (big, small)
+        out = [-(-n // st) for n, st in zip(sp, s)]
+    elif auto == "VALID":
+        begin, end = [0] * r, [0] * r
+        out = [(n - kk) // st + 1 if not ceil else -(-(n - kk) // st) + 1 for n, kk, st in zip(sp, dk, s)]
+    else:
+        out = []
+        for n, b, e, kk, st in zip(sp, begin, end, dk, s):
+            span = n + b + e - kk
+            o = (-(-span // st) if ceil else span // st) + 1
+            if ceil and (o - 1) * st >= n + b:
+                o -= 1
+            out.append(o)
+    extra = [max(0, (o - 1) * st + kk - (n + b + e)) for o, st, kk, n, b, e in zip(out, s, dk, sp, begin, end)]
+    i64 = onnx.TensorProto.INT64
+    common = {"kernel_shape": k, "strides": s}
+    if any(dd != 1 for dd in d):
+        common["dilations"] = d
+    if node.op_type == "MaxPool":
+        if len(node.output) > 1 and node.output[1]:
+            raise UnsupportedModelError("MaxPool's Indices output cannot be converted to NNEF")
+        add("MaxPool", [x], [y], pads=begin + [e + x_ for e, x_ in zip(end, extra)], **common)
+        return
+    include = bool(at.get("count_include_pad", 0)) or node.op_type == "LpPool"
+    src = x
+    if node.op_type == "LpPool":
+        pw = float(at.get("p", 2))
+        src = add("Pow", [add("Abs", [x]), p.const(pw, x)])
+    if include and any(begin + end + extra):
+        # the explicit pads count in the average (or sum), the ceil-mode overhang does not
+        pad_vals = [0, 0] + list(begin) + [0, 0] + [e + x_ for e, x_ in zip(end, extra)] if node.op_type == \
+            "LpPool" else [0, 0] + list(begin) + [0, 0] + list(end)
+        src = add("Pad", [src, p.const(np.asarray(pad_vals), i64, "pads")], mode="constant")
+        rest = [0] * r + ([0] * r if node.op_type == "LpPool" else extra)
+        avg = add("AveragePool", [src], pads=rest, count_include_pad=0, **common)
+    else:
+        avg = add("AveragePool", [src], pads=begin + [e + x_ for e, x_ in zip(end, extra)],
+                  count_include_pad=0, **common)
+    if node.op_type == "AveragePool":
+        add("Identity", [avg], [y])
+        return
+    total = add("Mul", [avg, p.const(float(np.prod(k)), x)])
+    add("Pow", [total, p.const(1.0 / pw, x)], [y])
 
 
 def _kind(elem: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PortableError
+from ..errors import CannotRunError, PortableError
 from ..model import Model
 from .compare import OutputResult, Tolerance, match_outputs, tolerance_for
 from .compare import compare as compare_outputs
@@ -196,6 +196,8 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     tick()
     try:
         return out_a, converted.run(feed_batch(plan, batch, arrays, converted)), batch, []
+    except CannotRunError:  # the runtime's limit, not a disagreement: reported as it is
+        raise
     except Exception as exc:
         first = _error(exc)
     ok, errors = _runnable_rows(converted, plan, batch)

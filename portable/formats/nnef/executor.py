@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import NNEFError
+from ...errors import CannotRunError, NNEFError
 
 OpFn = Callable[..., Any]
 OPERATORS: dict[str, OpFn] = {}
@@ -658,8 +658,9 @@ class Executor:
                           if op.name not in OPERATORS and op.name not in ("external", "variable", "constant",
                                                                           "cast")})
         if missing:
-            raise NNEFError(f"portable's NNEF executor does not implement {', '.join(missing)}; it implements "
-                            f"{', '.join(sorted(OPERATORS))}, cast, constant, external and variable")
+            raise CannotRunError(f"the converted model cannot run here: portable's NNEF executor lacks "
+                                 f"{', '.join(missing)} (it implements {', '.join(sorted(OPERATORS))}, cast, "
+                                 "constant, external and variable)")
         for op in graph.operations:
             out_names = [str(v) for v in _flatten(list(op.outputs.values()))]
             if op.name == "external":
