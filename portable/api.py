@@ -134,12 +134,27 @@ def _record_profile(artifact: Model, original: Model, data: Any) -> None:
 
 
 def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, data: Any = None,
-          rtol: float | None = None, atol: float | None = None, trust: Iterable[str] = ()) -> Any:
+          rtol: float | None = None, atol: float | None = None, trust: Iterable[str] = (), *,
+          chunk_rows: int | None = None, dask: Any = None) -> Any:
     """Run both models on generated (and given) inputs and compare them; returns a `Report`.
 
     When `converted` is an in-memory artifact (a `Model` with metadata), the report and, with `data`, the data
     profile are recorded in it, as `convert` does; files are never modified.
+
+    `data` may also be rows to check in chunks, every one of them (a Parquet/CSV file, folder or glob, a pyarrow
+    Dataset, a Dask DataFrame, or a DataFrame with `chunk_rows`), on a Dask cluster with `dask=` (an address,
+    `local[:N]` or a Client): see `portable.equivalence.streaming`. The report is then a `StreamReport`.
     """
+    from .equivalence import streaming
+
+    if data is not None and (streaming.is_stream(data) or chunk_rows is not None or dask is not None):
+        report = streaming.check_stream(original, converted, data, samples=samples, seed=seed, rtol=rtol,
+                                        atol=atol, trust=tuple(trust), chunk_rows=chunk_rows, dask=dask)
+        if isinstance(converted, Model):
+            _record_check(converted, report)
+        return report
+    if dask is not None:
+        raise PortableError("dask= needs data= rows to check (a Parquet/CSV path, a Dataset or a DataFrame)")
     from .equivalence import check as run_check
 
     orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)

@@ -97,8 +97,12 @@ def convert_one(src: str, out: str, to: str, settings: dict[str, Any]) -> BatchR
 
 def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype: str = "auto",
                    check: bool = True, samples: int = 1000, seed: int = 0, trust: tuple[str, ...] = (),
-                   force: bool = False, keep_failed: bool = False, progress: Any = None) -> list[BatchResult]:
+                   force: bool = False, keep_failed: bool = False, progress: Any = None,
+                   dask: Any = None) -> list[BatchResult]:
     """Convert every recognised model below `folder` into `out_dir`; write `out_dir/summary.json`.
+
+    `dask` (a scheduler address, `local[:N]` or a Client) runs one Dask task per file instead of a local pool
+    (`portable.distributed.convert_on_dask`).
 
     Raises:
         PortableError: the folder is missing or holds no model; the summary exists and `force` is not set.
@@ -118,7 +122,11 @@ def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype
                     keep_failed=keep_failed)
     tasks = [(str(f), str(o)) for f, o in zip(files, outputs_for(files, folder, out_dir, to))]
     results: dict[str, BatchResult] = {}
-    if jobs <= 1:
+    if dask is not None:
+        from .distributed import convert_on_dask
+
+        results = convert_on_dask(tasks, to, settings, dask, progress=progress)
+    elif jobs <= 1:
         for i, (src, out) in enumerate(tasks):
             results[src] = convert_one(src, out, to, settings)
             if progress:

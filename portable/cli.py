@@ -122,10 +122,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--standard-ops", is_flag=True, help="Lower ai.onnx.ml operators to standard ONNX operators.")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Parallel workers when SOURCE is a folder.")
+@click.option("--dask", "dask", metavar="ADDRESS|local[:N]",
+              help="Convert a folder on a Dask cluster, one task per file (a scheduler address, or local:N).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors; no progress bar.")
 def convert(source: str, to: str, output: str | None, dtype: str, check: bool, samples: int, seed: int,
             data: str | None, report_path: str | None, trust: tuple[str, ...], force: bool, keep_failed: bool,
-            standard_ops: bool, jobs: int, quiet: bool) -> None:
+            standard_ops: bool, jobs: int, quiet: bool, dask: str | None = None) -> None:
     """Convert SOURCE (a pickle/joblib/skops file, a PFA document, an ONNX model, or a folder of them) to ONNX
     or NNEF."""
     from . import progress
@@ -137,8 +139,10 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
     if Path(source).is_dir() and not (Path(source) / "graph.nnef").is_file():
         _convert_folder(Path(source), to, Path(output) if output else Path(f"{source.rstrip('/')}-{to}"),
                         jobs=jobs, dtype=dtype, check=check, samples=samples, seed=seed, trust=trust, force=force,
-                        keep_failed=keep_failed, quiet=quiet)
+                        keep_failed=keep_failed, quiet=quiet, **({"dask": dask} if dask else {}))
         return
+    if dask:
+        raise InputError("--dask converts a folder; SOURCE is a single model", path=source)
     out = Path(output) if output else default_output(source, to)
     if out.resolve() == Path(source).resolve():
         raise PortableError("the output would overwrite the input; choose another -o", path=out)
@@ -200,19 +204,37 @@ def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: b
 @click.argument("converted", type=click.Path())
 @click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--data", type=click.Path(), help="Sample inputs (.npy, .csv, .parquet).")
+@click.option("--data", type=click.Path(), metavar="PATH|FOLDER|GLOB",
+              help="Rows to check: a .npy file, or a .parquet/.csv file, folder or glob whose every row is "
+                   "checked in chunks.")
+@click.option("--chunk-rows", type=click.IntRange(1), default=None,
+              help="Rows read and compared at a time with a Parquet/CSV --data (default 100000).")
+@click.option("--dask", "dask", metavar="ADDRESS|local[:N]",
+              help="Check the --data rows on a Dask cluster (a scheduler address, or local:N worker processes).")
 @click.option("--rtol", type=float, default=None)
 @click.option("--atol", type=float, default=None)
 @click.option("--report", "report_path", type=click.Path(), help="Write the report as JSON.")
 @click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
 @click.option("-q", "--quiet", is_flag=True)
 def check(original: str, converted: str, samples: int, seed: int, data: str | None, rtol: float | None,
-          atol: float | None, report_path: str | None, trust: tuple[str, ...], quiet: bool) -> None:
-    """Check that CONVERTED computes what ORIGINAL computes (any two loadable models)."""
-    report = api.check(original, converted, samples=samples, seed=seed, data=read_data(data), rtol=rtol,
-                       atol=atol, trust=trust)
+          atol: float | None, report_path: str | None, trust: tuple[str, ...], quiet: bool,
+          chunk_rows: int | None = None, dask: str | None = None) -> None:
+    """Check that CONVERTED computes what ORIGINAL computes (any two loadable models).
+
+    Exit codes: 0 equivalent, 3 not equivalent, 1 an error or rows of --data that could not be read (the report
+    names them)."""
+    streamed = data is not None and not data.lower().endswith(".npy")
+    if (chunk_rows or dask) and not streamed:
+        raise InputError("--chunk-rows and --dask need --data rows in .parquet or .csv files")
+    report = api.check(original, converted, samples=samples, seed=seed,
+                       data=data if streamed else read_data(data), rtol=rtol, atol=atol, trust=trust,
+                       **({"chunk_rows": chunk_rows, "dask": dask} if streamed else {}))
     _write_report(report, report_path, True)
     _print_report(report, quiet)
+    if getattr(report, "complete", True) is False:
+        click.echo(f"error: {report.data.get('unread_rows') or 'some'} rows of the data could not be read "
+                   f"(see the report)", err=True)
+        raise _Exit(EXIT_FAILED)
     if not report.equivalent:
         raise _Exit(EXIT_NOT_EQUIVALENT)
 

@@ -1,0 +1,158 @@
+"""Running portable's work on a Dask cluster: the chunked check (`check_on_dask`) and folder conversion
+(`convert_on_dask`). portable grows no cluster code of its own; this module only maps tasks onto Dask.
+
+`--dask ADDRESS` names a running scheduler (`tcp://host:8786`); `--dask local` or `local:N` starts a
+`LocalCluster` of N worker processes (one thread each, on the loopback interface) for the duration of the call.
+Workers must see the same files as the caller (the data's paths, the models' paths, the output folder).
+
+Failure handling: a worker lost while running a task is replaced and its task rescheduled by Dask (up to the
+scheduler's `distributed.scheduler.allowed-failures`); a task that raises is retried `retries` times. A task
+that still fails is named in the result (the check's `data["unread"]`, a failed row of the folder summary),
+never dropped.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import PortableError
+
+CONNECT_TIMEOUT = "20s"
+
+
+@contextmanager
+def client_for(address: Any) -> Iterator[Any]:
+    """A `distributed.Client` for `address`: a Client (used as it is), `local[:N]`, or a scheduler address."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise PortableError("--dask needs the 'distributed' package: pip install 'portable-models[dask]'") \
+            from None
+    if hasattr(address, "submit") and hasattr(address, "map"):
+        yield address
+        return
+    text = str(address).strip()
+    if text == "local" or text.startswith("local:"):
+        n_text = text.partition(":")[2]
+        try:
+            n = int(n_text) if n_text else max(1, os.cpu_count() or 1)
+        except ValueError:
+            raise PortableError(f"--dask local:N takes a number of workers, not '{n_text}'") from None
+        if n < 1:
+            raise PortableError(f"--dask local:N needs at least 1 worker, not {n}")
+        import logging
+
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # the cluster's start-up chatter is not the user's business
+        try:
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None)
+        except Exception as exc:
+            quiet.setLevel(level)
+            raise PortableError(f"cannot start a local Dask cluster: {type(exc).__name__}: {exc}") from None
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            cluster.close()
+            quiet.setLevel(level)
+        return
+    try:
+        client = Client(text, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:
+        raise PortableError(f"cannot connect to the Dask scheduler at '{text}': {type(exc).__name__}: {exc}") \
+            from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _results(client: Any, futures: list[Any], keys: list[Any],
+             progress: Callable[[int, int], Any] | None) -> Iterator[tuple[Any, Any, BaseException | None]]:
+    """(key, result, None) or (key, None, error) for each future as it finishes; each is released once read."""
+    from distributed import as_completed
+
+    index = {f.key: k for f, k in zip(futures, keys)}
+    done = 0
+    for fut in as_completed(futures):
+        key = index[fut.key]
+        try:
+            yield key, fut.result(), None
+        except Exception as exc:  # the task raised after its retries, or its worker died too often
+            yield key, None, exc
+        fut.release()
+        done += 1
+        if progress is not None:
+            progress(done, len(futures))
+
+
+def check_on_dask(spec: Any, tasks: list[Any], address: Any, *, retries: int = 2,
+                  progress: Callable[[int, int], Any] | None = None) -> tuple[Any, int]:
+    """Run the chunked check's tasks on Dask and merge their partial results: (Partial, number of workers)."""
+    from .equivalence.streaming import DaskSource, Partial, _unread, run_task
+
+    partial = Partial()
+    with client_for(address) as client:
+        workers = len(client.scheduler_info(n_workers=-1).get("workers", {})) if _takes_n(client) else \
+            len(client.scheduler_info().get("workers", {}))
+        source = spec.source
+        if isinstance(source, DaskSource):
+            import dask
+
+            from dataclasses import replace
+
+            light = replace(spec, source=None)
+            shipped = client.scatter(light, broadcast=True, hash=False)
+            parts = source.frame.to_delayed()
+            lazy = [dask.delayed(run_task)(shipped, t, p, dask_key_name=f"portable-check-{spec.token}-{i}")
+                    for i, (t, p) in enumerate(zip(tasks, parts))]
+            futures = client.compute(lazy, retries=retries)
+        else:
+            shipped = client.scatter(spec, broadcast=True, hash=False)
+            futures = client.map(run_task, [shipped] * len(tasks), tasks, retries=retries, pure=False,
+                                 key=[f"portable-check-{spec.token}-{i}" for i in range(len(tasks))])
+        for task, result, error in _results(client, futures, tasks, progress):
+            if error is None:
+                partial.merge(result)
+            else:
+                if isinstance(error, PortableError) and "has no column for input" in error.message:
+                    raise PortableError(error.message, path=task.part.name) from None
+                partial.unread.append(_unread(task, error))
+        client.cancel(futures)
+    return partial, workers
+
+
+def _takes_n(client: Any) -> bool:
+    import inspect
+
+    try:
+        return "n_workers" in inspect.signature(client.scheduler_info).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def convert_on_dask(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], address: Any, *,
+                    retries: int = 1, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
+    """Convert each (source, output) pair as one Dask task; {source: BatchResult}.
+
+    Each file is isolated: `convert_one` turns a model's error into its row of the summary, and a file that
+    kills its worker (a native crash) is rescheduled by Dask and, when it keeps killing workers, reported as
+    failed while the other files go on."""
+    from .batch import BatchResult, convert_one
+
+    results: dict[str, Any] = {}
+    with client_for(address) as client:
+        futures = [client.submit(convert_one, src, out, to, settings, retries=retries, pure=False,
+                                 key=f"portable-convert-{i}-{os.path.basename(src)}")
+                   for i, (src, out) in enumerate(tasks)]
+        for src, result, error in _results(client, futures, [s for s, _ in tasks], progress):
+            if error is None:
+                results[src] = result
+            else:
+                results[src] = BatchResult(model=src, output=None,
+                                           error=f"worker failed: {type(error).__name__}: {error}")
+    return results
