@@ -77,7 +77,7 @@ def test_boosted_model_inside_a_pipeline(lib: str) -> None:
     est = _models(lib)[0]
     pipe = make_pipeline(StandardScaler(), est).fit(X, Y_CLASS)
     out = portable.convert(pipe, to="onnx", check=False, dtype="float64").run({"X": XT})
-    assert any(n.op_type == "TreeEnsemble" for n in
+    assert any(n.op_type in ("TreeEnsemble", "TreeEnsembleRegressor") and n.domain == "ai.onnx.ml" for n in
                portable.convert(pipe, to="onnx", check=False).proto.graph.node)
     xt = np.nan_to_num(XT)
     out = portable.convert(pipe, to="onnx", check=False, dtype="float64").run({"X": xt})

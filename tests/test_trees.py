@@ -159,3 +159,71 @@ def test_float32_form_takes_every_branch_sklearn_takes(x: np.ndarray, snap: int)
 
 
 _SNAP_MODEL = tree.DecisionTreeClassifier(max_depth=8, random_state=0).fit(X, Y_CLASS)
+
+
+# -- one traversal per tree, whatever the number of classes (issue 18) --------------------------------------------
+
+def _split_nodes(proto) -> int:
+    """Interior (split) nodes over every tree ensemble of an ONNX graph."""
+    from onnx import helper
+
+    total = 0
+    for node in proto.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "TreeEnsemble":
+            total += len(attrs["nodes_featureids"])
+        elif node.op_type in ("TreeEnsembleRegressor", "TreeEnsembleClassifier"):
+            total += sum(m != b"LEAF" for m in attrs["nodes_modes"])
+    return total
+
+
+def _sklearn_split_nodes(est) -> int:
+    trees = [est] if hasattr(est, "tree_") else list(np.ravel(est.estimators_))
+    return sum(int((t.tree_.children_left >= 0).sum()) for t in trees)
+
+
+@pytest.mark.parametrize("n_classes", [3, 5, 10])
+@pytest.mark.parametrize("kind", ["forest", "extra"])
+def test_multiclass_forest_is_stored_once(n_classes: int, kind: str) -> None:
+    from sklearn.datasets import make_classification
+
+    Xc, yc = make_classification(600, 8, n_informative=6, n_classes=n_classes, random_state=n_classes)
+    cls = ensemble.RandomForestClassifier if kind == "forest" else ensemble.ExtraTreesClassifier
+    est = cls(n_estimators=12, max_depth=7, random_state=0).fit(Xc, yc)
+    xt = np.random.default_rng(n_classes).normal(size=(300, 8)) * 2
+    want = est.predict_proba(xt.astype(np.float32))
+    for dtype, tol in (("float32", 2e-6), ("float64", 1e-12)):
+        art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        assert _split_nodes(art.proto) <= 1.05 * _sklearn_split_nodes(est)
+        assert "one traversal per tree" in art.metadata["portable.trees.formulation"]
+        out = art.run({"X": xt})
+        np.testing.assert_allclose(out["probabilities"], want, rtol=0, atol=tol)
+        np.testing.assert_array_equal(out["label"], est.predict(xt.astype(np.float32)))
+
+
+def test_multiclass_hgb_with_categories_stays_one_traversal_in_v5() -> None:
+    """Set-membership splits need TreeEnsemble v5; multi-target leaves there go through leaf indices."""
+    rng = np.random.default_rng(3)
+    Xc = np.c_[rng.integers(0, 6, 500), rng.normal(size=(500, 3))]
+    yc = (Xc[:, 0] % 3 + (Xc[:, 1] > 0)).astype(int)
+    est = ensemble.HistGradientBoostingClassifier(max_iter=10, categorical_features=[0], random_state=0).fit(Xc, yc)
+    xt = np.c_[rng.integers(0, 6, 200), rng.normal(size=(200, 3))]
+    for dtype, tol in (("float32", 2e-5), ("float64", 1e-12)):
+        art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        assert any(n.op_type == "TreeEnsemble" for n in art.proto.graph.node)
+        assert _split_nodes(art.proto) <= 1.05 * sum(
+            int((~p.nodes["is_leaf"].astype(bool)).sum()) for stage in est._predictors for p in stage)
+        out = art.run({"X": xt})
+        np.testing.assert_allclose(out["probabilities"], est.predict_proba(xt), rtol=tol, atol=tol)
+
+
+def test_multi_output_regressor_and_one_leaf_trees() -> None:
+    """Two targets per leaf, and trees that are a single leaf (constant target), in both formulations."""
+    est = ensemble.RandomForestRegressor(n_estimators=6, random_state=0).fit(X, np.c_[Y_REG, -Y_REG / 7])
+    stump = ensemble.RandomForestRegressor(n_estimators=3, random_state=0).fit(X, np.full(len(X), 4.5))
+    for model, y in ((est, est.predict(XT.astype(np.float32))), (stump, np.full(len(XT), 4.5))):
+        for dtype, tol in (("float32", 1e-6), ("float64", 1e-12)):
+            art = portable.convert(model, to="onnx", check=False, dtype=dtype)
+            got = art.run({"X": XT})["variable"].reshape(y.shape)
+            np.testing.assert_allclose(got, y, rtol=tol)
+            assert _split_nodes(art.proto) <= max(1.05 * _sklearn_split_nodes(model), len(model.estimators_))

@@ -12,14 +12,19 @@ ML_OPSET = 5  # TreeEnsemble needs ai.onnx.ml opset 5
 
 
 def finalize(proto: Any) -> None:
-    """Attach the pending TreeEnsemble attributes, and declare ai.onnx.ml opset 5 when there are such nodes.
+    """Write the pending tree ensembles (formulation chosen per graph, see trees.attach_pending) and declare
+    ai.onnx.ml opset 5 when TreeEnsemble v5 nodes remain.
 
     skl2onnx 1.20 refuses to declare ai.onnx.ml above 3, so portable's converters add `TreeEnsemble` under
     version 3 in skl2onnx's bookkeeping and the opset is raised here, after conversion.
     """
     from .trees import attach_pending
 
-    attach_pending(proto.graph)
+    opset = max([op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] or [13])
+    formulation = attach_pending(proto.graph, opset)
+    if formulation:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "portable.trees.formulation", formulation
     _free_output_names(proto.graph)
     if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
         return

@@ -1,10 +1,21 @@
-"""portable's own converters for scikit-learn tree ensembles, emitting `ai.onnx.ml` `TreeEnsemble` (opset 5).
+"""portable's own converters for scikit-learn tree ensembles, emitting `ai.onnx.ml` tree ensembles.
 
-skl2onnx 1.20 writes the deprecated `TreeEnsembleClassifier`/`TreeEnsembleRegressor` whose float64 form
-onnxruntime refuses, and fails on HistGradientBoosting altogether. These converters write `TreeEnsemble` v5
-with double thresholds and leaf weights when the input is float64, so the result agrees with scikit-learn to
-rounding, and with thresholds rounded *down* to float32 when the input is float32 (for a float32 `x`,
-`x <= t` and `x <= floor32(t)` are the same test, so no split moves).
+skl2onnx 1.20 writes `TreeEnsembleClassifier`/`TreeEnsembleRegressor` whose outputs are always float32, and fails
+on HistGradientBoosting altogether. These converters build the trees once (`NodeTable` -> `Forest`) and choose
+the ONNX formulation per model when the conversion is finalized (`attach_pending`), by what was measured
+(benchmarks/bench_tree_speed.py, `benchmarks/RESULTS.md`):
+
+- float32, no categorical (set-membership) split: `TreeEnsembleRegressor` (ai.onnx.ml 3), every leaf carrying the
+  weights of all its targets, so each tree is stored and traversed once whatever the number of classes; onnxruntime
+  runs it 1.2-1.3x faster than `TreeEnsemble` v5 of the same trees. Thresholds are rounded *down* to float32
+  (for a float32 `x`, `x <= t` and `x <= floor32(t)` are the same test, so no split moves).
+- float64 (or categorical splits): `TreeEnsemble` v5 with double thresholds. One target per leaf is v5's rule, so
+  a multi-target forest is written as *leaf indices*: one v5 target per tree whose leaf weight is the leaf's
+  index (exact in float64, and in float32 below 2**24 leaves), then `Gather` of a `[leaves, targets]` value table
+  and `ReduceSum` over the trees: one traversal per tree, exact float64 values.
+
+`TreeEnsembleRegressor` is deprecated in ai.onnx.ml 5, so one model uses one family: the choice is made for the
+whole graph, and recorded in the metadata (`portable.trees.formulation`).
 
 The node arrays are built with numpy over the concatenated `tree_` arrays of all trees, never node by node,
 and written as packed tensors / repeated fields: a 300-tree forest of depth 12 converts in a fraction of a
@@ -42,6 +53,9 @@ class Forest:
     leaf_weights: np.ndarray
     membership: list[np.ndarray]
     n_targets: int
+    table: "NodeTable | None" = None        # the trees this forest was built from (scikit-learn layout)
+    leaf_values: np.ndarray | None = None   # [n_leaf, n_targets] when every leaf carries every target
+    leaf_tree: np.ndarray | None = None     # the tree of each leaf (with leaf_values)
 
 
 @dataclass
@@ -121,23 +135,21 @@ def build(table: NodeTable) -> Forest:
         return Forest(featureids=feat, modes=mode, splits=splits, truenodeids=tid, trueleafs=tl,
                       falsenodeids=fid, falseleafs=fl, missing_true=miss, tree_roots=tree_roots,
                       leaf_targetids=np.zeros(n_leaf, np.int64), leaf_weights=values[:, 0].astype(np.float64),
-                      membership=members, n_targets=1)
-    # TreeEnsemble gives each leaf one target: repeat the trees once per target
-    rep = np.arange(n_targets, dtype=np.int64)
-    inner_shift = np.repeat(rep * n_inner, n_inner)
-    leaf_shift = np.repeat(rep * n_leaf, n_inner)
+                      membership=members, n_targets=1, table=table)
+    # several targets per leaf: keep the trees once; the formulation is chosen in attach_pending
+    leaf_tree = _tree_of_node(table)[is_leaf]
+    return Forest(featureids=feat, modes=mode, splits=splits, truenodeids=tid, trueleafs=tl,
+                  falsenodeids=fid, falseleafs=fl, missing_true=miss, tree_roots=tree_roots,
+                  leaf_targetids=leaf_tree.astype(np.int64), leaf_weights=np.arange(n_leaf, dtype=np.float64),
+                  membership=members, n_targets=n_targets, table=table,
+                  leaf_values=values.astype(np.float64), leaf_tree=leaf_tree)
 
-    def tile(a: np.ndarray) -> np.ndarray:
-        return np.tile(a, n_targets)
 
-    return Forest(
-        featureids=tile(feat), modes=tile(mode), splits=tile(splits),
-        truenodeids=tile(tid) + np.where(tile(tl), leaf_shift, inner_shift), trueleafs=tile(tl),
-        falsenodeids=tile(fid) + np.where(tile(fl), leaf_shift, inner_shift),
-        falseleafs=tile(fl), missing_true=tile(miss),
-        tree_roots=(tree_roots[None, :] + (rep * n_inner)[:, None]).ravel(),
-        leaf_targetids=np.repeat(rep, n_leaf), leaf_weights=values.T.ravel().astype(np.float64),
-        membership=members * n_targets, n_targets=n_targets)
+def _tree_of_node(table: NodeTable) -> np.ndarray:
+    """The tree index of every node (trees are stored one after the other, each from its root)."""
+    order = np.argsort(table.roots, kind="stable")
+    starts = np.asarray(table.roots, dtype=np.int64)[order]
+    return order[np.searchsorted(starts, np.arange(len(table.left)), side="right") - 1]
 
 
 def floor32(t: np.ndarray) -> np.ndarray:
@@ -199,15 +211,163 @@ def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
     return out
 
 
+V3_AGGREGATES = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
+V3_MODES = {LEQ: "BRANCH_LEQ", LT: "BRANCH_LT"}
+FLOAT32_EXACT_INTS = 2 ** 24  # leaf indices carried as float32 stay exact below this
+
+
+def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
+    """`TreeEnsembleRegressor` (ai.onnx.ml 3) attributes: each tree once, each leaf with all its targets.
+
+    Built from the forest's NodeTable (scikit-learn layout: every tree's nodes in a block, root first, which is
+    how onnxruntime finds the roots). Outputs are float32 whatever the input, so this is for float32 models.
+    """
+    from onnx import AttributeProto, numpy_helper
+
+    table = forest.table
+    assert table is not None
+    n = len(table.left)
+    leaf = table.left < 0
+    mode = np.full(n, LEQ, np.uint8) if table.mode is None else np.asarray(table.mode, np.uint8)
+    names = np.array(["BRANCH_LEQ", "BRANCH_LT", "LEAF"])
+    mode_idx = np.where(leaf, 2, np.where(mode == LT, 1, 0))
+    thr = np.where(leaf, 0.0, table.threshold)
+    if np.dtype(dtype) == np.float32:
+        thr = np.where(mode == LT, ceil32(thr), floor32(thr)).astype(np.float32)
+    tree = _tree_of_node(table)
+    leaves = np.flatnonzero(leaf)
+    if forest.leaf_values is not None:  # every leaf carries every target
+        vals = forest.leaf_values
+        keep = vals != 0
+        keep[np.arange(len(leaves)), np.argmax(np.abs(vals), axis=1)] = True  # at least one entry per leaf
+        li, ti = np.nonzero(keep)
+        t_nodes, t_ids, t_w = leaves[li], ti, vals[li, ti]
+    else:
+        t_nodes, t_ids, t_w = leaves, forest.leaf_targetids, forest.leaf_weights
+
+    def ints(name: str, a: Any) -> Any:
+        attr = AttributeProto(name=name, type=AttributeProto.INTS)
+        attr.ints.extend(np.asarray(a, dtype=np.int64).tolist())
+        return attr
+
+    def floats(name: str, a: Any) -> Any:
+        attr = AttributeProto(name=name, type=AttributeProto.FLOATS)
+        attr.floats.extend(np.asarray(a, dtype=np.float32).tolist())
+        return attr
+
+    modes = AttributeProto(name="nodes_modes", type=AttributeProto.STRINGS)
+    modes.strings.extend([m.encode() for m in names[mode_idx].tolist()])
+    out = [
+        ints("nodes_treeids", tree), ints("nodes_nodeids", np.arange(n)),
+        ints("nodes_featureids", np.where(leaf, 0, table.feature)), modes,
+        ints("nodes_truenodeids", np.where(leaf, 0, table.left)),
+        ints("nodes_falsenodeids", np.where(leaf, 0, table.right)),
+        ints("nodes_missing_value_tracks_true", np.where(leaf, 0, table.missing_left)),
+        ints("target_treeids", tree[t_nodes]), ints("target_nodeids", t_nodes), ints("target_ids", t_ids),
+        AttributeProto(name="n_targets", type=AttributeProto.INT, i=int(forest.n_targets)),
+        AttributeProto(name="aggregate_function", type=AttributeProto.STRING, s=V3_AGGREGATES[aggregate].encode()),
+        AttributeProto(name="post_transform", type=AttributeProto.STRING, s=b"NONE"),
+    ]
+    if np.dtype(dtype) == np.float32:
+        out += [floats("nodes_values", thr), floats("target_weights", t_w)]
+    else:
+        out += [AttributeProto(name="nodes_values_as_tensor", type=AttributeProto.TENSOR,
+                               t=numpy_helper.from_array(thr.astype(np.float64), "nodes_values_as_tensor")),
+                AttributeProto(name="target_weights_as_tensor", type=AttributeProto.TENSOR,
+                               t=numpy_helper.from_array(np.asarray(t_w, np.float64), "target_weights_as_tensor"))]
+    return out
+
+
+def _tiled(forest: Forest) -> Forest:
+    """The trees repeated once per target (v5's one-target-per-leaf rule, the last resort)."""
+    n_targets, n_inner, n_leaf = forest.n_targets, len(forest.featureids), len(forest.leaf_targetids)
+    rep = np.arange(n_targets, dtype=np.int64)
+    inner_shift = np.repeat(rep * n_inner, n_inner)
+    leaf_shift = np.repeat(rep * n_leaf, n_inner)
+
+    def tile(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, n_targets)
+
+    return Forest(
+        featureids=tile(forest.featureids), modes=tile(forest.modes), splits=tile(forest.splits),
+        truenodeids=tile(forest.truenodeids) + np.where(tile(forest.trueleafs), leaf_shift, inner_shift),
+        trueleafs=tile(forest.trueleafs),
+        falsenodeids=tile(forest.falsenodeids) + np.where(tile(forest.falseleafs), leaf_shift, inner_shift),
+        falseleafs=tile(forest.falseleafs), missing_true=tile(forest.missing_true),
+        tree_roots=(forest.tree_roots[None, :] + (rep * n_inner)[:, None]).ravel(),
+        leaf_targetids=np.repeat(rep, n_leaf), leaf_weights=forest.leaf_values.T.ravel().astype(np.float64),
+        membership=forest.membership * n_targets, n_targets=n_targets)
+
+
+def choose_formulation(forests: list[tuple[Forest, Any, int]]) -> str:
+    """`v3` (TreeEnsembleRegressor) for all-float32 models without set-membership splits, else `v5`."""
+    for forest, dtype, _ in forests:
+        if np.dtype(dtype) != np.float32 or forest.membership or forest.table is None:
+            return "v5"
+    return "v3"
+
+
 PENDING: dict[str, tuple[Forest, Any, int]] = {}  # TreeEnsemble node name -> what its attributes will be
 
 
-def attach_pending(graph: Any) -> None:
-    """Give the TreeEnsemble nodes written during this conversion their attributes (see Emitter.ensemble)."""
-    for node in graph.node:
-        if node.op_type == "TreeEnsemble" and node.name in PENDING:
-            forest, dtype, aggregate = PENDING.pop(node.name)
+def attach_pending(graph: Any, opset: int = 13) -> str | None:
+    """Write the tree ensembles of this conversion (see Emitter.ensemble) in one formulation for the whole graph.
+
+    Returns the formulation used (`None` when the graph has no pending ensemble): `TreeEnsembleRegressor` or
+    `TreeEnsemble`, with `+ leaf-index Gather` when a multi-target forest was written as leaf indices.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    pending = [(node, PENDING.pop(node.name)) for node in graph.node
+               if node.op_type == "TreeEnsemble" and node.name in PENDING]
+    if not pending:
+        return None
+    family = choose_formulation([p for _, p in pending])
+    used = set()
+    new_nodes: dict[str, list[Any]] = {}
+    for node, (forest, dtype, aggregate) in pending:
+        if family == "v3":
+            node.op_type = "TreeEnsembleRegressor"
+            node.attribute.extend(attributes_v3(forest, dtype, aggregate=aggregate))
+            used.add("TreeEnsembleRegressor (ai.onnx.ml 3), one traversal per tree")
+            continue
+        multi = forest.leaf_values is not None
+        n_trees = len(forest.tree_roots)
+        exact = np.dtype(dtype) == np.float64 or len(forest.leaf_targetids) < FLOAT32_EXACT_INTS
+        if not multi:
             node.attribute.extend(attributes(forest, dtype, aggregate=aggregate))
+            used.add("TreeEnsemble (ai.onnx.ml 5)")
+        elif aggregate == 1 and exact:  # leaf indices, then one gather of the leaf value table
+            out = node.output[0]
+            idx_f, idx = f"{out}_leafidx_f", f"{out}_leafidx"
+            table_name, axes = f"{out}_leaf_values", f"{out}_tree_axis"
+            node.output[0] = idx_f
+            index_forest = Forest(**{**forest.__dict__, "n_targets": n_trees, "leaf_values": None})
+            node.attribute.extend(attributes(index_forest, dtype, aggregate=1))
+            graph.initializer.append(numpy_helper.from_array(forest.leaf_values.astype(dtype), table_name))
+            if opset >= 13:
+                graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), axes))
+                reduce = helper.make_node("ReduceSum", [f"{out}_gathered", axes], [out], keepdims=0,
+                                          name=f"{node.name}_sum")
+            else:
+                reduce = helper.make_node("ReduceSum", [f"{out}_gathered"], [out], axes=[1], keepdims=0,
+                                          name=f"{node.name}_sum")
+            new_nodes[node.name] = [
+                helper.make_node("Cast", [idx_f], [idx], to=TensorProto.INT64, name=f"{node.name}_cast"),
+                helper.make_node("Gather", [table_name, idx], [f"{out}_gathered"], axis=0, name=f"{node.name}_gather"),
+                reduce,
+            ]
+            used.add("TreeEnsemble (ai.onnx.ml 5) leaf indices + Gather + ReduceSum, one traversal per tree")
+        else:
+            node.attribute.extend(attributes(_tiled(forest), dtype, aggregate=aggregate))
+            used.add("TreeEnsemble (ai.onnx.ml 5), trees repeated per target")
+    if new_nodes:
+        nodes = list(graph.node)
+        del graph.node[:]
+        for n in nodes:
+            graph.node.append(n)
+            graph.node.extend(new_nodes.get(n.name, []))
+    return "; ".join(sorted(used))
 
 
 
