@@ -78,15 +78,14 @@ def run_rows(model: Any, engine: Any, inputs: dict[str, np.ndarray]) -> dict[str
         if engine.method == "map" and not engine.rollback:
             st = engine.state
             action = engine.action
-            env = {"name": model.doc.name, "instance": 0, "version": 0, "metadata": {}}
-            for i, datum in enumerate(rows):
-                st.started += 1
-                e = dict(env)
-                e["input"] = datum
-                e["actionsStarted"] = st.started
-                e["actionsFinished"] = st.finished
-                append(action(e))
-                st.finished += 1
+            if engine.uses_predefined:
+                for i, datum in enumerate(rows):
+                    append(one(datum))
+            else:
+                for i, datum in enumerate(rows):
+                    append(action({"input": datum}))
+                st.started += len(rows)
+                st.finished += len(rows)
         else:
             for i, datum in enumerate(rows):
                 append(one(datum))

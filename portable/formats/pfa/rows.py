@@ -32,6 +32,7 @@ from .reader import Document, FcnDef, parse_fcndef
 Fn = Callable[[dict], Any]
 LOG = logging.getLogger("portable.pfa")
 
+PREDEFINED = ("name", "instance", "version", "metadata", "actionsStarted", "actionsFinished")
 INT_MIN, INT_MAX = -2**31, 2**31 - 1
 LONG_MIN, LONG_MAX = -2**63, 2**63 - 1
 
@@ -256,15 +257,21 @@ class CScope:
         self.parent = parent
         self.vars: dict[str, T.AvroType | None] = {}
         self.sealed = sealed  # a function body: symbols outside are captured (read-only)
+        self.captured: set[str] = set()  # (sealed scopes) outer symbols the function reads
 
     def child(self) -> "CScope":
         return CScope(self, False)
 
     def lookup(self, name: str) -> tuple[bool, T.AvroType | None]:
         s: CScope | None = self
+        crossed: list[CScope] = []
         while s is not None:
             if name in s.vars:
+                for sealed in crossed:
+                    sealed.captured.add(name)
                 return True, s.vars[name]
+            if s.sealed:
+                crossed.append(s)
             s = s.parent
         return False, None
 
@@ -346,28 +353,54 @@ class Compiler:
         run, _ = self.block(fdef.body, scope, f"{where}.do")
         ret = fdef.ret
         need_ret = _needs_conform(ret)
-        convs = [(i, t) for i, t in enumerate(ptypes) if _needs_conform(t)]
+        convs = [(i, _fast_conform(t)) for i, t in enumerate(ptypes) if _needs_conform(t)]
         n = len(names)
-        if not capture:
+        fast_ret = _fast_conform(ret if need_ret else None)
+        if n == 1:
+            p0 = names[0]
+            conv0 = convs[0][1] if convs else (lambda v: v)
+
+            def call(*args: Any) -> Any:
+                if len(args) != 1:
+                    raise PFAErr(f"function takes 1 argument, got {len(args)}")
+                return fast_ret(run({p0: conv0(args[0])}))
+        else:
             def call(*args: Any) -> Any:
                 if len(args) != n:
                     raise PFAErr(f"function takes {n} argument(s), got {len(args)}")
                 env = dict(zip(names, args))
-                for i, t in convs:
-                    env[names[i]] = conform(args[i], t)
-                out = run(env)
-                return conform(out, ret) if need_ret else out
+                for i, cv in convs:
+                    env[names[i]] = cv(args[i])
+                return fast_ret(run(env))
+        if not capture:
             return call
+        captured = sorted(scope.captured)
+        if not captured:
+            return lambda outer_env: call
+        if n == 1:
+            q0 = names[0]
+            cq = convs[0][1] if convs else (lambda v: v)
+
+            def factory1(outer_env: dict) -> Callable[..., Any]:
+                base = {k: outer_env[k] for k in captured if k in outer_env}
+
+                def call1(a: Any) -> Any:
+                    env = dict(base)
+                    env[q0] = cq(a)
+                    return fast_ret(run(env))
+                return call1
+            return factory1
 
         def factory(outer_env: dict) -> Callable[..., Any]:
-            def call(*args: Any) -> Any:
-                env = dict(outer_env)
+            base = {k: outer_env[k] for k in captured if k in outer_env}
+
+            def calln(*args: Any) -> Any:
+                env = dict(base)
                 env.update(zip(names, args))
-                for i, t in convs:
-                    env[names[i]] = conform(args[i], t)
-                out = run(env)
-                return conform(out, ret) if need_ret else out
-            return call
+                for i, cv in convs:
+                    env[names[i]] = cv(args[i])
+                return fast_ret(run(env))
+            return calln
         return factory
 
     # -- expressions ---------------------------------------------------------------------------------------------
@@ -409,6 +442,8 @@ class Compiler:
         if not found:
             raise self.err(f"unknown symbol '{name}'; symbols in scope: {', '.join(sorted(scope.names()))}",
                            where)
+        if name in PREDEFINED:
+            self.engine.uses_predefined = True
 
         def get(env: dict) -> Any:
             return env[name]
@@ -884,6 +919,15 @@ class Compiler:
             self.engine.writes = True
             ct = cell.type if _needs_conform(cell.type) else None
 
+            if not steps:
+                fast = _fast_conform(ct)
+
+                def cell_set(env: dict) -> Any:
+                    v = fast(upd(env)(cells[name]))
+                    cells[name] = v
+                    return v
+                return cell_set, cell.type
+
             def cell_to(env: dict) -> Any:
                 new = _replace(cells[name], [(k(env) if kind != "f" else k) for kind, k in steps], upd(env),
                                2006, 2007)
@@ -1246,6 +1290,15 @@ def _replace(v: Any, keys: list[Any], upd: Callable[[Any], Any], code_arr: int, 
     raise PFAErr("cannot index into a primitive", code_map)
 
 
+def _fast_conform(t: Any) -> Callable[[Any], Any]:
+    """conform(., t) with a shortcut for values that already fit (a float for a double)."""
+    if t is None:
+        return lambda v: v
+    if isinstance(t, T.Prim) and t.name == "double":
+        return lambda v: v if type(v) is float else conform(v, t)
+    return lambda v: conform(v, t)
+
+
 def _needs_conform(t: Any) -> bool:
     if t is None:
         return False
@@ -1310,6 +1363,7 @@ class RowEngine:
         self.method = doc.raw.get("method", "map") if isinstance(doc.raw, dict) else "map"
         self.seed = seed
         self.writes = False
+        self.uses_predefined = False
         self.state = State(doc, seed)
         comp = Compiler(doc, self.state, self)
         self.compiler = comp
@@ -1379,8 +1433,8 @@ class RowEngine:
         """
         st = self.state
         st.started += 1
-        env = {"input": datum, "name": self.doc.name, "actionsStarted": st.started,
-               "actionsFinished": st.finished, "instance": 0, "version": 0, "metadata": {}}
+        env = self._env()
+        env["input"] = datum
         saved = None
         if self.rollback:
             saved = {n: copy.deepcopy(st.cells[n]) if n in st.cells else copy.deepcopy(st.pools[n])

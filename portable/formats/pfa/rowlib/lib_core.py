@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from ..rows import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, compare, f32
@@ -33,10 +34,12 @@ def _bounded(kind: str | None, code: int) -> Any:
     return chk
 
 
-def _arith(sym: str, code: int, op: Any) -> None:
+def _arith(sym: str, code: int, op: Any, fast: Any) -> None:
     @factory(sym)
     def make(b: Any) -> Any:
         kind = num_kind(b.rt)
+        if kind == "double" and num_kind(b.t(0)) == "double" and num_kind(b.t(1)) == "double":
+            return fast  # float op float is a float (inf on overflow, never an exception)
         if kind == "double":
             def dbl(x: Any, y: Any) -> Any:
                 try:
@@ -51,9 +54,9 @@ def _arith(sym: str, code: int, op: Any) -> None:
         return run
 
 
-_arith("+", 18000, lambda x, y: x + y)
-_arith("-", 18010, lambda x, y: x - y)
-_arith("*", 18020, lambda x, y: x * y)
+_arith("+", 18000, lambda x, y: x + y, operator.add)
+_arith("-", 18010, lambda x, y: x - y, operator.sub)
+_arith("*", 18020, lambda x, y: x * y, operator.mul)
 
 
 def fdiv(x: float, y: float) -> float:
