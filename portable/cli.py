@@ -292,11 +292,24 @@ def audit(file: str, as_json: bool, trust: tuple[str, ...]) -> None:
 @cli.command()
 @click.option("--estimators", "estimators", is_flag=True,
               help="List every scikit-learn estimator and whether (and how) it converts to ONNX.")
-def formats(estimators: bool) -> None:
+@click.option("--pfa", "pfa", is_flag=True,
+              help="List every PFA library function of the spec and how portable runs it (coverage).")
+def formats(estimators: bool, pfa: bool) -> None:
     """List the registry: formats and converters."""
     from rich.table import Table
 
     con = _console()
+    if pfa:
+        from .formats.pfa.coverage import library_table, summary as pfa_summary
+
+        p = Table("function", "row by row", "vectorized / ONNX", "note", title="PFA library functions")
+        for r in library_table():
+            p.add_row(r.name, "yes" if r.sequential else "no", "yes" if r.vectorized else "", r.note)
+        con.print(p)
+        ps = pfa_summary()
+        con.print(f"PFA library: {ps['implemented']} of {ps['spec']} functions implemented "
+                  f"({ps['vectorized']} also vectorized and compiled to ONNX)", markup=False)
+        return
     if estimators:
         from .coverage import estimator_table, summary
 

@@ -17,9 +17,7 @@ from portable.cli import cli
 
 from .sample_models import SAMPLE_MODELS
 
-PFA_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "pfa" / "examples"
-if not PFA_EXAMPLES.is_dir():
-    PFA_EXAMPLES = Path("/work/shared/pfa/examples")
+PFA_EXAMPLES = Path(__file__).parent / "data" / "pfa"  # copies of shared/pfa/examples
 
 
 class _Hostile:

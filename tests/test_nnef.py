@@ -22,9 +22,7 @@ import portable
 from portable.errors import InputError, NNEFError, OutputExistsError
 from portable.formats.nnef import NnefModel
 
-EXAMPLES = Path("/work/shared/pfa/examples")
-if not EXAMPLES.is_dir():
-    EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "pfa" / "examples"
+EXAMPLES = Path(__file__).parent / "data" / "pfa"  # copies of shared/pfa/examples
 
 
 def _data(kind: str) -> tuple[np.ndarray, np.ndarray]:

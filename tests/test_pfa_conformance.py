@@ -49,3 +49,13 @@ def test_engine_reports_runtime_errors_with_codes():
     with pytest.raises(PFARuntimeError) as info:
         m.run({"input": [2.0, -1.0]})
     assert info.value.code == 27170 and "record 1" in str(info.value)
+
+
+def test_cli_prints_the_coverage():
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    r = CliRunner().invoke(cli, ["formats", "--pfa"])
+    assert r.exit_code == 0, r.output
+    assert f"{len(sigs.table())} of {len(sigs.table())} functions implemented" in r.output

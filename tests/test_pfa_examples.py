@@ -1,4 +1,4 @@
-"""Every document in shared/pfa/examples: the engine and the compiled ONNX graph give the reference engine's
+"""Every document in tests/data/pfa (copied from shared/pfa/examples): the engine and the compiled ONNX graph give the reference engine's
 (titus2) recorded outputs, doubles within 1e-12 relative and strings exactly; the CLI converts and checks them."""
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 import portable
 from portable.api import check as check_models  # 
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "pfa" / "examples"
-if not EXAMPLES.is_dir():
-    EXAMPLES = Path("/work/shared/pfa/examples")
+EXAMPLES = Path(__file__).parent / "data" / "pfa"
 DOCS = sorted(p for p in EXAMPLES.glob("*") if p.suffix in (".yaml", ".json") and ".vectors." not in p.name)
 RTOL = 1e-12
 
-pytestmark = pytest.mark.skipif(not DOCS, reason="shared/pfa/examples is not available")
+
+def test_the_examples_are_here():
+    assert len(DOCS) == 6
 
 
 def _stem(p: Path) -> str:
