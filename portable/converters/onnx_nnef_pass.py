@@ -35,7 +35,7 @@ NNEF_TOOLS_OPS = frozenset((
     "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "LeakyRelu", "PRelu", "Transpose", "Reshape",
     "Squeeze", "Unsqueeze", "MatMul", "Gemm", "LRN", "Concat", "Split", "Softmax", "Where", "Clip",
     "Pad", "Tile", "Expand", "Slice", "MeanVarianceNormalization", "InstanceNormalization",
-    "Upsample", "Resize", "Constant", "Gather", "Cast", "LSTM", "DepthToSpace", "SpaceToDepth", "Max", "Min", "Sum"))
+    "Upsample", "Resize", "Constant", "Gather", "Cast", "LSTM", "GRU", "RNN", "DepthToSpace", "SpaceToDepth", "Max", "Min", "Sum"))
 # rewritten here (into operators of NNEF_TOOLS_OPS)
 REWRITTEN = frozenset(("Elu", "Selu", "HardSigmoid", "Flatten", "Max", "Min", "Sum", "Mean", "Softmax",
                        "LogSoftmax", "Hardmax", "LpNormalization", "Dropout", "Reciprocal", "Cast", "CastLike",
@@ -665,6 +665,168 @@ def _pool(p: Pass, node: Any, at: dict[str, Any], shp: list[Any], add: Any) -> N
     add("Pow", [total, p.const(1.0 / pw, x)], [y])
 
 
+_ACTS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softsign": "Softsign", "softplus": "Softplus",
+         "leakyrelu": "LeakyRelu", "thresholdedrelu": "ThresholdedRelu", "hardsigmoid": "HardSigmoid", "elu": "Elu",
+         "affine": "Affine", "scaledtanh": "ScaledTanh"}
+
+
+def unroll_recurrent(p: Pass) -> None:
+    """LSTM, GRU and RNN with a static sequence length, unrolled step by step into matrix products and
+    element-wise operators (as ONNX defines each gate), every direction and layout."""
+    onnx = p.onnx
+    h = p.h
+    i64 = onnx.TensorProto.INT64
+    if not any(n.op_type in ("LSTM", "GRU", "RNN") for n in p.g.node):
+        return
+    p.infer()
+    nodes: list[Any] = []
+
+    def add(op: str, inputs: list[str], outputs: list[str] | None = None, **kw: Any) -> str:
+        outs = outputs or [p.fresh(op.lower())]
+        nodes.append(h.make_node(op, inputs, outs, **kw))
+        return outs[0]
+
+    def ints(v: list[int], name: str = "i") -> str:
+        return p.const(np.asarray(v, np.int64), i64, name)
+
+    def squeeze(x: str, axes: list[int]) -> str:
+        return add("Squeeze", [x, ints(axes)]) if p.opset >= 13 else add("Squeeze", [x], axes=axes)
+
+    def unsqueeze(x: str, axes: list[int]) -> str:
+        return add("Unsqueeze", [x, ints(axes)]) if p.opset >= 13 else add("Unsqueeze", [x], axes=axes)
+
+    def cut(x: str, axis: int, b: int, e: int) -> str:
+        return add("Slice", [x, ints([b]), ints([e]), ints([axis])])
+
+    for node in p.g.node:
+        op = node.op_type
+        if op not in ("LSTM", "GRU", "RNN"):
+            nodes.append(node)
+            continue
+        at = p.attrs(node)
+        where = f"{op} node '{node.name or node.output[0]}'"
+        ins = list(node.input) + [""] * (8 - len(node.input))
+        x, w, r, b, seq_lens, h0 = ins[:6]
+        c0, peep = (ins[6], ins[7]) if op == "LSTM" else ("", "")
+        xs = p.shape(x)
+        layout = at.get("layout", 0)
+        if xs is None or any(d is None for d in xs):
+            raise UnsupportedModelError(f"the {where} runs over a sequence of unknown length; NNEF needs the "
+                                        "static shapes of an export with fixed sequence length and batch")
+        if seq_lens:
+            lens = p.consts.get(seq_lens)
+            if lens is None or not np.all(np.asarray(lens) == (xs[0] if layout == 0 else xs[1])):
+                raise UnsupportedModelError(f"the {where} has per-sequence lengths; NNEF cannot stop a sequence "
+                                            "early")
+        if at.get("input_forget", 0):
+            raise UnsupportedModelError(f"the {where} couples its input and forget gates (input_forget=1), "
+                                        "which portable does not unroll")
+        seq, batch = (xs[0], xs[1]) if layout == 0 else (xs[1], xs[0])
+        hidden = at["hidden_size"]
+        direction = at.get("direction", "forward")
+        dirs = 2 if direction == "bidirectional" else 1
+        gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+        default_acts = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}[op]
+        names = list(at.get("activations", [])) or default_acts * dirs
+        if len(names) == len(default_acts) and dirs == 2:
+            names = names * 2
+        alphas = list(at.get("activation_alpha", []))
+        betas = list(at.get("activation_beta", []))
+        clip = at.get("clip")
+        x_seq = add("Transpose", [x], perm=[1, 0, 2]) if layout == 1 else x
+        zeros = p.const(np.zeros([batch, hidden]), x)
+        y_dirs, h_dirs, c_dirs = [], [], []
+        counter = {"a": 0}
+
+        def act(v: str, k: int) -> str:
+            name = _ACTS.get(names[k].lower())
+            if name is None:
+                raise UnsupportedModelError(f"the {where} uses activation '{names[k]}'")
+            alpha = alphas[k] if k < len(alphas) else None
+            beta = betas[k] if k < len(betas) else None
+            if name in ("Sigmoid", "Tanh", "Relu", "Softsign", "Softplus"):
+                return add(name, [v])
+            if name == "Affine":
+                return add("Add", [add("Mul", [v, p.const(alpha, x)]), p.const(beta, x)])
+            if name == "ScaledTanh":
+                return add("Mul", [add("Tanh", [add("Mul", [v, p.const(beta, x)])]), p.const(alpha, x)])
+            kw = {"alpha": alpha} if alpha is not None else {}
+            if name == "HardSigmoid" and beta is not None:
+                kw["beta"] = beta
+            return add(name, [v], **kw)
+
+        def pre(v: str) -> str:
+            return add("Clip", [v, p.const(-clip, x), p.const(clip, x)]) if clip is not None else v
+
+        for d in range(dirs):
+            reverse = direction == "reverse" or d == 1
+            ak = d * len(default_acts)
+            wd = add("Transpose", [squeeze(cut(w, 0, d, d + 1), [0])], perm=[1, 0])   # [I, G*H]
+            rd = add("Transpose", [squeeze(cut(r, 0, d, d + 1), [0])], perm=[1, 0])   # [H, G*H]
+            if b:
+                bd = squeeze(cut(b, 0, d, d + 1), [0])
+                wb, rb = cut(bd, 0, 0, gates * hidden), cut(bd, 0, gates * hidden, 2 * gates * hidden)
+            else:
+                wb = rb = p.const(np.zeros([gates * hidden]), x)
+            hp = squeeze(cut(h0, 0, d, d + 1), [0]) if h0 else zeros
+            cp = squeeze(cut(c0, 0, d, d + 1), [0]) if c0 else zeros
+            if peep:
+                pd = squeeze(cut(peep, 0, d, d + 1), [0])
+                p_i, p_o, p_f = (cut(pd, 0, k * hidden, (k + 1) * hidden) for k in range(3))
+            steps = list(range(seq))[::-1] if reverse else list(range(seq))
+            outs: dict[int, str] = {}
+            for t in steps:
+                xt = squeeze(cut(x_seq, 0, t, t + 1), [0])
+                xw = add("Add", [add("MatMul", [xt, wd]), wb])
+                if op == "GRU":
+                    xz, xr, xh = (cut(xw, 1, k * hidden, (k + 1) * hidden) for k in range(3))
+                    rz, rr = cut(rd, 1, 0, hidden), cut(rd, 1, hidden, 2 * hidden)
+                    rh = cut(rd, 1, 2 * hidden, 3 * hidden)
+                    bz, br, bh = (cut(rb, 0, k * hidden, (k + 1) * hidden) for k in range(3))
+                    z = act(pre(add("Add", [add("Add", [xz, add("MatMul", [hp, rz])]), bz])), ak)
+                    rg = act(pre(add("Add", [add("Add", [xr, add("MatMul", [hp, rr])]), br])), ak)
+                    if at.get("linear_before_reset", 0):
+                        hh = add("Mul", [rg, add("Add", [add("MatMul", [hp, rh]), bh])])
+                    else:
+                        hh = add("Add", [add("MatMul", [add("Mul", [rg, hp]), rh]), bh])
+                    ht = act(pre(add("Add", [xh, hh])), ak + 1)
+                    one_minus = add("Sub", [p.const(1.0, x), z])
+                    hp = add("Add", [add("Mul", [one_minus, ht]), add("Mul", [z, hp])])
+                else:
+                    g = add("Add", [add("Add", [xw, add("MatMul", [hp, rd])]), rb])
+                    if op == "RNN":
+                        hp = act(pre(g), ak)
+                    else:
+                        gi, go, gf, gc = (cut(g, 1, k * hidden, (k + 1) * hidden) for k in range(4))
+                        if peep:
+                            gi = add("Add", [gi, add("Mul", [p_i, cp])])
+                            gf = add("Add", [gf, add("Mul", [p_f, cp])])
+                        i_ = act(pre(gi), ak)
+                        f_ = act(pre(gf), ak)
+                        c_ = act(pre(gc), ak + 1)
+                        cp = add("Add", [add("Mul", [f_, cp]), add("Mul", [i_, c_])])
+                        if peep:
+                            go = add("Add", [go, add("Mul", [p_o, cp])])
+                        o_ = act(pre(go), ak)
+                        hp = add("Mul", [o_, act(cp, ak + 2)])
+                outs[t] = hp
+            y_dirs.append(add("Concat", [unsqueeze(outs[t], [0]) for t in range(seq)], axis=0))  # [S, B, H]
+            h_dirs.append(unsqueeze(hp, [0]))
+            c_dirs.append(unsqueeze(cp, [0]))
+        outputs = list(node.output) + [""] * 3
+        y_out, h_out, c_out = outputs[:3]
+        if y_out:
+            y = add("Concat", [unsqueeze(v, [1]) for v in y_dirs], axis=1)  # [S, D, B, H]
+            add("Transpose", [y], [y_out], perm=[2, 0, 1, 3]) if layout == 1 else add("Identity", [y], [y_out])
+        for out, parts in ((h_out, h_dirs), (c_out if op == "LSTM" else "", c_dirs)):
+            if out:
+                v = add("Concat", parts, axis=0)  # [D, B, H]
+                add("Transpose", [v], [out], perm=[1, 0, 2]) if layout == 1 else add("Identity", [v], [out])
+        counter["a"] += 1
+    del p.g.node[:]
+    p.g.node.extend(nodes)
+
+
 def _kind(elem: int) -> str:
     if elem in (1, 10, 11, 16):  # float, float16, double, bfloat16
         return "scalar"
@@ -682,5 +844,6 @@ def prepare(proto: Any) -> None:
     fold_constants(p)
     p.infer()
     refuse_unsupported(p)
+    unroll_recurrent(p)
     rewrite(p)
     fold_constants(p)
