@@ -567,6 +567,13 @@ def rewrite(p: Pass) -> None:
                                 p.const(np.asarray([axis]), i64, "a"), p.const(np.asarray([-1]), i64, "st")])
             k = add(op, [rev], axis=axis, keepdims=at.get("keepdims", 1))
             add("Sub", [p.const(np.asarray(shp[axis] - 1, np.int64), i64, "n"), k], [y])
+        elif op == "Gather" and node.input[1] in p.consts and shp is not None and \
+                shp[at.get("axis", 0)] is not None and np.any(np.asarray(p.consts[node.input[1]]) < 0):
+            # NNEF's gather takes indices in [0, n): negative ones are counted from the end here
+            n_ax = shp[at.get("axis", 0)]
+            idx = np.asarray(p.consts[node.input[1]])
+            fixed = p.const(np.where(idx < 0, idx + n_ax, idx), node.input[1], "indices")
+            add("Gather", [x, fixed], [y], **at)
         elif op == "Xor":
             add("And", [add("Or", [x, node.input[1]]), add("Not", [add("And", [x, node.input[1]])])], [y])
         elif op == "Softsign":
