@@ -100,7 +100,7 @@ def test_pickle_of_a_dataframe_is_not_a_model(tmp_path, fitted):
     with pytest.raises(InputError):  # pandas is not on the allowlist, and a frame is not a model either
         portable.load(path)
     with pytest.raises(InputError, match="not a model"):
-        portable.load(path, trust=["pandas"])
+        portable.load(path, trust=["pandas", "pyarrow"])  # pandas 3 frames are pyarrow-backed
 
 
 # -- scikit-learn's own all_estimators(): slow, run with PORTABLE_SLOW=1 --------------------------------------------

@@ -214,18 +214,49 @@ def _is_reconstructor(obj: Any) -> bool:
     return False
 
 
+_ROLE_REASONS = {
+    "py_class": "a model class (instantiated empty, then given a checked state)",
+    "ext_class": "a scikit-learn extension type (called with plain data only)",
+    "dtype": "numpy.dtype (type code and state checked against each other)",
+    "ndarray": "numpy.ndarray (rebuilt only through _reconstruct)",
+    "masked": "numpy.ma.MaskedArray (rebuilt only through _mareconstruct)",
+    "reconstruct": "numpy's array reconstructor (sizes checked)",
+    "mareconstruct": "numpy.ma's masked array reconstructor (sizes checked)",
+    "scalar": "numpy's scalar reconstructor (sizes checked)",
+    "frombuffer": "numpy's array-from-bytes reconstructor (sizes checked)",
+    "encode": "_codecs.encode(str, 'latin1'): bytes in protocols 0-2",
+    "reconstructor": "copyreg._reconstructor(class, object, None)",
+    "newobj": "scikit-learn's newObj for neighbour trees and distance metrics",
+    "pyx_unpickle": "a Cython unpickle helper (for its own class only)",
+    "random_bitgen_ctor": "numpy.random's bit generator helper (numpy's own generators only)",
+    "random_ctor": "numpy.random's generator helper (numpy's own generators only)",
+    "bitgen_class": "a numpy.random bit generator class",
+    "builtin": "a builtin data type (called with plain data only)",
+    "object": "builtins.object (as copyreg's base)",
+    "value": "a type or reviewed pure function kept as a parameter value; never called by the file",
+}
+
+
 def judge_object(obj: Any) -> tuple[bool, str]:
-    """Whether a resolved object is on the allowlist, and why (or why not)."""
+    """Whether a resolved object has a role in the reconstructor table (`table.py`), and why (or why not)."""
+    from .table import role_of
+
+    role = role_of(obj)
+    if role is not None:
+        return True, _ROLE_REASONS.get(role, role)
     if isinstance(obj, type):
-        return _judge_class(obj)
-    if _is_reconstructor(obj):
-        return True, "a reconstructor function used by model pickles"
-    if _is_listed(obj, PURE_FUNCTIONS):
-        return True, "a pure computation scikit-learn keeps as a parameter (reviewed)"
+        ok, reason = _judge_class(obj)
+        if not ok:
+            return False, reason
+        if _home_of(obj) == "numpy":
+            return False, ("a numpy class outside the reconstructor table: classes such as DummyArray, matrix or "
+                           "memmap run code over raw memory or files")
+        return False, "a class that defines numpy's array protocol (it could point numpy at raw memory)"
     import numpy as np
 
     if isinstance(obj, np.ufunc):
-        return True, "a numpy ufunc (arithmetic only)"
+        return False, ("a numpy ufunc: a pickle that calls it computes over any array-protocol object, raw process "
+                       "memory included")
     if isinstance(obj, types.ModuleType):
         return False, "a module object"
     if isinstance(obj, types.BuiltinFunctionType) and getattr(obj, "__module__", None) == "builtins":

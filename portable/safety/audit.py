@@ -41,6 +41,7 @@ class AuditResult:
     versions: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    refusal: str | None = None  # why portable's loader refuses the file although every name is allowed
 
     @property
     def refused(self) -> list[str]:
@@ -48,7 +49,7 @@ class AuditResult:
 
     @property
     def safe(self) -> bool:
-        return self.error is None and not self.refused
+        return self.error is None and not self.refused and self.refusal is None
 
     @property
     def verdict(self) -> str:
@@ -58,6 +59,8 @@ class AuditResult:
             flags = " ".join(f"--trust {n}" for n in self.refused)
             return (f"UNSAFE: {len(self.refused)} refused global(s); portable will not load this file unless you "
                     f"trust them ({flags})")
+        if self.refusal is not None:
+            return f"REFUSED: portable's loader refuses this file: {self.refusal}"
         return "SAFE: every global is on the allowlist" + (" or trusted" if any(g.trusted for g in self.globals)
                                                             else "")
 
@@ -65,7 +68,8 @@ class AuditResult:
         return {"path": self.path, "safe": self.safe, "verdict": self.verdict, "container": self.container,
                 "protocol": self.protocol, "opcodes": self.opcodes, "calls": self.calls,
                 "versions": self.versions, "refused": self.refused,
-                "globals": [g.to_dict() for g in self.globals], "notes": self.notes, "error": self.error}
+                "globals": [g.to_dict() for g in self.globals], "notes": self.notes, "error": self.error,
+                "refusal": self.refusal}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -95,10 +99,14 @@ class AuditResult:
 
 
 def audit(path: Path, *, trust: Any = ()) -> AuditResult:
-    """List every global a pickle, joblib or skops file imports, judge each, and count calls; runs nothing.
+    """List every global a pickle, joblib or skops file imports, judge each, count calls, and say whether
+    portable's loader admits the file.
 
-    Resolving a name to judge it imports its module only when that module is inside scikit-learn, numpy or
-    scipy.sparse (or trusted); nothing the file defines or names elsewhere is imported.
+    The listing is a static scan. Resolving a name to judge it imports its module only when that module is inside
+    scikit-learn, numpy or scipy.sparse (or trusted); nothing the file defines or names elsewhere is imported.
+    When every name is allowed, the file goes through the loader itself (`safe_load`: the reconstructor table's
+    checks on every call and state, then the validation of fitted internals), so the audit never says SAFE for a
+    file the loader refuses.
     """
     path = Path(path)
     trust = trust_tuple(trust)
@@ -111,8 +119,17 @@ def audit(path: Path, *, trust: Any = ()) -> AuditResult:
         return result
     result.container = container.describe()
     if container.kind == "skops":
-        return _audit_skops(result, path, data, trust)
-    return _audit_pickle(result, path, data, container, trust)
+        result = _audit_skops(result, path, data, trust)
+    else:
+        result = _audit_pickle(result, path, data, container, trust)
+    if result.error is None and not result.refused:
+        from .loader import safe_load
+
+        try:
+            safe_load(path, trust=trust)
+        except PortableError as exc:
+            result.refusal = exc.message
+    return result
 
 
 def _audit_pickle(result: AuditResult, path: Path, data: bytes, container: Container,

@@ -20,8 +20,8 @@ from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
-from .states import (BadState, check_build_state, check_graph, check_real_state, check_state, check_tuple_state,
-                     code_size, tuple_state_minimum)
+from .states import BadState, check_build_state, check_graph, check_state, check_tuple_state, code_size
+from .table import Refused, World, _shape, role_of
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 
@@ -49,71 +49,220 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return obj
 
 
-class _Stub(Exception):
-    """A stand-in for an allowlisted global during the dry run.
+# -- the dry run: the C unpickler over stubs, every call and BUILD checked against the table ----------------------
+class _GlobalStub(Exception):
+    """Stands in for an allowed global during the dry run. Calling it (REDUCE, NEWOBJ, INST, OBJ) is checked by
+    the table (`table.World.check_call`) and builds a `_Node` standing for the object the real load builds."""
 
-    BaseException's C `__new__`/`__init__` accept any arguments (kept in `.args`), so NEWOBJ and REDUCE on a
-    stub cost no Python call. BUILD checks the state's attribute names (`states.check_build_state`): in the dry
-    run a name computed by a call is a stub, not a str, and is refused, so the real load sets only literal names.
-    """
+    _g_role: str | None = None
+    _target: Any = None
+    _world: Any = None
 
-    __setstate__ = staticmethod(check_build_state)
+    def __new__(cls, *args: Any) -> Any:
+        kind = cls._world.check_call(cls, args)
+        node = BaseException.__new__(_NODES[kind], *args)
+        node.func = cls
+        return node
 
-    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:  # a call of an object the file built
-        return _Stub()
+    class _NoBuild:
+        """BUILD on a global itself would set attributes of a library class for the whole process."""
 
-    def __setitem__(self, key: Any, value: Any) -> None:  # SETITEMS on dict subclasses (Bunch)
-        pass
+        def __get__(self, obj: Any, owner: Any) -> Any:
+            if obj is None:
+                raise Refused(f"the file sets attributes of the global {owner._world.name(owner)} itself")
+            return None
 
-    def append(self, value: Any) -> None:  # APPENDS on list subclasses
-        pass
+    __setstate__ = _NoBuild()
+
+
+class _Node(Exception):
+    """An object the real load builds, standing in the dry run: BUILD, SETITEMS, APPENDS and calls are checked."""
+
+    _kind = "obj"
+    func: Any = None
+    state: Any = None
+    built = False
+
+    def __setstate__(self, state: Any) -> None:
+        if self.built:
+            raise Refused("an object whose state is set twice")
+        self.built = True
+        self.state = state
+        self._check(state)
+
+    def _check(self, state: Any) -> None:
+        check_build_state(state)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise Refused("a call of an object built inside the file (only listed reconstructors may be called)")
+
+    def _container(self, want: tuple[str, ...]) -> None:
+        target = getattr(self.func, "_target", None)
+        if self._kind not in ("value", "trusted") or not isinstance(target, type) or not any(
+                c.__name__ in want for c in target.__mro__):
+            raise Refused(f"items added to a {self._kind} object that is not a container")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._container(("dict",))
+
+    def append(self, value: Any) -> None:
+        self._container(("list", "deque"))
 
     def extend(self, values: Any) -> None:
+        self._container(("list", "deque"))
+
+    def add(self, value: Any) -> None:
+        self._container(("set",))
+
+
+class _ExtNode(_Node):
+    _kind = "ext"
+
+    def _check(self, state: Any) -> None:
+        target = getattr(self.func, "_target", None)
+        if self.func is not None and self.func._g_role in ("newobj", "pyx_unpickle") and self.args:
+            target = self.args[0]._target
+        check_tuple_state(target, state)
+        check_build_state(state)
+        _plain_state(self.func._world, state)
+
+
+class _DtypeNode(_Node):
+    _kind = "dtype"
+    used = False
+    info: Any = None
+    honest: Any = None
+
+    def _check(self, state: Any) -> None:
+        if self.used:
+            raise Refused("a numpy dtype whose state is set after an array already uses it")
+        self.honest = None
+        self.honest = self.resolve(0, state)
+
+    def resolve(self, depth: int = 0, state: Any = None) -> Any:
+        """The honest numpy dtype this node stands for (checked against its state)."""
+        if self.honest is not None and state is None:
+            return self.honest
+
+        def child(obj: Any) -> Any:
+            if not isinstance(obj, _DtypeNode):
+                raise BadState("a structured numpy dtype with a field that is not a dtype")
+            obj.used = True
+            return obj.resolve(depth + 1)
+
+        code = self.args[0]
+        honest = check_state(code_size(code), self.state if state is None else state, child, depth, code=code)
+        self.honest = honest
+        return honest
+
+
+class _ArrayNode(_Node):
+    _kind = "array"
+
+    def _check(self, state: Any) -> None:
+        self.func._world.check_array_state(state)
+
+
+class _MaskedNode(_Node):
+    _kind = "marray"
+
+    def _check(self, state: Any) -> None:
+        self.func._world.check_marray_state(state)
+
+
+class _NoBuildNode(_Node):
+    def _check(self, state: Any) -> None:
+        raise Refused(f"a state given to a {self._kind}, which takes none")
+
+
+class _DataNode(_Node):
+    def _check(self, state: Any) -> None:
+        check_build_state(state)
+        _plain_state(self.func._world, state)
+
+
+class _TrustedNode(_Node):
+    _kind = "trusted"
+
+    def _check(self, state: Any) -> None:
         pass
 
-    def add(self, value: Any) -> None:  # ADDITEMS on set subclasses
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _TrustedNode()
+
+    def _container(self, want: tuple[str, ...]) -> None:
         pass
 
 
-class _DtypeStub(_Stub):
-    """Stands in for numpy.dtype: keeps the BUILD state (a tuple) for the check."""
-
-    record: list[_DtypeStub] = []
-    dtype_state: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        self.dtype_state = state
-        type(self).record.append(self)
-
-
-class _CheckedStub(_Stub):
-    """Stands in for a class whose real `__setstate__` trusts the length of its state tuple."""
-
-    target: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        check_tuple_state(type(self).target, state)
-        check_build_state(state)
+_NODES: dict[str, type] = {
+    "obj": _Node, "ext": _ExtNode, "dtype": _DtypeNode, "array": _ArrayNode, "marray": _MaskedNode,
+    "bytes": type("_BytesNode", (_NoBuildNode,), {"_kind": "bytes"}),
+    "scalar": type("_ScalarNode", (_NoBuildNode,), {"_kind": "scalar"}),
+    "value": type("_ValueNode", (_DataNode,), {"_kind": "value"}),
+    "bitgen": type("_BitgenNode", (_DataNode,), {"_kind": "bitgen"}),
+    "trusted": _TrustedNode,
+}
 
 
-class _NewObjStub(_Stub):
-    """Stands in for scikit-learn's `newObj(cls)` reconstructor: the BUILD that follows is `cls`'s."""
+def _plain_state(world: World, state: Any, depth: int = 0) -> None:
+    """A state of an extension type or a numpy.random object: plain data, dicts of it, other built objects."""
+    if type(state) is dict:
+        if depth > 8:
+            raise Refused("a state that nests too deeply")
+        for k, v in state.items():
+            if type(k) is not str:
+                raise Refused("a state with keys that are not strings")
+            _plain_state(world, v, depth + 1)
+    elif type(state) in (tuple, list):
+        for v in state:
+            _plain_state(world, v, depth + 1)
+    else:
+        world.plain(state, "a state")
 
-    def __setstate__(self, state: Any) -> None:
-        cls = self.args[0] if self.args else None
-        check_tuple_state(getattr(cls, "target", None), state)
-        check_build_state(state)
+
+class _StubWorld(World):
+    """The table's view of the dry run: globals are `_GlobalStub` classes, built objects are `_Node`s."""
+
+    def role(self, x: Any) -> str | None:
+        return getattr(x, "_g_role", None) if isinstance(x, type) else None
+
+    def kind(self, x: Any) -> str | None:
+        if isinstance(x, _Node):
+            return x._kind
+        if type(x) in (bytes, bytearray):
+            return "bytes"
+        return None
+
+    def target(self, x: Any) -> Any:
+        return x._target
+
+    def dtype_info(self, x: Any) -> tuple[int, bool]:
+        x.used = True
+        honest = x.resolve()
+        if not hasattr(honest, "itemsize"):
+            raise Refused("a numpy dtype that cannot be rebuilt honestly")
+        return honest.itemsize, honest.hasobject
+
+    def bytes_len(self, x: Any) -> int | None:
+        if type(x) in (bytes, bytearray):
+            return len(x)
+        if isinstance(x, _Node) and x._kind == "bytes":
+            return len(x.args[0])
+        if isinstance(x, _Node) and x._kind == "value" and x.func._target in (bytes, bytearray):
+            return len(x.args[0]) if x.args else 0
+        return None
 
 
 class _DryRun(pickle.Unpickler):
-    """The C unpickler with every allowed global replaced by a stub: parses the stream and checks dtype states
-    without building anything, so that corrupt states never reach numpy."""
+    """The C unpickler with every allowed global replaced by a stub: parses the stream and checks every call and
+    state against the table without building anything, so that nothing a file asks for reaches a library
+    unchecked."""
 
     def __init__(self, file: IO[bytes], trust: tuple[str, ...]) -> None:
         super().__init__(file)
         self._trust = trust
         self._stubs: dict[int, type] = {}
-        self.dtypes: list[_DtypeStub] = []
+        self.world = _StubWorld()
         self.renamed = False  # a Python 2 name was mapped, as the real unpickler only does for protocols 0-2
 
     def find_class(self, module: str, name: str) -> Any:
@@ -126,65 +275,208 @@ class _DryRun(pickle.Unpickler):
             raise _Refusal(verdict)
         stub = self._stubs.get(id(obj))
         if stub is None:
-            import numpy as np
-
-            if obj is np.dtype:
-                stub = type("DtypeStub", (_DtypeStub,), {"record": self.dtypes})
-            elif tuple_state_minimum(obj) is not None:
-                stub = type("CheckedStub", (_CheckedStub,), {"target": obj})
-            elif getattr(obj, "__name__", None) == "newObj":  # an allowlisted reconstructor (judged above)
-                stub = type("NewObjStub", (_NewObjStub,), {})
-            else:
-                stub = type("Stub", (_Stub,), {"target": obj})
+            role = "trusted" if verdict.trusted else role_of(obj)
+            stub = type("Global", (_GlobalStub,), {"_g_role": role, "_target": obj, "_world": self.world})
             self._stubs[id(obj)] = stub
         return stub
 
-    def check_dtypes(self) -> None:
-        def child_size(obj: Any, depth: int = 1) -> int:
-            if not isinstance(obj, _DtypeStub):
-                raise BadState("a structured numpy dtype with a field that is not a dtype")
-            if not obj.args:
-                raise BadState("a numpy dtype built without a type code")
-            return check_state(code_size(obj.args[0]), obj.dtype_state, lambda o: child_size(o, depth + 1),
-                               depth)
 
-        for stub in self.dtypes:
-            child_size(stub)
+class _RealWorld(World):
+    """The table's view inside joblib's pure-Python unpickler: real objects, globals known by identity."""
+
+    def __init__(self) -> None:
+        self.globals: dict[int, tuple[Any, str]] = {}
+        self.kinds: dict[int, tuple[Any, str]] = {}
+        self.built: set[int] = set()
+        self.used: set[int] = set()
+
+    def role(self, x: Any) -> str | None:
+        got = self.globals.get(id(x))
+        return got[1] if got is not None and got[0] is x else None
+
+    def kind(self, x: Any) -> str | None:
+        got = self.kinds.get(id(x))
+        if got is not None and got[0] is x:
+            return got[1]
+        import numpy as np
+
+        if type(x) in (bytes, bytearray):
+            return "bytes"
+        if isinstance(x, np.dtype):
+            return "dtype"
+        if type(x) is np.ndarray:
+            return "array"
+        return None
+
+    def target(self, x: Any) -> Any:
+        return x
+
+    def dtype_info(self, x: Any) -> tuple[int, bool]:
+        self.used.add(id(x))
+        return x.itemsize, x.hasobject
+
+    def bytes_len(self, x: Any) -> int | None:
+        return len(x) if type(x) in (bytes, bytearray) else None
+
+    def check_build(self, inst: Any, state: Any) -> None:
+        import numpy as np
+
+        kind = self.kind(inst)
+        if self.role(inst) is not None:
+            raise Refused(f"the file sets attributes of the global {self.name(inst)} itself")
+        if kind == "trusted":
+            return
+        if id(inst) in self.built:
+            raise Refused("an object whose state is set twice")
+        self.built.add(id(inst))
+        if kind == "dtype" and isinstance(inst, np.dtype):
+            if id(inst) in self.used:
+                raise Refused("a numpy dtype whose state is set after an array already uses it")
+
+            def child(obj: Any) -> Any:
+                if not isinstance(obj, np.dtype):
+                    raise BadState("a structured numpy dtype with a field that is not a dtype")
+                return obj
+
+            check_state(inst.itemsize, state, child, code=inst.str)
+        elif kind == "array":
+            self.check_array_state(state)
+        elif kind == "marray":
+            self.check_marray_state(state)
+        elif kind == "obj":
+            check_build_state(state)
+        elif kind in ("ext", "value", "bitgen", "wrapper"):
+            check_tuple_state(type(inst), state)
+            check_build_state(state)
+            if kind != "wrapper":
+                _plain_state(self, state)
+        else:
+            raise Refused(f"a state given to a {kind or type(inst).__name__}, which takes none")
 
 
 def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
-    import numpy as np
     from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
+    world = _RealWorld()
+
     class RestrictedNumpyUnpickler(NumpyUnpickler):  # type: ignore[misc, valid-type]
-        """joblib's unpickler (it reads the raw array bytes after each wrapper) with the allowlist, and with
-        dtype states checked before numpy applies them."""
+        """joblib's unpickler (it reads the raw array bytes after each wrapper) with every global, call and state
+        checked against the table, on the real objects."""
 
         dispatch = NumpyUnpickler.dispatch.copy()
 
+        def _tag(self, obj: Any, kind: str) -> Any:
+            world.kinds[id(obj)] = (obj, kind)
+            return obj
+
+        def load_reduce(self) -> None:
+            args = self.stack.pop()
+            func = self.stack[-1]
+            kind = world.check_call(func, args)
+            self.stack[-1] = self._tag(func(*args), kind)
+
+        def load_newobj(self) -> None:
+            args = self.stack.pop()
+            cls = self.stack.pop()
+            kind = world.check_call(cls, args)
+            self.append(self._tag(cls.__new__(cls, *args), kind))
+
+        def load_newobj_ex(self) -> None:
+            kwargs = self.stack.pop()
+            if kwargs:
+                raise Refused("a NEWOBJ_EX call with keyword arguments")
+            self.load_newobj()
+
+        def load_inst(self) -> None:
+            raise Refused("a protocol-0 INST instantiation (old-style classes; no model pickle uses it)")
+
+        def load_obj(self) -> None:
+            raise Refused("a protocol-1 OBJ instantiation (old-style classes; no model pickle uses it)")
+
         def load_build(self) -> None:
-            if len(self.stack) >= 2:
-                if isinstance(self.stack[-2], np.dtype):
-                    check_real_state(self.stack[-1])
+            state = self.stack[-1]
+            inst = self.stack[-2]
+            if world.kind(inst) == "wrapper":
+                _check_wrapper_state(world, state)
+                self.stack.pop()
+                inst.__dict__.update(state)
+                if inst.dtype.hasobject:  # the object array is a nested pickle: read it through the table too
+                    inner = RestrictedNumpyUnpickler("", self.file_handle, ensure_native_byte_order=True,
+                                                     mmap_mode=None)
+                    array = inner.load()
+                    if type(array) is not __import__("numpy").ndarray or not array.dtype.hasobject:
+                        raise Refused("a joblib object array whose nested pickle is not an object array")
+                    self.stack[-1] = self._tag(array, "array")
                 else:
-                    check_tuple_state(type(self.stack[-2]), self.stack[-1])
-                    check_build_state(self.stack[-1])
+                    self.stack[-1] = self._tag(inst.read(self, True), "array")
+                return
+            world.check_build(inst, state)
             NumpyUnpickler.load_build(self)
 
-        dispatch[pickle.BUILD[0]] = load_build
+        def _check_container(self, obj: Any, want: tuple[type, ...]) -> None:
+            if type(obj) not in want and world.kind(obj) != "trusted":
+                raise Refused(f"items added to a {type(obj).__name__}, which is not a container")
+
+        def load_setitem(self) -> None:
+            self._check_container(self.stack[-3], _DICTS)
+            NumpyUnpickler.load_setitem(self)
+
+        def load_setitems(self) -> None:
+            self._check_container(self.metastack[-1][-1], _DICTS)
+            NumpyUnpickler.load_setitems(self)
+
+        def load_append(self) -> None:
+            self._check_container(self.stack[-2], _LISTS)
+            NumpyUnpickler.load_append(self)
+
+        def load_appends(self) -> None:
+            self._check_container(self.metastack[-1][-1], _LISTS)
+            NumpyUnpickler.load_appends(self)
+
+        def load_additems(self) -> None:
+            self._check_container(self.metastack[-1][-1], (set,))
+            NumpyUnpickler.load_additems(self)
+
+        for _op, _fn in ((pickle.REDUCE, load_reduce), (pickle.NEWOBJ, load_newobj),
+                         (pickle.NEWOBJ_EX, load_newobj_ex), (pickle.INST, load_inst), (pickle.OBJ, load_obj),
+                         (pickle.BUILD, load_build), (pickle.SETITEM, load_setitem),
+                         (pickle.SETITEMS, load_setitems), (pickle.APPEND, load_append),
+                         (pickle.APPENDS, load_appends), (pickle.ADDITEMS, load_additems)):
+            dispatch[_op[0]] = _fn
 
         def find_class(self, module: str, name: str) -> Any:
             if canonical(module, name) == JOBLIB_WRAPPER:
+                world.globals[id(NumpyArrayWrapper)] = (NumpyArrayWrapper, "wrapper_class")
                 return NumpyArrayWrapper
             verdict, obj = load_global(module, name, trust)
             if not verdict.allowed:
                 raise _Refusal(verdict)
+            world.globals[id(obj)] = (obj, "trusted" if verdict.trusted else role_of(obj))
             return obj
 
-    try:
-        return RestrictedNumpyUnpickler("", stream, ensure_native_byte_order=True, mmap_mode=None)
-    except TypeError:  # joblib < 1.3 has no ensure_native_byte_order
-        return RestrictedNumpyUnpickler("", stream, mmap_mode=None)
+    return RestrictedNumpyUnpickler("", stream, ensure_native_byte_order=True, mmap_mode=None)
+
+
+def _check_wrapper_state(world: _RealWorld, state: Any) -> None:
+    """joblib's NumpyArrayWrapper state: a validated dtype, a shape, an order; joblib then reads the bytes."""
+    if type(state) is not dict or not {"dtype", "shape", "order"} <= set(state) or not set(state) <= {
+            "subclass", "allow_mmap", "shape", "order", "dtype", "numpy_array_alignment_bytes"}:
+        raise Refused("a joblib array wrapper with an unexpected state")
+    if state.get("subclass") is not None and world.role(state["subclass"]) != "ndarray":
+        raise Refused("a joblib array of a class other than numpy.ndarray (numpy.matrix and other subclasses run "
+                      "code over the data)")
+    _shape(state["shape"], "a joblib array")
+    world.dtype_arg(state["dtype"], "a joblib array")
+    if state["order"] not in ("C", "F"):
+        raise Refused("a joblib array with an unknown memory order")
+    if type(state.get("allow_mmap", False)) is not bool or type(
+            state.get("numpy_array_alignment_bytes") or 0) is not int:
+        raise Refused("a joblib array wrapper with mistyped flags")
+
+
+_DICTS = (dict, __import__("collections").OrderedDict, __import__("collections").defaultdict,
+          __import__("collections").Counter)
+_LISTS = (list, __import__("collections").deque)
 
 
 def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
@@ -228,20 +520,25 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                 try:
                     dry = _DryRun(open_stream(path, data, container), trust)
                     dry.load()
-                    dry.check_dtypes()
                     if dry.renamed:
                         obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
                     else:
                         # The same bytes make the same find_class calls (STACK_GLOBAL takes only str, which a
-                        # stub is not), so the real load resolves exactly the globals the dry run admitted;
-                        # pickle.loads reads bytes without a file object's per-read overhead.
+                        # stub is not), so the real load resolves exactly the globals the dry run admitted and
+                        # makes exactly the calls it checked; pickle.loads reads bytes without a file object's
+                        # per-read overhead.
                         obj = pickle.loads(data)
                 except _NeedsJoblib:
                     obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
         blocked = guard.tripped()
-        check_graph(obj)
+        check_graph(obj, trust)
     except _Refusal as exc:
         raise refusal_error(path, data, container, trust, first=exc.verdict) from None
+    except Refused as exc:
+        raise UnsafePickleError(f"refused to load: the file asks for {exc}. portable's loader only rebuilds data "
+                                "through a fixed table of reconstructors with checked arguments, so nothing was "
+                                "run; `portable audit FILE` shows the same refusal", path=path,
+                                refused=[str(exc)]) from None
     except guard.GuardTripped as exc:
         blocked = exc.event
     except PortableError:

@@ -114,7 +114,7 @@ def load_skops(path: Path, data: bytes, trust: tuple[str, ...]) -> tuple[Any, li
     from .states import BadState, check_graph
 
     try:
-        check_graph(obj)
+        check_graph(obj, trust)
     except BadState as exc:
         raise InputError(f"corrupt skops archive: it holds {exc}", path=path) from None
     if blocked:

@@ -33,42 +33,80 @@ def code_size(code: Any) -> int:
         raise BadState(f"a numpy dtype with the unknown type code {code!r}") from None
 
 
-def check_state(size: int, state: Any, child_size: Callable[[Any], int], depth: int = 0) -> int:
-    """Check one dtype's BUILD state, given the itemsize its constructor code implies; returns its itemsize.
+def check_state(size: int, state: Any, child_size: Callable[[Any], Any], depth: int = 0,
+                code: str | None = None) -> Any:
+    """Check one dtype's BUILD state against the dtype its constructor code and fields build honestly.
 
-    `child_size(obj)` returns the itemsize of a nested dtype (checking it), or raises BadState when `obj` is not
-    a dtype.
+    `child_size(obj)` returns the (honest) numpy dtype of a nested dtype, or raises BadState when `obj` is not
+    a dtype. Returns the honest dtype (or the itemsize when `code` is not known). The state's flags (object
+    items, needs-init, ...), item size and alignment must be the honest dtype's: numpy applies them without
+    checking, and an `O8` dtype made from a `u8` state reads raw bytes as object pointers.
     """
+    import numpy as np
+
     if depth > _MAX_DEPTH:
         raise BadState("numpy dtypes nested too deeply")
+    base = np.dtype(code) if code is not None else None
     if state is None:
-        return size
+        return base if base is not None else size
     if not isinstance(state, tuple) or len(state) not in (8, 9):
         raise BadState("a numpy dtype state that is not an 8- or 9-tuple")
     _version, byteorder, subarray, names, fields, elsize, alignment, flags = state[:8]
-    if not isinstance(byteorder, str) or not all(isinstance(v, int) for v in (elsize, alignment, flags)):
+    if not isinstance(byteorder, str) or byteorder not in "<>|=" or len(byteorder) != 1 \
+            or not all(type(v) is int for v in (elsize, alignment, flags, _version)):
         raise BadState("a numpy dtype state with mistyped entries")
     if elsize > 0:
         size = elsize
+    honest = base
     if subarray is not None:
         if not (isinstance(subarray, tuple) and len(subarray) == 2 and isinstance(subarray[1], tuple)
-                and all(isinstance(n, int) and n >= 0 for n in subarray[1])):
+                and all(type(n) is int and 0 <= n < (1 << 31) for n in subarray[1]) and len(subarray[1]) <= 32):
             raise BadState("a numpy sub-array dtype with a malformed (base, shape)")
-        child_size(subarray[0])
+        child = child_size(subarray[0])
+        if isinstance(child, np.dtype):
+            try:
+                honest = np.dtype((child, subarray[1]))
+            except (TypeError, ValueError) as exc:
+                raise BadState(f"a numpy sub-array dtype numpy cannot build ({exc})") from None
     if (names is None) != (fields is None):
         raise BadState("a numpy dtype with names but no fields, or fields but no names")
     if names is not None:
         if not (isinstance(names, tuple) and all(isinstance(n, str) for n in names) and isinstance(fields, dict)
-                and set(names) == set(fields) and len(set(names)) == len(names)):
+                and set(names) == set(fields) and len(set(names)) == len(names) and len(names) <= 4096):
             raise BadState("a structured numpy dtype whose names and fields disagree")
+        formats, offsets, titles = [], [], []
         for name in names:
             entry = fields[name]
-            if not (isinstance(entry, tuple) and len(entry) in (2, 3) and isinstance(entry[1], int)
-                    and entry[1] >= 0):
+            if not (isinstance(entry, tuple) and len(entry) in (2, 3) and type(entry[1]) is int
+                    and entry[1] >= 0 and (len(entry) == 2 or isinstance(entry[2], (str, type(None))))):
                 raise BadState(f"a structured numpy dtype with a malformed field {name!r}")
-            if entry[1] + child_size(entry[0]) > size:
+            child = child_size(entry[0])
+            child_bytes = child.itemsize if isinstance(child, np.dtype) else child
+            if entry[1] + child_bytes > size:
                 raise BadState(f"a structured numpy dtype whose field {name!r} lies outside its item")
-    return size
+            formats.append(child)
+            offsets.append(entry[1])
+            titles.append(entry[2] if len(entry) == 3 else None)
+        if code is not None:
+            spec: dict[str, Any] = {"names": list(names), "formats": formats, "offsets": offsets,
+                                    "itemsize": size}
+            if any(t is not None for t in titles):
+                spec["titles"] = titles
+            try:
+                honest = np.dtype(spec, align=bool(flags & 0x80))
+            except (TypeError, ValueError) as exc:
+                raise BadState(f"a structured numpy dtype numpy cannot build ({exc})") from None
+    if honest is None:
+        return size
+    if len(state) == 9 and honest.kind not in "mM" and state[8] is not None and not isinstance(state[8], dict):
+        raise BadState("a numpy dtype state with metadata that is not a dict")
+    if flags != honest.flags or (elsize > 0 and elsize != honest.itemsize) or (
+            alignment > 0 and alignment != honest.alignment):
+        raise BadState(f"a numpy dtype whose state (flags {flags}, size {elsize}, alignment {alignment}) disagrees "
+                       f"with its type code {code!r} (flags {honest.flags}, size {honest.itemsize}, alignment "
+                       f"{honest.alignment}): numpy would read its raw bytes as something else, e.g. object "
+                       "pointers")
+    return honest
 
 
 def check_real_state(state: Any) -> None:
@@ -149,10 +187,30 @@ def check_build_state(state: Any) -> None:
                                    "the file's choosing)")
 
 
-def check_graph(root: Any) -> None:
+def _value_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
+    """Why a class or function found as a *value* in a loaded object is not admitted (None when it is)."""
+    from .allowlist import _trusted
+    from .table import role_of
+
+    if role_of(obj) in ("value", "builtin"):
+        return None
+    name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+    if trust and _trusted(name, trust):
+        return None
+    return f"the {'class' if isinstance(obj, type) else 'callable'} {name} kept as a value (only data, numpy " \
+           "scalar types and reviewed pure functions may be)"
+
+
+def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
     """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
-    attribute in its `__dict__` (no scikit-learn or numpy object does) or a dtype is malformed."""
+    attribute in its `__dict__` (no scikit-learn or numpy object does), a dtype is malformed, or a class or
+    function other than the table's values is kept as a value."""
+    import types
+
     import numpy as np
+
+    functions = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, np.ufunc,
+                 type(np.mean), types.BuiltinMethodType)
 
     leaves = _leaf_types()
     seen: set[int] = set()
@@ -164,6 +222,11 @@ def check_graph(root: Any) -> None:
         if kind in leaves or id(obj) in seen:
             continue
         seen.add(id(obj))
+        if isinstance(obj, type) or isinstance(obj, functions):
+            why = _value_verdict(obj, trust)
+            if why is not None:
+                raise BadState(why)
+            continue
         if kind is dict or isinstance(obj, dict):
             extend(obj.keys())
             extend(obj.values())
@@ -194,4 +257,4 @@ def _leaf_types() -> frozenset[type]:
 
     numpy_scalars = {t for t in np.sctypeDict.values()
                      if isinstance(t, type) and not issubclass(t, (np.void, np.object_))}
-    return frozenset({str, bytes, int, float, bool, complex, type(None), type, slice, range} | numpy_scalars)
+    return frozenset({str, bytes, int, float, bool, complex, type(None), slice, range} | numpy_scalars)

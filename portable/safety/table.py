@@ -1,0 +1,366 @@
+"""The reconstructor table: what a pickle's REDUCE, NEWOBJ and BUILD may do, with every argument validated.
+
+An allowlisted *name* is not enough: a numpy ufunc reached through REDUCE over an object whose
+`__array_interface__` holds an address reads and writes process memory, `np.matrix(...)` does the same, and a
+dtype state whose flags disagree with its type code turns raw bytes into object pointers. So each global a file
+imports gets a *role* (`role_of`), and a role says exactly what may be done with it:
+
+=================  ====================================================================================
+role               what the file may do with it
+=================  ====================================================================================
+``py_class``       a scikit-learn / scipy.sparse class written in Python: instantiated without running any
+                   code (NEWOBJ with no arguments, or `copyreg._reconstructor(cls, object, None)`), then
+                   BUILD with a dict of literal attribute names (no array-protocol names)
+``ext_class``      a scikit-learn extension type (Cython): called with plain data (numbers, strings,
+                   validated arrays) — `Tree(n_features, n_classes, n_outputs)`, loss objects
+``dtype``          `numpy.dtype(code, align, copy)`: the code a plain type code; its BUILD state must
+                   describe exactly the dtype the code and fields build honestly (flags, size, alignment),
+                   once, before any array uses it
+``reconstruct``    `numpy._core.multiarray._reconstruct(numpy.ndarray, shape, b'b')`, then a BUILD whose
+                   raw bytes match shape x itemsize; object arrays hold a list of values
+``scalar``         `numpy._core.multiarray.scalar(dtype, bytes)` with len(bytes) == itemsize
+``frombuffer``     `numpy._core.numeric._frombuffer(bytes, dtype, shape, order)`, sizes matching, no objects
+``encode``         `_codecs.encode(str, 'latin1')` (protocols 0-2 store bytes this way)
+``reconstructor``  `copyreg._reconstructor(py_class, object, None)`
+``newobj``         scikit-learn's `newObj(cls)` for its neighbour trees and distance metrics
+``pyx_unpickle``   Cython's `__pyx_unpickle_X(X, checksum, state)` for the class X it was generated for
+``random_*``       numpy.random's pickling helpers with a bit generator named from numpy's own table
+``builtin``        builtin data types (set, frozenset, bytes, bytearray, complex, slice, OrderedDict, ...)
+                   called with plain data
+``value``          numpy scalar types and builtin types used as values (`dtype=np.float64`), and the
+                   reviewed pure functions scikit-learn keeps as parameters (`score_func=f_classif`):
+                   they may be stored, never called by the file
+=================  ====================================================================================
+
+Anything else — ufuncs, `DummyArray`, `np.matrix`, `np.memmap`, any other callable — has no role and is refused
+by name. The same table drives the C unpickler's dry run (over stubs), joblib's pure-Python unpickler (over real
+objects), and `portable audit`.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+_TYPE_CODE = re.compile(r"^[a-zA-Z?]\d{0,9}$")
+#: The largest array (in bytes) a pickle may declare: its bytes must be in the file anyway.
+MAX_ARRAY_BYTES = 1 << 40
+_BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
+
+
+class Refused(ValueError):
+    """The file asks the table for something it does not allow (a capability, or an argument out of type)."""
+
+
+# -- roles of globals -------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def _numpy_roles() -> dict[int, str]:
+    import numpy as np
+    import numpy.ma as ma
+    from numpy._core import multiarray, numeric
+    from numpy.random import _pickle as rp
+
+    roles: dict[int, Any] = {
+        id(np.dtype): "dtype", id(np.ndarray): "ndarray", id(ma.MaskedArray): "masked",
+        id(multiarray._reconstruct): "reconstruct", id(multiarray.scalar): "scalar",
+        id(numeric._frombuffer): "frombuffer", id(ma.core._mareconstruct): "mareconstruct",
+        id(getattr(rp, "__bit_generator_ctor")): "random_bitgen_ctor",
+        id(getattr(rp, "__generator_ctor")): "random_ctor",
+        id(getattr(rp, "__randomstate_ctor")): "random_ctor",
+    }
+    for name in _BIT_GENERATORS:
+        roles[id(rp.BitGenerators[name])] = "bitgen_class"
+    for t in set(np.sctypeDict.values()):
+        if isinstance(t, type) and issubclass(t, np.generic) and t is not np.object_:
+            roles[id(t)] = "value"
+    roles[id(np.random.RandomState)] = "value"
+    roles[id(np.random.Generator)] = "value"
+    return roles
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_roles() -> dict[int, str]:
+    import collections
+    import copyreg
+
+    import _codecs
+
+    roles = {id(copyreg._reconstructor): "reconstructor", id(_codecs.encode): "encode"}
+    for t in (set, frozenset, bytes, bytearray, complex, slice, list, dict, tuple, collections.OrderedDict,
+              collections.defaultdict, collections.Counter, collections.deque, int, float, str, bool):
+        roles[id(t)] = "builtin"
+    roles[id(object)] = "object"
+    return roles
+
+
+def role_of(obj: Any) -> str | None:
+    """The role of a resolved global (see the module docstring), or None when it has none (refused)."""
+    role = _builtin_roles().get(id(obj)) or _numpy_roles().get(id(obj))
+    if role is not None:
+        return role
+    from .allowlist import PURE_FUNCTIONS, _home_of, _is_listed
+
+    if _is_listed(obj, PURE_FUNCTIONS):
+        return "value"
+    mod = getattr(obj, "__module__", None)
+    if not isinstance(mod, str):
+        return None
+    name = getattr(obj, "__name__", "")
+    if isinstance(obj, type):
+        from .allowlist import _judge_class
+
+        if not _judge_class(obj)[0]:
+            return None
+        home = _home_of(obj)
+        if home not in ("sklearn", "scipy.sparse"):
+            return None
+        if _defines_array_protocol(obj):
+            return None
+        return "py_class" if _is_python_class(obj) else ("ext_class" if home == "sklearn" else None)
+    if name == "newObj" and mod.startswith("sklearn."):
+        return "newobj"
+    if name.startswith("__pyx_unpickle_") and (mod.startswith("sklearn.") or mod.startswith("numpy.random.")):
+        return "pyx_unpickle"
+    return None
+
+
+def _is_python_class(cls: type) -> bool:
+    """A class whose instances are plain Python objects (a `__dict__`, `object.__new__`)."""
+    return cls.__new__ is object.__new__ and bool(getattr(cls, "__dictoffset__", 0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _defines_array_protocol(cls: type) -> bool:
+    from .states import ARRAY_PROTOCOL_ATTRIBUTES
+
+    return any(hasattr(cls, a) for a in ("__array_interface__", "__array_struct__")) or any(
+        a in vars(c) for c in cls.__mro__ for a in ARRAY_PROTOCOL_ATTRIBUTES if c is not object)
+
+
+# -- plain data --------------------------------------------------------------------------------------------------
+_PLAIN = (str, bytes, bytearray, int, float, bool, complex, type(None))
+
+
+def _shape(x: Any, what: str) -> tuple[int, ...]:
+    if type(x) is not tuple or not all(type(n) is int and 0 <= n < (1 << 40) for n in x) or len(x) > 32:
+        raise Refused(f"{what} with a shape that is not a tuple of non-negative integers")
+    return x
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def check_dtype_code(code: Any) -> Any:
+    import numpy as np
+
+    if not isinstance(code, str) or not _TYPE_CODE.match(code):
+        raise Refused(f"numpy.dtype called with {type(code).__name__} {str(code)[:40]!r}, not a plain type code")
+    try:
+        dt = np.dtype(code)
+    except TypeError:
+        raise Refused(f"numpy.dtype with the unknown type code {code!r}") from None
+    return dt
+
+
+class World:
+    """How the validators see objects: stubs in the C unpickler's dry run, real objects in joblib's unpickler.
+
+    `role(x)` is the role of a global (None for a built object); `kind(x)` the kind of a built object
+    ('dtype', 'array', 'bytes', 'obj', ...); `dtype_info(x)` (itemsize, hasobject) of a validated dtype;
+    `bytes_len(x)` the length of a bytes-like value or None.
+    """
+
+    def role(self, x: Any) -> str | None:
+        raise NotImplementedError
+
+    def kind(self, x: Any) -> str | None:
+        raise NotImplementedError
+
+    def dtype_info(self, x: Any) -> tuple[int, bool]:
+        raise NotImplementedError
+
+    def bytes_len(self, x: Any) -> int | None:
+        raise NotImplementedError
+
+    def target(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    # -- shared checks --------------------------------------------------------------------------------------
+    def plain(self, x: Any, what: str, depth: int = 0) -> None:
+        """Plain data: numbers, strings, None, validated arrays, and tuples/lists of these."""
+        if type(x) in _PLAIN:
+            return
+        if depth > 8:
+            raise Refused(f"{what} nests too deeply")
+        if type(x) in (tuple, list):
+            for item in x:
+                self.plain(item, what, depth + 1)
+            return
+        if self.role(x) is not None:
+            raise Refused(f"{what} receives the global {self.name(x)} as an argument: a pickle may pass data, "
+                          "not classes or functions")
+        kind = self.kind(x)
+        if kind not in ("array", "bytes", "scalar", "dtype", "obj", "ext"):
+            raise Refused(f"{what} receives a {kind or type(x).__name__}, not plain data")
+
+    def name(self, x: Any) -> str:
+        t = self.target(x)
+        return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', getattr(t, '__name__', '?'))}"
+
+    def dtype_arg(self, x: Any, what: str) -> tuple[int, bool]:
+        if self.kind(x) != "dtype":
+            raise Refused(f"{what} without a validated numpy dtype")
+        return self.dtype_info(x)
+
+    def raw_len(self, x: Any, what: str) -> int:
+        n = self.bytes_len(x)
+        if n is None:
+            raise Refused(f"{what} whose data is not bytes")
+        return n
+
+    # -- calls -----------------------------------------------------------------------------------------------
+    def check_call(self, func: Any, args: Any) -> str:
+        """Validate REDUCE/NEWOBJ of `func` on `args`; returns the kind of object the call builds."""
+        role = self.role(func)
+        if role is None:
+            raise Refused("a call of an object built inside the file (only listed reconstructors may be called)")
+        if role == "trusted":
+            return "trusted"
+        if type(args) is not tuple:
+            raise Refused(f"a call of {self.name(func)} with arguments that are not a tuple")
+        fname = self.name(func)
+        if role == "py_class":
+            if args:
+                raise Refused(f"{fname} called with arguments: a Python class may only be instantiated empty and "
+                              "then given its state")
+            return "obj"
+        if role in ("ext_class", "value", "builtin"):
+            if role == "builtin" and self.target(func) in (bytes, bytearray) and (
+                    len(args) > 1 or (args and self.bytes_len(args[0]) is None)):
+                raise Refused(f"{fname}() with other than a byte string (a size would allocate memory)")
+            if role == "builtin" and args and self.target(func).__name__ == "defaultdict":
+                if not (args[0] is None or self.role(args[0]) in ("builtin", "value")):
+                    raise Refused("a defaultdict whose factory is not a builtin type")
+                args = args[1:]
+            self.plain(args, f"{fname}()")
+            return "ext" if role == "ext_class" else "value"
+        if role == "wrapper_class":
+            if args:
+                raise Refused("joblib's array wrapper called with arguments")
+            return "wrapper"
+        if role == "object":
+            if args:
+                raise Refused("object() called with arguments")
+            return "value"
+        if role == "dtype":
+            if len(args) != 3 or not all(type(a) is bool for a in args[1:]) or args[2] is not True:
+                raise Refused("numpy.dtype called with arguments other than (code, align, True): a dtype that is "
+                              "not a fresh copy is shared by the whole process")
+            check_dtype_code(args[0])
+            return "dtype"
+        if role == "reconstruct":
+            if len(args) != 3 or self.role(args[0]) != "ndarray":
+                raise Refused("numpy's _reconstruct called for something other than numpy.ndarray (a subclass "
+                              "such as numpy.matrix runs code over the data)")
+            _shape(args[1], "_reconstruct")
+            if self.bytes_len(args[2]) is None and type(args[2]) is not str:
+                raise Refused("numpy's _reconstruct with a type that is not a byte string")
+            return "array"
+        if role == "mareconstruct":
+            if len(args) != 4 or self.role(args[0]) != "masked" or self.role(args[1]) != "ndarray":
+                raise Refused("numpy.ma's _mareconstruct for a class other than MaskedArray over ndarray")
+            _shape(args[2], "_mareconstruct")
+            return "marray"
+        if role == "scalar":
+            if len(args) not in (1, 2):
+                raise Refused("numpy's scalar() with other than (dtype, data)")
+            size, hasobj = self.dtype_arg(args[0], "numpy's scalar()")
+            if len(args) == 2:
+                if hasobj:
+                    self.plain(args[1], "numpy's object scalar")
+                elif self.raw_len(args[1], "numpy's scalar()") != size:
+                    raise Refused(f"numpy's scalar() with {self.bytes_len(args[1])} bytes for an item of {size}")
+            return "scalar"
+        if role == "frombuffer":
+            if len(args) != 4 or args[3] not in ("C", "F", "A", "K"):
+                raise Refused("numpy's _frombuffer with other than (buffer, dtype, shape, order)")
+            size, hasobj = self.dtype_arg(args[1], "numpy's _frombuffer")
+            if hasobj:
+                raise Refused("numpy's _frombuffer over a dtype that holds objects (raw bytes as pointers)")
+            n = _count(_shape(args[2], "_frombuffer")) * size
+            if self.raw_len(args[0], "numpy's _frombuffer") != n:
+                raise Refused(f"numpy's _frombuffer with {self.bytes_len(args[0])} bytes for {n}")
+            return "array"
+        if role == "encode":
+            if len(args) != 2 or type(args[0]) is not str or args[1] not in ("latin1", "latin-1"):
+                raise Refused("_codecs.encode with other than (str, 'latin1')")
+            return "bytes"
+        if role == "reconstructor":
+            if len(args) != 3 or self.role(args[0]) not in ("py_class", "wrapper_class") or self.role(args[1]) != "object" \
+                    or args[2] is not None:
+                raise Refused("copyreg._reconstructor other than (python class, object, None)")
+            return "wrapper" if self.role(args[0]) == "wrapper_class" else "obj"
+        if role == "newobj":
+            if len(args) != 1 or self.role(args[0]) != "ext_class" or not _binary_tree_or_metric(
+                    self.target(args[0])):
+                raise Refused("scikit-learn's newObj for a class other than a neighbour tree or distance metric")
+            return "ext"
+        if role == "pyx_unpickle":
+            helper = self.target(func).__name__.removeprefix("__pyx_unpickle_")
+            cls = self.target(args[0]) if args and self.role(args[0]) is not None else None
+            if len(args) != 3 or cls is None or getattr(cls, "__name__", None) != helper \
+                    or cls.__module__ != self.target(func).__module__ or type(args[1]) is not int:
+                raise Refused(f"Cython's unpickle helper {fname} for another class")
+            self.plain(args[2], fname)
+            return "ext"
+        if role == "random_bitgen_ctor":
+            if len(args) > 1 or (args and not (args[0] in _BIT_GENERATORS or self.role(args[0]) == "bitgen_class")):
+                raise Refused("numpy.random's bit generator helper for an unknown bit generator")
+            return "bitgen"
+        if role == "random_ctor":
+            if len(args) > 2 or (len(args) == 2 and self.role(args[1]) != "random_bitgen_ctor") or (
+                    args and not (args[0] in _BIT_GENERATORS or self.kind(args[0]) == "bitgen")):
+                raise Refused("numpy.random's generator helper with an unknown bit generator or constructor")
+            return "value"
+        raise Refused(f"{fname} ({role}) may not be called by a pickle")
+
+    # -- BUILD -----------------------------------------------------------------------------------------------
+    def check_array_state(self, state: Any) -> None:
+        if type(state) is not tuple or len(state) not in (4, 5):
+            raise Refused("a numpy array state that is not (version, shape, dtype, fortran, data)")
+        if len(state) == 5:
+            state = state[1:]
+        shape, dtype, fortran, raw = state
+        n = _count(_shape(shape, "a numpy array"))
+        size, hasobj = self.dtype_arg(dtype, "a numpy array")
+        if type(fortran) is not bool:
+            raise Refused("a numpy array state with a non-boolean order flag")
+        if hasobj:
+            if type(raw) is not list or len(raw) != n:
+                raise Refused("a numpy object array whose items are not a list of its size")
+            for item in raw:
+                if self.role(item) is not None and self.role(item) != "value":
+                    raise Refused(f"a numpy object array holding the global {self.name(item)}")
+            return
+        if n * size > MAX_ARRAY_BYTES or self.raw_len(raw, "a numpy array") != n * size:
+            raise Refused(f"a numpy array of {n} items of {size} bytes with {self.bytes_len(raw)} bytes of data")
+
+    def check_marray_state(self, state: Any) -> None:
+        if type(state) is not tuple or len(state) != 6:
+            raise Refused("a numpy masked array state that is not (shape, dtype, fortran, data, mask, fill)")
+        shape, dtype, fortran, raw, mask, fill = state
+        self.check_array_state((shape, dtype, fortran, raw))
+        n = _count(shape)
+        if self.dtype_info(dtype)[1] or self.bytes_len(mask) not in (n, None if n == 0 else -1):
+            raise Refused("a numpy masked array with object items or a mask that does not match its data")
+        self.plain(fill, "a masked array's fill value")
+
+
+def _binary_tree_or_metric(cls: Any) -> bool:
+    return isinstance(cls, type) and any(c.__name__ in ("BinaryTree64", "BinaryTree32", "BinaryTree",
+                                                        "DistanceMetric64", "DistanceMetric32", "DistanceMetric")
+                                         for c in cls.__mro__)

@@ -1,0 +1,102 @@
+"""Pickles that read or write process memory through allowlisted names (issue 12, item 1).
+
+The control tests prove each payload really reads (or writes) memory when loaded without portable: in a
+subprocess, pointed at a buffer that subprocess owns. Then the same files, as plain pickles of every protocol,
+joblib files (compressed or not) and hidden inside a fitted model, are refused by `load` (exit 1 from the CLI,
+one paragraph, no traceback) and flagged by `audit`.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import portable
+from portable.errors import InputError
+
+from .hostile.memory import OBJECTS, in_a_model
+from .hostile.run import assert_clean_failure, run_cli, run_python
+
+_CONTROL = r"""
+import ctypes, pickle, sys, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+sys.path.insert(0, sys.argv[1])
+from tests.hostile.memory import BUILDERS
+secret = np.frombuffer(b"portable-secret!", dtype=np.uint8).copy()
+read = np.asarray(pickle.loads(BUILDERS["ufunc_read"](secret.ctypes.data, 16))).tobytes()
+print("ufunc_read", read == secret.tobytes())
+read = np.asarray(pickle.loads(BUILDERS["matrix_read"](secret.ctypes.data, 16))).tobytes()
+print("matrix_read", read == secret.tobytes())
+target = np.zeros(16, np.uint8)
+pickle.loads(BUILDERS["matrix_write"](target.ctypes.data, 16))
+print("matrix_write", bool((target == 1).all()))
+owned = "a string this process owns"
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(owned))  # the wild array will drop a reference it never took
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(owned))
+arr = pickle.loads(BUILDERS["dtype_flags"](id(owned), 16))
+print("dtype_flags", arr.tolist()[0] is owned)
+"""
+
+
+def test_memory_payloads_really_work_without_portable():
+    """The control: plain pickle.loads reads a buffer by its address, writes one, and turns bytes into a pointer."""
+    run = run_python(_CONTROL, str(Path(__file__).resolve().parents[1]), timeout=120)
+    assert run.returncode == 0, run.output
+    results = dict(line.split() for line in run.stdout.strip().splitlines())
+    assert results == {"ufunc_read": "True", "matrix_read": "True", "matrix_write": "True",
+                       "dtype_flags": "True"}, run.output
+
+
+def _files(tmp_path: Path) -> list[tuple[str, Path]]:
+    import joblib
+
+    buf = np.zeros(16, np.uint8)  # an address of ours: the files are never loaded without portable anyway
+    out = []
+    for name, make in OBJECTS.items():
+        for protocol in (2, 5):
+            path = tmp_path / f"{name}-p{protocol}.pkl"
+            path.write_bytes(pickle.dumps(make(buf.ctypes.data, 16), protocol=protocol))
+            out.append((f"{name}-p{protocol}", path))
+        hidden = tmp_path / f"{name}-in-model.pkl"
+        hidden.write_bytes(pickle.dumps(in_a_model(make(buf.ctypes.data, 16)), protocol=4))
+        out.append((f"{name}-in-model", hidden))
+        for compress in (0, 3):
+            path = tmp_path / f"{name}-z{compress}.joblib"
+            joblib.dump(in_a_model(make(buf.ctypes.data, 16)) if compress else make(buf.ctypes.data, 16), path,
+                        compress=compress)
+            out.append((f"{name}-joblib-z{compress}", path))
+    return out
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> list[tuple[str, Path]]:
+    return _files(tmp_path_factory.mktemp("memory"))
+
+
+def test_every_memory_file_is_refused_by_load_and_flagged_by_audit(hostile):
+    assert len(hostile) >= 20
+    for label, path in hostile:
+        with pytest.raises(InputError):
+            portable.load(path)
+        result = portable.audit(path)
+        assert not result.safe, (label, result.to_text())
+        assert not result.verdict.startswith("SAFE"), label
+
+
+def test_cli_refuses_memory_files_cleanly(hostile):
+    chosen = {"ufunc_read-p2", "matrix_write-in-model", "dtype_flags-joblib-z3"}
+    for label, path in hostile:
+        if label not in chosen:
+            continue
+        run = run_cli("convert", str(path), "--to", "onnx", "-o", str(path.with_suffix(".onnx")), timeout=180)
+        assert_clean_failure(run)
+        assert not path.with_suffix(".onnx").exists(), label
+    label, path = next(h for h in hostile if h[0] == "dtype_flags-p5")
+    run = run_cli("audit", str(path), "--json", timeout=180)
+    assert run.returncode == 1, (label, run.output)
+    report = json.loads(run.stdout)
+    assert report["safe"] is False and "disagrees with its type code" in report["refusal"], report
