@@ -70,6 +70,15 @@ class UnsafePickleError(InputError):
         super().__init__(message, path=path)
 
 
+class CorruptModelError(InputError):
+    """A loaded model's fitted internals are inconsistent (a tree link out of range, a sparse index past its
+    matrix, ...): library code would read outside its buffers or loop for ever on them."""
+
+
+class ModelCrashedError(PortableError):
+    """The original model crashed, hung or ran out of memory in its isolated worker process."""
+
+
 class SignatureMismatchError(PortableError):
     """Two models cannot be compared because their inputs or outputs differ."""
 

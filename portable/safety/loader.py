@@ -21,6 +21,7 @@ from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
 from .states import BadState, check_build_state, check_graph, check_state, check_tuple_state, code_size
+from .internals import validate_model
 from .table import Refused, World, _shape, role_of
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
@@ -532,6 +533,7 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                     obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
         blocked = guard.tripped()
         check_graph(obj, trust)
+        validate_model(obj, path)
     except _Refusal as exc:
         raise refusal_error(path, data, container, trust, first=exc.verdict) from None
     except Refused as exc:

@@ -117,6 +117,9 @@ def load_skops(path: Path, data: bytes, trust: tuple[str, ...]) -> tuple[Any, li
         check_graph(obj, trust)
     except BadState as exc:
         raise InputError(f"corrupt skops archive: it holds {exc}", path=path) from None
+    from .internals import validate_model
+
+    validate_model(obj, path)
     if blocked:
         from ..errors import UnsafePickleError
 

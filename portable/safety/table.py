@@ -74,6 +74,7 @@ def _numpy_roles() -> dict[int, str]:
         if isinstance(t, type) and issubclass(t, np.generic) and t is not np.object_:
             roles[id(t)] = "value"
     roles[id(np.random.RandomState)] = "value"
+    roles[id(np.random.SeedSequence)] = "value"
     roles[id(np.random.Generator)] = "value"
     return roles
 
