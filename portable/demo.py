@@ -60,4 +60,7 @@ def run_demo(folder: Path, *, force: bool = False, console: Any = None) -> bool:
         console.print(table)
         console.print(f"Pickles and ONNX artifacts are in {folder}/. Try: portable inspect {folder}/iris_logreg.onnx",
                       markup=False)
+        console.print(f"Serve one as a web service: portable serve {folder}/cancer_random_forest.onnx, then open "
+                      "http://127.0.0.1:8000/ for its model card (check report, live drift); POST rows to /predict.",
+                      markup=False)
     return all_ok

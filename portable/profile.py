@@ -210,6 +210,23 @@ def read_profile(metadata: Mapping[str, Any], *, path: Any = None) -> dict[str, 
     return prof
 
 
+def summarize_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta` with the profile and the full report shortened to one line each (for `portable inspect`)."""
+    out = dict(meta)
+    if PROFILE_KEY in out:
+        try:
+            prof = read_profile(out) or {}
+            n = sum(len(spec["features"]) for spec in prof["inputs"].values())
+            out[PROFILE_KEY] = f"{prof.get('rows')} rows, {n} feature(s), data sha256 {str(prof.get('sha256'))[:16]}…"
+        except (PortableError, KeyError, TypeError):
+            out[PROFILE_KEY] = "(malformed)"
+    if "portable.report" in out:
+        size = len(out["portable.report"]) if isinstance(out["portable.report"], str) else len(json.dumps(
+            out["portable.report"]))
+        out["portable.report"] = f"the whole check report ({size:,} bytes of JSON; `portable serve` shows it)"
+    return out
+
+
 # -- drift ---------------------------------------------------------------------------------------------------------
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:

@@ -146,7 +146,9 @@ class OnnxModel(Model):
         for node in g.node:
             key = f"{node.domain}:{node.op_type}" if node.domain else node.op_type
             ops[key] = ops.get(key, 0) + 1
-        meta = self.metadata
+        from ..profile import summarize_metadata
+
+        meta = summarize_metadata(self.metadata)
         if "portable.check" in meta:
             try:
                 meta["portable.check"] = json.loads(meta["portable.check"])

@@ -182,7 +182,9 @@ class NnefModel(Model):
             self.validate()
         for op in self._graph.operations:
             ops[op.name] = ops.get(op.name, 0) + 1
-        meta = {k: v for k, v in self.meta.items() if k not in ("inputs", "outputs")}
+        from ...profile import summarize_metadata
+
+        meta = summarize_metadata({k: v for k, v in self.meta.items() if k not in ("inputs", "outputs")})
         return {"operators": dict(sorted(ops.items())), "files": len(self.files) + 1,
                 "size_bytes": sum(len(v) for v in self.all_files().values()), "metadata": meta,
                 "io": {"inputs": {d["name"]: d["nnef"] for d in self.meta["inputs"]},
