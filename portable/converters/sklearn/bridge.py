@@ -165,6 +165,8 @@ def declared_outputs(est: Any, like: Any) -> list[tuple[str, Any]]:
     for spec in output_specs(est):
         if spec.name == "label":
             typ = tensor_type("str" if spec.dtype == "str" else "int64", [None], like)
+        elif type(est).__name__ == "SimpleImputer" and type(like.type).__name__ == "StringTensorType":
+            typ = tensor_type("str", list(spec.shape), like)  # strings in, strings out
         elif type(est).__name__ == "MissingIndicator":  # a mask; scikit-learn returns bool too
             typ = tensor_type("bool", list(spec.shape), like)
         else:

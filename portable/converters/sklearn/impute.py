@@ -28,23 +28,52 @@ def missing_indicator(em: Emitter, est: Any) -> list[Any]:
 
 @sklearn_converter("sklearn.impute.SimpleImputer", kind="transformer", replaces=True)
 def simple_imputer(em: Emitter, est: Any) -> list[Any]:
-    """float64-capable SimpleImputer (skl2onnx's `Imputer` node has no double kernel in onnxruntime)."""
-    if est.add_indicator:
-        raise UnsupportedModelError("SimpleImputer(add_indicator=True) is not supported by portable's converter")
+    """SimpleImputer in the input's dtype (skl2onnx's `Imputer` node has no double kernel in onnxruntime), on
+    numbers and on strings, with `add_indicator`.
+
+    In a string input the empty string is a missing value (ONNX strings have no NaN): NaN, None and pd.NA in a
+    DataFrame's string column are fed as "" (`portable.formats.sklearn.MISSING_STRING`).
+    """
     stats = np.asarray(est.statistics_)
-    if stats.dtype.kind not in "fiu":
-        raise UnsupportedModelError("SimpleImputer with non-numeric statistics is not supported")
-    stats = stats.astype(np.float64)
+    strings = type(em.operator.inputs[0].type).__name__ == "StringTensorType"
+    mv = est.missing_values
+    if strings:
+        if est.add_indicator:
+            raise UnsupportedModelError("SimpleImputer(add_indicator=True) on string columns mixes strings and "
+                                        "indicator numbers in one output; ONNX tensors have one type")
+        x = em.operator.inputs[0].full_name
+        token = mv if isinstance(mv, str) else ""
+        miss = em.node("Equal", [x, em.const(np.asarray([token]))], "miss")
+        if not isinstance(mv, str) and mv is not None and not _is_nan(mv):
+            miss = em.node("Or", [miss, em.node("Equal", [x, em.const(np.asarray([str(mv)]))], "miss2")], "miss")
+        keep = np.array([i for i, v in enumerate(stats) if isinstance(v, str) or not _is_nan(v)], dtype=np.int64)
+        fill = np.asarray(["" if not isinstance(v, str) and _is_nan(v) else str(v) for v in stats])
+        filled = em.node("Where", [miss, em.const(fill[None, :]), x], "filled")
+        if len(keep) != len(stats) and not getattr(est, "keep_empty_features", False):
+            filled = em.node("Gather", [filled, em.const(keep, dtype=np.int64)], "kept", axis=1)
+        return [filled]
+    stats = np.asarray([np.nan if v is None else float(v) for v in stats.ravel()], dtype=np.float64)
     keep = np.flatnonzero(~np.isnan(stats)) if not getattr(est, "keep_empty_features", False) else \
         np.arange(len(stats))
     x = em.input()
-    mv = est.missing_values
-    miss = em.node("IsNaN", [x], "miss") if isinstance(mv, float) and np.isnan(mv) else \
+    miss = em.node("IsNaN", [x], "miss") if mv is None or _is_nan(mv) else \
         em.node("Equal", [x, em.const(float(mv))], "miss")
     filled = em.node("Where", [miss, em.const(np.nan_to_num(stats, nan=0.0)[None, :]), x], "filled")
     if len(keep) != len(stats):
         filled = em.node("Gather", [filled, em.const(keep, dtype=np.int64)], "kept", axis=1)
+    if est.add_indicator and est.indicator_ is not None and len(est.indicator_.features_):
+        cols = em.node("Gather", [miss, em.const(np.asarray(est.indicator_.features_, dtype=np.int64),
+                                                 dtype=np.int64)], "indcols", axis=1)
+        ind = em.node("Cast", [cols], "ind", to=11 if em.double else 1)
+        filled = em.node("Concat", [filled, ind], "withind", axis=1)
     return [filled]
+
+
+def _is_nan(v: Any) -> bool:
+    try:
+        return bool(v != v) or v is None or str(v) == "<NA>"
+    except (TypeError, ValueError):
+        return str(v) == "<NA>"
 
 
 @sklearn_converter("sklearn.impute.KNNImputer", kind="transformer", replaces=True)

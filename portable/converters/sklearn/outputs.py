@@ -26,6 +26,7 @@ def finalize(proto: Any) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = "portable.trees.formulation", formulation
     _free_output_names(proto.graph)
+    _portable_locale(proto.graph)
     if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
         return
     for op in proto.opset_import:
@@ -33,6 +34,21 @@ def finalize(proto: Any) -> None:
             op.version = max(op.version, ML_OPSET)
             return
     proto.opset_import.add(domain="ai.onnx.ml", version=ML_OPSET)
+
+
+def _portable_locale(graph: Any) -> None:
+    """StringNormalizer in the C locale: skl2onnx writes `en_US.UTF-8`, which onnxruntime refuses to load on a
+    machine without that locale installed (a minimal Docker image). scikit-learn lowercases with Python's
+    `str.lower`; the C locale lowercases ASCII letters only, so `text.py` refuses vocabularies with non-ASCII
+    letters where case matters."""
+    for node in _all_nodes(graph):
+        if node.op_type == "StringNormalizer":
+            for attr in node.attribute:
+                if attr.name == "locale":
+                    attr.s = b"C"
+                    break
+            else:
+                node.attribute.add(name="locale", type=3, s=b"C")
 
 
 PORTABLE_OUTPUTS = ("label", "probabilities", "scores", "variable")
