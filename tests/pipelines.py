@@ -273,12 +273,15 @@ def titanic_integer_column_onehot() -> Built:
 @pipeline
 def titanic_set_output_pandas() -> Built:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
 
-    pipe, df, held = _titanic(LogisticRegression(max_iter=500))
+    df, y = titanic()
+    pipe = make_pipeline(_titanic_prep(OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                         LogisticRegression(max_iter=500))
     pipe.set_output(transform="pandas")
-    df2, y = titanic()
-    pipe.fit(df2, y)
-    return pipe, df, held
+    pipe.fit(df, y)
+    return pipe, df, titanic_heldout()
 
 
 @pipeline

@@ -8,7 +8,7 @@ import numpy as np
 from ...errors import UnsupportedModelError
 from .emit import Emitter
 from .registry import UseSkl2onnx, sklearn_converter
-from .common import sqdist, kernel
+from .common import kernel, l1dist, sqdist
 
 
 @sklearn_converter("sklearn.neighbors.NearestCentroid", kind="classifier")
@@ -94,3 +94,49 @@ def radius_neighbors_transformer(em: Emitter, est: Any) -> list[Any]:
     inside = em.node("LessOrEqual", [d2, em.const(float(est.radius) ** 2)], "inside")
     value = em.node("Sqrt", [d2], "dist") if est.mode == "distance" else em.const(1.0)
     return [em.node("Where", [inside, value, em.const(0.0)], "graph")]
+
+
+@sklearn_converter("sklearn.neighbors.KNeighborsClassifier", kind="classifier", replaces=True)
+@sklearn_converter("sklearn.neighbors.KNeighborsRegressor", kind="regressor", replaces=True)
+def k_neighbors_distance(em: Emitter, est: Any) -> list[Any]:
+    """k nearest neighbours with `weights="distance"` (skl2onnx 1.20 writes uniform weights for it): weights
+    1/d, and where a row has neighbours at distance 0, those neighbours alone with weight 1 (as scikit-learn)."""
+    if est.weights != "distance":
+        raise UseSkl2onnx
+    metric = est.effective_metric_
+    p = est.effective_metric_params_.get("p", 2)
+    fit = np.asarray(est._fit_X, dtype=np.float64)
+    x = em.input()
+    if metric == "euclidean" or (metric == "minkowski" and p == 2):
+        dist = em.node("Sqrt", [em.node("Max", [sqdist(em, x, fit), em.const(0.0)], "d2")], "d")
+    elif metric in ("manhattan", "cityblock") or (metric == "minkowski" and p == 1):
+        dist = l1dist(em, x, fit)
+    else:
+        raise UnsupportedModelError(f"{type(est).__name__}(weights='distance') with metric '{metric}' is not "
+                                    "supported (euclidean, manhattan)")
+    k = int(est.n_neighbors)
+    vals, idx = em.topk(dist, k, largest=False)
+    zero = em.node("Cast", [em.node("Equal", [vals, em.const(0.0)], "z")], "zf", to=11 if em.double else 1)
+    anyzero = em.node("Greater", [em.reduce("ReduceMax", zero, 1, keepdims=1), em.const(0.0)], "anyz")
+    safe = em.node("Where", [em.node("Equal", [vals, em.const(0.0)], "z2"), em.const(1.0), vals], "safe")
+    w = em.node("Where", [anyzero, zero, em.node("Reciprocal", [safe], "inv")], "w")
+    if hasattr(est, "classes_"):
+        if np.ndim(est._y) != 1:
+            raise UnsupportedModelError("multi-output KNeighborsClassifier is not supported")
+        n_class = len(est.classes_)
+        ylab = em.node("Gather", [em.const(np.asarray(est._y, dtype=np.int64), dtype=np.int64), idx], "ylab",
+                       axis=0)
+        hot = em.node("Cast", [em.node("Equal", [em.node("Unsqueeze", [ylab, em.const([2], dtype=np.int64)], "y3"),
+                                                 em.const(np.arange(n_class, dtype=np.int64)[None, None, :],
+                                                          dtype=np.int64)], "hot")], "hotf",
+                      to=11 if em.double else 1)
+        votes = em.reduce_sum(em.node("Mul", [hot, em.node("Unsqueeze", [w, em.const([2], dtype=np.int64)],
+                                                           "w3")], "wv"), 1)
+        proba = em.node("Div", [votes, em.reduce_sum(votes, 1, keepdims=1)], "proba")
+        em.label(proba, est.classes_)
+        return [None, proba]
+    y = np.asarray(est._y, dtype=np.float64)
+    yv = em.node("Gather", [em.const(y.reshape(len(y), -1)), idx], "yv", axis=0)  # [N, k, T]
+    num = em.reduce_sum(em.node("Mul", [yv, em.node("Unsqueeze", [w, em.const([2], dtype=np.int64)], "w3")],
+                                "wy"), 1)
+    return [em.node("Div", [num, em.reduce_sum(w, 1, keepdims=1)], "pred")]
