@@ -80,6 +80,7 @@ class _Builder:
         self.zipmaps: list[str] = []  # outputs that were ZipMap's sequence of maps and are now tensors
         self.types: dict[str, int] = {}
         self.ranks: dict[str, int] = {}
+        self.shapes: dict[str, list[int | None]] = {}
         self._used: set[str] = set()
         self._count = 0
         g = proto.graph
@@ -96,6 +97,7 @@ class _Builder:
             self._used.add(init.name)
             self.types[init.name] = init.data_type
             self.ranks[init.name] = len(init.dims)
+            self.shapes[init.name] = list(init.dims)
         self.node: Any = None  # the node being lowered, for names and errors
 
     def _remember(self, vi: Any) -> None:
@@ -104,6 +106,8 @@ class _Builder:
             self.types[vi.name] = t.tensor_type.elem_type
             if t.tensor_type.HasField("shape"):
                 self.ranks[vi.name] = len(t.tensor_type.shape.dim)
+                self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                        for d in t.tensor_type.shape.dim]
 
     def fresh(self, hint: str) -> str:
         base = f"{self.node.name or self.node.op_type}_{hint}" if self.node is not None else hint
@@ -156,7 +160,7 @@ class _Builder:
         want = self.types.get(out)
         if dtype is not None:
             want = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-        if want is not None and want != self.elem(name):
+        if want is not None and (name not in self.types or want != self.elem(name)):  # unknown: cast anyway
             self.op("Cast", [name], out=out, to=want)
         else:
             self.op("Identity", [name], out=out)
@@ -176,13 +180,17 @@ class _Builder:
         if how == "SOFTMAX":
             return self.op("Softmax", [scores], axis=-1)
         if how == "SOFTMAX_ZERO":
-            # zeros stay zero; the others share the softmax
-            nonzero = self.cast_to(self.op("Not", [self.op("Equal", [scores, self.const(np.zeros((), dtype))])]),
-                                   dtype)
-            e = self.op("Mul", [self.op("Exp", [self.op("Sub", [scores, self.reduce("ReduceMax", scores, [-1])])]),
-                                nonzero])
-            total = self.op("Max", [self.reduce("ReduceSum", e, [-1]), self.const(np.array(1e-30, dtype))])
-            return self.op("Div", [e, total])
+            # as the specification's reference (and onnxruntime): scores within 1e-7 of zero become
+            # v * exp(-max), the others exp(v - max); a row summing to zero is 0.5 everywhere
+            m = self.reduce("ReduceMax", scores, [-1])
+            tiny = self.const(np.array(1e-7, dtype))
+            nonzero = self.op("Greater", [self.op("Abs", [scores]), tiny])
+            e = self.op("Where", [nonzero, self.op("Exp", [self.op("Sub", [scores, m])]),
+                                  self.op("Mul", [scores, self.op("Exp", [self.op("Neg", [m])])])])
+            total = self.reduce("ReduceSum", e, [-1])
+            empty = self.op("Equal", [total, self.const(np.zeros((), dtype))])
+            safe = self.op("Where", [empty, self.const(np.ones((), dtype)), total])
+            return self.op("Where", [empty, self.const(np.array(0.5, dtype)), self.op("Div", [e, safe])])
         raise UnsupportedModelError(f"post_transform {how} has no lowering to standard ONNX operators",
                                     where=f"node '{self.node.name}' ({self.node.op_type})")
 
@@ -283,11 +291,24 @@ def _imputer(b: _Builder, node: Any) -> None:
 
 @lowers("FeatureVectorizer")
 def _feature_vectorizer(b: _Builder, node: Any) -> None:
+    """Each input (a column when 1-D) takes exactly `inputdimensions[i]` columns, as onnxruntime does: wider
+    inputs are cut, narrower ones padded with zeros."""
+    dims = list(_attrs(node).get("inputdimensions") or [])
     parts = []
-    for name in node.input:
+    for i, name in enumerate(node.input):
         x, _ = b.float_input(name)
+        shape = b.shapes.get(name)
         if b.ranks.get(name, 2) == 1:
             x = b.op("Reshape", [x, b.const(np.array([-1, 1], np.int64), "shape")])
+            shape = [None, 1]
+        if i < len(dims):
+            width = shape[-1] if shape else None
+            if width is None or width < dims[i]:  # zeros after, enough to fill; then the first columns
+                x = b.op("Pad", [x, b.const(np.array([0, 0, 0, dims[i]], np.int64), "pads")], mode="constant")
+            if width != dims[i]:
+                x = b.op("Slice", [x, b.const(np.array([0], np.int64), "starts"),
+                                   b.const(np.array([dims[i]], np.int64), "ends"),
+                                   b.const(np.array([1], np.int64), "axes")])
         parts.append(x)
     y = parts[0] if len(parts) == 1 else b.op("Concat", parts, axis=1)
     b.finish(y, node.output[0], np.float32)
@@ -332,18 +353,31 @@ def _label_encoder(b: _Builder, node: Any) -> None:
                              at.get("default_int64", -1) if values.dtype.kind in "iu" else
                              at.get("default_float", -0.0))
     x = node.input[0]
-    keys = keys.astype(object) if keys.dtype.kind in "OUS" else keys.astype(b.np_dtype(x))
+    # Equal, Gather and Where exist in every runtime for 32/64-bit numbers, bool and strings only (onnxruntime
+    # has no int16 Where): narrower integers are compared and picked as int64 and cast back at the end
+    wide = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int32), np.dtype(np.int64)}
+    x_dt = b.np_dtype(x)
+    if keys.dtype.kind not in "OUS" and x_dt not in wide:
+        x, x_dt = b.cast_to(x, np.int64 if x_dt.kind in "iub" else np.float32), \
+            np.dtype(np.int64 if x_dt.kind in "iub" else np.float32)
+    keys = keys.astype(object) if keys.dtype.kind in "OUS" else keys.astype(x_dt)
+    final = None
     if values.dtype.kind in "OUS":
         values, default = values.astype(object), default.astype(object)
     elif node.output[0] in b.types:  # the attribute lists come as float64 / int64; the output type decides
         values = values.astype(b.np_dtype(node.output[0]))
+        if values.dtype not in wide:
+            final = values.dtype
+            values = values.astype(np.int64 if values.dtype.kind in "iub" else np.float32)
     match = b.op("Equal", [b.op("Unsqueeze", [x, b.const(np.array([-1], np.int64), "axes")]),
                            b.const(keys, "keys")])
     hits = b.cast_to(match, np.int32)
     found = b.op("Greater", [b.reduce("ReduceMax", hits, [-1], keepdims=0), b.const(np.array(0, np.int32))])
     picked = b.op("Gather", [b.const(values, "values"), b.op("ArgMax", [hits], axis=-1, keepdims=0)], axis=0)
-    b.op("Where", [found, picked, b.const(default.reshape(()).astype(values.dtype), "default")],
-         out=node.output[0])
+    out = b.op("Where", [found, picked, b.const(default.reshape(()).astype(values.dtype), "default")],
+               out=node.output[0] if final is None else None)
+    if final is not None:
+        b.cast_to(out, final, out=node.output[0])
 
 
 @lowers("OneHotEncoder")
@@ -897,9 +931,15 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
     opsets = {o.domain or "": o.version for o in src.opset_import}
     strings = not for_nnef and any(
         n.domain == ML_DOMAIN and n.op_type in ("OneHotEncoder", "LabelEncoder") and
-        any(a.name in ("cats_strings", "keys_strings", "values_strings") for a in n.attribute)
+        any(a.name in ("cats_strings", "keys_strings", "values_strings") or
+            (a.name in ("keys_tensor", "values_tensor", "default_tensor") and
+             a.t.data_type == onnx.TensorProto.STRING) for a in n.attribute)
         for n in src.graph.node)
     need = STRING_OPSET if strings else MIN_OPSET
+    if "" not in opsets and all(n.domain == ML_DOMAIN for n in src.graph.node):
+        # a model importing only ai.onnx.ml has no standard operator to convert: it simply gains the opset
+        src.opset_import.append(onnx.helper.make_opsetid("", need))
+        opsets[""] = need
     if opsets.get("", 0) < need and any(n.domain == ML_DOMAIN for n in src.graph.node):
         try:
             src = onnx.version_converter.convert_version(src, need)
@@ -937,6 +977,13 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
     kept = [o for o in src.opset_import if o.domain != ML_DOMAIN]
     del src.opset_import[:]
     src.opset_import.extend(kept)
+    # the lowering adds initializers that are not graph inputs (IR >= 4) and standard operators of opset `need`:
+    # an older IR version (IR 3 requires every initializer to be an input) moves up to what the opsets need
+    try:
+        least = onnx.helper.find_min_ir_version_for(list(src.opset_import), ignore_unknown=True)
+    except Exception:
+        least = 7
+    src.ir_version = max(src.ir_version, least, 4)
     if any(n.domain == ML_DOMAIN for n in g.node):
         raise ConversionError("an ai.onnx.ml node survived lowering")
     check_proto(src, produced=True)
