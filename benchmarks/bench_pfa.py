@@ -141,8 +141,84 @@ def run() -> str:
             "thread, onnxruntime with one intra-op thread), best of 5; both give the same outputs (checked in the "
             "run). titus2 cannot run on this Python: its column divides the engine's rate by 140,000 records/s, "
             "the top of the 50,000-140,000 the PFA issue quotes for it.\n\n")
-    return text + table(["document", "engine rec/s", "onnxruntime rec/s", "onnxruntime / engine",
-                         "engine / titus2 (quoted)"], rows)
+    text += table(["document", "engine rec/s", "onnxruntime rec/s", "onnxruntime / engine",
+                   "engine / titus2 (quoted)"], rows)
+    return text + "\n\n" + sequential()
+
+
+SEQ_ROWS = 100_000
+
+
+def _stateful_documents() -> dict[str, tuple[dict, Any]]:
+    """Documents the sequential tier scores (state written per record, emit, strings), with their inputs."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, SEQ_ROWS)
+    words = np.array(["id-17 ok", "id-4 fail", "n/a", "id-256 ok"])[rng.integers(0, 4, SEQ_ROWS)]
+    return {
+        "running total: cell-to with a value": ({
+            "input": "double", "output": "double", "cells": {"total": {"type": "double", "init": 0.0}},
+            "action": [{"cell": "total", "to": {"+": [{"cell": "total"}, "input"]}}]}, {"input": x}),
+        "running total: cell-to with a function": ({
+            "input": "double", "output": "double", "cells": {"total": {"type": "double", "init": 0.0}},
+            "action": [{"cell": "total", "to": {"params": [{"t": "double"}], "ret": "double",
+                                                "do": {"+": ["t", "input"]}}}]}, {"input": x}),
+        "running mean/variance: stat.sample.update in a cell": ({
+            "input": "double", "output": "double",
+            "cells": {"s": {"type": {"type": "record", "name": "S", "fields": [
+                {"name": "count", "type": "double"}, {"name": "mean", "type": "double"},
+                {"name": "variance", "type": "double"}]}, "init": {"count": 0.0, "mean": 0.0, "variance": 0.0}}},
+            "action": [{"cell": "s", "to": {"params": [{"old": "S"}], "ret": "S",
+                                            "do": {"stat.sample.update": ["input", 1.0, "old"]}}},
+                       {"cell": "s", "path": [["mean"]]}]}, {"input": x}),
+        "emit when above 1 (method emit)": ({
+            "input": "double", "output": "double", "method": "emit",
+            "action": [{"if": {">": ["input", 1.0]}, "then": {"emit": ["input"]}}]}, {"input": x}),
+        "regex + string functions (pure, row by row)": ({
+            "input": "string", "output": "int",
+            "action": [{"let": {"m": {"re.findfirst": ["input", {"string": "[0-9]+"}]}}},
+                       {"ifnotnull": {"d": "m"}, "then": {"parse.int": ["d", 10]}, "else": -1}]},
+            {"input": words}),
+    }
+
+
+def sequential() -> str:
+    """The sequential (row-by-row) tier against the vectorized one on the same pure documents, and its rate on
+    stateful ones; fresh model per timing (cells start from their init)."""
+    from pathlib import Path
+
+    import portable
+    from portable.formats.pfa.rows import RowEngine
+
+    rows = []
+    for title, (doc, feeds) in _stateful_documents().items():
+        t = best_of(lambda: portable.load(doc).run(feeds), repeat=3)
+        rows.append([title, "sequential", f"{SEQ_ROWS / t:,.0f}", ""])
+    examples = Path(__file__).resolve().parents[1] / "tests" / "data" / "pfa"
+    import json
+
+    for vec in sorted(examples.glob("*.vectors.json")):
+        ref = json.loads(vec.read_text())
+        model = portable.load(str(examples / ref["document"]))
+        inputs = ref["inputs"] * (SEQ_ROWS // len(ref["inputs"]))
+        if isinstance(inputs[0], dict):
+            feeds = {s.name: np.array([_untag(r[s.name]) for r in inputs]) for s in model.signature.inputs}
+        else:
+            feeds = {"input": np.array(inputs, dtype=float)}
+        n = len(inputs)
+        t_vec = best_of(lambda: model.run(feeds), repeat=3)
+        t_seq = best_of(lambda: model._run_rows(feeds, RowEngine(model.doc)), repeat=1)
+        rows.append([ref["document"], model.tier, f"{n / t_vec:,.0f}",
+                     f"{n / t_seq:,.0f} ({t_seq / t_vec:.0f}x slower)"])
+    return ("### PFA sequential tier (issue 14)\n\n"
+            f"Records per second over {SEQ_ROWS:,} records (best of 3, one process, fresh model per timing). The "
+            "first rows are documents only the sequential tier scores (state written per record, emit, string "
+            "processing); the shared examples are pure, so portable scores them vectorized, and the last column "
+            "forces the same documents through the row-by-row engine for comparison.\n\n"
+            + table(["document", "tier", "records/s", "row-by-row engine on the same document"], rows))
+
+
+def _untag(v: Any) -> Any:
+    return next(iter(v.values())) if isinstance(v, dict) and len(v) == 1 else v
 
 
 if __name__ == "__main__":

@@ -928,10 +928,12 @@ class Compiler:
                     return v
                 return cell_set, cell.type
 
+            fast_ct = _fast_conform(ct)
+
             def cell_to(env: dict) -> Any:
                 new = _replace(cells[name], [(k(env) if kind != "f" else k) for kind, k in steps], upd(env),
                                2006, 2007)
-                cells[name] = conform(new, ct) if ct is not None else new
+                cells[name] = fast_ct(new)
                 return cells[name]
             return cell_to, cell.type
         if not steps:
@@ -962,14 +964,14 @@ class Compiler:
             upd = self.updater(e["to"], scope, f"{where}.to")
             init, _ = self.expr(e["init"], scope, f"{where}.init")
             self.engine.writes = True
-            pt = pool.type if _needs_conform(pool.type) else None
+            fast_pt = _fast_conform(pool.type)
 
             def pool_to(env: dict) -> Any:
                 items = pools[name]
                 k = key(env)
                 old = items[k] if k in items else init(env)
                 new = _replace(old, [(s(env) if kind != "f" else s) for kind, s in steps], upd(env), 2010, 2011)
-                items[k] = conform(new, pt) if pt is not None else new
+                items[k] = fast_pt(new)
                 return items[k]
             return pool_to, pool.type
 
@@ -1291,12 +1293,31 @@ def _replace(v: Any, keys: list[Any], upd: Callable[[Any], Any], code_arr: int, 
 
 
 def _fast_conform(t: Any) -> Callable[[Any], Any]:
-    """conform(., t) with a shortcut for values that already fit (a float for a double)."""
+    """What a value crossing into a slot of static type `t` (a function parameter or result, a cell) needs:
+    numeric promotion (an int where a double is declared) and float rounding. Records, enums and the like are
+    built conformant (`new`, literals, inputs) and pass unchanged, so that handing a tree or a state record to a
+    function costs nothing."""
     if t is None:
         return lambda v: v
-    if isinstance(t, T.Prim) and t.name == "double":
-        return lambda v: v if type(v) is float else conform(v, t)
-    return lambda v: conform(v, t)
+    if isinstance(t, T.Prim):
+        if t.name == "double":
+            return lambda v: v if type(v) is float else conform(v, t)
+        if t.name == "float":
+            return lambda v: conform(v, t)
+        return lambda v: v
+    if isinstance(t, T.Array) and isinstance(t.items, T.Prim) and t.items.name == "double":
+        return lambda v: v if not v or type(v[0]) is float else conform(v, t)  # arrays are homogeneous
+    if isinstance(t, (T.Array, T.Map)) and _numeric_leaf(t):
+        return lambda v: conform(v, t)
+    if isinstance(t, T.Union) and any(isinstance(b, T.Prim) and b.name in ("double", "float") for b in t.types):
+        return lambda v: conform(v, t) if isinstance(v, int) and not isinstance(v, bool) else v
+    return lambda v: v
+
+
+def _numeric_leaf(t: Any) -> bool:
+    while isinstance(t, (T.Array, T.Map)):
+        t = t.items if isinstance(t, T.Array) else t.values
+    return isinstance(t, T.Prim) and t.name in ("double", "float")
 
 
 def _needs_conform(t: Any) -> bool:
