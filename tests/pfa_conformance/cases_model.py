@@ -189,11 +189,15 @@ CASES = [
     ("model.reg.linearVariance", {"model.reg.linearVariance": [A([1.0, 2.0]), REC(
         {"covar": {"type": "array", "items": ARR}},
         {"covar": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]})]}, 1.0 + 4.0 + 1.0),
+    # Kriging interpolates its training points (the nugget is 10 machine epsilons)
     ("model.reg.gaussianProcess", {"model.reg.gaussianProcess": [
-        1.0, ARECS({"x": "double", "to": "double"}, [{"x": 0.0, "to": 0.0}, {"x": 2.0, "to": 2.0}]), None,
-        REF("m.kernel.rbf", gamma=1.0)]},
-     Approx(float(np.array([math.exp(-1), math.exp(-1)]) @ np.linalg.solve(
-         np.array([[1.0, math.exp(-4)], [math.exp(-4), 1.0]]), np.array([0.0, 2.0]))), 1e-12)),
+        2.0, ARECS({"x": "double", "to": "double"}, [{"x": 0.0, "to": 0.0}, {"x": 2.0, "to": 2.0},
+                                                     {"x": 5.0, "to": -1.0}]), None,
+        REF("m.kernel.rbf", gamma=1.0)]}, Approx(2.0, 1e-9)),
+    ("model.reg.gaussianProcess", {"model.reg.gaussianProcess": [
+        A([5.0]), ARECS({"x": ARR, "to": ARR}, [{"x": [0.0], "to": [0.0, 1.0]}, {"x": [2.0], "to": [2.0, 3.0]},
+                                               {"x": [5.0], "to": [-1.0, 4.0]}]), None,
+        REF("m.kernel.rbf", gamma=1.0)]}, Approx([-1.0, 4.0], 1e-9)),
     ("model.reg.gaussianProcess", {"model.reg.gaussianProcess": [
         1.0, ARECS({"x": "double", "to": "double"}, []), None, REF("m.kernel.rbf", gamma=1.0)]}, Err(31080)),
     ("model.reg.residual", {"model.reg.residual": [3.0, 1.0]}, 2.0),

@@ -136,8 +136,17 @@ def parse(data: dict[str, Any], path: str | None = None) -> Document:
                 raise err(f"'{key}' belongs to method fold (this document's method is {method})", key)
 
     types = TypeNames()
-    input_type = types.parse(data["input"], "input", path)
-    output_type = types.parse(data["output"], "output", path)
+    try:
+        input_type = types.parse(data["input"], "input", path)
+        output_type = types.parse(data["output"], "output", path)
+    except PFAError as first:
+        # a named type may be defined later in the document (in a cell, a pool or a function): register those
+        # definitions first, then read input and output again
+        _predefine(data, types, path)
+        if not types.named:
+            raise first
+        input_type = types.parse(data["input"], "input", path)
+        output_type = types.parse(data["output"], "output", path)
     doc = Document(name=str(data.get("name", "")), input=input_type, output=output_type,
                    action=_as_list(data["action"]), types=types, metadata=dict(data.get("metadata") or {}),
                    doc=str(data.get("doc", "")), path=path, raw=data, method=method,
@@ -176,6 +185,27 @@ def parse(data: dict[str, Any], path: str | None = None) -> Document:
         doc.fcns[name] = parse_fcndef(spec, types, f"fcns.{name}", path, name=name)
 
     return doc
+
+
+def _predefine(data: dict[str, Any], types: TypeNames, path: Any) -> None:
+    """Register the named types that cells, pools and function signatures define (best effort: a definition
+    that itself refers to a later one is left for the normal pass)."""
+    for kind in ("cells", "pools"):
+        for name, spec in (data.get(kind) or {}).items():
+            if isinstance(spec, dict) and "type" in spec:
+                try:
+                    types.parse(spec["type"], f"{kind}.{name}.type", path)
+                except PFAError:
+                    pass
+    for name, spec in (data.get("fcns") or {}).items():
+        if isinstance(spec, dict):
+            for i, p in enumerate(spec.get("params") or []):
+                if isinstance(p, dict):
+                    for pname, ptype in p.items():
+                        try:
+                            types.parse(ptype, f"fcns.{name}.params[{i}]", path)
+                        except PFAError:
+                            pass
 
 
 def parse_fcndef(spec: Any, types: TypeNames, where: str, path: Any, name: str = "") -> FcnDef:

@@ -51,11 +51,8 @@ def _zip(x: Any, y: Any, f: Any, code: int) -> Any:
     if isinstance(x, dict):
         keys = sorted(set(x) | set(y))
         if any(isinstance(v, dict) for v in list(x.values()) + list(y.values())):
-            out = {}
-            for k in keys:
-                xr, yr = x.get(k, {}), y.get(k, {})
-                out[k] = {c: f(xr.get(c, 0.0), yr.get(c, 0.0)) for c in sorted(set(xr) | set(yr))}
-            return out
+            cols = sorted({c for m in (x, y) for r in m.values() for c in r})
+            return {k: {c: f(x.get(k, {}).get(c, 0.0), y.get(k, {}).get(c, 0.0)) for c in cols} for k in keys}
         return {k: f(x.get(k, 0.0), y.get(k, 0.0)) for k in keys}
     if len(x) != len(y):
         raise err("misaligned matrices", code)

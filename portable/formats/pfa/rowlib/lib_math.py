@@ -197,7 +197,7 @@ def _cloglog(x: float) -> float:
 
 
 def _loglog(x: float) -> float:
-    return math.exp(-_exp(-float(x)))
+    return math.exp(-_exp(float(x)))  # exp(-exp(x)), as the vectorized engine and the reference engines
 
 
 def _exp(x: float) -> float:

@@ -240,10 +240,13 @@ for _prefix, _base, _dof in (("model.reg", 31020, "DOF"), ("stat.test", 38010, "
 
 @fn("model.reg.gaussianProcess")
 def gaussian_process(x: Any, table: list, kriging: Any, kernel: Any) -> Any:
+    """Kriging as PFA's reference engines do it: features and outputs standardised, a constant trend (universal
+    Kriging, or `krigingWeight` as the trend), the kernel matrix with a nugget on its diagonal ((sigma/to)^2 when
+    the table has `sigma`, else 10 machine epsilons), solved by Cholesky; one fit per output dimension."""
     if not table:
         raise err("table must have at least 1 entry", 31080)
     scalar_x = isinstance(x, (int, float))
-    xv = [float(x)] if scalar_x else list(x)
+    xv = [float(x)] if scalar_x else [float(v) for v in x]
     if not xv:
         raise err("x must have at least 1 feature", 31081)
     xs = [[float(r["x"])] if scalar_x else list(r["x"]) for r in table]
@@ -256,15 +259,49 @@ def gaussian_process(x: Any, table: list, kriging: Any, kernel: Any) -> Any:
             raise err("table outputs must have at least 1 dimension", 31083)
         if len({len(t) for t in tos}) > 1:
             raise err("table outputs must all have the same number of dimensions", 31084)
-    n = len(table)
-    K = np.array([[kernel(xs[i], xs[j]) for j in range(n)] for i in range(n)], dtype=float)
-    if kriging is not None:
-        K = K + kriging * np.eye(n)
-    k = np.array([kernel(xv, xs[i]) for i in range(n)], dtype=float)
-    Y = np.array(tos, dtype=float)
-    w = np.linalg.solve(K, Y) if np.linalg.matrix_rank(K) == n else np.linalg.pinv(K) @ Y
-    out = k @ w
-    return [float(v) for v in out] if vector_out else float(out)
+    if not all(math.isfinite(v) for v in xv):
+        raise err("x is not finite", 31085)
+    flat_to = [v for t in tos for v in (t if vector_out else [t])]
+    if not all(math.isfinite(v) for v in flat_to) or not all(math.isfinite(v) for r in xs for v in r):
+        raise err("table value is not finite", 31086)
+    if kriging is not None and not math.isfinite(kriging):
+        raise err("krigingWeight is not finite", 31087)
+    X = np.array(xs, dtype=float)
+    dims = len(tos[0]) if vector_out else 1
+    out = []
+    for d in range(dims):
+        y = np.array([t[d] if vector_out else t for t in tos], dtype=float)
+        if "sigma" in table[0]:
+            sig = [r["sigma"][d] if vector_out else r["sigma"] for r in table]
+            nugget: Any = np.array([(s_ / t_) ** 2 if t_ != 0.0 else math.inf for s_, t_ in zip(sig, y)])
+        else:
+            nugget = 10.0 * np.finfo(float).eps
+        out.append(_kriging(np.array(xv), X, y, kriging, nugget, kernel))
+    return out if vector_out else out[0]
+
+
+def _kriging(xq: np.ndarray, X: np.ndarray, y: np.ndarray, beta: Any, nugget: Any, kernel: Any) -> float:
+    xm, xsd = X.mean(axis=0), X.std(axis=0)
+    Xn = (X - xm) / xsd
+    ym, ysd = y.mean(), y.std()
+    yn = (y - ym) / ysd
+    n = len(X)
+    R = np.eye(n) * (1.0 + nugget)
+    for i in range(n - 1):
+        for j in range(i + 1, n):
+            R[i, j] = R[j, i] = kernel(Xn[i].tolist(), Xn[j].tolist())
+    try:
+        C = np.linalg.cholesky(R)
+    except np.linalg.LinAlgError:
+        raise err("matrix of kernel results is not positive definite", 31088) from None
+    Ft = np.linalg.solve(C, np.ones((n, 1)))
+    Q, G = np.linalg.qr(Ft)
+    Yt = np.linalg.solve(C, yn)
+    b = float(np.linalg.solve(G, Q.T @ Yt)[0]) if beta is None else float(beta)
+    gamma = np.linalg.solve(C.T, Yt - Ft[:, 0] * b)
+    qn = ((xq - xm) / xsd).tolist()
+    yq = b + sum(kernel(qn, Xn[i].tolist()) * gamma[i] for i in range(n))
+    return float(ym + ysd * yq)
 
 
 # -- clustering ---------------------------------------------------------------------------------------------------

@@ -44,12 +44,15 @@ def _family(name: str, base: int, check: Any, make: Any, discrete: bool = False)
         return float(d.cdf(x, *args))
 
     def qf(p: float, *params: Any) -> float:
-        if not _finite(*params) or not check(*params):
+        if not _finite(*params) or not (check(*params, qf=True) if name == "negativeBinomial" else check(*params)):
             raise err("invalid parameterization", base + 20)
         if not 0.0 <= p <= 1.0 or math.isnan(p):
             raise err("invalid input", base + 21)
         d, args = make(*params)
-        return float(d.ppf(p, *args))
+        q = float(d.ppf(p, *args))
+        if discrete and hasattr(d, "support"):
+            q = max(q, float(d.support(*args)[0]))  # scipy puts p = 0 one below the support
+        return q
 
     fn(f"prob.dist.{name}PDF")(pdf)
     fn(f"prob.dist.{name}CDF")(cdf)
@@ -65,7 +68,8 @@ class _Point:
     def pdf(self, x: float, *a: Any) -> float:
         return math.inf if x == self.at else 0.0
 
-    pmf = pdf
+    def pmf(self, x: float, *a: Any) -> float:
+        return 1.0 if x == self.at else 0.0
 
     def cdf(self, x: float, *a: Any) -> float:
         return 1.0 if x >= self.at else 0.0
@@ -162,7 +166,7 @@ _family("binomial", 13300, lambda size, prob: size >= 0 and 0 <= prob <= 1,
         lambda size, prob: (_stats().binom, (size, prob)), discrete=True)
 _family("geometric", 13360, lambda prob: 0 < prob <= 1,
         lambda prob: (_stats().geom, (prob, -1)), discrete=True)
-_family("negativeBinomial", 13450, lambda size, prob: size >= 0 and 0 <= prob <= 1,
+_family("negativeBinomial", 13450, lambda size, prob, qf=False: (size > 0 if qf else size >= 0) and 0 <= prob <= 1,
         lambda size, prob: (_Point(0.0), ()) if size == 0 or prob == 1 else (_stats().nbinom, (size, prob)),
         discrete=True)
 
