@@ -205,6 +205,52 @@ def test_models_never_see_more_than_chunk_rows(models, small):
     assert counting.largest <= 700 + 2 * 200  # the sample check: generated rows plus sample rows
 
 
+class Refuses(Model):
+    """The tree's ONNX conversion, refusing any batch that holds a far-out row (as a runtime that rejects some
+    inputs would)."""
+
+    format = "refuses"
+
+    def __init__(self, inner: Model) -> None:
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def signature(self):
+        return self.inner.signature
+
+    def _run(self, inputs):
+        if (np.asarray(inputs["X"])[:, 0] > FAR / 2).any():
+            raise RuntimeError("input out of the supported range")
+        return self.inner.run(inputs)
+
+
+def test_rows_a_model_rejects_are_counted_by_file_and_row(models, small, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    est, _, good, _ = models
+    # the converted model rejects the 4 far-out rows: not equivalent, each counted, the first ones named
+    rep = portable.check(est, Refuses(portable.load(str(good))), data=str(small), chunk_rows=1000)
+    assert not rep.equivalent and rep.complete
+    assert rep.data["converted_rejects"] == 4 and rep.data["rows_checked"] == 9000 - 4
+    named = {(Path(c["file"]).name, c["row"]) for c in rep.counterexamples if c.get("file") and "fails" in c["found_by"]}
+    assert named <= {("part-00.parquet", 5), ("part-02.parquet", 0), ("part-02.parquet", 1500),
+                     ("part-02.parquet", 2999)} and len(named) == 3
+    # the original rejects rows with NaN (scikit-learn's LinearRegression does): counted and noted, not compared
+    data = tmp_path / "nan"
+    data.mkdir()
+    X = np.random.default_rng(5).normal(size=(5000, 4))
+    X[[10, 4000], 2] = np.nan
+    pq.write_table(pa.table({f"x{j}": X[:, j] for j in range(4)}), data / "a.parquet")
+    lin = LinearRegression().fit(np.nan_to_num(X), np.nan_to_num(X) @ [1.0, 2.0, 3.0, 4.0])
+    (tmp_path / "lin.pkl").write_bytes(pickle.dumps(lin))
+    portable.convert(str(tmp_path / "lin.pkl"), to="onnx", data=np.nan_to_num(X[:200])).save(tmp_path / "lin.onnx")
+    rep = portable.check(str(tmp_path / "lin.pkl"), str(tmp_path / "lin.onnx"), data=str(data), chunk_rows=700)
+    assert rep.data["original_rejects"] == 2 and rep.data["rows_checked"] == 4998
+    assert rep.complete and rep.equivalent
+    assert any("a.parquet row 10" in n for n in rep.notes)
+
+
 def test_an_unreadable_file_is_named_and_the_verdict_is_not_equivalent(models, small, tmp_path):
     _, pkl, good, _ = models
     data = tmp_path / "data"

@@ -445,6 +445,10 @@ def run_rows(ctx: Context, task: Task, frame: Any = None) -> Partial:
         row, df = got
         out.merge(check_chunk(ctx, task.part, row, df))
         row += len(df)
+    if task.rows is not None and not out.unread and row < task.first_row + task.rows:
+        # the file held fewer rows than its footer promised: the missing rows are named, never dropped
+        out.unread.append({"part": task.part.index, "file": task.part.name, "first_row": row,
+                           "rows": task.first_row + task.rows - row, "error": "the file ended early"})
     if frame is not None and task.part.kind == "dask":
         out.parts_read.setdefault(task.part.index, 0)
     return out
@@ -457,7 +461,7 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
     out = Partial(rows_read=n, parts_read={part.index: n})
     if n == 0:
         return out
-    inputs = _inputs(ctx, df, n)
+    inputs = _inputs(ctx.original, spec.slots, df, n)
     out_a, ok_a, errs_a, approx_a = _runnable(ctx.original, inputs, n)
     out.original_rejects = int(n - ok_a.sum())
     out.approximate += approx_a
@@ -513,12 +517,12 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
     return out
 
 
-def _inputs(ctx: Context, df: Any, n: int) -> dict[str, np.ndarray]:
+def _inputs(original: Model, slots: list[InputSlot], df: Any, n: int) -> dict[str, np.ndarray]:
     """The chunk's rows as the input arrays both models get: in each input's generation dtype (the narrower
     of the two models' dtypes), as the generated rows are."""
-    arrays = data_arrays(df, ctx.original) or {}
+    arrays = data_arrays(df, original) or {}
     out = {}
-    for slot in ctx.spec.slots:
+    for slot in slots:
         if slot.name not in arrays:
             raise PortableError(f"the data has no column for input '{slot.name}' (columns: "
                                 f"{[str(c) for c in getattr(df, 'columns', [])][:20]})")
@@ -743,6 +747,14 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
         if got != s.width:
             raise PortableError(f"the data gives {got} value(s) per row for input '{s.name}', which takes "
                                 f"{s.width} (columns: {[str(c) for c in sample.columns][:20]})",
+                                path=source.description or None)
+    # the sample guides generation: rows the original model rejects (NaN where it takes none, ...) are left out
+    # of it; in the data they are counted and noted
+    _, ok, _, _ = _runnable(a, _inputs(a, slots, sample, len(sample)), len(sample))
+    if not ok.all():
+        sample = sample.iloc[np.flatnonzero(ok)].reset_index(drop=True)
+        if not len(sample):
+            raise PortableError("the original model rejects every row of the data's sample",
                                 path=source.description or None)
     base = check_rows(a, b, samples=samples, seed=seed, data=sample, rtol=rtol, atol=atol)
     tolerances = {o["name"]: (o.get("rtol"), o.get("atol")) for o in base.outputs if o.get("atol") is not None}
