@@ -223,9 +223,9 @@ def check(original: str, converted: str, samples: int, seed: int, data: str | No
 
     Exit codes: 0 equivalent, 3 not equivalent, 1 an error or rows of --data that could not be read (the report
     names them)."""
-    streamed = data is not None and not data.lower().endswith(".npy")
+    streamed = data is not None and (not data.lower().endswith(".npy") or bool(chunk_rows or dask))
     if (chunk_rows or dask) and not streamed:
-        raise InputError("--chunk-rows and --dask need --data rows in .parquet or .csv files")
+        raise InputError("--chunk-rows and --dask need --data rows to check")
     report = api.check(original, converted, samples=samples, seed=seed,
                        data=data if streamed else read_data(data), rtol=rtol, atol=atol, trust=trust,
                        **({"chunk_rows": chunk_rows, "dask": dask} if streamed else {}))

@@ -1,6 +1,6 @@
 """Checking every row of production-size data: chunk by chunk, with bounded memory, and one merged report.
 
-`check_stream` accepts a Parquet file, a folder or glob of Parquet/CSV files, a pyarrow Dataset, a pandas
+`check_stream` accepts a Parquet, CSV or .npy file (memory-mapped), a folder or glob of them, a pyarrow Dataset, a pandas
 DataFrame (with `chunk_rows`) or a Dask DataFrame. It
 
 1. reads a bounded, stratified sample of the data (the first rows of up to `SAMPLE_PARTS` evenly spaced files)
@@ -47,7 +47,7 @@ SAMPLE_ROWS = 2_000   # rows of the data the generated-row check sees (ranges, t
 SAMPLE_PARTS = 8      # the sample comes from up to this many evenly spaced files/partitions
 KEEP = 3              # worst rows kept per output, and data counterexamples in the report
 PROBES = 256          # model calls per chunk spent finding the rows a model rejects (bisection)
-DATA_SUFFIXES = (".parquet", ".pq", ".parq", ".csv")
+DATA_SUFFIXES = (".parquet", ".pq", ".parq", ".csv", ".npy")
 
 
 # ---- where the rows are --------------------------------------------------------------------------------------
@@ -131,8 +131,13 @@ class FileSource(Source):
         self.description = description
         self.parts = []
         for i, p in enumerate(paths):
-            kind = "csv" if p.suffix.lower() == ".csv" else "parquet"
+            kind = {".csv": "csv", ".npy": "npy"}.get(p.suffix.lower(), "parquet")
             rows = None
+            if kind == "npy":
+                try:
+                    rows = int(np.load(p, mmap_mode="r", allow_pickle=False).shape[0])
+                except Exception:
+                    rows = None
             if kind == "parquet":
                 try:
                     import pyarrow.parquet as pq
@@ -172,6 +177,16 @@ class FileSource(Source):
 
     def read(self, task: Task, chunk_rows: int) -> Iterator[tuple[int, Any]]:
         path = task.part.name
+        if task.part.kind == "npy":  # memory-mapped: a chunk is read when it is sliced
+            import pandas as pd
+
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            if arr.ndim == 1:
+                arr = arr.reshape(-1, 1)
+            for start in range(0, len(arr), chunk_rows):
+                yield start, pd.DataFrame(np.asarray(arr[start:start + chunk_rows]).reshape(
+                    min(chunk_rows, len(arr) - start), -1))
+            return
         if task.part.kind == "csv":
             import pandas as pd
 
@@ -273,19 +288,19 @@ def _files(spec: str) -> list[Path]:
     p = Path(spec)
     if p.is_file():
         if p.suffix.lower() not in DATA_SUFFIXES:
-            raise PortableError("a data file for a chunked check must be .parquet or .csv", path=p)
+            raise PortableError("a data file for a chunked check must be .parquet, .csv or .npy", path=p)
         return [p]
     if p.is_dir():
         found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in DATA_SUFFIXES
                        and not any(part.startswith((".", "_")) for part in f.relative_to(p).parts))
         if not found:
-            raise PortableError("the folder holds no .parquet or .csv file", path=p)
+            raise PortableError("the folder holds no .parquet, .csv or .npy file", path=p)
         return found
     if any(c in spec for c in "*?["):
         found = sorted(Path(f) for f in globlib.glob(spec, recursive=True)
                        if Path(f).is_file() and Path(f).suffix.lower() in DATA_SUFFIXES)
         if not found:
-            raise PortableError("the pattern matches no .parquet or .csv file", path=spec)
+            raise PortableError("the pattern matches no .parquet, .csv or .npy file", path=spec)
         return found
     raise PortableError("no such data file or folder", path=p)
 
@@ -712,7 +727,7 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
     """Check `converted` against `original` on every row of `data` (see the module's docstring).
 
     Args:
-        data: a Parquet/CSV file, folder or glob; a pyarrow Dataset; a pandas or Dask DataFrame.
+        data: a Parquet/CSV/.npy file, folder or glob; a pyarrow Dataset; a pandas or Dask DataFrame.
         chunk_rows: rows read and compared at a time (bounds memory; default CHUNK_ROWS).
         dask: a `distributed.Client`, a scheduler address, or `local` / `local:N` (a LocalCluster of N worker
             processes started and closed here); None checks in this process (a Dask DataFrame then computes
