@@ -174,8 +174,11 @@ def test_csv_glob_and_dataset_give_the_same_counts(models, small, tmp_path):
             portable.check(str(pkl), str(tampered), data=str(small / "part-02.parquet"))]
     np.save(tmp_path / "part-02.npy", pq.read_table(small / "part-02.parquet").to_pandas().to_numpy())
     runs.append(portable.check(str(pkl), str(tampered), data=str(tmp_path / "part-02.npy"), chunk_rows=1000))
-    assert [r.outputs[0]["mismatches"] for r in runs] == [4, 4, 3, 3]
-    assert [r.data["rows_checked"] for r in runs] == [9000, 9000, 3000, 3000]
+    frame = pa.concat_tables([pq.read_table(f) for f in sorted(small.glob("*.parquet"))]).to_pandas()
+    runs.append(portable.check(str(pkl), str(tampered), data=frame, chunk_rows=700))
+    assert [r.outputs[0]["mismatches"] for r in runs] == [4, 4, 3, 3, 4]
+    assert [r.data["rows_checked"] for r in runs] == [9000, 9000, 3000, 3000, 9000]
+    assert {w["row"] for w in runs[-1].outputs[0]["worst_rows"]} <= {5, 6000, 7500, 8999}
     assert runs[0].data["rows_in_data"] == 9000
     assert {(Path(w["file"]).name, w["row"]) for w in runs[0].outputs[0]["worst_rows"]} <= \
         {("part-00.csv", 5), ("part-02.csv", 0), ("part-02.csv", 1500), ("part-02.csv", 2999)}

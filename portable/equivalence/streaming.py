@@ -239,9 +239,14 @@ class FrameSource(Source):
         self.description = "DataFrame"
         self.parts = [Part(0, "DataFrame", "frame", len(frame))]
 
+    def tasks(self, chunk_rows: int) -> list[Task]:  # one task per chunk (in parallel on Dask)
+        part = self.parts[0]
+        return [Task(part, s, min(chunk_rows, len(self.frame) - s)) for s in range(0, len(self.frame), chunk_rows)]
+
     def read(self, task: Task, chunk_rows: int) -> Iterator[tuple[int, Any]]:
-        for start in range(0, len(self.frame), chunk_rows):
-            yield start, self.frame.iloc[start:start + chunk_rows]
+        end = len(self.frame) if task.rows is None else task.first_row + task.rows
+        for start in range(task.first_row, end, chunk_rows):
+            yield start, self.frame.iloc[start:min(start + chunk_rows, end)]
 
 
 class DaskSource(Source):
