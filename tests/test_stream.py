@@ -112,8 +112,11 @@ def truth(models, folder: Path) -> dict[tuple[str, int], float]:
 
 def within(limit, fn, *args, **kwargs):
     """Run fn in a thread and fail (rather than hang) when it takes longer than `limit` seconds."""
-    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+    ex = concurrent.futures.ThreadPoolExecutor(1)
+    try:
         return ex.submit(fn, *args, **kwargs).result(timeout=limit)
+    finally:
+        ex.shutdown(wait=False)  # on a timeout the test fails now instead of waiting for the call
 
 
 # ---- streaming --------------------------------------------------------------------------------------------------
