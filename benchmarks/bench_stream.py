@@ -9,13 +9,11 @@ the largest worker's). The dataset grows 10x to show that the streaming check's 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 from benchmarks._util import table
@@ -89,12 +87,20 @@ def _data(root: Path, files: int) -> Path:
     return folder
 
 
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def run() -> str:
     import numpy as np
     from sklearn.ensemble import GradientBoostingRegressor
 
     import portable
 
+    load_before = _load()
     root = Path(tempfile.mkdtemp(prefix="bench_stream_"))
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, FEATURES))
@@ -140,7 +146,10 @@ def run() -> str:
             "user would write without portable: `pd.read_parquet(folder)`, `est.predict`, onnxruntime, compare "
             "(no generated rows, no report). The portable lines include loading the models, the generated-row "
             "check (1,000 rows plus a 2,000-row sample of the data) and the report; Dask lines exclude the "
-            "cluster's start-up. Default `chunk_rows` (100,000).\n\n"
+            "cluster's start-up. Default `chunk_rows` (100,000). "
+            f"Load average (1 min) on the machine: {load_before} at the start of this run, {_load()} at its end "
+            "(the 2 cores were shared with other work: absolute rates are depressed, and 2 Dask workers cannot "
+            "beat 1 when the cores are already busy).\n\n"
             + table(["rows", "side", "rows/s", "seconds", "peak MiB", "equivalent"], rows) + "\n\n"
             + table(["ratio", "value"], ratios))
 
