@@ -193,7 +193,7 @@ def drift(artifact: Any, data: Any, *, reference: Any = None, thresholds: Any = 
         if profile is None:
             raise PortableError("the artifact stores no data profile: convert it with data= (--data), or give "
                                 "reference data", path=getattr(model, "path", None))
-    return run_drift(profile, input_arrays(data, model), thresholds)
+    return run_drift(profile, input_arrays(data, model, profile), thresholds)
 
 
 def list_formats() -> dict[str, FormatInfo]:

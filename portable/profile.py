@@ -167,8 +167,10 @@ def profile_from_data(data: Any, model: Any, signature: Signature) -> dict[str, 
     return build_profile(arrays, feature_names=names)
 
 
-def input_arrays(data: Any, model: Any) -> dict[str, np.ndarray]:
-    """`data` (array, DataFrame or {input: array}) as the named inputs of `model`, for `drift`.
+def input_arrays(data: Any, model: Any, profile: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """`data` (array, DataFrame or {input: array}) as the named inputs of `model`, for `drift`. A DataFrame's
+    columns are picked by the profile's feature names when it has them (so extra columns, a target say, and
+    another column order do no harm).
 
     Raises:
         PortableError: the data does not line up with the model's inputs.
@@ -176,6 +178,11 @@ def input_arrays(data: Any, model: Any) -> dict[str, np.ndarray]:
     from .equivalence.inputs import data_arrays
 
     names = model.signature.input_names
+    if profile is not None and hasattr(data, "columns") and len(names) == 1 and names[0] in profile["inputs"]:
+        wanted = [f["name"] for f in profile["inputs"][names[0]]["features"]]
+        cols = [str(c) for c in data.columns]
+        if len(wanted) > 1 and all(w in cols for w in wanted):
+            return {names[0]: np.asarray(data[wanted].to_numpy())}
     arrays = data_arrays(data, model)
     if not arrays or set(arrays) != set(names):
         found = list(arrays or []) or [str(c) for c in getattr(data, "columns", [])] or type(data).__name__

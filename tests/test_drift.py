@@ -95,6 +95,10 @@ def test_drift_cli_passes_training_data_and_flags_shift(wine: dict) -> None:
     assert [f["feature"] for f in result["features"] if f["drifted"]] == ["alcohol"]
     holes = run("drift", tmp / "wine.onnx", tmp / "holes.csv")
     assert holes.exit_code == 3 and "magnesium" in holes.output
+    # columns are picked by the profile's feature names: another order and an extra column do no harm
+    frame = wine["frame"]
+    frame[frame.columns[::-1]].assign(target=1).to_csv(tmp / "reordered.csv", index=False)
+    assert run("drift", tmp / "wine.onnx", tmp / "reordered.csv").exit_code == 0
     # thresholds are the user's: a loose PSI threshold lets the shift pass
     assert run("drift", tmp / "wine.onnx", tmp / "shifted.parquet", "--psi", "100").exit_code == 0
 
@@ -185,3 +189,13 @@ def test_valid_bodies_round_trip_in_both_orientations(rows: list) -> None:
         np.testing.assert_array_equal(arrays["X"], expected)
         assert arrays["city"].ravel().tolist() == [r[1] for r in rows]
         assert arrays["n"].tolist() == [r[2] for r in rows]
+
+
+def test_a_single_record_without_its_list_is_accepted() -> None:
+    from portable.serving.inputs import RequestError, parse
+
+    arrays, orient = parse({"X": [1, 2, 3], "city": "lyon", "n": 4}, SIG, max_rows=10)
+    assert orient == "records" and arrays["X"].shape == (1, 3) and arrays["n"].tolist() == [4]
+    with pytest.raises(RequestError) as err:
+        parse([{"X": [1, 2, 3], "city": "lyon", "n": 4, "extra": 0}], SIG, max_rows=10)
+    assert err.value.problems[0]["field"] == "extra"

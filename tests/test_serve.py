@@ -196,6 +196,9 @@ BAD_REQUESTS = [
     (b'{"X": [[' + b",".join([b'"a"'] * 30) + b"]]}", {}, 422, "expected a number"),
     (b'{"X": [[' + b",".join([b"true"] * 30) + b"]]}", {}, 422, "expected a number"),
     (b'{"X": 5}', {}, 422, "must be a JSON array"),
+    (b'[{"X": [' + b",".join([b"1"] * 30) + b'], "extra": 1}]', {}, 422, "unknown field"),
+    (b'{"X": [[' + b",".join([b"1e999"] + [b"1"] * 29) + b"]]}", {}, 400, "malformed JSON"),
+    (b"[" * 5000 + b"]" * 5000, {}, 422, "a record must be a JSON object"),
     (b"x=1", {"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
 ]
 

@@ -43,12 +43,22 @@ def parse(body: Any, signature: Signature, *, max_rows: int) -> tuple[dict[str, 
     """
     names = signature.input_names
     if isinstance(body, list):
-        orient, columns = "records", _records_to_columns(body, names, max_rows)
-    elif isinstance(body, dict):
-        orient, columns = "columns", _check_columns(body, names, max_rows)
-    else:
-        raise RequestError(422, "the body must be a JSON array of records or an object of columns",
-                           [_problem(None, None, f"got a JSON {_json_type(body)}")])
+        return _arrays(_records_to_columns(body, names, max_rows), signature), "records"
+    if isinstance(body, dict):
+        try:
+            return _arrays(_check_columns(body, names, max_rows), signature), "columns"
+        except RequestError as exc:
+            if exc.status != 422 or not body:
+                raise
+            try:  # a single record sent without its list ({"X": [1, 2, 3]} for an input X of shape [N, 3])
+                return _arrays(_records_to_columns([body], names, max_rows), signature), "records"
+            except RequestError:
+                raise exc from None
+    raise RequestError(422, "the body must be a JSON array of records or an object of columns",
+                       [_problem(None, None, f"got a JSON {_json_type(body)}")])
+
+
+def _arrays(columns: dict[str, list[Any]], signature: Signature) -> dict[str, np.ndarray]:
     arrays, problems = {}, []
     for spec in signature.inputs:
         try:
@@ -57,13 +67,15 @@ def parse(body: Any, signature: Signature, *, max_rows: int) -> tuple[dict[str, 
             problems += exc.problems
     if problems:
         raise RequestError(422, "the request does not match the model's inputs", problems[:MAX_PROBLEMS])
-    return arrays, orient
+    return arrays
 
 
 def _records_to_columns(rows: list[Any], names: list[str], max_rows: int) -> dict[str, list[Any]]:
     _check_rows(len(rows), max_rows)
     try:
-        return {n: [r[n] for r in rows] for n in names}
+        columns = {n: [r[n] for r in rows] for n in names}
+        if all(len(r) == len(names) for r in rows):  # every input is there: nothing else may be
+            return columns
     except (KeyError, TypeError):
         pass
     problems = []
@@ -72,6 +84,7 @@ def _records_to_columns(rows: list[Any], names: list[str], max_rows: int) -> dic
             problems.append(_problem(None, i, f"a record must be a JSON object, not {_json_type(r)}"))
         else:
             problems += [_problem(n, i, "missing field") for n in names if n not in r]
+            problems += [_problem(k, i, f"unknown field; the model's inputs are {names}") for k in r if k not in names]
         if len(problems) >= MAX_PROBLEMS:
             break
     raise RequestError(422, "records must be objects with every input", problems[:MAX_PROBLEMS])
@@ -109,12 +122,15 @@ def coerce(values: list[Any], spec: TensorSpec) -> np.ndarray:
         RequestError: 422 with the row and what was wrong.
     """
     row_shape = tuple(spec.shape[1:])
-    try:
-        a = np.asarray(values)
+    try:  # text as objects: numpy's fixed-width strings would drop trailing NUL characters
+        a = np.array(values, dtype=object) if spec.is_string else np.asarray(values)
     except (ValueError, TypeError):  # ragged rows
         a = None
-    if a is not None and a.dtype.kind == "U" and not _all_text(values, a.ndim):
-        a = None
+    if a is not None and spec.is_string and _all_text(values, a.ndim):
+        if len(row_shape) == 1 and row_shape[0] == 1 and a.ndim == 1:
+            a = a.reshape(-1, 1)
+        if _shape_ok(a.shape[1:], row_shape):
+            return a
     if a is not None and a.dtype.kind != "O":
         if len(row_shape) == 1 and row_shape[0] == 1 and a.ndim == 1:
             a = a.reshape(-1, 1)
@@ -126,13 +142,17 @@ def coerce(values: list[Any], spec: TensorSpec) -> np.ndarray:
     if problems:
         raise RequestError(422, "invalid values", problems)
     # every value is valid: the slow path only meets nulls (NaN) in a float input, or ragged-looking lists
-    a = np.array(values, dtype=np.float64 if spec.is_float else None)
+    try:
+        a = np.array(values, dtype=np.float64 if spec.is_float else None)
+    except (OverflowError, ValueError, TypeError) as exc:  # e.g. an integer beyond float64
+        raise RequestError(422, "invalid values", [_problem(spec.name, None, f"cannot be read as {spec.dtype}: "
+                                                                             f"{exc}")]) from None
     if len(row_shape) == 1 and row_shape[0] == 1 and a.ndim == 1:
         a = a.reshape(-1, 1)
     out = _cast(a, spec) if _shape_ok(a.shape[1:], row_shape) else None
     if out is None:
-        raise RequestError(422, "invalid values", [_problem(spec.name, None, f"cannot be read as {spec.dtype}"
-                                                            f"{_shape_text(row_shape)}")])
+        raise RequestError(422, "invalid values", [_problem(spec.name, None, f"cannot be read as {spec.dtype} "
+                                                            "(a value out of its range?)")])
     return out
 
 
@@ -151,7 +171,7 @@ def _cast(a: np.ndarray, spec: TensorSpec) -> np.ndarray | None:
     """`a` in the spec's dtype when its kind fits, else None (the caller then finds the faulty rows)."""
     kind = a.dtype.kind
     if spec.is_string:
-        return a.astype(object) if kind == "U" else None
+        return None  # text took its own path in `coerce`; anything else is the caller's error path
     if spec.dtype == "bool":
         return a if kind == "b" else None
     if spec.is_float:
