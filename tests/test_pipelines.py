@@ -138,3 +138,13 @@ def test_pipeline_matches_sklearn_in_onnxruntime(name: str, dtype: str) -> None:
             assert np.isclose(p, q, atol=1e-3).all(axis=1).mean() >= 0.85
         else:
             np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+
+
+def test_integer_column_one_hot_encoded_stays_an_integer_input() -> None:
+    import portable
+
+    pipe, train, _ = build("titanic_integer_column_onehot")
+    art = portable.convert(pipe, to="onnx", data=train, check=False)
+    kinds = {s.name: s.dtype for s in art.signature.inputs}
+    assert kinds["pclass"] == "int64" and kinds["sibsp"] == "int64"
+    assert kinds["sex"] == "str" and kinds["age"].startswith("float")

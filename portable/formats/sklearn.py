@@ -17,6 +17,9 @@ from ..model import Model, Origin, Signature, TensorSpec
 from ..registry import LoadOptions, register_format
 
 
+MISSING_STRING = ""  # how a missing value (NaN, None, pd.NA) is written in a string input
+
+
 def is_estimator(obj: Any) -> bool:
     """True for scikit-learn estimators and objects that follow its API (fit + get_params)."""
     return (not isinstance(obj, (str, bytes, type)) and hasattr(obj, "fit") and hasattr(obj, "get_params")
@@ -67,8 +70,10 @@ def _check_fitted(est: Any) -> None:
         raise InputError(f"{type(est).__name__} is not a scikit-learn estimator: {exc}") from exc
 
 
-def _string_columns(est: Any) -> set[str]:
-    """Names of DataFrame columns that a fitted model feeds to encoders of strings (so they are strings)."""
+def _string_columns(est: Any, takes: Any = None) -> set[str]:
+    """Names of DataFrame columns that a fitted model feeds to encoders of strings (so they are strings), or to
+    transformers for which `takes(transformer)` is true."""
+    takes = takes or _takes_strings
     from sklearn.compose import ColumnTransformer
 
     names = list(getattr(est, "feature_names_in_", []))
@@ -81,9 +86,15 @@ def _string_columns(est: Any) -> set[str]:
             trans = ct.named_transformers_.get(tname)
             if trans is None or not len(idx):
                 continue
-            if _takes_strings(trans):
+            if takes(trans):
                 found.update(str(ct_names[i]) for i in idx if i < len(ct_names))
     return found
+
+
+def _encodes(trans: Any) -> bool:
+    """An encoder of categories (its first step has `categories_`)."""
+    first = trans.steps[0][1] if hasattr(trans, "steps") else trans
+    return hasattr(first, "categories_")
 
 
 def _takes_strings(trans: Any) -> bool:
@@ -203,17 +214,24 @@ class SklearnModel(Model):
         return estimator_kind(self.estimator)
 
     def _infer_signature(self, data: Any) -> Signature:
+        """One `X` matrix, or one input per DataFrame column when the frame has string columns (or integer columns
+        that encoders treat as categories): a string column is a `str` input (missing = ""), an integer column
+        that an encoder reads an `int64` input, the others float."""
         e = self.estimator
         names = [str(n) for n in getattr(e, "feature_names_in_", [])]
         strings: set[str] = set()
+        ints: set[str] = set()
         if data is not None and hasattr(data, "dtypes") and names:
-            from pandas.api.types import is_numeric_dtype
+            from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
             strings = {str(c) for c in data.columns if not is_numeric_dtype(data[c])}
+            ints = {str(c) for c in data.columns if is_integer_dtype(data[c]) and not is_bool_dtype(data[c])}
         elif names:
             strings = _string_columns(e)
-        if names and strings:
-            inputs = tuple(TensorSpec(n, "str" if n in strings else "float64", (None, 1)) for n in names)
+        ints &= _string_columns(e, _encodes) if ints else set()  # passthrough/scaled ints stay float
+        if names and (strings or ints):
+            inputs = tuple(TensorSpec(n, "str" if n in strings else "int64" if n in ints else "float64", (None, 1))
+                           for n in names)
         else:
             nf = getattr(e, "n_features_in_", None)
             inputs = (TensorSpec("X", "float64", (None, nf)),)
@@ -237,7 +255,12 @@ class SklearnModel(Model):
         cols = {}
         for t in specs:
             v = np.asarray(inputs[t.name]).reshape(-1)
-            cols[t.name] = v.astype(object) if t.is_string else v.astype(np.float64)
+            if t.is_string:  # the empty string stands for a missing value (ONNX strings have no NaN)
+                v = v.astype(object)
+                v[v == MISSING_STRING] = np.nan
+                cols[t.name] = v
+            else:
+                cols[t.name] = v.astype(np.int64 if t.dtype == "int64" else np.float64)
         return pd.DataFrame(cols)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

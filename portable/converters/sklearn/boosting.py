@@ -50,10 +50,10 @@ _LOG_BASE = {"count:poisson", "reg:gamma", "reg:tweedie"}
 def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
     booster = est.get_booster()
     learner = json.loads(booster.save_raw("json"))["learner"]
-    model = learner["gradient_booster"]["model"]
     objective = learner["objective"]["name"]
     if learner["gradient_booster"].get("name", "gbtree") not in ("gbtree", "dart"):
         raise UnsupportedModelError(f"XGBoost booster '{learner['gradient_booster'].get('name')}' has no trees")
+    model = _xgb_trees_model(learner)
     trees, info = model["trees"], np.asarray(model["tree_info"], dtype=np.int64)
     limit = _xgb_tree_limit(est, learner, len(trees))
     trees, info = trees[:limit], info[:limit]
@@ -69,6 +69,9 @@ def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
     k = int(info.max()) + 1 if len(info) else 1
     values = np.zeros((len(left), 1))
     values[leaf, 0] = cond[leaf]
+    drop = learner["gradient_booster"].get("weight_drop")
+    if drop is not None:  # dart: each tree's leaves scaled by its weight at prediction
+        values[:, 0] *= np.repeat(np.asarray(drop, dtype=np.float64)[:len(trees)], sizes)
     table = NodeTable(np.where(leaf, -1, left + shift), np.where(leaf, -1, right + shift),
                       np.concatenate([t["split_indices"] for t in trees]).astype(np.int64),
                       cond.astype(np.float64),
@@ -94,8 +97,13 @@ def _xgb_tree_limit(est: Any, learner: dict[str, Any], n_trees: int) -> int:
     return min(n_trees, (int(best) + 1) * _trees_per_iteration(learner))
 
 
+def _xgb_trees_model(learner: dict[str, Any]) -> dict[str, Any]:
+    gb = learner["gradient_booster"]
+    return gb["gbtree"]["model"] if gb.get("name") == "dart" else gb["model"]
+
+
 def _trees_per_iteration(learner: dict[str, Any]) -> int:
-    params = learner["gradient_booster"].get("gbtree_model_param", {})
+    params = _xgb_trees_model(learner).get("gbtree_model_param", {})
     classes = max(1, int(learner["learner_model_param"].get("num_class", "0") or 0))
     parallel = int(params.get("num_parallel_tree", "1"))
     return classes * parallel
@@ -126,12 +134,17 @@ def learner_objective(booster: Any) -> str:
 
 
 @sklearn_converter("xgboost.sklearn.XGBClassifier", "xgboost.sklearn.XGBRFClassifier", kind="classifier")
-@sklearn_converter("xgboost.sklearn.XGBRegressor", "xgboost.sklearn.XGBRFRegressor", kind="regressor")
+@sklearn_converter("xgboost.sklearn.XGBRegressor", "xgboost.sklearn.XGBRFRegressor", "xgboost.sklearn.XGBRanker",
+                   kind="regressor", note="rankers give their raw scores, as their predict does")
 def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
     table, info, base, objective = _xgb_model(est)
     forest = _build_one_target_per_tree(table, info)
     forest.n_targets = len(base)
     x = em.as_float32_then_back(em.input())  # XGBoost compares float32 features with float32 splits
+    missing = est.missing if est.missing is not None else np.nan
+    if not np.isnan(missing):  # XGBoost(missing=0.0): that value takes the default branch, as NaN does
+        x = em.node("Where", [em.node("Equal", [x, em.const(float(missing))], "ismiss"), em.const(np.nan), x],
+                    "xmiss")
     raw = em.node("Add", [em.ensemble(x, forest, "margin"), em.const(base[None, :])], "raw")
     if _is_classifier(est):
         if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
@@ -172,16 +185,16 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     tree = df["tree_index"].to_numpy().astype(np.int64)
     first = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
     mtype = df["missing_type"].to_numpy()
-    if np.any(mtype[~is_leaf] == "Zero"):
-        raise UnsupportedModelError("LightGBM models trained with zero_as_missing=True are not supported")
     categorical = (df["decision_type"].to_numpy() == "==") & ~is_leaf
     thr = np.zeros(len(df))
     num = ~is_leaf & ~categorical
     thr[num] = df["threshold"].to_numpy()[num].astype(np.float64)
     default_left = df["missing_direction"].to_numpy() == "left"
-    # missing_type None: LightGBM reads NaN as 0.0, so NaN goes where 0.0 goes
+    # missing_type None: LightGBM reads NaN as 0.0, so NaN goes where 0.0 goes; missing_type Zero
+    # (zero_as_missing=True): NaN is read as 0.0 and 0.0 takes the default branch (`convert_lightgbm` turns
+    # zeros into NaN for those features, so the default branch is the missing branch)
     zero_left = 0.0 <= thr
-    missing_left = np.where(mtype == "NaN", default_left, zero_left)
+    missing_left = np.where(np.isin(mtype, ["NaN", "Zero"]), default_left, zero_left)
     members: dict[int, np.ndarray] = {}
     cat_features: list[int] = []
     for i in np.flatnonzero(categorical):
@@ -195,11 +208,13 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     table = NodeTable(left, right, feat, thr, missing_left.astype(bool), values, first.astype(np.int64), mode,
                       members)
     target = (np.arange(len(first)) % k).astype(np.int64)
+    table.zero_missing = sorted({int(f) for f, m, leaf in zip(feat, mtype, is_leaf) if m == "Zero" and not leaf})
     return table, target, sorted(set(cat_features))
 
 
 @sklearn_converter("lightgbm.sklearn.LGBMClassifier", kind="classifier")
-@sklearn_converter("lightgbm.sklearn.LGBMRegressor", kind="regressor")
+@sklearn_converter("lightgbm.sklearn.LGBMRegressor", "lightgbm.sklearn.LGBMRanker", kind="regressor",
+                   note="rankers give their raw scores, as their predict does")
 def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
     table, target, cat_features = _lgbm_table(est)
     forest = _build_one_target_per_tree(table, target)
@@ -209,6 +224,12 @@ def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
         mask = np.zeros(est.n_features_in_, dtype=bool)
         mask[cat_features] = True
         x = em.node("Where", [em.const(mask[None, :], dtype=bool), em.node("Floor", [x], "xfloor"), x], "xcat")
+    if getattr(table, "zero_missing", None):
+        zmask = np.zeros(est.n_features_in_, dtype=bool)
+        zmask[table.zero_missing] = True
+        isz = em.node("And", [em.const(zmask[None, :], dtype=bool),
+                              em.node("Equal", [x, em.const(0.0)], "iszero")], "zmiss")
+        x = em.node("Where", [isz, em.const(np.nan), x], "xzero")
     raw = em.ensemble(x, forest, "raw")
     objective = str(est.booster_.dump_model().get("objective", "regression")).split()
     name = objective[0]
@@ -220,6 +241,9 @@ def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
             proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p1], "p0"), p1], "proba", axis=1)
         elif name == "multiclass":
             proba = em.node("Softmax", [raw], "proba", axis=1)
+        elif name == "multiclassova":  # one-vs-all: an independent sigmoid per class, not normalized
+            proba = em.node("Sigmoid", [em.node("Mul", [raw, em.const(float(params.get("sigmoid", 1.0)))],
+                                                "scaled")], "proba")
         else:
             raise UnsupportedModelError(f"LightGBM classifier objective '{name}' is not supported")
         em.label(proba, np.asarray(est.classes_))
