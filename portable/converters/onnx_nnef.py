@@ -14,6 +14,7 @@ mistaken for any other dimension of size 1. The graph itself stays batch-agnosti
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,8 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         raise ConversionError(f"portable's ONNX pass before nnef-tools failed: {type(exc).__name__}: {exc}",
                               path=model.origin.path) from None
     _static_batch(proto, STATIC_BATCH)
+    # the graph's NNEF name must not be an operator's ("graph conv(...)" fails the parser): prefixed, sanitized
+    proto.graph.name = "graph_" + re.sub(r"\W", "_", proto.graph.name or "model")
     files, nnef_inputs, nnef_outputs = _nnef_files(proto)
     if len(nnef_inputs) != len(sig.inputs) or len(nnef_outputs) != len(sig.outputs):
         raise ConversionError(f"nnef-tools produced inputs {nnef_inputs} and outputs {nnef_outputs} for a model "
