@@ -41,8 +41,11 @@ def _interpreter(art: Any, folder: Path) -> Any:
         from nnef_tools.interpreter.pytorch import Interpreter
     except ImportError:
         return None
+    import re
+
     art.save(folder)
-    return Interpreter(str(folder), device="cpu")
+    fragments = re.findall(r"\bfragment\s+(\w+)", art.text)
+    return Interpreter(str(folder), device="cpu", decomposed=fragments)
 
 
 def _one_thread_session(model: Any) -> Any:
@@ -90,12 +93,76 @@ def run() -> str:
             rows_out.append([label, trees, f"{t_ort * 1e3:.1f} ms", f"{t_low / t_ort:.2f}x",
                              f"{t_nnef / t_ort:.2f}x",
                              f"{t_torch / t_ort:.2f}x" if t_torch is not None else "torch not installed"])
+    torch_rows = _torch_rows()
     return ("## NNEF: lowered ONNX and NNEF execution\n\n"
             f"Time to score {ROWS:,} rows (float32), as a multiple of onnxruntime on the original ONNX-ML graph: "
             "onnxruntime on the lowered (`--standard-ops`) graph, portable's numpy NNEF executor, and "
             "nnef-tools' PyTorch interpreter on the same NNEF artifact (best of several runs; one thread each).\n\n"
             + table(["model", "tree formulation", "onnxruntime, original", "onnxruntime, lowered",
-                     "portable NNEF executor", "nnef-tools interpreter"], rows_out))
+                     "portable NNEF executor", "nnef-tools interpreter"], rows_out)
+            + "\n\n### PyTorch exports (torch.onnx.export) through ONNX -> NNEF\n\n"
+            "A CNN (conv 3->16, batch-norm, ReLU, max-pool, conv 16->32 in 2 groups, batch-norm, ReLU, max-pool, "
+            "flatten, linear 2048->10, softmax; 3x32x32 images) and an MLP (64-256-256-10, 1,024 rows), exported "
+            "with a static batch: time per batch (best of several runs, one thread each) of onnxruntime on the ONNX "
+            "file, portable's numpy NNEF executor and nnef-tools' PyTorch interpreter on the NNEF artifact; the "
+            "ratio is the time divided by onnxruntime's (below 3x is the target for the executor). The outputs "
+            "of all three agree (tests/test_nnef_torch.py).\n\n"
+            + table(["model", "batch", "onnxruntime", "portable NNEF executor", "executor / onnxruntime",
+                     "nnef-tools interpreter", "interpreter / onnxruntime"], torch_rows))
+
+
+def _torch_models() -> list[tuple[str, Any, tuple[int, ...]]]:
+    import torch
+
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1, groups=2), torch.nn.BatchNorm2d(32), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32 * 8 * 8, 10), torch.nn.Softmax(dim=1))
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, 10))
+    for m in cnn.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return [("CNN", cnn, (1, 3, 32, 32)), ("CNN", cnn, (64, 3, 32, 32)), ("MLP", mlp, (1024, 64))]
+
+
+def _torch_rows() -> list[list[str]]:
+    import onnx
+    import torch
+
+    import portable
+    from portable.formats.onnx import OnnxModel
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, net, shape) in enumerate(_torch_models()):
+            net.eval()
+            path = Path(tmp) / f"t{i}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(net, (torch.zeros(shape),), str(path), input_names=["x"], output_names=["y"],
+                                  opset_version=17, dynamo=False)
+            art = portable.convert(str(path), to="nnef", check=False)
+            x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+            sess = _one_thread_session(OnnxModel(onnx.load(str(path))))
+            feeds = {"x": x}
+            ex = art.executor()
+            nnef_in = art.meta["inputs"][0]["nnef"]
+            sess.run(None, feeds)
+            ex.run({nnef_in: x})
+            repeat = 20 if shape[0] == 1 else 5
+            t_ort = best_of(lambda: sess.run(None, feeds), repeat=repeat)
+            t_ex = best_of(lambda: ex.run({nnef_in: x}), repeat=repeat)
+            interp = _interpreter(art, Path(tmp) / f"t{i}.nnef")
+            interp([x])
+            t_torch = best_of(lambda: interp([x]), repeat=repeat)
+            log(f"{label} batch {shape[0]}: onnxruntime {t_ort * 1e3:.2f} ms, executor {t_ex * 1e3:.2f} ms, "
+                f"interpreter {t_torch * 1e3:.2f} ms")
+            rows.append([label, str(shape[0]), f"{t_ort * 1e3:.2f} ms", f"{t_ex * 1e3:.2f} ms",
+                         f"{t_ex / t_ort:.2f}x", f"{t_torch * 1e3:.2f} ms", f"{t_torch / t_ort:.2f}x"])
+    return rows
 
 
 if __name__ == "__main__":

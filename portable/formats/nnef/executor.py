@@ -370,30 +370,58 @@ def _windows(xp: np.ndarray, size: list[int], stride: list[int], dilation: list[
     return v[tuple(outer + inner)]
 
 
+def _tap_slices(shape: tuple[int, ...], size: list[int], stride: list[int], dilation: list[int],
+                axes: list[int]) -> tuple[list[int], list[tuple[slice, ...]]]:
+    """The output extent of a sliding window over `axes` of a (padded) array of `shape`, and for each tap of
+    the window the strided slice that gathers that tap for every output position."""
+    out = [(shape[a] - ((size[a] - 1) * dilation[a] + 1)) // stride[a] + 1 for a in axes]
+    taps = []
+    for tap in np.ndindex(*[size[a] for a in axes]):
+        sl = [slice(None)] * len(shape)
+        for a, t, o in zip(axes, tap, out):
+            sl[a] = slice(t * dilation[a], t * dilation[a] + (o - 1) * stride[a] + 1, stride[a])
+        taps.append(tuple(sl))
+    return out, taps
+
+
 def _pool(x: np.ndarray, size: list[int], border: str, padding: Any, stride: Any, dilation: Any,
           kind: str) -> np.ndarray:
+    """Max, sum or average over sliding windows: one vectorized pass per window tap (k*k passes over the
+    output), which beats reducing a strided window view over its small trailing axes."""
     size, padding, stride, dilation = _window_params(x, size, padding, stride, dilation)
     axes = [a for a in range(x.ndim) if size[a] != 1 or stride[a] != 1 or tuple(padding[a]) != (0, 0)]
     if not axes:
         return x
     if kind == "max":
-        fill = -np.inf if border == "ignore" else 0.0
-        xp = _pad(x, padding, "constant" if border == "ignore" else border, fill) if x.dtype.kind == "f" else \
-            _pad(x, padding, "constant" if border == "ignore" else border, np.iinfo(x.dtype).min
-                 if border == "ignore" else 0)
-        v = _windows(xp, size, stride, dilation, axes)
-        return np.max(v, axis=tuple(range(-len(axes), 0)))
-    xp = _pad(x, padding, border, 0.0)
-    v = _windows(xp, size, stride, dilation, axes)
-    total = np.sum(v, axis=tuple(range(-len(axes), 0)))
+        if x.dtype.kind == "f":
+            fill: Any = -np.inf if border == "ignore" else 0.0
+        else:
+            fill = np.iinfo(x.dtype).min if border == "ignore" else 0
+        xp = _pad(x, padding, "constant" if border == "ignore" else border, fill)
+        out, taps = _tap_slices(xp.shape, size, stride, dilation, axes)
+        if any(o <= 0 for o in out):
+            raise NNEFError(f"max_pool window {size} does not fit the padded input {list(xp.shape)}")
+        acc = np.array(xp[taps[0]])
+        for sl in taps[1:]:
+            np.maximum(acc, xp[sl], out=acc)
+        return acc
+    xp = _pad(x, padding, "constant" if border == "ignore" else border, 0.0)
+    out, taps = _tap_slices(xp.shape, size, stride, dilation, axes)
+    acc = np.array(xp[taps[0]])
+    for sl in taps[1:]:
+        np.add(acc, xp[sl], out=acc)
     if kind == "sum":
-        return total
+        return acc
     if border == "ignore":
         ones = _pad(np.ones([x.shape[a] if a in axes else 1 for a in range(x.ndim)], x.dtype),
                     [padding[a] if a in axes else (0, 0) for a in range(x.ndim)], "constant", 0.0)
-        count = np.sum(_windows(ones, size, stride, dilation, axes), axis=tuple(range(-len(axes), 0)))
-        return total / np.where(count > 0, count, 1)
-    return total / np.asarray(np.prod(size), x.dtype)
+        _, otaps = _tap_slices(ones.shape, size, stride, dilation, axes)
+        count = np.array(ones[otaps[0]])
+        for sl in otaps[1:]:
+            np.add(count, ones[sl], out=count)
+        return acc / np.where(count > 0, count, 1)
+    acc /= np.asarray(np.prod(size), acc.dtype)
+    return acc
 
 
 @nnef_op("max_pool")
@@ -564,7 +592,8 @@ _LETTERS = "abcdefhijklmpqrstuvwxyz"
 @nnef_op("conv")
 def _conv(x: np.ndarray, w: np.ndarray, bias: Any = 0.0, *, border: str = "constant", padding: Any = (),
           stride: Any = (), dilation: Any = (), groups: int = 1, **_: Any) -> np.ndarray:
-    """Convolution as one einsum over a strided window view (BLAS through numpy's optimized einsum)."""
+    """Convolution as im2col: each kernel tap's strided slice is copied once into a [N, G, C/G * K, positions]
+    matrix, then one batched matrix product per group (BLAS) gives the output directly in NCHW order."""
     r = x.ndim - 2
     if x.dtype.kind != "f":
         x = x.astype(w.dtype)
@@ -573,15 +602,30 @@ def _conv(x: np.ndarray, w: np.ndarray, bias: Any = 0.0, *, border: str = "const
     dilation = list(dilation) or [1] * r
     padding = [tuple(p) for p in padding] or _same_padding(list(x.shape[2:]), list(w.shape[2:]), stride, dilation)
     xp = _pad(x, [(0, 0), (0, 0)] + padding, border if border != "ignore" else "constant", 0.0)
-    v = _windows(xp, [1, 1] + list(w.shape[2:]), [1, 1] + stride, [1, 1] + dilation, list(range(2, x.ndim)))
     n, c = x.shape[:2]
     o = w.shape[0]
-    v = v.reshape((n, groups, c // groups) + v.shape[2:])
-    wg = w.reshape((groups, o // groups) + w.shape[1:])
-    sp, ks = _LETTERS[:r], _LETTERS[r:2 * r]
-    out = np.einsum(f"NGC{sp}{ks},GOC{ks}->NGO{sp}", v, wg, optimize=True)
-    out = out.reshape((n, o) + out.shape[3:])
-    return _conv_bias(out, bias)
+    cg, og = c // groups, o // groups
+    axes = list(range(2, x.ndim))
+    out, taps = _tap_slices(xp.shape, [1, 1] + list(w.shape[2:]), [1, 1] + stride, [1, 1] + dilation, axes)
+    if any(v <= 0 for v in out):
+        raise NNEFError(f"conv filter {list(w.shape)} does not fit the padded input {list(xp.shape)}")
+    positions = int(np.prod(out))
+    k = len(taps)
+    dt = np.result_type(xp.dtype, w.dtype)
+    # per-sample columns [N, G, C/G * K, positions]: the batched product lands directly in NCHW order
+    cols = np.empty((n, groups, cg, k, positions), dtype=dt)
+    for t, sl in enumerate(taps):
+        cols[:, :, :, t, :] = xp[sl].reshape(n, groups, cg, positions)
+    wm = w.reshape(groups, og, cg * k).astype(dt, copy=False)
+    res = np.matmul(wm[None], cols.reshape(n, groups, cg * k, positions))  # [N, G, O/G, positions]
+    res = res.reshape((n, o) + tuple(out))
+    b = np.asarray(bias, dt)
+    if b.ndim == 0:
+        if b != 0:
+            res += b
+    else:
+        res += b.reshape((1, -1) + (1,) * r)
+    return res
 
 
 @nnef_op("deconv")
