@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import PortableError, SignatureMismatchError
+
+if TYPE_CHECKING:
+    from .hints import InputHints
 
 Shape = tuple[int | None, ...]
 
@@ -131,6 +134,15 @@ class Model:
     def info(self) -> dict[str, Any]:
         """Format-specific details for `portable inspect` (opsets, metadata, size, …)."""
         return {}
+
+    def input_hints(self) -> "InputHints":
+        """What this model says about where its inputs live (ranges, categories, tree splits, training points,
+        the quantity its label follows, a fixed batch size): see `portable.hints`. The equivalence checker
+        learns from both models it compares through this method only. Formats override it; the default says
+        nothing."""
+        from .hints import InputHints
+
+        return InputHints()
 
     # -- shared ---------------------------------------------------------------------------------------------
     @property

@@ -1,9 +1,14 @@
 """The equivalence checker: run the original and the converted model on the same inputs and compare, with numbers.
 
-`check` matches the two signatures, builds a plan of where the inputs live (`inputs.build_plan`), generates a
-seeded batch (random cloud, tree boundaries, special values, `data` rows), runs both models once on it, compares
-the outputs by kind (`compare`), and when rows disagree lets hypothesis shrink them to a minimal counterexample.
-Only `Model.run` is called: the checker itself imports numpy (and hypothesis when shrinking), nothing heavier.
+`check` matches the two signatures, builds a plan of where the inputs live (`inputs.build_plan`, from `data`
+and from both models' `Model.input_hints()`), generates a seeded batch (random cloud, path-aware tree boundary
+rows for every split node, equidistant points, special values, `data` rows), runs both models once on it
+(in batches of a model's fixed batch size when it has one), compares the outputs by kind (`compare`; labels
+judged on the quantity the original's label follows), and when rows disagree lets hypothesis shrink them to a
+minimal counterexample. Generated rows the original model rejects (an unknown category, no neighbour within a
+radius) are found by bisection, dropped and counted; the check is refused only when the original rejects rows
+of `data` or nearly all generated rows. Only `Model.run` and `Model.input_hints` are called: the checker knows
+no format and imports numpy (and hypothesis when shrinking), nothing heavier.
 """
 from __future__ import annotations
 
@@ -18,10 +23,10 @@ import numpy as np
 
 from ..errors import CannotRunError, PortableError
 from ..model import Model
-from .compare import OutputResult, Tolerance, match_outputs, tolerance_for
+from .compare import OutputResult, Tolerance, judge_on_decision, match_outputs, tolerance_for
 from .compare import compare as compare_outputs
-from .inputs import (SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, feed_batch, generate,
-                     rows_strategy, simplify_strategy)
+from .inputs import (DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, feed_batch, generate,
+                     rows_strategy, simplify_strategy, tested_nodes)
 from .report import Report
 
 __all__ = ["check", "Report", "Tolerance", "tolerance_for"]
@@ -30,6 +35,7 @@ SHRINK_EXAMPLES = 40   # hypothesis examples tried to find a failing small batch
 SHRINK_CALLS = 150     # model evaluations allowed while shrinking (each runs both models on <= 3 rows)
 POOL = 20              # failing rows hypothesis starts from (the worst ones)
 KEEP = 3               # counterexamples kept in the report
+MOSTLY_REJECTED = 0.9  # the check is refused when the original rejects more than this share of generated rows
 
 # The input plan of a pair of models is learned once: build_plan walks the estimators (every tree of a forest),
 # and checking the same pair again (more seeds, more samples) needs the same plan. A `Model` is a snapshot (its
@@ -69,12 +75,18 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     batch = generate(plan, samples, _rng(seed))
     tick()
     notes += plan.notes
+    generated = len(batch)
     out_a, out_b, batch, failures = _run_both(original, converted, plan, batch, notes, tick)
+    rejected = generated - len(batch) - _failed_rows(failures)
     if out_b is None:  # the converted model ran on no row at all
         results = [OutputResult(name, kind, ("", ""), ((), ()), error="the converted model fails on every row")
                    for name, kind in outputs]
     else:
         results = compare_outputs(outputs, out_a, out_b, len(batch), rtol, atol)
+        if plan.decision is not None:
+            _judge_labels(plan, original, batch, results, notes)
+        if plan.ties is not None:
+            _excuse_ties(plan, original, batch, results, notes)
     tick()
     any_bad = any(r.mismatches for r in results)  # r.mismatches counts r.bad
     counterexamples: list[dict[str, Any]] = list(failures)
@@ -86,13 +98,15 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
                                             out_b, rtol, atol, seed)
     tick()
     counts = np.bincount(batch.source, minlength=len(SOURCES)).tolist()
+    total, tested = tested_nodes(plan, samples)
     report = Report(
         equivalent=not any_bad and not failures and out_b is not None,
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
         generation=dict(zip(SOURCES[:4], counts)),
-        learned=list(plan.sources))
+        learned=list(plan.sources), boundary={"split_nodes": total, "tested": tested},
+        rejected_by_original=rejected)
     report.seconds = time.perf_counter() - started
     report.severities = {r.name: r.severity for r in results if r.kind != "label" and r.severity.size}
     return report
@@ -147,11 +161,12 @@ def _rng(seed: int) -> np.random.Generator:
 
 
 def _as_model(source: Any) -> Model:
+    """`source` as a Model: loaded through the registry (sniffed) when it is not one already."""
     if isinstance(source, Model):
         return source
-    from ..api import load
+    from ..registry import REGISTRY, LoadOptions
 
-    return load(source)
+    return REGISTRY.sniff(source).load(source, LoadOptions())
 
 
 def _ticker(progress: Callable[[int, int], Any] | None, total: int) -> Callable[[], None]:
@@ -174,28 +189,112 @@ def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def _run(model: Model, feeds: dict[str, np.ndarray], size: int | None) -> dict[str, np.ndarray]:
+    """`model.run(feeds)`, in batches of exactly `size` rows when the model has a fixed batch size (the last
+    batch padded with copies of its last row, whose outputs are dropped)."""
+    if not size:
+        return model.run(feeds)
+    n = len(next(iter(feeds.values()))) if feeds else 0
+    parts: list[dict[str, np.ndarray]] = []
+    for start in range(0, max(n, 1), size):
+        idx = np.minimum(np.arange(start, start + size), max(n - 1, 0))
+        out = model.run({k: v[idx] for k, v in feeds.items()})
+        keep = min(size, n - start)
+        parts.append({k: np.asarray(v)[:keep] for k, v in out.items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _runner(plan: Plan, role: str) -> Callable[[Model, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    size = plan.batches.get(role)
+    return lambda model, feeds: _run(model, feeds, size)
+
+
+def _failed_rows(failures: list[dict[str, Any]]) -> int:
+    return sum(int(f.get("rows", 0)) for f in failures[:1])
+
+
+def _accepted(run: Callable[[Batch], Any], batch: Batch, rows: np.ndarray, min_chunk: int = 1) -> tuple[
+        list[np.ndarray], list[tuple[int, str]]]:
+    """The rows of `rows` that `run` accepts, found by bisection (a rejected chunk is halved until single rows),
+    and (row, error) for the first rejected rows."""
+    ok: list[np.ndarray] = []
+    bad: list[tuple[int, str]] = []
+    stack = [rows]
+    while stack:
+        part = stack.pop()
+        try:
+            run(batch.take(part))
+            ok.append(part)
+            continue
+        except Exception as exc:
+            if len(part) <= min_chunk:
+                if len(bad) < KEEP:
+                    bad.extend((int(r), _error(exc)) for r in part[:KEEP - len(bad)])
+                continue
+        half = len(part) // 2
+        stack += [part[half:], part[:half]]
+    return ok, bad
+
+
+def _original_rows(original: Model, plan: Plan, batch: Batch) -> tuple[np.ndarray, str]:
+    """The rows of `batch` the original model accepts, and the first rejection's error ("" when none).
+
+    The special rows are tried one by one, the others by bisection in chunks of 64."""
+    run_a = _runner(plan, "original")
+
+    def run(b: Batch) -> Any:
+        return run_a(original, feed(assemble(plan, b), original))
+
+    special = batch.source == SPECIAL
+    ok: list[np.ndarray] = []
+    first = ""
+    singles, errors = _accepted(run, batch, np.flatnonzero(special))
+    ok += singles
+    if errors:
+        first = errors[0][1]
+    rest = np.flatnonzero(~special)
+    for start in range(0, len(rest), 64):
+        part, errors = _accepted(run, batch, rest[start:start + 64])
+        ok += part
+        if errors and not first:
+            first = errors[0][1]
+    rows = np.sort(np.concatenate(ok)) if ok else np.zeros(0, dtype=np.int64)
+    return rows, first
+
+
 def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes: list[str],
               tick: Callable[[], None]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Batch,
                                                  list[dict[str, Any]]]:
     """Both models' outputs on the batch, and counterexamples for rows only the converted model rejects.
 
-    Special rows the original rejects are dropped (with a note). Rows the original accepts and the converted
-    model does not are left out of the comparison and make the check fail (with a note and counterexamples)."""
+    Generated rows the original rejects are dropped (counted, with a note); rows of `data` it rejects, or
+    nearly every generated row, make the check impossible (PortableError). Rows the original accepts and the
+    converted model does not are left out of the comparison and make the check fail (with a note and
+    counterexamples)."""
+    run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
     arrays = assemble(plan, batch)
     try:
-        out_a = original.run(feed_batch(plan, batch, arrays, original))
+        out_a = run_a(original, feed_batch(plan, batch, arrays, original))
     except Exception as exc:
-        special = batch.source == SPECIAL
-        if not special.any():
+        whole = _error(exc)
+        rows, first = _original_rows(original, plan, batch)
+        dropped = np.setdiff1d(np.arange(len(batch)), rows)
+        data_dropped = int((batch.source[dropped] == DATA).sum())
+        if data_dropped:
+            raise PortableError(f"the original {original.format} model '{original.name}' rejects {data_dropped} "
+                                f"of the rows of data= given to the check: {first or whole}") from exc
+        if not len(rows) or len(dropped) > MOSTLY_REJECTED * len(batch):
             raise PortableError(f"the original {original.format} model '{original.name}' failed on generated "
-                                f"inputs: {_error(exc)}") from exc
-        notes.append(f"special rows (NaN, unseen categories, far values) were dropped: the original model "
-                     f"rejects them ({_error(exc)})")
-        batch = batch.take(np.flatnonzero(~special))
-        return _run_both(original, converted, plan, batch, notes, tick)
+                                f"inputs ({len(dropped)} of {len(batch)} rows rejected): {first or whole}; pass "
+                                "data= with inputs it accepts") from exc
+        notes.append(f"the original model rejects {len(dropped)} of {len(batch)} generated rows "
+                     f"({first or whole}): they were dropped from the comparison")
+        batch = batch.take(rows)
+        arrays = assemble(plan, batch)
+        out_a = run_a(original, feed_batch(plan, batch, arrays, original))
     tick()
     try:
-        return out_a, converted.run(feed_batch(plan, batch, arrays, converted)), batch, []
+        return out_a, run_b(converted, feed_batch(plan, batch, arrays, converted)), batch, []
     except CannotRunError:  # the runtime's limit, not a disagreement: reported as it is
         raise
     except Exception as exc:
@@ -206,23 +305,26 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     examples = [_example(plan, batch.take([r]), {k: v[r:r + 1] for k, v in out_a.items()}, {"error": msg},
                          f"{SOURCES[batch.source[r]]} row {r}, the converted model fails")
                 for r, msg in errors[:KEEP]]
+    if examples:
+        examples[0]["rows"] = len(batch) - len(ok)
     if not len(ok):
         return {k: v[:0] for k, v in out_a.items()}, None, batch.take(ok), examples  # type: ignore[return-value]
     kept = batch.take(ok)
-    out_b = converted.run(feed(assemble(plan, kept), converted))
+    out_b = run_b(converted, feed(assemble(plan, kept), converted))
     return {k: v[ok] for k, v in out_a.items()}, out_b, kept, examples
 
 
 def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
                    probe: int = 4) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """Rows `model` runs on, found chunk by chunk, and (row, error) for rows of the first failing chunks."""
+    run_b = _runner(plan, "converted")
     ok: list[np.ndarray] = []
     errors: list[tuple[int, str]] = []
     failing_chunks = 0
     for start in range(0, len(batch), chunk):
         rows = np.arange(start, min(start + chunk, len(batch)))
         try:
-            model.run(feed(assemble(plan, batch.take(rows)), model))
+            run_b(model, feed(assemble(plan, batch.take(rows)), model))
             ok.append(rows)
             continue
         except Exception:
@@ -231,11 +333,65 @@ def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
             continue  # enough examples: count the rest of this chunk as failing without trying each row
         for r in rows:
             try:
-                model.run(feed(assemble(plan, batch.take([r])), model))
+                run_b(model, feed(assemble(plan, batch.take([r])), model))
                 ok.append(np.array([r]))
             except Exception as exc:
                 errors.append((int(r), _error(exc)))
-    return (np.concatenate(ok) if ok else np.zeros(0, dtype=np.int64)), errors
+    return (np.sort(np.concatenate(ok)) if ok else np.zeros(0, dtype=np.int64)), errors
+
+
+def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[OutputResult],
+                 notes: list[str]) -> None:
+    """Differences on rows where the original's own result is decided by a tie (`InputHints.ties`: k-NN
+    neighbours equally far within rounding) are near-ties, not mismatches."""
+    bad = np.zeros(len(batch), dtype=bool)
+    for r in results:
+        if not r.error:
+            bad |= r.bad
+    rows = np.flatnonzero(bad)
+    if not len(rows):
+        return
+    rtol = 1e-5 if plan.narrow == np.float32 else 1e-9
+    try:
+        tied_rows = np.asarray(plan.ties(feed(assemble(plan, batch.take(rows)), original), rtol), dtype=bool)
+    except Exception as exc:
+        notes.append(f"ties of the original could not be told apart ({_error(exc)})")
+        return
+    tied = np.zeros(len(batch), dtype=bool)
+    tied[rows[tied_rows]] = True
+    if not tied.any():
+        return
+    for r in results:
+        if r.error or not (r.bad & tied).any():
+            continue
+        r.near_ties += int((r.bad & tied).sum())
+        r.bad = r.bad & ~tied
+        r.severity = np.where(tied, 0.0, r.severity)
+        r.mismatches = int(r.bad.sum())
+        if r.kind == "label":
+            r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
+    notes.append(f"{int(tied.sum())} rows where the original's nearest training points are equally far (a tie "
+                 "two correct implementations may break differently) were counted as near-ties")
+
+
+def _judge_labels(plan: Plan, original: Model, batch: Batch, results: list[OutputResult],
+                  notes: list[str]) -> None:
+    """Label mismatches judged on the quantity the original's label follows (`plan.decision`): a near-tie only
+    where that quantity's top two are within tolerance, a mismatch elsewhere (even where the probabilities tie)."""
+    dec = plan.decision
+    lab = next((r for r in results if r.name == dec.output and r.kind == "label" and not r.error), None)
+    if lab is None or not (lab.mismatches or lab.near_ties):
+        return
+    rows = np.flatnonzero(lab.differ)
+    try:
+        values = np.asarray(dec.compute(feed(assemble(plan, batch.take(rows)), original)), dtype=np.float64)
+    except Exception as exc:
+        notes.append(f"label near-ties were judged on the outputs: the original's {dec.method} failed "
+                     f"({_error(exc)})")
+        return
+    judge_on_decision(lab, rows, values, dec, plan.narrow)
+    if lab.mismatches:
+        notes.append(f"labels were judged on the original's {dec.method}, which its label follows")
 
 
 def _counterexamples(plan: Plan, outputs: list[tuple[str, str]], original: Model, converted: Model,
@@ -275,14 +431,21 @@ def _shrink(plan: Plan, outputs: list[tuple[str, str]], original: Model, convert
         return None
     calls = [0]
 
+    run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
+
     def run(b: Batch) -> tuple[dict, dict, list[OutputResult]] | None:
         arrays = assemble(plan, b)
         try:
-            a = original.run(feed(arrays, original))
-            c = converted.run(feed(arrays, converted))
+            a = run_a(original, feed(arrays, original))
+            c = run_b(converted, feed(arrays, converted))
         except Exception:
             return None
-        return a, c, compare_outputs(outputs, a, c, len(b), rtol, atol)
+        results = compare_outputs(outputs, a, c, len(b), rtol, atol)
+        if plan.decision is not None:
+            _judge_labels(plan, original, b, results, [])
+        if plan.ties is not None:
+            _excuse_ties(plan, original, b, results, [])
+        return a, c, results
 
     def fails(b: Batch) -> bool:
         if calls[0] >= SHRINK_CALLS:

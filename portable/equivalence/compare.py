@@ -1,7 +1,9 @@
 """Comparison of two models' outputs by output kind: labels exactly, numbers within tolerances by dtype and kind.
 
-A label that differs only on a row whose original top two probabilities (or scores) are within tolerance of
-each other is a *near-tie*: counted separately, not as a mismatch. Shapes and dtype kinds compare strictly.
+A label that differs only on a row where the quantity the original's label follows (its `decision_function`,
+raw margin or probabilities: `portable.hints.Decision`, see `judge_on_decision`) puts the two classes within
+tolerance of each other is a *near-tie*: counted separately, not as a mismatch. Without such a quantity the
+original's probabilities (or scores) are used. Shapes and dtype kinds compare strictly.
 """
 from __future__ import annotations
 
@@ -134,26 +136,23 @@ class OutputResult:
     error: str | None = None
     bad: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
     severity: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    differ: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)  # labels, ties too
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.mismatches == 0
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": list(self.dtypes)}
-        if self.kind == "label":
-            d["exact"] = True
-        else:
-            d.update(max_abs_diff=self.max_abs_diff, max_rel_diff=self.max_rel_diff,
-                     atol=self.tolerance.atol if self.tolerance else None,
-                     rtol=self.tolerance.rtol if self.tolerance else None)
-        d["mismatches"] = self.mismatches
-        if self.kind == "label":
-            d["near_ties"] = self.near_ties
-        d["worst_row"] = self.worst_row
-        if self.error:
-            d["error"] = self.error
-        return d
+        """Every DESIGN §6 field, null where it does not apply (a label's numeric differences and tolerances,
+        a number's near-ties)."""
+        label = self.kind == "label"
+        return {"name": self.name, "kind": self.kind, "dtype": list(self.dtypes), "exact": label,
+                "max_abs_diff": None if label else self.max_abs_diff,
+                "max_rel_diff": None if label else self.max_rel_diff,
+                "atol": self.tolerance.atol if self.tolerance and not label else None,
+                "rtol": self.tolerance.rtol if self.tolerance and not label else None,
+                "mismatches": self.mismatches, "near_ties": self.near_ties if label or self.near_ties else None,
+                "worst_row": self.worst_row, "error": self.error}
 
 
 def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], n: int,
@@ -204,6 +203,7 @@ def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
     differ = va != vb
     r.bad = differ.reshape(len(va), -1)
     r.bad = r.bad[:, 0] if r.bad.shape[1] == 1 else _rowwise(np.logical_or, r.bad)
+    r.differ = r.bad
     r.severity = r.bad.astype(float)
     r.mismatches = int(r.bad.sum())
     r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
@@ -304,3 +304,31 @@ def _near_ties(results: list[OutputResult], numeric: dict[str, tuple[str, np.nda
         r.severity = r.bad.astype(float)
         r.mismatches = int(r.bad.sum())
         r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
+
+
+def judge_on_decision(r: OutputResult, rows: np.ndarray, values: np.ndarray, decision: Any,
+                      narrow: np.dtype) -> None:
+    """Re-judge the label rows `rows` (all rows whose labels differ) on `values`, the original's decision
+    quantity on those rows (`[n, C]` in the order of `decision.classes`, or `[n]`/`[n, 1]` for one score
+    against `decision.threshold`): a near-tie where the gap between the top two (or the score and the
+    threshold) is within twice the quantity's tolerance, a mismatch elsewhere."""
+    if not len(rows):
+        return
+    v = values.reshape(len(rows), -1)
+    tol = tolerance_for(decision.kind if decision.kind in ("probability", "score") else "score",
+                        (np.dtype(narrow), np.dtype(np.float64)))
+    mag = np.abs(v[np.isfinite(v)])
+    scale = max(1.0, float(np.percentile(mag, 90))) if mag.size and decision.kind != "probability" else 1.0
+    if v.shape[1] == 1:
+        gap, top = np.abs(v[:, 0] - decision.threshold), np.abs(v[:, 0])
+    else:
+        part = np.sort(v, axis=1)
+        gap, top = part[:, -1] - part[:, -2], np.abs(part[:, -1])
+    limit = 2 * (tol.atol * scale + tol.rtol * top)
+    tied = np.zeros(len(r.differ), dtype=bool)
+    tied[rows] = gap <= limit
+    r.bad = r.differ & ~tied
+    r.near_ties = int((r.differ & tied).sum())
+    r.severity = r.bad.astype(float)
+    r.mismatches = int(r.bad.sum())
+    r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None

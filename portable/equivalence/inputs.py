@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import SignatureMismatchError
+from ..hints import GT, GTE, LEQ, LT, InputHints, TreeNodes
 from ..model import Model
 
 UNSEEN = "__portable_unseen__"
 SOURCES = ("cloud", "boundary", "special", "data", "shrunk")  # where a row came from, by code
 CLOUD, BOUNDARY, SPECIAL, DATA, SHRUNK = range(len(SOURCES))
-BOUNDARY_SHARE = 0.3  # at most this share of the generated rows are tree boundary rows
+MIN_NODES = 1000  # every split node is tested when there are at most max(MIN_NODES, samples) of them
 SPECIAL_SHARE = 0.05
 FAR = np.array([1.5, 1.5, 10.0, 10.0])  # special rows this many ranges away from the middle of the ranges
 
@@ -64,6 +65,7 @@ class Feature:
     unseen_ok: bool = False
     integer: bool = False
     from_data: bool = False  # the range came from data=, which wins over what the model says
+    categorical: bool = False  # an encoder reads it: its values are categories
 
     def widen(self, lo: float, hi: float, *, data: bool = False) -> None:
         if not (np.isfinite(lo) and np.isfinite(hi)) or (self.from_data and not data):
@@ -94,7 +96,10 @@ class Trees:
 
     `feature[i]` is a plan feature index (or -1 for leaves and splits on derived features), `threshold[i]` the
     threshold mapped back to raw input units, `parent[i]`/`is_left[i]` the node's parent and side (-1 at roots).
-    The tree itself compares `scale[i] * raw + offset[i]` (a scaler before it) with `native[i]`.
+    The tree itself compares `scale[i] * raw + offset[i]` (a scaler before it) with `native[i]` by `mode[i]`
+    (`portable.hints` modes; the left child takes rows whose test is true); `missing[i]` says where NaN goes
+    (1 left, 0 right, -1 as NaN compares); `zero_eps[i]` > 0 reads |x| <= zero_eps as 0; `f32[i]` compares in
+    float32.
     """
 
     feature: np.ndarray
@@ -104,13 +109,29 @@ class Trees:
     native: np.ndarray
     scale: np.ndarray
     offset: np.ndarray
+    mode: np.ndarray | None = None
+    missing: np.ndarray | None = None
+    zero_eps: np.ndarray | None = None
+    f32: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.feature)
+        if self.mode is None:
+            self.mode = np.zeros(n, dtype=np.int64)
+        if self.missing is None:
+            self.missing = np.full(n, -1, dtype=np.int64)
+        if self.zero_eps is None:
+            self.zero_eps = np.zeros(n)
+        if self.f32 is None:
+            self.f32 = np.zeros(n, dtype=bool)
 
     @staticmethod
     def join(parts: Sequence["Trees"]) -> "Trees":
         sizes = np.cumsum([0] + [len(t.feature) for t in parts])
         parent = np.concatenate([np.where(t.parent >= 0, t.parent + off, -1) for t, off in zip(parts, sizes)])
         cat = {name: np.concatenate([getattr(t, name) for t in parts])
-               for name in ("feature", "threshold", "is_left", "native", "scale", "offset")}
+               for name in ("feature", "threshold", "is_left", "native", "scale", "offset", "mode", "missing",
+                            "zero_eps", "f32")}
         return Trees(parent=parent, **cat)
 
     @property
@@ -147,6 +168,9 @@ class Plan:
     nan_feats: list[int] = field(default_factory=list)  # features whose NaN the model handles
     unseen_feats: list[int] = field(default_factory=list)  # features whose unseen values the model ignores
     columns: dict[str, slice | list[int]] = field(default_factory=dict)  # each slot's features
+    batches: dict[str, int] = field(default_factory=dict)  # "original"/"converted" -> a fixed batch size
+    decision: Any = None  # the original's `portable.hints.Decision`: what its label follows
+    ties: Any = None  # the original's `InputHints.ties`: rows its own result decides by a tie
 
     @property
     def narrow(self) -> np.dtype:
@@ -286,8 +310,8 @@ def _row_shape(name: str, a: tuple, b: tuple, data_shape: tuple | None, notes: l
     return tuple(dims)
 
 
-def match_inputs(original: Model, converted: Model, data: Mapping[str, np.ndarray] | None) -> tuple[
-        list[InputSlot], list[str]]:
+def match_inputs(original: Model, converted: Model, data: Mapping[str, np.ndarray] | None,
+                 shapes: Mapping[str, tuple[int, ...]] | None = None) -> tuple[list[InputSlot], list[str]]:
     """The input slots both models accept; raises SignatureMismatchError naming what differs."""
     sa, sb = original.signature, converted.signature
     na, nb = sa.input_names, sb.input_names
@@ -301,6 +325,8 @@ def match_inputs(original: Model, converted: Model, data: Mapping[str, np.ndarra
     for name in na:
         a, b = sa.input(name), sb.input(name)
         dshape = data[name].shape if data is not None and name in data else None
+        if dshape is None and shapes and name in shapes:  # a model says how wide a free input is
+            dshape = (None, *shapes[name])
         slots.append(InputSlot(name, _gen_dtype(a.dtype, b.dtype, name),
                                _row_shape(name, a.shape, b.shape, dshape, notes)))
     return slots, notes
@@ -317,30 +343,58 @@ def _features(slots: list[InputSlot]) -> list[Feature]:
     return feats
 
 
+def model_hints(model: Model, notes: list[str] | None = None) -> InputHints | dict[str, list[Any]]:
+    """`model.input_hints()`, or empty hints (with a note) when the model cannot say."""
+    try:
+        hints = model.input_hints()
+    except Exception as exc:  # learning is best effort: a surprise here must not break the check
+        if notes is not None:
+            notes.append(f"could not learn from the {model.format} model: {type(exc).__name__}: {exc}")
+        return InputHints()
+    return InputHints() if hints is None else hints
+
+
 def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
-    """Match the two signatures and learn ranges and interesting values from `data` and from the models."""
-    arrays = data_arrays(data, original)
-    slots, notes = match_inputs(original, converted, arrays)
-    plan = Plan(slots, _features(slots), notes=notes)
+    """Match the two signatures and learn ranges and interesting values from `data` and from both models'
+    `input_hints()`."""
+    notes: list[str] = []
+    hint_sets: list[Any] = []
+    for model in (original, converted):
+        h = model_hints(model, notes)
+        if not any(h is other for other in hint_sets):
+            hint_sets.append(h)
+    first = hint_sets[0] if isinstance(hint_sets[0], InputHints) else InputHints()
+    arrays = data_arrays(data, original, first.frame_columns)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for h in hint_sets:
+        if isinstance(h, InputHints):
+            for k, v in h.shapes.items():
+                shapes.setdefault(k, tuple(v))
+    slots, more = match_inputs(original, converted, arrays, shapes)
+    plan = Plan(slots, _features(slots), notes=notes + more)
     if arrays is not None:
         _learn_data(plan, arrays)
-    learned: set[int] = set()
-    for model in (original, converted):
-        est = getattr(model, "estimator", None)
-        if est is not None and id(est) not in learned:
-            learned.add(id(est))
-            _SklearnLearner(plan, model).learn(est)
-        hints = getattr(model, "input_hints", None)
-        if callable(hints):
-            _learn_hints(plan, hints())
+    for h in hint_sets:
+        if isinstance(h, InputHints):
+            apply_hints(plan, h)
+        elif isinstance(h, Mapping):
+            _learn_values(plan, h)
+    for role, model, h in (("original", original, model_hints(original)),
+                           ("converted", converted, model_hints(converted))):
+        if isinstance(h, InputHints) and h.batch:
+            plan.batches[role] = int(h.batch)
+            plan.notes.append(f"the {role} {model.format} model takes batches of exactly {h.batch} rows: it was "
+                              "run in batches of that size")
+    orig = model_hints(original)
+    if isinstance(orig, InputHints):
+        plan.decision, plan.ties = orig.decision, orig.ties
     _finish(plan)
     return plan
 
 
-def _learn_hints(plan: Plan, hints: dict[str, list[Any]]) -> None:
-    """Values a model names for its inputs (a PFA document's tree thresholds, compared constants and string
-    literals): strings become categories to draw (unseen ones stay allowed), numbers become known values with
-    their neighbours on both sides and their float32 rounding, and widen the range to cover them."""
+def _learn_values(plan: Plan, hints: Mapping[str, list[Any]]) -> None:
+    """Values a model names per input (an older `input_hints()` form: `{input: [values]}`): strings become
+    categories to draw (unseen ones stay allowed), numbers known values with their neighbours."""
     used = False
     for f in plan.features:
         vals = hints.get(f.slot)
@@ -354,26 +408,96 @@ def _learn_hints(plan: Plan, hints: dict[str, list[Any]]) -> None:
                 f.unseen_ok = True
                 used = True
             continue
-        nums = np.asarray([v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)],
-                          dtype=np.float64)
-        nums = nums[np.isfinite(nums)]
-        if not nums.size:
-            continue
-        near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf),
-                               nums.astype(np.float32).astype(np.float64)])
-        if f.integer:
-            near = np.unique(np.concatenate([np.floor(nums), np.ceil(nums), np.floor(nums) - 1,
-                                             np.ceil(nums) + 1]))
-        f.values = sorted(set(f.values) | set(near.tolist()))
-        span = float(nums.max() - nums.min()) or max(1.0, float(np.abs(nums).max()))
-        f.widen(float(nums.min()) - 0.25 * span, float(nums.max()) + 0.25 * span)
-        used = True
+        used = _add_numbers(f, [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)],
+                            widen=True) or used
     if used and "model's constants" not in plan.sources:
         plan.sources.append("model's constants")
 
 
-def data_arrays(data: Any, model: Model) -> dict[str, np.ndarray] | None:
-    """`data` (array, DataFrame or mapping) as named input arrays of the model's signature, or None."""
+def _add_numbers(f: "Feature", vals: Sequence[float], *, widen: bool) -> bool:
+    """Known values of a numeric feature, with their neighbours on both sides and their float32 rounding."""
+    nums = np.asarray(vals, dtype=np.float64)
+    nums = nums[np.isfinite(nums)]
+    if not nums.size:
+        return False
+    if nums.size > 256:  # a long list (quantiles, many categories): an even subset
+        nums = nums[np.linspace(0, nums.size - 1, 256).astype(np.int64)]
+    near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf),
+                           nums.astype(np.float32).astype(np.float64)])
+    if f.integer:
+        near = np.unique(np.concatenate([np.floor(nums), np.ceil(nums), np.floor(nums) - 1, np.ceil(nums) + 1]))
+    f.values = sorted(set(f.values) | set(near.tolist()))
+    if widen:
+        span = float(nums.max() - nums.min()) or max(1.0, float(np.abs(nums).max()))
+        f.widen(float(nums.min()) - 0.25 * span, float(nums.max()) + 0.25 * span)
+    return True
+
+
+def apply_hints(plan: Plan, hints: InputHints) -> None:
+    """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points."""
+    index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
+    for col, h in hints.columns.items():
+        i = index.get(tuple(col))
+        if i is None:
+            continue
+        f = plan.features[i]
+        if h.lo is not None and h.hi is not None:
+            f.widen(float(h.lo), float(h.hi))
+        if h.nan_ok:
+            f.nan_ok = True
+        if h.integer and not f.from_data:
+            f.integer = True
+        if h.unseen_ok:
+            f.unseen_ok = True
+        if f.is_string:
+            strs = [str(c) for c in h.categories]
+            f.values = f.values + [v for v in strs if v not in f.values]
+            if strs:
+                f.categorical = True
+            continue
+        nums = [float(c) for c in h.categories if not isinstance(c, str)]
+        if nums:
+            f.categorical = True
+            f.values = sorted(set(f.values) | set(nums))
+            f.widen(min(nums), max(nums))
+        _add_numbers(f, list(h.values) + list(h.kinks), widen=False)
+        if h.quantiles:
+            _add_numbers(f, h.quantiles, widen=False)
+    parts = [_plan_trees(plan, index, t) for t in hints.trees]
+    parts = [p for p in parts if p is not None]
+    if parts:
+        plan.trees = Trees.join(([plan.trees] if plan.trees is not None else []) + parts)
+    for pts in hints.points:
+        rows = np.full((len(pts.rows), len(plan.features)), np.nan)
+        for j, col in enumerate(pts.columns):
+            i = index.get(tuple(col))
+            if i is not None:
+                rows[:, i] = pts.rows[:, j]
+        plan.anchors = rows if plan.anchors is None else np.concatenate([plan.anchors, rows])
+    for s in hints.sources:
+        if s not in plan.sources:
+            plan.sources.append(s)
+    plan.notes.extend(n for n in hints.notes if n not in plan.notes)
+
+
+def _plan_trees(plan: Plan, index: dict[tuple[str, int], int], t: TreeNodes) -> "Trees | None":
+    if not len(t):
+        return None
+    feat_of_col = np.array([index.get(tuple(c), -1) for c in t.columns] + [-1], dtype=np.int64)
+    feature = np.where(t.feature >= 0, feat_of_col[np.where(t.feature >= 0, t.feature, -1)], -1)
+    # splits on string features (or categorical memberships) have no numeric box
+    str_feat = np.array([f.is_string for f in plan.features] + [False])
+    feature = np.where(str_feat[feature], -1, feature)
+    parent, is_left = t.parents()
+    return Trees(feature=feature, threshold=t.raw_threshold(), parent=parent, is_left=is_left,
+                 native=t.threshold, scale=t.scale, offset=t.offset, mode=t.mode.astype(np.int64),
+                 missing=t.missing.astype(np.int64), zero_eps=t.zero_eps,
+                 f32=np.full(len(t), t.dtype == "float32"))
+
+
+def data_arrays(data: Any, model: Model, frame_columns: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
+    """`data` (array, DataFrame or mapping) as named input arrays of the model's signature, or None.
+    `frame_columns` are the DataFrame columns a single-input model was fitted on, in its order."""
     if data is None:
         return None
     names = model.signature.input_names
@@ -387,7 +511,10 @@ def data_arrays(data: Any, model: Model) -> dict[str, np.ndarray] | None:
                     for n in names}
         if len(names) != 1:
             return None
-        fitted = [str(c) for c in getattr(getattr(model, "estimator", None), "feature_names_in_", [])]
+        if frame_columns is None:
+            hints = model_hints(model)
+            frame_columns = hints.frame_columns if isinstance(hints, InputHints) else None
+        fitted = list(frame_columns or [])
         if fitted and all(c in cols for c in fitted):  # the columns the model was fitted on, in its order
             return {names[0]: np.asarray(data[fitted].to_numpy())}
         return {names[0]: np.asarray(data.to_numpy())}
@@ -426,308 +553,13 @@ def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
         if finite.size:
             f.widen(float(finite.min()), float(finite.max()), data=True)
             f.from_data = True
+            # integer-valued data: the model is fed integers only in this column
+            f.integer = f.integer or bool(finite.size >= 10 and np.all(finite == np.round(finite)))
         if np.isnan(col).any():
             f.nan_ok = True
     if n and set(arrays) == {s.name for s in plan.slots}:
         plan.data = (batch.num, batch.txt)
     plan.sources.append("data")
-
-
-# ---- learning from scikit-learn estimators ---------------------------------------------------------------
-
-@dataclass
-class _Space:
-    """How an estimator's input columns relate to plan features: column k is `a[k] * raw + b[k]` of feature
-    `cols[k]` (or derived, `cols[k] == -1`)."""
-
-    cols: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-
-    @staticmethod
-    def raw(cols: Sequence[int]) -> "_Space":
-        n = len(cols)
-        return _Space(np.asarray(cols, dtype=np.int64), np.ones(n), np.zeros(n))
-
-    def sub(self, idx: Sequence[int] | np.ndarray) -> "_Space":
-        idx = np.asarray(idx, dtype=np.int64)
-        return _Space(self.cols[idx], self.a[idx], self.b[idx])
-
-    def to_raw(self, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (v - self.b[k]) / self.a[k]
-
-    def then(self, scale: np.ndarray, offset: np.ndarray) -> "_Space":
-        """After an elementwise `x * scale + offset` step."""
-        return _Space(self.cols, self.a * scale, self.b * scale + offset)
-
-
-def _spread(center: Any, scale: Any, k: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
-    if center is None:
-        return None
-    center = np.asarray(center, float)
-    scale = np.ones_like(center) if scale is None else np.asarray(scale, float)
-    return center - k * scale, center + k * scale
-
-
-# Where each estimator says its inputs live: (low, high) per input column, in the estimator's own units.
-_RANGES: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
-    "StandardScaler": lambda e: _spread(e.mean_, e.scale_),
-    "RobustScaler": lambda e: _spread(e.center_, e.scale_),
-    "MinMaxScaler": lambda e: (e.data_min_, e.data_max_),
-    "MaxAbsScaler": lambda e: (-e.max_abs_, e.max_abs_),
-    "GaussianNB": lambda e: ((e.theta_ - 3 * np.sqrt(e.var_)).min(0), (e.theta_ + 3 * np.sqrt(e.var_)).max(0)),
-}
-
-
-def _affine(center: Any, scale: Any) -> tuple[Any, Any]:
-    """(multiplier, offset) of `(x - center) / scale`."""
-    c = 0.0 if center is None else np.asarray(center, float)
-    s = 1.0 if scale is None else np.asarray(scale, float)
-    return 1 / s, -c / s
-
-
-# Elementwise affine steps a tree behind them sees through: x -> multiplier * x + offset.
-_AFFINE: dict[str, Callable[[Any], tuple[Any, Any]]] = {
-    "StandardScaler": lambda e: _affine(e.mean_, e.scale_),
-    "RobustScaler": lambda e: _affine(e.center_, e.scale_),
-    "MinMaxScaler": lambda e: (e.scale_, e.min_),
-    "MaxAbsScaler": lambda e: _affine(None, e.scale_),
-}
-_SELECTORS = {"SimpleImputer", "VarianceThreshold", "SelectKBest", "SelectPercentile", "SelectFromModel"}
-
-
-def _takes_nan(est: Any) -> bool:
-    """Whether the whole model accepts NaN: scikit-learn's `allow_nan` tag, asked of every step of a pipeline
-    (a pipeline's own tag only reflects its first step). Imputers are found by the walk instead."""
-    if hasattr(est, "steps"):
-        return all(_takes_nan(s) for _, s in est.steps if s is not None and s != "passthrough")
-    if hasattr(est, "transformers_"):
-        return False
-    try:
-        from sklearn.utils import get_tags
-
-        return bool(get_tags(est).input_tags.allow_nan)
-    except Exception:  # older scikit-learn or a non-scikit-learn estimator: say no
-        return False
-
-
-_PLAIN_TREES = {"DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"}
-
-
-class _SklearnLearner:
-    """Walks a fitted estimator, tracking which plan feature each estimator column is, and records ranges, tree
-    splits, categories and known points."""
-
-    def __init__(self, plan: Plan, model: Model) -> None:
-        self.plan = plan
-        self.model = model
-        self.tree_parts: list[Trees] = []
-        self.anchor_parts: list[np.ndarray] = []
-
-    def learn(self, est: Any) -> None:
-        plan = self.plan
-        names = [s.name for s in plan.slots]
-        if names == ["X"]:
-            space = _Space.raw(range(len(plan.features)))
-        else:
-            by_slot = {f.slot: i for i, f in enumerate(plan.features) if f.position == 0}
-            feat_names = [str(c) for c in getattr(est, "feature_names_in_", names)]
-            space = _Space.raw([by_slot.get(c, -1) for c in feat_names])
-        if _takes_nan(est):
-            self._nan_all(space)
-        try:
-            self._visit(est, space)
-        except Exception as exc:  # learning is best effort: a surprise here must not break the check
-            plan.notes.append(f"could not learn input ranges from {type(est).__name__}: {type(exc).__name__}")
-        self._flush()
-
-    def _flush(self) -> None:
-        plan = self.plan
-        if self.tree_parts:
-            plan.trees = Trees.join(([plan.trees] if plan.trees is not None else []) + self.tree_parts)
-            if "tree thresholds" not in plan.sources:
-                plan.sources.append("tree thresholds")
-        if self.anchor_parts:
-            rows = np.concatenate(self.anchor_parts)
-            if len(rows) > 2000:
-                rows = rows[np.random.default_rng(0).choice(len(rows), 2000, replace=False)]
-            plan.anchors = rows if plan.anchors is None else np.concatenate([plan.anchors, rows])
-
-    # -- the walk --------------------------------------------------------------------------------------------
-    def _visit(self, est: Any, space: _Space) -> None:
-        if est is None or isinstance(est, str) or not np.any(space.cols >= 0):
-            return
-        name = type(est).__name__
-        if hasattr(est, "steps"):
-            self._pipeline(est, space)
-        elif hasattr(est, "transformers_"):
-            self._columns(est, space)
-        else:
-            self._leaf(est, space, name)
-            self._nested(est, space)
-
-    def _pipeline(self, est: Any, space: _Space) -> None:
-        for _, step in est.steps:
-            if step is None or step == "passthrough":
-                continue
-            self._visit(step, space)
-            nxt = self._through(step, space)
-            if nxt is None:
-                return
-            space = nxt
-
-    def _through(self, step: Any, space: _Space) -> _Space | None:
-        """The space after an elementwise affine step (a scaler), or None when the columns become derived."""
-        name = type(step).__name__
-        if name in _AFFINE:
-            scale, offset = _AFFINE[name](step)
-            n = len(space.cols)
-            return space.then(np.broadcast_to(np.asarray(scale, float), n),
-                              np.broadcast_to(np.asarray(offset, float), n))
-        if name in _SELECTORS:
-            return space.sub(np.flatnonzero(step.get_support())) if hasattr(step, "get_support") else space
-        if name == "FunctionTransformer" and step.func is None:
-            return space
-        return None
-
-    def _columns(self, ct: Any, space: _Space) -> None:
-        mapping = getattr(ct, "_transformer_to_input_indices", {})
-        for tname, trans, _ in ct.transformers_:
-            idx = mapping.get(tname)
-            if idx is None or not len(idx) or trans in ("drop",):
-                continue
-            if trans == "passthrough":
-                continue
-            self._visit(trans, space.sub(idx))
-
-    def _nested(self, est: Any, space: _Space) -> None:
-        subs = getattr(est, "estimators_", None)
-        feats = getattr(est, "estimators_features_", None)
-        if subs is not None and not isinstance(subs, str):
-            flat = list(np.ravel(np.asarray(subs, dtype=object))) if not isinstance(subs, list) else subs
-            flat = [s[1] if isinstance(s, tuple) else s for s in flat]
-            if feats is None and flat and all(type(t).__name__ in _PLAIN_TREES for t in flat):
-                self._add_trees(space, [t.tree_ for t in flat])  # forests: one vectorized pass
-                return
-            for i, sub in enumerate(flat):
-                sp = space.sub(feats[i]) if feats is not None and i < len(feats) else space
-                if hasattr(sub, "fit"):
-                    self._visit(sub, sp)
-        for attr in ("estimator_", "base_estimator_"):
-            sub = getattr(est, attr, None)
-            if sub is not None and hasattr(sub, "fit"):
-                self._visit(sub, space)
-        for cal in getattr(est, "calibrated_classifiers_", []) or []:
-            self._visit(getattr(cal, "estimator", None), space)
-
-    def _leaf(self, est: Any, space: _Space, name: str) -> None:
-        if getattr(est, "tree_", None) is not None:
-            self._add_trees(space, [est.tree_])
-        if hasattr(est, "_predictors"):  # HistGradientBoosting
-            for it in est._predictors:
-                for pred in it:
-                    nodes = pred.nodes
-                    feat = np.where(nodes["is_leaf"] == 1, -2, nodes["feature_idx"].astype(np.int64))
-                    if "is_categorical" in nodes.dtype.names:
-                        feat = np.where(nodes["is_categorical"] == 1, -2, feat)
-                    self._add_tree(space, feat, nodes["num_threshold"].astype(np.float64),
-                                   np.where(nodes["is_leaf"] == 1, -1, nodes["left"].astype(np.int64)),
-                                   np.where(nodes["is_leaf"] == 1, -1, nodes["right"].astype(np.int64)))
-        if name in _RANGES:
-            lo_hi = _RANGES[name](est)
-            if lo_hi is not None:
-                self._range(space, *lo_hi, name)
-        miss = getattr(est, "missing_values", None)
-        if isinstance(miss, float) and np.isnan(miss):  # an imputer: whatever follows never sees the NaN
-            self._nan_all(space)
-        if hasattr(est, "categories_"):
-            self._categories(est, space)
-        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_"):
-            pts = getattr(est, attr, None)
-            if pts is not None and not hasattr(pts, "toarray"):
-                pts = np.asarray(pts, dtype=np.float64)
-                if pts.ndim == 2 and pts.shape[1] == len(space.cols):
-                    self._points(space, pts, name)
-                break
-
-    # -- recorders -------------------------------------------------------------------------------------------
-    def _range(self, space: _Space, lo: Any, hi: Any, source: str) -> None:
-        lo, hi = np.broadcast_to(np.asarray(lo, float), space.cols.shape), np.broadcast_to(
-            np.asarray(hi, float), space.cols.shape)
-        k = np.arange(len(space.cols))
-        rlo, rhi = space.to_raw(k, lo), space.to_raw(k, hi)
-        for j, c in enumerate(space.cols):
-            if c >= 0 and not self.plan.features[c].is_string:
-                self.plan.features[c].widen(float(min(rlo[j], rhi[j])), float(max(rlo[j], rhi[j])))
-        if source not in self.plan.sources:
-            self.plan.sources.append(source)
-
-    def _nan_all(self, space: _Space) -> None:
-        for c in space.cols:
-            if c >= 0:
-                self.plan.features[c].nan_ok = True
-
-    def _points(self, space: _Space, pts: np.ndarray, source: str) -> None:
-        k = np.arange(len(space.cols))
-        raw = space.to_raw(k[None, :], pts)
-        self._range(space, pts.min(0), pts.max(0), source)
-        rows = np.full((len(pts), len(self.plan.features)), np.nan)
-        ok = space.cols >= 0
-        rows[:, space.cols[ok]] = raw[:, ok]
-        self.anchor_parts.append(rows)
-
-    def _categories(self, est: Any, space: _Space) -> None:
-        unseen = getattr(est, "handle_unknown", "error") in ("ignore", "infrequent_if_exist", "use_encoded_value")
-        for j, cats in enumerate(est.categories_):
-            if j >= len(space.cols) or space.cols[j] < 0:
-                continue
-            f = self.plan.features[space.cols[j]]
-            cats = np.asarray(cats)
-            if f.is_string:
-                vals = [str(c) for c in cats if not (isinstance(c, float) and np.isnan(c))]
-                f.values = f.values + [v for v in vals if v not in f.values]
-            else:
-                nums = cats.astype(np.float64)
-                f.values = sorted(set(f.values) | {float(v) for v in nums if np.isfinite(v)})
-                if np.isnan(nums).any():
-                    f.nan_ok = True
-                if np.isfinite(nums).any():
-                    f.widen(float(np.nanmin(nums)), float(np.nanmax(nums)))
-            f.unseen_ok = f.unseen_ok or unseen
-        if "encoder categories" not in self.plan.sources:
-            self.plan.sources.append("encoder categories")
-
-    def _add_trees(self, space: _Space, trees: list[Any]) -> None:
-        """Several fitted `sklearn.tree._tree.Tree`s at once, as one forest of node arrays."""
-        sizes = np.array([t.node_count for t in trees])
-        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        shift = np.repeat(offsets, sizes)
-
-        def cat(attr: str) -> np.ndarray:
-            return np.concatenate([getattr(t, attr) for t in trees])
-        left, right = cat("children_left"), cat("children_right")
-        self._add_tree(space, cat("feature"), cat("threshold"), np.where(left >= 0, left + shift, -1),
-                       np.where(right >= 0, right + shift, -1))
-
-    def _add_tree(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
-                  right: np.ndarray) -> None:
-        feature = np.asarray(feature, dtype=np.int64)
-        n = len(feature)
-        split = feature >= 0
-        fk = np.where(split, feature, 0)
-        cols = np.where(split, space.cols[fk], -1)
-        native = np.where(split, np.asarray(threshold, float), np.nan)
-        raw = np.where(split, space.to_raw(fk, native), np.nan)
-        parent = np.full(n, -1, dtype=np.int64)
-        is_left = np.zeros(n, dtype=bool)
-        nodes = np.arange(n)
-        lm, rm = left >= 0, right >= 0
-        parent[left[lm]] = nodes[lm]
-        is_left[left[lm]] = True
-        parent[right[rm]] = nodes[rm]
-        self.tree_parts.append(Trees(cols, raw, parent, is_left, native, space.a[fk], space.b[fk]))
-
 
 def _finish(plan: Plan) -> None:
     """Ranges for features nothing was learned about, and a little margin around learned ones."""
@@ -777,7 +609,9 @@ def _finish(plan: Plan) -> None:
         plan.fast32 = (np.stack([plan.width / 4, plan.width]).astype(np.float32),
                        np.stack([plan.mid, plan.lo]).astype(np.float32))
     plan.nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
-    plan.unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok]
+    # unseen categories are tried wherever an encoder reads the feature: a model that rejects them has those
+    # rows dropped and counted
+    plan.unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok or f.categorical]
     plan.columns = _columns(plan)
     if defaulted:
         shown = ", ".join(defaulted[:5]) + (f" and {len(defaulted) - 5} more" if len(defaulted) > 5 else "")
@@ -874,33 +708,90 @@ def _candidates(t: np.ndarray, narrow: np.dtype) -> np.ndarray:
     return c
 
 
-def _boundary(plan: Plan, budget: int, rng: np.random.Generator) -> Batch:
-    """Rows that reach sampled split nodes, with the split feature on the threshold and its neighbours."""
+def _empty(plan: Plan) -> Batch:
+    return Batch(np.zeros((0, len(plan.features))),
+                 np.zeros((0, len(plan.features) if plan.categories else 0), dtype=object), np.zeros(0, dtype=np.int8))
+
+
+def tested_nodes(plan: Plan, samples: int) -> tuple[int, int]:
+    """(split nodes the plan knows, split nodes a batch of `samples` tests): all of them up to
+    max(MIN_NODES, samples), else a seeded sample of that many."""
+    total = int(plan.trees.splits.size) if plan.trees is not None else 0
+    return total, min(total, max(MIN_NODES, int(samples)))
+
+
+def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
+    """For each split node (or a seeded sample of them): rows that reach the node, with the split feature at the
+    threshold and at its float64 and float32 neighbours on both sides (in the tree's own units when a scaler is
+    before it), at +-zero_eps where the implementation reads tiny values as 0, and NaN where the node routes
+    missing values."""
     trees = plan.trees
-    splits = trees.splits if trees is not None and budget > 0 else np.zeros(0, dtype=np.int64)
-    if budget <= 0 or not splits.size:
-        return Batch(np.zeros((0, len(plan.features))), np.zeros((0, len(plan.features) if plan.categories else 0),
-                                                                  dtype=object), np.zeros(0, dtype=np.int8))
-    per_node = 3 if plan.narrow == np.float32 else 5
-    n_nodes = min(len(splits), max(1, budget // per_node))
-    nodes = splits if n_nodes == len(splits) else np.sort(rng.choice(splits, n_nodes, replace=False))
+    if trees is None or samples <= 0:
+        return _empty(plan)
+    splits = trees.splits
+    total, n_nodes = tested_nodes(plan, samples)
+    if not n_nodes:
+        return _empty(plan)
+    nodes = splits if n_nodes == total else np.sort(rng.choice(splits, n_nodes, replace=False))
     base = _cloud(plan, n_nodes, rng)
     _reach(plan, trees, nodes, base.num)
-    cand = _candidates(trees.threshold[nodes], plan.narrow)
+    feat = trees.feature[nodes]
+    cands = [_candidates(trees.threshold[nodes], plan.narrow)]
     a, off = trees.scale[nodes], trees.offset[nodes]
-    if not (np.all(a == 1.0) and np.all(off == 0.0)):
-        # behind a scaler the tree compares in its own units: its neighbours of the threshold, mapped back
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if not (np.all(a == 1.0) and np.all(off == 0.0)):
+            # behind a scaler the tree compares in its own units: its neighbours of the threshold, mapped back
             mapped = (_candidates(trees.native[nodes], np.dtype(np.float64)) - off[:, None]) / a[:, None]
-        cand = np.concatenate([cand, _narrow(plan, mapped)], axis=1)
-        cand.sort(axis=1)
+            cands.append(_narrow(plan, mapped))
+        eps = trees.zero_eps[nodes]
+        if np.any(eps > 0):  # LightGBM reads |x| <= 1e-35 as 0: both ends of that band and just outside it
+            e = np.where(eps > 0, eps, np.nan)[:, None]
+            band = np.concatenate([e, -e, np.nextafter(e, np.inf), np.nextafter(-e, -np.inf),
+                                   np.nextafter(e, 0.0), np.nextafter(-e, 0.0), 0.0 * e], axis=1)
+            cands.append(_narrow(plan, (band - off[:, None]) / a[:, None]))
+    cand = np.concatenate(cands, axis=1) if len(cands) > 1 else cands[0]
+    ints = plan.integer[feat]
+    if ints.any():  # integer-valued columns take integers only: the integers on both sides of the threshold
+        t = trees.threshold[nodes][ints]
+        fl = np.floor(t)
+        cand[ints] = np.nan
+        cand[ints, :3] = np.stack([fl - (fl == t), fl, fl + 1], axis=1)
+    cand.sort(axis=1)
+    with np.errstate(invalid="ignore"):
         cand[:, 1:][cand[:, 1:] == cand[:, :-1]] = np.nan
     r, k = np.nonzero(np.isfinite(cand))
+    nan_nodes = np.flatnonzero((trees.missing[nodes] >= 0) & np.isin(feat, plan.nan_feats))
+    r = np.concatenate([r, nan_nodes])
+    vals = np.concatenate([cand[r[:len(k)], k], np.full(len(nan_nodes), np.nan)])
+    order = np.argsort(r, kind="stable")
+    r, vals = r[order], vals[order]
     b = base.take(r)
-    b.num[np.arange(len(r)), trees.feature[nodes][r]] = cand[r, k]
+    b.num[np.arange(len(r)), feat[r]] = vals
     b.source[:] = BOUNDARY
-    if len(b) > budget:
-        b = b.take(np.sort(rng.choice(len(b), budget, replace=False)))
+    return b
+
+
+def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
+    """Rows halfway between a known point and one of its near neighbours (k-NN ties, equal kernel distances),
+    and the known points themselves."""
+    pts = plan.anchors
+    if pts is None or len(pts) < 2 or n <= 0:
+        return _empty(plan)
+    fin = np.isfinite(pts)
+    width = np.maximum(plan.width, 1e-12)
+    i = rng.integers(0, len(pts), n)
+    cand = rng.integers(0, len(pts), (n, min(32, len(pts))))
+    diff = (np.nan_to_num(pts[cand]) - np.nan_to_num(pts[i])[:, None, :]) / width
+    dist = np.einsum("ijk,ijk->ij", diff, diff)
+    dist[cand == i[:, None]] = np.inf
+    j = cand[np.arange(n), np.argmin(dist, axis=1)]
+    mid = (pts[i] + pts[j]) / 2
+    b = _cloud(plan, n, rng)
+    half = n // 2  # half the rows halfway, the other half on the points themselves
+    rows = np.concatenate([mid[:n - half], pts[i[n - half:]]])
+    sel = np.isfinite(rows) & fin[i]
+    b.num[sel] = rows[sel]
+    b.source[:] = BOUNDARY
     return b
 
 
@@ -915,23 +806,29 @@ def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> Non
         if not act.size:
             break
         p, ch = parent[act], child[act]
-        c, t = trees.feature[p], trees.threshold[p]
-        ok = (c >= 0) & np.isfinite(t)
-        j, c, t, left = idx[act][ok], c[ok], t[ok], trees.is_left[ch][ok]
-        hi[j[left], c[left]] = np.minimum(hi[j[left], c[left]], t[left])
-        lo[j[~left], c[~left]] = np.maximum(lo[j[~left], c[~left]], t[~left])
+        c, t, mode = trees.feature[p], trees.threshold[p], trees.mode[p]
+        ok = (c >= 0) & np.isfinite(t) & (mode <= GT)
+        # a true test goes left: `x <= t` / `x < t` bound the left child above, `x >= t` / `x > t` below
+        # (a negative scale before the tree turns the comparison around)
+        upper = (trees.is_left[ch] == np.isin(mode, (LEQ, LT))) == (trees.scale[p] > 0)
+        j, c, t, up = idx[act][ok], c[ok], t[ok], upper[ok]
+        hi[j[up], c[up]] = np.minimum(hi[j[up], c[up]], t[up])
+        lo[j[~up], c[~up]] = np.maximum(lo[j[~up], c[~up]], t[~up])
         child[act], parent[act] = p, trees.parent[p]
     boxed = np.isfinite(lo) | np.isfinite(hi)
     if not boxed.any():
         return
     v = _narrow(plan, rows)
-    need = boxed & ~((v > lo) & (v <= hi))
-    width = np.maximum(plan.hi - plan.lo, 1e-6)
     with np.errstate(invalid="ignore"):
+        need = boxed & ~((v > lo) & (v < hi))
+        width = np.maximum(plan.hi - plan.lo, 1e-6)
         fix = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2,
                        np.where(np.isfinite(hi), hi - 0.25 * width, lo + 0.25 * width))
-    fix = _narrow(plan, fix)
-    sliver = ~((fix > lo) & (fix <= hi)) & np.isfinite(hi)  # narrower than the dtype's spacing: take its top
+        if plan.any_integer:
+            k = np.broadcast_to(plan.integer, fix.shape)
+            fix = np.where(k, np.round(fix), fix)
+        fix = _narrow(plan, fix)
+        sliver = ~((fix > lo) & (fix <= hi)) & np.isfinite(hi)  # narrower than the dtype's spacing: its top
     fix[sliver] = _narrow(plan, hi[sliver])
     rows[need] = fix[need]
 
@@ -983,12 +880,17 @@ def _special(plan: Plan, budget: int, rng: np.random.Generator, base: Batch | No
 
 
 def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
-    """`samples` generated rows (special, boundary, cloud), followed by up to `samples` rows of `data`."""
+    """`samples` generated rows (special, equidistant, cloud), the tree boundary rows of every split node (or of
+    a seeded sample of them, see `tested_nodes`), then up to `samples` rows of `data`."""
     n_special = min(_special_count(plan, max(10, int(samples * SPECIAL_SHARE))), samples)
     signs = rng.random((4, len(plan.lo)))
-    boundary = _boundary(plan, min(int(samples * BOUNDARY_SHARE), samples - n_special), rng)
+    n_equi = min(200, max(0, samples - n_special) // 10) if plan.anchors is not None else 0
+    boundary = _boundary(plan, samples, rng)
+    equi = _equidistant(plan, n_equi, rng)
+    if len(equi):
+        boundary = Batch.concat([boundary, equi]) if len(boundary) else equi
     # one cloud for the special rows (their first rows) and the cloud rows
-    cloud = _cloud(plan, samples - len(boundary), rng)
+    cloud = _cloud(plan, samples - len(equi), rng)
     special = _special(plan, n_special, rng, base=Batch(cloud.num[:n_special], cloud.txt[:n_special],
                                                         cloud.source[:n_special]), signs=signs)
     parts = [boundary] if len(boundary) else []

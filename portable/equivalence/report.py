@@ -26,6 +26,10 @@ class Report:
             both models' outputs on it, so `model.run(c["inputs"])` reproduces the difference.
         generation: how many compared rows came from each source (cloud, boundary, special, data).
         learned: what the input ranges were learned from.
+        boundary: `split_nodes` (split nodes the two models' trees have) and `tested` (those that got
+            path-aware boundary rows: all of them, or a seeded sample when there are too many).
+        rejected_by_original: generated rows the original model rejected (unknown categories, no neighbour
+            within a radius, ...), dropped from the comparison.
     """
 
     equivalent: bool
@@ -40,6 +44,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     generation: dict[str, int] = field(default_factory=dict)
     learned: list[str] = field(default_factory=list)
+    boundary: dict[str, int] = field(default_factory=lambda: {"split_nodes": 0, "tested": 0})
+    rejected_by_original: int = 0
     seconds: float = 0.0
     #: per numeric output, each row's error in units of its tolerance (|a - b| / (atol + rtol |a|)); kept so
     #: that the distribution is computed only when a report is shown or saved
@@ -63,7 +69,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"equivalent": self.equivalent, "original": self.original, "converted": self.converted,
                 "samples": self.samples, "seed": self.seed, "dtype": self.dtype, "rows": self.rows,
-                "generation": self.generation, "learned": self.learned, "outputs": self.outputs,
+                "generation": self.generation, "learned": self.learned, "boundary": self.boundary,
+                "rejected_by_original": self.rejected_by_original, "outputs": self.outputs,
                 "counterexamples": self.counterexamples, "notes": self.notes, "seconds": round(self.seconds, 4),
                 "error_histograms": self.error_histograms()}
 
@@ -105,7 +112,7 @@ class Report:
         if w is not None:
             parts.append(f"max abs diff {w['max_abs_diff']:.3g} on {w['name']} (atol {w['atol']:.3g}, "
                          f"rtol {w['rtol']:.3g})")
-        ties = sum(o.get("near_ties", 0) for o in self.outputs)
+        ties = sum(o.get("near_ties") or 0 for o in self.outputs)
         if ties:
             parts.append(f"{ties} near-tie label(s)")
         return "; ".join(parts)
@@ -120,6 +127,12 @@ class Report:
                  f"{self.rows:,} rows" + (f" ({gen})" if gen else "") + f"; seed {self.seed}; {self.seconds:.2f}s"]
         if self.learned:
             lines.append("input ranges from: " + ", ".join(self.learned))
+        b = self.boundary or {}
+        if b.get("split_nodes"):
+            lines.append(f"tree boundaries: {b['tested']:,} of {b['split_nodes']:,} split nodes tested"
+                         + ("" if b["tested"] == b["split_nodes"] else " (a seeded sample)"))
+        if self.rejected_by_original:
+            lines.append(f"{self.rejected_by_original:,} generated rows rejected by the original model were dropped")
         return lines
 
     def _table(self) -> tuple[list[str], list[list[str]]]:

@@ -133,6 +133,16 @@ class OnnxModel(Model):
             out[n] = r.astype(str) if r.dtype == object else r
         return out
 
+    def input_hints(self) -> Any:
+        """Tree thresholds, encoder categories, input widths, scaler offsets, kinks and a fixed batch size, read
+        from the graph's initializers and attributes (`portable.formats.onnx_hints`); learned once per model."""
+        hints = self.__dict__.get("_hints")
+        if hints is None:
+            from .onnx_hints import onnx_hints
+
+            hints = self.__dict__["_hints"] = onnx_hints(self)
+        return hints
+
     # -- saving and inspecting -----------------------------------------------------------------------------
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         check_proto(self.proto, path=path, produced=True)

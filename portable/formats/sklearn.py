@@ -303,6 +303,16 @@ class SklearnModel(Model):
     def info(self) -> dict[str, Any]:
         return {"estimator": repr(self.estimator), "kind": self.kind, "library": self.origin.library}
 
+    def input_hints(self) -> Any:
+        """Ranges, tree splits, categories, training points and the quantity `predict` follows, read from the
+        fitted estimator (`portable.formats.sklearn_hints`); learned once per model."""
+        hints = self.__dict__.get("_hints")
+        if hints is None:
+            from .sklearn_hints import sklearn_hints
+
+            hints = self.__dict__["_hints"] = sklearn_hints(self)
+        return hints
+
 
 @register_format("sklearn", description="a fitted scikit-learn estimator or pipeline in memory", priority=10)
 class SklearnFormat:

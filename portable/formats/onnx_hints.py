@@ -1,0 +1,347 @@
+"""`OnnxModel.input_hints()`: what an ONNX graph's initializers and attributes say about its inputs.
+
+The graph is walked in order, following each tensor's columns back to the graph inputs through elementwise
+affine steps (`Scaler`, `Sub`/`Add`/`Mul`/`Div` by constants, `Cast`, `Identity`) and column plumbing
+(`FeatureVectorizer`, `Concat`, `Gather`/`ArrayFeatureExtractor` with constant indices). Recorded, in raw input
+units: tree ensembles (`TreeEnsembleRegressor`/`TreeEnsembleClassifier` v1/v3 and `TreeEnsemble` v5) as
+`portable.hints.TreeNodes`, category lists of `LabelEncoder`, `OneHotEncoder` and `CategoryMapper`
+(and whether unknown categories are accepted), imputer fill values, scaler offsets (a range around them),
+`Binarizer` thresholds and `Clip` bounds and ReLU zero points (kinks), the per-row width of free inputs from
+`FeatureVectorizer.inputdimensions`, and a fixed batch size declared by the graph inputs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..hints import LEQ, MEMBER, MODE_NAMES, Column, InputHints, TreeNodes
+
+_PASS = {"Identity", "Cast", "CastLike"}
+_ARITH = {"Add", "Sub", "Mul", "Div"}
+
+
+class _Space:
+    """A tensor's columns: column k is `a[k] * raw + b[k]` of raw column `cols[k]` (or derived, -1)."""
+
+    def __init__(self, cols: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None) -> None:
+        self.cols = np.asarray(cols, dtype=np.int64)
+        n = len(self.cols)
+        self.a = np.ones(n) if a is None else np.asarray(a, dtype=np.float64)
+        self.b = np.zeros(n) if b is None else np.asarray(b, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    def sub(self, idx: Any) -> "_Space":
+        idx = np.asarray(idx, dtype=np.int64)
+        return _Space(self.cols[idx], self.a[idx], self.b[idx])
+
+    def then(self, scale: Any, offset: Any) -> "_Space":
+        n = len(self)
+        scale = np.broadcast_to(np.asarray(scale, np.float64).reshape(-1), (n,)) if np.size(scale) in (1, n) else None
+        offset = np.broadcast_to(np.asarray(offset, np.float64).reshape(-1), (n,)) if np.size(offset) in (1, n) \
+            else None
+        if scale is None or offset is None:
+            return _Space(np.full(n, -1))
+        return _Space(self.cols, self.a * scale, self.b * scale + offset)
+
+    def to_raw(self, k: Any, v: Any) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.asarray(v, np.float64) - self.b[k]) / self.a[k]
+
+    @staticmethod
+    def cat(parts: list["_Space"]) -> "_Space":
+        return _Space(np.concatenate([p.cols for p in parts]), np.concatenate([p.a for p in parts]),
+                      np.concatenate([p.b for p in parts]))
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _array(value: Any) -> np.ndarray:
+    from onnx import numpy_helper
+
+    if hasattr(value, "data_type"):  # a TensorProto
+        return numpy_helper.to_array(value)
+    return np.asarray(value)
+
+
+def onnx_hints(model: Any) -> InputHints:
+    """The hints of an `OnnxModel` (see the module docstring)."""
+    graph = model.proto.graph
+    hints = InputHints()
+    init_names = {i.name for i in graph.initializer}
+    consts: dict[str, Any] = {i.name: i for i in graph.initializer}
+    columns: list[Column] = []
+    spaces: dict[str, _Space] = {}
+    free: dict[str, int] = {}  # graph inputs whose row width is free -> their rank
+    for vi in graph.input:
+        if vi.name in init_names:
+            continue
+        dims = vi.type.tensor_type.shape.dim if vi.type.tensor_type.HasField("shape") else []
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            hints.batch = int(dims[0].dim_value) if hints.batch is None else hints.batch
+        rest = [d.dim_value if d.HasField("dim_value") else None for d in dims[1:]]
+        if len(rest) > 1 or any(d is None for d in rest):
+            free[vi.name] = len(dims)
+            if rest == [None]:
+                spaces[vi.name] = _Space(np.zeros(0))  # width learned from a FeatureVectorizer, if any
+            continue
+        width = rest[0] if rest else 1
+        start = len(columns)
+        columns += [(vi.name, j) for j in range(width)]
+        spaces[vi.name] = _Space(np.arange(start, start + width))
+    walker = _Walker(hints, columns, spaces, consts, free)
+    for node in graph.node:
+        try:
+            walker.node(node)
+        except Exception as exc:  # best effort: one odd node must not hide the rest
+            hints.notes.append(f"could not learn from ONNX node {node.op_type} '{node.name}': "
+                               f"{type(exc).__name__}")
+    walker.finish()
+    return hints
+
+
+class _Walker:
+    def __init__(self, hints: InputHints, columns: list[Column], spaces: dict[str, _Space],
+                 consts: dict[str, Any], free: dict[str, int]) -> None:
+        self.hints, self.columns, self.spaces, self.consts, self.free = hints, columns, spaces, consts, free
+        self.trees: list[TreeNodes] = []
+
+    def const(self, name: str) -> np.ndarray | None:
+        v = self.consts.get(name)
+        if v is None:
+            return None
+        if not isinstance(v, np.ndarray):
+            v = self.consts[name] = _array(v)
+        return v
+
+    def col(self, k: int) -> Column:
+        return self.columns[k]
+
+    def finish(self) -> None:
+        self.hints.trees.extend(self.trees)
+
+    # -- the walk ----------------------------------------------------------------------------------------------
+    def node(self, node: Any) -> None:
+        op = node.op_type
+        ins = list(node.input)
+        if op == "Constant":
+            at = _attrs(node)
+            val = at.get("value")
+            if val is not None:
+                self.consts[node.output[0]] = _array(val)
+            return
+        space = self.spaces.get(ins[0]) if ins else None
+        if op in _PASS:
+            if space is not None:
+                self.spaces[node.output[0]] = space
+            return
+        if op == "FeatureVectorizer":
+            self._vectorizer(node)
+            return
+        if space is None and op not in ("Concat",):
+            return
+        at = _attrs(node)
+        if op == "Scaler":
+            offset = np.asarray(at.get("offset", [0.0]), np.float64)
+            scale = np.asarray(at.get("scale", [1.0]), np.float64)
+            with np.errstate(divide="ignore"):
+                self._range(space, offset - 3 / np.abs(scale), offset + 3 / np.abs(scale), "scaler offsets")
+            self.spaces[node.output[0]] = space.then(scale, -offset * scale)
+        elif op in _ARITH and len(ins) == 2 and ins[0] in self.spaces and self.const(ins[1]) is not None:
+            c = self.const(ins[1]).astype(np.float64)
+            if c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1):
+                c = c.reshape(-1)
+                one, zero = np.ones_like(c), np.zeros_like(c)
+                scale, offset = {"Add": (one, c), "Sub": (one, -c), "Mul": (c, zero),
+                                 "Div": (1 / np.where(c == 0, np.nan, c), zero)}[op]
+                self.spaces[node.output[0]] = space.then(scale, offset)
+        elif op == "Concat":
+            parts = [self.spaces.get(i) for i in ins]
+            if all(p is not None and len(p) for p in parts) and at.get("axis", 1) in (1, -1):
+                self.spaces[node.output[0]] = _Space.cat(parts)  # type: ignore[arg-type]
+        elif op in ("Gather", "ArrayFeatureExtractor") and len(ins) == 2 and self.const(ins[1]) is not None:
+            if op == "ArrayFeatureExtractor" or at.get("axis", 0) in (1, -1):
+                idx = self.const(ins[1]).reshape(-1).astype(np.int64)
+                if len(space) and np.all((idx >= 0) & (idx < len(space))):
+                    self.spaces[node.output[0]] = space.sub(idx)
+        elif op in ("TreeEnsembleRegressor", "TreeEnsembleClassifier"):
+            self._trees_v3(space, at, op)
+        elif op == "TreeEnsemble":
+            self._trees_v5(space, at)
+        elif op in ("LabelEncoder", "CategoryMapper", "OneHotEncoder"):
+            self._categories(space, at, op)
+        elif op == "Imputer":
+            for k in range(len(space)):
+                if space.cols[k] >= 0:
+                    self.hints.column(self.col(space.cols[k])).nan_ok = True
+            fill = at.get("imputed_value_floats")
+            if fill:
+                self._values(space, np.asarray(fill, np.float64), "imputer fill values", kink=False)
+        elif op == "Binarizer":
+            self._values(space, np.asarray([at.get("threshold", 0.0)], np.float64), "kinks", kink=True)
+        elif op == "Clip":
+            bounds = [self.const(i) for i in ins[1:3] if i]
+            vals = [float(b) for b in bounds if b is not None and b.size == 1]
+            if vals:
+                self._values(space, np.asarray(vals), "kinks", kink=True)
+        elif op in ("Relu", "LeakyRelu", "PRelu"):
+            self._values(space, np.asarray([0.0]), "kinks", kink=True)
+
+    def _vectorizer(self, node: Any) -> None:
+        at = _attrs(node)
+        dims = [int(d) for d in at.get("inputdimensions", [])]
+        parts = []
+        for name, d in zip(node.input, dims):
+            sp = self.spaces.get(name)
+            if name in self.free and self.free[name] == 2 and (sp is None or not len(sp)):
+                # a free-width graph input: FeatureVectorizer says how wide it is
+                self.hints.shapes[name] = (d,)
+                start = len(self.columns)
+                self.columns += [(name, j) for j in range(d)]
+                sp = self.spaces[name] = _Space(np.arange(start, start + d))
+                self.hints.learned("FeatureVectorizer input dimensions")
+            if sp is None or not len(sp):
+                sp = _Space(np.full(d, -1))
+            elif len(sp) < d:  # FeatureVectorizer pads a narrower input with zeros
+                sp = _Space.cat([sp, _Space(np.full(d - len(sp), -1))])
+            else:
+                sp = sp.sub(np.arange(d))
+            parts.append(sp)
+        if parts:
+            self.spaces[node.output[0]] = _Space.cat(parts)
+
+    # -- recorders -------------------------------------------------------------------------------------------
+    def _range(self, space: _Space, lo: np.ndarray, hi: np.ndarray, source: str) -> None:
+        n = len(space)
+        lo, hi = np.broadcast_to(lo, (n,)), np.broadcast_to(hi, (n,))
+        for k in range(n):
+            c = space.cols[k]
+            if c >= 0:
+                self.hints.column(self.col(c)).widen(float(space.to_raw(k, lo[k])), float(space.to_raw(k, hi[k])))
+        self.hints.learned(source)
+
+    def _values(self, space: _Space, vals: np.ndarray, source: str, *, kink: bool) -> None:
+        for k in range(len(space)):
+            c = space.cols[k]
+            if c < 0:
+                continue
+            v = vals[k:k + 1] if len(vals) == len(space) and len(vals) > 1 else vals
+            raw = [float(x) for x in space.to_raw(k, v) if np.isfinite(x)]
+            if not raw:
+                continue
+            self.hints.add_values(self.col(c), raw, widen=False)
+            if kink:
+                h = self.hints.column(self.col(c))
+                h.kinks = sorted(set(h.kinks) | set(raw))
+        self.hints.learned(source)
+
+    def _categories(self, space: _Space, at: dict[str, Any], op: str) -> None:
+        cats: list[Any] = []
+        for key in ("keys_strings", "cats_strings"):
+            cats += [v.decode() if isinstance(v, bytes) else str(v) for v in at.get(key, [])]
+        for key in ("keys_int64s", "cats_int64s", "keys_floats"):
+            cats += [float(v) for v in at.get(key, [])]
+        if "keys_tensor" in at:
+            arr = _array(at["keys_tensor"]).reshape(-1)
+            cats += [v.decode() if isinstance(v, bytes) else (str(v) if arr.dtype.kind in "OUS" else float(v))
+                     for v in arr]
+        if not cats:
+            return
+        unseen = None
+        if op == "OneHotEncoder":
+            unseen = bool(at.get("zeros", 1))
+        for k in range(len(space)):
+            c = space.cols[k]
+            if c < 0:
+                continue
+            h = self.hints.column(self.col(c))
+            for v in cats:
+                if isinstance(v, str):
+                    if v not in h.categories:
+                        h.categories.append(v)
+                elif space.a[k] == 1.0 and space.b[k] == 0.0 and v not in h.categories:
+                    h.categories.append(v)
+            if unseen is not None:
+                h.unseen_ok = bool(h.unseen_ok) or unseen
+            elif op != "OneHotEncoder":
+                h.unseen_ok = True if h.unseen_ok is None else h.unseen_ok  # mapped to a default value
+        self.hints.learned("ONNX encoder categories")
+
+    # -- trees -----------------------------------------------------------------------------------------------
+    def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+             right: np.ndarray, mode: np.ndarray, missing: np.ndarray, roots: np.ndarray, dtype: str | None,
+             source: str, values: np.ndarray | None = None) -> None:
+        feature = np.asarray(feature, np.int64)
+        split = (np.asarray(left) >= 0) & (feature >= 0) & (feature < len(space)) & (mode != MEMBER)
+        fk = np.where(split, feature, 0)
+        cols = np.where(split, space.cols[fk] if len(space) else -1, -1)
+        self.trees.append(TreeNodes(list(self.columns), cols, threshold, left, right, mode=mode, missing=missing,
+                                    scale=np.where(split, space.a[fk] if len(space) else 1.0, 1.0),
+                                    offset=np.where(split, space.b[fk] if len(space) else 0.0, 0.0),
+                                    roots=roots, dtype=dtype, source=source, values=values))
+        self.hints.learned("ONNX tree thresholds")
+
+    def _trees_v3(self, space: _Space, at: dict[str, Any], op: str) -> None:
+        tree = np.asarray(at.get("nodes_treeids", []), np.int64)
+        if not len(tree):
+            return
+        nid = np.asarray(at["nodes_nodeids"], np.int64)
+        feat = np.asarray(at["nodes_featureids"], np.int64)
+        modes = [m.decode() if isinstance(m, bytes) else str(m) for m in at["nodes_modes"]]
+        if "nodes_values_as_tensor" in at:
+            thr, dtype = _array(at["nodes_values_as_tensor"]).astype(np.float64), None
+        else:
+            thr, dtype = np.asarray(at.get("nodes_values", np.zeros(len(tree))), np.float64), "float32"
+        pos = {(int(t), int(n)): i for i, (t, n) in enumerate(zip(tree, nid))}
+        true_ = np.asarray(at.get("nodes_truenodeids", np.zeros(len(tree))), np.int64)
+        false_ = np.asarray(at.get("nodes_falsenodeids", np.zeros(len(tree))), np.int64)
+        leaf = np.array([m == "LEAF" for m in modes])
+        left = np.array([-1 if lf else pos.get((int(t), int(c)), -1) for lf, t, c in zip(leaf, tree, true_)])
+        right = np.array([-1 if lf else pos.get((int(t), int(c)), -1) for lf, t, c in zip(leaf, tree, false_)])
+        mode = np.array([MODE_NAMES.get(m, LEQ) for m in modes], np.uint8)
+        tracks = np.asarray(at.get("nodes_missing_value_tracks_true", np.zeros(len(tree))), np.int64)
+        missing = np.where(tracks > 0, 1, -1).astype(np.int8)
+        first = np.flatnonzero(np.r_[True, tree[1:] != tree[:-1]])
+        self._add(space, np.where(leaf, -1, feat), np.where(leaf, np.nan, thr), left, right, mode, missing,
+                  first, dtype, op)
+
+    def _trees_v5(self, space: _Space, at: dict[str, Any]) -> None:
+        feat = np.asarray(at["nodes_featureids"], np.int64)
+        n_inner = len(feat)
+        mode = _array(at["nodes_modes"]).astype(np.uint8).reshape(-1)
+        splits_t = at["nodes_splits"]
+        splits = _array(splits_t).astype(np.float64).reshape(-1)
+        dtype = "float32" if _array(splits_t).dtype == np.float32 else None
+        tid = np.asarray(at["nodes_truenodeids"], np.int64)
+        tl = np.asarray(at.get("nodes_trueleafs", np.zeros(n_inner)), np.int64).astype(bool)
+        fid = np.asarray(at["nodes_falsenodeids"], np.int64)
+        fl = np.asarray(at.get("nodes_falseleafs", np.zeros(n_inner)), np.int64).astype(bool)
+        miss = np.asarray(at.get("nodes_missing_value_tracks_true", np.zeros(n_inner)), np.int64)
+        weights = _array(at["leaf_weights"]).astype(np.float64).reshape(-1) if "leaf_weights" in at else None
+        n_leaf = len(weights) if weights is not None else int(max(tid[tl].max(initial=-1), fid[fl].max(initial=-1))) + 1
+        left = np.r_[np.where(tl, n_inner + tid, tid), np.full(n_leaf, -1)]
+        right = np.r_[np.where(fl, n_inner + fid, fid), np.full(n_leaf, -1)]
+        values = None
+        if weights is not None:
+            values = np.zeros((n_inner + n_leaf, 1))
+            values[n_inner:, 0] = weights
+        roots = np.asarray(at.get("tree_roots", [0]), np.int64)
+        members = mode == MEMBER
+        if members.any() and "membership_values" in at:  # category values tested by membership splits
+            mv = _array(at["membership_values"]).astype(np.float64).reshape(-1)
+            cats = mv[np.isfinite(mv)]
+            for f in np.unique(feat[members]):
+                if 0 <= f < len(space) and space.cols[f] >= 0:
+                    self.hints.add_values(self.col(space.cols[f]), space.to_raw(f, cats).tolist(), widen=False)
+        self._add(space, np.r_[feat, np.full(n_leaf, -1)], np.r_[splits, np.full(n_leaf, np.nan)], left, right,
+                  np.r_[mode, np.zeros(n_leaf, np.uint8)], np.r_[np.where(miss > 0, 1, -1), np.full(n_leaf, -1)],
+                  roots, dtype, "TreeEnsemble", values)
+
+
+__all__ = ["onnx_hints"]

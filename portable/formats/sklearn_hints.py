@@ -1,0 +1,478 @@
+"""`SklearnModel.input_hints()`: what a fitted scikit-learn estimator (or XGBoost / LightGBM / CatBoost model,
+or a pipeline of them) says about its inputs, in the format-neutral terms of `portable.hints`.
+
+The walk follows the estimator's columns through pipelines, column transformers, feature selectors and
+elementwise affine steps (scalers), so a tree behind a scaler reports its thresholds with the scaler's affine
+map and the checker can reach them in raw input units. Recorded: ranges (scaler statistics, Gaussian NB
+variances, `data=`-free quantiles of KBinsDiscretizer edges and QuantileTransformer), tree splits of every kind
+(scikit-learn trees and forests, HistGradientBoosting, XGBoost, LightGBM with its |x| <= 1e-35 zero rule,
+CatBoost), encoder categories and whether unknown ones are accepted, imputer fill values, kinks (Binarizer
+thresholds, clip bounds), training points of neighbour and kernel models, whether NaN is accepted, and the
+quantity `predict` follows (`Decision`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..hints import LEQ, LT, MEMBER, Column, Decision, InputHints, Points, TreeNodes
+
+
+@dataclass
+class _Space:
+    """How an estimator's input columns relate to raw columns: column k is `a[k] * raw + b[k]` of raw column
+    `cols[k]` (an index into the walk's column list), or derived (`cols[k] == -1`)."""
+
+    cols: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+
+    @staticmethod
+    def raw(cols: Sequence[int]) -> "_Space":
+        n = len(cols)
+        return _Space(np.asarray(cols, dtype=np.int64), np.ones(n), np.zeros(n))
+
+    def sub(self, idx: Sequence[int] | np.ndarray) -> "_Space":
+        idx = np.asarray(idx, dtype=np.int64)
+        return _Space(self.cols[idx], self.a[idx], self.b[idx])
+
+    def to_raw(self, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (v - self.b[k]) / self.a[k]
+
+    def then(self, scale: np.ndarray, offset: np.ndarray) -> "_Space":
+        """After an elementwise `x * scale + offset` step."""
+        return _Space(self.cols, self.a * scale, self.b * scale + offset)
+
+
+def _spread(center: Any, scale: Any, k: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
+    if center is None:
+        return None
+    center = np.asarray(center, float)
+    scale = np.ones_like(center) if scale is None else np.asarray(scale, float)
+    return center - k * scale, center + k * scale
+
+
+# Where each estimator says its inputs live: (low, high) per input column, in the estimator's own units.
+_RANGES: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
+    "StandardScaler": lambda e: _spread(e.mean_, e.scale_),
+    "RobustScaler": lambda e: _spread(e.center_, e.scale_),
+    "MinMaxScaler": lambda e: (e.data_min_, e.data_max_),
+    "MaxAbsScaler": lambda e: (-e.max_abs_, e.max_abs_),
+    "GaussianNB": lambda e: ((e.theta_ - 3 * np.sqrt(e.var_)).min(0), (e.theta_ + 3 * np.sqrt(e.var_)).max(0)),
+}
+
+
+def _affine(center: Any, scale: Any) -> tuple[Any, Any]:
+    """(multiplier, offset) of `(x - center) / scale`."""
+    c = 0.0 if center is None else np.asarray(center, float)
+    s = 1.0 if scale is None else np.asarray(scale, float)
+    return 1 / s, -c / s
+
+
+# Elementwise affine steps a tree behind them sees through: x -> multiplier * x + offset.
+_AFFINE: dict[str, Callable[[Any], tuple[Any, Any]]] = {
+    "StandardScaler": lambda e: _affine(e.mean_ if e.with_mean else None, e.scale_),
+    "RobustScaler": lambda e: _affine(e.center_, e.scale_),
+    "MinMaxScaler": lambda e: (e.scale_, e.min_),
+    "MaxAbsScaler": lambda e: _affine(None, e.scale_),
+}
+_SELECTORS = {"SimpleImputer", "VarianceThreshold", "SelectKBest", "SelectPercentile", "SelectFromModel"}
+_PLAIN_TREES = {"DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier", "ExtraTreeRegressor"}
+# classifiers whose predict is the argmax of predict_proba even though some also have a decision_function
+_BY_PROBA = {"RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier",
+             "BaggingClassifier", "KNeighborsClassifier", "RadiusNeighborsClassifier", "MLPClassifier",
+             "GaussianProcessClassifier", "CalibratedClassifierCV", "VotingClassifier", "GaussianNB",
+             "MultinomialNB", "BernoulliNB", "ComplementNB", "CategoricalNB", "XGBClassifier", "XGBRFClassifier",
+             "LGBMClassifier", "CatBoostClassifier", "LabelPropagation", "LabelSpreading"}
+
+
+def takes_nan(est: Any) -> bool:
+    """Whether the whole model accepts NaN: scikit-learn's `allow_nan` tag, asked of every step of a pipeline
+    (a pipeline's own tag only reflects its first step). Imputers are found by the walk instead."""
+    if hasattr(est, "steps"):
+        return all(takes_nan(s) for _, s in est.steps if s is not None and s != "passthrough")
+    if hasattr(est, "transformers_"):
+        return False
+    if type(est).__module__.split(".")[0] in ("xgboost", "lightgbm", "catboost"):
+        return True
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(est).input_tags.allow_nan)
+    except Exception:  # older scikit-learn or a non-scikit-learn estimator: say no
+        return False
+
+
+def sklearn_hints(model: Any) -> InputHints:
+    """The hints of a `SklearnModel` (see the module docstring)."""
+    est = model.estimator
+    hints = InputHints()
+    specs = model.signature.inputs
+    if len(specs) == 1 and specs[0].name == "X":
+        width = specs[0].shape[1] if len(specs[0].shape) > 1 and specs[0].shape[1] else \
+            int(getattr(est, "n_features_in_", 0) or 0)
+        columns: list[Column] = [("X", j) for j in range(width)]
+        names = getattr(est, "feature_names_in_", None)
+        if names is not None:
+            hints.frame_columns = [str(c) for c in names]
+        space = _Space.raw(range(width))
+    else:
+        columns = [(s.name, 0) for s in specs]
+        index = {s.name: k for k, s in enumerate(specs)}
+        feat_names = [str(c) for c in getattr(est, "feature_names_in_", [s.name for s in specs])]
+        space = _Space.raw([index.get(c, -1) for c in feat_names])
+    learner = _Learner(hints, columns)
+    if takes_nan(est):
+        learner.nan_all(space)
+    try:
+        learner.visit(est, space)
+    except Exception as exc:  # learning is best effort: a surprise here must not break the check
+        hints.notes.append(f"could not learn input ranges from {type(est).__name__}: {type(exc).__name__}: {exc}")
+    learner.flush()
+    hints.decision = _decision(model)
+    hints.ties = _ties(model)
+    return hints
+
+
+def _ties(model: Any) -> Callable[[Mapping[str, np.ndarray], float], np.ndarray] | None:
+    """For neighbour models: rows whose k-th and (k+1)-th nearest training points are equally far (or whose
+    nearest points lie on the radius), within relative rounding."""
+    est = model.estimator
+    final = _final(est)
+    if not hasattr(final, "_fit_X") or not (hasattr(final, "n_neighbors") or hasattr(final, "radius")):
+        return None
+
+    def ties(inputs: Mapping[str, np.ndarray], rtol: float) -> np.ndarray:
+        import warnings
+
+        X = model.to_frame_or_array(dict(inputs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if hasattr(est, "steps"):
+                X = est[:-1].transform(X)
+            n_fit = final.n_samples_fit_
+            k = getattr(final, "n_neighbors", None)
+            if k is not None and k < n_fit:
+                d = final.kneighbors(X, k + 1, return_distance=True)[0]
+                return np.abs(d[:, k] - d[:, k - 1]) <= 4 * rtol * np.maximum(d[:, k], 1e-300) + 1e-300
+            r = getattr(final, "radius", None)
+            if r is None:
+                return np.zeros(len(X), dtype=bool)
+            wide = final.radius_neighbors(X, r * (1 + 4 * rtol), return_distance=False)
+            narrow = final.radius_neighbors(X, r * (1 - 4 * rtol), return_distance=False)
+            return np.array([len(a) != len(b) for a, b in zip(wide, narrow)])
+
+    return ties
+
+
+def _final(est: Any) -> Any:
+    while hasattr(est, "steps"):
+        est = est.steps[-1][1]
+    return est
+
+
+def _decision(model: Any) -> Decision | None:
+    """What `predict` follows: `decision_function` for linear models, SVMs, boosting and discriminant analysis,
+    `predict_proba` for forests, neighbours, naive Bayes and networks (their predict is its argmax)."""
+    est = model.estimator
+    outs = model.signature.output_names
+    if "label" not in outs or not hasattr(est, "classes_"):
+        return None
+    final = _final(est)
+    name = type(final).__name__
+    if hasattr(est, "decision_function") and name not in _BY_PROBA:
+        method, kind = "decision_function", "score"
+    elif hasattr(est, "predict_proba"):
+        method, kind = "predict_proba", "probability"
+    else:
+        return None
+
+    def compute(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(getattr(est, method)(model.to_frame_or_array(dict(inputs))), dtype=np.float64)
+
+    return Decision("label", method, compute, np.asarray(est.classes_), kind=kind)
+
+
+class _Learner:
+    """Walks a fitted estimator, tracking which raw column each estimator column is, and records ranges, tree
+    splits, categories and known points."""
+
+    def __init__(self, hints: InputHints, columns: list[Column]) -> None:
+        self.hints = hints
+        self.columns = columns
+        self.points: list[np.ndarray] = []
+
+    def col(self, k: int) -> Column:
+        return self.columns[k]
+
+    def flush(self) -> None:
+        if self.points:
+            rows = np.concatenate(self.points)
+            if len(rows) > 2000:
+                rows = rows[np.random.default_rng(0).choice(len(rows), 2000, replace=False)]
+            self.hints.points.append(Points(list(self.columns), rows, "training points"))
+
+    # -- the walk --------------------------------------------------------------------------------------------
+    def visit(self, est: Any, space: _Space) -> None:
+        if est is None or isinstance(est, str) or not np.any(space.cols >= 0):
+            return
+        name = type(est).__name__
+        if hasattr(est, "steps"):
+            self._pipeline(est, space)
+        elif hasattr(est, "transformers_"):
+            self._columns(est, space)
+        else:
+            self._leaf(est, space, name)
+            self._nested(est, space)
+
+    def _pipeline(self, est: Any, space: _Space) -> None:
+        for _, step in est.steps:
+            if step is None or step == "passthrough":
+                continue
+            self.visit(step, space)
+            nxt = self._through(step, space)
+            if nxt is None:
+                return
+            space = nxt
+
+    def _through(self, step: Any, space: _Space) -> _Space | None:
+        """The space after an elementwise affine step (a scaler), or None when the columns become derived."""
+        name = type(step).__name__
+        if name in _AFFINE:
+            scale, offset = _AFFINE[name](step)
+            n = len(space.cols)
+            return space.then(np.broadcast_to(np.asarray(scale, float), n),
+                              np.broadcast_to(np.asarray(offset, float), n))
+        if name in _SELECTORS:
+            return space.sub(np.flatnonzero(step.get_support())) if hasattr(step, "get_support") else space
+        if name == "FunctionTransformer" and step.func is None:
+            return space
+        return None
+
+    def _columns(self, ct: Any, space: _Space) -> None:
+        mapping = getattr(ct, "_transformer_to_input_indices", {})
+        for tname, trans, _ in ct.transformers_:
+            idx = mapping.get(tname)
+            if idx is None or not len(idx) or trans in ("drop", "passthrough"):
+                continue
+            self.visit(trans, space.sub(idx))
+
+    def _nested(self, est: Any, space: _Space) -> None:
+        subs = getattr(est, "estimators_", None)
+        feats = getattr(est, "estimators_features_", None)
+        if subs is not None and not isinstance(subs, str):
+            flat = list(np.ravel(np.asarray(subs, dtype=object))) if not isinstance(subs, list) else subs
+            flat = [s[1] if isinstance(s, tuple) else s for s in flat]
+            if feats is None and flat and all(type(t).__name__ in _PLAIN_TREES for t in flat):
+                self._sk_trees(space, [t.tree_ for t in flat], type(est).__name__)  # forests: one pass
+                return
+            for i, sub in enumerate(flat):
+                sp = space.sub(feats[i]) if feats is not None and i < len(feats) else space
+                if hasattr(sub, "fit"):
+                    self.visit(sub, sp)
+        for attr in ("estimator_", "base_estimator_"):
+            sub = getattr(est, attr, None)
+            if sub is not None and hasattr(sub, "fit"):
+                self.visit(sub, space)
+        for cal in getattr(est, "calibrated_classifiers_", []) or []:
+            self.visit(getattr(cal, "estimator", None), space)
+
+    def _leaf(self, est: Any, space: _Space, name: str) -> None:
+        hints = self.hints
+        if getattr(est, "tree_", None) is not None:
+            self._sk_trees(space, [est.tree_], name)
+        if hasattr(est, "_predictors"):  # HistGradientBoosting
+            self._hgb(est, space)
+        lib = type(est).__module__.split(".")[0]
+        if lib in ("xgboost", "lightgbm", "catboost"):
+            self._boosting(est, space, lib)
+        if name in _RANGES:
+            lo_hi = _RANGES[name](est)
+            if lo_hi is not None:
+                self._range(space, *lo_hi, name)
+        miss = getattr(est, "missing_values", None)
+        if isinstance(miss, float) and np.isnan(miss):  # an imputer: whatever follows never sees the NaN
+            self.nan_all(space)
+            stats = getattr(est, "statistics_", None)
+            if stats is not None and np.asarray(stats).dtype.kind == "f":
+                self._values(space, np.asarray(stats, float), "imputer fill values")
+        if hasattr(est, "categories_"):
+            self._categories(est, space)
+        if name == "Binarizer":
+            self._values(space, np.broadcast_to(float(est.threshold), space.cols.shape), "kinks", kink=True)
+        if name == "KBinsDiscretizer" and hasattr(est, "bin_edges_"):
+            for j, edges in enumerate(est.bin_edges_):
+                if j < len(space.cols):
+                    self._values(space.sub([j]), np.asarray(edges, float)[1:-1], "bin edges", kink=True)
+        if name == "QuantileTransformer" and hasattr(est, "quantiles_"):
+            q = np.asarray(est.quantiles_, float)
+            for j in range(min(q.shape[1], len(space.cols))):
+                c = space.cols[j]
+                if c >= 0 and space.a[j] == 1.0 and space.b[j] == 0.0:
+                    h = self.hints.column(self.col(c))
+                    h.quantiles = q[:, j].tolist()
+                    h.widen(float(q[0, j]), float(q[-1, j]))
+            hints.learned("quantiles")
+        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_"):
+            pts = getattr(est, attr, None)
+            if pts is not None and not hasattr(pts, "toarray"):
+                pts = np.asarray(pts, dtype=np.float64)
+                if pts.ndim == 2 and pts.shape[1] == len(space.cols):
+                    self._points(space, pts, name)
+                break
+
+    # -- recorders -------------------------------------------------------------------------------------------
+    def _range(self, space: _Space, lo: Any, hi: Any, source: str) -> None:
+        lo = np.broadcast_to(np.asarray(lo, float), space.cols.shape)
+        hi = np.broadcast_to(np.asarray(hi, float), space.cols.shape)
+        k = np.arange(len(space.cols))
+        rlo, rhi = space.to_raw(k, lo), space.to_raw(k, hi)
+        for j, c in enumerate(space.cols):
+            if c >= 0:
+                self.hints.column(self.col(c)).widen(float(rlo[j]), float(rhi[j]))
+        self.hints.learned(source)
+
+    def _values(self, space: _Space, vals: np.ndarray, source: str, *, kink: bool = False) -> None:
+        k = np.arange(len(space.cols))
+        raw = space.to_raw(k, np.asarray(vals, float)) if len(vals) == len(k) else None
+        for j, c in enumerate(space.cols):
+            if c < 0:
+                continue
+            v = raw[j:j + 1] if raw is not None else space.to_raw(np.full(len(vals), j), np.asarray(vals, float))
+            v = [float(x) for x in np.ravel(v) if np.isfinite(x)]
+            if not v:
+                continue
+            self.hints.add_values(self.col(c), v, widen=False)
+            if kink:
+                h = self.hints.column(self.col(c))
+                h.kinks = sorted(set(h.kinks) | set(v))
+        self.hints.learned(source)
+
+    def nan_all(self, space: _Space) -> None:
+        for c in space.cols:
+            if c >= 0:
+                self.hints.column(self.col(c)).nan_ok = True
+
+    def _points(self, space: _Space, pts: np.ndarray, source: str) -> None:
+        k = np.arange(len(space.cols))
+        raw = space.to_raw(k[None, :], pts)
+        self._range(space, pts.min(0), pts.max(0), source)
+        rows = np.full((len(pts), len(self.columns)), np.nan)
+        ok = space.cols >= 0
+        rows[:, space.cols[ok]] = raw[:, ok]
+        self.points.append(rows)
+        # integer-valued training points: the model saw integers only in those columns
+        for j in np.flatnonzero(ok):
+            col = raw[:, j]
+            if len(col) and np.all(np.isfinite(col)) and np.all(col == np.round(col)):
+                self.hints.column(self.col(space.cols[j])).integer = True
+
+    def _categories(self, est: Any, space: _Space) -> None:
+        unseen = getattr(est, "handle_unknown", "error") in ("ignore", "infrequent_if_exist", "use_encoded_value")
+        for j, cats in enumerate(est.categories_):
+            if j >= len(space.cols) or space.cols[j] < 0:
+                continue
+            h = self.hints.column(self.col(space.cols[j]))
+            cats = np.asarray(cats)
+            if cats.dtype.kind in "OUS":
+                vals = [str(c) for c in cats if not (isinstance(c, float) and np.isnan(c))]
+                h.categories = h.categories + [v for v in vals if v not in h.categories]
+                if any(isinstance(c, float) and np.isnan(c) for c in cats) or None in list(cats):
+                    h.nan_ok = True
+            else:
+                nums = cats.astype(np.float64)
+                fin = [float(v) for v in nums if np.isfinite(v)]
+                h.categories = sorted(set(h.categories) | set(fin))
+                h.values = sorted(set(h.values) | set(fin))
+                if np.isnan(nums).any():
+                    h.nan_ok = True
+                if fin:
+                    h.widen(min(fin), max(fin))
+                    if all(v == round(v) for v in fin):
+                        h.integer = True
+            h.unseen_ok = bool(h.unseen_ok) or unseen
+        self.hints.learned("encoder categories")
+
+    # -- trees -----------------------------------------------------------------------------------------------
+    def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
+             right: np.ndarray, source: str, *, mode: Any = None, missing: Any = None, zero_eps: float = 0.0,
+             values: np.ndarray | None = None, roots: np.ndarray | None = None, dtype: str | None = None) -> None:
+        feature = np.asarray(feature, dtype=np.int64)
+        left = np.asarray(left, dtype=np.int64)
+        split = (left >= 0) & (feature >= 0) & (feature < len(space.cols))
+        fk = np.where(split, feature, 0)
+        cols = np.where(split, space.cols[fk], -1)
+        n = len(feature)
+        self.hints.trees.append(TreeNodes(
+            list(self.columns), cols, np.where(left >= 0, np.asarray(threshold, float), np.nan), left,
+            np.asarray(right, dtype=np.int64), mode=mode, missing=missing,
+            scale=np.where(split, space.a[fk], 1.0), offset=np.where(split, space.b[fk], 0.0),
+            zero_eps=np.full(n, zero_eps), values=values, roots=roots, dtype=dtype, source=source))
+        self.hints.learned("tree thresholds")
+
+    def _sk_trees(self, space: _Space, trees: list[Any], source: str) -> None:
+        """Several fitted `sklearn.tree._tree.Tree`s at once, as one set of node arrays."""
+        sizes = np.array([t.node_count for t in trees])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        shift = np.repeat(offsets, sizes)
+
+        def cat(attr: str) -> np.ndarray:
+            return np.concatenate([getattr(t, attr) for t in trees])
+        left, right = cat("children_left"), cat("children_right")
+        miss = None
+        if all(getattr(t, "missing_go_to_left", None) is not None for t in trees):
+            miss = cat("missing_go_to_left").astype(np.int8)
+        self._add(space, cat("feature"), cat("threshold"), np.where(left >= 0, left + shift, -1),
+                  np.where(right >= 0, right + shift, -1), source, missing=miss, roots=offsets)
+
+    def _hgb(self, est: Any, space: _Space) -> None:
+        parts = []
+        for it in est._predictors:
+            for pred in it:
+                parts.append(pred.nodes)
+        if not parts:
+            return
+        sizes = np.array([len(p) for p in parts])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        shift = np.repeat(offsets, sizes)
+        nodes = np.concatenate(parts)
+        leaf = nodes["is_leaf"] == 1
+        feat = np.where(leaf, -1, nodes["feature_idx"].astype(np.int64))
+        if "is_categorical" in nodes.dtype.names:
+            feat = np.where(nodes["is_categorical"] == 1, -1, feat)
+        left = np.where(leaf, -1, nodes["left"].astype(np.int64) + shift)
+        right = np.where(leaf, -1, nodes["right"].astype(np.int64) + shift)
+        self._add(space, feat, nodes["num_threshold"].astype(np.float64), left, right, "HistGradientBoosting",
+                  missing=nodes["missing_go_to_left"].astype(np.int8), roots=offsets,
+                  values=nodes["value"].astype(np.float64)[:, None])
+
+    def _boosting(self, est: Any, space: _Space, lib: str) -> None:
+        """XGBoost, LightGBM and CatBoost trees, read the way portable's converters read them."""
+        from ..converters.sklearn import boosting
+
+        if lib == "xgboost":
+            table = boosting._xgb_model(est)[0]
+            # XGBoost compares float32 features with float32 thresholds, `x < t`
+            dtype, eps, source = "float32", 0.0, "XGBoost"
+        elif lib == "lightgbm":
+            table = boosting._lgbm_table(est)[0]
+            dtype, eps, source = None, 1e-35, "LightGBM"  # LightGBM reads |x| <= 1e-35 as 0
+        else:
+            table = boosting._catboost_table(est)[0]
+            dtype, eps, source = "float32", 0.0, "CatBoost"
+        mode = np.full(len(table.left), LEQ, np.uint8) if table.mode is None else table.mode.astype(np.uint8)
+        feat = np.where(mode == MEMBER, -1, table.feature)
+        self._add(space, feat, table.threshold, table.left, table.right, source, mode=mode,
+                  missing=table.missing_left.astype(np.int8), zero_eps=eps, values=table.values,
+                  roots=table.roots, dtype=dtype)
+
+
+__all__ = ["sklearn_hints", "takes_nan", "LT"]

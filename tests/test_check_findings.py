@@ -1,0 +1,339 @@
+"""The checker finds what matters (issue 13): each case of the issue's "Why", and issue 11's rows the original
+rejects. Every disagreement is shown real with scikit-learn / LightGBM / onnxruntime directly, not with the
+checker's own numbers."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import portable
+from portable.equivalence import check
+from portable.equivalence.inputs import BOUNDARY, assemble, build_plan, generate
+
+from .test_check import Edited
+
+LABEL_FIELDS = {"name", "kind", "max_abs_diff", "max_rel_diff", "mismatches", "atol", "rtol", "worst_row"}
+
+
+def ort_run(proto, feeds):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def _attr(node, name):
+    return next(a for a in node.attribute if a.name == name)
+
+
+def _moved_split(proto, inner: int, steps: int):
+    """A copy of a TreeEnsemble (v5) model with interior node `inner`'s threshold moved `steps` float32 steps."""
+    p = copy.deepcopy(proto)
+    node = next(n for n in p.graph.node if n.op_type == "TreeEnsemble")
+    a = _attr(node, "nodes_splits")
+    splits = numpy_helper.to_array(a.t).copy()
+    v = splits[inner]
+    for _ in range(abs(steps)):
+        v = np.nextafter(v, np.float32(np.inf if steps > 0 else -np.inf))
+    splits[inner] = v
+    a.t.CopyFrom(numpy_helper.from_array(splits, a.t.name))
+    return p
+
+
+def _depth(tree):
+    depth = np.zeros(tree.node_count, dtype=np.int64)
+    for i in range(tree.node_count):
+        for c in (tree.children_left[i], tree.children_right[i]):
+            if c >= 0:
+                depth[c] = depth[i] + 1
+    return depth
+
+
+def _reaching_row(tree, node, X):
+    """A training row's copy moved inside the box of `node` (by the tree's own path from the root)."""
+    parent = {}
+    for i in range(tree.node_count):
+        for side, c in ((True, tree.children_left[i]), (False, tree.children_right[i])):
+            if c >= 0:
+                parent[c] = (i, side)
+    lo, hi = np.full(X.shape[1], -np.inf), np.full(X.shape[1], np.inf)
+    n = node
+    while n in parent:
+        p, left = parent[n]
+        f, t = tree.feature[p], tree.threshold[p]
+        if left:
+            hi[f] = min(hi[f], t)
+        else:
+            lo[f] = max(lo[f], t)
+        n = p
+    row = X.mean(0)
+    for f in range(X.shape[1]):
+        if not (lo[f] < row[f] <= hi[f]):
+            row[f] = (lo[f] + hi[f]) / 2 if np.isfinite(lo[f]) and np.isfinite(hi[f]) else (
+                hi[f] - 1 if np.isfinite(hi[f]) else lo[f] + 1)
+    return row
+
+
+# ---- a single tree threshold moved by two float32 steps, deep in a tree -----------------------------------------
+
+@pytest.fixture(scope="module")
+def deep_tree():
+    from sklearn.datasets import make_regression
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = make_regression(3000, 6, noise=1.0, random_state=0)
+    est = DecisionTreeRegressor(max_depth=8, random_state=0).fit(X, y)
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    return est, X, art
+
+
+def test_a_threshold_moved_two_float32_steps_at_depth_4_is_found(deep_tree, tmp_path):
+    est, X, art = deep_tree
+    t = est.tree_
+    inner_nodes = np.flatnonzero(t.children_left >= 0)  # TreeEnsemble's interior nodes, in this order
+    depth = _depth(t)
+    chosen = [j for j, node in enumerate(inner_nodes) if depth[node] == 4][:6]
+    import joblib
+
+    joblib.dump(est, tmp_path / "model.pkl")
+    for j in chosen:
+        node = inner_nodes[j]
+        broken = _moved_split(art.proto, j, 2)
+        # real: a row reaching the node with the split feature just above the float32 threshold differs
+        row = _reaching_row(t, node, X).astype(np.float32)
+        f = t.feature[node]
+        t32 = numpy_helper.to_array(_attr(next(n for n in art.proto.graph.node if n.op_type == "TreeEnsemble"),
+                                          "nodes_splits").t)[j]
+        row[f] = np.nextafter(t32, np.float32(np.inf))
+        got = ort_run(broken, {"X": row[None, :]})["variable"].ravel()
+        assert abs(got[0] - est.predict(row[None, :].astype(np.float64))[0]) > 1e-3
+        path = tmp_path / f"broken{j}.onnx"
+        onnx.save(broken, path)
+        rep = portable.check(tmp_path / "model.pkl", path, samples=1000, trust=())
+        assert not rep.equivalent, f"node {node}: {rep.summary_line()}"
+    # and the unbroken artifact stays equivalent
+    assert portable.check(est, art, samples=1000).equivalent
+
+
+def test_every_split_node_is_tested_or_the_sample_is_counted(deep_tree):
+    est, X, art = deep_tree
+    rep = check(portable.load(est), art, samples=1000)
+    n_splits = int((est.tree_.children_left >= 0).sum())
+    assert rep.to_dict()["boundary"]["split_nodes"] >= n_splits
+    assert rep.to_dict()["boundary"]["tested"] == rep.to_dict()["boundary"]["split_nodes"]
+
+
+def test_two_onnx_models_learn_from_their_tree_ensembles(deep_tree):
+    est, X, art = deep_tree
+    t = est.tree_
+    inner_nodes = np.flatnonzero(t.children_left >= 0)
+    depth = _depth(t)
+    j = next(j for j, node in enumerate(inner_nodes) if depth[node] == 5)
+    a = portable.load(art.proto)
+    b = portable.load(_moved_split(art.proto, j, -3))
+    rep = check(a, b, samples=1000)
+    assert not rep.equivalent, rep.summary_line()
+    assert check(a, portable.load(copy.deepcopy(art.proto)), samples=1000).equivalent
+
+
+# ---- labels follow what the original's predict follows ------------------------------------------------------
+
+def test_saturated_sgd_log_loss_labels_are_judged_on_decision_function():
+    from sklearn.linear_model import SGDClassifier
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 30, (5, 4))
+    X = np.concatenate([c + rng.normal(0, 3, (60, 4)) for c in centers])
+    y = np.repeat(np.arange(5), 60)
+    est = SGDClassifier(loss="log_loss", random_state=0, max_iter=50, tol=None).fit(X, y)
+    held = rng.normal(0, 60, (125, 4))  # held-out rows further out, where the per-class sigmoids saturate
+    proba, dec = est.predict_proba(held), est.decision_function(held)
+    # the issue's situation is real: probabilities tie while decision_function separates the classes
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    assert ((top2[:, 1] - top2[:, 0]) == 0).any()
+    sk = portable.load(est)
+
+    def by_probabilities(inputs, out):  # an artifact whose label is the probabilities' argmax
+        out["label"] = est.classes_[np.argmax(out["probabilities"], axis=1)]
+        return out
+
+    converted = Edited(sk, by_probabilities)
+    assert (by_probabilities({}, {"probabilities": proba, "label": None})["label"] != est.predict(held)).any()
+    rep = check(sk, converted, samples=1000, data=held)
+    lab = next(o for o in rep.outputs if o["name"] == "label")
+    assert not rep.equivalent and lab["mismatches"] > 0, rep.summary_line()
+
+
+# ---- XGBoost, LightGBM, CatBoost thresholds are learned --------------------------------------------------------
+
+def test_lightgbm_zero_threshold_rows_are_generated():
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    X[:200, 0] = 0.0
+    X[200:300, 0] = -rng.random(100)  # negatives and zeros: a split between them sits at -1e-35
+    y = (X[:, 0] < 0) * 3.0 + (X[:, 0] == 0) * 1.0 + 0.1 * X[:, 1]
+    est = lgb.LGBMRegressor(n_estimators=5, num_leaves=4, min_child_samples=5, verbose=-1).fit(X, y)
+    thr = est.booster_.trees_to_dataframe()["threshold"].dropna().to_numpy()
+    assert (np.abs(thr) <= 1e-34).any()
+    sk = portable.load(est)
+    art = portable.convert(est, to="onnx", check=False, dtype="float64")
+    plan = build_plan(sk, art)
+    batch = generate(plan, 1000, np.random.default_rng(0))
+    col = batch.num[batch.source == BOUNDARY, 0]
+    assert (np.abs(col) <= 1e-35).any() and (col == -1e-35).any() or (col == np.float64(-1.0000000180025095e-35)).any()
+    # what LightGBM and the artifact do there is compared: if they differ, the check says so
+    probe = np.zeros((4, 3))
+    probe[:, 0] = [-1e-35, 1e-35, -1.0000000180025095e-35, 1.0000000180025095e-35]
+    differ = not np.allclose(est.predict(probe), art.run({"X": probe})["variable"].ravel(), rtol=1e-7, atol=1e-8)
+    rep = check(sk, art, samples=1000)
+    assert rep.equivalent == (not differ), rep.summary_line()
+
+
+@pytest.mark.parametrize("lib", ["xgboost", "catboost", "lightgbm"])
+def test_boosting_thresholds_are_learned(lib):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    y = X[:, 0] * 2 + (X[:, 1] > 0.3)
+    if lib == "xgboost":
+        import xgboost
+
+        est = xgboost.XGBRegressor(n_estimators=5, max_depth=3).fit(X, y)
+    elif lib == "catboost":
+        import catboost
+
+        est = catboost.CatBoostRegressor(iterations=5, depth=3, verbose=False, allow_writing_files=False,
+                                         thread_count=1).fit(X, y)
+    else:
+        import lightgbm
+
+        est = lightgbm.LGBMRegressor(n_estimators=5, num_leaves=8, verbose=-1).fit(X, y)
+    sk = portable.load(est)
+    hints = sk.input_hints()
+    assert hints.trees and sum(len(t.splits) for t in hints.trees) > 0
+    assert "tree thresholds" in " ".join(build_plan(sk, sk).sources)
+
+
+# ---- two ONNX models: learn their input dimensions ---------------------------------------------------------------
+
+def _vectorizer_models():
+    free = [None, None]
+    ins = [helper.make_tensor_value_info("A", TensorProto.FLOAT, free),
+           helper.make_tensor_value_info("B", TensorProto.FLOAT, free)]
+    out = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])]
+    w = numpy_helper.from_array(np.arange(1, 6, dtype=np.float32).reshape(5, 1), "W")
+    fv = helper.make_node("FeatureVectorizer", ["A", "B"], ["V"], domain="ai.onnx.ml", inputdimensions=[2, 3])
+    a = helper.make_model(helper.make_graph([fv, helper.make_node("MatMul", ["V", "W"], ["Y"])], "a", ins, out,
+                                            [w]),
+                          opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    # "lowered" without inputdimensions: each input read as one column, padded with zeros
+    nodes = [helper.make_node("Slice", ["A", "s0", "s1", "ax"], ["A1"]),
+             helper.make_node("Slice", ["B", "s0", "s1", "ax"], ["B1"]),
+             helper.make_node("Mul", ["A1", "zero"], ["Z1"]), helper.make_node("Mul", ["B1", "zero"], ["Z2"]),
+             helper.make_node("Concat", ["A1", "Z1", "B1", "Z2", "Z2"], ["V"], axis=1),
+             helper.make_node("MatMul", ["V", "W"], ["Y"])]
+    inits = [w, numpy_helper.from_array(np.array([0], np.int64), "s0"),
+             numpy_helper.from_array(np.array([1], np.int64), "s1"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax"),
+             numpy_helper.from_array(np.array(0, np.float32), "zero")]
+    b = helper.make_model(helper.make_graph(nodes, "b", ins, out, inits),
+                          opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    return a, b
+
+
+def test_feature_vectorizer_input_dimensions_are_learned():
+    a, b = _vectorizer_models()
+    A, B = np.ones((1, 2), np.float32), np.ones((1, 3), np.float32)
+    assert ort_run(a, {"A": A, "B": B})["Y"][0, 0] != ort_run(b, {"A": A, "B": B})["Y"][0, 0]  # really differ
+    rep = check(portable.load(a), portable.load(b), samples=1000)
+    assert not rep.equivalent, rep.summary_line()
+
+
+# ---- every report entry has every DESIGN §6 field -----------------------------------------------------------------
+
+def test_label_entries_have_every_field():
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_iter=1000).fit(X, y)
+    rep = portable.check(est, portable.convert(est, check=False), samples=200)
+    for o in rep.to_dict()["outputs"]:
+        assert LABEL_FIELDS <= set(o), o
+    lab = next(o for o in rep.to_dict()["outputs"] if o["kind"] == "label")
+    assert lab["max_abs_diff"] is None and lab["atol"] is None and lab["rtol"] is None
+
+
+# ---- a static batch size --------------------------------------------------------------------------------------
+
+def test_static_batch_model_is_checked_in_batches_of_its_size():
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 6))
+    est = LinearRegression().fit(X, X @ np.arange(6.0))
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    p = copy.deepcopy(art.proto)
+    for v in list(p.graph.input) + list(p.graph.output):
+        v.type.tensor_type.shape.dim[0].ClearField("dim_param")
+        v.type.tensor_type.shape.dim[0].dim_value = 5
+    with pytest.raises(Exception):
+        ort_run(p, {"X": X[:7].astype(np.float32)})  # the runtime insists on 5 rows
+    assert ort_run(p, {"X": X[:5].astype(np.float32)})["variable"].shape[0] == 5
+    rep = check(portable.load(est), portable.load(p), samples=203)
+    assert rep.equivalent, rep.summary_line()
+    assert rep.rows >= 203
+    bad = copy.deepcopy(p)
+    bias = next(i for i in bad.graph.initializer if numpy_helper.to_array(i).size == 1) if any(
+        numpy_helper.to_array(i).size == 1 for i in bad.graph.initializer) else None
+    if bias is not None:
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + np.float32(1.0), bias.name))
+        assert not check(portable.load(est), portable.load(bad), samples=203).equivalent
+
+
+# ---- issue 11 item 6: the original rejects some generated rows -------------------------------------------------
+
+def _rejecting_models():
+    from sklearn.naive_bayes import CategoricalNB
+    from sklearn.neighbors import RadiusNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    radius = RadiusNeighborsClassifier(radius=1.0).fit(X, y)
+    Xc = rng.integers(0, 4, (200, 3)).astype(float)
+    cnb = CategoricalNB().fit(Xc, (Xc[:, 0] > 1).astype(int))
+    ohe = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression()).fit(
+        Xc, (Xc[:, 1] > 1).astype(int))
+    return [("radius", radius, X), ("categorical_nb", cnb, Xc), ("onehot_error", ohe, Xc)]
+
+
+@pytest.mark.parametrize("case", range(3), ids=["radius", "categorical_nb", "onehot_error"])
+def test_rows_the_original_rejects_are_dropped_and_counted(case):
+    name, est, X = _rejecting_models()[case]
+    sk = portable.load(est)
+    rep = check(sk, Edited(sk, lambda i, o: o), samples=500, data=X[:50])
+    d = rep.to_dict()
+    assert rep.equivalent, rep.summary_line()
+    assert d["rejected_by_original"] > 0, d
+    assert any("rejects" in n for n in d["notes"])
+
+
+def test_a_model_rejecting_its_own_data_rows_is_refused():
+    from sklearn.neighbors import RadiusNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    est = RadiusNeighborsClassifier(radius=0.5).fit(X, (X[:, 0] > 0).astype(int))
+    sk = portable.load(est)
+    far = X[:20] + 100.0
+    with pytest.raises(portable.PortableError, match="data"):
+        check(sk, Edited(sk, lambda i, o: o), samples=100, data=far)
