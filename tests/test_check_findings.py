@@ -337,3 +337,21 @@ def test_a_model_rejecting_its_own_data_rows_is_refused():
     far = X[:20] + 100.0
     with pytest.raises(portable.PortableError, match="data"):
         check(sk, Edited(sk, lambda i, o: o), samples=100, data=far)
+
+
+# ---- PFA trees: path-aware too ------------------------------------------------------------------------------------
+
+def test_pfa_tree_nodes_are_reached_with_their_thresholds():
+    from pathlib import Path
+
+    model = portable.load(str(Path(__file__).parent / "pfa_docs" / "missing_tree.yaml"))
+    plan = build_plan(model, model)
+    assert plan.trees is not None and "tree thresholds" in plan.sources
+    batch = generate(plan, 300, np.random.default_rng(0))
+    rows = assemble(plan, batch)
+    x, y = rows["x"].ravel(), rows["y"].ravel()
+    b = batch.source == BOUNDARY
+    # the y node sits under x <= 0.5: rows with y at -1.0 and its neighbours, x on the pass side
+    near = b & (x <= 0.5) & (np.abs(y + 1.0) <= 1e-12)
+    assert (y[near] == -1.0).any() and (y[near] > -1.0).any() and (y[near] < -1.0).any()
+    assert (b & np.isnan(x)).any()  # the root routes null to its own branch: tried

@@ -129,4 +129,7 @@ def test_float32_conversion_is_checked_equivalent(example):
 
 def test_input_hints_name_the_tree_constants():
     model = portable.load(str(EXAMPLES / "tree_simpleWalk_mixed_types.yaml"))
-    assert model.input_hints() == {"one": [12.0], "two": [3.5], "three": ["TEST"]}
+    assert model.input_values() == {"one": [12.0], "two": [3.5], "three": ["TEST"]}
+    hints = model.input_hints()  # the same constants, and the tree itself (path-aware boundary rows)
+    assert hints.column(("one", 0)).values == [12.0] and hints.column(("three", 0)).categories == ["TEST"]
+    assert hints.trees and {float(t) for t in hints.trees[0].threshold if t == t} >= {12.0}

@@ -326,7 +326,13 @@ class PfaModel(Model):
             result[spec.name] = arr
         return result
 
-    def input_hints(self) -> dict[str, list[Any]]:
+    def input_hints(self) -> Any:
+        """What the document says about its inputs (`portable.hints.InputHints`): see `pfa/hints.py`."""
+        from .hints import pfa_hints
+
+        return pfa_hints(self)
+
+    def input_values(self) -> dict[str, list[Any]]:
         """Values worth generating for each input, for an equivalence checker: the thresholds and string
         constants that the document's tree nodes (cells and pools holding `field`/`operator`/`value` records)
         compare that input field with. Empty when the document has no such trees."""
