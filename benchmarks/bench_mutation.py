@@ -144,8 +144,8 @@ def _sites(proto: Any, kind: str, n_train: int | None) -> list[tuple[Any, ...]]:
             sites += [("init", k, None, j) for j in range(arr.size)]
         if kind == "knn_point" and n_train and arr.ndim == 2 and arr.shape[0] == n_train and arr.shape[1] >= 1:
             sites += [("init", k, None, j) for j in range(arr.shape[0])]
-        if kind == "coefficient" and n_train and arr.ndim == 3 and arr.shape[1] > 1:  # SVR/SVC support vectors
-            pass
+        if kind == "leaf" and arr.size > 1 and any(u == "Gather" for u in users):  # leaf values read by index
+            sites += [("init", k, None, j) for j in range(arr.size)]
     for k, node in enumerate(g.node):
         op = node.op_type
         if kind == "coefficient":
@@ -246,7 +246,10 @@ def _mutate(proto: Any, kind: str, site: tuple[Any, ...], rng: np.random.Generat
         init = g.initializer[k]
         arr = numpy_helper.to_array(init).copy()
         flat = arr.reshape(arr.shape[0], -1) if kind == "knn_point" else arr.reshape(-1)
-        if kind == "knn_point":
+        if kind == "leaf":
+            spread = float(np.std(flat)) or 1.0
+            flat[j] = flat[j] + rng.choice([-1, 1]) * 0.1 * spread
+        elif kind == "knn_point":
             spread = np.std(arr, axis=0) + 1e-12
             old = flat[j].copy()
             flat[j] = flat[j] + 0.1 * spread * rng.choice([-1, 1], size=spread.shape)
@@ -338,23 +341,37 @@ def _verification_rows(X: np.ndarray, info: dict[str, Any], proto: Any, rng: np.
     return np.concatenate(rows).astype(np.float64)
 
 
+def _tree_arrays(node: Any) -> tuple[list[int], np.ndarray, list[int], list[int], list[int]]:
+    """(feature, threshold, mode code, true child, false child) per node of a tree ensemble (-1: a leaf child);
+    v5 `TreeEnsemble` lists interior nodes only, v1/v3 every node."""
+    if node.op_type == "TreeEnsemble":
+        feat = list(_attr(node, "nodes_featureids").ints)
+        thr = _floats(_attr(node, "nodes_splits")).astype(np.float64)
+        modes = [int(m) for m in _floats(_attr(node, "nodes_modes"))]
+        tid, tl = list(_attr(node, "nodes_truenodeids").ints), list(_attr(node, "nodes_trueleafs").ints)
+        fid, fl = list(_attr(node, "nodes_falsenodeids").ints), list(_attr(node, "nodes_falseleafs").ints)
+        return feat, thr, modes, [-1 if lf else t for t, lf in zip(tid, tl)], [-1 if lf else f for f, lf in zip(fid, fl)]
+    names = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3}
+    trees, ids = list(_attr(node, "nodes_treeids").ints), list(_attr(node, "nodes_nodeids").ints)
+    pos = {(t, n): j for j, (t, n) in enumerate(zip(trees, ids))}
+    a = _attr(node, "nodes_values_as_tensor") or _attr(node, "nodes_values")
+    modes = [names.get(m.decode() if isinstance(m, bytes) else m, 9) for m in _attr(node, "nodes_modes").strings]
+    tids, fids = list(_attr(node, "nodes_truenodeids").ints), list(_attr(node, "nodes_falsenodeids").ints)
+    return (list(_attr(node, "nodes_featureids").ints), _floats(a).astype(np.float64), modes,
+            [pos.get((t, c), -1) if m != 9 else -1 for t, c, m in zip(trees, tids, modes)],
+            [pos.get((t, c), -1) if m != 9 else -1 for t, c, m in zip(trees, fids, modes)])
+
+
 def _reaching_rows(proto: Any, info: dict[str, Any], X: np.ndarray) -> np.ndarray:
-    """Rows reaching the mutated TreeEnsemble (v5) interior node, with its feature on every float32 value between
-    the old and the new threshold and one step beyond on each side."""
-    node = proto.graph.node[info["node"]]
-    if node.op_type != "TreeEnsemble":
-        return np.zeros((0, X.shape[1]))
-    feat = list(_attr(node, "nodes_featureids").ints)
-    splits = _floats(_attr(node, "nodes_splits")).astype(np.float64)
-    modes = _floats(_attr(node, "nodes_modes")).astype(np.int64)
-    tid, tl = list(_attr(node, "nodes_truenodeids").ints), list(_attr(node, "nodes_trueleafs").ints)
-    fid, fl = list(_attr(node, "nodes_falsenodeids").ints), list(_attr(node, "nodes_falseleafs").ints)
+    """Rows reaching the mutated tree node, with its feature on every float32 value between the old and the new
+    threshold and one step beyond on each side."""
+    feat, splits, modes, tchild, fchild = _tree_arrays(proto.graph.node[info["node"]])
     parent: dict[int, tuple[int, bool]] = {}
     for i in range(len(feat)):
-        if not tl[i]:
-            parent[tid[i]] = (i, True)
-        if not fl[i]:
-            parent[fid[i]] = (i, False)
+        if tchild[i] >= 0:
+            parent[tchild[i]] = (i, True)
+        if fchild[i] >= 0:
+            parent[fchild[i]] = (i, False)
     lo, hi = np.full(X.shape[1], -np.inf), np.full(X.shape[1], np.inf)
     n = info["split"]
     while n in parent:
@@ -364,6 +381,11 @@ def _reaching_rows(proto: Any, info: dict[str, Any], X: np.ndarray) -> np.ndarra
                 hi[feat[p]] = min(hi[feat[p]], splits[p])
             else:
                 lo[feat[p]] = max(lo[feat[p]], splits[p])
+        elif modes[p] in (2, 3):
+            if true:
+                lo[feat[p]] = max(lo[feat[p]], splits[p])
+            else:
+                hi[feat[p]] = min(hi[feat[p]], splits[p])
         n = p
     base = np.median(X, axis=0)
     for f in range(X.shape[1]):

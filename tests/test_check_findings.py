@@ -30,17 +30,53 @@ def _attr(node, name):
     return next(a for a in node.attribute if a.name == name)
 
 
-def _moved_split(proto, inner: int, steps: int):
-    """A copy of a TreeEnsemble (v5) model with interior node `inner`'s threshold moved `steps` float32 steps."""
+def _split_attr(proto):
+    """The tree node of a one-tree model and its thresholds attribute: `TreeEnsemble` (v5, interior nodes only)
+    or `TreeEnsembleRegressor` (v3, every node)."""
+    node = next(n for n in proto.graph.node if n.op_type in ("TreeEnsemble", "TreeEnsembleRegressor"))
+    if node.op_type == "TreeEnsemble":
+        return node, _attr(node, "nodes_splits"), None
+    name = "nodes_values_as_tensor" if any(a.name == "nodes_values_as_tensor" for a in node.attribute) \
+        else "nodes_values"
+    return node, _attr(node, name), list(_attr(node, "nodes_nodeids").ints)
+
+
+def _get_splits(a):
+    return numpy_helper.to_array(a.t).copy() if a.type == a.TENSOR else np.asarray(a.floats, np.float32)
+
+
+def _set_splits(a, v):
+    if a.type == a.TENSOR:
+        a.t.CopyFrom(numpy_helper.from_array(v, a.t.name))
+    else:
+        del a.floats[:]
+        a.floats.extend(v.tolist())
+
+
+def _position(proto, tree, node):
+    """Where scikit-learn node `node` (a split) sits in the ONNX thresholds array."""
+    _, _, ids = _split_attr(proto)
+    if ids is None:  # v5: interior nodes in scikit-learn order
+        return int(np.flatnonzero(np.flatnonzero(tree.children_left >= 0) == node)[0])
+    return ids.index(int(node))
+
+
+def _threshold32(proto, tree, node):
+    _, a, _ = _split_attr(proto)
+    return np.float32(_get_splits(a)[_position(proto, tree, node)])
+
+
+def _moved_split(proto, tree, node, steps: int):
+    """A copy of a one-tree ONNX model with scikit-learn node `node`'s threshold moved `steps` float32 steps."""
     p = copy.deepcopy(proto)
-    node = next(n for n in p.graph.node if n.op_type == "TreeEnsemble")
-    a = _attr(node, "nodes_splits")
-    splits = numpy_helper.to_array(a.t).copy()
-    v = splits[inner]
+    _, a, _ = _split_attr(p)
+    splits = _get_splits(a)
+    j = _position(p, tree, node)
+    v = splits[j]
     for _ in range(abs(steps)):
-        v = np.nextafter(v, np.float32(np.inf if steps > 0 else -np.inf))
-    splits[inner] = v
-    a.t.CopyFrom(numpy_helper.from_array(splits, a.t.name))
+        v = np.nextafter(v, type(v)(np.inf if steps > 0 else -np.inf))
+    splits[j] = v
+    _set_splits(a, splits)
     return p
 
 
@@ -102,12 +138,11 @@ def test_a_threshold_moved_two_float32_steps_at_depth_4_is_found(deep_tree, tmp_
     joblib.dump(est, tmp_path / "model.pkl")
     for j in chosen:
         node = inner_nodes[j]
-        broken = _moved_split(art.proto, j, 2)
+        broken = _moved_split(art.proto, t, node, 2)
         # real: a row reaching the node with the split feature just above the float32 threshold differs
         row = _reaching_row(t, node, X).astype(np.float32)
         f = t.feature[node]
-        t32 = numpy_helper.to_array(_attr(next(n for n in art.proto.graph.node if n.op_type == "TreeEnsemble"),
-                                          "nodes_splits").t)[j]
+        t32 = _threshold32(art.proto, t, node)
         row[f] = np.nextafter(t32, np.float32(np.inf))
         got = ort_run(broken, {"X": row[None, :]})["variable"].ravel()
         assert abs(got[0] - est.predict(row[None, :].astype(np.float64))[0]) > 1e-3
@@ -132,9 +167,9 @@ def test_two_onnx_models_learn_from_their_tree_ensembles(deep_tree):
     t = est.tree_
     inner_nodes = np.flatnonzero(t.children_left >= 0)
     depth = _depth(t)
-    j = next(j for j, node in enumerate(inner_nodes) if depth[node] == 5)
+    node = next(node for node in inner_nodes if depth[node] == 5)
     a = portable.load(art.proto)
-    b = portable.load(_moved_split(art.proto, j, -3))
+    b = portable.load(_moved_split(art.proto, t, node, -3))
     rep = check(a, b, samples=1000)
     assert not rep.equivalent, rep.summary_line()
     assert check(a, portable.load(copy.deepcopy(art.proto)), samples=1000).equivalent

@@ -294,7 +294,15 @@ def test_unsupported_operators_are_named() -> None:
         lower_proto(model.proto)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+# Real disagreements the path-aware checker (issue 13) finds in the lowered graphs, left to the lowering's owner:
+# KMeans lowered gives NaN scores at a cluster centre (the square root of a distance that rounds below 0), and
+# Binarizer(threshold=0.2) lowered to float32 sends x = float32(0.2) > 0.2 the other way from scikit-learn.
+_FOUND = {"kmeans": "lowered KMeans: NaN distance at a cluster centre (sqrt of a negative rounding)",
+          "binarizer": "lowered Binarizer in float32: x = float32(0.2) is above 0.2 in scikit-learn, not in ONNX"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_FOUND[n], strict=False))
+                                  if n in _FOUND else n for n in MODELS])
 def test_checker_accepts_lowered(name: str) -> None:
     est, _, _, lowered = _converted(name)
     report = portable.api.check(est, lowered, samples=200, seed=2)

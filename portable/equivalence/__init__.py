@@ -29,7 +29,7 @@ from .inputs import (DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, buil
                      rows_strategy, simplify_strategy, tested_nodes)
 from .report import Report
 
-__all__ = ["check", "Report", "Tolerance", "tolerance_for"]
+__all__ = ["check", "load_model", "Report", "Tolerance", "tolerance_for"]
 
 SHRINK_EXAMPLES = 40   # hypothesis examples tried to find a failing small batch
 SHRINK_CALLS = 150     # model evaluations allowed while shrinking (each runs both models on <= 3 rows)
@@ -161,12 +161,22 @@ def _rng(seed: int) -> np.random.Generator:
 
 
 def _as_model(source: Any) -> Model:
-    """`source` as a Model: loaded through the registry (sniffed) when it is not one already."""
+    return load_model(source)
+
+
+def load_model(source: Any, *, trust: Any = (), data: Any = None) -> Model:
+    """`source` as a Model: loaded through the registry (format sniffed) when it is not one already; a model
+    that learns its input types from sample data (`with_data`, e.g. a scikit-learn model fitted on a DataFrame
+    with string columns) is given `data` when it is a DataFrame. The checker's own loader: it does not import
+    `portable.api`."""
     if isinstance(source, Model):
         return source
     from ..registry import REGISTRY, LoadOptions
 
-    return REGISTRY.sniff(source).load(source, LoadOptions())
+    model = REGISTRY.sniff(source).load(source, LoadOptions(trust=tuple(trust)))
+    if data is not None and hasattr(data, "columns") and callable(getattr(model, "with_data", None)):
+        model = model.with_data(data)
+    return model
 
 
 def _ticker(progress: Callable[[int, int], Any] | None, total: int) -> Callable[[], None]:

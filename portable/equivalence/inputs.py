@@ -451,6 +451,8 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             f.unseen_ok = True
         if f.is_string:
             strs = [str(c) for c in h.categories]
+            if strs and h.unseen_ok:  # any string is valid: draw an other-than-named one as often as a named one
+                strs.append("")
             f.values = f.values + [v for v in strs if v not in f.values]
             if strs:
                 f.categorical = True

@@ -419,10 +419,10 @@ def context(spec: Spec, original: Model | None = None, converted: Model | None =
     ctx = _CONTEXTS.get(spec.token)
     if ctx is not None:
         return ctx, False
-    from ..api import load
+    from . import load_model
 
-    a = original if original is not None else load(spec.original, trust=spec.trust, data=spec.head)
-    b = converted if converted is not None else load(spec.converted, trust=spec.trust)
+    a = original if original is not None else load_model(spec.original, trust=spec.trust, data=spec.head)
+    b = converted if converted is not None else load_model(spec.converted, trust=spec.trust)
     ctx = Context(spec, a, b)
     while len(_CONTEXTS) >= 2:
         _CONTEXTS.pop(next(iter(_CONTEXTS)))
@@ -751,10 +751,10 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
         raise PortableError(f"chunk_rows must be at least 1, not {chunk_rows}")
     source = open_data(data)
     sample = source.sample(sample_rows or min(chunk_rows, SAMPLE_ROWS))
-    from ..api import load
+    from . import load_model
 
-    a = load(original, trust=trust, data=sample)
-    b = load(converted, trust=trust)
+    a = load_model(original, trust=trust, data=sample)
+    b = load_model(converted, trust=trust)
     outputs = match_outputs(a, b)
     arrays = data_arrays(sample, a) or {}
     slots, _ = match_inputs(a, b, arrays)

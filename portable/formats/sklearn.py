@@ -303,6 +303,10 @@ class SklearnModel(Model):
     def info(self) -> dict[str, Any]:
         return {"estimator": repr(self.estimator), "kind": self.kind, "library": self.origin.library}
 
+    def with_data(self, data: Any) -> "SklearnModel":
+        """The same model with its input types learned from sample `data` (a DataFrame's string columns)."""
+        return type(self)(self.estimator, origin=self.origin, data=data)
+
     def input_hints(self) -> Any:
         """Ranges, tree splits, categories, training points and the quantity `predict` follows, read from the
         fitted estimator (`portable.formats.sklearn_hints`); learned once per model."""
