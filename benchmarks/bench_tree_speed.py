@@ -1,0 +1,205 @@
+"""Tree-ensemble inference: scikit-learn (or the boosting library) against portable's ONNX, skl2onnx's or
+onnxmltools' ONNX, and portable's NNEF executor, at 1, 100 and 10,000 rows, with one thread and with all threads.
+
+The reference converters run in a fresh subprocess (portable's tree converters must not be in the process that
+runs skl2onnx); every artifact is then timed in this process, engines interleaved round by round so that a
+load on the machine hits all of them alike. onnxruntime sessions get `intra_op_num_threads`; scikit-learn's
+forests `n_jobs`; OpenMP libraries (HistGradientBoosting, XGBoost, LightGBM) are limited with threadpoolctl and
+their own `n_jobs`.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._util import table
+
+FEATURES = 20
+BATCHES = (1, 100, 10_000)
+
+_REFERENCE = textwrap.dedent("""
+    import pickle, sys, warnings
+    warnings.filterwarnings("ignore")
+    import numpy as np
+    model = pickle.load(open(sys.argv[1], "rb"))
+    kind = type(model).__module__.split(".")[0]
+    if kind in ("xgboost", "lightgbm"):
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+        conv = onnxmltools.convert_xgboost if kind == "xgboost" else onnxmltools.convert_lightgbm
+        proto = conv(model, initial_types=[("X", FloatTensorType([None, %d]))], target_opset=17,
+                     **({"zipmap": False} if kind == "lightgbm" else {}))
+    else:
+        import skl2onnx
+        from skl2onnx.common.data_types import FloatTensorType
+        opts = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
+        proto = skl2onnx.convert_sklearn(model, initial_types=[("X", FloatTensorType([None, %d]))], options=opts,
+                                         target_opset={"": 17, "ai.onnx.ml": 3})
+    open(sys.argv[2], "wb").write(proto.SerializeToString())
+""" % (FEATURES, FEATURES))
+
+
+def _models() -> list[tuple[str, Any]]:
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.ensemble import (GradientBoostingClassifier, GradientBoostingRegressor,
+                                  HistGradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor)
+
+    def cls(n: int, rows: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+        return make_classification(rows, FEATURES, n_informative=12, n_classes=n, random_state=n)
+
+    Xr, yr = make_regression(20_000, FEATURES, noise=5.0, random_state=0)
+    out = []
+    for n in (2, 3, 10):
+        out.append((f"RandomForestClassifier, {n} classes, 100 trees, depth 8",
+                    RandomForestClassifier(100, max_depth=8, random_state=0).fit(*cls(n))))
+    out.append(("RandomForestRegressor, 100 trees, depth 8", RandomForestRegressor(100, max_depth=8, random_state=0).fit(Xr, yr)))
+    out.append(("GradientBoostingRegressor, 100 trees, depth 3", GradientBoostingRegressor(random_state=0).fit(Xr, yr)))
+    out.append(("GradientBoostingClassifier, 3 classes, 50 stages", GradientBoostingClassifier(n_estimators=50, random_state=0).fit(*cls(3, 4000))))
+    out.append(("HistGradientBoostingClassifier, 3 classes, 100 iterations",
+                HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(*cls(3))))
+    try:
+        import xgboost
+
+        out.append(("XGBClassifier, 3 classes, 100 trees, depth 6",
+                    xgboost.XGBClassifier(n_estimators=100, max_depth=6, n_jobs=1).fit(*cls(3))))
+    except ImportError:
+        pass
+    try:
+        import lightgbm
+
+        out.append(("LGBMClassifier, 3 classes, 100 trees", lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, n_jobs=1).fit(*cls(3))))
+    except ImportError:
+        pass
+    return out
+
+
+def _split_nodes_onnx(proto: Any) -> int:
+    from onnx import helper
+
+    total = 0
+    for node in proto.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "TreeEnsemble":
+            total += len(attrs["nodes_featureids"])
+        elif node.op_type in ("TreeEnsembleRegressor", "TreeEnsembleClassifier"):
+            total += sum(m != b"LEAF" for m in attrs["nodes_modes"])
+    return total
+
+
+def _split_nodes_native(est: Any) -> int | None:
+    if hasattr(est, "estimators_"):
+        return sum(int((t.tree_.children_left >= 0).sum()) for t in np.ravel(est.estimators_))
+    if hasattr(est, "_predictors"):
+        return sum(int((~p.nodes["is_leaf"].astype(bool)).sum()) for s in est._predictors for p in s)
+    try:
+        df = est.get_booster().trees_to_dataframe()  # xgboost
+        return int((df.Feature != "Leaf").sum())
+    except AttributeError:
+        pass
+    try:
+        df = est.booster_.trees_to_dataframe()  # lightgbm
+        return int(df.split_feature.notna().sum())
+    except AttributeError:
+        return None
+
+
+def _set_threads(est: Any, n: int) -> None:
+    if "n_jobs" in est.get_params():
+        est.set_params(n_jobs=n)
+
+
+def _session(proto_bytes: bytes, threads: int) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(proto_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def _best(fns: dict[str, Any], rows: int) -> dict[str, float]:
+    """Interleaved rounds; the best time per engine, in ms."""
+    number = 200 if rows == 1 else (30 if rows == 100 else 1)
+    rounds = 7 if rows < 10_000 else 5
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[k] = min(best[k], (time.perf_counter() - t0) / number * 1000)
+    return best
+
+
+def run() -> str:
+    import portable
+    from threadpoolctl import threadpool_limits
+
+    warnings.filterwarnings("ignore")
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(10_000, FEATURES)).astype(np.float32) * 1.5
+    rows_out, size_rows = [], []
+    all_threads = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, est in _models():
+            predict = est.predict_proba if hasattr(est, "predict_proba") else est.predict
+            pkl, ref_path = Path(tmp, "m.pkl"), Path(tmp, "ref.onnx")
+            pkl.write_bytes(pickle.dumps(est))
+            proc = subprocess.run([sys.executable, "-c", _REFERENCE, str(pkl), str(ref_path)], capture_output=True,
+                                  text=True, timeout=900)
+            ref_bytes = ref_path.read_bytes() if proc.returncode == 0 else None
+            art = portable.convert(est, to="onnx", dtype="float32", check=False)
+            ours = art.proto.SerializeToString()
+            try:
+                nnef = portable.convert(est, to="nnef", dtype="float32", check=False)
+            except portable.PortableError:
+                nnef = None
+            import onnx
+
+            size_rows.append([name, _split_nodes_native(est) or "?", _split_nodes_onnx(art.proto),
+                              _split_nodes_onnx(onnx.load_from_string(ref_bytes)) if ref_bytes else "fails",
+                              f"{len(ours) / 2**20:.2f}", f"{len(ref_bytes) / 2**20:.2f}" if ref_bytes else "fails",
+                              art.metadata.get("portable.trees.formulation", "?")])
+            for threads in (1, all_threads):
+                _set_threads(est, threads)
+                s_ours = _session(ours, threads)
+                s_ref = _session(ref_bytes, threads) if ref_bytes else None
+                for rows in BATCHES:
+                    x = data[:rows]
+                    fns = {"native": lambda: predict(x), "portable": lambda: s_ours.run(None, {"X": x})}
+                    if s_ref is not None:
+                        fns["reference"] = lambda: s_ref.run(None, {s_ref.get_inputs()[0].name: x})
+                    if nnef is not None and threads == 1:
+                        fns["nnef"] = lambda: nnef.run({"X": x})
+                    with threadpool_limits(threads):
+                        t = _best(fns, rows)
+                    rows_out.append([
+                        name, threads, f"{rows:,}", f"{t['native']:.3f}", f"{t['portable']:.3f}",
+                        f"**{t['native'] / t['portable']:.2f}x**",
+                        f"{t['reference']:.3f}" if "reference" in t else "fails",
+                        f"{t['reference'] / t['portable']:.2f}x" if "reference" in t else "",
+                        f"{t['nnef']:.3f}" if "nnef" in t else ("" if threads > 1 else "refused"),
+                    ])
+    return ("## Tree ensembles: inference speed by formulation\n\n"
+            "portable's float32 ONNX in onnxruntime against the model's own predict (`predict_proba` for "
+            "classifiers), skl2onnx 1.20's artifact (onnxmltools for XGBoost/LightGBM; ai.onnx.ml 3, ZipMap off) "
+            "and portable's NNEF executor (one thread only), at 1, 100 and 10,000 rows. *native / portable* above "
+            "1: portable's artifact is faster than the original; *reference / portable* above 1: faster than the "
+            "other converter's. Best of interleaved rounds. The machine was shared with other work while this ran, "
+            "so absolute times are noisy; ratios come from the same rounds.\n\n"
+            + table(["model", "threads", "rows", "native ms", "portable ONNX ms", "native / portable",
+                     "skl2onnx/onnxmltools ms", "reference / portable", "portable NNEF ms"], rows_out)
+            + "\n\nSplit nodes and artifact sizes (float32). The formulation is what portable chose and recorded in "
+              "`portable.trees.formulation`.\n\n"
+            + table(["model", "split nodes, original", "split nodes, portable", "split nodes, reference",
+                     "portable MiB", "reference MiB", "portable formulation"], size_rows))
