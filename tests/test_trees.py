@@ -227,3 +227,21 @@ def test_multi_output_regressor_and_one_leaf_trees() -> None:
             got = art.run({"X": XT})["variable"].reshape(y.shape)
             np.testing.assert_allclose(got, y, rtol=tol)
             assert _split_nodes(art.proto) <= max(1.05 * _sklearn_split_nodes(model), len(model.estimators_))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_traversal_formulations_lower_to_standard_ops(dtype: str) -> None:
+    """The leaf-index (float64) and multi-target TreeEnsembleRegressor (float32) graphs lower to standard ops."""
+    from sklearn.datasets import make_classification
+
+    from portable.registry import ConvertOptions
+
+    Xc, yc = make_classification(500, 6, n_informative=4, n_classes=3, random_state=0)
+    est = ensemble.RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(Xc, yc)
+    art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+    lowered = portable.api._run_route(art, [], ConvertOptions(standard_ops=True))
+    assert not any(n.domain == "ai.onnx.ml" for n in lowered.proto.graph.node)
+    z = np.random.default_rng(0).normal(size=(2000, 6)) * 2
+    got = lowered.run({"X": z})["probabilities"]
+    np.testing.assert_allclose(got, est.predict_proba(z.astype(np.float32)), rtol=0,
+                               atol=1e-12 if dtype == "float64" else 2e-6)

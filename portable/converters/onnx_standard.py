@@ -819,12 +819,13 @@ def _gather(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], k: int, fill:
             xf = b.op("GatherElements", [x, b.op("Gather", [t_feat, idx], axis=0)], axis=1)
         go = b.op("LessOrEqual", [xf, b.op("Gather", [t_thr, idx], axis=0)])
         if t_nan is not None:
-            go = _nan_routed(b, xf, go, None, b.op("Gather", [t_nan, idx], axis=0))
+            go = _nan_routed(b, xf, go, None, b.op("Gather", [t_nan, idx], axis=0), nan_a.dtype)
         idx = b.op("Where", [go, b.op("Gather", [t_yes, idx], axis=0), b.op("Gather", [t_no, idx], axis=0)])
     return b.op("Gather", [b.const(vals, "leaf_values"), idx], axis=0)
 
 
-def _nan_routed(b: _Builder, xf: str, go: str, table: np.ndarray | None, gathered: str | None) -> str:
+def _nan_routed(b: _Builder, xf: str, go: str, table: np.ndarray | None, gathered: str | None,
+                dt: np.dtype | None = None) -> str:
     """`go` with NaN rows sent to the true child where the node says so (a 0/1 float table: NNEF has no
     logical variables nnef-tools writes). `x <= t` is already False for NaN, so all-zero tables need nothing."""
     if table is not None:
@@ -832,7 +833,8 @@ def _nan_routed(b: _Builder, xf: str, go: str, table: np.ndarray | None, gathere
             return go
         gathered = b.const(table, "nan_true")
     isnan = b.op("Not", [b.op("Equal", [xf, xf])])
-    wants = b.op("Greater", [gathered, b.const(np.array(0.5, b.np_dtype(xf)))])
+    # the table's dtype (an op's output has no recorded type: np_dtype would say float32 for a double table)
+    wants = b.op("Greater", [gathered, b.const(np.array(0.5, table.dtype if table is not None else dt))])
     return b.op("Or", [go, b.op("And", [isnan, wants])])
 
 
