@@ -144,7 +144,10 @@ def test_every_row_of_two_million_is_checked_and_the_planted_row_is_found(models
     assert out["max_abs_diff"] == pytest.approx(expected[(f"part-{PLANT_FILE:02d}.parquet", PLANT_ROW)])
     ex = next(c for c in bad.counterexamples if c.get("file"))
     assert (Path(ex["file"]).name, ex["row"]) == (f"part-{PLANT_FILE:02d}.parquet", PLANT_ROW)
-    assert ex["inputs"]["X"][0] == FAR
+    assert ex["inputs"]["X"][0][0] == FAR
+    # the counterexample reproduces with the libraries themselves
+    X = np.asarray(ex["inputs"]["X"])
+    assert abs(models[0].predict(X)[0] - ort_predict(tampered, X)[0]) > 0.5
     # the error distribution covers every row exactly once
     assert sum(bad.error_histograms()[out["name"]]["counts"]) == FILES * ROWS
     text = bad.to_text()

@@ -529,9 +529,10 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
                 entry = {"severity": float(sev[i]), "part": part.index, "file": part.name,
                          "row": first_row + int(rows[i]), "bad": bool(r.bad[i])}
                 if r.bad[i] or r.error:
-                    entry["inputs"] = {k2: np.asarray(v[i]).tolist() for k2, v in sub.items()}
-                    entry["original"] = {k2: np.asarray(v[i]).tolist() for k2, v in out_a.items()}
-                    entry["converted"] = {k2: np.asarray(v[i]).tolist() for k2, v in out_b.items()}
+                    # a batch of one row, as the generated counterexamples: model.run(inputs) reproduces it
+                    entry["inputs"] = {k2: np.asarray(v[i:i + 1]).tolist() for k2, v in sub.items()}
+                    entry["original"] = {k2: np.asarray(v[i:i + 1]).tolist() for k2, v in out_a.items()}
+                    entry["converted"] = {k2: np.asarray(v[i:i + 1]).tolist() for k2, v in out_b.items()}
                 stats.worst.append(entry)
         out.outputs[name] = stats
     return out
