@@ -12,7 +12,8 @@ DataFrame (with `chunk_rows`) or a Dask DataFrame. It
 3. merges the partial results (the merge does not depend on how the data was chunked, so streaming and Dask
    give the same counts) into a `StreamReport`.
 
-Rows are numbered from 0 within their file (row 0 is the first data row; a CSV's header is not a row) or
+Memory is bounded by `chunk_rows` (and, for Parquet, by a file's row-group size: pyarrow decodes a row group
+at a time). Rows are numbered from 0 within their file (row 0 is the first data row; a CSV's header is not a row) or
 within their Dask partition. A task that cannot be read (a corrupt file, a worker lost more often than Dask
 allows) is named in `report.data["unread"]` with the rows it holds, and the verdict is then *not* equivalent:
 the report never claims equivalence on fewer rows than the data holds (`report.complete` is False and the
