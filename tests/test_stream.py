@@ -262,6 +262,31 @@ def test_rows_a_model_rejects_are_counted_by_file_and_row(models, small, tmp_pat
     assert any("a.parquet row 10" in n for n in rep.notes)
 
 
+def test_label_flips_at_the_decision_boundary_are_near_ties_as_in_the_generated_check(tmp_path):
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6))
+    est = LinearSVC().fit(X, (X @ np.arange(1, 7) > 0.3).astype(int))
+    (tmp_path / "svc.pkl").write_bytes(pickle.dumps(est))
+    portable.convert(str(tmp_path / "svc.pkl"), to="onnx").save(tmp_path / "svc.onnx")
+    Z = rng.normal(size=(20_000, 6))
+    w, b = est.coef_[0], est.intercept_[0]
+    Z[:5000] -= np.outer((Z[:5000] @ w + b) / (w @ w), w)  # onto the decision boundary ...
+    Z[:5000] += np.outer(rng.normal(size=5000) * 1e-7, w)  # ... and just off it, on either side
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({f"x{j}": Z[:, j] for j in range(6)}), tmp_path / "data" / "a.parquet")
+    Z32 = Z.astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "svc.onnx"), providers=["CPUExecutionProvider"])
+    flips = int((sess.run(None, {sess.get_inputs()[0].name: Z32})[0] != est.predict(Z32.astype(np.float64))).sum())
+    assert flips > 0  # float32 decides some boundary rows the other way
+    rep = portable.check(str(tmp_path / "svc.pkl"), str(tmp_path / "svc.onnx"), data=str(tmp_path / "data"),
+                         chunk_rows=3000)
+    label = next(o for o in rep.outputs if o["kind"] == "label")
+    assert (label["mismatches"], label["near_ties"]) == (0, flips)
+    assert rep.equivalent
+
+
 def test_an_unreadable_file_is_named_and_the_verdict_is_not_equivalent(models, small, tmp_path):
     _, pkl, good, _ = models
     data = tmp_path / "data"

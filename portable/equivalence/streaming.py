@@ -404,11 +404,27 @@ class Spec:
 
 @dataclass
 class Context:
-    """A spec with both models loaded."""
+    """A spec with both models loaded, and what the original's hints say about judging its rows."""
 
     spec: Spec
     original: Model
     converted: Model
+    sizes: dict[str, int | None] = field(default_factory=dict)  # a model's fixed batch size, by role
+    decision: Any = None  # the quantity the original's label follows (`portable.hints.Decision`)
+    ties: Any = None  # rows the original's own result decides by a tie (`InputHints.ties`)
+
+    def __post_init__(self) -> None:
+        from .inputs import model_hints
+
+        for role, model in (("original", self.original), ("converted", self.converted)):
+            h = model_hints(model)
+            self.sizes[role] = int(h.batch) if getattr(h, "batch", None) else None
+            if role == "original":
+                self.decision, self.ties = getattr(h, "decision", None), getattr(h, "ties", None)
+
+    @property
+    def narrow(self) -> np.dtype:
+        return np.dtype("float32" if any(s.dtype == "float32" for s in self.spec.slots) else "float64")
 
 
 _CONTEXTS: dict[str, Context] = {}  # per process: the models of the latest checks, loaded once per worker
@@ -483,7 +499,7 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
     if n == 0:
         return out
     inputs = _inputs(ctx.original, spec.slots, df, n)
-    out_a, ok_a, errs_a, approx_a = _runnable(ctx.original, inputs, n)
+    out_a, ok_a, errs_a, approx_a = _runnable(ctx.original, inputs, n, ctx.sizes.get("original"))
     out.original_rejects = int(n - ok_a.sum())
     out.approximate += approx_a
     for r, msg in errs_a:
@@ -493,7 +509,7 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
     if not len(idx):
         return out
     sub = inputs if len(idx) == n else {k: v[idx] for k, v in inputs.items()}
-    out_b, ok_b, errs_b, approx_b = _runnable(ctx.converted, sub, len(idx))
+    out_b, ok_b, errs_b, approx_b = _runnable(ctx.converted, sub, len(idx), ctx.sizes.get("converted"))
     out.converted_rejects = int(len(idx) - ok_b.sum())
     out.approximate += approx_b
     for r, msg in errs_b:
@@ -511,7 +527,7 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
         rows = idx
     m = len(rows)
     out.rows_checked = m
-    for name, r in _compare(spec, out_a, out_b, m).items():
+    for name, r in _compare(ctx, sub, out_a, out_b, m).items():
         stats = OutputStats(mismatches=int(r.mismatches), near_ties=int(r.near_ties), error=r.error)
         if r.kind != "label" and not r.error:
             stats.max_abs_diff, stats.max_rel_diff = r.max_abs_diff, r.max_rel_diff
@@ -566,12 +582,18 @@ def _inputs(original: Model, slots: list[InputSlot], df: Any, n: int) -> dict[st
     return out
 
 
-def _runnable(model: Model, inputs: dict[str, np.ndarray], n: int) -> tuple[
+def _runnable(model: Model, inputs: dict[str, np.ndarray], n: int, size: int | None = None) -> tuple[
         dict[str, np.ndarray], np.ndarray, list[tuple[int, str]], int]:
     """`model`'s outputs on the rows it accepts, which rows those are, (row, error) examples of rejected rows,
-    and how many rows were counted as rejected without being tried one by one (PROBES ran out)."""
+    and how many rows were counted as rejected without being tried one by one (PROBES ran out). A model with a
+    fixed batch `size` runs in batches of exactly that many rows, as in the generated-row check."""
+    from . import _run
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return _run(model, feed(feeds, model), size)
+
     try:
-        return model.run(feed(inputs, model)), np.ones(n, dtype=bool), [], 0
+        return run(inputs), np.ones(n, dtype=bool), [], 0
     except Exception as exc:
         first = _error(exc)
     ok = np.ones(n, dtype=bool)
@@ -582,7 +604,7 @@ def _runnable(model: Model, inputs: dict[str, np.ndarray], n: int) -> tuple[
     def tries(lo: int, hi: int) -> str | None:
         budget[0] -= 1
         try:
-            model.run(feed({k: v[lo:hi] for k, v in inputs.items()}, model))
+            run({k: v[lo:hi] for k, v in inputs.items()})
             return None
         except Exception as exc:
             return _error(exc)
@@ -609,7 +631,7 @@ def _runnable(model: Model, inputs: dict[str, np.ndarray], n: int) -> tuple[
     if not len(idx):
         return {}, ok, errors, approx[0]
     try:
-        outs = model.run(feed({k: v[idx] for k, v in inputs.items()}, model))
+        outs = run({k: v[idx] for k, v in inputs.items()})
     except Exception as exc:  # the rows that pass one by one fail together: count them all as rejected
         ok[:] = False
         return {}, ok, errors or [(0, _error(exc))], approx[0]
@@ -622,9 +644,13 @@ def _runnable(model: Model, inputs: dict[str, np.ndarray], n: int) -> tuple[
     return full, ok, errors, approx[0]
 
 
-def _compare(spec: Spec, a: dict[str, np.ndarray], b: dict[str, np.ndarray], n: int) -> dict[str, Any]:
+def _compare(ctx: Context, inputs: dict[str, np.ndarray], a: dict[str, np.ndarray], b: dict[str, np.ndarray],
+             n: int) -> dict[str, Any]:
     """`compare` with each numeric output's tolerance fixed by the sample check (absolute, so every chunk is
-    held to the same numbers); labels are compared with the output that decides their near-ties."""
+    held to the same numbers); labels are compared with the output that decides their near-ties, then judged
+    as the generated rows are: on the quantity the original's label follows, and rows the original decides by
+    a tie are near-ties."""
+    spec = ctx.spec
     kinds = dict(spec.outputs)
     labels = [(k, v) for k, v in spec.outputs if v == "label"]
     numeric = [(k, v) for k, v in spec.outputs if v != "label"]
@@ -640,7 +666,54 @@ def _compare(spec: Spec, a: dict[str, np.ndarray], b: dict[str, np.ndarray], n: 
         rtol, atol = spec.tolerances.get(tol_name, (None, None)) if tol_name else (None, None)
         for r in compare_outputs(group, a, b, n, rtol, atol):
             results[r.name] = r
-    return {k: results[k] for k in kinds}
+    ordered = [results[k] for k in kinds]
+    if ctx.decision is not None:
+        _judge(ctx, inputs, ordered)
+    if ctx.ties is not None:
+        _excuse(ctx, inputs, ordered)
+    return {r.name: r for r in ordered}
+
+
+def _judge(ctx: Context, inputs: dict[str, np.ndarray], results: list[Any]) -> None:
+    from .compare import judge_on_decision
+
+    dec = ctx.decision
+    lab = next((r for r in results if r.name == dec.output and r.kind == "label" and not r.error), None)
+    if lab is None or not (lab.mismatches or lab.near_ties):
+        return
+    rows = np.flatnonzero(lab.differ)
+    try:
+        values = np.asarray(dec.compute(feed({k: v[rows] for k, v in inputs.items()}, ctx.original)),
+                            dtype=np.float64)
+    except Exception:
+        return  # judged on the outputs, as compare did
+    judge_on_decision(lab, rows, values, dec, ctx.narrow)
+
+
+def _excuse(ctx: Context, inputs: dict[str, np.ndarray], results: list[Any]) -> None:
+    n = len(next(iter(inputs.values())))
+    bad = np.zeros(n, dtype=bool)
+    for r in results:
+        if not r.error:
+            bad |= r.bad
+    rows = np.flatnonzero(bad)
+    if not len(rows):
+        return
+    rtol = 1e-5 if ctx.narrow == np.float32 else 1e-9
+    try:
+        tied_rows = np.asarray(ctx.ties(feed({k: v[rows] for k, v in inputs.items()}, ctx.original), rtol),
+                               dtype=bool)
+    except Exception:
+        return
+    tied = np.zeros(n, dtype=bool)
+    tied[rows[tied_rows]] = True
+    for r in results:
+        if r.error or not (r.bad & tied).any():
+            continue
+        r.near_ties += int((r.bad & tied).sum())
+        r.bad = r.bad & ~tied
+        r.severity = np.where(tied, 0.0, r.severity)
+        r.mismatches = int(r.bad.sum())
 
 
 def _error(exc: BaseException) -> str:
@@ -772,7 +845,10 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
                                 path=source.description or None)
     # the sample guides generation: rows the original model rejects (NaN where it takes none, ...) are left out
     # of it; in the data they are counted and noted
-    _, ok, _, _ = _runnable(a, _inputs(a, slots, sample, len(sample)), len(sample))
+    from .inputs import model_hints
+
+    size = getattr(model_hints(a), "batch", None)
+    _, ok, _, _ = _runnable(a, _inputs(a, slots, sample, len(sample)), len(sample), int(size) if size else None)
     if not ok.all():
         sample = sample.iloc[np.flatnonzero(ok)].reset_index(drop=True)
         if not len(sample):
