@@ -518,29 +518,48 @@ def _interp_axis(x: np.ndarray, axis: int, src: np.ndarray, clamp: bool) -> np.n
     return take(i0) * (1 - w1).reshape(shape) + take(i1) * w1.reshape(shape)
 
 
+def _upsample_weights(factor: int, symmetric: bool) -> np.ndarray:
+    if symmetric:
+        w = [1 - (i + 0.5) / factor for i in range(factor)]
+        return np.asarray(list(reversed(w)) + w)
+    return np.asarray([1 - abs(i) / factor for i in range(-factor + 1, factor)])
+
+
 @nnef_op("multilinear_upsample")
 def _multilinear_upsample(x: np.ndarray, *, factor: list[int], method: str = "symmetric",
                           border: str = "replicate", **_: Any) -> np.ndarray:
-    """As the NNEF specification defines it (a depthwise deconvolution with linear weights), computed as
-    separable linear interpolation."""
+    """As the NNEF specification defines it: 'aligned', and 'symmetric' with the 'replicate' border, are linear
+    interpolation (align-corners and half-pixel); the others a depthwise deconvolution with linear weights
+    (computed separably, one axis at a time)."""
+    if method not in ("aligned", "symmetric", "asymmetric"):
+        raise NNEFError(f"multilinear_upsample has no method '{method}'")
+    if method == "aligned" or (method == "symmetric" and border == "replicate"):
+        for i, f in enumerate(factor):
+            axis, n = 2 + i, x.shape[2 + i]
+            dst = np.arange(n * f, dtype=np.float64)
+            if method == "aligned":
+                src = dst * (n - 1) / (n * f - 1) if n * f > 1 else np.zeros_like(dst)
+            else:
+                src = (dst + 0.5) / f - 0.5
+            x = _interp_axis(x, axis, src, True)
+        return x
+    symmetric = method == "symmetric"
     for i, f in enumerate(factor):
         axis, n = 2 + i, x.shape[2 + i]
-        dst = np.arange(n * f, dtype=np.float64)
-        if method == "aligned":
-            src = dst * (n - 1) / (n * f - 1) if n * f > 1 else np.zeros_like(dst)
-            x = _interp_axis(x, axis, src, True)
-        elif method == "symmetric":
-            x = _interp_axis(x, axis, (dst + 0.5) / f - 0.5, border == "replicate")
-        elif method == "asymmetric":
-            src = dst / f
-            if border == "replicate":  # replicated on the leading side only, as the deconvolution pads
-                src = np.maximum(src, 0)
-            x = _interp_axis(x, axis, src, False) if border != "replicate" else \
-                _interp_axis(np.concatenate([x, np.zeros_like(np.take(x, [0], axis=axis))], axis=axis), axis,
-                             src, False)
+        moved = np.moveaxis(x, axis, -1)
+        lead = moved.shape[:-1]
+        flat = moved.reshape((-1, 1, n))
+        w = _upsample_weights(f, symmetric).astype(x.dtype).reshape(1, 1, -1)
+        if symmetric:
+            pad = [(f - 1, f - 1)]
         else:
-            raise NNEFError(f"multilinear_upsample has no method '{method}'")
-    return x
+            if border == "replicate":
+                flat = np.concatenate([flat[:, :, :1], flat], axis=2)
+            p = f if border == "replicate" else f // 2
+            pad = [(p, p)]
+        y = _deconv(flat, w, 0.0, padding=pad, stride=[f], output_shape=[flat.shape[0], 1, n * f])
+        x = np.moveaxis(y.reshape(lead + (n * f,)), -1, axis)
+    return np.ascontiguousarray(x)
 
 
 @nnef_op("local_response_normalization")
