@@ -406,6 +406,12 @@ class Service:
             raise io.RequestError(408, f"the body did not arrive within {self.config.body_timeout:g} s") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    async def _drift_off_loop(self) -> tuple[dict[str, Any] | None, str]:
+        """`drift_now` in the thread pool: a wide window takes milliseconds the event loop should not wait."""
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(self.drift_now)
+
     def drift_now(self) -> tuple[dict[str, Any] | None, str]:
         """(drift of the live window, or None, and why not)."""
         if self.profile is None or self.window is None:
@@ -416,7 +422,7 @@ class Service:
     async def drift(self, request: Any) -> Any:
         from starlette.responses import Response
 
-        result, reason = self.drift_now()
+        result, reason = await self._drift_off_loop()
         body = result if result is not None else {"drifted": None, "reason": reason}
         return Response(_dumps(body), headers=self._json_headers)
 
@@ -448,7 +454,7 @@ class Service:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
         from starlette.responses import Response
 
-        self.metrics.set_drift(self.drift_now()[0])
+        self.metrics.set_drift((await self._drift_off_loop())[0])
         return Response(generate_latest(self.metrics.registry), headers={"content-type": CONTENT_TYPE_LATEST})
 
     async def openapi_json(self, request: Any) -> Any:
@@ -459,7 +465,7 @@ class Service:
     async def page(self, request: Any) -> Any:
         from starlette.responses import HTMLResponse
 
-        result, reason = self.drift_now()
+        result, reason = await self._drift_off_loop()
         return HTMLResponse(model_card(title=self.title, fmt=self.model.format, signature=self.signature,
                                        provenance=provenance(self.model), summary=self.summary or self.report,
                                        report_html=self._report_html(), drift=result, drift_reason=reason,
