@@ -1,9 +1,9 @@
 """`portable serve` against a minimal hand-written Starlette + onnxruntime service running the same ONNX file.
 
 Both servers run at the same time as subprocesses on loopback (one uvicorn worker each, no access log), and one
-wrk-like asyncio client (raw streams, keep-alive) drives them in turn: for each case (1 or 1,000 rows per request,
-1 or 16 concurrent clients) rounds alternate between the two servers and the median round is kept. Request bodies
-are encoded once, before timing; responses are read but not decoded. Bounded: a fixed number of requests per round.
+wrk-like asyncio client (raw streams, keep-alive) loads both at once, the same number of connections each, for
+fixed-length rounds: for each case (1 or 1,000 rows per request, 1 or 16 clients) the median round is kept.
+Request bodies are encoded once, before timing; responses are read but not decoded. Bounded: rounds of 2-4 s.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ import numpy as np
 from ._util import table
 
 HERE = Path(__file__).resolve().parent
-CASES = [  # rows per request, concurrent clients, requests per round, rounds (more where a round is short)
-    (1, 1, 200, 15), (1, 16, 320, 15), (1000, 1, 12, 5), (1000, 16, 32, 5),
+ROUNDS = 5
+CASES = [  # rows per request, concurrent clients per server, seconds per round
+    (1, 1, 2.0), (1, 16, 2.0), (1000, 1, 4.0), (1000, 16, 4.0),
 ]
 
 
@@ -64,13 +65,12 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
-async def _client(port: int, request: bytes, count: list[int], latencies: list[float]) -> None:
-    """One keep-alive HTTP/1.1 connection sending `request` until `count` runs out (a wrk-like client: raw
-    asyncio streams, so that the client's own cost, shared with the servers on the same cores, stays small)."""
+async def _client(port: int, request: bytes, deadline: float, latencies: list[float]) -> None:
+    """One keep-alive HTTP/1.1 connection sending `request` until `deadline` (a wrk-like client: raw asyncio
+    streams, so that the client's own cost, shared with the servers on the same cores, stays small)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        while count[0] > 0:
-            count[0] -= 1
+        while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -85,15 +85,18 @@ async def _client(port: int, request: bytes, count: list[int], latencies: list[f
         writer.close()
 
 
-async def _load(port: int, body: bytes, clients: int, requests: int) -> tuple[float, list[float]]:
-    """(requests per second, latencies in seconds) of `requests` POSTs spread over `clients` connections."""
+async def _round(ports: dict[str, int], body: bytes, clients: int, seconds: float) -> dict[str, tuple[float, list]]:
+    """Load every server at once, `clients` connections each, for `seconds`: both see the same moments of the
+    shared machine. Returns (requests per second, latencies) per server."""
     request = (b"POST /predict HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                b"content-length: %d\r\n\r\n" % len(body)) + body
-    latencies: list[float] = []
-    count = [requests]
+    latencies: dict[str, list[float]] = {name: [] for name in ports}
     started = time.perf_counter()
-    await asyncio.gather(*(_client(port, request, count, latencies) for _ in range(clients)))
-    return requests / (time.perf_counter() - started), latencies
+    deadline = started + seconds
+    await asyncio.gather(*(_client(port, request, deadline, latencies[name])
+                           for name, port in ports.items() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {name: (len(lat) / elapsed, lat) for name, lat in latencies.items()}
 
 
 def _cpu(pid: int) -> float:
@@ -124,28 +127,27 @@ def run() -> str:
         for name, cmd in cmds.items():
             procs[name] = _start(cmd, ports[name], tmp / f"{name}.log")
         rng = np.random.default_rng(0)
-        bodies = {n: json.dumps({"X": X[rng.integers(0, len(X), n)].tolist()}).encode() for n, _, _, _ in CASES}
+        bodies = {n: json.dumps({"X": X[rng.integers(0, len(X), n)].tolist()}).encode() for n, _, _ in CASES}
         urls = {name: f"http://127.0.0.1:{p}/predict" for name, p in ports.items()}  # for the agreement check
         same = {name: httpx.post(u, content=bodies[1000], headers={"content-type": "application/json"},
                                  timeout=60).json()["outputs"]["label"] for name, u in urls.items()}
         assert same["portable"] == same["hand-written"], "the two servers disagree"
         rows = []
-        for n, clients, requests, rounds in CASES:
+        for n, clients, seconds in CASES:
             results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in ports}
             cpu = {name: 0.0 for name in ports}
-            for name, port in ports.items():  # warm both up
-                asyncio.run(_load(port, bodies[n], clients, max(clients * 2, 20 if n == 1 else 4)))
-            for i in range(rounds):  # the order alternates, so a slow spell of the shared machine hits both
-                for name in (list(ports) if i % 2 == 0 else list(ports)[::-1]):
-                    c0 = _cpu(procs[name].pid)
-                    results[name].append(asyncio.run(_load(ports[name], bodies[n], clients, requests)))
-                    cpu[name] += _cpu(procs[name].pid) - c0
+            asyncio.run(_round(ports, bodies[n], clients, 0.5))  # warm-up
+            for _ in range(ROUNDS):
+                c0 = {name: _cpu(procs[name].pid) for name in ports}
+                for name, result in asyncio.run(_round(ports, bodies[n], clients, seconds)).items():
+                    results[name].append(result)
+                    cpu[name] += _cpu(procs[name].pid) - c0[name]
             figures = {}
             for name, measured in results.items():
                 rps = statistics.median(r[0] for r in measured)
                 lat = np.array([x for r in measured for x in r[1]]) * 1000
                 figures[name] = (rps, np.percentile(lat, 50), np.percentile(lat, 99),
-                                 cpu[name] / (rounds * requests) * 1000)
+                                 cpu[name] / max(sum(len(r[1]) for r in measured), 1) * 1000)
             ratio = statistics.median(a[0] / b[0] for a, b in zip(results["portable"], results["hand-written"]))
             p, h = figures["portable"], figures["hand-written"]
             rows.append([f"{n:,}", clients, f"{p[0]:,.0f}", f"{h[0]:,.0f}", f"**{ratio:.2f}**",
@@ -158,10 +160,13 @@ def run() -> str:
             "The same ONNX file (RandomForestClassifier, 50 trees of depth 8, 30 features: breast cancer) behind "
             "`portable serve` and behind the service a user would write by hand (`benchmarks/_serve_baseline.py`: "
             "`await request.json()`, a default `InferenceSession`, `JSONResponse` of `.tolist()`, no validation, "
-            "no metrics). One uvicorn worker each, no access log, loopback; one client process (raw asyncio "
-            "streams over keep-alive connections, like wrk, so that its own cost stays small) drives both in "
-            "5 to 15 rounds of alternating order (req/s: median round; latencies pooled over the rounds), so "
-            "client and servers share the machine's cores. portable's server does more per request (validation "
+            "no metrics). One uvicorn worker each, no access log, loopback. One client process (raw asyncio "
+            "streams over keep-alive connections, like wrk, so that its own cost stays small) loads both servers "
+            "at the same time, with the same number of connections each, for "
+            f"{ROUNDS} rounds of 2 s (1 row) or 4 s (1,000 rows): on a shared machine both then see the same "
+            "moments of load, and the ratio measures which server gets more done with the same chances "
+            "(req/s: median round; latencies pooled over the rounds). portable's server does more per request "
+            "(validation "
             "against the signature, Prometheus metrics, the drift window) and saves elsewhere: orjson (numpy "
             "arrays written natively), /predict answered on ASGI directly rather than through Starlette's request "
             "and response objects, small batches scored on the event loop, and an onnxruntime session with one "

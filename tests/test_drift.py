@@ -199,3 +199,24 @@ def test_a_single_record_without_its_list_is_accepted() -> None:
     with pytest.raises(RequestError) as err:
         parse([{"X": [1, 2, 3], "city": "lyon", "n": 4, "extra": 0}], SIG, max_rows=10)
     assert err.value.problems[0]["field"] == "extra"
+
+
+@settings(max_examples=30, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=30), size=st.integers(1, 60))
+def test_the_live_window_keeps_exactly_the_last_rows(sizes: list[int], size: int) -> None:
+    from portable.profile import build_profile
+    from portable.serving.app import Window
+
+    total = sum(sizes)
+    X = np.arange(total * 2, dtype=np.float64).reshape(total, 2)
+    city = np.array([f"c{i}" for i in range(total)], dtype=object).reshape(-1, 1)
+    window = Window(build_profile({"X": X, "city": city}), size)
+    start = 0
+    for k in sizes:
+        window.add({"X": X[start:start + k], "city": city[start:start + k]})
+        start += k
+    kept = window.arrays()
+    keep = min(size, total)
+    order = np.argsort(kept["X"][:, 0])
+    np.testing.assert_array_equal(kept["X"][order], X[total - keep:])
+    assert kept["city"][order].ravel().tolist() == city[total - keep:].ravel().tolist()

@@ -149,6 +149,9 @@ class Window:
                 self._fold()
 
     def _fold(self) -> None:
+        if len(self.pending) > 1:  # one write of the queued rows, not one per request
+            self.pending = [{n: np.concatenate([a[n].reshape(len(a[n]), -1) for a in self.pending])
+                             for n in self.names}]
         for arrays in self.pending:
             self._write(arrays)
         self.pending, self.pending_rows = [], 0
