@@ -5,8 +5,9 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputExistsError, PortableError
 
@@ -42,49 +43,152 @@ def target_path(source: Path, to: str) -> Path:
     return Path(f"{stem(source)}{TARGET_SUFFIX.get(to, '.' + to)}")
 
 
-def check_writable(path: str | Path, force: bool) -> Path:
-    """Refuse an existing output unless `force`; make sure the parent folder exists."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise OutputExistsError("the output already exists; pass --force (force=True) to overwrite it", path=p)
-    if not p.parent.exists():
-        raise PortableError("the folder to write into does not exist", path=p.parent)
+def as_path(value: Any, name: str = "path") -> Path:
+    """`value` as a Path, or a PortableError naming the argument (None, a number, an empty string...)."""
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value.strip():
+        return Path(value)
+    if isinstance(value, os.PathLike):
+        return Path(os.fspath(value))
+    raise PortableError(f"{name} must be a file path (str or pathlib.Path), not {value!r}")
+
+
+def _holds(folder: Path, inner: Path) -> bool:
+    return inner == folder or folder in inner.parents
+
+
+def check_writable(path: Any, force: bool, *, protect: Iterable[Any] = (), kind: str | None = None,
+                   probe: bool = False) -> Path:
+    """Refuse an output that cannot be written without losing data, before anything is converted.
+
+    - an existing output (a dangling symlink counts) without `force`;
+    - the output is one of the `protect`ed paths (the source, a model being checked), a folder holding one, or
+      a path inside a protected folder (an NNEF model folder);
+    - `kind="file"` and the output is an existing folder (`-o existing_dir --force` for ONNX);
+    - the folder to write into is missing, is not a folder, or (with `probe`) cannot be written into.
+    """
+    p = as_path(path, "the output path")
+    if not isinstance(force, bool):
+        raise PortableError(f"force must be True or False, not {force!r}")
+    real = Path(os.path.realpath(p))
+    for src in protect:
+        if src is None:
+            continue
+        s = Path(os.path.realpath(src))
+        if _holds(real, s):
+            what = "is" if real == s else "is a folder that holds"
+            raise PortableError(f"the output {what} {src}, which portable must not overwrite; choose another "
+                                "output", path=p)
+        if s.is_dir() and _holds(s, real):
+            raise PortableError(f"the output is inside the model folder {src}, which portable must not modify; "
+                                "choose another output", path=p)
+    exists = os.path.lexists(p)
+    if exists and not force:
+        what = "is a symlink (dangling)" if p.is_symlink() and not p.exists() else "exists"
+        raise OutputExistsError(f"the output already {what}; pass --force (force=True) to overwrite it", path=p)
+    if kind == "file" and p.is_dir():
+        raise PortableError("the output is a folder; this artifact is one file, so give a file name", path=p)
+    if kind == "folder" and p.is_dir() and any(p.iterdir()) and not (p / "graph.nnef").is_file():
+        raise PortableError("the output is a folder that is not an NNEF model; portable replaces only an NNEF "
+                            "model folder, so give a new name", path=p)
+    parent = p.parent
+    if not parent.exists():
+        raise PortableError("the folder to write into does not exist", path=parent)
+    if not parent.is_dir():
+        raise PortableError("the path to write into is not a folder", path=parent)
+    if probe:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise PortableError(f"cannot write into this folder ({exc.strerror or exc})", path=parent) from None
     return p
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) -> Path:
-    """Write `data` to a temporary file beside `path`, then rename it into place."""
-    p = check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+def _write_error(p: Path, exc: OSError) -> PortableError:
+    return PortableError(f"could not write the output ({exc.strerror or type(exc).__name__})", path=p)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: Iterable[Any] = ()) -> Path:
+    """Write `data` to a temporary file beside `path`, then rename it into place (the temporary file is removed on
+    every exit path, a signal included once the command line turned it into an exception)."""
+    p = check_writable(path, force, protect=protect, kind="file")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as exc:
+        raise _write_error(p, exc) from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
-        raise
     return p
 
 
-def atomic_write_dir(path: str | Path, fill: Callable[[Path], None], *, force: bool = False) -> Path:
-    """Fill a temporary folder beside `path` with `fill(tmpdir)`, then move it into place."""
-    p = check_writable(path, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
+def atomic_write_dir(path: str | Path, fill: Callable[[Path], None], *, force: bool = False,
+                     protect: Iterable[Any] = ()) -> Path:
+    """Fill a temporary folder beside `path` with `fill(tmpdir)`, then move it into place. An existing output is
+    replaced only when it is a file or an NNEF model folder (never an arbitrary folder, never the source's)."""
+    p = check_writable(path, force, protect=protect, kind="folder")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
+    except OSError as exc:
+        raise _write_error(p, exc) from None
     try:
         fill(tmp)
-        if p.exists():
+        if os.path.lexists(p):
             old = p.with_name(f".{p.name}.old")
-            if old.exists():
-                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            if os.path.lexists(old):
+                shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
             os.replace(p, old)
             os.replace(tmp, p)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
         else:
             os.replace(tmp, p)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    except OSError as exc:
+        raise _write_error(p, exc) from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return p
+
+
+def read_data(path: Any) -> Any:
+    """Read sample input for a check: `.npy` (no pickles), `.csv` or `.parquet` (as a DataFrame).
+
+    Raises:
+        PortableError: the file is missing, unreadable, empty, of another kind, or holds no numbers or strings.
+    """
+    p = as_path(path, "data")
+    if not p.is_file():
+        raise PortableError("no such data file", path=p)
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".csv", ".parquet"):
+        raise PortableError("--data takes a .npy, .csv or .parquet file", path=p)
+    if p.stat().st_size == 0:
+        raise PortableError("the data file is empty", path=p)
+    try:
+        if suffix == ".npy":
+            import numpy as np
+
+            out = np.load(p, allow_pickle=False)
+        else:
+            import pandas as pd
+
+            out = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PortableError(f"cannot read the data file: {type(exc).__name__}: {first}", path=p) from None
+    if getattr(out, "ndim", 1) == 0 or len(out) == 0:
+        raise PortableError("the data file holds no rows", path=p)
+    kind = getattr(getattr(out, "dtype", None), "kind", None)
+    if kind is not None and kind not in "biufUS":
+        raise PortableError(f"the data file holds {out.dtype} values; portable reads numbers or strings", path=p)
+    return out

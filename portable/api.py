@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import _args
 from .errors import PortableError
 from .model import Model
 from .registry import REGISTRY, ConverterInfo, ConvertOptions, FormatInfo, LoadOptions
@@ -30,8 +31,21 @@ def load(source: Any, format: str | None = None, *, trust: Iterable[str] = (), r
     """
     if isinstance(source, Model):
         return source
+    if source is None:
+        raise PortableError("source must be a model: a file path, an estimator, a PFA dict or an onnx.ModelProto, "
+                            "not None")
+    _args.text("format", format, optional=True)
+    trust = _args.trust(trust)
+    _args.text("runtime", runtime)
+    data = _args.data(data)
     info = REGISTRY.format(format) if format else REGISTRY.sniff(source)
-    model = info.load(source, LoadOptions(trust=tuple(trust), runtime=runtime))
+    try:
+        model = info.load(source, LoadOptions(trust=trust, runtime=runtime))
+    except RecursionError:  # a safety net: the readers bound nesting first (portable.limits)
+        from .limits import LimitError
+
+        raise LimitError("the model is nested too deeply to load", "max_depth",
+                         path=source if isinstance(source, (str, Path)) else None) from None
     if data is not None and hasattr(data, "columns") and model.format in ("sklearn", "pickle"):
         model = type(model)(model.estimator, origin=model.origin, data=data)  # type: ignore[attr-defined]
     return model
@@ -69,8 +83,15 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
         NoConverterError: no route leads to `to`.
         PortableError: the source could not be loaded or converted.
     """
-    if dtype not in DTYPES:
-        raise PortableError(f"dtype must be one of {', '.join(DTYPES)}, not '{dtype}'")
+    _args.choice("dtype", dtype, DTYPES)
+    _args.text("to", to)
+    check = _args.flag("check", check)
+    samples, seed = _args.samples(samples), _args.seed(seed)
+    trust, data = _args.trust(trust), _args.data(data)
+    if options is not None and not isinstance(options, ConvertOptions):
+        raise PortableError(f"options must be a portable.ConvertOptions, not {type(options).__name__}")
+    if progress is not None and not callable(progress):
+        raise PortableError("progress must be a callable progress(done, total) or None")
     original = load(source, trust=trust, data=data)
     route = REGISTRY.route(original.format, to)
     base = options or ConvertOptions()
@@ -145,6 +166,9 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
     Dataset, a Dask DataFrame, or a DataFrame with `chunk_rows`), on a Dask cluster with `dask=` (an address,
     `local[:N]` or a Client): see `portable.equivalence.streaming`. The report is then a `StreamReport`.
     """
+    samples, seed = _args.samples(samples), _args.seed(seed)
+    rtol, atol = _args.tolerance("rtol", rtol), _args.tolerance("atol", atol)
+    trust = _args.trust(trust)
     from .equivalence import streaming
 
     if data is not None and (streaming.is_stream(data) or chunk_rows is not None or dask is not None):
@@ -157,6 +181,7 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
         raise PortableError("dask= needs data= rows to check (a Parquet/CSV path, a Dataset or a DataFrame)")
     from .equivalence import check as run_check
 
+    data = _args.data(data)
     orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
     report = run_check(orig, conv, samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
     if isinstance(converted, Model):
@@ -213,7 +238,13 @@ def export(model: Any, path: str | Path, data: Any = None, *, to: str | None = N
     The target format comes from `path` (`.onnx`, `.nnef`, `.nnef.tgz`) unless `to` is given. A conversion that
     is not equivalent is not saved; the report says why.
     """
+    from ._io import as_path, check_writable
+
+    path = as_path(path, "path")
+    _args.text("to", to, optional=True)
+    force = _args.flag("force", force)
     target = to or ("nnef" if str(path).lower().endswith((".nnef", ".nnef.tgz")) else "onnx")
+    check_writable(path, force, protect=(model,) if isinstance(model, (str, Path)) else ())  # before converting
     art = convert(model, to=target, dtype=dtype, samples=samples, seed=seed, data=data)
     if art.report is not None and art.report.equivalent:
         art.save(path, force=force)
@@ -226,9 +257,10 @@ def audit(path: str | Path, *, trust: Iterable[str] = ()) -> Any:
     Returns an `AuditResult` (`.safe`, `.refused`, `.to_text()`, `.to_json()`); `trust` marks names or
     package prefixes as admitted, as `load(trust=...)` would.
     """
+    from ._io import as_path
     from .safety import audit as run_audit
 
-    return run_audit(Path(path), trust=tuple(trust))
+    return run_audit(as_path(path, "path"), trust=_args.trust(trust))
 
 
 def serve(artifact: Any, **kwargs: Any) -> None:

@@ -6,14 +6,17 @@ fails is reported with its reason and the others go on.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from .errors import PortableError
+
+DEFAULT_TIMEOUT = 300.0  # seconds one file may take before its worker is stopped
 
 
 
@@ -36,8 +39,13 @@ def discover(folder: Path, *, exclude: Path | None = None) -> list[Path]:
 
     exts = sorted({e for f in REGISTRY.formats.values() for e in f.extensions}, key=len, reverse=True)
     found: list[Path] = []
+    skip = [Path(os.path.realpath(exclude))] if exclude is not None else []
     for p in sorted(folder.rglob("*")):
-        if exclude is not None and (p == exclude or exclude in p.parents):
+        real = Path(os.path.realpath(p))
+        if any(real == x or x in real.parents for x in skip):
+            continue  # the batch's own output folder (however it is spelled), or an earlier batch's
+        if p.is_dir() and (p / "summary.json").is_file() and _is_summary(p / "summary.json"):
+            skip.append(real)
             continue
         if any(part.startswith(".") for part in p.relative_to(folder).parts):
             continue
@@ -52,6 +60,17 @@ def discover(folder: Path, *, exclude: Path | None = None) -> list[Path]:
         if any(p.name.lower().endswith(e) for e in exts):
             found.append(p)
     return found
+
+
+def _is_summary(path: Path) -> bool:
+    """A summary.json that a folder batch wrote (its folder holds converted files, not sources)."""
+    try:
+        if path.stat().st_size > 1 << 26:
+            return False
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"source", "target", "models"} <= set(data)
 
 
 def outputs_for(files: list[Path], folder: Path, out_dir: Path, to: str) -> list[Path]:
@@ -98,57 +117,219 @@ def convert_one(src: str, out: str, to: str, settings: dict[str, Any]) -> BatchR
 def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype: str = "auto",
                    check: bool = True, samples: int = 1000, seed: int = 0, trust: tuple[str, ...] = (),
                    force: bool = False, keep_failed: bool = False, progress: Any = None,
-                   dask: Any = None) -> list[BatchResult]:
+                   dask: Any = None, timeout: float = DEFAULT_TIMEOUT) -> list[BatchResult]:
     """Convert every recognised model below `folder` into `out_dir`; write `out_dir/summary.json`.
 
-    `dask` (a scheduler address, `local[:N]` or a Client) runs one Dask task per file instead of a local pool
-    (`portable.distributed.convert_on_dask`).
+    Each file is converted in a worker process (`jobs` of them, reused from file to file): a file whose
+    conversion crashes the interpreter (a segfault in a library) or runs longer than `timeout` seconds has its
+    worker stopped and replaced, is reported as failed with the reason, and never fails another file.
+    `summary.json` is written on every exit path (an interrupted batch lists the files it did not reach).
+
+    `dask` (a scheduler address, `local[:N]` or a Client) runs one Dask task per file instead of the local
+    workers (`portable.distributed.convert_on_dask`).
 
     Raises:
-        PortableError: the folder is missing or holds no model; the summary exists and `force` is not set.
+        PortableError: the folder is missing or holds no model; the summary exists and `force` is not set; the
+            output folder is the source folder.
     """
+    from . import _args
+
+    folder, out_dir = Path(folder), Path(out_dir)
+    jobs = _args.integer("jobs", jobs, minimum=1)
+    samples, seed, trust = _args.samples(samples), _args.seed(seed), _args.trust(trust)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise PortableError(f"timeout must be a number of seconds > 0, not {timeout!r}")
     if not folder.is_dir():
         raise PortableError("not a folder", path=folder)
-    files = discover(folder, exclude=out_dir.resolve() if out_dir.resolve().is_relative_to(folder.resolve())
-                     else None)
+    if out_dir.resolve() == folder.resolve():
+        raise PortableError("the output folder is the source folder; converted files would mix with (and could "
+                            "overwrite) the sources, so choose another -o", path=out_dir)
+    if out_dir.is_file():
+        raise PortableError("the output for a folder must be a folder, and this is a file", path=out_dir)
+    files = discover(folder, exclude=out_dir)
     if not files:
         raise PortableError("no file that portable recognises in this folder", path=folder)
     summary = out_dir / "summary.json"
-    if summary.exists() and not force:
+    if os.path.lexists(summary) and not force:
         raise PortableError("the output folder already holds a summary.json; pass --force to convert again",
                             path=out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PortableError(f"cannot create the output folder ({exc.strerror or exc})", path=out_dir) from None
     settings = dict(dtype=dtype, check=check, samples=samples, seed=seed, trust=list(trust), force=force,
                     keep_failed=keep_failed)
-    tasks = [(str(f), str(o)) for f, o in zip(files, outputs_for(files, folder, out_dir, to))]
+    outs = outputs_for(files, folder, out_dir, to)
+    sources = {f.resolve() for f in files}
+    tasks = [(str(f), str(o)) for f, o in zip(files, outs)]
     results: dict[str, BatchResult] = {}
-    if dask is not None:
-        from .distributed import convert_on_dask
+    for f, o in zip(files, outs):  # an output that would replace a source (possible with -o pointing at sources)
+        if o.resolve() in sources:
+            results[str(f)] = BatchResult(model=str(f), output=None,
+                                          error=f"{o}: the output would overwrite a source file; not converted")
+    todo = [t for t in tasks if t[0] not in results]
+    try:
+        if dask is not None:
+            from .distributed import convert_on_dask
 
-        results = convert_on_dask(tasks, to, settings, dask, progress=progress)
-    elif jobs <= 1:
-        for i, (src, out) in enumerate(tasks):
-            results[src] = convert_one(src, out, to, settings)
-            if progress:
-                progress(i + 1, len(tasks))
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(convert_one, src, out, to, settings): src for src, out in tasks}
-            for i, fut in enumerate(as_completed(futures)):
-                src = futures[fut]
-                try:
-                    results[src] = fut.result()
-                except Exception as exc:  # a worker died (e.g. a native crash): report it, keep going
-                    results[src] = BatchResult(model=src, output=None, error=f"worker failed: {exc}")
-                if progress:
-                    progress(i + 1, len(tasks))
-    ordered = [results[src] for src, _ in tasks]
-    from ._io import atomic_write_bytes
+            results.update(convert_on_dask(todo, to, settings, dask, progress=progress))
+        else:
+            _run_pool(todo, to, settings, jobs, timeout, results, progress, len(tasks))
+    finally:
+        ordered = [results.get(src) or BatchResult(model=src, output=None,
+                                                    error="not converted: the batch was interrupted")
+                   for src, _ in tasks]
+        from ._io import atomic_write_bytes
 
-    payload = {"source": str(folder), "target": to, "models": [asdict(r) for r in ordered],
-               "counts": counts(ordered)}
-    atomic_write_bytes(summary, json.dumps(payload, indent=2).encode(), force=True)
+        payload = {"source": str(folder), "target": to, "models": [asdict(r) for r in ordered],
+                   "counts": counts(ordered)}
+        atomic_write_bytes(summary, json.dumps(payload, indent=2).encode(), force=True)
     return ordered
+
+
+
+def _worker_main(conn: Any, limits: dict[str, int]) -> None:
+    """A worker process: converts the files it is sent, one at a time, until told to stop."""
+    import signal
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # so that a stopped worker removes its temporary files
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    from .limits import LIMITS
+
+    LIMITS.set(**limits)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        src, out, to, settings = task
+        conn.send(convert_one(src, out, to, settings))
+
+
+class _Worker:
+    def __init__(self, ctx: Any, limits: dict[str, int]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, limits), daemon=True)
+        self.proc.start()
+        child.close()
+        self.task: tuple[str, str] | None = None
+        self.deadline = 0.0
+        self.started = 0.0
+
+    def send(self, task: tuple[str, str], to: str, settings: dict[str, Any], timeout: float) -> None:
+        self.task = task
+        self.started = time.monotonic()
+        self.deadline = self.started + timeout
+        self.conn.send((task[0], task[1], to, settings))
+
+    def stop(self, grace: float = 2.0) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()  # SIGTERM first: the worker removes its temporary files
+            self.proc.join(grace)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(grace)
+        self.conn.close()
+
+
+def _died(code: int | None) -> str:
+    import signal
+
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        what = {"SIGSEGV": "a segmentation fault", "SIGBUS": "a bus error", "SIGABRT": "an abort",
+                "SIGKILL": "SIGKILL (out of memory?)", "SIGFPE": "a floating-point exception",
+                "SIGILL": "an illegal instruction"}.get(name, name)
+        return f"the conversion crashed the worker process ({what}, {name}); portable's own code never does that, " \
+               "so a library crashed on this model (other files were not affected)"
+    return f"the worker process converting this file exited unexpectedly (exit code {code}); other files were " \
+           "not affected"
+
+
+def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], jobs: int, timeout: float,
+              results: dict[str, BatchResult], progress: Any, total: int) -> None:
+    import dataclasses
+    from collections import deque
+    from multiprocessing.connection import wait
+
+    from .limits import LIMITS
+
+    ctx = get_context("spawn")  # never fork: onnxruntime's threads must not cross a fork
+    limits = dataclasses.asdict(LIMITS)
+    pending = deque(tasks)
+    idle: list[_Worker] = []
+    busy: list[_Worker] = []
+
+    def finish(w: _Worker, result: BatchResult) -> None:
+        assert w.task is not None
+        results[w.task[0]] = result
+        w.task = None
+        busy.remove(w)
+        if progress:
+            progress(len(results), total)
+
+    try:
+        while pending or busy:
+            while pending and len(busy) < jobs:
+                w = idle.pop() if idle else _Worker(ctx, limits)
+                w.send(pending.popleft(), to, settings, timeout)
+                busy.append(w)
+            now = time.monotonic()
+            wait_for = max(0.0, min(w.deadline for w in busy) - now) if busy else 0.0
+            wait([x for w in busy for x in (w.conn, w.proc.sentinel)], timeout=min(wait_for, 5.0) + 0.01)
+            for w in list(busy):
+                src, out = w.task  # type: ignore[misc]
+                if w.conn.poll():
+                    try:
+                        result = w.conn.recv()
+                    except (EOFError, OSError):
+                        w.proc.join(5)
+                        result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode),
+                                             seconds=round(time.monotonic() - w.started, 3))
+                        finish(w, result)
+                        w.stop()
+                        continue
+                    finish(w, result)
+                    idle.append(w)
+                elif not w.proc.is_alive():
+                    result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode),
+                                         seconds=round(time.monotonic() - w.started, 3))
+                    finish(w, result)
+                    w.stop()
+                elif time.monotonic() > w.deadline:
+                    w.stop()
+                    _remove_partial(out)
+                    finish(w, BatchResult(model=src, output=None, seconds=round(time.monotonic() - w.started, 3),
+                                          error=f"timed out after {timeout:g} s (--timeout); the worker was "
+                                                "stopped and the other files went on"))
+    finally:
+        for w in idle + busy:
+            try:
+                if w.proc.is_alive() and not w.conn.closed:
+                    w.conn.send(None)
+            except (OSError, ValueError):
+                pass
+            w.stop(grace=5.0 if w in idle else 2.0)
+
+
+def _remove_partial(out: str) -> None:
+    """Temporary files a stopped worker may have left beside its output."""
+    p = Path(out)
+    if p.parent.is_dir():
+        for tmp in p.parent.glob(f".{p.name}.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
 def counts(results: list[BatchResult]) -> dict[str, int]:

@@ -6,6 +6,7 @@ Exit codes (DESIGN §5): 0 done and equivalent; 1 the input or the conversion fa
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,29 +31,10 @@ def _console(stderr: bool = False) -> Any:
 
 
 def read_data(path: str | None) -> Any:
-    """Read `--data`: `.npy` (no pickles), `.csv` or `.parquet` (as a DataFrame)."""
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise PortableError("no such data file", path=p)
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npy":
-            import numpy as np
+    """Read `--data` (see `portable._io.read_data`)."""
+    from ._io import read_data as read
 
-            return np.load(p, allow_pickle=False)
-        import pandas as pd
-
-        if suffix == ".csv":
-            return pd.read_csv(p)
-        if suffix == ".parquet":
-            return pd.read_parquet(p)
-    except PortableError:
-        raise
-    except Exception as exc:
-        raise PortableError(f"cannot read the data file: {type(exc).__name__}: {exc}", path=p) from None
-    raise PortableError("--data takes a .npy, .csv or .parquet file", path=p)
+    return None if path is None else read(path)
 
 
 def default_output(source: str, to: str) -> Path:
@@ -61,12 +43,41 @@ def default_output(source: str, to: str) -> Path:
     return target_path(Path(source), to)
 
 
-def _write_report(report: Any, path: str | None, force: bool) -> None:
+def _write_report(report: Any, path: str | None, force: bool, protect: tuple[Any, ...] = ()) -> None:
     if path is None or report is None:
         return
     from ._io import atomic_write_bytes
 
-    atomic_write_bytes(path, report.to_json().encode(), force=True)
+    atomic_write_bytes(path, report.to_json().encode(), force=force, protect=protect)
+
+
+def _samples(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """--samples within portable.limits.max_samples (a usage error, exit 2, beyond it)."""
+    from .limits import LIMITS
+
+    if value > LIMITS.max_samples:
+        raise click.BadParameter(f"{value:,} is beyond the limit max_samples={LIMITS.max_samples:,} (raise it with "
+                                 "--limit max_samples=N if you mean it)")
+    return value
+
+
+def _tolerance(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    import math
+
+    if value is not None and (math.isnan(value) or math.isinf(value) or value < 0):
+        raise click.BadParameter(f"must be a finite number >= 0, not {value}")
+    return value
+
+
+def _limits(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from .limits import LIMITS, parse_assignments
+
+    for value in values:
+        try:
+            LIMITS.set(**parse_assignments(value))
+        except PortableError as exc:
+            raise click.BadParameter(exc.message) from None
+    return values
 
 
 def _print_report(report: Any, quiet: bool) -> None:
@@ -78,6 +89,17 @@ def _print_report(report: Any, quiet: bool) -> None:
 
 class PortableGroup(click.Group):
     """Maps PortableError (and the not-equivalent verdict) to exit codes in one place."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        import dataclasses
+
+        from .limits import LIMITS
+
+        saved = dataclasses.asdict(LIMITS)  # --limit holds for this command only
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            LIMITS.set(**saved)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -94,8 +116,11 @@ class PortableGroup(click.Group):
 @click.group(cls=PortableGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="portable-models", prog_name="portable")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--limit", "limits", multiple=True, callback=_limits, expose_value=True, is_eager=True,
+              metavar="NAME=VALUE", help="Raise (or lower) a parser or checker limit of portable.limits, e.g. "
+              "--limit max_depth=1000 (repeatable).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, limits: tuple[str, ...]) -> None:
     """Convert trained models to ONNX or NNEF and prove the result computes the same thing."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -112,8 +137,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("-o", "--output", type=click.Path(), help="Output path (default: SOURCE with the target's suffix).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float64"]), default="auto", show_default=True)
 @click.option("--check/--no-check", default=True, show_default=True, help="Check equivalence before writing.")
-@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True, callback=_samples)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--data", type=click.Path(), help="Sample inputs (.npy, .csv, .parquet) for the check.")
 @click.option("--report", "report_path", type=click.Path(), help="Write the equivalence report as JSON.")
 @click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
@@ -124,10 +149,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Parallel workers when SOURCE is a folder.")
 @click.option("--dask", "dask", metavar="ADDRESS|local[:N]",
               help="Convert a folder on a Dask cluster, one task per file (a scheduler address, or local:N).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
+              help="Seconds one file of a folder may take before its worker is stopped.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors; no progress bar.")
 def convert(source: str, to: str, output: str | None, dtype: str, check: bool, samples: int, seed: int,
             data: str | None, report_path: str | None, trust: tuple[str, ...], force: bool, keep_failed: bool,
-            standard_ops: bool, jobs: int, quiet: bool, dask: str | None = None) -> None:
+            standard_ops: bool, jobs: int, quiet: bool, dask: str | None = None, timeout: float = 300) -> None:
     """Convert SOURCE (a pickle/joblib/skops file, a PFA document, an ONNX model, or a folder of them) to ONNX
     or NNEF."""
     from . import progress
@@ -137,23 +164,31 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
     if not Path(source).exists():
         raise InputError("no such file or folder", path=source)
     if Path(source).is_dir() and not (Path(source) / "graph.nnef").is_file():
+        if report_path is not None:
+            raise click.UsageError("--report is for one model; a folder's reports go into its summary.json")
         _convert_folder(Path(source), to, Path(output) if output else Path(f"{source.rstrip('/')}-{to}"),
                         jobs=jobs, dtype=dtype, check=check, samples=samples, seed=seed, trust=trust, force=force,
-                        keep_failed=keep_failed, quiet=quiet, **({"dask": dask} if dask else {}))
+                        keep_failed=keep_failed, quiet=quiet, timeout=timeout, **({"dask": dask} if dask else {}))
         return
     if dask:
         raise InputError("--dask converts a folder; SOURCE is a single model", path=source)
     out = Path(output) if output else default_output(source, to)
-    if out.resolve() == Path(source).resolve():
-        raise PortableError("the output would overwrite the input; choose another -o", path=out)
-    check_writable(out, force)
+    from .formats.nnef.writer import is_archive
+
+    # every way to lose data is refused here, before the conversion runs (DESIGN §8)
+    check_writable(out, force, protect=(source,), kind="file" if to == "onnx" or is_archive(out) else "folder",
+                   probe=True)
+    if report_path is not None:
+        if Path(os.path.realpath(report_path)) == Path(os.path.realpath(out)):
+            raise click.UsageError("--report and -o name the same file")
+        check_writable(report_path, force, protect=(source,), kind="file", probe=True)
     started = time.perf_counter()
     with progress.bar(f"checking {Path(source).name}", quiet=quiet) as bar:
         art = api.convert(source, to=to, dtype=dtype, check=check, samples=samples, seed=seed,
                           data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops),
                           progress=bar)
     report = art.report
-    _write_report(report, report_path, force)
+    _write_report(report, report_path, force, protect=(source,))
     _print_report(report, quiet)
     for note in art.notes:
         if not quiet:
@@ -173,14 +208,15 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
                          f"{time.perf_counter() - started:.2f}s)", markup=False)
 
 
-def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: bool, **settings: Any) -> None:
+def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: bool, timeout: float,
+                    **settings: Any) -> None:
     from rich.table import Table
 
     from . import progress
     from .batch import convert_folder
 
     with progress.bar(f"converting {folder}", quiet=quiet) as bar:
-        results = convert_folder(folder, to, out_dir, jobs=jobs, progress=bar, **settings)
+        results = convert_folder(folder, to, out_dir, jobs=jobs, progress=bar, timeout=timeout, **settings)
     if not quiet:
         table = Table("model", "route", "verdict", "max error", "time (s)", title=f"{folder} -> {out_dir}")
         for r in results:
@@ -202,8 +238,8 @@ def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: b
 @cli.command()
 @click.argument("original", type=click.Path())
 @click.argument("converted", type=click.Path())
-@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--samples", type=click.IntRange(1), default=1000, show_default=True, callback=_samples)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--data", type=click.Path(), metavar="PATH|FOLDER|GLOB",
               help="Rows to check: a .npy file, or a .parquet/.csv file, folder or glob whose every row is "
                    "checked in chunks.")
@@ -211,13 +247,16 @@ def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: b
               help="Rows read and compared at a time with a Parquet/CSV --data (default 100000).")
 @click.option("--dask", "dask", metavar="ADDRESS|local[:N]",
               help="Check the --data rows on a Dask cluster (a scheduler address, or local:N worker processes).")
-@click.option("--rtol", type=float, default=None)
-@click.option("--atol", type=float, default=None)
+@click.option("--rtol", type=float, default=None, callback=_tolerance,
+              help="Relative tolerance for numeric outputs (a finite number >= 0).")
+@click.option("--atol", type=float, default=None, callback=_tolerance,
+              help="Absolute tolerance for numeric outputs (a finite number >= 0).")
 @click.option("--report", "report_path", type=click.Path(), help="Write the report as JSON.")
 @click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True)
 def check(original: str, converted: str, samples: int, seed: int, data: str | None, rtol: float | None,
-          atol: float | None, report_path: str | None, trust: tuple[str, ...], quiet: bool,
+          atol: float | None, report_path: str | None, trust: tuple[str, ...], force: bool, quiet: bool,
           chunk_rows: int | None = None, dask: str | None = None) -> None:
     """Check that CONVERTED computes what ORIGINAL computes (any two loadable models).
 
@@ -226,10 +265,14 @@ def check(original: str, converted: str, samples: int, seed: int, data: str | No
     streamed = data is not None and (not data.lower().endswith(".npy") or bool(chunk_rows or dask))
     if (chunk_rows or dask) and not streamed:
         raise InputError("--chunk-rows and --dask need --data rows to check")
+    if report_path is not None:
+        from ._io import check_writable
+
+        check_writable(report_path, force, protect=(original, converted), kind="file", probe=True)
     report = api.check(original, converted, samples=samples, seed=seed,
                        data=data if streamed else read_data(data), rtol=rtol, atol=atol, trust=trust,
                        **({"chunk_rows": chunk_rows, "dask": dask} if streamed else {}))
-    _write_report(report, report_path, True)
+    _write_report(report, report_path, force, protect=(original, converted))
     _print_report(report, quiet)
     if getattr(report, "complete", True) is False:
         click.echo(f"error: {report.data.get('unread_rows') or 'some'} rows of the data could not be read "
@@ -404,9 +447,24 @@ def drift(artifact: str, data: str, reference: str | None, psi: float, missing: 
         raise _Exit(EXIT_NOT_EQUIVALENT)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM becomes an exception, so that every `finally` runs (temporary files removed, workers stopped)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    cli.main(args=argv, prog_name="portable")
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        cli.main(args=argv, prog_name="portable")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

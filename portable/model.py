@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,10 +61,15 @@ class Signature:
     outputs: tuple[TensorSpec, ...]
 
     def input(self, name: str) -> TensorSpec:
-        return _by_name(self.inputs, name, "input")
+        return _by_name(self.inputs, name, "input", self._index[0])
 
     def output(self, name: str) -> TensorSpec:
-        return _by_name(self.outputs, name, "output")
+        return _by_name(self.outputs, name, "output", self._index[1])
+
+    @cached_property
+    def _index(self) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+        """Name -> spec (a record of 100k fields must not make every lookup a scan)."""
+        return {t.name: t for t in reversed(self.inputs)}, {t.name: t for t in reversed(self.outputs)}
 
     @property
     def input_names(self) -> list[str]:
@@ -83,10 +89,9 @@ class Signature:
                 "outputs": [t.to_dict() for t in self.outputs]}
 
 
-def _by_name(specs: tuple[TensorSpec, ...], name: str, what: str) -> TensorSpec:
-    for t in specs:
-        if t.name == name:
-            return t
+def _by_name(specs: tuple[TensorSpec, ...], name: str, what: str, index: dict[str, TensorSpec]) -> TensorSpec:
+    if name in index:
+        return index[name]
     raise SignatureMismatchError(f"no {what} named '{name}'; the model has {[t.name for t in specs]}")
 
 
@@ -155,14 +160,27 @@ class Model:
         Raises:
             SignatureMismatchError: an input is missing or unknown.
         """
+        if not isinstance(inputs, Mapping):
+            raise PortableError(f"run() takes a mapping of input name to array (inputs {self.signature.input_names}"
+                                f"), not {type(inputs).__name__}")
         expected = self.signature.input_names
+        known = set(expected)
         missing = [n for n in expected if n not in inputs]
-        extra = [n for n in inputs if n not in expected]
+        extra = [n for n in inputs if n not in known]
         if missing or extra:
             raise SignatureMismatchError(
                 f"{self.format} model '{self.name}' expects inputs {expected}; missing {missing}, unexpected {extra}")
-        arrays = {n: np.asarray(inputs[n]) for n in expected}
-        return self._run(arrays)
+        arrays = {}
+        for n in expected:
+            try:
+                arrays[n] = np.asarray(inputs[n])
+            except Exception as exc:
+                raise PortableError(f"input '{n}' is not an array: {type(exc).__name__}: {exc}") from None
+        try:
+            return self._run(arrays)
+        except RecursionError:  # a safety net: the readers bound nesting first (portable.limits)
+            raise PortableError(f"{self.format} model '{self.name}' nests too deeply to run (see "
+                                "portable.limits, max_depth)") from None
 
     def __repr__(self) -> str:
         return f"<portable.Model format={self.format!r} name={self.name!r}\n{self.signature.describe()}>"

@@ -72,6 +72,9 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     total = 4
     tick = _ticker(progress, total)
     outputs, plan, notes = _plan(original, converted, data)
+    from ..limits import check_samples
+
+    check_samples(samples, len(plan.features))  # samples x values per row, before anything is generated
     batch = generate(plan, samples, _rng(seed))
     tick()
     notes += plan.notes

@@ -307,6 +307,9 @@ def _row_shape(name: str, a: tuple, b: tuple, data_shape: tuple | None, notes: l
             notes.append(f"input '{name}' has a free dimension {i}; the checker used 1")
             d = 1
         dims.append(int(d))
+    from ..limits import check_input_width
+
+    check_input_width(name, dims)  # [N, 2**40] is refused here, before one object per column is built
     return tuple(dims)
 
 

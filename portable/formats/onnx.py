@@ -145,8 +145,11 @@ class OnnxModel(Model):
 
     # -- saving and inspecting -----------------------------------------------------------------------------
     def save(self, path: str | Path, *, force: bool = False) -> Path:
+        from .._io import check_writable
+
+        check_writable(path, force, protect=(self.origin.path,), kind="file")  # before serialising anything
         check_proto(self.proto, path=path, produced=True)
-        p = atomic_write_bytes(path, self.proto.SerializeToString(), force=force)
+        p = atomic_write_bytes(path, self.proto.SerializeToString(), force=force, protect=(self.origin.path,))
         self.path = str(p)
         return p
 

@@ -172,7 +172,7 @@ class NnefModel(Model):
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         from .writer import write
 
-        p = write(self.all_files(), path, force=force)
+        p = write(self.all_files(), path, force=force, protect=(self.origin.path,))
         self.path = str(p)
         return p
 

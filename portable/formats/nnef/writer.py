@@ -27,14 +27,14 @@ def archive_bytes(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def write(files: dict[str, bytes], path: str | Path, *, force: bool = False) -> Path:
+def write(files: dict[str, bytes], path: str | Path, *, force: bool = False, protect: tuple = ()) -> Path:
     """Write the artifact to `path`: a `.nnef.tgz` archive when the name says so, else a folder.
 
     Raises:
         OutputExistsError: `path` exists and `force` is False.
     """
     if is_archive(path):
-        return atomic_write_bytes(path, archive_bytes(files), force=force)
+        return atomic_write_bytes(path, archive_bytes(files), force=force, protect=protect)
 
     def fill(tmp: Path) -> None:
         for name, data in files.items():
@@ -42,4 +42,4 @@ def write(files: dict[str, bytes], path: str | Path, *, force: bool = False) -> 
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
-    return atomic_write_dir(path, fill, force=force)
+    return atomic_write_dir(path, fill, force=force, protect=protect)

@@ -79,14 +79,16 @@ def read_text(text: str, path: Any = None) -> dict[str, Any]:
     Raises:
         PFAError: the text is neither, or its top level is not an object.
     """
+    from ... import limits
+
     try:
-        data = json.loads(text)
+        data = limits.load_json(text, path=path, walk=False)  # within portable.limits (size, depth)
     except ValueError as json_exc:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+            data = limits.load_yaml(text, path=path, walk=False)  # aliases bounded before they expand
+        except (yaml.YAMLError, ValueError) as exc:
             mark = getattr(exc, "problem_mark", None)
             at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
             raise PFAError(f"not valid JSON ({json_exc}) nor YAML{at}: {getattr(exc, 'problem', exc)}",
@@ -97,8 +99,11 @@ def read_text(text: str, path: Any = None) -> dict[str, Any]:
 
 
 def read_file(path: str | Path) -> Document:
+    from ...limits import check_file_size
+
     p = Path(path)
     try:
+        check_file_size(p, "the PFA document")
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the PFA document: {exc}", path=p) from None
@@ -118,6 +123,11 @@ def parse(data: dict[str, Any], path: str | None = None) -> Document:
     """
     def err(msg: str, where: str | None = None) -> PFAError:
         return PFAError(msg, path=path, where=where)
+
+    from ...limits import check_pfa_expansion, check_tree
+
+    check_tree(data, path=path, what="the PFA document")  # depth, size, aliases: before anything recurses
+    check_pfa_expansion(data, path=path)
 
     unknown = sorted(set(data) - set(TOP_LEVEL))
     if unknown:

@@ -238,6 +238,10 @@ class TypeNames:
         fields = schema.get("fields")
         if not isinstance(fields, list):
             raise PFAError(f"record '{name}' needs a list of 'fields'", path=path, where=where)
+        from ...limits import check_size
+
+        check_size(len(fields), "max_record_fields", f"the number of fields of record '{name}'", path=path,
+                   where=where)
         for i, f in enumerate(fields):
             if not isinstance(f, dict) or not isinstance(f.get("name"), str) or "type" not in f:
                 raise PFAError("a record field needs a 'name' and a 'type'", path=path,
@@ -380,7 +384,10 @@ def literal_type(value: Any) -> AvroType:
         return BOOLEAN
     if isinstance(value, int):
         lo, hi = INT_RANGE["int"]
-        return INT if lo <= value <= hi else LONG
+        if lo <= value <= hi:
+            return INT
+        lo, hi = INT_RANGE["long"]
+        return LONG if lo <= value <= hi else DOUBLE  # beyond 64 bits only a double holds it
     if isinstance(value, float) and not math.isnan(value):
         return DOUBLE
     return DOUBLE

@@ -1,0 +1,533 @@
+"""Resource limits of portable's parsers and of the checker (DESIGN §8): documented, overridable, enforced early.
+
+A hostile or corrupt file must never make portable recurse until a RecursionError, allocate until a MemoryError or
+run for ever. Every reader therefore checks what a file *declares* (sizes, dimensions, nesting, aliases) against
+these limits before it reads, expands or allocates anything, and a limit reached is a `LimitError` (a
+`PortableError`, exit 1) that names the limit and tells how to raise it.
+
+| limit | default | what it bounds |
+|---|---|---|
+| `max_document_bytes` | 256 MiB | the size of a PFA (JSON/YAML) document, of an NNEF `graph.nnef`, of `portable.json` |
+| `max_depth` | 256 | nesting of JSON/YAML values, PFA expressions and NNEF parentheses/brackets |
+| `max_nodes` | 5,000,000 | values in a JSON/YAML document counted as if every YAML alias were expanded |
+| `max_yaml_aliases` | 100,000 | alias references (`*name`) in one YAML document |
+| `max_pfa_expansion` | 1,000,000 | expressions a PFA action amounts to once its user functions are inlined |
+| `max_record_fields` | 10,000 | fields of one PFA record type |
+| `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
+| `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
+| `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
+| `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
+| `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
+| `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |
+
+Override them for one process with the environment (`PORTABLE_LIMITS="max_depth=1000,max_samples=1e8"`), on the
+command line (`portable --limit max_depth=1000 convert ...`), or from Python::
+
+    import portable.limits
+    with portable.limits.override(max_depth=1000):
+        portable.load("deep.pfa")
+
+This module imports nothing but the standard library and portable's errors, so every reader can use it.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError, PortableError
+
+GiB = 1 << 30
+MiB = 1 << 20
+
+
+class LimitError(InputError):
+    """A file or a request exceeds one of portable's documented resource limits."""
+
+    def __init__(self, what: str, name: str, *, path: object = None, where: str | None = None) -> None:
+        value = getattr(LIMITS, name)
+        self.limit = name
+        super().__init__(f"{what}, beyond the limit {name}={value:,} (raise it with "
+                         f"PORTABLE_LIMITS=\"{name}=...\" or `portable --limit {name}=...` if the file is "
+                         f"trusted)", path=path, where=where)
+
+
+@dataclass
+class Limits:
+    """The current limits; see the module's documentation for what each one bounds."""
+
+    max_document_bytes: int = 256 * MiB
+    max_depth: int = 256
+    max_nodes: int = 5_000_000
+    max_yaml_aliases: int = 100_000
+    max_pfa_expansion: int = 1_000_000
+    max_record_fields: int = 10_000
+    max_tensor_bytes: int = 4 * GiB
+    max_archive_bytes: int = 8 * GiB
+    max_archive_members: int = 100_000
+    max_input_width: int = 1_000_000
+    max_samples: int = 10_000_000
+    max_check_values: int = 200_000_000
+
+    def set(self, **values: Any) -> None:
+        names = {f.name for f in dataclasses.fields(self)}
+        for key, value in values.items():
+            if key not in names:
+                raise PortableError(f"unknown limit '{key}'; the limits are {', '.join(sorted(names))}")
+            setattr(self, key, _as_limit(key, value))
+
+
+def _as_limit(name: str, value: Any) -> int:
+    try:
+        number = float(value) if isinstance(value, str) else value
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number != number:
+            raise ValueError
+        out = int(number)
+        if out != number or out < 1:
+            raise ValueError
+    except (ValueError, OverflowError, TypeError):
+        raise PortableError(f"the limit {name} must be a positive whole number, not {value!r}") from None
+    return out
+
+
+LIMITS = Limits()
+
+
+def parse_assignments(text: str) -> dict[str, str]:
+    """`"max_depth=1000, max_samples=1e8"` -> {"max_depth": "1000", "max_samples": "1e8"}."""
+    out = {}
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise PortableError(f"a limit is given as NAME=VALUE, not '{part}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _from_environment() -> None:
+    text = os.environ.get("PORTABLE_LIMITS", "")
+    if not text:
+        return
+    try:
+        LIMITS.set(**parse_assignments(text))
+    except PortableError as exc:  # importing portable must not fail; say it and keep the defaults
+        import warnings
+
+        warnings.warn(f"PORTABLE_LIMITS ignored: {exc}", stacklevel=2)
+
+
+@contextlib.contextmanager
+def override(**values: Any) -> Iterator[Limits]:
+    """Change some limits for the duration of a `with` block (this process, all threads)."""
+    saved = dataclasses.asdict(LIMITS)
+    LIMITS.set(**values)
+    try:
+        yield LIMITS
+    finally:
+        LIMITS.set(**saved)
+
+
+# -- checks the readers call -------------------------------------------------------------------------------
+
+def check_size(size: int, name: str, what: str, *, path: object = None, where: str | None = None) -> None:
+    """Refuse `size` (bytes, members, ...) above the limit `name`."""
+    if size > getattr(LIMITS, name):
+        raise LimitError(f"{what} is {size:,}", name, path=path, where=where)
+
+
+def check_file_size(path: Any, what: str = "the file") -> int:
+    """The size of the file at `path`, refused above `max_document_bytes` before anything reads it."""
+    size = os.stat(path).st_size
+    check_size(size, "max_document_bytes", f"{what} size in bytes", path=path)
+    return size
+
+
+def check_tree(data: Any, *, path: object = None, what: str = "the document") -> None:
+    """Walk parsed JSON/YAML data (dicts, lists, scalars) without recursion: refuse nesting beyond `max_depth`,
+    more than `max_nodes` values counted with every shared (aliased) value counted each time it is used, and a
+    value that contains itself (a YAML alias to its own anchor)."""
+    max_depth, max_nodes = LIMITS.max_depth, LIMITS.max_nodes
+    sizes: dict[int, int] = {}  # id -> expanded size of a finished container (shared values counted once here)
+    on_path: set[int] = set()
+    # a frame: (container, iterator over its children, depth, running size)
+    if not isinstance(data, (dict, list, tuple)):
+        return
+    stack: list[list[Any]] = [[data, _children(data), 1, 1]]
+    on_path.add(id(data))
+    total = 1
+    while stack:
+        frame = stack[-1]
+        container, children, depth, _ = frame
+        child = next(children, _END)
+        if child is _END:
+            stack.pop()
+            on_path.discard(id(container))
+            sizes[id(container)] = frame[3]
+            if stack:
+                stack[-1][3] += frame[3]
+            continue
+        if not isinstance(child, (dict, list, tuple)):
+            frame[3] += 1
+            total += 1
+            if frame[3] > max_nodes:
+                raise LimitError(f"{what} holds more than {max_nodes:,} values", "max_nodes", path=path)
+            continue
+        key = id(child)
+        if key in on_path:
+            raise LimitError(f"{what} holds a value that contains itself (a YAML alias to its own anchor), that "
+                             "is, infinitely many values", "max_nodes", path=path)
+        if key in sizes:  # a shared value seen before: counts again in full, without walking it again
+            frame[3] += sizes[key]
+            if frame[3] > max_nodes:
+                raise LimitError(f"{what} expands (YAML aliases included) to more than {max_nodes:,} values",
+                                 "max_nodes", path=path)
+            continue
+        if depth + 1 > max_depth:
+            raise LimitError(f"{what} is nested more than {max_depth} levels deep", "max_depth", path=path)
+        on_path.add(key)
+        stack.append([child, _children(child), depth + 1, 1])
+    if sizes.get(id(data), 0) > max_nodes:
+        raise LimitError(f"{what} expands to more than {max_nodes:,} values", "max_nodes", path=path)
+
+
+_END = object()
+
+
+def _children(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield v
+    else:
+        yield from value
+
+
+# -- JSON and YAML ---------------------------------------------------------------------------------------------
+
+def load_json(text: str | bytes, *, path: object = None, what: str = "the document", walk: bool = True) -> Any:
+    """`json.loads` within the limits: size first, then depth (a RecursionError from the parser becomes the
+    `max_depth` limit), then (unless `walk` is False, for a caller that walks later) `check_tree`."""
+    import json
+
+    check_size(len(text), "max_document_bytes", f"{what} size in bytes", path=path)
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise LimitError(f"{what} is nested deeper than Python's JSON parser can follow", "max_depth",
+                         path=path) from None
+    if walk:
+        check_tree(data, path=path, what=what)
+    return data
+
+
+def yaml_loader(path: object = None) -> type:
+    """A `yaml.SafeLoader` subclass that refuses, while composing and before anything is constructed or expanded,
+    nesting beyond `max_depth`, more than `max_yaml_aliases` alias references, an alias to an anchor that is still
+    open (a value containing itself), and a document whose aliases would expand to more than `max_nodes` values."""
+    import yaml
+    from yaml.events import AliasEvent
+    from yaml.nodes import MappingNode, SequenceNode
+
+    class BoundedLoader(yaml.SafeLoader):
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self._depth = 0
+            self._aliases = 0
+            self._sizes: dict[int, int] = {}
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(AliasEvent):
+                event = self.peek_event()
+                self._aliases += 1
+                if self._aliases > LIMITS.max_yaml_aliases:
+                    raise LimitError(f"the YAML document uses more than {LIMITS.max_yaml_aliases:,} aliases",
+                                     "max_yaml_aliases", path=path, where=_line(event))
+                target = self.anchors.get(event.anchor)
+                if target is not None and id(target) not in self._sizes:
+                    raise LimitError(f"the YAML alias *{event.anchor} refers to its own anchor (a value that "
+                                     "contains itself)", "max_nodes", path=path, where=_line(event))
+            self._depth += 1
+            if self._depth > LIMITS.max_depth:
+                raise LimitError(f"the YAML document is nested more than {LIMITS.max_depth} levels deep",
+                                 "max_depth", path=path, where=_line(self.peek_event()))
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            key = id(node)
+            if key not in self._sizes:
+                size = 1
+                if isinstance(node, SequenceNode):
+                    size += sum(self._sizes.get(id(c), 1) for c in node.value)
+                elif isinstance(node, MappingNode):
+                    size += sum(self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value)
+                if size > LIMITS.max_nodes:
+                    raise LimitError(f"the YAML document's aliases expand to more than {LIMITS.max_nodes:,} "
+                                     "values", "max_nodes", path=path, where=_line(node))
+                self._sizes[key] = size
+            return node
+
+    return BoundedLoader
+
+
+def _line(item: Any) -> str | None:
+    mark = getattr(item, "start_mark", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else None
+
+
+def load_yaml(text: str, *, path: object = None, what: str = "the document", walk: bool = True) -> Any:
+    """`yaml.safe_load` within the limits (see `yaml_loader`); YAMLError propagates for the caller to word."""
+    import yaml
+
+    check_size(len(text), "max_document_bytes", f"{what} size in bytes", path=path)
+    loader = yaml_loader(path)(text)
+    try:
+        data = loader.get_single_data()
+    except RecursionError:
+        raise LimitError(f"{what} is nested deeper than the YAML parser can follow", "max_depth",
+                         path=path) from None
+    finally:
+        loader.dispose()
+    if walk:
+        check_tree(data, path=path, what=what)
+    return data
+
+
+# -- PFA ------------------------------------------------------------------------------------------------------
+
+def check_pfa_expansion(data: dict[str, Any], *, path: object = None) -> None:
+    """Refuse a PFA document whose action, once every user function is inlined, exceeds `max_pfa_expansion`
+    expressions (40 functions each calling the previous one twice amount to 2**40 expressions).
+
+    portable's engine evaluates a user function's body at each call site, so the work of one batch is the
+    action's expanded size. It is computed here from the call graph, without expanding anything; a cycle of
+    calls (recursion) is left for the engine to refuse."""
+    fcns = data.get("fcns") if isinstance(data, dict) else None
+    fcns = fcns if isinstance(fcns, dict) else {}
+    own: dict[str, tuple[int, dict[str, int]]] = {}
+    for name, spec in fcns.items():
+        body = spec.get("do") if isinstance(spec, dict) else None
+        own[str(name)] = _count_calls(body)
+    limit = LIMITS.max_pfa_expansion
+    expanded: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1 = being computed, 2 = done
+
+    def size_of(start: str) -> int:
+        # iterative depth-first post-order over the call graph
+        stack: list[tuple[str, Iterator[tuple[str, int]]]] = [(start, iter(own[start][1].items()))]
+        state[start] = 1
+        while stack:
+            name, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                nodes, calls = own[name]
+                total = nodes + sum(expanded.get(c, 0) * k for c, k in calls.items())
+                expanded[name] = min(total, limit + 1)
+                state[name] = 2
+                continue
+            callee = nxt[0]
+            if callee not in own or state.get(callee) == 2:
+                continue
+            if state.get(callee) == 1:
+                expanded.setdefault(callee, 0)  # recursion: the engine refuses it when it runs
+                continue
+            state[callee] = 1
+            stack.append((callee, iter(own[callee][1].items())))
+        return expanded[start]
+
+    for name in own:
+        if state.get(name) != 2:
+            size_of(name)
+        if expanded[name] > limit:
+            raise LimitError(f"the user function u.{name} amounts to more than {limit:,} expressions once the "
+                             "functions it calls are inlined", "max_pfa_expansion", path=path,
+                             where=f"fcns.{name}")
+    nodes, calls = _count_calls(data.get("action") if isinstance(data, dict) else None)
+    total = nodes + sum(expanded.get(c, 0) * k for c, k in calls.items())
+    if total > limit:
+        raise LimitError(f"the action amounts to {total:,} expressions once user functions are inlined",
+                         "max_pfa_expansion", path=path, where="action")
+
+
+def _count_calls(expr: Any) -> tuple[int, dict[str, int]]:
+    """Values in `expr` and how many times it names each user function (`{"u.f": ...}` or `{"fcn": "u.f"}`)."""
+    nodes = 0
+    calls: dict[str, int] = {}
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        nodes += 1
+        if isinstance(e, dict):
+            for k, v in e.items():
+                if isinstance(k, str) and k.startswith("u."):
+                    calls[k[2:]] = calls.get(k[2:], 0) + 1
+                elif k == "fcn" and isinstance(v, str) and v.startswith("u."):
+                    calls[v[2:]] = calls.get(v[2:], 0) + 1
+                stack.append(v)
+        elif isinstance(e, list):
+            stack.extend(e)
+    return nodes, calls
+
+
+# -- NNEF -----------------------------------------------------------------------------------------------------
+
+def check_nesting(text: str, *, path: object = None, what: str = "graph.nnef") -> None:
+    """Refuse text whose parentheses/brackets/braces nest deeper than `max_depth` (outside strings and `#`
+    comments), before a recursive parser (the `nnef` C++ parser) sees it."""
+    import re
+
+    limit = LIMITS.max_depth
+    depth = 0
+    line = 1
+    quote = ""
+    comment = False
+    for m in re.finditer(r"[()\[\]{}\"'#\n\\]", text):
+        c = m.group()
+        if c == "\n":
+            line += 1
+            comment = False
+            continue
+        if comment:
+            continue
+        if quote:
+            if c == quote:
+                quote = ""
+            continue
+        if c in "\"'":
+            quote = c
+        elif c == "#":
+            comment = True
+        elif c in "([{":
+            depth += 1
+            if depth > limit:
+                raise LimitError(f"{what} nests brackets more than {limit} levels deep", "max_depth", path=path,
+                                 where=f"line {line}")
+        elif c in ")]}":
+            depth = max(depth - 1, 0)
+
+
+NNEF_BITS = (1, 8, 16, 32, 64)
+
+
+def check_nnef_tensor_header(data: bytes, *, path: object = None, where: str | None = None) -> None:
+    """Check an NNEF `.dat` header (128 bytes: magic, version, data length, rank, 8 extents, bits per item) against
+    the bytes that follow it and against `max_tensor_bytes`, before anything allocates the declared tensor."""
+    import struct
+
+    if len(data) < 128:
+        raise InputError(f"the tensor file has {len(data)} bytes; an NNEF tensor header alone has 128", path=path,
+                         where=where)
+    if data[:2] != b"\x4e\xef":
+        raise InputError("not an NNEF tensor file (bad magic number)", path=path, where=where)
+    length, rank = struct.unpack_from("<II", data, 4)
+    extents = struct.unpack_from("<8I", data, 12)
+    bits, = struct.unpack_from("<I", data, 44)
+    if rank > 8:
+        raise InputError(f"the tensor header declares rank {rank}; NNEF allows at most 8", path=path, where=where)
+    if bits not in NNEF_BITS:
+        raise InputError(f"the tensor header declares {bits} bits per item; NNEF uses {NNEF_BITS}", path=path,
+                         where=where)
+    count = 1
+    for d in extents[:rank]:
+        count *= d
+    nbytes = (count + 7) // 8 if bits == 1 else count * bits // 8
+    shape = list(extents[:rank])
+    check_size(nbytes, "max_tensor_bytes", f"the tensor of shape {shape} ({bits}-bit) declares a size in bytes "
+               "that", path=path, where=where)
+    if length != nbytes or len(data) - 128 != length:
+        raise InputError(f"the tensor header declares shape {shape} at {bits} bits ({nbytes:,} bytes) and a data "
+                         f"length of {length:,} bytes; the file holds {len(data) - 128:,} bytes of data",
+                         path=path, where=where)
+
+
+def read_tar_members(tar: Any, *, path: object = None) -> Iterator[tuple[Any, bytes]]:
+    """The regular files of an open `tarfile`, with their bytes, refusing before reading anything large: links
+    and symlinks, GNU sparse members, devices and FIFOs, more than `max_archive_members` members, a member
+    declaring more than `max_tensor_bytes` or members declaring more than `max_archive_bytes` in all."""
+    total = 0
+    for count, member in enumerate(tar, start=1):
+        check_size(count, "max_archive_members", "the number of archive members", path=path)
+        name = member.name
+        if member.issym() or member.islnk():
+            raise InputError(f"the archive member '{name}' is a link (to '{member.linkname}'); an NNEF archive "
+                             "holds regular files only", path=path)
+        if member.issparse():
+            raise InputError(f"the archive member '{name}' is a GNU sparse file (declaring {member.size:,} "
+                             "bytes); an NNEF archive holds regular files only", path=path)
+        if member.isdir():
+            continue
+        if not member.isfile():
+            raise InputError(f"the archive member '{name}' is not a regular file (a device or FIFO)", path=path)
+        check_size(member.size, "max_tensor_bytes", f"the archive member '{name}' declares a size in bytes that",
+                   path=path)
+        total += member.size
+        check_size(total, "max_archive_bytes", "the archive's members declare a total size in bytes that",
+                   path=path)
+        stream = tar.extractfile(member)
+        data = stream.read(member.size + 1) if stream is not None else b""
+        if len(data) != member.size:
+            raise InputError(f"the archive member '{name}' holds {len(data):,} bytes, not the {member.size:,} it "
+                             "declares", path=path)
+        yield member, data
+
+
+def read_folder_files(folder: Any, *, skip_hidden: bool = True) -> dict[str, bytes]:
+    """The files below `folder` (relative POSIX name -> bytes), refusing a symlink that leads out of the folder,
+    more than `max_archive_members` files, a file above `max_tensor_bytes` or more than `max_archive_bytes` in
+    all; sizes are checked before reading."""
+    from pathlib import Path
+
+    root = Path(folder)
+    real_root = root.resolve()
+    files: dict[str, bytes] = {}
+    total = 0
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if skip_hidden and any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_symlink() or any(q.is_symlink() for q in list(p.parents)[: len(rel.parts) - 1]):
+            target = p.resolve()
+            if not target.is_relative_to(real_root):
+                raise InputError(f"'{rel.as_posix()}' is a symlink to '{target}', outside the model folder; "
+                                 "portable reads a model's own files only", path=root)
+        if not p.is_file():
+            continue
+        check_size(len(files) + 1, "max_archive_members", "the number of files", path=root)
+        size = p.stat().st_size
+        check_size(size, "max_tensor_bytes", f"the file '{rel.as_posix()}' size in bytes", path=root)
+        total += size
+        check_size(total, "max_archive_bytes", "the folder's total size in bytes", path=root)
+        files[rel.as_posix()] = p.read_bytes()
+    return files
+
+
+# -- the checker ----------------------------------------------------------------------------------------------
+
+def check_input_width(name: str, row_shape: tuple[int, ...] | list[int]) -> None:
+    """Refuse a model input whose declared per-row size exceeds `max_input_width`, before anything is built."""
+    width = 1
+    for d in row_shape:
+        if d < 0:
+            raise PortableError(f"input '{name}' declares a negative dimension {list(row_shape)}")
+        width *= int(d)
+        if width > LIMITS.max_input_width:
+            raise LimitError(f"input '{name}' declares {list(row_shape)} values per row", "max_input_width",
+                             where=f"input '{name}'")
+
+
+def check_samples(samples: int, width: int = 1) -> None:
+    """Refuse a check of more than `max_samples` rows, or of more than `max_check_values` generated values."""
+    check_size(samples, "max_samples", "samples")
+    if samples * max(width, 1) > LIMITS.max_check_values:
+        raise LimitError(f"samples={samples:,} rows of {width:,} values each make {samples * width:,} values",
+                         "max_check_values")
+
+
+_from_environment()
