@@ -345,7 +345,8 @@ def test_cli_check_and_convert_exit_codes(tmp_path, scaled_tree, logreg):
     assert res.exit_code == 0, res.output
     assert json.loads({p.key: p.value for p in onnx.load(str(lr_onnx)).metadata_props}["portable.check"])[
         "equivalent"] is True
-    res = runner.invoke(cli, ["check", str(lr_pkl), str(lr_onnx), "--samples", "200", "--report", str(rep_path)])
+    res = runner.invoke(cli, ["check", str(lr_pkl), str(lr_onnx), "--samples", "200", "--report", str(rep_path),
+                              "--force"])  # the report of the first run exists: --report obeys --force like -o
     assert res.exit_code == 0, res.output
     assert "EQUIVALENT" in res.output and json.loads(rep_path.read_text())["equivalent"] is True
     res = runner.invoke(cli, ["check", str(pkl), str(out), "--samples", "200"])

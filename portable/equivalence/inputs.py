@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SignatureMismatchError
+from ..errors import PortableError, SignatureMismatchError
 from ..hints import GT, GTE, LEQ, LT, InputHints, TreeNodes
 from ..model import Model
 
@@ -552,7 +552,10 @@ def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
             batch.txt[:, i] = col
             f.values = sorted(set(f.values) | set(col.tolist()))
             continue
-        col = col.astype(np.float64)
+        try:
+            col = col.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise PortableError(f"data= does not fit input {f.label}, which takes numbers: {exc}") from None
         batch.num[:, i] = col
         finite = col[np.isfinite(col)]
         if finite.size:

@@ -212,6 +212,8 @@ class OnnxFormat:
             check_proto(source)
             return OnnxModel(source, origin=Origin("onnx", name=source.graph.name), runtime=options.runtime)
         path = Path(source)
+        if path.stat().st_size == 0:
+            raise InputError("empty file (0 bytes): not an ONNX model", path=path)
         try:
             proto = onnx.load_model(str(path))
         except Exception as exc:

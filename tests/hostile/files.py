@@ -1,0 +1,395 @@
+"""The hostile and corrupt corpus for parsers and paths: PFA/YAML/JSON documents, NNEF folders and archives, ONNX
+files and careless output paths, all written by these functions (no opaque blobs are checked in).
+
+`build_corpus(base)` writes every case below `base` and returns the `Case`s: the command line to run, the exit
+codes allowed, a phrase the one-paragraph message must hold, and a check of the files afterwards (nothing lost,
+nothing half-written). `cli_harness` runs them in one subprocess under a time and memory limit.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import struct
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+GOOD_PFA = {"input": {"type": "record", "name": "In", "fields": [{"name": "x", "type": "double"},
+                                                                   {"name": "y", "type": "double"}]},
+            "output": "double", "action": [{"+": [{"*": ["input.x", 2.0]}, "input.y"]}]}
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]
+    codes: tuple[int, ...] = (1,)
+    needle: str = ""  # a phrase the message holds (case-insensitive)
+    after: Callable[[], None] | None = field(default=None, repr=False)
+
+
+def write_good_nnef(folder: Path) -> None:
+    """A small NNEF model with tensor files, written by portable itself (a logistic regression)."""
+    from sklearn.linear_model import LogisticRegression
+
+    import portable
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    art = portable.convert(LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), to="nnef", samples=50)
+    art.save(folder)
+
+
+def write_good_onnx(path: Path) -> None:
+    import portable
+
+    portable.convert(GOOD_PFA, to="onnx", samples=50).save(path)
+
+
+def nnef_tensor(shape: list[int], bits: int = 32, data: bytes | None = None, length: int | None = None) -> bytes:
+    """An NNEF `.dat` file: the 128-byte header (magic, version 1.0, data length, rank, extents, bits, float code)
+    and `data` (by default the bytes the shape implies)."""
+    count = int(np.prod(shape, dtype=object)) if shape else 1
+    nbytes = count * bits // 8
+    if data is None:
+        data = b"\0" * nbytes
+    header = bytearray(128)
+    header[0:4] = bytes([0x4E, 0xEF, 1, 0])
+    struct.pack_into("<II", header, 4, (nbytes if length is None else length) & 0xFFFFFFFF, len(shape))
+    struct.pack_into("<8I", header, 12, *(list(shape) + [0] * (8 - len(shape))))
+    struct.pack_into("<II", header, 44, bits, 0)
+    return bytes(header) + data
+
+
+def _octal(n: int, width: int) -> bytes:
+    if n >= 8 ** (width - 1):  # GNU base-256 for numbers octal cannot hold
+        return b"\x80" + n.to_bytes(width - 1, "big")
+    return ("%0*o" % (width - 1, n)).encode() + b"\0"
+
+
+def gnu_sparse_member(name: str, realsize: int, stored: bytes = b"x" * 512) -> bytes:
+    """A GNU sparse ('S') tar member that stores `stored` and declares `realsize` bytes (old GNU sparse map)."""
+    h = bytearray(512)
+    h[0:len(name)] = name.encode()
+    h[100:108] = _octal(0o644, 8)
+    h[108:116] = _octal(0, 8)
+    h[116:124] = _octal(0, 8)
+    h[124:136] = _octal(len(stored), 12)
+    h[136:148] = _octal(0, 12)
+    h[156:157] = b"S"
+    h[257:265] = b"ustar  \0"
+    h[386:398] = _octal(realsize - len(stored), 12)
+    h[398:410] = _octal(len(stored), 12)
+    h[483:495] = _octal(realsize, 12)
+    h[148:156] = b" " * 8
+    h[148:156] = ("%06o" % sum(h)).encode() + b"\0 "
+    return bytes(h) + stored + b"\0" * (-len(stored) % 512)
+
+
+def tgz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _unchanged(path: Path) -> Callable[[], None]:
+    before = path.read_bytes() if path.is_file() else _files_of(path)
+
+    def check() -> None:
+        now = path.read_bytes() if path.is_file() else _files_of(path)
+        assert now == before, f"{path} changed"
+    return check
+
+
+def _no_temporaries(folder: Path) -> Callable[[], None]:
+    def check() -> None:
+        left = [p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".probe")) or p.name.endswith(".old")]
+        assert not left, f"temporary files left in {folder}: {left}"
+    return check
+
+
+def _both(*checks: Callable[[], None]) -> Callable[[], None]:
+    def check() -> None:
+        for c in checks:
+            c()
+    return check
+
+
+def build_corpus(base: Path) -> list[Case]:
+    base.mkdir(parents=True, exist_ok=True)
+    cases: list[Case] = []
+    p = lambda name: base / name  # noqa: E731
+
+    # ---- PFA, YAML, JSON -------------------------------------------------------------------------------------
+    head = "input: double\noutput: double\naction: [input]\n"
+    laughs = ["  l0: &l0 [1.5, 2.5]"] + [f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 12)]
+    p("bomb.yaml").write_text(head + "doc:\n" + "\n".join(laughs) + "\n")
+    cases.append(Case("yaml alias bomb", ["inspect", str(p("bomb.yaml"))], needle="max_nodes"))
+    p("bomb_cell.yaml").write_text("input: double\noutput: double\naction: [input]\ncells:\n  c:\n"
+                                   "    type: {type: array, items: {type: array, items: double}}\n"
+                                   "    init: &a [[1.0], *a]\n")
+    cases.append(Case("yaml alias to itself in a cell", ["convert", str(p("bomb_cell.yaml")), "--to", "onnx"],
+                      needle="refers to its own anchor"))
+    p("self_tree.yaml").write_text(
+        "input: {type: record, name: In, fields: [{name: x, type: double}]}\noutput: double\n"
+        "cells:\n  tree:\n    type: {type: record, name: T, fields: [{name: field, type: string}, "
+        "{name: value, type: double}, {name: pass, type: [double, T]}, {name: fail, type: [double, T]}]}\n"
+        "    init: &t {field: x, value: 1.0, pass: {T: *t}, fail: {double: 2.0}}\n"
+        "action: [{cell: tree, path: [[value]]}]\n")
+    cases.append(Case("tree cell whose alias points at itself", ["inspect", str(p("self_tree.yaml"))],
+                      needle="own anchor"))
+    p("deep.json").write_text('{"input": "double", "output": "double", "action": ["input"], "doc": '
+                              + "[" * 20000 + "]" * 20000 + "}")
+    cases.append(Case("JSON nested 20,000 deep", ["inspect", str(p("deep.json"))], needle="max_depth"))
+    p("deep_flow.yaml").write_text(head + "doc: " + "[" * 20000 + "]" * 20000 + "\n")
+    cases.append(Case("YAML flow nested 20,000 deep", ["inspect", str(p("deep_flow.yaml"))], needle="max_depth"))
+    p("deep_block.yaml").write_text(head + "doc:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)) + "  " * 3000
+                                    + "- 1\n")
+    cases.append(Case("YAML block nested 3,000 deep", ["inspect", str(p("deep_block.yaml"))], needle="max_depth"))
+    p("deep_expr.json").write_text('{"input": "double", "output": "double", "action": ['
+                                   + '{"+": [' * 5000 + '"input"' + ', 1]}' * 5000 + "]}")
+    cases.append(Case("PFA expression nested 5,000 deep", ["convert", str(p("deep_expr.json")), "--to", "onnx"],
+                      needle="max_depth"))
+    fcns = {"f0": {"params": [{"x": "double"}], "ret": "double", "do": [{"+": ["x", 1]}]}}
+    for i in range(1, 40):
+        fcns[f"f{i}"] = {"params": [{"x": "double"}], "ret": "double",
+                         "do": [{"+": [{f"u.f{i - 1}": ["x"]}, {f"u.f{i - 1}": ["x"]}]}]}
+    p("fcn40.json").write_text(json.dumps({"input": "double", "output": "double", "action": [{"u.f39": ["input"]}],
+                                           "fcns": fcns}))
+    cases.append(Case("40 user functions each calling the previous twice",
+                      ["convert", str(p("fcn40.json")), "--to", "onnx"], needle="max_pfa_expansion"))
+    p("rec200k.json").write_text(json.dumps(
+        {"input": {"type": "record", "name": "R", "fields": [{"name": f"f{i}", "type": "double"}
+                                                             for i in range(200_000)]},
+         "output": "double", "action": ["input.f0"]}))
+    cases.append(Case("record with 200k fields", ["convert", str(p("rec200k.json")), "--to", "onnx"],
+                      needle="max_record_fields"))
+    p("bigint_long.json").write_text('{"input": "long", "output": "long", "action": [{"+": ["input", '
+                                     + str(10 ** 26) + "]}]}")
+    cases.append(Case("integer literal 10**26 where a long is expected",
+                      ["convert", str(p("bigint_long.json")), "--to", "onnx"], needle="long"))
+    p("bigint_double.json").write_text('{"input": "double", "output": "double", "action": [{"+": ["input", '
+                                       + str(10 ** 26) + "]}]}")
+    cases.append(Case("integer literal 10**26 in a double expression converts",
+                      ["convert", str(p("bigint_double.json")), "--to", "onnx", "--samples", "50"], codes=(0,)))
+    p("digits.json").write_text('{"input": "double", "output": "double", "action": [{"+": ["input", '
+                                + "9" * 6000 + "]}]}")
+    cases.append(Case("integer literal of 6,000 digits", ["inspect", str(p("digits.json"))], needle="digits"))
+    p("big.json").write_text(json.dumps(dict(GOOD_PFA, doc="x" * 5000)))
+    cases.append(Case("document above a lowered max_document_bytes",
+                      ["--limit", "max_document_bytes=4096", "inspect", str(p("big.json"))],
+                      needle="max_document_bytes"))
+    cases.append(Case("unknown limit is a usage error", ["--limit", "max_nothing=3", "inspect", str(p("big.json"))],
+                      codes=(2,), needle="unknown limit"))
+    p("notjson.pfa").write_bytes(b"\xff\xfe{{{\x00")
+    cases.append(Case("binary garbage as PFA", ["inspect", str(p("notjson.pfa"))], needle="PFA"))
+
+    # ---- NNEF -------------------------------------------------------------------------------------------------
+    good = p("good.nnef")
+    write_good_nnef(good)
+    files = _files_of(good)
+    variables = sorted(n for n in files if n.endswith(".dat"))
+
+    deep = p("deep_graph.nnef")
+    deep.mkdir()
+    for n, b in files.items():
+        (deep / n).write_bytes(b)
+    graph = files["graph.nnef"].decode()
+    (deep / "graph.nnef").write_text(graph.replace("graph ", "# " + "(" * 10 + "\ngraph ", 1).rstrip()[:-1]
+                                     + "  deep = " + "(" * 20000 + "1.0" + ")" * 20000 + ";\n}\n")
+    cases.append(Case("graph.nnef nested 20,000 parentheses deep", ["inspect", str(deep)], needle="max_depth"))
+
+    sparse = gzip.compress(gnu_sparse_member("model/graph.nnef", 64 << 30) + b"\0" * 1024)
+    p("sparse.nnef.tgz").write_bytes(sparse)
+    cases.append(Case("GNU sparse tar member declaring 64 GiB", ["inspect", str(p("sparse.nnef.tgz"))],
+                      needle="sparse"))
+
+    def info(name: str, **kw: object) -> tarfile.TarInfo:
+        t = tarfile.TarInfo(name)
+        for k, v in kw.items():
+            setattr(t, k, v)
+        return t
+
+    regular = [(info(n), b) for n, b in files.items()]
+    p("symlink.nnef.tgz").write_bytes(tgz([(info("graph.nnef", type=tarfile.SYMTYPE, linkname="/etc/passwd"), None)]
+                                          + [m for m in regular if m[0].name != "graph.nnef"]))
+    cases.append(Case("archive member that is a symlink", ["inspect", str(p("symlink.nnef.tgz"))], needle="link"))
+    p("hardlink.nnef.tgz").write_bytes(tgz(regular + [(info(variables[0] + "2", type=tarfile.LNKTYPE,
+                                                            linkname="/etc/shadow"), None)]))
+    cases.append(Case("archive member that is a hard link", ["inspect", str(p("hardlink.nnef.tgz"))], needle="link"))
+    huge_member = gzip.compress(_big_header("graph.nnef", 60 << 30) + b"x" * 1024)
+    p("huge_member.nnef.tgz").write_bytes(huge_member)
+    cases.append(Case("archive member declaring 60 GiB", ["inspect", str(p("huge_member.nnef.tgz"))],
+                      needle="max_tensor_bytes"))
+    p("truncated.nnef.tgz").write_bytes(tgz(regular)[:300])
+    cases.append(Case("truncated archive", ["inspect", str(p("truncated.nnef.tgz"))], needle="archive"))
+
+    outside = p("secret.dat")
+    outside.write_bytes(files[variables[0]])
+    link = p("link_out.nnef")
+    link.mkdir()
+    for n, b in files.items():
+        (link / n).write_bytes(b)
+    (link / variables[0]).unlink()
+    os.symlink(outside, link / variables[0])
+    cases.append(Case("NNEF folder with a symlink that leaves it", ["inspect", str(link)], needle="outside"))
+    cases.append(Case("NNEF folder with a symlink out is not copied into a new artifact",
+                      ["convert", str(link), "--to", "onnx", "-o", str(p("from_link.onnx"))], needle="outside",
+                      after=lambda: _assert_missing(p("from_link.onnx"))))
+
+    hugedat = p("huge_dat.nnef")
+    hugedat.mkdir()
+    for n, b in files.items():
+        (hugedat / n).write_bytes(b)
+    (hugedat / variables[0]).write_bytes(nnef_tensor([1 << 20, 1 << 20], data=b"\0" * 64))
+    cases.append(Case("NNEF tensor header declaring 4 TiB", ["inspect", str(hugedat)], needle="max_tensor_bytes"))
+    liar = p("liar_dat.nnef")
+    liar.mkdir()
+    for n, b in files.items():
+        (liar / n).write_bytes(b)
+    (liar / variables[0]).write_bytes(nnef_tensor([4, 4], data=b"\0" * 8))
+    cases.append(Case("NNEF tensor shorter than its header says", ["inspect", str(liar)], needle="tensor"))
+
+    for label, meta in [("not an object", "[1, 2]"), ("inputs not a list", '{"inputs": 3, "outputs": []}'),
+                        ("entry without a name", '{"inputs": [{"dtype": "float32"}], "outputs": []}'),
+                        ("bogus dtype", None), ("bad shape", None)]:
+        folder = p("meta_" + label.replace(" ", "_") + ".nnef")
+        folder.mkdir()
+        for n, b in files.items():
+            (folder / n).write_bytes(b)
+        if meta is None:
+            m = json.loads(files["portable.json"])
+            if label == "bogus dtype":
+                m["inputs"][0]["dtype"] = "float33"
+            else:
+                m["outputs"][0]["shape"] = "NxN"
+            meta = json.dumps(m)
+        (folder / "portable.json").write_text(meta)
+        cases.append(Case(f"portable.json {label}", ["inspect", str(folder)], needle="portable.json"))
+
+    # ---- ONNX -------------------------------------------------------------------------------------------------
+    good_onnx = p("good.onnx")
+    write_good_onnx(good_onnx)
+    p("empty.onnx").write_bytes(b"")
+    cases.append(Case("0-byte .onnx", ["inspect", str(p("empty.onnx"))], needle="empty file"))
+    p("truncated.onnx").write_bytes(good_onnx.read_bytes()[: good_onnx.stat().st_size // 2])
+    cases.append(Case("truncated .onnx", ["inspect", str(p("truncated.onnx"))], needle="onnx"))
+    p("garbage.onnx").write_bytes(os.urandom(4096))
+    cases.append(Case("random bytes as .onnx", ["inspect", str(p("garbage.onnx"))], needle="onnx"))
+    wide = p("wide.onnx")
+    _write_identity_onnx(wide, [None, 2 ** 40])
+    cases.append(Case("ONNX input declared [N, 2**40] in a check", ["check", str(wide), str(wide)],
+                      needle="max_input_width"))
+    cases.append(Case("--samples 1,000,000,000", ["check", str(good_onnx), str(good_onnx), "--samples",
+                                                   "1000000000"], codes=(2,), needle="max_samples"))
+
+    # ---- tolerances -------------------------------------------------------------------------------------------
+    for opt, value in [("--atol", "nan"), ("--rtol", "nan"), ("--atol", "inf"), ("--atol", "-1"), ("--rtol", "-0.5")]:
+        cases.append(Case(f"{opt} {value} is a usage error", ["check", str(good_onnx), str(good_onnx), opt, value],
+                          codes=(2,), needle="finite"))
+    cases.append(Case("--seed -5 is a usage error", ["check", str(good_onnx), str(good_onnx), "--seed", "-5"],
+                      codes=(2,), needle="seed"))
+
+    # ---- data files -------------------------------------------------------------------------------------------
+    np.save(p("strings.npy"), np.array(["a", "b", "c"]))
+    cases.append(Case("a string .npy as --data (does not fit: a note, or an error)",
+                      ["check", str(good_onnx), str(good_onnx), "--data", str(p("strings.npy"))], codes=(0, 1)))
+    np.save(p("empty.npy"), np.zeros((0, 2)))
+    cases.append(Case("an empty .npy as --data", ["check", str(good_onnx), str(good_onnx), "--data",
+                                                  str(p("empty.npy"))], needle="no rows"))
+    p("strings.csv").write_text("x,y\nfoo,bar\nbaz,qux\n")
+    cases.append(Case("a string CSV as --data", ["check", str(good_onnx), str(good_onnx), "--data",
+                                                 str(p("strings.csv"))], needle="takes numbers"))
+    p("empty.csv").write_text("")
+    cases.append(Case("an empty CSV as --data", ["check", str(good_onnx), str(good_onnx), "--data",
+                                                 str(p("empty.csv"))], needle="empty"))
+
+    # ---- careless paths ---------------------------------------------------------------------------------------
+    m = p("m")
+    m.mkdir()
+    (m / "x.pfa").write_text(json.dumps(GOOD_PFA))
+    cases.append(Case("-o the folder that holds the source, with --force",
+                      ["convert", str(m / "x.pfa"), "--to", "nnef", "-o", str(m), "--force"], needle="holds",
+                      after=_unchanged(m)))
+    cases.append(Case("-o the source itself", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(m / "x.pfa"),
+                                                "--force"], needle="must not overwrite", after=_unchanged(m)))
+    cases.append(Case("--report onto the source without --force",
+                      ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(p("r1.onnx")), "--report",
+                       str(m / "x.pfa")], needle="overwrite", after=_both(_unchanged(m),
+                                                                               lambda: _assert_missing(p("r1.onnx")))))
+    cases.append(Case("--report onto the source with --force",
+                      ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(p("r2.onnx")), "--report",
+                       str(m / "x.pfa"), "--force"], needle="must not overwrite", after=_unchanged(m)))
+    cases.append(Case("check --report onto ORIGINAL with --force",
+                      ["check", str(good_onnx), str(p("good.nnef")), "--report", str(good_onnx), "--force"],
+                      needle="must not overwrite", after=_unchanged(good_onnx)))
+    cases.append(Case("check --report into the CONVERTED folder",
+                      ["check", str(good_onnx), str(good), "--report", str(good / "r.json"), "--force"],
+                      needle="inside the model folder", after=_unchanged(good)))
+    precious = p("precious.json")
+    precious.write_text("{}")
+    cases.append(Case("check --report over an existing file without --force",
+                      ["check", str(good_onnx), str(good_onnx), "--report", str(precious)], needle="already exists",
+                      after=_unchanged(precious)))
+    dangling = p("dangling.onnx")
+    os.symlink(p("nowhere/at/all.onnx"), dangling)
+    cases.append(Case("-o a dangling symlink without --force",
+                      ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(dangling)], needle="symlink",
+                      after=lambda: _assert_dangling(dangling)))
+    existing_dir = p("existing_dir")
+    existing_dir.mkdir()
+    (existing_dir / "keep.txt").write_text("keep")
+    cases.append(Case("-o an existing folder with --force for ONNX",
+                      ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(existing_dir), "--force"],
+                      needle="folder", after=_unchanged(existing_dir)))
+    cases.append(Case("-o an existing non-NNEF folder with --force for NNEF",
+                      ["convert", str(m / "x.pfa"), "--to", "nnef", "-o", str(existing_dir), "--force"],
+                      needle="not an NNEF model", after=_unchanged(existing_dir)))
+    cases.append(Case("-o /proc/x", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", "/proc/portable-x.onnx"],
+                      needle="cannot write"))
+    cases.append(Case("-o into a missing folder", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o",
+                                                   str(p("missing/sub/x.onnx"))], needle="does not exist"))
+    cases.append(Case("-o a file used as a folder", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o",
+                                                     str(precious / "x.onnx")], needle="not a folder",
+                      after=_unchanged(precious)))
+    cases.append(Case("no temporary file left by any of the above", ["formats"], codes=(0,),
+                      after=_both(_no_temporaries(base), _no_temporaries(m))))
+    return cases
+
+
+def _big_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def _assert_missing(path: Path) -> None:
+    assert not os.path.lexists(path), f"{path} was written"
+
+
+def _assert_dangling(path: Path) -> None:
+    assert path.is_symlink() and not path.exists(), f"{path} was replaced"
+
+
+def _write_identity_onnx(path: Path, shape: list[int | None]) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("variable", TensorProto.FLOAT, shape)
+    graph = helper.make_graph([helper.make_node("Identity", ["X"], ["variable"])], "wide", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))

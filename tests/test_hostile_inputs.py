@@ -1,0 +1,210 @@
+"""Hostile and corrupt files, careless paths and bad arguments (issue 12, items 4-7): every case ends with exit code
+1 (or 2), a one-paragraph message that names the problem, no traceback, no crash, nothing lost or half-written,
+within a time and memory bound.
+
+The corpus (tests/hostile/files.py) is written by the tests. It runs through the real command line in one
+subprocess under RLIMIT_AS and a timeout, so a crash, a hang or a memory blow-up fails the test, not the run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import portable
+from portable.errors import PortableError
+
+from .hostile.files import GOOD_PFA, Case, build_corpus
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMORY = 3 << 30  # address space of the subprocess: enough for onnxruntime and scikit-learn, far below 64 GiB
+TIMEOUT = 600
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+
+
+def run_in_subprocess(module: str, *args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")
+    env.pop("PORTABLE_LIMITS", None)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=_limit_memory)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hostile")
+    cases = build_corpus(base / "files")
+    spec = base / "cases.json"
+    spec.write_text(json.dumps([c.argv for c in cases]))
+    out = base / "results.json"
+    proc = run_in_subprocess("tests.hostile.cli_harness", str(spec), str(out))
+    running = Path(str(out) + ".running")
+    assert proc.returncode == 0, (f"the harness died (exit {proc.returncode}) while running "
+                                  f"{running.read_text() if running.exists() else '?'}:\n{proc.stderr[-3000:]}")
+    results = json.loads(out.read_text())
+    assert len(results) == len(cases)
+    return {c.name: (c, r) for c, r in zip(cases, results)}
+
+
+def _problems(case: Case, r: dict) -> list[str]:
+    name = case.name
+    message = (r["stderr"] + r["stdout"]).strip()
+    if r["escaped"] is not None:
+        return [f"{name}: an exception escaped the command:\n{r['escaped']}"]
+    out = []
+    if r["code"] not in case.codes:
+        out.append(f"{name}: exit {r['code']}, expected {case.codes}: {message[:500]}")
+    if "Traceback" in message:
+        out.append(f"{name}: a traceback was printed")
+    if r["code"] == 2:  # click's usage error: "Usage: ...", "Try ... --help", then one "Error: ..." line
+        errors = [line for line in r["stderr"].splitlines() if line.startswith("Error:")]
+        if len(errors) != 1 or case.needle.lower() not in errors[0].lower():
+            out.append(f"{name}: no 'Error:' line naming '{case.needle}': {r['stderr']}")
+    elif r["code"] != 0:
+        if not message:
+            out.append(f"{name}: no message")
+        if "\n\n" in r["stderr"].strip():
+            out.append(f"{name}: not one paragraph: {r['stderr']}")
+        if case.needle.lower() not in message.lower():
+            out.append(f"{name}: '{case.needle}' not in: {message[:500]}")
+        if len(r["stderr"]) > 2000:
+            out.append(f"{name}: the message is too long: {r['stderr'][:300]}...")
+    if case.after is not None:
+        try:
+            case.after()
+        except AssertionError as exc:
+            out.append(f"{name}: {exc}")
+    return out
+
+
+def test_hostile_corpus(corpus):
+    """Every case: the expected exit code, one short paragraph naming the problem, no traceback, files intact."""
+    problems = [p for case, r in corpus.values() for p in _problems(case, r)]
+    assert not problems, f"{len(problems)} of {len(corpus)} cases failed:\n" + "\n".join(problems)
+
+
+# ---- the same guarantees from Python (item 7): a PortableError naming the argument ------------------------------
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("args") / "m.onnx"
+    portable.convert(GOOD_PFA, to="onnx", samples=50).save(path)
+    return path
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"samples": "10"}, "samples"), ({"samples": 0}, "samples"), ({"samples": 2.5}, "samples"),
+    ({"samples": True}, "samples"), ({"samples": 10 ** 12}, "max_samples"),
+    ({"seed": "abc"}, "seed"), ({"seed": -5}, "seed"), ({"seed": 1.5}, "seed"),
+    ({"trust": 123}, "trust"), ({"trust": [1, 2]}, "trust"),
+    ({"rtol": "x"}, "rtol"), ({"atol": float("nan")}, "atol"), ({"rtol": -1.0}, "rtol"),
+    ({"atol": float("inf")}, "atol"), ({"data": np.zeros((0, 2))}, "data"), ({"data": 3.0}, "data"),
+])
+def test_check_validates_its_arguments(onnx_model, kwargs, named):
+    with pytest.raises(PortableError, match=named):
+        portable.check(onnx_model, onnx_model, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"samples": "10"}, "samples"), ({"seed": "abc"}, "seed"), ({"trust": 123}, "trust"),
+    ({"dtype": "float16"}, "dtype"), ({"to": 3}, "to"), ({"check": "yes"}, "check"),
+    ({"options": {"standard_ops": True}}, "options"), ({"progress": 5}, "progress"),
+])
+def test_convert_validates_its_arguments(kwargs, named):
+    with pytest.raises(PortableError, match=named):
+        portable.convert(GOOD_PFA, **{"to": "onnx", **kwargs})
+
+
+def test_load_run_save_export_audit_validate_their_arguments(onnx_model, tmp_path):
+    with pytest.raises(PortableError, match="source"):
+        portable.load(None)
+    with pytest.raises(PortableError, match="trust"):
+        portable.load(onnx_model, trust=123)
+    with pytest.raises(PortableError, match="format"):
+        portable.load(onnx_model, format=7)
+    model = portable.load(onnx_model)
+    with pytest.raises(PortableError, match="mapping"):
+        model.run(None)
+    with pytest.raises(PortableError, match="mapping"):
+        model.run([1, 2, 3])
+    with pytest.raises(PortableError, match="path"):
+        model.save(None)
+    with pytest.raises(PortableError, match="force"):
+        model.save(tmp_path / "x.onnx", force="yes")
+    with pytest.raises(PortableError, match="path"):
+        portable.export(GOOD_PFA, None)
+    with pytest.raises(PortableError, match="path"):
+        portable.audit(None)
+    with pytest.raises(PortableError, match="must not overwrite"):
+        model.save(onnx_model, force=True)  # the model's own source
+    assert portable.load(onnx_model).signature == model.signature
+
+
+def test_a_python_save_never_replaces_a_folder_that_is_not_an_nnef_model(tmp_path):
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "x.pfa").write_text(json.dumps(GOOD_PFA))
+    art = portable.convert(m / "x.pfa", to="nnef", samples=50)
+    with pytest.raises(PortableError, match="holds"):
+        art.save(m, force=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(PortableError, match="not an NNEF model"):
+        art.save(other, force=True)
+    assert (m / "x.pfa").is_file() and (other / "notes.txt").read_text() == "mine"
+    art.save(tmp_path / "fresh.nnef")
+    art.save(tmp_path / "fresh.nnef", force=True)  # an NNEF model folder may be replaced with force
+    assert portable.load(tmp_path / "fresh.nnef").signature.input_names == ["x", "y"]
+
+
+def test_limits_can_be_raised_from_python_and_the_environment(tmp_path):
+    from portable import limits
+
+    doc = tmp_path / "deep.json"
+    expr: object = "input"
+    for _ in range(150):
+        expr = {"+": [expr, 1]}
+    doc.write_text(json.dumps({"input": "double", "output": "double", "action": [expr]}))  # 302 levels
+    with pytest.raises(limits.LimitError, match="max_depth"):
+        portable.load(doc)
+    with limits.override(max_depth=400):
+        model = portable.load(doc)
+        assert model.run({"input": np.array([1.0, 2.0])})["output"].tolist() == [151.0, 152.0]
+    assert limits.LIMITS.max_depth == 256
+    with pytest.raises(PortableError, match="positive whole number"):
+        limits.LIMITS.set(max_depth="lots")
+    proc = subprocess.run([sys.executable, "-c", "from portable.limits import LIMITS; print(LIMITS.max_depth)"],
+                          env=dict(os.environ, PORTABLE_LIMITS="max_depth=1000, max_samples=1e8"),
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.stdout.strip() == "1000", proc.stderr
+
+
+def test_sigterm_during_a_write_leaves_no_temporary_file(tmp_path):
+    """The command line turns SIGTERM into an exception, so the temporary file beside the output is removed."""
+    script = f"""
+import os, signal, sys
+import portable._io as io_mod
+real = os.fsync
+def fsync_then_terminate(fd):
+    real(fd)
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the temporary file exists
+io_mod.os.fsync = fsync_then_terminate
+from portable.cli import main
+sys.argv = ["portable", "convert", {str(tmp_path / 'x.json')!r}, "--to", "onnx", "-o", {str(tmp_path / 'x.onnx')!r},
+            "--samples", "50"]
+main()
+"""
+    (tmp_path / "x.json").write_text(json.dumps(GOOD_PFA))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 128 + 15, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"], "a temporary file (or the output) was left"
