@@ -17,6 +17,7 @@ from typing import Any
 from .errors import PortableError
 
 DEFAULT_TIMEOUT = 300.0  # seconds one file may take before its worker is stopped
+STARTUP_ALLOWANCE = 300.0  # seconds a fresh worker may take to import portable before its file's clock starts
 
 
 
@@ -204,6 +205,18 @@ def _worker_main(conn: Any, limits: dict[str, int]) -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from . import api
+
+    # the registry (with plugins) and the libraries of the usual routes load before the first file's clock
+    # starts: --timeout measures a file's conversion, not a worker's start-up
+    api.list_formats()
+    import importlib
+
+    for name in ("sklearn", "onnx", "onnxruntime", "skl2onnx"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional library: the conversion that needs it says so
+            pass
     while True:
         try:
             task = conn.recv()
@@ -212,6 +225,7 @@ def _worker_main(conn: Any, limits: dict[str, int]) -> None:
         if task is None:
             return
         src, out, to, settings = task
+        conn.send("started")
         conn.send(convert_one(src, out, to, settings))
 
 
@@ -228,7 +242,7 @@ class _Worker:
     def send(self, task: tuple[str, str], to: str, settings: dict[str, Any], timeout: float) -> None:
         self.task = task
         self.started = time.monotonic()
-        self.deadline = self.started + timeout
+        self.deadline = self.started + timeout + STARTUP_ALLOWANCE  # until the worker says it started the file
         self.conn.send((task[0], task[1], to, settings))
 
     def stop(self, grace: float = 2.0) -> None:
@@ -294,6 +308,12 @@ def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], j
                 if w.conn.poll():
                     try:
                         result = w.conn.recv()
+                        if result == "started":  # the file's own clock starts now (imports are not its time)
+                            w.started = time.monotonic()
+                            w.deadline = w.started + timeout
+                            if not w.conn.poll():
+                                continue
+                            result = w.conn.recv()
                     except (EOFError, OSError):
                         w.proc.join(5)
                         result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode),

@@ -1,0 +1,138 @@
+"""A folder batch survives files that crash or hang the process converting them (issue 12): each file runs in a
+worker process; a crash (SIGSEGV) or a hang (`--timeout`) costs that file only, every good file is converted,
+`summary.json` is always written and names each bad file with its reason.
+
+The crashing and hanging files are of a format registered by a third-party plugin (entry point
+`portable.converters`, as any plugin would be) whose loader calls `ctypes.string_at(0)` (a real segmentation
+fault, in a library portable does not control) or sleeps for ever. portable's own loaders are hardened against
+the hostile files of tests/test_hostile_inputs.py, so a plugin is the honest way to get a library that crashes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.tree import DecisionTreeClassifier
+
+import portable
+from portable.cli import cli
+
+from .hostile.files import GOOD_PFA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PLUGIN = '''
+import ctypes
+import time
+from pathlib import Path
+
+from portable.registry import register_format
+
+
+@register_format("fragile", extensions=(".crash", ".hang"), description="a format whose library crashes or hangs")
+class Fragile:
+    @staticmethod
+    def sniff(source):
+        return Path(str(source)).suffix in (".crash", ".hang")
+
+    @staticmethod
+    def load(source, options):
+        if str(source).endswith(".crash"):
+            ctypes.string_at(0)  # SIGSEGV in the library
+        time.sleep(10 ** 6)  # the library never returns
+'''
+
+
+def _plugin(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    dist = site / "fragile_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fragile_plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[portable.converters]\nfragile = fragile_plugin\n")
+    (site / "fragile_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    return site
+
+
+@pytest.fixture(scope="module")
+def good_models():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return X, {"logreg.pkl": LogisticRegression().fit(X, y), "tree.pkl": DecisionTreeClassifier(max_depth=4).fit(X, y),
+               "ridge.pkl": Ridge().fit(X, X @ np.array([1.0, -2.0, 0.5, 0.0]))}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_crashing_and_a_hanging_file_do_not_sink_the_folder(tmp_path, good_models, jobs):
+    """With one worker the files run one after the other through the same (replaced) worker; with two, in
+    parallel. (The hanging file costs --timeout seconds: it runs in the two-worker case only.)"""
+    X, models = good_models
+    hang = jobs == "2"
+    src = tmp_path / "models"
+    (src / "sub").mkdir(parents=True)
+    for name, est in models.items():
+        (src / name).write_bytes(pickle.dumps(est))
+    (src / "sub" / "linear.json").write_text(json.dumps(GOOD_PFA))
+    (src / "boom.crash").write_bytes(b"model")
+    if hang:
+        (src / "sub" / "stuck.hang").write_bytes(b"model")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_plugin(tmp_path)), str(ROOT),
+                                                       os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "portable", "convert", str(src), "--to", "onnx", "-o", str(out),
+                           "--jobs", jobs, "--timeout", "30", "--samples", "100", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # some files failed, none was not equivalent
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {Path(r["model"]).name: r for r in summary["models"]}
+    assert set(rows) == {"logreg.pkl", "tree.pkl", "ridge.pkl", "linear.json", "boom.crash"} | (
+        {"stuck.hang"} if hang else set())
+    for name in ("logreg.pkl", "tree.pkl", "ridge.pkl", "linear.json"):
+        assert rows[name]["error"] is None and rows[name]["verdict"] == "equivalent", rows[name]
+        assert Path(rows[name]["output"]).is_file()
+    assert "crashed" in rows["boom.crash"]["error"] and "SIGSEGV" in rows["boom.crash"]["error"]
+    if hang:
+        assert "timed out" in rows["stuck.hang"]["error"] and "--timeout" in rows["stuck.hang"]["error"]
+    assert summary["counts"] == {"equivalent": 4, "failed": 2 if hang else 1}
+    # the converted files compute what scikit-learn computes
+    for name, est in models.items():
+        got = portable.load(out / name.replace(".pkl", ".onnx")).run({"X": X.astype(np.float32)})
+        if hasattr(est, "predict_proba"):
+            np.testing.assert_array_equal(got["label"], est.predict(X))
+        else:
+            np.testing.assert_allclose(got["variable"].ravel(), est.predict(X), rtol=1e-4, atol=1e-4)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_folder_run_skips_its_own_output_folder(tmp_path, good_models):
+    X, models = good_models
+    src = tmp_path / "D"
+    src.mkdir()
+    (src / "logreg.pkl").write_bytes(pickle.dumps(models["logreg.pkl"]))
+    runner = CliRunner()
+    for _ in range(2):
+        r = runner.invoke(cli, ["convert", str(src), "--to", "onnx", "-o", str(src / "out"), "--force", "--quiet",
+                                "--samples", "100"])
+        assert r.exit_code == 0, r.output
+        summary = json.loads((src / "out" / "summary.json").read_text())
+        assert [Path(m["model"]).name for m in summary["models"]] == ["logreg.pkl"]
+    assert not (src / "out" / "out").exists()
+    from portable.batch import discover
+
+    # spelled another way (through a symlink) the output folder is still recognised
+    os.symlink(src / "out", tmp_path / "alias")
+    assert [p.name for p in discover(src, exclude=tmp_path / "alias")] == ["logreg.pkl"]
+    # an earlier batch's output folder (it holds a summary.json) is not a folder of sources either
+    assert [p.name for p in discover(src, exclude=tmp_path / "elsewhere")] == ["logreg.pkl"]
+    r = runner.invoke(cli, ["convert", str(src), "--to", "onnx", "-o", str(src), "--force", "--quiet"])
+    assert r.exit_code == 1 and "source folder" in r.output
