@@ -571,7 +571,11 @@ def _inputs(original: Model, slots: list[InputSlot], df: Any, n: int) -> dict[st
         if slot.is_string:
             arr = arr.astype(str)
         else:
-            vals = arr.astype(np.float64)
+            try:
+                vals = arr.astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise PortableError(f"the data's column for input '{slot.name}' does not fit it: the input takes "
+                                    f"numbers ({exc})") from None
             if slot.dtype == "bool":
                 arr = vals > 0.5
             elif slot.dtype.startswith(("int", "uint")):
