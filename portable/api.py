@@ -47,7 +47,9 @@ def load(source: Any, format: str | None = None, *, trust: Iterable[str] = (), r
         raise LimitError("the model is nested too deeply to load", "max_depth",
                          path=source if isinstance(source, (str, Path)) else None) from None
     if data is not None and hasattr(data, "columns") and model.format in ("sklearn", "pickle"):
-        model = type(model)(model.estimator, origin=model.origin, data=data)  # type: ignore[attr-defined]
+        rebuild = getattr(model, "with_data", None)  # a pickle keeps its trust and its isolated worker
+        model = rebuild(data) if rebuild else type(model)(model.estimator, origin=model.origin,  # type: ignore
+                                                           data=data)
     return model
 
 

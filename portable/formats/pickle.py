@@ -18,9 +18,41 @@ EXTENSIONS = (".pkl", ".pickle", ".joblib", ".skops")
 
 
 class PickleModel(SklearnModel):
-    """A model loaded (safely) from a pickle, joblib or skops file; runs through scikit-learn."""
+    """A model loaded (safely) from a pickle, joblib or skops file; runs through scikit-learn.
+
+    A file is untrusted, so `run` goes to a worker process that loads the same file once and answers batches
+    (`portable.safety.isolate`): a segfault, a hang or a memory blow-up in a library becomes a
+    `ModelCrashedError` instead of taking the caller down. `isolate=False` runs in-process (the worker itself).
+    """
 
     format = "pickle"
+
+    def __init__(self, estimator: Any, *, origin: Origin | None = None, data: Any = None, trust: Any = (),
+                 isolate: bool = True) -> None:
+        super().__init__(estimator, origin=origin, data=data)
+        self.trust = tuple(trust)
+        self.isolate = bool(isolate and self.origin.path)
+        self._runner: Any = None
+
+    def _run(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        if not self.isolate:
+            return super()._run(inputs)
+        if self._runner is None:
+            from ..safety.isolate import IsolatedRunner
+
+            self._runner = IsolatedRunner(str(self.origin.path), self.trust, self.signature.to_dict(), self.name)
+        return self._runner.run(inputs)
+
+    def with_data(self, data: Any) -> PickleModel:
+        new = type(self)(self.estimator, origin=self.origin, data=data, trust=self.trust, isolate=self.isolate)
+        new.notes = list(self.notes)
+        return new
+
+    def close(self) -> None:
+        """Stop the worker process (it also stops when the model is garbage-collected)."""
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
 
 def load_estimator(path: Path, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
@@ -63,7 +95,7 @@ class PickleFormat:
         origin = Origin("pickle", name=path.name, path=str(path), sha256=sha256_file(path),
                         library=library_version(obj))
         try:
-            model = PickleModel(obj, origin=origin)
+            model = PickleModel(obj, origin=origin, trust=options.trust)
         except InputError as exc:
             raise type(exc)(exc.message, path=path) from exc
         model.notes.extend(notes)
