@@ -106,3 +106,16 @@ def test_in_memory_estimators_run_in_process(iris):
     model = portable.load(LogisticRegression(max_iter=500).fit(X, y))
     assert not getattr(model, "isolate", False)
     assert model.run({"X": X})["label"].shape == (150,)
+
+
+def test_an_idle_worker_exits_and_is_restarted(tmp_path, iris, monkeypatch):
+    X, y = iris
+    monkeypatch.setenv("PORTABLE_ORIGINAL_IDLE", "1")
+    path = tmp_path / "lr.pkl"
+    path.write_bytes(pickle.dumps(LogisticRegression(max_iter=500).fit(X, y)))
+    model = portable.load(path)
+    first = model.run({"X": X})["label"]
+    proc = model._runner.proc
+    proc.wait(timeout=60)  # exits on its own once idle
+    assert proc.returncode == 0
+    np.testing.assert_array_equal(model.run({"X": X})["label"], first)

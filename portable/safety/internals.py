@@ -46,58 +46,106 @@ def _p(where: str) -> str:
     return f"{where}." if where else ""
 
 
+class _Entry:
+    """Where an object was found: its parent entry and the key or attribute that leads to it (the path is only
+    spelled out when something is wrong)."""
+
+    __slots__ = ("parent", "key", "attr")
+
+    def __init__(self, parent: _Entry | None, key: Any, attr: bool) -> None:
+        self.parent, self.key, self.attr = parent, key, attr
+
+    def path(self) -> str:
+        parts: list[str] = []
+        e: _Entry | None = self
+        while e is not None and e.parent is not None:
+            parts.append(f".{e.key}" if e.attr else f"[{e.key!r}]" if not isinstance(e.key, int) else f"[{e.key}]")
+            e = e.parent
+        return "".join(reversed(parts)).lstrip(".")
+
+
+_ROOT = _Entry(None, None, False)
+
+
 def _walk(root: Any) -> None:
     import scipy.sparse as sp
 
     seen: set[int] = set()
-    stack: list[tuple[Any, str, Any]] = [(root, "", None)]
-    leaves = (str, bytes, int, float, bool, complex, type(None), np.generic, np.dtype, type)
+    trees: list[tuple[Any, _Entry, Any]] = []
+    stack: list[tuple[Any, _Entry, Any]] = [(root, _ROOT, None)]
+    pop, push = stack.pop, stack.append
+    leaves = _leaves()
     while stack:
-        obj, where, owner = stack.pop()
-        if isinstance(obj, leaves) or id(obj) in seen:
+        obj, entry, owner = pop()
+        kind = type(obj)
+        if kind in leaves or id(obj) in seen:
             continue
         seen.add(id(obj))
         if len(seen) > _MAX_OBJECTS:
-            raise _Bad(where, "more than two million objects")
-        kind = type(obj)
+            raise _Bad(entry.path(), "more than two million objects")
         if kind is dict or isinstance(obj, dict):
-            stack.extend((v, f"{where}[{k!r}]", owner) for k, v in list(obj.items())[:100000])
+            for k, v in obj.items():
+                if type(v) not in leaves:
+                    push((v, _Entry(entry, k, False), owner))
             continue
-        if kind in (list, tuple) or isinstance(obj, (list, tuple, set, frozenset)):
-            stack.extend((v, f"{where}[{i}]", owner) for i, v in enumerate(obj))
+        if kind is list or kind is tuple or isinstance(obj, (list, tuple, set, frozenset)):
+            for i, v in enumerate(obj):
+                if type(v) not in leaves:
+                    push((v, _Entry(entry, i, False), owner))
             continue
-        if isinstance(obj, np.ndarray):
+        if kind is np.ndarray or isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
-                stack.extend((v, f"{where}[{i}]", owner) for i, v in enumerate(obj.ravel().tolist()))
+                for i, v in enumerate(obj.ravel().tolist()):
+                    push((v, _Entry(entry, i, False), owner))
             continue
-        if sp.issparse(obj):
-            _sparse(obj, where)
-            continue
-        mod = type(obj).__module__ or ""
-        name = type(obj).__name__
-        if mod == "sklearn.tree._tree" and name == "Tree":
-            _tree(obj, where, owner)
-            continue
-        if name == "TreePredictor":
-            _hgb_predictor(obj, where, owner)
-        elif mod.startswith("sklearn.neighbors._") and name in ("KDTree", "BallTree", "KDTree64", "BallTree64",
-                                                                "KDTree32", "BallTree32"):
-            _binary_tree(obj, where)
-            continue
-        elif mod.startswith("xgboost") and name == "Booster":
-            _xgboost(obj, where)
-            continue
-        elif mod.startswith("lightgbm") and name == "Booster":
-            _lightgbm(obj, where)
-            continue
-        elif mod.startswith("catboost") and hasattr(obj, "_object") and hasattr(obj, "get_tree_leaf_counts"):
-            _catboost(obj, where)
+        mod = kind.__module__ or ""
+        name = kind.__name__
+        try:
+            if mod == "sklearn.tree._tree" and name == "Tree":
+                trees.append((obj, entry, owner))
+                continue
+            if sp.issparse(obj):
+                _sparse(obj, entry.path())
+                continue
+            if name == "TreePredictor":
+                _hgb_predictor(obj, entry.path(), owner)
+            elif mod.startswith("sklearn.neighbors._") and name.startswith(("KDTree", "BallTree")):
+                _binary_tree(obj, entry.path())
+                continue
+            elif mod.startswith("xgboost") and name == "Booster":
+                _xgboost(obj, entry.path())
+                continue
+            elif mod.startswith("lightgbm") and name == "Booster":
+                _lightgbm(obj, entry.path())
+                continue
+            elif mod.startswith("catboost") and hasattr(obj, "get_tree_leaf_counts"):
+                _catboost(obj, entry.path())
+        except _Bad:
+            raise
         attrs = getattr(obj, "__dict__", None)
         if type(attrs) is not dict:
             continue
         if mod.startswith("sklearn."):
-            _estimator(obj, attrs, where)
-        stack.extend((v, f"{_p(where)}{k}" if where else k, obj) for k, v in attrs.items())
+            if "support_vectors_" in attrs or "categories_" in attrs or "_fit_X" in attrs:
+                _estimator(obj, attrs, entry.path())
+        for k, v in attrs.items():
+            t = type(v)
+            if t not in leaves and not (t is np.ndarray and not v.dtype.hasobject):
+                push((v, _Entry(entry, k, True), obj))
+    if trees:
+        _trees(trees)
+
+
+def _leaves() -> frozenset:
+    global _LEAVES
+    if _LEAVES is None:
+        scalars = {t for t in np.sctypeDict.values() if isinstance(t, type) and not issubclass(t, np.object_)}
+        _LEAVES = frozenset({str, bytes, int, float, bool, complex, type(None), np.dtype, type} | scalars
+                            | {type(np.dtype("f8"))})
+    return _LEAVES
+
+
+_LEAVES: frozenset | None = None
 
 
 # -- scikit-learn trees ----------------------------------------------------------------------------------------
@@ -133,6 +181,50 @@ def _check_tree_links(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, whe
     if not seen.all():
         bad = int(np.flatnonzero(~seen)[0])
         raise _Bad(f"{where}[{bad}]", f"node {bad} is not reachable from the root (the links form a cycle)")
+
+
+def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
+    """All scikit-learn trees at once: a few numpy operations over the concatenated node arrays (a forest of 300
+    trees costs about as much as one tree); a tree that fails is then checked alone for the message."""
+    import numpy.lib.recfunctions  # noqa: F401  (structured views)
+
+    states, counts, feats, expected = [], [], [], []
+    try:
+        for tree, _entry, owner in found:
+            n, cap = tree.node_count, tree.capacity
+            nf = tree.n_features
+            want = _n_features_of(owner)
+            if not 1 <= n <= cap or nf < 1 or (want is not None and nf != want) or tree.max_depth > n \
+                    or tree.max_depth < 0:
+                raise IndexError
+            states.append(tree.__getstate__()["nodes"].tobytes())
+            counts.append(n)
+            feats.append(nf)
+        from sklearn.tree._tree import NODE_DTYPE
+
+        nodes = np.frombuffer(b"".join(states), dtype=NODE_DTYPE)
+        counts_a = np.asarray(counts)
+        starts = np.concatenate([[0], np.cumsum(counts_a)[:-1]])
+        local = np.arange(len(nodes)) - np.repeat(starts, counts_a)
+        size = np.repeat(counts_a, counts_a)
+        left, right, feature = nodes["left_child"], nodes["right_child"], nodes["feature"]
+        leaf = left == -1
+        internal = ~leaf
+        ok = ((right == -1) == leaf).all() and (nodes["missing_go_to_left"] <= 1).all()
+        li, ri, loc, sz = left[internal], right[internal], local[internal], size[internal]
+        ok = ok and (li > loc).all() and (ri > loc).all() and (li < sz).all() and (ri < sz).all()
+        f = feature[internal]
+        ok = ok and (f >= 0).all() and (f < np.repeat(np.asarray(feats), counts_a)[internal]).all()
+        if ok:
+            base = np.repeat(starts, counts_a)[internal]
+            parents = np.bincount(np.concatenate([li + base, ri + base]), minlength=len(nodes))
+            ok = bool((parents[local != 0] == 1).all() and (parents[local == 0] == 0).all())
+    except (IndexError, ValueError, KeyError, TypeError):
+        ok = False
+    if ok:
+        return
+    for tree, entry, owner in found:
+        _tree(tree, entry.path(), owner)
 
 
 def _tree(tree: Any, where: str, owner: Any) -> None:

@@ -35,6 +35,8 @@ from ..errors import ModelCrashedError, PortableError
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MEMORY = 8 << 30
+#: A worker with no request for this many seconds exits (code 0); the parent restarts it on the next batch.
+DEFAULT_IDLE = 30.0
 _MAX_FRAME = 1 << 34
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -171,6 +173,8 @@ class IsolatedRunner:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.failed is not None:
             raise self.failed
+        if self.proc is not None and self.proc.poll() == 0:  # it exited after being idle: start another
+            self.close()
         if self.proc is None:
             self._start()
         rows = len(next(iter(inputs.values()))) if inputs else 0
@@ -282,7 +286,10 @@ def _serve() -> None:  # pragma: no cover - exercised through subprocesses
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
     sys.stdout = sys.stderr  # nothing a library prints may corrupt the frames
     model: Any = None
+    idle = float(os.environ.get("PORTABLE_ORIGINAL_IDLE", DEFAULT_IDLE))
     while True:
+        if model is not None and not select.select([stdin], [], [], idle)[0]:
+            return  # idle: exit cleanly (code 0); the parent starts a new worker if it needs one again
         try:
             parts = _read_frame(stdin, None)
         except EOFError:

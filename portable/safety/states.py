@@ -128,6 +128,7 @@ def check_real_state(state: Any) -> None:
 _TUPLE_STATES = (("PyFuncDistance", 5), ("BinaryTree", 13), ("DistanceMetric", 3))
 
 
+@functools.lru_cache(maxsize=1024)
 def tuple_state_minimum(cls: Any) -> int | None:
     """How many entries the state tuple of a scikit-learn Cython class must have, or None if unchecked."""
     if not isinstance(cls, type) or not cls.__module__.startswith("sklearn."):

@@ -142,9 +142,15 @@ def _defines_array_protocol(cls: type) -> bool:
 _PLAIN = (str, bytes, bytearray, int, float, bool, complex, type(None))
 
 
+_SHAPE_MAX = 1 << 40
+
+
 def _shape(x: Any, what: str) -> tuple[int, ...]:
-    if type(x) is not tuple or not all(type(n) is int and 0 <= n < (1 << 40) for n in x) or len(x) > 32:
+    if type(x) is not tuple or len(x) > 32:
         raise Refused(f"{what} with a shape that is not a tuple of non-negative integers")
+    for n in x:
+        if type(n) is not int or not 0 <= n < _SHAPE_MAX:
+            raise Refused(f"{what} with a shape that is not a tuple of non-negative integers")
     return x
 
 
@@ -229,16 +235,29 @@ class World:
         role = self.role(func)
         if role is None:
             raise Refused("a call of an object built inside the file (only listed reconstructors may be called)")
-        if role == "trusted":
-            return "trusted"
         if type(args) is not tuple:
             raise Refused(f"a call of {self.name(func)} with arguments that are not a tuple")
-        fname = self.name(func)
+        # the hot paths first: these make up nearly every call in a model pickle
+        if role == "encode":
+            if len(args) != 2 or type(args[0]) is not str or args[1] not in ("latin1", "latin-1"):
+                raise Refused("_codecs.encode with other than (str, 'latin1')")
+            return "bytes"
         if role == "py_class":
             if args:
-                raise Refused(f"{fname} called with arguments: a Python class may only be instantiated empty and "
-                              "then given its state")
+                raise Refused(f"{self.name(func)} called with arguments: a Python class may only be instantiated "
+                              "empty and then given its state")
             return "obj"
+        if role == "reconstruct":
+            if len(args) != 3 or self.role(args[0]) != "ndarray":
+                raise Refused("numpy's _reconstruct called for something other than numpy.ndarray (a subclass "
+                              "such as numpy.matrix runs code over the data)")
+            _shape(args[1], "_reconstruct")
+            if self.bytes_len(args[2]) is None and type(args[2]) is not str:
+                raise Refused("numpy's _reconstruct with a type that is not a byte string")
+            return "array"
+        if role == "trusted":
+            return "trusted"
+        fname = self.name(func)
         if role in ("ext_class", "value", "builtin"):
             if role == "builtin" and self.target(func) in (bytes, bytearray) and (
                     len(args) > 1 or (args and self.bytes_len(args[0]) is None)):
@@ -263,14 +282,6 @@ class World:
                               "not a fresh copy is shared by the whole process")
             check_dtype_code(args[0])
             return "dtype"
-        if role == "reconstruct":
-            if len(args) != 3 or self.role(args[0]) != "ndarray":
-                raise Refused("numpy's _reconstruct called for something other than numpy.ndarray (a subclass "
-                              "such as numpy.matrix runs code over the data)")
-            _shape(args[1], "_reconstruct")
-            if self.bytes_len(args[2]) is None and type(args[2]) is not str:
-                raise Refused("numpy's _reconstruct with a type that is not a byte string")
-            return "array"
         if role == "mareconstruct":
             if len(args) != 4 or self.role(args[0]) != "masked" or self.role(args[1]) != "ndarray":
                 raise Refused("numpy.ma's _mareconstruct for a class other than MaskedArray over ndarray")
@@ -296,10 +307,6 @@ class World:
             if self.raw_len(args[0], "numpy's _frombuffer") != n:
                 raise Refused(f"numpy's _frombuffer with {self.bytes_len(args[0])} bytes for {n}")
             return "array"
-        if role == "encode":
-            if len(args) != 2 or type(args[0]) is not str or args[1] not in ("latin1", "latin-1"):
-                raise Refused("_codecs.encode with other than (str, 'latin1')")
-            return "bytes"
         if role == "reconstructor":
             if len(args) != 3 or self.role(args[0]) not in ("py_class", "wrapper_class") or self.role(args[1]) != "object" \
                     or args[2] is not None:
