@@ -233,6 +233,14 @@ class IsolatedRunner:
         raise self.failed
 
     def close(self) -> None:
+        from .guard import paused
+
+        # may run from __del__ at any moment, even while another file is being unpickled under the guard:
+        # stopping our own worker is not that file's doing
+        with paused():
+            self._close()
+
+    def _close(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None:
             return
