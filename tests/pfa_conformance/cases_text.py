@@ -56,7 +56,7 @@ CASES = [
                                                                     Err(35000)),
     ("re.contains", {"re.contains": [S("abc"), S("[[:digit:]]")]}, False),
     ("re.contains", {"re.contains": [S("a1c"), S("[[:digit:]]")]}, True),
-    ("re.count", {"re.count": [S("aaa bb a"), S("a+")]}, 2),
+    ("re.count", {"re.count": [S("aaa bb a"), S("a+")]}, 2), ("re.count", {"re.count": [S("aaa"), S("a*")]}, 1),
     ("re.rindex", {"re.rindex": [S("abcabc"), S("b")]}, [4, 5]),
     ("re.groups", {"re.groups": [S("xx12-34"), S("([0-9]+)-([0-9]+)")]}, [[2, 7], [2, 4], [5, 7]]),
     ("re.indexall", {"re.indexall": [S("abab"), S("b")]}, [[1, 2], [3, 4]]),

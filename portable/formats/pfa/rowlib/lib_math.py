@@ -170,13 +170,13 @@ fn("m.special.erfc")(lambda x: math.erfc(float(x)))
 
 @fn("m.special.lnGamma")
 def ln_gamma(x: float) -> float:
+    """log Gamma(x); the spec lists no error, the reference engines raise "domain error" (36050) for x <= 0."""
     x = float(x)
-    if math.isnan(x) or x <= 0 and x == math.floor(x):
-        return math.inf if x == 0 or (x < 0 and x == math.floor(x)) else math.nan
-    try:
-        return math.lgamma(x)
-    except (ValueError, OverflowError):
-        return math.inf
+    if math.isnan(x) or (math.isinf(x) and x > 0):
+        return math.nan
+    if x <= 0:
+        raise err("domain error", 36050)
+    return math.lgamma(x)
 
 
 # -- link functions -------------------------------------------------------------------------------------------

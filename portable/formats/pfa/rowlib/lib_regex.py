@@ -76,8 +76,14 @@ def _re(pattern: Any, code: int) -> Any:
 
 
 def _finditer(h: Any, p: Any) -> Any:
-    """Matches left to right; an empty match advances one position (so 'x*' on 'ab' matches 3 times)."""
-    return p.finditer(h)
+    """Matches left to right, as POSIX regexec loops find them: an empty match right where the previous match
+    ended is not another match (Python 3.7+ reports it; 'a*' on 'aaa' is one match, not two)."""
+    end = -1
+    for m in p.finditer(h):
+        if m.start() == m.end() == end:
+            continue
+        end = m.end()
+        yield m
 
 
 @fn("re.index")
