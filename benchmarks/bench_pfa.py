@@ -141,9 +141,8 @@ def run() -> str:
             "thread, onnxruntime with one intra-op thread), best of 5; both give the same outputs (checked in the "
             "run). titus2 cannot run on this Python: its column divides the engine's rate by 140,000 records/s, "
             "the top of the 50,000-140,000 the PFA issue quotes for it.\n\n")
-    text += table(["document", "engine rec/s", "onnxruntime rec/s", "onnxruntime / engine",
-                   "engine / titus2 (quoted)"], rows)
-    return text + "\n\n" + sequential()
+    return text + table(["document", "engine rec/s", "onnxruntime rec/s", "onnxruntime / engine",
+                         "engine / titus2 (quoted)"], rows)
 
 
 SEQ_ROWS = 100_000
@@ -183,7 +182,8 @@ def _stateful_documents() -> dict[str, tuple[dict, Any]]:
 
 def sequential() -> str:
     """The sequential (row-by-row) tier against the vectorized one on the same pure documents, and its rate on
-    stateful ones; fresh model per timing (cells start from their init)."""
+    stateful ones; fresh model per timing (cells start from their init). Reported by bench_pfa_rows."""
+    import os
     from pathlib import Path
 
     import portable
@@ -209,7 +209,11 @@ def sequential() -> str:
         t_seq = best_of(lambda: model._run_rows(feeds, RowEngine(model.doc)), repeat=1)
         rows.append([ref["document"], model.tier, f"{n / t_vec:,.0f}",
                      f"{n / t_seq:,.0f} ({t_seq / t_vec:.0f}x slower)"])
-    return ("### PFA sequential tier (issue 14)\n\n"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return ("## PFA sequential tier: row by row against vectorized (issue 14)\n\n"
+            f"Load average {load:.1f} on {os.cpu_count()} cores when the run ended: the machine was shared with "
+            "other jobs, so absolute rates are low and noisy; the ratios in the last column are taken side by "
+            "side.\n\n"
             f"Records per second over {SEQ_ROWS:,} records (best of 3, one process, fresh model per timing). The "
             "first rows are documents only the sequential tier scores (state written per record, emit, string "
             "processing); the shared examples are pure, so portable scores them vectorized, and the last column "
