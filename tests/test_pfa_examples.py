@@ -1,5 +1,6 @@
-"""Every document in tests/data/pfa (copied from shared/pfa/examples): the engine and the compiled ONNX graph give the reference engine's
-(titus2) recorded outputs, doubles within 1e-12 relative and strings exactly; the CLI converts and checks them."""
+"""Every document in tests/data/pfa (copies of shared/pfa/examples): the engine and the compiled ONNX graph
+give the reference engine's (titus2) recorded outputs, doubles within 1e-12 relative and strings exactly; the CLI
+converts and checks them."""
 from __future__ import annotations
 
 import json

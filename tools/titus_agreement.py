@@ -210,8 +210,6 @@ def _patch_asserts(current: list[str]) -> None:
 
     def raises(self: Any, exc: Any, fn: Any = None, *a: Any, **k: Any) -> Any:
         if fn is None:
-            outer = self
-
             class Ctx:
                 def __enter__(self) -> Any:
                     return self

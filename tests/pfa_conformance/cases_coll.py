@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from .helpers import A, AA, ABSDIFF, ARECS, B, Check, D, Err, FN, L, LT, M, MM, REF, S, T
+from .helpers import A, AA, ABSDIFF, Check, Err, FN, LT, M, MM, REF, S, T
 
 X = [3.0, 1.0, 4.0, 1.0, 5.0]
 AX = A(X)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from scipy import special
 
-from .helpers import A, D, Err, F, L, M, S, T, Approx
+from .helpers import A, Err, F, L, M, S, T
 
 IMAX, IMIN, LMAX, LMIN = 2**31 - 1, -2**31, 2**63 - 1, -2**63
 ENUM = {"type": "enum", "name": "Colour", "symbols": ["red", "green", "blue"]}

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from .helpers import A, AA, ABSDIFF, ARECS, D, Err, FN, M, MM, REC, REF, S, T, rtype, Approx
+from .helpers import A, AA, ABSDIFF, ARECS, Err, FN, M, REC, REF, S, rtype, Approx
 
 MV = {"mean": "double", "variance": "double"}
 ARR = {"type": "array", "items": "double"}

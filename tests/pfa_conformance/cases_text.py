@@ -8,7 +8,7 @@ import json
 import math
 import struct
 
-from .helpers import A, B, D, Err, L, M, S, T, F
+from .helpers import A, B, Err, L, M, S, T
 
 ENUM = {"type": "enum", "name": "Suit", "symbols": ["clubs", "hearts", "spades"]}
 TS = calendar.timegm((2015, 3, 14, 9, 26, 53))  # a Saturday, 09:26:53 UTC
