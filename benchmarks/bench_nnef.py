@@ -106,9 +106,20 @@ def run() -> str:
             "with a static batch: time per batch (best of several runs, one thread each) of onnxruntime on the ONNX "
             "file, portable's numpy NNEF executor and nnef-tools' PyTorch interpreter on the NNEF artifact; the "
             "ratio is the time divided by onnxruntime's (below 3x is the target for the executor). The outputs "
-            "of all three agree (tests/test_nnef_torch.py).\n\n"
+            "of all three agree (tests/test_nnef_torch.py). "
+            f"The machine was shared with other jobs while measuring (load average {_load()}), which inflates "
+            "memory-bound numpy work more than onnxruntime's fused kernels.\n\n"
             + table(["model", "batch", "onnxruntime", "portable NNEF executor", "executor / onnxruntime",
                      "nnef-tools interpreter", "interpreter / onnxruntime"], torch_rows))
+
+
+def _load() -> str:
+    import os
+
+    try:
+        return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    except OSError:
+        return "unknown"
 
 
 def _torch_models() -> list[tuple[str, Any, tuple[int, ...]]]:

@@ -97,3 +97,16 @@ def test_pytorch_export_runs_in_nnef_and_agrees(name: str, tmp_path: Path) -> No
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     reloaded = portable.load(str(folder))
     np.testing.assert_allclose(reloaded.run({"x": x})["y"], want, rtol=1e-4, atol=1e-5)
+
+
+def test_static_batch_export_is_checked_in_batches_of_its_size(tmp_path: Path) -> None:
+    """torch.onnx.export without dynamic axes fixes the batch (here 4): the default check still runs and passes."""
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    onnx_path = export(cnn(), (4, 3, 16, 16), tmp_path / "cnn4.onnx")
+    out = tmp_path / "cnn4.nnef"
+    result = CliRunner().invoke(cli, ["convert", str(onnx_path), "--to", "nnef", "-o", str(out), "--samples", "200"])
+    assert result.exit_code == 0, result.output
+    assert (out / "graph.nnef").is_file()
