@@ -49,6 +49,38 @@ def _close(got: np.ndarray, want: np.ndarray, rtol: float, atol: float) -> bool:
     return bool(np.allclose(g, w, rtol=rtol, atol=atol, equal_nan=True))
 
 
+def constant_variant(case: Any) -> Any | None:
+    """The case with every graph input but the first baked into the graph as an initializer (the data of its
+    first data set): the parameters exporters write as constants (Resize scales, Pad pads, Slice starts, Reduce
+    axes, ...) that ONNX's node tests pass as inputs. None when there is nothing to bake."""
+    import copy
+    import dataclasses
+
+    import onnx
+
+    graph = case.model.graph
+    init_names = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in init_names]
+    if len(inputs) < 2 or len(case.data_sets) != 1:
+        return None
+    values = case.data_sets[0][0]
+    if len(values) != len(inputs) or any(not isinstance(v, np.ndarray) for v in values):
+        return None
+    model = copy.deepcopy(case.model)
+    g = model.graph
+    keep = [vi for vi in g.input if vi.name == inputs[0].name or vi.name in init_names]
+    for vi, v in zip(inputs[1:], values[1:]):
+        if v.dtype == object:
+            return None
+        g.initializer.append(onnx.numpy_helper.from_array(v, vi.name))
+    del g.input[:]
+    g.input.extend(keep)
+    if model.ir_version < 4:
+        model.ir_version = 4
+    return dataclasses.replace(case, name=case.name + "__const", model=model,
+                               data_sets=[([values[0]], case.data_sets[0][1])])
+
+
 def run_case(case: Any) -> tuple[str, str]:
     """(case name, outcome): `correct`, `wrong: why` or `refused: reason`."""
     import portable
@@ -95,6 +127,18 @@ def _run_index(i: int) -> tuple[str, str]:
     return run_case(cases()[i])
 
 
+def _run_variant(i: int) -> tuple[str, str] | None:
+    v = constant_variant(cases()[i])
+    return None if v is None else run_case(v)
+
+
+def variant_sweep(processes: int = 2) -> dict[str, str]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes) as pool:
+        return dict(r for r in pool.map(_run_variant, range(len(cases())), chunksize=8) if r is not None)
+
+
 def sweep(indices: list[int] | None = None, processes: int = 2) -> dict[str, str]:
     from concurrent.futures import ProcessPoolExecutor
 
@@ -112,7 +156,10 @@ def summarize(results: dict[str, str]) -> Counter:
 
 
 if __name__ == "__main__":
-    res = sweep(processes=int(os.environ.get("SWEEP_PROCS", "2")))
+    if os.environ.get("SWEEP_VARIANTS"):
+        res = variant_sweep(processes=int(os.environ.get("SWEEP_PROCS", "2")))
+    else:
+        res = sweep(processes=int(os.environ.get("SWEEP_PROCS", "2")))
     print(dict(summarize(res)))
     by: Counter = Counter(o.split(":")[1].strip() if ":" in o else o for o in res.values()
                           if not o.startswith("correct"))

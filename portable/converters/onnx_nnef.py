@@ -89,16 +89,6 @@ def _rewrite_for_nnef_tools(proto: Any, dtype: str) -> None:
                     nodes.append(h.make_node("Add", [y, term], [y2]))
                     y = y2
             nodes.append(h.make_node("Identity", [y], [node.output[0]]))
-        elif node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 1:
-            # NNEF's matmul takes matrices: a constant vector becomes a one-column matrix
-            vec = inits[node.input[1]]
-            col = fresh(node.input[1])
-            extra.append(h.make_tensor(col, vec.data_type, [vec.dims[0], 1],
-                                       onnx.numpy_helper.to_array(vec).ravel().tolist()))
-            y, flat = fresh(node.output[0]), fresh("shape")
-            extra.append(h.make_tensor(flat, onnx.TensorProto.INT64, [1], [-1]))
-            nodes.append(h.make_node("MatMul", [node.input[0], col], [y]))
-            nodes.append(h.make_node("Reshape", [y, flat], [node.output[0]]))
         elif node.op_type == "ReduceSumSquare":
             sq = fresh(node.input[0])
             nodes.append(h.make_node("Mul", [node.input[0], node.input[0]], [sq]))

@@ -574,6 +574,45 @@ def rewrite(p: Pass) -> None:
             idx = np.asarray(p.consts[node.input[1]])
             fixed = p.const(np.where(idx < 0, idx + n_ax, idx), node.input[1], "indices")
             add("Gather", [x, fixed], [y], **at)
+        elif op in ("Resize", "Upsample") and shp is not None and all(d is not None for d in shp):
+            _resize(p, node, at, shp, add)
+        elif op == "Expand" and shp is not None and p.shape(y) is not None and \
+                all(d is not None for d in shp + p.shape(y)):
+            # nnef-tools tiles by the ratio of the input's own dimensions: wrong when Expand adds dimensions
+            out_shape = p.shape(y)
+            src = x
+            if len(out_shape) > rank:
+                lead = list(range(len(out_shape) - rank))
+                i64 = onnx.TensorProto.INT64
+                src = add("Unsqueeze", [x, p.const(np.asarray(lead), i64, "axes")]) if p.opset >= 13 else \
+                    add("Unsqueeze", [x], axes=lead)
+            full = [1] * (len(out_shape) - rank) + list(shp)
+            reps = [o // i for o, i in zip(out_shape, full)]
+            add("Tile", [src, p.const(np.asarray(reps, np.int64), onnx.TensorProto.INT64, "repeats")], [y])
+        elif op == "MatMul" and (len(p.shape(node.input[0]) or [0, 0]) == 1 or
+                                 len(p.shape(node.input[1]) or [0, 0]) == 1):
+            # ONNX's 1-D operands (a row vector before, a column vector after, then dropped): explicit here,
+            # as nnef-tools broadcasts them as leading dimensions
+            a, b_ = node.input[0], node.input[1]
+            i64 = onnx.TensorProto.INT64
+            ra, rb = len(p.shape(a)), len(p.shape(b_))
+
+            def unsq(v: str, axis: int) -> str:
+                return add("Unsqueeze", [v, p.const(np.asarray([axis]), i64, "axes")]) if p.opset >= 13 else \
+                    add("Unsqueeze", [v], axes=[axis])
+
+            drop = []
+            if ra == 1:
+                a = unsq(a, 0)
+                drop.append(-2)
+            if rb == 1:
+                b_ = unsq(b_, 1)
+                drop.append(-1)
+            mm = add("MatMul", [a, b_])
+            out_rank = max(ra + (1 if ra == 1 else 0), rb + (1 if rb == 1 else 0))
+            axes = sorted(out_rank + d for d in drop)
+            add("Squeeze", [mm, p.const(np.asarray(axes), i64, "axes")], [y]) if p.opset >= 13 else \
+                add("Squeeze", [mm], [y], axes=axes)
         elif op == "Xor":
             add("And", [add("Or", [x, node.input[1]]), add("Not", [add("And", [x, node.input[1]])])], [y])
         elif op == "Softsign":
@@ -832,6 +871,90 @@ def unroll_recurrent(p: Pass) -> None:
         counter["a"] += 1
     del p.g.node[:]
     p.g.node.extend(nodes)
+
+
+def _resize(p: Pass, node: Any, at: dict[str, Any], shp: list[int], add: Any) -> None:
+    """Resize (and Upsample) with constant scales or sizes, as one linear map per resized axis, each taken from
+    onnx's own reference implementation run on unit vectors: nearest (every coordinate transformation and
+    rounding mode) becomes a Gather of fixed indices, linear and cubic (antialiased or not) a MatMul by the
+    interpolation matrix. Exact by construction; what is not separable per axis is refused."""
+    onnx = p.onnx
+    from onnx.reference import ReferenceEvaluator
+
+    x, y = node.input[0], node.output[0]
+    where = f"{node.op_type} node '{node.name or y}'"
+    r = len(shp)
+    ins = list(node.input) + [""] * 4
+    if node.op_type == "Upsample":
+        scales_name = ins[1]
+        roi, sizes_name = "", ""
+    else:
+        roi, scales_name, sizes_name = (ins[1], ins[2], ins[3]) if p.opset >= 11 else ("", ins[1], "")
+    for name in (roi, scales_name, sizes_name):
+        if name and name not in p.consts:
+            raise UnsupportedModelError(f"the {where} resizes by computed scales or sizes; NNEF needs them fixed")
+    if at.get("coordinate_transformation_mode") == "tf_crop_and_resize":
+        raise UnsupportedModelError(f"the {where} crops (tf_crop_and_resize), which portable does not convert")
+    if at.get("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise UnsupportedModelError(f"the {where} keeps the aspect ratio "
+                                    f"({at['keep_aspect_ratio_policy']}), which portable does not convert")
+    axes = [a + r if a < 0 else a for a in at.get("axes", list(range(r)))]
+    scales = np.ones(r)
+    sizes = None
+    if node.op_type == "Upsample" and "scales" in at:
+        scales = np.asarray(at["scales"], np.float64)
+    elif scales_name and np.asarray(p.consts[scales_name]).size:
+        scales[axes] = np.asarray(p.consts[scales_name], np.float64).ravel()
+    elif sizes_name and np.asarray(p.consts[sizes_name]).size:
+        sizes = np.asarray(shp, np.int64)
+        sizes[axes] = np.asarray(p.consts[sizes_name], np.int64).ravel()
+    else:
+        raise UnsupportedModelError(f"the {where} has neither scales nor sizes")
+    mode = at.get("mode", "nearest")
+    probe_attrs = {k: v for k, v in at.items() if k not in ("axes", "keep_aspect_ratio_policy")}
+    opset = p.opset if node.op_type == "Resize" and p.opset >= 11 else 10  # Upsample-9 is Resize-10
+    elem = p.elem(x) or onnx.TensorProto.FLOAT
+    np_dt = onnx.helper.tensor_dtype_to_np_dtype(elem)
+    current = x
+    i64 = onnx.TensorProto.INT64
+    for a in range(r):
+        n = shp[a]
+        out_n = int(sizes[a]) if sizes is not None else int(np.floor(n * scales[a]))
+        if out_n == n and (sizes is not None or scales[a] == 1.0):
+            continue
+        if out_n <= 0:
+            raise UnsupportedModelError(f"the {where} resizes axis {a} to nothing")
+        inputs = (["X", "", "S"] if sizes is None else ["X", "", "", "Z"]) if opset >= 11 else ["X", "S"]
+        attrs = probe_attrs if opset >= 11 else {"mode": mode}
+        rnode = onnx.helper.make_node("Resize", inputs, ["Y"], **attrs)
+        ev = ReferenceEvaluator(rnode, opsets={"": opset})
+        probe_shape = [n, n]
+        feed: dict[str, np.ndarray] = {}
+        if sizes is None:
+            feed["S"] = np.asarray([1.0, scales[a]], np.float32)
+        else:
+            feed["Z"] = np.asarray([n, out_n], np.int64)
+        feed["X"] = np.eye(n, dtype=np.float64).reshape(probe_shape)
+        try:
+            m = np.asarray(ev.run(None, feed)[0], np.float64)  # [n, out_n]: row j = the image of unit vector j
+        except Exception as exc:
+            raise UnsupportedModelError(f"the {where} could not be evaluated by onnx's reference "
+                                        f"({type(exc).__name__}: {exc})") from None
+        if m.shape != (n, out_n):
+            raise UnsupportedModelError(f"the {where} gives an unexpected shape on axis {a}")
+        perm = [i for i in range(r) if i != a] + [a]
+        inv = list(np.argsort(perm))
+        onehot = np.all(np.isin(m, (0.0, 1.0))) and np.all(m.sum(axis=0) == 1.0)
+        if mode == "nearest" or onehot:
+            if not onehot:
+                raise UnsupportedModelError(f"the {where} does not pick one source per output on axis {a}")
+            idx = np.argmax(m, axis=0).astype(np.int64)
+            current = add("Gather", [current, p.const(idx, i64, "indices")], axis=a)
+        else:
+            moved = add("Transpose", [current], perm=perm)
+            prod = add("MatMul", [moved, p.const(m.astype(np_dt), elem, "interp")])
+            current = add("Transpose", [prod], perm=[int(v) for v in inv])
+    add("Identity", [current], [y])
 
 
 def _kind(elem: int) -> str:

@@ -131,8 +131,29 @@ def _reducer(fn: Callable[..., np.ndarray]) -> OpFn:
 
 
 OPERATORS["sum_reduce"] = _reducer(np.sum)
-OPERATORS["max_reduce"] = _reducer(np.max)
-OPERATORS["min_reduce"] = _reducer(np.min)
+
+
+def _extreme_reducer(fn: Callable[..., np.ndarray], big: bool) -> OpFn:
+    """max/min reduce; over an empty axis it gives the identity (-inf for max, +inf for min) as ONNX does."""
+    def run(x: np.ndarray, *, axes: list[int], **_: Any) -> np.ndarray:
+        if not axes:
+            return x
+        x = np.asarray(x)
+        if x.size == 0:
+            if x.dtype.kind == "f":
+                initial: Any = -np.inf if big else np.inf
+            elif x.dtype.kind in "iu":
+                initial = np.iinfo(x.dtype).min if big else np.iinfo(x.dtype).max
+            else:
+                initial = not big
+            return fn(x, axis=tuple(axes), keepdims=True, initial=initial)
+        return fn(x, axis=tuple(axes), keepdims=True)
+
+    return run
+
+
+OPERATORS["max_reduce"] = _extreme_reducer(np.max, True)
+OPERATORS["min_reduce"] = _extreme_reducer(np.min, False)
 OPERATORS["mean_reduce"] = _reducer(np.mean)
 
 
