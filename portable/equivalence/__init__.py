@@ -25,8 +25,8 @@ from ..errors import CannotRunError, PortableError
 from ..model import Model
 from .compare import OutputResult, Tolerance, judge_on_decision, match_outputs, tolerance_for
 from .compare import compare as compare_outputs
-from .inputs import (DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, feed, feed_batch, generate,
-                     rows_strategy, simplify_strategy, tested_nodes)
+from .inputs import (BOUNDARY, DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, cloud_rows, feed,
+                     feed_batch, generate, narrow_values, rows_strategy, simplify_strategy, tested_nodes)
 from .report import Report
 
 __all__ = ["check", "load_model", "Report", "Tolerance", "tolerance_for"]
@@ -75,7 +75,11 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     from ..limits import check_samples
 
     check_samples(samples, len(plan.features))  # samples x values per row, before anything is generated
-    batch = generate(plan, samples, _rng(seed))
+    rng = _rng(seed)
+    batch = generate(plan, samples, rng)
+    edge = _label_edges(plan, original, outputs, samples, rng)
+    if edge is not None and len(edge):
+        batch = Batch.concat([batch, edge])
     tick()
     notes += plan.notes
     generated = len(batch)
@@ -351,6 +355,59 @@ def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
             except Exception as exc:
                 errors.append((int(r), _error(exc)))
     return (np.sort(np.concatenate(ok)) if ok else np.zeros(0, dtype=np.int64)), errors
+
+
+EDGE_STEPS = 10  # bisection steps towards the original's label boundary
+
+
+def _label_edges(plan: Plan, original: Model, outputs: list[tuple[str, str]], samples: int,
+                 rng: np.random.Generator) -> Batch | None:
+    """Rows on both sides of the original's label boundary, where its probabilities and scores are most
+    sensitive (a classifier's random rows mostly sit where its probabilities saturate): pairs of random rows
+    with different labels, bisected `EDGE_STEPS` times along the segment between them. None for models
+    without a label output, or when the original rejects the rows."""
+    labels = [name for name, kind in outputs if kind == "label"]
+    if not labels or not any(not f.is_string for f in plan.features):
+        return None
+    m = min(64, max(8, samples // 16))
+    run_a = _runner(plan, "original")
+
+    def label_of(b: Batch) -> np.ndarray:
+        out = run_a(original, feed(assemble(plan, b), original))[labels[0]]
+        out = np.asarray(out).reshape(len(b), -1)
+        return np.array([hash(r.tobytes()) for r in out]) if out.shape[1] > 1 else out[:, 0]
+
+    try:
+        base = cloud_rows(plan, 2 * m, rng)
+        lab = label_of(base)
+    except Exception:
+        return None
+    first, second = np.arange(m), np.arange(m, 2 * m)
+    partner = np.full(m, -1)
+    for i in first:  # each row of the first half with a row of the second half that has another label
+        other = second[lab[second] != lab[i]]
+        if len(other):
+            partner[i] = other[int(rng.integers(0, len(other)))]
+    keep = np.flatnonzero(partner >= 0)
+    if not len(keep):
+        return None
+    lo, hi = base.take(keep), base.take(partner[keep])
+    lo_label = lab[keep]
+    num = np.array([not f.is_string for f in plan.features])
+    try:
+        for _ in range(EDGE_STEPS):
+            mid = lo.take(np.arange(len(lo)))
+            mid.num[:, num] = narrow_values(plan, (lo.num[:, num] + hi.num[:, num]) / 2)
+            if plan.any_integer:
+                mid.num[:, plan.integer] = np.round(mid.num[:, plan.integer])
+            same = label_of(mid) == lo_label
+            lo.num[same] = mid.num[same]
+            hi.num[~same] = mid.num[~same]
+    except Exception:
+        return None
+    edge = Batch.concat([lo, hi])
+    edge.source[:] = BOUNDARY
+    return edge
 
 
 def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[OutputResult],

@@ -171,6 +171,8 @@ class Plan:
     batches: dict[str, int] = field(default_factory=dict)  # "original"/"converted" -> a fixed batch size
     decision: Any = None  # the original's `portable.hints.Decision`: what its label follows
     ties: Any = None  # the original's `InputHints.ties`: rows its own result decides by a tie
+    point_sets: list[np.ndarray] = field(default_factory=list)  # known points, one array per model
+    odd: np.ndarray | None = None  # known points of one model that the other model does not have
 
     @property
     def narrow(self) -> np.dtype:
@@ -438,6 +440,7 @@ def _add_numbers(f: "Feature", vals: Sequence[float], *, widen: bool) -> bool:
 
 def apply_hints(plan: Plan, hints: InputHints) -> None:
     """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points."""
+    mine: list[np.ndarray] = []
     index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
     for col, h in hints.columns.items():
         i = index.get(tuple(col))
@@ -479,6 +482,9 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             if i is not None:
                 rows[:, i] = pts.rows[:, j]
         plan.anchors = rows if plan.anchors is None else np.concatenate([plan.anchors, rows])
+        mine.append(rows)
+    if mine:
+        plan.point_sets.append(np.concatenate(mine))
     for s in hints.sources:
         if s not in plan.sources:
             plan.sources.append(s)
@@ -569,6 +575,24 @@ def _learn_data(plan: Plan, arrays: dict[str, np.ndarray]) -> None:
         plan.data = (batch.num, batch.txt)
     plan.sources.append("data")
 
+def _odd_points(plan: Plan) -> np.ndarray | None:
+    """Known points of one model with no counterpart (within 1e-4 of the ranges) among the other model's."""
+    if len(plan.point_sets) < 2:
+        return None
+    width = np.maximum(plan.hi - plan.lo, 1e-12)
+    odd = []
+    for k, pts in enumerate(plan.point_sets):
+        others = np.concatenate([p for j, p in enumerate(plan.point_sets) if j != k])
+        a, b = np.nan_to_num(pts) / width, np.nan_to_num(others) / width
+        for start in range(0, len(a), 256):
+            blk = a[start:start + 256]
+            d = (blk * blk).sum(1)[:, None] - 2 * blk @ b.T + (b * b).sum(1)[None, :]
+            far = np.sqrt(np.maximum(d.min(axis=1), 0)) > 1e-4 * math.sqrt(a.shape[1])
+            odd.append(pts[start:start + 256][far])
+    rows = np.concatenate(odd) if odd else np.zeros((0, len(plan.features)))
+    return rows[:200] if len(rows) else None
+
+
 def _finish(plan: Plan) -> None:
     """Ranges for features nothing was learned about, and a little margin around learned ones."""
     trees = plan.trees
@@ -621,6 +645,7 @@ def _finish(plan: Plan) -> None:
     # rows dropped and counted
     plan.unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok or f.categorical]
     plan.columns = _columns(plan)
+    plan.odd = _odd_points(plan)
     if defaulted:
         shown = ", ".join(defaulted[:5]) + (f" and {len(defaulted) - 5} more" if len(defaulted) > 5 else "")
         plan.sources.append(f"default ranges for {shown}")
@@ -791,7 +816,7 @@ def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     cand = rng.integers(0, len(pts), (n, min(32, len(pts))))
     diff = (np.nan_to_num(pts[cand]) - np.nan_to_num(pts[i])[:, None, :]) / width
     dist = np.einsum("ijk,ijk->ij", diff, diff)
-    dist[cand == i[:, None]] = np.inf
+    dist[(cand == i[:, None]) | (dist <= 0)] = np.inf
     j = cand[np.arange(n), np.argmin(dist, axis=1)]
     mid = (pts[i] + pts[j]) / 2
     b = _cloud(plan, n, rng)
@@ -800,6 +825,21 @@ def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     sel = np.isfinite(rows) & fin[i]
     b.num[sel] = rows[sel]
     b.source[:] = BOUNDARY
+    if plan.odd is not None and len(plan.odd):
+        # points one model knows and the other does not (a training point that moved): the points, and halfway
+        # to their nearest known points
+        odd = plan.odd
+        a = np.nan_to_num(odd) / width
+        p = np.nan_to_num(pts) / width
+        d = (a * a).sum(1)[:, None] - 2 * a @ p.T + (p * p).sum(1)[None, :]
+        d[d <= 1e-18] = np.inf
+        near = np.argsort(d, axis=1)[:, :3]
+        rows = np.concatenate([odd, ((odd[:, None, :] + pts[near]) / 2).reshape(-1, odd.shape[1])])
+        extra = _cloud(plan, len(rows), rng)
+        sel = np.isfinite(rows)
+        extra.num[sel] = rows[sel]
+        extra.source[:] = BOUNDARY
+        b = Batch.concat([b, extra])
     return b
 
 
@@ -925,6 +965,18 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
             with np.errstate(over="ignore"):
                 rows[...] = rows.astype(plan.narrow)
     return b
+
+
+def cloud_rows(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
+    """`n` random rows over the plan's ranges, rounded to the narrow dtype (integer features integers)."""
+    b = _cloud(plan, n, rng)
+    b.num[...] = _narrow(plan, b.num)
+    return b
+
+
+def narrow_values(plan: Plan, values: np.ndarray) -> np.ndarray:
+    """Values as the narrower float dtype holds them (integer features rounded)."""
+    return _narrow(plan, values)
 
 
 # ---- hypothesis: shrinking a failure to a minimal counterexample ---------------------------------------

@@ -192,6 +192,18 @@ class _Walker:
                 self._values(space, np.asarray(vals), "kinks", kink=True)
         elif op in ("Relu", "LeakyRelu", "PRelu"):
             self._values(space, np.asarray([0.0]), "kinks", kink=True)
+        if op in ("SVMClassifier", "SVMRegressor") and "support_vectors" in at and len(space):
+            sv = np.asarray(at["support_vectors"], np.float64)
+            if sv.size % len(space) == 0:
+                self._points(space, sv.reshape(-1, len(space)), "ONNX support vectors")
+        elif space is not None and len(space) and op not in ("MatMul", "Gemm"):
+            # a constant [K, F] next to a tensor of F raw columns (k-NN training points in a Scan, a CDist, a
+            # Sub): known points
+            for name in ins[1:]:
+                c = self.const(name)
+                if c is not None and c.dtype.kind == "f" and c.ndim == 2 and c.shape[0] >= 2 and \
+                        c.shape[1] == len(space):
+                    self._points(space, c.astype(np.float64), "ONNX training points")
 
     def _vectorizer(self, node: Any) -> None:
         at = _attrs(node)
@@ -272,6 +284,20 @@ class _Walker:
             elif op != "OneHotEncoder":
                 h.unseen_ok = True if h.unseen_ok is None else h.unseen_ok  # mapped to a default value
         self.hints.learned("ONNX encoder categories")
+
+    def _points(self, space: _Space, pts: np.ndarray, source: str) -> None:
+        from ..hints import Points
+
+        ok = space.cols >= 0
+        if not ok.any():
+            return
+        k = np.arange(len(space))
+        raw = space.to_raw(k[None, :], pts)
+        if len(raw) > 2000:
+            raw = raw[np.random.default_rng(0).choice(len(raw), 2000, replace=False)]
+        cols = [self.col(c) for c in space.cols[ok]]
+        self.hints.points.append(Points(cols, raw[:, ok], source))
+        self.hints.learned(source)
 
     # -- trees -----------------------------------------------------------------------------------------------
     def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
