@@ -135,18 +135,24 @@ def _takes_n(client: Any) -> bool:
         return False
 
 
+FILE_TIMEOUT = 300.0  # seconds one file's conversion may take on a worker before its process is stopped
+_RESULT = "PORTABLE-RESULT "
+
+
 def convert_on_dask(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], address: Any, *,
-                    retries: int = 1, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
+                    timeout: float = FILE_TIMEOUT, retries: int = 1,
+                    progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
     """Convert each (source, output) pair as one Dask task; {source: BatchResult}.
 
-    Each file is isolated: `convert_one` turns a model's error into its row of the summary, and a file that
-    kills its worker (a native crash) is rescheduled by Dask and, when it keeps killing workers, reported as
-    failed while the other files go on."""
-    from .batch import BatchResult, convert_one
+    Each file is isolated on its worker (`convert_isolated`): it is converted in a child process, so a file
+    that crashes the interpreter (a segfault in a library) or runs past `timeout` seconds is reported as failed
+    and neither the worker nor the other files are affected; a worker lost for another reason is replaced and
+    its task rescheduled by Dask."""
+    from .batch import BatchResult
 
     results: dict[str, Any] = {}
     with client_for(address) as client:
-        futures = [client.submit(convert_one, src, out, to, settings, retries=retries, pure=False,
+        futures = [client.submit(convert_isolated, src, out, to, settings, timeout, retries=retries, pure=False,
                                  key=f"portable-convert-{i}-{os.path.basename(src)}")
                    for i, (src, out) in enumerate(tasks)]
         for src, result, error in _results(client, futures, [s for s, _ in tasks], progress):
@@ -156,3 +162,65 @@ def convert_on_dask(tasks: list[tuple[str, str]], to: str, settings: dict[str, A
                 results[src] = BatchResult(model=src, output=None,
                                            error=f"worker failed: {type(error).__name__}: {error}")
     return results
+
+
+def convert_isolated(src: str, out: str, to: str, settings: dict[str, Any], timeout: float = FILE_TIMEOUT) -> Any:
+    """`batch.convert_one` in a child Python process (a plain subprocess: Dask's worker processes are daemons,
+    which multiprocessing does not let have children), stopped after `timeout` seconds."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from .batch import BatchResult
+
+    started = time.perf_counter()
+    payload = json.dumps({"src": src, "out": out, "to": to, "settings": settings})
+    proc = subprocess.Popen([sys.executable, "-c", "from portable.distributed import _child; _child()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(payload, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        _remove_partial(out)
+        return BatchResult(model=src, output=None, seconds=round(time.perf_counter() - started, 3),
+                           error=f"timed out after {timeout:g} s; its process was stopped and the other files "
+                                 "went on")
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith(_RESULT)), None)
+    if proc.returncode != 0 or line is None:
+        code = proc.returncode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        last = (stderr.strip().splitlines() or [""])[-1][:300]
+        return BatchResult(model=src, output=None, seconds=round(time.perf_counter() - started, 3),
+                           error=f"the conversion crashed its process ({how}){': ' + last if last else ''}; "
+                                 "the other files were not affected")
+    return BatchResult(**json.loads(line[len(_RESULT):]))
+
+
+def _child() -> None:
+    """The child process of `convert_isolated`: one file, its BatchResult as a JSON line on stdout."""
+    import json
+    import sys
+    import warnings
+    from dataclasses import asdict
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from .batch import convert_one
+
+    task = json.loads(sys.stdin.read())
+    result = convert_one(task["src"], task["out"], task["to"], task["settings"])
+    sys.stdout.write("\n" + _RESULT + json.dumps(asdict(result)) + "\n")
+    sys.stdout.flush()
+
+
+def _remove_partial(out: str) -> None:
+    """Temporary files a stopped conversion may have left beside its output (`_io.atomic_write_bytes`)."""
+    import shutil
+    from pathlib import Path
+
+    p = Path(out)
+    if p.parent.is_dir():
+        for tmp in p.parent.glob(f".{p.name}.*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)

@@ -449,11 +449,28 @@ def test_folder_converts_on_the_cluster(models, cluster, tmp_path):
     X3 = rng.normal(size=(50, 3))
     labels = sess.run(None, {sess.get_inputs()[0].name: X3.astype(np.float32)})[0]
     np.testing.assert_array_equal(labels.astype(bool), logit.predict(X3))
-    # the command line, against the test cluster's scheduler
-    res = CliRunner().invoke(cli, ["convert", str(src), "--to", "onnx", "-o", str(tmp_path / "cli-out"), "-q",
-                                   "--dask", cluster.scheduler.address])
-    assert res.exit_code == 1, res.output  # broken.pkl failed; the others were written
-    assert (tmp_path / "cli-out" / "tree.onnx").is_file() and (tmp_path / "cli-out" / "logit.onnx").is_file()
+    # the command line, against the test cluster's scheduler (one file: the flag's plumbing and exit code)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "broken.pkl").write_bytes(b"not a pickle at all")
+    res = CliRunner().invoke(cli, ["convert", str(tmp_path / "one"), "--to", "onnx", "-o", str(tmp_path / "cli-out"),
+                                   "-q", "--dask", cluster.scheduler.address])
+    assert res.exit_code == 1, res.output
+    import json
+
+    summary = json.loads((tmp_path / "cli-out" / "summary.json").read_text())
+    assert summary["counts"] == {"failed": 1}
+
+
+def test_a_file_that_runs_too_long_is_stopped_and_reported(models, tmp_path):
+    from portable.distributed import convert_isolated
+
+    _, pkl, _, _ = models
+    settings = dict(dtype="auto", check=True, samples=200, seed=0, trust=[], force=False, keep_failed=False)
+    slow = convert_isolated(str(pkl), str(tmp_path / "slow.onnx"), "onnx", settings, timeout=0.05)
+    assert slow.error and "timed out" in slow.error and slow.output is None
+    assert not (tmp_path / "slow.onnx").exists() and not list(tmp_path.glob(".*.tmp"))
+    done = convert_isolated(str(pkl), str(tmp_path / "ok.onnx"), "onnx", settings, timeout=LIMIT)
+    assert done.error is None and done.verdict == "equivalent" and (tmp_path / "ok.onnx").is_file()
 
 
 def test_cli_check_on_dask_address(models, small, cluster):
