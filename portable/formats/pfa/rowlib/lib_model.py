@@ -276,11 +276,15 @@ def gaussian_process(x: Any, table: list, kriging: Any, kernel: Any) -> Any:
             nugget: Any = np.array([(s_ / t_) ** 2 if t_ != 0.0 else math.inf for s_, t_ in zip(sig, y)])
         else:
             nugget = 10.0 * np.finfo(float).eps
-        out.append(_kriging(np.array(xv), X, y, kriging, nugget, kernel))
+        value, beta = _kriging(np.array(xv), X, y, kriging, nugget, kernel)
+        out.append(value)
+        # the reference engines fit the trend of the first output dimension and keep it for the others
+        kriging = beta
     return out if vector_out else out[0]
 
 
-def _kriging(xq: np.ndarray, X: np.ndarray, y: np.ndarray, beta: Any, nugget: Any, kernel: Any) -> float:
+def _kriging(xq: np.ndarray, X: np.ndarray, y: np.ndarray, beta: Any, nugget: Any,
+             kernel: Any) -> tuple[float, float]:
     xm, xsd = X.mean(axis=0), X.std(axis=0)
     Xn = (X - xm) / xsd
     ym, ysd = y.mean(), y.std()
@@ -301,7 +305,7 @@ def _kriging(xq: np.ndarray, X: np.ndarray, y: np.ndarray, beta: Any, nugget: An
     gamma = np.linalg.solve(C.T, Yt - Ft[:, 0] * b)
     qn = ((xq - xm) / xsd).tolist()
     yq = b + sum(kernel(qn, Xn[i].tolist()) * gamma[i] for i in range(n))
-    return float(ym + ysd * yq)
+    return float(ym + ysd * yq), b
 
 
 # -- clustering ---------------------------------------------------------------------------------------------------

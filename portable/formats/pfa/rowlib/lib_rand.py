@@ -119,7 +119,7 @@ def rand_string(b: Any) -> Any:
             raise err("size must be positive", 34080)
         r = _rng(b)
         if not args:
-            return "".join(chr(r.randint(1, 0xD7FF)) for _ in range(size))
+            return "".join(chr(r.randint(1, 0xD800)) for _ in range(size))  # "up to and including 0xD800"
         if len(args) == 1:
             pop = args[0]
             if not pop:
