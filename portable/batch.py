@@ -173,7 +173,7 @@ def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype
         if dask is not None:
             from .distributed import convert_on_dask
 
-            results.update(convert_on_dask(todo, to, settings, dask, progress=progress))
+            results.update(convert_on_dask(todo, to, settings, dask, timeout=timeout, progress=progress))
         else:
             _run_pool(todo, to, settings, jobs, timeout, results, progress, len(tasks))
     finally:

@@ -135,7 +135,7 @@ def _takes_n(client: Any) -> bool:
         return False
 
 
-FILE_TIMEOUT = 300.0  # seconds one file's conversion may take on a worker before its process is stopped
+FILE_TIMEOUT = 300.0  # seconds one file's conversion may take on a worker (`--timeout`) before it is stopped
 _RESULT = "PORTABLE-RESULT "
 
 
