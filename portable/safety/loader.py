@@ -238,11 +238,14 @@ class _StubWorld(World):
         return x._target
 
     def dtype_info(self, x: Any) -> tuple[int, bool]:
-        x.used = True
-        honest = x.resolve()
-        if not hasattr(honest, "itemsize"):
-            raise Refused("a numpy dtype that cannot be rebuilt honestly")
-        return honest.itemsize, honest.hasobject
+        info = x.info
+        if info is None:
+            x.used = True
+            honest = x.resolve()
+            if not hasattr(honest, "itemsize"):
+                raise Refused("a numpy dtype that cannot be rebuilt honestly")
+            info = x.info = (honest.itemsize, honest.hasobject)
+        return info
 
     def bytes_len(self, x: Any) -> int | None:
         if type(x) in (bytes, bytearray):

@@ -162,6 +162,8 @@ def _count(shape: tuple[int, ...]) -> int:
 
 
 def check_dtype_code(code: Any) -> Any:
+    if type(code) is str and code in _CODES:
+        return _CODES[code]
     import numpy as np
 
     if not isinstance(code, str) or not _TYPE_CODE.match(code):
@@ -170,7 +172,12 @@ def check_dtype_code(code: Any) -> Any:
         dt = np.dtype(code)
     except TypeError:
         raise Refused(f"numpy.dtype with the unknown type code {code!r}") from None
+    if len(_CODES) < 4096:
+        _CODES[code] = dt
     return dt
+
+
+_CODES: dict[str, Any] = {}
 
 
 class World:
@@ -197,10 +204,13 @@ class World:
         raise NotImplementedError
 
     # -- shared checks --------------------------------------------------------------------------------------
-    def plain(self, x: Any, what: str, depth: int = 0) -> None:
-        """Plain data: numbers, strings, None, validated arrays, and tuples/lists of these."""
+    def plain(self, x: Any, what: Any, depth: int = 0) -> None:
+        """Plain data: numbers, strings, None, validated arrays, and tuples/lists of these. `what` names the
+        receiver (a string, or the global whose call receives it)."""
         if type(x) in _PLAIN:
             return
+        if not isinstance(what, str):
+            what = f"{self.name(what)}()"
         if depth > 8:
             raise Refused(f"{what} nests too deeply")
         if type(x) in (tuple, list):
@@ -257,16 +267,31 @@ class World:
             return "array"
         if role == "trusted":
             return "trusted"
-        fname = self.name(func)
+        if role == "dtype":
+            if len(args) != 3 or type(args[1]) is not bool or args[2] is not True:
+                raise Refused("numpy.dtype called with arguments other than (code, align, True): a dtype that is "
+                              "not a fresh copy is shared by the whole process")
+            check_dtype_code(args[0])
+            return "dtype"
+        if role == "frombuffer":
+            if len(args) != 4 or args[3] not in ("C", "F", "A", "K"):
+                raise Refused("numpy's _frombuffer with other than (buffer, dtype, shape, order)")
+            size, hasobj = self.dtype_arg(args[1], "numpy's _frombuffer")
+            if hasobj:
+                raise Refused("numpy's _frombuffer over a dtype that holds objects (raw bytes as pointers)")
+            n = _count(_shape(args[2], "_frombuffer")) * size
+            if self.raw_len(args[0], "numpy's _frombuffer") != n:
+                raise Refused(f"numpy's _frombuffer with {self.bytes_len(args[0])} bytes for {n}")
+            return "array"
         if role in ("ext_class", "value", "builtin"):
             if role == "builtin" and self.target(func) in (bytes, bytearray) and (
                     len(args) > 1 or (args and self.bytes_len(args[0]) is None)):
-                raise Refused(f"{fname}() with other than a byte string (a size would allocate memory)")
+                raise Refused(f"{self.name(func)}() with other than a byte string (a size would allocate memory)")
             if role == "builtin" and args and self.target(func).__name__ == "defaultdict":
                 if not (args[0] is None or self.role(args[0]) in ("builtin", "value")):
                     raise Refused("a defaultdict whose factory is not a builtin type")
                 args = args[1:]
-            self.plain(args, f"{fname}()")
+            self.plain(args, func)
             return "ext" if role == "ext_class" else "value"
         if role == "wrapper_class":
             if args:
@@ -276,12 +301,6 @@ class World:
             if args:
                 raise Refused("object() called with arguments")
             return "value"
-        if role == "dtype":
-            if len(args) != 3 or not all(type(a) is bool for a in args[1:]) or args[2] is not True:
-                raise Refused("numpy.dtype called with arguments other than (code, align, True): a dtype that is "
-                              "not a fresh copy is shared by the whole process")
-            check_dtype_code(args[0])
-            return "dtype"
         if role == "mareconstruct":
             if len(args) != 4 or self.role(args[0]) != "masked" or self.role(args[1]) != "ndarray":
                 raise Refused("numpy.ma's _mareconstruct for a class other than MaskedArray over ndarray")
@@ -297,16 +316,6 @@ class World:
                 elif self.raw_len(args[1], "numpy's scalar()") != size:
                     raise Refused(f"numpy's scalar() with {self.bytes_len(args[1])} bytes for an item of {size}")
             return "scalar"
-        if role == "frombuffer":
-            if len(args) != 4 or args[3] not in ("C", "F", "A", "K"):
-                raise Refused("numpy's _frombuffer with other than (buffer, dtype, shape, order)")
-            size, hasobj = self.dtype_arg(args[1], "numpy's _frombuffer")
-            if hasobj:
-                raise Refused("numpy's _frombuffer over a dtype that holds objects (raw bytes as pointers)")
-            n = _count(_shape(args[2], "_frombuffer")) * size
-            if self.raw_len(args[0], "numpy's _frombuffer") != n:
-                raise Refused(f"numpy's _frombuffer with {self.bytes_len(args[0])} bytes for {n}")
-            return "array"
         if role == "reconstructor":
             if len(args) != 3 or self.role(args[0]) not in ("py_class", "wrapper_class") or self.role(args[1]) != "object" \
                     or args[2] is not None:
@@ -322,8 +331,8 @@ class World:
             cls = self.target(args[0]) if args and self.role(args[0]) is not None else None
             if len(args) != 3 or cls is None or getattr(cls, "__name__", None) != helper \
                     or cls.__module__ != self.target(func).__module__ or type(args[1]) is not int:
-                raise Refused(f"Cython's unpickle helper {fname} for another class")
-            self.plain(args[2], fname)
+                raise Refused(f"Cython's unpickle helper {self.name(func)} for another class")
+            self.plain(args[2], func)
             return "ext"
         if role == "random_bitgen_ctor":
             if len(args) > 1 or (args and not (args[0] in _BIT_GENERATORS or self.role(args[0]) == "bitgen_class")):
@@ -334,7 +343,7 @@ class World:
                     args and not (args[0] in _BIT_GENERATORS or self.kind(args[0]) == "bitgen")):
                 raise Refused("numpy.random's generator helper with an unknown bit generator or constructor")
             return "value"
-        raise Refused(f"{fname} ({role}) may not be called by a pickle")
+        raise Refused(f"{self.name(func)} ({role}) may not be called by a pickle")
 
     # -- BUILD -----------------------------------------------------------------------------------------------
     def check_array_state(self, state: Any) -> None:
