@@ -100,3 +100,20 @@ def test_cli_refuses_memory_files_cleanly(hostile):
     assert run.returncode == 1, (label, run.output)
     report = json.loads(run.stdout)
     assert report["safe"] is False and "disagrees with its type code" in report["refusal"], report
+
+
+def test_skops_archives_naming_ufuncs_or_numpy_internals_are_refused(tmp_path):
+    """skops never unpickles, but it calls and instantiates the types its schema names: the same table judges
+    them, so a ufunc kept as a function (which a loaded model would call on any array-protocol object) is
+    refused, and `audit` says so."""
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = np.arange(12.0).reshape(6, 2)
+    for func, name in ((np.add, "numpy.add"), (np.positive, "numpy.positive")):
+        path = tmp_path / f"{name}.skops"
+        sio.dump(FunctionTransformer(func=func).fit(X), path)
+        with pytest.raises(InputError, match="ufunc"):
+            portable.load(path)
+        result = portable.audit(path)
+        assert not result.safe and name in result.refused, result.to_text()
