@@ -117,3 +117,21 @@ def test_skops_archives_naming_ufuncs_or_numpy_internals_are_refused(tmp_path):
             portable.load(path)
         result = portable.audit(path)
         assert not result.safe and name in result.refused, result.to_text()
+
+
+def test_refused_memory_write_leaves_the_target_untouched(tmp_path):
+    """The sentinel: the write payload points at a buffer of this process; after portable refuses the file (as
+    pickle, joblib and inside a model), the buffer is still all zeros."""
+    import joblib
+
+    target = np.zeros(16, np.uint8)
+    make = OBJECTS["matrix_write"]
+    paths = [tmp_path / "w.pkl", tmp_path / "w.joblib", tmp_path / "w-model.pkl"]
+    paths[0].write_bytes(pickle.dumps(make(target.ctypes.data, 16), protocol=5))
+    joblib.dump(make(target.ctypes.data, 16), paths[1])
+    paths[2].write_bytes(pickle.dumps(in_a_model(make(target.ctypes.data, 16)), protocol=2))
+    for path in paths:
+        with pytest.raises(InputError):
+            portable.load(path)
+        assert not portable.audit(path).safe
+    assert not target.any()
