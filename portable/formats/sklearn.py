@@ -315,6 +315,10 @@ class SklearnModel(Model):
             from .sklearn_hints import sklearn_hints
 
             hints = self.__dict__["_hints"] = sklearn_hints(self)
+            if getattr(self, "isolate", False) and (hints.decision is not None or hints.ties is not None):
+                # an untrusted file runs only in its isolated worker, which answers the signature's outputs:
+                # near-ties are then judged on those outputs
+                hints.decision = hints.ties = None
         return hints
 
 
