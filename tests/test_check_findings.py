@@ -390,3 +390,54 @@ def test_pfa_tree_nodes_are_reached_with_their_thresholds():
     near = b & (x <= 0.5) & (np.abs(y + 1.0) <= 1e-12)
     assert (y[near] == -1.0).any() and (y[near] > -1.0).any() and (y[near] < -1.0).any()
     assert (b & np.isnan(x)).any()  # the root routes null to its own branch: tried
+
+
+# ---- regression tests: a coefficient of a saturating classifier, a moved k-NN training point -------------------
+
+def _differs(est, proto, X, atol=1e-5, rtol=1e-4):
+    """Whether scikit-learn and the ONNX model (onnxruntime) disagree on some row of X beyond the tolerance."""
+    got = ort_run(proto, {"X": X.astype(np.float32)})
+    prob = next(v for k, v in got.items() if k == "probabilities")
+    return bool((np.abs(prob - est.predict_proba(X)) > atol + rtol * np.abs(est.predict_proba(X))).any())
+
+
+def test_a_coefficient_of_a_saturating_logistic_regression_is_caught():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = X[:, :10]
+    est = LogisticRegression(max_iter=5000).fit(X, y)
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    p = copy.deepcopy(art.proto)
+    node = next(n for n in p.graph.node if n.op_type == "LinearClassifier")
+    a = _attr(node, "coefficients")
+    coef = list(a.floats)
+    k = int(np.argmax(np.abs(coef)))
+    coef[k] *= 1 + 1e-3
+    del a.floats[:]
+    a.floats.extend(coef)
+    assert _differs(est, p, X)  # real: rows near the decision boundary move beyond the tolerance
+    rep = check(portable.load(est), portable.load(p), samples=1000)
+    assert not rep.equivalent, rep.summary_line()
+    assert check(portable.load(est), art, samples=1000).equivalent
+
+
+def test_a_moved_knn_training_point_is_caught():
+    from sklearn.datasets import load_iris
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = load_iris(return_X_y=True)
+    est = KNeighborsClassifier(5).fit(X, y)
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    p = copy.deepcopy(art.proto)
+    init = next(i for i in p.graph.initializer if tuple(i.dims) == X.shape)
+    pts = numpy_helper.to_array(init).copy()
+    j = int(np.flatnonzero(y == 1)[0])  # a point near another class moved towards it
+    pts[j] = pts[j] + 0.3 * (X[y == 2].mean(axis=0) - X[j])
+    init.CopyFrom(numpy_helper.from_array(pts, init.name))
+    near = X[np.argsort(np.linalg.norm(X - pts[j], axis=1))[:10]]
+    probe = np.concatenate([pts[j][None], X[j][None], (near + pts[j]) / 2, (near + X[j]) / 2])
+    assert _differs(est, p, probe)  # real
+    rep = check(portable.load(est), portable.load(p), samples=1000)
+    assert not rep.equivalent, rep.summary_line()
