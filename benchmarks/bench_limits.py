@@ -82,4 +82,5 @@ def run() -> str:
     return ("## Parser limits: bounded reading vs plain json / yaml / tarfile\n\n"
             "portable.limits checks depth, size, YAML aliases (while composing), PFA user-function expansion and "
             "declared tensor/member sizes before anything expands or allocates. Cost of those checks against the "
-            "plain call on the same input (best of several runs, same process):\n\n" + table(header, rows))
+            "plain call on the same input (best of several runs, same process; the machine was shared with other "
+            "jobs while measuring, so absolute times are noisy, the ratios less so):\n\n" + table(header, rows))

@@ -246,7 +246,8 @@ def export(model: Any, path: str | Path, data: Any = None, *, to: str | None = N
     _args.text("to", to, optional=True)
     force = _args.flag("force", force)
     target = to or ("nnef" if str(path).lower().endswith((".nnef", ".nnef.tgz")) else "onnx")
-    check_writable(path, force, protect=(model,) if isinstance(model, (str, Path)) else ())  # before converting
+    check_writable(path, force, protect=(model,) if isinstance(model, (str, Path)) else (),
+                   probe=True)  # before converting
     art = convert(model, to=target, dtype=dtype, samples=samples, seed=seed, data=data)
     if art.report is not None and art.report.equivalent:
         art.save(path, force=force)

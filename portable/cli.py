@@ -111,6 +111,13 @@ class PortableGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except (MemoryError, RecursionError) as e:  # a safety net: the readers' limits are meant to come first
+            if (ctx.obj or {}).get("debug"):
+                raise
+            what = "ran out of memory" if isinstance(e, MemoryError) else "nested too deeply"
+            click.echo(f"error: the model {what} while portable worked on it; portable's limits (portable.limits, "
+                       "--limit NAME=VALUE) did not catch this case, so please report it", err=True)
+            ctx.exit(EXIT_FAILED)
 
 
 @click.group(cls=PortableGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,6 +16,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
+| `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, above 64 MiB (a gzip bomb) |
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
 | `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
 | `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |
@@ -68,6 +69,7 @@ class Limits:
     max_tensor_bytes: int = 4 * GiB
     max_archive_bytes: int = 8 * GiB
     max_archive_members: int = 100_000
+    max_compression_ratio: int = 200
     max_input_width: int = 1_000_000
     max_samples: int = 10_000_000
     max_check_values: int = 200_000_000
@@ -447,11 +449,14 @@ def check_nnef_tensor_header(data: bytes, *, path: object = None, where: str | N
                          path=path, where=where)
 
 
-def read_tar_members(tar: Any, *, path: object = None) -> Iterator[tuple[Any, bytes]]:
+def read_tar_members(tar: Any, *, path: object = None, compressed_size: int | None = None) -> Iterator[
+        tuple[Any, bytes]]:
     """The regular files of an open `tarfile`, with their bytes, refusing before reading anything large: links
     and symlinks, GNU sparse members, devices and FIFOs, more than `max_archive_members` members, a member
-    declaring more than `max_tensor_bytes` or members declaring more than `max_archive_bytes` in all."""
+    declaring more than `max_tensor_bytes` or members declaring more than `max_archive_bytes` in all, and (given
+    the archive's `compressed_size`) members declaring more than `max_compression_ratio` times it beyond 64 MiB."""
     total = 0
+    ratio_cap = None if compressed_size is None else max(64 * MiB, LIMITS.max_compression_ratio * compressed_size)
     for count, member in enumerate(tar, start=1):
         check_size(count, "max_archive_members", "the number of archive members", path=path)
         name = member.name
@@ -470,6 +475,10 @@ def read_tar_members(tar: Any, *, path: object = None) -> Iterator[tuple[Any, by
         total += member.size
         check_size(total, "max_archive_bytes", "the archive's members declare a total size in bytes that",
                    path=path)
+        if ratio_cap is not None and total > ratio_cap:
+            raise LimitError(f"the archive's members declare {total:,} bytes from a {compressed_size:,}-byte "
+                             f"archive (more than {LIMITS.max_compression_ratio} times its size: a decompression "
+                             "bomb)", "max_compression_ratio", path=path)
         stream = tar.extractfile(member)
         data = stream.read(member.size + 1) if stream is not None else b""
         if len(data) != member.size:

@@ -233,6 +233,11 @@ def build_corpus(base: Path) -> list[Case]:
     p("huge_member.nnef.tgz").write_bytes(huge_member)
     cases.append(Case("archive member declaring 60 GiB", ["inspect", str(p("huge_member.nnef.tgz"))],
                       needle="max_tensor_bytes"))
+    bomb_members = [(info(n), b) for n, b in files.items() if n != variables[0]]
+    bomb_members.append((info(variables[0]), nnef_tensor([(100 << 20) // 4])))  # 100 MiB of zeros
+    p("gzip_bomb.nnef.tgz").write_bytes(tgz(bomb_members))
+    cases.append(Case("archive of a few hundred KiB declaring 100 MiB (gzip bomb)",
+                      ["inspect", str(p("gzip_bomb.nnef.tgz"))], needle="max_compression_ratio"))
     p("truncated.nnef.tgz").write_bytes(tgz(regular)[:300])
     cases.append(Case("truncated archive", ["inspect", str(p("truncated.nnef.tgz"))], needle="archive"))
 
@@ -292,6 +297,15 @@ def build_corpus(base: Path) -> list[Case]:
     _write_identity_onnx(wide, [None, 2 ** 40])
     cases.append(Case("ONNX input declared [N, 2**40] in a check", ["check", str(wide), str(wide)],
                       needle="max_input_width"))
+    secret = p("onnx_secret.bin")
+    secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    (base / "onnx_ext").mkdir()
+    os.symlink(secret, base / "onnx_ext" / "link.bin")
+    for label, location in [("an absolute path", str(secret)), ("a path out of its folder", "../onnx_secret.bin"),
+                            ("a symlink out of its folder", "link.bin")]:
+        path = base / "onnx_ext" / f"ext_{len(cases)}.onnx"
+        _write_external_onnx(path, location)
+        cases.append(Case(f"ONNX external data at {label}", ["inspect", str(path)], needle="onnx"))
     cases.append(Case("--samples 1,000,000,000", ["check", str(good_onnx), str(good_onnx), "--samples",
                                                    "1000000000"], codes=(2,), needle="max_samples"))
 
@@ -393,3 +407,23 @@ def _write_identity_onnx(path: Path, shape: list[int | None]) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
+
+
+def _write_external_onnx(path: Path, location: str) -> None:
+    """An ONNX model whose initializer's bytes live in an external file at `location` (read by onnx.load)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    w = TensorProto()
+    w.name, w.data_type = "W", TensorProto.FLOAT
+    w.dims.extend([4])
+    w.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "16")):
+        entry = w.external_data.add()
+        entry.key, entry.value = key, value
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])
+    y = helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 4])
+    graph = helper.make_graph([helper.make_node("Add", ["X", "W"], ["variable"])], "ext", [x], [y], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())

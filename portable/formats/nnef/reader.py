@@ -26,7 +26,7 @@ def _archive_files(path: Path) -> dict[str, bytes]:
     try:
         with tarfile.open(path, "r:*") as tar:
             # links, sparse members and declared sizes are refused before any member is read (portable.limits)
-            members = list(read_tar_members(tar, path=path))
+            members = list(read_tar_members(tar, path=path, compressed_size=path.stat().st_size))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise InputError(f"not a readable .nnef.tgz archive ({type(exc).__name__}: {exc})", path=path) from None
     graphs = [m.name for m, _ in members if Path(m.name).name == "graph.nnef"]
