@@ -151,63 +151,30 @@ def check_file_size(path: Any, what: str = "the file") -> int:
 
 
 def check_tree(data: Any, *, path: object = None, what: str = "the document") -> None:
-    """Walk parsed JSON/YAML data (dicts, lists, scalars) without recursion: refuse nesting beyond `max_depth`,
-    more than `max_nodes` values counted with every shared (aliased) value counted each time it is used, and a
-    value that contains itself (a YAML alias to its own anchor)."""
+    """Walk parsed JSON/YAML data (dicts, lists, scalars) without recursion: refuse nesting beyond `max_depth` and
+    more than `max_nodes` values, every shared (aliased) value counted each time it is used. A value that
+    contains itself (a YAML alias to its own anchor) nests without end, so it reaches `max_depth`."""
     max_depth, max_nodes = LIMITS.max_depth, LIMITS.max_nodes
-    sizes: dict[int, int] = {}  # id -> expanded size of a finished container (shared values counted once here)
-    on_path: set[int] = set()
-    # a frame: (container, iterator over its children, depth, running size)
-    if not isinstance(data, (dict, list, tuple)):
+    containers = (dict, list, tuple)
+    if not isinstance(data, containers):
         return
-    stack: list[list[Any]] = [[data, _children(data), 1, 1]]
-    on_path.add(id(data))
-    total = 1
+    stack = [(data, 1)]
+    count = 0
     while stack:
-        frame = stack[-1]
-        container, children, depth, _ = frame
-        child = next(children, _END)
-        if child is _END:
-            stack.pop()
-            on_path.discard(id(container))
-            sizes[id(container)] = frame[3]
-            if stack:
-                stack[-1][3] += frame[3]
-            continue
-        if not isinstance(child, (dict, list, tuple)):
-            frame[3] += 1
-            total += 1
-            if frame[3] > max_nodes:
-                raise LimitError(f"{what} holds more than {max_nodes:,} values", "max_nodes", path=path)
-            continue
-        key = id(child)
-        if key in on_path:
-            raise LimitError(f"{what} holds a value that contains itself (a YAML alias to its own anchor), that "
-                             "is, infinitely many values", "max_nodes", path=path)
-        if key in sizes:  # a shared value seen before: counts again in full, without walking it again
-            frame[3] += sizes[key]
-            if frame[3] > max_nodes:
-                raise LimitError(f"{what} expands (YAML aliases included) to more than {max_nodes:,} values",
-                                 "max_nodes", path=path)
-            continue
-        if depth + 1 > max_depth:
-            raise LimitError(f"{what} is nested more than {max_depth} levels deep", "max_depth", path=path)
-        on_path.add(key)
-        stack.append([child, _children(child), depth + 1, 1])
-    if sizes.get(id(data), 0) > max_nodes:
-        raise LimitError(f"{what} expands to more than {max_nodes:,} values", "max_nodes", path=path)
-
-
-_END = object()
-
-
-def _children(value: Any) -> Iterator[Any]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield v
-    else:
-        yield from value
+        value, depth = stack.pop()
+        items = value.values() if isinstance(value, dict) else value
+        count += 1 + (len(value) if isinstance(value, dict) else 0)  # the container and its keys
+        for child in items:
+            if isinstance(child, containers):
+                if depth >= max_depth:
+                    raise LimitError(f"{what} is nested more than {max_depth} levels deep (or holds a value that "
+                                     "contains itself)", "max_depth", path=path)
+                stack.append((child, depth + 1))
+            else:
+                count += 1
+        if count > max_nodes:
+            raise LimitError(f"{what} holds (YAML aliases expanded) more than {max_nodes:,} values", "max_nodes",
+                             path=path)
 
 
 # -- JSON and YAML ---------------------------------------------------------------------------------------------
