@@ -49,3 +49,15 @@ def test_what_nnef_cannot_express_is_refused(name: str) -> None:
     case = next(c for c in cases() if c.name == name)
     outcome = run_case(case)[1]
     assert outcome.startswith("refused"), outcome
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("PORTABLE_SLOW"), reason="PORTABLE_SLOW=1 runs the variants")
+def test_constant_parameter_variants_are_never_wrong() -> None:
+    """The same cases with their parameter inputs (Resize scales, Pad pads, Slice starts, Reduce axes, ...)
+    baked in as initializers, as exporters write them: none may be wrong either."""
+    from tests.nnef_node_sweep import variant_sweep
+
+    results = variant_sweep(processes=2)
+    wrong = {k: v for k, v in results.items() if v.startswith("wrong")}
+    assert not wrong, wrong
+    assert summarize(results)["correct"] >= 600
