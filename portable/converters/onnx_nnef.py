@@ -4,8 +4,11 @@ nnef-tools converts standard ONNX operators only, so the model is first lowered 
 standard operators nnef-tools 1.0.11 cannot take are rewritten (Gemm with alpha/beta other than 1,
 ReduceSumSquare, Reduce* with `axes` as an input since opset 13/18), class labels are peeled off (NNEF has no
 strings: label outputs become class indices and the label list goes to `portable.json`), and the inputs get a
-static batch. nnef-tools then reads, converts and writes the graph through its Python API, and the result is
-validated by the `nnef` parser (with shapes) before it becomes an `NnefModel`.
+static batch. Before nnef-tools, portable's own pass (`onnx_nnef_pass`) refuses what NNEF cannot hold, expands
+ONNX functions, folds constant shape subgraphs, unrolls LSTM/GRU/RNN and rewrites the operators nnef-tools maps
+wrongly or not at all. nnef-tools then reads, converts and writes the graph through its Python API (its
+internal errors become clear refusals), and the result is validated by the `nnef` parser (with shapes) before
+it becomes an `NnefModel`.
 
 The static batch is a deliberately odd size (STATIC_BATCH): nnef-tools writes the batch of a Reshape as 0 ("copy
 the input's dimension") when the target's first dimension equals the input's batch, so a batch of 1 would be
@@ -47,7 +50,6 @@ def _rewrite_for_nnef_tools(proto: Any, dtype: str) -> None:
     h = onnx.helper
     elem = onnx.TensorProto.DOUBLE if dtype == "float64" else onnx.TensorProto.FLOAT
     g = proto.graph
-    inits = _initializers(g)
     nodes, extra = [], []
     count = 0
 

@@ -11,10 +11,17 @@ Run on a standard-ops ONNX model (after the ONNX-ML lowering) before nnef-tools 
    onnx's shape inference knows statically, is evaluated with `onnx.reference` and becomes an initializer
    (the shape subgraphs exporters write: Shape -> Gather -> Concat -> Reshape). The batch dimension stays
    symbolic here, so nothing that depends on the batch size is baked in.
-4. **Rewrites** of the operators nnef-tools maps wrongly into ones it maps right: Elu/Selu/HardSigmoid with
+4. **Unrolling**: LSTM, GRU and RNN over a static sequence length become their gates, step by step.
+5. **Rewrites** of the operators nnef-tools maps wrongly or not at all into ones it maps right: Elu/Selu/HardSigmoid with
    their parameters, Flatten on any axis, variadic Max/Min/Sum/Mean, Softmax/LogSoftmax/Hardmax on any axis
    (opset >= 13 means the last axis by default), LpNormalization of a zero vector (0, not NaN), inference-mode
-   Dropout as Identity, Reciprocal, Cast between types NNEF keeps in one precision.
+   Dropout as Identity, Reciprocal, Cast between types NNEF keeps in one precision, pooling with auto_pad,
+   ceil mode and LpPool's p, Space/DepthToSpace, GatherElements (a one-hot mask), ArgMax/ArgMin's
+   select_last_index, Resize/Upsample (per-axis maps taken from onnx.reference), Expand adding dimensions,
+   MatMul with 1-D operands, negative Gather indices.
+
+Every node-case outcome is measured by tests/test_nnef_node_cases.py (ONNX's backend node tests, and their
+constant-parameter variants): a rewrite exists because a case was wrong or refused without it.
 """
 from __future__ import annotations
 
@@ -553,7 +560,7 @@ def rewrite(p: Pass) -> None:
             x_u = add("Unsqueeze", [src, p.const(np.asarray([rank]), i64, "axes")]) if p.opset >= 13 else \
                 add("Unsqueeze", [src], axes=[rank])
             x_t = add("Transpose", [x_u], perm=perm)  # the gathered axis moved last, size 1 in its place
-            mask = add("Equal", [idx_u, p.const(_positions(n_ax, axis, rank), scal, "pos")])
+            mask = add("Equal", [idx_u, p.const(_positions(n_ax, rank), scal, "pos")])
             zero = p.const(0, x)
             picked = add("Where", [mask, x_t, zero])
             r = reduce("ReduceSum", picked, [rank], None, 0)
@@ -640,7 +647,7 @@ def rewrite(p: Pass) -> None:
     p.g.node.extend(nodes)
 
 
-def _positions(n: int, axis: int, rank: int) -> np.ndarray:
+def _positions(n: int, rank: int) -> np.ndarray:
     """0..n-1 laid along the last of rank + 1 axes."""
     return np.arange(n, dtype=np.float64).reshape([1] * rank + [n])
 
@@ -782,7 +789,6 @@ def unroll_recurrent(p: Pass) -> None:
         x_seq = add("Transpose", [x], perm=[1, 0, 2]) if layout == 1 else x
         zeros = p.const(np.zeros([batch, hidden]), x)
         y_dirs, h_dirs, c_dirs = [], [], []
-        counter = {"a": 0}
 
         def act(v: str, k: int) -> str:
             name = _ACTS.get(names[k].lower())
@@ -868,7 +874,6 @@ def unroll_recurrent(p: Pass) -> None:
             if out:
                 v = add("Concat", parts, axis=0)  # [D, B, H]
                 add("Transpose", [v], [out], perm=[1, 0, 2]) if layout == 1 else add("Identity", [v], [out])
-        counter["a"] += 1
     del p.g.node[:]
     p.g.node.extend(nodes)
 

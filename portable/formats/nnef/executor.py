@@ -5,8 +5,15 @@ as bool) and runs on any batch size: the batch in `external(shape = ...)` is whe
 not a limit. Operators follow the NNEF 1.0 specification: shapes carry implicit trailing singleton dimensions, so
 a lower-rank operand of a binary operator is padded on the right, not on the left as numpy does.
 
-The operator table is one function per operator; an operator missing from it is reported with the list of
-those supported, before anything runs.
+The operator table is one function per operator, covering the NNEF 1.0 operators nnef-tools emits (and the
+rest of the specification's sliding-window, resize, normalization and activation operators): vectorized numpy,
+no torch. Sliding windows (conv, deconv, pooling) loop over the window's taps only, each a strided slice of
+the whole batch: convolution is im2col into one batched BLAS product per group, pooling one ufunc pass per
+tap, transposed convolution one einsum plus one strided add per tap. (scipy.signal has no grouped, strided,
+dilated N-d convolution; torch would make a 2 GB library a dependency of running an artifact.) Fragments a
+graph defines (nnef-tools' erf, lp_pool, ...) are lowered by the `nnef` parser into these operators. An
+operator missing from the table raises CannotRunError (the model is fine; this runtime cannot run it) before
+anything runs.
 """
 from __future__ import annotations
 
@@ -857,8 +864,6 @@ class Executor:
     @classmethod
     def from_files(cls, files: dict[str, bytes], *, dtype: str = "float32") -> Executor:
         """Parse graph.nnef and read the variables' `.dat` files."""
-        import nnef
-
         from .reader import read_tensor_bytes
 
         graph = parse_graph(files["graph.nnef"].decode())
