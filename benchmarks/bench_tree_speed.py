@@ -129,8 +129,8 @@ def _session(proto_bytes: bytes, threads: int) -> Any:
 
 def _best(fns: dict[str, Any], rows: int) -> dict[str, float]:
     """Interleaved rounds; the best time per engine, in ms."""
-    number = 200 if rows == 1 else (30 if rows == 100 else 1)
-    rounds = 7 if rows < 10_000 else 5
+    number = 50 if rows == 1 else (10 if rows == 100 else 1)
+    rounds = 5 if rows < 10_000 else 3
     best = {k: float("inf") for k in fns}
     for _ in range(rounds):
         for k, fn in fns.items():
