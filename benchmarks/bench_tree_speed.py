@@ -37,7 +37,7 @@ _REFERENCE = textwrap.dedent("""
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType
         conv = onnxmltools.convert_xgboost if kind == "xgboost" else onnxmltools.convert_lightgbm
-        proto = conv(model, initial_types=[("X", FloatTensorType([None, %d]))], target_opset=17,
+        proto = conv(model, initial_types=[("X", FloatTensorType([None, %d]))], target_opset=15,
                      **({"zipmap": False} if kind == "lightgbm" else {}))
     else:
         import skl2onnx
