@@ -27,9 +27,6 @@ REFUSED: dict[str, str] = {
 WRONG: dict[tuple[str, str], str] = {
     ("titanic_onehot_min_frequency", "float32"): "infrequent categories: onnxruntime's OneHotEncoder fails",
     ("titanic_onehot_min_frequency", "float64"): "infrequent categories: onnxruntime's OneHotEncoder fails",
-    ("titanic_calibrated_linear_svc", "float32"): "skl2onnx's CalibratedClassifierCV over decision_function "
-                                                  "[N, 1]: ArrayFeatureExtractor out of range",
-    ("titanic_calibrated_linear_svc", "float64"): "same",
     ("titanic_lightgbm_categories", "float32"): "LightGBM pandas category splits read as numeric thresholds",
     ("titanic_lightgbm_categories", "float64"): "LightGBM pandas category splits read as numeric thresholds",
     ("house_xgboost", "float32"): "scaled integer columns (rooms, year) computed in float32 land on XGBoost's "

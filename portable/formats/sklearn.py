@@ -150,9 +150,13 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
     kind = estimator_kind(e)
     if kind == "classifier":
         classes = np.asarray(e.classes_)
-        if classes.ndim > 1 or isinstance(e.classes_, list):
-            raise UnsupportedModelError(f"{type(e).__name__} is multi-output; only single-output classifiers "
-                                        "convert")
+        binarizer = getattr(e, "_label_binarizer", None)
+        multilabel = str(getattr(binarizer, "y_type_", "")).startswith("multilabel")
+        if classes.ndim > 1 or isinstance(e.classes_, list) or multilabel:
+            raise UnsupportedModelError(
+                f"{type(e).__name__} is multi-output/multilabel (one label per target); portable's scikit-learn "
+                "signature has one label output, so it converts single-output classifiers only. Convert one "
+                "classifier per target instead")
         label = TensorSpec("label", _classes_dtype(classes), (None,), "label")
         if hasattr(e, "predict_proba"):
             return label, TensorSpec("probabilities", "float64", (None, len(classes)), "probability")

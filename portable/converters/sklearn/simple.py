@@ -41,10 +41,13 @@ def dummy_regressor(em: Emitter, est: Any) -> list[Any]:
 
 @sklearn_converter("sklearn.isotonic.IsotonicRegression", kind="regressor")
 def isotonic_regression(em: Emitter, est: Any) -> list[Any]:
-    """scipy's interp1d over the thresholds (searchsorted 'left'), NaN or clipping outside them."""
+    return [isotonic(em, em.input(), est)]
+
+
+def isotonic(em: Emitter, x: str, est: Any) -> str:
+    """scipy's interp1d over the thresholds (searchsorted 'left'), NaN or clipping outside them; `[N, 1]`."""
     xs = np.asarray(est.X_thresholds_, dtype=np.float64)
     ys = np.asarray(est.y_thresholds_, dtype=np.float64)
-    x = em.input()
     if est.out_of_bounds == "clip":
         x = em.node("Clip", [x, em.const(xs[0]), em.const(xs[-1])], "clipped")
     if len(xs) == 1:
@@ -66,7 +69,7 @@ def isotonic_regression(em: Emitter, est: Any) -> list[Any]:
         out = em.node("Or", [em.node("Less", [x, em.const(xs[0])], "lo_out"),
                              em.node("Greater", [x, em.const(xs[-1])], "hi_out")], "out")
         y = em.node("Where", [out, em.const(np.nan), y], "ynan")
-    return [y]
+    return y
 
 
 @sklearn_converter("sklearn.kernel_ridge.KernelRidge", kind="regressor")

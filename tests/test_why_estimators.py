@@ -1,0 +1,74 @@
+"""Single estimators that converted wrongly or failed (issue 11's list), against scikit-learn through
+onnxruntime; the multi-output ones are refused with a message that says why."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import make_classification
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression, RidgeClassifierCV
+from sklearn.multioutput import ClassifierChain, MultiOutputClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC, LinearSVC, NuSVC
+from sklearn.tree import DecisionTreeClassifier
+
+X3, Y3 = make_classification(n_samples=240, n_features=6, n_informative=4, n_classes=3, random_state=0)
+X2, Y2 = make_classification(n_samples=240, n_features=6, random_state=1)
+MULTI = np.c_[Y2, (X2[:, 0] > 0).astype(int)]
+
+CASES = {
+    "svc_break_ties": (lambda: SVC(break_ties=True), X3, Y3),
+    "svc_ovo": (lambda: SVC(decision_function_shape="ovo"), X3, Y3),
+    "nusvc_ovo": (lambda: NuSVC(decision_function_shape="ovo"), X3, Y3),
+    "calibrated_linear_svc_binary": (lambda: CalibratedClassifierCV(LinearSVC(), cv=3), X2, Y2),
+    "calibrated_linear_svc_multiclass": (lambda: CalibratedClassifierCV(LinearSVC(), cv=3), X3, Y3),
+    "calibrated_isotonic_logistic": (lambda: CalibratedClassifierCV(LogisticRegression(), method="isotonic",
+                                                                    cv=3), X3, Y3),
+    "lda_one_component": (lambda: LinearDiscriminantAnalysis(n_components=1), X3, Y3),
+}
+REFUSED = {
+    "mlp_multilabel": (lambda: MLPClassifier(max_iter=200, random_state=0), X2, MULTI),
+    "ridge_classifier_cv_multilabel": (lambda: RidgeClassifierCV(), X2, MULTI),
+    "multi_output_classifier": (lambda: MultiOutputClassifier(LogisticRegression()), X2, MULTI),
+    "classifier_chain": (lambda: ClassifierChain(LogisticRegression()), X2, MULTI),
+    "multi_output_tree": (lambda: DecisionTreeClassifier(max_depth=3), X2, MULTI),
+}
+
+
+def _fit(case: tuple) -> tuple:
+    make, X, y = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make().fit(X, y), X
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_estimator_matches_sklearn(name: str, dtype: str) -> None:
+    import onnxruntime as ort
+
+    import portable
+
+    model, X = _fit(CASES[name])
+    art = portable.convert(model, to="onnx", dtype=dtype, check=False)
+    sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"X": X.astype(dtype)})))
+    np.testing.assert_array_equal(out["label"], model.predict(X))
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    if "probabilities" in out:
+        np.testing.assert_allclose(out["probabilities"], model.predict_proba(X), rtol=tol, atol=tol)
+    if "scores" in out:
+        ref = model.decision_function(X).reshape(len(X), -1)
+        np.testing.assert_allclose(out["scores"], ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_multi_output_classifier_is_refused_with_a_reason(name: str) -> None:
+    import portable
+
+    model, _ = _fit(REFUSED[name])
+    with pytest.raises(portable.PortableError, match="multi-output/multilabel"):
+        portable.convert(model, to="onnx", check=False)
