@@ -5,7 +5,8 @@
 the pipeline can take them. The datasets are synthetic look-alikes (Titanic, house prices, product reviews) so
 that nothing is downloaded. Other tests (the mutation benchmark, the conversion benchmark) import this table.
 
-`build(name)` caches fitted pipelines per process.
+`build(name)` caches fitted pipelines per process. A frame whose only column is `X` holds documents for a pipeline
+fitted on a sequence of texts (`documents(frame)` gives what its `predict` takes).
 """
 from __future__ import annotations
 
@@ -654,6 +655,30 @@ def text_beside_numeric_columns() -> Built:
     return pipe, df, reviews_heldout()
 
 
+@pipeline
+def text_tfidf_on_documents() -> Built:
+    """Fitted on a list of documents (no DataFrame): the input is `X`, one document per row."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    df, y = reviews()
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2),
+                         LogisticRegression(max_iter=500)).fit(list(df["review"]), y)
+    return pipe, pd.DataFrame({"X": df["review"]}), pd.DataFrame({"X": reviews_heldout()["review"]})
+
+
+@pipeline
+def text_count_complement_nb_on_series() -> Built:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.naive_bayes import ComplementNB
+    from sklearn.pipeline import make_pipeline
+
+    df, y = reviews()
+    pipe = make_pipeline(CountVectorizer(lowercase=False, max_df=0.8), ComplementNB()).fit(df["review"], y)
+    return pipe, pd.DataFrame({"X": df["review"]}), pd.DataFrame({"X": reviews_heldout()["review"]})
+
+
 @functools.lru_cache(maxsize=None)
 def build(name: str) -> Built:
     """The fitted pipeline `name`, its training frame and held-out frame (cached per process)."""
@@ -664,3 +689,8 @@ def build(name: str) -> Built:
 
 
 NAMES = [n for n, _ in PIPELINES]
+
+
+def documents(frame: pd.DataFrame) -> Any:
+    """What the pipeline's predict takes: the documents of an `X`-only frame, else the frame itself."""
+    return frame["X"] if list(frame.columns) == ["X"] else frame

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.pipelines import NAMES, build
+from tests.pipelines import NAMES, build, documents
 
 # pipelines portable refuses with a clear error today: name -> the reason (the test checks they are refused, and
 # fails when one starts to convert so that the table stays true)
@@ -20,8 +20,8 @@ REFUSED: dict[str, str] = {
     "titanic_hist_gradient_boosting_categories": "HistGradientBoosting on a DataFrame of several dtypes: "
                                                  "skl2onnx takes one input per estimator",
     "titanic_xgboost_categories": "XGBoost categorical splits",
-    "text_char_wb_ngrams": "skl2onnx 1.20 converts tokenizer='word' only (char/char_wb analyzers)",
-    "text_hashing_sgd": "HashingVectorizer: no converter (MurmurHash3 of tokens)",
+    "text_char_wb_ngrams": "onnxruntime's Tokenizer makes word tokens only (char/char_wb analyzers)",
+    "text_hashing_sgd": "HashingVectorizer: MurmurHash3 of tokens has no ONNX operator",
 }
 # converts but computes something else (dtype -> reason): expected failures, strict so that a fix shows up
 WRONG: dict[tuple[str, str], str] = {
@@ -68,6 +68,7 @@ def feed(session, frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def expected(pipe, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    frame = documents(frame)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = {"label_or_value": np.asarray(pipe.predict(frame))}
@@ -145,3 +146,65 @@ def test_integer_column_one_hot_encoded_stays_an_integer_input() -> None:
     kinds = {s.name: s.dtype for s in art.signature.inputs}
     assert kinds["pclass"] == "int64" and kinds["sibsp"] == "int64"
     assert kinds["sex"] == "str" and kinds["age"].startswith("float")
+
+
+_LOCALE_SCRIPT = """
+import sys, numpy as np, onnxruntime as ort
+sess = ort.InferenceSession(open(sys.argv[1], "rb").read(), providers=["CPUExecutionProvider"])
+docs = np.array([["great product"], ["bad box"]], dtype=object)
+print(sess.run(None, {"X": docs})[0].tolist())
+"""
+
+
+def test_text_artifact_loads_with_only_the_c_locale(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import portable
+
+    pipe, train, _ = build("text_tfidf_on_documents")
+    art = portable.convert(pipe, to="onnx", check=False)
+    path = tmp_path / "text.onnx"
+    path.write_bytes(art.proto.SerializeToString())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_")}
+    env.update(LANG="C", LC_ALL="C")
+    out = subprocess.run([sys.executable, "-c", _LOCALE_SCRIPT, str(path)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-800:]
+    want = pipe.predict(["great product", "bad box"]).tolist()
+    assert out.stdout.strip() == str(want)
+
+
+@pytest.mark.parametrize(("vectorizer", "reason"), [
+    ("CountVectorizer(analyzer='char')", "word tokens only"),
+    ("TfidfVectorizer(strip_accents='unicode')", "normalizes Unicode"),
+    ("CountVectorizer(token_pattern=r'(?<=x)\\w+')", "RE2"),
+    ("CountVectorizer(tokenizer=str.split)", "Python code"),
+    ("HashingVectorizer()", "MurmurHash3"),
+])
+def test_text_configurations_onnxruntime_cannot_reproduce_are_refused(vectorizer: str, reason: str) -> None:
+    from sklearn.feature_extraction import text
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    import portable
+
+    vec = eval(vectorizer, {**vars(text)})  # noqa: S307  (a fixed table of constructors)
+    docs = ["alpha beta", "beta gamma", "gamma delta", "delta alpha"] * 5
+    pipe = make_pipeline(vec, LogisticRegression()).fit(docs, [0, 1, 0, 1] * 5)
+    with pytest.raises(portable.PortableError, match=reason):
+        portable.convert(pipe, to="onnx", check=False)
+
+
+def test_non_ascii_vocabulary_with_lowercase_is_refused() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    import portable
+
+    docs = ["Über café", "naïve straße", "café olé", "straße über"] * 5
+    pipe = make_pipeline(CountVectorizer(), LogisticRegression()).fit(docs, [0, 1, 0, 1] * 5)
+    with pytest.raises(portable.PortableError, match="non-ASCII"):
+        portable.convert(pipe, to="onnx", check=False)

@@ -91,6 +91,17 @@ def _string_columns(est: Any, takes: Any = None) -> set[str]:
     return found
 
 
+def _takes_documents(est: Any) -> bool:
+    """A text vectorizer, or a pipeline (or search) that starts with one: its input is a sequence of documents."""
+    while True:
+        if hasattr(est, "best_estimator_"):
+            est = est.best_estimator_
+        elif hasattr(est, "steps"):
+            est = est.steps[0][1]
+        else:
+            return hasattr(est, "build_analyzer")
+
+
 def _encodes(trans: Any) -> bool:
     """An encoder of categories (its first step has `categories_`)."""
     first = trans.steps[0][1] if hasattr(trans, "steps") else trans
@@ -236,6 +247,8 @@ class SklearnModel(Model):
         if names and (strings or ints):
             inputs = tuple(TensorSpec(n, "str" if n in strings else "int64" if n in ints else "float64", (None, 1))
                            for n in names)
+        elif _takes_documents(e):  # a text vectorizer first: one document per row
+            inputs = (TensorSpec("X", "str", (None, 1)),)
         else:
             nf = getattr(e, "n_features_in_", None)
             inputs = (TensorSpec("X", "float64", (None, nf)),)
@@ -251,6 +264,8 @@ class SklearnModel(Model):
     # -- running ---------------------------------------------------------------------------------------------
     def to_frame_or_array(self, inputs: dict[str, np.ndarray]) -> Any:
         specs = self._signature.inputs
+        if len(specs) == 1 and specs[0].name == "X" and specs[0].is_string:  # documents: a 1-d sequence
+            return np.asarray(inputs["X"]).reshape(-1).astype(object)
         if len(specs) == 1 and specs[0].name == "X":
             x = np.asarray(inputs["X"])
             return x.astype(np.float64) if x.dtype.kind == "f" else x

@@ -34,6 +34,10 @@ def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
     """`skl2onnx.convert_sklearn` of the model with portable's converters installed for this call only."""
     import skl2onnx
 
+    for est in walk(model.estimator):
+        spec = spec_for(est)
+        if spec is not None and spec.style == "check":
+            spec.func(est)
     with installed():
         return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
                                         options=no_zipmap_options(model.estimator), target_opset=target_opset)
@@ -93,10 +97,19 @@ def _install() -> None:
         alias = sklearn_operator_name_map.get(cls)
         if alias is not None and cls not in _ORIGINAL:
             _ORIGINAL[cls] = _converter(alias)
-        {"emitter": _install_emitter, "skl2onnx": _install_skl2onnx, "parser": _install_parser}[spec.style](
-            spec, cls, alias)
+        if spec.style != "check":
+            {"emitter": _install_emitter, "skl2onnx": _install_skl2onnx, "parser": _install_parser}[spec.style](
+                spec, cls, alias)
     _fix_voting()
     _skip_tree_internals()
+
+
+def original_converter(cls: type) -> Any:
+    """skl2onnx's own converter for `cls` during a conversion (for converters that wrap it)."""
+    conv = _ORIGINAL.get(cls)
+    if conv is None:
+        raise UnsupportedModelError(f"skl2onnx has no converter for {cls.__name__}")
+    return conv
 
 
 def _converter(alias: str) -> Any:

@@ -11,7 +11,9 @@ Three styles of converter:
 - `skl2onnx`: a converter with skl2onnx's own `(scope, operator, container)` signature, put in place of
   skl2onnx's converter for that estimator (whose parser and shape calculator stay).
 - `parser`: `func(scope, est, inputs, custom_parsers)` that declares what the estimator computes in terms of other
-  estimators (meta-estimators: searches, calibration, target transforms); `bridge.parse` parses an inner one.
+  estimators (meta-estimators: searches, self-training, target transforms); `bridge.parse` parses an inner one.
+- `check`: `func(est)` run before skl2onnx on every nested estimator of that class; it raises for configurations
+  skl2onnx would convert into something else (text vectorizers), and converts nothing itself.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any
 
 # the modules that declare converters, one per estimator family (imported by `load_all`, numpy only)
 FAMILIES = ("simple", "linear", "svm", "neighbors", "naive_bayes", "trees", "ensemble", "boosting", "impute",
-            "preprocessing", "functions", "decomposition", "kernels", "manifold", "cluster",
+            "preprocessing", "functions", "text", "decomposition", "kernels", "manifold", "cluster",
             "gaussian_process", "multiclass", "calibration", "meta")
 
 
@@ -33,7 +35,7 @@ class Spec:
     path: str  # module.Class, as the estimator's class is importable
     kind: str  # classifier | regressor | transformer | clusterer | outlier | meta
     func: Callable[..., Any]
-    style: str = "emitter"  # emitter | skl2onnx | parser
+    style: str = "emitter"  # emitter | skl2onnx | parser | check
     replaces: bool = False  # skl2onnx has a converter for it that fails or is wrong
     note: str = ""
 
@@ -102,4 +104,4 @@ def spec_for(est: Any) -> Spec | None:
 
 def converted_names() -> set[str]:
     """Class names of the scikit-learn estimators portable converts with its own code (for the coverage table)."""
-    return {s.name for s in load_all().values() if s.library == "sklearn"}
+    return {s.name for s in load_all().values() if s.library == "sklearn" and s.style != "check"}
