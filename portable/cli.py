@@ -372,6 +372,12 @@ def formats(estimators: bool, pfa: bool) -> None:
         con.print(f"{s['converts']} of {s['inference_capable']} inference-capable estimators that take a numeric "
                   f"matrix convert in float32 and float64 ({s['portable']} through portable's own converters)",
                   markup=False)
+        from .coverage import REFUSED_CONFIGURATIONS
+
+        c = Table("configuration", "reason", title="refused configurations (a clear error, never wrong numbers)")
+        for what, why in REFUSED_CONFIGURATIONS.items():
+            c.add_row(what, why)
+        con.print(c)
         return
     t = Table("format", "extensions", "target", "description", title="formats")
     for f in sorted(api.list_formats().values(), key=lambda f: f.name):

@@ -37,11 +37,34 @@ BATCH_DEPENDENT: dict[str, str] = {
 
 # Inference-capable, but no conversion that agrees with scikit-learn in both dtypes (yet): the reason for each.
 EXPECTED_FAILURES: dict[str, str] = {
-    "ClassifierChain": "multi-output classifier: portable's signature has one label output",
-    "MultiOutputClassifier": "multi-output classifier: portable's signature has one label output",
     "DictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample: no closed form",
     "MiniBatchDictionaryLearning": "transform solves a sparse-coding problem (OMP/LARS) per sample",
     "SparseCoder": "transform solves a sparse-coding problem (OMP/LARS) per sample",
+}
+
+
+# Configurations of estimators that otherwise convert, refused with a clear error (the reason is the message's
+# gist); tests/test_pipelines.py, tests/test_why_estimators.py and tests/test_boosting_options.py hold them to it.
+REFUSED_CONFIGURATIONS: dict[str, str] = {
+    "CountVectorizer/TfidfVectorizer(analyzer='char'|'char_wb'|callable)":
+        "onnxruntime's Tokenizer makes word tokens only",
+    "CountVectorizer/TfidfVectorizer(tokenizer=..., preprocessor=..., strip_accents=...)":
+        "Python code or Unicode normalization that no ONNX operator performs",
+    "CountVectorizer/TfidfVectorizer(ngram_range=(1, n>1), stop_words=...)":
+        "scikit-learn pairs the words left after removing stop words; onnxruntime cannot remove words from a "
+        "tokenized batch",
+    "CountVectorizer/TfidfVectorizer(lowercase=True) over non-ASCII words":
+        "the portable C locale lowercases ASCII letters only",
+    "HashingVectorizer": "MurmurHash3 of tokens has no ONNX operator",
+    "FunctionTransformer / TransformedTargetRegressor with a Python function":
+        "arbitrary Python; numpy element-wise functions and np.clip convert, others can be registered",
+    "HistGradientBoosting(categorical_features='from_dtype'), LightGBM/XGBoost on pandas category columns":
+        "the categories are encoded inside the library; an OrdinalEncoder in a ColumnTransformer converts",
+    "XGBoost categorical splits (enable_categorical=True)": "not supported; one-hot or ordinal-encode the column",
+    "OneHotEncoder(max_categories=...)": "skl2onnx 1.20 has no infrequent-category grouping",
+    "multilabel MLPClassifier / RidgeClassifier[CV], multi-output trees":
+        "one label output per model; MultiOutputClassifier and ClassifierChain give one output per target",
+    "SimpleImputer(add_indicator=True) on string columns": "strings and indicator numbers in one ONNX tensor",
 }
 
 

@@ -16,10 +16,9 @@ from tests.pipelines import NAMES, build, documents
 # fails when one starts to convert so that the table stays true)
 REFUSED: dict[str, str] = {
     "titanic_onehot_max_categories": "skl2onnx 1.20 has no infrequent-category grouping (max_categories)",
-    "titanic_target_encoder": "TargetEncoder on string columns: portable's converter takes numeric categories",
-    "titanic_hist_gradient_boosting_categories": "HistGradientBoosting on a DataFrame of several dtypes: "
-                                                 "skl2onnx takes one input per estimator",
-    "titanic_xgboost_categories": "XGBoost categorical splits",
+    "titanic_hist_gradient_boosting_categories": "categories encoded inside the library (from_dtype)",
+    "titanic_xgboost_categories": "categories encoded inside the library (enable_categorical)",
+    "titanic_lightgbm_categories": "categories encoded inside the library (pandas category columns)",
     "text_char_wb_ngrams": "onnxruntime's Tokenizer makes word tokens only (char/char_wb analyzers)",
     "text_hashing_sgd": "HashingVectorizer: MurmurHash3 of tokens has no ONNX operator",
 }
@@ -27,8 +26,6 @@ REFUSED: dict[str, str] = {
 WRONG: dict[tuple[str, str], str] = {
     ("titanic_onehot_min_frequency", "float32"): "infrequent categories: onnxruntime's OneHotEncoder fails",
     ("titanic_onehot_min_frequency", "float64"): "infrequent categories: onnxruntime's OneHotEncoder fails",
-    ("titanic_lightgbm_categories", "float32"): "LightGBM pandas category splits read as numeric thresholds",
-    ("titanic_lightgbm_categories", "float64"): "LightGBM pandas category splits read as numeric thresholds",
     ("house_xgboost", "float32"): "scaled integer columns (rooms, year) computed in float32 land on XGBoost's "
                                   "hist cut points (training values): 40% of rows take the other branch; portable's "
                                   "check answers this by switching to float64, which matches exactly",

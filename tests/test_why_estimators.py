@@ -32,8 +32,6 @@ CASES = {
 REFUSED = {
     "mlp_multilabel": (lambda: MLPClassifier(max_iter=200, random_state=0), X2, MULTI),
     "ridge_classifier_cv_multilabel": (lambda: RidgeClassifierCV(), X2, MULTI),
-    "multi_output_classifier": (lambda: MultiOutputClassifier(LogisticRegression()), X2, MULTI),
-    "classifier_chain": (lambda: ClassifierChain(LogisticRegression()), X2, MULTI),
     "multi_output_tree": (lambda: DecisionTreeClassifier(max_depth=3), X2, MULTI),
 }
 
@@ -72,3 +70,36 @@ def test_multi_output_classifier_is_refused_with_a_reason(name: str) -> None:
     model, _ = _fit(REFUSED[name])
     with pytest.raises(portable.PortableError, match="multi-output/multilabel"):
         portable.convert(model, to="onnx", check=False)
+
+
+MULTI3 = np.c_[Y3, (X3[:, 0] > 0).astype(int), (X3[:, 1] > 0.5).astype(int)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["multi_output_classifier", "classifier_chain_binary", "classifier_chain_3class"])
+def test_multi_output_classifiers_give_one_output_per_target(name: str, dtype: str) -> None:
+    import onnxruntime as ort
+
+    import portable
+
+    X = X3
+    model = {"multi_output_classifier": lambda: MultiOutputClassifier(LogisticRegression()).fit(X, MULTI3),
+             "classifier_chain_binary": lambda: ClassifierChain(LogisticRegression(), order=[1, 2, 0]).fit(
+                 X, np.c_[MULTI3[:, 1:], (X[:, 2] > 0).astype(int)]),
+             "classifier_chain_3class": lambda: ClassifierChain(LogisticRegression(), order=[2, 0, 1]).fit(
+                 X, MULTI3)}[name]()
+    art = portable.convert(model, to="onnx", dtype=dtype)
+    assert art.report.equivalent
+    sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"X": X.astype(dtype)})))
+    pred = model.predict(X)
+    for k in range(pred.shape[1]):
+        np.testing.assert_array_equal(out[f"label_{k}"], pred[:, k])
+    tol = 1e-5 if dtype == "float32" else 1e-10
+    if isinstance(model, MultiOutputClassifier):
+        for k, p in enumerate(model.predict_proba(X)):
+            np.testing.assert_allclose(out[f"probabilities_{k}"], p, rtol=tol, atol=tol)
+    elif "probabilities" in out:
+        np.testing.assert_allclose(out["probabilities"], model.predict_proba(X), rtol=tol, atol=tol)
+    else:
+        assert "3class" in name  # scikit-learn's ClassifierChain.predict_proba takes binary targets only

@@ -159,8 +159,10 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
     """The outputs of a fitted estimator (DESIGN §4): the one place that decides them; the ONNX converters
     declare theirs from it."""
     kind = estimator_kind(e)
+    if kind == "classifier" and type(e).__name__ in MULTI_OUTPUT_CLASSIFIERS and isinstance(e.classes_, list):
+        return _multi_output_specs(e)
     if kind == "classifier":
-        classes = np.asarray(e.classes_)
+        classes = np.asarray(e.classes_, dtype=object if isinstance(e.classes_, list) else None)
         binarizer = getattr(e, "_label_binarizer", None)
         multilabel = str(getattr(binarizer, "y_type_", "")).startswith("multilabel")
         if classes.ndim > 1 or isinstance(e.classes_, list) or multilabel:
@@ -195,6 +197,23 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
     except Exception:
         pass
     return (TensorSpec("variable", "float64", (None, n_out), "value"),)
+
+
+# one output per target (DESIGN §4): `label_0` ... `label_{T-1}` `[N]`, and per target `probabilities_k` `[N, C_k]`
+# (MultiOutputClassifier) or one `probabilities` `[N, T]`, scikit-learn's own predict_proba (ClassifierChain)
+MULTI_OUTPUT_CLASSIFIERS = ("MultiOutputClassifier", "ClassifierChain")
+
+
+def _multi_output_specs(e: Any) -> tuple[TensorSpec, ...]:
+    specs = []
+    for k, cls in enumerate(e.classes_):
+        specs.append(TensorSpec(f"label_{k}", _classes_dtype(np.asarray(cls)), (None,), "label"))
+        if type(e).__name__ == "MultiOutputClassifier" and hasattr(e, "predict_proba"):
+            specs.append(TensorSpec(f"probabilities_{k}", "float64", (None, len(cls)), "probability"))
+    if type(e).__name__ == "ClassifierChain" and hasattr(e, "predict_proba") and \
+            all(len(c) == 2 for c in e.classes_):  # scikit-learn's predict_proba takes binary targets only
+        specs.append(TensorSpec("probabilities", "float64", (None, len(e.classes_)), "probability"))
+    return tuple(specs)
 
 
 def _n_outputs(e: Any) -> int:
@@ -300,7 +319,12 @@ class SklearnModel(Model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "X has feature names" noise
             for spec in self._signature.outputs:
-                if spec.name == "label":
+                if spec.name.startswith("label_"):  # one target of a multi-output classifier
+                    val = np.asarray(e.predict(X))[:, int(spec.name[6:])]
+                    val = val.astype(str) if spec.dtype == "str" else val.astype(spec.dtype)
+                elif spec.name.startswith("probabilities_"):
+                    val = np.asarray(e.predict_proba(X)[int(spec.name[14:])], dtype=np.float64)
+                elif spec.name == "label":
                     val = np.asarray(e.predict(X))
                     val = val.astype(str) if spec.dtype == "str" else val.astype(spec.dtype)
                 elif spec.name == "probabilities":

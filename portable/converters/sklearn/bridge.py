@@ -34,6 +34,7 @@ def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
     """`skl2onnx.convert_sklearn` of the model with portable's converters installed for this call only."""
     import skl2onnx
 
+    _check_frame_consumer(model)
     for est in walk(model.estimator):
         spec = spec_for(est)
         if spec is not None and spec.style == "check":
@@ -41,6 +42,29 @@ def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
     with installed():
         return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
                                         options=no_zipmap_options(model.estimator), target_opset=target_opset)
+
+
+def _check_frame_consumer(model: SklearnModel) -> None:
+    """String or category columns must reach a ColumnTransformer: an estimator that takes the DataFrame itself
+    (HistGradientBoosting with categorical_features="from_dtype", LightGBM or XGBoost on `category` columns)
+    encodes the categories inside the library, where no ONNX graph can follow."""
+    if not any(s.is_string for s in model.signature.inputs) or model.signature.input_names == ["X"]:
+        return
+    est = model.estimator
+    while True:
+        if hasattr(est, "best_estimator_"):
+            est = est.best_estimator_
+        elif hasattr(est, "steps"):
+            est = est.steps[0][1]
+        elif type(est).__name__ == "TransformedTargetRegressor":
+            est = est.regressor_
+        else:
+            break
+    if not hasattr(est, "transformers_"):
+        raise UnsupportedModelError(
+            f"{type(est).__name__} was fitted directly on a DataFrame with string/category columns, and encodes "
+            "those categories inside its library, where no ONNX graph can follow; put a ColumnTransformer with an "
+            "OrdinalEncoder (or OneHotEncoder) before it")
 
 
 def version() -> str:

@@ -113,3 +113,59 @@ def _inverse_target(em: Emitter, est: Any) -> list[Any]:
     a, b = affine_map(lambda z: np.asarray(trans.inverse_transform(z)).reshape(len(z), -1), n,
                       what=f"the inverse of {type(trans).__name__}")
     return [affine(em, y, a, b)]
+
+
+@sklearn_converter("sklearn.multioutput.MultiOutputClassifier", kind="meta", style="parser")
+def multi_output_classifier(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """One classifier per target: `label_k` and `probabilities_k` for each (`SklearnModel`'s signature)."""
+    b = _bridge()
+    outs: list[Any] = []
+    for est in model.estimators_:
+        o = b.parse(scope, est, inputs, custom_parsers)
+        outs.extend(o[:2] if hasattr(model, "predict_proba") else o[:1])
+    return outs
+
+
+@sklearn_converter("sklearn.multioutput.ClassifierChain", kind="meta", style="parser")
+def classifier_chain(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """Each classifier of the chain sees X and the labels predicted before it (as numbers); outputs `label_k`
+    per target and `probabilities` `[N, T]` (each target's probability of its class index 1, as scikit-learn)."""
+    if getattr(model, "chain_method_", "predict") != "predict":
+        raise UnsupportedModelError(f"ClassifierChain(chain_method='{model.chain_method_}') is not supported "
+                                    "(chain_method='predict')")
+    if any(np.asarray(c).dtype.kind in "OUS" for c in model.classes_):
+        raise UnsupportedModelError("ClassifierChain with string classes: the chain feeds labels as numbers")
+    b = _bridge()
+    labels: list[Any] = []
+    probas: list[Any] = []
+    for est in model.estimators_:
+        x = inputs if not labels else b.step(scope, model, inputs + labels, _augment,
+                                             [("xaug", "float", [None, None])])
+        o = b.parse(scope, est, x, custom_parsers)
+        labels.append(o[0])
+        probas.append(o[1])
+    pos = [list(model.order_).index(k) for k in range(len(model.order_))]
+    # fresh variables in target order (skl2onnx lists graph outputs in the order variables were declared)
+    outs = [b.step(scope, model, [labels[p]], _identity, [("label", "int64", [None])])[0] for p in pos]
+    if hasattr(model, "predict_proba") and all(len(c) == 2 for c in model.classes_):
+        outs += b.step(scope, model, [probas[p] for p in pos], _column_one,
+                       [("probabilities", "float", [None, len(pos)])])
+    return outs
+
+
+def _augment(em: Emitter, est: Any) -> list[Any]:
+    ins = em.operator.inputs
+    to = 11 if em.double else 1
+    cols = [em.node("Reshape", [em.node("Cast", [v.full_name], "lf", to=to), em.const([-1, 1], dtype=np.int64)],
+                    "l2") for v in ins[1:]]
+    return [em.node("Concat", [em.input(), *cols], "xaug", axis=1)]
+
+
+def _identity(em: Emitter, est: Any) -> list[Any]:
+    return [em.operator.inputs[0].full_name]
+
+
+def _column_one(em: Emitter, est: Any) -> list[Any]:
+    cols = [em.node("Gather", [v.full_name, em.const([1], dtype=np.int64)], "p1", axis=1)
+            for v in em.operator.inputs]
+    return [em.node("Concat", cols, "proba", axis=1) if len(cols) > 1 else cols[0]]

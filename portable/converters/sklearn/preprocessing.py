@@ -96,23 +96,33 @@ def power_transformer(em: Emitter, est: Any) -> list[Any]:
 @sklearn_converter("sklearn.preprocessing.TargetEncoder", kind="transformer", replaces=True)
 def target_encoder(em: Emitter, est: Any) -> list[Any]:
     """Look each value up among the fitted categories (exact equality); unknown values get the target mean."""
-    x = em.input()
+    strings = type(em.operator.inputs[0].type).__name__ == "StringTensorType"
+    x = em.operator.inputs[0].full_name if strings else em.input()
     n_classes = len(est.classes_) if est.target_type_ == "multiclass" else 1
     means = np.atleast_1d(np.asarray(est.target_mean_, dtype=np.float64))
     outs = []
     for e, enc in enumerate(est.encodings_):
         f = e // n_classes
         cats = np.asarray(est.categories_[f])
-        if cats.dtype.kind not in "fiub":
-            raise UnsupportedModelError("TargetEncoder with non-numeric categories: portable's input is numeric")
-        cats = cats.astype(np.float64)
         col = em.node("Gather", [x, em.const([f], dtype=np.int64)], "col", axis=1)
-        known = ~np.isnan(cats)
-        hit = em.node("Equal", [col, em.const(np.where(known, cats, 0.0)[None, :])], "hit")
-        hit = em.node("And", [hit, em.const(known[None, :], dtype=bool)], "hitk")
-        if not known.all():
-            hit = em.node("Or", [hit, em.node("And", [em.node("IsNaN", [col], "nan"),
-                                                      em.const(~known[None, :], dtype=bool)], "nanhit")], "hitn")
+        if strings:  # a missing value is "" in a string input; a NaN category matches it
+            known = np.array([isinstance(c, str) for c in cats])
+            names = np.array([c if isinstance(c, str) else "" for c in cats])
+            hit = em.node("Equal", [col, em.const(names[None, :])], "hit")
+            if known.all():
+                hit = em.node("And", [hit, em.node("Not", [em.node("Equal", [col, em.const(np.array([[""]]))],
+                                                                    "empty")], "nonempty")], "hitk")
+        else:
+            if cats.dtype.kind not in "fiub":
+                raise UnsupportedModelError("TargetEncoder with string categories needs a string input column")
+            cats = cats.astype(np.float64)
+            known = ~np.isnan(cats)
+            hit = em.node("Equal", [col, em.const(np.where(known, cats, 0.0)[None, :])], "hit")
+            hit = em.node("And", [hit, em.const(known[None, :], dtype=bool)], "hitk")
+            if not known.all():
+                hit = em.node("Or", [hit, em.node("And", [em.node("IsNaN", [col], "nan"),
+                                                          em.const(~known[None, :], dtype=bool)], "nanhit")],
+                              "hitn")
         hitf = em.node("Cast", [hit], "hitf", to=11 if em.double else 1)
         value = em.reduce("ReduceSum", em.node("Mul", [hitf, em.const(np.asarray(enc, dtype=np.float64)[None, :])],
                                                "ev"), 1, keepdims=1)
