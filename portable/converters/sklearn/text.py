@@ -57,24 +57,15 @@ def check_vectorizer(est: Any) -> None:
 
 
 @sklearn_converter("sklearn.feature_extraction.text.CountVectorizer",
-                   "sklearn.feature_extraction.text.TfidfVectorizer", kind="transformer", style="skl2onnx",
-                   replaces=True)
-def vectorizer(scope: Any, operator: Any, container: Any) -> None:
-    """skl2onnx's converter, refused where it would compute something else, and with the Tokenizer's regex set
-    to the vectorizer's own token_pattern: skl2onnx 1.20 writes `[a-zA-Z0-9_]+`, which keeps the one-letter
-    tokens the default pattern drops, so word pairs (ngram_range) differ."""
-    from .bridge import original_converter
-
-    est = operator.raw_operator
+                   "sklearn.feature_extraction.text.TfidfVectorizer", kind="transformer", style="check")
+def check_ngrams(est: Any) -> None:
+    """skl2onnx's converter as it is (wrapping it makes skl2onnx 1.20's conversion loop forever), so word
+    n-grams are refused: skl2onnx's tokenizer keeps the one-letter words scikit-learn's default pattern drops."""
     check_vectorizer(est)
-    before = len(container.nodes)
-    original_converter(type(est))(scope, operator, container)
-    pattern = est.token_pattern.replace("(?u)", "")
-    for node in container.nodes[before:]:
-        if node.op_type == "Tokenizer":
-            for attr in node.attribute:
-                if attr.name == "tokenexp":
-                    attr.s = pattern.encode()
+    if est.ngram_range[1] > 1:
+        raise UnsupportedModelError(f"{type(est).__name__} with word n-grams (ngram_range above 1) cannot be "
+                                    "reproduced: skl2onnx 1.20's tokenizer keeps the one-letter words "
+                                    "scikit-learn drops, so the word pairs differ")
 
 
 @sklearn_converter("sklearn.feature_extraction.text.HashingVectorizer", kind="transformer", style="check")
