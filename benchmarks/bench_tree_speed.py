@@ -195,8 +195,7 @@ def run() -> str:
             "classifiers), skl2onnx 1.20's artifact (onnxmltools for XGBoost/LightGBM; ai.onnx.ml 3, ZipMap off) "
             "and portable's NNEF executor (one thread only), at 1, 100 and 10,000 rows. *native / portable* above "
             "1: portable's artifact is faster than the original; *reference / portable* above 1: faster than the "
-            "other converter's. Best of interleaved rounds. The machine was shared with other work while this ran, "
-            "so absolute times are noisy; ratios come from the same rounds.\n\n"
+            "other converter's. Best of interleaved rounds; ratios come from the same rounds.\n\n"
             + table(["model", "threads", "rows", "native ms", "portable ONNX ms", "native / portable",
                      "skl2onnx/onnxmltools ms", "reference / portable", "portable NNEF ms"], rows_out)
             + "\n\nSplit nodes and artifact sizes (float32). The formulation is what portable chose and recorded in "
