@@ -198,7 +198,8 @@ BAD_REQUESTS = [
     (b'{"X": 5}', {}, 422, "must be a JSON array"),
     (b'[{"X": [' + b",".join([b"1"] * 30) + b'], "extra": 1}]', {}, 422, "unknown field"),
     (b'{"X": [[' + b",".join([b"1e999"] + [b"1"] * 29) + b"]]}", {}, 400, "malformed JSON"),
-    (b"[" * 5000 + b"]" * 5000, {}, 422, "a record must be a JSON object"),
+    # nested past orjson's depth limit (400, malformed) or, with the standard library's parser, parsed and refused
+    (b"[" * 5000 + b"]" * 5000, {}, (400, 422), ("malformed JSON", "a record must be a JSON object")),
     (b"x=1", {"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
 ]
 
@@ -207,8 +208,10 @@ BAD_REQUESTS = [
 def test_bad_requests_get_clear_errors(rf_server: Server, body: bytes, headers: dict, status: int, words: str
                                        ) -> None:
     r = rf_server.post("/predict", content=body, headers={"content-type": "application/json", **headers})
-    assert r.status_code == status, r.text
-    assert words in r.text
+    statuses = status if isinstance(status, tuple) else (status,)
+    alternatives = words if isinstance(words, tuple) else (words,)
+    assert r.status_code in statuses, r.text
+    assert any(w in r.text for w in alternatives), r.text
     assert rf_server.get("/health").status_code == 200
 
 

@@ -360,8 +360,8 @@ class Service:
         raw = await self._body(scope, receive)
         try:
             body = _loads(raw)
-        except _DecodeError as exc:
-            raise io.RequestError(400, f"malformed JSON: {exc}") from None
+        except (_DecodeError, RecursionError) as exc:  # orjson stops at depth 1024; the stdlib recurses
+            raise io.RequestError(400, f"malformed JSON: {exc or 'nested too deeply'}") from None
         arrays, orient = io.parse(body, self.signature, max_rows=self.config.max_rows)
         n = len(next(iter(arrays.values())))
         try:
