@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import CannotRunError, PortableError
 from ..model import Model
-from .compare import OutputResult, Tolerance, judge_on_decision, match_outputs, tolerance_for
+from .compare import (OutputResult, Tolerance, excuse_tied, failing_rows, judge_on_decision, match_outputs,
+                      tolerance_for)
 from .compare import compare as compare_outputs
 from .inputs import (BOUNDARY, DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, cloud_rows, feed,
                      feed_batch, generate, narrow_values, rows_strategy, simplify_strategy, tested_nodes)
@@ -414,11 +415,7 @@ def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[Output
                  notes: list[str]) -> None:
     """Differences on rows where the original's own result is decided by a tie (`InputHints.ties`: k-NN
     neighbours equally far within rounding) are near-ties, not mismatches."""
-    bad = np.zeros(len(batch), dtype=bool)
-    for r in results:
-        if not r.error:
-            bad |= r.bad
-    rows = np.flatnonzero(bad)
+    rows = failing_rows(results, len(batch))
     if not len(rows):
         return
     rtol = 1e-5 if plan.narrow == np.float32 else 1e-9
@@ -427,17 +424,10 @@ def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[Output
     except Exception as exc:
         notes.append(f"ties of the original could not be told apart ({_error(exc)})")
         return
-    tied = np.zeros(len(batch), dtype=bool)
-    tied[rows[tied_rows]] = True
+    tied, changed = excuse_tied(results, rows, tied_rows, len(batch))
     if not tied.any():
         return
-    for r in results:
-        if r.error or not (r.bad & tied).any():
-            continue
-        r.near_ties += int((r.bad & tied).sum())
-        r.bad = r.bad & ~tied
-        r.severity = np.where(tied, 0.0, r.severity)
-        r.mismatches = int(r.bad.sum())
+    for r in changed:
         if r.kind == "label":
             r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
     notes.append(f"{int(tied.sum())} rows where the original's nearest training points are equally far (a tie "

@@ -332,3 +332,31 @@ def judge_on_decision(r: OutputResult, rows: np.ndarray, values: np.ndarray, dec
     r.severity = r.bad.astype(float)
     r.mismatches = int(r.bad.sum())
     r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
+
+
+def failing_rows(results: list[OutputResult], n: int) -> np.ndarray:
+    """The rows any (comparable) output disagrees on."""
+    bad = np.zeros(n, dtype=bool)
+    for r in results:
+        if not r.error:
+            bad |= r.bad
+    return np.flatnonzero(bad)
+
+
+def excuse_tied(results: list[OutputResult], rows: np.ndarray, tied_rows: np.ndarray, n: int) -> tuple[
+        np.ndarray, list[OutputResult]]:
+    """Count the disagreements on `rows[tied_rows]` (the original decided them by a tie) as near-ties.
+
+    Returns the tied-row mask over all `n` rows and the results that changed."""
+    tied = np.zeros(n, dtype=bool)
+    tied[rows[np.asarray(tied_rows, dtype=bool)]] = True
+    changed = []
+    for r in results:
+        if r.error or not (r.bad & tied).any():
+            continue
+        r.near_ties += int((r.bad & tied).sum())
+        r.bad = r.bad & ~tied
+        r.severity = np.where(tied, 0.0, r.severity)
+        r.mismatches = int(r.bad.sum())
+        changed.append(r)
+    return tied, changed

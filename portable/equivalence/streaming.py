@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import PortableError
 from ..model import Model
 from .compare import compare as compare_outputs
-from .compare import match_outputs
+from .compare import excuse_tied, failing_rows, match_outputs
 from .inputs import InputSlot, data_arrays, feed, match_inputs
 from .report import HIST_EDGES, HIST_LABELS, Report
 
@@ -696,11 +696,7 @@ def _judge(ctx: Context, inputs: dict[str, np.ndarray], results: list[Any]) -> N
 
 def _excuse(ctx: Context, inputs: dict[str, np.ndarray], results: list[Any]) -> None:
     n = len(next(iter(inputs.values())))
-    bad = np.zeros(n, dtype=bool)
-    for r in results:
-        if not r.error:
-            bad |= r.bad
-    rows = np.flatnonzero(bad)
+    rows = failing_rows(results, n)
     if not len(rows):
         return
     rtol = 1e-5 if ctx.narrow == np.float32 else 1e-9
@@ -709,15 +705,7 @@ def _excuse(ctx: Context, inputs: dict[str, np.ndarray], results: list[Any]) -> 
                                dtype=bool)
     except Exception:
         return
-    tied = np.zeros(n, dtype=bool)
-    tied[rows[tied_rows]] = True
-    for r in results:
-        if r.error or not (r.bad & tied).any():
-            continue
-        r.near_ties += int((r.bad & tied).sum())
-        r.bad = r.bad & ~tied
-        r.severity = np.where(tied, 0.0, r.severity)
-        r.mismatches = int(r.bad.sum())
+    excuse_tied(results, rows, tied_rows, n)
 
 
 def _error(exc: BaseException) -> str:
