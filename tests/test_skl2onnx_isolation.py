@@ -1,10 +1,13 @@
 """portable changes skl2onnx only for the duration of one conversion (DESIGN §2).
 
 A process that converted with portable gets from `skl2onnx.to_onnx` exactly the graph a fresh process gets;
-the comparison runs each side in its own subprocess and compares the serialized models byte for byte.
+the comparison runs each side in its own subprocess and compares the serialized models byte for byte, after
+sorting the opset imports (skl2onnx emits them in set order, which changes with Python's string hashing from one
+process to the next; both sides also get the same PYTHONHASHSEED).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -32,12 +35,18 @@ _SCRIPT = textwrap.dedent("""
     import skl2onnx
     for m in models:
         proto = skl2onnx.to_onnx(m, X[:1].astype(np.float32), target_opset=17)
+        # skl2onnx lists opset imports in set order (varies with string hashing): sort them first
+        opsets = sorted((o.domain, o.version) for o in proto.opset_import)
+        del proto.opset_import[:]
+        for domain, version in opsets:
+            proto.opset_import.add(domain=domain, version=version)
         print(type(m).__name__, hashlib.sha256(proto.SerializeToString()).hexdigest())
 """)
 
 
 def _run(mode: str) -> str:
-    out = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, timeout=240)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, timeout=240, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 

@@ -2,6 +2,7 @@
 signature says (DESIGN §4), TreeEnsemble attributes attached and ai.onnx.ml opset 5 declared."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ...errors import ConversionError
@@ -27,6 +28,7 @@ def finalize(proto: Any) -> None:
         entry.key, entry.value = "portable.trees.formulation", formulation
     _free_output_names(proto.graph)
     _portable_locale(proto.graph)
+    _stable_names(proto)
     if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
         return
     for op in proto.opset_import:
@@ -34,6 +36,61 @@ def finalize(proto: Any) -> None:
             op.version = max(op.version, ML_OPSET)
             return
     proto.opset_import.add(domain="ai.onnx.ml", version=ML_OPSET)
+
+
+_RANDOM_TOKEN = re.compile(r"(?<![0-9a-z])(p[0-9a-f]{8}|TreeEnsemble_[0-9a-f]{10})(?![0-9a-z])")
+
+
+def _stable_names(proto: Any) -> None:
+    """The same model converts to the same bytes in every process.
+
+    Emitters draw a random prefix for their names (they must not collide with other conversions running at the
+    same time, see Emitter and trees.PENDING), and skl2onnx declares its opsets in set order, which follows
+    Python's string hashing. Here each random token becomes `e<k>` by order of first appearance in the graph,
+    and the opsets are sorted. Nothing is renamed when a new name would collide with one already there.
+    """
+    order: dict[str, str] = {}
+    names: set[str] = set()
+
+    def visit(graph: Any) -> None:
+        for coll in (graph.input, graph.initializer, graph.value_info, graph.output):
+            names.update(item.name for item in coll)
+        for node in graph.node:
+            for name in [node.name, *node.input, *node.output]:
+                names.add(name)
+                for token in _RANDOM_TOKEN.findall(name):
+                    order.setdefault(token, f"e{len(order) + 1}" if token[0] == "p"
+                                     else f"TreeEnsemble_{len(order) + 1}")
+            for attr in node.attribute:
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    visit(sub)
+
+    visit(proto.graph)
+    if order:
+        def new(name: str) -> str:
+            return _RANDOM_TOKEN.sub(lambda m: order[m.group(1)], name) if name else name
+
+        renamed = {n: new(n) for n in names}
+        changed = {n for n in names if renamed[n] != n}
+        if len(set(renamed.values())) == len(names) and not ({renamed[n] for n in changed} & (names - changed)):
+            _apply_names(proto.graph, renamed)
+    opsets = sorted((o.domain, o.version) for o in proto.opset_import)
+    del proto.opset_import[:]
+    for domain, version in opsets:
+        proto.opset_import.add(domain=domain, version=version)
+
+
+def _apply_names(graph: Any, renamed: dict[str, str]) -> None:
+    for coll in (graph.input, graph.initializer, graph.value_info, graph.output):
+        for item in coll:
+            item.name = renamed.get(item.name, item.name)
+    for node in graph.node:
+        node.name = renamed.get(node.name, node.name)
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+        node.output[:] = [renamed.get(o, o) for o in node.output]
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _apply_names(sub, renamed)
 
 
 def _portable_locale(graph: Any) -> None:
