@@ -1,0 +1,137 @@
+"""Certified equivalence (issue 19): the shared vocabulary of every certification method. numpy only.
+
+A *certificate* says, for one output of two models and a *domain* of inputs, either
+
+- `certified`: for every input in the domain the outputs differ by at most `bound` (absolute, in the output's
+  units; `identical` when the two compute the same function exactly, bound 0), proved by `method`, with the float
+  arithmetic it accounts for written in `arithmetic`;
+- `refuted`: the proved difference exceeds the tolerance and `counterexample` is an input where it is attained
+  (verified by running both models: `counterexample["verified"]`);
+- `not certifiable`: no method applies (`reason` says why); the sampled check then stands alone.
+
+A *method* is a function `method(original, converted, domain, ctx) -> dict[output name, Certificate] | None`,
+registered with `@certification_method(name, priority)`. It returns None when it does not apply to this pair of
+models, and a dict with a certificate for each output it can speak about otherwise. `certify` (in
+`portable.certify`) tries the methods in order of priority; the first certificate per output wins.
+
+A domain is a box per input column (`lo`, `hi` in raw input units, both finite) plus, for categorical columns,
+the finite set of categories; integer columns take integer values only. Columns are `(input name, flat position
+within one row)` as in `portable.hints`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..hints import Column
+
+CERTIFIED, REFUTED, NOT_CERTIFIABLE = "certified", "refuted", "not certifiable"
+
+
+@dataclass
+class DomainColumn:
+    """One input column of a domain: a closed interval `[lo, hi]`, or a finite set of `categories`."""
+
+    lo: float | None = None
+    hi: float | None = None
+    categories: list[Any] | None = None
+    integer: bool = False
+    nan: bool = False  # NaN (missing) is part of the domain
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.categories is not None:
+            return {"categories": list(self.categories), "nan": self.nan}
+        return {"lo": self.lo, "hi": self.hi, "integer": self.integer, "nan": self.nan}
+
+
+@dataclass
+class Domain:
+    """The inputs a certificate speaks about: one `DomainColumn` per raw input column.
+
+    Attributes:
+        columns: `(input name, position) -> DomainColumn`, for every column of every input.
+        source: where the box came from: `data` (the rows given), `hints` (scalers, training ranges the model
+            keeps), `signature`, or `user` (an explicit domain).
+    """
+
+    columns: dict[Column, DomainColumn] = field(default_factory=dict)
+    source: str = "hints"
+
+    def box(self, name: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """`(lo, hi)` arrays of one numeric input with `width` columns (NaN where a column is categorical)."""
+        lo, hi = np.full(width, np.nan), np.full(width, np.nan)
+        for j in range(width):
+            col = self.columns.get((name, j))
+            if col is not None and col.categories is None and col.lo is not None and col.hi is not None:
+                lo[j], hi[j] = col.lo, col.hi
+        return lo, hi
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source,
+                "columns": [{"input": n, "position": p, **c.to_dict()} for (n, p), c in self.columns.items()]}
+
+
+@dataclass
+class Certificate:
+    """One output's certificate (see the module docstring). `to_dict()` is the report's `certificate` entry."""
+
+    output: str
+    status: str
+    method: str | None = None
+    bound: float | None = None
+    identical: bool = False
+    tolerance: float | None = None  # the largest difference the check's tolerances allow on this domain
+    arithmetic: str | None = None
+    reason: str | None = None
+    counterexample: dict[str, Any] | None = None
+    domain: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "method": self.method, "bound": self.bound, "identical": self.identical,
+                "tolerance": self.tolerance, "arithmetic": self.arithmetic, "reason": self.reason,
+                "counterexample": self.counterexample, "domain": self.domain, "details": self.details,
+                "seconds": self.seconds}
+
+
+@dataclass
+class Context:
+    """What a method may use besides the two models and the domain.
+
+    Attributes:
+        outputs: the output names to certify, with their kind (`label`, `probability`, `score`, `value`).
+        atol, rtol: the tolerances the sampled check uses per output (a bound within `atol + rtol * |value|`
+            over the domain certifies; above it refutes, if a counterexample is verified).
+        dtype: the dtype the converted model computes in (`float32` or `float64`).
+        run_original, run_converted: `run(inputs) -> outputs` of each model (to verify counterexamples).
+    """
+
+    outputs: dict[str, str]
+    atol: dict[str, float]
+    rtol: dict[str, float]
+    dtype: str = "float32"
+    run_original: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    run_converted: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+
+
+Method = Callable[[Any, Any, Domain, Context], "dict[str, Certificate] | None"]
+METHODS: list[tuple[int, str, Method]] = []
+
+
+def certification_method(name: str, priority: int = 50) -> Callable[[Method], Method]:
+    """Register a certification method (lower priority runs first)."""
+
+    def deco(func: Method) -> Method:
+        METHODS.append((priority, name, func))
+        METHODS.sort(key=lambda m: m[0])
+        return func
+
+    return deco
+
+
+def not_certifiable(output: str, reason: str) -> Certificate:
+    return Certificate(output=output, status=NOT_CERTIFIABLE, reason=reason)
