@@ -240,7 +240,7 @@ def test_boosting_thresholds_are_learned(lib):
 
         est = xgboost.XGBRegressor(n_estimators=5, max_depth=3).fit(X, y)
     elif lib == "catboost":
-        catboost = pytest.importorskip("catboost")  # not in the test extra (a 100 MB install)
+        catboost = pytest.importorskip("catboost")  # in the test extra; skips only where it cannot install
 
         est = catboost.CatBoostRegressor(iterations=5, depth=3, verbose=False, allow_writing_files=False,
                                          thread_count=1).fit(X, y)
