@@ -11,8 +11,8 @@ A *certificate* says, for one output of two models and a *domain* of inputs, eit
 
 A *method* is a function `method(original, converted, domain, ctx) -> dict[output name, Certificate] | None`,
 registered with `@certification_method(name, priority)`. It returns None when it does not apply to this pair of
-models, and a dict with a certificate for each output it can speak about otherwise. `certify` (in
-`portable.certify`) tries the methods in order of priority; the first certificate per output wins.
+models, and a dict with a certificate for each output it can speak about otherwise. `portable.certify()` (in
+`portable.certification`) tries the methods in order of priority; the first certificate per output wins.
 
 A domain is a box per input column (`lo`, `hi` in raw input units, both finite) plus, for categorical columns,
 the finite set of categories; integer columns take integer values only. Columns are `(input name, flat position
@@ -108,6 +108,10 @@ class Context:
             over the domain certifies; above it refutes, if a counterexample is verified).
         dtype: the dtype the converted model computes in (`float32` or `float64`).
         run_original, run_converted: `run(inputs) -> outputs` of each model (to verify counterexamples).
+        scale: per output, the factor `atol` is multiplied by (the sampled check's: the 90th percentile of the
+            original's |output| on generated rows, at least 1; 1 when missing). See `allowed`.
+        inputs: per input name, the dtype the inputs are fed in (`float32`, `float64`, `str`, ...).
+        hints_original, hints_converted: each model's `input_hints()` (learned once, shared by every method).
     """
 
     outputs: dict[str, str]
@@ -116,6 +120,15 @@ class Context:
     dtype: str = "float32"
     run_original: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
     run_converted: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None
+    scale: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)
+    hints_original: Any = None
+    hints_converted: Any = None
+
+    def allowed(self, output: str, magnitude: float = 0.0) -> float:
+        """The largest difference the check's tolerance allows for `output` where the original's |value| is
+        `magnitude`: `atol * scale + rtol * magnitude` (a bound at most this everywhere certifies)."""
+        return self.atol.get(output, 0.0) * self.scale.get(output, 1.0) + self.rtol.get(output, 0.0) * magnitude
 
 
 Method = Callable[[Any, Any, Domain, Context], "dict[str, Certificate] | None"]
