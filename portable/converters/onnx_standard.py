@@ -151,6 +151,30 @@ class _Builder:
             return name, dt
         return self.op("Cast", [name], to=self.onnx.TensorProto.FLOAT), np.dtype(np.float32)
 
+    def float32_rounded_source(self, name: str) -> str | None:
+        """The double tensor `name` was rounded from, when `name` is `Cast(to=double)` of `Cast(to=float)` of
+        a double tensor (Identity allowed between): how scikit-learn's float64 trees see their input."""
+        onnx = self.onnx
+        producer = {o: n for n in self.nodes for o in n.output}
+
+        def through_identity(n: str) -> Any:
+            node = producer.get(n)
+            while node is not None and node.op_type == "Identity" and node.domain in ("", "ai.onnx"):
+                node = producer.get(node.input[0])
+            return node
+
+        def cast(node: Any, to: int) -> bool:
+            return node is not None and node.op_type == "Cast" and node.domain in ("", "ai.onnx") and \
+                any(a.name == "to" and a.i == to for a in node.attribute)
+
+        outer = through_identity(name)
+        if self.elem(name) != onnx.TensorProto.DOUBLE or not cast(outer, onnx.TensorProto.DOUBLE):
+            return None
+        inner = through_identity(outer.input[0])
+        if not cast(inner, onnx.TensorProto.FLOAT) or self.types.get(inner.input[0]) != onnx.TensorProto.DOUBLE:
+            return None
+        return str(inner.input[0])
+
     def cast_to(self, name: str, dtype: np.dtype, out: str | None = None) -> str:
         to = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
         return self.op("Cast", [name], out=out, to=to)
@@ -681,6 +705,38 @@ def _leq_thresholds(tree: _Tree, dt: np.dtype) -> np.ndarray:
     return t
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+_F32_OVERFLOW = _F32_MAX + 2.0 ** 103  # the first double that rounds to float32 infinity (a tie, to even)
+
+
+def float32_le_bound(t: Any) -> np.ndarray:
+    """The largest double `d` with `float32(d) <= t`, elementwise for double `t` (NaN stays NaN): for every
+    double x, `float32(x) <= t` exactly when `x <= float32_le_bound(t)` (rounding to nearest, ties to even, as
+    numpy and onnxruntime cast). By symmetry `float32(x) < t` exactly when `x < -float32_le_bound(-t)`."""
+    t = np.asarray(t, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = t.astype(np.float32)
+        f = np.where(f.astype(np.float64) > t, np.nextafter(f, np.float32(-np.inf)), f)  # largest float32 <= t
+        lo = f.astype(np.float64)
+        mid = (lo + np.nextafter(f, np.float32(np.inf)).astype(np.float64)) / 2  # exact: 25 bits
+        mid = np.where(lo == _F32_MAX, _F32_OVERFLOW, mid)
+        mid = np.where(lo == -np.inf, -_F32_OVERFLOW, mid)
+        mid = np.where(lo == np.inf, np.inf, mid)
+        # the midpoint itself rounds to `lo` or to the float32 above it (ties to even): numpy's cast decides
+        down = mid.astype(np.float32).astype(np.float64) <= t
+        return np.where(down, mid, np.nextafter(mid, -np.inf))
+
+
+def _unround(tree: _Tree) -> None:
+    """Thresholds for a double input that the model compares only after rounding it to float32: every split
+    becomes `x <= t'` with `t'` from float32_le_bound (exact for every double x, infinities included)."""
+    t = np.asarray(tree.threshold, np.float64)
+    strict = np.asarray(tree.strict, dtype=bool)
+    leq = np.where(strict, np.nextafter(-float32_le_bound(-t), -np.inf), float32_le_bound(t))
+    tree.threshold = [float(v) for v in leq]
+    tree.strict = [False] * len(leq)
+
+
 def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: int, aggregate: str) -> str:
     """[N, n_targets]: the trees' leaf values aggregated (SUM, AVERAGE, MIN, MAX); records the formulation."""
     depth = max(t.depth() for t in trees)
@@ -841,6 +897,13 @@ def _nan_routed(b: _Builder, xf: str, go: str, table: np.ndarray | None, gathere
 def _ensemble_scores(b: _Builder, node: Any, trees: list[_Tree], k: int, aggregate: str,
                      base: np.ndarray | None) -> tuple[str, np.dtype]:
     x, dt = b.float_input(node.input[0])
+    source = b.float32_rounded_source(x) if b.for_nnef and not any(t.members for t in trees) else None
+    if source is not None:
+        # NNEF has one precision for scalars: the rounding through float32 before the trees (scikit-learn's
+        # trees compare float32(x) with double thresholds) cannot be written, so it moves into the thresholds
+        x = source
+        for tree in trees:
+            _unround(tree)
     s = _forest(b, x, dt, trees, k, aggregate)
     if base is not None and len(base) and np.any(base != 0):
         s = b.op("Add", [s, b.const(np.asarray(base, dt).reshape(-1), "base_values")])
@@ -970,7 +1033,7 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     g = src.graph
     del g.node[:]
-    g.node.extend(b.nodes)
+    g.node.extend(_live(b.nodes, [o.name for o in g.output]) if for_nnef else b.nodes)
     g.initializer.extend(b.initializers)
     del g.value_info[:]  # stale for the replaced nodes; runtimes infer them again
     for out in g.output:
@@ -990,6 +1053,29 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
         raise ConversionError("an ai.onnx.ml node survived lowering")
     check_proto(src, produced=True)
     return LoweringResult(src, counts, dict(b.notes))
+
+
+def _live(nodes: list[Any], outputs: list[str]) -> list[Any]:
+    """`nodes` without those whose results nothing uses (e.g. a float32 rounding moved into tree thresholds)."""
+    needed = set(outputs)
+    keep = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output if o):
+            keep.append(node)
+            needed.update(i for i in node.input if i)
+            needed.update(_subgraph_names(node))
+    return keep[::-1]
+
+
+def _subgraph_names(node: Any) -> set[str]:
+    """Every tensor name the node's subgraphs (If/Loop/Scan bodies) read, outer-scope names included."""
+    names: set[str] = set()
+    graphs = [a.g for a in node.attribute if a.HasField("g")] + [g for a in node.attribute for g in a.graphs]
+    for g in graphs:
+        for n in g.node:
+            names.update(i for i in n.input if i)
+            names.update(_subgraph_names(n))
+    return names
 
 
 def lower_model(model: Any, options: ConvertOptions | None = None) -> Any:
