@@ -1,0 +1,148 @@
+"""Certification method `affine`: both models read as compositions of affine maps (scalers, PCA, encoders,
+imputers, linear and logistic models, linear SVMs, naive Bayes' log-linear part, polynomial features) followed by
+output post-processing (logistic, softmax, L1 normalisation, argmax).
+
+The largest difference of the affine (or per-column quadratic) parts over the domain box is computed exactly from
+the coefficients (the maximum of a linear function over a box is a sum of per-column maxima, attained at a corner,
+which is the counterexample when the bound exceeds the tolerance); the models' own float rounding is bounded per
+operation (`program`), and the post-processing is crossed with its Lipschitz bound (`joint`). Labels are proved
+equal wherever the decision margin exceeds twice the score bound.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .core import NOT_CERTIFIABLE, REFUTED, CERTIFIED, Certificate, Context, Domain, certification_method, not_certifiable
+from .joint import certify_programs
+from .symbolic import NotSymbolic, Space
+
+METHOD = "affine"
+
+
+def read_pair(original: Any, converted: Any, domain: Domain) -> tuple[Any, Any]:
+    """Both models as Programs over one Space (NotSymbolic when either has no reading; `Unreadable` when the
+    original has one and the converted model does not)."""
+    space = Space(domain)
+    pa = read_model(original, space, "original")
+    try:
+        pb = read_model(converted, space, "converted")
+    except NotSymbolic as exc:
+        raise Unreadable(str(exc), pa) from None
+    return pa, pb
+
+
+class Unreadable(Exception):
+    """The original model has a reading and the converted one does not: certificates say why."""
+
+    def __init__(self, reason: str, original: Any) -> None:
+        super().__init__(reason)
+        self.original = original
+
+
+def unreadable(exc: Unreadable, ctx: Context, method: str) -> dict[str, Certificate]:
+    return {name: not_certifiable(name, f"the converted model has no {method} reading: {exc}")
+            for name in ctx.outputs}
+
+
+def read_model(model: Any, space: Space, side: str) -> Any:
+    fmt = getattr(model, "format", None)
+    if fmt in ("sklearn", "pickle") and hasattr(model, "estimator"):
+        from .sklearn_program import read_sklearn
+
+        return read_sklearn(model, space, side)
+    if fmt == "onnx" and hasattr(model, "proto"):
+        from .onnx_program import read_onnx
+
+        return read_onnx(model.proto, space, side)
+    raise NotSymbolic(f"no symbolic reading of the {fmt} format")
+
+
+def _hidden(prog: Any) -> bool:
+    """A nonlinearity whose outputs feed an affine map (a hidden layer), rather than output post-processing."""
+    return len(prog.stages) > 1 or (len(prog.stages) == 1 and prog.stages[0].act in ("relu", "tanh"))
+
+
+def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Context, method: str,
+                         hidden: bool, t0: float, budget: int = 48) -> dict[str, Certificate] | None:
+    """Certificates over the domain, splitting it into halves where a numeric output's bound exceeds the
+    tolerance (the rounding and Lipschitz bounds are far tighter on small boxes, where a saturated logistic no longer
+    meets the largest inputs); at most `budget` boxes are read."""
+    try:
+        pa, pb = read_pair(original, converted, domain)
+    except Unreadable as exc:
+        return None if _hidden(exc.original) != hidden else unreadable(exc, ctx, method)
+    if _hidden(pa) != hidden or _hidden(pb) != hidden:
+        return None
+    certs = certify_programs(pa, pb, original, converted, domain, ctx, method, t0)
+    weights = _split_weights(pa)
+    for name, cert in certs.items():
+        if cert.status != NOT_CERTIFIABLE or cert.bound is None or ctx.outputs.get(name) == "label" or not weights:
+            continue
+        certs[name] = _split(name, cert, original, converted, domain, ctx, method, weights, budget, t0)
+    return certs
+
+
+def _split_weights(prog: Any) -> dict[Any, float]:
+    """Per numeric column, how much the first affine map depends on it (|coefficients| summed)."""
+    import numpy as np
+
+    space = prog.space
+    first = prog.stages[0].pre if prog.stages else next((o for o in prog.outputs.values()
+                                                        if not hasattr(o, "classes")), None)
+    if first is None:
+        return {}
+    C = np.abs(space.pad(first.C)).reshape(-1, space.size).sum(axis=0)
+    out: dict[Any, float] = {}
+    for g in space.groups:
+        if g.kind == "numeric" and g.hi > g.lo:
+            v = space.var_index.get(("x", g.column))
+            if v is not None:
+                out[g.column] = float(sum(C[m] for m, vs in enumerate(space.monomials) if v in vs))
+    return {k: w for k, w in out.items() if w > 0}
+
+
+def _split(name: str, cert: Certificate, original: Any, converted: Any, domain: Domain, ctx: Context,
+           method: str, weights: dict[Any, float], budget: int, t0: float) -> Certificate:
+    import dataclasses
+
+    sub = Context(**{**ctx.__dict__, "outputs": {name: ctx.outputs[name]}})
+    queue, leaves, reads = [domain], [], 0
+    while queue and reads < budget:
+        box = queue.pop()
+        col = max(weights, key=lambda c: weights[c] * (box.columns[c].hi - box.columns[c].lo))
+        c = box.columns[col]
+        mid = c.lo + (c.hi - c.lo) / 2
+        for lo, hi in ((c.lo, mid), (mid, c.hi)):
+            half = Domain(dict(box.columns), box.source)
+            half.columns[col] = dataclasses.replace(c, lo=lo, hi=hi, nan=c.nan and lo == c.lo)
+            reads += 1
+            try:
+                pa, pb = read_pair(original, converted, half)
+                got = certify_programs(pa, pb, original, converted, half, sub, method, t0)[name]
+            except (NotSymbolic, Unreadable):
+                return cert
+            if got.status == REFUTED:
+                got.details["split_boxes"] = reads
+                return got
+            (leaves.append(got) if got.status == CERTIFIED else queue.append(half))
+    if queue:
+        cert.details["split_boxes"] = reads
+        cert.reason = (cert.reason or "") + f"; {reads} smaller boxes did not all certify"
+        return cert
+    best = max(leaves, key=lambda x: x.bound)
+    best.tolerance = min(x.tolerance for x in leaves)
+    best.domain = domain.to_dict()
+    best.details["split_boxes"] = len(leaves)
+    best.details["bound_is"] = "the largest bound over the boxes the domain was split into"
+    best.seconds = time.perf_counter() - t0
+    return best
+
+
+@certification_method(METHOD, priority=20)
+def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) -> dict[str, Certificate] | None:
+    """Certificates for affine compositions (None when either model is not one)."""
+    try:
+        return certify_by_splitting(original, converted, domain, ctx, METHOD, False, time.perf_counter())
+    except NotSymbolic:
+        return None

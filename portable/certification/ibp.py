@@ -1,0 +1,28 @@
+"""Certification method `ibp`: interval bound propagation through two neural networks (MLPs) jointly.
+
+Both models are read as layers (`program`: affine maps between ReLU/tanh/logistic/softmax stages). The first
+layer's difference over the box is exact (as in `affine`); each activation carries a per-unit difference bound
+through its slope on the units' interval; each next layer's difference is its coefficient difference maximised over
+the units' intervals plus |W| times the carried difference, and both models' float rounding is added at every
+operation. Sound, and looser with depth. Kernel models (SVC with RBF/polynomial kernels) are not read (yet): they
+stay with the sampled check.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .affine import certify_by_splitting
+from .core import Certificate, Context, Domain, certification_method
+from .symbolic import NotSymbolic
+
+METHOD = "ibp"
+
+
+@certification_method(METHOD, priority=30)
+def certify_ibp(original: Any, converted: Any, domain: Domain, ctx: Context) -> dict[str, Certificate] | None:
+    """Certificates for networks with hidden nonlinear layers (None when either model is not one)."""
+    try:
+        return certify_by_splitting(original, converted, domain, ctx, METHOD, True, time.perf_counter())
+    except NotSymbolic:
+        return None

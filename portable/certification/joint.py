@@ -1,0 +1,330 @@
+"""The difference of two `Program`s over a domain, stage by stage, and the certificates it proves.
+
+Stage 0 is exact: both models' first polynomials are read over the same variables, so the largest difference over
+the domain is the largest value of their difference (`Space.maximize`: a sum of per-column maxima, exact for
+affine and per-column quadratic pieces). Each nonlinearity carries a per-unit bound on the difference through its
+slope on the units' interval (`program.vector_change`), and the next stage's difference is
+
+    |P_A(h_A) - P_B(h_B)| <= max_h |(P_A - P_B)(h)| + sum_i |coef_A,i| |h_A,i - h_B,i|
+
+with h ranging over both models' intervals of the units (interval bound propagation; sound, looser with depth).
+Every stage adds both models' own rounding bounds. Labels are proved equal wherever the decision margin exceeds
+twice the scores' difference bound.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, not_certifiable
+from .program import Label, Program, _sigmoid, vector_change
+from .symbolic import FUNC_ULPS, NotSymbolic, Space, Sym
+
+
+@dataclass
+class Bound:
+    """Per element of an output: the exact range of the coefficient difference, and the total bound."""
+
+    lo: np.ndarray  # smallest (P_A - P_B) over the domain (stage 0: exact)
+    hi: np.ndarray
+    total: np.ndarray  # bound on |A - B| including propagated differences and rounding
+    exact: bool
+
+
+def align(pa: Program, pb: Program) -> None:
+    if len(pa.stages) != len(pb.stages):
+        raise NotSymbolic(f"the models have {len(pa.stages)} and {len(pb.stages)} nonlinear stages")
+    for k, (a, b) in enumerate(zip(pa.stages, pb.stages), 1):
+        if a.act != b.act or len(a.lo) != len(b.lo):
+            raise NotSymbolic(f"stage {k} differs: {a.act}[{len(a.lo)}] and {b.act}[{len(b.lo)}]")
+
+
+def propagate(pa: Program, pb: Program) -> list[np.ndarray]:
+    """Per stage (1..), a bound on |h_A - h_B| per unit."""
+    space = pa.space
+    space.hull_hidden()
+    dh: list[np.ndarray] = []
+    for sa, sb in zip(pa.stages, pb.stages):
+        d = diff(space, sa.pre, sb.pre, dh)
+        za, zb = space.range(sa.pre.C), space.range(sb.pre.C)
+        zlo, zhi = np.minimum(za[0] - sa.pre.E, zb[0] - sb.pre.E), np.maximum(za[1] + sa.pre.E, zb[1] + sb.pre.E)
+        plo, phi = np.minimum(sa.lo, sb.lo), np.maximum(sa.hi, sb.hi)
+        dz = d.total
+        dh.append(np.minimum(vector_change(sa.act, dz, zlo, zhi, plo, phi), phi - plo))
+    return dh
+
+
+def diff(space: Space, a: Sym, b: Sym, dh: list[np.ndarray]) -> Bound:
+    """The difference bound of two 1-d Syms of the same stage."""
+    A, B = space.pad(a.C), space.pad(b.C)
+    if A.shape != B.shape:
+        raise NotSymbolic(f"outputs of shapes {A.shape[:-1]} and {B.shape[:-1]}")
+    D = A - B
+    hi, _, exact = space.maximize(D)
+    lo = -space.maximize(-D)[0]
+    total = np.maximum(np.abs(lo), np.abs(hi)) + a.E + b.E
+    stage = max(a.stage, b.stage)
+    if stage:
+        carried = np.zeros(A.shape[0])
+        for m, vs in enumerate(space.monomials):
+            if not vs or not np.any(A[:, m]):
+                continue
+            keys = [space.vars[v] for v in vs]
+            if len(vs) != 1 or keys[0][0] != "h":
+                raise NotSymbolic("a product of hidden units")
+            _, st, i = keys[0]
+            carried += np.abs(A[:, m]) * dh[st - 1][i]
+        total = total + carried
+    return Bound(lo, hi, total, exact)
+
+
+# -- evaluating programs at points ------------------------------------------------------------------------------------
+def run(prog: Program, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Both programs' outputs at points given as base-variable values [n, n_vars] (float64, exact reading)."""
+    space = prog.space
+    vals = np.concatenate([values, np.zeros((len(values), len(space.vars) - values.shape[1]))], axis=1)
+    for k, st in enumerate(prog.stages, 1):
+        z = space.evaluate(st.pre.C, vals)
+        h = _apply(st.act, z)
+        for i in range(h.shape[1]):
+            v = space.var_index[("h", k, i)]
+            vals[:, v] = h[:, i]
+    out = {}
+    for name, o in prog.outputs.items():
+        if isinstance(o, Label):
+            s = space.evaluate(o.scores.C, vals)
+            idx = s.argmax(axis=1)
+            out[name] = idx if o.classes is None else np.asarray(o.classes)[idx]
+        else:
+            out[name] = space.evaluate(o.C, vals)
+    return out
+
+
+def _apply(act: str, z: np.ndarray) -> np.ndarray:
+    if act == "relu":
+        return np.maximum(z, 0)
+    if act == "tanh":
+        return np.tanh(z)
+    if act == "sigmoid":
+        return _sigmoid(z)
+    if act == "exp":
+        return np.exp(z)
+    if act == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if act == "l1norm":
+        return z / z.sum(axis=1, keepdims=True)
+    raise NotSymbolic(act)
+
+
+def sample_points(space: Space, n: int, seed: int = 0) -> np.ndarray:
+    """n random points of the domain (base variables), corners included with probability 1/2 per column."""
+    rng = np.random.default_rng(seed)
+    vals = np.zeros((n, len(space.vars)))
+    for gi, g in enumerate(space.groups):
+        if g.kind == "hidden":
+            continue
+        if g.kind == "categorical":
+            ks = rng.integers(0, len(g.categories), n)
+            for k in range(len(g.categories)):
+                v = space.var_index.get(("e", g.column, k))
+                if v is not None:
+                    vals[:, v] = ks == k
+            continue
+        x = space.var_index.get(("x", g.column))
+        u = rng.random(n)
+        pts = np.where(u < 0.25, g.lo, np.where(u < 0.5, g.hi, g.lo + rng.random(n) * (g.hi - g.lo)))
+        if g.integer:
+            pts = np.round(pts)
+        if x is not None:
+            vals[:, x] = pts
+        if g.nan:
+            nn = space.var_index.get(("n", g.column))
+            isnan = rng.random(n) < 0.1
+            if nn is not None:
+                vals[:, nn] = isnan
+            if x is not None:
+                vals[isnan, x] = 0.0
+    return vals
+
+
+def to_inputs(space: Space, point: np.ndarray, specs: Any) -> dict[str, np.ndarray]:
+    """Model inputs (one row) for a point of the base variables."""
+    point = np.concatenate([point, np.zeros(len(space.vars) - len(point))])
+    feeds = {}
+    for spec in specs:
+        width = int(np.prod([d for d in spec.shape[1:]])) if len(spec.shape) > 1 else 1
+        row: list[Any] = []
+        for j in range(width):
+            gi = space.group_index.get((spec.name, j))
+            if gi is None:
+                row.append("" if spec.is_string else 0.0)
+                continue
+            g = space.groups[gi]
+            if g.kind == "categorical":
+                k = next((k for k in range(len(g.categories))
+                          if space.var_index.get(("e", g.column, k)) is not None
+                          and point[space.var_index[("e", g.column, k)]] > 0.5), 0)
+                row.append(g.categories[k])
+                continue
+            nv = space.var_index.get(("n", g.column))
+            xv = space.var_index.get(("x", g.column))
+            if nv is not None and point[nv] > 0.5:
+                row.append(np.nan)
+            else:
+                row.append(point[xv] if xv is not None else g.lo)
+        arr = np.array(row, dtype=object if spec.is_string else None)
+        if spec.is_string:
+            arr = arr.astype(str)
+        elif spec.dtype.startswith("int"):
+            arr = np.round(arr.astype(np.float64)).astype(spec.dtype)
+        else:
+            arr = arr.astype(spec.dtype)
+        shape = (1,) + tuple(d if d is not None else width for d in spec.shape[1:]) if len(spec.shape) > 1 else (1,)
+        feeds[spec.name] = arr.reshape(shape)
+    return feeds
+
+
+# -- certificates -------------------------------------------------------------------------------------------------------
+def certify_programs(pa: Program, pb: Program, original: Any, converted: Any, domain: Domain, ctx: Context,
+                     method: str, t0: float) -> dict[str, Certificate]:
+    """Certificates for every output both programs read (see the module docstring)."""
+    space = pa.space
+    align(pa, pb)
+    dh = propagate(pa, pb)
+    arith = _arithmetic(pa, pb)
+    certs: dict[str, Certificate] = {}
+    cand = None
+    for name in ctx.outputs:
+        oa, ob = pa.outputs.get(name), pb.outputs.get(name)
+        if oa is None or ob is None:
+            certs[name] = not_certifiable(name, f"the {method} reading has no output {name} on both sides")
+            continue
+        try:
+            if isinstance(oa, Label) != isinstance(ob, Label):
+                raise NotSymbolic("one model's label is not a label in the other")
+            sa, sb = (oa.scores, ob.scores) if isinstance(oa, Label) else (oa, ob)
+            d = diff(space, sa, sb, dh)
+        except NotSymbolic as exc:
+            certs[name] = not_certifiable(name, str(exc))
+            continue
+        if cand is None:
+            cand = _candidates(pa, pb, space)
+        cert = (_label_cert if isinstance(oa, Label) else _value_cert)(name, oa, ob, d, pa, pb, original, converted,
+                                                                        ctx, cand)
+        cert.method, cert.arithmetic = method, arith
+        cert.domain = domain.to_dict()
+        cert.details.setdefault("stages", [s.act for s in pa.stages])
+        cert.details["exact_over_domain"] = bool(d.exact and not pa.stages)
+        cert.seconds = time.perf_counter() - t0
+        certs[name] = cert
+    return certs
+
+
+def _arithmetic(pa: Program, pb: Program) -> str:
+    parts = []
+    for p, who in ((pa, "original"), (pb, "converted")):
+        dts = " and ".join(sorted(p.arith)) or "float64"
+        parts.append(f"{who}: {dts}")
+    return ("; ".join(parts) + ". Rounding bounded per operation: dot products of n terms by "
+            "gamma_n = n u / (1 - n u) times sum |w||x| (u = 2^-24 for float32, 2^-53 for float64), additions "
+            f"and scalings by u |result|, exp/tanh/logistic/softmax assumed within {FUNC_ULPS} ulp; inputs read in "
+            "the model's dtype")
+
+
+def _candidates(pa: Program, pb: Program, space: Space) -> np.ndarray:
+    pts = [sample_points(space, 512)]
+    for p, q in ((pa, pb), (pb, pa)):
+        first = [st.pre for st in p.stages[:1]] + [o if not isinstance(o, Label) else o.scores
+                                                    for o in p.outputs.values()]
+        other = [st.pre for st in q.stages[:1]] + [o if not isinstance(o, Label) else o.scores
+                                                    for o in q.outputs.values()]
+        for a, b in zip(first, other):
+            if a.stage or b.stage or space.pad(a.C).shape != space.pad(b.C).shape:
+                continue
+            D = space.pad(a.C) - space.pad(b.C)
+            pts.append(space.maximize(D)[1])
+            pts.append(space.maximize(-D)[1])
+    n = max(p.shape[1] for p in pts)
+    return np.concatenate([np.pad(p, ((0, 0), (0, n - p.shape[1]))) for p in pts])
+
+
+def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Context, space: Space,
+            label: bool) -> dict[str, Any]:
+    """Run both models at the point (the counterexample of a refuted certificate)."""
+    inputs = to_inputs(space, point, original.signature.inputs)
+    ce: dict[str, Any] = {"inputs": {k: v.tolist() for k, v in inputs.items()}, "verified": False}
+    run_a = ctx.run_original or original.run
+    run_b = ctx.run_converted or converted.run
+    try:
+        a = np.asarray(run_a(inputs)[name])
+        b = np.asarray(run_b(to_inputs(space, point, converted.signature.inputs))[name])
+    except Exception as exc:  # a model refusing the point: the counterexample stays unverified
+        ce["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return ce
+    ce["original"], ce["converted"] = a.tolist(), b.tolist()
+    if label:
+        ce["verified"] = bool(np.any(a.astype(str) != b.astype(str)))
+    else:
+        diff_ = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+        ce["difference"] = diff_
+        ce["verified"] = diff_ > ctx.allowed(name, float(np.max(np.abs(a))))
+    return ce
+
+
+def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program, original: Any, converted: Any,
+                ctx: Context, cand: np.ndarray) -> Certificate:
+    space = pa.space
+    lo, hi = space.range(oa.C, pa.side)
+    mag = float(np.min(np.where((lo > 0) | (hi < 0), np.minimum(np.abs(lo), np.abs(hi)), 0.0)))
+    allowed = ctx.allowed(name, mag)
+    bound = float(np.max(d.total)) if d.total.size else 0.0
+    coef = float(np.max(np.abs(d.lo), initial=0.0) + np.max(np.abs(d.hi), initial=0.0))
+    details: dict[str, Any] = {"coefficient_difference_bound": float(max(np.max(np.abs(d.lo), initial=0),
+                                                                           np.max(np.abs(d.hi), initial=0))),
+                               "rounding_bound": float(np.max(oa.E + ob.E, initial=0.0))}
+    if not pa.stages and coef <= 64 * 2.0 ** -24 * max(1.0, float(np.max(np.abs(hi), initial=1.0))):
+        details["same_function"] = "the same composition with the same coefficients up to float32 rounding"
+    if bound <= allowed:
+        return Certificate(output=name, status=CERTIFIED, bound=bound, tolerance=allowed, details=details)
+    ya, yb = run(pa, cand)[name], run(pb, cand)[name]
+    gap = np.max(np.abs(np.asarray(ya, float) - np.asarray(yb, float)).reshape(len(cand), -1), axis=1)
+    best = int(np.argmax(gap))
+    details["predicted_difference"] = float(gap[best])
+    ce = _verify(name, cand[best], original, converted, ctx, space, label=False)
+    if ce["verified"]:
+        return Certificate(output=name, status=REFUTED, bound=bound, tolerance=allowed, counterexample=ce,
+                           details=details)
+    return Certificate(output=name, status=NOT_CERTIFIABLE, bound=bound, tolerance=allowed, details=details,
+                       counterexample=ce, reason=f"the proved bound {bound:.3g} exceeds the tolerance {allowed:.3g} "
+                       "and no input was found where the difference does (the bound may be loose)")
+
+
+def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Program, original: Any,
+                converted: Any, ctx: Context, cand: np.ndarray) -> Certificate:
+    ca = None if oa.classes is None else np.asarray(oa.classes).astype(str)
+    cb = None if ob.classes is None else np.asarray(ob.classes).astype(str)
+    k = len(d.total)
+    ca = np.arange(k).astype(str) if ca is None else ca
+    cb = np.arange(k).astype(str) if cb is None else cb
+    t = np.sort(d.total)[::-1]
+    margin = float(t[0] + t[1]) if k > 1 else float(t[0]) * 2
+    details: dict[str, Any] = {"score_difference_bound": float(np.max(d.total)),
+                               "labels_equal_where_margin_exceeds": margin,
+                               "meaning": "the two models' labels are proved equal on every input whose decision "
+                                          "margin (top score minus the runner-up) exceeds the bound"}
+    same_classes = len(ca) == len(cb) and bool(np.all(ca == cb))
+    ya, yb = run(pa, cand)[name], run(pb, cand)[name]
+    flips = np.nonzero(np.asarray(ya).astype(str) != np.asarray(yb).astype(str))[0]
+    if len(flips) or not same_classes:
+        pt = cand[flips[0]] if len(flips) else cand[0]
+        ce = _verify(name, pt, original, converted, ctx, pa.space, label=True)
+        if ce["verified"]:
+            return Certificate(output=name, status=REFUTED, bound=margin, counterexample=ce, details=details)
+    if not same_classes:
+        return Certificate(output=name, status=NOT_CERTIFIABLE, bound=margin, details=details,
+                           reason=f"the class lists differ: {list(ca)} and {list(cb)}")
+    return Certificate(output=name, status=CERTIFIED, bound=margin, details=details)

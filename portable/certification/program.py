@@ -1,0 +1,320 @@
+"""A model read as a `Program`: affine/polynomial pieces (`Sym`) between nonlinear stages, with rounding bounds.
+
+Both readers (`sklearn_program` for scikit-learn estimators, `onnx_program` for ONNX graphs) build one through the
+same operations, so the two models of a pair come out in the same terms: stage 0 computes polynomials of the raw
+inputs; each nonlinearity (ReLU, tanh, the logistic, softmax, an L1 normalisation) ends a stage and its outputs
+become the next stage's variables. The last stage's polynomials (or an argmax over them, for labels) are the
+outputs. Every operation also bounds the rounding error of the model's own float arithmetic (unit roundoff `u`:
+2^-24 for float32 tensors, 2^-53 for float64; the analysis itself computes in float64, whose roundoff is added).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .symbolic import FUNC_ULPS, U32, U64, Cat, NotSymbolic, Space, Sym, const_sym, gamma
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "softmax", "l1norm", "exp", "identity")
+
+
+@dataclass
+class Stage:
+    """One nonlinearity: `act` applied to the polynomials `pre` (a 1-d Sym of the previous stage)."""
+
+    act: str
+    pre: Sym
+    lo: np.ndarray  # this side's interval of the stage's outputs
+    hi: np.ndarray
+
+
+@dataclass
+class Label:
+    """A label output: `classes[argmax(scores)]` (first index on ties), scores a 1-d Sym."""
+
+    scores: Sym
+    classes: np.ndarray | None = None
+
+
+@dataclass
+class Program:
+    space: Space
+    side: str
+    stages: list[Stage] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # name -> Sym (1-d) | Label
+    notes: list[str] = field(default_factory=list)
+    arith: set[str] = field(default_factory=set)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def u(self, dtype: Any) -> float:
+        dt = np.dtype(dtype) if not isinstance(dtype, float) else None
+        uu = dtype if isinstance(dtype, float) else (U32 if dt == np.float32 else U64)
+        self.arith.add("float32" if uu == U32 else "float64")
+        return uu + U64  # the analysis computes its compositions in float64 too
+
+    def mag(self, s: Sym) -> np.ndarray:
+        return self.space.magnitude(s.C, self.side)
+
+    def const(self, value: Any, stage: int = 0) -> Sym:
+        return const_sym(value, self.space, stage)
+
+    def _same_stage(self, *syms: Sym) -> int:
+        stages = {s.stage for s in syms if np.any(self.space.pad(s.C)[..., 1:]) or s.stage}
+        if len(stages) > 1:
+            raise NotSymbolic("a value combines two stages of the network (a skip connection)")
+        return stages.pop() if stages else 0
+
+    # -- affine operations ---------------------------------------------------------------------------------------
+    def matmul(self, s: Sym, W: np.ndarray, dtype: Any) -> Sym:
+        """s (shape [..., n]) @ W [n, k]: the exact product plus gamma_n |W|^T (|s| + E) + |W|^T E."""
+        s = s.padded(self.space)
+        W = np.asarray(W, dtype=np.float64)
+        if s.C.ndim != 2 or W.ndim != 2 or W.shape[0] != s.C.shape[0]:
+            raise NotSymbolic(f"a matrix product of shapes {s.shape} and {W.shape}")
+        C = np.einsum("nm,nk->km", s.C, W)
+        aW = np.abs(W)
+        E = aW.T @ s.E + gamma(W.shape[0], self.u(dtype)) * (aW.T @ (self.mag(s) + s.E))
+        return Sym(C, E, s.stage, _nan_any(s, W.shape[1]))
+
+    def add(self, a: Sym, b: Sym, dtype: Any, sign: float = 1.0) -> Sym:
+        a, b = a.padded(self.space), b.padded(self.space)
+        stage = self._same_stage(a, b)
+        C = a.C + sign * b.C
+        E0 = a.E + b.E
+        out = Sym(C, E0, stage, _nan_or(a, b, C.shape[:-1]))
+        out.E = np.broadcast_to(E0, C.shape[:-1]) + self.u(dtype) * self.mag(out)
+        return out
+
+    def scale(self, s: Sym, c: Any, dtype: Any) -> Sym:
+        """s * c (c constant, broadcast)."""
+        s = s.padded(self.space)
+        c = np.asarray(c, dtype=np.float64)
+        C = s.C * c[..., None]
+        out = Sym(C, np.abs(c) * s.E, s.stage, s.nan)
+        out.E = np.broadcast_to(out.E, C.shape[:-1]) + self.u(dtype) * self.mag(out)
+        return out
+
+    def multiply(self, a: Sym, b: Sym, dtype: Any) -> Sym:
+        """Elementwise product of two polynomials (degree <= 2 after the product)."""
+        a, b = a.padded(self.space), b.padded(self.space)
+        stage = self._same_stage(a, b)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        A = np.broadcast_to(a.C, shape + (a.C.shape[-1],)).reshape(-1, a.C.shape[-1])
+        B = np.broadcast_to(b.C, shape + (b.C.shape[-1],)).reshape(-1, b.C.shape[-1])
+        rows = []
+        for ra, rb in zip(A, B):
+            out: dict[int, float] = {}
+            for i in np.nonzero(ra)[0]:
+                for j in np.nonzero(rb)[0]:
+                    k = self.space.multiply(int(i), int(j))
+                    if k is not None:
+                        out[k] = out.get(k, 0.0) + ra[i] * rb[j]
+            rows.append(out)
+        C = np.zeros((len(rows), self.space.size))
+        for r, out in enumerate(rows):
+            for k, v in out.items():
+                C[r, k] = v
+        C = C.reshape(shape + (self.space.size,))
+        ma, mb = np.broadcast_to(self.mag(a), shape), np.broadcast_to(self.mag(b), shape)
+        ea, eb = np.broadcast_to(a.E, shape), np.broadcast_to(b.E, shape)
+        res = Sym(C, ma * eb + mb * ea + ea * eb, stage, _nan_or(a, b, shape))
+        res.E = res.E + self.u(dtype) * self.mag(res)
+        return res
+
+    # -- stages ----------------------------------------------------------------------------------------------------
+    def activate(self, s: Sym, act: str, dtype: Any) -> Sym:
+        """End the current stage with `act` over the last axis of s (1-d); the outputs are new variables."""
+        if act not in ACTIVATIONS:
+            raise NotSymbolic(f"the nonlinearity {act}")
+        if act == "identity":
+            return s
+        s = s.padded(self.space)
+        if act == "l1norm" and self._is_stage_output(s, ("softmax", "l1norm")):
+            # L1 normalisation of a probability vector is the identity; only its rounding remains
+            n = s.shape[0]
+            return Sym(s.C, s.E * (1 + (n + 2) * self.u(dtype)) + (n + 2) * self.u(dtype) * self.mag(s), s.stage)
+        if s.C.ndim != 2:
+            raise NotSymbolic(f"a {act} over a tensor of shape {s.shape}")
+        if has_nan(s):
+            raise NotSymbolic(f"NaN reaches a {act} without imputation")
+        if s.stage != len(self.stages):
+            raise NotSymbolic("a nonlinearity applied to an earlier stage")
+        zlo, zhi = self.space.range(s.C, self.side)
+        zlo, zhi = zlo - s.E, zhi + s.E
+        lo, hi = act_interval(act, zlo, zhi)
+        st = len(self.stages) + 1
+        self.stages.append(Stage(act, s, lo, hi))
+        C = np.zeros((len(lo), 0))
+        idx = []
+        for i in range(len(lo)):
+            g = self.space.hidden_group(st, i, self.side, lo[i], hi[i])
+            v = self.space.var(("h", st, i), g)
+            idx.append(self.space.mono((v,)))
+        C = np.zeros((len(lo), self.space.size))
+        C[np.arange(len(lo)), idx] = 1.0
+        E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
+        return Sym(C, E, st)
+
+
+    def _is_stage_output(self, s: Sym, acts: tuple[str, ...]) -> bool:
+        """s is exactly the outputs of the last stage, in order, and that stage's act is one of acts."""
+        if not self.stages or s.stage != len(self.stages) or self.stages[-1].act not in acts or s.C.ndim != 2:
+            return False
+        want = np.zeros_like(s.C)
+        for i in range(s.C.shape[0]):
+            v = self.space.var_index.get(("h", s.stage, i))
+            if v is None:
+                return False
+            want[i, self.space.index[(v,)]] = 1.0
+        return len(self.stages[-1].lo) == s.C.shape[0] and bool(np.array_equal(want, s.C))
+
+
+def act_interval(act: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sound interval of act(z) for z in [lo, hi] (elementwise, or the softmax / L1 vector maps)."""
+    if act == "relu":
+        return np.maximum(lo, 0), np.maximum(hi, 0)
+    if act == "tanh":
+        return np.tanh(lo), np.tanh(hi)
+    if act == "sigmoid":
+        return _sigmoid(lo), _sigmoid(hi)
+    if act == "exp":
+        return np.exp(lo), np.exp(hi)
+    if act == "softmax":
+        n = len(lo)
+        plo, phi = np.zeros(n), np.ones(n)
+        for i in range(n):
+            others_hi = np.delete(hi, i)
+            others_lo = np.delete(lo, i)
+            plo[i] = 1.0 / (1.0 + np.sum(np.exp(np.minimum(others_hi - lo[i], 700))))
+            phi[i] = 1.0 / (1.0 + np.sum(np.exp(np.minimum(others_lo - hi[i], 700))))
+        return plo, phi
+    if act == "l1norm":
+        if np.any(lo < 0):
+            raise NotSymbolic("an L1 normalisation of values that may be negative")
+        tot_lo, tot_hi = lo.sum(), hi.sum()
+        if tot_lo <= 0:
+            raise NotSymbolic("an L1 normalisation of values whose sum may be 0")
+        plo = lo / np.maximum(lo + (tot_hi - hi), 1e-300)
+        phi = np.minimum(hi / np.maximum(hi + (tot_lo - lo), 1e-300), 1.0)
+        return plo, phi
+    raise NotSymbolic(f"the nonlinearity {act}")
+
+
+def lipschitz(act: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per unit, the largest slope of an elementwise act on [lo, hi]."""
+    if act == "relu":
+        return np.where(hi <= 0, 0.0, 1.0)
+    if act == "tanh":
+        m = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+        return 1 - np.tanh(m) ** 2
+    if act == "sigmoid":
+        m = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+        s = _sigmoid(m)
+        return s * (1 - s)
+    if act == "exp":
+        return np.exp(hi)
+    raise NotSymbolic(f"no elementwise slope for {act}")
+
+
+def vector_change(act: str, dz: np.ndarray, lo: np.ndarray, hi: np.ndarray, plo: np.ndarray,
+                  phi: np.ndarray) -> np.ndarray:
+    """A bound on |act(z') - act(z)| per output when |z'_i - z_i| <= dz_i and both lie in [lo - dz, hi + dz]
+    (plo, phi: the outputs' interval)."""
+    if act == "softmax":
+        # mean value theorem: d p_i = sum_j p_i (delta_ij - p_j) dz_j, and softmax ignores a common shift:
+        # |d p_i| <= 2 p_i (1 - p_i) * max_j |dz_j| <= min(0.5, 2 phi_i) * max |dz|
+        return np.minimum(0.5, 2 * phi * (1 - plo)) * np.max(dz) * np.ones_like(dz)
+    if act == "l1norm":
+        s_lo = np.sum(np.maximum(lo - dz, 0))
+        if s_lo <= 0:
+            raise NotSymbolic("an L1 normalisation whose sum may reach 0")
+        n = len(dz)
+        # d p_i = (dz_i - p_i sum_j dz_j) / S  ->  |d p_i| <= (dz_i + phi_i sum dz) / S_min
+        return (dz + phi * np.sum(dz)) / s_lo * np.ones(n)
+    return lipschitz(act, lo - dz, hi + dz) * dz
+
+
+def act_error(act: str, zlo: np.ndarray, zhi: np.ndarray, E: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              u: float) -> np.ndarray:
+    """Rounding error after act: the input's error carried through, plus the function's own error."""
+    mag = np.maximum(np.abs(lo), np.abs(hi))
+    if act == "relu":
+        return E.copy()
+    carried = vector_change(act, E, zlo, zhi, lo, hi)
+    own = FUNC_ULPS * u * mag
+    if act in ("softmax", "l1norm"):
+        own = (len(lo) + FUNC_ULPS) * u * mag
+    return carried + own
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def has_nan(s: Sym) -> bool:
+    return s.nan is not None and bool(np.any(s.nan != -1))
+
+
+def _nan_any(s: Sym, k: int) -> np.ndarray | None:
+    """NaN sources after a reduction over all elements: -2 (several) wherever any element may be NaN."""
+    return np.full(k, -2, dtype=np.int64) if has_nan(s) else None
+
+
+def _nan_or(a: Sym, b: Sym, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Elementwise NaN sources of a combination: the one source, or -2 where two different ones meet."""
+    if not has_nan(a) and not has_nan(b):
+        return None
+    na = np.full(shape, -1) if a.nan is None else np.broadcast_to(a.nan, shape)
+    nb = np.full(shape, -1) if b.nan is None else np.broadcast_to(b.nan, shape)
+    return np.where(na == -1, nb, np.where((nb == -1) | (nb == na), na, -2))
+
+
+def cat_to_sym(c: Cat, prog: Program) -> Sym:
+    """A categorical tensor whose values are numbers, as a Sym linear in the category indicators."""
+    space = prog.space
+    flat = c.items.reshape(-1)
+    C = np.zeros((len(flat), space.size))
+    rows = []
+    for r, (g, vals) in enumerate(flat):
+        entries = []
+        for k, v in enumerate(vals):
+            try:
+                fv = float(v)
+            except (TypeError, ValueError):
+                raise NotSymbolic(f"a string value '{v}' used as a number") from None
+            if g is None:
+                entries.append((0, fv))
+            else:
+                col = space.groups[g].column
+                entries.append((space.mono((space.var(("e", col, k), g),)), fv))
+        rows.append(entries)
+    C = np.zeros((len(flat), space.size))
+    for r, entries in enumerate(rows):
+        for m, v in entries:
+            C[r, m] += v
+    return Sym(C.reshape(c.shape + (space.size,)), np.zeros(c.shape), 0)
+
+
+def sym_table(s: Sym, prog: Program) -> Cat:
+    """A Sym whose elements each depend on at most one categorical column, as a table per category (for
+    elementwise ops a polynomial cannot express: comparisons, lookups)."""
+    space = prog.space
+    C = space.pad(s.C).reshape(-1, space.size)
+    items = np.empty(len(C), dtype=object)
+    for r, row in enumerate(C):
+        nz = [m for m in np.nonzero(row)[0] if m != 0]
+        groups = {space.var_group[v] for m in nz for v in space.monomials[m]}
+        if not groups:
+            items[r] = (None, (row[0],))
+            continue
+        if len(groups) > 1 or space.groups[next(iter(groups))].kind != "categorical":
+            raise NotSymbolic("a comparison or lookup of a value that depends on a numeric input")
+        g = groups.pop()
+        grp = space.groups[g]
+        vals = []
+        for k in range(len(grp.categories)):
+            v = space.var_index.get(("e", grp.column, k))
+            vals.append(row[0] + sum(row[m] for m in nz if v is not None and space.monomials[m] == (v,)))
+        items[r] = (g, tuple(vals))
+    return Cat(items.reshape(s.shape))

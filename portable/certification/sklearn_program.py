@@ -1,0 +1,419 @@
+"""Read a fitted scikit-learn estimator as a `Program` (see `program`): one reader per estimator class,
+registered with `@reads`.
+
+Numeric steps are written from the fitted attributes (scalers, PCA/TruncatedSVD, linear and logistic models,
+linear SVMs, naive Bayes, polynomial features, MLPs, numeric imputation). Encoders and string imputers are
+column-separable maps of finitely many categories, so their reading asks scikit-learn itself: each category of each
+column is transformed once, and the result is exactly linear in the category indicators. Pipelines and
+ColumnTransformers compose their steps. scikit-learn computes in float64: the rounding bounds use u = 2^-53.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .onnx_program import _concat_values, _const, _take, input_value
+from .program import Label, Program, cat_to_sym, sym_table
+from .symbolic import Cat, NotSymbolic, Space, Sym
+
+F64 = "float64"
+READERS: dict[str, Callable[[Program, Any, Any], Any]] = {}
+FINAL: dict[str, Callable[[Program, Any, Any], dict[str, Any]]] = {}
+
+
+def reads(*names: str, final: bool = False) -> Callable:
+    def deco(func: Callable) -> Callable:
+        for n in names:
+            (FINAL if final else READERS)[n] = func
+        return func
+    return deco
+
+
+class Frame:
+    """Columns by name (a DataFrame-fitted model's inputs): each a width-1 Sym or Cat."""
+
+    def __init__(self, columns: dict[str, Any]) -> None:
+        self.columns = columns
+
+    def select(self, names: list[str]) -> Any:
+        vals = [self.columns[n] for n in names]
+        return vals
+
+
+def read_sklearn(model: Any, space: Space, side: str) -> Program:
+    """The Program of a portable SklearnModel (NotSymbolic when some step has no reading)."""
+    prog = Program(space, side)
+    prog.arith.add("float64")
+    specs = model.signature.inputs
+    if len(specs) == 1 and specs[0].name == "X":
+        if specs[0].is_string:
+            raise NotSymbolic("a model of documents (text)")
+        x: Any = input_value(prog, "X", int(specs[0].shape[1]), False)
+    else:
+        x = Frame({t.name: input_value(prog, t.name, 1, t.is_string) for t in specs})
+    outs = _final(prog, model.estimator, x)
+    for spec in model.signature.outputs:
+        if spec.name not in outs:
+            raise NotSymbolic(f"the output {spec.name} of {type(model.estimator).__name__}")
+        v = outs[spec.name]
+        prog.outputs[spec.name] = v if isinstance(v, Label) else Sym(v.C.reshape(-1, v.C.shape[-1]),
+                                                                    np.asarray(v.E).reshape(-1), v.stage)
+    return prog
+
+
+def _final(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    name = type(est).__name__
+    if name == "Pipeline":
+        for _, step in est.steps[:-1]:
+            x = transform(prog, step, x)
+        return _final(prog, est.steps[-1][1], x)
+    if name in FINAL:
+        return FINAL[name](prog, est, x)
+    if name in READERS:
+        return {"variable": _as_sym(prog, transform(prog, est, x))}
+    raise NotSymbolic(f"{name} has no affine reading")
+
+
+def transform(prog: Program, est: Any, x: Any) -> Any:
+    if est in (None, "passthrough"):
+        return x
+    name = type(est).__name__
+    if name not in READERS:
+        raise NotSymbolic(f"the step {name} has no affine reading")
+    return READERS[name](prog, est, x)
+
+
+def _as_sym(prog: Program, x: Any) -> Sym:
+    if isinstance(x, Frame):
+        x = list(x.columns.values())
+    if isinstance(x, list):
+        return _concat_values(prog, [_as_sym(prog, v) for v in x], -1)
+    if isinstance(x, Cat):
+        return cat_to_sym(x, prog)
+    return x
+
+
+@reads("Pipeline")
+def _pipeline(prog: Program, est: Any, x: Any) -> Any:
+    for _, step in est.steps:
+        x = transform(prog, step, x)
+    return x
+
+
+@reads("ColumnTransformer")
+def _column_transformer(prog: Program, est: Any, x: Any) -> Any:
+    names = list(getattr(est, "feature_names_in_", []))
+    idx = getattr(est, "_transformer_to_input_indices", None)
+    if idx is None:
+        raise NotSymbolic("a ColumnTransformer without its column indices")
+    parts = []
+    for tname, trans, _cols in est.transformers_:
+        if trans == "drop":
+            continue
+        cols = list(idx.get(tname, []))
+        if not cols:
+            continue
+        if isinstance(x, Frame):
+            sub: Any = [x.columns[names[i]] for i in cols]
+            sub = sub[0] if len(sub) == 1 else _join(prog, sub)
+        else:
+            sub = _take(x, np.asarray(cols), -1)
+        out = transform(prog, trans, sub)
+        parts.append(out)
+    return _join(prog, parts)
+
+
+def _join(prog: Program, parts: list[Any]) -> Any:
+    if all(isinstance(p, Cat) for p in parts):
+        return Cat(np.concatenate([p.items for p in parts]))
+    return _concat_values(prog, [_as_sym(prog, p) for p in parts], -1)
+
+
+# -- numeric transformers ---------------------------------------------------------------------------------------------
+def _affine(prog: Program, x: Any, sub: Any = None, mul: Any = None, add: Any = None) -> Sym:
+    s = _as_sym(prog, x)
+    if sub is not None:
+        s = prog.add(s, prog.const(np.asarray(sub, dtype=np.float64)), F64, -1.0)
+    if mul is not None:
+        s = prog.scale(s, np.asarray(mul, dtype=np.float64), F64)
+    if add is not None:
+        s = prog.add(s, prog.const(np.asarray(add, dtype=np.float64)), F64)
+    return s
+
+
+@reads("StandardScaler")
+def _std(prog: Program, est: Any, x: Any) -> Sym:
+    return _affine(prog, x, est.mean_ if est.with_mean else None, 1.0 / est.scale_ if est.with_std else None)
+
+
+@reads("MinMaxScaler")
+def _minmax(prog: Program, est: Any, x: Any) -> Sym:
+    if est.clip:
+        raise NotSymbolic("MinMaxScaler(clip=True) clips (not affine)")
+    return _affine(prog, x, None, est.scale_, est.min_)
+
+
+@reads("MaxAbsScaler")
+def _maxabs(prog: Program, est: Any, x: Any) -> Sym:
+    return _affine(prog, x, None, 1.0 / est.scale_)
+
+
+@reads("RobustScaler")
+def _robust(prog: Program, est: Any, x: Any) -> Sym:
+    return _affine(prog, x, est.center_ if est.with_centering else None,
+                   1.0 / est.scale_ if est.with_scaling else None)
+
+
+@reads("PCA", "IncrementalPCA")
+def _pca(prog: Program, est: Any, x: Any) -> Sym:
+    s = _affine(prog, x, est.mean_)
+    W = est.components_.T
+    if est.whiten:
+        W = W / np.sqrt(est.explained_variance_)
+    return prog.matmul(s, W, F64)
+
+
+@reads("TruncatedSVD")
+def _svd(prog: Program, est: Any, x: Any) -> Sym:
+    return prog.matmul(_as_sym(prog, x), est.components_.T, F64)
+
+
+@reads("PolynomialFeatures")
+def _poly(prog: Program, est: Any, x: Any) -> Sym:
+    s = _as_sym(prog, x)
+    cols = []
+    for powers in est.powers_:
+        term = prog.const(np.ones(1))
+        for j, p in enumerate(powers):
+            for _ in range(int(p)):
+                term = prog.multiply(term, _take(s, np.array([j]), -1), F64)
+        cols.append(term)
+    return _concat_values(prog, cols, -1)
+
+
+@reads("FunctionTransformer")
+def _function(prog: Program, est: Any, x: Any) -> Any:
+    if est.func is not None:
+        raise NotSymbolic("a FunctionTransformer with a function")
+    return x
+
+
+@reads("SimpleImputer")
+def _imputer(prog: Program, est: Any, x: Any) -> Any:
+    if _is_cat(x):
+        return _by_category(prog, est, x, strings_out=True)
+    if est.add_indicator:
+        raise NotSymbolic("SimpleImputer(add_indicator=True) on numeric columns")
+    from .onnx_program import _isnan, _where
+
+    s = _as_sym(prog, x)
+    if not np.isnan(est.missing_values) if isinstance(est.missing_values, float) else True:
+        raise NotSymbolic("a SimpleImputer of a value other than NaN")
+    cond = _isnan(prog, None, {}, [s], F64)[0]
+    return _where(prog, None, {}, [cond, np.asarray(est.statistics_, dtype=np.float64), s], F64)[0]
+
+
+def _is_cat(x: Any) -> bool:
+    return isinstance(x, Cat) or (isinstance(x, list) and any(isinstance(v, Cat) for v in x))
+
+
+@reads("OneHotEncoder", "OrdinalEncoder", "TargetEncoder")
+def _encoder(prog: Program, est: Any, x: Any) -> Sym:
+    return _by_category(prog, est, x, strings_out=False)
+
+
+def _by_category(prog: Program, est: Any, x: Any, *, strings_out: bool) -> Any:
+    """A column-separable transformer of categorical columns, evaluated by scikit-learn on each category."""
+    cat = x if isinstance(x, Cat) else None
+    if cat is None:
+        if isinstance(x, list):
+            cat = Cat(np.concatenate([(v if isinstance(v, Cat) else sym_table(v, prog)).items for v in x]))
+        else:
+            cat = sym_table(x, prog)
+    items = list(cat.items.reshape(-1))
+    m = len(items)
+    base = [vals[0] for _, vals in items]
+    rows, where = [list(base)], []
+    for j, (g, vals) in enumerate(items):
+        for k, v in enumerate(vals):
+            r = list(base)
+            r[j] = v
+            rows.append(r)
+            where.append((j, g, k))
+    out = _call(est, rows, m)
+    space = prog.space
+    if strings_out:
+        res = np.empty(m, dtype=object)
+        tabs: dict[int, list[Any]] = {j: [] for j in range(m)}
+        for (j, g, k), row in zip(where, out[1:]):
+            tabs[j].append(_norm(row[j]))
+        for j, (g, vals) in enumerate(items):
+            res[j] = (g, tuple(tabs[j]))
+        return Cat(res)
+    out = np.asarray(out, dtype=np.float64)
+    C = np.zeros((out.shape[1], space.size))
+    C[:, 0] = out[0]
+    for (j, g, k), row in zip(where, out[1:]):
+        d = row - out[0]
+        if g is None or not np.any(d):
+            continue
+        mono = space.mono((space.var(("e", space.groups[g].column, k), g),))
+        C = space.pad(C)
+        C[:, mono] += d
+    return Sym(space.pad(C), np.zeros(out.shape[1]), 0)
+
+
+def _norm(v: Any) -> Any:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def _call(est: Any, rows: list[list[Any]], m: int) -> np.ndarray:
+    import warnings
+
+    names = getattr(est, "feature_names_in_", None)
+    data = [[np.nan if v == "" else v for v in r] for r in rows]
+    if names is not None:
+        import pandas as pd
+
+        X: Any = pd.DataFrame(data, columns=list(names), dtype=object)
+        for c in X.columns:
+            try:
+                X[c] = pd.to_numeric(X[c])
+            except (ValueError, TypeError):
+                pass
+    else:
+        X = np.array(data, dtype=object)
+        try:
+            X = X.astype(np.float64)
+        except (ValueError, TypeError):
+            pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = est.transform(X)
+        except Exception as exc:
+            raise NotSymbolic(f"{type(est).__name__} refuses a category of the domain: {exc}") from None
+    if hasattr(out, "toarray"):
+        out = out.toarray()
+    return np.asarray(out, dtype=object)
+
+
+@reads("MissingIndicator")
+def _missing(prog: Program, est: Any, x: Any) -> Sym:
+    from .onnx_program import _isnan
+
+    s = _as_sym(prog, x)
+    return _take(_isnan(prog, None, {}, [s], F64)[0], np.asarray(est.features_), -1)
+
+
+# -- final estimators -------------------------------------------------------------------------------------------------
+def _linear(prog: Program, est: Any, x: Any) -> Sym:
+    s = _as_sym(prog, x)
+    coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
+    b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+    return prog.add(prog.matmul(s, coef.T, F64), prog.const(np.broadcast_to(b, (coef.shape[0],)).copy()), F64)
+
+
+@reads("LinearRegression", "Ridge", "Lasso", "ElasticNet", "SGDRegressor", "LinearSVR", "HuberRegressor",
+       "BayesianRidge", "ARDRegression", "LassoLars", "Lars", "RidgeCV", "LassoCV", "ElasticNetCV",
+       "TheilSenRegressor", "QuantileRegressor", "OrthogonalMatchingPursuit", final=True)
+def _regressor(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    return {"variable": _linear(prog, est, x)}
+
+
+def _binary_scores(prog: Program, d: Sym) -> Sym:
+    """[0, d]: argmax is class 1 exactly when d > 0 (scikit-learn's rule)."""
+    return _concat_values(prog, [prog.const(np.zeros(1)), d], -1)
+
+
+@reads("LinearSVC", "SGDClassifier", "RidgeClassifier", "RidgeClassifierCV", "Perceptron",
+       "PassiveAggressiveClassifier", "LogisticRegression", "LogisticRegressionCV", final=True)
+def _classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    d = _linear(prog, est, x)
+    classes = np.asarray(est.classes_)
+    binary = len(classes) == 2
+    out: dict[str, Any] = {}
+    proba = hasattr(est, "predict_proba") and type(est).__name__ not in ("SGDClassifier",) or \
+        (type(est).__name__ == "SGDClassifier" and est.loss in ("log_loss", "modified_huber"))
+    if type(est).__name__.startswith("LogisticRegression"):
+        if binary:
+            scores = _concat_values(prog, [prog.scale(d, np.asarray(-1.0), F64), d], -1)
+            out["label"] = Label(scores, classes)
+            out["probabilities"] = prog.activate(scores, "sigmoid", F64)
+        else:
+            out["label"] = Label(d, classes)
+            out["probabilities"] = prog.activate(d, "softmax", F64)
+        return out
+    if proba:
+        raise NotSymbolic(f"{type(est).__name__}({est.loss}) probabilities")
+    out["label"] = Label(_binary_scores(prog, d) if binary else d, classes)
+    out["scores"] = d
+    return out
+
+
+@reads("GaussianNB", final=True)
+def _gaussian_nb(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    s = _as_sym(prog, x)
+    var = np.asarray(est.var_, dtype=np.float64)
+    theta = np.asarray(est.theta_, dtype=np.float64)
+    jll = []
+    for c in range(len(est.classes_)):
+        diff = prog.add(s, prog.const(theta[c]), F64, -1.0)
+        sq = prog.scale(prog.multiply(diff, diff, F64), -0.5 / var[c], F64)
+        tot = prog.matmul(sq, np.ones((len(theta[c]), 1)), F64)
+        const = np.log(est.class_prior_[c]) - 0.5 * np.sum(np.log(2.0 * np.pi * var[c]))
+        jll.append(prog.add(tot, prog.const(np.array([const])), F64))
+    j = _concat_values(prog, jll, -1)
+    return {"label": Label(j, np.asarray(est.classes_)), "probabilities": prog.activate(j, "softmax", F64)}
+
+
+@reads("MultinomialNB", "ComplementNB", "BernoulliNB", "CategoricalNB", final=True)
+def _discrete_nb(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    name = type(est).__name__
+    if name in ("ComplementNB", "CategoricalNB") or (name == "BernoulliNB" and est.binarize is not None):
+        raise NotSymbolic(f"{name}'s joint log-likelihood is not linear here")
+    s = _as_sym(prog, x)
+    W = np.asarray(est.feature_log_prob_, dtype=np.float64)
+    b = np.asarray(est.class_log_prior_, dtype=np.float64)
+    if name == "BernoulliNB":
+        neg = np.log1p(-np.exp(W))
+        b = b + neg.sum(axis=1)
+        W = W - neg
+    j = prog.add(prog.matmul(s, W.T, F64), prog.const(b), F64)
+    return {"label": Label(j, np.asarray(est.classes_)), "probabilities": prog.activate(j, "softmax", F64)}
+
+
+_ACT = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity", "softmax": "softmax"}
+
+
+def _mlp_forward(prog: Program, est: Any, x: Any) -> Sym:
+    s = _as_sym(prog, x)
+    n = len(est.coefs_)
+    for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        s = prog.add(prog.matmul(s, np.asarray(W, dtype=np.float64), F64), prog.const(np.asarray(b, np.float64)), F64)
+        act = est.activation if i < n - 1 else None
+        if act is not None:
+            s = prog.activate(s, _ACT[act], F64)
+    return s
+
+
+@reads("MLPRegressor", final=True)
+def _mlp_regressor(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    return {"variable": _mlp_forward(prog, est, x)}
+
+
+@reads("MLPClassifier", final=True)
+def _mlp_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    z = _mlp_forward(prog, est, x)
+    classes = np.asarray(est.classes_)
+    if est.out_activation_ == "softmax":
+        p = prog.activate(z, "softmax", F64)
+        return {"label": Label(p, classes), "probabilities": p}
+    if est.out_activation_ == "logistic" and len(classes) == 2:
+        h = prog.activate(z, "sigmoid", F64)
+        one = prog.const(np.ones(1), h.stage)
+        p = _concat_values(prog, [prog.add(one, h, F64, -1.0), h], -1)
+        return {"label": Label(p, classes), "probabilities": p}
+    raise NotSymbolic(f"MLPClassifier with output activation {est.out_activation_}")

@@ -1,0 +1,319 @@
+"""Symbolic values for the affine and bound-propagation methods: a model read as polynomials over its inputs.
+
+Every numeric tensor a model computes (one row; the batch axis dropped) is a `Sym`: per element a polynomial of
+degree <= 2 in *variables* of a shared `Space`, plus a bound on the rounding error the model's own float arithmetic
+adds to it. Variables are
+
+- `("x", col)`: a numeric input column (0 when the column is NaN), `("n", col)`: 1 when that column is NaN;
+- `("e", col, k)`: 1 when a categorical column holds its k-th category (an encoder is linear in these);
+- `("h", stage, i)`: unit i after the stage-th nonlinearity (a hidden layer, a softmax), bounded by an interval.
+
+Each raw column is one *group* of variables with a finite list of extreme points (numeric: `lo`, `hi`, the NaN
+point; categorical: one vertex per category), and the domain is the product of the groups, so the largest value of
+a polynomial whose monomials each stay within one group is the sum of per-group maxima: exact. Products across
+groups (PolynomialFeatures' cross terms) are bounded by interval arithmetic: sound, and said so (`exact=False`).
+
+A string tensor is a `Cat`: per element, the raw categorical column it depends on and the string it holds for each
+category; string ops (imputation, comparisons, encoders) are evaluated category by category, exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..hints import Column
+from .core import Domain
+
+U32, U64 = 2.0 ** -24, 2.0 ** -53
+# transcendental functions (exp, tanh, the logistic) are not correctly rounded in any runtime: assumed accurate to
+# FUNC_ULPS units in the last place (MLAS and numpy/scipy are within a few)
+FUNC_ULPS = 16
+
+
+class NotSymbolic(Exception):
+    """The model (or this part of it) has no reading in these terms: the method does not apply."""
+
+
+def gamma(n: int, u: float) -> float:
+    """The standard forward error constant of an n-term dot product: n u / (1 - n u) (Higham, Thm 3.1)."""
+    return n * u / (1.0 - n * u)
+
+
+@dataclass
+class Group:
+    """One raw column (or one hidden unit): its variables and the points its values range over."""
+
+    kind: str  # numeric | categorical | hidden
+    column: Any
+    lo: float = 0.0
+    hi: float = 0.0
+    nan: bool = False
+    integer: bool = False
+    categories: list[Any] = field(default_factory=list)
+
+
+class Space:
+    """The variables and monomials both models are read over (shared, so their coefficients compare)."""
+
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.monomials: list[tuple[int, ...]] = [()]
+        self.index: dict[tuple[int, ...], int] = {(): 0}
+        self.vars: list[tuple] = []
+        self.var_index: dict[tuple, int] = {}
+        self.var_group: list[int] = []
+        self.groups: list[Group] = []
+        self.group_index: dict[Any, int] = {}
+        self.hidden: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}
+
+    # -- variables and monomials --------------------------------------------------------------------------------
+    def var(self, key: tuple, group: int) -> int:
+        if key not in self.var_index:
+            self.var_index[key] = len(self.vars)
+            self.vars.append(key)
+            self.var_group.append(group)
+        return self.var_index[key]
+
+    def mono(self, vs: tuple[int, ...]) -> int:
+        vs = tuple(sorted(vs))
+        if vs not in self.index:
+            self.index[vs] = len(self.monomials)
+            self.monomials.append(vs)
+        return self.index[vs]
+
+    @property
+    def size(self) -> int:
+        return len(self.monomials)
+
+    def column_group(self, col: Column) -> int:
+        """The group of a raw input column (created on first use from the domain)."""
+        if col in self.group_index:
+            return self.group_index[col]
+        dc = self.domain.columns.get(col)
+        if dc is None:
+            raise NotSymbolic(f"the domain has no column {col[0]}[{col[1]}]")
+        if dc.categories is not None:
+            g = Group("categorical", col, categories=list(dc.categories), nan=dc.nan)
+        else:
+            if dc.lo is None or dc.hi is None or not (np.isfinite(dc.lo) and np.isfinite(dc.hi)):
+                raise NotSymbolic(f"the domain's column {col[0]}[{col[1]}] is not a finite interval")
+            g = Group("numeric", col, lo=float(dc.lo), hi=float(dc.hi), nan=dc.nan, integer=dc.integer)
+        self.group_index[col] = len(self.groups)
+        self.groups.append(g)
+        return len(self.groups) - 1
+
+    def hidden_group(self, stage: int, i: int, side: str, lo: float, hi: float) -> int:
+        key = ("h", stage, i)
+        self.hidden.setdefault(side, {})[(stage, i)] = (float(lo), float(hi))
+        if key not in self.group_index:
+            self.group_index[key] = len(self.groups)
+            self.groups.append(Group("hidden", key, lo=float(lo), hi=float(hi)))
+        g = self.groups[self.group_index[key]]
+        return self.group_index[key]
+
+    def hull_hidden(self) -> None:
+        """Hidden groups span both models' intervals (for the joint analysis)."""
+        for g in self.groups:
+            if g.kind == "hidden":
+                ivs = [h[g.column[1:]] for h in self.hidden.values() if g.column[1:] in h]
+                g.lo, g.hi = min(i[0] for i in ivs), max(i[1] for i in ivs)
+
+    def multiply(self, a: int, b: int) -> int | None:
+        """The monomial index of monomial a times monomial b; None when it is identically 0 (x·n, e_k·e_j)."""
+        vs = list(self.monomials[a]) + list(self.monomials[b])
+        out: list[int] = []
+        for v in sorted(vs):
+            key = self.vars[v]
+            if key[0] in ("n", "e") and v in out:  # indicators: e·e = e
+                continue
+            out.append(v)
+        for i, v in enumerate(out):
+            for w in out[i + 1:]:
+                kv, kw = self.vars[v], self.vars[w]
+                if self.var_group[v] == self.var_group[w] and v != w and (kv[0] != "h"):
+                    return None  # x·n = 0 (x is 0 where NaN); two categories of one column exclude each other
+        if len(out) > 2:
+            raise NotSymbolic("a polynomial of degree above 2")
+        return self.mono(tuple(out))
+
+    # -- per-group points -----------------------------------------------------------------------------------------
+    def _group_points(self, g: Group, side: str | None = None) -> list[dict[int, float]]:
+        """The extreme points of a group as {variable: value} (variables absent are 0)."""
+        gi = self.groups.index(g) if False else None  # noqa: F841 (kept simple)
+        if g.kind == "categorical":
+            pts = []
+            for k in range(len(g.categories)):
+                v = self.var_index.get(("e", g.column, k))
+                pts.append({} if v is None else {v: 1.0})
+            return pts
+        if g.kind == "hidden":
+            lo, hi = g.lo, g.hi
+            if side is not None and g.column[1:] in self.hidden.get(side, {}):
+                lo, hi = self.hidden[side][g.column[1:]]
+            v = self.var_index[g.column]
+            return [{v: lo}, {v: hi}]
+        x = self.var_index.get(("x", g.column))
+        n = self.var_index.get(("n", g.column))
+        pts = [{x: g.lo} if x is not None else {}, {x: g.hi} if x is not None else {}]
+        if g.nan:
+            pts.append({n: 1.0} if n is not None else {})
+        return pts
+
+    def _monomials_by_group(self) -> tuple[dict[int, list[int]], list[int]]:
+        within: dict[int, list[int]] = {}
+        cross: list[int] = []
+        for m, vs in enumerate(self.monomials):
+            if not vs:
+                continue
+            gs = {self.var_group[v] for v in vs}
+            if len(gs) == 1:
+                within.setdefault(gs.pop(), []).append(m)
+            else:
+                cross.append(m)
+        return within, cross
+
+    def var_range(self, v: int, side: str | None = None) -> tuple[float, float]:
+        g = self.groups[self.var_group[v]]
+        vals = [p.get(v, 0.0) for p in self._group_points(g, side)]
+        key = self.vars[v]
+        if key[0] == "x" and g.nan:
+            vals.append(0.0)
+        return min(vals), max(vals)
+
+    # -- bounds -----------------------------------------------------------------------------------------------------
+    def maximize(self, C: np.ndarray, side: str | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The largest value of each polynomial (rows of C: [m, size]) over the domain, and the exact arguments
+        (per row, the per-group extreme points chosen, as a variable-value matrix [m, n_vars]).
+
+        Returns (max, argmax values, exact): exact is False when cross-group products were bounded by intervals.
+        """
+        C = self.pad(np.atleast_2d(C))
+        m = C.shape[0]
+        total = C[:, 0].copy()
+        arg = np.zeros((m, len(self.vars)))
+        within, cross = self._monomials_by_group()
+        for gi, monos in within.items():
+            g = self.groups[gi]
+            pts = self._group_points(g, side)
+            vals = np.stack([self._mono_values(monos, p) for p in pts], axis=1)  # [len(monos), n_pts]
+            contrib = C[:, monos] @ vals  # [m, n_pts]
+            best = contrib.argmax(axis=1)
+            top = contrib[np.arange(m), best]
+            if g.kind != "categorical":
+                top, best_x = self._interior(C, monos, g, side, top)
+            else:
+                best_x = None
+            total += top
+            for r in range(m):
+                if best_x is not None and best_x[r] is not None:
+                    arg[r, self.var_index[("x", g.column) if g.kind == "numeric" else g.column]] = best_x[r]
+                else:
+                    for v, val in pts[best[r]].items():
+                        arg[r, v] = val
+        exact = True
+        for mo in cross:
+            c = C[:, mo]
+            if not np.any(c):
+                continue
+            exact = False
+            a, b = self.monomials[mo]
+            la, ha = self.var_range(a, side)
+            lb, hb = self.var_range(b, side)
+            prods = [la * lb, la * hb, ha * lb, ha * hb]
+            total += np.maximum(c * min(prods), c * max(prods))
+        return total, arg, exact
+
+    def _interior(self, C: np.ndarray, monos: list[int], g: Group, side: str | None,
+                  top: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
+        """A group's quadratic term a x² + b x peaks inside [lo, hi] when a < 0: add that vertex."""
+        key = ("x", g.column) if g.kind == "numeric" else g.column
+        v = self.var_index.get(key)
+        best: list[float | None] = [None] * C.shape[0]
+        if v is None or (v,) not in self.index or (v, v) not in self.index:
+            return top, best
+        i1, i2 = self.index[(v,)], self.index[(v, v)]
+        lo, hi = (g.lo, g.hi)
+        if g.kind == "hidden" and side is not None and g.column[1:] in self.hidden.get(side, {}):
+            lo, hi = self.hidden[side][g.column[1:]]
+        a, b = C[:, i2], C[:, i1]
+        top = top.copy()
+        for r in np.nonzero(a < 0)[0]:
+            xs = -b[r] / (2 * a[r])
+            cands = [np.floor(xs), np.ceil(xs)] if g.integer else [xs]
+            for x in cands:
+                if lo <= x <= hi:
+                    val = a[r] * x * x + b[r] * x
+                    if val > top[r]:
+                        top[r], best[r] = val, float(x)
+        return top, best
+
+    def _mono_values(self, monos: list[int], point: dict[int, float]) -> np.ndarray:
+        return np.array([np.prod([point.get(v, 0.0) for v in self.monomials[mo]]) for mo in monos])
+
+    def range(self, C: np.ndarray, side: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) of each polynomial of C [..., size] over the domain (sound; exact unless cross terms)."""
+        shape = C.shape[:-1]
+        flat = self.pad(C.reshape(-1, C.shape[-1]))
+        hi = self.maximize(flat, side)[0]
+        lo = -self.maximize(-flat, side)[0]
+        return lo.reshape(shape), hi.reshape(shape)
+
+    def magnitude(self, C: np.ndarray, side: str | None = None) -> np.ndarray:
+        lo, hi = self.range(C, side)
+        return np.maximum(np.abs(lo), np.abs(hi))
+
+    def pad(self, C: np.ndarray) -> np.ndarray:
+        if C.shape[-1] == self.size:
+            return C
+        return np.concatenate([C, np.zeros(C.shape[:-1] + (self.size - C.shape[-1],))], axis=-1)
+
+    def evaluate(self, C: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """The polynomials of C [..., size] at variable values [n_points, n_vars] -> [n_points, ...]."""
+        C = self.pad(C)
+        values = np.concatenate([values, np.zeros((values.shape[0], len(self.vars) - values.shape[1]))], axis=1)
+        mv = np.ones((values.shape[0], self.size))
+        for m, vs in enumerate(self.monomials):
+            for v in vs:
+                mv[:, m] = mv[:, m] * values[:, v]
+        return np.einsum("...m,pm->p...", C, mv)
+
+
+@dataclass
+class Sym:
+    """A numeric tensor of one row: polynomials C [*shape, monomials], rounding error bound E [*shape], and the
+    stage (0: the raw inputs' variables; s: the variables after the s-th nonlinearity)."""
+
+    C: np.ndarray
+    E: np.ndarray
+    stage: int = 0
+    # per element, the variable of the NaN indicator that makes it NaN (a raw column not imputed yet): -1 none,
+    # -2 several
+    nan: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.C.shape[:-1]
+
+    def padded(self, space: Space) -> "Sym":
+        return Sym(space.pad(self.C), self.E, self.stage, self.nan)
+
+
+@dataclass
+class Cat:
+    """A string (or otherwise non-numeric) tensor of one row: per element, (group of the raw categorical column,
+    the value for each of its categories); or a constant (group None, (value,))."""
+
+    items: np.ndarray  # object [*shape] of (group | None, tuple of values)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.items.shape
+
+
+def const_sym(value: Any, space: Space, stage: int = 0) -> Sym:
+    a = np.asarray(value, dtype=np.float64)
+    C = np.zeros(a.shape + (space.size,))
+    C[..., 0] = a
+    return Sym(C, np.zeros(a.shape), stage)

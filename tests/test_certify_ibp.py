@@ -1,0 +1,101 @@
+"""Certification method `ibp` (issue 19): interval bound propagation through an MLP and its ONNX conversion.
+The proved bound is never below the largest difference scikit-learn and onnxruntime show on dense samples."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import portable
+from portable.certification.core import CERTIFIED, REFUTED, Domain, DomainColumn
+from portable.certification.ibp import certify_ibp
+from portable.formats.sklearn import SklearnModel
+
+from .sample_models import SAMPLE_MODELS, inputs_for
+from .test_certify_affine import _mutate, context_of, domain_of, sample_domain, sampled_difference
+
+
+def _certify(est, X, conv, domain, data=None):
+    model = SklearnModel(est, data=data)
+    return certify_ibp(model, conv, domain, context_of(model, conv, inputs_for(model, X))), model
+
+
+@pytest.mark.parametrize("name", ["mlp_classifier", "mlp_regressor"])
+def test_sample_mlps(name):
+    est, X, data = dict(SAMPLE_MODELS)[name]()
+    conv = portable.convert(est, to="onnx", check=False, data=data)
+    model = SklearnModel(est, data=data)
+    domain = domain_of(model, X)
+    certs, model = _certify(est, X, conv, domain, data)
+    assert certs is not None and all(c.method == "ibp" for c in certs.values())
+    feeds = sample_domain(model, domain, 2000)
+    for out, cert in certs.items():
+        assert cert.status != REFUTED, cert
+        if out != "label":
+            assert cert.bound >= sampled_difference(model, conv, feeds, out)
+    if name == "mlp_regressor":
+        assert certs["variable"].status == CERTIFIED, certs["variable"]
+
+
+def test_mutated_weight_is_refuted():
+    est, X, data = dict(SAMPLE_MODELS)["mlp_regressor"]()
+    conv = portable.convert(est, to="onnx", check=False, data=data)
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.ModelProto()
+    proto.CopyFrom(conv.proto)
+    for i, init in enumerate(proto.graph.initializer):
+        if init.name == "intercepts1":
+            arr = numpy_helper.to_array(init).copy()
+            arr.flat[0] += 5.0
+            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, init.name))
+    mutated = portable.load(proto)
+    model = SklearnModel(est, data=data)
+    certs, _ = _certify(est, X, mutated, domain_of(model, X), data)
+    assert certs["variable"].status == REFUTED and certs["variable"].counterexample["verified"]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 10_000), act=st.sampled_from(["relu", "tanh", "logistic"]),
+       classifier=st.booleans(), mutate=st.booleans())
+def test_bound_is_sound(seed, act, classifier, mutate):
+    warnings.filterwarnings("ignore")
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    rng = np.random.default_rng(seed)
+    f = int(rng.integers(2, 5))
+    X = rng.normal(0, 1, (120, f)) * rng.uniform(0.5, 3, f)
+    hidden = tuple(int(h) for h in rng.integers(2, 8, int(rng.integers(1, 3))))
+    if classifier:
+        y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 1] > 0) * (seed % 2)
+        est = MLPClassifier(hidden_layer_sizes=hidden, activation=act, max_iter=200, random_state=seed).fit(X, y)
+    else:
+        est = MLPRegressor(hidden_layer_sizes=hidden, activation=act, max_iter=200, random_state=seed).fit(X, X @ rng.normal(size=f))
+    conv = portable.convert(est, to="onnx", check=False)
+    if mutate:
+        conv = _mutate_initializer(conv, rng)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    domain = Domain({("X", j): DomainColumn(lo=float(lo[j]), hi=float(hi[j])) for j in range(f)}, "user")
+    certs, model = _certify(est, X, conv, domain)
+    feeds = sample_domain(model, domain, 3000, seed)
+    name = "probabilities" if classifier else "variable"
+    assert certs[name].bound >= sampled_difference(model, conv, feeds, name)
+
+
+def _mutate_initializer(conv, rng):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.ModelProto()
+    proto.CopyFrom(conv.proto)
+    inits = [i for i, t in enumerate(proto.graph.initializer) if t.name.startswith("coefficient")]
+    i = inits[int(rng.integers(0, len(inits)))]
+    init = proto.graph.initializer[i]
+    arr = numpy_helper.to_array(init).copy()
+    arr.flat[int(rng.integers(0, arr.size))] *= 1.0 + rng.uniform(0.01, 0.5)
+    proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, init.name))
+    return portable.load(proto)
