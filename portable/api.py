@@ -158,7 +158,7 @@ def _record_profile(artifact: Model, original: Model, data: Any) -> None:
 
 def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, data: Any = None,
           rtol: float | None = None, atol: float | None = None, trust: Iterable[str] = (), *,
-          chunk_rows: int | None = None, dask: Any = None) -> Any:
+          chunk_rows: int | None = None, dask: Any = None, certify: bool = False, domain: Any = None) -> Any:
     """Run both models on generated (and given) inputs and compare them; returns a `Report`.
 
     When `converted` is an in-memory artifact (a `Model` with metadata), the report and, with `data`, the data
@@ -167,7 +167,11 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
     `data` may also be rows to check in chunks, every one of them (a Parquet/CSV file, folder or glob, a pyarrow
     Dataset, a Dask DataFrame, or a DataFrame with `chunk_rows`), on a Dask cluster with `dask=` (an address,
     `local[:N]` or a Client): see `portable.equivalence.streaming`. The report is then a `StreamReport`.
+
+    With `certify=True` each output also carries a `certificate` (see `portable.certify`; `domain=` as there),
+    and a refuted certificate with a verified counterexample makes the report not equivalent.
     """
+    certify = _args.flag("certify", certify)
     samples, seed = _args.samples(samples), _args.seed(seed)
     rtol, atol = _args.tolerance("rtol", rtol), _args.tolerance("atol", atol)
     trust = _args.trust(trust)
@@ -176,6 +180,11 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
     if data is not None and (streaming.is_stream(data) or chunk_rows is not None or dask is not None):
         report = streaming.check_stream(original, converted, data, samples=samples, seed=seed, rtol=rtol,
                                         atol=atol, trust=tuple(trust), chunk_rows=chunk_rows, dask=dask)
+        if certify:
+            from .certification.driver import certify_report
+
+            certify_report(report, load(original, trust=trust), load(converted, trust=trust), domain=domain,
+                           trust=trust)
         if isinstance(converted, Model):
             _record_check(converted, report)
         return report
@@ -186,10 +195,38 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
     data = _args.data(data)
     orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
     report = run_check(orig, conv, samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
+    if certify:
+        from .certification.driver import certify_report
+
+        certify_report(report, orig, conv, data=data, domain=domain, trust=trust)
     if isinstance(converted, Model):
         _record_check(conv, report)
         _record_profile(conv, orig, data)
     return report
+
+
+def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = None, rtol: float | None = None,
+            atol: float | None = None, trust: Iterable[str] = ()) -> Any:
+    """Prove, per output, a bound on the difference of two models over a whole input domain (issue 19).
+
+    Args:
+        original, converted: anything `load` accepts.
+        domain: `{input: (lo, hi)}` (scalars or one per column), `{input: [categories]}`,
+            `{(input, position): (lo, hi)}`; default: from `data`, else the models' hints, else the signature.
+        data: sample input whose per-column ranges (and categories) make the domain.
+        rtol, atol: override the tolerances the sampled check would use.
+
+    Returns:
+        A `portable.certification.driver.Certification`: per output a certificate (certified with a proved
+        bound, refuted with a verified counterexample, or not certifiable with the reason); `.to_dict()`,
+        text and HTML.
+    """
+    rtol, atol = _args.tolerance("rtol", rtol), _args.tolerance("atol", atol)
+    trust, data = _args.trust(trust), _args.data(data)
+    from .certification.driver import certify as run_certify
+
+    orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
+    return run_certify(orig, conv, domain, data=data, rtol=rtol, atol=atol, trust=tuple(trust))
 
 
 def drift(artifact: Any, data: Any, *, reference: Any = None, thresholds: Any = None,

@@ -85,7 +85,12 @@ class TreeNodes:
         values: leaf values `[n_nodes, k]` (rows of split nodes unused), or None.
         roots: the first node of each tree.
         dtype: the dtype the implementation compares in (`float32` for XGBoost and CatBoost), or None.
+            `float32` means the value compared is the raw input cast to float32 (scikit-learn's trees, XGBoost,
+            CatBoost, an ONNX graph that casts to float32 before its trees).
         source: what the trees were read from (for the report).
+        exact: False when the arithmetic of the comparison is not known exactly (a double input compared with
+            float32 thresholds by an implementation's own rule): analyses then treat each split as uncertain
+            within rounding.
     """
 
     columns: list[Column]
@@ -103,6 +108,7 @@ class TreeNodes:
     roots: np.ndarray | None = None
     dtype: str | None = None
     source: str = "trees"
+    exact: bool = True
 
     def __post_init__(self) -> None:
         n = len(self.feature)
@@ -148,6 +154,93 @@ class TreeNodes:
 
 
 @dataclass
+class TreeOutput:
+    """One output of a `TreeEnsemble` as a function of its raw scores `raw` (`[K]`), through *score columns*
+    `s[j] = a[j] * raw[k[j]] + b[j]`:
+
+    - `columns`: output column j is `c[j] * fn[j](s[j]) + d[j]`, `fn[j]` `identity` or `logistic`;
+    - `softmax`: the output is `softmax(s)`;
+    - `label`: `classes[argmax(s)]` (rule `argmax`, the first maximum) or `classes[1 if s[0] > 0 else 0]`
+      (rule `threshold`, the threshold folded into `b`; `>=` when not `strict`).
+    """
+
+    kind: str
+    k: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    fn: list[str] = field(default_factory=list)
+    c: np.ndarray | None = None
+    d: np.ndarray | None = None
+    rule: str = "argmax"
+    strict: bool = True
+    classes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(np.atleast_1d(self.k))
+        self.k = np.broadcast_to(np.asarray(self.k, np.int64), (n,)).copy()
+        self.a = np.broadcast_to(np.asarray(self.a, np.float64), (n,)).copy()
+        self.b = np.broadcast_to(np.asarray(self.b, np.float64), (n,)).copy()
+        self.fn = list(self.fn) or ["identity"] * n
+        self.c = np.ones(n) if self.c is None else np.broadcast_to(np.asarray(self.c, np.float64), (n,)).copy()
+        self.d = np.zeros(n) if self.d is None else np.broadcast_to(np.asarray(self.d, np.float64), (n,)).copy()
+
+    def score_columns(self) -> list[tuple[int, float, float]]:
+        return [(int(k), float(a), float(b)) for k, a, b in zip(self.k, self.a, self.b)]
+
+    def differs_from(self, other: "TreeOutput") -> str | None:
+        """How `other` computes this output differently from the scores (None when alike)."""
+        if self.kind != other.kind:
+            return f"{self.kind} in the original, {other.kind} in the converted model"
+        if len(self.k) != len(other.k):
+            return f"{len(self.k)} columns in the original, {len(other.k)} in the converted model"
+        if self.kind == "columns":
+            if self.fn != other.fn:
+                return f"{self.fn} in the original, {other.fn} in the converted model"
+            for what in ("c", "d"):
+                x, y = getattr(self, what), getattr(other, what)
+                if not np.array_equal(x.astype(np.float32), y.astype(np.float32)):
+                    return f"constants {x.tolist()} in the original, {y.tolist()} in the converted model"
+        if self.kind == "label":
+            if self.rule != other.rule:
+                return f"label by {self.rule} in the original, by {other.rule} in the converted model"
+            ca = [str(v) for v in np.asarray(self.classes).reshape(-1)]
+            cb = [str(v) for v in np.asarray(other.classes).reshape(-1)]
+            if ca != cb:
+                return f"classes {ca} in the original, {cb} in the converted model"
+        return None
+
+
+@dataclass
+class TreeEnsemble:
+    """How a model made of trees only computes its outputs from its leaves (for certification).
+
+    `raw[k] = base[k] + sum over trees of trees.values[leaf, k]` (each leaf's value already multiplied by what
+    the model multiplies it with: a learning rate, 1/n_trees of an average), then each output is a function of
+    the raw scores (`TreeOutput`). Only a model whose outputs depend on its inputs through these trees alone has
+    this view.
+
+    Attributes:
+        trees: the trees (`values` `[n_nodes, K]`, `roots` set).
+        base: `[K]`.
+        outputs: output name -> `TreeOutput`.
+        accumulate: the dtype the sum is computed in (`float32` or `float64`).
+        terms: how many further additions and multiplications make one score (for the rounding bound).
+        source: what the view was read from (for the report).
+    """
+
+    trees: TreeNodes
+    base: np.ndarray
+    outputs: dict[str, TreeOutput] = field(default_factory=dict)
+    accumulate: str = "float64"
+    terms: int = 2
+    source: str = "trees"
+
+    @property
+    def targets(self) -> int:
+        return len(self.base)
+
+
+@dataclass
 class Points:
     """Known rows (training points of k-NN, support vectors, centres): `rows[k, j]` is column `columns[j]`."""
 
@@ -181,6 +274,7 @@ class InputHints:
     Attributes:
         columns: per raw column, a `ColumnHint`.
         trees: tree structures reading the raw columns.
+        ensemble: when the model's outputs depend on its inputs through trees alone, how (`TreeEnsemble`).
         points: known rows.
         shapes: per input, the per-row shape when the signature leaves dimensions free (ONNX
             `FeatureVectorizer.inputdimensions`).
@@ -197,6 +291,7 @@ class InputHints:
 
     columns: dict[Column, ColumnHint] = field(default_factory=dict)
     trees: list[TreeNodes] = field(default_factory=list)
+    ensemble: TreeEnsemble | None = None
     points: list[Points] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     batch: int | None = None
@@ -238,5 +333,5 @@ class InputHints:
         return not (self.columns or self.trees or self.points or self.shapes or self.batch or self.decision)
 
 
-__all__ = ["Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeNodes", "LEQ", "LT", "GTE", "GT",
+__all__ = ["Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
            "EQ", "NEQ", "MEMBER", "MODE_NAMES"]

@@ -6,7 +6,10 @@ A *certificate* says, for one output of two models and a *domain* of inputs, eit
   units; `identical` when the two compute the same function exactly, bound 0), proved by `method`, with the float
   arithmetic it accounts for written in `arithmetic`;
 - `refuted`: the proved difference exceeds the tolerance and `counterexample` is an input where it is attained
-  (verified by running both models: `counterexample["verified"]`);
+  (verified by running both models: `counterexample["verified"]`). A method may return `refuted` with no
+  counterexample and `candidates` (inputs where it expects the difference to be largest): `portable.certify`
+  runs both models on them and keeps the refutation only when one reproduces a difference beyond the tolerance
+  (else the output is `not certifiable`, saying so);
 - `not certifiable`: no method applies (`reason` says why); the sampled check then stands alone.
 
 A *method* is a function `method(original, converted, domain, ctx) -> dict[output name, Certificate] | None`,
@@ -90,6 +93,9 @@ class Certificate:
     domain: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: inputs (`{input name: array [n, ...]}` batches) where a method expects the difference to be largest;
+    #: `portable.certify` runs both models on them to verify a refutation (not part of the report)
+    candidates: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "method": self.method, "bound": self.bound, "identical": self.identical,
@@ -112,6 +118,8 @@ class Context:
             original's |output| on generated rows, at least 1; 1 when missing). See `allowed`.
         inputs: per input name, the dtype the inputs are fed in (`float32`, `float64`, `str`, ...).
         hints_original, hints_converted: each model's `input_hints()` (learned once, shared by every method).
+        make_feeds: `make_feeds(rows, columns)` -> model inputs: `rows[i, j]` is column `columns[j]`; every other
+            column takes a value inside the domain (its box's centre, its first category).
     """
 
     outputs: dict[str, str]
@@ -124,6 +132,7 @@ class Context:
     inputs: dict[str, str] = field(default_factory=dict)
     hints_original: Any = None
     hints_converted: Any = None
+    make_feeds: Callable[[np.ndarray, list[Column]], dict[str, np.ndarray]] | None = None
 
     def allowed(self, output: str, magnitude: float = 0.0) -> float:
         """The largest difference the check's tolerance allows for `output` where the original's |value| is

@@ -47,6 +47,9 @@ class Report:
     boundary: dict[str, int] = field(default_factory=lambda: {"split_nodes": 0, "tested": 0})
     rejected_by_original: int = 0
     seconds: float = 0.0
+    #: with `certify=True`: the certification's domain, verdict and time (each output also carries its
+    #: `certificate` entry, DESIGN §6); None when the check did not certify
+    certification: dict[str, Any] | None = None
     #: per numeric output, each row's error in units of its tolerance (|a - b| / (atol + rtol |a|)); kept so
     #: that the distribution is computed only when a report is shown or saved
     severities: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -72,7 +75,8 @@ class Report:
                 "generation": self.generation, "learned": self.learned, "boundary": self.boundary,
                 "rejected_by_original": self.rejected_by_original, "outputs": self.outputs,
                 "counterexamples": self.counterexamples, "notes": self.notes, "seconds": round(self.seconds, 4),
-                "error_histograms": self.error_histograms()}
+                "error_histograms": self.error_histograms(),
+                **({"certification": self.certification} if self.certification is not None else {})}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
@@ -138,18 +142,21 @@ class Report:
     def _table(self) -> tuple[list[str], list[list[str]]]:
         header = ["output", "kind", "max abs diff", "max rel diff", "atol", "rtol", "mismatches", "near-ties",
                   "worst row"]
-        rows = []
-        for o in self.outputs:
-            if o.get("error"):
-                rows.append([o["name"], o["kind"], "error: " + o["error"], "", "", "", _g(o["mismatches"]), "",
-                             ""])
-                continue
-            exact = o["kind"] == "label"
-            rows.append([o["name"], o["kind"], "exact" if exact else _g(o.get("max_abs_diff")),
-                         "" if exact else _g(o.get("max_rel_diff")), "" if exact else _g(o.get("atol")),
-                         "" if exact else _g(o.get("rtol")), _g(o["mismatches"]),
-                         _g(o.get("near_ties")) if exact else "", _g(o.get("worst_row"))])
+        certified = any("certificate" in o for o in self.outputs)
+        if certified:
+            header.append("certificate")
+        rows = [self._row(o) + ([_certificate(o.get("certificate"))] if certified else []) for o in self.outputs]
         return header, rows
+
+    @staticmethod
+    def _row(o: dict[str, Any]) -> list[str]:
+        if o.get("error"):
+            return [o["name"], o["kind"], "error: " + o["error"], "", "", "", _g(o["mismatches"]), "", ""]
+        exact = o["kind"] == "label"
+        return [o["name"], o["kind"], "exact" if exact else _g(o.get("max_abs_diff")),
+                "" if exact else _g(o.get("max_rel_diff")), "" if exact else _g(o.get("atol")),
+                "" if exact else _g(o.get("rtol")), _g(o["mismatches"]),
+                _g(o.get("near_ties")) if exact else "", _g(o.get("worst_row"))]
 
     def to_text(self) -> str:
         """A readable table for the terminal."""
@@ -158,6 +165,13 @@ class Report:
         fmt = "  ".join("{:<%d}" % w for w in widths)
         lines = self._head() + ["", fmt.format(*header).rstrip(), fmt.format(*["-" * w for w in widths])]
         lines += [fmt.format(*r).rstrip() for r in rows]
+        if self.certification is not None:
+            from ..certification.driver import describe
+
+            lines.append("")
+            lines.append(f"certificates (domain from {self.certification.get('domain', {}).get('source')}, "
+                         f"{self.certification.get('seconds', 0):.2f}s):")
+            lines += [f"  {o['name']}: {describe(o['certificate'])}" for o in self.outputs if "certificate" in o]
         for i, c in enumerate(self.counterexamples, start=1):
             lines.append("")
             lines.append(f"counterexample {i}" + (f" ({c['found_by']})" if c.get("found_by") else "") + ":")
@@ -187,6 +201,11 @@ class Report:
             style = "" if not (o.get("mismatches") or o.get("error")) else ' style="color:#cf222e"'
             parts.append(f"<tr{style}>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>")
         parts.append("</tbody></table>")
+        if self.certification is not None:
+            from ..certification.driver import html_section
+
+            parts.append(html_section({**self.certification, "certificates": {
+                o["name"]: o["certificate"] for o in self.outputs if "certificate" in o}}))
         hists = self.error_histograms()
         if hists:
             parts.append('<p style="margin-bottom:0">error per row, in units of the tolerance '
@@ -227,6 +246,19 @@ def _svg_histogram(name: str, counts: list[int]) -> str:
     return (f'<svg class="portable-hist" width="{w}" height="{h}" role="img" aria-label="error distribution of '
             f'{html.escape(name)}"><text x="4" y="11" font-size="11" font-weight="bold">{html.escape(name)}</text>'
             + "".join(bars) + ticks + "</svg>")
+
+
+def _certificate(c: dict[str, Any] | None) -> str:
+    """A certificate in a few words for the table (the full entry is in the JSON)."""
+    if not c:
+        return "-"
+    if c.get("status") == "certified":
+        if (c.get("details") or {}).get("decision_bound") is not None:
+            return f"certified ({c.get('method')}): exact but near-ties"
+        return "identical" if c.get("identical") else f"certified ({c.get('method')}): <= {_g(c.get('bound'))}"
+    if c.get("status") == "refuted":
+        return f"REFUTED ({c.get('method')})"
+    return "not certifiable"
 
 
 def _compact(d: dict[str, Any]) -> str:

@@ -103,6 +103,12 @@ def onnx_hints(model: Any) -> InputHints:
             hints.notes.append(f"could not learn from ONNX node {node.op_type} '{node.name}': "
                                f"{type(exc).__name__}")
     walker.finish()
+    try:
+        from .onnx_trees import tree_ensemble
+
+        hints.ensemble = tree_ensemble(graph, walker.tree_of, consts)
+    except Exception as exc:  # best effort: the view is for certification only
+        hints.notes.append(f"could not read the ONNX graph as a tree ensemble: {type(exc).__name__}: {exc}")
     return hints
 
 
@@ -111,6 +117,7 @@ class _Walker:
                  consts: dict[str, Any], free: dict[str, int]) -> None:
         self.hints, self.columns, self.spaces, self.consts, self.free = hints, columns, spaces, consts, free
         self.trees: list[TreeNodes] = []
+        self.tree_of: dict[str, TreeNodes] = {}  # tree ensemble node (first output) -> its trees
 
     def const(self, name: str) -> np.ndarray | None:
         v = self.consts.get(name)
@@ -170,10 +177,11 @@ class _Walker:
                 idx = self.const(ins[1]).reshape(-1).astype(np.int64)
                 if len(space) and np.all((idx >= 0) & (idx < len(space))):
                     self.spaces[node.output[0]] = space.sub(idx)
-        elif op in ("TreeEnsembleRegressor", "TreeEnsembleClassifier"):
-            self._trees_v3(space, at, op)
-        elif op == "TreeEnsemble":
-            self._trees_v5(space, at)
+        elif op in ("TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble"):
+            before = len(self.trees)
+            self._trees_v3(space, at, op) if op != "TreeEnsemble" else self._trees_v5(space, at)
+            if len(self.trees) > before:
+                self.tree_of[node.output[0]] = self.trees[-1]
         elif op in ("LabelEncoder", "CategoryMapper", "OneHotEncoder"):
             self._categories(space, at, op)
         elif op == "Imputer":

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hints import LEQ, LT, MEMBER, Column, Decision, InputHints, Points, TreeNodes
+from ..hints import LEQ, LT, MEMBER, Column, Decision, InputHints, Points, TreeEnsemble, TreeNodes, TreeOutput
 
 
 @dataclass
@@ -133,6 +133,10 @@ def sklearn_hints(model: Any) -> InputHints:
     except Exception as exc:  # learning is best effort: a surprise here must not break the check
         hints.notes.append(f"could not learn input ranges from {type(est).__name__}: {type(exc).__name__}: {exc}")
     learner.flush()
+    try:
+        hints.ensemble = _ensemble(model, learner, space)
+    except Exception as exc:  # best effort, as above: the view is for certification only
+        hints.notes.append(f"could not read {type(est).__name__} as a tree ensemble: {type(exc).__name__}: {exc}")
     hints.decision = _decision(model)
     hints.ties = _ties(model)
     return hints
@@ -473,6 +477,171 @@ class _Learner:
         self._add(space, feat, table.threshold, table.left, table.right, source, mode=mode,
                   missing=table.missing_left.astype(np.int8), zero_eps=eps, values=table.values,
                   roots=table.roots, dtype=dtype)
+
+
+# ---- the whole model as a tree ensemble (portable.hints.TreeEnsemble, for certification) -------------------------
+
+_PURE = {"VarianceThreshold", "SelectKBest", "SelectPercentile", "SelectFromModel"}  # column selection only
+
+
+def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | None:
+    """The model as `TreeEnsemble` when its outputs depend on its inputs through trees alone (a tree model,
+    possibly behind scalers and feature selectors), else None."""
+    est = model.estimator
+    steps = [s for _, s in est.steps if s is not None and s != "passthrough"] if hasattr(est, "steps") else [est]
+    for step in steps[:-1]:
+        name = type(step).__name__
+        if name not in _AFFINE and name not in _PURE and not (name == "FunctionTransformer" and step.func is None):
+            return None
+        nxt = learner._through(step, space)
+        if nxt is None:
+            return None
+        space = nxt
+    final = steps[-1]
+    build = _ENSEMBLES.get(type(final).__name__)
+    if build is None:
+        return None
+    got = build(final)
+    if got is None:
+        return None
+    parts, base, outs, source = got
+    trees = _nodes(space, learner.columns, parts, source)
+    names = set(model.signature.output_names)
+    return TreeEnsemble(trees, np.asarray(base, np.float64), {k: v for k, v in outs.items() if k in names},
+                        accumulate="float64", source=f"scikit-learn {source}")
+
+
+def _nodes(space: _Space, columns: list[Column], parts: list[tuple[Any, np.ndarray]], source: str) -> TreeNodes:
+    """One TreeNodes of several trees: `parts` holds (tree arrays, leaf values [n_nodes, K]) per tree, the
+    arrays a scikit-learn `Tree` or a dict of `feature threshold left right missing dtype` (HistGradientBoosting)."""
+    feats, thr, left, right, miss, vals, roots = [], [], [], [], [], [], []
+    start = 0
+    dtype = None
+    for tree, values in parts:
+        if isinstance(tree, dict):
+            f, t, lc, rc, m, dtype = (tree["feature"], tree["threshold"], tree["left"], tree["right"],
+                                      tree["missing"], tree.get("dtype"))
+        else:  # scikit-learn trees compare float32(x) with a float64 threshold
+            f, t, lc, rc = tree.feature, tree.threshold, tree.children_left, tree.children_right
+            m = getattr(tree, "missing_go_to_left", None)
+            m = np.zeros(len(f), np.int8) if m is None else np.asarray(m).astype(np.int8)
+            dtype = "float32"
+        lc, rc = np.asarray(lc, np.int64), np.asarray(rc, np.int64)
+        roots.append(start)
+        feats.append(np.asarray(f, np.int64))
+        thr.append(np.asarray(t, np.float64))
+        left.append(np.where(lc >= 0, lc + start, -1))
+        right.append(np.where(rc >= 0, rc + start, -1))
+        miss.append(np.asarray(m, np.int8))
+        vals.append(np.asarray(values, np.float64).reshape(len(lc), -1))
+        start += len(lc)
+    feature, left_a = np.concatenate(feats), np.concatenate(left)
+    split = (left_a >= 0) & (feature >= 0) & (feature < len(space.cols))
+    fk = np.where(split, feature, 0)
+    cols = np.where(split, space.cols[fk], -1)
+    return TreeNodes(list(columns), cols, np.where(left_a >= 0, np.concatenate(thr), np.nan), left_a,
+                     np.concatenate(right), missing=np.concatenate(miss), scale=np.where(split, space.a[fk], 1.0),
+                     offset=np.where(split, space.b[fk], 0.0), values=np.concatenate(vals),
+                     roots=np.asarray(roots, np.int64), dtype=dtype, source=source)
+
+
+def _label(classes: Any, k: Any, a: Any = 1.0, b: Any = 0.0, rule: str = "argmax") -> TreeOutput:
+    return TreeOutput("label", k, a, b, rule=rule, classes=np.asarray(classes))
+
+
+def _proba(tree: Any) -> np.ndarray:
+    """A classifier tree's leaf probabilities (its value rows normalised, as predict_proba does)."""
+    v = np.asarray(tree.value, np.float64)[:, 0, :]
+    norm = v.sum(axis=1, keepdims=True)
+    return v / np.where(norm == 0, 1.0, norm)
+
+
+def _forest(est: Any) -> tuple | None:
+    trees = [t for t in est.estimators_] if hasattr(est, "estimators_") else [est]
+    if getattr(est, "n_outputs_", 1) != 1 and hasattr(est, "classes_"):
+        return None
+    if getattr(est, "estimators_features_", None) is not None:
+        return None
+    n = len(trees)
+    if hasattr(est, "classes_"):
+        parts = [(t.tree_, _proba(t.tree_) / n) for t in trees]
+        K = len(est.classes_)
+        outs = {"probabilities": TreeOutput("columns", np.arange(K), 1.0, 0.0),
+                "label": _label(est.classes_, np.arange(K))}
+    else:
+        parts = [(t.tree_, np.asarray(t.tree_.value, np.float64)[:, :, 0] / n) for t in trees]
+        K = parts[0][1].shape[1]
+        outs = {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}
+    return parts, np.zeros(K), outs, type(est).__name__
+
+
+def _classifier_outputs(classes: Any, K: int) -> dict[str, TreeOutput]:
+    if K == 1:  # binary: p = logistic(raw), probabilities [1 - p, p], label classes[raw > 0]
+        return {"probabilities": TreeOutput("columns", [0, 0], 1.0, 0.0, fn=["logistic", "logistic"],
+                                            c=[-1.0, 1.0], d=[1.0, 0.0]),
+                "label": _label(classes, [0], rule="threshold")}
+    return {"probabilities": TreeOutput("softmax", np.arange(K), 1.0, 0.0), "label": _label(classes, np.arange(K))}
+
+
+def _gradient_boosting(est: Any) -> tuple | None:
+    loss = getattr(est, "loss", "")
+    if loss not in ("log_loss", "squared_error", "absolute_error", "huber", "quantile"):
+        return None
+    stages = np.asarray(est.estimators_, dtype=object)
+    K = stages.shape[1]
+    lr = float(est.learning_rate)
+    parts = []
+    for i in range(stages.shape[0]):
+        for k in range(K):
+            tree = stages[i, k].tree_
+            v = np.zeros((tree.node_count, K))
+            v[:, k] = lr * np.asarray(tree.value, np.float64)[:, 0, 0]
+            parts.append((tree, v))
+    init = getattr(est, "init_", None)
+    if not (init == "zero" or type(init).__name__ in ("DummyClassifier", "DummyRegressor")):
+        return None  # an init estimator that depends on the input
+    base = np.asarray(est._raw_predict_init(np.zeros((1, est.n_features_in_))), np.float64).reshape(-1)
+    if hasattr(est, "classes_"):
+        return parts, base, _classifier_outputs(est.classes_, K), type(est).__name__
+    return parts, base, {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}, type(est).__name__
+
+
+def _hist_gradient_boosting(est: Any) -> tuple | None:
+    from sklearn._loss.link import IdentityLink, LogitLink, MultinomialLogit
+
+    link = est._loss.link
+    parts = []
+    K = len(est._predictors[0]) if est._predictors else 1
+    for it in est._predictors:
+        for k, pred in enumerate(it):
+            nodes = pred.nodes
+            if np.any(nodes["is_categorical"][nodes["is_leaf"] == 0]):
+                return None  # categorical splits: set membership over encoded categories
+            leaf = nodes["is_leaf"] == 1
+            v = np.zeros((len(nodes), K))
+            v[:, k] = nodes["value"]
+            parts.append(({"feature": np.where(leaf, -1, nodes["feature_idx"]),
+                           "threshold": nodes["num_threshold"], "left": np.where(leaf, -1, nodes["left"]),
+                           "right": np.where(leaf, -1, nodes["right"]), "missing": nodes["missing_go_to_left"],
+                           "dtype": None}, v))
+    base = np.asarray(est._baseline_prediction, np.float64).reshape(-1)
+    if hasattr(est, "classes_"):
+        if not isinstance(link, (LogitLink, MultinomialLogit)):
+            return None
+        return parts, base, _classifier_outputs(est.classes_, K), type(est).__name__
+    if not isinstance(link, IdentityLink):
+        return None
+    return parts, base, {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}, type(est).__name__
+
+
+_ENSEMBLES: dict[str, Callable[[Any], tuple | None]] = {
+    **{n: _forest for n in ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
+                            "ExtraTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
+                            "ExtraTreesClassifier", "ExtraTreesRegressor")},
+    "GradientBoostingClassifier": _gradient_boosting, "GradientBoostingRegressor": _gradient_boosting,
+    "HistGradientBoostingClassifier": _hist_gradient_boosting,
+    "HistGradientBoostingRegressor": _hist_gradient_boosting,
+}
 
 
 __all__ = ["sklearn_hints", "takes_nan", "LT"]

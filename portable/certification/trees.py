@@ -1,0 +1,536 @@
+"""Certification of tree ensembles: a proved bound on the difference of two models made of trees alone.
+
+Both models describe themselves as a `portable.hints.TreeEnsemble` (through `Model.input_hints()`): trees whose
+leaves add values to K raw scores, a base, and per output the function of the raw scores it is (identity,
+logistic, softmax, a label taken by argmax or by a threshold). The proof has three steps:
+
+1. Routing. Every split is put in the input's own terms: "x <= m goes to this child", where `m` is the largest
+   value *of the input dtype* that the implementation sends to the low side (a float32 artifact's threshold is
+   right iff every float32 input routes as the original's float64 comparison of that input does; a model that
+   casts to float32 before comparing routes by the rounded value, which moves `m` to the rounding midpoint).
+   A split behind a scaler, whose arithmetic is not known exactly, gets an interval `[m_lo, m_hi]` where the
+   input may go either way. Each tree's leaves become boxes of the domain (empty ones dropped).
+2. Leaves. The trees are matched in order; for each pair the reachable pairs of leaves are those whose boxes
+   intersect (node by node, when the two trees have the same structure and equivalent thresholds: the leaf with
+   itself). The tree's contribution to the difference is the largest difference of the paired leaf values.
+3. Aggregation. Raw score differences add over the trees, with the bases and a rounding bound for the sum in
+   each side's arithmetic (`n * u / (1 - n * u)` of the sum of the largest |terms|, u = 2^-24 for float32);
+   a post transform propagates it by its Lipschitz constant (1/4 for the logistic function, 1/2 for softmax in
+   the max norm) plus its own rounding. A label is exact wherever the decision margin exceeds twice the bound.
+
+A refutation names the pair of leaves (a box) where the difference is attained and a point of the input dtype
+inside it; `portable.certify` verifies it by running both models.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..hints import GT, GTE, LEQ, LT, TreeEnsemble, TreeNodes
+from .core import CERTIFIED, REFUTED, Certificate, Context, Domain, certification_method, not_certifiable
+
+MAX_PAIRS = 4_000_000      # leaf pairs examined per pair of trees before refusing
+MAX_NODES = 2_000_000      # nodes per model
+U = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}
+LIPSCHITZ = {"identity": 1.0, "logistic": 0.25, "softmax": 0.5}
+POST_ULPS = 16             # rounding of exp/logistic/softmax in the runtime, in units of the dtype's u
+
+
+class Refusal(Exception):
+    """The tree method cannot speak about this pair of models (the reason says why)."""
+
+
+# ---- the input dtype's value grid --------------------------------------------------------------------------
+
+def _floor(t: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The largest value of `dtype` <= t (t float64)."""
+    f = t.astype(dtype).astype(np.float64)
+    over = f > t
+    if over.any():
+        f[over] = np.nextafter(f[over].astype(dtype), dtype.type(-np.inf)).astype(np.float64)
+    return f
+
+
+def _below(t: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The largest value of `dtype` < t."""
+    f = _floor(t, dtype)
+    eq = f == t
+    if eq.any():
+        f[eq] = np.nextafter(f[eq].astype(dtype), dtype.type(-np.inf)).astype(np.float64)
+    return f
+
+
+def _next(m: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.nextafter(m.astype(dtype), dtype.type(np.inf)).astype(np.float64)
+
+
+def _rounds_to_at_most(F: np.ndarray) -> np.ndarray:
+    """For float32 values F: the largest float64 x with float32(x) <= F (round to nearest, ties to even)."""
+    up = np.nextafter(F.astype(np.float32), np.float32(np.inf)).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mid = np.where(np.isfinite(up), F + (up - F) / 2, np.finfo(np.float64).max)
+        down = mid.astype(np.float32).astype(np.float64) <= F
+    return np.where(down, mid, np.nextafter(mid, -np.inf))
+
+
+# ---- splits in the input's terms ---------------------------------------------------------------------------
+
+@dataclass
+class Splits:
+    """One model's split nodes as "x[col] <= m goes to `low`" (the others to `high`; NaN to `nan_child`);
+    `m_lo < m_hi` where the arithmetic leaves a rounding interval in which the input may go either way."""
+
+    col: np.ndarray
+    m_lo: np.ndarray
+    m_hi: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    nan_child: np.ndarray
+
+
+def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype]) -> Splits:
+    """The canonical splits of `trees` over the domain columns `index` (column -> position) whose inputs are fed
+    in `dtypes` (per position). Raises Refusal for splits the method cannot express."""
+    n = len(trees)
+    split = trees.left >= 0
+    col = np.full(n, -1, np.int64)
+    m_lo, m_hi = np.full(n, np.nan), np.full(n, np.nan)
+    low, high = trees.left.copy(), trees.right.copy()
+    nan_child = np.where(trees.missing == 1, trees.left, trees.right)
+    for i in np.flatnonzero(split):
+        f = int(trees.feature[i])
+        if f < 0:
+            raise Refusal(f"a split ({trees.source}, node {i}) tests a derived value (an encoded category or a "
+                          "transformed column), not a raw input column")
+        c = trees.columns[f]
+        if c not in index:
+            raise Refusal(f"a split reads column {c}, which is not in the domain")
+        col[i] = index[c]
+    modes = trees.mode
+    bad = split & ~np.isin(modes, [LEQ, LT, GTE, GT])
+    if bad.any():
+        raise Refusal(f"{int(bad.sum())} splits of {trees.source} test equality or set membership")
+    closed = np.isin(modes, [LEQ, GT])  # the low side is v <= t (else v < t)
+    flip = np.isin(modes, [GTE, GT])    # the low side is the false branch: the right child
+    low = np.where(flip, trees.right, trees.left)
+    high = np.where(flip, trees.left, trees.right)
+    t = trees.threshold
+    plain = split & (trees.scale == 1.0) & (trees.offset == 0.0) & trees.exact
+    idx = np.flatnonzero(split)
+    dts = {np.dtype(d) for d in dtypes}
+    for dt in dts:
+        here = np.array([dtypes[col[i]] == dt for i in idx], dtype=bool) if len(idx) else np.zeros(0, bool)
+        sel = idx[here]
+        if not len(sel):
+            continue
+        ex = sel[plain[sel]]
+        narrow = trees.dtype == "float32" and dt == np.float64
+        if len(ex):
+            if narrow:  # the value compared is float32(x): x goes low iff it rounds to at most the float32 bound
+                F = np.where(closed[ex], _floor(t[ex], np.dtype(np.float32)), _below(t[ex], np.dtype(np.float32)))
+                m = _rounds_to_at_most(F)
+            else:
+                m = np.where(closed[ex], _floor(t[ex], dt), _below(t[ex], dt))
+            m_lo[ex] = m_hi[ex] = m
+        un = sel[~plain[sel]]
+        if len(un):
+            scale, offset = trees.scale[un], trees.offset[un]
+            if np.any(scale == 0) or not np.all(np.isfinite(scale)):
+                raise Refusal(f"a split of {trees.source} reads its column with scale 0")
+            u = U["float32"] if (trees.dtype == "float32" or dt == np.float32) else U["float64"]
+            with np.errstate(over="ignore"):
+                mid = (t[un] - offset) / scale
+                slack = 16 * u * (np.abs(t[un]) + np.abs(offset)) / np.abs(scale) + 16 * u * np.abs(mid) + \
+                    float(np.finfo(dt).tiny)
+            m_lo[un] = _floor(mid - slack, dt)
+            m_hi[un] = _floor(mid + slack, dt)
+            neg = scale < 0  # x >= ... goes to the side v <= t: the children swap
+            lo_c, hi_c = low[un].copy(), high[un].copy()
+            low[un] = np.where(neg, hi_c, lo_c)
+            high[un] = np.where(neg, lo_c, hi_c)
+    eps = trees.zero_eps
+    z = split & (eps > 0) & (np.abs(trees.raw_threshold()) <= eps)
+    if z.any():  # LightGBM reads |x| <= 1e-35 as 0: a threshold that close to 0 is uncertain there
+        m_lo[z] = np.minimum(m_lo[z], -eps[z])
+        m_hi[z] = np.maximum(m_hi[z], eps[z])
+    return Splits(col, m_lo, m_hi, low, high, nan_child)
+
+
+# ---- leaf boxes ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Boxes:
+    """The leaves of one tree reachable in the domain, with their boxes (`lo <= x <= hi`, or NaN where `nan`)."""
+
+    leaf: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    nan: np.ndarray
+
+
+def tree_nodes(trees: TreeNodes, root: int) -> list[int]:
+    out, stack = [], [int(root)]
+    while stack:
+        i = stack.pop()
+        out.append(i)
+        if trees.left[i] >= 0:
+            stack += [int(trees.right[i]), int(trees.left[i])]
+    return out
+
+
+def leaf_boxes(sp: Splits, root: int, left: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray,
+               dtypes: list[np.dtype], integer: np.ndarray) -> Boxes:
+    leaves, los, his, nans = [], [], [], []
+    stack = [(int(root), lo, hi, nan)]
+    while stack:
+        i, blo, bhi, bnan = stack.pop()
+        if left[i] < 0:
+            leaves.append(i)
+            los.append(blo)
+            his.append(bhi)
+            nans.append(bnan)
+            continue
+        c = sp.col[i]
+        # low side: x <= m_hi (surely up to m_lo, possibly up to m_hi); high side: x >= next(m_lo)
+        for child, is_low in ((sp.low[i], True), (sp.high[i], False)):
+            clo, chi, cnan = blo.copy(), bhi.copy(), bnan.copy()
+            if is_low:
+                chi[c] = min(chi[c], sp.m_hi[i])
+            else:
+                clo[c] = max(clo[c], float(_next(np.array([sp.m_lo[i]]), dtypes[c])[0]))
+            cnan[c] = bnan[c] and child == sp.nan_child[i]
+            if _nonempty(clo[c], chi[c], integer[c]) or cnan[c]:
+                stack.append((int(child), clo, chi, cnan))
+            elif bnan[c] and child == sp.nan_child[i]:
+                stack.append((int(child), clo, chi, cnan))
+    return Boxes(np.asarray(leaves, np.int64), np.asarray(los).reshape(len(leaves), -1),
+                 np.asarray(his).reshape(len(leaves), -1), np.asarray(nans, bool).reshape(len(leaves), -1))
+
+
+def _nonempty(lo: float, hi: float, integer: bool) -> bool:
+    if integer:
+        return np.ceil(lo) <= np.floor(hi)
+    return lo <= hi
+
+
+def leaf_pairs(a: Boxes, b: Boxes, integer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) indices into `a.leaf`, `b.leaf` of the leaves whose boxes intersect."""
+    if len(a.leaf) * len(b.leaf) > MAX_PAIRS:
+        raise Refusal(f"{len(a.leaf)} x {len(b.leaf)} leaf pairs in one pair of trees exceed the limit "
+                      f"({MAX_PAIRS})")
+    ia, ib = [], []
+    step = max(1, 2_000_000 // max(1, len(b.leaf) * a.lo.shape[1]))
+    for s in range(0, len(a.leaf), step):
+        lo = np.maximum(a.lo[s:s + step, None, :], b.lo[None, :, :])
+        hi = np.minimum(a.hi[s:s + step, None, :], b.hi[None, :, :])
+        if integer.any():
+            lo = np.where(integer, np.ceil(lo), lo)
+            hi = np.where(integer, np.floor(hi), hi)
+        ok = (lo <= hi) | (a.nan[s:s + step, None, :] & b.nan[None, :, :])
+        i, j = np.nonzero(ok.all(axis=2))
+        ia.append(i + s)
+        ib.append(j)
+    return np.concatenate(ia), np.concatenate(ib)
+
+
+def representative(lo: np.ndarray, hi: np.ndarray, nan: np.ndarray, dtypes: list[np.dtype],
+                   integer: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """A point of the box in the input dtype: the domain's center clipped into the box when it is inside the
+    domain's column range, else the box's midpoint; NaN where the box admits only NaN."""
+    x = np.empty(len(lo))
+    for c in range(len(lo)):
+        l, h = lo[c], hi[c]
+        if integer[c]:
+            l, h = np.ceil(l), np.floor(h)
+        if not l <= h:
+            x[c] = np.nan if nan[c] else l
+            continue
+        v = min(max(center[c], l), h)
+        if not (l < center[c] < h):
+            v = l / 2 + h / 2
+        v = float(np.asarray(v).astype(dtypes[c]))
+        if integer[c]:
+            v = float(np.round(v))
+        x[c] = min(max(v, l), h) if dtypes[c] == np.float64 else float(np.clip(np.float32(v), l, h))
+    return x
+
+
+# ---- the method ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Side:
+    ens: TreeEnsemble
+    splits: Splits
+    roots: np.ndarray
+    dtype: str
+
+
+def _side(ens: TreeEnsemble, index: dict[Any, int], dtypes: list[np.dtype]) -> Side:
+    if len(ens.trees) > MAX_NODES:
+        raise Refusal(f"{len(ens.trees)} nodes exceed the limit ({MAX_NODES})")
+    return Side(ens, splits_of(ens.trees, index, dtypes), np.asarray(ens.trees.roots, np.int64), ens.accumulate)
+
+
+def _gamma(n: int, u: float) -> float:
+    return n * u / (1 - n * u)
+
+
+@certification_method("trees", priority=10)
+def certify_trees(original: Any, converted: Any, domain: Domain, ctx: Context) -> dict[str, Certificate] | None:
+    """The tree method (see the module docstring). None when neither model is a tree ensemble."""
+    ha, hb = ctx.hints_original, ctx.hints_converted
+    ea, eb = getattr(ha, "ensemble", None), getattr(hb, "ensemble", None)
+    if ea is None and eb is None:
+        return None
+    if ea is None or eb is None:
+        which, other = ("original", eb) if ea is None else ("converted", ea)
+        reason = (f"the {which} model is not a tree ensemble portable can read in full (the other is: "
+                  f"{other.source}); its outputs may depend on its inputs otherwise than through trees")
+        return {name: not_certifiable(name, reason) for name in ctx.outputs}
+    started = time.perf_counter()
+    try:
+        certs = TreeProof(ea, eb, domain, ctx).run()
+    except Refusal as exc:
+        return {name: not_certifiable(name, str(exc)) for name in ctx.outputs}
+    for c in certs.values():
+        c.seconds = time.perf_counter() - started
+    return certs
+
+
+class TreeProof:
+    """One comparison of two tree ensembles over a domain (see the module docstring)."""
+
+    def __init__(self, ea: TreeEnsemble, eb: TreeEnsemble, domain: Domain, ctx: Context) -> None:
+        self.ctx, self.domain = ctx, domain
+        cols = [c for c, d in domain.columns.items() if d.categories is None]
+        self.cols = cols
+        self.index = {c: k for k, c in enumerate(cols)}
+        self.dtypes = [np.dtype(ctx.inputs.get(c[0], "float64")) if ctx.inputs.get(c[0], "float64") in
+                       ("float32", "float64") else np.dtype(np.float64) for c in cols]
+        dcol = [domain.columns[c] for c in cols]
+        self.lo = np.array([d.lo for d in dcol], np.float64)
+        self.hi = np.array([d.hi for d in dcol], np.float64)
+        self.nan = np.array([d.nan for d in dcol], bool)
+        self.integer = np.array([d.integer for d in dcol], bool)
+        with np.errstate(over="ignore"):
+            self.center = np.clip(np.where(np.isfinite(self.lo / 2 + self.hi / 2), self.lo / 2 + self.hi / 2, 0.0),
+                                  self.lo, self.hi)
+        self.a = _side(ea, self.index, self.dtypes)
+        self.b = _side(eb, self.index, self.dtypes)
+        if len(self.a.roots) != len(self.b.roots):
+            raise Refusal(f"the original has {len(self.a.roots)} trees and the converted model "
+                          f"{len(self.b.roots)}: trees are compared one to one")
+        self.matched = self._match()
+        self.candidates: list[np.ndarray] = []
+        self.identical_trees = 0
+
+    # -- which tree of one side is which of the other ------------------------------------------------------------
+    def _key(self, s: Side, t: int) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        nodes = tree_nodes(s.ens.trees, s.roots[t])
+        v = np.asarray(s.ens.trees.values)[nodes]
+        targets = tuple(np.flatnonzero(np.any(v != 0, axis=0)).tolist())
+        sp = s.splits
+        shape = tuple((int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])) if s.ens.trees.left[i] >= 0 else None
+                      for i in nodes)
+        return targets, shape
+
+    def _match(self) -> list[tuple[int, int]]:
+        """Pairs (original tree, converted tree): equal targets and splits first (the converted model may
+        store the trees in another order, e.g. by class), the rest by targets in order."""
+        T = len(self.a.roots)
+        ka = [self._key(self.a, t) for t in range(T)]
+        kb = [self._key(self.b, t) for t in range(T)]
+        pool: dict[Any, list[int]] = {}
+        for t, k in enumerate(kb):
+            pool.setdefault(k, []).append(t)
+        pairs, rest_a = [], []
+        for t, k in enumerate(ka):
+            if pool.get(k):
+                pairs.append((t, pool[k].pop(0)))
+            else:
+                rest_a.append(t)
+        rest_b: dict[Any, list[int]] = {}
+        for k, ts in pool.items():
+            for t in ts:
+                rest_b.setdefault(k[0], []).append(t)
+        for ts in rest_b.values():
+            ts.sort()
+        for t in rest_a:
+            got = rest_b.get(ka[t][0])
+            if not got:
+                raise Refusal(f"tree {t} of the original has no counterpart in the converted model (no tree "
+                              f"adds to the same scores {list(ka[t][0])})")
+            pairs.append((t, got.pop(0)))
+        return sorted(pairs)
+
+    # -- per pair of trees: reachable leaf pairs --------------------------------------------------------------
+    def _boxes(self, s: Side, t: int) -> Boxes:  # noqa: D401
+        return leaf_boxes(s.splits, int(s.roots[t]), s.ens.trees.left, self.lo, self.hi, self.nan, self.dtypes,
+                          self.integer)
+
+    def _same_structure(self, t: int, u: int) -> bool:
+        na, nb = tree_nodes(self.a.ens.trees, self.a.roots[t]), tree_nodes(self.b.ens.trees, self.b.roots[u])
+        if len(na) != len(nb):
+            return False
+        ia, ib = np.asarray(na), np.asarray(nb)
+        sa, sb = self.a.splits, self.b.splits
+        la, lb = self.a.ens.trees.left[ia] >= 0, self.b.ens.trees.left[ib] >= 0
+        if not np.array_equal(la, lb):
+            return False
+        pos_a = {n: k for k, n in enumerate(na)}
+        pos_b = {n: k for k, n in enumerate(nb)}
+
+        def rel(side: Splits, nodes: np.ndarray, pos: dict[int, int], arr: np.ndarray) -> np.ndarray:
+            return np.array([pos.get(int(x), -1) for x in arr[nodes]])
+        s = la
+        return (np.array_equal(sa.col[ia][s], sb.col[ib][s]) and np.array_equal(sa.m_lo[ia][s], sb.m_lo[ib][s])
+                and np.array_equal(sa.m_hi[ia][s], sb.m_hi[ib][s])
+                and np.array_equal(rel(sa, ia, pos_a, sa.low)[s], rel(sb, ib, pos_b, sb.low)[s])
+                and np.array_equal(rel(sa, ia, pos_a, sa.nan_child)[s], rel(sb, ib, pos_b, sb.nan_child)[s])
+                and np.array_equal(sa.m_lo[ia][s], sa.m_hi[ia][s]))
+
+    def pairs(self, t: int, u: int) -> tuple[Boxes, Boxes, np.ndarray, np.ndarray]:
+        ba, bb = self._boxes(self.a, t), self._boxes(self.b, u)
+        if self._same_structure(t, u) and len(ba.leaf) == len(bb.leaf):
+            self.identical_trees += 1  # node by node: every input reaches the same leaf on both sides
+            k = np.arange(len(ba.leaf))
+            return ba, bb, k, k
+        ia, ib = leaf_pairs(ba, bb, self.integer)
+        return ba, bb, ia, ib
+
+    # -- the whole proof ---------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Certificate]:
+        ea, eb = self.a.ens, self.b.ens
+        jobs: dict[str, tuple[Any, Any]] = {}
+        certs: dict[str, Certificate] = {}
+        for name in self.ctx.outputs:
+            oa, ob = ea.outputs.get(name), eb.outputs.get(name)
+            if oa is None or ob is None:
+                certs[name] = not_certifiable(name, f"output '{name}' is not read from the trees' scores by "
+                                              f"{'the original' if oa is None else 'the converted model'}")
+                continue
+            jobs[name] = (oa, ob)
+        cols_a, cols_b, owners = [], [], []
+        for name, (oa, ob) in jobs.items():
+            ka, kb = oa.score_columns(), ob.score_columns()
+            if len(ka) != len(kb):
+                certs[name] = not_certifiable(name, f"output '{name}' reads {len(ka)} scores in the original and "
+                                              f"{len(kb)} in the converted model")
+                continue
+            cols_a += ka
+            cols_b += kb
+            owners += [name] * len(ka)
+        J = len(cols_a)
+        kA = np.array([c[0] for c in cols_a], np.int64)
+        aA = np.array([c[1] for c in cols_a], np.float64)
+        bA = np.array([c[2] for c in cols_a], np.float64)
+        kB = np.array([c[0] for c in cols_b], np.int64)
+        aB = np.array([c[1] for c in cols_b], np.float64)
+        bB = np.array([c[2] for c in cols_b], np.float64)
+        va, vb = _values(ea), _values(eb)
+        T = len(self.a.roots)
+        # per tree, e = (original's leaf term) - (converted's): its midpoint moves into the base difference and
+        # its half-range bounds the tree's share (a constant offset between the sides cancels exactly)
+        shift = (aA * ea.base[kA] + bA) - (aB * eb.base[kB] + bB) if J else np.zeros(0)
+        spread = np.zeros(J)
+        mag_a = np.abs(bA) + np.abs(aA) * np.abs(ea.base[kA]) if J else np.zeros(0)
+        mag_b = np.abs(bB) + np.abs(aB) * np.abs(eb.base[kB]) if J else np.zeros(0)
+        worst: list[tuple[float, np.ndarray]] = []
+        for t, u in self.matched:
+            ba, bb, ia, ib = self.pairs(t, u)
+            if not len(ia) or not J:
+                continue
+            e = va[ba.leaf[ia]][:, kA] * aA - vb[bb.leaf[ib]][:, kB] * aB
+            emax, emin = e.max(axis=0), e.min(axis=0)
+            shift += (emax + emin) / 2
+            spread += (emax - emin) / 2
+            mag_a += np.abs(va[ba.leaf][:, kA] * aA).max(axis=0)
+            mag_b += np.abs(vb[bb.leaf][:, kB] * aB).max(axis=0)
+            for j in range(J):
+                if emax[j] == emin[j]:
+                    continue
+                for p in {int(e[:, j].argmax()), int(e[:, j].argmin())}:
+                    lo = np.maximum(ba.lo[ia[p]], bb.lo[ib[p]])
+                    hi = np.minimum(ba.hi[ia[p]], bb.hi[ib[p]])
+                    nan = ba.nan[ia[p]] & bb.nan[ib[p]]
+                    worst.append((float(emax[j] - emin[j]), representative(lo, hi, nan, self.dtypes, self.integer,
+                                                                           self.center)))
+            if t == 0:  # one point per leaf of the first tree: a label or base change shows on any of them
+                for k in range(min(len(bb.leaf), 32)):
+                    self.candidates.append(representative(bb.lo[k], bb.hi[k], bb.nan[k], self.dtypes, self.integer,
+                                                          self.center))
+        worst.sort(key=lambda w: -w[0])
+        self.candidates = [w[1] for w in worst[:48]] + self.candidates
+        self.candidates.append(representative(self.lo, self.hi, self.nan, self.dtypes, self.integer, self.center))
+        ua, ub = U[ea.accumulate], U[eb.accumulate]
+        rounding = _gamma(T + ea.terms + 2, ua) * mag_a + _gamma(T + eb.terms + 2, ub) * mag_b
+        diff = np.abs(shift) + spread
+        delta = diff + rounding
+        for name, (oa, ob) in jobs.items():
+            if name in certs:
+                continue
+            sel = np.array([o == name for o in owners], bool)
+            certs[name] = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub))
+        feeds = None
+        for c in certs.values():
+            if c.status == REFUTED:  # to be verified by running both models where the difference should be
+                if feeds is None and self.ctx.make_feeds is not None:
+                    feeds = self.ctx.make_feeds(np.asarray(self.candidates), self.cols)
+                c.candidates = [feeds] if feeds is not None else []
+        return certs
+
+    def _output(self, name: str, oa: Any, ob: Any, delta: np.ndarray, diff: np.ndarray, rounding: np.ndarray,
+                u: float) -> Certificate:
+        ctx = self.ctx
+        arithmetic = (f"leaf values as stored by each side; sums of {len(self.a.roots)} trees bounded by "
+                      f"n*u/(1-n*u) of the sum of the largest |terms| (u = 2^-{int(-np.log2(u))}); routing in "
+                      f"the input dtype ({', '.join(sorted({str(d) for d in self.dtypes}))})")
+        details: dict[str, Any] = {"trees": len(self.a.roots), "identical_routing": self.identical_trees,
+                                   "score_bound": float(delta.max()) if len(delta) else 0.0,
+                                   "leaf_and_base_difference": float(diff.max()) if len(diff) else 0.0,
+                                   "rounding": float(rounding.max()) if len(rounding) else 0.0,
+                                   "original": self.a.ens.source, "converted": self.b.ens.source}
+        problem = oa.differs_from(ob)
+        if problem:
+            return Certificate(name, REFUTED, method="trees", reason=f"the outputs are computed differently: "
+                               f"{problem}", details=details, arithmetic=arithmetic)
+        d = float(delta.max()) if len(delta) else 0.0
+        if oa.kind == "label":
+            allowed = ctx.allowed(name, 0.0)
+            details["exact_where_margin_exceeds"] = 2 * d if oa.rule == "argmax" else d
+            if d <= allowed:
+                return Certificate(name, CERTIFIED, method="trees", bound=0.0, identical=False, tolerance=allowed,
+                                   arithmetic=arithmetic, details={**details, "decision_bound": d,
+                                                                   "near_ties_only": True})
+            return Certificate(name, REFUTED, method="trees", bound=d, tolerance=allowed,
+                               arithmetic=arithmetic, reason=f"the decision scores may differ by {d:.3g}, more "
+                               f"than the tie tolerance {allowed:.3g}", details=details)
+        if oa.kind == "softmax":
+            bound = LIPSCHITZ["softmax"] * d + POST_ULPS * u
+        else:
+            lip = np.array([LIPSCHITZ[f] for f in oa.fn]) * np.abs(oa.c)
+            out_round = np.where(np.array([f != "identity" for f in oa.fn]), POST_ULPS * u, 0.0) * np.abs(oa.c) + \
+                4 * u * np.abs(oa.d)
+            bound = float((lip * delta + out_round).max()) if len(delta) else 0.0
+        allowed = ctx.allowed(name, 0.0)
+        identical = bound == 0.0
+        if bound <= allowed:
+            return Certificate(name, CERTIFIED, method="trees", bound=float(bound), identical=identical,
+                               tolerance=allowed, arithmetic=arithmetic, details=details)
+        return Certificate(name, REFUTED, method="trees", bound=float(bound), tolerance=allowed,
+                           arithmetic=arithmetic, reason=f"the proved bound {bound:.3g} exceeds the tolerance "
+                           f"{allowed:.3g}", details=details)
+
+
+def _values(ens: TreeEnsemble) -> np.ndarray:
+    v = ens.trees.values
+    if v is None:
+        raise Refusal(f"the trees of {ens.source} carry no leaf values")
+    v = np.asarray(v, np.float64)
+    return v.reshape(len(v), -1)
+
+
+__all__ = ["certify_trees", "TreeProof", "Refusal", "splits_of", "leaf_boxes", "leaf_pairs"]

@@ -1,0 +1,381 @@
+"""An ONNX graph as a `portable.hints.TreeEnsemble`: when its outputs depend on its inputs through one tree
+ensemble operator alone, how they are computed from the leaves (for certification, `portable.certification`).
+
+Read from the graph, in general terms rather than by recognising one converter's output:
+
+- before the trees, only column plumbing and elementwise affine steps (the same ops `onnx_hints` follows);
+  whether the trees compare float32 values (a float input, or a `Cast` to float on the way);
+- the operator: `TreeEnsembleRegressor` (ai.onnx.ml 1/3: `target_*`, `base_values`, `aggregate_function`,
+  `post_transform`) or `TreeEnsemble` (ai.onnx.ml 5: `leaf_targetids`/`leaf_weights`), including the
+  *leaf-index* formulation where the leaf weights are indices into a `[leaves, targets]` table read by `Gather`
+  and summed over the trees by `ReduceSum`;
+- after the trees, a small symbolic evaluation of each tensor as score columns `c * fn(a * raw[k] + b) + d`
+  (`Add`/`Sub`/`Mul`/`Div` by constants, `Neg`, `Sigmoid`, `Softmax`, `Concat`, `Identity`/`Cast`/`Reshape`),
+  labels from `ArgMax` or a comparison with a constant, then `Gather` of a constant class list.
+
+Anything else gives None (the model is then not certified by the tree method, with the reason).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..hints import TreeEnsemble, TreeNodes, TreeOutput
+
+_TREE_OPS = {"TreeEnsembleRegressor", "TreeEnsemble"}
+_PLUMBING = {"Identity", "Cast", "CastLike", "Scaler", "Add", "Sub", "Mul", "Div", "Concat", "Gather",
+             "ArrayFeatureExtractor", "FeatureVectorizer"}
+_V5_AGG = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
+_V5_POST = {0: "NONE", 1: "SOFTMAX", 2: "LOGISTIC", 3: "SOFTMAX_ZERO", 4: "PROBIT"}
+FLOAT, DOUBLE = 1, 11
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+@dataclass
+class Cols:
+    """A tensor `[N, J]` as score columns: column j is `c[j] * fn[j](a[j] * raw[k[j]] + b[j]) + d[j]`."""
+
+    k: list[int]
+    a: list[float]
+    b: list[float]
+    fn: list[str]
+    c: list[float] = field(default_factory=list)
+    d: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.c = self.c or [1.0] * len(self.k)
+        self.d = self.d or [0.0] * len(self.k)
+
+
+@dataclass
+class Soft:
+    """`softmax(a * raw[k] + b)` over the columns."""
+
+    k: list[int]
+    a: list[float]
+    b: list[float]
+
+
+@dataclass
+class Index:
+    """An index tensor: `argmax` of score columns, or `1 if score > 0` (`threshold`)."""
+
+    rule: str
+    k: list[int]
+    a: list[float]
+    b: list[float]
+    strict: bool = True
+
+
+@dataclass
+class Label:
+    index: Index
+    classes: np.ndarray
+
+
+@dataclass
+class LeafIndex:
+    """The output of a leaf-index tree ensemble (before / after `Gather` of the value table)."""
+
+    gathered: bool = False
+
+
+def _const(consts: dict[str, Any], name: str) -> np.ndarray | None:
+    from onnx import numpy_helper
+
+    v = consts.get(name)
+    if v is None:
+        return None
+    return v if isinstance(v, np.ndarray) else numpy_helper.to_array(v)
+
+
+def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, Any]) -> TreeEnsemble | None:
+    """The graph as a TreeEnsemble (see the module docstring), or None."""
+    trees = [n for n in graph.node if n.op_type in _TREE_OPS or n.op_type == "TreeEnsembleClassifier"]
+    if len(trees) != 1 or trees[0].op_type not in _TREE_OPS or trees[0].output[0] not in tree_of:
+        return None
+    op = trees[0]
+    consts = dict(consts)
+    for n in graph.node:
+        if n.op_type == "Constant":
+            at = _attrs(n)
+            if "value" in at:
+                consts[n.output[0]] = at["value"]
+    init = {i.name for i in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    narrow = _pure_before(graph, op, init)
+    if narrow is None:
+        return None
+    nodes = tree_of[op.output[0]]
+    at = _attrs(op)
+    got = _values(op, at, nodes, graph, consts)
+    if got is None:
+        return None
+    values, base, post, acc, leaf_index = got
+    nodes = replace(nodes, values=values, dtype="float32" if narrow else nodes.dtype,
+                    exact=nodes.dtype != "float32" or narrow)
+    K = values.shape[1]
+    syms: dict[str, Any] = {}
+    ident = Cols(list(range(K)), [1.0] * K, [0.0] * K, ["identity"] * K)
+    if leaf_index is not None:
+        syms[op.output[0]] = LeafIndex()
+    elif post == "NONE":
+        syms[op.output[0]] = ident
+    elif post == "LOGISTIC":
+        syms[op.output[0]] = Cols(list(range(K)), [1.0] * K, [0.0] * K, ["logistic"] * K)
+    elif post == "SOFTMAX":
+        syms[op.output[0]] = Soft(list(range(K)), [1.0] * K, [0.0] * K)
+    else:
+        return None
+    after = False
+    for n in graph.node:
+        if _same(n, op):
+            after = True
+            continue
+        if after and any(i in syms for i in n.input):
+            out = _step(n, syms, consts, K, leaf_index)
+            if out is not None:
+                syms[n.output[0]] = out
+    outputs: dict[str, TreeOutput] = {}
+    for o in graph.output:
+        s = syms.get(o.name)
+        if isinstance(s, Cols):
+            outputs[o.name] = TreeOutput("columns", s.k, s.a, s.b, fn=s.fn, c=s.c, d=s.d)
+        elif isinstance(s, Soft):
+            outputs[o.name] = TreeOutput("softmax", s.k, s.a, s.b)
+        elif isinstance(s, Label):
+            outputs[o.name] = TreeOutput("label", s.index.k, s.index.a, s.index.b, rule=s.index.rule,
+                                         strict=s.index.strict, classes=s.classes)
+    if leaf_index is not None:  # the leaf weights were indices: the values are the table's rows
+        nodes = replace(nodes, values=leaf_index)
+    return TreeEnsemble(nodes, base, outputs, accumulate=acc, terms=4, source=f"ONNX {op.op_type}")
+
+
+def _same(n: Any, op: Any) -> bool:
+    return n.op_type == op.op_type and list(n.output) == list(op.output)
+
+
+def _pure_before(graph: Any, op: Any, init: set[str]) -> bool | None:
+    """Whether the graph's inputs reach anything but the tree operator only through column plumbing (None when
+    not), and if so whether the trees compare float32 values (True) or doubles (False)."""
+    pre: dict[str, bool] = {}  # tensor -> float32 so far
+    for vi in graph.input:
+        if vi.name not in init:
+            pre[vi.name] = vi.type.tensor_type.elem_type == FLOAT
+    for n in graph.node:
+        ins = [i for i in n.input if i in pre]
+        if not ins:
+            continue
+        if _same(n, op):
+            continue
+        if n.op_type not in _PLUMBING or any(i and i not in pre and i not in init for i in n.input):
+            return None
+        narrow = any(pre[i] for i in ins)
+        if n.op_type == "Cast":
+            to = _attrs(n).get("to")
+            narrow = narrow or to == FLOAT
+            if to not in (FLOAT, DOUBLE):
+                return None
+        for o in n.output:
+            pre[o] = narrow
+    if any(o.name in pre for o in graph.output):
+        return None
+    return pre.get(op.input[0])
+
+
+def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: dict[str, Any]) -> tuple | None:
+    """(values [n_nodes, K], base [K], post transform, accumulate dtype, leaf-index table or None)."""
+    from onnx import numpy_helper
+
+    n = len(nodes)
+    if op.op_type == "TreeEnsembleRegressor":
+        K = int(at.get("n_targets", 1))
+        tree = np.asarray(at.get("nodes_treeids", []), np.int64)
+        nid = np.asarray(at.get("nodes_nodeids", []), np.int64)
+        pos = {(int(t), int(i)): j for j, (t, i) in enumerate(zip(tree, nid))}
+        values = np.zeros((n, K))
+        w = at.get("target_weights_as_tensor")
+        weights = numpy_helper.to_array(w).astype(np.float64) if w is not None else \
+            np.asarray(at.get("target_weights", []), np.float64)
+        for t, i, k, v in zip(at.get("target_treeids", []), at.get("target_nodeids", []), at.get("target_ids", []),
+                              weights):
+            j = pos.get((int(t), int(i)))
+            if j is None or not 0 <= int(k) < K:
+                return None
+            values[j, int(k)] += v
+        b = at.get("base_values_as_tensor")
+        base = numpy_helper.to_array(b).astype(np.float64) if b is not None else \
+            np.asarray(at.get("base_values", np.zeros(K)), np.float64)
+        base = np.broadcast_to(base if base.size else np.zeros(K), (K,)).copy()
+        agg = _text(at.get("aggregate_function", "SUM"))
+        post = _text(at.get("post_transform", "NONE"))
+        if agg == "AVERAGE":
+            values /= max(1, len(nodes.roots))
+        elif agg != "SUM":
+            return None
+        # ai.onnx.ml 3's regressor keeps float32 leaf weights and returns float32 sums
+        return values, base.astype(np.float32).astype(np.float64), post, "float32", None
+    # TreeEnsemble (ai.onnx.ml 5)
+    K = int(at.get("n_targets", 1))
+    n_inner = len(at["nodes_featureids"])
+    targets = np.asarray(at.get("leaf_targetids", []), np.int64)
+    wt = at["leaf_weights"]
+    weights = numpy_helper.to_array(wt).astype(np.float64).reshape(-1)
+    acc = "float64" if numpy_helper.to_array(wt).dtype == np.float64 else "float32"
+    agg = _V5_AGG.get(int(at.get("aggregate_function", 1)))
+    post = _V5_POST.get(int(at.get("post_transform", 0)))
+    values = np.zeros((n, K))
+    leaf_rows = n_inner + np.arange(len(weights))
+    if np.any(targets < 0) or np.any(targets >= K) or leaf_rows[-1:].max(initial=0) >= n:
+        return None
+    values[leaf_rows, targets] = weights
+    table = _leaf_table(op, graph, consts)
+    if table is not None:  # weights are leaf indices into the table (one target per tree)
+        if agg != "SUM" or post != "NONE" or K != len(nodes.roots):
+            return None
+        idx = weights.astype(np.int64)
+        if not np.array_equal(idx, weights) or idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
+            return None
+        full = np.zeros((n, table.shape[1]))
+        full[leaf_rows] = table[idx]
+        acc = "float64" if table.dtype == np.float64 else "float32"
+        return values, np.zeros(table.shape[1]), "NONE", acc, full
+    if agg == "AVERAGE":
+        values /= max(1, len(nodes.roots))
+    elif agg != "SUM":
+        return None
+    return values, np.zeros(K), post, acc, None
+
+
+def _leaf_table(op: Any, graph: Any, consts: dict[str, Any]) -> np.ndarray | None:
+    """The `[leaves, targets]` table a leaf-index ensemble's output indexes (through `Cast`), or None."""
+    names = {op.output[0]}
+    for n in graph.node:
+        if n.op_type == "Cast" and n.input and n.input[0] in names:
+            names.add(n.output[0])
+        elif n.op_type == "Gather" and len(n.input) == 2 and n.input[1] in names:
+            table = _const(consts, n.input[0])
+            if table is not None and table.ndim == 2 and _attrs(n).get("axis", 0) == 0:
+                return table.astype(np.float64) if table.dtype != np.float64 else table
+    return None
+
+
+def _num(consts: dict[str, Any], name: str, width: int) -> np.ndarray | None:
+    c = _const(consts, name)
+    if c is None or c.dtype.kind not in "fiu" or c.size not in (1, width):
+        return None
+    return np.broadcast_to(c.astype(np.float64).reshape(-1), (width,)).copy()
+
+
+def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: Any) -> Any:
+    """The symbolic value of node `n`'s first output, or None when it is not one the reading follows."""
+    op, ins = n.op_type, list(n.input)
+    x = syms.get(ins[0]) if ins else None
+    at = _attrs(n)
+    if op in ("Identity", "Cast", "CastLike", "Squeeze", "Flatten") or (op == "Reshape" and x is not None):
+        if op == "Cast" and isinstance(x, (Cols, Soft)) and at.get("to") not in (FLOAT, DOUBLE):
+            return None
+        if op in ("Squeeze", "Flatten", "Reshape") and isinstance(x, (Cols, Soft)) and len(x.k) != 1:
+            return None
+        return x
+    if isinstance(x, LeafIndex) and op != "ReduceSum":
+        return None
+    if op == "Gather" and len(ins) == 2 and ins[1] in syms:
+        idx = syms[ins[1]]
+        if isinstance(idx, LeafIndex) and table is not None:
+            return LeafIndex(gathered=True)
+        classes = _const(consts, ins[0])
+        if isinstance(idx, Index) and classes is not None and classes.ndim == 1 and at.get("axis", 0) == 0:
+            return Label(idx, classes)
+        return None
+    if op == "ReduceSum":
+        if isinstance(x, LeafIndex) and x.gathered and not at.get("keepdims", 1) == 1:
+            axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
+            if axes is not None and axes.reshape(-1).tolist() == [1]:
+                w = table.shape[1]
+                return Cols(list(range(w)), [1.0] * w, [0.0] * w, ["identity"] * w)
+        return None
+    if op in ("Add", "Sub", "Mul", "Div") and len(ins) == 2:
+        first = ins[0] in syms
+        y = syms.get(ins[0] if first else ins[1])
+        if not isinstance(y, Cols) or (ins[0] in syms and ins[1] in syms):
+            return None
+        c = _num(consts, ins[1] if first else ins[0], len(y.k))
+        if c is None:
+            return None
+        return _affine(y, op, c, first)
+    if op == "Neg" and isinstance(x, Cols):
+        return _affine(x, "Mul", np.full(len(x.k), -1.0), True)
+    if op == "Sigmoid" and isinstance(x, Cols) and all(f == "identity" for f in x.fn):
+        return Cols(x.k, [a * c for a, c in zip(x.a, x.c)], [b * c + d for b, c, d in zip(x.b, x.c, x.d)],
+                    ["logistic"] * len(x.k))
+    if op == "Softmax" and isinstance(x, Cols) and all(f == "identity" for f in x.fn) and \
+            at.get("axis", -1) in (-1, 1):
+        return Soft(x.k, x.a, x.b)
+    if op == "Concat" and at.get("axis") in (1, -1):
+        parts = [syms.get(i) for i in ins]
+        if all(isinstance(p, Cols) for p in parts):
+            return Cols(sum((p.k for p in parts), []), sum((p.a for p in parts), []), sum((p.b for p in parts), []),
+                        sum((p.fn for p in parts), []), sum((p.c for p in parts), []), sum((p.d for p in parts), []))
+        return None
+    if op == "ArgMax" and at.get("axis", 0) in (1, -1) and not at.get("select_last_index", 0):
+        return _argmax(x)
+    if op in ("Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and x.fn == ["identity"]:
+        c = _num(consts, ins[1], 1)
+        if c is None:
+            return None
+        return Index("threshold", x.k, x.a, [x.b[0] - float(c[0])], strict=op == "Greater")
+    return None
+
+
+def _affine(y: Cols, op: str, c: np.ndarray, first: bool) -> Cols:
+    """`y op c` (first) or `c op y` on score columns: identity columns fold it into (a, b), others into (c, d)."""
+    out = Cols(list(y.k), list(y.a), list(y.b), list(y.fn), list(y.c), list(y.d))
+    for j in range(len(y.k)):
+        v = float(c[j])
+        if op == "Div" and not first:
+            return None  # type: ignore[return-value]
+        mul, add = {"Add": (1.0, v), "Sub": ((1.0, -v) if first else (-1.0, v)), "Mul": (v, 0.0),
+                    "Div": (1.0 / v if v else math.nan, 0.0)}[op]
+        if y.fn[j] == "identity":
+            out.a[j], out.b[j] = mul * y.a[j], mul * y.b[j] + add
+        else:
+            out.c[j], out.d[j] = mul * y.c[j], mul * y.d[j] + add
+    return out
+
+
+def _argmax(x: Any) -> Index | None:
+    if isinstance(x, Soft):
+        return Index("argmax", x.k, x.a, x.b)
+    if not isinstance(x, Cols):
+        return None
+    if all(f == "identity" for f in x.fn):
+        return Index("argmax", x.k, x.a, x.b)
+    if len(x.k) == 2 and x.fn[0] == x.fn[1] and x.k[0] == x.k[1] and x.a[0] == x.a[1] and x.b[0] == x.b[1]:
+        # column 1 wins iff (c1 - c0) fn(u) > d0 - d1, u = a raw + b: a threshold on u
+        dc, dd = x.c[1] - x.c[0], x.d[0] - x.d[1]
+        if dc <= 0:
+            return None
+        p = dd / dc
+        if x.fn[0] == "logistic":
+            if not 0 < p < 1:
+                return None
+            tau = math.log(p / (1 - p))
+        else:
+            tau = p
+        return Index("threshold", [x.k[0]], [x.a[0]], [x.b[0] - tau])
+    return None
+
+
+__all__ = ["tree_ensemble"]
