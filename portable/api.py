@@ -68,13 +68,14 @@ def _run_route(model: Model, route: list[ConverterInfo], options: ConvertOptions
 
 def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = True, samples: int = 1000,
             seed: int = 0, data: Any = None, trust: Iterable[str] = (), options: ConvertOptions | None = None,
-            progress: Any = None) -> Model:
+            progress: Any = None, *, certify: bool = False) -> Model:
     """Convert `source` to the `to` format and (by default) check that the result computes the same thing.
 
     Args:
         dtype: `float32`, `float64`, or `auto`: float32 first, and float64 when the check finds a disagreement
             that float64 fixes (PFA sources, whose numbers are doubles, start at float64).
         check: run the equivalence checker; the report is on `artifact.report` and in its metadata.
+        certify: also certify the artifact (`portable.certify`): a `certificate` per output in the report.
         samples, seed, data: passed to the checker (`data` also tells a DataFrame's column types).
         options: further converter options; `dtype`, `trust` and `data` here win over those in it.
 
@@ -121,6 +122,10 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
                 artifact, report = retry, report64
             else:
                 report.notes.append("float64 was tried too and also disagreed")
+    if _args.flag("certify", certify):  # the final artifact, with the check's tolerances
+        from .certification.driver import certify_report
+
+        certify_report(report, original, artifact, data=data, trust=trust)
     report.notes[:0] = [n for n in original.notes if n not in report.notes]  # e.g. a pickle's version warning
     artifact.report = report
     _record_check(artifact, report)

@@ -152,6 +152,8 @@ def cli(ctx: click.Context, debug: bool, limits: tuple[str, ...]) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--keep-failed", is_flag=True, help="Write the artifact even when the check fails.")
 @click.option("--standard-ops", is_flag=True, help="Lower ai.onnx.ml operators to standard ONNX operators.")
+@click.option("--certify", is_flag=True, help="Also prove a bound on the difference over the whole input domain "
+              "(portable.certify); a refuted certificate fails the check.")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=1, show_default=True,
               help="Parallel workers when SOURCE is a folder.")
 @click.option("--dask", "dask", metavar="ADDRESS|local[:N]",
@@ -161,7 +163,8 @@ def cli(ctx: click.Context, debug: bool, limits: tuple[str, ...]) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors; no progress bar.")
 def convert(source: str, to: str, output: str | None, dtype: str, check: bool, samples: int, seed: int,
             data: str | None, report_path: str | None, trust: tuple[str, ...], force: bool, keep_failed: bool,
-            standard_ops: bool, jobs: int, quiet: bool, dask: str | None = None, timeout: float = 300) -> None:
+            standard_ops: bool, jobs: int, quiet: bool, dask: str | None = None, timeout: float = 300,
+            certify: bool = False) -> None:
     """Convert SOURCE (a pickle/joblib/skops file, a PFA document, an ONNX model, or a folder of them) to ONNX
     or NNEF."""
     from . import progress
@@ -193,7 +196,7 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
     with progress.bar(f"checking {Path(source).name}", quiet=quiet) as bar:
         art = api.convert(source, to=to, dtype=dtype, check=check, samples=samples, seed=seed,
                           data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops),
-                          progress=bar)
+                          progress=bar, **({"certify": True} if certify else {}))
     report = art.report
     _write_report(report, report_path, force, protect=(source,))
     _print_report(report, quiet)
@@ -261,10 +264,12 @@ def _convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int, quiet: b
 @click.option("--report", "report_path", type=click.Path(), help="Write the report as JSON.")
 @click.option("--trust", multiple=True, help="Admit a pickle global or package prefix (repeatable).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
+@click.option("--certify", is_flag=True, help="Also prove a bound on the difference over the whole input domain "
+              "(portable.certify); a refuted certificate makes the check fail (exit 3).")
 @click.option("-q", "--quiet", is_flag=True)
 def check(original: str, converted: str, samples: int, seed: int, data: str | None, rtol: float | None,
           atol: float | None, report_path: str | None, trust: tuple[str, ...], force: bool, quiet: bool,
-          chunk_rows: int | None = None, dask: str | None = None) -> None:
+          chunk_rows: int | None = None, dask: str | None = None, certify: bool = False) -> None:
     """Check that CONVERTED computes what ORIGINAL computes (any two loadable models).
 
     Exit codes: 0 equivalent, 3 not equivalent, 1 an error or rows of --data that could not be read (the report
@@ -278,7 +283,8 @@ def check(original: str, converted: str, samples: int, seed: int, data: str | No
         check_writable(report_path, force, protect=(original, converted), kind="file", probe=True)
     report = api.check(original, converted, samples=samples, seed=seed,
                        data=data if streamed else read_data(data), rtol=rtol, atol=atol, trust=trust,
-                       **({"chunk_rows": chunk_rows, "dask": dask} if streamed else {}))
+                       **({"chunk_rows": chunk_rows, "dask": dask} if streamed else {}),
+                       **({"certify": True} if certify else {}))
     _write_report(report, report_path, force, protect=(original, converted))
     _print_report(report, quiet)
     if getattr(report, "complete", True) is False:

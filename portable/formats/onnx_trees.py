@@ -244,8 +244,8 @@ def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: d
     if table is not None:  # weights are leaf indices into the table (one target per tree)
         if agg != "SUM" or post != "NONE" or K != len(nodes.roots):
             return None
-        idx = weights.astype(np.int64)
-        if not np.array_equal(idx, weights) or idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
+        idx = np.trunc(weights).astype(np.int64)  # what the Cast to int64 before the Gather makes of them
+        if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
             return None
         full = np.zeros((n, table.shape[1]))
         full[leaf_rows] = table[idx]

@@ -1,0 +1,206 @@
+"""Certified equivalence (issue 19): `portable.certify`, `check(certify=True)`, `--certify`, the tree method.
+
+Bounds are checked against the real libraries: scikit-learn's predictions and onnxruntime's on dense rows (every
+float32 value next to every threshold, and random rows), never against numbers of our own.
+"""
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import portable
+from portable.errors import PortableError
+
+from .sample_models import SAMPLE_MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
+TREE_IDS = [name for name, _ in SAMPLE_MODELS if "forest" in name or "boosting" in name]
+_BUILT: dict[str, tuple] = {}
+
+
+def _built(name: str) -> tuple:
+    if name not in _BUILT:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _BUILT[name] = dict(SAMPLE_MODELS)[name]()
+    return _BUILT[name]
+
+
+def _dense_rows(est_X: np.ndarray, art: portable.Model, n_random: int = 2000, seed: int = 0) -> np.ndarray:
+    """Rows on both sides of every threshold of the artifact (the neighbouring float32 values) plus random rows
+    over 1.5x the data's box: where a tree ensemble's difference can be."""
+    rng = np.random.default_rng(seed)
+    X = np.asarray(est_X, np.float64)
+    lo, hi = X.min(0), X.max(0)
+    mid, half = (lo + hi) / 2, (hi - lo) * 0.75 + 1e-9
+    rows = [mid + rng.uniform(-1, 1, (n_random, X.shape[1])) * half, X]
+    for trees in art.input_hints().trees:
+        for i in trees.splits:
+            c = trees.columns[trees.feature[i]]
+            if c[0] != "X":
+                continue
+            t = np.float32(trees.raw_threshold()[i])
+            near = [np.nextafter(t, np.float32(-np.inf)), t, np.nextafter(t, np.float32(np.inf))]
+            base = X[rng.integers(0, len(X), 3)].copy()
+            for v in near:
+                r = base.copy()
+                r[:, c[1]] = v
+                rows.append(r)
+    return np.concatenate(rows).astype(np.float32)
+
+
+def _max_diff(est: object, art: portable.Model, rows: np.ndarray) -> dict[str, float]:
+    """Largest |scikit-learn - onnxruntime| per numeric output on `rows` (labels: 1.0 where any differs)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = art.run({"X": rows})
+        ref = {"label": est.predict(rows)} if hasattr(est, "classes_") else {"variable": est.predict(rows)}
+        if "probabilities" in got:
+            ref["probabilities"] = est.predict_proba(rows)
+    out = {}
+    for name, want in ref.items():
+        have = np.asarray(got[name]).reshape(np.shape(want))
+        if name == "label":
+            out[name] = float(np.any(have != want))
+        else:
+            out[name] = float(np.max(np.abs(have.astype(np.float64) - np.asarray(want, np.float64))))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", TREE_IDS)
+def test_sample_tree_models_are_certified(name: str, dtype: str) -> None:
+    est, X, _ = _built(name)
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False)
+    result = portable.certify(est, art)
+    for out, cert in result.certificates.items():
+        assert cert.status == "certified", (out, cert.reason)
+        assert cert.method == "trees"
+        assert cert.bound is not None and cert.bound <= cert.tolerance
+    # soundness against the real libraries: no row differs by more than the proved bound
+    for out, diff in _max_diff(est, art, _dense_rows(X, art)).items():
+        cert = result.certificates[out]
+        if out == "label":
+            assert diff == 0.0 or cert.details.get("near_ties_only")
+        else:
+            assert diff <= cert.bound, (out, diff, cert.bound)
+    text, d = str(result), result.to_dict()
+    assert "CERTIFIED" in text and d["certified"] is True
+    assert "Certificate" in result._repr_html_()
+
+
+def _mutations(art: portable.Model, kinds: tuple[str, ...], per_kind: int, seed: int) -> list[tuple[str, object]]:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import bench_mutation as bm
+    except ImportError as exc:  # a plain install without the benchmarks folder
+        pytest.skip(f"the mutation benchmark is not importable: {exc}")
+    finally:
+        sys.path.remove(str(ROOT))
+    rng = np.random.default_rng(seed)
+    out = []
+    for kind in kinds:
+        sites = bm._sites(art.proto, kind, None)
+        for site in bm._pick_sites(art.proto, kind, sites, rng, per_kind):
+            out.append((kind, bm._mutate(art.proto, kind, site, rng)[0]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["random_forest_classifier", "gradient_boosting_regressor",
+                                  "gradient_boosting_classifier"])
+def test_mutations_are_refuted_with_verified_counterexamples(name: str, dtype: str) -> None:
+    est, X, _ = _built(name)
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False)
+    refuted = 0
+    for kind, proto in _mutations(art, ("threshold", "leaf", "intercept", "label"), 2, seed=1):
+        mutated = portable.load(proto)
+        result = portable.certify(est, mutated)
+        real = _max_diff(est, mutated, _dense_rows(X, mutated))
+        for out, cert in result.certificates.items():
+            if cert.status == "refuted":
+                refuted += 1
+                cex = cert.counterexample
+                assert cex["verified"] is True
+                # the counterexample reproduces with the real libraries
+                row = np.asarray(cex["inputs"]["X"], np.float32)
+                again = _max_diff(est, mutated, row)[out]
+                assert again > 0 and (out == "label" or again > cert.tolerance), (kind, out, again)
+            elif cert.status == "certified":  # then no row may differ beyond the bound
+                assert real[out] <= (cert.bound or 0.0) or out == "label", (kind, out, real[out], cert.bound)
+        if max(v for k, v in real.items() if k != "label") > 1e-3:
+            assert result.refuted, (kind, real, {k: c.reason for k, c in result.certificates.items()})
+    assert refuted
+
+
+def test_check_certify_report_json_and_html(tmp_path: Path) -> None:
+    est, X, _ = _built("gradient_boosting_classifier")
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    report = portable.check(est, art, samples=200, certify=True)
+    assert report.equivalent
+    d = json.loads(report.to_json())
+    assert d["certification"]["certified"] is True
+    for o in d["outputs"]:
+        assert o["certificate"]["status"] == "certified" and o["certificate"]["method"] == "trees"
+    assert "certificate" in report.to_text() and "Certificate" in report._repr_html_()
+    # a mutated artifact: the refutation's counterexample joins the report and the check fails
+    (_, proto), = _mutations(art, ("label",), 1, seed=0)
+    bad = portable.check(est, portable.load(proto), samples=50, certify=True)
+    assert not bad.equivalent
+    assert any(c.get("found_by", "").startswith("certificate") for c in bad.counterexamples)
+
+
+def test_cli_check_certify(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    est, X, _ = _built("random_forest_regressor")
+    src = tmp_path / "model.pkl"
+    src.write_bytes(pickle.dumps(est))
+    onnx_path = tmp_path / "model.onnx"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["convert", str(src), "--to", "onnx", "-o", str(onnx_path), "--certify", "-q"])
+    assert res.exit_code == 0, res.output
+    rep = tmp_path / "r.json"
+    res = runner.invoke(cli, ["check", str(src), str(onnx_path), "--certify", "--samples", "100", "--report",
+                              str(rep)])
+    assert res.exit_code == 0, res.output
+    assert "certified (trees)" in res.output
+    assert json.loads(rep.read_text())["outputs"][0]["certificate"]["status"] == "certified"
+    art = portable.load(str(onnx_path))
+    (_, proto), = _mutations(art, ("leaf",), 1, seed=3)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(proto.SerializeToString())
+    res = runner.invoke(cli, ["check", str(src), str(bad), "--certify", "--samples", "20"])
+    assert res.exit_code == 3, res.output
+    assert "REFUTED" in res.output
+
+
+def test_domain_from_user_and_data() -> None:
+    est, X, _ = _built("random_forest_regressor")
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    r = portable.certify(est, art, domain={"X": (-1.0, 1.0)})
+    assert r.domain.source == "user" and r.certified
+    r = portable.certify(est, art, data=X[:50])
+    assert r.domain.source == "data"
+    col = r.domain.columns[("X", 0)]
+    assert col.lo == pytest.approx(float(np.float32(X[:50, 0].min())))
+    with pytest.raises(PortableError, match="domain names input 'nope'"):
+        portable.certify(est, art, domain={"nope": (0, 1)})
+    with pytest.raises(PortableError, match="lo <= hi"):
+        portable.certify(est, art, domain={"X": (1.0, 0.0)})
+
+
+def test_not_a_tree_model_is_not_certifiable_with_a_reason() -> None:
+    est, X, _ = _built("knn_regressor")
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    r = portable.certify(est, art)
+    cert = r.certificates["variable"]
+    assert cert.status == "not certifiable" and cert.reason
