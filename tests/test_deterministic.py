@@ -1,7 +1,7 @@
 """The same source converts to the same bytes in every process (reproducible artifacts, cacheable in CI).
 
-Each side runs in its own subprocess with a different PYTHONHASHSEED: set iteration order and random names are
-the usual ways a converter's output changes from one run to the next.
+Each run is its own subprocess, two of them with the same PYTHONHASHSEED and one with another: set iteration
+order and random names are the usual ways a converter's output changes from one run to the next.
 """
 from __future__ import annotations
 
@@ -59,6 +59,6 @@ def _run(seed: str) -> str:
 
 
 def test_conversions_are_byte_identical_across_processes() -> None:
-    first, second = _run("1"), _run("2")
+    first, second, third = _run("1"), _run("2"), _run("1")
     assert first.count("\n") == 6
-    assert first == second
+    assert first == second == third

@@ -20,14 +20,16 @@ class Emitter:
     """Small helper around skl2onnx's scope/container: unique names, constants, nodes in one dtype."""
 
     def __init__(self, scope: Any, operator: Any, container: Any) -> None:
-        import uuid
-
         self.scope, self.operator, self.container = scope, operator, container
         self.double = type(operator.inputs[0].type).__name__ == "DoubleTensorType"
         self.dtype = np.float64 if self.double else np.float32
         # skl2onnx 1.20 makes names unique by scanning every name it has (and add_node every node name), which
-        # is quadratic: 11,000 nodes take 20 s. This emitter's names carry a prefix of their own instead.
-        self._prefix = f"p{uuid.uuid4().hex[:8]}"
+        # is quadratic: 11,000 nodes take 20 s. This emitter's names carry a prefix of their own instead: the
+        # emitter's ordinal in this conversion (counted on its container), so names, and skl2onnx's node order
+        # (it sorts by name among equals), are the same in every process.
+        k = getattr(container, "_portable_emitters", 0) + 1
+        container._portable_emitters = k
+        self._prefix = f"p{k:08x}"
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -103,15 +105,19 @@ class Emitter:
         """
         import uuid
 
-        from .trees import PENDING
+        from .trees import PENDING, PENDING_KEY
 
         o = self.name(hint)
-        name = self.scope.get_unique_operator_name(f"TreeEnsemble_{uuid.uuid4().hex[:10]}")
+        name = self.name("TreeEnsemble")
+        # the key into PENDING is unique across concurrent conversions; it travels as an attribute (removed by
+        # attach_pending) so that the node's name stays the same in every process
+        key = uuid.uuid4().hex
         # version 3 in skl2onnx's bookkeeping (it refuses ai.onnx.ml 5); sklearn_extra.finalize() declares 5
-        self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3, name=name)
+        self.container.add_node("TreeEnsemble", [x], [o], op_domain=ML, op_version=3, name=name,
+                                **{PENDING_KEY: key})
         while len(PENDING) >= 64:  # left by conversions that failed before attach_pending: drop the oldest
             PENDING.pop(next(iter(PENDING)))
-        PENDING[name] = (forest, self.dtype, aggregate)
+        PENDING[key] = (forest, self.dtype, aggregate)
         return o
 
     def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,

@@ -307,7 +307,8 @@ def choose_formulation(forests: list[tuple[Forest, Any, int]]) -> str:
     return "v3"
 
 
-PENDING: dict[str, tuple[Forest, Any, int]] = {}  # TreeEnsemble node name -> what its attributes will be
+PENDING_KEY = "portable_pending"  # the attribute that names a node's entry in PENDING until attach_pending
+PENDING: dict[str, tuple[Forest, Any, int]] = {}  # PENDING_KEY value -> what the node's attributes will be
 
 
 def attach_pending(graph: Any, opset: int = 13) -> str | None:
@@ -318,8 +319,14 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
     """
     from onnx import TensorProto, helper, numpy_helper
 
-    pending = [(node, PENDING.pop(node.name)) for node in graph.node
-               if node.op_type == "TreeEnsemble" and node.name in PENDING]
+    pending = []
+    for node in graph.node:
+        if node.op_type != "TreeEnsemble":
+            continue
+        keys = [a for a in node.attribute if a.name == PENDING_KEY]
+        if keys and keys[0].s.decode() in PENDING:
+            pending.append((node, PENDING.pop(keys[0].s.decode())))
+            node.attribute.remove(keys[0])
     if not pending:
         return None
     family = choose_formulation([p for _, p in pending])
