@@ -107,6 +107,47 @@ def test_pooling_agrees_with_nnef_tools(op, border, k, stride, auto, seed):
     _compare(_graph(body, {"x": list(x.shape)}, {}), {"x": x}, {}, "float32")
 
 
+@SETTINGS
+@given(conv_case(), st.sampled_from(["max_pool", "avg_pool", None]), st.booleans(), st.booleans(),
+       st.sampled_from(["float32", "float64"]), st.integers(1, 7), st.integers(0, 2**31 - 1))
+def test_fused_conv_chain_agrees_with_nnef_tools(case, pool, norm, relu, dtype, batch, seed):
+    """conv -> batch_normalization -> relu -> pooling, which the executor compiles into one kernel (the
+    normalization folded into the filter, the rest run per chunk of samples), over several chunks."""
+    import portable.formats.nnef.executor as ex
+
+    rank, groups, cin, cout, k, stride, dil, size, pad = case
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=[batch, cin] + size).astype(dtype)
+    v = {"w": rng.normal(size=[cout, cin // groups] + k).astype(dtype), "b": rng.normal(size=[1, cout]).astype(dtype)}
+    lines = [f"    c = conv(x, w, b, padding = {pad}, stride = {stride}, dilation = {dil}, groups = {groups});"]
+    last = "c"
+    if norm:
+        v.update(m=rng.normal(size=[1, cout]), s=rng.uniform(0.5, 2, size=[1, cout]),
+                 o=rng.normal(size=[1, cout]), var=rng.uniform(0.5, 2, size=[1, cout]))
+        v = {n: a.astype(dtype) for n, a in v.items()}
+        lines.append(f"    n = batch_normalization({last}, m, var, o, s, epsilon = 0.001);")
+        last = "n"
+    if relu:
+        lines.append(f"    r = relu({last});")
+        last = "r"
+    if pool:
+        window = [1, 1] + [min(2, 1 + i) for i in range(rank)]
+        lines.append(f"    y = {pool}({last}, size = {window}, stride = {window}, border = 'ignore');")
+    else:
+        lines.append(f"    y = copy({last});")
+    text = _graph("\n".join(lines), {"x": list(x.shape)}, v)
+    chunk = ex.CHUNK_BYTES
+    ex.CHUNK_BYTES = 1  # one sample per chunk: the loop, the last partial chunk and the reused buffers
+    try:
+        graph = parse_graph(text)
+        nnef.infer_shapes(graph)
+        if len(Executor(graph, v, dtype=dtype)._kinds) > 2:
+            raise AssertionError("the chain was not fused")
+        _compare(text, {"x": x}, v, dtype)
+    finally:
+        ex.CHUNK_BYTES = chunk
+
+
 # not compared: softmax over several axes (the interpreter divides by the sum of x, not of exp(x - max)) and gelu
 # (the interpreter computes the exact erf form; the NNEF specification defines x * sigmoid(1.702 x), which the
 # executor follows); nor multilinear_upsample's deconvolution modes (the interpreter calls numpy's removed

@@ -734,6 +734,164 @@ def _separable_conv(x: np.ndarray, plane: np.ndarray, point: np.ndarray, bias: A
 
 
 # ----------------------------------------------------------------------------------------------------------
+#: im2col block per chunk of samples: small enough to stay in cache while the matrix product reads it
+CHUNK_BYTES = 1 << 21
+
+
+class ConvKernel:
+    """A convolution whose filter and bias are constants, compiled once per input shape: the im2col matrix of a
+    chunk of samples (with a row of ones, so the bias is one more filter column) is written into a reused buffer
+    whose padding cells stay zero, one BLAS product per chunk lands in NCHW order, and the activation and
+    pooling that follow (relu, max/avg pooling over the spatial axes) run on the chunk while it is in cache."""
+
+    def __init__(self, w: np.ndarray, bias: Any, *, border: str = "constant", padding: Any = (), stride: Any = (),
+                 dilation: Any = (), groups: int = 1, **_: Any) -> None:
+        self.w = np.ascontiguousarray(w)
+        b = np.asarray(bias, w.dtype)
+        self.bias = np.broadcast_to(b.reshape(-1) if b.ndim else b, (w.shape[0],)).astype(w.dtype)
+        self.border, self.padding = border, [tuple(p) for p in padding]
+        r = w.ndim - 2
+        self.stride = list(stride) or [1] * r
+        self.dilation = list(dilation) or [1] * r
+        self.groups = groups
+        self.relu = False
+        self.pool: dict[str, Any] | None = None
+        self._plans: dict[tuple[Any, ...], Any] = {}
+        self._free: dict[tuple[Any, ...], list[np.ndarray]] = {}
+
+    def _plan(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        w = self.w
+        r = w.ndim - 2
+        n_in, c = shape[0], shape[1]
+        groups = c if self.groups == 0 else self.groups
+        o, cg, og = w.shape[0], c // groups, w.shape[0] // groups
+        if cg * groups != c or w.shape[1] != cg:
+            raise NNEFError(f"conv filter {list(w.shape)} does not match the input {list(shape)} in {groups} groups")
+        ks = list(w.shape[2:])
+        padding = self.padding or _same_padding(list(shape[2:]), ks, self.stride, self.dilation)
+        zero_border = self.border in ("constant", "ignore")
+        spatial = list(shape[2:]) if zero_border else [n + p + q for n, (p, q) in zip(shape[2:], padding)]
+        pads = padding if zero_border else [(0, 0)] * r
+        out = tuple((n + p + q - ((k - 1) * d + 1)) // s + 1
+                    for n, (p, q), k, d, s in zip(shape[2:], padding, ks, self.dilation, self.stride))
+        if any(v <= 0 for v in out):
+            raise NNEFError(f"conv filter {list(w.shape)} does not fit the padded input {list(shape)}")
+        whole = (slice(None),) * 3
+        copies = []  # (destination in the tap view, source in the input chunk); the padding cells stay zero
+        for t, tap in enumerate(np.ndindex(*ks)):
+            dst, src = [], []
+            for a in range(r):
+                s, d, p, n, k = self.stride[a], self.dilation[a], pads[a][0], spatial[a], tap[a]
+                lo = max(0, -(-(p - k * d) // s))
+                hi = min(out[a] - 1, (n - 1 + p - k * d) // s)
+                if hi < lo:
+                    break
+                dst.append(slice(lo, hi + 1))
+                begin = lo * s + k * d - p
+                src.append(slice(begin, begin + (hi - lo) * s + 1, s))
+            else:
+                copies.append((whole + (t,) + tuple(dst), whole + tuple(src)))
+        k = int(np.prod(ks))
+        wm = np.concatenate([w.reshape(groups, og, cg * k), self.bias.reshape(groups, og, 1)], axis=2)
+        positions = int(np.prod(out))
+        per_sample = groups * (cg * k + 1) * positions * w.dtype.itemsize
+        chunk = max(1, min(n_in, CHUNK_BYTES // max(per_sample, 1)))
+        plan = {"groups": groups, "cg": cg, "og": og, "k": k, "out": out, "o": o, "positions": positions,
+                "padding": padding, "copies": copies, "wm": np.ascontiguousarray(wm), "chunk": chunk,
+                "pool_taps": None}
+        pool = self.pool
+        size = pool["size"] if pool is not None else []
+        stride = (pool["stride"] or [1] * len(size)) if pool is not None else []
+        dilation = (pool["dilation"] or [1] * len(size)) if pool is not None else []
+        pool_pad = (pool["padding"] or _same_padding([1, o, *out], size, stride, dilation)) if pool else []
+        if pool is not None and not any(p or q for p, q in pool_pad):
+            # no padding: the window taps are fixed strided slices of the block, reduced straight into the result
+            pout, taps = _tap_slices((1, o) + out, size, stride, dilation, list(range(2, len(size))))
+            if all(v > 0 for v in pout):
+                plan["pool_taps"] = taps
+                plan["pool_out"] = (o,) + tuple(pout)
+                plan["pool_scale"] = 1.0 / float(np.prod(size))
+        return plan
+
+    def _buffer(self, key: tuple[Any, ...], shape: tuple[int, ...], dtype: Any, ones_row: int | None) -> np.ndarray:
+        free = self._free.setdefault(key, [])
+        try:
+            return free.pop()
+        except IndexError:
+            buf = np.zeros(shape, dtype)
+            if ones_row is not None:
+                buf[:, :, ones_row, :] = 1
+            return buf
+
+    def __call__(self, x: Any, **_: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != self.w.dtype:
+            x = x.astype(self.w.dtype)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        key = x.shape
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(key)
+        groups, cg, og, k, out, o = plan["groups"], plan["cg"], plan["og"], plan["k"], plan["out"], plan["o"]
+        chunk, wm, copies, pool_taps = plan["chunk"], plan["wm"], plan["copies"], plan["pool_taps"]
+        if self.border not in ("constant", "ignore"):
+            x = _pad(x, [(0, 0), (0, 0)] + list(plan["padding"]), self.border, 0.0)
+        n = x.shape[0]
+        cols_key = ("cols", key)
+        cols = self._buffer(cols_key, (chunk, groups, cg * k + 1, plan["positions"]), x.dtype, cg * k)
+        taps = cols[:, :, :cg * k, :].reshape((chunk, groups, cg, k) + out)
+        xg = x.reshape((n, groups, cg) + x.shape[2:])
+        pool, relu = self.pool, self.relu
+        tmp = None
+        try:
+            if pool is None:
+                result = np.empty((n, groups, og, plan["positions"]), x.dtype)
+            else:
+                tmp = self._buffer(("out", key), (chunk, groups, og, plan["positions"]), x.dtype, None)
+                result = np.empty((n,) + plan["pool_out"], x.dtype) if pool_taps is not None else None
+            for start in range(0, n, chunk):
+                nc = min(chunk, n - start)
+                tv, xs = taps[:nc], xg[start:start + nc]
+                for dst, src in copies:
+                    tv[dst] = xs[src]
+                block = result[start:start + nc] if pool is None else tmp[:nc]
+                np.matmul(wm, cols[:nc], out=block)
+                if pool is None:
+                    if relu:
+                        np.maximum(block, 0, out=block)
+                    continue
+                b4 = block.reshape((nc, o) + out)
+                if pool_taps is None:  # padded pooling: the general operator
+                    if relu:
+                        np.maximum(b4, 0, out=b4)
+                    pooled = _pool(b4, **pool)
+                    if result is None:
+                        result = np.empty((n,) + pooled.shape[1:], x.dtype)
+                    result[start:start + nc] = pooled
+                    continue
+                dst = result[start:start + nc]
+                if pool["kind"] == "max":  # relu commutes with max: applied to the 4x smaller pooled block
+                    np.copyto(dst, b4[pool_taps[0]])
+                    for sl in pool_taps[1:]:
+                        np.maximum(dst, b4[sl], out=dst)
+                    if relu:
+                        np.maximum(dst, 0, out=dst)
+                else:
+                    if relu:
+                        np.maximum(b4, 0, out=b4)
+                    np.copyto(dst, b4[pool_taps[0]])
+                    for sl in pool_taps[1:]:
+                        np.add(dst, b4[sl], out=dst)
+                    dst *= np.asarray(plan["pool_scale"], x.dtype)
+        finally:
+            self._free[cols_key].append(cols)
+            if tmp is not None:
+                self._free[("out", key)].append(tmp)
+        return result.reshape((n, o) + out) if pool is None else result
+
+
+# ----------------------------------------------------------------------------------------------------------
 class Executor:
     """A parsed NNEF graph compiled into a list of numpy calls."""
 
@@ -775,8 +933,12 @@ class Executor:
             self._steps.append((fn, args, attrs, out_names, self._np(op.dtype)))
             self._kinds.append(op.name)
         self._fold_constants()
+        self._fuse_convolutions()
         self._fuse_one_hot_selection()
         self._inplace = self._plan_in_place()
+        self._uses_blas = any(k in ("conv", "deconv", "matmul", "linear", "separable_conv", "fused_conv")
+                              for k in self._kinds)
+        self._program = self._compile()
 
     def _fold_constants(self) -> None:
         """Run once, now, every step whose operands are all constants (broadcast copies of variables, …)."""
@@ -792,6 +954,82 @@ class Executor:
                 steps.append(step)
                 kinds.append(kind)
         self._steps, self._kinds = steps, kinds
+
+    def _const_arg(self, arg: Any) -> Any:
+        """The value of a constant operand (a constant tensor or a literal), or None."""
+        if type(arg).__name__ == "Identifier":
+            return self._consts.get(str(arg))
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            return np.asarray(arg, self.dtype)
+        return None
+
+    def _fuse_convolutions(self) -> None:
+        """Each convolution with constant filter and bias becomes a ConvKernel, which absorbs what only it feeds:
+        a batch normalization with constant statistics (folded into the filter and bias now), then relu, then a
+        max or average pooling over the spatial axes."""
+        steps, kinds = list(self._steps), list(self._kinds)
+        dropped: set[int] = set()
+        consumers = self._consumers()  # indices stay valid: steps are replaced or dropped only at the end
+        for i, kind in enumerate(kinds):
+            if kind != "conv" or self.dtype.kind != "f":
+                continue
+            fn, args, attrs, outs, out_dtype = steps[i]
+            w = self._const_arg(args[1])
+            bias = self._const_arg(args[2]) if len(args) > 2 else np.zeros((), self.dtype)
+            if w is None or bias is None or w.dtype != self.dtype or w.ndim < 3:
+                continue
+            kernel = ConvKernel(w, bias, **attrs)
+            out = outs[0]
+
+            def only_next(name: str, want: tuple[str, ...]) -> int | None:
+                users = consumers.get(name, [])
+                if len(users) != 1 or name in self.outputs or kinds[users[0]] not in want or users[0] in dropped:
+                    return None
+                return users[0]
+
+            j = only_next(out, ("batch_normalization",))
+            if j is not None and str(steps[j][1][0]) == out:
+                stats = [self._const_arg(a) for a in steps[j][1][1:5]]
+                if all(v is not None for v in stats):
+                    mean, var, offset, scale = (np.broadcast_to(np.asarray(v, np.float64).reshape(-1),
+                                                                (w.shape[0],)) for v in stats)
+                    eps = float(steps[j][2].get("epsilon", 0.0))
+                    factor = scale / np.sqrt(var + eps)
+                    kernel.w = np.ascontiguousarray(
+                        (w * factor.reshape((-1,) + (1,) * (w.ndim - 1))).astype(self.dtype))
+                    kernel.bias = ((kernel.bias - mean) * factor + offset).astype(self.dtype)
+                    out = steps[j][3][0]
+                    dropped.add(j)
+            j = only_next(out, ("relu",))
+            if j is not None:
+                kernel.relu = True
+                out = steps[j][3][0]
+                dropped.add(j)
+            j = only_next(out, ("max_pool", "avg_pool"))
+            if j is not None:
+                pattrs = dict(steps[j][2])
+                size = list(pattrs.get("size", []))
+                stride = list(pattrs.get("stride", [])) or [1] * len(size)
+                padding = [tuple(p) for p in pattrs.get("padding", [])]
+                if len(size) == w.ndim and size[:2] == [1, 1] and stride[:2] == [1, 1] and \
+                        (not padding or padding[:2] == [(0, 0), (0, 0)]):
+                    kernel.pool = {"size": size, "border": pattrs.get("border", "constant"), "padding": padding,
+                                   "stride": stride, "dilation": list(pattrs.get("dilation", [])),
+                                   "kind": "max" if kinds[j] == "max_pool" else "avg"}
+                    out = steps[j][3][0]
+                    dropped.add(j)
+            steps[i] = (kernel, [args[0]], {}, [out], out_dtype)
+            kinds[i] = "fused_conv"
+        self._steps = [st for j, st in enumerate(steps) if j not in dropped]
+        self._kinds = [k for j, k in enumerate(kinds) if j not in dropped]
+
+    def _consumers(self) -> dict[str, list[int]]:
+        users: dict[str, list[int]] = {}
+        for i, (_, args, _, _, _) in enumerate(self._steps):
+            for a in _flatten(args):
+                if type(a).__name__ == "Identifier":
+                    users.setdefault(str(a), []).append(i)
+        return users
 
     def _fuse_one_hot_selection(self) -> None:
         """`sum_reduce(select(eq(i, arange(F)), x, 0.0), axes=[2])` -- how portable's tree traversal reads each
@@ -874,28 +1112,82 @@ class Executor:
                 variables[label] = read_tensor_bytes(files[label.lstrip("/") + ".dat"])
         return cls(graph, variables, dtype=dtype)
 
+    def _compile(self) -> list[Callable[[dict[str, Any]], None]]:
+        """One closure per step, its literal operands resolved once: running the graph is a loop of calls."""
+        program = []
+        for (fn, args, attrs, outs, out_dtype), ufunc in zip(self._steps, self._inplace):
+            program.append(_compile_step(fn, [_operand(a, self.dtype) for a in args], attrs, outs,
+                                         np.dtype(out_dtype), ufunc))
+        return program
+
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs by NNEF name for inputs by NNEF name (floats converted to the artifact's precision)."""
         env: dict[str, Any] = dict(self._consts)
         for name in self.inputs:
             env[name] = np.asarray(feeds[name]).astype(self._input_dtypes.get(name, self.dtype), copy=False)
-        with np.errstate(all="ignore"), _one_blas_thread():
-            for (fn, args, attrs, outs, out_dtype), ufunc in zip(self._steps, self._inplace):
-                values = [_resolve(a, env, self.dtype) for a in args]
-                if ufunc is not None and _writable_like(values, out_dtype):
-                    result = ufunc(*_align(*values), out=_align(*values)[0]) if len(values) == 2 else \
-                        ufunc(values[0], out=values[0])
-                else:
-                    result = fn(*values, **attrs)
-                if len(outs) == 1:
-                    r = np.asarray(result)
-                    if r.dtype != out_dtype and r.dtype.kind == "f":
-                        r = r.astype(out_dtype)
-                    env[outs[0]] = r
-                else:
-                    for n, r in zip(outs, result):
-                        env[n] = r
+        with np.errstate(all="ignore"), _one_blas_thread(self._uses_blas):
+            for step in self._program:
+                step(env)
         return {n: env[n] for n in self.outputs}
+
+
+def _operand(arg: Any, dtype: np.dtype) -> tuple[str, Any]:
+    """('name', tensor name) | ('value', literal resolved now) | ('list', [operands])."""
+    if isinstance(arg, (list, tuple)):
+        return "list", [_operand(a, dtype) for a in arg]
+    if type(arg).__name__ == "Identifier":
+        return "name", str(arg)
+    return "value", _resolve(arg, {}, dtype)
+
+
+def _fetch(op: tuple[str, Any], env: dict[str, Any]) -> Any:
+    kind, v = op
+    if kind == "name":
+        return env[v]
+    if kind == "value":
+        return v
+    return [_fetch(o, env) for o in v]
+
+
+def _compile_step(fn: OpFn, ops: list[tuple[str, Any]], attrs: dict[str, Any], outs: list[str],
+                  out_dtype: np.dtype, ufunc: Any) -> Callable[[dict[str, Any]], None]:
+    single = len(outs) == 1
+    out = outs[0] if single else None
+    names = [v for k, v in ops if k == "name"] if all(k == "name" for k, _ in ops) else None
+
+    def store(env: dict[str, Any], result: Any) -> None:
+        if single:
+            r = result if type(result) is np.ndarray else np.asarray(result)
+            if r.dtype != out_dtype and r.dtype.kind == "f":
+                r = r.astype(out_dtype)
+            env[out] = r
+        else:
+            for n, r in zip(outs, result):
+                env[n] = r
+
+    if ufunc is not None:
+        def step(env: dict[str, Any]) -> None:
+            values = [_fetch(o, env) for o in ops]
+            if _writable_like(values, out_dtype):
+                if len(values) == 2:
+                    a, b = _align(*values)
+                    store(env, ufunc(a, b, out=a))
+                else:
+                    store(env, ufunc(values[0], out=values[0]))
+            else:
+                store(env, fn(*values, **attrs))
+    elif names is not None and len(names) == 1:
+        (name,) = names
+
+        def step(env: dict[str, Any]) -> None:
+            store(env, fn(env[name], **attrs))
+    elif names is not None:
+        def step(env: dict[str, Any]) -> None:
+            store(env, fn(*[env[n] for n in names], **attrs))
+    else:
+        def step(env: dict[str, Any]) -> None:
+            store(env, fn(*[_fetch(o, env) for o in ops], **attrs))
+    return step
 
 
 def parse_graph(text: str) -> Any:
@@ -936,24 +1228,46 @@ def _writable_like(values: list[Any], dtype: Any) -> bool:
         return False
 
 
-_CONTROLLER: Any = None
+_BLAS: Any = None
 
 
-def _one_blas_thread() -> Any:
-    """BLAS on one thread while the graph runs: these matrices are small (features x hidden units), and
-    OpenBLAS 0.3.31's threads made a 10,000 x 20 x 64 product 10x slower on a shared 2-core machine. Uses
-    threadpoolctl (installed with scikit-learn) when present; scopes the limit to this call only."""
-    global _CONTROLLER
+def _one_blas_thread(needed: bool = True) -> Any:
+    """BLAS on one thread while the graph runs: these matrices are small (features x hidden units, a chunk of
+    im2col columns), and OpenBLAS 0.3.31's threads made a 10,000 x 20 x 64 product 10x slower on a shared 2-core
+    machine. Uses threadpoolctl (installed with scikit-learn) when present, through its per-library controllers
+    (a few microseconds, where `ThreadpoolController.limit` costs tens); the limit is scoped to this call."""
+    global _BLAS
     import contextlib
 
-    if _CONTROLLER is None:
+    if not needed:
+        return contextlib.nullcontext()
+    if _BLAS is None:
         try:
             from threadpoolctl import ThreadpoolController
 
-            _CONTROLLER = ThreadpoolController()
-        except ImportError:
-            _CONTROLLER = False
-    return _CONTROLLER.limit(limits=1, user_api="blas") if _CONTROLLER else contextlib.nullcontext()
+            _BLAS = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:  # not installed, or an unknown BLAS it cannot drive
+            _BLAS = []
+    return _BlasLimit(_BLAS) if _BLAS else contextlib.nullcontext()
+
+
+class _BlasLimit:
+    """Set every BLAS to one thread on entry and back to what it had on exit."""
+
+    def __init__(self, libs: list[Any]) -> None:
+        self.libs = libs
+        self.before: list[int] = []
+
+    def __enter__(self) -> None:
+        self.before = [lib.get_num_threads() for lib in self.libs]
+        for lib, n in zip(self.libs, self.before):
+            if n != 1:
+                lib.set_num_threads(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        for lib, n in zip(self.libs, self.before):
+            if n != 1:
+                lib.set_num_threads(n)
 
 
 def _cast_to(dtype: Any) -> OpFn:
