@@ -204,3 +204,52 @@ def test_not_a_tree_model_is_not_certifiable_with_a_reason() -> None:
     r = portable.certify(est, art)
     cert = r.certificates["variable"]
     assert cert.status == "not certifiable" and cert.reason
+
+
+def _random_model(kind: str, seed: int) -> tuple[object, np.ndarray]:
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(seed)
+    X = np.round(rng.normal(size=(80, 3)) * rng.choice([1e-3, 1.0, 1e3]), 2)  # ties and repeated values
+    y = X[:, 0] * rng.normal() + np.sin(X[:, 1]) * 50 + rng.normal(size=80)
+    depth = int(rng.integers(1, 6))
+    if kind == "tree":
+        est = DecisionTreeRegressor(max_depth=depth, random_state=seed)
+    elif kind == "forest":
+        est, y = RandomForestClassifier(4, max_depth=depth, random_state=seed), (y > np.median(y)).astype(int)
+    elif kind == "gb_reg":
+        est = GradientBoostingRegressor(n_estimators=5, max_depth=depth, random_state=seed)
+    else:
+        est, y = GradientBoostingClassifier(n_estimators=4, max_depth=depth, random_state=seed), np.digitize(
+            y, np.quantile(y, [0.33, 0.66]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X, y), X
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 10_000), kind=st.sampled_from(["tree", "forest", "gb_reg", "gb_clf"]),
+       dtype=st.sampled_from(["float32", "float64"]), mutate=st.sampled_from([None, "threshold", "leaf"]))
+def test_bound_is_never_below_the_largest_sampled_difference(seed: int, kind: str, dtype: str,
+                                                              mutate: str | None) -> None:
+    """Soundness: on random trees (correct or mutated), the proved bound is at least the largest difference
+    scikit-learn and onnxruntime show on dense rows (every float32 value next to every threshold, random rows)."""
+    est, X = _random_model(kind, seed)
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False)
+    if mutate:
+        muts = _mutations(art, (mutate,), 1, seed)
+        if muts:
+            art = portable.load(muts[0][1])
+    result = portable.certify(est, art)
+    real = _max_diff(est, art, _dense_rows(X, art, n_random=3000, seed=seed))
+    for out, cert in result.certificates.items():
+        if out == "label" or cert.bound is None:
+            continue
+        assert real[out] <= cert.bound, (out, real[out], cert.bound, cert.status)
+        if cert.status == "certified":
+            assert real[out] <= cert.tolerance

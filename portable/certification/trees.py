@@ -358,12 +358,17 @@ class TreeProof:
                 rest_b.setdefault(k[0], []).append(t)
         for ts in rest_b.values():
             ts.sort()
+        unmatched = []
         for t in rest_a:
             got = rest_b.get(ka[t][0])
-            if not got:
-                raise Refusal(f"tree {t} of the original has no counterpart in the converted model (no tree "
-                              f"adds to the same scores {list(ka[t][0])})")
-            pairs.append((t, got.pop(0)))
+            if got:
+                pairs.append((t, got.pop(0)))
+            else:
+                unmatched.append(t)
+        # the rest in order (the two sides may number their scores differently: a binary classifier's one
+        # score against two probabilities)
+        left_b = sorted(t for ts in rest_b.values() for t in ts)
+        pairs += list(zip(unmatched, left_b))
         return sorted(pairs)
 
     # -- per pair of trees: reachable leaf pairs --------------------------------------------------------------

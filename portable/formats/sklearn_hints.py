@@ -505,7 +505,7 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     if got is None:
         return None
     parts, base, outs, source = got
-    trees = _nodes(space, learner.columns, parts, source)
+    trees = parts(space, learner.columns) if callable(parts) else _nodes(space, learner.columns, parts, source)
     names = set(model.signature.output_names)
     return TreeEnsemble(trees, np.asarray(base, np.float64), {k: v for k, v in outs.items() if k in names},
                         accumulate="float64", source=f"scikit-learn {source}")
@@ -620,10 +620,11 @@ def _hist_gradient_boosting(est: Any) -> tuple | None:
             leaf = nodes["is_leaf"] == 1
             v = np.zeros((len(nodes), K))
             v[:, k] = nodes["value"]
-            parts.append(({"feature": np.where(leaf, -1, nodes["feature_idx"]),
-                           "threshold": nodes["num_threshold"], "left": np.where(leaf, -1, nodes["left"]),
-                           "right": np.where(leaf, -1, nodes["right"]), "missing": nodes["missing_go_to_left"],
-                           "dtype": None}, v))
+            parts.append(({"feature": np.where(leaf, -1, nodes["feature_idx"].astype(np.int64)),
+                           "threshold": nodes["num_threshold"],
+                           "left": np.where(leaf, -1, nodes["left"].astype(np.int64)),
+                           "right": np.where(leaf, -1, nodes["right"].astype(np.int64)),
+                           "missing": nodes["missing_go_to_left"], "dtype": None}, v))
     base = np.asarray(est._baseline_prediction, np.float64).reshape(-1)
     if hasattr(est, "classes_"):
         if not isinstance(link, (LogitLink, MultinomialLogit)):
@@ -634,7 +635,122 @@ def _hist_gradient_boosting(est: Any) -> tuple | None:
     return parts, base, {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}, type(est).__name__
 
 
+def _table_trees(table: Any, targets: np.ndarray, K: int, scale: float, dtype: str | None, eps: float,
+                 source: str) -> Callable[[_Space, list[Column]], TreeNodes]:
+    """TreeNodes from a boosting library's node table as portable's converters read it (one target per tree,
+    leaf values times `scale`)."""
+    def make(space: _Space, columns: list[Column]) -> TreeNodes:
+        n = len(table.left)
+        sizes = np.diff(np.r_[table.roots, n])
+        per_node = np.repeat(np.asarray(targets, np.int64), sizes)
+        values = np.zeros((n, K))
+        values[np.arange(n), per_node] = np.asarray(table.values, np.float64)[:, 0] * scale
+        feature = np.asarray(table.feature, np.int64)
+        left = np.asarray(table.left, np.int64)
+        split = (left >= 0) & (feature >= 0) & (feature < len(space.cols))
+        fk = np.where(split, feature, 0)
+        mode = np.full(n, LEQ, np.uint8) if table.mode is None else np.asarray(table.mode, np.uint8)
+        return TreeNodes(list(columns), np.where(split & (mode != MEMBER), space.cols[fk], -1),
+                         np.where(left >= 0, np.asarray(table.threshold, np.float64), np.nan), left,
+                         np.asarray(table.right, np.int64), mode=mode,
+                         missing=np.asarray(table.missing_left).astype(np.int8),
+                         scale=np.where(split, space.a[fk], 1.0), offset=np.where(split, space.b[fk], 0.0),
+                         zero_eps=np.full(n, eps), values=values, roots=np.asarray(table.roots, np.int64),
+                         dtype=dtype, source=source)
+    return make
+
+
+def _boosting_outputs(est: Any, K: int, kind: str, a: float = 1.0) -> dict[str, TreeOutput] | None:
+    """Outputs of a boosting library's model from its raw scores: `binary` ([1 - p, p], p = logistic(a raw)),
+    `softmax`, `ova` (logistic per class), `raw`, `logistic` (a regressor's logistic of the score)."""
+    if kind == "binary":
+        return {"probabilities": TreeOutput("columns", [0, 0], a, 0.0, fn=["logistic", "logistic"], c=[-1.0, 1.0],
+                                            d=[1.0, 0.0]),
+                "label": _label(est.classes_, [0], a, 0.0, rule="threshold")}
+    if kind == "softmax":
+        return {"probabilities": TreeOutput("softmax", np.arange(K), 1.0, 0.0),
+                "label": _label(est.classes_, np.arange(K))}
+    if kind == "ova":
+        return {"probabilities": TreeOutput("columns", np.arange(K), a, 0.0, fn=["logistic"] * K),
+                "label": _label(est.classes_, np.arange(K), a)}
+    if kind == "raw":
+        return {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}
+    if kind == "logistic":
+        return {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0, fn=["logistic"] * K)}
+    return None
+
+
+def _xgboost(est: Any) -> tuple | None:
+    from ..converters.sklearn import boosting
+
+    if est.missing is not None and not np.isnan(est.missing):
+        return None
+    table, info, base, objective = boosting._xgb_model(est)
+    K = len(base)
+    if boosting._is_classifier(est):
+        kind = {"binary:logistic": "binary", "binary:logitraw": "binary", "reg:logistic": "binary",
+                "multi:softprob": "softmax", "multi:softmax": "softmax"}.get(objective)
+    else:
+        kind = None if objective in boosting._LOG_BASE else ("logistic" if objective == "reg:logistic" else "raw")
+    outs = _boosting_outputs(est, K, kind) if kind else None
+    if outs is None:
+        return None
+    # XGBoost compares float32 features with float32 splits
+    return _table_trees(table, info, K, 1.0, "float32", 0.0, "XGBoost"), base, outs, type(est).__name__
+
+
+def _lightgbm(est: Any) -> tuple | None:
+    from ..converters.sklearn import boosting
+
+    table, target, cats = boosting._lgbm_table(est)
+    if cats or getattr(table, "zero_missing", None):
+        return None  # categorical splits, zero-as-missing: not read as plain thresholds
+    K = int(target.max()) + 1 if len(target) else 1
+    objective = str(est.booster_.dump_model().get("objective", "regression")).split()
+    name, params = objective[0], dict(p.split(":", 1) for p in objective[1:] if ":" in p)
+    sig = float(params.get("sigmoid", 1.0))
+    if boosting._is_classifier(est):
+        kind = {"binary": "binary", "cross_entropy": "binary", "xentropy": "binary", "multiclass": "softmax",
+                "multiclassova": "ova"}.get(name)
+    else:
+        kind = None if name in ("poisson", "gamma", "tweedie") else (
+            "logistic" if name in ("cross_entropy", "xentropy") else "raw")
+    outs = _boosting_outputs(est, K, kind, sig) if kind else None
+    if outs is None:
+        return None
+    # LightGBM compares doubles and reads |x| <= 1e-35 as 0
+    return _table_trees(table, target, K, 1.0, None, 1e-35, "LightGBM"), np.zeros(K), outs, type(est).__name__
+
+
+def _catboost(est: Any) -> tuple | None:
+    from ..converters.sklearn import boosting
+
+    table, scale, bias = boosting._catboost_table(est)
+    K = len(bias)
+    loss = str(est.get_all_params().get("loss_function", "RMSE"))
+    if boosting._is_classifier(est):
+        kind = {"Logloss": "binary", "CrossEntropy": "binary", "MultiClass": "softmax"}.get(loss)
+    else:
+        kind = None if loss.split(":")[0] in ("Poisson", "Tweedie") else ("raw" if loss.split(":")[0] in (
+            "RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile") else None)
+    outs = _boosting_outputs(est, K, kind) if kind else None
+    if outs is None:
+        return None
+    n_trees = len(table.roots)
+    values = np.asarray(table.values, np.float64) * scale  # [n, K] already: every leaf carries every target
+
+    def make(space: _Space, columns: list[Column]) -> TreeNodes:
+        nodes = _table_trees(table, np.zeros(n_trees, np.int64), 1, 1.0, "float32", 0.0, "CatBoost")(space,
+                                                                                                    columns)
+        nodes.values = values.reshape(len(values), -1)
+        return nodes
+    return make, bias, outs, type(est).__name__
+
+
 _ENSEMBLES: dict[str, Callable[[Any], tuple | None]] = {
+    **{n: _xgboost for n in ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor")},
+    **{n: _lightgbm for n in ("LGBMClassifier", "LGBMRegressor")},
+    **{n: _catboost for n in ("CatBoostClassifier", "CatBoostRegressor")},
     **{n: _forest for n in ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
                             "ExtraTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
                             "ExtraTreesClassifier", "ExtraTreesRegressor")},
