@@ -12,18 +12,13 @@ from hypothesis import strategies as st
 
 import portable
 from portable.certification.affine import certify_affine
-from portable.certification.core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Context, Domain, DomainColumn
+from portable.certification.core import CERTIFIED, REFUTED, Context, Domain, DomainColumn
 from portable.equivalence.compare import tolerance_for
 from portable.formats.sklearn import SklearnModel
 
 from .sample_models import SAMPLE_MODELS, inputs_for
 
 AFFINE_SAMPLES = ["logreg_multiclass", "logreg_binary", "scaler_pca_logreg", "column_transformer_frame"]
-# probabilities whose proved bound is above the check's tolerance (so: not certifiable, never refuted): the
-# worst-case float32 rounding of inputs up to ~2500 through the logistic, which the split into 48 boxes does not
-# bring under 1e-5
-LOOSE = {("logreg_binary", "probabilities"): "float32 rounding of wide inputs; bound ~7e-5 vs tolerance 1e-5",
-         ("scaler_pca_logreg", "probabilities"): "bound ~1.8e-5 vs tolerance 1e-5"}
 
 
 def domain_of(model, X) -> Domain:
@@ -105,7 +100,7 @@ def test_sample_models_are_certified(name):
     for out, cert in certs.items():
         assert cert.method == "affine"
         if out != "label":
-            assert cert.status == (NOT_CERTIFIABLE if (name, out) in LOOSE else CERTIFIED), cert
+            assert cert.status == CERTIFIED, cert
             assert cert.bound >= sampled_difference(model, conv, feeds, out)
 
 
@@ -186,3 +181,54 @@ def test_bound_is_sound_and_tight(seed, kind, mutate):
     assert cert.bound >= observed, (cert.bound, observed)  # soundness
     if mutate and kind == "regressor":
         assert cert.bound <= 10 * observed, (cert.bound, observed)  # tightness
+
+
+# -- the realistic pipelines ----------------------------------------------------------------------------------------------
+PIPELINES = ["titanic_logistic_regression", "titanic_constant_imputers", "titanic_mean_imputer_add_indicator",
+             "titanic_onehot_drop_first", "titanic_onehot_min_frequency", "titanic_column_selector",
+             "titanic_remainder_scaler", "titanic_integer_column_onehot", "titanic_set_output_pandas",
+             "titanic_grid_search", "titanic_linear_svc", "house_ridge_log_target", "house_polynomial_ridge"]
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_realistic_pipelines_are_certified(name):
+    from . import pipelines
+
+    est, df, _ = pipelines.build(name)
+    certs, model, conv, domain = certify(est, df, data=df)
+    assert certs is not None
+    feeds = sample_domain(model, domain, 1000)
+    for out, cert in certs.items():
+        assert cert.status == CERTIFIED, cert
+        if out != "label":
+            assert cert.bound >= sampled_difference(model, conv, feeds, out)
+
+
+def _mutate_initializer(converted, name: str, delta: float):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.ModelProto()
+    proto.CopyFrom(converted.proto)
+    for i, init in enumerate(proto.graph.initializer):
+        if init.name == name:
+            arr = numpy_helper.to_array(init).copy()
+            arr.flat[0] += delta
+            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, init.name))
+            return portable.load(proto)
+    raise AssertionError(f"no initializer {name}")
+
+
+def test_a_wrong_fill_value_is_refuted_at_a_missing_value():
+    """The numeric imputer's fill value changed: the models differ only where a value is missing, and the
+    counterexample has NaN there."""
+    from . import pipelines
+
+    est, df, _ = pipelines.build("titanic_logistic_regression")
+    conv = portable.convert(est, to="onnx", check=False, data=df)
+    fill = next(n.input[1] for n in conv.proto.graph.node if n.op_type == "Where"
+                and any(i.name == n.input[1] and i.data_type == 1 for i in conv.proto.graph.initializer))
+    certs, model, mutated, _ = certify(est, df, converted=_mutate_initializer(conv, fill, 40.0), data=df)
+    cert = certs["probabilities"]
+    assert cert.status == REFUTED and cert.counterexample["verified"], cert
+    assert np.isnan(np.asarray(cert.counterexample["inputs"]["age"], dtype=float)).all()

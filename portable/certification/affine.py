@@ -18,6 +18,7 @@ from .joint import certify_programs
 from .symbolic import NotSymbolic, Space
 
 METHOD = "affine"
+SPLIT_SECONDS = 5.0  # time spent splitting the domain for one output, at most
 
 
 def read_pair(original: Any, converted: Any, domain: Domain) -> tuple[Any, Any]:
@@ -108,7 +109,8 @@ def _split(name: str, cert: Certificate, original: Any, converted: Any, domain: 
 
     sub = Context(**{**ctx.__dict__, "outputs": {name: ctx.outputs[name]}})
     queue, leaves, reads = [domain], [], 0
-    while queue and reads < budget:
+    start = time.perf_counter()
+    while queue and reads < budget and time.perf_counter() - start < SPLIT_SECONDS:
         box = queue.pop()
         col = max(weights, key=lambda c: weights[c] * (box.columns[c].hi - box.columns[c].lo))
         c = box.columns[col]

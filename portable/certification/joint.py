@@ -21,7 +21,7 @@ import numpy as np
 
 from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, not_certifiable
 from .program import Label, Program, _sigmoid, vector_change
-from .symbolic import FUNC_ULPS, NotSymbolic, Space, Sym
+from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym
 
 
 @dataclass
@@ -42,19 +42,60 @@ def align(pa: Program, pb: Program) -> None:
             raise NotSymbolic(f"stage {k} differs: {a.act}[{len(a.lo)}] and {b.act}[{len(b.lo)}]")
 
 
-def propagate(pa: Program, pb: Program) -> list[np.ndarray]:
-    """Per stage (1..), a bound on |h_A - h_B| per unit."""
+def propagate(pa: Program, pb: Program) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per stage (1..), bounds on |h_A - h_B| and on the stage's input difference |z_A - z_B| per unit."""
     space = pa.space
     space.hull_hidden()
     dh: list[np.ndarray] = []
+    dzs: list[np.ndarray] = []
     for sa, sb in zip(pa.stages, pb.stages):
         d = diff(space, sa.pre, sb.pre, dh)
         za, zb = space.range(sa.pre.C), space.range(sb.pre.C)
         zlo, zhi = np.minimum(za[0] - sa.pre.E, zb[0] - sb.pre.E), np.maximum(za[1] + sa.pre.E, zb[1] + sb.pre.E)
         plo, phi = np.minimum(sa.lo, sb.lo), np.maximum(sa.hi, sb.hi)
         dz = d.total
+        dzs.append(dz)
         dh.append(np.minimum(vector_change(sa.act, dz, zlo, zhi, plo, phi), phi - plo))
-    return dh
+    return dh, dzs
+
+
+def relative_bound(pa: Program, pb: Program, oa: Sym, ob: Sym,
+                   dzs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """When each output is a unit p of the last logistic/softmax stage (or 1 - p) in both models, arrays
+    (c, r, a) with |o_A - o_B| <= c o (1 - o) + r o + a, o the original's output. By the mean value theorem a
+    logistic moves by s(1 - s) d at a point xi with s(1 - s) within a factor e^(2d) of p(1 - p) (a softmax by
+    2 p_i (1 - p_i) max|d|, within e^(4 max d)); the act's rounding is relative to p. None otherwise."""
+    k = len(pa.stages)
+    if not k or pa.stages[-1].act not in ("sigmoid", "softmax"):
+        return None
+    space = pa.space
+    A, B = space.pad(oa.C), space.pad(ob.C)
+    if A.shape != B.shape or not np.array_equal(A, B) or A.ndim != 2:
+        return None
+    dz = dzs[k - 1]
+    if pa.stages[-1].act == "softmax":
+        cu = 2 * np.max(dz) * np.exp(4 * np.max(dz)) * np.ones_like(dz)
+    else:
+        cu = dz * np.exp(2 * dz)
+    own = (pa.stages[-1].rel_own + pb.stages[-1].rel_own) * float(np.exp(2 * np.max(dz)))
+    n = A.shape[0]
+    c, r, a = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in range(n):
+        nz = [m for m in np.nonzero(A[i])[0]]
+        lin = [m for m in nz if m != 0]
+        if len(lin) != 1 or len(space.monomials[lin[0]]) != 1:
+            return None
+        key = space.vars[space.monomials[lin[0]][0]]
+        if key[0] != "h" or key[1] != k:
+            return None
+        unit, c0, c1 = key[2], A[i, 0], A[i, lin[0]]
+        if (c0, c1) == (0.0, 1.0):
+            c[i], r[i] = cu[unit], own
+        elif (c0, c1) == (1.0, -1.0):
+            c[i], a[i] = cu[unit], own + 4 * U32  # p's rounding is at most own * p <= own; 1 - p adds its own
+        else:
+            return None
+    return c, r, a
 
 
 def diff(space: Space, a: Sym, b: Sym, dh: list[np.ndarray]) -> Bound:
@@ -135,6 +176,15 @@ def sample_points(space: Space, n: int, seed: int = 0) -> np.ndarray:
                     vals[:, v] = ks == k
             continue
         x = space.var_index.get(("x", g.column))
+        if g.categories:
+            ks = rng.integers(0, len(g.categories), n)
+            for k in range(len(g.categories)):
+                v = space.var_index.get(("e", g.column, k))
+                if v is not None:
+                    vals[:, v] = ks == k
+            if x is not None:
+                vals[:, x] = np.asarray(g.categories, dtype=np.float64)[ks]
+            continue
         u = rng.random(n)
         pts = np.where(u < 0.25, g.lo, np.where(u < 0.5, g.hi, g.lo + rng.random(n) * (g.hi - g.lo)))
         if g.integer:
@@ -194,7 +244,7 @@ def certify_programs(pa: Program, pb: Program, original: Any, converted: Any, do
     """Certificates for every output both programs read (see the module docstring)."""
     space = pa.space
     align(pa, pb)
-    dh = propagate(pa, pb)
+    dh, dzs = propagate(pa, pb)
     arith = _arithmetic(pa, pb)
     certs: dict[str, Certificate] = {}
     cand = None
@@ -213,8 +263,11 @@ def certify_programs(pa: Program, pb: Program, original: Any, converted: Any, do
             continue
         if cand is None:
             cand = _candidates(pa, pb, space)
-        cert = (_label_cert if isinstance(oa, Label) else _value_cert)(name, oa, ob, d, pa, pb, original, converted,
-                                                                        ctx, cand)
+        if isinstance(oa, Label):
+            cert = _label_cert(name, oa, ob, d, pa, pb, original, converted, ctx, cand)
+        else:
+            cert = _value_cert(name, oa, ob, d, pa, pb, original, converted, ctx, cand,
+                               relative_bound(pa, pb, oa, ob, dzs))
         cert.method, cert.arithmetic = method, arith
         cert.domain = domain.to_dict()
         cert.details.setdefault("stages", [s.act for s in pa.stages])
@@ -275,20 +328,51 @@ def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Co
     return ce
 
 
+def _excess(name: str, ctx: Context, lo: np.ndarray, hi: np.ndarray, total: np.ndarray,
+            rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> tuple[float, float, float]:
+    """(bound, tolerance, excess): the largest |A - B| the analysis allows, the tolerance where that bound is
+    attained, and the largest excess of the difference bound over the tolerance (<= 0: certified). The tolerance
+    `atol * scale + rtol * |original|` grows with the value, so both are compared over the output's range."""
+    bound, tol, excess = 0.0, 0.0, -np.inf
+    a_s = ctx.allowed(name, 0.0)
+    rt = ctx.allowed(name, 1.0) - a_s
+    for i in range(len(total)):
+        lo_i, hi_i = float(lo[i]), float(hi[i])
+        m0 = 0.0 if lo_i <= 0 <= hi_i else min(abs(lo_i), abs(hi_i))
+        ex = total[i] - ctx.allowed(name, m0)  # the absolute bound against the smallest tolerance
+        bi, ti = float(total[i]), ctx.allowed(name, m0)
+        if rel is not None:
+            c, r, a = float(rel[0][i]), float(rel[1][i]), float(rel[2][i])
+            p0, p1 = max(lo_i, 0.0), min(hi_i, 1.0)
+            # c p (1 - p) + r p + a - a_s - rt p: concave in p, largest at p* (clipped to the range)
+            p = float(np.clip((c + r - rt) / (2 * c), p0, p1)) if c > 0 else (p1 if r > rt else p0)
+            ex = min(ex, c * p * (1 - p) + r * p + a - a_s - rt * p)
+            q = float(np.clip(0.5 + r / (2 * c), p0, p1)) if c > 0 else p1
+            f = c * q * (1 - q) + r * q + a
+            if f < bi:
+                bi, ti = f, ctx.allowed(name, q)
+        if bi > bound:
+            bound, tol = bi, ti
+        excess = max(excess, ex)
+    return bound, float(tol), float(excess)
+
+
 def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program, original: Any, converted: Any,
-                ctx: Context, cand: np.ndarray) -> Certificate:
+                ctx: Context, cand: np.ndarray, rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Certificate:
     space = pa.space
     lo, hi = space.range(oa.C, pa.side)
-    mag = float(np.min(np.where((lo > 0) | (hi < 0), np.minimum(np.abs(lo), np.abs(hi)), 0.0)))
-    allowed = ctx.allowed(name, mag)
-    bound = float(np.max(d.total)) if d.total.size else 0.0
+    lo, hi = lo - oa.E, hi + oa.E
+    bound, allowed, excess = _excess(name, ctx, lo, hi, d.total, rel)
     coef = float(np.max(np.abs(d.lo), initial=0.0) + np.max(np.abs(d.hi), initial=0.0))
     details: dict[str, Any] = {"coefficient_difference_bound": float(max(np.max(np.abs(d.lo), initial=0),
                                                                            np.max(np.abs(d.hi), initial=0))),
                                "rounding_bound": float(np.max(oa.E + ob.E, initial=0.0))}
     if not pa.stages and coef <= 64 * 2.0 ** -24 * max(1.0, float(np.max(np.abs(hi), initial=1.0))):
         details["same_function"] = "the same composition with the same coefficients up to float32 rounding"
-    if bound <= allowed:
+    if rel is not None:
+        details["bound_form"] = "c p (1 - p) + r p + a with c <= %.3g, r <= %.3g, a <= %.3g (p: the original's " \
+            "value)" % (float(np.max(rel[0])), float(np.max(rel[1])), float(np.max(rel[2])))
+    if excess <= 0:
         return Certificate(output=name, status=CERTIFIED, bound=bound, tolerance=allowed, details=details)
     ya, yb = run(pa, cand)[name], run(pb, cand)[name]
     gap = np.max(np.abs(np.asarray(ya, float) - np.asarray(yb, float)).reshape(len(cand), -1), axis=1)

@@ -186,7 +186,8 @@ def _const(prog: Program, v: Any) -> Sym:
 
 def _row_const(v: np.ndarray) -> np.ndarray:
     """A constant combined with a batched value: drop a leading batch axis of size 1."""
-    v = np.asarray(v, dtype=np.float64)
+    v = np.asarray(v)
+    v = v.astype(np.float64) if v.dtype.kind in "fiub" else v
     return v[0] if v.ndim >= 2 and v.shape[0] == 1 else v
 
 
@@ -301,7 +302,7 @@ def _normalizer(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     return [prog.activate(_const(prog, ins[0]), "l1norm", F32)]
 
 
-@op("Relu", "Tanh", "Sigmoid", "Softmax")
+@op("Relu", "Tanh", "Sigmoid", "Softmax", "Exp")
 def _act(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     s = _const(prog, ins[0])
     if node.op_type == "Softmax" and _axis(at.get("axis", -1), s) not in (-1, s.C.ndim - 2):
@@ -501,7 +502,7 @@ def _table(prog: Program, v: Any, shape: tuple) -> np.ndarray:
         return np.broadcast_to(v.items, shape)
     if isinstance(v, Sym):
         return np.broadcast_to(sym_table(v, prog).items, shape)
-    arr = np.broadcast_to(np.asarray(_row_const(v) if np.asarray(v).dtype.kind in "fiub" else v), shape)
+    arr = np.broadcast_to(_row_const(v), shape)
     out = np.empty(shape, dtype=object)
     for pos in np.ndindex(*shape):
         out[pos] = (None, (arr[pos],))
@@ -524,7 +525,8 @@ def _combine(items: list[np.ndarray], func: Callable[..., Any]) -> np.ndarray:
 
 
 def _where_table(prog: Program, cond: Sym, a: Any, b: Any) -> Cat:
-    shape = np.broadcast_shapes(cond.shape, getattr(a, "shape", ()), getattr(b, "shape", ()))
+    shape = np.broadcast_shapes(*[_row_const(v).shape if isinstance(v, np.ndarray) else v.shape
+                                  for v in (cond, a, b)])
     items = _combine([_table(prog, cond, shape), _table(prog, a, shape), _table(prog, b, shape)],
                      lambda c, x, y: x if c else y)
     return Cat(items)
@@ -539,10 +541,7 @@ def _compare(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
         return [_LabelIdx(_concat_values(prog, [t, _reshape_value(a, (1,))], -1))]  # argmax([t, s]): s > t
     f = {"Equal": lambda x, y: x == y, "Greater": lambda x, y: x > y, "Less": lambda x, y: x < y,
          "GreaterOrEqual": lambda x, y: x >= y, "LessOrEqual": lambda x, y: x <= y}[node.op_type]
-    shape = np.broadcast_shapes(getattr(a, "shape", ()) if not isinstance(a, np.ndarray) else _row_const(a).shape
-                                if a.dtype.kind in "fiub" else a.shape,
-                                getattr(b, "shape", ()) if not isinstance(b, np.ndarray) else _row_const(b).shape
-                                if b.dtype.kind in "fiub" else b.shape)
+    shape = np.broadcast_shapes(*[_row_const(v).shape if isinstance(v, np.ndarray) else v.shape for v in (a, b)])
     items = _combine([_table(prog, a, shape), _table(prog, b, shape)], lambda x, y: float(f(_s(x), _s(y))))
     return [cat_to_sym(Cat(items), prog)]
 

@@ -27,6 +27,7 @@ class Stage:
     pre: Sym
     lo: np.ndarray  # this side's interval of the stage's outputs
     hi: np.ndarray
+    rel_own: float = 0.0  # the relative rounding error of computing the act (and normalising its outputs again)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Program:
         if act == "l1norm" and self._is_stage_output(s, ("softmax", "l1norm")):
             # L1 normalisation of a probability vector is the identity; only its rounding remains
             n = s.shape[0]
+            self.stages[-1].rel_own += (n + 2) * self.u(dtype) * (1 + self.stages[-1].rel_own)
             return Sym(s.C, s.E * (1 + (n + 2) * self.u(dtype)) + (n + 2) * self.u(dtype) * self.mag(s), s.stage)
         if s.C.ndim != 2:
             raise NotSymbolic(f"a {act} over a tensor of shape {s.shape}")
@@ -154,6 +156,7 @@ class Program:
         C = np.zeros((len(lo), self.space.size))
         C[np.arange(len(lo)), idx] = 1.0
         E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
+        self.stages[-1].rel_own = own_relative(act, len(lo), self.u(dtype))
         return Sym(C, E, st)
 
 
@@ -235,6 +238,11 @@ def vector_change(act: str, dz: np.ndarray, lo: np.ndarray, hi: np.ndarray, plo:
     return lipschitz(act, lo - dz, hi + dz) * dz
 
 
+def own_relative(act: str, n: int, u: float) -> float:
+    """The relative error of evaluating act in float arithmetic (see act_error)."""
+    return 0.0 if act == "relu" else ((n + FUNC_ULPS) if act in ("softmax", "l1norm") else FUNC_ULPS) * u
+
+
 def act_error(act: str, zlo: np.ndarray, zhi: np.ndarray, E: np.ndarray, lo: np.ndarray, hi: np.ndarray,
               u: float) -> np.ndarray:
     """Rounding error after act: the input's error carried through, plus the function's own error."""
@@ -242,10 +250,7 @@ def act_error(act: str, zlo: np.ndarray, zhi: np.ndarray, E: np.ndarray, lo: np.
     if act == "relu":
         return E.copy()
     carried = vector_change(act, E, zlo, zhi, lo, hi)
-    own = FUNC_ULPS * u * mag
-    if act in ("softmax", "l1norm"):
-        own = (len(lo) + FUNC_ULPS) * u * mag
-    return carried + own
+    return carried + own_relative(act, len(lo), u) * mag
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -308,13 +313,19 @@ def sym_table(s: Sym, prog: Program) -> Cat:
         if not groups:
             items[r] = (None, (row[0],))
             continue
-        if len(groups) > 1 or space.groups[next(iter(groups))].kind != "categorical":
-            raise NotSymbolic("a comparison or lookup of a value that depends on a numeric input")
+        if len(groups) > 1 or not space.groups[next(iter(groups))].categories:
+            raise NotSymbolic("a comparison or lookup of a value that depends on a continuous input")
         g = groups.pop()
         grp = space.groups[g]
+        if grp.nan and any(space.vars[v][0] in ("x", "n") for m in nz for v in space.monomials[m]):
+            raise NotSymbolic("a comparison or lookup of an integer column that may be NaN")
+        x = space.var_index.get(("x", grp.column))
         vals = []
-        for k in range(len(grp.categories)):
-            v = space.var_index.get(("e", grp.column, k))
-            vals.append(row[0] + sum(row[m] for m in nz if v is not None and space.monomials[m] == (v,)))
+        for k, cat in enumerate(grp.categories):
+            point = {v: 1.0 for v in [space.var_index.get(("e", grp.column, k))] if v is not None}
+            if x is not None:
+                point[x] = float(cat)
+            vals.append(row[0] + sum(row[m] * np.prod([point.get(v, 0.0) for v in space.monomials[m]])
+                                     for m in nz))
         items[r] = (g, tuple(vals))
     return Cat(items.reshape(s.shape))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .onnx_program import _concat_values, _const, _take, input_value
+from .onnx_program import _concat_values, _take, input_value
 from .program import Label, Program, cat_to_sym, sym_table
 from .symbolic import Cat, NotSymbolic, Space, Sym
 
@@ -204,15 +204,18 @@ def _function(prog: Program, est: Any, x: Any) -> Any:
 def _imputer(prog: Program, est: Any, x: Any) -> Any:
     if _is_cat(x):
         return _by_category(prog, est, x, strings_out=True)
-    if est.add_indicator:
-        raise NotSymbolic("SimpleImputer(add_indicator=True) on numeric columns")
     from .onnx_program import _isnan, _where
 
     s = _as_sym(prog, x)
-    if not np.isnan(est.missing_values) if isinstance(est.missing_values, float) else True:
+    if not (isinstance(est.missing_values, float) and np.isnan(est.missing_values)):
         raise NotSymbolic("a SimpleImputer of a value other than NaN")
+    if np.any(np.isnan(np.asarray(est.statistics_, dtype=np.float64))):
+        raise NotSymbolic("a SimpleImputer that drops an all-missing column")
     cond = _isnan(prog, None, {}, [s], F64)[0]
-    return _where(prog, None, {}, [cond, np.asarray(est.statistics_, dtype=np.float64), s], F64)[0]
+    out = _where(prog, None, {}, [cond, np.asarray(est.statistics_, dtype=np.float64), s], F64)[0]
+    if est.add_indicator:
+        out = _concat_values(prog, [out, _take(cond, np.asarray(est.indicator_.features_), -1)], -1)
+    return out
 
 
 def _is_cat(x: Any) -> bool:
@@ -417,3 +420,21 @@ def _mlp_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
         p = _concat_values(prog, [prog.add(one, h, F64, -1.0), h], -1)
         return {"label": Label(p, classes), "probabilities": p}
     raise NotSymbolic(f"MLPClassifier with output activation {est.out_activation_}")
+
+
+@reads("GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV", final=True)
+def _search(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    if not hasattr(est, "best_estimator_"):
+        raise NotSymbolic(f"{type(est).__name__}(refit=False) predicts nothing")
+    return _final(prog, est.best_estimator_, x)
+
+
+@reads("TransformedTargetRegressor", final=True)
+def _transformed_target(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    inverse = {np.expm1: -1.0, np.exp: 0.0}
+    if est.transformer_ is not None and type(est.transformer_).__name__ != "FunctionTransformer" or \
+            est.inverse_func not in inverse:
+        raise NotSymbolic("TransformedTargetRegressor with an inverse other than exp/expm1")
+    z = _final(prog, est.regressor_, x)["variable"]
+    h = prog.activate(_as_sym(prog, z), "exp", F64)
+    return {"variable": prog.add(h, prog.const(np.full(h.shape, inverse[est.inverse_func]), h.stage), F64)}

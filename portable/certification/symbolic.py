@@ -30,6 +30,7 @@ U32, U64 = 2.0 ** -24, 2.0 ** -53
 # transcendental functions (exp, tanh, the logistic) are not correctly rounded in any runtime: assumed accurate to
 # FUNC_ULPS units in the last place (MLAS and numpy/scipy are within a few)
 FUNC_ULPS = 16
+MAX_ENUM = 256  # integer columns with fewer values than this are enumerated
 
 
 class NotSymbolic(Exception):
@@ -100,6 +101,9 @@ class Space:
             if dc.lo is None or dc.hi is None or not (np.isfinite(dc.lo) and np.isfinite(dc.hi)):
                 raise NotSymbolic(f"the domain's column {col[0]}[{col[1]}] is not a finite interval")
             g = Group("numeric", col, lo=float(dc.lo), hi=float(dc.hi), nan=dc.nan, integer=dc.integer)
+            if dc.integer and np.ceil(dc.lo) <= np.floor(dc.hi) and np.floor(dc.hi) - np.ceil(dc.lo) < MAX_ENUM:
+                # few integers: each is a point of the group (an encoder may read them as categories)
+                g.categories = [int(k) for k in np.arange(np.ceil(dc.lo), np.floor(dc.hi) + 1)]
         self.group_index[col] = len(self.groups)
         self.groups.append(g)
         return len(self.groups) - 1
@@ -110,7 +114,6 @@ class Space:
         if key not in self.group_index:
             self.group_index[key] = len(self.groups)
             self.groups.append(Group("hidden", key, lo=float(lo), hi=float(hi)))
-        g = self.groups[self.group_index[key]]
         return self.group_index[key]
 
     def hull_hidden(self) -> None:
@@ -131,8 +134,7 @@ class Space:
             out.append(v)
         for i, v in enumerate(out):
             for w in out[i + 1:]:
-                kv, kw = self.vars[v], self.vars[w]
-                if self.var_group[v] == self.var_group[w] and v != w and (kv[0] != "h"):
+                if self.var_group[v] == self.var_group[w] and v != w and self.vars[v][0] != "h":
                     return None  # x·n = 0 (x is 0 where NaN); two categories of one column exclude each other
         if len(out) > 2:
             raise NotSymbolic("a polynomial of degree above 2")
@@ -141,7 +143,6 @@ class Space:
     # -- per-group points -----------------------------------------------------------------------------------------
     def _group_points(self, g: Group, side: str | None = None) -> list[dict[int, float]]:
         """The extreme points of a group as {variable: value} (variables absent are 0)."""
-        gi = self.groups.index(g) if False else None  # noqa: F841 (kept simple)
         if g.kind == "categorical":
             pts = []
             for k in range(len(g.categories)):
@@ -156,7 +157,16 @@ class Space:
             return [{v: lo}, {v: hi}]
         x = self.var_index.get(("x", g.column))
         n = self.var_index.get(("n", g.column))
-        pts = [{x: g.lo} if x is not None else {}, {x: g.hi} if x is not None else {}]
+        if g.categories:  # an enumerated integer column: every value, with its indicator
+            pts = []
+            for k, val in enumerate(g.categories):
+                p = {x: float(val)} if x is not None else {}
+                e = self.var_index.get(("e", g.column, k))
+                if e is not None:
+                    p[e] = 1.0
+                pts.append(p)
+        else:
+            pts = [{x: g.lo} if x is not None else {}, {x: g.hi} if x is not None else {}]
         if g.nan:
             pts.append({n: 1.0} if n is not None else {})
         return pts
@@ -201,7 +211,7 @@ class Space:
             contrib = C[:, monos] @ vals  # [m, n_pts]
             best = contrib.argmax(axis=1)
             top = contrib[np.arange(m), best]
-            if g.kind != "categorical":
+            if g.kind != "categorical" and not g.categories:
                 top, best_x = self._interior(C, monos, g, side, top)
             else:
                 best_x = None
