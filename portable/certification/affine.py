@@ -60,8 +60,22 @@ def read_model(model: Any, space: Space, side: str) -> Any:
 
 
 def _hidden(prog: Any) -> bool:
-    """A nonlinearity whose outputs feed an affine map (a hidden layer), rather than output post-processing."""
-    return len(prog.stages) > 1 or (len(prog.stages) == 1 and prog.stages[0].act in ("relu", "tanh"))
+    """A nonlinearity whose outputs feed an affine map (a hidden layer), rather than output post-processing
+    (outputs that are the stage's units themselves, or 1 minus them, or them plus a constant)."""
+    import numpy as np
+
+    if len(prog.stages) != 1:
+        return len(prog.stages) > 1
+    space = prog.space
+    for out in prog.outputs.values():
+        s = out.scores if hasattr(out, "classes") else out
+        if s.stage != 1:
+            continue
+        for row in space.pad(s.C).reshape(-1, space.size):
+            nz = [m for m in np.nonzero(row)[0] if m != 0]
+            if len(nz) > 1 or (nz and abs(row[nz[0]]) != 1.0):
+                return True
+    return False
 
 
 def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Context, method: str,
@@ -146,5 +160,5 @@ def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) 
     """Certificates for affine compositions (None when either model is not one)."""
     try:
         return certify_by_splitting(original, converted, domain, ctx, METHOD, False, time.perf_counter())
-    except NotSymbolic:
-        return None
+    except NotSymbolic as exc:  # the original has no reading: say why (a later method may still apply)
+        return {name: not_certifiable(name, f"no affine reading: {exc}") for name in ctx.outputs}

@@ -201,8 +201,10 @@ def sample_points(space: Space, n: int, seed: int = 0) -> np.ndarray:
     return vals
 
 
-def to_inputs(space: Space, point: np.ndarray, specs: Any) -> dict[str, np.ndarray]:
-    """Model inputs (one row) for a point of the base variables."""
+def to_inputs(space: Space, point: np.ndarray, specs: Any, dtypes: dict[str, str] | None = None
+              ) -> dict[str, np.ndarray]:
+    """Model inputs (one row) for a point of the base variables (float inputs in `dtypes[name]` when given: the
+    dtype the check feeds both models)."""
     point = np.concatenate([point, np.zeros(len(space.vars) - len(point))])
     feeds = {}
     for spec in specs:
@@ -232,7 +234,8 @@ def to_inputs(space: Space, point: np.ndarray, specs: Any) -> dict[str, np.ndarr
         elif spec.dtype.startswith("int"):
             arr = np.round(arr.astype(np.float64)).astype(spec.dtype)
         else:
-            arr = arr.astype(spec.dtype)
+            want = (dtypes or {}).get(spec.name, spec.dtype)
+            arr = arr.astype(want if want.startswith("float") else spec.dtype)
         shape = (1,) + tuple(d if d is not None else width for d in spec.shape[1:]) if len(spec.shape) > 1 else (1,)
         feeds[spec.name] = arr.reshape(shape)
     return feeds
@@ -308,13 +311,13 @@ def _candidates(pa: Program, pb: Program, space: Space) -> np.ndarray:
 def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Context, space: Space,
             label: bool) -> dict[str, Any]:
     """Run both models at the point (the counterexample of a refuted certificate)."""
-    inputs = to_inputs(space, point, original.signature.inputs)
+    inputs = to_inputs(space, point, original.signature.inputs, ctx.inputs)
     ce: dict[str, Any] = {"inputs": {k: v.tolist() for k, v in inputs.items()}, "verified": False}
     run_a = ctx.run_original or original.run
     run_b = ctx.run_converted or converted.run
     try:
         a = np.asarray(run_a(inputs)[name])
-        b = np.asarray(run_b(to_inputs(space, point, converted.signature.inputs))[name])
+        b = np.asarray(run_b(to_inputs(space, point, converted.signature.inputs, ctx.inputs))[name])
     except Exception as exc:  # a model refusing the point: the counterexample stays unverified
         ce["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return ce
@@ -396,8 +399,7 @@ def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Prog
     cb = np.arange(k).astype(str) if cb is None else cb
     t = np.sort(d.total)[::-1]
     margin = float(t[0] + t[1]) if k > 1 else float(t[0]) * 2
-    details: dict[str, Any] = {"score_difference_bound": float(np.max(d.total)),
-                               "labels_equal_where_margin_exceeds": margin,
+    details: dict[str, Any] = {"decision_bound": float(np.max(d.total)), "exact_where_margin_exceeds": margin,
                                "meaning": "the two models' labels are proved equal on every input whose decision "
                                           "margin (top score minus the runner-up) exceeds the bound"}
     same_classes = len(ca) == len(cb) and bool(np.all(ca == cb))
