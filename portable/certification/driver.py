@@ -318,8 +318,8 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
     for name, _ in outputs:
         if name not in certs:
             certs[name] = reasons.get(name) or Certificate(name, NOT_CERTIFIABLE, reason=(
-                "no certification method applies to this pair of models (tree ensembles"
-                + ", affine compositions, small networks" + " are certified)"))
+                "no certification method applies to this pair of models (the methods: "
+                + ", ".join(m for _, m, _ in METHODS) + ")"))
         certs[name].domain = {"source": dom.source}
         if certs[name].tolerance is None and certs[name].status != NOT_CERTIFIABLE:
             certs[name].tolerance = ctx.allowed(name)

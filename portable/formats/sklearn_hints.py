@@ -507,8 +507,10 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     parts, base, outs, source = got
     trees = parts(space, learner.columns) if callable(parts) else _nodes(space, learner.columns, parts, source)
     names = set(model.signature.output_names)
+    # XGBoost sums its trees in float32 (and returns float32); the others in float64
+    acc = "float32" if type(final).__module__.split(".")[0] == "xgboost" else "float64"
     return TreeEnsemble(trees, np.asarray(base, np.float64), {k: v for k, v in outs.items() if k in names},
-                        accumulate="float64", source=f"scikit-learn {source}")
+                        accumulate=acc, source=f"{type(final).__module__.split('.')[0]} {source}")
 
 
 def _nodes(space: _Space, columns: list[Column], parts: list[tuple[Any, np.ndarray]], source: str) -> TreeNodes:
