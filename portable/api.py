@@ -297,7 +297,12 @@ def export(model: Any, path: str | Path, data: Any = None, *, to: str | None = N
 
 
 def audit(path: str | Path, *, trust: Iterable[str] = ()) -> Any:
-    """What a pickle, joblib or skops file would import and call, found without running it.
+    """What a pickle, joblib or skops file imports and calls, and whether portable's loader admits it.
+
+    A static scan of the opcodes, then (when every global is allowed) the restricted loader itself, as `load`
+    would run it: it imports the allowlisted (or trusted) modules the file names and runs the reconstructor
+    table's calls and their `__setstate__` on the file's data, then validates the fitted internals. Nothing off
+    the allowlist is imported or called, and the model itself (predict, transform) never runs.
 
     Returns an `AuditResult` (`.safe`, `.refused`, `.to_text()`, `.to_json()`); `trust` marks names or
     package prefixes as admitted, as `load(trust=...)` would.

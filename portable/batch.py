@@ -18,6 +18,40 @@ from .errors import PortableError
 
 DEFAULT_TIMEOUT = 300.0  # seconds one file may take before its worker is stopped
 STARTUP_ALLOWANCE = 300.0  # seconds a fresh worker may take to import portable before its file's clock starts
+#: Address space one worker may use (`--memory-limit`, `memory_limit=`; 0 = no limit). A worker that needs more
+#: fails its file with "ran out of memory" and is replaced; the other files go on. A worker needs about 1 GiB
+#: for its libraries alone (scikit-learn, onnxruntime, ...), so limits below `MIN_MEMORY_LIMIT` are refused.
+DEFAULT_MEMORY_LIMIT = 8 << 30
+MIN_MEMORY_LIMIT = 512 << 20
+_OOM = "ran out of memory"
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+          "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+
+
+def memory_limit_bytes(value: Any, name: str = "memory_limit") -> int:
+    """`8G`, `512M`, `1.5GiB`, a number of bytes, or 0 (no limit) -> bytes; PortableError naming `name` otherwise.
+    Units are binary (1G = 2**30 bytes)."""
+    import re
+
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, (int, float)) and value == value and value not in (float("inf"), float("-inf")):
+        n = value
+    elif isinstance(value, str) and (m := re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)) \
+            and m.group(2).lower() in _UNITS:
+        n = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        raise PortableError(f"{name} must be a size such as 8G, 512M or a number of bytes (0: no limit), not "
+                            f"{value!r}")
+    n = int(n)
+    if n < 0 or (0 < n < MIN_MEMORY_LIMIT):
+        raise PortableError(f"{name} must be 0 (no limit) or at least {MIN_MEMORY_LIMIT >> 20} MiB (a worker needs "
+                            f"about 1 GiB for its libraries), not {value!r}")
+    return n
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):g} GiB" if n >= 1 << 30 else f"{n / (1 << 20):g} MiB"
 
 
 
@@ -107,23 +141,43 @@ def convert_one(src: str, out: str, to: str, settings: dict[str, Any]) -> BatchR
             Path(out).parent.mkdir(parents=True, exist_ok=True)
             art.save(out, force=settings["force"])
             result.output = out
+    except MemoryError:
+        result.error = _out_of_memory(settings)
     except PortableError as exc:
-        result.error = str(exc)
+        result.error = _out_of_memory(settings) + f" ({exc})" if _memory_failure(exc) else str(exc)
     except Exception as exc:  # one broken model must not stop the batch; say what happened
         result.error = f"unexpected {type(exc).__name__}: {exc}"
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
+def _memory_failure(exc: BaseException) -> bool:
+    """A PortableError that wraps an allocation failure (the loader's, onnxruntime's, ...)."""
+    text = str(exc)
+    return "MemoryError" in text or "bad_alloc" in text or "Failed to allocate memory" in text \
+        or "Unable to allocate" in text
+
+
+def _out_of_memory(settings: dict[str, Any]) -> str:
+    limit = settings.get("memory_limit") or 0
+    where = (f"the worker converting this file is limited to {_size(limit)} of address space (--memory-limit)"
+             if limit else "the machine has no more memory for this file")
+    return f"{_OOM}: {where}; its worker was replaced and the other files were not affected"
+
+
 def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype: str = "auto",
                    check: bool = True, samples: int = 1000, seed: int = 0, trust: tuple[str, ...] = (),
                    force: bool = False, keep_failed: bool = False, progress: Any = None,
-                   dask: Any = None, timeout: float = DEFAULT_TIMEOUT) -> list[BatchResult]:
+                   dask: Any = None, timeout: float = DEFAULT_TIMEOUT,
+                   memory_limit: Any = DEFAULT_MEMORY_LIMIT) -> list[BatchResult]:
     """Convert every recognised model below `folder` into `out_dir`; write `out_dir/summary.json`.
 
     Each file is converted in a worker process (`jobs` of them, reused from file to file): a file whose
     conversion crashes the interpreter (a segfault in a library) or runs longer than `timeout` seconds has its
-    worker stopped and replaced, is reported as failed with the reason, and never fails another file.
+    worker stopped and replaced, is reported as failed with the reason, and never fails another file. Each
+    worker's address space is limited to `memory_limit` (bytes, or a size such as "4G"; 0: no limit; default
+    `DEFAULT_MEMORY_LIMIT`, 8 GiB): a file that needs more fails with "ran out of memory" and its worker is
+    replaced. The worker that runs an original pickle for the check gets the same limit.
     `summary.json` is written on every exit path (an interrupted batch lists the files it did not reach).
 
     `dask` (a scheduler address, `local[:N]` or a Client) runs one Dask task per file instead of the local
@@ -140,6 +194,7 @@ def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype
     samples, seed, trust = _args.samples(samples), _args.seed(seed), _args.trust(trust)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise PortableError(f"timeout must be a number of seconds > 0, not {timeout!r}")
+    memory_limit = memory_limit_bytes(memory_limit)
     if not folder.is_dir():
         raise PortableError("not a folder", path=folder)
     if out_dir.resolve() == folder.resolve():
@@ -159,7 +214,7 @@ def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype
     except OSError as exc:
         raise PortableError(f"cannot create the output folder ({exc.strerror or exc})", path=out_dir) from None
     settings = dict(dtype=dtype, check=check, samples=samples, seed=seed, trust=list(trust), force=force,
-                    keep_failed=keep_failed)
+                    keep_failed=keep_failed, memory_limit=memory_limit)
     outs = outputs_for(files, folder, out_dir, to)
     sources = {f.resolve() for f in files}
     tasks = [(str(f), str(o)) for f, o in zip(files, outs)]
@@ -189,9 +244,26 @@ def convert_folder(folder: Path, to: str, out_dir: Path, *, jobs: int = 1, dtype
 
 
 
-def _worker_main(conn: Any, limits: dict[str, int]) -> None:
+def _limit_memory(limit: int) -> None:
+    """Limit this process's address space to `limit` bytes (soft limit; the hard limit stays, so the worker that
+    runs an original pickle sets its own); the original model's worker gets the same limit unless the user set
+    PORTABLE_ORIGINAL_MEMORY."""
+    if not limit:
+        return
+    os.environ.setdefault("PORTABLE_ORIGINAL_MEMORY", str(limit))
+    try:
+        import resource
+    except ImportError:  # not on this platform: the limit cannot be applied
+        return
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+def _worker_main(conn: Any, limits: dict[str, int], memory_limit: int = 0) -> None:
     """A worker process: converts the files it is sent, one at a time, until told to stop."""
     import signal
+
+    _limit_memory(memory_limit)
 
     def terminate(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)  # so that a stopped worker removes its temporary files
@@ -226,13 +298,16 @@ def _worker_main(conn: Any, limits: dict[str, int]) -> None:
             return
         src, out, to, settings = task
         conn.send("started")
-        conn.send(convert_one(src, out, to, settings))
+        result = convert_one(src, out, to, settings)
+        conn.send(result)
+        if result.error is not None and result.error.startswith(_OOM):
+            return  # a process that ran out of memory may be left in a bad state: the batch starts a new one
 
 
 class _Worker:
-    def __init__(self, ctx: Any, limits: dict[str, int]) -> None:
+    def __init__(self, ctx: Any, limits: dict[str, int], memory_limit: int = 0) -> None:
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, limits), daemon=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, limits, memory_limit), daemon=True)
         self.proc.start()
         child.close()
         self.task: tuple[str, str] | None = None
@@ -255,7 +330,7 @@ class _Worker:
         self.conn.close()
 
 
-def _died(code: int | None) -> str:
+def _died(code: int | None, memory_limit: int = 0) -> str:
     import signal
 
     if code is not None and code < 0:
@@ -266,8 +341,11 @@ def _died(code: int | None) -> str:
         what = {"SIGSEGV": "a segmentation fault", "SIGBUS": "a bus error", "SIGABRT": "an abort",
                 "SIGKILL": "SIGKILL (out of memory?)", "SIGFPE": "a floating-point exception",
                 "SIGILL": "an illegal instruction"}.get(name, name)
+        oom = (f"; a library that cannot allocate memory may also abort like this (the worker is limited to "
+               f"{_size(memory_limit)}, --memory-limit)" if memory_limit and name in ("SIGABRT", "SIGSEGV", "SIGKILL")
+               else "")
         return f"the conversion crashed the worker process ({what}, {name}); portable's own code never does that, " \
-               "so a library crashed on this model (other files were not affected)"
+               f"so a library crashed on this model{oom} (other files were not affected)"
     return f"the worker process converting this file exited unexpectedly (exit code {code}); other files were " \
            "not affected"
 
@@ -297,7 +375,9 @@ def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], j
     try:
         while pending or busy:
             while pending and len(busy) < jobs:
-                w = idle.pop() if idle else _Worker(ctx, limits)
+                while idle and not idle[-1].proc.is_alive():  # it ran out of memory and exited: replace it
+                    idle.pop().stop()
+                w = idle.pop() if idle else _Worker(ctx, limits, settings.get("memory_limit") or 0)
                 w.send(pending.popleft(), to, settings, timeout)
                 busy.append(w)
             now = time.monotonic()
@@ -316,15 +396,18 @@ def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], j
                             result = w.conn.recv()
                     except (EOFError, OSError):
                         w.proc.join(5)
-                        result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode),
+                        result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode, settings.get("memory_limit") or 0),
                                              seconds=round(time.monotonic() - w.started, 3))
                         finish(w, result)
                         w.stop()
                         continue
                     finish(w, result)
-                    idle.append(w)
+                    if isinstance(result, BatchResult) and (result.error or "").startswith(_OOM):
+                        w.stop()  # it exits after running out of memory; the next file gets a fresh worker
+                    else:
+                        idle.append(w)
                 elif not w.proc.is_alive():
-                    result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode),
+                    result = BatchResult(model=src, output=None, error=_died(w.proc.exitcode, settings.get("memory_limit") or 0),
                                          seconds=round(time.monotonic() - w.started, 3))
                     finish(w, result)
                     w.stop()

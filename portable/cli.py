@@ -51,6 +51,15 @@ def _write_report(report: Any, path: str | None, force: bool, protect: tuple[Any
     atomic_write_bytes(path, report.to_json().encode(), force=force, protect=protect)
 
 
+def _memory_limit(ctx: Any, param: Any, value: Any) -> int:
+    from .batch import memory_limit_bytes
+
+    try:
+        return memory_limit_bytes(value, "--memory-limit")
+    except PortableError as exc:
+        raise click.BadParameter(exc.message) from None
+
+
 def _samples(ctx: click.Context, param: click.Parameter, value: int) -> int:
     """--samples within portable.limits.max_samples (a usage error, exit 2, beyond it)."""
     from .limits import LIMITS
@@ -160,11 +169,14 @@ def cli(ctx: click.Context, debug: bool, limits: tuple[str, ...]) -> None:
               help="Convert a folder on a Dask cluster, one task per file (a scheduler address, or local:N).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
               help="Seconds one file of a folder may take before its worker is stopped.")
+@click.option("--memory-limit", "memory_limit", default="8G", show_default=True, callback=_memory_limit,
+              help="Address space each worker of a folder batch may use (e.g. 4G, 512M; 0: no limit); a file that "
+                   "needs more fails with 'ran out of memory' and the others go on.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors; no progress bar.")
 def convert(source: str, to: str, output: str | None, dtype: str, check: bool, samples: int, seed: int,
             data: str | None, report_path: str | None, trust: tuple[str, ...], force: bool, keep_failed: bool,
             standard_ops: bool, jobs: int, quiet: bool, dask: str | None = None, timeout: float = 300,
-            certify: bool = False) -> None:
+            certify: bool = False, memory_limit: int = 8 << 30) -> None:
     """Convert SOURCE (a pickle/joblib/skops file, a PFA document, an ONNX model, or a folder of them) to ONNX
     or NNEF."""
     from . import progress
@@ -178,7 +190,8 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
             raise click.UsageError("--report is for one model; a folder's reports go into its summary.json")
         _convert_folder(Path(source), to, Path(output) if output else Path(f"{source.rstrip('/')}-{to}"),
                         jobs=jobs, dtype=dtype, check=check, samples=samples, seed=seed, trust=trust, force=force,
-                        keep_failed=keep_failed, quiet=quiet, timeout=timeout, **({"dask": dask} if dask else {}))
+                        keep_failed=keep_failed, quiet=quiet, timeout=timeout, memory_limit=memory_limit,
+                        **({"dask": dask} if dask else {}))
         return
     if dask:
         raise InputError("--dask converts a folder; SOURCE is a single model", path=source)
@@ -333,7 +346,18 @@ def inspect(file: str, as_json: bool, trust: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--trust", multiple=True, help="Treat a global or package prefix as allowed (repeatable).")
 def audit(file: str, as_json: bool, trust: tuple[str, ...]) -> None:
-    """List what a pickle would import and call, without running it."""
+    """What a pickle/joblib/skops FILE imports and calls, and whether portable's loader admits it.
+
+    \b
+    Runs: a static scan of the file's opcodes (nothing executed); then, when every
+    global it names is allowed, portable's restricted loader on it, as `convert`
+    would: this imports the scikit-learn / numpy / scipy.sparse modules the file
+    names (and --trust'ed packages), calls the table's reconstructors (numpy array
+    and dtype rebuilding, scipy.sparse and scikit-learn classes created empty) and
+    their __setstate__ on the file's data, and validates the fitted internals.
+    Never runs: anything off the allowlist (no such module is even imported), nor
+    the model itself (no predict/transform). Exit 1 unless the verdict is SAFE.
+    """
     from .safety import audit as run_audit
 
     result = run_audit(Path(file), trust=trust)

@@ -210,6 +210,9 @@ def _child() -> None:
     from .batch import convert_one
 
     task = json.loads(sys.stdin.read())
+    from .batch import _limit_memory
+
+    _limit_memory(task["settings"].get("memory_limit") or 0)  # --memory-limit, as the local workers have it
     result = convert_one(task["src"], task["out"], task["to"], task["settings"])
     sys.stdout.write("\n" + _RESULT + json.dumps(asdict(result)) + "\n")
     sys.stdout.flush()

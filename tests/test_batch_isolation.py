@@ -2,9 +2,9 @@
 worker process; a crash (SIGSEGV) or a hang (`--timeout`) costs that file only, every good file is converted,
 `summary.json` is always written and names each bad file with its reason.
 
-The crashing and hanging files are of a format registered by a third-party plugin (entry point
+The crashing, hanging and memory-eating files are of a format registered by a third-party plugin (entry point
 `portable.converters`, as any plugin would be) whose loader calls `ctypes.string_at(0)` (a real segmentation
-fault, in a library portable does not control) or sleeps for ever. portable's own loaders are hardened against
+fault, in a library portable does not control), sleeps for ever, or allocates memory until there is none. portable's own loaders are hardened against
 the hostile files of tests/test_hostile_inputs.py, so a plugin is the honest way to get a library that crashes.
 """
 from __future__ import annotations
@@ -38,16 +38,23 @@ from pathlib import Path
 from portable.registry import register_format
 
 
-@register_format("fragile", extensions=(".crash", ".hang"), description="a format whose library crashes or hangs")
+@register_format("fragile", extensions=(".crash", ".hang", ".hog"),
+                 description="a format whose library crashes, hangs or eats memory")
 class Fragile:
     @staticmethod
     def sniff(source):
-        return Path(str(source)).suffix in (".crash", ".hang")
+        return Path(str(source)).suffix in (".crash", ".hang", ".hog")
 
     @staticmethod
     def load(source, options):
         if str(source).endswith(".crash"):
             ctypes.string_at(0)  # SIGSEGV in the library
+        if str(source).endswith(".hog"):
+            import numpy as np
+
+            hog = []
+            while True:  # the library allocates (and fills) 32 MiB after 32 MiB, for ever
+                hog.append(np.ones(32 << 20, np.uint8))
         time.sleep(10 ** 6)  # the library never returns
 '''
 
@@ -136,3 +143,42 @@ def test_a_folder_run_skips_its_own_output_folder(tmp_path, good_models):
     assert [p.name for p in discover(src, exclude=tmp_path / "elsewhere")] == ["logreg.pkl"]
     r = runner.invoke(cli, ["convert", str(src), "--to", "onnx", "-o", str(src), "--force", "--quiet"])
     assert r.exit_code == 1 and "source folder" in r.output
+
+
+def test_a_file_that_exhausts_memory_does_not_sink_the_folder(tmp_path, good_models):
+    """`--memory-limit`: the worker converting the memory-eating file hits its address-space limit; that file
+    fails with "ran out of memory", its worker is replaced, and every good file (after it, in the same single
+    worker slot) still converts; summary.json is written."""
+    X, models = good_models
+    src = tmp_path / "models"
+    src.mkdir()
+    for name, est in models.items():
+        (src / name).write_bytes(pickle.dumps(est))
+    (src / "greedy.hog").write_bytes(b"model")  # sorted first: the good files run after it, in a new worker
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(_plugin(tmp_path)), str(ROOT),
+                                                       os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "portable", "convert", str(src), "--to", "onnx", "-o", str(out),
+                           "--jobs", "1", "--memory-limit", "1536M", "--samples", "100", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {Path(r["model"]).name: r for r in summary["models"]}
+    assert "ran out of memory" in rows["greedy.hog"]["error"] and "1.5 GiB" in rows["greedy.hog"]["error"]
+    assert "--memory-limit" in rows["greedy.hog"]["error"]
+    for name in models:
+        assert rows[name]["error"] is None and rows[name]["verdict"] == "equivalent", rows[name]
+        assert Path(rows[name]["output"]).is_file()
+    assert summary["counts"] == {"equivalent": 3, "failed": 1}
+
+
+@pytest.mark.parametrize("value", ["lots", "-1G", "100M", "1e400", "nan"])
+def test_memory_limit_is_validated(tmp_path, value):
+    r = CliRunner().invoke(cli, ["convert", str(tmp_path), "--to", "onnx", "--memory-limit", value])
+    assert r.exit_code == 2 and "--memory-limit" in r.output, r.output
+    from portable.batch import memory_limit_bytes
+
+    assert memory_limit_bytes("1.5G") == 3 << 29 and memory_limit_bytes(0) == 0 and memory_limit_bytes("8GiB") == 8 << 30
+    with pytest.raises(portable.PortableError, match="memory_limit"):
+        portable.batch.convert_folder(tmp_path, "onnx", tmp_path / "o", memory_limit=[1])

@@ -512,3 +512,33 @@ def test_array_interface_in_a_state_is_refused(tmp_path, computed):
     code = f"import pickle, numpy; d = pickle.loads(open({str(pkl)!r}, 'rb').read()); print(numpy.asarray(d['scaler']))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode < 0, (proc.returncode, proc.stderr[-300:])
+
+
+def test_audit_says_what_it_runs():
+    """`portable audit` runs the restricted loader (allowlisted reconstructors and __setstate__), never the model:
+    its help says so instead of claiming it runs nothing."""
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    out = CliRunner().invoke(cli, ["audit", "--help"]).output
+    assert "without running" not in out
+    assert "__setstate__" in out and "Never runs" in out and "predict" in out
+    assert "without running" not in (portable.audit.__doc__ or "")
+
+
+def test_reconstruct_with_a_real_shape_is_refused(tmp_path):
+    """numpy writes `_reconstruct(ndarray, (0,), b'b')`; a shape of 2**39 would be allocated before any state is
+    checked, so only (0,) is admitted."""
+    head = b"\x80\x04cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+    for shape, ok in ((b"K\x00\x85", True), (b"\x8a\x05\x00\x00\x00\x00\x80\x85", False), (b"\x89\x85", False)):
+        f = tmp_path / "a.pkl"
+        f.write_bytes(head + shape + b"C\x01b\x87R.")
+        if ok:
+            from portable.safety import safe_load
+
+            assert safe_load(f)[0].shape == (0,)
+        else:
+            with pytest.raises(portable.UnsafePickleError, match=r"shape other than \(0,\)"):
+                portable.safety.safe_load(f)
+            assert not portable.audit(f).safe

@@ -1,4 +1,11 @@
-"""`audit`: what a pickle, joblib or skops file would import and call, found without running it."""
+"""`audit`: what a pickle, joblib or skops file imports and calls, and whether portable's loader admits it.
+
+What runs: a static scan of the opcodes (nothing executed), then — only when every global is allowed — the loader
+itself (`safe_load`), so that the verdict is the loader's: it imports the allowlisted (or trusted) modules the
+file names, calls the reconstructor table's functions and the `__setstate__` of allowlisted classes on the file's
+data, and validates the fitted internals. What never runs: any module or callable off the allowlist, and the model
+(no predict/transform).
+"""
 from __future__ import annotations
 
 import json

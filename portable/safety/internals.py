@@ -72,6 +72,8 @@ def _walk(root: Any) -> None:
 
     seen: set[int] = set()
     trees: list[tuple[Any, _Entry, Any]] = []
+    predictors: list[tuple[Any, _Entry, Any]] = []
+    sparse_types: dict[type, bool] = {}
     stack: list[tuple[Any, _Entry, Any]] = [(root, _ROOT, None)]
     pop, push = stack.pop, stack.append
     leaves = _leaves()
@@ -84,14 +86,16 @@ def _walk(root: Any) -> None:
         if len(seen) > _MAX_OBJECTS:
             raise _Bad(entry.path(), "more than two million objects")
         if kind is dict or isinstance(obj, dict):
-            for k, v in obj.items():
-                if type(v) not in leaves:
-                    push((v, _Entry(entry, k, False), owner))
+            if not leaves.issuperset(map(type, obj.values())):  # one C-level pass for a big vocabulary
+                for k, v in obj.items():
+                    if type(v) not in leaves:
+                        push((v, _Entry(entry, k, False), owner))
             continue
         if kind is list or kind is tuple or isinstance(obj, (list, tuple, set, frozenset)):
-            for i, v in enumerate(obj):
-                if type(v) not in leaves:
-                    push((v, _Entry(entry, i, False), owner))
+            if not leaves.issuperset(map(type, obj)):
+                for i, v in enumerate(obj):
+                    if type(v) not in leaves:
+                        push((v, _Entry(entry, i, False), owner))
             continue
         if kind is np.ndarray or isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
@@ -104,11 +108,14 @@ def _walk(root: Any) -> None:
             if mod == "sklearn.tree._tree" and name == "Tree":
                 trees.append((obj, entry, owner))
                 continue
-            if sp.issparse(obj):
+            is_sparse = sparse_types.get(kind)
+            if is_sparse is None:  # depends on the type only: asked once per class
+                is_sparse = sparse_types[kind] = bool(sp.issparse(obj))
+            if is_sparse:
                 _sparse(obj, entry.path())
                 continue
-            if name == "TreePredictor":
-                _hgb_predictor(obj, entry.path(), owner)
+            if name == "TreePredictor" and mod.startswith("sklearn."):
+                predictors.append((obj, entry, owner))  # its other attributes are walked below
             elif mod.startswith("sklearn.neighbors._") and name.startswith(("KDTree", "BallTree")):
                 _binary_tree(obj, entry.path())
                 continue
@@ -134,6 +141,8 @@ def _walk(root: Any) -> None:
                 push((v, _Entry(entry, k, True), obj))
     if trees:
         _trees(trees)
+    if predictors:
+        _hgb_predictors(predictors)
 
 
 def _leaves() -> frozenset:
@@ -183,13 +192,40 @@ def _check_tree_links(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, whe
         raise _Bad(f"{where}[{bad}]", f"node {bad} is not reachable from the root (the links form a cycle)")
 
 
+def _concat_records(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenate record arrays of one dtype as raw bytes (numpy's own concatenate promotes the fields of each
+    structured array in Python, far slower than the copy)."""
+    dtype = arrays[0].dtype
+    if any(a.dtype != dtype for a in arrays):
+        raise TypeError
+    return np.concatenate([a.view(np.uint8) for a in arrays]).view(dtype)
+
+
+def _links_ok(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, counts: np.ndarray) -> bool:
+    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each): every internal
+    node's children lie after it and inside its own tree, and every node but each tree's root has exactly one
+    parent (so each tree is a tree: in range, acyclic, all nodes reachable). False means "check each tree alone"."""
+    n = len(left)
+    internal = np.flatnonzero(~leaf)
+    starts = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    start = np.repeat(starts, counts)[internal]  # the start of each internal node's tree
+    ends = start + np.repeat(counts, counts)[internal]
+    li = left[internal].astype(np.int64) + start  # global indices of the children
+    ri = right[internal].astype(np.int64) + start
+    if not ((li > internal).all() and (ri > internal).all() and (li < ends).all() and (ri < ends).all()):
+        return False
+    parents = np.bincount(np.concatenate([li, ri]), minlength=n)
+    roots = np.zeros(n, bool)
+    roots[starts] = True
+    return bool((parents[~roots] == 1).all() and (parents[roots] == 0).all())
+
+
 def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
     """All scikit-learn trees at once: a few numpy operations over the concatenated node arrays (a forest of 300
     trees costs about as much as one tree); a tree that fails is then checked alone for the message."""
-    import numpy.lib.recfunctions  # noqa: F401  (structured views)
-
-    states, counts, feats, expected = [], [], [], []
     try:
+        nodes_list, counts, feats = [], [], []
         for tree, _entry, owner in found:
             n, cap = tree.node_count, tree.capacity
             nf = tree.n_features
@@ -197,28 +233,22 @@ def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
             if not 1 <= n <= cap or nf < 1 or (want is not None and nf != want) or tree.max_depth > n \
                     or tree.max_depth < 0:
                 raise IndexError
-            states.append(tree.__getstate__()["nodes"].tobytes())
+            nodes = tree.__getstate__()["nodes"]  # a view of the tree's own node buffer (no copy)
+            if len(nodes) != n:
+                raise IndexError
+            nodes_list.append(nodes)
             counts.append(n)
             feats.append(nf)
-        from sklearn.tree._tree import NODE_DTYPE
-
-        nodes = np.frombuffer(b"".join(states), dtype=NODE_DTYPE)
-        counts_a = np.asarray(counts)
-        starts = np.concatenate([[0], np.cumsum(counts_a)[:-1]])
-        local = np.arange(len(nodes)) - np.repeat(starts, counts_a)
-        size = np.repeat(counts_a, counts_a)
+        nodes = _concat_records(nodes_list)
+        counts_a = np.asarray(counts, np.int64)
         left, right, feature = nodes["left_child"], nodes["right_child"], nodes["feature"]
         leaf = left == -1
-        internal = ~leaf
-        ok = ((right == -1) == leaf).all() and (nodes["missing_go_to_left"] <= 1).all()
-        li, ri, loc, sz = left[internal], right[internal], local[internal], size[internal]
-        ok = ok and (li > loc).all() and (ri > loc).all() and (li < sz).all() and (ri < sz).all()
-        f = feature[internal]
-        ok = ok and (f >= 0).all() and (f < np.repeat(np.asarray(feats), counts_a)[internal]).all()
+        ok = bool(np.array_equal(right == -1, leaf)) and int(nodes["missing_go_to_left"].max()) <= 1
         if ok:
-            base = np.repeat(starts, counts_a)[internal]
-            parents = np.bincount(np.concatenate([li + base, ri + base]), minlength=len(nodes))
-            ok = bool((parents[local != 0] == 1).all() and (parents[local == 0] == 0).all())
+            internal = ~leaf
+            f = feature[internal]
+            ok = bool(f.size == 0 or (f.min() >= 0 and (f < np.repeat(np.asarray(feats), counts_a)[internal]).all()))
+        ok = ok and _links_ok(left, right, leaf, counts_a)
     except (IndexError, ValueError, KeyError, TypeError):
         ok = False
     if ok:
@@ -258,6 +288,51 @@ def _tree(tree: Any, where: str, owner: Any) -> None:
         raise _Bad(f"{_p(where)}value", f"shape {np.shape(tree.value)} for {n} nodes")
     if not 0 <= int(tree.max_depth) <= n:
         raise _Bad(f"{_p(where)}max_depth", f"max_depth {tree.max_depth} for {n} nodes")
+
+
+def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
+    """All HistGradientBoosting predictors at once, like `_trees`; a predictor that fails is checked alone."""
+    try:
+        from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+        nodes_list, counts, feats, n_bits = [], [], [], []
+        for pred, _entry, owner in found:
+            attrs = pred.__dict__
+            nodes = attrs["nodes"]
+            if type(nodes) is not np.ndarray or nodes.ndim != 1 or nodes.dtype != PREDICTOR_RECORD_DTYPE \
+                    or len(nodes) < 1:
+                raise TypeError
+            nb = []
+            for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
+                bits = attrs[name]
+                if type(bits) is not np.ndarray or bits.ndim != 2 or bits.shape[1] != 8 or bits.dtype != np.uint32:
+                    raise TypeError
+                nb.append(bits.shape[0])
+            n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
+            nodes_list.append(nodes)
+            counts.append(len(nodes))
+            feats.append(n_features if n_features is not None else np.iinfo(np.int64).max)
+            n_bits.append(min(nb))
+        nodes = _concat_records(nodes_list)
+        counts_a = np.asarray(counts, np.int64)
+        flags = np.maximum(np.maximum(nodes["is_leaf"], nodes["missing_go_to_left"]), nodes["is_categorical"])
+        ok = int(flags.max()) <= 1
+        leaf = nodes["is_leaf"].astype(bool)
+        internal = ~leaf
+        if ok:
+            f = nodes["feature_idx"][internal]
+            ok = bool(f.size == 0 or (f.min() >= 0 and (f < np.repeat(np.asarray(feats), counts_a)[internal]).all()))
+        if ok:
+            cat = internal & nodes["is_categorical"].astype(bool)
+            ok = not cat.any() or bool((nodes["bitset_idx"][cat] < np.repeat(np.asarray(n_bits), counts_a)[cat])
+                                       .all())
+        ok = ok and _links_ok(nodes["left"], nodes["right"], leaf, counts_a)
+    except (IndexError, ValueError, KeyError, TypeError):
+        ok = False
+    if ok:
+        return
+    for pred, entry, owner in found:
+        _hgb_predictor(pred, entry.path(), owner)
 
 
 def _hgb_predictor(pred: Any, where: str, owner: Any) -> None:

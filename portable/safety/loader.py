@@ -60,8 +60,10 @@ class _GlobalStub(Exception):
     _world: Any = None
 
     def __new__(cls, *args: Any) -> Any:
-        kind = cls._world.check_call(cls, args)
-        node = BaseException.__new__(_NODES[kind], *args)
+        if not args and cls._g_role == "py_class":  # the commonest call: a Python class created empty
+            node = BaseException.__new__(_Node)
+        else:
+            node = BaseException.__new__(_NODES[cls._world.check_call(cls, args)], *args)
         node.func = cls
         return node
 
@@ -553,6 +555,9 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                          "memory outside the file's data, so portable refuses it", path=path) from None
     except RecursionError:
         raise InputError("the pickle nests too deeply to rebuild", path=path) from None
+    except MemoryError:
+        raise InputError("not enough memory to rebuild the model's arrays (MemoryError); the process's memory is "
+                         "limited or the machine is short of it", path=path) from None
     except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise

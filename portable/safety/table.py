@@ -143,15 +143,21 @@ _PLAIN = (str, bytes, bytearray, int, float, bool, complex, type(None))
 
 
 _SHAPE_MAX = 1 << 40
+_PLAIN_KINDS = frozenset({"array", "bytes", "scalar", "dtype", "obj", "ext"})
 
 
 def _shape(x: Any, what: str) -> tuple[int, ...]:
     if type(x) is not tuple or len(x) > 32:
         raise Refused(f"{what} with a shape that is not a tuple of non-negative integers")
     for n in x:
-        if type(n) is not int or not 0 <= n < _SHAPE_MAX:
+        if type(n) is not int or n < 0 or n >= _SHAPE_MAX:
             raise Refused(f"{what} with a shape that is not a tuple of non-negative integers")
     return x
+
+
+def _zero_shape(x: Any) -> bool:
+    """`(0,)`, the shape numpy writes for `_reconstruct` (the state brings the real one)."""
+    return type(x) is tuple and len(x) == 1 and type(x[0]) is int and x[0] == 0
 
 
 def _count(shape: tuple[int, ...]) -> int:
@@ -206,23 +212,26 @@ class World:
     # -- shared checks --------------------------------------------------------------------------------------
     def plain(self, x: Any, what: Any, depth: int = 0) -> None:
         """Plain data: numbers, strings, None, validated arrays, and tuples/lists of these. `what` names the
-        receiver (a string, or the global whose call receives it)."""
-        if type(x) in _PLAIN:
+        receiver (a string, or the global whose call receives it; named only in a refusal)."""
+        t = type(x)
+        if t in _PLAIN:
             return
-        if not isinstance(what, str):
-            what = f"{self.name(what)}()"
         if depth > 8:
-            raise Refused(f"{what} nests too deeply")
-        if type(x) in (tuple, list):
+            raise Refused(f"{self._receiver(what)} nests too deeply")
+        if t is tuple or t is list:
             for item in x:
-                self.plain(item, what, depth + 1)
+                if type(item) not in _PLAIN:
+                    self.plain(item, what, depth + 1)
             return
         if self.role(x) is not None:
-            raise Refused(f"{what} receives the global {self.name(x)} as an argument: a pickle may pass data, "
-                          "not classes or functions")
+            raise Refused(f"{self._receiver(what)} receives the global {self.name(x)} as an argument: a pickle may "
+                          "pass data, not classes or functions")
         kind = self.kind(x)
-        if kind not in ("array", "bytes", "scalar", "dtype", "obj", "ext"):
-            raise Refused(f"{what} receives a {kind or type(x).__name__}, not plain data")
+        if kind not in _PLAIN_KINDS:
+            raise Refused(f"{self._receiver(what)} receives a {kind or type(x).__name__}, not plain data")
+
+    def _receiver(self, what: Any) -> str:
+        return what if isinstance(what, str) else f"{self.name(what)}()"
 
     def name(self, x: Any) -> str:
         t = self.target(x)
@@ -261,18 +270,14 @@ class World:
             if len(args) != 3 or self.role(args[0]) != "ndarray":
                 raise Refused("numpy's _reconstruct called for something other than numpy.ndarray (a subclass "
                               "such as numpy.matrix runs code over the data)")
-            _shape(args[1], "_reconstruct")
+            if not _zero_shape(args[1]):
+                # numpy always writes (0,): the BUILD state brings the real shape and data. Any other shape would
+                # make numpy allocate it here, before any size is checked against the file's bytes.
+                raise Refused("numpy's _reconstruct with a shape other than (0,) (it would allocate that much "
+                              "before the state is checked)")
             if self.bytes_len(args[2]) is None and type(args[2]) is not str:
                 raise Refused("numpy's _reconstruct with a type that is not a byte string")
             return "array"
-        if role == "trusted":
-            return "trusted"
-        if role == "dtype":
-            if len(args) != 3 or type(args[1]) is not bool or args[2] is not True:
-                raise Refused("numpy.dtype called with arguments other than (code, align, True): a dtype that is "
-                              "not a fresh copy is shared by the whole process")
-            check_dtype_code(args[0])
-            return "dtype"
         if role == "frombuffer":
             if len(args) != 4 or args[3] not in ("C", "F", "A", "K"):
                 raise Refused("numpy's _frombuffer with other than (buffer, dtype, shape, order)")
@@ -283,6 +288,14 @@ class World:
             if self.raw_len(args[0], "numpy's _frombuffer") != n:
                 raise Refused(f"numpy's _frombuffer with {self.bytes_len(args[0])} bytes for {n}")
             return "array"
+        if role == "trusted":
+            return "trusted"
+        if role == "dtype":
+            if len(args) != 3 or type(args[1]) is not bool or args[2] is not True:
+                raise Refused("numpy.dtype called with arguments other than (code, align, True): a dtype that is "
+                              "not a fresh copy is shared by the whole process")
+            check_dtype_code(args[0])
+            return "dtype"
         if role in ("ext_class", "value", "builtin"):
             if role == "builtin" and self.target(func) in (bytes, bytearray) and (
                     len(args) > 1 or (args and self.bytes_len(args[0]) is None)):
@@ -304,7 +317,9 @@ class World:
         if role == "mareconstruct":
             if len(args) != 4 or self.role(args[0]) != "masked" or self.role(args[1]) != "ndarray":
                 raise Refused("numpy.ma's _mareconstruct for a class other than MaskedArray over ndarray")
-            _shape(args[2], "_mareconstruct")
+            if not _zero_shape(args[2]):
+                raise Refused("numpy.ma's _mareconstruct with a shape other than (0,) (it would allocate that much "
+                              "before the state is checked)")
             return "marray"
         if role == "scalar":
             if len(args) not in (1, 2):
