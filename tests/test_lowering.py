@@ -335,6 +335,10 @@ def test_set_membership_splits_lower_in_gemm_form() -> None:
     rows[::7, 0] = np.nan
     rows[::11, 0] = 9
     _assert_same(original.run({"X": rows}), lowered.run({"X": rows}), atol=1e-6)
+    # NNEF lowers every other tree in the gather form, and sets in the GEMM form
+    art = portable.convert(original, to="nnef", check=False)
+    assert art.meta["lowering"]["trees"] == "gemm"
+    _assert_same(original.run({"X": rows}), art.run({"X": rows}), atol=1e-5)
 
 
 def test_string_encoders_lower_in_plain_onnx_only() -> None:
@@ -365,3 +369,65 @@ def test_string_encoders_lower_in_plain_onnx_only() -> None:
     np.testing.assert_array_equal(got["y"], [9, 7, -1, 8])
     with pytest.raises(UnsupportedModelError, match="NNEF"):
         lower_proto(proto, for_nnef=True)
+
+
+def _per_class_v5(est, aggregate: int) -> OnnxModel:
+    """A scikit-learn forest classifier written as TreeEnsemble v5 the way per-target writers do it: every tree
+    once per class, each leaf carrying that class's probability (divided by the number of trees for SUM)."""
+    feats, splits, t_ids, t_leaf, f_ids, f_leaf, roots, targets, weights = [], [], [], [], [], [], [], [], []
+    n_trees = len(est.estimators_)
+    n_classes = len(est.classes_)
+    for c in range(n_classes):
+        for tree in est.estimators_:
+            t = tree.tree_
+            inner = [n for n in range(t.node_count) if t.children_left[n] >= 0]
+            leaves = [n for n in range(t.node_count) if t.children_left[n] < 0]
+            base_i, base_l = len(feats), len(targets)
+            pos_i = {n: base_i + k for k, n in enumerate(inner)}
+            pos_l = {n: base_l + k for k, n in enumerate(leaves)}
+            roots.append(pos_i[0])
+            for n in inner:
+                feats.append(int(t.feature[n]))
+                splits.append(float(t.threshold[n]))
+                for child, ids, is_leaf in ((t.children_left[n], t_ids, t_leaf), (t.children_right[n], f_ids, f_leaf)):
+                    leaf = t.children_left[child] < 0
+                    ids.append(pos_l[child] if leaf else pos_i[child])
+                    is_leaf.append(int(leaf))
+            for n in leaves:
+                proba = t.value[n, 0] / t.value[n, 0].sum()
+                targets.append(c)
+                weights.append(proba[c] / (n_trees if aggregate == 1 else 1.0))
+    a = onnx.numpy_helper.from_array
+    node = H.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", nodes_featureids=feats,
+        nodes_splits=a(np.array(splits, np.float32)), nodes_modes=a(np.zeros(len(feats), np.uint8)),
+        nodes_truenodeids=t_ids, nodes_trueleafs=t_leaf, nodes_falsenodeids=f_ids, nodes_falseleafs=f_leaf,
+        tree_roots=roots, leaf_targetids=targets, leaf_weights=a(np.array(weights, np.float32)),
+        n_targets=n_classes, aggregate_function=aggregate, post_transform=0)
+    X = est.n_features_in_
+    return _ml_model([node], [_vi("X", TP.FLOAT, [None, X])], [_vi("Y", TP.FLOAT, [None, n_classes])], ml=5)
+
+
+@pytest.mark.parametrize("aggregate", [1, 0, 3])  # SUM, AVERAGE, MAX
+def test_per_class_trees_are_traversed_once(aggregate: int) -> None:
+    """A v5 ensemble storing each tree once per class lowers to one traversal per tree (the copies merged into
+    multi-target leaves), for onnxruntime and NNEF, computing what the original does (and scikit-learn's
+    predict_proba for SUM)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _data("multi")
+    est = RandomForestClassifier(6, max_depth=5, random_state=0).fit(X, y)
+    model = _per_class_v5(est, aggregate)
+    rows = np.random.default_rng(3).normal(size=(400, X.shape[1])).astype(np.float32) * X.std(axis=0).astype(
+        np.float32)
+    want = model.run({"X": rows})["Y"]
+    if aggregate == 1:
+        np.testing.assert_allclose(want, est.predict_proba(rows), atol=1e-6)
+    for for_nnef in (False, True):
+        result = lower_proto(model.proto, for_nnef=for_nnef)
+        (detail,) = result.trees.values()
+        assert "trees=6 merged from 18 per-target trees" in detail
+        got = OnnxModel(result.proto).run({"X": rows})["Y"]
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    art = portable.convert(model, to="nnef", check=False)
+    np.testing.assert_allclose(art.run({"X": rows})["Y"], want, rtol=1e-6, atol=1e-6)

@@ -55,7 +55,7 @@ def _models() -> dict[str, tuple]:
         "mlp-classifier": (lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=400, random_state=0), "multi"),
         "mlp-regressor": (lambda: MLPRegressor(hidden_layer_sizes=(16,), max_iter=400, random_state=0), "regression"),
         "decision-tree": (lambda: DecisionTreeClassifier(max_depth=8, random_state=0), "multi"),
-        "forest-depth-4": (lambda: RandomForestClassifier(10, max_depth=4, random_state=0), "multi"),  # gemm
+        "forest-depth-4": (lambda: RandomForestClassifier(10, max_depth=4, random_state=0), "multi"),
         "forest-depth-6": (lambda: RandomForestClassifier(10, max_depth=6, random_state=0), "multi"),  # gather
         "forest-depth-12": (lambda: RandomForestClassifier(6, max_depth=12, random_state=0), "multi"),  # gather
         "gradient-boosting": (lambda: GradientBoostingClassifier(n_estimators=8, random_state=0), "binary"),
@@ -216,7 +216,7 @@ def test_save_folder_and_archive_roundtrip(tmp_path: Path) -> None:
     meta = json.loads((folder / "portable.json").read_text())
     for key in ("portable.version", "portable.source.format", "portable.source.library", "portable.dtype"):
         assert key in meta, key
-    assert meta["inputs"][0]["name"] == "X" and meta["lowering"]["trees"] == "gemm"
+    assert meta["inputs"][0]["name"] == "X" and meta["lowering"]["trees"] == "gather"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
     with tarfile.open(archive) as tar:
         assert "graph.nnef" in tar.getnames()
@@ -369,21 +369,27 @@ def test_import_portable_stays_light() -> None:
 
 
 def test_executor_fuses_the_traversal_feature_pick() -> None:
-    """The gather traversal's one-hot feature pick runs as one take_along_axis, with the same results as the
-    operators it replaces (NaN and inf included)."""
+    """The gather traversal runs as one fused step per tree level (feature pick, threshold, NaN routing, child)
+    and one gather-and-sum of the leaf values, with the same results as the operators they replace (NaN and
+    inf included)."""
     from portable.formats.nnef.executor import Executor
 
     class Unfused(Executor):
         def _fuse_one_hot_selection(self) -> None:
             pass
 
-    _, X, art = _artifact("forest-depth-12")
+        def _fuse_tree_steps(self) -> None:
+            pass
+
+        def _fuse_leaf_sums(self) -> None:
+            pass
+
+    est, X, art = _artifact("forest-depth-12")
     fused = art.executor()
     plain = Unfused.from_files(art.files, dtype="float32")
-    from portable.formats.nnef.executor import _take_feature
-
-    picks = sum(step[0] is _take_feature for step in fused._steps)
-    assert picks > 0 and plain._kinds.count("select") - fused._kinds.count("select") == picks
+    depth = max(t.get_depth() for t in est.estimators_)
+    assert fused._kinds.count("tree_level") == depth - 1 and fused._kinds.count("leaf_sum") == 1
+    assert "tree_level" not in plain._kinds and len(plain._kinds) > 5 * len(fused._kinds)
     rows = _rows(X)[:100].copy()
     rows[::9, 2], rows[::13, 3] = np.nan, np.inf
     a, b = fused.run({"X": rows}), plain.run({"X": rows})

@@ -737,14 +737,54 @@ def _unround(tree: _Tree) -> None:
     tree.strict = [False] * len(leq)
 
 
+def _merge_per_target_trees(trees: list[_Tree]) -> list[_Tree]:
+    """Trees with the same splits whose leaves give disjoint targets (a multiclass model stored once per class, as
+    TreeEnsemble v5 writes one target per leaf) become one tree with multi-target leaves: each tree is then
+    traversed once whatever the number of classes. Exact for every aggregate: each target still gets its
+    values from the same trees (the others gave the aggregate's identity, as they still do)."""
+    groups: dict[tuple[Any, ...], list[_Tree]] = {}
+    order: list[tuple[Any, ...]] = []
+    for tree in trees:
+        key = (tuple(tree.feature), tuple(tree.threshold), tuple(tree.strict), tuple(tree.nan_yes), tuple(tree.true),
+               tuple(tree.false), tuple(tree.leaf), tuple(sorted((k, tuple(v)) for k, v in tree.members.items())))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(tree)
+    out = []
+    for key in order:
+        pending = groups[key]
+        while pending:
+            base, rest = pending[0], []
+            merged = _Tree(list(base.feature), list(base.threshold), list(base.strict), list(base.nan_yes),
+                           list(base.true), list(base.false), list(base.leaf),
+                           {n: dict(v) for n, v in base.value.items()}, dict(base.members))
+            used = {t for v in base.value.values() for t in v}
+            for other in pending[1:]:
+                targets = {t for v in other.value.values() for t in v}
+                if targets & used:
+                    rest.append(other)
+                    continue
+                used |= targets
+                for n, v in other.value.items():
+                    merged.value.setdefault(n, {}).update(v)
+            out.append(merged)
+            pending = rest
+    return out
+
+
 def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: int, aggregate: str) -> str:
     """[N, n_targets]: the trees' leaf values aggregated (SUM, AVERAGE, MIN, MAX); records the formulation."""
+    n_given = len(trees)
+    trees = _merge_per_target_trees(trees)
     depth = max(t.depth() for t in trees)
     inner = max(sum(not lf for lf in t.leaf) for t in trees)
     leaves = max(sum(t.leaf) for t in trees)
     small = len(trees) * max(inner, 1) * leaves <= GEMM_MAX_CELLS
     has_sets = any(t.members for t in trees)
-    use_gemm = small and (depth <= GEMM_MAX_DEPTH or has_sets)
+    # NNEF: portable's executor runs the gather traversal as one fused step per level (faster than the three
+    # products of the GEMM formulation at every depth measured), so GEMM only where sets need it
+    use_gemm = small and (has_sets or (depth <= GEMM_MAX_DEPTH and not b.for_nnef))
     if has_sets and not use_gemm:
         raise b.fail(f"MEMBER (set membership) nodes lower in the GEMM formulation only, and these {len(trees)} "
                      f"trees are too large for it ({len(trees)} x {inner} x {leaves} > {GEMM_MAX_CELLS})")
@@ -752,11 +792,15 @@ def _forest(b: _Builder, x: str, dt: np.dtype, trees: list[_Tree], n_targets: in
     fill = {"MIN": np.finfo(np.float32).max, "MAX": -np.finfo(np.float32).max}.get(aggregate, 0.0)
     per_tree, tree_axis = (_gemm(b, x, dt, trees, n_targets, fill), 0) if use_gemm else \
         (_gather(b, x, dt, trees, n_targets, fill), 1)
-    b.notes[b.node.name or b.node.op_type] = (f"{'gemm' if use_gemm else 'gather'} (trees={len(trees)}, "
+    merged = f" merged from {n_given} per-target trees" if len(trees) != n_given else ""
+    b.notes[b.node.name or b.node.op_type] = (f"{'gemm' if use_gemm else 'gather'} (trees={len(trees)}{merged}, "
                                               f"max_depth={depth})")
     op = {"SUM": "ReduceSum", "AVERAGE": "ReduceMean", "MIN": "ReduceMin", "MAX": "ReduceMax"}.get(aggregate)
     if op is None:
         raise b.fail(f"unknown aggregate_function {aggregate}")
+    if aggregate == "AVERAGE" and len(trees) != n_given:  # the average is over the trees as given
+        total = b.reduce("ReduceSum", per_tree, [tree_axis], keepdims=0)
+        return b.op("Div", [total, b.const(np.array(n_given, dt), "n_trees")])
     return b.reduce(op, per_tree, [tree_axis], keepdims=0)
 
 

@@ -109,6 +109,13 @@ def _select(cond: Any, a: Any, b: Any, **_: Any) -> np.ndarray:
     cond, a = _align(cond, a)
     cond, b = _align(cond, b)
     a, b = _align(a, b)
+    if a.dtype == b.dtype == np.int64 and cond.dtype == np.bool_ and a.shape == b.shape == cond.shape:
+        # branch-free for integers (node indices of a tree traversal): b + (a - b) * cond, exact in int64's
+        # wrap-around arithmetic, 2x faster than np.where on an unpredictable condition
+        out = np.subtract(a, b)
+        out *= cond
+        out += b
+        return out
     return np.where(cond, a, b)
 
 
@@ -762,7 +769,7 @@ class ConvKernel:
     def _plan(self, shape: tuple[int, ...]) -> dict[str, Any]:
         w = self.w
         r = w.ndim - 2
-        n_in, c = shape[0], shape[1]
+        c = shape[1]
         groups = c if self.groups == 0 else self.groups
         o, cg, og = w.shape[0], c // groups, w.shape[0] // groups
         if cg * groups != c or w.shape[1] != cg:
@@ -795,7 +802,7 @@ class ConvKernel:
         wm = np.concatenate([w.reshape(groups, og, cg * k), self.bias.reshape(groups, og, 1)], axis=2)
         positions = int(np.prod(out))
         per_sample = groups * (cg * k + 1) * positions * w.dtype.itemsize
-        chunk = max(1, min(n_in, CHUNK_BYTES // max(per_sample, 1)))
+        chunk = max(1, CHUNK_BYTES // max(per_sample, 1))  # buffers hold a whole chunk whatever the batch
         plan = {"groups": groups, "cg": cg, "og": og, "k": k, "out": out, "o": o, "positions": positions,
                 "padding": padding, "copies": copies, "wm": np.ascontiguousarray(wm), "chunk": chunk,
                 "pool_taps": None}
@@ -829,10 +836,13 @@ class ConvKernel:
             x = x.astype(self.w.dtype)
         if not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
-        key = x.shape
+        key = x.shape[1:]  # plans and buffers per sample shape: any batch size reuses them
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plans[key] = self._plan(key)
+            if len(self._plans) >= 8:  # a graph fed many sample shapes: keep memory bounded
+                self._plans.clear()
+                self._free.clear()
+            plan = self._plans[key] = self._plan(x.shape)
         groups, cg, og, k, out, o = plan["groups"], plan["cg"], plan["og"], plan["k"], plan["out"], plan["o"]
         chunk, wm, copies, pool_taps = plan["chunk"], plan["wm"], plan["copies"], plan["pool_taps"]
         if self.border not in ("constant", "ignore"):
@@ -885,9 +895,9 @@ class ConvKernel:
                         np.add(dst, b4[sl], out=dst)
                     dst *= np.asarray(plan["pool_scale"], x.dtype)
         finally:
-            self._free[cols_key].append(cols)
+            self._free.setdefault(cols_key, []).append(cols)
             if tmp is not None:
-                self._free[("out", key)].append(tmp)
+                self._free.setdefault(("out", key), []).append(tmp)
         return result.reshape((n, o) + out) if pool is None else result
 
 
@@ -935,6 +945,8 @@ class Executor:
         self._fold_constants()
         self._fuse_convolutions()
         self._fuse_one_hot_selection()
+        self._fuse_tree_steps()
+        self._fuse_leaf_sums()
         self._inplace = self._plan_in_place()
         self._uses_blas = any(k in ("conv", "deconv", "matmul", "linear", "separable_conv", "fused_conv")
                               for k in self._kinds)
@@ -1023,6 +1035,13 @@ class Executor:
         self._steps = [st for j, st in enumerate(steps) if j not in dropped]
         self._kinds = [k for j, k in enumerate(kinds) if j not in dropped]
 
+    def _const_name(self, value: np.ndarray, hint: str) -> str:
+        name = f"__portable_{hint}_{len(self._consts)}"
+        while name in self._consts:
+            name += "_"
+        self._consts[name] = value
+        return name
+
     def _consumers(self) -> dict[str, list[int]]:
         users: dict[str, list[int]] = {}
         for i, (_, args, _, _, _) in enumerate(self._steps):
@@ -1064,9 +1083,156 @@ class Executor:
             ident = type(cond)
             self._steps[i] = (_take_feature, [ident(idx), x, ident(cols)], {}, outs, out_dtype)
             drop.update((w, e))
+            # the feature ids usually come from a constant table indexed by each row's node: look them up as
+            # integers (checked once, here) instead of comparing floats per call
+            u = producer.get(idx)
+            if u is None or self._kinds[u] != "unsqueeze" or list(self._steps[u][2].get("axes", [])) != [2]:
+                continue
+            g = producer.get(str(self._steps[u][1][0]))
+            if g is None or self._kinds[g] != "gather" or int(self._steps[g][2].get("axis", 0)) != 0:
+                continue
+            table_name, node = (str(v) if type(v).__name__ == "Identifier" else None for v in self._steps[g][1])
+            table = self._consts.get(table_name) if table_name else None
+            if table is None or node is None or table.ndim != 1 or table.size == 0 or \
+                    not np.array_equal(table, np.floor(table)) or table.min() < 0 or table.max() >= c.shape[2]:
+                continue
+            ints = self._const_name(table.astype(np.intp), "feature_ids")
+            self._steps[i] = (_take_feature_by_node, [ident(node), x, ident(ints)], {}, outs, out_dtype)
+            # the unsqueeze and the gather feeding it go too unless something else reads them (`eq` was the
+            # unsqueeze's reader, and is gone)
+            if uses.get(idx) == 1:
+                drop.add(u)
+                if uses.get(self._steps[g][3][0]) == 1:
+                    drop.add(g)
         if drop:
             self._steps = [st for j, st in enumerate(self._steps) if j not in drop]
             self._kinds = [k for j, k in enumerate(self._kinds) if j not in drop]
+
+    # -- tree traversals (portable's gather formulation of tree ensembles) ---------------------------------------
+    def _graph_maps(self) -> tuple[dict[str, int], dict[str, int]]:
+        producer = {outs[0]: i for i, (_, _, _, outs, _) in enumerate(self._steps) if len(outs) == 1}
+        uses: dict[str, int] = {}
+        for _, args, _, _, _ in self._steps:
+            for a in _flatten(args):
+                if type(a).__name__ == "Identifier":
+                    uses[str(a)] = uses.get(str(a), 0) + 1
+        for n in self.outputs:
+            uses[n] = uses.get(n, 0) + 1
+        return producer, uses
+
+    def _table_gather(self, name: str, producer: dict[str, int], node: str | None = None) -> np.ndarray | None:
+        """The constant 1-D table that step output `name` gathers (axis 0) by index `node` (any index if None)."""
+        i = producer.get(name)
+        if i is None or self._kinds[i] != "gather" or int(self._steps[i][2].get("axis", 0)) != 0:
+            return None
+        table, idx = self._steps[i][1]
+        if type(table).__name__ != "Identifier" or type(idx).__name__ != "Identifier":
+            return None
+        if node is not None and str(idx) != node:
+            return None
+        t = self._consts.get(str(table))
+        return t if t is not None and t.ndim == 1 else None
+
+    def _fuse_tree_steps(self) -> None:
+        """One level of the tree traversal -- pick each row's feature at its node, compare with the node's
+        threshold (NaN routed by the node's flag), move to the true or false child -- as one step."""
+        producer, uses = self._graph_maps()
+        ident = None
+        drop: set[int] = set()
+        for i, kind in enumerate(self._kinds):
+            if kind != "select" or i in drop:
+                continue
+            go, yes, no = (str(a) if type(a).__name__ == "Identifier" else None for a in self._steps[i][1])
+            if go is None or yes is None or no is None or go not in producer:
+                continue
+            y_at = producer.get(yes)
+            node = str(self._steps[y_at][1][1]) if y_at is not None and self._kinds[y_at] == "gather" else None
+            t_yes = self._table_gather(yes, producer, node) if node else None
+            t_no = self._table_gather(no, producer, node) if node else None
+            if t_yes is None or t_no is None or t_yes.dtype.kind not in "iu" or len(t_yes) != len(t_no):
+                continue
+            chain = [producer[yes], producer[no]]
+            g = producer[go]
+            nan_table = None
+            if self._kinds[g] == "or":  # le(v, thr) or (isnan(v) and nan_flag[node] > c)
+                a, b = (str(v) for v in self._steps[g][1])
+                le_at, and_at = producer.get(a), producer.get(b)
+                if le_at is None or and_at is None or self._kinds[le_at] != "le" or self._kinds[and_at] != "and":
+                    continue
+                n_, gt_ = (str(v) for v in self._steps[and_at][1])
+                not_at, gt_at = producer.get(n_), producer.get(gt_)
+                if not_at is None or gt_at is None or self._kinds[not_at] != "not" or self._kinds[gt_at] != "gt":
+                    continue
+                eq_at = producer.get(str(self._steps[not_at][1][0]))
+                flag, cut = self._steps[gt_at][1]
+                flags = self._table_gather(str(flag), producer, node)
+                cut_v = self._const_arg(cut)
+                if eq_at is None or self._kinds[eq_at] != "eq" or flags is None or cut_v is None or \
+                        cut_v.size != 1:
+                    continue
+                nan_table = flags > cut_v.reshape(())
+                chain += [g, and_at, not_at, gt_at, eq_at, producer[str(flag)]]
+                g = le_at
+            if self._kinds[g] != "le":
+                continue
+            v, thr = (str(a) for a in self._steps[g][1])
+            thresholds = self._table_gather(thr, producer, node)
+            if nan_table is not None and [str(a) for a in self._steps[chain[6]][1]] != [v, v]:
+                continue
+            sq = producer.get(v)
+            if thresholds is None or sq is None or self._kinds[sq] != "squeeze" or \
+                    list(self._steps[sq][2].get("axes", [])) != [2]:
+                continue
+            tf = producer.get(str(self._steps[sq][1][0]))
+            if tf is None or self._steps[tf][0] is not _take_feature_by_node or \
+                    str(self._steps[tf][1][0]) != node:
+                continue
+            chain += [g, producer[thr], sq, tf]
+            n_nodes = len(t_yes)
+            if not (len(thresholds) == n_nodes and (nan_table is None or len(nan_table) == n_nodes)):
+                continue
+            internal = {self._steps[j][3][0] for j in chain}
+            inside: dict[str, int] = {}
+            for k in [*chain, i]:
+                for a in _flatten(self._steps[k][1]):
+                    inside[str(a)] = inside.get(str(a), 0) + 1
+            if any(uses.get(name, 0) > inside.get(name, 0) for name in internal):
+                continue  # an intermediate is read outside the level
+            features = self._consts[str(self._steps[tf][1][2])]
+            x = self._steps[tf][1][1]
+            ident = type(self._steps[i][1][0])
+            children = np.stack([t_no.astype(np.intp), t_yes.astype(np.intp)], axis=1).reshape(-1)
+            step = _TreeLevel(features, thresholds.astype(self.dtype), children,
+                              None if nan_table is None or not nan_table.any() else nan_table)
+            self._steps[i] = (step, [ident(node), x], {}, self._steps[i][3], self._steps[i][4])
+            self._kinds[i] = "tree_level"
+            drop.update(chain)
+        if drop:
+            self._steps = [st for j, st in enumerate(self._steps) if j not in drop]
+            self._kinds = [k for j, k in enumerate(self._kinds) if j not in drop]
+
+    def _fuse_leaf_sums(self) -> None:
+        """sum_reduce(gather(values[M, K], node[N, T]), axes = [1]): one gather and one contiguous sum per
+        target (numpy reduces a middle axis far slower than the last)."""
+        producer, uses = self._graph_maps()
+        for i, kind in enumerate(self._kinds):
+            if kind != "sum_reduce" or list(self._steps[i][2].get("axes", [])) != [1]:
+                continue
+            src = str(self._steps[i][1][0])
+            g = producer.get(src)
+            if g is None or self._kinds[g] != "gather" or uses.get(src) != 1 or \
+                    int(self._steps[g][2].get("axis", 0)) != 0:
+                continue
+            table, idx = self._steps[g][1]
+            values = self._consts.get(str(table)) if type(table).__name__ == "Identifier" else None
+            if values is None or values.ndim != 2 or type(idx).__name__ != "Identifier":
+                continue
+            columns = np.ascontiguousarray(values.T)
+            step = _LeafSum(columns, bool(self._steps[i][2].get("normalize", False)))
+            self._steps[i] = (step, [idx], {}, self._steps[i][3], self._steps[i][4])
+            self._kinds[i] = "leaf_sum"
+            self._steps[g] = (_nothing, [], {}, [f"__portable_dead_{g}"], self._steps[g][4])
+            self._kinds[g] = "copy"
 
     def _plan_in_place(self) -> list[Any]:
         """For each step, the ufunc to run in place on its first operand, or None (view-aware last use)."""
@@ -1211,6 +1377,72 @@ def _take_feature(idx: np.ndarray, x: np.ndarray, cols: np.ndarray) -> np.ndarra
             return np.take_along_axis(x[:, 0, :], k.astype(np.intp), axis=1)[:, :, None]
     picked = np.where(np.equal(*_align(idx, cols)), x, np.zeros((), x.dtype))
     return np.sum(picked, axis=2, keepdims=True)
+
+
+def _nothing(**_: Any) -> np.ndarray:
+    return np.zeros(0)
+
+
+class _TreeLevel:
+    """One step down every tree for every row: node [N, T] -> child [N, T]."""
+
+    def __init__(self, features: np.ndarray, thresholds: np.ndarray, children: np.ndarray,
+                 nan_true: np.ndarray | None) -> None:
+        self.features, self.thresholds, self.children, self.nan_true = features, thresholds, children, nan_true
+
+    def __call__(self, node: Any, x: Any, **_: Any) -> np.ndarray:
+        node = np.asarray(node)
+        if node.dtype != np.intp:
+            node = node.astype(np.intp)
+        n_nodes = len(self.thresholds)
+        if not (node.ndim == 2 and x.ndim == 3 and x.shape[1] == 1 and x.shape[0] == node.shape[0]) or \
+                (node.size and (node.min() < 0 or node.max() >= n_nodes)):
+            raise NNEFError(f"a tree traversal step got node indices outside 0..{n_nodes - 1} or a feature "
+                            f"tensor of shape {list(x.shape)}")
+        n, f = x.shape[0], x.shape[2]
+        flat = np.ascontiguousarray(x[:, 0, :]).reshape(-1)
+        k = np.take(self.features, node)
+        k += (np.arange(n, dtype=np.intp) * f)[:, None]
+        v = np.take(flat, k)
+        go = np.less_equal(v, np.take(self.thresholds, node))
+        if self.nan_true is not None:
+            missing = np.isnan(v)
+            if missing.any():
+                go |= missing & np.take(self.nan_true, node)
+        node2 = node + node  # child pairs are stored (false, true) per node
+        node2 += go
+        return np.take(self.children, node2).astype(np.int64, copy=False)
+
+
+class _LeafSum:
+    def __init__(self, columns: np.ndarray, normalize: bool) -> None:
+        self.columns, self.normalize = columns, normalize
+
+    def __call__(self, node: Any, **_: Any) -> np.ndarray:
+        node = np.asarray(node)
+        if node.ndim != 2:
+            values = np.take(self.columns.T, node, axis=0)
+            return (np.mean if self.normalize else np.sum)(values, axis=1, keepdims=True)
+        out = np.empty((node.shape[0], 1, self.columns.shape[0]), self.columns.dtype)
+        for j, col in enumerate(self.columns):
+            picked = np.take(col, node)
+            out[:, 0, j] = picked.mean(axis=1) if self.normalize else picked.sum(axis=1)
+        return out
+
+
+def _take_feature_by_node(node: np.ndarray, x: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """x[n, 0, features[node[n, t]]] as [N, T, 1]: each row's feature at each tree's current node."""
+    node = np.asarray(node)
+    if node.ndim == 2 and x.ndim == 3 and x.shape[1] == 1 and x.shape[0] == node.shape[0] and node.size and \
+            node.dtype.kind in "iu" and node.min() >= 0 and node.max() < len(features):
+        n, f = x.shape[0], x.shape[2]
+        flat = np.ascontiguousarray(x[:, 0, :]).reshape(-1)
+        k = np.take(features, node)
+        k += (np.arange(n, dtype=np.intp) * f)[:, None]
+        return np.take(flat, k)[:, :, None]
+    # anything unusual: the selection it replaces
+    ids = np.take(features, node).astype(x.dtype)[..., None]
+    return _take_feature(ids, x, np.arange(x.shape[2], dtype=x.dtype).reshape(1, 1, -1))
 
 
 def _writable_like(values: list[Any], dtype: Any) -> bool:
