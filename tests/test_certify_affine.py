@@ -3,6 +3,7 @@ onnxruntime on dense samples of the domain (soundness), against the sampled diff
 conversion (tightness), and mutated artifacts refuted with a counterexample both runtimes confirm."""
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -232,3 +233,78 @@ def test_a_wrong_fill_value_is_refuted_at_a_missing_value():
     cert = certs["probabilities"]
     assert cert.status == REFUTED and cert.counterexample["verified"], cert
     assert np.isnan(np.asarray(cert.counterexample["inputs"]["age"], dtype=float)).all()
+
+
+# -- the mutation benchmark's mutations, through portable.certify ------------------------------------------------------
+def _benchmark_mutations(art, kinds, per_kind: int, seed: int):
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    sys.path.insert(0, root)
+    try:
+        from benchmarks import bench_mutation as bm
+    except ImportError as exc:  # a plain install without the benchmarks folder
+        pytest.skip(f"the mutation benchmark is not importable: {exc}")
+    finally:
+        sys.path.remove(root)
+    rng = np.random.default_rng(seed)
+    out = []
+    for kind in kinds:
+        sites = bm._sites(art.proto, kind, None)
+        for site in bm._pick_sites(art.proto, kind, sites, rng, per_kind):
+            out.append((kind, bm._mutate(art.proto, kind, site, rng)[0]))
+    return out
+
+
+MUTATED = [("sample", "logreg_binary"), ("sample", "column_transformer_frame"), ("sample", "mlp_classifier"),
+           ("pipeline", "titanic_logistic_regression")]
+if os.environ.get("PORTABLE_SLOW"):  # the rest of the affine/MLP rows (about a minute more)
+    MUTATED += [("sample", "logreg_multiclass"), ("sample", "scaler_pca_logreg"), ("sample", "mlp_regressor"),
+                ("pipeline", "house_polynomial_ridge"), ("pipeline", "titanic_integer_column_onehot")]
+
+
+@pytest.mark.parametrize("table,name", MUTATED)
+def test_benchmark_mutations_are_refuted(table, name):
+    """Every mutation the mutation benchmark makes (coefficients, intercepts, class labels, categories) that
+    changes an output beyond the tolerance on dense rows is refuted with a counterexample both runtimes confirm;
+    a certified output never differs beyond its bound."""
+    from . import pipelines
+
+    if table == "sample":
+        est, X, data = dict(SAMPLE_MODELS)[name]()
+    else:
+        est, X, _ = pipelines.build(name)
+        data = X
+    art = portable.convert(est, to="onnx", check=False, data=data)
+    model = SklearnModel(est, data=data)
+    muts = _benchmark_mutations(art, ("coefficient", "intercept", "label", "category"), 2, seed=3)
+    assert muts
+    for kind, proto in muts:
+        mutated = portable.load(proto)
+        result = portable.certify(est, mutated, data=X)
+        feeds = sample_domain(model, result.domain, 1000)
+        a, b = model.run(feeds), mutated.run(feeds)
+        for out, cert in result.certificates.items():
+            assert cert.method in ("affine", "ibp"), (kind, out, cert)
+            if out == "label":  # not counting the near-ties the sampled check excuses
+                differs = (np.asarray(a[out]).astype(str) != np.asarray(b[out]).astype(str)) & ~_near_ties(a)
+            else:
+                differs = np.abs(np.asarray(a[out], float) - np.asarray(b[out], float)) > cert.tolerance
+            if cert.status == CERTIFIED and out != "label":
+                assert not np.any(differs), (kind, out)
+            if np.any(differs):
+                assert cert.status == REFUTED and cert.counterexample["verified"], (kind, out, cert)
+
+
+def _near_ties(outputs) -> np.ndarray:
+    """Rows the original decided by a near-tie, as portable.equivalence.compare excuses them (float32
+    tolerances): top two probabilities within 2 (atol + rtol top), or a one-column score within tol of 0."""
+    kind = "probability" if "probabilities" in outputs else "score"
+    v = np.asarray(outputs["probabilities" if kind == "probability" else "scores"], float)
+    v = v.reshape(len(v), -1)
+    t = tolerance_for(kind, (np.dtype("float64"), np.dtype("float32")))
+    if v.shape[1] == 1:
+        return np.abs(v[:, 0]) <= t.atol + t.rtol * np.abs(v[:, 0])
+    top = np.sort(v, axis=1)
+    return top[:, -1] - top[:, -2] <= 2 * (t.atol + t.rtol * top[:, -1])

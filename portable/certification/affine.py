@@ -95,6 +95,15 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
         if cert.status != NOT_CERTIFIABLE or cert.bound is None or ctx.outputs.get(name) == "label" or not weights:
             continue
         certs[name] = _split(name, cert, original, converted, domain, ctx, method, weights, budget, t0)
+    for name, cert in certs.items():  # a label is the argmax of an output certified within the check's tolerance
+        implied = cert.details.get("implied_by") or []
+        if cert.status == NOT_CERTIFIABLE and implied and all(
+                certs.get(o) is not None and certs[o].status == CERTIFIED for o in implied):
+            cert.status, cert.reason, cert.bound = CERTIFIED, None, 0.0
+            cert.details["near_ties_only"] = True
+            cert.details["meaning"] = (f"the label is the argmax of {', '.join(implied)}, certified within the "
+                                       "check's tolerance: the labels agree except where the original's top two "
+                                       "values tie within that tolerance (the check's near-ties)")
     return certs
 
 

@@ -316,14 +316,15 @@ def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Co
     run_a = ctx.run_original or original.run
     run_b = ctx.run_converted or converted.run
     try:
-        a = np.asarray(run_a(inputs)[name])
+        all_a = run_a(inputs)
+        a = np.asarray(all_a[name])
         b = np.asarray(run_b(to_inputs(space, point, converted.signature.inputs, ctx.inputs))[name])
     except Exception as exc:  # a model refusing the point: the counterexample stays unverified
         ce["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return ce
     ce["original"], ce["converted"] = a.tolist(), b.tolist()
     if label:
-        ce["verified"] = bool(np.any(a.astype(str) != b.astype(str)))
+        ce["verified"] = bool(np.any(a.astype(str) != b.astype(str))) and not _near_tie(all_a, ctx)
     else:
         diff_ = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
         ce["difference"] = diff_
@@ -360,6 +361,21 @@ def _excess(name: str, ctx: Context, lo: np.ndarray, hi: np.ndarray, total: np.n
     return bound, float(tol), float(excess)
 
 
+def _near_tie(outs: dict[str, np.ndarray], ctx: Context) -> bool:
+    """The original decided its label by a near-tie, as the sampled check excuses it: its top two probabilities
+    (else scores) within twice the tolerance (one column: the score within the tolerance of 0)."""
+    kinds = ctx.outputs
+    src = next((n for n, k in kinds.items() if k == "probability" and n in outs), None) or \
+        next((n for n, k in kinds.items() if k == "score" and n in outs), None)
+    if src is None:
+        return False
+    v = np.asarray(outs[src], dtype=np.float64).reshape(-1)
+    if v.size == 1:
+        return bool(abs(v[0]) <= ctx.allowed(src, abs(v[0])))
+    top2 = np.sort(v)[-2:]
+    return bool(top2[1] - top2[0] <= 2 * ctx.allowed(src, abs(top2[1])))
+
+
 def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program, original: Any, converted: Any,
                 ctx: Context, cand: np.ndarray, rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Certificate:
     space = pa.space
@@ -390,6 +406,77 @@ def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program,
                        "and no input was found where the difference does (the bound may be loose)")
 
 
+def _label_links(prog: Program, label: Label) -> set[str]:
+    """The numeric outputs whose certificate implies the label's: the label is the argmax of that output itself,
+    of the scores a logistic/softmax stage turns into it (both monotone), or of [0, s] for a one-column score."""
+    space = prog.space
+    L = space.pad(label.scores.C)
+    links = set()
+    for name, o in prog.outputs.items():
+        if isinstance(o, Label):
+            continue
+        O = space.pad(o.C)
+        if O.shape == L.shape and np.array_equal(O, L):
+            links.add(name)
+        elif O.shape[0] == 1 and L.shape[0] == 2 and not np.any(L[0]) and np.array_equal(L[1], O[0]):
+            links.add(name)
+        elif prog.stages and prog._is_stage_output(o, ("sigmoid", "softmax")):
+            pre = space.pad(prog.stages[-1].pre.C)
+            if pre.shape == L.shape and np.array_equal(pre, L):
+                links.add(name)
+    return links
+
+
+def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: int = 64, seed: int = 0
+                 ) -> np.ndarray:
+    """Points where the two models' labels differ by the exact reading: among the candidates, and on the original's
+    decision boundaries (bisection between candidates of different labels, moving the numeric columns only),
+    where a difference of the decision scores flips the label first."""
+    la, lb = run(pa, cand)[name], run(pb, cand)[name]
+    found = [cand[np.asarray(la).astype(str) != np.asarray(lb).astype(str)]]
+    space = pa.space
+    move = np.zeros(cand.shape[1], dtype=bool)
+    for g in space.groups:
+        v = space.var_index.get(("x", g.column))
+        if g.kind == "numeric" and not g.categories and v is not None and v < len(move):
+            move[v] = True
+    rng = np.random.default_rng(seed)
+    la = np.asarray(la).astype(str)
+    for _ in range(pairs):
+        i, j = rng.integers(0, len(cand), 2)
+        p, q = cand[i], cand[i].copy()
+        q[move] = cand[j][move]
+        lp, lq = run(pa, np.stack([p, q]))[name].astype(str)
+        if lp == lq:
+            continue
+        ta, tb = _boundary(pa, name, p, q, lp), _boundary(pb, name, p, q, lp)
+        if ta is None or tb is None or ta == tb:
+            continue
+        # between the two boundaries the labels differ; nearest the converted model's boundary the original's
+        # margin is largest (not a near-tie)
+        ts = [tb - (tb - ta) * f for f in (1e-6, 1e-3, 0.1, 0.5)]
+        pts = np.stack([p + t * (q - p) for t in ts])
+        diff_ = run(pa, pts)[name].astype(str) != run(pb, pts)[name].astype(str)
+        found.append(pts[diff_])
+    return np.concatenate(found) if found else cand[:0]
+
+
+def _boundary(prog: Program, name: str, p: np.ndarray, q: np.ndarray, lp: str) -> float | None:
+    """The first point (in [0, 1], by bisection) where prog's label along p -> q stops being lp."""
+    if run(prog, q[None])[name].astype(str)[0] == lp:
+        return None
+    t0, t1 = 0.0, 1.0
+    if run(prog, p[None])[name].astype(str)[0] != lp:
+        return 0.0
+    for _ in range(60):
+        t = (t0 + t1) / 2
+        if run(prog, (p + t * (q - p))[None])[name].astype(str)[0] == lp:
+            t0 = t
+        else:
+            t1 = t
+    return t1
+
+
 def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Program, original: Any,
                 converted: Any, ctx: Context, cand: np.ndarray) -> Certificate:
     ca = None if oa.classes is None else np.asarray(oa.classes).astype(str)
@@ -399,18 +486,28 @@ def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Prog
     cb = np.arange(k).astype(str) if cb is None else cb
     t = np.sort(d.total)[::-1]
     margin = float(t[0] + t[1]) if k > 1 else float(t[0]) * 2
-    details: dict[str, Any] = {"decision_bound": float(np.max(d.total)), "exact_where_margin_exceeds": margin,
+    dmax = float(np.max(d.total))
+    allowed = ctx.allowed(name, 0.0)
+    details: dict[str, Any] = {"decision_bound": dmax, "exact_where_margin_exceeds": margin,
                                "meaning": "the two models' labels are proved equal on every input whose decision "
                                           "margin (top score minus the runner-up) exceeds the bound"}
+    links = _label_links(pa, oa) & _label_links(pb, ob)
     same_classes = len(ca) == len(cb) and bool(np.all(ca == cb))
-    ya, yb = run(pa, cand)[name], run(pb, cand)[name]
-    flips = np.nonzero(np.asarray(ya).astype(str) != np.asarray(yb).astype(str))[0]
+    if same_classes and dmax <= allowed:
+        return Certificate(output=name, status=CERTIFIED, bound=0.0, tolerance=allowed,
+                           details={**details, "near_ties_only": True})
+    if same_classes and links:
+        details["implied_by"] = sorted(links)  # certified when that output is (see certify_by_splitting)
+    flips = label_search(pa, pb, name, cand)
     if len(flips) or not same_classes:
-        pt = cand[flips[0]] if len(flips) else cand[0]
+        pt = flips[0] if len(flips) else cand[0]
         ce = _verify(name, pt, original, converted, ctx, pa.space, label=True)
         if ce["verified"]:
-            return Certificate(output=name, status=REFUTED, bound=margin, counterexample=ce, details=details)
+            return Certificate(output=name, status=REFUTED, bound=margin, tolerance=allowed, counterexample=ce,
+                               details=details, reason="the labels differ at a verified input")
     if not same_classes:
         return Certificate(output=name, status=NOT_CERTIFIABLE, bound=margin, details=details,
                            reason=f"the class lists differ: {list(ca)} and {list(cb)}")
-    return Certificate(output=name, status=CERTIFIED, bound=margin, details=details)
+    return Certificate(output=name, status=NOT_CERTIFIABLE, bound=margin, tolerance=allowed, details=details,
+                       reason=f"the decision scores may differ by {dmax:.3g}, more than the tie tolerance "
+                       f"{allowed:.3g}, and no input was found where the labels differ")
