@@ -334,4 +334,52 @@ class InputHints:
 
 
 __all__ = ["Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
-           "EQ", "NEQ", "MEMBER", "MODE_NAMES"]
+           "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits"]
+
+
+def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any, ...]],
+                  columns: list[Column]) -> TreeNodes:
+    """`nodes` whose split features index *derived* columns, re-expressed on the raw columns.
+
+    `feature[i]` indexes `derived`, whose entries say what each column the trees read is, in raw terms:
+    `("num", k, a, b)`: `a * raw + b` of raw column `columns[k]`; `("ind", k, c)`: 1 where raw column k equals
+    category c, else 0 (one-hot); `("ord", k, {category: code})`: the category's code (ordinal encoding).
+    Numeric splits keep their threshold with the affine map as `scale`/`offset`; splits on indicators and codes
+    become `MEMBER` splits on the raw column (the categories sent left). Raises ValueError for anything else."""
+    n = len(nodes)
+    feat, scale, offset = nodes.feature.copy(), nodes.scale.copy(), nodes.offset.copy()
+    mode, left, right = nodes.mode.copy(), nodes.left.copy(), nodes.right.copy()
+    threshold = nodes.threshold.copy()
+    members: dict[int, np.ndarray] = dict(nodes.members or {})
+    for i in np.flatnonzero(nodes.left >= 0):
+        f = int(feature[i])
+        if not 0 <= f < len(derived):
+            raise ValueError(f"split {i} reads feature {f} of {len(derived)}")
+        d = derived[f]
+        if d[0] == "num":
+            feat[i], scale[i], offset[i] = d[1], d[2], d[3]
+            continue
+        if mode[i] not in (LEQ, LT, GTE, GT):
+            raise ValueError(f"split {i} tests an encoded category with mode {int(mode[i])}")
+        t, m = float(threshold[i]), int(mode[i])
+
+        def goes_left(v: float) -> bool:
+            return bool({LEQ: v <= t, LT: v < t, GTE: v >= t, GT: v > t}[m])
+        if d[0] == "ind":  # value 1 for category d[2], 0 for every other
+            one, zero = goes_left(1.0), goes_left(0.0)
+            if one == zero:  # everyone one way: no category is "in"; the "out" child is that way
+                sent, swap = [], one
+            else:
+                sent, swap = [d[2]], not one
+        elif d[0] == "ord":
+            sent, swap = [c for c, code in d[2].items() if goes_left(float(code))], False
+        else:
+            raise ValueError(f"split {i} reads a column of kind {d[0]}")
+        feat[i], scale[i], offset[i], mode[i], threshold[i] = d[1], 1.0, 0.0, MEMBER, np.nan
+        members[int(i)] = np.asarray([str(c) for c in sent], dtype=object)
+        if swap:
+            left[i], right[i] = right[i], left[i]
+    return TreeNodes(list(columns), feat, threshold, left, right, mode=mode, missing=nodes.missing.copy(),
+                     scale=scale, offset=offset, zero_eps=nodes.zero_eps.copy(), members=members,
+                     values=nodes.values, roots=nodes.roots, dtype=nodes.dtype, source=nodes.source,
+                     exact=nodes.exact)

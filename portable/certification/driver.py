@@ -279,9 +279,13 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
                   inputs={s.name: (str(plan.narrow) if s.dtype.startswith("float") else s.dtype) for s in sa.inputs},
                   hints_original=ha, hints_converted=hb)
     ctx.make_feeds = _feeder(plan, dom, original)
-    scales = _scales(plan, original, outputs, notes) if tolerances is None and atol is None else {}
+    scales, seen = _scales(plan, original, converted, outputs, notes)
+    if tolerances is not None or atol is not None:
+        scales = {}
     for name, kind in outputs:
-        dtypes = (np.dtype(_float(sa.output(name).dtype)), np.dtype(_float(sb.output(name).dtype)))
+        # the dtypes the outputs come in when the models run (XGBoost returns float32 whatever its signature
+        # says), as the sampled check compares them
+        dtypes = seen.get(name) or (np.dtype(_float(sa.output(name).dtype)), np.dtype(_float(sb.output(name).dtype)))
         if tolerances and name in tolerances:
             ctx.atol[name], ctx.rtol[name] = tolerances[name]
             continue
@@ -336,24 +340,33 @@ def _describe(model: Any) -> dict[str, Any]:
     return {"format": model.format, "name": model.name}
 
 
-def _scales(plan: Any, original: Any, outputs: list[tuple[str, str]], notes: list[str]) -> dict[str, float]:
+def _scales(plan: Any, original: Any, converted: Any, outputs: list[tuple[str, str]],
+            notes: list[str]) -> tuple[dict[str, float], dict[str, tuple[np.dtype, np.dtype]]]:
     """The check's atol scale per numeric output: the 90th percentile of |original output| (at least 1) on rows
-    the checker generates, as `portable.equivalence.compare` computes it on its batch."""
+    the checker generates, as `portable.equivalence.compare` computes it on its batch; and the dtypes both
+    models' outputs come in."""
     from ..equivalence.inputs import assemble, feed, generate
 
     try:
         batch = generate(plan, 256, np.random.default_rng(0))
-        out = original.run(feed(assemble(plan, batch), original))
+        arrays = assemble(plan, batch)
+        out = original.run(feed(arrays, original))
+        conv = converted.run(feed(arrays, converted))
     except Exception as exc:
         notes.append(f"tolerances were not scaled by the outputs' magnitude ({type(exc).__name__}: {exc})")
-        return {}
+        return {}, {}
+    seen = {}
+    for name, _ in outputs:
+        da, db = np.asarray(out.get(name, [])).dtype, np.asarray(conv.get(name, [])).dtype
+        if da.kind == "f" and db.kind == "f":
+            seen[name] = (da, db)
     scales = {}
     for name, kind in outputs:
         v = np.abs(np.asarray(out.get(name, []), dtype=np.float64).reshape(-1)) if kind != "label" else None
         if v is not None and v.size:
             v = v[np.isfinite(v)]
             scales[name] = max(1.0, float(np.percentile(v, 90))) if v.size else 1.0
-    return scales
+    return scales, seen
 
 
 def _feeder(plan: Any, dom: Domain, model: Any) -> Any:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hints import GT, GTE, LEQ, LT, TreeEnsemble, TreeNodes
+from ..hints import GT, GTE, LEQ, LT, MEMBER, TreeEnsemble, TreeNodes
 from .core import CERTIFIED, REFUTED, Certificate, Context, Domain, certification_method, not_certifiable
 
 MAX_PAIRS = 4_000_000      # leaf pairs examined per pair of trees before refusing
@@ -89,30 +89,44 @@ class Splits:
     low: np.ndarray
     high: np.ndarray
     nan_child: np.ndarray
+    cat_col: np.ndarray | None = None  # per node: the categorical domain column a membership split tests, or -1
+    cat_mask: dict[int, np.ndarray] | None = None  # node -> per category of that column: sent low (left)
 
 
-def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype]) -> Splits:
+def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
+              cat_index: dict[Any, int] | None = None, cats: list[list[str]] | None = None) -> Splits:
     """The canonical splits of `trees` over the domain columns `index` (column -> position) whose inputs are fed
-    in `dtypes` (per position). Raises Refusal for splits the method cannot express."""
+    in `dtypes` (per position), and membership splits over the categorical columns `cat_index` (with their
+    categories `cats`). Raises Refusal for splits the method cannot express."""
+    cat_index, cats = cat_index or {}, cats or []
     n = len(trees)
     split = trees.left >= 0
     col = np.full(n, -1, np.int64)
+    cat_col = np.full(n, -1, np.int64)
+    cat_mask: dict[int, np.ndarray] = {}
     m_lo, m_hi = np.full(n, np.nan), np.full(n, np.nan)
     low, high = trees.left.copy(), trees.right.copy()
     nan_child = np.where(trees.missing == 1, trees.left, trees.right)
+    modes = trees.mode
     for i in np.flatnonzero(split):
         f = int(trees.feature[i])
         if f < 0:
             raise Refusal(f"a split ({trees.source}, node {i}) tests a derived value (an encoded category or a "
                           "transformed column), not a raw input column")
         c = trees.columns[f]
+        if modes[i] == MEMBER and c in cat_index:
+            k = cat_index[c]
+            cat_col[i] = k
+            sent = {str(v) for v in (trees.members or {}).get(int(i), [])}
+            cat_mask[int(i)] = np.array([v in sent for v in cats[k]], dtype=bool)
+            continue
         if c not in index:
-            raise Refusal(f"a split reads column {c}, which is not in the domain")
+            raise Refusal(f"a split reads column {c}, which is not a numeric column of the domain")
         col[i] = index[c]
-    modes = trees.mode
-    bad = split & ~np.isin(modes, [LEQ, LT, GTE, GT])
+    bad = split & (cat_col < 0) & ~np.isin(modes, [LEQ, LT, GTE, GT])
     if bad.any():
-        raise Refusal(f"{int(bad.sum())} splits of {trees.source} test equality or set membership")
+        raise Refusal(f"{int(bad.sum())} splits of {trees.source} test equality or set membership of numbers")
+    split = split & (cat_col < 0)
     closed = np.isin(modes, [LEQ, GT])  # the low side is v <= t (else v < t)
     flip = np.isin(modes, [GTE, GT])    # the low side is the false branch: the right child
     low = np.where(flip, trees.right, trees.left)
@@ -156,7 +170,7 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype]) -
     if z.any():  # LightGBM reads |x| <= 1e-35 as 0: a threshold that close to 0 is uncertain there
         m_lo[z] = np.minimum(m_lo[z], -eps[z])
         m_hi[z] = np.maximum(m_hi[z], eps[z])
-    return Splits(col, m_lo, m_hi, low, high, nan_child)
+    return Splits(col, m_lo, m_hi, low, high, nan_child, cat_col, cat_mask)
 
 
 # ---- leaf boxes ----------------------------------------------------------------------------------------------
@@ -169,6 +183,7 @@ class Boxes:
     lo: np.ndarray
     hi: np.ndarray
     nan: np.ndarray
+    cats: np.ndarray  # [leaves, categorical columns, categories]: the categories the box admits
 
 
 def tree_nodes(trees: TreeNodes, root: int) -> list[int]:
@@ -182,16 +197,27 @@ def tree_nodes(trees: TreeNodes, root: int) -> list[int]:
 
 
 def leaf_boxes(sp: Splits, root: int, left: np.ndarray, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray,
-               dtypes: list[np.dtype], integer: np.ndarray) -> Boxes:
-    leaves, los, his, nans = [], [], [], []
-    stack = [(int(root), lo, hi, nan)]
+               dtypes: list[np.dtype], integer: np.ndarray, cats: np.ndarray) -> Boxes:
+    leaves, los, his, nans, catss = [], [], [], [], []
+    stack = [(int(root), lo, hi, nan, cats)]
     while stack:
-        i, blo, bhi, bnan = stack.pop()
+        i, blo, bhi, bnan, bcat = stack.pop()
         if left[i] < 0:
             leaves.append(i)
             los.append(blo)
             his.append(bhi)
             nans.append(bnan)
+            catss.append(bcat)
+            continue
+        k = sp.cat_col[i] if sp.cat_col is not None else -1
+        if k >= 0:  # membership: the categories sent left, and the others
+            mask = np.zeros(bcat.shape[1], bool)
+            mask[:len(sp.cat_mask[int(i)])] = sp.cat_mask[int(i)]
+            for child, keep in ((sp.low[i], mask), (sp.high[i], ~mask)):
+                ccat = bcat.copy()
+                ccat[k] &= keep
+                if ccat[k].any():
+                    stack.append((int(child), blo, bhi, bnan, ccat))
             continue
         c = sp.col[i]
         # low side: x <= m_hi (surely up to m_lo, possibly up to m_hi); high side: x >= next(m_lo)
@@ -203,11 +229,10 @@ def leaf_boxes(sp: Splits, root: int, left: np.ndarray, lo: np.ndarray, hi: np.n
                 clo[c] = max(clo[c], float(_next(np.array([sp.m_lo[i]]), dtypes[c])[0]))
             cnan[c] = bnan[c] and child == sp.nan_child[i]
             if _nonempty(clo[c], chi[c], integer[c]) or cnan[c]:
-                stack.append((int(child), clo, chi, cnan))
-            elif bnan[c] and child == sp.nan_child[i]:
-                stack.append((int(child), clo, chi, cnan))
-    return Boxes(np.asarray(leaves, np.int64), np.asarray(los).reshape(len(leaves), -1),
-                 np.asarray(his).reshape(len(leaves), -1), np.asarray(nans, bool).reshape(len(leaves), -1))
+                stack.append((int(child), clo, chi, cnan, bcat))
+    n = len(leaves)
+    return Boxes(np.asarray(leaves, np.int64), np.asarray(los).reshape(n, -1), np.asarray(his).reshape(n, -1),
+                 np.asarray(nans, bool).reshape(n, -1), np.asarray(catss, bool).reshape((n,) + cats.shape))
 
 
 def _nonempty(lo: float, hi: float, integer: bool) -> bool:
@@ -229,8 +254,10 @@ def leaf_pairs(a: Boxes, b: Boxes, integer: np.ndarray) -> tuple[np.ndarray, np.
         if integer.any():
             lo = np.where(integer, np.ceil(lo), lo)
             hi = np.where(integer, np.floor(hi), hi)
-        ok = (lo <= hi) | (a.nan[s:s + step, None, :] & b.nan[None, :, :])
-        i, j = np.nonzero(ok.all(axis=2))
+        ok = ((lo <= hi) | (a.nan[s:s + step, None, :] & b.nan[None, :, :])).all(axis=2)
+        if a.cats.shape[1]:
+            ok &= (a.cats[s:s + step, None] & b.cats[None]).any(axis=3).all(axis=2)
+        i, j = np.nonzero(ok)
         ia.append(i + s)
         ib.append(j)
     return np.concatenate(ia), np.concatenate(ib)
@@ -268,10 +295,12 @@ class Side:
     dtype: str
 
 
-def _side(ens: TreeEnsemble, index: dict[Any, int], dtypes: list[np.dtype]) -> Side:
+def _side(ens: TreeEnsemble, index: dict[Any, int], dtypes: list[np.dtype], cat_index: dict[Any, int],
+          cats: list[list[str]]) -> Side:
     if len(ens.trees) > MAX_NODES:
         raise Refusal(f"{len(ens.trees)} nodes exceed the limit ({MAX_NODES})")
-    return Side(ens, splits_of(ens.trees, index, dtypes), np.asarray(ens.trees.roots, np.int64), ens.accumulate)
+    return Side(ens, splits_of(ens.trees, index, dtypes, cat_index, cats), np.asarray(ens.trees.roots, np.int64),
+                ens.accumulate)
 
 
 def _gamma(n: int, u: float) -> float:
@@ -318,12 +347,20 @@ class TreeProof:
         with np.errstate(over="ignore"):
             self.center = np.clip(np.where(np.isfinite(self.lo / 2 + self.hi / 2), self.lo / 2 + self.hi / 2, 0.0),
                                   self.lo, self.hi)
-        self.a = _side(ea, self.index, self.dtypes)
-        self.b = _side(eb, self.index, self.dtypes)
+        self.catcols = [c for c, d in domain.columns.items() if d.categories is not None]
+        self.cat_index = {c: k for k, c in enumerate(self.catcols)}
+        self.cat_values = [[str(v) for v in domain.columns[c].categories] for c in self.catcols]
+        width = max([len(v) for v in self.cat_values] + [1])
+        self.cat_all = np.zeros((len(self.catcols), width), bool)
+        for k, v in enumerate(self.cat_values):
+            self.cat_all[k, :len(v)] = True
+        self.a = _side(ea, self.index, self.dtypes, self.cat_index, self.cat_values)
+        self.b = _side(eb, self.index, self.dtypes, self.cat_index, self.cat_values)
         if len(self.a.roots) != len(self.b.roots):
             raise Refusal(f"the original has {len(self.a.roots)} trees and the converted model "
                           f"{len(self.b.roots)}: trees are compared one to one")
         self.matched = self._match()
+        self.uncertain = int(sum(np.sum(sd.splits.m_lo < sd.splits.m_hi) for sd in (self.a, self.b)))
         self.candidates: list[np.ndarray] = []
         self.identical_trees = 0
 
@@ -333,9 +370,18 @@ class TreeProof:
         v = np.asarray(s.ens.trees.values)[nodes]
         targets = tuple(np.flatnonzero(np.any(v != 0, axis=0)).tolist())
         sp = s.splits
-        shape = tuple((int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])) if s.ens.trees.left[i] >= 0 else None
-                      for i in nodes)
+        shape = tuple(None if s.ens.trees.left[i] < 0 else
+                      ("cat", int(sp.cat_col[i]), tuple(sp.cat_mask[int(i)].tolist())) if sp.cat_col[i] >= 0 else
+                      (int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])) for i in nodes)
         return targets, shape
+
+    def _point(self, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray, cats: np.ndarray) -> list[Any]:
+        """A point of a box: its numeric columns in the input dtype, then a category it admits per categorical
+        column."""
+        x = representative(lo, hi, nan, self.dtypes, self.integer, self.center)
+        chosen = [self.cat_values[k][int(np.argmax(cats[k]))] if cats[k].any() else self.cat_values[k][0]
+                  for k in range(len(self.catcols))]
+        return list(x) + chosen
 
     def _match(self) -> list[tuple[int, int]]:
         """Pairs (original tree, converted tree): equal targets and splits first (the converted model may
@@ -374,7 +420,7 @@ class TreeProof:
     # -- per pair of trees: reachable leaf pairs --------------------------------------------------------------
     def _boxes(self, s: Side, t: int) -> Boxes:  # noqa: D401
         return leaf_boxes(s.splits, int(s.roots[t]), s.ens.trees.left, self.lo, self.hi, self.nan, self.dtypes,
-                          self.integer)
+                          self.integer, self.cat_all)
 
     def _same_structure(self, t: int, u: int) -> bool:
         na, nb = tree_nodes(self.a.ens.trees, self.a.roots[t]), tree_nodes(self.b.ens.trees, self.b.roots[u])
@@ -391,6 +437,10 @@ class TreeProof:
         def rel(side: Splits, nodes: np.ndarray, pos: dict[int, int], arr: np.ndarray) -> np.ndarray:
             return np.array([pos.get(int(x), -1) for x in arr[nodes]])
         s = la
+        ca, cb = sa.cat_col[ia], sb.cat_col[ib]
+        if not np.array_equal(ca, cb) or any(not np.array_equal(sa.cat_mask[int(x)], sb.cat_mask[int(y)])
+                                             for x, y, c in zip(ia, ib, ca) if c >= 0):
+            return False
         return (np.array_equal(sa.col[ia][s], sb.col[ib][s]) and np.array_equal(sa.m_lo[ia][s], sb.m_lo[ib][s])
                 and np.array_equal(sa.m_hi[ia][s], sb.m_hi[ib][s])
                 and np.array_equal(rel(sa, ia, pos_a, sa.low)[s], rel(sb, ib, pos_b, sb.low)[s])
@@ -461,15 +511,14 @@ class TreeProof:
                     lo = np.maximum(ba.lo[ia[p]], bb.lo[ib[p]])
                     hi = np.minimum(ba.hi[ia[p]], bb.hi[ib[p]])
                     nan = ba.nan[ia[p]] & bb.nan[ib[p]]
-                    worst.append((float(emax[j] - emin[j]), representative(lo, hi, nan, self.dtypes, self.integer,
-                                                                           self.center)))
+                    worst.append((float(emax[j] - emin[j]), self._point(lo, hi, nan,
+                                                                        ba.cats[ia[p]] & bb.cats[ib[p]])))
             if t == 0:  # one point per leaf of the first tree: a label or base change shows on any of them
                 for k in range(min(len(bb.leaf), 32)):
-                    self.candidates.append(representative(bb.lo[k], bb.hi[k], bb.nan[k], self.dtypes, self.integer,
-                                                          self.center))
+                    self.candidates.append(self._point(bb.lo[k], bb.hi[k], bb.nan[k], bb.cats[k]))
         worst.sort(key=lambda w: -w[0])
         self.candidates = [w[1] for w in worst[:48]] + self.candidates
-        self.candidates.append(representative(self.lo, self.hi, self.nan, self.dtypes, self.integer, self.center))
+        self.candidates.append(self._point(self.lo, self.hi, self.nan, self.cat_all))
         ua, ub = U[ea.accumulate], U[eb.accumulate]
         rounding = _gamma(T + ea.terms + 2, ua) * mag_a + _gamma(T + eb.terms + 2, ub) * mag_b
         diff = np.abs(shift) + spread
@@ -483,7 +532,9 @@ class TreeProof:
         for c in certs.values():
             if c.status == REFUTED:  # to be verified by running both models where the difference should be
                 if feeds is None and self.ctx.make_feeds is not None:
-                    feeds = self.ctx.make_feeds(np.asarray(self.candidates), self.cols)
+                    rows = np.empty((len(self.candidates), len(self.cols) + len(self.catcols)), dtype=object)
+                    rows[:] = self.candidates
+                    feeds = self.ctx.make_feeds(rows, self.cols + self.catcols)
                 c.candidates = [feeds] if feeds is not None else []
         return certs
 
@@ -522,12 +573,18 @@ class TreeProof:
             bound = float((lip * delta + out_round).max()) if len(delta) else 0.0
         allowed = ctx.allowed(name, 0.0)
         identical = bound == 0.0
+        if bound > allowed and self.uncertain:
+            details["uncertain_splits"] = self.uncertain
         if bound <= allowed:
             return Certificate(name, CERTIFIED, method="trees", bound=float(bound), identical=identical,
                                tolerance=allowed, arithmetic=arithmetic, details=details)
+        why = f"the proved bound {bound:.3g} exceeds the tolerance {allowed:.3g}"
+        if self.uncertain:
+            why += (f" ({self.uncertain} splits read their column through a scaler whose arithmetic differs "
+                    "between the two models: an input within rounding of such a threshold may take different "
+                    "branches on the two sides)")
         return Certificate(name, REFUTED, method="trees", bound=float(bound), tolerance=allowed,
-                           arithmetic=arithmetic, reason=f"the proved bound {bound:.3g} exceeds the tolerance "
-                           f"{allowed:.3g}", details=details)
+                           arithmetic=arithmetic, reason=why, details=details)
 
 
 def _values(ens: TreeEnsemble) -> np.ndarray:

@@ -106,7 +106,7 @@ def onnx_hints(model: Any) -> InputHints:
     try:
         from .onnx_trees import tree_ensemble
 
-        hints.ensemble = tree_ensemble(graph, walker.tree_of, consts)
+        hints.ensemble = tree_ensemble(graph, walker.tree_of, consts, walker.columns)
     except Exception as exc:  # best effort: the view is for certification only
         hints.notes.append(f"could not read the ONNX graph as a tree ensemble: {type(exc).__name__}: {exc}")
     return hints

@@ -26,8 +26,6 @@ import numpy as np
 from ..hints import TreeEnsemble, TreeNodes, TreeOutput
 
 _TREE_OPS = {"TreeEnsembleRegressor", "TreeEnsemble"}
-_PLUMBING = {"Identity", "Cast", "CastLike", "Scaler", "Add", "Sub", "Mul", "Div", "Concat", "Gather",
-             "ArrayFeatureExtractor", "FeatureVectorizer"}
 _V5_AGG = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
 _V5_POST = {0: "NONE", 1: "SOFTMAX", 2: "LOGISTIC", 3: "SOFTMAX_ZERO", 4: "PROBIT"}
 FLOAT, DOUBLE = 1, 11
@@ -101,10 +99,11 @@ def _const(consts: dict[str, Any], name: str) -> np.ndarray | None:
     return v if isinstance(v, np.ndarray) else numpy_helper.to_array(v)
 
 
-def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, Any]) -> TreeEnsemble | None:
+def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, Any],
+                  columns: list[Any]) -> TreeEnsemble | None:
     """The graph as a TreeEnsemble (see the module docstring), or None."""
     trees = [n for n in graph.node if n.op_type in _TREE_OPS or n.op_type == "TreeEnsembleClassifier"]
-    if len(trees) != 1 or trees[0].op_type not in _TREE_OPS or trees[0].output[0] not in tree_of:
+    if len(trees) != 1 or trees[0].op_type not in _TREE_OPS:
         return None
     op = trees[0]
     consts = dict(consts)
@@ -114,11 +113,21 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
             if "value" in at:
                 consts[n.output[0]] = at["value"]
     init = {i.name for i in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}
-    narrow = _pure_before(graph, op, init)
-    if narrow is None:
+    before = _derived_before(graph, op, init, consts, columns)
+    if before is None:
         return None
-    nodes = tree_of[op.output[0]]
+    derived, narrow = before
     at = _attrs(op)
+    nodes = _read_trees(op, at, consts, len(derived))
+    if nodes is None:
+        return None
+    n_inner = len(at.get("nodes_featureids", []))
+    feature = np.asarray(at.get("nodes_featureids", []), np.int64)
+    if op.op_type == "TreeEnsemble":  # leaves follow the interior nodes in portable.hints' layout
+        feature = np.r_[feature, np.full(len(nodes) - n_inner, -1)]
+    from ..hints import derive_splits
+
+    nodes = derive_splits(nodes, feature, derived, columns)
     got = _values(op, at, nodes, graph, consts)
     if got is None:
         return None
@@ -162,36 +171,142 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
     return TreeEnsemble(nodes, base, outputs, accumulate=acc, terms=4, source=f"ONNX {op.op_type}")
 
 
+def _read_trees(op: Any, at: dict[str, Any], consts: dict[str, Any], width: int) -> TreeNodes | None:
+    """The operator's trees as `onnx_hints` reads them, over `width` placeholder columns (the features the
+    operator reads; `derive_splits` maps them to raw columns)."""
+    from ..hints import InputHints
+    from .onnx_hints import _Space, _Walker
+
+    walker = _Walker(InputHints(), [("", k) for k in range(width)], {}, dict(consts), {})
+    space = _Space(np.arange(width))
+    if op.op_type == "TreeEnsemble":
+        walker._trees_v5(space, at)
+    else:
+        walker._trees_v3(space, at, op.op_type)
+    return walker.trees[-1] if walker.trees else None
+
+
 def _same(n: Any, op: Any) -> bool:
     return n.op_type == op.op_type and list(n.output) == list(op.output)
 
 
-def _pure_before(graph: Any, op: Any, init: set[str]) -> bool | None:
-    """Whether the graph's inputs reach anything but the tree operator only through column plumbing (None when
-    not), and if so whether the trees compare float32 values (True) or doubles (False)."""
-    pre: dict[str, bool] = {}  # tensor -> float32 so far
+_MISSING_MARKERS = {"", "nan", "NaN", "None", "none", "missing"}
+
+
+def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
+                    columns: list[Any]) -> tuple[list[tuple[Any, ...]], bool] | None:
+    """What each column the tree operator reads is, in raw terms (`portable.hints.derive_splits`), and whether
+    the trees compare float32 values; None when the graph's inputs reach anything but the trees otherwise than
+    through column plumbing, affine steps, imputers (the identity: a certificate's domain holds no missing
+    values unless it says so) and category encoders."""
+    index = {c: k for k, c in enumerate(columns)}
+    cols: dict[str, list[tuple[Any, ...]]] = {}
+    narrow: dict[str, bool] = {}
+    cond: dict[str, tuple[Any, ...]] = {}
     for vi in graph.input:
-        if vi.name not in init:
-            pre[vi.name] = vi.type.tensor_type.elem_type == FLOAT
-    for n in graph.node:
-        ins = [i for i in n.input if i in pre]
-        if not ins:
+        if vi.name in init:
             continue
-        if _same(n, op):
-            continue
-        if n.op_type not in _PLUMBING or any(i and i not in pre and i not in init for i in n.input):
+        t = vi.type.tensor_type
+        dims = t.shape.dim if t.HasField("shape") else []
+        width = dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else (1 if len(dims) <= 1
+                                                                                           else 0)
+        if len(dims) > 2 or not width or any((vi.name, j) not in index for j in range(width)):
             return None
-        narrow = any(pre[i] for i in ins)
-        if n.op_type == "Cast":
-            to = _attrs(n).get("to")
-            narrow = narrow or to == FLOAT
-            if to not in (FLOAT, DOUBLE):
-                return None
-        for o in n.output:
-            pre[o] = narrow
-    if any(o.name in pre for o in graph.output):
+        kind = "cat" if t.elem_type == 8 else "num"
+        cols[vi.name] = [("cat", index[(vi.name, j)]) if kind == "cat" else ("num", index[(vi.name, j)], 1.0, 0.0)
+                         for j in range(width)]
+        narrow[vi.name] = t.elem_type == FLOAT
+    for n in graph.node:
+        ins = [i for i in n.input if i in cols]
+        if not ins or _same(n, op):
+            continue
+        got = _column_step(n, cols, cond, consts)
+        if got is None:
+            return None
+        if got is True:  # a condition (IsNaN, Equal) recorded in `cond`
+            continue
+        cols[n.output[0]] = got
+        flag = any(narrow.get(i, False) for i in ins)
+        if n.op_type == "Cast" and _attrs(n).get("to") == FLOAT:
+            flag = True
+        narrow[n.output[0]] = flag
+    if any(o.name in cols for o in graph.output) or op.input[0] not in cols:
         return None
-    return pre.get(op.input[0])
+    return cols[op.input[0]], narrow[op.input[0]]
+
+
+def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str, tuple[Any, ...]],
+                 consts: dict[str, Any]) -> list[tuple[Any, ...]] | bool | None:
+    op, ins, at = n.op_type, list(n.input), _attrs(n)
+    x = cols.get(ins[0]) if ins else None
+    if op in ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze") and x is not None:
+        return x
+    if op in ("Cast", "CastLike") and x is not None:
+        to = at.get("to")
+        if op == "Cast" and to not in (FLOAT, DOUBLE) and any(d[0] == "num" for d in x):
+            return None
+        return x
+    if op == "Concat" and at.get("axis") in (1, -1):
+        if not all(i in cols for i in ins):
+            return None
+        return [d for i in ins for d in cols[i]]
+    if op in ("ArrayFeatureExtractor", "Gather") and len(ins) == 2 and x is not None and \
+            (op == "ArrayFeatureExtractor" or at.get("axis", 0) in (1, -1)):
+        idx = _const(consts, ins[1])
+        if idx is None:
+            return None
+        idx = idx.reshape(-1).astype(np.int64)
+        if not np.all((idx >= 0) & (idx < len(x))):
+            return None
+        return [x[i] for i in idx]
+    if op == "IsNaN" and x is not None:
+        cond[n.output[0]] = ("isnan", ins[0])
+        return True
+    if op == "Equal" and x is not None and len(ins) == 2:
+        v = _const(consts, ins[1])
+        if v is None or v.size != 1:
+            return None
+        cond[n.output[0]] = ("eq", ins[0], v.reshape(-1)[0])
+        return True
+    if op == "Where" and len(ins) == 3 and ins[0] in cond and ins[2] in cols:
+        c = cond[ins[0]]
+        marker = c[2].decode() if len(c) > 2 and isinstance(c[2], bytes) else (c[2] if len(c) > 2 else None)
+        if c[1] == ins[2] and (c[0] == "isnan" or (isinstance(marker, str) and marker in _MISSING_MARKERS)):
+            return cols[ins[2]]  # fills missing values only: the identity on the domain
+        return None
+    if op == "Imputer" and x is not None:
+        bad = at.get("replaced_value_float", float("nan"))
+        return x if np.isnan(bad) and all(d[0] == "num" for d in x) else None
+    if x is None or not all(i in cols or i in consts for i in ins):
+        return None
+    if op == "Scaler" or (op in ("Add", "Sub", "Mul", "Div") and len(ins) == 2 and ins[1] in consts):
+        if any(d[0] != "num" for d in x):
+            return None
+        w = len(x)
+        if op == "Scaler":
+            off = np.broadcast_to(np.asarray(at.get("offset", [0.0]), np.float64), (w,))
+            sc = np.broadcast_to(np.asarray(at.get("scale", [1.0]), np.float64), (w,))
+            mul, add = sc, -off * sc
+        else:
+            c = _num(consts, ins[1], w)
+            if c is None:
+                return None
+            one, zero = np.ones(w), np.zeros(w)
+            mul, add = {"Add": (one, c), "Sub": (one, -c), "Mul": (c, zero), "Div": (1 / c, zero)}[op]
+        return [("num", d[1], d[2] * m, d[3] * m + a) for d, m, a in zip(x, mul, add)]
+    if op == "LabelEncoder" and all(d[0] == "cat" for d in x):
+        keys = [_text(k) for k in at.get("keys_strings", [])]
+        vals = list(at.get("values_int64s", [])) or list(at.get("values_floats", []))
+        if not keys or len(keys) != len(vals):
+            return None
+        mapping = dict(zip(keys, (float(v) for v in vals)))
+        return [("ord", d[1], mapping) for d in x]
+    if op == "OneHotEncoder" and all(d[0] == "cat" for d in x):
+        cats = [_text(c) for c in at.get("cats_strings", [])]
+        if not cats:
+            return None
+        return [("ind", d[1], c) for d in x for c in cats]
+    return None
 
 
 def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: dict[str, Any]) -> tuple | None:

@@ -486,17 +486,23 @@ _PURE = {"VarianceThreshold", "SelectKBest", "SelectPercentile", "SelectFromMode
 
 def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | None:
     """The model as `TreeEnsemble` when its outputs depend on its inputs through trees alone (a tree model,
-    possibly behind scalers and feature selectors), else None."""
+    possibly behind scalers, imputers, feature selectors, one-hot and ordinal encoders and column
+    transformers of them), else None. Imputers count as the identity: the domain of a certificate holds no
+    missing values unless it says so."""
+    from ..hints import derive_splits
+
     est = model.estimator
     steps = [s for _, s in est.steps if s is not None and s != "passthrough"] if hasattr(est, "steps") else [est]
+    strings = {s.name for s in model.signature.inputs if s.is_string}
+    derived: list[tuple[Any, ...]] | None = [
+        ("cat", int(c)) if c >= 0 and learner.columns[c][0] in strings else ("num", int(c), 1.0, 0.0)
+        for c in space.cols]
+    if any(d[1] < 0 for d in derived):
+        return None
     for step in steps[:-1]:
-        name = type(step).__name__
-        if name not in _AFFINE and name not in _PURE and not (name == "FunctionTransformer" and step.func is None):
+        derived = _derive(step, derived)
+        if derived is None:
             return None
-        nxt = learner._through(step, space)
-        if nxt is None:
-            return None
-        space = nxt
     final = steps[-1]
     build = _ENSEMBLES.get(type(final).__name__)
     if build is None:
@@ -505,12 +511,81 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     if got is None:
         return None
     parts, base, outs, source = got
-    trees = parts(space, learner.columns) if callable(parts) else _nodes(space, learner.columns, parts, source)
+    ident = _Space.raw(range(len(derived)))
+    slots: list[Column] = [("", k) for k in range(len(derived))]
+    trees = parts(ident, slots) if callable(parts) else _nodes(ident, slots, parts, source)
+    trees = derive_splits(trees, trees.feature, derived, learner.columns)
     names = set(model.signature.output_names)
     # XGBoost sums its trees in float32 (and returns float32); the others in float64
     acc = "float32" if type(final).__module__.split(".")[0] == "xgboost" else "float64"
     return TreeEnsemble(trees, np.asarray(base, np.float64), {k: v for k, v in outs.items() if k in names},
                         accumulate=acc, source=f"{type(final).__module__.split('.')[0]} {source}")
+
+
+def _missing(c: Any) -> bool:
+    return c is None or (isinstance(c, float) and np.isnan(c))
+
+
+def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+    """What `step`'s output columns are in raw terms (see `portable.hints.derive_splits`), or None when the
+    step is not one the tree certificate reads through."""
+    name = type(step).__name__
+    if hasattr(step, "steps"):
+        for _, sub in step.steps:
+            if sub is None or sub == "passthrough":
+                continue
+            derived = _derive(sub, derived)  # type: ignore[assignment]
+            if derived is None:
+                return None
+        return derived
+    if hasattr(step, "transformers_"):
+        mapping = getattr(step, "_transformer_to_input_indices", {})
+        out: list[tuple[Any, ...]] = []
+        for tname, trans, _ in step.transformers_:
+            idx = mapping.get(tname)
+            if trans == "drop" or idx is None or not len(idx):
+                continue
+            sub = [derived[i] for i in idx]
+            got = sub if trans == "passthrough" else _derive(trans, sub)
+            if got is None:
+                return None
+            out += got
+        return out
+    if name in _AFFINE:
+        scale, offset = _AFFINE[name](step)
+        n = len(derived)
+        scale, offset = np.broadcast_to(np.asarray(scale, float), n), np.broadcast_to(np.asarray(offset, float), n)
+        if any(d[0] != "num" for d in derived):
+            return None
+        return [("num", d[1], d[2] * s, d[3] * s + o) for d, s, o in zip(derived, scale, offset)]
+    if name in _PURE:
+        return [derived[i] for i in np.flatnonzero(step.get_support())]
+    if name == "FunctionTransformer" and step.func is None:
+        return derived
+    if name == "SimpleImputer":
+        stats = np.asarray(step.statistics_)
+        if getattr(step, "add_indicator", False) or (stats.dtype.kind == "f" and np.isnan(stats).any()):
+            return None
+        return derived
+    if name == "OneHotEncoder":
+        if getattr(step, "drop_idx_", None) is not None or getattr(step, "_infrequent_enabled", False):
+            return None
+        out = []
+        for d, cats in zip(derived, step.categories_):
+            if d[0] != "cat":
+                return None
+            out += [("ind", d[1], "\x00missing" if _missing(c) else str(c)) for c in cats]
+        return out
+    if name == "OrdinalEncoder":
+        if getattr(step, "_infrequent_enabled", False):
+            return None
+        out = []
+        for d, cats in zip(derived, step.categories_):
+            if d[0] != "cat":
+                return None
+            out.append(("ord", d[1], {str(c): k for k, c in enumerate(cats) if not _missing(c)}))
+        return out
+    return None
 
 
 def _nodes(space: _Space, columns: list[Column], parts: list[tuple[Any, np.ndarray]], source: str) -> TreeNodes:
