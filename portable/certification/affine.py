@@ -21,9 +21,28 @@ METHOD = "affine"
 SPLIT_SECONDS = 5.0  # time spent splitting the domain for one output, at most
 
 
+_LAST: list[Any] = []  # the last pair read: (original, converted, domain, result); affine and ibp both ask
+
+
 def read_pair(original: Any, converted: Any, domain: Domain) -> tuple[Any, Any]:
     """Both models as Programs over one Space (NotSymbolic when either has no reading; `Unreadable` when the
-    original has one and the converted model does not)."""
+    original has one and the converted model does not). The last pair read is kept: both methods read it."""
+    if _LAST and _LAST[0] is original and _LAST[1] is converted and _LAST[2] is domain:
+        result = _LAST[3]
+        if isinstance(result, Exception):
+            raise result
+        return result
+    _LAST.clear()
+    try:
+        result = _read_pair(original, converted, domain)
+    except (NotSymbolic, Unreadable) as exc:
+        _LAST.extend([original, converted, domain, exc])
+        raise
+    _LAST.extend([original, converted, domain, result])
+    return result
+
+
+def _read_pair(original: Any, converted: Any, domain: Domain) -> tuple[Any, Any]:
     space = Space(domain)
     pa = read_model(original, space, "original")
     try:

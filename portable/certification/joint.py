@@ -302,8 +302,8 @@ def _candidates(pa: Program, pb: Program, space: Space) -> np.ndarray:
             if a.stage or b.stage or space.pad(a.C).shape != space.pad(b.C).shape:
                 continue
             D = space.pad(a.C) - space.pad(b.C)
-            pts.append(space.maximize(D)[1])
-            pts.append(space.maximize(-D)[1])
+            pts.append(space.maximize(D, want_arg=True)[1])
+            pts.append(space.maximize(-D, want_arg=True)[1])
     n = max(p.shape[1] for p in pts)
     return np.concatenate([np.pad(p, ((0, 0), (0, n - p.shape[1]))) for p in pts])
 

@@ -68,6 +68,7 @@ class Space:
         self.groups: list[Group] = []
         self.group_index: dict[Any, int] = {}
         self.hidden: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}
+        self.version = 0  # bumped when an interval changes (cached tables are then stale)
 
     # -- variables and monomials --------------------------------------------------------------------------------
     def var(self, key: tuple, group: int) -> int:
@@ -110,6 +111,7 @@ class Space:
 
     def hidden_group(self, stage: int, i: int, side: str, lo: float, hi: float) -> int:
         key = ("h", stage, i)
+        self.version += 1
         self.hidden.setdefault(side, {})[(stage, i)] = (float(lo), float(hi))
         if key not in self.group_index:
             self.group_index[key] = len(self.groups)
@@ -118,6 +120,7 @@ class Space:
 
     def hull_hidden(self) -> None:
         """Hidden groups span both models' intervals (for the joint analysis)."""
+        self.version += 1
         for g in self.groups:
             if g.kind == "hidden":
                 ivs = [h[g.column[1:]] for h in self.hidden.values() if g.column[1:] in h]
@@ -193,29 +196,49 @@ class Space:
         return min(vals), max(vals)
 
     # -- bounds -----------------------------------------------------------------------------------------------------
-    def maximize(self, C: np.ndarray, side: str | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
-        """The largest value of each polynomial (rows of C: [m, size]) over the domain, and the exact arguments
-        (per row, the per-group extreme points chosen, as a variable-value matrix [m, n_vars]).
+    def _tables(self, side: str | None) -> tuple[list[tuple[int, np.ndarray, list[dict[int, float]], np.ndarray]],
+                                                  list[int]]:
+        """Per group: its monomials, extreme points and the monomials' values there (cached per state)."""
+        key = (self.size, len(self.vars), side, self.version)
+        cache = self.__dict__.setdefault("_table_cache", {})
+        if key not in cache:
+            within, cross = self._monomials_by_group()
+            tabs = []
+            for gi, monos in within.items():
+                pts = self._group_points(self.groups[gi], side)
+                vals = np.stack([self._mono_values(monos, p) for p in pts], axis=1)  # [len(monos), n_pts]
+                tabs.append((gi, np.asarray(monos), pts, vals))
+            cache.clear()
+            cache[key] = (tabs, cross)
+        return cache[key]
+
+    def maximize(self, C: np.ndarray, side: str | None = None, want_arg: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None, bool]:
+        """The largest value of each polynomial (rows of C: [m, size]) over the domain, and (want_arg) the exact
+        arguments (per row, the per-group extreme points chosen, as a variable-value matrix [m, n_vars]).
 
         Returns (max, argmax values, exact): exact is False when cross-group products were bounded by intervals.
         """
         C = self.pad(np.atleast_2d(C))
         m = C.shape[0]
         total = C[:, 0].copy()
-        arg = np.zeros((m, len(self.vars)))
-        within, cross = self._monomials_by_group()
-        for gi, monos in within.items():
+        arg = np.zeros((m, len(self.vars))) if want_arg else None
+        tabs, cross = self._tables(side)
+        for gi, monos, pts, vals in tabs:
+            sub = C[:, monos]
+            if not sub.any():
+                continue
             g = self.groups[gi]
-            pts = self._group_points(g, side)
-            vals = np.stack([self._mono_values(monos, p) for p in pts], axis=1)  # [len(monos), n_pts]
-            contrib = C[:, monos] @ vals  # [m, n_pts]
+            contrib = sub @ vals  # [m, n_pts]
             best = contrib.argmax(axis=1)
             top = contrib[np.arange(m), best]
             if g.kind != "categorical" and not g.categories:
-                top, best_x = self._interior(C, monos, g, side, top)
+                top, best_x = self._interior(C, list(monos), g, side, top)
             else:
                 best_x = None
             total += top
+            if arg is None:
+                continue
             for r in range(m):
                 if best_x is not None and best_x[r] is not None:
                     arg[r, self.var_index[("x", g.column) if g.kind == "numeric" else g.column]] = best_x[r]
