@@ -60,7 +60,6 @@ REFUSED_CONFIGURATIONS: dict[str, str] = {
     "HistGradientBoosting(categorical_features='from_dtype'), LightGBM/XGBoost on pandas category columns":
         "the categories are encoded inside the library; an OrdinalEncoder in a ColumnTransformer converts",
     "XGBoost categorical splits (enable_categorical=True)": "not supported; one-hot or ordinal-encode the column",
-    "OneHotEncoder(max_categories=...)": "skl2onnx 1.20 has no infrequent-category grouping",
     "multilabel MLPClassifier / RidgeClassifier[CV], multi-output trees":
         "one label output per model; MultiOutputClassifier and ClassifierChain give one output per target",
     "SimpleImputer(add_indicator=True) on string columns": "strings and indicator numbers in one ONNX tensor",

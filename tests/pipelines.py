@@ -202,6 +202,16 @@ def titanic_onehot_max_categories() -> Built:
 
 
 @pipeline
+def titanic_onehot_infrequent_drop_first() -> Built:
+    """Rare ports grouped into one "infrequent" column, the first column dropped."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import OneHotEncoder
+
+    return _titanic(LogisticRegression(max_iter=500), _titanic_prep(
+        OneHotEncoder(min_frequency=50, drop="first", handle_unknown="infrequent_if_exist", sparse_output=False)))
+
+
+@pipeline
 def titanic_target_encoder() -> Built:
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.preprocessing import TargetEncoder
@@ -536,6 +546,23 @@ def house_lightgbm() -> Built:
     import lightgbm as lgb
 
     return _house(lgb.LGBMRegressor(n_estimators=30, num_leaves=8, verbose=-1))
+
+
+@pipeline
+def house_onehot_max_categories_integer_and_string() -> Built:
+    """One encoder over an integer column and a string column, at most 4 columns each (the rest "infrequent")."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    prep = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), ["area", "lot"]),
+        ("cat", OneHotEncoder(max_categories=4, handle_unknown="infrequent_if_exist"), ["rooms", "neighborhood"])])
+    df, y = houses()
+    pipe = make_pipeline(prep, Ridge()).fit(df, np.log(y))
+    return pipe, df, houses_heldout()
 
 
 @pipeline

@@ -15,7 +15,6 @@ from tests.pipelines import NAMES, build, documents
 # pipelines portable refuses with a clear error today: name -> the reason (the test checks they are refused, and
 # fails when one starts to convert so that the table stays true)
 REFUSED: dict[str, str] = {
-    "titanic_onehot_max_categories": "skl2onnx 1.20 has no infrequent-category grouping (max_categories)",
     "titanic_hist_gradient_boosting_categories": "categories encoded inside the library (from_dtype)",
     "titanic_xgboost_categories": "categories encoded inside the library (enable_categorical)",
     "titanic_lightgbm_categories": "categories encoded inside the library (pandas category columns)",
@@ -26,8 +25,6 @@ REFUSED: dict[str, str] = {
 }
 # converts but computes something else (dtype -> reason): expected failures, strict so that a fix shows up
 WRONG: dict[tuple[str, str], str] = {
-    ("titanic_onehot_min_frequency", "float32"): "infrequent categories: onnxruntime's OneHotEncoder fails",
-    ("titanic_onehot_min_frequency", "float64"): "infrequent categories: onnxruntime's OneHotEncoder fails",
     ("house_xgboost", "float32"): "scaled integer columns (rooms, year) computed in float32 land on XGBoost's "
                                   "hist cut points (training values): 40% of rows take the other branch; portable's "
                                   "check answers this by switching to float64, which matches exactly",

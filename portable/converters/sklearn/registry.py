@@ -24,7 +24,7 @@ from typing import Any
 
 # the modules that declare converters, one per estimator family (imported by `load_all`, numpy only)
 FAMILIES = ("simple", "linear", "svm", "neighbors", "naive_bayes", "trees", "ensemble", "boosting", "impute",
-            "preprocessing", "functions", "text", "decomposition", "kernels", "manifold", "cluster",
+            "preprocessing", "encoders", "functions", "text", "decomposition", "kernels", "manifold", "cluster",
             "gaussian_process", "multiclass", "calibration", "meta")
 
 
