@@ -57,9 +57,10 @@ REFUSED_CONFIGURATIONS: dict[str, str] = {
     "HashingVectorizer": "MurmurHash3 of tokens has no ONNX operator",
     "FunctionTransformer / TransformedTargetRegressor with a Python function":
         "arbitrary Python; numpy element-wise functions and np.clip convert, others can be registered",
-    "HistGradientBoosting(categorical_features='from_dtype'), LightGBM/XGBoost on pandas category columns":
-        "the categories are encoded inside the library; an OrdinalEncoder in a ColumnTransformer converts",
-    "XGBoost categorical splits (enable_categorical=True)": "not supported; one-hot or ordinal-encode the column",
+    "an estimator fitted directly on object (string) DataFrame columns":
+        "no encoder to read; pandas `category` columns (HistGradientBoosting from_dtype, LightGBM, XGBoost "
+        "enable_categorical) and a ColumnTransformer with an encoder convert",
+    "CatBoost with cat_features": "CatBoost's ordered target statistics of categories are not exported",
     "multilabel MLPClassifier / RidgeClassifier[CV], multi-output trees":
         "one label output per model; MultiOutputClassifier and ClassifierChain give one output per target",
     "SimpleImputer(add_indicator=True) on string columns": "strings and indicator numbers in one ONNX tensor",

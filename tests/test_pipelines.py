@@ -15,9 +15,6 @@ from tests.pipelines import NAMES, build, documents
 # pipelines portable refuses with a clear error today: name -> the reason (the test checks they are refused, and
 # fails when one starts to convert so that the table stays true)
 REFUSED: dict[str, str] = {
-    "titanic_hist_gradient_boosting_categories": "categories encoded inside the library (from_dtype)",
-    "titanic_xgboost_categories": "categories encoded inside the library (enable_categorical)",
-    "titanic_lightgbm_categories": "categories encoded inside the library (pandas category columns)",
     "text_char_wb_ngrams": "onnxruntime's Tokenizer makes word tokens only (char/char_wb analyzers)",
     "text_tfidf_linear_svc": "word n-grams: skl2onnx's tokenizer keeps one-letter words",
     "text_tfidf_on_documents": "word n-grams: skl2onnx's tokenizer keeps one-letter words",

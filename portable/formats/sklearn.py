@@ -91,6 +91,49 @@ def _string_columns(est: Any, takes: Any = None) -> set[str]:
     return found
 
 
+def frame_consumer(est: Any) -> Any:
+    """The estimator that receives the user's DataFrame itself: the model, or the first step of a pipeline
+    (inside searches and target transforms)."""
+    while True:
+        if hasattr(est, "best_estimator_"):
+            est = est.best_estimator_
+        elif hasattr(est, "steps"):
+            est = est.steps[0][1]
+        elif type(est).__name__ == "TransformedTargetRegressor":
+            est = est.regressor_
+        else:
+            return est
+
+
+def fitted_categories(est: Any, data: Any = None) -> dict[str, list[str]]:
+    """Columns a boosting model encodes itself from pandas `category` columns (HistGradientBoosting with
+    categorical_features="from_dtype", LightGBM, XGBoost with enable_categorical), each with its categories in
+    the order the library codes them (a value's code is its position; an unknown value is missing). Read from
+    the fitted model; `data`'s category dtypes fill in what a library does not keep. String categories only."""
+    e = frame_consumer(est)
+    names = [str(n) for n in getattr(e, "feature_names_in_", getattr(e, "feature_name_", []))]
+    found: dict[str, list[Any]] = {}
+    pre = getattr(e, "_preprocessor", None)
+    if pre is not None and hasattr(e, "is_categorical_") and "encoder" in getattr(pre, "named_transformers_", {}):
+        enc = pre.named_transformers_["encoder"]
+        for k, idx in enumerate(np.flatnonzero(e.is_categorical_)):
+            found[names[idx]] = [c for c in enc.categories_[k] if isinstance(c, str)]
+    elif hasattr(e, "booster_") and getattr(e.booster_, "pandas_categorical", None):
+        cat_cols = [str(c) for c in data.columns if str(data[c].dtype) == "category"] \
+            if data is not None and hasattr(data, "dtypes") else []
+        if len(cat_cols) == len(e.booster_.pandas_categorical):
+            found = {c: list(v) for c, v in zip(cat_cols, e.booster_.pandas_categorical)}
+    elif hasattr(e, "get_booster") and getattr(e, "enable_categorical", False):
+        try:
+            arrays = e.get_booster().get_categories(export_to_arrow=True).to_arrow()
+            found = {str(n): a.to_pylist() for n, a in arrays if a is not None}
+        except Exception:
+            if data is not None and hasattr(data, "dtypes"):
+                found = {str(c): list(data[c].cat.categories) for c in data.columns
+                         if str(data[c].dtype) == "category"}
+    return {c: v for c, v in found.items() if v and all(isinstance(x, str) for x in v)}
+
+
 def _takes_documents(est: Any) -> bool:
     """A text vectorizer, or a pipeline (or search) that starts with one: its input is a sequence of documents."""
     while True:
@@ -255,6 +298,7 @@ class SklearnModel(Model):
         names = [str(n) for n in getattr(e, "feature_names_in_", [])]
         strings: set[str] = set()
         ints: set[str] = set()
+        self.categories = fitted_categories(e, data)
         if data is not None and hasattr(data, "dtypes") and names:
             from pandas.api.types import is_bool_dtype, is_integer_dtype, is_numeric_dtype
 
@@ -262,6 +306,7 @@ class SklearnModel(Model):
             ints = {str(c) for c in data.columns if is_integer_dtype(data[c]) and not is_bool_dtype(data[c])}
         elif names:
             strings = _string_columns(e)
+        strings |= set(self.categories) & set(names)
         ints &= _string_columns(e, _encodes) if ints else set()  # passthrough/scaled ints stay float
         if names and (strings or ints):
             inputs = tuple(TensorSpec(n, "str" if n in strings else "int64" if n in ints else "float64", (None, 1))
@@ -296,7 +341,9 @@ class SklearnModel(Model):
             if t.is_string:  # the empty string stands for a missing value (ONNX strings have no NaN)
                 v = v.astype(object)
                 v[v == MISSING_STRING] = np.nan
-                cols[t.name] = v
+                cats = self.categories.get(t.name)
+                # a column the library encodes from its `category` dtype: the fitted categories, unknown = NaN
+                cols[t.name] = pd.Categorical(v, categories=cats) if cats is not None else v
             else:
                 cols[t.name] = v.astype(np.int64 if t.dtype == "int64" else np.float64)
         return pd.DataFrame(cols)

@@ -57,8 +57,6 @@ def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
     trees, info = model["trees"], np.asarray(model["tree_info"], dtype=np.int64)
     limit = _xgb_tree_limit(est, learner, len(trees))
     trees, info = trees[:limit], info[:limit]
-    if any(any(t.get("split_type", [])) for t in trees):
-        raise UnsupportedModelError("XGBoost categorical splits are not supported; one-hot encode the column")
     sizes = np.array([len(t["left_children"]) for t in trees], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     shift = np.repeat(offsets, sizes)
@@ -72,11 +70,23 @@ def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
     drop = learner["gradient_booster"].get("weight_drop")
     if drop is not None:  # dart: each tree's leaves scaled by its weight at prediction
         values[:, 0] *= np.repeat(np.asarray(drop, dtype=np.float64)[:len(trees)], sizes)
-    table = NodeTable(np.where(leaf, -1, left + shift), np.where(leaf, -1, right + shift),
-                      np.concatenate([t["split_indices"] for t in trees]).astype(np.int64),
-                      cond.astype(np.float64),
-                      np.concatenate([t["default_left"] for t in trees]).astype(bool), values, offsets,
-                      mode=np.full(len(left), LT, np.uint8))
+    left, right = np.where(leaf, -1, left + shift), np.where(leaf, -1, right + shift)
+    default_left = np.concatenate([t["default_left"] for t in trees]).astype(bool)
+    mode = np.full(len(left), LT, np.uint8)
+    members: dict[int, np.ndarray] = {}
+    for t, off in zip(trees, offsets):
+        # categorical split (enable_categorical): the listed category codes go right, the other codes left, a
+        # missing value (NaN; unknown categories arrive as NaN) the default way; written as "in the set goes
+        # left" with the children swapped
+        for node, seg, size in zip(t.get("categories_nodes", []), t.get("categories_segments", []),
+                                   t.get("categories_sizes", [])):
+            i = int(off + node)
+            members[i] = np.asarray(t["categories"][seg:seg + size], dtype=np.float64)
+            mode[i] = MEMBER
+            left[i], right[i] = right[i], left[i]
+            default_left[i] = not default_left[i]
+    table = NodeTable(left, right, np.concatenate([t["split_indices"] for t in trees]).astype(np.int64),
+                      cond.astype(np.float64), default_left, values, offsets, mode=mode, members=members)
     base = np.asarray(json.loads(learner["learner_model_param"]["base_score"].replace("E", "e"))
                       if learner["learner_model_param"]["base_score"].startswith("[")
                       else [float(learner["learner_model_param"]["base_score"])], dtype=np.float64)
@@ -116,7 +126,9 @@ def _xgb_verify_base(booster: Any, table: NodeTable, info: np.ndarray, base: np.
 
     x = np.zeros((2, booster.num_features()), dtype=np.float32)
     x[1] = 1.0
-    d = xgboost.DMatrix(x)
+    types = booster.feature_types
+    d = xgboost.DMatrix(x, feature_names=booster.feature_names, feature_types=types,
+                        enable_categorical=bool(types and "c" in types))
     rng = (0, max(1, iterations))
     margin = booster.predict(d, output_margin=True, iteration_range=rng).reshape(2, -1).astype(np.float64)
     leaves = booster.predict(d, pred_leaf=True, iteration_range=rng).reshape(2, -1).astype(np.int64)[:, :len(info)]
@@ -200,8 +212,8 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     for i in np.flatnonzero(categorical):
         cats = np.array([float(v) for v in str(df["threshold"][i]).split("||")])
         members[int(i)] = cats
-        # NaN: right when NaN is its own missing value, else read as category 0
-        missing_left[i] = mtype[i] != "NaN" and 0.0 in cats
+        # NaN goes right whatever the missing type (LightGBM 4 does not read it as category 0: measured)
+        missing_left[i] = False
         cat_features.append(int(feat[i]))
     values = df["value"].to_numpy().astype(np.float64)[:, None]
     mode = np.where(categorical, MEMBER, LEQ).astype(np.uint8)

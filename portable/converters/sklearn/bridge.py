@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
-from ...formats.sklearn import SklearnModel, output_specs, walk
+from ...formats.sklearn import SklearnModel, frame_consumer, output_specs, walk
 from .emit import Emitter
 from .registry import Spec, UseSkl2onnx, load_all, spec_for
 
@@ -34,37 +34,85 @@ def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
     """`skl2onnx.convert_sklearn` of the model with portable's converters installed for this call only."""
     import skl2onnx
 
-    _check_frame_consumer(model)
+    consumer = _check_frame_consumer(model)
     for est in walk(model.estimator):
         spec = spec_for(est)
         if spec is not None and spec.style == "check":
             spec.func(est)
     with installed():
+        if consumer is not None:
+            _install_frame_parser(consumer, FrameCodes(model, dtype))
         return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
                                         options=no_zipmap_options(model.estimator), target_opset=target_opset)
 
 
-def _check_frame_consumer(model: SklearnModel) -> None:
-    """String or category columns must reach a ColumnTransformer: an estimator that takes the DataFrame itself
-    (HistGradientBoosting with categorical_features="from_dtype", LightGBM or XGBoost on `category` columns)
-    encodes the categories inside the library, where no ONNX graph can follow."""
+def _check_frame_consumer(model: SklearnModel) -> Any:
+    """String or category columns must reach a ColumnTransformer, or a boosting model that encodes pandas
+    `category` columns itself (`SklearnModel.categories`): that one gets a step turning each such column into
+    its category code (`frame_codes`). Returns that model, or None."""
     if not any(s.is_string for s in model.signature.inputs) or model.signature.input_names == ["X"]:
-        return
-    est = model.estimator
-    while True:
-        if hasattr(est, "best_estimator_"):
-            est = est.best_estimator_
-        elif hasattr(est, "steps"):
-            est = est.steps[0][1]
-        elif type(est).__name__ == "TransformedTargetRegressor":
-            est = est.regressor_
-        else:
-            break
-    if not hasattr(est, "transformers_"):
-        raise UnsupportedModelError(
-            f"{type(est).__name__} was fitted directly on a DataFrame with string/category columns, and encodes "
-            "those categories inside its library, where no ONNX graph can follow; put a ColumnTransformer with an "
-            "OrdinalEncoder (or OneHotEncoder) before it")
+        return None
+    est = frame_consumer(model.estimator)
+    if hasattr(est, "transformers_"):
+        return None
+    strings = {s.name for s in model.signature.inputs if s.is_string}
+    if strings and strings <= set(getattr(model, "categories", {})):
+        return est
+    raise UnsupportedModelError(
+        f"{type(est).__name__} was fitted directly on a DataFrame with string columns "
+        f"({', '.join(sorted(strings - set(getattr(model, 'categories', {}))))}), which it cannot encode itself; "
+        "make them pandas `category` columns (HistGradientBoosting(categorical_features='from_dtype'), LightGBM, "
+        "XGBoost(enable_categorical=True)) or put a ColumnTransformer with an OrdinalEncoder (or OneHotEncoder) "
+        "before it")
+
+
+class FrameCodes:
+    """What `frame_codes` needs: the model's input columns, the categories of the encoded ones, the dtype."""
+
+    def __init__(self, model: SklearnModel, dtype: str) -> None:
+        self.names = model.signature.input_names
+        self.categories = dict(model.categories)
+        self.dtype = dtype
+
+
+def frame_codes(em: Emitter, frame: FrameCodes) -> list[Any]:
+    """One float matrix from the DataFrame's columns: a category column becomes its code (the position of the
+    value among the fitted categories, NaN when missing or unknown, as pandas' `cat.codes` read by the library),
+    a numeric column its value."""
+    from onnx import TensorProto
+
+    to = TensorProto.DOUBLE if frame.dtype == "float64" else TensorProto.FLOAT
+    fdt = np.float64 if frame.dtype == "float64" else np.float32
+    cols = []
+    for inp, name in zip(em.operator.inputs, frame.names):
+        cats = frame.categories.get(name)
+        if cats is None:
+            cols.append(em.node("Cast", [inp.full_name], "num", to=to))
+            continue
+        hit = em.node("Cast", [em.node("Equal", [inp.full_name, em.const(np.asarray(cats)[None, :])], "eq")],
+                      "hit", to=to)  # [N, C]
+        code = em.node("MatMul", [hit, em.const(np.arange(len(cats), dtype=fdt)[:, None], dtype=fdt)], "code")
+        found = em.node("Greater", [em.reduce("ReduceSum", hit, 1, keepdims=1), em.const(0.0, dtype=fdt)],
+                        "found")
+        cols.append(em.node("Where", [found, code, em.const(np.nan, dtype=fdt)], "codes"))
+    return [em.node("Concat", cols, "frame", axis=1) if len(cols) > 1 else cols[0]]
+
+
+def _install_frame_parser(consumer: Any, frame: FrameCodes) -> None:
+    """Parse `consumer` on the coded matrix instead of the raw columns (for this conversion)."""
+    from skl2onnx._parse import _parse_sklearn_simple_model, sklearn_parsers_map
+
+    cls = type(consumer)
+    original = sklearn_parsers_map.get(cls)
+
+    def parse(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+        if model is consumer and len(inputs) == len(frame.names):
+            inputs = step(scope, frame, inputs, frame_codes, [("codes", frame.dtype, [None, len(frame.names)])])
+        if original is not None:
+            return original(scope, model, inputs, custom_parsers=custom_parsers)
+        return _parse_sklearn_simple_model(scope, model, inputs, custom_parsers=custom_parsers)
+
+    sklearn_parsers_map[cls] = parse
 
 
 def version() -> str:
@@ -191,6 +239,8 @@ def tensor_type(dtype: str, shape: list[Any], like: Any) -> Any:
     from skl2onnx.common.data_types import (BooleanTensorType, DoubleTensorType, FloatTensorType, Int64TensorType,
                                             StringTensorType)
 
+    if dtype in ("float32", "float64"):
+        return (DoubleTensorType if dtype == "float64" else FloatTensorType)(shape)
     if dtype == "float":
         return (DoubleTensorType if isinstance(like.type, DoubleTensorType) else FloatTensorType)(shape)
     return {"str": StringTensorType, "int64": Int64TensorType, "bool": BooleanTensorType}[dtype](shape)

@@ -589,6 +589,10 @@ def _hgb_table(est: Any) -> tuple[NodeTable, np.ndarray]:
     if pre is not None:
         enc = pre.named_transformers_["encoder"]
         cats = [np.asarray(c) for c in enc.categories_]
+        # string categories (pandas `category` columns): the graph's input is each value's position among them
+        # (`bridge.frame_codes`); a missing category stays NaN
+        cats = [np.array([i if isinstance(v, str) else np.nan for i, v in enumerate(c)])
+                if c.dtype.kind == "O" and any(isinstance(v, str) for v in c) else c for c in cats]
         if any(c.dtype.kind not in "fiub" for c in cats):
             raise UnsupportedModelError(
                 f"{type(est).__name__} has categorical features with non-numeric categories; portable converts "
