@@ -46,15 +46,14 @@ EXPECTED_FAILURES: dict[str, str] = {
 # Configurations of estimators that otherwise convert, refused with a clear error (the reason is the message's
 # gist); tests/test_pipelines.py, tests/test_why_estimators.py and tests/test_boosting_options.py hold them to it.
 REFUSED_CONFIGURATIONS: dict[str, str] = {
-    "CountVectorizer/TfidfVectorizer(analyzer='char'|'char_wb'|callable)":
-        "onnxruntime's Tokenizer makes word tokens only",
-    "CountVectorizer/TfidfVectorizer(tokenizer=..., preprocessor=..., strip_accents=...)":
-        "Python code or Unicode normalization that no ONNX operator performs",
-    "CountVectorizer/TfidfVectorizer(ngram_range=(1, n>1))":
-        "word pairs: skl2onnx 1.20's tokenizer keeps one-letter words and stop words scikit-learn drops first",
+    "CountVectorizer/TfidfVectorizer/HashingVectorizer(analyzer=callable, tokenizer=..., preprocessor=...)":
+        "Python code",
+    "CountVectorizer/TfidfVectorizer/HashingVectorizer(strip_accents=...)":
+        "Unicode normalization, which no ONNX operator performs",
+    "CountVectorizer/TfidfVectorizer/HashingVectorizer(token_pattern with a group, look-around, back-reference)":
+        "onnxruntime's Tokenizer (RE2) returns whole matches and has no look-around or back-references",
     "CountVectorizer/TfidfVectorizer(lowercase=True) over non-ASCII words":
         "the portable C locale lowercases ASCII letters only",
-    "HashingVectorizer": "MurmurHash3 of tokens has no ONNX operator",
     "FunctionTransformer / TransformedTargetRegressor with a Python function":
         "arbitrary Python; numpy element-wise functions and np.clip convert, others can be registered",
     "an estimator fitted directly on object (string) DataFrame columns":

@@ -15,18 +15,12 @@ from tests.pipelines import NAMES, build, documents
 # pipelines portable refuses with a clear error today: name -> the reason (the test checks they are refused, and
 # fails when one starts to convert so that the table stays true)
 REFUSED: dict[str, str] = {
-    "text_char_wb_ngrams": "onnxruntime's Tokenizer makes word tokens only (char/char_wb analyzers)",
-    "text_tfidf_linear_svc": "word n-grams: skl2onnx's tokenizer keeps one-letter words",
-    "text_tfidf_on_documents": "word n-grams: skl2onnx's tokenizer keeps one-letter words",
-    "text_hashing_sgd": "HashingVectorizer: MurmurHash3 of tokens has no ONNX operator",
 }
 # converts but computes something else (dtype -> reason): expected failures, strict so that a fix shows up
 WRONG: dict[tuple[str, str], str] = {
     ("house_xgboost", "float32"): "scaled integer columns (rooms, year) computed in float32 land on XGBoost's "
                                   "hist cut points (training values): 40% of rows take the other branch; portable's "
                                   "check answers this by switching to float64, which matches exactly",
-    ("titanic_remainder_scaler", "float64"): "skl2onnx's LogisticRegression normalizer typed float32",
-    ("text_beside_numeric_columns", "float64"): "skl2onnx's LogisticRegression normalizer typed float32",
 }
 # float32 artifacts of trees fed by float arithmetic (scaling, imputation): float32 rounding moves a few rows
 # across a threshold, which portable's check reports and answers by switching to float64. In float32 these are
@@ -170,10 +164,11 @@ def test_text_artifact_loads_with_only_the_c_locale(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("vectorizer", "reason"), [
-    ("CountVectorizer(analyzer='char')", "word tokens only"),
+    ("CountVectorizer(analyzer=str.split)", "callable analyzer"),
     ("TfidfVectorizer(strip_accents='unicode')", "normalizes Unicode"),
     ("CountVectorizer(tokenizer=str.split)", "Python code"),
-    ("HashingVectorizer()", "MurmurHash3"),
+    ("CountVectorizer(token_pattern=r'(\\w+)a')", "capturing group"),
+    ("HashingVectorizer(token_pattern=r'(?<=a)\\w+')", "look-around"),
 ])
 def test_text_configurations_onnxruntime_cannot_reproduce_are_refused(vectorizer: str, reason: str) -> None:
     from sklearn.feature_extraction import text

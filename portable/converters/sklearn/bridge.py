@@ -26,6 +26,7 @@ from .registry import Spec, UseSkl2onnx, load_all, spec_for
 
 _LOCK = threading.RLock()
 _ORIGINAL: dict[type, Any] = {}  # during a conversion: skl2onnx's own converter of a class portable replaces
+_CONVERSION: list[str] = []  # during a conversion: its float dtype (numbers computed from string inputs use it)
 
 
 # -- one conversion -----------------------------------------------------------------------------------------
@@ -42,8 +43,13 @@ def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
     with installed():
         if consumer is not None:
             _install_frame_parser(consumer, FrameCodes(model, dtype))
-        return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
-                                        options=no_zipmap_options(model.estimator), target_opset=target_opset)
+        _CONVERSION.append(dtype)
+        try:
+            return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
+                                            options=no_zipmap_options(model.estimator),
+                                            target_opset=target_opset)
+        finally:
+            _CONVERSION.pop()
 
 
 def _check_frame_consumer(model: SklearnModel) -> Any:
@@ -242,6 +248,8 @@ def tensor_type(dtype: str, shape: list[Any], like: Any) -> Any:
     if dtype in ("float32", "float64"):
         return (DoubleTensorType if dtype == "float64" else FloatTensorType)(shape)
     if dtype == "float":
+        if not isinstance(like.type, (DoubleTensorType, FloatTensorType)):  # numbers made from strings
+            return (DoubleTensorType if _CONVERSION[-1:] == ["float64"] else FloatTensorType)(shape)
         return (DoubleTensorType if isinstance(like.type, DoubleTensorType) else FloatTensorType)(shape)
     return {"str": StringTensorType, "int64": Int64TensorType, "bool": BooleanTensorType}[dtype](shape)
 

@@ -21,7 +21,11 @@ class Emitter:
 
     def __init__(self, scope: Any, operator: Any, container: Any) -> None:
         self.scope, self.operator, self.container = scope, operator, container
-        self.double = type(operator.inputs[0].type).__name__ == "DoubleTensorType"
+        kind = type(operator.inputs[0].type).__name__
+        # an input that is not a float tensor (strings, integers): the declared output's float type decides
+        self.double = kind == "DoubleTensorType" or (
+            kind != "FloatTensorType" and bool(operator.outputs)
+            and type(operator.outputs[0].type).__name__ == "DoubleTensorType")
         self.dtype = np.float64 if self.double else np.float32
         # skl2onnx 1.20 makes names unique by scanning every name it has (and add_node every node name), which
         # is quadratic: 11,000 nodes take 20 s. This emitter's names carry a prefix of their own instead: the

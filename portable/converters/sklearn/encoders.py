@@ -1,15 +1,17 @@
-"""OneHotEncoder with infrequent categories (`min_frequency`, `max_categories`), written by portable.
+"""OneHotEncoder, written by portable (every configuration, including infrequent categories).
 
 skl2onnx 1.20 writes onnxruntime's `OneHotEncoder` node, which knows one column per category: it has no
-"infrequent" column, so `min_frequency` gives wrong numbers and `max_categories` is refused. Here each input
+"infrequent" column, so `min_frequency` gives wrong numbers and `max_categories` is refused; it refuses unknown
+values under `handle_unknown="infrequent_if_exist"` even when no category is infrequent; and it computes in
+float32 only, so a float64 pipeline would mix types after it. Here each input
 column is compared with its fitted categories (`Equal`, strings or numbers) and the hits are multiplied by a
 mapping matrix `[categories, output columns]`; a value that is none of the categories gets the encoder's unknown
 row (the infrequent column under `handle_unknown="infrequent_if_exist"`, zeros otherwise).
 
 The mapping is not re-derived from scikit-learn's rules: it is read from the fitted encoder itself, by
 transforming one probe row per category (and one with a value it never saw), so `drop`, `drop="if_binary"`,
-infrequent grouping and unknown handling are whatever this scikit-learn version computes. Other OneHotEncoders
-stay with skl2onnx's converter.
+infrequent grouping and unknown handling are whatever this scikit-learn version computes. The output is in the
+conversion's float type.
 """
 from __future__ import annotations
 
@@ -68,12 +70,8 @@ def mapping(est: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 
 @sklearn_converter("sklearn.preprocessing.OneHotEncoder", kind="transformer", replaces=True,
-                   note="infrequent categories (min_frequency, max_categories) computed by portable")
+                   note="every configuration, infrequent categories (min_frequency, max_categories) included")
 def one_hot_encoder(em: Emitter, est: Any) -> list[Any]:
-    # skl2onnx's node has no infrequent column, and refuses unknown values under "infrequent_if_exist" even when
-    # no category was infrequent (scikit-learn then gives zeros, as with "ignore")
-    if not getattr(est, "_infrequent_enabled", False) and est.handle_unknown != "infrequent_if_exist":
-        raise UseSkl2onnx
     from onnx import TensorProto
 
     float_type = TensorProto.DOUBLE if em.double else TensorProto.FLOAT
