@@ -153,6 +153,8 @@ def _encodes(trans: Any) -> bool:
 
 def _takes_strings(trans: Any) -> bool:
     first = trans.steps[0][1] if hasattr(trans, "steps") else trans
+    if hasattr(first, "build_analyzer"):  # a text vectorizer reads documents
+        return True
     for attr in ("categories_", "statistics_"):
         val = getattr(first, attr, None)
         if val is None:
