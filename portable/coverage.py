@@ -60,8 +60,9 @@ REFUSED_CONFIGURATIONS: dict[str, str] = {
         "no encoder to read; pandas `category` columns (HistGradientBoosting from_dtype, LightGBM, XGBoost "
         "enable_categorical) and a ColumnTransformer with an encoder convert",
     "CatBoost with cat_features": "CatBoost's ordered target statistics of categories are not exported",
-    "multilabel MLPClassifier / RidgeClassifier[CV], multi-output trees":
-        "one label output per model; MultiOutputClassifier and ClassifierChain give one output per target",
+    "multi-output classifiers other than trees/forests, MLP, RidgeClassifier[CV], MultiOutputClassifier, "
+    "ClassifierChain": "one label output per model; those listed give one output per target",
+    "LGBMClassifier(objective=callable)": "LightGBM's predict/predict_proba return raw scores, not labels",
     "SimpleImputer(add_indicator=True) on string columns": "strings and indicator numbers in one ONNX tensor",
 }
 

@@ -210,6 +210,15 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
         classes = np.asarray(e.classes_, dtype=object if isinstance(e.classes_, list) else None)
         binarizer = getattr(e, "_label_binarizer", None)
         multilabel = str(getattr(binarizer, "y_type_", "")).startswith("multilabel")
+        name = type(e).__name__
+        if isinstance(e.classes_, list) and name in MULTI_OUTPUT_TREES:
+            return _multi_output_specs(e)
+        if multilabel and name in MULTILABEL_CLASSIFIERS:
+            t = len(classes)
+            specs = [TensorSpec(f"label_{k}", "int64", (None,), "label") for k in range(t)]
+            if hasattr(e, "predict_proba"):
+                return (*specs, TensorSpec("probabilities", "float64", (None, t), "probability"))
+            return (*specs, TensorSpec("scores", "float64", (None, t), "score"))
         if classes.ndim > 1 or isinstance(e.classes_, list) or multilabel:
             raise UnsupportedModelError(
                 f"{type(e).__name__} is multi-output/multilabel (one label per target); portable's scikit-learn "
@@ -247,13 +256,18 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
 # one output per target (DESIGN §4): `label_0` ... `label_{T-1}` `[N]`, and per target `probabilities_k` `[N, C_k]`
 # (MultiOutputClassifier) or one `probabilities` `[N, T]`, scikit-learn's own predict_proba (ClassifierChain)
 MULTI_OUTPUT_CLASSIFIERS = ("MultiOutputClassifier", "ClassifierChain")
+# multi-output trees: `label_k` and `probabilities_k` per target; multilabel MLP: `label_k` (0/1) and
+# `probabilities` `[N, T]`; multilabel ridge: `label_k` and `scores` `[N, T]` (converters/sklearn/multioutput.py)
+MULTI_OUTPUT_TREES = ("DecisionTreeClassifier", "ExtraTreeClassifier", "RandomForestClassifier",
+                      "ExtraTreesClassifier")
+MULTILABEL_CLASSIFIERS = ("MLPClassifier", "RidgeClassifier", "RidgeClassifierCV")
 
 
 def _multi_output_specs(e: Any) -> tuple[TensorSpec, ...]:
     specs = []
     for k, cls in enumerate(e.classes_):
         specs.append(TensorSpec(f"label_{k}", _classes_dtype(np.asarray(cls)), (None,), "label"))
-        if type(e).__name__ == "MultiOutputClassifier" and hasattr(e, "predict_proba"):
+        if type(e).__name__ in ("MultiOutputClassifier", *MULTI_OUTPUT_TREES) and hasattr(e, "predict_proba"):
             specs.append(TensorSpec(f"probabilities_{k}", "float64", (None, len(cls)), "probability"))
     if type(e).__name__ == "ClassifierChain" and hasattr(e, "predict_proba") and \
             all(len(c) == 2 for c in e.classes_):  # scikit-learn's predict_proba takes binary targets only

@@ -72,9 +72,10 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
             out.notes.append(f"skl2onnx {skl2onnx_version} computes {', '.join(narrow)} of "
                              f"{type(est).__name__} in float32 even with float64 inputs")
     out.notes.extend(model.notes)
+    from .boosting import notes as boosting_notes
     from .text import notes as text_notes
 
-    out.notes.extend(text_notes(est))
+    out.notes.extend(text_notes(est) + boosting_notes(est))
     return out
 
 

@@ -228,6 +228,11 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
 @sklearn_converter("lightgbm.sklearn.LGBMRegressor", "lightgbm.sklearn.LGBMRanker", kind="regressor",
                    note="rankers give their raw scores, as their predict does")
 def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
+    if _is_classifier(est) and callable(getattr(est, "objective", None)):
+        raise UnsupportedModelError(
+            "LGBMClassifier with a custom objective function: LightGBM's predict and predict_proba then return raw "
+            "scores, not labels and probabilities, so there is no classifier to convert; fit an LGBMRegressor "
+            "with that objective for the raw scores")
     table, target, cat_features = _lgbm_table(est)
     forest = _build_one_target_per_tree(table, target)
     forest.n_targets = int(target.max()) + 1
@@ -265,6 +270,23 @@ def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
     if name in ("cross_entropy", "xentropy"):
         return [em.node("Sigmoid", [raw], "pred")]
     return [raw]
+
+
+def notes(estimator: Any) -> list[str]:
+    """What a converted model's user should know about its boosting steps: rankers and custom objectives give
+    raw scores."""
+    from ...formats.sklearn import walk
+
+    out = []
+    for e in walk(estimator):
+        name = type(e).__name__
+        if name in ("XGBRanker", "LGBMRanker"):
+            out.append(f"{name}: the output is the raw ranking score (what its predict gives), not a rank")
+        elif name.startswith(("XGB", "LGBM")) and callable(getattr(e, "objective", None)) and \
+                not _is_classifier(e):
+            out.append(f"{name} with a custom objective: the output is the raw score (what its predict gives); "
+                       "apply the objective's link function yourself")
+    return out
 
 
 # -- CatBoost ------------------------------------------------------------------------------------------------

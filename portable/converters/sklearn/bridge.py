@@ -43,6 +43,9 @@ def convert(model: SklearnModel, dtype: str, target_opset: int) -> Any:
     with installed():
         if consumer is not None:
             _install_frame_parser(consumer, FrameCodes(model, dtype))
+        from . import multioutput
+
+        multioutput.install(model.estimator)
         _CONVERSION.append(dtype)
         try:
             return skl2onnx.convert_sklearn(model.estimator, initial_types=initial_types(model, dtype),
