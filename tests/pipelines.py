@@ -443,6 +443,57 @@ def titanic_lightgbm_ordinal_pipeline() -> Built:
                     _titanic_prep(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)))
 
 
+def _two_targets(df: pd.DataFrame, y: np.ndarray, strings: bool = False) -> np.ndarray:
+    """Survival and a fare band: two targets per passenger (as strings when `strings`)."""
+    band = np.digitize(df["fare"].to_numpy(), [10.0, 40.0])
+    if strings:
+        return np.c_[np.where(y == 1, "survived", "died"), np.array(["low", "mid", "high"])[band]]
+    return np.c_[y, (band == 2).astype(int)]
+
+
+def _titanic_two_targets(model: Any, prep: Any = None, strings: bool = False) -> Built:
+    from sklearn.pipeline import make_pipeline
+
+    df, y = titanic()
+    pipe = make_pipeline(prep if prep is not None else _titanic_prep(), model).fit(df, _two_targets(df, y, strings))
+    return pipe, df, titanic_heldout()
+
+
+@pipeline
+def titanic_multilabel_mlp() -> Built:
+    """Survived and travelled in a dear fare band, as a multilabel indicator: one label output per target."""
+    from sklearn.neural_network import MLPClassifier
+
+    return _titanic_two_targets(MLPClassifier(hidden_layer_sizes=(16,), max_iter=400, random_state=0))
+
+
+@pipeline
+def titanic_multi_output_forest() -> Built:
+    """A forest fitted on two string targets at once (survival, fare band)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.preprocessing import OrdinalEncoder
+
+    return _titanic_two_targets(RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0),
+                                _titanic_prep(OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)),
+                                strings=True)
+
+
+@pipeline
+def titanic_multi_output_classifier() -> Built:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+
+    return _titanic_two_targets(MultiOutputClassifier(LogisticRegression(max_iter=500)), strings=True)
+
+
+@pipeline
+def titanic_classifier_chain() -> Built:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import ClassifierChain
+
+    return _titanic_two_targets(ClassifierChain(LogisticRegression(max_iter=500), order=[1, 0]))
+
+
 HOUSE_NUM = ["area", "rooms", "year", "lot"]
 HOUSE_CAT = ["neighborhood", "quality"]
 
@@ -598,6 +649,79 @@ def house_randomized_search_gbr() -> Built:
     return search, df, houses_heldout()
 
 
+@pipeline
+def house_ridge_classifier_cv_multilabel() -> Built:
+    """Expensive? Recent? Two yes/no questions at once with a ridge classifier."""
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.pipeline import make_pipeline
+
+    df, y = houses()
+    labels = np.c_[y > np.median(y), df["year"] > 1960].astype(int)
+    pipe = make_pipeline(_house_prep(), RidgeClassifierCV()).fit(df, labels)
+    return pipe, df, houses_heldout()
+
+
+@pipeline
+def house_lightgbm_ranker() -> Built:
+    """Listings ranked within each neighborhood (LightGBM lambdarank): the output is the raw ranking score."""
+    import lightgbm as lgb
+    from sklearn.pipeline import make_pipeline
+
+    df, y = houses()
+    order = np.argsort(df["neighborhood"].to_numpy(), kind="stable")
+    df, y = df.iloc[order].reset_index(drop=True), y[order]
+    relevance = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75]))
+    groups = df.groupby("neighborhood", sort=False).size().to_numpy()
+    pipe = make_pipeline(_house_prep(), lgb.LGBMRanker(n_estimators=20, num_leaves=8, min_child_samples=5,
+                                                       verbose=-1))
+    pipe.fit(df, relevance, lgbmranker__group=groups)
+    return pipe, df, houses_heldout()
+
+
+@pipeline
+def house_xgboost_ranker() -> Built:
+    import xgboost as xgb
+    from sklearn.pipeline import make_pipeline
+
+    df, y = houses()
+    qid = pd.factorize(df["neighborhood"])[0]
+    order = np.argsort(qid, kind="stable")
+    df, y, qid = df.iloc[order].reset_index(drop=True), y[order], qid[order]
+    relevance = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75]))
+    pipe = make_pipeline(_house_prep(), xgb.XGBRanker(n_estimators=20, max_depth=3))
+    pipe.fit(df, relevance, xgbranker__qid=qid)
+    return pipe, df, houses_heldout()
+
+
+def _pseudo_huber(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = y_pred - y_true
+    scale = np.sqrt(1.0 + d ** 2)
+    return d / scale, 1.0 / scale ** 3
+
+
+@pipeline
+def house_lightgbm_custom_objective() -> Built:
+    """A custom (pseudo-Huber) objective on the log price: the output is LightGBM's raw score."""
+    import lightgbm as lgb
+    from sklearn.pipeline import make_pipeline
+
+    df, y = houses()
+    pipe = make_pipeline(_house_prep(), lgb.LGBMRegressor(n_estimators=30, num_leaves=8, objective=_pseudo_huber,
+                                                          verbose=-1)).fit(df, np.log(y))
+    return pipe, df, houses_heldout()
+
+
+@pipeline
+def house_xgboost_custom_objective() -> Built:
+    import xgboost as xgb
+    from sklearn.pipeline import make_pipeline
+
+    df, y = houses()
+    pipe = make_pipeline(_house_prep(), xgb.XGBRegressor(n_estimators=30, max_depth=3, objective=_pseudo_huber))
+    pipe.fit(df, np.log(y))
+    return pipe, df, houses_heldout()
+
+
 def _text(model: Any, vectorizer: Any) -> Built:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import make_pipeline
@@ -664,6 +788,39 @@ def text_hashing_sgd() -> Built:
     from sklearn.linear_model import SGDClassifier
 
     return _text(SGDClassifier(random_state=0), HashingVectorizer(n_features=256))
+
+
+@pipeline
+def text_char_ngrams_naive_bayes() -> Built:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+
+    return _text(MultinomialNB(), CountVectorizer(analyzer="char", ngram_range=(1, 3), max_features=400))
+
+
+@pipeline
+def text_word_bigrams_stop_words_beside_numbers() -> Built:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    df, y = reviews()
+    pipe = make_pipeline(ColumnTransformer([
+        ("text", TfidfVectorizer(ngram_range=(1, 2), stop_words="english", min_df=2, sublinear_tf=True), "review"),
+        ("num", StandardScaler(), ["rating", "price"])]), LogisticRegression(max_iter=500))
+    pipe.fit(df, y)
+    return pipe, df, reviews_heldout()
+
+
+@pipeline
+def text_hashing_char_wb_ridge() -> Built:
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import RidgeClassifier
+
+    return _text(RidgeClassifier(), HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=512,
+                                                      alternate_sign=False, norm="l2"))
 
 
 @pipeline

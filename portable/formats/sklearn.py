@@ -204,15 +204,16 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
     """The outputs of a fitted estimator (DESIGN §4): the one place that decides them; the ONNX converters
     declare theirs from it."""
     kind = estimator_kind(e)
-    if kind == "classifier" and type(e).__name__ in MULTI_OUTPUT_CLASSIFIERS and isinstance(e.classes_, list):
-        return _multi_output_specs(e)
+    final = _final_estimator(e)  # a pipeline (or search) computes what its last step computes
+    if kind == "classifier" and type(final).__name__ in MULTI_OUTPUT_CLASSIFIERS and isinstance(e.classes_, list):
+        return _multi_output_specs(final)
     if kind == "classifier":
         classes = np.asarray(e.classes_, dtype=object if isinstance(e.classes_, list) else None)
-        binarizer = getattr(e, "_label_binarizer", None)
+        binarizer = getattr(final, "_label_binarizer", None)
         multilabel = str(getattr(binarizer, "y_type_", "")).startswith("multilabel")
-        name = type(e).__name__
+        name = type(final).__name__
         if isinstance(e.classes_, list) and name in MULTI_OUTPUT_TREES:
-            return _multi_output_specs(e)
+            return _multi_output_specs(final)
         if multilabel and name in MULTILABEL_CLASSIFIERS:
             t = len(classes)
             specs = [TensorSpec(f"label_{k}", "int64", (None,), "label") for k in range(t)]
@@ -251,6 +252,16 @@ def output_specs(e: Any) -> tuple[TensorSpec, ...]:
     except Exception:
         pass
     return (TensorSpec("variable", "float64", (None, n_out), "value"),)
+
+
+def _final_estimator(e: Any) -> Any:
+    while True:
+        if hasattr(e, "best_estimator_"):
+            e = e.best_estimator_
+        elif hasattr(e, "steps"):
+            e = e.steps[-1][1]
+        else:
+            return e
 
 
 # one output per target (DESIGN §4): `label_0` ... `label_{T-1}` `[N]`, and per target `probabilities_k` `[N, C_k]`

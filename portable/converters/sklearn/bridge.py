@@ -233,8 +233,28 @@ def _install_skl2onnx(spec: Spec, cls: type, alias: str | None) -> None:
 
 def _install_parser(spec: Spec, cls: type, alias: str | None) -> None:
     from skl2onnx._parse import update_registered_parser
+    from skl2onnx.common._registration import register_converter
+    from sklearn.base import ClassifierMixin
 
     update_registered_parser(cls, spec.func)
+    if not issubclass(cls, ClassifierMixin):
+        return
+    # a pipeline hands its last step zipmap options (portable's parsers add no ZipMap anyway), which skl2onnx
+    # checks against the class's registered converter
+    zipmap = {"zipmap": [True, False, "columns"], "nocl": [True, False]}
+    conv = _converter(alias) if alias else None
+    options = _allowed_options(conv) or {}
+    if conv is not None and "zipmap" not in options:
+        register_converter(alias, conv, overwrite=True, options={**options, **zipmap})
+    elif alias is None:
+        from skl2onnx import update_registered_converter
+
+        update_registered_converter(cls, f"Portable{spec.name}", _no_shape, _parsed_only, parser=spec.func,
+                                    options=zipmap)
+
+
+def _parsed_only(scope: Any, operator: Any, container: Any) -> None:
+    raise UnsupportedModelError(f"{type(operator.raw_operator).__name__} is converted by its parser only")
 
 
 # -- portable's emitter-style converters inside skl2onnx ---------------------------------------------------------
