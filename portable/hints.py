@@ -91,6 +91,9 @@ class TreeNodes:
         exact: False when the arithmetic of the comparison is not known exactly (a double input compared with
             float32 thresholds by an implementation's own rule): analyses then treat each split as uncertain
             within rounding.
+        recipes: for splits read through scalers, node -> the exact operations from the raw value to the
+            compared one (`(op, constant, dtype)`: `sub` `add` `mul` `div` in that dtype, `cast32`), when known;
+            the split's value is then computed exactly, not only as `scale * raw + offset`.
     """
 
     columns: list[Column]
@@ -109,6 +112,7 @@ class TreeNodes:
     dtype: str | None = None
     source: str = "trees"
     exact: bool = True
+    recipes: dict[int, tuple[tuple[str, float, str], ...]] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.feature)
@@ -342,7 +346,8 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
     """`nodes` whose split features index *derived* columns, re-expressed on the raw columns.
 
     `feature[i]` indexes `derived`, whose entries say what each column the trees read is, in raw terms:
-    `("num", k, a, b)`: `a * raw + b` of raw column `columns[k]`; `("ind", k, c)`: 1 where raw column k equals
+    `("num", k, a, b, recipe)`: `a * raw + b` of raw column `columns[k]` (`recipe`: the exact operations, or
+    None when unknown); `("ind", k, c)`: 1 where raw column k equals
     category c, else 0 (one-hot); `("ord", k, {category: code})`: the category's code (ordinal encoding).
     Numeric splits keep their threshold with the affine map as `scale`/`offset`; splits on indicators and codes
     become `MEMBER` splits on the raw column (the categories sent left). Raises ValueError for anything else."""
@@ -351,6 +356,7 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
     mode, left, right = nodes.mode.copy(), nodes.left.copy(), nodes.right.copy()
     threshold = nodes.threshold.copy()
     members: dict[int, np.ndarray] = dict(nodes.members or {})
+    recipes: dict[int, Any] = {}
     for i in np.flatnonzero(nodes.left >= 0):
         f = int(feature[i])
         if not 0 <= f < len(derived):
@@ -358,6 +364,8 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
         d = derived[f]
         if d[0] == "num":
             feat[i], scale[i], offset[i] = d[1], d[2], d[3]
+            if len(d) > 4 and d[4]:
+                recipes[int(i)] = d[4]
             continue
         if mode[i] not in (LEQ, LT, GTE, GT):
             raise ValueError(f"split {i} tests an encoded category with mode {int(mode[i])}")
@@ -382,4 +390,4 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
     return TreeNodes(list(columns), feat, threshold, left, right, mode=mode, missing=nodes.missing.copy(),
                      scale=scale, offset=offset, zero_eps=nodes.zero_eps.copy(), members=members,
                      values=nodes.values, roots=nodes.roots, dtype=nodes.dtype, source=nodes.source,
-                     exact=nodes.exact)
+                     exact=nodes.exact, recipes=recipes or None)

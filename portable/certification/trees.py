@@ -93,8 +93,73 @@ class Splits:
     cat_mask: dict[int, np.ndarray] | None = None  # node -> per category of that column: sent low (left)
 
 
+def _ordered(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Floats of `dtype` as integers in the same order (for bisection over the representable values)."""
+    bits = np.asarray(x, dtype).view(np.int64 if dtype == np.float64 else np.int32).astype(np.int64)
+    mask = np.int64(0x7FFFFFFFFFFFFFFF) if dtype == np.float64 else np.int64(0x7FFFFFFF)
+    return np.where(bits < 0, -(bits & mask), bits)
+
+
+def _unordered(k: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.float64:
+        bits = np.where(k < 0, (-k) | np.int64(-(2 ** 63)), k).astype(np.int64)
+        return bits.view(np.float64)
+    bits = np.where(k < 0, (-k) | (2 ** 31), k).astype(np.int64).astype(np.uint32)
+    return bits.view(np.float32).astype(np.float64)
+
+
+def _apply(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool) -> np.ndarray:
+    """The compared value of raw `x` (float64 array) after `recipe`, bit for bit."""
+    v = x.astype(np.float64)
+    for op, c, dt in recipe:
+        if op == "cast32":
+            v = v.astype(np.float32).astype(np.float64)
+            continue
+        t = np.float32 if dt == "float32" else np.float64
+        a, b = v.astype(t), t(c)
+        v = {"sub": a - b, "add": a + b, "mul": a * b, "div": a / b}[op].astype(np.float64)
+    return v.astype(np.float32).astype(np.float64) if narrow else v
+
+
+def _exact_through(trees: TreeNodes, nodes: np.ndarray, closed: np.ndarray, dt: np.dtype, m_lo: np.ndarray,
+                   m_hi: np.ndarray, box: tuple[float, float] | None) -> np.ndarray:
+    """For splits whose value is a known increasing computation of the raw input (`trees.recipes`): the
+    largest input of dtype `dt` sent to the low side, found by bisection over the representable values, and
+    written to `m_lo`/`m_hi` (equal: no uncertainty). Returns which of `nodes` were done."""
+    done = np.zeros(len(nodes), bool)
+    narrow = trees.dtype == "float32"
+    big = float(np.finfo(dt).max)
+    for j, i in enumerate(nodes):
+        recipe = trees.recipes.get(int(i))
+        if not recipe or any(op in ("mul", "div") and not c > 0 for op, c, _ in recipe):
+            continue  # unknown or decreasing: left to the rounding interval
+        t = trees.threshold[i]
+
+        def low(x: np.ndarray) -> np.ndarray:
+            v = _apply(recipe, x, narrow)
+            return v <= t if closed[i] else v < t
+        lo_x, hi_x = -big, big
+        if not low(np.array([lo_x]))[0]:
+            m = float(np.nextafter(np.asarray(lo_x, dt), dt.type(-np.inf)))
+        elif low(np.array([hi_x]))[0]:
+            m = hi_x
+        else:
+            a, b = _ordered(np.array([lo_x]), dt)[0], _ordered(np.array([hi_x]), dt)[0]
+            while b - a > 1:  # low(a) holds, low(b) does not
+                mid = a + (b - a) // 2
+                if low(_unordered(np.array([mid]), dt))[0]:
+                    a = mid
+                else:
+                    b = mid
+            m = float(_unordered(np.array([a]), dt)[0])
+        m_lo[i] = m_hi[i] = m
+        done[j] = True
+    return done
+
+
 def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
-              cat_index: dict[Any, int] | None = None, cats: list[list[str]] | None = None) -> Splits:
+              cat_index: dict[Any, int] | None = None, cats: list[list[str]] | None = None,
+              lo_hi: dict[Any, tuple[float, float]] | None = None) -> Splits:
     """The canonical splits of `trees` over the domain columns `index` (column -> position) whose inputs are fed
     in `dtypes` (per position), and membership splits over the categorical columns `cat_index` (with their
     categories `cats`). Raises Refusal for splits the method cannot express."""
@@ -150,6 +215,9 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
                 m = np.where(closed[ex], _floor(t[ex], dt), _below(t[ex], dt))
             m_lo[ex] = m_hi[ex] = m
         un = sel[~plain[sel]]
+        if len(un) and trees.recipes:  # splits behind scalers whose arithmetic is known exactly
+            done = _exact_through(trees, un, closed, dt, m_lo, m_hi, lo_hi.get(dt) if lo_hi else None)
+            un = un[~done]
         if len(un):
             scale, offset = trees.scale[un], trees.offset[un]
             if np.any(scale == 0) or not np.all(np.isfinite(scale)):

@@ -213,14 +213,14 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
         if len(dims) > 2 or not width or any((vi.name, j) not in index for j in range(width)):
             return None
         kind = "cat" if t.elem_type == 8 else "num"
-        cols[vi.name] = [("cat", index[(vi.name, j)]) if kind == "cat" else ("num", index[(vi.name, j)], 1.0, 0.0)
-                         for j in range(width)]
+        cols[vi.name] = [("cat", index[(vi.name, j)]) if kind == "cat" else
+                         ("num", index[(vi.name, j)], 1.0, 0.0, ()) for j in range(width)]
         narrow[vi.name] = t.elem_type == FLOAT
     for n in graph.node:
         ins = [i for i in n.input if i in cols]
         if not ins or _same(n, op):
             continue
-        got = _column_step(n, cols, cond, consts)
+        got = _column_step(n, cols, cond, consts, any(narrow.get(i, False) for i in ins))
         if got is None:
             return None
         if got is True:  # a condition (IsNaN, Equal) recorded in `cond`
@@ -236,7 +236,7 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
 
 
 def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str, tuple[Any, ...]],
-                 consts: dict[str, Any]) -> list[tuple[Any, ...]] | bool | None:
+                 consts: dict[str, Any], narrow: bool = False) -> list[tuple[Any, ...]] | bool | None:
     op, ins, at = n.op_type, list(n.input), _attrs(n)
     x = cols.get(ins[0]) if ins else None
     if op in ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze") and x is not None:
@@ -245,7 +245,10 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         to = at.get("to")
         if op == "Cast" and to not in (FLOAT, DOUBLE) and any(d[0] == "num" for d in x):
             return None
-        return x
+        if op == "Cast" and to == FLOAT and not narrow:  # rounds to float32: part of the exact arithmetic
+            return [d[:4] + ((None if d[4] is None else d[4] + (("cast32", 0.0, "float64"),)),)
+                    if d[0] == "num" else d for d in x]
+        return x if op == "Cast" else [d[:4] + (None,) if d[0] == "num" else d for d in x]
     if op == "Concat" and at.get("axis") in (1, -1):
         if not all(i in cols for i in ins):
             return None
@@ -283,17 +286,21 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if any(d[0] != "num" for d in x):
             return None
         w = len(x)
-        if op == "Scaler":
+        if op == "Scaler":  # its arithmetic (dtype, order) is the runtime's own: not followed exactly
             off = np.broadcast_to(np.asarray(at.get("offset", [0.0]), np.float64), (w,))
             sc = np.broadcast_to(np.asarray(at.get("scale", [1.0]), np.float64), (w,))
             mul, add = sc, -off * sc
+            steps: list[Any] = [None] * w
         else:
             c = _num(consts, ins[1], w)
             if c is None:
                 return None
             one, zero = np.ones(w), np.zeros(w)
             mul, add = {"Add": (one, c), "Sub": (one, -c), "Mul": (c, zero), "Div": (1 / c, zero)}[op]
-        return [("num", d[1], d[2] * m, d[3] * m + a) for d, m, a in zip(x, mul, add)]
+            kind = "float32" if narrow else "float64"
+            steps = [((op.lower(), float(v), kind),) for v in c]
+        return [("num", d[1], d[2] * m, d[3] * m + a, None if d[4] is None or r is None else d[4] + r)
+                for d, m, a, r in zip(x, mul, add, steps)]
     if op == "LabelEncoder" and all(d[0] == "cat" for d in x):
         keys = [_text(k) for k in at.get("keys_strings", [])]
         vals = list(at.get("values_int64s", [])) or list(at.get("values_floats", []))

@@ -494,9 +494,12 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     est = model.estimator
     steps = [s for _, s in est.steps if s is not None and s != "passthrough"] if hasattr(est, "steps") else [est]
     strings = {s.name for s in model.signature.inputs if s.is_string}
+    # scalers' exact float64 arithmetic is followed for float64 inputs (a float32 input is scaled in mixed
+    # precision by numpy's in-place operations: left to the rounding interval)
+    wide = {s.name for s in model.signature.inputs if s.dtype == "float64"}
     derived: list[tuple[Any, ...]] | None = [
-        ("cat", int(c)) if c >= 0 and learner.columns[c][0] in strings else ("num", int(c), 1.0, 0.0)
-        for c in space.cols]
+        ("cat", int(c)) if c >= 0 and learner.columns[c][0] in strings else
+        ("num", int(c), 1.0, 0.0, () if c >= 0 and learner.columns[c][0] in wide else None) for c in space.cols]
     if any(d[1] < 0 for d in derived):
         return None
     for step in steps[:-1]:
@@ -520,6 +523,23 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     acc = "float32" if type(final).__module__.split(".")[0] == "xgboost" else "float64"
     return TreeEnsemble(trees, np.asarray(base, np.float64), {k: v for k, v in outs.items() if k in names},
                         accumulate=acc, source=f"{type(final).__module__.split('.')[0]} {source}")
+
+
+def _ops(n: int, *parts: tuple[str, Any]) -> list[tuple[tuple[str, float, str], ...]]:
+    """Per column, the float64 operations a scaler applies, in its order (`portable.hints.derive_splits`)."""
+    cols = [np.broadcast_to(np.asarray(v, np.float64), (n,)) for _, v in parts]
+    return [tuple((op, float(c[j]), "float64") for (op, _), c in zip(parts, cols)) for j in range(n)]
+
+
+# scikit-learn's scalers, operation by operation (X -= mean_; X /= scale_ ...), for splits read through them
+_RECIPES: dict[str, Callable[[Any, int], list[Any]]] = {
+    "StandardScaler": lambda e, n: _ops(n, *([("sub", e.mean_)] if e.with_mean else []),
+                                        *([("div", e.scale_)] if e.with_std else [])),
+    "RobustScaler": lambda e, n: _ops(n, *([("sub", e.center_)] if e.with_centering else []),
+                                      *([("div", e.scale_)] if e.with_scaling else [])),
+    "MinMaxScaler": lambda e, n: _ops(n, ("mul", e.scale_), ("add", e.min_)),
+    "MaxAbsScaler": lambda e, n: _ops(n, ("div", e.scale_)),
+}
 
 
 def _missing(c: Any) -> bool:
@@ -557,7 +577,9 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
         scale, offset = np.broadcast_to(np.asarray(scale, float), n), np.broadcast_to(np.asarray(offset, float), n)
         if any(d[0] != "num" for d in derived):
             return None
-        return [("num", d[1], d[2] * s, d[3] * s + o) for d, s, o in zip(derived, scale, offset)]
+        steps = _RECIPES.get(name, lambda e, n: [None] * n)(step, n)
+        return [("num", d[1], d[2] * s, d[3] * s + o, None if d[4] is None or r is None else d[4] + r)
+                for d, s, o, r in zip(derived, scale, offset, steps)]
     if name in _PURE:
         return [derived[i] for i in np.flatnonzero(step.get_support())]
     if name == "FunctionTransformer" and step.func is None:
