@@ -103,6 +103,11 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
                   columns: list[Any]) -> TreeEnsemble | None:
     """The graph as a TreeEnsemble (see the module docstring), or None."""
     trees = [n for n in graph.node if n.op_type in _TREE_OPS or n.op_type == "TreeEnsembleClassifier"]
+    if len(trees) > 1:  # one single-target ensemble per class, concatenated: read as one K-target ensemble
+        merged = _merge_split(graph, trees)
+        if merged is None:
+            return None
+        graph, trees = merged
     if len(trees) != 1 or trees[0].op_type not in _TREE_OPS:
         return None
     op = trees[0]
@@ -184,6 +189,46 @@ def _read_trees(op: Any, at: dict[str, Any], consts: dict[str, Any], width: int)
     else:
         walker._trees_v3(space, at, op.op_type)
     return walker.trees[-1] if walker.trees else None
+
+
+def _merge_split(graph: Any, trees: list[Any]) -> tuple | None:
+    """Single-target `TreeEnsembleRegressor`s on the same input whose outputs one `Concat` (axis 1) joins, in
+    that order (portable's float32 boosting: one ensemble per class), as a copy of the graph with one K-target
+    ensemble in their place, or None."""
+    from onnx import helper
+
+    if any(t.op_type != "TreeEnsembleRegressor" or list(t.input) != list(trees[0].input) for t in trees):
+        return None
+    outs = [t.output[0] for t in trees]
+    cat = [n for n in graph.node if n.op_type == "Concat" and list(n.input) == outs]
+    if len(cat) != 1 or _attrs(cat[0]).get("axis") not in (1, -1):
+        return None
+    ats = [_attrs(t) for t in trees]
+    if any(int(a.get("n_targets", 1)) != 1 or _text(a.get("post_transform", "NONE")) != "NONE" or
+           _text(a.get("aggregate_function", "SUM")) != "SUM" or "nodes_values" not in a or
+           any(k.endswith("_as_tensor") for k in a) for a in ats):
+        return None
+    merged: dict[str, list[Any]] = {}
+    shift = 0
+    for k, a in enumerate(ats):  # tree ids shifted past the previous parts', target k for part k
+        for key in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_truenodeids",
+                    "nodes_falsenodeids", "nodes_missing_value_tracks_true", "nodes_values", "target_treeids",
+                    "target_nodeids", "target_weights", "base_values"):
+            v = list(a.get(key, []))
+            if key in ("nodes_treeids", "target_treeids"):
+                v = [int(t) + shift for t in v]
+            merged.setdefault(key, []).extend(v)
+        merged.setdefault("target_ids", []).extend([k] * len(a.get("target_treeids", [])))
+        shift += max((int(t) for t in a.get("nodes_treeids", [])), default=-1) + 1
+    if len(merged["base_values"]) not in (0, len(trees)):
+        return None
+    merged = {k: v for k, v in merged.items() if v}
+    op = helper.make_node("TreeEnsembleRegressor", list(trees[0].input), [cat[0].output[0]], domain="ai.onnx.ml",
+                          n_targets=len(trees), **merged)
+    # the merged operator stands where the Concat was; the other nodes keep their order
+    order = [op if n is cat[0] else n for n in graph.node if n is cat[0] or n not in trees]
+    view = helper.make_graph(order, graph.name, list(graph.input), list(graph.output), list(graph.initializer))
+    return view, [n for n in view.node if n.op_type == "TreeEnsembleRegressor"]
 
 
 def _same(n: Any, op: Any) -> bool:

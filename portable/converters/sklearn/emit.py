@@ -101,15 +101,20 @@ class Emitter:
         x32 = self.node("Cast", [x], "x32", to=TensorProto.FLOAT)
         return self.node("Cast", [x32], "x32d", to=TensorProto.DOUBLE)
 
-    def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1) -> str:
+    def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1, *,
+                 average: bool = False, base: Any = None) -> str:
         """A TreeEnsemble node; its (large) attributes are attached by `attach_pending` after skl2onnx is done.
+
+        `average`: the sum over trees divided by the number of trees; `base`: `[n_targets]` added last. Both are
+        folded into the tree operator where its formulation can hold them (`aggregate_function`,
+        `base_values`: the same float operations in the same order), else written as Div/Add after it.
 
         skl2onnx copies the graph several times while it builds and cleans the model; for a 300-tree forest
         that is ~17 MB per copy, so the node travels through skl2onnx empty and gets its arrays at the end.
         """
         import uuid
 
-        from .trees import PENDING, PENDING_KEY
+        from .trees import PENDING, PENDING_KEY, Pending
 
         o = self.name(hint)
         name = self.name("TreeEnsemble")
@@ -121,7 +126,8 @@ class Emitter:
                                 **{PENDING_KEY: key})
         while len(PENDING) >= 64:  # left by conversions that failed before attach_pending: drop the oldest
             PENDING.pop(next(iter(PENDING)))
-        PENDING[key] = (forest, self.dtype, aggregate)
+        PENDING[key] = Pending(forest, self.dtype, aggregate, average,
+                               None if base is None else np.asarray(base, dtype=np.float64).reshape(-1))
         return o
 
     def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,
@@ -138,10 +144,10 @@ class Emitter:
         cls = np.asarray(classes)
         if cls.dtype.kind in "OUS":
             table = self.const(cls.astype(str), "classes")
-        elif cls.dtype.kind == "b":
-            table = self.const(cls.astype(np.int64), "classes", dtype=np.int64)
         else:
             table = self.const(cls.astype(np.int64), "classes", dtype=np.int64)
+        # a Gather even for classes 0..K-1 (where the index is the label): the class table is what the
+        # mutation benchmark and certification read labels from
         self.node("Gather", [table, idx], out=self.operator.outputs[0].full_name, axis=0)
 
     @property

@@ -27,6 +27,7 @@ def finalize(proto: Any) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = "portable.trees.formulation", formulation
     _free_output_names(proto.graph)
+    _fold_output_identities(proto.graph)
     _portable_locale(proto.graph)
     _stable_names(proto)
     if not any(n.op_type == "TreeEnsemble" and n.domain == "ai.onnx.ml" for n in _all_nodes(proto.graph)):
@@ -36,6 +37,30 @@ def finalize(proto: Any) -> None:
             op.version = max(op.version, ML_OPSET)
             return
     proto.opset_import.add(domain="ai.onnx.ml", version=ML_OPSET)
+
+
+def _fold_output_identities(graph: Any) -> None:
+    """`Identity` nodes that only copy a value into a graph output: the value's producer writes the output
+    itself (other readers then read the output). Each node costs onnxruntime ~1 us per call, which is most of
+    a one-row prediction of a small model. Kept when the value is a graph input, an initializer, another
+    output, produced outside the main graph, or copied to several outputs."""
+    outputs = {o.name for o in graph.output}
+    fixed = outputs | {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    produced = {o for n in graph.node for o in n.output if o}
+    copies: dict[str, int] = {}
+    for n in graph.node:
+        if n.op_type == "Identity" and n.domain in ("", "ai.onnx") and n.output[0] in outputs:
+            copies[n.input[0]] = copies.get(n.input[0], 0) + 1
+    for node in list(graph.node):
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or node.output[0] not in outputs:
+            continue
+        src, dst = node.input[0], node.output[0]
+        if src in fixed or src not in produced or copies.get(src) != 1:
+            continue
+        graph.node.remove(node)
+        for vi in [v for v in graph.value_info if v.name == src]:
+            graph.value_info.remove(vi)
+        _rename(graph, src, dst)
 
 
 _RANDOM_TOKEN = re.compile(r"(?<![0-9a-z])(p[0-9a-f]{8}|TreeEnsemble_[0-9a-f]{10})(?![0-9a-z])")

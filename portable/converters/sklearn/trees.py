@@ -216,7 +216,7 @@ V3_MODES = {LEQ: "BRANCH_LEQ", LT: "BRANCH_LT"}
 FLOAT32_EXACT_INTS = 2 ** 24  # leaf indices carried as float32 stay exact below this
 
 
-def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
+def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1, base: np.ndarray | None = None) -> list[Any]:
     """`TreeEnsembleRegressor` (ai.onnx.ml 3) attributes: each tree once, each leaf with all its targets.
 
     Built from the forest's NodeTable (scikit-learn layout: every tree's nodes in a block, root first, which is
@@ -268,6 +268,10 @@ def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any
         AttributeProto(name="aggregate_function", type=AttributeProto.STRING, s=V3_AGGREGATES[aggregate].encode()),
         AttributeProto(name="post_transform", type=AttributeProto.STRING, s=b"NONE"),
     ]
+    if base is not None:
+        out.append(floats("base_values", base) if np.dtype(dtype) == np.float32 else
+                   AttributeProto(name="base_values_as_tensor", type=AttributeProto.TENSOR,
+                                  t=numpy_helper.from_array(np.asarray(base, np.float64), "base_values_as_tensor")))
     if np.dtype(dtype) == np.float32:
         out += [floats("nodes_values", thr), floats("target_weights", t_w)]
     else:
@@ -299,23 +303,83 @@ def _tiled(forest: Forest) -> Forest:
         membership=forest.membership * n_targets, n_targets=n_targets)
 
 
-def choose_formulation(forests: list[tuple[Forest, Any, int]]) -> str:
+@dataclass
+class Pending:
+    """What a TreeEnsemble node written by `Emitter.ensemble` computes: `forest` summed (`aggregate`) in `dtype`,
+    then divided by the number of trees (`average`) and plus `base` (`[n_targets]`, added last)."""
+
+    forest: Forest
+    dtype: Any
+    aggregate: int = 1
+    average: bool = False
+    base: np.ndarray | None = None
+
+
+def choose_formulation(forests: list[Pending]) -> str:
     """`v3` (TreeEnsembleRegressor) for all-float32 models without set-membership splits, else `v5`."""
-    for forest, dtype, _ in forests:
-        if np.dtype(dtype) != np.float32 or forest.membership or forest.table is None:
+    for p in forests:
+        if np.dtype(p.dtype) != np.float32 or p.forest.membership or p.forest.table is None:
             return "v5"
     return "v3"
 
 
 PENDING_KEY = "portable_pending"  # the attribute that names a node's entry in PENDING until attach_pending
-PENDING: dict[str, tuple[Forest, Any, int]] = {}  # PENDING_KEY value -> what the node's attributes will be
+PENDING: dict[str, Pending] = {}  # PENDING_KEY value -> what the node's attributes will be
+
+V3 = "TreeEnsembleRegressor (ai.onnx.ml 3), one traversal per tree"
+V3_SPLIT = "TreeEnsembleRegressor (ai.onnx.ml 3) per class, single-target trees, one traversal per tree"
+
+
+def _tree_targets(forest: Forest) -> np.ndarray | None:
+    """The one target each tree feeds (boosting: a tree per class and round), or None when a tree feeds several
+    targets or a target has no tree."""
+    if forest.table is None or forest.leaf_values is not None or forest.n_targets < 2:
+        return None
+    leaf_tree = _tree_of_node(forest.table)[forest.table.left < 0]
+    n_trees = len(forest.table.roots)
+    lo = np.full(n_trees, forest.n_targets, np.int64)
+    hi = np.full(n_trees, -1, np.int64)
+    np.minimum.at(lo, leaf_tree, forest.leaf_targetids)
+    np.maximum.at(hi, leaf_tree, forest.leaf_targetids)
+    if np.any(lo != hi) or len(np.unique(lo)) != forest.n_targets:
+        return None
+    return lo
+
+
+def _trees_subset(forest: Forest, keep: np.ndarray) -> Forest:
+    """The trees `keep` (a mask over trees) of a one-target-per-leaf forest, as one single-target forest."""
+    from dataclasses import replace
+
+    t = forest.table
+    assert t is not None
+    node_keep = keep[_tree_of_node(t)]
+    remap = np.cumsum(node_keep) - 1
+    left, right = t.left[node_keep], t.right[node_keep]
+    left = np.where(left < 0, -1, remap[np.maximum(left, 0)])
+    right = np.where(right < 0, -1, remap[np.maximum(right, 0)])
+    members = {int(remap[i]): m for i, m in (t.members or {}).items() if node_keep[i]} or None
+    sub = NodeTable(left, right, t.feature[node_keep], t.threshold[node_keep], t.missing_left[node_keep],
+                    t.values[node_keep], remap[t.roots[keep]], None if t.mode is None else t.mode[node_keep],
+                    members)
+    leaf_keep = node_keep[t.left < 0]
+    return replace(forest, table=sub, leaf_targetids=np.zeros(int(leaf_keep.sum()), np.int64),
+                   leaf_weights=forest.leaf_weights[leaf_keep], n_targets=1)
 
 
 def attach_pending(graph: Any, opset: int = 13) -> str | None:
     """Write the tree ensembles of this conversion (see Emitter.ensemble) in one formulation for the whole graph.
 
-    Returns the formulation used (`None` when the graph has no pending ensemble): `TreeEnsembleRegressor` or
-    `TreeEnsemble`, with `+ leaf-index Gather` when a multi-target forest was written as leaf indices.
+    Chosen by measurement (benchmarks/bench_tree_speed.py; onnxruntime runs a single-target ensemble on a
+    faster path than a multi-target one, and every extra node costs ~1 us per call):
+
+    - float32 (`v3`): `TreeEnsembleRegressor` with the averaging and the base values folded into
+      `aggregate_function` / `base_values` (the same float32 operations onnxruntime would run as Div / Add
+      nodes). When each tree feeds one target (boosting: a tree per class and round), one single-target
+      ensemble per target, then `Concat`: the trees are still stored and traversed once.
+    - float64 or set-membership splits (`v5`): `TreeEnsemble` v5 (which has no base values), multi-target
+      forests as leaf indices + Gather + ReduceSum, then Div / Add nodes in float64.
+
+    Returns the formulation(s) used (`None` when the graph has no pending ensemble).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -331,21 +395,51 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         return None
     family = choose_formulation([p for _, p in pending])
     used = set()
-    new_nodes: dict[str, list[Any]] = {}
-    for node, (forest, dtype, aggregate) in pending:
+    new_nodes: dict[str, list[Any]] = {}  # node name -> the nodes that come right after it
+    for node, p in pending:
+        forest, dtype, aggregate = p.forest, p.dtype, p.aggregate
+        out = node.output[0]
+        after: list[Any] = []
         if family == "v3":
-            node.op_type = "TreeEnsembleRegressor"
-            node.attribute.extend(attributes_v3(forest, dtype, aggregate=aggregate))
-            used.add("TreeEnsembleRegressor (ai.onnx.ml 3), one traversal per tree")
+            targets = None if p.average or aggregate != 1 else _tree_targets(forest)
+            base = p.base
+            if targets is not None:  # one single-target ensemble per target, then Concat
+                parts = []
+                for k in range(forest.n_targets):
+                    part = node if k == 0 else helper.make_node("TreeEnsembleRegressor", list(node.input),
+                                                                [f"{out}_t{k}"], name=f"{node.name}_t{k}",
+                                                                domain=ML)
+                    part.op_type = "TreeEnsembleRegressor"
+                    part.attribute.extend(attributes_v3(_trees_subset(forest, targets == k), dtype, aggregate=1,
+                                                        base=None if base is None else base[k:k + 1]))
+                    parts.append(part)
+                node.output[0] = f"{out}_t0"
+                after = parts[1:] + [helper.make_node("Concat", [q.output[0] for q in parts], [out], axis=1,
+                                                      name=f"{node.name}_concat")]
+                used.add(V3_SPLIT)
+            else:
+                node.op_type = "TreeEnsembleRegressor"
+                agg = 0 if p.average and aggregate == 1 else aggregate
+                node.attribute.extend(attributes_v3(forest, dtype, aggregate=agg, base=base))
+                used.add(V3)
+            new_nodes[node.name] = after
             continue
         multi = forest.leaf_values is not None
         n_trees = len(forest.tree_roots)
         exact = np.dtype(dtype) == np.float64 or len(forest.leaf_targetids) < FLOAT32_EXACT_INTS
+        post = []
+        if p.average:
+            post.append(("Div", np.array([float(n_trees)])))
+        if p.base is not None:
+            post.append(("Add", p.base.reshape(1, -1)))
+        final = out
+        if post:  # the ensemble writes the sum; Div / Add nodes make the output
+            out = f"{final}_sum"
+            node.output[0] = out
         if not multi:
             node.attribute.extend(attributes(forest, dtype, aggregate=aggregate))
             used.add("TreeEnsemble (ai.onnx.ml 5)")
         elif aggregate == 1 and exact:  # leaf indices, then one gather of the leaf value table
-            out = node.output[0]
             idx_f, idx = f"{out}_leafidx_f", f"{out}_leafidx"
             table_name, axes = f"{out}_leaf_values", f"{out}_tree_axis"
             node.output[0] = idx_f
@@ -359,7 +453,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             else:
                 reduce = helper.make_node("ReduceSum", [f"{out}_gathered"], [out], axes=[1], keepdims=0,
                                           name=f"{node.name}_sum")
-            new_nodes[node.name] = [
+            after = [
                 helper.make_node("Cast", [idx_f], [idx], to=TensorProto.INT64, name=f"{node.name}_cast"),
                 helper.make_node("Gather", [table_name, idx], [f"{out}_gathered"], axis=0, name=f"{node.name}_gather"),
                 reduce,
@@ -368,15 +462,20 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         else:
             node.attribute.extend(attributes(_tiled(forest), dtype, aggregate=aggregate))
             used.add("TreeEnsemble (ai.onnx.ml 5), trees repeated per target")
-    if new_nodes:
+        for i, (op, value) in enumerate(post):
+            cname = f"{final}_{op.lower()}_const"
+            graph.initializer.append(numpy_helper.from_array(value.astype(dtype), cname))
+            nxt = final if i == len(post) - 1 else f"{final}_{op.lower()}"
+            after.append(helper.make_node(op, [out, cname], [nxt], name=f"{node.name}_{op.lower()}"))
+            out = nxt
+        new_nodes[node.name] = after
+    if any(new_nodes.values()):
         nodes = list(graph.node)
         del graph.node[:]
         for n in nodes:
             graph.node.append(n)
             graph.node.extend(new_nodes.get(n.name, []))
     return "; ".join(sorted(used))
-
-
 
 
 def _check_options(container: Any, operator: Any, supported: tuple[str, ...] = ("zipmap", "nocl")) -> None:
@@ -421,8 +520,7 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
         values = [v[:, 1:] for v in values]
     forest = build(concat_trees([t.tree_ for t in trees], values))
     x = em.as_float32_then_back(em.input())
-    total = em.ensemble(x, forest)
-    proba = total if len(trees) == 1 else em.node("Div", [total, em.const([float(len(trees))])], "mean")
+    proba = em.ensemble(x, forest, average=len(trees) > 1)
     if binary:
         p0 = em.node("Sub", [em.const([[1.0]]), proba], "p0")
         proba = em.node("Concat", [p0, proba], "proba", axis=1)
@@ -441,9 +539,7 @@ def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
     values = [t.tree_.value[:, :, 0].astype(np.float64) for t in trees]
     forest = build(concat_trees([t.tree_ for t in trees], values))
     x = em.as_float32_then_back(em.input())
-    total = em.ensemble(x, forest)
-    out = total if len(trees) == 1 else em.node("Div", [total, em.const([float(len(trees))])], "mean")
-    em.output(0, out)
+    em.output(0, em.ensemble(x, forest, average=len(trees) > 1))
 
 
 @sklearn_converter("sklearn.ensemble.IsolationForest",
@@ -498,8 +594,7 @@ def _gb_raw(em: Emitter, est: Any) -> str:
     # one target per tree is enough: each tree feeds only its own class column
     forest = _build_one_target_per_tree(table, np.repeat(np.arange(k), n_stages))
     x = em.as_float32_then_back(em.input())
-    total = em.ensemble(x, forest, "raw")
-    return em.node("Add", [total, em.const(init.reshape(1, k))], "raw")
+    return em.ensemble(x, forest, "raw", base=init.reshape(k))
 
 
 def _build_one_target_per_tree(table: NodeTable, tree_target: np.ndarray) -> Forest:
@@ -637,9 +732,8 @@ def _bits(words: np.ndarray) -> np.ndarray:
 def _hgb_raw(em: Emitter, est: Any) -> str:
     table, target = _hgb_table(est)
     forest = _build_one_target_per_tree(table, target)
-    total = em.ensemble(em.input(), forest, "raw")
-    base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(1, -1)
-    return em.node("Add", [total, em.const(base)], "raw")
+    base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
+    return em.ensemble(em.input(), forest, "raw", base=base)
 
 
 @sklearn_converter("sklearn.ensemble.HistGradientBoostingClassifier",
