@@ -245,3 +245,94 @@ def test_one_traversal_formulations_lower_to_standard_ops(dtype: str) -> None:
     got = lowered.run({"X": z})["probabilities"]
     np.testing.assert_allclose(got, est.predict_proba(z.astype(np.float32)), rtol=0,
                                atol=1e-12 if dtype == "float64" else 2e-6)
+
+
+# -- the formulation chosen per model (issue 18): folded post-processing, one single-target ensemble per class --
+
+def _multiclass_models() -> list[tuple[str, object, float]]:
+    """(name, fitted model, float64 tolerance: the library's own arithmetic) with 4 classes."""
+    from sklearn.datasets import make_classification
+
+    Xc, yc = make_classification(800, 8, n_informative=6, n_classes=4, random_state=4)
+    out = [("gb", ensemble.GradientBoostingClassifier(n_estimators=12, max_depth=3, random_state=0).fit(Xc, yc),
+            1e-12),
+           ("hgb", ensemble.HistGradientBoostingClassifier(max_iter=12, random_state=0).fit(Xc, yc), 1e-12),
+           ("rf", ensemble.RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0).fit(Xc, yc),
+            1e-12)]
+    try:
+        import xgboost
+
+        out.append(("xgb", xgboost.XGBClassifier(n_estimators=10, max_depth=4, n_jobs=1).fit(Xc, yc), 2e-6))
+    except ImportError:
+        pass
+    try:
+        import lightgbm
+
+        out.append(("lgbm", lightgbm.LGBMClassifier(n_estimators=10, verbose=-1, n_jobs=1).fit(Xc, yc), 1e-12))
+    except ImportError:
+        pass
+    return out
+
+
+def _native_split_nodes(est) -> int:
+    if hasattr(est, "estimators_"):
+        return sum(int((t.tree_.children_left >= 0).sum()) for t in np.ravel(est.estimators_))
+    if hasattr(est, "_predictors"):
+        return sum(int((~p.nodes["is_leaf"].astype(bool)).sum()) for s in est._predictors for p in s)
+    if hasattr(est, "get_booster"):
+        df = est.get_booster().trees_to_dataframe()
+        return int((df.Feature != "Leaf").sum())
+    return int(est.booster_.trees_to_dataframe().split_feature.notna().sum())
+
+
+def test_chosen_formulations_match_the_libraries_in_float64_and_float32() -> None:
+    """Whatever formulation is chosen: float64 agrees with scikit-learn / XGBoost / LightGBM to their own
+    rounding, float32 to float32 rounding; multiclass artifacts keep the original's split-node count (<= 1.05x);
+    the choice is in the metadata."""
+    xt = np.random.default_rng(7).normal(size=(500, 8)) * 1.7
+    xt[::37, 3] = np.nan  # missing values take each node's missing branch
+    for name, est, tol64 in _multiclass_models():
+        if name in ("rf", "gb"):
+            xt_m = np.nan_to_num(xt) if name == "gb" else xt
+        else:
+            xt_m = xt
+        for dtype, tol in (("float64", tol64), ("float32", 3e-5)):
+            art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+            assert _split_nodes(art.proto) <= 1.05 * _native_split_nodes(est), name
+            formulation = art.metadata["portable.trees.formulation"]
+            assert "one traversal per tree" in formulation
+            x = xt_m.astype(dtype)
+            out = art.run({"X": x})
+            want = est.predict_proba(x)
+            np.testing.assert_allclose(out["probabilities"], want, rtol=tol, atol=tol, err_msg=f"{name} {dtype}")
+            close = np.sort(want, axis=1)[:, -1] - np.sort(want, axis=1)[:, -2] > 1e-5  # no near-ties
+            np.testing.assert_array_equal(out["label"][close], est.predict(x)[close])
+            if dtype == "float32" and name != "rf":  # boosting: a single-target ensemble per class
+                ops = [n.op_type for n in art.proto.graph.node]
+                assert ops.count("TreeEnsembleRegressor") == 4 and "per class" in formulation
+
+
+def test_post_processing_is_folded_into_the_tree_operator() -> None:
+    """float32: the mean of a forest and a boosting model's initial score are the tree operator's own
+    aggregate_function / base_values (no Div / Add node after it), and no Identity copies into an output; the
+    float64 form writes them as Div / Add in float64. Both agree with scikit-learn."""
+    from onnx import helper
+
+    rf = ensemble.RandomForestRegressor(n_estimators=10, max_depth=6, random_state=0).fit(X, Y_REG)
+    gb = ensemble.GradientBoostingRegressor(n_estimators=15, random_state=0).fit(X, Y_REG)
+    for est in (rf, gb):
+        for dtype, tol in (("float32", 1e-6), ("float64", 1e-12)):
+            art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+            ops = [n.op_type for n in art.proto.graph.node]
+            if dtype == "float32":
+                assert ops == ["TreeEnsembleRegressor"], ops
+                at = {a.name: helper.get_attribute_value(a)
+                      for a in art.proto.graph.node[0].attribute}
+                if est is rf:
+                    assert at["aggregate_function"] == b"AVERAGE"
+                else:
+                    assert np.isclose(at["base_values"][0], gb.init_.constant_.ravel()[0], rtol=1e-6)
+            else:
+                assert ("Div" in ops) == (est is rf) and ("Add" in ops) == (est is gb)
+            got = art.run({"X": XT.astype(dtype)})["variable"].ravel()
+            np.testing.assert_allclose(got, est.predict(XT.astype(dtype)), rtol=tol)

@@ -438,7 +438,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             node.output[0] = out
         if not multi:
             node.attribute.extend(attributes(forest, dtype, aggregate=aggregate))
-            used.add("TreeEnsemble (ai.onnx.ml 5)")
+            used.add("TreeEnsemble (ai.onnx.ml 5), one traversal per tree")
         elif aggregate == 1 and exact:  # leaf indices, then one gather of the leaf value table
             idx_f, idx = f"{out}_leafidx_f", f"{out}_leafidx"
             table_name, axes = f"{out}_leaf_values", f"{out}_tree_axis"
