@@ -98,3 +98,40 @@ def _mutate_initializer(conv, rng):
     arr.flat[int(rng.integers(0, arr.size))] *= 1.0 + rng.uniform(0.01, 0.5)
     proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, init.name))
     return portable.load(proto)
+
+
+@pytest.mark.parametrize("name", ["svr", "svc_scores_binary"])
+def test_rbf_svms_are_sound(name):
+    """RBF kernels are read (a separable quadratic per support vector, then exp): the bound holds on dense rows.
+    (With hundreds of support vectors the worst-case float32 dot-product bound exceeds the tolerance, so these
+    conversions are not certifiable, never refuted.)"""
+    est, X, data = dict(SAMPLE_MODELS)[name]()
+    conv = portable.convert(est, to="onnx", check=False)
+    model = SklearnModel(est)
+    domain = domain_of(model, X)
+    certs, model = _certify(est, X, conv, domain)
+    feeds = sample_domain(model, domain, 1000)
+    for out, cert in certs.items():
+        assert cert.method == "ibp" and cert.status != REFUTED, cert
+        if out != "label":
+            assert cert.bound >= sampled_difference(model, conv, feeds, out)
+
+
+def test_rbf_svc_mutation_is_refuted():
+    import onnx
+    from onnx import numpy_helper
+
+    est, X, _ = dict(SAMPLE_MODELS)["svc_scores_binary"]()
+    conv = portable.convert(est, to="onnx", check=False)
+    proto = onnx.ModelProto()
+    proto.CopyFrom(conv.proto)
+    for i, init in enumerate(proto.graph.initializer):  # one dual coefficient, 1% off
+        arr = numpy_helper.to_array(init)
+        if arr.ndim == 2 and arr.shape[1] == 1 and arr.shape[0] > 10:
+            arr = arr.copy()
+            arr[3] *= 1.01
+            proto.graph.initializer[i].CopyFrom(numpy_helper.from_array(arr, init.name))
+            break
+    result = portable.certify(est, portable.load(proto), data=X)
+    assert result.certificates["scores"].status == REFUTED
+    assert result.certificates["scores"].counterexample["verified"]

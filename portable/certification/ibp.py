@@ -4,8 +4,10 @@ Both models are read as layers (`program`: affine maps between ReLU/tanh/logisti
 layer's difference over the box is exact (as in `affine`); each activation carries a per-unit difference bound
 through its slope on the units' interval; each next layer's difference is its coefficient difference maximised over
 the units' intervals plus |W| times the carried difference, and both models' float rounding is added at every
-operation. Sound, and looser with depth. Kernel models (SVC with RBF/polynomial kernels) are not read (yet): they
-stay with the sampled check.
+operation. Sound, and looser with depth. RBF-kernel SVMs (SVR, binary SVC scores and labels) are read the same way:
+one unit per support vector, exp of a separable quadratic (exact over the box); with hundreds of support vectors
+the worst-case float32 dot-product bound (n u) is usually above the tolerance, so they refute mutations but rarely
+certify. Polynomial/sigmoid kernels, multiclass (one-vs-one votes) and Platt probabilities are not read.
 """
 from __future__ import annotations
 

@@ -441,40 +441,34 @@ def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: i
         if g.kind == "numeric" and not g.categories and v is not None and v < len(move):
             move[v] = True
     rng = np.random.default_rng(seed)
-    la = np.asarray(la).astype(str)
-    for _ in range(pairs):
-        i, j = rng.integers(0, len(cand), 2)
-        p, q = cand[i], cand[i].copy()
-        q[move] = cand[j][move]
-        lp, lq = run(pa, np.stack([p, q]))[name].astype(str)
-        if lp == lq:
-            continue
-        ta, tb = _boundary(pa, name, p, q, lp), _boundary(pb, name, p, q, lp)
-        if ta is None or tb is None or ta == tb:
-            continue
-        # between the two boundaries the labels differ; nearest the converted model's boundary the original's
-        # margin is largest (not a near-tie)
-        ts = [tb - (tb - ta) * f for f in (1e-6, 1e-3, 0.1, 0.5)]
-        pts = np.stack([p + t * (q - p) for t in ts])
-        diff_ = run(pa, pts)[name].astype(str) != run(pb, pts)[name].astype(str)
-        found.append(pts[diff_])
-    return np.concatenate(found) if found else cand[:0]
+    i, j = rng.integers(0, len(cand), (2, pairs))
+    P, Q = cand[i], cand[i].copy()
+    Q[:, move] = cand[j][:, move]
+    lp = run(pa, P)[name].astype(str)
+    keep = lp != run(pa, Q)[name].astype(str)
+    P, Q, lp = P[keep], Q[keep], lp[keep]
+    if not len(P):
+        return np.concatenate(found)
+    ta, tb = _boundaries(pa, name, P, Q, lp), _boundaries(pb, name, P, Q, lp)
+    ok = ~np.isnan(tb) & (ta != tb)
+    # between the two boundaries the labels differ; nearest the converted model's boundary the original's
+    # margin is largest (not a near-tie)
+    for f in (1e-6, 1e-3, 0.1, 0.5):
+        t = (tb - (tb - ta) * f)[ok]
+        pts = P[ok] + t[:, None] * (Q[ok] - P[ok])
+        found.append(pts[run(pa, pts)[name].astype(str) != run(pb, pts)[name].astype(str)])
+    return np.concatenate(found)
 
 
-def _boundary(prog: Program, name: str, p: np.ndarray, q: np.ndarray, lp: str) -> float | None:
-    """The first point (in [0, 1], by bisection) where prog's label along p -> q stops being lp."""
-    if run(prog, q[None])[name].astype(str)[0] == lp:
-        return None
-    t0, t1 = 0.0, 1.0
-    if run(prog, p[None])[name].astype(str)[0] != lp:
-        return 0.0
-    for _ in range(60):
+def _boundaries(prog: Program, name: str, P: np.ndarray, Q: np.ndarray, lp: np.ndarray) -> np.ndarray:
+    """Per segment P -> Q, where (by bisection) prog's label first stops being lp (NaN: never on the segment)."""
+    t0, t1 = np.zeros(len(P)), np.ones(len(P))
+    never = run(prog, Q)[name].astype(str) == lp
+    for _ in range(48):
         t = (t0 + t1) / 2
-        if run(prog, (p + t * (q - p))[None])[name].astype(str)[0] == lp:
-            t0 = t
-        else:
-            t1 = t
-    return t1
+        same = run(prog, P + t[:, None] * (Q - P))[name].astype(str) == lp
+        t0, t1 = np.where(same, t, t0), np.where(same, t1, t)
+    return np.where(never, np.nan, t1)
 
 
 def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Program, original: Any,

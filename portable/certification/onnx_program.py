@@ -535,7 +535,8 @@ def _where_table(prog: Program, cond: Sym, a: Any, b: Any) -> Cat:
 @op("Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual")
 def _compare(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     a, b = ins
-    if node.op_type == "Greater" and isinstance(a, Sym) and isinstance(b, np.ndarray) and \
+    # a one-score label (Greater/GreaterOrEqual against a constant): argmax([t, s]) (they part only on exact ties)
+    if node.op_type in ("Greater", "GreaterOrEqual") and isinstance(a, Sym) and isinstance(b, np.ndarray) and \
             int(np.prod(a.shape or (1,))) == 1 and _is_categorical_free(prog, a):
         t = prog.const(np.full((1,), float(np.asarray(b).reshape(-1)[0])))
         return [_LabelIdx(_concat_values(prog, [t, _reshape_value(a, (1,))], -1))]  # argmax([t, s]): s > t

@@ -16,7 +16,7 @@ import numpy as np
 
 from .onnx_program import _concat_values, _take, input_value
 from .program import Label, Program, cat_to_sym, sym_table
-from .symbolic import Cat, NotSymbolic, Space, Sym
+from .symbolic import U64, Cat, NotSymbolic, Space, Sym, gamma
 
 F64 = "float64"
 READERS: dict[str, Callable[[Program, Any, Any], Any]] = {}
@@ -438,3 +438,47 @@ def _transformed_target(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     z = _final(prog, est.regressor_, x)["variable"]
     h = prog.activate(_as_sym(prog, z), "exp", F64)
     return {"variable": prog.add(h, prog.const(np.full(h.shape, inverse[est.inverse_func]), h.stage), F64)}
+
+
+def _rbf_kernel(prog: Program, est: Any, x: Any) -> Sym:
+    """exp(-gamma |x - sv_i|^2) per support vector: a separable quadratic in each column, then exp. libsvm
+    computes |x|^2 + |sv|^2 - 2 x.sv in float64 (cancellation: bounded by gamma_(n+3) times the terms' sizes)."""
+    if est.kernel != "rbf":
+        raise NotSymbolic(f"{type(est).__name__}(kernel={est.kernel!r}): only the RBF kernel is read")
+    s = _as_sym(prog, x)
+    space = prog.space
+    sv = np.asarray(est.support_vectors_, dtype=np.float64)
+    gamma_ = float(est._gamma)
+    n = sv.shape[1]
+    lin = space.pad(s.C)
+    if lin.ndim != 2 or lin.shape[0] != n:
+        raise NotSymbolic("an SVM over a tensor that is not a row of columns")
+    sq = [prog.multiply(_take(s, np.array([j]), -1), _take(s, np.array([j]), -1), F64) for j in range(n)]
+    sqC = sum(space.pad(q.C)[0] for q in sq)
+    lin = space.pad(s.C)
+    C = -gamma_ * (sqC[None, :] - 2 * sv @ lin + (sv ** 2).sum(axis=1)[:, None] * np.eye(1, space.size))
+    mx = prog.mag(s)
+    terms = (mx ** 2).sum() + (sv ** 2).sum(axis=1) + 2 * np.abs(sv) @ mx
+    E = gamma_ * (gamma(n + 3, U64 * 2) * terms + 2 * np.abs(sv) @ s.E + 2 * mx @ s.E + (s.E ** 2).sum())
+    pre = Sym(C, E, s.stage)
+    return prog.activate(pre, "exp", F64)
+
+
+@reads("SVR", "NuSVR", final=True)
+def _svr(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    k = _rbf_kernel(prog, est, x)
+    coef = np.asarray(est.dual_coef_, dtype=np.float64).T
+    b = np.asarray(est.intercept_, dtype=np.float64).reshape(-1)
+    return {"variable": prog.add(prog.matmul(k, coef, F64), prog.const(b, k.stage), F64)}
+
+
+@reads("SVC", "NuSVC", final=True)
+def _svc(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    proba = hasattr(est, "predict_proba")
+    if len(est.classes_) != 2 or proba:
+        raise NotSymbolic(f"{type(est).__name__} with {len(est.classes_)} classes"
+                          + (" and Platt probabilities" if proba else "") + ": only binary scores are read")
+    k = _rbf_kernel(prog, est, x)
+    d = prog.add(prog.matmul(k, np.asarray(est.dual_coef_, dtype=np.float64).T, F64),
+                 prog.const(np.asarray(est.intercept_, dtype=np.float64).reshape(-1), k.stage), F64)
+    return {"label": Label(_binary_scores(prog, d), np.asarray(est.classes_)), "scores": d}
