@@ -78,7 +78,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     check_samples(samples, len(plan.features))  # samples x values per row, before anything is generated
     rng = _rng(seed)
     batch = generate(plan, samples, rng)
-    edge = _label_edges(plan, original, outputs, samples, rng)
+    edge = _label_edges(plan, original, converted, outputs, samples, rng)
     if edge is not None and len(edge):
         batch = Batch.concat([batch, edge])
     tick()
@@ -358,40 +358,70 @@ def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
     return (np.sort(np.concatenate(ok)) if ok else np.zeros(0, dtype=np.int64)), errors
 
 
-EDGE_STEPS = 10  # bisection steps towards the original's label boundary
+EDGE_STEPS = 10  # bisection steps towards the label boundary
+EDGE_POOL = 128  # pairs of rows straddling the label boundary learned once per pair of models
+EDGE_SEED = 0x5EED  # the pool is the same whichever seed learns it
 
 
-def _label_edges(plan: Plan, original: Model, outputs: list[tuple[str, str]], samples: int,
+def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,
                  rng: np.random.Generator) -> Batch | None:
-    """Rows on both sides of the original's label boundary, where its probabilities and scores are most
-    sensitive (a classifier's random rows mostly sit where its probabilities saturate): pairs of random rows
-    with different labels, bisected `EDGE_STEPS` times along the segment between them. None for models
-    without a label output, or when the original rejects the rows."""
+    """Rows on both sides of the label boundary, where the probabilities and scores are most sensitive (a
+    classifier's random rows mostly sit where its probabilities saturate): a seeded sample of `2 * m` rows
+    (m pairs) of the pair's edge pool (`_edge_pool`, learned once per pair of models like the plan). None for
+    models without a label output, or when no pool could be learned."""
     labels = [name for name, kind in outputs if kind == "label"]
     if not labels or not any(not f.is_string for f in plan.features):
         return None
-    m = min(64, max(8, samples // 16))
-    run_a = _runner(plan, "original")
+    pool = plan.__dict__.get("_edges")
+    if pool is None:
+        pool = plan.__dict__["_edges"] = _edge_pool(plan, original, converted, labels[0])
+    if not isinstance(pool, tuple):
+        return None
+    lo, hi = pool
+    m = min(len(lo), 64, max(8, samples // 16))
+    pick = np.sort(rng.choice(len(lo), m, replace=False)) if m < len(lo) else np.arange(len(lo))
+    edge = Batch.concat([lo.take(pick), hi.take(pick)])
+    edge.source[:] = BOUNDARY
+    return edge
 
-    def label_of(b: Batch) -> np.ndarray:
-        out = run_a(original, feed(assemble(plan, b), original))[labels[0]]
-        out = np.asarray(out).reshape(len(b), -1)
+
+def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tuple[Batch, Batch] | bool:
+    """`EDGE_POOL` pairs of rows on both sides of the label boundary: pairs of random rows with different labels,
+    bisected `EDGE_STEPS` times along the segment between them. Where the two models agree their boundaries
+    coincide, and where they do not the rows straddle one of them, so the bisection runs on whichever model ran
+    the random rows faster (usually the converted artifact: one runtime call costs far less than a library's
+    input validation). False when neither model runs the rows."""
+    rng = np.random.default_rng(EDGE_SEED)
+    m = EDGE_POOL
+    runners = {"original": (original, _runner(plan, "original")), "converted": (converted, _runner(plan, "converted"))}
+
+    def label_of(role: str, b: Batch) -> np.ndarray:
+        model, run = runners[role]
+        out = np.asarray(run(model, feed(assemble(plan, b), model))[label]).reshape(len(b), -1)
         return np.array([hash(r.tobytes()) for r in out]) if out.shape[1] > 1 else out[:, 0]
 
-    try:
-        base = cloud_rows(plan, 2 * m, rng)
-        lab = label_of(base)
-    except Exception:
-        return None
+    base = cloud_rows(plan, 2 * m, rng)
+    labs: dict[str, tuple[float, np.ndarray]] = {}
+    for role in ("converted", "original"):
+        try:
+            t0 = time.perf_counter()
+            lab = label_of(role, base)
+            labs[role] = (time.perf_counter() - t0, lab)
+        except Exception:
+            continue
+    if not labs:
+        return False
+    role = min(labs, key=lambda r: labs[r][0])
+    lab = labs[role][1]
     first, second = np.arange(m), np.arange(m, 2 * m)
     partner = np.full(m, -1)
     for i in first:  # each row of the first half with a row of the second half that has another label
         other = second[lab[second] != lab[i]]
         if len(other):
             partner[i] = other[int(rng.integers(0, len(other)))]
-    keep = np.flatnonzero(partner >= 0)
+    keep = np.flatnonzero(partner >= 0)[:EDGE_POOL]
     if not len(keep):
-        return None
+        return False
     lo, hi = base.take(keep), base.take(partner[keep])
     lo_label = lab[keep]
     num = np.array([not f.is_string for f in plan.features])
@@ -401,14 +431,12 @@ def _label_edges(plan: Plan, original: Model, outputs: list[tuple[str, str]], sa
             mid.num[:, num] = narrow_values(plan, (lo.num[:, num] + hi.num[:, num]) / 2)
             if plan.any_integer:
                 mid.num[:, plan.integer] = np.round(mid.num[:, plan.integer])
-            same = label_of(mid) == lo_label
+            same = label_of(role, mid) == lo_label
             lo.num[same] = mid.num[same]
             hi.num[~same] = mid.num[~same]
     except Exception:
-        return None
-    edge = Batch.concat([lo, hi])
-    edge.source[:] = BOUNDARY
-    return edge
+        return False
+    return lo, hi
 
 
 def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[OutputResult],
