@@ -413,17 +413,26 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
         return False
     role = min(labs, key=lambda r: labs[r][0])
     lab = labs[role][1]
-    first, second = np.arange(m), np.arange(m, 2 * m)
-    partner = np.full(m, -1)
-    for i in first:  # each row of the first half with a row of the second half that has another label
-        other = second[lab[second] != lab[i]]
-        if len(other):
-            partner[i] = other[int(rng.integers(0, len(other)))]
-    keep = np.flatnonzero(partner >= 0)[:EDGE_POOL]
-    if not len(keep):
-        return False
-    lo, hi = base.take(keep), base.take(partner[keep])
-    lo_label = lab[keep]
+    if len(np.unique(lab)) < 2:
+        # one label over the whole learned range (nothing said where the model's data live): along rays from
+        # the middle of the ranges through the random rows, the first of the doubling distances where the label
+        # changes; the rays that cross nearest, where the fewest large terms cancel in the model's sums
+        found = _rays(plan, base, lambda b: label_of(role, b), lab[0])
+        if found is None:
+            return False
+        lo, hi = found
+    else:
+        first, second = np.arange(m), np.arange(m, 2 * m)
+        partner = np.full(m, -1)
+        for i in first:  # each row of the first half with a row of the second half that has another label
+            other = second[lab[second] != lab[i]]
+            if len(other):
+                partner[i] = other[int(rng.integers(0, len(other)))]
+        keep = np.flatnonzero(partner >= 0)
+        if not len(keep):
+            return False
+        lo, hi = base.take(keep), base.take(partner[keep])
+    lo_label = lab[0] if len(np.unique(lab)) < 2 else lab[keep]
     num = np.array([not f.is_string for f in plan.features])
     try:
         for _ in range(EDGE_STEPS):
@@ -437,6 +446,43 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     except Exception:
         return False
     return lo, hi
+
+
+RAY_SCALES = 2.0 ** np.arange(1, 13)  # the doubling distances `_rays` tries, in ranges from the middle
+
+
+def _rays(plan: Plan, base: Batch, label_of: Callable[[Batch], np.ndarray], label: Any) -> tuple[Batch, Batch] | None:
+    """Pairs of rows (inside, outside) around the first label change along rays from the middle of the ranges
+    through `base`'s rows, at doubling distances (one run of the model for all of them); the quarter of the
+    rays that cross nearest. None when no ray crosses."""
+    num = np.array([not f.is_string for f in plan.features])
+    d = base.num[:, num] - plan.mid[num]
+    far = []
+    for s in RAY_SCALES:
+        w = base.take(np.arange(len(base)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            w.num[:, num] = narrow_values(plan, plan.mid[num] + d * s)
+        if plan.any_integer:
+            w.num[:, plan.integer] = np.round(w.num[:, plan.integer])
+        far.append(w)
+    try:
+        labs = label_of(Batch.concat(far)).reshape(len(RAY_SCALES), len(base))
+    except Exception:
+        return None
+    changed = labs != label
+    crosses = np.flatnonzero(changed.any(axis=0))
+    if not len(crosses):
+        return None
+    at = np.argmax(changed[:, crosses], axis=0)  # the first distance where each ray's label changed
+    order = np.argsort(at, kind="stable")[:max(1, len(crosses) // 4)]
+    rays, at = crosses[order], at[order]
+    inside = base.take(rays)
+    outside = base.take(rays)
+    for j, (r, k) in enumerate(zip(rays, at)):
+        outside.num[j] = far[k].num[r]
+        if k:
+            inside.num[j] = far[k - 1].num[r]
+    return inside, outside
 
 
 def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[OutputResult],

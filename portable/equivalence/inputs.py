@@ -30,6 +30,8 @@ SOURCES = ("cloud", "boundary", "special", "data", "shrunk")  # where a row came
 CLOUD, BOUNDARY, SPECIAL, DATA, SHRUNK = range(len(SOURCES))
 MIN_NODES = 1000  # every split node is tested when there are at most max(MIN_NODES, samples) of them
 SPECIAL_SHARE = 0.05
+ODD_ROWS = 300  # rows around known points only one of the two models has (at most 40 neighbours each)
+KEEP_BOXES = 2_000_000  # a plan keeps its split nodes' boxes (3 floats each) up to this many node x feature pairs
 FAR = np.array([1.5, 1.5, 10.0, 10.0])  # special rows this many ranges away from the middle of the ranges
 
 
@@ -765,9 +767,34 @@ def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     total, n_nodes = tested_nodes(plan, samples)
     if not n_nodes:
         return _empty(plan)
-    nodes = splits if n_nodes == total else np.sort(rng.choice(splits, n_nodes, replace=False))
+    if n_nodes == total:  # every split node: what does not depend on the seed is worked out once per plan
+        fixed = plan.__dict__.get("_boundary")
+        if fixed is None:
+            fixed = _boundary_fixed(plan, trees, splits)
+            if n_nodes * len(plan.features) <= KEEP_BOXES:
+                plan.__dict__["_boundary"] = fixed
+    else:
+        fixed = _boundary_fixed(plan, trees, np.sort(rng.choice(splits, n_nodes, replace=False)))
+    box_lo, box_hi, fix, feat, r, vals = fixed
     base = _cloud(plan, n_nodes, rng)
-    _reach(plan, trees, nodes, base.num)
+    rows = base.num
+    if box_lo is not None:  # move each row inside the box its node's ancestors require, so it reaches the node
+        v = _narrow(plan, rows)
+        with np.errstate(invalid="ignore"):
+            need = ~((v > box_lo) & (v < box_hi))
+        need &= np.isfinite(fix)
+        rows[need] = fix[need]
+    b = base.take(r)
+    b.num[np.arange(len(r)), feat[r]] = vals
+    b.source[:] = BOUNDARY
+    return b
+
+
+def _boundary_fixed(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, ...]:
+    """What the boundary rows of `nodes` take from the plan alone: each node's box from the root (low and high
+    bounds per feature, and the value a row outside it is moved to, NaN where the feature is free; None when no
+    node has a box), the split features, and (row, value) for each candidate value of the split feature."""
+    box_lo, box_hi, fix = _boxes(plan, trees, nodes)
     feat = trees.feature[nodes]
     cands = [_candidates(trees.threshold[nodes], plan.narrow)]
     a, off = trees.scale[nodes], trees.offset[nodes]
@@ -797,11 +824,7 @@ def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     r = np.concatenate([r, nan_nodes])
     vals = np.concatenate([cand[r[:len(k)], k], np.full(len(nan_nodes), np.nan)])
     order = np.argsort(r, kind="stable")
-    r, vals = r[order], vals[order]
-    b = base.take(r)
-    b.num[np.arange(len(r)), feat[r]] = vals
-    b.source[:] = BOUNDARY
-    return b
+    return box_lo, box_hi, fix, feat, r[order], vals[order]
 
 
 def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
@@ -826,15 +849,18 @@ def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     b.num[sel] = rows[sel]
     b.source[:] = BOUNDARY
     if plan.odd is not None and len(plan.odd):
-        # points one model knows and the other does not (a training point that moved): the points, and halfway
-        # to their nearest known points
+        # points one model knows and the other does not (a training point that moved): the points, and points
+        # between them and their nearest known points (halfway, three quarters, and the known points), where a
+        # neighbour model's set of nearest points changes whether it holds the odd point or not
         odd = plan.odd
         a = np.nan_to_num(odd) / width
         p = np.nan_to_num(pts) / width
         d = (a * a).sum(1)[:, None] - 2 * a @ p.T + (p * p).sum(1)[None, :]
         d[d <= 1e-18] = np.inf
-        near = np.argsort(d, axis=1)[:, :3]
-        rows = np.concatenate([odd, ((odd[:, None, :] + pts[near]) / 2).reshape(-1, odd.shape[1])])
+        k = int(np.clip(ODD_ROWS // (3 * len(odd)), 3, 40))
+        near = pts[np.argsort(d, axis=1)[:, :k]]
+        rows = [odd] + [(odd[:, None, :] * (1 - t) + near * t).reshape(-1, odd.shape[1]) for t in (0.5, 0.75, 1.0)]
+        rows = np.concatenate(rows)
         extra = _cloud(plan, len(rows), rng)
         sel = np.isfinite(rows)
         extra.num[sel] = rows[sel]
@@ -843,9 +869,11 @@ def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     return b
 
 
-def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> None:
-    """Move each row inside the box its node's ancestors require (row j for `nodes[j]`), so it reaches it."""
-    m, nf = rows.shape
+def _boxes(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, Any, Any]:
+    """The box each node's ancestors require (row j for `nodes[j]`): low and high bounds per feature (narrow-dtype
+    comparison `lo < v < hi` keeps a row), and the value a row outside the box is moved to (NaN where the
+    feature is free); (None, None, None) when no node has a box."""
+    m, nf = len(nodes), len(plan.features)
     lo = np.full((m, nf), -np.inf)
     hi = np.full((m, nf), np.inf)
     child, parent, idx = nodes.copy(), trees.parent[nodes].copy(), np.arange(m)
@@ -865,10 +893,8 @@ def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> Non
         child[act], parent[act] = p, trees.parent[p]
     boxed = np.isfinite(lo) | np.isfinite(hi)
     if not boxed.any():
-        return
-    v = _narrow(plan, rows)
+        return None, None, None
     with np.errstate(invalid="ignore"):
-        need = boxed & ~((v > lo) & (v < hi))
         width = np.maximum(plan.hi - plan.lo, 1e-6)
         fix = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2,
                        np.where(np.isfinite(hi), hi - 0.25 * width, lo + 0.25 * width))
@@ -878,7 +904,8 @@ def _reach(plan: Plan, trees: Trees, nodes: np.ndarray, rows: np.ndarray) -> Non
         fix = _narrow(plan, fix)
         sliver = ~((fix > lo) & (fix <= hi)) & np.isfinite(hi)  # narrower than the dtype's spacing: its top
     fix[sliver] = _narrow(plan, hi[sliver])
-    rows[need] = fix[need]
+    fix[~boxed] = np.nan
+    return lo, hi, fix
 
 
 def _special_count(plan: Plan, budget: int) -> int:

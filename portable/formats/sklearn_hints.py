@@ -90,6 +90,14 @@ _BY_PROBA = {"RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClas
              "LGBMClassifier", "CatBoostClassifier", "LabelPropagation", "LabelSpreading"}
 
 
+def _width_out(step: Any) -> int | None:
+    """How many columns a fitted transformer gives, when it says."""
+    try:
+        return len(step.get_feature_names_out())
+    except Exception:
+        return None
+
+
 def takes_nan(est: Any) -> bool:
     """Whether the whole model accepts NaN: scikit-learn's `allow_nan` tag, asked of every step of a pipeline
     (a pipeline's own tag only reflects its first step). Imputers are found by the walk instead."""
@@ -241,25 +249,83 @@ class _Learner:
         for _, step in est.steps:
             if step is None or step == "passthrough":
                 continue
-            self.visit(step, space)
-            nxt = self._through(step, space)
+            self._visit_step(step, space)
+            try:
+                nxt = self._through(step, space)
+            except Exception:  # a step whose columns cannot be followed: what comes after reads derived columns
+                nxt = None
             if nxt is None:
                 return
             space = nxt
 
+    def _visit_step(self, step: Any, space: _Space) -> None:
+        """`visit(step, space)`; a surprise in one step is a note, and the other steps are still learned from."""
+        try:
+            self.visit(step, space)
+        except Exception as exc:
+            self.hints.notes.append(f"could not learn input ranges from {type(step).__name__}: "
+                                    f"{type(exc).__name__}: {exc}")
+
     def _through(self, step: Any, space: _Space) -> _Space | None:
         """The space after an elementwise affine step (a scaler), or None when the columns become derived."""
         name = type(step).__name__
+        if hasattr(step, "steps"):  # a pipeline inside: through each of its steps
+            for _, sub in step.steps:
+                if sub is None or sub == "passthrough":
+                    continue
+                space = self._through(sub, space)
+                if space is None:
+                    return None
+            return space
+        if hasattr(step, "transformers_"):
+            return self._through_columns(step, space)
         if name in _AFFINE:
             scale, offset = _AFFINE[name](step)
             n = len(space.cols)
             return space.then(np.broadcast_to(np.asarray(scale, float), n),
                               np.broadcast_to(np.asarray(offset, float), n))
         if name in _SELECTORS:
-            return space.sub(np.flatnonzero(step.get_support())) if hasattr(step, "get_support") else space
+            out = space.sub(np.flatnonzero(step.get_support())) if hasattr(step, "get_support") else space
+            indicator = getattr(step, "indicator_", None)
+            if indicator is not None:  # add_indicator: derived 0/1 columns after the imputed ones
+                extra = len(getattr(indicator, "features_", []))
+                out = _Space(np.concatenate([out.cols, np.full(extra, -1)]), np.concatenate([out.a, np.ones(extra)]),
+                             np.concatenate([out.b, np.zeros(extra)]))
+            width = _width_out(step)
+            return out if width is None or width == len(out.cols) else None
         if name == "FunctionTransformer" and step.func is None:
             return space
         return None
+
+    def _through_columns(self, ct: Any, space: _Space) -> _Space | None:
+        """The space after a ColumnTransformer: its transformers' outputs side by side, in its order (columns
+        passed through or scaled keep their raw column, the others are derived)."""
+        mapping = getattr(ct, "_transformer_to_input_indices", {})
+        parts = []
+        for tname, trans, _ in ct.transformers_:
+            idx = mapping.get(tname)
+            if trans == "drop" or idx is None or not len(idx):
+                continue
+            sub = space.sub(idx)
+            if isinstance(trans, str):  # passthrough
+                parts.append(sub)
+                continue
+            width = _width_out(trans)
+            try:
+                out = self._through(trans, sub)
+            except Exception:
+                out = None
+            if out is None or (width is not None and width != len(out.cols)):
+                if width is None:
+                    return None
+                out = _Space(np.full(width, -1), np.ones(width), np.zeros(width))
+            parts.append(out)
+        if not parts:
+            return None
+        out = _Space(np.concatenate([p.cols for p in parts]), np.concatenate([p.a for p in parts]),
+                     np.concatenate([p.b for p in parts]))
+        width = _width_out(ct)
+        return out if width is None or width == len(out.cols) else None
 
     def _columns(self, ct: Any, space: _Space) -> None:
         mapping = getattr(ct, "_transformer_to_input_indices", {})
@@ -267,7 +333,7 @@ class _Learner:
             idx = mapping.get(tname)
             if idx is None or not len(idx) or trans in ("drop", "passthrough"):
                 continue
-            self.visit(trans, space.sub(idx))
+            self._visit_step(trans, space.sub(idx))
 
     def _nested(self, est: Any, space: _Space) -> None:
         subs = getattr(est, "estimators_", None)
@@ -282,7 +348,7 @@ class _Learner:
                 sp = space.sub(feats[i]) if feats is not None and i < len(feats) else space
                 if hasattr(sub, "fit"):
                     self.visit(sub, sp)
-        for attr in ("estimator_", "base_estimator_"):
+        for attr in ("estimator_", "base_estimator_", "best_estimator_"):
             sub = getattr(est, attr, None)
             if sub is not None and hasattr(sub, "fit"):
                 self.visit(sub, space)
