@@ -114,6 +114,8 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
     for name, cert in certs.items():
         if cert.status != NOT_CERTIFIABLE or cert.bound is None or ctx.outputs.get(name) == "label" or not weights:
             continue
+        if cert.details.get("rounding_bound", 0.0) > (cert.tolerance or 0.0):
+            continue  # the worst-case rounding alone exceeds the tolerance: smaller boxes seldom help
         certs[name] = _split(name, cert, original, converted, domain, ctx, method, weights, budget, t0, deadline)
     for name, cert in certs.items():  # a label is the argmax of an output certified within the check's tolerance
         implied = cert.details.get("implied_by") or []

@@ -547,6 +547,16 @@ def _compare(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     return [cat_to_sym(Cat(items), prog)]
 
 
+@op("And", "Or", "Xor", "Not")
+def _logical(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
+    """Boolean ops of values that each depend on one categorical (or enumerated integer) column: per category."""
+    f = {"And": lambda x, y: bool(x) and bool(y), "Or": lambda x, y: bool(x) or bool(y),
+         "Xor": lambda x, y: bool(x) != bool(y), "Not": lambda x: not bool(x)}[node.op_type]
+    shape = np.broadcast_shapes(*[_row_const(v).shape if isinstance(v, np.ndarray) else v.shape for v in ins])
+    items = _combine([_table(prog, v, shape) for v in ins], lambda *a: float(f(*a)))
+    return [cat_to_sym(Cat(items), prog)]
+
+
 def _is_categorical_free(prog: Program, s: Sym) -> bool:
     C = prog.space.pad(s.C).reshape(-1, prog.space.size)
     return any(prog.space.groups[prog.space.var_group[v]].kind != "categorical"
