@@ -41,6 +41,12 @@ def _models() -> list[tuple[str, Any, Any]]:
                         None))
         except ImportError:
             pass
+        from tests import pipelines  # realistic affine pipelines and an MLP on DataFrames (r19b's methods)
+
+        for name in ("titanic_logistic_regression", "titanic_integer_column_onehot", "titanic_linear_svc",
+                     "titanic_mlp", "house_ridge_log_target", "house_polynomial_ridge"):
+            est, df, _ = pipelines.build(name)
+            out.append((name, est, df))
     return out
 
 
@@ -63,7 +69,7 @@ def run() -> str:
     for name, est, data in _models():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            art = portable.convert(est, to="onnx", dtype="float32", check=False)
+            art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
             result = portable.certify(est, art, data=data)  # warm-up, and the status shown
             portable.check(est, art, samples=1000, data=data)
             t_cert = best_of(lambda: portable.certify(est, art, data=data), repeat=3)
