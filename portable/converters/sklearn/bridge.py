@@ -287,10 +287,18 @@ def declared_outputs(est: Any, like: Any) -> list[tuple[str, Any]]:
             typ = tensor_type("str", list(spec.shape), like)  # strings in, strings out
         elif type(est).__name__ == "MissingIndicator":  # a mask; scikit-learn returns bool too
             typ = tensor_type("bool", list(spec.shape), like)
+        elif type(est).__name__ == "OneHotEncoder" and not _portable_one_hot(est):  # skl2onnx's float32 node
+            typ = tensor_type("float32", list(spec.shape), like)
         else:
             typ = tensor_type("float", list(spec.shape), like)
         out.append((spec.name, typ))
     return out
+
+
+def _portable_one_hot(est: Any) -> bool:
+    from .encoders import portable_handles
+
+    return portable_handles(est)
 
 
 def _parser(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:

@@ -1,9 +1,8 @@
-"""OneHotEncoder, written by portable (every configuration, including infrequent categories).
+"""OneHotEncoder with infrequent categories (`min_frequency`, `max_categories`, `infrequent_if_exist`).
 
 skl2onnx 1.20 writes onnxruntime's `OneHotEncoder` node, which knows one column per category: it has no
 "infrequent" column, so `min_frequency` gives wrong numbers and `max_categories` is refused; it refuses unknown
-values under `handle_unknown="infrequent_if_exist"` even when no category is infrequent; and it computes in
-float32 only, so a float64 pipeline would mix types after it. Here each input
+values under `handle_unknown="infrequent_if_exist"` even when no category is infrequent. Here each input
 column is compared with its fitted categories (`Equal`, strings or numbers) and the hits are multiplied by a
 mapping matrix `[categories, output columns]`; a value that is none of the categories gets the encoder's unknown
 row (the infrequent column under `handle_unknown="infrequent_if_exist"`, zeros otherwise).
@@ -11,7 +10,7 @@ row (the infrequent column under `handle_unknown="infrequent_if_exist"`, zeros o
 The mapping is not re-derived from scikit-learn's rules: it is read from the fitted encoder itself, by
 transforming one probe row per category (and one with a value it never saw), so `drop`, `drop="if_binary"`,
 infrequent grouping and unknown handling are whatever this scikit-learn version computes. The output is in the
-conversion's float type.
+conversion's float type. Other OneHotEncoders stay with skl2onnx's node (see `portable_handles`).
 """
 from __future__ import annotations
 
@@ -69,9 +68,19 @@ def mapping(est: Any) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return blocks
 
 
+def portable_handles(est: Any) -> bool:
+    """skl2onnx's node has no infrequent column, and refuses unknown values under "infrequent_if_exist" even when
+    no category is infrequent (scikit-learn then gives zeros, as with "ignore"): those encoders are portable's;
+    the others stay skl2onnx's `OneHotEncoder` node (which other readers of the graph, such as certification,
+    understand), computed in float32."""
+    return bool(getattr(est, "_infrequent_enabled", False)) or est.handle_unknown == "infrequent_if_exist"
+
+
 @sklearn_converter("sklearn.preprocessing.OneHotEncoder", kind="transformer", replaces=True,
-                   note="every configuration, infrequent categories (min_frequency, max_categories) included")
+                   note="infrequent categories (min_frequency, max_categories) computed by portable")
 def one_hot_encoder(em: Emitter, est: Any) -> list[Any]:
+    if not portable_handles(est):
+        raise UseSkl2onnx
     from onnx import TensorProto
 
     float_type = TensorProto.DOUBLE if em.double else TensorProto.FLOAT
