@@ -22,6 +22,10 @@ import numpy as np
 
 from ..errors import CorruptModelError
 
+#: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
+#: function, installed for good once a file is loaded) would then run for every object a walk visits.
+_ident = object.__hash__
+
 _MAX_OBJECTS = 2_000_000
 
 
@@ -67,8 +71,27 @@ class _Entry:
 _ROOT = _Entry(None, None, False)
 
 
-def _walk(root: Any) -> None:
+def validate_loaded(root: Any, path: Any = None, trust: tuple[str, ...] = ()) -> None:
+    """`states.check_graph` and `validate_model` in one walk of a freshly loaded object (the loader's last step):
+    BadState for an array-protocol attribute, a malformed dtype or a class/callable kept as a value;
+    CorruptModelError for a fitted internal that fails validation."""
+    try:
+        _walk(root, graph=tuple(trust))
+    except _Bad as exc:
+        raise CorruptModelError(f"the model is corrupt: {exc.reason}; scikit-learn's compiled code would read "
+                                "outside its buffers or loop for ever on it, so portable refuses it before running "
+                                "anything", path=path, where=exc.where or "the top-level object") from None
+
+
+def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
+    """Find and validate every fitted internal below `root`. With `graph` (the trust tuple), also apply
+    `states.check_graph`'s checks to every object on the way (classes, functions, dtypes, dict keys and the
+    attributes of every instance included)."""
+    import types
+
     import scipy.sparse as sp
+
+    from .states import ARRAY_PROTOCOL_ATTRIBUTES, BadState, _check_built_dtype, _leaf_types, _value_verdict
 
     seen: set[int] = set()
     trees: list[tuple[Any, _Entry, Any]] = []
@@ -76,16 +99,32 @@ def _walk(root: Any) -> None:
     sparse_types: dict[type, bool] = {}
     stack: list[tuple[Any, _Entry, Any]] = [(root, _ROOT, None)]
     pop, push = stack.pop, stack.append
-    leaves = _leaves()
+    checking = graph is not None
+    leaves = _leaf_types() if checking else _leaves()
+    functions = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, np.ufunc, type(np.mean),
+                 types.BuiltinMethodType)
     while stack:
         obj, entry, owner = pop()
         kind = type(obj)
-        if kind in leaves or id(obj) in seen:
+        if kind in leaves or _ident(obj) in seen:
             continue
-        seen.add(id(obj))
+        seen.add(_ident(obj))
         if len(seen) > _MAX_OBJECTS:
             raise _Bad(entry.path(), "more than two million objects")
+        if checking:
+            if isinstance(obj, type) or isinstance(obj, functions):
+                why = _value_verdict(obj, graph)  # type: ignore[arg-type]
+                if why is not None:
+                    raise BadState(why)
+                continue
+            if isinstance(obj, np.dtype):
+                _check_built_dtype(obj)
+                continue
         if kind is dict or isinstance(obj, dict):
+            if checking and not leaves.issuperset(map(type, obj.keys())):
+                for k in obj.keys():
+                    if type(k) not in leaves:
+                        push((k, _Entry(entry, "<a key>", True), owner))
             if not leaves.issuperset(map(type, obj.values())):  # one C-level pass for a big vocabulary
                 for k, v in obj.items():
                     if type(v) not in leaves:
@@ -98,47 +137,54 @@ def _walk(root: Any) -> None:
                         push((v, _Entry(entry, i, False), owner))
             continue
         if kind is np.ndarray or isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
+            dt = obj.dtype
+            if checking and dt.fields and _ident(dt) not in seen:  # each dtype object once
+                seen.add(_ident(dt))
+                _check_built_dtype(dt)
+            if dt.hasobject:
                 for i, v in enumerate(obj.ravel().tolist()):
                     push((v, _Entry(entry, i, False), owner))
             continue
         mod = kind.__module__ or ""
         name = kind.__name__
-        try:
-            if mod == "sklearn.tree._tree" and name == "Tree":
-                trees.append((obj, entry, owner))
-                continue
+        if mod == "sklearn.tree._tree" and name == "Tree":
+            trees.append((obj, entry, owner))
+        else:
             is_sparse = sparse_types.get(kind)
             if is_sparse is None:  # depends on the type only: asked once per class
                 is_sparse = sparse_types[kind] = bool(sp.issparse(obj))
             if is_sparse:
                 _sparse(obj, entry.path())
-                continue
-            if name == "TreePredictor" and mod.startswith("sklearn."):
-                predictors.append((obj, entry, owner))  # its other attributes are walked below
+            elif name == "TreePredictor" and mod.startswith("sklearn."):
+                predictors.append((obj, entry, owner))  # checked all together below
             elif mod.startswith("sklearn.neighbors._") and name.startswith(("KDTree", "BallTree")):
                 _binary_tree(obj, entry.path())
-                continue
             elif mod.startswith("xgboost") and name == "Booster":
                 _xgboost(obj, entry.path())
-                continue
             elif mod.startswith("lightgbm") and name == "Booster":
                 _lightgbm(obj, entry.path())
-                continue
             elif mod.startswith("catboost") and hasattr(obj, "get_tree_leaf_counts"):
                 _catboost(obj, entry.path())
-        except _Bad:
-            raise
         attrs = getattr(obj, "__dict__", None)
         if type(attrs) is not dict:
             continue
+        if checking and not ARRAY_PROTOCOL_ATTRIBUTES.isdisjoint(attrs):
+            bad = sorted(k for k in attrs if k in ARRAY_PROTOCOL_ATTRIBUTES)
+            raise BadState(f"a {name} whose state sets {', '.join(bad)} (an array that would point at memory of "
+                           "the file's choosing)")
         if mod.startswith("sklearn."):
             if "support_vectors_" in attrs or "categories_" in attrs or "_fit_X" in attrs:
                 _estimator(obj, attrs, entry.path())
         for k, v in attrs.items():
             t = type(v)
-            if t not in leaves and not (t is np.ndarray and not v.dtype.hasobject):
-                push((v, _Entry(entry, k, True), obj))
+            if t in leaves:
+                continue
+            if t is np.ndarray and not v.dtype.hasobject:
+                if checking and v.dtype.fields and _ident(v.dtype) not in seen:
+                    seen.add(_ident(v.dtype))
+                    _check_built_dtype(v.dtype)
+                continue
+            push((v, _Entry(entry, k, True), obj))
     if trees:
         _trees(trees)
     if predictors:

@@ -16,14 +16,19 @@ import warnings
 from pathlib import Path
 from typing import IO, Any
 
+
 from ..errors import InputError, PortableError, UnsafePickleError
 from . import guard
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .container import Container, open_stream, read_bytes, sniff
-from .states import BadState, check_build_state, check_graph, check_state, check_tuple_state, code_size
-from .internals import validate_model
+from .states import BadState, check_build_state, check_state, check_tuple_state, code_size
+from .internals import validate_loaded
 from .table import Refused, World, _shape, role_of
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
+
+#: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
+#: function, installed for good once a file is loaded) would then run for every object a walk visits.
+_ident = object.__hash__
 
 
 class _Refusal(Exception):
@@ -279,11 +284,11 @@ class _DryRun(pickle.Unpickler):
         verdict, obj = load_global(module, name, self._trust)
         if not verdict.allowed:
             raise _Refusal(verdict)
-        stub = self._stubs.get(id(obj))
+        stub = self._stubs.get(_ident(obj))
         if stub is None:
             role = "trusted" if verdict.trusted else role_of(obj)
             stub = type("Global", (_GlobalStub,), {"_g_role": role, "_target": obj, "_world": self.world})
-            self._stubs[id(obj)] = stub
+            self._stubs[_ident(obj)] = stub
         return stub
 
 
@@ -297,11 +302,11 @@ class _RealWorld(World):
         self.used: set[int] = set()
 
     def role(self, x: Any) -> str | None:
-        got = self.globals.get(id(x))
+        got = self.globals.get(_ident(x))
         return got[1] if got is not None and got[0] is x else None
 
     def kind(self, x: Any) -> str | None:
-        got = self.kinds.get(id(x))
+        got = self.kinds.get(_ident(x))
         if got is not None and got[0] is x:
             return got[1]
         import numpy as np
@@ -318,7 +323,7 @@ class _RealWorld(World):
         return x
 
     def dtype_info(self, x: Any) -> tuple[int, bool]:
-        self.used.add(id(x))
+        self.used.add(_ident(x))
         return x.itemsize, x.hasobject
 
     def bytes_len(self, x: Any) -> int | None:
@@ -332,11 +337,11 @@ class _RealWorld(World):
             raise Refused(f"the file sets attributes of the global {self.name(inst)} itself")
         if kind == "trusted":
             return
-        if id(inst) in self.built:
+        if _ident(inst) in self.built:
             raise Refused("an object whose state is set twice")
-        self.built.add(id(inst))
+        self.built.add(_ident(inst))
         if kind == "dtype" and isinstance(inst, np.dtype):
-            if id(inst) in self.used:
+            if _ident(inst) in self.used:
                 raise Refused("a numpy dtype whose state is set after an array already uses it")
 
             def child(obj: Any) -> Any:
@@ -372,7 +377,7 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
         dispatch = NumpyUnpickler.dispatch.copy()
 
         def _tag(self, obj: Any, kind: str) -> Any:
-            world.kinds[id(obj)] = (obj, kind)
+            world.kinds[_ident(obj)] = (obj, kind)
             return obj
 
         def load_reduce(self) -> None:
@@ -452,12 +457,12 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
 
         def find_class(self, module: str, name: str) -> Any:
             if canonical(module, name) == JOBLIB_WRAPPER:
-                world.globals[id(NumpyArrayWrapper)] = (NumpyArrayWrapper, "wrapper_class")
+                world.globals[_ident(NumpyArrayWrapper)] = (NumpyArrayWrapper, "wrapper_class")
                 return NumpyArrayWrapper
             verdict, obj = load_global(module, name, trust)
             if not verdict.allowed:
                 raise _Refusal(verdict)
-            world.globals[id(obj)] = (obj, "trusted" if verdict.trusted else role_of(obj))
+            world.globals[_ident(obj)] = (obj, "trusted" if verdict.trusted else role_of(obj))
             return obj
 
     return RestrictedNumpyUnpickler("", stream, ensure_native_byte_order=True, mmap_mode=None)
@@ -524,9 +529,8 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                 obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
             else:
                 try:
-                    dry = _DryRun(open_stream(path, data, container), trust)
-                    dry.load()
-                    if dry.renamed:
+                    renamed = _dry_run(open_stream(path, data, container), trust)
+                    if renamed:
                         obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
                     else:
                         # The same bytes make the same find_class calls (STACK_GLOBAL takes only str, which a
@@ -537,8 +541,7 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                 except _NeedsJoblib:
                     obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
         blocked = guard.tripped()
-        check_graph(obj, trust)
-        validate_model(obj, path)
+        validate_loaded(obj, path, trust)  # states.check_graph and the fitted internals, in one walk
     except _Refusal as exc:
         raise refusal_error(path, data, container, trust, first=exc.verdict) from None
     except Refused as exc:
@@ -566,6 +569,16 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
         raise UnsafePickleError(f"loading the file attempted a side effect ('{blocked}') and was stopped; the "
                                 "file is not a plain model pickle", path=path, refused=[blocked])
     return obj
+
+
+def _dry_run(stream: IO[bytes], trust: tuple[str, ...]) -> bool:
+    """Run the dry run; True when it mapped a Python 2 name. Its unpickler (whose memo holds a copy of every byte
+    string in the file) and its stubs are dropped before the real load starts, so the two never share memory."""
+    dry = _DryRun(stream, trust)
+    dry.load()
+    renamed = dry.renamed
+    dry.memo.clear()
+    return renamed
 
 
 def refusal_error(path: Path, data: bytes, container: Container, trust: tuple[str, ...],

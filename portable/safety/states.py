@@ -13,6 +13,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+#: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
+#: function, installed for good once a file is loaded) would then run for every object a walk visits.
+_ident = object.__hash__
+
+
 _TYPE_CODE = re.compile(r"^[a-zA-Z?]\d{0,9}$")
 _MAX_DEPTH = 32
 
@@ -220,9 +225,9 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
     while stack:
         obj = pop()
         kind = type(obj)
-        if kind in leaves or id(obj) in seen:
+        if kind in leaves or _ident(obj) in seen:
             continue
-        seen.add(id(obj))
+        seen.add(_ident(obj))
         if isinstance(obj, type) or isinstance(obj, functions):
             why = _value_verdict(obj, trust)
             if why is not None:

@@ -42,6 +42,11 @@ import functools
 import re
 from typing import Any
 
+#: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
+#: function, installed for good once a file is loaded) would then run for every object a walk visits.
+_ident = object.__hash__
+
+
 _TYPE_CODE = re.compile(r"^[a-zA-Z?]\d{0,9}$")
 #: The largest array (in bytes) a pickle may declare: its bytes must be in the file anyway.
 MAX_ARRAY_BYTES = 1 << 40
@@ -61,21 +66,21 @@ def _numpy_roles() -> dict[int, str]:
     from numpy.random import _pickle as rp
 
     roles: dict[int, Any] = {
-        id(np.dtype): "dtype", id(np.ndarray): "ndarray", id(ma.MaskedArray): "masked",
-        id(multiarray._reconstruct): "reconstruct", id(multiarray.scalar): "scalar",
-        id(numeric._frombuffer): "frombuffer", id(ma.core._mareconstruct): "mareconstruct",
-        id(getattr(rp, "__bit_generator_ctor")): "random_bitgen_ctor",
-        id(getattr(rp, "__generator_ctor")): "random_ctor",
-        id(getattr(rp, "__randomstate_ctor")): "random_ctor",
+        _ident(np.dtype): "dtype", _ident(np.ndarray): "ndarray", _ident(ma.MaskedArray): "masked",
+        _ident(multiarray._reconstruct): "reconstruct", _ident(multiarray.scalar): "scalar",
+        _ident(numeric._frombuffer): "frombuffer", _ident(ma.core._mareconstruct): "mareconstruct",
+        _ident(getattr(rp, "__bit_generator_ctor")): "random_bitgen_ctor",
+        _ident(getattr(rp, "__generator_ctor")): "random_ctor",
+        _ident(getattr(rp, "__randomstate_ctor")): "random_ctor",
     }
     for name in _BIT_GENERATORS:
-        roles[id(rp.BitGenerators[name])] = "bitgen_class"
+        roles[_ident(rp.BitGenerators[name])] = "bitgen_class"
     for t in set(np.sctypeDict.values()):
         if isinstance(t, type) and issubclass(t, np.generic) and t is not np.object_:
-            roles[id(t)] = "value"
-    roles[id(np.random.RandomState)] = "value"
-    roles[id(np.random.SeedSequence)] = "value"
-    roles[id(np.random.Generator)] = "value"
+            roles[_ident(t)] = "value"
+    roles[_ident(np.random.RandomState)] = "value"
+    roles[_ident(np.random.SeedSequence)] = "value"
+    roles[_ident(np.random.Generator)] = "value"
     return roles
 
 
@@ -86,17 +91,17 @@ def _builtin_roles() -> dict[int, str]:
 
     import _codecs
 
-    roles = {id(copyreg._reconstructor): "reconstructor", id(_codecs.encode): "encode"}
+    roles = {_ident(copyreg._reconstructor): "reconstructor", _ident(_codecs.encode): "encode"}
     for t in (set, frozenset, bytes, bytearray, complex, slice, list, dict, tuple, collections.OrderedDict,
               collections.defaultdict, collections.Counter, collections.deque, int, float, str, bool):
-        roles[id(t)] = "builtin"
-    roles[id(object)] = "object"
+        roles[_ident(t)] = "builtin"
+    roles[_ident(object)] = "object"
     return roles
 
 
 def role_of(obj: Any) -> str | None:
     """The role of a resolved global (see the module docstring), or None when it has none (refused)."""
-    role = _builtin_roles().get(id(obj)) or _numpy_roles().get(id(obj))
+    role = _builtin_roles().get(_ident(obj)) or _numpy_roles().get(_ident(obj))
     if role is not None:
         return role
     from .allowlist import PURE_FUNCTIONS, _home_of, _is_listed
