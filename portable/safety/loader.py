@@ -11,6 +11,8 @@ network and file-writing side effects as a second wall.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import pickle
 import warnings
 from pathlib import Path
@@ -512,10 +514,27 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
         from .skops_io import load_skops
 
         return load_skops(path, data, trust)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _collector_paused():
         warnings.simplefilter("always")
         obj = _load_pickle(path, data, container, trust)
     return obj, version_notes(caught)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Any:
+    """Pause Python's cyclic garbage collector for the duration of one load (restored as it was on every exit).
+
+    The loader allocates many small objects that die young without cycles (the dry run's stand-ins, the walk's
+    stack); each few hundred of them start a collection, and every so often a full one that traverses every object
+    of the process (scikit-learn's and scipy's modules included): that, not the checks, was most of a warm load's
+    time. Unpickling libraries commonly do the same."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 #: Audit events let through while loading a file whose user passed --trust (native code of trusted packages).
@@ -529,7 +548,7 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
                 obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
             else:
                 try:
-                    renamed = _dry_run(open_stream(path, data, container), trust)
+                    renamed = _dry_run(_ViewReader(data), trust)
                     if renamed:
                         obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
                     else:
@@ -569,6 +588,39 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
         raise UnsafePickleError(f"loading the file attempted a side effect ('{blocked}') and was stopped; the "
                                 "file is not a plain model pickle", path=path, refused=[blocked])
     return obj
+
+
+class _ViewReader:
+    """A read-only file over bytes for the dry run's C unpickler: `read` returns views of the file's bytes
+    (io.BytesIO copies each read, so every array in the file was copied once more than the real load copies it)."""
+
+    __slots__ = ("_data", "_view", "_pos")
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._view, self._pos = data, memoryview(data), 0
+
+    def read(self, n: int | None = -1) -> memoryview:
+        start = self._pos
+        end = len(self._data) if n is None or n < 0 else min(start + n, len(self._data))
+        self._pos = end
+        return self._view[start:end]
+
+    def readinto(self, buf: Any) -> int:
+        start = self._pos
+        n = min(len(buf), len(self._data) - start)
+        memoryview(buf).cast("B")[:n] = self._view[start:start + n]
+        self._pos = start + n
+        return n
+
+    def readline(self, limit: int = -1) -> memoryview:
+        start = self._pos
+        i = self._data.find(b"\n", start)
+        end = len(self._data) if i < 0 else i + 1
+        self._pos = end
+        return self._view[start:end]
+
+    def peek(self, n: int = 0) -> memoryview:
+        return self._view[self._pos:self._pos + max(n, 1)]
 
 
 def _dry_run(stream: IO[bytes], trust: tuple[str, ...]) -> bool:
