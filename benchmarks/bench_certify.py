@@ -85,5 +85,8 @@ def run() -> str:
             f"{sorted(ratios)[len(ratios) // 2]:.2f}x. The machine was shared with other helpers' work (2 cores): "
             "absolute times are noisy, the ratios less so. Tree models are certified by the tree method "
             "(routing in the input dtype, leaf pairs, rounding of the sums), linear and network models by "
-            "r19b's affine and interval methods.\n\n")
+            "the affine and interval (ibp) methods: exact largest coefficient difference over the box, per-operation "
+            "float32 rounding bounds, logistic/softmax/hidden layers crossed with their slopes. The RBF SVMs are read "
+            "but the worst-case float32 bound over hundreds of support vectors exceeds the tolerance (not "
+            "certifiable, never refuted).\n\n")
     return head + table(["model", "certify", "check (1000)", "certify / check", "certificate"], rows)
