@@ -308,3 +308,19 @@ def _near_ties(outputs) -> np.ndarray:
         return np.abs(v[:, 0]) <= t.atol + t.rtol * np.abs(v[:, 0])
     top = np.sort(v, axis=1)
     return top[:, -1] - top[:, -2] <= 2 * (t.atol + t.rtol * top[:, -1])
+
+
+@pytest.mark.parametrize("nb", ["GaussianNB", "MultinomialNB"])
+def test_naive_bayes_bounds_are_sound(nb):
+    """Naive Bayes: the joint log-likelihood (quadratic per column for GaussianNB, linear for MultinomialNB) and
+    the exp(z - logsumexp z) idiom of the ONNX graph read as a softmax; the bound holds on dense rows."""
+    import sklearn.naive_bayes as skn
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    est = getattr(skn, nb)().fit(X, y)
+    certs, model, conv, domain = certify(est, X)
+    feeds = sample_domain(model, domain, 2000)
+    assert certs["probabilities"].method == "affine"
+    assert certs["probabilities"].status != REFUTED
+    assert certs["probabilities"].bound >= sampled_difference(model, conv, feeds, "probabilities")

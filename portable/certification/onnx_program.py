@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .program import Label, Program, cat_to_sym, has_nan, sym_table
-from .symbolic import Cat, NotSymbolic, Space, Sym
+from .symbolic import FUNC_ULPS, Cat, NotSymbolic, Space, Sym
 
 OPS: dict[str, Callable[..., list[Any]]] = {}
 F32 = "float32"
@@ -35,6 +35,23 @@ class _LabelIdx:
 
     def __init__(self, scores: Sym) -> None:
         self.scores = scores
+
+
+class _LogSumExp:
+    """ReduceLogSumExp of a 1-d value over its last axis (kept for the softmax idiom exp(z - logsumexp z))."""
+
+    def __init__(self, s: Sym) -> None:
+        self.s = s
+
+
+class _LogSoftmax:
+    """z - logsumexp(z): its Exp is softmax(z)."""
+
+    def __init__(self, s: Sym) -> None:
+        self.s = s
+
+
+SYMBOLIC = (Sym, Cat, _LabelIdx, Label, _LogSumExp, _LogSoftmax)
 
 
 def input_value(prog: Program, name: str, width: int, string: bool) -> Sym | Cat:
@@ -100,7 +117,7 @@ def read_onnx(proto: Any, space: Space, side: str) -> Program:
         if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
             raise NotSymbolic(f"the operator {node.domain}.{node.op_type}")
         ins = [env[n] if n else None for n in node.input]
-        if all(not isinstance(v, (Sym, Cat, _LabelIdx, Label)) for v in ins):
+        if all(not isinstance(v, SYMBOLIC) for v in ins):
             outs = _fold(node, ins)
         else:
             func = OPS.get(node.op_type)
@@ -111,9 +128,11 @@ def read_onnx(proto: Any, space: Space, side: str) -> Program:
         for n, v in zip(node.output, outs):
             env[n] = v
             dtypes[n] = _out_dtype(node, v, dtypes, dt if not all(
-                not isinstance(v, (Sym, Cat, _LabelIdx, Label)) for v in ins) else F32)
+                not isinstance(v, SYMBOLIC) for v in ins) else F32)
     for o in g.output:
         v = env[o.name]
+        if isinstance(v, (_LogSumExp, _LogSoftmax)):
+            raise NotSymbolic(f"output {o.name} is a log-sum-exp")
         if isinstance(v, _LabelIdx):
             v = Label(v.scores, None)
         if isinstance(v, Sym):
@@ -198,10 +217,25 @@ def _axis(axis: int, s: Any) -> int:
 
 
 # -- arithmetic -----------------------------------------------------------------------------------------------------
+@op("ReduceLogSumExp")
+def _logsumexp(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
+    s = _flat_row(_const(prog, ins[0]))
+    axes = at.get("axes")
+    if axes is None and len(ins) > 1 and ins[1] is not None:
+        axes = [int(a) for a in np.asarray(ins[1]).reshape(-1)]
+    if axes is None or [_axis(a, s) for a in axes] not in ([0], [-1]):
+        raise NotSymbolic("a ReduceLogSumExp over an inner axis")
+    return [_LogSumExp(s)]
+
+
 @op("Add", "Sub")
 def _add(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     sign = -1.0 if node.op_type == "Sub" else 1.0
     a, b = ins
+    if isinstance(b, _LogSumExp) and sign < 0 and isinstance(a, Sym):
+        if not np.array_equal(prog.space.pad(_flat_row(a).C), prog.space.pad(b.s.C)):
+            raise NotSymbolic("z - logsumexp(y) with y other than z")
+        return [_LogSoftmax(b.s)]
     a = prog.const(_row_const(a)) if isinstance(a, np.ndarray) else _const(prog, a)
     b = prog.const(_row_const(b)) if isinstance(b, np.ndarray) else _const(prog, b)
     return [prog.add(a, b, dt, sign)]
@@ -304,6 +338,15 @@ def _normalizer(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
 
 @op("Relu", "Tanh", "Sigmoid", "Softmax", "Exp")
 def _act(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
+    if node.op_type == "Exp" and isinstance(ins[0], _LogSoftmax):
+        # exp(z - logsumexp z) = softmax z; the subtraction (and logsumexp's own rounding) errs by about
+        # (n + FUNC_ULPS) u (|z| + |logsumexp z|) before the exp: added to z's error
+        z = ins[0].s
+        n = z.shape[0]
+        mag = prog.mag(z)
+        lse = float(np.max(mag + z.E)) + float(np.log(n))
+        extra = (n + FUNC_ULPS + 2) * prog.u(dt) * (mag + z.E + lse)
+        return [prog.activate(Sym(z.C, z.E + extra, z.stage, z.nan), "softmax", dt)]
     s = _const(prog, ins[0])
     if node.op_type == "Softmax" and _axis(at.get("axis", -1), s) not in (-1, s.C.ndim - 2):
         raise NotSymbolic("a Softmax over an axis other than the last")
@@ -327,7 +370,7 @@ def _identity(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
 
 # -- shapes ---------------------------------------------------------------------------------------------------------
 def _reshape_value(v: Any, shape: tuple[int, ...]) -> Any:
-    if isinstance(v, (Label, _LabelIdx)):
+    if isinstance(v, (Label, _LabelIdx, _LogSumExp, _LogSoftmax)):
         return v
     if isinstance(v, Cat):
         return Cat(v.items.reshape(shape))
@@ -338,7 +381,7 @@ def _reshape_value(v: Any, shape: tuple[int, ...]) -> Any:
 @op("Reshape")
 def _reshape(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     v, shape = ins
-    if isinstance(v, (Label, _LabelIdx)):
+    if isinstance(v, (Label, _LabelIdx, _LogSumExp, _LogSoftmax)):
         return [v]
     shape = [int(d) for d in np.asarray(shape)]
     n = int(np.prod(v.shape)) if v.shape else 1
