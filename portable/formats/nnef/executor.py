@@ -190,9 +190,11 @@ OPERATORS["argmin_reduce"] = _arg_reduce(np.argmin)
 @nnef_op("softmax")
 def _softmax(x: np.ndarray, *, axes: list[int] = (1,), **_: Any) -> np.ndarray:
     ax = tuple(axes)
-    e = np.subtract(x, np.max(x, axis=ax, keepdims=True))
+    if x.size == 0:
+        return np.array(x, dtype=np.result_type(x, np.float32))
+    e = np.subtract(x, np.maximum.reduce(x, axis=ax, keepdims=True))
     np.exp(e, out=e)
-    e /= np.sum(e, axis=ax, keepdims=True)
+    e /= np.add.reduce(e, axis=ax, keepdims=True)
     return e
 
 
@@ -1212,11 +1214,11 @@ class Executor:
             self._kinds = [k for j, k in enumerate(self._kinds) if j not in drop]
 
     def _fuse_leaf_sums(self) -> None:
-        """sum_reduce(gather(values[M, K], node[N, T]), axes = [1]): one gather and one contiguous sum per
-        target (numpy reduces a middle axis far slower than the last)."""
+        """sum_reduce or mean_reduce(gather(values[M, K], node[N, T]), axes = [1]): one gather and one contiguous
+        sum per target (numpy reduces a middle axis far slower than the last)."""
         producer, uses = self._graph_maps()
         for i, kind in enumerate(self._kinds):
-            if kind != "sum_reduce" or list(self._steps[i][2].get("axes", [])) != [1]:
+            if kind not in ("sum_reduce", "mean_reduce") or list(self._steps[i][2].get("axes", [])) != [1]:
                 continue
             src = str(self._steps[i][1][0])
             g = producer.get(src)
@@ -1228,7 +1230,7 @@ class Executor:
             if values is None or values.ndim != 2 or type(idx).__name__ != "Identifier":
                 continue
             columns = np.ascontiguousarray(values.T)
-            step = _LeafSum(columns, bool(self._steps[i][2].get("normalize", False)))
+            step = _LeafSum(columns, kind == "mean_reduce" or bool(self._steps[i][2].get("normalize", False)))
             self._steps[i] = (step, [idx], {}, self._steps[i][3], self._steps[i][4])
             self._kinds[i] = "leaf_sum"
             self._steps[g] = (_nothing, [], {}, [f"__portable_dead_{g}"], self._steps[g][4])
