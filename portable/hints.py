@@ -348,7 +348,7 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
     `feature[i]` indexes `derived`, whose entries say what each column the trees read is, in raw terms:
     `("num", k, a, b, recipe)`: `a * raw + b` of raw column `columns[k]` (`recipe`: the exact operations, or
     None when unknown); `("ind", k, c)`: 1 where raw column k equals
-    category c, else 0 (one-hot); `("ord", k, {category: code})`: the category's code (ordinal encoding).
+    category c (or is one of the set c), else 0 (one-hot); `("ord", k, {category: code})`: the category's code (ordinal encoding).
     Numeric splits keep their threshold with the affine map as `scale`/`offset`; splits on indicators and codes
     become `MEMBER` splits on the raw column (the categories sent left). Raises ValueError for anything else."""
     n = len(nodes)
@@ -373,12 +373,13 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
 
         def goes_left(v: float) -> bool:
             return bool({LEQ: v <= t, LT: v < t, GTE: v >= t, GT: v > t}[m])
-        if d[0] == "ind":  # value 1 for category d[2], 0 for every other
+        if d[0] == "ind":  # value 1 for category d[2] (or a category of the set d[2]), 0 for every other
             one, zero = goes_left(1.0), goes_left(0.0)
+            group = sorted(d[2]) if isinstance(d[2], (set, frozenset)) else [d[2]]
             if one == zero:  # everyone one way: no category is "in"; the "out" child is that way
                 sent, swap = [], one
             else:
-                sent, swap = [d[2]], not one
+                sent, swap = group, not one
         elif d[0] == "ord":
             sent, swap = [c for c, code in d[2].items() if goes_left(float(code))], False
         else:

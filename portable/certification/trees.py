@@ -122,7 +122,7 @@ def _apply(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bo
 
 
 def _exact_through(trees: TreeNodes, nodes: np.ndarray, closed: np.ndarray, dt: np.dtype, m_lo: np.ndarray,
-                   m_hi: np.ndarray, box: tuple[float, float] | None) -> np.ndarray:
+                   m_hi: np.ndarray) -> np.ndarray:
     """For splits whose value is a known increasing computation of the raw input (`trees.recipes`): the
     largest input of dtype `dt` sent to the low side, found by bisection over the representable values, and
     written to `m_lo`/`m_hi` (equal: no uncertainty). Returns which of `nodes` were done."""
@@ -158,8 +158,7 @@ def _exact_through(trees: TreeNodes, nodes: np.ndarray, closed: np.ndarray, dt: 
 
 
 def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
-              cat_index: dict[Any, int] | None = None, cats: list[list[str]] | None = None,
-              lo_hi: dict[Any, tuple[float, float]] | None = None) -> Splits:
+              cat_index: dict[Any, int] | None = None, cats: list[list[str]] | None = None) -> Splits:
     """The canonical splits of `trees` over the domain columns `index` (column -> position) whose inputs are fed
     in `dtypes` (per position), and membership splits over the categorical columns `cat_index` (with their
     categories `cats`). Raises Refusal for splits the method cannot express."""
@@ -216,7 +215,7 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
             m_lo[ex] = m_hi[ex] = m
         un = sel[~plain[sel]]
         if len(un) and trees.recipes:  # splits behind scalers whose arithmetic is known exactly
-            done = _exact_through(trees, un, closed, dt, m_lo, m_hi, lo_hi.get(dt) if lo_hi else None)
+            done = _exact_through(trees, un, closed, dt, m_lo, m_hi)
             un = un[~done]
         if len(un):
             scale, offset = trees.scale[un], trees.offset[un]
@@ -486,7 +485,7 @@ class TreeProof:
         return sorted(pairs)
 
     # -- per pair of trees: reachable leaf pairs --------------------------------------------------------------
-    def _boxes(self, s: Side, t: int) -> Boxes:  # noqa: D401
+    def _boxes(self, s: Side, t: int) -> Boxes:
         return leaf_boxes(s.splits, int(s.roots[t]), s.ens.trees.left, self.lo, self.hi, self.nan, self.dtypes,
                           self.integer, self.cat_all)
 

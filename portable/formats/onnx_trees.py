@@ -312,10 +312,28 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         return True
     if op == "Equal" and x is not None and len(ins) == 2:
         v = _const(consts, ins[1])
-        if v is None or v.size != 1:
+        if v is None:
             return None
-        cond[n.output[0]] = ("eq", ins[0], v.reshape(-1)[0])
-        return True
+        flat = [_text(c) if isinstance(c, (bytes, str)) else c for c in v.reshape(-1)]
+        if v.size == 1:
+            cond[n.output[0]] = ("eq", ins[0], flat[0])  # a missing-value marker (for a Where), or
+        if not all(d[0] == "cat" for d in x):
+            return True if v.size == 1 else None
+        if v.size == 1:  # ... one indicator per column
+            return [("ind", d[1], str(flat[0])) for d in x]
+        if len(x) == 1:  # one-hot: an indicator per category
+            return [("ind", x[0][1], str(c)) for c in flat]
+        return None
+    if op == "MatMul" and x is not None and len(ins) == 2 and all(d[0] == "ind" for d in x) and \
+            len({d[1] for d in x}) == 1:
+        m = _const(consts, ins[1])
+        if m is None or m.ndim != 2 or m.shape[0] != len(x) or not np.all((m == 0) | (m == 1)):
+            return None
+        # each output column sums indicators of distinct categories: the indicator of their set
+        cats = [d[2] for d in x]
+        if len(set(cats)) != len(cats) or any(not isinstance(c, str) for c in cats):
+            return None
+        return [("ind", x[0][1], frozenset(c for c, on in zip(cats, m[:, k]) if on)) for k in range(m.shape[1])]
     if op == "Where" and len(ins) == 3 and ins[0] in cond and ins[2] in cols:
         c = cond[ins[0]]
         marker = c[2].decode() if len(c) > 2 and isinstance(c[2], bytes) else (c[2] if len(c) > 2 else None)
