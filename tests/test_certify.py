@@ -96,19 +96,19 @@ def test_sample_tree_models_are_certified(name: str, dtype: str) -> None:
 
 
 def _mutations(art: portable.Model, kinds: tuple[str, ...], per_kind: int, seed: int) -> list[tuple[str, object]]:
+    """Seeded mutations of `art` by the mutation benchmark's generator (benchmarks/mutations.py)."""
     sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks import bench_mutation as bm
+        from benchmarks import mutations as gen
     except ImportError as exc:  # a plain install without the benchmarks folder
-        pytest.skip(f"the mutation benchmark is not importable: {exc}")
+        pytest.skip(f"the mutation generator is not importable: {exc}")
     finally:
         sys.path.remove(str(ROOT))
     rng = np.random.default_rng(seed)
     out = []
     for kind in kinds:
-        sites = bm._sites(art.proto, kind, None)
-        for site in bm._pick_sites(art.proto, kind, sites, rng, per_kind):
-            out.append((kind, bm._mutate(art.proto, kind, site, rng)[0]))
+        for site in gen.pick_sites(art.proto, kind, gen.sites(art.proto, kind, None), rng, per_kind):
+            out.append((kind, gen.mutate(art.proto, kind, site, rng)[0]))
     return out
 
 
