@@ -121,6 +121,13 @@ def test_float64_trees_agree_with_scikit_learn_on_the_boundaries(kind):
     est, X, art = _artifact(kind, "float64")
     assert art.meta["portable.dtype"] == "float64"
     rows = np.concatenate([_boundary_rows(est, X, 1500, seed=0), X])
+    with_nan = rows.copy()
+    with_nan[::7, 1], with_nan[::11, 3] = np.nan, np.nan
+    try:  # missing values where scikit-learn takes them (forests, HGB): routed by each node's missing flag
+        _expected(est, with_nan[:5])
+        rows = np.concatenate([rows, with_nan])
+    except ValueError:
+        pass
     label, proba = _expected(est, rows)
     got_label, got_proba = _outputs(art, rows)
     if proba is None:  # regressors: the same leaves, summed in another order (a few ulps at most)
