@@ -42,6 +42,11 @@ def read_pair(original: Any, converted: Any, domain: Domain) -> tuple[Any, Any]:
     return result
 
 
+def forget() -> None:
+    """Drop the kept reading (and with it the two models)."""
+    _LAST.clear()
+
+
 def _read_pair(original: Any, converted: Any, domain: Domain) -> tuple[Any, Any]:
     space = Space(domain)
     pa = read_model(original, space, "original")

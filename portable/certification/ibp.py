@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .affine import certify_by_splitting
+from .affine import certify_by_splitting, forget
 from .core import Certificate, Context, Domain, certification_method
 from .symbolic import NotSymbolic
 
@@ -28,3 +28,5 @@ def certify_ibp(original: Any, converted: Any, domain: Domain, ctx: Context) -> 
         return certify_by_splitting(original, converted, domain, ctx, METHOD, True, time.perf_counter())
     except NotSymbolic:
         return None
+    finally:
+        forget()  # the last method to read this pair
