@@ -89,6 +89,9 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
     _args.choice("dtype", dtype, DTYPES)
     _args.text("to", to)
     check = _args.flag("check", check)
+    if _args.flag("certify", certify) and not check:
+        raise PortableError("certify=True needs check=True (the certificates go into the check's report); "
+                            "or call portable.certify(source, artifact) on the artifact")
     samples, seed = _args.samples(samples), _args.seed(seed)
     trust, data = _args.trust(trust), _args.data(data)
     if options is not None and not isinstance(options, ConvertOptions):

@@ -313,3 +313,9 @@ def test_xgboost_pipeline_refuted_like_the_sampled_check() -> None:
              for s in art.signature.inputs}
     assert abs(float(np.ravel(art.run(feeds)["variable"])[0]) - float(pipe.predict(row)[0])) > cert.tolerance
     assert not portable.check(pipe, art, data=df, samples=200).equivalent
+
+
+def test_convert_certify_needs_the_check() -> None:
+    est, X, _ = _built("random_forest_regressor")
+    with pytest.raises(PortableError, match="certify=True needs check=True"):
+        portable.convert(est, to="onnx", check=False, certify=True)
