@@ -561,6 +561,7 @@ class TreeProof:
         mag_a = np.abs(bA) + np.abs(aA) * np.abs(ea.base[kA]) if J else np.zeros(0)
         mag_b = np.abs(bB) + np.abs(aB) * np.abs(eb.base[kB]) if J else np.zeros(0)
         worst: list[tuple[float, np.ndarray]] = []
+        probes = 0
         for t, u in self.matched:
             ba, bb, ia, ib = self.pairs(t, u)
             if not len(ia) or not J:
@@ -580,9 +581,10 @@ class TreeProof:
                     nan = ba.nan[ia[p]] & bb.nan[ib[p]]
                     worst.append((float(emax[j] - emin[j]), self._point(lo, hi, nan,
                                                                         ba.cats[ia[p]] & bb.cats[ib[p]])))
-            if t == 0:  # one point per leaf of the first tree: a label or base change shows on any of them
-                for k in range(min(len(bb.leaf), 32)):
+            if probes < 96:  # points of the first trees' leaves: a label or base change shows on some of them
+                for k in range(min(len(bb.leaf), 32, 96 - probes)):
                     self.candidates.append(self._point(bb.lo[k], bb.hi[k], bb.nan[k], bb.cats[k]))
+                    probes += 1
         worst.sort(key=lambda w: -w[0])
         self.candidates = [w[1] for w in worst[:48]] + self.candidates
         self.candidates.append(self._point(self.lo, self.hi, self.nan, self.cat_all))
