@@ -138,7 +138,7 @@ def test_mutations_are_refuted_with_a_verified_counterexample(name, attr):
         assert np.any(np.asarray(a).astype(str) != np.asarray(b).astype(str))
 
 
-# -- properties: random scaler + linear pipelines over random boxes -----------------------------------------------------
+# -- properties: random scaler + linear pipelines over random boxes --------------------------------------------------
 def _pipeline(seed: int, kind: str):
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
@@ -184,7 +184,7 @@ def test_bound_is_sound_and_tight(seed, kind, mutate):
         assert cert.bound <= 10 * observed, (cert.bound, observed)  # tightness
 
 
-# -- the realistic pipelines ----------------------------------------------------------------------------------------------
+# -- the realistic pipelines -----------------------------------------------------------------------------------------
 PIPELINES = ["titanic_logistic_regression", "titanic_constant_imputers", "titanic_mean_imputer_add_indicator",
              "titanic_onehot_drop_first", "titanic_onehot_min_frequency", "titanic_column_selector",
              "titanic_remainder_scaler", "titanic_integer_column_onehot", "titanic_set_output_pandas",
@@ -235,7 +235,7 @@ def test_a_wrong_fill_value_is_refuted_at_a_missing_value():
     assert np.isnan(np.asarray(cert.counterexample["inputs"]["age"], dtype=float)).all()
 
 
-# -- the mutation benchmark's mutations, through portable.certify ------------------------------------------------------
+# -- the mutation benchmark's mutations, through portable.certify ----------------------------------------------------
 def _benchmark_mutations(art, kinds, per_kind: int, seed: int):
     import sys
     from pathlib import Path
@@ -243,17 +243,16 @@ def _benchmark_mutations(art, kinds, per_kind: int, seed: int):
     root = str(Path(__file__).resolve().parent.parent)
     sys.path.insert(0, root)
     try:
-        from benchmarks import bench_mutation as bm
+        from benchmarks import mutations as gen
     except ImportError as exc:  # a plain install without the benchmarks folder
-        pytest.skip(f"the mutation benchmark is not importable: {exc}")
+        pytest.skip(f"the mutation generator is not importable: {exc}")
     finally:
         sys.path.remove(root)
     rng = np.random.default_rng(seed)
     out = []
     for kind in kinds:
-        sites = bm._sites(art.proto, kind, None)
-        for site in bm._pick_sites(art.proto, kind, sites, rng, per_kind):
-            out.append((kind, bm._mutate(art.proto, kind, site, rng)[0]))
+        for site in gen.pick_sites(art.proto, kind, gen.sites(art.proto, kind, None), rng, per_kind):
+            out.append((kind, gen.mutate(art.proto, kind, site, rng)[0]))
     return out
 
 

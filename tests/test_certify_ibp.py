@@ -73,7 +73,8 @@ def test_bound_is_sound(seed, act, classifier, mutate):
         y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 1] > 0) * (seed % 2)
         est = MLPClassifier(hidden_layer_sizes=hidden, activation=act, max_iter=200, random_state=seed).fit(X, y)
     else:
-        est = MLPRegressor(hidden_layer_sizes=hidden, activation=act, max_iter=200, random_state=seed).fit(X, X @ rng.normal(size=f))
+        est = MLPRegressor(hidden_layer_sizes=hidden, activation=act, max_iter=200, random_state=seed)
+        est.fit(X, X @ rng.normal(size=f))
     conv = portable.convert(est, to="onnx", check=False)
     if mutate:
         conv = _mutate_initializer(conv, rng)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .core import NOT_CERTIFIABLE, REFUTED, CERTIFIED, Certificate, Context, Domain, certification_method, not_certifiable
+from .core import (CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, certification_method,
+                   not_certifiable)
 from .joint import certify_programs
 from .symbolic import NotSymbolic, Space
 

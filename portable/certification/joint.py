@@ -122,7 +122,7 @@ def diff(space: Space, a: Sym, b: Sym, dh: list[np.ndarray]) -> Bound:
     return Bound(lo, hi, total, exact)
 
 
-# -- evaluating programs at points ------------------------------------------------------------------------------------
+# -- evaluating programs at points -----------------------------------------------------------------------------------
 def run(prog: Program, values: np.ndarray) -> dict[str, np.ndarray]:
     """Both programs' outputs at points given as base-variable values [n, n_vars] (float64, exact reading)."""
     space = prog.space
@@ -241,7 +241,7 @@ def to_inputs(space: Space, point: np.ndarray, specs: Any, dtypes: dict[str, str
     return feeds
 
 
-# -- certificates -------------------------------------------------------------------------------------------------------
+# -- certificates ----------------------------------------------------------------------------------------------------
 def certify_programs(pa: Program, pb: Program, original: Any, converted: Any, domain: Domain, ctx: Context,
                      method: str, t0: float) -> dict[str, Certificate]:
     """Certificates for every output both programs read (see the module docstring)."""
@@ -251,6 +251,7 @@ def certify_programs(pa: Program, pb: Program, original: Any, converted: Any, do
     arith = _arithmetic(pa, pb)
     certs: dict[str, Certificate] = {}
     cand = None
+    agree = _coefficient_agreement(pa, pb)
     for name in ctx.outputs:
         oa, ob = pa.outputs.get(name), pb.outputs.get(name)
         if oa is None or ob is None:
@@ -275,9 +276,36 @@ def certify_programs(pa: Program, pb: Program, original: Any, converted: Any, do
         cert.domain = domain.to_dict()
         cert.details.setdefault("stages", [s.act for s in pa.stages])
         cert.details["exact_over_domain"] = bool(d.exact and not pa.stages)
+        if agree is not None:
+            cert.details["coefficients_agree_to"] = agree  # relative, over every stage and output
+            if agree <= SAME_COEFFICIENTS:
+                cert.details["same_function"] = ("the same composition with the same coefficients up to float32 "
+                                                 "rounding (identical=False: the float arithmetic differs)")
         cert.seconds = time.perf_counter() - t0
         certs[name] = cert
     return certs
+
+
+SAME_COEFFICIENTS = 2.0 ** -20  # a few float32 roundings of each composed coefficient
+
+
+def _coefficient_agreement(pa: Program, pb: Program) -> float | None:
+    """The largest coefficient difference of the two readings (stage inputs and outputs), relative to the
+    largest coefficient of each polynomial; None when their shapes differ."""
+    space = pa.space
+    pairs = [(a.pre, b.pre) for a, b in zip(pa.stages, pb.stages)]
+    for name, oa in pa.outputs.items():
+        ob = pb.outputs.get(name)
+        if ob is not None and isinstance(oa, Label) == isinstance(ob, Label):
+            pairs.append((oa.scores, ob.scores) if isinstance(oa, Label) else (oa, ob))
+    worst = 0.0
+    for a, b in pairs:
+        A, B = space.pad(a.C), space.pad(b.C)
+        if A.shape != B.shape:
+            return None
+        scale = np.maximum(np.abs(A).max(axis=-1, keepdims=True), 1e-300)
+        worst = max(worst, float(np.max(np.abs(A - B) / scale, initial=0.0)))
+    return worst
 
 
 def _arithmetic(pa: Program, pb: Program) -> str:
@@ -377,17 +405,15 @@ def _near_tie(outs: dict[str, np.ndarray], ctx: Context) -> bool:
 
 
 def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program, original: Any, converted: Any,
-                ctx: Context, cand: np.ndarray, rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Certificate:
+                ctx: Context, cand: np.ndarray,
+                rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Certificate:
     space = pa.space
     lo, hi = space.range(oa.C, pa.side)
     lo, hi = lo - oa.E, hi + oa.E
     bound, allowed, excess = _excess(name, ctx, lo, hi, d.total, rel)
-    coef = float(np.max(np.abs(d.lo), initial=0.0) + np.max(np.abs(d.hi), initial=0.0))
     details: dict[str, Any] = {"coefficient_difference_bound": float(max(np.max(np.abs(d.lo), initial=0),
                                                                            np.max(np.abs(d.hi), initial=0))),
                                "rounding_bound": float(np.max(oa.E + ob.E, initial=0.0))}
-    if not pa.stages and coef <= 64 * 2.0 ** -24 * max(1.0, float(np.max(np.abs(hi), initial=1.0))):
-        details["same_function"] = "the same composition with the same coefficients up to float32 rounding"
     if rel is not None:
         details["bound_form"] = "c p (1 - p) + r p + a with c <= %.3g, r <= %.3g, a <= %.3g (p: the original's " \
             "value)" % (float(np.max(rel[0])), float(np.max(rel[1])), float(np.max(rel[2])))
