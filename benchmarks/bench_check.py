@@ -58,8 +58,8 @@ def run() -> str:
 
 def _run() -> str:
     import portable
-    from portable.equivalence import check
-    from portable.equivalence.inputs import assemble, build_plan, feed, generate
+    from portable.equivalence import _PLANS, _label_edges, _original_rows, _plan, check
+    from portable.equivalence.inputs import Batch, assemble, feed, generate
 
     rows = []
     for name, est, X, y in _models():
@@ -67,9 +67,18 @@ def _run() -> str:
         data = X if hasattr(X, "columns") else None
         original = portable.load(est, data=data)
         art = portable.convert(est, to="onnx", check=False, dtype="float32", data=data)
-        plan = build_plan(original, art)
-        # the rows a check with seed 0 generates, fed as the check feeds them
-        arrays = assemble(plan, generate(plan, SAMPLES, np.random.default_rng(0)))
+        outputs, plan, _ = _plan(original, art, None)
+        # the rows a check with seed 0 generates (label-boundary rows included), fed as the check feeds them
+        rng = np.random.default_rng(0)
+        batch = generate(plan, SAMPLES, rng)
+        edge = _label_edges(plan, original, art, outputs, SAMPLES, rng)
+        if edge is not None and len(edge):
+            batch = Batch.concat([batch, edge])
+        try:
+            original.run(feed(assemble(plan, batch), original))
+        except Exception:  # generated rows the original rejects (an unknown category): the check drops them
+            batch = batch.take(_original_rows(original, plan, batch)[0])
+        arrays = assemble(plan, batch)
         a_in, b_in = feed(arrays, original), feed(arrays, art)
 
         def both() -> None:
@@ -92,7 +101,13 @@ def _run() -> str:
             return check(original, art, samples=SAMPLES, seed=0)
 
         report = checked()  # warms both models' sessions, and learns the plan of this pair
-        t_plan = best_of(lambda: build_plan(original, art), repeat=5)  # what only a pair's first check pays
+
+        def first() -> Any:  # a pair's first check: it learns the input plan and the label-boundary pool too
+            _PLANS.pop(art, None)
+            return check(original, art, samples=SAMPLES, seed=0)
+
+        t_first = best_of(first, repeat=5)
+        checked()
         original.run, art.run = timed(original.run), timed(art.run)  # type: ignore[method-assign]
         t_run = t_check = t_own = float("inf")
         spent, rounds = 0.0, 0
@@ -104,21 +119,27 @@ def _run() -> str:
             spent, rounds = spent + one_run + one_check, rounds + 1
         _, mem_run = peak_memory(both)
         _, mem_check = peak_memory(checked)
+        ratio = t_check / t_run
         rows.append([name, f"{t_run * 1e3:.2f}", f"{t_check * 1e3:.2f}", f"{t_own * 1e3:.2f}",
-                     f"{t_own / t_run:.0%}", f"{(t_check - t_run) / t_run:.0%}", f"{t_plan * 1e3:.2f}",
+                     f"{t_own / t_run:.0%}", f"**{ratio:.2f}x**" if ratio >= 1.5 else f"{ratio:.2f}x",
+                     f"{t_first * 1e3:.2f}", f"{t_first / t_run:.1f}x",
                      f"{mem_check / max(mem_run, 1):.1f}x", "yes" if report.equivalent else "NO"])
     header = ["model (float32 ONNX)", "run both, ms", "check, ms", "checker's own, ms", "own / run both",
-              "(check - run both) / run both", "plan, first check only, ms", "peak memory, check / run both",
-              "equivalent"]
+              "check / run both (target < 1.5x)", "first check of the pair, ms", "first check / run both",
+              "peak memory, check / run both", "equivalent"]
     return ("## Equivalence checker: cost per 1,000 samples\n\n"
             f"`portable.check(original, converted, samples={SAMPLES})` next to running the scikit-learn model and "
             "its ONNX conversion (onnxruntime) once each on the same 1,000 generated rows (the rows of seed 0, fed "
             "as the check feeds them), best of 7 to 200 interleaved rounds, with one BLAS/OpenMP thread for both. "
             "*Checker's own* is a check's time minus the time of the two model runs inside that same check "
             "(generating inputs, comparing, building the report), so noise in the model runs cancels; the next "
-            "ratio compares whole times and carries that noise. The input plan (ranges, tree splits) is learned "
-            "by a pair's first check and kept for the next ones; *plan* is what learning it costs, paid once per "
-            "pair of models. No check below fails, so no shrinking is timed.\n\n"
+            "ratio compares whole times and carries that noise (bold: at or above the 1.5x target of issue 18). "
+            "The input plan (ranges, tree splits and their boxes) and the pool of rows on the label boundary are "
+            "learned by a pair's first check and kept for the next ones; *first check* is a check that learns "
+            "them again (best of 5; both models' own hints are kept by the models). The machine was shared with "
+            "other sessions' tests and benchmarks during the run (load average above 10 on 2 cores): absolute "
+            "times are inflated, ratios of best-of-many less so. No check below fails, so no shrinking is "
+            "timed.\n\n"
             + table(header, rows))
 
 

@@ -335,8 +335,13 @@ def _reaching_rows(proto: Any, info: dict[str, Any], X: np.ndarray) -> np.ndarra
     return rows
 
 
-def real(sk: Any, mutated: Any, rows: np.ndarray, frame_cols: Any, X: Any) -> bool:
-    from portable.equivalence.compare import compare, match_outputs
+def real(sk: Any, mutated: Any, rows: np.ndarray, frame_cols: Any, X: Any, *, base: Any = None,
+         est: Any = None) -> bool:
+    """Whether `mutated` differs from `sk` outside the checker's tolerance on some row of `rows` (as numbers,
+    fed by `feeds`). A row counts only where the unmutated artifact `base` (when given) agrees with `sk`, and
+    not where a neighbour model `est` decides its result by a tie (its k-th and (k+1)-th nearest training points
+    equally far within float32 rounding, which two correct implementations may break differently)."""
+    from portable.equivalence.compare import match_outputs
 
     outputs = match_outputs(sk, mutated)
     for start in range(0, len(rows), 1000):  # in blocks: a block scikit-learn rejects is skipped
@@ -346,8 +351,54 @@ def real(sk: Any, mutated: Any, rows: np.ndarray, frame_cols: Any, X: Any) -> bo
             a = sk.run(fed)
         except Exception:
             continue
-        b = mutated.run(fed)
-        if any(r.mismatches for r in compare(outputs, a, b, len(block))):
+        if _differs(outputs, a, mutated.run(fed), len(block), base, fed, est, sk):
+            return True
+    return False
+
+
+def _differs(outputs: Any, a: Any, b: Any, n: int, base: Any, fed: Any, est: Any, sk: Any) -> bool:
+    from portable.equivalence.compare import compare, failing_rows
+
+    bad = np.zeros(n, dtype=bool)
+    bad[failing_rows(compare(outputs, a, b, n), n)] = True
+    if bad.any() and base is not None:
+        bad[failing_rows(compare(outputs, a, base.run(fed), n), n)] = False
+    if bad.any() and est is not None:
+        bad &= ~tied_rows(est, sk.to_frame_or_array(dict(fed)))
+    return bool(bad.any())
+
+
+def tied_rows(est: Any, X: Any) -> np.ndarray:
+    """Rows whose result a k-NN model (the final step of `est`) decides by a tie: its k-th and (k+1)-th nearest
+    training points equally far within float32 rounding (scikit-learn's own distances)."""
+    final = est
+    while hasattr(final, "steps"):
+        final = final.steps[-1][1]
+    k = getattr(final, "n_neighbors", None)
+    if k is None or not hasattr(final, "kneighbors") or k >= final.n_samples_fit_:
+        return np.zeros(len(X), dtype=bool)
+    Xt = est[:-1].transform(X) if hasattr(est, "steps") else X
+    d = final.kneighbors(Xt, k + 1, return_distance=True)[0]
+    return np.abs(d[:, k] - d[:, k - 1]) <= 1e-5 * np.maximum(d[:, k], 1e-30) + 1e-12
+
+
+def proven(sk: Any, art: Any, report: Any, est: Any = None) -> bool:
+    """Whether a NOT equivalent report's counterexamples, run again on `sk` and `art`, differ outside the
+    tolerance (not at a neighbour tie): the checker found a real disagreement, not a false alarm."""
+    from portable.equivalence.compare import match_outputs
+
+    outputs = match_outputs(sk, art)
+    specs = {s.name: s for s in sk.signature.inputs}
+    for ex in report.counterexamples:
+        inputs = ex.get("inputs") or {}
+        try:
+            fed = {k: (np.asarray(v).astype(str) if specs[k].is_string else np.asarray(v, dtype=specs[k].dtype))
+                   for k, v in inputs.items()}
+            a, b = sk.run(fed), art.run(fed)
+        except Exception:
+            continue
+        n = len(next(iter(fed.values())))
+        if _differs(outputs, a, b, n, None, fed, est, sk):
             return True
     return False
 

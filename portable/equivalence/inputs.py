@@ -68,6 +68,7 @@ class Feature:
     integer: bool = False
     from_data: bool = False  # the range came from data=, which wins over what the model says
     categorical: bool = False  # an encoder reads it: its values are categories
+    rejects_unseen: bool = False  # the original says it rejects values outside its categories
 
     def widen(self, lo: float, hi: float, *, data: bool = False) -> None:
         if not (np.isfinite(lo) and np.isfinite(hi)) or (self.from_data and not data):
@@ -395,8 +396,28 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     orig = model_hints(original)
     if isinstance(orig, InputHints):
         plan.decision, plan.ties = orig.decision, orig.ties
+        _rejected_unseen(plan, orig)
     _finish(plan)
     return plan
+
+
+def _rejected_unseen(plan: Plan, orig: InputHints) -> None:
+    """Where the original says it rejects categories it does not know (an encoder with
+    handle_unknown="error"), no row takes an unseen one and the random rows draw only its categories: rows it
+    rejects would be dropped from the comparison anyway, and finding them among the others costs many runs of
+    the original."""
+    index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
+    for col, h in orig.columns.items():
+        i = index.get(tuple(col))
+        if i is None or h.unseen_ok is not False or not h.categories:
+            continue
+        f = plan.features[i]
+        f.rejects_unseen = True
+        if f.is_string:
+            known = {str(c) for c in h.categories}
+            kept = [v for v in f.values if v in known]
+            if kept:
+                f.values = kept
 
 
 def _learn_values(plan: Plan, hints: Mapping[str, list[Any]]) -> None:
@@ -643,9 +664,10 @@ def _finish(plan: Plan) -> None:
         plan.fast32 = (np.stack([plan.width / 4, plan.width]).astype(np.float32),
                        np.stack([plan.mid, plan.lo]).astype(np.float32))
     plan.nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
-    # unseen categories are tried wherever an encoder reads the feature: a model that rejects them has those
-    # rows dropped and counted
-    plan.unseen_feats = [i for i, f in enumerate(plan.features) if f.unseen_ok or f.categorical]
+    # unseen categories are tried wherever an encoder reads the feature (unless the original says it rejects
+    # them): a model that rejects them has those rows dropped and counted
+    plan.unseen_feats = [i for i, f in enumerate(plan.features)
+                         if (f.unseen_ok or f.categorical) and not f.rejects_unseen]
     plan.columns = _columns(plan)
     plan.odd = _odd_points(plan)
     if defaulted:
