@@ -24,7 +24,8 @@ running both models once on as many rows as the check compared.
 
 Environment: PORTABLE_MUTATION_FITS (fits per sample model, default 4), PORTABLE_MUTATION_PER_KIND (mutations per
 artifact and kind, default 2), PORTABLE_MUTATION_PIPELINES=0 (leave the realistic pipelines out), PORTABLE_MUTATION_ONLY=name,... (only the
-models whose names start so), PORTABLE_MUTATION_KEEP=folder (save the missed mutations there).
+models whose names start so), PORTABLE_MUTATION_KEEP=folder (save the missed mutations there),
+PORTABLE_MUTATION_BUDGET=seconds (examine no new conversion after that long; the report says how many were left).
 """
 from __future__ import annotations
 
@@ -131,7 +132,12 @@ def _run() -> str:
     per_model: dict[str, tuple[float, float]] = {}
     n_correct = 0
     keep = os.environ.get("PORTABLE_MUTATION_KEEP")  # a folder for the missed mutations (to study them)
+    budget = float(os.environ.get("PORTABLE_MUTATION_BUDGET", "inf"))  # seconds; then report what was done
+    skipped = 0
     for name, est, X, data, art in arts:
+        if time.perf_counter() - started > budget:
+            skipped += 1
+            continue
         sk = portable.load(est, data=data)
         Xn, frame_cols = numeric(X)
         # a correct conversion: the independent verification set shows no difference outside tolerance
@@ -211,7 +217,8 @@ def _run() -> str:
         "the converter allows); single seeded mutations of the ONNX artifacts, kept only when an independent "
         "verification set (training rows, 20,000 uniform rows, rows constructed for the mutation) shows a "
         "difference outside tolerance; each kept mutation checked once with `portable.check(samples=1000)`. "
-        + " ".join(notes) + ".",
+        + " ".join(notes) + "."
+        + (f" **Stopped by PORTABLE_MUTATION_BUDGET: {skipped} conversions not examined.**" if skipped else ""),
         "",
         table(["mutation", "tried", "real", "caught", "share caught"], rows),
         "",
