@@ -114,7 +114,8 @@ def fitted_categories(est: Any, data: Any = None) -> dict[str, list[str]]:
     names = [str(n) for n in getattr(e, "feature_names_in_", getattr(e, "feature_name_", []))]
     found: dict[str, list[Any]] = {}
     pre = getattr(e, "_preprocessor", None)
-    if pre is not None and hasattr(e, "is_categorical_") and "encoder" in getattr(pre, "named_transformers_", {}):
+    if pre is not None and names and hasattr(e, "is_categorical_") \
+            and "encoder" in getattr(pre, "named_transformers_", {}):  # without column names: numeric codes
         enc = pre.named_transformers_["encoder"]
         for k, idx in enumerate(np.flatnonzero(e.is_categorical_)):
             found[names[idx]] = [c for c in enc.categories_[k] if isinstance(c, str)]
