@@ -120,7 +120,9 @@ def run() -> str:
     return ("## Realistic pipelines: portable vs skl2onnx (bench_pipelines)\n\n"
             f"{len(names)} pipelines of `tests/pipelines.py` (DataFrames with missing values and unseen "
             "categories, text, boosting libraries), float32, one fresh process per side, one thread. "
-            "\"correct\" = onnxruntime gives scikit-learn's labels/values on the held-out rows.\n\n"
+            "\"correct\" = onnxruntime gives scikit-learn's labels/values (every target's) on the held-out rows. "
+            "Times come from a machine shared with other work (2 cores): the counts are exact, the time ratio "
+            "is noisy.\n\n"
             f"- converts correctly in float32: **portable {n_ours}/{len(names)}**, skl2onnx {n_theirs}/{len(names)}\n"
             f"- converted as the README shows (check on, float64 when float32 disagrees): **{n_checked}/{len(names)}"
             f"** correct; the check switched {len(switched)} pipeline(s) to float64: {', '.join(switched) or '-'}\n"
@@ -141,5 +143,6 @@ _FLOAT32 = (
     "exactly where an integer the training rows skipped lands (year 1960 between 1959 and 1961: "
     "house_random_forest_log_target, house_hist_gradient_boosting, house_gradient_boosting, a few rows each). The "
     "true value sits on the threshold, so the branch is decided by rounding. The float64 artifact computes the "
-    "scaling in float64, as scikit-learn does, and matches exactly; portable's check finds the float32 "
-    "disagreement on the data and switches to float64 (last column).\n\n")
+    "scaling in float64, as scikit-learn does, and takes the same branches; portable's check finds the float32 "
+    "disagreement on the data and switches to float64 (last column). XGBoost itself sums its leaves in float32, "
+    "so its float64 artifact is compared at float32's tolerance (the original's precision).\n\n")

@@ -301,6 +301,13 @@ def _n_outputs(e: Any) -> int:
     return 1
 
 
+def _keep_float32(val: Any) -> np.ndarray:
+    """float64, except where the library computed in float32 (XGBoost's predictions): the check then compares
+    at float32's tolerance, the precision the original has."""
+    val = np.asarray(val)
+    return val if val.dtype == np.float32 else val.astype(np.float64)
+
+
 class SklearnModel(Model):
     """A fitted scikit-learn estimator, run by scikit-learn itself."""
 
@@ -403,7 +410,7 @@ class SklearnModel(Model):
                     val = np.asarray(e.predict(X))
                     val = val.astype(str) if spec.dtype == "str" else val.astype(spec.dtype)
                 elif spec.name == "probabilities":
-                    val = np.asarray(e.predict_proba(X), dtype=np.float64)
+                    val = _keep_float32(e.predict_proba(X))
                 elif spec.name == "scores":
                     val = np.asarray(e.transform(X) if self.kind == "clusterer" else e.decision_function(X),
                                      dtype=np.float64)
@@ -413,7 +420,7 @@ class SklearnModel(Model):
                     val = fn(X)
                     if hasattr(val, "toarray"):
                         val = val.toarray()
-                    val = np.asarray(val, dtype=np.float64)
+                    val = _keep_float32(val)
                     val = val.reshape(len(val), -1)
                 out[spec.name] = val
         return out
