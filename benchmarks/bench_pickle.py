@@ -3,7 +3,6 @@ on realistic fitted models, each side in a fresh process; then where the loader'
 running the original model in an isolated worker process."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -32,10 +31,12 @@ else:
     def load():
         with open(path, "rb") as f:
             return pickle.load(f)
-t0 = time.perf_counter(); load(); first = time.perf_counter() - t0
+t0 = time.perf_counter(); obj = load(); first = time.perf_counter() - t0
+del obj  # a user keeps the model: freeing it is not part of loading it (on either side)
 warm = []
 for _ in range(repeat):
-    t0 = time.perf_counter(); load(); warm.append(time.perf_counter() - t0)
+    t0 = time.perf_counter(); obj = load(); warm.append(time.perf_counter() - t0)
+    del obj
 print(json.dumps({"first": first, "warm": min(warm)}))
 """
 
@@ -94,7 +95,7 @@ def run() -> str:
     warnings.filterwarnings("ignore")
     root = Path(tempfile.mkdtemp(prefix="bench_pickle_"))
     models = _models()
-    rows, worst_first, worst_warm = [], 0.0, 0.0
+    rows, worst_first, worst_warm, within = [], 0.0, 0.0, [0, 0]
     for label, model in models.items():
         slug = str(abs(hash(label)))
         files = {"pickle.dump (protocol 4)": ("pickle", root / f"{slug}.pkl"),
@@ -107,6 +108,8 @@ def run() -> str:
             safe = _side("portable", kind, path, 7)
             r_first, r_warm = safe["first"] / plain["first"], safe["warm"] / plain["warm"]
             worst_first, worst_warm = max(worst_first, r_first), max(worst_warm, r_warm)
+            within[0] += r_first <= 2.0
+            within[1] += r_warm <= 2.0
             rows.append([label, how, f"{path.stat().st_size / 2**20:.1f} MiB",
                          f"{plain['first'] * 1e3:.0f}", f"{safe['first'] * 1e3:.0f}", f"**{r_first:.2f}x**",
                          f"{plain['warm'] * 1e3:.1f}", f"{safe['warm'] * 1e3:.1f}", f"**{r_warm:.2f}x**"])
@@ -122,16 +125,23 @@ def run() -> str:
             "scikit-learn modules during it), **warm** the best of 7 further loads of the same file. For plain "
             "pickles the loader parses twice (a C-speed dry run in which every global is a stub and every "
             "REDUCE/NEWOBJ/BUILD is checked against the reconstructor table, then the real load), then walks the "
-            "result (array-protocol attributes, callables kept as values) and validates the fitted internals "
-            "(all trees' node arrays checked together). joblib's own loader is pure Python, so the checks inside "
-            "its opcodes cost little in proportion. "
+            "result once (array-protocol attributes, callables kept as values, dtypes) validating the fitted "
+            "internals on the way (all trees' and all HGB predictors' node arrays checked together). joblib's own "
+            "loader is pure Python, so the checks inside its opcodes cost little in proportion. "
             f"**The machine was shared** with other sessions' tests and benchmarks (load average {load:.1f} on "
             f"{os.cpu_count()} cores at the end of the run): absolute times are inflated and ratios noisy. "
-            f"Worst ratio: first load {worst_first:.2f}x, warm {worst_warm:.2f}x.\n\n"
+            f"Worst ratio: first load {worst_first:.2f}x, warm {worst_warm:.2f}x. **Within 2x: first load "
+            f"{within[0]} of {len(rows)} files, warm {within[1]} of {len(rows)}.** The target is met for a first "
+            "load (what `portable convert`/`check` pay). It is NOT met for warm repeated loads of most files, "
+            "above all `pickle.dump` files whose plain load takes a millisecond or two (many small objects, or a "
+            "few big arrays; warm joblib ratios swing between runs on this machine, e.g. 0.4x and 4.7x for the same "
+            "MLP file): there the dry run alone costs about as much as the real load, the walk adds to it, and the "
+            "three copies of the bytes (file, dry run, real load) weigh on a 16 MiB array. Closing that gap needs a "
+            "single checked pass instead of a dry run plus a load, which this round did not build.\n\n"
             + table(["model", "file", "size", "first: plain (ms)", "first: portable (ms)", "first: ratio",
                      "warm: plain (ms)", "warm: portable (ms)", "warm: ratio"], rows)
-            + "\n\nWhere the warm time goes, against `pickle.loads` of the same bytes (protocol 4, one process, "
-              "best of 5):\n\n" + breakdown
+            + "\n\nWhere the warm time goes, against `pickle.loads` of the same bytes (protocol 4, one process "
+              "for all models, best of 5):\n\n" + breakdown
             + "\n\nRunning the original model from a file in its isolated worker process (`portable.safety."
               "isolate`), as the checker does: the worker starts once per model, then each batch is one round "
               "trip (arrays as `.npy` frames):\n\n" + iso)
@@ -139,8 +149,7 @@ def run() -> str:
 
 def _breakdown(root: Path, models: dict[str, object]) -> str:
     from portable.safety import loader, safe_load
-    from portable.safety.internals import validate_model
-    from portable.safety.states import check_graph
+    from portable.safety.internals import validate_loaded
 
     rows = []
     for label, model in models.items():
@@ -150,11 +159,13 @@ def _breakdown(root: Path, models: dict[str, object]) -> str:
         obj = pickle.loads(data)
         safe_load(path)
         t_plain = best_of(lambda: pickle.loads(data), repeat=5)
-        parts = [best_of(lambda: loader._DryRun(io.BytesIO(data), ()).load(), repeat=5), t_plain,
-                 best_of(lambda: check_graph(obj), repeat=5), best_of(lambda: validate_model(obj), repeat=5)]
+        t_safe = best_of(lambda: safe_load(path), repeat=5)
+        parts = [best_of(lambda: loader._dry_run(loader._ViewReader(data), ()), repeat=5), t_plain,
+                 best_of(lambda: validate_loaded(obj), repeat=5), t_safe]
         rows.append([label] + [f"{t * 1e3:.2f} ({t / t_plain:.2f}x)" for t in parts])
     return table(["model", "dry run over stubs (table checks)", "real load (`pickle.loads`)",
-                  "graph walk (array-protocol attributes, callables)", "fitted internals"], rows)
+                  "one walk: array-protocol attributes, callables, dtypes, fitted internals",
+                  "all of `safe_load`"], rows)
 
 
 def _isolated(root: Path) -> str:

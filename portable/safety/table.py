@@ -100,7 +100,22 @@ def _builtin_roles() -> dict[int, str]:
 
 
 def role_of(obj: Any) -> str | None:
-    """The role of a resolved global (see the module docstring), or None when it has none (refused)."""
+    """The role of a resolved global (see the module docstring), or None when it has none (refused); it depends
+    on the object only, so it is worked out once per global (the object is kept with it, so its key stays its
+    own)."""
+    got = _ROLES.get(_ident(obj))
+    if got is not None and got[0] is obj:
+        return got[1]
+    role = _role_of(obj)
+    if len(_ROLES) < 65536:
+        _ROLES[_ident(obj)] = (obj, role)
+    return role
+
+
+_ROLES: dict[int, tuple[Any, str | None]] = {}
+
+
+def _role_of(obj: Any) -> str | None:
     role = _builtin_roles().get(_ident(obj)) or _numpy_roles().get(_ident(obj))
     if role is not None:
         return role
