@@ -247,3 +247,19 @@ def test_outputs_take_scikit_learns_shapes(make):
     if "probabilities" in got:
         np.testing.assert_allclose(got["probabilities"], est.predict_proba(x), atol=1e-4)
     assert portable.check(est, art, samples=300).equivalent
+
+
+def test_binarizer_threshold_rounding_matches_sklearn_in_onnxruntime() -> None:
+    """float32(0.2) is above 0.2: scikit-learn binarizes it to 1; a threshold rounded to nearest float32 gave 0."""
+    import onnxruntime as ort
+    from sklearn.preprocessing import Binarizer
+
+    x = np.array([[0.2, 0.1, 1e-45], [np.nextafter(np.float32(0.2), 0), 0.1000001, -0.0]], dtype=np.float32)
+    for threshold in (0.2, 0.1, 0.0, 1e-45):
+        est = Binarizer(threshold=threshold).fit(x)
+        for dtype in ("float32", "float64"):
+            art = portable.convert(est, to="onnx", dtype=dtype, check=False)
+            sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+            feed = x.astype(dtype)
+            got = sess.run(None, {sess.get_inputs()[0].name: feed})[0]
+            np.testing.assert_array_equal(got, est.transform(feed.astype(np.float64)))

@@ -18,6 +18,18 @@ def feature_selector(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Gather", [em.input(), em.const(keep, dtype=np.int64)], "selected", axis=1)]
 
 
+@sklearn_converter("sklearn.preprocessing.Binarizer", kind="transformer", replaces=True)
+def binarizer(em: Emitter, est: Any) -> list[Any]:
+    """`x > threshold`. In float32 the threshold is the largest float32 <= it: for float32 x, `x > t` exactly when
+    `x > floor32(t)` (skl2onnx rounds it to nearest, so x = float32(0.2) > 0.2 came out 0 instead of 1)."""
+    from .trees import floor32
+
+    t = float(est.threshold)
+    c = np.asarray(t if em.double else float(floor32(np.array([t]))[0]))
+    gt = em.node("Greater", [em.input(), em.const(c)], "gt")
+    return [em.node("Cast", [gt], "binary", to=11 if em.double else 1)]
+
+
 @sklearn_converter("sklearn.preprocessing.KBinsDiscretizer", kind="transformer", replaces=True)
 def kbins_discretizer(em: Emitter, est: Any) -> list[Any]:
     """Bin index = number of inner edges <= x (searchsorted, side='right'); one-hot encodings made dense."""
