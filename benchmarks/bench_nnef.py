@@ -129,10 +129,10 @@ def run() -> str:
             "interleaved rounds, and in brackets the ratio of thread CPU times. The executor folds each "
             "batch-norm into its convolution and runs conv + bias + relu + pooling as one chunked im2col/BLAS "
             "kernel. The outputs of all three agree (tests/test_nnef_torch.py). "
-            f"The machine was shared with other jobs while measuring (load average {_load()}), which inflates "
-            "memory-bound numpy work more than onnxruntime's fused kernels, and inflates the wall-clock time of "
-            "any run longer than a scheduler slice (the executor's 10-15 ms at batch 64 is preempted in nearly "
-            "every round, onnxruntime's 3 ms often is not): under load the CPU-time ratio is the fair one.\n\n"
+            f"Load average while measuring: {_load()}. Load from other jobs inflates memory-bound numpy work "
+            "more than onnxruntime's fused kernels, and the wall-clock time of any run longer than a scheduler "
+            "slice (the executor's batch-64 run more often than onnxruntime's): under load the CPU-time ratio is "
+            "the fair one.\n\n"
             + table(["model", "batch", "onnxruntime", "portable NNEF executor", "executor / onnxruntime",
                      "nnef-tools interpreter", "interpreter / onnxruntime"], torch_rows))
 
