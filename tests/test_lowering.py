@@ -294,10 +294,10 @@ def test_unsupported_operators_are_named() -> None:
         lower_proto(model.proto)
 
 
-# A real disagreement the path-aware checker (issue 13) finds, already in skl2onnx's KMeans graph before lowering:
-# NaN scores at a cluster centre (the square root of a distance that rounds below 0). (Binarizer(0.2) in float32,
-# found the same way, is fixed: portable's converter compares with the largest float32 <= the threshold.)
-_FOUND = {"kmeans": "KMeans (skl2onnx's graph): NaN distance at a cluster centre (sqrt of a negative rounding)"}
+# Disagreements the path-aware checker (issue 13) found here are fixed in the converters: KMeans (skl2onnx took the
+# square root of a distance that rounds below 0: NaN at a centre) and Binarizer(0.2) in float32 (a threshold
+# rounded to nearest float32). None is left.
+_FOUND: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_FOUND[n], strict=False))

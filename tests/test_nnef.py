@@ -155,8 +155,7 @@ def test_missing_values_follow_scikit_learn_in_trees(name: str, tmp_path: Path) 
     _torch_agrees(art, {"X": rows}, tmp_path / "m.nnef")
 
 
-# a real disagreement the path-aware checker (issue 13) finds: NaN distance at a KMeans cluster centre
-_FOUND = {"kmeans": "KMeans via NNEF: NaN distance at a cluster centre (sqrt of a negative rounding)"}
+_FOUND: dict[str, str] = {}  # KMeans' NaN at a centre was the converter's (fixed: distances as differences)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_FOUND[n], strict=False))

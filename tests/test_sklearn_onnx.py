@@ -263,3 +263,24 @@ def test_binarizer_threshold_rounding_matches_sklearn_in_onnxruntime() -> None:
             feed = x.astype(dtype)
             got = sess.run(None, {sess.get_inputs()[0].name: feed})[0]
             np.testing.assert_array_equal(got, est.transform(feed.astype(np.float64)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kmeans_distances_at_the_centres_match_sklearn_in_onnxruntime(dtype: str) -> None:
+    """At a centre the distance is ~0: |x|^2 - 2 x.c + |c|^2 rounds below 0 there and its square root was NaN."""
+    import onnxruntime as ort
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    X = np.random.default_rng(3).normal(size=(300, 5)) * 40 + 1000
+    for est in (KMeans(4, n_init=2, random_state=0).fit(X), MiniBatchKMeans(4, n_init=2, random_state=0).fit(X)):
+        art = portable.convert(est, to="onnx", dtype=dtype, check=False)
+        sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        rows = np.vstack([est.cluster_centers_, X[:50]]).astype(dtype)
+        label, dist = sess.run(None, {sess.get_inputs()[0].name: rows})
+        assert not np.isnan(dist).any()
+        np.testing.assert_array_equal(label, est.predict(rows.astype(np.float64)))
+        # scikit-learn's own distances carry the cancellation noise of |x|^2 - 2 x.c + |c|^2 (about
+        # sqrt(eps |x|^2), here ~5e-5 at a centre, where the distance is 0): allowed, and no more
+        noise = np.sqrt(8 * np.finfo(np.float64).eps * float((rows.astype(np.float64) ** 2).sum(axis=1).max()))
+        np.testing.assert_allclose(dist, est.transform(rows.astype(np.float64)),
+                                   rtol=1e-5 if dtype == "float32" else 1e-12, atol=noise)

@@ -187,15 +187,28 @@ def _final(est: Any) -> Any:
     return est
 
 
+_NEAREST_CENTRE = ("KMeans", "MiniBatchKMeans")  # predict = the nearest of cluster_centers_ (transform's argmin)
+
+
 def _decision(model: Any) -> Decision | None:
     """What `predict` follows: `decision_function` for linear models, SVMs, boosting and discriminant analysis,
     `predict_proba` for forests, neighbours, naive Bayes and networks (their predict is its argmax)."""
     est = model.estimator
     outs = model.signature.output_names
-    if "label" not in outs or not hasattr(est, "classes_"):
-        return None
     final = _final(est)
     name = type(final).__name__
+    if "label" in outs and name in _NEAREST_CENTRE and hasattr(est, "transform"):
+        def distances(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return -np.asarray(est.transform(model.to_frame_or_array(dict(inputs))), dtype=np.float64)
+
+        # predict is the nearest centre: the argmax of the negated distances to the centres
+        return Decision("label", "transform", distances, np.arange(len(final.cluster_centers_)), kind="score")
+    if "label" not in outs or not hasattr(est, "classes_"):
+        return None
     if hasattr(est, "decision_function") and name not in _BY_PROBA:
         method, kind = "decision_function", "score"
     elif hasattr(est, "predict_proba"):

@@ -1,4 +1,4 @@
-"""Clusterers with predict (MeanShift, AffinityPropagation, Birch, BisectingKMeans) and EllipticEnvelope."""
+"""Clusterers with predict (KMeans, MeanShift, AffinityPropagation, Birch, BisectingKMeans) and EllipticEnvelope."""
 from __future__ import annotations
 
 from typing import Any
@@ -22,7 +22,10 @@ def elliptic_envelope(em: Emitter, est: Any) -> list[Any]:
     return [sign_label(em, dec, strict=False), dec]
 
 
-@sklearn_converter("sklearn.cluster.MeanShift", "sklearn.cluster.AffinityPropagation", kind="clusterer")
+# KMeans too: skl2onnx's graph takes the square root of |x|^2 - 2 x.c + |c|^2, which rounds below 0 at a centre (NaN
+# where scikit-learn gives ~0); the distances here are sums of squared differences, never negative
+@sklearn_converter("sklearn.cluster.MeanShift", "sklearn.cluster.AffinityPropagation", "sklearn.cluster.KMeans",
+                   "sklearn.cluster.MiniBatchKMeans", kind="clusterer", replaces=True)
 def nearest_center(em: Emitter, est: Any) -> list[Any]:
     if getattr(est, "affinity", "euclidean") == "precomputed":
         raise UnsupportedModelError("AffinityPropagation(affinity='precomputed') predicts from a precomputed "
