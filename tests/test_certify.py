@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import pytest
 import portable
 from portable.errors import PortableError
 
+from .mutants import benchmark_mutations
 from .sample_models import SAMPLE_MODELS
 
-ROOT = Path(__file__).resolve().parent.parent
 TREE_IDS = [name for name, _ in SAMPLE_MODELS if "forest" in name or "boosting" in name]
 _BUILT: dict[str, tuple] = {}
 
@@ -95,23 +94,6 @@ def test_sample_tree_models_are_certified(name: str, dtype: str) -> None:
     assert "Certificate" in result._repr_html_()
 
 
-def _mutations(art: portable.Model, kinds: tuple[str, ...], per_kind: int, seed: int) -> list[tuple[str, object]]:
-    """Seeded mutations of `art` by the mutation benchmark's generator (benchmarks/mutations.py)."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        from benchmarks import mutations as gen
-    except ImportError as exc:  # a plain install without the benchmarks folder
-        pytest.skip(f"the mutation generator is not importable: {exc}")
-    finally:
-        sys.path.remove(str(ROOT))
-    rng = np.random.default_rng(seed)
-    out = []
-    for kind in kinds:
-        for site in gen.pick_sites(art.proto, kind, gen.sites(art.proto, kind, None), rng, per_kind):
-            out.append((kind, gen.mutate(art.proto, kind, site, rng)[0]))
-    return out
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["random_forest_classifier", "gradient_boosting_regressor",
                                   "gradient_boosting_classifier"])
@@ -119,7 +101,7 @@ def test_mutations_are_refuted_with_verified_counterexamples(name: str, dtype: s
     est, X, _ = _built(name)
     art = portable.convert(est, to="onnx", dtype=dtype, check=False)
     refuted = 0
-    for kind, proto in _mutations(art, ("threshold", "leaf", "intercept", "label"), 2, seed=1):
+    for kind, proto in benchmark_mutations(art, ("threshold", "leaf", "intercept", "label"), 2, seed=1):
         mutated = portable.load(proto)
         result = portable.certify(est, mutated)
         real = _max_diff(est, mutated, _dense_rows(X, mutated))
@@ -150,7 +132,7 @@ def test_check_certify_report_json_and_html(tmp_path: Path) -> None:
         assert o["certificate"]["status"] == "certified" and o["certificate"]["method"] == "trees"
     assert "certificate" in report.to_text() and "Certificate" in report._repr_html_()
     # a mutated artifact: the refutation's counterexample joins the report and the check fails
-    (_, proto), = _mutations(art, ("label",), 1, seed=0)
+    (_, proto), = benchmark_mutations(art, ("label",), 1, seed=0)
     bad = portable.check(est, portable.load(proto), samples=50, certify=True)
     assert not bad.equivalent
     assert any(c.get("found_by", "").startswith("certificate") for c in bad.counterexamples)
@@ -175,7 +157,7 @@ def test_cli_check_certify(tmp_path: Path) -> None:
     assert "certified (trees)" in res.output
     assert json.loads(rep.read_text())["outputs"][0]["certificate"]["status"] == "certified"
     art = portable.load(str(onnx_path))
-    (_, proto), = _mutations(art, ("leaf",), 1, seed=3)
+    (_, proto), = benchmark_mutations(art, ("leaf",), 1, seed=3)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(proto.SerializeToString())
     res = runner.invoke(cli, ["check", str(src), str(bad), "--certify", "--samples", "20"])
@@ -246,7 +228,7 @@ def test_bound_is_never_below_the_largest_sampled_difference(seed: int, kind: st
     est, X = _random_model(kind, seed)
     art = portable.convert(est, to="onnx", dtype=dtype, check=False)
     if mutate:
-        muts = _mutations(art, (mutate,), 1, seed)
+        muts = benchmark_mutations(art, (mutate,), 1, seed)
         if muts:
             art = portable.load(muts[0][1])
     result = portable.certify(est, art)

@@ -17,6 +17,7 @@ from portable.certification.core import CERTIFIED, REFUTED, Context, Domain, Dom
 from portable.equivalence.compare import tolerance_for
 from portable.formats.sklearn import SklearnModel
 
+from .mutants import benchmark_mutations
 from .sample_models import SAMPLE_MODELS, inputs_for
 
 AFFINE_SAMPLES = ["logreg_multiclass", "logreg_binary", "scaler_pca_logreg", "column_transformer_frame"]
@@ -236,24 +237,6 @@ def test_a_wrong_fill_value_is_refuted_at_a_missing_value():
 
 
 # -- the mutation benchmark's mutations, through portable.certify ----------------------------------------------------
-def _benchmark_mutations(art, kinds, per_kind: int, seed: int):
-    import sys
-    from pathlib import Path
-
-    root = str(Path(__file__).resolve().parent.parent)
-    sys.path.insert(0, root)
-    try:
-        from benchmarks import mutations as gen
-    except ImportError as exc:  # a plain install without the benchmarks folder
-        pytest.skip(f"the mutation generator is not importable: {exc}")
-    finally:
-        sys.path.remove(root)
-    rng = np.random.default_rng(seed)
-    out = []
-    for kind in kinds:
-        for site in gen.pick_sites(art.proto, kind, gen.sites(art.proto, kind, None), rng, per_kind):
-            out.append((kind, gen.mutate(art.proto, kind, site, rng)[0]))
-    return out
 
 
 MUTATED = [("sample", "logreg_binary"), ("sample", "column_transformer_frame"), ("sample", "mlp_classifier"),
@@ -277,7 +260,7 @@ def test_benchmark_mutations_are_refuted(table, name):
         data = X
     art = portable.convert(est, to="onnx", check=False, data=data)
     model = SklearnModel(est, data=data)
-    muts = _benchmark_mutations(art, ("coefficient", "intercept", "label", "category"), 2, seed=3)
+    muts = benchmark_mutations(art, ("coefficient", "intercept", "label", "category"), 2, seed=3)
     assert muts
     for kind, proto in muts:
         mutated = portable.load(proto)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..equivalence.report import _g, _jsonable
 from ..errors import PortableError
 from ..hints import Column
 from .core import CERTIFIED, METHODS, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn
@@ -106,22 +107,6 @@ def describe(c: Certificate | Mapping[str, Any]) -> str:
         return (f"difference {_g(cex.get('difference'))} > tolerance {_g(d.get('tolerance'))} at a verified "
                 f"counterexample ({d.get('reason') or ''})")
     return f"not certifiable: {d.get('reason')}"
-
-
-def _g(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.3g}"
-    return str(x)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 def html_section(d: Mapping[str, Any]) -> str:

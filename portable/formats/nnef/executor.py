@@ -1055,14 +1055,7 @@ class Executor:
     def _fuse_one_hot_selection(self) -> None:
         """`sum_reduce(select(eq(i, arange(F)), x, 0.0), axes=[2])` -- how portable's tree traversal reads each
         row's feature in NNEF, which has no per-row gather -- becomes one `take_along_axis`."""
-        producer = {outs[0]: i for i, (_, _, _, outs, _) in enumerate(self._steps) if len(outs) == 1}
-        uses: dict[str, int] = {}
-        for _, args, _, _, _ in self._steps:
-            for a in _flatten(args):
-                if type(a).__name__ == "Identifier":
-                    uses[str(a)] = uses.get(str(a), 0) + 1
-        for n in self.outputs:
-            uses[n] = uses.get(n, 0) + 1
+        producer, uses = self._graph_maps()
         drop: set[int] = set()
         for i, kind in enumerate(self._kinds):
             fn, args, attrs, outs, out_dtype = self._steps[i]
