@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PortableError, SignatureMismatchError
-from ..hints import GT, GTE, LEQ, LT, InputHints, TreeNodes
+from ..hints import GT, GTE, LEQ, LT, MEMBER, InputHints, TreeNodes
 from ..model import Model
 
 UNSEEN = "__portable_unseen__"
@@ -116,9 +116,15 @@ class Trees:
     missing: np.ndarray | None = None
     zero_eps: np.ndarray | None = None
     f32: np.ndarray | None = None
+    cat_feature: np.ndarray | None = None  # per node: the string feature a membership split tests, or -1
+    members: dict[int, frozenset] | None = None  # such a node -> the categories it sends left
 
     def __post_init__(self) -> None:
         n = len(self.feature)
+        if self.cat_feature is None:
+            self.cat_feature = np.full(n, -1, dtype=np.int64)
+        if self.members is None:
+            self.members = {}
         if self.mode is None:
             self.mode = np.zeros(n, dtype=np.int64)
         if self.missing is None:
@@ -134,12 +140,13 @@ class Trees:
         parent = np.concatenate([np.where(t.parent >= 0, t.parent + off, -1) for t, off in zip(parts, sizes)])
         cat = {name: np.concatenate([getattr(t, name) for t in parts])
                for name in ("feature", "threshold", "is_left", "native", "scale", "offset", "mode", "missing",
-                            "zero_eps", "f32")}
-        return Trees(parent=parent, **cat)
+                            "zero_eps", "f32", "cat_feature")}
+        members = {int(i + off): v for t, off in zip(parts, sizes) for i, v in t.members.items()}
+        return Trees(parent=parent, members=members, **cat)
 
     @property
     def splits(self) -> np.ndarray:
-        return np.flatnonzero(self.feature >= 0)
+        return np.flatnonzero((self.feature >= 0) | (self.cat_feature >= 0))
 
 
 @dataclass
@@ -519,14 +526,20 @@ def _plan_trees(plan: Plan, index: dict[tuple[str, int], int], t: TreeNodes) -> 
         return None
     feat_of_col = np.array([index.get(tuple(c), -1) for c in t.columns] + [-1], dtype=np.int64)
     feature = np.where(t.feature >= 0, feat_of_col[np.where(t.feature >= 0, t.feature, -1)], -1)
-    # splits on string features (or categorical memberships) have no numeric box
+    # splits on string features (or categorical memberships) have no numeric box; a membership split on a
+    # string feature with its categories known is kept apart (its rows take categories in and out of its set)
     str_feat = np.array([f.is_string for f in plan.features] + [False])
+    known = t.members or {}
+    member = (t.mode == MEMBER) & (t.left >= 0) & str_feat[feature] & \
+        np.isin(np.arange(len(t)), np.fromiter(known, dtype=np.int64, count=len(known)))
+    cat_feature = np.where(member, feature, -1)
+    members = {int(i): frozenset(str(v) for v in known[int(i)]) for i in np.flatnonzero(member)}
     feature = np.where(str_feat[feature], -1, feature)
     parent, is_left = t.parents()
     return Trees(feature=feature, threshold=t.raw_threshold(), parent=parent, is_left=is_left,
                  native=t.threshold, scale=t.scale, offset=t.offset, mode=t.mode.astype(np.int64),
                  missing=t.missing.astype(np.int64), zero_eps=t.zero_eps,
-                 f32=np.full(len(t), t.dtype == "float32"))
+                 f32=np.full(len(t), t.dtype == "float32"), cat_feature=cat_feature, members=members)
 
 
 def data_arrays(data: Any, model: Model, frame_columns: Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
@@ -797,7 +810,7 @@ def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
                 plan.__dict__["_boundary"] = fixed
     else:
         fixed = _boundary_fixed(plan, trees, np.sort(rng.choice(splits, n_nodes, replace=False)))
-    box_lo, box_hi, fix, feat, r, vals = fixed
+    box_lo, box_hi, fix, feat, r, vals, cats = fixed
     base = _cloud(plan, n_nodes, rng)
     rows = base.num
     if box_lo is not None:  # move each row inside the box its node's ancestors require, so it reaches the node
@@ -806,8 +819,15 @@ def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
             need = ~((v > box_lo) & (v < box_hi))
         need &= np.isfinite(fix)
         rows[need] = fix[need]
+    if cats is not None:  # the categories the node's membership ancestors require
+        (tj, tf, tv), (cr, cf, cv) = cats
+        base.txt[tj, tf] = tv
     b = base.take(r)
     b.num[np.arange(len(r)), feat[r]] = vals
+    if cats is not None and len(cr):  # a membership split: its categories in and out of its set, missing
+        c = base.take(cr)
+        c.txt[np.arange(len(cr)), cf] = cv
+        b = Batch.concat([b, c])
     b.source[:] = BOUNDARY
     return b
 
@@ -846,7 +866,60 @@ def _boundary_fixed(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, .
     r = np.concatenate([r, nan_nodes])
     vals = np.concatenate([cand[r[:len(k)], k], np.full(len(nan_nodes), np.nan)])
     order = np.argsort(r, kind="stable")
-    return box_lo, box_hi, fix, feat, r[order], vals[order]
+    cats = _member_rows(plan, trees, nodes) if np.any(trees.cat_feature >= 0) else None
+    return box_lo, box_hi, fix, feat, r[order], vals[order], cats
+
+
+MAX_CATEGORIES = 8  # a membership split's rows take at most this many categories of its set, and as many outside
+
+
+def _member_rows(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """For membership splits on string features: ((row, feature, category) that put each node's row on its
+    ancestors' membership sides, so that it reaches the node), and ((row, feature, category) of the extra rows
+    of each membership node among `nodes`: categories in its set, outside it, missing and unseen)."""
+    known = {i: [v for v in plan.features[i].values if v != ""] for i in range(len(plan.features))
+             if plan.features[i].is_string}
+    need: dict[tuple[int, int], tuple[set | None, set]] = {}  # (row, feature) -> (allowed or None, forbidden)
+    child, parent, idx = nodes.copy(), trees.parent[nodes].copy(), np.arange(len(nodes))
+    while True:
+        act = np.flatnonzero(parent >= 0)
+        if not act.size:
+            break
+        p = parent[act]
+        hit = trees.cat_feature[p] >= 0
+        for j, pp, ch in zip(idx[act][hit], p[hit], child[act][hit]):
+            key = (int(j), int(trees.cat_feature[pp]))
+            allowed, forbidden = need.get(key, (None, set()))
+            sent = trees.members.get(int(pp), frozenset())
+            if trees.is_left[ch]:
+                allowed = set(sent) if allowed is None else allowed & sent
+            else:
+                forbidden = forbidden | sent
+            need[key] = (allowed, forbidden)
+        child[act], parent[act] = p, trees.parent[p]
+    tj, tf, tv = [], [], []
+    for (j, f), (allowed, forbidden) in need.items():
+        opts = sorted((allowed if allowed is not None else set(known.get(f, []))) - forbidden)
+        if opts:
+            tj.append(j)
+            tf.append(f)
+            tv.append(opts[j % len(opts)])
+    cr, cf, cv = [], [], []
+    for j, node in enumerate(nodes):
+        f = int(trees.cat_feature[node])
+        if f < 0:
+            continue
+        sent = trees.members.get(int(node), frozenset())
+        inside = sorted(sent)[:MAX_CATEGORIES]
+        outside = [c for c in known.get(f, []) if c not in sent][:MAX_CATEGORIES]
+        extra = [""] if plan.features[f].nan_ok or plan.features[f].unseen_ok else []
+        extra += [UNSEEN] if f in plan.unseen_feats else []
+        for c in inside + outside + extra:
+            cr.append(j)
+            cf.append(f)
+            cv.append(c)
+    return ((np.asarray(tj, np.int64), np.asarray(tf, np.int64), np.asarray(tv, dtype=object)),
+            (np.asarray(cr, np.int64), np.asarray(cf, np.int64), np.asarray(cv, dtype=object)))
 
 
 def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:

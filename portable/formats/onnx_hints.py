@@ -184,6 +184,17 @@ class _Walker:
                 self.tree_of[node.output[0]] = self.trees[-1]
         elif op in ("LabelEncoder", "CategoryMapper", "OneHotEncoder"):
             self._categories(space, at, op)
+        elif op == "Equal" and len(ins) == 2 and self.const(ins[1]) is not None and len(space) == 1:
+            # a column compared with constant values (an encoder written with Equal: one-hot or ordinal codes
+            # of a string column): the values are its categories
+            c = self.const(ins[1]).reshape(-1)
+            if c.dtype.kind in "OUS" and space.cols[0] >= 0:
+                h = self.hints.column(self.col(space.cols[0]))
+                vals = [v.decode() if isinstance(v, bytes) else str(v) for v in c.tolist()]
+                h.categories = h.categories + [v for v in vals if v not in h.categories]
+                self.hints.learned("ONNX compared categories")
+            elif c.dtype.kind in "fiu":
+                self._values(space, c.astype(np.float64), "ONNX compared values", kink=False)
         elif op == "Imputer":
             for k in range(len(space)):
                 if space.cols[k] >= 0:

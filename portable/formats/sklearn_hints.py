@@ -134,6 +134,18 @@ def sklearn_hints(model: Any) -> InputHints:
         feat_names = [str(c) for c in getattr(est, "feature_names_in_", [s.name for s in specs])]
         space = _Space.raw([index.get(c, -1) for c in feat_names])
     learner = _Learner(hints, columns)
+    # columns a boosting model encodes itself from a pandas `category` dtype (HistGradientBoosting,
+    # XGBoost, LightGBM): their categories, in the library's code order (a code indexes this list)
+    for name, cats in (getattr(model, "categories", None) or {}).items():
+        k = next((j for j, c in enumerate(columns) if c == (name, 0)), None)
+        if k is None:
+            continue
+        learner.codes[k] = list(cats)
+        h = hints.column(columns[k])
+        h.categories = h.categories + [c for c in cats if c not in h.categories]
+        h.unseen_ok = True  # an unknown category is read as missing
+        h.nan_ok = True
+        hints.learned("category dtypes")
     if takes_nan(est):
         learner.nan_all(space)
     try:
@@ -234,6 +246,7 @@ class _Learner:
         self.hints = hints
         self.columns = columns
         self.points: list[np.ndarray] = []
+        self.codes: dict[int, list[Any]] = {}  # raw column -> its categories by code (a category dtype)
 
     def col(self, k: int) -> Column:
         return self.columns[k]
@@ -361,7 +374,7 @@ class _Learner:
                 sp = space.sub(feats[i]) if feats is not None and i < len(feats) else space
                 if hasattr(sub, "fit"):
                     self.visit(sub, sp)
-        for attr in ("estimator_", "base_estimator_", "best_estimator_"):
+        for attr in ("estimator_", "base_estimator_", "best_estimator_", "regressor_"):
             sub = getattr(est, attr, None)
             if sub is not None and hasattr(sub, "fit"):
                 self.visit(sub, space)
@@ -487,7 +500,8 @@ class _Learner:
     # -- trees -----------------------------------------------------------------------------------------------
     def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
              right: np.ndarray, source: str, *, mode: Any = None, missing: Any = None, zero_eps: float = 0.0,
-             values: np.ndarray | None = None, roots: np.ndarray | None = None, dtype: str | None = None) -> None:
+             values: np.ndarray | None = None, roots: np.ndarray | None = None, dtype: str | None = None,
+             members: dict[int, Any] | None = None) -> None:
         feature = np.asarray(feature, dtype=np.int64)
         left = np.asarray(left, dtype=np.int64)
         split = (left >= 0) & (feature >= 0) & (feature < len(space.cols))
@@ -498,7 +512,8 @@ class _Learner:
             list(self.columns), cols, np.where(left >= 0, np.asarray(threshold, float), np.nan), left,
             np.asarray(right, dtype=np.int64), mode=mode, missing=missing,
             scale=np.where(split, space.a[fk], 1.0), offset=np.where(split, space.b[fk], 0.0),
-            zero_eps=np.full(n, zero_eps), values=values, roots=roots, dtype=dtype, source=source))
+            zero_eps=np.full(n, zero_eps), values=values, roots=roots, dtype=dtype, source=source,
+            members=members or None))
         self.hints.learned("tree thresholds")
 
     def _sk_trees(self, space: _Space, trees: list[Any], source: str) -> None:
@@ -517,25 +532,56 @@ class _Learner:
                   np.where(right >= 0, right + shift, -1), source, missing=miss, roots=offsets)
 
     def _hgb(self, est: Any, space: _Space) -> None:
-        parts = []
+        parts, bitsets = [], []
         for it in est._predictors:
             for pred in it:
                 parts.append(pred.nodes)
+                bitsets.append(getattr(pred, "raw_left_cat_bitsets", None))
         if not parts:
             return
+        pre = getattr(est, "_preprocessor", None)
+        cats: dict[int, Any] = {}  # preprocessed feature -> the encoder's categories (a category's code: its index)
+        if pre is not None:
+            # categorical features from the dtype: the trees read the preprocessor's output, which puts the
+            # encoded categorical columns first, then the numerical ones
+            order = np.full(len(space.cols), -1, dtype=np.int64)
+            for tname, out in pre.output_indices_.items():
+                idx = pre._transformer_to_input_indices.get(tname, [])
+                order[np.arange(len(space.cols))[out]] = idx
+            enc = pre.named_transformers_.get("encoder")
+            out = np.arange(len(space.cols))[pre.output_indices_.get("encoder", slice(0, 0))]
+            for k, j in enumerate(out):
+                cats[int(j)] = list(enc.categories_[k]) if enc is not None else None
+            space = _Space(np.where(order >= 0, space.cols[np.maximum(order, 0)], -1), space.a[np.maximum(order, 0)],
+                           space.b[np.maximum(order, 0)])
         sizes = np.array([len(p) for p in parts])
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         shift = np.repeat(offsets, sizes)
         nodes = np.concatenate(parts)
         leaf = nodes["is_leaf"] == 1
         feat = np.where(leaf, -1, nodes["feature_idx"].astype(np.int64))
+        mode = np.full(len(nodes), LEQ, np.uint8)
+        members: dict[int, Any] = {}
         if "is_categorical" in nodes.dtype.names:
-            feat = np.where(nodes["is_categorical"] == 1, -1, feat)
+            categorical = (nodes["is_categorical"] == 1) & ~leaf
+            for i in np.flatnonzero(categorical):
+                t = int(np.searchsorted(offsets, i, side="right") - 1)
+                names = cats.get(int(feat[i]))
+                bits = bitsets[t]
+                if names is None or bits is None:
+                    feat[i] = -1
+                    continue
+                row = np.asarray(bits[int(nodes["bitset_idx"][i])], dtype=np.uint64)
+                # the categories whose code's bit is set go left
+                sent = [c for code, c in enumerate(names) if isinstance(c, str) and code < 32 * len(row)
+                        and (int(row[code // 32]) >> (code % 32)) & 1]
+                members[int(i)] = np.asarray(sent, dtype=object)
+                mode[i] = MEMBER
         left = np.where(leaf, -1, nodes["left"].astype(np.int64) + shift)
         right = np.where(leaf, -1, nodes["right"].astype(np.int64) + shift)
         self._add(space, feat, nodes["num_threshold"].astype(np.float64), left, right, "HistGradientBoosting",
-                  missing=nodes["missing_go_to_left"].astype(np.int8), roots=offsets,
-                  values=nodes["value"].astype(np.float64)[:, None])
+                  mode=mode, missing=nodes["missing_go_to_left"].astype(np.int8), roots=offsets,
+                  values=nodes["value"].astype(np.float64)[:, None], members=members)
 
     def _boosting(self, est: Any, space: _Space, lib: str) -> None:
         """XGBoost, LightGBM and CatBoost trees, read the way portable's converters read them."""
@@ -552,10 +598,23 @@ class _Learner:
             table = boosting._catboost_table(est)[0]
             dtype, eps, source = "float32", 0.0, "CatBoost"
         mode = np.full(len(table.left), LEQ, np.uint8) if table.mode is None else table.mode.astype(np.uint8)
-        feat = np.where(mode == MEMBER, -1, table.feature)
+        feat = np.asarray(table.feature, np.int64).copy()
+        members: dict[int, Any] = {}
+        for i in np.flatnonzero(mode == MEMBER):
+            # a membership split on a column the library codes from its category dtype: the categories sent
+            # left, by name; any other membership split reads something the walk cannot name
+            f = int(feat[i])
+            names = self.codes.get(int(space.cols[f])) if 0 <= f < len(space.cols) else None
+            codes = (table.members or {}).get(int(i))
+            if names is None or codes is None:
+                feat[i] = -1
+                continue
+            members[int(i)] = np.asarray([names[int(c)] for c in np.asarray(codes, np.float64)
+                                          if np.isfinite(c) and 0 <= int(c) < len(names) and c == int(c)],
+                                         dtype=object)
         self._add(space, feat, table.threshold, table.left, table.right, source, mode=mode,
                   missing=table.missing_left.astype(np.int8), zero_eps=eps, values=table.values,
-                  roots=table.roots, dtype=dtype)
+                  roots=table.roots, dtype=dtype, members=members)
 
 
 # ---- the whole model as a tree ensemble (portable.hints.TreeEnsemble, for certification) -------------------------
