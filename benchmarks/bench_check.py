@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ._util import best_of, peak_memory, table
+from ._util import peak_memory, table
 
 SAMPLES = 1000
-MIN_ROUNDS, MAX_ROUNDS, BUDGET_S = 7, 200, 1.5  # timing rounds per model: at least 7, more while under 1.5 s
+MIN_ROUNDS, MAX_ROUNDS, BUDGET_S = 9, 400, 3.0  # timing rounds per model: at least 9, more while under 3 s
+FIRST_ROUNDS = 5  # first checks timed per model
 
 
 def _models() -> list[tuple[str, Any, Any, Any]]:
@@ -56,9 +58,18 @@ def run() -> str:
         return _run()
 
 
+def _cpu(fn: Callable[[], Any]) -> float:
+    """CPU time of one call (every thread of the process: onnxruntime's too), in seconds."""
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
 def _run() -> str:
+    import os
+
     import portable
-    from portable.equivalence import _PLANS, _label_edges, _original_rows, _plan, check
+    from portable.equivalence import _PLANS, _label_edges, _original_rows, _plan
     from portable.equivalence.inputs import Batch, assemble, feed, generate
 
     rows = []
@@ -85,61 +96,74 @@ def _run() -> str:
             original.run(a_in)
             art.run(b_in)
 
-        inside = [0.0]  # time spent in the models' runs during one check
+        inside = [0.0]  # CPU time spent in the models' runs during one check
 
         def timed(run: Any) -> Any:
             def wrapper(inputs: Any) -> Any:
-                t0 = time.perf_counter()
+                t0 = time.process_time()
                 try:
                     return run(inputs)
                 finally:
-                    inside[0] += time.perf_counter() - t0
+                    inside[0] += time.process_time() - t0
             return wrapper
 
-        def checked() -> Any:
+        def checked() -> Any:  # what a user calls (the public function: arguments, check, report recorded)
             inside[0] = 0.0
-            return check(original, art, samples=SAMPLES, seed=0)
+            return portable.check(original, art, samples=SAMPLES)
 
         report = checked()  # warms both models' sessions, and learns the plan of this pair
 
         def first() -> Any:  # a pair's first check: it learns the input plan and the label-boundary pool too
             _PLANS.pop(art, None)
-            return check(original, art, samples=SAMPLES, seed=0)
+            return portable.check(original, art, samples=SAMPLES)
 
-        t_first = best_of(first, repeat=5)
+        firsts = []
+        for _ in range(FIRST_ROUNDS):
+            firsts.append(_cpu(first) / _cpu(both))
         checked()
         original.run, art.run = timed(original.run), timed(art.run)  # type: ignore[method-assign]
-        t_run = t_check = t_own = float("inf")
-        spent, rounds = 0.0, 0
-        while rounds < MIN_ROUNDS or (spent < BUDGET_S and rounds < MAX_ROUNDS):
+        runs, checks, owns, ratios = [], [], [], []
+        spent = 0.0
+        while len(runs) < MIN_ROUNDS or (spent < BUDGET_S and len(runs) < MAX_ROUNDS):
             # interleaved, so a busy machine slows both sides alike; fast models get more rounds
-            one_run, one_check = best_of(both, repeat=1), best_of(checked, repeat=1)
-            t_run, t_check = min(t_run, one_run), min(t_check, one_check)
-            t_own = min(t_own, one_check - inside[0])
-            spent, rounds = spent + one_run + one_check, rounds + 1
+            one_run, one_check = _cpu(both), _cpu(checked)
+            runs.append(one_run)
+            checks.append(one_check)
+            owns.append(one_check - inside[0])
+            ratios.append(one_check / one_run)
+            spent += one_run + one_check
+        del original.run, art.run  # the instance attributes go: the class's methods again
         _, mem_run = peak_memory(both)
         _, mem_check = peak_memory(checked)
-        ratio = t_check / t_run
+        t_run, t_check, t_own = (float(np.median(v)) for v in (runs, checks, owns))
+        ratio, ratio_min = float(np.median(ratios)), min(checks) / min(runs)
+        first_ratio = float(np.median(firsts))
         rows.append([name, f"{t_run * 1e3:.2f}", f"{t_check * 1e3:.2f}", f"{t_own * 1e3:.2f}",
                      f"{t_own / t_run:.0%}", f"**{ratio:.2f}x**" if ratio >= 1.5 else f"{ratio:.2f}x",
-                     f"{t_first * 1e3:.2f}", f"{t_first / t_run:.1f}x",
-                     f"{mem_check / max(mem_run, 1):.1f}x", "yes" if report.equivalent else "NO"])
+                     f"{ratio_min:.2f}x", f"{first_ratio:.1f}x", f"{mem_check / max(mem_run, 1):.1f}x",
+                     len(runs), "yes" if report.equivalent else "NO"])
     header = ["model (float32 ONNX)", "run both, ms", "check, ms", "checker's own, ms", "own / run both",
-              "check / run both (target < 1.5x)", "first check of the pair, ms", "first check / run both",
-              "peak memory, check / run both", "equivalent"]
+              "check / run both (target < 1.5x)", "best check / best run both", "first check of the pair / run both",
+              "peak memory, check / run both", "rounds", "equivalent"]
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     return ("## Equivalence checker: cost per 1,000 samples\n\n"
-            f"`portable.check(original, converted, samples={SAMPLES})` next to running the scikit-learn model and "
-            "its ONNX conversion (onnxruntime) once each on the same 1,000 generated rows (the rows of seed 0, fed "
-            "as the check feeds them), best of 7 to 200 interleaved rounds, with one BLAS/OpenMP thread for both. "
-            "*Checker's own* is a check's time minus the time of the two model runs inside that same check "
-            "(generating inputs, comparing, building the report), so noise in the model runs cancels; the next "
-            "ratio compares whole times and carries that noise (bold: at or above the 1.5x target of issue 18). "
-            "The input plan (ranges, tree splits and their boxes) and the pool of rows on the label boundary are "
-            "learned by a pair's first check and kept for the next ones; *first check* is a check that learns "
-            "them again (best of 5; both models' own hints are kept by the models). The machine was shared with "
-            "other sessions' tests and benchmarks during the run (load average above 10 on 2 cores): absolute "
-            "times are inflated, ratios of best-of-many less so. No check below fails, so no shrinking is "
-            "timed.\n\n"
+            f"`portable.check(original, converted, samples={SAMPLES})` (the public function, as a user calls it: "
+            "arguments checked, the check, its report recorded in the in-memory artifact's metadata) next to "
+            "running the scikit-learn model and its ONNX conversion (onnxruntime) once each on the same rows the "
+            "check compares (1,000 generated rows plus the label-boundary rows of seed 0, fed as the check feeds "
+            "them), with one BLAS/OpenMP thread for both. Times are CPU time of the process (onnxruntime's "
+            f"threads included), the median over {MIN_ROUNDS} to {MAX_ROUNDS} interleaved rounds (a round: run "
+            "both, then check); *check / run both* is the median of the rounds' ratios (bold: at or above the "
+            "1.5x target of issue 18), *best check / best run both* the ratio of the fastest of each. *Checker's "
+            "own* is a check's time minus the time of the two model runs inside that same check (generating "
+            "inputs, comparing, building and recording the report). The input plan (ranges, tree splits and "
+            "their boxes) and the pool of rows on the label boundary are learned by a pair's first check and "
+            "kept for the next ones; *first check* is a check that learns them again (the median of "
+            f"{FIRST_ROUNDS} such checks, each over a run of both just after it; both models' own hints are "
+            "kept by the models). No check below fails, so no shrinking is timed. The machine was shared with "
+            f"other sessions' work (load average {load} over 1 / 5 / 15 minutes at the end of the run, on "
+            f"{os.cpu_count()} cores): CPU times are inflated by the sharing, ratios of interleaved rounds less "
+            "so.\n\n"
             + table(header, rows))
 
 

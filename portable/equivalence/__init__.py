@@ -374,15 +374,20 @@ def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tu
         return None
     pool = plan.__dict__.get("_edges")
     if pool is None:
-        pool = plan.__dict__["_edges"] = _edge_pool(plan, original, converted, labels[0])
+        pool = _edge_pool(plan, original, converted, labels[0])
+        if isinstance(pool, tuple):  # kept as one batch, lower rows first, so a check takes its rows at once
+            lo, hi = pool
+            pool = (len(lo), Batch.concat([lo, hi]))
+            pool[1].source[:] = BOUNDARY
+        plan.__dict__["_edges"] = pool
     if not isinstance(pool, tuple):
         return None
-    lo, hi = pool
-    m = min(len(lo), 64, max(8, samples // 16))
-    pick = np.sort(rng.choice(len(lo), m, replace=False)) if m < len(lo) else np.arange(len(lo))
-    edge = Batch.concat([lo.take(pick), hi.take(pick)])
-    edge.source[:] = BOUNDARY
-    return edge
+    half, both = pool
+    m = min(half, 64, max(8, samples // 16))
+    if m >= half:
+        return both.take(np.arange(2 * half))
+    pick = np.sort(rng.choice(half, m, replace=False))
+    return both.take(np.concatenate([pick, pick + half]))
 
 
 def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tuple[Batch, Batch] | bool:
@@ -422,12 +427,19 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
             return False
         lo, hi = found
     else:
-        first, second = np.arange(m), np.arange(m, 2 * m)
+        # each row of the first half with a random row of the second half that has another label (the draws
+        # are those of one `rng.integers(0, len(others))` per row that has others, in row order)
+        second = np.arange(m, 2 * m)
+        labels_seen, group = np.unique(lab[:m], return_inverse=True)
+        others = [second[lab[second] != u] for u in labels_seen]
+        count = np.array([len(o) for o in others])[group.reshape(-1)]
         partner = np.full(m, -1)
-        for i in first:  # each row of the first half with a row of the second half that has another label
-            other = second[lab[second] != lab[i]]
-            if len(other):
-                partner[i] = other[int(rng.integers(0, len(other)))]
+        has = np.flatnonzero(count > 0)
+        if len(has):
+            k = rng.integers(0, count[has])
+            for g, o in enumerate(others):
+                sel = group.reshape(-1)[has] == g
+                partner[has[sel]] = o[k[sel]]
         keep = np.flatnonzero(partner >= 0)
         if not len(keep):
             return False

@@ -204,8 +204,8 @@ def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
     r.bad = differ.reshape(len(va), -1)
     r.bad = r.bad[:, 0] if r.bad.shape[1] == 1 else _rowwise(np.logical_or, r.bad)
     r.differ = r.bad
-    r.severity = r.bad.astype(float)
-    r.mismatches = int(r.bad.sum())
+    r.mismatches = int(np.count_nonzero(r.bad))
+    r.severity = r.bad.astype(float) if r.mismatches else np.zeros(len(r.bad))
     r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
 
 
@@ -221,8 +221,7 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
         return
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         # one pass of numpy per quantity, in place where possible
-        diff = vb.reshape(n, -1).astype(np.float64)  # a fresh copy, made |x - y| in place
-        np.subtract(x, diff, out=diff)
+        diff = np.subtract(x, vb.reshape(n, -1), dtype=np.float64)  # |x - y|, computed in float64
         np.abs(diff, out=diff)
         mag = np.abs(x)
         top = float(np.maximum.reduce(diff, axis=None))  # NaN when any element is NaN

@@ -56,16 +56,11 @@ class Report:
 
     def error_histograms(self) -> dict[str, dict[str, list[Any]]]:
         """Per numeric output: how many rows fall in each decade of error/tolerance (1 = at the tolerance)."""
-        import numpy as np
-
         out = {}
         for name, sev in self.severities.items():
-            sev = np.asarray(sev, dtype=np.float64)
-            if not sev.size:
-                continue
-            counts = np.histogram(np.clip(np.nan_to_num(sev, nan=np.inf, posinf=1e300), 0, 1e300),
-                                  bins=HIST_EDGES)[0]
-            out[name] = {"edges": HIST_LABELS, "counts": counts.tolist()}
+            counts = decade_counts(sev)
+            if counts is not None:
+                out[name] = {"edges": HIST_LABELS, "counts": counts}
         return out
 
     # -- machine-readable ------------------------------------------------------------------------------------
@@ -225,6 +220,24 @@ class Report:
 #: decades of error/tolerance; the last two bins are beyond the tolerance
 HIST_EDGES = [0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, float("inf")]
 HIST_LABELS = ["0", "1e-6", "1e-5", "1e-4", "1e-3", "0.01", "0.1", "1", "10", "inf"]
+_INNER: Any = None  # HIST_EDGES[1:-1] as an array, made on first use (numpy is imported lazily)
+
+
+def decade_counts(severity: Any) -> list[int] | None:
+    """How many values of `severity` (errors in units of their tolerance) fall in each bin of `HIST_EDGES`,
+    as `np.histogram` counts them (half-open bins, the last one closed), with NaN counted as infinite and
+    negative values as 0; None for no values. One binary search per value and one count: np.histogram with
+    its clipping costs five times as much, which a check of a small model pays on every call."""
+    import numpy as np
+
+    global _INNER
+    sev = np.asarray(severity, dtype=np.float64).reshape(-1)
+    if not sev.size:
+        return None
+    if _INNER is None:
+        _INNER = np.array(HIST_EDGES[1:-1])
+    # side="right": a value equal to an edge goes to the bin it opens; NaN sorts after +inf, into the last bin
+    return np.bincount(np.searchsorted(_INNER, sev, side="right"), minlength=len(HIST_EDGES) - 1).tolist()
 
 
 def _svg_histogram(name: str, counts: list[int]) -> str:

@@ -41,7 +41,7 @@ from ..model import Model
 from .compare import compare as compare_outputs
 from .compare import excuse_tied, failing_rows, match_outputs
 from .inputs import InputSlot, data_arrays, feed, match_inputs
-from .report import HIST_EDGES, HIST_LABELS, Report
+from .report import HIST_EDGES, HIST_LABELS, Report, decade_counts
 
 CHUNK_ROWS = 100_000  # rows read, run and compared at a time (per worker)
 SAMPLE_ROWS = 2_000   # rows of the data the generated-row check sees (ranges, tolerances)
@@ -531,9 +531,7 @@ def check_chunk(ctx: Context, part: Part, first_row: int, df: Any) -> Partial:
         stats = OutputStats(mismatches=int(r.mismatches), near_ties=int(r.near_ties), error=r.error)
         if r.kind != "label" and not r.error:
             stats.max_abs_diff, stats.max_rel_diff = r.max_abs_diff, r.max_rel_diff
-            sev = np.clip(np.nan_to_num(np.asarray(r.severity, dtype=np.float64), nan=np.inf, posinf=1e300), 0,
-                          1e300)
-            stats.hist = np.histogram(sev, bins=HIST_EDGES)[0].tolist()
+            stats.hist = decade_counts(r.severity) or [0] * (len(HIST_EDGES) - 1)
         sev = np.asarray(r.severity, dtype=np.float64)
         if sev.size:
             sev = np.where(np.isnan(sev), np.inf, sev)
