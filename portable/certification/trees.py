@@ -374,6 +374,13 @@ def _gamma(n: int, u: float) -> float:
     return n * u / (1 - n * u)
 
 
+def _extent(*terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of the positive parts, sum of the negative parts) of constant terms."""
+    pos = sum(np.maximum(np.asarray(v, np.float64), 0) for v in terms)
+    neg = sum(np.maximum(-np.asarray(v, np.float64), 0) for v in terms)
+    return np.asarray(pos, np.float64).copy(), np.asarray(neg, np.float64).copy()
+
+
 @certification_method("trees", priority=10)
 def certify_trees(original: Any, converted: Any, domain: Domain, ctx: Context) -> dict[str, Certificate] | None:
     """The tree method (see the module docstring). None when neither model is a tree ensemble."""
@@ -558,8 +565,13 @@ class TreeProof:
         # its half-range bounds the tree's share (a constant offset between the sides cancels exactly)
         shift = (aA * ea.base[kA] + bA) - (aB * eb.base[kB] + bB) if J else np.zeros(0)
         spread = np.zeros(J)
-        mag_a = np.abs(bA) + np.abs(aA) * np.abs(ea.base[kA]) if J else np.zeros(0)
-        mag_b = np.abs(bB) + np.abs(aB) * np.abs(eb.base[kB]) if J else np.zeros(0)
+        # every partial sum of the terms (base, constant, one leaf per tree), in whatever order a side adds them,
+        # lies within [-neg, pos]: its rounding is at most u |partial| per addition
+        pos_a, neg_a = _extent(aA * ea.base[kA], bA)
+        pos_b, neg_b = _extent(aB * eb.base[kB], bB)
+        # the range of the original's score columns (exact arithmetic), for the tolerance's relative part
+        s_lo = aA * ea.base[kA] + bA if J else np.zeros(0)
+        s_hi = s_lo.copy()
         worst: list[tuple[float, np.ndarray]] = []
         probes = 0
         for t, u in self.matched:
@@ -570,8 +582,13 @@ class TreeProof:
             emax, emin = e.max(axis=0), e.min(axis=0)
             shift += (emax + emin) / 2
             spread += (emax - emin) / 2
-            mag_a += np.abs(va[ba.leaf][:, kA] * aA).max(axis=0)
-            mag_b += np.abs(vb[bb.leaf][:, kB] * aB).max(axis=0)
+            ta, tb = va[ba.leaf][:, kA] * aA, vb[bb.leaf][:, kB] * aB
+            pos_a += np.maximum(ta.max(axis=0), 0)
+            neg_a += np.maximum(-ta.min(axis=0), 0)
+            pos_b += np.maximum(tb.max(axis=0), 0)
+            neg_b += np.maximum(-tb.min(axis=0), 0)
+            s_lo += ta.min(axis=0)
+            s_hi += ta.max(axis=0)
             for j in range(J):
                 if emax[j] == emin[j]:
                     continue
@@ -589,14 +606,17 @@ class TreeProof:
         self.candidates = [w[1] for w in worst[:48]] + self.candidates
         self.candidates.append(self._point(self.lo, self.hi, self.nan, self.cat_all))
         ua, ub = U[ea.accumulate], U[eb.accumulate]
-        rounding = _gamma(T + ea.terms + 2, ua) * mag_a + _gamma(T + eb.terms + 2, ub) * mag_b
+        rounding = _gamma(T + ea.terms + 2, ua) * np.maximum(pos_a, neg_a) + \
+            _gamma(T + eb.terms + 2, ub) * np.maximum(pos_b, neg_b)
+        self.s_range = (s_lo - rounding, s_hi + rounding)
         diff = np.abs(shift) + spread
         delta = diff + rounding
         for name, (oa, ob) in jobs.items():
             if name in certs:
                 continue
             sel = np.array([o == name for o in owners], bool)
-            certs[name] = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub))
+            certs[name] = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub),
+                                       (self.s_range[0][sel], self.s_range[1][sel]))
         feeds = None
         for c in certs.values():
             if c.status == REFUTED:  # to be verified by running both models where the difference should be
@@ -607,8 +627,76 @@ class TreeProof:
                 c.candidates = [feeds] if feeds is not None else []
         return certs
 
+    def _tie(self, oa: Any, d: float) -> tuple[float, float] | None:
+        """(largest gap between the top two probabilities where the labels may differ, the gap the sampled check
+        calls a near-tie: twice the probability output's tolerance at the top probability), when the original
+        reads its probabilities from the same scores as its label; else None. The labels can differ only where
+        the top two decision scores are within 2d (a threshold rule: the score within d of 0)."""
+        for pname, kind in self.ctx.outputs.items():
+            po = self.a.ens.outputs.get(pname)
+            if kind != "probability" or po is None or po.kind == "label" or set(po.k.tolist()) != set(oa.k.tolist()):
+                continue
+            if oa.rule == "threshold":  # p = logistic(s), the gap |2p - 1| <= |s| / 2
+                if po.kind != "columns" or any(f != "logistic" for f in po.fn):
+                    continue
+                return d / 2 * float(np.max(np.abs(po.c))), 2 * self.ctx.allowed(pname, 0.5)
+            k = max(len(oa.k), 2)
+            if po.kind == "softmax":  # p1 - p2 = p1 (1 - e^-(s1 - s2)) <= s1 - s2
+                gap = 2 * d
+            elif all(f == "identity" for f in po.fn):
+                gap = 2 * d * float(np.max(np.abs(po.c)))
+            elif all(f == "logistic" for f in po.fn):
+                gap = 2 * d * 0.25 * float(np.max(np.abs(po.c)))
+            else:
+                continue
+            return gap, 2 * self.ctx.allowed(pname, 1.0 / k)
+        return None
+
+    def _value_bound(self, name: str, oa: Any, delta: np.ndarray, u: float,
+                     s_range: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+        """(bound, tolerance) of a numeric output whose score columns differ by at most `delta`: the bound at the
+        value where it comes closest to (or goes furthest past) the tolerance `atol * scale + rtol * |value|`.
+
+        A logistic column `c * s(z) + d` moves by at most `|c| s (1 - s) delta e^delta` (the slope at the mean
+        value point is within e^delta of the original's s (1 - s)) and by at most `|c| delta / 4`; a softmax's
+        p_i by `2 p_i (1 - p_i) max(delta) e^(4 max(delta))` and by `max(delta) / 2`; an identity column by
+        `|c| delta` over the original's range of values. Each adds the post transform's own rounding."""
+        ctx = self.ctx
+        a0 = ctx.allowed(name, 0.0)
+        rt = ctx.allowed(name, 1.0) - a0
+        worst_excess, worst = -np.inf, (0.0, a0)
+        if not len(delta):
+            return 0.0, a0
+        if oa.kind == "softmax":
+            dm = float(delta.max())
+            cols = [("softmax", 1.0, 0.0, 0.5 * dm, 2 * dm * np.exp(min(4 * dm, 50.0)), POST_ULPS * u, 0.0, 1.0)]
+        else:
+            cols = []
+            for j, f in enumerate(oa.fn):
+                c, dd, dj = float(oa.c[j]), float(oa.d[j]), float(delta[j])
+                lo, hi = float(s_range[0][j]), float(s_range[1][j])
+                if f == "identity":
+                    cols.append(("identity", c, dd, abs(c) * dj, 0.0, 4 * u * abs(dd), lo, hi))
+                else:
+                    cols.append(("logistic", c, dd, LIPSCHITZ["logistic"] * abs(c) * dj,
+                                 abs(c) * dj * np.exp(min(dj, 50.0)), POST_ULPS * u * abs(c) + 4 * u * abs(dd),
+                                 float(_sigmoid(lo)), float(_sigmoid(hi))))
+        for kind, c, dd, flat, curve, own, lo, hi in cols:
+            if kind == "identity":
+                # |value| = |c s + d| over s in [lo, hi]: the tolerance is smallest where it is smallest
+                vals = [c * lo + dd, c * hi + dd]
+                vmin = 0.0 if min(vals) <= 0 <= max(vals) else min(abs(v) for v in vals)
+                b, t = flat + own, a0 + rt * vmin
+                ex = b - t
+            else:
+                # f(p) = min(flat, curve p (1 - p)) + own against a0 + rt |c p + d| over p in [lo, hi]
+                ex, b, t = _worst_excess(flat, curve, own, a0, rt, c, dd, max(lo, 0.0), min(hi, 1.0))
+            if ex > worst_excess:
+                worst_excess, worst = ex, (b, t)
+        return float(worst[0]), float(worst[1])
+
     def _output(self, name: str, oa: Any, ob: Any, delta: np.ndarray, diff: np.ndarray, rounding: np.ndarray,
-                u: float) -> Certificate:
+                u: float, s_range: tuple[np.ndarray, np.ndarray] | None = None) -> Certificate:
         ctx = self.ctx
         arithmetic = (f"leaf values as stored by each side; sums of {len(self.a.roots)} trees bounded by "
                       f"n*u/(1-n*u) of the sum of the largest |terms| (u = 2^-{int(-np.log2(u))}); routing in "
@@ -626,21 +714,17 @@ class TreeProof:
         if oa.kind == "label":
             allowed = ctx.allowed(name, 0.0)
             details["exact_where_margin_exceeds"] = 2 * d if oa.rule == "argmax" else d
-            if d <= allowed:
+            tie = self._tie(oa, d)
+            if tie is not None:
+                details["probability_gap_where_labels_may_differ"], details["near_tie_tolerance"] = tie[0], tie[1]
+            if d <= allowed or (tie is not None and tie[0] <= tie[1]):
                 return Certificate(name, CERTIFIED, method="trees", bound=0.0, identical=False, tolerance=allowed,
                                    arithmetic=arithmetic, details={**details, "decision_bound": d,
                                                                    "near_ties_only": True})
             return Certificate(name, REFUTED, method="trees", bound=d, tolerance=allowed,
                                arithmetic=arithmetic, reason=f"the decision scores may differ by {d:.3g}, more "
                                f"than the tie tolerance {allowed:.3g}", details=details)
-        if oa.kind == "softmax":
-            bound = LIPSCHITZ["softmax"] * d + POST_ULPS * u
-        else:
-            lip = np.array([LIPSCHITZ[f] for f in oa.fn]) * np.abs(oa.c)
-            out_round = np.where(np.array([f != "identity" for f in oa.fn]), POST_ULPS * u, 0.0) * np.abs(oa.c) + \
-                4 * u * np.abs(oa.d)
-            bound = float((lip * delta + out_round).max()) if len(delta) else 0.0
-        allowed = ctx.allowed(name, 0.0)
+        bound, allowed = self._value_bound(name, oa, delta, u, s_range)
         identical = bound == 0.0
         if bound > allowed and self.uncertain:
             details["uncertain_splits"] = self.uncertain
@@ -654,6 +738,34 @@ class TreeProof:
                     "branches on the two sides)")
         return Certificate(name, REFUTED, method="trees", bound=float(bound), tolerance=allowed,
                            arithmetic=arithmetic, reason=why, details=details)
+
+
+def _sigmoid(z: float) -> float:
+    return float(0.5 * (1 + np.tanh(0.5 * np.clip(z, -1e300, 1e300))))
+
+
+def _worst_excess(flat: float, curve: float, own: float, a0: float, rt: float, c: float, d: float, lo: float,
+                  hi: float) -> tuple[float, float, float]:
+    """The largest excess of `min(flat, curve p (1 - p)) + own` over the tolerance `a0 + rt |c p + d|` for p in
+    [lo, hi], with the bound and tolerance there. Piecewise concave: its maximum is at an end, at the sign change
+    of c p + d, where curve p (1 - p) meets flat, or at a vertex of a concave piece; all are tried."""
+    pts = {lo, hi}
+    if c and lo < -d / c < hi:
+        pts.add(-d / c)
+    if curve > 0:
+        disc = 1 - 4 * flat / curve
+        if disc > 0:
+            pts |= {0.5 - np.sqrt(disc) / 2, 0.5 + np.sqrt(disc) / 2}
+        for sgn in (1.0, -1.0):
+            pts.add((curve - rt * sgn * c) / (2 * curve))
+    best = (-np.inf, 0.0, a0)
+    for p in pts:
+        p = min(max(float(p), lo), hi)
+        b = min(flat, curve * p * (1 - p)) + own
+        t = a0 + rt * abs(c * p + d)
+        if b - t > best[0]:
+            best = (b - t, b, t)
+    return best
 
 
 def _values(ens: TreeEnsemble) -> np.ndarray:
