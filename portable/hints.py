@@ -367,6 +367,11 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
             if len(d) > 4 and d[4]:
                 recipes[int(i)] = d[4]
             continue
+        if mode[i] == MEMBER and d[0] == "ord":  # codes in the set go left: the categories with those codes
+            codes = {float(v) for v in np.asarray((nodes.members or {}).get(int(i), []), np.float64).reshape(-1)}
+            feat[i], scale[i], offset[i], threshold[i] = d[1], 1.0, 0.0, np.nan
+            members[int(i)] = np.asarray([str(c) for c, code in d[2].items() if float(code) in codes], dtype=object)
+            continue
         if mode[i] not in (LEQ, LT, GTE, GT):
             raise ValueError(f"split {i} tests an encoded category with mode {int(mode[i])}")
         t, m = float(threshold[i]), int(mode[i])
