@@ -188,7 +188,22 @@ def _read_trees(op: Any, at: dict[str, Any], consts: dict[str, Any], width: int)
         walker._trees_v5(space, at)
     else:
         walker._trees_v3(space, at, op.op_type)
-    return walker.trees[-1] if walker.trees else None
+    if not walker.trees:
+        return None
+    nodes = walker.trees[-1]
+    if op.op_type == "TreeEnsemble" and "membership_values" in at:
+        # the values each BRANCH_MEMBER node tests, in the order of those nodes, NaN-delimited
+        from onnx import numpy_helper
+
+        mv = numpy_helper.to_array(at["membership_values"]).astype(np.float64).reshape(-1)
+        groups = np.split(mv, np.flatnonzero(np.isnan(mv)))
+        sets = [g[~np.isnan(g)] for g in groups]
+        modes = numpy_helper.to_array(at["nodes_modes"]).reshape(-1)
+        member_nodes = np.flatnonzero(modes == 6)
+        if len(sets) < len(member_nodes):
+            return None
+        nodes = replace(nodes, members={int(i): sets[k] for k, i in enumerate(member_nodes)})
+    return nodes
 
 
 def _merge_split(graph: Any, trees: list[Any]) -> tuple | None:
@@ -327,13 +342,47 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
     if op == "MatMul" and x is not None and len(ins) == 2 and all(d[0] == "ind" for d in x) and \
             len({d[1] for d in x}) == 1:
         m = _const(consts, ins[1])
-        if m is None or m.ndim != 2 or m.shape[0] != len(x) or not np.all((m == 0) | (m == 1)):
+        if m is None or m.ndim != 2 or m.shape[0] != len(x):
             return None
-        # each output column sums indicators of distinct categories: the indicator of their set
         cats = [d[2] for d in x]
         if len(set(cats)) != len(cats) or any(not isinstance(c, str) for c in cats):
             return None
-        return [("ind", x[0][1], frozenset(c for c, on in zip(cats, m[:, k]) if on)) for k in range(m.shape[1])]
+        # each output column sums indicators of distinct categories: of 0/1 weights, the indicator of their set;
+        # else a value per category (a code: 0 for a value that is none of them)
+        return [("ind", x[0][1], frozenset(c for c, on in zip(cats, m[:, k]) if on))
+                if np.all((m[:, k] == 0) | (m[:, k] == 1)) else
+                ("ord", x[0][1], {c: float(v) for c, v in zip(cats, m[:, k])}) for k in range(m.shape[1])]
+    if op == "ReduceSum" and x is not None and all(d[0] == "ind" and isinstance(d[2], str) for d in x) and \
+            len({d[1] for d in x}) == 1 and at.get("keepdims", 1) == 1:
+        axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
+        if axes is None or axes.reshape(-1).tolist() not in ([1], [-1]):
+            return None
+        return [("ind", x[0][1], frozenset(d[2] for d in x))]  # disjoint indicators: the indicator of their set
+    if op == "Greater" and x is not None and len(x) == 1 and x[0][0] == "ind" and len(ins) == 2:
+        c = _const(consts, ins[1])
+        if c is None or c.size != 1 or not 0 <= float(c.reshape(-1)[0]) < 1:
+            return None
+        cond[n.output[0]] = ("found", x[0][1], x[0][2])  # the value is one of the categories
+        return True
+    if op == "Floor" and x is not None:  # the identity on integer codes; numbers are floored (not read)
+        return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("floor", d[1])
+                for d in x]
+    if op == "Where" and len(ins) == 3 and ins[0] in consts and ins[1] in cols and ins[2] in cols:
+        mask = _const(consts, ins[0]).reshape(-1).astype(bool)
+        a, b = cols[ins[1]], cols[ins[2]]
+        if len(a) != len(b) or mask.size not in (1, len(a)):
+            return None
+        mask = np.broadcast_to(mask, (len(a),))
+        return [a[j] if mask[j] else b[j] for j in range(len(a))]
+    if op == "Where" and len(ins) == 3 and ins[0] in cond and cond[ins[0]][0] == "found" and ins[1] in cols and \
+            ins[2] in consts:
+        col, known = cond[ins[0]][1], cond[ins[0]][2]
+        got = cols[ins[1]]
+        if len(got) == 1 and got[0][0] == "ind" and got[0][1] == col and set(got[0][2]) <= set(known):
+            got = [("ord", col, {c: float(c in got[0][2]) for c in known})]  # codes 0 and 1 read as a set
+        if len(got) == 1 and got[0][0] == "ord" and got[0][1] == col and set(got[0][2]) == set(known):
+            return got  # a known category's code (the others take the constant: not in the domain's categories)
+        return None
     if op == "Where" and len(ins) == 3 and ins[0] in cond and ins[2] in cols:
         c = cond[ins[0]]
         marker = c[2].decode() if len(c) > 2 and isinstance(c[2], bytes) else (c[2] if len(c) > 2 else None)

@@ -640,11 +640,21 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
         ("num", int(c), 1.0, 0.0, () if c >= 0 and learner.columns[c][0] in wide else None) for c in space.cols]
     if any(d[1] < 0 for d in derived):
         return None
+    final = steps[-1]
+    native = dict(getattr(model, "categories", None) or {})
+    if native and len(steps) == 1 and type(final).__module__.split(".")[0] in ("xgboost", "lightgbm"):
+        # the library reads a pandas category column as its code: the position among the fitted categories
+        derived = [("ord", d[1], {str(v): float(k) for k, v in enumerate(native[learner.columns[d[1]][0]])})
+                   if d[0] == "cat" and learner.columns[d[1]][0] in native else d for d in derived]
     for step in steps[:-1]:
         derived = _derive(step, derived)
         if derived is None:
             return None
-    final = steps[-1]
+    pre = getattr(final, "_preprocessor", None)
+    if pre is not None and hasattr(final, "_predictors"):  # HistGradientBoosting's own category encoder
+        derived = _derive(pre, derived)
+        if derived is None:
+            return None
     build = _ENSEMBLES.get(type(final).__name__)
     if build is None:
         return None
@@ -720,8 +730,9 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
                 for d, s, o, r in zip(derived, scale, offset, steps)]
     if name in _PURE:
         return [derived[i] for i in np.flatnonzero(step.get_support())]
-    if name == "FunctionTransformer" and step.func is None:
-        return derived
+    if name == "FunctionTransformer" and (step.func is None or getattr(getattr(step.func, "func", None), "__name__",
+                                                                       "") == "check_array"):
+        return derived  # the identity, or HistGradientBoosting's check_array to float64 (exact)
     if name == "SimpleImputer":
         stats = np.asarray(step.statistics_)
         if getattr(step, "add_indicator", False) or (stats.dtype.kind == "f" and np.isnan(stats).any()):
@@ -751,13 +762,16 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
 def _nodes(space: _Space, columns: list[Column], parts: list[tuple[Any, np.ndarray]], source: str) -> TreeNodes:
     """One TreeNodes of several trees: `parts` holds (tree arrays, leaf values [n_nodes, K]) per tree, the
     arrays a scikit-learn `Tree` or a dict of `feature threshold left right missing dtype` (HistGradientBoosting)."""
-    feats, thr, left, right, miss, vals, roots = [], [], [], [], [], [], []
+    feats, thr, left, right, miss, vals, roots, modes = [], [], [], [], [], [], [], []
+    members: dict[int, np.ndarray] = {}
     start = 0
     dtype = None
     for tree, values in parts:
         if isinstance(tree, dict):
             f, t, lc, rc, m, dtype = (tree["feature"], tree["threshold"], tree["left"], tree["right"],
                                       tree["missing"], tree.get("dtype"))
+            for i, v in (tree.get("members") or {}).items():  # membership splits (native categories)
+                members[int(i) + start] = v
         else:  # scikit-learn trees compare float32(x) with a float64 threshold
             f, t, lc, rc = tree.feature, tree.threshold, tree.children_left, tree.children_right
             m = getattr(tree, "missing_go_to_left", None)
@@ -770,6 +784,8 @@ def _nodes(space: _Space, columns: list[Column], parts: list[tuple[Any, np.ndarr
         left.append(np.where(lc >= 0, lc + start, -1))
         right.append(np.where(rc >= 0, rc + start, -1))
         miss.append(np.asarray(m, np.int8))
+        modes.append(np.asarray(tree["mode"], np.uint8) if isinstance(tree, dict) and "mode" in tree
+                     else np.full(len(lc), LEQ, np.uint8))
         vals.append(np.asarray(values, np.float64).reshape(len(lc), -1))
         start += len(lc)
     feature, left_a = np.concatenate(feats), np.concatenate(left)
@@ -777,9 +793,10 @@ def _nodes(space: _Space, columns: list[Column], parts: list[tuple[Any, np.ndarr
     fk = np.where(split, feature, 0)
     cols = np.where(split, space.cols[fk], -1)
     return TreeNodes(list(columns), cols, np.where(left_a >= 0, np.concatenate(thr), np.nan), left_a,
-                     np.concatenate(right), missing=np.concatenate(miss), scale=np.where(split, space.a[fk], 1.0),
-                     offset=np.where(split, space.b[fk], 0.0), values=np.concatenate(vals),
-                     roots=np.asarray(roots, np.int64), dtype=dtype, source=source)
+                     np.concatenate(right), mode=np.concatenate(modes), missing=np.concatenate(miss),
+                     scale=np.where(split, space.a[fk], 1.0), offset=np.where(split, space.b[fk], 0.0),
+                     members=members or None, values=np.concatenate(vals), roots=np.asarray(roots, np.int64),
+                     dtype=dtype, source=source)
 
 
 def _label(classes: Any, k: Any, a: Any = 1.0, b: Any = 0.0, rule: str = "argmax") -> TreeOutput:
@@ -852,16 +869,24 @@ def _hist_gradient_boosting(est: Any) -> tuple | None:
     for it in est._predictors:
         for k, pred in enumerate(it):
             nodes = pred.nodes
-            if np.any(nodes["is_categorical"][nodes["is_leaf"] == 0]):
-                return None  # categorical splits: set membership over encoded categories
             leaf = nodes["is_leaf"] == 1
             v = np.zeros((len(nodes), K))
             v[:, k] = nodes["value"]
+            cat = (nodes["is_categorical"] == 1) & ~leaf
+            mode = np.where(cat, MEMBER, LEQ).astype(np.uint8)
+            # a categorical split sends the codes whose bit is set in its raw left bitset to the left child
+            bitsets = np.asarray(getattr(pred, "raw_left_cat_bitsets", np.zeros((0, 8))), np.uint32)
+            members = {}
+            for i in np.flatnonzero(cat):
+                bits = bitsets[int(nodes["bitset_idx"][i])]
+                members[int(i)] = np.array([c for c in range(32 * len(bits)) if (int(bits[c // 32]) >> (c % 32)) & 1],
+                                           np.float64)
             parts.append(({"feature": np.where(leaf, -1, nodes["feature_idx"].astype(np.int64)),
                            "threshold": nodes["num_threshold"],
                            "left": np.where(leaf, -1, nodes["left"].astype(np.int64)),
                            "right": np.where(leaf, -1, nodes["right"].astype(np.int64)),
-                           "missing": nodes["missing_go_to_left"], "dtype": None}, v))
+                           "missing": nodes["missing_go_to_left"], "dtype": None, "mode": mode,
+                           "members": members}, v))
     base = np.asarray(est._baseline_prediction, np.float64).reshape(-1)
     if hasattr(est, "classes_"):
         if not isinstance(link, (LogitLink, MultinomialLogit)):
@@ -887,13 +912,13 @@ def _table_trees(table: Any, targets: np.ndarray, K: int, scale: float, dtype: s
         split = (left >= 0) & (feature >= 0) & (feature < len(space.cols))
         fk = np.where(split, feature, 0)
         mode = np.full(n, LEQ, np.uint8) if table.mode is None else np.asarray(table.mode, np.uint8)
-        return TreeNodes(list(columns), np.where(split & (mode != MEMBER), space.cols[fk], -1),
+        return TreeNodes(list(columns), np.where(split, space.cols[fk], -1),
                          np.where(left >= 0, np.asarray(table.threshold, np.float64), np.nan), left,
                          np.asarray(table.right, np.int64), mode=mode,
                          missing=np.asarray(table.missing_left).astype(np.int8),
                          scale=np.where(split, space.a[fk], 1.0), offset=np.where(split, space.b[fk], 0.0),
-                         zero_eps=np.full(n, eps), values=values, roots=np.asarray(table.roots, np.int64),
-                         dtype=dtype, source=source)
+                         zero_eps=np.full(n, eps), members=dict(getattr(table, "members", None) or {}) or None,
+                         values=values, roots=np.asarray(table.roots, np.int64), dtype=dtype, source=source)
     return make
 
 
@@ -940,8 +965,8 @@ def _lightgbm(est: Any) -> tuple | None:
     from ..converters.sklearn import boosting
 
     table, target, cats = boosting._lgbm_table(est)
-    if cats or getattr(table, "zero_missing", None):
-        return None  # categorical splits, zero-as-missing: not read as plain thresholds
+    if getattr(table, "zero_missing", None):
+        return None  # zero-as-missing: not read as plain thresholds
     K = int(target.max()) + 1 if len(target) else 1
     objective = str(est.booster_.dump_model().get("objective", "regression")).split()
     name, params = objective[0], dict(p.split(":", 1) for p in objective[1:] if ":" in p)
