@@ -2,6 +2,7 @@
 drift."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,11 @@ def _with(options: ConvertOptions, **changes: Any) -> ConvertOptions:
 
 
 def _record_check(artifact: Model, report: Any) -> None:
+    later = getattr(artifact, "set_metadata_later", None)
+    if later is not None:  # written when the artifact is next read or saved
+        later("portable.check", report.summary_json)
+        later("portable.report", functools.partial(report.to_json, indent=None))
+        return
     setter = getattr(artifact, "set_metadata", None)
     if setter is not None:
         setter("portable.check", report.summary_json())

@@ -60,6 +60,7 @@ class OnnxModel(Model):
         super().__init__(origin=origin)
         if runtime not in RUNTIMES:
             raise PortableError(f"unknown ONNX runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
+        self._later: dict[str, Any] = {}  # metadata entries written into the proto when it is next read
         self.proto = proto
         self.path = path
         self.runtime = runtime
@@ -77,10 +78,30 @@ class OnnxModel(Model):
         return self._signature
 
     @property
+    def proto(self) -> Any:
+        """The ModelProto, with the metadata given to `set_metadata_later` written into it."""
+        if self._later:
+            later, self._later = self._later, {}
+            for key, make in later.items():
+                self.set_metadata(key, make())
+        return self._proto
+
+    @proto.setter
+    def proto(self, value: Any) -> None:
+        self._proto = value
+
+    @property
     def metadata(self) -> dict[str, str]:
         return {p.key: p.value for p in self.proto.metadata_props}
 
+    def set_metadata_later(self, key: str, make: Any) -> None:
+        """`set_metadata(key, make())`, made only when the proto is next read (to run a new session, save,
+        inspect, or by the caller): the checker records its whole report in every in-memory artifact it
+        checks, and writing that JSON costs more than checking a small model does."""
+        self._later[key] = make
+
     def set_metadata(self, key: str, value: str) -> None:
+        self._later.pop(key, None)
         for p in self.proto.metadata_props:
             if p.key == key:
                 p.value = value
