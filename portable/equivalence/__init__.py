@@ -361,6 +361,7 @@ def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
 EDGE_STEPS = 10  # bisection steps towards the label boundary
 EDGE_POOL = 128  # pairs of rows straddling the label boundary learned once per pair of models
 EDGE_SEED = 0x5EED  # the pool is the same whichever seed learns it
+EDGE_FAST = 0.002  # seconds: a converted model that labels the pool's random rows within this bisects them
 
 
 def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,
@@ -395,7 +396,8 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     bisected `EDGE_STEPS` times along the segment between them. Where the two models agree their boundaries
     coincide, and where they do not the rows straddle one of them, so the bisection runs on whichever model ran
     the random rows faster (usually the converted artifact: one runtime call costs far less than a library's
-    input validation). False when neither model runs the rows."""
+    input validation; when it labels them within `EDGE_FAST` the original is not timed). False when neither
+    model runs the rows."""
     rng = np.random.default_rng(EDGE_SEED)
     m = EDGE_POOL
     runners = {"original": (original, _runner(plan, "original")), "converted": (converted, _runner(plan, "converted"))}
@@ -408,6 +410,8 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     base = cloud_rows(plan, 2 * m, rng)
     labs: dict[str, tuple[float, np.ndarray]] = {}
     for role in ("converted", "original"):
+        if labs.get("converted", (np.inf,))[0] < EDGE_FAST:
+            break  # the converted model is fast enough: no run of the original only to time it
         try:
             t0 = time.perf_counter()
             lab = label_of(role, base)
