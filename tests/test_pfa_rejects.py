@@ -118,6 +118,23 @@ def test_errors_name_the_file(tmp_path):
         portable.load(str(bad))
 
 
+def test_empty_document_says_empty_file(tmp_path):
+    """A 0-byte (or whitespace-only) .pfa is "<file>: empty file" from load and from the CLI (exit 1)."""
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    for name, text in (("empty.pfa", ""), ("blank.pfa", " \n\t\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(PFAError) as info:
+            portable.load(str(path))
+        assert str(info.value).startswith(f"{path}: empty file"), str(info.value)
+        assert "NoneType" not in str(info.value)
+        r = CliRunner().invoke(cli, ["inspect", str(path)])
+        assert r.exit_code == 1 and "empty file" in r.output and "Traceback" not in r.output, r.output
+
+
 def test_cli_reports_refusal_with_exit_code_1(tmp_path):
     from click.testing import CliRunner
 

@@ -52,10 +52,45 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
+def open_file(path: Path) -> IO[bytes]:
+    """The file opened for reading, with read_bytes' messages when it cannot be."""
+    try:
+        file = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a pickle file", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    return file
+
+
+def read_head(path: Path, file: IO[bytes], n: int = 64) -> bytes:
+    """The first `n` bytes of an open file (enough to tell its kind); InputError for an empty or unreadable one."""
+    try:
+        head = file.read(n)
+    except OSError as exc:  # a directory on some systems, a device that fails
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    if not head:
+        raise InputError("the file is empty (0 bytes), not a pickle", path=path)
+    return head
+
+
 def _compressors() -> dict[str, object]:
     from joblib import compressor  # joblib's registry: zlib, gzip, bz2, lzma, xz, and lz4 when installed
 
     return dict(compressor._COMPRESSORS)
+
+
+_PREFIXES: list[tuple[str, bytes]] = []
+
+
+def _prefixes() -> list[tuple[str, bytes]]:
+    """joblib's compressors' magic prefixes (asked once: the registry does not change once joblib is imported)."""
+    if not _PREFIXES:
+        _PREFIXES.extend((name, p) for name, comp in _compressors().items()
+                         if isinstance(p := getattr(comp, "prefix", None), bytes) and p)
+    return _PREFIXES
 
 
 def sniff(path: Path, data: bytes) -> Container:
@@ -74,9 +109,8 @@ def sniff(path: Path, data: bytes) -> Container:
     if data.startswith(_JOBLIB_COMPAT):
         raise InputError("written by joblib older than 0.10 (with arrays in companion files); that format is not "
                          "supported: re-save it with a recent joblib", path=path)
-    for name, comp in _compressors().items():
-        prefix = getattr(comp, "prefix", None)
-        if prefix and data.startswith(prefix):
+    for name, prefix in _prefixes():
+        if data.startswith(prefix):
             return Container("pickle", compression=name)
     for magic, what in _OTHER_FORMATS:
         if data.startswith(magic):
@@ -86,7 +120,11 @@ def sniff(path: Path, data: bytes) -> Container:
 
 def open_stream(path: Path, data: bytes, container: Container) -> IO[bytes]:
     """A readable stream of the (decompressed) pickle bytes."""
-    raw = io.BytesIO(data)
+    return open_file_stream(path, io.BytesIO(data), container)
+
+
+def open_file_stream(path: Path, raw: IO[bytes], container: Container) -> IO[bytes]:
+    """A readable stream of the (decompressed) pickle bytes of an open file (read as joblib.load reads it)."""
     if not container.compression:
         return raw
     comp = _compressors()[container.compression]

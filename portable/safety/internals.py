@@ -83,6 +83,31 @@ def validate_loaded(root: Any, path: Any = None, trust: tuple[str, ...] = ()) ->
                                 "anything", path=path, where=exc.where or "the top-level object") from None
 
 
+def validate_recorded(session: Any, root: Any, path: Any = None) -> None:
+    """Validate the fitted internals the loader's checked pass (`onepass.Session`) recorded as their states were
+    set: all trees and all HGB predictors together (each with the estimators that hold it), KD/Ball trees, sparse
+    matrices, SVMs, encoders and neighbour fits. On a failure the loaded object is walked to name the attribute."""
+    try:
+        owners: dict[int, list[Any]] = {}
+        for obj, holder in session.owners:
+            owners.setdefault(_ident(obj), []).append(holder)
+        if session.trees:
+            _trees([(t, _ROOT, o) for t in session.trees for o in owners.get(_ident(t), [None])])
+        if session.predictors:
+            _hgb_predictors([(p, _ROOT, o) for p in session.predictors for o in owners.get(_ident(p), [None])])
+        for tree in session.binary:
+            _binary_tree(tree, "")
+        for m in session.sparse:
+            _sparse(m, "")
+        for est in session.estimators:
+            _estimator(est, est.__dict__, "")
+    except _Bad as exc:
+        validate_model(root, path)  # names the attribute path when the object is reachable from the root
+        raise CorruptModelError(f"the model is corrupt: {exc.reason}; scikit-learn's compiled code would read "
+                                "outside its buffers or loop for ever on it, so portable refuses it before running "
+                                "anything", path=path, where=exc.where or "an object in the file") from None
+
+
 def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
     """Find and validate every fitted internal below `root`. With `graph` (the trust tuple), also apply
     `states.check_graph`'s checks to every object on the way (classes, functions, dtypes, dict keys and the

@@ -1,13 +1,15 @@
 """`safe_load`: unpickle a pickle, joblib or skops file, resolving only allowlisted globals.
 
-Plain pickles go through the C unpickler twice: first a dry run in which every allowed global is a stub (C
-speed, nothing built) so that the numpy dtype states and scikit-learn Cython states numpy and scikit-learn
-apply unchecked can be checked (`states.py`), then the real load, with the same restricted `find_class`.
-joblib files (their arrays follow the pickle opcodes as raw bytes) go through joblib's own `NumpyUnpickler`
-with the restriction and the state checks in its BUILD, never through `joblib.load`; skops archives go through
-`skops.io` with `trusted=` computed from the allowlist. A refusal stops the load at the first refused global;
-a static scan of the file then names every refused global. While loading, `guard.guarded()` blocks process,
-network and file-writing side effects as a second wall.
+Plain pickles go through the C unpickler once (`onepass.py`): every allowed global is replaced by a stand-in
+whose calls pass the reconstructor table (`table.py`) before the real reconstructor runs, and every state numpy
+or scikit-learn would apply unchecked (dtypes, arrays, Cython classes, Python objects) is checked as it is set
+(`states.py`); the fitted internals met on the way are validated together at the end (`internals.py`), before
+anything runs them. joblib files (their arrays follow the pickle opcodes as raw bytes) and loads with `trust`
+go through joblib's own `NumpyUnpickler` with the same table and checks in its opcodes, never through
+`joblib.load`, followed by a walk of the loaded object; skops archives go through `skops.io` with `trusted=`
+computed from the allowlist. A refusal stops the load at the first refused global; a static scan of the file
+then names every refused global. While loading, `guard.guarded()` blocks process, network and file-writing side
+effects as a second wall.
 """
 from __future__ import annotations
 
@@ -20,11 +22,12 @@ from typing import IO, Any
 
 
 from ..errors import InputError, PortableError, UnsafePickleError
-from . import guard
+from . import guard, onepass
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
-from .container import Container, open_stream, read_bytes, sniff
-from .states import BadState, check_build_state, check_state, check_tuple_state, code_size
-from .internals import validate_loaded
+from .container import Container, open_file, open_file_stream, open_stream, read_bytes, read_head, sniff
+from .internals import validate_loaded, validate_recorded
+from .onepass import _plain_state
+from .states import BadState, check_build_state, check_state, check_tuple_state
 from .table import Refused, World, _shape, role_of
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
@@ -33,265 +36,8 @@ from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 _ident = object.__hash__
 
 
-class _Refusal(Exception):
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.name)
-        self.verdict = verdict
-
-
-class _NeedsJoblib(Exception):
-    """The plain stream names joblib's array wrapper: restart with joblib's unpickler."""
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], trust: tuple[str, ...]) -> None:
-        super().__init__(file)
-        self._trust = trust
-
-    def find_class(self, module: str, name: str) -> Any:
-        if canonical(module, name) == JOBLIB_WRAPPER:
-            raise _NeedsJoblib
-        verdict, obj = load_global(module, name, self._trust)
-        if not verdict.allowed:
-            raise _Refusal(verdict)
-        return obj
-
-
-# -- the dry run: the C unpickler over stubs, every call and BUILD checked against the table ----------------------
-class _GlobalStub(Exception):
-    """Stands in for an allowed global during the dry run. Calling it (REDUCE, NEWOBJ, INST, OBJ) is checked by
-    the table (`table.World.check_call`) and builds a `_Node` standing for the object the real load builds."""
-
-    _g_role: str | None = None
-    _target: Any = None
-    _world: Any = None
-
-    def __new__(cls, *args: Any) -> Any:
-        if not args and cls._g_role == "py_class":  # the commonest call: a Python class created empty
-            node = BaseException.__new__(_Node)
-        else:
-            node = BaseException.__new__(_NODES[cls._world.check_call(cls, args)], *args)
-        node.func = cls
-        return node
-
-    class _NoBuild:
-        """BUILD on a global itself would set attributes of a library class for the whole process."""
-
-        def __get__(self, obj: Any, owner: Any) -> Any:
-            if obj is None:
-                raise Refused(f"the file sets attributes of the global {owner._world.name(owner)} itself")
-            return None
-
-    __setstate__ = _NoBuild()
-
-
-class _Node(Exception):
-    """An object the real load builds, standing in the dry run: BUILD, SETITEMS, APPENDS and calls are checked."""
-
-    _kind = "obj"
-    func: Any = None
-    state: Any = None
-    built = False
-
-    def __setstate__(self, state: Any) -> None:
-        if self.built:
-            raise Refused("an object whose state is set twice")
-        self.built = True
-        self.state = state
-        self._check(state)
-
-    def _check(self, state: Any) -> None:
-        check_build_state(state)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise Refused("a call of an object built inside the file (only listed reconstructors may be called)")
-
-    def _container(self, want: tuple[str, ...]) -> None:
-        target = getattr(self.func, "_target", None)
-        if self._kind not in ("value", "trusted") or not isinstance(target, type) or not any(
-                c.__name__ in want for c in target.__mro__):
-            raise Refused(f"items added to a {self._kind} object that is not a container")
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._container(("dict",))
-
-    def append(self, value: Any) -> None:
-        self._container(("list", "deque"))
-
-    def extend(self, values: Any) -> None:
-        self._container(("list", "deque"))
-
-    def add(self, value: Any) -> None:
-        self._container(("set",))
-
-
-class _ExtNode(_Node):
-    _kind = "ext"
-
-    def _check(self, state: Any) -> None:
-        target = getattr(self.func, "_target", None)
-        if self.func is not None and self.func._g_role in ("newobj", "pyx_unpickle") and self.args:
-            target = self.args[0]._target
-        check_tuple_state(target, state)
-        check_build_state(state)
-        _plain_state(self.func._world, state)
-
-
-class _DtypeNode(_Node):
-    _kind = "dtype"
-    used = False
-    info: Any = None
-    honest: Any = None
-
-    def _check(self, state: Any) -> None:
-        if self.used:
-            raise Refused("a numpy dtype whose state is set after an array already uses it")
-        self.honest = None
-        self.honest = self.resolve(0, state)
-
-    def resolve(self, depth: int = 0, state: Any = None) -> Any:
-        """The honest numpy dtype this node stands for (checked against its state)."""
-        if self.honest is not None and state is None:
-            return self.honest
-
-        def child(obj: Any) -> Any:
-            if not isinstance(obj, _DtypeNode):
-                raise BadState("a structured numpy dtype with a field that is not a dtype")
-            obj.used = True
-            return obj.resolve(depth + 1)
-
-        code = self.args[0]
-        honest = check_state(code_size(code), self.state if state is None else state, child, depth, code=code)
-        self.honest = honest
-        return honest
-
-
-class _ArrayNode(_Node):
-    _kind = "array"
-
-    def _check(self, state: Any) -> None:
-        self.func._world.check_array_state(state)
-
-
-class _MaskedNode(_Node):
-    _kind = "marray"
-
-    def _check(self, state: Any) -> None:
-        self.func._world.check_marray_state(state)
-
-
-class _NoBuildNode(_Node):
-    def _check(self, state: Any) -> None:
-        raise Refused(f"a state given to a {self._kind}, which takes none")
-
-
-class _DataNode(_Node):
-    def _check(self, state: Any) -> None:
-        check_build_state(state)
-        _plain_state(self.func._world, state)
-
-
-class _TrustedNode(_Node):
-    _kind = "trusted"
-
-    def _check(self, state: Any) -> None:
-        pass
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return _TrustedNode()
-
-    def _container(self, want: tuple[str, ...]) -> None:
-        pass
-
-
-_NODES: dict[str, type] = {
-    "obj": _Node, "ext": _ExtNode, "dtype": _DtypeNode, "array": _ArrayNode, "marray": _MaskedNode,
-    "bytes": type("_BytesNode", (_NoBuildNode,), {"_kind": "bytes"}),
-    "scalar": type("_ScalarNode", (_NoBuildNode,), {"_kind": "scalar"}),
-    "value": type("_ValueNode", (_DataNode,), {"_kind": "value"}),
-    "bitgen": type("_BitgenNode", (_DataNode,), {"_kind": "bitgen"}),
-    "trusted": _TrustedNode,
-}
-
-
-def _plain_state(world: World, state: Any, depth: int = 0) -> None:
-    """A state of an extension type or a numpy.random object: plain data, dicts of it, other built objects."""
-    if type(state) is dict:
-        if depth > 8:
-            raise Refused("a state that nests too deeply")
-        for k, v in state.items():
-            if type(k) is not str:
-                raise Refused("a state with keys that are not strings")
-            _plain_state(world, v, depth + 1)
-    elif type(state) in (tuple, list):
-        for v in state:
-            _plain_state(world, v, depth + 1)
-    else:
-        world.plain(state, "a state")
-
-
-class _StubWorld(World):
-    """The table's view of the dry run: globals are `_GlobalStub` classes, built objects are `_Node`s."""
-
-    def role(self, x: Any) -> str | None:
-        return getattr(x, "_g_role", None) if isinstance(x, type) else None
-
-    def kind(self, x: Any) -> str | None:
-        if isinstance(x, _Node):
-            return x._kind
-        if type(x) in (bytes, bytearray):
-            return "bytes"
-        return None
-
-    def target(self, x: Any) -> Any:
-        return x._target
-
-    def dtype_info(self, x: Any) -> tuple[int, bool]:
-        info = x.info
-        if info is None:
-            x.used = True
-            honest = x.resolve()
-            if not hasattr(honest, "itemsize"):
-                raise Refused("a numpy dtype that cannot be rebuilt honestly")
-            info = x.info = (honest.itemsize, honest.hasobject)
-        return info
-
-    def bytes_len(self, x: Any) -> int | None:
-        if type(x) in (bytes, bytearray):
-            return len(x)
-        if isinstance(x, _Node) and x._kind == "bytes":
-            return len(x.args[0])
-        if isinstance(x, _Node) and x._kind == "value" and x.func._target in (bytes, bytearray):
-            return len(x.args[0]) if x.args else 0
-        return None
-
-
-class _DryRun(pickle.Unpickler):
-    """The C unpickler with every allowed global replaced by a stub: parses the stream and checks every call and
-    state against the table without building anything, so that nothing a file asks for reaches a library
-    unchecked."""
-
-    def __init__(self, file: IO[bytes], trust: tuple[str, ...]) -> None:
-        super().__init__(file)
-        self._trust = trust
-        self._stubs: dict[int, type] = {}
-        self.world = _StubWorld()
-        self.renamed = False  # a Python 2 name was mapped, as the real unpickler only does for protocols 0-2
-
-    def find_class(self, module: str, name: str) -> Any:
-        mapped = canonical(module, name)
-        if mapped == JOBLIB_WRAPPER:
-            raise _NeedsJoblib
-        self.renamed = self.renamed or mapped != (module, name)
-        verdict, obj = load_global(module, name, self._trust)
-        if not verdict.allowed:
-            raise _Refusal(verdict)
-        stub = self._stubs.get(_ident(obj))
-        if stub is None:
-            role = "trusted" if verdict.trusted else role_of(obj)
-            stub = type("Global", (_GlobalStub,), {"_g_role": role, "_target": obj, "_world": self.world})
-            self._stubs[_ident(obj)] = stub
-        return stub
+_Refusal = onepass.Refusal
+_NeedsJoblib = onepass.NeedsJoblib
 
 
 class _RealWorld(World):
@@ -508,15 +254,26 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
     """
     path = Path(path)
     trust = trust_tuple(trust)
-    data = read_bytes(path)
-    container = sniff(path, data)
-    if container.kind == "skops":
-        from .skops_io import load_skops
+    file = open_file(path)
+    try:
+        return _safe_load(path, file, trust)
+    finally:
+        file.close()
 
-        return load_skops(path, data, trust)
+
+def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any, list[str]]:
+    head = read_head(path, file)
+    if head.startswith(b"PK"):
+        data = read_bytes(path)
+        container = sniff(path, data)
+        if container.kind == "skops":
+            from .skops_io import load_skops
+
+            return load_skops(path, data, trust)
+    container = sniff(path, head)
     with warnings.catch_warnings(record=True) as caught, _collector_paused():
         warnings.simplefilter("always")
-        obj = _load_pickle(path, data, container, trust)
+        obj = _load_pickle(path, file, container, trust)
     return obj, version_notes(caught)
 
 
@@ -524,10 +281,9 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
 def _collector_paused() -> Any:
     """Pause Python's cyclic garbage collector for the duration of one load (restored as it was on every exit).
 
-    The loader allocates many small objects that die young without cycles (the dry run's stand-ins, the walk's
-    stack); each few hundred of them start a collection, and every so often a full one that traverses every object
-    of the process (scikit-learn's and scipy's modules included): that, not the checks, was most of a warm load's
-    time. Unpickling libraries commonly do the same."""
+    The loader allocates many small objects that die young without cycles (proxies, argument tuples); each few
+    hundred of them would start a collection, and every so often a full one that traverses every object of the
+    process (scikit-learn's and scipy's modules included). Unpickling libraries commonly do the same."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -541,28 +297,34 @@ def _collector_paused() -> Any:
 TRUSTED_NATIVE = ("ctypes.",)
 
 
-def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str, ...]) -> Any:
+def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple[str, ...]) -> Any:
+    """One checked pass over the file (`onepass`) for plain pickles; joblib's unpickler with the same table for
+    joblib files and for loads with `trust` (whose trusted objects are opaque to the table), followed by a walk."""
+    session = None
     try:
+        file.seek(0)
         with guard.guarded(allow=TRUSTED_NATIVE if trust else ()):
-            if container.compression:
-                obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
+            walk = True
+            if container.compression or trust:
+                obj = _joblib_unpickler(open_file_stream(path, file, container), trust).load()
             else:
                 try:
-                    renamed = _dry_run(_ViewReader(data), trust)
-                    if renamed:
-                        obj = _RestrictedUnpickler(open_stream(path, data, container), trust).load()
-                    else:
-                        # The same bytes make the same find_class calls (STACK_GLOBAL takes only str, which a
-                        # stub is not), so the real load resolves exactly the globals the dry run admitted and
-                        # makes exactly the calls it checked; pickle.loads reads bytes without a file object's
-                        # per-read overhead.
-                        obj = pickle.loads(data)
+                    obj, session, walk = onepass.load(file)
+                    if walk:  # a proxy or stand-in left where the swaps did not reach: swap them everywhere
+                        obj, left = session.walk_fix(obj)
+                        if left:
+                            raise Refused("objects placed where the loader cannot check them (a container filled "
+                                          "after the object that holds it was built)")
                 except _NeedsJoblib:
-                    obj = _joblib_unpickler(open_stream(path, data, container), trust).load()
+                    file.seek(0)
+                    obj = _joblib_unpickler(file, trust).load()
         blocked = guard.tripped()
-        validate_loaded(obj, path, trust)  # states.check_graph and the fitted internals, in one walk
+        if walk:
+            validate_loaded(obj, path, trust)  # states.check_graph and the fitted internals, in one walk
+        else:
+            validate_recorded(session, obj, path)  # the fitted internals recorded as their states were set
     except _Refusal as exc:
-        raise refusal_error(path, data, container, trust, first=exc.verdict) from None
+        raise refusal_error(path, _data(path), container, trust, first=exc.verdict) from None
     except Refused as exc:
         raise UnsafePickleError(f"refused to load: the file asks for {exc}. portable's loader only rebuilds data "
                                 "through a fixed table of reconstructors with checked arguments, so nothing was "
@@ -583,54 +345,19 @@ def _load_pickle(path: Path, data: bytes, container: Container, trust: tuple[str
     except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise describe_failure(path, data, container, exc) from None
+        raise describe_failure(path, _data(path), container, exc) from None
     if blocked:
         raise UnsafePickleError(f"loading the file attempted a side effect ('{blocked}') and was stopped; the "
                                 "file is not a plain model pickle", path=path, refused=[blocked])
     return obj
 
 
-class _ViewReader:
-    """A read-only file over bytes for the dry run's C unpickler: `read` returns views of the file's bytes
-    (io.BytesIO copies each read, so every array in the file was copied once more than the real load copies it)."""
-
-    __slots__ = ("_data", "_view", "_pos")
-
-    def __init__(self, data: bytes) -> None:
-        self._data, self._view, self._pos = data, memoryview(data), 0
-
-    def read(self, n: int | None = -1) -> memoryview:
-        start = self._pos
-        end = len(self._data) if n is None or n < 0 else min(start + n, len(self._data))
-        self._pos = end
-        return self._view[start:end]
-
-    def readinto(self, buf: Any) -> int:
-        start = self._pos
-        n = min(len(buf), len(self._data) - start)
-        memoryview(buf).cast("B")[:n] = self._view[start:start + n]
-        self._pos = start + n
-        return n
-
-    def readline(self, limit: int = -1) -> memoryview:
-        start = self._pos
-        i = self._data.find(b"\n", start)
-        end = len(self._data) if i < 0 else i + 1
-        self._pos = end
-        return self._view[start:end]
-
-    def peek(self, n: int = 0) -> memoryview:
-        return self._view[self._pos:self._pos + max(n, 1)]
-
-
-def _dry_run(stream: IO[bytes], trust: tuple[str, ...]) -> bool:
-    """Run the dry run; True when it mapped a Python 2 name. Its unpickler (whose memo holds a copy of every byte
-    string in the file) and its stubs are dropped before the real load starts, so the two never share memory."""
-    dry = _DryRun(stream, trust)
-    dry.load()
-    renamed = dry.renamed
-    dry.memo.clear()
-    return renamed
+def _data(path: Path) -> bytes:
+    """The file's bytes, for the messages of a failed load (read only then)."""
+    try:
+        return read_bytes(path)
+    except PortableError:
+        return b""
 
 
 def refusal_error(path: Path, data: bytes, container: Container, trust: tuple[str, ...],

@@ -3,7 +3,7 @@
 `numpy.dtype.__setstate__` (numpy 2.4) accepts a structured dtype whose field entries are not dtypes, or whose
 offsets point past the item; the next operation on such a dtype reads wild memory and can crash the interpreter.
 A pickle needs nothing but the allowlisted `numpy.dtype` to do this, so portable checks every dtype state before
-numpy sees it: on a stub dry run for the C unpickler (see `loader.py`), and in joblib's unpickler's BUILD. The
+numpy sees it: in the checked pass over the C unpickler (see `onepass.py`), and in joblib's unpickler's BUILD. The
 same goes for the few scikit-learn Cython classes that index a state tuple without bounds checks.
 """
 from __future__ import annotations

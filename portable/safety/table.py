@@ -33,8 +33,9 @@ role               what the file may do with it
 =================  ====================================================================================
 
 Anything else — ufuncs, `DummyArray`, `np.matrix`, `np.memmap`, any other callable — has no role and is refused
-by name. The same table drives the C unpickler's dry run (over stubs), joblib's pure-Python unpickler (over real
-objects), and `portable audit`.
+by name. The same table drives the loader's single checked pass through the C unpickler (`onepass.py`, over
+stand-ins and proxies), joblib's pure-Python unpickler (over real objects), and so `portable audit`, which runs
+the loader.
 """
 from __future__ import annotations
 
@@ -207,7 +208,7 @@ _CODES: dict[str, Any] = {}
 
 
 class World:
-    """How the validators see objects: stubs in the C unpickler's dry run, real objects in joblib's unpickler.
+    """How the validators see objects: stand-ins and proxies in the checked pass, real objects in joblib's unpickler.
 
     `role(x)` is the role of a global (None for a built object); `kind(x)` the kind of a built object
     ('dtype', 'array', 'bytes', 'obj', ...); `dtype_info(x)` (itemsize, hasobject) of a validated dtype;

@@ -81,6 +81,8 @@ def read_text(text: str, path: Any = None) -> dict[str, Any]:
     """
     from ... import limits
 
+    if not text.strip():
+        raise PFAError("empty file" if not text else "empty file (only whitespace)", path=path)
     try:
         data = limits.load_json(text, path=path, walk=False)  # within portable.limits (size, depth)
     except ValueError as json_exc:

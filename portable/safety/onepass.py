@@ -1,0 +1,707 @@
+"""The loader's single checked pass over a plain pickle: the C unpickler builds the real objects once, and every
+reconstructor call and every state passes the reconstructor table (`table.py`) before any library code sees it.
+
+How the C unpickler is made to check what it does, at C speed between the checks:
+
+- `find_class` never returns an allowed global itself but its *stand-in*, a class whose `__new__` is the table:
+  REDUCE and NEWOBJ of a stand-in validate the arguments (`World.check_call`) and then call the real
+  reconstructor with the real arguments. A stand-in kept as a value (`dtype=np.float64`) is swapped for the real
+  global where it is found, and only when the table lets that global be a value.
+- Objects whose state (BUILD) numpy or a Cython class would apply unchecked -- arrays, dtypes, numpy scalars,
+  scikit-learn extension types (trees, neighbour trees, losses), numpy.random objects, and Python classes that
+  act as containers -- are built behind a *proxy*: the unpickler sees the proxy, whose `__setstate__` validates the
+  state (`check_array_state`, the dtype's flags against its code, tuple lengths, plain data) and then applies it to
+  the real object. The real object replaces its proxy wherever the proxy was placed (states, containers, arguments,
+  object arrays, the result).
+- Plain scikit-learn objects (Python classes) are built for real at once (so that cycles and shared references stay
+  what the file says) with an instance-level `__setstate__` that checks the state (attribute names literal, no
+  array-protocol attribute, proxies and stand-ins swapped) before the class's own `__setstate__` runs; the hook is
+  removed after the load. A second state for the same object is refused.
+- The fitted internals (trees, HistGradientBoosting predictors, KD/Ball trees, sparse matrices, SVMs, encoders,
+  neighbour fits) are recorded as their states are set and validated together once the stream is read
+  (`internals.py`), before anything runs them.
+
+No dry run and no walk of the loaded object are needed. A proxy or stand-in still referenced after the load (a
+container filled after its holder was built -- no pickler writes that, but a file can) makes the loader fall back
+to a full walk that swaps them and validates the whole graph; one still left then is refused.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import pickle
+import sys
+import threading
+import types
+from typing import IO, Any
+
+from .allowlist import canonical, load_global
+from .scan import JOBLIB_WRAPPER
+from .states import ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size
+from .table import _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
+
+#: A unique key for a live object. Not `id()`: that is an audited event (see `guard.py`).
+_ident = object.__hash__
+_rc = sys.getrefcount
+
+_tls = threading.local()
+#: One checked pass at a time: stand-ins are shared between loads, and the leftover check counts references.
+_LOCK = threading.RLock()
+
+
+class Refusal(Exception):
+    def __init__(self, verdict: Any) -> None:
+        super().__init__(verdict.name)
+        self.verdict = verdict
+
+
+class NeedsJoblib(Exception):
+    """The plain stream names joblib's array wrapper: restart with joblib's unpickler."""
+
+
+# -- stand-ins for globals -----------------------------------------------------------------------------------------
+class _Meta(type):
+    """The metaclass of stand-ins: `type(x) is _Meta` says x stands for a global."""
+
+
+class _NoBuild:
+    """BUILD on a global itself would set attributes of a library class for the whole process."""
+
+    def __get__(self, obj: Any, owner: Any) -> Any:
+        if obj is None:
+            raise Refused(f"the file sets attributes of the global {_name(owner._target)} itself")
+        return None
+
+
+class _StandIn(metaclass=_Meta):
+    _target: Any = None
+    _role: str | None = None
+    __setstate__ = _NoBuild()
+
+    def __new__(cls, *args: Any) -> Any:  # REDUCE, NEWOBJ (and protocol 0's INST) all come here
+        return _tls.session.call(cls, args)
+
+
+_STANDINS: dict[int, tuple[Any, type]] = {}
+
+
+def stand_in(obj: Any) -> type:
+    got = _STANDINS.get(_ident(obj))
+    if got is not None and got[0] is obj:
+        return got[1]
+    si = _Meta(f"StandIn[{_name(obj)}]", (_StandIn,), {"_target": obj, "_role": role_of(obj), "__slots__": ()})
+    if len(_STANDINS) < 65536:
+        _STANDINS[_ident(obj)] = (obj, si)
+    return si
+
+
+def _name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
+
+
+# -- proxies for objects whose state a library would apply unchecked ----------------------------------------------
+class _Proxy:
+    """Stands, on the unpickler's stack and in its memo, for a real object whose BUILD must be checked first."""
+
+    __slots__ = ("obj", "kind", "built", "used", "code")
+    __hash__ = None  # type: ignore[assignment]  # never a dict key or a set member
+
+    def __init__(self, obj: Any, kind: str, code: Any = None) -> None:
+        self.obj, self.kind, self.built, self.used, self.code = obj, kind, False, False, code
+
+    def __setstate__(self, state: Any) -> None:
+        if self.built:
+            raise Refused("an object whose state is set twice")
+        self.built = True
+        _BUILDERS[self.kind](_tls.session, self, state)
+
+
+def _build_twice(state: Any) -> None:
+    raise Refused("an object whose state is set twice")
+
+
+def _hook(obj: Any, state: Any) -> None:
+    """The instance-level `__setstate__` of a Python object built by the pass (removed after the load)."""
+    d = obj.__dict__
+    d["__setstate__"] = _build_twice
+    _tls.session.build_py(obj, d, state)
+
+
+def _hook_value(obj: Any, state: Any) -> None:
+    """The instance-level `__setstate__` of a builtin container with a `__dict__` (OrderedDict, Counter)."""
+    d = obj.__dict__
+    d["__setstate__"] = _build_twice
+    s = _tls.session
+    check_build_state(state)
+    if type(state) is dict and "__setstate__" in state:
+        raise BadState("an object whose state sets __setstate__")
+    _plain_state(s, state)
+    s.apply_default(obj, d, s.fix(state, None, 0))
+
+
+@functools.lru_cache(maxsize=4096)
+def _py_info(cls: type) -> tuple[bool, Any, str | None]:
+    """(hooked, the class's own __setstate__ function or None, what to record) for a Python class of the table.
+
+    A class is built for real with an instance-level hook unless something would bypass or outrun the hook: a
+    `__setstate__` that is not a plain function, a custom `__getattribute__`, or container methods the unpickler
+    would call directly on the object (SETITEMS, APPENDS, ADDITEMS); such classes are built behind a proxy."""
+    import scipy.sparse as sp
+
+    setstate = None
+    for c in cls.__mro__:
+        if "__setstate__" in vars(c):
+            setstate = vars(c)["__setstate__"]
+            break
+    hooked = (setstate is None or type(setstate) is types.FunctionType) and \
+        cls.__getattribute__ is object.__getattribute__ and \
+        not any(hasattr(cls, m) for m in ("__setitem__", "append", "extend", "add"))
+    record = None
+    mod, name = cls.__module__ or "", cls.__name__
+    if issubclass(cls, (sp.spmatrix, sp.sparray)):
+        record = "sparse"
+    elif name == "TreePredictor" and mod.startswith("sklearn."):
+        record = "predictor"
+    elif mod.startswith("sklearn."):
+        record = "estimator"
+    return hooked, setstate, record
+
+
+@functools.lru_cache(maxsize=4096)
+def _ext_record(cls: type) -> str | None:
+    mod, name = cls.__module__ or "", cls.__name__
+    if mod == "sklearn.tree._tree" and name == "Tree":
+        return "tree"
+    if mod.startswith("sklearn.neighbors._") and name.startswith(("KDTree", "BallTree")):
+        return "binary"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _leaves() -> frozenset[type]:
+    return frozenset({str, int, float, bool, complex, type(None), bytes, bytearray, range})
+
+
+@functools.lru_cache(maxsize=1024)
+def _live_kind(t: type) -> str | None:
+    return "obj" if role_of(t) == "py_class" else None
+
+
+_DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
+_STR = frozenset({str})
+#: Attribute names a state may not set: numpy's array-protocol names, and the loader's own hook.
+_NOT_ATTRIBUTES = ARRAY_PROTOCOL_ATTRIBUTES | {"__setstate__"}
+
+
+class Session(World):
+    """The table's view of one checked pass (real objects, stand-ins and proxies) and what it recorded."""
+
+    def __init__(self, trust: tuple[str, ...]) -> None:
+        self.trust = trust
+        self.proxies: list[_Proxy] = []
+        self.hooked: list[Any] = []
+        self.standins: dict[type, int] = {}
+        self.trees: list[Any] = []
+        self.owners: list[tuple[Any, Any]] = []  # (tree or predictor, the estimator that holds it)
+        self.predictors: list[Any] = []
+        self.binary: list[Any] = []
+        self.sparse: list[Any] = []
+        self.estimators: list[Any] = []
+        self.seen: set[int] = set()
+        self.tuples: dict[int, tuple[tuple, tuple]] = {}
+        self.incomplete = False  # a container nested too deeply to swap in place: the fallback walk does it
+        self.walking = False  # the fallback: also swap inside every object's __dict__ and object arrays
+        self.leaves = _leaves()
+
+    # -- the World interface ------------------------------------------------------------------------------------
+    def role(self, x: Any) -> str | None:
+        return x._role if type(x) is _Meta else None
+
+    def kind(self, x: Any) -> str | None:
+        t = type(x)
+        if t is _Proxy:
+            return x.kind
+        if t is bytes or t is bytearray:
+            return "bytes"
+        return _live_kind(t)
+
+    def target(self, x: Any) -> Any:
+        return x._target
+
+    def dtype_info(self, x: Any) -> tuple[int, bool]:
+        x.used = True
+        d = x.obj
+        return d.itemsize, d.hasobject
+
+    def bytes_len(self, x: Any) -> int | None:
+        return len(x) if type(x) is bytes or type(x) is bytearray else None
+
+    # -- calls ------------------------------------------------------------------------------------------------
+    def proxy(self, obj: Any, kind: str, code: Any = None) -> _Proxy:
+        p = _Proxy(obj, kind, code)
+        self.proxies.append(p)
+        return p
+
+    def call(self, si: type, args: tuple) -> Any:
+        role = si._role
+        # The two calls of nearly every object, with the table's rule for them (`World.check_call`) inlined; any
+        # other shape of arguments goes through the table itself (which refuses it with its reason).
+        if role == "reconstruct":
+            if len(args) == 3 and args[0] is _NDARRAY[1] and type(args[1]) is tuple and len(args[1]) == 1 and \
+                    type(args[1][0]) is int and args[1][0] == 0 and type(args[2]) is bytes:
+                p = _Proxy(si._target(_NDARRAY[0], args[1], args[2]), "array")
+                self.proxies.append(p)
+                return p
+        elif role == "py_class" and not args:
+            return self.new_py(si._target)
+        kind = self.check_call(si, args)
+        if role == "py_class":
+            return self.new_py(si._target)
+        if role == "reconstructor":
+            return self.new_py(args[0]._target)
+        target = si._target
+        args = self.unwrap(args)
+        if role == "reconstruct" or role == "frombuffer":
+            return self.proxy(target(*args), "array")
+        if role == "encode":
+            return target(*args)
+        if role == "dtype":
+            return self.proxy(target(*args), "dtype", args[0])
+        if role == "scalar":
+            return self.proxy(target(*args), "scalar")
+        if role == "builtin" or role == "object":
+            obj = target(*args)
+            if hasattr(type(obj), "__dictoffset__") and type(obj).__dictoffset__:
+                obj.__dict__["__setstate__"] = types.MethodType(_hook_value, obj)
+                self.hooked.append(obj)
+            return obj
+        # ext_class, value, newobj, pyx_unpickle, mareconstruct, random_*: built behind a proxy
+        return self.proxy(target(*args), kind)
+
+    def new_py(self, cls: type) -> Any:
+        obj = object.__new__(cls)
+        if _py_info(cls)[0]:
+            obj.__dict__["__setstate__"] = types.MethodType(_hook, obj)
+            self.hooked.append(obj)
+            return obj
+        return self.proxy(obj, "pyobj")
+
+    def unwrap(self, x: Any) -> Any:
+        """Call arguments (plain data the table has checked) with proxies and stand-ins swapped for real objects."""
+        t = type(x)
+        if t is _Proxy:
+            return x.obj
+        if t is _Meta:
+            return x._target
+        if t is tuple:
+            if self.leaves.issuperset(map(type, x)):
+                return x
+            new = tuple([self.unwrap(v) for v in x])
+            return x if all(a is b for a, b in zip(new, x)) else new
+        if t is list:
+            if not self.leaves.issuperset(map(type, x)):
+                for i, v in enumerate(x):
+                    u = self.unwrap(v)
+                    if u is not v:
+                        x[i] = u
+            return x
+        return x
+
+    # -- states -------------------------------------------------------------------------------------------------
+    def build_py(self, obj: Any, d: dict, state: Any) -> None:
+        """BUILD of a Python object of the table: literal attribute names, no array-protocol attribute, proxies and
+        stand-ins swapped, then the class's own `__setstate__` (or pickle's default)."""
+        cls = type(obj)
+        _hooked, setstate, record = _py_info(cls)
+        if type(state) is tuple and len(state) == 2:
+            inst, slots = state
+        else:
+            inst, slots = state, None
+        for part in (inst, slots):
+            if type(part) is dict:
+                if not _STR.issuperset(map(type, part)):
+                    raise BadState("an object state whose attribute names are computed at load time")
+                if not _NOT_ATTRIBUTES.isdisjoint(part):
+                    bad = sorted(k for k in part if k in _NOT_ATTRIBUTES)
+                    raise BadState(f"an object whose state sets {', '.join(bad)} (an array that would point at "
+                                   "memory of the file's choosing)")
+                self.fix_dict(part, obj, 0)
+            elif part is not None and self.fix(part, obj, 0) is not part:
+                raise Refused("an object state that is not a dict of attributes")
+        if setstate is not None:
+            setstate(obj, state if slots is None else (inst, slots))
+        else:
+            self.apply_default(obj, d, state)
+        if record is not None:
+            if record == "estimator":
+                if "support_vectors_" in d or "categories_" in d or "_fit_X" in d:
+                    self.estimators.append(obj)
+            elif record == "predictor":
+                self.predictors.append(obj)
+            else:
+                self.sparse.append(obj)
+
+    @staticmethod
+    def apply_default(obj: Any, d: dict | None, state: Any) -> None:
+        """pickle's BUILD without a `__setstate__`: the dict part into `__dict__`, the slots part by setattr."""
+        slots = None
+        if type(state) is tuple and len(state) == 2:
+            state, slots = state
+        if state is not None:
+            if type(state) is not dict:
+                raise pickle.UnpicklingError("state is not a dictionary")
+            if d is None:
+                d = obj.__dict__
+            d.update(state)
+        if slots is not None:
+            if type(slots) is not dict:
+                raise pickle.UnpicklingError("slot state is not a dictionary")
+            for k, v in slots.items():
+                setattr(obj, k, v)
+
+    # -- swapping proxies and stand-ins for real objects ------------------------------------------------------
+    def value(self, si: type) -> Any:
+        """A global kept as a value: its real object, when the table lets it be one."""
+        if si._role in ("value", "builtin"):
+            return si._target
+        obj = si._target
+        raise BadState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "
+                       "data, numpy scalar types and reviewed pure functions may be)")
+
+    def unproxy(self, p: _Proxy, holder: Any) -> Any:
+        obj = p.obj
+        if holder is not None and (p.kind == "ext" and _ext_record(type(obj)) == "tree"):
+            self.owners.append((obj, holder))
+        return obj
+
+    def fix(self, x: Any, holder: Any, depth: int) -> Any:
+        """`x` with proxies and stand-ins swapped for the real objects (lists and dicts in place, tuples and
+        frozensets rebuilt). Objects are not entered: their own BUILD did their swaps."""
+        t = type(x)
+        fixer = _FIXERS.get(t)
+        if fixer is not None:
+            return fixer(self, x, holder, depth)
+        if holder is not None and t is _PREDICTOR[0]:
+            self.owners.append((x, holder))
+        if self.walking and t not in self.leaves:
+            self.fix_object(x, depth + 1)
+        return x
+
+    def _fix_list(self, x: list, holder: Any, depth: int) -> list:
+        self.fix_list(x, holder, depth + 1)
+        return x
+
+    def _fix_dict(self, x: dict, holder: Any, depth: int) -> dict:
+        self.fix_dict(x, holder, depth + 1)
+        return x
+
+    def _fix_tuple(self, x: tuple, holder: Any, depth: int) -> tuple:
+        return self.fix_tuple(x, holder, depth + 1)
+
+    def _fix_other(self, x: Any, holder: Any, depth: int) -> Any:
+        return self.fix_other(x, holder, depth + 1)
+
+    def _deep(self, depth: int) -> bool:
+        if depth > 48:
+            if self.walking:
+                if depth > 300:
+                    raise Refused("objects nested more than 300 deep")
+                return False
+            self.incomplete = True
+            return True
+        return False
+
+    def fix_object(self, x: Any, depth: int) -> None:
+        """(The fallback walk) swap proxies and stand-ins in an object's `__dict__` or an object array's items."""
+        import numpy as np
+
+        key = _ident(x)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self._deep(depth)
+        if type(x) is np.ndarray:
+            if x.dtype.hasobject:
+                for i, v in enumerate(list(x.flat)):
+                    u = self.fix(v, None, depth)
+                    if u is not v:
+                        x.flat[i] = u
+            return
+        if getattr(type(x), "__dictoffset__", 0):
+            d = object.__getattribute__(x, "__dict__")
+            if type(d) is dict:
+                self.fix_dict(d, x, depth)
+
+    def walk_fix(self, root: Any) -> tuple[Any, bool]:
+        """The fallback: swap proxies and stand-ins everywhere reachable from `root`; True if any is still
+        referenced from somewhere the walk cannot reach."""
+        self.walking = True
+        self.seen, self.tuples, self.incomplete = set(), {}, False
+        root = self.fix(root, None, 0)
+        self.tuples = {}
+        return root, self.leftovers()
+
+    def fix_list(self, x: list, holder: Any, depth: int) -> None:
+        if self.leaves.issuperset(map(type, x)) or self._deep(depth):
+            return
+        key = _ident(x)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        fix = self.fix
+        for i, v in enumerate(x):
+            u = fix(v, holder, depth)
+            if u is not v:
+                x[i] = u
+
+    def fix_dict(self, x: dict, holder: Any, depth: int) -> None:
+        leaves = self.leaves
+        if leaves.issuperset(map(type, x.values())) and leaves.issuperset(map(type, x)):
+            return
+        if self._deep(depth):
+            return
+        key = _ident(x)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        if not leaves.issuperset(map(type, x)):  # keys: stand-ins (a global as a key) are swapped, order kept
+            items = [(self.fix(k, holder, depth), v) for k, v in x.items()]
+            if any(a is not b for (a, _), b in zip(items, x)):
+                x.clear()
+                x.update(items)
+        fix = self.fix
+        for k, v in x.items():
+            if type(v) not in leaves:
+                u = fix(v, holder, depth)
+                if u is not v:
+                    x[k] = u
+
+    def fix_tuple(self, x: tuple, holder: Any, depth: int) -> tuple:
+        if self.leaves.issuperset(map(type, x)) or self._deep(depth):
+            return x
+        got = self.tuples.get(_ident(x))
+        if got is not None and got[0] is x:
+            return got[1]
+        new = tuple([self.fix(v, holder, depth) for v in x])
+        if all(a is b for a, b in zip(new, x)):
+            new = x
+        self.tuples[_ident(x)] = (x, new)
+        return new
+
+    def fix_other(self, x: Any, holder: Any, depth: int) -> Any:
+        if self.leaves.issuperset(map(type, x)) or self._deep(depth):
+            return x
+        items = [self.fix(v, holder, depth) for v in x]
+        if all(a is b for a, b in zip(items, x)):
+            return x
+        if type(x) is frozenset:
+            return frozenset(items)
+        x.clear()
+        x.update(items) if type(x) is set else x.extend(items)
+        return x
+
+    # -- after the stream is read -----------------------------------------------------------------------------
+    def finish(self) -> bool:
+        """Remove the BUILD hooks; True when a proxy or stand-in may still be left where the swaps did not reach
+        (the caller then walks the whole graph)."""
+        for obj in self.hooked:
+            d = obj.__dict__
+            if "__setstate__" in d:
+                del d["__setstate__"]
+        self.hooked = []
+        self.tuples = {}  # it keeps the tuples as read (with their proxies) alive
+        left = self.incomplete
+        if not left:
+            for p in self.proxies:
+                if _rc(p) > 3:  # the list, the loop variable, getrefcount's argument: anything more is a placement
+                    left = True
+                    break
+        if not left:
+            for si in self.standins:
+                if _rc(si) > self.standins[si]:
+                    left = True
+                    break
+        return left
+
+    def leftovers(self) -> bool:
+        for p in self.proxies:
+            if _rc(p) > 3:
+                return True
+        for si in self.standins:
+            if _rc(si) > self.standins[si]:
+                return True
+        return False
+
+
+_PREDICTOR: list[Any] = [None]
+_FIXERS: dict[type, Any] = {
+    _Proxy: lambda s, x, holder, depth: s.unproxy(x, holder),
+    _Meta: lambda s, x, holder, depth: s.value(x),
+    list: Session._fix_list, tuple: Session._fix_tuple, set: Session._fix_other, frozenset: Session._fix_other,
+    collections.deque: Session._fix_other, **{t: Session._fix_dict for t in _DICTS},
+}
+_NDARRAY: list[Any] = [None, None]  # numpy.ndarray and its stand-in
+
+
+def _plain_state(world: World, state: Any, depth: int = 0) -> None:
+    """A state of an extension type or a numpy.random object: plain data, dicts of it, other built objects."""
+    if type(state) is dict:
+        if depth > 8:
+            raise Refused("a state that nests too deeply")
+        for k, v in state.items():
+            if type(k) is not str:
+                raise Refused("a state with keys that are not strings")
+            _plain_state(world, v, depth + 1)
+    elif type(state) in (tuple, list):
+        for v in state:
+            _plain_state(world, v, depth + 1)
+    else:
+        world.plain(state, "a state")
+
+
+# -- BUILD of proxied objects, by kind --------------------------------------------------------------------------
+def _build_array(s: Session, p: _Proxy, state: Any) -> None:
+    # The common state, with the table's rule for it (`World.check_array_state`) inlined: (version, shape, a
+    # validated dtype without objects, order flag, exactly shape x itemsize bytes). Anything else: the table.
+    if type(state) is tuple and len(state) == 5:
+        version, shape, dtype, fortran, raw = state
+        if type(dtype) is _Proxy and dtype.kind == "dtype" and type(raw) is bytes and type(fortran) is bool and \
+                type(shape) is tuple and len(shape) <= 32:
+            dtype.used = True
+            d = dtype.obj
+            if not d.hasobject:
+                n = d.itemsize
+                for k in shape:
+                    if type(k) is not int or k < 0 or k >= _SHAPE_MAX:
+                        n = -1
+                        break
+                    n *= k
+                if n == len(raw) and n <= MAX_ARRAY_BYTES:
+                    p.obj.__setstate__((version, shape, d, fortran, raw))
+                    return
+    s.check_array_state(state)
+    if len(state) == 5:
+        version, shape, dtype, fortran, raw = state
+        real = (version, shape, dtype.obj, fortran, raw if type(raw) is not list else _items(s, raw))
+    else:
+        shape, dtype, fortran, raw = state
+        real = (shape, dtype.obj, fortran, raw if type(raw) is not list else _items(s, raw))
+    p.obj.__setstate__(real)
+
+
+def _items(s: Session, raw: list) -> list:
+    """The items of an object array: proxies and (value) stand-ins swapped."""
+    s.fix_list(raw, None, 0)
+    return raw
+
+
+def _build_dtype(s: Session, p: _Proxy, state: Any) -> None:
+    if p.used:
+        raise Refused("a numpy dtype whose state is set after an array already uses it")
+
+    def child(obj: Any) -> Any:
+        if type(obj) is not _Proxy or obj.kind != "dtype":
+            raise BadState("a structured numpy dtype with a field that is not a dtype")
+        obj.used = True
+        return obj.obj
+
+    code = p.code
+    check_state(code_size(code), state, child, 0, code=code)
+    if type(state) is tuple and len(state) >= 5 and (state[2] is not None or state[4] is not None):
+        state = _real_dtype_state(state)
+    p.obj.__setstate__(state)
+
+
+def _real_dtype_state(state: tuple) -> tuple:
+    """A structured or sub-array dtype's state with its member dtypes' proxies swapped for the dtypes."""
+    subarray, fields = state[2], state[4]
+    if subarray is not None:
+        subarray = (subarray[0].obj,) + tuple(subarray[1:])
+    if fields is not None:
+        fields = {k: (v[0].obj,) + tuple(v[1:]) for k, v in fields.items()}
+    return state[:2] + (subarray, state[3], fields) + state[5:]
+
+
+def _build_marray(s: Session, p: _Proxy, state: Any) -> None:
+    s.check_marray_state(state)
+    shape, dtype, fortran, raw, mask, fill = state
+    p.obj.__setstate__((shape, dtype.obj, fortran, raw, mask, s.unwrap(fill)))
+
+
+def _build_ext(s: Session, p: _Proxy, state: Any) -> None:
+    obj = p.obj
+    check_tuple_state(type(obj), state)
+    check_build_state(state)
+    _plain_state(s, state)
+    state = s.fix(state, None, 0)
+    setstate = getattr(type(obj), "__setstate__", None)
+    if setstate is not None:
+        obj.__setstate__(state)
+    else:
+        s.apply_default(obj, None, state)
+    record = _ext_record(type(obj)) if p.kind == "ext" else None
+    if record == "tree":
+        s.trees.append(obj)
+    elif record == "binary":
+        s.binary.append(obj)
+
+
+def _build_pyobj(s: Session, p: _Proxy, state: Any) -> None:
+    obj = p.obj
+    s.build_py(obj, obj.__dict__, state)
+
+
+def _build_none(s: Session, p: _Proxy, state: Any) -> None:
+    raise Refused(f"a state given to a {p.kind}, which takes none")
+
+
+_BUILDERS = {"array": _build_array, "dtype": _build_dtype, "marray": _build_marray, "ext": _build_ext,
+             "value": _build_ext, "bitgen": _build_ext, "pyobj": _build_pyobj, "scalar": _build_none}
+
+
+# -- the unpickler ------------------------------------------------------------------------------------------------
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: IO[bytes], session: Session) -> None:
+        super().__init__(file)
+        self._session = session
+
+    def find_class(self, module: str, name: str) -> Any:
+        if canonical(module, name) == JOBLIB_WRAPPER:
+            raise NeedsJoblib
+        s = self._session
+        verdict, obj = load_global(module, name, s.trust)
+        if not verdict.allowed:
+            raise Refusal(verdict)
+        si = stand_in(obj)
+        if si not in s.standins:
+            s.standins[si] = 0
+            s.standins[si] = _rc(si)
+        return si
+
+
+def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bool]:
+    """Unpickle `file` in one checked pass. Returns (object, session, leftovers): with `leftovers` True the caller
+    must walk the object (`internals.validate_loaded(..., fix=True)`) before using it."""
+    if _PREDICTOR[0] is None:
+        from . import guard
+
+        with guard.paused():  # scikit-learn's own import-time code, not the file's
+            import scipy.sparse  # noqa: F401  (used by _py_info)
+            from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+        _PREDICTOR[0] = TreePredictor
+        import numpy as np
+
+        _NDARRAY[:] = [np.ndarray, stand_in(np.ndarray)]
+    with _LOCK:
+        saved = getattr(_tls, "session", None)
+        s = _tls.session = Session(trust)
+        try:
+            u = _Unpickler(file, s)
+            obj = u.load()
+            del u
+            obj = s.fix(obj, None, 0)
+            left = s.finish()
+        finally:
+            _tls.session = saved
+    return obj, s, left

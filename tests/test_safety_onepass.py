@@ -1,0 +1,137 @@
+"""The loader's single checked pass (`portable.safety.onepass`): what it builds is what pickle builds, with no
+proxy, stand-in or BUILD hook left behind; what it refuses, `audit` does not call SAFE."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import portable
+from portable.errors import InputError, UnsafePickleError
+from portable.safety import onepass, safe_load
+
+
+def _g(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _s(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _reachable(root):
+    """Every object reachable through containers, `__dict__`s and object arrays."""
+    seen, stack, out = set(), [root], []
+    while stack:
+        x = stack.pop()
+        if id(x) in seen or isinstance(x, (str, bytes, int, float, bool, type(None))):
+            continue
+        seen.add(id(x))
+        out.append(x)
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend(x)
+        elif isinstance(x, np.ndarray):
+            if x.dtype.hasobject:
+                stack.extend(x.ravel().tolist())
+        elif isinstance(getattr(x, "__dict__", None), dict) and not isinstance(x, type):
+            stack.append(x.__dict__)
+    return out
+
+
+def _assert_clean(obj):
+    for x in _reachable(obj):
+        assert type(x) is not onepass._Proxy and type(type(x)) is not onepass._Meta and type(x) is not onepass._Meta
+        if isinstance(x, dict):
+            assert "__setstate__" not in x
+
+
+@pytest.fixture(scope="module")
+def models():
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    cats = np.random.RandomState(0).randint(0, 5, size=(300, 2)).astype(str)
+    return {
+        "forest": (RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(X, y), X),
+        "hgb": (HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(X, y), X),
+        "kd": (KNeighborsClassifier(algorithm="kd_tree").fit(X, y), X),
+        "ohe": (OneHotEncoder().fit(cats), cats),
+    }
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_one_pass_builds_what_pickle_builds(models, tmp_path, protocol):
+    for name, (model, X) in models.items():
+        path = tmp_path / f"{name}-{protocol}.pkl"
+        path.write_bytes(pickle.dumps(model, protocol=protocol))
+        loaded, _ = safe_load(path)
+        _assert_clean(loaded)
+        reference = pickle.loads(path.read_bytes())
+        if hasattr(reference, "predict_proba"):
+            np.testing.assert_array_equal(loaded.predict_proba(X), reference.predict_proba(X))
+        else:
+            assert (loaded.transform(X) != reference.transform(X)).nnz == 0
+        assert type(loaded.__dict__["n_features_in_"]) is type(reference.__dict__["n_features_in_"])
+
+
+def test_container_filled_after_its_holder_is_built(tmp_path):
+    """pickle appends a long list in batches of 1000: an estimator saved in the second batch whose state refers to
+    the list is built while the list is half full, and an array appended after it is placed where the swaps at
+    BUILD did not look. The loader notices the leftover and walks the object to swap it."""
+    holder = StandardScaler().fit(np.arange(6.0).reshape(3, 2))
+    lst: list = [StandardScaler()] + [0] * 999 + [holder, np.arange(5.0)]
+    holder.lst = lst
+    path = tmp_path / "late.pkl"
+    path.write_bytes(pickle.dumps(lst, protocol=4))
+    with open(path, "rb") as f:
+        _obj, _session, left = onepass.load(f)
+    assert left  # the case really reaches the fallback
+    loaded, _ = safe_load(path)
+    _assert_clean(loaded)
+    assert type(loaded[-1]) is np.ndarray and loaded[-1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert loaded[1000].lst is loaded and type(loaded[1000].mean_) is np.ndarray
+
+
+def test_globals_kept_as_values_are_swapped_or_refused(tmp_path):
+    ok = (b"\x80\x04" + _g("sklearn.preprocessing._data", "StandardScaler") + b")\x81}" + _s("dtype")
+          + b"(" + _g("numpy", "float64") + b"K\x01t" + b"sb.")
+    path = tmp_path / "value.pkl"
+    path.write_bytes(ok)
+    obj, _ = safe_load(path)
+    assert obj.dtype == (np.float64, 1) and obj.dtype[0] is np.float64
+    for module, name in (("numpy._core.multiarray", "_reconstruct"), ("sklearn.preprocessing._data",
+                                                                     "StandardScaler")):
+        bad = (b"\x80\x04" + _g("sklearn.preprocessing._data", "StandardScaler") + b")\x81}" + _s("f")
+               + b"(" + _g(module, name) + b"t" + b"sb.")
+        path = tmp_path / f"bad-{name}.pkl"
+        path.write_bytes(bad)
+        with pytest.raises(InputError, match="kept as a value"):
+            safe_load(path)
+        assert not portable.audit(path).safe
+
+
+def test_refusals_of_the_pass(tmp_path):
+    scaler = _g("sklearn.preprocessing._data", "StandardScaler") + b")\x81"
+    cases = {
+        "twice": (b"\x80\x04" + scaler + b"}b}b.", UnsafePickleError, "set twice"),
+        "protocol attribute": (b"\x80\x04" + scaler + b"}" + _s("__array_interface__") + b"K\x01sb.", InputError,
+                               "__array_interface__"),
+        "hook name": (b"\x80\x04" + scaler + b"}" + _s("__setstate__") + b"K\x01sb.", InputError, "__setstate__"),
+        "global built": (b"\x80\x04" + _g("sklearn.preprocessing._data", "StandardScaler") + b"}b.",
+                         UnsafePickleError, "sets attributes of the global"),
+        "items into a matrix": (b"\x80\x04" + _g("scipy.sparse._csr", "csr_matrix") + b")\x81K\x01K\x02s.",
+                                InputError, None),
+    }
+    for label, (data, error, words) in cases.items():
+        path = tmp_path / f"{label}.pkl"
+        path.write_bytes(data)
+        with pytest.raises(error, match=words):
+            safe_load(path)
+        assert not portable.audit(path).safe, label
