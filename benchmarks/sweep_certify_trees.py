@@ -35,7 +35,7 @@ def has_trees(est: Any) -> bool:
         if not hasattr(o, "get_params"):
             return False
         for attr in ("steps", "transformers_", "estimators_", "estimator", "best_estimator_", "estimators",
-                     "final_estimator_", "calibrated_classifiers_", "base_estimator"):
+                     "final_estimator_", "calibrated_classifiers_", "base_estimator", "regressor_"):
             v = getattr(o, attr, None)
             if v is not None and walk(v, depth + 1):
                 return True
@@ -91,8 +91,9 @@ def sweep(dtypes: tuple[str, ...] = ("float32", "float64"), only: str | None = N
                 row["certify_s"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 try:
-                    portable.check(est, art, data=data, samples=1000)
+                    rep = portable.check(est, art, data=data, samples=1000)
                     row["check_s"] = time.perf_counter() - t0
+                    row["check"] = "equivalent" if rep.equivalent else "NOT equivalent"
                 except Exception:
                     row["check_s"] = float("nan")
             row["status"] = "certified" if res.certified else ("REFUTED" if res.refuted else "not certifiable")
@@ -108,14 +109,20 @@ def main(argv: list[str]) -> int:
     for r in rows:
         times = (f"{r.get('certify_s', float('nan')):.2f}s/{r.get('check_s', float('nan')):.2f}s"
                  if "certify_s" in r else "")
-        print(f"{r['family']:8} {r['model']:45} {r['dtype']:7} {r['status']:16} {times:14} {r.get('why', '')[:300]}")
+        print(f"{r['family']:8} {r['model']:45} {r['dtype']:7} {r['status']:16} {times:14} "
+              f"check: {r.get('check', '-'):15} {r.get('why', '')[:300]}")
     fams: dict[tuple[str, str], list[int]] = {}
     for r in rows:
-        f = fams.setdefault((r["family"], r["dtype"]), [0, 0])
+        f = fams.setdefault((r["family"], r["dtype"]), [0, 0, 0, 0, 0])
         f[0] += r["status"] == "certified"
         f[1] += 1
-    for (fam, dt), (c, n) in sorted(fams.items()):
-        print(f"{fam} {dt}: {c}/{n} certified")
+        ok = r.get("check") == "equivalent"
+        f[2] += ok
+        f[3] += ok and r["status"] == "certified"
+        f[4] += not ok and r["status"] == "REFUTED"
+    for (fam, dt), (c, n, ok, okc, bad_ref) in sorted(fams.items()):
+        print(f"{fam} {dt}: {c}/{n} certified; of the {ok} the sampled check passes, {okc} certified; of the "
+              f"{n - ok} it fails, {bad_ref} refuted with a verified counterexample")
     ratios = sorted(r["certify_s"] / r["check_s"] for r in rows if r.get("check_s", 0) > 0 and "certify_s" in r)
     cs = sorted(r["certify_s"] for r in rows if "certify_s" in r)
     if ratios:

@@ -144,7 +144,7 @@ def _exact_through(trees: TreeNodes, nodes: np.ndarray, closed: np.ndarray, dt: 
         elif low(np.array([hi_x]))[0]:
             m = hi_x
         else:
-            a, b = _ordered(np.array([lo_x]), dt)[0], _ordered(np.array([hi_x]), dt)[0]
+            a, b = int(_ordered(np.array([lo_x]), dt)[0]), int(_ordered(np.array([hi_x]), dt)[0])  # no overflow
             while b - a > 1:  # low(a) holds, low(b) does not
                 mid = a + (b - a) // 2
                 if low(_unordered(np.array([mid]), dt))[0]:
@@ -197,6 +197,9 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
     high = np.where(flip, trees.left, trees.right)
     t = trees.threshold
     plain = split & (trees.scale == 1.0) & (trees.offset == 0.0) & trees.exact
+    for i in (trees.recipes or {}):  # a known computation (a rounding to float32 on the way): followed exactly
+        if (trees.recipes or {}).get(i):
+            plain[i] = False
     idx = np.flatnonzero(split)
     dts = {np.dtype(d) for d in dtypes}
     for dt in dts:

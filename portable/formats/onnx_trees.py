@@ -289,6 +289,8 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
         flag = any(narrow.get(i, False) for i in ins)
         if n.op_type == "Cast" and _attrs(n).get("to") == FLOAT:
             flag = True
+        elif n.op_type == "Cast" and _attrs(n).get("to") == DOUBLE:
+            flag = False  # doubles again (a rounding to float32 on the way is in the columns' recipes)
         narrow[n.output[0]] = flag
     if any(o.name in cols for o in graph.output) or op.input[0] not in cols:
         return None

@@ -630,6 +630,8 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     from ..hints import derive_splits
 
     est = model.estimator
+    while getattr(est, "best_estimator_", None) is not None:  # a fitted search predicts with its best estimator
+        est = est.best_estimator_
     steps = [s for _, s in est.steps if s is not None and s != "passthrough"] if hasattr(est, "steps") else [est]
     strings = {s.name for s in model.signature.inputs if s.is_string}
     # scalers' exact float64 arithmetic is followed for float64 inputs (a float32 input is scaled in mixed
@@ -1010,8 +1012,8 @@ def _catboost(est: Any) -> tuple | None:
 
 
 _ENSEMBLES: dict[str, Callable[[Any], tuple | None]] = {
-    **{n: _xgboost for n in ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor")},
-    **{n: _lightgbm for n in ("LGBMClassifier", "LGBMRegressor")},
+    **{n: _xgboost for n in ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker")},
+    **{n: _lightgbm for n in ("LGBMClassifier", "LGBMRegressor", "LGBMRanker")},
     **{n: _catboost for n in ("CatBoostClassifier", "CatBoostRegressor")},
     **{n: _forest for n in ("DecisionTreeClassifier", "DecisionTreeRegressor", "ExtraTreeClassifier",
                             "ExtraTreeRegressor", "RandomForestClassifier", "RandomForestRegressor",
