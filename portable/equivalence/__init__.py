@@ -450,15 +450,23 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
         lo, hi = base.take(keep), base.take(partner[keep])
     lo_label = lab[0] if len(np.unique(lab)) < 2 else lab[keep]
     num = np.array([not f.is_string for f in plan.features])
+    every = bool(num.all())
     try:
         for _ in range(EDGE_STEPS):
-            mid = lo.take(np.arange(len(lo)))
-            mid.num[:, num] = narrow_values(plan, (lo.num[:, num] + hi.num[:, num]) / 2)
+            # the midpoints; string features keep the lower rows' values (mid shares lo's strings and sources,
+            # which the loop does not change)
+            if every:
+                half = lo.num + hi.num
+                half /= 2
+                mid = Batch(narrow_values(plan, half), lo.txt, lo.source)
+            else:
+                mid = Batch(lo.num.copy(), lo.txt, lo.source)
+                mid.num[:, num] = narrow_values(plan, (lo.num[:, num] + hi.num[:, num]) / 2)
             if plan.any_integer:
                 mid.num[:, plan.integer] = np.round(mid.num[:, plan.integer])
-            same = label_of(role, mid) == lo_label
-            lo.num[same] = mid.num[same]
-            hi.num[~same] = mid.num[~same]
+            same = (label_of(role, mid) == lo_label)[:, None]
+            np.copyto(lo.num, mid.num, where=same)
+            np.copyto(hi.num, mid.num, where=~same)
     except Exception:
         return False
     return lo, hi
