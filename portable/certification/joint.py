@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, not_certifiable
-from .program import Label, Program, _sigmoid, vector_change
+from .program import Label, Program, _sigmoid, apply_blocks, vector_change
 from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym
 
 
@@ -114,6 +114,8 @@ def diff(space: Space, a: Sym, b: Sym, dh: list[np.ndarray]) -> Bound:
             if not vs or not np.any(A[:, m]):
                 continue
             keys = [space.vars[v] for v in vs]
+            if all(k[0] != "h" for k in keys):
+                continue  # a skip connection: the same raw variables on both sides, no carried difference
             if len(vs) != 1 or keys[0][0] != "h":
                 raise NotSymbolic("a product of hidden units")
             _, st, i = keys[0]
@@ -145,6 +147,8 @@ def run(prog: Program, values: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _apply(act: str, z: np.ndarray) -> np.ndarray:
+    if "[" in act:  # a stage of parallel blocks (program.blocks)
+        return apply_blocks(act, z, _apply)
     if act == "relu":
         return np.maximum(z, 0)
     if act == "tanh":

@@ -61,10 +61,11 @@ class Program:
         return const_sym(value, self.space, stage)
 
     def _same_stage(self, *syms: Sym) -> int:
+        """The stage of a value combining syms: the latest (a value of an earlier stage, such as a stacked model's
+        decision scores beside another's probabilities, is a skip connection: its variables are the same in both
+        models, so it carries no difference from the stages it skips)."""
         stages = {s.stage for s in syms if np.any(self.space.pad(s.C)[..., 1:]) or s.stage}
-        if len(stages) > 1:
-            raise NotSymbolic("a value combines two stages of the network (a skip connection)")
-        return stages.pop() if stages else 0
+        return max(stages) if stages else 0
 
     # -- affine operations ---------------------------------------------------------------------------------------
     def matmul(self, s: Sym, W: np.ndarray, dtype: Any) -> Sym:
@@ -140,23 +141,37 @@ class Program:
             raise NotSymbolic(f"a {act} over a tensor of shape {s.shape}")
         if has_nan(s):
             raise NotSymbolic(f"NaN reaches a {act} without imputation")
-        if s.stage != len(self.stages):
+        sibling = bool(self.stages) and s.stage == self.stages[-1].pre.stage and s.stage < len(self.stages)
+        if s.stage != len(self.stages) and not sibling:
             raise NotSymbolic("a nonlinearity applied to an earlier stage")
         zlo, zhi = self.space.range(s.C, self.side)
         zlo, zhi = zlo - s.E, zhi + s.E
         lo, hi = act_interval(act, zlo, zhi)
-        st = len(self.stages) + 1
-        self.stages.append(Stage(act, s, lo, hi))
-        C = np.zeros((len(lo), 0))
+        E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
+        rel = own_relative(act, len(lo), self.u(dtype))
+        if sibling:
+            # a nonlinearity beside the last one (another model of an ensemble, another fold of a calibration):
+            # its units join that stage as a block
+            last = self.stages[-1]
+            n0 = len(last.lo)
+            pre = Sym(np.concatenate([self.space.pad(last.pre.C), self.space.pad(s.C)]),
+                      np.concatenate([np.broadcast_to(last.pre.E, (n0,)), np.broadcast_to(s.E, (len(lo),))]),
+                      s.stage)
+            last.act = join_blocks(blocks(last.act, n0) + [(act, len(lo))])
+            last.pre, last.lo, last.hi = pre, np.concatenate([last.lo, lo]), np.concatenate([last.hi, hi])
+            last.rel_own = max(last.rel_own, rel)
+            st = len(self.stages)
+        else:
+            n0 = 0
+            st = len(self.stages) + 1
+            self.stages.append(Stage(act, s, lo, hi, rel))
         idx = []
         for i in range(len(lo)):
-            g = self.space.hidden_group(st, i, self.side, lo[i], hi[i])
-            v = self.space.var(("h", st, i), g)
+            g = self.space.hidden_group(st, n0 + i, self.side, lo[i], hi[i])
+            v = self.space.var(("h", st, n0 + i), g)
             idx.append(self.space.mono((v,)))
         C = np.zeros((len(lo), self.space.size))
         C[np.arange(len(lo)), idx] = 1.0
-        E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
-        self.stages[-1].rel_own = own_relative(act, len(lo), self.u(dtype))
         return Sym(C, E, st)
 
 
@@ -173,8 +188,50 @@ class Program:
         return len(self.stages[-1].lo) == s.C.shape[0] and bool(np.array_equal(want, s.C))
 
 
+ELEMENTWISE = ("relu", "tanh", "sigmoid", "exp", "identity")
+
+
+def blocks(act: str, n: int) -> list[tuple[str, int]]:
+    """The blocks of a stage's act: `(act, units)` each. A stage of parallel nonlinearities (an ensemble's
+    members, a calibration's folds) is written `sigmoid[1]+softmax[3]`; a plain act is one block of n units."""
+    if "[" not in act:
+        return [(act, n)]
+    out = []
+    for part in act.split("+"):
+        name, k = part[:-1].split("[")
+        out.append((name, int(k)))
+    return out
+
+
+def join_blocks(parts: list[tuple[str, int]]) -> str:
+    """The act of a stage of blocks; neighbouring blocks of one elementwise act merge (they are one map)."""
+    merged: list[tuple[str, int]] = []
+    for a, k in parts:
+        if merged and merged[-1][0] == a and a in ELEMENTWISE:
+            merged[-1] = (a, merged[-1][1] + k)
+        else:
+            merged.append((a, k))
+    if len(merged) == 1:
+        return merged[0][0]
+    return "+".join(f"{a}[{k}]" for a, k in merged)
+
+
+def per_block(act: str, func: Any, *arrays: np.ndarray) -> Any:
+    """func(block act, *array slices) per block, results concatenated (tuples elementwise)."""
+    n = len(arrays[0])
+    res, i = [], 0
+    for a, k in blocks(act, n):
+        res.append(func(a, *[x[i:i + k] for x in arrays]))
+        i += k
+    if isinstance(res[0], tuple):
+        return tuple(np.concatenate([r[j] for r in res]) for j in range(len(res[0])))
+    return np.concatenate(res)
+
+
 def act_interval(act: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sound interval of act(z) for z in [lo, hi] (elementwise, or the softmax / L1 vector maps)."""
+    if "[" in act:
+        return per_block(act, act_interval, lo, hi)
     if act == "relu":
         return np.maximum(lo, 0), np.maximum(hi, 0)
     if act == "tanh":
@@ -206,6 +263,8 @@ def act_interval(act: str, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, 
 
 def lipschitz(act: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Per unit, the largest slope of an elementwise act on [lo, hi]."""
+    if "[" in act:
+        return per_block(act, lipschitz, lo, hi)
     if act == "relu":
         return np.where(hi <= 0, 0.0, 1.0)
     if act == "tanh":
@@ -224,6 +283,8 @@ def vector_change(act: str, dz: np.ndarray, lo: np.ndarray, hi: np.ndarray, plo:
                   phi: np.ndarray) -> np.ndarray:
     """A bound on |act(z') - act(z)| per output when |z'_i - z_i| <= dz_i and both lie in [lo - dz, hi + dz]
     (plo, phi: the outputs' interval)."""
+    if "[" in act:
+        return per_block(act, vector_change, dz, lo, hi, plo, phi)
     if act == "softmax":
         # mean value theorem: d p_i = sum_j p_i (delta_ij - p_j) dz_j, and softmax ignores a common shift:
         # |d p_i| <= 2 p_i (1 - p_i) * max_j |dz_j| <= min(0.5, 2 phi_i) * max |dz|
@@ -240,17 +301,31 @@ def vector_change(act: str, dz: np.ndarray, lo: np.ndarray, hi: np.ndarray, plo:
 
 def own_relative(act: str, n: int, u: float) -> float:
     """The relative error of evaluating act in float arithmetic (see act_error)."""
+    if "[" in act:
+        return max(own_relative(a, k, u) for a, k in blocks(act, n))
     return 0.0 if act == "relu" else ((n + FUNC_ULPS) if act in ("softmax", "l1norm") else FUNC_ULPS) * u
 
 
 def act_error(act: str, zlo: np.ndarray, zhi: np.ndarray, E: np.ndarray, lo: np.ndarray, hi: np.ndarray,
               u: float) -> np.ndarray:
     """Rounding error after act: the input's error carried through, plus the function's own error."""
+    if "[" in act:
+        E = np.broadcast_to(E, np.shape(lo))
+        return per_block(act, lambda a, *xs: act_error(a, *xs, u), zlo, zhi, E, lo, hi)
     mag = np.maximum(np.abs(lo), np.abs(hi))
     if act == "relu":
         return E.copy()
     carried = vector_change(act, E, zlo, zhi, lo, hi)
     return carried + own_relative(act, len(lo), u) * mag
+
+
+def apply_blocks(act: str, z: np.ndarray, apply: Any) -> np.ndarray:
+    """apply(block act, z[:, block]) per block of a stage (z: [n points, units])."""
+    out, i = [], 0
+    for a, k in blocks(act, z.shape[1]):
+        out.append(apply(a, z[:, i:i + k]))
+        i += k
+    return np.concatenate(out, axis=1)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
