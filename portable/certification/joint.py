@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, not_certifiable
-from .program import Label, Program, _sigmoid, apply_blocks, vector_change
-from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym
+from .program import Label, Program, _sigmoid, apply_blocks, blocks, vector_change
+from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym, gamma
 
 
 @dataclass
@@ -61,40 +61,60 @@ def propagate(pa: Program, pb: Program) -> tuple[list[np.ndarray], list[np.ndarr
 
 def relative_bound(pa: Program, pb: Program, oa: Sym, ob: Sym,
                    dzs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """When each output is a unit p of the last logistic/softmax stage (or 1 - p) in both models, arrays
-    (c, r, a) with |o_A - o_B| <= c o (1 - o) + r o + a, o the original's output. By the mean value theorem a
-    logistic moves by s(1 - s) d at a point xi with s(1 - s) within a factor e^(2d) of p(1 - p) (a softmax by
-    2 p_i (1 - p_i) max|d|, within e^(4 max d)); the act's rounding is relative to p. None otherwise."""
+    """When each output is a unit p of the last logistic/softmax stage (or 1 - p), or a weighted mean of such
+    units (w >= 0, sum w = 1: an ensemble's average, a calibration's folds), in both models: arrays (c, r, a) with
+    |o_A - o_B| <= c o (1 - o) + r o + a, o the original's output. By the mean value theorem a logistic moves by
+    s(1 - s) d at a point xi with s(1 - s) within a factor e^(2d) of p(1 - p) (a softmax by 2 p_i (1 - p_i)
+    max|d| over its block, within e^(4 max d)); the act's rounding is relative to p; for a mean, sum w_i c_i
+    p_i (1 - p_i) <= max c * o (1 - o) (p (1 - p) is concave), and the two models' weights' difference and the
+    averaging's rounding add to a. None otherwise."""
     k = len(pa.stages)
-    if not k or pa.stages[-1].act not in ("sigmoid", "softmax"):
+    if not k:
+        return None
+    st = pa.stages[-1]
+    parts = blocks(st.act, len(st.lo))
+    if any(a not in ("sigmoid", "softmax") for a, _ in parts):
         return None
     space = pa.space
     A, B = space.pad(oa.C), space.pad(ob.C)
-    if A.shape != B.shape or not np.array_equal(A, B) or A.ndim != 2:
+    if A.shape != B.shape or A.ndim != 2:
         return None
     dz = dzs[k - 1]
-    if pa.stages[-1].act == "softmax":
-        cu = 2 * np.max(dz) * np.exp(4 * np.max(dz)) * np.ones_like(dz)
-    else:
-        cu = dz * np.exp(2 * dz)
-    own = (pa.stages[-1].rel_own + pb.stages[-1].rel_own) * float(np.exp(2 * np.max(dz)))
-    n = A.shape[0]
-    c, r, a = np.zeros(n), np.zeros(n), np.zeros(n)
-    for i in range(n):
-        nz = [m for m in np.nonzero(A[i])[0]]
-        lin = [m for m in nz if m != 0]
-        if len(lin) != 1 or len(space.monomials[lin[0]]) != 1:
+    cu = np.zeros_like(dz)
+    i0 = 0
+    for act, n in parts:
+        d = dz[i0:i0 + n]
+        cu[i0:i0 + n] = 2 * np.max(d) * np.exp(4 * np.max(d)) if act == "softmax" else d * np.exp(2 * d)
+        i0 += n
+    own = (st.rel_own + pb.stages[-1].rel_own) * float(np.exp(2 * np.max(dz)))
+    unit_of = {}
+    for m, vs in enumerate(space.monomials):
+        if len(vs) == 1 and space.vars[vs[0]][0] == "h" and space.vars[vs[0]][1] == k:
+            unit_of[m] = space.vars[vs[0]][2]
+    n_out = A.shape[0]
+    c, r, a = np.zeros(n_out), np.zeros(n_out), np.zeros(n_out)
+    for i in range(n_out):
+        nz = [m for m in np.nonzero(A[i] != 0)[0] if m != 0]
+        if not nz or any(m not in unit_of for m in nz) or np.any(B[i][[m for m in np.nonzero(B[i])[0]
+                                                                      if m != 0 and m not in unit_of]]):
             return None
-        key = space.vars[space.monomials[lin[0]][0]]
-        if key[0] != "h" or key[1] != k:
-            return None
-        unit, c0, c1 = key[2], A[i, 0], A[i, lin[0]]
-        if (c0, c1) == (0.0, 1.0):
-            c[i], r[i] = cu[unit], own
-        elif (c0, c1) == (1.0, -1.0):
-            c[i], a[i] = cu[unit], own + 4 * U32  # p's rounding is at most own * p <= own; 1 - p adds its own
+        w = A[i, nz]
+        c0 = A[i, 0]
+        total = float(w.sum())
+        if c0 == 0.0 and np.all(w > 0) and abs(total - 1.0) <= 1e-9:
+            pass
+        elif c0 == 1.0 and np.all(w < 0) and abs(total + 1.0) <= 1e-9:
+            pass
         else:
             return None
+        units = [unit_of[m] for m in nz]
+        c[i] = float(np.max(cu[units])) * (1.0 + 1e-9)
+        r[i] = own
+        slack = float(np.sum(np.abs(A[i] - B[i])))  # the weights' difference, h in [0, 1]
+        if len(nz) == 1 and slack == 0.0:
+            a[i] = (own + 4 * U32) if c0 == 1.0 else 0.0  # 1 - p adds its own rounding
+        else:
+            a[i] = slack + (own if c0 == 1.0 else 0.0) + 2 * gamma(len(nz) + 2, U32) + 1e-9 * c[i]
     return c, r, a
 
 
@@ -358,9 +378,10 @@ def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Co
     if label:
         ce["verified"] = bool(np.any(a.astype(str) != b.astype(str))) and not _near_tie(all_a, ctx)
     else:
-        diff_ = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-        ce["difference"] = diff_
-        ce["verified"] = diff_ > ctx.allowed(name, float(np.max(np.abs(a))))
+        gap = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(-1)
+        ce["difference"] = float(np.max(gap))
+        # elementwise, as the check compares: each value's tolerance grows with that value
+        ce["verified"] = bool(np.any(gap > np.array([ctx.allowed(name, abs(float(v))) for v in a.reshape(-1)])))
     return ce
 
 
@@ -423,14 +444,23 @@ def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program,
             "value)" % (float(np.max(rel[0])), float(np.max(rel[1])), float(np.max(rel[2])))
     if excess <= 0:
         return Certificate(output=name, status=CERTIFIED, bound=bound, tolerance=allowed, details=details)
-    ya, yb = run(pa, cand)[name], run(pb, cand)[name]
-    gap = np.max(np.abs(np.asarray(ya, float) - np.asarray(yb, float)).reshape(len(cand), -1), axis=1)
-    best = int(np.argmax(gap))
-    details["predicted_difference"] = float(gap[best])
-    ce = _verify(name, cand[best], original, converted, ctx, space, label=False)
-    if ce["verified"]:
-        return Certificate(output=name, status=REFUTED, bound=bound, tolerance=allowed, counterexample=ce,
-                           details=details)
+    ce = {}
+    for pts in (cand, sample_points(space, 4096, seed=1)):  # more random points when the first do not show it
+        ya, yb = run(pa, pts)[name], run(pb, pts)[name]
+        ya = np.asarray(ya, float).reshape(len(pts), -1)
+        gap = np.abs(ya - np.asarray(yb, float).reshape(len(pts), -1))
+        # the points where the predicted difference is largest against the tolerance there (it grows with |value|)
+        a0 = ctx.allowed(name, 0.0)
+        ratio = np.max(gap / np.maximum(a0 + (ctx.allowed(name, 1.0) - a0) * np.abs(ya), 1e-300), axis=1)
+        order = np.argsort(-ratio)[:8]
+        details["predicted_difference"] = float(np.max(gap[order[0]]))
+        for best in order:
+            ce = _verify(name, pts[best], original, converted, ctx, space, label=False)
+            if ce["verified"]:
+                return Certificate(output=name, status=REFUTED, bound=bound, tolerance=allowed, counterexample=ce,
+                                   details=details)
+            if ratio[best] <= 1.0:
+                break
     return Certificate(output=name, status=NOT_CERTIFIABLE, bound=bound, tolerance=allowed, details=details,
                        counterexample=ce, reason=f"the proved bound {bound:.3g} exceeds the tolerance {allowed:.3g} "
                        "and no input was found where the difference does (the bound may be loose)")
@@ -448,7 +478,8 @@ def _label_links(prog: Program, label: Label) -> set[str]:
         O = space.pad(o.C)
         if O.shape == L.shape and np.array_equal(O, L):
             links.add(name)
-        elif O.shape[0] == 1 and L.shape[0] == 2 and not np.any(L[0]) and np.array_equal(L[1], O[0]):
+        elif O.shape[0] == 1 and L.shape[0] == 2 and np.array_equal(L[1], O[0]) and \
+                (not np.any(L[0]) or np.array_equal(L[0], -O[0])):  # [0, s] or [-s, s]: class 1 iff s > 0
             links.add(name)
         elif prog.stages and prog._is_stage_output(o, ("sigmoid", "softmax")):
             pre = space.pad(prog.stages[-1].pre.C)

@@ -123,7 +123,9 @@ def read_onnx(proto: Any, space: Space, side: str) -> Program:
             func = OPS.get(node.op_type)
             if func is None:
                 raise NotSymbolic(f"the ONNX operator {node.op_type} ({node.name or node.output[0]})")
-            dt = next((dtypes.get(n) for n in node.input if n and isinstance(env.get(n), (Sym, Cat))), F32)
+            # the dtype of the first symbolic input (a log-softmax's too: float64 graphs' exp(z - logsumexp z))
+            dt = next((dtypes.get(n) for n in node.input if n and isinstance(env.get(n), SYMBOLIC)
+                       and dtypes.get(n)), F32)
             outs = func(prog, node, _attrs(node), ins, dt)
         for n, v in zip(node.output, outs):
             env[n] = v
