@@ -76,7 +76,8 @@ class Program:
             raise NotSymbolic(f"a matrix product of shapes {s.shape} and {W.shape}")
         C = np.einsum("nm,nk->km", s.C, W)
         aW = np.abs(W)
-        E = aW.T @ s.E + gamma(W.shape[0], self.u(dtype)) * (aW.T @ (self.mag(s) + s.E))
+        n = self.space.terms(s.C, s.E) if self.space.nonzero else W.shape[0]
+        E = aW.T @ s.E + gamma(n, self.u(dtype)) * (self.space.abs_dot(aW.T, s.C, self.side) + aW.T @ s.E)
         return Sym(C, E, s.stage, _nan_any(s, W.shape[1]))
 
     def add(self, a: Sym, b: Sym, dtype: Any, sign: float = 1.0) -> Sym:
@@ -176,16 +177,31 @@ class Program:
 
 
     def _is_stage_output(self, s: Sym, acts: tuple[str, ...]) -> bool:
-        """s is exactly the outputs of the last stage, in order, and that stage's act is one of acts."""
-        if not self.stages or s.stage != len(self.stages) or self.stages[-1].act not in acts or s.C.ndim != 2:
+        """s is exactly the outputs of one block of the last stage (the whole stage when it has one), in order,
+        and that block's act is one of acts."""
+        if not self.stages or s.stage != len(self.stages) or s.C.ndim != 2:
             return False
-        want = np.zeros_like(s.C)
-        for i in range(s.C.shape[0]):
-            v = self.space.var_index.get(("h", s.stage, i))
-            if v is None:
-                return False
-            want[i, self.space.index[(v,)]] = 1.0
-        return len(self.stages[-1].lo) == s.C.shape[0] and bool(np.array_equal(want, s.C))
+        st = self.stages[-1]
+        C = self.space.pad(s.C)
+        first = None
+        for m in np.nonzero(C[0])[0]:
+            vs = self.space.monomials[m]
+            if len(vs) == 1 and self.space.vars[vs[0]][:2] == ("h", s.stage):
+                first = self.space.vars[vs[0]][2]
+        if first is None:
+            return False
+        i0 = 0
+        for a, n in blocks(st.act, len(st.lo)):
+            if i0 == first and n == C.shape[0] and a in acts:
+                want = np.zeros_like(C)
+                for i in range(n):
+                    v = self.space.var_index.get(("h", s.stage, i0 + i))
+                    if v is None:
+                        return False
+                    want[i, self.space.index[(v,)]] = 1.0
+                return bool(np.array_equal(want, C))
+            i0 += n
+        return False
 
 
 ELEMENTWISE = ("relu", "tanh", "sigmoid", "exp", "identity")
