@@ -20,6 +20,10 @@ from .symbolic import NotSymbolic, Space
 
 METHOD = "affine"
 SPLIT_SECONDS = 3.0  # time spent splitting the domain (all outputs of one pair), at most
+# after this many boxes, splitting stops unless some box's bound is below this fraction of the whole domain's (an
+# RBF SVM's worst-case rounding over hundreds of support vectors hardly shrinks with the box: reading boxes was
+# most of its certification time)
+FUTILE_READS, FUTILE_RATIO = 6, 0.7
 
 
 _LAST: list[Any] = []  # the last pair read: (original, converted, domain, result); affine and ibp both ask
@@ -78,6 +82,7 @@ def read_model(model: Any, space: Space, side: str) -> Any:
 
         return read_sklearn(model, space, side)
     if fmt == "onnx" and hasattr(model, "proto"):
+        from . import onnx_more_ops  # noqa: F401  (registers its operators)
         from .onnx_program import read_onnx
 
         return read_onnx(model.proto, space, side)
@@ -123,7 +128,14 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
         if cert.details.get("rounding_bound", 0.0) > (cert.tolerance or 0.0):
             continue  # the worst-case rounding alone exceeds the tolerance: smaller boxes seldom help
         certs[name] = _split(name, cert, original, converted, domain, ctx, method, weights, budget, t0, deadline)
-    for name, cert in certs.items():  # a label is the argmax of an output certified within the check's tolerance
+    imply_labels(certs)
+    return certs
+
+
+def imply_labels(certs: dict[str, Certificate]) -> None:
+    """A label that is the argmax of an output certified within the check's tolerance is certified too (the
+    labels agree except at the check's near-ties)."""
+    for name, cert in certs.items():
         implied = cert.details.get("implied_by") or []
         if cert.status == NOT_CERTIFIABLE and implied and all(
                 certs.get(o) is not None and certs[o].status == CERTIFIED for o in implied):
@@ -132,7 +144,6 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
             cert.details["meaning"] = (f"the label is the argmax of {', '.join(implied)}, certified within the "
                                        "check's tolerance: the labels agree except where the original's top two "
                                        "values tie within that tolerance (the check's near-ties)")
-    return certs
 
 
 def _split_weights(prog: Any) -> dict[Any, float]:
@@ -158,9 +169,17 @@ def _split(name: str, cert: Certificate, original: Any, converted: Any, domain: 
            method: str, weights: dict[Any, float], budget: int, t0: float, deadline: float) -> Certificate:
     import dataclasses
 
+    import numpy as np
+
     sub = Context(**{**ctx.__dict__, "outputs": {name: ctx.outputs[name]}})
     queue, leaves, reads = [domain], [], 0
+    tightest = np.inf  # the smallest bound of a box read: splitting stops when halves do not tighten it
     while queue and reads < budget and time.perf_counter() < deadline:
+        if reads >= FUTILE_READS and tightest > FUTILE_RATIO * cert.bound:
+            cert.details["split_boxes"] = reads
+            cert.reason = (cert.reason or "") + (f"; splitting the domain did not tighten the bound ({reads} boxes: "
+                                                 f"at best {tightest:.3g})")
+            return cert
         box = queue.pop()
         col = max(weights, key=lambda c: weights[c] * (box.columns[c].hi - box.columns[c].lo))
         c = box.columns[col]
@@ -177,6 +196,8 @@ def _split(name: str, cert: Certificate, original: Any, converted: Any, domain: 
             if got.status == REFUTED:
                 got.details["split_boxes"] = reads
                 return got
+            if got.bound is not None:
+                tightest = min(tightest, got.bound)
             (leaves.append(got) if got.status == CERTIFIED else queue.append(half))
     if queue:
         cert.details["split_boxes"] = reads

@@ -47,12 +47,14 @@ def read_sklearn(model: Any, space: Space, side: str) -> Program:
     prog = Program(space, side)
     prog.arith.add("float64")
     specs = model.signature.inputs
+    cuts = getattr(space, "cuts", None)  # text vectorizers read as their outputs (see `text`)
     if len(specs) == 1 and specs[0].name == "X":
-        if specs[0].is_string:
+        if specs[0].is_string and not cuts:
             raise NotSymbolic("a model of documents (text)")
-        x: Any = input_value(prog, "X", int(specs[0].shape[1]), False)
+        x: Any = None if specs[0].is_string else input_value(prog, "X", int(specs[0].shape[1]), False)
     else:
-        x = Frame({t.name: input_value(prog, t.name, 1, t.is_string) for t in specs})
+        x = Frame({t.name: (None if t.is_string and cuts and t.name in cuts.get("inputs", ())
+                            else input_value(prog, t.name, 1, t.is_string)) for t in specs})
     outs = _final(prog, model.estimator, x)
     for spec in model.signature.outputs:
         if spec.name not in outs:
@@ -79,6 +81,10 @@ def _final(prog: Program, est: Any, x: Any) -> dict[str, Any]:
 def transform(prog: Program, est: Any, x: Any) -> Any:
     if est in (None, "passthrough"):
         return x
+    cuts = getattr(prog.space, "cuts", None)
+    if cuts and id(est) in cuts:  # a text vectorizer: its outputs are the domain's variables
+        cut_name, width = cuts[id(est)]
+        return input_value(prog, cut_name, width, False)
     name = type(est).__name__
     if name not in READERS:
         raise NotSymbolic(f"the step {name} has no affine reading")
@@ -375,11 +381,13 @@ def _gaussian_nb(prog: Program, est: Any, x: Any) -> dict[str, Any]:
 @reads("MultinomialNB", "ComplementNB", "BernoulliNB", "CategoricalNB", final=True)
 def _discrete_nb(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     name = type(est).__name__
-    if name in ("ComplementNB", "CategoricalNB") or (name == "BernoulliNB" and est.binarize is not None):
+    if name == "CategoricalNB" or (name == "BernoulliNB" and est.binarize is not None):
         raise NotSymbolic(f"{name}'s joint log-likelihood is not linear here")
     s = _as_sym(prog, x)
     W = np.asarray(est.feature_log_prob_, dtype=np.float64)
     b = np.asarray(est.class_log_prior_, dtype=np.float64)
+    if name == "ComplementNB" and len(est.classes_) > 1:
+        b = np.zeros_like(b)  # its joint log-likelihood is X @ feature_log_prob_.T alone
     if name == "BernoulliNB":
         neg = np.log1p(-np.exp(W))
         b = b + neg.sum(axis=1)
@@ -482,3 +490,126 @@ def _svc(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     d = prog.add(prog.matmul(k, np.asarray(est.dual_coef_, dtype=np.float64).T, F64),
                  prog.const(np.asarray(est.intercept_, dtype=np.float64).reshape(-1), k.stage), F64)
     return {"label": Label(_binary_scores(prog, d), np.asarray(est.classes_)), "scores": d}
+
+
+# -- ensembles of readable models: calibration, voting, stacking ----------------------------------------------------
+_LINEAR_DECISION = ("LinearSVC", "SGDClassifier", "RidgeClassifier", "RidgeClassifierCV", "Perceptron",
+                    "PassiveAggressiveClassifier", "LogisticRegression", "LogisticRegressionCV")
+
+
+def _decision(prog: Program, est: Any, x: Any) -> Sym:
+    """decision_function of a linear classifier (through a pipeline's transformers): [1] binary, [k] else."""
+    name = type(est).__name__
+    if name == "Pipeline":
+        for _, step in est.steps[:-1]:
+            x = transform(prog, step, x)
+        return _decision(prog, est.steps[-1][1], x)
+    if name in ("GridSearchCV", "RandomizedSearchCV") and hasattr(est, "best_estimator_"):
+        return _decision(prog, est.best_estimator_, x)
+    if name in _LINEAR_DECISION:
+        return _linear(prog, est, x)
+    if name in ("SVC", "NuSVC") and getattr(est, "kernel", None) == "linear" and len(est.classes_) == 2:
+        return _linear(prog, est, x)
+    raise NotSymbolic(f"the decision function of {name}")
+
+
+@reads("CalibratedClassifierCV", final=True)
+def _calibrated(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    """The mean over folds of each fold's calibrated probabilities. Sigmoid calibration of a linear decision d:
+    p = 1 / (1 + exp(a d + b)), a logistic of an affine map (binary: [1 - p, p]; several classes: each class's
+    p normalised to sum 1, an L1 normalisation)."""
+    classes = np.asarray(est.classes_)
+    k = len(classes)
+    folds = []
+    for cc in est.calibrated_classifiers_:
+        if any(type(c).__name__ != "_SigmoidCalibration" for c in cc.calibrators):
+            raise NotSymbolic("CalibratedClassifierCV(method='isotonic'): a step function of the decision")
+        d = _decision(prog, cc.estimator, x)
+        units = []
+        for j, cal in enumerate(cc.calibrators):
+            dj = _take(d, np.array([j]), -1)
+            z = prog.add(prog.scale(dj, np.asarray(-float(cal.a_)), F64), prog.const(np.array([-float(cal.b_)])),
+                         F64)
+            units.append(prog.activate(z, "sigmoid", F64))
+        folds.append(units)
+    parts = []
+    for units in folds:
+        if k == 2:
+            p = units[0]
+            parts.append(_concat_values(prog, [prog.add(prog.const(np.ones(1), p.stage), p, F64, -1.0), p], -1))
+        else:
+            if len(units) != k:
+                raise NotSymbolic("a calibrated classifier whose folds saw fewer classes")
+            parts.append(_concat_values(prog, units, -1))
+    if k != 2:
+        parts = [prog.activate(p, "l1norm", F64) for p in parts]
+    proba = _mean(prog, parts, np.ones(len(parts)))
+    return {"label": Label(proba, classes), "probabilities": proba}
+
+
+def _mean(prog: Program, parts: list[Sym], weights: np.ndarray) -> Sym:
+    """sum w_i parts_i / sum w (numpy's average)."""
+    w = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+    total = None
+    for wi, p in zip(w, parts):
+        term = prog.scale(_as_sym(prog, p), np.asarray(wi), F64)
+        total = term if total is None else prog.add(total, term, F64)
+    return total
+
+
+def _member_weights(est: Any) -> np.ndarray:
+    w = getattr(est, "weights", None)
+    members = [e for _, e in est.estimators if e != "drop"]
+    if w is None:
+        return np.ones(len(members))
+    return np.asarray([wi for wi, (_, e) in zip(w, est.estimators) if e != "drop"], dtype=np.float64)
+
+
+@reads("VotingClassifier", final=True)
+def _voting_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    if est.voting != "soft":
+        raise NotSymbolic("VotingClassifier(voting='hard'): a majority of labels")
+    probs = [_final(prog, e, x)["probabilities"] for e in est.estimators_]
+    proba = _mean(prog, probs, _member_weights(est))
+    return {"label": Label(proba, np.asarray(est.classes_)), "probabilities": proba}
+
+
+@reads("VotingRegressor", final=True)
+def _voting_regressor(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    preds = [_final(prog, e, x)["variable"] for e in est.estimators_]
+    return {"variable": _mean(prog, preds, _member_weights(est))}
+
+
+def _stack_features(prog: Program, est: Any, x: Any, classifier: bool) -> Sym:
+    parts = []
+    for member, method in zip(est.estimators_, est.stack_method_):
+        if member == "drop":
+            continue
+        if method == "predict_proba":
+            p = _final(prog, member, x)["probabilities"]
+            if len(est.classes_) == 2:
+                p = _take(p, np.array([1]), -1)
+        elif method == "decision_function":
+            p = _decision(prog, member, x)
+        elif method == "predict" and not classifier:
+            p = _final(prog, member, x)["variable"]
+        else:
+            raise NotSymbolic(f"a stacked member's {method}")
+        parts.append(_as_sym(prog, p))
+    if est.passthrough:
+        parts.append(_as_sym(prog, x))
+    return _concat_values(prog, parts, -1)
+
+
+@reads("StackingClassifier", final=True)
+def _stacking_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    out = dict(_final(prog, est.final_estimator_, _stack_features(prog, est, x, True)))
+    lab = out.get("label")
+    if isinstance(lab, Label):
+        out["label"] = Label(lab.scores, np.asarray(est.classes_))
+    return out
+
+
+@reads("StackingRegressor", final=True)
+def _stacking_regressor(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    return _final(prog, est.final_estimator_, _stack_features(prog, est, x, False))

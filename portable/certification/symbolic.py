@@ -69,6 +69,13 @@ class Space:
         self.group_index: dict[Any, int] = {}
         self.hidden: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}
         self.version = 0  # bumped when an interval changes (cached tables are then stale)
+        #: norm balls the domain also lies in: (norm "l1" | "l2", the columns, signed). A normalised text vector
+        #: (TfidfVectorizer's rows) is in the box [0, 1]^n and in the unit l2 ball: a linear function's largest
+        #: value over both is the smaller of the two maxima (the ball's: the norm of its positive coefficients)
+        self.balls: list[tuple[str, frozenset, bool]] = []
+        #: (columns, K): at most K of these columns are nonzero at once (a document holds at most K distinct terms):
+        #: a dot product over them adds at most K nonzero terms, and only those round (x + 0 is exact)
+        self.nonzero: list[tuple[frozenset, int]] = []
 
     # -- variables and monomials --------------------------------------------------------------------------------
     def var(self, key: tuple, group: int) -> int:
@@ -128,6 +135,12 @@ class Space:
 
     def multiply(self, a: int, b: int) -> int | None:
         """The monomial index of monomial a times monomial b; None when it is identically 0 (x·n, e_k·e_j)."""
+        memo = self.__dict__.setdefault("_products", {})
+        if (a, b) not in memo:
+            memo[(a, b)] = self._multiply(a, b)
+        return memo[(a, b)]
+
+    def _multiply(self, a: int, b: int) -> int | None:
         vs = list(self.monomials[a]) + list(self.monomials[b])
         out: list[int] = []
         for v in sorted(vs):
@@ -204,12 +217,22 @@ class Space:
         if key not in cache:
             within, cross = self._monomials_by_group()
             tabs = []
+            simple: list[tuple[int, int, float, float]] = []  # (monomial, variable, lo, hi) of one-variable groups
             for gi, monos in within.items():
-                pts = self._group_points(self.groups[gi], side)
+                g = self.groups[gi]
+                pts = self._group_points(g, side)
+                if len(monos) == 1 and len(self.monomials[monos[0]]) == 1 and len(pts) == 2 and \
+                        g.kind in ("numeric", "hidden") and not g.categories and \
+                        ((not self.balls and not self.nonzero) or self._coupled_id(g, monos) is None):
+                    v = self.monomials[monos[0]][0]
+                    if all(set(p) == {v} for p in pts):
+                        simple.append((monos[0], v, pts[0][v], pts[1][v]))
+                        continue
                 vals = np.stack([self._mono_values(monos, p) for p in pts], axis=1)  # [len(monos), n_pts]
                 tabs.append((gi, np.asarray(monos), pts, vals))
             cache.clear()
-            cache[key] = (tabs, cross)
+            arr = np.asarray(simple, dtype=np.float64).reshape(-1, 4)
+            cache[key] = (tabs, cross, (arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3]))
         return cache[key]
 
     def maximize(self, C: np.ndarray, side: str | None = None, want_arg: bool = False
@@ -223,7 +246,14 @@ class Space:
         m = C.shape[0]
         total = C[:, 0].copy()
         arg = np.zeros((m, len(self.vars))) if want_arg else None
-        tabs, cross = self._tables(side)
+        tabs, cross, (s_monos, s_vars, s_lo, s_hi) = self._tables(side)
+        if len(s_monos):  # groups of one variable and two extreme points, all at once
+            S = C[:, s_monos]
+            at_lo, at_hi = S * s_lo, S * s_hi
+            total += np.maximum(at_lo, at_hi).sum(axis=1)
+            if arg is not None:
+                arg[:, s_vars] = np.where(at_hi > at_lo, s_hi, s_lo)
+        ball_parts: dict[int, list[Any]] = {}
         for gi, monos, pts, vals in tabs:
             sub = C[:, monos]
             if not sub.any():
@@ -237,6 +267,13 @@ class Space:
             else:
                 best_x = None
             total += top
+            b = self._coupled_id(g, monos) if (self.balls or self.nonzero) else None
+            if b is not None:
+                part = ball_parts.setdefault(b, [[], [], [], True])
+                part[0].append(top)
+                part[1].append(sub[:, 0])
+                part[2].append(self.var_index[("x", g.column)])
+                part[3] = part[3] and g.lo <= 0.0 <= g.hi
             if arg is None:
                 continue
             for r in range(m):
@@ -245,6 +282,15 @@ class Space:
                 else:
                     for v, val in pts[best[r]].items():
                         arg[r, v] = val
+        for cols, (tops, coefs, vs, zero_ok) in ball_parts.items():
+            T = np.stack(tops, axis=1)
+            box = T.sum(axis=1)
+            val, point = self._coupled_max(cols, T, np.stack(coefs, axis=1), zero_ok)
+            better = val < box
+            total -= np.where(better, box - val, 0.0)
+            if arg is not None:
+                for r in np.nonzero(better)[0]:
+                    arg[r, vs] = np.where(np.isnan(point[r]), arg[r, vs], point[r])
         exact = True
         for mo in cross:
             c = C[:, mo]
@@ -257,6 +303,108 @@ class Space:
             prods = [la * lb, la * hb, ha * lb, ha * hb]
             total += np.maximum(c * min(prods), c * max(prods))
         return total, arg, exact
+
+    def _coupled_id(self, g: Group, monos: Any) -> frozenset | None:
+        """The column set (a ball's, a sparsity's) a numeric group belongs to, when its only monomial is its
+        variable x (else None: the box alone bounds it)."""
+        if g.kind != "numeric" or g.nan or g.categories or len(monos) != 1:
+            return None
+        v = self.var_index.get(("x", g.column))
+        if v is None or self.monomials[int(monos[0])] != (v,):
+            return None
+        return next((cols for _, cols, _ in self.balls if g.column in cols), None) or \
+            next((cols for cols, _ in self.nonzero if g.column in cols), None)
+
+    def _coupled_max(self, cols: frozenset, T: np.ndarray, c: np.ndarray, zero_ok: bool
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: the largest c.x over the box (per-column maxima T [m, n]) intersected with the set's ball
+        and sparsity (at most k columns nonzero), and a point where it is attained (NaN: the box's point)."""
+        m, n = c.shape
+        best, point = T.sum(axis=1), np.full((m, n), np.nan)
+        k = next((k for cs, k in self.nonzero if cs == cols), None)
+        k = k if k is not None and k < n and zero_ok else None
+        if k is not None:
+            order = np.argsort(-T, axis=1)
+            val = np.take_along_axis(T, order[:, :k], axis=1).sum(axis=1)
+            pt = np.full((m, n), np.nan)
+            np.put_along_axis(pt, order[:, k:], 0.0, axis=1)
+            take = val < best
+            best, point = np.where(take, val, best), np.where(take[:, None], pt, point)
+        ball = next((b for b in self.balls if b[1] == cols), None)
+        if ball is not None:
+            norm, _, signed = ball
+            cc = c if signed else np.maximum(c, 0.0)
+            if norm == "l2":
+                sq = cc ** 2
+                if k is not None:  # a unit vector with k nonzero terms: Cauchy-Schwarz on its support
+                    sq = np.where(np.argsort(np.argsort(-sq, axis=1), axis=1) < k, sq, 0.0)
+                val = np.sqrt(sq.sum(axis=1))
+                pt = np.where(sq > 0, cc, 0.0) / np.where(val > 0, val, 1.0)[:, None]
+            else:
+                a = np.abs(cc)
+                j = a.argmax(axis=1)
+                val = a[np.arange(m), j]
+                pt = np.zeros_like(c)
+                pt[np.arange(m), j] = np.sign(cc[np.arange(m), j])
+            take = val < best
+            best, point = np.where(take, val, best), np.where(take[:, None], pt, point)
+        return best, point
+
+    def terms(self, C: np.ndarray, E: Any) -> int:
+        """How many of the elements of a 1-d value (polynomials C [n, size], errors E) may be nonzero at once: the
+        n of a dot product's rounding bound gamma_n (exact zeros add no rounding)."""
+        C = self.pad(C).reshape(-1, self.size)
+        E = np.broadcast_to(np.asarray(E, dtype=np.float64), (C.shape[0],))
+        live = [j for j in range(C.shape[0]) if np.any(C[j]) or E[j] > 0]
+        n = len(live)
+        for cols, k in self.nonzero:
+            hits = 0
+            for j in live:
+                nz = np.nonzero(C[j])[0]
+                if len(nz) == 1 and nz[0] != 0 and len(self.monomials[nz[0]]) == 1 \
+                        and self.vars[self.monomials[nz[0]][0]][1] in cols:
+                    hits += 1
+            n -= max(0, hits - k)
+        return max(n, 1)
+
+    def abs_dot(self, A: np.ndarray, C: np.ndarray, side: str | None = None) -> np.ndarray:
+        """A bound on sum_j A[k, j] |s_j| over the domain (A >= 0; s_j the polynomials of C [n, size]): A times
+        the elements' magnitudes, or over a ball, for elements that are its variables, the ball's bound."""
+        C = self.pad(C)
+        mag = self.magnitude(C, side)
+        out = A @ mag
+        sets = {cols: norm for norm, cols, _ in self.balls}
+        for cols, _ in self.nonzero:
+            sets.setdefault(cols, None)
+        for cols, norm in sets.items():
+            rows, coef = [], []
+            for j in range(C.shape[0]):
+                nz = np.nonzero(C[j])[0]
+                if len(nz) == 1 and nz[0] != 0:
+                    vs = self.monomials[nz[0]]
+                    if len(vs) == 1 and self.vars[vs[0]][0] == "x" and self.vars[vs[0]][1] in cols \
+                            and self.groups[self.var_group[vs[0]]].lo <= 0.0:
+                        rows.append(j)
+                        coef.append(abs(C[j, nz[0]]))
+            if not rows:
+                continue
+            T = A[:, rows] * mag[rows]  # each term's largest |contribution|
+            box = T.sum(axis=1)
+            best = box
+            k = next((k for cs, k in self.nonzero if cs == cols), None)
+            if k is not None and k < len(rows):
+                best = np.minimum(best, -np.sort(-T, axis=1)[:, :k].sum(axis=1))
+            if norm is not None:
+                a = A[:, rows] * np.asarray(coef)
+                if norm == "l2":
+                    sq = a ** 2
+                    if k is not None and k < len(rows):
+                        sq = -np.sort(-sq, axis=1)[:, :k]
+                    best = np.minimum(best, np.sqrt(sq.sum(axis=1)))
+                else:
+                    best = np.minimum(best, a.max(axis=1))
+            out = out - box + best
+        return out
 
     def _interior(self, C: np.ndarray, monos: list[int], g: Group, side: str | None,
                   top: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
@@ -307,10 +455,14 @@ class Space:
         C = self.pad(C)
         values = np.concatenate([values, np.zeros((values.shape[0], len(self.vars) - values.shape[1]))], axis=1)
         mv = np.ones((values.shape[0], self.size))
-        for m, vs in enumerate(self.monomials):
-            for v in vs:
-                mv[:, m] = mv[:, m] * values[:, v]
-        return np.einsum("...m,pm->p...", C, mv)
+        for deg in (1, 2):
+            ms = [m for m, vs in enumerate(self.monomials) if len(vs) == deg]
+            if not ms:
+                continue
+            idx = np.array([self.monomials[m] for m in ms])
+            mv[:, ms] = values[:, idx[:, 0]] if deg == 1 else values[:, idx[:, 0]] * values[:, idx[:, 1]]
+        shape = C.shape[:-1]
+        return (mv @ C.reshape(-1, self.size).T).reshape((values.shape[0],) + shape)
 
 
 @dataclass
