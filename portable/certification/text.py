@@ -253,7 +253,7 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
                 and cert.bound > cert.tolerance:
             # the counterexample of the vectors' box is not a document: try real documents
             cert.status, cert.counterexample, cert.candidates = REFUTED, None, cand
-            cert.reason = "the proved bound exceeds the tolerance (verified on documents)"
+            cert.reason = "the proved bound exceeds the tolerance (a refutation is sought on documents)"
         elif cert.status == REFUTED and cert.counterexample and not cert.counterexample.get("verified"):
             cert.counterexample, cert.candidates = None, cand
     return certs

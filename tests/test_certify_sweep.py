@@ -1,0 +1,44 @@
+"""The certification sweep (issue 19; PORTABLE_SLOW=1, a few minutes): every non-tree model of the sample table
+and of the realistic pipelines, converted as `portable.convert` ships it, then `portable.certify`. The models of
+the affine/ibp/text families listed here are certified on every output; no correct conversion is refuted; every
+other model says why it is not certifiable. `python -m benchmarks.certify_sweep` prints the table."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not os.environ.get("PORTABLE_SLOW"), reason="the sweep is slow: PORTABLE_SLOW=1")
+
+CERTIFIED = {
+    # sample table
+    "logreg_multiclass", "logreg_binary", "mlp_classifier", "mlp_regressor", "scaler_pca_logreg",
+    "column_transformer_frame",
+    # realistic pipelines: linear, encoders, imputers, calibrated, MLP, polynomial, log target
+    "titanic_logistic_regression", "titanic_constant_imputers", "titanic_mean_imputer_add_indicator",
+    "titanic_onehot_drop_first", "titanic_onehot_min_frequency", "titanic_column_selector", "titanic_remainder_scaler",
+    "titanic_integer_column_onehot", "titanic_set_output_pandas", "titanic_grid_search",
+    "titanic_calibrated_linear_svc", "titanic_linear_svc", "titanic_mlp", "house_ridge_log_target",
+    "house_polynomial_ridge",
+    # text, over the vectorizer's outputs
+    "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_count_stop_words_limits",
+    "text_count_tfidf_transformer", "text_char_wb_ngrams", "text_hashing_sgd",
+    "text_word_bigrams_stop_words_beside_numbers", "text_hashing_char_wb_ridge", "text_beside_numeric_columns",
+    "text_tfidf_on_documents",
+}
+
+
+def test_sweep():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.certify_sweep import sweep
+
+    rows = {r["name"]: r for r in sweep()}
+    assert not [n for n, r in rows.items() if r["status"] == "refuted"]
+    missing = {n: {o: (c["status"], c["reason"]) for o, c in rows[n]["outputs"].items()}
+               for n in CERTIFIED if rows.get(n, {}).get("status") != "certified"}
+    assert not missing, missing
+    for name, row in rows.items():
+        for out, c in row.get("outputs", {}).items():
+            assert c["status"] == "certified" or c["reason"], (name, out)
