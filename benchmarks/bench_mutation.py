@@ -134,6 +134,7 @@ def _run() -> str:
     keep = os.environ.get("PORTABLE_MUTATION_KEEP")  # a folder for the missed mutations (to study them)
     budget = float(os.environ.get("PORTABLE_MUTATION_BUDGET", "inf"))  # seconds; then report what was done
     skipped = 0
+    parts: dict[str, list[int]] = {}  # table -> [correct conversions, real, caught, false alarms]
     for name, est, X, data, art in arts:
         if time.perf_counter() - started > budget:
             skipped += 1
@@ -174,6 +175,9 @@ def _run() -> str:
         n_correct += 1
         n_checks += 10
         alarms += [f"{name} seed {seed}: {r.summary_line()}" for seed, r in flagged]
+        part = parts.setdefault(_table(name), [0, 0, 0, 0])
+        part[0] += 1
+        part[3] += len(flagged)
         # seed 0 learns the pair's input plan and label-boundary pool (kept for the next checks of the pair)
         steady, both = min(t_checks[1:]), min(t_both)
         times.append(steady)
@@ -193,10 +197,12 @@ def _run() -> str:
                 if not real(sk, m, verification_rows(Xn, info, mutated, rng), frame_cols, X, base=art, est=est):
                     continue
                 kinds[kind][1] += 1
+                part[1] += 1
                 seed = kinds[kind][1] % 10
                 rep = portable.check(sk, m, samples=SAMPLES, seed=seed)
                 if not rep.equivalent:
                     kinds[kind][2] += 1
+                    part[2] += 1
                 else:
                     shown = {k: v for k, v in info.items() if k in ("steps", "split", "leaf")}
                     missed.append(f"{name} {kind} {site[:3]} {shown} seed {seed}")
@@ -222,6 +228,11 @@ def _run() -> str:
         "",
         table(["mutation", "tried", "real", "caught", "share caught"], rows),
         "",
+        table(["table", "correct conversions", "real mutations", "caught", "share caught",
+               "false alarms (seeds 0-9)"],
+              [[k, v[0], v[1], v[2], f"{100 * v[2] / v[1]:.1f}%" if v[1] else "-", f"{v[3]} of {10 * v[0]} checks"]
+               for k, v in parts.items()]),
+        "",
         f"- False alarms on the unmutated artifacts: **{len(alarms)}** of {n_checks} checks "
         f"({n_correct} correct conversions x seeds 0-9).",
         f"- Median check time at samples=1000 (seeds 1-9, the pair's plan already learned): "
@@ -230,8 +241,9 @@ def _run() -> str:
         f"against best of ten runs of both): median {statistics.median(ratios):.2f}x, 90th percentile "
         f"{np.percentile(ratios, 90):.2f}x; {sum(r >= 1.5 for r in ratios)} of {len(ratios)} conversions at "
         "1.5x or more (per model below).",
-        f"- Benchmark wall time {time.perf_counter() - started:.0f} s on a shared, loaded machine "
-        "(other helpers' test runs on the same 2 cores): single timings are noisy, ratios of best-of-ten less so.",
+        f"- Benchmark wall time {time.perf_counter() - started:.0f} s; load average at the end "
+        f"{_load()} ({os.cpu_count()} cores, shared with other work): single timings are noisy, ratios of "
+        "best-of-ten less so.",
     ]
     by_model: dict[str, list[tuple[float, float]]] = {}
     for k, v in per_model.items():
@@ -266,6 +278,17 @@ def _keep(folder: str, i: int, name: str, est: Any, mutated: Any, kind: str, sit
     joblib.dump(est, out / f"{i:03d}.joblib")
     (out / f"{i:03d}.json").write_text(json.dumps({"name": name, "kind": kind, "site": [str(x) for x in site],
                                                    "seed": seed}))
+
+
+def _table(name: str) -> str:
+    return "realistic pipelines" if name.startswith("pipeline:") else "sample table"
+
+
+def _load() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _final(est: Any) -> Any:
