@@ -325,9 +325,10 @@ def test_post_processing_is_folded_into_the_tree_operator() -> None:
             art = portable.convert(est, to="onnx", check=False, dtype=dtype)
             ops = [n.op_type for n in art.proto.graph.node]
             if dtype == "float32":
-                assert ops == ["TreeEnsembleRegressor"], ops
+                # Neg + Concat: the negated columns that replace missing-value tracking (negate_missing_left)
+                assert ops == ["Neg", "Concat", "TreeEnsembleRegressor"], ops
                 at = {a.name: helper.get_attribute_value(a)
-                      for a in art.proto.graph.node[0].attribute}
+                      for a in art.proto.graph.node[-1].attribute}
                 if est is rf:
                     assert at["aggregate_function"] == b"AVERAGE"
                 else:
@@ -336,3 +337,45 @@ def test_post_processing_is_folded_into_the_tree_operator() -> None:
                 assert ("Div" in ops) == (est is rf) and ("Add" in ops) == (est is gb)
             got = art.run({"X": XT.astype(dtype)})["variable"].ravel()
             np.testing.assert_allclose(got, est.predict(XT.astype(dtype)), rtol=tol)
+
+
+# -- missing values routed without missing-value tracking (issue 18) ------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_negated_columns_route_missing_values_as_scikit_learn_does(dtype: str) -> None:
+    """Splits that send NaN left read a negated copy of their column (`-x < -t` -> right), so the artifact tracks
+    no missing values (onnxruntime's fast loop) and still routes NaN, +-inf and values at the thresholds as
+    scikit-learn does: trees trained with and without NaN, forests, HistGradientBoosting, in onnxruntime."""
+    from onnx import helper
+
+    rng = np.random.default_rng(5)
+    Xa = rng.normal(size=(400, 5))
+    ya = (Xa[:, 0] + Xa[:, 1] ** 2 > 0.5).astype(int) + (Xa[:, 2] > 0)
+    Xnan = Xa.copy()
+    Xnan[rng.random(Xa.shape) < 0.2] = np.nan
+    models = [ensemble.RandomForestClassifier(8, max_depth=6, random_state=0).fit(Xa, ya),
+              ensemble.RandomForestRegressor(8, max_depth=6, random_state=0).fit(Xnan, Xa[:, 0]),
+              ensemble.ExtraTreesClassifier(8, random_state=0).fit(Xnan, ya),
+              tree.DecisionTreeRegressor(max_depth=6, random_state=0).fit(Xnan, Xa[:, 1]),
+              ensemble.HistGradientBoostingRegressor(max_iter=15).fit(Xnan, Xa[:, 0])]
+    est0 = models[0].estimators_[0].tree_
+    thr = est0.threshold[est0.children_left >= 0]
+    Xt = rng.normal(size=(2000, 5))
+    Xt[rng.random(Xt.shape) < 0.3] = np.nan
+    Xt[:len(thr), 0] = thr  # values at the thresholds
+    for est in models:
+        art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        assert "negated input columns" in art.metadata["portable.trees.formulation"]
+        for node in art.proto.graph.node:
+            for a in node.attribute:
+                if a.name == "nodes_missing_value_tracks_true":
+                    assert not any(helper.get_attribute_value(a)), type(est).__name__
+        x = Xt.astype(dtype)
+        xs = x.astype(np.float64)
+        out = art.run({"X": x})
+        if hasattr(est, "predict_proba"):
+            want, got = est.predict_proba(xs), out["probabilities"]
+        else:
+            want, got = est.predict(xs), next(iter(out.values())).ravel()
+        tol = 1e-5 if dtype == "float32" else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=f"{type(est).__name__} {dtype}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hints import LEQ, MEMBER, MODE_NAMES, Column, InputHints, TreeNodes
+from ..hints import GT, GTE, LEQ, LT, MEMBER, MODE_NAMES, Column, InputHints, TreeNodes
 
 _PASS = {"Identity", "Cast", "CastLike"}
 _ARITH = {"Add", "Sub", "Mul", "Div"}
@@ -168,6 +168,8 @@ class _Walker:
                 scale, offset = {"Add": (one, c), "Sub": (one, -c), "Mul": (c, zero),
                                  "Div": (1 / np.where(c == 0, np.nan, c), zero)}[op]
                 self.spaces[node.output[0]] = space.then(scale, offset)
+        elif op == "Neg":
+            self.spaces[node.output[0]] = space.then(-1.0, 0.0)
         elif op == "Concat":
             parts = [self.spaces.get(i) for i in ins]
             if all(p is not None and len(p) for p in parts) and at.get("axis", 1) in (1, -1):
@@ -326,9 +328,19 @@ class _Walker:
         split = (np.asarray(left) >= 0) & (feature >= 0) & (feature < len(space)) & (mode != MEMBER)
         fk = np.where(split, feature, 0)
         cols = np.where(split, space.cols[fk] if len(space) else -1, -1)
+        scale = np.where(split, space.a[fk] if len(space) else 1.0, 1.0)
+        offset = np.where(split, space.b[fk] if len(space) else 0.0, 0.0)
+        # a split on a negated column (portable's trees read [x, -x] instead of tracking missing values):
+        # `-x <= t -> A, else B` is exactly `x < -t -> B, else A`: written as that plain split on x
+        neg = split & (scale == -1.0) & (offset == 0.0) & np.isin(mode, [LEQ, LT, GTE, GT])
+        if neg.any():
+            from .onnx_trees import turn_negated
+
+            mode, threshold, missing = turn_negated(neg, mode, threshold, missing)
+            left, right = np.where(neg, right, left), np.where(neg, left, right)
+            scale = np.where(neg, 1.0, scale)
         self.trees.append(TreeNodes(list(self.columns), cols, threshold, left, right, mode=mode, missing=missing,
-                                    scale=np.where(split, space.a[fk] if len(space) else 1.0, 1.0),
-                                    offset=np.where(split, space.b[fk] if len(space) else 0.0, 0.0),
+                                    scale=scale, offset=offset,
                                     roots=roots, dtype=dtype, source=source, values=values))
         self.hints.learned("ONNX tree thresholds")
 

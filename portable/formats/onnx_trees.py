@@ -132,6 +132,7 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
         feature = np.r_[feature, np.full(len(nodes) - n_inner, -1)]
     from ..hints import derive_splits
 
+    nodes, derived = _unnegate(nodes, feature, derived)
     nodes = derive_splits(nodes, feature, derived, columns)
     got = _values(op, at, nodes, graph, consts)
     if got is None:
@@ -174,6 +175,39 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
     if leaf_index is not None:  # the leaf weights were indices: the values are the table's rows
         nodes = replace(nodes, values=leaf_index)
     return TreeEnsemble(nodes, base, outputs, accumulate=acc, terms=4, source=f"ONNX {op.op_type}")
+
+
+def _unnegate(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any, ...]]) -> tuple[TreeNodes, list]:
+    """Splits on a negated column (`Neg`; portable's trees read `[x, -x]` instead of tracking missing values)
+    as the same splits on the column itself, in the original's orientation: `-v <= t -> A, else (NaN too) B`
+    is exactly `v < -t -> B, else A` with NaN going to B (negation is exact)."""
+    neg = [d[0] == "negated" for d in derived]
+    if not any(neg):
+        return nodes, derived
+    split = (nodes.left >= 0) & (feature >= 0) & (feature < len(derived))
+    on_neg = split & np.array([neg[f] if 0 <= f < len(derived) else False for f in feature], dtype=bool)
+    mode, threshold, missing = turn_negated(on_neg, nodes.mode, nodes.threshold, nodes.missing)
+    left = np.where(on_neg, nodes.right, nodes.left)
+    right = np.where(on_neg, nodes.left, nodes.right)
+    plain = [d[1] if n else d for d, n in zip(derived, neg)]
+    return replace(nodes, mode=mode, threshold=threshold, missing=missing, left=left, right=right), plain
+
+
+def turn_negated(sel: np.ndarray, mode: np.ndarray, threshold: np.ndarray,
+                 missing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the splits `sel` that test `-v` (mode, threshold and where NaN goes, `portable.hints.TreeNodes`
+    conventions): the same test on `v` once their two children are swapped by the caller."""
+    from ..hints import GT, GTE, LEQ, LT
+
+    turn = {LEQ: LT, LT: LEQ, GTE: GT, GT: GTE}
+    mode, threshold, missing = np.array(mode), np.array(threshold, np.float64), np.array(missing)
+    for i in np.flatnonzero(sel):
+        if int(mode[i]) not in turn:
+            raise ValueError(f"split {i} reads a negated column with mode {int(mode[i])}")
+        mode[i] = turn[int(mode[i])]
+        threshold[i] = -threshold[i]
+        missing[i] = 0 if missing[i] == 1 else 1  # NaN went to the (old) left child only when 1
+    return mode, threshold, missing
 
 
 def _read_trees(op: Any, at: dict[str, Any], consts: dict[str, Any], width: int) -> TreeNodes | None:
@@ -311,6 +345,10 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
             return [d[:4] + ((None if d[4] is None else d[4] + (("cast32", 0.0, "float64"),)),)
                     if d[0] == "num" else d for d in x]
         return x if op == "Cast" else [d[:4] + (None,) if d[0] == "num" else d for d in x]
+    if op == "Neg" and x is not None:  # marked: the splits on it are turned around in `_unnegate`
+        if any(d[0] not in ("num", "ind", "ord") for d in x):
+            return None
+        return [("negated", d) for d in x]
     if op == "Concat" and at.get("axis") in (1, -1):
         if not all(i in cols for i in ins):
             return None

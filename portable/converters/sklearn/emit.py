@@ -102,12 +102,14 @@ class Emitter:
         return self.node("Cast", [x32], "x32d", to=TensorProto.DOUBLE)
 
     def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1, *,
-                 average: bool = False, base: Any = None) -> str:
+                 average: bool = False, base: Any = None, width: int | None = None) -> str:
         """A TreeEnsemble node; its (large) attributes are attached by `attach_pending` after skl2onnx is done.
 
         `average`: the sum over trees divided by the number of trees; `base`: `[n_targets]` added last. Both are
         folded into the tree operator where its formulation can hold them (`aggregate_function`,
         `base_values`: the same float operations in the same order), else written as Div/Add after it.
+        `width`: the number of columns of `x`, when known: splits that send missing values left then read a
+        negated copy of their column instead of tracking missing values (`trees.negate_missing_left`).
 
         skl2onnx copies the graph several times while it builds and cleans the model; for a 300-tree forest
         that is ~17 MB per copy, so the node travels through skl2onnx empty and gets its arrays at the end.
@@ -127,7 +129,8 @@ class Emitter:
         while len(PENDING) >= 64:  # left by conversions that failed before attach_pending: drop the oldest
             PENDING.pop(next(iter(PENDING)))
         PENDING[key] = Pending(forest, self.dtype, aggregate, average,
-                               None if base is None else np.asarray(base, dtype=np.float64).reshape(-1))
+                               None if base is None else np.asarray(base, dtype=np.float64).reshape(-1),
+                               None if width is None else int(width))
         return o
 
     def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,

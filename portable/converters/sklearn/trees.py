@@ -172,6 +172,63 @@ def ceil32(t: np.ndarray) -> np.ndarray:
     return f
 
 
+def _lt_as_leq(mode: np.ndarray, thr: np.ndarray, split: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mixed BRANCH_LEQ / BRANCH_LT splits written all as BRANCH_LEQ, so that onnxruntime takes its one-mode loop.
+
+    `thr` holds the thresholds already rounded to `dtype`; for x of that dtype, `x < c` iff `x <= pred(c)` (the
+    next value of the dtype below c) for every c but -inf. Unchanged when the splits use one mode, another mode,
+    or an LT threshold is -inf.
+    """
+    used = set(np.unique(mode[split]).tolist())
+    lt = split & (mode == LT)
+    if used != {LEQ, LT} or np.any(np.isneginf(thr[lt])):
+        return mode, thr
+    d = np.dtype(dtype).type
+    thr = np.asarray(thr, dtype=np.dtype(dtype)).copy()
+    thr[lt] = np.nextafter(thr[lt], d(-np.inf))
+    return np.where(lt, LEQ, mode).astype(np.uint8), thr
+
+
+NEGATED = "missing values routed by negated input columns (Neg + Concat), no missing-value tracking"
+
+
+def negate_missing_left(forest: Forest, width: int | None) -> Forest | None:
+    """The same trees without missing-value tracking, reading `[x, -x]` (`width` columns each), or None.
+
+    onnxruntime walks every node of an ensemble through a slower test (`x <= t or (tracks and isnan(x))`) as soon
+    as one node tracks missing values. A split that sends NaN to its true (left) child, `x <= t or NaN -> left`,
+    is the same test as `-x < -t -> right`, NaN failing it: on column `f + width` (the negated copy of column f)
+    with the children swapped, no tracking. Negation is exact, so every input routes as before, NaN included.
+    None when no split tracks missing values, or one that does is not a `<=` / `<` split.
+    """
+    if not width or forest.table is None:
+        return None
+    from dataclasses import replace
+
+    tracked = forest.missing_true.astype(bool)
+    sel = tracked & np.isin(forest.modes, (LEQ, LT))
+    if not sel.any() or np.any(tracked & ~sel) or forest.membership:
+        return None
+    swap_mode = np.where(forest.modes == LEQ, LT, LEQ).astype(np.uint8)
+    t = forest.table
+    inner = t.left >= 0
+    mode = np.full(len(t.left), LEQ, np.uint8) if t.mode is None else np.asarray(t.mode, np.uint8)
+    s = inner & t.missing_left.astype(bool)
+    table = NodeTable(np.where(s, t.right, t.left), np.where(s, t.left, t.right),
+                      np.where(s, t.feature + width, t.feature), np.where(s, -t.threshold, t.threshold),
+                      np.zeros(len(t.left), bool), t.values, t.roots,
+                      np.where(s, np.where(mode == LEQ, LT, LEQ), mode).astype(np.uint8), t.members)
+    return replace(
+        forest, table=table,
+        featureids=np.where(sel, forest.featureids + width, forest.featureids),
+        splits=np.where(sel, -forest.splits, forest.splits), modes=np.where(sel, swap_mode, forest.modes),
+        truenodeids=np.where(sel, forest.falsenodeids, forest.truenodeids),
+        trueleafs=np.where(sel, forest.falseleafs, forest.trueleafs),
+        falsenodeids=np.where(sel, forest.truenodeids, forest.falsenodeids),
+        falseleafs=np.where(sel, forest.trueleafs, forest.falseleafs),
+        missing_true=np.zeros_like(forest.missing_true))
+
+
 def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
     """The `TreeEnsemble` attributes as AttributeProtos (packed tensors and C-level list copies, no loops)."""
     from onnx import AttributeProto, numpy_helper
@@ -182,6 +239,7 @@ def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
         splits = np.where(forest.modes == LT, ceil32(splits), floor32(splits))
     else:
         splits = splits.astype(np.float64)
+    modes, splits = _lt_as_leq(np.asarray(forest.modes, np.uint8), splits, np.ones(len(splits), bool), np_dtype)
 
     def ints(name: str, a: np.ndarray) -> Any:
         attr = AttributeProto(name=name, type=AttributeProto.INTS)
@@ -193,7 +251,7 @@ def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
 
     out = [
         ints("nodes_featureids", forest.featureids),
-        tensor("nodes_modes", forest.modes.astype(np.uint8)),
+        tensor("nodes_modes", modes.astype(np.uint8)),
         tensor("nodes_splits", splits.astype(np_dtype)),
         ints("nodes_truenodeids", forest.truenodeids), ints("nodes_trueleafs", forest.trueleafs),
         ints("nodes_falsenodeids", forest.falsenodeids), ints("nodes_falseleafs", forest.falseleafs),
@@ -230,10 +288,11 @@ def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1, base: np.nd
     leaf = table.left < 0
     mode = np.full(n, LEQ, np.uint8) if table.mode is None else np.asarray(table.mode, np.uint8)
     names = np.array(["BRANCH_LEQ", "BRANCH_LT", "LEAF"])
-    mode_idx = np.where(leaf, 2, np.where(mode == LT, 1, 0))
     thr = np.where(leaf, 0.0, table.threshold)
     if np.dtype(dtype) == np.float32:
         thr = np.where(mode == LT, ceil32(thr), floor32(thr)).astype(np.float32)
+    mode, thr = _lt_as_leq(mode, thr, ~leaf, dtype)
+    mode_idx = np.where(leaf, 2, np.where(mode == LT, 1, 0))
     tree = _tree_of_node(table)
     leaves = np.flatnonzero(leaf)
     if forest.leaf_values is not None:  # every leaf carries every target
@@ -313,6 +372,7 @@ class Pending:
     aggregate: int = 1
     average: bool = False
     base: np.ndarray | None = None
+    width: int | None = None  # the number of columns of the input (for `negate_missing_left`), when known
 
 
 def choose_formulation(forests: list[Pending]) -> str:
@@ -396,8 +456,22 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
     family = choose_formulation([p for _, p in pending])
     used = set()
     new_nodes: dict[str, list[Any]] = {}  # node name -> the nodes that come right after it
+    before: dict[str, list[Any]] = {}     # node name -> the nodes that come right before it
+    negated: dict[tuple[str, int], str] = {}  # (input, width) -> the tensor [x, -x]
     for node, p in pending:
         forest, dtype, aggregate = p.forest, p.dtype, p.aggregate
+        untracked = negate_missing_left(forest, p.width)
+        if untracked is not None:  # see negate_missing_left; measured in benchmarks/bench_tree_formulations.py
+            forest = untracked
+            key = (node.input[0], int(p.width or 0))
+            if key not in negated:
+                neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
+                before[node.name] = [
+                    helper.make_node("Neg", [node.input[0]], [neg], name=f"{node.name}_neg"),
+                    helper.make_node("Concat", [node.input[0], neg], [both], axis=1, name=f"{node.name}_x_negx")]
+                negated[key] = both
+            node.input[0] = negated[key]
+            used.add(NEGATED)
         out = node.output[0]
         after: list[Any] = []
         if family == "v3":
@@ -469,10 +543,11 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             after.append(helper.make_node(op, [out, cname], [nxt], name=f"{node.name}_{op.lower()}"))
             out = nxt
         new_nodes[node.name] = after
-    if any(new_nodes.values()):
+    if any(new_nodes.values()) or before:
         nodes = list(graph.node)
         del graph.node[:]
         for n in nodes:
+            graph.node.extend(before.get(n.name, []))
             graph.node.append(n)
             graph.node.extend(new_nodes.get(n.name, []))
     return "; ".join(sorted(used))
@@ -520,7 +595,7 @@ def convert_forest_classifier(scope: Any, operator: Any, container: Any) -> None
         values = [v[:, 1:] for v in values]
     forest = build(concat_trees([t.tree_ for t in trees], values))
     x = em.as_float32_then_back(em.input())
-    proba = em.ensemble(x, forest, average=len(trees) > 1)
+    proba = em.ensemble(x, forest, average=len(trees) > 1, width=est.n_features_in_)
     if binary:
         p0 = em.node("Sub", [em.const([[1.0]]), proba], "p0")
         proba = em.node("Concat", [p0, proba], "proba", axis=1)
@@ -539,7 +614,7 @@ def convert_forest_regressor(scope: Any, operator: Any, container: Any) -> None:
     values = [t.tree_.value[:, :, 0].astype(np.float64) for t in trees]
     forest = build(concat_trees([t.tree_ for t in trees], values))
     x = em.as_float32_then_back(em.input())
-    em.output(0, em.ensemble(x, forest, average=len(trees) > 1))
+    em.output(0, em.ensemble(x, forest, average=len(trees) > 1, width=est.n_features_in_))
 
 
 @sklearn_converter("sklearn.ensemble.IsolationForest",
@@ -559,7 +634,7 @@ def convert_isolation_forest(scope: Any, operator: Any, container: Any) -> None:
     feats = [np.asarray(f) for f in est.estimators_features_]
     forest = build(concat_trees(trees, values, feats))
     x = em.as_float32_then_back(em.input())
-    depths = em.ensemble(x, forest, "depths")
+    depths = em.ensemble(x, forest, "depths", width=est.n_features_in_)
     denom = float(len(trees) * _average_path_length([est._max_samples])[0])
     if denom == 0:
         score = em.const([[-1.0]])
@@ -594,7 +669,7 @@ def _gb_raw(em: Emitter, est: Any) -> str:
     # one target per tree is enough: each tree feeds only its own class column
     forest = _build_one_target_per_tree(table, np.repeat(np.arange(k), n_stages))
     x = em.as_float32_then_back(em.input())
-    return em.ensemble(x, forest, "raw", base=init.reshape(k))
+    return em.ensemble(x, forest, "raw", base=init.reshape(k), width=est.n_features_in_)
 
 
 def _build_one_target_per_tree(table: NodeTable, tree_target: np.ndarray) -> Forest:
@@ -733,7 +808,7 @@ def _hgb_raw(em: Emitter, est: Any) -> str:
     table, target = _hgb_table(est)
     forest = _build_one_target_per_tree(table, target)
     base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
-    return em.ensemble(em.input(), forest, "raw", base=base)
+    return em.ensemble(em.input(), forest, "raw", base=base, width=est.n_features_in_)
 
 
 @sklearn_converter("sklearn.ensemble.HistGradientBoostingClassifier",
