@@ -337,6 +337,12 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
     x = cols.get(ins[0]) if ins else None
     if op in ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze") and x is not None:
         return x
+    if op in ("Cast", "CastLike") and x is not None and any(d[0] == "negated" for d in x):
+        # a cast of [v, -v] (rounding to nearest is symmetric): the same cast of v, still negated
+        inner = _column_step(n, {ins[0]: [d[1] if d[0] == "negated" else d for d in x]}, cond, consts, narrow)
+        if not isinstance(inner, list):
+            return inner
+        return [("negated", e) if d[0] == "negated" else e for d, e in zip(x, inner)]
     if op in ("Cast", "CastLike") and x is not None:
         to = at.get("to")
         if op == "Cast" and to not in (FLOAT, DOUBLE) and any(d[0] == "num" for d in x):

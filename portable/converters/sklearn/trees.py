@@ -426,6 +426,34 @@ def _trees_subset(forest: Forest, keep: np.ndarray) -> Forest:
                    leaf_weights=forest.leaf_weights[leaf_keep], n_targets=1)
 
 
+def _negated_input(graph: Any, node: Any) -> tuple[str, list[Any]]:
+    """The tensor `[x, -x]` for the tree node's input x, and the nodes that compute it.
+
+    When x is scikit-learn's float32 rounding of a double input (`Cast(double)` of `Cast(float)`), the
+    negation goes before the rounding (rounding to nearest is symmetric, so it is the same tensor): the
+    rounding then still feeds the trees directly, which is how the lowering to NNEF recognises it."""
+    from onnx import TensorProto, helper
+
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def cast_to(n: Any, to: int) -> bool:
+        return n is not None and n.op_type == "Cast" and any(a.name == "to" and a.i == to for a in n.attribute)
+
+    x = node.input[0]
+    outer = producer.get(x)
+    inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
+    src = inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x
+    neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
+    nodes = [helper.make_node("Neg", [src], [neg], name=f"{node.name}_neg"),
+             helper.make_node("Concat", [src, neg], [both], axis=1, name=f"{node.name}_x_negx")]
+    if src != x:
+        nodes += [helper.make_node("Cast", [both], [f"{both}_32"], to=TensorProto.FLOAT, name=f"{node.name}_x_negx_32"),
+                  helper.make_node("Cast", [f"{both}_32"], [f"{both}_32d"], to=TensorProto.DOUBLE,
+                                   name=f"{node.name}_x_negx_32d")]
+        both = f"{both}_32d"
+    return both, nodes
+
+
 def attach_pending(graph: Any, opset: int = 13) -> str | None:
     """Write the tree ensembles of this conversion (see Emitter.ensemble) in one formulation for the whole graph.
 
@@ -465,11 +493,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             forest = untracked
             key = (node.input[0], int(p.width or 0))
             if key not in negated:
-                neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
-                before[node.name] = [
-                    helper.make_node("Neg", [node.input[0]], [neg], name=f"{node.name}_neg"),
-                    helper.make_node("Concat", [node.input[0], neg], [both], axis=1, name=f"{node.name}_x_negx")]
-                negated[key] = both
+                negated[key], before[node.name] = _negated_input(graph, node)
             node.input[0] = negated[key]
             used.add(NEGATED)
         out = node.output[0]
@@ -550,6 +574,12 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             graph.node.extend(before.get(n.name, []))
             graph.node.append(n)
             graph.node.extend(new_nodes.get(n.name, []))
+    if before:  # the float32 rounding the trees read before (now on [x, -x]) when nothing else reads it
+        for _ in range(2):
+            read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+            dead = [n for n in graph.node if n.op_type == "Cast" and all(o not in read for o in n.output)]
+            for n in dead:
+                graph.node.remove(n)
     return "; ".join(sorted(used))
 
 
