@@ -6,6 +6,9 @@ Every candidate is built from portable's own artifact for the model (same trees,
 only the formulation differs:
 
 - *chosen*: portable's artifact as it is;
+- *missing-value tracks*: the same artifact with `nodes_missing_value_tracks_true` where scikit-learn sends NaN
+  left, instead of reading a negated copy of those columns (`Neg` + `Concat`, `trees.negate_missing_left`; the
+  previous round's artifact). The candidates below are built from this form (their trees read x itself);
 - *one multi-target operator*: the per-class single-target ensembles of a boosting model merged into one
   `TreeEnsembleRegressor` with K targets (the previous round's formulation);
 - *separate post-processing nodes*: the averaging / base values as `Div` / `Add` nodes after the operator
@@ -223,6 +226,19 @@ def _gemm(proto: Any, graph: Any, at: dict[str, Any]) -> Any | None:
     return _with_graph(proto, g)
 
 
+def _tracked(est: Any) -> Any:
+    """portable's float32 artifact with missing-value tracks instead of negated columns."""
+    import portable
+    from portable.converters.sklearn import trees
+
+    keep = trees.negate_missing_left
+    trees.negate_missing_left = lambda forest, width: None
+    try:
+        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+    finally:
+        trees.negate_missing_left = keep
+
+
 def _session(proto: Any) -> Any:
     import onnxruntime as ort
 
@@ -241,10 +257,13 @@ def run() -> str:
     rows_out = []
     for name, est in _models():
         art = portable.convert(est, to="onnx", dtype="float32", check=False)
-        proto = art.proto
+        chosen_proto = art.proto
+        proto = _tracked(est)
         at, merged = _one_operator(proto)
         forest = "RandomForest" in name
-        cands: dict[str, Any] = {f"chosen: {art.metadata.get('portable.trees.formulation', '?')}": proto}
+        cands: dict[str, Any] = {f"chosen: {art.metadata.get('portable.trees.formulation', '?')}": chosen_proto}
+        if proto.SerializeToString() != chosen_proto.SerializeToString():
+            cands["missing-value tracks (previous round's artifact)"] = proto
         if len([n for n in proto.graph.node if n.op_type == "TreeEnsembleRegressor"]) > 1:
             cands["one multi-target operator"] = _with_graph(proto, merged)
         sep = _separate_post(proto, merged)

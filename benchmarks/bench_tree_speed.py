@@ -150,6 +150,7 @@ def run() -> str:
     from threadpoolctl import threadpool_limits
 
     warnings.filterwarnings("ignore")
+    load0 = os.getloadavg()[0]
     rng = np.random.default_rng(1)
     data = rng.normal(size=(10_000, FEATURES)).astype(np.float32) * 1.5
     rows_out, size_rows = [], []
@@ -204,7 +205,10 @@ def run() -> str:
             "1: portable's artifact is faster than the original; *reference / portable* above 1: faster than the "
             "other converter's. Best of interleaved rounds; ratios come from the same rounds. With one thread the "
             "ratios are also given in thread CPU time (*same, CPU time*): every engine then computes in the "
-            "calling thread, and CPU time is what a shared, loaded machine disturbs least.\n\n"
+            "calling thread, and CPU time is what a shared, loaded machine disturbs least. "
+            f"Load average on the 2 cores: {load0:.1f} when this run started, {os.getloadavg()[0]:.1f} when it ended"
+            " (the machine was shared with other sessions' tests and benchmarks: read the one-thread CPU-time "
+            "ratios; the wall-clock columns, above all with 2 threads, are disturbed).\n\n"
             + table(["model", "threads", "rows", "native ms", "portable ONNX ms", "native / portable",
                      "same, CPU time", "skl2onnx/onnxmltools ms", "reference / portable", "same, CPU time",
                      "portable NNEF ms"], rows_out)
