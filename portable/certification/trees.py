@@ -109,7 +109,13 @@ def _unordered(k: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def _apply(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool) -> np.ndarray:
-    """The compared value of raw `x` (float64 array) after `recipe`, bit for bit."""
+    """The compared value of raw `x` (float64 array) after `recipe`, bit for bit (overflow to inf, as the
+    implementations do)."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _apply_raw(recipe, x, narrow)
+
+
+def _apply_raw(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool) -> np.ndarray:
     v = x.astype(np.float64)
     for op, c, dt in recipe:
         if op == "cast32":
