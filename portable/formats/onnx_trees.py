@@ -410,6 +410,29 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
             return None
         cond[n.output[0]] = ("found", x[0][1], x[0][2])  # the value is one of the categories
         return True
+    if op == "Not" and x is not None and all(d[0] == "ind" for d in x):
+        return [("notind", d[1], d[2]) for d in x]
+    if op == "And" and len(ins) == 2 and all(i in cols for i in ins):
+        a, b = cols[ins[0]], cols[ins[1]]
+        if len(b) == 1 and b[0][0] == "notind" and all(d[0] == "ind" and d[1] == b[0][1] for d in a):
+            out_ = set(b[0][2]) if isinstance(b[0][2], frozenset) else {b[0][2]}
+            # "is c and is not one of out_": the indicator of c, for every c outside out_
+            if all(isinstance(d[2], str) and d[2] not in out_ for d in a):
+                return a
+        return None
+    if op == "Mul" and x is not None and len(ins) == 2 and ins[1] in consts and \
+            all(d[0] == "ind" and isinstance(d[2], str) for d in x) and len({d[1] for d in x}) == 1:
+        w = _num(consts, ins[1], len(x))
+        if w is None:
+            return None
+        return [("ordpart", d[1], {d[2]: float(v)}) for d, v in zip(x, w)]  # v where the value is c, else 0
+    if op == "ReduceSum" and x is not None and all(d[0] == "ordpart" for d in x) and \
+            len({d[1] for d in x}) == 1 and at.get("keepdims", 1) == 1:
+        axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
+        parts = [c for d in x for c in d[2]]
+        if axes is None or axes.reshape(-1).tolist() not in ([1], [-1]) or len(set(parts)) != len(parts):
+            return None
+        return [("ord", x[0][1], {c: v for d in x for c, v in d[2].items()})]
     if op == "Floor" and x is not None:  # the identity on integer codes; numbers are floored (not read)
         return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("floor", d[1])
                 for d in x]

@@ -749,6 +749,12 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
                 return None
             out += [("ind", d[1], "\x00missing" if _missing(c) else str(c)) for c in cats]
         return out
+    if name == "TargetEncoder":  # each category's learned encoding (transform, not fit_transform's cross fit)
+        enc = getattr(step, "encodings_", None)
+        if enc is None or len(enc) != len(derived) or any(d[0] != "cat" for d in derived):
+            return None
+        return [("ord", d[1], {str(c): float(v) for c, v in zip(cats, e) if not _missing(c)})
+                for d, cats, e in zip(derived, step.categories_, enc)]
     if name == "OrdinalEncoder":
         if getattr(step, "_infrequent_enabled", False):
             return None
