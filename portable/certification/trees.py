@@ -108,18 +108,22 @@ def _unordered(k: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return bits.view(np.float32).astype(np.float64)
 
 
-def _apply(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool) -> np.ndarray:
+def _apply(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool,
+           fed: np.dtype = np.dtype(np.float64)) -> np.ndarray:
     """The compared value of raw `x` (float64 array) after `recipe`, bit for bit (overflow to inf, as the
     implementations do)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _apply_raw(recipe, x, narrow)
+        return _apply_raw(recipe, x, narrow, np.dtype(fed))
 
 
-def _apply_raw(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool) -> np.ndarray:
+def _apply_raw(recipe: tuple[tuple[str, float, str], ...], x: np.ndarray, narrow: bool,
+               fed: np.dtype) -> np.ndarray:
     v = x.astype(np.float64)
     for op, c, dt in recipe:
-        if op == "cast32":
+        if op == "cast32" or (op == "castin" and fed == np.float32):  # castin: back to the dtype fed
             v = v.astype(np.float32).astype(np.float64)
+            continue
+        if op == "castin":
             continue
         t = np.float32 if dt == "float32" else np.float64
         a, b = v.astype(t), t(c)
@@ -142,7 +146,7 @@ def _exact_through(trees: TreeNodes, nodes: np.ndarray, closed: np.ndarray, dt: 
         t = trees.threshold[i]
 
         def low(x: np.ndarray) -> np.ndarray:
-            v = _apply(recipe, x, narrow)
+            v = _apply(recipe, x, narrow, dt)
             return v <= t if closed[i] else v < t
         lo_x, hi_x = -big, big
         if not low(np.array([lo_x]))[0]:

@@ -467,11 +467,15 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if any(d[0] != "num" for d in x):
             return None
         w = len(x)
-        if op == "Scaler":  # its arithmetic (dtype, order) is the runtime's own: not followed exactly
-            off = np.broadcast_to(np.asarray(at.get("offset", [0.0]), np.float64), (w,))
-            sc = np.broadcast_to(np.asarray(at.get("scale", [1.0]), np.float64), (w,))
+        if op == "Scaler":
+            # onnxruntime computes (x - offset) * scale with the float32 attributes, in float32 for a float
+            # input, in double then rounded to float for a double one (measured bit for bit)
+            off = np.broadcast_to(np.asarray(at.get("offset", [0.0]), np.float32).astype(np.float64), (w,))
+            sc = np.broadcast_to(np.asarray(at.get("scale", [1.0]), np.float32).astype(np.float64), (w,))
             mul, add = sc, -off * sc
-            steps: list[Any] = [None] * w
+            steps: list[Any] = [(("sub", float(o), "float32"), ("mul", float(c), "float32")) if narrow else
+                                (("sub", float(o), "float64"), ("mul", float(c), "float64"),
+                                 ("cast32", 0.0, "float64")) for o, c in zip(off, sc)]
         else:
             c = _num(consts, ins[1], w)
             if c is None:

@@ -634,8 +634,8 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
         est = est.best_estimator_
     steps = [s for _, s in est.steps if s is not None and s != "passthrough"] if hasattr(est, "steps") else [est]
     strings = {s.name for s in model.signature.inputs if s.is_string}
-    # scalers' exact float64 arithmetic is followed for float64 inputs (a float32 input is scaled in mixed
-    # precision by numpy's in-place operations: left to the rounding interval)
+    # scalers' exact arithmetic is followed for float inputs (fed as float32, numpy's in-place operations compute
+    # in float64 and store float32: the recipes' `castin`); integer inputs are left to the rounding interval
     wide = {s.name for s in model.signature.inputs if s.dtype == "float64"}
     derived: list[tuple[Any, ...]] | None = [
         ("cat", int(c)) if c >= 0 and learner.columns[c][0] in strings else
@@ -676,9 +676,12 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
 
 
 def _ops(n: int, *parts: tuple[str, Any]) -> list[tuple[tuple[str, float, str], ...]]:
-    """Per column, the float64 operations a scaler applies, in its order (`portable.hints.derive_splits`)."""
+    """Per column, the operations a scaler applies, in its order (`portable.hints.derive_splits`): numpy's
+    in-place `X -= mean_` computes in float64 and stores in X's own dtype (`castin`: float32 when the data was
+    fed as float32)."""
     cols = [np.broadcast_to(np.asarray(v, np.float64), (n,)) for _, v in parts]
-    return [tuple((op, float(c[j]), "float64") for (op, _), c in zip(parts, cols)) for j in range(n)]
+    return [tuple(x for (op, _), c in zip(parts, cols) for x in ((op, float(c[j]), "float64"), ("castin", 0.0, "")))
+            for j in range(n)]
 
 
 # scikit-learn's scalers, operation by operation (X -= mean_; X /= scale_ ...), for splits read through them
@@ -716,6 +719,8 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
             if trans == "drop" or idx is None or not len(idx):
                 continue
             sub = [derived[i] for i in idx]
+            if len({d[4] is None for d in sub if d[0] == "num"}) > 1:  # mixed dtypes: upcast, arithmetic unknown
+                sub = [d[:4] + (None,) if d[0] == "num" else d for d in sub]
             got = sub if trans == "passthrough" else _derive(trans, sub)
             if got is None:
                 return None
