@@ -61,24 +61,30 @@ def _install() -> None:
             _installed = True
 
 
-@contextmanager
-def guarded(allow: tuple[str, ...] = ()) -> Iterator[None]:
+class guarded:  # noqa: N801 - used as `with guard.guarded(...)`, like the context manager it was
     """Refuse process, network, native-code and file-writing events on this thread while the block runs.
 
     Args:
         allow: event prefixes let through anyway. A user who trusts a package (`--trust xgboost`) trusts its
             native code: xgboost's `__setstate__` hands its booster to its C library through ctypes.
     """
-    _install()
-    _state.active = getattr(_state, "active", 0) + 1
-    _state.tripped = None
-    saved_allow = getattr(_state, "allow", ())
-    _state.allow = tuple(allow)
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_allow", "_saved")
+
+    def __init__(self, allow: tuple[str, ...] = ()) -> None:
+        self._allow = tuple(allow)
+
+    def __enter__(self) -> None:
+        if not _installed:
+            _install()
+        _state.active = getattr(_state, "active", 0) + 1
+        _state.tripped = None
+        self._saved = getattr(_state, "allow", ())
+        _state.allow = self._allow
+
+    def __exit__(self, *exc: Any) -> None:
         _state.active -= 1
-        _state.allow = saved_allow
+        _state.allow = self._saved
 
 
 @contextmanager

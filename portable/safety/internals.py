@@ -367,19 +367,34 @@ def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
         from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
         nodes_list, counts, feats, n_bits = [], [], [], []
+        # a file keeps one dtype object per layout (its memo): each is compared once, not once per predictor
+        good: set[int] = set()
+        features_of: dict[int, Any] = {}
         for pred, _entry, owner in found:
             attrs = pred.__dict__
             nodes = attrs["nodes"]
-            if type(nodes) is not np.ndarray or nodes.ndim != 1 or nodes.dtype != PREDICTOR_RECORD_DTYPE \
-                    or len(nodes) < 1:
+            if type(nodes) is not np.ndarray or nodes.ndim != 1 or len(nodes) < 1:
                 raise TypeError
+            if _ident(nodes.dtype) not in good:
+                if nodes.dtype != PREDICTOR_RECORD_DTYPE:
+                    raise TypeError
+                good.add(_ident(nodes.dtype))
             nb = []
             for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
                 bits = attrs[name]
-                if type(bits) is not np.ndarray or bits.ndim != 2 or bits.shape[1] != 8 or bits.dtype != np.uint32:
+                if type(bits) is not np.ndarray or bits.ndim != 2 or bits.shape[1] != 8:
                     raise TypeError
+                if _ident(bits.dtype) not in good:
+                    if bits.dtype != np.uint32:
+                        raise TypeError
+                    good.add(_ident(bits.dtype))
                 nb.append(bits.shape[0])
-            n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
+            key = _ident(owner)
+            if key in features_of:
+                n_features = features_of[key]
+            else:
+                n_features = features_of[key] = _hgb_n_features(
+                    owner if owner is not None and hasattr(owner, "__dict__") else None)
             nodes_list.append(nodes)
             counts.append(len(nodes))
             feats.append(n_features if n_features is not None else np.iinfo(np.int64).max)

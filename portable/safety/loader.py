@@ -13,7 +13,6 @@ effects as a second wall.
 """
 from __future__ import annotations
 
-import contextlib
 import gc
 import pickle
 import warnings
@@ -271,26 +270,19 @@ def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any
 
             return load_skops(path, data, trust)
     container = sniff(path, head)
-    with warnings.catch_warnings(record=True) as caught, _collector_paused():
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        obj = _load_pickle(path, file, container, trust)
+        # Python's cyclic garbage collector is paused for the load (restored as it was on every exit): the pass
+        # allocates many small objects that die young without cycles (proxies, argument tuples), and each few
+        # hundred of them would start a collection. Unpickling libraries commonly do the same.
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            obj = _load_pickle(path, file, container, trust)
+        finally:
+            if was:
+                gc.enable()
     return obj, version_notes(caught)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Any:
-    """Pause Python's cyclic garbage collector for the duration of one load (restored as it was on every exit).
-
-    The loader allocates many small objects that die young without cycles (proxies, argument tuples); each few
-    hundred of them would start a collection, and every so often a full one that traverses every object of the
-    process (scikit-learn's and scipy's modules included). Unpickling libraries commonly do the same."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 #: Audit events let through while loading a file whose user passed --trust (native code of trusted packages).

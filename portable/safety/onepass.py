@@ -37,7 +37,8 @@ from typing import IO, Any
 
 from .allowlist import canonical, load_global
 from .scan import JOBLIB_WRAPPER
-from .states import ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size
+from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size,
+                     tuple_state_minimum)
 from .table import _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
 
 #: A unique key for a live object. Not `id()`: that is an audited event (see `guard.py`).
@@ -82,6 +83,36 @@ class _StandIn(metaclass=_Meta):
         return _tls.session.call(cls, args)
 
 
+class _PyClassStandIn(_StandIn):
+    """A Python class of the table: NEWOBJ with no arguments builds the object for real, with a BUILD hook."""
+
+    _hooked = False
+
+    def __new__(cls, *args: Any) -> Any:
+        s = _tls.session
+        if args:
+            return s.call(cls, args)  # the table refuses it, with its reason
+        obj = object.__new__(cls._target)
+        if cls._hooked:
+            obj.__dict__["__setstate__"] = types.MethodType(_hook, obj)
+            s.hooked.append(obj)
+            return obj
+        return s.proxy(obj, "pyobj")
+
+
+class _ReconstructStandIn(_StandIn):
+    """numpy's `_reconstruct`: the call of every array, with the table's rule for it (`World.check_call`) inlined
+    for the one shape numpy writes; any other goes through the table itself (which refuses it with its reason)."""
+
+    def __new__(cls, *args: Any) -> Any:
+        if len(args) == 3 and args[0] is _NDARRAY[1] and type(args[1]) is tuple and len(args[1]) == 1 and \
+                type(args[1][0]) is int and args[1][0] == 0 and type(args[2]) is bytes:
+            p = _ArrayProxy(cls._target(_NDARRAY[0], args[1], args[2]))
+            _tls.session.proxies.append(p)
+            return p
+        return _tls.session.call(cls, args)
+
+
 _STANDINS: dict[int, tuple[Any, type]] = {}
 
 
@@ -89,7 +120,12 @@ def stand_in(obj: Any) -> type:
     got = _STANDINS.get(_ident(obj))
     if got is not None and got[0] is obj:
         return got[1]
-    si = _Meta(f"StandIn[{_name(obj)}]", (_StandIn,), {"_target": obj, "_role": role_of(obj), "__slots__": ()})
+    role = role_of(obj)
+    base = {"py_class": _PyClassStandIn, "reconstruct": _ReconstructStandIn}.get(role or "", _StandIn)
+    body = {"_target": obj, "_role": role, "__slots__": ()}
+    if role == "py_class":
+        body["_hooked"] = _py_info(obj)[0]
+    si = _Meta(f"StandIn[{_name(obj)}]", (base,), body)
     if len(_STANDINS) < 65536:
         _STANDINS[_ident(obj)] = (obj, si)
     return si
@@ -101,13 +137,16 @@ def _name(obj: Any) -> str:
 
 # -- proxies for objects whose state a library would apply unchecked ----------------------------------------------
 class _Proxy:
-    """Stands, on the unpickler's stack and in its memo, for a real object whose BUILD must be checked first."""
+    """Stands, on the unpickler's stack and in its memo, for a real object whose BUILD must be checked first (one
+    subclass per kind of object)."""
 
-    __slots__ = ("obj", "kind", "built", "used", "code")
+    __slots__ = ("obj", "built")
+    kind = "?"
     __hash__ = None  # type: ignore[assignment]  # never a dict key or a set member
 
-    def __init__(self, obj: Any, kind: str, code: Any = None) -> None:
-        self.obj, self.kind, self.built, self.used, self.code = obj, kind, False, False, code
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        self.built = False
 
     def __setstate__(self, state: Any) -> None:
         if self.built:
@@ -116,15 +155,80 @@ class _Proxy:
         _BUILDERS[self.kind](_tls.session, self, state)
 
 
+class _DtypeProxy(_Proxy):
+    __slots__ = ("used", "code")
+    kind = "dtype"
+
+
+class _ArrayProxy(_Proxy):
+    __slots__ = ()
+    kind = "array"
+
+    def __setstate__(self, state: Any) -> None:
+        if self.built:
+            raise Refused("an object whose state is set twice")
+        self.built = True
+        # The common state, with the table's rule for it (`World.check_array_state`) inlined: (version, shape, a
+        # validated dtype without objects, order flag, exactly shape x itemsize bytes). Anything else: the table.
+        if type(state) is tuple and len(state) == 5:
+            version, shape, dtype, fortran, raw = state
+            if type(dtype) is _DtypeProxy and type(raw) is bytes and type(fortran) is bool and \
+                    type(shape) is tuple and len(shape) <= 32:
+                dtype.used = True
+                d = dtype.obj
+                if not d.hasobject:
+                    n = d.itemsize
+                    for k in shape:
+                        if type(k) is not int or k < 0 or k >= _SHAPE_MAX:
+                            n = -1
+                            break
+                        n *= k
+                    if n == len(raw) and n <= MAX_ARRAY_BYTES:
+                        self.obj.__setstate__((version, shape, d, fortran, raw))
+                        return
+        _build_array(_tls.session, self, state)
+
+
+_PROXIES: dict[str, type] = {"dtype": _DtypeProxy, "array": _ArrayProxy}
+for _kind in ("marray", "ext", "value", "bitgen", "pyobj", "scalar"):
+    _PROXIES[_kind] = type(f"_{_kind.capitalize()}Proxy", (_Proxy,), {"__slots__": (), "kind": _kind})
+_PROXY_TYPES = frozenset(_PROXIES.values())
+_ScalarProxy = _PROXIES["scalar"]
+_PyobjProxy = _PROXIES["pyobj"]
+
+
 def _build_twice(state: Any) -> None:
     raise Refused("an object whose state is set twice")
 
 
 def _hook(obj: Any, state: Any) -> None:
-    """The instance-level `__setstate__` of a Python object built by the pass (removed after the load)."""
+    """The instance-level `__setstate__` of a Python object built by the pass (removed after the load). The common
+    state -- a dict of literal attribute names -- is checked and swapped here; anything else by `build_py`."""
     d = obj.__dict__
     d["__setstate__"] = _build_twice
-    _tls.session.build_py(obj, d, state)
+    if type(state) is not dict or not _STR.issuperset(map(type, state)) or not _NOT_ATTRIBUTES.isdisjoint(state):
+        _tls.session.build_py(obj, d, state)
+        return
+    needs = _NEEDS[0]
+    if not needs.isdisjoint(map(type, state.values())):
+        s = _tls.session
+        for k, v in state.items():
+            t = type(v)
+            if t is _ArrayProxy or t is _ScalarProxy:
+                state[k] = v.obj
+            elif t is list:
+                _swap_list(v, obj, s, 1)
+            elif t is tuple:
+                state[k] = _swap_tuple(v, obj, s, 1)
+            elif t in needs:
+                state[k] = s.fix(v, obj, 1)
+    _hooked, setstate, record = _py_info(type(obj))
+    if setstate is not None:
+        setstate(obj, state)
+    else:
+        d.update(state)
+    if record is not None:
+        _tls.session.record(obj, d, record)
 
 
 def _hook_value(obj: Any, state: Any) -> None:
@@ -189,6 +293,8 @@ def _live_kind(t: type) -> str | None:
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
 _STR = frozenset({str})
+#: Plain values as the table counts them (`table._PLAIN`).
+_PLAIN_TYPES = frozenset({str, bytes, bytearray, int, float, bool, complex, type(None)})
 #: Attribute names a state may not set: numpy's array-protocol names, and the loader's own hook.
 _NOT_ATTRIBUTES = ARRAY_PROTOCOL_ATTRIBUTES | {"__setstate__"}
 
@@ -219,8 +325,8 @@ class Session(World):
 
     def kind(self, x: Any) -> str | None:
         t = type(x)
-        if t is _Proxy:
-            return x.kind
+        if t in _PROXY_TYPES:
+            return "obj" if t is _PyobjProxy else x.kind
         if t is bytes or t is bytearray:
             return "bytes"
         return _live_kind(t)
@@ -238,22 +344,28 @@ class Session(World):
 
     # -- calls ------------------------------------------------------------------------------------------------
     def proxy(self, obj: Any, kind: str, code: Any = None) -> _Proxy:
-        p = _Proxy(obj, kind, code)
+        p = _PROXIES[kind](obj)
+        if kind == "dtype":
+            p.used, p.code = False, code
         self.proxies.append(p)
         return p
 
     def call(self, si: type, args: tuple) -> Any:
         role = si._role
-        # The two calls of nearly every object, with the table's rule for them (`World.check_call`) inlined; any
-        # other shape of arguments goes through the table itself (which refuses it with its reason).
-        if role == "reconstruct":
-            if len(args) == 3 and args[0] is _NDARRAY[1] and type(args[1]) is tuple and len(args[1]) == 1 and \
-                    type(args[1][0]) is int and args[1][0] == 0 and type(args[2]) is bytes:
-                p = _Proxy(si._target(_NDARRAY[0], args[1], args[2]), "array")
+        if role == "ext_class":  # Tree(n_features, n_classes, n_outputs), losses: the table's rule (plain data)
+            real = []
+            for a in args:
+                t = type(a)
+                if t in _PLAIN_TYPES:
+                    real.append(a)
+                elif t is _ArrayProxy or t is _ScalarProxy or t is _DtypeProxy:
+                    real.append(a.obj)
+                else:
+                    break
+            else:
+                p = _PROXIES["ext"](si._target(*real))
                 self.proxies.append(p)
                 return p
-        elif role == "py_class" and not args:
-            return self.new_py(si._target)
         kind = self.check_call(si, args)
         if role == "py_class":
             return self.new_py(si._target)
@@ -289,7 +401,7 @@ class Session(World):
     def unwrap(self, x: Any) -> Any:
         """Call arguments (plain data the table has checked) with proxies and stand-ins swapped for real objects."""
         t = type(x)
-        if t is _Proxy:
+        if t in _PROXY_TYPES:
             return x.obj
         if t is _Meta:
             return x._target
@@ -325,7 +437,14 @@ class Session(World):
                     bad = sorted(k for k in part if k in _NOT_ATTRIBUTES)
                     raise BadState(f"an object whose state sets {', '.join(bad)} (an array that would point at "
                                    "memory of the file's choosing)")
-                self.fix_dict(part, obj, 0)
+                needs = _NEEDS[0]
+                if not needs.isdisjoint(map(type, part.values())):
+                    for k, v in part.items():
+                        t = type(v)
+                        if t is _ArrayProxy or t is _ScalarProxy:
+                            part[k] = v.obj
+                        elif t in needs:
+                            part[k] = self.fix(v, obj, 1)
             elif part is not None and self.fix(part, obj, 0) is not part:
                 raise Refused("an object state that is not a dict of attributes")
         if setstate is not None:
@@ -333,6 +452,11 @@ class Session(World):
         else:
             self.apply_default(obj, d, state)
         if record is not None:
+            self.record(obj, d, record)
+
+    def record(self, obj: Any, d: dict, record: str) -> None:
+        """Keep a built object whose fitted internals are validated at the end."""
+        if True:
             if record == "estimator":
                 if "support_vectors_" in d or "categories_" in d or "_fit_X" in d:
                     self.estimators.append(obj)
@@ -378,6 +502,12 @@ class Session(World):
         """`x` with proxies and stand-ins swapped for the real objects (lists and dicts in place, tuples and
         frozensets rebuilt). Objects are not entered: their own BUILD did their swaps."""
         t = type(x)
+        if not self.walking:
+            if t is list:
+                _swap_list(x, holder, self, depth + 1)
+                return x
+            if t is tuple:
+                return _swap_tuple(x, holder, self, depth + 1)
         fixer = _FIXERS.get(t)
         if fixer is not None:
             return fixer(self, x, holder, depth)
@@ -441,8 +571,14 @@ class Session(World):
         self.tuples = {}
         return root, self.leftovers()
 
+    def _skip(self, types_: Any) -> bool:
+        """Nothing among these types to swap (or, in the fallback walk, to enter)."""
+        if self.walking:
+            return self.leaves.issuperset(types_)
+        return _NEEDS[0].isdisjoint(types_)
+
     def fix_list(self, x: list, holder: Any, depth: int) -> None:
-        if self.leaves.issuperset(map(type, x)) or self._deep(depth):
+        if self._skip(map(type, x)) or self._deep(depth):
             return
         key = _ident(x)
         if key in self.seen:
@@ -455,8 +591,7 @@ class Session(World):
                 x[i] = u
 
     def fix_dict(self, x: dict, holder: Any, depth: int) -> None:
-        leaves = self.leaves
-        if leaves.issuperset(map(type, x.values())) and leaves.issuperset(map(type, x)):
+        if self._skip(map(type, x.values())) and self._skip(map(type, x)):
             return
         if self._deep(depth):
             return
@@ -464,12 +599,12 @@ class Session(World):
         if key in self.seen:
             return
         self.seen.add(key)
-        if not leaves.issuperset(map(type, x)):  # keys: stand-ins (a global as a key) are swapped, order kept
+        if not self._skip(map(type, x)):  # keys: stand-ins (a global as a key) are swapped, order kept
             items = [(self.fix(k, holder, depth), v) for k, v in x.items()]
             if any(a is not b for (a, _), b in zip(items, x)):
                 x.clear()
                 x.update(items)
-        fix = self.fix
+        fix, leaves = self.fix, self.leaves
         for k, v in x.items():
             if type(v) not in leaves:
                 u = fix(v, holder, depth)
@@ -477,7 +612,7 @@ class Session(World):
                     x[k] = u
 
     def fix_tuple(self, x: tuple, holder: Any, depth: int) -> tuple:
-        if self.leaves.issuperset(map(type, x)) or self._deep(depth):
+        if self._skip(map(type, x)) or self._deep(depth):
             return x
         got = self.tuples.get(_ident(x))
         if got is not None and got[0] is x:
@@ -489,7 +624,7 @@ class Session(World):
         return new
 
     def fix_other(self, x: Any, holder: Any, depth: int) -> Any:
-        if self.leaves.issuperset(map(type, x)) or self._deep(depth):
+        if self._skip(map(type, x)) or self._deep(depth):
             return x
         items = [self.fix(v, holder, depth) for v in x]
         if all(a is b for a, b in zip(items, x)):
@@ -535,12 +670,81 @@ class Session(World):
 
 _PREDICTOR: list[Any] = [None]
 _FIXERS: dict[type, Any] = {
-    _Proxy: lambda s, x, holder, depth: s.unproxy(x, holder),
+    **{t: (lambda s, x, holder, depth: s.unproxy(x, holder)) for t in _PROXY_TYPES},
     _Meta: lambda s, x, holder, depth: s.value(x),
     list: Session._fix_list, tuple: Session._fix_tuple, set: Session._fix_other, frozenset: Session._fix_other,
     collections.deque: Session._fix_other, **{t: Session._fix_dict for t in _DICTS},
 }
 _NDARRAY: list[Any] = [None, None]  # numpy.ndarray and its stand-in
+#: The types `Session.fix` acts on (TreePredictor added once scikit-learn is imported, to record its holder).
+_NEEDS: list[frozenset] = [frozenset(_FIXERS)]
+
+
+def _swap_list(x: list, holder: Any, s: Session, depth: int) -> None:
+    """`Session.fix_list` for the pass itself (not the fallback walk), written flat: this runs for every list held
+    by every object."""
+    needs = _NEEDS[0]
+    if needs.isdisjoint(map(type, x)):
+        return
+    if depth > 48:
+        s.incomplete = True
+        return
+    key = _ident(x)
+    if key in s.seen:
+        return
+    s.seen.add(key)
+    for i, v in enumerate(x):
+        t = type(v)
+        if t in needs:
+            if t is _ArrayProxy or t is _ScalarProxy:
+                x[i] = v.obj
+            elif t is list:
+                _swap_list(v, holder, s, depth + 1)
+            elif t is tuple:
+                u = _swap_tuple(v, holder, s, depth + 1)
+                if u is not v:
+                    x[i] = u
+            else:
+                u = s.fix(v, holder, depth + 1)
+                if u is not v:
+                    x[i] = u
+
+
+def _swap_tuple(x: tuple, holder: Any, s: Session, depth: int) -> tuple:
+    """`Session.fix_tuple` for the pass itself, written flat. A rebuilt tuple is remembered, so that every holder
+    of the tuple as read gets the same new one."""
+    needs = _NEEDS[0]
+    if needs.isdisjoint(map(type, x)):
+        return x
+    if depth > 48:
+        s.incomplete = True
+        return x
+    if s.tuples:
+        got = s.tuples.get(_ident(x))
+        if got is not None and got[0] is x:
+            return got[1]
+    items = None
+    for i, v in enumerate(x):
+        t = type(v)
+        if t in needs:
+            if t is _ArrayProxy or t is _ScalarProxy:
+                u = v.obj
+            elif t is list:
+                _swap_list(v, holder, s, depth + 1)
+                continue
+            elif t is tuple:
+                u = _swap_tuple(v, holder, s, depth + 1)
+            else:
+                u = s.fix(v, holder, depth + 1)
+            if u is not v:
+                if items is None:
+                    items = list(x)
+                items[i] = u
+    if items is None:
+        return x
+    new = tuple(items)
+    s.tuples[_ident(x)] = (x, new)
+    return new
 
 
 def _plain_state(world: World, state: Any, depth: int = 0) -> None:
@@ -561,24 +765,6 @@ def _plain_state(world: World, state: Any, depth: int = 0) -> None:
 
 # -- BUILD of proxied objects, by kind --------------------------------------------------------------------------
 def _build_array(s: Session, p: _Proxy, state: Any) -> None:
-    # The common state, with the table's rule for it (`World.check_array_state`) inlined: (version, shape, a
-    # validated dtype without objects, order flag, exactly shape x itemsize bytes). Anything else: the table.
-    if type(state) is tuple and len(state) == 5:
-        version, shape, dtype, fortran, raw = state
-        if type(dtype) is _Proxy and dtype.kind == "dtype" and type(raw) is bytes and type(fortran) is bool and \
-                type(shape) is tuple and len(shape) <= 32:
-            dtype.used = True
-            d = dtype.obj
-            if not d.hasobject:
-                n = d.itemsize
-                for k in shape:
-                    if type(k) is not int or k < 0 or k >= _SHAPE_MAX:
-                        n = -1
-                        break
-                    n *= k
-                if n == len(raw) and n <= MAX_ARRAY_BYTES:
-                    p.obj.__setstate__((version, shape, d, fortran, raw))
-                    return
     s.check_array_state(state)
     if len(state) == 5:
         version, shape, dtype, fortran, raw = state
@@ -600,7 +786,7 @@ def _build_dtype(s: Session, p: _Proxy, state: Any) -> None:
         raise Refused("a numpy dtype whose state is set after an array already uses it")
 
     def child(obj: Any) -> Any:
-        if type(obj) is not _Proxy or obj.kind != "dtype":
+        if type(obj) is not _DtypeProxy:
             raise BadState("a structured numpy dtype with a field that is not a dtype")
         obj.used = True
         return obj.obj
@@ -630,10 +816,26 @@ def _build_marray(s: Session, p: _Proxy, state: Any) -> None:
 
 def _build_ext(s: Session, p: _Proxy, state: Any) -> None:
     obj = p.obj
+    if type(state) is dict and _STR.issuperset(map(type, state)) and ARRAY_PROTOCOL_ATTRIBUTES.isdisjoint(state) \
+            and tuple_state_minimum(type(obj)) is None:
+        # the common state (a Tree's): a dict of plain values, checked and swapped in one loop; anything else below
+        for k, v in state.items():
+            t = type(v)
+            if t is _ArrayProxy or t is _ScalarProxy or t is _DtypeProxy:
+                state[k] = v.obj
+            elif t not in _PLAIN_TYPES:
+                _plain_state(s, v, 1)
+                state[k] = s.fix(v, None, 1)
+        _apply_ext(s, p, obj, state)
+        return
     check_tuple_state(type(obj), state)
     check_build_state(state)
     _plain_state(s, state)
     state = s.fix(state, None, 0)
+    _apply_ext(s, p, obj, state)
+
+
+def _apply_ext(s: Session, p: _Proxy, obj: Any, state: Any) -> None:
     setstate = getattr(type(obj), "__setstate__", None)
     if setstate is not None:
         obj.__setstate__(state)
@@ -690,6 +892,7 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
             from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 
         _PREDICTOR[0] = TreePredictor
+        _NEEDS[0] = frozenset(_FIXERS) | {TreePredictor}
         import numpy as np
 
         _NDARRAY[:] = [np.ndarray, stand_in(np.ndarray)]
