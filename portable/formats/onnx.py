@@ -80,8 +80,9 @@ class OnnxModel(Model):
     @property
     def proto(self) -> Any:
         """The ModelProto, with the metadata given to `set_metadata_later` written into it."""
-        if self._later:
-            later, self._later = self._later, {}
+        later = self.__dict__.get("_later")
+        if later:
+            self._later = {}
             for key, make in later.items():
                 self.set_metadata(key, make())
         return self._proto
@@ -98,10 +99,10 @@ class OnnxModel(Model):
         """`set_metadata(key, make())`, made only when the proto is next read (to run a new session, save,
         inspect, or by the caller): the checker records its whole report in every in-memory artifact it
         checks, and writing that JSON costs more than checking a small model does."""
-        self._later[key] = make
+        self.__dict__.setdefault("_later", {})[key] = make
 
     def set_metadata(self, key: str, value: str) -> None:
-        self._later.pop(key, None)
+        self.__dict__.get("_later", {}).pop(key, None)
         for p in self.proto.metadata_props:
             if p.key == key:
                 p.value = value
