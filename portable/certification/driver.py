@@ -332,14 +332,31 @@ def _scales(plan: Any, original: Any, converted: Any, outputs: list[tuple[str, s
     models' outputs come in."""
     from ..equivalence.inputs import assemble, feed, generate
 
-    try:
-        batch = generate(plan, 256, np.random.default_rng(0))
-        arrays = assemble(plan, batch)
-        out = original.run(feed(arrays, original))
-        conv = converted.run(feed(arrays, converted))
-    except Exception as exc:
-        notes.append(f"tolerances were not scaled by the outputs' magnitude ({type(exc).__name__}: {exc})")
+    from ..equivalence.inputs import Batch
+
+    batch = generate(plan, 256, np.random.default_rng(0))
+    complete = ~np.isnan(batch.num).any(axis=1) if batch.num.size else np.ones(len(batch), dtype=bool)
+    tries = [batch, Batch(batch.num[complete], batch.txt[complete], batch.source[complete])]
+    # without missing values when the original refuses them; else the groups of 8 rows it accepts
+    tries += [Batch(batch.num[i:i + 8], batch.txt[i:i + 8], batch.source[i:i + 8]) for i in range(0, len(batch), 8)]
+    outs, convs, error = [], [], None
+    for k, rows in enumerate(tries):
+        try:
+            arrays = assemble(plan, rows)
+            a = original.run(feed(arrays, original))
+            b = converted.run(feed(arrays, converted))
+        except Exception as exc:
+            error = exc
+            continue
+        outs.append(a)
+        convs.append(b)
+        if k < 2:
+            break
+    if not outs:
+        notes.append(f"tolerances were not scaled by the outputs' magnitude ({type(error).__name__}: {error})")
         return {}, {}
+    out = {n: np.concatenate([np.asarray(o[n]) for o in outs]) for n in outs[0]}
+    conv = {n: np.concatenate([np.asarray(o[n]) for o in convs]) for n in convs[0]}
     seen = {}
     for name, _ in outputs:
         da, db = np.asarray(out.get(name, [])).dtype, np.asarray(conv.get(name, [])).dtype
