@@ -125,6 +125,51 @@ class Program:
         res.E = res.E + self.u(dtype) * self.mag(res)
         return res
 
+    def column_function(self, s: Sym, name: str, dtype: Any) -> Sym:
+        """log or sqrt of each element of s, an element being a x + b (+ c where its raw column is NaN) of one
+        numeric column: a new variable of that column's group, f(a x + b), exact at the column's extremes
+        (monotone). Its rounding: the input's error times f's largest slope on the range, plus f's own."""
+        from .symbolic import column_function
+
+        space = self.space
+        s = s.padded(space)
+        if s.C.ndim != 2 or s.stage:
+            raise NotSymbolic(f"a {name} of a value that is not one row of raw columns")
+        C = np.zeros((s.C.shape[0], space.size))
+        E = np.zeros(s.C.shape[0])
+        Es = np.broadcast_to(s.E, (s.C.shape[0],))
+        for r, row in enumerate(s.C):
+            nz = [m for m in np.nonzero(row)[0] if m != 0]
+            keys = [space.vars[space.monomials[m][0]] if len(space.monomials[m]) == 1 else None for m in nz]
+            xs = [(m, k) for m, k in zip(nz, keys) if k is not None and k[0] == "x"]
+            ns = [(m, k) for m, k in zip(nz, keys) if k is not None and k[0] == "n"]
+            if len(xs) != 1 or len(xs) + len(ns) != len(nz) or any(k[1] != xs[0][1][1] for _, k in ns):
+                raise NotSymbolic(f"a {name} of a combination of columns")
+            col = xs[0][1][1]
+            a, b = float(row[xs[0][0]]), float(row[0])
+            g = space.groups[space.column_group(col)]
+            vals = [float(v) for v in g.categories] if g.categories else [g.lo, g.hi]
+            zlo, zhi = min(a * v + b for v in vals) - Es[r], max(a * v + b for v in vals) + Es[r]
+            points = [zlo, zhi]
+            if g.nan:
+                c = b + (float(row[ns[0][0]]) if ns else 0.0)
+                points.append(c)
+                zlo, zhi = min(zlo, c - Es[r]), max(zhi, c + Es[r])
+            if (name == "log" and zlo <= 0) or (name == "sqrt" and zlo < 0):
+                raise NotSymbolic(f"a {name} of values that reach {zlo:.3g}")
+            f = space.func_var(col, name, a, b)
+            space.mono((f,))
+            C = space.pad(C)
+            C[r, space.index[(f,)]] = 1.0
+            if g.nan:
+                nv = space.var(("n", col), space.column_group(col))
+                C = space.pad(C)
+                C[r, space.mono((nv,))] = float(column_function(name, 1.0, 0.0, points[2]))
+            slope = 1.0 / zlo if name == "log" else (0.5 / np.sqrt(zlo) if zlo > 0 else np.inf)
+            mag = max(abs(float(column_function(name, 1.0, 0.0, p))) for p in (zlo, zhi))
+            E[r] = (slope * Es[r] if Es[r] > 0 else 0.0) + FUNC_ULPS * self.u(dtype) * mag
+        return Sym(space.pad(C), E, 0)
+
     # -- stages ----------------------------------------------------------------------------------------------------
     def activate(self, s: Sym, act: str, dtype: Any) -> Sym:
         """End the current stage with `act` over the last axis of s (1-d); the outputs are new variables."""
