@@ -50,3 +50,9 @@ def _slice(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
         idx = np.arange(shape[0])[slice(int(s0), int(e0), int(st))]
         out = _take(out, idx, -1)
     return [out]
+
+
+@op("Log", "Sqrt")
+def _column_function(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
+    """log/sqrt of raw columns (a FunctionTransformer's): function variables of the columns (see program)."""
+    return [prog.column_function(_const(prog, ins[0]), node.op_type.lower(), dt)]

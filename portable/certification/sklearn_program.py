@@ -201,9 +201,15 @@ def _poly(prog: Program, est: Any, x: Any) -> Sym:
 
 @reads("FunctionTransformer")
 def _function(prog: Program, est: Any, x: Any) -> Any:
-    if est.func is not None:
-        raise NotSymbolic("a FunctionTransformer with a function")
-    return x
+    if est.func is None:
+        return x
+    if est.kw_args:
+        raise NotSymbolic("a FunctionTransformer with arguments")
+    if est.func is np.log1p:
+        return prog.column_function(prog.add(_as_sym(prog, x), prog.const(np.ones(1)), F64), "log", F64)
+    if est.func in (np.log, np.sqrt):
+        return prog.column_function(_as_sym(prog, x), est.func.__name__, F64)
+    raise NotSymbolic(f"a FunctionTransformer of {getattr(est.func, '__name__', est.func)}")
 
 
 @reads("SimpleImputer")
@@ -341,6 +347,11 @@ def _binary_scores(prog: Program, d: Sym) -> Sym:
        "PassiveAggressiveClassifier", "LogisticRegression", "LogisticRegressionCV", final=True)
 def _classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     d = _linear(prog, est, x)
+    if _multilabel(est):  # one yes/no label per column: label_j is 1 where its score is above 0
+        out = {f"label_{j}": Label(_binary_scores(prog, _take(d, np.array([j]), -1)), np.array([0, 1]))
+               for j in range(d.shape[0])}
+        out["scores"] = d
+        return out
     classes = np.asarray(est.classes_)
     binary = len(classes) == 2
     out: dict[str, Any] = {}
@@ -360,6 +371,11 @@ def _classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     out["label"] = Label(_binary_scores(prog, d) if binary else d, classes)
     out["scores"] = d
     return out
+
+
+def _multilabel(est: Any) -> bool:
+    lb = getattr(est, "_label_binarizer", None)
+    return str(getattr(lb, "y_type_", "")).startswith("multilabel")
 
 
 @reads("GaussianNB", final=True)
@@ -418,6 +434,13 @@ def _mlp_regressor(prog: Program, est: Any, x: Any) -> dict[str, Any]:
 @reads("MLPClassifier", final=True)
 def _mlp_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     z = _mlp_forward(prog, est, x)
+    if _multilabel(est) and est.out_activation_ == "logistic":  # label_j: 1 where its probability is above 0.5
+        h = prog.activate(z, "sigmoid", F64)
+        out = {f"label_{j}": Label(_concat_values(prog, [prog.const(np.full(1, 0.5), h.stage),
+                                                         _take(h, np.array([j]), -1)], -1), np.array([0, 1]))
+               for j in range(h.shape[0])}
+        out["probabilities"] = h
+        return out
     classes = np.asarray(est.classes_)
     if est.out_activation_ == "softmax":
         p = prog.activate(z, "softmax", F64)

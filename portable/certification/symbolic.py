@@ -33,6 +33,15 @@ FUNC_ULPS = 16
 MAX_ENUM = 256  # integer columns with fewer values than this are enumerated
 
 
+COLUMN_FUNCTIONS = ("log", "sqrt")
+
+
+def column_function(name: str, a: float, b: float, x: Any) -> Any:
+    """f(a x + b) for a column function (monotone on its domain)."""
+    z = a * np.asarray(x, dtype=np.float64) + b
+    return np.log(z) if name == "log" else np.sqrt(z)
+
+
 class NotSymbolic(Exception):
     """The model (or this part of it) has no reading in these terms: the method does not apply."""
 
@@ -76,6 +85,7 @@ class Space:
         #: (columns, K): at most K of these columns are nonzero at once (a document holds at most K distinct terms):
         #: a dot product over them adds at most K nonzero terms, and only those round (x + 0 is exact)
         self.nonzero: list[tuple[frozenset, int]] = []
+        self.funcs_of: dict[Any, list[int]] = {}  # column -> its function variables (`func_var`)
 
     # -- variables and monomials --------------------------------------------------------------------------------
     def var(self, key: tuple, group: int) -> int:
@@ -183,9 +193,24 @@ class Space:
                 pts.append(p)
         else:
             pts = [{x: g.lo} if x is not None else {}, {x: g.hi} if x is not None else {}]
+        funcs = self.funcs_of.get(g.column, [])
+        if funcs:  # f(a x + b) of the column, monotone: its extremes are at the column's
+            vals = [float(g.categories[k]) for k in range(len(pts))] if g.categories else [g.lo, g.hi]
+            for p, val in zip(pts, vals):
+                for f in funcs:
+                    p[f] = column_function(*self.vars[f][2:], val)
         if g.nan:
             pts.append({n: 1.0} if n is not None else {})
         return pts
+
+    def func_var(self, column: Any, name: str, a: float, b: float) -> int:
+        """The variable f(a x + b) of a numeric column (0 where the column is NaN)."""
+        g = self.column_group(column)
+        key = ("f", column, name, float(a), float(b))
+        if key not in self.var_index:
+            self.version += 1
+            self.funcs_of.setdefault(column, []).append(self.var(key, g))
+        return self.var_index[key]
 
     def _monomials_by_group(self) -> tuple[dict[int, list[int]], list[int]]:
         within: dict[int, list[int]] = {}
@@ -244,6 +269,7 @@ class Space:
         """
         C = self.pad(np.atleast_2d(C))
         m = C.shape[0]
+        loose = False
         total = C[:, 0].copy()
         arg = np.zeros((m, len(self.vars))) if want_arg else None
         tabs, cross, (s_monos, s_vars, s_lo, s_hi) = self._tables(side)
@@ -262,10 +288,13 @@ class Space:
             contrib = sub @ vals  # [m, n_pts]
             best = contrib.argmax(axis=1)
             top = contrib[np.arange(m), best]
-            if g.kind != "categorical" and not g.categories:
+            best_x = None
+            if self.funcs_of.get(g.column) and len(monos) > 1:
+                # x and f(x) together: the largest value may lie inside; each monomial's own largest value bounds it
+                top = np.maximum(top, (sub[:, :, None] * vals[None, :, :]).max(axis=2).sum(axis=1))
+                loose = True
+            elif g.kind != "categorical" and not g.categories:
                 top, best_x = self._interior(C, list(monos), g, side, top)
-            else:
-                best_x = None
             total += top
             b = self._coupled_id(g, monos) if (self.balls or self.nonzero) else None
             if b is not None:
@@ -291,7 +320,7 @@ class Space:
             if arg is not None:
                 for r in np.nonzero(better)[0]:
                     arg[r, vs] = np.where(np.isnan(point[r]), arg[r, vs], point[r])
-        exact = True
+        exact = not loose
         for mo in cross:
             c = C[:, mo]
             if not np.any(c):
@@ -454,6 +483,15 @@ class Space:
         """The polynomials of C [..., size] at variable values [n_points, n_vars] -> [n_points, ...]."""
         C = self.pad(C)
         values = np.concatenate([values, np.zeros((values.shape[0], len(self.vars) - values.shape[1]))], axis=1)
+        for column, fs in self.funcs_of.items():  # function variables follow their column's value
+            x, nn = self.var_index.get(("x", column)), self.var_index.get(("n", column))
+            for f in fs:
+                if x is None:
+                    continue
+                with np.errstate(all="ignore"):
+                    v = column_function(*self.vars[f][2:], values[:, x])
+                missing = values[:, nn] > 0.5 if nn is not None else np.zeros(len(values), dtype=bool)
+                values[:, f] = np.where(missing, 0.0, v)
         mv = np.ones((values.shape[0], self.size))
         for deg in (1, 2):
             ms = [m for m, vs in enumerate(self.monomials) if len(vs) == deg]
