@@ -1,6 +1,6 @@
 """Certificates for the tree models the first round could not read (issue 19): native categorical splits
 (HistGradientBoosting, XGBoost enable_categorical, LightGBM on pandas category columns), a 100-tree XGBoost
-classifier (float32 sums), fitted searches, rankers, a ColumnTransformer with remainder="passthrough".
+classifier (float32 sums), fitted searches, rankers, a log target (exp of the trees' sum), a ColumnTransformer with remainder="passthrough".
 
 Each correct conversion is certified and its bound holds against the real library on rows it never saw; each
 mutated artifact (a moved threshold, a changed leaf) is refuted with a counterexample that reproduces when the
@@ -21,7 +21,7 @@ from .mutants import benchmark_mutations
 
 PIPELINES = ["titanic_hist_gradient_boosting_categories", "titanic_xgboost_categories",
              "titanic_lightgbm_categories", "titanic_randomized_search_forest", "titanic_remainder_passthrough",
-             "house_lightgbm_ranker"]
+             "house_lightgbm_ranker", "house_random_forest_log_target"]
 
 
 def _predict(est: object, frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:

@@ -139,31 +139,42 @@ def _exact_through(trees: TreeNodes, nodes: np.ndarray, closed: np.ndarray, dt: 
     done = np.zeros(len(nodes), bool)
     narrow = trees.dtype == "float32"
     big = float(np.finfo(dt).max)
+    groups: dict[tuple[tuple[str, str], ...], list[int]] = {}  # splits with the same operations, bisected together
     for j, i in enumerate(nodes):
         recipe = trees.recipes.get(int(i))
         if not recipe or any(op in ("mul", "div") and not c > 0 for op, c, _ in recipe):
             continue  # unknown or decreasing: left to the rounding interval
-        t = trees.threshold[i]
+        groups.setdefault(tuple((op, d) for op, _, d in recipe), []).append(j)
+    for sig, js in groups.items():
+        sel = np.asarray(js, np.int64)
+        idx = nodes[sel]
+        recipe = tuple((op, np.array([trees.recipes[int(i)][k][1] for i in idx], np.float64), d)
+                       for k, (op, d) in enumerate(sig))
+        t, cl = trees.threshold[idx], closed[idx]
 
         def low(x: np.ndarray) -> np.ndarray:
-            v = _apply(recipe, x, narrow, dt)
-            return v <= t if closed[i] else v < t
-        lo_x, hi_x = -big, big
-        if not low(np.array([lo_x]))[0]:
-            m = float(np.nextafter(np.asarray(lo_x, dt), dt.type(-np.inf)))
-        elif low(np.array([hi_x]))[0]:
-            m = hi_x
-        else:
-            a, b = int(_ordered(np.array([lo_x]), dt)[0]), int(_ordered(np.array([hi_x]), dt)[0])  # no overflow
-            while b - a > 1:  # low(a) holds, low(b) does not
+            v = _apply(recipe, x, narrow, dt)  # type: ignore[arg-type]
+            return np.where(cl, v <= t, v < t)
+        n = len(idx)
+        at_lo, at_hi = low(np.full(n, -big)), low(np.full(n, big))
+        m = np.where(at_lo, big, float(np.nextafter(np.asarray(-big, dt), dt.type(-np.inf))))
+        todo = at_lo & ~at_hi
+        if todo.any():
+            # low(a) holds and low(b) does not; split at 0 first so that b - a fits in int64
+            zero = low(np.zeros(n))
+            a = np.where(zero, 0, _ordered(np.full(n, -big), dt)).astype(np.int64)
+            b = np.where(zero, _ordered(np.full(n, big), dt), 0).astype(np.int64)
+            while True:
+                act = todo & (b - a > 1)
+                if not act.any():
+                    break
                 mid = a + (b - a) // 2
-                if low(_unordered(np.array([mid]), dt))[0]:
-                    a = mid
-                else:
-                    b = mid
-            m = float(_unordered(np.array([a]), dt)[0])
-        m_lo[i] = m_hi[i] = m
-        done[j] = True
+                lm = low(_unordered(np.where(act, mid, a), dt))
+                a = np.where(act & lm, mid, a)
+                b = np.where(act & ~lm, mid, b)
+            m = np.where(todo, _unordered(a, dt), m)
+        m_lo[idx] = m_hi[idx] = m
+        done[sel] = True
     return done
 
 
@@ -690,12 +701,23 @@ class TreeProof:
                 lo, hi = float(s_range[0][j]), float(s_range[1][j])
                 if f == "identity":
                     cols.append(("identity", c, dd, abs(c) * dj, 0.0, 4 * u * abs(dd), lo, hi))
+                elif f == "exp":  # c e^s + d moves by |c| e^s (e^delta - 1): relative to the value when d = 0
+                    cols.append(("exp", c, dd, dj, 0.0, POST_ULPS * u, lo, hi))
                 else:
                     cols.append(("logistic", c, dd, LIPSCHITZ["logistic"] * abs(c) * dj,
                                  abs(c) * dj * np.exp(min(dj, 50.0)), POST_ULPS * u * abs(c) + 4 * u * abs(dd),
                                  float(_sigmoid(lo)), float(_sigmoid(hi))))
         for kind, c, dd, flat, curve, own, lo, hi in cols:
-            if kind == "identity":
+            if kind == "exp":
+                # bound |c| w (e^delta - 1 + own) + 4u|d| against a0 + rt |c w + d| for w = e^s in [e^lo, e^hi]:
+                # both linear in w where c w + d keeps its sign, so the worst is at an end (or the sign change)
+                ws = [float(np.exp(min(lo, 700.0))), float(np.exp(min(hi, 700.0)))]
+                if c and dd and ws[0] < -dd / c < ws[1]:
+                    ws.append(-dd / c)
+                rel = float(np.expm1(flat)) + own
+                ex, b, t = max((abs(c) * w * rel + 4 * u * abs(dd) - (a0 + rt * abs(c * w + dd)),
+                                abs(c) * w * rel + 4 * u * abs(dd), a0 + rt * abs(c * w + dd)) for w in ws)
+            elif kind == "identity":
                 # |value| = |c s + d| over s in [lo, hi]: the tolerance is smallest where it is smallest
                 vals = [c * lo + dd, c * hi + dd]
                 vmin = 0.0 if min(vals) <= 0 <= max(vals) else min(abs(v) for v in vals)

@@ -624,6 +624,9 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
         return _affine(y, op, c, first)
     if op == "Neg" and isinstance(x, Cols):
         return _affine(x, "Mul", np.full(len(x.k), -1.0), True)
+    if op == "Exp" and isinstance(x, Cols) and all(f == "identity" for f in x.fn):  # a log target's inverse
+        return Cols(x.k, [a * c for a, c in zip(x.a, x.c)], [b * c + d for b, c, d in zip(x.b, x.c, x.d)],
+                    ["exp"] * len(x.k))
     if op == "Sigmoid" and isinstance(x, Cols) and all(f == "identity" for f in x.fn):
         return Cols(x.k, [a * c for a, c in zip(x.a, x.c)], [b * c + d for b, c, d in zip(x.b, x.c, x.d)],
                     ["logistic"] * len(x.k))

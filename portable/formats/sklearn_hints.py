@@ -643,6 +643,13 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     if any(d[1] < 0 for d in derived):
         return None
     final = steps[-1]
+    inverse = None
+    if type(final).__name__ == "TransformedTargetRegressor" and getattr(final, "regressor_", None) is not None:
+        if final.inverse_func is not np.exp or getattr(final, "transformer_", None) is not None and \
+                type(final.transformer_).__name__ != "FunctionTransformer":
+            return None  # only a log target (inverse np.exp) is read
+        inverse, final = "exp", final.regressor_
+        steps = steps[:-1] + [final]
     native = dict(getattr(model, "categories", None) or {})
     if native and len(steps) == 1 and type(final).__module__.split(".")[0] in ("xgboost", "lightgbm"):
         # the library reads a pandas category column as its code: the position among the fitted categories
@@ -669,6 +676,10 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     trees = parts(ident, slots) if callable(parts) else _nodes(ident, slots, parts, source)
     trees = derive_splits(trees, trees.feature, derived, learner.columns)
     names = set(model.signature.output_names)
+    if inverse == "exp":
+        outs = {k: TreeOutput("columns", v.k, v.a, v.b, fn=["exp"] * len(v.k)) for k, v in outs.items()
+                if v.kind == "columns" and all(f == "identity" for f in v.fn) and not np.any(v.d) and
+                np.all(v.c == 1)}
     # XGBoost sums its trees in float32 (and returns float32); the others in float64
     acc = "float32" if type(final).__module__.split(".")[0] == "xgboost" else "float64"
     return TreeEnsemble(trees, np.asarray(base, np.float64), {k: v for k, v in outs.items() if k in names},
