@@ -14,8 +14,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(not os.environ.get("PORTABLE_SLOW"), reason="the sweep is slow: PORTABLE_SLOW=1")
 
-#: tree models the tree method does not read yet (a mix of trees and a linear model; several targets at once)
-NOT_READ = {"titanic_soft_voting", "titanic_stacking", "titanic_multi_output_forest"}
+#: tree models the tree method does not read yet (a mix of trees and a linear model)
+NOT_READ = {"titanic_soft_voting", "titanic_stacking"}
 
 
 def test_tree_sweep() -> None:

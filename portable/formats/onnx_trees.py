@@ -639,6 +639,17 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
             return Cols(sum((p.k for p in parts), []), sum((p.a for p in parts), []), sum((p.b for p in parts), []),
                         sum((p.fn for p in parts), []), sum((p.c for p in parts), []), sum((p.d for p in parts), []))
         return None
+    if op == "Slice" and isinstance(x, Cols) and len(ins) >= 3:  # columns of the scores (one target's classes)
+        starts, ends = _const(consts, ins[1]), _const(consts, ins[2])
+        axes = _const(consts, ins[3]) if len(ins) > 3 and ins[3] else np.asarray([0])
+        steps = _const(consts, ins[4]) if len(ins) > 4 and ins[4] else np.asarray([1])
+        if starts is None or ends is None or axes is None or steps is None or starts.size != 1 or \
+                axes.reshape(-1).tolist() not in ([1], [-1]):
+            return None
+        sl = slice(int(starts.reshape(-1)[0]), int(min(ends.reshape(-1)[0], 2 ** 62)), int(steps.reshape(-1)[0]))
+        pick = list(range(len(x.k)))[sl]
+        return Cols([x.k[j] for j in pick], [x.a[j] for j in pick], [x.b[j] for j in pick], [x.fn[j] for j in pick],
+                    [x.c[j] for j in pick], [x.d[j] for j in pick])
     if op == "ArgMax" and at.get("axis", 0) in (1, -1) and not at.get("select_last_index", 0):
         return _argmax(x)
     if op in ("Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and x.fn == ["identity"]:

@@ -837,7 +837,7 @@ def _proba(tree: Any) -> np.ndarray:
 def _forest(est: Any) -> tuple | None:
     trees = [t for t in est.estimators_] if hasattr(est, "estimators_") else [est]
     if getattr(est, "n_outputs_", 1) != 1 and hasattr(est, "classes_"):
-        return None
+        return _multi_output_forest(est, trees)
     if getattr(est, "estimators_features_", None) is not None:
         return None
     n = len(trees)
@@ -851,6 +851,29 @@ def _forest(est: Any) -> tuple | None:
         K = parts[0][1].shape[1]
         outs = {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}
     return parts, np.zeros(K), outs, type(est).__name__
+
+
+def _multi_output_forest(est: Any, trees: list[Any]) -> tuple:
+    """A forest classifier of several targets: per target o, its leaves' class frequencies (normalised per
+    target, as predict_proba does) in score columns of their own; outputs `probabilities_o` and `label_o`."""
+    n = len(trees)
+    sizes = [len(c) for c in est.classes_]
+    offsets = np.r_[0, np.cumsum(sizes)].astype(int)
+    parts = []
+    for t in trees:
+        v = np.asarray(t.tree_.value, np.float64)
+        cols = []
+        for o, size in enumerate(sizes):
+            vo = v[:, o, :size]
+            norm = vo.sum(axis=1, keepdims=True)
+            cols.append(vo / np.where(norm == 0, 1.0, norm))
+        parts.append((t.tree_, np.concatenate(cols, axis=1) / n))
+    outs: dict[str, TreeOutput] = {}
+    for o, size in enumerate(sizes):
+        k = np.arange(offsets[o], offsets[o + 1])
+        outs[f"probabilities_{o}"] = TreeOutput("columns", k, 1.0, 0.0)
+        outs[f"label_{o}"] = _label(est.classes_[o], k)
+    return parts, np.zeros(int(offsets[-1])), outs, type(est).__name__
 
 
 def _classifier_outputs(classes: Any, K: int) -> dict[str, TreeOutput]:
