@@ -12,7 +12,7 @@ from ._util import peak_memory, table
 
 SAMPLES = 1000
 MIN_ROUNDS, MAX_ROUNDS, BUDGET_S = 9, 400, 3.0  # timing rounds per model: at least 9, more while under 3 s
-FIRST_ROUNDS = 5  # first checks timed per model
+FIRST_ROUNDS, FIRST_BUDGET_S = 5, 1.0  # first checks timed per model: at least 5, up to 50 within 1 s
 
 
 def _models() -> list[tuple[str, Any, Any, Any]]:
@@ -143,9 +143,11 @@ def _run() -> str:
             _PLANS.pop(art, None)
             return portable.check(original, art, samples=SAMPLES)
 
-        firsts = []
-        for _ in range(FIRST_ROUNDS):
-            firsts.append(_cpu(first) / _cpu(both))
+        firsts, spent = [], 0.0
+        while len(firsts) < FIRST_ROUNDS or (spent < FIRST_BUDGET_S and len(firsts) < 10 * FIRST_ROUNDS):
+            one_first, one_run = _cpu(first), _cpu(both)
+            firsts.append(one_first / one_run)
+            spent += one_first + one_run
         checked()
         original.run, art.run = timed(original.run), timed(art.run)  # type: ignore[method-assign]
         runs, checks, owns, ratios, wrapped = [], [], [], [], []
@@ -168,13 +170,14 @@ def _run() -> str:
         ratio, ratio_min = float(np.median(ratios)), min(checks) / min(runs)
         first_ratio = float(np.median(firsts))
         summary.append((name, t_run, t_own, ratio, first_ratio))
-        rows.append([name, f"{t_run * 1e3:.2f}", f"{t_wrapped * 1e3:.2f}", f"{t_check * 1e3:.2f}", f"{t_own * 1e3:.2f}",
-                     f"{t_own / t_run:.0%}", f"**{ratio:.2f}x**" if ratio >= 1.5 else f"{ratio:.2f}x",
-                     f"{ratio_min:.2f}x", f"{first_ratio:.1f}x", f"{mem_check / max(mem_run, 1):.1f}x",
+        rows.append([name, f"{t_run * 1e3:.2f}", f"{t_wrapped * 1e3:.2f}", f"{t_check * 1e3:.2f}",
+                     f"{t_own * 1e3:.2f}", f"{t_own / t_run:.0%}",
+                     f"**{ratio:.2f}x**" if ratio >= 1.5 else f"{ratio:.2f}x", f"{ratio_min:.2f}x",
+                     f"{first_ratio:.1f}x", f"{mem_check / max(mem_run, 1):.1f}x",
                      len(runs), "yes" if report.equivalent else "NO"])
-    header = ["model (float32 ONNX)", "run both, ms", "run both through Model.run, ms", "check, ms", "checker's own, ms", "own / run both",
-              "check / run both (target < 1.5x)", "best check / best run both", "first check of the pair / run both",
-              "peak memory, check / run both", "rounds", "equivalent"]
+    header = ["model (float32 ONNX)", "run both, ms", "run both through Model.run, ms", "check, ms",
+              "checker's own, ms", "own / run both", "check / run both (target < 1.5x)", "best check / best run both",
+              "first check of the pair / run both", "peak memory, check / run both", "rounds", "equivalent"]
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     over = [f"{n} ({r:.2f}x: both models run in {t * 1e3:.2f} ms, the checker's own work takes {o * 1e3:.2f} ms)"
             for n, t, o, r, _ in summary if r >= 1.5]
@@ -192,7 +195,8 @@ def _run() -> str:
             "running the scikit-learn model and its ONNX conversion once each on the same rows the check compares "
             "(1,000 generated rows plus the label-boundary rows of seed 0), as a user would instead: the "
             "estimator's own methods for the outputs compared (`predict`, and `predict_proba` for a classifier) "
-            "on the array or DataFrame, and the artifact's onnxruntime session on inputs already cast to the graph's dtypes; "
+            "on the array or DataFrame, and the artifact's onnxruntime session on inputs already cast to the "
+            "graph's dtypes; "
             "*run both through Model.run* is the same through portable's `Model.run`, as the check runs them "
             "(portable's input checks and output conversion; its extra time counts as the checker's). One "
             "BLAS/OpenMP thread for both. Times are CPU time of the process (onnxruntime's "
@@ -203,8 +207,9 @@ def _run() -> str:
             "inputs, comparing, building and recording the report). The input plan (ranges, tree splits and "
             "their boxes) and the pool of rows on the label boundary are learned by a pair's first check and "
             "kept for the next ones; *first check* is a check that learns them again (the median of "
-            f"{FIRST_ROUNDS} such checks, each over a run of both just after it; both models' own hints are "
-            "kept by the models). No check below fails, so no shrinking is timed. The machine was shared with "
+            f"{FIRST_ROUNDS} to {10 * FIRST_ROUNDS} such checks, each over a run of both just after it; both "
+            "models' own hints are kept by the models). No check below fails, so no shrinking is timed. The "
+            "machine was shared with "
             f"other sessions' work (load average {load} over 1 / 5 / 15 minutes at the end of the run, on "
             f"{os.cpu_count()} cores): CPU times are inflated by the sharing, ratios of interleaved rounds less "
             "so.\n\n" + verdict + "\n\n"
