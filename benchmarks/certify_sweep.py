@@ -6,6 +6,7 @@ bound) or not certifiable (the reason).
     python -m benchmarks.certify_sweep            # the non-tree models (affine, networks, kernels, k-NN, text)
     python -m benchmarks.certify_sweep --all      # trees too
     python -m benchmarks.certify_sweep NAME ...   # only these
+    python -m benchmarks.certify_sweep --mutations [NAME ...]   # the mutation benchmark's mutations of each
 
 `sweep()` is what `tests/test_certify_sweep.py` (PORTABLE_SLOW=1) runs.
 """
@@ -101,7 +102,53 @@ def line(row: dict[str, Any]) -> str:
     return f"{row['name']:48s} {row['status']:16s} {t:>7s}  " + ("; ".join(parts) or row.get("detail", ""))
 
 
+def mutations(name: str, est: Any, data: Any, per_kind: int = 1, seed: int = 3) -> list[dict[str, Any]]:
+    """The mutation benchmark's mutations of the artifact (coefficient, intercept, label, category), each certified
+    and checked (`portable.check`, 1000 samples): whether the check catches it, the certificate's verdict, and
+    whether a refutation's counterexample was verified."""
+    import portable
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import mutations as gen
+
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", data=data)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind in ("coefficient", "intercept", "label", "category"):
+        for site in gen.pick_sites(art.proto, kind, gen.sites(art.proto, kind, None), rng, per_kind):
+            mutated = portable.load(gen.mutate(art.proto, kind, site, rng)[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                caught = not portable.check(est, mutated, data=data, samples=1000).equivalent
+                result = portable.certify(est, mutated, data=data)
+            rows.append({"model": name, "kind": kind, "caught_by_check": caught,
+                         "refuted": result.refuted,
+                         "verified": all(c.get("verified") for c in result.counterexamples),
+                         "certified": result.certified})
+    return rows
+
+
 def main(argv: list[str]) -> int:
+    if "--mutations" in argv:
+        only = [a for a in argv if not a.startswith("--")] or None
+        all_rows = []
+        for name, est, data in models("--all" in argv, only):
+            for r in mutations(name, est, data):
+                all_rows.append(r)
+                print(f"{r['model']:44s} {r['kind']:12s} check {'caught' if r['caught_by_check'] else 'passed':7s} "
+                      f"certificate {'refuted' if r['refuted'] else 'certified' if r['certified'] else 'open':9s}"
+                      f" verified={r['verified']}", flush=True)
+        caught = [r for r in all_rows if r["caught_by_check"]]
+        print(f"\n{len(all_rows)} mutations; the check caught {len(caught)}; the certificate refuted "
+              f"{sum(r['refuted'] for r in caught)} of those (verified: "
+              f"{sum(r['refuted'] and r['verified'] for r in caught)}), and {sum(r['refuted'] for r in all_rows) - sum(r['refuted'] for r in caught)} "
+              f"the check passed; certified while the check caught it: {sum(r['certified'] for r in caught)}")
+        return 0
     include = "--all" in argv
     only = [a for a in argv if not a.startswith("--")] or None
     rows = sweep(include, only, echo=True)
