@@ -243,21 +243,28 @@ class Space:
             within, cross = self._monomials_by_group()
             tabs = []
             simple: list[tuple[int, int, float, float]] = []  # (monomial, variable, lo, hi) of one-variable groups
+            coupled: dict[frozenset, list[tuple[int, int, float, float]]] = {}  # those in a ball or sparsity set
             for gi, monos in within.items():
                 g = self.groups[gi]
                 pts = self._group_points(g, side)
                 if len(monos) == 1 and len(self.monomials[monos[0]]) == 1 and len(pts) == 2 and \
-                        g.kind in ("numeric", "hidden") and not g.categories and \
-                        ((not self.balls and not self.nonzero) or self._coupled_id(g, monos) is None):
+                        g.kind in ("numeric", "hidden") and not g.categories:
                     v = self.monomials[monos[0]][0]
+                    cols = self._coupled_id(g, monos) if (self.balls or self.nonzero) else None
                     if all(set(p) == {v} for p in pts):
-                        simple.append((monos[0], v, pts[0][v], pts[1][v]))
+                        if cols is None:
+                            simple.append((monos[0], v, pts[0][v], pts[1][v]))
+                        else:
+                            coupled.setdefault(cols, []).append((monos[0], v, pts[0][v], pts[1][v]))
                         continue
                 vals = np.stack([self._mono_values(monos, p) for p in pts], axis=1)  # [len(monos), n_pts]
                 tabs.append((gi, np.asarray(monos), pts, vals))
             cache.clear()
-            arr = np.asarray(simple, dtype=np.float64).reshape(-1, 4)
-            cache[key] = (tabs, cross, (arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3]))
+            def cols4(rows: list[tuple[int, int, float, float]]) -> tuple[np.ndarray, ...]:
+                arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
+                return arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3]
+
+            cache[key] = (tabs, cross, cols4(simple), {c: cols4(r) for c, r in coupled.items()})
         return cache[key]
 
     def maximize(self, C: np.ndarray, side: str | None = None, want_arg: bool = False
@@ -272,13 +279,22 @@ class Space:
         loose = False
         total = C[:, 0].copy()
         arg = np.zeros((m, len(self.vars))) if want_arg else None
-        tabs, cross, (s_monos, s_vars, s_lo, s_hi) = self._tables(side)
+        tabs, cross, (s_monos, s_vars, s_lo, s_hi), coupled = self._tables(side)
         if len(s_monos):  # groups of one variable and two extreme points, all at once
             S = C[:, s_monos]
             at_lo, at_hi = S * s_lo, S * s_hi
             total += np.maximum(at_lo, at_hi).sum(axis=1)
             if arg is not None:
                 arg[:, s_vars] = np.where(at_hi > at_lo, s_hi, s_lo)
+        for cols, (c_monos, c_vars, c_lo, c_hi) in coupled.items():  # the same, within a ball / sparsity set
+            S = C[:, c_monos]
+            at_lo, at_hi = S * c_lo, S * c_hi
+            T = np.maximum(at_lo, at_hi)
+            val, point = self._coupled_max(cols, T, S, bool(np.all((c_lo <= 0) & (c_hi >= 0))))
+            total += val
+            if arg is not None:
+                box_pt = np.where(at_hi > at_lo, c_hi, c_lo)
+                arg[:, c_vars] = np.where(np.isnan(point), box_pt, point)
         ball_parts: dict[int, list[Any]] = {}
         for gi, monos, pts, vals in tabs:
             sub = C[:, monos]
@@ -493,8 +509,14 @@ class Space:
                 missing = values[:, nn] > 0.5 if nn is not None else np.zeros(len(values), dtype=bool)
                 values[:, f] = np.where(missing, 0.0, v)
         mv = np.ones((values.shape[0], self.size))
+        by_degree = self.__dict__.setdefault("_by_degree", {})
+        if by_degree.get("size") != self.size:
+            by_degree.clear()
+            by_degree["size"] = self.size
+            for deg in (1, 2):
+                by_degree[deg] = [m for m, vs in enumerate(self.monomials) if len(vs) == deg]
         for deg in (1, 2):
-            ms = [m for m, vs in enumerate(self.monomials) if len(vs) == deg]
+            ms = by_degree[deg]
             if not ms:
                 continue
             idx = np.array([self.monomials[m] for m in ms])
