@@ -263,6 +263,15 @@ def _check_tree_links(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, whe
         raise _Bad(f"{where}[{bad}]", f"node {bad} is not reachable from the root (the links form a cycle)")
 
 
+def _per_node(values: list[int], counts: np.ndarray, internal: np.ndarray) -> Any:
+    """Each internal node's bound from its tree's (`values[t]` for the `counts[t]` nodes of tree t): one scalar
+    when every tree has the same (a forest's n_features), else repeated per node."""
+    arr = np.asarray(values)
+    if arr.size and (arr == arr[0]).all():
+        return arr[0]
+    return np.repeat(arr, counts)[internal]
+
+
 def _concat_records(arrays: list[np.ndarray]) -> np.ndarray:
     """Concatenate record arrays of one dtype as raw bytes (numpy's own concatenate promotes the fields of each
     structured array in Python, far slower than the copy)."""
@@ -318,7 +327,7 @@ def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
         if ok:
             internal = ~leaf
             f = feature[internal]
-            ok = bool(f.size == 0 or (f.min() >= 0 and (f < np.repeat(np.asarray(feats), counts_a)[internal]).all()))
+            ok = bool(f.size == 0 or (f.min() >= 0 and (f < _per_node(feats, counts_a, internal)).all()))
         ok = ok and _links_ok(left, right, leaf, counts_a)
     except (IndexError, ValueError, KeyError, TypeError):
         ok = False
@@ -407,7 +416,7 @@ def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
         internal = ~leaf
         if ok:
             f = nodes["feature_idx"][internal]
-            ok = bool(f.size == 0 or (f.min() >= 0 and (f < np.repeat(np.asarray(feats), counts_a)[internal]).all()))
+            ok = bool(f.size == 0 or (f.min() >= 0 and (f < _per_node(feats, counts_a, internal)).all()))
         if ok:
             cat = internal & nodes["is_categorical"].astype(bool)
             ok = not cat.any() or bool((nodes["bitset_idx"][cat] < np.repeat(np.asarray(n_bits), counts_a)[cat])

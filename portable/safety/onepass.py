@@ -250,8 +250,6 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
     A class is built for real with an instance-level hook unless something would bypass or outrun the hook: a
     `__setstate__` that is not a plain function, a custom `__getattribute__`, or container methods the unpickler
     would call directly on the object (SETITEMS, APPENDS, ADDITEMS); such classes are built behind a proxy."""
-    import scipy.sparse as sp
-
     setstate = None
     for c in cls.__mro__:
         if "__setstate__" in vars(c):
@@ -262,13 +260,23 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
         not any(hasattr(cls, m) for m in ("__setitem__", "append", "extend", "add"))
     record = None
     mod, name = cls.__module__ or "", cls.__name__
-    if issubclass(cls, (sp.spmatrix, sp.sparray)):
+    if mod.startswith("scipy.sparse") and issubclass(cls, (_sparse().spmatrix, _sparse().sparray)):
         record = "sparse"
     elif name == "TreePredictor" and mod.startswith("sklearn."):
         record = "predictor"
+        # its holder is recorded as the swaps meet it (`Session.fix`); known once the file names the class, so
+        # that no load imports scikit-learn's ensembles for nothing
+        _PREDICTOR[0] = cls
+        _NEEDS[0] = _NEEDS[0] | {cls}
     elif mod.startswith("sklearn."):
         record = "estimator"
     return hooked, setstate, record
+
+
+def _sparse() -> Any:
+    import scipy.sparse  # imported already: the file named one of its classes
+
+    return scipy.sparse
 
 
 @functools.lru_cache(maxsize=4096)
@@ -884,15 +892,7 @@ class _Unpickler(pickle.Unpickler):
 def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bool]:
     """Unpickle `file` in one checked pass. Returns (object, session, leftovers): with `leftovers` True the caller
     must walk the object (`internals.validate_loaded(..., fix=True)`) before using it."""
-    if _PREDICTOR[0] is None:
-        from . import guard
-
-        with guard.paused():  # scikit-learn's own import-time code, not the file's
-            import scipy.sparse  # noqa: F401  (used by _py_info)
-            from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-
-        _PREDICTOR[0] = TreePredictor
-        _NEEDS[0] = frozenset(_FIXERS) | {TreePredictor}
+    if _NDARRAY[0] is None:
         import numpy as np
 
         _NDARRAY[:] = [np.ndarray, stand_in(np.ndarray)]
