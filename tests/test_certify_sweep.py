@@ -21,7 +21,8 @@ CERTIFIED = {
     "titanic_onehot_drop_first", "titanic_onehot_min_frequency", "titanic_column_selector", "titanic_remainder_scaler",
     "titanic_integer_column_onehot", "titanic_set_output_pandas", "titanic_grid_search",
     "titanic_calibrated_linear_svc", "titanic_linear_svc", "titanic_mlp", "house_ridge_log_target",
-    "house_polynomial_ridge",
+    "house_polynomial_ridge", "house_log_features_linear", "house_ridge_classifier_cv_multilabel",
+    "titanic_multilabel_mlp",
     # text, over the vectorizer's outputs
     "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_count_stop_words_limits",
     "text_count_tfidf_transformer", "text_char_wb_ngrams", "text_hashing_sgd",
