@@ -262,7 +262,8 @@ def verification_rows(X: np.ndarray, info: dict[str, Any], proto: Any, rng: np.r
     rows = [X, mid + rng.uniform(-1, 1, (20000, X.shape[1])) * half]
     if info["kind"] == "threshold":
         rows.append(_reaching_rows(proto, info, X))
-    if info["kind"] == "knn_point":
+    if info["kind"] == "knn_point" and np.size(info["old"]) == X.shape[1]:
+        # (a k-NN model behind transformers keeps its points in derived units: nothing to construct in raw ones)
         old, new = np.asarray(info["old"], float), np.asarray(info["new"], float)
         d = np.linalg.norm(X - old, axis=1)
         near = X[np.argsort(d)[:20]]
