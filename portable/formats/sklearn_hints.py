@@ -402,6 +402,8 @@ class _Learner:
                 self._values(space, np.asarray(stats, float), "imputer fill values")
         if hasattr(est, "categories_"):
             self._categories(est, space)
+        if isinstance(getattr(est, "vocabulary_", None), dict) and hasattr(est, "build_analyzer"):
+            self._vocabulary(est, space)
         if name == "Binarizer":
             self._values(space, np.broadcast_to(float(est.threshold), space.cols.shape), "kinks", kink=True)
         if name == "KBinsDiscretizer" and hasattr(est, "bin_edges_"):
@@ -496,6 +498,25 @@ class _Learner:
                         h.integer = True
             h.unseen_ok = bool(h.unseen_ok) or unseen
         self.hints.learned("encoder categories")
+
+    def _vocabulary(self, est: Any, space: _Space) -> None:
+        """A text vectorizer's vocabulary: documents made of its terms (each term alone, and a few seeded
+        documents of two to four terms), so that every term's column is reached; any other document is valid."""
+        if len(space.cols) != 1 or space.cols[0] < 0:
+            return
+        terms = sorted(est.vocabulary_, key=est.vocabulary_.get)
+        if not terms:
+            return
+        if len(terms) > 2000:
+            terms = [terms[i] for i in np.linspace(0, len(terms) - 1, 2000).astype(np.int64)]
+        rng = np.random.default_rng(0)
+        sep = "" if getattr(est, "analyzer", "word") in ("char", "char_wb") else " "
+        docs = list(terms) + [sep.join(rng.choice(terms, int(rng.integers(2, 5)))) for _ in range(64)]
+        h = self.hints.column(self.col(space.cols[0]))
+        seen = set(h.categories)
+        h.categories = h.categories + [d for d in docs if d not in seen and not seen.add(d)]
+        h.unseen_ok = True
+        self.hints.learned("vectorizer vocabulary")
 
     # -- trees -----------------------------------------------------------------------------------------------
     def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
