@@ -157,14 +157,25 @@ class Program:
                 zlo, zhi = min(zlo, c - Es[r]), max(zhi, c + Es[r])
             if (name == "log" and zlo <= 0) or (name == "sqrt" and zlo < 0):
                 raise NotSymbolic(f"a {name} of values that reach {zlo:.3g}")
+            if name.startswith("clip") and a < 0:  # keep the variable non-decreasing in the column
+                name, a, b = _flip_clip(name), -a, -b
+                sign = -1.0
+            else:
+                sign = 1.0
+            extra = 0.0
+            if name.startswith("clip"):  # the other side's clip of nearly the same argument and bounds, if any
+                name, a, b, extra = _near_clip(space, col, name, a, b, max(abs(v) for v in vals))
             f = space.func_var(col, name, a, b)
             space.mono((f,))
             C = space.pad(C)
-            C[r, space.index[(f,)]] = 1.0
+            C[r, space.index[(f,)]] = sign
             if g.nan:
                 nv = space.var(("n", col), space.column_group(col))
                 C = space.pad(C)
-                C[r, space.mono((nv,))] = float(column_function(name, 1.0, 0.0, points[2]))
+                C[r, space.mono((nv,))] = sign * float(column_function(name, sign, 0.0, points[2]))
+            if name.startswith("clip"):  # a selection: exact, and 1-Lipschitz
+                E[r] = Es[r] + extra
+                continue
             slope = 1.0 / zlo if name == "log" else (0.5 / np.sqrt(zlo) if zlo > 0 else np.inf)
             mag = max(abs(float(column_function(name, 1.0, 0.0, p))) for p in (zlo, zhi))
             E[r] = (slope * Es[r] if Es[r] > 0 else 0.0) + FUNC_ULPS * self.u(dtype) * mag
@@ -391,6 +402,38 @@ def apply_blocks(act: str, z: np.ndarray, apply: Any) -> np.ndarray:
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def _near_clip(space: Any, col: Any, name: str, a: float, b: float, xmax: float) -> tuple[str, float, float, float]:
+    """An existing clip variable of the column within float32 rounding of clip(a x + b, lo, hi) (the two sides
+    store their constants in different precisions), and the largest difference between the two functions: clip
+    is 1-Lipschitz in its argument and its bounds, so |clip(a x + b, lo, hi) - clip(a' x + b', lo', hi')| <=
+    |a - a'| max|x| + |b - b'| + max(|lo - lo'|, |hi - hi'|). Else (name, a, b) itself, with no extra error."""
+    from .symbolic import clip_bounds
+
+    lo, hi = clip_bounds(name)
+    for f in space.funcs_of.get(col, []):
+        key = space.vars[f]
+        b2 = clip_bounds(key[2])
+        if b2 is None or (key[2], key[3], key[4]) == (name, a, b):
+            continue
+        a2, c2 = float(key[3]), float(key[4])
+        if any(np.isinf(p) != np.isinf(q) or (np.isinf(p) and p != q) for p, q in zip((lo, hi), b2)):
+            continue
+        d = [abs(p - q) for p, q in zip((lo, hi), b2) if np.isfinite(p)]
+        scale = abs(a2) * xmax + abs(c2) + max([abs(p) for p in b2 if np.isfinite(p)] + [0.0])
+        extra = abs(a - a2) * xmax + abs(b - c2) + max(d + [0.0])
+        if (a > 0) == (a2 > 0) and extra <= 1e-5 * max(scale, 1e-300):
+            return key[2], a2, c2, extra
+    return name, a, b, 0.0
+
+
+def _flip_clip(name: str) -> str:
+    """-clip(-z, lo, hi) = clip(z, -hi, -lo): the name of the function of the negated argument."""
+    from .symbolic import clip_bounds, clip_name
+
+    lo, hi = clip_bounds(name)
+    return clip_name(-hi, -lo)
 
 
 def has_nan(s: Sym) -> bool:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .onnx_program import _concat_values, _take, input_value
 from .program import Label, Program, cat_to_sym, sym_table
-from .symbolic import U64, Cat, NotSymbolic, Space, Sym, gamma
+from .symbolic import U64, Cat, NotSymbolic, Space, Sym, clip_name, gamma
 
 F64 = "float64"
 READERS: dict[str, Callable[[Program, Any, Any], Any]] = {}
@@ -123,7 +123,8 @@ def _column_transformer(prog: Program, est: Any, x: Any) -> Any:
             continue
         if isinstance(x, Frame):
             sub: Any = [x.columns[names[i]] for i in cols]
-            sub = sub[0] if len(sub) == 1 else _join(prog, sub)
+            # columns of both kinds stay a list: an encoder reads each by category (`_by_category`)
+            sub = sub[0] if len(sub) == 1 else (sub if _is_cat(sub) else _join(prog, sub))
         else:
             sub = _take(x, np.asarray(cols), -1)
         out = transform(prog, trans, sub)
@@ -203,6 +204,13 @@ def _poly(prog: Program, est: Any, x: Any) -> Sym:
 def _function(prog: Program, est: Any, x: Any) -> Any:
     if est.func is None:
         return x
+    if est.func is np.clip:
+        kw = dict(est.kw_args or {})
+        lo, hi = kw.pop("a_min", kw.pop("min", None)), kw.pop("a_max", kw.pop("max", None))
+        if kw or (lo is None and hi is None) or np.ndim(lo) or np.ndim(hi):
+            raise NotSymbolic("np.clip with arguments other than scalar a_min/a_max")
+        name = clip_name(-np.inf if lo is None else float(lo), np.inf if hi is None else float(hi))
+        return prog.column_function(_as_sym(prog, x), name, F64)
     if est.kw_args:
         raise NotSymbolic("a FunctionTransformer with arguments")
     if est.func is np.log1p:

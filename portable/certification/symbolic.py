@@ -33,12 +33,27 @@ FUNC_ULPS = 16
 MAX_ENUM = 256  # integer columns with fewer values than this are enumerated
 
 
-COLUMN_FUNCTIONS = ("log", "sqrt")
+COLUMN_FUNCTIONS = ("log", "sqrt", "clip")
+
+
+def clip_name(lo: float, hi: float) -> str:
+    """The column function clip(z, lo, hi) (np.clip; +-inf for a one-sided Max/Min)."""
+    return f"clip({float(lo)!r},{float(hi)!r})"
+
+
+def clip_bounds(name: str) -> tuple[float, float] | None:
+    if not name.startswith("clip("):
+        return None
+    lo, hi = name[5:-1].split(",")
+    return float(lo), float(hi)
 
 
 def column_function(name: str, a: float, b: float, x: Any) -> Any:
-    """f(a x + b) for a column function (monotone on its domain)."""
+    """f(a x + b) for a column function (monotone on its domain: log, sqrt, clip(lo, hi))."""
     z = a * np.asarray(x, dtype=np.float64) + b
+    bounds = clip_bounds(name)
+    if bounds is not None:
+        return np.clip(z, *bounds)
     return np.log(z) if name == "log" else np.sqrt(z)
 
 
