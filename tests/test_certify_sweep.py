@@ -23,6 +23,9 @@ CERTIFIED = {
     "titanic_calibrated_linear_svc", "titanic_linear_svc", "titanic_mlp", "house_ridge_log_target",
     "house_polynomial_ridge", "house_log_features_linear", "house_ridge_classifier_cv_multilabel",
     "titanic_multilabel_mlp",
+    # piecewise: the infrequent-category column (ReduceMax), integer and string columns in one encoder, np.clip
+    "titanic_onehot_max_categories", "titanic_onehot_infrequent_drop_first",
+    "house_onehot_max_categories_integer_and_string", "house_clip_function",
     # text, over the vectorizer's outputs
     "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_count_stop_words_limits",
     "text_count_tfidf_transformer", "text_char_wb_ngrams", "text_hashing_sgd",
