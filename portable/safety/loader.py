@@ -318,6 +318,8 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
             walk = True
             if container.compression or trust:
                 obj = _joblib_load(open_file_stream(path, file, container), trust)
+            elif _names_joblib_wrapper(file):  # a joblib.dump file: straight to joblib's unpickler
+                obj = _joblib_load(file, trust)
             else:
                 try:
                     obj, session, walk = onepass.load(file)
@@ -361,6 +363,15 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
         raise UnsafePickleError(f"loading the file attempted a side effect ('{blocked}') and was stopped; the "
                                 "file is not a plain model pickle", path=path, refused=[blocked])
     return obj
+
+
+def _names_joblib_wrapper(file: IO[bytes]) -> bool:
+    """Whether the first 64 KiB of the stream name joblib's array wrapper (joblib.dump writes it with the first
+    array). Only a shortcut: a plain pickle that merely contains the words goes through joblib's unpickler with the
+    same table, and a joblib file that names it later is restarted there by the checked pass."""
+    head = file.read(1 << 16)
+    file.seek(0)
+    return b"NumpyArrayWrapper" in head
 
 
 def _data(path: Path) -> bytes:
