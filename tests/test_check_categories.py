@@ -9,7 +9,8 @@ value between the old and the new one), and requires `portable.check(samples=100
   categorical_features="from_dtype", XGBoost with enable_categorical): the categories and the category split sets
   were not learned, so a mutation only one category reaches (a code of the artifact's category mapping, a
   threshold below a membership split) was never tried;
-- a one-hot coefficient behind `TransformedTargetRegressor`: nothing was learned behind it (no categories).
+- a one-hot coefficient behind `TransformedTargetRegressor`: nothing was learned behind it (no categories);
+- text pipelines: a vectorizer's vocabulary was not learned, so documents with its words were never written.
 """
 from __future__ import annotations
 
@@ -257,3 +258,37 @@ def test_category_hints_are_learned():
         ridge = dict(pipelines.PIPELINES)["house_ridge_log_target"]()
     h = portable.load(ridge[0], data=ridge[1]).input_hints()
     assert h.columns[("neighborhood", 0)].categories
+
+
+def test_text_vocabulary_swaps_and_word_coefficients_are_caught():
+    """Two vocabulary entries of the artifact swapped, or one word's coefficient times 1 + 1e-3: only documents
+    with those words show it (the checker now draws documents made of the vectorizer's vocabulary)."""
+    est, X, sk, art = _built("text_tfidf_on_documents")
+    vec = est.steps[0][1]
+    docs = np.asarray(sorted(vec.vocabulary_), dtype=str).reshape(-1, 1)  # each term alone
+    feeds = {sk.signature.inputs[0].name: docs}
+    want = sk.run(feeds)
+    mutants = []
+    for k, node in enumerate(art.proto.graph.node):
+        for a in node.attribute:
+            if a.name == "keys_strings" and len(a.strings) > 3:
+                for i1, i2 in ((0, 1), (1, len(a.strings) - 1)):
+                    p = copy.deepcopy(art.proto)
+                    b = next(x for x in p.graph.node[k].attribute if x.name == "keys_strings")
+                    vals = list(b.strings)
+                    vals[i1], vals[i2] = vals[i2], vals[i1]
+                    del b.strings[:]
+                    b.strings.extend(vals)
+                    mutants.append((f"node {k} keys {i1}<->{i2}", p))
+    for k in _matmul_weights(art.proto)[:1]:
+        mutants += [(f"initializer {k}[{j}]", _scaled(art.proto, k, j, 1 + 1e-3)) for j in (0, 5)]
+    real, missed = 0, []
+    for what, proto in mutants:
+        m = portable.load(proto)
+        if not _differs(sk, m, feeds, want):
+            continue
+        real += 1
+        if portable.check(sk, m, samples=1000, seed=0).equivalent:
+            missed.append(what)
+    assert real >= 2, f"only {real} real mutations: the test no longer tests anything"
+    assert not missed, f"{len(missed)} of {real} real mutations missed: {missed}"
