@@ -106,3 +106,39 @@ def test_clip_bound_is_sound(seed, lo, width, one_sided, mutate):
         assert cert.status == REFUTED and cert.counterexample["verified"], cert
     if not mutate:
         assert cert.status == CERTIFIED
+
+
+def test_multiclass_sigmoid_calibration_is_read_and_a_mutation_refuted():
+    """CalibratedClassifierCV(method='sigmoid') over three classes: the ONNX graph's per-fold normalisation (a
+    "sum == 0" guard, provably never true, then a division by the sum) reads as an L1 normalisation in the same unit
+    order as scikit-learn's; a changed coefficient is refuted with a counterexample both libraries confirm, and the
+    correct conversion is never refuted (its bound stays above the dense-sampled difference)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.datasets import load_iris
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from .test_certify_affine import _mutate_initializer
+
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make_pipeline(StandardScaler(), CalibratedClassifierCV(LinearSVC(), cv=3)).fit(X, y)
+        art = portable.convert(est, to="onnx", check=False, data=X)
+        res = portable.certify(est, art, data=X)
+    good = res.certificates["probabilities"]
+    assert good.status != REFUTED and good.bound is not None, good
+    model = SklearnModel(est, data=X)
+    feeds = sample_domain(model, res.domain, 2000)
+    diff = np.abs(np.asarray(model.run(feeds)["probabilities"]) - np.asarray(art.run(feeds)["probabilities"]))
+    assert good.bound >= diff.max()
+    weight = next(n.input[1] for n in art.proto.graph.node if n.op_type == "MatMul")
+    mutated = _mutate_initializer(art, weight, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bad = portable.certify(est, mutated, data=X).certificates["probabilities"]
+    assert bad.status == REFUTED and bad.counterexample["verified"], bad
+    ce = bad.counterexample["inputs"]
+    a, b = np.asarray(model.run(ce)["probabilities"]), np.asarray(mutated.run(ce)["probabilities"])
+    assert np.abs(a - b).max() > bad.tolerance

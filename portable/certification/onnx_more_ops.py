@@ -143,3 +143,133 @@ def _max_min(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
             C[0, ns[0]] = float(pick(d + row[ns[0]], cr)) - d
         parts.append(Sym(space.pad(C), np.broadcast_to(el.E, (1,)) + abs(k) * extra, 0))
     return [_concat_values(prog, parts, -1) if len(parts) > 1 else parts[0]]
+
+
+def _decided(prog: Program, node: Any, ins: list) -> Any:
+    """A comparison of an input-dependent value with constants that has one answer over the whole domain (the
+    value's proved range, widened by its rounding error, lies on one side): that answer as a constant, else None.
+    (A calibrated classifier's "sum of probabilities == 0" guard, a sum of sigmoids, is never true.)"""
+    from .onnx_program import _const, _row_const
+    from .symbolic import Sym
+
+    a, b = ins
+    flip = False
+    if isinstance(a, np.ndarray) and isinstance(b, Sym):
+        a, b, flip = b, a, True
+    if not (isinstance(a, Sym) and isinstance(b, np.ndarray)) or np.asarray(b).dtype.kind not in "fiub":
+        return None
+    s = _const(prog, a)
+    lo, hi = prog.space.range(prog.space.pad(s.C), prog.side)
+    lo, hi = lo - s.E, hi + s.E
+    c = np.asarray(_row_const(b), dtype=np.float64)
+    shape = np.broadcast_shapes(np.shape(lo), c.shape)
+    lo, hi, c = (np.broadcast_to(v, shape) for v in (lo, hi, c))
+    kind = node.op_type
+    if flip:
+        kind = {"Greater": "Less", "Less": "Greater", "GreaterOrEqual": "LessOrEqual",
+                "LessOrEqual": "GreaterOrEqual"}.get(kind, kind)
+    true = {"Equal": np.zeros(shape, bool), "Greater": lo > c, "Less": hi < c,
+            "GreaterOrEqual": lo >= c, "LessOrEqual": hi <= c}[kind]
+    false = {"Equal": (lo > c) | (hi < c), "Greater": hi <= c, "Less": lo >= c,
+             "GreaterOrEqual": hi < c, "LessOrEqual": lo > c}[kind]
+    if not np.all(true | false) or np.any(np.isnan(lo) | np.isnan(hi)) or (s.nan is not None and np.any(s.nan != -1)):
+        return None
+    return prog.const(true.astype(np.float64))
+
+
+def _wrap_compare() -> None:
+    from .onnx_program import OPS
+
+    for name in ("Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual"):
+        base = OPS[name]
+        if getattr(base, "_decides", False):
+            continue
+
+        def compare(prog: Program, node: Any, at: dict, ins: list, dt: str, _base: Any = base) -> list:
+            from .symbolic import Sym
+
+            if any(isinstance(v, Sym) and v.stage for v in ins):  # values after a nonlinearity: by their range
+                out = _decided(prog, node, ins)
+                if out is not None:
+                    return [out]
+            return _base(prog, node, at, ins, dt)
+
+        compare._decides = True  # type: ignore[attr-defined]
+        OPS[name] = compare
+
+    base_div = OPS["Div"]
+    if not getattr(base_div, "_normalises", False):
+        def div(prog: Program, node: Any, at: dict, ins: list, dt: str, _base: Any = base_div) -> list:
+            """v / sum(v) (an L1 normalisation, a calibrated classifier's): the l1norm nonlinearity."""
+            from .onnx_program import _const
+            from .symbolic import Sym
+
+            a, b = ins
+            if isinstance(a, Sym) and isinstance(b, Sym) and a.stage and a.C.ndim >= 2:
+                sa, sb = _const(prog, a).padded(prog.space), _const(prog, b).padded(prog.space)
+                rows = sa.C.reshape(-1, prog.space.size)
+                if int(np.prod(sb.shape or (1,))) == 1 and \
+                        np.array_equal(rows.sum(axis=0), sb.C.reshape(-1, prog.space.size)[0]):
+                    flat = Sym(rows, np.broadcast_to(sa.E, sa.shape).reshape(-1), sa.stage, None)
+                    out = prog.activate(flat, "l1norm", dt)
+                    return [Sym(out.C.reshape(sa.C.shape), np.asarray(out.E).reshape(sa.shape), out.stage)]
+            return _base(prog, node, at, ins, dt)
+
+        div._normalises = True  # type: ignore[attr-defined]
+        OPS["Div"] = div
+
+
+_wrap_compare()
+
+
+NONLINEAR = ("Sigmoid", "Tanh", "Relu", "Softmax", "Exp", "Div", "LinearClassifier", "Normalizer")
+
+
+def demand_order(graph: Any) -> list[Any]:
+    """The graph's nodes in a topological order that follows the model's structure whatever order they were
+    written in: by the number of nonlinear operators upstream of each (so every unit of one nonlinear stage is
+    read before the next stage starts, as the reading's stages require), then in the order the outputs ask for
+    them (depth first, inputs left to right: a calibrated classifier's folds, an ensemble's members in the order
+    they are summed). Both models' nonlinear units then come out in the same order."""
+    import heapq
+
+    nodes = list(graph.node)
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    rank: dict[int, int] = {}
+    roots = [producer.get(o.name) for o in graph.output] + list(range(len(nodes)))  # then unneeded nodes
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            i, done = stack.pop()
+            if i is None or (i in rank and not done):
+                continue
+            if done:
+                rank[i] = len(rank) if rank.get(i, -1) < 0 else rank[i]
+                continue
+            rank[i] = -1
+            stack.append((i, True))
+            for name in reversed(list(nodes[i].input)):
+                j = producer.get(name)
+                if j is not None and j not in rank:
+                    stack.append((j, False))
+    deps = [{producer[n] for n in node.input if n in producer} for node in nodes]
+    users: dict[int, list[int]] = {}
+    for i, d in enumerate(deps):
+        for j in d:
+            users.setdefault(j, []).append(i)
+    level = [0] * len(nodes)
+    waiting = [len(d) for d in deps]
+    ready = [(0, rank[i], i) for i in range(len(nodes)) if not deps[i]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, _, i = heapq.heappop(ready)
+        order.append(nodes[i])
+        for k in users.get(i, []):
+            level[k] = max(level[k], level[i] + (nodes[i].op_type in NONLINEAR))
+            waiting[k] -= 1
+            if not waiting[k]:
+                heapq.heappush(ready, (level[k], rank[k], k))
+    if len(order) != len(nodes):  # a cycle (not a valid graph): as written
+        return nodes
+    return order

@@ -113,7 +113,9 @@ def read_onnx(proto: Any, space: Space, side: str) -> Program:
         env[vi.name] = val
         dtypes[vi.name] = {1: "float32", 11: "float64", 7: "int64", 6: "int32", 8: "str", 9: "bool"}.get(
             t.elem_type, "float32")
-    for node in g.node:
+    from .onnx_more_ops import demand_order
+
+    for node in demand_order(g):
         if node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
             raise NotSymbolic(f"the operator {node.domain}.{node.op_type}")
         ins = [env[n] if n else None for n in node.input]

@@ -203,6 +203,8 @@ class Program:
             raise NotSymbolic("a nonlinearity applied to an earlier stage")
         zlo, zhi = self.space.range(s.C, self.side)
         zlo, zhi = zlo - s.E, zhi + s.E
+        if act == "l1norm" and self._nonnegative(s):  # rounding cannot make a sigmoid's output negative
+            zlo = np.maximum(zlo, 0.0)
         lo, hi = act_interval(act, zlo, zhi)
         E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
         rel = own_relative(act, len(lo), self.u(dtype))
@@ -231,6 +233,24 @@ class Program:
         C[np.arange(len(lo)), idx] = 1.0
         return Sym(C, E, st)
 
+
+    def _nonnegative(self, s: Sym) -> bool:
+        """Each element of s is a nonnegative combination of outputs of the last stage that are >= 0 exactly and
+        in float (a sigmoid, softmax, exp, ReLU or L1-normalised unit), with no constant term."""
+        if not s.stage or s.stage > len(self.stages) or s.C.ndim != 2:
+            return False
+        st = self.stages[s.stage - 1]
+        acts = np.concatenate([[a] * k for a, k in blocks(st.act, len(st.lo))])
+        C = self.space.pad(s.C)
+        if np.any(C[:, 0] != 0) or np.any(C < 0):
+            return False
+        for m in np.nonzero(C.any(axis=0))[0]:
+            vs = self.space.monomials[m]
+            key = self.space.vars[vs[0]] if len(vs) == 1 else None
+            if key is None or key[:2] != ("h", s.stage) or \
+                    acts[key[2]] not in ("sigmoid", "softmax", "exp", "relu", "l1norm") or st.lo[key[2]] < 0:
+                return False
+        return True
 
     def _is_stage_output(self, s: Sym, acts: tuple[str, ...]) -> bool:
         """s is exactly the outputs of one block of the last stage (the whole stage when it has one), in order,
