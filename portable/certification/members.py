@@ -1,0 +1,303 @@
+"""Certification method `members`: an ensemble whose members need different methods (a soft VotingClassifier of a
+random forest and a logistic regression: trees are certified routing-exact, the linear model over the box).
+
+1. The original is a scikit-learn soft `VotingClassifier` (alone or at the end of a Pipeline); its members are
+   read as models of their own: the Pipeline's steps before the ensemble followed by the member.
+2. In the converted ONNX graph, each member's probabilities are found: the intermediate tensor whose values on
+   points of the domain match the member's `predict_proba` (finding it by sampling is only a search: what is
+   proved is step 3). Each member is cut out of the graph (the nodes its tensor depends on, over the graph's
+   inputs) and `portable.certify` proves a bound `d_i` on the difference of the member's probabilities with that
+   member's own method.
+3. The rest of the graph (the combination, with the members' tensors as its inputs) is read as a Program over
+   the box of the members' outputs (`[0, 1]` widened by `d_i`) and compared with scikit-learn's weighted mean
+   exactly (the largest difference of the coefficients over the box, plus the graph's rounding). Then
+   `|conv(y_b) - mean(y_a)| <= |conv(y_b) - mean(y_b)| + sum_i w_i d_i / sum_i w_i` plus scikit-learn's own
+   rounding of the mean. The label is the argmax of the probabilities: certified (near-ties only) when they are.
+
+A member refuted with a verified counterexample gives its inputs as the ensemble's candidates; `portable.certify`
+runs both whole models on them.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .core import (CERTIFIED, REFUTED, Certificate, Context, Domain, DomainColumn, certification_method,
+                   not_certifiable)
+
+METHOD = "members"
+SAMPLES = 48
+
+
+def _ensemble(est: Any) -> tuple[list[Any], Any] | None:
+    """(steps before, soft VotingClassifier) or None."""
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.pipeline import Pipeline
+
+    steps: list[Any] = []
+    while isinstance(est, Pipeline):
+        steps += list(est.steps[:-1])
+        est = est.steps[-1][1]
+    if isinstance(est, VotingClassifier) and est.voting == "soft" and hasattr(est, "estimators_"):
+        return steps, est
+    return None
+
+
+@certification_method(METHOD, priority=40)
+def certify_members(original: Any, converted: Any, domain: Domain, ctx: Context) -> dict[str, Certificate] | None:
+    est, proto = getattr(original, "estimator", None), getattr(converted, "proto", None)
+    if est is None or proto is None:
+        return None
+    found = _ensemble(est)
+    if found is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        return _certify_voting(original, converted, domain, ctx, *found, t0)
+    except _Refuse as exc:
+        return {name: not_certifiable(name, f"soft voting over members certified one by one: {exc}")
+                for name in ctx.outputs}
+
+
+class _Refuse(Exception):
+    pass
+
+
+def _member_models(steps: list[Any], vote: Any) -> list[Any]:
+    from sklearn.pipeline import Pipeline
+
+    from ..equivalence import load_model
+
+    out = []
+    for i, m in enumerate(vote.estimators_):
+        sub = Pipeline(list(steps) + [(f"member_{i}", m)]) if steps else m
+        out.append(load_model(sub))
+    return out
+
+
+def _sample(domain: Domain, n: int, seed: int = 0) -> tuple[np.ndarray, list[Any]]:
+    rng = np.random.default_rng(seed)
+    cols = list(domain.columns)
+    rows = np.empty((n, len(cols)), dtype=object)
+    for j, c in enumerate(cols):
+        col = domain.columns[c]
+        if col.categories is not None:
+            rows[:, j] = [col.categories[k] for k in rng.integers(0, len(col.categories), n)]
+        else:
+            v = rng.uniform(col.lo, col.hi, n) if col.hi > col.lo else np.full(n, col.lo)
+            rows[:, j] = np.round(v) if col.integer else v
+    return rows, cols
+
+
+def _intermediates(proto: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every float tensor of the graph on `feeds` (onnxruntime)."""
+    import onnx
+    import onnxruntime as ort
+
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    typed = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    m = onnx.ModelProto()
+    m.CopyFrom(proto)
+    del m.graph.output[:]
+    names = []
+    for node in proto.graph.node:
+        for o in node.output:
+            vi = typed.get(o)
+            if vi is not None and vi.type.tensor_type.elem_type in (1, 11) and o not in names:
+                m.graph.output.append(vi)
+                names.append(o)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    known = {i.name for i in sess.get_inputs()}
+    got = sess.run(names, {k: v for k, v in feeds.items() if k in known})
+    return dict(zip(names, got))
+
+
+def _cut(proto: Any, outputs: dict[str, str], inputs: list[str] | None = None, label: bool = False) -> Any:
+    """The graph computing `outputs` (tensor -> output name), tensors of `inputs` made graph inputs (float, [N, C]
+    as inferred), nodes nothing needs dropped. `inputs=None` keeps the graph's own inputs."""
+    import onnx
+    from onnx import helper
+
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    typed = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    g = proto.graph
+    producer = {o: n for n in g.node for o in n.output}
+    stop = set(inputs or [])
+    need, keep = list(outputs), set()
+    while need:
+        t = need.pop()
+        n = producer.get(t)
+        if n is None or t in stop or id(n) in keep:
+            continue
+        keep.add(id(n))
+        need.extend(i for i in n.input if i)
+    nodes = [n for n in g.node if id(n) in keep]
+    used = {i for n in nodes for i in n.input} | set(outputs)
+    m = onnx.ModelProto()
+    m.CopyFrom(proto)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    for t, name in outputs.items():
+        if t != name:
+            m.graph.node.append(helper.make_node("Identity", [t], [name]))
+    del m.graph.output[:]
+    for t, name in outputs.items():
+        vi = onnx.ValueInfoProto()
+        vi.CopyFrom(typed[t])
+        vi.name = name
+        m.graph.output.append(vi)
+    if label:  # the member's label: the argmax of its probabilities (its classes are the encoded 0..K-1)
+        name = next(iter(outputs.values()))
+        m.graph.node.append(helper.make_node("ArgMax", [name], ["label"], axis=1, keepdims=0))
+        m.graph.output.insert(0, helper.make_tensor_value_info("label", onnx.TensorProto.INT64, [None]))
+    if inputs is not None:
+        del m.graph.input[:]
+        for t in inputs:
+            vi = onnx.ValueInfoProto()
+            vi.CopyFrom(typed[t])
+            m.graph.input.append(vi)
+        raw = {i.name for i in proto.graph.input} & used
+        if raw:
+            raise _Refuse(f"the combination reads the inputs {sorted(raw)} besides the members' outputs")
+    kept_init = [i for i in m.graph.initializer if i.name in used]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(kept_init)
+    return m
+
+
+def _certify_voting(original: Any, converted: Any, domain: Domain, ctx: Context, steps: list[Any], vote: Any,
+                    t0: float) -> dict[str, Certificate]:
+    from ..equivalence.inputs import feed
+    from ..formats.onnx import OnnxModel
+    from .driver import certify
+
+    prob = next((n for n, k in ctx.outputs.items() if k != "label"), None)
+    if prob is None:
+        raise _Refuse("no probability output")
+    members = _member_models(steps, vote)
+    rows, cols = _sample(domain, SAMPLES)
+    arrays = ctx.make_feeds(rows, cols)
+    proto = converted.proto
+    inter = _intermediates(proto, feed(arrays, converted))
+    tensors: list[str] = []
+    worst: list[float] = []  # per member, the largest difference of its tensor from the member on the samples
+    for i, mm in enumerate(members):
+        want = np.asarray(mm.run(feed(arrays, mm))["probabilities"], np.float64)
+        # the median over the rows: a member that differs on a few rows (a changed leaf) is still found
+        errs = {name: float(np.median(np.abs(np.asarray(v, np.float64) - want).max(axis=1)))
+                for name, v in inter.items() if np.shape(v) == want.shape and name not in tensors}
+        err = min(errs.values(), default=np.inf)
+        # the last tensor (in the graph's order) that matches as well: the combination after it is the least
+        best = [name for name, e in errs.items() if e <= err + 1e-9][-1] if errs else None
+        if best is None or not np.isfinite(err):
+            raise _Refuse(f"member {i} ({type(vote.estimators_[i]).__name__}): no tensor of the converted graph "
+                          "computes its probabilities")
+        tensors.append(best)
+        worst.append(float(np.abs(np.asarray(inter[best], np.float64) - want).max()))
+    # 2. each member by its own method
+    bounds, subs, cands = [], {}, []
+    for i, (mm, t) in enumerate(zip(members, tensors)):
+        sub = OnnxModel(_cut(proto, {t: "probabilities"}, label=True))
+        res = certify(mm, sub, domain)
+        c = res.certificates.get("probabilities")
+        name = type(vote.estimators_[i]).__name__
+        if c is None or c.bound is None and c.status != REFUTED:
+            why = f"member {i} ({name}) has no certificate: {c.reason if c is not None else 'no output'}"
+            if worst[i] <= ctx.allowed(prob):
+                raise _Refuse(why)
+            # it differs on the sampled points: those are candidates of a refutation (verified on the whole models)
+            cands.append({k: np.asarray(v) for k, v in arrays.items()})
+            subs[f"member {i} ({name}, tensor {t})"] = {"status": c.status if c is not None else None,
+                                                        "reason": why, "sampled_difference": worst[i]}
+            bounds.append(np.inf)
+            continue
+        if c.status == REFUTED and c.counterexample:
+            cands.append({k: np.asarray(v) for k, v in c.counterexample["inputs"].items()})
+        d = float(c.bound) if c.bound is not None else np.inf
+        bounds.append(d)
+        subs[f"member {i} ({name}, tensor {t})"] = {"method": c.method, "status": c.status, "bound": c.bound}
+    # 3. the combination
+    w = np.asarray(vote._weights_not_none if vote.weights is not None else np.ones(len(members)), np.float64)
+    w = w / w.sum()
+    combined = float(np.dot(w, np.where(np.isfinite(bounds), bounds, 0.0)))
+    if not np.all(np.isfinite(bounds)):
+        combined = np.inf
+    tail_bound = _tail(proto, tensors, prob, w, bounds) if np.isfinite(combined) else np.inf
+    from .symbolic import U64, gamma
+
+    own = gamma(len(members) + 1, U64) * (1.0 + max(bounds)) if np.isfinite(combined) else 0.0
+    total = combined + tail_bound + own
+    shown = total if np.isfinite(total) else None
+    allowed = ctx.allowed(prob)
+    details = {"members": subs, "combination_bound": tail_bound if np.isfinite(tail_bound) else None,
+               "members_bound": combined if np.isfinite(combined) else None,
+               "meaning": "soft voting: each member's probabilities bounded by its own method, the weighted mean "
+                          "read from the graph and compared with scikit-learn's"}
+    out: dict[str, Certificate] = {}
+    secs = time.perf_counter() - t0
+    if total <= allowed:
+        out[prob] = Certificate(prob, CERTIFIED, METHOD, bound=total, tolerance=allowed, details=details,
+                                arithmetic=ctx.dtype, seconds=secs)
+    elif cands:
+        out[prob] = Certificate(prob, REFUTED, METHOD, bound=shown, tolerance=allowed, details=details,
+                                arithmetic=ctx.dtype, seconds=secs, candidates=cands,
+                                reason="a member differs from its converted part")
+    else:
+        out[prob] = Certificate(prob, "not certifiable", METHOD, bound=shown, tolerance=allowed, details=details,
+                                reason=f"the proved bound {total:.3g} exceeds the tolerance {allowed:.3g}")
+    for name, kind in ctx.outputs.items():
+        if kind != "label":
+            continue
+        c = out[prob]
+        if c.status == CERTIFIED:
+            out[name] = Certificate(name, CERTIFIED, METHOD, bound=0.0, details={
+                "near_ties_only": True, "implied_by": [prob],
+                "meaning": f"the label is the argmax of {prob}, certified within the check's tolerance: the labels "
+                           "agree except where the original's top two values tie within that tolerance"},
+                seconds=secs)
+        elif c.status == REFUTED:
+            out[name] = Certificate(name, REFUTED, METHOD, bound=shown, details=details, seconds=secs,
+                                    candidates=list(cands), reason=c.reason)
+        else:
+            out[name] = not_certifiable(name, c.reason or "")
+    return out
+
+
+def _tail(proto: Any, tensors: list[str], prob: str, w: np.ndarray, bounds: list[float]) -> float:
+    """The largest difference over the members' output box between the graph's combination and the exact
+    weighted mean (the coefficients' difference over the box, plus the graph's rounding)."""
+    from .onnx_program import input_value, read_onnx
+    from .program import Program
+    from .symbolic import NotSymbolic, Space, Sym
+
+    tail = _cut(proto, {prob: prob}, inputs=list(dict.fromkeys(tensors)))
+    widths = {}
+    for vi in tail.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != 2 or not dims[1].HasField("dim_value"):
+            raise _Refuse(f"the member tensor {vi.name} has no fixed width")
+        widths[vi.name] = int(dims[1].dim_value)
+    cols = {}
+    for t, d in zip(tensors, bounds):
+        for j in range(widths[t]):
+            cols[(t, j)] = DomainColumn(lo=-d, hi=1.0 + d)
+    space = Space(Domain(cols, "member outputs"))
+    try:
+        pb = read_onnx(tail, space, "converted")
+    except NotSymbolic as exc:
+        raise _Refuse(f"the combination has no reading: {exc}") from None
+    out = pb.outputs.get(prob)
+    if pb.stages or not isinstance(out, Sym):
+        raise _Refuse("the combination is not affine in the members' outputs")
+    ref = Program(space, "original")
+    C = np.zeros_like(space.pad(out.C))
+    for t, wi in zip(tensors, w):
+        s = input_value(ref, t, widths[t], False)
+        C = C + wi * space.pad(s.C)
+    D = space.pad(out.C) - C
+    return float(np.max(space.magnitude(D, "converted") + np.broadcast_to(out.E, D.shape[:-1])))
+
+
+__all__ = ["certify_members"]
