@@ -1,7 +1,8 @@
 """Certificates for ensembles whose members need different methods (`portable.certification.members`): a soft
-VotingClassifier of a logistic regression (affine) and a random forest (trees) behind a ColumnTransformer. The
+VotingClassifier and a StackingClassifier (final logistic regression) of a logistic regression (affine) and a
+random forest (trees) behind a ColumnTransformer. The
 correct float64 conversion is certified and its bound holds against scikit-learn on real rows; an artifact with
-one tree leaf or one logistic coefficient changed is refuted with a counterexample that scikit-learn and
+one tree leaf or one member's logistic coefficient changed is refuted with a counterexample that scikit-learn and
 onnxruntime reproduce."""
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ import portable
 from .pipelines import build
 
 
-@pytest.fixture(scope="module")
-def voting():
+@pytest.fixture(scope="module", params=["titanic_soft_voting", "titanic_stacking"])
+def voting(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe, df, held = build("titanic_soft_voting")
+        pipe, df, held = build(request.param)
         art = portable.convert(pipe, to="onnx", dtype="float64", check=False, data=df)
     return pipe, df, held, art
 
@@ -29,7 +30,7 @@ def _feeds(art, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     return {s.name: rows[[s.name]].to_numpy().astype(str if s.is_string else s.dtype) for s in art.signature.inputs}
 
 
-def test_soft_voting_of_trees_and_a_linear_model_is_certified(voting) -> None:
+def test_voting_and_stacking_of_trees_and_a_linear_model_are_certified(voting) -> None:
     pipe, df, held, art = voting
     result = portable.certify(pipe, art, data=df)
     for out, cert in result.certificates.items():

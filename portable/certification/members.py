@@ -33,7 +33,7 @@ SAMPLES = 48
 
 def _ensemble(est: Any) -> tuple[list[Any], Any] | None:
     """(steps before, soft VotingClassifier) or None."""
-    from sklearn.ensemble import VotingClassifier
+    from sklearn.ensemble import StackingClassifier, VotingClassifier
     from sklearn.pipeline import Pipeline
 
     steps: list[Any] = []
@@ -41,6 +41,8 @@ def _ensemble(est: Any) -> tuple[list[Any], Any] | None:
         steps += list(est.steps[:-1])
         est = est.steps[-1][1]
     if isinstance(est, VotingClassifier) and est.voting == "soft" and hasattr(est, "estimators_"):
+        return steps, est
+    if isinstance(est, StackingClassifier) and hasattr(est, "final_estimator_"):
         return steps, est
     return None
 
@@ -55,14 +57,31 @@ def certify_members(original: Any, converted: Any, domain: Domain, ctx: Context)
         return None
     t0 = time.perf_counter()
     try:
-        return _certify_voting(original, converted, domain, ctx, *found, t0)
+        return _certify_ensemble(original, converted, domain, ctx, *found, t0)
     except _Refuse as exc:
-        return {name: not_certifiable(name, f"soft voting over members certified one by one: {exc}")
+        kind = "soft voting" if found[1].__class__.__name__ == "VotingClassifier" else "stacking"
+        return {name: not_certifiable(name, f"{kind} over members certified one by one: {exc}")
                 for name in ctx.outputs}
 
 
 class _Refuse(Exception):
     pass
+
+
+def _members(ens: Any) -> list[Any]:
+    """The fitted members that take part (a stacking's "drop" ones do not)."""
+    if hasattr(ens, "stack_method_"):
+        if ens.passthrough:
+            raise _Refuse("passthrough=True (the final estimator also reads the features)")
+        out = []
+        for m, how in zip(ens.estimators_, ens.stack_method_):
+            if isinstance(m, str):
+                continue
+            if how != "predict_proba":
+                raise _Refuse(f"a member stacked by its {how} (only predict_proba is read)")
+            out.append(m)
+        return out
+    return list(ens.estimators_)
 
 
 def _member_models(steps: list[Any], vote: Any) -> list[Any]:
@@ -71,7 +90,7 @@ def _member_models(steps: list[Any], vote: Any) -> list[Any]:
     from ..equivalence import load_model
 
     out = []
-    for i, m in enumerate(vote.estimators_):
+    for i, m in enumerate(_members(vote)):
         sub = Pipeline(list(steps) + [(f"member_{i}", m)]) if steps else m
         out.append(load_model(sub))
     return out
@@ -167,7 +186,7 @@ def _cut(proto: Any, outputs: dict[str, str], inputs: list[str] | None = None, l
     return m
 
 
-def _certify_voting(original: Any, converted: Any, domain: Domain, ctx: Context, steps: list[Any], vote: Any,
+def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Context, steps: list[Any], vote: Any,
                     t0: float) -> dict[str, Certificate]:
     from ..equivalence.inputs import feed
     from ..formats.onnx import OnnxModel
@@ -192,7 +211,7 @@ def _certify_voting(original: Any, converted: Any, domain: Domain, ctx: Context,
         # the last tensor (in the graph's order) that matches as well: the combination after it is the least
         best = [name for name, e in errs.items() if e <= err + 1e-9][-1] if errs else None
         if best is None or not np.isfinite(err):
-            raise _Refuse(f"member {i} ({type(vote.estimators_[i]).__name__}): no tensor of the converted graph "
+            raise _Refuse(f"member {i} ({type(_members(vote)[i]).__name__}): no tensor of the converted graph "
                           "computes its probabilities")
         tensors.append(best)
         worst.append(float(np.abs(np.asarray(inter[best], np.float64) - want).max()))
@@ -202,7 +221,7 @@ def _certify_voting(original: Any, converted: Any, domain: Domain, ctx: Context,
         sub = OnnxModel(_cut(proto, {t: "probabilities"}, label=True))
         res = certify(mm, sub, domain)
         c = res.certificates.get("probabilities")
-        name = type(vote.estimators_[i]).__name__
+        name = type(_members(vote)[i]).__name__
         if c is None or c.bound is None and c.status != REFUTED:
             why = f"member {i} ({name}) has no certificate: {c.reason if c is not None else 'no output'}"
             if worst[i] <= ctx.allowed(prob):
@@ -219,22 +238,30 @@ def _certify_voting(original: Any, converted: Any, domain: Domain, ctx: Context,
         bounds.append(d)
         subs[f"member {i} ({name}, tensor {t})"] = {"method": c.method, "status": c.status, "bound": c.bound}
     # 3. the combination
-    w = np.asarray(vote._weights_not_none if vote.weights is not None else np.ones(len(members)), np.float64)
-    w = w / w.sum()
-    combined = float(np.dot(w, np.where(np.isfinite(bounds), bounds, 0.0)))
+    stacking = hasattr(vote, "stack_method_")
     if not np.all(np.isfinite(bounds)):
-        combined = np.inf
-    tail_bound = _tail(proto, tensors, prob, w, bounds) if np.isfinite(combined) else np.inf
-    from .symbolic import U64, gamma
+        combined, tail_bound, own = np.inf, np.inf, 0.0
+    elif stacking:
+        tail_bound = _stack_tail(proto, tensors, prob, vote, bounds, ctx, t0)
+        combined, own = _stack_lipschitz(vote, bounds)
+    else:
+        from .symbolic import U64, gamma
 
-    own = gamma(len(members) + 1, U64) * (1.0 + max(bounds)) if np.isfinite(combined) else 0.0
+        w = np.asarray(vote._weights_not_none if vote.weights is not None else np.ones(len(members)), np.float64)
+        w = w / w.sum()
+        combined = float(np.dot(w, bounds))
+        tail_bound = _tail(proto, tensors, prob, w, bounds)
+        own = gamma(len(members) + 1, U64) * (1.0 + max(bounds))
     total = combined + tail_bound + own
     shown = total if np.isfinite(total) else None
     allowed = ctx.allowed(prob)
     details = {"members": subs, "combination_bound": tail_bound if np.isfinite(tail_bound) else None,
                "members_bound": combined if np.isfinite(combined) else None,
-               "meaning": "soft voting: each member's probabilities bounded by its own method, the weighted mean "
-                          "read from the graph and compared with scikit-learn's"}
+               "meaning": ("stacking: each member's probabilities bounded by its own method, the final estimator read "
+                           "from the graph over the members' output box and compared with scikit-learn's, the "
+                           "members' bounds crossed with its Lipschitz constant") if stacking else (
+                           "soft voting: each member's probabilities bounded by its own method, the weighted mean "
+                           "read from the graph and compared with scikit-learn's")}
     out: dict[str, Certificate] = {}
     secs = time.perf_counter() - t0
     if total <= allowed:
@@ -263,6 +290,87 @@ def _certify_voting(original: Any, converted: Any, domain: Domain, ctx: Context,
         else:
             out[name] = not_certifiable(name, c.reason or "")
     return out
+
+
+def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Any, dict]:
+    """The graph after the members (their tensors as inputs) read over their outputs' box `[-d_i, 1 + d_i]`."""
+    from .onnx_program import read_onnx
+    from .symbolic import NotSymbolic, Space
+
+    tail = _cut(proto, {prob: prob}, inputs=list(dict.fromkeys(tensors)))
+    widths = {}
+    for vi in tail.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if len(dims) != 2 or not dims[1].HasField("dim_value"):
+            raise _Refuse(f"the member tensor {vi.name} has no fixed width")
+        widths[vi.name] = int(dims[1].dim_value)
+    cols = {}
+    for t, d in zip(tensors, bounds):
+        for j in range(widths[t]):
+            cols[(t, j)] = DomainColumn(lo=-d, hi=1.0 + d)
+    dom = Domain(cols, "member outputs")
+    space = Space(dom)
+    try:
+        pb = read_onnx(tail, space, "converted")
+    except NotSymbolic as exc:
+        raise _Refuse(f"the combination has no reading: {exc}") from None
+    return pb, dom, widths
+
+
+def _stack_tail(proto: Any, tensors: list[str], prob: str, stack: Any, bounds: list[float], ctx: Context,
+                t0: float) -> float:
+    """The largest difference, at the same member outputs, of the graph's final estimator and scikit-learn's
+    (`joint.certify_programs` over the members' output box)."""
+    from .joint import certify_programs
+    from .onnx_program import input_value
+    from .program import Program
+    from .sklearn_program import _as_sym, _concat_values, _final, _take
+    from .symbolic import NotSymbolic, Sym
+
+    pb, dom, widths = _tail_program(proto, tensors, prob, bounds)
+    pa = Program(pb.space, "original")
+    try:
+        parts = []
+        for t in tensors:
+            p = input_value(pa, t, widths[t], False)
+            if len(stack.classes_) == 2:
+                p = _take(p, np.array([1]), -1)
+            parts.append(_as_sym(pa, p))
+        outs = _final(pa, stack.final_estimator_, _concat_values(pa, parts, -1))
+    except NotSymbolic as exc:
+        raise _Refuse(f"the final estimator has no reading: {exc}") from None
+    v = outs.get("probabilities")
+    if not isinstance(v, Sym):
+        raise _Refuse("the final estimator gives no probabilities")
+    pa.outputs[prob] = Sym(v.C.reshape(-1, v.C.shape[-1]), np.asarray(v.E).reshape(-1), v.stage)
+    sub = Context(outputs={prob: ctx.outputs[prob]}, atol={prob: np.inf}, rtol={prob: 0.0}, dtype=ctx.dtype)
+    try:
+        cert = certify_programs(pa, pb, None, None, dom, sub, METHOD, t0)[prob]
+    except NotSymbolic as exc:
+        raise _Refuse(f"the final estimators cannot be compared: {exc}") from None
+    if cert.bound is None or not np.isfinite(cert.bound):
+        raise _Refuse(f"the final estimators cannot be compared: {cert.reason}")
+    return float(cert.bound)
+
+
+def _stack_lipschitz(stack: Any, bounds: list[float]) -> tuple[float, float]:
+    """(how far scikit-learn's final logistic regression moves when each member's probabilities move by d_i,
+    twice its own float64 rounding). Binary: |d sigmoid| <= |dz| / 4; softmax: |d p_i| <= max_k |dz_k| / 2."""
+    from .symbolic import U64, gamma
+
+    fe = stack.final_estimator_
+    if type(fe).__name__ != "LogisticRegression":
+        raise _Refuse(f"a final {type(fe).__name__} (the Lipschitz bound reads a LogisticRegression)")
+    W = np.atleast_2d(np.asarray(fe.coef_, np.float64))
+    per = 1 if len(stack.classes_) == 2 else len(stack.classes_)
+    d = np.repeat(np.asarray(bounds, np.float64), per)
+    if W.shape[1] != len(d):
+        raise _Refuse(f"the final estimator reads {W.shape[1]} features, the members give {len(d)}")
+    dz = np.abs(W) @ d
+    move = float(dz.max()) / 4 if W.shape[0] == 1 else float(dz.max()) / 2
+    z = np.abs(W).sum(axis=1) * (1.0 + float(np.max(bounds))) + np.abs(np.asarray(fe.intercept_, np.float64))
+    own = 2 * (gamma(W.shape[1] + 2, U64) * float(z.max()) + 64 * U64)
+    return move, own
 
 
 def _tail(proto: Any, tensors: list[str], prob: str, w: np.ndarray, bounds: list[float]) -> float:

@@ -153,6 +153,8 @@ def _out_dtype(node: Any, v: Any, dtypes: dict[str, str], dt: str) -> str:
     if node.op_type == "Cast":
         to = next(a.i for a in node.attribute if a.name == "to")
         return {1: "float32", 11: "float64", 7: "int64", 6: "int32", 8: "str", 9: "bool"}.get(to, F32)
+    if node.op_type == "ArrayFeatureExtractor" and node.input[0] in dtypes:
+        return dtypes[node.input[0]]  # a gather: its data's dtype (float64 in float64 graphs)
     if node.domain == "ai.onnx.ml":
         return F32
     if isinstance(v, np.ndarray):
