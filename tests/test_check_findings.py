@@ -61,9 +61,21 @@ def _position(proto, tree, node):
     return ids.index(int(node))
 
 
+def _negated(proto, tree, node):
+    """True when the artifact's node reads the negated copy of its column (the tree input is `[x, -x]`, and a
+    split that sends missing values left tests `-x <= s` with its children swapped)."""
+    tree_node, _, _ = _split_attr(proto)
+    features = _attr(tree_node, "nodes_featureids").ints
+    return features[_position(proto, tree, node)] >= tree.n_features
+
+
 def _threshold32(proto, tree, node):
+    """The float32 threshold t of the artifact's node in the original column's units: `x <= t` goes left."""
     _, a, _ = _split_attr(proto)
-    return np.float32(_get_splits(a)[_position(proto, tree, node)])
+    s = np.float32(_get_splits(a)[_position(proto, tree, node)])
+    if _negated(proto, tree, node):  # -x <= s goes right, so x goes left when x < -s, i.e. x <= (-s)'s predecessor
+        return np.nextafter(-s, np.float32(-np.inf))
+    return s
 
 
 def _moved_split(proto, tree, node, steps: int):
@@ -73,6 +85,8 @@ def _moved_split(proto, tree, node, steps: int):
     splits = _get_splits(a)
     j = _position(p, tree, node)
     v = splits[j]
+    if _negated(p, tree, node):  # the node reads -x: moving the threshold up moves -t down
+        steps = -steps
     for _ in range(abs(steps)):
         v = np.nextafter(v, type(v)(np.inf if steps > 0 else -np.inf))
     splits[j] = v
