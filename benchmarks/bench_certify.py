@@ -25,7 +25,8 @@ PIPELINES = ("titanic_logistic_regression", "titanic_integer_column_onehot", "ti
              "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_hashing_sgd",
              "text_count_stop_words_limits", "text_count_naive_bayes", "text_tfidf_on_documents",
              "titanic_random_forest_ordinal", "titanic_gradient_boosting", "house_gradient_boosting",
-             "house_lightgbm")
+             "house_lightgbm", "titanic_onehot_max_categories", "house_onehot_max_categories_integer_and_string",
+             "house_clip_function")
 ENSEMBLES = ("calibrated_sigmoid", "soft_voting", "voting_regressor", "stacking_classifier", "stacking_regressor",
              "multinomial_nb", "complement_nb")
 

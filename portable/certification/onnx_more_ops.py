@@ -1,5 +1,9 @@
 """More ONNX operators for the symbolic reading (`onnx_program`), registered in its table: those ensembles of
-readable models use (a voting ensemble's `Sum` of its members' weighted outputs). Imported by `affine.read_model`.
+readable models use (a voting ensemble's `Sum` of its members' weighted outputs), ReduceMax/ReduceMin of category
+tables (an encoder's infrequent column), Max/Min by constants (np.clip: a clip function of one column),
+comparisons decided by a value's proved range and v / sum(v) as an L1 normalisation (a calibrated classifier's
+per-fold normalisation), and `demand_order`, the order `read_onnx` reads the nodes in. Imported by
+`affine.read_model`.
 """
 from __future__ import annotations
 
@@ -122,7 +126,8 @@ def _max_min(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
         f = space.monomials[fs[0]][0]
         key = space.vars[f]
         bounds = clip_bounds(key[2])
-        ns = [m for m in others if len(space.monomials[m]) == 1 and space.vars[space.monomials[m][0]][:2] == ("n", key[1])]
+        ns = [m for m in others
+              if len(space.monomials[m]) == 1 and space.vars[space.monomials[m][0]][:2] == ("n", key[1])]
         if len(fs) != 1 or bounds is None or len(ns) != len(others):
             raise NotSymbolic(f"a {node.op_type} of a value other than a clip of one column")
         k, d = float(row[fs[0]]), float(row[0])
