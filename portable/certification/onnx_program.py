@@ -264,26 +264,15 @@ def _mul(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
 
 
 def _l1_normalised(prog: Program, a: Sym, b: Sym, dt: str) -> Sym:
-    """a / b where b is the sum of a's (nonnegative) units over its last axis: an L1 normalisation (skl2onnx's
-    soft voting normalises each member's probabilities so). Of a softmax it is the identity (`Program.activate`);
-    of the two units of a logistic stage over [-z, z] (a binary linear model's probabilities) it is the identity
-    up to sigmoid(-z') + sigmoid(z') - 1, |.| <= (E0 + E1) / 4 plus the logistic's own rounding."""
+    """a / b where b is the sum of a's units over its last axis: an L1 normalisation (skl2onnx's soft voting
+    normalises each member's probabilities so): `Program.activate(.., "l1norm")` (the identity for a softmax or
+    for a binary logistic pair over [-z, z], up to rounding)."""
     space = prog.space
     A, B = space.pad(a.C), space.pad(b.C)
     if A.ndim != 2 or B.reshape(-1, A.shape[-1]).shape[0] != 1 or not np.array_equal(B.reshape(-1), A.sum(axis=0)):
         raise NotSymbolic("a division by a value that depends on the inputs")
-    if prog._is_stage_output(a, ("softmax", "l1norm")):
+    if prog._is_stage_output(a, ("softmax", "l1norm")) or prog._complementary_pair(a, dt) is not None:
         return prog.activate(a, "l1norm", dt)
-    st = prog.stages[-1] if prog.stages else None
-    if st is not None and st.act == "sigmoid" and len(st.lo) == 2 == A.shape[0] and \
-            prog._is_stage_output(a, ("sigmoid",)):
-        P = space.pad(st.pre.C)
-        if np.array_equal(P[0], -P[1]) and float(np.min(st.lo)) >= 0.0:
-            pe = np.broadcast_to(st.pre.E, (2,))
-            off = float(pe.sum()) / 4 + 2 * st.rel_own + 2 * prog.u(dt)  # |computed sum - 1|
-            if off < 0.5:
-                rel = off / (1 - off) + 4 * prog.u(dt)
-                return Sym(a.C, np.broadcast_to(a.E, (2,)) * (1 + rel) + rel * prog.mag(a), a.stage, a.nan)
     raise NotSymbolic("a division by a value that depends on the inputs (not an L1 normalisation of "
                       "probabilities)")
 

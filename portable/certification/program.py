@@ -189,6 +189,10 @@ class Program:
         if act == "identity":
             return s
         s = s.padded(self.space)
+        if act == "l1norm":
+            pair = self._complementary_pair(s, dtype)
+            if pair is not None:
+                return pair
         if act == "l1norm" and self._is_stage_output(s, ("softmax", "l1norm")):
             # L1 normalisation of a probability vector is the identity; only its rounding remains
             n = s.shape[0]
@@ -251,6 +255,24 @@ class Program:
                     acts[key[2]] not in ("sigmoid", "softmax", "exp", "relu", "l1norm") or st.lo[key[2]] < 0:
                 return False
         return True
+
+    def _complementary_pair(self, s: Sym, dtype: Any) -> Sym | None:
+        """The L1 normalisation of the two units of a logistic stage over [-z, z] (a binary linear model's
+        probabilities, skl2onnx normalises them): the identity up to sigmoid(-z') + sigmoid(z') - 1, at most
+        (E0 + E1) / 4 plus the logistic's own rounding. None when s is not such a pair."""
+        st = self.stages[-1] if self.stages else None
+        if st is None or st.act != "sigmoid" or len(st.lo) != 2 or s.C.ndim != 2 or s.shape[0] != 2 or \
+                not self._is_stage_output(s, ("sigmoid",)):
+            return None
+        P = self.space.pad(st.pre.C)
+        if not np.array_equal(P[0], -P[1]) or float(np.min(st.lo)) < 0.0:
+            return None
+        pe = np.broadcast_to(st.pre.E, (2,))
+        off = float(pe.sum()) / 4 + 2 * st.rel_own + 2 * self.u(dtype)  # |the computed sum - 1|
+        if off >= 0.5:
+            return None
+        rel = off / (1 - off) + 4 * self.u(dtype)
+        return Sym(s.C, np.broadcast_to(s.E, (2,)) * (1 + rel) + rel * self.mag(s), s.stage, s.nan)
 
     def _is_stage_output(self, s: Sym, acts: tuple[str, ...]) -> bool:
         """s is exactly the outputs of one block of the last stage (the whole stage when it has one), in order,
