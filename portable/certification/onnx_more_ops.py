@@ -182,6 +182,23 @@ def _decided(prog: Program, node: Any, ins: list) -> Any:
     return prog.const(true.astype(np.float64))
 
 
+def _of_sigmoids(prog: Program, s: Any) -> bool:
+    """s is a selection of sigmoid units (a one-vs-rest calibration's per-class probabilities). Other
+    normalisations (exp / sum exp, read as a softmax elsewhere) keep their own reading."""
+    from .program import blocks
+
+    if not s.stage or s.stage > len(prog.stages) or not prog._nonnegative(Sym_flat(s)):
+        return False
+    st = prog.stages[s.stage - 1]
+    return all(a == "sigmoid" for a, _ in blocks(st.act, len(st.lo)))
+
+
+def Sym_flat(s: Any) -> Any:
+    from .symbolic import Sym
+
+    return Sym(s.C.reshape(-1, s.C.shape[-1]), np.broadcast_to(s.E, s.shape).reshape(-1), s.stage, None)
+
+
 def _wrap_compare() -> None:
     from .onnx_program import OPS
 
@@ -213,7 +230,8 @@ def _wrap_compare() -> None:
             if isinstance(a, Sym) and isinstance(b, Sym) and a.stage and a.C.ndim >= 2:
                 sa, sb = _const(prog, a).padded(prog.space), _const(prog, b).padded(prog.space)
                 rows = sa.C.reshape(-1, prog.space.size)
-                if int(np.prod(sb.shape or (1,))) == 1 and \
+                # three or more one-vs-rest sigmoids (two classes are [1 - p, p], read as they are by the members)
+                if int(np.prod(sb.shape or (1,))) == 1 and len(rows) >= 3 and _of_sigmoids(prog, sa) and \
                         np.array_equal(rows.sum(axis=0), sb.C.reshape(-1, prog.space.size)[0]):
                     flat = Sym(rows, np.broadcast_to(sa.E, sa.shape).reshape(-1), sa.stage, None)
                     out = prog.activate(flat, "l1norm", dt)
