@@ -41,9 +41,27 @@ def walk(est: Any) -> Iterator[Any]:
             if isinstance(val, list):
                 for item in val:
                     stack.append(item[1] if isinstance(item, tuple) else item)
-        for key, val in e.get_params(deep=False).items():
+        for val in _params(e):
             if is_estimator(val):
                 stack.append(val)
+
+
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _params(est: Any) -> list[Any]:
+    """`est.get_params(deep=False).values()`. For classes that inherit scikit-learn's own `get_params`, the
+    parameter names come from a per-class cache: `_get_param_names` inspects `__init__`'s signature on every
+    call, which made walking a 300-tree forest cost ~0.2 s."""
+    cls = type(est)
+    from sklearn.base import BaseEstimator
+
+    if getattr(cls, "get_params", None) is not BaseEstimator.get_params:
+        return list(est.get_params(deep=False).values())
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        names = _PARAM_NAMES[cls] = tuple(cls._get_param_names())
+    return [getattr(est, name, None) for name in names]
 
 
 def library_version(est: Any) -> str:
