@@ -294,11 +294,9 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
     return out
 
 
-def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Any, dict]:
-    """The graph after the members (their tensors as inputs) read over their outputs' box `[-d_i, 1 + d_i]`."""
-    from .onnx_program import read_onnx
-    from .symbolic import NotSymbolic, Space
-
+def _member_box(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Domain, dict]:
+    """The graph after the members (their tensors as its inputs), the box `[-d_i, 1 + d_i]` of the members'
+    outputs, and each member tensor's width."""
     tail = _cut(proto, {prob: prob}, inputs=list(dict.fromkeys(tensors)))
     widths = {}
     for vi in tail.graph.input:
@@ -306,11 +304,16 @@ def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float]
         if len(dims) != 2 or not dims[1].HasField("dim_value"):
             raise _Refuse(f"the member tensor {vi.name} has no fixed width")
         widths[vi.name] = int(dims[1].dim_value)
-    cols = {}
-    for t, d in zip(tensors, bounds):
-        for j in range(widths[t]):
-            cols[(t, j)] = DomainColumn(lo=-d, hi=1.0 + d)
-    dom = Domain(cols, "member outputs")
+    cols = {(t, j): DomainColumn(lo=-d, hi=1.0 + d) for t, d in zip(tensors, bounds) for j in range(widths[t])}
+    return tail, Domain(cols, "member outputs"), widths
+
+
+def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Any, dict]:
+    """The graph after the members (their tensors as inputs) read over their outputs' box `[-d_i, 1 + d_i]`."""
+    from .onnx_program import read_onnx
+    from .symbolic import NotSymbolic, Space
+
+    tail, dom, widths = _member_box(proto, tensors, prob, bounds)
     space = Space(dom)
     try:
         pb = read_onnx(tail, space, "converted")
@@ -382,18 +385,8 @@ def _tail(proto: Any, tensors: list[str], prob: str, w: np.ndarray, bounds: list
     from .program import Program
     from .symbolic import NotSymbolic, Space, Sym
 
-    tail = _cut(proto, {prob: prob}, inputs=list(dict.fromkeys(tensors)))
-    widths = {}
-    for vi in tail.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        if len(dims) != 2 or not dims[1].HasField("dim_value"):
-            raise _Refuse(f"the member tensor {vi.name} has no fixed width")
-        widths[vi.name] = int(dims[1].dim_value)
-    cols = {}
-    for t, d in zip(tensors, bounds):
-        for j in range(widths[t]):
-            cols[(t, j)] = DomainColumn(lo=-d, hi=1.0 + d)
-    space = Space(Domain(cols, "member outputs"))
+    tail, dom, widths = _member_box(proto, tensors, prob, bounds)
+    space = Space(dom)
     try:
         pb = read_onnx(tail, space, "converted")
     except NotSymbolic as exc:

@@ -39,14 +39,13 @@ class Container:
 
 
 def read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a pickle file", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    with open_file(path) as file:
+        try:
+            data = file.read()
+        except OSError as exc:  # a folder opened on some systems, an I/O error
+            if isinstance(exc, IsADirectoryError):
+                raise InputError("is a directory, not a pickle file", path=path) from None
+            raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
     if not data:
         raise InputError("the file is empty (0 bytes), not a pickle", path=path)
     return data
