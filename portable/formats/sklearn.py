@@ -323,7 +323,7 @@ def _keep_float32(val: Any) -> np.ndarray:
     """float64, except where the library computed in float32 (XGBoost's predictions): the check then compares
     at float32's tolerance, the precision the original has."""
     val = np.asarray(val)
-    return val if val.dtype == np.float32 else val.astype(np.float64)
+    return val if val.dtype == np.float32 else val.astype(np.float64, copy=False)
 
 
 class SklearnModel(Model):
@@ -341,7 +341,12 @@ class SklearnModel(Model):
     # -- signature -----------------------------------------------------------------------------------------
     @property
     def kind(self) -> str:
-        return estimator_kind(self.estimator)
+        """`estimator_kind` of the estimator, found once per model (it reads scikit-learn's tags, which costs
+        more than running a small model; the signature, fixed at load, was built from the same answer)."""
+        kind = self.__dict__.get("_kind")
+        if kind is None:
+            kind = self.__dict__["_kind"] = estimator_kind(self.estimator)
+        return kind
 
     def _infer_signature(self, data: Any) -> Signature:
         """One `X` matrix, or one input per DataFrame column when the frame has string columns (or integer columns
@@ -385,7 +390,7 @@ class SklearnModel(Model):
             return np.asarray(inputs["X"]).reshape(-1).astype(object)
         if len(specs) == 1 and specs[0].name == "X":
             x = np.asarray(inputs["X"])
-            return x.astype(np.float64) if x.dtype.kind == "f" else x
+            return x.astype(np.float64, copy=False) if x.dtype.kind == "f" else x
         import pandas as pd
 
         cols = {}
