@@ -236,10 +236,9 @@ def negate_missing_left(forest: Forest, width: int | None) -> Forest | None:
         missing_true=np.zeros_like(forest.missing_true))
 
 
-def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
-    """The `TreeEnsemble` attributes as AttributeProtos (packed tensors and C-level list copies, no loops)."""
-    from onnx import AttributeProto, numpy_helper
-
+def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[bytes]:
+    """The `TreeEnsemble` attributes, serialized (`set_attributes` puts them on a node): packed tensors and
+    packed varints written with numpy, no per-node Python work."""
     np_dtype = np.dtype(dtype)
     splits = forest.splits
     if np_dtype == np.float32:
@@ -247,33 +246,119 @@ def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[Any]:
     else:
         splits = splits.astype(np.float64)
     modes, splits = _lt_as_leq(np.asarray(forest.modes, np.uint8), splits, np.ones(len(splits), bool), np_dtype)
-
-    def ints(name: str, a: np.ndarray) -> Any:
-        attr = AttributeProto(name=name, type=AttributeProto.INTS)
-        attr.ints.extend(np.asarray(a, dtype=np.int64).tolist())
-        return attr
-
-    def tensor(name: str, a: np.ndarray) -> Any:
-        return AttributeProto(name=name, type=AttributeProto.TENSOR, t=numpy_helper.from_array(a, name))
-
     out = [
-        ints("nodes_featureids", forest.featureids),
-        tensor("nodes_modes", modes.astype(np.uint8)),
-        tensor("nodes_splits", splits.astype(np_dtype)),
-        ints("nodes_truenodeids", forest.truenodeids), ints("nodes_trueleafs", forest.trueleafs),
-        ints("nodes_falsenodeids", forest.falsenodeids), ints("nodes_falseleafs", forest.falseleafs),
-        ints("nodes_missing_value_tracks_true", forest.missing_true),
-        ints("tree_roots", forest.tree_roots),
-        ints("leaf_targetids", forest.leaf_targetids),
-        tensor("leaf_weights", forest.leaf_weights.astype(np_dtype)),
-        AttributeProto(name="n_targets", type=AttributeProto.INT, i=forest.n_targets),
-        AttributeProto(name="aggregate_function", type=AttributeProto.INT, i=aggregate),
-        AttributeProto(name="post_transform", type=AttributeProto.INT, i=0),
+        wire_ints("nodes_featureids", forest.featureids),
+        wire_tensor("nodes_modes", modes.astype(np.uint8)),
+        wire_tensor("nodes_splits", splits.astype(np_dtype)),
+        wire_ints("nodes_truenodeids", forest.truenodeids), wire_ints("nodes_trueleafs", forest.trueleafs),
+        wire_ints("nodes_falsenodeids", forest.falsenodeids), wire_ints("nodes_falseleafs", forest.falseleafs),
+        wire_ints("nodes_missing_value_tracks_true", forest.missing_true),
+        wire_ints("tree_roots", forest.tree_roots),
+        wire_ints("leaf_targetids", forest.leaf_targetids),
+        wire_tensor("leaf_weights", forest.leaf_weights.astype(np_dtype)),
+        wire_int("n_targets", forest.n_targets),
+        wire_int("aggregate_function", aggregate),
+        wire_int("post_transform", 0),
     ]
     if forest.membership:
         sets = [np.append(np.asarray(m, np.float64), np.nan) for m in forest.membership]
-        out.append(tensor("membership_values", np.concatenate(sets)[:-1].astype(np_dtype)))
+        out.append(wire_tensor("membership_values", np.concatenate(sets)[:-1].astype(np_dtype)))
     return out
+
+
+# -- attributes as protobuf wire bytes ----------------------------------------------------------------------
+# A 300-tree forest has ~10^5-10^6 entries per attribute: filling protobuf repeated fields from Python lists
+# (`extend(a.tolist())`, a bytes object per mode string) and copying the finished AttributeProtos into the
+# node cost most of a conversion. The same attributes are written here as protobuf's wire format with numpy
+# (packed varints / little-endian floats, which every protobuf parser reads for repeated numeric fields) and
+# parsed once, by protobuf's C parser, directly into the node.
+
+def _field_numbers() -> dict[str, int]:
+    from onnx import AttributeProto, NodeProto
+
+    f = AttributeProto.DESCRIPTOR.fields_by_name
+    return {"name": f["name"].number, "type": f["type"].number, "i": f["i"].number, "s": f["s"].number,
+            "t": f["t"].number, "floats": f["floats"].number, "ints": f["ints"].number,
+            "strings": f["strings"].number, "attribute": NodeProto.DESCRIPTOR.fields_by_name["attribute"].number}
+
+
+_FIELDS: dict[str, int] = {}
+
+
+def varints(a: Any) -> bytes:
+    """Integers as concatenated protobuf varints (int64 semantics: a negative value takes ten bytes)."""
+    v = np.asarray(a, dtype=np.int64).reshape(-1)
+    if v.size == 0:
+        return b""
+    lo, hi = int(v.min()), int(v.max())
+    if lo >= 0 and hi < 128:
+        return v.astype(np.uint8).tobytes()
+    u = v.astype(np.uint32) if lo >= 0 and hi < 2 ** 32 else v.view(np.uint64)
+    width = 10 if lo < 0 else -(-hi.bit_length() // 7)
+    one = u.dtype.type
+    out = np.empty((len(u), width), np.uint8)
+    n = np.ones(len(u), np.uint8)  # bytes per value
+    for j in range(width):
+        out[:, j] = u >> one(7 * j)
+        if j:
+            n += u >= one(1 << (7 * j))
+    out &= 0x7F
+    k = np.arange(width, dtype=np.uint8)
+    out |= (k[None, :] + 1 < n[:, None]).view(np.uint8) << 7  # continuation bits
+    return out[k[None, :] < n[:, None]].tobytes()
+
+
+def _fields() -> dict[str, int]:
+    if not _FIELDS:
+        _FIELDS.update(_field_numbers())
+    return _FIELDS
+
+
+def _key(number: int, wire: int) -> bytes:
+    return varints([number << 3 | wire])
+
+
+def _delimited(number: int, payload: bytes) -> bytes:
+    return _key(number, 2) + varints([len(payload)]) + payload
+
+
+def _attr(name: str, kind: int, body: bytes) -> bytes:
+    f = _fields()
+    return _delimited(f["name"], name.encode()) + _key(f["type"], 0) + varints([kind]) + body
+
+
+def wire_ints(name: str, a: Any) -> bytes:
+    return _attr(name, 7, _delimited(_fields()["ints"], varints(a)))
+
+
+def wire_floats(name: str, a: Any) -> bytes:
+    return _attr(name, 6, _delimited(_fields()["floats"], np.asarray(a, dtype="<f4").tobytes()))
+
+
+def wire_strings(name: str, codes: np.ndarray, table: list[bytes]) -> bytes:
+    """The strings `table[codes[i]]`."""
+    chunks = np.array([_delimited(_fields()["strings"], t) for t in table] + [b""], dtype=object)[:-1]
+    return _attr(name, 8, b"".join(chunks[np.asarray(codes, dtype=np.int64)].tolist()))
+
+
+def wire_int(name: str, i: int) -> bytes:
+    return _attr(name, 2, _key(_fields()["i"], 0) + varints([int(i)]))
+
+
+def wire_string(name: str, s: bytes) -> bytes:
+    return _attr(name, 3, _delimited(_fields()["s"], s))
+
+
+def wire_tensor(name: str, a: np.ndarray) -> bytes:
+    from onnx import numpy_helper
+
+    return _attr(name, 4, _delimited(_fields()["t"], numpy_helper.from_array(a, name).SerializeToString()))
+
+
+def set_attributes(node: Any, parts: list[bytes]) -> None:
+    """Append serialized AttributeProtos to a NodeProto in place (one parse, no copies)."""
+    number = _fields()["attribute"]
+    node.MergeFromString(b"".join(_delimited(number, p) for p in parts))
 
 
 V3_AGGREGATES = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
@@ -281,20 +366,17 @@ V3_MODES = {LEQ: "BRANCH_LEQ", LT: "BRANCH_LT"}
 FLOAT32_EXACT_INTS = 2 ** 24  # leaf indices carried as float32 stay exact below this
 
 
-def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1, base: np.ndarray | None = None) -> list[Any]:
-    """`TreeEnsembleRegressor` (ai.onnx.ml 3) attributes: each tree once, each leaf with all its targets.
+def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1, base: np.ndarray | None = None) -> list[bytes]:
+    """`TreeEnsembleRegressor` (ai.onnx.ml 3) attributes, serialized: each tree once, each leaf with all its targets.
 
     Built from the forest's NodeTable (scikit-learn layout: every tree's nodes in a block, root first, which is
     how onnxruntime finds the roots). Outputs are float32 whatever the input, so this is for float32 models.
     """
-    from onnx import AttributeProto, numpy_helper
-
     table = forest.table
     assert table is not None
     n = len(table.left)
     leaf = table.left < 0
     mode = np.full(n, LEQ, np.uint8) if table.mode is None else np.asarray(table.mode, np.uint8)
-    names = np.array(["BRANCH_LEQ", "BRANCH_LT", "LEAF"])
     thr = np.where(leaf, 0.0, table.threshold)
     if np.dtype(dtype) == np.float32:
         thr = np.where(mode == LT, ceil32(thr), floor32(thr)).astype(np.float32)
@@ -311,40 +393,26 @@ def attributes_v3(forest: Forest, dtype: Any, *, aggregate: int = 1, base: np.nd
     else:
         t_nodes, t_ids, t_w = leaves, forest.leaf_targetids, forest.leaf_weights
 
-    def ints(name: str, a: Any) -> Any:
-        attr = AttributeProto(name=name, type=AttributeProto.INTS)
-        attr.ints.extend(np.asarray(a, dtype=np.int64).tolist())
-        return attr
-
-    def floats(name: str, a: Any) -> Any:
-        attr = AttributeProto(name=name, type=AttributeProto.FLOATS)
-        attr.floats.extend(np.asarray(a, dtype=np.float32).tolist())
-        return attr
-
-    modes = AttributeProto(name="nodes_modes", type=AttributeProto.STRINGS)
-    modes.strings.extend([m.encode() for m in names[mode_idx].tolist()])
     out = [
-        ints("nodes_treeids", tree), ints("nodes_nodeids", np.arange(n)),
-        ints("nodes_featureids", np.where(leaf, 0, table.feature)), modes,
-        ints("nodes_truenodeids", np.where(leaf, 0, table.left)),
-        ints("nodes_falsenodeids", np.where(leaf, 0, table.right)),
-        ints("nodes_missing_value_tracks_true", np.where(leaf, 0, table.missing_left)),
-        ints("target_treeids", tree[t_nodes]), ints("target_nodeids", t_nodes), ints("target_ids", t_ids),
-        AttributeProto(name="n_targets", type=AttributeProto.INT, i=int(forest.n_targets)),
-        AttributeProto(name="aggregate_function", type=AttributeProto.STRING, s=V3_AGGREGATES[aggregate].encode()),
-        AttributeProto(name="post_transform", type=AttributeProto.STRING, s=b"NONE"),
+        wire_ints("nodes_treeids", tree), wire_ints("nodes_nodeids", np.arange(n)),
+        wire_ints("nodes_featureids", np.where(leaf, 0, table.feature)),
+        wire_strings("nodes_modes", mode_idx, [b"BRANCH_LEQ", b"BRANCH_LT", b"LEAF"]),
+        wire_ints("nodes_truenodeids", np.where(leaf, 0, table.left)),
+        wire_ints("nodes_falsenodeids", np.where(leaf, 0, table.right)),
+        wire_ints("nodes_missing_value_tracks_true", np.where(leaf, 0, table.missing_left)),
+        wire_ints("target_treeids", tree[t_nodes]), wire_ints("target_nodeids", t_nodes), wire_ints("target_ids", t_ids),
+        wire_int("n_targets", int(forest.n_targets)),
+        wire_string("aggregate_function", V3_AGGREGATES[aggregate].encode()),
+        wire_string("post_transform", b"NONE"),
     ]
     if base is not None:
-        out.append(floats("base_values", base) if np.dtype(dtype) == np.float32 else
-                   AttributeProto(name="base_values_as_tensor", type=AttributeProto.TENSOR,
-                                  t=numpy_helper.from_array(np.asarray(base, np.float64), "base_values_as_tensor")))
+        out.append(wire_floats("base_values", base) if np.dtype(dtype) == np.float32 else
+                   wire_tensor("base_values_as_tensor", np.asarray(base, np.float64)))
     if np.dtype(dtype) == np.float32:
-        out += [floats("nodes_values", thr), floats("target_weights", t_w)]
+        out += [wire_floats("nodes_values", thr), wire_floats("target_weights", t_w)]
     else:
-        out += [AttributeProto(name="nodes_values_as_tensor", type=AttributeProto.TENSOR,
-                               t=numpy_helper.from_array(thr.astype(np.float64), "nodes_values_as_tensor")),
-                AttributeProto(name="target_weights_as_tensor", type=AttributeProto.TENSOR,
-                               t=numpy_helper.from_array(np.asarray(t_w, np.float64), "target_weights_as_tensor"))]
+        out += [wire_tensor("nodes_values_as_tensor", thr.astype(np.float64)),
+                wire_tensor("target_weights_as_tensor", np.asarray(t_w, np.float64))]
     return out
 
 
@@ -490,6 +558,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         return None
     family = choose_formulation([p for _, p in pending])
     used = set()
+    attach: dict[str, list[bytes]] = {}   # node name -> its serialized attributes, set once the graph is rebuilt
     new_nodes: dict[str, list[Any]] = {}  # node name -> the nodes that come right after it
     before: dict[str, list[Any]] = {}     # node name -> the nodes that come right before it
     negated: dict[tuple[str, int], str] = {}  # (input, width) -> the tensor [x, -x]
@@ -515,8 +584,8 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                                                                 [f"{out}_t{k}"], name=f"{node.name}_t{k}",
                                                                 domain=ML)
                     part.op_type = "TreeEnsembleRegressor"
-                    part.attribute.extend(attributes_v3(_trees_subset(forest, targets == k), dtype, aggregate=1,
-                                                        base=None if base is None else base[k:k + 1]))
+                    attach[part.name] = attributes_v3(_trees_subset(forest, targets == k), dtype, aggregate=1,
+                                                      base=None if base is None else base[k:k + 1])
                     parts.append(part)
                 node.output[0] = f"{out}_t0"
                 after = parts[1:] + [helper.make_node("Concat", [q.output[0] for q in parts], [out], axis=1,
@@ -525,7 +594,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             else:
                 node.op_type = "TreeEnsembleRegressor"
                 agg = 0 if p.average and aggregate == 1 else aggregate
-                node.attribute.extend(attributes_v3(forest, dtype, aggregate=agg, base=base))
+                attach[node.name] = attributes_v3(forest, dtype, aggregate=agg, base=base)
                 used.add(V3)
             new_nodes[node.name] = after
             continue
@@ -542,14 +611,14 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             out = f"{final}_sum"
             node.output[0] = out
         if not multi:
-            node.attribute.extend(attributes(forest, dtype, aggregate=aggregate))
+            attach[node.name] = attributes(forest, dtype, aggregate=aggregate)
             used.add("TreeEnsemble (ai.onnx.ml 5), one traversal per tree")
         elif aggregate == 1 and exact:  # leaf indices, then one gather of the leaf value table
             idx_f, idx = f"{out}_leafidx_f", f"{out}_leafidx"
             table_name, axes = f"{out}_leaf_values", f"{out}_tree_axis"
             node.output[0] = idx_f
             index_forest = Forest(**{**forest.__dict__, "n_targets": n_trees, "leaf_values": None})
-            node.attribute.extend(attributes(index_forest, dtype, aggregate=1))
+            attach[node.name] = attributes(index_forest, dtype, aggregate=1)
             graph.initializer.append(numpy_helper.from_array(forest.leaf_values.astype(dtype), table_name))
             if opset >= 13:
                 graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), axes))
@@ -565,7 +634,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             ]
             used.add("TreeEnsemble (ai.onnx.ml 5) leaf indices + Gather + ReduceSum, one traversal per tree")
         else:
-            node.attribute.extend(attributes(_tiled(forest), dtype, aggregate=aggregate))
+            attach[node.name] = attributes(_tiled(forest), dtype, aggregate=aggregate)
             used.add("TreeEnsemble (ai.onnx.ml 5), trees repeated per target")
         for i, (op, value) in enumerate(post):
             cname = f"{final}_{op.lower()}_const"
@@ -574,6 +643,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             after.append(helper.make_node(op, [out, cname], [nxt], name=f"{node.name}_{op.lower()}"))
             out = nxt
         new_nodes[node.name] = after
+    # the node list is rebuilt while the tree nodes are still small (appending a node copies it)
     if any(new_nodes.values()) or before:
         nodes = list(graph.node)
         del graph.node[:]
@@ -587,6 +657,13 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             dead = [n for n in graph.node if n.op_type == "Cast" and all(o not in read for o in n.output)]
             for n in dead:
                 graph.node.remove(n)
+    for n in graph.node:
+        if n.name in attach:
+            set_attributes(n, attach.pop(n.name))
+    if attach:
+        from ...errors import ConversionError
+
+        raise ConversionError(f"tree ensemble node(s) {sorted(attach)} left the graph before their attributes were set")
     return "; ".join(sorted(used))
 
 
