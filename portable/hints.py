@@ -48,6 +48,8 @@ class ColumnHint:
             when the model rejects it, None when unknown.
         nan_ok: the model accepts NaN in this column (missing values are routed or imputed).
         integer: the model's training data in this column were integers (feed integers only).
+        domain: (lo, hi), the values the model is defined on (a `np.log` or `np.sqrt` of the column: outside it the
+            result is NaN or infinite, which the model rejects or propagates); None when unrestricted.
     """
 
     lo: float | None = None
@@ -59,6 +61,13 @@ class ColumnHint:
     unseen_ok: bool | None = None
     nan_ok: bool = False
     integer: bool = False
+    domain: tuple[float, float] | None = None
+
+    def restrict(self, lo: float, hi: float) -> None:
+        """Narrow `domain` to [lo, hi] as well."""
+        if self.domain is not None:
+            lo, hi = max(lo, self.domain[0]), min(hi, self.domain[1])
+        self.domain = (float(lo), float(hi))
 
     def widen(self, lo: float, hi: float) -> None:
         if not (np.isfinite(lo) and np.isfinite(hi)):

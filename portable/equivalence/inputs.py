@@ -69,6 +69,7 @@ class Feature:
     from_data: bool = False  # the range came from data=, which wins over what the model says
     categorical: bool = False  # an encoder reads it: its values are categories
     rejects_unseen: bool = False  # the original says it rejects values outside its categories
+    domain: tuple[float, float] | None = None  # the values a model is defined on (InputHints: log, sqrt of it)
 
     def widen(self, lo: float, hi: float, *, data: bool = False) -> None:
         if not (np.isfinite(lo) and np.isfinite(hi)) or (self.from_data and not data):
@@ -176,6 +177,9 @@ class Plan:
     # values and the cloud writes nothing else (no known values, points or integer features), else None
     fast32: tuple[np.ndarray, np.ndarray] | None = None
     nan_feats: list[int] = field(default_factory=list)  # features whose NaN the model handles
+    # per feature, the values both models are defined on ([lo, hi] rows, -inf/inf where unrestricted), or None
+    # when no feature is restricted: generated values are clipped into it
+    domain: np.ndarray | None = None
     unseen_feats: list[int] = field(default_factory=list)  # features whose unseen values the model ignores
     columns: dict[str, slice | list[int]] = field(default_factory=dict)  # each slot's features
     batches: dict[str, int] = field(default_factory=dict)  # "original"/"converted" -> a fixed batch size
@@ -481,6 +485,9 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             f.widen(float(h.lo), float(h.hi))
         if h.nan_ok:
             f.nan_ok = True
+        if h.domain is not None:
+            lo, hi = h.domain if f.domain is None else (max(h.domain[0], f.domain[0]), min(h.domain[1], f.domain[1]))
+            f.domain = (lo, hi)
         if h.integer and not f.from_data:
             f.integer = True
         if h.unseen_ok:
@@ -656,6 +663,12 @@ def _finish(plan: Plan) -> None:
         elif f.hi - f.lo <= 0:
             w = max(1.0, abs(f.lo)) * 0.1
             f.lo, f.hi = f.lo - w, f.hi + w
+        if f.domain is not None and f.domain[0] <= f.domain[1]:  # the range inside the domain
+            dlo, dhi = f.domain
+            if not (f.lo < dhi and f.hi > dlo):  # no overlap: a range at the domain's nearer end
+                w = max(1.0, f.hi - f.lo)
+                f.lo, f.hi = (dlo, dlo + w) if f.hi <= dlo else (dhi - w, dhi)
+            f.lo, f.hi = max(f.lo, dlo), min(f.hi, dhi)
         if f.integer:
             f.lo, f.hi = float(np.floor(f.lo)), float(np.ceil(f.hi))
     plan.lo = np.array([0.0 if f.is_string else f.lo for f in plan.features])
@@ -666,10 +679,21 @@ def _finish(plan: Plan) -> None:
     plan.categories = [(i, np.asarray(f.values, dtype=object)) for i, f in enumerate(plan.features)
                        if f.is_string]
     plan.width, plan.mid = plan.hi - plan.lo, (plan.lo + plan.hi) / 2
+    restricted = [(i, f.domain) for i, f in enumerate(plan.features)
+                  if f.domain is not None and not f.is_string and f.domain[0] <= f.domain[1]]
+    plan.domain = None
+    if restricted:
+        plan.domain = np.stack([np.full(len(plan.features), -np.inf), np.full(len(plan.features), np.inf)])
+        for i, (dlo, dhi) in restricted:
+            plan.domain[:, i] = dlo, dhi
+        plan.sources.append("function domains for " + ", ".join(plan.features[i].label for i, _ in restricted))
     # the special rows' fixed values, rounded to the narrow dtype already
     plan.ends = _narrow(plan, np.stack([np.zeros(len(plan.lo)), plan.lo, plan.hi]))
     plan.far = _narrow(plan, np.stack([plan.mid + -1.0 * plan.width * FAR[:, None],
                                        plan.mid + 1.0 * plan.width * FAR[:, None]]))
+    if plan.domain is not None:
+        _clip_domain(plan, plan.ends)
+        _clip_domain(plan, plan.far)
     plan.any_integer = bool(plan.integer.any())
     plan.fast32 = None
     if plan.narrow == np.float32 and not plan.valued and plan.anchors is None and not plan.integer.any() and \
@@ -694,6 +718,21 @@ def _narrow(plan: Plan, values: np.ndarray) -> np.ndarray:
     """Values rounded to what the narrower float dtype holds (so both models see the same number)."""
     with np.errstate(over="ignore"):
         return values.astype(plan.narrow).astype(np.float64)
+
+
+def _clip_domain(plan: Plan, num: np.ndarray) -> None:
+    """`num`'s values clipped in place into the features' domains (`plan.domain`; NaN stays NaN). The domain's
+    ends are values the narrow dtype holds inside the domain."""
+    dom = plan.__dict__.get("_domain_narrow")
+    if dom is None:
+        with np.errstate(over="ignore"):
+            dom = plan.domain.astype(plan.narrow).astype(np.float64)
+        dom[0] = np.where(dom[0] < plan.domain[0], np.nextafter(dom[0].astype(plan.narrow), plan.narrow.type(np.inf)),
+                          dom[0])
+        dom[1] = np.where(dom[1] > plan.domain[1], np.nextafter(dom[1].astype(plan.narrow),
+                                                                plan.narrow.type(-np.inf)), dom[1])
+        plan.__dict__["_domain_narrow"] = dom
+    np.clip(num, dom[0], dom[1], out=num)
 
 
 def _cloud(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
@@ -740,6 +779,8 @@ def _cloud(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     if plan.any_integer:
         k = plan.integer
         num[:, k] = np.clip(np.round(num[:, k]), lo[k], hi[k])
+    if plan.domain is not None:  # the bump's tails and the points' noise stay where the models are defined
+        _clip_domain(plan, num)
     return b
 
 
@@ -1086,6 +1127,8 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
         if rows is not None:
             with np.errstate(over="ignore"):
                 rows[...] = rows.astype(plan.narrow)
+    if plan.domain is not None:
+        _clip_domain(plan, b.num)
     return b
 
 
@@ -1093,12 +1136,18 @@ def cloud_rows(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     """`n` random rows over the plan's ranges, rounded to the narrow dtype (integer features integers)."""
     b = _cloud(plan, n, rng)
     b.num[...] = _narrow(plan, b.num)
+    if plan.domain is not None:
+        _clip_domain(plan, b.num)
     return b
 
 
 def narrow_values(plan: Plan, values: np.ndarray) -> np.ndarray:
-    """Values as the narrower float dtype holds them (integer features rounded)."""
-    return _narrow(plan, values)
+    """Values as the narrower float dtype holds them (integer features rounded), inside the features' domains
+    when `values` are whole rows."""
+    out = _narrow(plan, values)
+    if plan.domain is not None and out.shape[-1:] == plan.domain.shape[1:]:
+        _clip_domain(plan, out)
+    return out
 
 
 # ---- hypothesis: shrinking a failure to a minimal counterexample ---------------------------------------

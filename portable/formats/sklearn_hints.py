@@ -57,6 +57,12 @@ def _spread(center: Any, scale: Any, k: float = 3.0) -> tuple[np.ndarray, np.nda
 
 
 # Where each estimator says its inputs live: (low, high) per input column, in the estimator's own units.
+# where an elementwise function of a FunctionTransformer is defined (finite): outside, scikit-learn rejects the NaN
+# or infinity it makes, or the model propagates it; the open ends are a step inside, so float32 keeps them inside
+_DOMAINS: dict[Any, tuple[float, float]] = {
+    np.log: (1e-30, np.inf), np.log2: (1e-30, np.inf), np.log10: (1e-30, np.inf), np.log1p: (-1 + 1e-6, np.inf),
+    np.sqrt: (0.0, np.inf), np.arcsin: (-1.0, 1.0), np.arccos: (-1.0, 1.0)}
+
 _RANGES: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
     "StandardScaler": lambda e: _spread(e.mean_, e.scale_),
     "RobustScaler": lambda e: _spread(e.center_, e.scale_),
@@ -404,6 +410,8 @@ class _Learner:
             self._categories(est, space)
         if isinstance(getattr(est, "vocabulary_", None), dict) and hasattr(est, "build_analyzer"):
             self._vocabulary(est, space)
+        if name == "FunctionTransformer":
+            self._domain(est, space)
         if name == "Binarizer":
             self._values(space, np.broadcast_to(float(est.threshold), space.cols.shape), "kinks", kink=True)
         if name == "KBinsDiscretizer" and hasattr(est, "bin_edges_"):
@@ -428,6 +436,18 @@ class _Learner:
                 break
 
     # -- recorders -------------------------------------------------------------------------------------------
+    def _domain(self, est: Any, space: _Space) -> None:
+        """The raw values a FunctionTransformer's elementwise function is defined on (`_DOMAINS`)."""
+        bounds = _DOMAINS.get(getattr(est, "func", None)) if not getattr(est, "kw_args", None) else None
+        if bounds is None:
+            return
+        k = np.arange(len(space.cols))
+        ends = np.stack([space.to_raw(k, np.full(len(k), b)) for b in bounds])  # a negative scale swaps them
+        for j, c in enumerate(space.cols):
+            if c >= 0 and space.a[j] != 0 and not np.isnan(ends[:, j]).any():
+                self.hints.column(self.col(c)).restrict(float(ends[:, j].min()), float(ends[:, j].max()))
+        self.hints.learned(f"the domain of {getattr(est.func, '__name__', 'a function')}")
+
     def _range(self, space: _Space, lo: Any, hi: Any, source: str) -> None:
         lo = np.broadcast_to(np.asarray(lo, float), space.cols.shape)
         hi = np.broadcast_to(np.asarray(hi, float), space.cols.shape)
