@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, not_certifiable
-from .program import Label, Program, _sigmoid, apply_blocks, blocks, vector_change
+from .program import Label, Program, _sigmoid, apply_blocks, blocks, l1norm_relative_change, stage_units, \
+    unit_relative, vector_change
 from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym, gamma
 
 
@@ -55,8 +56,33 @@ def propagate(pa: Program, pb: Program) -> tuple[list[np.ndarray], list[np.ndarr
         plo, phi = np.minimum(sa.lo, sb.lo), np.maximum(sa.hi, sb.hi)
         dz = d.total
         dzs.append(dz)
-        dh.append(np.minimum(vector_change(sa.act, dz, zlo, zhi, plo, phi), phi - plo))
+        change = np.minimum(vector_change(sa.act, dz, zlo, zhi, plo, phi), phi - plo)
+        if "l1norm" in sa.act and dzs[:-1]:
+            change = np.minimum(change, _l1norm_relative(pa, pb, len(dzs), dzs[-2], plo, phi))
+        dh.append(change)
     return dh, dzs
+
+
+def _l1norm_relative(pa: Program, pb: Program, k: int, dz_prev: np.ndarray, plo: np.ndarray,
+                     phi: np.ndarray) -> np.ndarray:
+    """Per unit of stage k (1-based), for its L1 normalisations of positive units of stage k - 1 (the same units,
+    coefficient 1, in both models): the exact outputs differ by at most 2 p (1 - p) r / (1 - r), r the units'
+    largest relative difference (|d log sigmoid|, |d log exp| <= |dz|; softmax: 2 max |dz| over its block);
+    elsewhere inf."""
+    space = pa.space
+    sa, sb = pa.stages[k - 1], pb.stages[k - 1]
+    prev = pa.stages[k - 2]
+    out = np.full(len(sa.lo), np.inf)
+    rel = unit_relative(prev.act, dz_prev, 0.0)
+    Pa, Pb = space.pad(sa.pre.C), space.pad(sb.pre.C)
+    i0 = 0
+    for act, n in blocks(sa.act, len(sa.lo)):
+        if act == "l1norm" and np.array_equal(Pa[i0:i0 + n], Pb[i0:i0 + n]):
+            units = stage_units(space, Sym(Pa[i0:i0 + n], np.zeros(n), k - 1), k - 1)
+            if units is not None and not np.any(np.isnan(rel[units])):
+                out[i0:i0 + n] = l1norm_relative_change(rel[units], plo[i0:i0 + n], phi[i0:i0 + n])
+        i0 += n
+    return out
 
 
 def relative_bound(pa: Program, pb: Program, oa: Sym, ob: Sym,
@@ -87,6 +113,7 @@ def relative_bound(pa: Program, pb: Program, oa: Sym, ob: Sym,
         cu[i0:i0 + n] = 2 * np.max(d) * np.exp(4 * np.max(d)) if act == "softmax" else d * np.exp(2 * d)
         i0 += n
     own = (st.rel_own + pb.stages[-1].rel_own) * float(np.exp(2 * np.max(dz)))
+    absown = st.abs_own + pb.stages[-1].abs_own
     unit_of = {}
     for m, vs in enumerate(space.monomials):
         if len(vs) == 1 and space.vars[vs[0]][0] == "h" and space.vars[vs[0]][1] == k:
@@ -112,9 +139,9 @@ def relative_bound(pa: Program, pb: Program, oa: Sym, ob: Sym,
         r[i] = own
         slack = float(np.sum(np.abs(A[i] - B[i])))  # the weights' difference, h in [0, 1]
         if len(nz) == 1 and slack == 0.0:
-            a[i] = (own + 4 * U32) if c0 == 1.0 else 0.0  # 1 - p adds its own rounding
+            a[i] = ((own + 4 * U32) if c0 == 1.0 else 0.0) + absown  # 1 - p adds its own rounding
         else:
-            a[i] = slack + (own if c0 == 1.0 else 0.0) + 2 * gamma(len(nz) + 2, U32) + 1e-9 * c[i]
+            a[i] = slack + (own if c0 == 1.0 else 0.0) + absown + 2 * gamma(len(nz) + 2, U32) + 1e-9 * c[i]
     return c, r, a
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .program import Label, Program, cat_to_sym, has_nan, sym_table
-from .symbolic import FUNC_ULPS, Cat, NotSymbolic, Space, Sym
+from .symbolic import FUNC_ULPS, U32, Cat, NotSymbolic, Space, Sym
 
 OPS: dict[str, Callable[..., list[Any]]] = {}
 F32 = "float32"
@@ -108,8 +108,8 @@ def read_onnx(proto: Any, space: Space, side: str) -> Program:
         if len(dims) > 2 and isinstance(val, Sym):
             val = Sym(val.C.reshape(tuple(dims[1:]) + (space.size,)), val.E.reshape(dims[1:]), 0,
                       None if val.nan is None else val.nan.reshape(dims[1:]))
-        if isinstance(val, Sym) and t.elem_type == 1:  # float64 values fed as float32: rounded on the way in
-            val.E = prog.u("float32") * prog.mag(val)
+        if isinstance(val, Sym) and t.elem_type == 1 and not space.exact_in(val.C, val.E, U32):
+            val.E = prog.u("float32") * prog.mag(val)  # float64 values fed as float32: rounded on the way in
         env[vi.name] = val
         dtypes[vi.name] = {1: "float32", 11: "float64", 7: "int64", 6: "int32", 8: "str", 9: "bool"}.get(
             t.elem_type, "float32")
@@ -372,14 +372,8 @@ def _normalizer(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
 @op("Relu", "Tanh", "Sigmoid", "Softmax", "Exp")
 def _act(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     if node.op_type == "Exp" and isinstance(ins[0], _LogSoftmax):
-        # exp(z - logsumexp z) = softmax z; the subtraction (and logsumexp's own rounding) errs by about
-        # (n + FUNC_ULPS) u (|z| + |logsumexp z|) before the exp: added to z's error
-        z = ins[0].s
-        n = z.shape[0]
-        mag = prog.mag(z)
-        lse = float(np.max(mag + z.E)) + float(np.log(n))
-        extra = (n + FUNC_ULPS + 2) * prog.u(dt) * (mag + z.E + lse)
-        return [prog.activate(Sym(z.C, z.E + extra, z.stage, z.nan), "softmax", dt)]
+        # exp(z - logsumexp z) = softmax z, with the log-sum-exp's rounding (Program.softmax_lse)
+        return [prog.softmax_lse(ins[0].s, dt)]
     s = _const(prog, ins[0])
     if node.op_type == "Softmax" and _axis(at.get("axis", -1), s) not in (-1, s.C.ndim - 2):
         raise NotSymbolic("a Softmax over an axis other than the last")
@@ -390,6 +384,8 @@ def _act(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
 def _identity(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     v = ins[0]
     if node.op_type == "Cast" and isinstance(v, Sym) and at.get("to") in (1,) and dt != F32:
+        if prog.space.exact_in(v.C, v.E, U32):  # integers below 2^24 (counts): exact in float32
+            return [v]
         return [prog.add(v, prog.const(np.zeros(v.shape)), F32)]  # rounding to float32
     if node.op_type == "Cast" and isinstance(v, Sym) and at.get("to") in (6, 7, 9):
         tab = sym_table(v, prog)  # integers from a categorical column: exact per category

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .symbolic import FUNC_ULPS, U32, U64, Cat, NotSymbolic, Space, Sym, const_sym, gamma
+from .symbolic import FUNC_ULPS, U32, U64, Cat, NotSymbolic, Space, Sym, binade, const_sym, gamma, sum_rounding
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "softmax", "l1norm", "exp", "identity")
 
@@ -28,6 +28,11 @@ class Stage:
     lo: np.ndarray  # this side's interval of the stage's outputs
     hi: np.ndarray
     rel_own: float = 0.0  # the relative rounding error of computing the act (and normalising its outputs again)
+    abs_own: float = 0.0  # an absolute rounding error of computing the act, beside the relative one (log-sum-exp)
+    #: per unit, the error bound E of the computed outputs (as activate returned them), and for positive units
+    #: (logistic, exp, softmax) the relative one: |computed / exact - 1| <= rel_out (NaN: none)
+    out_E: np.ndarray | None = None
+    rel_out: np.ndarray | None = None
 
 
 @dataclass
@@ -77,7 +82,10 @@ class Program:
         C = np.einsum("nm,nk->km", s.C, W)
         aW = np.abs(W)
         n = self.space.terms(s.C, s.E) if self.space.nonzero else W.shape[0]
-        E = aW.T @ s.E + gamma(n, self.u(dtype)) * (self.space.abs_dot(aW.T, s.C, self.side) + aW.T @ s.E)
+        carried = aW.T @ s.E
+        terms = aW * (self.mag(s) + np.broadcast_to(s.E, (W.shape[0],)))[:, None]  # [n, k]: |w x| at most
+        E = carried + sum_rounding(n, self.space.abs_dot(aW.T, s.C, self.side) + carried, self.u(dtype),
+                                   terms=terms)
         return Sym(C, E, s.stage, _nan_any(s, W.shape[1]))
 
     def add(self, a: Sym, b: Sym, dtype: Any, sign: float = 1.0) -> Sym:
@@ -86,7 +94,7 @@ class Program:
         C = a.C + sign * b.C
         E0 = a.E + b.E
         out = Sym(C, E0, stage, _nan_or(a, b, C.shape[:-1]))
-        out.E = np.broadcast_to(E0, C.shape[:-1]) + self.u(dtype) * self.mag(out)
+        out.E = np.broadcast_to(E0, C.shape[:-1]) + sum_rounding(2, self.mag(out) + E0, self.u(dtype), products=False)
         return out
 
     def scale(self, s: Sym, c: Any, dtype: Any) -> Sym:
@@ -182,8 +190,23 @@ class Program:
         return Sym(space.pad(C), E, 0)
 
     # -- stages ----------------------------------------------------------------------------------------------------
-    def activate(self, s: Sym, act: str, dtype: Any) -> Sym:
-        """End the current stage with `act` over the last axis of s (1-d); the outputs are new variables."""
+    def softmax_lse(self, s: Sym, dtype: Any) -> Sym:
+        """softmax(s) computed as exp(s - logsumexp(s)), the log-sum-exp shifted by the maximum
+        (m + log(sum exp(s - m)), m = max s: onnxruntime's and onnx's reference ReduceLogSumExp, scipy's
+        logsumexp under scikit-learn's naive Bayes `predict_proba`). Its rounding is not relative to |s| but
+        to the log-sum-exp L alone (lse_rounding): the outputs are softmax(s) (s with its own error E, carried
+        as for any softmax) times exp(eta) with |eta| <= lse_rounding, plus the subtraction's rounding
+        u |s_i - L| p_i <= u (1/e + |eta|) (absolute) and exp's own."""
+        s = s.padded(self.space)
+        if s.C.ndim != 2:
+            raise NotSymbolic(f"a softmax over a tensor of shape {s.shape}")
+        zlo, zhi = self.space.range(s.C, self.side)
+        return self.activate(s, "softmax", dtype, own=lse_softmax_rounding(zlo - s.E, zhi + s.E, self.u(dtype)))
+
+    def activate(self, s: Sym, act: str, dtype: Any, own: tuple[float, float] | None = None) -> Sym:
+        """End the current stage with `act` over the last axis of s (1-d); the outputs are new variables.
+        `own`: (relative, absolute) rounding of computing the act, when it is not the plain act's
+        (`own_relative`)."""
         if act not in ACTIVATIONS:
             raise NotSymbolic(f"the nonlinearity {act}")
         if act == "identity":
@@ -212,6 +235,16 @@ class Program:
         lo, hi = act_interval(act, zlo, zhi)
         E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
         rel = own_relative(act, len(lo), self.u(dtype))
+        if act == "l1norm":
+            rel_in = self._relative_inputs(s)
+            if rel_in is not None:  # a normalisation of positive units: their errors are relative
+                E = np.minimum(E, l1norm_relative_change(rel_in, lo, hi) + rel * np.maximum(np.abs(lo), np.abs(hi)))
+        absolute = 0.0
+        if own is not None:  # the act's own rounding replaced by the given one
+            E = act_error(act, zlo, zhi, s.E, lo, hi, 0.0) + own[0] * np.maximum(np.abs(lo), np.abs(hi)) + own[1]
+            rel, absolute = own
+        E = np.broadcast_to(E, lo.shape).astype(np.float64)
+        rel_out = unit_relative(act, np.broadcast_to(s.E, lo.shape), rel) if absolute == 0.0 else np.full(len(lo), np.nan)
         if sibling:
             # a nonlinearity beside the last one (another model of an ensemble, another fold of a calibration):
             # its units join that stage as a block
@@ -223,11 +256,14 @@ class Program:
             last.act = join_blocks(blocks(last.act, n0) + [(act, len(lo))])
             last.pre, last.lo, last.hi = pre, np.concatenate([last.lo, lo]), np.concatenate([last.hi, hi])
             last.rel_own = max(last.rel_own, rel)
+            last.abs_own = max(last.abs_own, absolute)
+            last.out_E = np.concatenate([last.out_E, E]) if last.out_E is not None else None
+            last.rel_out = np.concatenate([last.rel_out, rel_out]) if last.rel_out is not None else None
             st = len(self.stages)
         else:
             n0 = 0
             st = len(self.stages) + 1
-            self.stages.append(Stage(act, s, lo, hi, rel))
+            self.stages.append(Stage(act, s, lo, hi, rel, absolute, E, rel_out))
         idx = []
         for i in range(len(lo)):
             g = self.space.hidden_group(st, n0 + i, self.side, lo[i], hi[i])
@@ -237,6 +273,20 @@ class Program:
         C[np.arange(len(lo)), idx] = 1.0
         return Sym(C, E, st)
 
+
+    def _relative_inputs(self, s: Sym) -> np.ndarray | None:
+        """When each element of s (1-d) is one positive unit of the last stage (coefficient 1, no constant), with
+        no error beyond that unit's own: per element, the relative error bound of that unit; else None."""
+        units = stage_units(self.space, s, s.stage)
+        if units is None or s.stage > len(self.stages):
+            return None
+        st = self.stages[s.stage - 1]
+        if st.rel_out is None or st.out_E is None:
+            return None
+        rel = st.rel_out[units]
+        if np.any(np.isnan(rel)) or np.any(np.broadcast_to(s.E, rel.shape) > st.out_E[units] * (1 + 1e-9)):
+            return None
+        return rel
 
     def _nonnegative(self, s: Sym) -> bool:
         """Each element of s is a nonnegative combination of outputs of the last stage that are >= 0 exactly and
@@ -418,6 +468,76 @@ def own_relative(act: str, n: int, u: float) -> float:
     if "[" in act:
         return max(own_relative(a, k, u) for a, k in blocks(act, n))
     return 0.0 if act == "relu" else ((n + FUNC_ULPS) if act in ("softmax", "l1norm") else FUNC_ULPS) * u
+
+
+def stage_units(space: Space, s: Sym, k: int) -> np.ndarray | None:
+    """The units of stage k (1-based) that the elements of s (1-d) are, each exactly one with coefficient 1 and
+    no constant term; None otherwise."""
+    if not k or s.stage != k or s.C.ndim != 2:
+        return None
+    C = space.pad(s.C)
+    units = []
+    for row in C:
+        nz = np.nonzero(row)[0]
+        if len(nz) != 1 or nz[0] == 0 or row[nz[0]] != 1.0 or len(space.monomials[nz[0]]) != 1:
+            return None
+        key = space.vars[space.monomials[nz[0]][0]]
+        if key[0] != "h" or key[1] != k:
+            return None
+        units.append(key[2])
+    return np.asarray(units, dtype=np.int64)
+
+
+def unit_relative(act: str, dz: np.ndarray, rel_own: float) -> np.ndarray:
+    """Per unit of a stage, a bound on |act(z') / act(z) - 1| (computed with relative rounding rel_own) when
+    |z' - z| <= dz, for positive units: |d log sigmoid(z)| = (1 - sigmoid) |dz| <= |dz|, |d log exp(z)| = |dz|,
+    |d log softmax_i| <= |dz_i| + max |dz| over its block. NaN for units with no relative bound."""
+    out, i = [], 0
+    dz = np.asarray(dz, dtype=np.float64)
+    for a, k in blocks(act, len(dz)):
+        d = dz[i:i + k]
+        if a in ("sigmoid", "exp"):
+            out.append(np.expm1(d + rel_own) * (1 + 1e-9))
+        elif a == "softmax":
+            out.append(np.expm1(d + np.max(d) + rel_own) * (1 + 1e-9))
+        else:
+            out.append(np.full(k, np.nan))
+        i += k
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def l1norm_relative_change(rel: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """A bound on |p'_i - p_i| for p = v / sum(v), p' = v' / sum(v'), v > 0, when |v'_j / v_j - 1| <= rel_j (one
+    normalised block; lo, hi: p's interval): p'_i / p_i = (1 + r_i) / (1 + sum_j p_j r_j), and
+    |r_i - sum_j p_j r_j| <= 2 (1 - p_i) max r, so |p'_i - p_i| <= 2 p_i (1 - p_i) max r / (1 - max r)."""
+    r = float(np.max(rel)) if len(rel) else 0.0
+    if not r < 0.5:
+        return np.full(len(lo), np.inf)
+    q = np.where((lo <= 0.5) & (hi >= 0.5), 0.25, np.maximum(lo * (1 - lo), hi * (1 - hi)))
+    return 2 * q * r / (1 - r) * (1 + 1e-9)
+
+
+def lse_rounding(zlo: np.ndarray, zhi: np.ndarray, u: float) -> float:
+    """A bound on |L' - lse(z')| where L' = fl(m + fl(log(fl(sum fl(exp(fl(z'_i - m))))))), m = max z' (z' the
+    float values in [zlo, zhi], n of them): each term exp(x (1 + d)) (1 + d') with x <= 0 errs by at most
+    exp(x) (u |x| + F u) <= u / e + F u exp(x); the sum S in [1, n] of n such terms adds gamma_(n-1) S, so
+    S' = S (1 + e_S) with |e_S| <= (n / e + F + n - 1) u (first order, inflated); log adds |log(1 + e_S)| and
+    its own F u |log S'|; the final addition u |L'|, |L'| <= max(|max zlo|, |max zhi| + log n) + the rest."""
+    n = len(zlo)
+    e_s = gamma(n - 1, u) + (n / np.e + FUNC_ULPS) * u * (1 + 2 * FUNC_ULPS * u)
+    e_log = -np.log1p(-e_s) + FUNC_ULPS * u * (np.log(n) + e_s + 1e-300)
+    big = max(abs(float(np.max(zlo))), abs(float(np.max(zhi)) + np.log(n))) + e_log
+    last = (u - U64) * float(binade(big * (1 + u) * (1 + 1e-9))) + U64 * big  # fl(log S' + m)
+    return float((e_log + last) / (1 - u) * (1 + 1e-9))
+
+
+def lse_softmax_rounding(zlo: np.ndarray, zhi: np.ndarray, u: float) -> tuple[float, float]:
+    """(relative, absolute) rounding of exp(fl(z_i - L')) (L' the computed log-sum-exp, `lse_rounding`) against
+    softmax(z) for float z in [zlo, zhi]: q_i = softmax(z)_i exp(-eta) exp(d (z_i - L')) (1 + d'), |d| <= u,
+    |d'| <= F u; p_i u |z_i - L'| = u p_i |log p_i - eta| <= u (1/e + |eta|) is the absolute part."""
+    eta = lse_rounding(zlo, zhi, u)
+    rel = float(np.expm1(eta + FUNC_ULPS * u)) * (1 + 1e-6)
+    return rel, u * (1 / np.e + eta) * (1 + rel) * (1 + 1e-6)
 
 
 def act_error(act: str, zlo: np.ndarray, zhi: np.ndarray, E: np.ndarray, lo: np.ndarray, hi: np.ndarray,

@@ -399,7 +399,8 @@ def _gaussian_nb(prog: Program, est: Any, x: Any) -> dict[str, Any]:
         const = np.log(est.class_prior_[c]) - 0.5 * np.sum(np.log(2.0 * np.pi * var[c]))
         jll.append(prog.add(tot, prog.const(np.array([const])), F64))
     j = _concat_values(prog, jll, -1)
-    return {"label": Label(j, np.asarray(est.classes_)), "probabilities": prog.activate(j, "softmax", F64)}
+    # predict_proba is exp(jll - logsumexp(jll)) (scipy's logsumexp, shifted by the maximum)
+    return {"label": Label(j, np.asarray(est.classes_)), "probabilities": prog.softmax_lse(j, F64)}
 
 
 @reads("MultinomialNB", "ComplementNB", "BernoulliNB", "CategoricalNB", final=True)
@@ -417,7 +418,8 @@ def _discrete_nb(prog: Program, est: Any, x: Any) -> dict[str, Any]:
         b = b + neg.sum(axis=1)
         W = W - neg
     j = prog.add(prog.matmul(s, W.T, F64), prog.const(b), F64)
-    return {"label": Label(j, np.asarray(est.classes_)), "probabilities": prog.activate(j, "softmax", F64)}
+    # predict_proba is exp(jll - logsumexp(jll)) (scipy's logsumexp, shifted by the maximum)
+    return {"label": Label(j, np.asarray(est.classes_)), "probabilities": prog.softmax_lse(j, F64)}
 
 
 _ACT = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity", "softmax": "softmax"}

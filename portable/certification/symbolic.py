@@ -61,6 +61,36 @@ class NotSymbolic(Exception):
     """The model (or this part of it) has no reading in these terms: the method does not apply."""
 
 
+def binade(M: Any) -> Any:
+    """2^floor(log2 M) elementwise (0 where M is 0): a rounding to nearest of a value of magnitude at most M errs
+    by at most u times this (half an ulp of M's binade; a value rounded up to 2^(e+1) came from below it)."""
+    M = np.asarray(M, dtype=np.float64)
+    _, e = np.frexp(M)  # M = f 2^e, f in [0.5, 1): exact
+    return np.where(M > 0, np.ldexp(1.0, e - 1), 0.0)
+
+
+def sum_rounding(n: int, M: Any, u: float, products: bool = True, terms: Any = None) -> Any:
+    """A bound on the rounding error of a dot product (or sum) of at most n nonzero terms, in any order, whose
+    terms' absolute values sum to at most M (u: the model's unit roundoff plus the analysis's float64 one). The
+    error is the sum of the operations' local errors (additions carry them unchanged): the products' at most
+    u sum|terms| <= u M, and the at most n - 1 additions of nonzero values', each u times the binade of its
+    result, at most M (1 + gamma_n) in magnitude. Never above gamma_n M; up to 2x below it."""
+    uu = max(u - U64, 0.0)
+    M = np.asarray(M, dtype=np.float64)
+    g = gamma(n, u)
+    P = binade(M * (1 + g) * (1 + 1e-9))
+    tiny = 2.0 ** -149 if uu >= U32 / 2 else 2.0 ** -1074  # a subnormal result errs by half its spacing
+    adds = max(n - 1, 0) * P
+    if terms is not None and n > 1:
+        # in any order (a sequence or a tree of additions), the i-th largest addition sums at most n - i + 1
+        # nonzero terms, so its result is at most the sum of the n - i + 1 largest terms' magnitudes T
+        T = np.cumsum(-np.sort(-np.asarray(terms, dtype=np.float64), axis=0), axis=0)[1:n]  # sizes 2..n
+        T = np.minimum(T, M)
+        adds = np.minimum(adds, binade(T * (1 + g) * (1 + 1e-9)).sum(axis=0))
+    out = (uu * ((M if products else 0.0) + adds) + U64 * n * M + n * tiny) / (1 - n * u)
+    return np.minimum(out, g * M + n * tiny) if np.all(np.isfinite(M)) else g * M
+
+
 def gamma(n: int, u: float) -> float:
     """The standard forward error constant of an n-term dot product: n u / (1 - n u) (Higham, Thm 3.1)."""
     return n * u / (1.0 - n * u)
@@ -101,6 +131,8 @@ class Space:
         #: a dot product over them adds at most K nonzero terms, and only those round (x + 0 is exact)
         self.nonzero: list[tuple[frozenset, int]] = []
         self.funcs_of: dict[Any, list[int]] = {}  # column -> its function variables (`func_var`)
+        #: columns that take integer values only (a CountVectorizer's counts), though their box is an interval
+        self.integral: set[Any] = set()
 
     # -- variables and monomials --------------------------------------------------------------------------------
     def var(self, key: tuple, group: int) -> int:
@@ -134,6 +166,8 @@ class Space:
             if dc.lo is None or dc.hi is None or not (np.isfinite(dc.lo) and np.isfinite(dc.hi)):
                 raise NotSymbolic(f"the domain's column {col[0]}[{col[1]}] is not a finite interval")
             g = Group("numeric", col, lo=float(dc.lo), hi=float(dc.hi), nan=dc.nan, integer=dc.integer)
+            if dc.integer:
+                self.integral.add(col)
             if dc.integer and np.ceil(dc.lo) <= np.floor(dc.hi) and np.floor(dc.hi) - np.ceil(dc.lo) < MAX_ENUM:
                 # few integers: each is a point of the group (an encoder may read them as categories)
                 g.categories = [int(k) for k in np.arange(np.ceil(dc.lo), np.floor(dc.hi) + 1)]
@@ -363,6 +397,18 @@ class Space:
             prods = [la * lb, la * hb, ha * lb, ha * hb]
             total += np.maximum(c * min(prods), c * max(prods))
         return total, arg, exact
+
+    def exact_in(self, C: np.ndarray, E: Any, u: float) -> bool:
+        """Every polynomial of C is an integer combination of integral columns plus an integer, with no error,
+        and its magnitude is below 1 / u: rounding it to that precision is exact."""
+        C = self.pad(np.atleast_2d(C)).reshape(-1, self.size)
+        if np.any(np.asarray(E) != 0) or np.any(C != np.round(C)):
+            return False
+        for m in np.nonzero(C[:, 1:].any(axis=0))[0] + 1:
+            vs = self.monomials[m]
+            if len(vs) != 1 or self.vars[vs[0]][0] != "x" or self.vars[vs[0]][1] not in self.integral:
+                return False
+        return bool(np.all(self.magnitude(C) < 1.0 / u))
 
     def _coupled_id(self, g: Group, monos: Any) -> frozenset | None:
         """The column set (a ball's, a sparsity's) a numeric group belongs to, when its only monomial is its

@@ -232,6 +232,8 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
             space.balls.append(ball)
         most = int(np.max((want != 0).sum(axis=1), initial=1))
         space.nonzero.append((frozenset((cut, j) for j in range(want.shape[1])), most))
+        if type(trans).__name__ == "CountVectorizer":  # counts (or 0/1): integers for every document
+            space.integral.update((cut, j) for j in range(want.shape[1]))
         space.cuts = {id(trans): (cut, want.shape[1]), "inputs": (text_input,)}
         pa = read_sklearn(original, space, "original")
         pb = read_onnx(sub_proto, space, "converted")
