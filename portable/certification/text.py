@@ -30,6 +30,7 @@ from .symbolic import NotSymbolic
 METHOD = "text"
 VECTORIZERS = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
 MAX_DOCS = 64  # documents of the domain used to find the vectorizer's output in the graph
+CONCATENATIONS = 256  # documents made of several of the domain's, tried to verify a refutation
 ASSUMPTION = ("the text vectorizer (tokenization, n-grams, vocabulary, idf weights, row normalisation) is assumed "
               "to give the same vector in both models for every document (it did on the {n} documents of the "
               "domain tried, to {err:.2g}); the bound covers everything after it, over the box of its outputs "
@@ -270,14 +271,18 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
 
 
 def _candidate_documents(trans: Any, docs: list[str], ctx: Context, text_input: str) -> list[dict[str, np.ndarray]]:
-    """Documents to verify a refutation on: the domain's, and each vocabulary term alone (once and repeated)."""
+    """Documents to verify a refutation on: the domain's, each vocabulary term alone (once and repeated), and
+    concatenations of 2 to 8 of the domain's documents."""
     vec = trans.steps[0][1] if type(trans).__name__ == "Pipeline" else trans
     terms: list[str] = []
     vocab = getattr(vec, "vocabulary_", None)
     if vocab:
         terms = [str(t) for t in vocab]
     extra = terms + [" ".join([t] * 3) for t in terms]
-    batch = list(docs) + extra
+    # longer documents made of the domain's: larger counts reach the float32 rounding of long sums
+    rng = np.random.default_rng(0)
+    joined = [" ".join(rng.choice(docs, int(k))) for k in rng.integers(2, 9, CONCATENATIONS)] if docs else []
+    batch = list(docs) + extra + joined
     out = []
     for i in range(0, len(batch), 512):
         rows = np.asarray(batch[i:i + 512], dtype=object).reshape(-1, 1)
