@@ -116,6 +116,7 @@ def run() -> str:
                      f"{t_cert / t_check:.2f}x", _status(result)])
         print(f"  {name}: {t_cert / t_check:.2f}x {_status(result)}", file=sys.stderr, flush=True)
     n_cert = sum(1 for r in rows if "not certifiable" not in r[5] and "refuted" not in r[5])
+    missing = [r[0] for r in rows if "not certifiable" in r[5] or "refuted" in r[5]]
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     ordered = sorted(ratios)
     head = ("## Certification time vs the sampled check (issue 19, bench_certify)\n\n"
@@ -131,10 +132,12 @@ def run() -> str:
             "the box, per-operation float rounding bounds, logistic/softmax/hidden layers crossed with their "
             "slopes; calibrations, soft voting and stacking as stages of parallel blocks), `text` (everything after "
             "the vectorizer, over its outputs: the unit ball of normalised rows and the most distinct terms of the "
-            "data's documents; the vectorizer itself is assumed to agree, as the sampled check tests). Not "
-            "certifiable, with the reason in the certificate: RBF SVMs (the worst-case float32 rounding over "
-            "hundreds of support vectors exceeds the tolerance), k-NN (no reading), the XGBoost 100-tree "
-            "classifier's float32 sum, naive Bayes over raw counts in float32 (log-sum-exp rounding).\n\n")
+            "data's documents; the vectorizer itself is assumed to agree, as the sampled check tests). Rounding: "
+            "dot products by the binades of their partial sums, softmax through a max-shifted log-sum-exp by the "
+            "log-sum-exp's own rounding, L1 normalisations of logistic units by relative errors. Not certified "
+            f"on every output ({', '.join(missing) or 'none'}), with the reason in the certificate: RBF SVM "
+            "classifiers (the float32 kernel's worst-case rounding over the support vectors exceeds the "
+            "tolerance), k-NN and SVC's multiclass Platt probabilities (no reading).\n\n")
     return head + table(["model", "dtype", "certify", "check (1000)", "certify / check", "certificate"], rows)
 
 
