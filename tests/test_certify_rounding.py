@@ -205,3 +205,25 @@ def test_multiclass_sigmoid_calibration_bound_is_sound(seed, classes, logistic):
     observed = float(np.max(np.abs(np.asarray(model.run(feeds)["probabilities"], float) -
                                    np.asarray(art.run(feeds)["probabilities"], float))))
     assert cert.bound >= observed, (cert.status, cert.bound, observed)
+
+
+def test_float32_char_ngram_naive_bayes_is_refuted_on_a_document():
+    """Char n-gram counts make log-likelihoods in the thousands: on long documents near p = 0.5 the float32
+    conversion's probabilities move by more than the tolerance. The certificate is refuted, and its
+    counterexample is a real document on which scikit-learn and onnxruntime differ beyond the tolerance."""
+    from . import pipelines
+
+    est, df, _ = pipelines.build("text_char_ngrams_naive_bayes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+        result = portable.certify(est, art, data=df)
+    cert = result.certificates["probabilities"]
+    assert cert.status == REFUTED and cert.counterexample["verified"], (cert.status, cert.reason)
+    col = df.columns[0]
+    doc = np.asarray(cert.counterexample["inputs"][col], dtype=object).reshape(-1)
+    import pandas as pd
+
+    pa = est.predict_proba(pd.DataFrame({col: doc}))
+    pb = art.run({col: doc.reshape(-1, 1)})["probabilities"]
+    assert float(np.max(np.abs(np.asarray(pa, float) - np.asarray(pb, float)))) > cert.tolerance

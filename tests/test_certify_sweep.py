@@ -30,8 +30,14 @@ CERTIFIED = {
     "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_count_stop_words_limits",
     "text_count_tfidf_transformer", "text_char_wb_ngrams", "text_hashing_sgd",
     "text_word_bigrams_stop_words_beside_numbers", "text_hashing_char_wb_ridge", "text_beside_numeric_columns",
-    "text_tfidf_on_documents",
+    "text_tfidf_on_documents", "text_count_naive_bayes", "text_count_complement_nb_on_series",
+    # kernels: float32 rounding within the tolerance
+    "svr",
 }
+#: conversions shipped in float32 (the sampled check passes) that really differ: refuted with a counterexample
+#: both models reproduce (char n-gram naive Bayes: log-likelihoods in the thousands on long documents, whose
+#: float32 rounding moves probabilities near 0.5 by about 7e-4)
+WRONG = {"text_char_ngrams_naive_bayes"}
 
 
 def test_sweep():
@@ -39,7 +45,7 @@ def test_sweep():
     from benchmarks.certify_sweep import sweep
 
     rows = {r["name"]: r for r in sweep()}
-    assert not [n for n, r in rows.items() if r["status"] == "refuted"]
+    assert not [n for n, r in rows.items() if r["status"] == "refuted" and n not in WRONG]
     missing = {n: {o: (c["status"], c["reason"]) for o, c in rows[n]["outputs"].items()}
                for n in CERTIFIED if rows.get(n, {}).get("status") != "certified"}
     assert not missing, missing
