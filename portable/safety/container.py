@@ -38,6 +38,9 @@ class Container:
         return f"pickle, {self.compression}-compressed (joblib)" if self.compression else "pickle"
 
 
+_PICKLE = Container("pickle")
+
+
 def read_bytes(path: Path) -> bytes:
     with open_file(path) as file:
         try:
@@ -94,6 +97,8 @@ def _prefixes() -> list[tuple[str, bytes]]:
 
 def sniff(path: Path, data: bytes) -> Container:
     """Classify `data` (the bytes of `path`); raises InputError for files that cannot hold a pickle."""
+    if data[:1] == b"\x80":  # pickle's PROTO opcode: no compressor's or other format's magic starts with it
+        return _PICKLE
     if data.startswith(_ZIP):
         import zipfile
 

@@ -306,6 +306,7 @@ def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
     trees costs about as much as one tree); a tree that fails is then checked alone for the message."""
     try:
         nodes_list, counts, feats = [], [], []
+        dtype = None
         for tree, _entry, owner in found:
             n, cap = tree.node_count, tree.capacity
             nf = tree.n_features
@@ -316,25 +317,68 @@ def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
             nodes = tree.__getstate__()["nodes"]  # a view of the tree's own node buffer (no copy)
             if len(nodes) != n:
                 raise IndexError
+            if nodes.dtype is not dtype:  # one dtype object for every tree (scikit-learn's NODE_DTYPE)
+                if dtype is not None or not _node_layout(nodes.dtype):
+                    raise TypeError
+                dtype = nodes.dtype
             nodes_list.append(nodes)
             counts.append(n)
             feats.append(nf)
-        nodes = _concat_records(nodes_list)
-        counts_a = np.asarray(counts, np.int64)
-        left, right, feature = nodes["left_child"], nodes["right_child"], nodes["feature"]
-        leaf = left == -1
-        ok = bool(np.array_equal(right == -1, leaf)) and int(nodes["missing_go_to_left"].max()) <= 1
-        if ok:
-            internal = ~leaf
-            f = feature[internal]
-            ok = bool(f.size == 0 or (f.min() >= 0 and (f < _per_node(feats, counts_a, internal)).all()))
-        ok = ok and _links_ok(left, right, leaf, counts_a)
+        ok = _node_links_ok(nodes_list, np.asarray(counts, np.int64), feats)
     except (IndexError, ValueError, KeyError, TypeError):
         ok = False
     if ok:
         return
     for tree, entry, owner in found:
         _tree(tree, entry.path(), owner)
+
+
+def _node_layout(dtype: np.dtype) -> bool:
+    """scikit-learn's tree node record as `_node_links_ok` reads it: 64 bytes, native int64 children and feature
+    at bytes 0, 8 and 16, the missing-values flag a byte at 56."""
+    f = dtype.fields or {}
+    i8 = np.dtype(np.int64)
+    return dtype.itemsize == 64 and all(name in f and f[name][0] == i8 and f[name][1] == off for name, off in (
+        ("left_child", 0), ("right_child", 8), ("feature", 16))) and "missing_go_to_left" in f and \
+        f["missing_go_to_left"][0] == np.dtype(np.uint8) and f["missing_go_to_left"][1] == 56
+
+
+def _node_links_ok(nodes_list: list[np.ndarray], counts: np.ndarray, feats: list[int]) -> bool:
+    """The fast acceptance test for many trees' node records (`_node_layout`): leaves have neither child, the
+    missing-values flag is 0 or 1, each internal node's feature lies in [0, n_features) and its children after it
+    inside its own tree, and every node but each tree's root has exactly one parent (so each tree is a tree: in
+    range, acyclic, all nodes reachable). The records are copied once as 64-bit words and their three first words
+    once more as columns; nothing indexes the records by field. False means "check each tree alone"."""
+    words = np.concatenate([a.view(np.int64) for a in nodes_list]).reshape(-1, 8)
+    if int(words.view(np.uint8)[:, 56].max()) > 1:
+        return False
+    left, right, feature = np.ascontiguousarray(words[:, :3].T)
+    del words
+    n = len(left)
+    leaf = left == -1
+    if not np.array_equal(right == -1, leaf):
+        return False
+    nf = np.asarray(feats)
+    # an internal node's feature in [0, n_features): as unsigned words, a negative one is past any n_features
+    bound = nf[0] if (nf == nf[0]).all() else np.repeat(nf, counts).astype(np.uint64)
+    if not ((feature.view(np.uint64) < np.uint64(bound) if np.ndim(bound) == 0 else feature.view(np.uint64) < bound)
+            | leaf).all():
+        return False
+    starts = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    start = np.repeat(starts, counts)
+    end = start + np.repeat(counts, counts)
+    idx = np.arange(n)
+    left += start  # global indices of the children (a leaf's -1 becomes its tree's start - 1: masked below)
+    right += start
+    inside = (left > idx) & (left < end) & (right > idx) & (right < end)
+    if not (inside | leaf).all():
+        return False
+    np.copyto(left, n, where=leaf)  # leaves count their "children" in a bin past the end
+    np.copyto(right, n, where=leaf)
+    parents = np.bincount(left, minlength=n + 1)[:n] + np.bincount(right, minlength=n + 1)[:n]
+    parents[starts] += 1  # no node points at a root (children lie after their parent): roots count one too
+    return bool((parents == 1).all())
 
 
 def _tree(tree: Any, where: str, owner: Any) -> None:

@@ -280,7 +280,7 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
 
 
 def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any, list[str]]:
-    head = read_head(path, file)
+    head = read_head(path, file, _HEAD)
     if head.startswith(b"PK"):
         data = read_bytes(path)
         container = sniff(path, data)
@@ -297,7 +297,7 @@ def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any
         was = gc.isenabled()
         gc.disable()
         try:
-            obj = _load_pickle(path, file, container, trust)
+            obj = _load_pickle(path, file, container, trust, head)
         finally:
             if was:
                 gc.enable()
@@ -308,7 +308,7 @@ def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any
 TRUSTED_NATIVE = ("ctypes.",)
 
 
-def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple[str, ...]) -> Any:
+def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple[str, ...], head: bytes) -> Any:
     """One checked pass over the file (`onepass`) for plain pickles; joblib's unpickler with the same table for
     joblib files and for loads with `trust` (whose trusted objects are opaque to the table), followed by a walk."""
     session = None
@@ -318,7 +318,7 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
             walk = True
             if container.compression or trust:
                 obj = _joblib_load(open_file_stream(path, file, container), trust)
-            elif _names_joblib_wrapper(file):  # a joblib.dump file: straight to joblib's unpickler
+            elif _names_joblib_wrapper(head):  # a joblib.dump file: straight to joblib's unpickler
                 obj = _joblib_load(file, trust)
             else:
                 try:
@@ -365,12 +365,14 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
     return obj
 
 
-def _names_joblib_wrapper(file: IO[bytes]) -> bool:
-    """Whether the first 64 KiB of the stream name joblib's array wrapper (joblib.dump writes it with the first
-    array). Only a shortcut: a plain pickle that merely contains the words goes through joblib's unpickler with the
-    same table, and a joblib file that names it later is restarted there by the checked pass."""
-    head = file.read(1 << 16)
-    file.seek(0)
+#: How much of the file is read first: enough to tell its kind, and to see whether joblib.dump wrote it.
+_HEAD = 1 << 16
+
+
+def _names_joblib_wrapper(head: bytes) -> bool:
+    """Whether the first 64 KiB of the stream (`head`) name joblib's array wrapper (joblib.dump writes it with the
+    first array). Only a shortcut: a plain pickle that merely contains the words goes through joblib's unpickler
+    with the same table, and a joblib file that names it later is restarted there by the checked pass."""
     return b"NumpyArrayWrapper" in head
 
 

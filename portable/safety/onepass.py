@@ -46,6 +46,7 @@ _ident = object.__hash__
 _rc = sys.getrefcount
 
 _tls = threading.local()
+_anew = object.__new__
 #: One checked pass at a time: stand-ins are shared between loads, and the leftover check counts references.
 _LOCK = threading.RLock()
 
@@ -105,14 +106,40 @@ class _ReconstructStandIn(_StandIn):
     for the one shape numpy writes; any other goes through the table itself (which refuses it with its reason)."""
 
     def __new__(cls, *args: Any) -> Any:
-        if len(args) == 3 and args[0] is _NDARRAY[1] and type(args[1]) is tuple and len(args[1]) == 1 and \
-                type(args[1][0]) is int and args[1][0] == 0 and type(args[2]) is bytes:
-            p = _ArrayProxy(cls._target(_NDARRAY[0], args[1], args[2]))
-            _tls.session.proxies.append(p)
+        if args == _STD[0] and type(args[1][0]) is int:  # (ndarray, (0,), b'b'); False == 0 but is no shape
+            p = _anew(_ArrayProxy)
+            p.obj = _RECONSTRUCT[0](_NDARRAY[0], _ZERO, _B)
+            p.built = False
+            _APPEND[0](p)
             return p
         return _tls.session.call(cls, args)
 
 
+_ZERO, _B = (0,), b"b"
+#: numpy's own `_reconstruct` arguments with ndarray's stand-in (set by `load`, with the function itself).
+_STD: list[Any] = [None]
+_RECONSTRUCT: list[Any] = [None]
+#: The running pass's `proxies.append` (one pass at a time: `_LOCK`).
+_APPEND: list[Any] = [None]
+
+
+class _ScalarStandIn(_StandIn):
+    """numpy's `scalar(dtype, bytes)`: the table's rule (`World.check_call`) inlined for a number over a validated
+    dtype (bool, integer, float, complex: no objects, no fields), which gives the real numpy scalar at once -- a
+    value with nothing to check or swap later; anything else goes through the table."""
+
+    def __new__(cls, *args: Any) -> Any:
+        if len(args) == 2:
+            d, raw = args
+            if type(d) is _DtypeProxy and type(raw) is bytes:
+                dt = d.obj
+                if dt.kind in _NUMBER_KINDS and len(raw) == dt.itemsize and not dt.hasobject:
+                    d.used = True
+                    return cls._target(dt, raw)
+        return _tls.session.call(cls, args)
+
+
+_NUMBER_KINDS = frozenset("biufc")
 _STANDINS: dict[int, tuple[Any, type]] = {}
 
 
@@ -121,7 +148,8 @@ def stand_in(obj: Any) -> type:
     if got is not None and got[0] is obj:
         return got[1]
     role = role_of(obj)
-    base = {"py_class": _PyClassStandIn, "reconstruct": _ReconstructStandIn}.get(role or "", _StandIn)
+    base = {"py_class": _PyClassStandIn, "reconstruct": _ReconstructStandIn, "scalar": _ScalarStandIn}.get(
+        role or "", _StandIn)
     body = {"_target": obj, "_role": role, "__slots__": ()}
     if role == "py_class":
         body["_hooked"] = _py_info(obj)[0]
@@ -156,7 +184,7 @@ class _Proxy:
 
 
 class _DtypeProxy(_Proxy):
-    __slots__ = ("used", "code")
+    __slots__ = ("used", "code", "size")  # size: the itemsize, -1 when the dtype holds objects
     kind = "dtype"
 
 
@@ -175,16 +203,15 @@ class _ArrayProxy(_Proxy):
             if type(dtype) is _DtypeProxy and type(raw) is bytes and type(fortran) is bool and \
                     type(shape) is tuple and len(shape) <= 32:
                 dtype.used = True
-                d = dtype.obj
-                if not d.hasobject:
-                    n = d.itemsize
+                n = dtype.size
+                if n >= 0:
                     for k in shape:
-                        if type(k) is not int or k < 0 or k >= _SHAPE_MAX:
+                        if type(k) is not int or not 0 <= k < _SHAPE_MAX:
                             n = -1
                             break
                         n *= k
                     if n == len(raw) and n <= MAX_ARRAY_BYTES:
-                        self.obj.__setstate__((version, shape, d, fortran, raw))
+                        self.obj.__setstate__((version, shape, dtype.obj, fortran, raw))
                         return
         _build_array(_tls.session, self, state)
 
@@ -222,7 +249,7 @@ def _hook(obj: Any, state: Any) -> None:
                 state[k] = _swap_tuple(v, obj, s, 1)
             elif t in needs:
                 state[k] = s.fix(v, obj, 1)
-    _hooked, setstate, record = _py_info(type(obj))
+    _hooked, setstate, record = _PYINFO[type(obj)]
     if setstate is not None:
         setstate(obj, state)
     else:
@@ -270,7 +297,12 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
         _NEEDS[0] = _NEEDS[0] | {cls}
     elif mod.startswith("sklearn."):
         record = "estimator"
+    _PYINFO[cls] = (hooked, setstate, record)
     return hooked, setstate, record
+
+
+#: `_py_info` of the classes met so far, read by the BUILD hook without lru_cache's call.
+_PYINFO: dict[type, tuple[bool, Any, str | None]] = {}
 
 
 def _sparse() -> Any:
@@ -296,7 +328,15 @@ def _leaves() -> frozenset[type]:
 
 @functools.lru_cache(maxsize=1024)
 def _live_kind(t: type) -> str | None:
-    return "obj" if role_of(t) == "py_class" else None
+    """The kind of a real object met where the table expects plain data: a Python object of the table, or a numpy
+    number (`_ScalarStandIn` gives real scalars)."""
+    if role_of(t) == "py_class":
+        return "obj"
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(t, type) and issubclass(t, np.generic) and t.__module__ == "numpy" and \
+            np.dtype(t).kind in _NUMBER_KINDS:
+        return "scalar"
+    return None
 
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
@@ -350,11 +390,17 @@ class Session(World):
     def bytes_len(self, x: Any) -> int | None:
         return len(x) if type(x) is bytes or type(x) is bytearray else None
 
+    def dtype_of(self, x: Any) -> Any:
+        return x.obj
+
+    def array_has_objects(self, x: Any) -> bool:
+        return bool(x.obj.dtype.hasobject)
+
     # -- calls ------------------------------------------------------------------------------------------------
     def proxy(self, obj: Any, kind: str, code: Any = None) -> _Proxy:
         p = _PROXIES[kind](obj)
         if kind == "dtype":
-            p.used, p.code = False, code
+            p.used, p.code, p.size = False, code, -1 if obj.hasobject else obj.itemsize
         self.proxies.append(p)
         return p
 
@@ -803,7 +849,9 @@ def _build_dtype(s: Session, p: _Proxy, state: Any) -> None:
     check_state(code_size(code), state, child, 0, code=code)
     if type(state) is tuple and len(state) >= 5 and (state[2] is not None or state[4] is not None):
         state = _real_dtype_state(state)
-    p.obj.__setstate__(state)
+    d = p.obj
+    d.__setstate__(state)
+    p.size = -1 if d.hasobject else d.itemsize
 
 
 def _real_dtype_state(state: tuple) -> tuple:
@@ -818,8 +866,9 @@ def _real_dtype_state(state: tuple) -> tuple:
 
 def _build_marray(s: Session, p: _Proxy, state: Any) -> None:
     s.check_marray_state(state)
-    shape, dtype, fortran, raw, mask, fill = state
-    p.obj.__setstate__((shape, dtype.obj, fortran, raw, mask, s.unwrap(fill)))
+    version, shape, dtype, fortran, raw, mask, fill = state
+    p.obj.__setstate__((version, shape, dtype.obj, fortran, raw if type(raw) is not list else _items(s, raw), mask,
+                        s.unwrap(fill)))
 
 
 def _build_ext(s: Session, p: _Proxy, state: Any) -> None:
@@ -869,6 +918,11 @@ _BUILDERS = {"array": _build_array, "dtype": _build_dtype, "marray": _build_marr
              "value": _build_ext, "bitgen": _build_ext, "pyobj": _build_pyobj, "scalar": _build_none}
 
 
+#: The stand-in of each allowed (module, name, trust) a file named: the allowlist's verdict and the stand-in are
+#: worked out once per name (refused names are not kept: they are asked again, and refused again).
+_FOUND: dict[tuple[str, str, tuple[str, ...]], type] = {}
+
+
 # -- the unpickler ------------------------------------------------------------------------------------------------
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], session: Session) -> None:
@@ -876,13 +930,18 @@ class _Unpickler(pickle.Unpickler):
         self._session = session
 
     def find_class(self, module: str, name: str) -> Any:
-        if canonical(module, name) == JOBLIB_WRAPPER:
-            raise NeedsJoblib
         s = self._session
-        verdict, obj = load_global(module, name, s.trust)
-        if not verdict.allowed:
-            raise Refusal(verdict)
-        si = stand_in(obj)
+        key = (module, name, s.trust)
+        si = _FOUND.get(key)
+        if si is None:
+            if canonical(module, name) == JOBLIB_WRAPPER:
+                raise NeedsJoblib
+            verdict, obj = load_global(module, name, s.trust)
+            if not verdict.allowed:
+                raise Refusal(verdict)
+            si = stand_in(obj)
+            if len(_FOUND) < 4096:
+                _FOUND[key] = si
         if si not in s.standins:
             s.standins[si] = 0
             s.standins[si] = _rc(si)
@@ -894,11 +953,15 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
     must walk the object (`internals.validate_loaded(..., fix=True)`) before using it."""
     if _NDARRAY[0] is None:
         import numpy as np
+        from numpy._core.multiarray import _reconstruct
 
         _NDARRAY[:] = [np.ndarray, stand_in(np.ndarray)]
+        _STD[0] = (_NDARRAY[1], _ZERO, _B)
+        _RECONSTRUCT[0] = _reconstruct
     with _LOCK:
-        saved = getattr(_tls, "session", None)
+        saved = getattr(_tls, "session", None), _APPEND[0]
         s = _tls.session = Session(trust)
+        _APPEND[0] = s.proxies.append
         try:
             u = _Unpickler(file, s)
             obj = u.load()
@@ -906,5 +969,5 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
             obj = s.fix(obj, None, 0)
             left = s.finish()
         finally:
-            _tls.session = saved
+            _tls.session, _APPEND[0] = saved
     return obj, s, left

@@ -338,6 +338,8 @@ class World:
         if role == "mareconstruct":
             if len(args) != 4 or self.role(args[0]) != "masked" or self.role(args[1]) != "ndarray":
                 raise Refused("numpy.ma's _mareconstruct for a class other than MaskedArray over ndarray")
+            if type(args[3]) is not str or args[3] != "b":
+                raise Refused("numpy.ma's _mareconstruct with a type other than 'b' (the state brings the dtype)")
             if not _zero_shape(args[2]):
                 raise Refused("numpy.ma's _mareconstruct with a shape other than (0,) (it would allocate that much "
                               "before the state is checked)")
@@ -403,14 +405,37 @@ class World:
             raise Refused(f"a numpy array of {n} items of {size} bytes with {self.bytes_len(raw)} bytes of data")
 
     def check_marray_state(self, state: Any) -> None:
-        if type(state) is not tuple or len(state) != 6:
-            raise Refused("a numpy masked array state that is not (shape, dtype, fortran, data, mask, fill)")
-        shape, dtype, fortran, raw, mask, fill = state
+        """numpy.ma's state: (version, shape, dtype, fortran, data, mask bytes, fill value), as
+        `MaskedArray.__getstate__` writes it. The data as an array's (`check_array_state`: bytes of the right size,
+        or a list of plain items for an object array); the mask one byte per item and field of the dtype (numpy.ma's
+        mask dtype); the fill value plain data (a number, a string, None, a numpy scalar or a validated array)."""
+        if type(state) is not tuple or len(state) != 7:
+            raise Refused("a numpy masked array state that is not (version, shape, dtype, fortran, data, mask, fill)")
+        version, shape, dtype, fortran, raw, mask, fill = state
+        if type(version) is not int:
+            raise Refused("a numpy masked array state whose version is not an integer")
         self.check_array_state((shape, dtype, fortran, raw))
-        n = _count(shape)
-        if self.dtype_info(dtype)[1] or self.bytes_len(mask) not in (n, None if n == 0 else -1):
-            raise Refused("a numpy masked array with object items or a mask that does not match its data")
+        n = _count(shape) * _mask_itemsize(self.dtype_of(dtype))
+        if self.bytes_len(mask) != n:
+            raise Refused(f"a numpy masked array whose mask has {self.bytes_len(mask)} bytes for {n}")
+        if self.kind(fill) == "array" and self.array_has_objects(fill):
+            raise Refused("a numpy masked array whose fill value is an array of objects")
         self.plain(fill, "a masked array's fill value")
+
+    def dtype_of(self, x: Any) -> Any:
+        """The real numpy dtype of a validated dtype (a proxy's object in the checked pass)."""
+        return x
+
+    def array_has_objects(self, x: Any) -> bool:
+        """Whether a built array (of kind 'array') holds objects."""
+        return bool(x.dtype.hasobject)
+
+
+def _mask_itemsize(dtype: Any) -> int:
+    """Bytes per item of numpy.ma's mask for `dtype` (one boolean per field, nested sub-arrays included)."""
+    import numpy.ma as ma
+
+    return ma.make_mask_descr(dtype).itemsize
 
 
 def _binary_tree_or_metric(cls: Any) -> bool:
