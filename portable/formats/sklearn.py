@@ -390,7 +390,8 @@ class SklearnModel(Model):
             return np.asarray(inputs["X"]).reshape(-1).astype(object)
         if len(specs) == 1 and specs[0].name == "X":
             x = np.asarray(inputs["X"])
-            return x.astype(np.float64, copy=False) if x.dtype.kind == "f" else x
+            # a copy: an estimator made with copy=False (StandardScaler, Normalizer, ...) transforms in place
+            return x.astype(np.float64) if x.dtype.kind == "f" else x
         import pandas as pd
 
         cols = {}
