@@ -379,3 +379,93 @@ def test_negated_columns_route_missing_values_as_scikit_learn_does(dtype: str) -
             want, got = est.predict(xs), next(iter(out.values())).ravel()
         tol = 1e-5 if dtype == "float32" else 1e-12
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=f"{type(est).__name__} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_negated_columns_in_boosting_libraries_and_multi_output_forests(dtype: str) -> None:
+    """LightGBM, XGBoost and multi-output forests trained with NaN get the negated-column routing too (they were
+    written with missing-value tracks before): no tracked node, and the library's own predictions on rows with
+    30% NaN."""
+    from onnx import helper
+
+    lightgbm = pytest.importorskip("lightgbm")
+    xgboost = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(1500, 6))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + np.nan_to_num(X[:, 1]) > 0).astype(int) + np.isnan(X[:, 2])
+    Y2 = np.c_[y, (np.nan_to_num(X[:, 3]) > 0).astype(int)]
+    models = [lightgbm.LGBMClassifier(n_estimators=15, verbose=-1).fit(X, y),
+              lightgbm.LGBMRegressor(n_estimators=15, verbose=-1).fit(X, y * 1.5),
+              xgboost.XGBClassifier(n_estimators=15, max_depth=4, n_jobs=1).fit(X, y),
+              ensemble.RandomForestClassifier(6, max_depth=5, random_state=0).fit(X, Y2),
+              ensemble.RandomForestRegressor(6, max_depth=5, random_state=0).fit(X, np.c_[y, y * 2.0])]
+    Xt = rng.normal(size=(2000, 6))
+    Xt[rng.random(Xt.shape) < 0.3] = np.nan
+    x = Xt.astype(dtype)
+    xs = x.astype(np.float64)
+    for est in models:
+        name = type(est).__name__
+        art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        assert "negated input columns" in art.metadata["portable.trees.formulation"], name
+        for node in art.proto.graph.node:
+            for a in node.attribute:
+                if a.name == "nodes_missing_value_tracks_true":
+                    assert not any(helper.get_attribute_value(a)), name
+        out = art.run({"X": x})
+        if hasattr(est, "predict_proba"):
+            want = est.predict_proba(xs)
+            if isinstance(want, list):  # multi-output classifier: one probability table per output
+                want = np.concatenate(want, axis=1)
+                got = np.concatenate([out[k] for k in sorted(out) if k.startswith("probabilities")], axis=1)
+            else:
+                got = out["probabilities"]
+        else:
+            want, got = est.predict(xs), next(iter(out.values()))
+        # XGBoost sums its trees in float32 whatever the input
+        tol = 1e-5 if dtype == "float32" or name.startswith("XGB") else 1e-12
+        np.testing.assert_allclose(np.asarray(got).reshape(np.shape(want)), want, rtol=tol, atol=tol,
+                                   err_msg=f"{name} {dtype}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.integers(-2 ** 63, 2 ** 63 - 1), st.integers(0, 2 ** 22)), max_size=50),
+       st.lists(st.floats(width=32, allow_nan=False), max_size=20), st.lists(st.integers(0, 2), max_size=20))
+def test_attributes_written_as_wire_bytes_parse_as_onnx_helper_writes_them(ints: list[int], floats: list[float],
+                                                                         modes: list[int]) -> None:
+    """The tree attributes are written as protobuf wire bytes (trees.varints, wire_*): parsed into a node they
+    read back as the same values and types as protobuf's own writer gives."""
+    from onnx import AttributeProto, helper, numpy_helper
+
+    from portable.converters.sklearn import trees
+
+    table = [b"BRANCH_LEQ", b"BRANCH_LT", b"LEAF"]
+    node = helper.make_node("TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml")
+    trees.set_attributes(node, [trees.wire_ints("a", ints), trees.wire_floats("b", floats),
+                                trees.wire_strings("c", np.asarray(modes, np.int64), table),
+                                trees.wire_int("d", 7), trees.wire_string("e", b"SUM"),
+                                trees.wire_tensor("f", np.asarray(floats, np.float64))])
+    got = {a.name: a for a in node.attribute}
+    assert [a.name for a in node.attribute] == list("abcdef")
+    want = {"a": (AttributeProto.INTS, ints), "b": (AttributeProto.FLOATS, np.asarray(floats, np.float32).tolist()),
+            "c": (AttributeProto.STRINGS, [table[m] for m in modes]), "d": (AttributeProto.INT, 7),
+            "e": (AttributeProto.STRING, b"SUM")}
+    for name, (kind, value) in want.items():
+        assert got[name].type == kind, name
+        v = helper.get_attribute_value(got[name])
+        assert (list(v) if isinstance(value, list) else v) == value, name
+        # the same bytes as protobuf's own writer for the same message
+        ref = AttributeProto(name=name, type=kind)
+        if kind == AttributeProto.INTS:
+            ref.ints.extend(value)
+        elif kind == AttributeProto.FLOATS:
+            ref.floats.extend(value)
+        elif kind == AttributeProto.STRINGS:
+            ref.strings.extend(value)
+        elif kind == AttributeProto.INT:
+            ref.i = value
+        else:
+            ref.s = value
+        assert got[name].SerializeToString() == ref.SerializeToString(), name
+    assert got["f"].type == AttributeProto.TENSOR
+    np.testing.assert_array_equal(numpy_helper.to_array(got["f"].t), np.asarray(floats, np.float64))

@@ -157,7 +157,7 @@ def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
     if not np.isnan(missing):  # XGBoost(missing=0.0): that value takes the default branch, as NaN does
         x = em.node("Where", [em.node("Equal", [x, em.const(float(missing))], "ismiss"), em.const(np.nan), x],
                     "xmiss")
-    raw = em.ensemble(x, forest, "margin", base=base)
+    raw = em.ensemble(x, forest, "margin", base=base, width=em.width())
     if _is_classifier(est):
         if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
             p1 = em.node("Sigmoid", [raw], "p1")
@@ -247,7 +247,7 @@ def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
         isz = em.node("And", [em.const(zmask[None, :], dtype=bool),
                               em.node("Equal", [x, em.const(0.0)], "iszero")], "zmiss")
         x = em.node("Where", [isz, em.const(np.nan), x], "xzero")
-    raw = em.ensemble(x, forest, "raw")
+    raw = em.ensemble(x, forest, "raw", width=em.width())
     objective = str(est.booster_.dump_model().get("objective", "regression")).split()
     name = objective[0]
     params = dict(p.split(":", 1) for p in objective[1:] if ":" in p)
@@ -349,7 +349,7 @@ def convert_catboost(em: Emitter, est: Any) -> list[Any]:
     table, scale, bias = _catboost_table(est)
     forest = build(table)
     x = em.as_float32_then_back(em.input())  # CatBoost compares float32 features with float32 borders
-    total = em.ensemble(x, forest, "raw")
+    total = em.ensemble(x, forest, "raw", width=em.width())
     raw = em.node("Add", [em.node("Mul", [total, em.const(scale)], "scaled"), em.const(bias[None, :])], "raw")
     loss = str(est.get_all_params().get("loss_function", "RMSE"))
     if _is_classifier(est):

@@ -92,6 +92,13 @@ class Emitter:
             return x.full_name
         return self.node("Cast", [x.full_name], "xcast", to=TensorProto.DOUBLE if self.double else TensorProto.FLOAT)
 
+    def width(self) -> int | None:
+        """The number of columns of the operator's (2-D) input, when its type says."""
+        shape = getattr(self.operator.inputs[0].type, "shape", None)
+        if shape is None or len(shape) != 2 or not isinstance(shape[1], (int, np.integer)):
+            return None
+        return int(shape[1])
+
     def as_float32_then_back(self, x: str) -> str:
         """scikit-learn's trees compare float32(x) with double thresholds: round the input the same way."""
         from onnx import TensorProto

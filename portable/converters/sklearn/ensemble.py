@@ -28,7 +28,7 @@ def random_trees_embedding(em: Emitter, est: Any) -> list[Any]:
     forest.leaf_targetids = leaf_col[table.left < 0]
     forest.n_targets = offset
     x = em.as_float32_then_back(em.input())
-    return [em.ensemble(x, forest, "onehot")]
+    return [em.ensemble(x, forest, "onehot", width=est.n_features_in_)]
 
 
 @sklearn_converter("sklearn.ensemble.AdaBoostClassifier", kind="classifier", replaces=True)
@@ -46,7 +46,7 @@ def adaboost_classifier(em: Emitter, est: Any) -> list[Any]:
         values.append(v[:, 1:] - v[:, :1] if k == 2 else v)  # binary: decision = pred1 - pred0
     forest = build(concat_trees([t.tree_ for t in trees], values))
     x = em.as_float32_then_back(em.input())
-    pred = em.node("Div", [em.ensemble(x, forest, "votes"), em.const(float(w.sum()))], "pred")
+    pred = em.node("Div", [em.ensemble(x, forest, "votes", width=est.n_features_in_), em.const(float(w.sum()))], "pred")
     if k == 2:
         half = em.node("Mul", [pred, em.const(0.5)], "half")
         proba = em.node("Softmax", [em.node("Concat", [em.node("Neg", [half], "nhalf"), half], "pair", axis=1)],

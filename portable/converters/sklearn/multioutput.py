@@ -95,7 +95,7 @@ def _trees(em: Emitter, est: Any) -> list[str]:
             per_target.append(np.divide(v, s, out=np.zeros_like(v), where=s != 0))
         values.append(np.concatenate(per_target, axis=1))
     forest = build(concat_trees([t.tree_ for t in trees], values))
-    total = em.ensemble(em.as_float32_then_back(em.input()), forest)
+    total = em.ensemble(em.as_float32_then_back(em.input()), forest, width=est.n_features_in_)
     mean = total if len(trees) == 1 else em.node("Div", [total, em.const([float(len(trees))])], "mean")
     starts = np.concatenate([[0], np.cumsum(n_classes)])
     probas = [em.node("Slice", [mean, em.const([starts[k]], dtype=np.int64), em.const([starts[k + 1]], dtype=np.int64),
