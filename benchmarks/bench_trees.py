@@ -8,6 +8,7 @@ intra/inter-op threads 1, scikit-learn with `n_jobs=1`.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._util import best_of, table
+from ._util import table
 
 TREES, DEPTH, FEATURES, ROWS = 300, 12, 20, 10_000
 
@@ -54,11 +55,12 @@ _CONVERT = textwrap.dedent("""
     # peak); /proc/self/clear_refs "5" resets this process's own peak (VmHWM) to its current RSS instead
     open("/proc/self/clear_refs", "w").write("5")
     before = status("VmRSS")
-    t0 = time.perf_counter(); proto = convert(); first = time.perf_counter() - t0
+    # CPU time of this (single-threaded) process: what a load on the other cores disturbs least
+    t0 = time.process_time(); proto = convert(); first = time.process_time() - t0
     grown = status("VmHWM") - before
     times = []
     for _ in range(1 if which == "skl2onnx" else 2):
-        t0 = time.perf_counter(); proto = convert(); times.append(time.perf_counter() - t0)
+        t0 = time.process_time(); proto = convert(); times.append(time.process_time() - t0)
     open(out, "wb").write(proto.SerializeToString())
     print(json.dumps({"first": first, "best": min(times), "rss_mb": grown / 1024, "bytes": proto.ByteSize()}))
 """)
@@ -95,9 +97,17 @@ def _session(path: Path, *, optimized: bool = True) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def _formulation(path: Path) -> str:
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    return meta.get("portable.trees.formulation", "?")
+
+
 def run() -> str:
     import portable
 
+    load0 = os.getloadavg()[0]
     rf, rows = _forest()
     out_rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +118,7 @@ def run() -> str:
         conv = _convert_in_subprocess(pkl, "portable-converter", Path(tmp) / "converter.onnx")
         theirs = _convert_in_subprocess(pkl, "skl2onnx", theirs_path)
         size = pkl.stat().st_size / 1e6
-        for label, m in ((f"portable converter alone (skl2onnx + TreeEnsemble v5)", conv),
+        for label, m in (("portable converter alone (skl2onnx + portable's tree converter)", conv),
                          ("portable.convert(check=False): + onnx.checker (and, for float64 only, an onnxruntime load test)", ours)):
             out_rows.append([f"convert, warm: {label}", f"{m['best']:.2f} s", f"{theirs['best']:.2f} s (skl2onnx)",
                              f"{m['best'] / theirs['best']:.2f}"])
@@ -121,19 +131,20 @@ def run() -> str:
         portable.convert(rf, to="onnx", check=False, dtype="float64").save(f64_path)
 
         x32, x64 = rows.astype(np.float32), rows.astype(np.float64)
-        sessions = {"portable TreeEnsemble v5, float32": (_session(ours_path), x32),
-                    "portable TreeEnsemble v5, float64": (_session(f64_path), x64),
-                    "portable TreeEnsemble v5, float32, graph optimizations off":
+        formulations = {"float32": _formulation(ours_path), "float64": _formulation(f64_path)}
+        sessions = {"portable, float32": (_session(ours_path), x32),
+                    "portable, float64": (_session(f64_path), x64),
+                    "portable, float32, graph optimizations off":
                         (_session(ours_path, optimized=False), x32),
                     "skl2onnx TreeEnsembleClassifier (ai.onnx.ml 3), float32": (_session(theirs_path), x32)}
         for n, batch, repeat in ((ROWS, slice(None), 5), (1, slice(0, 1), 200)):
             # round-robin, keeping each candidate's best: the machine's load changes between rounds
             best = {name: float("inf") for name in ["scikit-learn", *sessions]}
             for _ in range(repeat):
-                best["scikit-learn"] = min(best["scikit-learn"], best_of(lambda: rf.predict_proba(x64[batch]), 1))
+                best["scikit-learn"] = min(best["scikit-learn"], _cpu(lambda: rf.predict_proba(x64[batch])))
                 for name, (sess, x) in sessions.items():
                     feed = {sess.get_inputs()[0].name: x[batch]}
-                    best[name] = min(best[name], best_of(lambda: sess.run(None, feed), 1))
+                    best[name] = min(best[name], _cpu(lambda: sess.run(None, feed)))
             sk = best.pop("scikit-learn")
             for name, t in best.items():
                 out_rows.append([f"{n:,} row{'s' if n > 1 else ''}: {name}", _ms(t), f"{_ms(sk)} (scikit-learn)",
@@ -143,10 +154,24 @@ def run() -> str:
     return ("## Tree ensembles\n\n"
             f"RandomForestClassifier, {TREES} trees of depth {DEPTH}, {FEATURES} features, binary, "
             f"{size:.0f} MB pickled: conversion by "
-            "portable (TreeEnsemble v5) against skl2onnx 1.20 as shipped, each in a fresh process; prediction "
-            "latency (predict_proba) in onnxruntime against scikit-learn, one thread each. Ratio < 1: portable "
-            "(or onnxruntime) is faster/smaller.\n\n"
+            "portable against skl2onnx 1.20 as shipped, each in a fresh process; prediction "
+            "latency (predict_proba) in onnxruntime against scikit-learn, one thread each. Times are CPU time "
+            "(the conversion process's, the calling thread's for prediction), best of the rounds. Ratio < 1: portable "
+            "(or onnxruntime) is faster/smaller. portable's formulations (`portable.trees.formulation`): float32 "
+            f"{formulations['float32']}; float64 {formulations['float64']}. Load average on the "
+            f"{os.cpu_count()} cores: {load0:.1f} when this run started, {os.getloadavg()[0]:.1f} when it ended "
+            "(the machine was shared with other sessions' work when the load is above 1; CPU time is what that "
+            "disturbs least).\n\n"
             + table(["measurement", "portable / onnxruntime", "reference", "ratio"], out_rows) + "\n")
+
+
+def _cpu(fn: Any) -> float:
+    """Thread CPU time of one call, in seconds (one thread everywhere: every engine computes in this thread)."""
+    import time
+
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
 
 
 def _ms(seconds: float) -> str:
