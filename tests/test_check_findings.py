@@ -455,3 +455,25 @@ def test_a_moved_knn_training_point_is_caught():
     assert _differs(est, p, probe)  # real
     rep = check(portable.load(est), portable.load(p), samples=1000)
     assert not rep.equivalent, rep.summary_line()
+
+
+def test_long_documents_reach_a_float32_naive_bayes_rounding():
+    """A character n-gram naive Bayes in float32 agrees on short documents (its log-likelihoods are small) and
+    not on long ones: the checker's text rows include long documents made of the vocabulary, so the float32
+    artifact is found not equivalent, and the counterexample differs in scikit-learn and onnxruntime directly."""
+    import pandas as pd
+
+    from .pipelines import text_char_ngrams_naive_bayes
+
+    pipe, df, _ = text_char_ngrams_naive_bayes()
+    art = portable.convert(pipe, to="onnx", check=False, dtype="float32")
+    rep = check(portable.load(pipe), art, samples=1000)
+    assert not rep.equivalent, rep.summary_line()
+    doc = rep.counterexamples[0]["inputs"]["review"][0][0]
+    want = pipe.predict_proba(pd.DataFrame({"review": [doc]}))
+    got = ort_run(art.proto, {"review": np.array([[doc]], dtype=object)})["probabilities"]
+    assert not np.allclose(got, want, rtol=1e-4, atol=1e-5)  # real, beyond the float32 tolerance
+    # the reviews themselves are short: on them the float32 artifact agrees (why a sample of them never showed it)
+    ref = pipe.predict_proba(df)
+    out = ort_run(art.proto, {"review": df["review"].to_numpy(dtype=object).reshape(-1, 1)})["probabilities"]
+    assert np.allclose(out, ref, rtol=1e-4, atol=1e-5)

@@ -521,7 +521,8 @@ class _Learner:
 
     def _vocabulary(self, est: Any, space: _Space) -> None:
         """A text vectorizer's vocabulary: documents made of its terms (each term alone, and a few seeded
-        documents of two to four terms), so that every term's column is reached; any other document is valid."""
+        documents of two to four terms), so that every term's column is reached, and long documents of 8 to 512
+        terms, where sums and their rounding grow; any other document is valid."""
         if len(space.cols) != 1 or space.cols[0] < 0:
             return
         terms = sorted(est.vocabulary_, key=est.vocabulary_.get)
@@ -532,6 +533,11 @@ class _Learner:
         rng = np.random.default_rng(0)
         sep = "" if getattr(est, "analyzer", "word") in ("char", "char_wb") else " "
         docs = list(terms) + [sep.join(rng.choice(terms, int(rng.integers(2, 5)))) for _ in range(64)]
+        # long documents too: counts, tf-idf sums and naive Bayes' log-likelihood sums grow with the length, and
+        # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
+        # not on 85-character ones); lengths log-uniform from 8 to 512 terms
+        lengths = np.exp(rng.uniform(np.log(8), np.log(512), 128)).astype(np.int64)
+        docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
         h = self.hints.column(self.col(space.cols[0]))
         seen = set(h.categories)
         h.categories = h.categories + [d for d in docs if d not in seen and not seen.add(d)]
