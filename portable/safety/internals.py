@@ -421,37 +421,36 @@ def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
 
         nodes_list, counts, feats, n_bits = [], [], [], []
         # a file keeps one dtype object per layout (its memo): each is compared once, not once per predictor
-        good: set[int] = set()
-        features_of: dict[int, Any] = {}
+        node_dtype = bits_dtype = None  # the last dtype objects found good (nearly always the only ones)
+        last_owner: Any = _ROOT
+        n_features: Any = None
+        ndarray = np.ndarray
         for pred, _entry, owner in found:
             attrs = pred.__dict__
             nodes = attrs["nodes"]
-            if type(nodes) is not np.ndarray or nodes.ndim != 1 or len(nodes) < 1:
+            b1, b2 = attrs["binned_left_cat_bitsets"], attrs["raw_left_cat_bitsets"]
+            if type(nodes) is not ndarray or type(b1) is not ndarray or type(b2) is not ndarray:
                 raise TypeError
-            if _ident(nodes.dtype) not in good:
-                if nodes.dtype != PREDICTOR_RECORD_DTYPE:
+            s1, s2 = b1.shape, b2.shape
+            if nodes.ndim != 1 or len(nodes) < 1 or len(s1) != 2 or len(s2) != 2 or s1[1] != 8 or s2[1] != 8:
+                raise TypeError
+            dt = nodes.dtype
+            if dt is not node_dtype:
+                if dt != PREDICTOR_RECORD_DTYPE:
                     raise TypeError
-                good.add(_ident(nodes.dtype))
-            nb = []
-            for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
-                bits = attrs[name]
-                if type(bits) is not np.ndarray or bits.ndim != 2 or bits.shape[1] != 8:
-                    raise TypeError
-                if _ident(bits.dtype) not in good:
-                    if bits.dtype != np.uint32:
+                node_dtype = dt
+            for dt in (b1.dtype, b2.dtype):
+                if dt is not bits_dtype:
+                    if dt != np.uint32:
                         raise TypeError
-                    good.add(_ident(bits.dtype))
-                nb.append(bits.shape[0])
-            key = _ident(owner)
-            if key in features_of:
-                n_features = features_of[key]
-            else:
-                n_features = features_of[key] = _hgb_n_features(
-                    owner if owner is not None and hasattr(owner, "__dict__") else None)
+                    bits_dtype = dt
+            if owner is not last_owner:
+                last_owner = owner
+                n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
             nodes_list.append(nodes)
             counts.append(len(nodes))
             feats.append(n_features if n_features is not None else np.iinfo(np.int64).max)
-            n_bits.append(min(nb))
+            n_bits.append(min(s1[0], s2[0]))
         nodes = _concat_records(nodes_list)
         counts_a = np.asarray(counts, np.int64)
         flags = np.maximum(np.maximum(nodes["is_leaf"], nodes["missing_go_to_left"]), nodes["is_categorical"])

@@ -270,8 +270,9 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
         UnsafePickleError: the file imports globals that are not on the allowlist (all of them are named).
         InputError: the file is missing, empty, truncated, corrupt, or not a pickle/joblib/skops file.
     """
-    path = Path(path)
-    trust = trust_tuple(trust)
+    if not isinstance(path, Path):
+        path = Path(path)
+    trust = trust_tuple(trust) if trust else ()
     file = open_file(path)
     try:
         return _safe_load(path, file, trust)
@@ -456,6 +457,8 @@ def _looks_like_text(data: bytes) -> bool:
 
 def version_notes(caught: list[warnings.WarningMessage]) -> list[str]:
     """Notes for the report from warnings raised while loading (scikit-learn's InconsistentVersionWarning)."""
+    if not caught:
+        return []
     groups: dict[tuple[str, str], list[str]] = {}
     others: list[str] = []
     for w in caught:

@@ -233,21 +233,25 @@ def _hook(obj: Any, state: Any) -> None:
     state -- a dict of literal attribute names -- is checked and swapped here; anything else by `build_py`."""
     d = obj.__dict__
     d["__setstate__"] = _build_twice
-    if type(state) is not dict or not _STR.issuperset(map(type, state)) or not _NOT_ATTRIBUTES.isdisjoint(state):
+    if type(state) is not dict or not state.keys().isdisjoint(_NOT_ATTRIBUTES):
         _tls.session.build_py(obj, d, state)
         return
     needs = _NEEDS[0]
-    if not needs.isdisjoint(map(type, state.values())):
-        s = _tls.session
-        for k, v in state.items():
-            t = type(v)
+    s = None
+    for k, v in state.items():  # one pass: the names literal strings, proxies and stand-ins swapped
+        if type(k) is not str:
+            raise BadState("an object state whose attribute names are computed at load time")
+        t = type(v)
+        if t in needs:
+            if s is None:
+                s = _tls.session
             if t is _ArrayProxy or t is _ScalarProxy:
                 state[k] = v.obj
             elif t is list:
                 _swap_list(v, obj, s, 1)
             elif t is tuple:
                 state[k] = _swap_tuple(v, obj, s, 1)
-            elif t in needs:
+            else:
                 state[k] = s.fix(v, obj, 1)
     _hooked, setstate, record = _PYINFO[type(obj)]
     if setstate is not None:
