@@ -54,34 +54,41 @@ class Server:
 
 @contextlib.contextmanager
 def serving(artifact: Path | str, tmp: Path, *args: str) -> Iterator[Server]:
-    port = free_port()
-    log = tmp / f"server-{port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "portable.cli", "serve", str(artifact), "--port", str(port),
-                                 *args], stdout=out, stderr=subprocess.STDOUT)
-    server = Server(proc, f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(server.url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server was not ready within {START_TIMEOUT}s:\n{log.read_text()}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    for attempt in range(3):  # a port freed by free_port() can be taken (another xdist worker) before the server binds
+        port = free_port()
+        log = tmp / f"server-{port}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "portable.cli", "serve", str(artifact), "--port", str(port),
+                                     *args], stdout=out, stderr=subprocess.STDOUT)
+        server = Server(proc, f"http://127.0.0.1:{port}", log)
+        try:
+            deadline, clash = time.monotonic() + START_TIMEOUT, False
+            while True:
+                if proc.poll() is not None:
+                    if attempt < 2 and "address already in use" in log.read_text().lower():
+                        clash = True
+                        break
+                    pytest.fail(f"the server exited with {proc.returncode}:\n{log.read_text()}")
+                try:
+                    if httpx.get(server.url + "/ready", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server was not ready within {START_TIMEOUT}s:\n{log.read_text()}")
+                time.sleep(0.2)
+            if clash:
+                continue  # the port was taken: try another one
+            yield server
+            return
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
 
 
 # -- artifacts ------------------------------------------------------------------------------------------------------
