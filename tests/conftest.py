@@ -1,11 +1,12 @@
 """Settings for the whole test session.
 
-The suite runs in pytest-xdist workers (pyproject's addopts: `-n auto`, one worker per core). Each worker's
-native thread pools (OpenMP: HistGradientBoosting, LightGBM, XGBoost, torch; BLAS) get the worker's share of the
-cores, so N workers on N cores do not oversubscribe them (OpenMP's spinning threads would otherwise take the other
-worker's core). The variables are set before any test module imports numpy, in this process only (and the
-subprocesses its tests start); a variable already set by the caller is kept. Without xdist (`-p no:xdist` or
-`-n 0`) nothing changes.
+The suite runs in pytest-xdist workers (pyproject's addopts: `-n auto`, one worker per core, and `--dist loadfile`:
+each test file stays in one worker, so a module-scoped fixture — the ONNX node sweep, the Dask cluster, a served
+model — is built once, as in a serial run). Each worker's native thread pools (OpenMP: HistGradientBoosting,
+LightGBM, XGBoost, torch; BLAS) get the worker's share of the cores, so N workers on N cores do not oversubscribe
+them (OpenMP's spinning threads would otherwise take the other worker's core). The variables are set before any
+test module imports numpy, in this process only (and the subprocesses its tests start); a variable already set by
+the caller is kept. Without xdist (`-p no:xdist` or `-n 0`) nothing changes.
 """
 from __future__ import annotations
 
