@@ -30,7 +30,7 @@ CERTIFIED = {
     "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_count_stop_words_limits",
     "text_count_tfidf_transformer", "text_char_wb_ngrams", "text_hashing_sgd",
     "text_word_bigrams_stop_words_beside_numbers", "text_hashing_char_wb_ridge", "text_beside_numeric_columns",
-    "text_tfidf_on_documents", "text_count_naive_bayes", "text_count_complement_nb_on_series",
+    "text_tfidf_on_documents", "text_count_complement_nb_on_series",
     # shipped in float64: the sampled check's long documents show its float32 rounding (log-likelihoods in the
     # thousands move probabilities near 0.5 by about 7e-4), so `auto` falls back to float64
     "text_char_ngrams_naive_bayes",
