@@ -27,6 +27,16 @@ if _THREADS is not None:
         os.environ.setdefault(_var, str(_THREADS))
 
 
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per CPU this process may run on (xdist would count psutil's physical cores, which
+    ignores the CPU affinity and counts one core of a 2-vCPU hyperthreaded machine). PYTEST_XDIST_AUTO_NUM_WORKERS
+    still decides when it is set."""
+    env = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 # The files whose tests took longest (the full suite's --durations in 2 workers, 2026-12-06), most first. They are
 # started first so that no long file is left for the end while the other worker idles (xdist's own order, most
 # tests first, put the one-test subprocess files — deterministic builds, the loader fuzz — last). A file not listed
