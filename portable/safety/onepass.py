@@ -839,6 +839,11 @@ def _items(s: Session, raw: list) -> list:
     return raw
 
 
+_SIMPLE_STATE = frozenset({str, int, type(None)})
+#: (type code, dtype state) pairs `check_state` accepted.
+_GOOD_STATES: set[tuple] = set()
+
+
 def _build_dtype(s: Session, p: _Proxy, state: Any) -> None:
     if p.used:
         raise Refused("a numpy dtype whose state is set after an array already uses it")
@@ -850,7 +855,13 @@ def _build_dtype(s: Session, p: _Proxy, state: Any) -> None:
         return obj.obj
 
     code = p.code
-    check_state(code_size(code), state, child, 0, code=code)
+    # a plain state (no fields, no sub-array, no metadata: strings, integers, None) checked once per process for
+    # its type code: the same (code, state) always gets the same verdict
+    key = (code, state) if type(state) is tuple and _SIMPLE_STATE.issuperset(map(type, state)) else None
+    if key is None or key not in _GOOD_STATES:
+        check_state(code_size(code), state, child, 0, code=code)
+        if key is not None and len(_GOOD_STATES) < 4096:
+            _GOOD_STATES.add(key)
     if type(state) is tuple and len(state) >= 5 and (state[2] is not None or state[4] is not None):
         state = _real_dtype_state(state)
     d = p.obj
