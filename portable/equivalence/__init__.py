@@ -76,11 +76,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     from ..limits import check_samples
 
     check_samples(samples, len(plan.features))  # samples x values per row, before anything is generated
-    rng = _rng(seed)
-    batch = _generated(plan, samples, seed, rng)
-    edge = _label_edges(plan, original, converted, outputs, samples, rng)
-    if edge is not None and len(edge):
-        batch = Batch.concat([batch, edge])
+    batch = _generated(plan, samples, seed, lambda r: _label_edges(plan, original, converted, outputs, samples, r))
     tick()
     notes += plan.notes
     generated = len(batch)
@@ -144,21 +140,27 @@ def _plan(original: Model, converted: Model, data: Any) -> tuple[list[tuple[str,
 KEEP_GENERATED = 1 << 22  # bytes: the largest generated batch kept for the pair's next check with the same seed
 
 
-def _generated(plan: Plan, samples: int, seed: Any, rng: np.random.Generator) -> Batch:
-    """`generate(plan, samples, rng)`, a copy of the batch the pair's previous check generated when it had the
-    same (whole-number) seed and samples: the rows depend on nothing else, and generating them costs more than
-    running a small model. `rng` is left in the state generating them leaves it in. Kept on the plan (so only
-    for pairs whose plan is kept: no `data=`), one batch per pair, up to `KEEP_GENERATED` bytes."""
+def _generated(plan: Plan, samples: int, seed: Any,
+               more: Callable[[np.random.Generator], Batch | None] | None = None) -> Batch:
+    """`generate(plan, samples, rng)` followed by the rows `more(rng)` adds (the label-boundary rows), with `rng`
+    seeded by `seed`; or a copy of the batch the pair's previous check made when it had the same (whole-number)
+    seed and samples: the rows depend on nothing else (the edge pool `more` samples from is learned once per pair
+    and kept on the plan too), and making them costs more than running a small model (the generator is not even
+    seeded then: nothing after this uses it). Kept on the plan (so only for pairs whose plan is kept: no
+    `data=`), one batch per pair, up to `KEEP_GENERATED` bytes."""
     key = (int(seed), samples) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
     kept = plan.__dict__.get("_generated")
     if key is not None and kept is not None and kept[0] == key:
-        _, b, state = kept
-        rng.bit_generator.state = state
+        b = kept[1]
         return Batch(b.num.copy(), b.txt.copy(), b.source.copy())
+    rng = _rng(seed)
     batch = generate(plan, samples, rng)
+    if more is not None:
+        extra = more(rng)
+        if extra is not None and len(extra):
+            batch = Batch.concat([batch, extra])
     if key is not None and batch.num.nbytes + 8 * batch.txt.size <= KEEP_GENERATED:
-        plan.__dict__["_generated"] = (key, Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy()),
-                                       rng.bit_generator.state)
+        plan.__dict__["_generated"] = (key, Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy()))
     return batch
 
 
