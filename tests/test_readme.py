@@ -36,5 +36,6 @@ def test_terminal_examples_run(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     for line in SHELL_LINES:
         line = line.replace("python3 ", f"{sys.executable} ", 1) if line.startswith("python3 ") else line
-        proc = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True)
+        # bounded: a README command that hangs fails this test instead of the run (each takes seconds alone)
+        proc = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{line}\n{proc.stdout}\n{proc.stderr}"
