@@ -60,7 +60,8 @@ def run() -> str:
 
 def _cpu(fn: Callable[[], Any]) -> float:
     """CPU time of the calling thread during one call, in seconds. Not the process's: onnxruntime's worker
-    threads spin for a while after each run, and that spinning would be charged to whatever runs next."""
+    threads (sessions made without `allow_spinning=0`, as a user's default session is) would charge their
+    spinning to whatever runs next."""
     t0 = time.thread_time()
     fn()
     return time.thread_time() - t0
@@ -275,7 +276,8 @@ def _run() -> str:
             "*run both through Model.run* is the same through portable's `Model.run`, as the check runs them "
             "(portable's input checks and output conversion; its extra time counts as the checker's). One "
             "BLAS/OpenMP thread for both. Times are CPU time of the calling thread (onnxruntime's worker threads, "
-            "which spin after each run and would charge that to whatever runs next, are left out on both sides), "
+            "whose spinning, where a session allows it, would be charged to whatever runs next, are left out on both "
+            "sides; portable's own sessions are made with `allow_spinning=0`), "
             f"the median over {MIN_ROUNDS} to {MAX_ROUNDS} interleaved rounds (a round: run "
             "both, then check); *check / run both* is the median of the rounds' ratios (bold: at or above the "
             "1.5x target of issue 18), *best check / best run both* the ratio of the fastest of each. *Checker's "

@@ -381,16 +381,12 @@ def _stack_lipschitz(stack: Any, bounds: list[float]) -> tuple[float, float]:
 def _tail(proto: Any, tensors: list[str], prob: str, w: np.ndarray, bounds: list[float]) -> float:
     """The largest difference over the members' output box between the graph's combination and the exact
     weighted mean (the coefficients' difference over the box, plus the graph's rounding)."""
-    from .onnx_program import input_value, read_onnx
+    from .onnx_program import input_value
     from .program import Program
-    from .symbolic import NotSymbolic, Space, Sym
+    from .symbolic import Sym
 
-    tail, dom, widths = _member_box(proto, tensors, prob, bounds)
-    space = Space(dom)
-    try:
-        pb = read_onnx(tail, space, "converted")
-    except NotSymbolic as exc:
-        raise _Refuse(f"the combination has no reading: {exc}") from None
+    pb, dom, widths = _tail_program(proto, tensors, prob, bounds)
+    space = pb.space
     out = pb.outputs.get(prob)
     if pb.stages or not isinstance(out, Sym):
         raise _Refuse("the combination is not affine in the members' outputs")

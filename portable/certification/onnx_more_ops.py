@@ -67,14 +67,12 @@ def _reduce_extreme(prog: Program, node: Any, at: dict, ins: list, dt: str) -> l
     """The largest (smallest) element along one axis of values that each depend on at most one categorical column
     (the same one): a table per category (an encoder's "no category matched" test is 1 - ReduceMax of its hits).
     max/min is a selection, exact in float, and moves by at most the largest error of its operands."""
-    from .onnx_program import _axis, _const, _reshape_value, _table, _take, _combine
+    from .onnx_program import _axes, _axis, _const, _reshape_value, _table, _take, _combine
     from .program import cat_to_sym
     from .symbolic import Cat, NotSymbolic
 
     s = _const(prog, ins[0])
-    axes = at.get("axes")
-    if axes is None and len(ins) > 1 and ins[1] is not None:
-        axes = [int(a) for a in np.asarray(ins[1]).reshape(-1)]
+    axes = _axes(at, ins)
     if axes is None or len(axes) != 1:
         raise NotSymbolic(f"{node.op_type} over several axes (or all of them)")
     ax = _axis(axes[0], s) % len(s.shape)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .program import Label, Program, cat_to_sym, has_nan, sym_table
-from .symbolic import FUNC_ULPS, U32, Cat, NotSymbolic, Space, Sym
+from .symbolic import U32, Cat, NotSymbolic, Space, Sym
 
 OPS: dict[str, Callable[..., list[Any]]] = {}
 F32 = "float32"
@@ -216,6 +216,14 @@ def _row_const(v: np.ndarray) -> np.ndarray:
     return v[0] if v.ndim >= 2 and v.shape[0] == 1 else v
 
 
+def _axes(at: dict, ins: list) -> list[int] | None:
+    """A reduction's or squeeze's axes: the attribute (older opsets) or the second input (newer ones), or None."""
+    axes = at.get("axes")
+    if axes is None and len(ins) > 1 and ins[1] is not None:
+        axes = [int(a) for a in np.asarray(ins[1]).reshape(-1)]
+    return axes
+
+
 def _axis(axis: int, s: Any) -> int:
     if axis == 0:
         raise NotSymbolic("an operation along the batch axis")
@@ -226,9 +234,7 @@ def _axis(axis: int, s: Any) -> int:
 @op("ReduceLogSumExp")
 def _logsumexp(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     s = _flat_row(_const(prog, ins[0]))
-    axes = at.get("axes")
-    if axes is None and len(ins) > 1 and ins[1] is not None:
-        axes = [int(a) for a in np.asarray(ins[1]).reshape(-1)]
+    axes = _axes(at, ins)
     if axes is None or [_axis(a, s) for a in axes] not in ([0], [-1]):
         raise NotSymbolic("a ReduceLogSumExp over an inner axis")
     return [_LogSumExp(s)]
@@ -438,9 +444,7 @@ def _squeeze(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     v = ins[0]
     if isinstance(v, (Label, _LabelIdx)):
         return [v]
-    axes = at.get("axes")
-    if axes is None and len(ins) > 1 and ins[1] is not None:
-        axes = [int(a) for a in np.asarray(ins[1]).reshape(-1)]
+    axes = _axes(at, ins)
     shape = list(v.shape)
     if node.op_type == "Squeeze":
         if axes is None:
@@ -708,9 +712,7 @@ def _pow(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
 @op("ReduceProd", "ReduceSum")
 def _reduce(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     s = _const(prog, ins[0])
-    axes = at.get("axes")
-    if axes is None and len(ins) > 1 and ins[1] is not None:
-        axes = [int(a) for a in np.asarray(ins[1]).reshape(-1)]
+    axes = _axes(at, ins)
     if axes is None or len(axes) != 1:
         raise NotSymbolic(f"{node.op_type} over several axes")
     ax = _axis(axes[0], s)

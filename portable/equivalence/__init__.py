@@ -149,7 +149,7 @@ def _generated(plan: Plan, samples: int, seed: Any,
     seeded then: nothing after this uses it). Kept on the plan (so only for pairs whose plan is kept: no
     `data=`), one batch per pair, up to `KEEP_GENERATED` bytes."""
     key = (int(seed), samples) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
-    kept = plan.__dict__.get("_generated")
+    kept = plan.memo.get("generated")
     if key is not None and kept is not None and kept[0] == key:
         b = kept[1]
         return Batch(b.num.copy(), b.txt.copy(), b.source.copy())
@@ -160,7 +160,7 @@ def _generated(plan: Plan, samples: int, seed: Any,
         if extra is not None and len(extra):
             batch = Batch.concat([batch, extra])
     if key is not None and batch.num.nbytes + 8 * batch.txt.size <= KEEP_GENERATED:
-        plan.__dict__["_generated"] = (key, Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy()))
+        plan.memo["generated"] = (key, Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy()))
     return batch
 
 
@@ -396,14 +396,14 @@ def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tu
     labels = [name for name, kind in outputs if kind == "label"]
     if not labels or not any(not f.is_string for f in plan.features):
         return None
-    pool = plan.__dict__.get("_edges")
+    pool = plan.memo.get("edges")
     if pool is None:
         pool = _edge_pool(plan, original, converted, labels[0])
         if isinstance(pool, tuple):  # kept as one batch, lower rows first, so a check takes its rows at once
             lo, hi = pool
             pool = (len(lo), Batch.concat([lo, hi]))
             pool[1].source[:] = BOUNDARY
-        plan.__dict__["_edges"] = pool
+        plan.memo["edges"] = pool
     if not isinstance(pool, tuple):
         return None
     half, both = pool

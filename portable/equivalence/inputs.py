@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -187,14 +188,15 @@ class Plan:
     ties: Any = None  # the original's `InputHints.ties`: rows its own result decides by a tie
     point_sets: list[np.ndarray] = field(default_factory=list)  # known points, one array per model
     odd: np.ndarray | None = None  # known points of one model that the other model does not have
+    # what the pair's later checks reuse, derived once from the fields above: the domain's narrowed bounds,
+    # the tree boundary rows, the label-edge pool, the generated rows of the last (seed, samples)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
+    @cached_property
     def narrow(self) -> np.dtype:
-        narrow = self.__dict__.get("_narrow")  # the slots do not change: worked out once
-        if narrow is None:
-            floats = [s.dtype for s in self.slots if s.dtype.startswith("float")]
-            narrow = self.__dict__["_narrow"] = np.dtype("float32" if "float32" in floats else "float64")
-        return narrow
+        """float32 when a slot takes float32, else float64 (the slots do not change: worked out once)."""
+        floats = [s.dtype for s in self.slots if s.dtype.startswith("float")]
+        return np.dtype("float32" if "float32" in floats else "float64")
 
     @property
     def text_width(self) -> int:
@@ -723,7 +725,7 @@ def _narrow(plan: Plan, values: np.ndarray) -> np.ndarray:
 def _clip_domain(plan: Plan, num: np.ndarray) -> None:
     """`num`'s values clipped in place into the features' domains (`plan.domain`; NaN stays NaN). The domain's
     ends are values the narrow dtype holds inside the domain."""
-    dom = plan.__dict__.get("_domain_narrow")
+    dom = plan.memo.get("domain_narrow")
     if dom is None:
         with np.errstate(over="ignore"):
             dom = plan.domain.astype(plan.narrow).astype(np.float64)
@@ -731,7 +733,7 @@ def _clip_domain(plan: Plan, num: np.ndarray) -> None:
                           dom[0])
         dom[1] = np.where(dom[1] > plan.domain[1], np.nextafter(dom[1].astype(plan.narrow),
                                                                 plan.narrow.type(-np.inf)), dom[1])
-        plan.__dict__["_domain_narrow"] = dom
+        plan.memo["domain_narrow"] = dom
     np.clip(num, dom[0], dom[1], out=num)
 
 
@@ -844,11 +846,11 @@ def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     if not n_nodes:
         return _empty(plan)
     if n_nodes == total:  # every split node: what does not depend on the seed is worked out once per plan
-        fixed = plan.__dict__.get("_boundary")
+        fixed = plan.memo.get("boundary")
         if fixed is None:
             fixed = _boundary_fixed(plan, trees, splits)
             if n_nodes * len(plan.features) <= KEEP_BOXES:
-                plan.__dict__["_boundary"] = fixed
+                plan.memo["boundary"] = fixed
     else:
         fixed = _boundary_fixed(plan, trees, np.sort(rng.choice(splits, n_nodes, replace=False)))
     box_lo, box_hi, fix, feat, r, vals, cats = fixed

@@ -8,6 +8,7 @@ and transformers. Running it calls scikit-learn itself, so it is the reference t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -339,14 +340,11 @@ class SklearnModel(Model):
         self._signature = self._infer_signature(data)
 
     # -- signature -----------------------------------------------------------------------------------------
-    @property
+    @cached_property
     def kind(self) -> str:
         """`estimator_kind` of the estimator, found once per model (it reads scikit-learn's tags, which costs
         more than running a small model; the signature, fixed at load, was built from the same answer)."""
-        kind = self.__dict__.get("_kind")
-        if kind is None:
-            kind = self.__dict__["_kind"] = estimator_kind(self.estimator)
-        return kind
+        return estimator_kind(self.estimator)
 
     def _infer_signature(self, data: Any) -> Signature:
         """One `X` matrix, or one input per DataFrame column when the frame has string columns (or integer columns
