@@ -25,7 +25,9 @@ running both models once on as many rows as the check compared.
 Environment: PORTABLE_MUTATION_FITS (fits per sample model, default 4), PORTABLE_MUTATION_PER_KIND (mutations per
 artifact and kind, default 2), PORTABLE_MUTATION_PIPELINES=0 (leave the realistic pipelines out), PORTABLE_MUTATION_ONLY=name,... (only the
 models whose names start so), PORTABLE_MUTATION_KEEP=folder (save the missed mutations there),
-PORTABLE_MUTATION_BUDGET=seconds (examine no new conversion after that long; the report says how many were left).
+PORTABLE_MUTATION_BUDGET=seconds (examine no new conversion after that long; the report says how many were left),
+PORTABLE_MUTATION_CERTIFY=1 (also certify every correct conversion and real mutation with `portable.certify` and
+append the section of `benchmarks/bench_certify_mutations.py`).
 """
 from __future__ import annotations
 
@@ -107,15 +109,23 @@ def _artifacts() -> tuple[list[tuple[str, Any, Any, Any, Any]], list[str]]:
 
 # ---- the benchmark ---------------------------------------------------------------------------------------------
 
-def run() -> str:
+def run(certify: Any = None) -> str:
+    """The section; `certify` (a `bench_certify_mutations.CertifyPass`, made here when PORTABLE_MUTATION_CERTIFY=1)
+    is also given every correct conversion and real mutation, and its section is appended."""
     from threadpoolctl import threadpool_limits
 
+    own = certify is None and os.environ.get("PORTABLE_MUTATION_CERTIFY") == "1"
+    if own:
+        from .bench_certify_mutations import CertifyPass
+
+        certify = CertifyPass()
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _run()
+        text = _run(certify)
+        return text + "\n\n" + certify.section() if own else text
 
 
-def _run() -> str:
+def _run(certify: Any = None) -> str:
     import portable
 
     started = time.perf_counter()
@@ -174,6 +184,8 @@ def _run() -> str:
             continue
         n_correct += 1
         n_checks += 10
+        if certify is not None:
+            certify.conversion(name, sk, art, X, data)
         alarms += [f"{name} seed {seed}: {r.summary_line()}" for seed, r in flagged]
         part = parts.setdefault(_table(name), [0, 0, 0, 0])
         part[0] += 1
@@ -194,10 +206,14 @@ def _run() -> str:
                     m.run(feeds(sk, Xn[:2], frame_cols, X))
                 except Exception:
                     continue  # the mutation breaks the model outright: not a subtle one
-                if not real(sk, m, verification_rows(Xn, info, mutated, rng), frame_cols, X, base=art, est=est):
+                vrows = verification_rows(Xn, info, mutated, rng)
+                if not real(sk, m, vrows, frame_cols, X, base=art, est=est):
                     continue
                 kinds[kind][1] += 1
                 part[1] += 1
+                if certify is not None:
+                    outcome = certify.mutation(name, kind, sk, m, X, data, vrows, frame_cols, est, info, base=art)
+                    print(f"    {name} {kind}: certificate {outcome}", file=sys.stderr, flush=True)
                 seed = kinds[kind][1] % 10
                 rep = portable.check(sk, m, samples=SAMPLES, seed=seed)
                 if not rep.equivalent:

@@ -479,6 +479,27 @@ def test_long_documents_reach_a_float32_naive_bayes_rounding():
     assert np.allclose(out, ref, rtol=1e-4, atol=1e-5)
 
 
+def test_long_documents_reach_a_float32_count_naive_bayes_rounding():
+    """A word-count naive Bayes in float32 differs from scikit-learn only on documents of hundreds of words whose
+    classes nearly balance (its certificate's worst input has about 500): the vectorizer's long documents reach
+    2,048 terms, so the check finds it, the counterexample differs in scikit-learn and onnxruntime directly, and
+    `convert(dtype="auto")` ships float64."""
+    import pandas as pd
+
+    from .pipelines import text_count_naive_bayes
+
+    pipe, df, _ = text_count_naive_bayes()
+    art = portable.convert(pipe, to="onnx", check=False, dtype="float32")
+    rep = check(portable.load(pipe), art, samples=1000)
+    assert not rep.equivalent, rep.summary_line()
+    doc = rep.counterexamples[0]["inputs"]["review"][0][0]
+    want = pipe.predict_proba(pd.DataFrame({"review": [doc]}))
+    got = ort_run(art.proto, {"review": np.array([[doc]], dtype=object)})["probabilities"]
+    assert not np.allclose(got, want, rtol=1e-4, atol=1e-5)  # real, beyond the float32 tolerance
+    shipped = portable.convert(pipe, to="onnx", data=df)
+    assert shipped.proto.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+
+
 def test_a_counterexample_that_fails_only_once_does_not_crash_the_shrinking(monkeypatch):
     """hypothesis raises Flaky when the predicate does not answer the same twice (a float32 row's result can
     depend on the batch around it; the shrinking budget ends): the check still reports, with the failing rows."""

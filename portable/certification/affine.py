@@ -70,9 +70,43 @@ class Unreadable(Exception):
         self.original = original
 
 
-def unreadable(exc: Unreadable, ctx: Context, method: str) -> dict[str, Certificate]:
-    return {name: not_certifiable(name, f"the converted model has no {method} reading: {exc}")
+def unreadable(exc: Unreadable, ctx: Context, method: str, original: Any = None) -> dict[str, Certificate]:
+    """The converted model has no reading: nothing is proved, but the original's reading still says where two
+    models are most likely to part (its extreme points, corners, random points of the domain). Each output is
+    returned refuted with those inputs as candidates: `portable.certify` runs both models on them and keeps the
+    refutation only with a verified counterexample (a difference beyond the tolerance both models reproduce),
+    else it is not certifiable, for the reason given here."""
+    reason = f"the converted model has no {method} reading: {exc}"
+    try:
+        batch = _original_candidates(exc.original, original, ctx) if original is not None else None
+    except Exception:  # noqa: BLE001 - no candidates: the reason stands alone
+        batch = None
+    if not batch:
+        return {name: not_certifiable(name, reason) for name in ctx.outputs}
+    return {name: Certificate(name, REFUTED, reason=reason, candidates=[batch], details={"unreadable": True})
             for name in ctx.outputs}
+
+
+def _original_candidates(prog: Any, original: Any, ctx: Context) -> dict[str, Any]:
+    """One batch of inputs: the points where each of the original's first affine maps and outputs is largest and
+    smallest, and 256 random points of the domain (corners half the time per column)."""
+    import numpy as np
+
+    from .joint import sample_points, to_inputs
+    from .program import Label
+
+    space = prog.space
+    pts = [sample_points(space, 256)]
+    for s in [st.pre for st in prog.stages[:1]] + [o.scores if isinstance(o, Label) else o
+                                                    for o in prog.outputs.values()]:
+        if s.stage:
+            continue
+        C = space.pad(s.C).reshape(-1, space.size)
+        pts += [space.maximize(C, want_arg=True)[1], space.maximize(-C, want_arg=True)[1]]
+    n = max(p.shape[1] for p in pts)
+    P = np.concatenate([np.pad(p, ((0, 0), (0, n - p.shape[1]))) for p in pts])
+    rows = [to_inputs(space, p, original.signature.inputs, ctx.inputs) for p in P]
+    return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
 def read_model(model: Any, space: Space, side: str) -> Any:
@@ -116,7 +150,7 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
     try:
         pa, pb = read_pair(original, converted, domain)
     except Unreadable as exc:
-        return None if _hidden(exc.original) != hidden else unreadable(exc, ctx, method)
+        return None if _hidden(exc.original) != hidden else unreadable(exc, ctx, method, original)
     if _hidden(pa) != hidden or _hidden(pb) != hidden:
         return None
     certs = certify_programs(pa, pb, original, converted, domain, ctx, method, t0)

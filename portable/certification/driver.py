@@ -451,6 +451,10 @@ def _verify(cert: Certificate, original: Any, converted: Any, ctx: Context, outp
                                "found_by": f"certificate ({cert.method})", "verified": True, "difference": diff}
         return cert
     reason = cert.reason or "the proved bound exceeds the tolerance"
+    if cert.details.get("unreadable"):  # nothing was proved: the candidates came from the original's reading
+        return Certificate(name, NOT_CERTIFIABLE, method=cert.method, details=cert.details, seconds=cert.seconds,
+                           reason=f"{reason} (none of the {tried} inputs where the original's reading is extreme "
+                           "shows a difference beyond the tolerance)")
     return Certificate(name, NOT_CERTIFIABLE, method=cert.method, bound=cert.bound, tolerance=cert.tolerance,
                        arithmetic=cert.arithmetic, details=cert.details, seconds=cert.seconds,
                        reason=f"{reason}, but none of the {tried} inputs where the difference should be largest "

@@ -277,7 +277,8 @@ def _l1_normalised(prog: Program, a: Sym, b: Sym, dt: str) -> Sym:
     A, B = space.pad(a.C), space.pad(b.C)
     if A.ndim != 2 or B.reshape(-1, A.shape[-1]).shape[0] != 1 or not np.array_equal(B.reshape(-1), A.sum(axis=0)):
         raise NotSymbolic("a division by a value that depends on the inputs")
-    if prog._is_stage_output(a, ("softmax", "l1norm")) or prog._complementary_pair(a, dt) is not None:
+    if prog._is_stage_output(a, ("softmax", "l1norm")) or prog._complementary_pair(a, dt) is not None or \
+            prog._nonnegative(a):  # (units >= 0 such as sigmoids: a normalisation stage of its own)
         return prog.activate(a, "l1norm", dt)
     raise NotSymbolic("a division by a value that depends on the inputs (not an L1 normalisation of "
                       "probabilities)")
@@ -287,7 +288,7 @@ def _l1_normalised(prog: Program, a: Sym, b: Sym, dt: str) -> Sym:
 def _abs(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
     s = _const(prog, ins[0])
     lo, hi = prog.space.range(s.C, prog.side)
-    if np.all(lo - s.E >= 0):
+    if np.all(lo - s.E >= 0) or prog._nonnegative(s):  # (a sigmoid's units are >= 0 in float too: Abs is exact)
         return [s]
     if np.all(hi + s.E <= 0):
         return [prog.scale(s, np.asarray(-1.0), dt)]

@@ -463,6 +463,48 @@ def _mlp_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     raise NotSymbolic(f"MLPClassifier with output activation {est.out_activation_}")
 
 
+@reads("MultiOutputClassifier", final=True)
+def _multi_output_classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    """One model per target, each on the same inputs: output `o` of target j is `o_j` (label_j, probabilities_j),
+    each read as that model alone (their nonlinearities are blocks of one stage)."""
+    out: dict[str, Any] = {}
+    for j, sub in enumerate(est.estimators_):
+        out.update({f"{k}_{j}": v for k, v in _final(prog, sub, x).items()})
+    return out
+
+
+@reads("MultiOutputRegressor", final=True)
+def _multi_output_regressor(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    parts = []
+    for sub in est.estimators_:
+        got = _final(prog, sub, x)
+        if set(got) != {"variable"}:
+            raise NotSymbolic(f"MultiOutputRegressor of {type(sub).__name__}")
+        parts.append(got["variable"])
+    return {"variable": _concat_values(prog, parts, -1)}
+
+
+@reads("KNeighborsClassifier", "KNeighborsRegressor", "RadiusNeighborsClassifier", "RadiusNeighborsRegressor",
+       final=True)
+def _neighbors(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    raise NotSymbolic(f"{type(est).__name__} predicts from its nearest training points: a function that is piecewise "
+                      "over a partition of the inputs by distances to every training point, neither affine nor a "
+                      "tree, so no method bounds it (the sampled check stands alone)")
+
+
+@reads("KNNImputer")
+def _knn_imputer(prog: Program, est: Any, x: Any) -> Any:
+    raise NotSymbolic("KNNImputer fills a missing value with the mean of the nearest training rows: piecewise over a "
+                      "partition by distances to every training row, neither affine nor a tree, so no method bounds "
+                      "it (the sampled check stands alone)")
+
+
+@reads("ClassifierChain", final=True)
+def _classifier_chain(prog: Program, est: Any, x: Any) -> dict[str, Any]:
+    raise NotSymbolic("ClassifierChain feeds each model's predicted label (a step function of the inputs) to the "
+                      "next models as a feature: not an affine composition")
+
+
 @reads("GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV", final=True)
 def _search(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     if not hasattr(est, "best_estimator_"):

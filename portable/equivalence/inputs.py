@@ -1103,7 +1103,8 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     if len(equi):
         boundary = Batch.concat([boundary, equi]) if len(boundary) else equi
     # one cloud for the special rows (their first rows) and the cloud rows
-    cloud = _cloud(plan, samples - len(equi), rng)
+    # (at least the special rows' base: the equidistant rows may outnumber a small `samples`)
+    cloud = _cloud(plan, max(samples - len(equi), n_special), rng)
     special = _special(plan, n_special, rng, base=Batch(cloud.num[:n_special], cloud.txt[:n_special],
                                                         cloud.source[:n_special]), signs=signs)
     parts = [boundary] if len(boundary) else []

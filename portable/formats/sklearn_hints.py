@@ -536,7 +536,7 @@ class _Learner:
         # long documents too: counts, tf-idf sums and naive Bayes' log-likelihood sums grow with the length, and
         # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
         # not on 85-character ones); lengths log-uniform from 8 to 512 terms
-        lengths = np.exp(rng.uniform(np.log(8), np.log(512), 128)).astype(np.int64)
+        lengths = np.exp(rng.uniform(np.log(8), np.log(2048), 128)).astype(np.int64)
         docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
         h = self.hints.column(self.col(space.cols[0]))
         seen = set(h.categories)

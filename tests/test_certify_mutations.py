@@ -1,0 +1,136 @@
+"""Certificates as bug finders against the mutation benchmark (issue 19): conversions the affine method could not
+read (a float64 binary logistic regression whose probabilities are normalised sigmoids once a coefficient of one
+of them changes; MultiOutputClassifier of linear models) are certified when correct, and each mutation that
+changes an output beyond the tolerance is refuted with a counterexample that scikit-learn and onnxruntime,
+run directly, reproduce. Models no method expresses (k-NN, ClassifierChain) say why, and certify does not crash
+on them."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+
+import portable
+from portable.certification.core import CERTIFIED, NOT_CERTIFIABLE, REFUTED
+from portable.formats.sklearn import SklearnModel
+
+from .mutants import benchmark_mutations
+from .sample_models import SAMPLE_MODELS
+from .test_certify_affine import sample_domain
+
+
+def _build(table: str, name: str):
+    from . import pipelines
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if table == "sample":
+            est, X, data = dict(SAMPLE_MODELS)[name]()
+            return est, X, (data if data is not None else X)
+        est, X, _ = pipelines.build(name)
+        return est, X, X
+
+
+def _sklearn(est, inputs: dict) -> dict[str, np.ndarray]:
+    """scikit-learn's own outputs for model inputs `{name: array [n, 1] or [n, d]}`: labels and probabilities
+    (per target for a MultiOutputClassifier, as the converted outputs `label_j`, `probabilities_j`)."""
+    if list(inputs) == ["X"]:
+        X = np.asarray(inputs["X"], dtype=np.float64)
+    else:
+        X = pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in inputs.items()})
+        for k in X.columns:
+            if X[k].dtype.kind in "OUS" or str(X[k].dtype) in ("str", "string"):
+                X[k] = X[k].astype(object)
+    proba = est.predict_proba(X)
+    label = est.predict(X)
+    if isinstance(proba, list):  # one per target
+        out = {}
+        for j, p in enumerate(proba):
+            out[f"probabilities_{j}"], out[f"label_{j}"] = p, label[:, j]
+        return out
+    return {"probabilities": proba, "label": label}
+
+
+def _onnxruntime(art: portable.Model, inputs: dict) -> dict[str, np.ndarray]:
+    sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for i in sess.get_inputs():
+        v = np.asarray(inputs[i.name])
+        feeds[i.name] = v.astype(object) if i.type == "tensor(string)" else v.astype(
+            {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64}[i.type])
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
+CASES = [("sample", "logreg_binary", "float64"), ("sample", "column_transformer_frame", "float64"),
+         ("pipeline", "titanic_multi_output_classifier", "float32")]
+
+
+@pytest.mark.parametrize("table,name,dtype", CASES)
+def test_correct_conversion_is_certified_and_every_real_mutation_refuted(table, name, dtype):
+    est, X, data = _build(table, name)
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False, data=data)
+    model = SklearnModel(est, data=data)
+    result = portable.certify(est, art, data=X)
+    assert result.certified, result.to_text()
+    feeds = sample_domain(model, result.domain, 1000)
+    want, got = _sklearn(est, feeds), _onnxruntime(art, feeds)
+    for out, cert in result.certificates.items():  # sound: no sampled row differs beyond a proved bound
+        if not out.startswith("label"):
+            assert np.max(np.abs(want[out] - got[out])) <= cert.bound, (out, cert.bound)
+    muts = benchmark_mutations(art, ("coefficient", "intercept", "label"), 2, seed=3)
+    assert muts
+    refuted = 0
+    for kind, proto in muts:
+        mutated = portable.load(proto)
+        res = portable.certify(est, mutated, data=X)
+        got = _onnxruntime(mutated, feeds)
+        for out, cert in res.certificates.items():
+            if out.startswith("label"):
+                continue
+            differs = np.abs(want[out] - got[out]) > cert.tolerance + 1e-4 * np.abs(want[out])
+            if cert.status == CERTIFIED:
+                assert np.max(np.abs(want[out] - got[out])) <= cert.bound, (kind, out)
+            if np.any(differs):
+                assert cert.status == REFUTED, (kind, out, cert.status, cert.reason)
+        for out, cert in res.certificates.items():
+            if cert.status != REFUTED:
+                continue
+            refuted += 1
+            # the counterexample, run through scikit-learn and onnxruntime directly, differs
+            ce = cert.counterexample
+            assert ce["verified"]
+            inputs = {k: np.asarray(v) for k, v in ce["inputs"].items()}
+            a, b = _sklearn(est, inputs), _onnxruntime(mutated, inputs)
+            if out.startswith("label"):
+                assert np.any(np.asarray(a[out]).astype(str) != np.asarray(b[out]).astype(str)), (kind, out)
+            else:
+                assert np.max(np.abs(a[out] - b[out])) > cert.tolerance, (kind, out)
+    assert refuted
+
+
+def test_neighbours_and_chains_say_why_and_certify_does_not_crash():
+    """A k-NN model whose converted training point moved (the checker's generator asked for fewer rows than its
+    equidistant rows: it crashed with a negative size) and a ClassifierChain: not certifiable, saying why."""
+    import sys
+    from pathlib import Path
+
+    est, X, data = _build("sample", "knn_classifier")
+    art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    try:
+        from benchmarks import mutations as gen
+    finally:
+        sys.path.pop(0)
+    site = gen.sites(art.proto, "knn_point", len(est._fit_X))[0]
+    for proto in (art.proto, gen.mutate(art.proto, "knn_point", site, np.random.default_rng(0))[0]):
+        res = portable.certify(est, portable.load(proto), data=X)
+        for cert in res.certificates.values():
+            assert cert.status == NOT_CERTIFIABLE and "nearest training points" in cert.reason, cert
+    est, X, data = _build("pipeline", "titanic_classifier_chain")
+    art = portable.convert(est, to="onnx", check=False, data=data)
+    res = portable.certify(est, art, data=X)
+    for cert in res.certificates.values():
+        assert cert.status == NOT_CERTIFIABLE and "predicted label" in cert.reason, cert
