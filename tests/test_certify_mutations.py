@@ -134,3 +134,33 @@ def test_neighbours_and_chains_say_why_and_certify_does_not_crash():
     res = portable.certify(est, art, data=X)
     for cert in res.certificates.values():
         assert cert.status == NOT_CERTIFIABLE and "predicted label" in cert.reason, cert
+
+
+def test_a_converted_model_with_no_reading_is_refuted_at_a_point_both_runtimes_confirm():
+    """The converted graph raises its probabilities to the power 1.01 (no affine reading: nothing is proved),
+    but the original's reading still points at inputs where the two part: the certificate is refuted with a
+    counterexample that scikit-learn and onnxruntime, run directly, confirm; with the power 1 it is not refuted."""
+    from onnx import helper, numpy_helper
+
+    est, X, data = _build("sample", "logreg_multiclass")
+    art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
+
+    def powered(exponent: float) -> portable.Model:
+        proto = art.proto.__class__()
+        proto.CopyFrom(art.proto)
+        g = proto.graph
+        node = next(n for n in g.node if "probabilities" in n.output)
+        node.output[list(node.output).index("probabilities")] = "probabilities_raw"
+        g.initializer.append(numpy_helper.from_array(np.array(exponent, dtype=np.float32), "the_exponent"))
+        g.node.append(helper.make_node("Pow", ["probabilities_raw", "the_exponent"], ["probabilities"]))
+        return portable.load(proto)
+
+    mutated = powered(1.01)
+    res = portable.certify(est, mutated, data=X)
+    cert = res.certificates["probabilities"]
+    assert cert.status == REFUTED and cert.details.get("unreadable"), (cert.status, cert.reason)
+    inputs = {k: np.asarray(v) for k, v in cert.counterexample["inputs"].items()}
+    a, b = _sklearn(est, inputs)["probabilities"], _onnxruntime(mutated, inputs)["probabilities"]
+    assert np.max(np.abs(a - b)) > cert.tolerance + 1e-4 * np.max(np.abs(a))
+    same = portable.certify(est, powered(1.0), data=X).certificates["probabilities"]
+    assert same.status != REFUTED, same.reason
