@@ -189,9 +189,9 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
     samples, seed = _args.samples(samples), _args.seed(seed)
     rtol, atol = _args.tolerance("rtol", rtol), _args.tolerance("atol", atol)
     trust = _args.trust(trust)
-    from .equivalence import streaming
+    if data is not None and (chunk_rows is not None or dask is not None or _is_stream(data)):
+        from .equivalence import streaming
 
-    if data is not None and (streaming.is_stream(data) or chunk_rows is not None or dask is not None):
         report = streaming.check_stream(original, converted, data, samples=samples, seed=seed, rtol=rtol,
                                         atol=atol, trust=tuple(trust), chunk_rows=chunk_rows, dask=dask)
         if certify:
@@ -217,6 +217,12 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
         _record_check(conv, report)
         _record_profile(conv, orig, data)
     return report
+
+
+def _is_stream(data: Any) -> bool:
+    from .equivalence import streaming
+
+    return streaming.is_stream(data)
 
 
 def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = None, rtol: float | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CannotRunError, PortableError
+from ..limits import check_samples
 from ..model import Model
 from .compare import (OutputResult, Tolerance, excuse_tied, failing_rows, judge_on_decision, match_outputs,
                       tolerance_for)
@@ -73,8 +74,6 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     total = 4
     tick = _ticker(progress, total)
     outputs, plan, notes = _plan(original, converted, data)
-    from ..limits import check_samples
-
     check_samples(samples, len(plan.features))  # samples x values per row, before anything is generated
     batch = _generated(plan, samples, seed, lambda r: _label_edges(plan, original, converted, outputs, samples, r))
     tick()
@@ -101,14 +100,13 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
         counterexamples += _counterexamples(plan, outputs, original, converted, batch, results, bad, out_a,
                                             out_b, rtol, atol, seed)
     tick()
-    counts = np.bincount(batch.source, minlength=len(SOURCES)).tolist()
-    total, tested = tested_nodes(plan, samples)
+    total, tested = _tested(plan, samples)
     report = Report(
         equivalent=not any_bad and not failures and out_b is not None,
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
-        generation=dict(zip(SOURCES[:4], counts)),
+        generation=dict(zip(SOURCES[:4], np.bincount(batch.source, minlength=len(SOURCES)).tolist())),
         learned=list(plan.sources), boundary={"split_nodes": total, "tested": tested},
         rejected_by_original=rejected)
     report.seconds = time.perf_counter() - started
@@ -152,7 +150,8 @@ def _generated(plan: Plan, samples: int, seed: Any,
     kept = plan.memo.get("generated")
     if key is not None and kept is not None and kept[0] == key:
         b = kept[1]
-        return Batch(b.num.copy(), b.txt.copy(), b.source.copy())
+        # (an empty string matrix has nothing to write into: shared)
+        return Batch(b.num.copy(), b.txt.copy() if b.txt.size else b.txt, b.source.copy())
     rng = _rng(seed)
     batch = generate(plan, samples, rng)
     if more is not None:
@@ -162,6 +161,14 @@ def _generated(plan: Plan, samples: int, seed: Any,
     if key is not None and batch.num.nbytes + 8 * batch.txt.size <= KEEP_GENERATED:
         plan.memo["generated"] = (key, Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy()))
     return batch
+
+
+def _tested(plan: Plan, samples: int) -> tuple[int, int]:
+    """`tested_nodes(plan, samples)`, worked out once per pair and number of samples."""
+    kept = plan.memo.get("tested")
+    if kept is None or kept[0] != samples:
+        kept = plan.memo["tested"] = (samples, tested_nodes(plan, samples))
+    return kept[1]
 
 
 def _ref(model: Model) -> Callable[[], Model | None]:

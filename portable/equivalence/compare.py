@@ -179,8 +179,8 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
     numeric = {}
     for name, kind in outputs:
         va, vb = np.asarray(a[name]), np.asarray(b[name])
-        r = OutputResult(name, kind, (_name(va.dtype), _name(vb.dtype)), (va.shape, vb.shape),
-                         bad=np.zeros(n, dtype=bool), severity=np.zeros(n))
+        r = OutputResult(name, kind, (_name(va.dtype), _name(vb.dtype)), (va.shape, vb.shape), bad=_NO_ROWS,
+                         severity=_NO_VALUES)
         if va.shape != vb.shape:
             r.error = f"shape {list(vb.shape)} in the converted model, {list(va.shape)} in the original"
         elif len(va) != n:
@@ -193,12 +193,17 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
             _numbers(r, va, vb, tolerance_for(kind, (va.dtype, vb.dtype), rtol, atol))
             numeric[name] = (kind, va, r.tolerance)
         if r.error:
-            r.bad[:] = True
-            r.severity[:] = np.inf
+            r.bad = np.ones(n, dtype=bool)
+            r.severity = np.full(n, np.inf)
             r.mismatches = n
         results.append(r)
     _near_ties(results, numeric)
     return results
+
+
+_NO_ROWS = np.zeros(0, dtype=bool)  # placeholders until a comparison sets a result's per-row arrays
+_NO_VALUES = np.zeros(0)
+_NO_ROWS.flags.writeable = _NO_VALUES.flags.writeable = False
 
 
 _NAMES: dict[np.dtype, str] = {}
@@ -217,33 +222,40 @@ def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
         va, vb = va.astype(str), vb.astype(str)
     elif va.dtype.kind == "b" or vb.dtype.kind == "b":
         va, vb = va.astype(np.int64), vb.astype(np.int64)
-    differ = va != vb
-    r.bad = differ.reshape(len(va), -1)
-    r.bad = r.bad[:, 0] if r.bad.shape[1] == 1 else _rowwise(np.logical_or, r.bad)
-    r.differ = r.bad
+    n = len(va)
+    differ = np.not_equal(va, vb).reshape(n, -1)
+    r.bad = r.differ = differ[:, 0] if differ.shape[1] == 1 else _rowwise(np.logical_or, differ)
     r.mismatches = int(np.count_nonzero(r.bad))
-    r.severity = r.bad.astype(float) if r.mismatches else np.zeros(len(r.bad))
-    r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
+    if r.mismatches:
+        r.severity = r.bad.astype(float)
+        r.worst_row = int(np.argmax(r.bad))
+    else:
+        r.severity = np.zeros(n)
 
 
 _TINY = float(np.finfo(np.float64).tiny)
+_F64 = np.dtype(np.float64)
 
 
 def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) -> None:
     r.tolerance = tol
     n = len(va)
-    x = va.reshape(n, -1).astype(np.float64, copy=False)  # read only
+    x = va.reshape(n, -1)  # read only
+    if x.dtype != _F64:
+        x = x.astype(np.float64)
     if not x.size:
         r.max_abs_diff = r.max_rel_diff = 0.0
+        r.bad, r.severity = np.zeros(n, dtype=bool), np.zeros(n)
         return
+    y = vb.reshape(n, -1)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         # one pass of numpy per quantity, in place where possible
-        diff = np.subtract(x, vb.reshape(n, -1), dtype=np.float64)  # |x - y|, computed in float64
+        diff = np.subtract(x, y, dtype=np.float64)  # |x - y|, computed in float64
         np.abs(diff, out=diff)
         mag = np.abs(x)
         top = float(np.maximum.reduce(diff, axis=None))  # NaN when any element is NaN
-        if not math.isfinite(top):  # equal infinities and NaN on both sides agree; any other NaN does not
-            y = vb.reshape(n, -1)
+        finite = math.isfinite(top)
+        if not finite:  # equal infinities and NaN on both sides agree; any other NaN does not
             same = (x == y) | (np.isnan(x) & np.isnan(y))
             diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
             mag = np.where(np.isfinite(mag), mag, 0.0)
@@ -258,7 +270,7 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
             if flat.size > 512:  # an evenly strided sample estimates the percentile well enough
                 flat = flat[:: flat.size // 256]
             k = int(0.9 * (flat.size - 1))
-            scale = max(1.0, float(np.partition(flat, k)[k])) if flat.size else 1.0
+            scale = max(1.0, float(np.partition(flat, k)[k]))
             if scale != 1.0:
                 tol = Tolerance(tol.rtol, tol.atol * scale, scaled=False)
                 r.tolerance = tol  # the report gives the absolute tolerance it used
@@ -267,20 +279,23 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
         if not tol.atol > _TINY:
             np.maximum(allowed, _TINY, out=allowed)
         ratio = np.divide(diff, allowed, out=allowed)
-        zero = mag == 0 if np.minimum.reduce(mag, axis=None) == 0 else None  # no relative difference there
-        rel = np.divide(diff, mag, out=mag)
-        if zero is not None:
+        rel = np.divide(diff, mag, out=mag if finite else None)  # no relative difference where |x| = 0:
+        top_rel = float(np.maximum.reduce(rel, axis=None))  # 0/0 and d/0 make it non-finite, then fixed
+        if not math.isfinite(top_rel):
+            zero = (np.abs(x) if finite else np.where(np.isfinite(x), np.abs(x), 0.0)) == 0
             rel[zero] = 0.0
+            top_rel = float(np.maximum.reduce(rel, axis=None))
     # row maxima column by column: numpy's axis=1 reduction over a few columns is ten times slower
     r.severity = ratio.reshape(n) if ratio.shape[1] == 1 else _rowwise(np.maximum, ratio)
     r.worst_row = int(r.severity.argmax())
     if r.severity[r.worst_row] > 1.0:
         r.bad = r.severity > 1.0
         r.mismatches = int(np.count_nonzero(r.bad))
-    else:  # no row is beyond the tolerance (r.bad is already all False)
+    else:  # no row is beyond the tolerance
+        r.bad = np.zeros(n, dtype=bool)
         r.mismatches = 0
     r.max_abs_diff = top
-    r.max_rel_diff = float(np.maximum.reduce(rel, axis=None))
+    r.max_rel_diff = top_rel
 
 
 def _rowwise(op: np.ufunc, m: np.ndarray) -> np.ndarray:
