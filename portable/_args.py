@@ -18,7 +18,7 @@ def _bad(name: str, want: str, value: Any) -> PortableError:
 
 
 def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise _bad(name, "a whole number", value)
     value = int(value)
     if minimum is not None and value < minimum:
@@ -36,7 +36,8 @@ def samples(value: Any, name: str = "samples") -> int:
 
 def seed(value: Any, name: str = "seed") -> Any:
     """A non-negative whole number (numpy's seeds), or a numpy SeedSequence/Generator passed through."""
-    if type(value).__name__ in ("SeedSequence", "Generator") and type(value).__module__.startswith("numpy"):
+    if type(value) is not int and type(value).__name__ in ("SeedSequence", "Generator") and \
+            type(value).__module__.startswith("numpy"):
         return value
     return integer(name, value, minimum=0)
 
@@ -55,7 +56,7 @@ def tolerance(name: str, value: Any) -> float | None:
 
 def trust(value: Any, name: str = "trust") -> tuple[str, ...]:
     """An iterable of names (a single string is one name)."""
-    if value is None:
+    if value is None or (type(value) is tuple and not value):
         return ()
     if isinstance(value, str):
         return (value,) if value else ()

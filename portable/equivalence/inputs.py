@@ -255,17 +255,32 @@ def assemble(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
 def feed_batch(plan: Plan, batch: Batch, arrays: Mapping[str, np.ndarray], model: Model) -> dict[str, np.ndarray]:
     """`feed(arrays, model)` for `arrays = assemble(plan, batch)`, taking a float64 input's values straight from
     the batch (they are the narrow dtype's values already, so the same numbers) instead of casting them back."""
+    n = len(batch)
+    out = {}
+    for name, idx, shape, direct in _feed_recipe(plan, model):
+        if direct:
+            out[name] = np.ascontiguousarray(batch.num[:, idx]).reshape((n, *shape))
+        else:
+            out.update(feed({name: arrays[name]}, model))
+    return out
+
+
+def _feed_recipe(plan: Plan, model: Model) -> list[tuple[str, Any, tuple[int, ...], bool]]:
+    """Per slot of the plan: (name, its feature columns, row shape, whether `model` takes it as float64 straight
+    from the batch); worked out once per plan and model (a model's signature is fixed when it is loaded)."""
+    recipes = plan.memo.setdefault("feed", {})
+    kept = recipes.get(id(model))
+    if kept is not None and kept[0] is model.signature:
+        return kept[1]
     specs = {s.name: s for s in model.signature.inputs}
     cols = plan.columns or _columns(plan)
-    out = {}
+    recipe = []
     for slot in plan.slots:
-        spec = specs[slot.name]
         idx = cols[slot.name]
-        if spec.dtype == "float64" and slot.dtype.startswith("float") and isinstance(idx, slice):
-            out[slot.name] = np.ascontiguousarray(batch.num[:, idx]).reshape((len(batch), *slot.row_shape))
-        else:
-            out.update(feed({slot.name: arrays[slot.name]}, model))
-    return out
+        direct = specs[slot.name].dtype == "float64" and slot.dtype.startswith("float") and isinstance(idx, slice)
+        recipe.append((slot.name, idx, slot.row_shape, direct))
+    recipes[id(model)] = (model.signature, recipe)
+    return recipe
 
 
 def _columns(plan: Plan) -> dict[str, slice | list[int]]:
