@@ -331,18 +331,13 @@ def test_box_muller_bump_is_standard_normal():
         assert stats.kstest(z.ravel(), "norm").pvalue > 1e-3
 
 
-def test_seeded_generator_gives_the_same_draws_for_a_seed_even_after_use():
-    from scipy import stats
-
+def test_seeded_generator_is_default_rng_even_after_use():
     from portable.equivalence import _rng
 
-    first = {seed: _rng(seed).random(5) for seed in (0, 7, 2**64 + 3)}
-    for seed in (0, 7, 2**64 + 3, 0):
-        got = _rng(seed).random(5)  # the generator was advanced by the call before: seeded again
-        np.testing.assert_array_equal(got, first[seed])
-    assert len({tuple(v) for v in first.values()}) == 3  # other seeds, other draws
-    draws = _rng(11).random(200_000)  # uniform on [0, 1), as numpy's own generator makes them
-    assert stats.kstest(draws, "uniform").pvalue > 1e-3
+    for seed in (0, 7, 0):
+        want = np.random.default_rng(seed).random(5)
+        got = _rng(seed).random(5)  # the kept generator was advanced by the call before: restored first
+        np.testing.assert_array_equal(got, want)
 
 
 def test_float32_cloud_rows_are_float32_values_within_the_ranges():

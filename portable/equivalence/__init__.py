@@ -178,30 +178,23 @@ def _ref(model: Model) -> Callable[[], Model | None]:
         return lambda: None
 
 
-_RNGS = threading.local()  # per thread: one generator, re-seeded for each check
-_MASK64 = (1 << 64) - 1
+_RNGS = threading.local()  # per thread: seed -> (generator, its initial state)
 
 
 def _rng(seed: int) -> np.random.Generator:
-    """A PCG64 generator seeded by `seed` (a whole number): the same rows for the same seed. Its 128-bit state
-    and increment are four splitmix64 outputs of the seed (`np.random.default_rng(seed)` hashes the seed with a
-    SeedSequence, which costs as much as generating a small check's random rows); other seeds (a SeedSequence,
-    a Generator) go to `np.random.default_rng`."""
+    """`np.random.default_rng(seed)`, in the same state, without hashing the seed again for a seed seen before."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):  # a SeedSequence, a Generator, ...
         return np.random.default_rng(seed)
-    gen = getattr(_RNGS, "gen", None)
-    if gen is None:
-        gen = _RNGS.gen = np.random.Generator(np.random.PCG64(0))
+    kept = getattr(_RNGS, "kept", None)
+    if kept is None or len(kept) > 64:
+        kept = _RNGS.kept = {}
     seed = int(seed)
-    x = (seed ^ (seed >> 64) * 0x9E3779B97F4A7C15) & _MASK64  # larger seeds fold their high bits in
-    words = []
-    for _ in range(4):  # splitmix64
-        x = (x + 0x9E3779B97F4A7C15) & _MASK64
-        z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        words.append(z ^ (z >> 31))
-    gen.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
-                               "state": {"state": words[0] << 64 | words[1], "inc": words[2] << 64 | words[3] | 1}}
+    if seed not in kept:
+        gen = np.random.default_rng(seed)
+        kept[seed] = (gen, gen.bit_generator.state)
+        return gen
+    gen, state = kept[seed]
+    gen.bit_generator.state = state
     return gen
 
 
@@ -424,9 +417,7 @@ def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tu
     m = min(half, 64, max(8, samples // 16))
     if m >= half:
         return both.take(np.arange(2 * half))
-    # a uniformly random m of the pairs: the m smallest of random keys (one call; rng.choice without
-    # replacement costs more than the rest of taking the rows)
-    pick = np.sort(np.argpartition(rng.random(half), m - 1)[:m])
+    pick = np.sort(rng.choice(half, m, replace=False))
     return both.take(np.concatenate([pick, pick + half]))
 
 

@@ -815,8 +815,7 @@ def _normal(u: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if odd:
         flat = np.concatenate([flat, rng.random(1, dtype=np.float32)])
     half = flat.size // 2
-    r = np.subtract(np.float32(1), flat[:half])  # u < 1, so 1 - u > 0 (and exact: u is a multiple of 2**-24)
-    np.log(r, out=r)  # (float32 log is vectorised, log1p is not: three times faster)
+    r = np.log1p(-flat[:half])  # u < 1, so 1 - u > 0
     r *= -2
     np.sqrt(r, out=r)
     theta = flat[half:] * np.float32(2 * np.pi)
