@@ -13,6 +13,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_yaml_aliases` | 100,000 | alias references (`*name`) in one YAML document |
 | `max_pfa_expansion` | 1,000,000 | expressions a PFA action amounts to once its user functions are inlined |
 | `max_record_fields` | 10,000 | fields of one PFA record type |
+| `max_pfa_routine_ms` | 10,000 | milliseconds one PFA begin/action/end routine may run (the spec's `timeout`, imposed; a document's smaller `timeout` option wins) |
 | `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
@@ -66,6 +67,7 @@ class Limits:
     max_yaml_aliases: int = 100_000
     max_pfa_expansion: int = 1_000_000
     max_record_fields: int = 10_000
+    max_pfa_routine_ms: int = 10_000
     max_tensor_bytes: int = 4 * GiB
     max_archive_bytes: int = 8 * GiB
     max_archive_members: int = 100_000

@@ -86,6 +86,13 @@ def _problems(case: Case, r: dict) -> list[str]:
     return out
 
 
+def test_the_catastrophic_pattern_of_the_corpus_really_hangs_pythons_re():
+    """Control for the corpus's regular-expression case: Python's `re` (which the PFA engine used before) does not
+    finish `(a|aa)+$` on 64 a's and a '!' in seconds; portable's engine stops it at the routine's timeout."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", "import re; re.search('(a|aa)+$', 'a' * 64 + '!')"], timeout=3)
+
+
 def test_hostile_corpus(corpus):
     """Every case: the expected exit code, one short paragraph naming the problem, no traceback, files intact."""
     problems = [p for case, r in corpus.values() for p in _problems(case, r)]

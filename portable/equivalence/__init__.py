@@ -12,6 +12,7 @@ no format and imports numpy (and hypothesis when shrinking), nothing heavier.
 """
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CannotRunError, PortableError
-from ..limits import check_samples
+from ..limits import LimitError, check_samples
 from ..model import Model
 from .compare import (OutputResult, Tolerance, excuse_tied, failing_rows, judge_on_decision, match_outputs,
                       tolerance_for)
@@ -46,6 +47,29 @@ MOSTLY_REJECTED = 0.9  # the check is refused when the original rejects more tha
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # converted -> (original ref, outputs, plan, notes)
 
 
+class LimitReached(BaseException):
+    """A model run reached one of portable's limits (`LimitError`, e.g. a PFA routine's timeout): the check stops
+    with that error. It is a BaseException only on its way out of the checker, so that the bisections that look
+    for rejected rows (`except Exception`) do not take it for one and run the model again; `stops_at_limits`
+    turns it back into the `LimitError` at the checker's entry points."""
+
+    def __init__(self, error: LimitError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def stops_at_limits(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An entry point of the checker that raises the `LimitError` a model run reached."""
+    @functools.wraps(fn)
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LimitReached as stop:
+            raise stop.error from None
+    return entry
+
+
+@stops_at_limits
 def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, data: Any = None,
           rtol: float | None = None, atol: float | None = None,
           progress: Callable[[int, int], Any] | None = None) -> Report:
@@ -239,7 +263,14 @@ def _error(exc: Exception) -> str:
 
 def _run(model: Model, feeds: dict[str, np.ndarray], size: int | None) -> dict[str, np.ndarray]:
     """`model.run(feeds)`, in batches of exactly `size` rows when the model has a fixed batch size (the last
-    batch padded with copies of its last row, whose outputs are dropped)."""
+    batch padded with copies of its last row, whose outputs are dropped). A limit reached stops the check."""
+    try:
+        return _run_batches(model, feeds, size)
+    except LimitError as exc:
+        raise LimitReached(exc) from None
+
+
+def _run_batches(model: Model, feeds: dict[str, np.ndarray], size: int | None) -> dict[str, np.ndarray]:
     if not size:
         return model.run(feeds)
     n = len(next(iter(feeds.values()))) if feeds else 0

@@ -302,6 +302,8 @@ def _rowwise(op: np.ufunc, m: np.ndarray) -> np.ndarray:
     """`op` reduced along each row of a 2-D array (max, or, ...), as a loop over its columns when it has few."""
     if m.shape[1] > 32:
         return op.reduce(m, axis=1)
+    if not m.shape[1]:  # rows of no values (an empty array output): nothing differs
+        return np.zeros(m.shape[0], dtype=m.dtype)
     out = m[:, 0].copy()
     for j in range(1, m.shape[1]):
         op(out, m[:, j], out=out)

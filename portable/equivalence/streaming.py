@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import PortableError
 from ..model import Model
+from . import stops_at_limits
 from .compare import compare as compare_outputs
 from .compare import excuse_tied, failing_rows, match_outputs
 from .inputs import InputSlot, data_arrays, feed, match_inputs
@@ -448,6 +449,7 @@ def context(spec: Spec, original: Model | None = None, converted: Model | None =
     return ctx, True
 
 
+@stops_at_limits
 def run_task(spec: Spec, task: Task, frame: Any = None) -> Partial:
     """Check the rows of `task` (read from `spec.source`, or `frame` when given: a computed Dask partition).
 
@@ -790,6 +792,7 @@ class StreamReport(Report):
         return header, rows
 
 
+@stops_at_limits
 def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 1000, seed: int = 0,
                  rtol: float | None = None, atol: float | None = None, trust: tuple[str, ...] = (),
                  chunk_rows: int | None = None, dask: Any = None, retries: int = 2,

@@ -193,6 +193,42 @@ def build_corpus(base: Path) -> list[Case]:
                       needle="max_document_bytes"))
     cases.append(Case("unknown limit is a usage error", ["--limit", "max_nothing=3", "inspect", str(p("big.json"))],
                       codes=(2,), needle="unknown limit"))
+    # documents that would run for ever: the spec's timeout, imposed by portable (max_pfa_routine_ms) or asked
+    # for by the document; the check stops at the first record that runs out of time (it is not a rejected row
+    # to bisect: 200 rows at 0.3 s each would take minutes)
+    loop = {"input": "double", "output": "double",
+            "action": [{"let": {"i": 0}}, {"while": True, "do": [{"set": {"i": {"+": ["i", 1]}}}]}, "input"]}
+    p("loop.json").write_text(json.dumps(loop))
+    cases.append(Case("PFA action whose while never ends",
+                      ["--limit", "max_pfa_routine_ms=300", "check", str(p("loop.json")), str(p("loop.json")),
+                       "--samples", "200"],
+                      needle="loop.json: at action (record 0): exceeded timeout of 300 milliseconds"))
+    p("loop_own.json").write_text(json.dumps(dict(loop, options={"timeout": 200})))
+    cases.append(Case("PFA action whose while never ends, with the document's own timeout",
+                      ["check", str(p("loop_own.json")), str(p("loop_own.json")), "--samples", "200"],
+                      needle="exceeded timeout of 200 milliseconds (the document's own"))
+    nested = {"input": "double", "output": "double",
+              "action": [{"let": {"n": 0}},
+                         {"for": {"i": 0}, "while": {"<": ["i", 100000]}, "step": {"i": {"+": ["i", 1]}},
+                          "do": [{"for": {"j": 0}, "while": {"<": ["j", 100000]}, "step": {"j": {"+": ["j", 1]}},
+                                  "do": [{"set": {"n": {"+": ["n", 1]}}}]}]},
+                         "input"]}
+    p("nested_loops.json").write_text(json.dumps(nested))
+    cases.append(Case("PFA loops nested to 10**10 iterations, each within portable's loop guard",
+                      ["--limit", "max_pfa_routine_ms=300", "check", str(p("nested_loops.json")),
+                       str(p("nested_loops.json")), "--samples", "50"], needle="exceeded timeout of 300"))
+    redos = {"input": "string", "output": "boolean",
+             "action": [{"re.contains": [{"s.concat": [{"s.repeat": [{"string": "a"}, 64]}, {"string": "!"}]},
+                                         {"string": "(a|aa)+$"}]}]}
+    p("redos.json").write_text(json.dumps(redos))
+    cases.append(Case("PFA regular expression that backtracks catastrophically",
+                      ["--limit", "max_pfa_routine_ms=300", "check", str(p("redos.json")), str(p("redos.json")),
+                       "--samples", "50"], needle="exceeded timeout of 300"))
+    p("wrong_output.json").write_text(json.dumps(
+        {"input": "string", "output": "int", "action": [{"re.index": ["input", {"string": "a+"}]}]}))
+    cases.append(Case("PFA action returning an array where the output is an int",
+                      ["check", str(p("wrong_output.json")), str(p("wrong_output.json"))],
+                      needle="the action returns array<int>, but the document's output is declared int"))
     p("notjson.pfa").write_bytes(b"\xff\xfe{{{\x00")
     cases.append(Case("binary garbage as PFA", ["inspect", str(p("notjson.pfa"))], needle="PFA"))
 

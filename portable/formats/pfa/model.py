@@ -160,6 +160,11 @@ class PfaModel(Model):
         doc = self.doc
         self.tier = "sequential"
         self._rows = RowEngine(doc, self.seed)  # compiles everything: unknown symbols, functions, types
+        action = self._rows.action_type
+        if doc.method in ("map", "fold") and not T.accepts(doc.output, action):
+            raise PFAError(f"the action returns {action.describe()}, but the document's output is declared "
+                           f"{doc.output.describe()} (a semantic error: the value cannot be given as the output)",
+                           path=doc.path, where="action")
         outs = io_specs(doc.output, "output", "output", doc.path, output=True, objects=True)
         if doc.method == "emit":
             outs = (TensorSpec("output", "object", (None,), "value"),)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import PFARuntimeError
+from . import clock
 from . import types as T
 from .rows import PFAErr, conform
 
@@ -74,6 +75,9 @@ def run_rows(model: Any, engine: Any, inputs: dict[str, np.ndarray]) -> dict[str
     append = out.append
     one = engine.action_one
     i = 0
+    ms, own = engine.budgets["action"]
+    armed = clock.arm(ms, own)
+    local, now, seconds = clock.local_state(), clock.now, ms / 1000.0
     try:
         if engine.method == "map" and not engine.rollback:
             st = engine.state
@@ -83,6 +87,7 @@ def run_rows(model: Any, engine: Any, inputs: dict[str, np.ndarray]) -> dict[str
                     append(one(datum))
             else:
                 for i, datum in enumerate(rows):
+                    local.deadline = now() + seconds  # each action has its own timeout
                     append(action({"input": datum}))
                 st.started += len(rows)
                 st.finished += len(rows)
@@ -93,6 +98,11 @@ def run_rows(model: Any, engine: Any, inputs: dict[str, np.ndarray]) -> dict[str
         raise PFARuntimeError(f"{exc.message} (record {i})", code=exc.code, where=exc.where) from None
     except RecursionError:
         raise PFARuntimeError(f"recursion too deep (record {i})", where="action") from None
+    except clock.RoutineTimeout as exc:
+        raise clock.RoutineTimeout(exc.ms, exc.own, where=f"action (record {i})",
+                                   path=getattr(model.doc, "path", None)) from None
+    finally:
+        clock.disarm(armed)
     return outputs(model, out)
 
 

@@ -25,11 +25,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import PFAError, PFARuntimeError, UnsupportedModelError
-from . import sigs
+from . import clock, sigs
 from . import types as T
 from .reader import Document, FcnDef, parse_fcndef
 
 Fn = Callable[[dict], Any]
+tick = clock.tick
 LOG = logging.getLogger("portable.pfa")
 
 PREDEFINED = ("name", "instance", "version", "metadata", "actionsStarted", "actionsFinished")
@@ -363,11 +364,13 @@ class Compiler:
             def call(*args: Any) -> Any:
                 if len(args) != 1:
                     raise PFAErr(f"function takes 1 argument, got {len(args)}")
+                tick()
                 return fast_ret(run({p0: conv0(args[0])}))
         else:
             def call(*args: Any) -> Any:
                 if len(args) != n:
                     raise PFAErr(f"function takes {n} argument(s), got {len(args)}")
+                tick()
                 env = dict(zip(names, args))
                 for i, cv in convs:
                     env[names[i]] = cv(args[i])
@@ -385,6 +388,7 @@ class Compiler:
                 base = {k: outer_env[k] for k in captured if k in outer_env}
 
                 def call1(a: Any) -> Any:
+                    tick()
                     env = dict(base)
                     env[q0] = cq(a)
                     return fast_ret(run(env))
@@ -395,6 +399,7 @@ class Compiler:
             base = {k: outer_env[k] for k in captured if k in outer_env}
 
             def calln(*args: Any) -> Any:
+                tick()
                 env = dict(base)
                 env.update(zip(names, args))
                 for i, cv in convs:
@@ -703,6 +708,8 @@ class Compiler:
             while c(env):
                 b(env)
                 n += 1
+                if not n & 63:
+                    tick()
                 if n > guard:
                     raise PFAErr(f"loop ran more than {guard} times (portable's limit)", None)
         return while_, T.NULL
@@ -720,6 +727,8 @@ class Compiler:
                 if c(env):
                     break
                 n += 1
+                if not n & 63:
+                    tick()
                 if n > guard:
                     raise PFAErr(f"loop ran more than {guard} times (portable's limit)", None)
         return until, T.NULL
@@ -745,6 +754,8 @@ class Compiler:
                 b(env)
                 env.update([(k, f(env)) for k, f in step])
                 n += 1
+                if not n & 63:
+                    tick()
                 if n > guard:
                     raise PFAErr(f"loop ran more than {guard} times (portable's limit)", None)
         return for_, T.NULL
@@ -757,9 +768,11 @@ class Compiler:
         b, _ = self.body(e["do"], inner, f"{where}.do")
 
         def foreach(env: dict) -> None:
-            for x in arr(env):
+            for i, x in enumerate(arr(env)):
                 env[name] = x
                 b(env)
+                if not i & 63:
+                    tick()
         return foreach, T.NULL
 
     def f_forkey(self, e: dict, scope: CScope, where: str) -> tuple[Fn, Any]:
@@ -771,10 +784,12 @@ class Compiler:
         b, _ = self.body(e["do"], inner, f"{where}.do")
 
         def forkey(env: dict) -> None:
-            for key, val in list(m(env).items()):
+            for i, (key, val) in enumerate(list(m(env).items())):
                 env[k] = key
                 env[v] = val
                 b(env)
+                if not i & 63:
+                    tick()
         return forkey, T.NULL
 
     def f_cast(self, e: dict, scope: CScope, where: str) -> tuple[Fn, Any]:
@@ -1413,6 +1428,8 @@ class RowEngine:
         self.rollback = [n for n, c in doc.cells.items() if c.rollback] + \
             [n for n, c in doc.pools.items() if c.rollback]
         self.out_type = doc.output
+        options = doc.raw.get("options") if isinstance(doc.raw, dict) else None
+        self.budgets = {r: clock.budget(options, r) for r in ("begin", "action", "end")}
 
     def _predefined(self) -> dict[str, T.AvroType]:
         return {"name": T.STRING, "instance": T.INT, "version": T.INT, "metadata": T.Map(T.STRING),
@@ -1429,22 +1446,27 @@ class RowEngine:
             return
         self.state.begun = True
         if self.begin is not None:
-            self._guarded(self.begin, self._env(), "begin")
+            self._guarded(self.begin, self._env(), "begin", self.budgets["begin"])
 
     def run_end(self) -> None:
         if self.end_fn is not None:
             env = self._env()
             if self.method == "fold":
                 env["tally"] = self.tally
-            self._guarded(self.end_fn, env, "end")
+            self._guarded(self.end_fn, env, "end", self.budgets["end"])
 
-    def _guarded(self, fn: Fn, env: dict, where: str) -> Any:
+    def _guarded(self, fn: Fn, env: dict, where: str, budget: tuple[float, bool] | None = None) -> Any:
+        saved = clock.arm(*(budget or self.budgets["action"]))
         try:
             return fn(env)
+        except clock.RoutineTimeout as exc:
+            raise clock.RoutineTimeout(exc.ms, exc.own, where=where, path=self.doc.path) from None
         except PFAErr as exc:
             raise PFARuntimeError(exc.message, code=exc.code, where=exc.where or where) from None
         except RecursionError:
             raise PFARuntimeError("recursion too deep (user functions calling themselves)", where=where) from None
+        finally:
+            clock.disarm(saved)
 
     def action_one(self, datum: Any) -> Any:
         """Score one record: the action's result (map), the list of emitted values (emit), the new tally (fold).
@@ -1462,6 +1484,7 @@ class RowEngine:
                      for n in self.rollback}
         if self.method == "emit":
             mark = len(st.emitted)
+        armed = clock.arm(*self.budgets["action"])
         try:
             if self.method == "fold":
                 env["tally"] = self.tally
@@ -1473,7 +1496,7 @@ class RowEngine:
                 del st.emitted[mark:]
             else:
                 out = self.action(env)
-        except PFAErr:
+        except (PFAErr, clock.RoutineTimeout):
             if saved is not None:
                 for n, v in saved.items():
                     if n in st.cells:
@@ -1483,6 +1506,8 @@ class RowEngine:
             if self.method == "emit":
                 del st.emitted[mark:]
             raise
+        finally:
+            clock.disarm(armed)
         st.finished += 1
         return out
 

@@ -146,6 +146,32 @@ def is_stringlike(t: AvroType) -> bool:
     return isinstance(t, Enum) or (isinstance(t, Prim) and t.name == "string")
 
 
+def accepts(decl: AvroType, t: AvroType | None) -> bool:
+    """Whether a value of static type `t` may be given where `decl` is declared (the spec's type acceptance:
+    numbers widen int -> long -> float -> double, unions take any branch's values, arrays and maps their items').
+    Unknown static types (None) and named types are accepted: only a sure mismatch says False."""
+    if t is None or decl == t:
+        return True
+    if isinstance(t, Union):
+        return all(accepts(decl, b) for b in t.types)
+    if isinstance(decl, Union):
+        return any(accepts(b, t) for b in decl.types)
+    if isinstance(decl, Prim) and isinstance(t, Prim):
+        if decl.name in NUMERIC_RANK and t.name in NUMERIC_RANK:
+            return NUMERIC_RANK[decl.name] >= NUMERIC_RANK[t.name]
+        return decl.name == t.name
+    if isinstance(decl, Array) and isinstance(t, Array):
+        return accepts(decl.items, t.items)
+    if isinstance(decl, Map) and isinstance(t, Map):
+        return accepts(decl.values, t.values)
+    if isinstance(decl, (Record, Enum, Fixed)) and isinstance(t, (Record, Enum, Fixed)):
+        return type(decl) is type(t)
+    if not isinstance(decl, (Prim, Array, Map, Record, Enum, Fixed)) or \
+            not isinstance(t, (Prim, Array, Map, Record, Enum, Fixed)):
+        return True  # a function type or something this check does not model
+    return False
+
+
 def wider(a: AvroType, b: AvroType) -> AvroType:
     """The numeric type both `a` and `b` promote to (PFA: int < long < float < double)."""
     return a if NUMERIC_RANK[a.name] >= NUMERIC_RANK[b.name] else b

@@ -1,4 +1,7 @@
-"""re.*: regular expressions in the spec's dialect, POSIX extended (like `grep -E`), run by Python's `re`.
+"""re.*: regular expressions in the spec's dialect, POSIX extended (like `grep -E`), run by the `regex` library
+(mrab-regex, whose default VERSION0 behaves as Python's `re`) because it can stop a match that backtracks
+catastrophically (`(a|aa)+$` on a long string of a's): every match runs within the routine's remaining time
+(`clock.remaining`), and running out is the routine's timeout, not a hang.
 
 The pattern is translated: POSIX bracket classes (`[[:alpha:]]`, `[[:digit:]]`, ...) become Python classes, and
 a `]` first in a bracket is literal as in POSIX. Where the two dialects still differ, Python's behaviour wins:
@@ -8,10 +11,12 @@ positions for strings and byte positions for bytes.
 """
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
+import regex as re
+
+from .. import clock
 from . import err, fn
 
 _CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
@@ -68,11 +73,51 @@ def _compile(pattern: Any) -> Any:
     return re.compile(py.encode("latin-1") if isinstance(pattern, bytes) else py)
 
 
-def _re(pattern: Any, code: int) -> Any:
+def _re(pattern: Any, code: int) -> "_Timed":
     try:
-        return _compile(pattern)
+        return _Timed(_compile(pattern))
     except (re.error, UnicodeError, OverflowError, RecursionError):
         raise err("bad pattern", code) from None
+
+
+def _out_of_time() -> clock.RoutineTimeout:
+    try:
+        clock.remaining()
+    except clock.RoutineTimeout as exc:
+        return exc
+    return clock.RoutineTimeout(0, False)  # the library stopped on a clock armed by nobody (cannot happen)
+
+
+class _Timed:
+    """A compiled pattern whose matches stop when the running routine's time is up."""
+
+    __slots__ = ("p",)
+
+    def __init__(self, p: Any) -> None:
+        self.p = p
+
+    def search(self, h: Any) -> Any:
+        try:
+            return self.p.search(h, timeout=clock.remaining())
+        except TimeoutError:
+            raise _out_of_time() from None
+
+    def sub(self, repl: Any, h: Any, count: int = 0) -> Any:
+        try:
+            return self.p.sub(repl, h, count=count, timeout=clock.remaining())
+        except TimeoutError:
+            raise _out_of_time() from None
+
+    def finditer(self, h: Any) -> Any:
+        it = self.p.finditer(h, timeout=clock.remaining())
+        while True:
+            try:
+                m = next(it)
+            except StopIteration:
+                return
+            except TimeoutError:
+                raise _out_of_time() from None
+            yield m
 
 
 def _finditer(h: Any, p: Any) -> Any:
