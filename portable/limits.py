@@ -13,6 +13,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_yaml_aliases` | 100,000 | alias references (`*name`) in one YAML document |
 | `max_pfa_expansion` | 1,000,000 | expressions a PFA action amounts to once its user functions are inlined |
 | `max_record_fields` | 10,000 | fields of one PFA record type |
+| `max_onnx_loop_ms` | 60,000 | milliseconds one onnxruntime run of a graph with a Loop or Scan may take (its trip count is data) |
 | `max_pfa_routine_ms` | 10,000 | milliseconds one PFA begin/action/end routine may run (the spec's `timeout`, imposed; a document's smaller `timeout` option wins) |
 | `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
@@ -68,6 +69,7 @@ class Limits:
     max_pfa_expansion: int = 1_000_000
     max_record_fields: int = 10_000
     max_pfa_routine_ms: int = 10_000
+    max_onnx_loop_ms: int = 60_000
     max_tensor_bytes: int = 4 * GiB
     max_archive_bytes: int = 8 * GiB
     max_archive_members: int = 100_000

@@ -146,7 +146,10 @@ class OnnxModel(Model):
                     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     self._session = ort.InferenceSession(self.proto.SerializeToString(), opts,
                                                          providers=["CPUExecutionProvider"])
-                results = self._session.run(names, feeds)
+                if self._control_flow():
+                    results = self._bounded_run(names, feeds, ort)
+                else:
+                    results = self._session.run(names, feeds)
         except PortableError:
             raise
         except Exception as exc:
@@ -158,6 +161,36 @@ class OnnxModel(Model):
             r = np.asarray(r)
             out[n] = r.astype(str) if r.dtype == object else r
         return out
+
+    def _control_flow(self) -> bool:
+        """Whether the graph (its subgraphs and local functions included) has a Loop or Scan: the only nodes
+        whose running time the inputs' sizes do not bound (a Loop's trip count is data)."""
+        found = self.__dict__.get("_loops")
+        if found is None:
+            found = self.__dict__["_loops"] = _has_loops(self.proto)
+        return found
+
+    def _bounded_run(self, names: list[str], feeds: dict[str, np.ndarray], ort: Any) -> Any:
+        """`session.run` stopped by onnxruntime's terminate flag after `max_onnx_loop_ms` (a graph whose Loop
+        never ends would otherwise hold the process in C code, where even SIGTERM waits for it)."""
+        import threading
+
+        from ..limits import LIMITS, LimitError
+
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # the stop is reported as a LimitError, not as onnxruntime's error log
+        timer = threading.Timer(LIMITS.max_onnx_loop_ms / 1000.0, setattr, (options, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._session.run(names, feeds, options)
+        except Exception:
+            if options.terminate:
+                raise LimitError(f"the ONNX graph's Loop/Scan ran longer than {LIMITS.max_onnx_loop_ms:,} ms and "
+                                 "onnxruntime was stopped", "max_onnx_loop_ms", path=self.path) from None
+            raise
+        finally:
+            timer.cancel()
 
     def input_hints(self) -> Any:
         """Tree thresholds, encoder categories, input widths, scaler offsets, kinks and a fixed batch size, read
@@ -248,3 +281,21 @@ class OnnxFormat:
         check_proto(proto, path=path)
         origin = Origin("onnx", name=path.name, path=str(path), sha256=sha256_file(path))
         return OnnxModel(proto, origin=origin, path=str(path), runtime=options.runtime)
+
+
+def _has_loops(proto: Any) -> bool:
+    """A Loop or Scan anywhere in the model: the main graph, any subgraph attribute, any local function."""
+    graphs = [proto.graph]
+    nodes: list[Any] = [n for f in proto.functions for n in f.node]
+    while graphs or nodes:
+        if graphs:
+            nodes.extend(graphs.pop().node)
+            continue
+        node = nodes.pop()
+        if node.op_type in ("Loop", "Scan"):
+            return True
+        for a in node.attribute:
+            if a.HasField("g"):
+                graphs.append(a.g)
+            graphs.extend(a.graphs)
+    return False

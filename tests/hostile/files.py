@@ -44,6 +44,29 @@ def write_good_nnef(folder: Path) -> None:
     art.save(folder)
 
 
+def _write_endless_loop_onnx(path: Path) -> None:
+    """A valid ONNX model whose Loop adds 1 to its input 10**15 times (onnx's checker accepts it)."""
+    import onnx
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    body = h.make_graph(
+        [h.make_node("Add", ["v_in", "one"], ["v_out"]), h.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+        [h.make_tensor_value_info("i", TP.INT64, []), h.make_tensor_value_info("cond_in", TP.BOOL, []),
+         h.make_tensor_value_info("v_in", TP.FLOAT, [None, 1])],
+        [h.make_tensor_value_info("cond_out", TP.BOOL, []), h.make_tensor_value_info("v_out", TP.FLOAT, [None, 1])],
+        [nh.from_array(np.ones((1,), np.float32), "one")])
+    graph = h.make_graph([h.make_node("Loop", ["M", "c", "X"], ["Y"], body=body)], "endless",
+                         [h.make_tensor_value_info("X", TP.FLOAT, [None, 1])],
+                         [h.make_tensor_value_info("Y", TP.FLOAT, [None, 1])],
+                         [nh.from_array(np.array(10 ** 15, np.int64), "M"), nh.from_array(np.array(True), "c")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+
+
 def write_good_onnx(path: Path) -> None:
     import portable
 
@@ -333,6 +356,10 @@ def build_corpus(base: Path) -> list[Case]:
     _write_identity_onnx(wide, [None, 2 ** 40])
     cases.append(Case("ONNX input declared [N, 2**40] in a check", ["check", str(wide), str(wide)],
                       needle="max_input_width"))
+    _write_endless_loop_onnx(p("loop.onnx"))
+    cases.append(Case("ONNX Loop whose trip count is 10**15", ["--limit", "max_onnx_loop_ms=500", "check",
+                                                               str(p("loop.onnx")), str(p("loop.onnx"))],
+                      needle="max_onnx_loop_ms=500"))
     secret = p("onnx_secret.bin")
     secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
     (base / "onnx_ext").mkdir()
