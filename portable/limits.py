@@ -18,7 +18,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
-| `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, above 64 MiB (a gzip bomb) |
+| `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
 | `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
 | `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |

@@ -215,3 +215,42 @@ main()
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 128 + 15, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"], "a temporary file (or the output) was left"
+
+
+# ---- joblib files read by a fresh command line (nothing imported before the load) --------------------------------
+@pytest.fixture(scope="module")
+def joblib_files(tmp_path_factory):
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    base = tmp_path_factory.mktemp("joblib")
+    rng = np.random.default_rng(0)
+    model = LinearRegression().fit(rng.normal(size=(30, 3)), rng.normal(size=30))
+    joblib.dump(model, base / "plain.joblib")
+    joblib.dump(model, base / "zlib.joblib", compress=3)
+    big = LinearRegression().fit(rng.normal(size=(30, 3)), rng.normal(size=30))
+    big.extra_ = rng.normal(size=200_000)  # 1.6 MB of data after the pickle opcodes
+    joblib.dump(big, base / "big.joblib")
+    data = (base / "big.joblib").read_bytes()
+    (base / "truncated.joblib").write_bytes(data[: len(data) // 2])
+    bomb = LinearRegression().fit(rng.normal(size=(30, 3)), rng.normal(size=30))
+    bomb.extra_ = np.zeros(96 << 20, dtype=np.uint8)  # 96 MiB of zeros: about 100 KB once compressed
+    joblib.dump(bomb, base / "bomb.joblib", compress=("zlib", 9))
+    return base
+
+
+@pytest.mark.parametrize("name, code, needle", [
+    ("plain.joblib", 0, "pickle model"),
+    ("zlib.joblib", 0, "pickle model"),
+    ("big.joblib", 0, "pickle model"),
+    ("truncated.joblib", 1, "truncated or corrupt: a joblib array declares 1,600,000 bytes"),
+    ("bomb.joblib", 1, "max_compression_ratio"),
+])
+def test_joblib_files_from_a_fresh_command_line(joblib_files, name, code, needle):
+    """`portable inspect` in a new interpreter, as a user runs it: joblib's own import-time code (it sets
+    environment variables) must not be taken for the file's side effect (every joblib.dump file was refused so
+    before); a truncated file and a decompression bomb are refused before joblib allocates their arrays."""
+    proc = run_in_subprocess("portable", "inspect", str(joblib_files / name), timeout=300)
+    message = proc.stdout + proc.stderr
+    assert proc.returncode == code, message
+    assert needle in message and "Traceback" not in message, message

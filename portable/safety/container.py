@@ -133,9 +133,70 @@ def open_file_stream(path: Path, raw: IO[bytes], container: Container) -> IO[byt
         return raw
     comp = _compressors()[container.compression]
     try:
-        return io.BufferedReader(comp.decompressor_file(raw))  # type: ignore[attr-defined]
+        return io.BufferedReader(_Bounded(comp.decompressor_file(raw), _size(raw), path))  # type: ignore[attr-defined]
     except ValueError as exc:
         if "lz4" in str(exc).lower():
             raise MissingDependencyError("the file is lz4-compressed by joblib; install lz4 to read it "
                                          "(pip install lz4)") from None
         raise InputError(f"cannot open the {container.compression} stream: {exc}", path=path) from None
+
+
+def _size(raw: IO[bytes]) -> int:
+    at = raw.tell()
+    end = raw.seek(0, io.SEEK_END)
+    raw.seek(at)
+    return end
+
+
+class _Bounded(io.RawIOBase):
+    """A decompressing stream that stops at `max_compression_ratio` times the compressed file's size (at least
+    64 MiB): a few megabytes of zlib can declare gigabytes of zeros, which joblib would allocate and fill."""
+
+    def __init__(self, inner: IO[bytes], compressed: int, path: Path) -> None:
+        from ..limits import LIMITS, MiB
+
+        self.inner = inner
+        self.path = path
+        self.left = max(64 * MiB, LIMITS.max_compression_ratio * compressed)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
+        n = self.inner.readinto(buffer)
+        if n:
+            self.left -= n
+            if self.left < 0:
+                from ..limits import LIMITS, LimitError
+
+                raise LimitError(f"the compressed file decompresses to more than {LIMITS.max_compression_ratio} "
+                                 "times its size (a decompression bomb)", "max_compression_ratio", path=self.path)
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+def declared_bytes_fit(stream: IO[bytes], nbytes: int) -> str | None:
+    """Whether an array of `nbytes` that a joblib file declares can follow in `stream` (checked before joblib
+    allocates it): a compressed stream within its `max_compression_ratio` budget (a LimitError otherwise), a plain
+    file within the bytes it has left. Returns why not for a plain file, None when it fits."""
+    raw = getattr(stream, "raw", None)
+    if isinstance(raw, _Bounded):
+        if nbytes > raw.left + len(stream.peek(0) if hasattr(stream, "peek") else b""):
+            from ..limits import LIMITS, LimitError
+
+            raise LimitError(f"the compressed file declares an array of {nbytes:,} bytes, more than "
+                             f"{LIMITS.max_compression_ratio} times its size (a decompression bomb)",
+                             "max_compression_ratio", path=raw.path)
+        return None
+    try:
+        at = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(at)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if nbytes > end - at:
+        return f"a joblib array declares {nbytes:,} bytes, but only {end - at:,} bytes of the file remain"
+    return None

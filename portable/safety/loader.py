@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import IO, Any
 
 
-from ..errors import InputError, PortableError, UnsafePickleError
+from ..errors import CorruptModelError, InputError, PortableError, UnsafePickleError
 from . import guard, onepass
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
-from .container import Container, open_file, open_file_stream, open_stream, read_bytes, read_head, sniff
+from .container import (Container, declared_bytes_fit, open_file, open_file_stream, open_stream, read_bytes,
+                        read_head, sniff)
 from .internals import validate_loaded, validate_recorded
 from .onepass import _plain_state
 from .states import BadState, check_build_state, check_state, check_tuple_state
@@ -113,7 +114,8 @@ class _RealWorld(World):
 
 
 def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
-    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+    with guard.paused():  # joblib's import-time code sets environment variables: the library's doing, not the file's
+        from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
     world = _RealWorld()
 
@@ -156,6 +158,7 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
             inst = self.stack[-2]
             if world.kind(inst) == "wrapper":
                 _check_wrapper_state(world, state)
+                _check_wrapper_size(state, self.file_handle)
                 self.stack.pop()
                 inst.__dict__.update(state)
                 if inst.dtype.hasobject:  # the object array is a nested pickle: read it through the table too
@@ -232,6 +235,20 @@ def _joblib_load(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
         world.built.clear()
         world.used.clear()
         unpickler.memo.clear()
+
+
+def _check_wrapper_size(state: dict, stream: IO[bytes]) -> None:
+    """The bytes a joblib array declares (shape x item size) must fit in what the file can still hold, before
+    joblib allocates the array and decompresses into it."""
+    dtype = state["dtype"]
+    if dtype.hasobject:
+        return
+    n = 1
+    for d in state["shape"]:
+        n *= int(d)
+    why = declared_bytes_fit(stream, n * dtype.itemsize)
+    if why:
+        raise CorruptModelError(f"the file is truncated or corrupt: {why}")
 
 
 def _check_wrapper_state(world: _RealWorld, state: Any) -> None:
@@ -346,6 +363,10 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
                                 refused=[str(exc)]) from None
     except guard.GuardTripped as exc:
         blocked = exc.event
+    except CorruptModelError as exc:
+        if exc.path is None:  # raised inside the unpickler, which does not know the file
+            raise CorruptModelError(exc.message, path=path) from None
+        raise
     except PortableError:
         raise
     except BadState as exc:
