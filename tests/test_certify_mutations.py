@@ -164,3 +164,73 @@ def test_a_converted_model_with_no_reading_is_refuted_at_a_point_both_runtimes_c
     assert np.max(np.abs(a - b)) > cert.tolerance + 1e-4 * np.max(np.abs(a))
     same = portable.certify(est, powered(1.0), data=X).certificates["probabilities"]
     assert same.status != REFUTED, same.reason
+
+
+@pytest.mark.parametrize("seed", [84, 161])
+def test_float32_calibration_with_a_zero_sum_guard_is_certified_and_sound(seed):
+    """A float32 multiclass sigmoid calibration whose one-vs-rest units could all underflow: the converted graph
+    guards its normalisation (`sum == 0` -> uniform, as scikit-learn does). The sum is proved positive over the
+    domain (relative errors of units >= 0), so the guard is constant and the normalisation is read: a bound
+    (certified for seed 84; for seed 161 it is 1.4e-5 against a tolerance of 1e-5), and no sampled row differs
+    beyond it in scikit-learn and onnxruntime, run directly."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    from .test_certify_affine import sample_domain
+
+    rng = np.random.default_rng(seed)
+    n, f, classes = 240, int(rng.integers(2, 6)), 3
+    centers = rng.normal(0, 1, (classes, f))
+    y = np.arange(n) % classes
+    X = centers[y] + rng.normal(0, 1, (n, f)) * rng.uniform(0.5, 3, f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make_pipeline(StandardScaler(), CalibratedClassifierCV(LinearSVC(), cv=int(rng.integers(2, 4))))
+        est.fit(X, y)
+        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=X)
+        result = portable.certify(est, art, data=X)
+    assert any(n.op_type == "Equal" for n in art.proto.graph.node)  # the guard this is about
+    cert = result.certificates["probabilities"]
+    assert cert.bound is not None, cert.reason  # read (before: "a comparison ... of a continuous input")
+    if seed == 84:
+        assert cert.status == CERTIFIED, cert.reason
+    feeds = sample_domain(SklearnModel(est), result.domain, 3000, seed)
+    want = est.predict_proba(np.asarray(feeds["X"], dtype=np.float64))
+    got = _onnxruntime(art, feeds)["probabilities"]
+    assert float(np.max(np.abs(want - got))) <= cert.bound
+
+
+@pytest.mark.parametrize("name", ["titanic_soft_voting", "titanic_stacking"])
+def test_ensemble_label_with_swapped_classes_is_refuted(name):
+    """Soft voting / stacking of a forest and a logistic regression (the members method): two class labels of the
+    converted graph swapped leave its probabilities intact, but not its labels. The label was certified as the
+    argmax of the certified probabilities without reading the classes lookup (a soundness failure the mutation
+    benchmark's certify pass found); it is refuted, and scikit-learn and onnxruntime, run directly, confirm."""
+    import sys
+    from pathlib import Path
+
+    est, X, data = _build("pipeline", name)
+    art = portable.convert(est, to="onnx", dtype="float64", check=False, data=data)
+    assert portable.certify(est, art, data=X).certificates["label"].status == CERTIFIED
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    try:
+        from benchmarks import mutations as gen
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(0)
+    refuted = 0
+    for site in gen.sites(art.proto, "label", None):
+        mutated = portable.load(gen.mutate(art.proto, "label", site, rng)[0])
+        got = _onnxruntime(mutated, {s.name: X[[s.name]].to_numpy() for s in art.signature.inputs})["label"]
+        if np.all(np.asarray(got).astype(str) == est.predict(X).astype(str)):
+            continue  # a swap the graph never reads (not a real mutation)
+        cert = portable.certify(est, mutated, data=X).certificates["label"]
+        assert cert.status == REFUTED, (site, cert.status, cert.reason)
+        inputs = {k: np.asarray(v) for k, v in cert.counterexample["inputs"].items()}
+        a, b = _sklearn(est, inputs)["label"], _onnxruntime(mutated, inputs)["label"]
+        assert np.any(np.asarray(a).astype(str) != np.asarray(b).astype(str))
+        refuted += 1
+        break  # one is enough (each certification of the ensemble takes seconds)
+    assert refuted

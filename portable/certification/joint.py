@@ -56,7 +56,12 @@ def propagate(pa: Program, pb: Program) -> tuple[list[np.ndarray], list[np.ndarr
         plo, phi = np.minimum(sa.lo, sb.lo), np.maximum(sa.hi, sb.hi)
         dz = d.total
         dzs.append(dz)
-        change = np.minimum(vector_change(sa.act, dz, zlo, zhi, plo, phi), phi - plo)
+        try:
+            change = np.minimum(vector_change(sa.act, dz, zlo, zhi, plo, phi), phi - plo)
+        except NotSymbolic:  # an L1 normalisation whose sum, less the absolute difference, may reach 0
+            if "l1norm" not in sa.act or not dzs[:-1]:
+                raise
+            change = phi - plo
         if "l1norm" in sa.act and dzs[:-1]:
             change = np.minimum(change, _l1norm_relative(pa, pb, len(dzs), dzs[-2], plo, phi))
         dh.append(change)

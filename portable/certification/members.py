@@ -280,7 +280,13 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
         if kind != "label":
             continue
         c = out[prob]
-        if c.status == CERTIFIED:
+        why = _label_tail(proto, prob, name, vote.classes_) if c.status == CERTIFIED else None
+        if why is not None:  # the converted label is not classes[argmax(probabilities)]
+            out[name] = Certificate(name, REFUTED, METHOD, details={"label_tail": why}, seconds=secs,
+                                    candidates=[{k: np.asarray(v) for k, v in arrays.items()}],
+                                    reason=why) if why.startswith("the converted label maps") else \
+                not_certifiable(name, why)
+        elif c.status == CERTIFIED:
             out[name] = Certificate(name, CERTIFIED, METHOD, bound=0.0, details={
                 "near_ties_only": True, "implied_by": [prob],
                 "meaning": f"the label is the argmax of {prob}, certified within the check's tolerance: the labels "
@@ -292,6 +298,43 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
         else:
             out[name] = not_certifiable(name, c.reason or "")
     return out
+
+
+LABEL_TAIL_OPS = {"ArgMax", "Gather", "ArrayFeatureExtractor", "Cast", "Reshape", "Identity", "Squeeze", "Flatten",
+                  "Unsqueeze"}
+
+
+def _label_tail(proto: Any, prob: str, label: str, classes: Any) -> str | None:
+    """None when the converted graph computes `label` as classes[argmax(prob)] (one ArgMax over the classes' axis
+    of `prob` itself, then lookups, casts and reshapes only, mapping each class's column to that class: checked
+    on the one-hot rows, which a lookup of the argmax index determines); else why not."""
+    import onnxruntime as ort
+
+    try:
+        tail = _cut(proto, {label: label}, inputs=[prob])
+    except (_Refuse, KeyError) as exc:
+        return f"the label is not read from {prob} ({exc})"
+    ops = {n.op_type for n in tail.graph.node}
+    if not ops <= LABEL_TAIL_OPS:
+        return f"the label is computed from {prob} by {sorted(ops - LABEL_TAIL_OPS)}"
+    arg = [n for n in tail.graph.node if n.op_type == "ArgMax"]
+    at = {a.name: a.i for a in arg[0].attribute} if len(arg) == 1 else {}
+    if len(arg) != 1 or arg[0].input[0] != prob or at.get("axis", 0) not in (1, -1) or at.get("select_last_index"):
+        return f"the label is not one ArgMax over the classes of {prob}"
+    k = len(classes)
+    elem = tail.graph.input[0].type.tensor_type.elem_type
+    eye = np.eye(k, dtype=np.float64 if elem == 11 else np.float32)
+    try:
+        got = ort.InferenceSession(tail.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {prob: eye})[0]
+    except Exception as exc:  # noqa: BLE001 - the reason says it
+        return f"the label's computation from {prob} does not run alone ({type(exc).__name__})"
+    got = np.asarray(got).reshape(-1).astype(str)
+    want = np.asarray(classes).reshape(-1).astype(str)
+    if got.shape != want.shape or np.any(got != want):
+        return (f"the converted label maps the columns of {prob} to the classes {got.tolist()}, scikit-learn to "
+                f"{want.tolist()}")
+    return None
 
 
 def _member_box(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Domain, dict]:

@@ -619,9 +619,39 @@ def _compare(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
         return [_LabelIdx(_concat_values(prog, [t, _reshape_value(a, (1,))], -1))]  # argmax([t, s]): s > t
     f = {"Equal": lambda x, y: x == y, "Greater": lambda x, y: x > y, "Less": lambda x, y: x < y,
          "GreaterOrEqual": lambda x, y: x >= y, "LessOrEqual": lambda x, y: x <= y}[node.op_type]
+    decided = _decided(prog, node.op_type, a, b)
+    if decided is not None:
+        return [decided]
     shape = np.broadcast_shapes(*[_row_const(v).shape if isinstance(v, np.ndarray) else v.shape for v in (a, b)])
     items = _combine([_table(prog, a, shape), _table(prog, b, shape)], lambda x, y: float(f(_s(x), _s(y))))
     return [cat_to_sym(Cat(items), prog)]
+
+
+def _decided(prog: Program, op_type: str, a: Any, b: Any) -> np.ndarray | None:
+    """A comparison of a value with a constant that has the same answer over the whole domain: that constant
+    answer (a guard such as `sum == 0` before a division, when the sum is proved positive), else None. The
+    value's interval is widened by its rounding bound and by 1e-30 (an underflow to 0 is an absolute error that
+    relative rounding bounds do not cover)."""
+    if not isinstance(a, Sym) or not isinstance(b, np.ndarray) or b.dtype.kind not in "fiu" or has_nan(a):
+        return None
+    lo, hi = prog.space.range(a.C, prog.side)
+    if prog._nonnegative(a):
+        # a nonnegative sum of units >= 0 (sigmoids): each unit and the float sum carry relative errors only (far
+        # below 1e-3), so the computed value is at least lo (1 - 1e-3), less an underflow
+        lo, hi = lo * (1 - 1e-3) - 1e-30, hi + a.E + 1e-30
+    else:
+        lo, hi = lo - a.E - 1e-30, hi + a.E + 1e-30
+    t = np.asarray(b, dtype=np.float64)
+    if op_type == "Equal":
+        if np.all((t < lo) | (t > hi)):
+            return np.zeros(np.broadcast_shapes(lo.shape, t.shape), dtype=bool)
+        return None
+    below, above = hi < t, lo > t  # every value below / above the constant
+    if op_type in ("Less", "LessOrEqual"):
+        below, above = above, below  # (a < t) is (t > a)
+    if np.all(above | below):
+        return np.asarray(above, dtype=bool)
+    return None
 
 
 @op("And", "Or", "Xor", "Not")

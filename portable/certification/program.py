@@ -231,14 +231,24 @@ class Program:
         zlo, zhi = self.space.range(s.C, self.side)
         zlo, zhi = zlo - s.E, zhi + s.E
         if act == "l1norm" and self._nonnegative(s):  # rounding cannot make a sigmoid's output negative
-            zlo = np.maximum(zlo, 0.0)
+            # and its errors are relative (far below 1e-3): a unit is at least its exact lower bound (1 - 1e-3),
+            # less an underflow (so a sum of units that cannot all vanish stays positive)
+            zlo = np.maximum(zlo, np.maximum(self.space.range(s.C, self.side)[0] * (1 - 1e-3) - 1e-30, 0.0))
         lo, hi = act_interval(act, zlo, zhi)
-        E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
         rel = own_relative(act, len(lo), self.u(dtype))
+        absolute_failed = NotSymbolic(f"an unbounded {act} error")
+        try:
+            E = act_error(act, zlo, zhi, s.E, lo, hi, self.u(dtype))
+        except NotSymbolic as exc:  # an L1 normalisation whose sum, less its absolute errors, may reach 0
+            if act != "l1norm":
+                raise
+            E, absolute_failed = np.full(len(lo), np.inf), exc
         if act == "l1norm":
             rel_in = self._relative_inputs(s)
             if rel_in is not None:  # a normalisation of positive units: their errors are relative
                 E = np.minimum(E, l1norm_relative_change(rel_in, lo, hi) + rel * np.maximum(np.abs(lo), np.abs(hi)))
+            if np.any(np.isinf(E)):
+                raise absolute_failed
         absolute = 0.0
         if own is not None:  # the act's own rounding replaced by the given one
             E = act_error(act, zlo, zhi, s.E, lo, hi, 0.0) + own[0] * np.maximum(np.abs(lo), np.abs(hi)) + own[1]
