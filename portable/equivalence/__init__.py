@@ -165,7 +165,7 @@ KEEP_GENERATED = 1 << 22  # bytes: the largest generated batch kept for the pair
 def _generated(plan: Plan, samples: int, seed: Any,
                more: Callable[[np.random.Generator], Batch | None] | None = None) -> Batch:
     """`generate(plan, samples, rng)` followed by the rows `more(rng)` adds (the label-boundary rows), with `rng`
-    seeded by `seed`; or a copy of the batch the pair's previous check made when it had the same (whole-number)
+    seeded by `seed`; or the (read-only) batch the pair's previous check made when it had the same (whole-number)
     seed and samples: the rows depend on nothing else (the edge pool `more` samples from is learned once per pair
     and kept on the plan too), and making them costs more than running a small model (the generator is not even
     seeded then: nothing after this uses it). Kept on the plan (so only for pairs whose plan is kept: no
@@ -173,9 +173,7 @@ def _generated(plan: Plan, samples: int, seed: Any,
     key = (int(seed), samples) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
     kept = plan.memo.get("generated")
     if key is not None and kept is not None and kept[0] == key:
-        b = kept[1]
-        # (an empty string matrix has nothing to write into: shared)
-        return Batch(b.num.copy(), b.txt.copy() if b.txt.size else b.txt, b.source.copy())
+        return kept[1]  # read only: `_run_both` runs the models on a copy if they do not take it
     rng = _rng(seed)
     batch = generate(plan, samples, rng)
     if more is not None:
@@ -183,7 +181,10 @@ def _generated(plan: Plan, samples: int, seed: Any,
         if extra is not None and len(extra):
             batch = Batch.concat([batch, extra])
     if key is not None and batch.num.nbytes + 8 * batch.txt.size <= KEEP_GENERATED:
-        plan.memo["generated"] = (key, Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy()))
+        kept = Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy())
+        for a in (kept.num, kept.txt, kept.source):
+            a.flags.writeable = False
+        plan.memo["generated"] = (key, kept)
     return batch
 
 
@@ -352,6 +353,18 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     counterexamples)."""
     run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
     arrays = assemble(plan, batch)
+    if not batch.num.flags.writeable:  # the pair's kept batch, shared between checks
+        try:
+            out_a = run_a(original, feed_batch(plan, batch, arrays, original))
+            out_b = run_b(converted, feed_batch(plan, batch, arrays, converted))
+        except CannotRunError:
+            raise
+        except Exception:  # a model that rejects rows, or writes into its input: all again on a copy below
+            batch = Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy())
+            arrays = assemble(plan, batch)
+        else:
+            tick()
+            return out_a, out_b, batch, []
     try:
         out_a = run_a(original, feed_batch(plan, batch, arrays, original))
     except Exception as exc:
