@@ -65,7 +65,8 @@ def _onnxruntime(art: portable.Model, inputs: dict) -> dict[str, np.ndarray]:
 
 
 CASES = [("sample", "logreg_binary", "float64"), ("sample", "column_transformer_frame", "float64"),
-         ("pipeline", "titanic_multi_output_classifier", "float32")]
+         ("pipeline", "titanic_multi_output_classifier", "float32"),
+         ("pipeline", "titanic_multi_output_classifier", "float64")]
 
 
 @pytest.mark.parametrize("table,name,dtype", CASES)

@@ -322,16 +322,18 @@ class Program:
         (E0 + E1) / 4 plus the logistic's own rounding; over [z0, z1] with z0 + z1 = delta (not exactly -z0: a
         changed coefficient), (max |delta| + E0 + E1) / 4. None when s is not such a pair."""
         st = self.stages[-1] if self.stages else None
-        if st is None or st.act != "sigmoid" or len(st.lo) != 2 or s.C.ndim != 2 or s.shape[0] != 2 or \
-                not self._is_stage_output(s, ("sigmoid",)):
+        if st is None or s.C.ndim != 2 or s.shape[0] != 2 or not self._is_stage_output(s, ("sigmoid",)):
             return None
-        P = self.space.pad(st.pre.C)
-        if float(np.min(st.lo)) < 0.0:
+        units = stage_units(self.space, s, s.stage)  # (the pair may be one block of a stage of several models)
+        if units is None:
+            return None
+        P = self.space.pad(st.pre.C)[units]
+        if float(np.min(st.lo[units])) < 0.0:
             return None
         # the units' inputs z0, z1 with z0 + z1 = delta (0 for [-z, z]): sigmoid(z0) + sigmoid(z1) - 1 =
         # sigmoid(z1) - sigmoid(-z0) is at most |delta| / 4 (the logistic's slope)
         delta = 0.0 if np.array_equal(P[0], -P[1]) else float(self.space.magnitude((P[0] + P[1])[None], self.side)[0])
-        pe = np.broadcast_to(st.pre.E, (2,))
+        pe = np.broadcast_to(st.pre.E, (len(st.lo),))[units]
         off = (delta + float(pe.sum())) / 4 + 2 * st.rel_own + 2 * self.u(dtype)  # |the computed sum - 1|
         if off >= 0.5:
             return None
