@@ -54,10 +54,10 @@ def read_bytes(path: Path) -> bytes:
     return data
 
 
-def open_file(path: Path) -> IO[bytes]:
+def open_file(path: Path, buffering: int = -1) -> IO[bytes]:
     """The file opened for reading, with read_bytes' messages when it cannot be."""
     try:
-        file = open(path, "rb")
+        file = open(path, "rb", buffering=buffering)
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
     except IsADirectoryError:
@@ -65,6 +65,24 @@ def open_file(path: Path) -> IO[bytes]:
     except OSError as exc:
         raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
     return file
+
+
+#: The buffer the loader opens files with: `peek_head` sees this much of the file with one read.
+HEAD = 1 << 16
+
+
+def peek_head(path: Path, file: IO[bytes]) -> bytes:
+    """The first bytes of an open file (its first buffer: `HEAD` bytes when opened with that buffering, enough to
+    tell its kind and whether joblib.dump wrote it), without moving its position:
+    the unpickler then reads from the buffer, with no seek and no second read of the same bytes. InputError for
+    an empty or unreadable file."""
+    try:
+        head = file.peek(1)  # type: ignore[attr-defined]
+    except OSError as exc:  # a directory on some systems, a device that fails
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    if not head:
+        raise InputError("the file is empty (0 bytes), not a pickle", path=path)
+    return head
 
 
 def read_head(path: Path, file: IO[bytes], n: int = 64) -> bytes:

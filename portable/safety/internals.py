@@ -94,7 +94,7 @@ def validate_recorded(session: Any, root: Any, path: Any = None) -> None:
         if session.trees:
             _trees([(t, _ROOT, o) for t in session.trees for o in owners.get(_ident(t), [None])])
         if session.predictors:
-            _hgb_predictors([(p, _ROOT, o) for p in session.predictors for o in owners.get(_ident(p), [None])])
+            _hgb_predictors(_predictors_found(session))
         for tree in session.binary:
             _binary_tree(tree, "")
         for m in session.sparse:
@@ -106,6 +106,62 @@ def validate_recorded(session: Any, root: Any, path: Any = None) -> None:
         raise CorruptModelError(f"the model is corrupt: {exc.reason}; scikit-learn's compiled code would read "
                                 "outside its buffers or loop for ever on it, so portable refuses it before running "
                                 "anything", path=path, where=exc.where or "an object in the file") from None
+
+
+def _predictors_found(session: Any) -> list[tuple[Any, _Entry, Any]]:
+    """(predictor, where, owner) for every HGB predictor the checked pass recorded, once per estimator that runs it
+    (`_predictor_owners`), with None for a predictor no estimator runs. The common file -- each estimator's
+    `_predictors` a list of lists, no predictor in two places -- is matched with C-level maps."""
+    import itertools
+
+    preds = session.predictors
+    owner_of: dict[int, Any] = {}
+    placed = 0
+    for est in session.estimators:
+        held = est.__dict__.get("_predictors")
+        if held is None:
+            continue
+        if type(held) is not list or not {list}.issuperset(map(type, held)):
+            break  # another grouping: the general search below
+        for group in held:
+            owner_of.update(zip(map(_ident, group), itertools.repeat(est)))
+            placed += len(group)
+    else:
+        if len(owner_of) == placed:  # nothing met twice: each predictor has at most one owner
+            return list(zip(preds, itertools.repeat(_ROOT), map(owner_of.get, map(_ident, preds))))
+    owners: dict[int, list[Any]] = {}
+    _predictor_owners(session, owners)
+    return [(p, _ROOT, o) for p in preds for o in owners.get(_ident(p), [None])]
+
+
+def _predictor_owners(session: Any, owners: dict[int, list[Any]]) -> None:
+    """Add to `owners` the estimators that run each recorded HGB predictor: those whose `_predictors` hold it,
+    however nested (lists, tuples, sets, dict keys and values, a few levels deep: HistGradientBoosting iterates
+    two), so that each predictor's feature indices are checked against its estimator's feature count."""
+    import collections
+
+    predictors = set(map(_ident, session.predictors))
+    containers = (list, tuple, set, frozenset, collections.deque)
+    for est in session.estimators:
+        held = est.__dict__.get("_predictors")
+        if held is None:
+            continue
+        stack = [(held, 0)]
+        while stack:
+            x, depth = stack.pop()
+            t = type(x)
+            if t in containers:
+                items: Any = x
+            elif isinstance(x, dict):
+                items = [*x.keys(), *x.values()]
+            else:
+                continue
+            for v in items:
+                key = _ident(v)
+                if key in predictors:
+                    owners.setdefault(key, []).append(est)
+                elif depth < 4:
+                    stack.append((v, depth + 1))
 
 
 def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
@@ -272,13 +328,17 @@ def _per_node(values: list[int], counts: np.ndarray, internal: np.ndarray) -> An
     return np.repeat(arr, counts)[internal]
 
 
-def _concat_records(arrays: list[np.ndarray]) -> np.ndarray:
-    """Concatenate record arrays of one dtype as raw bytes (numpy's own concatenate promotes the fields of each
-    structured array in Python, far slower than the copy)."""
-    dtype = arrays[0].dtype
-    if any(a.dtype != dtype for a in arrays):
-        raise TypeError
-    return np.concatenate([a.view(np.uint8) for a in arrays]).view(dtype)
+def _concat_records(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate C-contiguous arrays whose dtype the caller checked is `dtype`, as raw bytes: one C-level copy
+    (`bytes.join` reads each array's buffer; numpy's own concatenate promotes the fields of each structured array
+    in Python, and a view per array costs a call each). Read-only. BufferError for an array that is not
+    contiguous."""
+    return np.frombuffer(b"".join(arrays), dtype)
+
+
+def _distinct(objs: list[Any]) -> Any:
+    """The distinct objects of `objs` by identity (a file's memo gives one dtype object per layout)."""
+    return dict(zip(map(_ident, objs), objs)).values()
 
 
 def _links_ok(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, counts: np.ndarray) -> bool:
@@ -325,7 +385,7 @@ def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
             counts.append(n)
             feats.append(nf)
         ok = _node_links_ok(nodes_list, np.asarray(counts, np.int64), feats)
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (IndexError, ValueError, KeyError, TypeError, BufferError):
         ok = False
     if ok:
         return
@@ -349,10 +409,10 @@ def _node_links_ok(nodes_list: list[np.ndarray], counts: np.ndarray, feats: list
     inside its own tree, and every node but each tree's root has exactly one parent (so each tree is a tree: in
     range, acyclic, all nodes reachable). The records are copied once as 64-bit words and their three first words
     once more as columns; nothing indexes the records by field. False means "check each tree alone"."""
-    words = np.concatenate([a.view(np.int64) for a in nodes_list]).reshape(-1, 8)
+    words = _concat_records(nodes_list, np.dtype(np.int64)).reshape(-1, 8)
     if int(words.view(np.uint8)[:, 56].max()) > 1:
         return False
-    left, right, feature = np.ascontiguousarray(words[:, :3].T)
+    left, right, feature = np.array(words[:, :3].T, order="C")  # a copy: the children are shifted in place
     del words
     n = len(left)
     leaf = left == -1
@@ -415,44 +475,43 @@ def _tree(tree: Any, where: str, owner: Any) -> None:
 
 
 def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
-    """All HistGradientBoosting predictors at once, like `_trees`; a predictor that fails is checked alone."""
+    """All HistGradientBoosting predictors at once, like `_trees`: their node arrays are concatenated (one copy)
+    and checked with a few numpy operations, and the per-predictor facts (array types, layouts, bitset shapes,
+    the owner's feature count) are gathered with C-level maps rather than a Python loop; a predictor that fails is
+    then checked alone for the message."""
     try:
+        from operator import attrgetter, itemgetter
+
         from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
-        nodes_list, counts, feats, n_bits = [], [], [], []
-        # a file keeps one dtype object per layout (its memo): each is compared once, not once per predictor
-        node_dtype = bits_dtype = None  # the last dtype objects found good (nearly always the only ones)
-        last_owner: Any = _ROOT
-        n_features: Any = None
-        ndarray = np.ndarray
-        for pred, _entry, owner in found:
-            attrs = pred.__dict__
-            nodes = attrs["nodes"]
-            b1, b2 = attrs["binned_left_cat_bitsets"], attrs["raw_left_cat_bitsets"]
-            if type(nodes) is not ndarray or type(b1) is not ndarray or type(b2) is not ndarray:
+        attrs = list(map(attrgetter("__dict__"), map(itemgetter(0), found)))
+        nodes_list = list(map(itemgetter("nodes"), attrs))
+        b1 = list(map(itemgetter("binned_left_cat_bitsets"), attrs))
+        b2 = list(map(itemgetter("raw_left_cat_bitsets"), attrs))
+        bits = b1 + b2
+        if not {np.ndarray}.issuperset(map(type, nodes_list)) or not {np.ndarray}.issuperset(map(type, bits)):
+            raise TypeError
+        dtype_of = attrgetter("dtype")
+        for dt in _distinct(list(map(dtype_of, nodes_list))):  # a file's memo: one dtype object, compared once
+            if dt != PREDICTOR_RECORD_DTYPE:
                 raise TypeError
-            s1, s2 = b1.shape, b2.shape
-            if nodes.ndim != 1 or len(nodes) < 1 or len(s1) != 2 or len(s2) != 2 or s1[1] != 8 or s2[1] != 8:
+        for dt in _distinct(list(map(dtype_of, bits))):
+            if dt != np.uint32:
                 raise TypeError
-            dt = nodes.dtype
-            if dt is not node_dtype:
-                if dt != PREDICTOR_RECORD_DTYPE:
-                    raise TypeError
-                node_dtype = dt
-            for dt in (b1.dtype, b2.dtype):
-                if dt is not bits_dtype:
-                    if dt != np.uint32:
-                        raise TypeError
-                    bits_dtype = dt
-            if owner is not last_owner:
-                last_owner = owner
-                n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
-            nodes_list.append(nodes)
-            counts.append(len(nodes))
-            feats.append(n_features if n_features is not None else np.iinfo(np.int64).max)
-            n_bits.append(min(s1[0], s2[0]))
-        nodes = _concat_records(nodes_list)
-        counts_a = np.asarray(counts, np.int64)
+        if set(map(attrgetter("ndim"), nodes_list)) != {1} or min(map(len, nodes_list)) < 1:
+            raise TypeError
+        shapes = list(map(attrgetter("shape"), bits))
+        if set(map(len, shapes)) != {2} or set(map(itemgetter(1), shapes)) != {8}:
+            raise TypeError  # every bitset array (n, 8)
+        n_bits = list(map(min, map(len, b1), map(len, b2)))
+        owners = list(map(itemgetter(2), found))
+        bound = {}
+        for owner in _distinct(owners):  # each estimator's feature count, asked once
+            n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
+            bound[_ident(owner)] = n_features if n_features is not None else np.iinfo(np.int64).max
+        feats = list(map(bound.__getitem__, map(_ident, owners)))
+        counts_a = np.fromiter(map(len, nodes_list), np.int64, len(nodes_list))
+        nodes = _concat_records(nodes_list, PREDICTOR_RECORD_DTYPE)
         flags = np.maximum(np.maximum(nodes["is_leaf"], nodes["missing_go_to_left"]), nodes["is_categorical"])
         ok = int(flags.max()) <= 1
         leaf = nodes["is_leaf"].astype(bool)
@@ -465,7 +524,7 @@ def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
             ok = not cat.any() or bool((nodes["bitset_idx"][cat] < np.repeat(np.asarray(n_bits), counts_a)[cat])
                                        .all())
         ok = ok and _links_ok(nodes["left"], nodes["right"], leaf, counts_a)
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (IndexError, ValueError, KeyError, TypeError, BufferError, AttributeError):
         ok = False
     if ok:
         return

@@ -23,8 +23,8 @@ from typing import IO, Any
 from ..errors import CorruptModelError, InputError, PortableError, UnsafePickleError
 from . import guard, onepass
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
-from .container import (Container, declared_bytes_fit, open_file, open_file_stream, open_stream, read_bytes,
-                        read_head, sniff)
+from .container import (HEAD, Container, declared_bytes_fit, open_file, open_file_stream, open_stream, peek_head,
+                        read_bytes, sniff)
 from .internals import validate_loaded, validate_recorded
 from .onepass import _plain_state
 from .states import BadState, check_build_state, check_state, check_tuple_state
@@ -287,10 +287,10 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
         UnsafePickleError: the file imports globals that are not on the allowlist (all of them are named).
         InputError: the file is missing, empty, truncated, corrupt, or not a pickle/joblib/skops file.
     """
-    if not isinstance(path, Path):
-        path = Path(path)
+    if type(path) is not str and not isinstance(path, Path):
+        path = Path(path)  # a str is used as it is (messages print it alike); anything else as pickle.load's open
     trust = trust_tuple(trust) if trust else ()
-    file = open_file(path)
+    file = open_file(path, HEAD)
     try:
         return _safe_load(path, file, trust)
     finally:
@@ -298,7 +298,7 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
 
 
 def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any, list[str]]:
-    head = read_head(path, file, _HEAD)
+    head = peek_head(path, file)
     if head.startswith(b"PK"):
         data = read_bytes(path)
         container = sniff(path, data)
@@ -387,14 +387,11 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
     return obj
 
 
-#: How much of the file is read first: enough to tell its kind, and to see whether joblib.dump wrote it.
-_HEAD = 1 << 16
-
-
 def _names_joblib_wrapper(head: bytes) -> bool:
-    """Whether the first 64 KiB of the stream (`head`) name joblib's array wrapper (joblib.dump writes it with the
-    first array). Only a shortcut: a plain pickle that merely contains the words goes through joblib's unpickler
-    with the same table, and a joblib file that names it later is restarted there by the checked pass."""
+    """Whether the start of the stream (`head`: the open file's first buffer, 64 KiB) names joblib's array
+    wrapper (joblib.dump writes it with the first array). Only a shortcut: a plain pickle that merely contains the
+    words goes through joblib's unpickler with the same table, and a joblib file that names it later is restarted
+    there by the checked pass (`onepass.NeedsJoblib`)."""
     return b"NumpyArrayWrapper" in head
 
 

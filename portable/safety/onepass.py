@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools as _itertools
+import operator
 import pickle
 import sys
 import threading
@@ -39,11 +41,12 @@ from .allowlist import canonical, load_global
 from .scan import JOBLIB_WRAPPER
 from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size,
                      tuple_state_minimum)
-from .table import _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
+from .table import _CODES, _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
 
 #: A unique key for a live object. Not `id()`: that is an audited event (see `guard.py`).
 _ident = object.__hash__
 _rc = sys.getrefcount
+_DICT_OF = operator.attrgetter("__dict__")
 
 _tls = threading.local()
 _anew = object.__new__
@@ -139,7 +142,26 @@ class _ScalarStandIn(_StandIn):
         return _tls.session.call(cls, args)
 
 
+class _DtypeStandIn(_StandIn):
+    """`numpy.dtype(code, align, True)`, the call of every dtype numpy pickles: the table's rule for it
+    (`World.check_call`: three arguments, a bool, a fresh copy, a plain type code) inlined for a code the table has
+    already validated (`table._CODES`, filled by `check_dtype_code`); anything else goes through the table."""
+
+    def __new__(cls, *args: Any) -> Any:
+        if len(args) == 3 and args[2] is True and type(args[1]) is bool and type(args[0]) is str:
+            code = args[0]
+            if code in _CODES:
+                obj = cls._target(code, args[1], True)
+                p = _anew(_DtypeProxy)
+                p.obj, p.built, p.used, p.code, p.size = obj, False, False, code, -1 if obj.hasobject else obj.itemsize
+                _APPEND[0](p)
+                return p
+        return _tls.session.call(cls, args)
+
+
 _NUMBER_KINDS = frozenset("biufc")
+#: Builtin types the table checks beyond "plain arguments" (a size, a factory).
+_SIZED_BUILTINS = frozenset({bytes, bytearray, collections.defaultdict})
 _STANDINS: dict[int, tuple[Any, type]] = {}
 
 
@@ -148,7 +170,8 @@ def stand_in(obj: Any) -> type:
     if got is not None and got[0] is obj:
         return got[1]
     role = role_of(obj)
-    base = {"py_class": _PyClassStandIn, "reconstruct": _ReconstructStandIn, "scalar": _ScalarStandIn}.get(
+    base = {"py_class": _PyClassStandIn, "reconstruct": _ReconstructStandIn, "scalar": _ScalarStandIn,
+            "dtype": _DtypeStandIn}.get(
         role or "", _StandIn)
     body = {"_target": obj, "_role": role, "__slots__": ()}
     if role == "py_class":
@@ -186,6 +209,12 @@ class _Proxy:
 class _DtypeProxy(_Proxy):
     __slots__ = ("used", "code", "size")  # size: the itemsize, -1 when the dtype holds objects
     kind = "dtype"
+
+    def __setstate__(self, state: Any) -> None:
+        if self.built:
+            raise Refused("an object whose state is set twice")
+        self.built = True
+        _build_dtype(_tls.session, self, state)
 
 
 class _ArrayProxy(_Proxy):
@@ -233,33 +262,43 @@ def _hook(obj: Any, state: Any) -> None:
     state -- a dict of literal attribute names -- is checked and swapped here; anything else by `build_py`."""
     d = obj.__dict__
     d["__setstate__"] = _build_twice
-    if type(state) is not dict or not state.keys().isdisjoint(_NOT_ATTRIBUTES):
+    if type(state) is not dict:
         _tls.session.build_py(obj, d, state)
         return
     needs = _NEEDS[0]
     s = None
     for k, v in state.items():  # one pass: the names literal strings, proxies and stand-ins swapped
-        if type(k) is not str:
-            raise BadState("an object state whose attribute names are computed at load time")
+        if type(k) is not str or k in _NOT_ATTRIBUTES:
+            _tls.session.build_py(obj, d, state)  # refuses the name, with its reason
+            return
         t = type(v)
         if t in needs:
-            if s is None:
-                s = _tls.session
             if t is _ArrayProxy or t is _ScalarProxy:
                 state[k] = v.obj
-            elif t is list:
-                _swap_list(v, obj, s, 1)
-            elif t is tuple:
-                state[k] = _swap_tuple(v, obj, s, 1)
+            elif (t is list or t is tuple) and needs.isdisjoint(map(type, v)):
+                pass  # nothing inside to swap (the common case: names, numbers, real objects)
             else:
-                state[k] = s.fix(v, obj, 1)
+                if s is None:
+                    s = _tls.session
+                if t is list:
+                    _swap_list(v, obj, s, 1)
+                elif t is tuple:
+                    state[k] = _swap_tuple(v, obj, s, 1)
+                else:
+                    state[k] = s.fix(v, obj, 1)
     _hooked, setstate, record = _PYINFO[type(obj)]
     if setstate is not None:
         setstate(obj, state)
     else:
         d.update(state)
-    if record is not None:
-        _tls.session.record(obj, d, record)
+    if record is not None:  # `Session.record`, inlined (it runs for every scikit-learn object)
+        if record == "estimator":
+            if not _RECORDED_ATTRIBUTES.isdisjoint(d):
+                _tls.session.estimators.append(obj)
+        elif record == "predictor":
+            _tls.session.predictors.append(obj)
+        else:
+            _tls.session.sparse.append(obj)
 
 
 def _hook_value(obj: Any, state: Any) -> None:
@@ -294,11 +333,7 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
     if mod.startswith("scipy.sparse") and issubclass(cls, (_sparse().spmatrix, _sparse().sparray)):
         record = "sparse"
     elif name == "TreePredictor" and mod.startswith("sklearn."):
-        record = "predictor"
-        # its holder is recorded as the swaps meet it (`Session.fix`); known once the file names the class, so
-        # that no load imports scikit-learn's ensembles for nothing
-        _PREDICTOR[0] = cls
-        _NEEDS[0] = _NEEDS[0] | {cls}
+        record = "predictor"  # its owner (the estimator whose `_predictors` run it) is found at the end
     elif mod.startswith("sklearn."):
         record = "estimator"
     _PYINFO[cls] = (hooked, setstate, record)
@@ -347,6 +382,8 @@ _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Co
 _STR = frozenset({str})
 #: Plain values as the table counts them (`table._PLAIN`).
 _PLAIN_TYPES = frozenset({str, bytes, bytearray, int, float, bool, complex, type(None)})
+#: The attributes that make an estimator's fitted internals worth validating (`internals._estimator`).
+_RECORDED_ATTRIBUTES = frozenset({"support_vectors_", "categories_", "_fit_X", "_predictors"})
 #: Attribute names a state may not set: numpy's array-protocol names, and the loader's own hook.
 _NOT_ATTRIBUTES = ARRAY_PROTOCOL_ATTRIBUTES | {"__setstate__"}
 
@@ -360,7 +397,7 @@ class Session(World):
         self.hooked: list[Any] = []
         self.standins: dict[type, int] = {}
         self.trees: list[Any] = []
-        self.owners: list[tuple[Any, Any]] = []  # (tree or predictor, the estimator that holds it)
+        self.owners: list[tuple[Any, Any]] = []  # (tree, the estimator that holds it)
         self.predictors: list[Any] = []
         self.binary: list[Any] = []
         self.sparse: list[Any] = []
@@ -410,6 +447,15 @@ class Session(World):
 
     def call(self, si: type, args: tuple) -> Any:
         role = si._role
+        if role == "builtin" and _PLAIN_TYPES.issuperset(map(type, args)) and si._target not in _SIZED_BUILTINS:
+            # slice(None, 3, None), complex(1.0, 2.0), ...: the table's rule for a builtin type over plain values
+            # (`World.check_call`, `World.plain`) inlined; bytes/bytearray (a size would allocate) and defaultdict
+            # (a factory) take the table's path
+            obj = si._target(*args)
+            if type(obj).__dictoffset__:
+                obj.__dict__["__setstate__"] = types.MethodType(_hook_value, obj)
+                self.hooked.append(obj)
+            return obj
         if role == "ext_class":  # Tree(n_features, n_classes, n_outputs), losses: the table's rule (plain data)
             real = []
             for a in args:
@@ -516,7 +562,7 @@ class Session(World):
         """Keep a built object whose fitted internals are validated at the end."""
         if True:
             if record == "estimator":
-                if "support_vectors_" in d or "categories_" in d or "_fit_X" in d:
+                if not _RECORDED_ATTRIBUTES.isdisjoint(d):
                     self.estimators.append(obj)
             elif record == "predictor":
                 self.predictors.append(obj)
@@ -569,8 +615,6 @@ class Session(World):
         fixer = _FIXERS.get(t)
         if fixer is not None:
             return fixer(self, x, holder, depth)
-        if holder is not None and t is _PREDICTOR[0]:
-            self.owners.append((x, holder))
         if self.walking and t not in self.leaves:
             self.fix_object(x, depth + 1)
         return x
@@ -697,18 +741,12 @@ class Session(World):
     def finish(self) -> bool:
         """Remove the BUILD hooks; True when a proxy or stand-in may still be left where the swaps did not reach
         (the caller then walks the whole graph)."""
-        for obj in self.hooked:
-            d = obj.__dict__
-            if "__setstate__" in d:
-                del d["__setstate__"]
+        # dict.pop(obj.__dict__, "__setstate__", None) for every hooked object, as one C-level pass
+        collections.deque(map(dict.pop, map(_DICT_OF, self.hooked), _itertools.repeat("__setstate__"),
+                              _itertools.repeat(None)), maxlen=0)
         self.hooked = []
         self.tuples = {}  # it keeps the tuples as read (with their proxies) alive
-        left = self.incomplete
-        if not left:
-            for p in self.proxies:
-                if _rc(p) > 3:  # the list, the loop variable, getrefcount's argument: anything more is a placement
-                    left = True
-                    break
+        left = self.incomplete or _placed(self.proxies)
         if not left:
             for si in self.standins:
                 if _rc(si) > self.standins[si]:
@@ -717,16 +755,22 @@ class Session(World):
         return left
 
     def leftovers(self) -> bool:
-        for p in self.proxies:
-            if _rc(p) > 3:
-                return True
+        if _placed(self.proxies):
+            return True
         for si in self.standins:
             if _rc(si) > self.standins[si]:
                 return True
         return False
 
 
-_PREDICTOR: list[Any] = [None]
+def _placed(proxies: list[_Proxy]) -> bool:
+    """Whether any proxy is referenced from anywhere but the session's list (a placement the swaps missed): one
+    C-level pass over the reference counts."""
+    return bool(proxies) and max(map(_rc, proxies)) > _RC_LISTED
+
+
+#: A proxy's reference count, as `_placed` reads it, when only the session's list holds it.
+_RC_LISTED = max(map(_rc, [object()]))
 _FIXERS: dict[type, Any] = {
     **{t: (lambda s, x, holder, depth: s.unproxy(x, holder)) for t in _PROXY_TYPES},
     _Meta: lambda s, x, holder, depth: s.value(x),
@@ -734,7 +778,7 @@ _FIXERS: dict[type, Any] = {
     collections.deque: Session._fix_other, **{t: Session._fix_dict for t in _DICTS},
 }
 _NDARRAY: list[Any] = [None, None]  # numpy.ndarray and its stand-in
-#: The types `Session.fix` acts on (TreePredictor added once scikit-learn is imported, to record its holder).
+#: The types `Session.fix` acts on.
 _NEEDS: list[frozenset] = [frozenset(_FIXERS)]
 
 
@@ -756,6 +800,8 @@ def _swap_list(x: list, holder: Any, s: Session, depth: int) -> None:
         if t in needs:
             if t is _ArrayProxy or t is _ScalarProxy:
                 x[i] = v.obj
+            elif (t is list or t is tuple) and needs.isdisjoint(map(type, v)):
+                pass  # nothing inside to swap: no call
             elif t is list:
                 _swap_list(v, holder, s, depth + 1)
             elif t is tuple:
@@ -787,6 +833,8 @@ def _swap_tuple(x: tuple, holder: Any, s: Session, depth: int) -> tuple:
         if t in needs:
             if t is _ArrayProxy or t is _ScalarProxy:
                 u = v.obj
+            elif (t is list or t is tuple) and needs.isdisjoint(map(type, v)):
+                continue  # nothing inside to swap: no call
             elif t is list:
                 _swap_list(v, holder, s, depth + 1)
                 continue

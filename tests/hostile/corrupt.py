@@ -152,6 +152,29 @@ def _hgb_inner(nodes: np.ndarray) -> int:
     return int(np.flatnonzero(nodes["is_leaf"] == 0)[0])
 
 
+def _hgb_feature_past_the_last(regroup: Callable[[list], Any]) -> Any:
+    """A split on feature n_features (one past the last: only the estimator's feature count refuses it), with the
+    estimator's `_predictors` regrouped (HistGradientBoosting runs any iterable of iterables of predictors)."""
+    est = _hgb(lambda n: n["feature_idx"].__setitem__(_hgb_inner(n), 4))  # iris: 4 features
+    est._predictors = regroup(est._predictors)
+    return est
+
+
+def _hgb_shared_with_a_narrower_model() -> Any:
+    """Two fitted HGB models, the second on 2 features, sharing a predictor of the first that splits on feature 2
+    or 3: valid for the first model, past the last feature of the second (the shared predictor must be checked
+    against both owners)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    wide = copy.deepcopy(_hgb_fitted())
+    X, y = _iris()
+    narrow = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(X[:, :2], y)
+    shared = next(p for it in wide._predictors for p in it
+                  if (p.nodes["feature_idx"][p.nodes["is_leaf"] == 0] >= 2).any())
+    narrow._predictors[0][0] = shared
+    return [wide, narrow]
+
+
 def _onehot(mutate: Callable[[Any], None]) -> Any:
     from sklearn.preprocessing import OneHotEncoder
 
@@ -187,6 +210,12 @@ CASES: dict[str, Callable[[], tuple[Any, str]]] = {
     "hgb_child_index": lambda: (_hgb(lambda n: n["left"].__setitem__(_hgb_inner(n), 10 ** 6)), "_predictors"),
     "hgb_feature_index": lambda: (_hgb(lambda n: n["feature_idx"].__setitem__(_hgb_inner(n), 10 ** 6)),
                                   "_predictors"),
+    "hgb_feature_past_the_last": lambda: (_hgb_feature_past_the_last(list), "_predictors"),
+    "hgb_feature_past_the_last_in_tuples": lambda: (
+        _hgb_feature_past_the_last(lambda ps: tuple(tuple(it) for it in ps)), "_predictors"),
+    "hgb_feature_past_the_last_in_a_set": lambda: (
+        _hgb_feature_past_the_last(lambda ps: {tuple(it) for it in ps}), "_predictors"),
+    "hgb_predictor_shared_with_a_narrower_model": lambda: (_hgb_shared_with_a_narrower_model(), "_predictors"),
     "hgb_self_loop": lambda: (_hgb(lambda n: n["right"].__setitem__(_hgb_inner(n), _hgb_inner(n))),
                               "_predictors"),
     "onehot_drop_idx": lambda: (_onehot(lambda e: e.drop_idx_.__setitem__(0, 10 ** 6)), "drop_idx_"),
