@@ -16,6 +16,7 @@ own dumps). Vectorised with numpy: a 300-tree forest takes a few milliseconds.
 """
 from __future__ import annotations
 
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -319,15 +320,6 @@ def _check_tree_links(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, whe
         raise _Bad(f"{where}[{bad}]", f"node {bad} is not reachable from the root (the links form a cycle)")
 
 
-def _per_node(values: list[int], counts: np.ndarray, internal: np.ndarray) -> Any:
-    """Each internal node's bound from its tree's (`values[t]` for the `counts[t]` nodes of tree t): one scalar
-    when every tree has the same (a forest's n_features), else repeated per node."""
-    arr = np.asarray(values)
-    if arr.size and (arr == arr[0]).all():
-        return arr[0]
-    return np.repeat(arr, counts)[internal]
-
-
 def _concat_records(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
     """Concatenate C-contiguous arrays whose dtype the caller checked is `dtype`, as raw bytes: one C-level copy
     (`bytes.join` reads each array's buffer; numpy's own concatenate promotes the fields of each structured array
@@ -342,23 +334,25 @@ def _distinct(objs: list[Any]) -> Any:
 
 
 def _links_ok(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, counts: np.ndarray) -> bool:
-    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each): every internal
-    node's children lie after it and inside its own tree, and every node but each tree's root has exactly one
-    parent (so each tree is a tree: in range, acyclic, all nodes reachable). False means "check each tree alone"."""
+    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each; `left`/`right` int64
+    local child indices, changed in place): every internal node's children lie after it and inside its own tree,
+    and every node but each tree's root has exactly one parent (so each tree is a tree: in range, acyclic, all
+    nodes reachable). False means "check each tree alone"."""
     n = len(left)
-    internal = np.flatnonzero(~leaf)
     starts = np.zeros(len(counts), np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
-    start = np.repeat(starts, counts)[internal]  # the start of each internal node's tree
-    ends = start + np.repeat(counts, counts)[internal]
-    li = left[internal].astype(np.int64) + start  # global indices of the children
-    ri = right[internal].astype(np.int64) + start
-    if not ((li > internal).all() and (ri > internal).all() and (li < ends).all() and (ri < ends).all()):
+    start = np.repeat(starts, counts)  # each node's tree's first node
+    end = np.repeat(starts + counts, counts)
+    idx = np.arange(n)
+    left += start  # global indices of the children (a leaf's are masked below)
+    right += start
+    if not ((((left > idx) & (left < end)) & ((right > idx) & (right < end))) | leaf).all():
         return False
-    parents = np.bincount(np.concatenate([li, ri]), minlength=n)
-    roots = np.zeros(n, bool)
-    roots[starts] = True
-    return bool((parents[~roots] == 1).all() and (parents[roots] == 0).all())
+    np.copyto(left, n, where=leaf)  # leaves count their "children" in a bin past the end
+    np.copyto(right, n, where=leaf)
+    parents = np.bincount(left, minlength=n + 1)[:n] + np.bincount(right, minlength=n + 1)[:n]
+    parents[starts] += 1  # no node points at a root (children lie after their parent): roots count one too
+    return bool((parents == 1).all())
 
 
 def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
@@ -474,62 +468,75 @@ def _tree(tree: Any, where: str, owner: Any) -> None:
         raise _Bad(f"{_p(where)}max_depth", f"max_depth {tree.max_depth} for {n} nodes")
 
 
+_DICT_OF, _FIRST, _THIRD = attrgetter("__dict__"), itemgetter(0), itemgetter(2)
+_DTYPE_OF, _SHAPE_OF, _NDIM_OF = attrgetter("dtype"), attrgetter("shape"), attrgetter("ndim")
+_NODES, _BINNED_BITS, _RAW_BITS = itemgetter("nodes"), itemgetter("binned_left_cat_bitsets"), \
+    itemgetter("raw_left_cat_bitsets")
+
+
 def _hgb_predictors(found: list[tuple[Any, _Entry, Any]]) -> None:
     """All HistGradientBoosting predictors at once, like `_trees`: their node arrays are concatenated (one copy)
     and checked with a few numpy operations, and the per-predictor facts (array types, layouts, bitset shapes,
     the owner's feature count) are gathered with C-level maps rather than a Python loop; a predictor that fails is
     then checked alone for the message."""
     try:
-        from operator import attrgetter, itemgetter
-
-        from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
-
-        attrs = list(map(attrgetter("__dict__"), map(itemgetter(0), found)))
-        nodes_list = list(map(itemgetter("nodes"), attrs))
-        b1 = list(map(itemgetter("binned_left_cat_bitsets"), attrs))
-        b2 = list(map(itemgetter("raw_left_cat_bitsets"), attrs))
-        bits = b1 + b2
-        if not {np.ndarray}.issuperset(map(type, nodes_list)) or not {np.ndarray}.issuperset(map(type, bits)):
-            raise TypeError
-        dtype_of = attrgetter("dtype")
-        for dt in _distinct(list(map(dtype_of, nodes_list))):  # a file's memo: one dtype object, compared once
-            if dt != PREDICTOR_RECORD_DTYPE:
-                raise TypeError
-        for dt in _distinct(list(map(dtype_of, bits))):
-            if dt != np.uint32:
-                raise TypeError
-        if set(map(attrgetter("ndim"), nodes_list)) != {1} or min(map(len, nodes_list)) < 1:
-            raise TypeError
-        shapes = list(map(attrgetter("shape"), bits))
-        if set(map(len, shapes)) != {2} or set(map(itemgetter(1), shapes)) != {8}:
-            raise TypeError  # every bitset array (n, 8)
-        n_bits = list(map(min, map(len, b1), map(len, b2)))
-        owners = list(map(itemgetter(2), found))
-        bound = {}
-        for owner in _distinct(owners):  # each estimator's feature count, asked once
-            n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
-            bound[_ident(owner)] = n_features if n_features is not None else np.iinfo(np.int64).max
-        feats = list(map(bound.__getitem__, map(_ident, owners)))
-        counts_a = np.fromiter(map(len, nodes_list), np.int64, len(nodes_list))
-        nodes = _concat_records(nodes_list, PREDICTOR_RECORD_DTYPE)
-        flags = np.maximum(np.maximum(nodes["is_leaf"], nodes["missing_go_to_left"]), nodes["is_categorical"])
-        ok = int(flags.max()) <= 1
-        leaf = nodes["is_leaf"].astype(bool)
-        internal = ~leaf
-        if ok:
-            f = nodes["feature_idx"][internal]
-            ok = bool(f.size == 0 or (f.min() >= 0 and (f < _per_node(feats, counts_a, internal)).all()))
-        if ok:
-            cat = internal & nodes["is_categorical"].astype(bool)
-            ok = not cat.any() or bool((nodes["bitset_idx"][cat] < np.repeat(np.asarray(n_bits), counts_a)[cat])
-                                       .all())
-        ok = ok and _links_ok(nodes["left"], nodes["right"], leaf, counts_a)
+        ok = _hgb_nodes_ok(found)
     except (IndexError, ValueError, KeyError, TypeError, BufferError, AttributeError):
         ok = False
     if ok:
         return
     for pred, entry, owner in found:
         _hgb_predictor(pred, entry.path(), owner)
+
+
+def _hgb_nodes_ok(found: list[tuple[Any, _Entry, Any]]) -> bool:
+    """The fast acceptance test of `_hgb_predictors`: every predictor's `nodes` a non-empty 1-D array of
+    scikit-learn's record layout and its two bitset arrays (n, 8) uint32; flags 0 or 1; each internal node's
+    feature in [0, its owner's feature count) and, when categorical, its bitset index below its bitset count;
+    the links a tree per predictor (`_links_ok`). False (or an exception) means "check each predictor alone"."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+
+    attrs = list(map(_DICT_OF, map(_FIRST, found)))
+    nodes_list = list(map(_NODES, attrs))
+    b1, b2 = list(map(_BINNED_BITS, attrs)), list(map(_RAW_BITS, attrs))
+    bits = b1 + b2
+    if not {np.ndarray}.issuperset(map(type, nodes_list)) or not {np.ndarray}.issuperset(map(type, bits)):
+        return False
+    for dt in _distinct(list(map(_DTYPE_OF, nodes_list))):  # a file's memo: one dtype object, compared once
+        if dt != PREDICTOR_RECORD_DTYPE:
+            return False
+    for dt in _distinct(list(map(_DTYPE_OF, bits))):
+        if dt != np.uint32:
+            return False
+    for shape in set(map(_SHAPE_OF, bits)):
+        if len(shape) != 2 or shape[1] != 8:
+            return False
+    if set(map(_NDIM_OF, nodes_list)) != {1}:
+        return False
+    counts = np.fromiter(map(len, nodes_list), np.int64, len(nodes_list))
+    if counts.min() < 1:
+        return False
+    nodes = _concat_records(nodes_list, PREDICTOR_RECORD_DTYPE)
+    owners = list(map(_THIRD, found))
+    bound = {}
+    for owner in _distinct(owners):  # each estimator's feature count, asked once
+        n_features = _hgb_n_features(owner if owner is not None and hasattr(owner, "__dict__") else None)
+        bound[_ident(owner)] = n_features if n_features is not None else np.iinfo(np.int64).max
+    limit: Any = next(iter(bound.values())) if len(bound) == 1 else np.repeat(
+        np.fromiter(map(bound.__getitem__, map(_ident, owners)), np.int64, len(owners)), counts)
+    is_leaf, is_cat = nodes["is_leaf"], nodes["is_categorical"]
+    if max(int(is_leaf.max()), int(nodes["missing_go_to_left"].max()), int(is_cat.max())) > 1:
+        return False
+    leaf = is_leaf.view(np.bool_)  # 0 or 1: checked above
+    feature = nodes["feature_idx"]
+    if not (((feature >= 0) & (feature < limit)) | leaf).all():
+        return False
+    cat = is_cat.view(np.bool_) & ~leaf
+    if cat.any():
+        n_bits = np.fromiter(map(min, map(len, b1), map(len, b2)), np.int64, len(b1))
+        if not (nodes["bitset_idx"][cat] < np.repeat(n_bits, counts)[cat]).all():
+            return False
+    return _links_ok(nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leaf, counts)
 
 
 def _hgb_predictor(pred: Any, where: str, owner: Any) -> None:
