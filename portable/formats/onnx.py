@@ -146,8 +146,8 @@ class OnnxModel(Model):
                     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                     self._session = ort.InferenceSession(self.proto.SerializeToString(), opts,
                                                          providers=["CPUExecutionProvider"])
-                if self._control_flow():
-                    results = self._bounded_run(names, feeds, ort)
+                if self._control_flow():  # (a later run than the one that made the session has no `ort` yet)
+                    results = self._bounded_run(names, feeds, require("onnxruntime", purpose="running ONNX models"))
                 else:
                     results = self._session.run(names, feeds)
         except PortableError:
