@@ -420,6 +420,25 @@ def check_nnef_tensor_header(data: bytes, *, path: object = None, where: str | N
                          path=path, where=where)
 
 
+def check_zip_members(members: list[Any], *, path: object = None, compressed_size: int | None = None) -> None:
+    """The members of a zip archive (a skops file), before any is decompressed: at most `max_archive_members`, none
+    declaring more than `max_tensor_bytes`, at most `max_archive_bytes` in all, and (given the archive's
+    `compressed_size`) at most `max_compression_ratio` times it beyond 64 MiB. zipfile never reads more than a
+    member declares, so the declared sizes bound what reading them costs."""
+    check_size(len(members), "max_archive_members", "the number of archive members", path=path)
+    ratio_cap = None if compressed_size is None else max(64 * MiB, LIMITS.max_compression_ratio * compressed_size)
+    total = 0
+    for member in members:
+        check_size(member.file_size, "max_tensor_bytes",
+                   f"the archive member '{member.filename}' declares a size in bytes that", path=path)
+        total += member.file_size
+    check_size(total, "max_archive_bytes", "the archive's members declare a total size in bytes that", path=path)
+    if ratio_cap is not None and total > ratio_cap:
+        raise LimitError(f"the archive's members declare {total:,} bytes from a {compressed_size:,}-byte archive "
+                         f"(more than {LIMITS.max_compression_ratio} times its size: a decompression bomb)",
+                         "max_compression_ratio", path=path)
+
+
 def read_tar_members(tar: Any, *, path: object = None, compressed_size: int | None = None) -> Iterator[
         tuple[Any, bytes]]:
     """The regular files of an open `tarfile`, with their bytes, refusing before reading anything large: links

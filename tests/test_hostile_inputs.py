@@ -217,7 +217,7 @@ main()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"], "a temporary file (or the output) was left"
 
 
-# ---- joblib files read by a fresh command line (nothing imported before the load) --------------------------------
+# ---- joblib and skops files read by a fresh command line (nothing imported before the load) --------------------------------
 @pytest.fixture(scope="module")
 def joblib_files(tmp_path_factory):
     import joblib
@@ -236,6 +236,11 @@ def joblib_files(tmp_path_factory):
     bomb = LinearRegression().fit(rng.normal(size=(30, 3)), rng.normal(size=30))
     bomb.extra_ = np.zeros(96 << 20, dtype=np.uint8)  # 96 MiB of zeros: about 100 KB once compressed
     joblib.dump(bomb, base / "bomb.joblib", compress=("zlib", 9))
+    import zipfile
+
+    import skops.io as sio
+
+    sio.dump(bomb, base / "bomb.skops", compression=zipfile.ZIP_DEFLATED, compresslevel=9)
     return base
 
 
@@ -245,6 +250,7 @@ def joblib_files(tmp_path_factory):
     ("big.joblib", 0, "pickle model"),
     ("truncated.joblib", 1, "truncated or corrupt: a joblib array declares 1,600,000 bytes"),
     ("bomb.joblib", 1, "max_compression_ratio"),
+    ("bomb.skops", 1, "max_compression_ratio"),
 ])
 def test_joblib_files_from_a_fresh_command_line(joblib_files, name, code, needle):
     """`portable inspect` in a new interpreter, as a user runs it: joblib's own import-time code (it sets

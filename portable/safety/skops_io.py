@@ -79,6 +79,19 @@ def judge_schema(schema: SkopsSchema, trust: tuple[str, ...]) -> dict[str, Verdi
     return {full: judge(module, name, trust) for full, (module, name) in schema.types.items()}
 
 
+def _check_members(path: Path, data: bytes) -> None:
+    """The archive's declared member sizes within portable's limits before skops decompresses anything (a 1 MB
+    archive can hold a gigabyte of deflated zeros)."""
+    from ..limits import check_zip_members
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"corrupt skops archive: {exc}", path=path) from None
+    check_zip_members(members, path=path, compressed_size=len(data))
+
+
 def load_skops(path: Path, data: bytes, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
     """Load a skops archive when every type it names is allowed (or trusted)."""
     try:
@@ -87,6 +100,7 @@ def load_skops(path: Path, data: bytes, trust: tuple[str, ...]) -> tuple[Any, li
         raise MissingDependencyError("reading .skops files needs skops: pip install skops") from None
     from .loader import unsafe_error, version_notes
 
+    _check_members(path, data)
     schema = read_schema(path, data)
     verdicts = judge_schema(schema, trust)
     refused = [v for v in verdicts.values() if not v.allowed]
