@@ -168,28 +168,47 @@ def _size(raw: IO[bytes]) -> int:
 
 class _Bounded(io.RawIOBase):
     """A decompressing stream that stops at `max_compression_ratio` times the compressed file's size (at least
-    64 MiB): a few megabytes of zlib can declare gigabytes of zeros, which joblib would allocate and fill."""
+    64 MiB): a few megabytes of zlib can declare gigabytes of zeros, which joblib would allocate and fill. The
+    decompressed position (reads and forward seeks alike) is what is bounded."""
 
     def __init__(self, inner: IO[bytes], compressed: int, path: Path) -> None:
         from ..limits import LIMITS, MiB
 
         self.inner = inner
         self.path = path
-        self.left = max(64 * MiB, LIMITS.max_compression_ratio * compressed)
+        self.cap = max(64 * MiB, LIMITS.max_compression_ratio * compressed)
 
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return self.inner.seekable()
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET and offset > self.cap or whence == io.SEEK_CUR and self.inner.tell() + offset > \
+                self.cap:
+            self._stop()
+        return self._within(self.inner.seek(offset, whence))
+
     def readinto(self, buffer: "memoryview | bytearray") -> int:  # type: ignore[override]
         n = self.inner.readinto(buffer)
         if n:
-            self.left -= n
-            if self.left < 0:
-                from ..limits import LIMITS, LimitError
-
-                raise LimitError(f"the compressed file decompresses to more than {LIMITS.max_compression_ratio} "
-                                 "times its size (a decompression bomb)", "max_compression_ratio", path=self.path)
+            self._within(self.inner.tell())
         return n
+
+    def _within(self, position: int) -> int:
+        if position > self.cap:
+            self._stop()
+        return position
+
+    def _stop(self) -> None:
+        from ..limits import LIMITS, LimitError
+
+        raise LimitError(f"the compressed file decompresses to more than {LIMITS.max_compression_ratio} times its "
+                         "size (a decompression bomb)", "max_compression_ratio", path=self.path)
 
     def close(self) -> None:
         self.inner.close()
@@ -202,7 +221,7 @@ def declared_bytes_fit(stream: IO[bytes], nbytes: int) -> str | None:
     file within the bytes it has left. Returns why not for a plain file, None when it fits."""
     raw = getattr(stream, "raw", None)
     if isinstance(raw, _Bounded):
-        if nbytes > raw.left + len(stream.peek(0) if hasattr(stream, "peek") else b""):
+        if nbytes > raw.cap - stream.tell():
             from ..limits import LIMITS, LimitError
 
             raise LimitError(f"the compressed file declares an array of {nbytes:,} bytes, more than "
