@@ -27,6 +27,7 @@ PORTABLE_CERTIFY_KEEP=folder (save the unverified mutations there, with their mo
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -94,6 +95,7 @@ class CertifyPass:
             status = "partly certified" if any(c.status == "certified" for c in res.certificates.values()) \
                 else NOT_CERTIFIABLE
         self.unmutated[status] = self.unmutated.get(status, 0) + 1
+        print(f"    {name}: unmutated certificate {status}", file=sys.stderr, flush=True)
 
     def mutation(self, name: str, kind: str, sk: Any, mutated: Any, X: Any, data: Any, rows: np.ndarray,
                  frame_cols: Any, est: Any, info: dict[str, Any], base: Any = None) -> str:

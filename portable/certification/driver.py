@@ -302,8 +302,8 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
                 cert = _verify(cert, original, converted, ctx, outputs, ha)
             if cert.status in (CERTIFIED, REFUTED):
                 certs[name] = cert
-            else:
-                reasons.setdefault(name, cert)
+            elif name not in reasons or (reasons[name].bound is None and cert.bound is not None):
+                reasons[name] = cert  # the first reason, unless a later method expressed the pair (a bound)
     for name, _ in outputs:
         if name not in certs:
             certs[name] = reasons.get(name) or Certificate(name, NOT_CERTIFIABLE, reason=(
@@ -453,8 +453,8 @@ def _verify(cert: Certificate, original: Any, converted: Any, ctx: Context, outp
     reason = cert.reason or "the proved bound exceeds the tolerance"
     if cert.details.get("unreadable"):  # nothing was proved: the candidates came from the original's reading
         return Certificate(name, NOT_CERTIFIABLE, method=cert.method, details=cert.details, seconds=cert.seconds,
-                           reason=f"{reason} (none of the {tried} inputs where the original's reading is extreme "
-                           "shows a difference beyond the tolerance)")
+                           reason=f"{reason} (none of the {tried} inputs tried, points the original's reading singles "
+                           "out or random points of the domain, shows a difference beyond the tolerance)")
     return Certificate(name, NOT_CERTIFIABLE, method=cert.method, bound=cert.bound, tolerance=cert.tolerance,
                        arithmetic=cert.arithmetic, details=cert.details, seconds=cert.seconds,
                        reason=f"{reason}, but none of the {tried} inputs where the difference should be largest "

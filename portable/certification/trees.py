@@ -416,6 +416,19 @@ def certify_trees(original: Any, converted: Any, domain: Domain, ctx: Context) -
         which, other = ("original", eb) if ea is None else ("converted", ea)
         reason = (f"the {which} model is not a tree ensemble portable can read in full (the other is: "
                   f"{other.source}); its outputs may depend on its inputs otherwise than through trees")
+        if which == "converted" and ctx.make_feeds is not None:
+            # nothing is proved, but points of the domain where both models are run may still show that they
+            # part: refuted only when one reproduces a difference beyond the tolerance (`portable.certify`)
+            from .members import _sample
+
+            try:
+                rows, cols = _sample(domain, 512)
+                batch = ctx.make_feeds(rows, cols)
+            except Exception:  # noqa: BLE001 - no candidates: the reason stands alone
+                batch = None
+            if batch:
+                return {name: Certificate(name, REFUTED, reason=reason, candidates=[batch],
+                                          details={"unreadable": True}) for name in ctx.outputs}
         return {name: not_certifiable(name, reason) for name in ctx.outputs}
     started = time.perf_counter()
     try:
