@@ -261,6 +261,24 @@ def build_corpus(base: Path) -> list[Case]:
     files = _files_of(good)
     variables = sorted(n for n in files if n.endswith(".dat"))
 
+    graph_text = files["graph.nnef"].decode()
+    for name, extra, needle in [
+        ("constant_bomb.nnef", "    c = constant<scalar>(shape = [100000, 1000000], value = [0.0]);\n"
+                               "    s = sum_reduce(c, axes = [0, 1]);\n", "tensor 'c' has shape [100000, 1000000]"),
+        ("tile_bomb.nnef", "    t = tile(sigmoid1, repeats = [1, 100000]);\n"
+                           "    s = slice(t, axes = [1], begin = [0], end = [2]);\n", "max_tensor_bytes")]:
+        bomb = p(name)
+        bomb.mkdir()
+        for n, b in files.items():
+            (bomb / n).write_bytes(b)
+        assert "    label = " in graph_text and "sigmoid1 = " in graph_text, graph_text
+        (bomb / "graph.nnef").write_text(graph_text.replace("    label = ", extra + "    label = ", 1))
+        # the tile is 800 kB a row: within a lowered max_tensor_bytes (100 MB) at the declared batch, beyond it on
+        # the check's 1,000 rows
+        cases.append(Case(f"NNEF graph whose {name.split('_')[0]} declares gigabytes",
+                          ["--limit", "max_tensor_bytes=100000000", "check", str(bomb), str(bomb), "--samples",
+                           "1000"], needle=needle))
+
     deep = p("deep_graph.nnef")
     deep.mkdir()
     for n, b in files.items():

@@ -124,7 +124,52 @@ class NnefModel(Model):
         if missing:
             raise NNEFError(f"portable.json names tensors {sorted(missing)} that graph.nnef does not have as inputs "
                             f"or outputs ({list(graph.inputs)} -> {list(graph.outputs)})", path=path or self.path)
+        self._sizes = self._tensor_sizes(graph, path or self.path)
         self._graph = graph
+
+    def _tensor_sizes(self, graph: Any, path: Any) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Each tensor's number of values as `a + b * rows` (from the shapes the parser infers at the declared
+        batch and at twice it), checked against `max_tensor_bytes` at the declared shapes; `_run` checks it again
+        for the rows it is given, before the executor allocates anything (a `tile` or `constant` can declare a
+        tensor of any size)."""
+        import nnef
+
+        from ...limits import LIMITS, LimitError
+
+        itemsize = 8 if self.compute_dtype == "float64" else 4
+        first = {n: list(graph.tensors[n].shape or []) for n in graph.inputs}
+        batch = next((s[0] for s in first.values() if s and s[0]), 0)
+        names = [n for n, t in graph.tensors.items() if t.shape is not None]
+        at_b = np.array([float(np.prod(graph.tensors[n].shape, dtype=np.float64)) for n in names])
+        if len(at_b) and at_b.max() * itemsize > LIMITS.max_tensor_bytes:
+            worst = names[int(at_b.argmax())]
+            raise LimitError(f"graph.nnef's tensor '{worst}' has shape {list(graph.tensors[worst].shape)} at the "
+                             f"declared input shapes ({at_b.max() * itemsize:,.0f} bytes)", "max_tensor_bytes",
+                             path=path)
+        if not batch:
+            return None
+        try:
+            from .executor import parse_graph
+
+            twice = parse_graph(self.text)
+            nnef.infer_shapes(twice, external_shapes={n: [2 * batch] + s[1:] for n, s in first.items() if s})
+            at_2b = np.array([float(np.prod(twice.tensors[n].shape, dtype=np.float64)) for n in names])
+        except Exception:  # the graph only works at its declared batch: its sizes are those
+            return None
+        slope = np.maximum(at_2b - at_b, 0.0) / batch
+        return at_b - slope * batch, slope, itemsize
+
+    def _check_sizes(self, rows: int) -> None:
+        sizes = self.__dict__.get("_sizes")
+        if sizes is None:
+            return
+        from ...limits import LIMITS, LimitError
+
+        base, slope, itemsize = sizes
+        largest = float((base + slope * rows).max()) * itemsize if len(base) else 0.0
+        if largest > LIMITS.max_tensor_bytes:
+            raise LimitError(f"on {rows:,} rows a tensor of graph.nnef would hold {largest:,.0f} bytes",
+                             "max_tensor_bytes", path=self.path)
 
     @property
     def compute_dtype(self) -> str:
@@ -145,6 +190,8 @@ class NnefModel(Model):
             if len(shape) == 2 and x.ndim == 1 and shape[1] == 1:
                 x = x.reshape(-1, 1)
             feeds[d["nnef"]] = x
+        if feeds:
+            self._check_sizes(len(next(iter(feeds.values()))))
         raw = self.executor().run(feeds)
         return self.map_outputs(raw)
 
