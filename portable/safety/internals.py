@@ -124,9 +124,8 @@ def _predictors_found(session: Any) -> list[tuple[Any, _Entry, Any]]:
             continue
         if type(held) is not list or not {list}.issuperset(map(type, held)):
             break  # another grouping: the general search below
-        for group in held:
-            owner_of.update(zip(map(_ident, group), itertools.repeat(est)))
-            placed += len(group)
+        owner_of.update(zip(map(_ident, itertools.chain.from_iterable(held)), itertools.repeat(est)))
+        placed += sum(map(len, held))
     else:
         if len(owner_of) == placed:  # nothing met twice: each predictor has at most one owner
             return list(zip(preds, itertools.repeat(_ROOT), map(owner_of.get, map(_ident, preds))))
