@@ -221,6 +221,13 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
         rows = np.asarray(docs, dtype=object)[pick].reshape(-1, 1)
         feeds = feed(ctx.make_feeds(rows, [(text_input, 0)]), converted)
         cut, err, elem = _find_cut(converted.proto, feeds, want[pick], text_input)
+        # the vectorizer is assumed to agree beyond these documents: it must agree on them to its own rounding
+        # (a float32 tensor: a few ulps of its values; float64: far less), not merely to 1e-3 (a changed
+        # sublinear tf 1 + log(tf) moves the vectors by 1e-3 relative and every score after them)
+        scale = max(1.0, float(np.max(np.abs(want[pick]), initial=0.0)))
+        if err > (4e-6 if elem == 1 else 1e-11) * scale:
+            raise NotSymbolic(f"the converted vectorizer's output ({cut}) differs from scikit-learn's by {err:.3g} "
+                              "on the domain's documents, more than its rounding")
         sub_proto = _cut_graph(converted.proto, cut, want.shape[1], elem)
         lo, hi = _box(trans, want)
         cols_ = {k: v for k, v in domain.columns.items() if k[0] != text_input}
