@@ -11,8 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def benchmark_mutations(art: Any, kinds: tuple[str, ...], per_kind: int, seed: int) -> list[tuple[str, Any]]:
-    """Seeded mutations of `art` (a converted ONNX `Model`): `(kind, mutated proto)` pairs."""
+def generator() -> Any:
+    """benchmarks/mutations.py (the test is skipped where the benchmarks folder is not there)."""
     sys.path.insert(0, str(ROOT))
     try:
         from benchmarks import mutations as gen
@@ -20,6 +20,12 @@ def benchmark_mutations(art: Any, kinds: tuple[str, ...], per_kind: int, seed: i
         pytest.skip(f"the mutation generator is not importable: {exc}")
     finally:
         sys.path.remove(str(ROOT))
+    return gen
+
+
+def benchmark_mutations(art: Any, kinds: tuple[str, ...], per_kind: int, seed: int) -> list[tuple[str, Any]]:
+    """Seeded mutations of `art` (a converted ONNX `Model`): `(kind, mutated proto)` pairs."""
+    gen = generator()
     rng = np.random.default_rng(seed)
     out = []
     for kind in kinds:

@@ -17,7 +17,7 @@ import portable
 from portable.certification.core import CERTIFIED, NOT_CERTIFIABLE, REFUTED
 from portable.formats.sklearn import SklearnModel
 
-from .mutants import benchmark_mutations
+from .mutants import benchmark_mutations, generator
 from .sample_models import SAMPLE_MODELS
 from .test_certify_affine import sample_domain
 
@@ -117,16 +117,9 @@ def test_correct_conversion_is_certified_and_every_real_mutation_refuted(table, 
 def test_neighbours_and_chains_say_why_and_certify_does_not_crash():
     """A k-NN model whose converted training point moved (the checker's generator asked for fewer rows than its
     equidistant rows: it crashed with a negative size) and a ClassifierChain: not certifiable, saying why."""
-    import sys
-    from pathlib import Path
-
     est, X, data = _build("sample", "knn_classifier")
     art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    try:
-        from benchmarks import mutations as gen
-    finally:
-        sys.path.pop(0)
+    gen = generator()
     site = gen.sites(art.proto, "knn_point", len(est._fit_X))[0]
     for proto in (art.proto, gen.mutate(art.proto, "knn_point", site, np.random.default_rng(0))[0]):
         res = portable.certify(est, portable.load(proto), data=X)
@@ -211,17 +204,10 @@ def test_ensemble_label_with_swapped_classes_is_refuted(name):
     converted graph swapped leave its probabilities intact, but not its labels. The label was certified as the
     argmax of the certified probabilities without reading the classes lookup (a soundness failure the mutation
     benchmark's certify pass found); it is refuted, and scikit-learn and onnxruntime, run directly, confirm."""
-    import sys
-    from pathlib import Path
-
     est, X, data = _build("pipeline", name)
     art = portable.convert(est, to="onnx", dtype="float64", check=False, data=data)
     assert portable.certify(est, art, data=X).certificates["label"].status == CERTIFIED
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    try:
-        from benchmarks import mutations as gen
-    finally:
-        sys.path.pop(0)
+    gen = generator()
     rng = np.random.default_rng(0)
     refuted = 0
     for site in gen.sites(art.proto, "label", None):
@@ -244,16 +230,9 @@ def test_a_tree_graph_with_no_tree_reading_is_refuted_at_a_point_both_runtimes_c
     by 1e-3 leaves a graph the tree method cannot read (nothing is proved), but the points of the domain it runs
     both models on show the difference: refuted, and scikit-learn/LightGBM and onnxruntime, run directly,
     confirm."""
-    import sys
-    from pathlib import Path
-
     est, X, data = _build("pipeline", "titanic_lightgbm_categories")
     art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    try:
-        from benchmarks import mutations as gen
-    finally:
-        sys.path.pop(0)
+    gen = generator()
     feeds = {s.name: X[[s.name]].to_numpy() for s in art.signature.inputs}
     want = _sklearn(est, feeds, X)["probabilities"]
     rng = np.random.default_rng(0)

@@ -457,15 +457,11 @@ def test_a_moved_knn_training_point_is_caught():
     assert not rep.equivalent, rep.summary_line()
 
 
-def test_long_documents_reach_a_float32_naive_bayes_rounding():
-    """A character n-gram naive Bayes in float32 agrees on short documents (its log-likelihoods are small) and
-    not on long ones: the checker's text rows include long documents made of the vocabulary, so the float32
-    artifact is found not equivalent, and the counterexample differs in scikit-learn and onnxruntime directly."""
+def _float32_review_refuted(pipe):
+    """`pipe` (a text pipeline on a 'review' column) converted in float32 and checked: not equivalent, and the
+    first counterexample differs beyond the float32 tolerance in scikit-learn and onnxruntime run directly."""
     import pandas as pd
 
-    from .pipelines import text_char_ngrams_naive_bayes
-
-    pipe, df, _ = text_char_ngrams_naive_bayes()
     art = portable.convert(pipe, to="onnx", check=False, dtype="float32")
     rep = check(portable.load(pipe), art, samples=1000)
     assert not rep.equivalent, rep.summary_line()
@@ -473,6 +469,17 @@ def test_long_documents_reach_a_float32_naive_bayes_rounding():
     want = pipe.predict_proba(pd.DataFrame({"review": [doc]}))
     got = ort_run(art.proto, {"review": np.array([[doc]], dtype=object)})["probabilities"]
     assert not np.allclose(got, want, rtol=1e-4, atol=1e-5)  # real, beyond the float32 tolerance
+    return art
+
+
+def test_long_documents_reach_a_float32_naive_bayes_rounding():
+    """A character n-gram naive Bayes in float32 agrees on short documents (its log-likelihoods are small) and
+    not on long ones: the checker's text rows include long documents made of the vocabulary, so the float32
+    artifact is found not equivalent, and the counterexample differs in scikit-learn and onnxruntime directly."""
+    from .pipelines import text_char_ngrams_naive_bayes
+
+    pipe, df, _ = text_char_ngrams_naive_bayes()
+    art = _float32_review_refuted(pipe)
     # the reviews themselves are short: on them the float32 artifact agrees (why a sample of them never showed it)
     ref = pipe.predict_proba(df)
     out = ort_run(art.proto, {"review": df["review"].to_numpy(dtype=object).reshape(-1, 1)})["probabilities"]
@@ -484,18 +491,10 @@ def test_long_documents_reach_a_float32_count_naive_bayes_rounding():
     classes nearly balance (its certificate's worst input has about 500): the vectorizer's long documents reach
     2,048 terms, so the check finds it, the counterexample differs in scikit-learn and onnxruntime directly, and
     `convert(dtype="auto")` ships float64."""
-    import pandas as pd
-
     from .pipelines import text_count_naive_bayes
 
     pipe, df, _ = text_count_naive_bayes()
-    art = portable.convert(pipe, to="onnx", check=False, dtype="float32")
-    rep = check(portable.load(pipe), art, samples=1000)
-    assert not rep.equivalent, rep.summary_line()
-    doc = rep.counterexamples[0]["inputs"]["review"][0][0]
-    want = pipe.predict_proba(pd.DataFrame({"review": [doc]}))
-    got = ort_run(art.proto, {"review": np.array([[doc]], dtype=object)})["probabilities"]
-    assert not np.allclose(got, want, rtol=1e-4, atol=1e-5)  # real, beyond the float32 tolerance
+    _float32_review_refuted(pipe)
     shipped = portable.convert(pipe, to="onnx", data=df)
     assert shipped.proto.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
 
