@@ -521,7 +521,7 @@ class _Learner:
 
     def _vocabulary(self, est: Any, space: _Space) -> None:
         """A text vectorizer's vocabulary: documents made of its terms (each term alone, and a few seeded
-        documents of two to four terms), so that every term's column is reached, and long documents of 8 to 512
+        documents of two to four terms), so that every term's column is reached, and long documents of 8 to 2,048
         terms, where sums and their rounding grow; any other document is valid."""
         if len(space.cols) != 1 or space.cols[0] < 0:
             return
@@ -535,7 +535,8 @@ class _Learner:
         docs = list(terms) + [sep.join(rng.choice(terms, int(rng.integers(2, 5)))) for _ in range(64)]
         # long documents too: counts, tf-idf sums and naive Bayes' log-likelihood sums grow with the length, and
         # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
-        # not on 85-character ones); lengths log-uniform from 8 to 512 terms
+        # not on 85-character ones, a word-count naive Bayes only near 500 words); lengths log-uniform from 8 to
+        # 2,048 terms
         lengths = np.exp(rng.uniform(np.log(8), np.log(2048), 128)).astype(np.int64)
         docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
         h = self.hints.column(self.col(space.cols[0]))
