@@ -132,19 +132,25 @@ def _run_variant(i: int) -> tuple[str, str] | None:
     return None if v is None else run_case(v)
 
 
-def variant_sweep(processes: int = 2) -> dict[str, str]:
+def _pool(processes: int):
+    """Worker processes started fresh ("spawn"), not forked: a forked child inherits the parent's onnxruntime
+    sessions and thread pools mid-use, and freeing one of them in the child (any garbage collection) can wait for
+    ever on a condition variable copied in a locked state (seen as a hung CI run)."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(processes) as pool:
+    return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+
+
+def variant_sweep(processes: int = 2) -> dict[str, str]:
+    with _pool(processes) as pool:
         return dict(r for r in pool.map(_run_variant, range(len(cases())), chunksize=8) if r is not None)
 
 
 def sweep(indices: list[int] | None = None, processes: int = 2) -> dict[str, str]:
-    from concurrent.futures import ProcessPoolExecutor
-
     n = len(cases())
     idx = list(range(n)) if indices is None else indices
-    with ProcessPoolExecutor(processes) as pool:
+    with _pool(processes) as pool:
         return dict(pool.map(_run_index, idx, chunksize=8))
 
 
