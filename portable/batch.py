@@ -293,8 +293,9 @@ def _worker_main(conn: Any, limits: dict[str, int], memory_limit: int = 0) -> No
         try:
             task = conn.recv()
         except (EOFError, OSError):
-            return
-        if task is None:
+            task = None
+        if task is None:  # no file in progress: a SIGTERM while the interpreter exits needs no clean-up
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             return
         src, out, to, settings = task
         conn.send("started")
@@ -320,7 +321,9 @@ class _Worker:
         self.deadline = self.started + timeout + STARTUP_ALLOWANCE  # until the worker says it started the file
         self.conn.send((task[0], task[1], to, settings))
 
-    def stop(self, grace: float = 2.0) -> None:
+    def stop(self, grace: float = 2.0, asked: bool = False) -> None:
+        if asked:  # told to stop (None sent): it is exiting, let it finish before any signal
+            self.proc.join(grace)
         if self.proc.is_alive():
             self.proc.terminate()  # SIGTERM first: the worker removes its temporary files
             self.proc.join(grace)
@@ -419,12 +422,14 @@ def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], j
                                                 "stopped and the other files went on"))
     finally:
         for w in idle + busy:
+            asked = False
             try:
                 if w.proc.is_alive() and not w.conn.closed:
                     w.conn.send(None)
+                    asked = w in idle
             except (OSError, ValueError):
                 pass
-            w.stop(grace=5.0 if w in idle else 2.0)
+            w.stop(grace=5.0 if w in idle else 2.0, asked=asked)
 
 
 def _remove_partial(out: str) -> None:
