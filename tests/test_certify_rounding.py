@@ -238,3 +238,72 @@ def test_float32_char_ngram_naive_bayes_is_refuted_on_a_document():
     pa = est.predict_proba(pd.DataFrame({col: doc}))
     pb = art.run({col: doc.reshape(-1, 1)})["probabilities"]
     assert float(np.max(np.abs(np.asarray(pa, float) - np.asarray(pb, float)))) > cert.tolerance
+
+
+def _ball_matmul_bound(w: np.ndarray, K: int) -> float:
+    """The rounding bound `Program.matmul` gives a float32 dot product w . x over nonnegative x in the unit l2
+    ball with at most K nonzero elements (a tf-idf row: `certification.text`'s space)."""
+    from portable.certification.core import Domain, DomainColumn
+    from portable.certification.onnx_program import input_value
+    from portable.certification.program import Program
+    from portable.certification.symbolic import Space
+
+    n = len(w)
+    cols = {("v", j): DomainColumn(lo=0.0, hi=1.0) for j in range(n)}
+    space = Space(Domain(cols, "user"))
+    space.balls.append(("l2", frozenset(cols), False))
+    space.nonzero.append((frozenset(cols), K))
+    prog = Program(space, "converted")
+    s = input_value(prog, "v", n, False)
+    return float(prog.matmul(s, w.astype(np.float64).reshape(-1, 1), np.float32).E[0])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 400), k_frac=st.floats(0.05, 1.0),
+       mode=st.sampled_from(["spread", "aligned", "tiny"]))
+def test_signed_ball_dot_product_rounding_is_sound(seed, n, k_frac, mode):
+    """Over a norm ball of nonnegative variables the bound uses the positive and negative coefficients' norms of
+    each partial sum's terms (`Space.partial_sums`); it holds for float32 sums in index order, in the order
+    that keeps the partial sums largest (positive terms, largest first, then the rest), in a random order and in
+    onnxruntime's MatMul, on rows built to make every addition round by almost half an ulp."""
+    rng = np.random.default_rng(seed)
+    w = (rng.normal(size=n) * rng.uniform(0.1, 3.0)).astype(np.float32)
+    K = max(2, int(round(k_frac * n)))
+    bound = _ball_matmul_bound(w, K)
+    w64 = w.astype(np.float64)
+    rows = []
+    for _ in range(24):
+        idx = rng.permutation(n)[:K]
+        x = np.zeros(n)
+        if mode == "spread":
+            x[idx] = rng.exponential(size=K)
+        elif mode == "aligned":  # the weight's positive part: partial sums near its norm
+            x[idx] = np.maximum(w64[idx], 0.0) + rng.uniform(0, 1e-3, K)
+        else:  # a few large aligned terms, then terms of about half an ulp of the partial sum each
+            big = idx[np.argsort(-w64[idx])][:max(1, K // 8)]
+            x[big] = np.maximum(w64[big], 1e-3)
+            x /= np.linalg.norm(x)
+            s = float(np.dot(x, w64))
+            ulp = float(np.spacing(np.float32(max(abs(s), 1e-30))))
+            small = np.setdiff1d(idx, big)
+            x[small] = 0.49 * ulp / np.maximum(np.abs(w64[small]), 1e-30) * rng.uniform(0.97, 1.0, len(small))
+        x /= max(np.linalg.norm(x), 1e-300) * (1 + 1e-6)
+        rows.append(x.astype(np.float32))
+    X = np.asarray(rows)
+    assert np.all(np.linalg.norm(X.astype(np.float64), axis=1) <= 1.0)
+    y_ort = _matmul(n).run(None, {"x": X, "w": w.reshape(-1, 1)})[0][:, 0].astype(np.float64)
+    worst = 0.0
+    for r, x in enumerate(X):
+        prods = x * w  # float32 products, each rounded
+        exact = math.fsum(x.astype(np.float64) * w64)
+        pos_first = np.argsort(-(x.astype(np.float64) * w64))
+        got = [float(y_ort[r])]
+        for order in (np.arange(n), pos_first, rng.permutation(n)):
+            acc = np.float32(0)
+            for p in prods[order]:
+                acc = np.float32(acc + p)
+            got.append(float(acc))
+        worst = max(worst, max(abs(g - exact) for g in got))
+    assert worst <= bound, (worst, bound)
+    # and never above the bound without the ball's signs (the standard gamma_n times the largest sum |w x|)
+    assert bound <= gamma(K, U32 + U64) * float(np.sqrt(np.sort(w64 ** 2)[::-1][:K].sum())) * 1.001 + 1e-30

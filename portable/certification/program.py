@@ -84,8 +84,9 @@ class Program:
         n = self.space.terms(s.C, s.E) if self.space.nonzero else W.shape[0]
         carried = aW.T @ s.E
         terms = aW * (self.mag(s) + np.broadcast_to(s.E, (W.shape[0],)))[:, None]  # [n, k]: |w x| at most
+        partial = self.space.partial_sums(W, s.C, s.E, self.side, n)
         E = carried + sum_rounding(n, self.space.abs_dot(aW.T, s.C, self.side) + carried, self.u(dtype),
-                                   terms=terms)
+                                   terms=terms, partial=partial)
         return Sym(C, E, s.stage, _nan_any(s, W.shape[1]))
 
     def add(self, a: Sym, b: Sym, dtype: Any, sign: float = 1.0) -> Sym:

@@ -69,12 +69,16 @@ def binade(M: Any) -> Any:
     return np.where(M > 0, np.ldexp(1.0, e - 1), 0.0)
 
 
-def sum_rounding(n: int, M: Any, u: float, products: bool = True, terms: Any = None) -> Any:
+def sum_rounding(n: int, M: Any, u: float, products: bool = True, terms: Any = None, partial: Any = None) -> Any:
     """A bound on the rounding error of a dot product (or sum) of at most n nonzero terms, in any order, whose
     terms' absolute values sum to at most M (u: the model's unit roundoff plus the analysis's float64 one). The
     error is the sum of the operations' local errors (additions carry them unchanged): the products' at most
     u sum|terms| <= u M, and the at most n - 1 additions of nonzero values', each u times the binade of its
-    result, at most M (1 + gamma_n) in magnitude. Never above gamma_n M; up to 2x below it."""
+    result, at most M (1 + gamma_n) in magnitude. Never above gamma_n M; up to 2x below it.
+
+    `terms` [n, k]: each term's largest magnitude; `partial` [n - 1, k]: a bound on |the exact sum of any j of
+    the terms| for j = 2..n (`Space.partial_sums`: over a norm ball, and signed, smaller than the sum of the
+    magnitudes); an addition's computed result is then at most that plus gamma_n M (the rounding so far)."""
     uu = max(u - U64, 0.0)
     M = np.asarray(M, dtype=np.float64)
     g = gamma(n, u)
@@ -87,6 +91,12 @@ def sum_rounding(n: int, M: Any, u: float, products: bool = True, terms: Any = N
         T = np.cumsum(-np.sort(-np.asarray(terms, dtype=np.float64), axis=0), axis=0)[1:n]  # sizes 2..n
         T = np.minimum(T, M)
         adds = np.minimum(adds, binade(T * (1 + g) * (1 + 1e-9)).sum(axis=0))
+    if partial is not None and n > 1:
+        T = np.asarray(partial, dtype=np.float64)[:n - 1]
+        if len(T) < n - 1:  # fewer sizes given: the largest bounds the rest
+            T = np.concatenate([T, np.repeat(T[-1:], n - 1 - len(T), axis=0)])
+        T = np.minimum(T, M) + g * M
+        adds = np.minimum(adds, binade(T * (1 + 1e-9)).sum(axis=0))
     out = (uu * ((M if products else 0.0) + adds) + U64 * n * M + n * tiny) / (1 - n * u)
     return np.minimum(out, g * M + n * tiny) if np.all(np.isfinite(M)) else g * M
 
@@ -511,6 +521,62 @@ class Space:
                     best = np.minimum(best, a.max(axis=1))
             out = out - box + best
         return out
+
+    def partial_sums(self, W: np.ndarray, C: np.ndarray, E: Any, side: str | None, n: int) -> np.ndarray | None:
+        """Per output k of a dot product sum_i W[i, k] s_i (s_i the polynomials of C [m, size], each off by at most
+        E[i]), a bound on |the exact sum of any j of its terms|, j = 2..n ([n - 1, k]; `sum_rounding`'s
+        `partial`), when some s_i are the variables of a norm ball (else None). Such a subset's sum is at most the
+        other terms' j largest magnitudes, plus over the ball, by Cauchy-Schwarz, the norm of the j largest of
+        its coefficients (l2; l1: the largest one) -- and when the ball's variables are nonnegative (a tf-idf
+        row), of its positive or of its negative coefficients, whichever is larger (terms of opposite signs
+        cancel: a partial sum of nonnegative x is at most the positive terms' sum or the negative terms') --
+        plus the terms' errors |W[i, k]| E[i]. At most K variables of a `nonzero` set count."""
+        if not self.balls or n < 2:
+            return None
+        C = self.pad(C)
+        W = np.asarray(W, dtype=np.float64)
+        m = C.shape[0]
+        E = np.broadcast_to(np.asarray(E, dtype=np.float64), (m,))
+        mag = self.magnitude(C, side)
+        aW = np.abs(W)
+        best = None
+        for norm, cols, signed in self.balls:
+            rows, coef, nonneg = [], [], True
+            for j in range(m):
+                nz = np.nonzero(C[j])[0]
+                if len(nz) == 1 and nz[0] != 0:
+                    vs = self.monomials[nz[0]]
+                    if len(vs) == 1 and self.vars[vs[0]][0] == "x" and self.vars[vs[0]][1] in cols:
+                        g = self.groups[self.var_group[vs[0]]]
+                        if g.lo > 0.0 or g.hi < 0.0 or g.nan:  # outside the ball's box: not one of its points
+                            continue
+                        nonneg = nonneg and g.lo >= 0.0
+                        rows.append(j)
+                        coef.append(C[j, nz[0]])
+            if len(rows) < 2:
+                continue
+            r = len(rows)
+            K = next((k for cs, k in self.nonzero if cs == cols), r)
+            rest = np.setdiff1d(np.arange(m), rows)
+
+            def tops(v: np.ndarray) -> np.ndarray:  # [len(v) + 1, k]: the sums of the 0..len(v) largest
+                return np.concatenate([np.zeros((1, v.shape[1])), np.cumsum(-np.sort(-v, axis=0), axis=0)])
+
+            restT = tops(aW[rest] * (mag[rest] + E[rest])[:, None])
+            errT = tops(aW[rows] * E[rows][:, None])
+            a = W[rows] * np.asarray(coef)[:, None]  # [r, k]: the ball variables' coefficients
+
+            def ball(v: np.ndarray) -> np.ndarray:  # [r + 1, k]: the ball's bound on the sum of 0..r terms
+                if norm == "l2":
+                    return np.sqrt(tops(v ** 2))
+                return np.concatenate([np.zeros((1, v.shape[1])), np.maximum.accumulate(-np.sort(-v, axis=0))])
+
+            ballT = np.maximum(ball(np.maximum(a, 0.0)), ball(np.maximum(-a, 0.0))) \
+                if nonneg and not signed else ball(np.abs(a))
+            j = np.arange(2, n + 1)
+            T = restT[np.minimum(j, len(rest))] + ballT[np.minimum(j, min(r, K))] + errT[np.minimum(j, r)]
+            best = T if best is None else np.minimum(best, T)
+        return best
 
     def _interior(self, C: np.ndarray, monos: list[int], g: Group, side: str | None,
                   top: np.ndarray) -> tuple[np.ndarray, list[float | None]]:
