@@ -307,3 +307,65 @@ def test_signed_ball_dot_product_rounding_is_sound(seed, n, k_frac, mode):
     assert worst <= bound, (worst, bound)
     # and never above the bound without the ball's signs (the standard gamma_n times the largest sum |w x|)
     assert bound <= gamma(K, U32 + U64) * float(np.sqrt(np.sort(w64 ** 2)[::-1][:K].sum())) * 1.001 + 1e-30
+
+
+def _tfidf_documents(est, docs: list[str], n: int, seed: int) -> list[str]:
+    """Documents of the pipeline's vocabulary: the data's, concatenations of them, and runs of 8 to 2,048
+    vocabulary terms (as the vectorizer hints' long documents, which the domain holds)."""
+    vec = next(s for s in (est.steps[0][1], getattr(est.steps[0][1], "transformers_", [[None, None]])[0][1])
+               if hasattr(s, "vocabulary_"))
+    terms = sorted(vec.vocabulary_)
+    rng = np.random.default_rng(seed)
+    out = list(docs) + [" ".join(rng.choice(docs, int(k))) for k in rng.integers(2, 9, n // 2)]
+    out += [" ".join(rng.choice(terms, int(k))) for k in np.exp(rng.uniform(np.log(8), np.log(2048), n // 2))]
+    return out
+
+
+def test_float32_tfidf_on_documents_is_certified_and_sound():
+    """The float32 tf-idf logistic regression fitted on a list of documents is certified over its domain (the
+    data's documents and the hints' long ones: every one of its 487 terms at once), through the signed ball bound
+    of the dot product's partial sums; on dense documents scikit-learn and onnxruntime never differ by more."""
+    from . import pipelines
+
+    est, df, _ = pipelines.build("text_tfidf_on_documents")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+        result = portable.certify(est, art, data=df)
+    for out, cert in result.certificates.items():
+        assert cert.status == CERTIFIED, (out, cert.bound, cert.tolerance, cert.reason)
+    cert = result.certificates["probabilities"]
+    assert cert.details["vectorizer_output"]["most_terms"] == cert.details["vectorizer_output"]["width"]
+    docs = _tfidf_documents(est, list(df["X"]), 300, 0)
+    pa = est.predict_proba(docs)
+    pb = art.run({"X": np.asarray(docs, dtype=object).reshape(-1, 1)})["probabilities"]
+    observed = float(np.max(np.abs(np.asarray(pa, float) - np.asarray(pb, float))))
+    assert cert.bound >= observed, (cert.bound, observed)
+
+
+def test_float32_tfidf_linear_svc_is_certified_over_the_data_documents():
+    """Over documents of at most as many distinct terms as the data's (domain= the data's documents) the float32
+    tf-idf linear SVC is certified, and the bound holds on documents made of the data's. (Over the default
+    domain, which holds the hints' documents of up to 741 distinct terms, it is not certifiable: some order of
+    a float32 dot product over such vectors errs by more than the tolerance.)"""
+    import pandas as pd
+
+    from . import pipelines
+
+    est, df, _ = pipelines.build("text_tfidf_linear_svc")
+    docs = [str(d) for d in df["review"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+        result = portable.certify(est, art, data=df, domain={"review": docs})
+    for out, cert in result.certificates.items():
+        assert cert.status == CERTIFIED, (out, cert.bound, cert.tolerance, cert.reason)
+    cert = result.certificates["scores"]
+    most = cert.details["vectorizer_output"]["most_terms"]
+    cands = _tfidf_documents(est, docs, 600, 1)
+    vec = est.steps[0][1].transformers_[0][1]
+    cands = [c for c, k in zip(cands, (vec.transform(cands) != 0).sum(axis=1).A1) if k <= most]
+    pa = est.decision_function(pd.DataFrame({"review": cands}))
+    pb = art.run({"review": np.asarray(cands, dtype=object).reshape(-1, 1)})["scores"]
+    observed = float(np.max(np.abs(np.asarray(pa, float).reshape(-1) - np.asarray(pb, float).reshape(-1))))
+    assert cert.bound >= observed, (cert.bound, observed)

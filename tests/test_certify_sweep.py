@@ -29,7 +29,7 @@ CERTIFIED = {
     "titanic_onehot_max_categories", "titanic_onehot_infrequent_drop_first",
     "house_onehot_max_categories_integer_and_string", "house_clip_function",
     # text, over the vectorizer's outputs
-    "text_tfidf_logistic_regression", "text_tfidf_linear_svc", "text_count_stop_words_limits",
+    "text_tfidf_logistic_regression", "text_count_stop_words_limits",
     "text_count_tfidf_transformer", "text_char_wb_ngrams", "text_hashing_sgd",
     "text_word_bigrams_stop_words_beside_numbers", "text_hashing_char_wb_ridge", "text_beside_numeric_columns",
     "text_tfidf_on_documents", "text_count_complement_nb_on_series",
@@ -39,6 +39,9 @@ CERTIFIED = {
     # the same for word counts: documents of hundreds of words near p = 0.5 (the check's long documents reach
     # 2,048 terms) differ by 8.6e-5 against a tolerance of 6.1e-5 in float32
     "text_count_naive_bayes",
+    # not text_tfidf_linear_svc (float32): its domain holds the hints' documents of up to 741 distinct terms, and
+    # over such vectors some order of a float32 dot product errs by 1.6e-4 (the bound: 1.8e-4) against a tolerance
+    # of 1.1e-4; over the data's documents (domain=) it is certified (test_certify_rounding)
     # kernels: float32 rounding within the tolerance
     "svr",
 }
