@@ -26,7 +26,7 @@ from typing import Any
 #: Packages whose classes make up fitted models (DESIGN §8).
 CLASS_HOMES = ("sklearn", "numpy", "scipy.sparse")
 #: Modules that may be imported to resolve a name (besides CLASS_HOMES).
-_STDLIB_MODULES = ("builtins", "copyreg", "_codecs", "collections")
+_STDLIB_MODULES = ("builtins", "copyreg", "_codecs", "collections", "functools")
 #: Module path segments never imported nor trusted by default: test suites, file and network I/O, entry points,
 #: vendored third-party code.
 DENIED_SEGMENTS = frozenset({
@@ -69,6 +69,13 @@ PURE_FUNCTIONS = frozenset({
     ("sklearn.feature_selection._mutual_info", "mutual_info_regression"),
     ("sklearn.cluster._kmeans", "_kmeans_single_lloyd"),
     ("sklearn.cluster._kmeans", "_kmeans_single_elkan"),
+})
+#: Functions scikit-learn binds with `functools.partial` inside fitted models, admitted only there: a partial of
+#: one of these with plain keyword arguments (`table.World.check_partial_state`), never called by the file nor kept
+#: as a value. HistGradientBoosting with `categorical_features` keeps `partial(check_array, dtype=[np.float64],
+#: ensure_all_finite=False)` in its preprocessor's FunctionTransformer.
+PARTIAL_FUNCTIONS = frozenset({
+    ("sklearn.utils.validation", "check_array"),
 })
 #: Abstract bases and builtins that may appear in an allowed class's MRO.
 _NEUTRAL_BASE_MODULES = frozenset({"builtins", "abc", "_abc", "enum", "typing", "collections", "collections.abc",
@@ -234,6 +241,9 @@ _ROLE_REASONS = {
     "builtin": "a builtin data type (called with plain data only)",
     "object": "builtins.object (as copyreg's base)",
     "value": "a type or reviewed pure function kept as a parameter value; never called by the file",
+    "partial": "functools.partial, only of scikit-learn's check_array with plain keyword arguments",
+    "partial_func": "a scikit-learn function admitted only inside functools.partial with plain keyword arguments; "
+                    "never called by the file nor kept as a value",
 }
 
 

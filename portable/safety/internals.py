@@ -172,7 +172,10 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
 
     import scipy.sparse as sp
 
-    from .states import ARRAY_PROTOCOL_ATTRIBUTES, BadState, _check_built_dtype, _leaf_types, _value_verdict
+    import functools
+
+    from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, _check_built_dtype, _leaf_types, _value_verdict,
+                         partial_verdict)
 
     seen: set[int] = set()
     trees: list[tuple[Any, _Entry, Any]] = []
@@ -200,6 +203,11 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
                 continue
             if isinstance(obj, np.dtype):
                 _check_built_dtype(obj)
+                continue
+            if kind is functools.partial:
+                why = partial_verdict(obj, graph)
+                if why is not None:
+                    raise BadState(why)
                 continue
         if kind is dict or isinstance(obj, dict):
             if checking and not leaves.issuperset(map(type, obj.keys())):

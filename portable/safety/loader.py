@@ -104,6 +104,8 @@ class _RealWorld(World):
             self.check_marray_state(state)
         elif kind == "obj":
             check_build_state(state)
+        elif kind == "partial":
+            self.check_partial_state(inst.func, state)
         elif kind in ("ext", "value", "bitgen", "wrapper"):
             check_tuple_state(type(inst), state)
             check_build_state(state)

@@ -246,7 +246,7 @@ class _ArrayProxy(_Proxy):
 
 
 _PROXIES: dict[str, type] = {"dtype": _DtypeProxy, "array": _ArrayProxy}
-for _kind in ("marray", "ext", "value", "bitgen", "pyobj", "scalar"):
+for _kind in ("marray", "ext", "value", "bitgen", "pyobj", "scalar", "partial"):
     _PROXIES[_kind] = type(f"_{_kind.capitalize()}Proxy", (_Proxy,), {"__slots__": (), "kind": _kind})
 _PROXY_TYPES = frozenset(_PROXIES.values())
 _ScalarProxy = _PROXIES["scalar"]
@@ -973,12 +973,22 @@ def _build_pyobj(s: Session, p: _Proxy, state: Any) -> None:
     s.build_py(obj, obj.__dict__, state)
 
 
+def _build_partial(s: Session, p: _Proxy, state: Any) -> None:
+    """`functools.partial(f)`'s state, checked by the table (`World.check_partial_state`: the same function, no
+    positional arguments, plain keywords), applied with the stand-ins and proxies in it swapped."""
+    obj = p.obj
+    s.check_partial_state(obj.func, state)
+    kwds = state[2]
+    obj.__setstate__((obj.func, (), None if kwds is None else {k: s.unwrap(v) for k, v in kwds.items()}, None))
+
+
 def _build_none(s: Session, p: _Proxy, state: Any) -> None:
     raise Refused(f"a state given to a {p.kind}, which takes none")
 
 
 _BUILDERS = {"array": _build_array, "dtype": _build_dtype, "marray": _build_marray, "ext": _build_ext,
-             "value": _build_ext, "bitgen": _build_ext, "pyobj": _build_pyobj, "scalar": _build_none}
+             "value": _build_ext, "bitgen": _build_ext, "pyobj": _build_pyobj, "scalar": _build_none,
+             "partial": _build_partial}
 
 
 #: The stand-in of each allowed (module, name, trust) a file named: the allowlist's verdict and the stand-in are

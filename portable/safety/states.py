@@ -207,6 +207,34 @@ def _value_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
            "scalar types and reviewed pure functions may be)"
 
 
+def partial_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
+    """Why a `functools.partial` found in a loaded object is not admitted (None when it is): the table's rule
+    (`table.World.check_partial_state`) on the real object -- a ``partial_func`` bound with no positional
+    arguments, no attributes, and keywords that are its parameters with plain values."""
+    from .allowlist import _trusted
+    from .table import _is_number_type, _keyword_names, role_of
+
+    if trust and _trusted("functools.partial", trust):
+        return None
+    func = obj.func
+    name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', getattr(func, '__name__', '?'))}"
+    if role_of(func) != "partial_func":
+        return f"a functools.partial of {name} (only scikit-learn's check_array with plain keywords is admitted)"
+    if obj.args or getattr(obj, "__dict__", None):
+        return f"a functools.partial of {name} with positional arguments or attributes"
+    import numpy as np
+
+    names = _keyword_names(func)
+    for k, v in (obj.keywords or {}).items():
+        if k not in names:
+            return f"a functools.partial of {name} with the keyword {k!r}, which is not one of its parameters"
+        for item in (v if type(v) in (list, tuple) else (v,)):
+            if not (type(item) in (bool, int, float, str, type(None)) or _is_number_type(item)
+                    or type(item) is np.dtype or isinstance(item, np.dtype)):
+                return f"a functools.partial of {name} whose keyword {k!r} is not a plain value"
+    return None
+
+
 def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
     """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
     attribute in its `__dict__` (no scikit-learn or numpy object does), a dtype is malformed, or a class or
@@ -230,6 +258,11 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
         seen.add(_ident(obj))
         if isinstance(obj, type) or isinstance(obj, functions):
             why = _value_verdict(obj, trust)
+            if why is not None:
+                raise BadState(why)
+            continue
+        if kind is functools.partial:
+            why = partial_verdict(obj, trust)
             if why is not None:
                 raise BadState(why)
             continue

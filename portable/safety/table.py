@@ -27,6 +27,10 @@ role               what the file may do with it
 ``random_*``       numpy.random's pickling helpers with a bit generator named from numpy's own table
 ``builtin``        builtin data types (set, frozenset, bytes, bytearray, complex, slice, OrderedDict, ...)
                    called with plain data
+``partial``        `functools.partial(f)` of a ``partial_func`` only, then a BUILD (f, (), keywords, None)
+                   whose keywords are parameters of f given plain values (bools, numbers, strings, None,
+                   numpy scalar types, validated dtypes, lists of these)
+``partial_func``   `sklearn.utils.validation.check_array`: only as the function of a ``partial``
 ``value``          numpy scalar types and builtin types used as values (`dtype=np.float64`), and the
                    reviewed pure functions scikit-learn keeps as parameters (`score_func=f_classif`):
                    they may be stored, never called by the file
@@ -89,10 +93,12 @@ def _numpy_roles() -> dict[int, str]:
 def _builtin_roles() -> dict[int, str]:
     import collections
     import copyreg
+    import functools
 
     import _codecs
 
-    roles = {_ident(copyreg._reconstructor): "reconstructor", _ident(_codecs.encode): "encode"}
+    roles = {_ident(copyreg._reconstructor): "reconstructor", _ident(_codecs.encode): "encode",
+             _ident(functools.partial): "partial"}
     for t in (set, frozenset, bytes, bytearray, complex, slice, list, dict, tuple, collections.OrderedDict,
               collections.defaultdict, collections.Counter, collections.deque, int, float, str, bool):
         roles[_ident(t)] = "builtin"
@@ -120,10 +126,12 @@ def _role_of(obj: Any) -> str | None:
     role = _builtin_roles().get(_ident(obj)) or _numpy_roles().get(_ident(obj))
     if role is not None:
         return role
-    from .allowlist import PURE_FUNCTIONS, _home_of, _is_listed
+    from .allowlist import PARTIAL_FUNCTIONS, PURE_FUNCTIONS, _home_of, _is_listed
 
     if _is_listed(obj, PURE_FUNCTIONS):
         return "value"
+    if _is_listed(obj, PARTIAL_FUNCTIONS):
+        return "partial_func"
     mod = getattr(obj, "__module__", None)
     if not isinstance(mod, str):
         return None
@@ -376,6 +384,11 @@ class World:
             if len(args) > 1 or (args and not (args[0] in _BIT_GENERATORS or self.role(args[0]) == "bitgen_class")):
                 raise Refused("numpy.random's bit generator helper for an unknown bit generator")
             return "bitgen"
+        if role == "partial":
+            if len(args) != 1 or self.role(args[0]) != "partial_func":
+                raise Refused("functools.partial of something other than scikit-learn's check_array (a partial "
+                              "is a callable of the file's making)")
+            return "partial"
         if role == "random_ctor":
             if len(args) > 2 or (len(args) == 2 and self.role(args[1]) != "random_bitgen_ctor") or (
                     args and not (args[0] in _BIT_GENERATORS or self.kind(args[0]) == "bitgen")):
@@ -384,6 +397,52 @@ class World:
         raise Refused(f"{self.name(func)} ({role}) may not be called by a pickle")
 
     # -- BUILD -----------------------------------------------------------------------------------------------
+    def check_partial_state(self, func: Any, state: Any) -> None:
+        """The state of `functools.partial(func)` (`func` its real function, a ``partial_func``): (the same
+        function, no positional arguments, keywords that are parameters of the function with plain values
+        (`_keyword_value`), no attributes)."""
+        if type(state) is not tuple or len(state) != 4:
+            raise Refused("a functools.partial state that is not (function, args, keywords, attributes)")
+        f, args, kwds, attrs = state
+        if self.role(f) != "partial_func" or self.target(f) is not func:
+            raise Refused("a functools.partial whose state names another function")
+        if type(args) is not tuple or args:
+            raise Refused("a functools.partial with positional arguments (only keyword arguments are admitted)")
+        if not (attrs is None or (type(attrs) is dict and not attrs)):
+            raise Refused("a functools.partial with attributes")
+        if kwds is None:
+            return
+        if type(kwds) is not dict:
+            raise Refused("a functools.partial whose keywords are not a dict")
+        names = _keyword_names(func)
+        for k, v in kwds.items():
+            if type(k) is not str or k not in names:
+                raise Refused(f"a functools.partial of {self.name(f)} with the keyword {str(k)[:40]!r}, which is "
+                              "not one of its parameters")
+            self._keyword_value(v, k, 0)
+
+    def _keyword_value(self, v: Any, key: str, depth: int) -> None:
+        """A keyword argument of an admitted partial: a bool, number, string or None, a numpy scalar type or a
+        builtin number/string type (`dtype=np.float64`), a validated numpy dtype, or a list/tuple of these."""
+        t = type(v)
+        if t in (bool, int, float, str, type(None)):
+            return
+        if (t is list or t is tuple) and depth == 0:
+            for item in v:
+                self._keyword_value(item, key, 1)
+            return
+        role = self.role(v)
+        if role is not None:
+            if role in ("value", "builtin") and _is_number_type(self.target(v)):
+                return
+            raise Refused(f"a functools.partial whose keyword {key!r} is the global {self.name(v)} (only numpy "
+                          "scalar types and builtin number/string types may be)")
+        if self.kind(v) == "dtype":
+            self.dtype_info(v)
+            return
+        raise Refused(f"a functools.partial whose keyword {key!r} is a {self.kind(v) or t.__name__}, not a plain "
+                      "value")
+
     def check_array_state(self, state: Any) -> None:
         if type(state) is not tuple or len(state) not in (4, 5):
             raise Refused("a numpy array state that is not (version, shape, dtype, fortran, data)")
@@ -429,6 +488,24 @@ class World:
     def array_has_objects(self, x: Any) -> bool:
         """Whether a built array (of kind 'array') holds objects."""
         return bool(x.dtype.hasobject)
+
+
+@functools.lru_cache(maxsize=64)
+def _keyword_names(func: Any) -> frozenset[str]:
+    """The parameters of `func` that a keyword can set."""
+    import inspect
+
+    return frozenset(p.name for p in inspect.signature(func).parameters.values()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _is_number_type(t: Any) -> bool:
+    """A numpy scalar type (np.float64, np.int32, np.str_, ...; not np.object_) or bool/int/float/complex/str."""
+    if t in (bool, int, float, complex, str):
+        return True
+    import numpy as np
+
+    return isinstance(t, type) and issubclass(t, np.generic) and not issubclass(t, (np.object_, np.void))
 
 
 def _mask_itemsize(dtype: Any) -> int:
