@@ -76,6 +76,8 @@ def _problems(case: Case, r: dict) -> list[str]:
             out.append(f"{name}: not one paragraph: {r['stderr']}")
         if case.needle.lower() not in message.lower():
             out.append(f"{name}: '{case.needle}' not in: {message[:500]}")
+        if "onnxruntime:" in r["stderr"]:  # onnxruntime's own log lines ("[E:onnxruntime:, ...]") besides ours
+            out.append(f"{name}: onnxruntime's log reached the user: {r['stderr'][:300]}")
         if len(r["stderr"]) > 2000:
             out.append(f"{name}: the message is too long: {r['stderr'][:300]}...")
     if case.after is not None:

@@ -367,6 +367,8 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
             return out_a, out_b, batch, []
     try:
         out_a = run_a(original, feed_batch(plan, batch, arrays, original))
+    except CannotRunError:  # no row can run (e.g. its runtime cannot load it): not rows it rejects
+        raise
     except Exception as exc:
         whole = _error(exc)
         rows, first = _original_rows(original, plan, batch)

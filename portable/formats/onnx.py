@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_bytes, sha256_file
-from ..errors import ConversionError, InputError, PortableError
+from ..errors import CannotRunError, ConversionError, InputError, PortableError
 from ..model import Model, Origin, Signature, TensorSpec
 from ..registry import LoadOptions, register_format, require
 
@@ -139,13 +139,19 @@ class OnnxModel(Model):
                 if self._session is None:
                     ort = require("onnxruntime", purpose="running ONNX models")
                     opts = ort.SessionOptions()
-                    opts.log_severity_level = 3
+                    opts.log_severity_level = 4  # its errors reach the user once, as the PortableError below
                     # no spinning: onnxruntime's worker threads otherwise busy-wait after every run, taking a
                     # core (or its hyperthread sibling) from whatever the caller runs next -- in a check, the
                     # original model and the comparison, which ran ~1.8x slower in CPU time next to them
                     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                    self._session = ort.InferenceSession(self.proto.SerializeToString(), opts,
-                                                         providers=["CPUExecutionProvider"])
+                    try:
+                        self._session = ort.InferenceSession(self.proto.SerializeToString(), opts,
+                                                             providers=["CPUExecutionProvider"])
+                    except Exception as exc:  # no row can run: said once, not taken for rows the model rejects
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                        self._session = f"{self.runtime} cannot load the ONNX model: {first}"
+                if isinstance(self._session, str):
+                    raise CannotRunError(self._session, path=self.path)
                 if self._control_flow():  # (a later run than the one that made the session has no `ort` yet)
                     results = self._bounded_run(names, feeds, require("onnxruntime", purpose="running ONNX models"))
                 else:

@@ -387,6 +387,22 @@ def build_corpus(base: Path) -> list[Case]:
         path = base / "onnx_ext" / f"ext_{len(cases)}.onnx"
         _write_external_onnx(path, location)
         cases.append(Case(f"ONNX external data at {label}", ["inspect", str(path)], needle="onnx"))
+    _write_deep_onnx(p("deep.onnx"), 5000)
+    cases.append(Case("ONNX subgraphs nested 5,000 deep", ["check", str(p("deep.onnx")), str(p("deep.onnx"))],
+                      needle="not a readable onnx model"))
+    _write_graph_onnx(p("custom_op.onnx"), [("Evil", ["X"], ["Y"], "com.evil")], extra_opsets={"com.evil": 1})
+    cases.append(Case("ONNX node of an unregistered domain", ["check", str(p("custom_op.onnx")),
+                                                               str(p("custom_op.onnx")), "--samples", "20"],
+                      needle="com.evil:Evil"))
+    _write_graph_onnx(p("cycle.onnx"), [("Add", ["X", "Z"], ["Y"], ""), ("Add", ["X", "Y"], ["Z"], "")])
+    cases.append(Case("ONNX nodes in a cycle", ["inspect", str(p("cycle.onnx"))], needle="topologically"))
+    _write_graph_onnx(p("short_init.onnx"), [("MatMul", ["X", "W"], ["Y"], "")], short_initializer=True)
+    cases.append(Case("ONNX initializer declaring more than its bytes", ["inspect", str(p("short_init.onnx"))],
+                      needle="too small"))
+    _write_graph_onnx(p("bad_gather.onnx"), [("Gather", ["X", "I"], ["Y"], "")], gather_past_the_end=True)
+    cases.append(Case("ONNX Gather past the end (onnxruntime fails in every run)",
+                      ["check", str(p("bad_gather.onnx")), str(p("bad_gather.onnx")), "--samples", "20"],
+                      needle="Gather"))
     cases.append(Case("--samples 1,000,000,000", ["check", str(good_onnx), str(good_onnx), "--samples",
                                                    "1000000000"], codes=(2,), needle="max_samples"))
 
@@ -476,6 +492,51 @@ def _assert_missing(path: Path) -> None:
 
 def _assert_dangling(path: Path) -> None:
     assert path.is_symlink() and not path.exists(), f"{path} was replaced"
+
+
+def _write_deep_onnx(path: Path, depth: int) -> None:
+    """The protobuf bytes of a model whose If nodes nest their then-branches `depth` deep, written field by field
+    (onnx's own builders cannot make it: protobuf refuses to parse nesting beyond 100 levels)."""
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            low, n = n & 0x7F, n >> 7
+            if not n:
+                return out + bytes([low])
+            out += bytes([low | 0x80])
+
+    def field_bytes(number: int, payload: bytes) -> bytes:
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    graph = b""
+    for _ in range(depth):  # GraphProto.node(1) -> NodeProto.attribute(5) -> AttributeProto.g(6) -> GraphProto
+        attribute = field_bytes(1, b"then_branch") + b"\x20" + varint(5) + field_bytes(6, graph)
+        graph = field_bytes(1, field_bytes(4, b"If") + field_bytes(5, attribute))
+    opset = field_bytes(1, b"") + b"\x10" + varint(17)
+    path.write_bytes(b"\x08" + varint(8) + field_bytes(7, graph) + field_bytes(8, opset))
+
+
+def _write_graph_onnx(path: Path, nodes: list[tuple[str, list[str], list[str], str]], *,
+                      extra_opsets: dict[str, int] | None = None, short_initializer: bool = False,
+                      gather_past_the_end: bool = False) -> None:
+    """A float [N, 2] -> [N, 2] graph of the given nodes, saved without onnx's checker (the cases are models it or
+    onnxruntime refuses)."""
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    X = h.make_tensor_value_info("X", TP.FLOAT, [None, 2])
+    Y = h.make_tensor_value_info("Y", TP.FLOAT, [None, 2])
+    made = [h.make_node(op, inputs, outputs, domain=domain or None, **({"axis": 1} if op == "Gather" else {}))
+            for op, inputs, outputs, domain in nodes]
+    initializers = [nh.from_array(np.array([5, 6], np.int64), "I")] if gather_past_the_end else []
+    if short_initializer:
+        w = nh.from_array(np.ones((2, 2), np.float32), "W")
+        w.dims[:] = [2, 2 ** 40]
+        initializers.append(w)
+    opsets = [h.make_opsetid("", 17)] + [h.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
+    model = h.make_model(h.make_graph(made, "g", [X], [Y], initializers), opset_imports=opsets)
+    path.write_bytes(model.SerializeToString())
 
 
 def _write_identity_onnx(path: Path, shape: list[int | None]) -> None:
