@@ -247,6 +247,51 @@ def test_one_traversal_formulations_lower_to_standard_ops(dtype: str) -> None:
                                atol=1e-12 if dtype == "float64" else 2e-6)
 
 
+def test_many_class_forest_is_one_single_target_operator_per_tree() -> None:
+    """float32 forests with many classes (issue 18): one single-target TreeEnsembleRegressor per tree whose leaf
+    weights index a `[leaves, classes]` table (Concat, Gather, ReduceSum), so onnxruntime adds one number per tree
+    instead of walking each leaf's class list. Same probabilities as scikit-learn with NaN routed per node, at 0,
+    1 and 2,000 rows; the split nodes are scikit-learn's; the lowering to standard ops joins the trees back into
+    one forest; the tree certification reads it."""
+    import onnx
+    from sklearn.datasets import make_classification
+
+    from portable.formats.onnx_trees import join_per_tree
+    from portable.registry import ConvertOptions
+
+    Xc, yc = make_classification(900, 6, n_informative=5, n_redundant=0, n_classes=6, random_state=6)
+    est = ensemble.RandomForestClassifier(n_estimators=9, max_depth=6, random_state=0).fit(Xc, yc)
+    art = portable.convert(est, to="onnx", check=False, dtype="float32")
+    assert "per tree, leaf indices" in art.metadata["portable.trees.formulation"]
+    assert [n.op_type for n in art.proto.graph.node].count("TreeEnsembleRegressor") == 9
+    assert _split_nodes(art.proto) == _sklearn_split_nodes(est)
+    rng = np.random.default_rng(6)
+    xt = rng.normal(size=(2000, 6)) * 2
+    xt[rng.random(xt.shape) < 0.2] = np.nan  # trained without NaN: scikit-learn still routes it per node
+    x = xt.astype(np.float32)
+    want = est.predict_proba(x.astype(np.float64))
+    out = art.run({"X": x})
+    np.testing.assert_allclose(out["probabilities"], want, rtol=0, atol=2e-6)
+    close = np.sort(want, axis=1)[:, -1] - np.sort(want, axis=1)[:, -2] > 1e-5
+    np.testing.assert_array_equal(out["label"][close], est.predict(x)[close])
+    for rows in (0, 1):
+        got = art.run({"X": x[:rows]})["probabilities"]
+        assert got.shape == (rows, 6)
+        np.testing.assert_allclose(got, want[:rows], rtol=0, atol=2e-6)
+    joined = onnx.ModelProto()
+    joined.CopyFrom(art.proto)
+    assert join_per_tree(joined.graph) == 1
+    assert [n.op_type for n in joined.graph.node].count("TreeEnsembleRegressor") == 1
+    assert _split_nodes(joined) == _sklearn_split_nodes(est)
+    lowered = portable.api._run_route(art, [], ConvertOptions(standard_ops=True))
+    assert not any(n.domain == "ai.onnx.ml" for n in lowered.proto.graph.node)
+    z = np.nan_to_num(x)
+    np.testing.assert_allclose(lowered.run({"X": z})["probabilities"], est.predict_proba(z), rtol=0, atol=2e-6)
+    certs = portable.certify(est, art).certificates
+    assert all(c.status == "certified" and c.method == "trees" for c in certs.values()), \
+        {k: c.reason for k, c in certs.items()}
+
+
 # -- the formulation chosen per model (issue 18): folded post-processing, one single-target ensemble per class --
 
 def _multiclass_models() -> list[tuple[str, object, float]]:

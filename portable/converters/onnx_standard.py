@@ -1037,6 +1037,9 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
 
     src = onnx.ModelProto()
     src.CopyFrom(proto)
+    from ..formats.onnx_trees import join_per_tree
+
+    join_per_tree(src.graph)  # a forest written one tree per operator is lowered as one forest
     opsets = {o.domain or "": o.version for o in src.opset_import}
     strings = not for_nnef and any(
         n.domain == ML_DOMAIN and n.op_type in ("OneHotEncoder", "LabelEncoder") and

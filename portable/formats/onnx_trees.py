@@ -103,8 +103,8 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
                   columns: list[Any]) -> TreeEnsemble | None:
     """The graph as a TreeEnsemble (see the module docstring), or None."""
     trees = [n for n in graph.node if n.op_type in _TREE_OPS or n.op_type == "TreeEnsembleClassifier"]
-    if len(trees) > 1:  # one single-target ensemble per class, concatenated: read as one K-target ensemble
-        merged = _merge_split(graph, trees)
+    if len(trees) > 1:  # one single-target ensemble per class (or per tree), concatenated: read as one ensemble
+        merged = _merge_per_tree(graph, trees, consts) or _merge_split(graph, trees)
         if merged is None:
             return None
         graph, trees = merged
@@ -240,17 +240,19 @@ def _read_trees(op: Any, at: dict[str, Any], consts: dict[str, Any], width: int)
     return nodes
 
 
-def _merge_split(graph: Any, trees: list[Any]) -> tuple | None:
+def _merge_split(graph: Any, trees: list[Any], joined: Any = None, output: str | None = None) -> tuple | None:
     """Single-target `TreeEnsembleRegressor`s on the same input whose outputs one `Concat` (axis 1) joins, in
     that order (portable's float32 boosting: one ensemble per class), as a copy of the graph with one K-target
-    ensemble in their place, or None."""
+    ensemble in their place, or None. (`joined`: that node, already found; `output`: the merged operator's
+    output name when it is not the Concat's, see `_merge_per_tree`.)"""
     from onnx import helper
 
     if any(t.op_type != "TreeEnsembleRegressor" or list(t.input) != list(trees[0].input) for t in trees):
         return None
     outs = [t.output[0] for t in trees]
-    cat = [n for n in graph.node if n.op_type == "Concat" and list(n.input) == outs]
-    if len(cat) != 1 or _attrs(cat[0]).get("axis") not in (1, -1):
+    cat = [joined] if joined is not None else \
+        [n for n in graph.node if n.op_type == "Concat" and list(n.input) == outs]
+    if len(cat) != 1 or (joined is None and _attrs(cat[0]).get("axis") not in (1, -1)):
         return None
     ats = [_attrs(t) for t in trees]
     if any(int(a.get("n_targets", 1)) != 1 or _text(a.get("post_transform", "NONE")) != "NONE" or
@@ -272,12 +274,136 @@ def _merge_split(graph: Any, trees: list[Any]) -> tuple | None:
     if len(merged["base_values"]) not in (0, len(trees)):
         return None
     merged = {k: v for k, v in merged.items() if v}
-    op = helper.make_node("TreeEnsembleRegressor", list(trees[0].input), [cat[0].output[0]], domain="ai.onnx.ml",
-                          n_targets=len(trees), **merged)
+    op = helper.make_node("TreeEnsembleRegressor", list(trees[0].input), [output or cat[0].output[0]],
+                          domain="ai.onnx.ml", n_targets=len(trees), **merged)
     # the merged operator stands where the Concat was; the other nodes keep their order
     order = [op if n is cat[0] else n for n in graph.node if n is cat[0] or n not in trees]
     view = helper.make_graph(order, graph.name, list(graph.input), list(graph.output), list(graph.initializer))
     return view, [n for n in view.node if n.op_type == "TreeEnsembleRegressor"]
+
+
+def _merge_per_tree(graph: Any, trees: list[Any], consts: dict[str, Any]) -> tuple | None:
+    """One single-target, single-tree `TreeEnsembleRegressor` per tree whose `[N, 1]` leaf indices a `Concat`
+    (axis 0) and a `Reshape` to `[T, -1]` stack before `Cast` / `Gather` / `ReduceSum` over axis 0 (portable's
+    float32 forests with many classes), as a copy of the graph where one T-target leaf-index ensemble (`[N, T]`,
+    target k for tree k) stands in place of the Reshape and the ReduceSum sums axis 1; or None."""
+    from onnx import helper
+
+    outs = [t.output[0] for t in trees]
+    cat = [n for n in graph.node if n.op_type == "Concat" and list(n.input) == outs]
+    if len(cat) != 1 or _attrs(cat[0]).get("axis") != 0:
+        return None
+    shaped = [n for n in graph.node if n.op_type == "Reshape" and n.input[0] == cat[0].output[0]]
+    shape = _const(consts, shaped[0].input[1]) if len(shaped) == 1 and len(shaped[0].input) == 2 else None
+    if shape is None or shape.reshape(-1).tolist() != [len(trees), -1]:
+        return None
+    if any(len(set(_attrs(t).get("nodes_treeids", []))) != 1 for t in trees):
+        return None
+    merged = _merge_split(graph, trees, cat[0], shaped[0].output[0])
+    if merged is None:
+        return None
+    view, ops = merged
+    # the sum over the trees: axis 0 of [T, N, targets] in the graph is axis 1 of [N, T, targets] in the view
+    names = {shaped[0].output[0]}
+    order = []
+    for n in view.node:
+        if n.op_type == "Reshape" and list(n.output) == list(shaped[0].output):
+            continue
+        if n.op_type in ("Cast", "Gather") and any(i in names for i in n.input):
+            names.add(n.output[0])
+        elif n.op_type == "ReduceSum" and n.input and n.input[0] in names:
+            axes = _const(consts, n.input[1]) if len(n.input) > 1 and n.input[1] else \
+                np.asarray(_attrs(n).get("axes", []))
+            if axes is None or axes.reshape(-1).tolist() != [0]:
+                return None
+            n = helper.make_node("ReduceSum", [n.input[0]], list(n.output), axes=[1],
+                                 keepdims=_attrs(n).get("keepdims", 1))
+        order.append(n)
+    view = helper.make_graph(order, view.name, list(view.input), list(view.output), list(view.initializer))
+    return view, [n for n in view.node if n.op_type == "TreeEnsembleRegressor"]
+
+
+def join_per_tree(graph: Any) -> int:
+    """Rewrite, in place, portable's per-tree leaf-index forests (one single-target, single-tree
+    `TreeEnsembleRegressor` per tree -> Concat on axis 0 -> Reshape `[T, -1]` -> Cast -> Gather of a constant
+    `[leaves, targets]` table -> ReduceSum over axis 0) as one multi-target `TreeEnsembleRegressor` whose leaves
+    carry their table rows (the same float32 values, summed): what the lowering to standard operators reads as
+    one forest. Returns how many were rewritten."""
+    from onnx import helper, numpy_helper
+
+    consts = {i.name: i for i in graph.initializer}
+    users: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def only_user(name: str, op_type: str) -> Any:
+        got = users.get(name, [])
+        return got[0] if len(got) == 1 and got[0].op_type == op_type else None
+
+    done = 0
+    for cat in [n for n in graph.node if n.op_type == "Concat" and _attrs(n).get("axis") == 0]:
+        parts = [producer.get(i) for i in cat.input]
+        if len(parts) < 2 or any(p is None or p.op_type != "TreeEnsembleRegressor" or p.domain != "ai.onnx.ml" or
+                                 list(p.input) != list(parts[0].input) or len(users.get(p.output[0], [])) != 1
+                                 for p in parts):
+            continue
+        shaped = only_user(cat.output[0], "Reshape")
+        cast = only_user(shaped.output[0], "Cast") if shaped is not None else None
+        gather = only_user(cast.output[0], "Gather") if cast is not None else None
+        reduce = only_user(gather.output[0], "ReduceSum") if gather is not None else None
+        if reduce is None or gather.input[1] != cast.output[0] or _attrs(gather).get("axis", 0) != 0:
+            continue
+        shape = _const(consts, shaped.input[1]) if len(shaped.input) > 1 else None
+        table = _const(consts, gather.input[0])
+        axes = _const(consts, reduce.input[1]) if len(reduce.input) > 1 and reduce.input[1] else \
+            np.asarray(_attrs(reduce).get("axes", []))
+        if shape is None or shape.reshape(-1).tolist() != [len(parts), -1] or table is None or table.ndim != 2 or \
+                table.dtype != np.float32 or axes is None or axes.reshape(-1).tolist() != [0] or \
+                _attrs(reduce).get("keepdims", 1) != 0:
+            continue
+        ats = [_attrs(p) for p in parts]
+        if any(int(a.get("n_targets", 1)) != 1 or _text(a.get("post_transform", "NONE")) != "NONE" or
+               _text(a.get("aggregate_function", "SUM")) != "SUM" or "nodes_values" not in a or
+               any(k.endswith("_as_tensor") for k in a) or a.get("base_values") or
+               len(set(a.get("nodes_treeids", []))) != 1 for a in ats):
+            continue
+        merged: dict[str, list[Any]] = {}
+        ok = True
+        for k, a in enumerate(ats):
+            for key in ("nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_truenodeids",
+                        "nodes_falsenodeids", "nodes_values"):
+                merged.setdefault(key, []).extend(a.get(key, []))
+            merged.setdefault("nodes_treeids", []).extend([k] * len(a["nodes_treeids"]))
+            merged.setdefault("nodes_missing_value_tracks_true", []).extend(
+                a.get("nodes_missing_value_tracks_true", [0] * len(a["nodes_treeids"])))
+            idx = np.trunc(np.asarray(a.get("target_weights", []), np.float64)).astype(np.int64)
+            if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
+                ok = False
+                break
+            rows = table[idx]
+            keep = rows != 0
+            keep[np.arange(len(rows)), np.argmax(np.abs(rows), axis=1)] = True  # every leaf keeps one entry
+            li, ti = np.nonzero(keep)
+            leaf_nodes = np.asarray(a.get("target_nodeids", []), np.int64)
+            merged.setdefault("target_treeids", []).extend([k] * len(li))
+            merged.setdefault("target_nodeids", []).extend(leaf_nodes[li].tolist())
+            merged.setdefault("target_ids", []).extend(ti.tolist())
+            merged.setdefault("target_weights", []).extend(rows[li, ti].tolist())
+        if not ok:
+            continue
+        op = helper.make_node("TreeEnsembleRegressor", list(parts[0].input), [reduce.output[0]],
+                              name=f"{reduce.name or cat.name}_forest", domain="ai.onnx.ml",
+                              n_targets=int(table.shape[1]), aggregate_function="SUM", post_transform="NONE",
+                              **merged)
+        drop = {n.output[0] for n in parts + [cat, shaped, cast, gather]}
+        nodes = [op if n.output[:1] == reduce.output[:1] else n for n in graph.node if n.output[:1] == [] or
+                 n.output[0] not in drop]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        done += 1
+    return done
 
 
 def _same(n: Any, op: Any) -> bool:
@@ -527,6 +653,18 @@ def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: d
         base = np.broadcast_to(base if base.size else np.zeros(K), (K,)).copy()
         agg = _text(at.get("aggregate_function", "SUM"))
         post = _text(at.get("post_transform", "NONE"))
+        table = _leaf_table(op, graph, consts)
+        if table is not None:  # weights are leaf indices into the table (one target per tree)
+            if agg != "SUM" or post != "NONE" or K != len(nodes.roots) or np.any(base != 0):
+                return None
+            leaves = np.asarray(nodes.left) < 0
+            idx = np.trunc(values[leaves].sum(axis=1)).astype(np.int64)  # one nonzero weight per leaf
+            if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
+                return None
+            full = np.zeros((n, table.shape[1]))
+            full[leaves] = table[idx]
+            acc = "float64" if table.dtype == np.float64 else "float32"
+            return values, np.zeros(table.shape[1]), "NONE", acc, full
         if agg == "AVERAGE":
             values /= max(1, len(nodes.roots))
         elif agg != "SUM":

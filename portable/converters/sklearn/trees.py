@@ -287,6 +287,13 @@ _FIELDS: dict[str, int] = {}
 
 def varints(a: Any) -> bytes:
     """Integers as concatenated protobuf varints (int64 semantics: a negative value takes ten bytes)."""
+    if type(a) is list and len(a) == 1 and 0 <= a[0]:  # one key or length (most calls, per-tree ensembles)
+        i, out = int(a[0]), bytearray()
+        while i >= 0x80:
+            out.append(i & 0x7F | 0x80)
+            i >>= 7
+        out.append(i)
+        return bytes(out)
     v = np.asarray(a, dtype=np.int64).reshape(-1)
     if v.size == 0:
         return b""
@@ -463,6 +470,99 @@ PENDING: dict[str, Pending] = {}  # PENDING_KEY value -> what the node's attribu
 
 V3 = "TreeEnsembleRegressor (ai.onnx.ml 3), one traversal per tree"
 V3_SPLIT = "TreeEnsembleRegressor (ai.onnx.ml 3) per class, single-target trees, one traversal per tree"
+V3_PER_TREE = ("TreeEnsembleRegressor (ai.onnx.ml 3) per tree, leaf indices + Gather + ReduceSum, one traversal "
+               "per tree")
+PER_TREE_MIN_TARGETS = 4  # from this many targets per leaf, a forest is written as one single-target op per tree
+
+
+def _per_tree_leaf_indices(forest: Forest) -> list[Forest] | None:
+    """A multi-target forest as one single-target forest per tree whose leaf weights are the leaves' indices in
+    `forest.leaf_values` (so a `Gather` of that table reads each tree's leaf values), or None when its trees are
+    not stored one block after the other, or there are too many leaves for float32 indices.
+
+    onnxruntime's single-target loop adds one number per tree and row; with several targets per leaf it walks
+    a list of (target, weight) pairs per leaf instead, which costs more than the traversal itself for 10 classes
+    (benchmarks/RESULTS.md, "Tree ensembles: inference speed by formulation"). Only the fields
+    `attributes_v3` reads are set in the returned forests."""
+    from dataclasses import replace
+
+    t = forest.table
+    if t is None or forest.leaf_values is None or t.members or len(forest.leaf_values) >= FLOAT32_EXACT_INTS:
+        return None
+    n = len(t.left)
+    roots = np.asarray(t.roots, np.int64)
+    if len(roots) == 0 or roots[0] != 0 or np.any(np.diff(roots) <= 0):
+        return None
+    bounds = np.append(roots, n)
+    block = np.repeat(np.arange(len(roots)), np.diff(bounds))
+    leaf = t.left < 0
+    inner = np.flatnonzero(~leaf)
+    if np.any(block[t.left[inner]] != block[inner]) or np.any(block[t.right[inner]] != block[inner]):
+        return None
+    leaf_rank = np.cumsum(leaf) - 1
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        left, right, is_leaf = t.left[lo:hi], t.right[lo:hi], leaf[lo:hi]
+        sub = NodeTable(np.where(is_leaf, -1, left - lo), np.where(is_leaf, -1, right - lo), t.feature[lo:hi],
+                        t.threshold[lo:hi], t.missing_left[lo:hi], t.values[lo:hi, :1], np.zeros(1, np.int64),
+                        None if t.mode is None else t.mode[lo:hi])
+        out.append(replace(forest, table=sub, leaf_values=None, leaf_tree=None, n_targets=1,
+                           leaf_targetids=np.zeros(int(is_leaf.sum()), np.int64),
+                           leaf_weights=leaf_rank[lo:hi][is_leaf].astype(np.float64)))
+    return out
+
+
+def _attach_per_tree(graph: Any, node: Any, parts: list[Forest], p: Pending, opset: int,
+                     attach: dict[str, list[bytes]]) -> list[Any]:
+    """`node` becomes the first of one single-target `TreeEnsembleRegressor` per tree (leaf indices, see
+    `_per_tree_leaf_indices`); returns the nodes that follow it: the other trees, then `[T * N, 1]` indices
+    (Concat on axis 0) -> `[T, N]` -> int64 -> Gather of the `[leaves, targets]` table -> ReduceSum over the
+    trees -> Div by T for a mean -> Add of the base values. Summing over the leading axis of `[T, N, targets]`
+    measured faster than over the middle one of `[N, T, targets]`."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    out, dtype, forest = node.output[0], p.dtype, p.forest
+    n_trees = len(parts)
+    trees = []
+    for k, part_forest in enumerate(parts):
+        part = node if k == 0 else helper.make_node("TreeEnsembleRegressor", list(node.input), [f"{out}_leaf{k}"],
+                                                    name=f"{node.name}_tree{k}", domain=ML)
+        part.op_type = "TreeEnsembleRegressor"
+        attach[part.name] = attributes_v3(part_forest, dtype, aggregate=1)
+        trees.append(part)
+    node.output[0] = f"{out}_leaf0"
+    table_name, shape, axes = f"{out}_leaf_values", f"{out}_trees_rows", f"{out}_tree_axis"
+    graph.initializer.append(numpy_helper.from_array(forest.leaf_values.astype(dtype), table_name))
+    graph.initializer.append(numpy_helper.from_array(np.array([n_trees, -1], np.int64), shape))
+    steps = [(None, None)]
+    if p.average:
+        steps.append(("Div", np.array([float(n_trees)])))
+    if p.base is not None:
+        steps.append(("Add", p.base.reshape(1, -1)))
+    total = out if len(steps) == 1 else f"{out}_sum"
+    if opset >= 13:
+        graph.initializer.append(numpy_helper.from_array(np.array([0], np.int64), axes))
+        reduce = helper.make_node("ReduceSum", [f"{out}_gathered", axes], [total], keepdims=0, name=f"{node.name}_sum")
+    else:
+        reduce = helper.make_node("ReduceSum", [f"{out}_gathered"], [total], axes=[0], keepdims=0,
+                                  name=f"{node.name}_sum")
+    after = trees[1:] + [
+        helper.make_node("Concat", [q.output[0] for q in trees], [f"{out}_leaves"], axis=0, name=f"{node.name}_concat"),
+        helper.make_node("Reshape", [f"{out}_leaves", shape], [f"{out}_leaves_tn"], name=f"{node.name}_reshape"),
+        helper.make_node("Cast", [f"{out}_leaves_tn"], [f"{out}_leafidx"], to=TensorProto.INT64,
+                         name=f"{node.name}_cast"),
+        helper.make_node("Gather", [table_name, f"{out}_leafidx"], [f"{out}_gathered"], axis=0,
+                         name=f"{node.name}_gather"),
+        reduce,
+    ]
+    prev = total
+    for i, (op, value) in enumerate(steps[1:], 1):
+        cname = f"{out}_{op.lower()}_const"
+        graph.initializer.append(numpy_helper.from_array(value.astype(dtype), cname))
+        nxt = out if i == len(steps) - 1 else f"{out}_{op.lower()}"
+        after.append(helper.make_node(op, [prev, cname], [nxt], name=f"{node.name}_{op.lower()}"))
+        prev = nxt
+    return after
 
 
 def _tree_targets(forest: Forest) -> np.ndarray | None:
@@ -544,6 +644,8 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
 
     Returns the formulation(s) used (`None` when the graph has no pending ensemble).
     """
+    from dataclasses import replace
+
     from onnx import TensorProto, helper, numpy_helper
 
     pending = []
@@ -575,6 +677,12 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         out = node.output[0]
         after: list[Any] = []
         if family == "v3":
+            parts = (_per_tree_leaf_indices(forest) if aggregate == 1 and forest.n_targets >= PER_TREE_MIN_TARGETS
+                     and len(forest.tree_roots) > 1 else None)
+            if parts is not None:  # many targets per leaf: one single-target ensemble per tree, then a Gather
+                new_nodes[node.name] = _attach_per_tree(graph, node, parts, replace(p, forest=forest), opset, attach)
+                used.add(V3_PER_TREE)
+                continue
             targets = None if p.average or aggregate != 1 else _tree_targets(forest)
             base = p.base
             if targets is not None:  # one single-target ensemble per target, then Concat
