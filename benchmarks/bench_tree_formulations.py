@@ -10,7 +10,9 @@ only the formulation differs:
   left, instead of reading a negated copy of those columns (`Neg` + `Concat`, `trees.negate_missing_left`; the
   previous round's artifact). The candidates below are built from this form (their trees read x itself);
 - *one multi-target operator*: the per-class single-target ensembles of a boosting model merged into one
-  `TreeEnsembleRegressor` with K targets (the previous round's formulation);
+  `TreeEnsembleRegressor` with K targets (the previous round's formulation); for forests with many classes,
+  whose chosen artifact has one single-target operator per tree (leaf indices, Gather of the leaf table), the
+  trees joined into one K-target operator (`onnx_trees.join_per_tree`);
 - *separate post-processing nodes*: the averaging / base values as `Div` / `Add` nodes after the operator
   instead of its `aggregate_function` / `base_values` (the previous round's graphs);
 - *TreeEnsembleClassifier (ai.onnx.ml 3)*: one operator for labels and probabilities (weights pre-divided by
@@ -56,11 +58,23 @@ def _graph(nodes: list[Any], outputs: list[tuple[str, int]], inits: list[Any], o
     return m
 
 
+def _joined(proto: Any) -> Any | None:
+    """A per-tree artifact (one single-target operator per tree + Gather of the leaf table) with its trees joined
+    into one multi-target operator (`onnx_trees.join_per_tree`, the previous round's float32 forests), or None."""
+    import onnx
+    from portable.formats.onnx_trees import join_per_tree
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    return copy if join_per_tree(copy.graph) else None
+
+
 def _one_operator(proto: Any) -> tuple[dict[str, Any], Any]:
-    """The artifact's trees as one TreeEnsembleRegressor's attributes (per-class ensembles merged), and the
-    graph with that one operator in their place."""
+    """The artifact's trees as one TreeEnsembleRegressor's attributes (per-class ensembles merged, per-tree
+    ensembles joined), and the graph with that one operator in their place."""
     from portable.formats.onnx_trees import _merge_split
 
+    proto = _joined(proto) or proto
     trees = [n for n in proto.graph.node if n.op_type == "TreeEnsembleRegressor"]
     graph = proto.graph
     if len(trees) > 1:
@@ -264,7 +278,10 @@ def run() -> str:
         cands: dict[str, Any] = {f"chosen: {art.metadata.get('portable.trees.formulation', '?')}": chosen_proto}
         if proto.SerializeToString() != chosen_proto.SerializeToString():
             cands["missing-value tracks (previous round's artifact)"] = proto
-        if len([n for n in proto.graph.node if n.op_type == "TreeEnsembleRegressor"]) > 1:
+        joined = _joined(chosen_proto)
+        if joined is not None:
+            cands["one multi-target operator instead of one per tree (previous round's choice)"] = joined
+        elif len([n for n in proto.graph.node if n.op_type == "TreeEnsembleRegressor"]) > 1:
             cands["one multi-target operator"] = _with_graph(proto, merged)
         sep = _separate_post(proto, merged)
         if sep is not None:

@@ -342,7 +342,7 @@ def join_per_tree(graph: Any) -> int:
         got = users.get(name, [])
         return got[0] if len(got) == 1 and got[0].op_type == op_type else None
 
-    done = 0
+    done, left = 0, set()
     for cat in [n for n in graph.node if n.op_type == "Concat" and _attrs(n).get("axis") == 0]:
         parts = [producer.get(i) for i in cat.input]
         if len(parts) < 2 or any(p is None or p.op_type != "TreeEnsembleRegressor" or p.domain != "ai.onnx.ml" or
@@ -397,12 +397,19 @@ def join_per_tree(graph: Any) -> int:
                               name=f"{reduce.name or cat.name}_forest", domain="ai.onnx.ml",
                               n_targets=int(table.shape[1]), aggregate_function="SUM", post_transform="NONE",
                               **merged)
+        left.update(list(shaped.input[1:]) + list(gather.input[:1]) + list(reduce.input[1:]))
         drop = {n.output[0] for n in parts + [cat, shaped, cast, gather]}
         nodes = [op if n.output[:1] == reduce.output[:1] else n for n in graph.node if n.output[:1] == [] or
                  n.output[0] not in drop]
         del graph.node[:]
         graph.node.extend(nodes)
         done += 1
+    if done:  # the leaf tables, shapes and axes nothing reads any more
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output} | \
+            {i.name for i in graph.input}
+        unused = [i for i in graph.initializer if i.name in left and i.name not in read]
+        for i in unused:
+            graph.initializer.remove(i)
     return done
 
 
