@@ -234,6 +234,25 @@ def test_truncated_pickle(tmp_path, model, protocol):
     assert not isinstance(info.value, UnsafePickleError) and "cut.pkl" in str(info.value)
 
 
+@pytest.mark.parametrize("declares", ["frame", "bytes8"])
+def test_a_pickle_declaring_more_bytes_than_it_holds_is_truncated_not_out_of_memory(tmp_path, declares):
+    """A 14-byte pickle whose FRAME (or BINBYTES8) declares 2**62 (2**40) bytes: the unpickler's allocation fails
+    first; the message says the file is short, as pickletools finds, not that the machine is."""
+    import struct
+
+    body = (pickle.FRAME + struct.pack("<Q", 2 ** 62) + pickle.NONE if declares == "frame"
+            else b"\x8e" + struct.pack("<Q", 2 ** 40) + b"abc")
+    path = tmp_path / f"{declares}.pkl"
+    path.write_bytes(pickle.PROTO + bytes([4]) + body + pickle.STOP)
+    with pytest.raises(Exception) as plain:  # what pickle itself says
+        pickle.loads(path.read_bytes())
+    with pytest.raises(InputError, match="truncated") as info:
+        safe_load(path)
+    assert "memory" not in str(info.value) and path.name in str(info.value), (plain.value, info.value)
+    result = audit(path)
+    assert not result.safe and "truncated" in (result.error or "")
+
+
 def test_truncated_compressed_joblib(tmp_path, model):
     import joblib
 

@@ -377,8 +377,7 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
     except RecursionError:
         raise InputError("the pickle nests too deeply to rebuild", path=path) from None
     except MemoryError:
-        raise InputError("not enough memory to rebuild the model's arrays (MemoryError); the process's memory is "
-                         "limited or the machine is short of it", path=path) from None
+        raise _out_of_memory(path, container) from None
     except BaseException as exc:  # anything a corrupt stream or a library's reconstructor raises
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -439,6 +438,21 @@ def unsafe_error(path: Path, refused: list[Verdict]) -> UnsafePickleError:
         msg += " A name that walks through a module cannot be trusted: no legitimate pickle spells one."
     msg += " `portable audit FILE` lists everything the file imports."
     return UnsafePickleError(msg, path=path, refused=names)
+
+
+def _out_of_memory(path: Path, container: Container) -> InputError:
+    """A MemoryError while rebuilding: a stream that declares more bytes (a frame, a bytes object) than it holds
+    makes the unpickler allocate them first; only a well-formed stream really needs the memory."""
+    try:
+        scan_stream(open_stream(path, _data(path), container))
+    except ScanError as err:
+        at = f"byte {err.pos}" if err.pos is not None else "the start"
+        kind = "truncated or corrupt" if err.truncated else "corrupt"
+        return InputError(f"{kind} {container.describe()} at {at}: {err}", path=path)
+    except Exception:  # a damaged compressed stream, or the scan itself short of memory: say what was seen
+        pass
+    return InputError("not enough memory to rebuild the model's arrays (MemoryError); the process's memory is "
+                      "limited or the machine is short of it", path=path)
 
 
 def describe_failure(path: Path, data: bytes, container: Container, exc: BaseException) -> InputError:

@@ -9,6 +9,8 @@ or scans the nested pickle an object array is stored as.
 from __future__ import annotations
 
 import copyreg
+import io
+import os
 import pickletools
 import re
 from collections import Counter
@@ -128,7 +130,12 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
             elif name == "PROTO":
                 if not nested:
                     r.protocol = arg
-            elif name in ("FRAME", "READONLY_BUFFER"):
+            elif name == "FRAME":  # advisory, but an unpickler reads (allocates) the whole frame at once
+                left = _remaining(f)
+                if left is not None and arg > left:
+                    raise ScanError(f"a frame declares {arg:,} bytes, but only {left:,} bytes of the stream remain",
+                                    pos, truncated=True)
+            elif name == "READONLY_BUFFER":
                 pass
             elif name == "STOP":
                 stopped = True
@@ -249,6 +256,17 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
         raise ScanError(f"{type(exc).__name__}: {exc}", pos) from None
     if not stopped:
         raise ScanError("the stream ends before its STOP opcode", pos, truncated=True)
+
+
+def _remaining(f: IO[bytes]) -> int | None:
+    """Bytes left after the current position of an in-memory or on-disk stream; None for a decompressing one
+    (whose end is only found by decompressing it all, and whose length `max_compression_ratio` bounds)."""
+    try:
+        if isinstance(f, io.BytesIO):
+            return f.getbuffer().nbytes - f.tell()
+        return os.fstat(f.fileno()).st_size - f.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _skip_joblib_array(f: IO[bytes], state: Any, r: ScanResult, pos: int | None) -> None:
