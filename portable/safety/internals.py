@@ -19,6 +19,8 @@ from __future__ import annotations
 from operator import attrgetter, itemgetter
 from typing import Any
 
+import functools
+
 import numpy as np
 
 from ..errors import CorruptModelError
@@ -340,24 +342,22 @@ def _distinct(objs: list[Any]) -> Any:
     return dict(zip(map(_ident, objs), objs)).values()
 
 
-def _links_ok(left: np.ndarray, right: np.ndarray, leaf: np.ndarray, counts: np.ndarray) -> bool:
-    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each; `left`/`right` int64
-    local child indices, changed in place): every internal node's children lie after it and inside its own tree,
-    and every node but each tree's root has exactly one parent (so each tree is a tree: in range, acyclic, all
-    nodes reachable). False means "check each tree alone"."""
-    n = len(left)
+def _links_ok(children: np.ndarray, leaf: np.ndarray, counts: np.ndarray) -> bool:
+    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each; `children` a (2, n)
+    int64 array of local left/right child indices, changed in place): every internal node's children lie after
+    it and inside its own tree, and every node but each tree's root has exactly one parent (so each tree is a
+    tree: in range, acyclic, all nodes reachable). False means "check each tree alone"."""
+    n = children.shape[1]
     starts = np.zeros(len(counts), np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     start = np.repeat(starts, counts)  # each node's tree's first node
-    end = np.repeat(starts + counts, counts)
+    children += start  # global indices of the children (a leaf's are masked below)
     idx = np.arange(n)
-    left += start  # global indices of the children (a leaf's are masked below)
-    right += start
-    if not ((((left > idx) & (left < end)) & ((right > idx) & (right < end))) | leaf).all():
+    inside = (children > idx) & (children < start + np.repeat(counts, counts))
+    if not ((inside[0] & inside[1]) | leaf).all():
         return False
-    np.copyto(left, n, where=leaf)  # leaves count their "children" in a bin past the end
-    np.copyto(right, n, where=leaf)
-    parents = np.bincount(left, minlength=n + 1)[:n] + np.bincount(right, minlength=n + 1)[:n]
+    np.copyto(children, n, where=leaf)  # leaves count their "children" in a bin past the end
+    parents = np.bincount(children.ravel(), minlength=n + 1)[:n]
     parents[starts] += 1  # no node points at a root (children lie after their parent): roots count one too
     return bool((parents == 1).all())
 
@@ -500,7 +500,10 @@ def _hgb_nodes_ok(found: list[tuple[Any, _Entry, Any]]) -> bool:
     """The fast acceptance test of `_hgb_predictors`: every predictor's `nodes` a non-empty 1-D array of
     scikit-learn's record layout and its two bitset arrays (n, 8) uint32; flags 0 or 1; each internal node's
     feature in [0, its owner's feature count) and, when categorical, its bitset index below its bitset count;
-    the links a tree per predictor (`_links_ok`). False (or an exception) means "check each predictor alone"."""
+    the links a tree per predictor (`_links_ok`). False (or an exception) means "check each predictor alone".
+
+    The records are packed (fields at odd offsets): the fields are read as byte columns of the concatenated
+    records (`_hgb_columns`), each group copied once into an aligned array, rather than field by field."""
     from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 
     attrs = list(map(_DICT_OF, map(_FIRST, found)))
@@ -523,7 +526,15 @@ def _hgb_nodes_ok(found: list[tuple[Any, _Entry, Any]]) -> bool:
     counts = np.fromiter(map(len, nodes_list), np.int64, len(nodes_list))
     if counts.min() < 1:
         return False
-    nodes = _concat_records(nodes_list, PREDICTOR_RECORD_DTYPE)
+    cols = _hgb_columns(PREDICTOR_RECORD_DTYPE)
+    buf = b"".join(nodes_list)  # the records, concatenated in one C-level copy
+    size = PREDICTOR_RECORD_DTYPE.itemsize
+    n = len(buf) // size
+
+    def column(name: str) -> np.ndarray:  # one field of every record: a strided view of the bytes
+        off, code = cols[name]
+        return np.ndarray((n,), code, buf, off, (size,))
+
     owners = list(map(_THIRD, found))
     bound = {}
     for owner in _distinct(owners):  # each estimator's feature count, asked once
@@ -531,19 +542,38 @@ def _hgb_nodes_ok(found: list[tuple[Any, _Entry, Any]]) -> bool:
         bound[_ident(owner)] = n_features if n_features is not None else np.iinfo(np.int64).max
     limit: Any = next(iter(bound.values())) if len(bound) == 1 else np.repeat(
         np.fromiter(map(bound.__getitem__, map(_ident, owners)), np.int64, len(owners)), counts)
-    is_leaf, is_cat = nodes["is_leaf"], nodes["is_categorical"]
-    if max(int(is_leaf.max()), int(nodes["missing_go_to_left"].max()), int(is_cat.max())) > 1:
+    is_leaf, is_cat = column("is_leaf"), column("is_categorical")
+    if max(int(is_leaf.max()), int(column("missing_go_to_left").max()), int(is_cat.max())) > 1:
         return False
-    leaf = is_leaf.view(np.bool_)  # 0 or 1: checked above
-    feature = nodes["feature_idx"]
+    leaf = is_leaf.astype(np.bool_)  # 0 or 1: checked above
+    feature = column("feature_idx").copy()  # aligned: the record's field is not
     if not (((feature >= 0) & (feature < limit)) | leaf).all():
         return False
-    cat = is_cat.view(np.bool_) & ~leaf
+    cat = is_cat.astype(np.bool_) & ~leaf
     if cat.any():
         n_bits = np.fromiter(map(min, map(len, b1), map(len, b2)), np.int64, len(b1))
-        if not (nodes["bitset_idx"][cat] < np.repeat(n_bits, counts)[cat]).all():
+        if not (column("bitset_idx")[cat] < np.repeat(n_bits, counts)[cat]).all():
             return False
-    return _links_ok(nodes["left"].astype(np.int64), nodes["right"].astype(np.int64), leaf, counts)
+    children = np.empty((2, n), np.int64)
+    children[0] = column("left")
+    children[1] = column("right")
+    return _links_ok(children, leaf, counts)
+
+
+@functools.lru_cache(maxsize=4)
+def _hgb_columns(dtype: np.dtype) -> dict[str, tuple[int, np.dtype]]:
+    """(offset, dtype) of the fields of scikit-learn's predictor record that `_hgb_nodes_ok` reads; KeyError or
+    ValueError (the caller then checks each predictor alone) for a layout without them or with other types."""
+    f = dtype.fields
+    want = {"missing_go_to_left": "u1", "is_leaf": "u1", "is_categorical": "u1", "feature_idx": "=i8",
+            "bitset_idx": "=u4", "left": "=u4", "right": "=u4"}
+    out = {}
+    for name, code in want.items():
+        sub, off = f[name][:2]
+        if sub != np.dtype(code) or sub.byteorder not in ("=", "|"):
+            raise ValueError(name)
+        out[name] = (off, sub)
+    return out
 
 
 def _hgb_predictor(pred: Any, where: str, owner: Any) -> None:
@@ -594,18 +624,25 @@ def _binary_tree(tree: Any, where: str) -> None:
     if data.ndim != 2:
         raise _Bad(f"{_p(where)}data", "not a 2-D array")
     n, d = data.shape
-    if idx.shape != (n,) or (n and (idx.min() < 0 or idx.max() >= n)):
+    if idx.shape != (n,) or (n and _past(idx, n)):
         raise _Bad(f"{_p(where)}idx_array", f"indices outside [0, {n}) or not one per sample")
     if n_nodes != len(node_data) or n_nodes < 1 or n_levels < 1 or n_levels > 64 or n_nodes != 2 ** n_levels - 1:
         raise _Bad(f"{_p(where)}node_data", f"{len(node_data)} nodes for n_nodes={n_nodes}, n_levels={n_levels}")
     if node_data.dtype.names is None or not {"idx_start", "idx_end", "is_leaf"} <= set(node_data.dtype.names):
         raise _Bad(f"{_p(where)}node_data", "not a node record array")
     start, end, is_leaf = node_data["idx_start"], node_data["idx_end"], node_data["is_leaf"]
-    if (start < 0).any() or (end < start).any() or (end > n).any():
+    if start.dtype.kind == "i" and end.dtype == start.dtype:
+        # as unsigned words a negative index is past any n: end in [0, n] and start in [0, end], in two passes
+        su, eu = (a.view(a.dtype.str.replace("i", "u", 1)) for a in (start, end))
+        bad_range = ((su > eu) | (eu > n)).any()
+    else:
+        bad_range = ((start < 0) | (end < start) | (end > n)).any()
+    if bad_range:
         bad = int(np.flatnonzero((start < 0) | (end < start) | (end > n))[0])
         raise _Bad(f"{_p(where)}node_data[{bad}]", f"an index range outside [0, {n}]")
-    inner = np.flatnonzero(is_leaf == 0)
-    if inner.size and 2 * inner.max() + 2 >= n_nodes:
+    # node i's children are 2i+1 and 2i+2 (n_nodes = 2**n_levels - 1, checked above): the nodes from
+    # (n_nodes - 1) // 2 on are the last level, which must be all leaves
+    if (is_leaf[(n_nodes - 1) // 2:] == 0).any():
         raise _Bad(f"{_p(where)}node_data", "a node marked internal on the last level (its children do not exist)")
     if bounds.ndim != 3 or bounds.shape[1:] != (n_nodes, d) or bounds.shape[0] not in (1, 2):
         raise _Bad(f"{_p(where)}node_bounds", f"shape {bounds.shape} for {n_nodes} nodes of {d} features")
@@ -621,6 +658,17 @@ def _binary_tree(tree: Any, where: str) -> None:
             arr = np.asarray(arr)
             if arr.size > 1 and d not in arr.shape:
                 raise _Bad(f"{_p(where)}dist_metric", f"a metric parameter of shape {arr.shape} for {d} features")
+
+
+def _past(idx: np.ndarray, n: int) -> bool:
+    """Whether an integer index array holds an index outside [0, n): one pass (as unsigned words a negative index
+    is past any n); other dtypes by their minimum and maximum."""
+    kind = idx.dtype.kind
+    if kind == "i":
+        return bool(idx.view(idx.dtype.str.replace("i", "u", 1)).max() >= n)
+    if kind == "u":
+        return bool(idx.max() >= n)
+    return bool(idx.min() < 0 or idx.max() >= n)
 
 
 def _estimator(est: Any, attrs: dict, where: str) -> None:
@@ -680,6 +728,10 @@ def _svm(est: Any, a: dict, where: str) -> None:
         raise _Bad(f"{_p(where)}support_vectors_", f"{sv.shape[1]} columns for {n_features} features")
 
 
+#: The exact types of categories that need no isinstance test (one C-level pass over a list of strings).
+_CATEGORY_TYPES = frozenset({str, bytes, int, float, type(None)})
+
+
 def _categories(a: dict, where: str) -> None:
     cats = a["categories_"]
     if not isinstance(cats, list) or not all(isinstance(c, np.ndarray) and c.ndim == 1 for c in cats):
@@ -688,8 +740,8 @@ def _categories(a: dict, where: str) -> None:
     if n is not None and len(cats) != n:
         raise _Bad(f"{_p(where)}categories_", f"{len(cats)} lists of categories for {n} features")
     for i, c in enumerate(cats):
-        if c.dtype.hasobject and not all(isinstance(v, (str, bytes, int, float, type(None), np.generic))
-                                         for v in c.tolist()):
+        if c.dtype.hasobject and not _CATEGORY_TYPES.issuperset(map(type, items := c.tolist())) and not all(
+                isinstance(v, (str, bytes, int, float, type(None), np.generic)) for v in items):
             raise _Bad(f"{_p(where)}categories_[{i}]", "categories that are not strings or numbers")
     drop = a.get("drop_idx_")
     if drop is not None:

@@ -154,6 +154,7 @@ class _DtypeStandIn(_StandIn):
                 obj = cls._target(code, args[1], True)
                 p = _anew(_DtypeProxy)
                 p.obj, p.built, p.used, p.code, p.size = obj, False, False, code, -1 if obj.hasobject else obj.itemsize
+                p.key = None
                 _APPEND[0](p)
                 return p
         return _tls.session.call(cls, args)
@@ -207,7 +208,8 @@ class _Proxy:
 
 
 class _DtypeProxy(_Proxy):
-    __slots__ = ("used", "code", "size")  # size: the itemsize, -1 when the dtype holds objects
+    # size: the itemsize, -1 when the dtype holds objects; key: what identifies its checked state (`_state_key`)
+    __slots__ = ("used", "code", "size", "key")
     kind = "dtype"
 
     def __setstate__(self, state: Any) -> None:
@@ -262,30 +264,30 @@ def _hook(obj: Any, state: Any) -> None:
     state -- a dict of literal attribute names -- is checked and swapped here; anything else by `build_py`."""
     d = obj.__dict__
     d["__setstate__"] = _build_twice
-    if type(state) is not dict:
+    # the names literal strings and none of the refused ones, in two C-level passes; anything else: `build_py`,
+    # which refuses the name with its reason
+    if type(state) is not dict or not _STR.issuperset(map(type, state)) or not _NOT_ATTRIBUTES.isdisjoint(state):
         _tls.session.build_py(obj, d, state)
         return
     needs = _NEEDS[0]
-    s = None
-    for k, v in state.items():  # one pass: the names literal strings, proxies and stand-ins swapped
-        if type(k) is not str or k in _NOT_ATTRIBUTES:
-            _tls.session.build_py(obj, d, state)  # refuses the name, with its reason
-            return
-        t = type(v)
-        if t in needs:
-            if t is _ArrayProxy or t is _ScalarProxy:
-                state[k] = v.obj
-            elif (t is list or t is tuple) and needs.isdisjoint(map(type, v)):
-                pass  # nothing inside to swap (the common case: names, numbers, real objects)
-            else:
-                if s is None:
-                    s = _tls.session
-                if t is list:
-                    _swap_list(v, obj, s, 1)
-                elif t is tuple:
-                    state[k] = _swap_tuple(v, obj, s, 1)
+    if not needs.isdisjoint(map(type, state.values())):  # proxies and stand-ins swapped
+        s = None
+        for k, v in state.items():
+            t = type(v)
+            if t in needs:
+                if t is _ArrayProxy or t is _ScalarProxy:
+                    state[k] = v.obj
+                elif (t is list or t is tuple) and needs.isdisjoint(map(type, v)):
+                    pass  # nothing inside to swap (the common case: names, numbers, real objects)
                 else:
-                    state[k] = s.fix(v, obj, 1)
+                    if s is None:
+                        s = _tls.session
+                    if t is list:
+                        _swap_list(v, obj, s, 1)
+                    elif t is tuple:
+                        state[k] = _swap_tuple(v, obj, s, 1)
+                    else:
+                        state[k] = s.fix(v, obj, 1)
     _hooked, setstate, record = _PYINFO[type(obj)]
     if setstate is not None:
         setstate(obj, state)
@@ -441,7 +443,7 @@ class Session(World):
     def proxy(self, obj: Any, kind: str, code: Any = None) -> _Proxy:
         p = _PROXIES[kind](obj)
         if kind == "dtype":
-            p.used, p.code, p.size = False, code, -1 if obj.hasobject else obj.itemsize
+            p.used, p.code, p.size, p.key = False, code, -1 if obj.hasobject else obj.itemsize, None
         self.proxies.append(p)
         return p
 
@@ -903,18 +905,48 @@ def _build_dtype(s: Session, p: _Proxy, state: Any) -> None:
         return obj.obj
 
     code = p.code
-    # a plain state (no fields, no sub-array, no metadata: strings, integers, None) checked once per process for
-    # its type code: the same (code, state) always gets the same verdict
-    key = (code, state) if type(state) is tuple and _SIMPLE_STATE.issuperset(map(type, state)) else None
+    # a state checked once per process for its type code: the same (code, state) always gets the same verdict
+    key = _state_key(code, state)
     if key is None or key not in _GOOD_STATES:
         check_state(code_size(code), state, child, 0, code=code)
         if key is not None and len(_GOOD_STATES) < 4096:
             _GOOD_STATES.add(key)
+    elif type(state[4]) is dict:  # what check_state's `child` does for each field: its dtype is now in use
+        for entry in state[4].values():
+            entry[0].used = True
+    p.key = key
     if type(state) is tuple and len(state) >= 5 and (state[2] is not None or state[4] is not None):
         state = _real_dtype_state(state)
     d = p.obj
     d.__setstate__(state)
     p.size = -1 if d.hasobject else d.itemsize
+
+
+def _state_key(code: str, state: Any) -> tuple | None:
+    """What identifies a dtype's BUILD state for `_GOOD_STATES` (None when it is not kept): a plain state
+    (strings, integers, None: no fields, no sub-array, no metadata) as it is; a structured one (no sub-array, no
+    metadata) with each field's dtype replaced by that dtype's own key -- a field's dtype is fully determined by
+    its code and its checked state, so the same key always gets the same verdict from `check_state`."""
+    if type(state) is not tuple:
+        return None
+    if _SIMPLE_STATE.issuperset(map(type, state)):
+        return (code, state)
+    if len(state) != 8 or state[2] is not None or type(state[3]) is not tuple or type(state[4]) is not dict or \
+            not _STR.issuperset(map(type, state[3])) or not _SIMPLE_STATE.issuperset(map(type, state[5:])) or \
+            not _SIMPLE_STATE.issuperset(map(type, state[:2])):
+        return None
+    items = []
+    for name, entry in state[4].items():
+        if type(name) is not str or type(entry) is not tuple or not 2 <= len(entry) <= 3:
+            return None
+        child = entry[0]
+        if type(child) is not _DtypeProxy or not _SIMPLE_STATE.issuperset(map(type, entry[1:])):
+            return None
+        child_key = child.key if child.built else (child.code, None)
+        if child_key is None:
+            return None
+        items.append((name, child_key) + entry[1:])
+    return (code, state[:2], state[3], tuple(items), state[5:])
 
 
 def _real_dtype_state(state: tuple) -> tuple:

@@ -169,6 +169,7 @@ def _defines_array_protocol(cls: type) -> bool:
 
 # -- plain data --------------------------------------------------------------------------------------------------
 _PLAIN = (str, bytes, bytearray, int, float, bool, complex, type(None))
+_PLAIN_SET = frozenset(_PLAIN)
 
 
 _SHAPE_MAX = 1 << 40
@@ -456,9 +457,10 @@ class World:
         if hasobj:
             if type(raw) is not list or len(raw) != n:
                 raise Refused("a numpy object array whose items are not a list of its size")
-            for item in raw:
-                if self.role(item) is not None and self.role(item) != "value":
-                    raise Refused(f"a numpy object array holding the global {self.name(item)}")
+            if not _PLAIN_SET.issuperset(map(type, raw)):  # strings and numbers (the common case): nothing to ask
+                for item in raw:
+                    if self.role(item) is not None and self.role(item) != "value":
+                        raise Refused(f"a numpy object array holding the global {self.name(item)}")
             return
         if n * size > MAX_ARRAY_BYTES or self.raw_len(raw, "a numpy array") != n * size:
             raise Refused(f"a numpy array of {n} items of {size} bytes with {self.bytes_len(raw)} bytes of data")
@@ -515,6 +517,7 @@ def _mask_itemsize(dtype: Any) -> int:
     return ma.make_mask_descr(dtype).itemsize
 
 
+@functools.lru_cache(maxsize=256)
 def _binary_tree_or_metric(cls: Any) -> bool:
     return isinstance(cls, type) and any(c.__name__ in ("BinaryTree64", "BinaryTree32", "BinaryTree",
                                                         "DistanceMetric64", "DistanceMetric32", "DistanceMetric")
