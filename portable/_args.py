@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import PortableError
+from .limits import check_size
 
 
 def _bad(name: str, want: str, value: Any) -> PortableError:
@@ -27,8 +28,6 @@ def integer(name: str, value: Any, *, minimum: int | None = None) -> int:
 
 
 def samples(value: Any, name: str = "samples") -> int:
-    from .limits import check_size
-
     n = integer(name, value, minimum=1)
     check_size(n, "max_samples", name)
     return n

@@ -130,7 +130,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
-        generation=dict(zip(SOURCES[:4], np.bincount(batch.source, minlength=len(SOURCES)).tolist())),
+        generation=_generation(plan, batch),
         learned=list(plan.sources), boundary={"split_nodes": total, "tested": tested},
         rejected_by_original=rejected)
     report.seconds = time.perf_counter() - started
@@ -186,6 +186,53 @@ def _generated(plan: Plan, samples: int, seed: Any,
             a.flags.writeable = False
         plan.memo["generated"] = (key, kept)
     return batch
+
+
+def _assembled(plan: Plan, batch: Batch) -> dict[str, np.ndarray]:
+    """`assemble(plan, batch)`; for the pair's kept batch (`_generated`), its arrays made once and kept with it,
+    read only like the batch (a model that writes into its input fails on them and is run on a copy)."""
+    kept = plan.memo.get("generated")
+    if kept is None or kept[1] is not batch:
+        return assemble(plan, batch)
+    if len(kept) < 3:
+        arrays = assemble(plan, batch)  # new arrays: nothing else holds them
+        for a in arrays.values():
+            a.flags.writeable = False
+        kept = plan.memo["generated"] = (*kept[:2], arrays)
+    return kept[2]
+
+
+def _fed(plan: Plan, batch: Batch, arrays: dict[str, np.ndarray], model: Model) -> dict[str, np.ndarray]:
+    """`feed_batch(plan, batch, arrays, model)`; for the pair's kept batch, made once per model and kept (read
+    only) with the batch's arrays."""
+    kept = plan.memo.get("generated")
+    if kept is None or kept[1] is not batch or len(kept) < 3 or kept[2] is not arrays:
+        return feed_batch(plan, batch, arrays, model)
+    fed = plan.memo.get("fed")
+    if fed is None or fed[0] is not batch:
+        fed = plan.memo["fed"] = (batch, {})
+    mine = fed[1].get(id(model))
+    if mine is None or mine[0] is not model.signature:  # (a signature is fixed when its model is loaded)
+        feeds = feed_batch(plan, batch, arrays, model)
+        for a in feeds.values():
+            a.flags.writeable = False  # views of the batch or its arrays, or new arrays nothing else holds
+        mine = fed[1][id(model)] = (model.signature, feeds)
+    return dict(mine[1])
+
+
+def _generation(plan: Plan, batch: Batch) -> dict[str, int]:
+    """How many of the batch's rows came from each source; counted once for the pair's kept batch."""
+    kept = plan.memo.get("generated")
+    if kept is not None and kept[1] is batch:
+        counts = plan.memo.get("generation")
+        if counts is None or counts[0] is not batch:
+            counts = plan.memo["generation"] = (batch, _count_sources(batch))
+        return dict(counts[1])
+    return _count_sources(batch)
+
+
+def _count_sources(batch: Batch) -> dict[str, int]:
+    return dict(zip(SOURCES[:4], np.bincount(batch.source, minlength=len(SOURCES)).tolist()))
 
 
 def _tested(plan: Plan, samples: int) -> tuple[int, int]:
@@ -290,7 +337,7 @@ def _runner(plan: Plan, role: str) -> Callable[[Model, dict[str, np.ndarray]], d
 
 
 def _failed_rows(failures: list[dict[str, Any]]) -> int:
-    return sum(int(f.get("rows", 0)) for f in failures[:1])
+    return int(failures[0].get("rows", 0)) if failures else 0
 
 
 def _accepted(run: Callable[[Batch], Any], batch: Batch, rows: np.ndarray, min_chunk: int = 1) -> tuple[
@@ -352,11 +399,11 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     converted model does not are left out of the comparison and make the check fail (with a note and
     counterexamples)."""
     run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
-    arrays = assemble(plan, batch)
+    arrays = _assembled(plan, batch)
     if not batch.num.flags.writeable:  # the pair's kept batch, shared between checks
         try:
-            out_a = run_a(original, feed_batch(plan, batch, arrays, original))
-            out_b = run_b(converted, feed_batch(plan, batch, arrays, converted))
+            out_a = run_a(original, _fed(plan, batch, arrays, original))
+            out_b = run_b(converted, _fed(plan, batch, arrays, converted))
         except CannotRunError:
             raise
         except Exception:  # a model that rejects rows, or writes into its input: all again on a copy below
