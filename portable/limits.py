@@ -15,6 +15,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_record_fields` | 10,000 | fields of one PFA record type |
 | `max_onnx_loop_ms` | 60,000 | milliseconds one onnxruntime run of a graph with a Loop or Scan may take (its trip count is data) |
 | `max_pfa_routine_ms` | 10,000 | milliseconds one PFA begin/action/end routine may run (the spec's `timeout`, imposed; a document's smaller `timeout` option wins) |
+| `max_nnef_lowering_ms` | 30,000 | milliseconds the `nnef` parser may take (in a child process, with 4 GiB of memory) to expand the fragments a `graph.nnef` defines |
 | `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
@@ -70,6 +71,7 @@ class Limits:
     max_record_fields: int = 10_000
     max_pfa_routine_ms: int = 10_000
     max_onnx_loop_ms: int = 60_000
+    max_nnef_lowering_ms: int = 30_000
     max_tensor_bytes: int = 4 * GiB
     max_archive_bytes: int = 8 * GiB
     max_archive_members: int = 100_000

@@ -288,6 +288,28 @@ def build_corpus(base: Path) -> list[Case]:
                                      + "  deep = " + "(" * 20000 + "1.0" + ")" * 20000 + ";\n}\n")
     cases.append(Case("graph.nnef nested 20,000 parentheses deep", ["inspect", str(deep)], needle="max_depth"))
 
+    # fragments the nnef parser expands in C++: one that calls itself (it recursed until a segfault, exit 139) and
+    # 40 that each call the previous twice (2**40 operations: it ran for minutes and took gigabytes)
+    head = "version 1.0;\nextension KHR_enable_fragment_definitions, KHR_enable_operator_expressions;\n\n"
+    recursive = "fragment g( x: tensor<scalar> ) -> ( y: tensor<scalar> ) { z = g(x); y = add(z, x); }\n"
+    doubling = "fragment f0( x: tensor<scalar> ) -> ( y: tensor<scalar> ) { y = add(x, x); }\n" + "".join(
+        f"fragment f{k}( x: tensor<scalar> ) -> ( y: tensor<scalar> ) {{ a = f{k - 1}(x); y = f{k - 1}(a); }}\n"
+        for k in range(1, 40))
+    for name, fragments, call, argv, needle in [
+            ("recursive_fragment.nnef", recursive, "g", [], "'g' calls itself (g -> g)"),
+            ("doubling_fragments.nnef", doubling, "f39", ["--limit", "max_nnef_lowering_ms=3000"],
+             "max_nnef_lowering_ms=3,000")]:
+        folder = p(name)
+        folder.mkdir()
+        for n, b in files.items():
+            (folder / n).write_bytes(b)
+        text = graph_text.replace("version 1.0;\n", head + fragments, 1)
+        first = text.index("sigmoid1 = ")
+        end = text.index(";", first)
+        (folder / "graph.nnef").write_text(text[:end] + ";\n    unused = " + call + "(sigmoid1)" + text[end:])
+        cases.append(Case(f"NNEF {name.split('.')[0].replace('_', ' ')}",
+                          argv + ["check", str(folder), str(folder), "--samples", "20"], needle=needle))
+
     sparse = gzip.compress(gnu_sparse_member("model/graph.nnef", 64 << 30) + b"\0" * 1024)
     p("sparse.nnef.tgz").write_bytes(sparse)
     cases.append(Case("GNU sparse tar member declaring 64 GiB", ["inspect", str(p("sparse.nnef.tgz"))],

@@ -1359,7 +1359,75 @@ def parse_graph(text: str) -> Any:
     import nnef
 
     defined = set(re.findall(r"\bfragment\s+(\w+)", text))
-    return nnef.parse_string(text, lowered=sorted(n for n in defined if n not in OPERATORS))
+    lowered = sorted(n for n in defined if n not in OPERATORS)
+    if lowered:
+        check_lowering(text, lowered)
+    return nnef.parse_string(text, lowered=lowered)
+
+
+_LOWERING_PROBE = """
+import resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+cap = 4 << 30 if hard == resource.RLIM_INFINITY else min(4 << 30, hard)
+resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+import nnef
+graph = nnef.parse_string(sys.stdin.read(), lowered=sys.argv[1].split(","))
+print(len(graph.operations))
+"""
+_LOWERED_OK: set[str] = set()  # sha256 of documents whose lowering was probed and finished
+
+
+def check_lowering(text: str, lowered: list[str]) -> None:
+    """Refuse a document whose fragments cannot be expanded safely, before the `nnef` C++ parser expands them in
+    this process: a fragment that calls itself (directly or through others) makes it recurse until it crashes,
+    and fragments that each call the previous one twice expand exponentially (hours, gigabytes). A call cycle
+    among the document's fragments is found in the text; anything else the parser itself meets expanding them
+    (loops over ranges included) is tried first in a child process bounded by `max_nnef_lowering_ms` and 4 GiB."""
+    import hashlib
+    import re
+    import subprocess
+    import sys
+
+    from ...limits import LIMITS, LimitError
+
+    key = hashlib.sha256(text.encode()).hexdigest() + ",".join(lowered)
+    if key in _LOWERED_OK:
+        return
+    body = {}
+    for m in re.finditer(r"\bfragment\s+(\w+)[^{;]*\{([^}]*)\}", text):
+        body[m.group(1)] = set(re.findall(r"\b(\w+)\s*[(<]", m.group(2))) & set(lowered)
+    color: dict[str, int] = {}  # 1: on the current call path, 2: done
+    for start in sorted(body):
+        if color.get(start):
+            continue
+        color[start], path, stack = 1, [start], [iter(sorted(body[start]))]
+        while stack:
+            callee = next(stack[-1], None)
+            if callee is None:
+                color[path.pop()] = 2
+                stack.pop()
+            elif color.get(callee) == 1:
+                cycle = " -> ".join(path[path.index(callee):] + [callee])
+                raise NNEFError(f"fragment '{callee}' calls itself ({cycle}): the NNEF parser would expand it "
+                                "without end")
+            elif not color.get(callee):
+                color[callee] = 1
+                path.append(callee)
+                stack.append(iter(sorted(body.get(callee, ()))))
+    limit = LIMITS.max_nnef_lowering_ms
+    names = ", ".join(lowered[:4]) + (f" and {len(lowered) - 4} more" if len(lowered) > 4 else "")
+    try:
+        done = subprocess.run([sys.executable, "-c", _LOWERING_PROBE, ",".join(lowered)], input=text, text=True,
+                              capture_output=True, timeout=limit / 1000.0)
+    except subprocess.TimeoutExpired:
+        raise LimitError(f"expanding the fragments ({names}) took longer than {limit:,} ms",
+                         "max_nnef_lowering_ms") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [""])[-1]
+        why = (f"the parser died (signal {-done.returncode})" if done.returncode < 0 else
+               "it ran out of memory (4 GiB at most)" if "MemoryError" in done.stderr or "bad_alloc" in done.stderr else last)
+        raise NNEFError(f"the NNEF parser cannot expand the fragments ({names}): {why}")
+    _LOWERED_OK.add(key)
 
 
 def _take_feature(idx: np.ndarray, x: np.ndarray, cols: np.ndarray) -> np.ndarray:
