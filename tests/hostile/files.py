@@ -252,6 +252,25 @@ def build_corpus(base: Path) -> list[Case]:
     cases.append(Case("PFA action returning an array where the output is an int",
                       ["check", str(p("wrong_output.json")), str(p("wrong_output.json"))],
                       needle="the action returns array<int>, but the document's output is declared int"))
+    # values a library function builds: one call asks for gigabytes, or a loop doubles a string 60 times (it
+    # reached 14 GB and was killed before the routine's clock was next read)
+    doubling = [{"let": {"s": "input"}},
+                {"for": {"i": 0}, "while": {"<": ["i", 60]}, "step": {"i": {"+": ["i", 1]}},
+                 "do": [{"set": {"s": {"s.concat": ["s", "s"]}}}]},
+                {"s.len": ["s"]}]
+    forty = {"value": list(range(40)), "type": {"type": "array", "items": "int"}}
+    for name, doc, needle in [
+            ("repeat", {"input": "string", "output": "int",
+                        "action": [{"s.len": [{"s.repeat": ["input", 2000000000]}]}]}, "s.repeat's string"),
+            ("doubling", {"input": "string", "output": "int", "action": doubling}, "s.concat's string"),
+            ("combinations", {"input": "int", "output": "int",
+                              "action": [{"a.len": [{"a.combinations": [forty, 20]}]}]}, "a.combinations"),
+            ("width", {"input": "int", "output": "int",
+                       "action": [{"s.len": [{"s.int": ["input", 2000000000, False]}]}]}, "padded to its width")]:
+        p(f"big_{name}.json").write_text(json.dumps(doc))
+        cases.append(Case(f"PFA value of gigabytes ({name})", ["check", str(p(f"big_{name}.json")),
+                                                                str(p(f"big_{name}.json")), "--samples", "20"],
+                          needle=needle))
     p("notjson.pfa").write_bytes(b"\xff\xfe{{{\x00")
     cases.append(Case("binary garbage as PFA", ["inspect", str(p("notjson.pfa"))], needle="PFA"))
 

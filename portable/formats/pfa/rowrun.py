@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import PFARuntimeError
+from ...limits import LimitError
 from . import clock
 from . import types as T
 from .rows import PFAErr, conform
@@ -101,6 +102,9 @@ def run_rows(model: Any, engine: Any, inputs: dict[str, np.ndarray]) -> dict[str
     except clock.RoutineTimeout as exc:
         raise clock.RoutineTimeout(exc.ms, exc.own, where=f"action (record {i})",
                                    path=getattr(model.doc, "path", None)) from None
+    except LimitError as exc:  # a value a library function would build beyond max_pfa_value_items
+        raise LimitError(exc.what, exc.limit, where=f"action (record {i})",
+                         path=getattr(model.doc, "path", None)) from None
     finally:
         clock.disarm(armed)
     return outputs(model, out)

@@ -70,6 +70,16 @@ def err(message: str, code: int | None = None) -> PFAErr:
     return PFAErr(message, code)
 
 
+def sized(n: int, what: str) -> None:
+    """Refuse to build a string, bytes or array of more than `max_pfa_value_items` items (characters, bytes,
+    elements): one call (`s.repeat(s, 2**31)`, `a.combinations`) or a loop that doubles a value reaches gigabytes
+    before the routine's timeout is next read."""
+    from ....limits import LIMITS, LimitError
+
+    if n > LIMITS.max_pfa_value_items:
+        raise LimitError(f"{what} would hold {n:,} items", "max_pfa_value_items")
+
+
 def is_int_type(t: Any) -> bool:
     return isinstance(t, T.Prim) and t.name in ("int", "long")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..rows import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, compare
 from .. import types as T
-from . import err, factory, fn, num_kind
+from . import err, factory, fn, num_kind, sized
 
 
 def _items(b: Any, i: int = 0) -> Any:
@@ -172,8 +172,16 @@ def a_endswith(b: Any) -> Any:
     return run
 
 
-fn("a.concat")(lambda a, b: a + b)
-fn("a.append")(lambda a, item: a + [item])
+@fn("a.concat")
+def a_concat(a: list, b: list) -> list:
+    sized(len(a) + len(b), "a.concat's array")
+    return a + b
+
+
+@fn("a.append")
+def a_append(a: list, item: Any) -> list:
+    sized(len(a) + 1, "a.append's array")
+    return a + [item]
 
 
 @fn("a.cycle")
@@ -464,8 +472,18 @@ fn("a.filter")(lambda a, f: [x for x in a if f(x)])
 fn("a.filterWithIndex")(lambda a, f: [x for i, x in enumerate(a) if f(i, x)])
 fn("a.filterMap")(lambda a, f: [y for y in (f(x) for x in a) if y is not None])
 fn("a.filterMapWithIndex")(lambda a, f: [y for y in (f(i, x) for i, x in enumerate(a)) if y is not None])
-fn("a.flatMap")(lambda a, f: [y for x in a for y in f(x)])
-fn("a.flatMapWithIndex")(lambda a, f: [y for i, x in enumerate(a) for y in f(i, x)])
+
+
+@fn("a.flatMap")
+def a_flat_map(a: list, f: Any) -> list:
+    return a_flatten([f(x) for x in a])
+
+
+@fn("a.flatMapWithIndex")
+def a_flat_map_with_index(a: list, f: Any) -> list:
+    return a_flatten([f(i, x) for i, x in enumerate(a)])
+
+
 
 
 @fn("a.zipmap")
@@ -533,6 +551,7 @@ def sliding_window(a: list, size: int, step: int) -> list:
         raise err("size < 1", 15770)
     if step < 1:
         raise err("step < 1", 15771)
+    sized((len(a) // step + 1) * min(size, len(a)), "a.slidingWindow's arrays")
     return [a[s:s + size] for s in range(0, len(a), step) if len(a[s:s + size]) == size]
 
 
@@ -540,6 +559,7 @@ def sliding_window(a: list, size: int, step: int) -> list:
 def combinations(a: list, size: int) -> list:
     if size < 1:
         raise err("size < 1", 15780)
+    sized(math.comb(len(a), size) * size, "a.combinations' arrays")
     return [list(c) for c in itertools.combinations(a, size)]
 
 
@@ -550,7 +570,10 @@ def permutations(a: list) -> list:
     return [list(p) for p in itertools.permutations(a)]
 
 
-fn("a.flatten")(lambda a: [y for x in a for y in x])
+@fn("a.flatten")
+def a_flatten(a: list) -> list:
+    sized(sum(map(len, a)), "a.flatten's array")
+    return [y for x in a for y in x]
 
 
 @fn("a.groupby")

@@ -5,7 +5,7 @@ import math
 import re
 from typing import Any
 
-from . import err, factory, fn
+from . import err, factory, fn, sized
 from .. import types as T
 
 fn("s.len")(lambda s: len(s))
@@ -34,16 +34,42 @@ fn("s.index")(lambda h, n: h.find(n))
 fn("s.rindex")(lambda h, n: h.rfind(n))
 fn("s.startswith")(lambda h, n: h.startswith(n))
 fn("s.endswith")(lambda h, n: h.endswith(n))
-fn("s.join")(lambda a, sep: sep.join(a))
+@fn("s.join")
+def s_join(a: list, sep: str) -> str:
+    sized(sum(map(len, a)) + len(sep) * max(len(a) - 1, 0), "s.join's string")
+    return sep.join(a)
+
+
+
 fn("s.split")(lambda s, sep: s.split(sep) if sep else [])
-fn("s.concat")(lambda x, y: x + y)
-fn("s.repeat")(lambda s, n: s * max(n, 0))
+@fn("s.concat")
+def s_concat(x: str, y: str) -> str:
+    sized(len(x) + len(y), "s.concat's string")
+    return x + y
+
+
+@fn("s.repeat")
+def s_repeat(s: str, n: int) -> str:
+    sized(len(s) * max(n, 0), "s.repeat's string")
+    return s * max(n, 0)
+
+
+
 fn("s.lower")(lambda s: s.lower())
 fn("s.upper")(lambda s: s.upper())
 fn("s.lstrip")(lambda s, chars: s.lstrip(chars))
 fn("s.rstrip")(lambda s, chars: s.rstrip(chars))
 fn("s.strip")(lambda s, chars: s.strip(chars))
-fn("s.replaceall")(lambda s, o, r: s.replace(o, r) if o else s)
+@fn("s.replaceall")
+def s_replaceall(s: str, o: str, r: str) -> str:
+    if not o:
+        return s
+    if len(r) > len(o):
+        sized(len(s) + s.count(o) * (len(r) - len(o)), "s.replaceall's string")
+    return s.replace(o, r)
+
+
+
 fn("s.replacefirst")(lambda s, o, r: s.replace(o, r, 1) if o else s)
 
 
@@ -65,6 +91,7 @@ def translate(s: str, old: str, new: str) -> str:
 
 
 def _width_fmt(x: Any, width: int, zero: bool, conv: str, code: int) -> str:
+    sized(abs(width), "a string padded to its width")
     if zero:
         if width < 0:
             raise err("negative width cannot be used with zero-padding", code)
