@@ -167,14 +167,19 @@ def run() -> str:
             f"**Within 2x: first load {within[0]} of {len(rows)} files, warm {within[1]} of {len(rows)}, warm best "
             f"{within[2]} of {len(rows)}.** "
             + ("Missing 2x: " + "; ".join(missed) + ". What is left is Python work per object that pickle does in "
-               "C: each array costs a stand-in call and a checked BUILD, each scikit-learn object a stand-in call "
-               "(it is built for real with a BUILD hook), a checked BUILD and a swap of the proxies in its state, "
-               "and the recorded trees/predictors a few vectorised checks over all of them; files whose plain load "
-               "is well under a millisecond per hundred objects (many tiny arrays and estimators, the HGB's 200 "
-               "predictors of 3 arrays each) pay that overhead in proportion, while big arrays (KNN) and big "
-               "vocabularies (tfidf) do not. The HGB also pays for the check of its predictors (gathering 600 "
-               "arrays' types, layouts and shapes, then the node checks over all 12,000 nodes: the third column "
-               "of the breakdown below), the forest for its 300 trees' node arrays.\n\n" if missed else "\n\n")
+               "C: each array costs two Python calls (the `_reconstruct` stand-in, then the checked BUILD), each "
+               "scikit-learn object two (its stand-in builds it for real with a BUILD hook; the hook checks the "
+               "attribute names and swaps the proxies in its state with C-level passes before the class's own "
+               "`__setstate__`), each Cython object (trees, KD-trees, distance metrics) a call through the table and "
+               "a checked state, and the recorded internals a few vectorised checks over all of them. Files whose "
+               "plain load is a fraction of a millisecond per hundred objects pay that in proportion: the KD-tree "
+               "file (a 0.3-0.8 ms plain load: the tree and its metric through `newObj`, four dtypes, eight "
+               "arrays, the tree's 13-entry state, then its index arrays checked), the HGB's 200 predictors of 3 "
+               "arrays each, the forest's 300 trees; big arrays (KNN brute) and big vocabularies (tfidf) do not. "
+               "Proxies made by C-level constructors (a BaseException or functools.partial subclass, so that no "
+               "Python runs at REDUCE) measured slower than the Python stand-in (1.15-1.2 ms against 1.0 ms for "
+               "600 arrays), so the two calls per array stay. Ratios move by 0.2-0.5 between runs of the same code "
+               "at this load: compare the warm and warm-best columns.\n\n" if missed else "\n\n")
             + table(["model", "file", "size", "first: plain (ms)", "first: portable (ms)", "first: ratio",
                      "warm: plain (ms)", "warm: portable (ms)", "warm: ratio", "warm best: plain (ms)",
                      "warm best: portable (ms)", "warm best: ratio"], rows)
