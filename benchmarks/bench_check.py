@@ -160,6 +160,8 @@ def _onnx_import_cpu() -> float:
 def _run() -> str:
     import os
 
+    load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
     import portable
     from portable.equivalence import _PLANS, _label_edges, _original_rows, _plan
     from portable.equivalence.inputs import Batch, assemble, feed, generate
@@ -252,6 +254,12 @@ def _run() -> str:
             one_check = _cpu(lambda: portable.check(original, art, samples=SAMPLES, seed=k))
             fresh.append(one_check / one_run)
             spent += one_run + one_check
+        gens = []  # what a new seed adds: generating its rows (the label-boundary sample included)
+        for k in range(MIN_ROUNDS):
+            gen_rng = np.random.default_rng(SAMPLES + k)
+            gens.append(_cpu(lambda: (generate(plan, SAMPLES, gen_rng),
+                                      _label_edges(plan, original, art, outputs, SAMPLES, gen_rng))))
+        t_gen = float(np.median(gens))
         _, mem_run = peak_memory(both)
         _, mem_check = peak_memory(checked)
         t_run, t_check, t_own, t_wrapped = (float(np.median(v)) for v in (runs, checks, owns, wrapped))
@@ -261,28 +269,34 @@ def _run() -> str:
         process_ratio, user_process = _first_in_process(est, user_x, art, [c.__name__ for c in user_calls],
                                                          user_feeds)
         user_processes.append(user_process)
-        summary.append((name, t_run, t_own, ratio, first_ratio, fresh_ratio, process_ratio))
+        summary.append((name, t_run, t_own, ratio, first_ratio, t_gen, fresh_ratio, process_ratio))
         rows.append([name, f"{t_run * 1e3:.2f}", f"{t_wrapped * 1e3:.2f}", f"{t_check * 1e3:.2f}",
                      f"{t_own * 1e3:.2f}", f"{t_own / t_run:.0%}",
                      f"**{ratio:.2f}x**" if ratio >= 1.5 else f"{ratio:.2f}x", f"{ratio_min:.2f}x",
+                     f"{t_gen * 1e3:.2f}",
                      f"**{fresh_ratio:.2f}x**" if fresh_ratio >= 1.5 else f"{fresh_ratio:.2f}x",
                      f"**{process_ratio:.2f}x**" if process_ratio >= 1.5 else f"{process_ratio:.2f}x",
                      f"{first_ratio:.1f}x", f"{mem_check / max(mem_run, 1):.1f}x",
                      len(runs), "yes" if report.equivalent else "NO"])
     header = ["model (float32 ONNX)", "run both, ms", "run both through Model.run, ms", "check, ms",
               "checker's own, ms", "own / run both", "check / run both (target < 1.5x)", "best check / best run both",
-              "check with a new seed / run both", "first check in a new process / running both in one",
+              "a new seed's rows: generating them, ms", "check with a new seed / run both", "first check in a new process / running both in one",
               "first check of the pair / run both", "peak memory, check / run both", "rounds", "equivalent"]
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     over = [f"{n} ({r:.2f}x: both models run in {t * 1e3:.2f} ms, the checker's own work takes {o * 1e3:.2f} ms)"
             for n, t, o, r, *_ in summary if r >= 1.5]
     firsts = [f"{n} {f:.1f}x" for n, _, _, _, f, *_ in summary if f >= 1.5]
-    seeds = [f"{n} {f:.2f}x" for n, *_, f, _ in summary if f >= 1.5]
+    seeds = [f"{n} {f:.2f}x (generating its rows: {g * 1e3:.2f} ms, {g / t:.0%} of a run of both)"
+             for n, t, _, _, _, g, f, _ in summary if f >= 1.5]
     procs = [f"{n} {p:.2f}x" for n, *_, p in summary if p >= 1.5]
     verdict = ("Every model is within the 1.5x target. " if not over else
                "**Above the 1.5x target: " + "; ".join(over) + ".** ")
     verdict += ("With a new seed every round (no generated rows kept) every model is within it too. " if not seeds
-                else "With a new seed every round (rows generated again): " + ", ".join(seeds) + ". ")
+                else "With a new seed every round (rows generated again): " + "; ".join(seeds) + ": the seeded "
+                "uniform draws of the random cloud, its normal bump (Box-Muller), the special rows and, for a "
+                "classifier, the seeded sample of the label-boundary pool, which the rows compared (the same as "
+                "before: the integrator's mutation figures rest on them) fix; a check with a seed used before "
+                "reuses them. ")
     onnx_s = _onnx_import_cpu() if procs else float("nan")
     verdict += ("A first check in a new process is within it for every model. " if not procs else
                 "A first check in a new process exceeds it for " + ", ".join(procs) + f": importing `onnx` (which "
@@ -322,14 +336,16 @@ def _run() -> str:
             "(read only), so the warm check above (seed 0 each round) compares the models on them again instead "
             "of generating them again; *check with "
             "a new seed* is a check whose seed no check of the pair used (the median over as many rounds of its "
-            "ratio to a run of both just before it), which generates its rows. *First check in a new process* is "
+            "ratio to a run of both just before it), which generates its rows; *a new seed's rows* is the CPU time of "
+            f"generating them alone (the median of {MIN_ROUNDS} seeds). *First check in a new process* is "
             "the CPU time of a new Python process that runs `portable.check(model.pkl, model.onnx)` (imports, both "
             "files loaded, the check), over that of a new process that imports scikit-learn and onnxruntime, "
             "`pickle.load`s the model, makes an onnxruntime session on the file and runs both once on the check's "
             f"rows (median of {PROCESS_ROUNDS} interleaved pairs of processes, one BLAS thread each). "
             "No check below fails, so no shrinking is timed. The "
             "machine was shared with "
-            f"other sessions' work (load average {load} over 1 / 5 / 15 minutes at the end of the run, on "
+            f"other sessions' work (load average {load_start} at the start and {load} at the end of the run, over "
+            f"1 / 5 / 15 minutes, on "
             f"{os.cpu_count()} cores): CPU times are inflated by the sharing, ratios of interleaved rounds less "
             "so.\n\n" + verdict + "\n\n"
             + table(header, rows))
