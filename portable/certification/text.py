@@ -30,6 +30,7 @@ from .symbolic import NotSymbolic
 METHOD = "text"
 VECTORIZERS = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
 MAX_DOCS = 64  # documents of the domain used to find the vectorizer's output in the graph
+FIND_CHUNK = 8  # of them run at once (every tensor of the graph is kept for them)
 CONCATENATIONS = 256  # documents made of several of the domain's, tried to verify a refutation
 ASSUMPTION = ("the text vectorizer (tokenization, n-grams, vocabulary, idf weights, row normalisation) is assumed "
               "to give the same vector in both models for every document (it did on the {n} documents of the "
@@ -116,17 +117,32 @@ def _find_cut(proto: Any, feeds: dict[str, np.ndarray], want: np.ndarray, text_i
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    res = dict(zip(names, sess.run(None, feeds)))
+    # every tensor of the graph is an output: a few documents at a time (a character n-gram graph holds tensors
+    # of documents x characters x n-grams; 64 long documents at once took 4.3 GB)
+    n = len(want)
+    found: dict[str, tuple[float, int]] = {}  # tensor -> (largest difference so far, element type)
+    for i0 in range(0, n, FIND_CHUNK):
+        res = dict(zip(names, sess.run(None, {k: v[i0:i0 + FIND_CHUNK] for k, v in feeds.items()})))
+        part = want[i0:i0 + FIND_CHUNK]
+        for name in order:
+            if i0 and name not in found:
+                continue
+            v = res.get(name)
+            if v is None or not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size != part.size:
+                found.pop(name, None)
+                continue
+            kind = 11 if v.dtype == np.float64 else 1
+            v = v.reshape(part.shape).astype(np.float64)
+            if not np.allclose(v, part, rtol=1e-3, atol=1e-5):
+                found.pop(name, None)
+                continue
+            e = float(np.max(np.abs(v - part), initial=0.0))
+            found[name] = (max(e, found[name][0]) if name in found else e, kind)
+        del res
     best, err, elem = None, np.inf, 1
     for name in order:
-        v = res.get(name)
-        if v is None or not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size != want.size:
-            continue
-        kind = 11 if v.dtype == np.float64 else 1
-        v = v.reshape(want.shape).astype(np.float64)
-        e = float(np.max(np.abs(v - want), initial=0.0))
-        if np.allclose(v, want, rtol=1e-3, atol=1e-5):
-            best, err, elem = name, e, kind  # the last one along the graph wins
+        if name in found:
+            best, (err, elem) = name, found[name]  # the last one along the graph wins
     if best is None:
         raise NotSymbolic("no tensor of the converted graph equals the vectorizer's output on the documents")
     return best, err, elem
