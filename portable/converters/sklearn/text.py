@@ -302,12 +302,24 @@ def vectorizer(em: Emitter, est: Any) -> list[Any]:
         tf = em.node("Cast", [em.node("Greater", [tf, em.const(0.0)], "any")], "bin", to=to)
     if type(est).__name__ != "TfidfVectorizer":
         return [tf]
+    return [_tfidf(em, tf, est)]
+
+
+def _tfidf(em: Emitter, tf: str, est: Any) -> str:
+    """`sublinear_tf`, `idf_` and `norm` of a TfidfVectorizer or TfidfTransformer over dense term counts."""
     if est.sublinear_tf:
         tf = em.node("Where", [em.node("Greater", [tf, em.const(0.0)], "nz"),
                                em.node("Add", [em.node("Log", [tf], "log"), em.const(1.0)], "log1"), tf], "sub")
     if est.use_idf:
         tf = em.node("Mul", [tf, em.const(np.asarray(est.idf_, dtype=np.float64)[None, :])], "tfidf")
-    return [_normalize(em, tf, est.norm)]
+    return _normalize(em, tf, est.norm)
+
+
+@sklearn_converter("sklearn.feature_extraction.text.TfidfTransformer", kind="transformer", replaces=True,
+                   note="by portable: a row of zeros stays zero under norm='l1' (skl2onnx's float64 graph divides "
+                        "0 by 0)")
+def tfidf_transformer(em: Emitter, est: Any) -> list[Any]:
+    return [_tfidf(em, em.input(), est)]
 
 
 @sklearn_converter("sklearn.feature_extraction.text.HashingVectorizer", kind="transformer",
