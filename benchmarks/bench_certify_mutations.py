@@ -9,8 +9,10 @@ data=training rows)` is called and each output's certificate is classified:
 
 - refuted: a verified counterexample (both models run on it, the difference beyond the tolerance);
 - certified: a proved bound. For a mutation this is checked against the verification rows inside the
-  certificate's domain (the training rows' box): a row differing by more than the bound (or a label differing
-  where the decision margin exceeds the certificate's) makes it **certified wrongly**, a soundness failure;
+  certificate's domain (`Certification.domain`: the training rows' box, integer values only in a column whose
+  training values are all integers, NaN where the training rows have it, the categories seen): a row differing
+  by more than the bound (or a label differing where the decision margin exceeds the certificate's) makes it
+  **certified wrongly**, a soundness failure;
 - unverified: a method expresses the pair and its bound exceeds the tolerance, but no candidate input it proposes
   reproduces the difference (the certificate then says not certifiable);
 - not certifiable: no method can express the model.
@@ -125,7 +127,8 @@ class CertifyPass:
             return WRONG
         from .mutations import real
 
-        if not real(sk, mutated, _inside(rows, X), frame_cols, X, base=base, est=est):
+        inside = _inside(rows, X, res.domain, sk, frame_cols)
+        if not real(sk, mutated, inside, frame_cols, X, base=base, est=est):
             # the benchmark's own test, on its verification rows inside the certificate's domain: no difference
             # beyond the check's tolerance there (the mutation shows only on its rows outside the domain)
             counts[OUTSIDE] += 1
@@ -175,7 +178,8 @@ class CertifyPass:
             "output certified and no verification row inside the domain differs by more than the bound; "
             "*certified wrongly*: a verification row inside the domain differs by more than a certified bound "
             "(a soundness failure); *real only outside the domain*: not refuted, and none of the benchmark's "
-            "verification rows inside the certificate's domain (the training rows' box) differs beyond the "
+            "verification rows inside the certificate's domain (the training rows' box, integer values in the "
+            "columns whose training values are all integers, the categories seen) differs beyond the "
             "check's tolerance: the mutation shows only on its rows outside it (up to 1.5x the box). " + context,
             "",
             table(["mutation", "real", "expressible", "real only outside the domain", "refuted (verified)",
@@ -229,22 +233,57 @@ def _summary(res: Any) -> str:
     return "; ".join(f"{n}: {c.status} ({describe(c)[:160]})" for n, c in res.certificates.items())
 
 
-def _inside(rows: np.ndarray, X: Any) -> np.ndarray:
-    """The rows inside the training rows' box (NaN where a column may be missing)."""
-    from .mutations import numeric
+def _inside(rows: np.ndarray, X: Any, domain: Any = None, sk: Any = None, frame_cols: Any = None) -> np.ndarray:
+    """The rows inside the certificate's `domain` (`Certification.domain`), judged on the inputs the rows are fed
+    as: each numeric column within `[lo, hi]`, an integer value where the domain's column is integer (a column
+    whose training values are all integers: the certificate says nothing about 2.5 there), NaN only where the
+    domain admits it, a category among the domain's. Without a domain: the training rows' box (NaN anywhere)."""
+    from .mutations import feeds, numeric
 
-    Xn, _ = numeric(X)
-    lo, hi = np.nanmin(Xn, axis=0), np.nanmax(Xn, axis=0)
-    with np.errstate(invalid="ignore"):
-        return rows[(np.isnan(rows) | ((rows >= lo) & (rows <= hi))).all(axis=1)]
+    if domain is None or sk is None:
+        Xn, _ = numeric(X)
+        lo, hi = np.nanmin(Xn, axis=0), np.nanmax(Xn, axis=0)
+        with np.errstate(invalid="ignore"):
+            return rows[(np.isnan(rows) | ((rows >= lo) & (rows <= hi))).all(axis=1)]
+    keep = np.zeros(len(rows), dtype=bool)
+    for start in range(0, len(rows), 2000):
+        fed = feeds(sk, rows[start:start + 2000], frame_cols, X)
+        keep[start:start + 2000] = _fed_inside(fed, domain)
+    return rows[keep]
+
+
+def _fed_inside(fed: dict[str, np.ndarray], domain: Any) -> np.ndarray:
+    """Per row of the inputs `fed`: whether every column lies in `domain` (a column it does not list: any value)."""
+    n = len(next(iter(fed.values())))
+    ok = np.ones(n, dtype=bool)
+    for name, arr in fed.items():
+        a = np.asarray(arr).reshape(n, -1)
+        for p in range(a.shape[1]):
+            col = domain.columns.get((name, p))
+            if col is None:
+                continue
+            v = a[:, p]
+            if col.categories is not None:
+                cats = {str(c) for c in col.categories}
+                missing = np.array([x is None or (isinstance(x, float) and x != x) for x in v.tolist()], bool)
+                ok &= np.array([str(x) in cats for x in v.tolist()], bool) | (missing & bool(col.nan))
+                continue
+            x = v.astype(np.float64)
+            nan = np.isnan(x)
+            with np.errstate(invalid="ignore"):
+                inside = (x >= col.lo) & (x <= col.hi)
+                if col.integer:
+                    inside &= x == np.round(x)
+            ok &= np.where(nan, bool(col.nan), inside)
+    return ok
 
 
 def _exceeded(sk: Any, mutated: Any, res: Any, rows: np.ndarray, frame_cols: Any, X: Any) -> str:
-    """Where a certified output of `res` is contradicted by a verification row inside the domain (the training
-    rows' box): '' when none is."""
+    """Where a certified output of `res` is contradicted by a verification row inside its domain (`res.domain`,
+    see `_inside`): '' when none is."""
     from .mutations import feeds
 
-    rows = _inside(rows, X)
+    rows = _inside(rows, X, res.domain, sk, frame_cols)
     certified = {n: c for n, c in res.certificates.items() if c.status == "certified"}
     if not certified or not len(rows):
         return ""
