@@ -634,6 +634,18 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
     return None
 
 
+
+def _indexed_leaves(values: np.ndarray, leaves: np.ndarray, idx: np.ndarray, table: np.ndarray,
+                    n: int) -> tuple[Any, ...] | None:
+    """The per-tree form's reading: each leaf's weight is an index into the [leaves, targets] table a Gather reads
+    after the trees, so a leaf's values are that row of the table (None when an index is outside it)."""
+    if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
+        return None
+    full = np.zeros((n, table.shape[1]))
+    full[leaves] = table[idx]
+    acc = "float64" if table.dtype == np.float64 else "float32"
+    return values, np.zeros(table.shape[1]), "NONE", acc, full
+
 def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: dict[str, Any]) -> tuple | None:
     """(values [n_nodes, K], base [K], post transform, accumulate dtype, leaf-index table or None)."""
     from onnx import numpy_helper
@@ -666,12 +678,7 @@ def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: d
                 return None
             leaves = np.asarray(nodes.left) < 0
             idx = np.trunc(values[leaves].sum(axis=1)).astype(np.int64)  # one nonzero weight per leaf
-            if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
-                return None
-            full = np.zeros((n, table.shape[1]))
-            full[leaves] = table[idx]
-            acc = "float64" if table.dtype == np.float64 else "float32"
-            return values, np.zeros(table.shape[1]), "NONE", acc, full
+            return _indexed_leaves(values, leaves, idx, table, n)
         if agg == "AVERAGE":
             values /= max(1, len(nodes.roots))
         elif agg != "SUM":
@@ -697,12 +704,7 @@ def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: d
         if agg != "SUM" or post != "NONE" or K != len(nodes.roots):
             return None
         idx = np.trunc(weights).astype(np.int64)  # what the Cast to int64 before the Gather makes of them
-        if idx.min(initial=0) < 0 or idx.max(initial=0) >= len(table):
-            return None
-        full = np.zeros((n, table.shape[1]))
-        full[leaf_rows] = table[idx]
-        acc = "float64" if table.dtype == np.float64 else "float32"
-        return values, np.zeros(table.shape[1]), "NONE", acc, full
+        return _indexed_leaves(values, leaf_rows, idx, table, n)
     if agg == "AVERAGE":
         values /= max(1, len(nodes.roots))
     elif agg != "SUM":
