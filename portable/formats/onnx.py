@@ -65,6 +65,7 @@ class OnnxModel(Model):
         self.path = path
         self.runtime = runtime
         self._session: Any = None
+        self._unloadable: str | None = None  # why onnxruntime cannot make a session of it, once it has tried
         self._signature: Signature | None = None
 
     @property
@@ -136,6 +137,8 @@ class OnnxModel(Model):
                     self._session = ref.ReferenceEvaluator(self.proto)
                 results = self._session.run(names, feeds)
             else:
+                if self._unloadable:
+                    raise CannotRunError(self._unloadable, path=self.path)
                 if self._session is None:
                     ort = require("onnxruntime", purpose="running ONNX models")
                     opts = ort.SessionOptions()
@@ -149,9 +152,8 @@ class OnnxModel(Model):
                                                              providers=["CPUExecutionProvider"])
                     except Exception as exc:  # no row can run: said once, not taken for rows the model rejects
                         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                        self._session = f"{self.runtime} cannot load the ONNX model: {first}"
-                if isinstance(self._session, str):
-                    raise CannotRunError(self._session, path=self.path)
+                        self._unloadable = f"{self.runtime} cannot load the ONNX model: {first}"
+                        raise CannotRunError(self._unloadable, path=self.path) from None
                 if self._control_flow():  # (a later run than the one that made the session has no `ort` yet)
                     results = self._bounded_run(names, feeds, require("onnxruntime", purpose="running ONNX models"))
                 else:
