@@ -160,6 +160,33 @@ def atomic_write_dir(path: str | Path, fill: Callable[[Path], None], *, force: b
     return p
 
 
+def _read_npy(p: Path) -> Any:
+    """An `.npy` file whose header is read and checked first: no object dtype, and no more bytes declared than
+    the file holds (a 200-byte header can declare terabytes, which `np.load` would try to allocate)."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        try:
+            version = npy.read_magic(f)
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read_header(f, max_header_size=10_000)
+        except ValueError as exc:
+            raise PortableError(f"not a valid .npy file ({str(exc).strip().splitlines()[0]})", path=p) from None
+        if dtype.hasobject:
+            raise PortableError(f"the .npy file holds {dtype} values (Python objects, read only by unpickling); "
+                                "portable reads numbers or strings", path=p)
+        count = 1
+        for n in shape:
+            count *= int(n)
+        declared, held = count * dtype.itemsize, size - f.tell()
+        if declared > held:
+            raise PortableError(f"the .npy header declares an array of shape {tuple(shape)} and dtype {dtype} "
+                                f"({declared:,} bytes) but the file holds {held:,} bytes after its header", path=p)
+    return np.load(p, allow_pickle=False)
+
+
 def read_data(path: Any) -> Any:
     """Read sample input for a check: `.npy` (no pickles), `.csv` or `.parquet` (as a DataFrame).
 
@@ -176,13 +203,13 @@ def read_data(path: Any) -> Any:
         raise PortableError("the data file is empty", path=p)
     try:
         if suffix == ".npy":
-            import numpy as np
-
-            out = np.load(p, allow_pickle=False)
+            out = _read_npy(p)
         else:
             import pandas as pd
 
             out = pd.read_csv(p) if suffix == ".csv" else pd.read_parquet(p)
+    except PortableError:
+        raise
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PortableError(f"cannot read the data file: {type(exc).__name__}: {first}", path=p) from None

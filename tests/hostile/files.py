@@ -461,6 +461,23 @@ def build_corpus(base: Path) -> list[Case]:
     np.save(p("empty.npy"), np.zeros((0, 2)))
     cases.append(Case("an empty .npy as --data", ["check", str(good_onnx), str(good_onnx), "--data",
                                                   str(p("empty.npy"))], needle="no rows"))
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776, 3), }"
+    header += " " * (118 - len(header)) + "\n"
+    p("huge_header.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode()
+                                     + bytes(64))
+    cases.append(Case("a 200-byte .npy whose header declares 24 TiB, as --data",
+                      ["check", str(good_onnx), str(good_onnx), "--data", str(p("huge_header.npy"))],
+                      needle="header declares"))
+    p("truncated.npy").write_bytes(p("empty.npy").read_bytes().replace(b"(0, 2)", b"(9, 2)"))
+    cases.append(Case("a truncated .npy as --data", ["check", str(good_onnx), str(good_onnx), "--data",
+                                                     str(p("truncated.npy"))], needle="header declares"))
+    np.save(p("objects.npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    cases.append(Case("an object .npy (a pickle inside) as --data", ["check", str(good_onnx), str(good_onnx),
+                                                                     "--data", str(p("objects.npy"))],
+                      needle="unpickling"))
+    p("not_npy.npy").write_bytes(b"hello, world")
+    cases.append(Case("a text file named .npy as --data", ["check", str(good_onnx), str(good_onnx), "--data",
+                                                           str(p("not_npy.npy"))], needle="not a valid .npy"))
     p("strings.csv").write_text("x,y\nfoo,bar\nbaz,qux\n")
     cases.append(Case("a string CSV as --data", ["check", str(good_onnx), str(good_onnx), "--data",
                                                  str(p("strings.csv"))], needle="numbers"))
