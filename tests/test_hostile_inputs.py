@@ -262,3 +262,57 @@ def test_joblib_files_from_a_fresh_command_line(joblib_files, name, code, needle
     message = proc.stdout + proc.stderr
     assert proc.returncode == code, message
     assert needle in message and "Traceback" not in message, message
+
+
+# ---- a skops archive's schema.json: nested deeper than the parser follows, or deflating to gigabytes ---------------
+def _skops_with_schema(path, write_schema) -> None:
+    import zipfile
+
+    import skops.io as sio
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    good = path.with_suffix(".good.skops")
+    sio.dump(LinearRegression().fit(rng.normal(size=(30, 3)), rng.normal(size=30)), good)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            if info.filename != "schema.json":
+                out.writestr(info.filename, src.read(info.filename))
+        with out.open("schema.json", "w", force_zip64=True) as f:
+            write_schema(f, json.loads(src.read("schema.json")))
+
+
+def _deep_schema(f, schema) -> None:
+    node = '{"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": ['
+    schema["content"]["content"]["coef_"] = "@@"
+    f.write(json.dumps(schema).replace('"@@"', node * 5000 + "]}" * 5000).encode())
+
+
+def _huge_schema(f, schema) -> None:
+    f.write(b'{"doc": "')
+    for _ in range(8):
+        f.write(b"x" * (64 << 20))  # 512 MiB of one letter: about 500 KB deflated
+    f.write(b'"}')
+
+
+@pytest.mark.parametrize("command", ["inspect", "audit"])
+@pytest.mark.parametrize("build, needle", [(_deep_schema, "max_depth"), (_huge_schema, "max_")])
+def test_skops_schema_within_limits(tmp_path, command, build, needle):
+    """A schema.json nested 5,000 deep said 'RecursionError' (loader and audit); one that deflates to 512 MiB was
+    decompressed whole by `audit` (1.1 GB of memory) before its size was judged. Both are refused by a named limit,
+    `audit` reading no more than the archive's declared sizes."""
+    path = tmp_path / "model.skops"
+    _skops_with_schema(path, build)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env.pop("PORTABLE_LIMITS", None)
+    peak = ("import atexit, resource, runpy, sys; atexit.register(lambda: sys.stderr.write("
+            "'\\npeak KiB %d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+            f"sys.argv = ['portable', {command!r}, {str(path)!r}]; runpy.run_module('portable', run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", peak], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=_limit_memory)
+    message = proc.stdout + proc.stderr
+    assert proc.returncode == 1, message
+    assert needle in message and "Traceback" not in message and "RecursionError" not in message, message
+    if build is _huge_schema:  # imports take ~400 MiB for inspect; a decompressed schema.json added ~1 GiB to audit
+        peak_kib = int(message.rsplit("peak KiB", 1)[1].split()[0])
+        assert peak_kib < 800 * 1024, f"{peak_kib:,} KiB for a schema.json of 512 MiB: it was decompressed"

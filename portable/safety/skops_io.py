@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MissingDependencyError
+from ..limits import LimitError, check_size, load_json
 from . import guard
 from .allowlist import Verdict, judge
 
@@ -37,8 +38,16 @@ class SkopsSchema:
 def read_schema(path: Path, data: bytes) -> SkopsSchema:
     """Parse `schema.json` of a skops archive, without importing anything it names."""
     try:
-        raw = zipfile.ZipFile(io.BytesIO(data)).read("schema.json")
-        schema = json.loads(raw)
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        # its declared size first: a 500 KB archive can deflate to a schema.json of gigabytes
+        check_size(archive.getinfo("schema.json").file_size, "max_document_bytes",
+                   "the archive's schema.json size in bytes", path=path)
+        raw = archive.read("schema.json")
+        # within portable's limits: size, then nesting depth (the walk below and skops' own recursive loaders
+        # would otherwise meet a RecursionError), then the node count
+        schema = load_json(raw, path=path, what="the archive's schema.json")
+    except LimitError:
+        raise
     except (zipfile.BadZipFile, KeyError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"not a readable skops archive: {type(exc).__name__}: {exc}", path=path) from None
     if not isinstance(schema, dict):
