@@ -181,10 +181,11 @@ def _generated(plan: Plan, samples: int, seed: Any,
         if extra is not None and len(extra):
             batch = Batch.concat([batch, extra])
     if key is not None and batch.num.nbytes + 8 * batch.txt.size <= KEEP_GENERATED:
-        kept = Batch(batch.num.copy(), batch.txt.copy(), batch.source.copy())
-        for a in (kept.num, kept.txt, kept.source):
+        # kept as it is, read only (nothing after this writes into a batch: rows a model rejects are taken out
+        # of a copy), so this check runs on the kept batch too and its arrays are made once
+        for a in (batch.num, batch.txt, batch.source):
             a.flags.writeable = False
-        plan.memo["generated"] = (key, kept)
+        plan.memo["generated"] = (key, batch)
     return batch
 
 
@@ -519,6 +520,7 @@ EDGE_STEPS = 10  # bisection steps towards the label boundary
 EDGE_POOL = 128  # pairs of rows straddling the label boundary learned once per pair of models
 EDGE_SEED = 0x5EED  # the pool is the same whichever seed learns it
 EDGE_FAST = 0.002  # seconds: a converted model that labels the pool's random rows within this bisects them
+EDGE_PROBE = 8  # rows of the pool's random rows the original is timed on first, when it is timed at all
 
 
 def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,
@@ -553,8 +555,8 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     bisected `EDGE_STEPS` times along the segment between them. Where the two models agree their boundaries
     coincide, and where they do not the rows straddle one of them, so the bisection runs on whichever model ran
     the random rows faster (usually the converted artifact: one runtime call costs far less than a library's
-    input validation; when it labels them within `EDGE_FAST` the original is not timed). False when neither
-    model runs the rows."""
+    input validation; when it labels them within `EDGE_FAST` the original is not timed, nor when the original
+    takes as long on `EDGE_PROBE` of them as the converted model on all). False when neither model runs the rows."""
     rng = np.random.default_rng(EDGE_SEED)
     m = EDGE_POOL
     runners = {"original": (original, _runner(plan, "original")), "converted": (converted, _runner(plan, "converted"))}
@@ -570,6 +572,14 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
         if labs.get("converted", (np.inf,))[0] < EDGE_FAST:
             break  # the converted model is fast enough: no run of the original only to time it
         try:
+            if role == "original" and "converted" in labs:
+                # the original on a few of the rows first: when that alone takes as long as the converted model
+                # took on all of them, the original is not the faster one, and is not run on them all only to
+                # time it (a forest's or a kernel model's run costs a good part of a check)
+                t0 = time.perf_counter()
+                label_of(role, base.take(np.arange(min(EDGE_PROBE, len(base)))))
+                if time.perf_counter() - t0 >= labs["converted"][0]:
+                    break
             t0 = time.perf_counter()
             lab = label_of(role, base)
             labs[role] = (time.perf_counter() - t0, lab)

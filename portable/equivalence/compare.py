@@ -276,7 +276,7 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
             part.partition(k)
             scale = max(1.0, float(part[k]))
             if scale != 1.0:
-                tol = Tolerance(tol.rtol, tol.atol * scale, scaled=False)
+                tol = _absolute(tol, scale)
                 r.tolerance = tol  # the report gives the absolute tolerance it used
         allowed = np.multiply(mag, tol.rtol)
         allowed += tol.atol
@@ -300,6 +300,21 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
         r.mismatches = 0
     r.max_abs_diff = top
     r.max_rel_diff = top_rel
+
+
+_ABSOLUTE: dict[tuple[float, float, float], Tolerance] = {}
+
+
+def _absolute(tol: Tolerance, scale: float) -> Tolerance:
+    """`Tolerance(tol.rtol, tol.atol * scale, scaled=False)`, remembered for the latest few (a pair checked again
+    on the same rows scales its tolerance the same way: the frozen dataclass costs more to make than to find)."""
+    key = (tol.rtol, tol.atol, scale)
+    got = _ABSOLUTE.get(key)
+    if got is None:
+        if len(_ABSOLUTE) >= 256:
+            _ABSOLUTE.clear()
+        got = _ABSOLUTE[key] = Tolerance(tol.rtol, tol.atol * scale, scaled=False)
+    return got
 
 
 def _rowwise(op: np.ufunc, m: np.ndarray) -> np.ndarray:
