@@ -554,8 +554,9 @@ def _plan_trees(plan: Plan, index: dict[tuple[str, int], int], t: TreeNodes) -> 
     # string feature with its categories known is kept apart (its rows take categories in and out of its set)
     str_feat = np.array([f.is_string for f in plan.features] + [False])
     known = t.members or {}
-    member = (t.mode == MEMBER) & (t.left >= 0) & str_feat[feature] & \
-        np.isin(np.arange(len(t)), np.fromiter(known, dtype=np.int64, count=len(known)))
+    member = (t.mode == MEMBER) & (t.left >= 0) & str_feat[feature]
+    if member.any():  # (np.isin costs a good part of a first check of a forest: only where it can matter)
+        member &= np.isin(np.arange(len(t)), np.fromiter(known, dtype=np.int64, count=len(known)))
     cat_feature = np.where(member, feature, -1)
     members = {int(i): frozenset(str(v) for v in known[int(i)]) for i in np.flatnonzero(member)}
     feature = np.where(str_feat[feature], -1, feature)
@@ -926,7 +927,8 @@ def _boundary_fixed(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, .
     with np.errstate(invalid="ignore"):
         cand[:, 1:][cand[:, 1:] == cand[:, :-1]] = np.nan
     r, k = np.nonzero(np.isfinite(cand))
-    nan_nodes = np.flatnonzero((trees.missing[nodes] >= 0) & np.isin(feat, plan.nan_feats))
+    nan_nodes = np.flatnonzero((trees.missing[nodes] >= 0) & np.isin(feat, plan.nan_feats)) if plan.nan_feats \
+        else np.zeros(0, dtype=np.int64)
     r = np.concatenate([r, nan_nodes])
     vals = np.concatenate([cand[r[:len(k)], k], np.full(len(nan_nodes), np.nan)])
     order = np.argsort(r, kind="stable")
@@ -1045,7 +1047,7 @@ def _boxes(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, Any, Any]:
         ok = (c >= 0) & np.isfinite(t) & (mode <= GT)
         # a true test goes left: `x <= t` / `x < t` bound the left child above, `x >= t` / `x > t` below
         # (a negative scale before the tree turns the comparison around)
-        upper = (trees.is_left[ch] == np.isin(mode, (LEQ, LT))) == (trees.scale[p] > 0)
+        upper = (trees.is_left[ch] == ((mode == LEQ) | (mode == LT))) == (trees.scale[p] > 0)
         j, c, t, up = idx[act][ok], c[ok], t[ok], upper[ok]
         hi[j[up], c[up]] = np.minimum(hi[j[up], c[up]], t[up])
         lo[j[~up], c[~up]] = np.maximum(lo[j[~up], c[~up]], t[~up])
