@@ -231,6 +231,34 @@ def test_the_error_names_the_row(work: dict, rf_server: Server) -> None:
     assert problem["field"] == "X" and problem["row"] == 3 and "string" in problem["msg"]
 
 
+def test_a_row_of_the_wrong_length_is_judged_by_its_length(work: dict, monkeypatch) -> None:
+    """A 6 MB body holding one row of 3,000,000 values for an input of a few: the server walked every value
+    (14 s of its CPU on this machine, for each such request) before saying the shape was wrong."""
+    from portable.serving import inputs
+
+    model = portable.load(work["tmp"] / "rf.onnx")
+    width = model.signature.inputs[0].shape[1]
+    leaves = []
+    real = inputs._check_leaf
+    monkeypatch.setattr(inputs, "_check_leaf", lambda v, spec: leaves.append(v) or real(v, spec))
+    rows = [[0.5] * width, [0.5] * 300_000, [0.5] * width]
+    with pytest.raises(inputs.RequestError) as info:
+        inputs.parse({"X": rows}, model.signature, max_rows=10)
+    (problem,) = info.value.problems
+    assert problem["row"] == 1 and f"expected shape [{width}], got [300000]" in problem["msg"], problem
+    assert len(leaves) <= 2 * width, f"{len(leaves):,} values walked"
+
+
+def test_an_unknown_field_is_not_echoed_whole(work: dict) -> None:
+    from portable.serving import inputs
+
+    model = portable.load(work["tmp"] / "rf.onnx")
+    with pytest.raises(inputs.RequestError) as info:
+        inputs.parse({"X": work["X"][:1].tolist(), "k" * 1_000_000: 1}, model.signature, max_rows=10)
+    assert len(json.dumps(info.value.to_dict())) < 2_000, "a 1 MB key was echoed in the 422"
+    assert "1,000,000 characters" in json.dumps(info.value.to_dict())
+
+
 def test_missing_values_are_nan_for_float_inputs(work: dict, rf_server: Server) -> None:
     row = work["X"][0].tolist()
     row[0] = None

@@ -31,6 +31,8 @@ class RequestError(Exception):
 
 
 def _problem(field: str | None, row: int | None, msg: str) -> dict[str, Any]:
+    if field is not None and len(field) > 100:  # a client's unknown key, echoed: never megabytes of it
+        field = f"{field[:60]}... ({len(field):,} characters)"
     loc = [x for x in ("body", row, field) if x is not None]
     return {"loc": loc, "field": field, "row": row, "msg": msg}
 
@@ -191,7 +193,7 @@ def _diagnose(values: list[Any], spec: TensorSpec, row_shape: tuple[int | None, 
         if row_shape == (1,) and not isinstance(v, list):  # one value per row may come without its list
             msg, shape = _check_leaf(v, spec), (1,)
         else:
-            msg, shape = _check_value(v, spec, len(row_shape))
+            msg, shape = _check_value(v, spec, row_shape)
         if msg is None and shape is not None:
             if not _shape_ok(shape, row_shape):
                 msg = f"expected shape {_shape_text(row_shape)}, got {_shape_text(shape)}"
@@ -206,17 +208,23 @@ def _diagnose(values: list[Any], spec: TensorSpec, row_shape: tuple[int | None, 
     return problems
 
 
-def _check_value(v: Any, spec: TensorSpec, depth: int) -> tuple[str | None, tuple[int, ...] | None]:
-    """(problem, shape) of one row's value: nested lists `depth` deep with leaves of the spec's dtype."""
-    if depth == 0:
+def _check_value(v: Any, spec: TensorSpec, want: tuple[int | None, ...]) -> tuple[str | None, tuple[int, ...] | None]:
+    """(problem, shape) of one row's value: nested lists as deep as `want` (the row's shape, None where free) with
+    leaves of the spec's dtype. A list of the wrong length is answered from its length alone: a row of millions of
+    values for a 3-value input costs no walk over its values."""
+    if not want:
         return _check_leaf(v, spec), ()
     if not isinstance(v, list):
-        return f"expected an array ({depth}-dimensional), got {_json_type(v)}", None
+        return f"expected an array ({len(want)}-dimensional), got {_json_type(v)}", None
+    if want[0] is not None and len(v) != want[0]:
+        return None, (len(v),) + (None,) * (len(want) - 1)
     shapes = set()
     for item in v:
-        msg, shape = _check_value(item, spec, depth - 1)
+        msg, shape = _check_value(item, spec, want[1:])
         if msg:
             return msg, None
+        if shape is not None and None in shape:  # a wrong length further down: report it with this row
+            return None, (len(v),) + shape
         shapes.add(shape)
     if len(shapes) > 1:
         return "ragged nested lists", None
