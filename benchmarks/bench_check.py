@@ -163,12 +163,13 @@ def _run() -> str:
     load_start = " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
     import portable
-    from portable.equivalence import _PLANS, _label_edges, _original_rows, _plan
-    from portable.equivalence.inputs import Batch, assemble, feed, generate
+    from portable.equivalence import _PLANS, _edge_pool, _label_edges, _original_rows, _plan
+    from portable.equivalence.inputs import Batch, assemble, build_plan, feed, generate
 
     rows: list[list[Any]] = []
     summary: list[tuple[str, float, float, float, float]] = []
     user_processes: list[float] = []
+    learning: list[tuple[float, float]] = []  # per model: CPU seconds of build_plan and of the edge pool
     for name, est, X, y in _models():
         est.fit(X, y)
         data = X if hasattr(X, "columns") else None
@@ -254,6 +255,12 @@ def _run() -> str:
             one_check = _cpu(lambda: portable.check(original, art, samples=SAMPLES, seed=k))
             fresh.append(one_check / one_run)
             spent += one_run + one_check
+        # what a pair's first check learns: the plan (build_plan) and, for a classifier, the label-boundary pool
+        labels = [n for n, k in outputs if k == "label"]
+        t_plan = float(np.median([_cpu(lambda: build_plan(original, art)) for _ in range(MIN_ROUNDS)]))
+        t_pool = float(np.median([_cpu(lambda: _edge_pool(plan, original, art, labels[0])) for _ in range(3)])) \
+            if labels else float("nan")
+        learning.append((t_plan, t_pool))
         gens = []  # what a new seed adds: generating its rows (the label-boundary sample included)
         for k in range(MIN_ROUNDS):
             gen_rng = np.random.default_rng(SAMPLES + k)
@@ -285,7 +292,9 @@ def _run() -> str:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     over = [f"{n} ({r:.2f}x: both models run in {t * 1e3:.2f} ms, the checker's own work takes {o * 1e3:.2f} ms)"
             for n, t, o, r, *_ in summary if r >= 1.5]
-    firsts = [f"{n} {f:.1f}x" for n, _, _, _, f, *_ in summary if f >= 1.5]
+    firsts = [f"{n} {f:.1f}x (plan {pl * 1e3:.2f} ms" + (f", label-boundary pool {po * 1e3:.2f} ms" if po == po else "")
+              + f"; a run of both {t * 1e3:.2f} ms)" for (n, t, _, _, f, *_), (pl, po) in zip(summary, learning)
+              if f >= 1.5]
     seeds = [f"{n} {f:.2f}x (generating its rows: {g * 1e3:.2f} ms, {g / t:.0%} of a run of both)"
              for n, t, _, _, _, g, f, _ in summary if f >= 1.5]
     procs = [f"{n} {p:.2f}x" for n, *_, p in summary if p >= 1.5]
@@ -294,21 +303,30 @@ def _run() -> str:
     verdict += ("With a new seed every round (no generated rows kept) every model is within it too. " if not seeds
                 else "With a new seed every round (rows generated again): " + "; ".join(seeds) + ": the seeded "
                 "uniform draws of the random cloud, its normal bump (Box-Muller), the special rows and, for a "
-                "classifier, the seeded sample of the label-boundary pool, which the rows compared (the same as "
-                "before: the integrator's mutation figures rest on them) fix; a check with a seed used before "
-                "reuses them. ")
+                "classifier, the seeded sample of the label-boundary pool, which the rows compared fix (bit for "
+                "bit: the mutation benchmark's figures rest on them, and tests/test_check_rows_pinned.py pins "
+                "them), so their cost stays; the seeded uniform draws and the bump's logarithms (float32 `log1p`, "
+                "which no faster float32 or float64 formula matches bit for bit) are most of it, and a new "
+                "seed's generator (`default_rng`) and the cache misses of running on new rows add the rest. A "
+                "check with a seed used before reuses the rows. ")
     onnx_s = _onnx_import_cpu() if procs else float("nan")
     verdict += ("A first check in a new process is within it for every model. " if not procs else
                 "A first check in a new process exceeds it for " + ", ".join(procs) + f": importing `onnx` (which "
                 f"loading the .onnx file needs, to validate it with `onnx.checker`; the user's process does not "
                 f"import it) alone takes {onnx_s:.2f} s of CPU after scikit-learn and onnxruntime, against "
                 f"{np.nanmedian(user_processes):.2f} s for the user's whole process (median over the models): "
-                "most of it is ml_dtypes registering its numpy loops (`PyUFunc_AddLoop` compares each new loop "
-                "with every loop registered before). ")
+                + ("most of it is ml_dtypes registering its numpy loops (`PyUFunc_AddLoop` compares each new "
+                   "loop with every loop registered before; ml_dtypes < 0.7 takes milliseconds). " if onnx_s > 0.5
+                   else "the rest is loading both files, learning the pair's plan and the check. "))
     verdict += ("A pair's first check is within it too." if not firsts else
-                "A pair's first check exceeds it for " + ", ".join(firsts) + ": it builds the input plan and, for a "
-                "classifier, bisects towards its label boundary (ten more runs of the faster model, on up to "
-                "128 rows), which costs several times a run of a sub-millisecond model.")
+                "A pair's first check exceeds it for " + "; ".join(firsts) + ": it builds the input plan and, for a "
+                "classifier, bisects towards its label boundary (ten more runs of the faster model, on 128 rows, "
+                "after labelling 256 random rows: 1,536 rows in all, more than the check compares, so a model whose "
+                "time grows with its rows (k-NN's ONNX graph) pays about a run of both again, and a "
+                "sub-millisecond model pays the calls' fixed cost eleven times); neither the plan nor the pool "
+                "depends on the seed, and both are kept for the pair's next checks. The original is timed on the "
+                "random rows only when the converted model takes over 2 ms on them, and then on 8 of them first: "
+                "when those take as long as the converted model on all 256, it is not run on them all.")
     return ("## Equivalence checker: cost per 1,000 samples\n\n"
             f"`portable.check(original, converted, samples={SAMPLES})` (the public function, as a user calls it: "
             "arguments checked, the check, its report recorded in the in-memory artifact, whose metadata JSON is "

@@ -204,11 +204,9 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
         return report
     if dask is not None:
         raise PortableError("dask= needs data= rows to check (a Parquet/CSV path, a Dataset or a DataFrame)")
-    from .equivalence import check as run_check
-
     data = _args.data(data)
     orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
-    report = run_check(orig, conv, samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
+    report = _checker()(orig, conv, samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
     if certify:
         from .certification.driver import certify_report
 
@@ -217,6 +215,20 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
         _record_check(conv, report)
         _record_profile(conv, orig, data)
     return report
+
+
+def _checker() -> Any:
+    """`portable.equivalence.check`, imported on first use (an import statement in `check` itself costs a check
+    of a small model a few percent each call)."""
+    fn = _CHECKER.get("check")
+    if fn is None:
+        from .equivalence import check as fn
+
+        _CHECKER["check"] = fn
+    return fn
+
+
+_CHECKER: dict[str, Any] = {}
 
 
 def _is_stream(data: Any) -> bool:

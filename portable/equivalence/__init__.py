@@ -290,7 +290,13 @@ def load_model(source: Any, *, trust: Any = (), data: Any = None) -> Model:
     return model
 
 
+def _no_tick() -> None:
+    pass
+
+
 def _ticker(progress: Callable[[int, int], Any] | None, total: int) -> Callable[[], None]:
+    if progress is None:
+        return _no_tick
     done = [0]
 
     def tick() -> None:
@@ -433,12 +439,11 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     nearly every generated row, make the check impossible (PortableError). Rows the original accepts and the
     converted model does not are left out of the comparison and make the check fail (with a note and
     counterexamples)."""
-    run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
     arrays = _assembled(plan, batch)
     if not batch.num.flags.writeable:  # the pair's kept batch, shared between checks
         try:
-            out_a = run_a(original, _fed(plan, batch, arrays, original))
-            out_b = run_b(converted, _fed(plan, batch, arrays, converted))
+            out_a = _run(original, _fed(plan, batch, arrays, original), plan.batches.get("original"))
+            out_b = _run(converted, _fed(plan, batch, arrays, converted), plan.batches.get("converted"))
         except CannotRunError:
             raise
         except Exception:  # a model that rejects rows, or writes into its input: all again on a copy below
@@ -447,6 +452,7 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
         else:
             tick()
             return out_a, out_b, batch, []
+    run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
     try:
         out_a = run_a(original, feed_batch(plan, batch, arrays, original))
     except CannotRunError:  # no row can run (e.g. its runtime cannot load it): not rows it rejects

@@ -180,7 +180,7 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
     for name, kind in outputs:
         va, vb = np.asarray(a[name]), np.asarray(b[name])
         r = OutputResult(name, kind, (_name(va.dtype), _name(vb.dtype)), (va.shape, vb.shape), bad=_NO_ROWS,
-                         severity=_NO_VALUES)
+                         severity=_NO_VALUES, differ=_NO_ROWS)
         if va.shape != vb.shape:
             r.error = f"shape {list(vb.shape)} in the converted model, {list(va.shape)} in the original"
         elif len(va) != n:
