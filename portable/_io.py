@@ -194,8 +194,11 @@ def read_data(path: Any) -> Any:
         PortableError: the file is missing, unreadable, empty, of another kind, or holds no numbers or strings.
     """
     p = as_path(path, "data")
-    if not p.is_file():
+    if not os.path.lexists(p) or (p.is_symlink() and not p.exists()):
         raise PortableError("no such data file", path=p)
+    from .limits import check_regular
+
+    check_regular(p)  # a pipe or a device is refused before anything opens it
     suffix = p.suffix.lower()
     if suffix not in (".npy", ".csv", ".parquet"):
         raise PortableError("--data takes a .npy, .csv or .parquet file", path=p)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -151,9 +152,32 @@ def check_size(size: int, name: str, what: str, *, path: object = None, where: s
         raise LimitError(f"{what} is {size:,}", name, path=path, where=where)
 
 
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular(path: Any, *, folders: bool = False) -> os.stat_result:
+    """`path` (its symlinks followed) is a regular file, or a folder when `folders`: never a pipe, a device or a
+    socket, which opening would block on (a FIFO waits for a writer) or reading would never end (`/dev/zero`,
+    `/dev/urandom`: their size says 0, so no size limit applies)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError("no such file (or a symlink to nothing)", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+    if stat.S_ISREG(st.st_mode) or (folders and stat.S_ISDIR(st.st_mode)):
+        return st
+    kind = next((name for test, name in _SPECIAL if test(st.st_mode)),
+                "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+    raise InputError(f"is {kind}: portable reads only regular files" + (" and folders" if folders else "")
+                     + " (a pipe or a device could block or never end)", path=path)
+
+
 def check_file_size(path: Any, what: str = "the file") -> int:
-    """The size of the file at `path`, refused above `max_document_bytes` before anything reads it."""
-    size = os.stat(path).st_size
+    """The size of the file at `path`, refused above `max_document_bytes` before anything reads it (and refused
+    when it is no regular file: see `check_regular`)."""
+    size = check_regular(path).st_size
     check_size(size, "max_document_bytes", f"{what} size in bytes", path=path)
     return size
 

@@ -199,8 +199,12 @@ class Registry:
             InputError: `source` is a path that does not exist.
             UnknownFormatError: no format recognises it; the message lists the formats and their extensions.
         """
-        if isinstance(source, (str, Path)) and not Path(source).exists():
-            raise InputError("no such file or folder", path=source)
+        if isinstance(source, (str, Path)):
+            if not Path(source).exists():
+                raise InputError("no such file or folder", path=source)
+            from .limits import check_regular
+
+            check_regular(source, folders=True)  # a pipe or a device (/dev/zero named x.json) is never read
         for info in sorted(self.formats.values(), key=lambda f: f.priority):
             if info.sniff(source):
                 return info

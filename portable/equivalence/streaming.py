@@ -309,6 +309,10 @@ def _files(spec: str) -> list[Path]:
         if not found:
             raise PortableError("the pattern matches no .parquet, .csv or .npy file", path=spec)
         return found
+    if p.exists():  # a pipe or a device: named, never opened
+        from ..limits import check_regular
+
+        check_regular(p, folders=True)
     raise PortableError("no such data file or folder", path=p)
 
 

@@ -5,6 +5,7 @@ The extension is not trusted: joblib files are often named `.pkl`, and a `.pkl` 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -55,7 +56,13 @@ def read_bytes(path: Path) -> bytes:
 
 
 def open_file(path: Path, buffering: int = -1) -> IO[bytes]:
-    """The file opened for reading, with read_bytes' messages when it cannot be."""
+    """The file opened for reading, with read_bytes' messages when it cannot be (a pipe or a device is refused
+    before it is opened: opening a FIFO waits for a writer, reading /dev/zero never ends)."""
+    from ..limits import check_regular
+
+    if os.path.isdir(path):
+        raise InputError("is a directory, not a pickle file", path=path)
+    check_regular(path)
     try:
         file = open(path, "rb", buffering=buffering)
     except FileNotFoundError:

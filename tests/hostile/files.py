@@ -485,6 +485,26 @@ def build_corpus(base: Path) -> list[Case]:
     cases.append(Case("an empty CSV as --data", ["check", str(good_onnx), str(good_onnx), "--data",
                                                  str(p("empty.csv"))], needle="empty"))
 
+    # ---- pipes and devices under a model's or a data file's name -------------------------------------------------
+    # opening a FIFO waits for a writer; /dev/zero and /dev/urandom say size 0 and never end (a PFA document, a
+    # pickle for `audit`, a YAML file: 24 GB of memory, then the kernel's OOM kill)
+    os.mkfifo(p("pipe.onnx"))
+    os.mkfifo(p("pipe.pkl"))
+    for name, target in [("zero.json", "/dev/zero"), ("random.yaml", "/dev/urandom"), ("zero.pkl", "/dev/zero"),
+                         ("zero.csv", "/dev/zero"), ("zero.npy", "/dev/zero")]:
+        os.symlink(target, p(name))
+    for argv, needle in [(["inspect", str(p("pipe.onnx"))], "named pipe"),
+                         (["inspect", str(p("zero.json"))], "character device"),
+                         (["convert", str(p("random.yaml")), "--to", "onnx"], "character device"),
+                         (["audit", str(p("zero.pkl"))], "character device"),
+                         (["audit", str(p("pipe.pkl"))], "named pipe"),
+                         (["check", str(good_onnx), str(p("pipe.onnx"))], "named pipe"),
+                         (["check", str(good_onnx), str(good_onnx), "--data", str(p("zero.csv"))], "character device"),
+                         (["check", str(good_onnx), str(good_onnx), "--data", str(p("zero.npy"))], "character device"),
+                         (["check", str(good_onnx), str(good_onnx), "--data", str(p("pipe.pkl"))], "named pipe")]:
+        cases.append(Case(f"a pipe or a device: portable {argv[0]} {Path(argv[-1] if argv[-1] != 'onnx' else argv[1]).name}"
+                          + (" as --data" if "--data" in argv else ""), argv, needle=needle))
+
     # ---- careless paths ---------------------------------------------------------------------------------------
     m = p("m")
     m.mkdir()
