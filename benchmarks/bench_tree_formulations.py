@@ -6,6 +6,9 @@ Every candidate is built from portable's own artifact for the model (same trees,
 only the formulation differs:
 
 - *chosen*: portable's artifact as it is;
+- *splits not oriented by training cover*: XGBoost's trees with every split's left child on onnxruntime's true
+  branch, reading x itself (before `trees.orient_by_cover`, which puts the child with the larger training cover
+  on the false branch, the next node in onnxruntime's layout);
 - *missing-value tracks*: the same artifact with `nodes_missing_value_tracks_true` where scikit-learn sends NaN
   left, instead of reading a negated copy of those columns (`Neg` + `Concat`, `trees.negate_missing_left`; the
   previous round's artifact). The candidates below are built from this form (their trees read x itself);
@@ -241,16 +244,32 @@ def _gemm(proto: Any, graph: Any, at: dict[str, Any]) -> Any | None:
 
 
 def _tracked(est: Any) -> Any:
-    """portable's float32 artifact with missing-value tracks instead of negated columns."""
+    """portable's float32 artifact with missing-value tracks instead of negated columns (and splits not oriented
+    by training cover)."""
     import portable
     from portable.converters.sklearn import trees
 
-    keep = trees.negate_missing_left
+    keep, keep_orient = trees.negate_missing_left, trees.orient_by_cover
     trees.negate_missing_left = lambda forest, width: None
+    trees.orient_by_cover = lambda forest, width: None  # the candidates below read x itself
     try:
         return portable.convert(est, to="onnx", dtype="float32", check=False).proto
     finally:
-        trees.negate_missing_left = keep
+        trees.negate_missing_left, trees.orient_by_cover = keep, keep_orient
+
+
+def _unoriented(est: Any) -> Any:
+    """portable's float32 artifact without `trees.orient_by_cover` (XGBoost: every split `x < t` with its left
+    child on onnxruntime's true branch, the previous round's artifact)."""
+    import portable
+    from portable.converters.sklearn import trees
+
+    keep = trees.orient_by_cover
+    trees.orient_by_cover = lambda forest, width: None
+    try:
+        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+    finally:
+        trees.orient_by_cover = keep
 
 
 def _session(proto: Any) -> Any:
@@ -276,7 +295,10 @@ def run() -> str:
         at, merged = _one_operator(proto)
         forest = "RandomForest" in name
         cands: dict[str, Any] = {f"chosen: {art.metadata.get('portable.trees.formulation', '?')}": chosen_proto}
-        if proto.SerializeToString() != chosen_proto.SerializeToString():
+        unoriented = _unoriented(est)
+        if unoriented.SerializeToString() != chosen_proto.SerializeToString():
+            cands["splits not oriented by training cover (previous round's artifact)"] = unoriented
+        if proto.SerializeToString() not in (chosen_proto.SerializeToString(), unoriented.SerializeToString()):
             cands["missing-value tracks (previous round's artifact)"] = proto
         joined = _joined(chosen_proto)
         if joined is not None:

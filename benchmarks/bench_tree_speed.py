@@ -1,5 +1,7 @@
 """Tree-ensemble inference: scikit-learn (or the boosting library) against portable's ONNX, skl2onnx's or
 onnxmltools' ONNX, and portable's NNEF executor, at 1, 100 and 10,000 rows, with one thread and with all threads.
+`PORTABLE_BENCH_TREE_MODELS` (comma-separated parts of model names) runs only those models (also in
+bench_tree_formulations).
 
 The reference converters run in a fresh subprocess (portable's tree converters must not be in the process that
 runs skl2onnx); every artifact is then timed in this process, engines interleaved round by round so that a
@@ -80,6 +82,9 @@ def _models() -> list[tuple[str, Any]]:
         out.append(("LGBMClassifier, 3 classes, 100 trees", lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, n_jobs=1).fit(*cls(3))))
     except ImportError:
         pass
+    only = [w.strip() for w in os.environ.get("PORTABLE_BENCH_TREE_MODELS", "").split(",") if w.strip()]
+    if only:  # e.g. PORTABLE_BENCH_TREE_MODELS=XGB,RandomForestRegressor: the models whose name contains one
+        out = [(name, est) for name, est in out if any(w in name for w in only)]
     return out
 
 

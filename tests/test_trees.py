@@ -452,7 +452,10 @@ def test_negated_columns_in_boosting_libraries_and_multi_output_forests(dtype: s
     for est in models:
         name = type(est).__name__
         art = portable.convert(est, to="onnx", check=False, dtype=dtype)
-        assert "negated input columns" in art.metadata["portable.trees.formulation"], name
+        # XGBoost in float32: its splits oriented by training cover (the columns also route NaN exactly)
+        oriented = name.startswith("XGB") and dtype == "float32"
+        assert ("training cover" if oriented else "negated input columns") in \
+            art.metadata["portable.trees.formulation"], name
         for node in art.proto.graph.node:
             for a in node.attribute:
                 if a.name == "nodes_missing_value_tracks_true":
@@ -471,6 +474,66 @@ def test_negated_columns_in_boosting_libraries_and_multi_output_forests(dtype: s
         tol = 1e-5 if dtype == "float32" or name.startswith("XGB") else 1e-12
         np.testing.assert_allclose(np.asarray(got).reshape(np.shape(want)), want, rtol=tol, atol=tol,
                                    err_msg=f"{name} {dtype}")
+
+
+# -- XGBoost: the frequent child on onnxruntime's fall-through branch (issue 18) -----------------------------------
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2 ** 16), st.sampled_from([0.0, 0.05, 0.3]), st.sampled_from([2, 3]),
+       st.sampled_from(["float32", "float64"]))
+def test_xgboost_oriented_by_cover_routes_as_xgboost(seed: int, nan_rate: float, n_classes: int,
+                                                     dtype: str) -> None:
+    """float32 XGBoost artifacts put each split's larger child (XGBoost's hessian sums) on onnxruntime's false
+    branch, reading -x where that swaps the branches and a NaN-filled column where NaN must then take the true
+    branch: XGBoost's own probabilities on rows with NaN, values at the thresholds and +-inf, models trained with
+    and without NaN (default directions of both kinds); no missing-value tracks, one split mode, as many split
+    nodes as XGBoost's."""
+    from onnx import helper
+
+    xgboost = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(seed)
+    Xa = rng.normal(size=(500, 4))
+    Xa[rng.random(Xa.shape) < nan_rate] = np.nan
+    y = ((np.nan_to_num(Xa[:, 0]) + np.nan_to_num(Xa[:, 1], nan=1.0) > 0).astype(int)
+         + (np.isnan(Xa[:, 2]) | (Xa[:, 3] > 0.5))) % n_classes
+    est = xgboost.XGBClassifier(n_estimators=6, max_depth=4, n_jobs=1, random_state=seed).fit(Xa, y)
+    art = portable.convert(est, to="onnx", check=False, dtype=dtype)
+    trees = est.get_booster().trees_to_dataframe()
+    splits = trees[trees.Feature != "Leaf"]
+    assert _split_nodes(art.proto) == len(splits)
+    Xt = rng.normal(size=(1500, 4))
+    Xt[rng.random(Xt.shape) < 0.3] = np.nan
+    thr = splits.Split.to_numpy(np.float64)
+    Xt[:len(thr), 1] = thr[:1500]  # values at the thresholds
+    Xt[-20:-10, 2], Xt[-10:, 3] = np.inf, -np.inf
+    x = Xt.astype(dtype)
+    if dtype == "float32":
+        assert "training cover" in art.metadata["portable.trees.formulation"]
+        for node in art.proto.graph.node:
+            at = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            if node.op_type == "TreeEnsembleRegressor":
+                assert not any(at["nodes_missing_value_tracks_true"])
+                assert len(set(at["nodes_modes"]) - {b"LEAF"}) == 1
+    np.testing.assert_allclose(art.run({"X": x})["probabilities"], est.predict_proba(x), rtol=1e-5, atol=1e-6)
+
+
+def test_orient_by_cover_puts_the_larger_child_on_the_false_branch() -> None:
+    """`trees.orient_by_cover` on XGBoost's trees: every split's false child (the right one in the NodeTable) has
+    at least its true child's cover, and the leaves keep their values."""
+    xgboost = pytest.importorskip("xgboost")
+    from portable.converters.sklearn import boosting, trees
+
+    est = xgboost.XGBRegressor(n_estimators=5, max_depth=4).fit(X, Y_REG)
+    table, info, _, _ = boosting._xgb_model(est)
+    forest = trees._build_one_target_per_tree(table, info)
+    got = trees.orient_by_cover(forest, X.shape[1])
+    assert got is not None
+    oriented, kinds = got
+    t = oriented.table
+    inner = t.left >= 0
+    assert np.all(t.cover[t.right[inner]] >= t.cover[t.left[inner]])
+    assert kinds[0] == "x" and set(kinds) <= set(trees.ORIENT_KINDS)
+    np.testing.assert_array_equal(oriented.leaf_weights, forest.leaf_weights)
 
 
 @settings(max_examples=60, deadline=None)

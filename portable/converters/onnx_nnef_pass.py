@@ -46,7 +46,7 @@ NNEF_TOOLS_OPS = frozenset((
 # rewritten here (into operators of NNEF_TOOLS_OPS)
 REWRITTEN = frozenset(("Elu", "Selu", "HardSigmoid", "Flatten", "Max", "Min", "Sum", "Mean", "Softmax",
                        "LogSoftmax", "Hardmax", "LpNormalization", "Dropout", "Reciprocal", "Cast", "CastLike",
-                       "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", "ReduceProd", "Xor", "Softsign",
+                       "ReduceSumSquare", "ReduceLogSumExp", "ReduceLogSum", "ReduceProd", "Xor", "Softsign", "IsNaN",
                        "ThresholdedRelu", "Shrink"))
 RANDOM_OPS = frozenset(("RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Bernoulli",
                         "Multinomial"))
@@ -620,6 +620,8 @@ def rewrite(p: Pass) -> None:
             axes = sorted(out_rank + d for d in drop)
             add("Squeeze", [mm, p.const(np.asarray(axes), i64, "axes")], [y]) if p.opset >= 13 else \
                 add("Squeeze", [mm], [y], axes=axes)
+        elif op == "IsNaN":  # NaN is the one value that differs from itself
+            add("Not", [add("Equal", [x, x])], [y])
         elif op == "Xor":
             add("And", [add("Or", [x, node.input[1]]), add("Not", [add("And", [x, node.input[1]])])], [y])
         elif op == "Softsign":

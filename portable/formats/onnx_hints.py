@@ -118,6 +118,7 @@ class _Walker:
         self.hints, self.columns, self.spaces, self.consts, self.free = hints, columns, spaces, consts, free
         self.trees: list[TreeNodes] = []
         self.tree_of: dict[str, TreeNodes] = {}  # tree ensemble node (first output) -> its trees
+        self.isnan_of: dict[str, str] = {}  # IsNaN output -> the tensor it tests
 
     def const(self, name: str) -> np.ndarray | None:
         v = self.consts.get(name)
@@ -144,6 +145,11 @@ class _Walker:
                 self.consts[node.output[0]] = _array(val)
             return
         space = self.spaces.get(ins[0]) if ins else None
+        if op == "IsNaN" and space is not None:
+            self.isnan_of[node.output[0]] = ins[0]
+        if op == "Where" and len(ins) == 3 and ins[2] in self.spaces and self.isnan_of.get(ins[0]) == ins[2]:
+            self.spaces[node.output[0]] = self.spaces[ins[2]]  # fills the missing values of a tensor only
+            return
         if op in _PASS:
             if space is not None:
                 self.spaces[node.output[0]] = space

@@ -85,8 +85,11 @@ def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
             mode[i] = MEMBER
             left[i], right[i] = right[i], left[i]
             default_left[i] = not default_left[i]
+    # the hessian sum of the training rows that reached each node: which child is the frequent one
+    cover = (np.concatenate([np.asarray(t["sum_hessian"], dtype=np.float64) for t in trees])
+             if trees and all(len(t.get("sum_hessian", ())) == len(t["left_children"]) for t in trees) else None)
     table = NodeTable(left, right, np.concatenate([t["split_indices"] for t in trees]).astype(np.int64),
-                      cond.astype(np.float64), default_left, values, offsets, mode=mode, members=members)
+                      cond.astype(np.float64), default_left, values, offsets, mode=mode, members=members, cover=cover)
     base = np.asarray(json.loads(learner["learner_model_param"]["base_score"].replace("E", "e"))
                       if learner["learner_model_param"]["base_score"].startswith("[")
                       else [float(learner["learner_model_param"]["base_score"])], dtype=np.float64)

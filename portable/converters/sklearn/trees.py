@@ -88,6 +88,7 @@ class NodeTable:
     roots: np.ndarray
     mode: np.ndarray | None = None
     members: dict[int, np.ndarray] | None = None
+    cover: np.ndarray | None = None  # how much training data reached each node (XGBoost's hessian sums), if known
 
 
 def concat_trees(trees: list[Any], values: list[np.ndarray], features: list[np.ndarray] | None = None) -> NodeTable:
@@ -239,6 +240,60 @@ def negate_missing_left(forest: Forest, width: int | None) -> Forest | None:
         falsenodeids=np.where(sel, forest.truenodeids, forest.falsenodeids),
         falseleafs=np.where(sel, forest.trueleafs, forest.falseleafs),
         missing_true=np.zeros_like(forest.missing_true))
+
+
+ORIENTED = ("each split's child with the larger training cover on onnxruntime's fall-through branch: splits read "
+            "x or -x, with NaN as the lowest float32 where it must take the other branch (Neg, IsNaN, Where, "
+            "Concat), no missing-value tracking")
+ORIENT_KINDS = ("x", "negx", "xlo", "negxlo")  # x, -x, then each with NaN as LOWEST32
+LOWEST32 = -float(np.finfo(np.float32).max)
+
+
+def orient_by_cover(forest: Forest, width: int | None) -> tuple[Forest, list[str]] | None:
+    """The same single-target trees with each split's larger child (by training cover) as its *false* branch, and
+    the input column kinds they read (`ORIENT_KINDS`, in that order, `width` columns each); or None.
+
+    onnxruntime (1.32, `tree_ensemble_common.h`) lays every tree out so that a node's false child is the next node
+    and reaches its true child through a pointer: the false branch is the cheaper one, and the frequent branch
+    should be it (1.1x at 10,000 rows for XGBoost, benchmarks/RESULTS.md). A split `x < t` (or `x <= t`) -> left
+    whose left child is the larger becomes `-x <= -t` (`-x < -t`) -> right. Where NaN goes is kept exactly, without
+    missing-value tracks, by the column each split reads: NaN fails every comparison, so a split whose NaN goes
+    to its false branch reads x or -x; one whose NaN goes to its true branch reads the column with NaN as the
+    lowest float32 m (not -inf: NNEF has no literal for it). `m <= t` holds for every float32 threshold but -inf,
+    `m < t` for every one above m (trees with other thresholds on such splits are refused), and an actual value m
+    routes the same way there. All splits stay `<=` / `<` on one side (`attributes_v3` writes them as one mode). None without cover, for several targets per leaf, or when a split
+    is not a `<=` / `<` split.
+    """
+    t = forest.table
+    if not width or t is None or t.cover is None or forest.leaf_values is not None or forest.membership or \
+            t.members:
+        return None
+    from dataclasses import replace
+
+    inner = t.left >= 0
+    mode = np.full(len(t.left), LEQ, np.uint8) if t.mode is None else np.asarray(t.mode, np.uint8)
+    if np.any(inner & ~np.isin(mode, (LEQ, LT))):
+        return None
+    cover = np.asarray(t.cover, np.float64)
+    li, ri = np.where(inner, t.left, 0), np.where(inner, t.right, 0)
+    flip = inner & (cover[li] > cover[ri])
+    nan_left = inner & t.missing_left.astype(bool)
+    # the kind each split reads: NaN must go to the true branch exactly when it goes left xor the split is flipped
+    kind = np.where(flip, np.where(nan_left, 1, 3), np.where(nan_left, 2, 0))
+    new_mode = np.where(flip, np.where(mode == LEQ, LT, LEQ), mode).astype(np.uint8)
+    new_thr = np.where(flip, -t.threshold, t.threshold)
+    low = inner & (kind >= 2)
+    if np.any(low & (((new_mode == LT) & (new_thr <= LOWEST32)) | ((new_mode == LEQ) & (new_thr < LOWEST32)))):
+        return None
+    used = [k for k in range(len(ORIENT_KINDS)) if np.any(inner & (kind == k))] or [0]
+    slot = np.zeros(len(ORIENT_KINDS), np.int64)
+    slot[used] = np.arange(len(used))
+    table = NodeTable(np.where(flip, t.right, t.left), np.where(flip, t.left, t.right),
+                      np.where(inner, slot[kind] * width + t.feature, t.feature),
+                      new_thr, np.zeros(len(t.left), bool), t.values, t.roots, new_mode, t.members, t.cover)
+    out = replace(build(table), leaf_targetids=forest.leaf_targetids, leaf_weights=forest.leaf_weights,
+                  n_targets=forest.n_targets)
+    return out, [ORIENT_KINDS[k] for k in used]
 
 
 def attributes(forest: Forest, dtype: Any, *, aggregate: int = 1) -> list[bytes]:
@@ -634,6 +689,55 @@ def _negated_input(graph: Any, node: Any) -> tuple[str, list[Any]]:
     return both, nodes
 
 
+def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[Any]] | None:
+    """The tensor of the column kinds `kinds` (`ORIENT_KINDS`) of the tree node's input x, and the nodes that
+    compute it, or None when x's element type is not known here. Like `_negated_input`, computed before the
+    float32 rounding of a double input, which is then applied to the whole (rounding keeps NaN, LOWEST32 and signs)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def cast_to(n: Any, to: int) -> bool:
+        return n is not None and n.op_type == "Cast" and any(a.name == "to" and a.i == to for a in n.attribute)
+
+    x = node.input[0]
+    outer = producer.get(x)
+    inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
+    src = inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x
+    elem = {vi.name: vi.type.tensor_type.elem_type for vi in list(graph.input) + list(graph.value_info)}.get(src)
+    if elem is None and producer.get(src) is not None and producer[src].op_type == "Cast":
+        elem = next(a.i for a in producer[src].attribute if a.name == "to")
+    dtype = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}.get(elem or 0)
+    if dtype is None:
+        return None
+    base = node.name
+    nodes: list[Any] = []
+    made = {"x": src}
+    if "negx" in kinds or "negxlo" in kinds:
+        made["negx"] = f"{base}_neg_x"
+        nodes.append(helper.make_node("Neg", [src], [made["negx"]], name=f"{base}_neg"))
+    if "xlo" in kinds or "negxlo" in kinds:
+        ninf = f"{base}_ninf"
+        graph.initializer.append(numpy_helper.from_array(np.array(LOWEST32, dtype), ninf))
+        for kind, of in (("xlo", "x"), ("negxlo", "negx")):
+            if kind in kinds:  # NaN as LOWEST32: IsNaN of the very tensor the Where fills (read as an imputation)
+                made[kind] = f"{base}_{kind}"
+                nodes += [helper.make_node("IsNaN", [made[of]], [f"{base}_{kind}_nan"], name=f"{base}_{kind}_nan"),
+                          helper.make_node("Where", [f"{base}_{kind}_nan", ninf, made[of]], [made[kind]],
+                                           name=f"{base}_{kind}")]
+    if len(kinds) == 1:
+        both = made[kinds[0]]
+    else:
+        both = f"{base}_oriented_x"
+        nodes.append(helper.make_node("Concat", [made[k] for k in kinds], [both], axis=1, name=f"{base}_oriented_x"))
+    if src != x:
+        nodes += [helper.make_node("Cast", [both], [f"{both}_32"], to=TensorProto.FLOAT, name=f"{base}_oriented_32"),
+                  helper.make_node("Cast", [f"{both}_32"], [f"{both}_32d"], to=TensorProto.DOUBLE,
+                                   name=f"{base}_oriented_32d")]
+        both = f"{both}_32d"
+    return both, nodes
+
+
 def attach_pending(graph: Any, opset: int = 13) -> str | None:
     """Write the tree ensembles of this conversion (see Emitter.ensemble) in one formulation for the whole graph.
 
@@ -671,7 +775,16 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
     negated: dict[tuple[str, int], str] = {}  # (input, width) -> the tensor [x, -x]
     for node, p in pending:
         forest, dtype, aggregate = p.forest, p.dtype, p.aggregate
-        untracked = negate_missing_left(forest, p.width)
+        oriented = orient_by_cover(forest, p.width) if family == "v3" else None
+        made = _oriented_input(graph, node, oriented[1]) if oriented is not None and oriented[1] != ["x"] else None
+        if oriented is not None and (made is not None or oriented[1] == ["x"]):  # see orient_by_cover
+            forest = oriented[0]
+            if made is not None:
+                node.input[0], before[node.name] = made
+            used.add(ORIENTED)
+            untracked = None
+        else:
+            untracked = negate_missing_left(forest, p.width)
         if untracked is not None:  # see negate_missing_left; measured in benchmarks/bench_tree_formulations.py
             forest = untracked
             key = (node.input[0], int(p.width or 0))
@@ -906,7 +1019,7 @@ def _build_one_target_per_tree(table: NodeTable, tree_target: np.ndarray) -> For
     # values either hold one column per target, or already each node's own value in one column
     vals = table.values[:, :1] if table.values.shape[1] == 1 else table.values[np.arange(len(col)), col][:, None]
     single = NodeTable(table.left, table.right, table.feature, table.threshold, table.missing_left,
-                       vals, table.roots, table.mode, table.members)
+                       vals, table.roots, table.mode, table.members, table.cover)
     forest = build(single)
     leaf_tree_target = col[table.left < 0]
     forest.leaf_targetids = leaf_tree_target.astype(np.int64)
