@@ -123,9 +123,16 @@ class PortableGroup(click.Group):
         except (MemoryError, RecursionError) as e:  # a safety net: the readers' limits are meant to come first
             if (ctx.obj or {}).get("debug"):
                 raise
-            what = "ran out of memory" if isinstance(e, MemoryError) else "nested too deeply"
-            click.echo(f"error: the model {what} while portable worked on it; portable's limits (portable.limits, "
-                       "--limit NAME=VALUE) did not catch this case, so please report it", err=True)
+            if isinstance(e, MemoryError):
+                from .limits import LIMITS
+
+                click.echo(f"error: the model needed more memory than portable may use (max_process_bytes="
+                           f"{LIMITS.max_process_bytes:,}; raise it with --limit max_process_bytes=... if the file "
+                           "is trusted and the machine has the memory)", err=True)
+            else:
+                click.echo("error: the model nested too deeply while portable worked on it; portable's limits "
+                           "(portable.limits, --limit NAME=VALUE) did not catch this case, so please report it",
+                           err=True)
             ctx.exit(EXIT_FAILED)
 
 
@@ -140,6 +147,10 @@ def cli(ctx: click.Context, debug: bool, limits: tuple[str, ...]) -> None:
     """Convert trained models to ONNX or NNEF and prove the result computes the same thing."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if _OWN_PROCESS:  # the console script's own process (not a CliRunner inside someone's): bound its memory
+        from .limits import cap_process_memory
+
+        cap_process_memory()
     if not debug:  # libraries' deprecation chatter is not the user's business; --debug shows it
         import warnings
 
@@ -495,9 +506,15 @@ def _terminate(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
+_OWN_PROCESS = False  # set by `main`, the console script: the process is portable's to bound
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     import signal
+
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
 
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -24,6 +24,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
 | `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
 | `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |
+| `max_process_bytes` | 80% of the machine's memory | address space of a `portable` command (`RLIMIT_AS`, set by the command line only, never by `import portable`): a graph that asks onnxruntime for more (an `Expand` to 60,000 x 60,000) fails with a clear error instead of the kernel's out-of-memory kill |
 
 Override them for one process with the environment (`PORTABLE_LIMITS="max_depth=1000,max_samples=1e8"`), on the
 command line (`portable --limit max_depth=1000 convert ...`), or from Python::
@@ -82,6 +83,7 @@ class Limits:
     max_input_width: int = 1_000_000
     max_samples: int = 10_000_000
     max_check_values: int = 200_000_000
+    max_process_bytes: int = dataclasses.field(default_factory=lambda: _physical_memory() * 4 // 5)
 
     def set(self, **values: Any) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -89,6 +91,32 @@ class Limits:
             if key not in names:
                 raise PortableError(f"unknown limit '{key}'; the limits are {', '.join(sorted(names))}")
             setattr(self, key, _as_limit(key, value))
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no cap
+        return 1 << 62
+
+
+def cap_process_memory() -> None:
+    """Bound this process's address space to `max_process_bytes` (RLIMIT_AS; only ever lowered, never raised
+    above a limit the caller already has). Called by the `portable` command line for its own process, whose
+    children (the isolated workers, a local Dask cluster) inherit it; a library never changes its host's limits."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    want = LIMITS.max_process_bytes
+    if hard != resource.RLIM_INFINITY:
+        want = min(want, hard)
+    if soft == resource.RLIM_INFINITY or soft > want:
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (want, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _as_limit(name: str, value: Any) -> int:

@@ -316,3 +316,48 @@ def test_skops_schema_within_limits(tmp_path, command, build, needle):
     if build is _huge_schema:  # imports take ~400 MiB for inspect; a decompressed schema.json added ~1 GiB to audit
         peak_kib = int(message.rsplit("peak KiB", 1)[1].split()[0])
         assert peak_kib < 800 * 1024, f"{peak_kib:,} KiB for a schema.json of 512 MiB: it was decompressed"
+
+
+def _expand_model(path: Path, side: int) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([side, side], dtype=np.int64), "S")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["X"], ["s"], keepdims=1), helper.make_node("Expand", ["s", "S"], ["big"]),
+         helper.make_node("ReduceMean", ["big"], ["m"], keepdims=0), helper.make_node("Add", ["X", "m"], ["y"])],
+        "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+
+
+def test_a_graph_asking_for_more_memory_than_the_process_may_have(tmp_path):
+    """An ONNX graph whose Expand asks for 60,000 x 60,000 floats (14.4 GB): `portable check` ran both sides until
+    the kernel killed it at 21.7 GB (signal 9) on a 24 GB machine. The command line now bounds its own address
+    space (`max_process_bytes`, 80% of the machine's memory by default; lowered here so that the test needs no
+    such machine) and onnxruntime's failed allocation is that limit, named, exit 1."""
+    model = tmp_path / "expand.onnx"
+    _expand_model(model, 60_000)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env.pop("PORTABLE_LIMITS", None)
+    proc = subprocess.run([sys.executable, "-m", "portable", "--limit", "max_process_bytes=2.5e9", "check",
+                           str(model), str(model), "--samples", "20"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    message = proc.stdout + proc.stderr
+    assert proc.returncode == 1, message
+    assert "max_process_bytes=2,500,000,000" in message and "could not allocate" in message, message
+    assert "Traceback" not in message and "bfc_arena" not in message, message
+
+
+def test_the_library_never_bounds_its_hosts_memory():
+    """`import portable` and the API leave the process's RLIMIT_AS alone (only the console script sets it)."""
+    import resource
+
+    from click.testing import CliRunner
+
+    from portable.cli import cli
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    CliRunner().invoke(cli, ["formats"])
+    assert resource.getrlimit(resource.RLIMIT_AS) == before

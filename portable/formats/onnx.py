@@ -161,6 +161,13 @@ class OnnxModel(Model):
         except PortableError:
             raise
         except Exception as exc:
+            if isinstance(exc, MemoryError) or "Failed to allocate memory" in str(exc):
+                # the graph asks for more than the process may have (an Expand or a Tile to billions of values):
+                # a limit of this machine, not a property of these rows
+                from ..limits import LimitError
+
+                raise LimitError(f"{self.runtime} could not allocate the memory the ONNX graph asks for on "
+                                 f"{_rows(feeds)} row(s)", "max_process_bytes", path=self.path) from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PortableError(f"{self.runtime} could not run the ONNX model: {first}",
                                 path=self.path) from None
@@ -243,6 +250,11 @@ class OnnxModel(Model):
             "metadata": meta,
             "size_bytes": self.proto.ByteSize(),
         }
+
+
+def _rows(feeds: dict[str, Any]) -> str:
+    sizes = {len(v) for v in feeds.values() if getattr(v, "ndim", 0)}
+    return f"{sizes.pop():,}" if len(sizes) == 1 else "the given"
 
 
 def set_provenance(model: OnnxModel, *, dtype: str, extra: dict[str, str] | None = None) -> None:
