@@ -112,3 +112,87 @@ def test_tfidf_linear_certificate_is_sound_on_real_documents(seed, sublinear, bi
         for s in _orders(X32[r], w32, rng):
             worst = max(worst, abs(float(np.float32(np.float32(s) + np.float32(b))) - ref[r]))
     assert cert.bound >= worst, (cert.status, cert.bound, worst)
+
+
+def _documents_set(rng: np.random.Generator, V: int, tf: str):
+    from portable.certification.documents import Documents
+
+    idf = rng.uniform(1.0, 1.0 + rng.uniform(0.1, 6.0), V)
+    C = int(rng.integers(1, 200))
+    K = int(rng.integers(2, V + 1))
+    total = int(rng.integers(K, K * C + 1))
+    return Documents(idf=idf, tf=tf, max_count=C, max_total=total, max_terms=K)
+
+
+def _document_vectors(rng: np.random.Generator, D, w: np.ndarray, k: int, n: int) -> np.ndarray:
+    """Count vectors of documents of the set with k distinct terms, made to hold large partial sums: the terms of
+    largest w_i / idf_i (of either sign) counted as often as the total allows, the rest of the support once (those
+    of smallest idf, or random ones), plus random documents; as tf-idf rows of unit norm."""
+    V = len(w)
+    rows = []
+    for r in range(n):
+        sign = 1.0 if r % 2 else -1.0
+        j = int(rng.integers(1, k + 1)) if r % 3 else max(1, k // int(rng.integers(1, 9)))
+        order = np.argsort(-sign * w / D.idf)
+        P = order[:j]
+        others = np.setdiff1d(np.arange(V), P)
+        R = others[np.argsort(D.idf[others])][:k - j] if r % 4 else rng.permutation(others)[:k - j]
+        c = np.zeros(V)
+        c[P], c[R] = 1, 1
+        extra = D.max_total - k
+        if r % 5 == 4:  # random counts
+            c[P] += rng.multinomial(extra, np.ones(j) / j) if extra > 0 else 0
+        elif extra > 0:
+            c[P] += extra // j
+        c = np.minimum(c, D.max_count)
+        assert c.sum() <= D.max_total and np.count_nonzero(c) == k
+        z = np.where(c > 0, D.idf * D.tf_of(np.maximum(c, 1)), 0.0)
+        rows.append(z / np.linalg.norm(z))
+    return np.asarray(rows)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**31 - 1), V=st.integers(2, 120), tf=st.sampled_from(["sublinear", "raw", "binary"]))
+def test_documents_reach_is_sound(seed, V, tf):
+    """`Documents.reach`: on documents of the set (adversarial ones: the largest weights counted most, the rest of
+    smallest idf), no j <= reach terms sum to the threshold or more."""
+    rng = np.random.default_rng(seed)
+    D = _documents_set(rng, V, tf)
+    w = rng.normal(size=V) * rng.uniform(0.1, 5.0)
+    w[rng.random(V) < 0.1] = 0.0
+    for k in sorted({1, int(rng.integers(1, D.max_terms + 1)), D.max_terms}):
+        X = _document_vectors(rng, D, w, k, 40)
+        T = np.array(sorted(rng.uniform(0.05, 1.0, 3) * np.linalg.norm(w)))
+        for sign in (1.0, -1.0):
+            reach = D.reach(sign * w, T, k)
+            terms = sign * w[None, :] * X
+            top = np.cumsum(-np.sort(-terms, axis=1), axis=1)  # the largest sum of j terms, j = 1..V
+            for t, r in zip(T, reach):
+                if r >= 1:
+                    assert np.all(top[:, :r].max(axis=1) < t), (k, t, r, top[:, :r].max())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**31 - 1), V=st.integers(2, 400), tf=st.sampled_from(["sublinear", "raw", "binary"]))
+def test_documents_rounding_is_sound(seed, V, tf):
+    """`Documents.rounding` is never below the float32 dot product's error on documents of the set, summed in
+    adversarial orders, numpy's pairwise sum and onnxruntime's MatMul."""
+    from portable.certification.symbolic import U32, U64
+
+    from .test_certify_rounding import _matmul
+
+    rng = np.random.default_rng(seed)
+    D = _documents_set(rng, V, tf)
+    w32 = (rng.normal(size=V) * rng.uniform(0.1, 10.0)).astype(np.float32)
+    w = w32.astype(np.float64)
+    bound = D.rounding(w, float(np.linalg.norm(w)), U32 + U64, np.abs(w), None)
+    X = np.concatenate([_document_vectors(rng, D, w, k, 12)
+                        for k in sorted({1, int(rng.integers(1, D.max_terms + 1)), D.max_terms})])
+    X32 = X.astype(np.float32)
+    y_ort = _matmul(V).run(None, {"x": X32, "w": w32.reshape(-1, 1)})[0][:, 0].astype(np.float64)
+    worst = 0.0
+    for r in range(len(X32)):
+        exact = math.fsum(X32[r].astype(np.float64) * w)
+        got = _orders(X32[r], w32, rng) + [float(y_ort[r])]
+        worst = max(worst, max(abs(g - exact) for g in got))
+    assert worst <= bound, (worst, bound)

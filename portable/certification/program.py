@@ -16,6 +16,7 @@ import numpy as np
 
 from .symbolic import FUNC_ULPS, U32, U64, Cat, NotSymbolic, Space, Sym, binade, const_sym, gamma, sum_rounding
 
+DOC_OUTPUTS = 16  # dot products over documents with more outputs keep the ball's bound (the search's cost)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "softmax", "l1norm", "exp", "identity")
 
 
@@ -85,8 +86,21 @@ class Program:
         carried = aW.T @ s.E
         terms = aW * (self.mag(s) + np.broadcast_to(s.E, (W.shape[0],)))[:, None]  # [n, k]: |w x| at most
         partial = self.space.partial_sums(W, s.C, s.E, self.side, n)
-        E = carried + sum_rounding(n, self.space.abs_dot(aW.T, s.C, self.side) + carried, self.u(dtype),
-                                   terms=terms, partial=partial)
+        M = self.space.abs_dot(aW.T, s.C, self.side) + carried
+        u = self.u(dtype)
+        R = sum_rounding(n, M, u, terms=terms, partial=partial)
+        docs = self.space.document_rows(s.C, s.E) if u - U64 >= U32 / 2 and W.shape[1] <= DOC_OUTPUTS else None
+        if docs is not None:  # a float32 dot product over a document's tf-idf vector: over documents, not the ball
+            D, idx, coef = docs
+            live = idx >= 0
+            R = np.array(R, dtype=np.float64, copy=True).reshape(-1)
+            for k in range(W.shape[1]):
+                w = np.zeros(len(D.idf))
+                w[idx[live]] = W[live, k] * coef[live]
+                tv = np.zeros(len(D.idf))
+                tv[idx[live]] = terms[live, k]
+                R[k] = min(R[k], D.rounding(w, float(M[k]), u, tv, None if partial is None else partial[:, k]))
+        E = carried + R
         return Sym(C, E, s.stage, _nan_any(s, W.shape[1]))
 
     def add(self, a: Sym, b: Sym, dtype: Any, sign: float = 1.0) -> Sym:

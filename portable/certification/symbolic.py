@@ -143,6 +143,9 @@ class Space:
         self.funcs_of: dict[Any, list[int]] = {}  # column -> its function variables (`func_var`)
         #: columns that take integer values only (a CountVectorizer's counts), though their box is an interval
         self.integral: set[Any] = set()
+        #: (column -> vocabulary index, `documents.Documents`): these columns are the tf-idf vector of a document of
+        #: that set (a dot product over them rounds as `Documents.rounding` bounds, in float32)
+        self.documents: list[tuple[dict[Any, int], Any]] = []
 
     # -- variables and monomials --------------------------------------------------------------------------------
     def var(self, key: tuple, group: int) -> int:
@@ -521,6 +524,40 @@ class Space:
                     best = np.minimum(best, a.max(axis=1))
             out = out - box + best
         return out
+
+    def document_rows(self, C: np.ndarray, E: Any) -> tuple[Any, np.ndarray, np.ndarray] | None:
+        """When every element of a 1-d value (polynomials C [n, size], errors E) that may be nonzero is a multiple of
+        one column of a `documents` set (with at most the rounding of a float32 input as error): (the set's
+        Documents, each element's vocabulary index (-1: the element is 0), its coefficient); else None."""
+        if not self.documents:
+            return None
+        C = self.pad(C).reshape(-1, self.size)
+        E = np.broadcast_to(np.asarray(E, dtype=np.float64), (C.shape[0],))
+        for where, docs in self.documents:
+            idx = np.full(C.shape[0], -1)
+            coef = np.zeros(C.shape[0])
+            ok = True
+            for j in range(C.shape[0]):
+                nz = np.nonzero(C[j])[0]
+                if not len(nz) and E[j] == 0:
+                    continue
+                if len(nz) != 1 or nz[0] == 0 or len(self.monomials[nz[0]]) != 1:
+                    ok = False
+                    break
+                v = self.monomials[nz[0]][0]
+                key = self.vars[v]
+                g = self.groups[self.var_group[v]]
+                # the element may carry the rounding of a vector fed as float32 (relative, within the set's
+                # allowance for the converted vector), no other error
+                if key[0] != "x" or key[1] not in where or \
+                        E[j] > (U32 + U64) * max(abs(g.lo), abs(g.hi)) * (1 + 1e-9):
+                    ok = False
+                    break
+                idx[j], coef[j] = where[key[1]], C[j, nz[0]]
+            live = idx[idx >= 0]
+            if ok and len(live) and len(np.unique(live)) == len(live):
+                return docs, idx, coef
+        return None
 
     def partial_sums(self, W: np.ndarray, C: np.ndarray, E: Any, side: str | None, n: int) -> np.ndarray | None:
         """Per output k of a dot product sum_i W[i, k] s_i (s_i the polynomials of C [m, size], each off by at most

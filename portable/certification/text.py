@@ -256,6 +256,9 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
             space.balls.append(ball)
         most = int(np.max((want != 0).sum(axis=1), initial=1))
         space.nonzero.append((frozenset((cut, j) for j in range(want.shape[1])), most))
+        documents = _documents_set(trans, docs, most)
+        if documents is not None:
+            space.documents.append(({(cut, j): j for j in range(want.shape[1])}, documents))
         if type(trans).__name__ == "CountVectorizer":  # counts (or 0/1): integers for every document
             space.integral.update((cut, j) for j in range(want.shape[1]))
         space.cuts = {id(trans): (cut, want.shape[1]), "inputs": (text_input,)}
@@ -273,6 +276,9 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
                                "a refutation is sought on documents", candidates=cand) for n in ctx.outputs}
     imply_labels(certs)
     note = ASSUMPTION.format(n=len(pick), err=err, most=most)
+    if documents is not None:
+        note += (f"; float32 dot products over the vectors are bounded over the tf-idf vectors of such documents "
+                 f"({documents.describe()}, the most in the domain's documents)")
     cand = _candidate_documents(trans, docs, ctx, text_input)
     for name, cert in certs.items():
         cert.details["assumption"] = note
@@ -291,6 +297,37 @@ def certify_text(original: Any, converted: Any, domain: Domain, ctx: Context) ->
         elif cert.status == REFUTED and cert.counterexample and not cert.counterexample.get("verified"):
             cert.counterexample, cert.candidates = None, cand
     return certs
+
+
+def _documents_set(trans: Any, docs: list[str], most: int) -> Any:
+    """The tf-idf vectors' `documents.Documents` set (idf weights, tf, the domain's documents' largest count, total
+    and number of distinct terms) for an l2-normalised TfidfVectorizer or CountVectorizer + TfidfTransformer; None
+    for other vectorizers (hashing, raw counts, l1)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from .documents import Documents
+
+    steps = [s for _, s in trans.steps] if type(trans).__name__ == "Pipeline" else [trans]
+    names = [type(s).__name__ for s in steps]
+    if names == ["TfidfVectorizer"]:
+        counter, weights = steps[0], steps[0]
+    elif names == ["CountVectorizer", "TfidfTransformer"]:
+        counter, weights = steps[0], steps[1]
+    else:
+        return None
+    if getattr(weights, "norm", None) != "l2" or not getattr(counter, "vocabulary_", None):
+        return None
+    counts = CountVectorizer.transform(counter, docs)  # the vocabulary terms' counts (1 when binary)
+    if counts.shape[0] == 0 or counts.nnz == 0:
+        return None
+    V = counts.shape[1]
+    idf = np.asarray(weights.idf_, dtype=np.float64) if getattr(weights, "use_idf", True) else np.ones(V)
+    if len(idf) != V or not np.all(idf > 0):
+        return None
+    tf = "binary" if getattr(counter, "binary", False) else \
+        ("sublinear" if getattr(weights, "sublinear_tf", False) else "raw")
+    return Documents(idf=idf, tf=tf, max_count=int(counts.max()), max_total=int(counts.sum(axis=1).max()),
+                     max_terms=int(most))
 
 
 def _candidate_documents(trans: Any, docs: list[str], ctx: Context, text_input: str) -> list[dict[str, np.ndarray]]:
