@@ -83,10 +83,11 @@ def test_one_pass_builds_what_pickle_builds(models, tmp_path, protocol):
 
 def test_container_filled_after_its_holder_is_built(tmp_path):
     """pickle appends a long list in batches of 1000: an estimator saved in the second batch whose state refers to
-    the list is built while the list is half full, and an array appended after it is placed where the swaps at
-    BUILD did not look. The loader notices the leftover and walks the object to swap it."""
+    the list is built while the list is half full (the list then holding an array, so its BUILD swaps inside it),
+    and an array appended after it is placed where the swaps at BUILD did not look. The loader notices the
+    leftover and walks the object to swap it."""
     holder = StandardScaler().fit(np.arange(6.0).reshape(3, 2))
-    lst: list = [StandardScaler(), (1, [2])] + [0] * 998 + [holder, np.arange(5.0)]
+    lst: list = [np.arange(2.0), StandardScaler(), (1, [2])] + [0] * 997 + [holder, np.arange(5.0)]
     holder.lst = lst
     path = tmp_path / "late.pkl"
     path.write_bytes(pickle.dumps(lst, protocol=4))
@@ -97,6 +98,13 @@ def test_container_filled_after_its_holder_is_built(tmp_path):
     _assert_clean(loaded)
     assert type(loaded[-1]) is np.ndarray and loaded[-1].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert loaded[1000].lst is loaded and type(loaded[1000].mean_) is np.ndarray
+    assert type(loaded[0]) is np.ndarray
+    # the same list with nothing to swap yet when the holder is built: swapped at the end without the fallback
+    lst[0] = 0
+    path.write_bytes(pickle.dumps(lst, protocol=4))
+    loaded, _ = safe_load(path)
+    _assert_clean(loaded)
+    assert type(loaded[-1]) is np.ndarray and loaded[1000].lst is loaded
 
 
 def test_globals_kept_as_values_are_swapped_or_refused(tmp_path):

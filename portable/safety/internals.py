@@ -342,24 +342,36 @@ def _distinct(objs: list[Any]) -> Any:
     return dict(zip(map(_ident, objs), objs)).values()
 
 
-def _links_ok(children: np.ndarray, leaf: np.ndarray, counts: np.ndarray) -> bool:
-    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each; `children` a (2, n)
-    int64 array of local left/right child indices, changed in place): every internal node's children lie after
-    it and inside its own tree, and every node but each tree's root has exactly one parent (so each tree is a
-    tree: in range, acyclic, all nodes reachable). False means "check each tree alone"."""
-    n = children.shape[1]
-    starts = np.zeros(len(counts), np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    start = np.repeat(starts, counts)  # each node's tree's first node
-    children += start  # global indices of the children (a leaf's are masked below)
-    idx = np.arange(n)
-    inside = (children > idx) & (children < start + np.repeat(counts, counts))
-    if not ((inside[0] & inside[1]) | leaf).all():
+def _links_ok(left: np.ndarray, right: np.ndarray, internal: np.ndarray, counts: np.ndarray) -> bool:
+    """The fast acceptance test for many trees' concatenated node arrays (`counts` nodes each, `counts` >= 1;
+    `left`/`right` int64 local child indices of every node, `internal` the global indices of the nodes that are
+    not leaves): every internal node's children lie after it and inside its own tree, and every node but each
+    tree's root has exactly one parent (so each tree is a tree: in range, acyclic, all nodes reachable).
+
+    Each tree of m nodes has (m - 1) / 2 internal ones; their 2 (m - 1) / 2 = m - 1 children, when distinct and
+    each after its parent inside its tree (never a root), are exactly the tree's other nodes. Distinctness is one
+    scatter into a flag per node; no per-node count (bincount) and no boolean compress. False means "check each
+    tree alone"."""
+    n, t, k = len(left), len(counts), len(internal)
+    if 2 * k != n - t:
         return False
-    np.copyto(children, n, where=leaf)  # leaves count their "children" in a bin past the end
-    parents = np.bincount(children.ravel(), minlength=n + 1)[:n]
-    parents[starts] += 1  # no node points at a root (children lie after their parent): roots count one too
-    return bool((parents == 1).all())
+    if k == 0:
+        return True
+    starts = np.zeros(t, np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    tree = np.repeat(np.arange(t), counts).take(internal)  # each internal node's tree
+    after = internal - starts.take(tree) + 1  # its local index + 1: where its children may start
+    room = (counts.take(tree) - after).view(np.uint64)  # how many nodes follow it in its tree (>= 0)
+    # a child's place among the nodes that follow its parent, in [0, room) as an unsigned word: a child at or
+    # before its parent, or past its tree, wraps or exceeds (int64 arithmetic wraps, and wrapping is one-to-one)
+    lo, ro = left.take(internal) - after, right.take(internal) - after
+    if not (lo.view(np.uint64) < room).all() or not (ro.view(np.uint64) < room).all():
+        return False
+    seen = np.zeros(n, np.bool_)
+    first = internal + 1
+    seen[first + lo] = True
+    seen[first + ro] = True
+    return int(np.count_nonzero(seen)) == 2 * k
 
 
 def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
@@ -413,33 +425,18 @@ def _node_links_ok(nodes_list: list[np.ndarray], counts: np.ndarray, feats: list
     words = _concat_records(nodes_list, np.dtype(np.int64)).reshape(-1, 8)
     if int(words.view(np.uint8)[:, 56].max()) > 1:
         return False
-    left, right, feature = np.array(words[:, :3].T, order="C")  # a copy: the children are shifted in place
+    left, right, feature = np.array(words[:, :3].T, order="C")  # one copy of the three first words, as columns
     del words
-    n = len(left)
     leaf = left == -1
     if not np.array_equal(right == -1, leaf):
         return False
+    internal = np.flatnonzero(~leaf)
     nf = np.asarray(feats)
     # an internal node's feature in [0, n_features): as unsigned words, a negative one is past any n_features
-    bound = nf[0] if (nf == nf[0]).all() else np.repeat(nf, counts).astype(np.uint64)
-    if not ((feature.view(np.uint64) < np.uint64(bound) if np.ndim(bound) == 0 else feature.view(np.uint64) < bound)
-            | leaf).all():
+    bound = np.uint64(nf[0]) if (nf == nf[0]).all() else np.repeat(nf, counts).take(internal).astype(np.uint64)
+    if not (feature.take(internal).view(np.uint64) < bound).all():
         return False
-    starts = np.zeros(len(counts), np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    start = np.repeat(starts, counts)
-    end = start + np.repeat(counts, counts)
-    idx = np.arange(n)
-    left += start  # global indices of the children (a leaf's -1 becomes its tree's start - 1: masked below)
-    right += start
-    inside = (left > idx) & (left < end) & (right > idx) & (right < end)
-    if not (inside | leaf).all():
-        return False
-    np.copyto(left, n, where=leaf)  # leaves count their "children" in a bin past the end
-    np.copyto(right, n, where=leaf)
-    parents = np.bincount(left, minlength=n + 1)[:n] + np.bincount(right, minlength=n + 1)[:n]
-    parents[starts] += 1  # no node points at a root (children lie after their parent): roots count one too
-    return bool((parents == 1).all())
+    return _links_ok(left, right, internal, counts)
 
 
 def _tree(tree: Any, where: str, owner: Any) -> None:
@@ -554,10 +551,8 @@ def _hgb_nodes_ok(found: list[tuple[Any, _Entry, Any]]) -> bool:
         n_bits = np.fromiter(map(min, map(len, b1), map(len, b2)), np.int64, len(b1))
         if not (column("bitset_idx")[cat] < np.repeat(n_bits, counts)[cat]).all():
             return False
-    children = np.empty((2, n), np.int64)
-    children[0] = column("left")
-    children[1] = column("right")
-    return _links_ok(children, leaf, counts)
+    return _links_ok(column("left").astype(np.int64), column("right").astype(np.int64), np.flatnonzero(~leaf),
+                     counts)
 
 
 @functools.lru_cache(maxsize=4)

@@ -93,15 +93,14 @@ class _PyClassStandIn(_StandIn):
     _hooked = False
 
     def __new__(cls, *args: Any) -> Any:
-        s = _tls.session
         if args:
-            return s.call(cls, args)  # the table refuses it, with its reason
-        obj = object.__new__(cls._target)
+            return _tls.session.call(cls, args)  # the table refuses it, with its reason
+        obj = _anew(cls._target)
         if cls._hooked:
-            obj.__dict__["__setstate__"] = types.MethodType(_hook, obj)
-            s.hooked.append(obj)
+            obj.__dict__["__setstate__"] = _MethodType(_hook, obj)
+            _HOOKED[0](obj)
             return obj
-        return s.proxy(obj, "pyobj")
+        return _tls.session.proxy(obj, "pyobj")
 
 
 class _ReconstructStandIn(_StandIn):
@@ -124,6 +123,9 @@ _STD: list[Any] = [None]
 _RECONSTRUCT: list[Any] = [None]
 #: The running pass's `proxies.append` (one pass at a time: `_LOCK`).
 _APPEND: list[Any] = [None]
+#: The running pass's `hooked.append`.
+_HOOKED: list[Any] = [None]
+_MethodType = types.MethodType
 
 
 class _ScalarStandIn(_StandIn):
@@ -216,6 +218,17 @@ class _DtypeProxy(_Proxy):
         if self.built:
             raise Refused("an object whose state is set twice")
         self.built = True
+        # `_build_dtype` inlined for a plain state (strings, integers, None: no fields, no sub-array, no metadata)
+        # already checked for this type code in this process (`_GOOD_STATES`)
+        if not self.used and type(state) is tuple and len(state) == 8 and state[2] is None and state[4] is None \
+                and _SIMPLE_STATE.issuperset(map(type, state)):
+            key = (self.code, state)
+            if key in _GOOD_STATES:
+                self.key = key
+                d = self.obj
+                d.__setstate__(state)
+                self.size = -1 if d.hasobject else d.itemsize
+                return
         _build_dtype(_tls.session, self, state)
 
 
@@ -272,24 +285,28 @@ def _hook(obj: Any, state: Any) -> None:
     needs = _NEEDS[0]
     if not needs.isdisjoint(map(type, state.values())):  # proxies and stand-ins swapped
         s = None
-        for k, v in state.items():
+        # only the attributes whose value may need a swap, picked in C (most values are plain or real objects)
+        for k in list(_compress(state, map(needs.__contains__, map(type, state.values())))):
+            v = state[k]
             t = type(v)
-            if t in needs:
-                if t is _ArrayProxy or t is _ScalarProxy:
-                    state[k] = v.obj
-                elif (t is list or t is tuple) and needs.isdisjoint(map(type, v)):
-                    pass  # nothing inside to swap (the common case: names, numbers, real objects)
+            if t is _ArrayProxy or t is _ScalarProxy:
+                state[k] = v.obj
+            elif (t is list or t is tuple) and (needs.isdisjoint(map(type, v)) or _clean(v, needs)):
+                pass  # nothing inside to swap (the common case: names, numbers, real objects)
+            else:
+                if s is None:
+                    s = _tls.session
+                if t is list:
+                    _swap_list(v, obj, s, 1)
+                elif t is tuple:
+                    state[k] = _swap_tuple(v, obj, s, 1)
                 else:
-                    if s is None:
-                        s = _tls.session
-                    if t is list:
-                        _swap_list(v, obj, s, 1)
-                    elif t is tuple:
-                        state[k] = _swap_tuple(v, obj, s, 1)
-                    else:
-                        state[k] = s.fix(v, obj, 1)
+                    state[k] = s.fix(v, obj, 1)
     _hooked, setstate, record = _PYINFO[type(obj)]
-    if setstate is not None:
+    if setstate is _sklearn_setstate and state.get("_sklearn_version", 0) == _SKLEARN[1]:
+        del state["_sklearn_version"]  # `_sklearn_setstate`, inlined
+        d.update(state)
+    elif setstate is not None:
         setstate(obj, state)
     else:
         d.update(state)
@@ -301,6 +318,26 @@ def _hook(obj: Any, state: Any) -> None:
             _tls.session.predictors.append(obj)
         else:
             _tls.session.sparse.append(obj)
+
+
+_compress = _itertools.compress
+_chain = _itertools.chain.from_iterable
+_SEQS = frozenset({list, tuple})
+
+
+def _clean(v: list | tuple, needs: frozenset) -> bool:
+    """Whether a list or tuple holds nothing the pass swaps (no proxy, stand-in, dict or set) down to four levels of
+    nested lists and tuples (a ColumnTransformer's `[(name, pipeline, [columns]), ...]`), looked at a level at a
+    time with C-level passes rather than a call per nested container. False: `_swap_list`/`_swap_tuple` go in
+    (what they miss is caught by the leftover check at the end of the pass anyway)."""
+    for _ in range(4):
+        found = needs.intersection(map(type, v))
+        if not found:
+            return True
+        if not _SEQS.issuperset(found):
+            return False
+        v = list(_chain([x for x in v if type(x) is list or type(x) is tuple]))
+    return False
 
 
 def _hook_value(obj: Any, state: Any) -> None:
@@ -338,8 +375,41 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
         record = "predictor"  # its owner (the estimator whose `_predictors` run it) is found at the end
     elif mod.startswith("sklearn."):
         record = "estimator"
+    if hooked and setstate is not None and mod.startswith("sklearn.") and _plain_sklearn_setstate(cls, setstate):
+        setstate = _sklearn_setstate
     _PYINFO[cls] = (hooked, setstate, record)
     return hooked, setstate, record
+
+
+#: scikit-learn's `BaseEstimator.__setstate__` and its version (set by `_plain_sklearn_setstate`).
+_SKLEARN: list[Any] = [None, None]
+
+
+def _plain_sklearn_setstate(cls: type, setstate: Any) -> bool:
+    """Whether `cls` (a class of a `sklearn.` module) restores its state with `BaseEstimator.__setstate__` itself,
+    with no `__setstate__` after BaseEstimator in its MRO (so that its `super().__setstate__` raises
+    AttributeError and it ends in `__dict__.update`): then `_sklearn_setstate` does the same without raising."""
+    base = sys.modules.get("sklearn.base")
+    estimator = getattr(base, "BaseEstimator", None)
+    if estimator is None or vars(estimator).get("__setstate__") is not setstate or hasattr(object, "__setstate__") \
+            or type(getattr(base, "__version__", None)) is not str:
+        return False
+    mro = cls.__mro__
+    if any("__setstate__" in vars(c) for c in mro[mro.index(estimator) + 1:]):
+        return False
+    _SKLEARN[:] = [setstate, base.__version__]
+    return True
+
+
+def _sklearn_setstate(obj: Any, state: Any) -> None:
+    """`BaseEstimator.__setstate__` for a state of this scikit-learn version (the common case): the version popped
+    and the rest set, as it does, without its `super().__setstate__` call that raises (an exception per object);
+    any other state (another version: the InconsistentVersionWarning) goes to scikit-learn's own."""
+    if type(state) is dict and state.get("_sklearn_version", 0) == _SKLEARN[1]:
+        del state["_sklearn_version"]
+        obj.__dict__.update(state)
+    else:
+        _SKLEARN[0](obj, state)
 
 
 #: `_py_info` of the classes met so far, read by the BUILD hook without lru_cache's call.
@@ -1064,9 +1134,9 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
         _STD[0] = (_NDARRAY[1], _ZERO, _B)
         _RECONSTRUCT[0] = _reconstruct
     with _LOCK:
-        saved = getattr(_tls, "session", None), _APPEND[0]
+        saved = getattr(_tls, "session", None), _APPEND[0], _HOOKED[0]
         s = _tls.session = Session(trust)
-        _APPEND[0] = s.proxies.append
+        _APPEND[0], _HOOKED[0] = s.proxies.append, s.hooked.append
         try:
             u = _Unpickler(file, s)
             obj = u.load()
@@ -1074,5 +1144,5 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
             obj = s.fix(obj, None, 0)
             left = s.finish()
         finally:
-            _tls.session, _APPEND[0] = saved
+            _tls.session, _APPEND[0], _HOOKED[0] = saved
     return obj, s, left
