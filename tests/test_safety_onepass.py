@@ -143,3 +143,43 @@ def test_refusals_of_the_pass(tmp_path):
         with pytest.raises(error, match=words):
             safe_load(path)
         assert not portable.audit(path).safe, label
+
+
+def test_estimators_of_this_version_get_the_state_scikit_learn_would_set(tmp_path):
+    """Classes restored by BaseEstimator.__setstate__ get its effect without calling it (`_sklearn_setstate`):
+    every estimator's attributes are those pickle.load gives, no `_sklearn_version` or hook left, no warning."""
+    import warnings
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    model = make_pipeline(ColumnTransformer([(f"c{i}", make_pipeline(StandardScaler(), MinMaxScaler()), [i])
+                                             for i in range(4)]), LogisticRegression()).fit(X, y)
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=4))
+    reference = pickle.loads(path.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded, notes = safe_load(path)
+    assert notes == []
+
+    def estimators(obj, seen):
+        if id(obj) in seen or not hasattr(obj, "get_params"):
+            return []
+        seen.add(id(obj))
+        found = [obj]
+        for v in vars(obj).values():
+            for item in (v if isinstance(v, list) else [v]):
+                for x in (item if isinstance(item, tuple) else (item,)):
+                    found += estimators(x, seen)
+        return found
+
+    got, want = estimators(loaded, set()), estimators(reference, set())
+    assert len(got) == len(want) > 10
+    for a, b in zip(got, want):
+        assert type(a) is type(b) and list(vars(a)) == list(vars(b))
+        assert "_sklearn_version" not in vars(a) and "__setstate__" not in vars(a)
+    np.testing.assert_array_equal(loaded.predict_proba(X), reference.predict_proba(X))

@@ -265,6 +265,7 @@ for _kind in ("marray", "ext", "value", "bitgen", "pyobj", "scalar", "partial"):
     _PROXIES[_kind] = type(f"_{_kind.capitalize()}Proxy", (_Proxy,), {"__slots__": (), "kind": _kind})
 _PROXY_TYPES = frozenset(_PROXIES.values())
 _ScalarProxy = _PROXIES["scalar"]
+_ExtProxy = _PROXIES["ext"]
 _PyobjProxy = _PROXIES["pyobj"]
 
 
@@ -291,6 +292,10 @@ def _hook(obj: Any, state: Any) -> None:
             t = type(v)
             if t is _ArrayProxy or t is _ScalarProxy:
                 state[k] = v.obj
+            elif t is _ExtProxy and type(v.obj) in _EXT_RECORD:  # `Session.unproxy`, inlined (a tree_)
+                real = state[k] = v.obj
+                if _EXT_RECORD[type(real)] == "tree":
+                    _tls.session.owners.append((real, obj))
             elif (t is list or t is tuple) and (needs.isdisjoint(map(type, v)) or _clean(v, needs)):
                 pass  # nothing inside to swap (the common case: names, numbers, real objects)
             else:
@@ -420,6 +425,10 @@ def _sparse() -> Any:
     import scipy.sparse  # imported already: the file named one of its classes
 
     return scipy.sparse
+
+
+#: `_ext_record` of the extension classes met so far, read without lru_cache's call.
+_EXT_RECORD: dict[type, str | None] = {}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -1036,10 +1045,24 @@ def _build_marray(s: Session, p: _Proxy, state: Any) -> None:
                         s.unwrap(fill)))
 
 
+#: `states.tuple_state_minimum` of each extension class met (a walk of its MRO's names: asked once per class).
+_TUPLE_MINIMUM: dict[type, int | None] = {}
+
+
+def _tuple_minimum(cls: type) -> int | None:
+    got = _TUPLE_MINIMUM.get(cls, _MISSING)
+    if got is _MISSING:
+        got = _TUPLE_MINIMUM[cls] = tuple_state_minimum(cls)
+    return got  # type: ignore[return-value]
+
+
+_MISSING = object()
+
+
 def _build_ext(s: Session, p: _Proxy, state: Any) -> None:
     obj = p.obj
     if type(state) is dict and _STR.issuperset(map(type, state)) and ARRAY_PROTOCOL_ATTRIBUTES.isdisjoint(state) \
-            and tuple_state_minimum(type(obj)) is None:
+            and _tuple_minimum(type(obj)) is None:
         # the common state (a Tree's): a dict of plain values, checked and swapped in one loop; anything else below
         for k, v in state.items():
             t = type(v)
@@ -1063,7 +1086,9 @@ def _apply_ext(s: Session, p: _Proxy, obj: Any, state: Any) -> None:
         obj.__setstate__(state)
     else:
         s.apply_default(obj, None, state)
-    record = _ext_record(type(obj)) if p.kind == "ext" else None
+    record = _EXT_RECORD.get(type(obj), _MISSING) if p.kind == "ext" else None
+    if record is _MISSING:
+        record = _EXT_RECORD[type(obj)] = _ext_record(type(obj))
     if record == "tree":
         s.trees.append(obj)
     elif record == "binary":
