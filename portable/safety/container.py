@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -57,21 +58,37 @@ def read_bytes(path: Path) -> bytes:
 
 def open_file(path: Path, buffering: int = -1) -> IO[bytes]:
     """The file opened for reading, with read_bytes' messages when it cannot be (a pipe or a device is refused
-    before it is opened: opening a FIFO waits for a writer, reading /dev/zero never ends)."""
+    before it is read: reading /dev/zero never ends). The file is opened without blocking (opening a FIFO would
+    wait for a writer) and its own status is checked: one open and one fstat, as for any open file."""
     from ..limits import check_regular
 
-    if os.path.isdir(path):
-        raise InputError("is a directory, not a pickle file", path=path)
-    check_regular(path)
     try:
-        file = open(path, "rb", buffering=buffering)
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a pickle file", path=path) from None
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
     except OSError as exc:
+        check_regular(path)  # its message for a missing file, a dangling symlink or a socket
+        if isinstance(exc, IsADirectoryError):
+            raise InputError("is a directory, not a pickle file", path=path) from None
         raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
-    return file
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise InputError("is a directory, not a pickle file", path=path)
+        if not stat.S_ISREG(mode):
+            check_regular(path)  # a pipe or a device: refused with its kind
+            raise InputError("is not a regular file: portable reads only regular files", path=path)
+        # O_NONBLOCK changes nothing for a regular file's reads
+        file = open(fd, "rb", buffering=buffering)
+        getattr(file, "raw", file).name = path  # what open(path) names it (messages, joblib)
+        return file
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError) and not isinstance(exc, InputError):
+            raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+        raise
+
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 #: The buffer the loader opens files with: `peek_head` sees this much of the file with one read.
