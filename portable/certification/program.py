@@ -16,7 +16,9 @@ import numpy as np
 
 from .symbolic import FUNC_ULPS, U32, U64, Cat, NotSymbolic, Space, Sym, binade, const_sym, gamma, sum_rounding
 
-DOC_OUTPUTS = 16  # dot products over documents with more outputs keep the ball's bound (the search's cost)
+# dot products over documents with more outputs, terms or vocabulary keep the ball's bound (the proof's cost grows
+# with outputs x vocabulary x distinct terms: 747 x 741 takes a few seconds per output)
+DOC_OUTPUTS, DOC_VOCABULARY, DOC_TERMS = 16, 20000, 4000
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "softmax", "l1norm", "exp", "identity")
 
 
@@ -90,6 +92,9 @@ class Program:
         u = self.u(dtype)
         R = sum_rounding(n, M, u, terms=terms, partial=partial)
         docs = self.space.document_rows(s.C, s.E) if u - U64 >= U32 / 2 and W.shape[1] <= DOC_OUTPUTS else None
+        if docs is not None and (len(docs[0].idf) > DOC_VOCABULARY or docs[0].max_terms > DOC_TERMS
+                                 or len(docs[0].idf) * docs[0].max_terms * W.shape[1] > 2e6):
+            docs = None
         if docs is not None:  # a float32 dot product over a document's tf-idf vector: over documents, not the ball
             D, idx, coef = docs
             live = idx >= 0
