@@ -181,6 +181,14 @@ def build_corpus(base: Path) -> list[Case]:
     p("deep_block.yaml").write_text(head + "doc:\n" + "".join("  " * i + "- \n" for i in range(1, 3000)) + "  " * 3000
                                     + "- 1\n")
     cases.append(Case("YAML block nested 3,000 deep", ["inspect", str(p("deep_block.yaml"))], needle="max_depth"))
+    # a loop that never ends: each generated record used to fail on its own after ten million iterations, and the
+    # check's bisection ran them one by one (20 records: 90 s; the default 1,000: hours)
+    p("endless.json").write_text(json.dumps({"input": "double", "output": "double", "action": [
+        {"while": True, "do": [{"let": {"z": 1}}]}, "input"]}))
+    cases.append(Case("a PFA while loop that never ends, checked", ["--limit", "max_pfa_loop_iterations=100000",
+                                                                   "check", str(p("endless.json")),
+                                                                   str(p("endless.json")), "--samples", "1000"],
+                      needle="max_pfa_loop_iterations"))
     p("deep_expr.json").write_text('{"input": "double", "output": "double", "action": ['
                                    + '{"+": [' * 5000 + '"input"' + ', 1]}' * 5000 + "]}")
     cases.append(Case("PFA expression nested 5,000 deep", ["convert", str(p("deep_expr.json")), "--to", "onnx"],

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import PFAError, PFARuntimeError, UnsupportedModelError
+from ...limits import LIMITS, LimitError
 from . import clock, sigs
 from . import types as T
 from .reader import Document, FcnDef, parse_fcndef
@@ -701,7 +702,7 @@ class Compiler:
     def f_while(self, e: dict, scope: CScope, where: str) -> tuple[Fn, Any]:
         c, _ = self.expr(e["while"], scope.child(), f"{where}.while")
         b, _ = self.body(e["do"], scope.child(), f"{where}.do")
-        guard = self.engine.loop_guard
+        guard = LIMITS.max_pfa_loop_iterations
 
         def while_(env: dict) -> None:
             n = 0
@@ -711,14 +712,14 @@ class Compiler:
                 if not n & 63:
                     tick()
                 if n > guard:
-                    raise PFAErr(f"loop ran more than {guard} times (portable's limit)", None)
+                    raise _endless(guard)
         return while_, T.NULL
 
     def f_until(self, e: dict, scope: CScope, where: str) -> tuple[Fn, Any]:
         inner = scope.child()
         b, _ = self.body(e["do"], inner, f"{where}.do")
         c, _ = self.expr(e["until"], inner, f"{where}.until")
-        guard = self.engine.loop_guard
+        guard = LIMITS.max_pfa_loop_iterations
 
         def until(env: dict) -> None:
             n = 0
@@ -730,7 +731,7 @@ class Compiler:
                 if not n & 63:
                     tick()
                 if n > guard:
-                    raise PFAErr(f"loop ran more than {guard} times (portable's limit)", None)
+                    raise _endless(guard)
         return until, T.NULL
 
     def f_for(self, e: dict, scope: CScope, where: str) -> tuple[Fn, Any]:
@@ -745,7 +746,7 @@ class Compiler:
         c, _ = self.expr(e["while"], inner, f"{where}.while")
         step = [(name, self.expr(x, inner, f"{where}.step.{name}")[0]) for name, x in e["step"].items()]
         b, _ = self.body(e["do"], inner.child(), f"{where}.do")
-        guard = self.engine.loop_guard
+        guard = LIMITS.max_pfa_loop_iterations
 
         def for_(env: dict) -> None:
             env.update([(n, f(env)) for n, f in init])
@@ -757,7 +758,7 @@ class Compiler:
                 if not n & 63:
                     tick()
                 if n > guard:
-                    raise PFAErr(f"loop ran more than {guard} times (portable's limit)", None)
+                    raise _endless(guard)
         return for_, T.NULL
 
     def f_foreach(self, e: dict, scope: CScope, where: str) -> tuple[Fn, Any]:
@@ -1389,10 +1390,14 @@ def _valid_name(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------------------
+def _endless(guard: int) -> LimitError:
+    """A loop past `max_pfa_loop_iterations`: the scoring run stops (a limit of portable, not a fault of the
+    record: every record of a check would otherwise run its own ten million iterations)."""
+    return LimitError(f"a loop ran more than {guard:,} times; portable stopped scoring", "max_pfa_loop_iterations")
+
+
 class RowEngine:
     """One scoring engine instance: compiled begin/action/end/merge and the persistent state."""
-
-    loop_guard = 10_000_000
 
     def __init__(self, doc: Document, seed: int | None = None) -> None:
         self.doc = doc
