@@ -22,6 +22,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
 | `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
+| `max_model_inputs` | 10,000 | named inputs of a model the checker generates rows for (onnxruntime validates a run's feeds in time quadratic in their number: 50,000 inputs took minutes per run) |
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
 | `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
 | `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |
@@ -82,6 +83,7 @@ class Limits:
     max_archive_bytes: int = 8 * GiB
     max_archive_members: int = 100_000
     max_compression_ratio: int = 200
+    max_model_inputs: int = 10_000
     max_input_width: int = 1_000_000
     max_samples: int = 10_000_000
     max_check_values: int = 200_000_000
@@ -566,6 +568,11 @@ def read_folder_files(folder: Any, *, skip_hidden: bool = True) -> dict[str, byt
 
 
 # -- the checker ----------------------------------------------------------------------------------------------
+
+def check_model_inputs(count: int) -> None:
+    """Refuse to generate rows for more named inputs than `max_model_inputs`."""
+    check_size(count, "max_model_inputs", "the number of the model's inputs")
+
 
 def check_input_width(name: str, row_shape: tuple[int, ...] | list[int]) -> None:
     """Refuse a model input whose declared per-row size exceeds `max_input_width`, before anything is built."""

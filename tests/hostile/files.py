@@ -413,6 +413,21 @@ def build_corpus(base: Path) -> list[Case]:
     # ---- ONNX -------------------------------------------------------------------------------------------------
     good_onnx = p("good.onnx")
     write_good_onnx(good_onnx)
+    from onnx import TensorProto, helper
+
+    many = [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, ["N", 1]) for i in range(500)]
+    wide = helper.make_model(helper.make_graph(
+        [helper.make_node("Concat", [v.name for v in many], ["c"], axis=1),
+         helper.make_node("ReduceSum", ["c"], ["y"], keepdims=1)], "g", many,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    wide.ir_version = 8
+    p("many_inputs.onnx").write_bytes(wide.SerializeToString())
+    # 50,000 inputs made onnxruntime's feed validation take minutes per run (quadratic): the checker refuses
+    # more than max_model_inputs (lowered here so that the file stays small)
+    cases.append(Case("an ONNX graph with more named inputs than max_model_inputs, checked",
+                      ["--limit", "max_model_inputs=100", "check", str(p("many_inputs.onnx")),
+                       str(p("many_inputs.onnx"))], needle="max_model_inputs"))
     p("empty.onnx").write_bytes(b"")
     cases.append(Case("0-byte .onnx", ["inspect", str(p("empty.onnx"))], needle="empty file"))
     p("truncated.onnx").write_bytes(good_onnx.read_bytes()[: good_onnx.stat().st_size // 2])
