@@ -667,7 +667,19 @@ def _negated_input(graph: Any, node: Any) -> tuple[str, list[Any]]:
     When x is scikit-learn's float32 rounding of a double input (`Cast(double)` of `Cast(float)`), the
     negation goes before the rounding (rounding to nearest is symmetric, so it is the same tensor): the
     rounding then still feeds the trees directly, which is how the lowering to NNEF recognises it."""
-    from onnx import TensorProto, helper
+    from onnx import helper
+
+    x, src, _ = _unrounded_source(graph, node)
+    neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
+    nodes = [helper.make_node("Neg", [src], [neg], name=f"{node.name}_neg"),
+             helper.make_node("Concat", [src, neg], [both], axis=1, name=f"{node.name}_x_negx")]
+    return _rounded_again(both, nodes, src != x, f"{node.name}_x_negx")
+
+
+def _unrounded_source(graph: Any, node: Any) -> tuple[str, str, dict[str, Any]]:
+    """(x, the tensor x rounds, the producers by output) for the tree node's input x: when x is scikit-learn's
+    float32 rounding of a double input (`Cast(double)` of `Cast(float)`), the double input before the rounding."""
+    from onnx import TensorProto
 
     producer = {o: n for n in graph.node for o in n.output}
 
@@ -677,14 +689,17 @@ def _negated_input(graph: Any, node: Any) -> tuple[str, list[Any]]:
     x = node.input[0]
     outer = producer.get(x)
     inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
-    src = inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x
-    neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
-    nodes = [helper.make_node("Neg", [src], [neg], name=f"{node.name}_neg"),
-             helper.make_node("Concat", [src, neg], [both], axis=1, name=f"{node.name}_x_negx")]
-    if src != x:
-        nodes += [helper.make_node("Cast", [both], [f"{both}_32"], to=TensorProto.FLOAT, name=f"{node.name}_x_negx_32"),
+    return x, (inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x), producer
+
+
+def _rounded_again(both: str, nodes: list[Any], rounded: bool, name: str) -> tuple[str, list[Any]]:
+    """`both` (and the nodes computing it), rounded to float32 and back when the tree input x was so rounded."""
+    from onnx import TensorProto, helper
+
+    if rounded:
+        nodes += [helper.make_node("Cast", [both], [f"{both}_32"], to=TensorProto.FLOAT, name=f"{name}_32"),
                   helper.make_node("Cast", [f"{both}_32"], [f"{both}_32d"], to=TensorProto.DOUBLE,
-                                   name=f"{node.name}_x_negx_32d")]
+                                   name=f"{name}_32d")]
         both = f"{both}_32d"
     return both, nodes
 
@@ -695,15 +710,7 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
     float32 rounding of a double input, which is then applied to the whole (rounding keeps NaN, LOWEST32 and signs)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    producer = {o: n for n in graph.node for o in n.output}
-
-    def cast_to(n: Any, to: int) -> bool:
-        return n is not None and n.op_type == "Cast" and any(a.name == "to" and a.i == to for a in n.attribute)
-
-    x = node.input[0]
-    outer = producer.get(x)
-    inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
-    src = inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x
+    x, src, producer = _unrounded_source(graph, node)
     elem = {vi.name: vi.type.tensor_type.elem_type for vi in list(graph.input) + list(graph.value_info)}.get(src)
     if elem is None and producer.get(src) is not None and producer[src].op_type == "Cast":
         elem = next(a.i for a in producer[src].attribute if a.name == "to")
@@ -730,12 +737,7 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
     else:
         both = f"{base}_oriented_x"
         nodes.append(helper.make_node("Concat", [made[k] for k in kinds], [both], axis=1, name=f"{base}_oriented_x"))
-    if src != x:
-        nodes += [helper.make_node("Cast", [both], [f"{both}_32"], to=TensorProto.FLOAT, name=f"{base}_oriented_32"),
-                  helper.make_node("Cast", [f"{both}_32"], [f"{both}_32d"], to=TensorProto.DOUBLE,
-                                   name=f"{base}_oriented_32d")]
-        both = f"{both}_32d"
-    return both, nodes
+    return _rounded_again(both, nodes, src != x, f"{base}_oriented")
 
 
 def attach_pending(graph: Any, opset: int = 13) -> str | None:
