@@ -89,6 +89,15 @@ def check_writable(path: Any, force: bool, *, protect: Iterable[Any] = (), kind:
         raise OutputExistsError(f"the output already {what}; pass --force (force=True) to overwrite it", path=p)
     if kind == "file" and p.is_dir():
         raise PortableError("the output is a folder; this artifact is one file, so give a file name", path=p)
+    if exists and os.path.exists(p) and not (p.is_file() or p.is_dir()):  # even with --force
+        import stat
+
+        mode = os.stat(p).st_mode
+        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise PortableError(f"the output is {what}; portable replaces only regular files and NNEF model folders "
+                            "(writing would replace it with a file), so give a file name", path=p)
     if kind == "folder" and p.is_dir() and any(p.iterdir()) and not (p / "graph.nnef").is_file():
         raise PortableError("the output is a folder that is not an NNEF model; portable replaces only an NNEF "
                             "model folder, so give a new name", path=p)
@@ -111,6 +120,29 @@ def _write_error(p: Path, exc: OSError) -> PortableError:
     return PortableError(f"could not write the output ({exc.strerror or type(exc).__name__})", path=p)
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask can only be read by setting it, which would
+    change the host process's state for a moment): Linux reports it in /proc/self/status."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def _mode(p: Path, full: int) -> int:
+    """The permissions of the output: those of the file or folder it replaces, else what `open`/`mkdir` would
+    give a new one (`full` less the umask)."""
+    try:
+        st = os.stat(p)
+        return st.st_mode & 0o7777
+    except OSError:
+        return full & ~_umask()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False, protect: Iterable[Any] = ()) -> Path:
     """Write `data` to a temporary file beside `path`, then rename it into place (the temporary file is removed on
     every exit path, a signal included once the command line turned it into an exception)."""
@@ -118,6 +150,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False, pr
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        os.fchmod(fd, _mode(p, 0o666))  # mkstemp makes it 0600: the artifact gets what a new file would get
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -142,6 +175,7 @@ def atomic_write_dir(path: str | Path, fill: Callable[[Path], None], *, force: b
     except OSError as exc:
         raise _write_error(p, exc) from None
     try:
+        os.chmod(tmp, _mode(p, 0o777))  # mkdtemp makes it 0700
         fill(tmp)
         if os.path.lexists(p):
             old = p.with_name(f".{p.name}.old")

@@ -62,6 +62,29 @@ def test_existing_output_is_not_overwritten_without_force(tmp_path, pkl):
     portable.load(out)
 
 
+def test_written_artifacts_have_the_permissions_a_new_file_gets(tmp_path, pkl):
+    """Artifacts were written 0600 (ONNX, --report) and NNEF folders 0700, whatever the umask (tempfile's
+    mkstemp/mkdtemp): a service running as another user could not read them. Now a new output gets what `open`
+    and `mkdir` give under the umask, and a replaced one keeps its mode."""
+    import os
+    import stat
+
+    old = os.umask(0o027)  # this test's own process
+    try:
+        run("convert", pkl, "--to", "onnx", "-o", tmp_path / "m.onnx", "--samples", "50",
+            "--report", tmp_path / "r.json")
+        run("convert", pkl, "--to", "nnef", "-o", tmp_path / "m_nnef", "--samples", "50")
+        os.chmod(tmp_path / "r.json", 0o604)
+        run("convert", pkl, "--to", "onnx", "-o", tmp_path / "m.onnx", "--samples", "50", "--force",
+            "--report", tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    mode = lambda p: stat.S_IMODE(os.stat(tmp_path / p).st_mode)  # noqa: E731
+    assert mode("m.onnx") == 0o640, oct(mode("m.onnx"))
+    assert mode("m_nnef") == 0o750, oct(mode("m_nnef"))
+    assert mode("r.json") == 0o604, oct(mode("r.json"))
+
+
 def test_missing_file(tmp_path):
     result = run("convert", tmp_path / "nope.pkl", "--to", "onnx")
     assert result.exit_code == 1

@@ -535,6 +535,14 @@ def build_corpus(base: Path) -> list[Case]:
     cases.append(Case("-o the folder that holds the source, with --force",
                       ["convert", str(m / "x.pfa"), "--to", "nnef", "-o", str(m), "--force"], needle="holds",
                       after=_unchanged(m)))
+    os.mkfifo(p("out_fifo.onnx"))  # as root, `-o /dev/null --force` replaced the system's /dev/null by a file
+    cases.append(Case("-o a named pipe, with --force", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o",
+                                                        str(p("out_fifo.onnx")), "--force"], needle="named pipe",
+                      after=lambda: _assert_fifo(p("out_fifo.onnx"))))
+    cases.append(Case("--report onto a named pipe, with --force",
+                      ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(p("r_fifo.onnx")), "--force",
+                       "--report", str(p("out_fifo.onnx"))], needle="named pipe",
+                      after=lambda: (_assert_fifo(p("out_fifo.onnx")), _assert_missing(p("r_fifo.onnx")))))
     cases.append(Case("-o the source itself", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(m / "x.pfa"),
                                                 "--force"], needle="must not overwrite", after=_unchanged(m)))
     cases.append(Case("--report onto the source without --force",
@@ -585,6 +593,12 @@ def _big_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def _assert_fifo(path: Path) -> None:
+    import stat
+
+    assert stat.S_ISFIFO(os.lstat(path).st_mode), f"{path} was replaced"
 
 
 def _assert_missing(path: Path) -> None:
