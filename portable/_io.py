@@ -1,6 +1,7 @@
 """Small file helpers shared by formats: atomic writes, hashing, refusing to overwrite."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -44,14 +45,47 @@ def target_path(source: Path, to: str) -> Path:
 
 
 def as_path(value: Any, name: str = "path") -> Path:
-    """`value` as a Path, or a PortableError naming the argument (None, a number, an empty string...)."""
+    """`value` as a Path, or a PortableError naming the argument (None, a number, an empty string, a name longer
+    than file systems allow...)."""
     if isinstance(value, Path):
-        return value
-    if isinstance(value, str) and value.strip():
-        return Path(value)
-    if isinstance(value, os.PathLike):
-        return Path(os.fspath(value))
-    raise PortableError(f"{name} must be a file path (str or pathlib.Path), not {value!r}")
+        p = value
+    elif isinstance(value, str) and value.strip():
+        p = Path(value)
+    elif isinstance(value, os.PathLike):
+        p = Path(os.fspath(value))
+    else:
+        raise PortableError(f"{name} must be a file path (str or pathlib.Path), not {value!r}")
+    check_name_lengths(p)
+    return p
+
+
+#: the longest file or folder name (in bytes) of common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)
+NAME_MAX = 255
+#: how much of an output's name goes into its temporary file's name (beside it, until it is renamed into place)
+_TMP_NAME = 100
+
+
+def temp_prefix(p: Path) -> str:
+    """The start of the names of the temporary files written beside output `p` (short enough for any name)."""
+    return f".{p.name[:_TMP_NAME]}."
+
+
+def remove_leftovers(out: Any) -> None:
+    """Temporary files a stopped conversion may have left beside its output `out` (`atomic_write_bytes`/`_dir`)."""
+    p = Path(out)
+    if p.parent.is_dir():
+        for tmp in p.parent.glob(f"{glob.escape(temp_prefix(p))}*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+def check_name_lengths(p: Path) -> None:
+    """A path none of whose names is longer than NAME_MAX bytes: the OS would otherwise refuse it with
+    ENAMETOOLONG deep inside whatever first touches it (`Path.is_dir` raises that error, unlike a missing file)."""
+    for part in p.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise PortableError(f"the name '{part[:40]}...' is {size:,} bytes long, more than file systems allow "
+                                f"({NAME_MAX})", path=p)
 
 
 def _holds(folder: Path, inner: Path) -> bool:
@@ -108,7 +142,7 @@ def check_writable(path: Any, force: bool, *, protect: Iterable[Any] = (), kind:
         raise PortableError("the path to write into is not a folder", path=parent)
     if probe:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(p), suffix=".probe", dir=parent)
             os.close(fd)
             os.unlink(tmp)
         except OSError as exc:
@@ -149,7 +183,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False, pr
     p = check_writable(path, force, protect=protect, kind="file")
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(p), suffix=".tmp", dir=p.parent)
         os.fchmod(fd, _mode(p, 0o666))  # mkstemp makes it 0600: the artifact gets what a new file would get
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -171,14 +205,14 @@ def atomic_write_dir(path: str | Path, fill: Callable[[Path], None], *, force: b
     replaced only when it is a file or an NNEF model folder (never an arbitrary folder, never the source's)."""
     p = check_writable(path, force, protect=protect, kind="folder")
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(p), suffix=".tmp", dir=p.parent))
     except OSError as exc:
         raise _write_error(p, exc) from None
     try:
         os.chmod(tmp, _mode(p, 0o777))  # mkdtemp makes it 0700
         fill(tmp)
         if os.path.lexists(p):
-            old = p.with_name(f".{p.name}.old")
+            old = p.with_name(f"{temp_prefix(p)}{os.getpid()}.old")
             if os.path.lexists(old):
                 shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
             os.replace(p, old)

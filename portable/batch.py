@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -416,7 +415,9 @@ def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], j
                     w.stop()
                 elif time.monotonic() > w.deadline:
                     w.stop()
-                    _remove_partial(out)
+                    from ._io import remove_leftovers
+
+                    remove_leftovers(out)
                     finish(w, BatchResult(model=src, output=None, seconds=round(time.monotonic() - w.started, 3),
                                           error=f"timed out after {timeout:g} s (--timeout); the worker was "
                                                 "stopped and the other files went on"))
@@ -430,14 +431,6 @@ def _run_pool(tasks: list[tuple[str, str]], to: str, settings: dict[str, Any], j
             except (OSError, ValueError):
                 pass
             w.stop(grace=5.0 if w in idle else 2.0, asked=asked)
-
-
-def _remove_partial(out: str) -> None:
-    """Temporary files a stopped worker may have left beside its output."""
-    p = Path(out)
-    if p.parent.is_dir():
-        for tmp in p.parent.glob(f".{p.name}.*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
 def counts(results: list[BatchResult]) -> dict[str, int]:

@@ -120,6 +120,12 @@ class PortableGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # a safety net: a path the checks before did not foresee (ELOOP, EIO, EACCES, ...)
+            if (ctx.obj or {}).get("debug"):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e}", err=True)
+            ctx.exit(EXIT_FAILED)
         except (MemoryError, RecursionError) as e:  # a safety net: the readers' limits are meant to come first
             if (ctx.obj or {}).get("debug"):
                 raise

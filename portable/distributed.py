@@ -183,7 +183,9 @@ def convert_isolated(src: str, out: str, to: str, settings: dict[str, Any], time
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        _remove_partial(out)
+        from ._io import remove_leftovers
+
+        remove_leftovers(out)
         return BatchResult(model=src, output=None, seconds=round(time.perf_counter() - started, 3),
                            error=f"timed out after {timeout:g} s; its process was stopped and the other files "
                                  "went on")
@@ -216,14 +218,3 @@ def _child() -> None:
     result = convert_one(task["src"], task["out"], task["to"], task["settings"])
     sys.stdout.write("\n" + _RESULT + json.dumps(asdict(result)) + "\n")
     sys.stdout.flush()
-
-
-def _remove_partial(out: str) -> None:
-    """Temporary files a stopped conversion may have left beside its output (`_io.atomic_write_bytes`)."""
-    import shutil
-    from pathlib import Path
-
-    p = Path(out)
-    if p.parent.is_dir():
-        for tmp in p.parent.glob(f".{p.name}.*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)

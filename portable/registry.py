@@ -200,6 +200,9 @@ class Registry:
             UnknownFormatError: no format recognises it; the message lists the formats and their extensions.
         """
         if isinstance(source, (str, Path)):
+            from ._io import check_name_lengths
+
+            check_name_lengths(Path(source))
             if not Path(source).exists():
                 raise InputError("no such file or folder", path=source)
             from .limits import check_regular

@@ -292,7 +292,10 @@ def open_data(data: Any) -> Source:
 
 
 def _files(spec: str) -> list[Path]:
+    from .._io import check_name_lengths
+
     p = Path(spec)
+    check_name_lengths(p)
     if p.is_file():
         if p.suffix.lower() not in DATA_SUFFIXES:
             raise PortableError("a data file for a chunked check must be .parquet, .csv or .npy", path=p)

@@ -535,6 +535,19 @@ def build_corpus(base: Path) -> list[Case]:
     cases.append(Case("-o the folder that holds the source, with --force",
                       ["convert", str(m / "x.pfa"), "--to", "nnef", "-o", str(m), "--force"], needle="holds",
                       after=_unchanged(m)))
+    long_name, ok_name = "n" * 270 + ".onnx", "k" * 245 + ".onnx"  # a name's limit is 255 bytes
+    for argv in (["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(p(long_name))], ["inspect", str(p(long_name))],
+                 ["check", str(good_onnx), str(good_onnx), "--data", str(p(long_name[:-5] + ".csv"))]):
+        cases.append(Case(f"a name of 270 characters: portable {argv[0]}" + (" --data" if "--data" in argv else ""),
+                          argv, needle="more than file systems allow"))
+    cases.append(Case("-o a name of 250 characters (its temporary file's name must fit too)",
+                      ["convert", str(m / "x.pfa"), "--to", "onnx", "-o", str(p(ok_name))], codes=(0,),
+                      after=lambda: portable_loads(p(ok_name))))
+    nnef_name = "q" * 255  # replacing it moved the old folder to '.{name}.old', 260 bytes: ENAMETOOLONG
+    write_good_nnef(p(nnef_name))
+    cases.append(Case("-o an existing NNEF folder whose name is 255 characters, with --force",
+                      ["convert", str(m / "x.pfa"), "--to", "nnef", "-o", str(p(nnef_name)), "--force"], codes=(0,),
+                      after=_both(lambda: portable_loads(p(nnef_name)), _no_temporaries(base))))
     os.mkfifo(p("out_fifo.onnx"))  # as root, `-o /dev/null --force` replaced the system's /dev/null by a file
     cases.append(Case("-o a named pipe, with --force", ["convert", str(m / "x.pfa"), "--to", "onnx", "-o",
                                                         str(p("out_fifo.onnx")), "--force"], needle="named pipe",
@@ -593,6 +606,12 @@ def _big_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def portable_loads(path: Path) -> None:
+    import portable
+
+    portable.load(path)
 
 
 def _assert_fifo(path: Path) -> None:
