@@ -78,6 +78,26 @@ def remove_leftovers(out: Any) -> None:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
 
 
+def why_missing(path: Any) -> str:
+    """Why `path` cannot be opened, said plainly: no such file, a symbolic link to nothing or in a loop, a part of
+    the path that is a file, no permission (`Path.exists` says False for all of them)."""
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link that leads back to itself (a loop of symbolic links)"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"a symbolic link to '{os.readlink(path)}', which does not exist"
+        if exc.errno == errno.ENOTDIR:
+            return "a part of the path before the last one is a file, not a folder"
+        if exc.errno == errno.ENOENT:
+            return "no such file or folder"
+        return f"cannot be read ({exc.strerror or exc})"
+    return "no such file or folder"
+
+
 def check_name_lengths(p: Path) -> None:
     """A path none of whose names is longer than NAME_MAX bytes: the OS would otherwise refuse it with
     ENAMETOOLONG deep inside whatever first touches it (`Path.is_dir` raises that error, unlike a missing file)."""
@@ -262,9 +282,9 @@ def read_data(path: Any) -> Any:
         PortableError: the file is missing, unreadable, empty, of another kind, or holds no numbers or strings.
     """
     p = as_path(path, "data")
-    if not os.path.lexists(p) or (p.is_symlink() and not p.exists()):
-        raise PortableError("no such data file", path=p)
-    from .limits import check_regular
+    if not p.exists():
+        raise PortableError(f"no data file: {why_missing(p)}", path=p)
+    from .limits import check_data_columns, check_regular
 
     check_regular(p)  # a pipe or a device is refused before anything opens it
     suffix = p.suffix.lower()
@@ -272,6 +292,7 @@ def read_data(path: Any) -> Any:
         raise PortableError("--data takes a .npy, .csv or .parquet file", path=p)
     if p.stat().st_size == 0:
         raise PortableError("the data file is empty", path=p)
+    check_data_columns(p)
     try:
         if suffix == ".npy":
             out = _read_npy(p)

@@ -197,11 +197,11 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
     """Convert SOURCE (a pickle/joblib/skops file, a PFA document, an ONNX model, or a folder of them) to ONNX
     or NNEF."""
     from . import progress
-    from ._io import check_writable
+    from ._io import check_writable, why_missing
     from .registry import ConvertOptions
 
     if not Path(source).exists():
-        raise InputError("no such file or folder", path=source)
+        raise InputError(why_missing(source), path=source)
     if Path(source).is_dir() and not (Path(source) / "graph.nnef").is_file():
         if report_path is not None:
             raise click.UsageError("--report is for one model; a folder's reports go into its summary.json")

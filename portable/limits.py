@@ -23,6 +23,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
 | `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
 | `max_model_inputs` | 10,000 | named inputs of a model the checker generates rows for (onnxruntime validates a run's feeds in time quadratic in their number: 50,000 inputs took minutes per run) |
+| `max_data_columns` | 16,384 | columns of a CSV or Parquet `--data` file, counted from its header or schema before a reader builds them (pandas took 85 s and 0.8 GB for a 300,000-column CSV of three rows; 16,384 is a spreadsheet's width) |
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
 | `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
 | `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |
@@ -84,6 +85,7 @@ class Limits:
     max_archive_members: int = 100_000
     max_compression_ratio: int = 200
     max_model_inputs: int = 10_000
+    max_data_columns: int = 16_384
     max_input_width: int = 1_000_000
     max_samples: int = 10_000_000
     max_check_values: int = 200_000_000
@@ -572,6 +574,42 @@ def read_folder_files(folder: Any, *, skip_hidden: bool = True) -> dict[str, byt
 def check_model_inputs(count: int) -> None:
     """Refuse to generate rows for more named inputs than `max_model_inputs`."""
     check_size(count, "max_model_inputs", "the number of the model's inputs")
+
+
+def check_data_columns(path: Any) -> None:
+    """Refuse a `.csv` or `.parquet` data file of more columns than `max_data_columns`, counted from the CSV's
+    header line (read from a bounded prefix: a header longer than the limit allows is refused unread) or the
+    Parquet footer's schema, before pandas or pyarrow builds a column object for each."""
+    import csv
+    import io
+    from pathlib import Path
+
+    p = Path(path)
+    limit = LIMITS.max_data_columns
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        budget = 64 * 1024 + limit * 256  # generous for `limit` columns of long names
+        with open(p, "rb") as f:
+            head = f.read(budget + 1)
+        text = head[:budget].decode("utf-8", errors="replace")
+        try:
+            first = next(csv.reader(io.StringIO(text, newline="")), [])
+        except csv.Error:
+            return  # the reader names what is wrong with the file
+        if len(first) > limit:
+            raise LimitError(f"the data file's header has {len(first):,} columns", "max_data_columns", path=p)
+        if len(head) > budget and "\n" not in text and "\r" not in text:
+            raise LimitError(f"the data file's first line is longer than {budget:,} bytes", "max_data_columns",
+                             path=p)
+    elif suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            columns = pq.read_metadata(p).num_columns
+        except Exception:
+            return  # the reader names what is wrong with the file
+        if columns > limit:
+            raise LimitError(f"the data file's schema has {columns:,} columns", "max_data_columns", path=p)
 
 
 def check_input_width(name: str, row_shape: tuple[int, ...] | list[int]) -> None:

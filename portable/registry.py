@@ -200,11 +200,11 @@ class Registry:
             UnknownFormatError: no format recognises it; the message lists the formats and their extensions.
         """
         if isinstance(source, (str, Path)):
-            from ._io import check_name_lengths
+            from ._io import check_name_lengths, why_missing
 
             check_name_lengths(Path(source))
             if not Path(source).exists():
-                raise InputError("no such file or folder", path=source)
+                raise InputError(why_missing(source), path=source)
             from .limits import check_regular
 
             check_regular(source, folders=True)  # a pipe or a device (/dev/zero named x.json) is never read

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PortableError
+from ..limits import LimitError
 from ..model import Model
 from . import stops_at_limits
 from .compare import compare as compare_outputs
@@ -115,6 +116,8 @@ class Source:
             tried.add(i)
             try:
                 f = self.head(self.parts[i], per)
+            except LimitError:
+                raise  # a limit reached names itself; it is not a part to skip
             except Exception as exc:
                 errors.append(f"{self.parts[i].name}: {_error(exc)}")
                 continue
@@ -189,6 +192,10 @@ class FileSource(Source):
                 yield start, pd.DataFrame(np.asarray(arr[start:start + chunk_rows]).reshape(
                     min(chunk_rows, len(arr) - start), -1))
             return
+        if task.part.kind in ("csv", "parquet"):
+            from ..limits import check_data_columns
+
+            check_data_columns(path)
         if task.part.kind == "csv":
             import pandas as pd
 
@@ -316,7 +323,10 @@ def _files(spec: str) -> list[Path]:
         from ..limits import check_regular
 
         check_regular(p, folders=True)
-    raise PortableError("no such data file or folder", path=p)
+    from .._io import why_missing
+
+    raise PortableError(f"no such data file or folder: {why_missing(p)}" if os.path.lexists(p) else
+                        "no such data file or folder", path=p)
 
 
 # ---- what a task returns ------------------------------------------------------------------------------------

@@ -507,6 +507,26 @@ def build_corpus(base: Path) -> list[Case]:
     p("empty.csv").write_text("")
     cases.append(Case("an empty CSV as --data", ["check", str(good_onnx), str(good_onnx), "--data",
                                                  str(p("empty.csv"))], needle="empty"))
+    # pandas took 85 s and 0.8 GB to build the 300,000 columns of three rows before the check said they do not fit
+    p("wide.csv").write_text(",".join(f"c{i}" for i in range(300_000)) + "\n" + ",".join(["1.5"] * 300_000) + "\n")
+    cases.append(Case("a CSV of 300,000 columns as --data", ["check", str(good_onnx), str(good_onnx), "--data",
+                                                             str(p("wide.csv"))], needle="max_data_columns"))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({f"c{i}": [1.5] for i in range(20_000)}), p("wide.parquet"))
+    cases.append(Case("a Parquet file of 20,000 columns as --data", ["check", str(good_onnx), str(good_onnx),
+                                                                     "--data", str(p("wide.parquet"))],
+                      needle="max_data_columns"))
+    os.symlink("loop_b.onnx", p("loop_a.onnx"))  # said "no such file or folder", which the user could not see why
+    os.symlink("loop_a.onnx", p("loop_b.onnx"))
+    os.symlink("gone.onnx", p("to_nothing.onnx"))
+    for argv, needle in ((["inspect", str(p("loop_a.onnx"))], "loop of symbolic links"),
+                         (["convert", str(p("loop_a.onnx")), "--to", "nnef"], "loop of symbolic links"),
+                         (["check", str(good_onnx), str(p("to_nothing.onnx"))], "symbolic link to 'gone.onnx'"),
+                         (["check", str(good_onnx), str(good_onnx), "--data", str(p("loop_b.onnx"))], "loop")):
+        cases.append(Case(f"a symbolic link to nothing or in a loop: portable {argv[0]}"
+                          + (" --data" if "--data" in argv else ""), argv, needle=needle))
 
     # ---- pipes and devices under a model's or a data file's name -------------------------------------------------
     # opening a FIFO waits for a writer; /dev/zero and /dev/urandom say size 0 and never end (a PFA document, a
