@@ -1,8 +1,11 @@
 """The rows a check generates are a function of the pair and the seed alone, and stay what they were.
 
 The mutation benchmark's figures rest on the generated rows (issue 13): making the checker faster must not move
-a single bit of them. The hashes below were computed on main before the checker's speed work (commit b69ba67),
-for models whose fitted parameters are exact on every machine (hand-set coefficients, a tree fitted on integers).
+a single bit of them, and neither must the machine: the rows were different bits on an AMD EPYC (AVX2) and on an
+Intel Xeon (AVX-512) until the normal bump stopped using numpy's `log1p`, `sin` and `cos`, whose implementation
+numpy picks by CPU. The hashes below are for models whose fitted parameters are exact on every machine (hand-set
+coefficients, a tree fitted on integers); the last test computes them again with numpy's AVX-512 and AVX2 code
+paths switched off (`NPY_DISABLE_CPU_FEATURES`), as on an older or another CPU.
 A warm check (the pair's plan and rows kept), a check with the plan learned again and a check after other seeds
 give the same report, number for number.
 """
@@ -21,13 +24,13 @@ from portable.equivalence import _PLANS, _plan  # noqa: E402
 
 # (model, samples, seed) -> sha256 of the generated batch (values, strings, sources), first 16 hex digits
 PINNED = {
-    ("logistic", 1000, 0): "c96986cd14ba0077",
-    ("logistic", 1000, 7): "d70a6a7bbfd4c142",
-    ("logistic", 50, 12345): "dcbfeb4e31f24166",
-    ("tree", 1000, 0): "dfd1111690b3b186",
-    ("tree", 300, 3): "fe1c7be040087546",
-    ("mlp", 1000, 0): "aba59345d9edbf92",
-    ("mlp", 200, 99): "f208903f4ff70864",
+    ("logistic", 1000, 0): "dc5b66bfae694b47",
+    ("logistic", 1000, 7): "262aff20c0f83e7b",
+    ("logistic", 50, 12345): "08b38df42fa17a80",
+    ("tree", 1000, 0): "ec79a957cbbc195a",
+    ("tree", 300, 3): "b1b524d63daa7dbb",
+    ("mlp", 1000, 0): "81e5d69d9578f60a",
+    ("mlp", 200, 99): "975d104be107fe90",
 }
 
 
@@ -88,3 +91,48 @@ def test_generated_rows_are_pinned_and_every_check_reports_the_same(pairs, name,
     assert _report(original, art, samples, seed) == first  # warm: the kept rows
     _report(original, art, samples, seed + 1)  # another seed: rows generated again, then this seed's again
     assert _report(original, art, samples, seed) == first
+
+
+def _digests() -> dict[str, str]:
+    """The generated rows' digests of every pinned case, computed in this process."""
+    import warnings
+
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = _models()
+        for (name, samples, seed) in sorted(PINNED):
+            original = portable.load(models[name])
+            art = portable.convert(models[name], to="onnx", check=False, dtype="float32")
+            portable.check(original, art, samples=samples, seed=seed)
+            _, plan, _ = _plan(original, art, None)
+            out[f"{name}/{samples}/{seed}"] = _digest(plan.memo["generated"][1])
+    return out
+
+
+def test_generated_rows_are_the_same_bits_whatever_numpy_code_paths_the_cpu_takes():
+    """numpy's float32 log1p is SVML's with AVX-512 and the C library's without; its float32 sin/cos its own with
+    AVX2 and the C library's without: with each level switched off in turn, the rows stay the pinned ones."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from numpy._core import _multiarray_umath as umath
+
+    dispatch = set(getattr(umath, "__cpu_dispatch__", []))
+    wide = [f for f in ("AVX512_SPR", "AVX512_ICL", "X86_V4", "AVX512_SKX", "AVX512F") if f in dispatch]
+    older = wide + [f for f in ("X86_V3", "AVX2", "FMA3") if f in dispatch]
+    levels = [lv for lv in (wide, older) if lv]
+    if not levels:
+        pytest.skip(f"numpy dispatches no x86 SIMD level here ({sorted(dispatch)})")
+    want = {f"{n}/{s}/{seed}": v for (n, s, seed), v in PINNED.items()}
+    root = Path(__file__).resolve().parents[1]
+    for level in levels:
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(level), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-c", "import json, tests.test_check_rows_pinned as t; "
+                               "print(json.dumps(t._digests()))"], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == want, f"with {level} switched off"

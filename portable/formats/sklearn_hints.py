@@ -537,7 +537,10 @@ class _Learner:
         # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
         # not on 85-character ones, a word-count naive Bayes only near 500 words); lengths log-uniform from 8 to
         # 2,048 terms
-        lengths = np.exp(rng.uniform(np.log(8), np.log(2048), 128)).astype(np.int64)
+        # (2**x with x uniform in [3, 11): `_detmath.exp2`, the same on every machine, unlike numpy's exp)
+        from .._detmath import exp2
+
+        lengths = exp2(rng.uniform(3.0, 11.0, 128)).astype(np.int64)
         docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
         h = self.hints.column(self.col(space.cols[0]))
         seen = set(h.categories)
