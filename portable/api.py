@@ -2,8 +2,9 @@
 drift."""
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -275,9 +276,22 @@ def drift(artifact: Any, data: Any, *, reference: Any = None, thresholds: Any = 
     Raises:
         PortableError: no profile, or `data` does not line up with the model's inputs.
     """
+    from .profile import DriftThresholds
     from .profile import drift as run_drift
     from .profile import input_arrays, profile_from_data, read_profile
 
+    if data is None:
+        raise PortableError("drift needs data: an array, a DataFrame, an {input: array} mapping or a data file")
+    data, reference = _args.data(data), _args.data(reference, "reference")
+    if isinstance(thresholds, Mapping):
+        known = {f.name for f in dataclasses.fields(DriftThresholds)}
+        if set(thresholds) - known:
+            raise PortableError(f"thresholds: unknown name(s) {sorted(map(str, set(thresholds) - known))}; the "
+                                f"thresholds are {sorted(known)}")
+        thresholds = DriftThresholds(**thresholds)
+    elif thresholds is not None and not isinstance(thresholds, DriftThresholds):
+        raise PortableError(f"thresholds must be a portable.profile.DriftThresholds or a mapping of its fields, "
+                            f"not {type(thresholds).__name__}")
     model = load(artifact, trust=trust)
     if reference is not None:
         profile = profile_from_data(reference, model, model.signature)

@@ -12,6 +12,7 @@ import os
 import resource
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,29 @@ def test_check_validates_its_arguments(onnx_model, kwargs, named):
 def test_convert_validates_its_arguments(kwargs, named):
     with pytest.raises(PortableError, match=named):
         portable.convert(GOOD_PFA, **{"to": "onnx", **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"data": None}, "needs data"), ({"data": 3.0}, "data"), ({"data": []}, "data"), ({"data": object()}, "data"),
+    ({"data": {"x": 1}}, "data"), ({"reference": 123}, "reference"), ({"reference": np.zeros((0, 2))}, "reference"),
+    ({"reference": b"\x00"}, "reference"), ({"thresholds": 1}, "thresholds"),
+    ({"thresholds": {"nothing": 1}}, "nothing"), ({"thresholds": {"psi": "a"}}, "psi"),
+])
+def test_drift_validates_its_arguments(onnx_model, kwargs, named):
+    """drift(data=123) and drift(reference=[]) were TypeError/ValueError tracebacks, thresholds=1 AttributeError."""
+    args = {"data": np.ones((60, 2)), "reference": np.ones((60, 2)), **kwargs}
+    with pytest.raises(PortableError, match=named):
+        portable.drift(onnx_model, args.pop("data"), **args)
+
+
+def test_data_near_the_largest_float64_makes_no_numpy_warning(onnx_model):
+    """A check on data of +-1e308 printed four numpy RuntimeWarnings (overflow) from the ranges' width."""
+    x = np.random.default_rng(0).random((40, 2))
+    x[3, 0], x[4, 0], x[5, 1] = 1e308, -1e308, 1.7e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = portable.check(onnx_model, onnx_model, data={"x": x[:, 0], "y": x[:, 1]}, samples=200)
+    assert report.equivalent
 
 
 def test_load_run_save_export_audit_validate_their_arguments(onnx_model, tmp_path):

@@ -702,7 +702,12 @@ def _finish(plan: Plan) -> None:
                    for i, f in enumerate(plan.features) if f.values and not f.is_string]
     plan.categories = [(i, np.asarray(f.values, dtype=object)) for i, f in enumerate(plan.features)
                        if f.is_string]
-    plan.width, plan.mid = plan.hi - plan.lo, (plan.lo + plan.hi) / 2
+    with np.errstate(over="ignore"):  # ranges of +-1e308: their width is above float64's largest value
+        plan.width, plan.mid = plan.hi - plan.lo, (plan.lo + plan.hi) / 2
+    wide = ~np.isfinite(plan.width)
+    if wide.any():
+        plan.width[wide] = np.finfo(np.float64).max
+        plan.mid[wide] = plan.lo[wide] / 2 + plan.hi[wide] / 2
     restricted = [(i, f.domain) for i, f in enumerate(plan.features)
                   if f.domain is not None and not f.is_string and f.domain[0] <= f.domain[1]]
     plan.domain = None
@@ -713,8 +718,9 @@ def _finish(plan: Plan) -> None:
         plan.sources.append("function domains for " + ", ".join(plan.features[i].label for i, _ in restricted))
     # the special rows' fixed values, rounded to the narrow dtype already
     plan.ends = _narrow(plan, np.stack([np.zeros(len(plan.lo)), plan.lo, plan.hi]))
-    plan.far = _narrow(plan, np.stack([plan.mid + -1.0 * plan.width * FAR[:, None],
-                                       plan.mid + 1.0 * plan.width * FAR[:, None]]))
+    with np.errstate(over="ignore", invalid="ignore"):  # far beyond +-1e308 is +-inf, as it should be
+        plan.far = _narrow(plan, np.stack([plan.mid + -1.0 * plan.width * FAR[:, None],
+                                           plan.mid + 1.0 * plan.width * FAR[:, None]]))
     if plan.domain is not None:
         _clip_domain(plan, plan.ends)
         _clip_domain(plan, plan.far)
@@ -1134,6 +1140,7 @@ def _special(plan: Plan, budget: int, rng: np.random.Generator, base: Batch | No
     return b
 
 
+@np.errstate(over="ignore", invalid="ignore")  # ranges near float64's largest values go past it: +-inf
 def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     """`samples` generated rows (special, equidistant, cloud), the tree boundary rows of every split node (or of
     a seeded sample of them, see `tested_nodes`), then up to `samples` rows of `data`."""
@@ -1177,6 +1184,7 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     return b
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def cloud_rows(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     """`n` random rows over the plan's ranges, rounded to the narrow dtype (integer features integers)."""
     b = _cloud(plan, n, rng)
