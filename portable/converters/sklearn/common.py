@@ -64,6 +64,33 @@ def affine(em: Emitter, x: str, a: np.ndarray, b: np.ndarray) -> str:
     return em.node("Add", [em.node("MatMul", [x, em.const(a)], "xa"), em.const(b)], "affine")
 
 
+#: a float32 graph sums a linear model's dot products of at least this many terms in float64 (`linear_scores`)
+WIDE_DOT = 128
+
+
+def linear_scores(em: Emitter, x: str, coef: np.ndarray, intercept: np.ndarray, hint: str = "scores") -> str:
+    """A linear model's scores `x @ coef + intercept` (`coef` `[n_in, n_out]`, `intercept` `[1, n_out]`).
+
+    In a float32 graph with `n_in >= WIDE_DOT` inputs the product and the intercept are computed in float64 (Cast,
+    MatMul and Add in double, Cast back): a float32 sum of n terms may err by up to about (n - 1) 2^-24 of the
+    sum of |terms| depending on its order (onnxruntime's MLAS kernels pick one per shape and CPU), which beyond a
+    hundred-odd terms reaches the float32 check's tolerances (atol 1e-5 on probabilities, 1e-4 of the outputs'
+    scale on scores) -- a tf-idf linear SVC over 747 terms can err by 1.6e-4 in the worst order -- and no bound
+    valid for every order can certify it. In float64 the same sum errs by 2^-29 as much; the scores are then
+    rounded once to float32 (half an ulp). Narrower models keep the plain float32 product (the same graph as
+    before; the float32 bound certifies them)."""
+    from onnx import TensorProto
+
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64).reshape(1, -1)
+    if em.double or coef.shape[0] < WIDE_DOT:
+        return em.node("Add", [em.node("MatMul", [x, em.const(coef)], "xw"), em.const(intercept)], hint)
+    x64 = em.node("Cast", [x], "x64", to=TensorProto.DOUBLE)
+    s64 = em.node("Add", [em.node("MatMul", [x64, em.const(coef, dtype=np.float64)], "xw64"),
+                          em.const(intercept, dtype=np.float64)], hint + "64")
+    return em.node("Cast", [s64], hint, to=TensorProto.FLOAT)
+
+
 def sign_label(em: Emitter, dec: str, *, strict: bool) -> str:
     """+1 where dec > 0 (`>= 0` unless strict), else -1, as int64 `[N]`."""
     cmp = em.node("Greater" if strict else "GreaterOrEqual", [dec, em.const(0.0)], "inl")

@@ -1,0 +1,65 @@
+"""Float32 artifacts of linear models with many inputs sum their dot products in float64
+(`portable.converters.sklearn.common.linear_scores`): their scores are scikit-learn's, computed on the float32
+inputs, rounded once to float32. A float32 MatMul over hundreds of terms errs by many ulps of the scores
+(onnxruntime's summation order), and its worst order by far more, beyond what a certificate can prove."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import portable
+from portable.converters.sklearn.common import WIDE_DOT
+
+
+def _data(n_features: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(600, n_features)) * rng.uniform(0.1, 10.0, n_features)
+    y = (X[:, :5].sum(axis=1) + rng.normal(size=600) > 0).astype(int) + (X[:, 5] > 1).astype(int)
+    return X, y
+
+
+def _models():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.svm import LinearSVC
+
+    return [("linear_svc_binary", LinearSVC(max_iter=5000), "scores", True),
+            ("ridge_classifier_3", RidgeClassifier(), "scores", False),
+            ("calibrated_linear_svc", CalibratedClassifierCV(LinearSVC(max_iter=5000), cv=3), None, True)]
+
+
+@pytest.mark.parametrize("name,est,output,binary", _models(), ids=[m[0] for m in _models()])
+def test_wide_linear_scores_are_rounded_once(name, est, output, binary):
+    X, y = _data(3 * WIDE_DOT)
+    if binary:
+        y = (y > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    ops = [n.op_type for n in art.proto.graph.node]
+    assert "Cast" in ops, ops
+    X32 = X.astype(np.float32)
+    got = art.run({art.signature.inputs[0].name: X32})
+    assert np.array_equal(np.asarray(got["label"]).reshape(-1), est.predict(X32.astype(np.float64)))
+    if output is None:
+        return
+    want = np.asarray(est.decision_function(X32.astype(np.float64)), dtype=np.float64).reshape(len(X), -1)
+    have = np.asarray(got[output], dtype=np.float64).reshape(len(X), -1)
+    # one float32 rounding of the float64 scores (the float64 sums' own error is ~1e-16 of them)
+    assert np.all(np.abs(have - want) <= np.spacing(np.abs(want).astype(np.float32)) * 0.5 + 1e-12 * np.abs(want)), \
+        float(np.max(np.abs(have - want)))
+
+
+def test_narrow_linear_scores_stay_float32():
+    """Below WIDE_DOT inputs the graph is the plain float32 MatMul + Add (no Cast), as before."""
+    from sklearn.svm import LinearSVC
+
+    X, y = _data(WIDE_DOT - 1)
+    est = LinearSVC(max_iter=5000).fit(X, (y > 0).astype(int))
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    ops = [n.op_type for n in art.proto.graph.node]
+    assert "Cast" not in ops[:ops.index("MatMul") + 2], ops
+    assert "MatMul" in ops
