@@ -63,3 +63,46 @@ def test_narrow_linear_scores_stay_float32():
     ops = [n.op_type for n in art.proto.graph.node]
     assert "Cast" not in ops[:ops.index("MatMul") + 2], ops
     assert "MatMul" in ops
+
+
+@pytest.mark.parametrize("targets", [1, 2])
+def test_wide_linear_regressor_heads_sum_in_float64(targets):
+    """skl2onnx's LinearRegressor over many inputs (widen_linear_heads): the float32 artifact's predictions
+    differ from scikit-learn's on the float32 inputs by at most one rounding of the result plus the float32
+    coefficients' rounding (2^-24 sum |x_i w_i|); a float32 sum of 384 terms (before) errs by up to 15 times
+    that."""
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    X, _ = _data(3 * WIDE_DOT)
+    y = X[:, :5].sum(axis=1) if targets == 1 else np.c_[X[:, :5].sum(axis=1), X[:, 7]]
+    est = (LinearRegression() if targets == 1 else Ridge()).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    X32 = X.astype(np.float32)
+    got = art.run({art.signature.inputs[0].name: X32})
+    have = np.asarray(next(iter(got.values())), dtype=np.float64).reshape(len(X), -1)
+    want = np.asarray(est.predict(X32.astype(np.float64)), dtype=np.float64).reshape(len(X), -1)
+    W = np.atleast_2d(est.coef_).reshape(-1, X.shape[1])
+    allowed = 0.5 * np.spacing(np.abs(want).astype(np.float32)) + \
+        2.0 ** -24 * (np.abs(X32.astype(np.float64)) @ np.abs(W).T + np.abs(est.intercept_)) * 1.0001
+    assert np.all(np.abs(have - want) <= allowed), float(np.max(np.abs(have - want) / allowed))
+
+
+def test_wide_logistic_regression_head_keeps_its_outputs():
+    """A binary and a 3-class LogisticRegression over many inputs: the LinearClassifier reads float64 scores
+    through identity coefficients, and labels and probabilities are scikit-learn's."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _data(3 * WIDE_DOT)
+    for yy in ((y > 0).astype(int), y):
+        est = LogisticRegression(max_iter=3000).fit(X, yy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            art = portable.convert(est, to="onnx", dtype="float32", check=False)
+        ops = [n.op_type for n in art.proto.graph.node]
+        assert ops[:5] == ["Cast", "MatMul", "Add", "Cast", "LinearClassifier"], ops
+        X32 = X.astype(np.float32)
+        got = art.run({art.signature.inputs[0].name: X32})
+        assert np.array_equal(np.asarray(got["label"]).reshape(-1), est.predict(X32.astype(np.float64)))
+        assert np.max(np.abs(got["probabilities"] - est.predict_proba(X32.astype(np.float64)))) < 1e-6

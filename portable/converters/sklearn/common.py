@@ -109,3 +109,65 @@ def linear_coefs(est: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     return coef.T, np.broadcast_to(np.asarray(inter, dtype=np.float64), (coef.shape[0],)).copy()
+
+
+def widen_linear_heads(proto: Any) -> int:
+    """skl2onnx's linear heads in a float32 graph (`ai.onnx.ml` LinearClassifier and LinearRegressor, which
+    onnxruntime computes in float32 whatever their input) over at least `WIDE_DOT` inputs compute their scores
+    as `linear_scores` does: Cast to double, MatMul + Add in double, Cast back; the node itself then reads those
+    scores through identity coefficients and zero intercepts (`1 * s + 0 * t + 0` is exact in float32), so its
+    labels, post-transform and outputs are unchanged. The coefficients are the node's float32 ones, widened. Returns
+    how many heads were rewritten (the graph is changed in place)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    taken = {n for node in graph.node for n in [*node.input, *node.output]} | {i.name for i in graph.initializer}
+    new_nodes, count = [], 0
+    for node in graph.node:
+        if node.domain != "ai.onnx.ml" or node.op_type not in ("LinearClassifier", "LinearRegressor"):
+            new_nodes.append(node)
+            continue
+        at = {a.name: a for a in node.attribute}
+        coef = np.asarray(helper.get_attribute_value(at["coefficients"]), dtype=np.float32).astype(np.float64)
+        inter = np.asarray(helper.get_attribute_value(at["intercepts"]), dtype=np.float32).astype(np.float64) \
+            if "intercepts" in at else None
+        if node.op_type == "LinearRegressor":
+            rows = int(helper.get_attribute_value(at["targets"])) if "targets" in at else 1
+        else:
+            rows = len(inter) if inter is not None and len(inter) else 0
+        if rows <= 0 or coef.size % rows or coef.size // rows < WIDE_DOT:
+            new_nodes.append(node)
+            continue
+        if inter is None or not len(inter):
+            inter = np.zeros(rows)
+        base = node.output[0]
+        names = {}
+        for key in ("x64", "w64", "b64", "xw64", "s64", "s32"):
+            k, name = 0, f"{base}_wide_{key}"
+            while name in taken:
+                k += 1
+                name = f"{base}_wide_{key}{k}"
+            taken.add(name)
+            names[key] = name
+        graph.initializer.extend([numpy_helper.from_array(coef.reshape(rows, -1).T.copy(), names["w64"]),
+                                  numpy_helper.from_array(inter.reshape(1, rows), names["b64"])])
+        new_nodes += [helper.make_node("Cast", [node.input[0]], [names["x64"]], to=TensorProto.DOUBLE,
+                                       name=names["x64"]),
+                      helper.make_node("MatMul", [names["x64"], names["w64"]], [names["xw64"]], name=names["xw64"]),
+                      helper.make_node("Add", [names["xw64"], names["b64"]], [names["s64"]], name=names["s64"]),
+                      helper.make_node("Cast", [names["s64"]], [names["s32"]], to=TensorProto.FLOAT,
+                                       name=names["s32"])]
+        head = helper.make_node(node.op_type, [names["s32"]], list(node.output), name=node.name, domain=node.domain)
+        for a in node.attribute:
+            if a.name == "coefficients":
+                head.attribute.append(helper.make_attribute("coefficients", np.eye(rows).reshape(-1).tolist()))
+            elif a.name == "intercepts":
+                head.attribute.append(helper.make_attribute("intercepts", [0.0] * rows))
+            else:
+                head.attribute.append(a)
+        new_nodes.append(head)
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    return count
