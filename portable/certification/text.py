@@ -143,6 +143,12 @@ def _find_cut(proto: Any, feeds: dict[str, np.ndarray], want: np.ndarray, text_i
     for name in order:
         if name in found:
             best, (err, elem) = name, found[name]  # the last one along the graph wins
+    # ... except a Cast of it (a float32 vector widened to float64 for a wide dot product: its values are still
+    # the float32 vector's, whose rounding the bound must count; the Cast belongs to what follows)
+    casts = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Cast" and n.output}
+    while best in casts and casts[best] in found:
+        best = casts[best]
+        err, elem = found[best]
     if best is None:
         raise NotSymbolic("no tensor of the converted graph equals the vectorizer's output on the documents")
     return best, err, elem

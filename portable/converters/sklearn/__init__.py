@@ -51,6 +51,10 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
         msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
         raise ConversionError(f"skl2onnx {skl2onnx_version} failed on {type(est).__name__} "
                               f"({options.dtype}): {type(exc).__name__}: {msg}{_dtype_hint(options)}") from None
+    if options.dtype == "float32":
+        from .common import widen_linear_heads
+
+        widen_linear_heads(proto)  # skl2onnx's wide linear heads sum in float64, as portable's (linear_scores)
     finalize(proto)  # ai.onnx.ml opset 5 where portable wrote TreeEnsemble
     normalize_outputs(proto, model)
     proto.graph.name = type(est).__name__

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
-from .common import linear_coefs
+from .common import linear_coefs, linear_scores
 from .emit import Emitter
 from .registry import UseSkl2onnx, sklearn_converter
 from .simple import isotonic
@@ -40,7 +40,7 @@ def _fold(em: Emitter, x: str, cc: Any, n_class: int) -> str:
         raise UnsupportedModelError(f"CalibratedClassifierCV(method='{cc.method}') is not supported "
                                     "(sigmoid, isotonic)")
     w, b = linear_coefs(cc.estimator)
-    scores = em.node("Add", [em.node("MatMul", [x, em.const(w)], "xw"), em.const(b[None, :])], "dec")
+    scores = linear_scores(em, x, w, b[None, :], "dec")
     inner = list(np.searchsorted(np.asarray(cc.classes), np.asarray(cc.estimator.classes_)))
     cols: dict[int, str] = {}
     for j, cal in enumerate(cc.calibrators):

@@ -64,6 +64,33 @@ def affine(em: Emitter, x: str, a: np.ndarray, b: np.ndarray) -> str:
     return em.node("Add", [em.node("MatMul", [x, em.const(a)], "xa"), em.const(b)], "affine")
 
 
+#: a float32 graph sums a linear model's dot products of at least this many terms in float64 (`linear_scores`)
+WIDE_DOT = 128
+
+
+def linear_scores(em: Emitter, x: str, coef: np.ndarray, intercept: np.ndarray, hint: str = "scores") -> str:
+    """A linear model's scores `x @ coef + intercept` (`coef` `[n_in, n_out]`, `intercept` `[1, n_out]`).
+
+    In a float32 graph with `n_in >= WIDE_DOT` inputs the product and the intercept are computed in float64 (Cast,
+    MatMul and Add in double, Cast back): a float32 sum of n terms may err by up to about (n - 1) 2^-24 of the
+    sum of |terms| depending on its order (onnxruntime's MLAS kernels pick one per shape and CPU), which beyond a
+    hundred-odd terms reaches the float32 check's tolerances (atol 1e-5 on probabilities, 1e-4 of the outputs'
+    scale on scores) -- a tf-idf linear SVC over 747 terms can err by 1.6e-4 in the worst order -- and no bound
+    valid for every order can certify it. In float64 the same sum errs by 2^-29 as much; the scores are then
+    rounded once to float32 (half an ulp). Narrower models keep the plain float32 product (the same graph as
+    before; the float32 bound certifies them)."""
+    from onnx import TensorProto
+
+    coef = np.asarray(coef, dtype=np.float64)
+    intercept = np.asarray(intercept, dtype=np.float64).reshape(1, -1)
+    if em.double or coef.shape[0] < WIDE_DOT:
+        return em.node("Add", [em.node("MatMul", [x, em.const(coef)], "xw"), em.const(intercept)], hint)
+    x64 = em.node("Cast", [x], "x64", to=TensorProto.DOUBLE)
+    s64 = em.node("Add", [em.node("MatMul", [x64, em.const(coef, dtype=np.float64)], "xw64"),
+                          em.const(intercept, dtype=np.float64)], hint + "64")
+    return em.node("Cast", [s64], hint, to=TensorProto.FLOAT)
+
+
 def sign_label(em: Emitter, dec: str, *, strict: bool) -> str:
     """+1 where dec > 0 (`>= 0` unless strict), else -1, as int64 `[N]`."""
     cmp = em.node("Greater" if strict else "GreaterOrEqual", [dec, em.const(0.0)], "inl")
@@ -82,3 +109,65 @@ def linear_coefs(est: Any) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
     return coef.T, np.broadcast_to(np.asarray(inter, dtype=np.float64), (coef.shape[0],)).copy()
+
+
+def widen_linear_heads(proto: Any) -> int:
+    """skl2onnx's linear heads in a float32 graph (`ai.onnx.ml` LinearClassifier and LinearRegressor, which
+    onnxruntime computes in float32 whatever their input) over at least `WIDE_DOT` inputs compute their scores
+    as `linear_scores` does: Cast to double, MatMul + Add in double, Cast back; the node itself then reads those
+    scores through identity coefficients and zero intercepts (`1 * s + 0 * t + 0` is exact in float32), so its
+    labels, post-transform and outputs are unchanged. The coefficients are the node's float32 ones, widened. Returns
+    how many heads were rewritten (the graph is changed in place)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    taken = {n for node in graph.node for n in [*node.input, *node.output]} | {i.name for i in graph.initializer}
+    new_nodes, count = [], 0
+    for node in graph.node:
+        if node.domain != "ai.onnx.ml" or node.op_type not in ("LinearClassifier", "LinearRegressor"):
+            new_nodes.append(node)
+            continue
+        at = {a.name: a for a in node.attribute}
+        coef = np.asarray(helper.get_attribute_value(at["coefficients"]), dtype=np.float32).astype(np.float64)
+        inter = np.asarray(helper.get_attribute_value(at["intercepts"]), dtype=np.float32).astype(np.float64) \
+            if "intercepts" in at else None
+        if node.op_type == "LinearRegressor":
+            rows = int(helper.get_attribute_value(at["targets"])) if "targets" in at else 1
+        else:
+            rows = len(inter) if inter is not None and len(inter) else 0
+        if rows <= 0 or coef.size % rows or coef.size // rows < WIDE_DOT:
+            new_nodes.append(node)
+            continue
+        if inter is None or not len(inter):
+            inter = np.zeros(rows)
+        base = node.output[0]
+        names = {}
+        for key in ("x64", "w64", "b64", "xw64", "s64", "s32"):
+            k, name = 0, f"{base}_wide_{key}"
+            while name in taken:
+                k += 1
+                name = f"{base}_wide_{key}{k}"
+            taken.add(name)
+            names[key] = name
+        graph.initializer.extend([numpy_helper.from_array(coef.reshape(rows, -1).T.copy(), names["w64"]),
+                                  numpy_helper.from_array(inter.reshape(1, rows), names["b64"])])
+        new_nodes += [helper.make_node("Cast", [node.input[0]], [names["x64"]], to=TensorProto.DOUBLE,
+                                       name=names["x64"]),
+                      helper.make_node("MatMul", [names["x64"], names["w64"]], [names["xw64"]], name=names["xw64"]),
+                      helper.make_node("Add", [names["xw64"], names["b64"]], [names["s64"]], name=names["s64"]),
+                      helper.make_node("Cast", [names["s64"]], [names["s32"]], to=TensorProto.FLOAT,
+                                       name=names["s32"])]
+        head = helper.make_node(node.op_type, [names["s32"]], list(node.output), name=node.name, domain=node.domain)
+        for a in node.attribute:
+            if a.name == "coefficients":
+                head.attribute.append(helper.make_attribute("coefficients", np.eye(rows).reshape(-1).tolist()))
+            elif a.name == "intercepts":
+                head.attribute.append(helper.make_attribute("intercepts", [0.0] * rows))
+            else:
+                head.attribute.append(a)
+        new_nodes.append(head)
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+    return count

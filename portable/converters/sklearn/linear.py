@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from .common import linear_scores
 from .emit import Emitter
 from .registry import sklearn_converter
 
@@ -12,7 +13,7 @@ from .registry import sklearn_converter
 def _linear_scores(em: Emitter, est: Any, x: str) -> str:
     coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
     inter = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64)).reshape(1, -1)
-    return em.node("Add", [em.node("MatMul", [x, em.const(coef.T)], "xw"), em.const(inter)], "scores")
+    return linear_scores(em, x, coef.T, inter)  # float64 sums for many inputs in float32 graphs
 
 
 @sklearn_converter("sklearn.svm.LinearSVC", "sklearn.linear_model.RidgeClassifier", "sklearn.linear_model.RidgeClassifierCV",

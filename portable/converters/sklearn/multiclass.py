@@ -8,7 +8,7 @@ import numpy as np
 from ...errors import UnsupportedModelError
 from .emit import Emitter
 from .registry import UseSkl2onnx, sklearn_converter
-from .common import sqdist, affine, linear_coefs
+from .common import sqdist, affine, linear_coefs, linear_scores
 
 
 @sklearn_converter("sklearn.multiclass.OneVsOneClassifier", kind="classifier", replaces=True)
@@ -19,7 +19,7 @@ def one_vs_one(em: Emitter, est: Any) -> list[Any]:
         raise UseSkl2onnx
     w = np.concatenate([p[0] for p in parts], axis=1)
     b = np.concatenate([p[1] for p in parts])
-    dec = affine(em, em.input(), w, b[None, :])
+    dec = linear_scores(em, em.input(), w, b[None, :], "dec")
     k = len(est.classes_)
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     vi = np.zeros((len(pairs), k))
