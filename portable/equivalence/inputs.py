@@ -73,14 +73,15 @@ class Feature:
     domain: tuple[float, float] | None = None  # the values a model is defined on (InputHints: log, sqrt of it)
 
     def widen(self, lo: float, hi: float, *, data: bool = False) -> None:
-        if not (np.isfinite(lo) and np.isfinite(hi)) or (self.from_data and not data):
+        # (math's tests of a float: numpy's cost a microsecond each, and a plan calls them per feature and hint)
+        if not (math.isfinite(lo) and math.isfinite(hi)) or (self.from_data and not data):
             return
-        self.lo = lo if np.isnan(self.lo) else min(self.lo, lo)
-        self.hi = hi if np.isnan(self.hi) else max(self.hi, hi)
+        self.lo = lo if math.isnan(self.lo) else min(self.lo, lo)
+        self.hi = hi if math.isnan(self.hi) else max(self.hi, hi)
 
     @property
     def known(self) -> bool:
-        return not np.isnan(self.lo)
+        return not math.isnan(self.lo)
 
     @property
     def simple(self) -> Any:
@@ -478,6 +479,8 @@ def _learn_values(plan: Plan, hints: Mapping[str, list[Any]]) -> None:
 
 def _add_numbers(f: "Feature", vals: Sequence[float], *, widen: bool) -> bool:
     """Known values of a numeric feature, with their neighbours on both sides and their float32 rounding."""
+    if not len(vals):  # (most columns name none: no array made for them)
+        return False
     nums = np.asarray(vals, dtype=np.float64)
     nums = nums[np.isfinite(nums)]
     if not nums.size:
@@ -712,14 +715,15 @@ def _finish(plan: Plan) -> None:
                   if f.domain is not None and not f.is_string and f.domain[0] <= f.domain[1]]
     plan.domain = None
     if restricted:
-        plan.domain = np.stack([np.full(len(plan.features), -np.inf), np.full(len(plan.features), np.inf)])
+        plan.domain = np.array([np.full(len(plan.features), -np.inf), np.full(len(plan.features), np.inf)])
         for i, (dlo, dhi) in restricted:
             plan.domain[:, i] = dlo, dhi
         plan.sources.append("function domains for " + ", ".join(plan.features[i].label for i, _ in restricted))
     # the special rows' fixed values, rounded to the narrow dtype already
-    plan.ends = _narrow(plan, np.stack([np.zeros(len(plan.lo)), plan.lo, plan.hi]))
+    # (np.array of equal-shape float64 arrays stacks them as np.stack does, without its Python-level checks)
+    plan.ends = _narrow(plan, np.array([np.zeros(len(plan.lo)), plan.lo, plan.hi]))
     with np.errstate(over="ignore", invalid="ignore"):  # far beyond +-1e308 is +-inf, as it should be
-        plan.far = _narrow(plan, np.stack([plan.mid + -1.0 * plan.width * FAR[:, None],
+        plan.far = _narrow(plan, np.array([plan.mid + -1.0 * plan.width * FAR[:, None],
                                            plan.mid + 1.0 * plan.width * FAR[:, None]]))
     if plan.domain is not None:
         _clip_domain(plan, plan.ends)
@@ -728,8 +732,8 @@ def _finish(plan: Plan) -> None:
     plan.fast32 = None
     if plan.narrow == np.float32 and not plan.valued and plan.anchors is None and not plan.integer.any() and \
             np.all(np.abs(plan.ends) < 1e37) and np.all(plan.width < 1e37):
-        plan.fast32 = (np.stack([plan.width / 4, plan.width]).astype(np.float32),
-                       np.stack([plan.mid, plan.lo]).astype(np.float32))
+        plan.fast32 = (np.array([plan.width / 4, plan.width]).astype(np.float32),
+                       np.array([plan.mid, plan.lo]).astype(np.float32))
     plan.nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
     # unseen categories are tried wherever an encoder reads the feature (unless the original says it rejects
     # them): a model that rejects them has those rows dropped and counted
