@@ -34,6 +34,10 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
 
     skl2onnx_version = bridge.version()
     est = model.estimator
+    from .common import WIDE_SUMS, reads_text, widen_linear_heads
+
+    wide = options.dtype == "float32" and reads_text(est)  # linear heads over a vectorizer sum in float64
+    token = WIDE_SUMS.set(wide)
     try:
         # target_opset is an upper bound: skl2onnx 1.20 still picks the lowest opset its nodes need
         proto = bridge.convert(model, options.dtype, options.target_opset or DEFAULT_OPSET)
@@ -51,9 +55,9 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
         msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
         raise ConversionError(f"skl2onnx {skl2onnx_version} failed on {type(est).__name__} "
                               f"({options.dtype}): {type(exc).__name__}: {msg}{_dtype_hint(options)}") from None
-    if options.dtype == "float32":
-        from .common import widen_linear_heads
-
+    finally:
+        WIDE_SUMS.reset(token)
+    if wide:
         widen_linear_heads(proto)  # skl2onnx's wide linear heads sum in float64, as portable's (linear_scores)
     finalize(proto)  # ai.onnx.ml opset 5 where portable wrote TreeEnsemble
     normalize_outputs(proto, model)
