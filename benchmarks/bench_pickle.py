@@ -170,7 +170,7 @@ def run() -> str:
             + ("Missing 2x: " + "; ".join(missed) + ". What is left is Python work per object that pickle does in "
                "C: each array costs two Python calls (the `_reconstruct` stand-in, then the checked BUILD), each "
                "scikit-learn object two (its stand-in builds it for real with a BUILD hook; the hook checks the "
-               "attribute names and swaps the proxies in its state with C-level passes before the class's own "
+               "attribute names with C-level passes and swaps the proxies in its state in one loop before the class's own "
                "`__setstate__`), each Cython object (trees, KD-trees, distance metrics) a call through the table and "
                "a checked state, and the recorded internals a few vectorised checks over all of them. Files whose "
                "plain load is a fraction of a millisecond per hundred objects pay that in proportion: the KD-tree "
