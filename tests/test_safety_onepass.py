@@ -50,6 +50,7 @@ def _reachable(root):
 def _assert_clean(obj):
     for x in _reachable(obj):
         assert type(x) not in onepass._PROXY_TYPES and type(type(x)) is not onepass._Meta and type(x) is not onepass._Meta
+        assert not (type(x) is type(_reachable) and x in onepass._FUNCTIONS)  # numpy's REDUCE stand-ins
         if isinstance(x, dict):
             assert "__setstate__" not in x
 
@@ -115,7 +116,8 @@ def test_globals_kept_as_values_are_swapped_or_refused(tmp_path):
     obj, _ = safe_load(path)
     assert obj.dtype == (np.float64, 1) and obj.dtype[0] is np.float64
     for module, name in (("numpy._core.multiarray", "_reconstruct"), ("sklearn.preprocessing._data",
-                                                                     "StandardScaler")):
+                                                                     "StandardScaler"),
+                         ("numpy", "dtype"), ("numpy._core.multiarray", "scalar")):
         bad = (b"\x80\x04" + _g("sklearn.preprocessing._data", "StandardScaler") + b")\x81}" + _s("f")
                + b"(" + _g(module, name) + b"t" + b"sb.")
         path = tmp_path / f"bad-{name}.pkl"
@@ -123,6 +125,35 @@ def test_globals_kept_as_values_are_swapped_or_refused(tmp_path):
         with pytest.raises(InputError, match="kept as a value"):
             safe_load(path)
         assert not portable.audit(path).safe
+
+
+def test_numpy_reduce_globals_are_only_called(tmp_path):
+    """numpy's `_reconstruct`, `dtype` and `scalar` stand in as plain functions (`onepass._entry`), not classes:
+    given as an argument, to NEWOBJ, or with arguments the table refuses, they are refused; with arguments the
+    table admits they build what pickle.load builds."""
+    rec = _g("numpy._core.multiarray", "_reconstruct")
+    arr = _g("numpy", "ndarray")
+    std_args = b"K\x00\x85C\x01b\x87"  # ((0,), b'b') after the class
+    cases = {
+        "as an argument": (b"\x80\x04" + rec + rec + std_args + b"R.", UnsafePickleError),
+        "NEWOBJ": (b"\x80\x04" + rec + b"(" + arr + b"K\x00\x85C\x01btR" + b")\x81.", InputError),
+        "another shape": (b"\x80\x04" + rec + arr + b"K\x05\x85C\x01b\x87R.", UnsafePickleError),
+        "dtype of an object": (b"\x80\x04" + _g("numpy", "dtype") + _s("O8") + b"\x89\x88\x87R.", None),
+        "scalar without bytes": (b"\x80\x04" + _g("numpy._core.multiarray", "scalar") + _g("numpy", "dtype")
+                                 + _s("f8") + b"\x89\x88\x87R" + b"K\x01\x86R.", UnsafePickleError),
+    }
+    for label, (data, error) in cases.items():
+        path = tmp_path / f"{label}.pkl"
+        path.write_bytes(data)
+        if error is None:  # what the table admits from these globals: the same object pickle builds
+            obj, _ = safe_load(path)
+            reference = pickle.loads(data)
+            assert type(obj) is type(reference) and not isinstance(obj, type(_g)), label
+            _assert_clean(obj)
+            continue
+        with pytest.raises(error):
+            safe_load(path)
+        assert not portable.audit(path).safe, label
 
 
 def test_refusals_of_the_pass(tmp_path):

@@ -60,22 +60,18 @@ def open_file(path: Path, buffering: int = -1) -> IO[bytes]:
     """The file opened for reading, with read_bytes' messages when it cannot be (a pipe or a device is refused
     before it is read: reading /dev/zero never ends). The file is opened without blocking (opening a FIFO would
     wait for a writer) and its own status is checked: one open and one fstat, as for any open file."""
-    from ..limits import check_regular
-
     try:
-        fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+        fd = os.open(path, _FLAGS)
     except OSError as exc:
+        from ..limits import check_regular
+
         check_regular(path)  # its message for a missing file, a dangling symlink or a socket
         if isinstance(exc, IsADirectoryError):
             raise InputError("is a directory, not a pickle file", path=path) from None
         raise InputError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise InputError("is a directory, not a pickle file", path=path)
-        if not stat.S_ISREG(mode):
-            check_regular(path)  # a pipe or a device: refused with its kind
-            raise InputError("is not a regular file: portable reads only regular files", path=path)
+        if not _S_ISREG(os.fstat(fd).st_mode):
+            _not_regular(path, fd)
         # O_NONBLOCK changes nothing for a regular file's reads
         file = open(fd, "rb", buffering=buffering)
         getattr(file, "raw", file).name = path  # what open(path) names it (messages, joblib)
@@ -87,8 +83,20 @@ def open_file(path: Path, buffering: int = -1) -> IO[bytes]:
         raise
 
 
+def _not_regular(path: Path, fd: int) -> None:
+    """Refuse an opened path that is not a regular file: a folder, or a pipe or a device with its kind."""
+    from ..limits import check_regular
+
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        raise InputError("is a directory, not a pickle file", path=path)
+    check_regular(path)  # a pipe or a device: refused with its kind
+    raise InputError("is not a regular file: portable reads only regular files", path=path)
+
+
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FLAGS = os.O_RDONLY | _NONBLOCK | _CLOEXEC
+_S_ISREG = stat.S_ISREG
 
 
 #: The buffer the loader opens files with: `peek_head` sees this much of the file with one read.

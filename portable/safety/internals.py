@@ -16,7 +16,8 @@ own dumps). Vectorised with numpy: a 300-tree forest takes a few milliseconds.
 """
 from __future__ import annotations
 
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
 import functools
@@ -120,15 +121,27 @@ def _predictors_found(session: Any) -> list[tuple[Any, _Entry, Any]]:
     preds = session.predictors
     owner_of: dict[int, Any] = {}
     placed = 0
+    flat: list[Any] = []
+    runs: list[tuple[Any, int]] = []
     for est in session.estimators:
         held = est.__dict__.get("_predictors")
         if held is None:
             continue
         if type(held) is not list or not {list}.issuperset(map(type, held)):
             break  # another grouping: the general search below
-        owner_of.update(zip(map(_ident, itertools.chain.from_iterable(held)), itertools.repeat(est)))
-        placed += sum(map(len, held))
+        n = len(flat)
+        flat.extend(itertools.chain.from_iterable(held))
+        runs.append((est, len(flat) - n))
     else:
+        # the estimators' predictors, in order, are exactly the ones recorded (each recorded once: a second state
+        # is refused), so each has one owner: one C-level pass of identity comparisons
+        if len(flat) == len(preds) and all(map(is_, flat, preds)):
+            return list(zip(preds, itertools.repeat(_ROOT),
+                            itertools.chain.from_iterable(itertools.repeat(est, n) for est, n in runs)))
+        for est, _n in runs:
+            held = est.__dict__["_predictors"]
+            owner_of.update(zip(map(_ident, itertools.chain.from_iterable(held)), itertools.repeat(est)))
+            placed += sum(map(len, held))
         if len(owner_of) == placed:  # nothing met twice: each predictor has at most one owner
             return list(zip(preds, itertools.repeat(_ROOT), map(owner_of.get, map(_ident, preds))))
     owners: dict[int, list[Any]] = {}
@@ -338,7 +351,10 @@ def _concat_records(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
 
 
 def _distinct(objs: list[Any]) -> Any:
-    """The distinct objects of `objs` by identity (a file's memo gives one dtype object per layout)."""
+    """The distinct objects of `objs` by identity (a file's memo gives one dtype object per layout). The common
+    case, one object repeated, is told by one C-level pass of identity comparisons."""
+    if objs and all(map(is_, objs, repeat(objs[0]))):
+        return objs[:1]
     return dict(zip(map(_ident, objs), objs)).values()
 
 
@@ -723,18 +739,22 @@ def _svm(est: Any, a: dict, where: str) -> None:
         raise _Bad(f"{_p(where)}support_vectors_", f"{sv.shape[1]} columns for {n_features} features")
 
 
+_ARRAY_TYPE, _ONE, _HASOBJECT = frozenset({np.ndarray}), frozenset({1}), attrgetter("hasobject")
 #: The exact types of categories that need no isinstance test (one C-level pass over a list of strings).
 _CATEGORY_TYPES = frozenset({str, bytes, int, float, type(None)})
 
 
 def _categories(a: dict, where: str) -> None:
     cats = a["categories_"]
-    if not isinstance(cats, list) or not all(isinstance(c, np.ndarray) and c.ndim == 1 for c in cats):
+    # the common list (exact arrays, all 1-D) in C-level passes; anything else item by item
+    if not (type(cats) is list and _ARRAY_TYPE.issuperset(map(type, cats)) and _ONE.issuperset(map(_NDIM_OF, cats))) \
+            and (not isinstance(cats, list) or not all(isinstance(c, np.ndarray) and c.ndim == 1 for c in cats)):
         raise _Bad(f"{_p(where)}categories_", "not a list of 1-D arrays")
     n = a.get("n_features_in_")
     if n is not None and len(cats) != n:
         raise _Bad(f"{_p(where)}categories_", f"{len(cats)} lists of categories for {n} features")
-    for i, c in enumerate(cats):
+    # object arrays' items: strings or numbers (none to look at in the common case, arrays of strings or numbers)
+    for i, c in enumerate(cats if any(map(_HASOBJECT, map(_DTYPE_OF, cats))) else ()):
         if c.dtype.hasobject and not _CATEGORY_TYPES.issuperset(map(type, items := c.tolist())) and not all(
                 isinstance(v, (str, bytes, int, float, type(None), np.generic)) for v in items):
             raise _Bad(f"{_p(where)}categories_[{i}]", "categories that are not strings or numbers")

@@ -5,8 +5,10 @@ How the C unpickler is made to check what it does, at C speed between the checks
 
 - `find_class` never returns an allowed global itself but its *stand-in*, a class whose `__new__` is the table:
   REDUCE and NEWOBJ of a stand-in validate the arguments (`World.check_call`) and then call the real
-  reconstructor with the real arguments. A stand-in kept as a value (`dtype=np.float64`) is swapped for the real
-  global where it is found, and only when the table lets that global be a value.
+  reconstructor with the real arguments. numpy's `_reconstruct`, `dtype` and `scalar`, which a file only ever
+  calls (REDUCE), stand in as plain functions with the same rule (`_entry`: the unpickler calls a function for less
+  than a class). A stand-in kept as a value (`dtype=np.float64`) is swapped for the real global where it is found,
+  and only when the table lets that global be a value.
 - Objects whose state (BUILD) numpy or a Cython class would apply unchecked -- arrays, dtypes, numpy scalars,
   scikit-learn extension types (trees, neighbour trees, losses), numpy.random objects, and Python classes that
   act as containers -- are built behind a *proxy*: the unpickler sees the proxy, whose `__setstate__` validates the
@@ -126,6 +128,7 @@ _APPEND: list[Any] = [None]
 #: The running pass's `hooked.append`.
 _HOOKED: list[Any] = [None]
 _MethodType = types.MethodType
+_FunctionType = types.FunctionType
 
 
 class _ScalarStandIn(_StandIn):
@@ -183,6 +186,80 @@ def stand_in(obj: Any) -> type:
     if len(_STANDINS) < 65536:
         _STANDINS[_ident(obj)] = (obj, si)
     return si
+
+
+#: The function that stands, in the unpickler, for each global only ever called by REDUCE (numpy's `_reconstruct`,
+#: `dtype` and `scalar`), and the stand-in class whose rule it applies.
+_FUNCTIONS: dict[Any, type] = {}
+
+
+def _entry(si: type) -> Any:
+    """What `find_class` gives the unpickler for the stand-in `si`: `si` itself, or for numpy's `_reconstruct`,
+    `dtype` and `scalar` (called once per array, dtype and number of a file, and only by REDUCE) a plain function
+    with the same rule (`si.__new__`): the unpickler calls a function directly, a class through `type.__call__`
+    and `__new__` (about 100 ns more per call). Anything but the common call goes to the table with `si`, which
+    names it in its refusal; the function kept as a value is refused like `si` (`Session.value`), and it is counted
+    for leftovers like any stand-in."""
+    new = {_ReconstructStandIn: _reconstruct_call, _ScalarStandIn: _scalar_call, _DtypeStandIn: _dtype_call}.get(
+        si.__bases__[0])
+    if new is None:
+        return si
+    for fn, cls in _FUNCTIONS.items():
+        if cls is si:
+            return fn
+    fn = new(si)
+    fn._role, fn._target = si._role, si._target  # what `Session.role` / `target` read off a stand-in
+    _FUNCTIONS[fn] = si
+    return fn
+
+
+def _reconstruct_call(si: type) -> Any:
+    std, reconstruct, ndarray = _STD[0], _RECONSTRUCT[0], _NDARRAY[0]
+
+    def reconstruct_array(*args: Any) -> Any:  # `_ReconstructStandIn.__new__`
+        if args == std and type(args[1][0]) is int:  # (ndarray, (0,), b'b'); False == 0 but is no shape
+            p = _anew(_ArrayProxy)
+            p.obj = reconstruct(ndarray, _ZERO, _B)
+            p.built = False
+            _APPEND[0](p)
+            return p
+        return _tls.session.call(si, args)
+
+    return reconstruct_array
+
+
+def _scalar_call(si: type) -> Any:
+    scalar = si._target
+
+    def numpy_scalar(*args: Any) -> Any:  # `_ScalarStandIn.__new__`
+        if len(args) == 2:
+            d, raw = args
+            if type(d) is _DtypeProxy and type(raw) is bytes:
+                dt = d.obj
+                if dt.kind in _NUMBER_KINDS and len(raw) == dt.itemsize and not dt.hasobject:
+                    d.used = True
+                    return scalar(dt, raw)
+        return _tls.session.call(si, args)
+
+    return numpy_scalar
+
+
+def _dtype_call(si: type) -> Any:
+    dtype = si._target
+
+    def numpy_dtype(*args: Any) -> Any:  # `_DtypeStandIn.__new__`
+        if len(args) == 3 and args[2] is True and type(args[1]) is bool and type(args[0]) is str:
+            code = args[0]
+            if code in _CODES:
+                obj = dtype(code, args[1], True)
+                p = _anew(_DtypeProxy)
+                p.obj, p.built, p.used, p.code, p.size = obj, False, False, code, -1 if obj.hasobject else obj.itemsize
+                p.key = None
+                _APPEND[0](p)
+                return p
+        return _tls.session.call(si, args)
+
+    return numpy_dtype
 
 
 def _name(obj: Any) -> str:
@@ -284,12 +361,12 @@ def _hook(obj: Any, state: Any) -> None:
         _tls.session.build_py(obj, d, state)
         return
     needs = _NEEDS[0]
-    if not needs.isdisjoint(map(type, state.values())):  # proxies and stand-ins swapped
-        s = None
-        # only the attributes whose value may need a swap, picked in C (most values are plain or real objects)
-        for k in list(_compress(state, map(needs.__contains__, map(type, state.values())))):
-            v = state[k]
-            t = type(v)
+    # proxies and stand-ins swapped: arrays, numbers and trees in this one loop (it changes no key, only values);
+    # containers that hold something to swap after it (their swaps may reach this dict itself)
+    rest = None
+    for k, v in state.items():
+        t = type(v)
+        if t in needs:
             if t is _ArrayProxy or t is _ScalarProxy:
                 state[k] = v.obj
             elif t is _ExtProxy and type(v.obj) in _EXT_RECORD:  # `Session.unproxy`, inlined (a tree_)
@@ -298,15 +375,21 @@ def _hook(obj: Any, state: Any) -> None:
                     _tls.session.owners.append((real, obj))
             elif (t is list or t is tuple) and (needs.isdisjoint(map(type, v)) or _clean(v, needs)):
                 pass  # nothing inside to swap (the common case: names, numbers, real objects)
+            elif rest is None:
+                rest = [k]
             else:
-                if s is None:
-                    s = _tls.session
-                if t is list:
-                    _swap_list(v, obj, s, 1)
-                elif t is tuple:
-                    state[k] = _swap_tuple(v, obj, s, 1)
-                else:
-                    state[k] = s.fix(v, obj, 1)
+                rest.append(k)
+    if rest is not None:
+        s = _tls.session
+        for k in rest:
+            v = state[k]
+            t = type(v)
+            if t is list:
+                _swap_list(v, obj, s, 1)
+            elif t is tuple:
+                state[k] = _swap_tuple(v, obj, s, 1)
+            else:
+                state[k] = s.fix(v, obj, 1)
     _hooked, setstate, record = _PYINFO[type(obj)]
     if setstate is _sklearn_setstate and state.get("_sklearn_version", 0) == _SKLEARN[1]:
         del state["_sklearn_version"]  # `_sklearn_setstate`, inlined
@@ -491,7 +574,9 @@ class Session(World):
 
     # -- the World interface ------------------------------------------------------------------------------------
     def role(self, x: Any) -> str | None:
-        return x._role if type(x) is _Meta else None
+        if type(x) is _Meta:
+            return x._role
+        return x._role if type(x) is _FunctionType and x in _FUNCTIONS else None
 
     def kind(self, x: Any) -> str | None:
         t = type(x)
@@ -855,6 +940,7 @@ _RC_LISTED = max(map(_rc, [object()]))
 _FIXERS: dict[type, Any] = {
     **{t: (lambda s, x, holder, depth: s.unproxy(x, holder)) for t in _PROXY_TYPES},
     _Meta: lambda s, x, holder, depth: s.value(x),
+    types.FunctionType: lambda s, x, holder, depth: s.value(_FUNCTIONS[x]) if x in _FUNCTIONS else x,
     list: Session._fix_list, tuple: Session._fix_tuple, set: Session._fix_other, frozenset: Session._fix_other,
     collections.deque: Session._fix_other, **{t: Session._fix_dict for t in _DICTS},
 }
@@ -1139,7 +1225,7 @@ class _Unpickler(pickle.Unpickler):
             verdict, obj = load_global(module, name, s.trust)
             if not verdict.allowed:
                 raise Refusal(verdict)
-            si = stand_in(obj)
+            si = _entry(stand_in(obj))
             if len(_FOUND) < 4096:
                 _FOUND[key] = si
         if si not in s.standins:
