@@ -321,19 +321,26 @@ def _tfidf_documents(est, docs: list[str], n: int, seed: int) -> list[str]:
     return out
 
 
-def test_float32_tfidf_on_documents_is_certified_and_sound():
-    """The float32 tf-idf logistic regression fitted on a list of documents is certified over its domain (the
-    data's documents and the hints' long ones: every one of its 487 terms at once), through the signed ball bound
-    of the dot product's partial sums; on dense documents scikit-learn and onnxruntime never differ by more."""
+def _certified_float32_pipeline(name: str):
+    """A realistic pipeline converted to float32 and certified over its data's domain, every output certified:
+    (estimator, data, artifact, certification result)."""
     from . import pipelines
 
-    est, df, _ = pipelines.build("text_tfidf_on_documents")
+    est, df, _ = pipelines.build(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         art = portable.convert(est, to="onnx", dtype="float32", check=False)
         result = portable.certify(est, art, data=df)
     for out, cert in result.certificates.items():
         assert cert.status == CERTIFIED, (out, cert.bound, cert.tolerance, cert.reason)
+    return est, df, art, result
+
+
+def test_float32_tfidf_on_documents_is_certified_and_sound():
+    """The float32 tf-idf logistic regression fitted on a list of documents is certified over its domain (the
+    data's documents and the hints' long ones: every one of its 487 terms at once), through the signed ball bound
+    of the dot product's partial sums; on dense documents scikit-learn and onnxruntime never differ by more."""
+    est, df, art, result = _certified_float32_pipeline("text_tfidf_on_documents")
     cert = result.certificates["probabilities"]
     assert cert.details["vectorizer_output"]["most_terms"] == cert.details["vectorizer_output"]["width"]
     docs = _tfidf_documents(est, list(df["X"]), 300, 0)
@@ -352,15 +359,7 @@ def test_float32_tfidf_linear_svc_is_certified_over_its_domain():
     scikit-learn and onnxruntime never differ by more than the bound."""
     import pandas as pd
 
-    from . import pipelines
-
-    est, df, _ = pipelines.build("text_tfidf_linear_svc")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        art = portable.convert(est, to="onnx", dtype="float32", check=False)
-        result = portable.certify(est, art, data=df)
-    for out, cert in result.certificates.items():
-        assert cert.status == CERTIFIED, (out, cert.bound, cert.tolerance, cert.reason)
+    est, df, art, result = _certified_float32_pipeline("text_tfidf_linear_svc")
     cert = result.certificates["scores"]
     assert cert.bound <= cert.tolerance
     assert cert.details["vectorizer_output"]["most_terms"] > 700
