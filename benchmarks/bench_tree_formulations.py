@@ -9,6 +9,10 @@ only the formulation differs:
 - *splits not oriented by training cover*: XGBoost's trees with every split's left child on onnxruntime's true
   branch, reading x itself (before `trees.orient_by_cover`, which puts the child with the larger training cover
   on the false branch, the next node in onnxruntime's layout);
+- *rows in their own order*: bagged forests (float32, ~80 trees or more) without the row ordering
+  (`trees._row_order`: rows sorted by their leaves in the first two trees before the forest, put back after;
+  the previous round's artifact); *rows ordered by the first tree's leaf only* / *by the first three trees'*:
+  the same ordering with another number of key trees (`trees.ROW_ORDER_KEY_TREES`);
 - *missing-value tracks*: the same artifact with `nodes_missing_value_tracks_true` where scikit-learn sends NaN
   left, instead of reading a negated copy of those columns (`Neg` + `Concat`, `trees.negate_missing_left`; the
   previous round's artifact). The candidates below are built from this form (their trees read x itself);
@@ -249,13 +253,27 @@ def _tracked(est: Any) -> Any:
     import portable
     from portable.converters.sklearn import trees
 
-    keep, keep_orient = trees.negate_missing_left, trees.orient_by_cover
+    keep, keep_orient, keep_key = trees.negate_missing_left, trees.orient_by_cover, trees._key_trees
     trees.negate_missing_left = lambda forest, width: None
     trees.orient_by_cover = lambda forest, width: None  # the candidates below read x itself
+    trees._key_trees = lambda forest: None  # ... in its own row order
     try:
         return portable.convert(est, to="onnx", dtype="float32", check=False).proto
     finally:
-        trees.negate_missing_left, trees.orient_by_cover = keep, keep_orient
+        trees.negate_missing_left, trees.orient_by_cover, trees._key_trees = keep, keep_orient, keep_key
+
+
+def _key_trees(est: Any, count: int) -> Any:
+    """portable's float32 artifact with its rows ordered by their leaves in the first `count` trees."""
+    import portable
+    from portable.converters.sklearn import trees
+
+    keep = trees.ROW_ORDER_KEY_TREES
+    trees.ROW_ORDER_KEY_TREES = count
+    try:
+        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+    finally:
+        trees.ROW_ORDER_KEY_TREES = keep
 
 
 def _unoriented(est: Any) -> Any:
@@ -295,6 +313,15 @@ def run() -> str:
         at, merged = _one_operator(proto)
         forest = "RandomForest" in name
         cands: dict[str, Any] = {f"chosen: {art.metadata.get('portable.trees.formulation', '?')}": chosen_proto}
+        from portable.formats.onnx_trees import without_row_order
+
+        unordered = without_row_order(chosen_proto.graph)
+        if unordered is not chosen_proto.graph:
+            cands["rows in their own order (previous round's artifact)"] = _with_graph(chosen_proto, unordered)
+            for count, label in ((1, "the first tree's leaf only"), (3, "the first three trees' leaves")):
+                other = _key_trees(est, count)
+                if without_row_order(other.graph) is not other.graph:
+                    cands[f"rows ordered by {label}"] = other
         unoriented = _unoriented(est)
         if unoriented.SerializeToString() != chosen_proto.SerializeToString():
             cands["splits not oriented by training cover (previous round's artifact)"] = unoriented

@@ -77,6 +77,8 @@ def sites(proto: Any, kind: str, n_train: int | None) -> list[tuple[Any, ...]]:
             sites += [("init", k, None, j) for j in range(arr.size)]
     for k, node in enumerate(g.node):
         op = node.op_type
+        if "_roworder_" in node.name:  # the key tree that orders rows for speed: changing it changes no output
+            continue
         if kind == "coefficient":
             for name in ("coefficients",):
                 a = _attr(node, name)

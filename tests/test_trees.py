@@ -577,3 +577,45 @@ def test_attributes_written_as_wire_bytes_parse_as_onnx_helper_writes_them(ints:
         assert got[name].SerializeToString() == ref.SerializeToString(), name
     assert got["f"].type == AttributeProto.TENSOR
     np.testing.assert_array_equal(numpy_helper.to_array(got["f"].t), np.asarray(floats, np.float64))
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier-2", "classifier-5"])
+def test_bagged_forest_rows_ordered_by_a_key_tree(kind: str) -> None:
+    """Forests of ~80 trees or more (float32) run their rows in the order of their leaves in the first two trees,
+    then put them back (trees._row_order): the same values as scikit-learn, NaN routed by scikit-learn's rule, at
+    0, 1 and many rows; what reads the trees (check, certificate, NNEF lowering) sees the forest without it."""
+    from sklearn.datasets import make_classification
+
+    from portable.converters.sklearn.trees import ROW_ORDER
+    from portable.formats.onnx_trees import without_row_order
+
+    n = int(kind.split("-")[1]) if "-" in kind else 2
+    Xc, yc = make_classification(1500, 6, n_informative=4, n_classes=n, random_state=n)
+    rng = np.random.default_rng(n)
+    Xc[rng.random(Xc.shape) < 0.05] = np.nan  # trained with NaN: scikit-learn routes it per split
+    if kind == "regressor":
+        est = ensemble.RandomForestRegressor(n_estimators=100, max_depth=6, random_state=0).fit(Xc, yc.astype(float))
+    else:
+        est = ensemble.RandomForestClassifier(n_estimators=100, max_depth=6, random_state=0).fit(Xc, yc)
+    xt = (rng.normal(size=(700, 6)) * 2).astype(np.float32)
+    xt[rng.random(xt.shape) < 0.1] = np.nan
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    assert ROW_ORDER in art.metadata["portable.trees.formulation"]
+    assert without_row_order(art.proto.graph) is not art.proto.graph
+    assert _split_nodes(art.proto) <= 1.05 * _sklearn_split_nodes(est)
+    assert art.run({"X": xt[:0]})["variable" if kind == "regressor" else "probabilities"].shape[0] == 0
+    for rows in (700, 1):
+        out = art.run({"X": xt[:rows]})
+        if kind == "regressor":
+            np.testing.assert_allclose(out["variable"].reshape(-1), est.predict(xt[:rows]), rtol=0, atol=2e-5)
+        else:
+            np.testing.assert_allclose(out["probabilities"], est.predict_proba(xt[:rows]), rtol=0, atol=2e-6)
+    assert portable.check(est, art, samples=300).equivalent
+    result = portable.certify(est, art, data=Xc[:300])
+    for out_name, cert in result.certificates.items():
+        assert cert.status == "certified" and cert.method == "trees", (out_name, cert.reason)
+    nnef = portable.convert(est, to="nnef", dtype="float32", check=False)
+    got = nnef.run({"X": xt[:50]})
+    key = "variable" if kind == "regressor" else "probabilities"
+    want = est.predict(xt[:50]) if kind == "regressor" else est.predict_proba(xt[:50])
+    np.testing.assert_allclose(np.asarray(got[key], np.float64).reshape(want.shape), want, rtol=0, atol=2e-5)

@@ -1037,8 +1037,11 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
 
     src = onnx.ModelProto()
     src.CopyFrom(proto)
-    from ..formats.onnx_trees import join_per_tree
+    from ..formats.onnx_trees import join_per_tree, without_row_order
 
+    unordered = without_row_order(src.graph)  # the rows' order around a forest is onnxruntime's speed alone
+    if unordered is not src.graph:
+        src.graph.CopyFrom(unordered)
     join_per_tree(src.graph)  # a forest written one tree per operator is lowered as one forest
     opsets = {o.domain or "": o.version for o in src.opset_import}
     strings = not for_nnef and any(

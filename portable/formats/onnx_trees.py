@@ -99,6 +99,58 @@ def _const(consts: dict[str, Any], name: str) -> np.ndarray | None:
     return v if isinstance(v, np.ndarray) else numpy_helper.to_array(v)
 
 
+ROW_ORDER_TAG = "_roworder_"  # converters.sklearn.trees.ROW_ORDER_TAG
+_ROW_ORDER_OPS = {"key": "TreeEnsembleRegressor", "key_flat": "Reshape", "shape": "Shape", "n": "Slice",
+                  "topk": "TopK", "rows": "Gather", "perm_col": "Reshape", "out_shape": "Shape",
+                  "perm_idx": "Expand", "back": "ScatterElements"}
+_ROW_ORDER_CONSTS = ("flat", "zero", "one", "column")
+
+
+def without_row_order(graph: Any) -> Any:
+    """The graph without portable's row ordering around a forest (converters.sklearn.trees._row_order: the rows
+    sorted by the leaf of a key tree before the forest and put back after), as a copy where the forest reads
+    and writes the rows in their own order: the same function, for what reads a graph's trees (the hints, the
+    certificate, the lowering to standard operators). `graph` itself when it has none or when the nodes so
+    named are not that pattern."""
+    from onnx import helper
+
+    groups: dict[str, dict[str, Any]] = {}
+    for n in graph.node:
+        if ROW_ORDER_TAG in n.name:
+            prefix, _, part = n.name.rpartition(ROW_ORDER_TAG)
+            groups.setdefault(prefix + ROW_ORDER_TAG, {})[part] = n
+    if not groups:
+        return graph
+    rename: dict[str, str] = {}
+    drop: set[int] = set()
+    for tag, parts in groups.items():
+        if {k: v.op_type for k, v in parts.items()} != _ROW_ORDER_OPS:
+            return graph
+        rows, back = parts["rows"], parts["back"]
+        if list(rows.input)[1:] != [f"{tag}perm"] or list(back.input[:1]) != [f"{tag}out"] or \
+                list(rows.output) != [f"{tag}rows"]:
+            return graph
+        rename[f"{tag}rows"] = rows.input[0]
+        rename[f"{tag}out"] = back.output[0]
+        drop |= {id(v) for v in parts.values()}
+    nodes = []
+    for n in graph.node:
+        if id(n) in drop:
+            continue
+        c = type(n)()
+        c.CopyFrom(n)
+        for i, name in enumerate(c.input):  # the forest reads the rows in their own order...
+            c.input[i] = rename.get(name, name)
+        for i, name in enumerate(c.output):  # ... and writes what the ScatterElements wrote
+            c.output[i] = rename.get(name, name)
+        nodes.append(c)
+    mine = {f"{tag}{k}" for tag in groups for k in _ROW_ORDER_CONSTS}
+    init = [i for i in graph.initializer if i.name not in mine]
+    view = helper.make_graph(nodes, graph.name, list(graph.input), list(graph.output), init,
+                             value_info=list(graph.value_info))
+    return view
+
+
 def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, Any],
                   columns: list[Any]) -> TreeEnsemble | None:
     """The graph as a TreeEnsemble (see the module docstring), or None."""
