@@ -1,4 +1,4 @@
-"""Logarithm, sine/cosine and powers of two that give the same bits on every machine.
+"""Logarithm, powers of two and the normal quantile that give the same bits on every machine.
 
 numpy's `log`, `log1p`, `exp`, `sin` and `cos` are not correctly rounded, and which implementation runs depends on
 the CPU: on a machine with AVX-512 numpy calls SVML for float32 `log1p` and float64 `log`/`exp`, with AVX2 its own
@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 _LN2 = 0.6931471805599453
-_HALF_PI = 1.5707963267948966
 _SQRT_HALF = 0.7071067811865476
 
 
@@ -34,34 +33,6 @@ def log(x: np.ndarray) -> np.ndarray:
     acc *= s
     acc *= 2.0
     return e * _LN2 + acc
-
-
-def _sin_cos_quarter(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sin x and cos x for x in [0, pi/2], by their Taylor series to x**23 and x**22 (error below 1e-16)."""
-    x2 = x * x
-    s = np.full_like(x, 1.0)
-    c = np.full_like(x, 1.0)
-    # Horner from the highest term: sin x = x (1 - x2/(2*3) (1 - x2/(4*5) (...))), cos x = 1 - x2/(1*2) (...)
-    for k in range(11, 0, -1):
-        s *= x2 * (-1.0 / ((2 * k) * (2 * k + 1)))
-        s += 1.0
-        c *= x2 * (-1.0 / ((2 * k - 1) * (2 * k)))
-        c += 1.0
-    s *= x
-    return s, c
-
-
-def sin_cos_turns(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sin(2 pi v) and cos(2 pi v) for v in [0, 1) (float32 or float64): the quarter turn is found exactly
-    (4 v and its floor are exact), the rest of the angle goes through `_sin_cos_quarter`."""
-    q = np.asarray(v, dtype=np.float64) * 4.0
-    k = np.floor(q)
-    s, c = _sin_cos_quarter((q - k) * _HALF_PI)
-    k = k.astype(np.int64) & 3
-    # (sin, cos) of k quarter turns + x: (s, c), (c, -s), (-s, -c), (-c, s)
-    sin = np.choose(k, [s, c, -s, -c])
-    cos = np.choose(k, [c, -s, -c, s])
-    return sin, cos
 
 
 def exp2(x: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PortableError
-from ..limits import LimitError
+from ..limits import LimitError, check_data_columns
 from ..model import Model
 from . import stops_at_limits
 from .compare import compare as compare_outputs
@@ -193,8 +193,6 @@ class FileSource(Source):
                     min(chunk_rows, len(arr) - start), -1))
             return
         if task.part.kind in ("csv", "parquet"):
-            from ..limits import check_data_columns
-
             check_data_columns(path)
         if task.part.kind == "csv":
             import pandas as pd
