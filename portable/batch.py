@@ -262,13 +262,22 @@ def _worker_main(conn: Any, limits: dict[str, int], memory_limit: int = 0) -> No
     """A worker process: converts the files it is sent, one at a time, until told to stop."""
     import signal
 
-    _limit_memory(memory_limit)
-
     def terminate(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM while unwinding ends the process quietly
         raise SystemExit(128 + signum)  # so that a stopped worker removes its temporary files
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        _worker_loop(conn, limits, memory_limit)
+    finally:
+        # however the worker ends (told to stop, a SIGTERM, an error), a SIGTERM during the interpreter's exit
+        # must not raise SystemExit inside an atexit callback (logging's shutdown printed a traceback)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _worker_loop(conn: Any, limits: dict[str, int], memory_limit: int) -> None:
+    _limit_memory(memory_limit)
     from .limits import LIMITS
 
     LIMITS.set(**limits)
@@ -293,8 +302,7 @@ def _worker_main(conn: Any, limits: dict[str, int], memory_limit: int = 0) -> No
             task = conn.recv()
         except (EOFError, OSError):
             task = None
-        if task is None:  # no file in progress: a SIGTERM while the interpreter exits needs no clean-up
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if task is None:  # no file in progress: told to stop
             return
         src, out, to, settings = task
         conn.send("started")

@@ -182,3 +182,32 @@ def test_memory_limit_is_validated(tmp_path, value):
     assert memory_limit_bytes("1.5G") == 3 << 29 and memory_limit_bytes(0) == 0 and memory_limit_bytes("8GiB") == 8 << 30
     with pytest.raises(portable.PortableError, match="memory_limit"):
         portable.batch.convert_folder(tmp_path, "onnx", tmp_path / "o", memory_limit=[1])
+
+
+@pytest.mark.parametrize("ending", ["stop", "error", "sigterm"])
+def test_a_worker_that_ends_leaves_sigterm_to_the_system(ending):
+    """However a folder worker ends, a SIGTERM during the interpreter's exit must not raise SystemExit inside an
+    atexit callback: a CI run printed 'Exception ignored in atexit callback ... SystemExit: 143' from logging's
+    shutdown when the parent stopped a worker that was already exiting (the handler stayed installed on every
+    path but the plain stop)."""
+    code = textwrap.dedent(f"""
+        import os, signal
+        from portable import batch
+
+        class Conn:
+            def recv(self):
+                if {ending!r} == "stop":
+                    return None
+                if {ending!r} == "sigterm":
+                    os.kill(os.getpid(), signal.SIGTERM)
+                raise RuntimeError("the pipe broke")
+
+        try:
+            batch._worker_main(Conn(), {{}})
+        except (RuntimeError, SystemExit) as exc:
+            print("ended by", type(exc).__name__)
+        print("default" if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL else "handler still installed")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "default", proc.stdout
