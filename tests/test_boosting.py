@@ -116,7 +116,7 @@ def test_early_stopping_uses_the_best_iteration(lib: str) -> None:
     _compare(est, XT, "float64", TOL64[lib])
 
 
-@pytest.mark.parametrize("lib", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("lib", ["xgboost", "lightgbm", "catboost"])
 def test_pickled_boosted_model_needs_trust(lib: str, tmp_path) -> None:
     from portable.errors import UnsafePickleError
 
@@ -131,6 +131,96 @@ def test_pickled_boosted_model_needs_trust(lib: str, tmp_path) -> None:
         # XGBoost pickles its booster as a bytearray restored through ctypes; whether `--trust xgboost` admits
         # that is the pickle loader's decision (portable.safety), not the converter's
         pytest.skip(f"portable's safe loader refuses this {lib} pickle even with trust=('{lib}',): {exc}")
+    # an unpickled CatBoost model answers n_features_in_ = 0: the input was [N, 0] and skl2onnx failed
+    assert model.signature.inputs[0].shape == (None, X.shape[1])
     art = portable.convert(model, to="onnx", check=False, dtype="float32")
     out = art.run({"X": XT.astype(np.float32)})
     np.testing.assert_array_equal(out["label"].ravel(), np.asarray(est.predict(XT.astype(np.float32))).ravel())
+
+
+# values LightGBM's predict reads as 0.0 (|x| <= kZeroThreshold = 1e-35f), their neighbours, and NaN
+C35 = float(np.float32(1e-35))
+TINY = np.array([0.0, -0.0, C35, -C35, 1e-36, -1e-36, np.nextafter(C35, 1), np.nextafter(-C35, -1), 1e-30, -1e-30,
+                 np.nan])
+
+
+def _tiny_grid(width: int, col: int, rng) -> np.ndarray:
+    x = rng.normal(size=(len(TINY) * 40, width))
+    x[:, col] = np.tile(TINY, 40)
+    return x
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("options", [{}, {"zero_as_missing": True}])
+def test_lightgbm_reads_tiny_values_as_zero(dtype: str, options: dict) -> None:
+    """A column of exact zeros, NaN and values on both sides gives LightGBM splits at +-1e-35; its predict reads
+    |x| <= 1e-35 as 0.0 (and, with zero_as_missing, 0.0 as missing). The artifact had x = -1e-35 on the wrong side."""
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2000, 4))
+    x[rng.random(2000) < 0.3, 2] = 0.0
+    if not options:
+        x[rng.random(2000) < 0.1, 2] = np.nan
+    y = 3 * (x[:, 2] > 0) - 2 * (x[:, 2] < 0) + (x[:, 2] == 0) + x[:, 0]
+    est = lgb.LGBMRegressor(n_estimators=20, verbose=-1, **options).fit(x, y)
+    thr = est.booster_.trees_to_dataframe()["threshold"].dropna().to_numpy(dtype=float)
+    assert np.any(np.abs(thr) <= 1e-34), "no split at +-1e-35: the test would not test anything"
+    xt = _tiny_grid(4, 2, rng)
+    if options:
+        xt = np.nan_to_num(xt)
+    xt = xt.astype(dtype).astype(np.float64)
+    got = portable.convert(est, to="onnx", check=False, dtype=dtype).run({"X": xt.astype(dtype)})["variable"].ravel()
+    want = est.predict(xt)
+    np.testing.assert_allclose(got, want, rtol=1e-9 if dtype == "float64" else 2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lightgbm_categorical_values_truncate_toward_zero(dtype: str) -> None:
+    """LightGBM reads a categorical value as static_cast<int>(x): -0.5 and -1e-36 are category 0, -1 is none."""
+    lgb = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3000, 3))
+    x[:, 0] = rng.integers(0, 5, 3000)
+    y = 3.0 * (x[:, 0] == 0) + 2.0 * (x[:, 0] == 2) + x[:, 1]
+    est = lgb.LGBMRegressor(n_estimators=20, verbose=-1, min_data_per_group=5, cat_smooth=1)
+    est.fit(x, y, categorical_feature=[0])
+    xt = rng.normal(size=(400, 3))
+    xt[:, 0] = rng.choice([-0.5, -0.999, -1e-36, -1.0, -1.5, 0.0, 0.7, 1.5, 2.2, 4.9, 1e12, -1e12, np.nan], 400)
+    xt = xt.astype(dtype).astype(np.float64)
+    got = portable.convert(est, to="onnx", check=False, dtype=dtype).run({"X": xt.astype(dtype)})["variable"].ravel()
+    np.testing.assert_allclose(got, est.predict(xt), rtol=1e-9 if dtype == "float64" else 2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("policy", ["Depthwise", "Lossguide"])
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_catboost_non_symmetric_trees(policy: str, classes: int) -> None:
+    """CatBoost's Depthwise and Lossguide trees (JSON `trees`, not `oblivious_trees`): a KeyError before."""
+    cb = pytest.importorskip("catboost")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1200, 5))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    extra = {"max_leaves": 12} if policy == "Lossguide" else {"depth": 5}
+    if classes:
+        y = np.digitize(np.nan_to_num(x[:, 0]), [-0.4, 0.4] if classes == 3 else [0.0])
+        est = cb.CatBoostClassifier(iterations=15, grow_policy=policy, verbose=0, thread_count=1, **extra)
+    else:
+        y = 3 * np.nan_to_num(x[:, 1]) + np.nan_to_num(x[:, 2])
+        est = cb.CatBoostRegressor(iterations=15, grow_policy=policy, nan_mode="Max", verbose=0, thread_count=1,
+                                   **extra)
+    est.fit(x, y)
+    xt = rng.normal(size=(500, 5))
+    xt[rng.random(xt.shape) < 0.15] = np.nan
+    for dtype, tol in (("float64", 1e-9), ("float32", 2e-5)):
+        _compare(est, xt, dtype, tol)
+    report = portable.check(est, portable.convert(est, to="onnx", check=False))
+    assert report.equivalent, report
+
+
+def test_catboost_multiclass_labels_are_one_per_row() -> None:
+    """CatBoost's multiclass predict returns an [N, 1] column: the check compared it with the artifact's [N]
+    labels and called every row a mismatch ("shape [N] in the converted model, [N, 1] in the original")."""
+    cb = pytest.importorskip("catboost")
+    est = cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, thread_count=1).fit(X, Y_CLASS)
+    assert np.asarray(est.predict(X[:3])).shape == (3, 1)
+    report = portable.check(est, portable.convert(est, to="onnx", check=False))
+    assert report.equivalent, report

@@ -618,6 +618,16 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if axes is None or axes.reshape(-1).tolist() not in ([1], [-1]) or len(set(parts)) != len(parts):
             return None
         return [("ord", x[0][1], {c: v for d in x for c, v in d[2].items()})]
+    if op == "Mod" and x is not None and len(ins) == 2 and at.get("fmod") == 1:  # fmod(x, 1): x's fraction
+        c = _const(consts, ins[1])
+        return [("frac", d) for d in x] if c is not None and c.size == 1 and float(c.reshape(-1)[0]) == 1.0 \
+            else None
+    if op == "Sub" and x is not None and len(ins) == 2 and ins[1] in cols:  # x - fmod(x, 1): trunc(x)
+        fr = cols[ins[1]]
+        if len(fr) != len(x) or any(e[0] != "frac" or e[1] != d for d, e in zip(x, fr)):
+            return None
+        return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("trunc", d[1])
+                for d in x]
     if op == "Floor" and x is not None:  # the identity on integer codes; numbers are floored (not read)
         return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("floor", d[1])
                 for d in x]

@@ -371,6 +371,9 @@ class SklearnModel(Model):
             inputs = (TensorSpec("X", "str", (None, 1)),)
         else:
             nf = getattr(e, "n_features_in_", None)
+            if not nf and type(e).__module__.startswith("catboost"):
+                # an unpickled CatBoost model answers n_features_in_ = 0; its feature names survive the pickle
+                nf = len(getattr(e, "feature_names_", None) or []) or None
             inputs = (TensorSpec("X", "float64", (None, nf)),)
         return Signature(inputs, self._infer_outputs())
 
@@ -430,6 +433,8 @@ class SklearnModel(Model):
                     val = np.asarray(e.predict_proba(X)[int(spec.name[14:])], dtype=np.float64)
                 elif spec.name == "label":
                     val = np.asarray(e.predict(X))
+                    if len(spec.shape) == 1 and val.ndim == 2 and val.shape[1] == 1:
+                        val = val.reshape(-1)  # CatBoost's multiclass predict: one label per row, as a column
                     val = val.astype(str) if spec.dtype == "str" else val.astype(spec.dtype)
                 elif spec.name == "probabilities":
                     val = _keep_float32(e.predict_proba(X))

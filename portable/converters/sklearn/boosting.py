@@ -180,6 +180,20 @@ def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
 
 # -- LightGBM ------------------------------------------------------------------------------------------------
 
+# LightGBM's kZeroThreshold, the float literal 1e-35f: its predict reads a row's values with |x| <= it as absent,
+# that is as 0.0 (`RowFunctionFromDenseMatric` keeps only `fabs(x) > kZeroThreshold || isnan(x)`)
+LGBM_ZERO32 = float(np.float32(1e-35))
+
+
+def _lgbm_snapped(thr: np.ndarray) -> np.ndarray:
+    """Thresholds on the raw value x of splits `snap(x) <= t`, snap(x) being 0.0 where |x| <= kZeroThreshold (c):
+    for t >= 0 the tiny values join the left side (x <= max(t, c)); for -c <= t < 0 they leave it (x < -c);
+    below -c nothing changes. NaN is not snapped."""
+    c = LGBM_ZERO32
+    below = np.nextafter(-c, -np.inf)
+    return np.where(thr >= 0, np.maximum(thr, c), np.where(thr >= -c, below, thr))
+
+
 def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     booster = est.booster_
     df = booster.trees_to_dataframe()
@@ -204,11 +218,13 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     thr = np.zeros(len(df))
     num = ~is_leaf & ~categorical
     thr[num] = df["threshold"].to_numpy()[num].astype(np.float64)
+    raw_thr = thr.copy()
+    thr[num] = _lgbm_snapped(thr[num])
     default_left = df["missing_direction"].to_numpy() == "left"
     # missing_type None: LightGBM reads NaN as 0.0, so NaN goes where 0.0 goes; missing_type Zero
     # (zero_as_missing=True): NaN is read as 0.0 and 0.0 takes the default branch (`convert_lightgbm` turns
     # zeros into NaN for those features, so the default branch is the missing branch)
-    zero_left = 0.0 <= thr
+    zero_left = 0.0 <= raw_thr
     missing_left = np.where(np.isin(mtype, ["NaN", "Zero"]), default_left, zero_left)
     members: dict[int, np.ndarray] = {}
     cat_features: list[int] = []
@@ -240,15 +256,19 @@ def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
     forest = _build_one_target_per_tree(table, target)
     forest.n_targets = int(target.max()) + 1
     x = em.input()
-    if cat_features:  # LightGBM truncates categorical values to int; negatives fall outside every set
+    if cat_features:
+        # LightGBM reads a categorical value as `static_cast<int>(x)`, truncated toward zero (-0.5 is category 0;
+        # -1 and below fall outside every set): trunc(x) = x - fmod(x, 1), exact; NaN and inf give NaN (right)
         mask = np.zeros(est.n_features_in_, dtype=bool)
         mask[cat_features] = True
-        x = em.node("Where", [em.const(mask[None, :], dtype=bool), em.node("Floor", [x], "xfloor"), x], "xcat")
+        trunc = em.node("Sub", [x, em.node("Mod", [x, em.const(1.0)], "xfrac", fmod=1)], "xtrunc")
+        x = em.node("Where", [em.const(mask[None, :], dtype=bool), trunc, x], "xcat")
     if getattr(table, "zero_missing", None):
+        # zero_as_missing: LightGBM's predict reads |x| <= kZeroThreshold as 0.0, and 0.0 takes the default branch
         zmask = np.zeros(est.n_features_in_, dtype=bool)
         zmask[table.zero_missing] = True
-        isz = em.node("And", [em.const(zmask[None, :], dtype=bool),
-                              em.node("Equal", [x, em.const(0.0)], "iszero")], "zmiss")
+        tiny = em.node("LessOrEqual", [em.node("Abs", [x], "absx"), em.const(LGBM_ZERO32)], "iszero")
+        isz = em.node("And", [em.const(zmask[None, :], dtype=bool), tiny], "zmiss")
         x = em.node("Where", [isz, em.const(np.nan), x], "xzero")
     raw = em.ensemble(x, forest, "raw", width=em.width())
     objective = str(est.booster_.dump_model().get("objective", "regression")).split()
@@ -294,12 +314,7 @@ def notes(estimator: Any) -> list[str]:
 
 # -- CatBoost ------------------------------------------------------------------------------------------------
 
-def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
-    """Oblivious trees as complete binary trees in heap order: depth d gives 2^d - 1 tests and 2^d leaves.
-
-    CatBoost's leaf index has bit i set when split i says `x > border`; with the root testing the last split and
-    each level the one before, the heap position of a leaf (left = 0) is exactly that index.
-    """
+def _catboost_json(est: Any) -> dict[str, Any]:
     import os
     import tempfile
 
@@ -309,39 +324,105 @@ def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
         path = os.path.join(tmp, "model.json")
         est.save_model(path, format="json")
         with open(path) as fh:
-            model = json.load(fh)
+            return json.load(fh)
+
+
+def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
+    """CatBoost's trees as one NodeTable, a split `x > border` sending the row right (left: `x <= border`).
+
+    Symmetric (oblivious) trees, CatBoost's default, become complete binary trees in heap order: depth d gives
+    2^d - 1 tests and 2^d leaves. CatBoost's leaf index has bit i set when split i says `x > border`; with the root
+    testing the last split and each level the one before, the heap position of a leaf (left = 0) is exactly that
+    index. Non-symmetric trees (`grow_policy` Depthwise or Lossguide) are read node by node from their nested
+    JSON (`trees`). NaN goes where the feature's `nan_value_treatment` says: right for AsTrue (`nan_mode` Max),
+    left otherwise (Min; AsIs means the model saw no NaN and CatBoost reads it as Min).
+    """
+    model = _catboost_json(est)
     floats = model["features_info"].get("float_features", [])
     nan_right = {f["flat_feature_index"]: f.get("nan_value_treatment") == "AsTrue" for f in floats}
     dim = int(model.get("model_info", {}).get("approx_dimension", 0) or 0)
-    parts: list[tuple[np.ndarray, ...]] = []
-    offset = 0
-    roots = []
-    for t in model["oblivious_trees"]:
+    scale_bias = model.get("scale_and_bias", [1.0, [0.0] * max(dim, 1)])
+    dim = dim or len(np.asarray(scale_bias[1], dtype=np.float64).reshape(-1)) or 1
+    if "oblivious_trees" in model:
+        parts = _catboost_oblivious(model["oblivious_trees"], nan_right, dim)
+    elif "trees" in model:
+        parts = _catboost_nonsymmetric(model["trees"], nan_right, dim)
+    else:
+        raise UnsupportedModelError("this CatBoost model's JSON export has neither 'oblivious_trees' nor 'trees'")
+    roots, offset = [], 0
+    for p in parts:
+        roots.append(offset)
+        offset += len(p[0])
+    left, right, feat, thr, miss, vals = (np.concatenate([p[i] for p in parts]) for i in range(6))
+    shift = np.repeat(np.asarray(roots, np.int64), [len(p[0]) for p in parts])
+    left = np.where(left >= 0, left + shift, -1)
+    right = np.where(right >= 0, right + shift, -1)
+    bias = np.broadcast_to(np.asarray(scale_bias[1], dtype=np.float64).reshape(-1), (dim,)).copy()
+    table = NodeTable(left, right, feat, thr, miss.astype(bool), vals, np.asarray(roots, dtype=np.int64))
+    return table, float(scale_bias[0]), bias
+
+
+def _catboost_oblivious(trees: list[dict[str, Any]], nan_right: dict[int, bool], dim: int
+                        ) -> list[tuple[np.ndarray, ...]]:
+    parts = []
+    for t in trees:
         splits = t["splits"]
         d = len(splits)
-        leaves = np.asarray(t["leaf_values"], dtype=np.float64)
-        dim = dim or max(1, len(leaves) // 2 ** d)
-        leaves = leaves.reshape(2 ** d, dim)
+        leaves = np.asarray(t["leaf_values"], dtype=np.float64).reshape(2 ** d, dim)
         n_inner = 2 ** d - 1
         heap = np.arange(n_inner)
         level = np.floor(np.log2(heap + 1)).astype(np.int64)
         which = d - 1 - level
+        for j in which:
+            if splits[j].get("split_type", "FloatFeature") != "FloatFeature":
+                raise UnsupportedModelError(f"CatBoost split type '{splits[j].get('split_type')}' is not supported")
         feat = np.array([splits[j]["float_feature_index"] for j in which], dtype=np.int64)
         border = np.array([splits[j]["border"] for j in which], dtype=np.float64)
         nanr = np.array([nan_right.get(int(f), False) for f in feat], dtype=bool)
         none = np.full(2 ** d, -1, np.int64)
         values = np.zeros((n_inner + 2 ** d, dim))
         values[n_inner:] = leaves
-        parts.append((np.r_[heap * 2 + 1 + offset, none], np.r_[heap * 2 + 2 + offset, none],
+        parts.append((np.r_[heap * 2 + 1, none], np.r_[heap * 2 + 2, none],
                       np.r_[feat, np.zeros(2 ** d, np.int64)], np.r_[border, np.zeros(2 ** d)],
                       np.r_[~nanr, np.zeros(2 ** d, bool)], values))
-        roots.append(offset)
-        offset += n_inner + 2 ** d
-    left, right, feat, thr, miss, vals = (np.concatenate([p[i] for p in parts]) for i in range(6))
-    scale_bias = model.get("scale_and_bias", [1.0, [0.0] * dim])
-    bias = np.broadcast_to(np.asarray(scale_bias[1], dtype=np.float64).reshape(-1), (dim,)).copy()
-    table = NodeTable(left, right, feat, thr, miss.astype(bool), vals, np.asarray(roots, dtype=np.int64))
-    return table, float(scale_bias[0]), bias
+    return parts
+
+
+def _catboost_nonsymmetric(trees: list[dict[str, Any]], nan_right: dict[int, bool], dim: int
+                           ) -> list[tuple[np.ndarray, ...]]:
+    parts = []
+    for t in trees:
+        left, right, feat, thr, miss, vals = [], [], [], [], [], []
+        stack = [(t, -1, False)]  # (node, parent, is the parent's right child); depth-first, no recursion
+        while stack:
+            node, parent, is_right = stack.pop()
+            i = len(left)
+            if parent >= 0:
+                (right if is_right else left)[parent] = i
+            left.append(-1)
+            right.append(-1)
+            if not isinstance(node, dict):
+                raise UnsupportedModelError("a CatBoost tree node is not an object in the model's JSON export")
+            if "split" in node:
+                split = node["split"]
+                if split.get("split_type", "FloatFeature") != "FloatFeature":
+                    raise UnsupportedModelError(
+                        f"CatBoost split type '{split.get('split_type')}' is not supported")
+                f = int(split["float_feature_index"])
+                feat.append(f)
+                thr.append(float(split["border"]))
+                miss.append(not nan_right.get(f, False))
+                vals.append(np.zeros(dim))
+                stack.append((node["right"], i, True))
+                stack.append((node["left"], i, False))
+            else:
+                feat.append(0)
+                thr.append(0.0)
+                miss.append(False)
+                vals.append(np.asarray(node["value"], dtype=np.float64).reshape(-1)[:dim])
+        parts.append((np.asarray(left, np.int64), np.asarray(right, np.int64), np.asarray(feat, np.int64),
+                      np.asarray(thr, np.float64), np.asarray(miss, bool), np.asarray(vals, np.float64)))
+    return parts
 
 
 @sklearn_converter("catboost.core.CatBoostClassifier", kind="classifier")
