@@ -207,6 +207,8 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
         raise PortableError("dask= needs data= rows to check (a Parquet/CSV path, a Dataset or a DataFrame)")
     data = _args.data(data)
     orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
+    if data is None:
+        orig = _input_types_from(orig, conv)
     report = _checker()(orig, conv, samples=samples, seed=seed, data=data, rtol=rtol, atol=atol)
     if certify:
         from .certification.driver import certify_report
@@ -216,6 +218,27 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
         _record_check(conv, report)
         _record_profile(conv, orig, data)
     return report
+
+
+def _input_types_from(original: Model, converted: Model) -> Model:
+    """A scikit-learn model given without data, whose DataFrame columns the converted model types otherwise
+    (strings or integers where scikit-learn's fitted attributes alone say float64: a column no step reads, such as
+    one a ColumnTransformer drops), takes the converted model's column types: the artifact learned them from data
+    when it was converted. Same column names only; a column the original does read as numbers then fails there
+    with scikit-learn's own message."""
+    rebuild = getattr(original, "with_data", None)
+    if rebuild is None or original.format not in ("sklearn", "pickle"):
+        return original
+    a = {s.name: s for s in original.signature.inputs}
+    b = {s.name: s for s in converted.signature.inputs}
+    if len(a) < 2 or set(a) != set(b) or all(a[n].dtype == b[n].dtype or a[n].is_float == b[n].is_float and
+                                             a[n].is_string == b[n].is_string for n in a):
+        return original
+    import pandas as pd
+
+    frame = pd.DataFrame({n: pd.Series([""] if b[n].is_string else [0], dtype=object if b[n].is_string else
+                                       ("int64" if b[n].dtype.startswith("int") else "float64")) for n in a})
+    return rebuild(frame)
 
 
 def _checker() -> Any:
@@ -259,6 +282,8 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
     from .certification.driver import certify as run_certify
 
     orig, conv = load(original, trust=trust, data=data), load(converted, trust=trust)
+    if data is None:
+        orig = _input_types_from(orig, conv)
     return run_certify(orig, conv, domain, data=data, rtol=rtol, atol=atol, trust=tuple(trust))
 
 

@@ -72,8 +72,12 @@ def portable_handles(est: Any) -> bool:
     """skl2onnx's node has no infrequent column, and refuses unknown values under "infrequent_if_exist" even when
     no category is infrequent (scikit-learn then gives zeros, as with "ignore"): those encoders are portable's;
     the others stay skl2onnx's `OneHotEncoder` node (which other readers of the graph, such as certification,
-    understand), computed in float32."""
-    return bool(getattr(est, "_infrequent_enabled", False)) or est.handle_unknown == "infrequent_if_exist"
+    understand), computed in float32. Encoders with a missing-value category are portable's too."""
+    if bool(getattr(est, "_infrequent_enabled", False)) or est.handle_unknown == "infrequent_if_exist":
+        return True
+    # a fitted missing-value category (a column with None/NaN in training): skl2onnx's node never matches it, so a
+    # missing value was encoded as an unknown one (zeros) where scikit-learn sets the missing category's column
+    return any(_is_missing(c) for cats in est.categories_ for c in np.asarray(cats, dtype=object))
 
 
 @sklearn_converter("sklearn.preprocessing.OneHotEncoder", kind="transformer", replaces=True,

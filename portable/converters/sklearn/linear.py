@@ -24,3 +24,39 @@ def linear_decision_classifier(em: Emitter, est: Any) -> list[Any]:
     binary = len(est.classes_) == 2
     em.label(s, est.classes_, binary_raw=s if binary else None, strict=True)
     return [None, s]
+
+
+@sklearn_converter("sklearn.linear_model.SGDClassifier", kind="classifier", replaces=True,
+                   note="the label follows decision_function, as predict does (log_loss, modified_huber)")
+def sgd_probability_classifier(em: Emitter, est: Any) -> list[Any]:
+    """SGDClassifier: with predict_proba (loss log_loss or modified_huber, one-vs-rest) or without (the others).
+
+    scikit-learn's predict takes the argmax of the decision scores (binary: score > 0) while its probabilities
+    saturate: a sigmoid rounds to 1.0, modified_huber's (clip(d, -1, 1) + 1) / 2 is 1 for every d >= 1, so
+    several classes tie and an argmax of the probabilities (skl2onnx's label) picks the first of them. Here the
+    label comes from the scores, and the probabilities are scikit-learn's (`_predict_proba_lr`, and for
+    modified_huber rows of zeros become uniform)."""
+    if est.loss not in ("log_loss", "modified_huber"):  # no predict_proba: the scores, as LinearSVC's
+        return linear_decision_classifier(em, est)
+    s = _linear_scores(em, est, em.input())
+    k = len(est.classes_)
+    binary = k == 2
+    if est.loss == "log_loss":
+        # 1 / (1 + exp(-s)): onnxruntime's double Sigmoid gives 0.0 where scipy's expit gives 1.4e-11 (s = -25)
+        p = em.node("Reciprocal", [em.node("Add", [em.const(1.0), em.node("Exp", [em.node("Neg", [s], "negs")],
+                                                                           "e")], "den")], "p")
+    else:
+        p = em.node("Div", [em.node("Add", [em.node("Clip", [s, em.const(-1.0), em.const(1.0)], "clip"),
+                                            em.const(1.0)], "p2"), em.const(2.0)], "p")
+    if binary:
+        proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p], "p0"), p], "proba", axis=1)
+    else:
+        total = em.reduce_sum(p, 1, keepdims=1)
+        if est.loss == "log_loss":
+            proba = em.node("Div", [p, total], "proba")
+        else:  # all-zero rows (every score <= -1) are uniform, as in scikit-learn
+            zero = em.node("Equal", [total, em.const(0.0)], "zero")
+            safe = em.node("Where", [zero, em.const(1.0), total], "safe")
+            proba = em.node("Where", [zero, em.const(1.0 / k), em.node("Div", [p, safe], "ratio")], "proba")
+    em.label(s, est.classes_, binary_raw=s if binary else None, strict=True)
+    return [None, proba]

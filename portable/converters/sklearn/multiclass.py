@@ -1,4 +1,4 @@
-"""Multiclass/multioutput meta-estimators: OneVsOne, OutputCode, RegressorChain."""
+"""Multiclass/multioutput meta-estimators: OneVsOne, OneVsRest (without predict_proba), OutputCode, RegressorChain."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,7 +8,7 @@ import numpy as np
 from ...errors import UnsupportedModelError
 from .emit import Emitter
 from .registry import UseSkl2onnx, sklearn_converter
-from .common import sqdist, affine, linear_coefs, linear_scores
+from .common import sqdist, affine, linear_coefs, linear_scores, rows
 
 
 @sklearn_converter("sklearn.multiclass.OneVsOneClassifier", kind="classifier", replaces=True)
@@ -38,6 +38,37 @@ def one_vs_one(em: Emitter, est: Any) -> list[Any]:
         em.label(col, est.classes_, binary_raw=col, strict=True)
         return [None, col]
     em.label(scores, est.classes_)
+    return [None, scores]
+
+
+@sklearn_converter("sklearn.multiclass.OneVsRestClassifier", kind="classifier", replaces=True)
+def one_vs_rest(em: Emitter, est: Any) -> list[Any]:
+    """One-vs-rest over binary models without predict_proba (kernel SVC, hinge SGD, ...): the decision scores
+    and scikit-learn's label (binary: the score > 0; else the class with the largest score, the first of tied
+    ones). skl2onnx's graph for them failed onnx.checker (LpNormalization). With predict_proba: skl2onnx's."""
+    from .svm import binary_svc_score
+
+    if hasattr(est, "predict_proba") or getattr(est.label_binarizer_, "y_type_", "") not in ("binary", "multiclass"):
+        raise UseSkl2onnx
+    x = em.input()
+    cols = []
+    for e in est.estimators_:
+        lin = linear_coefs(e)
+        if lin is not None and lin[0].shape[1] == 1:
+            cols.append(linear_scores(em, x, lin[0], lin[1][None, :], "dec"))
+        elif type(e).__name__ in ("SVC", "NuSVC") and len(getattr(e, "classes_", ())) == 2:
+            cols.append(binary_svc_score(em, e))
+        elif type(e).__name__ == "_ConstantPredictor":  # a class present in every row or none: a constant score
+            cols.append(rows(em, x, np.asarray(e.y_, dtype=np.float64).reshape(1)))
+        else:
+            raise UnsupportedModelError(f"OneVsRestClassifier over {type(e).__name__} without predict_proba: "
+                                        "portable converts linear models and kernel SVCs there")
+    scores = em.node("Concat", cols, "ovr", axis=1) if len(cols) > 1 else cols[0]
+    classes = np.asarray(est.classes_)
+    if len(cols) == 1:
+        em.label(scores, classes, binary_raw=scores, strict=True)
+        return [None, scores]
+    em.label(scores, classes)  # scikit-learn 1.9 walks the estimators in reverse so that the first tied one wins
     return [None, scores]
 
 

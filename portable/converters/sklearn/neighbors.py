@@ -66,13 +66,38 @@ def _radius_weights(em: Emitter, est: Any) -> tuple[str, str]:
 
 @sklearn_converter("sklearn.neighbors.RadiusNeighborsClassifier", kind="classifier", replaces=True)
 def radius_neighbors_classifier(em: Emitter, est: Any) -> list[Any]:
-    if est.outlier_label_ is not None or np.ndim(est._y) > 1:
+    """Votes of the training points inside the radius. With `outlier_label`, a row with none (skl2onnx's graph
+    failed on it: an index of -1) gets scikit-learn's answer: probability 1 for the outlier label when it is a
+    class (zeros otherwise), and that label."""
+    if np.ndim(est._y) > 1:
         raise UseSkl2onnx
+    classes = np.asarray(est.classes_)
     _, w = _radius_weights(em, est)
-    onehot = (np.asarray(est._y)[:, None] == np.arange(len(est.classes_))[None, :]).astype(np.float64)
+    onehot = (np.asarray(est._y)[:, None] == np.arange(len(classes))[None, :]).astype(np.float64)
     votes = em.node("MatMul", [w, em.const(onehot)], "votes")
-    proba = em.node("Div", [votes, em.reduce("ReduceSum", votes, 1, keepdims=1)], "proba")
-    em.label(proba, est.classes_)
+    total = em.reduce("ReduceSum", votes, 1, keepdims=1)
+    if est.outlier_label_ is None:
+        proba = em.node("Div", [votes, total], "proba")
+        em.label(proba, classes)
+        return [None, proba]
+    out_label = np.asarray(est.outlier_label_, dtype=object).reshape(-1)[0]
+    alone = em.node("Cast", [em.node("Equal", [total, em.const(0.0)], "none")], "alone", to=11 if em.double else 1)
+    at = np.flatnonzero(classes == out_label)
+    if at.size == 1:
+        votes = em.node("Add", [votes, em.node("Mul", [alone, em.const(np.eye(len(classes))[at[0]][None, :])],
+                                               "outvote")], "votes1")
+        total = em.node("Add", [total, alone], "total1")
+    proba = em.node("Div", [votes, em.node("Add", [total, alone], "safe")], "proba") if at.size != 1 else \
+        em.node("Div", [votes, total], "proba")
+    if at.size == 1:
+        em.label(proba, classes)
+        return [None, proba]
+    if (classes.dtype.kind in "OUS") != isinstance(out_label, str):
+        raise UnsupportedModelError(f"RadiusNeighborsClassifier: the outlier label {out_label!r} is not of the "
+                                    "classes' type")
+    # probabilities of outliers are all 0: the outlier label, one past the classes, wins the argmax there
+    scores = em.node("Concat", [proba, em.node("Mul", [alone, em.const(2.0)], "flag")], "scores", axis=1)
+    em.label(scores, np.concatenate([classes, np.asarray([out_label], dtype=classes.dtype)]))
     return [None, proba]
 
 

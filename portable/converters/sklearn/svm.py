@@ -27,6 +27,18 @@ def _svm_decision(em: Emitter, est: Any) -> str:
                            em.const(np.asarray(est.intercept_, dtype=np.float64).reshape(1, -1))], "dec")
 
 
+def binary_svc_score(em: Emitter, est: Any) -> str:
+    """A two-class kernel SVC's decision_function `[N, 1]` (libsvm's one decision, negated)."""
+    if est.kernel == "precomputed" or callable(est.kernel) or len(est.classes_) != 2:
+        raise UnsupportedModelError(f"{type(est).__name__} with a {est.kernel!r} kernel cannot be converted")
+    sv = np.asarray(est.support_vectors_, dtype=np.float64)
+    k = kernel(em, em.input(), sv, est.kernel, gamma=est._gamma, degree=est.degree, coef0=est.coef0)
+    coef = np.asarray(est._dual_coef_, dtype=np.float64).reshape(1, -1)
+    dec = em.node("Add", [em.node("MatMul", [k, em.const(coef.T)], "km"),
+                          em.const(np.asarray(est._intercept_, dtype=np.float64)[None, :])], "ovo")
+    return em.node("Neg", [dec], "score")
+
+
 @sklearn_converter("sklearn.svm.SVC", "sklearn.svm.NuSVC", kind="classifier", replaces=True)
 def svc(em: Emitter, est: Any) -> list[Any]:
     """Kernel SVC without probabilities: libsvm's one-vs-one decisions, votes, and scikit-learn's ovr scores."""
