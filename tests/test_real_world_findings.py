@@ -129,3 +129,32 @@ def test_one_vs_rest_over_models_without_predict_proba(inner: str, classes: int)
     np.testing.assert_allclose(out["scores"].reshape(len(x), -1), ovr.decision_function(x).reshape(len(x), -1),
                                rtol=1e-9, atol=1e-9)
     assert portable.check(ovr, portable.convert(ovr, to="onnx", check=False)).equivalent
+
+
+def test_check_without_data_of_a_frame_model_whose_fitted_attributes_name_no_string_column(tmp_path) -> None:
+    """A pipeline that reads only numeric columns of a DataFrame with string columns: converted with data, the
+    artifact takes one input per column; the estimator alone (no data) looked like one matrix 'X', so
+    `portable.check(pipe, artifact)` and `portable check model.pkl model.onnx` failed ("the models take different
+    inputs")."""
+    import pickle
+    import subprocess
+    import sys
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    df = _frame().assign(fare=lambda d: np.exp(d.score))
+    pipe = make_pipeline(ColumnTransformer([("f", make_pipeline(SimpleImputer(), FunctionTransformer(np.log1p)),
+                                             ["fare"])]), Ridge()).fit(df, df.age)
+    art = portable.convert(pipe, to="onnx", data=df, check=False)
+    assert len(art.signature.inputs) == 5
+    assert portable.check(pipe, art).equivalent
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(pipe))
+    art.save(tmp_path / "m.onnx")
+    r = subprocess.run([sys.executable, "-m", "portable", "check", str(tmp_path / "m.pkl"), str(tmp_path / "m.onnx"),
+                        "--trust", "numpy.log1p"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
