@@ -35,6 +35,9 @@ _REFERENCE = textwrap.dedent("""
     import numpy as np
     model = pickle.load(open(sys.argv[1], "rb"))
     kind = type(model).__module__.split(".")[0]
+    if kind == "catboost":  # CatBoost writes ONNX itself (what its users pick)
+        model.save_model(sys.argv[2], format="onnx")
+        sys.exit(0)
     if kind in ("xgboost", "lightgbm"):
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType
@@ -82,6 +85,17 @@ def _models() -> list[tuple[str, Any]]:
         out.append(("LGBMClassifier, 3 classes, 100 trees", lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, n_jobs=1).fit(*cls(3))))
     except ImportError:
         pass
+    try:
+        import catboost
+
+        out.append(("CatBoostClassifier, 3 classes, 100 trees, depth 6",
+                    catboost.CatBoostClassifier(iterations=100, depth=6, verbose=0, thread_count=1,
+                                                random_seed=0).fit(*cls(3))))
+        out.append(("CatBoostRegressor, 300 trees, depth 6",
+                    catboost.CatBoostRegressor(iterations=300, depth=6, verbose=0, thread_count=1,
+                                               random_seed=0).fit(Xr, yr)))
+    except ImportError:
+        pass
     only = [w.strip() for w in os.environ.get("PORTABLE_BENCH_TREE_MODELS", "").split(",") if w.strip()]
     if only:  # e.g. PORTABLE_BENCH_TREE_MODELS=XGB,RandomForestRegressor: the models whose name contains one
         out = [(name, est) for name, est in out if any(w in name for w in only)]
@@ -115,12 +129,33 @@ def _split_nodes_native(est: Any) -> int | None:
         df = est.booster_.trees_to_dataframe()  # lightgbm
         return int(df.split_feature.notna().sum())
     except AttributeError:
-        return None
+        pass
+    if type(est).__module__.startswith("catboost"):  # oblivious trees: depth d is 2^d - 1 binary splits
+        return int(sum(2 ** len(t) - 1 for t in _catboost_depths(est)))
+    return None
+
+
+def _catboost_depths(est: Any) -> list[list[int]]:
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        est.save_model(str(Path(tmp, "m.json")), format="json")
+        model = json.loads(Path(tmp, "m.json").read_text())
+    return [t["splits"] for t in model.get("oblivious_trees", [])]
 
 
 def _set_threads(est: Any, n: int) -> None:
     if "n_jobs" in est.get_params():
         est.set_params(n_jobs=n)
+
+
+def _predict(est: Any, threads: int) -> Any:
+    """The model's own predict_proba/predict with `threads` threads (CatBoost takes them per call: its default,
+    -1, is every core)."""
+    fn = est.predict_proba if hasattr(est, "predict_proba") else est.predict
+    if type(est).__module__.startswith("catboost"):
+        return lambda x: fn(x, thread_count=threads)
+    return fn
 
 
 def _session(proto_bytes: bytes, threads: int) -> Any:
@@ -162,7 +197,6 @@ def run() -> str:
     all_threads = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         for name, est in _models():
-            predict = est.predict_proba if hasattr(est, "predict_proba") else est.predict
             pkl, ref_path = Path(tmp, "m.pkl"), Path(tmp, "ref.onnx")
             pkl.write_bytes(pickle.dumps(est))
             proc = subprocess.run([sys.executable, "-c", _REFERENCE, str(pkl), str(ref_path)], capture_output=True,
@@ -186,7 +220,8 @@ def run() -> str:
                 s_ref = _session(ref_bytes, threads) if ref_bytes else None
                 for rows in BATCHES:
                     x = data[:rows]
-                    fns = {"native": lambda: predict(x), "portable": lambda: s_ours.run(None, {"X": x})}
+                    native = _predict(est, threads)
+                    fns = {"native": lambda: native(x), "portable": lambda: s_ours.run(None, {"X": x})}
                     if s_ref is not None:
                         fns["reference"] = lambda: s_ref.run(None, {s_ref.get_inputs()[0].name: x})
                     if nnef is not None and threads == 1:
