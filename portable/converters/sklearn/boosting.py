@@ -433,8 +433,11 @@ def convert_catboost(em: Emitter, est: Any) -> list[Any]:
     table, scale, bias = _catboost_table(est)
     forest = build(table)
     x = em.as_float32_then_back(em.input())  # CatBoost compares float32 features with float32 borders
-    total = em.ensemble(x, forest, "raw", width=em.width())
-    raw = em.node("Add", [em.node("Mul", [total, em.const(scale)], "scaled"), em.const(bias[None, :])], "raw")
+    if scale == 1.0:  # CatBoost's scale * sum + bias: the bias folded into the tree operator (added last, exactly)
+        raw = em.ensemble(x, forest, "raw", base=bias, width=em.width())
+    else:
+        total = em.ensemble(x, forest, "raw", width=em.width())
+        raw = em.node("Add", [em.node("Mul", [total, em.const(scale)], "scaled"), em.const(bias[None, :])], "raw")
     loss = str(est.get_all_params().get("loss_function", "RMSE"))
     if _is_classifier(est):
         if loss in ("Logloss", "CrossEntropy"):
