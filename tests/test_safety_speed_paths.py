@@ -1,0 +1,66 @@
+"""The loader's speed paths do what the slow paths do: the trees' links are checked in chunks of about
+`internals._CHUNK_NODES` nodes (a corrupt tree in any chunk, at any chunk boundary, is still refused with its
+attribute)."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.tree._tree import Tree
+
+from portable.errors import CorruptModelError
+from portable.safety import internals, safe_load
+
+from .hostile.corrupt import Reduce
+
+
+@pytest.fixture(scope="module")
+def forest():
+    rng = np.random.RandomState(0)
+    X = rng.rand(400, 6)
+    y = (X[:, 0] + rng.rand(400) > 1).astype(int)
+    return RandomForestClassifier(n_estimators=40, max_depth=8, random_state=0).fit(X, y)
+
+
+def _with_bad_tree(model, k: int, field: str, value: int):
+    model = pickle.loads(pickle.dumps(model))
+    func, args, state = model.estimators_[k].tree_.__reduce__()
+    state = {key: (v.copy() if isinstance(v, np.ndarray) else v) for key, v in state.items()}
+    inner = int(np.flatnonzero(state["nodes"]["left_child"] != -1)[-1])
+    state["nodes"][field][inner] = value
+    model.estimators_[k].tree_ = Reduce(Tree, args, state)
+    return model
+
+
+@pytest.mark.parametrize("chunk", [1, 50, 300, 8192])
+def test_chunked_tree_check_matches_the_whole(forest, chunk, monkeypatch):
+    monkeypatch.setattr(internals, "_CHUNK_NODES", chunk)
+    trees = [e.tree_ for e in forest.estimators_]
+    nodes = [t.__getstate__()["nodes"] for t in trees]
+    counts = [t.node_count for t in trees]
+    feats = [t.n_features for t in trees]
+    assert sum(counts) > 3000  # several chunks of 300 nodes, trees larger than a chunk of 50
+    assert internals._node_chunks_ok(nodes, counts, feats)
+    assert internals._node_links_ok(nodes, np.asarray(counts, np.int64), feats)
+    for k in (0, 17, 39):
+        bad = [n.copy() for n in nodes]
+        inner = int(np.flatnonzero(bad[k]["left_child"] != -1)[-1])
+        bad[k]["left_child"][inner] = inner  # a self loop
+        assert not internals._node_chunks_ok(bad, counts, feats)
+        assert not internals._node_links_ok(bad, np.asarray(counts, np.int64), feats)
+
+
+@pytest.mark.parametrize("chunk", [1, 50, 8192])
+@pytest.mark.parametrize("k", [0, 21, 39])
+@pytest.mark.parametrize("field, value", [("left_child", 10 ** 6), ("feature", 10 ** 9), ("right_child", 0)])
+def test_a_corrupt_tree_in_any_chunk_is_refused(forest, chunk, k, field, value, tmp_path, monkeypatch):
+    monkeypatch.setattr(internals, "_CHUNK_NODES", chunk)
+    path = tmp_path / "forest.pkl"
+    path.write_bytes(pickle.dumps(forest, protocol=4))
+    safe_load(path)  # the clean forest loads
+    path.write_bytes(pickle.dumps(_with_bad_tree(forest, k, field, value), protocol=4))
+    with pytest.raises(CorruptModelError) as err:
+        safe_load(path)
+    assert f"estimators_[{k}].tree_" in str(err.value)
