@@ -1,17 +1,20 @@
 """The loader's speed paths do what the slow paths do: the trees' links are checked in chunks of about
 `internals._CHUNK_NODES` nodes (a corrupt tree in any chunk, at any chunk boundary, is still refused with its
-attribute)."""
+attribute), and scikit-learn's `TreePredictor.__setstate__` is done without its per-predictor exception only when
+its code is the one `onepass._PREDICTOR_SOURCE` spells, giving what scikit-learn's own gives (a cast included)."""
 from __future__ import annotations
 
 import pickle
 
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.tree._tree import Tree
 
 from portable.errors import CorruptModelError
-from portable.safety import internals, safe_load
+from portable.safety import internals, onepass, safe_load
 
 from .hostile.corrupt import Reduce
 
@@ -64,3 +67,47 @@ def test_a_corrupt_tree_in_any_chunk_is_refused(forest, chunk, k, field, value, 
     with pytest.raises(CorruptModelError) as err:
         safe_load(path)
     assert f"estimators_[{k}].tree_" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def hgb():
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 4)
+    y = (X[:, 0] > 0.5).astype(int)
+    return HistGradientBoostingClassifier(max_iter=6, random_state=0).fit(X, y)
+
+
+def test_scikit_learn_predictor_setstate_is_recognised_only_as_spelled():
+    from sklearn.ensemble._hist_gradient_boosting import predictor
+
+    known = onepass._known_predictor_setstate(TreePredictor.__setstate__)
+    ns: dict = {}
+    exec(compile(onepass._PREDICTOR_SOURCE, predictor.__file__, "exec", dont_inherit=True), ns)
+    assert known == (onepass._code_key(TreePredictor.__setstate__.__code__) ==
+                     onepass._code_key(ns["TreePredictor"].__setstate__.__code__))
+    changed = onepass._PREDICTOR_SOURCE.replace('casting="same_kind"', 'casting="unsafe"')
+    ns = {"PREDICTOR_RECORD_DTYPE": PREDICTOR_RECORD_DTYPE}
+    exec(compile(changed, predictor.__file__, "exec", dont_inherit=True), ns)
+    assert not onepass._known_predictor_setstate(ns["TreePredictor"].__setstate__)
+    assert not onepass._known_predictor_setstate(lambda self, state: None)
+
+
+def test_predictors_load_as_scikit_learn_loads_them(hgb, tmp_path):
+    # the second predictor's nodes in another record layout (feature_idx as int32): scikit-learn's __setstate__
+    # casts it back; the first keeps the file's own dtype object, as with pickle.load
+    model = pickle.loads(pickle.dumps(hgb))
+    narrow = np.dtype([(n, "<i4" if n == "feature_idx" else PREDICTOR_RECORD_DTYPE.fields[n][0])
+                       for n in PREDICTOR_RECORD_DTYPE.names])
+    model._predictors[1][0].nodes = model._predictors[1][0].nodes.astype(narrow)
+    path = tmp_path / "hgb.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=4))
+    with open(path, "rb") as f:
+        plain = pickle.load(f)
+    loaded, _notes = safe_load(path)
+    X = np.random.RandomState(1).rand(200, 4)
+    np.testing.assert_array_equal(loaded.predict_proba(X), plain.predict_proba(X))
+    for mine, theirs in zip((p for it in loaded._predictors for p in it), (p for it in plain._predictors for p in it)):
+        assert sorted(mine.__dict__) == sorted(theirs.__dict__)
+        assert mine.nodes.dtype == theirs.nodes.dtype == PREDICTOR_RECORD_DTYPE
+        np.testing.assert_array_equal(mine.nodes, theirs.nodes)
+    assert loaded._predictors[1][0].nodes.dtype is not loaded._predictors[0][0].nodes.dtype  # cast: a new one

@@ -463,8 +463,15 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
         record = "predictor"  # its owner (the estimator whose `_predictors` run it) is found at the end
     elif mod.startswith("sklearn."):
         record = "estimator"
-    if hooked and setstate is not None and mod.startswith("sklearn.") and _plain_sklearn_setstate(cls, setstate):
-        setstate = _sklearn_setstate
+    if hooked and setstate is not None and mod.startswith("sklearn."):
+        if _plain_sklearn_setstate(cls, setstate):
+            setstate = _sklearn_setstate
+        elif record == "predictor" and cls.__mro__ == (cls, object) and vars(cls).get("__setstate__") is setstate \
+                and "nodes" not in vars(cls) and _known_predictor_setstate(setstate):
+            # scikit-learn's TreePredictor itself (not a subclass: its `super()` is `object`, and no class attribute
+            # stands for `self.nodes`)
+            _PREDICTOR[0] = setstate
+            setstate = _predictor_setstate
     _PYINFO[cls] = (hooked, setstate, record)
     return hooked, setstate, record
 
@@ -498,6 +505,70 @@ def _sklearn_setstate(obj: Any, state: Any) -> None:
         obj.__dict__.update(state)
     else:
         _SKLEARN[0](obj, state)
+
+
+#: scikit-learn's `TreePredictor.__setstate__` as its source reads (HistGradientBoosting's predictors), compiled in a
+#: class so that `super()` compiles as it does there: `_known_predictor_setstate` compares code objects with it.
+_PREDICTOR_SOURCE = """
+class TreePredictor:
+    def __setstate__(self, state):
+        try:
+            super().__setstate__(state)
+        except AttributeError:
+            self.__dict__.update(state)
+
+        # The dtype of feature_idx is np.intp which is platform dependent. Here, we
+        # make sure that saving and loading on different bitness systems works without
+        # errors. For instance, on a 64 bit Python runtime, np.intp = np.int64,
+        # while on 32 bit np.intp = np.int32.
+        if self.nodes.dtype != PREDICTOR_RECORD_DTYPE:
+            self.nodes = self.nodes.astype(PREDICTOR_RECORD_DTYPE, casting="same_kind")
+"""
+#: [scikit-learn's TreePredictor.__setstate__, its module's globals] once `_known_predictor_setstate` said yes.
+_PREDICTOR: list[Any] = [None, None]
+
+
+def _code_key(code: types.CodeType) -> tuple:
+    return (code.co_code, code.co_consts, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+            code.co_argcount, code.co_kwonlyargcount, code.co_flags, code.co_exceptiontable)
+
+
+def _known_predictor_setstate(setstate: Any) -> bool:
+    """Whether `setstate` is scikit-learn's `TreePredictor.__setstate__` as `_PREDICTOR_SOURCE` spells it (the same
+    code object, compiled by this interpreter, over a PREDICTOR_RECORD_DTYPE that is a numpy dtype): then
+    `_predictor_setstate` does what it does. Any other version keeps its own."""
+    import numpy as np
+
+    if type(setstate) is not types.FunctionType:
+        return False
+    ns: dict[str, Any] = {}
+    exec(compile(_PREDICTOR_SOURCE, setstate.__code__.co_filename, "exec", dont_inherit=True), ns)  # noqa: S102
+    ref = ns["TreePredictor"].__setstate__.__code__
+    record = setstate.__globals__.get("PREDICTOR_RECORD_DTYPE")
+    # `object` without `__setstate__` (Python 3.11): its `super().__setstate__` raises AttributeError, always
+    if _code_key(setstate.__code__) != _code_key(ref) or not isinstance(record, np.dtype) or \
+            hasattr(object, "__setstate__"):
+        return False
+    _PREDICTOR[1] = setstate.__globals__  # its PREDICTOR_RECORD_DTYPE is read at each call, as it reads it
+    return True
+
+
+def _predictor_setstate(obj: Any, state: Any) -> None:
+    """scikit-learn's `TreePredictor.__setstate__` (`_known_predictor_setstate`) for the common state, without the
+    AttributeError its `super().__setstate__` raises for every predictor (`object` has no `__setstate__`) and with
+    the layout comparison made once per dtype object of the file: the state set as it is when its `nodes` is an
+    array of scikit-learn's record layout (then it casts nothing); anything else goes to scikit-learn's own."""
+    if type(state) is dict:
+        nodes = state.get("nodes")
+        if type(nodes) is _NDARRAY[0]:
+            dt, record = nodes.dtype, _PREDICTOR[1]["PREDICTOR_RECORD_DTYPE"]
+            s = _tls.session
+            # `dt != record` is False: it would cast nothing (dtypes are not changed once an array uses them)
+            if (dt is s.record_dtype and record is s.record_layout) or dt == record:
+                s.record_dtype, s.record_layout = dt, record
+                obj.__dict__.update(state)
+                return
+    _PREDICTOR[0](obj, state)
 
 
 #: `_py_info` of the classes met so far, read by the BUILD hook without lru_cache's call.
@@ -571,6 +642,8 @@ class Session(World):
         self.incomplete = False  # a container nested too deeply to swap in place: the fallback walk does it
         self.walking = False  # the fallback: also swap inside every object's __dict__ and object arrays
         self.leaves = _leaves()
+        self.record_dtype: Any = None  # a dtype object of the file found equal to scikit-learn's predictor record
+        self.record_layout: Any = None  # ... that record (`_predictor_setstate`)
 
     # -- the World interface ------------------------------------------------------------------------------------
     def role(self, x: Any) -> str | None:
