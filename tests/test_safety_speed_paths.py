@@ -111,3 +111,40 @@ def test_predictors_load_as_scikit_learn_loads_them(hgb, tmp_path):
         assert mine.nodes.dtype == theirs.nodes.dtype == PREDICTOR_RECORD_DTYPE
         np.testing.assert_array_equal(mine.nodes, theirs.nodes)
     assert loaded._predictors[1][0].nodes.dtype is not loaded._predictors[0][0].nodes.dtype  # cast: a new one
+
+
+def test_loads_on_several_threads_keep_their_own_pass(forest, hgb, tmp_path):
+    # the running pass's session is a module-level slot guarded by the pass's lock: loads on other threads wait
+    # for it, and each gets its own objects and checks (a corrupt file among them is still refused)
+    import threading
+
+    files = {"forest": (forest, tmp_path / "f.pkl"), "hgb": (hgb, tmp_path / "h.pkl"),
+             "bad": (_with_bad_tree(forest, 5, "left_child", 10 ** 6), tmp_path / "b.pkl")}
+    for model, path in files.values():
+        path.write_bytes(pickle.dumps(model, protocol=4))
+    X = np.random.RandomState(2).rand(50, 6)
+    want = {"forest": forest.predict_proba(X), "hgb": hgb.predict_proba(X[:, :4])}
+    errors: list = []
+
+    def work(name: str) -> None:
+        try:
+            for _ in range(4):
+                try:
+                    model, _notes = safe_load(files[name][1])
+                except CorruptModelError:
+                    if name != "bad":
+                        raise
+                    continue
+                assert name != "bad"
+                got = model.predict_proba(X if name == "forest" else X[:, :4])
+                np.testing.assert_array_equal(got, want[name])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append((name, exc))
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in ("forest", "hgb", "bad") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    assert onepass._SESSION[0] is None
