@@ -413,13 +413,35 @@ def _trees(found: list[tuple[Any, _Entry, Any]]) -> None:
             nodes_list.append(nodes)
             counts.append(n)
             feats.append(nf)
-        ok = _node_links_ok(nodes_list, np.asarray(counts, np.int64), feats)
+        ok = _node_chunks_ok(nodes_list, counts, feats)
     except (IndexError, ValueError, KeyError, TypeError, BufferError):
         ok = False
     if ok:
         return
     for tree, entry, owner in found:
         _tree(tree, entry.path(), owner)
+
+
+#: How many tree nodes `_node_chunks_ok` checks at once: 8192 records of 64 bytes (512 KiB) and the columns read from
+#: them stay in a core's cache while a few numpy operations pass over them. One join of a whole forest (8 MiB for 300
+#: trees of depth 12) was a fresh mapping of memory on every load (page faults) and each later pass over it a read
+#: from memory: the forest's trees took 4.4 ms that way, 3.2 ms in chunks of 8192 nodes.
+_CHUNK_NODES = 8192
+
+
+def _node_chunks_ok(nodes_list: list[np.ndarray], counts: list[int], feats: list[int]) -> bool:
+    """`_node_links_ok` over consecutive groups of trees of about `_CHUNK_NODES` nodes (a tree larger than that
+    alone): the same checks, tree by tree, on data that stays in cache."""
+    i, n = 0, len(nodes_list)
+    while i < n:
+        j, total = i + 1, counts[i]
+        while j < n and total + counts[j] <= _CHUNK_NODES:
+            total += counts[j]
+            j += 1
+        if not _node_links_ok(nodes_list[i:j], np.asarray(counts[i:j], np.int64), feats[i:j]):
+            return False
+        i = j
+    return True
 
 
 def _node_layout(dtype: np.dtype) -> bool:

@@ -50,10 +50,13 @@ _ident = object.__hash__
 _rc = sys.getrefcount
 _DICT_OF = operator.attrgetter("__dict__")
 
-_tls = threading.local()
 _anew = object.__new__
 #: One checked pass at a time: stand-ins are shared between loads, and the leftover check counts references.
 _LOCK = threading.RLock()
+#: The running pass's session (one pass at a time: `_LOCK`; a nested pass on the same thread saves and restores
+#: it). A module-level slot rather than a thread-local attribute: the BUILD hooks read it for every object, and a
+#: `threading.local` attribute costs a per-thread dictionary lookup each time.
+_SESSION: list[Any] = [None]
 
 
 class Refusal(Exception):
@@ -86,7 +89,7 @@ class _StandIn(metaclass=_Meta):
     __setstate__ = _NoBuild()
 
     def __new__(cls, *args: Any) -> Any:  # REDUCE, NEWOBJ (and protocol 0's INST) all come here
-        return _tls.session.call(cls, args)
+        return _SESSION[0].call(cls, args)
 
 
 class _PyClassStandIn(_StandIn):
@@ -96,13 +99,13 @@ class _PyClassStandIn(_StandIn):
 
     def __new__(cls, *args: Any) -> Any:
         if args:
-            return _tls.session.call(cls, args)  # the table refuses it, with its reason
+            return _SESSION[0].call(cls, args)  # the table refuses it, with its reason
         obj = _anew(cls._target)
         if cls._hooked:
             obj.__dict__["__setstate__"] = _MethodType(_hook, obj)
             _HOOKED[0](obj)
             return obj
-        return _tls.session.proxy(obj, "pyobj")
+        return _SESSION[0].proxy(obj, "pyobj")
 
 
 class _ReconstructStandIn(_StandIn):
@@ -116,7 +119,7 @@ class _ReconstructStandIn(_StandIn):
             p.built = False
             _APPEND[0](p)
             return p
-        return _tls.session.call(cls, args)
+        return _SESSION[0].call(cls, args)
 
 
 _ZERO, _B = (0,), b"b"
@@ -144,7 +147,7 @@ class _ScalarStandIn(_StandIn):
                 if dt.kind in _NUMBER_KINDS and len(raw) == dt.itemsize and not dt.hasobject:
                     d.used = True
                     return cls._target(dt, raw)
-        return _tls.session.call(cls, args)
+        return _SESSION[0].call(cls, args)
 
 
 class _DtypeStandIn(_StandIn):
@@ -162,7 +165,7 @@ class _DtypeStandIn(_StandIn):
                 p.key = None
                 _APPEND[0](p)
                 return p
-        return _tls.session.call(cls, args)
+        return _SESSION[0].call(cls, args)
 
 
 _NUMBER_KINDS = frozenset("biufc")
@@ -223,7 +226,7 @@ def _reconstruct_call(si: type) -> Any:
             p.built = False
             _APPEND[0](p)
             return p
-        return _tls.session.call(si, args)
+        return _SESSION[0].call(si, args)
 
     return reconstruct_array
 
@@ -239,7 +242,7 @@ def _scalar_call(si: type) -> Any:
                 if dt.kind in _NUMBER_KINDS and len(raw) == dt.itemsize and not dt.hasobject:
                     d.used = True
                     return scalar(dt, raw)
-        return _tls.session.call(si, args)
+        return _SESSION[0].call(si, args)
 
     return numpy_scalar
 
@@ -257,7 +260,7 @@ def _dtype_call(si: type) -> Any:
                 p.key = None
                 _APPEND[0](p)
                 return p
-        return _tls.session.call(si, args)
+        return _SESSION[0].call(si, args)
 
     return numpy_dtype
 
@@ -283,7 +286,7 @@ class _Proxy:
         if self.built:
             raise Refused("an object whose state is set twice")
         self.built = True
-        _BUILDERS[self.kind](_tls.session, self, state)
+        _BUILDERS[self.kind](_SESSION[0], self, state)
 
 
 class _DtypeProxy(_Proxy):
@@ -306,7 +309,7 @@ class _DtypeProxy(_Proxy):
                 d.__setstate__(state)
                 self.size = -1 if d.hasobject else d.itemsize
                 return
-        _build_dtype(_tls.session, self, state)
+        _build_dtype(_SESSION[0], self, state)
 
 
 class _ArrayProxy(_Proxy):
@@ -334,7 +337,7 @@ class _ArrayProxy(_Proxy):
                     if n == len(raw) and n <= MAX_ARRAY_BYTES:
                         self.obj.__setstate__((version, shape, dtype.obj, fortran, raw))
                         return
-        _build_array(_tls.session, self, state)
+        _build_array(_SESSION[0], self, state)
 
 
 _PROXIES: dict[str, type] = {"dtype": _DtypeProxy, "array": _ArrayProxy}
@@ -358,7 +361,7 @@ def _hook(obj: Any, state: Any) -> None:
     # the names literal strings and none of the refused ones, in two C-level passes; anything else: `build_py`,
     # which refuses the name with its reason
     if type(state) is not dict or not _STR.issuperset(map(type, state)) or not _NOT_ATTRIBUTES.isdisjoint(state):
-        _tls.session.build_py(obj, d, state)
+        _SESSION[0].build_py(obj, d, state)
         return
     needs = _NEEDS[0]
     # proxies and stand-ins swapped: arrays, numbers and trees in this one loop (it changes no key, only values);
@@ -372,7 +375,7 @@ def _hook(obj: Any, state: Any) -> None:
             elif t is _ExtProxy and type(v.obj) in _EXT_RECORD:  # `Session.unproxy`, inlined (a tree_)
                 real = state[k] = v.obj
                 if _EXT_RECORD[type(real)] == "tree":
-                    _tls.session.owners.append((real, obj))
+                    _SESSION[0].owners.append((real, obj))
             elif (t is list or t is tuple) and (needs.isdisjoint(map(type, v)) or _clean(v, needs)):
                 pass  # nothing inside to swap (the common case: names, numbers, real objects)
             elif rest is None:
@@ -380,7 +383,7 @@ def _hook(obj: Any, state: Any) -> None:
             else:
                 rest.append(k)
     if rest is not None:
-        s = _tls.session
+        s = _SESSION[0]
         for k in rest:
             v = state[k]
             t = type(v)
@@ -401,11 +404,11 @@ def _hook(obj: Any, state: Any) -> None:
     if record is not None:  # `Session.record`, inlined (it runs for every scikit-learn object)
         if record == "estimator":
             if not _RECORDED_ATTRIBUTES.isdisjoint(d):
-                _tls.session.estimators.append(obj)
+                _SESSION[0].estimators.append(obj)
         elif record == "predictor":
-            _tls.session.predictors.append(obj)
+            _SESSION[0].predictors.append(obj)
         else:
-            _tls.session.sparse.append(obj)
+            _SESSION[0].sparse.append(obj)
 
 
 _compress = _itertools.compress
@@ -432,7 +435,7 @@ def _hook_value(obj: Any, state: Any) -> None:
     """The instance-level `__setstate__` of a builtin container with a `__dict__` (OrderedDict, Counter)."""
     d = obj.__dict__
     d["__setstate__"] = _build_twice
-    s = _tls.session
+    s = _SESSION[0]
     check_build_state(state)
     if type(state) is dict and "__setstate__" in state:
         raise BadState("an object whose state sets __setstate__")
@@ -463,8 +466,15 @@ def _py_info(cls: type) -> tuple[bool, Any, str | None]:
         record = "predictor"  # its owner (the estimator whose `_predictors` run it) is found at the end
     elif mod.startswith("sklearn."):
         record = "estimator"
-    if hooked and setstate is not None and mod.startswith("sklearn.") and _plain_sklearn_setstate(cls, setstate):
-        setstate = _sklearn_setstate
+    if hooked and setstate is not None and mod.startswith("sklearn."):
+        if _plain_sklearn_setstate(cls, setstate):
+            setstate = _sklearn_setstate
+        elif record == "predictor" and cls.__mro__ == (cls, object) and vars(cls).get("__setstate__") is setstate \
+                and "nodes" not in vars(cls) and _known_predictor_setstate(setstate):
+            # scikit-learn's TreePredictor itself (not a subclass: its `super()` is `object`, and no class attribute
+            # stands for `self.nodes`)
+            _PREDICTOR[0] = setstate
+            setstate = _predictor_setstate
     _PYINFO[cls] = (hooked, setstate, record)
     return hooked, setstate, record
 
@@ -498,6 +508,70 @@ def _sklearn_setstate(obj: Any, state: Any) -> None:
         obj.__dict__.update(state)
     else:
         _SKLEARN[0](obj, state)
+
+
+#: scikit-learn's `TreePredictor.__setstate__` as its source reads (HistGradientBoosting's predictors), compiled in a
+#: class so that `super()` compiles as it does there: `_known_predictor_setstate` compares code objects with it.
+_PREDICTOR_SOURCE = """
+class TreePredictor:
+    def __setstate__(self, state):
+        try:
+            super().__setstate__(state)
+        except AttributeError:
+            self.__dict__.update(state)
+
+        # The dtype of feature_idx is np.intp which is platform dependent. Here, we
+        # make sure that saving and loading on different bitness systems works without
+        # errors. For instance, on a 64 bit Python runtime, np.intp = np.int64,
+        # while on 32 bit np.intp = np.int32.
+        if self.nodes.dtype != PREDICTOR_RECORD_DTYPE:
+            self.nodes = self.nodes.astype(PREDICTOR_RECORD_DTYPE, casting="same_kind")
+"""
+#: [scikit-learn's TreePredictor.__setstate__, its module's globals] once `_known_predictor_setstate` said yes.
+_PREDICTOR: list[Any] = [None, None]
+
+
+def _code_key(code: types.CodeType) -> tuple:
+    return (code.co_code, code.co_consts, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+            code.co_argcount, code.co_kwonlyargcount, code.co_flags, code.co_exceptiontable)
+
+
+def _known_predictor_setstate(setstate: Any) -> bool:
+    """Whether `setstate` is scikit-learn's `TreePredictor.__setstate__` as `_PREDICTOR_SOURCE` spells it (the same
+    code object, compiled by this interpreter, over a PREDICTOR_RECORD_DTYPE that is a numpy dtype): then
+    `_predictor_setstate` does what it does. Any other version keeps its own."""
+    import numpy as np
+
+    if type(setstate) is not types.FunctionType:
+        return False
+    ns: dict[str, Any] = {}
+    exec(compile(_PREDICTOR_SOURCE, setstate.__code__.co_filename, "exec", dont_inherit=True), ns)  # noqa: S102
+    ref = ns["TreePredictor"].__setstate__.__code__
+    record = setstate.__globals__.get("PREDICTOR_RECORD_DTYPE")
+    # `object` without `__setstate__` (Python 3.11): its `super().__setstate__` raises AttributeError, always
+    if _code_key(setstate.__code__) != _code_key(ref) or not isinstance(record, np.dtype) or \
+            hasattr(object, "__setstate__"):
+        return False
+    _PREDICTOR[1] = setstate.__globals__  # its PREDICTOR_RECORD_DTYPE is read at each call, as it reads it
+    return True
+
+
+def _predictor_setstate(obj: Any, state: Any) -> None:
+    """scikit-learn's `TreePredictor.__setstate__` (`_known_predictor_setstate`) for the common state, without the
+    AttributeError its `super().__setstate__` raises for every predictor (`object` has no `__setstate__`) and with
+    the layout comparison made once per dtype object of the file: the state set as it is when its `nodes` is an
+    array of scikit-learn's record layout (then it casts nothing); anything else goes to scikit-learn's own."""
+    if type(state) is dict:
+        nodes = state.get("nodes")
+        if type(nodes) is _NDARRAY[0]:
+            dt, record = nodes.dtype, _PREDICTOR[1]["PREDICTOR_RECORD_DTYPE"]
+            s = _SESSION[0]
+            # `dt != record` is False: it would cast nothing (dtypes are not changed once an array uses them)
+            if (dt is s.record_dtype and record is s.record_layout) or dt == record:
+                s.record_dtype, s.record_layout = dt, record
+                obj.__dict__.update(state)
+                return
+    _PREDICTOR[0](obj, state)
 
 
 #: `_py_info` of the classes met so far, read by the BUILD hook without lru_cache's call.
@@ -571,6 +645,8 @@ class Session(World):
         self.incomplete = False  # a container nested too deeply to swap in place: the fallback walk does it
         self.walking = False  # the fallback: also swap inside every object's __dict__ and object arrays
         self.leaves = _leaves()
+        self.record_dtype: Any = None  # a dtype object of the file found equal to scikit-learn's predictor record
+        self.record_layout: Any = None  # ... that record (`_predictor_setstate`)
 
     # -- the World interface ------------------------------------------------------------------------------------
     def role(self, x: Any) -> str | None:
@@ -1245,8 +1321,8 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
         _STD[0] = (_NDARRAY[1], _ZERO, _B)
         _RECONSTRUCT[0] = _reconstruct
     with _LOCK:
-        saved = getattr(_tls, "session", None), _APPEND[0], _HOOKED[0]
-        s = _tls.session = Session(trust)
+        saved = _SESSION[0], _APPEND[0], _HOOKED[0]
+        s = _SESSION[0] = Session(trust)
         _APPEND[0], _HOOKED[0] = s.proxies.append, s.hooked.append
         try:
             u = _Unpickler(file, s)
@@ -1255,5 +1331,5 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
             obj = s.fix(obj, None, 0)
             left = s.finish()
         finally:
-            _tls.session, _APPEND[0], _HOOKED[0] = saved
+            _SESSION[0], _APPEND[0], _HOOKED[0] = saved
     return obj, s, left
