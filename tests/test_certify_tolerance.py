@@ -120,3 +120,30 @@ def _accepts_certify() -> bool:
     import inspect
 
     return "certify" in inspect.signature(portable.check).parameters
+
+
+@pytest.mark.parametrize("kind", ["mlp", "logistic"])
+def test_boolean_labels_are_compared_as_the_check_compares_them(kind):
+    """A classifier of boolean targets: scikit-learn predicts True/False, the ONNX graph 1/0 (int64). The check
+    compares them as integers and finds them equal; the certificate used to compare them as strings and refuted
+    the correct conversion at a 'verified' input ('True' != '1')."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = X[:, 0] - 0.5 * X[:, 1] > 0
+    est = (MLPClassifier(hidden_layer_sizes=(8,), max_iter=300, random_state=0) if kind == "mlp"
+           else LogisticRegression()).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=X)
+    sess = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: X.astype(np.float32)})[0]
+    assert est.predict(X).dtype == bool and np.asarray(got).dtype != bool
+    assert np.array_equal(est.predict(X.astype(np.float32).astype(np.float64)).astype(np.int64),
+                          np.asarray(got).astype(np.int64))
+    assert portable.check(est, art, data=X, samples=300).equivalent
+    certs = portable.certify(est, art, data=X).certificates
+    assert certs["label"].status == CERTIFIED, (certs["label"].status, certs["label"].reason)
+    assert certs["probabilities"].status == CERTIFIED

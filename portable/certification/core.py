@@ -179,6 +179,18 @@ class Context:
         return self.atol.get(output, 0.0) * self.row_scale(output, values) + self.rtol.get(output, 0.0) * v
 
 
+def labels_differ(a: Any, b: Any) -> np.ndarray:
+    """Elementwise, whether two label arrays differ, as the sampled check compares labels: as strings when either
+    side holds strings, as integers when either holds booleans (a converted model returns a boolean classifier's
+    labels as int64 0/1), as values otherwise."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "OUS" or b.dtype.kind in "OUS":
+        return a.astype(str) != b.astype(str)
+    if a.dtype.kind == "b" or b.dtype.kind == "b":
+        return a.astype(np.int64) != b.astype(np.int64)
+    return np.not_equal(a, b)
+
+
 def magnitude_floor(lo: Any, hi: Any) -> float:
     """The smallest |value| over the per-column ranges `[lo_j, hi_j]` (0 where a range contains 0): a lower
     bound of every row's magnitude (any quantile of a row's |values| is at least its smallest)."""

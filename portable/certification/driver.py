@@ -24,7 +24,7 @@ import numpy as np
 from ..equivalence.report import _g, _jsonable
 from ..errors import PortableError
 from ..hints import Column
-from .core import CERTIFIED, METHODS, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn
+from .core import CERTIFIED, METHODS, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn, labels_differ
 
 METHOD_MODULES = ("trees", "affine", "ibp", "text", "members")  # imported when present; each registers its methods
 
@@ -498,7 +498,7 @@ def _severity(name: str, kind: str, a: Mapping[str, np.ndarray], b: Mapping[str,
     """Per row: the difference in units of the tolerance (labels: 2 where they differ outside a near-tie)."""
     va, vb = np.asarray(a[name]), np.asarray(b[name])
     if kind == "label":
-        differ = (va.astype(str) != vb.astype(str)).reshape(n, -1).any(axis=1)
+        differ = labels_differ(va, vb).reshape(n, -1).any(axis=1)
         dec = getattr(hints, "decision", None)
         if differ.any() and dec is not None and dec.output == name:
             from ..equivalence.inputs import feed

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, magnitude_floor, not_certifiable
+from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, labels_differ, magnitude_floor, \
+    not_certifiable
 from .program import Label, Program, _sigmoid, apply_blocks, blocks, l1norm_relative_change, stage_units, \
     unit_relative, vector_change
 from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym, gamma
@@ -408,7 +409,7 @@ def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Co
         return ce
     ce["original"], ce["converted"] = a.tolist(), b.tolist()
     if label:
-        ce["verified"] = bool(np.any(a.astype(str) != b.astype(str))) and not _near_tie(all_a, ctx)
+        ce["verified"] = bool(np.any(labels_differ(a, b))) and not _near_tie(all_a, ctx)
     else:
         gap = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(-1)
         ce["difference"] = float(np.max(gap))
@@ -525,13 +526,19 @@ def _label_links(prog: Program, label: Label) -> set[str]:
     return links
 
 
+def _class_names(classes: Any) -> np.ndarray:
+    """Class labels as strings, booleans as 0/1 (the sampled check compares boolean labels as integers)."""
+    c = np.asarray(classes)
+    return (c.astype(np.int64) if c.dtype.kind == "b" else c).astype(str)
+
+
 def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: int = 64, seed: int = 0
                  ) -> np.ndarray:
     """Points where the two models' labels differ by the exact reading: among the candidates, and on the original's
     decision boundaries (bisection between candidates of different labels, moving the numeric columns only),
     where a difference of the decision scores flips the label first."""
     la, lb = run(pa, cand)[name], run(pb, cand)[name]
-    found = [cand[np.asarray(la).astype(str) != np.asarray(lb).astype(str)]]
+    found = [cand[labels_differ(la, lb).reshape(len(cand), -1).any(axis=1)]]
     space = pa.space
     move = np.zeros(cand.shape[1], dtype=bool)
     for g in space.groups:
@@ -554,7 +561,7 @@ def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: i
     for f in (1e-6, 1e-3, 0.1, 0.5):
         t = (tb - (tb - ta) * f)[ok]
         pts = P[ok] + t[:, None] * (Q[ok] - P[ok])
-        found.append(pts[run(pa, pts)[name].astype(str) != run(pb, pts)[name].astype(str)])
+        found.append(pts[labels_differ(run(pa, pts)[name], run(pb, pts)[name]).reshape(len(pts), -1).any(axis=1)])
     return np.concatenate(found)
 
 
@@ -571,8 +578,8 @@ def _boundaries(prog: Program, name: str, P: np.ndarray, Q: np.ndarray, lp: np.n
 
 def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Program, original: Any,
                 converted: Any, ctx: Context, cand: np.ndarray) -> Certificate:
-    ca = None if oa.classes is None else np.asarray(oa.classes).astype(str)
-    cb = None if ob.classes is None else np.asarray(ob.classes).astype(str)
+    ca = None if oa.classes is None else _class_names(oa.classes)
+    cb = None if ob.classes is None else _class_names(ob.classes)
     k = len(d.total)
     ca = np.arange(k).astype(str) if ca is None else ca
     cb = np.arange(k).astype(str) if cb is None else cb
