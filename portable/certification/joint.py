@@ -532,13 +532,20 @@ def _class_names(classes: Any) -> np.ndarray:
     return (c.astype(np.int64) if c.dtype.kind == "b" else c).astype(str)
 
 
+def _rows_differ(la: Any, lb: Any, n: int) -> np.ndarray:
+    """Per row of `n`, whether the labels differ (as the check compares them)."""
+    if not n:
+        return np.zeros(0, dtype=bool)
+    return labels_differ(la, lb).reshape(n, -1).any(axis=1)
+
+
 def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: int = 64, seed: int = 0
                  ) -> np.ndarray:
     """Points where the two models' labels differ by the exact reading: among the candidates, and on the original's
     decision boundaries (bisection between candidates of different labels, moving the numeric columns only),
     where a difference of the decision scores flips the label first."""
     la, lb = run(pa, cand)[name], run(pb, cand)[name]
-    found = [cand[labels_differ(la, lb).reshape(len(cand), -1).any(axis=1)]]
+    found = [cand[_rows_differ(la, lb, len(cand))]]
     space = pa.space
     move = np.zeros(cand.shape[1], dtype=bool)
     for g in space.groups:
@@ -561,7 +568,7 @@ def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: i
     for f in (1e-6, 1e-3, 0.1, 0.5):
         t = (tb - (tb - ta) * f)[ok]
         pts = P[ok] + t[:, None] * (Q[ok] - P[ok])
-        found.append(pts[labels_differ(run(pa, pts)[name], run(pb, pts)[name]).reshape(len(pts), -1).any(axis=1)])
+        found.append(pts[_rows_differ(run(pa, pts)[name], run(pb, pts)[name], len(pts))])
     return np.concatenate(found)
 
 
