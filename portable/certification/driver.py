@@ -4,8 +4,12 @@ The domain is, by priority: the `domain=` the user gives (a box per input or col
 of `data` (per column min/max, categories, NaN when the data has some), else what the models say about their
 inputs (`Model.input_hints()`: scaler statistics, training ranges, encoder categories), else the signature (the
 whole finite range of the input dtype); the domain records which, per column. Tolerances are the sampled
-check's (`portable.equivalence.tolerance_for`, scaled by the 90th percentile of the original's outputs on the
-check's own generated rows). Each output gets the first certified or refuted certificate a method gives, else
+check's (`portable.equivalence.tolerance_for`: atol + rtol |original value|, elementwise). The check scales atol
+by the 90th percentile of |original| over the rows it compares (at least 1), a statistic of its batch; a
+certificate speaks about every row of the domain, so it scales atol only as far as it proves every row's outputs
+that large (`Context.atol_scale`), and verifies a counterexample at the scale a check of that row uses
+(`Context.row_scale`). Tolerances passed in (`check --certify` passes the check's own, already scaled) are used as
+given. Each output gets the first certified or refuted certificate a method gives, else
 the first reason; a refutation stands only when running both models on its counterexample reproduces a
 difference beyond the tolerance.
 """
