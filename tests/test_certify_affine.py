@@ -44,17 +44,18 @@ def domain_of(model, X) -> Domain:
 
 
 def context_of(model, converted, rows, dtype: str = "float32") -> Context:
-    """The sampled check's tolerances (scaled as it scales them: by the 90th percentile of |output|)."""
+    """The tolerances a sampled check of `rows` uses: atol scaled by the 90th percentile of |output| on them, as
+    an absolute atol (what `check --certify` passes: a certificate within that check's tolerance)."""
     outs = {o.name: o.kind for o in model.signature.outputs}
     ref = model.run(rows)
-    atol, rtol, scale = {}, {}, {}
+    atol, rtol = {}, {}
     for name, kind in outs.items():
         if kind == "label":
             continue
         t = tolerance_for(kind, (np.dtype("float64"), np.dtype(dtype)))
-        atol[name], rtol[name] = t.atol, t.rtol
-        scale[name] = max(1.0, float(np.percentile(np.abs(ref[name]), 90))) if kind != "probability" else 1.0
-    return Context(outputs=outs, atol=atol, rtol=rtol, dtype=dtype, scale=scale,
+        scale = max(1.0, float(np.percentile(np.abs(ref[name]), 90))) if kind != "probability" else 1.0
+        atol[name], rtol[name] = t.atol * scale, t.rtol
+    return Context(outputs=outs, atol=atol, rtol=rtol, dtype=dtype,
                    inputs={s.name: s.dtype for s in converted.signature.inputs})
 
 

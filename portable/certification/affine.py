@@ -237,6 +237,22 @@ def _split(name: str, cert: Certificate, original: Any, converted: Any, domain: 
         cert.details["split_boxes"] = reads
         cert.reason = (cert.reason or "") + f"; {reads} smaller boxes did not all certify"
         return cert
+    # each box scaled atol by the smallest |value| it proved; a check may compare rows of every box at once, so
+    # every box is held to the smallest of those scales (the domain's)
+    atol = ctx.atol.get(name, 0.0)
+    scales = [float(x.details.get("atol_scale", ctx.scale.get(name, 1.0))) for x in leaves]
+    least = min(scales)
+    for x, sx in zip(leaves, scales):
+        x.tolerance = x.tolerance - atol * (sx - least)
+        x.details["atol_scale"] = least
+    over = [x for x in leaves if x.bound > x.tolerance]
+    if over:
+        worst = max(over, key=lambda x: x.bound - x.tolerance)
+        cert.details["split_boxes"] = len(leaves)
+        cert.reason = (cert.reason or "") + (f"; over {len(leaves)} smaller boxes the bound {worst.bound:.3g} "
+                                             f"exceeds the tolerance {worst.tolerance:.3g} at atol's scale over "
+                                             f"the whole domain ({least:.3g})")
+        return cert
     best = max(leaves, key=lambda x: x.bound)
     best.tolerance = min(x.tolerance for x in leaves)
     best.domain = domain.to_dict()

@@ -115,7 +115,8 @@ class Context:
         dtype: the dtype the converted model computes in (`float32` or `float64`).
         run_original, run_converted: `run(inputs) -> outputs` of each model (to verify counterexamples).
         scale: per output, the factor `atol` is multiplied by (the sampled check's: the 90th percentile of the
-            original's |output| on generated rows, at least 1; 1 when missing). See `allowed`.
+            original's |output| on generated rows, at least 1; 1 when missing). A certificate uses it only down to
+            what it proves about the domain: see `atol_scale`.
         inputs: per input name, the dtype the inputs are fed in (`float32`, `float64`, `str`, ...).
         hints_original, hints_converted: each model's `input_hints()` (learned once, shared by every method).
         make_feeds: `make_feeds(rows, columns)` -> model inputs: `rows[i, j]` is column `columns[j]`; every other
@@ -134,10 +135,71 @@ class Context:
     hints_converted: Any = None
     make_feeds: Callable[[np.ndarray, list[Column]], dict[str, np.ndarray]] | None = None
 
-    def allowed(self, output: str, magnitude: float = 0.0) -> float:
+    def atol_scale(self, output: str, floor: float | None = None) -> float:
+        """The factor `atol` is multiplied by for `output` where every row of the domain is proved to have a
+        per-row magnitude (the largest |value| of its columns' 90th percentile; any lower bound) of at least `floor`.
+
+        The sampled check scales atol by the 90th percentile of |original| over *its batch* (at least 1), a
+        statistic of the rows it happens to compare: a batch of rows whose outputs are small has a small scale. A
+        certificate speaks about every row of the domain, so the rows a check may compare are any rows of the
+        domain, and the only scale no such batch goes below is `max(1, floor)` (the domain's scale when smaller):
+        with no floor proved, 1."""
+        s = self.scale.get(output, 1.0)
+        if not s > 1.0:
+            return 1.0
+        if floor is None or not floor == floor:
+            return 1.0
+        return max(1.0, min(s, float(floor)))
+
+    def allowed(self, output: str, magnitude: float = 0.0, floor: float | None = None) -> float:
         """The largest difference the check's tolerance allows for `output` where the original's |value| is
-        `magnitude`: `atol * scale + rtol * magnitude` (a bound at most this everywhere certifies)."""
-        return self.atol.get(output, 0.0) * self.scale.get(output, 1.0) + self.rtol.get(output, 0.0) * magnitude
+        `magnitude`: `atol * atol_scale(floor) + rtol * magnitude` (a bound at most this everywhere certifies).
+        `floor`: a proven lower bound of the output's magnitude over the domain (see `atol_scale`)."""
+        return self.atol.get(output, 0.0) * self.atol_scale(output, floor) + self.rtol.get(output, 0.0) * magnitude
+
+    def row_scale(self, output: str, values: Any) -> float:
+        """The atol factor of a check of one row whose original `values` (of `output`) are given: its own 90th
+        percentile of |values| as the checker computes it (at least 1), or the domain's scale when smaller.
+        Both are scales a sampled check uses (the row alone, or among the domain's rows), so a difference beyond
+        the tolerance at this scale is one a check shows."""
+        s = self.scale.get(output, 1.0)
+        if not s > 1.0:
+            return 1.0
+        v = np.abs(np.asarray(values, dtype=np.float64).reshape(-1))
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return 1.0
+        k = int(0.9 * (v.size - 1))
+        return max(1.0, min(s, float(np.partition(v, k)[k])))
+
+    def allowed_at(self, output: str, values: Any) -> np.ndarray:
+        """Per value of one row of the original's `output`: the tolerance a check of that row uses
+        (`atol * row_scale + rtol * |value|`)."""
+        v = np.abs(np.asarray(values, dtype=np.float64))
+        return self.atol.get(output, 0.0) * self.row_scale(output, values) + self.rtol.get(output, 0.0) * v
+
+
+def labels_differ(a: Any, b: Any) -> np.ndarray:
+    """Elementwise, whether two label arrays differ, as the sampled check compares labels: as strings when either
+    side holds strings, as integers when either holds booleans (a converted model returns a boolean classifier's
+    labels as int64 0/1), as values otherwise."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "OUS" or b.dtype.kind in "OUS":
+        return a.astype(str) != b.astype(str)
+    if a.dtype.kind == "b" or b.dtype.kind == "b":
+        return a.astype(np.int64) != b.astype(np.int64)
+    return np.not_equal(a, b)
+
+
+def magnitude_floor(lo: Any, hi: Any) -> float:
+    """The smallest |value| over the per-column ranges `[lo_j, hi_j]` (0 where a range contains 0): a lower
+    bound of every row's magnitude (any quantile of a row's |values| is at least its smallest)."""
+    lo, hi = np.asarray(lo, dtype=np.float64).reshape(-1), np.asarray(hi, dtype=np.float64).reshape(-1)
+    if not lo.size:
+        return 0.0
+    m = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+    m = np.where(np.isnan(m), 0.0, m)
+    return float(np.min(m))
 
 
 Method = Callable[[Any, Any, Domain, Context], "dict[str, Certificate] | None"]

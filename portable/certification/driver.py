@@ -4,8 +4,12 @@ The domain is, by priority: the `domain=` the user gives (a box per input or col
 of `data` (per column min/max, categories, NaN when the data has some), else what the models say about their
 inputs (`Model.input_hints()`: scaler statistics, training ranges, encoder categories), else the signature (the
 whole finite range of the input dtype); the domain records which, per column. Tolerances are the sampled
-check's (`portable.equivalence.tolerance_for`, scaled by the 90th percentile of the original's outputs on the
-check's own generated rows). Each output gets the first certified or refuted certificate a method gives, else
+check's (`portable.equivalence.tolerance_for`: atol + rtol |original value|, elementwise). The check scales atol
+by the 90th percentile of |original| over the rows it compares (at least 1), a statistic of its batch; a
+certificate speaks about every row of the domain, so it scales atol only as far as it proves every row's outputs
+that large (`Context.atol_scale`), and verifies a counterexample at the scale a check of that row uses
+(`Context.row_scale`). Tolerances passed in (`check --certify` passes the check's own, already scaled) are used as
+given. Each output gets the first certified or refuted certificate a method gives, else
 the first reason; a refutation stands only when running both models on its counterexample reproduces a
 difference beyond the tolerance.
 """
@@ -24,7 +28,7 @@ import numpy as np
 from ..equivalence.report import _g, _jsonable
 from ..errors import PortableError
 from ..hints import Column
-from .core import CERTIFIED, METHODS, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn
+from .core import CERTIFIED, METHODS, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn, labels_differ
 
 METHOD_MODULES = ("trees", "affine", "ibp", "text", "members")  # imported when present; each registers its methods
 
@@ -310,11 +314,29 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
                 "no certification method applies to this pair of models (the methods: "
                 + ", ".join(m for _, m, _ in METHODS) + ")"))
         certs[name].domain = {"source": dom.source}
+        _explain_scale(certs[name], ctx, dict(outputs)[name])
         if certs[name].tolerance is None and certs[name].status != NOT_CERTIFIABLE:
             certs[name].tolerance = ctx.allowed(name)
     ordered = {name: certs[name] for name, _ in outputs}
     return Certification(ordered, dom, original=_describe(original), converted=_describe(converted), notes=notes,
                          seconds=time.perf_counter() - started)
+
+
+def _explain_scale(cert: Certificate, ctx: Context, kind: str) -> None:
+    """Say so when a numeric output is not certified only because atol is not scaled by the outputs' magnitude
+    on the domain's rows: the bound is within that scaled tolerance, but no lower bound of |output| over the
+    domain as large is proved (a check of rows whose outputs are small scales atol by 1)."""
+    s = ctx.scale.get(cert.output, 1.0)
+    if kind == "label" or cert.status == CERTIFIED or cert.bound is None or cert.tolerance is None or not s > 1:
+        return
+    used = float(cert.details.get("atol_scale", 1.0))
+    scaled = cert.tolerance + ctx.atol.get(cert.output, 0.0) * (s - used)
+    cert.details["tolerance_at_the_domain_rows_scale"] = scaled
+    if cert.bound <= scaled:
+        cert.reason = (cert.reason or "") + (
+            f" (the bound is within {scaled:.3g}, the tolerance with atol scaled by the 90th percentile of |output| "
+            f"on rows of the domain ({s:.3g}); but the outputs are not proved to stay that large over the domain, "
+            f"and a check of rows whose outputs are small scales atol by {used:.3g})")
 
 
 def _float(dtype: str) -> str:
@@ -459,6 +481,9 @@ def _verify(cert: Certificate, original: Any, converted: Any, ctx: Context, outp
                                "original": {k: np.asarray(v)[r:r + 1].tolist() for k, v in a.items()},
                                "converted": {k: np.asarray(v)[r:r + 1].tolist() for k, v in b.items()},
                                "found_by": f"certificate ({cert.method})", "verified": True, "difference": diff}
+        if cert.reason and "no input was found" in cert.reason:  # the method's own search failed; this did not
+            cert.reason = cert.reason.split(" and no input was found")[0].split(", and no input was found")[0] + \
+                ": reproduced at a verified input (both models run on it)"
         return cert
     reason = cert.reason or "the proved bound exceeds the tolerance"
     if cert.details.get("unreadable"):  # nothing was proved: the candidates came from the original's reading
@@ -477,7 +502,7 @@ def _severity(name: str, kind: str, a: Mapping[str, np.ndarray], b: Mapping[str,
     """Per row: the difference in units of the tolerance (labels: 2 where they differ outside a near-tie)."""
     va, vb = np.asarray(a[name]), np.asarray(b[name])
     if kind == "label":
-        differ = (va.astype(str) != vb.astype(str)).reshape(n, -1).any(axis=1)
+        differ = labels_differ(va, vb).reshape(n, -1).any(axis=1)
         dec = getattr(hints, "decision", None)
         if differ.any() and dec is not None and dec.output == name:
             from ..equivalence.inputs import feed
@@ -489,7 +514,10 @@ def _severity(name: str, kind: str, a: Mapping[str, np.ndarray], b: Mapping[str,
                 else:
                     part = np.sort(v, axis=1)
                     gap = part[:, -1] - part[:, -2]
-                differ &= gap > 2 * ctx.allowed(name, 0.0)
+                # atol scaled as a check of the row alone scales it (its decision values' 90th percentile)
+                k = int(0.9 * (v.shape[1] - 1))
+                own = np.maximum(1.0, np.partition(np.abs(v), k, axis=1)[:, k])
+                differ &= gap > 2 * ctx.atol.get(name, 0.0) * own
             except Exception:
                 pass
         return differ.astype(float) * 2.0
@@ -498,7 +526,16 @@ def _severity(name: str, kind: str, a: Mapping[str, np.ndarray], b: Mapping[str,
     with np.errstate(invalid="ignore"):
         d = np.abs(x - y)
         d = np.where((x == y) | (np.isnan(x) & np.isnan(y)), 0.0, np.where(np.isnan(d), np.inf, d))
-        allowed = ctx.atol.get(name, 0.0) * ctx.scale.get(name, 1.0) + ctx.rtol.get(name, 0.0) * np.abs(x)
+        # per row, the tolerance of a check of that row: atol scaled by the row's own magnitude, or by the
+        # domain's scale when smaller (`Context.row_scale`)
+        s = ctx.scale.get(name, 1.0)
+        if s > 1.0 and x.size:
+            k = int(0.9 * (x.shape[1] - 1))
+            own = np.partition(np.where(np.isfinite(x), np.abs(x), 0.0), k, axis=1)[:, k:k + 1]
+            scale = np.maximum(1.0, np.minimum(s, own))
+        else:
+            scale = 1.0
+        allowed = ctx.atol.get(name, 0.0) * scale + ctx.rtol.get(name, 0.0) * np.abs(x)
         return (d / np.maximum(allowed, 1e-300)).max(axis=1)
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, not_certifiable
+from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, labels_differ, magnitude_floor, \
+    not_certifiable
 from .program import Label, Program, _sigmoid, apply_blocks, blocks, l1norm_relative_change, stage_units, \
     unit_relative, vector_change
 from .symbolic import FUNC_ULPS, U32, NotSymbolic, Space, Sym, gamma
@@ -408,12 +409,13 @@ def _verify(name: str, point: np.ndarray, original: Any, converted: Any, ctx: Co
         return ce
     ce["original"], ce["converted"] = a.tolist(), b.tolist()
     if label:
-        ce["verified"] = bool(np.any(a.astype(str) != b.astype(str))) and not _near_tie(all_a, ctx)
+        ce["verified"] = bool(np.any(labels_differ(a, b))) and not _near_tie(all_a, ctx)
     else:
         gap = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(-1)
         ce["difference"] = float(np.max(gap))
         # elementwise, as the check compares: each value's tolerance grows with that value
-        ce["verified"] = bool(np.any(gap > np.array([ctx.allowed(name, abs(float(v))) for v in a.reshape(-1)])))
+        # (the atol scale of a check of this row: its own magnitude, or the domain's scale when smaller)
+        ce["verified"] = bool(np.any(gap > ctx.allowed_at(name, a.reshape(-1))))
     return ce
 
 
@@ -423,13 +425,15 @@ def _excess(name: str, ctx: Context, lo: np.ndarray, hi: np.ndarray, total: np.n
     attained, and the largest excess of the difference bound over the tolerance (<= 0: certified). The tolerance
     `atol * scale + rtol * |original|` grows with the value, so both are compared over the output's range."""
     bound, tol, excess = 0.0, 0.0, -np.inf
-    a_s = ctx.allowed(name, 0.0)
-    rt = ctx.allowed(name, 1.0) - a_s
+    # atol's scale: no lower than any batch of rows of the domain gives it (the smallest |value| proved)
+    floor = magnitude_floor(lo[:len(total)], hi[:len(total)])
+    a_s = ctx.allowed(name, 0.0, floor)
+    rt = ctx.rtol.get(name, 0.0)
     for i in range(len(total)):
         lo_i, hi_i = float(lo[i]), float(hi[i])
         m0 = 0.0 if lo_i <= 0 <= hi_i else min(abs(lo_i), abs(hi_i))
-        ex = total[i] - ctx.allowed(name, m0)  # the absolute bound against the smallest tolerance
-        bi, ti = float(total[i]), ctx.allowed(name, m0)
+        ex = total[i] - (a_s + rt * m0)  # the absolute bound against the smallest tolerance
+        bi, ti = float(total[i]), a_s + rt * m0
         if rel is not None:
             c, r, a = float(rel[0][i]), float(rel[1][i]), float(rel[2][i])
             p0, p1 = max(lo_i, 0.0), min(hi_i, 1.0)
@@ -439,7 +443,7 @@ def _excess(name: str, ctx: Context, lo: np.ndarray, hi: np.ndarray, total: np.n
             q = float(np.clip(0.5 + r / (2 * c), p0, p1)) if c > 0 else p1
             f = c * q * (1 - q) + r * q + a
             if f < bi:
-                bi, ti = f, ctx.allowed(name, q)
+                bi, ti = f, a_s + rt * q
         if bi > bound:
             bound, tol = bi, ti
         excess = max(excess, ex)
@@ -455,10 +459,11 @@ def _near_tie(outs: dict[str, np.ndarray], ctx: Context) -> bool:
     if src is None:
         return False
     v = np.asarray(outs[src], dtype=np.float64).reshape(-1)
+    a0 = ctx.atol.get(src, 0.0) * ctx.row_scale(src, v)
     if v.size == 1:
-        return bool(abs(v[0]) <= ctx.allowed(src, abs(v[0])))
+        return bool(abs(v[0]) <= a0 + ctx.rtol.get(src, 0.0) * abs(v[0]))
     top2 = np.sort(v)[-2:]
-    return bool(top2[1] - top2[0] <= 2 * ctx.allowed(src, abs(top2[1])))
+    return bool(top2[1] - top2[0] <= 2 * (a0 + ctx.rtol.get(src, 0.0) * abs(top2[1])))
 
 
 def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program, original: Any, converted: Any,
@@ -470,7 +475,8 @@ def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program,
     bound, allowed, excess = _excess(name, ctx, lo, hi, d.total, rel)
     details: dict[str, Any] = {"coefficient_difference_bound": float(max(np.max(np.abs(d.lo), initial=0),
                                                                            np.max(np.abs(d.hi), initial=0))),
-                               "rounding_bound": float(np.max(oa.E + ob.E, initial=0.0))}
+                               "rounding_bound": float(np.max(oa.E + ob.E, initial=0.0)),
+                               "atol_scale": ctx.atol_scale(name, magnitude_floor(lo, hi))}
     if rel is not None:
         details["bound_form"] = "c p (1 - p) + r p + a with c <= %.3g, r <= %.3g, a <= %.3g (p: the original's " \
             "value)" % (float(np.max(rel[0])), float(np.max(rel[1])), float(np.max(rel[2])))
@@ -482,8 +488,8 @@ def _value_cert(name: str, oa: Sym, ob: Sym, d: Bound, pa: Program, pb: Program,
         ya = np.asarray(ya, float).reshape(len(pts), -1)
         gap = np.abs(ya - np.asarray(yb, float).reshape(len(pts), -1))
         # the points where the predicted difference is largest against the tolerance there (it grows with |value|)
-        a0 = ctx.allowed(name, 0.0)
-        ratio = np.max(gap / np.maximum(a0 + (ctx.allowed(name, 1.0) - a0) * np.abs(ya), 1e-300), axis=1)
+        a0 = ctx.allowed(name, 0.0, magnitude_floor(lo, hi))
+        ratio = np.max(gap / np.maximum(a0 + ctx.rtol.get(name, 0.0) * np.abs(ya), 1e-300), axis=1)
         order = np.argsort(-ratio)[:8]
         details["predicted_difference"] = float(np.max(gap[order[0]]))
         for best in order:
@@ -520,13 +526,26 @@ def _label_links(prog: Program, label: Label) -> set[str]:
     return links
 
 
+def _class_names(classes: Any) -> np.ndarray:
+    """Class labels as strings, booleans as 0/1 (the sampled check compares boolean labels as integers)."""
+    c = np.asarray(classes)
+    return (c.astype(np.int64) if c.dtype.kind == "b" else c).astype(str)
+
+
+def _rows_differ(la: Any, lb: Any, n: int) -> np.ndarray:
+    """Per row of `n`, whether the labels differ (as the check compares them)."""
+    if not n:
+        return np.zeros(0, dtype=bool)
+    return labels_differ(la, lb).reshape(n, -1).any(axis=1)
+
+
 def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: int = 64, seed: int = 0
                  ) -> np.ndarray:
     """Points where the two models' labels differ by the exact reading: among the candidates, and on the original's
     decision boundaries (bisection between candidates of different labels, moving the numeric columns only),
     where a difference of the decision scores flips the label first."""
     la, lb = run(pa, cand)[name], run(pb, cand)[name]
-    found = [cand[np.asarray(la).astype(str) != np.asarray(lb).astype(str)]]
+    found = [cand[_rows_differ(la, lb, len(cand))]]
     space = pa.space
     move = np.zeros(cand.shape[1], dtype=bool)
     for g in space.groups:
@@ -549,7 +568,7 @@ def label_search(pa: Program, pb: Program, name: str, cand: np.ndarray, pairs: i
     for f in (1e-6, 1e-3, 0.1, 0.5):
         t = (tb - (tb - ta) * f)[ok]
         pts = P[ok] + t[:, None] * (Q[ok] - P[ok])
-        found.append(pts[run(pa, pts)[name].astype(str) != run(pb, pts)[name].astype(str)])
+        found.append(pts[_rows_differ(run(pa, pts)[name], run(pb, pts)[name], len(pts))])
     return np.concatenate(found)
 
 
@@ -566,8 +585,8 @@ def _boundaries(prog: Program, name: str, P: np.ndarray, Q: np.ndarray, lp: np.n
 
 def _label_cert(name: str, oa: Label, ob: Label, d: Bound, pa: Program, pb: Program, original: Any,
                 converted: Any, ctx: Context, cand: np.ndarray) -> Certificate:
-    ca = None if oa.classes is None else np.asarray(oa.classes).astype(str)
-    cb = None if ob.classes is None else np.asarray(ob.classes).astype(str)
+    ca = None if oa.classes is None else _class_names(oa.classes)
+    cb = None if ob.classes is None else _class_names(ob.classes)
     k = len(d.total)
     ca = np.arange(k).astype(str) if ca is None else ca
     cb = np.arange(k).astype(str) if cb is None else cb

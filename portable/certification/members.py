@@ -337,7 +337,8 @@ def _label_tail(proto: Any, prob: str, label: str, classes: Any) -> str | None:
     except Exception as exc:  # noqa: BLE001 - the reason says it
         return f"the label's computation from {prob} does not run alone ({type(exc).__name__})"
     got = np.asarray(got).reshape(-1).astype(str)
-    want = np.asarray(classes).reshape(-1).astype(str)
+    want = np.asarray(classes).reshape(-1)
+    want = (want.astype(np.int64) if want.dtype.kind == "b" else want).astype(str)  # booleans as the check: 0/1
     if got.shape != want.shape or np.any(got != want):
         return (f"the converted label maps the columns of {prob} to the classes {got.tolist()}, scikit-learn to "
                 f"{want.tolist()}")

@@ -699,11 +699,9 @@ class TreeProof:
         p_i by `2 p_i (1 - p_i) max(delta) e^(4 max(delta))` and by `max(delta) / 2`; an identity column by
         `|c| delta` over the original's range of values. Each adds the post transform's own rounding."""
         ctx = self.ctx
-        a0 = ctx.allowed(name, 0.0)
-        rt = ctx.allowed(name, 1.0) - a0
-        worst_excess, worst = -np.inf, (0.0, a0)
+        rt = ctx.rtol.get(name, 0.0)
         if not len(delta):
-            return 0.0, a0
+            return 0.0, ctx.allowed(name, 0.0)
         if oa.kind == "softmax":
             dm = float(delta.max())
             cols = [("softmax", 1.0, 0.0, 0.5 * dm, 2 * dm * np.exp(min(4 * dm, 50.0)), POST_ULPS * u, 0.0, 1.0)]
@@ -720,6 +718,21 @@ class TreeProof:
                     cols.append(("logistic", c, dd, LIPSCHITZ["logistic"] * abs(c) * dj,
                                  abs(c) * dj * np.exp(min(dj, 50.0)), POST_ULPS * u * abs(c) + 4 * u * abs(dd),
                                  float(_sigmoid(lo)), float(_sigmoid(hi))))
+        # atol's scale: no lower than any batch of rows of the domain gives it (the smallest |value| proved)
+        floors = []
+        for kind, c, dd, flat, curve, own, lo, hi in cols:
+            if kind == "exp":
+                vals = [c * float(np.exp(min(lo, 700.0))) + dd, c * float(np.exp(min(hi, 700.0))) + dd]
+            elif kind == "identity":
+                vals = [c * lo + dd, c * hi + dd]
+            elif kind == "logistic":  # lo, hi: the logistic's range
+                vals = [c * max(lo, 0.0) + dd, c * min(hi, 1.0) + dd]
+            else:  # softmax probabilities
+                vals = [0.0, 1.0]
+            floors.append(0.0 if min(vals) <= 0 <= max(vals) else min(abs(v) for v in vals))
+        a0 = ctx.allowed(name, 0.0, min(floors))
+        self.atol_scale = ctx.atol_scale(name, min(floors))
+        worst_excess, worst = -np.inf, (0.0, a0)
         for kind, c, dd, flat, curve, own, lo, hi in cols:
             if kind == "exp":
                 # bound |c| w (e^delta - 1 + own) + 4u|d| against a0 + rt |c w + d| for w = e^s in [e^lo, e^hi]:
@@ -773,6 +786,7 @@ class TreeProof:
                                arithmetic=arithmetic, reason=f"the decision scores may differ by {d:.3g}, more "
                                f"than the tie tolerance {allowed:.3g}", details=details)
         bound, allowed = self._value_bound(name, oa, delta, u, s_range)
+        details["atol_scale"] = getattr(self, "atol_scale", 1.0)
         identical = bound == 0.0
         if bound > allowed and self.uncertain:
             details["uncertain_splits"] = self.uncertain
