@@ -487,8 +487,14 @@ def _add_numbers(f: "Feature", vals: Sequence[float], *, widen: bool) -> bool:
         return False
     if nums.size > 256:  # a long list (quantiles, many categories): an even subset
         nums = nums[np.linspace(0, nums.size - 1, 256).astype(np.int64)]
-    near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf),
-                           nums.astype(np.float32).astype(np.float64)])
+    # float32 neighbours of the float32 rounding too: a float32 artifact compares float32 inputs, and a value one
+    # float32 step beside a threshold (a Binarizer's, an imputer's fill, a clip bound) is where a narrower cast
+    # or a threshold moved by a step in the artifact shows (a float64 neighbour rounds back onto it)
+    n32 = nums.astype(np.float32)
+    with np.errstate(over="ignore"):
+        near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf), n32.astype(np.float64),
+                               np.nextafter(n32, np.float32(np.inf)).astype(np.float64),
+                               np.nextafter(n32, np.float32(-np.inf)).astype(np.float64)])
     if f.integer:
         near = np.unique(np.concatenate([np.floor(nums), np.ceil(nums), np.floor(nums) - 1, np.ceil(nums) + 1]))
     f.values = sorted(set(f.values) | set(near.tolist()))

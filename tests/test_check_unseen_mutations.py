@@ -1,0 +1,85 @@
+"""Mutations of converted artifacts that the mutation benchmark does not inject (issue 13's independent
+verification, `benchmarks/unseen_mutations.py`): each one the checker missed, shown real with scikit-learn and
+onnxruntime directly on a constructed input, and caught for seeds 0-2."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import portable
+
+pytest.importorskip("sklearn")
+
+
+def ort_run(proto, feeds):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def _narrowed(proto, to=TensorProto.FLOAT16):
+    """`proto` with its first input rounded to `to` and back (a Cast to a narrower type slipped in)."""
+    p = copy.deepcopy(proto)
+    g = p.graph
+    src = g.input[0].name
+    back = g.input[0].type.tensor_type.elem_type
+    for n in g.node:
+        for q, i in enumerate(n.input):
+            if i == src:
+                n.input[q] = src + "_wide"
+    g.node.insert(0, helper.make_node("Cast", [src], [src + "_narrow"], to=to))
+    g.node.insert(1, helper.make_node("Cast", [src + "_narrow"], [src + "_wide"], to=back))
+    return p
+
+
+@pytest.fixture(scope="module")
+def binarizer():
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Binarizer
+
+    X, y = load_iris(return_X_y=True)
+    est = make_pipeline(Binarizer(threshold=3.0), LogisticRegression(max_iter=1000)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    return est, X, art
+
+
+def _threshold_moved_up(proto):
+    """The Binarizer's threshold (the constant its Greater reads) one float32 step up."""
+    p = copy.deepcopy(proto)
+    node = next(n for n in p.graph.node if n.op_type == "Greater")
+    init = next(i for i in p.graph.initializer if i.name == node.input[1])
+    v = numpy_helper.to_array(init).copy()
+    init.CopyFrom(numpy_helper.from_array(np.nextafter(v, np.float32(np.inf)).astype(v.dtype), init.name))
+    return p
+
+
+@pytest.mark.parametrize("mutation", ["float16 input cast", "threshold one float32 step up"])
+def test_a_binarizer_threshold_is_tried_one_float32_step_away(binarizer, mutation):
+    """A Binarizer's threshold is a known value: the checker tried it and its float64 neighbours, which round
+    back onto it in float32, but never the float32 value one step above, where a float16 round trip of the input
+    (or the threshold moved one float32 step up) sends x > 3 to the other side."""
+    est, X, art = binarizer
+    proto = _narrowed(art.proto) if mutation == "float16 input cast" else _threshold_moved_up(art.proto)
+    row = X[:1].astype(np.float32).copy()
+    row[0, 1] = np.nextafter(np.float32(3.0), np.float32(np.inf))  # just above the threshold in float32
+    got = ort_run(proto, {"X": row})
+    want = est.predict_proba(row.astype(np.float64))
+    assert np.abs(got["probabilities"] - want).max() > 1e-3  # real: scikit-learn and the mutated artifact part
+    mutated = portable.load(proto)
+    for seed in (0, 1, 2):
+        assert not portable.check(est, mutated, samples=1000, seed=seed).equivalent
+
+
+def test_an_unmutated_binarizer_is_equivalent(binarizer):
+    est, _, art = binarizer
+    for seed in range(10):
+        assert portable.check(est, art, samples=1000, seed=seed).equivalent
