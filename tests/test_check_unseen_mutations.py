@@ -83,3 +83,45 @@ def test_an_unmutated_binarizer_is_equivalent(binarizer):
     est, _, art = binarizer
     for seed in range(10):
         assert portable.check(est, art, samples=1000, seed=seed).equivalent
+
+
+def test_the_rows_of_a_non_equivalent_pair_do_not_depend_on_which_model_runs_faster():
+    """The label-boundary pool is bisected with one model; which one was chosen by timing (the faster on the
+    pool's random rows), so under load the rows of `check A B --seed S` for a pair that disagrees could differ
+    between runs. Now the choice depends on the models only: the same rows whether the converted model is fast
+    or slowed down."""
+    import time
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from portable.equivalence import _PLANS, _plan
+
+    X, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_iter=1000).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    p = copy.deepcopy(art.proto)  # a coefficient changed by 5%: the label boundaries part
+    node = next(n for n in p.graph.node if n.op_type == "LinearClassifier")
+    a = next(a for a in node.attribute if a.name == "coefficients")
+    a.floats[1] = a.floats[1] * 1.05
+    original = portable.load(est)
+
+    def rows(slow: bool) -> np.ndarray:
+        mutated = portable.load(p)
+        if slow:
+            run = mutated.run
+
+            def slow_run(feeds):
+                time.sleep(0.02)  # far slower than scikit-learn on the pool's rows
+                return run(feeds)
+            mutated.run = slow_run
+        report = portable.check(original, mutated, samples=200, seed=0)
+        assert not report.equivalent
+        _, plan, _ = _plan(original, mutated, None)
+        batch = plan.memo["generated"][1]
+        _PLANS.pop(mutated, None)
+        return np.array(batch.num)
+
+    assert np.array_equal(rows(False), rows(True), equal_nan=True)
