@@ -526,8 +526,11 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             f.unseen_ok = True
         if f.is_string:
             strs = [str(c) for c in h.categories]
-            if strs and h.unseen_ok:  # any string is valid: draw an other-than-named one as often as a named one
-                strs.append("")
+            if strs and h.unseen_ok:
+                # any string is valid: draw other-than-named ones as often as a named one, "" and UNSEEN ("" is
+                # the missing value of many string imputers, which fill it with a known category: then only
+                # UNSEEN reaches the encoder's unknown-category handling)
+                strs += ["", UNSEEN]
             f.values = f.values + [v for v in strs if v not in f.values]
             if strs:
                 f.categorical = True
