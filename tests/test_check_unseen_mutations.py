@@ -163,3 +163,41 @@ def test_an_unknown_category_reaches_the_encoder_behind_a_string_imputer():
     original, mutated = portable.load(est, data=df), portable.load(p)
     for seed in (0, 1, 2):
         assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+
+
+def test_missing_values_reach_a_tree_through_a_passthrough_column():
+    """HistGradientBoosting routes NaN, behind a ColumnTransformer whose numeric columns pass through
+    (remainder="passthrough"): the checker learned NaN only from imputers and from models whose every step takes
+    NaN (a ColumnTransformer says no), so it never fed NaN to those columns, and an artifact whose trees send
+    missing values the other way was judged equivalent on every seed."""
+    import sys
+    from pathlib import Path
+
+    from onnx import helper as oh
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pipelines import titanic_remainder_passthrough
+
+    est, df, _ = titanic_remainder_passthrough()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=df)
+    p = copy.deepcopy(art.proto)
+    node = next(n for n in p.graph.node if n.op_type in ("TreeEnsembleRegressor", "TreeEnsemble"))
+    a = next(a for a in node.attribute if a.name == "nodes_missing_value_tracks_true")
+    flipped = [1 - int(v) for v in oh.get_attribute_value(a)]
+    node.attribute.remove(a)
+    node.attribute.append(oh.make_attribute("nodes_missing_value_tracks_true", flipped))
+    rows = df.copy()
+    rows["age"] = np.nan
+    want = est.predict_proba(rows)[:, 1]
+    from pandas.api.types import is_numeric_dtype
+
+    feeds = {c: (rows[c].to_numpy(np.float32) if is_numeric_dtype(rows[c]) else rows[c].to_numpy().astype(str))
+             .reshape(-1, 1) for c in df.columns}
+    got = ort_run(p, feeds)["probabilities"][:, 1]
+    assert np.abs(got - want).max() > 1e-2  # real: missing ages go the other way
+    original, mutated = portable.load(est, data=df), portable.load(p)
+    for seed in (0, 1, 2):
+        assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+    assert portable.check(original, art, samples=1000, seed=0).equivalent
