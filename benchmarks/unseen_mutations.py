@@ -335,10 +335,12 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
     k = one(each(lambda n: _attr(n, "post_transform") is not None))
     if k is not None:
         p, g = fresh()
-        cur = _get(_attr(g.node[k], "post_transform")).decode()
+        cur = _get(_attr(g.node[k], "post_transform"))
+        codes = ["NONE", "SOFTMAX", "LOGISTIC", "SOFTMAX_ZERO", "PROBIT"]  # TreeEnsemble v5 numbers them
+        cur = codes[cur] if isinstance(cur, int) else cur.decode()
         new = {"NONE": "LOGISTIC", "LOGISTIC": "SOFTMAX", "SOFTMAX": "SOFTMAX_ZERO", "SOFTMAX_ZERO": "SOFTMAX",
                "PROBIT": "LOGISTIC"}[cur]
-        _set(g.node[k], "post_transform", new)
+        _set(g.node[k], "post_transform", codes.index(new) if g.node[k].op_type == "TreeEnsemble" else new)
         out.append((f"post_transform[{g.node[k].op_type}:{cur}->{new}]", p, {}))
     # trees: missing direction, mode, feature
     for k in each(lambda n: n.op_type in ("TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble")):
@@ -602,7 +604,12 @@ def run(prefixes: list[str], dtypes: tuple[str, ...] = ("float32",)) -> list[dic
                 print(f"{name}/{dtype}: not converted ({type(exc).__name__})", flush=True)
                 continue
             n_inputs = Xn.shape[1]
-            for kind, proto, info in candidates(art.proto, rng, n_inputs):
+            try:
+                found = candidates(art.proto, rng, n_inputs)
+            except Exception as exc:
+                print(f"{name}/{dtype}: no mutations ({type(exc).__name__}: {exc})", flush=True)
+                continue
+            for kind, proto, info in found:
                 rec = {"model": f"{name}/{dtype}", "kind": kind}
                 try:
                     m = portable.load(proto)
