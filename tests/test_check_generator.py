@@ -139,9 +139,10 @@ def test_categories_and_unseen_values(handle_unknown):
     plan = build_plan(sk, art)
     city = next(f for f in plan.features if f.slot == "city")
     encoder = est.steps[0][1].named_transformers_["cat"]
-    # the encoder's categories, and "" (any other string) where the encoder ignores unknown ones
-    assert [v for v in city.values if v != ""] == list(encoder.categories_[0])
+    # the encoder's categories, and "" and UNSEEN (other strings) where the encoder ignores unknown ones
+    assert [v for v in city.values if v not in ("", UNSEEN)] == list(encoder.categories_[0])
     assert ("" in city.values) == (handle_unknown == "ignore")
+    assert (UNSEEN in city.values) == (handle_unknown == "ignore")
     cities = set(assemble(plan, generate(plan, 200, np.random.default_rng(0)))["city"].ravel().tolist())
     assert set(encoder.categories_[0]) <= cities
     # tried where the original ignores unknown categories; where it says it rejects them (handle_unknown="error")

@@ -525,8 +525,6 @@ def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,
 EDGE_STEPS = 10  # bisection steps towards the label boundary
 EDGE_POOL = 128  # pairs of rows straddling the label boundary learned once per pair of models
 EDGE_SEED = 0x5EED  # the pool is the same whichever seed learns it
-EDGE_FAST = 0.002  # seconds: a converted model that labels the pool's random rows within this bisects them
-EDGE_PROBE = 8  # rows of the pool's random rows the original is timed on first, when it is timed at all
 
 
 def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,
@@ -559,10 +557,11 @@ def _label_edges(plan: Plan, original: Model, converted: Model, outputs: list[tu
 def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tuple[Batch, Batch] | bool:
     """`EDGE_POOL` pairs of rows on both sides of the label boundary: pairs of random rows with different labels,
     bisected `EDGE_STEPS` times along the segment between them. Where the two models agree their boundaries
-    coincide, and where they do not the rows straddle one of them, so the bisection runs on whichever model ran
-    the random rows faster (usually the converted artifact: one runtime call costs far less than a library's
-    input validation; when it labels them within `EDGE_FAST` the original is not timed, nor when the original
-    takes as long on `EDGE_PROBE` of them as the converted model on all). False when neither model runs the rows."""
+    coincide, and where they do not the rows straddle one of them, so the bisection runs on one model only: the
+    converted one (usually an artifact whose one runtime call costs far less than a library's input validation),
+    or the original when the converted model fails on the random rows. The choice depends on nothing but the
+    models (not on timing: the rows of a check must be the same under any load). False when neither model runs
+    the rows."""
     rng = np.random.default_rng(EDGE_SEED)
     m = EDGE_POOL
     runners = {"original": (original, _runner(plan, "original")), "converted": (converted, _runner(plan, "converted"))}
@@ -573,28 +572,15 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
         return np.array([hash(r.tobytes()) for r in out]) if out.shape[1] > 1 else out[:, 0]
 
     base = cloud_rows(plan, 2 * m, rng)
-    labs: dict[str, tuple[float, np.ndarray]] = {}
+    role, lab = "", None
     for role in ("converted", "original"):
-        if labs.get("converted", (np.inf,))[0] < EDGE_FAST:
-            break  # the converted model is fast enough: no run of the original only to time it
         try:
-            if role == "original" and "converted" in labs:
-                # the original on a few of the rows first: when that alone takes as long as the converted model
-                # took on all of them, the original is not the faster one, and is not run on them all only to
-                # time it (a forest's or a kernel model's run costs a good part of a check)
-                t0 = time.perf_counter()
-                label_of(role, base.take(np.arange(min(EDGE_PROBE, len(base)))))
-                if time.perf_counter() - t0 >= labs["converted"][0]:
-                    break
-            t0 = time.perf_counter()
             lab = label_of(role, base)
-            labs[role] = (time.perf_counter() - t0, lab)
+            break
         except Exception:
             continue
-    if not labs:
+    if lab is None:
         return False
-    role = min(labs, key=lambda r: labs[r][0])
-    lab = labs[role][1]
     if len(np.unique(lab)) < 2:
         # one label over the whole learned range (nothing said where the model's data live): along rays from
         # the middle of the ranges through the random rows, the first of the doubling distances where the label

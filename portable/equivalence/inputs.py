@@ -487,8 +487,14 @@ def _add_numbers(f: "Feature", vals: Sequence[float], *, widen: bool) -> bool:
         return False
     if nums.size > 256:  # a long list (quantiles, many categories): an even subset
         nums = nums[np.linspace(0, nums.size - 1, 256).astype(np.int64)]
-    near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf),
-                           nums.astype(np.float32).astype(np.float64)])
+    # float32 neighbours of the float32 rounding too: a float32 artifact compares float32 inputs, and a value one
+    # float32 step beside a threshold (a Binarizer's, an imputer's fill, a clip bound) is where a narrower cast
+    # or a threshold moved by a step in the artifact shows (a float64 neighbour rounds back onto it)
+    n32 = nums.astype(np.float32)
+    with np.errstate(over="ignore"):
+        near = np.concatenate([nums, np.nextafter(nums, np.inf), np.nextafter(nums, -np.inf), n32.astype(np.float64),
+                               np.nextafter(n32, np.float32(np.inf)).astype(np.float64),
+                               np.nextafter(n32, np.float32(-np.inf)).astype(np.float64)])
     if f.integer:
         near = np.unique(np.concatenate([np.floor(nums), np.ceil(nums), np.floor(nums) - 1, np.ceil(nums) + 1]))
     f.values = sorted(set(f.values) | set(near.tolist()))
@@ -520,8 +526,11 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             f.unseen_ok = True
         if f.is_string:
             strs = [str(c) for c in h.categories]
-            if strs and h.unseen_ok:  # any string is valid: draw an other-than-named one as often as a named one
-                strs.append("")
+            if strs and h.unseen_ok:
+                # any string is valid: draw other-than-named ones as often as a named one, "" and UNSEEN ("" is
+                # the missing value of many string imputers, which fill it with a known category: then only
+                # UNSEEN reaches the encoder's unknown-category handling)
+                strs += ["", UNSEEN]
             f.values = f.values + [v for v in strs if v not in f.values]
             if strs:
                 f.categorical = True

@@ -24,11 +24,16 @@ from ..hints import LEQ, LT, MEMBER, Column, Decision, InputHints, Points, TreeE
 @dataclass
 class _Space:
     """How an estimator's input columns relate to raw columns: column k is `a[k] * raw + b[k]` of raw column
-    `cols[k]` (an index into the walk's column list), or derived (`cols[k] == -1`)."""
+    `cols[k]` (an index into the walk's column list), or derived (`cols[k] == -1`). `nan[k]`: a NaN in the raw
+    column reaches column k as NaN (every step before it takes NaN and passes it on); None: every column."""
 
     cols: np.ndarray
     a: np.ndarray
     b: np.ndarray
+    nan: np.ndarray | None = None
+
+    def nan_mask(self) -> np.ndarray:
+        return np.ones(len(self.cols), dtype=bool) if self.nan is None else self.nan
 
     @staticmethod
     def raw(cols: Sequence[int]) -> "_Space":
@@ -37,7 +42,7 @@ class _Space:
 
     def sub(self, idx: Sequence[int] | np.ndarray) -> "_Space":
         idx = np.asarray(idx, dtype=np.int64)
-        return _Space(self.cols[idx], self.a[idx], self.b[idx])
+        return _Space(self.cols[idx], self.a[idx], self.b[idx], None if self.nan is None else self.nan[idx])
 
     def to_raw(self, k: np.ndarray, v: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -45,7 +50,7 @@ class _Space:
 
     def then(self, scale: np.ndarray, offset: np.ndarray) -> "_Space":
         """After an elementwise `x * scale + offset` step."""
-        return _Space(self.cols, self.a * scale, self.b * scale + offset)
+        return _Space(self.cols, self.a * scale, self.b * scale + offset, self.nan)
 
 
 def _spread(center: Any, scale: Any, k: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
@@ -119,6 +124,16 @@ def takes_nan(est: Any) -> bool:
         return bool(get_tags(est).input_tags.allow_nan)
     except Exception:  # older scikit-learn or a non-scikit-learn estimator: say no
         return False
+
+
+def _passes_nan(step: Any) -> bool:
+    """Whether a NaN entering `step` leaves it as NaN: the step takes NaN and is not an imputer."""
+    miss = getattr(step, "missing_values", None)
+    if isinstance(miss, float) and np.isnan(miss):
+        return False
+    if type(step).__name__ == "FunctionTransformer" and step.func is None:  # the identity (a remainder passthrough)
+        return True
+    return takes_nan(step)
 
 
 def sklearn_hints(model: Any) -> InputHints:
@@ -311,6 +326,12 @@ class _Learner:
             return space
         if hasattr(step, "transformers_"):
             return self._through_columns(step, space)
+        out = self._through_leaf(step, space, name)
+        if out is not None and not _passes_nan(step):
+            out = _Space(out.cols, out.a, out.b, np.zeros(len(out.cols), dtype=bool))
+        return out
+
+    def _through_leaf(self, step: Any, space: _Space, name: str) -> _Space | None:
         if name in _AFFINE:
             scale, offset = _AFFINE[name](step)
             n = len(space.cols)
@@ -322,7 +343,8 @@ class _Learner:
             if indicator is not None:  # add_indicator: derived 0/1 columns after the imputed ones
                 extra = len(getattr(indicator, "features_", []))
                 out = _Space(np.concatenate([out.cols, np.full(extra, -1)]), np.concatenate([out.a, np.ones(extra)]),
-                             np.concatenate([out.b, np.zeros(extra)]))
+                             np.concatenate([out.b, np.zeros(extra)]),
+                             np.concatenate([out.nan_mask(), np.zeros(extra, dtype=bool)]))
             width = _width_out(step)
             return out if width is None or width == len(out.cols) else None
         if name == "FunctionTransformer" and step.func is None:
@@ -355,7 +377,7 @@ class _Learner:
         if not parts:
             return None
         out = _Space(np.concatenate([p.cols for p in parts]), np.concatenate([p.a for p in parts]),
-                     np.concatenate([p.b for p in parts]))
+                     np.concatenate([p.b for p in parts]), np.concatenate([p.nan_mask() for p in parts]))
         width = _width_out(ct)
         return out if width is None or width == len(out.cols) else None
 
@@ -389,6 +411,10 @@ class _Learner:
 
     def _leaf(self, est: Any, space: _Space, name: str) -> None:
         hints = self.hints
+        if hasattr(est, "predict") and takes_nan(est):
+            # a predictor that routes missing values (HistGradientBoosting, trees, boosting libraries) behind
+            # steps that pass NaN on (passthrough columns, scalers): those raw columns take NaN
+            self.nan_all(_Space(np.where(space.nan_mask(), space.cols, -1), space.a, space.b))
         if getattr(est, "tree_", None) is not None:
             self._sk_trees(space, [est.tree_], name)
         if hasattr(est, "_predictors"):  # HistGradientBoosting
@@ -604,7 +630,7 @@ class _Learner:
             for k, j in enumerate(out):
                 cats[int(j)] = list(enc.categories_[k]) if enc is not None else None
             space = _Space(np.where(order >= 0, space.cols[np.maximum(order, 0)], -1), space.a[np.maximum(order, 0)],
-                           space.b[np.maximum(order, 0)])
+                           space.b[np.maximum(order, 0)], space.nan_mask()[np.maximum(order, 0)] & (order >= 0))
         sizes = np.array([len(p) for p in parts])
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         shift = np.repeat(offsets, sizes)

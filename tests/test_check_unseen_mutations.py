@@ -1,0 +1,203 @@
+"""Mutations of converted artifacts that the mutation benchmark does not inject (issue 13's independent
+verification, `benchmarks/unseen_mutations.py`): each one the checker missed, shown real with scikit-learn and
+onnxruntime directly on a constructed input, and caught for seeds 0-2."""
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import portable
+
+pytest.importorskip("sklearn")
+
+
+def ort_run(proto, feeds):
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds)))
+
+
+def _narrowed(proto, to=TensorProto.FLOAT16):
+    """`proto` with its first input rounded to `to` and back (a Cast to a narrower type slipped in)."""
+    p = copy.deepcopy(proto)
+    g = p.graph
+    src = g.input[0].name
+    back = g.input[0].type.tensor_type.elem_type
+    for n in g.node:
+        for q, i in enumerate(n.input):
+            if i == src:
+                n.input[q] = src + "_wide"
+    g.node.insert(0, helper.make_node("Cast", [src], [src + "_narrow"], to=to))
+    g.node.insert(1, helper.make_node("Cast", [src + "_narrow"], [src + "_wide"], to=back))
+    return p
+
+
+@pytest.fixture(scope="module")
+def binarizer():
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Binarizer
+
+    X, y = load_iris(return_X_y=True)
+    est = make_pipeline(Binarizer(threshold=3.0), LogisticRegression(max_iter=1000)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    return est, X, art
+
+
+def _threshold_moved_up(proto):
+    """The Binarizer's threshold (the constant its Greater reads) one float32 step up."""
+    p = copy.deepcopy(proto)
+    node = next(n for n in p.graph.node if n.op_type == "Greater")
+    init = next(i for i in p.graph.initializer if i.name == node.input[1])
+    v = numpy_helper.to_array(init).copy()
+    init.CopyFrom(numpy_helper.from_array(np.nextafter(v, np.float32(np.inf)).astype(v.dtype), init.name))
+    return p
+
+
+@pytest.mark.parametrize("mutation", ["float16 input cast", "threshold one float32 step up"])
+def test_a_binarizer_threshold_is_tried_one_float32_step_away(binarizer, mutation):
+    """A Binarizer's threshold is a known value: the checker tried it and its float64 neighbours, which round
+    back onto it in float32, but never the float32 value one step above, where a float16 round trip of the input
+    (or the threshold moved one float32 step up) sends x > 3 to the other side."""
+    est, X, art = binarizer
+    proto = _narrowed(art.proto) if mutation == "float16 input cast" else _threshold_moved_up(art.proto)
+    row = X[:1].astype(np.float32).copy()
+    row[0, 1] = np.nextafter(np.float32(3.0), np.float32(np.inf))  # just above the threshold in float32
+    got = ort_run(proto, {"X": row})
+    want = est.predict_proba(row.astype(np.float64))
+    assert np.abs(got["probabilities"] - want).max() > 1e-3  # real: scikit-learn and the mutated artifact part
+    mutated = portable.load(proto)
+    for seed in (0, 1, 2):
+        assert not portable.check(est, mutated, samples=1000, seed=seed).equivalent
+
+
+def test_an_unmutated_binarizer_is_equivalent(binarizer):
+    est, _, art = binarizer
+    for seed in range(10):
+        assert portable.check(est, art, samples=1000, seed=seed).equivalent
+
+
+def test_the_rows_of_a_non_equivalent_pair_do_not_depend_on_which_model_runs_faster():
+    """The label-boundary pool is bisected with one model; which one was chosen by timing (the faster on the
+    pool's random rows), so under load the rows of `check A B --seed S` for a pair that disagrees could differ
+    between runs. Now the choice depends on the models only: the same rows whether the converted model is fast
+    or slowed down."""
+    import time
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from portable.equivalence import _PLANS, _plan
+
+    X, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_iter=1000).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    p = copy.deepcopy(art.proto)  # a coefficient changed by 5%: the label boundaries part
+    node = next(n for n in p.graph.node if n.op_type == "LinearClassifier")
+    a = next(a for a in node.attribute if a.name == "coefficients")
+    a.floats[1] = a.floats[1] * 1.05
+    original = portable.load(est)
+
+    def rows(slow: bool) -> np.ndarray:
+        mutated = portable.load(p)
+        if slow:
+            run = mutated.run
+
+            def slow_run(feeds):
+                time.sleep(0.02)  # far slower than scikit-learn on the pool's rows
+                return run(feeds)
+            mutated.run = slow_run
+        report = portable.check(original, mutated, samples=200, seed=0)
+        assert not report.equivalent
+        _, plan, _ = _plan(original, mutated, None)
+        batch = plan.memo["generated"][1]
+        _PLANS.pop(mutated, None)
+        return np.array(batch.num)
+
+    assert np.array_equal(rows(False), rows(True), equal_nan=True)
+
+
+def test_an_unknown_category_reaches_the_encoder_behind_a_string_imputer():
+    """An encoder that takes unknown categories (handle_unknown="infrequent_if_exist") after a string imputer:
+    the checker's other-than-named category was "", the imputer's missing value, which it fills with a known
+    category, so about one row per check (a special row) reached the encoder's unknown-category column; the
+    column's indicator scaled by 1.001 in the artifact was missed on seed 1. Unknown categories are now drawn as
+    "" and as an unseen string."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pipelines import titanic_onehot_infrequent_drop_first
+
+    est, df, _ = titanic_onehot_infrequent_drop_first()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=df)
+    p = copy.deepcopy(art.proto)
+    producer = {o: n for n in p.graph.node for o in n.output}
+    mul = next(n for n in p.graph.node if n.op_type == "Mul" and n.input[0] in producer
+               and producer[n.input[0]].op_type == "Sub")  # the unknown-category indicator, times its column
+    init = next(i for i in p.graph.initializer if i.name == mul.input[1])
+    v = numpy_helper.to_array(init).copy()
+    v[v == 1] = np.float32(1.001)
+    init.CopyFrom(numpy_helper.from_array(v, init.name))
+    rows = df.copy()
+    rows["embarked"] = "X"  # unknown
+    want = est.predict_proba(rows)[:, 1]
+    from pandas.api.types import is_numeric_dtype
+
+    feeds = {c: (rows[c].to_numpy(np.float32) if is_numeric_dtype(rows[c]) else rows[c].to_numpy().astype(str))
+             .reshape(-1, 1) for c in df.columns}
+    got = ort_run(p, feeds)["probabilities"][:, 1]
+    assert (np.abs(got - want) > 1e-5 + 1e-4 * np.abs(want)).any()  # real, outside the float32 tolerance
+    original, mutated = portable.load(est, data=df), portable.load(p)
+    for seed in (0, 1, 2):
+        assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+
+
+def test_missing_values_reach_a_tree_through_a_passthrough_column():
+    """HistGradientBoosting routes NaN, behind a ColumnTransformer whose numeric columns pass through
+    (remainder="passthrough"): the checker learned NaN only from imputers and from models whose every step takes
+    NaN (a ColumnTransformer says no), so it never fed NaN to those columns, and an artifact whose trees send
+    missing values the other way was judged equivalent on every seed."""
+    import sys
+    from pathlib import Path
+
+    from onnx import helper as oh
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pipelines import titanic_remainder_passthrough
+
+    est, df, _ = titanic_remainder_passthrough()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=df)
+    p = copy.deepcopy(art.proto)
+    node = next(n for n in p.graph.node if n.op_type in ("TreeEnsembleRegressor", "TreeEnsemble"))
+    a = next(a for a in node.attribute if a.name == "nodes_missing_value_tracks_true")
+    flipped = [1 - int(v) for v in oh.get_attribute_value(a)]
+    node.attribute.remove(a)
+    node.attribute.append(oh.make_attribute("nodes_missing_value_tracks_true", flipped))
+    rows = df.copy()
+    rows["age"] = np.nan
+    want = est.predict_proba(rows)[:, 1]
+    from pandas.api.types import is_numeric_dtype
+
+    feeds = {c: (rows[c].to_numpy(np.float32) if is_numeric_dtype(rows[c]) else rows[c].to_numpy().astype(str))
+             .reshape(-1, 1) for c in df.columns}
+    got = ort_run(p, feeds)["probabilities"][:, 1]
+    assert np.abs(got - want).max() > 1e-2  # real: missing ages go the other way
+    original, mutated = portable.load(est, data=df), portable.load(p)
+    for seed in (0, 1, 2):
+        assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+    assert portable.check(original, art, samples=1000, seed=0).equivalent
