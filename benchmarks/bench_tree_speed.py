@@ -90,10 +90,10 @@ def _models() -> list[tuple[str, Any]]:
 
         out.append(("CatBoostClassifier, 3 classes, 100 trees, depth 6",
                     catboost.CatBoostClassifier(iterations=100, depth=6, verbose=0, thread_count=1,
-                                                random_seed=0).fit(*cls(3))))
+                                                allow_writing_files=False, random_seed=0).fit(*cls(3))))
         out.append(("CatBoostRegressor, 300 trees, depth 6",
                     catboost.CatBoostRegressor(iterations=300, depth=6, verbose=0, thread_count=1,
-                                               random_seed=0).fit(Xr, yr)))
+                                               allow_writing_files=False, random_seed=0).fit(Xr, yr)))
     except ImportError:
         pass
     only = [w.strip() for w in os.environ.get("PORTABLE_BENCH_TREE_MODELS", "").split(",") if w.strip()]

@@ -35,8 +35,8 @@ def _models(lib: str) -> list:
     if lib == "lightgbm":
         return [mod.LGBMClassifier(n_estimators=8, verbose=-1), mod.LGBMRegressor(n_estimators=8, verbose=-1),
                 mod.LGBMRegressor(n_estimators=5, objective="poisson", verbose=-1)]
-    return [mod.CatBoostClassifier(iterations=8, depth=3, verbose=0, thread_count=1),
-            mod.CatBoostRegressor(iterations=8, depth=4, verbose=0, thread_count=1)]
+    return [mod.CatBoostClassifier(iterations=8, depth=3, verbose=0, thread_count=1, allow_writing_files=False),
+            mod.CatBoostRegressor(iterations=8, depth=4, verbose=0, thread_count=1, allow_writing_files=False)]
 
 
 def _targets(est) -> list[np.ndarray]:
@@ -202,11 +202,12 @@ def test_catboost_non_symmetric_trees(policy: str, classes: int) -> None:
     extra = {"max_leaves": 12} if policy == "Lossguide" else {"depth": 5}
     if classes:
         y = np.digitize(np.nan_to_num(x[:, 0]), [-0.4, 0.4] if classes == 3 else [0.0])
-        est = cb.CatBoostClassifier(iterations=15, grow_policy=policy, verbose=0, thread_count=1, **extra)
+        est = cb.CatBoostClassifier(iterations=15, grow_policy=policy, verbose=0, thread_count=1,
+                                    allow_writing_files=False, **extra)
     else:
         y = 3 * np.nan_to_num(x[:, 1]) + np.nan_to_num(x[:, 2])
         est = cb.CatBoostRegressor(iterations=15, grow_policy=policy, nan_mode="Max", verbose=0, thread_count=1,
-                                   **extra)
+                                   allow_writing_files=False, **extra)
     est.fit(x, y)
     xt = rng.normal(size=(500, 5))
     xt[rng.random(xt.shape) < 0.15] = np.nan
@@ -220,7 +221,8 @@ def test_catboost_multiclass_labels_are_one_per_row() -> None:
     """CatBoost's multiclass predict returns an [N, 1] column: the check compared it with the artifact's [N]
     labels and called every row a mismatch ("shape [N] in the converted model, [N, 1] in the original")."""
     cb = pytest.importorskip("catboost")
-    est = cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, thread_count=1).fit(X, Y_CLASS)
+    est = cb.CatBoostClassifier(iterations=10, depth=3, verbose=0, thread_count=1, allow_writing_files=False)
+    est.fit(X, Y_CLASS)
     assert np.asarray(est.predict(X[:3])).shape == (3, 1)
     report = portable.check(est, portable.convert(est, to="onnx", check=False))
     assert report.equivalent, report
