@@ -1,0 +1,38 @@
+"""Hostile inputs beyond the first corpus (issue 12, verified on files nobody had seen): each case of
+`tests/hostile/unseen.py` runs through the real command line, all of them in one subprocess under RLIMIT_AS and a
+timeout, and must end with its exit code, one short paragraph naming the problem (and the file), no traceback, no
+crash, nothing lost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .hostile.unseen import CASES, build_unseen
+from .test_hostile_inputs import _problems, run_in_subprocess
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    base = tmp_path_factory.mktemp("unseen")
+    cases = build_unseen(base / "files")
+    spec = base / "cases.json"
+    spec.write_text(json.dumps([c.argv for c in cases]))
+    out = base / "results.json"
+    proc = run_in_subprocess("tests.hostile.cli_harness", str(spec), str(out))
+    done = json.loads(out.read_text()) if out.exists() else []
+    running = Path(str(out) + ".running")
+    crashed = None
+    if proc.returncode != 0:
+        crashed = (f"the harness died (exit {proc.returncode}) while running "
+                   f"{running.read_text() if running.exists() else '?'}:\n{proc.stderr[-2000:]}")
+    return {c.name: (c, done[i] if i < len(done) else None, crashed) for i, c in enumerate(cases)}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_unseen_hostile_input(results, name):
+    case, result, crashed = results[name]
+    assert result is not None, crashed or "the case did not run"
+    problems = _problems(case, result)
+    assert not problems, "\n".join(problems)
