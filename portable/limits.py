@@ -18,8 +18,8 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_pfa_loop_iterations` | 10,000,000 | iterations of one PFA `while`, `do`-`until` or `for` loop in one routine (a loop that never ends stops the scoring run, like `max_pfa_routine_ms`, instead of failing each record on its own) |
 | `max_pfa_value_items` | 10,000,000 | characters, bytes or elements of one string, bytes or array a PFA function builds (`s.repeat`, `s.concat`, `a.concat`, `a.combinations`, ...) |
 | `max_nnef_lowering_ms` | 30,000 | milliseconds the `nnef` parser may take (in a child process, with 4 GiB of memory) to expand the fragments a `graph.nnef` defines |
-| `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
-| `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
+| `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header), archive member or ONNX external-data tensor declares |
+| `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members, or an ONNX model's external-data tensors, declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
 | `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
 | `max_model_inputs` | 10,000 | named inputs of a model the checker generates rows for (onnxruntime validates a run's feeds in time quadratic in their number: 50,000 inputs took minutes per run) |

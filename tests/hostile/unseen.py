@@ -76,3 +76,79 @@ def _no_inputs(base: Path) -> Case:
     path = _save(h.make_model(h.make_graph([node], "g", [], [y]), opset_imports=[h.make_opsetid("", 17)]),
                  base / "constant.onnx")
     return Case("", ["check", str(path), str(path), "--samples", "20"], needle="takes no inputs")
+
+
+# ---- ONNX files: what a reader is told, and what it reads ------------------------------------------------------
+
+@case("an ONNX input that is a sequence is refused naming the file")
+def _sequence_input(base: Path) -> Case:
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+
+    s = h.make_tensor_sequence_value_info("S", TP.FLOAT, [None, 2])
+    y = h.make_tensor_value_info("Y", TP.FLOAT, [None, 2])
+    path = _save(h.make_model(h.make_graph([h.make_node("ConcatFromSequence", ["S"], ["Y"], axis=0)], "g", [s], [y]),
+                              opset_imports=[h.make_opsetid("", 17)]), base / "sequence_in.onnx")
+    return Case("", ["inspect", str(path)], needle="sequence_in.onnx: the input 'S' is not a tensor")
+
+
+def _external(path: Path, entries: list[tuple[str, int, int | None]], dims: int) -> Path:
+    """An ONNX model whose initializers W0, W1... (float, `dims` values each) live in external files: (location,
+    offset, length or None) per initializer, all added to X."""
+    from onnx import TensorProto
+    from onnx import helper as h
+
+    inits, nodes, prev = [], [], "X"
+    for i, (location, offset, length) in enumerate(entries):
+        w = TensorProto()
+        w.name, w.data_type, w.data_location = f"W{i}", TensorProto.FLOAT, TensorProto.EXTERNAL
+        w.dims.extend([dims])
+        for key, value in (("location", location), ("offset", offset), ("length", length)):
+            if value is not None:
+                entry = w.external_data.add()
+                entry.key, entry.value = key, str(value)
+        inits.append(w)
+        out = "Y" if i == len(entries) - 1 else f"t{i}"
+        nodes.append(h.make_node("Add", [prev, w.name], [out]))
+        prev = out
+    x = h.make_tensor_value_info("X", TensorProto.FLOAT, [None, dims])
+    y = h.make_tensor_value_info("Y", TensorProto.FLOAT, [None, dims])
+    model = h.make_model(h.make_graph(nodes, "ext", [x], [y], initializer=inits),
+                         opset_imports=[h.make_opsetid("", 17)])
+    return _save(model, path)
+
+
+@case("ONNX external data of a sparse 5 GiB file is refused before onnx reads it")
+def _external_sparse(base: Path) -> Case:
+    folder = base / "ext_sparse"
+    folder.mkdir()
+    with open(folder / "weights.bin", "wb") as f:
+        f.truncate(5 << 30)  # sparse: no disk space, but `onnx.load` read all 5 GiB into memory
+    path = _external(folder / "model.onnx", [("weights.bin", 0, None)], 4)
+    return Case("", ["inspect", str(path)], needle="max_tensor_bytes")
+
+
+@case("ONNX external data naming one region many times adds up against max_archive_bytes")
+def _external_many(base: Path) -> Case:
+    folder = base / "ext_many"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(np.ones(1 << 16, np.float32).tobytes())  # 256 KiB
+    path = _external(folder / "model.onnx", [("weights.bin", 0, 1 << 18)] * 64, 1 << 16)  # 16 MiB read
+    return Case("", ["--limit", "max_archive_bytes=4000000", "inspect", str(path)], needle="max_archive_bytes")
+
+
+@case("ONNX external data within the limits still loads")
+def _external_fine(base: Path) -> Case:
+    folder = base / "ext_fine"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(np.arange(8, dtype=np.float32).tobytes())
+    path = _external(folder / "model.onnx", [("weights.bin", 0, 16), ("weights.bin", 16, None)], 4)
+    return Case("", ["check", str(path), str(path), "--samples", "20"], codes=(0,))
+
+
+@case("an .onnx file larger than protobuf can parse is refused before it is read")
+def _onnx_too_big(base: Path) -> Case:
+    path = base / "huge.onnx"
+    with open(path, "wb") as f:
+        f.truncate(3 << 30)  # sparse
+    return Case("", ["inspect", str(path)], needle="protobuf")
