@@ -152,3 +152,27 @@ def _onnx_too_big(base: Path) -> Case:
     with open(path, "wb") as f:
         f.truncate(3 << 30)  # sparse
     return Case("", ["inspect", str(path)], needle="protobuf")
+
+
+# ---- pickles: the place named in the message --------------------------------------------------------------------
+
+def _pickle_case(name: str, data: bytes, needle: str) -> Callable[[Path], Case]:
+    def build(base: Path) -> Case:
+        path = base / f"{name}.pkl"
+        path.write_bytes(data)
+        return Case("", ["inspect", str(path)], needle=needle)
+    return build
+
+
+for _name, _data, _needle in [
+        # a known opcode whose argument is cut short or malformed is not "the first byte is not a pickle opcode"
+        ("proto_only", b"\x80", "truncated pickle: the data ends at byte 0"),
+        ("long4_cut", b"\x80\x02" + pickle.LONG4 + struct.pack("<i", 2 ** 31 - 1) + b"\x01.",
+         "truncated pickle: the data ends at byte 2"),
+        ("int_not_a_number", b"I99x\n.", "invalid literal for int()"),
+        ("long4_negative", b"\x80\x02" + pickle.LONG4 + struct.pack("<i", -5) + b".", "corrupt pickle at byte 2"),
+        ("bad_utf8", b"\x80\x04X\x02\x00\x00\x00\xff\xfe.", "corrupt pickle at byte 2: UnicodeDecodeError"),
+        ("stop_on_empty_stack", b"\x80\x02.", "corrupt pickle at byte 2: STOP with nothing on the stack"),
+        ("setitem_without_dict", b"\x80\x02K\x01K\x02s.", "corrupt pickle at byte 6: stack underflow"),
+        ("not_an_opcode", b"\xfe\x01\x02", "the first byte b'\\xfe' is not a pickle opcode")]:
+    case(f"pickle: {_name.replace('_', ' ')}")(_pickle_case(_name, _data, _needle))
