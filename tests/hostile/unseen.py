@@ -176,3 +176,80 @@ for _name, _data, _needle in [
         ("setitem_without_dict", b"\x80\x02K\x01K\x02s.", "corrupt pickle at byte 6: stack underflow"),
         ("not_an_opcode", b"\xfe\x01\x02", "the first byte b'\\xfe' is not a pickle opcode")]:
     case(f"pickle: {_name.replace('_', ' ')}")(_pickle_case(_name, _data, _needle))
+
+
+# ---- datetime64 dtypes whose state lacks its unit: numpy's __setstate__ crashed the interpreter -------------------
+
+class _Dtype:
+    def __init__(self, code: str, state: tuple) -> None:
+        self.code, self.state = code, state
+
+    def __reduce__(self) -> tuple:
+        return np.dtype, (self.code, False, True), self.state
+
+
+class _Array:
+    def __init__(self, dtype: _Dtype, data: bytes) -> None:
+        self.dtype, self.data = dtype, data
+
+    def __reduce__(self) -> tuple:
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), self.dtype, False, self.data)
+
+
+def _fitted():
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    return LinearRegression().fit(rng.normal(size=(30, 3)), rng.normal(size=30))
+
+
+def datetime_without_unit(code: str) -> bytes:
+    """A fitted model holding an array whose `code` ('M8' or 'm8') dtype has an 8-entry state (no unit)."""
+    model = _fitted()
+    model.when_ = _Array(_Dtype(code, (3, "<", None, None, None, -1, -1, 0)), b"\x01" * 8)
+    return pickle.dumps(model, protocol=4)
+
+
+def joblib_datetime_without_unit(path: Path) -> None:
+    """joblib.dump of a float model whose array wrapper's dtype is turned into 'M8' (same length: the frame holds)
+    with numpy.dtype's 8-entry state."""
+    import joblib
+
+    model = _fitted()
+    joblib.dump(model, path)
+    data = path.read_bytes()
+    honest = b"\x8c\x02f8\x94\x89\x88\x87\x94R\x94(K\x03\x8c\x01<"
+    assert data.count(honest) == 1, "joblib wrote the coefficients' dtype differently"
+    path.write_bytes(data.replace(honest, honest.replace(b"f8", b"M8"), 1))
+
+
+def _dtype_case(code: str) -> Callable[[Path], Case]:
+    def build(base: Path) -> Case:
+        path = base / f"dtype_{code}_no_unit.pkl"
+        path.write_bytes(datetime_without_unit(code))
+        return Case("", ["inspect", str(path)], needle="without its unit metadata")
+    return build
+
+
+for _code in ("M8", "m8"):
+    CASES[f"a pickled {_code} dtype without its unit (a segfault)"] = _dtype_case(_code)
+
+
+@case("a joblib array whose dtype is M8 without its unit (a segfault)")
+def _joblib_datetime(base: Path) -> Case:
+    path = base / "datetime.joblib"
+    joblib_datetime_without_unit(path)
+    return Case("", ["inspect", str(path)], needle="without its unit metadata")
+
+
+@case("a pickled model with honest datetime64 and timedelta64 arrays still loads")
+def _datetime_fine(base: Path) -> Case:
+    model = _fitted()
+    model.when_ = np.array(["2020-01-01", "NaT"], dtype="M8[D]")
+    model.gap_ = np.array([5], dtype="m8[ms]")
+    model.rec_ = np.zeros(2, dtype=[("a", "M8[s]"), ("b", "f8")])
+    path = base / "datetime_fine.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=4))
+    return Case("", ["inspect", str(path)], codes=(0,))
