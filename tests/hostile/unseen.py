@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import Case
+from .files import GOOD_PFA, Case, _unchanged
 
 CASES: dict[str, Callable[[Path], Case]] = {}
 
@@ -253,3 +253,48 @@ def _datetime_fine(base: Path) -> Case:
     path = base / "datetime_fine.pkl"
     path.write_bytes(pickle.dumps(model, protocol=4))
     return Case("", ["inspect", str(path)], codes=(0,))
+
+
+# ---- careless paths: the --data file and the -o folder --------------------------------------------------------
+
+def _model_and_data(base: Path, name: str) -> tuple[Path, Path]:
+    import json
+
+    folder = base / name
+    folder.mkdir()
+    (folder / "x.json").write_text(json.dumps(GOOD_PFA))
+    data = folder / "rows.npy"
+    np.save(data, np.random.default_rng(0).normal(size=(20, 2)))
+    return folder / "x.json", data
+
+
+@case("-o the --data file with --force (ONNX) leaves the data intact")
+def _output_onto_data(base: Path) -> Case:
+    source, data = _model_and_data(base, "o_data_onnx")
+    return Case("", ["convert", str(source), "--to", "onnx", "-o", str(data), "--data", str(data), "--force",
+                     "--samples", "20"], needle="must not overwrite", after=_unchanged(data))
+
+
+@case("-o the --data file with --force (NNEF: a folder would replace the file) leaves the data intact")
+def _nnef_onto_data(base: Path) -> Case:
+    source, data = _model_and_data(base, "o_data_nnef")
+    return Case("", ["convert", str(source), "--to", "nnef", "-o", str(data), "--data", str(data), "--force",
+                     "--samples", "20"], needle="must not overwrite", after=_unchanged(data))
+
+
+@case("check --report onto the --data file with --force leaves the data intact")
+def _report_onto_data(base: Path) -> Case:
+    source, data = _model_and_data(base, "report_data")
+    return Case("", ["check", str(source), str(source), "--data", str(data), "--report", str(data), "--force",
+                     "--samples", "20"], needle="must not overwrite", after=_unchanged(data))
+
+
+@case("--report inside the NNEF folder that -o --force replaces (the report was lost, exit 0)")
+def _report_inside_output(base: Path) -> Case:
+    from .files import write_good_nnef
+
+    source, _ = _model_and_data(base, "report_inside")
+    out = base / "report_inside" / "out.nnef"
+    write_good_nnef(out)
+    return Case("", ["convert", str(source), "--to", "nnef", "-o", str(out), "--force", "--report",
+                     str(out / "report.json"), "--samples", "20"], needle="inside", after=_unchanged(out))
