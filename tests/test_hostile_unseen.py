@@ -36,3 +36,18 @@ def test_unseen_hostile_input(results, name):
     assert result is not None, crashed or "the case did not run"
     problems = _problems(case, result)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", ["steps_text", "steps_triples", "steps_empty", "transformers_text"])
+def test_a_malformed_estimator_in_memory_is_a_portable_error(name):
+    """The same malformed models handed over in memory: portable.load/convert raise a PortableError, never
+    scikit-learn's IndexError/ValueError."""
+    import portable
+    from portable.errors import PortableError
+
+    from .hostile.unseen import malformed_models
+
+    model = malformed_models()[name]
+    for call in (lambda: portable.load(model), lambda: portable.convert(model, to="onnx", samples=20)):
+        with pytest.raises(PortableError, match="cannot describe this Pipeline"):
+            call()

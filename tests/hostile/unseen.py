@@ -298,3 +298,48 @@ def _report_inside_output(base: Path) -> Case:
     write_good_nnef(out)
     return Case("", ["convert", str(source), "--to", "nnef", "-o", str(out), "--force", "--report",
                      str(out / "report.json"), "--samples", "20"], needle="inside", after=_unchanged(out))
+
+
+# ---- scikit-learn models whose fitted structure is malformed -------------------------------------------------
+
+def _pipeline():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(X, (X[:, 0] > 0).astype(int))
+
+
+def _column_transformer():
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40), "c": rng.choice(["x", "y"], 40)})
+    ct = ColumnTransformer([("num", StandardScaler(), ["a", "b"]), ("cat", OneHotEncoder(), ["c"])])
+    return make_pipeline(ct, LogisticRegression()).fit(df, (df.a > 0).astype(int))
+
+
+def malformed_models() -> dict[str, object]:
+    """Fitted models whose structure scikit-learn's own introspection (tags, is-fitted, named steps) fails on."""
+    steps_text, steps_triples, steps_empty, ct = _pipeline(), _pipeline(), _pipeline(), _column_transformer()
+    steps_text.steps = "abc"
+    steps_triples.steps = [(name, est, 0) for name, est in steps_triples.steps]
+    steps_empty.steps = []
+    ct.steps[0][1].transformers_ = "abc"
+    return {"steps_text": steps_text, "steps_triples": steps_triples, "steps_empty": steps_empty,
+            "transformers_text": ct}
+
+
+for _name in ("steps_text", "steps_triples", "steps_empty", "transformers_text"):
+    def _build(base: Path, name: str = _name) -> Case:
+        path = base / f"malformed_{name}.pkl"
+        path.write_bytes(pickle.dumps(malformed_models()[name], protocol=5))
+        return Case("", ["convert", str(path), "--to", "onnx", "--samples", "20"],
+                    needle=f"malformed_{name}.pkl: scikit-learn cannot describe this Pipeline")
+    CASES[f"a pickled Pipeline whose {_name.replace('_', ' ')} (a traceback from scikit-learn's tags)"] = _build
