@@ -86,8 +86,20 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
 
     Raises:
         NoConverterError: no route leads to `to`.
-        PortableError: the source could not be loaded or converted.
+        PortableError: the source could not be loaded or converted (naming the source file when it is one).
     """
+    try:
+        return _convert(source, to, dtype, check, samples, seed, data, trust, options, progress, certify)
+    except PortableError as exc:
+        if isinstance(source, (str, Path)):
+            from .errors import locate
+
+            locate(exc, source)
+        raise
+
+
+def _convert(source: Any, to: str, dtype: str, check: bool, samples: int, seed: int, data: Any, trust: Any,
+             options: ConvertOptions | None, progress: Any, certify: bool) -> Model:
     _args.choice("dtype", dtype, DTYPES)
     _args.text("to", to)
     check = _args.flag("check", check)

@@ -26,6 +26,15 @@ class PortableError(Exception):
         super().__init__(prefix + message)
 
 
+def locate(exc: PortableError, path: object) -> PortableError:
+    """`exc`, made to name `path` when it names no file (raised where the file was not known: a converter, the
+    checker's input plan); its message then starts with the path, as every located error's does."""
+    if exc.path is None and path is not None:
+        exc.path = str(path)
+        exc.args = (f"{exc.path}: {exc.args[0]}" if exc.args else exc.path, *exc.args[1:])
+    return exc
+
+
 class InputError(PortableError):
     """A file is missing, unreadable, truncated or not what its name says."""
 

@@ -51,7 +51,8 @@ def check_proto(proto: Any, *, path: Any = None, produced: bool = False) -> None
     except Exception as exc:  # onnx raises ValidationError, InferenceError, …
         err = ConversionError if produced else InputError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise err(f"the ONNX model fails onnx.checker: {first}", path=path) from None
+        what = "the ONNX model the conversion produced" if produced else "the ONNX model"
+        raise err(f"{what} fails onnx.checker: {first}", path=path) from None
 
 
 class OnnxModel(Model):

@@ -343,3 +343,12 @@ for _name in ("steps_text", "steps_triples", "steps_empty", "transformers_text")
         return Case("", ["convert", str(path), "--to", "onnx", "--samples", "20"],
                     needle=f"malformed_{name}.pkl: scikit-learn cannot describe this Pipeline")
     CASES[f"a pickled Pipeline whose {_name.replace('_', ' ')} (a traceback from scikit-learn's tags)"] = _build
+
+
+@case("a converter's failure on a corrupt pickle names the file")
+def _converter_failure_named(base: Path) -> Case:
+    model = _pipeline()
+    model.steps[1][1].intercept_ = None  # skl2onnx: AttributeError ... 'astype'; said without the file's name
+    path = base / "no_intercept.pkl"
+    path.write_bytes(pickle.dumps(model, protocol=5))
+    return Case("", ["convert", str(path), "--to", "onnx", "--samples", "20"], needle="no_intercept.pkl: skl2onnx")
