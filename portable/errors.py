@@ -7,12 +7,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+#: The longest message an error keeps whole: a message quotes values from the input (a CSV field, a string in a
+#: model), and a field of 50 MB made a 50 MB "one-line" error.
+MAX_MESSAGE = 1800
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, with its middle cut out (and the cut counted) when it is longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} ...[{len(text) - 2 * keep:,} characters cut]... {text[-keep:]}"
+
+
 class PortableError(Exception):
     """Base class: a problem with the input or the request, reported without a traceback (exit code 1)."""
 
     exit_code = 1
 
     def __init__(self, message: str, *, path: object = None, where: str | None = None) -> None:
+        message = shorten(message)
         self.path = None if path is None else str(path)
         self.where = where
         prefix = ""

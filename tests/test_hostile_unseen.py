@@ -51,3 +51,14 @@ def test_a_malformed_estimator_in_memory_is_a_portable_error(name):
     for call in (lambda: portable.load(model), lambda: portable.convert(model, to="onnx", samples=20)):
         with pytest.raises(PortableError, match="cannot describe this Pipeline"):
             call()
+
+
+def test_an_error_quoting_a_huge_value_stays_one_short_paragraph():
+    """A PortableError's message keeps its start and its end and says how much of the middle it cut."""
+    from portable.errors import MAX_MESSAGE, PortableError
+
+    err = PortableError("could not convert '" + "a" * 10 ** 7 + "' to a number", path="rows.csv")
+    text = str(err)
+    assert len(text) < MAX_MESSAGE + 100 and text.startswith("rows.csv: could not convert 'aaa")
+    assert text.endswith("' to a number") and "characters cut" in text
+    assert str(PortableError("short")) == "short"

@@ -352,3 +352,32 @@ def _converter_failure_named(base: Path) -> Case:
     path = base / "no_intercept.pkl"
     path.write_bytes(pickle.dumps(model, protocol=5))
     return Case("", ["convert", str(path), "--to", "onnx", "--samples", "20"], needle="no_intercept.pkl: skl2onnx")
+
+
+# ---- data files ---------------------------------------------------------------------------------------------
+
+@case("a CSV --data whose field is 50 MB of text: one short message naming the file (it printed 50 MB)")
+def _csv_huge_field(base: Path) -> Case:
+    from .files import write_good_onnx
+
+    model = base / "for_data.onnx"
+    if not model.exists():
+        write_good_onnx(model)
+    path = base / "huge_field.csv"
+    with open(path, "w") as f:
+        f.write('x,y\n"' + "a" * (50 << 20) + '",2\n1,2\n')
+    return Case("", ["check", str(model), str(model), "--data", str(path), "--samples", "20"],
+                needle="huge_field.csv: the data's column for input 'x' does not fit it")
+
+
+@case("a CSV --data with a NUL byte in a number names the file")
+def _csv_nul(base: Path) -> Case:
+    from .files import write_good_onnx
+
+    model = base / "for_data.onnx"
+    if not model.exists():
+        write_good_onnx(model)
+    path = base / "nul.csv"
+    path.write_bytes(b"x,y\n1,2\x00\n3,4\n")
+    return Case("", ["check", str(model), str(model), "--data", str(path), "--samples", "20"],
+                needle="nul.csv: the data's column")
