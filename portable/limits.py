@@ -17,6 +17,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_pfa_routine_ms` | 10,000 | milliseconds one PFA begin/action/end routine may run (the spec's `timeout`, imposed; a document's smaller `timeout` option wins) |
 | `max_pfa_loop_iterations` | 10,000,000 | iterations of one PFA `while`, `do`-`until` or `for` loop in one routine (a loop that never ends stops the scoring run, like `max_pfa_routine_ms`, instead of failing each record on its own) |
 | `max_pfa_value_items` | 10,000,000 | characters, bytes or elements of one string, bytes or array a PFA function builds (`s.repeat`, `s.concat`, `a.concat`, `a.combinations`, ...) |
+| `max_pfa_regex_size` | 1,000,000 | copies a PFA regular expression's counted repeats ask for (`a{1000000000}`, nested `((a{1000}){1000}){1000}`): the regex library compiles each copy, about 2 s a million, before any timeout applies |
 | `max_nnef_lowering_ms` | 30,000 | milliseconds the `nnef` parser may take (in a child process, with 4 GiB of memory) to expand the fragments a `graph.nnef` defines |
 | `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header), archive member or ONNX external-data tensor declares |
 | `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members, or an ONNX model's external-data tensors, declare |
@@ -77,6 +78,7 @@ class Limits:
     max_record_fields: int = 10_000
     max_pfa_routine_ms: int = 10_000
     max_pfa_value_items: int = 10_000_000
+    max_pfa_regex_size: int = 1_000_000
     max_pfa_loop_iterations: int = 10_000_000
     max_onnx_loop_ms: int = 60_000
     max_nnef_lowering_ms: int = 30_000

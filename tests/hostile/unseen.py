@@ -381,3 +381,43 @@ def _csv_nul(base: Path) -> Case:
     path.write_bytes(b"x,y\n1,2\x00\n3,4\n")
     return Case("", ["check", str(model), str(model), "--data", str(path), "--samples", "20"],
                 needle="nul.csv: the data's column")
+
+
+# ---- PFA: built-in functions whose cost an argument sets, and emit documents ---------------------------------
+
+def _pfa_case(name: str, doc: dict, needle: str, codes: tuple[int, ...] = (1,),
+              limits: tuple[str, ...] = ("--limit", "max_pfa_routine_ms=2000")) -> Callable[[Path], Case]:
+    def build(base: Path) -> Case:
+        import json
+
+        path = base / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        return Case("", [*limits, "check", str(path), str(path), "--samples", "20"], codes=codes, needle=needle)
+    return build
+
+
+for _name, _doc, _needle in [
+        # each built 2 billion characters one Python step at a time: hours, past every timeout
+        ("rand_string_huge", {"input": "int", "output": "int",
+                              "action": [{"s.len": [{"rand.string": [2000000000]}]}]}, "rand.string's string"),
+        ("rand_bytes_huge", {"input": "int", "output": "int",
+                             "action": [{"s.len": [{"rand.bytes": [2000000000]}]}]}, "rand.bytes' bytes"),
+        # format() builds the padded or precise string in one C call: a MemoryError, or minutes
+        ("number_width_huge", {"input": "double", "output": "int",
+                               "action": [{"s.len": [{"s.number": ["input", {"int": 2000000000}, {"int": 3}]}]}]},
+         "s.number's string"),
+        ("number_precision_huge", {"input": "double", "output": "int",
+                                   "action": [{"s.len": [{"s.number": ["input", None, 2000000000]}]}]},
+         "s.number's string"),
+        # the regex library compiles one copy per repeat (2 s a million) before a match's timeout applies
+        ("regex_counted_repeat", {"input": "string", "output": "boolean",
+                                  "action": [{"re.contains": ["input", {"string": "a{1000000000}"}]}]},
+         "max_pfa_regex_size"),
+        ("regex_nested_repeats", {"input": "string", "output": "boolean",
+                                  "action": [{"re.contains": ["input", {"string": "((a{1000}){1000}){1000}"}]}]},
+         "max_pfa_regex_size")]:
+    CASES[f"PFA {_name.replace('_', ' ')}"] = _pfa_case(_name, _doc, _needle)
+
+CASES["PFA a regular expression with a modest counted repeat still runs"] = _pfa_case(
+    "regex_fine", {"input": "string", "output": "boolean",
+                   "action": [{"re.contains": ["input", {"string": "^(ab){2,5}[0-9]{3}$"}]}]}, "", codes=(0,))
