@@ -421,3 +421,8 @@ for _name, _doc, _needle in [
 CASES["PFA a regular expression with a modest counted repeat still runs"] = _pfa_case(
     "regex_fine", {"input": "string", "output": "boolean",
                    "action": [{"re.contains": ["input", {"string": "^(ab){2,5}[0-9]{3}$"}]}]}, "", codes=(0,))
+# each record emits a list: the checker's label search compared lists with numpy and raised ValueError
+CASES["PFA emit document checked against itself"] = _pfa_case(
+    "emit_twice", {"input": "double", "output": "double", "method": "emit",
+                   "action": [{"emit": ["input"]}, {"if": {">": ["input", 0]}, "then": [{"emit": ["input"]}]}]},
+    "", codes=(0,))
