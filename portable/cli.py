@@ -529,6 +529,13 @@ def main(argv: list[str] | None = None) -> None:
 
     global _OWN_PROCESS
     _OWN_PROCESS = True
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # text from a file that is not Unicode (a lone surrogate in a
+        try:                                 # pickled name) is shown escaped, not a UnicodeEncodeError
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
 
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -232,6 +232,10 @@ def check_tree(data: Any, *, path: object = None, what: str = "the document") ->
         value, depth = stack.pop()
         items = value.values() if isinstance(value, dict) else value
         count += 1 + (len(value) if isinstance(value, dict) else 0)  # the container and its keys
+        if isinstance(value, dict):
+            for key in value:
+                if type(key) is str and not key.isascii():
+                    _unicode_text(key, path, what)
         for child in items:
             if isinstance(child, containers):
                 if depth >= max_depth:
@@ -240,9 +244,22 @@ def check_tree(data: Any, *, path: object = None, what: str = "the document") ->
                 stack.append((child, depth + 1))
             else:
                 count += 1
+                if type(child) is str and not child.isascii():
+                    _unicode_text(child, path, what)
         if count > max_nodes:
             raise LimitError(f"{what} holds (YAML aliases expanded) more than {max_nodes:,} values", "max_nodes",
                              path=path)
+
+
+def _unicode_text(text: str, path: object, what: str) -> None:
+    """Refuse a string that is not Unicode text: a lone surrogate (JSON's `"\\ud800"` escape decodes to one)
+    cannot be printed, written to an ONNX file or compared as UTF-8, so every later step would fail on it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} holds text that is not valid Unicode: {text[:40]!r} has a lone surrogate, "
+                         f"{text[exc.start]!r}, at character {exc.start} (a \\u escape of half a UTF-16 pair)",
+                         path=path) from None
 
 
 # -- JSON and YAML ---------------------------------------------------------------------------------------------

@@ -426,3 +426,10 @@ CASES["PFA emit document checked against itself"] = _pfa_case(
     "emit_twice", {"input": "double", "output": "double", "method": "emit",
                    "action": [{"emit": ["input"]}, {"if": {">": ["input", 0]}, "then": [{"emit": ["input"]}]}]},
     "", codes=(0,))
+
+
+@case("a PFA document whose JSON holds a lone surrogate (\\ud800) is refused as not Unicode, not a UnicodeEncodeError")
+def _pfa_surrogate(base: Path) -> Case:
+    path = base / "surrogate.json"
+    path.write_text('{"input": "double", "output": "double", "action": ["input"], "name": "x\\ud800"}')
+    return Case("", ["inspect", str(path)], needle="surrogate.json: the PFA document holds text that is not valid")
