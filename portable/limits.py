@@ -578,6 +578,8 @@ def read_folder_files(folder: Any, *, skip_hidden: bool = True) -> dict[str, byt
                 raise InputError(f"'{rel.as_posix()}' is a symlink to '{target}', outside the model folder; "
                                  "portable reads a model's own files only", path=root)
         if not p.is_file():
+            if os.path.exists(p) and not p.is_dir():  # a FIFO or a device among the model's files: say so,
+                check_regular(p)                      # rather than that the file is missing
             continue
         check_size(len(files) + 1, "max_archive_members", "the number of files", path=root)
         size = p.stat().st_size

@@ -8,6 +8,7 @@ and memory bound (a segfault fails the test that was running, named in the harne
 """
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from collections.abc import Callable
@@ -433,3 +434,21 @@ def _pfa_surrogate(base: Path) -> Case:
     path = base / "surrogate.json"
     path.write_text('{"input": "double", "output": "double", "action": ["input"], "name": "x\\ud800"}')
     return Case("", ["inspect", str(path)], needle="surrogate.json: the PFA document holds text that is not valid")
+
+
+# ---- NNEF folders -------------------------------------------------------------------------------------------
+
+def _nnef_with_fifo(name: str) -> Callable[[Path], Case]:
+    def build(base: Path) -> Case:
+        from .files import write_good_nnef
+
+        folder = base / f"fifo_{name.split('.')[0]}.nnef"
+        write_good_nnef(folder)
+        (folder / name).unlink()
+        os.mkfifo(folder / name)
+        return Case("", ["inspect", str(folder)], needle=f"{name}: is a named pipe")
+    return build
+
+
+for _file in ("portable.json", "variable1.dat"):  # said 'no portable.json' / 'has no tensor file'
+    CASES[f"an NNEF folder whose {_file} is a named pipe says so"] = _nnef_with_fifo(_file)
