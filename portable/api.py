@@ -36,6 +36,10 @@ def load(source: Any, format: str | None = None, *, trust: Iterable[str] = (), r
     if source is None:
         raise PortableError("source must be a model: a file path, an estimator, a PFA dict or an onnx.ModelProto, "
                             "not None")
+    if isinstance(source, (str, Path)):
+        from ._io import as_path
+
+        as_path(source, "source")  # a NUL byte or a name longer than file systems allow, said as such
     _args.text("format", format, optional=True)
     trust = _args.trust(trust)
     _args.text("runtime", runtime)

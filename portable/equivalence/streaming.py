@@ -829,9 +829,9 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
     from . import check as check_rows
 
     started = time.perf_counter()
-    chunk_rows = CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
-    if chunk_rows < 1:
-        raise PortableError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    from .._args import integer
+
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else integer("chunk_rows", chunk_rows, minimum=1)
     source = open_data(data)
     sample = source.sample(sample_rows or min(chunk_rows, SAMPLE_ROWS))
     from . import load_model
