@@ -452,3 +452,13 @@ def _nnef_with_fifo(name: str) -> Callable[[Path], Case]:
 
 for _file in ("portable.json", "variable1.dat"):  # said 'no portable.json' / 'has no tensor file'
     CASES[f"an NNEF folder whose {_file} is a named pipe says so"] = _nnef_with_fifo(_file)
+
+
+@case("an empty zip archive named .skops is said to be one (it was 'corrupt pickle at byte 0')")
+def _empty_zip(base: Path) -> Case:
+    import zipfile
+
+    path = base / "empty.skops"
+    with zipfile.ZipFile(path, "w"):
+        pass
+    return Case("", ["inspect", str(path)], needle="empty zip archive")
