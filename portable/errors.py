@@ -140,3 +140,16 @@ class CannotRunError(PortableError):
 
 class NNEFError(PortableError):
     """An NNEF artifact is malformed, or a model cannot be expressed in NNEF."""
+
+
+def cannot_run(model: object, arrays: dict, exc: BaseException) -> PortableError:
+    """A runtime's TypeError/ValueError on inputs it cannot take (text for numbers, objects, a wrong width), said
+    as a PortableError naming the model's file and the inputs' types and shapes."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    shapes = ", ".join(f"{n}: {getattr(a, 'dtype', type(a).__name__)} {list(getattr(a, 'shape', ()))}"
+                       for n, a in arrays.items())
+    origin = getattr(model, "origin", None)
+    return PortableError(f"{getattr(model, 'format', 'the')} model '{getattr(model, 'name', '?')}' could not run on "
+                         f"these inputs ({shapes}): {type(exc).__name__}: {first}",
+                         path=getattr(origin, "path", None))
+

@@ -181,11 +181,7 @@ class Model:
         except RecursionError:  # a safety net: the readers bound nesting first (portable.limits)
             raise PortableError(f"{self.format} model '{self.name}' nests too deeply to run (see "
                                 "portable.limits, max_depth)") from None
-        except (TypeError, ValueError) as exc:  # inputs a runtime cannot take (text for numbers, a wrong width
-            first = (str(exc).strip().splitlines() or [""])[0]  # in portable's NNEF executor, objects, ...)
-            raise PortableError(f"{self.format} model '{self.name}' could not run on these inputs "
-                                f"({', '.join(f'{n}: {a.dtype} {list(a.shape)}' for n, a in arrays.items())}): "
-                                f"{type(exc).__name__}: {first}", path=self.origin.path) from None
+
 
     def __repr__(self) -> str:
         return f"<portable.Model format={self.format!r} name={self.name!r}\n{self.signature.describe()}>"

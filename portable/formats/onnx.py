@@ -133,7 +133,12 @@ class OnnxModel(Model):
         return feeds
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = self._feeds(inputs)
+        try:
+            feeds = self._feeds(inputs)
+        except (TypeError, ValueError) as exc:  # text for a numeric input, objects: numpy's cast refuses them
+            from ..errors import cannot_run
+
+            raise cannot_run(self, inputs, exc) from None
         names = self.signature.output_names
         try:
             if self.runtime == "reference":
