@@ -101,6 +101,8 @@ def why_missing(path: Any) -> str:
 def check_name_lengths(p: Path) -> None:
     """A path none of whose names is longer than NAME_MAX bytes: the OS would otherwise refuse it with
     ENAMETOOLONG deep inside whatever first touches it (`Path.is_dir` raises that error, unlike a missing file)."""
+    if "\0" in str(p):
+        raise PortableError("a path cannot contain a NUL byte ('\\0')", path=repr(str(p)))
     for part in p.parts:
         size = len(os.fsencode(part))
         if size > NAME_MAX:

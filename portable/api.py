@@ -36,6 +36,10 @@ def load(source: Any, format: str | None = None, *, trust: Iterable[str] = (), r
     if source is None:
         raise PortableError("source must be a model: a file path, an estimator, a PFA dict or an onnx.ModelProto, "
                             "not None")
+    if isinstance(source, (str, Path)):
+        from ._io import as_path
+
+        as_path(source, "source")  # a NUL byte or a name longer than file systems allow, said as such
     _args.text("format", format, optional=True)
     trust = _args.trust(trust)
     _args.text("runtime", runtime)
@@ -86,8 +90,20 @@ def convert(source: Any, to: str = "onnx", dtype: str = "auto", check: bool = Tr
 
     Raises:
         NoConverterError: no route leads to `to`.
-        PortableError: the source could not be loaded or converted.
+        PortableError: the source could not be loaded or converted (naming the source file when it is one).
     """
+    try:
+        return _convert(source, to, dtype, check, samples, seed, data, trust, options, progress, certify)
+    except PortableError as exc:
+        if isinstance(source, (str, Path)):
+            from .errors import locate
+
+            locate(exc, source)
+        raise
+
+
+def _convert(source: Any, to: str, dtype: str, check: bool, samples: int, seed: int, data: Any, trust: Any,
+             options: ConvertOptions | None, progress: Any, certify: bool) -> Model:
     _args.choice("dtype", dtype, DTYPES)
     _args.text("to", to)
     check = _args.flag("check", check)

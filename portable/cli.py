@@ -51,6 +51,12 @@ def _write_report(report: Any, path: str | None, force: bool, protect: tuple[Any
     atomic_write_bytes(path, report.to_json().encode(), force=force, protect=protect)
 
 
+def _inputs(*models: str, data: str | None = None) -> tuple[str, ...]:
+    """The command's input paths an output must never replace: the models, and a --data file (a --data folder or
+    glob of rows is not protected as a whole)."""
+    return models + ((data,) if data is not None and os.path.isfile(data) else ())
+
+
 def _memory_limit(ctx: Any, param: Any, value: Any) -> int:
     from .batch import memory_limit_bytes
 
@@ -215,20 +221,22 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
     out = Path(output) if output else default_output(source, to)
     from .formats.nnef.writer import is_archive
 
-    # every way to lose data is refused here, before the conversion runs (DESIGN §8)
-    check_writable(out, force, protect=(source,), kind="file" if to == "onnx" or is_archive(out) else "folder",
+    # every way to lose data is refused here, before the conversion runs (DESIGN §8): the outputs are never the
+    # source or the --data file, and the report is never inside the NNEF folder that -o replaces afterwards
+    inputs = _inputs(source, data=data)
+    check_writable(out, force, protect=inputs, kind="file" if to == "onnx" or is_archive(out) else "folder",
                    probe=True)
     if report_path is not None:
         if Path(os.path.realpath(report_path)) == Path(os.path.realpath(out)):
             raise click.UsageError("--report and -o name the same file")
-        check_writable(report_path, force, protect=(source,), kind="file", probe=True)
+        check_writable(report_path, force, protect=inputs + (out,), kind="file", probe=True)
     started = time.perf_counter()
     with progress.bar(f"checking {Path(source).name}", quiet=quiet) as bar:
         art = api.convert(source, to=to, dtype=dtype, check=check, samples=samples, seed=seed,
                           data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops),
                           progress=bar, **({"certify": True} if certify else {}))
     report = art.report
-    _write_report(report, report_path, force, protect=(source,))
+    _write_report(report, report_path, force, protect=inputs + (out,))
     _print_report(report, quiet)
     for note in art.notes:
         if not quiet:
@@ -310,12 +318,12 @@ def check(original: str, converted: str, samples: int, seed: int, data: str | No
     if report_path is not None:
         from ._io import check_writable
 
-        check_writable(report_path, force, protect=(original, converted), kind="file", probe=True)
+        check_writable(report_path, force, protect=_inputs(original, converted, data=data), kind="file", probe=True)
     report = api.check(original, converted, samples=samples, seed=seed,
                        data=data if streamed else read_data(data), rtol=rtol, atol=atol, trust=trust,
                        **({"chunk_rows": chunk_rows, "dask": dask} if streamed else {}),
                        **({"certify": True} if certify else {}))
-    _write_report(report, report_path, force, protect=(original, converted))
+    _write_report(report, report_path, force, protect=_inputs(original, converted, data=data))
     _print_report(report, quiet)
     if getattr(report, "complete", True) is False:
         click.echo(f"error: {report.data.get('unread_rows') or 'some'} rows of the data could not be read "
@@ -521,6 +529,13 @@ def main(argv: list[str] | None = None) -> None:
 
     global _OWN_PROCESS
     _OWN_PROCESS = True
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # text from a file that is not Unicode (a lone surrogate in a
+        try:                                 # pickled name) is shown escaped, not a UnicodeEncodeError
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
 
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -7,12 +7,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 
+#: The longest message an error keeps whole: a message quotes values from the input (a CSV field, a string in a
+#: model), and a field of 50 MB made a 50 MB "one-line" error.
+MAX_MESSAGE = 1800
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text`, with its middle cut out (and the cut counted) when it is longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} ...[{len(text) - 2 * keep:,} characters cut]... {text[-keep:]}"
+
+
 class PortableError(Exception):
     """Base class: a problem with the input or the request, reported without a traceback (exit code 1)."""
 
     exit_code = 1
 
     def __init__(self, message: str, *, path: object = None, where: str | None = None) -> None:
+        message = shorten(message)
         self.path = None if path is None else str(path)
         self.where = where
         prefix = ""
@@ -24,6 +38,15 @@ class PortableError(Exception):
             prefix = f"at {where}: "
         self.message = message
         super().__init__(prefix + message)
+
+
+def locate(exc: PortableError, path: object) -> PortableError:
+    """`exc`, made to name `path` when it names no file (raised where the file was not known: a converter, the
+    checker's input plan); its message then starts with the path, as every located error's does."""
+    if exc.path is None and path is not None:
+        exc.path = str(path)
+        exc.args = (f"{exc.path}: {exc.args[0]}" if exc.args else exc.path, *exc.args[1:])
+    return exc
 
 
 class InputError(PortableError):
@@ -117,3 +140,16 @@ class CannotRunError(PortableError):
 
 class NNEFError(PortableError):
     """An NNEF artifact is malformed, or a model cannot be expressed in NNEF."""
+
+
+def cannot_run(model: object, arrays: dict, exc: BaseException) -> PortableError:
+    """A runtime's TypeError/ValueError on inputs it cannot take (text for numbers, objects, a wrong width), said
+    as a PortableError naming the model's file and the inputs' types and shapes."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    shapes = ", ".join(f"{n}: {getattr(a, 'dtype', type(a).__name__)} {list(getattr(a, 'shape', ()))}"
+                       for n, a in arrays.items())
+    origin = getattr(model, "origin", None)
+    return PortableError(f"{getattr(model, 'format', 'the')} model '{getattr(model, 'name', '?')}' could not run on "
+                         f"these inputs ({shapes}): {type(exc).__name__}: {first}",
+                         path=getattr(origin, "path", None))
+

@@ -17,9 +17,10 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_pfa_routine_ms` | 10,000 | milliseconds one PFA begin/action/end routine may run (the spec's `timeout`, imposed; a document's smaller `timeout` option wins) |
 | `max_pfa_loop_iterations` | 10,000,000 | iterations of one PFA `while`, `do`-`until` or `for` loop in one routine (a loop that never ends stops the scoring run, like `max_pfa_routine_ms`, instead of failing each record on its own) |
 | `max_pfa_value_items` | 10,000,000 | characters, bytes or elements of one string, bytes or array a PFA function builds (`s.repeat`, `s.concat`, `a.concat`, `a.combinations`, ...) |
+| `max_pfa_regex_size` | 1,000,000 | copies a PFA regular expression's counted repeats ask for (`a{1000000000}`, nested `((a{1000}){1000}){1000}`): the regex library compiles each copy, about 2 s a million, before any timeout applies |
 | `max_nnef_lowering_ms` | 30,000 | milliseconds the `nnef` parser may take (in a child process, with 4 GiB of memory) to expand the fragments a `graph.nnef` defines |
-| `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header) or archive member declares |
-| `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members declare |
+| `max_tensor_bytes` | 4 GiB | the size one NNEF tensor (`.dat` header), archive member or ONNX external-data tensor declares |
+| `max_archive_bytes` | 8 GiB | the sum of the sizes an NNEF archive's members, or an ONNX model's external-data tensors, declare |
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
 | `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
 | `max_model_inputs` | 10,000 | named inputs of a model the checker generates rows for (onnxruntime validates a run's feeds in time quadratic in their number: 50,000 inputs took minutes per run) |
@@ -77,6 +78,7 @@ class Limits:
     max_record_fields: int = 10_000
     max_pfa_routine_ms: int = 10_000
     max_pfa_value_items: int = 10_000_000
+    max_pfa_regex_size: int = 1_000_000
     max_pfa_loop_iterations: int = 10_000_000
     max_onnx_loop_ms: int = 60_000
     max_nnef_lowering_ms: int = 30_000
@@ -230,6 +232,10 @@ def check_tree(data: Any, *, path: object = None, what: str = "the document") ->
         value, depth = stack.pop()
         items = value.values() if isinstance(value, dict) else value
         count += 1 + (len(value) if isinstance(value, dict) else 0)  # the container and its keys
+        if isinstance(value, dict):
+            for key in value:
+                if type(key) is str and not key.isascii():
+                    _unicode_text(key, path, what)
         for child in items:
             if isinstance(child, containers):
                 if depth >= max_depth:
@@ -238,9 +244,22 @@ def check_tree(data: Any, *, path: object = None, what: str = "the document") ->
                 stack.append((child, depth + 1))
             else:
                 count += 1
+                if type(child) is str and not child.isascii():
+                    _unicode_text(child, path, what)
         if count > max_nodes:
             raise LimitError(f"{what} holds (YAML aliases expanded) more than {max_nodes:,} values", "max_nodes",
                              path=path)
+
+
+def _unicode_text(text: str, path: object, what: str) -> None:
+    """Refuse a string that is not Unicode text: a lone surrogate (JSON's `"\\ud800"` escape decodes to one)
+    cannot be printed, written to an ONNX file or compared as UTF-8, so every later step would fail on it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} holds text that is not valid Unicode: {text[:40]!r} has a lone surrogate, "
+                         f"{text[exc.start]!r}, at character {exc.start} (a \\u escape of half a UTF-16 pair)",
+                         path=path) from None
 
 
 # -- JSON and YAML ---------------------------------------------------------------------------------------------
@@ -559,6 +578,8 @@ def read_folder_files(folder: Any, *, skip_hidden: bool = True) -> dict[str, byt
                 raise InputError(f"'{rel.as_posix()}' is a symlink to '{target}', outside the model folder; "
                                  "portable reads a model's own files only", path=root)
         if not p.is_file():
+            if os.path.exists(p) and not p.is_dir():  # a FIFO or a device among the model's files: say so,
+                check_regular(p)                      # rather than that the file is missing
             continue
         check_size(len(files) + 1, "max_archive_members", "the number of files", path=root)
         size = p.stat().st_size

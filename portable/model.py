@@ -182,6 +182,7 @@ class Model:
             raise PortableError(f"{self.format} model '{self.name}' nests too deeply to run (see "
                                 "portable.limits, max_depth)") from None
 
+
     def __repr__(self) -> str:
         return f"<portable.Model format={self.format!r} name={self.name!r}\n{self.signature.describe()}>"
 

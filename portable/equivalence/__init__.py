@@ -569,6 +569,8 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     def label_of(role: str, b: Batch) -> np.ndarray:
         model, run = runners[role]
         out = np.asarray(run(model, feed(assemble(plan, b), model))[label]).reshape(len(b), -1)
+        if out.dtype.kind == "O":  # rows that hold lists (a PFA emit document's output): one key per row
+            return np.array([hash(repr(r)) for r in out.tolist()])
         return np.array([hash(r.tobytes()) for r in out]) if out.shape[1] > 1 else out[:, 0]
 
     base = cloud_rows(plan, 2 * m, rng)

@@ -219,7 +219,10 @@ def _name(dtype: np.dtype) -> str:
 
 def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
     if va.dtype.kind in "OUS" or vb.dtype.kind in "OUS":
-        va, vb = va.astype(str), vb.astype(str)
+        try:
+            va, vb = va.astype(str), vb.astype(str)
+        except (TypeError, ValueError):  # rows that hold lists (a PFA emit document): compared as their repr
+            va, vb = (np.array([repr(x) for x in v.tolist()]) for v in (va, vb))
     elif va.dtype.kind == "b" or vb.dtype.kind == "b":
         va, vb = va.astype(np.int64), vb.astype(np.int64)
     n = len(va)

@@ -289,10 +289,11 @@ def _feed_recipe(plan: Plan, model: Model) -> list[tuple[str, Any, tuple[int, ..
 
 def _columns(plan: Plan) -> dict[str, slice | list[int]]:
     """Each slot's feature indices: a slice when they are contiguous (then a batch's columns are a view)."""
-    cols: dict[str, list[int]] = {}
+    cols: dict[str, list[int]] = {s.name: [] for s in plan.slots}  # a slot of width 0 ([N, 0]) has none
     for i, f in enumerate(plan.features):
         cols.setdefault(f.slot, []).append(i)
-    return {k: slice(v[0], v[-1] + 1) if v == list(range(v[0], v[-1] + 1)) else v for k, v in cols.items()}
+    return {k: slice(v[0], v[-1] + 1) if v and v == list(range(v[0], v[-1] + 1)) else slice(0, 0) if not v else v
+            for k, v in cols.items()}
 
 
 def feed(arrays: Mapping[str, np.ndarray], model: Model) -> dict[str, np.ndarray]:
@@ -360,6 +361,10 @@ def match_inputs(original: Model, converted: Model, data: Mapping[str, np.ndarra
             f"the models take different inputs: the original {original.format} model takes {na}, the converted "
             f"{converted.format} model takes {nb} (only in the original: {sorted(set(na) - set(nb))}; only in "
             f"the converted: {sorted(set(nb) - set(na))})")
+    if not na:  # a constant model: its outputs have no rows to line up with generated input rows
+        raise PortableError(f"the {original.format} model '{original.name}' takes no inputs; the checker compares "
+                            "two models row by row on the same input rows, so it needs a model with at least one "
+                            "input")
     from ..limits import check_model_inputs
 
     check_model_inputs(len(na))

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PortableError
+from ..errors import PortableError, shorten
 from ..limits import LimitError, check_data_columns
 from ..model import Model
 from . import stops_at_limits
@@ -590,7 +590,7 @@ def _inputs(original: Model, slots: list[InputSlot], df: Any, n: int) -> dict[st
                 vals = arr.astype(np.float64)
             except (TypeError, ValueError) as exc:
                 raise PortableError(f"the data's column for input '{slot.name}' does not fit it: the input takes "
-                                    f"numbers ({exc})") from None
+                                    f"numbers ({shorten(str(exc), 300)})") from None
             if slot.dtype == "bool":
                 arr = vals > 0.5
             elif slot.dtype.startswith(("int", "uint")):
@@ -829,9 +829,9 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
     from . import check as check_rows
 
     started = time.perf_counter()
-    chunk_rows = CHUNK_ROWS if chunk_rows is None else int(chunk_rows)
-    if chunk_rows < 1:
-        raise PortableError(f"chunk_rows must be at least 1, not {chunk_rows}")
+    from .._args import integer
+
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else integer("chunk_rows", chunk_rows, minimum=1)
     source = open_data(data)
     sample = source.sample(sample_rows or min(chunk_rows, SAMPLE_ROWS))
     from . import load_model
@@ -856,7 +856,13 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
     from .inputs import model_hints
 
     size = getattr(model_hints(a), "batch", None)
-    _, ok, _, _ = _runnable(a, _inputs(a, slots, sample, len(sample)), len(sample), int(size) if size else None)
+    try:
+        first = _inputs(a, slots, sample, len(sample))
+    except PortableError as exc:  # a column that does not fit: said of the data, which _inputs does not know
+        from ..errors import locate
+
+        raise locate(exc, source.description or None) from None
+    _, ok, _, _ = _runnable(a, first, len(sample), int(size) if size else None)
     if not ok.all():
         sample = sample.iloc[np.flatnonzero(ok)].reset_index(drop=True)
         if not len(sample):

@@ -6,6 +6,7 @@ Saving writes atomically with the provenance of DESIGN §7 in `metadata_props`; 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,20 @@ from ..model import Model, Origin, Signature, TensorSpec
 from ..registry import LoadOptions, register_format, require
 
 RUNTIMES = ("onnxruntime", "reference")
+#: the largest message protobuf parses (2 GiB - 1): an .onnx file beyond it cannot be a model
+PROTOBUF_MAX = (2 << 30) - 1
 
 
 def _kind(name: str) -> str:
     return {"label": "label", "probabilities": "probability", "scores": "score"}.get(name, "value")
 
 
-def _spec(value_info: Any, onnx: Any, output: bool) -> TensorSpec:
+def _spec(value_info: Any, onnx: Any, output: bool, path: Any = None) -> TensorSpec:
     t = value_info.type
     if not t.HasField("tensor_type"):
-        raise InputError(f"'{value_info.name}' is not a tensor ({t.WhichOneof('value')}); portable runs tensor "
-                         "inputs and outputs only (sequences of maps such as ZipMap are not supported)")
+        raise InputError(f"the {'output' if output else 'input'} '{value_info.name}' is not a tensor "
+                         f"({t.WhichOneof('value')}); portable runs tensor inputs and outputs only (sequences of "
+                         "maps such as ZipMap are not supported)", path=path)
     elem = t.tensor_type.elem_type
     dtype = "str" if elem == onnx.TensorProto.STRING else np.dtype(
         onnx.helper.tensor_dtype_to_np_dtype(elem)).name
@@ -47,7 +51,8 @@ def check_proto(proto: Any, *, path: Any = None, produced: bool = False) -> None
     except Exception as exc:  # onnx raises ValidationError, InferenceError, …
         err = ConversionError if produced else InputError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise err(f"the ONNX model fails onnx.checker: {first}", path=path) from None
+        what = "the ONNX model the conversion produced" if produced else "the ONNX model"
+        raise err(f"{what} fails onnx.checker: {first}", path=path) from None
 
 
 class OnnxModel(Model):
@@ -73,8 +78,8 @@ class OnnxModel(Model):
         if self._signature is None:
             onnx = require("onnx", purpose="ONNX")
             init = {i.name for i in self.proto.graph.initializer}
-            ins = tuple(_spec(v, onnx, False) for v in self.proto.graph.input if v.name not in init)
-            outs = tuple(_spec(v, onnx, True) for v in self.proto.graph.output)
+            ins = tuple(_spec(v, onnx, False, self.path) for v in self.proto.graph.input if v.name not in init)
+            outs = tuple(_spec(v, onnx, True, self.path) for v in self.proto.graph.output)
             self._signature = Signature(ins, outs)
         return self._signature
 
@@ -128,7 +133,12 @@ class OnnxModel(Model):
         return feeds
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feeds = self._feeds(inputs)
+        try:
+            feeds = self._feeds(inputs)
+        except (TypeError, ValueError) as exc:  # text for a numeric input, objects: numpy's cast refuses them
+            from ..errors import cannot_run
+
+            raise cannot_run(self, inputs, exc) from None
         names = self.signature.output_names
         try:
             if self.runtime == "reference":
@@ -291,16 +301,61 @@ class OnnxFormat:
             check_proto(source)
             return OnnxModel(source, origin=Origin("onnx", name=source.graph.name), runtime=options.runtime)
         path = Path(source)
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise InputError("empty file (0 bytes): not an ONNX model", path=path)
+        if size > PROTOBUF_MAX:  # refused before reading gigabytes that protobuf cannot parse
+            raise InputError(f"the file is {size:,} bytes; an ONNX file holds at most {PROTOBUF_MAX:,} (protobuf's "
+                             "limit: larger models keep their tensors in external data files), so it is not a "
+                             "readable ONNX model", path=path)
         try:
-            proto = onnx.load_model(str(path))
+            proto = onnx.load_model(str(path), load_external_data=False)
+            if _external_tensors(proto):  # sizes checked before onnx reads a byte of them
+                check_external_data(proto, path)
+                onnx.load_external_data_for_model(proto, str(path.parent))
+        except PortableError:
+            raise
         except Exception as exc:
             raise InputError(f"not a readable ONNX model ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from None
         check_proto(proto, path=path)
         origin = Origin("onnx", name=path.name, path=str(path), sha256=sha256_file(path))
         return OnnxModel(proto, origin=origin, path=str(path), runtime=options.runtime)
+
+
+def _external_tensors(proto: Any) -> list[Any]:
+    """The tensors of `proto` (initializers and attribute tensors of every graph) whose bytes live in a file."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    return [t for t in _get_all_tensors(proto) if uses_external_data(t)]
+
+
+def check_external_data(proto: Any, path: Path) -> None:
+    """The bytes onnx would read for the model's external-data tensors, refused above `max_tensor_bytes` for one
+    tensor or `max_archive_bytes` in all before anything reads them: a 200-byte model could name a sparse file of
+    terabytes (or one region many times), which `onnx.load` read whole. A tensor without a `length` reads its file
+    from `offset` to the end. Where the entries are malformed or name no readable file, onnx's own checks say so."""
+    from ..limits import LIMITS, LimitError, check_size
+
+    total = 0
+    for tensor in _external_tensors(proto):
+        info = {e.key: e.value for e in tensor.external_data}
+        try:
+            offset = int(info.get("offset") or 0)
+            length = int(info["length"]) if info.get("length") else None
+        except ValueError:
+            continue
+        if length is None:
+            try:
+                length = max(os.stat(path.parent / info.get("location", "")).st_size - offset, 0)
+            except (OSError, ValueError):
+                continue
+        check_size(length, "max_tensor_bytes", f"the external data of tensor '{tensor.name}' "
+                   f"({info.get('location', '')!r}) in bytes", path=path)
+        total += length
+        if total > LIMITS.max_archive_bytes:
+            raise LimitError(f"the model's external-data tensors add up to {total:,} bytes or more",
+                             "max_archive_bytes", path=path)
 
 
 def _has_loops(proto: Any) -> bool:

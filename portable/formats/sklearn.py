@@ -333,11 +333,19 @@ class SklearnModel(Model):
     format = "sklearn"
 
     def __init__(self, estimator: Any, *, origin: Origin | None = None, data: Any = None) -> None:
-        _check_fitted(estimator)
-        super().__init__(origin=origin or Origin("sklearn", name=type(estimator).__name__,
-                                                  library=library_version(estimator)))
-        self.estimator = estimator
-        self._signature = self._infer_signature(data)
+        try:
+            _check_fitted(estimator)
+            super().__init__(origin=origin or Origin("sklearn", name=type(estimator).__name__,
+                                                      library=library_version(estimator)))
+            self.estimator = estimator
+            self._signature = self._infer_signature(data)
+        except PortableError:
+            raise
+        except Exception as exc:  # scikit-learn's own introspection on malformed fitted attributes
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise InputError(f"scikit-learn cannot describe this {type(estimator).__name__} (its fitted attributes "
+                             f"are malformed: {type(exc).__name__}: {first}); it is not a model portable can load",
+                             path=origin.path if origin is not None else None) from None
 
     # -- signature -----------------------------------------------------------------------------------------
     @cached_property

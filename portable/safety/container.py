@@ -22,6 +22,8 @@ _OTHER_FORMATS = (
     (b"{", "JSON text (a PFA document? use a .pfa or .json name)"),
     (b"%YAML", "YAML text"),
     (b"\x7fELF", "an executable"),
+    (b"PK\x05\x06", "an empty zip archive (no members, so no schema.json: not a skops file)"),
+    (b"PK\x07\x08", "a spanned zip archive (skops files are single zip archives)"),
 )
 _ZIP = b"PK\x03\x04"
 _JOBLIB_COMPAT = b"ZF"

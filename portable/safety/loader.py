@@ -485,7 +485,7 @@ def describe_failure(path: Path, data: bytes, container: Container, exc: BaseExc
         if err.truncated:
             return InputError(f"truncated {what}: the data ends at {at} before the pickle is complete "
                               f"({err}); the file was cut short (an interrupted copy or download?)", path=path)
-        if not container.compression and not err.pos:
+        if not container.compression and not err.pos and err.unknown:
             return InputError(f"not a pickle: the first byte {data[:1]!r} is not a pickle opcode", path=path)
         if not container.compression and (err.pos or 0) < 16 and _looks_like_text(data):
             return InputError(f"not a pickle: the file is text ({data[:40].decode(errors='replace')!r}...) that "
@@ -497,7 +497,7 @@ def describe_failure(path: Path, data: bytes, container: Container, exc: BaseExc
     recorded = ", ".join(f"{lib} {'/'.join(sorted(v))}" for lib, v in found.versions.items())
     hint = f" The file records {recorded}; it may need that version to be rebuilt." if recorded else ""
     return InputError(f"the {what} is well-formed but rebuilding its objects failed: "
-                      f"{type(exc).__name__}: {exc}.{hint}", path=path)
+                      f"{type(exc).__name__}: {str(exc).rstrip('.')}.{hint}", path=path)
 
 
 def _looks_like_text(data: bytes) -> bool:

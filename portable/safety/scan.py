@@ -29,11 +29,12 @@ _MAX_SKIP_CHUNK = 1 << 24
 
 
 class ScanError(Exception):
-    """The stream cannot be parsed; `truncated` when it ends early, `pos` is the byte offset."""
+    """The stream cannot be parsed; `truncated` when it ends early, `pos` is the byte offset of the opcode that
+    fails, `unknown` when its byte is no pickle opcode at all."""
 
-    def __init__(self, message: str, pos: int | None, truncated: bool = False) -> None:
+    def __init__(self, message: str, pos: int | None, truncated: bool = False, unknown: bool = False) -> None:
         super().__init__(message)
-        self.pos, self.truncated = pos, truncated
+        self.pos, self.truncated, self.unknown = pos, truncated, unknown
 
 
 class _Global:
@@ -121,8 +122,11 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
                 r.add_version("scikit-learn", v)
 
     stopped = False
+    tell = getattr(f, "tell", None)
+    nxt = _tell(tell)  # where the next opcode starts: genops fails inside an opcode's argument before yielding it
     try:
         for op, arg, pos in pickletools.genops(f):
+            nxt = _tell(tell)
             r.opcodes += 1
             name = op.name
             if name in _LITERAL_OPS:
@@ -138,6 +142,8 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
             elif name == "READONLY_BUFFER":
                 pass
             elif name == "STOP":
+                if not stack:
+                    raise ScanError("STOP with nothing on the stack to return", pos)
                 stopped = True
                 break
             elif name == "MARK":
@@ -157,7 +163,9 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
                 stack.append({})
             elif name == "APPEND":
                 v = pop()
-                if stack and isinstance(stack[-1], list):
+                if not stack:
+                    raise ScanError("stack underflow", pos)
+                if isinstance(stack[-1], list):
                     stack[-1].append(v)
             elif name in ("APPENDS", "ADDITEMS"):
                 items = pop_mark()
@@ -181,8 +189,9 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
                 stack.append(d)
             elif name == "SETITEM":
                 v, k = pop(), pop()
-                if stack:
-                    set_item(stack[-1], k, v)
+                if not stack:
+                    raise ScanError("stack underflow", pos)
+                set_item(stack[-1], k, v)
             elif name == "SETITEMS":
                 items = pop_mark()
                 if stack:
@@ -248,14 +257,28 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
                 stack.append(_PLACEHOLDER)
             else:  # an opcode pickletools knows and we do not: say so rather than guess
                 raise ScanError(f"unsupported opcode {name}", pos)
+    except ScanError as exc:
+        if exc.pos is None:  # raised before genops yielded this opcode's position
+            exc.pos = pos
+        raise
+    except UnicodeDecodeError as exc:  # a ValueError too: a text argument that does not decode
+        raise ScanError(f"{type(exc).__name__}: {exc}", nxt) from None
     except ValueError as exc:  # pickletools: bad opcode, bad argument, or the data ends
         msg = str(exc)
-        truncated = "exhausted" in msg or "remain" in msg or "but only" in msg
-        raise ScanError(msg, pos, truncated=truncated) from None
-    except (UnicodeDecodeError, OverflowError, MemoryError, IndexError) as exc:
-        raise ScanError(f"{type(exc).__name__}: {exc}", pos) from None
+        truncated = "exhausted" in msg or "remain" in msg or "but only" in msg or "not enough data" in msg
+        unknown = msg.startswith("at position") and "unknown" in msg
+        raise ScanError(msg, nxt, truncated=truncated, unknown=unknown) from None
+    except (OverflowError, MemoryError, IndexError) as exc:
+        raise ScanError(f"{type(exc).__name__}: {exc}", nxt) from None
     if not stopped:
-        raise ScanError("the stream ends before its STOP opcode", pos, truncated=True)
+        raise ScanError("the stream ends before its STOP opcode", nxt, truncated=True)
+
+
+def _tell(tell: Any) -> int | None:
+    try:
+        return tell() if tell is not None else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _remaining(f: IO[bytes]) -> int | None:

@@ -105,6 +105,10 @@ def check_state(size: int, state: Any, child_size: Callable[[Any], Any], depth: 
         return size
     if len(state) == 9 and honest.kind not in "mM" and state[8] is not None and not isinstance(state[8], dict):
         raise BadState("a numpy dtype state with metadata that is not a dict")
+    if honest.kind in "mM" and not _datetime_metadata(state):  # numpy 2.4 then reads a unit that is not there
+        raise BadState(f"a numpy {'datetime' if honest.kind == 'M' else 'timedelta'} dtype state without its "
+                       "unit metadata (numpy writes (metadata, (unit, count, 1, 1)) as the ninth entry; without "
+                       "it numpy's unpickling crashes the interpreter)")
     if flags != honest.flags or (elsize > 0 and elsize != honest.itemsize) or (
             alignment > 0 and alignment != honest.alignment):
         raise BadState(f"a numpy dtype whose state (flags {flags}, size {elsize}, alignment {alignment}) disagrees "
@@ -112,6 +116,16 @@ def check_state(size: int, state: Any, child_size: Callable[[Any], Any], depth: 
                        f"{honest.alignment}): numpy would read its raw bytes as something else, e.g. object "
                        "pointers")
     return honest
+
+
+def _datetime_metadata(state: tuple) -> bool:
+    """Whether a datetime64/timedelta64 dtype state carries the metadata numpy's `__setstate__` dereferences:
+    a ninth entry `(dict or None, (unit, count, denominator, events))`; its values numpy checks itself."""
+    if len(state) != 9 or type(state[8]) is not tuple or len(state[8]) != 2:
+        return False
+    meta, unit = state[8]
+    return (meta is None or type(meta) is dict) and type(unit) is tuple and len(unit) == 4 and isinstance(
+        unit[0], (str, bytes)) and all(type(v) is int for v in unit[1:])
 
 
 def check_real_state(state: Any) -> None:

@@ -192,7 +192,12 @@ class NnefModel(Model):
             feeds[d["nnef"]] = x
         if feeds:
             self._check_sizes(len(next(iter(feeds.values()))))
-        raw = self.executor().run(feeds)
+        try:
+            raw = self.executor().run(feeds)
+        except (TypeError, ValueError) as exc:  # the executor's numpy on inputs of the wrong width or type
+            from ...errors import cannot_run
+
+            raise cannot_run(self, inputs, exc) from None
         return self.map_outputs(raw)
 
     def map_outputs(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

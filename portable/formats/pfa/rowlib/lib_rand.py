@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ..rows import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, f32
-from . import err, factory
+from . import err, factory, sized
 
 
 def _rng(b: Any) -> Any:
@@ -117,6 +117,7 @@ def rand_string(b: Any) -> Any:
     def run(size: int, *args: Any) -> str:
         if size <= 0:
             raise err("size must be positive", 34080)
+        sized(size, "rand.string's string")  # one character a Python step: 2**31 ran for hours
         r = _rng(b)
         if not args:
             return "".join(chr(r.randint(1, 0xD800)) for _ in range(size))  # "up to and including 0xD800"
@@ -139,6 +140,7 @@ def rand_bytes(b: Any) -> Any:
     def run(size: int, *args: Any) -> bytes:
         if size <= 0:
             raise err("size must be positive", 34090)
+        sized(size, "rand.bytes' bytes")
         r = _rng(b)
         if not args:
             return bytes(r.randint(0, 255) for _ in range(size))

@@ -17,6 +17,7 @@ from typing import Any
 import regex as re
 
 from .. import clock
+from ....errors import shorten
 from . import err, fn
 
 _CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z", "lower": "a-z",
@@ -66,10 +67,59 @@ def translate(pattern: str) -> str:
     return "".join(out)
 
 
+_COUNTED = re.compile(r"\{(\d+)(?:,\d*)?\}")
+
+
+def compiled_size(p: str) -> int:
+    """How many atoms the regex library compiles for the (translated) pattern `p`: each counted repeat `{m}`,
+    `{m,n}` or `{m,}` copies what it repeats `m` times, nested repeats multiply (compiling takes about 2 s a
+    million copies, in C, before a match's timeout can stop anything). An over-estimate for odd syntax is fine."""
+    stack = [[0, 0]]  # per open group: [its size, the size of its last atom]
+    i, n = 0, len(p)
+    while i < n:
+        c, top = p[i], stack[-1]
+        step = 1
+        if c == "\\":
+            step = 2
+        elif c == "[":  # a class is one atom: skip to its closing bracket
+            j = i + 1 + (p.startswith("^", i + 1))
+            j += p.startswith("]", j)
+            while j < n and p[j] != "]":
+                j += 2 if p[j] == "\\" else 1
+            step = j + 1 - i
+        elif c == "(":
+            stack.append([0, 0])
+            i += 1
+            continue
+        elif c == ")" and len(stack) > 1:
+            inner = stack.pop()[0]
+            stack[-1][0] += inner
+            stack[-1][1] = inner
+            i += 1
+            continue
+        elif c == "{" and (m := _COUNTED.match(p, i)):
+            digits = m.group(1)
+            k = int(digits) if len(digits) < 19 else 1 << 62
+            top[0] += top[1] * (k - 1)
+            top[1] *= k
+            i = m.end()
+            continue
+        top[0] += 1
+        top[1] = 1
+        i += step
+    return sum(size for size, _ in stack)
+
+
 @lru_cache(maxsize=512)
 def _compile(pattern: Any) -> Any:
     text = pattern.decode("latin-1") if isinstance(pattern, bytes) else pattern
     py = translate(text)
+    size = compiled_size(py)
+    from ....limits import LIMITS, LimitError
+
+    if size > LIMITS.max_pfa_regex_size:
+        raise LimitError(f"the regular expression {shorten(text, 80)!r} repeats its parts {size:,} times",
+                         "max_pfa_regex_size")
     return re.compile(py.encode("latin-1") if isinstance(pattern, bytes) else py)
 
 

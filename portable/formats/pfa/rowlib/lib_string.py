@@ -137,6 +137,7 @@ def s_number(b: Any) -> Any:
 def _number(x: float, width: int | None, precision: int | None, lo: float, hi: float) -> str:
     if precision is not None and precision < 0:
         raise err("negative precision", 39121)
+    sized(max(abs(width or 0), precision or 0), "s.number's string")  # format() builds it in one C call
     if math.isnan(x):
         body = "nan"
     elif math.isinf(x):
