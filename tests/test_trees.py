@@ -579,11 +579,13 @@ def test_attributes_written_as_wire_bytes_parse_as_onnx_helper_writes_them(ints:
     np.testing.assert_array_equal(numpy_helper.to_array(got["f"].t), np.asarray(floats, np.float64))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kind", ["regressor", "classifier-2", "classifier-5"])
-def test_bagged_forest_rows_ordered_by_a_key_tree(kind: str) -> None:
-    """Forests of ~80 trees or more (float32) run their rows in the order of their leaves in the first two trees,
-    then put them back (trees._row_order): the same values as scikit-learn, NaN routed by scikit-learn's rule, at
-    0, 1 and many rows; what reads the trees (check, certificate, NNEF lowering) sees the forest without it."""
+def test_bagged_forest_rows_ordered_by_a_key_tree(kind: str, dtype: str) -> None:
+    """Forests of ~80 trees or more run their rows in the order of their leaves in the first two trees, then put
+    them back (trees._row_order; float64: a TreeEnsemble v5 key): the same values as scikit-learn, NaN routed by
+    scikit-learn's rule, at 0, 1 and many rows; what reads the trees (check, certificate, NNEF lowering) sees
+    the forest without it."""
     from sklearn.datasets import make_classification
 
     from portable.converters.sklearn.trees import ROW_ORDER
@@ -597,25 +599,83 @@ def test_bagged_forest_rows_ordered_by_a_key_tree(kind: str) -> None:
         est = ensemble.RandomForestRegressor(n_estimators=100, max_depth=6, random_state=0).fit(Xc, yc.astype(float))
     else:
         est = ensemble.RandomForestClassifier(n_estimators=100, max_depth=6, random_state=0).fit(Xc, yc)
-    xt = (rng.normal(size=(700, 6)) * 2).astype(np.float32)
+    xt = (rng.normal(size=(700, 6)) * 2).astype(dtype)
     xt[rng.random(xt.shape) < 0.1] = np.nan
-    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False)
     assert ROW_ORDER in art.metadata["portable.trees.formulation"]
+    tol = {"float32": (2e-5, 2e-6), "float64": (1e-12, 1e-15)}[dtype]
     assert without_row_order(art.proto.graph) is not art.proto.graph
     assert _split_nodes(art.proto) <= 1.05 * _sklearn_split_nodes(est)
     assert art.run({"X": xt[:0]})["variable" if kind == "regressor" else "probabilities"].shape[0] == 0
     for rows in (700, 1):
         out = art.run({"X": xt[:rows]})
         if kind == "regressor":
-            np.testing.assert_allclose(out["variable"].reshape(-1), est.predict(xt[:rows]), rtol=0, atol=2e-5)
+            np.testing.assert_allclose(out["variable"].reshape(-1), est.predict(xt[:rows]), rtol=0, atol=tol[0])
         else:
-            np.testing.assert_allclose(out["probabilities"], est.predict_proba(xt[:rows]), rtol=0, atol=2e-6)
+            np.testing.assert_allclose(out["probabilities"], est.predict_proba(xt[:rows]), rtol=0, atol=tol[1])
     assert portable.check(est, art, samples=300).equivalent
     result = portable.certify(est, art, data=Xc[:300])
     for out_name, cert in result.certificates.items():
         assert cert.status == "certified" and cert.method == "trees", (out_name, cert.reason)
-    nnef = portable.convert(est, to="nnef", dtype="float32", check=False)
+    nnef = portable.convert(est, to="nnef", dtype=dtype, check=False)
     got = nnef.run({"X": xt[:50]})
     key = "variable" if kind == "regressor" else "probabilities"
     want = est.predict(xt[:50]) if kind == "regressor" else est.predict_proba(xt[:50])
-    np.testing.assert_allclose(np.asarray(got[key], np.float64).reshape(want.shape), want, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(got[key], np.float64).reshape(want.shape), want, rtol=0, atol=tol[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_shallow_boosting_rows_ordered_by_root_splits(dtype: str) -> None:
+    """A gradient boosting of shallow trees runs its rows sorted by the outcomes of its first distinct root splits
+    (trees._key_roots: Gather-by-MatMul, Less, Cast, MatMul, TopK) and puts them back: every row computed as
+    without the ordering (bit for bit), the same values as scikit-learn, at 0, 1 and many rows, NaN and inf in
+    the input included; the check, the certificate and the NNEF lowering read the forest without it."""
+    import onnxruntime as ort
+    from sklearn.datasets import make_regression
+
+    from portable.converters.sklearn.trees import ROOT_ORDER
+    from portable.formats.onnx_trees import without_row_order
+
+    X, y = make_regression(2000, 8, noise=3.0, random_state=1)
+    est = ensemble.GradientBoostingRegressor(n_estimators=60, max_depth=3, random_state=0).fit(X, y)
+    rng = np.random.default_rng(2)
+    xt = (rng.normal(size=(900, 8)) * 1.5).astype(dtype)
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False)
+    assert ROOT_ORDER in art.metadata["portable.trees.formulation"]
+    assert _split_nodes(art.proto) == _sklearn_split_nodes(est)  # the key is no tree: no split node added
+    plain = art.proto.__class__()
+    plain.CopyFrom(art.proto)
+    plain.graph.CopyFrom(without_row_order(art.proto.graph))
+    assert len(plain.graph.node) < len(art.proto.graph.node)
+    s_art = ort.InferenceSession(art.proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    s_plain = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"])
+    odd = xt.copy()
+    odd[rng.random(odd.shape) < 0.1] = np.nan  # scikit-learn refuses NaN here: compared with the plain graph only
+    odd[rng.random(odd.shape) < 0.02] = np.inf
+    for rows in (0, 1, 900):
+        for x in (odd[:rows], xt[:rows]):
+            got, want = s_art.run(None, {"X": x})[0], s_plain.run(None, {"X": x})[0]
+            np.testing.assert_array_equal(got, want)
+        if rows:  # got: xt's
+            tol = 1e-9 if dtype == "float64" else 2e-4
+            np.testing.assert_allclose(got.reshape(-1), est.predict(xt[:rows]), rtol=tol, atol=tol)
+    assert portable.check(est, art, samples=300).equivalent
+    result = portable.certify(est, art, data=X[:300])
+    for out_name, cert in result.certificates.items():
+        assert cert.status == "certified" and cert.method == "trees", (out_name, cert.reason)
+    nnef = portable.convert(est, to="nnef", dtype=dtype, check=False)
+    got = np.asarray(nnef.run({"X": xt[:50]})["variable"], np.float64).reshape(-1)
+    np.testing.assert_allclose(got, est.predict(xt[:50]), rtol=2e-4 if dtype == "float32" else 1e-9, atol=1e-6)
+
+
+def test_deep_boosting_and_few_trees_are_not_ordered() -> None:
+    """The root-split key is for shallow trees (measured) with enough distinct root splits."""
+    from sklearn.datasets import make_regression
+
+    from portable.converters.sklearn.trees import ROOT_ORDER
+
+    X, y = make_regression(800, 8, random_state=1)
+    for est in (ensemble.GradientBoostingRegressor(n_estimators=60, max_depth=6, random_state=0).fit(X, y),
+                ensemble.GradientBoostingRegressor(n_estimators=5, max_depth=3, random_state=0).fit(X, y)):
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+        assert ROOT_ORDER not in art.metadata["portable.trees.formulation"]

@@ -103,7 +103,8 @@ ROW_ORDER_TAG = "_roworder_"  # converters.sklearn.trees.ROW_ORDER_TAG
 _ROW_ORDER_OPS = {"key": "TreeEnsembleRegressor", "key_flat": "Reshape", "shape": "Shape", "n": "Slice",
                   "topk": "TopK", "rows": "Gather", "perm_col": "Reshape", "out_shape": "Shape",
                   "perm_idx": "Expand", "back": "ScatterElements"}
-_ROW_ORDER_CONSTS = ("flat", "zero", "one", "column")
+_ROW_ORDER_CONSTS = ("flat", "zero", "one", "column", "keycols_idx", "keythr", "keypow")
+_ROOT_KEY_OPS = {"keycols": "Gather", "keycmp": "Less", "keybits": "Cast"}
 
 
 def without_row_order(graph: Any) -> Any:
@@ -124,7 +125,14 @@ def without_row_order(graph: Any) -> Any:
     rename: dict[str, str] = {}
     drop: set[int] = set()
     for tag, parts in groups.items():
-        if {k: v.op_type for k, v in parts.items()} != _ROW_ORDER_OPS:
+        ops = {k: v.op_type for k, v in parts.items()}
+        if ops.get("key") == "TreeEnsemble":  # the key of a float64 (ai.onnx.ml 5) forest
+            ops["key"] = "TreeEnsembleRegressor"
+        if ops.get("keycols") == "MatMul":  # the key's columns picked by a 0/1 matrix
+            ops["keycols"] = "Gather"
+        if ops.get("key") == "MatMul" and all(ops.pop(k, None) == v for k, v in _ROOT_KEY_OPS.items()):
+            ops["key"] = "TreeEnsembleRegressor"  # boosting's key: its first root splits' outcomes (_key_roots)
+        if ops != _ROW_ORDER_OPS:
             return graph
         rows, back = parts["rows"], parts["back"]
         if list(rows.input)[1:] != [f"{tag}perm"] or list(back.input[:1]) != [f"{tag}out"] or \

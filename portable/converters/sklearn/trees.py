@@ -26,14 +26,17 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
   and every `<` split is written as `<=` of the next lower value: exact, and 1.1-1.3x faster at 10,000 rows
   (benchmarks/bench_tree_formulations.py), for two small nodes (~1-2 us) at 1 row.
 
-- bagged forests (float32, averaged trees, ~80 trees or more): the rows are sorted by their leaves in the
-  forest's first two trees (a copy of those trees computes the key, then TopK / Gather), walked through the
-  forest in that order and put back (ScatterElements) (`_row_order`): onnxruntime branches at every split, and
-  rows that share those leaves mostly share their paths through the other trees, so the branches are predicted.
-  Each row is computed exactly as before. 1.1x faster at 10,000 rows for the forest classifiers of the
-  benchmark, 1.8x for the regressor (all of whose trees split on the same feature first); ~2 us at 1 row.
-  Boosting's trees are too unlike each other for it (XGBoost 1.07x, GradientBoostingRegressor 1.06x before the
-  sort's own cost: not used). The graph's readers see the forest without it (`onnx_trees.without_row_order`).
+- bagged forests (averaged trees, ~80 trees or more; float32, and float64 with a `TreeEnsemble` v5 key): the
+  rows are sorted by their leaves in the forest's first two trees (a copy of those trees computes the key, then
+  TopK / Gather), walked through the forest in that order and put back (ScatterElements) (`_row_order`):
+  onnxruntime branches at every split, and rows that share those leaves mostly share their paths through the
+  other trees, so the branches are predicted. Each row is computed exactly as before. 1.1x faster at 10,000 rows
+  for the forest classifiers of the benchmark, 1.8x for the regressor (all of whose trees split on the same
+  feature first), in both dtypes; ~2 us at 1 row. Boosting's trees are too unlike each other for that key
+  (XGBoost 1.07x, GradientBoostingRegressor 1.06x before the sort's own cost); single-target boosting of shallow
+  trees is ordered by the outcomes of its first 24 distinct root splits instead (`_key_roots`, computed with
+  standard operators: 1.03-1.09x for GradientBoostingRegressor, ~6 us at 1 row). The graph's readers see the
+  forest without it (`onnx_trees.without_row_order`).
 
 `TreeEnsembleRegressor` is deprecated in ai.onnx.ml 5, so one model uses one family: the choice is made for the
 whole graph, and recorded in the metadata (`portable.trees.formulation`).
@@ -783,8 +786,8 @@ def _key_trees(forest: Forest) -> Forest | None:
     if np.any(left[inner] >= hi) or np.any(right[inner] >= hi) or np.any(block[left[inner]] != block[inner]) or \
             np.any(block[right[inner]] != block[inner]):
         return None
-    if len(inner) * ROW_ORDER_MAX_SHARE > int(np.sum(t.left >= 0)):
-        return None
+    if len(inner) == 0 or len(inner) * ROW_ORDER_MAX_SHARE > int(np.sum(t.left >= 0)):
+        return None  # (key trees without a split would order nothing)
     leaves_per_tree = np.bincount(block[is_leaf], minlength=k)
     if float(np.prod(leaves_per_tree.astype(np.float64))) >= FLOAT32_EXACT_INTS:
         return None
@@ -797,8 +800,106 @@ def _key_trees(forest: Forest) -> Forest | None:
                    leaf_targetids=np.zeros(int(is_leaf.sum()), np.int64), leaf_weights=weights)
 
 
-def _row_order(graph: Any, node: Any, key_forest: Forest, dtype: Any, attach: dict[str, list[bytes]]
-               ) -> tuple[list[Any], list[Any]]:
+ROOT_ORDER = ("rows ordered by the outcomes of the first trees' root splits before the forest (Gather, Less, Cast, "
+              "MatMul, TopK, Gather) and put back after (ScatterElements)")
+ROOT_ORDER_BITS = 24  # root splits in the key: sums of 2**j below 2**24 stay exact integers in float32
+ROOT_ORDER_MIN_BITS = 12  # fewer distinct root splits gained little (benchmarks/RESULTS.md): not ordered
+ROOT_ORDER_MAX_DEPTH = 4  # measured for depth-3 boosting; depth-6 boosting gained ~1.05x before the key's cost
+
+
+@dataclass
+class RootKey:
+    """The rows' key `sum_j 2**(k-1-j) * (x[:, columns[j]] < thresholds[j])` (see `_key_roots`)."""
+
+    columns: np.ndarray
+    thresholds: np.ndarray
+    width: int | None = None  # the number of columns of the tree input, when known
+
+
+def _key_roots(forest: Forest) -> RootKey | None:
+    """A key for boosting's shallow trees: the outcomes of the first `ROOT_ORDER_BITS` distinct root splits of the
+    forest (the rows ordered by the first root split's outcome, then the second's...), or None when the trees are
+    deeper than `ROOT_ORDER_MAX_DEPTH`, have set-membership splits, or have fewer than `ROOT_ORDER_MIN_BITS`
+    distinct root splits.
+
+    Boosting's trees fit different residuals, so the leaves of its first trees say little about the paths through
+    the others (the key of `_key_trees`); but its trees split first on the same few features, and rows sorted by
+    those splits' outcomes take predictable branches at the top of most trees. The key reads the forest's own
+    input columns and thresholds and is computed with standard operators (a `TreeEnsembleRegressor` of 24 stumps
+    cost onnxruntime ~12 ns per stump and row, more than the order gained); `<` for every split (a `<=` split
+    differs only at x == t, and the key only orders the rows: every row is computed exactly as before)."""
+    t = forest.table
+    if t is None or t.members or forest.membership:
+        return None
+    inner = t.left >= 0
+    level = np.asarray(t.roots, np.int64)  # the nodes at depth 0, 1, ...: none may split below the limit
+    for _ in range(ROOT_ORDER_MAX_DEPTH):
+        level = level[inner[level]]
+        level = np.concatenate([t.left[level], t.right[level]])
+    if inner[level].any():
+        return None
+    seen: set[tuple[int, float]] = set()
+    columns, thresholds = [], []
+    for r in np.asarray(t.roots, np.int64):
+        if not inner[r] or (int(t.feature[r]), float(t.threshold[r])) in seen:
+            continue
+        seen.add((int(t.feature[r]), float(t.threshold[r])))
+        columns.append(int(t.feature[r]))
+        thresholds.append(float(t.threshold[r]))
+        if len(columns) == ROOT_ORDER_BITS:
+            break
+    if len(columns) < ROOT_ORDER_MIN_BITS:
+        return None
+    return RootKey(np.asarray(columns, np.int64), np.asarray(thresholds, np.float64))
+
+
+def _key_nodes(graph: Any, src: str, key: "Forest | RootKey", dtype: Any, attach: dict[str, list[bytes]], tag: str,
+               family: str) -> list[Any]:
+    """Nodes computing the rows' key `{tag}key` from the tree input `src`: a tree ensemble for a `Forest` key
+    (`_key_trees`), Gather / Less / Cast / MatMul for a `RootKey`."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    if isinstance(key, RootKey):
+        elem = TensorProto.DOUBLE if np.dtype(dtype) == np.float64 else TensorProto.FLOAT
+        k = len(key.columns)
+        graph.initializer.extend([
+            numpy_helper.from_array(key.thresholds.astype(dtype), f"{tag}keythr"),
+            numpy_helper.from_array((2.0 ** np.arange(k - 1, -1, -1)).astype(dtype).reshape(k, 1), f"{tag}keypow")])
+        producer = next((n for n in graph.node if src in n.output), None)
+        cast_to = [a.i for a in producer.attribute if a.name == "to"] if producer is not None and \
+            producer.op_type == "Cast" else [elem]
+        if key.width and cast_to == [elem]:  # the columns picked by a 0/1 matrix (onnxruntime's Gather on axis 1
+            # cost ~3x more); a NaN or inf in x spreads to every key column: only the rows' order depends on the key
+            pick = np.zeros((key.width, k), dtype)
+            pick[key.columns, np.arange(k)] = 1
+            graph.initializer.append(numpy_helper.from_array(pick, f"{tag}keycols_idx"))
+            gather = helper.make_node("MatMul", [src, f"{tag}keycols_idx"], [f"{tag}keycols"], name=f"{tag}keycols")
+        else:
+            graph.initializer.append(numpy_helper.from_array(key.columns, f"{tag}keycols_idx"))
+            gather = helper.make_node("Gather", [src, f"{tag}keycols_idx"], [f"{tag}keycols"], axis=1,
+                                      name=f"{tag}keycols")
+        return [
+            gather,
+            helper.make_node("Less", [f"{tag}keycols", f"{tag}keythr"], [f"{tag}keycmp"], name=f"{tag}keycmp"),
+            helper.make_node("Cast", [f"{tag}keycmp"], [f"{tag}keybits"], to=elem, name=f"{tag}keybits"),
+            helper.make_node("MatMul", [f"{tag}keybits", f"{tag}keypow"], [f"{tag}key"], name=f"{tag}key"),
+        ]
+    if family == "v3":
+        key_node = helper.make_node("TreeEnsembleRegressor", [src], [f"{tag}key"], name=f"{tag}key", domain=ML)
+        attach[key_node.name] = attributes_v3(key, dtype, aggregate=1)
+    else:  # TreeEnsemble v5 (float64 models): the key's integers are exact in its output dtype
+        from dataclasses import replace
+
+        assert key.table is not None
+        key_node = helper.make_node("TreeEnsemble", [src], [f"{tag}key"], name=f"{tag}key", domain=ML)
+        attach[key_node.name] = attributes(replace(build(key.table), leaf_weights=np.asarray(key.leaf_weights,
+                                                                                           np.float64)),
+                                           dtype, aggregate=1)
+    return [key_node]
+
+
+def _row_order(graph: Any, node: Any, key_forest: "Forest | RootKey", dtype: Any, attach: dict[str, list[bytes]],
+               family: str = "v3") -> tuple[list[Any], list[Any]]:
     """Nodes that give the tree node `node` its input rows sorted by the key `key_forest` computes (see
     `_key_trees`), and nodes that put its output (`node.output[0]` as it is now, whatever computes it in the
     end) back in the input's row order: (nodes before, nodes after). `node`'s input and output are renamed.
@@ -812,14 +913,11 @@ def _row_order(graph: Any, node: Any, key_forest: Forest, dtype: Any, attach: di
     from onnx import helper, numpy_helper
 
     tag, src, out = f"{node.name}{ROW_ORDER_TAG}", node.input[0], node.output[0]
-    key_node = helper.make_node("TreeEnsembleRegressor", [src], [f"{tag}key"], name=f"{tag}key", domain=ML)
-    attach[key_node.name] = attributes_v3(key_forest, dtype, aggregate=1)
     graph.initializer.extend([numpy_helper.from_array(np.array([-1], np.int64), f"{tag}flat"),
                               numpy_helper.from_array(np.array([0], np.int64), f"{tag}zero"),
                               numpy_helper.from_array(np.array([1], np.int64), f"{tag}one"),
                               numpy_helper.from_array(np.array([-1, 1], np.int64), f"{tag}column")])
-    before = [
-        key_node,
+    before = _key_nodes(graph, src, key_forest, dtype, attach, tag, family) + [
         helper.make_node("Reshape", [f"{tag}key", f"{tag}flat"], [f"{tag}key_flat"], name=f"{tag}key_flat"),
         helper.make_node("Shape", [f"{tag}key_flat"], [f"{tag}n_all"], name=f"{tag}shape"),
         helper.make_node("Slice", [f"{tag}n_all", f"{tag}zero", f"{tag}one"], [f"{tag}n"], name=f"{tag}n"),
@@ -879,9 +977,11 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
     for node, p in pending:
         forest, dtype, aggregate = p.forest, p.dtype, p.aggregate
         oriented = orient_by_cover(forest, p.width) if family == "v3" else None
+        n_kinds = 1  # how many column kinds (x, -x, ...) of width p.width the trees read
         made = _oriented_input(graph, node, oriented[1]) if oriented is not None and oriented[1] != ["x"] else None
         if oriented is not None and (made is not None or oriented[1] == ["x"]):  # see orient_by_cover
             forest = oriented[0]
+            n_kinds = len(oriented[1])
             if made is not None:
                 node.input[0], before[node.name] = made
             used.add(ORIENTED)
@@ -890,17 +990,27 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             untracked = negate_missing_left(forest, p.width)
         if untracked is not None:  # see negate_missing_left; measured in benchmarks/bench_tree_formulations.py
             forest = untracked
+            n_kinds = 2
             key = (node.input[0], int(p.width or 0))
             if key not in negated:
                 negated[key], before[node.name] = _negated_input(graph, node)
             node.input[0] = negated[key]
             used.add(NEGATED)
         order: tuple[list[Any], list[Any]] = ([], [])
-        key_forest = _key_trees(forest) if family == "v3" and p.average and opset >= 11 else None
-        if key_forest is not None:  # a bagged forest: see _row_order
-            order = _row_order(graph, node, key_forest, dtype, attach)
+        key_forest: Forest | RootKey | None = None
+        if opset >= 11 and p.average:  # a bagged forest: see _row_order
+            key_forest = _key_trees(forest)
+            how = ROW_ORDER
+        elif opset >= 11 and forest.n_targets == 1:  # boosting's shallow trees: see _key_roots (measured for one
+            # target; GradientBoostingClassifier's 3 per-class ensembles gained nothing after the key's own cost)
+            key_forest = _key_roots(forest)
+            if key_forest is not None and p.width:  # the columns the forest reads: x, [x, -x] or the oriented kinds
+                key_forest.width = n_kinds * int(p.width)
+            how = ROOT_ORDER
+        if key_forest is not None:
+            order = _row_order(graph, node, key_forest, dtype, attach, family)
             before[node.name] = before.get(node.name, []) + order[0]
-            used.add(ROW_ORDER)
+            used.add(how)
         out = node.output[0]
         after: list[Any] = []
         if family == "v3":
@@ -978,7 +1088,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             nxt = final if i == len(post) - 1 else f"{final}_{op.lower()}"
             after.append(helper.make_node(op, [out, cname], [nxt], name=f"{node.name}_{op.lower()}"))
             out = nxt
-        new_nodes[node.name] = after
+        new_nodes[node.name] = after + order[1]
     # the node list is rebuilt while the tree nodes are still small (appending a node copies it)
     if any(new_nodes.values()) or before:
         nodes = list(graph.node)
