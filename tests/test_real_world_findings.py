@@ -158,3 +158,20 @@ def test_check_without_data_of_a_frame_model_whose_fitted_attributes_name_no_str
                         "--trust", "numpy.log1p"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_spline_transformer_converts_to_nnef() -> None:
+    """SplineTransformer counted its interval index in int64 (Cast, ReduceSum, Add): NNEF has no integer arithmetic,
+    and the NNEF parser refused the lowered graph ("argument of type 'tensor<integer>' cannot be cast to type
+    'tensor<scalar>'")."""
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import SplineTransformer
+
+    x, y = make_regression(300, 3, noise=3, random_state=1)
+    pipe = make_pipeline(SplineTransformer(), Ridge()).fit(x, y)
+    art = portable.convert(pipe, to="nnef", dtype="float32")
+    assert art.report.equivalent
+    got = np.asarray(art.run({"X": x.astype(np.float32)})["variable"], dtype=np.float64).ravel()
+    np.testing.assert_allclose(got, pipe.predict(x), rtol=1e-4, atol=1e-3 * np.abs(y).max())

@@ -172,9 +172,12 @@ def spline_transformer(em: Emitter, est: Any) -> list[Any]:
     n_feat, k1, n_int, n_spl = c.shape
     x = em.input()
     x3 = em.node("Unsqueeze", [x, em.const([2], dtype=np.int64)], "x3")  # [N, F, 1]
-    ge = em.node("Cast", [em.node("GreaterOrEqual", [x3, em.const(b[None, :, 1:-1])], "ge")], "gei", to=7)
-    idx = em.node("Add", [em.reduce("ReduceSum", ge, 2), em.const((np.arange(n_feat) * n_int)[None, :],
-                                                                   dtype=np.int64)], "idx")  # [N, F]
+    # the interval index counted in the float type (exact: a few knots) and cast once: NNEF has no integer
+    # arithmetic (sum_reduce/add of an integer tensor fail its parser)
+    ge = em.node("Cast", [em.node("GreaterOrEqual", [x3, em.const(b[None, :, 1:-1])], "ge")], "gef",
+                 to=11 if em.double else 1)
+    idxf = em.node("Add", [em.reduce("ReduceSum", ge, 2), em.const((np.arange(n_feat) * n_int)[None, :])], "idxf")
+    idx = em.node("Cast", [idxf], "idx", to=7)  # [N, F]
     table = em.const(c.transpose(0, 2, 1, 3).reshape(n_feat * n_int, k1, n_spl))
     pieces = em.node("Gather", [table, idx], "pieces", axis=0)  # [N, F, k+1, S]
     left = em.node("Gather", [em.const(b[:, :-1].reshape(-1)), idx], "left", axis=0)  # [N, F]
