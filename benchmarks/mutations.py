@@ -339,17 +339,18 @@ def _reaching_rows(proto: Any, info: dict[str, Any], X: np.ndarray) -> np.ndarra
 
 
 def real(sk: Any, mutated: Any, rows: np.ndarray, frame_cols: Any, X: Any, *, base: Any = None,
-         est: Any = None) -> bool:
+         est: Any = None, unknown: str | None = None) -> bool:
     """Whether `mutated` differs from `sk` outside the checker's tolerance on some row of `rows` (as numbers,
     fed by `feeds`). A row counts only where the unmutated artifact `base` (when given) agrees with `sk`, and
     not where a neighbour model `est` decides its result by a tie (its k-th and (k+1)-th nearest training points
-    equally far within float32 rounding, which two correct implementations may break differently)."""
+    equally far within float32 rounding, which two correct implementations may break differently).
+    `unknown`: see `feeds`."""
     from portable.equivalence.compare import match_outputs
 
     outputs = match_outputs(sk, mutated)
     for start in range(0, len(rows), 1000):  # in blocks: a block scikit-learn rejects is skipped
         block = rows[start:start + 1000]
-        fed = feeds(sk, block, frame_cols, X)
+        fed = feeds(sk, block, frame_cols, X, unknown=unknown)
         try:
             a = sk.run(fed)
         except Exception:
@@ -406,7 +407,10 @@ def proven(sk: Any, art: Any, report: Any, est: Any = None) -> bool:
     return False
 
 
-def feeds(model: Any, rows: np.ndarray, frame_cols: Any, X: Any) -> dict[str, np.ndarray]:
+def feeds(model: Any, rows: np.ndarray, frame_cols: Any, X: Any, *, unknown: str | None = None
+          ) -> dict[str, np.ndarray]:
+    """Numeric rows as the model's inputs: a string column's codes index its categories; with `unknown`, a
+    negative code is that (unknown) category instead of the first one."""
     spec = model.signature.inputs
     if frame_cols is None:
         return {spec[0].name: rows.astype(spec[0].dtype if spec[0].dtype.startswith("float") else np.float64)}
@@ -414,8 +418,12 @@ def feeds(model: Any, rows: np.ndarray, frame_cols: Any, X: Any) -> dict[str, np
     for j, s in enumerate(spec):
         col = rows[:, j]
         if s.is_string:
-            idx = np.clip(np.round(np.nan_to_num(col)).astype(np.int64), 0, len(frame_cols[j]) - 1)
-            out[s.name] = np.asarray(frame_cols[j])[idx].astype(str).reshape(-1, 1)
+            low = -1 if unknown is not None else 0
+            idx = np.clip(np.round(np.nan_to_num(col)).astype(np.int64), low, len(frame_cols[j]) - 1)
+            vals = np.asarray(frame_cols[j], dtype=object)[np.maximum(idx, 0)]
+            if unknown is not None:
+                vals[idx < 0] = unknown
+            out[s.name] = vals.astype(str).reshape(-1, 1)
         elif s.dtype.startswith("int"):
             out[s.name] = np.round(np.nan_to_num(col)).astype(s.dtype).reshape(-1, 1)
         else:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .mutations import _attr, _consumers, _tree_arrays, numeric, proven, real
+from .mutations import _attr, _consumers, _tree_arrays, feeds, numeric, proven, real
 
 SEEDS = (0, 1, 2)
 UNKNOWN = "__unknown__"
@@ -462,22 +462,7 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
 
 def feeds_u(model: Any, rows: np.ndarray, frame_cols: Any, X: Any) -> dict[str, np.ndarray]:
     """`mutations.feeds`, with a negative code in a string column read as an unknown category."""
-    spec = model.signature.inputs
-    if frame_cols is None:
-        return {spec[0].name: rows.astype(spec[0].dtype if spec[0].dtype.startswith("float") else np.float64)}
-    out = {}
-    for j, s in enumerate(spec):
-        col = rows[:, j]
-        if s.is_string:
-            idx = np.clip(np.round(np.nan_to_num(col)).astype(np.int64), -1, len(frame_cols[j]) - 1)
-            vals = np.asarray(frame_cols[j], dtype=object)[np.maximum(idx, 0)]
-            vals[idx < 0] = UNKNOWN
-            out[s.name] = vals.astype(str).reshape(-1, 1)
-        elif s.dtype.startswith("int"):
-            out[s.name] = np.round(np.nan_to_num(col)).astype(s.dtype).reshape(-1, 1)
-        else:
-            out[s.name] = col.astype(s.dtype).reshape(-1, 1)
-    return out
+    return feeds(model, rows, frame_cols, X, unknown=UNKNOWN)
 
 
 def _tree_rows(proto: Any, info: dict[str, Any], X: np.ndarray) -> np.ndarray:
@@ -572,7 +557,7 @@ def _real(sk: Any, m: Any, art: Any, rows: np.ndarray, frame_cols: Any, X: Any, 
             m.run(fed)
         except Exception:
             return "the mutated model fails on rows the original runs"
-        if real(sk, m, block, frame_cols, X, base=art, est=est):
+        if real(sk, m, block, frame_cols, X, base=art, est=est, unknown=UNKNOWN):
             return True
     return False
 
@@ -582,9 +567,6 @@ def _real(sk: Any, m: Any, art: Any, rows: np.ndarray, frame_cols: Any, X: Any, 
 def run(prefixes: list[str], dtypes: tuple[str, ...] = ("float32",)) -> list[dict[str, Any]]:
     import portable
 
-    from . import mutations as mut
-
-    mut.feeds = feeds_u  # unknown categories too, in `real`
     import zlib
 
     results = []
