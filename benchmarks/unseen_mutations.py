@@ -136,6 +136,17 @@ def _steps(x: float, n: int, dtype: Any = np.float32) -> float:
     return float(y)
 
 
+def _change_one(init: Any, rng: np.random.Generator, change: Any) -> tuple[float, float]:
+    """One seeded entry of initializer `init` replaced by `change(value)`; returns (old, new)."""
+    arr = _init_arr(init)
+    flat = arr.reshape(-1)
+    j = int(rng.integers(0, flat.size))
+    old = float(flat[j])
+    flat[j] = change(flat[j])
+    _put(init, flat.reshape(arr.shape))
+    return old, float(flat[j])
+
+
 def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tuple[str, Any, dict[str, Any]]]:
     """(kind, mutated proto, info) for every unseen kind that applies, one seeded site per kind."""
     out: list[tuple[str, Any, dict[str, Any]]] = []
@@ -171,23 +182,14 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
         if k is not None:
             p, g = fresh()
             name = next(i for i in g.node[k].input if i in inits and _init_arr(_init(g, i)).size > 1)
-            arr = _init_arr(_init(g, name))
-            flat = arr.reshape(-1)
-            j = int(rng.integers(0, flat.size))
-            flat[j] = _rel(flat[j])
-            _put(_init(g, name), flat.reshape(arr.shape))
+            _change_one(_init(g, name), rng, _rel)
             out.append((kind, p, {}))
     # Imputer fill value: Where(IsNaN(x), fill, x)
     k = one(each(lambda n: n.op_type == "Where" and n.input[0] in producer and producer[n.input[0]].op_type == "IsNaN"
                  and n.input[1] in inits and _init_arr(_init(g0, n.input[1])).dtype.kind == "f"))
     if k is not None:
         p, g = fresh()
-        init = _init(g, g.node[k].input[1])
-        arr = _init_arr(init)
-        flat = arr.reshape(-1)
-        j = int(rng.integers(0, flat.size))
-        flat[j] = _rel(flat[j], 1e-2)
-        _put(init, flat.reshape(arr.shape))
+        _change_one(_init(g, g.node[k].input[1]), rng, lambda v: _rel(v, 1e-2))
         out.append(("imputer_fill", p, {"nan": True}))
     # Normalizer norm
     for k in each(lambda n: n.op_type == "Normalizer"):
@@ -203,14 +205,10 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
     if k is not None:
         p, g = fresh()
         init = _init(g, g.node[k].input[1])
-        arr = _init_arr(init)
-        flat = arr.reshape(-1)
-        j = int(rng.integers(0, flat.size))
-        old = float(flat[j])
-        steps = int(rng.integers(1, 5)) * int(rng.choice([-1, 1]))
-        flat[j] = _steps(old, steps, arr.dtype.type)
-        _put(init, flat.reshape(arr.shape))
-        out.append(("binarizer_threshold", p, {"values": (old, float(flat[j]))}))
+        kind = _init_arr(init).dtype.type
+        old, new = _change_one(init, rng, lambda v: _steps(
+            float(v), int(rng.integers(1, 5)) * int(rng.choice([-1, 1])), kind))
+        out.append(("binarizer_threshold", p, {"values": (old, new)}))
         p, g = fresh()
         op = g.node[k].op_type
         g.node[k].op_type = {"Greater": "GreaterOrEqual", "GreaterOrEqual": "Greater", "Less": "LessOrEqual",
@@ -274,11 +272,7 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
     if k is not None:
         p, g = fresh()
         name = next(i for i in g.node[k].input if i in inits and _init_arr(_init(g, i)).size > 4)
-        arr = _init_arr(_init(g, name))
-        flat = arr.reshape(-1)
-        j = int(rng.integers(0, flat.size))
-        flat[j] = _rel(flat[j], 1e-2)
-        _put(_init(g, name), flat.reshape(arr.shape))
+        _change_one(_init(g, name), rng, lambda v: _rel(v, 1e-2))
         out.append(("idf", p, {}))
     # ArgMax tie rule
     for k in each(lambda n: n.op_type == "ArgMax"):
@@ -292,11 +286,7 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
     if k is not None:
         p, g = fresh()
         name = next(i for i in g.node[k].input if i in inits and _init_arr(_init(g, i)).dtype.kind == "f")
-        arr = _init_arr(_init(g, name))
-        flat = arr.reshape(-1)
-        j = int(rng.integers(0, flat.size))
-        flat[j] = _rel(flat[j], 1e-3)
-        _put(_init(g, name), flat.reshape(arr.shape))
+        _change_one(_init(g, name), rng, lambda v: _rel(v, 1e-3))
         out.append((f"clip[{g.node[k].op_type}]", p, {}))
     # ReLU -> LeakyRelu(alpha 1e-3)
     k = one(each(lambda n: n.op_type == "Relu"))
@@ -414,12 +404,7 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
         for m in use.get(n.output[0], []))))
     if k is not None:
         p, g = fresh()
-        init = _init(g, g.node[k].input[1])
-        arr = _init_arr(init)
-        flat = arr.reshape(-1)
-        j = int(rng.integers(0, flat.size))
-        flat[j] = flat[j] * (1 + rng.choice([-1, 1]) * 1e-3)
-        _put(init, flat.reshape(arr.shape))
+        _change_one(_init(g, g.node[k].input[1]), rng, lambda v: v * (1 + rng.choice([-1, 1]) * 1e-3))
         out.append(("hidden_weight", p, {}))
     # a narrowing cast round trip on the first float input
     fin = [i for i in g0.input if i.type.tensor_type.elem_type in (1, 11)]
