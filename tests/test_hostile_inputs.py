@@ -40,18 +40,25 @@ def run_in_subprocess(module: str, *args: str, timeout: float = TIMEOUT) -> subp
                           timeout=timeout, preexec_fn=_limit_memory)
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    base = tmp_path_factory.mktemp("hostile")
-    cases = build_corpus(base / "files")
+def run_harness(base: Path, cases: list) -> tuple[subprocess.CompletedProcess, list, str]:
+    """Run every case's CLI argv in one bounded subprocess (tests/hostile/cli_harness.py): the process, the results
+    it wrote (one per case run, in order), and the case it was running when it stopped ('?' if none)."""
     spec = base / "cases.json"
     spec.write_text(json.dumps([c.argv for c in cases]))
     out = base / "results.json"
     proc = run_in_subprocess("tests.hostile.cli_harness", str(spec), str(out))
+    done = json.loads(out.read_text()) if out.exists() else []
     running = Path(str(out) + ".running")
+    return proc, done, running.read_text() if running.exists() else "?"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    base = tmp_path_factory.mktemp("hostile")
+    cases = build_corpus(base / "files")
+    proc, results, running = run_harness(base, cases)
     assert proc.returncode == 0, (f"the harness died (exit {proc.returncode}) while running "
-                                  f"{running.read_text() if running.exists() else '?'}:\n{proc.stderr[-3000:]}")
-    results = json.loads(out.read_text())
+                                  f"{running}:\n{proc.stderr[-3000:]}")
     assert len(results) == len(cases)
     return {c.name: (c, r) for c, r in zip(cases, results)}
 

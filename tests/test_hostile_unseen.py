@@ -4,29 +4,20 @@ timeout, and must end with its exit code, one short paragraph naming the problem
 crash, nothing lost."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from .hostile.unseen import CASES, build_unseen
-from .test_hostile_inputs import _problems, run_in_subprocess
+from .test_hostile_inputs import _problems, run_harness
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     base = tmp_path_factory.mktemp("unseen")
     cases = build_unseen(base / "files")
-    spec = base / "cases.json"
-    spec.write_text(json.dumps([c.argv for c in cases]))
-    out = base / "results.json"
-    proc = run_in_subprocess("tests.hostile.cli_harness", str(spec), str(out))
-    done = json.loads(out.read_text()) if out.exists() else []
-    running = Path(str(out) + ".running")
+    proc, done, running = run_harness(base, cases)
     crashed = None
     if proc.returncode != 0:
-        crashed = (f"the harness died (exit {proc.returncode}) while running "
-                   f"{running.read_text() if running.exists() else '?'}:\n{proc.stderr[-2000:]}")
+        crashed = f"the harness died (exit {proc.returncode}) while running {running}:\n{proc.stderr[-2000:]}"
     return {c.name: (c, done[i] if i < len(done) else None, crashed) for i, c in enumerate(cases)}
 
 
