@@ -83,12 +83,11 @@ def radius_neighbors_classifier(em: Emitter, est: Any) -> list[Any]:
     out_label = np.asarray(est.outlier_label_, dtype=object).reshape(-1)[0]
     alone = em.node("Cast", [em.node("Equal", [total, em.const(0.0)], "none")], "alone", to=11 if em.double else 1)
     at = np.flatnonzero(classes == out_label)
-    if at.size == 1:
+    if at.size == 1:  # an outlier votes once for the outlier label
         votes = em.node("Add", [votes, em.node("Mul", [alone, em.const(np.eye(len(classes))[at[0]][None, :])],
                                                "outvote")], "votes1")
-        total = em.node("Add", [total, alone], "total1")
-    proba = em.node("Div", [votes, em.node("Add", [total, alone], "safe")], "proba") if at.size != 1 else \
-        em.node("Div", [votes, total], "proba")
+    # the normalizer: the votes' sum, 1 for an outlier (its one vote, or zeros over 1)
+    proba = em.node("Div", [votes, em.node("Add", [total, alone], "total1")], "proba")
     if at.size == 1:
         em.label(proba, classes)
         return [None, proba]
