@@ -175,3 +175,67 @@ def test_spline_transformer_converts_to_nnef() -> None:
     assert art.report.equivalent
     got = np.asarray(art.run({"X": x.astype(np.float32)})["variable"], dtype=np.float64).ravel()
     np.testing.assert_allclose(got, pipe.predict(x), rtol=1e-4, atol=1e-3 * np.abs(y).max())
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", "max"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_normalizer_divides_by_the_largest_magnitude(norm: str, dtype: str) -> None:
+    """skl2onnx writes ONNX's Normalizer, whose MAX norm is the largest signed value: a row whose largest magnitude
+    is negative was divided by the wrong norm (a Normalizer('max') + Ridge pipeline was off by 5,305). scikit-learn
+    divides by max |x|, and leaves a zero row 0."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(0, 5, (400, 6))
+    X[:50] = -np.abs(X[:50])  # rows whose largest magnitude is negative
+    X[50] = 0.0  # a zero row
+    y = X @ rng.normal(size=6) + rng.normal(size=400)
+    pipe = make_pipeline(Normalizer(norm), Ridge(0.1)).fit(X, y)
+    art = portable.convert(pipe, to="onnx", dtype=dtype, data=X, check=False)
+    Xd = X.astype(dtype)
+    got = art.run({art.signature.input_names[0]: Xd})["variable"].ravel()
+    np.testing.assert_allclose(got, pipe.predict(Xd), rtol=1e-5 if dtype == "float32" else 1e-12,
+                               atol=1e-4 if dtype == "float32" else 1e-10)
+    transformed = Normalizer(norm).fit(X).transform(Xd)
+    assert np.all(np.isfinite(transformed[50])) and not transformed[50].any()
+    assert portable.check(pipe, art, data=X).equivalent
+
+
+@pytest.mark.parametrize("kind", ["regressor", "soft", "hard"])
+@pytest.mark.parametrize("drop", [False, True])
+def test_voting_with_weights_given_as_a_list(kind: str, drop: bool) -> None:
+    """`weights=[2, 1]` (a list, as users write it) failed in skl2onnx (`weights.sum()`); with a 'drop' estimator
+    skl2onnx also paired the i-th weight with the i-th fitted estimator, shifting every weight after the drop."""
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    if kind == "regressor":
+        X, y = make_regression(500, 6, noise=3, random_state=0)
+        members = [("a", Ridge()), ("b", DecisionTreeRegressor(max_depth=4, random_state=0))]
+    else:
+        X, y = make_classification(500, 6, n_informative=4, n_classes=3, random_state=0)
+        members = [("a", LogisticRegression()), ("b", GaussianNB()),
+                   ("c", DecisionTreeClassifier(max_depth=3, random_state=0))]
+    weights = [3, 1] if kind == "regressor" else [1, 3, 1]
+    if drop:  # a dropped member whose large weight must not be used
+        members.insert(1, ("x", "drop"))
+        weights.insert(1, 50)
+    if kind == "regressor":
+        model = VotingRegressor(members, weights=weights).fit(X, y)
+    else:
+        model = VotingClassifier(members, voting=kind, weights=weights).fit(X, y)
+    art = portable.convert(model, to="onnx", data=X, check=False)
+    X32 = X.astype(np.float32)
+    out = art.run({art.signature.input_names[0]: X32})
+    if kind == "regressor":
+        np.testing.assert_allclose(out["variable"].ravel(), model.predict(X32), rtol=1e-5, atol=1e-3)
+    else:
+        np.testing.assert_array_equal(out["label"].ravel(), model.predict(X32))
+        if kind == "soft":
+            np.testing.assert_allclose(out["probabilities"], model.predict_proba(X32), atol=1e-5)
+    assert portable.check(model, art, data=X).equivalent

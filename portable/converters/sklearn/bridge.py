@@ -405,28 +405,38 @@ def no_zipmap_options(est: Any) -> dict[int, dict[str, Any]]:
 # -- fixes to skl2onnx's own converters, for one conversion ------------------------------------------------------
 
 def _fix_voting() -> None:
-    """skl2onnx 1.20 refuses VotingClassifier(flatten_transform=True), an option of `transform` only."""
+    """skl2onnx 1.20's VotingClassifier and VotingRegressor, given what scikit-learn accepts.
+
+    - `weights` as a list (the usual way to write them): skl2onnx calls `weights.sum()`, an AttributeError;
+    - a `'drop'` estimator with weights: skl2onnx pairs `weights[i]` with the i-th *fitted* estimator, so every
+      weight after the dropped one was shifted; scikit-learn averages with the weights of the estimators kept
+      (`_weights_not_none`);
+    - VotingClassifier(flatten_transform=True), an option of `transform` only, is refused.
+    The converter is handed a shallow copy with the weights as an array aligned with `estimators_`.
+    """
     import copy
 
     from skl2onnx.common._registration import register_converter
 
-    original = _converter("SklearnVotingClassifier")
-    if original is None:
-        return
+    def fixed(original: Any) -> Any:
+        def convert(scope: Any, operator: Any, container: Any) -> None:
+            est = operator.raw_operator
+            clone = copy.copy(est)
+            if getattr(est, "flatten_transform", None):
+                clone.flatten_transform = False
+            if est.weights is not None:
+                clone.weights = np.asarray(est._weights_not_none, dtype=np.float64)
+            operator.raw_operator = clone
+            try:
+                original(scope, operator, container)
+            finally:
+                operator.raw_operator = est
+        return convert
 
-    def convert(scope: Any, operator: Any, container: Any) -> None:
-        est = operator.raw_operator
-        if not getattr(est, "flatten_transform", False):
-            return original(scope, operator, container)
-        clone = copy.copy(est)
-        clone.flatten_transform = False
-        operator.raw_operator = clone
-        try:
-            original(scope, operator, container)
-        finally:
-            operator.raw_operator = est
-
-    register_converter("SklearnVotingClassifier", convert, overwrite=True, options=_allowed_options(original))
+    for alias in ("SklearnVotingClassifier", "SklearnVotingRegressor"):
+        original = _converter(alias)
+        if original is not None:
+            register_converter(alias, fixed(original), overwrite=True, options=_allowed_options(original))
 
 
 def _skip_tree_internals() -> None:

@@ -30,6 +30,29 @@ def binarizer(em: Emitter, est: Any) -> list[Any]:
     return [em.node("Cast", [gt], "binary", to=11 if em.double else 1)]
 
 
+@sklearn_converter("sklearn.preprocessing.Normalizer", kind="transformer", replaces=True)
+def normalizer(em: Emitter, est: Any) -> list[Any]:
+    """Each row divided by its norm, as `sklearn.preprocessing.normalize`: l1 = sum |x|, l2 = sqrt(sum x^2),
+    max = max |x|; a norm below 10 eps of the dtype counts as 1 (`_handle_zeros_in_scale`), so a zero row stays 0.
+
+    skl2onnx writes ONNX's `Normalizer`, whose MAX divides by the largest signed value: a row whose largest
+    magnitude is negative came out scaled by a wrong (even negative) norm, and a zero row gave NaN.
+    """
+    x = em.input()
+    if est.norm == "l1":
+        norm = em.reduce("ReduceSum", em.node("Abs", [x], "absx"), 1, keepdims=1)
+    elif est.norm == "l2":
+        norm = em.node("Sqrt", [em.reduce("ReduceSum", em.node("Mul", [x, x], "sq"), 1, keepdims=1)], "l2")
+    elif est.norm == "max":
+        norm = em.reduce("ReduceMax", em.node("Abs", [x], "absx"), 1, keepdims=1)
+    else:
+        raise UnsupportedModelError(f"Normalizer(norm={est.norm!r}) is not a norm scikit-learn knows")
+    tiny = 10 * np.finfo(np.float64 if em.double else np.float32).eps
+    small = em.node("Less", [norm, em.const(tiny)], "small")
+    safe = em.node("Where", [small, em.const(1.0), norm], "norm")
+    return [em.node("Div", [x, safe], "normalized")]
+
+
 @sklearn_converter("sklearn.preprocessing.KBinsDiscretizer", kind="transformer", replaces=True)
 def kbins_discretizer(em: Emitter, est: Any) -> list[Any]:
     """Bin index = number of inner edges <= x (searchsorted, side='right'); one-hot encodings made dense."""
