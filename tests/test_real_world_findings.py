@@ -239,3 +239,42 @@ def test_voting_with_weights_given_as_a_list(kind: str, drop: bool) -> None:
         if kind == "soft":
             np.testing.assert_allclose(out["probabilities"], model.predict_proba(X32), atol=1e-5)
     assert portable.check(model, art, data=X).equivalent
+
+
+@pytest.mark.parametrize("library", ["xgboost", "xgboost_rf", "catboost", "catboost_depthwise"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_multi_target_boosting_regressors(library: str, dtype: str) -> None:
+    """XGBRegressor fitted on a 2-D target (one tree per target and round) failed with an XGBoostError ('Out of range
+    for tree layers': the trees per round counted classes, not targets), and a CatBoost MultiRMSE regressor's
+    artifact failed onnx.checker (its output declared one column)."""
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(500, 6, noise=3, random_state=0)
+    X[np.random.default_rng(0).random(X.shape) < 0.05] = np.nan
+    Y = np.c_[y, -y, y / 3]
+    if library.startswith("xgboost"):
+        xgboost = pytest.importorskip("xgboost")
+        cls = xgboost.XGBRFRegressor if library == "xgboost_rf" else xgboost.XGBRegressor
+        model = cls(n_estimators=10, max_depth=4).fit(X, Y)
+    else:
+        catboost = pytest.importorskip("catboost")
+        policy = "Depthwise" if library.endswith("depthwise") else "SymmetricTree"
+        model = catboost.CatBoostRegressor(iterations=20, verbose=0, loss_function="MultiRMSE", grow_policy=policy,
+                                           allow_writing_files=False, thread_count=1).fit(X, Y)
+    art = portable.convert(model, to="onnx", dtype=dtype, data=X, check=False)
+    got = art.run({art.signature.input_names[0]: X.astype(dtype)})["variable"]
+    want = np.asarray(model.predict(X.astype(np.float32)), dtype=np.float64)  # both libraries compare in float32
+    assert got.shape == want.shape == (len(X), 3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-4)
+    assert portable.check(model, art, data=X).equivalent
+
+
+def test_xgboost_vector_leaves_are_refused_clearly() -> None:
+    xgboost = pytest.importorskip("xgboost")
+    X = np.random.default_rng(0).random((200, 4))
+    model = xgboost.XGBRegressor(n_estimators=3, multi_strategy="multi_output_tree", tree_method="hist").fit(
+        X, X[:, :2])
+    from portable.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="multi_output_tree"):
+        portable.convert(model, to="onnx", check=False)

@@ -317,6 +317,20 @@ def _n_outputs(e: Any) -> int:
         return int(np.shape(dual)[1])
     if hasattr(e, "order_"):  # RegressorChain
         return len(e.order_)
+    module = type(e).__module__
+    if module.startswith("xgboost.") and hasattr(e, "get_booster"):  # multi-target: one tree per target and round
+        import json
+
+        try:
+            param = json.loads(e.get_booster().save_config())["learner"]["learner_model_param"]
+            return max(1, int(param.get("num_target", "1") or 1))
+        except Exception:  # not fitted, or not a booster with trees: the converter says why
+            return 1
+    if module.startswith("catboost.") and hasattr(e, "get_scale_and_bias"):  # MultiRMSE: a bias per target
+        try:
+            return max(1, int(np.size(e.get_scale_and_bias()[1])))
+        except Exception:
+            return 1
     return 1
 
 

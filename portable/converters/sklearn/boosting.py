@@ -55,6 +55,9 @@ def _xgb_model(est: Any) -> tuple[NodeTable, np.ndarray, np.ndarray, str]:
         raise UnsupportedModelError(f"XGBoost booster '{learner['gradient_booster'].get('name')}' has no trees")
     model = _xgb_trees_model(learner)
     trees, info = model["trees"], np.asarray(model["tree_info"], dtype=np.int64)
+    if any(int(t.get("tree_param", {}).get("size_leaf_vector", "1") or 1) > 1 for t in trees):
+        raise UnsupportedModelError("XGBoost trees with vector leaves (multi_strategy='multi_output_tree') are not "
+                                    "supported; the default multi_strategy='one_output_per_tree' is")
     limit = _xgb_tree_limit(est, learner, len(trees))
     trees, info = trees[:limit], info[:limit]
     sizes = np.array([len(t["left_children"]) for t in trees], dtype=np.int64)
@@ -118,8 +121,9 @@ def _xgb_trees_model(learner: dict[str, Any]) -> dict[str, Any]:
 def _trees_per_iteration(learner: dict[str, Any]) -> int:
     params = _xgb_trees_model(learner).get("gbtree_model_param", {})
     classes = max(1, int(learner["learner_model_param"].get("num_class", "0") or 0))
+    targets = max(1, int(learner["learner_model_param"].get("num_target", "1") or 1))
     parallel = int(params.get("num_parallel_tree", "1"))
-    return classes * parallel
+    return classes * targets * parallel
 
 
 def _xgb_verify_base(booster: Any, table: NodeTable, info: np.ndarray, base: np.ndarray, k: int,
