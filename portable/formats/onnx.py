@@ -128,7 +128,7 @@ class OnnxModel(Model):
             x = np.asarray(inputs[spec.name])
             if len(spec.shape) == 2 and x.ndim == 1 and spec.shape[1] == 1:
                 x = x.reshape(-1, 1)
-            x = x.astype(object) if spec.is_string else x.astype(spec.dtype, copy=False)
+            x = _missing_as_empty(x.astype(object)) if spec.is_string else x.astype(spec.dtype, copy=False)
             feeds[spec.name] = x
         return feeds
 
@@ -265,6 +265,29 @@ class OnnxModel(Model):
 def _rows(feeds: dict[str, Any]) -> str:
     sizes = {len(v) for v in feeds.values() if getattr(v, "ndim", 0)}
     return f"{sizes.pop():,}" if len(sizes) == 1 else "the given"
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType"
+
+
+_MISSING = np.frompyfunc(_is_missing, 1, 1)
+
+
+def _missing_as_empty(x: np.ndarray) -> np.ndarray:
+    """A string input's missing values (None, NaN, pandas.NA, as a DataFrame's object column holds them) written
+    as "", the missing string of portable's artifacts (`formats.sklearn.MISSING_STRING`): onnxruntime would
+    otherwise read NaN as the text "nan", an unknown category, and give another answer than scikit-learn."""
+    if x.size == 0:
+        return x
+    try:  # elementwise in numpy's loop: NaN != NaN, None == None (ten times faster than a Python test per value)
+        mask = np.not_equal(x, x) | np.equal(x, None)
+    except TypeError:  # pandas.NA answers comparisons with NA, whose truth is ambiguous
+        mask = _MISSING(x).astype(bool)
+    if mask.any():
+        x = x.copy()
+        x[mask] = ""
+    return x
 
 
 def set_provenance(model: OnnxModel, *, dtype: str, extra: dict[str, str] | None = None) -> None:

@@ -124,6 +124,8 @@ def coerce(values: list[Any], spec: TensorSpec) -> np.ndarray:
         RequestError: 422 with the row and what was wrong.
     """
     row_shape = tuple(spec.shape[1:])
+    if spec.is_string:  # null is a missing value: written "", the artifacts' missing string
+        values = _nulls_as_empty(values)
     try:  # text as objects: numpy's fixed-width strings would drop trailing NUL characters
         a = np.array(values, dtype=object) if spec.is_string else np.asarray(values)
     except (ValueError, TypeError):  # ragged rows
@@ -163,6 +165,14 @@ def _all_text(values: list[Any], depth: int) -> bool:
     if depth <= 1:
         return all(type(v) is str for v in values)
     return all(_all_text(v, depth - 1) for v in values)
+
+
+def _nulls_as_empty(values: Any) -> Any:
+    if values is None:
+        return ""
+    if isinstance(values, list):
+        return [_nulls_as_empty(v) for v in values]
+    return values
 
 
 def _shape_ok(got: tuple[int, ...], want: tuple[int | None, ...]) -> bool:
