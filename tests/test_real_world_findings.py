@@ -309,3 +309,35 @@ def test_missing_strings_fed_to_an_artifact_as_a_dataframe_holds_them() -> None:
     # `portable serve`: a JSON null in a string column is that missing value too (it was a 422 before)
     spec = TensorSpec("port", "str", (None, 1))
     assert coerce(["S", None], spec).ravel().tolist() == ["S", ""]
+
+
+@pytest.mark.parametrize("columns", ["names", "callable", "selector", "mask_on_array"])
+def test_column_transformer_over_a_frame_of_numbers(columns: str) -> None:
+    """A DataFrame of numbers only is one `X` input; a ColumnTransformer naming its columns (the usual tutorial
+    pipeline) failed in skl2onnx ("Unable to find column name 'fare' among names ['X']"), and the check could not
+    run the original on a matrix ("Specifying the columns using strings is only supported for dataframes")."""
+    from sklearn.compose import ColumnTransformer, make_column_selector
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"fare": rng.lognormal(3, 1, 500), "kids": rng.integers(0, 5, 500).astype(float),
+                       "age": rng.normal(40, 10, 500)})
+    df.loc[rng.random(500) < 0.1, "age"] = np.nan
+    y = df.fare.to_numpy() + np.nan_to_num(df.age.to_numpy())
+    spec: dict = {"names": (["fare"], ["kids", "age"]),
+                  "callable": (lambda X: ["fare"], lambda X: ["kids", "age"]),
+                  "selector": (make_column_selector(pattern="^fare$"), make_column_selector(pattern="^(kids|age)$")),
+                  "mask_on_array": (np.array([True, False, False]), np.array([False, True, True]))}[columns]
+    ct = ColumnTransformer([("f", FunctionTransformer(np.sqrt), spec[0]),
+                            ("s", make_pipeline(SimpleImputer(), StandardScaler()), spec[1])])
+    X = df.to_numpy() if columns == "mask_on_array" else df
+    pipe = make_pipeline(ct, Ridge()).fit(X, y)
+    art = portable.convert(pipe, to="onnx", data=X, check=False)
+    assert art.signature.input_names == ["X"]
+    got = art.run({"X": df.to_numpy(np.float32)})["variable"].ravel()
+    np.testing.assert_allclose(got, pipe.predict(X), rtol=1e-5, atol=1e-3)
+    assert portable.check(pipe, art, data=X).equivalent
+    assert portable.check(pipe, art).equivalent  # without data: the original gets its DataFrame back

@@ -414,7 +414,12 @@ class SklearnModel(Model):
         if len(specs) == 1 and specs[0].name == "X":
             x = np.asarray(inputs["X"])
             # a copy: an estimator made with copy=False (StandardScaler, Normalizer, ...) transforms in place
-            return x.astype(np.float64) if x.dtype.kind == "f" else x
+            x = x.astype(np.float64) if x.dtype.kind == "f" else x
+            if self._frame_columns is not None and x.ndim == 2 and x.shape[1] == len(self._frame_columns):
+                import pandas as pd
+
+                return pd.DataFrame(x, columns=self._frame_columns, copy=False)
+            return x
         import pandas as pd
 
         cols = {}
@@ -429,6 +434,25 @@ class SklearnModel(Model):
             else:
                 cols[t.name] = v.astype(np.int64 if t.dtype == "int64" else np.float64)
         return pd.DataFrame(cols)
+
+    @cached_property
+    def _frame_columns(self) -> list[Any] | None:
+        """The column names of a model fitted on a DataFrame of numbers whose ColumnTransformer picks columns by
+        name (or by a callable or a boolean mask over names): it refuses a matrix ("Specifying the columns using
+        strings is only supported for dataframes"), so its one `X` input is handed over as that DataFrame."""
+        from sklearn.compose import ColumnTransformer
+
+        e = frame_consumer(self.estimator)
+        names = getattr(e, "feature_names_in_", None)
+        if names is None:
+            return None
+        for ct in walk(self.estimator):
+            if isinstance(ct, ColumnTransformer) and any(
+                    not isinstance(cols, slice) and not (np.asarray(cols).dtype.kind in "iu" and
+                                                         not isinstance(cols, str))
+                    for _, _, cols in getattr(ct, "transformers_", ())):
+                return list(names)
+        return None
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:

@@ -182,6 +182,7 @@ def _install() -> None:
             {"emitter": _install_emitter, "skl2onnx": _install_skl2onnx, "parser": _install_parser}[spec.style](
                 spec, cls, alias)
     _fix_voting()
+    _fix_column_transformer()
     _skip_tree_internals()
 
 
@@ -437,6 +438,57 @@ def _fix_voting() -> None:
         original = _converter(alias)
         if original is not None:
             register_converter(alias, fixed(original), overwrite=True, options=_allowed_options(original))
+
+
+def _fix_column_transformer() -> None:
+    """A ColumnTransformer whose columns skl2onnx 1.20 cannot find among the graph's inputs, given its fitted
+    column indices instead.
+
+    A DataFrame of numbers only is one `X` matrix (DESIGN §4), but a ColumnTransformer fitted on it names its
+    columns (`["fare", "age"]`), or picks them by a boolean mask or a callable: skl2onnx looks the names up among
+    the graph's inputs and fails ("Unable to find column name 'fare' among names ['X']"). The fitted
+    `_transformer_to_input_indices` says which columns of its input each transformer reads; the parser is handed
+    a shallow copy whose `transformers_` hold those indices. Where every name is an input (one input per
+    DataFrame column), skl2onnx's own lookup is kept.
+    """
+    import copy
+
+    from skl2onnx._parse import sklearn_parsers_map
+    from sklearn.compose import ColumnTransformer
+
+    original = sklearn_parsers_map.get(ColumnTransformer)
+    if original is None:
+        return
+
+    def by_index(model: Any, inputs: list[Any]) -> Any:
+        known = {v.raw_name for v in inputs} | {v.onnx_name for v in inputs}
+        indices = getattr(model, "_transformer_to_input_indices", None)
+        if indices is None:
+            return model
+
+        def found(cols: Any) -> bool:
+            if isinstance(cols, slice) or isinstance(cols, (int, np.integer)):
+                return True
+            if isinstance(cols, str):
+                return cols in known
+            if callable(cols):
+                return False
+            arr = np.asarray(cols)
+            if arr.dtype == bool:
+                return False
+            return arr.dtype.kind in "iu" or all(isinstance(c, str) and c in known for c in arr.tolist())
+
+        if all(found(cols) for _, _, cols in model.transformers_):
+            return model
+        clone = copy.copy(model)
+        clone.transformers_ = [(name, trans, [int(i) for i in indices.get(name, [])])
+                               for name, trans, _ in model.transformers_]
+        return clone
+
+    def parse(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+        return original(scope, by_index(model, inputs), inputs, custom_parsers=custom_parsers)
+
+    sklearn_parsers_map[ColumnTransformer] = parse
 
 
 def _skip_tree_internals() -> None:
