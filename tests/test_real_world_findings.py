@@ -341,3 +341,25 @@ def test_column_transformer_over_a_frame_of_numbers(columns: str) -> None:
     np.testing.assert_allclose(got, pipe.predict(X), rtol=1e-5, atol=1e-3)
     assert portable.check(pipe, art, data=X).equivalent
     assert portable.check(pipe, art).equivalent  # without data: the original gets its DataFrame back
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_one_hot_encoder_with_an_integer_dtype_beside_float_columns(dtype: type) -> None:
+    """OneHotEncoder(dtype=np.int32) next to scaled columns: skl2onnx's node gave int64 columns that the
+    ColumnTransformer concatenated with float ones, and the artifact failed onnx.checker."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"sex": rng.choice(["m", "f"], 400), "deck": rng.choice(["A", "B", "C"], 400),
+                       "fare": rng.lognormal(3, 1, 400)})
+    y = ((df.sex == "f") ^ (df.fare > 20)).astype(int)
+    pipe = make_pipeline(ColumnTransformer([("c", OneHotEncoder(dtype=dtype, handle_unknown="ignore"), ["sex", "deck"])],
+                                           remainder=StandardScaler()), LogisticRegression()).fit(df, y)
+    art = portable.convert(pipe, to="onnx", data=df, check=False)
+    from portable.equivalence.inputs import data_arrays
+
+    np.testing.assert_allclose(art.run(data_arrays(df, art))["probabilities"], pipe.predict_proba(df), atol=1e-5)
+    assert portable.check(pipe, art, data=df).equivalent

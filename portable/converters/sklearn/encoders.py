@@ -75,6 +75,12 @@ def portable_handles(est: Any) -> bool:
     understand), computed in float32. Encoders with a missing-value category are portable's too."""
     if bool(getattr(est, "_infrequent_enabled", False)) or est.handle_unknown == "infrequent_if_exist":
         return True
+    # OneHotEncoder(dtype=np.int32/np.int64): skl2onnx's node then gives int64 columns, which the ColumnTransformer
+    # concatenates with float ones (the graph failed onnx.checker); portable's encoder gives floats, the values
+    # scikit-learn's integer columns become in the next step
+    dtype = np.dtype(getattr(est, "dtype", np.float64))
+    if dtype.kind in "iu" and dtype.itemsize >= 4:
+        return True
     # a fitted missing-value category (a column with None/NaN in training): skl2onnx's node never matches it, so a
     # missing value was encoded as an unknown one (zeros) where scikit-learn sets the missing category's column
     return any(_is_missing(c) for cats in est.categories_ for c in np.asarray(cats, dtype=object))
