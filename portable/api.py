@@ -248,7 +248,7 @@ def _input_types_from(original: Model, converted: Model) -> Model:
     a = {s.name: s for s in original.signature.inputs}
     b = {s.name: s for s in converted.signature.inputs}
     fitted = [str(c) for c in getattr(getattr(original, "estimator", None), "feature_names_in_", [])]
-    if list(a) == ["X"] and len(b) >= 2 and fitted == list(b):
+    if list(a) == ["X"] and list(b) != ["X"] and fitted == list(b):
         pass  # no column is a string to the fitted attributes alone: one matrix, where the artifact has columns
     elif len(a) < 2 or set(a) != set(b) or all(a[n].dtype == b[n].dtype or a[n].is_float == b[n].is_float and
                                                a[n].is_string == b[n].is_string for n in a):

@@ -363,3 +363,29 @@ def test_one_hot_encoder_with_an_integer_dtype_beside_float_columns(dtype: type)
 
     np.testing.assert_allclose(art.run(data_arrays(df, art))["probabilities"], pipe.predict_proba(df), atol=1e-5)
     assert portable.check(pipe, art, data=df).equivalent
+
+
+def test_check_without_data_of_frame_models_with_category_or_encoded_integer_columns() -> None:
+    """`portable check model.pkl model.onnx` with no data: a LightGBM model fitted on a pandas `category` column was
+    run on a float matrix ('train and valid dataset categorical_feature do not match', every row rejected), and a
+    pipeline one-hot encoding its only (integer) column was one `X` to the original and `kids` to the artifact
+    (SignatureMismatchError)."""
+    lightgbm = pytest.importorskip("lightgbm")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"age": rng.normal(40, 12, 500), "kids": rng.integers(0, 5, 500),
+                       "deck": pd.Series(rng.choice(["A", "B", "C"], 500)).astype("category")})
+    y = ((df.kids > 2) | (df.deck == "A")).astype(int).to_numpy()
+    lgbm = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(df, y)
+    art = portable.convert(lgbm, to="onnx", data=df, check=False)
+    assert portable.load(lgbm).signature.input_names == ["age", "kids", "deck"]
+    assert portable.check(lgbm, art).equivalent
+    pipe = make_pipeline(ColumnTransformer([("o", OneHotEncoder(handle_unknown="ignore"), ["kids"])]),
+                         LogisticRegression()).fit(df[["kids"]], y)
+    art2 = portable.convert(pipe, to="onnx", data=df[["kids"]], check=False)
+    assert art2.signature.input_names == ["kids"]
+    assert portable.check(pipe, art2).equivalent

@@ -141,6 +141,12 @@ def fitted_categories(est: Any, data: Any = None) -> dict[str, list[str]]:
     elif hasattr(e, "booster_") and getattr(e.booster_, "pandas_categorical", None):
         cat_cols = [str(c) for c in data.columns if str(data[c].dtype) == "category"] \
             if data is not None and hasattr(data, "dtypes") else []
+        if not cat_cols:  # no data: the booster's categorical features list their values in `feature_infos`
+            try:
+                infos = e.booster_.dump_model(num_iteration=1).get("feature_infos", {})
+                cat_cols = [str(n) for n in names if (infos.get(n) or {}).get("values")]
+            except Exception:
+                cat_cols = []
         if len(cat_cols) == len(e.booster_.pandas_categorical):
             found = {c: list(v) for c, v in zip(cat_cols, e.booster_.pandas_categorical)}
     elif hasattr(e, "get_booster") and getattr(e, "enable_categorical", False):
