@@ -546,9 +546,17 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
     return cols[op.input[0]], narrow[op.input[0]]
 
 
+_FILL_KEPT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Concat", "Gather",
+              "ArrayFeatureExtractor"}  # steps a NaN fill's reading goes through to the trees
+
+
 def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str, tuple[Any, ...]],
                  consts: dict[str, Any], narrow: bool = False) -> list[tuple[Any, ...]] | bool | None:
     op, ins, at = n.op_type, list(n.input), _attrs(n)
+    if op not in _FILL_KEPT and any(d[0] == "nanfill" for i in ins if i in cols for d in cols[i]):
+        # a filled column read by anything but plumbing (an imputer before a scaler, an encoder): the fill is
+        # dropped, the column read as before (the identity on a domain without missing values)
+        cols = {**cols, **{i: [d[2] if d[0] == "nanfill" else d for d in cols[i]] for i in ins if i in cols}}
     x = cols.get(ins[0]) if ins else None
     if op in ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze") and x is not None:
         return x
