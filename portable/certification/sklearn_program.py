@@ -138,6 +138,31 @@ def _join(prog: Program, parts: list[Any]) -> Any:
     return _concat_values(prog, [_as_sym(prog, p) for p in parts], -1)
 
 
+@reads("FeatureUnion")
+def _feature_union(prog: Program, est: Any, x: Any) -> Any:
+    """Parallel transformers of the same input, their outputs side by side (each times its weight)."""
+    weights = est.transformer_weights or {}
+    parts = []
+    for name, trans in est.transformer_list:
+        if trans is None or trans == "drop":
+            continue
+        out = x if trans == "passthrough" else transform(prog, trans, x)
+        if weights.get(name) is not None:
+            s = _as_sym(prog, out)
+            out = prog.scale(s, np.full(s.C.shape[:-1], float(weights[name])), F64)
+        parts.append(out)
+    if not parts:
+        raise NotSymbolic("a FeatureUnion whose transformers are all dropped")
+    return _join(prog, parts)
+
+
+@reads("SelectKBest", "SelectPercentile", "SelectFpr", "SelectFdr", "SelectFwe", "GenericUnivariateSelect",
+       "VarianceThreshold", "SelectFromModel", "RFE", "RFECV", "SequentialFeatureSelector")
+def _selector(prog: Program, est: Any, x: Any) -> Any:
+    """A feature selector keeps the columns of its support, unchanged."""
+    return _take(_as_sym(prog, x), np.flatnonzero(est.get_support()), -1)
+
+
 # -- numeric transformers ---------------------------------------------------------------------------------------------
 def _affine(prog: Program, x: Any, sub: Any = None, mul: Any = None, add: Any = None) -> Sym:
     s = _as_sym(prog, x)
@@ -515,12 +540,24 @@ def _search(prog: Program, est: Any, x: Any) -> dict[str, Any]:
 @reads("TransformedTargetRegressor", final=True)
 def _transformed_target(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     inverse = {np.expm1: -1.0, np.exp: 0.0}
-    if est.transformer_ is not None and type(est.transformer_).__name__ != "FunctionTransformer" or \
+    t = est.transformer_
+    if t is not None and type(t).__name__ in _AFFINE_INVERSE:  # an affine scaler of the target: its inverse
+        z = _final(prog, est.regressor_, x)["variable"]
+        return {"variable": _affine(prog, z, *_AFFINE_INVERSE[type(t).__name__](t))}
+    if t is not None and type(t).__name__ != "FunctionTransformer" or \
             est.inverse_func not in inverse:
         raise NotSymbolic("TransformedTargetRegressor with an inverse other than exp/expm1")
     z = _final(prog, est.regressor_, x)["variable"]
     h = prog.activate(_as_sym(prog, z), "exp", F64)
     return {"variable": prog.add(h, prog.const(np.full(h.shape, inverse[est.inverse_func]), h.stage), F64)}
+
+
+# the inverse_transform of a target scaler as (sub, mul, add), in scikit-learn's order of operations
+_AFFINE_INVERSE: dict[str, Callable[[Any], tuple[Any, Any, Any]]] = {
+    "StandardScaler": lambda t: (None, t.scale_ if t.with_std else None, t.mean_ if t.with_mean else None),
+    "RobustScaler": lambda t: (None, t.scale_ if t.with_scaling else None, t.center_ if t.with_centering else None),
+    "MaxAbsScaler": lambda t: (None, t.scale_, None),
+}
 
 
 def _rbf_kernel(prog: Program, est: Any, x: Any) -> Sym:

@@ -676,7 +676,9 @@ class TreeProof:
             if oa.rule == "threshold":  # p = logistic(s), the gap |2p - 1| <= |s| / 2
                 if po.kind != "columns" or any(f != "logistic" for f in po.fn):
                     continue
-                return d / 2 * float(np.max(np.abs(po.c))), 2 * self.ctx.allowed(pname, 0.5)
+                # p may read a multiple of the label's score (the exponential loss: logistic(2 raw))
+                ratio = float(np.max(np.abs(po.a))) / max(float(np.min(np.abs(oa.a))), 1e-300)
+                return d / 2 * ratio * float(np.max(np.abs(po.c))), 2 * self.ctx.allowed(pname, 0.5)
             k = max(len(oa.k), 2)
             if po.kind == "softmax":  # p1 - p2 = p1 (1 - e^-(s1 - s2)) <= s1 - s2
                 gap = 2 * d

@@ -192,6 +192,7 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
         feature = np.r_[feature, np.full(len(nodes) - n_inner, -1)]
     from ..hints import derive_splits
 
+    nodes, derived = _resolve_fills(nodes, feature, derived)
     nodes, derived = _unnegate(nodes, feature, derived)
     nodes = derive_splits(nodes, feature, derived, columns)
     got = _values(op, at, nodes, graph, consts)
@@ -235,6 +236,27 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
     if leaf_index is not None:  # the leaf weights were indices: the values are the table's rows
         nodes = replace(nodes, values=leaf_index)
     return TreeEnsemble(nodes, base, outputs, accumulate=acc, terms=4, source=f"ONNX {op.op_type}")
+
+
+def _resolve_fills(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any, ...]]) -> tuple[TreeNodes, list]:
+    """Splits on a column whose NaN a `Where(IsNaN(v), c, v)` replaced by a constant c (portable's trees read
+    NaN as the lowest float): such a split compares c for a missing value, so NaN goes where c goes
+    (`missing` 1: the true, left child; 0: the right one), and the column is v itself."""
+    from ..hints import GT, GTE, LEQ, LT
+
+    fills = [d[0] == "nanfill" for d in derived]
+    if not any(fills):
+        return nodes, derived
+    missing = np.array(nodes.missing)
+    for i in np.flatnonzero(nodes.left >= 0):
+        f = int(feature[i])
+        if not (0 <= f < len(derived) and fills[f]):
+            continue
+        c, t, m = derived[f][1], float(nodes.threshold[i]), int(nodes.mode[i])
+        if m not in (LEQ, LT, GTE, GT):
+            raise ValueError(f"split {i} reads a filled column with mode {m}")
+        missing[i] = int({LEQ: c <= t, LT: c < t, GTE: c >= t, GT: c > t}[m])
+    return replace(nodes, missing=missing), [d[2] if d[0] == "nanfill" else d for d in derived]
 
 
 def _unnegate(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any, ...]]) -> tuple[TreeNodes, list]:
@@ -524,12 +546,27 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
     return cols[op.input[0]], narrow[op.input[0]]
 
 
+_FILL_KEPT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Concat", "Gather",
+              "ArrayFeatureExtractor"}  # steps a NaN fill's reading goes through to the trees
+
+
 def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str, tuple[Any, ...]],
                  consts: dict[str, Any], narrow: bool = False) -> list[tuple[Any, ...]] | bool | None:
     op, ins, at = n.op_type, list(n.input), _attrs(n)
+    if op not in _FILL_KEPT and any(d[0] == "nanfill" for i in ins if i in cols for d in cols[i]):
+        # a filled column read by anything but plumbing (an imputer before a scaler, an encoder): the fill is
+        # dropped, the column read as before (the identity on a domain without missing values)
+        cols = {**cols, **{i: [d[2] if d[0] == "nanfill" else d for d in cols[i]] for i in ins if i in cols}}
     x = cols.get(ins[0]) if ins else None
     if op in ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze") and x is not None:
         return x
+    if op in ("Cast", "CastLike") and x is not None and any(d[0] == "nanfill" for d in x):
+        # a cast of a column whose NaN was filled: the same cast of the column, the fill cast alike
+        inner = _column_step(n, {ins[0]: [d[2] if d[0] == "nanfill" else d for d in x]}, cond, consts, narrow)
+        if not isinstance(inner, list):
+            return inner
+        to = np.float32 if op == "Cast" and at.get("to") == FLOAT else np.float64
+        return [("nanfill", float(to(d[1])), e) if d[0] == "nanfill" else e for d, e in zip(x, inner)]
     if op in ("Cast", "CastLike") and x is not None and any(d[0] == "negated" for d in x):
         # a cast of [v, -v] (rounding to nearest is symmetric): the same cast of v, still negated
         inner = _column_step(n, {ins[0]: [d[1] if d[0] == "negated" else d for d in x]}, cond, consts, narrow)
@@ -658,6 +695,14 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
     if op == "Where" and len(ins) == 3 and ins[0] in cond and ins[2] in cols:
         c = cond[ins[0]]
         marker = c[2].decode() if len(c) > 2 and isinstance(c[2], bytes) else (c[2] if len(c) > 2 else None)
+        if c[1] == ins[2] and c[0] == "isnan" and ins[1] in consts:
+            fill = _num(consts, ins[1], len(cols[ins[2]]))
+            if fill is None:
+                return None
+            # NaN replaced by a constant: a missing value routes as that constant does at each split (resolved
+            # per split in `_resolve_fills`), the column itself unchanged
+            return [("nanfill", float(v), d) if d[0] in ("num", "negated") else d
+                    for d, v in zip(cols[ins[2]], fill)]
         if c[1] == ins[2] and (c[0] == "isnan" or (isinstance(marker, str) and marker in _MISSING_MARKERS)):
             return cols[ins[2]]  # fills missing values only: the identity on the domain
         return None

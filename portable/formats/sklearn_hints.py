@@ -953,9 +953,9 @@ def _multi_output_forest(est: Any, trees: list[Any]) -> tuple:
     return parts, np.zeros(int(offsets[-1])), outs, type(est).__name__
 
 
-def _classifier_outputs(classes: Any, K: int) -> dict[str, TreeOutput]:
-    if K == 1:  # binary: p = logistic(raw), probabilities [1 - p, p], label classes[raw > 0]
-        return {"probabilities": TreeOutput("columns", [0, 0], 1.0, 0.0, fn=["logistic", "logistic"],
+def _classifier_outputs(classes: Any, K: int, a: float = 1.0) -> dict[str, TreeOutput]:
+    if K == 1:  # binary: p = logistic(a raw), probabilities [1 - p, p], label classes[raw > 0] (decision_function)
+        return {"probabilities": TreeOutput("columns", [0, 0], a, 0.0, fn=["logistic", "logistic"],
                                             c=[-1.0, 1.0], d=[1.0, 0.0]),
                 "label": _label(classes, [0], rule="threshold")}
     return {"probabilities": TreeOutput("softmax", np.arange(K), 1.0, 0.0), "label": _label(classes, np.arange(K))}
@@ -963,7 +963,7 @@ def _classifier_outputs(classes: Any, K: int) -> dict[str, TreeOutput]:
 
 def _gradient_boosting(est: Any) -> tuple | None:
     loss = getattr(est, "loss", "")
-    if loss not in ("log_loss", "squared_error", "absolute_error", "huber", "quantile"):
+    if loss not in ("log_loss", "exponential", "squared_error", "absolute_error", "huber", "quantile"):
         return None
     stages = np.asarray(est.estimators_, dtype=object)
     K = stages.shape[1]
@@ -980,7 +980,9 @@ def _gradient_boosting(est: Any) -> tuple | None:
         return None  # an init estimator that depends on the input
     base = np.asarray(est._raw_predict_init(np.zeros((1, est.n_features_in_))), np.float64).reshape(-1)
     if hasattr(est, "classes_"):
-        return parts, base, _classifier_outputs(est.classes_, K), type(est).__name__
+        # the exponential loss's half logit link: p = logistic(2 raw) (its label, raw >= 0, the same sign)
+        a = 2.0 if loss == "exponential" else 1.0
+        return parts, base, _classifier_outputs(est.classes_, K, a), type(est).__name__
     return parts, base, {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}, type(est).__name__
 
 
@@ -1063,6 +1065,8 @@ def _boosting_outputs(est: Any, K: int, kind: str, a: float = 1.0) -> dict[str, 
         return {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0)}
     if kind == "logistic":
         return {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0, fn=["logistic"] * K)}
+    if kind == "exp":  # a log link (Poisson, gamma, Tweedie): the prediction is exp(raw)
+        return {"variable": TreeOutput("columns", np.arange(K), 1.0, 0.0, fn=["exp"] * K)}
     return None
 
 
@@ -1077,7 +1081,7 @@ def _xgboost(est: Any) -> tuple | None:
         kind = {"binary:logistic": "binary", "binary:logitraw": "binary", "reg:logistic": "binary",
                 "multi:softprob": "softmax", "multi:softmax": "softmax"}.get(objective)
     else:
-        kind = None if objective in boosting._LOG_BASE else ("logistic" if objective == "reg:logistic" else "raw")
+        kind = "exp" if objective in boosting._LOG_BASE else ("logistic" if objective == "reg:logistic" else "raw")
     outs = _boosting_outputs(est, K, kind) if kind else None
     if outs is None:
         return None
@@ -1099,7 +1103,7 @@ def _lightgbm(est: Any) -> tuple | None:
         kind = {"binary": "binary", "cross_entropy": "binary", "xentropy": "binary", "multiclass": "softmax",
                 "multiclassova": "ova"}.get(name)
     else:
-        kind = None if name in ("poisson", "gamma", "tweedie") else (
+        kind = "exp" if name in ("poisson", "gamma", "tweedie") else (
             "logistic" if name in ("cross_entropy", "xentropy") else "raw")
     outs = _boosting_outputs(est, K, kind, sig) if kind else None
     if outs is None:
