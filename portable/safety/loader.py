@@ -23,8 +23,8 @@ from typing import IO, Any
 from ..errors import CorruptModelError, InputError, PortableError, UnsafePickleError
 from . import guard, onepass
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
-from .container import (HEAD, Container, declared_bytes_fit, open_file, open_file_stream, open_stream, peek_head,
-                        read_bytes, sniff)
+from .container import (Container, declared_bytes_fit, open_file_stream, open_head, open_stream, read_bytes,
+                        sniff)
 from .internals import validate_loaded, validate_recorded
 from .onepass import _plain_state
 from .states import BadState, check_build_state, check_state, check_tuple_state
@@ -292,15 +292,14 @@ def safe_load(path: Path, *, trust: Any = ()) -> tuple[Any, list[str]]:
     if type(path) is not str and not isinstance(path, Path):
         path = Path(path)  # a str is used as it is (messages print it alike); anything else as pickle.load's open
     trust = trust_tuple(trust) if trust else ()
-    file = open_file(path, HEAD)
+    file, head = open_head(path)
     try:
-        return _safe_load(path, file, trust)
+        return _safe_load(path, file, head, trust)
     finally:
         file.close()
 
 
-def _safe_load(path: Path, file: IO[bytes], trust: tuple[str, ...]) -> tuple[Any, list[str]]:
-    head = peek_head(path, file)
+def _safe_load(path: Path, file: IO[bytes], head: bytes, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
     if head.startswith(b"PK"):
         data = read_bytes(path)
         container = sniff(path, data)

@@ -216,17 +216,29 @@ def _entry(si: type) -> Any:
     return fn
 
 
-def _reconstruct_call(si: type) -> Any:
-    std, reconstruct, ndarray = _STD[0], _RECONSTRUCT[0], _NDARRAY[0]
+#: The default of the stand-in functions' parameters: an argument the file did not pass (no file can pass it).
+_NOARG: Any = object()
 
-    def reconstruct_array(*args: Any) -> Any:  # `_ReconstructStandIn.__new__`
-        if args == std and type(args[1][0]) is int:  # (ndarray, (0,), b'b'); False == 0 but is no shape
+
+def _given(*args: Any) -> tuple:
+    """The arguments a stand-in function was really called with (its unfilled parameters dropped)."""
+    return tuple([a for a in args if a is not _NOARG])
+
+
+def _reconstruct_call(si: type) -> Any:
+    reconstruct, ndarray, ndarray_si = _RECONSTRUCT[0], _NDARRAY[0], _NDARRAY[1]
+
+    # three named parameters rather than `*args`: the unpickler's call then binds them without building a tuple
+    # (`more` is the shared empty tuple); anything but numpy's own call goes to the table with the same arguments
+    def reconstruct_array(cls: Any = _NOARG, shape: Any = _NOARG, code: Any = _NOARG, *more: Any) -> Any:
+        # (ndarray, (0,), b'b'), as `args == (ndarray, (0,), b'b')` compares them; False == 0 but is no shape
+        if cls is ndarray_si and shape == _ZERO and code == _B and not more and type(shape[0]) is int:
             p = _anew(_ArrayProxy)
             p.obj = reconstruct(ndarray, _ZERO, _B)
             p.built = False
             _APPEND[0](p)
             return p
-        return _SESSION[0].call(si, args)
+        return _SESSION[0].call(si, _given(cls, shape, code) + more)
 
     return reconstruct_array
 
@@ -234,15 +246,13 @@ def _reconstruct_call(si: type) -> Any:
 def _scalar_call(si: type) -> Any:
     scalar = si._target
 
-    def numpy_scalar(*args: Any) -> Any:  # `_ScalarStandIn.__new__`
-        if len(args) == 2:
-            d, raw = args
-            if type(d) is _DtypeProxy and type(raw) is bytes:
-                dt = d.obj
-                if dt.kind in _NUMBER_KINDS and len(raw) == dt.itemsize and not dt.hasobject:
-                    d.used = True
-                    return scalar(dt, raw)
-        return _SESSION[0].call(si, args)
+    def numpy_scalar(d: Any = _NOARG, raw: Any = _NOARG, *more: Any) -> Any:  # `_ScalarStandIn.__new__`
+        if type(d) is _DtypeProxy and type(raw) is bytes and not more:
+            dt = d.obj
+            if dt.kind in _NUMBER_KINDS and len(raw) == dt.itemsize and not dt.hasobject:
+                d.used = True
+                return scalar(dt, raw)
+        return _SESSION[0].call(si, _given(d, raw) + more)
 
     return numpy_scalar
 
@@ -250,17 +260,16 @@ def _scalar_call(si: type) -> Any:
 def _dtype_call(si: type) -> Any:
     dtype = si._target
 
-    def numpy_dtype(*args: Any) -> Any:  # `_DtypeStandIn.__new__`
-        if len(args) == 3 and args[2] is True and type(args[1]) is bool and type(args[0]) is str:
-            code = args[0]
-            if code in _CODES:
-                obj = dtype(code, args[1], True)
-                p = _anew(_DtypeProxy)
-                p.obj, p.built, p.used, p.code, p.size = obj, False, False, code, -1 if obj.hasobject else obj.itemsize
-                p.key = None
-                _APPEND[0](p)
-                return p
-        return _SESSION[0].call(si, args)
+    def numpy_dtype(code: Any = _NOARG, align: Any = _NOARG, copy: Any = _NOARG, *more: Any) -> Any:
+        # `_DtypeStandIn.__new__`
+        if copy is True and type(align) is bool and type(code) is str and not more and code in _CODES:
+            obj = dtype(code, align, True)
+            p = _anew(_DtypeProxy)
+            p.obj, p.built, p.used, p.code, p.size = obj, False, False, code, -1 if obj.hasobject else obj.itemsize
+            p.key = None
+            _APPEND[0](p)
+            return p
+        return _SESSION[0].call(si, _given(code, align, copy) + more)
 
     return numpy_dtype
 
@@ -396,6 +405,12 @@ def _hook(obj: Any, state: Any) -> None:
     _hooked, setstate, record = _PYINFO[type(obj)]
     if setstate is _sklearn_setstate and state.get("_sklearn_version", 0) == _SKLEARN[1]:
         del state["_sklearn_version"]  # `_sklearn_setstate`, inlined
+        d.update(state)
+    elif setstate is _predictor_setstate and type(state.get("nodes")) is _NDARRAY[0] and \
+            state["nodes"].dtype is _SESSION[0].record_dtype and \
+            _PREDICTOR[1]["PREDICTOR_RECORD_DTYPE"] is _SESSION[0].record_layout:
+        # `_predictor_setstate`, inlined for a predictor whose nodes' dtype object it has already found to be
+        # scikit-learn's record (in this pass): nothing to cast
         d.update(state)
     elif setstate is not None:
         setstate(obj, state)
@@ -1287,12 +1302,11 @@ _FOUND: dict[tuple[str, str, tuple[str, ...]], type] = {}
 
 # -- the unpickler ------------------------------------------------------------------------------------------------
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], session: Session) -> None:
-        super().__init__(file)
-        self._session = session
+    """The C unpickler with `find_class` giving stand-ins, for the running pass (`_SESSION`, one at a time: `_LOCK`).
+    No `__init__` of its own: the C one is called directly."""
 
     def find_class(self, module: str, name: str) -> Any:
-        s = self._session
+        s = _SESSION[0]
         key = (module, name, s.trust)
         si = _FOUND.get(key)
         if si is None:
@@ -1304,9 +1318,10 @@ class _Unpickler(pickle.Unpickler):
             si = _entry(stand_in(obj))
             if len(_FOUND) < 4096:
                 _FOUND[key] = si
-        if si not in s.standins:
-            s.standins[si] = 0
-            s.standins[si] = _rc(si)
+        standins = s.standins
+        if si not in standins:
+            standins[si] = 0  # the key's own reference, counted by the next line
+            standins[si] = _rc(si)
         return si
 
 
@@ -1325,7 +1340,7 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
         s = _SESSION[0] = Session(trust)
         _APPEND[0], _HOOKED[0] = s.proxies.append, s.hooked.append
         try:
-            u = _Unpickler(file, s)
+            u = _Unpickler(file)
             obj = u.load()
             del u
             obj = s.fix(obj, None, 0)
