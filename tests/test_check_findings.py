@@ -217,6 +217,45 @@ def test_saturated_sgd_log_loss_labels_are_judged_on_decision_function():
     assert not rep.equivalent and lab["mismatches"] > 0, rep.summary_line()
 
 
+def test_a_pickled_model_judges_labels_and_neighbour_ties_as_the_estimator_does(tmp_path):
+    """`portable check model.pkl model.onnx` runs the pickle in an isolated worker; the quantity its `predict` follows
+    and its neighbour ties were then not computed at all, so a pickled SGD classifier's labels were judged on its
+    saturated probabilities (a label taken from them was excused as a near-tie) and a pickled cosine k-NN's
+    all-tied zero row was a mismatch (a false alarm). The worker now answers both."""
+    import pickle
+
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 30, (5, 4))
+    X = np.concatenate([c + rng.normal(0, 3, (60, 4)) for c in centers])
+    y = np.repeat(np.arange(5), 60)
+    est = SGDClassifier(loss="log_loss", random_state=0, max_iter=50, tol=None).fit(X, y)
+    held = rng.normal(0, 60, (125, 4))
+    path = tmp_path / "sgd.pkl"
+    path.write_bytes(pickle.dumps(est))
+    pickled = portable.load(path)
+    assert pickled.format == "pickle" and pickled.isolate
+
+    def by_probabilities(inputs, out):
+        out["label"] = est.classes_[np.argmax(out["probabilities"], axis=1)]
+        return out
+
+    rep = check(pickled, Edited(portable.load(est), by_probabilities), samples=1000, data=held)
+    assert not rep.equivalent, rep.summary_line()
+
+    knn = KNeighborsClassifier(5, metric="cosine", algorithm="brute").fit(X, y % 3)
+    path = tmp_path / "knn.pkl"
+    path.write_bytes(pickle.dumps(knn))
+    art = portable.convert(knn, to="onnx", check=False)
+    zero = np.zeros((3, 4))  # every training point is at cosine distance 1: scikit-learn's pick is arbitrary
+    assert (knn.kneighbors(zero, 6)[0] == 1.0).all()
+    for original in (portable.load(knn), portable.load(path)):
+        rep = check(original, art, samples=300, data=np.concatenate([X[:20], zero]))
+        assert rep.equivalent, rep.summary_line()
+
+
 # ---- XGBoost, LightGBM, CatBoost thresholds are learned --------------------------------------------------------
 
 def test_lightgbm_zero_threshold_rows_are_generated():

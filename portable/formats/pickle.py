@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._io import sha256_file
 from ..errors import InputError
 from ..model import Origin
@@ -37,11 +39,32 @@ class PickleModel(SklearnModel):
     def _run(self, inputs: dict[str, Any]) -> dict[str, Any]:
         if not self.isolate:
             return super()._run(inputs)
+        return self._worker().run(inputs)
+
+    def _worker(self) -> Any:
         if self._runner is None:
             from ..safety.isolate import IsolatedRunner
 
             self._runner = IsolatedRunner(str(self.origin.path), self.trust, self.signature.to_dict(), self.name)
-        return self._runner.run(inputs)
+        return self._runner
+
+    def remote_hints(self, hints: Any) -> None:
+        """The hints that run the estimator (the quantity `predict` follows, neighbour ties) computed by the isolated
+        worker, as `run` is: the file's code never runs in this process. Without them a pickled model's near-ties
+        were judged on its outputs (a k-NN row whose neighbours all tie, or an SGD classifier's saturated
+        probabilities, was a mismatch where the in-memory estimator's check excused it, or the other way)."""
+        import dataclasses
+
+        if hints.decision is not None:
+            def compute(inputs: Any) -> np.ndarray:
+                return self._worker().ask("decision", dict(inputs))["q"]
+
+            hints.decision = dataclasses.replace(hints.decision, compute=compute)
+        if hints.ties is not None:
+            def ties(inputs: Any, rtol: float) -> np.ndarray:
+                return self._worker().ask("ties", dict(inputs), rtol=float(rtol))["t"].astype(bool)
+
+            hints.ties = ties
 
     def with_data(self, data: Any) -> PickleModel:
         new = type(self)(self.estimator, origin=self.origin, data=data, trust=self.trust, isolate=self.isolate)

@@ -520,9 +520,9 @@ class SklearnModel(Model):
 
             hints = self.__dict__["_hints"] = sklearn_hints(self)
             if getattr(self, "isolate", False) and (hints.decision is not None or hints.ties is not None):
-                # an untrusted file runs only in its isolated worker, which answers the signature's outputs:
-                # near-ties are then judged on those outputs
-                hints.decision = hints.ties = None
+                # an untrusted file runs only in its isolated worker: the quantity `predict` follows and the
+                # neighbour ties are computed there too (`PickleModel.remote_hints`)
+                self.remote_hints(hints)
         return hints
 
 

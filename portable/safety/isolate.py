@@ -182,6 +182,20 @@ class IsolatedRunner:
         _header, arrays = self._call({"op": "run"}, inputs, timeout, f"on a batch of {rows} row(s)")
         return arrays
 
+    def ask(self, op: str, inputs: dict[str, np.ndarray], **extra: Any) -> dict[str, np.ndarray]:
+        """Another question about a batch (`decision`: the quantity `predict` follows; `ties`: neighbour ties),
+        answered by the worker under the same limits as `run`."""
+        if self.failed is not None:
+            raise self.failed
+        if self.proc is not None and self.proc.poll() == 0:
+            self.close()
+        if self.proc is None:
+            self._start()
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        timeout, _ = _limits()
+        _header, arrays = self._call({"op": op, **extra}, inputs, timeout, f"on a batch of {rows} row(s)")
+        return arrays
+
     def _call(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None, timeout: float,
               what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         proc = self.proc
@@ -309,6 +323,12 @@ def _serve() -> None:  # pragma: no cover - exercised through subprocesses
                 reply = encode({"ok": True})
             elif header["op"] == "run" and model is not None:
                 reply = encode({"ok": True}, _predict(model, arrays))
+            elif header["op"] == "decision" and model is not None and model.input_hints().decision is not None:
+                q = np.asarray(model.input_hints().decision.compute(arrays), dtype=np.float64)
+                reply = encode({"ok": True}, {"q": q})
+            elif header["op"] == "ties" and model is not None and model.input_hints().ties is not None:
+                t = np.asarray(model.input_hints().ties(arrays, float(header["rtol"])), dtype=bool)
+                reply = encode({"ok": True}, {"t": t})
             else:
                 reply = encode({"error": "unknown request", "kind": "PortableError"})
         except PortableError as exc:
