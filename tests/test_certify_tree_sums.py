@@ -1,0 +1,69 @@
+"""Float32 tree regressors whose float32 sum may err by more than the check's atol sum in float64 and round once
+(`trees.sums_in_double`, issue 19): onnxruntime's output is then float32(scikit-learn's / LightGBM's float64
+prediction) exactly, and the certificate, which adds that one rounding (2^-24 of the value), proves the conversion
+also where the outputs reach 0. Compared with the real libraries (scikit-learn, LightGBM, onnxruntime)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import portable
+
+warnings.filterwarnings("ignore")
+
+
+def _models() -> list[tuple[str, object, np.ndarray]]:
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    out = [("hgb", HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(X, y), X)]
+    try:
+        import lightgbm as lgb
+
+        out.append(("lightgbm", lgb.LGBMRegressor(n_estimators=100, num_leaves=15, verbose=-1).fit(X, y), X))
+    except ImportError:
+        pass
+    return out
+
+
+MODELS = _models()
+
+
+@pytest.mark.parametrize("name,est,X", MODELS, ids=[m[0] for m in MODELS])
+def test_float32_regressor_sums_in_double_and_is_certified(name: str, est: object, X: np.ndarray) -> None:
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    assert "sums in float64" in art.metadata.get("portable.trees.formulation", "")
+    rng = np.random.default_rng(0)
+    rows = (X[rng.integers(0, len(X), 5000)] + rng.normal(0, 0.02, (5000, X.shape[1]))).astype(np.float32)
+    got = art.run({art.signature.inputs[0].name: rows})["variable"].ravel()
+    assert got.dtype == np.float32
+    # one rounding of the library's own float64 prediction (a float32 sum of 100 leaves errs by ~1e-3 here)
+    np.testing.assert_array_equal(got, est.predict(rows).astype(np.float32))
+    cert = portable.certify(est, art, data=X).certificates["variable"]
+    assert cert.status == "certified", cert.reason
+    assert "rounded to float32 once" in cert.arithmetic
+
+
+def test_certificate_counts_the_final_rounding() -> None:
+    """The bound is never below what onnxruntime's rounding to float32 makes of a large output (soundness): a
+    regressor whose outputs are ~1e6 differs from the float64 prediction by up to 2^-24 of it after rounding."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2000, 4))
+    y = 1e6 + 1e5 * X[:, 0] + 3e4 * np.sin(3 * X[:, 1])
+    est = HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(X, y)
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    rows = rng.normal(size=(20000, 4)).astype(np.float32)
+    got = art.run({art.signature.inputs[0].name: rows})["variable"].ravel().astype(np.float64)
+    ref = est.predict(rows)
+    worst = np.abs(got - ref)
+    cert = portable.certify(est, art, data=X).certificates["variable"]
+    assert cert.status == "certified", cert.reason
+    # the certificate's bound at the largest |value| of the rows: recompute the rounding part it claims
+    vmax = np.abs(ref).max()
+    assert worst.max() <= 2.0 ** -24 * (vmax + 1) + cert.details["score_bound"]
+    assert worst.max() > 0  # the rounding is real here: a bound without it would be unsound
