@@ -1,5 +1,5 @@
 """Float32 tree regressors whose float32 sum may err by more than the check's atol sum in float64 and round once
-(`trees.sums_in_double`, issue 19): onnxruntime's output is then float32(scikit-learn's / LightGBM's float64
+(`trees.sums_in_double`, issue 19; behind the switch `trees.WIDEN_SUMS`, off by default for speed): onnxruntime's output is then float32(scikit-learn's / LightGBM's float64
 prediction) exactly, and the certificate, which adds that one rounding (2^-24 of the value), proves the conversion
 also where the outputs reach 0. Compared with the real libraries (scikit-learn, LightGBM, onnxruntime)."""
 from __future__ import annotations
@@ -30,6 +30,13 @@ def _models() -> list[tuple[str, object, np.ndarray]]:
 
 
 MODELS = _models()
+
+
+@pytest.fixture(autouse=True)
+def _widen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from portable.converters.sklearn import trees
+
+    monkeypatch.setattr(trees, "WIDEN_SUMS", True)
 
 
 @pytest.mark.parametrize("name,est,X", MODELS, ids=[m[0] for m in MODELS])
@@ -67,3 +74,17 @@ def test_certificate_counts_the_final_rounding() -> None:
     vmax = np.abs(ref).max()
     assert worst.max() <= 2.0 ** -24 * (vmax + 1) + cert.details["score_bound"]
     assert worst.max() > 0  # the rounding is real here: a bound without it would be unsound
+
+
+def test_no_widening_where_the_float32_sum_is_relative() -> None:
+    """A single tree (one term) keeps its float32 formulation: its float32 output is one rounding of the leaf."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.tree import DecisionTreeRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    est = DecisionTreeRegressor(max_depth=6, random_state=0).fit(X, y * 1000)
+    art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    assert "sums in float64" not in art.metadata.get("portable.trees.formulation", "")
+    rows = X.astype(np.float32)
+    got = art.run({art.signature.inputs[0].name: rows})["variable"].ravel()
+    np.testing.assert_array_equal(got, est.predict(rows).astype(np.float32))
