@@ -801,6 +801,9 @@ class TreeProof:
                                f"than the tie tolerance {allowed:.3g}", details=details)
         bound, allowed = self._value_bound(name, oa, delta, u, s_range, ob)
         details["atol_scale"] = getattr(self, "atol_scale", 1.0)
+        if getattr(oa, "rounded", False) or getattr(ob, "rounded", False):  # |difference| <= score bound + this |value|
+            details["final_rounding_relative"] = U["float32"] * (int(getattr(oa, "rounded", False)) +
+                                                                 int(getattr(ob, "rounded", False)))
         identical = bound == 0.0
         if bound > allowed and self.uncertain:
             details["uncertain_splits"] = self.uncertain
