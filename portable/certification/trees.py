@@ -754,10 +754,13 @@ class TreeProof:
                 vmin = 0.0 if min(vals) <= 0 <= max(vals) else min(abs(v) for v in vals)
                 b, t = flat + own, a0 + rt * vmin
                 ex = b - t
-                if r:  # linear in |value|: the worst at the smallest or the largest |value|
-                    ex, b, t = max((flat + own + r * (v + flat + own) + tiny - (a0 + rt * v),
-                                    flat + own + r * (v + flat + own) + tiny, a0 + rt * v)
-                                   for v in (vmin, max(abs(v) for v in vals)))
+                if r:  # linear in |value|: the worst at the smallest or the largest |value|; when within the
+                    # tolerance at both, the bound reported is the largest (a bound on every row's difference)
+                    ends = [(flat + own + r * (v + flat + own) + tiny - (a0 + rt * v),
+                             flat + own + r * (v + flat + own) + tiny, a0 + rt * v)
+                            for v in (vmin, max(abs(v) for v in vals))]
+                    ex = max(e[0] for e in ends)
+                    _, b, t = max(ends) if ex > 0 else max(ends, key=lambda e: e[1])
             else:
                 # f(p) = min(flat, curve p (1 - p)) + own against a0 + rt |c p + d| over p in [lo, hi]
                 if r:  # |c p + d| <= |c| + |d| (p in [0, 1]), plus what the value may move by
