@@ -97,3 +97,14 @@ def test_no_widening_where_the_float32_sum_is_relative() -> None:
     rows = X.astype(np.float32)
     got = art.run({art.signature.inputs[0].name: rows})["variable"].ravel()
     np.testing.assert_array_equal(got, est.predict(rows).astype(np.float32))
+
+
+def test_nnef_of_a_widened_regressor_sums_in_float32() -> None:
+    """NNEF has one precision: the double sums are written back in float32 before lowering (trees.narrow_sums);
+    the NNEF artifact passes the check against scikit-learn, like the float32 artifact did before."""
+    pytest.importorskip("nnef_tools")
+    est, X = MODELS[0][1], MODELS[0][2]
+    art = portable.convert(est, to="nnef", dtype="float32", data=X)
+    assert art.report.equivalent, str(art.report)
+    assert "sums in float64" in portable.convert(est, to="onnx", dtype="float32", check=False).metadata[
+        "portable.trees.formulation"]
