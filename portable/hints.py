@@ -175,6 +175,10 @@ class TreeOutput:
     - `softmax`: the output is `softmax(s)`;
     - `label`: `classes[argmax(s)]` (rule `argmax`, the first maximum) or `classes[1 if s[0] > 0 else 0]`
       (rule `threshold`, the threshold folded into `b`; `>=` when not `strict`).
+
+    `rounded`: the `columns` output is computed in float64 and rounded to float32 once at the end (a float32
+    artifact whose trees sum in double between two Casts): the certificate adds that rounding, relative to the
+    output's value.
     """
 
     kind: str
@@ -187,6 +191,7 @@ class TreeOutput:
     rule: str = "argmax"
     strict: bool = True
     classes: np.ndarray | None = None
+    rounded: bool = False  # `columns` only: the output is rounded to float32 once, after all of the above
 
     def __post_init__(self) -> None:
         n = len(np.atleast_1d(self.k))

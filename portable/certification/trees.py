@@ -692,7 +692,7 @@ class TreeProof:
         return None
 
     def _value_bound(self, name: str, oa: Any, delta: np.ndarray, u: float,
-                     s_range: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+                     s_range: tuple[np.ndarray, np.ndarray], ob: Any = None) -> tuple[float, float]:
         """(bound, tolerance) of a numeric output whose score columns differ by at most `delta`: the bound at the
         value where it comes closest to (or goes furthest past) the tolerance `atol * scale + rtol * |value|`.
 
@@ -704,6 +704,10 @@ class TreeProof:
         rt = ctx.rtol.get(name, 0.0)
         if not len(delta):
             return 0.0, ctx.allowed(name, 0.0)
+        # a side computed in float64 and rounded to float32 once at the end (TreeOutput.rounded) errs by at most
+        # u32 |its value| (+ half the smallest subnormal); its value is within the other bounds of the original's
+        r = U["float32"] * (int(oa.rounded) + int(getattr(ob, "rounded", False))) if ob is not None else 0.0
+        tiny = 2.0 ** -150 * 2
         if oa.kind == "softmax":
             dm = float(delta.max())
             cols = [("softmax", 1.0, 0.0, 0.5 * dm, 2 * dm * np.exp(min(4 * dm, 50.0)), POST_ULPS * u, 0.0, 1.0)]
@@ -743,16 +747,26 @@ class TreeProof:
                 if c and dd and ws[0] < -dd / c < ws[1]:
                     ws.append(-dd / c)
                 rel = float(np.expm1(flat)) + own
-                ex, b, t = max((abs(c) * w * rel + 4 * u * abs(dd) - (a0 + rt * abs(c * w + dd)),
-                                abs(c) * w * rel + 4 * u * abs(dd), a0 + rt * abs(c * w + dd)) for w in ws)
+                rel, fixed = rel + r * (1 + rel), 4 * u * abs(dd) + r * abs(dd) + (tiny if r else 0.0)
+                ex, b, t = max((abs(c) * w * rel + fixed - (a0 + rt * abs(c * w + dd)),
+                                abs(c) * w * rel + fixed, a0 + rt * abs(c * w + dd)) for w in ws)
             elif kind == "identity":
                 # |value| = |c s + d| over s in [lo, hi]: the tolerance is smallest where it is smallest
                 vals = [c * lo + dd, c * hi + dd]
                 vmin = 0.0 if min(vals) <= 0 <= max(vals) else min(abs(v) for v in vals)
                 b, t = flat + own, a0 + rt * vmin
                 ex = b - t
+                if r:  # linear in |value|: the worst at the smallest or the largest |value|; when within the
+                    # tolerance at both, the bound reported is the largest (a bound on every row's difference)
+                    ends = [(flat + own + r * (v + flat + own) + tiny - (a0 + rt * v),
+                             flat + own + r * (v + flat + own) + tiny, a0 + rt * v)
+                            for v in (vmin, max(abs(v) for v in vals))]
+                    ex = max(e[0] for e in ends)
+                    _, b, t = max(ends) if ex > 0 else max(ends, key=lambda e: e[1])
             else:
                 # f(p) = min(flat, curve p (1 - p)) + own against a0 + rt |c p + d| over p in [lo, hi]
+                if r:  # |c p + d| <= |c| + |d| (p in [0, 1]), plus what the value may move by
+                    own += r * (abs(c) + abs(dd) + flat + own) + tiny
                 ex, b, t = _worst_excess(flat, curve, own, a0, rt, c, dd, max(lo, 0.0), min(hi, 1.0))
             if ex > worst_excess:
                 worst_excess, worst = ex, (b, t)
@@ -764,6 +778,9 @@ class TreeProof:
         arithmetic = (f"leaf values as stored by each side; sums of {len(self.a.roots)} trees bounded by "
                       f"n*u/(1-n*u) of the sum of the largest |terms| (u = 2^-{int(-np.log2(u))}); routing in "
                       f"the input dtype ({', '.join(sorted({str(d) for d in self.dtypes}))})")
+        if getattr(oa, "rounded", False) or getattr(ob, "rounded", False):
+            arithmetic += ("; the converted output summed in float64 and rounded to float32 once at the end: at most "
+                           "2^-24 of its value")
         details: dict[str, Any] = {"trees": len(self.a.roots), "identical_routing": self.identical_trees,
                                    "score_bound": float(delta.max()) if len(delta) else 0.0,
                                    "leaf_and_base_difference": float(diff.max()) if len(diff) else 0.0,
@@ -787,8 +804,11 @@ class TreeProof:
             return Certificate(name, REFUTED, method="trees", bound=d, tolerance=allowed,
                                arithmetic=arithmetic, reason=f"the decision scores may differ by {d:.3g}, more "
                                f"than the tie tolerance {allowed:.3g}", details=details)
-        bound, allowed = self._value_bound(name, oa, delta, u, s_range)
+        bound, allowed = self._value_bound(name, oa, delta, u, s_range, ob)
         details["atol_scale"] = getattr(self, "atol_scale", 1.0)
+        if getattr(oa, "rounded", False) or getattr(ob, "rounded", False):  # |difference| <= score bound + this |value|
+            details["final_rounding_relative"] = U["float32"] * (int(getattr(oa, "rounded", False)) +
+                                                                 int(getattr(ob, "rounded", False)))
         identical = bound == 0.0
         if bound > allowed and self.uncertain:
             details["uncertain_splits"] = self.uncertain

@@ -227,7 +227,9 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
                         "numbers before converting (e.g. an OrdinalEncoder fitted outside the model)",
                         path=model.origin.path)
     if any(n.domain == ML_DOMAIN for n in model.proto.graph.node):
-        lowered = lower_proto(model.proto, for_nnef=True)
+        from .sklearn.trees import narrow_sums
+
+        lowered = lower_proto(narrow_sums(model.proto), for_nnef=True)  # NNEF: one precision (float32 sums)
         proto, trees = lowered.proto, lowered
     else:
         proto, trees = onnx.ModelProto(), None

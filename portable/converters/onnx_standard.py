@@ -961,7 +961,10 @@ def _tree_regressor(b: _Builder, node: Any) -> None:
     k = int(at.get("n_targets", 1))
     s, dt = _ensemble_scores(b, node, trees, k, at.get("aggregate_function", "SUM"),
                              _pick(at, "base_values_as_tensor", "base_values"))
-    b.finish(b.post_transform(s, at.get("post_transform", "NONE"), dt), node.output[0])
+    s = b.post_transform(s, at.get("post_transform", "NONE"), dt)
+    if np.dtype(dt) != np.float32:  # the operator's output is float32 whatever its input (a double sum, rounded)
+        s = b.op("Cast", [s], to=b.onnx.TensorProto.FLOAT)
+    b.finish(s, node.output[0])
 
 
 @lowers("TreeEnsemble")

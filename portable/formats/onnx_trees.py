@@ -51,6 +51,7 @@ class Cols:
     fn: list[str]
     c: list[float] = field(default_factory=list)
     d: list[float] = field(default_factory=list)
+    rounded: bool = False  # rounded to float32 once after a float64 sum (no arithmetic may follow)
 
     def __post_init__(self) -> None:
         self.c = self.c or [1.0] * len(self.k)
@@ -207,7 +208,10 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
     if leaf_index is not None:
         syms[op.output[0]] = LeafIndex()
     elif post == "NONE":
-        syms[op.output[0]] = ident
+        # ai.onnx.ml 3's regressor writes float32 whatever it sums in: a float64 sum is rounded once there
+        syms[op.output[0]] = replace(ident, rounded=op.op_type == "TreeEnsembleRegressor" and acc == "float64")
+    elif op.op_type == "TreeEnsembleRegressor" and acc == "float64":
+        return None  # a double sum's float32 rounding after a post transform: not read
     elif post == "LOGISTIC":
         syms[op.output[0]] = Cols(list(range(K)), [1.0] * K, [0.0] * K, ["logistic"] * K)
     elif post == "SOFTMAX":
@@ -220,14 +224,14 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
             after = True
             continue
         if after and any(i in syms for i in n.input):
-            out = _step(n, syms, consts, K, leaf_index)
+            out = _step(n, syms, consts, K, leaf_index, wide=acc == "float64")
             if out is not None:
                 syms[n.output[0]] = out
     outputs: dict[str, TreeOutput] = {}
     for o in graph.output:
         s = syms.get(o.name)
         if isinstance(s, Cols):
-            outputs[o.name] = TreeOutput("columns", s.k, s.a, s.b, fn=s.fn, c=s.c, d=s.d)
+            outputs[o.name] = TreeOutput("columns", s.k, s.a, s.b, fn=s.fn, c=s.c, d=s.d, rounded=s.rounded)
         elif isinstance(s, Soft):
             outputs[o.name] = TreeOutput("softmax", s.k, s.a, s.b)
         elif isinstance(s, Label):
@@ -798,6 +802,10 @@ def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: d
             values /= max(1, len(nodes.roots))
         elif agg != "SUM":
             return None
+        if w is not None and numpy_helper.to_array(w).dtype == np.float64:
+            # double input and weights: onnxruntime sums in double (base values too) and writes float32, one
+            # rounding at the end (read as `Cols.rounded`)
+            return values, base, post, "float64", None
         # ai.onnx.ml 3's regressor keeps float32 leaf weights and returns float32 sums
         return values, base.astype(np.float32).astype(np.float64), post, "float32", None
     # TreeEnsemble (ai.onnx.ml 5)
@@ -847,11 +855,22 @@ def _num(consts: dict[str, Any], name: str, width: int) -> np.ndarray | None:
     return np.broadcast_to(c.astype(np.float64).reshape(-1), (width,)).copy()
 
 
-def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: Any) -> Any:
-    """The symbolic value of node `n`'s first output, or None when it is not one the reading follows."""
+def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: Any, wide: bool = False) -> Any:
+    """The symbolic value of node `n`'s first output, or None when it is not one the reading follows.
+
+    `wide`: the trees sum in float64; a Cast to float32 of score columns is then their one final rounding
+    (`Cols.rounded`), after which only reshaping is followed (any arithmetic on the rounded values: None)."""
     op, ins = n.op_type, list(n.input)
     x = syms.get(ins[0]) if ins else None
     at = _attrs(n)
+    rounded = [syms[i] for i in ins if isinstance(syms.get(i), Cols) and syms[i].rounded]
+    if op == "Cast" and wide and at.get("to") == FLOAT and x is not None:
+        if not isinstance(x, Cols):
+            return None  # a float32 rounding of probabilities or labels: not read
+        return replace(x, rounded=True)
+    if rounded and not (op in ("Identity", "Cast", "Squeeze", "Flatten", "Reshape", "Slice") or
+                        (op == "Concat" and len(rounded) == len(ins))):
+        return None
     if op in ("Identity", "Cast", "CastLike", "Squeeze", "Flatten") or (op == "Reshape" and x is not None):
         if op == "Cast" and isinstance(x, (Cols, Soft)) and at.get("to") not in (FLOAT, DOUBLE):
             return None
@@ -899,7 +918,8 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
         parts = [syms.get(i) for i in ins]
         if all(isinstance(p, Cols) for p in parts):
             return Cols(sum((p.k for p in parts), []), sum((p.a for p in parts), []), sum((p.b for p in parts), []),
-                        sum((p.fn for p in parts), []), sum((p.c for p in parts), []), sum((p.d for p in parts), []))
+                        sum((p.fn for p in parts), []), sum((p.c for p in parts), []), sum((p.d for p in parts), []),
+                        rounded=bool(rounded))
         return None
     if op == "Slice" and isinstance(x, Cols) and len(ins) >= 3:  # columns of the scores (one target's classes)
         starts, ends = _const(consts, ins[1]), _const(consts, ins[2])
@@ -911,7 +931,7 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
         sl = slice(int(starts.reshape(-1)[0]), int(min(ends.reshape(-1)[0], 2 ** 62)), int(steps.reshape(-1)[0]))
         pick = list(range(len(x.k)))[sl]
         return Cols([x.k[j] for j in pick], [x.a[j] for j in pick], [x.b[j] for j in pick], [x.fn[j] for j in pick],
-                    [x.c[j] for j in pick], [x.d[j] for j in pick])
+                    [x.c[j] for j in pick], [x.d[j] for j in pick], rounded=x.rounded)
     if op == "ArgMax" and at.get("axis", 0) in (1, -1) and not at.get("select_last_index", 0):
         return _argmax(x)
     if op in ("Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and x.fn == ["identity"]:

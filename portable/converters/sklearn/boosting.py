@@ -164,7 +164,7 @@ def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
     if not np.isnan(missing):  # XGBoost(missing=0.0): that value takes the default branch, as NaN does
         x = em.node("Where", [em.node("Equal", [x, em.const(float(missing))], "ismiss"), em.const(np.nan), x],
                     "xmiss")
-    raw = em.ensemble(x, forest, "margin", base=base, width=em.width())
+    raw = em.ensemble(x, forest, "margin", base=base, width=em.width(), original_sum="float32")
     if _is_classifier(est):
         if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
             p1 = em.node("Sigmoid", [raw], "p1")

@@ -109,7 +109,8 @@ class Emitter:
         return self.node("Cast", [x32], "x32d", to=TensorProto.DOUBLE)
 
     def ensemble(self, x: str, forest: Forest, hint: str = "trees", aggregate: int = 1, *,
-                 average: bool = False, base: Any = None, width: int | None = None) -> str:
+                 average: bool = False, base: Any = None, width: int | None = None,
+                 original_sum: str = "float64") -> str:
         """A TreeEnsemble node; its (large) attributes are attached by `attach_pending` after skl2onnx is done.
 
         `average`: the sum over trees divided by the number of trees; `base`: `[n_targets]` added last. Both are
@@ -117,6 +118,7 @@ class Emitter:
         `base_values`: the same float operations in the same order), else written as Div/Add after it.
         `width`: the number of columns of `x`, when known: splits that send missing values left then read a
         negated copy of their column instead of tracking missing values (`trees.negate_missing_left`).
+        `original_sum`: the dtype the original library sums the trees in (`trees.sums_in_double`).
 
         skl2onnx copies the graph several times while it builds and cleans the model; for a 300-tree forest
         that is ~17 MB per copy, so the node travels through skl2onnx empty and gets its arrays at the end.
@@ -137,7 +139,7 @@ class Emitter:
             PENDING.pop(next(iter(PENDING)))
         PENDING[key] = Pending(forest, self.dtype, aggregate, average,
                                None if base is None else np.asarray(base, dtype=np.float64).reshape(-1),
-                               None if width is None else int(width))
+                               None if width is None else int(width), original_sum)
         return o
 
     def label(self, scores: str, classes: np.ndarray, *, binary_raw: str | None = None,
