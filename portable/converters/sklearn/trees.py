@@ -17,7 +17,10 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
 - float64 (or categorical splits): `TreeEnsemble` v5 with double thresholds. One target per leaf is v5's rule, so
   a multi-target forest is written as *leaf indices*: one v5 target per tree whose leaf weight is the leaf's
   index (exact in float64, and in float32 below 2**24 leaves), then `Gather` of a `[leaves, targets]` value table
-  and `ReduceSum` over the trees: one traversal per tree, exact float64 values.
+  and `ReduceSum` over the trees: one traversal per tree, exact float64 values. Boosting (each tree feeds one
+  class) is one single-target v5 ensemble per class, then Concat, as in float32 (onnxruntime's single-target
+  loop: 1.1-1.2x faster at 10,000 rows than one K-target operator, the same sums in the same order), and
+  XGBoost's splits are oriented by cover (`orient_by_cover`) in both dtypes.
 
 - missing values (both families): onnxruntime tests `x <= t or (tracks and isnan(x))` at every node as soon as
   one node tracks missing values, and loses its one-mode loop when `<=` and `<` splits mix. scikit-learn sends
@@ -544,6 +547,7 @@ V3 = "TreeEnsembleRegressor (ai.onnx.ml 3), one traversal per tree"
 V3_SPLIT = "TreeEnsembleRegressor (ai.onnx.ml 3) per class, single-target trees, one traversal per tree"
 V3_PER_TREE = ("TreeEnsembleRegressor (ai.onnx.ml 3) per tree, leaf indices + Gather + ReduceSum, one traversal "
                "per tree")
+V5_SPLIT = "TreeEnsemble (ai.onnx.ml 5) per class, single-target trees, one traversal per tree"
 PER_TREE_MIN_TARGETS = 4  # from this many targets per leaf, a forest is written as one single-target op per tree
 
 
@@ -976,7 +980,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
     negated: dict[tuple[str, int], str] = {}  # (input, width) -> the tensor [x, -x]
     for node, p in pending:
         forest, dtype, aggregate = p.forest, p.dtype, p.aggregate
-        oriented = orient_by_cover(forest, p.width) if family == "v3" else None
+        oriented = orient_by_cover(forest, p.width)
         n_kinds = 1  # how many column kinds (x, -x, ...) of width p.width the trees read
         made = _oriented_input(graph, node, oriented[1]) if oriented is not None and oriented[1] != ["x"] else None
         if oriented is not None and (made is not None or oriented[1] == ["x"]):  # see orient_by_cover
@@ -1056,7 +1060,21 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         if post:  # the ensemble writes the sum; Div / Add nodes make the output
             out = f"{final}_sum"
             node.output[0] = out
-        if not multi:
+        targets = None if multi or p.average or aggregate != 1 else _tree_targets(forest)
+        if targets is not None:  # one single-target ensemble per target, then Concat (as for v3; see V5_SPLIT)
+            parts = []
+            for k in range(forest.n_targets):
+                part = node if k == 0 else helper.make_node("TreeEnsemble", list(node.input), [f"{out}_t{k}"],
+                                                            name=f"{node.name}_t{k}", domain=ML)
+                sub = _trees_subset(forest, targets == k).table
+                assert sub is not None
+                attach[part.name] = attributes(build(sub), dtype, aggregate=1)
+                parts.append(part)
+            node.output[0] = f"{out}_t0"
+            after = parts[1:] + [helper.make_node("Concat", [q.output[0] for q in parts], [out], axis=1,
+                                                  name=f"{node.name}_concat")]
+            used.add(V5_SPLIT)
+        elif not multi:
             attach[node.name] = attributes(forest, dtype, aggregate=aggregate)
             used.add("TreeEnsemble (ai.onnx.ml 5), one traversal per tree")
         elif aggregate == 1 and exact:  # leaf indices, then one gather of the leaf value table
