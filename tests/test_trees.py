@@ -746,3 +746,35 @@ def test_float64_boosting_per_class_ensembles_match_the_library(kind: str) -> No
     result = portable.certify(est, art)
     for out, cert in result.certificates.items():
         assert cert.status == "certified" and cert.method == "trees", (out, cert.reason)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_row_order_below_opset_15_counts_rows_with_shape_and_slice(dtype: str) -> None:
+    """The row ordering's GatherND / ScatterND form (h18d) counts the rows with Shape(start=0, end=1) from opset
+    15 and Shape + Slice below: at opset 13 the forest still runs ordered, equals scikit-learn on rows with NaN
+    and values at thresholds at 0, 1 and 500 rows, and reads without the ordering."""
+    from portable.formats.onnx_trees import without_row_order
+    from portable.registry import ConvertOptions
+
+    rng = np.random.default_rng(5)
+    Xr = rng.normal(size=(1200, 5))
+    Xr[rng.random(Xr.shape) < 0.05] = np.nan
+    est = ensemble.RandomForestRegressor(n_estimators=90, max_depth=5, random_state=0).fit(
+        Xr, np.nan_to_num(Xr[:, 0]) * 2 + np.isnan(Xr[:, 1]))
+    art = portable.convert(est, to="onnx", dtype=dtype, check=False,
+                           options=ConvertOptions(dtype=dtype, target_opset=13))
+    assert max(o.version for o in art.proto.opset_import if o.domain in ("", "ai.onnx")) < 15
+    ops = [n.op_type for n in art.proto.graph.node if "_roworder_" in n.name]
+    assert {"Slice", "GatherND", "ScatterND"} <= set(ops), ops
+    assert without_row_order(art.proto.graph) is not art.proto.graph
+    xt = (rng.normal(size=(500, 5)) * 2).astype(dtype)
+    xt[rng.random(xt.shape) < 0.1] = np.nan
+    t0 = est.estimators_[0].tree_
+    thr = t0.threshold[(t0.feature == 0) & np.isfinite(t0.threshold)]
+    xt[:len(thr), 0] = thr[:500]  # values at the thresholds (sklearn's inf ones split NaN from the rest)
+    tol = 2e-5 if dtype == "float32" else 1e-12
+    for rows in (500, 1, 0):
+        got = art.run({"X": xt[:rows]})["variable"].reshape(-1)
+        assert got.shape == (rows,)
+        if rows:
+            np.testing.assert_allclose(got, est.predict(xt[:rows]), rtol=0, atol=tol)

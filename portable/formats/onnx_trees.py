@@ -103,13 +103,20 @@ ROW_ORDER_TAG = "_roworder_"  # converters.sklearn.trees.ROW_ORDER_TAG
 _ROW_ORDER_OPS = {"key": "TreeEnsembleRegressor", "key_flat": "Reshape", "shape": "Shape", "n": "Slice",
                   "topk": "TopK", "rows": "Gather", "perm_col": "Reshape", "out_shape": "Shape",
                   "perm_idx": "Expand", "back": "ScatterElements"}
+# since h18d: the key's [N, 1] TopK indices read the rows by GatherND and put them back by ScatterND (the row
+# count by Shape(start=0, end=1), or Shape + Slice below opset 15)
+_ROW_ORDER_ND_OPS = ({"key": "TreeEnsembleRegressor", "n": "Shape", "topk": "TopK", "rows": "GatherND",
+                      "back": "ScatterND"},
+                     {"key": "TreeEnsembleRegressor", "shape": "Shape", "n": "Slice", "topk": "TopK",
+                      "rows": "GatherND", "back": "ScatterND"})
 _ROW_ORDER_CONSTS = ("flat", "zero", "one", "column", "keycols_idx", "keythr", "keypow")
 _ROOT_KEY_OPS = {"keycols": "Gather", "keycmp": "Less", "keybits": "Cast"}
 
 
 def without_row_order(graph: Any) -> Any:
     """The graph without portable's row ordering around a forest (converters.sklearn.trees._row_order: the rows
-    sorted by the leaf of a key tree before the forest and put back after), as a copy where the forest reads
+    sorted by the leaf of a key tree before the forest and put back after; both the first form, Gather /
+    ScatterElements, and the GatherND / ScatterND one), as a copy where the forest reads
     and writes the rows in their own order: the same function, for what reads a graph's trees (the hints, the
     certificate, the lowering to standard operators). `graph` itself when it has none or when the nodes so
     named are not that pattern."""
@@ -132,11 +139,13 @@ def without_row_order(graph: Any) -> Any:
             ops["keycols"] = "Gather"
         if ops.get("key") == "MatMul" and all(ops.pop(k, None) == v for k, v in _ROOT_KEY_OPS.items()):
             ops["key"] = "TreeEnsembleRegressor"  # boosting's key: its first root splits' outcomes (_key_roots)
-        if ops != _ROW_ORDER_OPS:
+        if ops != _ROW_ORDER_OPS and ops not in _ROW_ORDER_ND_OPS:
             return graph
         rows, back = parts["rows"], parts["back"]
         if list(rows.input)[1:] != [f"{tag}perm"] or list(back.input[:1]) != [f"{tag}out"] or \
                 list(rows.output) != [f"{tag}rows"]:
+            return graph
+        if back.op_type == "ScatterND" and list(back.input) != [f"{tag}out", f"{tag}perm", f"{tag}out"]:
             return graph
         rename[f"{tag}rows"] = rows.input[0]
         rename[f"{tag}out"] = back.output[0]

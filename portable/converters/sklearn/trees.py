@@ -31,7 +31,7 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
 
 - bagged forests (averaged trees, ~80 trees or more; float32, and float64 with a `TreeEnsemble` v5 key): the
   rows are sorted by their leaves in the forest's first two trees (a copy of those trees computes the key, then
-  TopK / Gather), walked through the forest in that order and put back (ScatterElements) (`_row_order`):
+  TopK / GatherND), walked through the forest in that order and put back (ScatterND) (`_row_order`):
   onnxruntime branches at every split, and rows that share those leaves mostly share their paths through the
   other trees, so the branches are predicted. Each row is computed exactly as before. 1.1x faster at 10,000 rows
   for the forest classifiers of the benchmark, 1.8x for the regressor (all of whose trees split on the same
@@ -757,7 +757,7 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
 
 
 ROW_ORDER = ("rows ordered by their leaves in the first two trees before the forest (TreeEnsembleRegressor, TopK, "
-             "Gather) and put back after (ScatterElements)")
+             "GatherND) and put back after (ScatterND)")
 ROW_ORDER_KEY_TREES = 2  # the rows are ordered by their leaves in the forest's first two trees
 ROW_ORDER_MAX_SHARE = 40  # the key trees are copied: at most 1/40 of the split nodes (80 trees of equal size or more)
 ROW_ORDER_TAG = "_roworder_"  # in the names of the nodes that order the rows (formats.onnx_trees.without_row_order)
@@ -805,7 +805,7 @@ def _key_trees(forest: Forest) -> Forest | None:
 
 
 ROOT_ORDER = ("rows ordered by the outcomes of the first trees' root splits before the forest (Gather, Less, Cast, "
-              "MatMul, TopK, Gather) and put back after (ScatterElements)")
+              "MatMul, TopK, GatherND) and put back after (ScatterND)")
 ROOT_ORDER_BITS = 24  # root splits in the key: sums of 2**j below 2**24 stay exact integers in float32
 ROOT_ORDER_MIN_BITS = 12  # fewer distinct root splits gained little (benchmarks/RESULTS.md): not ordered
 ROOT_ORDER_MAX_DEPTH = 4  # measured for depth-3 boosting; depth-6 boosting gained ~1.05x before the key's cost
@@ -903,7 +903,7 @@ def _key_nodes(graph: Any, src: str, key: "Forest | RootKey", dtype: Any, attach
 
 
 def _row_order(graph: Any, node: Any, key_forest: "Forest | RootKey", dtype: Any, attach: dict[str, list[bytes]],
-               family: str = "v3") -> tuple[list[Any], list[Any]]:
+               family: str = "v3", opset: int = 13) -> tuple[list[Any], list[Any]]:
     """Nodes that give the tree node `node` its input rows sorted by the key `key_forest` computes (see
     `_key_trees`), and nodes that put its output (`node.output[0]` as it is now, whatever computes it in the
     end) back in the input's row order: (nodes before, nodes after). `node`'s input and output are renamed.
@@ -917,27 +917,25 @@ def _row_order(graph: Any, node: Any, key_forest: "Forest | RootKey", dtype: Any
     from onnx import helper, numpy_helper
 
     tag, src, out = f"{node.name}{ROW_ORDER_TAG}", node.input[0], node.output[0]
-    graph.initializer.extend([numpy_helper.from_array(np.array([-1], np.int64), f"{tag}flat"),
-                              numpy_helper.from_array(np.array([0], np.int64), f"{tag}zero"),
-                              numpy_helper.from_array(np.array([1], np.int64), f"{tag}one"),
-                              numpy_helper.from_array(np.array([-1, 1], np.int64), f"{tag}column")])
-    before = _key_nodes(graph, src, key_forest, dtype, attach, tag, family) + [
-        helper.make_node("Reshape", [f"{tag}key", f"{tag}flat"], [f"{tag}key_flat"], name=f"{tag}key_flat"),
-        helper.make_node("Shape", [f"{tag}key_flat"], [f"{tag}n_all"], name=f"{tag}shape"),
-        helper.make_node("Slice", [f"{tag}n_all", f"{tag}zero", f"{tag}one"], [f"{tag}n"], name=f"{tag}n"),
-        helper.make_node("TopK", [f"{tag}key_flat", f"{tag}n"], [f"{tag}sorted_keys", f"{tag}perm"], axis=0,
+    # the key is [N, 1]: TopK on axis 0 gives the permutation as [N, 1] indices, which GatherND reads the rows
+    # with and ScatterND puts the output rows back with (5 nodes with the key's; the 10 of the first form,
+    # Reshape / Shape / Slice / TopK / Gather ... Reshape / Shape / Expand / ScatterElements, cost ~2 us more
+    # per call at 1 row)
+    if opset >= 15:
+        count = [helper.make_node("Shape", [f"{tag}key"], [f"{tag}n"], start=0, end=1, name=f"{tag}n")]
+    else:
+        graph.initializer.extend([numpy_helper.from_array(np.array([0], np.int64), f"{tag}zero"),
+                                  numpy_helper.from_array(np.array([1], np.int64), f"{tag}one")])
+        count = [helper.make_node("Shape", [f"{tag}key"], [f"{tag}n_all"], name=f"{tag}shape"),
+                 helper.make_node("Slice", [f"{tag}n_all", f"{tag}zero", f"{tag}one"], [f"{tag}n"], name=f"{tag}n")]
+    before = _key_nodes(graph, src, key_forest, dtype, attach, tag, family) + count + [
+        helper.make_node("TopK", [f"{tag}key", f"{tag}n"], [f"{tag}sorted_keys", f"{tag}perm"], axis=0,
                          largest=0, sorted=1, name=f"{tag}topk"),
-        helper.make_node("Gather", [src, f"{tag}perm"], [f"{tag}rows"], axis=0, name=f"{tag}rows"),
+        helper.make_node("GatherND", [src, f"{tag}perm"], [f"{tag}rows"], name=f"{tag}rows"),
     ]
     node.input[0] = f"{tag}rows"
     sorted_out = f"{tag}out"
-    after = [
-        helper.make_node("Reshape", [f"{tag}perm", f"{tag}column"], [f"{tag}perm_col"], name=f"{tag}perm_col"),
-        helper.make_node("Shape", [sorted_out], [f"{tag}out_shape"], name=f"{tag}out_shape"),
-        helper.make_node("Expand", [f"{tag}perm_col", f"{tag}out_shape"], [f"{tag}perm_idx"], name=f"{tag}perm_idx"),
-        helper.make_node("ScatterElements", [sorted_out, f"{tag}perm_idx", sorted_out], [out], axis=0,
-                         name=f"{tag}back"),
-    ]
+    after = [helper.make_node("ScatterND", [sorted_out, f"{tag}perm", sorted_out], [out], name=f"{tag}back")]
     node.output[0] = sorted_out
     return before, after
 
@@ -1012,7 +1010,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 key_forest.width = n_kinds * int(p.width)
             how = ROOT_ORDER
         if key_forest is not None:
-            order = _row_order(graph, node, key_forest, dtype, attach, family)
+            order = _row_order(graph, node, key_forest, dtype, attach, family, opset)
             before[node.name] = before.get(node.name, []) + order[0]
             used.add(how)
         out = node.output[0]
