@@ -204,43 +204,51 @@ def run() -> str:
             ref_bytes = ref_path.read_bytes() if proc.returncode == 0 else None
             art = portable.convert(est, to="onnx", dtype="float32", check=False)
             ours = art.proto.SerializeToString()
+            art64 = portable.convert(est, to="onnx", dtype="float64", check=False)
+            ours64 = art64.proto.SerializeToString()
             try:
                 nnef = portable.convert(est, to="nnef", dtype="float32", check=False)
             except portable.PortableError:
                 nnef = None
             import onnx
 
-            size_rows.append([name, _split_nodes_native(est) or "?", _split_nodes_onnx(art.proto),
-                              _split_nodes_onnx(onnx.load_from_string(ref_bytes)) if ref_bytes else "fails",
-                              f"{len(ours) / 2**20:.2f}", f"{len(ref_bytes) / 2**20:.2f}" if ref_bytes else "fails",
-                              art.metadata.get("portable.trees.formulation", "?")])
-            for threads in (1, all_threads):
+            for dt, a, b in (("float32", art, ours), ("float64", art64, ours64)):
+                size_rows.append([name, dt, _split_nodes_native(est) or "?", _split_nodes_onnx(a.proto),
+                                  _split_nodes_onnx(onnx.load_from_string(ref_bytes)) if ref_bytes else "fails",
+                                  f"{len(b) / 2**20:.2f}", f"{len(ref_bytes) / 2**20:.2f}" if ref_bytes else "fails",
+                                  a.metadata.get("portable.trees.formulation", "?")])
+            # float64 (exact) artifacts: one thread only (the float32 rows give the thread scaling)
+            for dtype, threads in (("float32", 1), ("float32", all_threads), ("float64", 1)):
                 _set_threads(est, threads)
-                s_ours = _session(ours, threads)
+                s_ours = _session(ours if dtype == "float32" else ours64, threads)
                 s_ref = _session(ref_bytes, threads) if ref_bytes else None
                 for rows in BATCHES:
                     x = data[:rows]
+                    xo = x.astype(dtype)
                     native = _predict(est, threads)
-                    fns = {"native": lambda: native(x), "portable": lambda: s_ours.run(None, {"X": x})}
-                    if s_ref is not None:
+                    fns = {"native": lambda: native(x), "portable": lambda: s_ours.run(None, {"X": xo})}
+                    if s_ref is not None:  # the reference artifacts are float32 (skl2onnx / onnxmltools have no
+                        # exact float64 form): fed float32 rows
                         fns["reference"] = lambda: s_ref.run(None, {s_ref.get_inputs()[0].name: x})
-                    if nnef is not None and threads == 1:
+                    if nnef is not None and threads == 1 and dtype == "float32":
                         fns["nnef"] = lambda: nnef.run({"X": x})
                     with threadpool_limits(threads):
                         t, c = _best(fns, rows)
                     one = threads == 1
                     rows_out.append([
-                        name, threads, f"{rows:,}", f"{t['native']:.3f}", f"{t['portable']:.3f}",
+                        name, dtype, threads, f"{rows:,}", f"{t['native']:.3f}", f"{t['portable']:.3f}",
                         f"**{t['native'] / t['portable']:.2f}x**",
                         f"{c['native'] / c['portable']:.2f}x" if one else "",
                         f"{t['reference']:.3f}" if "reference" in t else "fails",
                         f"{t['reference'] / t['portable']:.2f}x" if "reference" in t else "",
                         f"{c['reference'] / c['portable']:.2f}x" if one and "reference" in t else "",
-                        f"{t['nnef']:.3f}" if "nnef" in t else ("" if threads > 1 else "refused"),
+                        f"{t['nnef']:.3f}" if "nnef" in t else
+                        ("" if threads > 1 or dtype != "float32" else "refused"),
                     ])
     return ("## Tree ensembles: inference speed by formulation\n\n"
-            "portable's float32 ONNX in onnxruntime against the model's own predict (`predict_proba` for "
-            "classifiers), skl2onnx 1.20's artifact (onnxmltools for XGBoost/LightGBM; ai.onnx.ml 3, ZipMap off) "
+            "portable's ONNX in onnxruntime (float32, and exact float64 with one thread: *dtype*) against the "
+            "model's own predict (`predict_proba` for classifiers), skl2onnx 1.20's float32 artifact (onnxmltools "
+            "for XGBoost/LightGBM; ai.onnx.ml 3, ZipMap off; fed float32 rows in the float64 rows too) "
             "and portable's NNEF executor (one thread only), at 1, 100 and 10,000 rows. *native / portable* above "
             "1: portable's artifact is faster than the original; *reference / portable* above 1: faster than the "
             "other converter's. Best of interleaved rounds; ratios come from the same rounds. With one thread the "
@@ -249,10 +257,10 @@ def run() -> str:
             f"Load average on the 2 cores: {load0:.1f} when this run started, {os.getloadavg()[0]:.1f} when it ended"
             " (the machine was shared with other sessions' tests and benchmarks: read the one-thread CPU-time "
             "ratios; the wall-clock columns, above all with 2 threads, are disturbed).\n\n"
-            + table(["model", "threads", "rows", "native ms", "portable ONNX ms", "native / portable",
+            + table(["model", "dtype", "threads", "rows", "native ms", "portable ONNX ms", "native / portable",
                      "same, CPU time", "skl2onnx/onnxmltools ms", "reference / portable", "same, CPU time",
                      "portable NNEF ms"], rows_out)
-            + "\n\nSplit nodes and artifact sizes (float32). The formulation is what portable chose and recorded in "
+            + "\n\nSplit nodes and artifact sizes. The formulation is what portable chose and recorded in "
               "`portable.trees.formulation`.\n\n"
-            + table(["model", "split nodes, original", "split nodes, portable", "split nodes, reference",
+            + table(["model", "dtype", "split nodes, original", "split nodes, portable", "split nodes, reference",
                      "portable MiB", "reference MiB", "portable formulation"], size_rows))

@@ -104,13 +104,20 @@ ROW_ORDER_TAG = "_roworder_"  # converters.sklearn.trees.ROW_ORDER_TAG
 _ROW_ORDER_OPS = {"key": "TreeEnsembleRegressor", "key_flat": "Reshape", "shape": "Shape", "n": "Slice",
                   "topk": "TopK", "rows": "Gather", "perm_col": "Reshape", "out_shape": "Shape",
                   "perm_idx": "Expand", "back": "ScatterElements"}
+# since h18d: the key's [N, 1] TopK indices read the rows by GatherND and put them back by ScatterND (the row
+# count by Shape(start=0, end=1), or Shape + Slice below opset 15)
+_ROW_ORDER_ND_OPS = ({"key": "TreeEnsembleRegressor", "n": "Shape", "topk": "TopK", "rows": "GatherND",
+                      "back": "ScatterND"},
+                     {"key": "TreeEnsembleRegressor", "shape": "Shape", "n": "Slice", "topk": "TopK",
+                      "rows": "GatherND", "back": "ScatterND"})
 _ROW_ORDER_CONSTS = ("flat", "zero", "one", "column", "keycols_idx", "keythr", "keypow")
 _ROOT_KEY_OPS = {"keycols": "Gather", "keycmp": "Less", "keybits": "Cast"}
 
 
 def without_row_order(graph: Any) -> Any:
     """The graph without portable's row ordering around a forest (converters.sklearn.trees._row_order: the rows
-    sorted by the leaf of a key tree before the forest and put back after), as a copy where the forest reads
+    sorted by the leaf of a key tree before the forest and put back after; both the first form, Gather /
+    ScatterElements, and the GatherND / ScatterND one), as a copy where the forest reads
     and writes the rows in their own order: the same function, for what reads a graph's trees (the hints, the
     certificate, the lowering to standard operators). `graph` itself when it has none or when the nodes so
     named are not that pattern."""
@@ -133,11 +140,13 @@ def without_row_order(graph: Any) -> Any:
             ops["keycols"] = "Gather"
         if ops.get("key") == "MatMul" and all(ops.pop(k, None) == v for k, v in _ROOT_KEY_OPS.items()):
             ops["key"] = "TreeEnsembleRegressor"  # boosting's key: its first root splits' outcomes (_key_roots)
-        if ops != _ROW_ORDER_OPS:
+        if ops != _ROW_ORDER_OPS and ops not in _ROW_ORDER_ND_OPS:
             return graph
         rows, back = parts["rows"], parts["back"]
         if list(rows.input)[1:] != [f"{tag}perm"] or list(back.input[:1]) != [f"{tag}out"] or \
                 list(rows.output) != [f"{tag}rows"]:
+            return graph
+        if back.op_type == "ScatterND" and list(back.input) != [f"{tag}out", f"{tag}perm", f"{tag}out"]:
             return graph
         rename[f"{tag}rows"] = rows.input[0]
         rename[f"{tag}out"] = back.output[0]
@@ -333,6 +342,8 @@ def _merge_split(graph: Any, trees: list[Any], joined: Any = None, output: str |
     output name when it is not the Concat's, see `_merge_per_tree`.)"""
     from onnx import helper
 
+    if trees and all(t.op_type == "TreeEnsemble" for t in trees) and joined is None:
+        return _merge_split_v5(graph, trees)
     if any(t.op_type != "TreeEnsembleRegressor" or list(t.input) != list(trees[0].input) for t in trees):
         return None
     outs = [t.output[0] for t in trees]
@@ -366,6 +377,59 @@ def _merge_split(graph: Any, trees: list[Any], joined: Any = None, output: str |
     order = [op if n is cat[0] else n for n in graph.node if n is cat[0] or n not in trees]
     view = helper.make_graph(order, graph.name, list(graph.input), list(graph.output), list(graph.initializer))
     return view, [n for n in view.node if n.op_type == "TreeEnsembleRegressor"]
+
+
+def _merge_split_v5(graph: Any, trees: list[Any]) -> tuple | None:
+    """Single-target `TreeEnsemble`s (ai.onnx.ml 5) on the same input whose outputs one `Concat` (axis 1) joins,
+    in that order (portable's float64 boosting: one ensemble per class), as a copy of the graph with one K-target
+    ensemble in their place (part k's leaves target k), or None."""
+    from onnx import helper, numpy_helper
+
+    if any(list(t.input) != list(trees[0].input) for t in trees):
+        return None
+    outs = [t.output[0] for t in trees]
+    cat = [n for n in graph.node if n.op_type == "Concat" and list(n.input) == outs]
+    if len(cat) != 1 or _attrs(cat[0]).get("axis") not in (1, -1):
+        return None
+    ats = [_attrs(t) for t in trees]
+    if any(int(a.get("n_targets", 1)) != 1 or int(a.get("post_transform", 0)) != 0 or
+           int(a.get("aggregate_function", 1)) != 1 for a in ats):
+        return None
+    ints = ("nodes_featureids", "nodes_truenodeids", "nodes_trueleafs", "nodes_falsenodeids", "nodes_falseleafs",
+            "nodes_missing_value_tracks_true", "tree_roots", "leaf_targetids")
+    merged: dict[str, list[np.ndarray]] = {k: [] for k in ints + ("nodes_modes", "nodes_splits", "leaf_weights")}
+    members: list[np.ndarray] = []
+    inner_shift = leaf_shift = 0
+    for k, a in enumerate(ats):
+        v = {key: np.asarray(a.get(key, []), np.int64) for key in ints}
+        t = {key: numpy_helper.to_array(a[key]).reshape(-1) for key in ("nodes_modes", "nodes_splits", "leaf_weights")}
+        n_inner, n_leaf = len(v["nodes_featureids"]), len(t["leaf_weights"])
+        v["nodes_truenodeids"] = v["nodes_truenodeids"] + np.where(v["nodes_trueleafs"] != 0, leaf_shift, inner_shift)
+        v["nodes_falsenodeids"] = v["nodes_falsenodeids"] + np.where(v["nodes_falseleafs"] != 0, leaf_shift,
+                                                                     inner_shift)
+        v["tree_roots"] = v["tree_roots"] + inner_shift
+        v["leaf_targetids"] = np.full(n_leaf, k, np.int64)
+        for key in ints:
+            merged[key].append(v[key])
+        for key, arr in t.items():
+            merged[key].append(arr)
+        if "membership_values" in a:  # NaN-delimited sets, in the order of the BRANCH_MEMBER nodes
+            members.append(numpy_helper.to_array(a["membership_values"]).reshape(-1))
+        inner_shift, leaf_shift = inner_shift + n_inner, leaf_shift + n_leaf
+    extra = {}
+    if members:
+        sep = np.array([np.nan], members[0].dtype)
+        extra["membership_values"] = numpy_helper.from_array(
+            np.concatenate([m for pair in zip(members, [sep] * len(members)) for m in pair][:-1]))
+    op = helper.make_node(
+        "TreeEnsemble", list(trees[0].input), [cat[0].output[0]], domain="ai.onnx.ml", n_targets=len(trees),
+        aggregate_function=1, post_transform=0,
+        **{k: np.concatenate(merged[k]).tolist() for k in ints},
+        **{k: numpy_helper.from_array(np.concatenate(merged[k])) for k in ("nodes_modes", "nodes_splits",
+                                                                          "leaf_weights")}, **extra)
+    order = [op if n is cat[0] else n for n in graph.node if n is cat[0] or n not in trees]
+    view = helper.make_graph(order, graph.name, list(graph.input), list(graph.output), list(graph.initializer))
+    return view, [n for n in view.node if n.op_type == "TreeEnsemble"]
 
 
 def _merge_per_tree(graph: Any, trees: list[Any], consts: dict[str, Any]) -> tuple | None:

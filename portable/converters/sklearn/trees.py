@@ -17,7 +17,10 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
 - float64 (or categorical splits): `TreeEnsemble` v5 with double thresholds. One target per leaf is v5's rule, so
   a multi-target forest is written as *leaf indices*: one v5 target per tree whose leaf weight is the leaf's
   index (exact in float64, and in float32 below 2**24 leaves), then `Gather` of a `[leaves, targets]` value table
-  and `ReduceSum` over the trees: one traversal per tree, exact float64 values.
+  and `ReduceSum` over the trees: one traversal per tree, exact float64 values. Boosting (each tree feeds one
+  class) is one single-target v5 ensemble per class, then Concat, as in float32 (onnxruntime's single-target
+  loop: 1.1-1.2x faster at 10,000 rows than one K-target operator, the same sums in the same order), and
+  XGBoost's splits are oriented by cover (`orient_by_cover`) in both dtypes.
 
 - missing values (both families): onnxruntime tests `x <= t or (tracks and isnan(x))` at every node as soon as
   one node tracks missing values, and loses its one-mode loop when `<=` and `<` splits mix. scikit-learn sends
@@ -28,7 +31,7 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
 
 - bagged forests (averaged trees, ~80 trees or more; float32, and float64 with a `TreeEnsemble` v5 key): the
   rows are sorted by their leaves in the forest's first two trees (a copy of those trees computes the key, then
-  TopK / Gather), walked through the forest in that order and put back (ScatterElements) (`_row_order`):
+  TopK / GatherND), walked through the forest in that order and put back (ScatterND) (`_row_order`):
   onnxruntime branches at every split, and rows that share those leaves mostly share their paths through the
   other trees, so the branches are predicted. Each row is computed exactly as before. 1.1x faster at 10,000 rows
   for the forest classifiers of the benchmark, 1.8x for the regressor (all of whose trees split on the same
@@ -700,6 +703,7 @@ V3 = "TreeEnsembleRegressor (ai.onnx.ml 3), one traversal per tree"
 V3_SPLIT = "TreeEnsembleRegressor (ai.onnx.ml 3) per class, single-target trees, one traversal per tree"
 V3_PER_TREE = ("TreeEnsembleRegressor (ai.onnx.ml 3) per tree, leaf indices + Gather + ReduceSum, one traversal "
                "per tree")
+V5_SPLIT = "TreeEnsemble (ai.onnx.ml 5) per class, single-target trees, one traversal per tree"
 PER_TREE_MIN_TARGETS = 4  # from this many targets per leaf, a forest is written as one single-target op per tree
 
 
@@ -909,7 +913,7 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
 
 
 ROW_ORDER = ("rows ordered by their leaves in the first two trees before the forest (TreeEnsembleRegressor, TopK, "
-             "Gather) and put back after (ScatterElements)")
+             "GatherND) and put back after (ScatterND)")
 ROW_ORDER_KEY_TREES = 2  # the rows are ordered by their leaves in the forest's first two trees
 ROW_ORDER_MAX_SHARE = 40  # the key trees are copied: at most 1/40 of the split nodes (80 trees of equal size or more)
 ROW_ORDER_TAG = "_roworder_"  # in the names of the nodes that order the rows (formats.onnx_trees.without_row_order)
@@ -957,7 +961,7 @@ def _key_trees(forest: Forest) -> Forest | None:
 
 
 ROOT_ORDER = ("rows ordered by the outcomes of the first trees' root splits before the forest (Gather, Less, Cast, "
-              "MatMul, TopK, Gather) and put back after (ScatterElements)")
+              "MatMul, TopK, GatherND) and put back after (ScatterND)")
 ROOT_ORDER_BITS = 24  # root splits in the key: sums of 2**j below 2**24 stay exact integers in float32
 ROOT_ORDER_MIN_BITS = 12  # fewer distinct root splits gained little (benchmarks/RESULTS.md): not ordered
 ROOT_ORDER_MAX_DEPTH = 4  # measured for depth-3 boosting; depth-6 boosting gained ~1.05x before the key's cost
@@ -1055,7 +1059,7 @@ def _key_nodes(graph: Any, src: str, key: "Forest | RootKey", dtype: Any, attach
 
 
 def _row_order(graph: Any, node: Any, key_forest: "Forest | RootKey", dtype: Any, attach: dict[str, list[bytes]],
-               family: str = "v3") -> tuple[list[Any], list[Any]]:
+               family: str = "v3", opset: int = 13) -> tuple[list[Any], list[Any]]:
     """Nodes that give the tree node `node` its input rows sorted by the key `key_forest` computes (see
     `_key_trees`), and nodes that put its output (`node.output[0]` as it is now, whatever computes it in the
     end) back in the input's row order: (nodes before, nodes after). `node`'s input and output are renamed.
@@ -1069,27 +1073,25 @@ def _row_order(graph: Any, node: Any, key_forest: "Forest | RootKey", dtype: Any
     from onnx import helper, numpy_helper
 
     tag, src, out = f"{node.name}{ROW_ORDER_TAG}", node.input[0], node.output[0]
-    graph.initializer.extend([numpy_helper.from_array(np.array([-1], np.int64), f"{tag}flat"),
-                              numpy_helper.from_array(np.array([0], np.int64), f"{tag}zero"),
-                              numpy_helper.from_array(np.array([1], np.int64), f"{tag}one"),
-                              numpy_helper.from_array(np.array([-1, 1], np.int64), f"{tag}column")])
-    before = _key_nodes(graph, src, key_forest, dtype, attach, tag, family) + [
-        helper.make_node("Reshape", [f"{tag}key", f"{tag}flat"], [f"{tag}key_flat"], name=f"{tag}key_flat"),
-        helper.make_node("Shape", [f"{tag}key_flat"], [f"{tag}n_all"], name=f"{tag}shape"),
-        helper.make_node("Slice", [f"{tag}n_all", f"{tag}zero", f"{tag}one"], [f"{tag}n"], name=f"{tag}n"),
-        helper.make_node("TopK", [f"{tag}key_flat", f"{tag}n"], [f"{tag}sorted_keys", f"{tag}perm"], axis=0,
+    # the key is [N, 1]: TopK on axis 0 gives the permutation as [N, 1] indices, which GatherND reads the rows
+    # with and ScatterND puts the output rows back with (5 nodes with the key's; the 10 of the first form,
+    # Reshape / Shape / Slice / TopK / Gather ... Reshape / Shape / Expand / ScatterElements, cost ~2 us more
+    # per call at 1 row)
+    if opset >= 15:
+        count = [helper.make_node("Shape", [f"{tag}key"], [f"{tag}n"], start=0, end=1, name=f"{tag}n")]
+    else:
+        graph.initializer.extend([numpy_helper.from_array(np.array([0], np.int64), f"{tag}zero"),
+                                  numpy_helper.from_array(np.array([1], np.int64), f"{tag}one")])
+        count = [helper.make_node("Shape", [f"{tag}key"], [f"{tag}n_all"], name=f"{tag}shape"),
+                 helper.make_node("Slice", [f"{tag}n_all", f"{tag}zero", f"{tag}one"], [f"{tag}n"], name=f"{tag}n")]
+    before = _key_nodes(graph, src, key_forest, dtype, attach, tag, family) + count + [
+        helper.make_node("TopK", [f"{tag}key", f"{tag}n"], [f"{tag}sorted_keys", f"{tag}perm"], axis=0,
                          largest=0, sorted=1, name=f"{tag}topk"),
-        helper.make_node("Gather", [src, f"{tag}perm"], [f"{tag}rows"], axis=0, name=f"{tag}rows"),
+        helper.make_node("GatherND", [src, f"{tag}perm"], [f"{tag}rows"], name=f"{tag}rows"),
     ]
     node.input[0] = f"{tag}rows"
     sorted_out = f"{tag}out"
-    after = [
-        helper.make_node("Reshape", [f"{tag}perm", f"{tag}column"], [f"{tag}perm_col"], name=f"{tag}perm_col"),
-        helper.make_node("Shape", [sorted_out], [f"{tag}out_shape"], name=f"{tag}out_shape"),
-        helper.make_node("Expand", [f"{tag}perm_col", f"{tag}out_shape"], [f"{tag}perm_idx"], name=f"{tag}perm_idx"),
-        helper.make_node("ScatterElements", [sorted_out, f"{tag}perm_idx", sorted_out], [out], axis=0,
-                         name=f"{tag}back"),
-    ]
+    after = [helper.make_node("ScatterND", [sorted_out, f"{tag}perm", sorted_out], [out], name=f"{tag}back")]
     node.output[0] = sorted_out
     return before, after
 
@@ -1136,7 +1138,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
     negated: dict[tuple[str, int], str] = {}  # (input, width) -> the tensor [x, -x]
     for node, p in pending:
         forest, dtype, aggregate = p.forest, p.dtype, p.aggregate
-        oriented = orient_by_cover(forest, p.width) if family == "v3" else None
+        oriented = orient_by_cover(forest, p.width)
         n_kinds = 1  # how many column kinds (x, -x, ...) of width p.width the trees read
         made = _oriented_input(graph, node, oriented[1]) if oriented is not None and oriented[1] != ["x"] else None
         if oriented is not None and (made is not None or oriented[1] == ["x"]):  # see orient_by_cover
@@ -1168,7 +1170,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 key_forest.width = n_kinds * int(p.width)
             how = ROOT_ORDER
         if key_forest is not None:
-            order = _row_order(graph, node, key_forest, dtype, attach, family)
+            order = _row_order(graph, node, key_forest, dtype, attach, family, opset)
             before[node.name] = before.get(node.name, []) + order[0]
             used.add(how)
         out = node.output[0]
@@ -1216,7 +1218,21 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         if post:  # the ensemble writes the sum; Div / Add nodes make the output
             out = f"{final}_sum"
             node.output[0] = out
-        if not multi:
+        targets = None if multi or p.average or aggregate != 1 else _tree_targets(forest)
+        if targets is not None:  # one single-target ensemble per target, then Concat (as for v3; see V5_SPLIT)
+            parts = []
+            for k in range(forest.n_targets):
+                part = node if k == 0 else helper.make_node("TreeEnsemble", list(node.input), [f"{out}_t{k}"],
+                                                            name=f"{node.name}_t{k}", domain=ML)
+                sub = _trees_subset(forest, targets == k).table
+                assert sub is not None
+                attach[part.name] = attributes(build(sub), dtype, aggregate=1)
+                parts.append(part)
+            node.output[0] = f"{out}_t0"
+            after = parts[1:] + [helper.make_node("Concat", [q.output[0] for q in parts], [out], axis=1,
+                                                  name=f"{node.name}_concat")]
+            used.add(V5_SPLIT)
+        elif not multi:
             attach[node.name] = attributes(forest, dtype, aggregate=aggregate)
             used.add("TreeEnsemble (ai.onnx.ml 5), one traversal per tree")
         elif aggregate == 1 and exact:  # leaf indices, then one gather of the leaf value table
