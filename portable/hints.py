@@ -50,6 +50,9 @@ class ColumnHint:
         integer: the model's training data in this column were integers (feed integers only).
         domain: (lo, hi), the values the model is defined on (a `np.log` or `np.sqrt` of the column: outside it the
             result is NaN or infinite, which the model rejects or propagates); None when unrestricted.
+        reach: (lo, hi), how far the training data may have reached by the model's statistics (a scaler's
+            mean +- std * sqrt(n - 1), a MinMaxScaler's data_min_/data_max_), when that is beyond `lo`/`hi`, the
+            range most values are drawn from; None when unknown.
     """
 
     lo: float | None = None
@@ -62,6 +65,16 @@ class ColumnHint:
     nan_ok: bool = False
     integer: bool = False
     domain: tuple[float, float] | None = None
+    reach: tuple[float, float] | None = None
+
+    def extend(self, lo: float, hi: float) -> None:
+        """Widen `reach` to [lo, hi] as well."""
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return
+        lo, hi = float(min(lo, hi)), float(max(lo, hi))
+        if self.reach is not None:
+            lo, hi = min(lo, self.reach[0]), max(hi, self.reach[1])
+        self.reach = (lo, hi)
 
     def restrict(self, lo: float, hi: float) -> None:
         """Narrow `domain` to [lo, hi] as well."""

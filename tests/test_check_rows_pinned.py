@@ -27,8 +27,8 @@ PINNED = {
     ("logistic", 1000, 0): "dc5b66bfae694b47",
     ("logistic", 1000, 7): "262aff20c0f83e7b",
     ("logistic", 50, 12345): "08b38df42fa17a80",
-    ("tree", 1000, 0): "ec79a957cbbc195a",
-    ("tree", 300, 3): "b1b524d63daa7dbb",
+    ("tree", 1000, 0): "da1bb3058cc30796",
+    ("tree", 300, 3): "01e5fb91c3548fd9",
     ("mlp", 1000, 0): "81e5d69d9578f60a",
     ("mlp", 200, 99): "975d104be107fe90",
 }

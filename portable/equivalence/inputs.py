@@ -31,6 +31,10 @@ SOURCES = ("cloud", "boundary", "special", "data", "shrunk")  # where a row came
 CLOUD, BOUNDARY, SPECIAL, DATA, SHRUNK = range(len(SOURCES))
 MIN_NODES = 1000  # every split node is tested when there are at most max(MIN_NODES, samples) of them
 SPECIAL_SHARE = 0.05
+NAN_SHARE = 0.1  # a cloud cell of a feature whose NaN the model handles is NaN this often (less when many are)
+NAN_ROWS = 0.4  # ... at most this share of the cloud rows holding some NaN, in expectation
+BEYOND_SHARE = 0.05  # a cloud cell of a feature with a reach is beyond its range this often (less when many are)
+BEYOND_ROWS = 0.2  # ... at most this share of the cloud rows holding such a value, in expectation
 ODD_ROWS = 300  # rows around known points only one of the two models has (at most 40 neighbours each)
 KEEP_BOXES = 2_000_000  # a plan keeps its split nodes' boxes (3 floats each) up to this many node x feature pairs
 FAR = np.array([1.5, 1.5, 10.0, 10.0])  # special rows this many ranges away from the middle of the ranges
@@ -71,6 +75,7 @@ class Feature:
     categorical: bool = False  # an encoder reads it: its values are categories
     rejects_unseen: bool = False  # the original says it rejects values outside its categories
     domain: tuple[float, float] | None = None  # the values a model is defined on (InputHints: log, sqrt of it)
+    reach: tuple[float, float] | None = None  # how far the training data may reach (InputHints' reach)
 
     def widen(self, lo: float, hi: float, *, data: bool = False) -> None:
         # (math's tests of a float: numpy's cost a microsecond each, and a plan calls them per feature and hint)
@@ -122,9 +127,12 @@ class Trees:
     f32: np.ndarray | None = None
     cat_feature: np.ndarray | None = None  # per node: the string feature a membership split tests, or -1
     members: dict[int, frozenset] | None = None  # such a node -> the categories it sends left
+    key: np.ndarray | None = None  # per leaf, a number that differs between leaves whose values differ (NaN unknown)
 
     def __post_init__(self) -> None:
         n = len(self.feature)
+        if self.key is None:
+            self.key = np.full(n, np.nan)
         if self.cat_feature is None:
             self.cat_feature = np.full(n, -1, dtype=np.int64)
         if self.members is None:
@@ -144,13 +152,24 @@ class Trees:
         parent = np.concatenate([np.where(t.parent >= 0, t.parent + off, -1) for t, off in zip(parts, sizes)])
         cat = {name: np.concatenate([getattr(t, name) for t in parts])
                for name in ("feature", "threshold", "is_left", "native", "scale", "offset", "mode", "missing",
-                            "zero_eps", "f32", "cat_feature")}
+                            "zero_eps", "f32", "cat_feature", "key")}
         members = {int(i + off): v for t, off in zip(parts, sizes) for i, v in t.members.items()}
         return Trees(parent=parent, members=members, **cat)
 
     @property
     def splits(self) -> np.ndarray:
         return np.flatnonzero((self.feature >= 0) | (self.cat_feature >= 0))
+
+    @cached_property
+    def children(self) -> tuple[np.ndarray, np.ndarray]:
+        """(left, right) child of each node, -1 at leaves."""
+        n = len(self.feature)
+        left, right = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+        kid = np.flatnonzero(self.parent >= 0)
+        side = self.is_left[kid].astype(bool)
+        left[self.parent[kid[side]]] = kid[side]
+        right[self.parent[kid[~side]]] = kid[~side]
+        return left, right
 
 
 @dataclass
@@ -180,6 +199,8 @@ class Plan:
     # values and the cloud writes nothing else (no known values, points or integer features), else None
     fast32: tuple[np.ndarray, np.ndarray] | None = None
     nan_feats: list[int] = field(default_factory=list)  # features whose NaN the model handles
+    # (features, [2, k] low and high ends) of the numeric features with a reach (`Feature.reach`), or None
+    reach: tuple[np.ndarray, np.ndarray] | None = None
     # per feature, the values both models are defined on ([lo, hi] rows, -inf/inf where unrestricted), or None
     # when no feature is restricted: generated values are clipped into it
     domain: np.ndarray | None = None
@@ -522,6 +543,8 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             f.widen(float(h.lo), float(h.hi))
         if h.nan_ok:
             f.nan_ok = True
+        if h.reach is not None:
+            f.reach = h.reach if f.reach is None else (min(h.reach[0], f.reach[0]), max(h.reach[1], f.reach[1]))
         if h.domain is not None:
             lo, hi = h.domain if f.domain is None else (max(h.domain[0], f.domain[0]), min(h.domain[1], f.domain[1]))
             f.domain = (lo, hi)
@@ -584,7 +607,13 @@ def _plan_trees(plan: Plan, index: dict[tuple[str, int], int], t: TreeNodes) -> 
     members = {int(i): frozenset(str(v) for v in known[int(i)]) for i in np.flatnonzero(member)}
     feature = np.where(str_feat[feature], -1, feature)
     parent, is_left = t.parents()
-    return Trees(feature=feature, threshold=t.raw_threshold(), parent=parent, is_left=is_left,
+    key = None
+    if t.values is not None and np.ndim(t.values) >= 1 and len(t.values) == len(t):
+        # a leaf's value (a vector for classes) folded into one number: unequal numbers, unequal values
+        v = np.asarray(t.values, dtype=np.float64).reshape(len(t), -1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            key = v @ (1.0 + np.arange(v.shape[1]) * 0.7071067811865476)
+    return Trees(feature=feature, threshold=t.raw_threshold(), parent=parent, is_left=is_left, key=key,
                  native=t.threshold, scale=t.scale, offset=t.offset, mode=t.mode.astype(np.int64),
                  missing=t.missing.astype(np.int64), zero_eps=t.zero_eps,
                  f32=np.full(len(t), t.dtype == "float32"), cat_feature=cat_feature, members=members)
@@ -749,6 +778,11 @@ def _finish(plan: Plan) -> None:
         plan.fast32 = (np.array([plan.width / 4, plan.width]).astype(np.float32),
                        np.array([plan.mid, plan.lo]).astype(np.float32))
     plan.nan_feats = [i for i, f in enumerate(plan.features) if f.nan_ok]
+    far = [(i, f.reach) for i, f in enumerate(plan.features) if f.reach is not None and not f.is_string]
+    plan.reach = None
+    if far:
+        plan.reach = (np.array([i for i, _ in far], dtype=np.int64),
+                      np.array([[min(r[0], plan.lo[i]) for i, r in far], [max(r[1], plan.hi[i]) for i, r in far]]))
     # unseen categories are tried wherever an encoder reads the feature (unless the original says it rejects
     # them): a model that rejects them has those rows dropped and counted
     plan.unseen_feats = [i for i, f in enumerate(plan.features)
@@ -919,7 +953,7 @@ def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     else:
         fixed = _boundary_fixed(plan, trees, np.sort(rng.choice(splits, n_nodes, replace=False)))
     box_lo, box_hi, fix, feat, r, vals, cats = fixed
-    base = _cloud(plan, n_nodes, rng)
+    base = _cloud(plan, len(feat), rng)
     rows = base.num
     if box_lo is not None:  # move each row inside the box its node's ancestors require, so it reaches the node
         v = _narrow(plan, rows)
@@ -944,7 +978,8 @@ def _boundary_fixed(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, .
     """What the boundary rows of `nodes` take from the plan alone: each node's box from the root (low and high
     bounds per feature, and the value a row outside it is moved to, NaN where the feature is free; None when no
     node has a box), the split features, and (row, value) for each candidate value of the split feature."""
-    box_lo, box_hi, fix = _boxes(plan, trees, nodes)
+    box_lo, box_hi, fix, which = _boxes(plan, trees, nodes)
+    nodes = nodes[which]  # one entry per base row from here on (`PATHS` per node)
     feat = trees.feature[nodes]
     cands = [_candidates(trees.threshold[nodes], plan.narrow)]
     a, off = trees.scale[nodes], trees.offset[nodes]
@@ -1073,10 +1108,9 @@ def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
     return b
 
 
-def _boxes(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, Any, Any]:
-    """The box each node's ancestors require (row j for `nodes[j]`): low and high bounds per feature (narrow-dtype
-    comparison `lo < v < hi` keeps a row), and the value a row outside the box is moved to (NaN where the
-    feature is free); (None, None, None) when no node has a box."""
+def _ancestor_box(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The box each node's ancestors require (row j for `nodes[j]`): low and high bounds per feature, in raw
+    input units (-inf/inf where free)."""
     m, nf = len(nodes), len(plan.features)
     lo = np.full((m, nf), -np.inf)
     hi = np.full((m, nf), np.inf)
@@ -1095,9 +1129,92 @@ def _boxes(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, Any, Any]:
         hi[j[up], c[up]] = np.minimum(hi[j[up], c[up]], t[up])
         lo[j[~up], c[~up]] = np.maximum(lo[j[~up], c[~up]], t[~up])
         child[act], parent[act] = p, trees.parent[p]
+    return lo, hi
+
+
+PATHS = 2  # boundary base rows per split node: each reaches a leaf on both sides of the node (see `_paths`)
+TRIES = 8  # random descents per node among which `_paths` picks them
+PATH_CELLS = 4_000_000  # descents x features held at once: fewer descents per node beyond this
+
+
+def _paths(plan: Plan, trees: Trees, nodes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[Any, Any, Any]:
+    """`PATHS` boxes per node (rows j * PATHS + q for `nodes[j]`), each inside the node's ancestors' box (`lo`,
+    `hi`) and narrowed so that a row in it with the split feature at the node's threshold reaches one definite
+    leaf below the left child and one below the right child. A row at the threshold goes one way in one model
+    and the other way in a model whose split differs there (a threshold a step away, `<=` read as `<`): what
+    it shows is the difference between those two leaves, so the boxes are picked, among `TRIES` random
+    descents of both subtrees at once, for the largest difference between the two leaves' values (when the
+    trees say them), then at random: one random row in the node's box reaches two equal leaves about a third of
+    the time in a forest. Returns (lo, hi, node index per box)."""
+    m, nf = len(nodes), len(plan.features)
+    tries = int(max(PATHS, min(TRIES, PATH_CELLS // max(1, m * nf))))
+    rng = np.random.default_rng(0x5EED)  # the descents depend on the plan only (kept with it for every seed)
+    d = m * tries
+    which = np.repeat(np.arange(m), tries)
+    blo, bhi = lo[which], hi[which]
+    left, right = trees.children
+    node = nodes[which]
+    f, t = trees.feature[node], trees.threshold[node]
+    rows = np.arange(d)
+    ends = []
+    for start in (left[node], right[node]):
+        ends.append(start.copy())
+    # both subtrees walked together, one level a step, over the same box
+    pos = np.stack(ends)  # [2, d]
+    while True:
+        moved = False
+        for side in range(2):
+            p = pos[side]
+            act = np.flatnonzero((p >= 0) & (left[np.maximum(p, 0)] >= 0))
+            if not act.size:
+                continue
+            moved = True
+            a = p[act]
+            g, s, mode = trees.feature[a], trees.threshold[a], trees.mode[a]
+            numeric = (g >= 0) & np.isfinite(s) & (mode <= GT)
+            upper_left = ((mode == LEQ) | (mode == LT)) == (trees.scale[a] > 0)  # the left child is below s
+            go_left = rng.random(act.size) < 0.5
+            gi = np.where(numeric, g, 0)
+            r = rows[act]
+            glo, ghi = blo[r, gi], bhi[r, gi]
+            below_only = numeric & (ghi <= s)  # the box is below s: the side below it
+            above_only = numeric & (glo >= s) & ~below_only
+            go_left = np.where(below_only, upper_left, np.where(above_only, ~upper_left, go_left))
+            same = numeric & (g == f[act])  # the node's own feature: the side the threshold takes
+            if same.any():
+                tt = trees.scale[a] * t[act] + trees.offset[a]
+                native = trees.native[a]
+                with np.errstate(invalid="ignore"):
+                    test = np.select([mode == LEQ, mode == LT, mode == GTE], [tt <= native, tt < native, tt >= native],
+                                     tt > native)
+                go_left = np.where(same, test, go_left)
+            bound = numeric & ~same
+            up = bound & (go_left == upper_left)  # bounded above by s
+            dn = bound & ~(go_left == upper_left)
+            bhi[r[up], gi[up]] = np.minimum(bhi[r[up], gi[up]], s[up])
+            blo[r[dn], gi[dn]] = np.maximum(blo[r[dn], gi[dn]], s[dn])
+            pos[side, act] = np.where(go_left, left[a], trees.children[1][a])
+        if not moved:
+            break
+    key = trees.key
+    with np.errstate(invalid="ignore"):
+        diff = np.abs(key[np.maximum(pos[0], 0)] - key[np.maximum(pos[1], 0)])
+    diff = np.where(np.isfinite(diff) & (pos[0] >= 0) & (pos[1] >= 0), diff, 0.0)
+    u = rng.random(d)
+    order = np.lexsort((u, -diff, which))  # per node, the largest difference first, then at random
+    pick = order.reshape(m, tries)[:, :PATHS].ravel()
+    return blo[pick], bhi[pick], which[pick]
+
+
+def _boxes(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, Any, Any, np.ndarray]:
+    """The boxes of the boundary base rows of `nodes` (see `_paths`): low and high bounds per feature (narrow-
+    dtype comparison `lo < v < hi` keeps a row), the value a row outside the box is moved to (NaN where the
+    feature is free), and the node index of each box; (None, None, None, index) when no box bounds anything."""
+    lo, hi = _ancestor_box(plan, trees, nodes)
+    lo, hi, which = _paths(plan, trees, nodes, lo, hi)
     boxed = np.isfinite(lo) | np.isfinite(hi)
     if not boxed.any():
-        return None, None, None
+        return None, None, None, which
     with np.errstate(invalid="ignore"):
         width = np.maximum(plan.hi - plan.lo, 1e-6)
         fix = np.where(np.isfinite(lo) & np.isfinite(hi), (lo + hi) / 2,
@@ -1109,7 +1226,7 @@ def _boxes(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[Any, Any, Any]:
         sliver = ~((fix > lo) & (fix <= hi)) & np.isfinite(hi)  # narrower than the dtype's spacing: its top
     fix[sliver] = _narrow(plan, hi[sliver])
     fix[~boxed] = np.nan
-    return lo, hi, fix
+    return lo, hi, fix, which
 
 
 def _special_count(plan: Plan, budget: int) -> int:
@@ -1158,6 +1275,49 @@ def _special(plan: Plan, budget: int, rng: np.random.Generator, base: Batch | No
     return b
 
 
+def _beyond_cells(plan: Plan, num: np.ndarray, rng: np.random.Generator) -> None:
+    """Values beyond the range of each feature with a reach (`Feature.reach`: the model's statistics say its
+    training data may lie there) written over some cells of the cloud rows `num`, in place: on a random side,
+    at a distance past the range's end spread evenly in its logarithm from a hundredth of the range's width to a
+    quarter of it past the reach, so a change that shows only in the tails of the training data (a scale a
+    little off) is tried at every scale out there."""
+    if plan.reach is None or not len(num):
+        return
+    feats, (rlo, rhi) = plan.reach
+    k = len(feats)
+    share = min(BEYOND_SHARE, 1.0 - (1.0 - BEYOND_ROWS) ** (1.0 / k))
+    u = rng.random((3, len(num), k))
+    r, c = np.nonzero(u[0] < share)
+    if not r.size:
+        return
+    lo, hi = plan.lo[feats][c], plan.hi[feats][c]
+    w = np.maximum(hi - lo, 1e-12)
+    up = u[1, r, c] < 0.5
+    room = np.where(up, rhi[c] - hi, lo - rlo[c]) + 0.25 * w
+    near = 0.01 * w
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        dist = near * np.exp(u[2, r, c] * np.log(np.maximum(room / near, 1.0)))
+        vals = np.where(up, hi + dist, lo - dist)
+        vals = _narrow(plan, vals)
+    ints = plan.integer[feats][c]
+    vals[ints] = np.round(vals[ints])
+    num[r, feats[c]] = vals
+
+
+def _missing_cells(plan: Plan, num: np.ndarray, rng: np.random.Generator) -> None:
+    """NaN written over some cells of the cloud rows `num` (in place), in each numeric feature whose NaN the model
+    handles (an imputer fills it, a tree routes it): on every seed a difference in what replaces a missing value
+    (a fill value, a tree's missing direction) shows on many rows with the other features spread, not only on the
+    special rows'."""
+    feats = [i for i in plan.nan_feats if not plan.features[i].is_string]
+    if not feats or not len(num):
+        return
+    share = min(NAN_SHARE, 1.0 - (1.0 - NAN_ROWS) ** (1.0 / len(feats)))
+    hit = rng.random((len(num), len(feats))) < share
+    r, c = np.nonzero(hit)
+    num[r, np.asarray(feats, dtype=np.int64)[c]] = np.nan
+
+
 @np.errstate(over="ignore", invalid="ignore")  # ranges near float64's largest values go past it: +-inf
 def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     """`samples` generated rows (special, equidistant, cloud), the tree boundary rows of every split node (or of
@@ -1174,6 +1334,8 @@ def generate(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
     cloud = _cloud(plan, max(samples - len(equi), n_special), rng)
     special = _special(plan, n_special, rng, base=Batch(cloud.num[:n_special], cloud.txt[:n_special],
                                                         cloud.source[:n_special]), signs=signs)
+    _beyond_cells(plan, cloud.num[n_special:], rng)
+    _missing_cells(plan, cloud.num[n_special:], rng)
     parts = [boundary] if len(boundary) else []
     if plan.data is not None:
         num, txt = plan.data

@@ -77,6 +77,27 @@ _RANGES: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
 }
 
 
+def _samuelson(e: Any, center: Any, scale: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """How far from its mean a training value can be, given the mean, the (population) standard deviation and
+    the number of values: at most std * sqrt(n - 1) (Samuelson's inequality)."""
+    n = getattr(e, "n_samples_seen_", None)
+    if center is None or scale is None or n is None:
+        return None
+    k = np.sqrt(np.maximum(np.asarray(n, float) - 1.0, 1.0))
+    return _spread(center, np.asarray(scale, float) * k, 1.0)
+
+
+# How far each estimator's training data may have reached (beyond the range above), in its own units: the
+# checker draws some values out to there and past it (a change that shows only in the tails of the data).
+# RobustScaler keeps no count nor extremes: ten interquartile ranges (scale_) either side of the median.
+_REACH: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
+    "StandardScaler": lambda e: _samuelson(e, e.mean_, e.scale_),
+    "RobustScaler": lambda e: _spread(e.center_, e.scale_, 10.0),
+    "MinMaxScaler": lambda e: (e.data_min_, e.data_max_),
+    "MaxAbsScaler": lambda e: (-e.max_abs_, e.max_abs_),
+}
+
+
 def _affine(center: Any, scale: Any) -> tuple[Any, Any]:
     """(multiplier, offset) of `(x - center) / scale`."""
     c = 0.0 if center is None else np.asarray(center, float)
@@ -426,6 +447,13 @@ class _Learner:
             lo_hi = _RANGES[name](est)
             if lo_hi is not None:
                 self._range(space, *lo_hi, name)
+        if name in _REACH:
+            try:
+                reach = _REACH[name](est)
+            except (AttributeError, TypeError, ValueError):  # a scaler fitted without that statistic
+                reach = None
+            if reach is not None:
+                self._range(space, *reach, name, reach=True)
         miss = getattr(est, "missing_values", None)
         if isinstance(miss, float) and np.isnan(miss):  # an imputer: whatever follows never sees the NaN
             self.nan_all(space)
@@ -474,14 +502,18 @@ class _Learner:
                 self.hints.column(self.col(c)).restrict(float(ends[:, j].min()), float(ends[:, j].max()))
         self.hints.learned(f"the domain of {getattr(est.func, '__name__', 'a function')}")
 
-    def _range(self, space: _Space, lo: Any, hi: Any, source: str) -> None:
+    def _range(self, space: _Space, lo: Any, hi: Any, source: str, *, reach: bool = False) -> None:
         lo = np.broadcast_to(np.asarray(lo, float), space.cols.shape)
         hi = np.broadcast_to(np.asarray(hi, float), space.cols.shape)
         k = np.arange(len(space.cols))
         rlo, rhi = space.to_raw(k, lo), space.to_raw(k, hi)
         for j, c in enumerate(space.cols):
             if c >= 0:
-                self.hints.column(self.col(c)).widen(float(rlo[j]), float(rhi[j]))
+                col = self.hints.column(self.col(c))
+                if reach:
+                    col.extend(float(rlo[j]), float(rhi[j]))
+                else:
+                    col.widen(float(rlo[j]), float(rhi[j]))
         self.hints.learned(source)
 
     def _values(self, space: _Space, vals: np.ndarray, source: str, *, kink: bool = False) -> None:
