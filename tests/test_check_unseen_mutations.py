@@ -201,3 +201,107 @@ def test_missing_values_reach_a_tree_through_a_passthrough_column():
     for seed in (0, 1, 2):
         assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
     assert portable.check(original, art, samples=1000, seed=0).equivalent
+
+
+def _titanic_pair(name):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import tests.pipelines as pipelines
+
+    est, df, _ = getattr(pipelines, name)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=df)
+    return est, df, art
+
+
+def _frame_feeds(rows):
+    from pandas.api.types import is_numeric_dtype
+
+    return {c: (rows[c].to_numpy(np.float32) if is_numeric_dtype(rows[c]) else rows[c].to_numpy().astype(str))
+            .reshape(-1, 1) for c in rows.columns}
+
+
+SEEDS = range(10)
+
+
+def test_a_tree_split_read_as_strictly_less_is_caught_on_every_seed():
+    """One split of a RandomForestClassifier read as `<` instead of `<=` in the artifact (tree 2's node 118 in
+    the ONNX TreeEnsemble, as unseen_mutations injects it): a row at the threshold then takes the other child,
+    and shows a difference only where the leaves it reaches on the two sides differ. The checker's one random
+    row in the node's box reached two equal leaves on seed 2; each node's rows now reach, among random descents
+    of both subtrees, the leaf pairs whose values differ most."""
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = load_iris(return_X_y=True)
+    est = RandomForestClassifier(10, max_depth=5, random_state=0).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        art = portable.convert(est, to="onnx", dtype="float32", check=False)
+    p = copy.deepcopy(art.proto)
+    node = next(n for n in p.graph.node if n.op_type.startswith("TreeEnsemble"))
+    attrs = {a.name: a for a in node.attribute}
+    modes = attrs["nodes_modes"].strings
+    assert modes[118] == b"BRANCH_LEQ"
+    modes[118] = b"BRANCH_LT"
+    mutated = portable.load(p)
+    original = portable.load(est)
+    reports = [portable.check(original, mutated, samples=1000, seed=s) for s in SEEDS]
+    caught = [not r.equivalent for r in reports]
+    # real, with scikit-learn and onnxruntime alone, on a row the checker found
+    rep = next(r for r in reports if not r.equivalent)
+    row = np.asarray(rep.counterexamples[0]["inputs"]["X"], dtype=np.float32).reshape(-1, 4)[:1]
+    got = ort_run(p, {"X": row})["probabilities"]
+    assert np.abs(got - est.predict_proba(row.astype(np.float64))).max() > 1e-3
+    assert all(caught), caught
+
+
+def test_a_scaler_scale_that_matters_beyond_the_training_data_is_caught_on_every_seed():
+    """A StandardScaler's scale of `sibsp` (Poisson(0.5) counts, 0 to 3 in training) x1.001 in the artifact:
+    the difference grows with the distance from the mean and passes the tolerance only past the training
+    maximum. The checker drew `sibsp` within mean +- 3 std (up to 2.55), not even the training data: now a few
+    values per feature go out to where the scaler's statistics say training data may lie (mean +- std *
+    sqrt(n - 1)) and beyond."""
+    est, df, art = _titanic_pair("titanic_column_selector")
+    p = copy.deepcopy(art.proto)
+    node = next(n for n in p.graph.node if n.op_type == "Scaler")
+    a = next(a for a in node.attribute if a.name == "scale")
+    scale = list(a.floats)
+    scale[2] = float(np.float32(scale[2] * 1.001))  # sibsp, the third numeric column
+    del a.floats[:]
+    a.floats.extend(scale)
+    rows = df.iloc[:50].copy()
+    rows["sibsp"] = 8  # past the training maximum (3)
+    want = est.predict_proba(rows)[:, 1]
+    got = ort_run(p, _frame_feeds(rows))["probabilities"][:, 1]
+    assert (np.abs(got - want) > 1e-5 + 1e-4 * np.abs(want)).any()  # real, outside the float32 tolerance
+    original, mutated = portable.load(est, data=df), portable.load(p)
+    caught = [not portable.check(original, mutated, samples=1000, seed=s).equivalent for s in SEEDS]
+    assert all(caught), caught
+
+
+def test_an_imputer_fill_value_is_tried_with_missing_values_on_every_seed():
+    """A SimpleImputer's fill value for `sibsp` x1.01 in the artifact (the remainder's imputer): NaN reached the
+    imputer only in the few special rows, where the difference stayed within tolerance on seed 2; cloud rows now
+    take NaN in every feature whose NaN the model handles."""
+    est, df, art = _titanic_pair("titanic_remainder_scaler")
+    p = copy.deepcopy(art.proto)
+    producer = {o: n for n in p.graph.node for o in n.output}
+    where = next(n for n in p.graph.node if n.op_type == "Where" and n.input[0] in producer
+                 and producer[n.input[0]].op_type == "IsNaN")
+    init = next(i for i in p.graph.initializer if i.name == where.input[1])
+    v = numpy_helper.to_array(init).copy()
+    assert v.shape == (1, 3) and abs(v[0, 1] - df["sibsp"].mean()) < 1e-6  # age, sibsp, fare
+    v[0, 1] *= np.float32(1.01)
+    init.CopyFrom(numpy_helper.from_array(v, init.name))
+    rows = df.copy()
+    rows["sibsp"] = np.nan
+    want = est.predict_proba(rows)[:, 1]
+    got = ort_run(p, _frame_feeds(rows))["probabilities"][:, 1]
+    assert (np.abs(got - want) > 1e-5 + 1e-4 * np.abs(want)).any()  # real, outside the float32 tolerance
+    original, mutated = portable.load(est, data=df), portable.load(p)
+    caught = [not portable.check(original, mutated, samples=1000, seed=s).equivalent for s in SEEDS]
+    assert all(caught), caught
