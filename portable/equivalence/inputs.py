@@ -5,11 +5,13 @@ DataFrame column, one per element of a fixed-shape tensor). Each feature gets a 
 values, learned from `data=` when given, else from the model itself (scaler statistics, tree thresholds, encoder
 categories, training points kept by nearest-neighbour and kernel models), else a standard-normal default.
 
-`generate` draws a seeded batch from the plan: a random cloud over the learned ranges (and around known points),
-**tree boundary rows** (for sampled split nodes: a row that reaches the node, with the split feature set to the
-threshold, its float32 rounding and their `nextafter` neighbours, so both sides of the split are taken), and a few
-special rows (zeros, the range ends, far values, NaN where the model handles missing values, unseen categories
-where the encoder ignores them). `rows_strategy` and `simplify_strategy` are the hypothesis strategies that
+`generate` draws a seeded batch from the plan: a random cloud over the learned ranges (and around known points;
+some cells beyond the ranges, out to where a scaler's statistics say training data may lie, and NaN in features
+whose missing values the model handles), **tree boundary rows** (for every split node or a seeded sample: rows
+that reach the node, each in a box that also fixes the leaf it reaches below either child, with the split feature
+set to the threshold, its float32 rounding and their `nextafter` neighbours, so both sides of the split are taken),
+and a few special rows (zeros, the range ends, far values, NaN where the model handles missing values, unseen
+categories where the encoder ignores them). `rows_strategy` and `simplify_strategy` are the hypothesis strategies that
 shrink a failure found in such a batch to a minimal counterexample.
 """
 from __future__ import annotations
