@@ -252,15 +252,31 @@ class TypeNames:
             symbols = schema.get("symbols")
             if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
                 raise PFAError(f"enum '{name}' needs a list of string 'symbols'", path=path, where=where)
+            twice = _repeated(symbols)
+            if twice is not None:
+                raise PFAError(f"enum '{name}' lists the symbol '{_clip(twice)}' twice (Avro symbols are unique)",
+                               path=path, where=f"{where}.symbols")
             t: AvroType = Enum(name, tuple(symbols))
             self.named[name] = t
             return t
         if kind == "fixed":
-            t = Fixed(name, int(schema.get("size", 0)))
+            size = schema.get("size")
+            if type(size) is not int or size < 0:
+                raise PFAError(f"fixed '{name}' needs a 'size' that is a non-negative integer, not {_short(size)}",
+                               path=path, where=f"{where}.size")
+            t = Fixed(name, size)
             self.named[name] = t
             return t
         rec = Record(name)
         self.named[name] = rec  # registered before its fields, so a field may refer to the record itself
+        try:
+            return self._fields(rec, schema, where, path)
+        except BaseException:  # a record that failed is not defined: a second reading must fail the same way
+            del self.named[name], self.schemas[name]
+            raise
+
+    def _fields(self, rec: Record, schema: dict[str, Any], where: str, path: Any) -> Record:
+        name = rec.name
         fields = schema.get("fields")
         if not isinstance(fields, list):
             raise PFAError(f"record '{name}' needs a list of 'fields'", path=path, where=where)
@@ -272,8 +288,24 @@ class TypeNames:
             if not isinstance(f, dict) or not isinstance(f.get("name"), str) or "type" not in f:
                 raise PFAError("a record field needs a 'name' and a 'type'", path=path,
                                where=f"{where}.fields[{i}]")
+            if f["name"] in rec.fields:  # a dict would keep the last one silently; another engine, the first
+                raise PFAError(f"record '{name}' has two fields named '{_clip(f['name'])}' (Avro field names are "
+                               "unique)", path=path, where=f"{where}.fields[{i}]")
             rec.fields[f["name"]] = self.parse(f["type"], f"{where}.fields[{i}].type", path)
         return rec
+
+
+def _repeated(items: list[str]) -> str | None:
+    seen: set[str] = set()
+    for x in items:
+        if x in seen:
+            return x
+        seen.add(x)
+    return None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _short(value: Any) -> str:
