@@ -46,6 +46,7 @@ def _spec(value_info: Any, onnx: Any, output: bool, path: Any = None) -> TensorS
 def check_proto(proto: Any, *, path: Any = None, produced: bool = False) -> None:
     """Run `onnx.checker` (full check with shape inference); a failure is an InputError or ConversionError."""
     onnx = require("onnx", purpose="ONNX")
+    check_expansion(proto, path=path)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx raises ValidationError, InferenceError, …
@@ -397,3 +398,64 @@ def _has_loops(proto: Any) -> bool:
                 graphs.append(a.g)
             graphs.extend(a.graphs)
     return False
+
+
+def _flat_nodes(nodes: Any) -> list[Any]:
+    """The nodes of a graph or function with those of every subgraph attribute (If, Loop, Scan...), at any depth,
+    without recursion."""
+    out: list[Any] = []
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        for a in node.attribute:
+            if a.HasField("g"):
+                todo.extend(a.g.node)
+            for g in a.graphs:
+                todo.extend(g.node)
+    return out
+
+
+def check_expansion(proto: Any, path: Any = None) -> None:
+    """Refuse a model whose nodes, once its model-local functions are inlined, exceed `max_onnx_nodes`, before
+    onnx.checker or onnxruntime expands them: 30 functions each calling the previous twice are 2**30 nodes in a
+    2 KB file (onnx.checker ran for ever on it). Counted per function once (memoized, no recursion); a function
+    that calls itself is left to onnx.checker, which names the cycle."""
+    from ..limits import LIMITS, LimitError
+
+    cap = LIMITS.max_onnx_nodes
+    funcs = {(f.domain, f.name, getattr(f, "overload", "")): f for f in proto.functions}
+
+    def callee(node: Any) -> Any:
+        return (node.domain, node.op_type, getattr(node, "overload", ""))
+
+    cost: dict[Any, int] = {}
+    if funcs:
+        flat = {k: _flat_nodes(f.node) for k, f in funcs.items()}
+        for root in funcs:
+            stack, on_stack = [root], {root}
+            while stack:
+                key = stack[-1]
+                if key in cost:
+                    stack.pop()
+                    on_stack.discard(key)
+                    continue
+                pending = [callee(n) for n in flat[key] if callee(n) in funcs and callee(n) not in cost
+                           and callee(n) not in on_stack]
+                if pending:
+                    stack.extend(pending)
+                    on_stack.update(pending)
+                    continue
+                total = 0
+                for n in flat[key]:
+                    total = min(cap + 1, total + cost.get(callee(n), 1))  # a cycle counts 1: the checker names it
+                cost[key] = total
+                stack.pop()
+                on_stack.discard(key)
+    total = 0
+    for n in _flat_nodes(proto.graph.node):
+        total += cost.get(callee(n), 1)
+        if total > cap:
+            what = " once its model-local functions are inlined" if funcs else ""
+            raise LimitError(f"the ONNX model amounts to more than {cap:,} nodes{what}", "max_onnx_nodes",
+                             path=path)
