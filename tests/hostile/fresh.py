@@ -1,0 +1,112 @@
+"""Hostile inputs of a third pass over portable (issue 12, "verified on hostile files you have not seen"), beyond
+`files.py` and `unseen.py`. Every file is written by these functions; `test_hostile_fresh` runs each through the
+real command line in its own subprocess under a time and memory bound.
+
+`CASES` maps a case's name to `build(base) -> (argv, needle)`: the command line to run on the files written below
+`base`, and a phrase the one-paragraph message must hold (exit code 1 unless the builder says otherwise).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+CASES: dict[str, Callable[[Path], tuple[list[str], str]]] = {}
+
+
+def case(name: str) -> Callable[[Callable[[Path], tuple[list[str], str]]], Callable[[Path], tuple[list[str], str]]]:
+    def register(build: Callable[[Path], tuple[list[str], str]]) -> Callable[[Path], tuple[list[str], str]]:
+        CASES[name] = build
+        return build
+    return register
+
+
+# ---- PFA named types that break Avro's rules ------------------------------------------------------------------
+
+def _fixed_doc(size_json: str) -> str:
+    """A PFA document with a cell of a fixed type whose `size` is given as raw JSON text."""
+    return ('{"input": "double", "output": "double", "cells": {"c": {"type": {"type": "fixed", "name": "F", '
+            f'"size": {size_json}}}, "init": ""}}}}, "action": ["input"]}}')
+
+
+for _label, _size in (("a string", '"abc"'), ("1e999 (infinity)", "1e999"), ("null", "null"), ("a list", "[1]")):
+    def _build(base: Path, _size: str = _size, _label: str = _label) -> tuple[list[str], str]:
+        path = base / f"fixed_{_label.split()[0]}.pfa"
+        path.write_text(_fixed_doc(_size))
+        return ["inspect", str(path)], "fixed 'F' needs a 'size' that is a non-negative integer"
+    # int(size) raised ValueError / OverflowError / TypeError: a traceback
+    CASES[f"a PFA fixed type whose size is {_label} is refused, not a traceback"] = _build
+
+
+@case("a PFA fixed type of negative size is refused (it loaded)")
+def _fixed_negative(base: Path) -> tuple[list[str], str]:
+    path = base / "fixed_negative.pfa"
+    path.write_text(_fixed_doc("-5"))
+    return ["inspect", str(path)], "fixed 'F' needs a 'size'"
+
+
+@case("a PFA record with two fields of one name is refused (the first was silently dropped)")
+def _duplicate_field(base: Path) -> tuple[list[str], str]:
+    # the record was registered before its fields were read; the failed first reading of the input type left it
+    # registered, so the reader's second reading took the name for an already defined record and kept one field
+    path = base / "duplicate_field.pfa"
+    path.write_text(json.dumps({
+        "input": {"type": "record", "name": "R", "fields": [{"name": "a", "type": "double"},
+                                                           {"name": "a", "type": "string"}]},
+        "output": "double", "action": [1.0]}))
+    return ["convert", str(path), "--to", "onnx", "-o", str(base / "duplicate_field.onnx"), "--samples", "20"], \
+        "record 'R' has two fields named 'a'"
+
+
+@case("a PFA enum that lists a symbol twice is refused")
+def _duplicate_symbol(base: Path) -> tuple[list[str], str]:
+    path = base / "duplicate_symbol.pfa"
+    path.write_text(json.dumps({"input": {"type": "enum", "name": "E", "symbols": ["a", "b", "a"]},
+                                "output": "double", "action": [1.0]}))
+    return ["inspect", str(path)], "enum 'E' lists the symbol 'a' twice"
+
+
+# ---- ONNX model-local functions -------------------------------------------------------------------------------
+
+def function_bomb(depth: int) -> bytes:
+    """An ONNX model of `depth` model-local functions, each calling the previous one twice: 2**(depth-1) Relu nodes
+    once inlined, in a file of a few KB."""
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+
+    funcs, prev = [], None
+    opsets = [h.make_opsetid("", 17), h.make_opsetid("bomb", 1)]
+    for i in range(depth):
+        if prev is None:
+            nodes = [h.make_node("Relu", ["x"], ["y"])]
+        else:
+            nodes = [h.make_node(prev, ["x"], ["t"], domain="bomb"), h.make_node(prev, ["t"], ["y"], domain="bomb")]
+        prev = f"f{i}"
+        funcs.append(h.make_function("bomb", prev, ["x"], ["y"], nodes, opsets))
+    x = h.make_tensor_value_info("X", TP.FLOAT, [None, 2])
+    y = h.make_tensor_value_info("Y", TP.FLOAT, [None, 2])
+    model = h.make_model(h.make_graph([h.make_node(prev, ["X"], ["Y"], domain="bomb")], "g", [x], [y]),
+                         opset_imports=opsets, functions=funcs)
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@case("an ONNX model of 30 local functions each calling the previous twice (two to the 29th nodes) is refused by inspect")
+def _function_bomb_inspect(base: Path) -> tuple[list[str], str]:
+    path = base / "function_bomb.onnx"
+    path.write_bytes(function_bomb(30))  # onnx.checker ran for ever on it
+    return ["inspect", str(path)], "max_onnx_nodes"
+
+
+@case("the same ONNX function bomb is refused by check")
+def _function_bomb_check(base: Path) -> tuple[list[str], str]:
+    path = base / "function_bomb_check.onnx"
+    path.write_bytes(function_bomb(30))
+    return ["check", str(path), str(path), "--samples", "20"], "max_onnx_nodes"
+
+
+@case("the same ONNX function bomb converted to NNEF is refused")
+def _function_bomb_convert(base: Path) -> tuple[list[str], str]:
+    path = base / "function_bomb_convert.onnx"
+    path.write_bytes(function_bomb(30))
+    return ["convert", str(path), "--to", "nnef", "-o", str(base / "bomb.nnef")], "max_onnx_nodes"
