@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PortableError
+from .limits import LimitError, load_json
 from .model import Signature
 
 PROFILE_KEY = "portable.profile"
@@ -206,14 +207,15 @@ def read_profile(metadata: Mapping[str, Any], *, path: Any = None) -> dict[str, 
     if raw is None:
         return None
     try:
-        prof = json.loads(raw) if isinstance(raw, str) else raw
+        prof = load_json(raw, path=path, what=f"the {PROFILE_KEY} metadata") if isinstance(raw, str) else raw
         if not isinstance(prof, dict) or not isinstance(prof.get("inputs"), dict):
             raise ValueError("no 'inputs'")
         for spec in prof["inputs"].values():
             for f in spec["features"]:
                 f["name"], f["kind"], f["missing_rate"]  # noqa: B018 - the keys drift needs
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PortableError(f"the artifact's {PROFILE_KEY} metadata is malformed ({exc})", path=path) from None
+    except (ValueError, KeyError, TypeError, LimitError) as exc:
+        why = exc.what if isinstance(exc, LimitError) else exc
+        raise PortableError(f"the artifact's {PROFILE_KEY} metadata is malformed ({why})", path=path) from None
     return prof
 
 

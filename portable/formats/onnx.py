@@ -248,10 +248,12 @@ class OnnxModel(Model):
 
         meta = summarize_metadata(self.metadata)
         if "portable.check" in meta:
-            try:
-                meta["portable.check"] = json.loads(meta["portable.check"])
-            except ValueError:
-                pass
+            from ..limits import load_json
+
+            try:  # within the limits: metadata nested 100,000 deep was a RecursionError ("please report it")
+                meta["portable.check"] = load_json(meta["portable.check"], what="the portable.check metadata")
+            except (ValueError, PortableError):
+                pass  # shown as the text it is
         return {
             "ir_version": self.proto.ir_version,
             "opsets": {(o.domain or "ai.onnx"): o.version for o in self.proto.opset_import},

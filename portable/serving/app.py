@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import PFARuntimeError, PortableError
+from ..limits import load_json
 from ..model import Model
 from ..profile import DriftThresholds, drift, read_profile
 from . import inputs as io
@@ -255,8 +256,8 @@ def _json_meta(model: Model, key: str) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+        value = load_json(raw, what=f"the {key} metadata") if isinstance(raw, str) else raw
+    except (ValueError, PortableError):  # malformed, or nested beyond max_depth (a RecursionError otherwise)
         return None
     return value if isinstance(value, dict) else None
 

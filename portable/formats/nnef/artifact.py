@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import NNEFError, PortableError
+from ...limits import load_json
 from ...model import Model, Origin, Signature, TensorSpec
 
 METADATA_FILE = "portable.json"
@@ -67,8 +68,8 @@ class NnefModel(Model):
 
     def set_metadata(self, key: str, value: str) -> None:
         try:
-            self.meta[key] = json.loads(value) if key in JSON_KEYS else value
-        except ValueError:
+            self.meta[key] = load_json(value, what=f"the {key} metadata") if key in JSON_KEYS else value
+        except (ValueError, PortableError):  # kept as text: malformed, or nested beyond max_depth
             self.meta[key] = value
 
     def all_files(self) -> dict[str, bytes]:
