@@ -38,3 +38,15 @@ def test_a_model_within_max_onnx_nodes_still_loads():
     with portable.limits.override(max_onnx_nodes=2 ** 11 - 1):
         with pytest.raises(portable.limits.LimitError, match="max_onnx_nodes"):
             portable.load(model)
+
+
+def test_inspect_shows_a_model_whose_check_metadata_nests_100000_deep(tmp_path):
+    """`portable inspect` parsed portable.check with json.loads and caught only ValueError: the RecursionError
+    became "the model nested too deeply ... please report it" (exit 1). The metadata is now read within max_depth
+    and shown as the text it is."""
+    from .hostile.fresh import onnx_with_metadata
+
+    path = onnx_with_metadata(tmp_path / "deep_check.onnx", "portable.check", "[" * 100_000 + "]" * 100_000)
+    run = run_cli("inspect", str(path), timeout=180)
+    assert run.returncode == 0, run.output[-2000:]
+    assert "Traceback" not in run.output and "portable.check" in run.output

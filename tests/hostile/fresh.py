@@ -110,3 +110,29 @@ def _function_bomb_convert(base: Path) -> tuple[list[str], str]:
     path = base / "function_bomb_convert.onnx"
     path.write_bytes(function_bomb(30))
     return ["convert", str(path), "--to", "nnef", "-o", str(base / "bomb.nnef")], "max_onnx_nodes"
+
+
+# ---- metadata an artifact carries ------------------------------------------------------------------------------
+
+def onnx_with_metadata(path: Path, key: str, value: str) -> Path:
+    """A one-Relu ONNX model whose metadata_props hold `key: value`."""
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+
+    x = h.make_tensor_value_info("X", TP.FLOAT, [None, 2])
+    y = h.make_tensor_value_info("Y", TP.FLOAT, [None, 2])
+    model = h.make_model(h.make_graph([h.make_node("Relu", ["X"], ["Y"])], "g", [x], [y]),
+                         opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    h.set_model_props(model, {key: value})
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+@case("drift against a portable.profile nested a hundred thousand deep says the profile is malformed (a RecursionError)")
+def _deep_profile(base: Path) -> tuple[list[str], str]:
+    import numpy as np
+
+    path = onnx_with_metadata(base / "deep_profile.onnx", "portable.profile", "[" * 100_000 + "]" * 100_000)
+    np.save(base / "rows.npy", np.ones((5, 2), np.float32))
+    return ["drift", str(path), str(base / "rows.npy")], "deep_profile.onnx: the artifact's portable.profile metadata"
