@@ -14,6 +14,7 @@ import numpy as np
 
 from ...errors import PFAError, PFARuntimeError, UnsupportedModelError
 from . import types as T
+from .clock import tick
 from .reader import Document, FcnDef, parse_fcndef
 from .values import NumpyBackend, Val
 
@@ -102,6 +103,7 @@ class Evaluator:
     def block(self, exprs: list[Any], scope: Scope, where: str) -> Val:
         result = Val(T.NULL, None, True)
         for i, e in enumerate(exprs):
+            tick()  # a routine's clock, where one is armed (the load's trial rows): straight-line code is bounded too
             result = self.eval(e, scope, f"{where}[{i}]")
         return result
 

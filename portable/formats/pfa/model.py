@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import PFAError, UnsupportedModelError
+from ...limits import LimitError
 from ...model import Model, Origin, Signature, TensorSpec
 from . import types as T
 from .engine import Evaluator
@@ -225,7 +226,7 @@ class PfaModel(Model):
         trial = {s.name: _dummy(s, lengths[0]) for s in self.signature.inputs}
         try:
             self._trial(trial)
-        except (PFAError, UnsupportedModelError):
+        except (PFAError, UnsupportedModelError, LimitError):
             raise
         except Exception:
             pass
@@ -250,6 +251,8 @@ class PfaModel(Model):
                          for j, s in enumerate(specs)}
                 try:
                     self._trial(trial)
+                except LimitError:  # a trial that ran out of time: the next widths would too
+                    raise
                 except Exception:
                     continue
                 works.append(d)
@@ -265,7 +268,19 @@ class PfaModel(Model):
             from .rows import RowEngine
 
             return self._run_rows(inputs, RowEngine(self.doc, self.seed))
-        return self._run(inputs)
+        # one dummy row: the action routine's timeout (max_pfa_routine_ms, or the document's own) applies as it
+        # does to each record of the sequential tier; 100,000 straight-line `let`s ran minutes per trial unbounded
+        from . import clock
+
+        options = self.doc.raw.get("options") if isinstance(self.doc.raw, dict) else None
+        armed = clock.arm(*clock.budget(options, "action"))
+        try:
+            return self._run(inputs)
+        except clock.RoutineTimeout as exc:
+            raise clock.RoutineTimeout(exc.ms, exc.own, where="action (a trial row while loading)",
+                                       path=self.doc.path) from None
+        finally:
+            clock.disarm(armed)
 
     @property
     def signature(self) -> Signature:
