@@ -136,3 +136,17 @@ def _deep_profile(base: Path) -> tuple[list[str], str]:
     path = onnx_with_metadata(base / "deep_profile.onnx", "portable.profile", "[" * 100_000 + "]" * 100_000)
     np.save(base / "rows.npy", np.ones((5, 2), np.float32))
     return ["drift", str(path), str(base / "rows.npy")], "deep_profile.onnx: the artifact's portable.profile metadata"
+
+
+# ---- PFA straight-line code ------------------------------------------------------------------------------------
+
+@case("a PFA action of 50,000 straight-line lets stops at the routine timeout while loading (the trial rows ran unbounded)")
+def _let_chain(base: Path) -> tuple[list[str], str]:
+    # the load scores dummy rows through the vectorized engine, whose statements never read the routine's clock:
+    # only loops, function calls and regular expressions did. 1,000,000 such lets (30 MB, within max_pfa_expansion)
+    # ran minutes per trial row, and the load tries up to a dozen input widths.
+    n = 50_000
+    action = [{"let": {"x0": "input"}}] + [{"let": {f"x{i}": {"+": [f"x{i - 1}", 1]}}} for i in range(1, n)]
+    path = base / "let_chain.pfa"
+    path.write_text(json.dumps({"input": "double", "output": "double", "action": action + [f"x{n - 1}"]}))
+    return ["--limit", "max_pfa_routine_ms=200", "inspect", str(path)], "exceeded timeout of 200 milliseconds"
