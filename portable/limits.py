@@ -511,7 +511,13 @@ def check_zip_members(members: list[Any], *, path: object = None, compressed_siz
     check_size(len(members), "max_archive_members", "the number of archive members", path=path)
     ratio_cap = None if compressed_size is None else max(64 * MiB, LIMITS.max_compression_ratio * compressed_size)
     total = 0
+    seen: set[str] = set()
     for member in members:
+        if member.filename in seen:  # Python's zipfile reads the last one, other readers the first
+            raise InputError(f"the archive holds two members named '{member.filename[:100]}': which one counts "
+                             "depends on the reader (a file can show one schema to a scanner and load another), "
+                             "so portable reads neither", path=path)
+        seen.add(member.filename)
         check_size(member.file_size, "max_tensor_bytes",
                    f"the archive member '{member.filename}' declares a size in bytes that", path=path)
         total += member.file_size
