@@ -150,3 +150,32 @@ def _let_chain(base: Path) -> tuple[list[str], str]:
     path = base / "let_chain.pfa"
     path.write_text(json.dumps({"input": "double", "output": "double", "action": action + [f"x{n - 1}"]}))
     return ["--limit", "max_pfa_routine_ms=200", "inspect", str(path)], "exceeded timeout of 200 milliseconds"
+
+
+# ---- skops archives --------------------------------------------------------------------------------------------
+
+@case("a skops archive with two schema.json members (a refused type first, the model last) is refused, not loaded")
+def _skops_duplicate_schema(base: Path) -> tuple[list[str], str]:
+    # Python's zipfile (portable's audit and skops alike) reads the last member of a name; unzip and other readers
+    # keep the first: one file shows a different schema to different tools. It loaded (audit: SAFE).
+    import zipfile
+    import warnings
+
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    good = base / "good.skops"
+    sio.dump(LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), good)
+    with zipfile.ZipFile(good) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    hostile = dict(json.loads(members["schema.json"]), __module__="subprocess", __class__="Popen")
+    path = base / "duplicate_schema.skops"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it is asked to write
+        out.writestr("schema.json", json.dumps(hostile))
+        for name, data in members.items():
+            out.writestr(name, data)
+    return ["convert", str(path), "--to", "onnx", "-o", str(base / "dup.onnx"), "--samples", "20"], \
+        "two members named 'schema.json'"
