@@ -275,10 +275,16 @@ def test_a_scaler_scale_that_matters_beyond_the_training_data_is_caught_on_every
     a.floats.extend(scale)
     rows = df.iloc[:50].copy()
     rows["sibsp"] = 8  # past the training maximum (3)
+    _real_and_caught_on_every_seed(est, df, p, rows)
+
+
+def _real_and_caught_on_every_seed(est, df, mutated_proto, rows) -> None:
+    """The mutated artifact differs from scikit-learn on `rows` beyond the float32 tolerance (the mutation is
+    real), and the check catches it on every seed."""
     want = est.predict_proba(rows)[:, 1]
-    got = ort_run(p, _frame_feeds(rows))["probabilities"][:, 1]
+    got = ort_run(mutated_proto, _frame_feeds(rows))["probabilities"][:, 1]
     assert (np.abs(got - want) > 1e-5 + 1e-4 * np.abs(want)).any()  # real, outside the float32 tolerance
-    original, mutated = portable.load(est, data=df), portable.load(p)
+    original, mutated = portable.load(est, data=df), portable.load(mutated_proto)
     caught = [not portable.check(original, mutated, samples=1000, seed=s).equivalent for s in SEEDS]
     assert all(caught), caught
 
@@ -299,9 +305,4 @@ def test_an_imputer_fill_value_is_tried_with_missing_values_on_every_seed():
     init.CopyFrom(numpy_helper.from_array(v, init.name))
     rows = df.copy()
     rows["sibsp"] = np.nan
-    want = est.predict_proba(rows)[:, 1]
-    got = ort_run(p, _frame_feeds(rows))["probabilities"][:, 1]
-    assert (np.abs(got - want) > 1e-5 + 1e-4 * np.abs(want)).any()  # real, outside the float32 tolerance
-    original, mutated = portable.load(est, data=df), portable.load(p)
-    caught = [not portable.check(original, mutated, samples=1000, seed=s).equivalent for s in SEEDS]
-    assert all(caught), caught
+    _real_and_caught_on_every_seed(est, df, p, rows)
