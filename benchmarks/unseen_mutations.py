@@ -147,6 +147,22 @@ def _change_one(init: Any, rng: np.random.Generator, change: Any) -> tuple[float
     return old, float(flat[j])
 
 
+def narrowed(proto: Any, src: str, to: int) -> Any:
+    """`proto`, changed in place, with its input `src` rounded to the ONNX type `to` and back before any node reads
+    it (a narrowing Cast slipped in)."""
+    from onnx import helper
+
+    g = proto.graph
+    back = next(i for i in g.input if i.name == src).type.tensor_type.elem_type
+    for n in g.node:
+        for q, i in enumerate(n.input):
+            if i == src:
+                n.input[q] = src + "_mnar2"
+    g.node.insert(0, helper.make_node("Cast", [src], [src + "_mnar1"], to=to))
+    g.node.insert(1, helper.make_node("Cast", [src + "_mnar1"], [src + "_mnar2"], to=back))
+    return proto
+
+
 def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tuple[str, Any, dict[str, Any]]]:
     """(kind, mutated proto, info) for every unseen kind that applies, one seeded site per kind."""
     out: list[tuple[str, Any, dict[str, Any]]] = []
@@ -409,17 +425,9 @@ def candidates(proto: Any, rng: np.random.Generator, n_inputs: int) -> list[tupl
     # a narrowing cast round trip on the first float input
     fin = [i for i in g0.input if i.type.tensor_type.elem_type in (1, 11)]
     if fin:
-        from onnx import helper
-        p, g = fresh()
-        src = fin[0].name
-        et = fin[0].type.tensor_type.elem_type
-        narrow = 10 if et == 1 else 1
-        for n in g.node:
-            for q, i in enumerate(n.input):
-                if i == src:
-                    n.input[q] = src + "_mnar2"
-        g.node.insert(0, helper.make_node("Cast", [src], [src + "_mnar1"], to=narrow))
-        g.node.insert(1, helper.make_node("Cast", [src + "_mnar1"], [src + "_mnar2"], to=et))
+        p, _g = fresh()
+        narrow = 10 if fin[0].type.tensor_type.elem_type == 1 else 1
+        narrowed(p, fin[0].name, narrow)
         out.append((f"cast_narrow[{'float16' if narrow == 10 else 'float32'}]", p, {}))
     # k-NN k: TopK's k
     k = one(each(lambda n: n.op_type == "TopK" and len(n.input) > 1 and n.input[1] in inits))

@@ -24,17 +24,9 @@ def ort_run(proto, feeds):
 
 def _narrowed(proto, to=TensorProto.FLOAT16):
     """`proto` with its first input rounded to `to` and back (a Cast to a narrower type slipped in)."""
-    p = copy.deepcopy(proto)
-    g = p.graph
-    src = g.input[0].name
-    back = g.input[0].type.tensor_type.elem_type
-    for n in g.node:
-        for q, i in enumerate(n.input):
-            if i == src:
-                n.input[q] = src + "_wide"
-    g.node.insert(0, helper.make_node("Cast", [src], [src + "_narrow"], to=to))
-    g.node.insert(1, helper.make_node("Cast", [src + "_narrow"], [src + "_wide"], to=back))
-    return p
+    from benchmarks.unseen_mutations import narrowed
+
+    return narrowed(copy.deepcopy(proto), proto.graph.input[0].name, to)
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +125,7 @@ def test_an_unknown_category_reaches_the_encoder_behind_a_string_imputer():
     category, so about one row per check (a special row) reached the encoder's unknown-category column; the
     column's indicator scaled by 1.001 in the artifact was missed on seed 1. Unknown categories are now drawn as
     "" and as an unseen string."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.pipelines import titanic_onehot_infrequent_drop_first
-
-    est, df, _ = titanic_onehot_infrequent_drop_first()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=df)
+    est, df, art = _titanic_pair("titanic_onehot_infrequent_drop_first")
     p = copy.deepcopy(art.proto)
     producer = {o: n for n in p.graph.node for o in n.output}
     mul = next(n for n in p.graph.node if n.op_type == "Mul" and n.input[0] in producer
@@ -154,11 +137,7 @@ def test_an_unknown_category_reaches_the_encoder_behind_a_string_imputer():
     rows = df.copy()
     rows["embarked"] = "X"  # unknown
     want = est.predict_proba(rows)[:, 1]
-    from pandas.api.types import is_numeric_dtype
-
-    feeds = {c: (rows[c].to_numpy(np.float32) if is_numeric_dtype(rows[c]) else rows[c].to_numpy().astype(str))
-             .reshape(-1, 1) for c in df.columns}
-    got = ort_run(p, feeds)["probabilities"][:, 1]
+    got = ort_run(p, _frame_feeds(rows))["probabilities"][:, 1]
     assert (np.abs(got - want) > 1e-5 + 1e-4 * np.abs(want)).any()  # real, outside the float32 tolerance
     original, mutated = portable.load(est, data=df), portable.load(p)
     for seed in (0, 1, 2):
@@ -170,18 +149,9 @@ def test_missing_values_reach_a_tree_through_a_passthrough_column():
     (remainder="passthrough"): the checker learned NaN only from imputers and from models whose every step takes
     NaN (a ColumnTransformer says no), so it never fed NaN to those columns, and an artifact whose trees send
     missing values the other way was judged equivalent on every seed."""
-    import sys
-    from pathlib import Path
-
     from onnx import helper as oh
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.pipelines import titanic_remainder_passthrough
-
-    est, df, _ = titanic_remainder_passthrough()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        art = portable.convert(est, to="onnx", dtype="float32", check=False, data=df)
+    est, df, art = _titanic_pair("titanic_remainder_passthrough")
     p = copy.deepcopy(art.proto)
     node = next(n for n in p.graph.node if n.op_type in ("TreeEnsembleRegressor", "TreeEnsemble"))
     a = next(a for a in node.attribute if a.name == "nodes_missing_value_tracks_true")
@@ -191,11 +161,7 @@ def test_missing_values_reach_a_tree_through_a_passthrough_column():
     rows = df.copy()
     rows["age"] = np.nan
     want = est.predict_proba(rows)[:, 1]
-    from pandas.api.types import is_numeric_dtype
-
-    feeds = {c: (rows[c].to_numpy(np.float32) if is_numeric_dtype(rows[c]) else rows[c].to_numpy().astype(str))
-             .reshape(-1, 1) for c in df.columns}
-    got = ort_run(p, feeds)["probabilities"][:, 1]
+    got = ort_run(p, _frame_feeds(rows))["probabilities"][:, 1]
     assert np.abs(got - want).max() > 1e-2  # real: missing ages go the other way
     original, mutated = portable.load(est, data=df), portable.load(p)
     for seed in (0, 1, 2):

@@ -110,6 +110,16 @@ def _string_columns(est: Any, takes: Any = None) -> set[str]:
     return found
 
 
+def positional_columns(cols: Any) -> bool:
+    """Whether a ColumnTransformer's column spec picks columns by position (a slice, an integer or integers),
+    which a matrix input serves; names, boolean masks and callables need the DataFrame's column names."""
+    if isinstance(cols, (slice, int, np.integer)):
+        return True
+    if isinstance(cols, str) or callable(cols):
+        return False
+    return np.asarray(cols).dtype.kind in "iu"
+
+
 def frame_consumer(est: Any) -> Any:
     """The estimator that receives the user's DataFrame itself: the model, or the first step of a pipeline
     (inside searches and target transforms)."""
@@ -453,10 +463,8 @@ class SklearnModel(Model):
         if names is None:
             return None
         for ct in walk(self.estimator):
-            if isinstance(ct, ColumnTransformer) and any(
-                    not isinstance(cols, slice) and not (np.asarray(cols).dtype.kind in "iu" and
-                                                         not isinstance(cols, str))
-                    for _, _, cols in getattr(ct, "transformers_", ())):
+            if isinstance(ct, ColumnTransformer) and not all(
+                    positional_columns(cols) for _, _, cols in getattr(ct, "transformers_", ())):
                 return list(names)
         return None
 

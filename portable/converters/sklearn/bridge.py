@@ -456,6 +456,8 @@ def _fix_column_transformer() -> None:
     from skl2onnx._parse import sklearn_parsers_map
     from sklearn.compose import ColumnTransformer
 
+    from ...formats.sklearn import positional_columns
+
     original = sklearn_parsers_map.get(ColumnTransformer)
     if original is None:
         return
@@ -466,17 +468,15 @@ def _fix_column_transformer() -> None:
         if indices is None:
             return model
 
-        def found(cols: Any) -> bool:
-            if isinstance(cols, slice) or isinstance(cols, (int, np.integer)):
+        def found(cols: Any) -> bool:  # by position, or by names that are all graph inputs
+            if positional_columns(cols):
                 return True
             if isinstance(cols, str):
                 return cols in known
             if callable(cols):
                 return False
             arr = np.asarray(cols)
-            if arr.dtype == bool:
-                return False
-            return arr.dtype.kind in "iu" or all(isinstance(c, str) and c in known for c in arr.tolist())
+            return arr.dtype != bool and all(isinstance(c, str) and c in known for c in arr.tolist())
 
         if all(found(cols) for _, _, cols in model.transformers_):
             return model
