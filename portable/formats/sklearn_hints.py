@@ -204,13 +204,51 @@ def sklearn_hints(model: Any) -> InputHints:
     return hints
 
 
+def _neighbour_members(est: Any, prep: Callable[[Any], Any] | None = None
+                       ) -> list[tuple[Callable[[Any], Any] | None, Any]]:
+    """The neighbour models inside `est` (itself, a pipeline's last step, members of a bagging, voting, stacking,
+    one-vs-rest or multi-output ensemble), each with what turns the model's input into that member's input."""
+    def then(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return f if prep is None else (lambda X: f(prep(X)))
+
+    if hasattr(est, "steps"):
+        return _neighbour_members(est.steps[-1][1], then(est[:-1].transform) if len(est.steps) > 1 else prep)
+    if hasattr(est, "_fit_X") and (hasattr(est, "n_neighbors") or hasattr(est, "radius")):
+        return [(prep, est)]
+    members = getattr(est, "estimators_", None)
+    if not isinstance(members, list):
+        return []
+    found: list[tuple[Callable[[Any], Any] | None, Any]] = []
+    columns = getattr(est, "estimators_features_", None)  # bagging: each member sees its own columns
+    for i, member in enumerate(members):
+        if columns is not None:
+            cols = np.asarray(columns[i])
+            found += _neighbour_members(member, then(lambda X, c=cols: np.asarray(X)[:, c]))
+        else:
+            found += _neighbour_members(member, prep)
+    return found
+
+
 def _ties(model: Any) -> Callable[[Mapping[str, np.ndarray], float], np.ndarray] | None:
-    """For neighbour models: rows whose k-th and (k+1)-th nearest training points are equally far (or whose
-    nearest points lie on the radius), within relative rounding."""
-    est = model.estimator
-    final = _final(est)
-    if not hasattr(final, "_fit_X") or not (hasattr(final, "n_neighbors") or hasattr(final, "radius")):
+    """For neighbour models (and ensembles or pipelines holding them): rows whose k-th and (k+1)-th nearest
+    training points are equally far (or whose nearest points lie on the radius) for any of them, within relative
+    rounding."""
+    members = _neighbour_members(model.estimator)
+    if not members:
         return None
+
+    def tied(final: Any, X: Any, rtol: float) -> np.ndarray:
+        n_fit = final.n_samples_fit_
+        k = getattr(final, "n_neighbors", None)
+        if k is not None and k < n_fit:
+            d = final.kneighbors(X, k + 1, return_distance=True)[0]
+            return np.abs(d[:, k] - d[:, k - 1]) <= 4 * rtol * np.maximum(d[:, k], 1e-300) + 1e-300
+        r = getattr(final, "radius", None)
+        if r is None:
+            return np.zeros(len(X), dtype=bool)
+        wide = final.radius_neighbors(X, r * (1 + 4 * rtol), return_distance=False)
+        narrow = final.radius_neighbors(X, r * (1 - 4 * rtol), return_distance=False)
+        return np.array([len(a) != len(b) for a, b in zip(wide, narrow)])
 
     def ties(inputs: Mapping[str, np.ndarray], rtol: float) -> np.ndarray:
         import warnings
@@ -218,19 +256,10 @@ def _ties(model: Any) -> Callable[[Mapping[str, np.ndarray], float], np.ndarray]
         X = model.to_frame_or_array(dict(inputs))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if hasattr(est, "steps"):
-                X = est[:-1].transform(X)
-            n_fit = final.n_samples_fit_
-            k = getattr(final, "n_neighbors", None)
-            if k is not None and k < n_fit:
-                d = final.kneighbors(X, k + 1, return_distance=True)[0]
-                return np.abs(d[:, k] - d[:, k - 1]) <= 4 * rtol * np.maximum(d[:, k], 1e-300) + 1e-300
-            r = getattr(final, "radius", None)
-            if r is None:
-                return np.zeros(len(X), dtype=bool)
-            wide = final.radius_neighbors(X, r * (1 + 4 * rtol), return_distance=False)
-            narrow = final.radius_neighbors(X, r * (1 - 4 * rtol), return_distance=False)
-            return np.array([len(a) != len(b) for a, b in zip(wide, narrow)])
+            out = np.zeros(len(X), dtype=bool)
+            for prep, final in members:
+                out |= tied(final, X if prep is None else prep(X), rtol)
+            return out
 
     return ties
 

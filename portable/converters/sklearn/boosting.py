@@ -198,6 +198,14 @@ def _lgbm_snapped(thr: np.ndarray) -> np.ndarray:
     return np.where(thr >= 0, np.maximum(thr, c), np.where(thr >= -c, below, thr))
 
 
+def _lgbm_linear(est: Any) -> bool:
+    """Whether the booster's trees have linear leaves (`linear_tree=True`, saved as `is_linear=1` per tree; the
+    parameter may be absent from a booster read back from a file, so its first tree is read too)."""
+    if dict(getattr(est.booster_, "params", None) or {}).get("linear_tree"):
+        return True
+    return "\nis_linear=1" in est.booster_.model_to_string(num_iteration=1)
+
+
 def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
     booster = est.booster_
     df = booster.trees_to_dataframe()
@@ -256,6 +264,10 @@ def convert_lightgbm(em: Emitter, est: Any) -> list[Any]:
             "LGBMClassifier with a custom objective function: LightGBM's predict and predict_proba then return raw "
             "scores, not labels and probabilities, so there is no classifier to convert; fit an LGBMRegressor "
             "with that objective for the raw scores")
+    if _lgbm_linear(est):
+        raise UnsupportedModelError(
+            "LightGBM model fitted with linear_tree=True: its leaves are linear models of the inputs (leaf_const, "
+            "leaf_coeff), not constants; portable does not convert linear-tree leaves (refit without linear_tree)")
     table, target, cat_features = _lgbm_table(est)
     forest = _build_one_target_per_tree(table, target)
     forest.n_targets = int(target.max()) + 1

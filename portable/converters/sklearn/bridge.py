@@ -183,6 +183,7 @@ def _install() -> None:
                 spec, cls, alias)
     _fix_voting()
     _fix_column_transformer()
+    _fix_transformer_clusterers()
     _skip_tree_internals()
 
 
@@ -489,6 +490,93 @@ def _fix_column_transformer() -> None:
         return original(scope, by_index(model, inputs), inputs, custom_parsers=custom_parsers)
 
     sklearn_parsers_map[ColumnTransformer] = parse
+
+
+# clusterers whose converter's second output is their `transform` (the distances to their centres)
+_DISTANCE_CLUSTERERS = ("KMeans", "MiniBatchKMeans", "BisectingKMeans", "Birch")
+
+
+class _ClusterDistances:
+    """A clusterer in a transformer's place: what the next step (or the union's or column transformer's
+    concatenation) reads is its `transform`, the distances to its centres, not its label."""
+
+    def __init__(self, est: Any) -> None:
+        self.est = est
+
+    def __sklearn_tags__(self) -> Any:  # skl2onnx's pipeline parser asks whether each step is a classifier
+        return self.est.__sklearn_tags__()
+
+
+def _cluster_distances(em: Emitter, wrapped: _ClusterDistances) -> list[Any]:
+    spec = spec_for(wrapped.est)
+    if spec is None:
+        raise UnsupportedModelError(f"portable cannot convert {type(wrapped.est).__name__}")
+    return [spec.func(em, wrapped.est)[1]]
+
+
+def _fix_transformer_clusterers() -> None:
+    """KMeans (and MiniBatchKMeans, BisectingKMeans, Birch) as a feature step: a Pipeline step before the last,
+    a FeatureUnion or ColumnTransformer member. skl2onnx 1.20 handed the next step both of the clusterer's
+    outputs (label and distances: "at most 1 input(s) is(are) supported but we got 2"), or the union its label
+    (an invalid Concat); scikit-learn passes on `transform`, the distances. Those containers are parsed from a
+    shallow copy in which each such clusterer is a `_ClusterDistances`, one output: the distances."""
+    import copy
+
+    from skl2onnx._parse import sklearn_parsers_map
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
+    def wrap(est: Any) -> Any:  # est where its output feeds another step: a clusterer's distances
+        if type(est).__name__ in _DISTANCE_CLUSTERERS and hasattr(est, "transform"):
+            return _ClusterDistances(est)
+        if isinstance(est, Pipeline) and est.steps:  # a pipeline ending in a clusterer, inside another
+            last = wrap(est.steps[-1][1])
+            if last is not est.steps[-1][1]:
+                clone = copy.copy(est)
+                clone.steps = est.steps[:-1] + [(est.steps[-1][0], last)]
+                return clone
+        return est
+
+    def fixed_pipeline(model: Any) -> Any:
+        steps = [(n, wrap(e)) for n, e in model.steps[:-1]] + model.steps[-1:]
+        if all(a[1] is b[1] for a, b in zip(steps, model.steps)):
+            return model
+        clone = copy.copy(model)
+        clone.steps = steps
+        return clone
+
+    def fixed_union(model: Any) -> Any:
+        members = [(n, wrap(e)) for n, e in model.transformer_list]
+        if all(a[1] is b[1] for a, b in zip(members, model.transformer_list)):
+            return model
+        clone = copy.copy(model)
+        clone.transformer_list = members
+        return clone
+
+    def fixed_columns(model: Any) -> Any:
+        members = [(n, wrap(e), c) for n, e, c in model.transformers_]
+        if all(a[1] is b[1] for a, b in zip(members, model.transformers_)):
+            return model
+        clone = copy.copy(model)
+        clone.transformers_ = members
+        return clone
+
+    def parse_distances(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+        est = model.est
+        width = len(est.subcluster_centers_ if type(est).__name__ == "Birch" else est.cluster_centers_)
+        return step(scope, model, inputs, _cluster_distances, [("distances", "float", [None, width])])
+
+    sklearn_parsers_map[_ClusterDistances] = parse_distances
+    for cls, fix in ((Pipeline, fixed_pipeline), (FeatureUnion, fixed_union), (ColumnTransformer, fixed_columns)):
+        original = sklearn_parsers_map.get(cls)
+        if original is None:
+            continue
+
+        def parse(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None, _o: Any = original,
+                  _f: Any = fix) -> Any:
+            return _o(scope, _f(model), inputs, custom_parsers=custom_parsers)
+
+        sklearn_parsers_map[cls] = parse
 
 
 def _skip_tree_internals() -> None:

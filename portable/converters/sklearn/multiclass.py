@@ -1,9 +1,11 @@
-"""Multiclass/multioutput meta-estimators: OneVsOne, OneVsRest (without predict_proba), OutputCode, RegressorChain."""
+"""Multiclass/multioutput meta-estimators: OneVsOne, OneVsRest (without predict_proba, or over logistic members),
+OutputCode, RegressorChain."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from onnx import TensorProto
 
 from ...errors import UnsupportedModelError
 from .emit import Emitter
@@ -48,8 +50,10 @@ def one_vs_rest(em: Emitter, est: Any) -> list[Any]:
     ones). skl2onnx's graph for them failed onnx.checker (LpNormalization). With predict_proba: skl2onnx's."""
     from .svm import binary_svc_score
 
-    if hasattr(est, "predict_proba") or getattr(est.label_binarizer_, "y_type_", "") not in ("binary", "multiclass"):
+    if getattr(est.label_binarizer_, "y_type_", "") not in ("binary", "multiclass"):
         raise UseSkl2onnx
+    if hasattr(est, "predict_proba"):
+        return _one_vs_rest_logistic(em, est)
     x = em.input()
     cols = []
     for e in est.estimators_:
@@ -70,6 +74,44 @@ def one_vs_rest(em: Emitter, est: Any) -> list[Any]:
         return [None, scores]
     em.label(scores, classes)  # scikit-learn 1.9 walks the estimators in reverse so that the first tied one wins
     return [None, scores]
+
+
+def _logistic_member(e: Any) -> bool:
+    """A binary member whose predict_proba is [1 - expit(d), expit(d)] of its linear decision d."""
+    name = type(e).__name__
+    logistic = name == "LogisticRegression" or (name == "SGDClassifier" and getattr(e, "loss", "") == "log_loss")
+    lin = linear_coefs(e) if logistic else None
+    return lin is not None and lin[0].shape[1] == 1 and len(getattr(e, "classes_", ())) == 2
+
+
+def _one_vs_rest_logistic(em: Emitter, est: Any) -> list[Any]:
+    """One-vs-rest over logistic members (LogisticRegression, SGDClassifier(log_loss)) with predict_proba.
+
+    scikit-learn's predict takes the argmax of the members' decision scores (binary: score > 0), and
+    predict_proba their sigmoids, divided by their sum. Far from the training data the sigmoids of two classes
+    round to the same value while their scores still differ, so skl2onnx's label (the argmax of the
+    probabilities) then picks the wrong class; here the label comes from the scores, as scikit-learn's does.
+    Other members: skl2onnx's graph."""
+    if not est.estimators_ or not all(_logistic_member(e) for e in est.estimators_):
+        raise UseSkl2onnx
+    parts = [linear_coefs(e) for e in est.estimators_]
+    w = np.concatenate([q[0] for q in parts], axis=1)
+    s = linear_scores(em, em.input(), w, np.concatenate([q[1] for q in parts])[None, :], "dec")
+    # 1 / (1 + exp(-s)) in float64, as scikit-learn's expit: in float32 exp(-s) overflows from s < -88 on, every
+    # class's sigmoid is then 0 and their ratio NaN, where scikit-learn's is the ratio of tiny numbers
+    # (onnxruntime's double Sigmoid rounds such tails to 0, hence Exp)
+    wide = s if em.double else em.node("Cast", [s], "s64", to=TensorProto.DOUBLE)
+    one = em.const(1.0, dtype=np.float64)
+    p = em.node("Reciprocal", [em.node("Add", [one, em.node("Exp", [em.node("Neg", [wide], "negs")], "e")], "den")],
+                "p")
+    classes = np.asarray(est.classes_)
+    if len(parts) == 1:
+        proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]], dtype=np.float64), p], "p0"), p], "p01", axis=1)
+        em.label(s, classes, binary_raw=s, strict=True)
+    else:
+        proba = em.node("Div", [p, em.reduce_sum(p, 1, keepdims=1)], "p01")
+        em.label(s, classes)
+    return [None, proba if em.double else em.node("Cast", [proba], "proba", to=TensorProto.FLOAT)]
 
 
 @sklearn_converter("sklearn.multiclass.OutputCodeClassifier", kind="classifier")
