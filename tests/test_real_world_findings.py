@@ -436,6 +436,8 @@ def test_one_vs_rest_with_probabilities_labels_by_scores(member: str) -> None:
             want = model.predict_proba(far)
             assert np.array_equal(np.isnan(got["probabilities"]), np.isnan(want))
             np.testing.assert_allclose(got["probabilities"], want, atol=1e-5 if dtype == "float32" else 1e-12)
+        pytest.importorskip("nnef_tools")
+        assert portable.convert(model, to="nnef", data=X).report.equivalent  # the graph lowers to NNEF too
 
 
 @pytest.mark.parametrize("where", ["pipeline", "union", "columns", "bisecting", "minibatch", "birch"])
@@ -464,3 +466,22 @@ def test_clusterer_as_a_feature_step(where: str) -> None:
         got = art.run({"X": rows.astype(dtype)})
         np.testing.assert_allclose(got["probabilities"], model.predict_proba(rows), atol=atol)
         assert (got["label"] == model.predict(rows)).mean() > 0.99  # near-ties may round either way in float32
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_isotonic_calibration_lowers_to_nnef(ensemble: bool) -> None:
+    """CalibratedClassifierCV(method='isotonic') to NNEF: the isotonic step counted thresholds in int64 (Cast,
+    ReduceSum, Clip, Sub), and NNEF's sum_reduce, clamp and sub take scalars only: "graph.nnef fails the NNEF
+    parser: argument of type 'tensor<integer>' cannot be cast to type 'tensor<scalar>'"."""
+    pytest.importorskip("nnef_tools")
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.datasets import make_classification
+    from sklearn.svm import LinearSVC
+
+    X, y = make_classification(600, 8, n_informative=5, n_classes=3, random_state=5)
+    model = CalibratedClassifierCV(LinearSVC(), method="isotonic", ensemble=ensemble).fit(X, y)
+    art = portable.convert(model, to="nnef", data=X)
+    assert art.report.equivalent
+    rows = np.random.default_rng(2).normal(0, 2, (300, 8))
+    np.testing.assert_allclose(art.run({"X": rows.astype(np.float32)})["probabilities"], model.predict_proba(rows),
+                               atol=1e-5)

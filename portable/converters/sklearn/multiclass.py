@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from onnx import TensorProto
 
 from ...errors import UnsupportedModelError
 from .emit import Emitter
@@ -97,21 +96,21 @@ def _one_vs_rest_logistic(em: Emitter, est: Any) -> list[Any]:
     parts = [linear_coefs(e) for e in est.estimators_]
     w = np.concatenate([q[0] for q in parts], axis=1)
     s = linear_scores(em, em.input(), w, np.concatenate([q[1] for q in parts])[None, :], "dec")
-    # 1 / (1 + exp(-s)) in float64, as scikit-learn's expit: in float32 exp(-s) overflows from s < -88 on, every
-    # class's sigmoid is then 0 and their ratio NaN, where scikit-learn's is the ratio of tiny numbers
-    # (onnxruntime's double Sigmoid rounds such tails to 0, hence Exp)
-    wide = s if em.double else em.node("Cast", [s], "s64", to=TensorProto.DOUBLE)
-    one = em.const(1.0, dtype=np.float64)
-    p = em.node("Reciprocal", [em.node("Add", [one, em.node("Exp", [em.node("Neg", [wide], "negs")], "e")], "den")],
-                "p")
     classes = np.asarray(est.classes_)
-    if len(parts) == 1:
-        proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]], dtype=np.float64), p], "p0"), p], "p01", axis=1)
+    if len(parts) == 1:  # [1 - expit(s), expit(s)]; 1 / (1 + exp(-s)): onnxruntime's Sigmoid rounds tails to 0
+        p = em.node("Reciprocal", [em.node("Add", [em.const(1.0), em.node("Exp", [em.node("Neg", [s], "negs")],
+                                                                           "e")], "den")], "p")
         em.label(s, classes, binary_raw=s, strict=True)
-    else:
-        proba = em.node("Div", [p, em.reduce_sum(p, 1, keepdims=1)], "p01")
-        em.label(s, classes)
-    return [None, proba if em.double else em.node("Cast", [proba], "proba", to=TensorProto.FLOAT)]
+        return [None, em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p], "p0"), p], "proba", axis=1)]
+    # expit(s_i) / sum_j expit(s_j) = softmax_i(log expit(s)), log expit(s) = -softplus(-s): in float32 every
+    # expit rounds to 0 below s = -88 (their ratio NaN) where scikit-learn's float64 ratio is finite
+    # softplus(z) = relu(z) + log(1 + exp(-|z|)) (onnxruntime has no double Softplus; this form never overflows)
+    z = em.node("Neg", [s], "negs")
+    tail = em.node("Log", [em.node("Add", [em.const(1.0), em.node("Exp", [em.node("Neg", [em.node("Abs", [z], "az")],
+                                                                                 "naz")], "e")], "e1")], "lg")
+    logp = em.node("Neg", [em.node("Add", [em.node("Relu", [z], "rz"), tail], "sp")], "logp")
+    em.label(s, classes)
+    return [None, em.node("Softmax", [logp], "proba", axis=1)]
 
 
 @sklearn_converter("sklearn.multiclass.OutputCodeClassifier", kind="classifier")

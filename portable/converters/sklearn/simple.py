@@ -53,10 +53,14 @@ def isotonic(em: Emitter, x: str, est: Any) -> str:
     if len(xs) == 1:
         y = em.node("Add", [em.node("Mul", [x, em.const(0.0)], "z"), em.const(ys[0])], "y")
     else:
-        below = em.node("Cast", [em.node("Less", [em.const(xs[None, :]), x], "lt")], "ltf", to=7)
-        hi = em.node("Clip", [em.reduce("ReduceSum", below, 1), em.const(1, dtype=np.int64),
-                              em.const(len(xs) - 1, dtype=np.int64)], "hi")
-        lo = em.node("Sub", [hi, em.const(1, dtype=np.int64)], "lo")
+        # the count of thresholds below x, in floats (exact below 2^24 thresholds): NNEF's sum_reduce, clamp and
+        # sub take scalars only (an int64 count failed the NNEF parser)
+        below = em.node("Cast", [em.node("Less", [em.const(xs[None, :]), x], "lt")], "ltf",
+                        to=11 if em.double else 1)
+        count = em.node("Clip", [em.reduce("ReduceSum", below, 1), em.const(1.0), em.const(float(len(xs) - 1))],
+                        "count")
+        hi = em.node("Cast", [count], "hi", to=7)
+        lo = em.node("Cast", [em.node("Sub", [count, em.const(1.0)], "below1")], "lo", to=7)
         g = {n: em.node("Gather", [em.const(a), i], n, axis=0)
              for n, a, i in (("xlo", xs, lo), ("xhi", xs, hi), ("ylo", ys, lo), ("yhi", ys, hi))}
         slope = em.node("Div", [em.node("Sub", [g["yhi"], g["ylo"]], "dy"),
