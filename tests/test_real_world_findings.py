@@ -485,3 +485,30 @@ def test_isotonic_calibration_lowers_to_nnef(ensemble: bool) -> None:
     rows = np.random.default_rng(2).normal(0, 2, (300, 8))
     np.testing.assert_allclose(art.run({"X": rows.astype(np.float32)})["probabilities"], model.predict_proba(rows),
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["isotonic", "calibrated"])
+def test_joblib_files_of_isotonic_models_load(which: str, tmp_path) -> None:
+    """IsotonicRegression rebuilds `f_` (a scipy interp1d holding its bound interpolation method) in its own
+    __setstate__; joblib files are walked after loading, and that method was refused as 'a callable kept as a
+    value': `portable convert` of a joblib-saved IsotonicRegression or CalibratedClassifierCV(method='isotonic')
+    failed with exit 1 (the same model saved with pickle converted)."""
+    import joblib
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.datasets import make_classification
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.svm import LinearSVC
+
+    X, y = make_classification(400, 6, n_informative=4, n_classes=3, random_state=1)
+    model = IsotonicRegression().fit(X[:, 0], y) if which == "isotonic" else \
+        CalibratedClassifierCV(LinearSVC(), method="isotonic", ensemble=False).fit(X, y)
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    loaded = portable.load(str(path))
+    art = portable.convert(loaded, to="onnx", check=False)
+    rows = X[:, :1] if which == "isotonic" else X
+    got = art.run({"X": rows.astype(np.float32)})
+    if which == "isotonic":
+        np.testing.assert_allclose(got["variable"].ravel(), model.predict(rows.ravel()), atol=1e-5)
+    else:
+        np.testing.assert_allclose(got["probabilities"], model.predict_proba(rows), atol=1e-5)
