@@ -512,3 +512,42 @@ def test_joblib_files_of_isotonic_models_load(which: str, tmp_path) -> None:
         np.testing.assert_allclose(got["variable"].ravel(), model.predict(rows.ravel()), atol=1e-5)
     else:
         np.testing.assert_allclose(got["probabilities"], model.predict_proba(rows), atol=1e-5)
+
+
+@pytest.mark.parametrize("saver", ["pickle", "joblib"])
+def test_files_of_pipelines_with_dtype_column_selectors_load(saver: str, tmp_path) -> None:
+    """make_column_selector(dtype_include=np.number) / (dtype_include=object) is the tutorial way to split a
+    DataFrame's columns; the selector keeps those types as values, and the loader refused the file ("the class
+    numpy.number / builtins.object kept as a value"). numpy's abstract scalar types and `object` are values now,
+    and `portable audit` agrees."""
+    import subprocess
+    import sys
+
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=300), "b": rng.integers(0, 5, 300), "c": rng.choice(["x", "y", "z"], 300)})
+    ct = make_column_transformer((StandardScaler(), make_column_selector(dtype_include=np.number)),
+                                 (OneHotEncoder(), make_column_selector(dtype_include=object)),
+                                 (OneHotEncoder(), make_column_selector(dtype_exclude=[np.floating, np.integer])))
+    model = make_pipeline(ct, LogisticRegression()).fit(df, df.a + (df.c == "x") > 0)
+    path = tmp_path / f"model.{saver}"
+    if saver == "pickle":
+        import pickle
+
+        path.write_bytes(pickle.dumps(model))
+    else:
+        import joblib
+
+        joblib.dump(model, path)
+    audit = subprocess.run([sys.executable, "-m", "portable", "audit", str(path)], capture_output=True, text=True,
+                           timeout=300)
+    assert audit.returncode == 0 and "SAFE" in audit.stdout
+    from portable.equivalence.inputs import data_arrays
+
+    art = portable.convert(portable.load(str(path)), to="onnx", data=df, check=False)
+    got = art.run(data_arrays(df, art))
+    np.testing.assert_allclose(got["probabilities"], model.predict_proba(df), atol=1e-5)

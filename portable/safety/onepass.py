@@ -847,7 +847,7 @@ class Session(World):
     # -- swapping proxies and stand-ins for real objects ------------------------------------------------------
     def value(self, si: type) -> Any:
         """A global kept as a value: its real object, when the table lets it be one."""
-        if si._role in ("value", "builtin"):
+        if si._role in ("value", "builtin", "object"):  # `object`: a dtype selector's make_column_selector(object)
             return si._target
         obj = si._target
         raise BadState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "

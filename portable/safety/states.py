@@ -212,7 +212,7 @@ def _value_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
     from .allowlist import _trusted
     from .table import role_of
 
-    if role_of(obj) in ("value", "builtin"):
+    if role_of(obj) in ("value", "builtin", "object"):  # `object` as a dtype selector's value
         return None
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
     if trust and _trusted(name, trust):

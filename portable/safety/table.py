@@ -83,6 +83,11 @@ def _numpy_roles() -> dict[int, str]:
     for t in set(np.sctypeDict.values()):
         if isinstance(t, type) and issubclass(t, np.generic) and t is not np.object_:
             roles[_ident(t)] = "value"
+    # the abstract scalar types, kept as values by dtype selectors (make_column_selector(dtype_include=np.number),
+    # select_dtypes); numpy refuses to make instances of them
+    for t in (np.generic, np.number, np.integer, np.signedinteger, np.unsignedinteger, np.inexact, np.floating,
+              np.complexfloating, np.flexible, np.character):
+        roles[_ident(t)] = "value"
     roles[_ident(np.random.RandomState)] = "value"
     roles[_ident(np.random.SeedSequence)] = "value"
     roles[_ident(np.random.Generator)] = "value"
