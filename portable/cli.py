@@ -236,6 +236,8 @@ def convert(source: str, to: str, output: str | None, dtype: str, check: bool, s
                           data=read_data(data), trust=trust, options=ConvertOptions(standard_ops=standard_ops),
                           progress=bar, **({"certify": True} if certify else {}))
     report = art.report
+    if report is not None:  # checked in memory; the artifact is the file written next
+        report.converted = {**report.converted, "path": str(out)}
     _write_report(report, report_path, force, protect=inputs + (out,))
     _print_report(report, quiet)
     for note in art.notes:

@@ -551,3 +551,25 @@ def test_files_of_pipelines_with_dtype_column_selectors_load(saver: str, tmp_pat
     art = portable.convert(portable.load(str(path)), to="onnx", data=df, check=False)
     got = art.run(data_arrays(df, art))
     np.testing.assert_allclose(got["probabilities"], model.predict_proba(df), atol=1e-5)
+
+
+def test_convert_report_names_the_artifact_not_the_source(tmp_path) -> None:
+    """`portable convert m.pkl -o m.onnx` printed 'pickle m.pkl vs onnx m.pkl' (and wrote that into --report): the
+    artifact checked in memory carried its source's path. It names the file written now; in memory, none."""
+    import json
+    import pickle
+    import subprocess
+    import sys
+
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(0).random((80, 3))
+    model = LogisticRegression().fit(X, X[:, 0] > 0.5)
+    src, out, rep = tmp_path / "m.pkl", tmp_path / "m.onnx", tmp_path / "r.json"
+    src.write_bytes(pickle.dumps(model))
+    run = subprocess.run([sys.executable, "-m", "portable", "convert", str(src), "--to", "onnx", "-o", str(out),
+                          "--report", str(rep)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"vs onnx {out}" in run.stdout.splitlines()[0]
+    assert json.loads(rep.read_text())["converted"]["path"] == str(out)
+    assert "(in memory)" in str(portable.convert(model, to="onnx").report).splitlines()[0]

@@ -307,8 +307,10 @@ def _ticker(progress: Callable[[int, int], Any] | None, total: int) -> Callable[
 
 
 def _describe(model: Model) -> dict[str, Any]:
-    return {"format": model.format, "name": model.name,
-            "path": getattr(model, "path", None) or model.origin.path}
+    """Format, name and file of one side; an artifact converted in memory has no file yet (its origin's path is
+    the source's, not its own)."""
+    own = model.origin.path if model.origin.format == model.format else None
+    return {"format": model.format, "name": model.name, "path": getattr(model, "path", None) or own}
 
 
 def _error(exc: Exception) -> str:
