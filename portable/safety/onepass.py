@@ -1315,7 +1315,17 @@ class _Unpickler(pickle.Unpickler):
             verdict, obj = load_global(module, name, s.trust)
             if not verdict.allowed:
                 raise Refusal(verdict)
+            # a stand-in made for the first time may keep references to stand-ins this pass has counted already
+            # (numpy's _reconstruct's to ndarray's): those are the library's, not the file's placements, so they
+            # are added to the counts `leftovers` compares with (else the first such file of a process was refused)
+            counted = s.standins
+            before = [(k, _rc(k)) for k in counted]
             si = _entry(stand_in(obj))
+            for k, n in before:
+                grown = _rc(k) - n
+                if grown > 0:
+                    counted[k] += grown
+            del before
             if len(_FOUND) < 4096:
                 _FOUND[key] = si
         standins = s.standins
