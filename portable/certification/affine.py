@@ -16,6 +16,7 @@ from typing import Any
 from .core import (CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, certification_method,
                    not_certifiable)
 from .joint import certify_programs
+from .normalizer import Discontinuity
 from .symbolic import NotSymbolic, Space
 
 METHOD = "affine"
@@ -110,9 +111,24 @@ def _original_candidates(prog: Any, original: Any, ctx: Context) -> dict[str, An
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
+def discontinuity(exc: Any, original: Any, ctx: Context) -> dict[str, Certificate]:
+    """Every output refuted with the rows of a `Discontinuity` as candidates: `portable.certify` runs both models
+    on them and keeps the refutation only with a verified counterexample (else: not certifiable, for this reason)."""
+    import numpy as np
+
+    from .joint import to_inputs
+
+    rows = [to_inputs(exc.space, p, original.signature.inputs, ctx.inputs) for p in exc.points]
+    batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    reason = f"not read: {exc}"
+    return {name: Certificate(name, REFUTED, method=METHOD, reason=reason, candidates=[batch],
+                              details={"unreadable": True, "discontinuity": str(exc)}) for name in ctx.outputs}
+
+
 def read_model(model: Any, space: Space, side: str) -> Any:
     fmt = getattr(model, "format", None)
     if fmt in ("sklearn", "pickle") and hasattr(model, "estimator"):
+        from . import normalizer  # noqa: F401  (registers its reader)
         from .sklearn_program import read_sklearn
 
         return read_sklearn(model, space, side)
@@ -317,5 +333,7 @@ def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) 
     """Certificates for affine compositions (None when either model is not one)."""
     try:
         return certify_by_splitting(original, converted, domain, ctx, METHOD, False, time.perf_counter())
+    except Discontinuity as exc:  # nothing proved; where the two models should part, for portable.certify to run
+        return discontinuity(exc, original, ctx)
     except NotSymbolic as exc:  # the original has no reading: say why (a later method may still apply)
         return {name: not_certifiable(name, f"no affine reading: {exc}") for name in ctx.outputs}
