@@ -16,13 +16,15 @@ from typing import Any
 from .core import (CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, certification_method,
                    not_certifiable)
 from .joint import certify_programs
+from .normalizer import Discontinuity
 from .symbolic import NotSymbolic, Space
 
 METHOD = "affine"
-SPLIT_SECONDS = 3.0  # time spent splitting the domain (all outputs of one pair), at most
-# after this many boxes, splitting stops unless some box's bound is below this fraction of the whole domain's (an
-# RBF SVM's worst-case rounding over hundreds of support vectors hardly shrinks with the box: reading boxes was
-# most of its certification time)
+SPLIT_SECONDS, SPLIT_CAP_SECONDS = 6.0, 30.0  # time spent splitting the domain (all outputs of one pair): at
+# least the first, at most the second, else twice the budget of boxes times the whole domain's read
+# after this many boxes, splitting stops unless some box's bound over its tolerance is below this fraction of the
+# whole domain's (an RBF SVM's worst-case rounding over hundreds of support vectors hardly shrinks with the box:
+# reading boxes was most of its certification time)
 FUTILE_READS, FUTILE_RATIO = 6, 0.7
 
 
@@ -109,9 +111,24 @@ def _original_candidates(prog: Any, original: Any, ctx: Context) -> dict[str, An
     return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
 
+def discontinuity(exc: Any, original: Any, ctx: Context) -> dict[str, Certificate]:
+    """Every output refuted with the rows of a `Discontinuity` as candidates: `portable.certify` runs both models
+    on them and keeps the refutation only with a verified counterexample (else: not certifiable, for this reason)."""
+    import numpy as np
+
+    from .joint import to_inputs
+
+    rows = [to_inputs(exc.space, p, original.signature.inputs, ctx.inputs) for p in exc.points]
+    batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+    reason = f"not read: {exc}"
+    return {name: Certificate(name, REFUTED, method=METHOD, reason=reason, candidates=[batch],
+                              details={"unreadable": True, "discontinuity": str(exc)}) for name in ctx.outputs}
+
+
 def read_model(model: Any, space: Space, side: str) -> Any:
     fmt = getattr(model, "format", None)
     if fmt in ("sklearn", "pickle") and hasattr(model, "estimator"):
+        from . import normalizer  # noqa: F401  (registers its reader)
         from .sklearn_program import read_sklearn
 
         return read_sklearn(model, space, side)
@@ -147,6 +164,7 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
     """Certificates over the domain, splitting it into halves where a numeric output's bound exceeds the
     tolerance (the rounding and Lipschitz bounds are far tighter on small boxes, where a saturated logistic no longer
     meets the largest inputs); at most `budget` boxes are read."""
+    start = time.perf_counter()
     try:
         pa, pb = read_pair(original, converted, domain)
     except Unreadable as exc:
@@ -155,15 +173,35 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
         return None
     certs = certify_programs(pa, pb, original, converted, domain, ctx, method, t0)
     weights = _split_weights(pa)
-    deadline = time.perf_counter() + SPLIT_SECONDS  # shared by the outputs
+    # shared by the outputs: the budget of boxes decides, the time (scaled by this first read, so that a loaded
+    # machine reads as many boxes) is a safety net
+    once = time.perf_counter() - start
+    deadline = time.perf_counter() + min(SPLIT_CAP_SECONDS, max(SPLIT_SECONDS, 2 * budget * once))
     for name, cert in certs.items():
         if cert.status != NOT_CERTIFIABLE or cert.bound is None or ctx.outputs.get(name) == "label" or not weights:
             continue
-        if cert.details.get("rounding_bound", 0.0) > (cert.tolerance or 0.0):
-            continue  # the worst-case rounding alone exceeds the tolerance: smaller boxes seldom help
+        # the worst-case rounding alone exceeds the tolerance anywhere: smaller boxes seldom help. Through hidden
+        # layers (an MLP, an RBF kernel's units) the rounding and the output's range hardly shrink with a box of
+        # raw columns (mlp_regressor, svr: no box of 48 certified, ~20x longer certification), so those are split
+        # only when the rounding is within the whole domain's tolerance, as before
+        if cert.details.get("rounding_bound", 0.0) > (cert.tolerance or 0.0 if hidden else _loosest(name, pa, ctx)):
+            continue
         certs[name] = _split(name, cert, original, converted, domain, ctx, method, weights, budget, t0, deadline)
     imply_labels(certs)
     return certs
+
+
+def _loosest(name: str, prog: Any, ctx: Context) -> float:
+    """The largest tolerance any box of the domain may have for a numeric output: atol at its full scale plus
+    rtol times the largest |value| the program proves (a box's own bounds are at least that tight)."""
+    import numpy as np
+
+    out = prog.outputs.get(name)
+    if out is None or hasattr(out, "classes"):
+        return np.inf
+    lo, hi = prog.space.range(out.C, prog.side)
+    big = float(np.max(np.maximum(np.abs(lo - out.E), np.abs(hi + out.E)), initial=0.0))
+    return ctx.atol.get(name, 0.0) * max(1.0, float(ctx.scale.get(name, 1.0))) + ctx.rtol.get(name, 0.0) * big
 
 
 def imply_labels(certs: dict[str, Certificate]) -> None:
@@ -201,63 +239,95 @@ def _split_weights(prog: Any) -> dict[Any, float]:
 
 def _split(name: str, cert: Certificate, original: Any, converted: Any, domain: Domain, ctx: Context,
            method: str, weights: dict[Any, float], budget: int, t0: float, deadline: float) -> Certificate:
+    """Split the domain into boxes until each box's bound is within its tolerance (at most `budget` boxes read).
+
+    A box's tolerance grows with the smallest |value| it proves (`rtol |value|`) and atol's scale with the
+    smallest |value| over the whole domain (`Context.atol_scale`): a check may compare rows of every box at once,
+    so every box is held to the smallest scale of all boxes (the domain's). That scale is known only once the
+    boxes are read: boxes are read with atol's scale capped at the smallest scale seen so far, and a box
+    certified under a larger cap than the final one is checked again at the final scale and split further when
+    its bound then exceeds its tolerance."""
     import dataclasses
 
     import numpy as np
 
-    sub = Context(**{**ctx.__dict__, "outputs": {name: ctx.outputs[name]}})
-    queue, leaves, reads = [domain], [], 0
-    tightest = np.inf  # the smallest bound of a box read: splitting stops when halves do not tighten it
-    while queue and reads < budget and time.perf_counter() < deadline:
-        if reads >= FUTILE_READS and tightest > FUTILE_RATIO * cert.bound:
-            cert.details["split_boxes"] = reads
-            cert.reason = (cert.reason or "") + (f"; splitting the domain did not tighten the bound ({reads} boxes: "
-                                                 f"at best {tightest:.3g})")
-            return cert
-        box = queue.pop()
-        col = max(weights, key=lambda c: weights[c] * (box.columns[c].hi - box.columns[c].lo))
-        c = box.columns[col]
-        mid = c.lo + (c.hi - c.lo) / 2
-        for lo, hi in ((c.lo, mid), (mid, c.hi)):
-            half = Domain(dict(box.columns), box.source)
-            half.columns[col] = dataclasses.replace(c, lo=lo, hi=hi, nan=c.nan and lo == c.lo)
-            reads += 1
-            try:
-                pa, pb = read_pair(original, converted, half)
-                got = certify_programs(pa, pb, original, converted, half, sub, method, t0)[name]
-            except (NotSymbolic, Unreadable):
-                return cert
-            if got.status == REFUTED:
-                got.details["split_boxes"] = reads
-                return got
-            if got.bound is not None:
-                tightest = min(tightest, got.bound)
-            (leaves.append(got) if got.status == CERTIFIED else queue.append(half))
-    if queue:
-        cert.details["split_boxes"] = reads
-        cert.reason = (cert.reason or "") + f"; {reads} smaller boxes did not all certify"
-        return cert
-    # each box scaled atol by the smallest |value| it proved; a check may compare rows of every box at once, so
-    # every box is held to the smallest of those scales (the domain's)
     atol = ctx.atol.get(name, 0.0)
-    scales = [float(x.details.get("atol_scale", ctx.scale.get(name, 1.0))) for x in leaves]
-    least = min(scales)
-    for x, sx in zip(leaves, scales):
-        x.tolerance = x.tolerance - atol * (sx - least)
-        x.details["atol_scale"] = least
-    over = [x for x in leaves if x.bound > x.tolerance]
-    if over:
-        worst = max(over, key=lambda x: x.bound - x.tolerance)
-        cert.details["split_boxes"] = len(leaves)
-        cert.reason = (cert.reason or "") + (f"; over {len(leaves)} smaller boxes the bound {worst.bound:.3g} "
-                                             f"exceeds the tolerance {worst.tolerance:.3g} at atol's scale over "
-                                             f"the whole domain ({least:.3g})")
-        return cert
-    best = max(leaves, key=lambda x: x.bound)
-    best.tolerance = min(x.tolerance for x in leaves)
+    cap = float(ctx.scale.get(name, 1.0))
+    queue: list[Domain] = [domain]
+    leaves: list[tuple[Domain, Certificate]] = []
+    keys: dict[int, float] = {}  # per queued box, its bound over its tolerance
+    reads = 0
+    # the smallest bound over tolerance of a box read: splitting stops when halves do not bring it down (a box's
+    # tolerance grows with the smallest |value| it proves, so a bound that does not shrink may still fit)
+    tightest = np.inf
+    start = cert.bound / max(cert.tolerance or 0.0, 1e-300)
+    while True:
+        while queue and reads < budget and time.perf_counter() < deadline:
+            if reads >= FUTILE_READS and tightest > FUTILE_RATIO * start:
+                cert.details["split_boxes"] = reads
+                cert.reason = (cert.reason or "") + (f"; splitting the domain did not bring the bound nearer its "
+                                                     f"tolerance ({reads} boxes: at best {tightest:.3g} times it)")
+                return cert
+            box = queue.pop()
+            col = max(weights, key=lambda c: weights[c] * (box.columns[c].hi - box.columns[c].lo))
+            c = box.columns[col]
+            if not c.hi > c.lo:  # nothing left to split (the box is a point of the split columns)
+                cert.details["split_boxes"] = reads
+                return cert
+            mid = c.lo + (c.hi - c.lo) / 2
+            sub = Context(**{**ctx.__dict__, "outputs": {name: ctx.outputs[name]},
+                             "scale": {**ctx.scale, name: cap}})
+            for lo, hi in ((c.lo, mid), (mid, c.hi)):
+                half = Domain(dict(box.columns), box.source)
+                half.columns[col] = dataclasses.replace(c, lo=lo, hi=hi, nan=c.nan and lo == c.lo)
+                reads += 1
+                try:
+                    pa, pb = read_pair(original, converted, half)
+                    got = certify_programs(pa, pb, original, converted, half, sub, method, t0)[name]
+                except (NotSymbolic, Unreadable):
+                    return cert
+                if got.status == REFUTED:
+                    got.details["split_boxes"] = reads
+                    return got
+                if got.bound is not None:
+                    tightest = min(tightest, got.bound / max(got.tolerance or 0.0, 1e-300))
+                if got.status == CERTIFIED:
+                    leaves.append((half, got))
+                else:  # the box furthest beyond its tolerance is split first
+                    queue.append(half)
+                    keys[id(half)] = got.bound / max(got.tolerance or 0.0, 1e-300) if got.bound is not None else 0
+            queue.sort(key=lambda b: keys.get(id(b), 0.0))
+        if queue:
+            cert.details["split_boxes"] = reads
+            cert.reason = (cert.reason or "") + f"; {reads} smaller boxes did not all certify"
+            return cert
+        # every box is held to the smallest scale of all boxes (the domain's)
+        least = min(float(x.details.get("atol_scale", cap)) for _, x in leaves)
+        again = []
+        for box, x in leaves:
+            sx = float(x.details.get("atol_scale", least))
+            x.tolerance = x.tolerance - atol * (sx - least)
+            x.details["atol_scale"] = least
+            if x.bound > x.tolerance:
+                again.append(box)
+        if not again:
+            break
+        cap = least
+        if reads >= budget or time.perf_counter() >= deadline:
+            worst = max((x for _, x in leaves if x.bound > x.tolerance), key=lambda x: x.bound - x.tolerance)
+            cert.details["split_boxes"] = reads
+            cert.reason = (cert.reason or "") + (f"; over {len(leaves)} smaller boxes the bound {worst.bound:.3g} "
+                                                 f"exceeds the tolerance {worst.tolerance:.3g} at atol's scale over "
+                                                 f"the whole domain ({least:.3g})")
+            return cert
+        leaves = [(b, x) for b, x in leaves if x.bound <= x.tolerance]
+        queue.extend(again)
+    best = max((x for _, x in leaves), key=lambda x: x.bound)  # with its own box's tolerance (>= its bound)
+    best.details["least_tolerance"] = min(x.tolerance for _, x in leaves)
     best.domain = domain.to_dict()
     best.details["split_boxes"] = len(leaves)
-    best.details["bound_is"] = "the largest bound over the boxes the domain was split into"
+    best.details["bound_is"] = ("the largest bound over the boxes the domain was split into, with the tolerance of "
+                                "its box (each box's bound is within its own tolerance)")
     best.seconds = time.perf_counter() - t0
     return best
 
@@ -267,5 +337,7 @@ def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) 
     """Certificates for affine compositions (None when either model is not one)."""
     try:
         return certify_by_splitting(original, converted, domain, ctx, METHOD, False, time.perf_counter())
+    except Discontinuity as exc:  # nothing proved; where the two models should part, for portable.certify to run
+        return discontinuity(exc, original, ctx)
     except NotSymbolic as exc:  # the original has no reading: say why (a later method may still apply)
         return {name: not_certifiable(name, f"no affine reading: {exc}") for name in ctx.outputs}

@@ -648,7 +648,94 @@ class Space:
         flat = self.pad(C.reshape(-1, C.shape[-1]))
         hi = self.maximize(flat, side)[0]
         lo = -self.maximize(-flat, side)[0]
+        centred = self.centred_range(flat)
+        if centred is not None:  # both bounds are sound: keep the tighter of each
+            lo, hi = np.maximum(lo, centred[0]), np.minimum(hi, centred[1])
         return lo.reshape(shape), hi.reshape(shape)
+
+    def centred_range(self, C: np.ndarray, max_nan: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
+        """(min, max) of each polynomial of C [m, size] by its centred form, when it has cross-group products
+        (PolynomialFeatures' x_i x_j) of numeric columns only (else None: `maximize` is exact or this does not
+        apply). Each column is written x = c + d with c its interval's centre and |d| <= r its half-width; then
+        p = p(c) + sum_i (g_i d_i + q_i d_i^2) + sum_{i<j} q_ij d_i d_j, whose per-column parts are maximised
+        exactly on [-r_i, r_i] and whose cross terms lie within +-|q_ij| r_i r_j. Far tighter than the products of
+        the raw intervals when the box is far from 0 (a year column times an area column: p's terms cancel).
+        A column that may be NaN (x = 0, n = 1 there) is taken both ways (at most `max_nan` such columns)."""
+        nzm = np.nonzero(np.any(C != 0, axis=0))[0]
+        if not any(len(self.monomials[m]) == 2 and self.var_group[self.monomials[m][0]]
+                   != self.var_group[self.monomials[m][1]] for m in nzm):
+            return None
+        used = sorted({v for m in nzm for v in self.monomials[m]})
+        for v in used:
+            key = self.vars[v]
+            if key[0] not in ("x", "n") or self.groups[self.var_group[v]].kind != "numeric":
+                return None
+        nan_groups = sorted({self.var_group[v] for v in used if self.groups[self.var_group[v]].nan})
+        if len(nan_groups) > max_nan:
+            return None
+        m_rows = C.shape[0]
+        lo_all = np.full(m_rows, np.inf)
+        hi_all = np.full(m_rows, -np.inf)
+        for case in range(2 ** len(nan_groups)):
+            missing = {g for i, g in enumerate(nan_groups) if case >> i & 1}
+            c, r = {}, {}
+            for v in used:
+                g = self.groups[self.var_group[v]]
+                miss = self.var_group[v] in missing
+                if self.vars[v][0] == "n":
+                    c[v], r[v] = (1.0 if miss else 0.0), 0.0
+                elif miss:
+                    c[v], r[v] = 0.0, 0.0
+                else:
+                    c[v], r[v] = (g.lo + g.hi) / 2, (g.hi - g.lo) / 2
+            const = np.zeros(m_rows)
+            size = np.zeros(m_rows)  # sum of |terms|: the float64 analysis' own rounding is relative to it
+            lin = {v: np.zeros(m_rows) for v in used}
+            quad = {v: np.zeros(m_rows) for v in used}
+            cross = np.zeros(m_rows)
+            for m in nzm:
+                a = C[:, m]
+                vs = self.monomials[m]
+                if not vs:
+                    const += a
+                    size += np.abs(a)
+                elif len(vs) == 1:
+                    v = vs[0]
+                    const += a * c[v]
+                    lin[v] += a
+                    size += np.abs(a) * (abs(c[v]) + r[v])
+                elif vs[0] == vs[1]:
+                    v = vs[0]
+                    const += a * c[v] ** 2
+                    lin[v] += 2 * a * c[v]
+                    quad[v] += a
+                    size += np.abs(a) * (abs(c[v]) + r[v]) ** 2
+                else:
+                    v, w = vs
+                    const += a * c[v] * c[w]
+                    lin[v] += a * c[w]
+                    lin[w] += a * c[v]
+                    cross += np.abs(a) * r[v] * r[w]
+                    size += np.abs(a) * (abs(c[v]) + r[v]) * (abs(c[w]) + r[w])
+            lo, hi = const - cross, const + cross
+            for v in used:
+                rv = r[v]
+                if rv == 0.0:
+                    continue
+                g_, q_ = lin[v], quad[v]
+                ends = np.stack([-g_ * rv + q_ * rv * rv, g_ * rv + q_ * rv * rv])
+                pmin, pmax = ends.min(axis=0), ends.max(axis=0)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    d = np.where(q_ != 0, -g_ / (2 * q_), np.nan)
+                inside = np.abs(d) <= rv
+                vert = np.where(inside, g_ * d + q_ * d * d, np.nan)
+                pmin = np.where(inside, np.minimum(pmin, vert), pmin)
+                pmax = np.where(inside, np.maximum(pmax, vert), pmax)
+                lo, hi = lo + pmin, hi + pmax
+            slack = 64 * U64 * size * (1 + len(nzm))  # the float64 arithmetic of this expansion
+            lo_all = np.minimum(lo_all, lo - slack)
+            hi_all = np.maximum(hi_all, hi + slack)
+        return lo_all, hi_all
 
     def magnitude(self, C: np.ndarray, side: str | None = None) -> np.ndarray:
         lo, hi = self.range(C, side)
