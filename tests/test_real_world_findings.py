@@ -573,3 +573,38 @@ def test_convert_report_names_the_artifact_not_the_source(tmp_path) -> None:
     assert f"vs onnx {out}" in run.stdout.splitlines()[0]
     assert json.loads(rep.read_text())["converted"]["path"] == str(out)
     assert "(in memory)" in str(portable.convert(model, to="onnx").report).splitlines()[0]
+
+
+@pytest.mark.parametrize("labels", ["int", "str"])
+def test_check_an_onnx_file_skl2onnx_made_with_its_default_zipmap(labels: str, tmp_path) -> None:
+    """The ONNX files users already have come from skl2onnx's defaults: a classifier's probabilities as a ZipMap
+    (a sequence of {class: probability} maps) named output_probability, its label output_label. `portable check
+    model.pkl model.onnx` refused them ("the output 'output_probability' is not a tensor"). The ZipMap is read as
+    the tensor it reads, in class order, and the names as label/probabilities; the caller's proto is unchanged."""
+    import pickle
+    import subprocess
+    import sys
+
+    import onnx
+    from skl2onnx import to_onnx
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_classification(400, 6, n_informative=4, n_classes=3, random_state=0)
+    X = X.astype(np.float32)
+    target = np.array(["ant", "bee", "cat"])[y] if labels == "str" else y
+    model = LogisticRegression(max_iter=500).fit(X, target)
+    proto = to_onnx(model, X[:1])
+    assert any(n.op_type == "ZipMap" for n in proto.graph.node)
+    before = proto.SerializeToString()
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(model))
+    onnx.save(proto, str(tmp_path / "m.onnx"))
+    run = subprocess.run([sys.executable, "-m", "portable", "check", str(tmp_path / "m.pkl"), str(tmp_path / "m.onnx")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "EQUIVALENT" in run.stdout, run.stdout + run.stderr
+    loaded = portable.load(proto)
+    assert proto.SerializeToString() == before
+    got = loaded.run({"X": X})
+    np.testing.assert_allclose(got["probabilities"], model.predict_proba(X), atol=1e-5)
+    assert (got["label"] == model.predict(X)).all()
+    assert portable.check(model, loaded).equivalent

@@ -325,7 +325,10 @@ class OnnxFormat:
         onnx = require("onnx", purpose="ONNX")
         if not isinstance(source, (str, Path)):
             check_proto(source)
-            return OnnxModel(source, origin=Origin("onnx", name=source.graph.name), runtime=options.runtime)
+            proto, notes = unzip_outputs(source)
+            model = OnnxModel(proto, origin=Origin("onnx", name=source.graph.name), runtime=options.runtime)
+            model.notes.extend(notes)
+            return model
         path = Path(source)
         size = path.stat().st_size
         if size == 0:
@@ -346,7 +349,80 @@ class OnnxFormat:
                              f"{str(exc).splitlines()[0] if str(exc) else ''})", path=path) from None
         check_proto(proto, path=path)
         origin = Origin("onnx", name=path.name, path=str(path), sha256=sha256_file(path))
-        return OnnxModel(proto, origin=origin, path=str(path), runtime=options.runtime)
+        proto, notes = unzip_outputs(proto)
+        model = OnnxModel(proto, origin=origin, path=str(path), runtime=options.runtime)
+        model.notes.extend(notes)
+        return model
+
+
+def unzip_outputs(proto: Any) -> tuple[Any, list[str]]:
+    """The model with each graph output made by a `ZipMap` (skl2onnx's default for classifiers' probabilities: a
+    sequence of {class: probability} maps) given as the tensor the ZipMap reads, `[N, C]`, its columns in the
+    ZipMap's `classlabels` order; the ZipMap becomes an Identity. A copy when anything changes (the caller's
+    proto is left alone), with a note per output; the file itself is never changed."""
+    onnx = require("onnx", purpose="ONNX")
+    outputs = {o.name: i for i, o in enumerate(proto.graph.output)}
+    zipmaps = [n for n in proto.graph.node if n.op_type == "ZipMap" and n.domain == "ai.onnx.ml"
+               and n.output[0] in outputs and not proto.graph.output[outputs[n.output[0]]].type.HasField("tensor_type")]
+    if not zipmaps:
+        return proto, []
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    types = {v.name: v.type for v in [*copy.graph.value_info, *copy.graph.input, *copy.graph.output]}
+    notes = []
+    for node in copy.graph.node:
+        if not (node.op_type == "ZipMap" and node.domain == "ai.onnx.ml" and node.output[0] in outputs):
+            continue
+        out = copy.graph.output[outputs[node.output[0]]]
+        if out.type.HasField("tensor_type"):
+            continue
+        labels = next((list(a.ints) or [x.decode() for x in a.strings] for a in node.attribute
+                       if a.name in ("classlabels_int64s", "classlabels_strings")), [])
+        value = out.type.sequence_type.elem_type.map_type.value_type
+        elem = value.tensor_type.elem_type if value.HasField("tensor_type") else onnx.TensorProto.FLOAT
+        known = types.get(node.input[0])
+        out.type.CopyFrom(known if known is not None and known.HasField("tensor_type") else
+                          onnx.helper.make_tensor_type_proto(elem, [None, len(labels) or None]))
+        node.op_type, node.domain = "Identity", ""
+        del node.attribute[:]
+        shown = ", ".join(map(str, labels[:6])) + (", ..." if len(labels) > 6 else "")
+        notes.append(f"the output '{out.name}' was a ZipMap (a sequence of {{class: probability}} maps); it is "
+                     f"read as the [N, {len(labels)}] tensor the ZipMap reads, its columns in class order ({shown})")
+    _rename_skl2onnx_outputs(copy, notes)
+    return copy, notes
+
+
+#: skl2onnx's output names for a classifier with ZipMap, and the names portable gives the same outputs (DESIGN §4)
+_SKL2ONNX_NAMES = {"output_label": "label", "output_probability": "probabilities"}
+
+
+def _rename_skl2onnx_outputs(proto: Any, notes: list[str]) -> None:
+    """skl2onnx names a classifier's outputs `output_label` and `output_probability` when it adds a ZipMap (and
+    `label`, `probabilities` without): once the ZipMap is gone they are given the names without, so that the
+    model checks against its scikit-learn original. Nothing is renamed if a new name is taken."""
+    names = [o.name for o in proto.graph.output]
+    if sorted(names) != sorted(_SKL2ONNX_NAMES):
+        return
+    if {i.name for i in proto.graph.input} & set(_SKL2ONNX_NAMES.values()):
+        return
+    taken = {v for n in proto.graph.node for v in [*n.input, *n.output]} | {i.name for i in proto.graph.initializer}
+    mapping = dict(_SKL2ONNX_NAMES)
+    for new in _SKL2ONNX_NAMES.values():  # an inner tensor of that name (skl2onnx's own 'probabilities') moves
+        if new in taken:
+            k = 0
+            while f"{new}_{k}" in taken:
+                k += 1
+            mapping[new] = f"{new}_{k}"
+    for init in proto.graph.initializer:
+        init.name = mapping.get(init.name, init.name)
+    for o in [*proto.graph.output, *proto.graph.value_info]:
+        o.name = mapping.get(o.name, o.name)
+    for n in proto.graph.node:
+        for i, v in enumerate(n.output):
+            n.output[i] = mapping.get(v, v)
+        for i, v in enumerate(n.input):
+            n.input[i] = mapping.get(v, v)
+    notes.append("skl2onnx's output names output_label and output_probability are read as label and probabilities")
 
 
 def _external_tensors(proto: Any) -> list[Any]:
