@@ -281,6 +281,12 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
                 raise BadState(why)
             continue
         if kind is dict or isinstance(obj, dict):
+            if kind is not dict:  # a Bunch: its items checked (`bunch.py`)
+                from .bunch import dict_verdict
+
+                why = dict_verdict(obj, trust)
+                if why is not None:
+                    raise BadState(why)
             # a vocabulary of 100k words: one C-level pass over the types instead of 200k pushes and pops
             if not leaves.issuperset(map(type, obj.keys())):
                 extend(obj.keys())

@@ -31,6 +31,10 @@ role               what the file may do with it
                    whose keywords are parameters of f given plain values (bools, numbers, strings, None,
                    numpy scalar types, validated dtypes, lists of these)
 ``partial_func``   `sklearn.utils.validation.check_array`: only as the function of a ``partial``
+``bunch``          `sklearn.utils._bunch.Bunch` itself: NEWOBJ or REDUCE with no arguments, or
+                   `copyreg._reconstructor(Bunch, dict, a dict)`, then items (SETITEMS) and a BUILD of a dict
+                   of literal names that Bunch drops; built as a plain dict and given its class once the stream
+                   is read and its items are checked (no special `__name__` key, no callable value: `bunch.py`)
 ``value``          numpy scalar types and builtin types used as values (`dtype=np.float64`), and the
                    reviewed pure functions scikit-learn keeps as parameters (`score_func=f_classif`):
                    they may be stored, never called by the file
@@ -143,7 +147,10 @@ def _role_of(obj: Any) -> str | None:
     name = getattr(obj, "__name__", "")
     if isinstance(obj, type):
         from .allowlist import _judge_class
+        from .bunch import is_bunch_class
 
+        if is_bunch_class(obj):
+            return "bunch"
         if not _judge_class(obj)[0]:
             return None
         home = _home_of(obj)
@@ -368,7 +375,16 @@ class World:
                 elif self.raw_len(args[1], "numpy's scalar()") != size:
                     raise Refused(f"numpy's scalar() with {self.bytes_len(args[1])} bytes for an item of {size}")
             return "scalar"
+        if role == "bunch":
+            if args:
+                raise Refused("scikit-learn's Bunch called with arguments: it may only be built empty and then given "
+                              "its items")
+            return "bunch"
         if role == "reconstructor":
+            if len(args) == 3 and self.role(args[0]) == "bunch":  # protocols 0-1: _reconstructor(Bunch, dict, items)
+                if self.role(args[1]) != "builtin" or self.target(args[1]) is not dict or type(args[2]) is not dict:
+                    raise Refused("copyreg._reconstructor of scikit-learn's Bunch other than (Bunch, dict, a dict)")
+                return "bunch"
             if len(args) != 3 or self.role(args[0]) not in ("py_class", "wrapper_class") or self.role(args[1]) != "object" \
                     or args[2] is not None:
                 raise Refused("copyreg._reconstructor other than (python class, object, None)")
