@@ -247,6 +247,8 @@ _ROLE_REASONS = {
     "builtin": "a builtin data type (called with plain data only)",
     "object": "builtins.object (as copyreg's base)",
     "value": "a type or reviewed pure function kept as a parameter value; never called by the file",
+    "stored": "a numpy ufunc (or numpy.object_), kept as a parameter value only: the loader refuses any call of "
+              "it by the file",
     "partial": "functools.partial, only of scikit-learn's check_array with plain keyword arguments",
     "partial_func": "a scikit-learn function admitted only inside functools.partial with plain keyword arguments; "
                     "never called by the file nor kept as a value",

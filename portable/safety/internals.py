@@ -201,7 +201,7 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
     from .bunch import dict_verdict
     from .table import Refused
     from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, _check_built_dtype, _leaf_types, _value_verdict,
-                         partial_verdict)
+                         made_by_library, partial_verdict)
 
     seen: set[int] = set()
     trees: list[tuple[Any, _Entry, Any]] = []
@@ -223,7 +223,9 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
             raise _Bad(entry.path(), "more than two million objects")
         if checking:
             if isinstance(obj, type) or isinstance(obj, functions):
-                why = _value_verdict(obj, graph)  # type: ignore[arg-type]
+                # an attribute of an object library code made (`states.made_by_library`) is the library's choice
+                why = None if entry.attr and owner is not None and made_by_library(type(owner)) else \
+                    _value_verdict(obj, graph)  # type: ignore[arg-type]
                 if why is not None:
                     raise BadState(why)
                 continue

@@ -649,6 +649,8 @@ def _live_kind(t: type) -> str | None:
 
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
+#: The roles of globals a file may keep as values (`table.py`; `object` as make_column_selector's dtype_include).
+_VALUE_ROLES = frozenset({"value", "builtin", "stored", "object"})
 _STR = frozenset({str})
 #: Plain values as the table counts them (`table._PLAIN`).
 _PLAIN_TYPES = frozenset({str, bytes, bytearray, int, float, bool, complex, type(None)})
@@ -875,7 +877,7 @@ class Session(World):
     # -- swapping proxies and stand-ins for real objects ------------------------------------------------------
     def value(self, si: type) -> Any:
         """A global kept as a value: its real object, when the table lets it be one."""
-        if si._role in ("value", "builtin", "object"):  # `object`: a dtype selector's make_column_selector(object)
+        if si._role in _VALUE_ROLES:
             return si._target
         obj = si._target
         raise BadState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "

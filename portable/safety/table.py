@@ -35,6 +35,10 @@ role               what the file may do with it
                    `copyreg._reconstructor(Bunch, dict, a dict)`, then items (SETITEMS) and a BUILD of a dict
                    of literal names that Bunch drops; built as a plain dict and given its class once the stream
                    is read and its items are checked (no special `__name__` key, no callable value: `bunch.py`)
+``stored``         numpy ufuncs (`FunctionTransformer(func=np.log1p)`, `TransformedTargetRegressor(func=np.log1p,
+                   inverse_func=np.expm1)`) and `numpy.object_` (`make_column_selector(dtype_include=
+                   np.object_)`): kept as values only, never called by the file (a ufunc called over an array-protocol object reads raw memory; scikit-learn calls them on
+                   its own arrays at predict time)
 ``value``          numpy scalar types and builtin types used as values (`dtype=np.float64`), and the
                    reviewed pure functions scikit-learn keeps as parameters (`score_func=f_classif`):
                    they may be stored, never called by the file
@@ -92,6 +96,12 @@ def _numpy_roles() -> dict[int, str]:
     for t in (np.generic, np.number, np.integer, np.signedinteger, np.unsignedinteger, np.inexact, np.floating,
               np.complexfloating, np.flexible, np.character):
         roles[_ident(t)] = "value"
+    # kept as values, never called: ufuncs, and numpy's other scalar types (object_)
+    for name in dir(np):
+        obj = getattr(np, name, None)
+        if isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, np.generic)
+                                         and _ident(obj) not in roles):
+            roles.setdefault(_ident(obj), "stored")
     roles[_ident(np.random.RandomState)] = "value"
     roles[_ident(np.random.SeedSequence)] = "value"
     roles[_ident(np.random.Generator)] = "value"
@@ -380,6 +390,9 @@ class World:
                 raise Refused("scikit-learn's Bunch called with arguments: it may only be built empty and then given "
                               "its items")
             return "bunch"
+        if role == "stored":
+            raise Refused(f"a call of {self.name(func)}, which a file may keep as a value but not call (a numpy "
+                          "ufunc computes over any array-protocol object, raw process memory included)")
         if role == "reconstructor":
             if len(args) == 3 and self.role(args[0]) == "bunch":  # protocols 0-1: _reconstructor(Bunch, dict, items)
                 if self.role(args[1]) != "builtin" or self.target(args[1]) is not dict or type(args[2]) is not dict:
