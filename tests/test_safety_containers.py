@@ -59,3 +59,31 @@ def test_column_selectors_and_library_made_objects(tmp_path):
             loaded = portable.load(path).estimator
             np.testing.assert_array_equal(loaded.predict_proba(data), est.predict_proba(data))
             assert portable.audit(path).safe
+
+
+def test_the_first_load_in_a_process_of_a_file_naming_ndarray_before_reconstruct(tmp_path):
+    """A masked array names numpy.ndarray (`_mareconstruct(MaskedArray, ndarray, ...)`) before any plain array
+    names `_reconstruct`, as GridSearchCV's and RandomizedSearchCV's cv_results_ do: the first such load in a
+    fresh process (every CLI run, every isolated worker) was refused ('objects placed where the loader cannot
+    check them'): the stand-in function for `_reconstruct`, made by that load, referenced ndarray's stand-in
+    after the pass had counted its references. Each load in its own fresh process, bounded in time."""
+    import pickle
+    import subprocess
+    import sys
+
+    from sklearn.model_selection import RandomizedSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = np.arange(60.0).reshape(30, 2), np.arange(30) % 2
+    search = RandomizedSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [2, 3]}, n_iter=2, cv=3,
+                                random_state=0).fit(X, y)
+    files = {"masked_then_plain.pkl": [np.ma.masked_array([1.0, 2.0], mask=[0, 1]), np.arange(3)],
+             "search.pkl": search}
+    for name, obj in files.items():
+        path = tmp_path / name
+        path.write_bytes(pickle.dumps(obj, protocol=5))
+        code = ("import sys; from portable.safety import safe_load; obj, _ = safe_load(sys.argv[1]); "
+                "print(type(obj).__name__)")
+        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, (name, proc.stderr[-600:])
+        assert proc.stdout.strip() == type(obj).__name__

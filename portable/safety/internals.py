@@ -238,7 +238,7 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
                     raise BadState(why)
                 continue
         if kind is dict or isinstance(obj, dict):
-            if kind is not dict and kind not in _PLAIN_DICTS:  # a Bunch: its items checked (`bunch.py`)
+            if checking and kind is not dict and kind not in _PLAIN_DICTS:  # a Bunch: its items (`bunch.py`)
                 why = dict_verdict(obj, graph or ())
                 if why is not None:
                     raise Refused(f"{why} (at {entry.path() or 'the top-level object'})")
