@@ -119,3 +119,23 @@ def test_an_idle_worker_exits_and_is_restarted(tmp_path, iris, monkeypatch):
     proc.wait(timeout=60)  # exits on its own once idle
     assert proc.returncode == 0
     np.testing.assert_array_equal(model.run({"X": X})["label"], first)
+
+
+def test_a_worker_that_cannot_load_the_file_says_why_every_time(tmp_path, iris):
+    """The worker loads the file itself; when it cannot (the file changed after the caller loaded it, or the
+    worker's loader refused it), the caller gets that reason, for this batch and every later one. The worker
+    used to stay up with no model and answer every later batch 'unknown request' (how a GridSearchCV pickle's
+    conversion failed: 'the original pickle model failed on generated inputs: unknown request')."""
+    from portable.errors import PortableError
+
+    X, y = iris
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps(LogisticRegression(max_iter=500).fit(X, y)))
+    model = portable.load(path)
+    assert model.isolate
+    path.write_bytes(b"\x80\x04this is not a pickle any more")
+    for _ in range(2):
+        with pytest.raises(PortableError) as info:
+            model.run({"X": X[:5]})
+        assert "unknown request" not in str(info.value) and "pickle" in str(info.value), str(info.value)
+    model.close()

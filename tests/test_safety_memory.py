@@ -102,21 +102,44 @@ def test_cli_refuses_memory_files_cleanly(hostile):
     assert report["safe"] is False and "disagrees with its type code" in report["refusal"], report
 
 
-def test_skops_archives_naming_ufuncs_or_numpy_internals_are_refused(tmp_path):
-    """skops never unpickles, but it calls and instantiates the types its schema names: the same table judges
-    them, so a ufunc kept as a function (which a loaded model would call on any array-protocol object) is
-    refused, and `audit` says so."""
+def test_ufuncs_are_kept_as_values_and_never_called(tmp_path):
+    """A numpy ufunc is what the tutorials pass to FunctionTransformer and TransformedTargetRegressor
+    (func=np.log1p, inverse_func=np.expm1): kept as a value it loads from pickle, joblib and skops files and computes
+    what scikit-learn's own load computes. What made ufuncs dangerous is a file *calling* one (REDUCE) over an
+    array-protocol object: any call of a ufunc by a file is refused, even over a validated array, by load and audit
+    (skops archives never call the functions they name)."""
+    import joblib
     import skops.io as sio
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    X = np.arange(12.0).reshape(6, 2)
-    for func, name in ((np.add, "numpy.add"), (np.positive, "numpy.positive")):
-        path = tmp_path / f"{name}.skops"
-        sio.dump(FunctionTransformer(func=func).fit(X), path)
-        with pytest.raises(InputError, match="ufunc"):
-            portable.load(path)
-        result = portable.audit(path)
-        assert not result.safe and name in result.refused, result.to_text()
+    from .hostile.memory import _Reduce
+
+    X = np.arange(1.0, 13.0).reshape(6, 2)
+    y = X @ np.array([1.0, 2.0])
+    models = [make_pipeline(FunctionTransformer(np.log1p), LinearRegression()).fit(X, y),
+              TransformedTargetRegressor(LinearRegression(), func=np.log1p, inverse_func=np.expm1).fit(X, y)]
+    for i, est in enumerate(models):
+        paths = [tmp_path / f"m{i}.pkl", tmp_path / f"m{i}.joblib", tmp_path / f"m{i}.skops"]
+        paths[0].write_bytes(pickle.dumps(est, protocol=5))
+        joblib.dump(est, paths[1])
+        sio.dump(est, paths[2])
+        for path in paths:
+            loaded = portable.load(path).estimator
+            np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+            assert portable.audit(path).safe
+    for name, obj in (("positive", _Reduce(np.positive, (np.arange(3.0),))),
+                      ("add", _Reduce(np.add, (np.arange(3.0), 1.0))),
+                      ("log1p in a model", in_a_model(_Reduce(np.log1p, (np.arange(3.0),))))):
+        assert isinstance(pickle.loads(pickle.dumps(obj)), (np.ndarray, object))  # the control: it computes
+        for path in (tmp_path / "call.pkl", tmp_path / "call.joblib"):
+            path.write_bytes(pickle.dumps(obj, protocol=5)) if path.suffix == ".pkl" else joblib.dump(obj, path)
+            with pytest.raises(InputError, match="not call"):
+                portable.load(path)
+            result = portable.audit(path)
+            assert not result.safe and "not call" in result.verdict, (name, result.to_text())
 
 
 def test_refused_memory_write_leaves_the_target_untouched(tmp_path):

@@ -187,8 +187,14 @@ def _judge_class(cls: type) -> tuple[bool, str]:
     if issubclass(cls, np.memmap):
         return False, "a file-backed array class (opens files)"
     if issubclass(cls, dict) and "__getattr__" in {k for c in cls.__mro__ for k in vars(c)}:
-        # scikit-learn's Bunch: its items double as attributes, so a stored '__array_interface__' item would
-        # make numpy read memory at an address of the file's choosing
+        from .bunch import BUNCH_REASON, is_bunch_class
+
+        # scikit-learn's Bunch itself is admitted as data: the loaders build it as a plain dict and give it its
+        # class only once its items are checked (`bunch.py`). Any other dict whose items double as attributes (a
+        # Bunch subclass included) is refused: a stored '__array_interface__' item would make numpy read memory
+        # at an address of the file's choosing
+        if is_bunch_class(cls):
+            return True, BUNCH_REASON
         return False, "a dict whose items double as attributes (numpy would read array-protocol items)"
     for base in cls.__mro__[1:]:
         if (base.__module__ not in _NEUTRAL_BASE_MODULES and _home_of(base) is None
@@ -241,6 +247,8 @@ _ROLE_REASONS = {
     "builtin": "a builtin data type (called with plain data only)",
     "object": "builtins.object (as copyreg's base)",
     "value": "a type or reviewed pure function kept as a parameter value; never called by the file",
+    "stored": "a numpy ufunc (or numpy.object_), kept as a parameter value only: the loader refuses any call of "
+              "it by the file",
     "partial": "functools.partial, only of scikit-learn's check_array with plain keyword arguments",
     "partial_func": "a scikit-learn function admitted only inside functools.partial with plain keyword arguments; "
                     "never called by the file nor kept as a value",
@@ -253,6 +261,10 @@ def judge_object(obj: Any) -> tuple[bool, str]:
 
     role = role_of(obj)
     if role is not None:
+        if role == "bunch":
+            from .bunch import BUNCH_REASON
+
+            return True, BUNCH_REASON
         return True, _ROLE_REASONS.get(role, role)
     if isinstance(obj, type):
         ok, reason = _judge_class(obj)

@@ -198,8 +198,10 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
 
     import functools
 
+    from .bunch import dict_verdict
+    from .table import Refused
     from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, _check_built_dtype, _leaf_types, _value_verdict,
-                         partial_verdict)
+                         made_by_library, partial_verdict)
 
     seen: set[int] = set()
     trees: list[tuple[Any, _Entry, Any]] = []
@@ -221,7 +223,9 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
             raise _Bad(entry.path(), "more than two million objects")
         if checking:
             if isinstance(obj, type) or isinstance(obj, functions):
-                why = _value_verdict(obj, graph)  # type: ignore[arg-type]
+                # an attribute of an object library code made (`states.made_by_library`) is the library's choice
+                why = None if entry.attr and owner is not None and made_by_library(type(owner)) else \
+                    _value_verdict(obj, graph)  # type: ignore[arg-type]
                 if why is not None:
                     raise BadState(why)
                 continue
@@ -234,6 +238,10 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
                     raise BadState(why)
                 continue
         if kind is dict or isinstance(obj, dict):
+            if checking and kind is not dict and kind not in _PLAIN_DICTS:  # a Bunch: its items (`bunch.py`)
+                why = dict_verdict(obj, graph or ())
+                if why is not None:
+                    raise Refused(f"{why} (at {entry.path() or 'the top-level object'})")
             if checking and not leaves.issuperset(map(type, obj.keys())):
                 for k in obj.keys():
                     if type(k) not in leaves:
@@ -305,6 +313,11 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
         _trees(trees)
     if predictors:
         _hgb_predictors(predictors)
+
+
+#: dict subclasses that are plain containers (their items are not attributes).
+_PLAIN_DICTS = frozenset({__import__("collections").OrderedDict, __import__("collections").defaultdict,
+                          __import__("collections").Counter})
 
 
 def _leaves() -> frozenset:

@@ -150,7 +150,7 @@ class IsolatedRunner:
     def __init__(self, path: str, trust: tuple[str, ...], signature: dict[str, Any], name: str) -> None:
         self.path, self.trust, self.signature, self.name = path, tuple(trust), signature, name
         self.proc: subprocess.Popen | None = None
-        self.failed: ModelCrashedError | None = None
+        self.failed: PortableError | None = None  # a crash, or the worker's own load failing
         self._stderr: Any = None
 
     def _start(self) -> None:
@@ -167,8 +167,16 @@ class IsolatedRunner:
             raise PortableError(f"could not start the worker process that runs the original model: {exc}",
                                 path=self.path) from None
         # loading (imports included) gets the same limit as one batch, plus time to import the libraries
-        self._call({"op": "load", "path": self.path, "trust": list(self.trust), "signature": self.signature},
-                   None, timeout + 120, "while loading the model")
+        try:
+            self._call({"op": "load", "path": self.path, "trust": list(self.trust), "signature": self.signature},
+                       None, timeout + 120, "while loading the model")
+        except PortableError as exc:
+            # the worker could not load the file (changed since, or refused there): stop it and keep the reason
+            # for every later batch; left running with no model, it answered each batch 'unknown request'
+            self.close()
+            if self.failed is None:
+                self.failed = exc
+            raise
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.failed is not None:

@@ -23,6 +23,8 @@ from typing import IO, Any
 from ..errors import CorruptModelError, InputError, PortableError, UnsafePickleError
 from . import guard, onepass
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
+from .bunch import LoadingBunch, check_bunch_state
+from .bunch import finish as finish_bunches
 from .container import (Container, declared_bytes_fit, open_file_stream, open_head, open_stream, read_bytes,
                         sniff)
 from .internals import validate_loaded, validate_recorded
@@ -48,6 +50,7 @@ class _RealWorld(World):
         self.kinds: dict[int, tuple[Any, str]] = {}
         self.built: set[int] = set()
         self.used: set[int] = set()
+        self.bunches: list[Any] = []  # scikit-learn Bunches built, as LoadingBunch (`bunch.finish`)
 
     def role(self, x: Any) -> str | None:
         got = self.globals.get(_ident(x))
@@ -106,6 +109,8 @@ class _RealWorld(World):
             check_build_state(state)
         elif kind == "partial":
             self.check_partial_state(inst.func, state)
+        elif kind == "bunch":
+            check_bunch_state(state)
         elif kind in ("ext", "value", "bitgen", "wrapper"):
             check_tuple_state(type(inst), state)
             check_build_state(state)
@@ -129,6 +134,8 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
 
         def _tag(self, obj: Any, kind: str) -> Any:
             world.kinds[_ident(obj)] = (obj, kind)
+            if kind == "bunch":
+                world.bunches.append(obj)
             return obj
 
         def load_reduce(self) -> None:
@@ -177,7 +184,7 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
             NumpyUnpickler.load_build(self)
 
         def _check_container(self, obj: Any, want: tuple[type, ...]) -> None:
-            if type(obj) not in want and world.kind(obj) != "trusted":
+            if type(obj) not in want and world.kind(obj) not in ("trusted", "bunch" if want is _DICTS else None):
                 raise Refused(f"items added to a {type(obj).__name__}, which is not a container")
 
         def load_setitem(self) -> None:
@@ -214,7 +221,10 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
             verdict, obj = load_global(module, name, trust)
             if not verdict.allowed:
                 raise _Refusal(verdict)
-            world.globals[_ident(obj)] = (obj, "trusted" if verdict.trusted else role_of(obj))
+            role = "trusted" if verdict.trusted else role_of(obj)
+            if role == "bunch":  # built as a plain dict, given its class once its items are checked
+                obj = LoadingBunch
+            world.globals[_ident(obj)] = (obj, role)
             return obj
 
     unpickler = RestrictedNumpyUnpickler("", stream, ensure_native_byte_order=True, mmap_mode=None)
@@ -229,7 +239,9 @@ def _joblib_load(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
     kept allocating fresh memory (a 16 MiB array cost page faults on every load)."""
     unpickler = _joblib_unpickler(stream, trust)
     try:
-        return unpickler.load()
+        obj = unpickler.load()
+        finish_bunches(unpickler.world.bunches)  # every item final: checked, then each given its class
+        return obj
     finally:
         world = unpickler.world
         world.kinds.clear()

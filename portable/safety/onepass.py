@@ -40,6 +40,8 @@ import types
 from typing import IO, Any
 
 from .allowlist import canonical, load_global
+from .bunch import LoadingBunch
+from .bunch import finish as finish_bunches
 from .scan import JOBLIB_WRAPPER
 from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size,
                      tuple_state_minimum)
@@ -106,6 +108,21 @@ class _PyClassStandIn(_StandIn):
             _HOOKED[0](obj)
             return obj
         return _SESSION[0].proxy(obj, "pyobj")
+
+
+class _BunchStandIn(_StandIn):
+    """scikit-learn's Bunch: NEWOBJ (or REDUCE) with no arguments builds a `bunch.LoadingBunch`, a plain dict the
+    unpickler fills with SETITEMS at C speed; it becomes a Bunch at the end of the pass (`bunch.finish`)."""
+
+    def __new__(cls, *args: Any) -> Any:
+        if args:
+            return _SESSION[0].call(cls, args)  # the table refuses it, with its reason
+        b = _anew_dict(LoadingBunch)
+        _SESSION[0].bunches.append(b)
+        return b
+
+
+_anew_dict = dict.__new__
 
 
 class _ReconstructStandIn(_StandIn):
@@ -180,7 +197,7 @@ def stand_in(obj: Any) -> type:
         return got[1]
     role = role_of(obj)
     base = {"py_class": _PyClassStandIn, "reconstruct": _ReconstructStandIn, "scalar": _ScalarStandIn,
-            "dtype": _DtypeStandIn}.get(
+            "dtype": _DtypeStandIn, "bunch": _BunchStandIn}.get(
         role or "", _StandIn)
     body = {"_target": obj, "_role": role, "__slots__": ()}
     if role == "py_class":
@@ -632,6 +649,8 @@ def _live_kind(t: type) -> str | None:
 
 
 _DICTS = (dict, collections.OrderedDict, collections.defaultdict, collections.Counter)
+#: The roles of globals a file may keep as values (`table.py`; `object` as make_column_selector's dtype_include).
+_VALUE_ROLES = frozenset({"value", "builtin", "stored", "object"})
 _STR = frozenset({str})
 #: Plain values as the table counts them (`table._PLAIN`).
 _PLAIN_TYPES = frozenset({str, bytes, bytearray, int, float, bool, complex, type(None)})
@@ -655,6 +674,7 @@ class Session(World):
         self.binary: list[Any] = []
         self.sparse: list[Any] = []
         self.estimators: list[Any] = []
+        self.bunches: list[Any] = []  # the scikit-learn Bunches built, as LoadingBunch (`bunch.finish`)
         self.seen: set[int] = set()
         self.tuples: dict[int, tuple[tuple, tuple]] = {}
         self.incomplete = False  # a container nested too deeply to swap in place: the fallback walk does it
@@ -675,6 +695,8 @@ class Session(World):
             return "obj" if t is _PyobjProxy else x.kind
         if t is bytes or t is bytearray:
             return "bytes"
+        if t is LoadingBunch:
+            return "bunch"
         return _live_kind(t)
 
     def target(self, x: Any) -> Any:
@@ -731,7 +753,15 @@ class Session(World):
         if role == "py_class":
             return self.new_py(si._target)
         if role == "reconstructor":
+            if kind == "bunch":  # protocols 0-1: _reconstructor(Bunch, dict, items)
+                b = LoadingBunch(args[2])
+                self.bunches.append(b)
+                return b
             return self.new_py(args[0]._target)
+        if role == "bunch":
+            b = _anew_dict(LoadingBunch)
+            self.bunches.append(b)
+            return b
         target = si._target
         args = self.unwrap(args)
         if role == "reconstruct" or role == "frombuffer":
@@ -847,7 +877,7 @@ class Session(World):
     # -- swapping proxies and stand-ins for real objects ------------------------------------------------------
     def value(self, si: type) -> Any:
         """A global kept as a value: its real object, when the table lets it be one."""
-        if si._role in ("value", "builtin", "object"):  # `object`: a dtype selector's make_column_selector(object)
+        if si._role in _VALUE_ROLES:
             return si._target
         obj = si._target
         raise BadState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "
@@ -904,6 +934,9 @@ class Session(World):
         """(The fallback walk) swap proxies and stand-ins in an object's `__dict__` or an object array's items."""
         import numpy as np
 
+        if isinstance(x, dict):  # a Bunch (the pass's own swaps of its items go through `bunch.finish`)
+            self.fix_dict(x, None, depth)
+            return
         key = _ident(x)
         if key in self.seen:
             return
@@ -920,6 +953,10 @@ class Session(World):
             d = object.__getattribute__(x, "__dict__")
             if type(d) is dict:
                 self.fix_dict(d, x, depth)
+
+    def fix_bunch(self, b: Any) -> None:
+        """Swap the proxies and stand-ins among a Bunch's items (and keys) for the real objects."""
+        self.fix_dict(b, None, 1)
 
     def walk_fix(self, root: Any) -> tuple[Any, bool]:
         """The fallback: swap proxies and stand-ins everywhere reachable from `root`; True if any is still
@@ -1354,6 +1391,8 @@ def load(file: IO[bytes], trust: tuple[str, ...] = ()) -> tuple[Any, Session, bo
             obj = u.load()
             del u
             obj = s.fix(obj, None, 0)
+            # the Bunches once every item is final: proxies and stand-ins swapped, items checked, class given
+            finish_bunches(s.bunches, s.fix_bunch)
             left = s.finish()
         finally:
             _SESSION[0], _APPEND[0], _HOOKED[0] = saved

@@ -212,13 +212,13 @@ def _value_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
     from .allowlist import _trusted
     from .table import role_of
 
-    if role_of(obj) in ("value", "builtin", "object"):  # `object` as a dtype selector's value
+    if role_of(obj) in ("value", "builtin", "stored", "object"):  # `object` as a dtype selector's value
         return None
     name = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
     if trust and _trusted(name, trust):
         return None
     return f"the {'class' if isinstance(obj, type) else 'callable'} {name} kept as a value (only data, numpy " \
-           "scalar types and reviewed pure functions may be)"
+           "scalar types, numpy ufuncs and reviewed pure functions may be)"
 
 
 def partial_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
@@ -249,6 +249,18 @@ def partial_verdict(obj: Any, trust: tuple[str, ...]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def made_by_library(cls: type) -> bool:
+    """Whether an instance of `cls` can only have been made by library code, not named by the file: a class
+    with no role in the reconstructor table (scipy.interpolate's interp1d, which IsotonicRegression.__setstate__
+    builds and which keeps one of its own methods as `_call`). The functions and classes such an object holds as
+    attributes are the library's choice, not the file's (a file can only name globals that have a role), so the
+    walks do not judge them as values the file kept."""
+    from .table import role_of
+
+    return isinstance(cls, type) and role_of(cls) is None
+
+
 def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
     """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
     attribute in its `__dict__` (no scikit-learn or numpy object does), a dtype is malformed, or a class or
@@ -262,6 +274,7 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
 
     leaves = _leaf_types()
     seen: set[int] = set()
+    library: set[int] = set()  # functions and classes that are attributes of objects made by library code
     stack = [root]
     pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
@@ -271,7 +284,7 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
             continue
         seen.add(_ident(obj))
         if isinstance(obj, type) or isinstance(obj, functions):
-            why = _value_verdict(obj, trust)
+            why = None if _ident(obj) in library else _value_verdict(obj, trust)
             if why is not None:
                 raise BadState(why)
             continue
@@ -281,6 +294,12 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
                 raise BadState(why)
             continue
         if kind is dict or isinstance(obj, dict):
+            if kind is not dict:  # a Bunch: its items checked (`bunch.py`)
+                from .bunch import dict_verdict
+
+                why = dict_verdict(obj, trust)
+                if why is not None:
+                    raise BadState(why)
             # a vocabulary of 100k words: one C-level pass over the types instead of 200k pushes and pops
             if not leaves.issuperset(map(type, obj.keys())):
                 extend(obj.keys())
@@ -302,6 +321,8 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
                     bad = sorted(k for k in attrs if k in ARRAY_PROTOCOL_ATTRIBUTES)
                     raise BadState(f"a {kind.__name__} whose state sets {', '.join(bad)} (an array that would "
                                    "point at memory of the file's choosing)")
+                if made_by_library(kind):
+                    library.update(_ident(v) for v in attrs.values() if isinstance(v, type) or isinstance(v, functions))
                 extend(attrs.values())
         if len(seen) > _MAX_OBJECTS:
             raise BadState("more than five million objects")

@@ -31,6 +31,14 @@ role               what the file may do with it
                    whose keywords are parameters of f given plain values (bools, numbers, strings, None,
                    numpy scalar types, validated dtypes, lists of these)
 ``partial_func``   `sklearn.utils.validation.check_array`: only as the function of a ``partial``
+``bunch``          `sklearn.utils._bunch.Bunch` itself: NEWOBJ or REDUCE with no arguments, or
+                   `copyreg._reconstructor(Bunch, dict, a dict)`, then items (SETITEMS) and a BUILD of a dict
+                   of literal names that Bunch drops; built as a plain dict and given its class once the stream
+                   is read and its items are checked (no special `__name__` key, no callable value: `bunch.py`)
+``stored``         numpy ufuncs (`FunctionTransformer(func=np.log1p)`, `TransformedTargetRegressor(func=np.log1p,
+                   inverse_func=np.expm1)`) and `numpy.object_` (`make_column_selector(dtype_include=
+                   np.object_)`): kept as values only, never called by the file (a ufunc called over an array-protocol object reads raw memory; scikit-learn calls them on
+                   its own arrays at predict time)
 ``value``          numpy scalar types and builtin types used as values (`dtype=np.float64`), and the
                    reviewed pure functions scikit-learn keeps as parameters (`score_func=f_classif`):
                    they may be stored, never called by the file
@@ -88,6 +96,12 @@ def _numpy_roles() -> dict[int, str]:
     for t in (np.generic, np.number, np.integer, np.signedinteger, np.unsignedinteger, np.inexact, np.floating,
               np.complexfloating, np.flexible, np.character):
         roles[_ident(t)] = "value"
+    # kept as values, never called: ufuncs, and numpy's other scalar types (object_)
+    for name in dir(np):
+        obj = getattr(np, name, None)
+        if isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, np.generic)
+                                         and _ident(obj) not in roles):
+            roles.setdefault(_ident(obj), "stored")
     roles[_ident(np.random.RandomState)] = "value"
     roles[_ident(np.random.SeedSequence)] = "value"
     roles[_ident(np.random.Generator)] = "value"
@@ -143,7 +157,10 @@ def _role_of(obj: Any) -> str | None:
     name = getattr(obj, "__name__", "")
     if isinstance(obj, type):
         from .allowlist import _judge_class
+        from .bunch import is_bunch_class
 
+        if is_bunch_class(obj):
+            return "bunch"
         if not _judge_class(obj)[0]:
             return None
         home = _home_of(obj)
@@ -368,7 +385,19 @@ class World:
                 elif self.raw_len(args[1], "numpy's scalar()") != size:
                     raise Refused(f"numpy's scalar() with {self.bytes_len(args[1])} bytes for an item of {size}")
             return "scalar"
+        if role == "bunch":
+            if args:
+                raise Refused("scikit-learn's Bunch called with arguments: it may only be built empty and then given "
+                              "its items")
+            return "bunch"
+        if role == "stored":
+            raise Refused(f"a call of {self.name(func)}, which a file may keep as a value but not call (a numpy "
+                          "ufunc computes over any array-protocol object, raw process memory included)")
         if role == "reconstructor":
+            if len(args) == 3 and self.role(args[0]) == "bunch":  # protocols 0-1: _reconstructor(Bunch, dict, items)
+                if self.role(args[1]) != "builtin" or self.target(args[1]) is not dict or type(args[2]) is not dict:
+                    raise Refused("copyreg._reconstructor of scikit-learn's Bunch other than (Bunch, dict, a dict)")
+                return "bunch"
             if len(args) != 3 or self.role(args[0]) not in ("py_class", "wrapper_class") or self.role(args[1]) != "object" \
                     or args[2] is not None:
                 raise Refused("copyreg._reconstructor other than (python class, object, None)")
