@@ -179,15 +179,6 @@ def _predictor_owners(session: Any, owners: dict[int, list[Any]]) -> None:
                     stack.append((v, depth + 1))
 
 
-#: Attributes a class's own `__setstate__` rebuilds from its other (checked) attributes, whatever the file held:
-#: (module, class) -> {attribute: (module, class) of the rebuilt value}. IsotonicRegression drops `f_` (a scipy
-#: interp1d holding its bound interpolation method) when pickled and builds it again from X_thresholds_ and
-#: y_thresholds_ when loaded; joblib's loads are walked after that, and the method was refused as a callable.
-_REBUILT: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
-    ("sklearn.isotonic", "IsotonicRegression"): {"f_": ("scipy.interpolate._interpolate", "interp1d")},
-}
-
-
 def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
     """Find and validate every fitted internal below `root`. With `graph` (the trust tuple), also apply
     `states.check_graph`'s checks to every object on the way (classes, functions, dtypes, dict keys and the
@@ -296,13 +287,10 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
         if mod.startswith("sklearn."):
             if "support_vectors_" in attrs or "categories_" in attrs or "_fit_X" in attrs:
                 _estimator(obj, attrs, entry.path())
-        rebuilt = _REBUILT.get((mod, name), ()) if checking else ()
         for k, v in attrs.items():
             t = type(v)
             if t in leaves:
                 continue
-            if k in rebuilt and (t.__module__, t.__name__) == rebuilt[k]:
-                continue  # made by the class's own __setstate__ from attributes this walk checks
             if t is np.ndarray and not v.dtype.hasobject:
                 if checking and v.dtype.fields and _ident(v.dtype) not in seen:
                     seen.add(_ident(v.dtype))

@@ -96,11 +96,13 @@ def _numpy_roles() -> dict[int, str]:
     for t in (np.generic, np.number, np.integer, np.signedinteger, np.unsignedinteger, np.inexact, np.floating,
               np.complexfloating, np.flexible, np.character):
         roles[_ident(t)] = "value"
-    # kept as values, never called: ufuncs, and numpy's other scalar types (object_)
+    # kept as values, never called: numpy's element-wise functions of one array (np.log1p, np.expm1: what
+    # FunctionTransformer and TransformedTargetRegressor hold), and numpy's other scalar types (object_); the
+    # ufuncs of two arrays (np.add) stay refused as values too
     for name in dir(np):
         obj = getattr(np, name, None)
-        if isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, np.generic)
-                                         and _ident(obj) not in roles):
+        if (isinstance(obj, np.ufunc) and obj.nin == 1) or (isinstance(obj, type) and issubclass(obj, np.generic)
+                                                            and _ident(obj) not in roles):
             roles.setdefault(_ident(obj), "stored")
     roles[_ident(np.random.RandomState)] = "value"
     roles[_ident(np.random.SeedSequence)] = "value"
