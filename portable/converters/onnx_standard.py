@@ -175,6 +175,20 @@ class _Builder:
             return None
         return str(inner.input[0])
 
+    def float32_cast_source(self, name: str) -> str | None:
+        """The double tensor `name` is `Cast(to=float)` of (Identity allowed between), when it is one: the input of
+        portable's float64 forests that walk float32 values (converters.sklearn.trees._float32_walk)."""
+        onnx = self.onnx
+        producer = {o: n for n in self.nodes for o in n.output}
+        node = producer.get(name)
+        while node is not None and node.op_type == "Identity" and node.domain in ("", "ai.onnx"):
+            node = producer.get(node.input[0])
+        if node is None or node.op_type != "Cast" or node.domain not in ("", "ai.onnx") or \
+                not any(a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in node.attribute) or \
+                self.types.get(node.input[0]) != onnx.TensorProto.DOUBLE:
+            return None
+        return str(node.input[0])
+
     def cast_to(self, name: str, dtype: np.dtype, out: str | None = None) -> str:
         to = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
         return self.op("Cast", [name], out=out, to=to)
@@ -942,6 +956,10 @@ def _ensemble_scores(b: _Builder, node: Any, trees: list[_Tree], k: int, aggrega
                      base: np.ndarray | None) -> tuple[str, np.dtype]:
     x, dt = b.float_input(node.input[0])
     source = b.float32_rounded_source(x) if b.for_nnef and not any(t.members for t in trees) else None
+    if source is None and b.for_nnef and dt == np.float32 and not any(t.members for t in trees):
+        source = b.float32_cast_source(x)  # trees walking the float32 rounding of a double tensor itself
+        if source is not None:
+            dt = np.dtype(np.float64)
     if source is not None:
         # NNEF has one precision for scalars: the rounding through float32 before the trees (scikit-learn's
         # trees compare float32(x) with double thresholds) cannot be written, so it moves into the thresholds
