@@ -9,15 +9,17 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
   weights of all its targets, so each tree is stored and traversed once whatever the number of classes; onnxruntime
   runs it 1.2-1.3x faster than `TreeEnsemble` v5 of the same trees. Thresholds are rounded *down* to float32
   (for a float32 `x`, `x <= t` and `x <= floor32(t)` are the same test, so no split moves).
-  From `PER_TREE_MIN_TARGETS` (4) targets per leaf (forests with many classes), one single-target
-  `TreeEnsembleRegressor` per tree whose leaf weights are leaf indices, then Concat / Gather of the
+  From `PER_TREE_MIN_TARGETS` (4) targets per leaf (forests with many classes whose rows are not ordered, see
+  there), one single-target `TreeEnsembleRegressor` per tree whose leaf weights are leaf indices, then Concat / Gather of the
   `[leaves, targets]` table / ReduceSum over the trees: onnxruntime walks a (target, weight) list per leaf in its
   multi-target loop, which for 10 classes cost more than the traversal itself; 1.3-1.6x faster at 10,000 rows for
   4-10 classes, ~0.1 ms at 1 row (`formats.onnx_trees.join_per_tree` joins the trees back for the lowering).
 - float64 (or categorical splits): `TreeEnsemble` v5 with double thresholds. One target per leaf is v5's rule, so
   a multi-target forest is written as *leaf indices*: one v5 target per tree whose leaf weight is the leaf's
   index (exact in float64, and in float32 below 2**24 leaves), then `Gather` of a `[leaves, targets]` value table
-  and `ReduceSum` over the trees: one traversal per tree, exact float64 values. Boosting (each tree feeds one
+  and `ReduceSum` over the trees: one traversal per tree, exact float64 values. When the trees compare the
+  float32 rounding of the input (scikit-learn's), that operator walks the float32 values with float32 thresholds
+  (`_float32_walk`: the same splits, 1.1-1.2x faster). Boosting (each tree feeds one
   class) is one single-target v5 ensemble per class, then Concat, as in float32 (onnxruntime's single-target
   loop: 1.1-1.2x faster at 10,000 rows than one K-target operator, the same sums in the same order), and
   XGBoost's splits are oriented by cover (`orient_by_cover`) in both dtypes.
@@ -704,7 +706,10 @@ V3_SPLIT = "TreeEnsembleRegressor (ai.onnx.ml 3) per class, single-target trees,
 V3_PER_TREE = ("TreeEnsembleRegressor (ai.onnx.ml 3) per tree, leaf indices + Gather + ReduceSum, one traversal "
                "per tree")
 V5_SPLIT = "TreeEnsemble (ai.onnx.ml 5) per class, single-target trees, one traversal per tree"
-PER_TREE_MIN_TARGETS = 4  # from this many targets per leaf, a forest is written as one single-target op per tree
+# From this many targets per leaf, a forest whose rows are not ordered (`_row_order`) is written as one single-target
+# op per tree. Ordered rows make onnxruntime's multi-target loop as fast as the per-tree form at 10,000 rows (the
+# 10-class forest of bench_tree_speed: 44.7 vs 45.6 ms) and 3.7x faster at 1 row (11 vs 42 us): one operator there.
+PER_TREE_MIN_TARGETS = 4
 
 
 def _per_tree_leaf_indices(forest: Forest) -> list[Forest] | None:
@@ -1216,8 +1221,9 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         out = node.output[0]
         after: list[Any] = []
         if family == "v3":
+            # not for rows ordered before the forest (see PER_TREE_MIN_TARGETS)
             parts = (_per_tree_leaf_indices(forest) if aggregate == 1 and forest.n_targets >= PER_TREE_MIN_TARGETS
-                     and len(forest.tree_roots) > 1 else None)
+                     and len(forest.tree_roots) > 1 and not order[0] else None)
             if parts is not None:  # many targets per leaf: one single-target ensemble per tree, then a Gather
                 new_nodes[node.name] = _attach_per_tree(graph, node, parts, replace(p, forest=forest), opset,
                                                         attach) + order[1]
