@@ -842,11 +842,19 @@ def _negated_input(graph: Any, node: Any) -> tuple[str, list[Any]]:
     """The tensor `[x, -x]` for the tree node's input x, and the nodes that compute it.
 
     When x is scikit-learn's float32 rounding of a double input (`Cast(double)` of `Cast(float)`), the
-    negation goes before the rounding (rounding to nearest is symmetric, so it is the same tensor): the
-    rounding then still feeds the trees directly, which is how the lowering to NNEF recognises it."""
+    negation and the Concat run on the float32 rounding (`ROUND_FIRST`; rounding to nearest is symmetric, so it
+    is the same tensor), then one Cast to double: half the bytes through Neg / Concat / the rows' order than in
+    double, and the trees of `_float32_walk` read the float32 tensor itself. The lowering to NNEF looks through
+    Neg / Concat for the rounding (`onnx_standard._Builder.float32_rounded_source`)."""
     from onnx import helper
 
-    x, src, _ = _unrounded_source(graph, node)
+    x, src, producer = _unrounded_source(graph, node)
+    if src != x and ROUND_FIRST:
+        x32 = producer[x].input[0]
+        neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
+        nodes = [helper.make_node("Neg", [x32], [neg], name=f"{node.name}_neg"),
+                 helper.make_node("Concat", [x32, neg], [both], axis=1, name=f"{node.name}_x_negx")]
+        return _widened(both, nodes, f"{node.name}_x_negx")
     neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
     nodes = [helper.make_node("Neg", [src], [neg], name=f"{node.name}_neg"),
              helper.make_node("Concat", [src, neg], [both], axis=1, name=f"{node.name}_x_negx")]
@@ -867,6 +875,17 @@ def _unrounded_source(graph: Any, node: Any) -> tuple[str, str, dict[str, Any]]:
     outer = producer.get(x)
     inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
     return x, (inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x), producer
+
+
+ROUND_FIRST = True  # see _negated_input; the switch lets benchmarks time the previous order side by side
+
+
+def _widened(both: str, nodes: list[Any], name: str) -> tuple[str, list[Any]]:
+    """`both` (a float32 tensor computed from a float32 rounding) cast to double, and the nodes."""
+    from onnx import TensorProto, helper
+
+    return f"{both}_32d", nodes + [helper.make_node("Cast", [both], [f"{both}_32d"], to=TensorProto.DOUBLE,
+                                                    name=f"{name}_32d")]
 
 
 def _rounded_again(both: str, nodes: list[Any], rounded: bool, name: str) -> tuple[str, list[Any]]:
@@ -894,6 +913,9 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
     dtype = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}.get(elem or 0)
     if dtype is None:
         return None
+    first = src != x and ROUND_FIRST  # the columns made from the float32 rounding, then one Cast (_negated_input)
+    if first:
+        src, dtype = producer[x].input[0], np.float32
     base = node.name
     nodes: list[Any] = []
     made = {"x": src}
@@ -914,6 +936,8 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
     else:
         both = f"{base}_oriented_x"
         nodes.append(helper.make_node("Concat", [made[k] for k in kinds], [both], axis=1, name=f"{base}_oriented_x"))
+    if first:
+        return _widened(both, nodes, f"{base}_oriented")
     return _rounded_again(both, nodes, src != x, f"{base}_oriented")
 
 
@@ -1120,18 +1144,27 @@ def _float32_walk(graph: Any, node: Any, forest: Forest, aggregate: int, extra: 
     (1.08x at 10,000 rows for the 3- and 10-class forests of benchmarks/bench_tree_speed.py); single-target
     forests keep their double sums in the operator (the leaf-index form cost them more than it saved).
     `extra`: nodes not yet in the graph (the negated input's)."""
-    from onnx import TensorProto
-
     if not WALK_FLOAT32 or forest.leaf_values is None or aggregate != 1 or forest.membership or \
             forest.table is None or len(forest.leaf_targetids) >= FLOAT32_EXACT_INTS:
         return None
+    return _float32_source(graph, node, extra)
+
+
+def _float32_source(graph: Any, node: Any, extra: list[Any]) -> str | None:
+    """The float32 tensor whose Cast to double the tree node reads, when it is the float32 rounding of the input
+    or the float32 columns `_negated_input` / `_oriented_input` made from it (`extra`: nodes not yet in the
+    graph), else None."""
+    from onnx import TensorProto
+
     producer = {o: n for n in list(graph.node) + list(extra) for o in n.output}
 
     def cast_to(n: Any, to: int) -> bool:
         return n is not None and n.op_type == "Cast" and any(a.name == "to" and a.i == to for a in n.attribute)
 
     outer = producer.get(node.input[0])
-    if not cast_to(outer, TensorProto.DOUBLE) or not cast_to(producer.get(outer.input[0]), TensorProto.FLOAT):
+    inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
+    # the rounding itself, or the float32 columns _negated_input / _oriented_input made from it
+    if not cast_to(inner, TensorProto.FLOAT) and not any(inner is n for n in extra):
         return None
     return outer.input[0]
 
@@ -1197,11 +1230,14 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 negated[key], before[node.name] = _negated_input(graph, node)
             node.input[0] = negated[key]
             used.add(NEGATED)
-        walk32 = None  # float64 leaf-index forests that compare float32 values walk them: see _float32_walk
+        walk32 = rows32 = None  # float64 forests that compare float32 values: see _float32_walk
         if family == "v5" and np.dtype(dtype) == np.float64:
-            walk32 = _float32_walk(graph, node, forest, aggregate, before.get(node.name, []))
+            made_here = [n for v in before.values() for n in v]
+            walk32 = _float32_walk(graph, node, forest, aggregate, made_here)
             if walk32 is not None:
                 node.input[0] = walk32
+            elif ROUND_FIRST:  # the rows' order (if any) moves float32 rows, cast to double after (see below)
+                rows32 = _float32_source(graph, node, made_here)
         walk_dtype = np.float32 if walk32 is not None else dtype
         order: tuple[list[Any], list[Any]] = ([], [])
         key_forest: Forest | RootKey | None = None
@@ -1215,8 +1251,16 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 key_forest.width = n_kinds * int(p.width)
             how = ROOT_ORDER
         if key_forest is not None:
-            order = _row_order(graph, node, key_forest, walk_dtype, attach, family, opset)
+            if rows32 is not None:  # the key and the GatherND on the float32 columns, one Cast after
+                node.input[0] = rows32
+            order = _row_order(graph, node, key_forest, np.float32 if rows32 is not None else walk_dtype, attach,
+                               family, opset)
             before[node.name] = before.get(node.name, []) + order[0]
+            if rows32 is not None:
+                wide = f"{node.name}_sorted_32d"  # (no ROW_ORDER_TAG: not a part of the order's pattern)
+                before[node.name].append(helper.make_node("Cast", [node.input[0]], [wide], to=TensorProto.DOUBLE,
+                                                          name=wide))
+                node.input[0] = wide
             used.add(how)
         out = node.output[0]
         after: list[Any] = []
