@@ -152,28 +152,58 @@ class _Builder:
         return self.op("Cast", [name], to=self.onnx.TensorProto.FLOAT), np.dtype(np.float32)
 
     def float32_rounded_source(self, name: str) -> str | None:
-        """The double tensor `name` was rounded from, when `name` is `Cast(to=double)` of `Cast(to=float)` of
-        a double tensor (Identity allowed between): how scikit-learn's float64 trees see their input."""
+        """A double tensor whose float32 rounding `name` is, cast back to double: `name` is `Cast(to=double)` of a
+        float32 tensor `float32_cast_source` reads (Identity allowed between); how scikit-learn's float64 trees
+        see their input."""
         onnx = self.onnx
         producer = {o: n for n in self.nodes for o in n.output}
-
-        def through_identity(n: str) -> Any:
-            node = producer.get(n)
-            while node is not None and node.op_type == "Identity" and node.domain in ("", "ai.onnx"):
-                node = producer.get(node.input[0])
-            return node
-
-        def cast(node: Any, to: int) -> bool:
-            return node is not None and node.op_type == "Cast" and node.domain in ("", "ai.onnx") and \
-                any(a.name == "to" and a.i == to for a in node.attribute)
-
-        outer = through_identity(name)
-        if self.elem(name) != onnx.TensorProto.DOUBLE or not cast(outer, onnx.TensorProto.DOUBLE):
+        outer = self._through_identity(producer, name)
+        if self.elem(name) != onnx.TensorProto.DOUBLE or not self._cast(outer, onnx.TensorProto.DOUBLE):
             return None
-        inner = through_identity(outer.input[0])
-        if not cast(inner, onnx.TensorProto.FLOAT) or self.types.get(inner.input[0]) != onnx.TensorProto.DOUBLE:
+        return self.float32_cast_source(str(outer.input[0]))
+
+    def _through_identity(self, producer: dict[str, Any], n: str) -> Any:
+        node = producer.get(n)
+        while node is not None and node.op_type == "Identity" and node.domain in ("", "ai.onnx"):
+            node = producer.get(node.input[0])
+        return node
+
+    def _cast(self, node: Any, to: int) -> bool:
+        return node is not None and node.op_type == "Cast" and node.domain in ("", "ai.onnx") and \
+            any(a.name == "to" and a.i == to for a in node.attribute)
+
+    def float32_cast_source(self, name: str, depth: int = 0) -> str | None:
+        """A double tensor whose float32 rounding is `name`, or None: `name` is `Cast(to=float)` of a double
+        tensor, or Neg / Concat / `Where(IsNaN(v), c, v)` (c a constant) of such roundings, which rounding to
+        nearest commutes with (portable's float64 trees read `[x, -x]` made from the rounding of x,
+        converters.sklearn.trees._negated_input); the double counterparts of those nodes are added."""
+        onnx = self.onnx
+        producer = {o: n for n in self.nodes for o in n.output}
+        node = self._through_identity(producer, name)
+        if node is None or node.domain not in ("", "ai.onnx") or depth > 8:
             return None
-        return str(inner.input[0])
+        if self._cast(node, onnx.TensorProto.FLOAT):
+            return str(node.input[0]) if self.types.get(node.input[0]) == onnx.TensorProto.DOUBLE else None
+        if node.op_type == "Neg":
+            src = self.float32_cast_source(node.input[0], depth + 1)
+            return None if src is None else self.op("Neg", [src])
+        if node.op_type == "Concat":
+            srcs = [self.float32_cast_source(i, depth + 1) for i in node.input]
+            if any(v is None for v in srcs):
+                return None
+            axis = next(a.i for a in node.attribute if a.name == "axis")
+            return self.op("Concat", [str(v) for v in srcs], axis=axis)
+        if node.op_type == "Where" and len(node.input) == 3:
+            cond = producer.get(node.input[0])
+            fill = self.values.get(node.input[1])
+            if cond is None or cond.op_type != "IsNaN" or cond.input[0] != node.input[2] or fill is None or \
+                    fill.dtype != np.float32:
+                return None
+            src = self.float32_cast_source(node.input[2], depth + 1)
+            if src is None:
+                return None
+            return self.op("Where", [self.op("IsNaN", [src]), self.const(fill.astype(np.float64), "fill"), src])
+        return None
 
     def cast_to(self, name: str, dtype: np.dtype, out: str | None = None) -> str:
         to = self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -942,6 +972,10 @@ def _ensemble_scores(b: _Builder, node: Any, trees: list[_Tree], k: int, aggrega
                      base: np.ndarray | None) -> tuple[str, np.dtype]:
     x, dt = b.float_input(node.input[0])
     source = b.float32_rounded_source(x) if b.for_nnef and not any(t.members for t in trees) else None
+    if source is None and b.for_nnef and dt == np.float32 and not any(t.members for t in trees):
+        source = b.float32_cast_source(x)  # trees walking the float32 rounding of a double tensor itself
+        if source is not None:
+            dt = np.dtype(np.float64)
     if source is not None:
         # NNEF has one precision for scalars: the rounding through float32 before the trees (scikit-learn's
         # trees compare float32(x) with double thresholds) cannot be written, so it moves into the thresholds

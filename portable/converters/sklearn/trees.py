@@ -9,15 +9,17 @@ the ONNX formulation per model when the conversion is finalized (`attach_pending
   weights of all its targets, so each tree is stored and traversed once whatever the number of classes; onnxruntime
   runs it 1.2-1.3x faster than `TreeEnsemble` v5 of the same trees. Thresholds are rounded *down* to float32
   (for a float32 `x`, `x <= t` and `x <= floor32(t)` are the same test, so no split moves).
-  From `PER_TREE_MIN_TARGETS` (4) targets per leaf (forests with many classes), one single-target
-  `TreeEnsembleRegressor` per tree whose leaf weights are leaf indices, then Concat / Gather of the
+  From `PER_TREE_MIN_TARGETS` (4) targets per leaf (forests with many classes whose rows are not ordered, see
+  there), one single-target `TreeEnsembleRegressor` per tree whose leaf weights are leaf indices, then Concat / Gather of the
   `[leaves, targets]` table / ReduceSum over the trees: onnxruntime walks a (target, weight) list per leaf in its
   multi-target loop, which for 10 classes cost more than the traversal itself; 1.3-1.6x faster at 10,000 rows for
   4-10 classes, ~0.1 ms at 1 row (`formats.onnx_trees.join_per_tree` joins the trees back for the lowering).
 - float64 (or categorical splits): `TreeEnsemble` v5 with double thresholds. One target per leaf is v5's rule, so
   a multi-target forest is written as *leaf indices*: one v5 target per tree whose leaf weight is the leaf's
   index (exact in float64, and in float32 below 2**24 leaves), then `Gather` of a `[leaves, targets]` value table
-  and `ReduceSum` over the trees: one traversal per tree, exact float64 values. Boosting (each tree feeds one
+  and `ReduceSum` over the trees: one traversal per tree, exact float64 values. When the trees compare the
+  float32 rounding of the input (scikit-learn's), that operator walks the float32 values with float32 thresholds
+  (`_float32_walk`: the same splits, 1.1-1.2x faster). Boosting (each tree feeds one
   class) is one single-target v5 ensemble per class, then Concat, as in float32 (onnxruntime's single-target
   loop: 1.1-1.2x faster at 10,000 rows than one K-target operator, the same sums in the same order), and
   XGBoost's splits are oriented by cover (`orient_by_cover`) in both dtypes.
@@ -704,7 +706,10 @@ V3_SPLIT = "TreeEnsembleRegressor (ai.onnx.ml 3) per class, single-target trees,
 V3_PER_TREE = ("TreeEnsembleRegressor (ai.onnx.ml 3) per tree, leaf indices + Gather + ReduceSum, one traversal "
                "per tree")
 V5_SPLIT = "TreeEnsemble (ai.onnx.ml 5) per class, single-target trees, one traversal per tree"
-PER_TREE_MIN_TARGETS = 4  # from this many targets per leaf, a forest is written as one single-target op per tree
+# From this many targets per leaf, a forest whose rows are not ordered (`_row_order`) is written as one single-target
+# op per tree. Ordered rows make onnxruntime's multi-target loop as fast as the per-tree form at 10,000 rows (the
+# 10-class forest of bench_tree_speed: 44.7 vs 45.6 ms) and 3.7x faster at 1 row (11 vs 42 us): one operator there.
+PER_TREE_MIN_TARGETS = 4
 
 
 def _per_tree_leaf_indices(forest: Forest) -> list[Forest] | None:
@@ -837,11 +842,19 @@ def _negated_input(graph: Any, node: Any) -> tuple[str, list[Any]]:
     """The tensor `[x, -x]` for the tree node's input x, and the nodes that compute it.
 
     When x is scikit-learn's float32 rounding of a double input (`Cast(double)` of `Cast(float)`), the
-    negation goes before the rounding (rounding to nearest is symmetric, so it is the same tensor): the
-    rounding then still feeds the trees directly, which is how the lowering to NNEF recognises it."""
+    negation and the Concat run on the float32 rounding (`ROUND_FIRST`; rounding to nearest is symmetric, so it
+    is the same tensor), then one Cast to double: half the bytes through Neg / Concat / the rows' order than in
+    double, and the trees of `_float32_walk` read the float32 tensor itself. The lowering to NNEF looks through
+    Neg / Concat for the rounding (`onnx_standard._Builder.float32_rounded_source`)."""
     from onnx import helper
 
-    x, src, _ = _unrounded_source(graph, node)
+    x, src, producer = _unrounded_source(graph, node)
+    if src != x and ROUND_FIRST:
+        x32 = producer[x].input[0]
+        neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
+        nodes = [helper.make_node("Neg", [x32], [neg], name=f"{node.name}_neg"),
+                 helper.make_node("Concat", [x32, neg], [both], axis=1, name=f"{node.name}_x_negx")]
+        return _widened(both, nodes, f"{node.name}_x_negx")
     neg, both = f"{node.name}_neg_x", f"{node.name}_x_negx"
     nodes = [helper.make_node("Neg", [src], [neg], name=f"{node.name}_neg"),
              helper.make_node("Concat", [src, neg], [both], axis=1, name=f"{node.name}_x_negx")]
@@ -862,6 +875,17 @@ def _unrounded_source(graph: Any, node: Any) -> tuple[str, str, dict[str, Any]]:
     outer = producer.get(x)
     inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
     return x, (inner.input[0] if cast_to(inner, TensorProto.FLOAT) else x), producer
+
+
+ROUND_FIRST = True  # see _negated_input; the switch lets benchmarks time the previous order side by side
+
+
+def _widened(both: str, nodes: list[Any], name: str) -> tuple[str, list[Any]]:
+    """`both` (a float32 tensor computed from a float32 rounding) cast to double, and the nodes."""
+    from onnx import TensorProto, helper
+
+    return f"{both}_32d", nodes + [helper.make_node("Cast", [both], [f"{both}_32d"], to=TensorProto.DOUBLE,
+                                                    name=f"{name}_32d")]
 
 
 def _rounded_again(both: str, nodes: list[Any], rounded: bool, name: str) -> tuple[str, list[Any]]:
@@ -889,6 +913,9 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
     dtype = {TensorProto.FLOAT: np.float32, TensorProto.DOUBLE: np.float64}.get(elem or 0)
     if dtype is None:
         return None
+    first = src != x and ROUND_FIRST  # the columns made from the float32 rounding, then one Cast (_negated_input)
+    if first:
+        src, dtype = producer[x].input[0], np.float32
     base = node.name
     nodes: list[Any] = []
     made = {"x": src}
@@ -909,6 +936,8 @@ def _oriented_input(graph: Any, node: Any, kinds: list[str]) -> tuple[str, list[
     else:
         both = f"{base}_oriented_x"
         nodes.append(helper.make_node("Concat", [made[k] for k in kinds], [both], axis=1, name=f"{base}_oriented_x"))
+    if first:
+        return _widened(both, nodes, f"{base}_oriented")
     return _rounded_again(both, nodes, src != x, f"{base}_oriented")
 
 
@@ -1097,6 +1126,49 @@ def _row_order(graph: Any, node: Any, key_forest: "Forest | RootKey", dtype: Any
 
 
 
+# see _float32_walk; the switch lets benchmarks time the previous (float64) traversal side by side
+WALK_FLOAT32 = True
+WALKED32 = ("TreeEnsemble (ai.onnx.ml 5) in float32 on the float32-rounded input (the thresholds rounded down to "
+            "float32: the same splits), leaf indices + Gather of the float64 leaf table + ReduceSum, one traversal "
+            "per tree")
+
+
+def _float32_walk(graph: Any, node: Any, forest: Forest, aggregate: int, extra: list[Any]) -> str | None:
+    """For a float64 leaf-index forest (several targets per leaf) that compares float32 values: the float32 tensor
+    whose Cast to double the tree node reads, or None.
+
+    scikit-learn's trees compare float32(x) with double thresholds t, and for a float32 x, `x <= t` iff
+    `x <= floor32(t)` (`x < t` iff `x < ceil32(t)`), NaN failing both: the trees walk the float32 values themselves
+    with the same splits, and the leaf indices they write (exact integers in float32 below 2**24) read the float64
+    leaf table as before, so the outputs are the same bits. onnxruntime walks float32 rows faster than double ones
+    (1.08x at 10,000 rows for the 3- and 10-class forests of benchmarks/bench_tree_speed.py); single-target
+    forests keep their double sums in the operator (the leaf-index form cost them more than it saved).
+    `extra`: nodes not yet in the graph (the negated input's)."""
+    if not WALK_FLOAT32 or forest.leaf_values is None or aggregate != 1 or forest.membership or \
+            forest.table is None or len(forest.leaf_targetids) >= FLOAT32_EXACT_INTS:
+        return None
+    return _float32_source(graph, node, extra)
+
+
+def _float32_source(graph: Any, node: Any, extra: list[Any]) -> str | None:
+    """The float32 tensor whose Cast to double the tree node reads, when it is the float32 rounding of the input
+    or the float32 columns `_negated_input` / `_oriented_input` made from it (`extra`: nodes not yet in the
+    graph), else None."""
+    from onnx import TensorProto
+
+    producer = {o: n for n in list(graph.node) + list(extra) for o in n.output}
+
+    def cast_to(n: Any, to: int) -> bool:
+        return n is not None and n.op_type == "Cast" and any(a.name == "to" and a.i == to for a in n.attribute)
+
+    outer = producer.get(node.input[0])
+    inner = producer.get(outer.input[0]) if cast_to(outer, TensorProto.DOUBLE) else None
+    # the rounding itself, or the float32 columns _negated_input / _oriented_input made from it
+    if not cast_to(inner, TensorProto.FLOAT) and not any(inner is n for n in extra):
+        return None
+    return outer.input[0]
+
+
 def attach_pending(graph: Any, opset: int = 13) -> str | None:
     """Write the tree ensembles of this conversion (see Emitter.ensemble) in one formulation for the whole graph.
 
@@ -1158,6 +1230,15 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 negated[key], before[node.name] = _negated_input(graph, node)
             node.input[0] = negated[key]
             used.add(NEGATED)
+        walk32 = rows32 = None  # float64 forests that compare float32 values: see _float32_walk
+        if family == "v5" and np.dtype(dtype) == np.float64:
+            made_here = [n for v in before.values() for n in v]
+            walk32 = _float32_walk(graph, node, forest, aggregate, made_here)
+            if walk32 is not None:
+                node.input[0] = walk32
+            elif ROUND_FIRST:  # the rows' order (if any) moves float32 rows, cast to double after (see below)
+                rows32 = _float32_source(graph, node, made_here)
+        walk_dtype = np.float32 if walk32 is not None else dtype
         order: tuple[list[Any], list[Any]] = ([], [])
         key_forest: Forest | RootKey | None = None
         if opset >= 11 and p.average:  # a bagged forest: see _row_order
@@ -1170,14 +1251,23 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 key_forest.width = n_kinds * int(p.width)
             how = ROOT_ORDER
         if key_forest is not None:
-            order = _row_order(graph, node, key_forest, dtype, attach, family, opset)
+            if rows32 is not None:  # the key and the GatherND on the float32 columns, one Cast after
+                node.input[0] = rows32
+            order = _row_order(graph, node, key_forest, np.float32 if rows32 is not None else walk_dtype, attach,
+                               family, opset)
             before[node.name] = before.get(node.name, []) + order[0]
+            if rows32 is not None:
+                wide = f"{node.name}_sorted_32d"  # (no ROW_ORDER_TAG: not a part of the order's pattern)
+                before[node.name].append(helper.make_node("Cast", [node.input[0]], [wide], to=TensorProto.DOUBLE,
+                                                          name=wide))
+                node.input[0] = wide
             used.add(how)
         out = node.output[0]
         after: list[Any] = []
         if family == "v3":
+            # not for rows ordered before the forest (see PER_TREE_MIN_TARGETS)
             parts = (_per_tree_leaf_indices(forest) if aggregate == 1 and forest.n_targets >= PER_TREE_MIN_TARGETS
-                     and len(forest.tree_roots) > 1 else None)
+                     and len(forest.tree_roots) > 1 and not order[0] else None)
             if parts is not None:  # many targets per leaf: one single-target ensemble per tree, then a Gather
                 new_nodes[node.name] = _attach_per_tree(graph, node, parts, replace(p, forest=forest), opset,
                                                         attach) + order[1]
@@ -1240,7 +1330,7 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
             table_name, axes = f"{out}_leaf_values", f"{out}_tree_axis"
             node.output[0] = idx_f
             index_forest = Forest(**{**forest.__dict__, "n_targets": n_trees, "leaf_values": None})
-            attach[node.name] = attributes(index_forest, dtype, aggregate=1)
+            attach[node.name] = attributes(index_forest, walk_dtype, aggregate=1)
             graph.initializer.append(numpy_helper.from_array(forest.leaf_values.astype(dtype), table_name))
             if opset >= 13:
                 graph.initializer.append(numpy_helper.from_array(np.array([1], np.int64), axes))
@@ -1254,7 +1344,8 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
                 helper.make_node("Gather", [table_name, idx], [f"{out}_gathered"], axis=0, name=f"{node.name}_gather"),
                 reduce,
             ]
-            used.add("TreeEnsemble (ai.onnx.ml 5) leaf indices + Gather + ReduceSum, one traversal per tree")
+            used.add(WALKED32 if walk32 is not None else
+                     "TreeEnsemble (ai.onnx.ml 5) leaf indices + Gather + ReduceSum, one traversal per tree")
         else:
             attach[node.name] = attributes(_tiled(forest), dtype, aggregate=aggregate)
             used.add("TreeEnsemble (ai.onnx.ml 5), trees repeated per target")
