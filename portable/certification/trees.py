@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hints import GT, GTE, LEQ, LT, MEMBER, TreeEnsemble, TreeNodes
+from ..hints import GT, GTE, LEQ, LT, MEMBER, AllBut, TreeEnsemble, TreeNodes
 from .core import CERTIFIED, REFUTED, Certificate, Context, Domain, certification_method, not_certifiable
 
 MAX_PAIRS = 4_000_000      # leaf pairs examined per pair of trees before refusing
@@ -202,8 +202,11 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
         if modes[i] == MEMBER and c in cat_index:
             k = cat_index[c]
             cat_col[i] = k
-            sent = {str(v) for v in (trees.members or {}).get(int(i), [])}
-            cat_mask[int(i)] = np.array([v in sent for v in cats[k]], dtype=bool)
+            given = (trees.members or {}).get(int(i), [])
+            sent = {str(v) for v in given}
+            # AllBut: every category but those named goes left (the ones the encoder does not know among them)
+            cat_mask[int(i)] = np.array([(v not in sent) if isinstance(given, AllBut) else (v in sent)
+                                         for v in cats[k]], dtype=bool)
             continue
         if c not in index:
             raise Refusal(f"a split reads column {c}, which is not a numeric column of the domain")
@@ -477,14 +480,30 @@ class TreeProof:
 
     # -- which tree of one side is which of the other ------------------------------------------------------------
     def _key(self, s: Side, t: int) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        """(the targets a tree writes, its splits in a canonical order): the low child first, and a membership
+        split as the set holding the column's first category (either side may store a category split the other
+        way round, the children swapped)."""
         nodes = tree_nodes(s.ens.trees, s.roots[t])
         v = np.asarray(s.ens.trees.values)[nodes]
         targets = tuple(np.flatnonzero(np.any(v != 0, axis=0)).tolist())
-        sp = s.splits
-        shape = tuple(None if s.ens.trees.left[i] < 0 else
-                      ("cat", int(sp.cat_col[i]), tuple(sp.cat_mask[int(i)].tolist())) if sp.cat_col[i] >= 0 else
-                      (int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])) for i in nodes)
-        return targets, shape
+        sp, left = s.splits, s.ens.trees.left
+        shape: list[Any] = []
+        stack = [int(s.roots[t])]
+        while stack:
+            i = stack.pop()
+            if left[i] < 0:
+                shape.append(None)
+                continue
+            lo_c, hi_c = int(sp.low[i]), int(sp.high[i])
+            if sp.cat_col[i] >= 0:
+                mask = sp.cat_mask[int(i)]
+                if len(mask) and not mask[0]:
+                    mask, lo_c, hi_c = ~mask, hi_c, lo_c
+                shape.append(("cat", int(sp.cat_col[i]), tuple(mask.tolist())))
+            else:
+                shape.append((int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])))
+            stack += [hi_c, lo_c]
+        return targets, tuple(shape)
 
     def _point(self, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray, cats: np.ndarray) -> list[Any]:
         """A point of a box: its numeric columns in the input dtype, then a category it admits per categorical
@@ -504,7 +523,23 @@ class TreeProof:
         for t, k in enumerate(kb):
             pool.setdefault(k, []).append(t)
         pairs, rest_a = [], []
+        # trees of the same splits may differ in their leaves: the one at the same place among the trees of its
+        # targets first (a mutated tree's twin elsewhere in the ensemble is not its partner), then by splits
+        ga: dict[Any, list[int]] = {}
+        gb: dict[Any, list[int]] = {}
+        for t in range(T):
+            ga.setdefault(ka[t][0], []).append(t)
+            gb.setdefault(kb[t][0], []).append(t)
+        same = set()
+        for targets, ts in ga.items():
+            for t, u in zip(ts, gb.get(targets, [])):
+                if ka[t] == kb[u]:
+                    same.add(t)
+                    pool[kb[u]].remove(u)
+                    pairs.append((t, u))
         for t, k in enumerate(ka):
+            if t in same:
+                continue
             if pool.get(k):
                 pairs.append((t, pool[k].pop(0)))
             else:

@@ -614,6 +614,14 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
     return cols[op.input[0]], narrow[op.input[0]]
 
 
+def _integer_codes(d: tuple[Any, ...]) -> bool:
+    """An ordinal column whose codes (and the value of the categories outside its map) Floor and trunc keep."""
+    if d[0] != "ord" or not all(float(v).is_integer() for v in d[2].values()):
+        return False
+    u = d[3] if len(d) > 3 else None
+    return u is None or not np.isfinite(u) or float(u).is_integer()
+
+
 _FILL_KEPT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Concat", "Gather",
               "ArrayFeatureExtractor"}  # steps a NaN fill's reading goes through to the trees
 
@@ -695,7 +703,7 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         # else a value per category (a code: 0 for a value that is none of them)
         return [("ind", x[0][1], frozenset(c for c, on in zip(cats, m[:, k]) if on))
                 if np.all((m[:, k] == 0) | (m[:, k] == 1)) else
-                ("ord", x[0][1], {c: float(v) for c, v in zip(cats, m[:, k])}) for k in range(m.shape[1])]
+                ("ord", x[0][1], {c: float(v) for c, v in zip(cats, m[:, k])}, 0.0) for k in range(m.shape[1])]
     if op == "ReduceSum" and x is not None and all(d[0] == "ind" and isinstance(d[2], str) for d in x) and \
             len({d[1] for d in x}) == 1 and at.get("keepdims", 1) == 1:
         axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
@@ -730,7 +738,7 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         parts = [c for d in x for c in d[2]]
         if axes is None or axes.reshape(-1).tolist() not in ([1], [-1]) or len(set(parts)) != len(parts):
             return None
-        return [("ord", x[0][1], {c: v for d in x for c, v in d[2].items()})]
+        return [("ord", x[0][1], {c: v for d in x for c, v in d[2].items()}, 0.0)]  # none of them: 0
     if op == "Mod" and x is not None and len(ins) == 2 and at.get("fmod") == 1:  # fmod(x, 1): x's fraction
         c = _const(consts, ins[1])
         return [("frac", d) for d in x] if c is not None and c.size == 1 and float(c.reshape(-1)[0]) == 1.0 \
@@ -739,11 +747,9 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         fr = cols[ins[1]]
         if len(fr) != len(x) or any(e[0] != "frac" or e[1] != d for d, e in zip(x, fr)):
             return None
-        return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("trunc", d[1])
-                for d in x]
+        return [d if _integer_codes(d) else ("trunc", d[1]) for d in x]
     if op == "Floor" and x is not None:  # the identity on integer codes; numbers are floored (not read)
-        return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("floor", d[1])
-                for d in x]
+        return [d if _integer_codes(d) else ("floor", d[1]) for d in x]
     if op == "Where" and len(ins) == 3 and ins[0] in consts and ins[1] in cols and ins[2] in cols:
         mask = _const(consts, ins[0]).reshape(-1).astype(bool)
         a, b = cols[ins[1]], cols[ins[2]]
@@ -757,8 +763,11 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         got = cols[ins[1]]
         if len(got) == 1 and got[0][0] == "ind" and got[0][1] == col and set(got[0][2]) <= set(known):
             got = [("ord", col, {c: float(c in got[0][2]) for c in known})]  # codes 0 and 1 read as a set
-        if len(got) == 1 and got[0][0] == "ord" and got[0][1] == col and set(got[0][2]) == set(known):
-            return got  # a known category's code (the others take the constant: not in the domain's categories)
+        fill = _const(consts, ins[2])
+        if len(got) == 1 and got[0][0] == "ord" and got[0][1] == col and set(got[0][2]) == set(known) and \
+                fill is not None and fill.size == 1:
+            # a known category's code; every other category takes the constant (NaN: missing)
+            return [("ord", col, got[0][2], float(fill.reshape(-1)[0]))]
         return None
     if op == "Where" and len(ins) == 3 and ins[0] in cond and ins[2] in cols:
         c = cond[ins[0]]
@@ -808,7 +817,8 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if not keys or len(keys) != len(vals):
             return None
         mapping = dict(zip(keys, (float(v) for v in vals)))
-        return [("ord", d[1], mapping) for d in x]
+        default = at.get("default_int64", -1) if "values_int64s" in at else at.get("default_float", -0.0)
+        return [("ord", d[1], mapping, float(default)) for d in x]  # any other category: the default
     if op == "OneHotEncoder" and all(d[0] == "cat" for d in x):
         cats = [_text(c) for c in at.get("cats_strings", [])]
         if not cats:

@@ -791,7 +791,9 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     native = dict(getattr(model, "categories", None) or {})
     if native and len(steps) == 1 and type(final).__module__.split(".")[0] in ("xgboost", "lightgbm"):
         # the library reads a pandas category column as its code: the position among the fitted categories
-        derived = [("ord", d[1], {str(v): float(k) for k, v in enumerate(native[learner.columns[d[1]][0]])})
+        # (a category outside them is missing: NaN, routed where each split sends a missing value)
+        derived = [("ord", d[1], {str(v): float(k) for k, v in enumerate(native[learner.columns[d[1]][0]])},
+                    float("nan"))
                    if d[0] == "cat" and learner.columns[d[1]][0] in native else d for d in derived]
     for step in steps[:-1]:
         derived = _derive(step, derived)
@@ -916,7 +918,11 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
         for d, cats in zip(derived, step.categories_):
             if d[0] != "cat":
                 return None
-            out.append(("ord", d[1], {str(c): k for k, c in enumerate(cats) if not _missing(c)}))
+            # a category it does not know: `unknown_value` (NaN: read as missing, as HistGradientBoosting's own
+            # encoder does); with handle_unknown="error" none reaches the trees
+            unknown = float(step.unknown_value) if getattr(step, "handle_unknown", "error") == \
+                "use_encoded_value" else None
+            out.append(("ord", d[1], {str(c): k for k, c in enumerate(cats) if not _missing(c)}, unknown))
         return out
     return None
 
