@@ -1008,12 +1008,47 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
                     [x.c[j] for j in pick], [x.d[j] for j in pick], rounded=x.rounded)
     if op == "ArgMax" and at.get("axis", 0) in (1, -1) and not at.get("select_last_index", 0):
         return _argmax(x)
+    if op == "Pow" and len(ins) == 2 and ins[1] in syms and ins[0] in consts:  # b^v = exp(ln(b) v)
+        y, base = syms[ins[1]], _const(consts, ins[0])
+        if not isinstance(y, Cols) or any(f != "identity" for f in y.fn) or base is None or base.size != 1 or \
+                not float(base.reshape(-1)[0]) > 0:
+            return None
+        ln = math.log(float(base.reshape(-1)[0]))
+        return Cols(y.k, [a * c * ln for a, c in zip(y.a, y.c)], [(b * c + d) * ln for b, c, d in zip(y.b, y.c, y.d)],
+                    ["exp"] * len(y.k))
+    if op in ("Less", "LessOrEqual", "Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and \
+            x.fn == ["exp"] and len(ins) == 2:
+        return _exp_threshold(x, op, _num(consts, ins[1], 1))
+    if op == "Where" and len(ins) == 3 and isinstance(syms.get(ins[0]), Index) and syms[ins[0]].rule == "threshold":
+        yes, no = _const(consts, ins[1]), _const(consts, ins[2])
+        if yes is None or no is None or yes.size != 1 or no.size != 1:
+            return None
+        return Label(syms[ins[0]], np.array([no.reshape(-1)[0], yes.reshape(-1)[0]]))  # index 1 where true
     if op in ("Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and x.fn == ["identity"]:
         c = _num(consts, ins[1], 1)
         if c is None:
             return None
         return Index("threshold", x.k, x.a, [x.b[0] - float(c[0])], strict=op == "Greater")
     return None
+
+
+def _exp_threshold(x: Cols, op: str, t: np.ndarray | None) -> Index | None:
+    """`c e^u + d  op  t` (u = a raw + b, one column) as a threshold on the raw score: `e^u` against
+    q = (t - d) / c, turned around when c < 0; None when q <= 0 (the comparison is constant)."""
+    if t is None or not x.c[0]:
+        return None
+    c, d, a, b = x.c[0], x.d[0], x.a[0], x.b[0]
+    q = (float(t[0]) - d) / c
+    if not q > 0:
+        return None
+    above = op in ("Greater", "GreaterOrEqual")  # v > t
+    if c < 0:
+        above = not above
+    strict = op in ("Less", "Greater")
+    lq = math.log(q)
+    if above:  # u > ln q
+        return Index("threshold", [x.k[0]], [a], [b - lq], strict=strict)
+    return Index("threshold", [x.k[0]], [-a], [lq - b], strict=strict)
 
 
 def _affine(y: Cols, op: str, c: np.ndarray, first: bool) -> Cols:

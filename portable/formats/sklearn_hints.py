@@ -1204,7 +1204,38 @@ def _catboost(est: Any) -> tuple | None:
     return make, bias, outs, type(est).__name__
 
 
+def _isolation_forest(est: Any) -> tuple | None:
+    """IsolationForest: each leaf holds its path length (depth + c(samples in the leaf) - 1, scikit-learn's own
+    per-node tables); `raw` is their sum over the T trees; `decision_function = -2^(-raw / (T c(max_samples))) -
+    offset_` (an `exp` column: `-exp(a raw) - offset_`, a = -ln 2 / (T c(max_samples))), and `predict` is -1 where
+    that is negative: `a raw - ln(-offset_) > 0` (a threshold rule, classes [1, -1])."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    trees = list(est.estimators_)
+    denom = float(len(trees) * _average_path_length([est._max_samples])[0])
+    offset = float(est.offset_)
+    if not trees or not denom > 0 or not offset < 0:
+        return None
+    parts = []
+    for t, feats, depth, avg in zip(trees, est.estimators_features_, est._decision_path_lengths,
+                                    est._average_path_length_per_tree):
+        tree = t.tree_
+        f = np.asarray(tree.feature, np.int64)
+        feats = np.asarray(feats, np.int64)
+        # a tree fitted on a subset of the columns reads column feats[f] (all of them, in order, when it is not)
+        f = np.where(f >= 0, feats[np.maximum(f, 0)], f) if len(feats) != est.n_features_in_ else f
+        v = (np.asarray(depth, np.float64) + np.asarray(avg, np.float64) - 1.0)[:, None]
+        parts.append(({"feature": f, "threshold": tree.threshold, "left": tree.children_left,
+                       "right": tree.children_right, "missing": np.zeros(len(f), np.int8), "dtype": "float32"}, v))
+    a = -np.log(2.0) / denom
+    outs = {"scores": TreeOutput("columns", [0], a, 0.0, fn=["exp"], c=[-1.0], d=[-offset]),
+            "label": TreeOutput("label", [0], a, -np.log(-offset), rule="threshold", strict=True,
+                                classes=np.array([1, -1]))}
+    return parts, np.zeros(1), outs, "IsolationForest"
+
+
 _ENSEMBLES: dict[str, Callable[[Any], tuple | None]] = {
+    "IsolationForest": _isolation_forest,
     **{n: _xgboost for n in ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker")},
     **{n: _lightgbm for n in ("LGBMClassifier", "LGBMRegressor", "LGBMRanker")},
     **{n: _catboost for n in ("CatBoostClassifier", "CatBoostRegressor")},
