@@ -364,8 +364,28 @@ class InputHints:
         return not (self.columns or self.trees or self.points or self.shapes or self.batch or self.decision)
 
 
-__all__ = ["AllBut", "Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
+__all__ = ["AllBut", "RAW", "Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
            "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits"]
+
+
+#: `TreeNodes.recipes` entry of a split that compares the raw input value itself, exactly, in the dtype it is fed
+#: (an encoder's own comparison before the trees, such as a KBinsDiscretizer's bin edges), whatever `dtype` says
+RAW = (("raw", 0.0, ""),)
+
+
+def _bin_split(edges: np.ndarray, left: Callable[[float], bool], where: int) -> tuple[int, float]:
+    """(mode, threshold) on the raw value x of a split that sends left the bin codes `left` holds, the code being
+    the number of `edges` <= x (ascending; a KBinsDiscretizer's inner edges): the codes sent left are a prefix
+    (x < edge) or a suffix (x >= edge) of 0..len(edges), or all or none of them."""
+    codes = [bool(left(float(c))) for c in range(len(edges) + 1)]
+    if all(codes):
+        return LEQ, np.inf
+    if not any(codes):
+        return LT, -np.inf
+    k = codes.index(not codes[0])
+    if codes[:k] == [codes[0]] * k and codes[k:] == [not codes[0]] * (len(codes) - k):
+        return (LT, float(edges[k - 1])) if codes[0] else (GTE, float(edges[k - 1]))
+    raise ValueError(f"split {where} sends bins {codes} left: not a prefix or a suffix of the codes")
 
 
 class AllBut(frozenset):
@@ -395,7 +415,8 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
     `feature[i]` indexes `derived`, whose entries say what each column the trees read is, in raw terms:
     `("num", k, a, b, recipe)`: `a * raw + b` of raw column `columns[k]` (`recipe`: the exact operations, or
     None when unknown); `("ind", k, c)`: 1 where raw column k equals
-    category c (or is one of the set c), else 0 (one-hot); `("ord", k, {category: code})` or
+    category c (or is one of the set c), else 0 (one-hot); `("bin", k, edges)`: the number of the ascending
+    `edges` at most raw column k, compared exactly (a KBinsDiscretizer's ordinal code); `("ord", k, {category: code})` or
     `("ord", k, {category: code}, unknown)`: the category's code (ordinal encoding), and `unknown` the value every
     other category takes (NaN: a missing value, routed where the split sends NaN; without it, the other categories
     go right, as before).
@@ -430,6 +451,11 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
 
         def goes_left(v: float) -> bool:
             return bool({LEQ: v <= t, LT: v < t, GTE: v >= t, GT: v > t}[m])
+        if d[0] == "bin":  # a bin code: a threshold on the raw value at one of the edges
+            mode[i], threshold[i] = _bin_split(np.asarray(d[2], np.float64), goes_left, int(i))
+            feat[i], scale[i], offset[i] = d[1], 1.0, 0.0
+            recipes[int(i)] = RAW
+            continue
         if d[0] == "ind":  # value 1 for category d[2] (or a category of the set d[2]), 0 for every other
             one, zero = goes_left(1.0), goes_left(0.0)
             group = sorted(d[2]) if isinstance(d[2], (set, frozenset)) else [d[2]]

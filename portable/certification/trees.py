@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hints import GT, GTE, LEQ, LT, MEMBER, AllBut, TreeEnsemble, TreeNodes
+from ..hints import GT, GTE, LEQ, LT, MEMBER, RAW, AllBut, TreeEnsemble, TreeNodes
 from .core import CERTIFIED, REFUTED, Certificate, Context, Domain, certification_method, not_certifiable
 
 MAX_PAIRS = 4_000_000      # leaf pairs examined per pair of trees before refusing
@@ -220,9 +220,14 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
     low = np.where(flip, trees.right, trees.left)
     high = np.where(flip, trees.left, trees.right)
     t = trees.threshold
-    plain = split & (trees.scale == 1.0) & (trees.offset == 0.0) & trees.exact
+    # RAW: an encoder's exact comparison of the raw value (bin edges), in the input's own dtype
+    raw = np.zeros(n, bool)
+    for i, r in (trees.recipes or {}).items():
+        if r == RAW:
+            raw[i] = True
+    plain = split & (trees.scale == 1.0) & (trees.offset == 0.0) & (trees.exact | raw)
     for i in (trees.recipes or {}):  # a known computation (a rounding to float32 on the way): followed exactly
-        if (trees.recipes or {}).get(i):
+        if (trees.recipes or {}).get(i) and not raw[i]:
             plain[i] = False
     idx = np.flatnonzero(split)
     dts = {np.dtype(d) for d in dtypes}
@@ -234,11 +239,12 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
         ex = sel[plain[sel]]
         narrow = trees.dtype == "float32" and dt == np.float64
         if len(ex):
+            m = np.where(closed[ex], _floor(t[ex], dt), _below(t[ex], dt))
             if narrow:  # the value compared is float32(x): x goes low iff it rounds to at most the float32 bound
-                F = np.where(closed[ex], _floor(t[ex], np.dtype(np.float32)), _below(t[ex], np.dtype(np.float32)))
-                m = _rounds_to_at_most(F)
-            else:
-                m = np.where(closed[ex], _floor(t[ex], dt), _below(t[ex], dt))
+                with np.errstate(over="ignore"):
+                    F = np.where(closed[ex], _floor(t[ex], np.dtype(np.float32)),
+                                 _below(t[ex], np.dtype(np.float32)))
+                m = np.where(raw[ex], m, _rounds_to_at_most(F))
             m_lo[ex] = m_hi[ex] = m
         un = sel[~plain[sel]]
         if len(un) and trees.recipes:  # splits behind scalers whose arithmetic is known exactly

@@ -658,7 +658,7 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
                     if d[0] == "num" else d for d in x]
         return x if op == "Cast" else [d[:4] + (None,) if d[0] == "num" else d for d in x]
     if op == "Neg" and x is not None:  # marked: the splits on it are turned around in `_unnegate`
-        if any(d[0] not in ("num", "ind", "ord") for d in x):
+        if any(d[0] not in ("num", "ind", "ord", "bin") for d in x):
             return None
         return [("negated", d) for d in x]
     if op == "Concat" and at.get("axis") in (1, -1):
@@ -674,6 +674,19 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if not np.all((idx >= 0) & (idx < len(x))):
             return None
         return [x[i] for i in idx]
+    if op == "GreaterOrEqual" and x is not None and len(ins) == 2 and ins[1] in consts:
+        # x[:, :, None] >= edges [1, columns, width] (portable's KBinsDiscretizer): per column, its edges
+        e = _const(consts, ins[1])
+        if e is None or e.ndim != 3 or e.shape[0] != 1 or e.shape[1] != len(x) or \
+                any(d[0] != "num" or d[2] != 1.0 or d[3] != 0.0 or d[4] != () for d in x):
+            return None  # only the raw value itself, compared in the dtype it is fed
+        return [("ge", d[1], np.asarray(row, np.float64)) for d, row in zip(x, e[0])]
+    if op == "ReduceSum" and x is not None and all(d[0] == "ge" for d in x) and at.get("keepdims", 1) == 0:
+        axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
+        if axes is None or axes.reshape(-1).tolist() != [2]:
+            return None
+        # the number of edges <= x: the bin code (padding edges are +inf, never reached)
+        return [("bin", d[1], np.sort(d[2][np.isfinite(d[2])])) for d in x]
     if op == "IsNaN" and x is not None:
         cond[n.output[0]] = ("isnan", ins[0])
         return True

@@ -911,6 +911,12 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
             return None
         return [("ord", d[1], {str(c): float(v) for c, v in zip(cats, e) if not _missing(c)})
                 for d, cats, e in zip(derived, step.categories_, enc)]
+    if name == "KBinsDiscretizer" and getattr(step, "encode", None) == "ordinal":
+        # the code: how many inner edges are <= x, compared in float64 (numpy's searchsorted of the float64 edges)
+        if getattr(step, "dtype", None) not in (None, np.float64) or len(step.bin_edges_) != len(derived) or \
+                any(d[0] != "num" or d[2] != 1.0 or d[3] != 0.0 for d in derived):
+            return None
+        return [("bin", d[1], np.asarray(e, np.float64)[1:-1]) for d, e in zip(derived, step.bin_edges_)]
     if name == "OrdinalEncoder":
         if getattr(step, "_infrequent_enabled", False):
             return None
