@@ -652,6 +652,7 @@ class TreeProof:
         s_hi = s_lo.copy()
         worst: list[tuple[float, np.ndarray]] = []
         probes = 0
+        self._ranges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for t, u in self.matched:
             ba, bb, ia, ib = self.pairs(t, u)
             if not len(ia) or not J:
@@ -667,6 +668,7 @@ class TreeProof:
             neg_b += np.maximum(-tb.min(axis=0), 0)
             s_lo += ta.min(axis=0)
             s_hi += ta.max(axis=0)
+            self._ranges.append((ba.lo, ba.hi, ba.nan, ta))
             for j in range(J):
                 if emax[j] == emin[j]:
                     continue
@@ -695,6 +697,19 @@ class TreeProof:
             sel = np.array([o == name for o in owners], bool)
             certs[name] = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub),
                                        (self.s_range[0][sel], self.s_range[1][sel]))
+            if certs[name].status == REFUTED and oa.kind == "columns" and sel.sum() <= 4 and \
+                    set(oa.fn) <= {"identity", "exp"}:
+                # the tolerance is taken where the output comes closest to 0 over the range the trees' extremes
+                # allow, a sum of each tree's smallest and largest leaf: loose when no input reaches them
+                # together. Bound the range by cells of the domain (branch and bound) and try again.
+                rng = self._refined_range(np.flatnonzero(sel), aA * ea.base[kA] + bA)
+                if rng is not None:
+                    lo_r, hi_r = rng
+                    again = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub),
+                                         (lo_r - rounding[sel], hi_r + rounding[sel]))
+                    again.details["range_refined"] = [float(lo_r.min()), float(hi_r.max())]
+                    if again.status == CERTIFIED:
+                        certs[name] = again
         feeds = None
         for c in certs.values():
             if c.status == REFUTED:  # to be verified by running both models where the difference should be
@@ -704,6 +719,71 @@ class TreeProof:
                     feeds = self.ctx.make_feeds(rows, self.cols + self.catcols)
                 c.candidates = [feeds] if feeds is not None else []
         return certs
+
+    def _refined_range(self, cols: np.ndarray, base: np.ndarray, budget: int = 3000,
+                       seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per score column in `cols`, (a lower, an upper bound) of the original's exact score over the domain,
+        tighter than the sum of each tree's extremes: best-first branch and bound over boxes of the domain, a box's
+        bound being the base plus, per tree, the extreme of the leaves whose boxes meet it (a superset of the leaves
+        its inputs reach: sound), the box with the worst bound split at a leaf boundary inside it. Stops after
+        `budget` boxes or `seconds`. None when there are no trees."""
+        import heapq
+
+        if not self._ranges:
+            return None
+        LO = np.concatenate([r[0] for r in self._ranges])
+        HI = np.concatenate([r[1] for r in self._ranges])
+        NAN = np.concatenate([r[2] for r in self._ranges])
+        TV = np.concatenate([r[3] for r in self._ranges])
+        sizes = np.array([len(r[0]) for r in self._ranges])
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        integer = self.integer
+        started = time.perf_counter()
+
+        def bound(clo: np.ndarray, chi: np.ndarray, cnan: np.ndarray, v: np.ndarray) -> tuple[float, np.ndarray]:
+            ilo, ihi = np.maximum(LO, clo), np.minimum(HI, chi)
+            if integer.any():
+                ilo, ihi = np.where(integer, np.ceil(ilo), ilo), np.where(integer, np.floor(ihi), ihi)
+            ok = ((ilo <= ihi) | (NAN & cnan)).all(axis=1)
+            per = np.minimum.reduceat(np.where(ok, v, np.inf), starts)
+            return float(per.sum()), ok
+
+        out_lo, out_hi = [], []
+        for j in cols:
+            got = []
+            for sign in (1.0, -1.0):  # the smallest of sign * score
+                v = sign * TV[:, j]
+                heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+                b0, _ = bound(self.lo, self.hi, self.nan, v)
+                heap.append((b0, 0, self.lo.copy(), self.hi.copy()))
+                count = 1
+                while heap and count < budget and time.perf_counter() - started < seconds:
+                    b, _, clo, chi = heap[0]
+                    if not np.isfinite(b):
+                        break
+                    _, ok = bound(clo, chi, self.nan, v)
+                    # split at a boundary of the leaves meeting the box: the column where they have the most
+                    inner = (HI[ok] < chi) & (HI[ok] >= clo)
+                    counts = inner.sum(axis=0)
+                    if not counts.any():
+                        break  # the box lies within one leaf per tree: its bound is exact
+                    c = int(np.argmax(counts))
+                    m = float(np.median(HI[ok][inner[:, c], c]))
+                    heapq.heappop(heap)
+                    nxt = float(_next(np.array([m]), self.dtypes[c])[0])
+                    for lo_c, hi_c in ((clo[c], m), (nxt, chi[c])):
+                        if not _nonempty(lo_c, hi_c, bool(integer[c])):
+                            continue
+                        a_lo, a_hi = clo.copy(), chi.copy()
+                        a_lo[c], a_hi[c] = lo_c, hi_c
+                        bb, _ = bound(a_lo, a_hi, self.nan, v)
+                        count += 1
+                        heapq.heappush(heap, (bb, count, a_lo, a_hi))
+                best = heap[0][0] if heap else np.inf
+                got.append(sign * (best + sign * float(base[j])))
+            out_lo.append(got[0])
+            out_hi.append(got[1])
+        return np.asarray(out_lo), np.asarray(out_hi)
 
     def _tie(self, oa: Any, d: float) -> tuple[float, float] | None:
         """(largest gap between the top two probabilities where the labels may differ, the gap the sampled check
