@@ -61,6 +61,9 @@ def certify_members(original: Any, converted: Any, domain: Domain, ctx: Context)
     found = _ensemble(est)
     if found is None:
         return None
+    if _regressor(found[1]) and all(type(m).__module__.startswith("sklearn.linear_model")
+                                    for m in found[1].estimators_ if not isinstance(m, str)):
+        return None  # linear members alone: the affine method reads the whole ensemble, and better
     t0 = time.perf_counter()
     try:
         return _certify_ensemble(original, converted, domain, ctx, *found, t0)
