@@ -364,8 +364,48 @@ class InputHints:
         return not (self.columns or self.trees or self.points or self.shapes or self.batch or self.decision)
 
 
-__all__ = ["Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
+__all__ = ["AllBut", "RAW", "Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
            "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits"]
+
+
+#: `TreeNodes.recipes` entry of a split that compares the raw input value itself, exactly, in the dtype it is fed
+#: (an encoder's own comparison before the trees, such as a KBinsDiscretizer's bin edges), whatever `dtype` says
+RAW = (("raw", 0.0, ""),)
+
+
+def _bin_split(edges: np.ndarray, left: Callable[[float], bool], where: int) -> tuple[int, float]:
+    """(mode, threshold) on the raw value x of a split that sends left the bin codes `left` holds, the code being
+    the number of `edges` <= x (ascending; a KBinsDiscretizer's inner edges): the codes sent left are a prefix
+    (x < edge) or a suffix (x >= edge) of 0..len(edges), or all or none of them."""
+    codes = [bool(left(float(c))) for c in range(len(edges) + 1)]
+    if all(codes):
+        return LEQ, np.inf
+    if not any(codes):
+        return LT, -np.inf
+    k = codes.index(not codes[0])
+    if codes[:k] == [codes[0]] * k and codes[k:] == [not codes[0]] * (len(codes) - k):
+        return (LT, float(edges[k - 1])) if codes[0] else (GTE, float(edges[k - 1]))
+    raise ValueError(f"split {where} sends bins {codes} left: not a prefix or a suffix of the codes")
+
+
+class AllBut(frozenset):
+    """The categories a `MEMBER` split sends left, given by those it does not: every category but these (the
+    categories an encoder does not know take a value the split sends left, NaN where missing values go left)."""
+
+
+def _unknown_left(d: tuple[Any, ...], missing: int, test: Callable[[float], bool]) -> bool:
+    """Whether the categories outside an ordinal map `d` go left: their value `d[3]` (NaN: where the split sends
+    a missing value, the left child only when `missing == 1`); without one, they go right."""
+    if len(d) < 4 or d[3] is None:
+        return False
+    u = float(d[3])
+    return int(missing) == 1 if np.isnan(u) else bool(test(u))
+
+
+def _sent(d: tuple[Any, ...], sent: list[str], unknown_left: bool) -> Any:
+    if unknown_left:
+        return AllBut(str(c) for c in d[2] if str(c) not in set(sent))
+    return np.asarray(sent, dtype=object)
 
 
 def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any, ...]],
@@ -375,9 +415,14 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
     `feature[i]` indexes `derived`, whose entries say what each column the trees read is, in raw terms:
     `("num", k, a, b, recipe)`: `a * raw + b` of raw column `columns[k]` (`recipe`: the exact operations, or
     None when unknown); `("ind", k, c)`: 1 where raw column k equals
-    category c (or is one of the set c), else 0 (one-hot); `("ord", k, {category: code})`: the category's code (ordinal encoding).
+    category c (or is one of the set c), else 0 (one-hot); `("bin", k, edges)`: the number of the ascending
+    `edges` at most raw column k, compared exactly (a KBinsDiscretizer's ordinal code); `("ord", k, {category: code})` or
+    `("ord", k, {category: code}, unknown)`: the category's code (ordinal encoding), and `unknown` the value every
+    other category takes (NaN: a missing value, routed where the split sends NaN; without it, the other categories
+    go right, as before).
     Numeric splits keep their threshold with the affine map as `scale`/`offset`; splits on indicators and codes
-    become `MEMBER` splits on the raw column (the categories sent left). Raises ValueError for anything else."""
+    become `MEMBER` splits on the raw column (the categories sent left, or an `AllBut` of those not sent left when
+    the categories the encoder does not know go left). Raises ValueError for anything else."""
     n = len(nodes)
     feat, scale, offset = nodes.feature.copy(), nodes.scale.copy(), nodes.offset.copy()
     mode, left, right = nodes.mode.copy(), nodes.left.copy(), nodes.right.copy()
@@ -397,7 +442,8 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
         if mode[i] == MEMBER and d[0] == "ord":  # codes in the set go left: the categories with those codes
             codes = {float(v) for v in np.asarray((nodes.members or {}).get(int(i), []), np.float64).reshape(-1)}
             feat[i], scale[i], offset[i], threshold[i] = d[1], 1.0, 0.0, np.nan
-            members[int(i)] = np.asarray([str(c) for c, code in d[2].items() if float(code) in codes], dtype=object)
+            sent = [str(c) for c, code in d[2].items() if float(code) in codes]
+            members[int(i)] = _sent(d, sent, _unknown_left(d, nodes.missing[i], lambda v: v in codes))
             continue
         if mode[i] not in (LEQ, LT, GTE, GT):
             raise ValueError(f"split {i} tests an encoded category with mode {int(mode[i])}")
@@ -405,6 +451,11 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
 
         def goes_left(v: float) -> bool:
             return bool({LEQ: v <= t, LT: v < t, GTE: v >= t, GT: v > t}[m])
+        if d[0] == "bin":  # a bin code: a threshold on the raw value at one of the edges
+            mode[i], threshold[i] = _bin_split(np.asarray(d[2], np.float64), goes_left, int(i))
+            feat[i], scale[i], offset[i] = d[1], 1.0, 0.0
+            recipes[int(i)] = RAW
+            continue
         if d[0] == "ind":  # value 1 for category d[2] (or a category of the set d[2]), 0 for every other
             one, zero = goes_left(1.0), goes_left(0.0)
             group = sorted(d[2]) if isinstance(d[2], (set, frozenset)) else [d[2]]
@@ -417,7 +468,8 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
         else:
             raise ValueError(f"split {i} reads a column of kind {d[0]}")
         feat[i], scale[i], offset[i], mode[i], threshold[i] = d[1], 1.0, 0.0, MEMBER, np.nan
-        members[int(i)] = np.asarray([str(c) for c in sent], dtype=object)
+        members[int(i)] = _sent(d, [str(c) for c in sent], _unknown_left(d, nodes.missing[i], goes_left)) \
+            if d[0] == "ord" else np.asarray([str(c) for c in sent], dtype=object)
         if swap:
             left[i], right[i] = right[i], left[i]
     return TreeNodes(list(columns), feat, threshold, left, right, mode=mode, missing=nodes.missing.copy(),

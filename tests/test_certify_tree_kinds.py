@@ -19,12 +19,7 @@ import portable
 
 from .mutants import benchmark_mutations
 
-PIPELINES = [pytest.param("titanic_hist_gradient_boosting_categories", marks=pytest.mark.xfail(
-                 reason="since 80c543e the checker's hints say HistGradientBoosting takes NaN through the "
-                 "ColumnTransformer's passthrough columns, so the domain built from the data (which has missing "
-                 "ages) holds NaN; the tree certificate's bound over those cells is loose (7.14 on the decision "
-                 "scores, no input found that shows a difference): not certifiable, where it was certified over a "
-                 "domain without NaN", strict=False)),
+PIPELINES = ["titanic_hist_gradient_boosting_categories",
              "titanic_xgboost_categories",
              "titanic_lightgbm_categories", "titanic_randomized_search_forest", "titanic_remainder_passthrough",
              "house_lightgbm_ranker", "house_random_forest_log_target"]

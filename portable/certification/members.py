@@ -33,7 +33,7 @@ SAMPLES = 48
 
 def _ensemble(est: Any) -> tuple[list[Any], Any] | None:
     """(steps before, soft VotingClassifier) or None."""
-    from sklearn.ensemble import StackingClassifier, VotingClassifier
+    from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
     from sklearn.pipeline import Pipeline
 
     steps: list[Any] = []
@@ -42,9 +42,15 @@ def _ensemble(est: Any) -> tuple[list[Any], Any] | None:
         est = est.steps[-1][1]
     if isinstance(est, VotingClassifier) and est.voting == "soft" and hasattr(est, "estimators_"):
         return steps, est
-    if isinstance(est, StackingClassifier) and hasattr(est, "final_estimator_"):
+    if isinstance(est, VotingRegressor) and hasattr(est, "estimators_"):
+        return steps, est
+    if isinstance(est, (StackingClassifier, StackingRegressor)) and hasattr(est, "final_estimator_"):
         return steps, est
     return None
+
+
+def _regressor(ens: Any) -> bool:
+    return not hasattr(ens, "classes_")
 
 
 @certification_method(METHOD, priority=40)
@@ -55,11 +61,14 @@ def certify_members(original: Any, converted: Any, domain: Domain, ctx: Context)
     found = _ensemble(est)
     if found is None:
         return None
+    if _regressor(found[1]) and all(type(m).__module__.startswith("sklearn.linear_model")
+                                    for m in found[1].estimators_ if not isinstance(m, str)):
+        return None  # linear members alone: the affine method reads the whole ensemble, and better
     t0 = time.perf_counter()
     try:
         return _certify_ensemble(original, converted, domain, ctx, *found, t0)
     except _Refuse as exc:
-        kind = "soft voting" if found[1].__class__.__name__ == "VotingClassifier" else "stacking"
+        kind = "voting" if found[1].__class__.__name__.startswith("Voting") else "stacking"
         return {name: not_certifiable(name, f"{kind} over members certified one by one: {exc}")
                 for name in ctx.outputs}
 
@@ -71,13 +80,13 @@ class _Refuse(Exception):
 def _members(ens: Any) -> list[Any]:
     """The fitted members that take part (a stacking's "drop" ones do not)."""
     if hasattr(ens, "stack_method_"):
-        if ens.passthrough:
+        if ens.passthrough and not _regressor(ens):
             raise _Refuse("passthrough=True (the final estimator also reads the features)")
         out = []
         for m, how in zip(ens.estimators_, ens.stack_method_):
             if isinstance(m, str):
                 continue
-            if how != "predict_proba":
+            if how != ("predict" if _regressor(ens) else "predict_proba"):
                 raise _Refuse(f"a member stacked by its {how} (only predict_proba is read)")
             out.append(m)
         return out
@@ -110,6 +119,9 @@ def _sample(domain: Domain, n: int, seed: int = 0) -> tuple[np.ndarray, list[Any
     return rows, cols
 
 
+FLOAT_ML = {"LinearRegressor", "TreeEnsembleRegressor", "Scaler", "Normalizer", "SVMRegressor"}
+
+
 def _intermediates(proto: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every float tensor of the graph on `feeds` (onnxruntime)."""
     import onnx
@@ -124,6 +136,9 @@ def _intermediates(proto: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     for node in proto.graph.node:
         for o in node.output:
             vi = typed.get(o)
+            if vi is None and node.domain == "ai.onnx.ml" and node.op_type in FLOAT_ML and o == node.output[0]:
+                # shape inference leaves these untyped: their first output is float32 whatever they read
+                vi = onnx.helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None)
             if vi is not None and vi.type.tensor_type.elem_type in (1, 11) and o not in names:
                 m.graph.output.append(vi)
                 names.append(o)
@@ -133,7 +148,8 @@ def _intermediates(proto: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.nda
     return dict(zip(names, got))
 
 
-def _cut(proto: Any, outputs: dict[str, str], inputs: list[str] | None = None, label: bool = False) -> Any:
+def _cut(proto: Any, outputs: dict[str, str], inputs: list[str] | None = None, label: bool = False,
+         raw_ok: bool = False) -> Any:
     """The graph computing `outputs` (tensor -> output name), tensors of `inputs` made graph inputs (float, [N, C]
     as inferred), nodes nothing needs dropped. `inputs=None` keeps the graph's own inputs."""
     import onnx
@@ -162,6 +178,9 @@ def _cut(proto: Any, outputs: dict[str, str], inputs: list[str] | None = None, l
         if t != name:
             m.graph.node.append(helper.make_node("Identity", [t], [name]))
     del m.graph.output[:]
+    for node in g.node:  # shape inference leaves these untyped: their first output is float32
+        if node.domain == "ai.onnx.ml" and node.op_type in FLOAT_ML and node.output[0] not in typed:
+            typed[node.output[0]] = helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, [None, 1])
     for t, name in outputs.items():
         vi = onnx.ValueInfoProto()
         vi.CopyFrom(typed[t])
@@ -178,8 +197,11 @@ def _cut(proto: Any, outputs: dict[str, str], inputs: list[str] | None = None, l
             vi.CopyFrom(typed[t])
             m.graph.input.append(vi)
         raw = {i.name for i in proto.graph.input} & used
-        if raw:
+        if raw and not raw_ok:
             raise _Refuse(f"the combination reads the inputs {sorted(raw)} besides the members' outputs")
+        for vi in proto.graph.input:  # a stacking's passthrough: the features too
+            if vi.name in raw:
+                m.graph.input.append(vi)
     kept_init = [i for i in m.graph.initializer if i.name in used]
     del m.graph.initializer[:]
     m.graph.initializer.extend(kept_init)
@@ -195,6 +217,10 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
     prob = next((n for n, k in ctx.outputs.items() if k != "label"), None)
     if prob is None:
         raise _Refuse("no probability output")
+    regress = _regressor(vote)
+    what = "variable" if regress else "probabilities"  # each member's output
+    if regress and steps:
+        raise _Refuse("steps before a regressor ensemble (its members' ranges are read on the raw inputs)")
     members = _member_models(steps, vote)
     rows, cols = _sample(domain, SAMPLES)
     arrays = ctx.make_feeds(rows, cols)
@@ -203,10 +229,12 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
     tensors: list[str] = []
     worst: list[float] = []  # per member, the largest difference of its tensor from the member on the samples
     for i, mm in enumerate(members):
-        want = np.asarray(mm.run(feed(arrays, mm))["probabilities"], np.float64)
+        want = np.asarray(mm.run(feed(arrays, mm))[what], np.float64)
+        want = want.reshape(len(want), -1)
         # the median over the rows: a member that differs on a few rows (a changed leaf) is still found
-        errs = {name: float(np.median(np.abs(np.asarray(v, np.float64) - want).max(axis=1)))
-                for name, v in inter.items() if np.shape(v) == want.shape and name not in tensors}
+        errs = {name: float(np.median(np.abs(np.asarray(v, np.float64).reshape(want.shape) - want).max(axis=1)))
+                for name, v in inter.items() if np.size(v) == want.size and np.shape(v)[:1] == want.shape[:1]
+                and name not in tensors}
         err = min(errs.values(), default=np.inf)
         # the last tensor (in the graph's order) that matches as well: the combination after it is the least
         best = [name for name, e in errs.items() if e <= err + 1e-9][-1] if errs else None
@@ -214,13 +242,13 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
             raise _Refuse(f"member {i} ({type(_members(vote)[i]).__name__}): no tensor of the converted graph "
                           "computes its probabilities")
         tensors.append(best)
-        worst.append(float(np.abs(np.asarray(inter[best], np.float64) - want).max()))
+        worst.append(float(np.abs(np.asarray(inter[best], np.float64).reshape(want.shape) - want).max()))
     # 2. each member by its own method
     bounds, subs, cands = [], {}, []
     for i, (mm, t) in enumerate(zip(members, tensors)):
-        sub = OnnxModel(_cut(proto, {t: "probabilities"}, label=True))
+        sub = OnnxModel(_cut(proto, {t: what}, label=not regress))
         res = certify(mm, sub, domain)
-        c = res.certificates.get("probabilities")
+        c = res.certificates.get(what)
         name = type(_members(vote)[i]).__name__
         if c is not None and c.status == CERTIFIED and c.bound is None and c.identical:
             c.bound = 0.0  # the same function
@@ -241,8 +269,25 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
         subs[f"member {i} ({name}, tensor {t})"] = {"method": c.method, "status": c.status, "bound": c.bound}
     # 3. the combination
     stacking = hasattr(vote, "stack_method_")
+    ranges = [_member_range(m, domain) for m in _members(vote)] if regress else None
     if not np.all(np.isfinite(bounds)):
         combined, tail_bound, own = np.inf, np.inf, 0.0
+    elif regress:
+        boxes = [(lo - d, hi + d) for (lo, hi), d in zip(ranges, bounds)]
+        if stacking:
+            tail_bound = _stack_tail(proto, tensors, prob, vote, bounds, ctx, t0, boxes=boxes, domain=domain)
+            combined, own = _linear_lipschitz(vote, bounds, boxes, domain)
+        else:
+            from .symbolic import U64, gamma
+
+            w = np.asarray(vote._weights_not_none if vote.weights is not None else np.ones(len(members)),
+                           np.float64)
+            w = w / w.sum()
+            combined = float(np.dot(w, bounds))
+            tail_bound = _tail(proto, tensors, prob, w, bounds, boxes=boxes)
+            # numpy's weighted average of the members' float64 predictions: its own rounding
+            big = max(max(abs(lo), abs(hi)) for lo, hi in boxes)
+            own = gamma(2 * len(members) + 2, U64) * big
     elif stacking:
         tail_bound = _stack_tail(proto, tensors, prob, vote, bounds, ctx, t0)
         combined, own = _stack_lipschitz(vote, bounds)
@@ -257,6 +302,11 @@ def _certify_ensemble(original: Any, converted: Any, domain: Domain, ctx: Contex
     total = combined + tail_bound + own
     shown = total if np.isfinite(total) else None
     allowed = ctx.allowed(prob)
+    if regress and ranges is not None and np.all(np.isfinite(bounds)):
+        # the tolerance where the prediction comes closest to 0 over the domain (atol scaled as far as proved)
+        lo, hi = _output_range(vote, ranges, domain)
+        vmin = 0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))
+        allowed = ctx.allowed(prob, vmin, vmin)
     details = {"members": subs, "combination_bound": tail_bound if np.isfinite(tail_bound) else None,
                "members_bound": combined if np.isfinite(combined) else None,
                "meaning": ("stacking: each member's probabilities bounded by its own method, the final estimator read "
@@ -345,26 +395,53 @@ def _label_tail(proto: Any, prob: str, label: str, classes: Any) -> str | None:
     return None
 
 
-def _member_box(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Domain, dict]:
+def _member_box(proto: Any, tensors: list[str], prob: str, bounds: list[float],
+                boxes: list[tuple[float, float]] | None = None, domain: Domain | None = None
+                ) -> tuple[Any, Domain, dict]:
     """The graph after the members (their tensors as its inputs), the box `[-d_i, 1 + d_i]` of the members'
-    outputs, and each member tensor's width."""
-    tail = _cut(proto, {prob: prob}, inputs=list(dict.fromkeys(tensors)))
+    outputs (or `boxes`, a regressor's members' ranges widened by d_i), and each member tensor's width. With
+    `domain`, the graph's own inputs the combination reads (a stacking's passthrough) keep their box there."""
+    tail = _cut(proto, {prob: prob}, inputs=list(dict.fromkeys(tensors)), raw_ok=domain is not None)
     widths = {}
     for vi in tail.graph.input:
         dims = vi.type.tensor_type.shape.dim
+        if len(dims) <= 1 and vi.name in tensors and boxes is not None:
+            # a regressor member's prediction, untyped or [N]: one column, written as [N, 1] for the reading
+            from onnx import TensorProto
+
+            elem = vi.type.tensor_type.elem_type or TensorProto.FLOAT
+            vi.type.tensor_type.elem_type = elem
+            shape = vi.type.tensor_type.shape
+            del shape.dim[:]
+            shape.dim.add()
+            shape.dim.add().dim_value = 1
+            widths[vi.name] = 1
+            continue
         if len(dims) != 2 or not dims[1].HasField("dim_value"):
             raise _Refuse(f"the member tensor {vi.name} has no fixed width")
         widths[vi.name] = int(dims[1].dim_value)
-    cols = {(t, j): DomainColumn(lo=-d, hi=1.0 + d) for t, d in zip(tensors, bounds) for j in range(widths[t])}
+    if boxes is None:
+        boxes = [(-d, 1.0 + d) for d in bounds]
+    cols = {(t, j): DomainColumn(lo=lo, hi=hi) for t, (lo, hi) in zip(tensors, boxes) for j in range(widths[t])}
+    for name in widths:
+        if name not in tensors and domain is not None:
+            for j in range(widths[name]):
+                col = domain.columns.get((name, j))
+                if col is None or col.categories is not None or col.nan:
+                    raise _Refuse(f"the passthrough column {(name, j)} is not a numeric column of the domain")
+                cols[(name, j)] = col
     return tail, Domain(cols, "member outputs"), widths
 
 
-def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float]) -> tuple[Any, Any, dict]:
-    """The graph after the members (their tensors as inputs) read over their outputs' box `[-d_i, 1 + d_i]`."""
+def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float],
+                  boxes: list[tuple[float, float]] | None = None, domain: Domain | None = None
+                  ) -> tuple[Any, Any, dict]:
+    """The graph after the members (their tensors as inputs) read over their outputs' box `[-d_i, 1 + d_i]`
+    (or `boxes`)."""
     from .onnx_program import read_onnx
     from .symbolic import NotSymbolic, Space
 
-    tail, dom, widths = _member_box(proto, tensors, prob, bounds)
+    tail, dom, widths = _member_box(proto, tensors, prob, bounds, boxes, domain)
     space = Space(dom)
     try:
         pb = read_onnx(tail, space, "converted")
@@ -374,7 +451,7 @@ def _tail_program(proto: Any, tensors: list[str], prob: str, bounds: list[float]
 
 
 def _stack_tail(proto: Any, tensors: list[str], prob: str, stack: Any, bounds: list[float], ctx: Context,
-                t0: float) -> float:
+                t0: float, boxes: list[tuple[float, float]] | None = None, domain: Domain | None = None) -> float:
     """The largest difference, at the same member outputs, of the graph's final estimator and scikit-learn's
     (`joint.certify_programs` over the members' output box)."""
     from .joint import certify_programs
@@ -383,19 +460,23 @@ def _stack_tail(proto: Any, tensors: list[str], prob: str, stack: Any, bounds: l
     from .sklearn_program import _as_sym, _concat_values, _final, _take
     from .symbolic import NotSymbolic, Sym
 
-    pb, dom, widths = _tail_program(proto, tensors, prob, bounds)
+    regress = _regressor(stack)
+    pb, dom, widths = _tail_program(proto, tensors, prob, bounds, boxes, domain if regress else None)
     pa = Program(pb.space, "original")
     try:
         parts = []
         for t in tensors:
             p = input_value(pa, t, widths[t], False)
-            if len(stack.classes_) == 2:
+            if not regress and len(stack.classes_) == 2:
                 p = _take(p, np.array([1]), -1)
             parts.append(_as_sym(pa, p))
+        if regress and stack.passthrough:  # scikit-learn appends the features after the predictions
+            for name in [n for n in widths if n not in tensors]:
+                parts.append(_as_sym(pa, input_value(pa, name, widths[name], False)))
         outs = _final(pa, stack.final_estimator_, _concat_values(pa, parts, -1))
     except NotSymbolic as exc:
         raise _Refuse(f"the final estimator has no reading: {exc}") from None
-    v = outs.get("probabilities")
+    v = outs.get("variable" if regress else "probabilities")
     if not isinstance(v, Sym):
         raise _Refuse("the final estimator gives no probabilities")
     pa.outputs[prob] = Sym(v.C.reshape(-1, v.C.shape[-1]), np.asarray(v.E).reshape(-1), v.stage)
@@ -407,6 +488,89 @@ def _stack_tail(proto: Any, tensors: list[str], prob: str, stack: Any, bounds: l
     if cert.bound is None or not np.isfinite(cert.bound):
         raise _Refuse(f"the final estimators cannot be compared: {cert.reason}")
     return float(cert.bound)
+
+
+def _member_range(member: Any, domain: Domain) -> tuple[float, float]:
+    """A regressor member's range over the domain (its numeric input `X`): a tree ensemble's base plus each
+    tree's smallest and largest leaf; a linear model's `coef_ . x + intercept_` over the box (exact, widened by
+    a float64 rounding bound)."""
+    from ..equivalence import load_model
+    from .symbolic import U64, gamma
+
+    coef = getattr(member, "coef_", None)
+    if coef is not None and np.ndim(coef) == 1 and type(member).__module__.startswith("sklearn.linear_model"):
+        lo, hi = domain.box("X", len(coef))
+        if np.isnan(lo).any():
+            raise _Refuse("a linear member reads columns outside the numeric box")
+        c = np.asarray(coef, np.float64)
+        b = float(np.asarray(getattr(member, "intercept_", 0.0), np.float64).reshape(-1)[0])
+        top = float(np.sum(np.maximum(c * lo, c * hi))) + b
+        bot = float(np.sum(np.minimum(c * lo, c * hi))) + b
+        slack = gamma(len(c) + 2, U64) * (float(np.sum(np.abs(c) * np.maximum(np.abs(lo), np.abs(hi)))) + abs(b))
+        return bot - slack, top + slack
+    ens = getattr(load_model(member).input_hints(), "ensemble", None)
+    if ens is not None and ens.targets == 1 and "variable" in ens.outputs:
+        o = ens.outputs["variable"]
+        if o.kind == "columns" and o.fn == ["identity"]:
+            v = np.asarray(ens.trees.values, np.float64)[:, 0]
+            leaf = ens.trees.left < 0
+            tree_of = np.searchsorted(np.asarray(ens.trees.roots), np.arange(len(v)), side="right") - 1
+            lo = float(ens.base[0]) + sum(float(v[leaf & (tree_of == t)].min()) for t in range(len(ens.trees.roots)))
+            hi = float(ens.base[0]) + sum(float(v[leaf & (tree_of == t)].max()) for t in range(len(ens.trees.roots)))
+            a, b, c, d = float(o.a[0]), float(o.b[0]), float(o.c[0]), float(o.d[0])
+            ends = sorted([c * (a * lo + b) + d, c * (a * hi + b) + d])
+            slack = gamma(len(ens.trees.roots) + 4, U64) * (abs(lo) + abs(hi) + abs(b) + abs(d)) * (1 + abs(a * c))
+            return ends[0] - slack, ends[1] + slack
+    raise _Refuse(f"the range of the member {type(member).__name__} over the domain is not read")
+
+
+def _output_range(ens: Any, ranges: list[tuple[float, float]], domain: Domain) -> tuple[float, float]:
+    """The range of a regressor ensemble's prediction over the domain from its members' ranges: a voting's
+    weighted mean of them, a stacking's linear final estimator over them and the passthrough features' box
+    (interval arithmetic; a float64 rounding bound added)."""
+    from .symbolic import U64, gamma
+
+    lo = np.array([r[0] for r in ranges])
+    hi = np.array([r[1] for r in ranges])
+    if not hasattr(ens, "stack_method_"):
+        w = np.asarray(ens._weights_not_none if ens.weights is not None else np.ones(len(ranges)), np.float64)
+        w = w / w.sum()
+        a, b = float(np.dot(w, lo)), float(np.dot(w, hi))
+    else:
+        fe = ens.final_estimator_
+        c = np.asarray(getattr(fe, "coef_", np.zeros(0)), np.float64).reshape(-1)
+        if len(c) < len(ranges):
+            return -np.inf, np.inf
+        if len(c) > len(ranges):
+            xl, xh = domain.box("X", len(c) - len(ranges))
+            lo, hi = np.r_[lo, xl], np.r_[hi, xh]
+        b0 = float(np.asarray(fe.intercept_, np.float64).reshape(-1)[0])
+        a = float(np.sum(np.minimum(c * lo, c * hi))) + b0
+        b = float(np.sum(np.maximum(c * lo, c * hi))) + b0
+    slack = gamma(2 * len(lo) + 4, U64) * (abs(a) + abs(b) + float(np.sum(np.maximum(np.abs(lo), np.abs(hi)))))
+    return a - slack, b + slack
+
+
+def _linear_lipschitz(stack: Any, bounds: list[float], boxes: list[tuple[float, float]],
+                      domain: Domain) -> tuple[float, float]:
+    """(how far scikit-learn's linear final estimator moves when each member's prediction moves by d_i:
+    sum |coef_i| d_i, twice its own float64 rounding over the members' boxes and the passthrough features)."""
+    from .symbolic import U64, gamma
+
+    fe = stack.final_estimator_
+    coef = getattr(fe, "coef_", None)
+    if coef is None or np.ndim(coef) != 1 or not type(fe).__module__.startswith("sklearn.linear_model"):
+        raise _Refuse(f"a final {type(fe).__name__} (the Lipschitz bound reads a linear model)")
+    c = np.asarray(coef, np.float64)
+    n = len(bounds)
+    move = float(np.dot(np.abs(c[:n]), bounds))
+    big = [max(abs(lo), abs(hi)) for lo, hi in boxes]
+    if len(c) > n:
+        lo, hi = domain.box("X", len(c) - n)
+        big += list(np.maximum(np.abs(lo), np.abs(hi)))
+    b = abs(float(np.asarray(fe.intercept_, np.float64).reshape(-1)[0]))
+    own = 2 * (gamma(len(c) + 2, U64) * (float(np.dot(np.abs(c), big)) + b) + 64 * U64)
+    return move, own
 
 
 def _stack_lipschitz(stack: Any, bounds: list[float]) -> tuple[float, float]:
@@ -429,14 +593,15 @@ def _stack_lipschitz(stack: Any, bounds: list[float]) -> tuple[float, float]:
     return move, own
 
 
-def _tail(proto: Any, tensors: list[str], prob: str, w: np.ndarray, bounds: list[float]) -> float:
+def _tail(proto: Any, tensors: list[str], prob: str, w: np.ndarray, bounds: list[float],
+          boxes: list[tuple[float, float]] | None = None) -> float:
     """The largest difference over the members' output box between the graph's combination and the exact
     weighted mean (the coefficients' difference over the box, plus the graph's rounding)."""
     from .onnx_program import input_value
     from .program import Program
     from .symbolic import Sym
 
-    pb, dom, widths = _tail_program(proto, tensors, prob, bounds)
+    pb, dom, widths = _tail_program(proto, tensors, prob, bounds, boxes)
     space = pb.space
     out = pb.outputs.get(prob)
     if pb.stages or not isinstance(out, Sym):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hints import GT, GTE, LEQ, LT, MEMBER, TreeEnsemble, TreeNodes
+from ..hints import GT, GTE, LEQ, LT, MEMBER, RAW, AllBut, TreeEnsemble, TreeNodes
 from .core import CERTIFIED, REFUTED, Certificate, Context, Domain, certification_method, not_certifiable
 
 MAX_PAIRS = 4_000_000      # leaf pairs examined per pair of trees before refusing
@@ -202,8 +202,11 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
         if modes[i] == MEMBER and c in cat_index:
             k = cat_index[c]
             cat_col[i] = k
-            sent = {str(v) for v in (trees.members or {}).get(int(i), [])}
-            cat_mask[int(i)] = np.array([v in sent for v in cats[k]], dtype=bool)
+            given = (trees.members or {}).get(int(i), [])
+            sent = {str(v) for v in given}
+            # AllBut: every category but those named goes left (the ones the encoder does not know among them)
+            cat_mask[int(i)] = np.array([(v not in sent) if isinstance(given, AllBut) else (v in sent)
+                                         for v in cats[k]], dtype=bool)
             continue
         if c not in index:
             raise Refusal(f"a split reads column {c}, which is not a numeric column of the domain")
@@ -217,9 +220,14 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
     low = np.where(flip, trees.right, trees.left)
     high = np.where(flip, trees.left, trees.right)
     t = trees.threshold
-    plain = split & (trees.scale == 1.0) & (trees.offset == 0.0) & trees.exact
+    # RAW: an encoder's exact comparison of the raw value (bin edges), in the input's own dtype
+    raw = np.zeros(n, bool)
+    for i, r in (trees.recipes or {}).items():
+        if r == RAW:
+            raw[i] = True
+    plain = split & (trees.scale == 1.0) & (trees.offset == 0.0) & (trees.exact | raw)
     for i in (trees.recipes or {}):  # a known computation (a rounding to float32 on the way): followed exactly
-        if (trees.recipes or {}).get(i):
+        if (trees.recipes or {}).get(i) and not raw[i]:
             plain[i] = False
     idx = np.flatnonzero(split)
     dts = {np.dtype(d) for d in dtypes}
@@ -231,11 +239,12 @@ def splits_of(trees: TreeNodes, index: dict[Any, int], dtypes: list[np.dtype],
         ex = sel[plain[sel]]
         narrow = trees.dtype == "float32" and dt == np.float64
         if len(ex):
+            m = np.where(closed[ex], _floor(t[ex], dt), _below(t[ex], dt))
             if narrow:  # the value compared is float32(x): x goes low iff it rounds to at most the float32 bound
-                F = np.where(closed[ex], _floor(t[ex], np.dtype(np.float32)), _below(t[ex], np.dtype(np.float32)))
-                m = _rounds_to_at_most(F)
-            else:
-                m = np.where(closed[ex], _floor(t[ex], dt), _below(t[ex], dt))
+                with np.errstate(over="ignore"):
+                    F = np.where(closed[ex], _floor(t[ex], np.dtype(np.float32)),
+                                 _below(t[ex], np.dtype(np.float32)))
+                m = np.where(raw[ex], m, _rounds_to_at_most(F))
             m_lo[ex] = m_hi[ex] = m
         un = sel[~plain[sel]]
         if len(un) and trees.recipes:  # splits behind scalers whose arithmetic is known exactly
@@ -477,14 +486,30 @@ class TreeProof:
 
     # -- which tree of one side is which of the other ------------------------------------------------------------
     def _key(self, s: Side, t: int) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+        """(the targets a tree writes, its splits in a canonical order): the low child first, and a membership
+        split as the set holding the column's first category (either side may store a category split the other
+        way round, the children swapped)."""
         nodes = tree_nodes(s.ens.trees, s.roots[t])
         v = np.asarray(s.ens.trees.values)[nodes]
         targets = tuple(np.flatnonzero(np.any(v != 0, axis=0)).tolist())
-        sp = s.splits
-        shape = tuple(None if s.ens.trees.left[i] < 0 else
-                      ("cat", int(sp.cat_col[i]), tuple(sp.cat_mask[int(i)].tolist())) if sp.cat_col[i] >= 0 else
-                      (int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])) for i in nodes)
-        return targets, shape
+        sp, left = s.splits, s.ens.trees.left
+        shape: list[Any] = []
+        stack = [int(s.roots[t])]
+        while stack:
+            i = stack.pop()
+            if left[i] < 0:
+                shape.append(None)
+                continue
+            lo_c, hi_c = int(sp.low[i]), int(sp.high[i])
+            if sp.cat_col[i] >= 0:
+                mask = sp.cat_mask[int(i)]
+                if len(mask) and not mask[0]:
+                    mask, lo_c, hi_c = ~mask, hi_c, lo_c
+                shape.append(("cat", int(sp.cat_col[i]), tuple(mask.tolist())))
+            else:
+                shape.append((int(sp.col[i]), float(sp.m_lo[i]), float(sp.m_hi[i])))
+            stack += [hi_c, lo_c]
+        return targets, tuple(shape)
 
     def _point(self, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray, cats: np.ndarray) -> list[Any]:
         """A point of a box: its numeric columns in the input dtype, then a category it admits per categorical
@@ -504,7 +529,23 @@ class TreeProof:
         for t, k in enumerate(kb):
             pool.setdefault(k, []).append(t)
         pairs, rest_a = [], []
+        # trees of the same splits may differ in their leaves: the one at the same place among the trees of its
+        # targets first (a mutated tree's twin elsewhere in the ensemble is not its partner), then by splits
+        ga: dict[Any, list[int]] = {}
+        gb: dict[Any, list[int]] = {}
+        for t in range(T):
+            ga.setdefault(ka[t][0], []).append(t)
+            gb.setdefault(kb[t][0], []).append(t)
+        same = set()
+        for targets, ts in ga.items():
+            for t, u in zip(ts, gb.get(targets, [])):
+                if ka[t] == kb[u]:
+                    same.add(t)
+                    pool[kb[u]].remove(u)
+                    pairs.append((t, u))
         for t, k in enumerate(ka):
+            if t in same:
+                continue
             if pool.get(k):
                 pairs.append((t, pool[k].pop(0)))
             else:
@@ -611,6 +652,7 @@ class TreeProof:
         s_hi = s_lo.copy()
         worst: list[tuple[float, np.ndarray]] = []
         probes = 0
+        self._ranges: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for t, u in self.matched:
             ba, bb, ia, ib = self.pairs(t, u)
             if not len(ia) or not J:
@@ -626,6 +668,7 @@ class TreeProof:
             neg_b += np.maximum(-tb.min(axis=0), 0)
             s_lo += ta.min(axis=0)
             s_hi += ta.max(axis=0)
+            self._ranges.append((ba.lo, ba.hi, ba.nan, ta))
             for j in range(J):
                 if emax[j] == emin[j]:
                     continue
@@ -654,6 +697,19 @@ class TreeProof:
             sel = np.array([o == name for o in owners], bool)
             certs[name] = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub),
                                        (self.s_range[0][sel], self.s_range[1][sel]))
+            if certs[name].status == REFUTED and oa.kind == "columns" and sel.sum() <= 4 and \
+                    set(oa.fn) <= {"identity", "exp"}:
+                # the tolerance is taken where the output comes closest to 0 over the range the trees' extremes
+                # allow, a sum of each tree's smallest and largest leaf: loose when no input reaches them
+                # together. Bound the range by cells of the domain (branch and bound) and try again.
+                rng = self._refined_range(np.flatnonzero(sel), aA * ea.base[kA] + bA)
+                if rng is not None:
+                    lo_r, hi_r = rng
+                    again = self._output(name, oa, ob, delta[sel], diff[sel], rounding[sel], max(ua, ub),
+                                         (lo_r - rounding[sel], hi_r + rounding[sel]))
+                    again.details["range_refined"] = [float(lo_r.min()), float(hi_r.max())]
+                    if again.status == CERTIFIED:
+                        certs[name] = again
         feeds = None
         for c in certs.values():
             if c.status == REFUTED:  # to be verified by running both models where the difference should be
@@ -663,6 +719,71 @@ class TreeProof:
                     feeds = self.ctx.make_feeds(rows, self.cols + self.catcols)
                 c.candidates = [feeds] if feeds is not None else []
         return certs
+
+    def _refined_range(self, cols: np.ndarray, base: np.ndarray, budget: int = 3000,
+                       seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per score column in `cols`, (a lower, an upper bound) of the original's exact score over the domain,
+        tighter than the sum of each tree's extremes: best-first branch and bound over boxes of the domain, a box's
+        bound being the base plus, per tree, the extreme of the leaves whose boxes meet it (a superset of the leaves
+        its inputs reach: sound), the box with the worst bound split at a leaf boundary inside it. Stops after
+        `budget` boxes or `seconds`. None when there are no trees."""
+        import heapq
+
+        if not self._ranges:
+            return None
+        LO = np.concatenate([r[0] for r in self._ranges])
+        HI = np.concatenate([r[1] for r in self._ranges])
+        NAN = np.concatenate([r[2] for r in self._ranges])
+        TV = np.concatenate([r[3] for r in self._ranges])
+        sizes = np.array([len(r[0]) for r in self._ranges])
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        integer = self.integer
+        started = time.perf_counter()
+
+        def bound(clo: np.ndarray, chi: np.ndarray, cnan: np.ndarray, v: np.ndarray) -> tuple[float, np.ndarray]:
+            ilo, ihi = np.maximum(LO, clo), np.minimum(HI, chi)
+            if integer.any():
+                ilo, ihi = np.where(integer, np.ceil(ilo), ilo), np.where(integer, np.floor(ihi), ihi)
+            ok = ((ilo <= ihi) | (NAN & cnan)).all(axis=1)
+            per = np.minimum.reduceat(np.where(ok, v, np.inf), starts)
+            return float(per.sum()), ok
+
+        out_lo, out_hi = [], []
+        for j in cols:
+            got = []
+            for sign in (1.0, -1.0):  # the smallest of sign * score
+                v = sign * TV[:, j]
+                heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []
+                b0, _ = bound(self.lo, self.hi, self.nan, v)
+                heap.append((b0, 0, self.lo.copy(), self.hi.copy()))
+                count = 1
+                while heap and count < budget and time.perf_counter() - started < seconds:
+                    b, _, clo, chi = heap[0]
+                    if not np.isfinite(b):
+                        break
+                    _, ok = bound(clo, chi, self.nan, v)
+                    # split at a boundary of the leaves meeting the box: the column where they have the most
+                    inner = (HI[ok] < chi) & (HI[ok] >= clo)
+                    counts = inner.sum(axis=0)
+                    if not counts.any():
+                        break  # the box lies within one leaf per tree: its bound is exact
+                    c = int(np.argmax(counts))
+                    m = float(np.median(HI[ok][inner[:, c], c]))
+                    heapq.heappop(heap)
+                    nxt = float(_next(np.array([m]), self.dtypes[c])[0])
+                    for lo_c, hi_c in ((clo[c], m), (nxt, chi[c])):
+                        if not _nonempty(lo_c, hi_c, bool(integer[c])):
+                            continue
+                        a_lo, a_hi = clo.copy(), chi.copy()
+                        a_lo[c], a_hi[c] = lo_c, hi_c
+                        bb, _ = bound(a_lo, a_hi, self.nan, v)
+                        count += 1
+                        heapq.heappush(heap, (bb, count, a_lo, a_hi))
+                best = heap[0][0] if heap else np.inf
+                got.append(sign * (best + sign * float(base[j])))
+            out_lo.append(got[0])
+            out_hi.append(got[1])
+        return np.asarray(out_lo), np.asarray(out_hi)
 
     def _tie(self, oa: Any, d: float) -> tuple[float, float] | None:
         """(largest gap between the top two probabilities where the labels may differ, the gap the sampled check

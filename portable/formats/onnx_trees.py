@@ -614,6 +614,14 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
     return cols[op.input[0]], narrow[op.input[0]]
 
 
+def _integer_codes(d: tuple[Any, ...]) -> bool:
+    """An ordinal column whose codes (and the value of the categories outside its map) Floor and trunc keep."""
+    if d[0] != "ord" or not all(float(v).is_integer() for v in d[2].values()):
+        return False
+    u = d[3] if len(d) > 3 else None
+    return u is None or not np.isfinite(u) or float(u).is_integer()
+
+
 _FILL_KEPT = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast", "CastLike", "Concat", "Gather",
               "ArrayFeatureExtractor"}  # steps a NaN fill's reading goes through to the trees
 
@@ -650,7 +658,7 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
                     if d[0] == "num" else d for d in x]
         return x if op == "Cast" else [d[:4] + (None,) if d[0] == "num" else d for d in x]
     if op == "Neg" and x is not None:  # marked: the splits on it are turned around in `_unnegate`
-        if any(d[0] not in ("num", "ind", "ord") for d in x):
+        if any(d[0] not in ("num", "ind", "ord", "bin") for d in x):
             return None
         return [("negated", d) for d in x]
     if op == "Concat" and at.get("axis") in (1, -1):
@@ -666,6 +674,19 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if not np.all((idx >= 0) & (idx < len(x))):
             return None
         return [x[i] for i in idx]
+    if op == "GreaterOrEqual" and x is not None and len(ins) == 2 and ins[1] in consts:
+        # x[:, :, None] >= edges [1, columns, width] (portable's KBinsDiscretizer): per column, its edges
+        e = _const(consts, ins[1])
+        if e is None or e.ndim != 3 or e.shape[0] != 1 or e.shape[1] != len(x) or \
+                any(d[0] != "num" or d[2] != 1.0 or d[3] != 0.0 or d[4] != () for d in x):
+            return None  # only the raw value itself, compared in the dtype it is fed
+        return [("ge", d[1], np.asarray(row, np.float64)) for d, row in zip(x, e[0])]
+    if op == "ReduceSum" and x is not None and all(d[0] == "ge" for d in x) and at.get("keepdims", 1) == 0:
+        axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
+        if axes is None or axes.reshape(-1).tolist() != [2]:
+            return None
+        # the number of edges <= x: the bin code (padding edges are +inf, never reached)
+        return [("bin", d[1], np.sort(d[2][np.isfinite(d[2])])) for d in x]
     if op == "IsNaN" and x is not None:
         cond[n.output[0]] = ("isnan", ins[0])
         return True
@@ -695,7 +716,7 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         # else a value per category (a code: 0 for a value that is none of them)
         return [("ind", x[0][1], frozenset(c for c, on in zip(cats, m[:, k]) if on))
                 if np.all((m[:, k] == 0) | (m[:, k] == 1)) else
-                ("ord", x[0][1], {c: float(v) for c, v in zip(cats, m[:, k])}) for k in range(m.shape[1])]
+                ("ord", x[0][1], {c: float(v) for c, v in zip(cats, m[:, k])}, 0.0) for k in range(m.shape[1])]
     if op == "ReduceSum" and x is not None and all(d[0] == "ind" and isinstance(d[2], str) for d in x) and \
             len({d[1] for d in x}) == 1 and at.get("keepdims", 1) == 1:
         axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(at.get("axes", []))
@@ -730,7 +751,7 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         parts = [c for d in x for c in d[2]]
         if axes is None or axes.reshape(-1).tolist() not in ([1], [-1]) or len(set(parts)) != len(parts):
             return None
-        return [("ord", x[0][1], {c: v for d in x for c, v in d[2].items()})]
+        return [("ord", x[0][1], {c: v for d in x for c, v in d[2].items()}, 0.0)]  # none of them: 0
     if op == "Mod" and x is not None and len(ins) == 2 and at.get("fmod") == 1:  # fmod(x, 1): x's fraction
         c = _const(consts, ins[1])
         return [("frac", d) for d in x] if c is not None and c.size == 1 and float(c.reshape(-1)[0]) == 1.0 \
@@ -739,11 +760,9 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         fr = cols[ins[1]]
         if len(fr) != len(x) or any(e[0] != "frac" or e[1] != d for d, e in zip(x, fr)):
             return None
-        return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("trunc", d[1])
-                for d in x]
+        return [d if _integer_codes(d) else ("trunc", d[1]) for d in x]
     if op == "Floor" and x is not None:  # the identity on integer codes; numbers are floored (not read)
-        return [d if d[0] == "ord" and all(float(v).is_integer() for v in d[2].values()) else ("floor", d[1])
-                for d in x]
+        return [d if _integer_codes(d) else ("floor", d[1]) for d in x]
     if op == "Where" and len(ins) == 3 and ins[0] in consts and ins[1] in cols and ins[2] in cols:
         mask = _const(consts, ins[0]).reshape(-1).astype(bool)
         a, b = cols[ins[1]], cols[ins[2]]
@@ -757,8 +776,11 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         got = cols[ins[1]]
         if len(got) == 1 and got[0][0] == "ind" and got[0][1] == col and set(got[0][2]) <= set(known):
             got = [("ord", col, {c: float(c in got[0][2]) for c in known})]  # codes 0 and 1 read as a set
-        if len(got) == 1 and got[0][0] == "ord" and got[0][1] == col and set(got[0][2]) == set(known):
-            return got  # a known category's code (the others take the constant: not in the domain's categories)
+        fill = _const(consts, ins[2])
+        if len(got) == 1 and got[0][0] == "ord" and got[0][1] == col and set(got[0][2]) == set(known) and \
+                fill is not None and fill.size == 1:
+            # a known category's code; every other category takes the constant (NaN: missing)
+            return [("ord", col, got[0][2], float(fill.reshape(-1)[0]))]
         return None
     if op == "Where" and len(ins) == 3 and ins[0] in cond and ins[2] in cols:
         c = cond[ins[0]]
@@ -808,7 +830,8 @@ def _column_step(n: Any, cols: dict[str, list[tuple[Any, ...]]], cond: dict[str,
         if not keys or len(keys) != len(vals):
             return None
         mapping = dict(zip(keys, (float(v) for v in vals)))
-        return [("ord", d[1], mapping) for d in x]
+        default = at.get("default_int64", -1) if "values_int64s" in at else at.get("default_float", -0.0)
+        return [("ord", d[1], mapping, float(default)) for d in x]  # any other category: the default
     if op == "OneHotEncoder" and all(d[0] == "cat" for d in x):
         cats = [_text(c) for c in at.get("cats_strings", [])]
         if not cats:
@@ -998,12 +1021,47 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
                     [x.c[j] for j in pick], [x.d[j] for j in pick], rounded=x.rounded)
     if op == "ArgMax" and at.get("axis", 0) in (1, -1) and not at.get("select_last_index", 0):
         return _argmax(x)
+    if op == "Pow" and len(ins) == 2 and ins[1] in syms and ins[0] in consts:  # b^v = exp(ln(b) v)
+        y, base = syms[ins[1]], _const(consts, ins[0])
+        if not isinstance(y, Cols) or any(f != "identity" for f in y.fn) or base is None or base.size != 1 or \
+                not float(base.reshape(-1)[0]) > 0:
+            return None
+        ln = math.log(float(base.reshape(-1)[0]))
+        return Cols(y.k, [a * c * ln for a, c in zip(y.a, y.c)], [(b * c + d) * ln for b, c, d in zip(y.b, y.c, y.d)],
+                    ["exp"] * len(y.k))
+    if op in ("Less", "LessOrEqual", "Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and \
+            x.fn == ["exp"] and len(ins) == 2:
+        return _exp_threshold(x, op, _num(consts, ins[1], 1))
+    if op == "Where" and len(ins) == 3 and isinstance(syms.get(ins[0]), Index) and syms[ins[0]].rule == "threshold":
+        yes, no = _const(consts, ins[1]), _const(consts, ins[2])
+        if yes is None or no is None or yes.size != 1 or no.size != 1:
+            return None
+        return Label(syms[ins[0]], np.array([no.reshape(-1)[0], yes.reshape(-1)[0]]))  # index 1 where true
     if op in ("Greater", "GreaterOrEqual") and isinstance(x, Cols) and len(x.k) == 1 and x.fn == ["identity"]:
         c = _num(consts, ins[1], 1)
         if c is None:
             return None
         return Index("threshold", x.k, x.a, [x.b[0] - float(c[0])], strict=op == "Greater")
     return None
+
+
+def _exp_threshold(x: Cols, op: str, t: np.ndarray | None) -> Index | None:
+    """`c e^u + d  op  t` (u = a raw + b, one column) as a threshold on the raw score: `e^u` against
+    q = (t - d) / c, turned around when c < 0; None when q <= 0 (the comparison is constant)."""
+    if t is None or not x.c[0]:
+        return None
+    c, d, a, b = x.c[0], x.d[0], x.a[0], x.b[0]
+    q = (float(t[0]) - d) / c
+    if not q > 0:
+        return None
+    above = op in ("Greater", "GreaterOrEqual")  # v > t
+    if c < 0:
+        above = not above
+    strict = op in ("Less", "Greater")
+    lq = math.log(q)
+    if above:  # u > ln q
+        return Index("threshold", [x.k[0]], [a], [b - lq], strict=strict)
+    return Index("threshold", [x.k[0]], [-a], [lq - b], strict=strict)
 
 
 def _affine(y: Cols, op: str, c: np.ndarray, first: bool) -> Cols:

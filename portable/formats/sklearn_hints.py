@@ -791,7 +791,9 @@ def _ensemble(model: Any, learner: _Learner, space: _Space) -> TreeEnsemble | No
     native = dict(getattr(model, "categories", None) or {})
     if native and len(steps) == 1 and type(final).__module__.split(".")[0] in ("xgboost", "lightgbm"):
         # the library reads a pandas category column as its code: the position among the fitted categories
-        derived = [("ord", d[1], {str(v): float(k) for k, v in enumerate(native[learner.columns[d[1]][0]])})
+        # (a category outside them is missing: NaN, routed where each split sends a missing value)
+        derived = [("ord", d[1], {str(v): float(k) for k, v in enumerate(native[learner.columns[d[1]][0]])},
+                    float("nan"))
                    if d[0] == "cat" and learner.columns[d[1]][0] in native else d for d in derived]
     for step in steps[:-1]:
         derived = _derive(step, derived)
@@ -909,6 +911,12 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
             return None
         return [("ord", d[1], {str(c): float(v) for c, v in zip(cats, e) if not _missing(c)})
                 for d, cats, e in zip(derived, step.categories_, enc)]
+    if name == "KBinsDiscretizer" and getattr(step, "encode", None) == "ordinal":
+        # the code: how many inner edges are <= x, compared in float64 (numpy's searchsorted of the float64 edges)
+        if getattr(step, "dtype", None) not in (None, np.float64) or len(step.bin_edges_) != len(derived) or \
+                any(d[0] != "num" or d[2] != 1.0 or d[3] != 0.0 for d in derived):
+            return None
+        return [("bin", d[1], np.asarray(e, np.float64)[1:-1]) for d, e in zip(derived, step.bin_edges_)]
     if name == "OrdinalEncoder":
         if getattr(step, "_infrequent_enabled", False):
             return None
@@ -916,7 +924,11 @@ def _derive(step: Any, derived: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] 
         for d, cats in zip(derived, step.categories_):
             if d[0] != "cat":
                 return None
-            out.append(("ord", d[1], {str(c): k for k, c in enumerate(cats) if not _missing(c)}))
+            # a category it does not know: `unknown_value` (NaN: read as missing, as HistGradientBoosting's own
+            # encoder does); with handle_unknown="error" none reaches the trees
+            unknown = float(step.unknown_value) if getattr(step, "handle_unknown", "error") == \
+                "use_encoded_value" else None
+            out.append(("ord", d[1], {str(c): k for k, c in enumerate(cats) if not _missing(c)}, unknown))
         return out
     return None
 
@@ -1198,7 +1210,38 @@ def _catboost(est: Any) -> tuple | None:
     return make, bias, outs, type(est).__name__
 
 
+def _isolation_forest(est: Any) -> tuple | None:
+    """IsolationForest: each leaf holds its path length (depth + c(samples in the leaf) - 1, scikit-learn's own
+    per-node tables); `raw` is their sum over the T trees; `decision_function = -2^(-raw / (T c(max_samples))) -
+    offset_` (an `exp` column: `-exp(a raw) - offset_`, a = -ln 2 / (T c(max_samples))), and `predict` is -1 where
+    that is negative: `a raw - ln(-offset_) > 0` (a threshold rule, classes [1, -1])."""
+    from sklearn.ensemble._iforest import _average_path_length
+
+    trees = list(est.estimators_)
+    denom = float(len(trees) * _average_path_length([est._max_samples])[0])
+    offset = float(est.offset_)
+    if not trees or not denom > 0 or not offset < 0:
+        return None
+    parts = []
+    for t, feats, depth, avg in zip(trees, est.estimators_features_, est._decision_path_lengths,
+                                    est._average_path_length_per_tree):
+        tree = t.tree_
+        f = np.asarray(tree.feature, np.int64)
+        feats = np.asarray(feats, np.int64)
+        # a tree fitted on a subset of the columns reads column feats[f] (all of them, in order, when it is not)
+        f = np.where(f >= 0, feats[np.maximum(f, 0)], f) if len(feats) != est.n_features_in_ else f
+        v = (np.asarray(depth, np.float64) + np.asarray(avg, np.float64) - 1.0)[:, None]
+        parts.append(({"feature": f, "threshold": tree.threshold, "left": tree.children_left,
+                       "right": tree.children_right, "missing": np.zeros(len(f), np.int8), "dtype": "float32"}, v))
+    a = -np.log(2.0) / denom
+    outs = {"scores": TreeOutput("columns", [0], a, 0.0, fn=["exp"], c=[-1.0], d=[-offset]),
+            "label": TreeOutput("label", [0], a, -np.log(-offset), rule="threshold", strict=True,
+                                classes=np.array([1, -1]))}
+    return parts, np.zeros(1), outs, "IsolationForest"
+
+
 _ENSEMBLES: dict[str, Callable[[Any], tuple | None]] = {
+    "IsolationForest": _isolation_forest,
     **{n: _xgboost for n in ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker")},
     **{n: _lightgbm for n in ("LGBMClassifier", "LGBMRegressor", "LGBMRanker")},
     **{n: _catboost for n in ("CatBoostClassifier", "CatBoostRegressor")},
