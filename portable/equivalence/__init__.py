@@ -682,7 +682,8 @@ def _jump_edges(plan: Plan, original: Model, converted: Model, outputs: list[tup
     return out
 
 
-def _jump_pool(plan: Plan, original: Model, converted: Model, names: list[str]) -> tuple[Batch, Batch, np.ndarray] | bool:
+def _jump_pool(plan: Plan, original: Model, converted: Model,
+               names: list[str]) -> tuple[Batch, Batch, np.ndarray] | bool:
     """`EDGE_POOL` pairs of rows (lower, upper) on both sides of a jump of the outputs `names` (their values
     differ), each found by bisecting the segment between two random rows whose outputs differ until the pair is
     two adjacent values of the narrow dtype apart, and each segment's vector (upper minus lower row at the
