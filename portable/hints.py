@@ -315,6 +315,7 @@ class InputHints:
             relative rounding `rtol` (k-NN: the k-th and (k+1)-th neighbours equally far; a radius model: a
             training point on the radius). Two correct implementations may break such a tie differently, so a
             difference there is a near-tie, not a mismatch.
+        neighbours: for a model that decides by its k nearest known points (`points`), k.
         frame_columns: for a single input fitted on a DataFrame, the column names in the model's order.
         sources: what the hints were learned from (for the report).
         notes: remarks for the report.
@@ -328,6 +329,7 @@ class InputHints:
     batch: int | None = None
     decision: Decision | None = None
     ties: Callable[[Mapping[str, np.ndarray], float], np.ndarray] | None = None
+    neighbours: int | None = None
     frame_columns: list[str] | None = None
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -91,15 +91,16 @@ def test_forest_boundary_rows_are_bounded():
     total = int(sum((t.tree_.children_left >= 0).sum() for t in est.estimators_))
     assert int((plan.trees.feature >= 0).sum()) == total  # every split of every tree is known
     batch = generate(plan, 1000, np.random.default_rng(0))
-    # more split nodes than max(MIN_NODES, samples): a seeded sample of that many is tested, each on a few rows
-    # of each of its PATHS base rows
-    from portable.equivalence.inputs import MIN_NODES, PATHS, tested_nodes
+    # more split nodes than max(MIN_NODES, samples) but their rows within BOUNDARY_CELLS: every one is tested,
+    # each on a few rows of each of its PATHS base rows
+    from portable.equivalence.inputs import MIN_NODES, PATHS, ROWS_PER_PATH, tested_nodes
 
-    assert tested_nodes(plan, 1000) == (total, min(total, max(MIN_NODES, 1000)))
+    assert total > max(MIN_NODES, 1000)
+    assert tested_nodes(plan, 1000) == (total, total)
     n_boundary = int((batch.source == BOUNDARY).sum())
-    assert (batch.source != BOUNDARY).sum() == 1000 and 0 < n_boundary <= 8 * PATHS * max(MIN_NODES, 1000)
+    assert (batch.source != BOUNDARY).sum() == 1000 and PATHS * total <= n_boundary <= ROWS_PER_PATH * PATHS * total
     rep = check(sk, sk, samples=1000)
-    assert rep.to_dict()["boundary"] == {"split_nodes": total, "tested": min(total, max(MIN_NODES, 1000))}
+    assert rep.to_dict()["boundary"] == {"split_nodes": total, "tested": total}
 
 
 def test_ranges_learned_from_scaler_and_from_data():

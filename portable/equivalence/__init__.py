@@ -99,7 +99,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     tick = _ticker(progress, total)
     outputs, plan, notes = _plan(original, converted, data)
     check_samples(samples, len(plan.features))  # samples x values per row, before anything is generated
-    batch = _generated(plan, samples, seed, lambda r: _label_edges(plan, original, converted, outputs, samples, r))
+    batch = _generated(plan, samples, seed, lambda r: _edges(plan, original, converted, outputs, samples, r))
     tick()
     notes += plan.notes
     generated = len(batch)
@@ -633,6 +633,109 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     except Exception:
         return False
     return lo, hi
+
+
+def _edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,
+           rng: np.random.Generator) -> Batch | None:
+    """The rows a check adds after `generate`'s: the label-boundary rows (`_label_edges`) of a model with a
+    label, else the rows beside the jumps of a neighbour model's outputs (`_jump_edges`)."""
+    if any(kind == "label" for _, kind in outputs):
+        return _label_edges(plan, original, converted, outputs, samples, rng)
+    return _jump_edges(plan, original, converted, outputs, samples, rng)
+
+
+JUMP_STEPS = 40  # bisection steps towards a jump of a neighbour model's outputs (fewer once every pair is down to
+# adjacent values of the narrow dtype)
+JUMP_OCTAVES = (4.0, 24.0)  # the rows beside a jump are 2**-u segment lengths away from it, u uniform in this range
+
+
+def _jump_edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,
+                rng: np.random.Generator) -> Batch | None:
+    """Rows beside the places where a neighbour model's outputs jump (its set of nearest training points changes:
+    `InputHints.ties` says the original decides by neighbours), for models without a label (a k-NN regressor).
+    A row a tiny step from such a place is where an input rounded on its way in (an input cast to float16 in the
+    artifact) takes the other set of neighbours, and random rows almost never lie that near one; a row *on* it
+    is a tie, which two correct implementations may break differently (excused as a near-tie). So the rows are
+    at distances spread evenly in their logarithm, from a sixteenth of the segment the jump was found on down to
+    the narrow dtype's resolution (`JUMP_OCTAVES`), on both sides: a seeded sample of `m` of the pair's jumps
+    (`_jump_pool`, learned once per pair like the plan), two rows each. None for other models."""
+    if plan.ties is None or not any(not f.is_string for f in plan.features):
+        return None
+    pool = plan.memo.get("jumps")
+    if pool is None:
+        pool = plan.memo["jumps"] = _jump_pool(plan, original, converted, [name for name, _ in outputs])
+    if not isinstance(pool, tuple):
+        return None
+    lo, hi, step = pool
+    half = len(lo)
+    m = min(half, 64, max(8, samples // 16))
+    pick = np.arange(half) if m >= half else np.sort(rng.choice(half, m, replace=False))
+    u = rng.uniform(JUMP_OCTAVES[0], JUMP_OCTAVES[1], (2, len(pick)))
+    out = Batch.concat([lo.take(pick), hi.take(pick)])
+    num = np.array([not f.is_string for f in plan.features])
+    away = np.concatenate([-np.exp2(-u[0]), np.exp2(-u[1])])[:, None] * step[np.concatenate([pick, pick])]
+    with np.errstate(over="ignore", invalid="ignore"):
+        out.num[:, num] = narrow_values(plan, out.num[:, num] + away[:, num])
+    if plan.any_integer:
+        out.num[:, plan.integer] = np.round(out.num[:, plan.integer])
+    if plan.domain is not None:
+        out.num[...] = narrow_values(plan, out.num)
+    out.source[:] = BOUNDARY
+    return out
+
+
+def _jump_pool(plan: Plan, original: Model, converted: Model,
+               names: list[str]) -> tuple[Batch, Batch, np.ndarray] | bool:
+    """`EDGE_POOL` pairs of rows (lower, upper) on both sides of a jump of the outputs `names` (their values
+    differ), each found by bisecting the segment between two random rows whose outputs differ until the pair is
+    two adjacent values of the narrow dtype apart, and each segment's vector (upper minus lower row at the
+    start). Run on one model, as `_edge_pool`; False when neither model runs the rows or no two rows differ."""
+    rng = np.random.default_rng(EDGE_SEED)
+    m = EDGE_POOL
+    runners = {"original": (original, _runner(plan, "original")), "converted": (converted, _runner(plan, "converted"))}
+
+    def key_of(role: str, b: Batch) -> np.ndarray:
+        model, run = runners[role]
+        got = run(model, feed(assemble(plan, b), model))
+        parts = [np.asarray(got[n]).reshape(len(b), -1) for n in names]
+        if any(p.dtype.kind == "O" for p in parts):
+            return np.array([hash(repr([p[i].tolist() for p in parts])) for i in range(len(b))])
+        return np.array([hash(b"".join(p[i].tobytes() for p in parts)) for i in range(len(b))])
+
+    base = cloud_rows(plan, 2 * m, rng)
+    role, key = "", None
+    for role in ("converted", "original"):
+        try:
+            key = key_of(role, base)
+            break
+        except Exception:
+            continue
+    if key is None:
+        return False
+    keep = np.flatnonzero(key[:m] != key[m:])
+    if not len(keep):
+        return False
+    lo, hi = base.take(keep), base.take(keep + m)
+    lo_key = key[keep]
+    num = np.array([not f.is_string for f in plan.features])
+    step = np.where(num, hi.num - lo.num, 0.0)
+    try:
+        for _ in range(JUMP_STEPS):
+            mid = Batch(lo.num.copy(), lo.txt, lo.source)
+            mid.num[:, num] = narrow_values(plan, (lo.num[:, num] + hi.num[:, num]) / 2)
+            if plan.any_integer:
+                mid.num[:, plan.integer] = np.round(mid.num[:, plan.integer])
+            moving = ~(np.all(mid.num == lo.num, axis=1) | np.all(mid.num == hi.num, axis=1))
+            if not moving.any():
+                break
+            same = np.zeros(len(lo), dtype=bool)
+            at = np.flatnonzero(moving)
+            same[at] = key_of(role, mid.take(at)) == lo_key[at]
+            np.copyto(lo.num, mid.num, where=(same & moving)[:, None])
+            np.copyto(hi.num, mid.num, where=(~same & moving)[:, None])
+    except Exception:
+        return False
+    return lo, hi, step
 
 
 RAY_SCALES = 2.0 ** np.arange(1, 13)  # the doubling distances `_rays` tries, in ranges from the middle

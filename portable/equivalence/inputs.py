@@ -31,7 +31,12 @@ from ..model import Model
 UNSEEN = "__portable_unseen__"
 SOURCES = ("cloud", "boundary", "special", "data", "shrunk")  # where a row came from, by code
 CLOUD, BOUNDARY, SPECIAL, DATA, SHRUNK = range(len(SOURCES))
-MIN_NODES = 1000  # every split node is tested when there are at most max(MIN_NODES, samples) of them
+MIN_NODES = 1000  # every split node is tested when there are at most max(MIN_NODES, samples) of them, ...
+BOUNDARY_CELLS = 1 << 23  # ... or when their boundary rows (at most ROWS_PER_NODE each) hold at most this many
+# values (8,388,608: 64 MiB of float64; a forest of 30 fully grown trees on 600 rows, 36,000 split nodes as both
+# models describe them, takes 2.1 million); beyond that a seeded sample of as many as fit
+ROWS_PER_PATH = 7  # boundary rows of one split node per base row (PATHS of them), for the budget above: the
+# distinct candidate values of a threshold (at most 6: 3 or 4 when the rows are float32) and a NaN row
 SPECIAL_SHARE = 0.05
 NAN_SHARE = 0.1  # a cloud cell of a feature whose NaN the model handles is NaN this often (less when many are)
 NAN_ROWS = 0.4  # ... at most this share of the cloud rows holding some NaN, in expectation
@@ -211,6 +216,7 @@ class Plan:
     batches: dict[str, int] = field(default_factory=dict)  # "original"/"converted" -> a fixed batch size
     decision: Any = None  # the original's `portable.hints.Decision`: what its label follows
     ties: Any = None  # the original's `InputHints.ties`: rows its own result decides by a tie
+    neighbours: int | None = None  # the original's `InputHints.neighbours`: k of a k-nearest-neighbours model
     point_sets: list[np.ndarray] = field(default_factory=list)  # known points, one array per model
     odd: np.ndarray | None = None  # known points of one model that the other model does not have
     # what the pair's later checks reuse, derived once from the fields above: the domain's narrowed bounds,
@@ -458,7 +464,7 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
                               "run in batches of that size")
     orig = model_hints(original)
     if isinstance(orig, InputHints):
-        plan.decision, plan.ties = orig.decision, orig.ties
+        plan.decision, plan.ties, plan.neighbours = orig.decision, orig.ties, orig.neighbours
         _rejected_unseen(plan, orig)
     _finish(plan)
     return plan
@@ -929,9 +935,12 @@ def _empty(plan: Plan) -> Batch:
 
 def tested_nodes(plan: Plan, samples: int) -> tuple[int, int]:
     """(split nodes the plan knows, split nodes a batch of `samples` tests): all of them up to
-    max(MIN_NODES, samples), else a seeded sample of that many."""
+    max(MIN_NODES, samples, the nodes whose boundary rows fit in BOUNDARY_CELLS values), else a seeded sample of
+    that many. A single node's split changed (a threshold a step away, `<=` read as `<`) shows only on the rows
+    of that node: a sample of 1,000 of a forest's 6,000 nodes missed such a change on most seeds."""
     total = int(plan.trees.splits.size) if plan.trees is not None else 0
-    return total, min(total, max(MIN_NODES, int(samples)))
+    fit = BOUNDARY_CELLS // (ROWS_PER_PATH * PATHS * max(1, len(plan.features)))
+    return total, min(total, max(MIN_NODES, int(samples), fit))
 
 
 def _boundary(plan: Plan, samples: int, rng: np.random.Generator) -> Batch:
@@ -1101,13 +1110,59 @@ def _equidistant(plan: Plan, n: int, rng: np.random.Generator) -> Batch:
         k = int(np.clip(ODD_ROWS // (3 * len(odd)), 3, 40))
         near = pts[np.argsort(d, axis=1)[:, :k]]
         rows = [odd] + [(odd[:, None, :] * (1 - t) + near * t).reshape(-1, odd.shape[1]) for t in (0.5, 0.75, 1.0)]
-        rows = np.concatenate(rows)
+        rows = np.concatenate(rows + _rank_rows(plan, odd, rng))
         extra = _cloud(plan, len(rows), rng)
         sel = np.isfinite(rows)
         extra.num[sel] = rows[sel]
         extra.source[:] = BOUNDARY
         b = Batch.concat([b, extra])
     return b
+
+
+RANKS = 20  # `_rank_rows`: rows where an odd point is the j-th nearest known point, j = 1 ... RANKS
+
+
+def _rank_rows(plan: Plan, odd: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    """Rows where a point only one model has (`plan.odd`: a training point that moved) is exactly the j-th
+    nearest of its model's points, for j = 1 ... `RANKS` (the number of neighbours k is not known): on rays from
+    the point towards random points of its set, just before the ray crosses the bisector of the point and the
+    next point to come nearer (Euclidean distance in raw units, the usual metric; the rows are inside the j-th
+    rank's stretch of the ray for any metric close to it). With k = j, the model that has the point counts it
+    among the neighbours there and the other model counts that next point instead: where their classes or
+    values differ, so do the models. Random rows almost never lie there: a k-NN classifier's training point
+    moved by a tenth of a standard deviation changed its probabilities on 113 of 200,000 uniform rows, far
+    from the point, where it is the fifth nearest."""
+    out: list[np.ndarray] = []
+    k = plan.neighbours if plan.neighbours and plan.neighbours <= 4 * RANKS else None
+    ranks = np.array([k - 1]) if k else np.arange(RANKS)  # (0-based) just before the k-th crossing, when k is known
+    rays = max(1, ODD_ROWS // (len(ranks) * len(odd)))
+    for p in odd:
+        here = np.nan_to_num(p)
+        home = None
+        for pts in plan.point_sets:
+            same = np.all(np.nan_to_num(pts) == here, axis=1)
+            if same.any():
+                home = np.nan_to_num(pts[~same])
+                break
+        if home is None or not len(home):
+            continue
+        away = here - home  # [n, f]
+        v = rng.normal(0.0, 1.0, (rays, len(here))) * np.maximum(plan.width, 1e-12)  # [rays, f]: any direction
+        b = v @ away.T  # the ray p + t v meets the bisector of p and point i at t = -|p - x_i|^2 / (2 v.(p - x_i))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            t = np.where(b < 0, -(away * away).sum(1)[None, :] / (2 * b), np.inf)
+        t = np.sort(t, axis=1)
+        before = np.concatenate([np.zeros((len(t), 1)), t[:, :-1]], axis=1)
+        if t.shape[1] <= ranks[-1]:
+            continue
+        at = (t - 0.01 * (t - before))[:, ranks]  # just before the j-th crossing: the point is the j-th nearest
+        r, j = np.nonzero(np.isfinite(at) & (at > 0))
+        if not len(r):
+            continue
+        rows = here + at[r, j][:, None] * v[r]
+        rows[:, ~np.isfinite(p)] = np.nan
+        out.append(rows)
+    return out
 
 
 def _ancestor_box(plan: Plan, trees: Trees, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

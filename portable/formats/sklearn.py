@@ -429,8 +429,11 @@ class SklearnModel(Model):
             return np.asarray(inputs["X"]).reshape(-1).astype(object)
         if len(specs) == 1 and specs[0].name == "X":
             x = np.asarray(inputs["X"])
-            # a copy: an estimator made with copy=False (StandardScaler, Normalizer, ...) transforms in place
-            x = x.astype(np.float64) if x.dtype.kind == "f" else x
+            # a copy when an estimator may transform in place (copy=False: StandardScaler, Normalizer, ...; a
+            # FunctionTransformer's own function; a library portable does not know): the checker hands the
+            # original views of its generated rows, which the converted model reads next
+            if x.dtype.kind == "f":
+                x = x.astype(np.float64, copy=self._may_write_input)
             if self._frame_columns is not None and x.ndim == 2 and x.shape[1] == len(self._frame_columns):
                 import pandas as pd
 
@@ -450,6 +453,20 @@ class SklearnModel(Model):
             else:
                 cols[t.name] = v.astype(np.int64 if t.dtype == "int64" else np.float64)
         return pd.DataFrame(cols)
+
+    @cached_property
+    def _may_write_input(self) -> bool:
+        """Whether running the estimator may write into its input array: unless every estimator in it comes from
+        scikit-learn, XGBoost, LightGBM or CatBoost, none is a FunctionTransformer (a user's function) and none
+        has `copy=False` (a copy of 1,000 x 10 values costs a tenth of running a small model, which the
+        checker's cost is measured against)."""
+        for e in walk(self.estimator):
+            module = type(e).__module__
+            if not module.startswith(("sklearn.", "xgboost.", "lightgbm.", "catboost.")):
+                return True
+            if type(e).__name__ == "FunctionTransformer" or getattr(e, "copy", True) is False:
+                return True
+        return False
 
     @cached_property
     def _frame_columns(self) -> list[Any] | None:

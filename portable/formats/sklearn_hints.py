@@ -201,6 +201,8 @@ def sklearn_hints(model: Any) -> InputHints:
         hints.notes.append(f"could not read {type(est).__name__} as a tree ensemble: {type(exc).__name__}: {exc}")
     hints.decision = _decision(model)
     hints.ties = _ties(model)
+    k = getattr(_final(model.estimator), "n_neighbors", None) if hints.ties is not None else None
+    hints.neighbours = int(k) if isinstance(k, (int, np.integer)) and k > 0 else None
     return hints
 
 
