@@ -537,28 +537,15 @@ def _fix_transformer_clusterers() -> None:
                 return clone
         return est
 
-    def fixed_pipeline(model: Any) -> Any:
-        steps = [(n, wrap(e)) for n, e in model.steps[:-1]] + model.steps[-1:]
-        if all(a[1] is b[1] for a, b in zip(steps, model.steps)):
+    def fixed(model: Any, attr: str, at: int, last: bool = True) -> Any:
+        """`model` with each estimator (position `at` of each entry of its list `attr`; not the last entry's
+        unless `last`) wrapped: a shallow copy, or `model` itself when nothing changes."""
+        items = list(getattr(model, attr))
+        new = [(*e[:at], wrap(e[at]), *e[at + 1:]) if last or i < len(items) - 1 else e for i, e in enumerate(items)]
+        if all(a[at] is b[at] for a, b in zip(new, items)):
             return model
         clone = copy.copy(model)
-        clone.steps = steps
-        return clone
-
-    def fixed_union(model: Any) -> Any:
-        members = [(n, wrap(e)) for n, e in model.transformer_list]
-        if all(a[1] is b[1] for a, b in zip(members, model.transformer_list)):
-            return model
-        clone = copy.copy(model)
-        clone.transformer_list = members
-        return clone
-
-    def fixed_columns(model: Any) -> Any:
-        members = [(n, wrap(e), c) for n, e, c in model.transformers_]
-        if all(a[1] is b[1] for a, b in zip(members, model.transformers_)):
-            return model
-        clone = copy.copy(model)
-        clone.transformers_ = members
+        setattr(clone, attr, new)
         return clone
 
     def parse_distances(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
@@ -567,7 +554,9 @@ def _fix_transformer_clusterers() -> None:
         return step(scope, model, inputs, _cluster_distances, [("distances", "float", [None, width])])
 
     sklearn_parsers_map[_ClusterDistances] = parse_distances
-    for cls, fix in ((Pipeline, fixed_pipeline), (FeatureUnion, fixed_union), (ColumnTransformer, fixed_columns)):
+    for cls, fix in ((Pipeline, lambda m: fixed(m, "steps", 1, last=False)),
+                     (FeatureUnion, lambda m: fixed(m, "transformer_list", 1)),
+                     (ColumnTransformer, lambda m: fixed(m, "transformers_", 1))):
         original = sklearn_parsers_map.get(cls)
         if original is None:
             continue
