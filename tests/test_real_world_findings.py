@@ -608,3 +608,23 @@ def test_check_an_onnx_file_skl2onnx_made_with_its_default_zipmap(labels: str, t
     np.testing.assert_allclose(got["probabilities"], model.predict_proba(X), atol=1e-5)
     assert (got["label"] == model.predict(X)).all()
     assert portable.check(model, loaded).equivalent
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "poly"])
+def test_one_vs_one_over_kernel_svcs(kernel: str) -> None:
+    """OneVsOneClassifier(SVC()): skl2onnx's graph failed onnx.checker, so the model (and its pickles) did not
+    convert at all. portable writes each pair's kernel decision, the votes and scikit-learn's squashed confidences."""
+    from sklearn.datasets import make_classification
+    from sklearn.multiclass import OneVsOneClassifier
+    from sklearn.svm import SVC
+
+    X, y = make_classification(500, 6, n_informative=4, n_classes=4, random_state=0)
+    rows = np.random.default_rng(1).normal(0, 1.5, (1000, 6))
+    for labels in (y, y == 1):
+        model = OneVsOneClassifier(SVC(kernel=kernel, degree=2)).fit(X, labels)
+        for dtype, atol in (("float32", 1e-4), ("float64", 1e-10)):
+            art = portable.convert(model, to="onnx", dtype=dtype, data=X, check=False)
+            got = art.run({"X": rows.astype(dtype)})
+            want = model.decision_function(rows)
+            np.testing.assert_allclose(got["scores"].reshape(want.shape), want, atol=atol)
+            assert (got["label"] == model.predict(rows)).mean() > 0.998  # float32 near-ties may round either way

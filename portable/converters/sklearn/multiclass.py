@@ -14,13 +14,27 @@ from .common import sqdist, affine, linear_coefs, linear_scores, rows
 
 @sklearn_converter("sklearn.multiclass.OneVsOneClassifier", kind="classifier", replaces=True)
 def one_vs_one(em: Emitter, est: Any) -> list[Any]:
-    """One-vs-one over linear binary models: votes plus squashed summed confidences (`_ovr_decision_function`)."""
-    parts = [linear_coefs(e) for e in est.estimators_]
-    if any(p is None or p[0].shape[1] != 1 for p in parts) or getattr(est, "pairwise_indices_", None) is not None:
+    """One-vs-one over binary linear models or kernel SVCs: votes plus squashed summed confidences
+    (`_ovr_decision_function`). skl2onnx's graph for kernel SVC members failed onnx.checker."""
+    from .svm import binary_svc_score
+
+    if getattr(est, "pairwise_indices_", None) is not None:
         raise UseSkl2onnx
-    w = np.concatenate([p[0] for p in parts], axis=1)
-    b = np.concatenate([p[1] for p in parts])
-    dec = linear_scores(em, em.input(), w, b[None, :], "dec")
+    parts = [linear_coefs(e) for e in est.estimators_]
+    if all(p is not None and p[0].shape[1] == 1 for p in parts):
+        w = np.concatenate([p[0] for p in parts], axis=1)
+        b = np.concatenate([p[1] for p in parts])
+        dec = linear_scores(em, em.input(), w, b[None, :], "dec")
+    else:
+        cols = []
+        for e, p in zip(est.estimators_, parts):
+            if p is not None and p[0].shape[1] == 1:
+                cols.append(linear_scores(em, em.input(), p[0], p[1][None, :], "dec"))
+            elif type(e).__name__ in ("SVC", "NuSVC") and len(getattr(e, "classes_", ())) == 2:
+                cols.append(binary_svc_score(em, e))
+            else:
+                raise UseSkl2onnx
+        dec = em.node("Concat", cols, "dec", axis=1) if len(cols) > 1 else cols[0]
     k = len(est.classes_)
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
     vi = np.zeros((len(pairs), k))
