@@ -628,3 +628,28 @@ def test_one_vs_one_over_kernel_svcs(kernel: str) -> None:
             want = model.decision_function(rows)
             np.testing.assert_allclose(got["scores"].reshape(want.shape), want, atol=atol)
             assert (got["label"] == model.predict(rows)).mean() > 0.998  # float32 near-ties may round either way
+
+
+@pytest.mark.parametrize("name", ["SVC", "LinearSVC", "RidgeClassifier"])
+def test_check_skl2onnx_files_of_classifiers_without_probabilities(name: str, tmp_path) -> None:
+    """skl2onnx names the decision scores of a classifier without predict_proba 'probabilities' (SVC: after a
+    ZipMap, 'output_probability'); portable's scikit-learn side calls them 'scores', so `portable check model.pkl
+    model.onnx` stopped at "the models have different outputs". They are compared as scores now."""
+    import pickle
+    import subprocess
+    import sys
+
+    import onnx
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.svm import SVC, LinearSVC
+
+    X = np.random.default_rng(0).random((300, 3)).astype(np.float32)
+    y = (X[:, 0] * 3).astype(int)
+    model = {"SVC": SVC(), "LinearSVC": LinearSVC(), "RidgeClassifier": RidgeClassifier()}[name].fit(X, y)
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(model))
+    onnx.save(to_onnx(model, X[:1]), str(tmp_path / "m.onnx"))
+    run = subprocess.run([sys.executable, "-m", "portable", "check", str(tmp_path / "m.pkl"), str(tmp_path / "m.onnx")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "EQUIVALENT" in run.stdout, run.stdout + run.stderr
+    assert "scores" in run.stdout

@@ -95,6 +95,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     if samples < 1:
         raise PortableError(f"samples must be at least 1, not {samples}")
     original, converted = _as_model(original), _as_model(converted)
+    converted = _scores_named(original, converted)
     total = 4
     tick = _ticker(progress, total)
     outputs, plan, notes = _plan(original, converted, data)
@@ -136,6 +137,25 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     report.seconds = time.perf_counter() - started
     report.severities = {r.name: r.severity for r in results if r.kind != "label" and r.severity.size}
     return report
+
+
+def _scores_named(original: Model, converted: Model) -> Model:
+    """skl2onnx names a classifier's decision scores `probabilities` (or `output_probability`) also for models
+    without predict_proba (SVC, LinearSVC, RidgeClassifier), where portable's scikit-learn side gives `scores`: an
+    ONNX model with label/probabilities checked against one with label/scores has its output read as scores (a
+    renamed copy, kept on the model for the next check)."""
+    a, b = set(original.signature.output_names), set(converted.signature.output_names)
+    if converted.format != "onnx" or a != {"label", "scores"} or b != {"label", "probabilities"}:
+        return converted
+    kept = converted.__dict__.get("_as_scores")
+    if kept is None:
+        from ..formats.onnx import with_output_names
+
+        kept = with_output_names(converted, {"probabilities": "scores"},  # type: ignore[arg-type]
+                                 "the ONNX model's output 'probabilities' holds decision scores (the original has "
+                                 "no predict_proba): compared as 'scores'")
+        converted.__dict__["_as_scores"] = kept
+    return kept
 
 
 def _plan(original: Model, converted: Model, data: Any) -> tuple[list[tuple[str, str]], Plan, list[str]]:

@@ -396,19 +396,39 @@ def unzip_outputs(proto: Any) -> tuple[Any, list[str]]:
 _SKL2ONNX_NAMES = {"output_label": "label", "output_probability": "probabilities"}
 
 
+def with_output_names(model: OnnxModel, mapping: dict[str, str], note: str) -> OnnxModel:
+    """A copy of `model` whose graph outputs are renamed by `mapping` (inner tensors of the new names moved aside);
+    `model` itself when a new name is a graph input."""
+    onnx = require("onnx", purpose="ONNX")
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.proto)
+    notes: list[str] = []
+    if not _rename_outputs(proto, mapping, notes, note):
+        return model
+    out = OnnxModel(proto, origin=model.origin, path=model.path, runtime=model.runtime)
+    out.report, out.notes, out.route, out.dtype = model.report, list(model.notes) + notes, list(model.route), \
+        model.dtype
+    return out
+
+
 def _rename_skl2onnx_outputs(proto: Any, notes: list[str]) -> None:
     """skl2onnx names a classifier's outputs `output_label` and `output_probability` when it adds a ZipMap (and
     `label`, `probabilities` without): once the ZipMap is gone they are given the names without, so that the
-    model checks against its scikit-learn original. Nothing is renamed if a new name is taken."""
-    names = [o.name for o in proto.graph.output]
-    if sorted(names) != sorted(_SKL2ONNX_NAMES):
-        return
-    if {i.name for i in proto.graph.input} & set(_SKL2ONNX_NAMES.values()):
-        return
+    model checks against its scikit-learn original. Nothing is renamed if a new name is a graph input."""
+    if sorted(o.name for o in proto.graph.output) == sorted(_SKL2ONNX_NAMES):
+        _rename_outputs(proto, _SKL2ONNX_NAMES, notes, "skl2onnx's output names output_label and "
+                        "output_probability are read as label and probabilities")
+
+
+def _rename_outputs(proto: Any, names: dict[str, str], notes: list[str], note: str) -> bool:
+    """Rename graph outputs by `names` in place (an inner tensor already called by a new name is moved aside);
+    False (nothing changed) when a new name is a graph input."""
+    if {i.name for i in proto.graph.input} & set(names.values()):
+        return False
     taken = {v for n in proto.graph.node for v in [*n.input, *n.output]} | {i.name for i in proto.graph.initializer}
-    mapping = dict(_SKL2ONNX_NAMES)
-    for new in _SKL2ONNX_NAMES.values():  # an inner tensor of that name (skl2onnx's own 'probabilities') moves
-        if new in taken:
+    mapping = dict(names)
+    for new in names.values():  # an inner tensor of that name (skl2onnx's own 'probabilities') moves
+        if new in taken and new not in names:
             k = 0
             while f"{new}_{k}" in taken:
                 k += 1
@@ -422,7 +442,8 @@ def _rename_skl2onnx_outputs(proto: Any, notes: list[str]) -> None:
             n.output[i] = mapping.get(v, v)
         for i, v in enumerate(n.input):
             n.input[i] = mapping.get(v, v)
-    notes.append("skl2onnx's output names output_label and output_probability are read as label and probabilities")
+    notes.append(note)
+    return True
 
 
 def _external_tensors(proto: Any) -> list[Any]:
