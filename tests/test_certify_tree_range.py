@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 
 import portable
 
+from .test_certify_unknown_categories import _dense as dense
+
 
 def _feeds(art, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {s.name: (frame[[s.name]].astype(str).to_numpy() if s.is_string else
@@ -27,18 +29,9 @@ def _feeds(art, frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _dense(dom, like: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    cols = {name: c for (name, _), c in dom.columns.items()}
-    out = {}
-    for name in like.columns:
-        c = cols[name]
-        if c.categories is not None:
-            out[name] = rng.choice([str(v) for v in c.categories if str(v) != "__portable_unseen__"], n)
-        else:
-            v = rng.uniform(c.lo, c.hi, n)
-            v[: n // 8] = rng.choice([c.lo, c.hi], n // 8)
-            out[name] = np.round(v) if c.integer else v
-    return pd.DataFrame(out).astype({k: like[k].dtype for k in like.columns if like[k].dtype.kind in "fi"})
+    """`test_certify_unknown_categories._dense` without the unseen category, in the frame's numeric dtypes."""
+    rows = dense(dom, like, n, seed, unseen=False)
+    return rows.astype({k: like[k].dtype for k in like.columns if like[k].dtype.kind in "fi"})
 
 
 def test_house_xgboost_float64_certified_and_bound_holds() -> None:

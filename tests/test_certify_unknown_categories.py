@@ -47,16 +47,16 @@ def _fit(seed: int, iters: int = 30):
     return est, art, df
 
 
-def _dense(dom, like: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """Rows all over the certificate's domain: every category it names (the unseen one too), numbers inside the
-    box, and the box's corners and edges."""
+def _dense(dom, like: pd.DataFrame, n: int, seed: int, unseen: bool = True) -> pd.DataFrame:
+    """Rows all over the certificate's domain: every category it names (the unseen one too, unless not
+    `unseen`), numbers inside the box, and the box's corners and edges."""
     rng = np.random.default_rng(seed)
     cols = {name: c for (name, _), c in dom.columns.items()}
     out = {}
     for name in like.columns:
         c = cols[name]
         if c.categories is not None:
-            out[name] = rng.choice([str(v) for v in c.categories], n)
+            out[name] = rng.choice([str(v) for v in c.categories if unseen or str(v) != "__portable_unseen__"], n)
         else:
             v = rng.uniform(c.lo, c.hi, n)
             v[: n // 8] = rng.choice([c.lo, c.hi], n // 8)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from .payloads import load_unsafely
+
 FORMATS = ("pickle", "joblib", "skops")
 
 
@@ -196,19 +198,6 @@ def _save(est: Any, how: str, path: Path) -> Path:
     return path
 
 
-def _unsafe(how: str, path: Path) -> Any:
-    if how == "pickle":
-        return pickle.loads(path.read_bytes())
-    if how == "joblib":
-        import joblib
-
-        return joblib.load(path)
-    import skops.io as sio
-
-    data = path.read_bytes()
-    return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-
-
 def _outputs(est: Any, X: Any) -> list[Any]:
     out = []
     for m in ("predict", "predict_proba", "decision_function", "transform"):
@@ -279,7 +268,7 @@ def sweep(which: str = "all", convert: bool = False, formats: tuple[str, ...] = 
                 key = f"{name}/{how}"
                 try:
                     path = _save(est, how, tmp / name)
-                    ref = _unsafe(how, path)
+                    ref = load_unsafely(how, path)
                 except Exception as exc:  # noqa: BLE001
                     out.not_saved[key] = f"{type(exc).__name__}: {str(exc)[:120]}"
                     continue

@@ -194,3 +194,10 @@ def widen_linear_heads(proto: Any) -> int:
         del graph.node[:]
         graph.node.extend(new_nodes)
     return count
+
+
+def expit(em: Emitter, s: str) -> str:
+    """1 / (1 + exp(-s)), as scipy's expit: onnxruntime's double Sigmoid rounds tails to 0 (s = -25 gives 0.0 where
+    expit gives 1.4e-11)."""
+    return em.node("Reciprocal", [em.node("Add", [em.const(1.0), em.node("Exp", [em.node("Neg", [s], "negs")], "e")],
+                                          "den")], "p")

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import linear_scores
+from .common import expit, linear_scores
 from .emit import Emitter
 from .registry import sklearn_converter
 
@@ -42,9 +42,7 @@ def sgd_probability_classifier(em: Emitter, est: Any) -> list[Any]:
     k = len(est.classes_)
     binary = k == 2
     if est.loss == "log_loss":
-        # 1 / (1 + exp(-s)): onnxruntime's double Sigmoid gives 0.0 where scipy's expit gives 1.4e-11 (s = -25)
-        p = em.node("Reciprocal", [em.node("Add", [em.const(1.0), em.node("Exp", [em.node("Neg", [s], "negs")],
-                                                                           "e")], "den")], "p")
+        p = expit(em, s)
     else:
         p = em.node("Div", [em.node("Add", [em.node("Clip", [s, em.const(-1.0), em.const(1.0)], "clip"),
                                             em.const(1.0)], "p2"), em.const(2.0)], "p")

@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import UnsupportedModelError
 from .emit import Emitter
 from .registry import UseSkl2onnx, sklearn_converter
-from .common import sqdist, affine, linear_coefs, linear_scores, rows
+from .common import affine, expit, linear_coefs, linear_scores, rows, sqdist
 
 
 @sklearn_converter("sklearn.multiclass.OneVsOneClassifier", kind="classifier", replaces=True)
@@ -111,9 +111,8 @@ def _one_vs_rest_logistic(em: Emitter, est: Any) -> list[Any]:
     w = np.concatenate([q[0] for q in parts], axis=1)
     s = linear_scores(em, em.input(), w, np.concatenate([q[1] for q in parts])[None, :], "dec")
     classes = np.asarray(est.classes_)
-    if len(parts) == 1:  # [1 - expit(s), expit(s)]; 1 / (1 + exp(-s)): onnxruntime's Sigmoid rounds tails to 0
-        p = em.node("Reciprocal", [em.node("Add", [em.const(1.0), em.node("Exp", [em.node("Neg", [s], "negs")],
-                                                                           "e")], "den")], "p")
+    if len(parts) == 1:  # [1 - expit(s), expit(s)]
+        p = expit(em, s)
         em.label(s, classes, binary_raw=s, strict=True)
         return [None, em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p], "p0"), p], "proba", axis=1)]
     # expit(s_i) / sum_j expit(s_j) = softmax_i(log expit(s)), log expit(s) = -softplus(-s): in float32 every
