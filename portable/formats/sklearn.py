@@ -27,6 +27,17 @@ def is_estimator(obj: Any) -> bool:
             and not isinstance(obj, Model))
 
 
+def _n_features_in(est: Any) -> int | None:
+    """`est.n_features_in_`; for a Pipeline whose first steps are "passthrough" (or None), that of its first real
+    step (scikit-learn's Pipeline asks its first step, the string, and has none)."""
+    nf = getattr(est, "n_features_in_", None)
+    if nf is None and isinstance(getattr(est, "steps", None), list):
+        for _, step in est.steps:
+            if step is not None and not (isinstance(step, str) and step == "passthrough"):
+                return _n_features_in(step)
+    return nf
+
+
 def walk(est: Any) -> Iterator[Any]:
     """The estimator and every estimator nested in it (pipeline steps, column transformers, meta-estimators)."""
     seen: set[int] = set()
@@ -408,7 +419,7 @@ class SklearnModel(Model):
         elif _takes_documents(e):  # a text vectorizer first: one document per row
             inputs = (TensorSpec("X", "str", (None, 1)),)
         else:
-            nf = getattr(e, "n_features_in_", None)
+            nf = _n_features_in(e)
             if not nf and type(e).__module__.startswith("catboost"):
                 # an unpickled CatBoost model answers n_features_in_ = 0; its feature names survive the pickle
                 nf = len(getattr(e, "feature_names_", None) or []) or None

@@ -62,7 +62,7 @@ def _check_frame_consumer(model: SklearnModel) -> Any:
     if not any(s.is_string for s in model.signature.inputs) or model.signature.input_names == ["X"]:
         return None
     est = frame_consumer(model.estimator)
-    if hasattr(est, "transformers_"):
+    if hasattr(est, "transformers_") or _members_encode(est):
         return None
     strings = {s.name for s in model.signature.inputs if s.is_string}
     if strings and strings <= set(getattr(model, "categories", {})):
@@ -73,6 +73,15 @@ def _check_frame_consumer(model: SklearnModel) -> Any:
         "make them pandas `category` columns (HistGradientBoosting(categorical_features='from_dtype'), LightGBM, "
         "XGBoost(enable_categorical=True)) or put a ColumnTransformer with an OrdinalEncoder (or OneHotEncoder) "
         "before it")
+
+
+def _members_encode(est: Any) -> bool:
+    """A voting or stacking ensemble each of whose members starts with a ColumnTransformer (a pipeline per member,
+    each with its own preprocessing): every member reads the DataFrame's columns by name."""
+    members = [e for e in getattr(est, "estimators_", None) or [] if not isinstance(e, str)]
+    return type(est).__name__ in ("VotingClassifier", "VotingRegressor", "StackingClassifier",
+                                  "StackingRegressor") and bool(members) and \
+        all(hasattr(frame_consumer(e), "transformers_") for e in members)
 
 
 class FrameCodes:
@@ -236,18 +245,21 @@ def _install_skl2onnx(spec: Spec, cls: type, alias: str | None) -> None:
 def _install_parser(spec: Spec, cls: type, alias: str | None) -> None:
     from skl2onnx._parse import update_registered_parser
     from skl2onnx.common._registration import register_converter
-    from sklearn.base import ClassifierMixin
+    from sklearn.base import ClassifierMixin, RegressorMixin
 
     update_registered_parser(cls, spec.func)
-    if not issubclass(cls, ClassifierMixin):
+    if not issubclass(cls, ClassifierMixin) and (spec.kind != "meta" or issubclass(cls, RegressorMixin)):
         return
     # a pipeline hands its last step zipmap options (portable's parsers add no ZipMap anyway), which skl2onnx
-    # checks against the class's registered converter
+    # checks against the class's registered converter; a meta-estimator (RFE, a search) is a classifier when
+    # its inner estimator is one, without deriving from ClassifierMixin
     zipmap = {"zipmap": [True, False, "columns"], "nocl": [True, False]}
     conv = _converter(alias) if alias else None
     options = _allowed_options(conv) or {}
+    if isinstance(options, str):  # "passthrough" (a search): skl2onnx hands the options to the inner estimator
+        return
     if conv is not None and "zipmap" not in options:
-        register_converter(alias, conv, overwrite=True, options={**options, **zipmap})
+        register_converter(alias, getattr(conv, "_fct", conv), overwrite=True, options={**options, **zipmap})
     elif alias is None:
         from skl2onnx import update_registered_converter
 
@@ -554,7 +566,7 @@ def _fix_transformer_clusterers() -> None:
         return step(scope, model, inputs, _cluster_distances, [("distances", "float", [None, width])])
 
     sklearn_parsers_map[_ClusterDistances] = parse_distances
-    for cls, fix in ((Pipeline, lambda m: fixed(m, "steps", 1, last=False)),
+    for cls, fix in ((Pipeline, lambda m: fixed(_without_identity_steps(m), "steps", 1, last=False)),
                      (FeatureUnion, lambda m: fixed(m, "transformer_list", 1)),
                      (ColumnTransformer, lambda m: fixed(m, "transformers_", 1))):
         original = sklearn_parsers_map.get(cls)
@@ -566,6 +578,21 @@ def _fix_transformer_clusterers() -> None:
             return _o(scope, _f(model), inputs, custom_parsers=custom_parsers)
 
         sklearn_parsers_map[cls] = parse
+
+
+def _without_identity_steps(pipe: Any) -> Any:
+    """A Pipeline without its "passthrough" (or None) steps, which scikit-learn skips: skl2onnx 1.20 asked the
+    string for its tags and failed ("'str' object has no attribute '__sklearn_tags__'"). A shallow copy, or the
+    pipeline itself when it has none; a pipeline of nothing but such steps is left to skl2onnx's own message."""
+    import copy
+
+    kept = [(name, est) for name, est in pipe.steps if est is not None and not (isinstance(est, str)
+                                                                                 and est == "passthrough")]
+    if len(kept) == len(pipe.steps) or not kept:
+        return pipe
+    clone = copy.copy(pipe)
+    clone.steps = kept
+    return clone
 
 
 def _skip_tree_internals() -> None:

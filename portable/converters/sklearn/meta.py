@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import UnsupportedModelError
+from ...formats.sklearn import output_specs
 from .common import affine, affine_map
 from .emit import Emitter
 from .registry import sklearn_converter
@@ -169,3 +170,144 @@ def _column_one(em: Emitter, est: Any) -> list[Any]:
     cols = [em.node("Gather", [v.full_name, em.const([1], dtype=np.int64)], "p1", axis=1)
             for v in em.operator.inputs]
     return [em.node("Concat", cols, "proba", axis=1) if len(cols) > 1 else cols[0]]
+
+
+@sklearn_converter("sklearn.ensemble.StackingClassifier", kind="meta", style="parser")
+def stacking_classifier(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """StackingClassifier as `_concatenate_predictions` builds its final estimator's input: per member the column(s)
+    of its `stack_method_` (predict_proba: the probabilities, the last column only for two classes;
+    decision_function: the scores; predict: the predicted label code), then the input itself with
+    `passthrough`; the final estimator's label code mapped back to the classes.
+
+    skl2onnx 1.20 read every member's probabilities or raw scores and dropped the first probability column of a
+    binary stack only when every member used predict_proba: a binary stack of a LogisticRegression and a
+    LinearSVC, or any stack_method='predict', handed its final estimator other columns than scikit-learn's."""
+    b = _bridge()
+    members = []
+    for est, method in zip(model.estimators_, model.stack_method_):
+        if isinstance(est, str):  # "drop"
+            continue
+        if method == "decision_function" and hasattr(est, "predict_proba"):
+            raise UnsupportedModelError(
+                f"StackingClassifier member {type(est).__name__} with stack_method='decision_function': its "
+                "converter outputs probabilities; use stack_method='auto' or 'predict_proba'")
+        if method not in ("predict_proba", "decision_function", "predict"):
+            raise UnsupportedModelError(f"StackingClassifier(stack_method='{method}') is not supported")
+        outs = b.parse(scope, est, inputs, custom_parsers)
+        members.append(b.step(scope, _Member(model, method), [outs[0] if method == "predict" else outs[1]],
+                              _member_columns, [("stacked", _float(b), [None, None])])[0])
+    if model.passthrough:
+        if len(inputs) != 1:
+            raise UnsupportedModelError("StackingClassifier(passthrough=True) on several input columns")
+        members.append(inputs[0])
+    stacked = b.step(scope, model, members, _concat_columns, [("stacked", _float(b), [None, None])])
+    final = b.parse(scope, model.final_estimator_, stacked, custom_parsers)
+    second = output_specs(model)[1]  # probabilities, or the final estimator's scores
+    label = "str" if np.asarray(model.classes_).dtype.kind in "OUS" else "int64"
+    decode = _label_from_proba if second.name == "probabilities" and _predicts_by_proba(model.final_estimator_) \
+        else _decode_label
+    return b.step(scope, model, [final[0], final[1]], decode,
+                  [("label", label, [None]), (second.name, "float", list(second.shape))])
+
+
+def _predicts_by_proba(final: Any) -> bool:
+    """A final estimator whose predict is the argmax of its predict_proba (forests, naive Bayes, neighbours...),
+    or a logistic regression, whose probabilities are monotone in its decision function: the stack's label is
+    then read from its probabilities (as skl2onnx does, which lets a certificate read the label from them). Other
+    finals (an SVC with probability=True, whose Platt probabilities can disagree with its predict) give their own
+    label."""
+    from ...formats.sklearn_hints import _BY_PROBA
+
+    name = type(final).__name__
+    return name in _BY_PROBA or name == "LogisticRegression"
+
+
+class _Member:
+    """What `_member_columns` needs of one stacking member."""
+
+    def __init__(self, stack: Any, method: str) -> None:
+        self.method = method
+        self.binary = len(stack.classes_) == 2
+
+    def __sklearn_tags__(self) -> Any:  # skl2onnx asks an operator's raw model whether it is a classifier
+        from sklearn.base import BaseEstimator
+
+        return BaseEstimator().__sklearn_tags__()
+
+
+def _float(b: Any) -> str:
+    """The conversion's float type: a stack's columns are in it whatever its members output (skl2onnx's
+    probabilities are float32 in some float64 graphs)."""
+    return "float64" if b._CONVERSION[-1:] == ["float64"] else "float32"
+
+
+def _to(em: Emitter) -> int:
+    """The ONNX type code of the step's first declared output."""
+    return 11 if type(em.operator.outputs[0].type).__name__ == "DoubleTensorType" else 1
+
+
+def _cast(em: Emitter, v: Any) -> str:
+    """`v` in the step's output float type (no node when it already is: the certificate of a stack's members
+    looks for the last tensor that computes a member's output, and an identity Cast would be that one)."""
+    same = type(v.type).__name__ == type(em.operator.outputs[0].type).__name__
+    return v.full_name if same else em.node("Cast", [v.full_name], "x", to=_to(em))
+
+
+def _member_columns(em: Emitter, member: _Member) -> list[Any]:
+    x = _cast(em, em.operator.inputs[0])
+    if member.method == "predict":  # the label code (the members were fitted on the encoded target)
+        return [em.node("Reshape", [x, em.const([-1, 1], dtype=np.int64)], "c")]
+    if not member.binary:  # [N, K] probabilities or scores
+        return [x]
+    # two classes: the probability of the second, or the one score ([N], [N, 1], or [N, 2] as [-s, s]); no
+    # node that keeps the member's whole output (a stack's certificate finds the members' last such tensor)
+    if len(em.operator.inputs[0].type.shape) != 2:
+        return [em.node("Reshape", [x, em.const([-1, 1], dtype=np.int64)], "x2")]
+    return [em.node("Gather", [x, em.const([-1], dtype=np.int64)], "last", axis=1)]
+
+
+def _concat_columns(em: Emitter, est: Any) -> list[Any]:
+    cols = [_cast(em, v) for v in em.operator.inputs]
+    return [em.node("Concat", cols, "stacked", axis=1) if len(cols) > 1 else cols[0]]
+
+
+def _decode_label(em: Emitter, est: Any) -> list[Any]:
+    code = em.node("Reshape", [em.operator.inputs[0].full_name, em.const([-1], dtype=np.int64)], "code")
+    classes = np.asarray(est.classes_)
+    table = em.const(classes.astype(str)) if classes.dtype.kind in "OUS" else \
+        em.const(classes.astype(np.int64), dtype=np.int64)
+    return [em.node("Gather", [table, em.node("Cast", [code], "ci", to=7)], "label", axis=0),
+            em.operator.inputs[1].full_name]
+
+
+@sklearn_converter("sklearn.ensemble.StackingRegressor", kind="meta", style="parser")
+def stacking_regressor(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """StackingRegressor: each member's prediction as one column, the input itself with `passthrough`, then the
+    final estimator. A parser, so that members reading a DataFrame's columns by name (a pipeline each, with its
+    own ColumnTransformer) get all the columns: skl2onnx 1.20's converter takes one input."""
+    b = _bridge()
+    cols = []
+    for est in model.estimators_:
+        if isinstance(est, str):
+            continue
+        out = b.parse(scope, est, inputs, custom_parsers)[0]
+        cols.append(b.step(scope, model, [out], _one_column, [("pred", _float(b), [None, 1])])[0])
+    if model.passthrough:
+        if len(inputs) != 1:
+            raise UnsupportedModelError("StackingRegressor(passthrough=True) on several input columns")
+        cols.append(inputs[0])
+    stacked = b.step(scope, model, cols, _concat_columns, [("stacked", _float(b), [None, None])])
+    return b.parse(scope, model.final_estimator_, stacked, custom_parsers)
+
+
+def _one_column(em: Emitter, est: Any) -> list[Any]:
+    return [em.node("Reshape", [_cast(em, em.operator.inputs[0]), em.const([-1, 1], dtype=np.int64)], "col")]
+
+
+def _label_from_proba(em: Emitter, est: Any) -> list[Any]:
+    proba = em.operator.inputs[1].full_name
+    idx = em.node("ArgMax", [proba], "code", axis=1, keepdims=0)
+    classes = np.asarray(est.classes_)
+    table = em.const(classes.astype(str)) if classes.dtype.kind in "OUS" else \
+        em.const(classes.astype(np.int64), dtype=np.int64)
+    return [em.node("Gather", [table, idx], "label", axis=0), proba]
