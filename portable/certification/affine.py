@@ -338,6 +338,32 @@ def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) 
     try:
         return certify_by_splitting(original, converted, domain, ctx, METHOD, False, time.perf_counter())
     except Discontinuity as exc:  # nothing proved; where the two models should part, for portable.certify to run
-        return discontinuity(exc, original, ctx)
+        cut = _at_normalizer(original, converted, domain, ctx)
+        if isinstance(cut, dict) and all(c.status == CERTIFIED for c in cut.values()):
+            return cut
+        certs = discontinuity(exc, original, ctx)
+        if isinstance(cut, str):
+            for c in certs.values():
+                c.reason = f"{c.reason}; read at the Normalizer's output: {cut}"
+        return certs
     except NotSymbolic as exc:  # the original has no reading: say why (a later method may still apply)
+        if "Normalizer" in str(exc):
+            cut = _at_normalizer(original, converted, domain, ctx)
+            if isinstance(cut, dict):
+                return cut
+            if isinstance(cut, str):
+                return {name: not_certifiable(name, f"no affine reading: {exc}; read at the Normalizer's output: "
+                                              f"{cut}") for name in ctx.outputs}
         return {name: not_certifiable(name, f"no affine reading: {exc}") for name in ctx.outputs}
+
+
+def _at_normalizer(original: Any, converted: Any, domain: Domain, ctx: Context) -> Any:
+    """`normalizer.certify_cut`'s certificates, None when the pair is not a scalers + Normalizer pipeline, or
+    the reason it was not read (a str)."""
+    from .normalizer import certify_cut
+
+    try:
+        return certify_cut(original, converted, domain, ctx, time.perf_counter())
+    except NotSymbolic as exc:
+        return str(exc)
+
