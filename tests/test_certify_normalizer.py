@@ -210,3 +210,47 @@ def test_least_nonzero_against_every_float32_of_a_window():
         row[:, j] = vals
         v = np.abs(_replay(chain, row)[:, j])
         assert got[j] == np.min(v[v > 0]), (j, got[j], np.min(v[v > 0]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_scaler_chains_certified_or_not_and_never_below_sampled(seed):
+    """Random chains of the four scalers (clips included) before a random norm and a Ridge, float32 and float64:
+    the artifact agrees next to the zeros of the normaliser's input, and it is certified within the check's
+    tolerance with a bound never below the largest difference of dense rows (rows whose l1/l2 norm is within
+    rounding of scikit-learn's 2.2e-15 threshold excepted, when the domain has such rows)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, Normalizer, RobustScaler, StandardScaler
+
+    warnings.filterwarnings("ignore")
+    rng = np.random.default_rng(seed)
+    X = rng.normal(rng.uniform(-3, 3, 5), rng.uniform(0.1, 4, 5), (400, 5))
+    y = X @ rng.normal(size=5) + rng.normal(size=400)
+    pool = [lambda: StandardScaler(), lambda: RobustScaler(), lambda: MaxAbsScaler(clip=bool(rng.integers(2))),
+            lambda: MinMaxScaler((-1, 1), clip=bool(rng.integers(2))), lambda: StandardScaler(with_mean=False)]
+    steps = [pool[i]() for i in rng.choice(len(pool), int(rng.integers(1, 4)))]
+    est = make_pipeline(*steps, Normalizer(norm=["l1", "l2", "max"][seed % 3]), Ridge()).fit(X, y)
+    # rows whose scaled values are near 0: the raw values each scaler chain maps to 0, per column, found by bisection
+    lo, hi = X.min(0), X.max(0)
+    from sklearn.pipeline import Pipeline
+
+    pre = Pipeline(est.steps[:-2])
+    a, b = lo.copy(), hi.copy()
+    sa = np.sign(pre.transform(a[None])[0])
+    for _ in range(60):
+        m = (a + b) / 2
+        s = np.sign(pre.transform(m[None])[0])
+        a, b = np.where(s == sa, m, a), np.where(s == sa, b, m)
+    zero = (a + b) / 2
+    for dtype in ("float32", "float64"):
+        dt = np.float32 if dtype == "float32" else np.float64
+        rows = np.vstack([zero * (1 + e * rng.standard_normal((500, 5))) for e in (0, 1e-9, 1e-7, 1e-5, 1e-3)]
+                         + [rng.uniform(lo, hi, (5000, 5))])
+        rows = np.clip(rows, lo, hi).astype(dt).astype(np.float64)
+        art = portable.convert(est, to="onnx", dtype=dtype, check=False, data=X)
+        worst = _largest_difference(est, art, rows)
+        assert worst < 1e-3 * max(1.0, float(np.max(np.abs(est.predict(rows))))), (dtype, worst)
+        rep = portable.check(est, art, data=X, certify=True)
+        cert = next(o["certificate"] for o in rep.outputs if o["name"] == "variable")
+        assert cert["status"] == CERTIFIED, (dtype, cert)
+        assert cert["bound"] >= worst, (dtype, cert["bound"], worst)

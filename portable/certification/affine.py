@@ -347,7 +347,7 @@ def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) 
                 c.reason = f"{c.reason}; read at the Normalizer's output: {cut}"
         return certs
     except NotSymbolic as exc:  # the original has no reading: say why (a later method may still apply)
-        if "Normalizer" in str(exc):
+        if "Normalizer" in str(exc) or "clips" in str(exc):
             cut = _at_normalizer(original, converted, domain, ctx)
             if isinstance(cut, dict):
                 return cut

@@ -9,7 +9,11 @@ operation is. So when the domain holds such rows (every coordinate of the normal
 closest to 0 (least squares over the columns' boxes) and their nearest float32 neighbours, and the affine method
 returns the outputs refuted with those candidates, which `portable.certify` keeps only when running both models
 on one shows a difference beyond the tolerance (else: not certifiable). A normaliser whose input stays away from
-0 over the domain is not read (no bound implemented for x / ||x|| yet): not certifiable, saying so.
+0 over the domain has no affine reading either.
+
+Both are read instead at the normaliser's output (`certify_cut`) when the pipeline starts with scalers and the
+converted graph computes them and the norm in float64 exactly as scikit-learn does (portable's converter:
+`preprocessing.ScaledNormalizer`): then both models normalise the same vector, and only what follows is bounded.
 """
 from __future__ import annotations
 
@@ -314,8 +318,9 @@ def certify_cut(original: Any, converted: Any, domain: Any, ctx: Any, t0: float)
     The argument, over the rows the input dtype holds (`ctx.inputs`: the rows both models are fed): both models
     compute the scaled row v with the same float64 operations on the same values, so v is the same; each divides
     it by its norm of v, computed with a relative error of at most gamma_n (sums in any order; the max is exact),
-    or by 1 where the norm is below 10 eps64 -- which never differs between them, since every nonzero v has a
-    coordinate at least `least_nonzero` in magnitude and that is above the threshold by more than the rounding;
+    or by 1 where the norm is below 10 eps64 -- the same choice in both, except for rows whose norm is within
+    that rounding of the threshold (excepted, as near-ties are; none when every nonzero v has a coordinate of at
+    least `least_nonzero`, above the threshold by more than the rounding);
     the normalised rows (each in [-1, 1], scikit-learn's to its rounding) then differ by a relative
     2 (u64 + gamma_n), plus the float32 rounding of a float32 artifact. What follows the Normalizer is certified
     by the affine/ibp reading over those rows, with that difference as the converted side's input error."""
@@ -356,16 +361,20 @@ def certify_cut(original: Any, converted: Any, domain: Any, ctx: Any, t0: float)
     rel = 2.0 * (U64 + g) * (1 + 4 * (U64 + g))  # |z_b / z_a - 1| for the two float64 normalisations
     least = float(np.min(least_nonzero(chain, lo, hi, dt), initial=np.inf))
     tiny = 10 * float(F64.eps)
-    if not least * (1 - 2 * g) > tiny * (1 + 4 * U64):
-        raise NotSymbolic(f"rows of the domain have a norm near scikit-learn's threshold 10 eps = {tiny:.3g} "
-                          f"(a nonzero scaled value of {least:.3g}): one model may divide by it, the other not")
+    # a row whose norm is within the two norms' rounding of the threshold may be divided by one model and not by
+    # the other (a discontinuity both models share, at another place): such rows are excepted, as near-ties are
+    # (when the scaled values cannot be that small, there are none)
+    band = None if g == 0 or least * (1 - 2 * g) > tiny * (1 + 4 * U64) else (tiny / (1 + 2.5 * g + 4 * U64),
+                                                                    tiny / (1 - 2.5 * g - 4 * U64))
     r = 1.0 if norm == "max" else 1.0 + 4 * g  # scikit-learn's normalised values, with their rounding
     sub_cols = dict(domain.columns)
     for j in range(width):
         sub_cols[(cut, j)] = DomainColumn(lo=-r, hi=r)
     sub = Domain(sub_cols, domain.source)
     space = Space(sub)
-    space.cuts = {id(steps[k]): (cut, width), "inputs": ()}
+    # the scalers and the Normalizer all read as the cut's variables (the scalers' own reading, a clip's say, is
+    # not needed: the graph was matched against them)
+    space.cuts = {**{id(s): (cut, width) for s in steps[:k + 1]}, "inputs": ()}
     if norm in ("l1", "l2"):  # every row is in the ball of its norm, of radius 1 (0 for a zero row) + rounding
         ball = frozenset((cut, j) for j in range(width))
         space.balls.append((norm, ball, True))
@@ -383,10 +392,17 @@ def certify_cut(original: Any, converted: Any, domain: Any, ctx: Any, t0: float)
             f"by rounding (relative {rel:.2g}), and no row's norm is near the 10 eps threshold (the smallest nonzero "
             f"scaled value is {least:.3g}); the bound covers what follows over the normalised rows' box "
             f"[-{r:.17g}, {r:.17g}]" + (f" and {norm} ball of that radius" if norm != "max" else ""))
+    if band is not None:
+        note += (f"; except rows whose scaled row's {norm} norm lies in [{band[0]:.17g}, {band[1]:.17g}] (the "
+                 f"threshold 10 eps = {tiny:.3g} within both norms' rounding: one model may divide by the norm "
+                 f"there and the other not; scaled values as small as {least:.3g} occur in the domain)")
     for cert in certs.values():
+        if band is not None:
+            cert.details["except_rows"] = (f"the {norm} norm of the scaled row within [{band[0]:.6g}, {band[1]:.6g}]"
+                                           " (scikit-learn's zero-norm threshold, within rounding)")
         cert.arithmetic = (cert.arithmetic or "") + "; " + note
         cert.details["normalizer_cut"] = {"tensor": cut, "relative_error": rel, "least_nonzero": least,
-                                          "rows": np.dtype(dt).name}
+                                          "rows": np.dtype(dt).name, "threshold_band": band}
         cert.domain = None
     return certs
 
