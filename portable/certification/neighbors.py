@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import CERTIFIED, REFUTED, Certificate, Context, Domain, certification_method, magnitude_floor, not_certifiable
+from .core import (CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, certification_method,
+                   magnitude_floor, not_certifiable)
 from .symbolic import NotSymbolic
 
 METHOD = "neighbors"
@@ -172,7 +173,7 @@ def _numeric(name: str, bound: float, lo: float, hi: float, ctx: Context, arith:
     d = {**details, "outputs": what, "atol_scale": ctx.atol_scale(name, floor)}
     if bound <= allowed:
         return Certificate(name, CERTIFIED, method=METHOD, bound=bound, tolerance=allowed, arithmetic=arith, details=d)
-    return Certificate(name, "not certifiable", method=METHOD, bound=bound, tolerance=allowed, arithmetic=arith,
+    return Certificate(name, NOT_CERTIFIABLE, method=METHOD, bound=bound, tolerance=allowed, arithmetic=arith,
                        details=d, reason=f"outside distance near-ties the outputs differ by at most {bound:.3g}, more "
                        f"than the tolerance {allowed:.3g}")
 
@@ -212,7 +213,8 @@ def _match(proto: Any, x_name: str, fit: np.ndarray, k: int, classes: Any, y: np
         raise NotSymbolic(f"no float input {x_name}")
     x_dtype = np.dtype(np.float32 if vi.type.tensor_type.elem_type == 1 else np.float64)
     scan = only(x_name, "Scan")
-    if len(scan.input) != 2 or scan.input[0] != x_name or scan.input[1] not in inits or attr(scan, "num_scan_inputs") != 1:
+    if len(scan.input) != 2 or scan.input[0] != x_name or scan.input[1] not in inits or \
+            attr(scan, "num_scan_inputs") != 1:
         raise NotSymbolic("the distances are not a Scan of the input over constant training points")
     points = inits[scan.input[1]]
     if points.dtype != x_dtype or points.shape != fit.shape or \
@@ -241,7 +243,8 @@ def _match(proto: Any, x_name: str, fit: np.ndarray, k: int, classes: Any, y: np
     sq = only(tr.output[0], "Sqrt")
     topk = only(sq.output[0], "TopK")
     kk = inits.get(topk.input[1]) if len(topk.input) > 1 else None
-    if kk is None or kk.reshape(-1).tolist() != [k] or attr(topk, "largest", 1) != 0 or attr(topk, "axis", -1) not in (-1, 1):
+    if kk is None or kk.reshape(-1).tolist() != [k] or attr(topk, "largest", 1) != 0 or \
+            attr(topk, "axis", -1) not in (-1, 1):
         raise NotSymbolic(f"the neighbours are not the {k} smallest distances (TopK)")
     if consumers.get(topk.output[0]) or topk.output[0] in outputs:
         raise NotSymbolic("the distances themselves are read after TopK")

@@ -387,7 +387,8 @@ def certify_cut(original: Any, converted: Any, domain: Any, ctx: Any, t0: float)
     pb = read_onnx(sub_proto, space, "converted")
     certs = certify_programs(pa, pb, original, converted, sub, ctx, "affine", t0)
     note = (f"read at the Normalizer's output ({cut}): both models compute its input with the same float64 "
-            f"operations (scikit-learn's {k} scaler(s): {len(chain)} operations, constants bit-equal) on the same rows of the input "
+            f"operations (scikit-learn's {k} scaler(s): {len(chain)} operations, constants bit-equal) on the same "
+            f"rows of the input "
             f"dtype ({np.dtype(dt).name}: what both are fed), so they normalise the same vector; their norms differ "
             f"by rounding (relative {rel:.2g}), and no row's norm is near the 10 eps threshold (the smallest nonzero "
             f"scaled value is {least:.3g}); the bound covers what follows over the normalised rows' box "
