@@ -140,9 +140,12 @@ def _certify(est: Any, original: Any, converted: Any, domain: Domain, ctx: Conte
         prob_err, labels_ok = m["votes"]
         for name, kind in ctx.outputs.items():
             if kind == "label":
-                if not labels_ok:
-                    certs[name] = not_certifiable(name, "the graph's label is not the first class of the most votes "
-                                                  "for every sequence of neighbour classes")
+                if not labels_ok:  # some votes give another label: the training points are where it shows
+                    reason = ("the graph's label is not the first class of the most votes for every sequence of "
+                              "neighbour classes")
+                    batch = _candidates(est, original, converted, ctx)
+                    certs[name] = Certificate(name, REFUTED, method=METHOD, reason=reason, candidates=[batch]) \
+                        if batch is not None else not_certifiable(name, reason)
                     continue
                 certs[name] = Certificate(name, CERTIFIED, method=METHOD, bound=0.0, arithmetic=arith,
                                           details=dict(details))
