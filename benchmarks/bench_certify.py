@@ -74,7 +74,9 @@ def _status(result: Any) -> str:
     parts = []
     for name, c in result.certificates.items():
         if c.status == "certified":
-            what = "near-ties only" if c.details.get("near_ties_only") else f"<= {c.bound:.2g}"
+            what = f"<= {c.bound:.2g}"
+            if c.details.get("near_ties_only"):  # a label's; a k-NN output's bound holds outside distance ties
+                what = f"<= {c.bound:.2g} except near-ties" if c.bound else "near-ties only"
             parts.append(f"{name}: {c.method} {what}")
         else:
             parts.append(f"{name}: {c.status}")
@@ -132,12 +134,15 @@ def run() -> str:
             "the box, per-operation float rounding bounds, logistic/softmax/hidden layers crossed with their "
             "slopes; calibrations, soft voting and stacking as stages of parallel blocks), `text` (everything after "
             "the vectorizer, over its outputs: the unit ball of normalised rows and the most distinct terms of the "
-            "data's documents; the vectorizer itself is assumed to agree, as the sampled check tests). Rounding: "
+            "data's documents; the vectorizer itself is assumed to agree, as the sampled check tests), `neighbors` "
+            "(k-NN: the same neighbours except at near-ties of distances, then the targets' or votes' rounding). "
+            "Rounding: "
             "dot products by the binades of their partial sums, softmax through a max-shifted log-sum-exp by the "
             "log-sum-exp's own rounding, L1 normalisations of logistic units by relative errors. Not certified "
-            f"on every output ({', '.join(missing) or 'none'}), with the reason in the certificate: RBF SVM "
-            "classifiers (the float32 kernel's worst-case rounding over the support vectors exceeds the "
-            "tolerance), k-NN and SVC's multiclass Platt probabilities (no reading).\n\n")
+            f"on every output ({', '.join(missing) or 'none'}), with the reason in the certificate: RBF SVMs (the float32 "
+            "kernel sum's worst-case rounding over hundreds of support vectors, in any order, exceeds atol where "
+            "the proved output range reaches 0), MLPRegressor (its interval range reaches 0, so atol is not "
+            "scaled), SVC's multiclass Platt probabilities (no reading).\n\n")
     return head + table(["model", "dtype", "certify", "check (1000)", "certify / check", "certificate"], rows)
 
 

@@ -136,3 +136,25 @@ def test_rbf_svc_mutation_is_refuted():
     result = portable.certify(est, portable.load(proto), data=X)
     assert result.certificates["scores"].status == REFUTED
     assert result.certificates["scores"].counterexample["verified"]
+
+
+@pytest.mark.parametrize("name", ["svr", "mlp_regressor"])
+def test_uncertified_hidden_programs_say_what_stops_them(name):
+    """svr and mlp_regressor (float32) stay not certifiable; the reason names the rounding bound alone against the
+    unscaled tolerance and the output range proved through the hidden units, and that range really is looser than
+    what dense rows show (it reaches 0; the sampled outputs stay above 1)."""
+    import re
+
+    warnings.filterwarnings("ignore")
+    est, X, data = dict(SAMPLE_MODELS)[name]()
+    art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
+    cert = portable.certify(est, art, data=data).certificates["variable"]
+    assert cert.status == "not certifiable"
+    m = re.search(r"rounding alone \(([-0-9.e]+).*output range proved through the hidden units, \[([-0-9.e]+), "
+                  r"([-0-9.e]+)\]", cert.reason)
+    assert m, cert.reason
+    rounding, lo, hi = (float(g) for g in m.groups())
+    assert rounding > cert.tolerance and lo <= 0.0 <= hi
+    rows = np.random.default_rng(0).uniform(np.min(X, 0), np.max(X, 0), (20000, np.shape(X)[1]))
+    y = est.predict(rows)
+    assert lo <= y.min() and y.max() <= hi and y.min() > 1.0

@@ -185,10 +185,27 @@ def certify_by_splitting(original: Any, converted: Any, domain: Domain, ctx: Con
         # raw columns (mlp_regressor, svr: no box of 48 certified, ~20x longer certification), so those are split
         # only when the rounding is within the whole domain's tolerance, as before
         if cert.details.get("rounding_bound", 0.0) > (cert.tolerance or 0.0 if hidden else _loosest(name, pa, ctx)):
+            if hidden:
+                cert.reason = (cert.reason or "") + _rounding_reason(name, cert, pa)
             continue
         certs[name] = _split(name, cert, original, converted, domain, ctx, method, weights, budget, t0, deadline)
     imply_labels(certs)
     return certs
+
+
+def _rounding_reason(name: str, cert: Certificate, prog: Any) -> str:
+    """Why a program with hidden units stays uncertified when its rounding bound alone exceeds the tolerance."""
+    import numpy as np
+
+    out = prog.outputs.get(name)
+    if out is None or hasattr(out, "classes"):
+        return ""
+    lo, hi = prog.space.range(out.C, prog.side)
+    lo, hi = float(np.min(lo - out.E)), float(np.max(hi + out.E))
+    return (f"; the worst-case float rounding alone ({cert.details['rounding_bound']:.3g}: both models' operations, "
+            f"sums in any order) exceeds the tolerance {cert.tolerance:.3g}, which is atol unscaled because the "
+            f"output range proved through the hidden units, [{lo:.4g}, {hi:.4g}], reaches 0 (interval bounds of the "
+            "units; smaller boxes of the raw columns hardly tighten them, so the domain is not split)")
 
 
 def _loosest(name: str, prog: Any, ctx: Context) -> float:
@@ -338,6 +355,32 @@ def certify_affine(original: Any, converted: Any, domain: Domain, ctx: Context) 
     try:
         return certify_by_splitting(original, converted, domain, ctx, METHOD, False, time.perf_counter())
     except Discontinuity as exc:  # nothing proved; where the two models should part, for portable.certify to run
-        return discontinuity(exc, original, ctx)
+        cut = _at_normalizer(original, converted, domain, ctx)
+        if isinstance(cut, dict) and all(c.status == CERTIFIED for c in cut.values()):
+            return cut
+        certs = discontinuity(exc, original, ctx)
+        if isinstance(cut, str):
+            for c in certs.values():
+                c.reason = f"{c.reason}; read at the Normalizer's output: {cut}"
+        return certs
     except NotSymbolic as exc:  # the original has no reading: say why (a later method may still apply)
+        if "Normalizer" in str(exc) or "clips" in str(exc):
+            cut = _at_normalizer(original, converted, domain, ctx)
+            if isinstance(cut, dict):
+                return cut
+            if isinstance(cut, str):
+                return {name: not_certifiable(name, f"no affine reading: {exc}; read at the Normalizer's output: "
+                                              f"{cut}") for name in ctx.outputs}
         return {name: not_certifiable(name, f"no affine reading: {exc}") for name in ctx.outputs}
+
+
+def _at_normalizer(original: Any, converted: Any, domain: Domain, ctx: Context) -> Any:
+    """`normalizer.certify_cut`'s certificates, None when the pair is not a scalers + Normalizer pipeline, or
+    the reason it was not read (a str)."""
+    from .normalizer import certify_cut
+
+    try:
+        return certify_cut(original, converted, domain, ctx, time.perf_counter())
+    except NotSymbolic as exc:
+        return str(exc)
+

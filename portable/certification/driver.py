@@ -30,7 +30,7 @@ from ..errors import PortableError
 from ..hints import Column
 from .core import CERTIFIED, METHODS, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn, labels_differ
 
-METHOD_MODULES = ("trees", "affine", "ibp", "text", "members")  # imported when present; each registers its methods
+METHOD_MODULES = ("trees", "affine", "ibp", "text", "members", "neighbors")  # imported when present; each registers its methods
 
 
 @dataclass

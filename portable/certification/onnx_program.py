@@ -110,6 +110,9 @@ def read_onnx(proto: Any, space: Space, side: str) -> Program:
                       None if val.nan is None else val.nan.reshape(dims[1:]))
         if isinstance(val, Sym) and t.elem_type == 1 and not space.exact_in(val.C, val.E, U32):
             val.E = prog.u("float32") * prog.mag(val)  # float64 values fed as float32: rounded on the way in
+        rel = getattr(space, "input_errors", {}).get(vi.name)
+        if rel and isinstance(val, Sym):  # a cut whose value differs from the other side's by a relative error
+            val.E = np.asarray(val.E, dtype=np.float64) + rel * prog.mag(val)
         env[vi.name] = val
         dtypes[vi.name] = {1: "float32", 11: "float64", 7: "int64", 6: "int32", 8: "str", 9: "bool"}.get(
             t.elem_type, "float32")

@@ -137,6 +137,8 @@ class Space:
         #: (TfidfVectorizer's rows) is in the box [0, 1]^n and in the unit l2 ball: a linear function's largest
         #: value over both is the smaller of the two maxima (the ball's: the norm of its positive coefficients)
         self.balls: list[tuple[str, frozenset, bool]] = []
+        #: a ball's radius when it is not 1 (a Normalizer's rows as scikit-learn rounds them: 1 + a few ulps)
+        self.ball_radius: dict[frozenset, float] = {}
         #: (columns, K): at most K of these columns are nonzero at once (a document holds at most K distinct terms):
         #: a dot product over them adds at most K nonzero terms, and only those round (x + 0 is exact)
         self.nonzero: list[tuple[frozenset, int]] = []
@@ -452,6 +454,7 @@ class Space:
         ball = next((b for b in self.balls if b[1] == cols), None)
         if ball is not None:
             norm, _, signed = ball
+            R = self.ball_radius.get(cols, 1.0)
             cc = c if signed else np.maximum(c, 0.0)
             if norm == "l2":
                 sq = cc ** 2
@@ -465,6 +468,7 @@ class Space:
                 val = a[np.arange(m), j]
                 pt = np.zeros_like(c)
                 pt[np.arange(m), j] = np.sign(cc[np.arange(m), j])
+            val, pt = val * R, pt * R
             take = val < best
             best, point = np.where(take, val, best), np.where(take[:, None], pt, point)
         return best, point
@@ -519,9 +523,9 @@ class Space:
                     sq = a ** 2
                     if k is not None and k < len(rows):
                         sq = -np.sort(-sq, axis=1)[:, :k]
-                    best = np.minimum(best, np.sqrt(sq.sum(axis=1)))
+                    best = np.minimum(best, np.sqrt(sq.sum(axis=1)) * self.ball_radius.get(cols, 1.0))
                 else:
-                    best = np.minimum(best, a.max(axis=1))
+                    best = np.minimum(best, a.max(axis=1) * self.ball_radius.get(cols, 1.0))
             out = out - box + best
         return out
 
@@ -610,6 +614,7 @@ class Space:
 
             ballT = np.maximum(ball(np.maximum(a, 0.0)), ball(np.maximum(-a, 0.0))) \
                 if nonneg and not signed else ball(np.abs(a))
+            ballT = ballT * self.ball_radius.get(cols, 1.0)
             j = np.arange(2, n + 1)
             T = restT[np.minimum(j, len(rest))] + ballT[np.minimum(j, min(r, K))] + errT[np.minimum(j, r)]
             best = T if best is None else np.minimum(best, T)

@@ -193,6 +193,7 @@ def _install() -> None:
     _fix_voting()
     _fix_column_transformer()
     _fix_transformer_clusterers()
+    _fix_normalizer_chains()
     _skip_tree_internals()
 
 
@@ -593,6 +594,51 @@ def _without_identity_steps(pipe: Any) -> Any:
     clone = copy.copy(pipe)
     clone.steps = kept
     return clone
+
+
+def _fix_normalizer_chains() -> None:
+    """A Normalizer after elementwise scalers in a Pipeline: those steps become one
+    `preprocessing.ScaledNormalizer`, computed in float64 as scikit-learn computes them (a centring scaler in
+    float32 before x / ||x|| gave rows near its centre any direction). Parsed from a shallow copy of the
+    pipeline."""
+    import copy
+
+    from skl2onnx._parse import sklearn_parsers_map
+    from sklearn.pipeline import Pipeline
+
+    from .preprocessing import ScaledNormalizer, chains_scalers, scaled_normalizer
+
+    def fixed(model: Any) -> Any:
+        steps = list(model.steps)
+        out: list[Any] = []
+        for name, est in steps:
+            if type(est).__name__ == "Normalizer" and type(est).__module__.startswith("sklearn."):
+                k = len(out)
+                while k > 0 and chains_scalers(out[k - 1][1]):
+                    k -= 1
+                if k < len(out):
+                    out[k:] = [(name, ScaledNormalizer([e for _, e in out[k:]], est))]
+                    continue
+            out.append((name, est))
+        if len(out) == len(steps):
+            return model
+        clone = copy.copy(model)
+        clone.steps = out
+        return clone
+
+    def parse_scaled(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+        width = getattr(model.normalizer, "n_features_in_", None)
+        return step(scope, model, inputs, scaled_normalizer, [("normalized", "float", [None, width])])
+
+    sklearn_parsers_map[ScaledNormalizer] = parse_scaled
+    original = sklearn_parsers_map.get(Pipeline)
+    if original is None:
+        return
+
+    def parse(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None, _o: Any = original) -> Any:
+        return _o(scope, fixed(model), inputs, custom_parsers=custom_parsers)
+
+    sklearn_parsers_map[Pipeline] = parse
 
 
 def _skip_tree_internals() -> None:

@@ -33,12 +33,93 @@ def binarizer(em: Emitter, est: Any) -> list[Any]:
 @sklearn_converter("sklearn.preprocessing.Normalizer", kind="transformer", replaces=True)
 def normalizer(em: Emitter, est: Any) -> list[Any]:
     """Each row divided by its norm, as `sklearn.preprocessing.normalize`: l1 = sum |x|, l2 = sqrt(sum x^2),
-    max = max |x|; a norm below 10 eps of the dtype counts as 1 (`_handle_zeros_in_scale`), so a zero row stays 0.
+    max = max |x|; a norm below 10 eps(float64) counts as 1 (`_handle_zeros_in_scale`), so a zero row stays 0.
 
     skl2onnx writes ONNX's `Normalizer`, whose MAX divides by the largest signed value: a row whose largest
-    magnitude is negative came out scaled by a wrong (even negative) norm, and a zero row gave NaN.
+    magnitude is negative came out scaled by a wrong (even negative) norm, and a zero row gave NaN. In a float32
+    artifact the norm is taken in float64 (`normalize`): scikit-learn normalises the float64 row, and a float32
+    norm with a float32 threshold (10 eps32 = 1.2e-6) left rows of norm 1e-7 unnormalised.
     """
-    x = em.input()
+    return [normalize(em, em.input(), est, ())]
+
+
+# the elementwise scalers a Normalizer reads in float64 with them (`ScaledNormalizer`)
+NORMALIZER_SCALERS = ("StandardScaler", "RobustScaler", "MaxAbsScaler", "MinMaxScaler")
+
+
+class ScaledNormalizer:
+    """Elementwise scalers (`NORMALIZER_SCALERS`) followed by a Normalizer, one step of a pipeline in a
+    conversion (`bridge._fix_normalizer_chains`): x / ||x|| is discontinuous at x = 0, and a centring scaler maps
+    rows of its data's range to (nearly) 0. Computed step by step in float32 (skl2onnx's Scaler: float32 offset
+    and scale), the centred value of a row near the centre is the float32 rounding error of the scaling and of
+    the centre, in no relation to scikit-learn's float64 value: its direction, and so the normalised row, came
+    out anywhere (a float32 artifact differed from scikit-learn by up to 491 on rows of the data's box). The
+    chain is computed in float64 with scikit-learn's operations in its order (subtract, then divide; multiply,
+    then add), so a float32 input row gives the normaliser the very vector scikit-learn gives it; the result is
+    rounded to float32 once (a relative error of each output, whose magnitude is at most 1)."""
+
+    def __init__(self, scalers: list[Any], normalizer: Any) -> None:
+        self.scalers, self.normalizer = list(scalers), normalizer
+
+    def __sklearn_tags__(self) -> Any:  # skl2onnx's pipeline parser asks whether each step is a classifier
+        return self.normalizer.__sklearn_tags__()
+
+
+def scaled_normalizer(em: Emitter, wrapped: ScaledNormalizer) -> list[Any]:
+    return [normalize(em, em.input(), wrapped.normalizer, wrapped.scalers)]
+
+
+def chains_scalers(est: Any) -> bool:
+    """Whether `est` is a scaler `ScaledNormalizer` computes exactly as scikit-learn (dense, fitted)."""
+    name = type(est).__name__
+    if name not in NORMALIZER_SCALERS or type(est).__module__.split(".")[0] != "sklearn":
+        return False
+    need = {"StandardScaler": ("mean_", "scale_"), "RobustScaler": ("center_", "scale_"),
+            "MaxAbsScaler": ("scale_",), "MinMaxScaler": ("scale_", "min_")}[name]
+    return all(hasattr(est, a) for a in need)
+
+
+def _scale64(em: Emitter, x: str, est: Any) -> str:
+    """One scaler in float64, scikit-learn's operations in its order."""
+    name = type(est).__name__
+
+    def const(v: Any) -> str:
+        return em.const(np.asarray(v, dtype=np.float64).reshape(1, -1), dtype=np.float64)
+
+    def clip(x: str, lo: float, hi: float) -> str:
+        return em.node("Min", [em.node("Max", [x, em.const(lo, dtype=np.float64)], "clo"),
+                               em.const(hi, dtype=np.float64)], "clipped")
+
+    if name == "StandardScaler":
+        if est.with_mean and est.mean_ is not None:
+            x = em.node("Sub", [x, const(est.mean_)], "centred")
+        if est.with_std and est.scale_ is not None:
+            x = em.node("Div", [x, const(est.scale_)], "scaled")
+    elif name == "RobustScaler":
+        if est.with_centering and est.center_ is not None:
+            x = em.node("Sub", [x, const(est.center_)], "centred")
+        if est.with_scaling and est.scale_ is not None:
+            x = em.node("Div", [x, const(est.scale_)], "scaled")
+    elif name == "MaxAbsScaler":
+        x = em.node("Div", [x, const(est.scale_)], "scaled")
+        if getattr(est, "clip", False):
+            x = clip(x, -1.0, 1.0)
+    else:  # MinMaxScaler
+        x = em.node("Add", [em.node("Mul", [x, const(est.scale_)], "scaled"), const(est.min_)], "shifted")
+        if getattr(est, "clip", False):
+            x = clip(x, float(est.feature_range[0]), float(est.feature_range[1]))
+    return x
+
+
+def normalize(em: Emitter, x: str, est: Any, scalers: Any) -> str:
+    """`scalers` then `est` (a Normalizer) on `x`, in float64 whatever the artifact's dtype (see
+    `ScaledNormalizer`), rounded once to the artifact's dtype."""
+    from onnx import TensorProto
+
+    if not em.double:
+        x = em.node("Cast", [x], "x64", to=TensorProto.DOUBLE)
+    for s in scalers:
+        x = _scale64(em, x, s)
     if est.norm == "l1":
         norm = em.reduce("ReduceSum", em.node("Abs", [x], "absx"), 1, keepdims=1)
     elif est.norm == "l2":
@@ -47,10 +128,11 @@ def normalizer(em: Emitter, est: Any) -> list[Any]:
         norm = em.reduce("ReduceMax", em.node("Abs", [x], "absx"), 1, keepdims=1)
     else:
         raise UnsupportedModelError(f"Normalizer(norm={est.norm!r}) is not a norm scikit-learn knows")
-    tiny = 10 * np.finfo(np.float64 if em.double else np.float32).eps
-    small = em.node("Less", [norm, em.const(tiny)], "small")
-    safe = em.node("Where", [small, em.const(1.0), norm], "norm")
-    return [em.node("Div", [x, safe], "normalized")]
+    tiny = 10 * np.finfo(np.float64).eps
+    small = em.node("Less", [norm, em.const(tiny, dtype=np.float64)], "small")
+    safe = em.node("Where", [small, em.const(1.0, dtype=np.float64), norm], "norm")
+    out = em.node("Div", [x, safe], "normalized")
+    return out if em.double else em.node("Cast", [out], "normalized32", to=TensorProto.FLOAT)
 
 
 @sklearn_converter("sklearn.preprocessing.KBinsDiscretizer", kind="transformer", replaces=True)
