@@ -169,3 +169,39 @@ def test_stacking_classifier_label_follows_its_final_estimators_predict(final) -
     else:  # skl2onnx's SVC computes Platt's probabilities in float32 (left as it is here)
         np.testing.assert_allclose(got["probabilities"], stack.predict_proba(X),
                                    atol=1e-6 if final == "svc_probability" else 1e-9)
+
+
+@pytest.mark.parametrize("base", ["gaussian_nb", "mlp", "scaled_nb"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_isotonic_calibration_of_a_probabilistic_base_interpolates(base, n_classes) -> None:
+    """CalibratedClassifierCV(GaussianNB(), method="isotonic"): skl2onnx 1.20 read each isotonic calibrator at
+    the threshold nearest to the base's probability instead of interpolating (0.04 off in float64). Bases
+    without decision_function are calibrated on their predict_proba, now converted by portable."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _xy(n_classes, 900)
+    make = {"gaussian_nb": GaussianNB, "mlp": lambda: MLPClassifier((8,), max_iter=300, random_state=0),
+            "scaled_nb": lambda: make_pipeline(StandardScaler(), GaussianNB())}[base]
+    cal = CalibratedClassifierCV(make(), method="isotonic", cv=3).fit(X[:600], y[:600])
+    art = portable.convert(cal, to="onnx", dtype="float64", check=False)
+    _agree(cal, art, X[600:], atol=1e-12)
+    auto = portable.convert(cal, to="onnx")  # float32 where it is equivalent, else float64
+    assert portable.check(cal, auto, seed=1).equivalent
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_k_nn_distance_ties_inside_a_calibrated_classifier_are_ties(method) -> None:
+    """The checker's rows equidistant to two training points change a k-NN's neighbours; a bare k-NN excuses
+    them as ties, a calibrated one did not (NOT equivalent on one such row, both dtypes)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = _xy(3, 900)
+    cal = CalibratedClassifierCV(KNeighborsClassifier(), method=method, cv=3).fit(X[:600], y[:600])
+    art = portable.convert(cal, to="onnx", dtype="float64", check=False)
+    _agree(cal, art, X[600:], atol=1e-12)
+    assert all(portable.check(cal, art, seed=s).equivalent for s in range(3))

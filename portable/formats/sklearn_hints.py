@@ -209,7 +209,8 @@ def sklearn_hints(model: Any) -> InputHints:
 def _neighbour_members(est: Any, prep: Callable[[Any], Any] | None = None
                        ) -> list[tuple[Callable[[Any], Any] | None, Any]]:
     """The neighbour models inside `est` (itself, a pipeline's last step, members of a bagging, voting, stacking,
-    one-vs-rest or multi-output ensemble), each with what turns the model's input into that member's input."""
+    one-vs-rest or multi-output ensemble, a search's best estimator, RFE's estimator, the bases of a calibrated
+    classifier), each with what turns the model's input into that member's input."""
     def then(f: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return f if prep is None else (lambda X: f(prep(X)))
 
@@ -217,6 +218,14 @@ def _neighbour_members(est: Any, prep: Callable[[Any], Any] | None = None
         return _neighbour_members(est.steps[-1][1], then(est[:-1].transform) if len(est.steps) > 1 else prep)
     if hasattr(est, "_fit_X") and (hasattr(est, "n_neighbors") or hasattr(est, "radius")):
         return [(prep, est)]
+    if hasattr(est, "best_estimator_"):  # a search
+        return _neighbour_members(est.best_estimator_, prep)
+    if hasattr(est, "support_") and hasattr(est, "estimator_"):  # RFE: the selected columns
+        keep = np.flatnonzero(est.support_)
+        return _neighbour_members(est.estimator_, then(lambda X: np.asarray(X)[:, keep]))
+    calibrated = getattr(est, "calibrated_classifiers_", None)  # CalibratedClassifierCV: each fold's base
+    if isinstance(calibrated, list):
+        return [m for cc in calibrated for m in _neighbour_members(getattr(cc, "estimator", None), prep)]
     members = getattr(est, "estimators_", None)
     if not isinstance(members, list):
         return []

@@ -1,10 +1,13 @@
-"""CalibratedClassifierCV over linear bases (LinearSVC, LogisticRegression, RidgeClassifier, SGD...).
+"""CalibratedClassifierCV over linear bases (LinearSVC, LogisticRegression, RidgeClassifier, SGD...) and over
+bases calibrated by their probabilities (naive Bayes, trees, forests, k-NN, networks: no decision_function).
 
 skl2onnx 1.20 fails on a binary base with a one-column decision_function (ArrayFeatureExtractor out of range in
 onnxruntime) and calibrates isotonic over LogisticRegression's probabilities instead of its decision_function
 (wrong by 0.06). portable computes what `_CalibratedClassifier.predict_proba` computes: the base's
 decision_function, one sigmoid or isotonic calibrator per class, normalization, and the mean over the
-cross-validation folds. Other bases go to skl2onnx's converter.
+cross-validation folds. skl2onnx 1.20 also read an isotonic calibrator at the threshold nearest to a base's
+probability instead of interpolating between thresholds (CalibratedClassifierCV(GaussianNB(), method="isotonic")
+off by 0.04). Other bases (non-linear ones with a decision_function) go to skl2onnx's converter.
 """
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from .simple import isotonic
 
 @sklearn_converter("sklearn.calibration.CalibratedClassifierCV", kind="classifier", replaces=True)
 def calibrated_classifier(em: Emitter, est: Any) -> list[Any]:
-    if not all(linear_coefs(cc.estimator) is not None for cc in est.calibrated_classifiers_):
+    if not all(linear_coefs(cc.estimator) is not None or _by_proba(cc.estimator)
+               for cc in est.calibrated_classifiers_):
         raise UseSkl2onnx
     x = em.input()
     n_class = len(est.classes_)
@@ -39,8 +43,13 @@ def _fold(em: Emitter, x: str, cc: Any, n_class: int) -> str:
     if cc.method not in ("sigmoid", "isotonic"):
         raise UnsupportedModelError(f"CalibratedClassifierCV(method='{cc.method}') is not supported "
                                     "(sigmoid, isotonic)")
-    w, b = linear_coefs(cc.estimator)
-    scores = linear_scores(em, x, w, b[None, :], "dec")
+    if linear_coefs(cc.estimator) is not None:
+        w, b = linear_coefs(cc.estimator)
+        scores = linear_scores(em, x, w, b[None, :], "dec")
+    else:  # the base's probabilities: of the second class only for two classes (_get_response_values)
+        scores = _base_probabilities(em, cc.estimator)
+        if n_class == 2:
+            scores = em.node("Gather", [scores, em.const([1], dtype=np.int64)], "p1", axis=1)
     inner = list(np.searchsorted(np.asarray(cc.classes), np.asarray(cc.estimator.classes_)))
     cols: dict[int, str] = {}
     for j, cal in enumerate(cc.calibrators):
@@ -60,3 +69,25 @@ def _fold(em: Emitter, x: str, cc: Any, n_class: int) -> str:
     nonzero = em.node("Not", [em.node("Equal", [den, em.const(0.0)], "dz")], "dnz")
     safe = em.node("Where", [nonzero, den, em.const(1.0)], "safe")
     return em.node("Where", [nonzero, em.node("Div", [p, safe], "norm"), em.const(1.0 / n_class)], "proba")
+
+
+def _by_proba(base: Any) -> bool:
+    """scikit-learn calibrates `decision_function` when the base has one, else `predict_proba`."""
+    return not hasattr(base, "decision_function") and hasattr(base, "predict_proba")
+
+
+def _base_probabilities(em: Emitter, base: Any) -> str:
+    """The fold's base classifier as an operator of its own (its converter: portable's or skl2onnx's) on this
+    converter's input; its probabilities."""
+    from skl2onnx._supported_operators import sklearn_operator_name_map
+
+    from .bridge import declared_outputs
+
+    alias = sklearn_operator_name_map.get(type(base))
+    if alias is None:
+        raise UseSkl2onnx
+    op = em.scope.declare_local_operator(alias, base)
+    op.inputs.append(em.operator.inputs[0])
+    for name, typ in declared_outputs(base, em.operator.inputs[0]):
+        op.outputs.append(em.scope.declare_local_variable(f"calibrated_base_{name}", typ))
+    return op.outputs[1].full_name
