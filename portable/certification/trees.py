@@ -14,7 +14,8 @@ logistic, softmax, a label taken by argmax or by a threshold). The proof has thr
    intersect (node by node, when the two trees have the same structure and equivalent thresholds: the leaf with
    itself). The tree's contribution to the difference is the largest difference of the paired leaf values.
 3. Aggregation. Raw score differences add over the trees, with the bases and a rounding bound for the sum in
-   each side's arithmetic (`n * u / (1 - n * u)` of the sum of the largest |terms|, u = 2^-24 for float32);
+   each side's arithmetic (`n * u / (1 - n * u)` of the largest partial sum, or, when smaller, u per addition
+   times the largest sum it can hold: `_sum_rounding`; u = 2^-24 for float32);
    a post transform propagates it by its Lipschitz constant (1/4 for the logistic function, 1/2 for softmax in
    the max norm) plus its own rounding. A label is exact wherever the decision margin exceeds twice the bound.
 
@@ -953,7 +954,8 @@ class TreeProof:
                 u: float, s_range: tuple[np.ndarray, np.ndarray] | None = None) -> Certificate:
         ctx = self.ctx
         arithmetic = (f"leaf values as stored by each side; sums of {len(self.a.roots)} trees bounded by "
-                      f"n*u/(1-n*u) of the sum of the largest |terms| (u = 2^-{int(-np.log2(u))}); routing in "
+                      f"n*u/(1-n*u) of the largest partial sum, or u per addition of the largest sum it can hold "
+                      f"(u = 2^-{int(-np.log2(u))}); routing in "
                       f"the input dtype ({', '.join(sorted({str(d) for d in self.dtypes}))})")
         if getattr(oa, "rounded", False) or getattr(ob, "rounded", False):
             arithmetic += ("; the converted output summed in float64 and rounded to float32 once at the end: at most "
