@@ -30,6 +30,7 @@ from ..hints import LT, TreeEnsemble, TreeNodes, TreeOutput, derive_splits
 # float32 sum of K probabilities, each within POST_ULPS u of its exact value, moves each by at most
 # (POST_ULPS K + K + 2) u more (the sum is within (POST_ULPS + 1) K u of 1)
 _NORMALIZER_ULPS = 18
+_POST_ULPS = 16  # trees.POST_ULPS: a sigmoid's or exp's own rounding in the runtime, in units of u
 
 
 def views(original: Any, converted: Any) -> tuple[TreeEnsemble, TreeEnsemble] | None:
@@ -166,7 +167,7 @@ def onnx_view(model: Any) -> TreeEnsemble | None:
     proto = getattr(model, "proto", None)
     if proto is None:
         return None
-    from ..formats.onnx_trees import Cols, Soft, _attrs, _column_step, _const, _step
+    from ..formats.onnx_trees import Cols, Label, Soft, _attrs, _column_step, _const, _step
 
     graph = proto.graph
     consts: dict[str, Any] = {i.name: i for i in graph.initializer}
@@ -287,6 +288,13 @@ def onnx_view(model: Any) -> TreeEnsemble | None:
             syms[op.output[1]] = Soft(list(range(K)), [1.0] * K, [0.0] * K)
             outs[op.output[0]] = TreeOutput("label", np.arange(K), 1.0, 0.0, classes=classes)
     extra: dict[str, int] = {}
+    # a float64 binary graph (MatMul + Add of decision columns [-s, s]): its label ArgMax(raw) is raw1 > 0, and
+    # its probabilities Sigmoid(raw) / ReduceSum(Abs(Sigmoid(raw))) are [1 - p, p], the division by a sum within
+    # the raw scores' rounding (T + 1) P u / 4 each, and the two sigmoids' own, of 1 adding at most
+    # (T + 1) P + 2 POST_ULPS + 8 units of u (P: the largest |partial sum|)
+    negated = add is not None and K == 2 and np.array_equal(W[0], -W[1]) and b[0] == -b[1]
+    P = float(np.abs(b).max()) + sum(float(np.abs(W[:, list(v.values())]).max()) for v in slot.values() if v)
+    norm: dict[str, Any] = {"ulps": int(np.ceil((len(columns) + 1) * P)) + 2 * _POST_ULPS + 8}
     after = False
     for n in graph.node:
         if list(n.output) == list(op.output):
@@ -298,6 +306,12 @@ def onnx_view(model: Any) -> TreeEnsemble | None:
         if n.op_type == "Normalizer" and isinstance(src, Soft) and _attrs(n).get("norm") in (b"L1", "L1"):
             syms[n.output[0]] = src
             extra[n.output[0]] = extra.get(n.input[0], 0) + _NORMALIZER_ULPS * K
+            continue
+        got = _after_matmul(n, src, syms, consts, negated, norm)
+        if got is not None:
+            syms[n.output[0]], more = got
+            if more:
+                extra[n.output[0]] = extra.get(n.input[0], 0) + more
             continue
         got = _step(n, syms, consts, K, None)
         if got is None:
@@ -311,11 +325,49 @@ def onnx_view(model: Any) -> TreeEnsemble | None:
             outs[o.name] = TreeOutput("columns", s.k, s.a, s.b, fn=s.fn, c=s.c, d=s.d)
         elif isinstance(s, Soft):
             outs[o.name] = TreeOutput("softmax", s.k, s.a, s.b)
+        elif isinstance(s, Label) and o.name not in outs:
+            outs[o.name] = TreeOutput("label", s.index.k, s.index.a, s.index.b, rule=s.index.rule,
+                                      strict=s.index.strict, classes=s.classes)
         if o.name in outs and extra.get(o.name):
             outs[o.name].post_ulps = extra[o.name]  # read by the trees method's post-transform rounding
     ens = TreeEnsemble(trees, b, outs, accumulate=acc, terms=-2, source=f"ONNX KBins one-hot + {op.op_type}")
     ens.summed_as_stored = True
     return ens
+
+
+def _after_matmul(n: Any, src: Any, syms: dict[str, Any], consts: dict[str, Any], negated: bool,
+                  norm: dict[str, Any]) -> tuple[Any, int] | None:
+    """(symbol, extra units of u) of a node after a MatMul + Add reading that `_step` does not follow: the
+    binary graph's threshold label and normalised sigmoid (see `onnx_view`), a class lookup by
+    ArrayFeatureExtractor; None otherwise."""
+    from ..formats.onnx_trees import Cols, Index, Label, _attrs, _const
+
+    op, ins = n.op_type, list(n.input)
+    ident = isinstance(src, Cols) and src.fn == ["identity", "identity"] and list(src.k) == [0, 1] and \
+        list(src.a) == [1.0, 1.0] and list(src.b) == [0.0, 0.0]
+    if negated and ident and op == "ArgMax" and _attrs(n).get("axis", 0) in (1, -1) and \
+            not _attrs(n).get("select_last_index", 0):
+        return Index("threshold", [1], [1.0], [0.0], strict=True), 0
+    if negated and ident and op == "Sigmoid":
+        norm["sigmoid"] = n.output[0]
+        return Cols([0, 1], [-1.0, 1.0], [0.0, 0.0], ["logistic", "logistic"], [-1.0, 1.0], [1.0, 0.0]), 0
+    if op == "Abs" and ins and ins[0] == norm.get("sigmoid"):
+        norm["abs"] = n.output[0]
+        return src, 0
+    if op == "ReduceSum" and ins and ins[0] == norm.get("abs") and _attrs(n).get("keepdims", 1) == 1:
+        axes = _const(consts, ins[1]) if len(ins) > 1 and ins[1] else np.asarray(_attrs(n).get("axes", []))
+        if axes is not None and axes.reshape(-1).tolist() in ([1], [-1]):
+            norm["sum"] = n.output[0]
+            return src, 0
+        return None
+    if op == "Div" and len(ins) == 2 and ins[0] == norm.get("sigmoid") and ins[1] == norm.get("sum"):
+        return syms[ins[0]], norm["ulps"]
+    if op == "ArrayFeatureExtractor" and len(ins) == 2 and isinstance(syms.get(ins[1]), Index) and \
+            ins[0] in consts:
+        classes = _const(consts, ins[0])
+        if classes is not None and classes.ndim == 1:
+            return Label(syms[ins[1]], classes), 0
+    return None
 
 
 def _one_hot(n: Any, x: list[tuple[Any, ...]], consts: dict[str, Any], producer: dict[str, Any]

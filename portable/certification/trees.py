@@ -899,8 +899,9 @@ class TreeProof:
                 elif f == "exp":  # c e^s + d moves by |c| e^s (e^delta - 1): relative to the value when d = 0
                     cols.append(("exp", c, dd, dj, 0.0, POST_ULPS * u, lo, hi))
                 else:
+                    ulps = POST_ULPS + max(getattr(oa, "post_ulps", 0), getattr(ob, "post_ulps", 0))
                     cols.append(("logistic", c, dd, LIPSCHITZ["logistic"] * abs(c) * dj,
-                                 abs(c) * dj * np.exp(min(dj, 50.0)), POST_ULPS * u * abs(c) + 4 * u * abs(dd),
+                                 abs(c) * dj * np.exp(min(dj, 50.0)), ulps * u * abs(c) + 4 * u * abs(dd),
                                  float(_sigmoid(lo)), float(_sigmoid(hi))))
         # atol's scale: no lower than any batch of rows of the domain gives it (the smallest |value| proved)
         floors = []
