@@ -60,7 +60,7 @@ def certify_members(original: Any, converted: Any, domain: Domain, ctx: Context)
         return None
     found = _ensemble(est)
     if found is None:
-        return None
+        return _hard_voting(est, domain, ctx)
     if _regressor(found[1]) and all(type(m).__module__.startswith("sklearn.linear_model")
                                     for m in found[1].estimators_ if not isinstance(m, str)):
         return None  # linear members alone: the affine method reads the whole ensemble, and better
@@ -75,6 +75,32 @@ def certify_members(original: Any, converted: Any, domain: Domain, ctx: Context)
 
 class _Refuse(Exception):
     pass
+
+
+def _hard_voting(est: Any, domain: Domain, ctx: Context) -> dict[str, Certificate] | None:
+    """A hard VotingClassifier (alone or at the end of a Pipeline): nothing is proved -- its label is the weighted
+    majority of its members' labels, and a member's label may differ from scikit-learn's wherever its own decision
+    is within rounding of its boundary, a near-tie the ensemble's label does not show -- but random points of the
+    domain, run through both models by `portable.certify`, refute a conversion whose labels part elsewhere."""
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.pipeline import Pipeline
+
+    while isinstance(est, Pipeline):
+        est = est.steps[-1][1]
+    if not (isinstance(est, VotingClassifier) and est.voting == "hard") or ctx.make_feeds is None:
+        return None
+    reason = ("VotingClassifier(voting='hard'): the label is the weighted majority of the members' labels, not "
+              "proved (a member's label is exact only away from its own decision boundary, and the ensemble's "
+              "label shows no near-tie there)")
+    try:
+        rows, cols = _sample(domain, 4096)
+        batch = ctx.make_feeds(rows, cols)
+    except Exception:  # noqa: BLE001 - no candidates: the reason stands alone
+        batch = None
+    if not batch:
+        return {name: not_certifiable(name, reason) for name in ctx.outputs}
+    return {name: Certificate(name, REFUTED, reason=reason, candidates=[batch], details={"unreadable": True})
+            for name in ctx.outputs}
 
 
 def _members(ens: Any) -> list[Any]:

@@ -14,7 +14,8 @@ logistic, softmax, a label taken by argmax or by a threshold). The proof has thr
    intersect (node by node, when the two trees have the same structure and equivalent thresholds: the leaf with
    itself). The tree's contribution to the difference is the largest difference of the paired leaf values.
 3. Aggregation. Raw score differences add over the trees, with the bases and a rounding bound for the sum in
-   each side's arithmetic (`n * u / (1 - n * u)` of the sum of the largest |terms|, u = 2^-24 for float32);
+   each side's arithmetic (`n * u / (1 - n * u)` of the largest partial sum, or, when smaller, u per addition
+   times the largest sum it can hold: `_sum_rounding`; u = 2^-24 for float32);
    a post transform propagates it by its Lipschitz constant (1/4 for the logistic function, 1/2 for softmax in
    the max norm) plus its own rounding. A label is exact wherever the decision margin exceeds twice the bound.
 
@@ -407,6 +408,38 @@ def _gamma(n: int, u: float) -> float:
     return n * u / (1 - n * u)
 
 
+def _sum_rounding(T: int, terms: int, u: float, pos: np.ndarray, neg: np.ndarray, mags: list[np.ndarray],
+                  as_stored: bool = False) -> np.ndarray:
+    """A bound on the rounding of one side's scores (per score column): T trees' leaves and the base added in
+    any order (a sequence or a tree of additions), then `terms` + 2 further operations on the sum.
+
+    The smaller of gamma_n max(pos, neg) (n = T + terms + 2: every operation's result is at most the largest
+    partial sum, max(pos, neg), times 1 + gamma_n) and the sum of each operation's own rounding, u times its
+    result: the i-th largest of the T additions sums at most T + 2 - i terms, so its exact result is at most the
+    sum of the T + 2 - i largest term magnitudes, and at most max(pos, neg) (a partial sum's positive terms add
+    up to at most pos, its negative ones to at most neg); rounding so far adds gamma_n of that. The further
+    operations' results are at most max(pos, neg) (1 + gamma_n) each. Relative (u |result|, not u times its
+    binade): an implementation may sum the leaves scaled (a forest's unscaled values, divided at the end), and a
+    relative bound does not change with the scale. `as_stored`: the side adds the values as the view holds them
+    (`TreeEnsemble.summed_as_stored`, a linear model's coefficients): u times the binade of each result then."""
+    from .symbolic import binade
+
+    n = T + terms + 2
+    g = _gamma(n, u)
+    P = np.maximum(pos, neg)
+    coarse = g * P
+    if T < 1 or u >= 1 or not mags:
+        return coarse
+    M = np.sort(np.asarray(mags, np.float64), axis=0)[::-1]  # [T + 1, J], largest first
+    tops = np.minimum(np.cumsum(M, axis=0)[1:], P)  # the sums of the 2 .. T + 1 largest
+    grow = (1 + g) * (1 + 1e-9)
+    size = binade if as_stored else (lambda v: v)
+    local = size(tops * grow).sum(axis=0) + max(terms + 2, 0) * size(P * grow)
+    tiny = 2.0 ** -149 if u >= 2.0 ** -25 else 2.0 ** -1074  # a subnormal result errs by half its spacing
+    fine = (u * local + n * tiny) / (1 - n * u)
+    return np.minimum(coarse, fine)
+
+
 def _extent(*terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sum of the positive parts, sum of the negative parts) of constant terms."""
     pos = sum(np.maximum(np.asarray(v, np.float64), 0) for v in terms)
@@ -420,7 +453,15 @@ def certify_trees(original: Any, converted: Any, domain: Domain, ctx: Context) -
     ha, hb = ctx.hints_original, ctx.hints_converted
     ea, eb = getattr(ha, "ensemble", None), getattr(hb, "ensemble", None)
     if ea is None and eb is None:
-        return None
+        from .binned import views  # a KBinsDiscretizer's one-hot bins before a linear model: trees too
+
+        try:
+            got = views(original, converted)
+        except Exception:  # noqa: BLE001 - a view that cannot be read is no view
+            got = None
+        if got is None:
+            return None
+        ea, eb = got
     if ea is None or eb is None:
         which, other = ("original", eb) if ea is None else ("converted", ea)
         reason = (f"the {which} model is not a tree ensemble portable can read in full (the other is: "
@@ -511,10 +552,13 @@ class TreeProof:
             stack += [hi_c, lo_c]
         return targets, tuple(shape)
 
-    def _point(self, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray, cats: np.ndarray) -> list[Any]:
+    def _point(self, lo: np.ndarray, hi: np.ndarray, nan: np.ndarray, cats: np.ndarray,
+               center: np.ndarray | None = None) -> list[Any]:
         """A point of a box: its numeric columns in the input dtype, then a category it admits per categorical
         column."""
-        x = representative(lo, hi, nan, self.dtypes, self.integer, self.center)
+        with np.errstate(invalid="ignore"):
+            x = representative(lo, hi, nan, self.dtypes, self.integer,
+                               self.center if center is None else np.where(np.isfinite(center), center, self.center))
         chosen = [self.cat_values[k][int(np.argmax(cats[k]))] if cats[k].any() else self.cat_values[k][0]
                   for k in range(len(self.catcols))]
         return list(x) + chosen
@@ -647,6 +691,8 @@ class TreeProof:
         # lies within [-neg, pos]: its rounding is at most u |partial| per addition
         pos_a, neg_a = _extent(aA * ea.base[kA], bA)
         pos_b, neg_b = _extent(aB * eb.base[kB], bB)
+        # each term's largest magnitude, per score column (the base and constant first, then one per tree)
+        mag_a, mag_b = [np.abs(aA * ea.base[kA] + bA)], [np.abs(aB * eb.base[kB] + bB)]
         # the range of the original's score columns (exact arithmetic), for the tolerance's relative part
         s_lo = aA * ea.base[kA] + bA if J else np.zeros(0)
         s_hi = s_lo.copy()
@@ -666,6 +712,8 @@ class TreeProof:
             neg_a += np.maximum(-ta.min(axis=0), 0)
             pos_b += np.maximum(tb.max(axis=0), 0)
             neg_b += np.maximum(-tb.min(axis=0), 0)
+            mag_a.append(np.abs(ta).max(axis=0))
+            mag_b.append(np.abs(tb).max(axis=0))
             s_lo += ta.min(axis=0)
             s_hi += ta.max(axis=0)
             self._ranges.append((ba.lo, ba.hi, ba.nan, ta))
@@ -676,18 +724,25 @@ class TreeProof:
                     lo = np.maximum(ba.lo[ia[p]], bb.lo[ib[p]])
                     hi = np.minimum(ba.hi[ia[p]], bb.hi[ib[p]])
                     nan = ba.nan[ia[p]] & bb.nan[ib[p]]
-                    worst.append((float(emax[j] - emin[j]), self._point(lo, hi, nan,
-                                                                        ba.cats[ia[p]] & bb.cats[ib[p]])))
+                    cats = ba.cats[ia[p]] & bb.cats[ib[p]]
+                    worst.append((float(emax[j] - emin[j]), self._point(lo, hi, nan, cats), (lo, hi, nan, cats)))
             if probes < 96:  # points of the first trees' leaves: a label or base change shows on some of them
                 for k in range(min(len(bb.leaf), 32, 96 - probes)):
                     self.candidates.append(self._point(bb.lo[k], bb.hi[k], bb.nan[k], bb.cats[k]))
                     probes += 1
         worst.sort(key=lambda w: -w[0])
-        self.candidates = [w[1] for w in worst[:48]] + self.candidates
+        # and random points of the widest leaf pairs' boxes: where a post transform's slope is small (a logistic
+        # or softmax far from 0.5) the representative point may hide a score difference the box does show
+        rng = np.random.default_rng(0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            spread_pts = [self._point(*box[:2], box[2], box[3], center=rng.uniform(np.maximum(box[0], self.lo),
+                                                                                  np.minimum(box[1], self.hi)))
+                          for _, _, box in worst[:8] for _ in range(32)]
+        self.candidates = [w[1] for w in worst[:48]] + spread_pts + self.candidates
         self.candidates.append(self._point(self.lo, self.hi, self.nan, self.cat_all))
         ua, ub = U[ea.accumulate], U[eb.accumulate]
-        rounding = _gamma(T + ea.terms + 2, ua) * np.maximum(pos_a, neg_a) + \
-            _gamma(T + eb.terms + 2, ub) * np.maximum(pos_b, neg_b)
+        rounding = _sum_rounding(T, ea.terms, ua, pos_a, neg_a, mag_a, getattr(ea, "summed_as_stored", False)) + \
+            _sum_rounding(T, eb.terms, ub, pos_b, neg_b, mag_b, getattr(eb, "summed_as_stored", False))
         self.s_range = (s_lo - rounding, s_hi + rounding)
         diff = np.abs(shift) + spread
         delta = diff + rounding
@@ -831,7 +886,9 @@ class TreeProof:
         tiny = 2.0 ** -150 * 2
         if oa.kind == "softmax":
             dm = float(delta.max())
-            cols = [("softmax", 1.0, 0.0, 0.5 * dm, 2 * dm * np.exp(min(4 * dm, 50.0)), POST_ULPS * u, 0.0, 1.0)]
+            # a side may renormalise its softmax (an L1 Normalizer after it): `post_ulps` more units of u
+            ulps = POST_ULPS + max(getattr(oa, "post_ulps", 0), getattr(ob, "post_ulps", 0))
+            cols = [("softmax", 1.0, 0.0, 0.5 * dm, 2 * dm * np.exp(min(4 * dm, 50.0)), ulps * u, 0.0, 1.0)]
         else:
             cols = []
             for j, f in enumerate(oa.fn):
@@ -842,8 +899,9 @@ class TreeProof:
                 elif f == "exp":  # c e^s + d moves by |c| e^s (e^delta - 1): relative to the value when d = 0
                     cols.append(("exp", c, dd, dj, 0.0, POST_ULPS * u, lo, hi))
                 else:
+                    ulps = POST_ULPS + max(getattr(oa, "post_ulps", 0), getattr(ob, "post_ulps", 0))
                     cols.append(("logistic", c, dd, LIPSCHITZ["logistic"] * abs(c) * dj,
-                                 abs(c) * dj * np.exp(min(dj, 50.0)), POST_ULPS * u * abs(c) + 4 * u * abs(dd),
+                                 abs(c) * dj * np.exp(min(dj, 50.0)), ulps * u * abs(c) + 4 * u * abs(dd),
                                  float(_sigmoid(lo)), float(_sigmoid(hi))))
         # atol's scale: no lower than any batch of rows of the domain gives it (the smallest |value| proved)
         floors = []
@@ -897,7 +955,8 @@ class TreeProof:
                 u: float, s_range: tuple[np.ndarray, np.ndarray] | None = None) -> Certificate:
         ctx = self.ctx
         arithmetic = (f"leaf values as stored by each side; sums of {len(self.a.roots)} trees bounded by "
-                      f"n*u/(1-n*u) of the sum of the largest |terms| (u = 2^-{int(-np.log2(u))}); routing in "
+                      f"n*u/(1-n*u) of the largest partial sum, or u per addition of the largest sum it can hold "
+                      f"(u = 2^-{int(-np.log2(u))}); routing in "
                       f"the input dtype ({', '.join(sorted({str(d) for d in self.dtypes}))})")
         if getattr(oa, "rounded", False) or getattr(ob, "rounded", False):
             arithmetic += ("; the converted output summed in float64 and rounded to float32 once at the end: at most "
