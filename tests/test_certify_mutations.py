@@ -269,7 +269,7 @@ def test_a_changed_final_estimator_of_a_stacking_is_refuted():
     art = portable.convert(est, to="onnx", dtype="float64", check=False, data=data)
     proto = art.proto.__class__()
     proto.CopyFrom(art.proto)
-    final = next(n for n in proto.graph.node if n.op_type == "MatMul" and "merged" in n.input[0])
+    final = next(n for n in proto.graph.node if n.op_type == "MatMul" and "stacked" in n.input[0])  # the stack's columns
     init = next(i for i in proto.graph.initializer if i.name == final.input[1])
     w = numpy_helper.to_array(init).copy()
     w.flat[0] *= 1.001
