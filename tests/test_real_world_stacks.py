@@ -205,3 +205,26 @@ def test_k_nn_distance_ties_inside_a_calibrated_classifier_are_ties(method) -> N
     art = portable.convert(cal, to="onnx", dtype="float64", check=False)
     _agree(cal, art, X[600:], atol=1e-12)
     assert all(portable.check(cal, art, seed=s).equivalent for s in range(3))
+
+
+@pytest.mark.parametrize("after", ["knn_classifier", "knn_regressor", "tree"])
+def test_linear_discriminant_analysis_as_a_feature_step(after) -> None:
+    """LDA before another step: the next step reads its transform (the discriminant projection); skl2onnx 1.20
+    handed it LDA's predicted label and the graph failed onnx.checker (Scan: 'differ in rank')."""
+    from sklearn.datasets import make_classification
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = make_classification(900, 8, n_informative=8, n_redundant=0, n_classes=4, random_state=5)
+    nxt = {"knn_classifier": KNeighborsClassifier, "knn_regressor": KNeighborsRegressor,
+           "tree": lambda: DecisionTreeClassifier(max_depth=4, random_state=0)}[after]()
+    pipe = make_pipeline(LinearDiscriminantAnalysis(n_components=2), nxt).fit(X, y)
+    art = portable.convert(pipe, to="onnx", dtype="float64", check=False)
+    got = art.run({"X": X})
+    if after == "knn_regressor":
+        np.testing.assert_allclose(got["variable"].reshape(-1), pipe.predict(X), atol=1e-9)
+    else:
+        np.testing.assert_array_equal(got["label"], pipe.predict(X))
+    assert portable.check(pipe, art).equivalent

@@ -527,6 +527,30 @@ def _cluster_distances(em: Emitter, wrapped: _ClusterDistances) -> list[Any]:
     return [spec.func(em, wrapped.est)[1]]
 
 
+class _DiscriminantProjection(_ClusterDistances):
+    """LinearDiscriminantAnalysis as a feature step: the next step reads its `transform`, the projection on its
+    discriminant axes (skl2onnx 1.20 handed it the predicted label: a pipeline LDA -> k-NN failed onnx.checker)."""
+
+    def __sklearn_tags__(self) -> Any:  # a transformer here: the pipeline gives it no classifier options
+        from sklearn.base import BaseEstimator
+
+        return BaseEstimator().__sklearn_tags__()
+
+
+def _discriminant_projection(em: Emitter, wrapped: _DiscriminantProjection) -> list[Any]:
+    """`LinearDiscriminantAnalysis.transform`: (X - xbar_) @ scalings_ (svd solver) or X @ scalings_ (eigen), its
+    first `_max_components` columns."""
+    from .common import affine
+
+    est = wrapped.est
+    if est.solver not in ("svd", "eigen"):
+        raise UnsupportedModelError(f"LinearDiscriminantAnalysis(solver='{est.solver}') has no transform")
+    k = est._max_components
+    w = np.asarray(est.scalings_, np.float64)[:, :k]
+    b = -np.asarray(est.xbar_, np.float64) @ w if est.solver == "svd" else np.zeros(k)
+    return [affine(em, em.input(), w.astype(em.dtype), b[None, :].astype(em.dtype))]
+
+
 def _fix_transformer_clusterers() -> None:
     """KMeans (and MiniBatchKMeans, BisectingKMeans, Birch) as a feature step: a Pipeline step before the last,
     a FeatureUnion or ColumnTransformer member. skl2onnx 1.20 handed the next step both of the clusterer's
@@ -542,6 +566,8 @@ def _fix_transformer_clusterers() -> None:
     def wrap(est: Any) -> Any:  # est where its output feeds another step: a clusterer's distances
         if type(est).__name__ in _DISTANCE_CLUSTERERS and hasattr(est, "transform"):
             return _ClusterDistances(est)
+        if type(est).__name__ == "LinearDiscriminantAnalysis" and hasattr(est, "scalings_"):
+            return _DiscriminantProjection(est)
         if isinstance(est, Pipeline) and est.steps:  # a pipeline ending in a clusterer, inside another
             last = wrap(est.steps[-1][1])
             if last is not est.steps[-1][1]:
@@ -566,7 +592,12 @@ def _fix_transformer_clusterers() -> None:
         width = len(est.subcluster_centers_ if type(est).__name__ == "Birch" else est.cluster_centers_)
         return step(scope, model, inputs, _cluster_distances, [("distances", "float", [None, width])])
 
+    def parse_projection(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+        return step(scope, model, inputs, _discriminant_projection,
+                    [("projected", "float", [None, model.est._max_components])])
+
     sklearn_parsers_map[_ClusterDistances] = parse_distances
+    sklearn_parsers_map[_DiscriminantProjection] = parse_projection
     for cls, fix in ((Pipeline, lambda m: fixed(_without_identity_steps(m), "steps", 1, last=False)),
                      (FeatureUnion, lambda m: fixed(m, "transformer_list", 1)),
                      (ColumnTransformer, lambda m: fixed(m, "transformers_", 1))):
