@@ -326,8 +326,11 @@ class _DtypeProxy(_Proxy):
         self.built = True
         # `_build_dtype` inlined for a plain state (strings, integers, None: no fields, no sub-array, no metadata)
         # already checked for this type code in this process (`_GOOD_STATES`)
+        # (the types of a plain state tested one by one: `_SIMPLE_STATE.issuperset(map(type, state))` made an
+        # iterator per dtype; a plain state's names, sub-array and fields are None)
         if not self.used and type(state) is tuple and len(state) == 8 and state[2] is None and state[4] is None \
-                and _SIMPLE_STATE.issuperset(map(type, state)):
+                and state[3] is None and type(state[0]) is int and type(state[1]) is str and \
+                type(state[5]) is int and type(state[6]) is int and type(state[7]) is int:
             key = (self.code, state)
             if key in _GOOD_STATES:
                 self.key = key
