@@ -43,8 +43,8 @@ from .allowlist import canonical, load_global
 from .bunch import LoadingBunch
 from .bunch import finish as finish_bunches
 from .scan import JOBLIB_WRAPPER
-from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size,
-                     tuple_state_minimum)
+from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, HostileState, check_build_state, check_state, check_tuple_state,
+                     code_size, tuple_state_minimum)
 from .table import _CODES, _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
 
 #: A unique key for a live object. Not `id()`: that is an audited event (see `guard.py`).
@@ -473,7 +473,7 @@ def _hook_value(obj: Any, state: Any) -> None:
     s = _SESSION[0]
     check_build_state(state)
     if type(state) is dict and "__setstate__" in state:
-        raise BadState("an object whose state sets __setstate__")
+        raise HostileState("an object whose state sets __setstate__")
     _plain_state(s, state)
     s.apply_default(obj, d, s.fix(state, None, 0))
 
@@ -826,10 +826,10 @@ class Session(World):
         for part in (inst, slots):
             if type(part) is dict:
                 if not _STR.issuperset(map(type, part)):
-                    raise BadState("an object state whose attribute names are computed at load time")
+                    raise HostileState("an object state whose attribute names are computed at load time")
                 if not _NOT_ATTRIBUTES.isdisjoint(part):
                     bad = sorted(k for k in part if k in _NOT_ATTRIBUTES)
-                    raise BadState(f"an object whose state sets {', '.join(bad)} (an array that would point at "
+                    raise HostileState(f"an object whose state sets {', '.join(bad)} (an array that would point at "
                                    "memory of the file's choosing)")
                 needs = _NEEDS[0]
                 if not needs.isdisjoint(map(type, part.values())):
@@ -883,7 +883,7 @@ class Session(World):
         if si._role in _VALUE_ROLES:
             return si._target
         obj = si._target
-        raise BadState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "
+        raise HostileState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "
                        "data, numpy scalar types and reviewed pure functions may be)")
 
     def unproxy(self, p: _Proxy, holder: Any) -> Any:

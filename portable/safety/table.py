@@ -127,6 +127,17 @@ def _builtin_roles() -> dict[int, str]:
     return roles
 
 
+def type_name(x: Any) -> str:
+    """The name of `x`'s type in a message: the class the file names, so a Bunch being read (`bunch.LoadingBunch`,
+    the loader's own stand-in) is scikit-learn's Bunch."""
+    t = type(x)
+    if t.__module__ == "portable.safety.bunch":
+        from .bunch import USER_NAME
+
+        return USER_NAME
+    return t.__name__
+
+
 def role_of(obj: Any) -> str | None:
     """The role of a resolved global (see the module docstring), or None when it has none (refused); it depends
     on the object only, so it is worked out once per global (the object is kept with it, so its key stays its
@@ -227,7 +238,7 @@ def check_dtype_code(code: Any) -> Any:
     import numpy as np
 
     if not isinstance(code, str) or not _TYPE_CODE.match(code):
-        raise Refused(f"numpy.dtype called with {type(code).__name__} {str(code)[:40]!r}, not a plain type code")
+        raise Refused(f"numpy.dtype called with {type_name(code)} {str(code)[:40]!r}, not a plain type code")
     try:
         dt = np.dtype(code)
     except TypeError:
@@ -282,7 +293,8 @@ class World:
                           "pass data, not classes or functions")
         kind = self.kind(x)
         if kind not in _PLAIN_KINDS:
-            raise Refused(f"{self._receiver(what)} receives a {kind or type(x).__name__}, not plain data")
+            raise Refused(f"{self._receiver(what)} receives a {type_name(x) if kind in (None, 'bunch') else kind}, "
+                          "not plain data")
 
     def _receiver(self, what: Any) -> str:
         return what if isinstance(what, str) else f"{self.name(what)}()"
