@@ -652,11 +652,19 @@ def _hgb_predictor(pred: Any, where: str, owner: Any) -> None:
 
 
 def _hgb_n_features(hgb: Any) -> int | None:
+    """The columns an HGB estimator's predictors may read: its `_n_features` and its `n_features_in_`, the smaller
+    of the two when both are there. scikit-learn checks the rows it predicts on against `n_features_in_` only, so
+    a file whose `_n_features` says more (10**7 against 3) and whose nodes read column 5,000,000 passed this check
+    and made `predict` read far outside the rows (SIGSEGV)."""
     # the predictors hang off `_predictors` of the estimator; `owner` is the list's owner when reached that way
     if hgb is None:
         return None
     n = hgb.__dict__.get("_n_features")
-    return int(n) if type(n) is int or isinstance(n, np.integer) else _n_features_of(hgb)
+    inner = int(n) if type(n) is int or isinstance(n, np.integer) else None
+    outer = _n_features_of(hgb)
+    if inner is None or outer is None:
+        return outer if inner is None else inner
+    return min(inner, int(outer))
 
 
 # -- neighbours ---------------------------------------------------------------------------------------------------

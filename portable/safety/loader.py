@@ -30,7 +30,7 @@ from .container import (Container, declared_bytes_fit, open_file_stream, open_he
 from .internals import validate_loaded, validate_recorded
 from .onepass import _plain_state
 from .states import BadState, HostileState, check_build_state, check_state, check_tuple_state
-from .table import Refused, World, _shape, role_of, type_name
+from .table import Refused, World, _shape, check_items, role_of, type_name
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 #: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
@@ -260,6 +260,7 @@ def _check_wrapper_size(state: dict, stream: IO[bytes]) -> None:
     n = 1
     for d in state["shape"]:
         n *= int(d)
+    check_items(n, dtype.itemsize, "a joblib array")
     why = declared_bytes_fit(stream, n * dtype.itemsize)
     if why:
         raise CorruptModelError(f"the file is truncated or corrupt: {why}")

@@ -357,7 +357,7 @@ class _ArrayProxy(_Proxy):
                     type(shape) is tuple and len(shape) <= 32:
                 dtype.used = True
                 n = dtype.size
-                if n >= 0:
+                if n > 0:  # no objects (-1), and not a zero-size dtype (its item count is the table's to bound)
                     for k in shape:
                         if type(k) is not int or not 0 <= k < _SHAPE_MAX:
                             n = -1

@@ -268,6 +268,12 @@ def made_by_library(cls: type) -> bool:
     return isinstance(cls, type) and role_of(cls) is None
 
 
+def _max_empty_items() -> int:
+    from .table import MAX_EMPTY_ITEMS
+
+    return MAX_EMPTY_ITEMS
+
+
 def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
     """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
     attribute in its `__dict__` (no scikit-learn or numpy object does), a dtype is malformed, or a class or
@@ -316,6 +322,9 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
             if not leaves.issuperset(map(type, obj)):
                 extend(obj)
         elif isinstance(obj, np.ndarray):
+            if obj.dtype.itemsize == 0 and obj.size > _max_empty_items():
+                raise BadState(f"a numpy array of {obj.size} items of a zero-size dtype: it declares items the "
+                               f"file does not hold (more than {_max_empty_items()})")
             push(obj.dtype)
             if obj.dtype.hasobject:
                 extend(obj.ravel().tolist())
