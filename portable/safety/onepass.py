@@ -43,8 +43,8 @@ from .allowlist import canonical, load_global
 from .bunch import LoadingBunch
 from .bunch import finish as finish_bunches
 from .scan import JOBLIB_WRAPPER
-from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, HostileState, check_build_state, check_state, check_tuple_state,
-                     code_size, tuple_state_minimum)
+from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, HostileState, check_build_state, check_state,
+                     check_tuple_state, code_size, tuple_state_minimum)
 from .table import _CODES, _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
 
 #: A unique key for a live object. Not `id()`: that is an audited event (see `guard.py`).
