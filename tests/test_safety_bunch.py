@@ -19,7 +19,7 @@ from sklearn.utils import Bunch
 
 import portable
 from portable.cli import cli
-from portable.errors import PortableError
+from portable.errors import PortableError, UnsafePickleError
 from portable.safety import audit, judge, safe_load
 
 from .hostile.bunches import INTERFACE, STATE_TWICE, corpus, plain_bunch, save
@@ -156,11 +156,61 @@ def test_hostile_bunch_is_refused(hostile, how, tmp_path, evil_bunch_class):
     message = str(info.value)
     assert hostile.expect.lower() in message.lower(), message
     assert "Traceback" not in message
+    # a refusal, never "corrupt": the file is hostile, not damaged (a skops archive was "corrupt skops archive")
+    assert isinstance(info.value, UnsafePickleError) and message.split(": ", 1)[1].startswith("refused"), message
+    assert "corrupt" not in message.lower(), message
+    assert "LoadingBunch" not in message, message  # the loader's own stand-in; the user's class is Bunch
     with pytest.raises(PortableError):
         portable.load(path)
     result = audit(path)
     assert not result.safe, result.to_text()
     assert hostile.expect.lower() in result.to_text().lower(), result.to_text()
+
+
+def _opcodes(*parts: bytes) -> bytes:
+    return b"\x80\x04" + b"".join(parts) + b"."
+
+
+def _text(s: str) -> bytes:
+    return b"\x8c" + bytes([len(s)]) + s.encode()
+
+
+#: A Bunch on the unpickler's stack: STACK_GLOBAL sklearn.utils._bunch.Bunch, NEWOBJ with no arguments.
+_BUNCH = _text("sklearn.utils._bunch") + _text("Bunch") + b"\x93)\x81"
+#: Files that use a Bunch as something else (a list, a set, a callable, a key, a class, a dtype's code): the loader
+#: refuses each (pickle.loads fails on all but the last: numpy takes an empty dict as a structured dtype's fields),
+#: and its message names the class the file names.
+MISUSED_BUNCH = {
+    "append": _opcodes(_BUNCH, b"K\x01a"),
+    "appends": _opcodes(_BUNCH, b"(K\x01e"),
+    "additems": _opcodes(_BUNCH, b"(K\x01\x90"),
+    "called": _opcodes(_BUNCH, b"K\x01\x85R"),
+    "obj_called": _opcodes(b"(", _BUNCH, b"o"),
+    "as_key": _opcodes(b"}", _BUNCH, b"K\x01s"),
+    "in_a_set": _opcodes(b"\x8f(", _BUNCH, b"\x90"),
+    "as_newobj_class": _opcodes(_BUNCH, b")\x81"),
+    "as_dtype_code": _opcodes(_text("numpy") + _text("dtype") + b"\x93", _BUNCH, b"\x89\x88\x87R"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISUSED_BUNCH))
+def test_a_misused_bunch_is_named_as_the_users_class(name, tmp_path):
+    """The loader builds a file's Bunch as its own `LoadingBunch` while the file is read; messages about it (the
+    unpickler's, Python's, the reconstructor table's) name scikit-learn's Bunch, the class the file names."""
+    data = MISUSED_BUNCH[name]
+    if name != "as_dtype_code":
+        with pytest.raises(Exception):
+            pickle.loads(data)  # the libraries fail on it too: a corrupt or hostile file, not a model
+    path = tmp_path / f"{name}.pkl"
+    path.write_bytes(data)
+    with pytest.raises(PortableError) as info:
+        safe_load(path)
+    message = str(info.value)
+    assert "LoadingBunch" not in message and "Bunch" in message, message
+    result = CliRunner().invoke(cli, ["inspect", str(path)])
+    assert result.exit_code == 1 and "LoadingBunch" not in result.output and "Traceback" not in result.output, \
+        result.output
+    assert not audit(path).safe
 
 
 def test_a_bunch_whose_state_is_set_twice_is_refused(tmp_path):

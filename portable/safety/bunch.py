@@ -60,6 +60,14 @@ class LoadingBunch(dict):
         d[_BUILT] = True
 
 
+# What Python and the unpickler call a LoadingBunch in their own messages (a corrupt file that appends to it, calls
+# it, uses it as a key...): the class the user's file names. Its module stays this one, so nothing that identifies
+# classes by module takes it for scikit-learn's; `table.type_name` gives the full name in portable's messages.
+LoadingBunch.__name__ = LoadingBunch.__qualname__ = "Bunch"
+#: The name portable's own messages give a LoadingBunch's type.
+USER_NAME = "sklearn.utils.Bunch"
+
+
 def check_bunch_state(state: Any) -> None:
     """A Bunch's BUILD state: None or a dict of literal attribute names (no array-protocol name, no hook)."""
     if state is None:

@@ -77,7 +77,7 @@ _ROOT = _Entry(None, None, False)
 
 def validate_loaded(root: Any, path: Any = None, trust: tuple[str, ...] = ()) -> None:
     """`states.check_graph` and `validate_model` in one walk of a freshly loaded object (the loader's last step):
-    BadState for an array-protocol attribute, a malformed dtype or a class/callable kept as a value;
+    HostileState for an array-protocol attribute or a class/callable kept as a value, BadState for a malformed dtype;
     CorruptModelError for a fitted internal that fails validation."""
     try:
         _walk(root, graph=tuple(trust))
@@ -191,7 +191,7 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
 
     from .bunch import dict_verdict
     from .table import Refused
-    from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, _check_built_dtype, _leaf_types, _value_verdict,
+    from .states import (ARRAY_PROTOCOL_ATTRIBUTES, HostileState, _check_built_dtype, _leaf_types, _value_verdict,
                          made_by_library, partial_verdict)
 
     seen: set[int] = set()
@@ -218,7 +218,7 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
                 why = None if entry.attr and owner is not None and made_by_library(type(owner)) else \
                     _value_verdict(obj, graph)  # type: ignore[arg-type]
                 if why is not None:
-                    raise BadState(why)
+                    raise HostileState(why)
                 continue
             if isinstance(obj, np.dtype):
                 _check_built_dtype(obj)
@@ -226,7 +226,7 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
             if kind is functools.partial:
                 why = partial_verdict(obj, graph)
                 if why is not None:
-                    raise BadState(why)
+                    raise HostileState(why)
                 continue
         if kind is dict or isinstance(obj, dict):
             if checking and kind is not dict and kind not in _PLAIN_DICTS:  # a Bunch: its items (`bunch.py`)
@@ -282,7 +282,7 @@ def _walk(root: Any, graph: tuple[str, ...] | None = None) -> None:
             continue
         if checking and not ARRAY_PROTOCOL_ATTRIBUTES.isdisjoint(attrs):
             bad = sorted(k for k in attrs if k in ARRAY_PROTOCOL_ATTRIBUTES)
-            raise BadState(f"a {name} whose state sets {', '.join(bad)} (an array that would point at memory of "
+            raise HostileState(f"a {name} whose state sets {', '.join(bad)} (an array that would point at memory of "
                            "the file's choosing)")
         if mod.startswith("sklearn."):
             if "support_vectors_" in attrs or "categories_" in attrs or "_fit_X" in attrs:
@@ -652,11 +652,19 @@ def _hgb_predictor(pred: Any, where: str, owner: Any) -> None:
 
 
 def _hgb_n_features(hgb: Any) -> int | None:
+    """The columns an HGB estimator's predictors may read: its `_n_features` and its `n_features_in_`, the smaller
+    of the two when both are there. scikit-learn checks the rows it predicts on against `n_features_in_` only, so
+    a file whose `_n_features` says more (10**7 against 3) and whose nodes read column 5,000,000 passed this check
+    and made `predict` read far outside the rows (SIGSEGV)."""
     # the predictors hang off `_predictors` of the estimator; `owner` is the list's owner when reached that way
     if hgb is None:
         return None
     n = hgb.__dict__.get("_n_features")
-    return int(n) if type(n) is int or isinstance(n, np.integer) else _n_features_of(hgb)
+    inner = int(n) if type(n) is int or isinstance(n, np.integer) else None
+    outer = _n_features_of(hgb)
+    if inner is None or outer is None:
+        return outer if inner is None else inner
+    return min(inner, int(outer))
 
 
 # -- neighbours ---------------------------------------------------------------------------------------------------

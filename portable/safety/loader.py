@@ -29,8 +29,8 @@ from .container import (Container, declared_bytes_fit, open_file_stream, open_he
                         sniff)
 from .internals import validate_loaded, validate_recorded
 from .onepass import _plain_state
-from .states import BadState, check_build_state, check_state, check_tuple_state
-from .table import Refused, World, _shape, role_of
+from .states import BadState, HostileState, check_build_state, check_state, check_tuple_state
+from .table import Refused, World, _shape, check_items, role_of, type_name
 from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
 
 #: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
@@ -117,7 +117,7 @@ class _RealWorld(World):
             if kind != "wrapper":
                 _plain_state(self, state)
         else:
-            raise Refused(f"a state given to a {kind or type(inst).__name__}, which takes none")
+            raise Refused(f"a state given to a {kind or type_name(inst)}, which takes none")
 
 
 def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
@@ -185,7 +185,7 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
 
         def _check_container(self, obj: Any, want: tuple[type, ...]) -> None:
             if type(obj) not in want and world.kind(obj) not in ("trusted", "bunch" if want is _DICTS else None):
-                raise Refused(f"items added to a {type(obj).__name__}, which is not a container")
+                raise Refused(f"items added to a {type_name(obj)}, which is not a container")
 
         def load_setitem(self) -> None:
             self._check_container(self.stack[-3], _DICTS)
@@ -260,6 +260,7 @@ def _check_wrapper_size(state: dict, stream: IO[bytes]) -> None:
     n = 1
     for d in state["shape"]:
         n *= int(d)
+    check_items(n, dtype.itemsize, "a joblib array")
     why = declared_bytes_fit(stream, n * dtype.itemsize)
     if why:
         raise CorruptModelError(f"the file is truncated or corrupt: {why}")
@@ -396,6 +397,8 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
         raise
     except PortableError:
         raise
+    except HostileState as exc:
+        raise hostile_error(path, exc) from None
     except BadState as exc:
         raise InputError(f"corrupt pickle: it holds {exc}; numpy or scikit-learn would accept it and then read "
                          "memory outside the file's data, so portable refuses it", path=path) from None
@@ -452,6 +455,16 @@ def refusal_error(path: Path, data: bytes, container: Container, trust: tuple[st
     except Exception:  # noqa: BLE001 - a damaged stream: the refusal found by the unpickler stands on its own
         pass
     return unsafe_error(path, list(refused.values()))
+
+
+def hostile_error(path: Path, exc: BadState, what: str = "file") -> UnsafePickleError:
+    """The refusal of a file that holds something other than data (`states.HostileState`: a class or callable kept
+    as a value, an attribute numpy or Python would take for the object's own, a Bunch whose items do that). Every
+    name it imports may be allowed: it is the way they are put together that hands the reader a capability, so it
+    is refused like a refused global, not reported as a damaged file."""
+    return UnsafePickleError(f"refused to load: the {what} holds {exc}. That is not model data but something "
+                             "numpy or Python would act on, so portable refuses the file and uses none of it; "
+                             "`portable audit FILE` shows the same refusal", path=path, refused=[str(exc)])
 
 
 def unsafe_error(path: Path, refused: list[Verdict]) -> UnsafePickleError:

@@ -43,8 +43,8 @@ from .allowlist import canonical, load_global
 from .bunch import LoadingBunch
 from .bunch import finish as finish_bunches
 from .scan import JOBLIB_WRAPPER
-from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, check_build_state, check_state, check_tuple_state, code_size,
-                     tuple_state_minimum)
+from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, HostileState, check_build_state, check_state,
+                     check_tuple_state, code_size, tuple_state_minimum)
 from .table import _CODES, _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
 
 #: A unique key for a live object. Not `id()`: that is an audited event (see `guard.py`).
@@ -326,8 +326,11 @@ class _DtypeProxy(_Proxy):
         self.built = True
         # `_build_dtype` inlined for a plain state (strings, integers, None: no fields, no sub-array, no metadata)
         # already checked for this type code in this process (`_GOOD_STATES`)
+        # (the types of a plain state tested one by one: `_SIMPLE_STATE.issuperset(map(type, state))` made an
+        # iterator per dtype; a plain state's names, sub-array and fields are None)
         if not self.used and type(state) is tuple and len(state) == 8 and state[2] is None and state[4] is None \
-                and _SIMPLE_STATE.issuperset(map(type, state)):
+                and state[3] is None and type(state[0]) is int and type(state[1]) is str and \
+                type(state[5]) is int and type(state[6]) is int and type(state[7]) is int:
             key = (self.code, state)
             if key in _GOOD_STATES:
                 self.key = key
@@ -354,7 +357,7 @@ class _ArrayProxy(_Proxy):
                     type(shape) is tuple and len(shape) <= 32:
                 dtype.used = True
                 n = dtype.size
-                if n >= 0:
+                if n > 0:  # no objects (-1), and not a zero-size dtype (its item count is the table's to bound)
                     for k in shape:
                         if type(k) is not int or not 0 <= k < _SHAPE_MAX:
                             n = -1
@@ -470,7 +473,7 @@ def _hook_value(obj: Any, state: Any) -> None:
     s = _SESSION[0]
     check_build_state(state)
     if type(state) is dict and "__setstate__" in state:
-        raise BadState("an object whose state sets __setstate__")
+        raise HostileState("an object whose state sets __setstate__")
     _plain_state(s, state)
     s.apply_default(obj, d, s.fix(state, None, 0))
 
@@ -823,10 +826,10 @@ class Session(World):
         for part in (inst, slots):
             if type(part) is dict:
                 if not _STR.issuperset(map(type, part)):
-                    raise BadState("an object state whose attribute names are computed at load time")
+                    raise HostileState("an object state whose attribute names are computed at load time")
                 if not _NOT_ATTRIBUTES.isdisjoint(part):
                     bad = sorted(k for k in part if k in _NOT_ATTRIBUTES)
-                    raise BadState(f"an object whose state sets {', '.join(bad)} (an array that would point at "
+                    raise HostileState(f"an object whose state sets {', '.join(bad)} (an array that would point at "
                                    "memory of the file's choosing)")
                 needs = _NEEDS[0]
                 if not needs.isdisjoint(map(type, part.values())):
@@ -880,7 +883,7 @@ class Session(World):
         if si._role in _VALUE_ROLES:
             return si._target
         obj = si._target
-        raise BadState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "
+        raise HostileState(f"the {'class' if isinstance(obj, type) else 'callable'} {_name(obj)} kept as a value (only "
                        "data, numpy scalar types and reviewed pure functions may be)")
 
     def unproxy(self, p: _Proxy, holder: Any) -> Any:

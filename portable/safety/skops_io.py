@@ -134,10 +134,13 @@ def load_skops(path: Path, data: bytes, trust: tuple[str, ...]) -> tuple[Any, li
         except Exception as exc:
             raise InputError(f"the skops archive could not be rebuilt: {type(exc).__name__}: {exc}",
                              path=path) from None
-    from .states import BadState, check_graph
+    from .loader import hostile_error
+    from .states import BadState, HostileState, check_graph
 
     try:
         check_graph(obj, trust)
+    except HostileState as exc:  # a capability built from allowed types (a hostile Bunch, a callable as a value)
+        raise hostile_error(path, exc, "archive") from None
     except BadState as exc:
         raise InputError(f"corrupt skops archive: it holds {exc}", path=path) from None
     from .internals import validate_model

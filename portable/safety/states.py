@@ -26,6 +26,13 @@ class BadState(ValueError):
     """A pickled dtype state that numpy would accept but cannot use safely."""
 
 
+class HostileState(BadState):
+    """Content that is not data: a class or callable kept as a value, an attribute numpy or Python would take for
+    the object's own (an array-protocol name, a hook), a Bunch whose items do that. Not a damaged file but one
+    written to hand the reader a capability: the loaders report it as a refusal (UnsafePickleError), as they do
+    a refused global, not as corruption."""
+
+
 def code_size(code: Any) -> int:
     """The itemsize of a dtype's constructor code ('f8', 'V56', ...); BadState for anything else."""
     import numpy as np
@@ -201,9 +208,9 @@ def check_build_state(state: Any) -> None:
         if type(part) is dict:
             for key in part:
                 if type(key) is not str:
-                    raise BadState("an object state whose attribute names are computed at load time")
+                    raise HostileState("an object state whose attribute names are computed at load time")
                 if key in ARRAY_PROTOCOL_ATTRIBUTES:
-                    raise BadState(f"an object whose state sets {key} (an array that would point at memory of "
+                    raise HostileState(f"an object whose state sets {key} (an array that would point at memory of "
                                    "the file's choosing)")
 
 
@@ -261,6 +268,12 @@ def made_by_library(cls: type) -> bool:
     return isinstance(cls, type) and role_of(cls) is None
 
 
+def _max_empty_items() -> int:
+    from .table import MAX_EMPTY_ITEMS
+
+    return MAX_EMPTY_ITEMS
+
+
 def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
     """Walk everything reachable from a loaded object; BadState if an instance carries an array-protocol
     attribute in its `__dict__` (no scikit-learn or numpy object does), a dtype is malformed, or a class or
@@ -286,12 +299,12 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
         if isinstance(obj, type) or isinstance(obj, functions):
             why = None if _ident(obj) in library else _value_verdict(obj, trust)
             if why is not None:
-                raise BadState(why)
+                raise HostileState(why)
             continue
         if kind is functools.partial:
             why = partial_verdict(obj, trust)
             if why is not None:
-                raise BadState(why)
+                raise HostileState(why)
             continue
         if kind is dict or isinstance(obj, dict):
             if kind is not dict:  # a Bunch: its items checked (`bunch.py`)
@@ -299,7 +312,7 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
 
                 why = dict_verdict(obj, trust)
                 if why is not None:
-                    raise BadState(why)
+                    raise HostileState(why)
             # a vocabulary of 100k words: one C-level pass over the types instead of 200k pushes and pops
             if not leaves.issuperset(map(type, obj.keys())):
                 extend(obj.keys())
@@ -309,6 +322,9 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
             if not leaves.issuperset(map(type, obj)):
                 extend(obj)
         elif isinstance(obj, np.ndarray):
+            if obj.dtype.itemsize == 0 and obj.size > _max_empty_items():
+                raise BadState(f"a numpy array of {obj.size} items of a zero-size dtype: it declares items the "
+                               f"file does not hold (more than {_max_empty_items()})")
             push(obj.dtype)
             if obj.dtype.hasobject:
                 extend(obj.ravel().tolist())
@@ -319,7 +335,7 @@ def check_graph(root: Any, trust: tuple[str, ...] = ()) -> None:
             if type(attrs) is dict:
                 if not ARRAY_PROTOCOL_ATTRIBUTES.isdisjoint(attrs):
                     bad = sorted(k for k in attrs if k in ARRAY_PROTOCOL_ATTRIBUTES)
-                    raise BadState(f"a {kind.__name__} whose state sets {', '.join(bad)} (an array that would "
+                    raise HostileState(f"a {kind.__name__} whose state sets {', '.join(bad)} (an array that would "
                                    "point at memory of the file's choosing)")
                 if made_by_library(kind):
                     library.update(_ident(v) for v in attrs.values() if isinstance(v, type) or isinstance(v, functions))

@@ -127,6 +127,17 @@ def _builtin_roles() -> dict[int, str]:
     return roles
 
 
+def type_name(x: Any) -> str:
+    """The name of `x`'s type in a message: the class the file names, so a Bunch being read (`bunch.LoadingBunch`,
+    the loader's own stand-in) is scikit-learn's Bunch."""
+    t = type(x)
+    if t.__module__ == "portable.safety.bunch":
+        from .bunch import USER_NAME
+
+        return USER_NAME
+    return t.__name__
+
+
 def role_of(obj: Any) -> str | None:
     """The role of a resolved global (see the module docstring), or None when it has none (refused); it depends
     on the object only, so it is worked out once per global (the object is kept with it, so its key stays its
@@ -221,13 +232,27 @@ def _count(shape: tuple[int, ...]) -> int:
     return n
 
 
+#: The most items an array of a zero-size dtype (`V0`, `S0`, `U0`, an empty structured dtype) may declare. Every
+#: other array's items are bytes the file holds (shape x item size, checked), but these hold none: a 60-byte
+#: state declared 2**78 of them, and numpy built it; scikit-learn and the converters then iterate or allocate
+#: per item (`categories_` of 2**39 empty strings: `portable convert` ran for ever).
+MAX_EMPTY_ITEMS = 1 << 16
+
+
+def check_items(n: int, size: int, what: str) -> None:
+    """Refuse an array of a zero-size dtype that declares more than `MAX_EMPTY_ITEMS` items."""
+    if size == 0 and n > MAX_EMPTY_ITEMS:
+        raise Refused(f"{what} of {n} items of a zero-size dtype: it declares items the file does not hold "
+                      f"(more than {MAX_EMPTY_ITEMS})")
+
+
 def check_dtype_code(code: Any) -> Any:
     if type(code) is str and code in _CODES:
         return _CODES[code]
     import numpy as np
 
     if not isinstance(code, str) or not _TYPE_CODE.match(code):
-        raise Refused(f"numpy.dtype called with {type(code).__name__} {str(code)[:40]!r}, not a plain type code")
+        raise Refused(f"numpy.dtype called with {type_name(code)} {str(code)[:40]!r}, not a plain type code")
     try:
         dt = np.dtype(code)
     except TypeError:
@@ -282,7 +307,8 @@ class World:
                           "pass data, not classes or functions")
         kind = self.kind(x)
         if kind not in _PLAIN_KINDS:
-            raise Refused(f"{self._receiver(what)} receives a {kind or type(x).__name__}, not plain data")
+            raise Refused(f"{self._receiver(what)} receives a {type_name(x) if kind in (None, 'bunch') else kind}, "
+                          "not plain data")
 
     def _receiver(self, what: Any) -> str:
         return what if isinstance(what, str) else f"{self.name(what)}()"
@@ -338,7 +364,8 @@ class World:
             size, hasobj = self.dtype_arg(args[1], "numpy's _frombuffer")
             if hasobj:
                 raise Refused("numpy's _frombuffer over a dtype that holds objects (raw bytes as pointers)")
-            n = _count(_shape(args[2], "_frombuffer")) * size
+            check_items(_count(_shape(args[2], "_frombuffer")), size, "numpy's _frombuffer")
+            n = _count(args[2]) * size
             if self.raw_len(args[0], "numpy's _frombuffer") != n:
                 raise Refused(f"numpy's _frombuffer with {self.bytes_len(args[0])} bytes for {n}")
             return "array"
@@ -500,6 +527,7 @@ class World:
             return
         if n * size > MAX_ARRAY_BYTES or self.raw_len(raw, "a numpy array") != n * size:
             raise Refused(f"a numpy array of {n} items of {size} bytes with {self.bytes_len(raw)} bytes of data")
+        check_items(n, size, "a numpy array")
 
     def check_marray_state(self, state: Any) -> None:
         """numpy.ma's state: (version, shape, dtype, fortran, data, mask bytes, fill value), as

@@ -1,9 +1,9 @@
 """Meta-estimators whose prediction is an inner estimator's, plus a step of their own.
 
-Searches (`best_estimator_`), self-training, RFE/RFECV (a column gather first), the threshold classifiers (a
-threshold on the inner probabilities) and TransformedTargetRegressor (the inverse target transform after). They
-are parsers: skl2onnx parses the inner estimator (portable's converters included) through `bridge.parse`, and
-`bridge.step` adds the step of their own.
+Searches (`best_estimator_`), FrozenEstimator (`estimator`, as it is), self-training, RFE/RFECV (a column gather
+first), the threshold classifiers (a threshold on the inner probabilities) and TransformedTargetRegressor (the
+inverse target transform after). They are parsers: skl2onnx parses the inner estimator (portable's converters
+included) through `bridge.parse`, and `bridge.step` adds the step of their own.
 """
 from __future__ import annotations
 
@@ -37,6 +37,13 @@ def search(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None
 @sklearn_converter("sklearn.semi_supervised.SelfTrainingClassifier", kind="meta", style="parser")
 def self_training(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
     return _bridge().parse(scope, model.estimator_, inputs, custom_parsers)
+
+
+@sklearn_converter("sklearn.frozen.FrozenEstimator", kind="meta", style="parser")
+def frozen(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -> list[Any]:
+    """FrozenEstimator predicts, transforms and scores with the fitted estimator it wraps (`estimator`), as it is:
+    the conversion is the wrapped estimator's."""
+    return _bridge().parse(scope, model.estimator, inputs, custom_parsers)
 
 
 THRESHOLDS = ("sklearn.model_selection.FixedThresholdClassifier",
