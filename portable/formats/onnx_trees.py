@@ -176,7 +176,7 @@ OBLIVIOUS_TAG = "_oblivious_"  # converters.sklearn.boosting.OBLIVIOUS_TAG
 
 def without_oblivious(graph: Any) -> Any:
     """The graph with CatBoost's symmetric trees written as leaf indices with standard operators
-    (converters.sklearn.boosting._oblivious: Transpose, per level Gather / Greater / Where / BitwiseOr, then
+    (converters.sklearn.boosting._oblivious: Transpose, per level Gather / Greater / Cast / Mul / Add, then
     GatherElements / ReduceSum per target) replaced by one `TreeEnsemble` (ai.onnx.ml 5) of the same trees,
     as a copy: the same function for what reads a graph's trees. Each tree of depth d becomes a complete tree
     whose root tests its last split (`x <= b` goes left, i.e. bit 0; a leaf's position is then CatBoost's
