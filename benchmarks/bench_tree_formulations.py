@@ -247,10 +247,23 @@ def _gemm(proto: Any, graph: Any, at: dict[str, Any]) -> Any | None:
     return _with_graph(proto, g)
 
 
+def _tree_form(est: Any) -> Any:
+    """portable's float32 artifact with every ensemble as a tree operator (CatBoost's symmetric trees too, which
+    portable writes with standard operators: `boosting._oblivious`)."""
+    import portable
+    from portable.converters.sklearn import boosting
+
+    keep = boosting.OBLIVIOUS_FORM
+    boosting.OBLIVIOUS_FORM = False
+    try:
+        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+    finally:
+        boosting.OBLIVIOUS_FORM = keep
+
+
 def _tracked(est: Any) -> Any:
     """portable's float32 artifact with missing-value tracks instead of negated columns (and splits not oriented
     by training cover)."""
-    import portable
     from portable.converters.sklearn import trees
 
     keep, keep_orient, keep_key = trees.negate_missing_left, trees.orient_by_cover, trees._key_trees
@@ -258,20 +271,19 @@ def _tracked(est: Any) -> Any:
     trees.orient_by_cover = lambda forest, width: None  # the candidates below read x itself
     trees._key_trees = lambda forest: None  # ... in its own row order
     try:
-        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+        return _tree_form(est)
     finally:
         trees.negate_missing_left, trees.orient_by_cover, trees._key_trees = keep, keep_orient, keep_key
 
 
 def _key_trees(est: Any, count: int) -> Any:
     """portable's float32 artifact with its rows ordered by their leaves in the first `count` trees."""
-    import portable
     from portable.converters.sklearn import trees
 
     keep = trees.ROW_ORDER_KEY_TREES
     trees.ROW_ORDER_KEY_TREES = count
     try:
-        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+        return _tree_form(est)
     finally:
         trees.ROW_ORDER_KEY_TREES = keep
 
@@ -279,15 +291,18 @@ def _key_trees(est: Any, count: int) -> Any:
 def _unoriented(est: Any) -> Any:
     """portable's float32 artifact without `trees.orient_by_cover` (XGBoost: every split `x < t` with its left
     child on onnxruntime's true branch, the previous round's artifact)."""
-    import portable
     from portable.converters.sklearn import trees
 
     keep = trees.orient_by_cover
     trees.orient_by_cover = lambda forest, width: None
     try:
-        return portable.convert(est, to="onnx", dtype="float32", check=False).proto
+        return _tree_form(est)
     finally:
         trees.orient_by_cover = keep
+
+
+def _formulation(proto: Any) -> str:
+    return next((p.value for p in proto.metadata_props if p.key == "portable.trees.formulation"), "?")
 
 
 def _session(proto: Any) -> Any:
@@ -322,10 +337,14 @@ def run() -> str:
                 other = _key_trees(est, count)
                 if without_row_order(other.graph) is not other.graph:
                     cands[f"rows ordered by {label}"] = other
+        trees_proto = _tree_form(est)  # the chosen artifact, unless it has no tree operator (CatBoost)
+        if trees_proto.SerializeToString() != chosen_proto.SerializeToString():
+            label = f"{_formulation(trees_proto)} (previous round's artifact)"
+            cands[label] = trees_proto
         unoriented = _unoriented(est)
-        if unoriented.SerializeToString() != chosen_proto.SerializeToString():
+        if unoriented.SerializeToString() != trees_proto.SerializeToString():
             cands["splits not oriented by training cover (previous round's artifact)"] = unoriented
-        if proto.SerializeToString() not in (chosen_proto.SerializeToString(), unoriented.SerializeToString()):
+        if proto.SerializeToString() not in (trees_proto.SerializeToString(), unoriented.SerializeToString()):
             cands["missing-value tracks (previous round's artifact)"] = proto
         joined = _joined(chosen_proto)
         if joined is not None:

@@ -103,10 +103,15 @@ def _models() -> list[tuple[str, Any]]:
 
 
 def _split_nodes_onnx(proto: Any) -> int:
+    """Split nodes of the artifact's tree operators; CatBoost's symmetric trees written with standard operators
+    (`boosting._oblivious`, which stores d borders per tree) counted as their binary expansion, as read
+    (`onnx_trees.without_oblivious`), like the original's."""
     from onnx import helper
 
+    from portable.formats.onnx_trees import without_oblivious
+
     total = 0
-    for node in proto.graph.node:
+    for node in without_oblivious(proto.graph).node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == "TreeEnsemble":
             total += len(attrs["nodes_featureids"])

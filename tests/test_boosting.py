@@ -226,3 +226,85 @@ def test_catboost_multiclass_labels_are_one_per_row() -> None:
     assert np.asarray(est.predict(X[:3])).shape == (3, 1)
     report = portable.check(est, portable.convert(est, to="onnx", check=False))
     assert report.equivalent, report
+
+
+def _oblivious_ops(model) -> set[str]:
+    return {n.op_type for n in model.proto.graph.node}
+
+
+@pytest.mark.parametrize("nan_mode", ["Min", "Max"])
+@pytest.mark.parametrize("classes", [0, 2, 3])
+def test_catboost_symmetric_trees_as_leaf_indices(nan_mode: str, classes: int) -> None:
+    """CatBoost's symmetric trees are written as leaf indices with standard operators (no tree operator,
+    boosting._oblivious), NaN going where the feature's treatment says, in both dtypes; the graph's readers
+    (hints, certificate, the NNEF lowering) read them as one tree ensemble (onnx_trees.without_oblivious)."""
+    cb = pytest.importorskip("catboost")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1500, 6))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    if classes:
+        y = np.digitize(np.nan_to_num(x[:, 0]) + np.nan_to_num(x[:, 3]), [-0.4, 0.4] if classes == 3 else [0.0])
+        est = cb.CatBoostClassifier(iterations=25, depth=4, nan_mode=nan_mode, verbose=0, thread_count=1,
+                                    allow_writing_files=False)
+    else:
+        y = 3 * np.nan_to_num(x[:, 1]) + np.nan_to_num(x[:, 2]) ** 2
+        est = cb.CatBoostRegressor(iterations=25, depth=5, nan_mode=nan_mode, verbose=0, thread_count=1,
+                                   allow_writing_files=False)
+    est.fit(x, y)
+    xt = rng.normal(size=(700, 6)) * 1.4
+    xt[rng.random(xt.shape) < 0.15] = np.nan
+    xt[:5, 0] = [np.inf, -np.inf, 0.0, -0.0, np.nan]
+    for dtype, tol in (("float64", 1e-9), ("float32", 2e-5)):
+        model = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        assert not _oblivious_ops(model) & {"TreeEnsemble", "TreeEnsembleRegressor"}
+        assert "oblivious trees as leaf indices" in model.metadata["portable.trees.formulation"]
+        _compare(est, xt, dtype, tol)
+        report = portable.check(est, model)
+        assert report.equivalent, report
+    nnef = portable.convert(est, to="nnef", check=False)
+    out = nnef.run({"X": xt.astype(np.float32)})
+    want = est.predict_proba(xt.astype(np.float32)) if classes else est.predict(xt.astype(np.float32))
+    got = out["probabilities"] if classes else out["variable"].ravel()
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * np.abs(want).max())
+
+
+def test_catboost_symmetric_trees_of_several_depths(tmp_path) -> None:
+    """Symmetric trees shallower than the deepest (padded with never-true levels), and a tree without a split:
+    a model whose JSON export was cut down and loaded back into CatBoost, which is the reference."""
+    import json
+
+    cb = pytest.importorskip("catboost")
+    est = cb.CatBoostRegressor(iterations=6, depth=4, verbose=0, thread_count=1, allow_writing_files=False)
+    est.fit(X_NAN, Y_REG)
+    path = tmp_path / "model.json"
+    est.save_model(str(path), format="json")
+    doc = json.loads(path.read_text())
+    trees = doc["oblivious_trees"]
+    for t, depth in zip(trees, [4, 2, 0, 3, 1, 4]):  # keep the first `depth` splits: the low bits of the index
+        t["splits"] = t["splits"][:depth]
+        t["leaf_values"] = t["leaf_values"][:2 ** depth]
+        t["leaf_weights"] = t["leaf_weights"][:2 ** depth]
+    path.write_text(json.dumps(doc))
+    cut = cb.CatBoostRegressor()
+    cut.load_model(str(path), format="json")
+    assert {len(t["splits"]) for t in trees} == {0, 1, 2, 3, 4}
+    for dtype, tol in (("float64", 1e-9), ("float32", 2e-5)):
+        model = portable.convert(cut, to="onnx", check=False, dtype=dtype)
+        assert not _oblivious_ops(model) & {"TreeEnsemble", "TreeEnsembleRegressor"}
+        got = model.run({"X": XT.astype(dtype)})["variable"].ravel()
+        np.testing.assert_allclose(got, cut.predict(XT.astype(dtype)), rtol=tol, atol=tol * 5000)
+
+
+def test_catboost_symmetric_trees_are_certified_as_before() -> None:
+    """The certificate reads the standard-operator trees as the tree ensemble they are: a CatBoost classifier's
+    probabilities are certified against CatBoost's own trees (as with the previous TreeEnsemble artifact)."""
+    cb = pytest.importorskip("catboost")
+    est = cb.CatBoostClassifier(iterations=8, depth=3, verbose=0, thread_count=1, allow_writing_files=False)
+    est.fit(X_NAN, Y_CLASS)
+    for dtype in ("float32", "float64"):
+        model = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        assert not _oblivious_ops(model) & {"TreeEnsemble", "TreeEnsembleRegressor"}
+        cert = portable.certify(est, model).certificates["probabilities"]
+        assert cert.status == "certified" and cert.method == "trees", cert.reason
+        got = model.run({"X": XT.astype(dtype)})["probabilities"]
+        assert np.abs(got - est.predict_proba(XT.astype(dtype))).max() <= cert.bound

@@ -1080,6 +1080,10 @@ def lower_proto(proto: Any, *, for_nnef: bool = False) -> LoweringResult:
     if unordered is not src.graph:
         src.graph.CopyFrom(unordered)
     join_per_tree(src.graph)  # a forest written one tree per operator is lowered as one forest
+    if any(n.domain == ML_DOMAIN for n in src.graph.node) and not any(o.domain == ML_DOMAIN for o in src.opset_import):
+        # trees read from standard operators (onnx_trees.without_oblivious: CatBoost's symmetric trees)
+        src.opset_import.add(domain=ML_DOMAIN, version=5 if any(n.op_type == "TreeEnsemble" for n in src.graph.node)
+                             else 3)
     opsets = {o.domain or "": o.version for o in src.opset_import}
     strings = not for_nnef and any(
         n.domain == ML_DOMAIN and n.op_type in ("OneHotEncoder", "LabelEncoder") and

@@ -120,9 +120,11 @@ def without_row_order(graph: Any) -> Any:
     ScatterElements, and the GatherND / ScatterND one), as a copy where the forest reads
     and writes the rows in their own order: the same function, for what reads a graph's trees (the hints, the
     certificate, the lowering to standard operators). `graph` itself when it has none or when the nodes so
-    named are not that pattern."""
+    named are not that pattern. CatBoost's symmetric trees written with standard operators come back as one
+    TreeEnsemble first (`without_oblivious`): the other speed-only form these readers must not see."""
     from onnx import helper
 
+    graph = without_oblivious(graph)
     groups: dict[str, dict[str, Any]] = {}
     for n in graph.node:
         if ROW_ORDER_TAG in n.name:
@@ -167,6 +169,178 @@ def without_row_order(graph: Any) -> Any:
     view = helper.make_graph(nodes, graph.name, list(graph.input), list(graph.output), init,
                              value_info=list(graph.value_info))
     return view
+
+
+OBLIVIOUS_TAG = "_oblivious_"  # converters.sklearn.boosting.OBLIVIOUS_TAG
+
+
+def without_oblivious(graph: Any) -> Any:
+    """The graph with CatBoost's symmetric trees written as leaf indices with standard operators
+    (converters.sklearn.boosting._oblivious: Transpose, per level Gather / Greater / Cast / Mul / Add, then
+    GatherElements / ReduceSum per target) replaced by one `TreeEnsemble` (ai.onnx.ml 5) of the same trees,
+    as a copy: the same function for what reads a graph's trees. Each tree of depth d becomes a complete tree
+    whose root tests its last split (`x <= b` goes left, i.e. bit 0; a leaf's position is then CatBoost's
+    index); NaN takes the left branch (`nodes_missing_value_tracks_true`) unless the graph replaced it by +inf
+    (CatBoost's `AsTrue`); several targets are read as portable's float64 multi-target form (leaf indices,
+    Gather of the `[leaves, targets]` table, ReduceSum: v5 has one target per leaf).
+    `graph` itself when it has none or when the nodes so named are not that pattern."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    groups: dict[str, dict[str, Any]] = {}
+    for n in graph.node:
+        if OBLIVIOUS_TAG in n.name:
+            prefix, _, part = n.name.rpartition(OBLIVIOUS_TAG)
+            groups.setdefault(prefix + OBLIVIOUS_TAG, {})[part] = n
+    if not groups:
+        return graph
+    inits = {i.name: i for i in graph.initializer}
+    replace_at: dict[int, list[Any]] = {}  # id of the group's last node -> the nodes standing for the group
+    drop: set[int] = set()
+    used_inits: set[str] = set()
+    added: list[Any] = []
+    for tag, parts in groups.items():
+        made = _oblivious_ensemble(tag, parts, inits, helper, numpy_helper, TensorProto)
+        if made is None:
+            return graph
+        nodes, consts, extra = made
+        added += extra
+        drop |= {id(v) for v in parts.values()}
+        replace_at[id(parts["out"])] = nodes
+        used_inits |= consts
+    out = []
+    for n in graph.node:
+        if id(n) in replace_at:
+            out.extend(replace_at[id(n)])
+        if id(n) in drop:
+            continue
+        c = type(n)()
+        c.CopyFrom(n)
+        out.append(c)
+    init = [i for i in graph.initializer if i.name not in used_inits] + added
+    return helper.make_graph(out, graph.name, list(graph.input), list(graph.output), init,
+                             value_info=list(graph.value_info))
+
+
+def _oblivious_ensemble(tag: str, parts: dict[str, Any], inits: dict[str, Any], helper: Any, numpy_helper: Any,
+                        TensorProto: Any) -> tuple[list[Any], set[str], list[Any]] | None:
+    """(the nodes standing for one oblivious group: its Cast to float32 if any, a Cast back to double for a
+    float64 table, the TreeEnsemble and, for several targets, Cast / Gather / ReduceSum of its leaf indices),
+    the group's constant names, the constants those nodes read; or None when it is not that pattern."""
+    def const(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(inits[name]) if name in inits else None
+
+    if "out" not in parts or "xt" not in parts:
+        return None
+    depth = 0
+    while f"cols{depth}" in parts:
+        depth += 1
+    feats = [const(f"{tag}feat{j}") for j in range(depth)]
+    borders = [const(f"{tag}border{j}") for j in range(depth)]
+    tables = []
+    while f"values{len(tables)}" in parts:
+        tables.append(const(f"{tag}leaves{len(tables)}"))
+    if depth == 0 or not tables or any(a is None for a in feats + borders + tables):
+        return None
+    feat = np.stack([np.asarray(f).reshape(-1) for f in feats], 1).astype(np.int64)  # [trees, levels]
+    border = np.stack([np.asarray(b).reshape(-1) for b in borders], 1).astype(np.float64)
+    table = np.stack(tables)  # [targets, trees, 2**levels]
+    n_targets, n_trees = table.shape[0], table.shape[1]
+    fill = const(f"{tag}fill")
+    nan_right = np.zeros(int(feat.max()) + 1, bool) if fill is None else np.isposinf(np.asarray(fill).reshape(-1))
+    src = parts["isnan"].input[0] if "isnan" in parts else parts["xt"].input[0]
+    kept = []
+    if "x32" in parts:  # a float64 model: the trees compare the float32 rounding
+        x32 = type(parts["x32"])()
+        x32.CopyFrom(parts["x32"])
+        x32.name = x32.name.replace(OBLIVIOUS_TAG, "_")
+        kept.append(x32)
+    double = table.dtype == np.float64
+    if double:
+        wide = tag.replace(OBLIVIOUS_TAG, "_x32d")
+        kept.append(helper.make_node("Cast", [src], [wide], to=TensorProto.DOUBLE, name=wide))
+        src = wide
+    f_, t_, tl, tn, fl, fn, tracks, roots, rows = ([] for _ in range(9))
+    n_nodes = n_leaves = 0
+    for i in range(n_trees):
+        real = np.isfinite(border[i])
+        d = int(real.sum())
+        if not real[:d].all():
+            return None  # padding levels are the deepest ones only
+        dd = max(d, 1)  # a tree without a split: one split whose two leaves hold its value
+        heap = np.arange(2 ** dd - 1)
+        which = dd - 1 - np.floor(np.log2(heap + 1)).astype(np.int64)
+        fi = feat[i, which] if d else np.zeros(1, np.int64)
+        roots.append(n_nodes)
+        f_.extend(fi.tolist())
+        t_.extend((border[i, which] if d else np.zeros(1)).tolist())
+        tracks.extend(np.where(nan_right[fi], 0, 1).tolist() if d else [1])
+        for side, (ids, leafs) in ((1, (tn, tl)), (2, (fn, fl))):
+            child = 2 * heap + side
+            is_leaf = child >= 2 ** dd - 1
+            ids.extend(np.where(is_leaf, n_leaves + child - (2 ** dd - 1), n_nodes + child).tolist())
+            leafs.extend(is_leaf.astype(np.int64).tolist())
+        rows.append(table[:, i, :2 ** d].T if d else np.repeat(table[:, i, :1].T, 2, axis=0))  # [leaves, targets]
+        n_nodes += len(heap)
+        n_leaves += len(rows[-1])
+    dtype = np.float64 if double else np.float32
+    leaf_table = np.concatenate(rows).astype(dtype)
+    out, new_inits, after = parts["out"].output[0], [], []
+    if not double:  # float32 sums: read as ai.onnx.ml 3's regressor (float32 leaf weights and sums)
+        return kept + [_oblivious_v3(src, out, tag, roots, f_, t_, tracks, leaf_table, helper)], \
+            {i for n in parts.values() for i in n.input if i.startswith(tag)}, []
+    if n_targets == 1:
+        weights, leaf_targets, k = leaf_table[:, 0], np.zeros(n_leaves, np.int64), 1
+    else:  # several targets: the leaves' indices into the [leaves, targets] table (trees.attach_pending's form)
+        weights = np.arange(n_leaves, dtype=dtype)
+        leaf_targets = np.repeat(np.arange(n_trees), [len(r) for r in rows])
+        k = n_trees
+        base = tag.replace(OBLIVIOUS_TAG, "_trees")
+        new_inits = [numpy_helper.from_array(leaf_table, f"{base}_leaf_values"),
+                     numpy_helper.from_array(np.array([1], np.int64), f"{base}_tree_axis")]
+        after = [helper.make_node("Cast", [f"{base}_leafidx_f"], [f"{base}_leafidx"], to=TensorProto.INT64,
+                                  name=f"{base}_cast"),
+                 helper.make_node("Gather", [f"{base}_leaf_values", f"{base}_leafidx"], [f"{base}_gathered"],
+                                  axis=0, name=f"{base}_gather"),
+                 helper.make_node("ReduceSum", [f"{base}_gathered", f"{base}_tree_axis"], [out], keepdims=0,
+                                  name=f"{base}_sum")]
+        out = f"{base}_leafidx_f"
+    ens = helper.make_node(
+        "TreeEnsemble", [src], [out], name=tag.replace(OBLIVIOUS_TAG, "_trees"),
+        domain="ai.onnx.ml", n_targets=k, aggregate_function=1, post_transform=0, tree_roots=roots,
+        nodes_featureids=f_, nodes_modes=numpy_helper.from_array(np.zeros(len(f_), np.uint8), "nodes_modes"),
+        nodes_splits=numpy_helper.from_array(np.asarray(t_, dtype), "nodes_splits"),
+        nodes_truenodeids=tn, nodes_trueleafs=tl, nodes_falsenodeids=fn, nodes_falseleafs=fl,
+        nodes_missing_value_tracks_true=tracks, leaf_targetids=leaf_targets.tolist(),
+        leaf_weights=numpy_helper.from_array(np.asarray(weights, dtype), "leaf_weights"))
+    consts = {i for n in parts.values() for i in n.input if i.startswith(tag)}
+    return kept + [ens] + after, consts, new_inits
+
+
+def _oblivious_v3(src: str, out: str, tag: str, roots: list[int], feat: list[int], thr: list[float],
+                  tracks: list[int], leaf_table: np.ndarray, helper: Any) -> Any:
+    """`without_oblivious`'s complete trees as one `TreeEnsembleRegressor` (per tree, heap order: the splits,
+    then the leaves; the children of node h are 2h+1 and 2h+2)."""
+    n_inner = np.diff(np.r_[roots, len(feat)]).astype(np.int64)
+    size = 2 * n_inner + 1
+    tree = np.repeat(np.arange(len(roots)), size)
+    local = np.arange(len(tree)) - np.repeat(np.r_[0, np.cumsum(size)[:-1]], size)
+    inner = local < np.repeat(n_inner, size)
+    f, t, tr, child = (np.zeros(len(tree), np.int64), np.zeros(len(tree)), np.zeros(len(tree), np.int64),
+                       np.zeros(len(tree), np.int64))
+    f[inner], t[inner], tr[inner] = feat, thr, tracks
+    child[inner] = 2 * local[inner] + 1
+    leaves = np.flatnonzero(~inner)  # in the order of the leaf table's rows
+    k = leaf_table.shape[1]
+    return helper.make_node(
+        "TreeEnsembleRegressor", [src], [out], name=tag.replace(OBLIVIOUS_TAG, "_trees"), domain="ai.onnx.ml",
+        n_targets=k, aggregate_function="SUM", post_transform="NONE",
+        nodes_treeids=tree.tolist(), nodes_nodeids=local.tolist(), nodes_featureids=f.tolist(),
+        nodes_modes=np.where(inner, "BRANCH_LEQ", "LEAF").tolist(), nodes_values=t.tolist(),
+        nodes_truenodeids=np.where(inner, child, 0).tolist(), nodes_falsenodeids=np.where(inner, child + 1, 0).tolist(),
+        nodes_missing_value_tracks_true=tr.tolist(), nodes_hitrates=[1.0] * len(tree),
+        target_treeids=np.repeat(tree[leaves], k).tolist(), target_nodeids=np.repeat(local[leaves], k).tolist(),
+        target_ids=np.tile(np.arange(k), len(leaves)).tolist(),
+        target_weights=leaf_table.astype(np.float32).reshape(-1).tolist())
 
 
 def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, Any],

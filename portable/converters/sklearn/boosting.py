@@ -343,7 +343,7 @@ def _catboost_json(est: Any) -> dict[str, Any]:
             return json.load(fh)
 
 
-def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
+def _catboost_table(est: Any, model: dict[str, Any] | None = None) -> tuple[NodeTable, float, np.ndarray]:
     """CatBoost's trees as one NodeTable, a split `x > border` sending the row right (left: `x <= border`).
 
     Symmetric (oblivious) trees, CatBoost's default, become complete binary trees in heap order: depth d gives
@@ -353,7 +353,7 @@ def _catboost_table(est: Any) -> tuple[NodeTable, float, np.ndarray]:
     JSON (`trees`). NaN goes where the feature's `nan_value_treatment` says: right for AsTrue (`nan_mode` Max),
     left otherwise (Min; AsIs means the model saw no NaN and CatBoost reads it as Min).
     """
-    model = _catboost_json(est)
+    model = _catboost_json(est) if model is None else model
     floats = model["features_info"].get("float_features", [])
     nan_right = {f["flat_feature_index"]: f.get("nan_value_treatment") == "AsTrue" for f in floats}
     dim = int(model.get("model_info", {}).get("approx_dimension", 0) or 0)
@@ -382,7 +382,7 @@ def _catboost_oblivious(trees: list[dict[str, Any]], nan_right: dict[int, bool],
                         ) -> list[tuple[np.ndarray, ...]]:
     parts = []
     for t in trees:
-        splits = t["splits"]
+        splits = t.get("splits") or []  # (null for a tree without a split)
         d = len(splits)
         leaves = np.asarray(t["leaf_values"], dtype=np.float64).reshape(2 ** d, dim)
         n_inner = 2 ** d - 1
@@ -441,19 +441,121 @@ def _catboost_nonsymmetric(trees: list[dict[str, Any]], nan_right: dict[int, boo
     return parts
 
 
+# CatBoost's symmetric trees as leaf indices computed with standard operators (see _oblivious); the switch lets
+# benchmarks time the TreeEnsemble form of the same trees side by side
+OBLIVIOUS_FORM = True
+OBLIVIOUS = ("oblivious trees as leaf indices with standard operators, no per-row tree walk (rows transposed; "
+             "per level: Gather of the split features, Greater than the borders, Cast to uint8, Mul by 2**level, "
+             "Add; GatherElements of each target's leaf table + ReduceSum over the trees)")
+OBLIVIOUS_TAG = "_oblivious_"  # in the names of its nodes and constants (formats.onnx_trees.without_oblivious)
+OBLIVIOUS_MIN_OPSET = 14  # Add / Mul of uint8
+OBLIVIOUS_MAX_DEPTH = 8  # leaf indices in uint8
+
+
+def _oblivious(em: Emitter, model: dict[str, Any], table: NodeTable) -> str | None:
+    """The sum over CatBoost's symmetric trees, `[N, targets]` in the emitter's dtype, computed the way CatBoost
+    computes it: a tree of depth d tests the same d splits on every path, so its leaf is the index
+    `sum_j 2**j * (x[f_j] > b_j)`; or None where this form does not apply (non-symmetric trees, depth above
+    `OBLIVIOUS_MAX_DEPTH`, an opset below `OBLIVIOUS_MIN_OPSET`, an input of unknown width).
+
+    onnxruntime's TreeEnsemble walks one row through one tree at a time with a branch per level; CatBoost's
+    depth-6 trees cost it ~18 ns per row and tree at 10,000 rows (~6 ns with every row identical: the rest
+    is mispredicted branches), against ~1 ns in CatBoost. Here each level is a few passes over `[trees, rows]`
+    tensors without branches: the rows transposed once (`[features, rows]`), then per level j one Gather of the
+    split features of every tree (`[trees, rows]`), Greater than their float32 borders (CatBoost compares
+    float32 values), Cast to uint8, Mul by 2**j and Add into the leaf index (uint8 Cast / Mul / Add cost
+    onnxruntime less than Where / BitwiseOr at 1 and at 10,000 rows); the leaf values are read with
+    GatherElements from a `[trees, 2**depth]` table per target (Gather of scalars cost onnxruntime ~9 ns per
+    index, GatherElements <1 ns) and summed over the trees by ReduceSum (the trees in order: CatBoost's
+    float64 sums). Measured in benchmarks/RESULTS.md ("CatBoost's oblivious trees"). Trees shallower than the
+    deepest are padded with `x > +inf` levels (never true). NaN is CatBoost's `Min` (`x > b` false) unless the
+    feature's treatment is `AsTrue`; then NaN is replaced by +inf first (IsNaN / Where). The graph's readers
+    (hints, certificate, lowering) see one TreeEnsemble again (`formats.onnx_trees.without_oblivious`)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    trees = model.get("oblivious_trees")
+    width = em.width()
+    if not trees or width is None or em.container.target_opset_any_domain("") < OBLIVIOUS_MIN_OPSET:
+        return None
+    splits = [t.get("splits") or [] for t in trees]  # (null for a tree without a split)
+    if any(s.get("split_type", "FloatFeature") != "FloatFeature" for ss in splits for s in ss):
+        return None
+    depth = max(len(ss) for ss in splits)
+    if depth > OBLIVIOUS_MAX_DEPTH:
+        return None
+    dim = table.values.shape[1]
+    n = len(trees)
+    feat = np.zeros((n, max(depth, 1)), np.int64)
+    border = np.full((n, max(depth, 1)), np.inf)
+    leaves = np.zeros((dim, n, 2 ** depth), em.dtype)
+    for i, (t, ss) in enumerate(zip(trees, splits)):
+        d = len(ss)
+        feat[i, :d] = [s["float_feature_index"] for s in ss]
+        border[i, :d] = [s["border"] for s in ss]
+        leaves[:, i, :2 ** d] = np.asarray(t["leaf_values"], np.float64).reshape(2 ** d, dim).T
+    if feat.max() >= width or np.any(border.astype(np.float32) != border):  # CatBoost's borders are float32
+        return None
+    floats = model["features_info"].get("float_features", [])
+    nan_right = np.zeros(width, bool)
+    for f in floats:
+        if f.get("nan_value_treatment") == "AsTrue" and 0 <= int(f["flat_feature_index"]) < width:
+            nan_right[int(f["flat_feature_index"])] = True
+    tag = f"{em.name('Oblivious')}{OBLIVIOUS_TAG}"
+
+    def const(part: str, value: np.ndarray) -> str:
+        em.container.initializers.append(numpy_helper.from_array(np.asarray(value), f"{tag}{part}"))
+        return f"{tag}{part}"
+
+    def node(op: str, inputs: list[str], part: str, **attrs: Any) -> str:
+        em.container.nodes.append(helper.make_node(op, inputs, [f"{tag}{part}"], name=f"{tag}{part}", **attrs))
+        em.container.node_domain_version_pair_sets.add(("", em.container.target_opset_any_domain("")))
+        return f"{tag}{part}"
+
+    x = em.input()
+    if em.double:
+        x = node("Cast", [x], "x32", to=TensorProto.FLOAT)
+    if nan_right.any():  # NaN goes right (x > b) at these features' splits: +inf does, at every border
+        fill = np.where(nan_right, np.inf, np.nan).astype(np.float32)[None, :]
+        x = node("Where", [node("IsNaN", [x], "isnan"), const("fill", fill), x], "filled")
+    xt = node("Transpose", [x], "xt", perm=[1, 0])
+    index = ""
+    for j in range(max(depth, 1)):
+        cols = node("Gather", [xt, const(f"feat{j}", feat[:, j])], f"cols{j}", axis=0)
+        bit = node("Greater", [cols, const(f"border{j}", border[:, j:j + 1].astype(np.float32))], f"bit{j}")
+        level = node("Cast", [bit], f"level{j}", to=TensorProto.UINT8)
+        if j == 0:
+            index = level
+            continue
+        level = node("Mul", [level, const(f"pow{j}", np.array(2 ** j, np.uint8))], f"weighted{j}")
+        index = node("Add", [index, level], f"index{j}")
+    index = node("Cast", [index], "leaf", to=TensorProto.INT32)
+    axes = const("axis0", np.array([0], np.int64))
+    sums = [node("ReduceSum", [node("GatherElements", [const(f"leaves{k}", leaves[k]), index], f"values{k}", axis=1),
+                               axes], f"sum{k}", keepdims=1) for k in range(dim)]
+    stacked = sums[0] if dim == 1 else node("Concat", sums, "sums", axis=0)
+    return node("Transpose", [stacked], "out", perm=[1, 0])
+
+
 @sklearn_converter("catboost.core.CatBoostClassifier", kind="classifier")
 @sklearn_converter("catboost.core.CatBoostRegressor", kind="regressor")
 def convert_catboost(em: Emitter, est: Any) -> list[Any]:
     from .trees import build
 
-    table, scale, bias = _catboost_table(est)
-    forest = build(table)
-    x = em.as_float32_then_back(em.input())  # CatBoost compares float32 features with float32 borders
-    if scale == 1.0:  # CatBoost's scale * sum + bias: the bias folded into the tree operator (added last, exactly)
-        raw = em.ensemble(x, forest, "raw", base=bias, width=em.width())
+    model = _catboost_json(est)
+    table, scale, bias = _catboost_table(est, model)
+    total = _oblivious(em, model, table) if OBLIVIOUS_FORM else None
+    if total is not None:  # see _oblivious
+        raw = total if scale == 1.0 else em.node("Mul", [total, em.const(scale)], "scaled")
+        raw = em.node("Add", [raw, em.const(bias[None, :])], "raw")
     else:
-        total = em.ensemble(x, forest, "raw", width=em.width())
-        raw = em.node("Add", [em.node("Mul", [total, em.const(scale)], "scaled"), em.const(bias[None, :])], "raw")
+        forest = build(table)
+        x = em.as_float32_then_back(em.input())  # CatBoost compares float32 features with float32 borders
+        if scale == 1.0:  # CatBoost's scale * sum + bias: the bias folded into the tree operator (added last)
+            raw = em.ensemble(x, forest, "raw", base=bias, width=em.width())
+        else:
+            total = em.ensemble(x, forest, "raw", width=em.width())
+            raw = em.node("Add", [em.node("Mul", [total, em.const(scale)], "scaled"), em.const(bias[None, :])],
+                          "raw")
     loss = str(est.get_all_params().get("loss_function", "RMSE"))
     if _is_classifier(est):
         if loss in ("Logloss", "CrossEntropy"):

@@ -1196,8 +1196,12 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         if keys and keys[0].s.decode() in PENDING:
             pending.append((node, PENDING.pop(keys[0].s.decode())))
             node.attribute.remove(keys[0])
+    from .boosting import OBLIVIOUS, OBLIVIOUS_TAG
+
+    # CatBoost's symmetric trees written with standard operators (boosting._oblivious) have no pending node
+    oblivious = OBLIVIOUS if any(OBLIVIOUS_TAG in n.name for n in graph.node) else None
     if not pending:
-        return None
+        return oblivious
     family = choose_formulation([p for _, p in pending])
     widened = family == "v3" and WIDEN_SUMS and all(sums_in_double(p) and _is_output(graph, node.output[0])
                                                     for node, p in pending)
@@ -1379,6 +1383,8 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         raise ConversionError(f"tree ensemble node(s) {sorted(attach)} left the graph before their attributes were set")
     if widened:
         used.add(WIDENED)
+    if oblivious:
+        used.add(oblivious)
     return "; ".join(sorted(used))
 
 
