@@ -113,6 +113,7 @@ def test_random_problems(n, features, n_classes, kernel, seed):
     from sklearn.svm import SVC
 
     n = max(n, 8 * n_classes)
+    features = max(features, n_classes.bit_length())  # make_classification: n_classes <= 2 ** n_informative
     est, rows = _fit(SVC(kernel=kernel, probability=True, random_state=seed), n_classes, n=n,
                      features=features, seed=seed)
     _, got = _run(est, rows, "float64")
