@@ -26,7 +26,7 @@ from ..errors import CannotRunError, PortableError
 from ..limits import LimitError, check_samples
 from ..model import Model
 from .compare import (OutputResult, Tolerance, excuse_tied, failing_rows, judge_on_decision, match_outputs,
-                      tolerance_for)
+                      scores_named, tolerance_for)
 from .compare import compare as compare_outputs
 from .inputs import (BOUNDARY, DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, cloud_rows, feed,
                      feed_batch, generate, narrow_values, rows_strategy, simplify_strategy, tested_nodes)
@@ -95,7 +95,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     if samples < 1:
         raise PortableError(f"samples must be at least 1, not {samples}")
     original, converted = _as_model(original), _as_model(converted)
-    converted = _scores_named(original, converted)
+    converted = scores_named(original, converted)
     total = 4
     tick = _ticker(progress, total)
     outputs, plan, notes = _plan(original, converted, data)
@@ -139,23 +139,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     return report
 
 
-def _scores_named(original: Model, converted: Model) -> Model:
-    """skl2onnx names a classifier's decision scores `probabilities` (or `output_probability`) also for models
-    without predict_proba (SVC, LinearSVC, RidgeClassifier), where portable's scikit-learn side gives `scores`: an
-    ONNX model with label/probabilities checked against one with label/scores has its output read as scores (a
-    renamed copy, kept on the model for the next check)."""
-    a, b = set(original.signature.output_names), set(converted.signature.output_names)
-    if converted.format != "onnx" or a != {"label", "scores"} or b != {"label", "probabilities"}:
-        return converted
-    kept = converted.__dict__.get("_as_scores")
-    if kept is None:
-        from ..formats.onnx import with_output_names
-
-        kept = with_output_names(converted, {"probabilities": "scores"},  # type: ignore[arg-type]
-                                 "the ONNX model's output 'probabilities' holds decision scores (the original has "
-                                 "no predict_proba): compared as 'scores'")
-        converted.__dict__["_as_scores"] = kept
-    return kept
+_scores_named = scores_named  # its name before it moved to compare (next to match_outputs)
 
 
 def _plan(original: Model, converted: Model, data: Any) -> tuple[list[tuple[str, str]], Plan, list[str]]:
