@@ -361,9 +361,15 @@ def _text_chunks(feeds: dict[str, np.ndarray]) -> list[np.ndarray] | None:
     return chunks
 
 
+#: formats whose models tokenise each document on its own (scikit-learn's vectorizers, in memory or pickled): their
+#: memory does not grow with rows x longest text, and each run pays a pipeline's fixed cost (a check of 1,000
+#: generated reviews, some of 12,000 characters, ran a text pipeline in 24 chunks)
+WHOLE_TEXT_FORMATS = ("sklearn", "pickle")
+
+
 def _run_batches(model: Model, feeds: dict[str, np.ndarray], size: int | None) -> dict[str, np.ndarray]:
     if not size:
-        chunks = _text_chunks(feeds)
+        chunks = None if model.format in WHOLE_TEXT_FORMATS else _text_chunks(feeds)
         if chunks is None:
             return model.run(feeds)
         parts = [model.run({k: v[rows] for k, v in feeds.items()}) for rows in chunks]
@@ -436,6 +442,96 @@ def _original_rows(original: Model, plan: Plan, batch: Batch) -> tuple[np.ndarra
     return rows, first
 
 
+
+REJECTS_KEPT = 64  # values a pair remembers as rejected by the original (see `_run_original`)
+
+
+def _run_original(original: Model, plan: Plan, batch: Batch, arrays: dict[str, np.ndarray]) -> tuple[
+        dict[str, np.ndarray] | None, np.ndarray | None, str, Exception | None]:
+    """The original's outputs on `batch`, or on the rows of it that it accepts: (outputs, None, "", None) when it
+    runs them all; else (outputs on `rows` or None, `rows` it accepts, the first rejection's error, the error of
+    the whole batch or None).
+
+    The rows it rejects are found by bisection (`_original_rows`: some hundred runs of the original on a batch of
+    1,000 rows with a few rejected, each paying a pipeline's fixed cost). A pair whose original rejected rows
+    before remembers the values only those rows held (`_learn_rejects`: the empty string a text vectorizer reads
+    as a missing document, a category an encoder does not know); a new batch's rows holding one of them are
+    predicted rejected: the original runs once on the others, and the predicted rows are bisected on their own.
+    Rows are accepted or rejected one by one, so the rows found are those the bisection of the whole batch finds,
+    and so are the outputs; when the others fail too, the whole batch is bisected as before."""
+    run_a = _runner(plan, "original")
+    predicted = _predicted_rejects(plan, batch)
+    if predicted is not None:
+        rest = np.flatnonzero(~predicted)
+        try:
+            out_rest = run_a(original, feed(assemble(plan, batch.take(rest)), original))
+        except CannotRunError:
+            raise
+        except Exception:
+            pass  # other rows are rejected too: the whole batch is bisected below
+        else:
+            def run(b: Batch) -> Any:
+                return run_a(original, feed(assemble(plan, b), original))
+
+            ok, errors = _accepted(run, batch, np.flatnonzero(predicted))
+            first = errors[0][1] if errors else ""
+            if not ok:  # every predicted row is rejected: the outputs on the others are the outputs
+                _learn_rejects(plan, batch, rest)
+                return out_rest, rest, first, None
+            rows = np.sort(np.concatenate([rest, *ok]))
+            _learn_rejects(plan, batch, rows)
+            return None, rows, first, None
+    try:
+        return run_a(original, feed_batch(plan, batch, arrays, original)), None, "", None
+    except CannotRunError:  # no row can run (e.g. its runtime cannot load it): not rows it rejects
+        raise
+    except Exception as exc:
+        rows, first = _original_rows(original, plan, batch)
+        _learn_rejects(plan, batch, rows)
+        return None, rows, first, exc
+
+
+def _row_values(plan: Plan, batch: Batch, rows: np.ndarray) -> set[tuple[int, Any]]:
+    """(feature, value) pairs the rows hold that a rejection may follow: string values, and NaN (as None) in
+    numeric features."""
+    got: set[tuple[int, Any]] = set()
+    for i, f in enumerate(plan.features):
+        if f.is_string:
+            got.update((i, v) for v in batch.txt[rows, i].tolist())
+        elif np.isnan(batch.num[rows, i]).any():
+            got.add((i, None))
+    return got
+
+
+def _learn_rejects(plan: Plan, batch: Batch, accepted: np.ndarray) -> None:
+    """Remember, on the pair's plan, the values held by rows the original rejected and by no row it accepted (in
+    this batch or a batch before); forgotten values stay forgotten. Nothing kept beyond `REJECTS_KEPT`."""
+    rejected = np.setdiff1d(np.arange(len(batch)), accepted)
+    if not len(rejected):
+        return
+    memo = plan.memo.setdefault("rejects", {"bad": set(), "ok": set()})
+    if memo["bad"] is None:
+        return
+    memo["ok"] |= _row_values(plan, batch, accepted)
+    bad = (memo["bad"] | _row_values(plan, batch, rejected)) - memo["ok"]
+    memo["bad"] = bad if len(bad) <= REJECTS_KEPT else None
+
+
+def _predicted_rejects(plan: Plan, batch: Batch) -> np.ndarray | None:
+    """Rows holding a value the pair's original rejected before (`_learn_rejects`), as a mask; None when there
+    are none, or every row is one."""
+    memo = plan.memo.get("rejects")
+    if not memo or not memo["bad"]:
+        return None
+    hit = np.zeros(len(batch), dtype=bool)
+    for i, v in memo["bad"]:
+        if v is None:
+            hit |= np.isnan(batch.num[:, i])
+        else:
+            hit |= batch.txt[:, i] == v
+    return hit if hit.any() and not hit.all() else None
+
+
 def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes: list[str],
               tick: Callable[[], None]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Batch,
                                                  list[dict[str, Any]]]:
@@ -459,13 +555,9 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
             tick()
             return out_a, out_b, batch, []
     run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
-    try:
-        out_a = run_a(original, feed_batch(plan, batch, arrays, original))
-    except CannotRunError:  # no row can run (e.g. its runtime cannot load it): not rows it rejects
-        raise
-    except Exception as exc:
-        whole = _error(exc)
-        rows, first = _original_rows(original, plan, batch)
+    out_a, rows, first, exc = _run_original(original, plan, batch, arrays)
+    if rows is not None:  # the original rejects some rows
+        whole = _error(exc) if exc is not None else first
         dropped = np.setdiff1d(np.arange(len(batch)), rows)
         data_dropped = int((batch.source[dropped] == DATA).sum())
         if data_dropped:
@@ -479,7 +571,8 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
                      f"({first or whole}): they were dropped from the comparison")
         batch = batch.take(rows)
         arrays = assemble(plan, batch)
-        out_a = run_a(original, feed_batch(plan, batch, arrays, original))
+        if out_a is None:
+            out_a = run_a(original, feed_batch(plan, batch, arrays, original))
     tick()
     try:
         return out_a, run_b(converted, feed_batch(plan, batch, arrays, converted)), batch, []
