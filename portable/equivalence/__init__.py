@@ -504,17 +504,20 @@ def _row_values(plan: Plan, batch: Batch, rows: np.ndarray) -> set[tuple[int, An
 
 
 def _learn_rejects(plan: Plan, batch: Batch, accepted: np.ndarray) -> None:
-    """Remember, on the pair's plan, the values held by rows the original rejected and by no row it accepted (in
-    this batch or a batch before); forgotten values stay forgotten. Nothing kept beyond `REJECTS_KEPT`."""
+    """Remember, on the pair's plan, the values held by rows the original rejected and by no row it accepted
+    since (an accepted row holding one makes it forgotten for good; values no rejected row held are not kept).
+    Nothing is predicted any more once more than `REJECTS_KEPT` values are remembered (rejections that follow no
+    single value)."""
     rejected = np.setdiff1d(np.arange(len(batch)), accepted)
     if not len(rejected):
         return
     memo = plan.memo.setdefault("rejects", {"bad": set(), "ok": set()})
     if memo["bad"] is None:
         return
-    memo["ok"] |= _row_values(plan, batch, accepted)
-    bad = (memo["bad"] | _row_values(plan, batch, rejected)) - memo["ok"]
-    memo["bad"] = bad if len(bad) <= REJECTS_KEPT else None
+    candidates = memo["bad"] | _row_values(plan, batch, rejected)
+    memo["ok"] |= candidates & _row_values(plan, batch, accepted)  # only values that were candidates: bounded
+    bad = candidates - memo["ok"]
+    memo["bad"] = bad if len(bad) <= REJECTS_KEPT and len(memo["ok"]) <= 64 * REJECTS_KEPT else None
 
 
 def _predicted_rejects(plan: Plan, batch: Batch) -> np.ndarray | None:
