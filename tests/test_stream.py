@@ -479,3 +479,27 @@ def test_cli_check_on_dask_address(models, small, cluster):
     assert "9,000 of 9,000 data rows checked" in res.output
     res = CliRunner().invoke(cli, ["check", str(pkl), str(tampered), "--data", str(small), "--dask", "local:x"])
     assert res.exit_code == 1 and "local:N takes a number" in res.output
+
+
+def test_streaming_check_reads_skl2onnx_probabilities_as_scores(tmp_path):
+    """skl2onnx names a RidgeClassifier's decision scores 'probabilities'; portable's scikit-learn side calls them
+    'scores'. The sampled check compared them as scores, the streaming check stopped at "the models have different
+    outputs": both match outputs the same way now. The scores are compared against scikit-learn's own."""
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import RidgeClassifier
+
+    X = np.random.default_rng(0).random((400, 3)).astype(np.float32)
+    model = RidgeClassifier().fit(X, (X[:, 0] * 3).astype(int))
+    onx = to_onnx(model, X[:1])
+    assert {o.name for o in onx.graph.output} == {"label", "probabilities"}
+    got = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        ["probabilities"], {"X": X})[0]
+    np.testing.assert_allclose(got, model.decision_function(X), atol=1e-4)  # they are the decision scores
+    path = tmp_path / "m.onnx"
+    onnx.save(onx, str(path))
+    frame = pd.DataFrame(X.astype(np.float64), columns=["x0", "x1", "x2"])
+    frame.to_parquet(tmp_path / "rows.parquet")
+    report = portable.check(model, str(path), data=str(tmp_path / "rows.parquet"), samples=50)
+    assert report.equivalent, report.summary_line()
+    assert {o["name"] for o in report.outputs} == {"label", "scores"}

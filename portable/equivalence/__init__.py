@@ -26,7 +26,7 @@ from ..errors import CannotRunError, PortableError
 from ..limits import LimitError, check_samples
 from ..model import Model
 from .compare import (OutputResult, Tolerance, excuse_tied, failing_rows, judge_on_decision, match_outputs,
-                      tolerance_for)
+                      scores_named, tolerance_for)
 from .compare import compare as compare_outputs
 from .inputs import (BOUNDARY, DATA, SHRUNK, SOURCES, SPECIAL, Batch, Plan, assemble, build_plan, cloud_rows, feed,
                      feed_batch, generate, narrow_values, rows_strategy, simplify_strategy, tested_nodes)
@@ -95,7 +95,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     if samples < 1:
         raise PortableError(f"samples must be at least 1, not {samples}")
     original, converted = _as_model(original), _as_model(converted)
-    converted = _scores_named(original, converted)
+    converted = scores_named(original, converted)
     total = 4
     tick = _ticker(progress, total)
     outputs, plan, notes = _plan(original, converted, data)
@@ -139,23 +139,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     return report
 
 
-def _scores_named(original: Model, converted: Model) -> Model:
-    """skl2onnx names a classifier's decision scores `probabilities` (or `output_probability`) also for models
-    without predict_proba (SVC, LinearSVC, RidgeClassifier), where portable's scikit-learn side gives `scores`: an
-    ONNX model with label/probabilities checked against one with label/scores has its output read as scores (a
-    renamed copy, kept on the model for the next check)."""
-    a, b = set(original.signature.output_names), set(converted.signature.output_names)
-    if converted.format != "onnx" or a != {"label", "scores"} or b != {"label", "probabilities"}:
-        return converted
-    kept = converted.__dict__.get("_as_scores")
-    if kept is None:
-        from ..formats.onnx import with_output_names
-
-        kept = with_output_names(converted, {"probabilities": "scores"},  # type: ignore[arg-type]
-                                 "the ONNX model's output 'probabilities' holds decision scores (the original has "
-                                 "no predict_proba): compared as 'scores'")
-        converted.__dict__["_as_scores"] = kept
-    return kept
+_scores_named = scores_named  # its name before it moved to compare (next to match_outputs)
 
 
 def _plan(original: Model, converted: Model, data: Any) -> tuple[list[tuple[str, str]], Plan, list[str]]:
@@ -377,9 +361,15 @@ def _text_chunks(feeds: dict[str, np.ndarray]) -> list[np.ndarray] | None:
     return chunks
 
 
+#: formats whose models tokenise each document on its own (scikit-learn's vectorizers, in memory or pickled): their
+#: memory does not grow with rows x longest text, and each run pays a pipeline's fixed cost (a check of 1,000
+#: generated reviews, some of 12,000 characters, ran a text pipeline in 24 chunks)
+WHOLE_TEXT_FORMATS = ("sklearn", "pickle")
+
+
 def _run_batches(model: Model, feeds: dict[str, np.ndarray], size: int | None) -> dict[str, np.ndarray]:
     if not size:
-        chunks = _text_chunks(feeds)
+        chunks = None if model.format in WHOLE_TEXT_FORMATS else _text_chunks(feeds)
         if chunks is None:
             return model.run(feeds)
         parts = [model.run({k: v[rows] for k, v in feeds.items()}) for rows in chunks]
@@ -452,6 +442,99 @@ def _original_rows(original: Model, plan: Plan, batch: Batch) -> tuple[np.ndarra
     return rows, first
 
 
+
+REJECTS_KEPT = 64  # values a pair remembers as rejected by the original (see `_run_original`)
+
+
+def _run_original(original: Model, plan: Plan, batch: Batch, arrays: dict[str, np.ndarray]) -> tuple[
+        dict[str, np.ndarray] | None, np.ndarray | None, str, Exception | None]:
+    """The original's outputs on `batch`, or on the rows of it that it accepts: (outputs, None, "", None) when it
+    runs them all; else (outputs on `rows` or None, `rows` it accepts, the first rejection's error, the error of
+    the whole batch or None).
+
+    The rows it rejects are found by bisection (`_original_rows`: some hundred runs of the original on a batch of
+    1,000 rows with a few rejected, each paying a pipeline's fixed cost). A pair whose original rejected rows
+    before remembers the values only those rows held (`_learn_rejects`: the empty string a text vectorizer reads
+    as a missing document, a category an encoder does not know); a new batch's rows holding one of them are
+    predicted rejected: the original runs once on the others, and the predicted rows are bisected on their own.
+    Rows are accepted or rejected one by one, so the rows found are those the bisection of the whole batch finds,
+    and so are the outputs; when the others fail too, the whole batch is bisected as before."""
+    run_a = _runner(plan, "original")
+    predicted = _predicted_rejects(plan, batch)
+    if predicted is not None:
+        rest = np.flatnonzero(~predicted)
+        try:
+            out_rest = run_a(original, feed(assemble(plan, batch.take(rest)), original))
+        except CannotRunError:
+            raise
+        except Exception:
+            pass  # other rows are rejected too: the whole batch is bisected below
+        else:
+            def run(b: Batch) -> Any:
+                return run_a(original, feed(assemble(plan, b), original))
+
+            ok, errors = _accepted(run, batch, np.flatnonzero(predicted))
+            first = errors[0][1] if errors else ""
+            if not ok:  # every predicted row is rejected: the outputs on the others are the outputs
+                _learn_rejects(plan, batch, rest)
+                return out_rest, rest, first, None
+            rows = np.sort(np.concatenate([rest, *ok]))
+            _learn_rejects(plan, batch, rows)
+            return None, rows, first, None
+    try:
+        return run_a(original, feed_batch(plan, batch, arrays, original)), None, "", None
+    except CannotRunError:  # no row can run (e.g. its runtime cannot load it): not rows it rejects
+        raise
+    except Exception as exc:
+        rows, first = _original_rows(original, plan, batch)
+        _learn_rejects(plan, batch, rows)
+        return None, rows, first, exc
+
+
+def _row_values(plan: Plan, batch: Batch, rows: np.ndarray) -> set[tuple[int, Any]]:
+    """(feature, value) pairs the rows hold that a rejection may follow: string values, and NaN (as None) in
+    numeric features."""
+    got: set[tuple[int, Any]] = set()
+    for i, f in enumerate(plan.features):
+        if f.is_string:
+            got.update((i, v) for v in batch.txt[rows, i].tolist())
+        elif np.isnan(batch.num[rows, i]).any():
+            got.add((i, None))
+    return got
+
+
+def _learn_rejects(plan: Plan, batch: Batch, accepted: np.ndarray) -> None:
+    """Remember, on the pair's plan, the values held by rows the original rejected and by no row it accepted
+    since (an accepted row holding one makes it forgotten for good; values no rejected row held are not kept).
+    Nothing is predicted any more once more than `REJECTS_KEPT` values are remembered (rejections that follow no
+    single value)."""
+    rejected = np.setdiff1d(np.arange(len(batch)), accepted)
+    if not len(rejected):
+        return
+    memo = plan.memo.setdefault("rejects", {"bad": set(), "ok": set()})
+    if memo["bad"] is None:
+        return
+    candidates = memo["bad"] | _row_values(plan, batch, rejected)
+    memo["ok"] |= candidates & _row_values(plan, batch, accepted)  # only values that were candidates: bounded
+    bad = candidates - memo["ok"]
+    memo["bad"] = bad if len(bad) <= REJECTS_KEPT and len(memo["ok"]) <= 64 * REJECTS_KEPT else None
+
+
+def _predicted_rejects(plan: Plan, batch: Batch) -> np.ndarray | None:
+    """Rows holding a value the pair's original rejected before (`_learn_rejects`), as a mask; None when there
+    are none, or every row is one."""
+    memo = plan.memo.get("rejects")
+    if not memo or not memo["bad"]:
+        return None
+    hit = np.zeros(len(batch), dtype=bool)
+    for i, v in memo["bad"]:
+        if v is None:
+            hit |= np.isnan(batch.num[:, i])
+        else:
+            hit |= batch.txt[:, i] == v
+    return hit if hit.any() and not hit.all() else None
+
+
 def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes: list[str],
               tick: Callable[[], None]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Batch,
                                                  list[dict[str, Any]]]:
@@ -475,13 +558,9 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
             tick()
             return out_a, out_b, batch, []
     run_a, run_b = _runner(plan, "original"), _runner(plan, "converted")
-    try:
-        out_a = run_a(original, feed_batch(plan, batch, arrays, original))
-    except CannotRunError:  # no row can run (e.g. its runtime cannot load it): not rows it rejects
-        raise
-    except Exception as exc:
-        whole = _error(exc)
-        rows, first = _original_rows(original, plan, batch)
+    out_a, rows, first, exc = _run_original(original, plan, batch, arrays)
+    if rows is not None:  # the original rejects some rows
+        whole = _error(exc) if exc is not None else first
         dropped = np.setdiff1d(np.arange(len(batch)), rows)
         data_dropped = int((batch.source[dropped] == DATA).sum())
         if data_dropped:
@@ -495,7 +574,8 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
                      f"({first or whole}): they were dropped from the comparison")
         batch = batch.take(rows)
         arrays = assemble(plan, batch)
-        out_a = run_a(original, feed_batch(plan, batch, arrays, original))
+        if out_a is None:
+            out_a = run_a(original, feed_batch(plan, batch, arrays, original))
     tick()
     try:
         return out_a, run_b(converted, feed_batch(plan, batch, arrays, converted)), batch, []

@@ -87,6 +87,26 @@ def kind_of(spec: TensorSpec) -> str:
     return {"label": "label", "probabilities": "probability", "scores": "score"}.get(spec.name, "value")
 
 
+def scores_named(original: Model, converted: Model) -> Model:
+    """skl2onnx names a classifier's decision scores `probabilities` (or `output_probability`) also for models
+    without predict_proba (SVC, LinearSVC, RidgeClassifier), where portable's scikit-learn side gives `scores`: an
+    ONNX model with label/probabilities checked against one with label/scores has its output read as scores (a
+    renamed copy, kept on the model for the next check). Part of matching the outputs: a caller of
+    `match_outputs` calls it first and runs the model it returns (the sampled and the streaming check do)."""
+    a, b = set(original.signature.output_names), set(converted.signature.output_names)
+    if converted.format != "onnx" or a != {"label", "scores"} or b != {"label", "probabilities"}:
+        return converted
+    kept = converted.__dict__.get("_as_scores")
+    if kept is None:
+        from ..formats.onnx import with_output_names  # (lazily: the comparison knows no format)
+
+        kept = with_output_names(converted, {"probabilities": "scores"},  # type: ignore[arg-type]
+                                 "the ONNX model's output 'probabilities' holds decision scores (the original has "
+                                 "no predict_proba): compared as 'scores'")
+        converted.__dict__["_as_scores"] = kept
+    return kept
+
+
 def match_outputs(original: Model, converted: Model, notes: list[str] | None = None) -> list[tuple[str, str]]:
     """(name, kind) of the outputs both models have; raises SignatureMismatchError when they differ.
 

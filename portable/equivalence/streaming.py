@@ -41,7 +41,7 @@ from ..limits import LimitError, check_data_columns
 from ..model import Model
 from . import stops_at_limits
 from .compare import compare as compare_outputs
-from .compare import excuse_tied, failing_rows, match_outputs
+from .compare import excuse_tied, failing_rows, match_outputs, scores_named
 from .inputs import InputSlot, data_arrays, feed, match_inputs
 from .report import HIST_EDGES, HIST_LABELS, Report, decade_counts
 
@@ -837,7 +837,7 @@ def check_stream(original: Any, converted: Any, data: Any, *, samples: int = 100
     from . import load_model
 
     a = load_model(original, trust=trust, data=sample)
-    b = load_model(converted, trust=trust)
+    b = scores_named(a, load_model(converted, trust=trust))
     outputs = match_outputs(a, b)
     arrays = data_arrays(sample, a) or {}
     slots, _ = match_inputs(a, b, arrays)
