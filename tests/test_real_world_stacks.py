@@ -228,3 +228,16 @@ def test_linear_discriminant_analysis_as_a_feature_step(after) -> None:
     else:
         np.testing.assert_array_equal(got["label"], pipe.predict(X))
     assert portable.check(pipe, art).equivalent
+
+
+def test_certify_reads_skl2onnx_probabilities_as_scores() -> None:
+    """skl2onnx names a LinearSVC's decision scores 'probabilities'; check read them as scores, certify stopped
+    at 'the models have different outputs'."""
+    import skl2onnx
+    from sklearn.svm import LinearSVC
+
+    X, y = _xy(3)
+    est = LinearSVC().fit(X, y)
+    onx = skl2onnx.to_onnx(est, X[:1].astype(np.float32))
+    result = portable.certify(est, onx, data=X)
+    assert {k: c.status for k, c in result.certificates.items()} == {"label": "certified", "scores": "certified"}

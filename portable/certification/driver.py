@@ -250,12 +250,12 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
         counterexample, or not certifiable with the reason).
     """
     from ..equivalence import load_model
-    from ..equivalence.compare import match_outputs, tolerance_for
+    from ..equivalence.compare import match_outputs, scores_named, tolerance_for
     from ..equivalence.inputs import build_plan, data_arrays, model_hints
 
     started = time.perf_counter()
     original = load_model(original, trust=trust, data=data)
-    converted = load_model(converted, trust=trust, data=data)
+    converted = scores_named(original, load_model(converted, trust=trust, data=data))  # as check reads them
     notes: list[str] = []
     outputs = match_outputs(original, converted, notes)
     plan = build_plan(original, converted, data)
