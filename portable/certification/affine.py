@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from .core import (CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, certification_method,
-                   not_certifiable)
+                   not_certifiable, refuted_or_not)
 from .joint import certify_programs
 from .normalizer import Discontinuity
 from .symbolic import NotSymbolic, Space
@@ -83,10 +83,7 @@ def unreadable(exc: Unreadable, ctx: Context, method: str, original: Any = None)
         batch = _original_candidates(exc.original, original, ctx) if original is not None else None
     except Exception:  # noqa: BLE001 - no candidates: the reason stands alone
         batch = None
-    if not batch:
-        return {name: not_certifiable(name, reason) for name in ctx.outputs}
-    return {name: Certificate(name, REFUTED, reason=reason, candidates=[batch], details={"unreadable": True})
-            for name in ctx.outputs}
+    return refuted_or_not(ctx.outputs, reason, batch)
 
 
 def _original_candidates(prog: Any, original: Any, ctx: Context) -> dict[str, Any]:

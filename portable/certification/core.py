@@ -219,3 +219,36 @@ def certification_method(name: str, priority: int = 50) -> Callable[[Method], Me
 
 def not_certifiable(output: str, reason: str) -> Certificate:
     return Certificate(output=output, status=NOT_CERTIFIABLE, reason=reason)
+
+
+def graph_links(graph: Any) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """An ONNX graph's tensors: the nodes that read each one, and the node that writes it."""
+    consumers: dict[str, list[Any]] = {}
+    producer: dict[str, Any] = {}
+    for node in graph.node:
+        for i in node.input:
+            consumers.setdefault(i, []).append(node)
+        for o in node.output:
+            producer[o] = node
+    return consumers, producer
+
+
+def slice_after(graph: Any, cut: str) -> tuple[list[Any], set[str]]:
+    """The nodes (in graph order) the graph's outputs need when `cut` is given, and the tensors they read."""
+    needed = {o.name for o in graph.output}
+    keep = []
+    for node in reversed(list(graph.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(i for i in node.input if i and i != cut)
+    keep.reverse()
+    return keep, needed
+
+
+def refuted_or_not(outputs: Any, reason: str, batch: Any) -> dict[str, Certificate]:
+    """Each output refuted with `batch` as candidate inputs (`portable.certify` keeps a refutation only with a
+    verified counterexample, else says not certifiable for `reason`); not certifiable when there is no batch."""
+    if not batch:
+        return {name: not_certifiable(name, reason) for name in outputs}
+    return {name: Certificate(name, REFUTED, reason=reason, candidates=[batch], details={"unreadable": True})
+            for name in outputs}

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .core import (CERTIFIED, REFUTED, Certificate, Context, Domain, DomainColumn, certification_method,
-                   not_certifiable)
+                   not_certifiable, refuted_or_not)
 
 METHOD = "members"
 SAMPLES = 48
@@ -97,10 +97,7 @@ def _hard_voting(est: Any, domain: Domain, ctx: Context) -> dict[str, Certificat
         batch = ctx.make_feeds(rows, cols)
     except Exception:  # noqa: BLE001 - no candidates: the reason stands alone
         batch = None
-    if not batch:
-        return {name: not_certifiable(name, reason) for name in ctx.outputs}
-    return {name: Certificate(name, REFUTED, reason=reason, candidates=[batch], details={"unreadable": True})
-            for name in ctx.outputs}
+    return refuted_or_not(ctx.outputs, reason, batch)
 
 
 def _members(ens: Any) -> list[Any]:

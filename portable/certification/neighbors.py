@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .core import (CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, certification_method,
-                   magnitude_floor, not_certifiable)
+                   graph_links, magnitude_floor, not_certifiable, slice_after)
 from .symbolic import NotSymbolic
 
 METHOD = "neighbors"
@@ -190,13 +190,7 @@ def _match(proto: Any, x_name: str, fit: np.ndarray, k: int, classes: Any, y: np
 
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    consumers: dict[str, list[Any]] = {}
-    producer: dict[str, Any] = {}
-    for node in g.node:
-        for i in node.input:
-            consumers.setdefault(i, []).append(node)
-        for o in node.output:
-            producer[o] = node
+    consumers, producer = graph_links(g)
     outputs = {o.name for o in g.output}
 
     def attr(node: Any, name: str, default: Any = None) -> Any:
@@ -299,13 +293,7 @@ def _votes(proto: Any, cut: str, k: int, classes: Any) -> tuple[float, bool]:
     if n_class ** k > MAX_SEQUENCES:
         raise NotSymbolic(f"{n_class}^{k} sequences of neighbour classes (at most {MAX_SEQUENCES:,} are run)")
     g = proto.graph
-    needed = {o.name for o in g.output}
-    keep = []
-    for node in reversed(list(g.node)):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i and i != cut)
-    keep.reverse()
+    keep, needed = slice_after(g, cut)
     if any(v.name in needed for v in g.input):
         raise NotSymbolic("the outputs read the input beside the neighbours' classes")
     produced = {o for n in keep for o in n.output}

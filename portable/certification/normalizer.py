@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .core import graph_links
 from .sklearn_program import _as_sym, reads
 from .symbolic import NotSymbolic
 
@@ -215,13 +216,7 @@ def match_graph(proto: Any, x_name: str, ops: list[tuple[str, Any]], norm: str, 
     and the normaliser from the input `x_name` with exactly these float64 operations (constants bit-equal to
     scikit-learn's) and the norm as scikit-learn defines it; (name, ONNX element type). NotSymbolic otherwise."""
     g = proto.graph
-    consumers: dict[str, list[Any]] = {}
-    producer: dict[str, Any] = {}
-    for node in g.node:
-        for i in node.input:
-            consumers.setdefault(i, []).append(node)
-        for o in node.output:
-            producer[o] = node
+    consumers, producer = graph_links(g)
     attrs = {id(n): {a.name: a for a in n.attribute} for n in g.node}
 
     def fail(what: str) -> NotSymbolic:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .core import CERTIFIED, NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn, \
-    certification_method, not_certifiable
+from .core import NOT_CERTIFIABLE, REFUTED, Certificate, Context, Domain, DomainColumn, \
+    certification_method, not_certifiable, slice_after
 from .symbolic import NotSymbolic
 
 METHOD = "text"
@@ -160,13 +160,7 @@ def _cut_graph(proto: Any, cut: str, width: int, elem: int) -> Any:
     from onnx import helper
 
     g = proto.graph
-    needed = {o.name for o in g.output}
-    keep = []
-    for node in reversed(list(g.node)):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i and i != cut)
-    keep.reverse()
+    keep, needed = slice_after(g, cut)
     inputs = [helper.make_tensor_value_info(cut, elem, [None, width])]
     for vi in g.input:
         if vi.name in needed:
