@@ -735,9 +735,15 @@ class TreeProof:
         # or softmax far from 0.5) the representative point may hide a score difference the box does show
         rng = np.random.default_rng(0)
         with np.errstate(over="ignore", invalid="ignore"):
-            spread_pts = [self._point(*box[:2], box[2], box[3], center=rng.uniform(np.maximum(box[0], self.lo),
-                                                                                  np.minimum(box[1], self.hi)))
-                          for _, _, box in worst[:8] for _ in range(32)]
+            # (bounds within +-1e307: numpy's uniform refuses a range wider than the largest double, which an
+            # unbounded domain's box has, and one whose high is below its low: a box outside the domain)
+            def spread_point(box: tuple[Any, ...]) -> Any:
+                lo = np.clip(np.maximum(box[0], self.lo), -1e307, 1e307)
+                return self._point(*box[:2], box[2], box[3],
+                                   center=rng.uniform(lo, np.maximum(lo, np.clip(np.minimum(box[1], self.hi),
+                                                                                 -1e307, 1e307))))
+
+            spread_pts = [spread_point(box) for _, _, box in worst[:8] for _ in range(32)]
         self.candidates = [w[1] for w in worst[:48]] + spread_pts + self.candidates
         self.candidates.append(self._point(self.lo, self.hi, self.nan, self.cat_all))
         ua, ub = U[ea.accumulate], U[eb.accumulate]
