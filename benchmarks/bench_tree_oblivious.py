@@ -40,6 +40,7 @@ import numpy as np
 
 from ._util import table
 from .bench_tree_speed import FEATURES, _models
+from .bench_tree_formulations import _session  # one onnxruntime thread
 
 
 def _catboost_json(est: Any) -> dict[str, Any]:
@@ -165,15 +166,6 @@ def _candidates(model: dict[str, Any]) -> dict[str, Any]:
     return {"Where / BitwiseOr (this round's first choice)": build("where8"), "Cast / BitShift / BitwiseOr": build("shift"), "int32 Where / Add": build("int32"),
             "shared comparisons": build(distinct=True), "Gather of the leaf values": build(gather="flat"),
             "all levels at once": at_once()}
-
-
-def _session(proto: Any) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def run() -> str:

@@ -167,7 +167,7 @@ def onnx_view(model: Any) -> TreeEnsemble | None:
     proto = getattr(model, "proto", None)
     if proto is None:
         return None
-    from ..formats.onnx_trees import Cols, Label, Soft, _attrs, _column_step, _const, _step
+    from ..formats.onnx_trees import Cols, Label, Soft, _attrs, _column_step, _const, _step, input_width
 
     graph = proto.graph
     consts: dict[str, Any] = {i.name: i for i in graph.initializer}
@@ -191,9 +191,7 @@ def onnx_view(model: Any) -> TreeEnsemble | None:
         if vi.name in init:
             continue
         t = vi.type.tensor_type
-        dims = t.shape.dim if t.HasField("shape") else []
-        width = dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else (1 if len(dims) <= 1
-                                                                                           else 0)
+        dims, width = input_width(vi)
         if len(dims) > 2 or not width or t.elem_type not in (1, 11):  # float or double
             return None
         cols[vi.name] = [("num", len(columns) + j, 1.0, 0.0, ()) for j in range(width)]

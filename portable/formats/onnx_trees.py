@@ -125,11 +125,7 @@ def without_row_order(graph: Any) -> Any:
     from onnx import helper
 
     graph = without_oblivious(graph)
-    groups: dict[str, dict[str, Any]] = {}
-    for n in graph.node:
-        if ROW_ORDER_TAG in n.name:
-            prefix, _, part = n.name.rpartition(ROW_ORDER_TAG)
-            groups.setdefault(prefix + ROW_ORDER_TAG, {})[part] = n
+    groups = _tagged_groups(graph, ROW_ORDER_TAG)
     if not groups:
         return graph
     rename: dict[str, str] = {}
@@ -174,6 +170,25 @@ def without_row_order(graph: Any) -> Any:
 OBLIVIOUS_TAG = "_oblivious_"  # converters.sklearn.boosting.OBLIVIOUS_TAG
 
 
+def _tagged_groups(graph: Any, tag: str) -> dict[str, dict[str, Any]]:
+    """The graph's nodes named `<prefix><tag><part>`, grouped by `<prefix><tag>`, each by its part."""
+    groups: dict[str, dict[str, Any]] = {}
+    for n in graph.node:
+        if tag in n.name:
+            prefix, _, part = n.name.rpartition(tag)
+            groups.setdefault(prefix + tag, {})[part] = n
+    return groups
+
+
+def input_width(vi: Any) -> tuple[Any, int]:
+    """A graph input's dimensions and its number of columns: its second dimension, 1 for a vector or a scalar,
+    0 when unknown."""
+    t = vi.type.tensor_type
+    dims = t.shape.dim if t.HasField("shape") else []
+    width = dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else (1 if len(dims) <= 1 else 0)
+    return dims, width
+
+
 def without_oblivious(graph: Any) -> Any:
     """The graph with CatBoost's symmetric trees written as leaf indices with standard operators
     (converters.sklearn.boosting._oblivious: Transpose, per level Gather / Greater / Cast / Mul / Add, then
@@ -186,11 +201,7 @@ def without_oblivious(graph: Any) -> Any:
     `graph` itself when it has none or when the nodes so named are not that pattern."""
     from onnx import TensorProto, helper, numpy_helper
 
-    groups: dict[str, dict[str, Any]] = {}
-    for n in graph.node:
-        if OBLIVIOUS_TAG in n.name:
-            prefix, _, part = n.name.rpartition(OBLIVIOUS_TAG)
-            groups.setdefault(prefix + OBLIVIOUS_TAG, {})[part] = n
+    groups = _tagged_groups(graph, OBLIVIOUS_TAG)
     if not groups:
         return graph
     inits = {i.name: i for i in graph.initializer}
@@ -653,7 +664,7 @@ def join_per_tree(graph: Any) -> int:
     `[leaves, targets]` table -> ReduceSum over axis 0) as one multi-target `TreeEnsembleRegressor` whose leaves
     carry their table rows (the same float32 values, summed): what the lowering to standard operators reads as
     one forest. Returns how many were rewritten."""
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     consts = {i.name: i for i in graph.initializer}
     users: dict[str, list[Any]] = {}
@@ -758,9 +769,7 @@ def _derived_before(graph: Any, op: Any, init: set[str], consts: dict[str, Any],
         if vi.name in init:
             continue
         t = vi.type.tensor_type
-        dims = t.shape.dim if t.HasField("shape") else []
-        width = dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else (1 if len(dims) <= 1
-                                                                                           else 0)
+        dims, width = input_width(vi)
         if len(dims) > 2 or not width or any((vi.name, j) not in index for j in range(width)):
             return None
         kind = "cat" if t.elem_type == 8 else "num"

@@ -81,8 +81,7 @@ def _threshold(em: Emitter, est: Any) -> list[Any]:
     hit = em.node("GreaterOrEqual", [score, em.const(float(threshold))], "hit")
     idx = em.node("Reshape", [em.node("Cast", [hit], "hiti", to=7), em.const([-1], dtype=np.int64)], "hit1")
     mapped = em.node("Gather", [em.const(order, dtype=np.int64), idx], "mapped", axis=0)
-    table = em.const(classes.astype(str)) if classes.dtype.kind in "OUS" else \
-        em.const(classes.astype(np.int64), dtype=np.int64)
+    table = _class_table(em, classes)
     return [em.node("Gather", [table, mapped], "label", axis=0), proba]
 
 
@@ -93,6 +92,12 @@ def rfe(scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None) -
     keep = int(np.sum(model.support_))
     cols = b.step(scope, model, inputs, _select_columns, [("selected", "float", [None, keep])])
     return b.parse(scope, model.estimator_, cols, custom_parsers)
+
+
+def _class_table(em: Emitter, classes: Any) -> str:
+    """The classes as a constant to Gather labels from (strings, or int64: `bridge.class_table`)."""
+    table, kind = _bridge().class_table(np.asarray(classes))
+    return em.const(table) if kind == "str" else em.const(table, dtype=np.int64)
 
 
 def _select_columns(em: Emitter, est: Any) -> list[Any]:
@@ -280,9 +285,7 @@ def _concat_columns(em: Emitter, est: Any) -> list[Any]:
 
 def _decode_label(em: Emitter, est: Any) -> list[Any]:
     code = em.node("Reshape", [em.operator.inputs[0].full_name, em.const([-1], dtype=np.int64)], "code")
-    classes = np.asarray(est.classes_)
-    table = em.const(classes.astype(str)) if classes.dtype.kind in "OUS" else \
-        em.const(classes.astype(np.int64), dtype=np.int64)
+    table = _class_table(em, est.classes_)
     return [em.node("Gather", [table, em.node("Cast", [code], "ci", to=7)], "label", axis=0),
             em.operator.inputs[1].full_name]
 
@@ -314,7 +317,5 @@ def _one_column(em: Emitter, est: Any) -> list[Any]:
 def _label_from_proba(em: Emitter, est: Any) -> list[Any]:
     proba = em.operator.inputs[1].full_name
     idx = em.node("ArgMax", [proba], "code", axis=1, keepdims=0)
-    classes = np.asarray(est.classes_)
-    table = em.const(classes.astype(str)) if classes.dtype.kind in "OUS" else \
-        em.const(classes.astype(np.int64), dtype=np.int64)
+    table = _class_table(em, est.classes_)
     return [em.node("Gather", [table, idx], "label", axis=0), proba]
