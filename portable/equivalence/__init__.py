@@ -139,8 +139,6 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     return report
 
 
-_scores_named = scores_named  # its name before it moved to compare (next to match_outputs)
-
 
 def _plan(original: Model, converted: Model, data: Any) -> tuple[list[tuple[str, str]], Plan, list[str]]:
     """The matched outputs, `build_plan(original, converted, data)` and the notes matching made (a new list),
