@@ -394,3 +394,30 @@ def test_executor_fuses_the_traversal_feature_pick() -> None:
     a, b = fused.run({"X": rows}), plain.run({"X": rows})
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("weights", [None, [2, 1, 1]])
+def test_hard_voting_converts_to_nnef_for_any_batch(weights, tmp_path: Path) -> None:
+    """skl2onnx writes a hard vote's 0s and 1s as ConstantOfShape(Shape(probabilities)) and compares ArgMax indices
+    with integer class positions: nnef-tools refused the batch-dependent shapes ("tensors with dynamic shape") and
+    the NNEF parser the integer `eq`. The labels are scikit-learn's at batches of 1, 7 and 300 rows, and nnef-tools'
+    own interpreter agrees with portable's executor."""
+    import warnings
+
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = _data("multi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = VotingClassifier([("lr", LogisticRegression()), ("dt", DecisionTreeClassifier(max_depth=5, random_state=0)),
+                                ("nb", GaussianNB())], voting="hard", weights=weights).fit(X, y)
+    art = portable.convert(est, to="nnef", check=False)
+    rows = _rows(X)
+    for n in (1, 7, 300):
+        got = art.run({"X": rows[:n]})["label"]
+        np.testing.assert_array_equal(got, est.predict(rows[:n].astype(np.float64)))
+    _torch_agrees(art, {"X": rows}, tmp_path / "vote")
+    assert portable.check(est, art, samples=500).equivalent

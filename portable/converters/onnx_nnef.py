@@ -28,7 +28,7 @@ from ..errors import ConversionError, NNEFError, PortableError, UnsupportedModel
 from ..formats.nnef import NnefModel
 from ..formats.onnx import OnnxModel
 from ..registry import ConvertOptions, converter, require
-from .onnx_nnef_pass import prepare
+from .onnx_nnef_pass import Pass, batch_free_shapes, prepare
 from .onnx_standard import ML_DOMAIN, lower_proto
 
 STATIC_BATCH = 97
@@ -254,6 +254,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         raise ConversionError(f"portable's ONNX pass before nnef-tools failed: {type(exc).__name__}: {exc}",
                               path=model.origin.path) from None
     _static_batch(proto, STATIC_BATCH)
+    batch_free_shapes(Pass(proto))
     # the graph's NNEF name must not be an operator's ("graph conv(...)" fails the parser): prefixed, sanitized
     proto.graph.name = "graph_" + re.sub(r"\W", "_", proto.graph.name or "model")
     files, nnef_inputs, nnef_outputs = _nnef_files(proto)

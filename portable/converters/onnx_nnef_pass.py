@@ -387,6 +387,18 @@ def rewrite(p: Pass) -> None:
             return []
         return [a + rank if a < 0 else a for a in axes] or list(range(rank))
 
+    made = {o: n for n in p.g.node for o in n.output}
+
+    def small_integer(name: str) -> bool:
+        """An integer tensor float32 holds exactly: a constant within +-2**24, or indices of ArgMax/ArgMin."""
+        if _kind(p.elem(name)) != "integer":
+            return False
+        if name in p.consts:
+            v = np.asarray(p.consts[name])
+            return v.size == 0 or bool(np.abs(v.astype(np.float64)).max() < 2 ** 24)
+        src = made.get(name)
+        return src is not None and src.op_type in ("ArgMax", "ArgMin")
+
     for node in p.g.node:
         at = p.attrs(node)
         op = node.op_type
@@ -395,7 +407,12 @@ def rewrite(p: Pass) -> None:
         shp = p.shape(x) if x else None
         rank = len(shp) if shp is not None else None
         where = f"{op} node '{node.name or y}'"
-        if op in ("Elu", "Selu"):
+        if op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual") and len(node.input) == 2 and \
+                all(small_integer(i) for i in node.input):
+            # NNEF compares scalars only (`eq` on integers fails its parser): class indices (skl2onnx's hard
+            # voting compares ArgMax with the class positions) are compared as the floats that hold them exactly
+            add(op, [add("Cast", [i], to=onnx.TensorProto.FLOAT) for i in node.input], [y])
+        elif op in ("Elu", "Selu"):
             alpha = at.get("alpha", 1.0 if op == "Elu" else 1.67326319217681884765625)
             neg = add("Mul", [add("Sub", [add("Exp", [x]), p.const(1.0, x)]), p.const(alpha, x)])
             if op == "Elu":
@@ -962,6 +979,56 @@ def _resize(p: Pass, node: Any, at: dict[str, Any], shp: list[int], add: Any) ->
             prod = add("MatMul", [moved, p.const(m.astype(np_dt), elem, "interp")])
             current = add("Transpose", [prod], perm=[int(v) for v in inv])
     add("Identity", [current], [y])
+
+
+_BROADCASTING = frozenset(("Where", "Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Pow", "Mod", "Equal", "Less",
+                           "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor"))
+
+
+def batch_free_shapes(p: Pass) -> None:
+    """Tensors shaped by `Shape(x)` have shapes that depend on the batch: nnef-tools refuses them ("tensors with
+    dynamic shape"), and folding the `Shape` would fix the batch. Run on the static-batch graph, so the shapes
+    compared are known.
+    `ConstantOfShape(Shape(x))`, a tensor of one value shaped like `x` (skl2onnx's hard voting writes its 0s and
+    1s so): where every consumer is a broadcasting elementwise operator that has another operand of `x`'s shape,
+    the fill becomes a one-element constant of its value (broadcasting gives the same result). The `Shape` and
+    `ConstantOfShape` nodes left unused are removed. (skl2onnx's QuantileTransformer, `Reshape(t, Shape(x))`,
+    also computes integer indices, which NNEF cannot: it stays refused.)"""
+    onnx = p.onnx
+    p.infer()
+    made = {o: n for n in p.g.node for o in n.output}
+    users: dict[str, list[Any]] = {}
+    for n in p.g.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    outputs = {o.name for o in p.g.output}
+    dead: set[int] = set()
+    for node in p.g.node:
+        src = made.get(node.input[0]) if node.op_type == "ConstantOfShape" and node.input else None
+        if src is None or src.op_type != "Shape" or p.attrs(src) or node.output[0] in outputs:
+            continue
+        y, shape = node.output[0], p.shape(src.input[0])
+        if shape is None or any(d is None for d in shape):
+            continue
+        uses = users.get(y, [])
+        if not uses or not all(u.op_type in _BROADCASTING and any(i != y and p.shape(i) == shape for i in u.input)
+                               for u in uses):
+            continue
+        value = p.attrs(node).get("value")
+        arr = onnx.numpy_helper.to_array(value).reshape(1) if value is not None else np.zeros(1, np.float32)
+        scalar = p.const(arr, onnx.helper.np_dtype_to_tensor_dtype(arr.dtype), "fill")
+        for u in uses:
+            for k, i in enumerate(u.input):
+                if i == y:
+                    u.input[k] = scalar
+        dead.add(id(node))
+    if not dead:
+        return
+    keep = [n for n in p.g.node if id(n) not in dead]
+    used = {i for n in keep for i in n.input} | outputs
+    keep = [n for n in keep if n.op_type != "Shape" or any(o in used for o in n.output)]
+    del p.g.node[:]
+    p.g.node.extend(keep)
 
 
 def _kind(elem: int) -> str:
