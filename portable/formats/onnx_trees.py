@@ -418,7 +418,7 @@ def tree_ensemble(graph: Any, tree_of: dict[str, TreeNodes], consts: dict[str, A
             after = True
             continue
         if after and any(i in syms for i in n.input):
-            out = _step(n, syms, consts, K, leaf_index, wide=acc == "float64")
+            out = _step(n, syms, consts, K, leaf_index, wide=acc == "float64", single=len(nodes.roots) == 1)
             if out is not None:
                 syms[n.output[0]] = out
     outputs: dict[str, TreeOutput] = {}
@@ -1106,16 +1106,39 @@ def _values(op: Any, at: dict[str, Any], nodes: TreeNodes, graph: Any, consts: d
 
 
 def _leaf_table(op: Any, graph: Any, consts: dict[str, Any]) -> np.ndarray | None:
-    """The `[leaves, targets]` table a leaf-index ensemble's output indexes (through `Cast`), or None."""
+    """The `[leaves, targets]` table a leaf-index ensemble's output indexes (through `Cast`), or None.
+
+    A one-dimensional table (one value per leaf: portable's PFA compiler writes a single tree so) is a column of
+    numbers, or, for strings (class labels), its one-hot columns over the sorted labels (`_one_hot`); followed
+    through `Reshape`/`Squeeze`/`Flatten`/`Identity` too, for a single tree only."""
     names = {op.output[0]}
     for n in graph.node:
         if n.op_type == "Cast" and n.input and n.input[0] in names:
             names.add(n.output[0])
+        elif n.op_type in ("Reshape", "Squeeze", "Flatten", "Identity") and n.input and n.input[0] in names:
+            names.add(n.output[0])
         elif n.op_type == "Gather" and len(n.input) == 2 and n.input[1] in names:
             table = _const(consts, n.input[0])
-            if table is not None and table.ndim == 2 and _attrs(n).get("axis", 0) == 0:
+            if table is None or _attrs(n).get("axis", 0) != 0:
+                return None
+            if table.ndim == 2:
                 return table.astype(np.float64) if table.dtype != np.float64 else table
+            if table.ndim == 1 and table.dtype.kind in "fiu":
+                return table.astype(np.float64).reshape(-1, 1)
+            if table.ndim == 1 and table.dtype.kind in "OUS":
+                return _one_hot(table)[0]
+            return None
     return None
+
+
+def _one_hot(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 1-D table of labels as `[rows, classes]` one-hot columns over its sorted distinct labels, and those."""
+    labels = np.asarray([_text(v) for v in table.reshape(-1)], dtype=object)
+    classes = np.asarray(sorted(set(labels.tolist())), dtype=object)
+    pos = {c: j for j, c in enumerate(classes.tolist())}
+    hot = np.zeros((len(labels), len(classes)))
+    hot[np.arange(len(labels)), [pos[v] for v in labels.tolist()]] = 1.0
+    return hot, classes
 
 
 def _num(consts: dict[str, Any], name: str, width: int) -> np.ndarray | None:
@@ -1125,11 +1148,13 @@ def _num(consts: dict[str, Any], name: str, width: int) -> np.ndarray | None:
     return np.broadcast_to(c.astype(np.float64).reshape(-1), (width,)).copy()
 
 
-def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: Any, wide: bool = False) -> Any:
+def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: Any, wide: bool = False,
+          single: bool = False) -> Any:
     """The symbolic value of node `n`'s first output, or None when it is not one the reading follows.
 
     `wide`: the trees sum in float64; a Cast to float32 of score columns is then their one final rounding
-    (`Cols.rounded`), after which only reshaping is followed (any arithmetic on the rounded values: None)."""
+    (`Cols.rounded`), after which only reshaping is followed (any arithmetic on the rounded values: None).
+    `single`: the ensemble is one tree (its leaf index gathered from a 1-D table is the output)."""
     op, ins = n.op_type, list(n.input)
     x = syms.get(ins[0]) if ins else None
     at = _attrs(n)
@@ -1151,6 +1176,13 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
         return None
     if op == "Gather" and len(ins) == 2 and ins[1] in syms:
         idx = syms[ins[1]]
+        raw = _const(consts, ins[0])
+        if isinstance(idx, LeafIndex) and table is not None and raw is not None and raw.ndim == 1 and single:
+            # one tree's leaf value (or label) gathered from a one-dimensional table: the output itself
+            if raw.dtype.kind in "fiu":
+                return Cols([0], [1.0], [0.0], ["identity"])
+            w = table.shape[1]
+            return Label(Index("argmax", list(range(w)), [1.0] * w, [0.0] * w), _one_hot(raw)[1])
         if isinstance(idx, LeafIndex) and table is not None:
             return LeafIndex(gathered=True)
         classes = _const(consts, ins[0])
