@@ -93,8 +93,9 @@ def scores_named(original: Model, converted: Model) -> Model:
     ONNX model with label/probabilities checked against one with label/scores has its output read as scores (a
     renamed copy, kept on the model for the next check). Part of matching the outputs: a caller of
     `match_outputs` calls it first and runs the model it returns (the sampled and the streaming check do)."""
-    a, b = set(original.signature.output_names), set(converted.signature.output_names)
-    if converted.format != "onnx" or a != {"label", "scores"} or b != {"label", "probabilities"}:
+    outs = converted.signature.outputs
+    if converted.format != "onnx" or len(outs) != 2 or {t.name for t in outs} != {"label", "probabilities"} or \
+            set(original.signature.output_names) != {"label", "scores"}:
         return converted
     kept = converted.__dict__.get("_as_scores")
     if kept is None:
