@@ -264,11 +264,15 @@ def _rng(seed: int) -> np.random.Generator:
     if kept is None or len(kept) > 64:
         kept = _RNGS.kept = {}
     seed = int(seed)
-    if seed not in kept:
+    got = kept.get(seed)
+    if got is None:  # a seed not seen before: its initial state is read only if it comes again
+        kept[seed] = ()
+        return np.random.default_rng(seed)
+    if not got:
         gen = np.random.default_rng(seed)
         kept[seed] = (gen, gen.bit_generator.state)
         return gen
-    gen, state = kept[seed]
+    gen, state = got
     gen.bit_generator.state = state
     return gen
 
