@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -236,12 +237,34 @@ def check(original: Any, converted: Any, samples: int = 1000, seed: int = 0, dat
     return report
 
 
+_TYPED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # converted -> (original's ref, what it gave)
+
+
 def _input_types_from(original: Model, converted: Model) -> Model:
     """A scikit-learn model given without data, whose DataFrame columns the converted model types otherwise
     (strings or integers where scikit-learn's fitted attributes alone say float64: a column no step reads, such as
     one a ColumnTransformer drops), takes the converted model's column types: the artifact learned them from data
     when it was converted. Same column names only; a column the original does read as numbers then fails there
-    with scikit-learn's own message."""
+    with scikit-learn's own message.
+
+    Worked out once per pair of models (their signatures are fixed when they are loaded): checking the pair again
+    gets the same model back, so the checker finds the pair's plan again (a model rebuilt for every check made
+    every check learn the plan and the label-boundary pool again)."""
+    try:
+        kept = _TYPED.get(converted)
+    except TypeError:  # a model that cannot be weakly referenced: worked out every time
+        return _typed_original(original, converted)
+    if kept is not None and kept[0]() is original:
+        return original if kept[1] is None else kept[1]
+    typed = _typed_original(original, converted)
+    try:
+        _TYPED[converted] = (weakref.ref(original), None if typed is original else typed)
+    except TypeError:
+        pass
+    return typed
+
+
+def _typed_original(original: Model, converted: Model) -> Model:
     rebuild = getattr(original, "with_data", None)
     if rebuild is None or original.format not in ("sklearn", "pickle"):
         return original

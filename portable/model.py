@@ -75,6 +75,12 @@ class Signature:
     def input_names(self) -> list[str]:
         return [t.name for t in self.inputs]
 
+    @cached_property
+    def _input_keys(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The input names in order and as a set (what `Model.run` checks a call's mapping against)."""
+        names = tuple(t.name for t in self.inputs)
+        return names, frozenset(names)
+
     @property
     def output_names(self) -> list[str]:
         return [t.name for t in self.outputs]
@@ -163,13 +169,12 @@ class Model:
         if not isinstance(inputs, Mapping):
             raise PortableError(f"run() takes a mapping of input name to array (inputs {self.signature.input_names}"
                                 f"), not {type(inputs).__name__}")
-        expected = self.signature.input_names
-        known = set(expected)
-        missing = [n for n in expected if n not in inputs]
-        extra = [n for n in inputs if n not in known]
-        if missing or extra:
-            raise SignatureMismatchError(
-                f"{self.format} model '{self.name}' expects inputs {expected}; missing {missing}, unexpected {extra}")
+        expected, known = self.signature._input_keys
+        if len(inputs) != len(known) or inputs.keys() != known:  # (one comparison when the names are right)
+            missing = [n for n in expected if n not in inputs]
+            extra = [n for n in inputs if n not in known]
+            raise SignatureMismatchError(f"{self.format} model '{self.name}' expects inputs {list(expected)}; "
+                                         f"missing {missing}, unexpected {extra}")
         arrays = {}
         for n in expected:
             try:

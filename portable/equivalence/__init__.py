@@ -264,11 +264,15 @@ def _rng(seed: int) -> np.random.Generator:
     if kept is None or len(kept) > 64:
         kept = _RNGS.kept = {}
     seed = int(seed)
-    if seed not in kept:
+    got = kept.get(seed)
+    if got is None:  # a seed not seen before: its initial state is read only if it comes again
+        kept[seed] = ()
+        return np.random.default_rng(seed)
+    if not got:
         gen = np.random.default_rng(seed)
         kept[seed] = (gen, gen.bit_generator.state)
         return gen
-    gen, state = kept[seed]
+    gen, state = got
     gen.bit_generator.state = state
     return gen
 
@@ -712,7 +716,7 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     or the original when the converted model fails on the random rows. The choice depends on nothing but the
     models (not on timing: the rows of a check must be the same under any load). False when neither model runs
     the rows."""
-    rng = np.random.default_rng(EDGE_SEED)
+    rng = _edge_rng()
     m = EDGE_POOL
     runners = {"original": (original, _runner(plan, "original")), "converted": (converted, _runner(plan, "converted"))}
 
@@ -733,7 +737,8 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
             continue
     if lab is None:
         return False
-    if len(np.unique(lab)) < 2:
+    one_label = len(np.unique(lab)) < 2
+    if one_label:
         # one label over the whole learned range (nothing said where the model's data live): along rays from
         # the middle of the ranges through the random rows, the first of the doubling distances where the label
         # changes; the rays that cross nearest, where the fewest large terms cancel in the model's sums
@@ -759,7 +764,7 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
         if not len(keep):
             return False
         lo, hi = base.take(keep), base.take(partner[keep])
-    lo_label = lab[0] if len(np.unique(lab)) < 2 else lab[keep]
+    lo_label = lab[0] if one_label else lab[keep]
     num = np.array([not f.is_string for f in plan.features])
     every = bool(num.all())
     try:
@@ -781,6 +786,20 @@ def _edge_pool(plan: Plan, original: Model, converted: Model, label: str) -> tup
     except Exception:
         return False
     return lo, hi
+
+
+def _edge_rng() -> np.random.Generator:
+    """`np.random.default_rng(EDGE_SEED)` in its initial state: one generator per thread, put back in that state
+    for each use (seeding a new generator costs several times more). Not `_rng`'s: that may hand the same seed's
+    generator to the check that learns the pool."""
+    kept = getattr(_RNGS, "edge", None)
+    if kept is None:
+        gen = np.random.default_rng(EDGE_SEED)
+        _RNGS.edge = (gen, gen.bit_generator.state)
+        return gen
+    gen, state = kept
+    gen.bit_generator.state = state
+    return gen
 
 
 def _edges(plan: Plan, original: Model, converted: Model, outputs: list[tuple[str, str]], samples: int,

@@ -93,8 +93,9 @@ def scores_named(original: Model, converted: Model) -> Model:
     ONNX model with label/probabilities checked against one with label/scores has its output read as scores (a
     renamed copy, kept on the model for the next check). Part of matching the outputs: a caller of
     `match_outputs` calls it first and runs the model it returns (the sampled and the streaming check do)."""
-    a, b = set(original.signature.output_names), set(converted.signature.output_names)
-    if converted.format != "onnx" or a != {"label", "scores"} or b != {"label", "probabilities"}:
+    outs = converted.signature.outputs
+    if converted.format != "onnx" or len(outs) != 2 or {t.name for t in outs} != {"label", "probabilities"} or \
+            set(original.signature.output_names) != {"label", "scores"}:
         return converted
     kept = converted.__dict__.get("_as_scores")
     if kept is None:
@@ -226,6 +227,27 @@ _NO_VALUES = np.zeros(0)
 _NO_ROWS.flags.writeable = _NO_VALUES.flags.writeable = False
 
 
+_ZEROS: dict[tuple[int, Any], np.ndarray] = {}
+
+
+def _zeros(n: int, dtype: Any) -> np.ndarray:
+    """`np.zeros(n, dtype)`, read only and shared (a result's `bad` and `severity` when no row differs: nothing
+    writes into them, a comparison that changes them makes new arrays)."""
+    key = (n, dtype)
+    z = _ZEROS.get(key)
+    if z is None:
+        if len(_ZEROS) >= 16:
+            _ZEROS.clear()
+        z = _ZEROS[key] = np.zeros(n, dtype=dtype)
+        z.flags.writeable = False
+    return z
+
+
+def no_rows(n: int) -> np.ndarray:
+    """A read-only mask of `n` rows, none set."""
+    return _zeros(n, np.bool_)
+
+
 _NAMES: dict[np.dtype, str] = {}
 
 
@@ -253,7 +275,7 @@ def _labels(r: OutputResult, va: np.ndarray, vb: np.ndarray) -> None:
         r.severity = r.bad.astype(float)
         r.worst_row = int(np.argmax(r.bad))
     else:
-        r.severity = np.zeros(n)
+        r.severity = _zeros(n, np.float64)
 
 
 _TINY = float(np.finfo(np.float64).tiny)
@@ -291,13 +313,16 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
             # special rows must not loosen the tolerance of every other row
             # (mag is finite here: a non-finite original value makes `top` non-finite, and then mag's
             # non-finite values were made 0 above)
-            flat = mag.reshape(-1)
-            if flat.size > 512:  # an evenly strided sample estimates the percentile well enough
-                flat = flat[:: flat.size // 256]
-            k = int(0.9 * (flat.size - 1))
-            part = flat.copy()  # what np.partition does, without its dispatch
-            part.partition(k)
-            scale = max(1.0, float(part[k]))
+            if r.kind == "probability" and float(np.maximum.reduce(mag, axis=None)) <= 1.0:
+                scale = 1.0  # no value above 1, so no percentile above 1: one pass instead of a partition
+            else:
+                flat = mag.reshape(-1)
+                if flat.size > 512:  # an evenly strided sample estimates the percentile well enough
+                    flat = flat[:: flat.size // 256]
+                k = int(0.9 * (flat.size - 1))
+                part = flat.copy()  # what np.partition does, without its dispatch
+                part.partition(k)
+                scale = max(1.0, float(part[k]))
             if scale != 1.0:
                 tol = _absolute(tol, scale)
                 r.tolerance = tol  # the report gives the absolute tolerance it used
@@ -319,7 +344,7 @@ def _numbers(r: OutputResult, va: np.ndarray, vb: np.ndarray, tol: Tolerance) ->
         r.bad = r.severity > 1.0
         r.mismatches = int(np.count_nonzero(r.bad))
     else:  # no row is beyond the tolerance
-        r.bad = np.zeros(n, dtype=bool)
+        r.bad = no_rows(n)
         r.mismatches = 0
     r.max_abs_diff = top
     r.max_rel_diff = top_rel
