@@ -308,6 +308,7 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
                 certs[name] = cert
             elif name not in reasons or (reasons[name].bound is None and cert.bound is not None):
                 reasons[name] = cert  # the first reason, unless a later method expressed the pair (a bound)
+    _cross_check(certs, original, converted, ctx, outputs, ha, dom, arrays, notes)
     for name, _ in outputs:
         if name not in certs:
             certs[name] = reasons.get(name) or Certificate(name, NOT_CERTIFIABLE, reason=(
@@ -436,6 +437,130 @@ def _feeder(plan: Any, dom: Domain, model: Any) -> Any:
         return assemble(plan, Batch(num, txt, np.zeros(n, dtype=np.int8)))
 
     return make_feeds
+
+
+#: how many random points of the domain (and data rows at most) `_cross_check` runs both models on
+CROSS_CHECK_POINTS = 256
+
+
+def _run_pair(original: Any, converted: Any, arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """Both models on the same input arrays (the converted one a few rows at a time: a text graph's tensors grow
+    with the documents' characters)."""
+    from ..equivalence.inputs import feed
+
+    a = original.run(feed(arrays, original))
+    fed = feed(arrays, converted)
+    n = len(next(iter(fed.values()))) if fed else 0
+    parts = [converted.run({k: v[i:i + 32] for k, v in fed.items()}) for i in range(0, max(n, 1), 32)]
+    return a, {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
+def _cross_check(certs: dict[str, Certificate], original: Any, converted: Any, ctx: Context,
+                 outputs: list[tuple[str, str]], hints: Any, dom: Domain, arrays: Mapping[str, np.ndarray] | None,
+                 notes: list[str]) -> None:
+    """A certificate is a proof about the two models as a method *reads* them (a tree view of a LightGBM booster,
+    the coefficients of a pipeline): when a reading is wrong, the proof is about other functions. Run both models
+    on points of the domain (random points, its two extreme corners, the data rows given) and keep a certified
+    bound only where no difference they show exceeds it (a label: no mismatch outside the checker's near-ties).
+    A contradicted certificate is refuted with that input as a verified counterexample when the difference also
+    exceeds the tolerance, and not certifiable otherwise (saying so): never returned as certified."""
+    todo = [name for name, c in certs.items() if c.status == CERTIFIED]
+    if not todo or ctx.make_feeds is None:
+        return
+    from .members import _sample
+
+    batches = []
+    try:
+        rows, cols = _sample(dom, CROSS_CHECK_POINTS, seed=1)
+        ends = np.empty((2, len(cols)), dtype=object)
+        for j, c in enumerate(cols):
+            col = dom.columns[c]
+            ends[:, j] = [col.categories[0], col.categories[-1]] if col.categories is not None else [col.lo, col.hi]
+        batches.append(ctx.make_feeds(np.concatenate([rows, ends]), cols))
+    except Exception as exc:  # noqa: BLE001 - no points: the proof stands alone, saying so
+        notes.append(f"the certificates were not cross-checked on points of the domain ({type(exc).__name__}: {exc})")
+    if arrays:
+        # the rows as the check feeds them: float columns in the dtype the comparison runs in (a float32
+        # artifact's domain is float32 values: a float64 row may fall on the other side of a split after rounding)
+        narrowed = {k: (np.asarray(v).astype(ctx.inputs[k]) if np.asarray(v).dtype.kind == "f" and
+                        str(ctx.inputs.get(k, "")).startswith("float") else np.asarray(v)) for k, v in arrays.items()}
+        keep = np.flatnonzero(_inside(dom, narrowed))[:CROSS_CHECK_POINTS]
+        if len(keep):
+            batches.append({k: v[keep] for k, v in narrowed.items()})
+    kinds = dict(outputs)
+    for arrays_k in batches:
+        try:
+            a, b = _run_pair(original, converted, arrays_k)
+        except Exception as exc:  # noqa: BLE001 - a model that fails on these rows: the check says so
+            notes.append(f"the certificates were not cross-checked on points of the domain ({type(exc).__name__}: "
+                         f"{exc})")
+            continue
+        n = len(next(iter(arrays_k.values())))
+        for name in todo:
+            cert = certs[name]
+            if cert.status != CERTIFIED or name not in a or name not in b:
+                continue
+            kind = kinds[name]
+            sev = _severity(name, kind, a, b, n, ctx, hints, arrays_k, original)
+            if kind == "label":
+                worst = np.flatnonzero(sev > 1.0)
+                if not len(worst):
+                    continue
+                r, diff, shown = int(worst[0]), None, "labels that differ outside a near-tie"
+            else:
+                x = np.asarray(a[name], np.float64).reshape(n, -1)
+                y = np.asarray(b[name], np.float64).reshape(n, -1)
+                with np.errstate(invalid="ignore", over="ignore"):
+                    d = np.abs(x - y)
+                    d = np.where((x == y) | (np.isnan(x) & np.isnan(y)), 0.0, np.where(np.isnan(d), np.inf, d))
+                    # the float64 subtraction's own rounding aside
+                    over = d - (float(cert.bound or 0.0) + 4 * np.finfo(np.float64).eps * np.maximum(abs(x), abs(y)))
+                over_row = over.max(axis=1) if over.size else np.zeros(n)
+                if not (over_row > 0).any():
+                    continue
+                r = int(np.argmax(over_row))
+                diff = float(d[r].max())
+                shown = f"a difference of {diff:.3g}"
+            cex = {"inputs": {k: np.asarray(v)[r:r + 1].tolist() for k, v in arrays_k.items()},
+                   "original": {k: np.asarray(v)[r:r + 1].tolist() for k, v in a.items()},
+                   "converted": {k: np.asarray(v)[r:r + 1].tolist() for k, v in b.items()},
+                   "found_by": f"cross-check of the {cert.method} certificate", "verified": True, "difference": diff}
+            why = (f"running both models on a point of the domain shows {shown}, beyond the bound "
+                   f"{_g(cert.bound)} the {cert.method} method proved: it reads one of the models otherwise than it "
+                   "computes")
+            details = {**cert.details, "contradicted_bound": cert.bound}
+            if sev[r] > 1.0:
+                certs[name] = Certificate(name, REFUTED, method=cert.method, bound=cert.bound,
+                                          tolerance=cert.tolerance, arithmetic=cert.arithmetic, reason=why,
+                                          counterexample=cex, details=details, seconds=cert.seconds)
+            else:
+                certs[name] = Certificate(name, NOT_CERTIFIABLE, method=cert.method, tolerance=cert.tolerance,
+                                          reason=why + " (within the tolerance there: the sampled check stands alone)",
+                                          details={**details, "counterexample": cex}, seconds=cert.seconds)
+            notes.append(f"the {cert.method} certificate of '{name}' was contradicted by running both models")
+
+
+def _inside(dom: Domain, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per row of `arrays` (`{input: [n, ...]}`), whether it lies in the domain: every numeric column within its
+    box (NaN only where the column admits it), every categorical one among its categories."""
+    n = len(next(iter(arrays.values())))
+    ok = np.ones(n, bool)
+    for name, arr in arrays.items():
+        flat = np.asarray(arr).reshape(n, -1)
+        for p in range(flat.shape[1]):
+            col = dom.columns.get((name, p))
+            if col is None:
+                continue
+            v = flat[:, p]
+            if col.categories is not None:
+                ok &= np.isin(v.astype(str), np.asarray([str(c) for c in col.categories]))
+            elif v.dtype.kind in "fiub":
+                v = v.astype(np.float64)
+                with np.errstate(invalid="ignore"):
+                    ok &= ((v >= col.lo) & (v <= col.hi)) | (np.isnan(v) & col.nan)
+            else:
+                ok &= False
+    return ok
 
 
 def _verify(cert: Certificate, original: Any, converted: Any, ctx: Context, outputs: list[tuple[str, str]],
