@@ -1139,6 +1139,11 @@ def _boosting_outputs(est: Any, K: int, kind: str, a: float = 1.0) -> dict[str, 
         return {"probabilities": TreeOutput("columns", [0, 0], a, 0.0, fn=["logistic", "logistic"], c=[-1.0, 1.0],
                                             d=[1.0, 0.0]),
                 "label": _label(est.classes_, [0], a, 0.0, rule="threshold")}
+    if kind == "logitraw":  # XGBoost's binary:logitraw: predict_proba is [1 - raw, raw], predict is raw > 0.5
+        # (as the ONNX reading writes identity columns: u = a raw + b per column, the first maximum)
+        return {"probabilities": TreeOutput("columns", [0, 0], np.array([-1.0, 1.0]), np.array([1.0, 0.0]),
+                                            fn=["identity", "identity"]),
+                "label": _label(est.classes_, [0, 0], np.array([-1.0, 1.0]), np.array([1.0, 0.0]))}
     if kind == "softmax":
         return {"probabilities": TreeOutput("softmax", np.arange(K), 1.0, 0.0),
                 "label": _label(est.classes_, np.arange(K))}
@@ -1162,7 +1167,7 @@ def _xgboost(est: Any) -> tuple | None:
     table, info, base, objective = boosting._xgb_model(est)
     K = len(base)
     if boosting._is_classifier(est):
-        kind = {"binary:logistic": "binary", "binary:logitraw": "binary", "reg:logistic": "binary",
+        kind = {"binary:logistic": "binary", "binary:logitraw": "logitraw", "reg:logistic": "binary",
                 "multi:softprob": "softmax", "multi:softmax": "softmax"}.get(objective)
     else:
         kind = "exp" if objective in boosting._LOG_BASE else ("logistic" if objective == "reg:logistic" else "raw")

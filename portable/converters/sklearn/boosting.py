@@ -167,7 +167,9 @@ def convert_xgboost(em: Emitter, est: Any) -> list[Any]:
     raw = em.ensemble(x, forest, "margin", base=base, width=em.width(), original_sum="float32")
     if _is_classifier(est):
         if objective in ("binary:logistic", "binary:logitraw", "reg:logistic"):
-            p1 = em.node("Sigmoid", [raw], "p1")
+            # binary:logitraw: XGBoost's predict_proba is [1 - margin, margin] (no sigmoid) and predict is
+            # margin > 0.5, the argmax of those two columns
+            p1 = raw if objective == "binary:logitraw" else em.node("Sigmoid", [raw], "p1")
             proba = em.node("Concat", [em.node("Sub", [em.const([[1.0]]), p1], "p0"), p1], "proba", axis=1)
         elif objective == "multi:softprob" or objective == "multi:softmax":
             proba = em.node("Softmax", [raw], "proba", axis=1)
@@ -247,6 +249,10 @@ def _lgbm_table(est: Any) -> tuple[NodeTable, np.ndarray, list[int]]:
         missing_left[i] = False
         cat_features.append(int(feat[i]))
     values = df["value"].to_numpy().astype(np.float64)[:, None]
+    if booster.dump_model(num_iteration=1).get("average_output", False):
+        # boosting_type="rf": LightGBM divides the trees' sum by the number of iterations it predicts with
+        # (`average_output`); each leaf carries its share, as a scikit-learn forest's do
+        values = values / n_iter
     mode = np.where(categorical, MEMBER, LEQ).astype(np.uint8)
     table = NodeTable(left, right, feat, thr, missing_left.astype(bool), values, first.astype(np.int64), mode,
                       members)
