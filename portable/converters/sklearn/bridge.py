@@ -77,8 +77,12 @@ def _check_frame_consumer(model: SklearnModel) -> Any:
 
 def _members_encode(est: Any) -> bool:
     """A voting or stacking ensemble each of whose members starts with a ColumnTransformer (a pipeline per member,
-    each with its own preprocessing): every member reads the DataFrame's columns by name."""
+    each with its own preprocessing), or a CalibratedClassifierCV each of whose folds' bases does: every member
+    reads the DataFrame's columns by name."""
     members = [e for e in getattr(est, "estimators_", None) or [] if not isinstance(e, str)]
+    if type(est).__name__ == "CalibratedClassifierCV":  # each fold's base (a pipeline, calibration.py parses it)
+        members = [cc.estimator for cc in getattr(est, "calibrated_classifiers_", None) or []]
+        return bool(members) and all(hasattr(frame_consumer(e), "transformers_") for e in members)
     return type(est).__name__ in ("VotingClassifier", "VotingRegressor", "StackingClassifier",
                                   "StackingRegressor") and bool(members) and \
         all(hasattr(frame_consumer(e), "transformers_") for e in members)
