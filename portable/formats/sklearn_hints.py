@@ -521,7 +521,7 @@ class _Learner:
                     h.quantiles = q[:, j].tolist()
                     h.widen(float(q[0, j]), float(q[-1, j]))
             hints.learned("quantiles")
-        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_"):
+        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_", "centroids_"):
             pts = getattr(est, attr, None)
             if pts is not None and not hasattr(pts, "toarray"):
                 pts = np.asarray(pts, dtype=np.float64)
