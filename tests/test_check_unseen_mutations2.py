@@ -215,3 +215,37 @@ def test_a_nearest_centroid_classifier_is_checked_where_its_centroids_are():
     for seed in (0, 1, 2):
         assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
     assert portable.check(original, art, samples=1000, seed=0).equivalent
+
+
+def test_a_power_transformer_is_checked_where_its_training_values_are():
+    """PowerTransformer (Yeo-Johnson, standardized) before a Ridge on diabetes (features within +-0.2), checked
+    without data: nothing was learned of its range, the rows came from [-3, 3], where the transform's output is in
+    the hundreds of thousands, and the tolerance scaled by that magnitude hid a Mul read as Div inside the
+    transform (wrong by 10 on training rows). Its inverse transform at -3 and +3 now gives the range."""
+    from onnx import numpy_helper
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PowerTransformer
+
+    X, y = load_diabetes(return_X_y=True)
+    est = make_pipeline(PowerTransformer(), Ridge()).fit(X, y)
+    art = _convert(est)
+    rows = X.astype(np.float32)
+    a = ort_run(art.proto, {"X": rows})["variable"].ravel()
+    np.testing.assert_allclose(a, est.predict(rows.astype(np.float64)), rtol=1e-4, atol=1e-3)
+    inits = {i.name for i in art.proto.graph.initializer}
+    found = 0
+    for k, node in enumerate(art.proto.graph.node):  # each Mul by a constant read as Div, in turn
+        if node.op_type != "Mul" or not any(i in inits for i in node.input):
+            continue
+        p = copy.deepcopy(art.proto)
+        p.graph.node[k].op_type = "Div"
+        if np.abs(ort_run(p, {"X": rows})["variable"].ravel() - a).max() < 1.0:
+            continue  # not real on the training rows
+        found += 1
+        original, mutated = portable.load(est), portable.load(p)
+        for seed in (0, 1, 2):
+            assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent, (k, seed)
+    assert found
+    assert portable.check(portable.load(est), art, samples=1000, seed=0).equivalent
