@@ -43,6 +43,9 @@ class ColumnHint:
         values: interesting values: fill values, bin edges, kinks of piecewise-linear steps, Clip bounds, ...
         kinks: values where the model's output bends (ReLU/hinge/clip after an affine step), a subset of the
             interesting values, kept apart for analyses that care.
+        graph_values: interesting values a graph's constants give (a comparison's or Min/Max's constant, an
+            imputer's fill value written as Where(IsNaN(x), c, x)): used only where the other model named no value
+            with the same float32 rounding (the other model's own values and their neighbours cover it then).
         categories: the known categories (strings or numbers) of an encoder reading this column.
         unseen_ok: True when a category outside `categories` is a valid input (the encoder ignores it), False
             when the model rejects it, None when unknown.
@@ -60,6 +63,7 @@ class ColumnHint:
     quantiles: list[float] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     kinks: list[float] = field(default_factory=list)
+    graph_values: list[float] = field(default_factory=list)
     categories: list[Any] = field(default_factory=list)
     unseen_ok: bool | None = None
     nan_ok: bool = False

@@ -538,6 +538,16 @@ def _add_numbers(f: "Feature", vals: Sequence[float], *, widen: bool) -> bool:
     return True
 
 
+def _add_new32(f: "Feature", vals: Sequence[float]) -> bool:
+    """`_add_numbers` for the values whose float32 rounding is not among the feature's values yet (`ColumnHint.
+    graph_values`: a graph's constant that the other model named already adds nothing, and the rows stay what
+    that model's hints make them)."""
+    with np.errstate(over="ignore"):
+        have = set(np.asarray(f.values, dtype=np.float64).astype(np.float32).tolist()) if f.values else set()
+        new = [float(v) for v in vals if math.isfinite(v) and float(np.float32(v)) not in have]
+    return _add_numbers(f, new, widen=False)
+
+
 def apply_hints(plan: Plan, hints: InputHints) -> None:
     """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points."""
     mine: list[np.ndarray] = []
@@ -579,6 +589,8 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
         _add_numbers(f, list(h.values) + list(h.kinks), widen=False)
         if h.quantiles:
             _add_numbers(f, h.quantiles, widen=False)
+        if h.graph_values:
+            _add_new32(f, h.graph_values)
     parts = [_plan_trees(plan, index, t) for t in hints.trees]
     parts = [p for p in parts if p is not None]
     if parts:

@@ -19,6 +19,7 @@ from ..hints import GT, GTE, LEQ, LT, MEMBER, MODE_NAMES, Column, InputHints, Tr
 
 _PASS = {"Identity", "Cast", "CastLike"}
 _ARITH = {"Add", "Sub", "Mul", "Div"}
+_COMPARE = {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Min", "Max"}
 
 
 class _Space:
@@ -121,6 +122,7 @@ class _Walker:
         self.trees: list[TreeNodes] = []
         self.tree_of: dict[str, TreeNodes] = {}  # tree ensemble node (first output) -> its trees
         self.isnan_of: dict[str, str] = {}  # IsNaN output -> the tensor it tests
+        self.stacked: dict[str, _Space] = {}  # a tensor [N, F] unsqueezed to [N, F, 1] -> its columns
 
     def const(self, name: str) -> np.ndarray | None:
         v = self.consts.get(name)
@@ -149,8 +151,27 @@ class _Walker:
         space = self.spaces.get(ins[0]) if ins else None
         if op == "IsNaN" and space is not None:
             self.isnan_of[node.output[0]] = ins[0]
+            self.spaces[node.output[0]] = _Space(np.full(len(space), -1))  # derived 0/1 columns, as wide
+            return
         if op == "Where" and len(ins) == 3 and ins[2] in self.spaces and self.isnan_of.get(ins[0]) == ins[2]:
-            self.spaces[node.output[0]] = self.spaces[ins[2]]  # fills the missing values of a tensor only
+            # fills the missing values of a tensor only (an imputer): its columns take NaN, the fill values are
+            # interesting values
+            sp = self.spaces[node.output[0]] = self.spaces[ins[2]]
+            for k in range(len(sp)):
+                if sp.cols[k] >= 0:
+                    self.hints.column(self.col(sp.cols[k])).nan_ok = True
+            fill = self.const(ins[1])
+            if fill is not None and fill.dtype.kind == "f" and fill.size in (1, len(sp)):
+                self._values(sp, fill.astype(np.float64).reshape(-1), "imputer fill values", kink=False,
+                             graph=True)
+            return
+        if op in _COMPARE and len(ins) == 2 and ins[0] in self.stacked and self.const(ins[1]) is not None:
+            # [N, F, 1] compared with constants [1, F, K] (bin edges, knots): column k's K values
+            sp, c = self.stacked[ins[0]], self.const(ins[1])
+            if c.dtype.kind == "f" and c.ndim == 3 and c.shape[0] == 1 and c.shape[1] == len(sp):
+                for k in range(len(sp)):
+                    self._values(sp.sub([k]), c[0, k].astype(np.float64), "ONNX compared values", kink=False,
+                                 graph=True)
             return
         if op in _PASS:
             if space is not None:
@@ -212,6 +233,16 @@ class _Walker:
             fill = at.get("imputed_value_floats")
             if fill:
                 self._values(space, np.asarray(fill, np.float64), "imputer fill values", kink=False)
+        elif op == "Unsqueeze" and len(space):
+            axes = self.const(ins[1]) if len(ins) > 1 else np.asarray(at.get("axes", []))
+            if axes is not None and axes.size == 1 and int(axes.reshape(-1)[0]) in (2, -1):
+                self.stacked[node.output[0]] = space  # [N, F, 1]: each column against constants of its own
+        elif op in _COMPARE and len(ins) == 2 and ins[0] in self.spaces and self.const(ins[1]) is not None:
+            # a column compared with a constant (bin edges, a threshold, a clip bound): its value and neighbours
+            c = self.const(ins[1])
+            if c.dtype.kind == "f" and c.ndim <= 2 and (c.ndim < 2 or c.shape[0] == 1) and c.size in (1, len(space)):
+                self._values(space, c.astype(np.float64).reshape(-1), "ONNX compared values", kink=op in ("Min", "Max"),
+                             graph=True)
         elif op == "Binarizer":
             self._values(space, np.asarray([at.get("threshold", 0.0)], np.float64), "kinks", kink=True)
         elif op == "Clip":
@@ -267,7 +298,7 @@ class _Walker:
                 self.hints.column(self.col(c)).widen(float(space.to_raw(k, lo[k])), float(space.to_raw(k, hi[k])))
         self.hints.learned(source)
 
-    def _values(self, space: _Space, vals: np.ndarray, source: str, *, kink: bool) -> None:
+    def _values(self, space: _Space, vals: np.ndarray, source: str, *, kink: bool, graph: bool = False) -> None:
         for k in range(len(space)):
             c = space.cols[k]
             if c < 0:
@@ -275,6 +306,10 @@ class _Walker:
             v = vals[k:k + 1] if len(vals) == len(space) and len(vals) > 1 else vals
             raw = [float(x) for x in space.to_raw(k, v) if np.isfinite(x)]
             if not raw:
+                continue
+            if graph:  # (`ColumnHint.graph_values`: only where the other model named no such value)
+                h = self.hints.column(self.col(c))
+                h.graph_values = sorted(set(h.graph_values) | set(raw))
                 continue
             self.hints.add_values(self.col(c), raw, widen=False)
             if kink:
@@ -336,6 +371,11 @@ class _Walker:
         split = (np.asarray(left) >= 0) & (feature >= 0) & (feature < len(space)) & (mode != MEMBER)
         fk = np.where(split, feature, 0)
         cols = np.where(split, space.cols[fk] if len(space) else -1, -1)
+        # a split that sends missing values to its true branch (`nodes_missing_value_tracks_true`) routes NaN on
+        # purpose: its raw column takes NaN (a check of two ONNX models learns it from them; no other hint says)
+        for c in np.unique(cols[split & (np.asarray(missing) == 1)]):
+            if c >= 0:
+                self.hints.column(self.col(int(c))).nan_ok = True
         scale = np.where(split, space.a[fk] if len(space) else 1.0, 1.0)
         offset = np.where(split, space.b[fk] if len(space) else 0.0, 0.0)
         # a split on a negated column (portable's trees read [x, -x] instead of tracking missing values):

@@ -74,7 +74,20 @@ _RANGES: dict[str, Callable[[Any], tuple[np.ndarray, np.ndarray] | None]] = {
     "MinMaxScaler": lambda e: (e.data_min_, e.data_max_),
     "MaxAbsScaler": lambda e: (-e.max_abs_, e.max_abs_),
     "GaussianNB": lambda e: ((e.theta_ - 3 * np.sqrt(e.var_)).min(0), (e.theta_ + 3 * np.sqrt(e.var_)).max(0)),
+    "PowerTransformer": lambda e: _power_range(e),
 }
+
+
+def _power_range(e: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """A standardizing PowerTransformer's raw values at -3 and +3 of its output (its inverse transform; the
+    output is standardized on the training data, so most training values lie between)."""
+    if not getattr(e, "standardize", False):
+        return None
+    n = len(e.lambdas_)
+    with np.errstate(all="ignore"):
+        lo, hi = e.inverse_transform(np.full((2, n), [[-3.0], [3.0]]))
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    return (np.where(ok, lo, np.nan), np.where(ok, hi, np.nan)) if ok.any() else None
 
 
 def _samuelson(e: Any, center: Any, scale: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -521,7 +534,7 @@ class _Learner:
                     h.quantiles = q[:, j].tolist()
                     h.widen(float(q[0, j]), float(q[-1, j]))
             hints.learned("quantiles")
-        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_"):
+        for attr in ("_fit_X", "support_vectors_", "cluster_centers_", "means_", "centroids_"):
             pts = getattr(est, attr, None)
             if pts is not None and not hasattr(pts, "toarray"):
                 pts = np.asarray(pts, dtype=np.float64)
