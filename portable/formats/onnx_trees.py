@@ -1121,10 +1121,11 @@ def _leaf_table(op: Any, graph: Any, consts: dict[str, Any]) -> np.ndarray | Non
             table = _const(consts, n.input[0])
             if table is None or _attrs(n).get("axis", 0) != 0:
                 return None
-            if table.ndim == 2:
-                return table.astype(np.float64) if table.dtype != np.float64 else table
+            # kept in its own float type: the sum after the Gather is computed in it (`_indexed_leaves`)
+            if table.ndim == 2 and table.dtype.kind in "fiu":
+                return table if table.dtype.kind == "f" else table.astype(np.float64)
             if table.ndim == 1 and table.dtype.kind in "fiu":
-                return table.astype(np.float64).reshape(-1, 1)
+                return (table if table.dtype.kind == "f" else table.astype(np.float64)).reshape(-1, 1)
             if table.ndim == 1 and table.dtype.kind in "OUS":
                 return _one_hot(table)[0]
             return None
