@@ -53,3 +53,29 @@ def test_valid_tree_ensembles_still_load_and_run(tmp_path):
         want = ort.InferenceSession(str(path)).run(None, {"X": rows})[0]
         got = portable.load(path).run({"X": rows})
         np.testing.assert_array_equal(next(iter(got.values())), want)
+
+
+def test_a_precomputed_kernel_svc_loads_and_a_support_index_past_the_rows_is_refused(tmp_path):
+    """A fitted SVC(kernel='precomputed') keeps no support vectors (libsvm reads the kernel's columns `support_` of
+    the rows it is given): the loader called it corrupt ("0 support vectors, support_ (27,)"). It loads now and
+    predicts as scikit-learn does; a `support_` index past the fitted rows (a read outside the row) is refused."""
+    import pickle
+
+    import numpy as np
+    import pytest
+    from sklearn.datasets import load_iris
+    from sklearn.svm import SVC
+
+    import portable
+    from portable.errors import CorruptModelError
+
+    X, y = load_iris(return_X_y=True)
+    K = X @ X.T
+    est = SVC(kernel="precomputed").fit(K, y)
+    (tmp_path / "svc.pkl").write_bytes(pickle.dumps(est))
+    loaded = portable.load(tmp_path / "svc.pkl").estimator
+    np.testing.assert_array_equal(loaded.predict(K[:20]), est.predict(K[:20]))
+    est.support_[0] = len(K) + 5
+    (tmp_path / "bad.pkl").write_bytes(pickle.dumps(est))
+    with pytest.raises(CorruptModelError, match="support_"):
+        portable.load(tmp_path / "bad.pkl")
