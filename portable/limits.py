@@ -24,6 +24,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_archive_members` | 100,000 | members of an NNEF archive, files of an NNEF folder |
 | `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
 | `max_onnx_nodes` | 1,000,000 | nodes of an ONNX model, subgraphs included and every call of a model-local function counted with the nodes it inlines to (30 functions each calling the previous twice are 2**30 nodes in a 2 KB file: onnx.checker and onnxruntime expand them for ever), counted before either reads the model |
+| `max_tree_depth` | 4,096 | levels of one tree of an ONNX tree ensemble (`TreeEnsembleClassifier`/`Regressor`, `TreeEnsemble`), counted before onnxruntime reads the model: it builds its trees recursively and crashed (SIGSEGV) on a tree 12,000 deep; a scikit-learn tree converted deeper than this is refused too |
 | `max_model_inputs` | 10,000 | named inputs of a model the checker generates rows for (onnxruntime validates a run's feeds in time quadratic in their number: 50,000 inputs took minutes per run) |
 | `max_data_columns` | 16,384 | columns of a CSV or Parquet `--data` file, counted from its header or schema before a reader builds them (pandas took 85 s and 0.8 GB for a 300,000-column CSV of three rows; 16,384 is a spreadsheet's width) |
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
@@ -88,6 +89,7 @@ class Limits:
     max_archive_members: int = 100_000
     max_compression_ratio: int = 200
     max_onnx_nodes: int = 1_000_000
+    max_tree_depth: int = 4_096
     max_model_inputs: int = 10_000
     max_data_columns: int = 16_384
     max_input_width: int = 1_000_000

@@ -47,6 +47,9 @@ def check_proto(proto: Any, *, path: Any = None, produced: bool = False) -> None
     """Run `onnx.checker` (full check with shape inference); a failure is an InputError or ConversionError."""
     onnx = require("onnx", purpose="ONNX")
     check_expansion(proto, path=path)
+    from .onnx_tree_check import check_trees
+
+    check_trees(proto, path=path, produced=produced)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # onnx raises ValidationError, InferenceError, …

@@ -756,6 +756,8 @@ def _svm(est: Any, a: dict, where: str) -> None:
     if bool(a.get("_sparse")) != sp.issparse(sv):
         raise _Bad(f"{_p(where)}_sparse", "the sparse flag disagrees with the support vectors")
     l = sv.shape[0] if len(sv.shape) == 2 else -1
+    if a.get("kernel") == "precomputed" and l == 0 and support.ndim == 1:
+        l = len(support)  # no vectors kept: libsvm reads the kernel's columns support_ of the rows given
     if l < 0 or support.shape != (l,) or len(dual.shape) != 2 or dual.shape[1] != l:
         raise _Bad(f"{_p(where)}support_vectors_", f"{l} support vectors, support_ {support.shape}, dual_coef_ "
                                                 f"{dual.shape}")
