@@ -12,13 +12,20 @@ import warnings
 
 
 def main(prefixes: list[str]) -> None:
+    from .unseen_mutations import all_builders
+
+    run(all_builders(prefixes))
+
+
+def run(builders) -> None:
+    """The false-alarm sweep over `(name, build)` pairs (`build() -> (estimator, X, data)`): each model converted
+    to float32 ONNX and checked on seeds 0-9; prints the verdicts and the alarms (also used by unseen_mutations2)."""
     import portable
 
     from .mutations import proven
-    from .unseen_mutations import all_builders
 
     alarms, checks, shown = [], 0, []
-    for name, build in all_builders(prefixes):
+    for name, build in builders:
         try:
             est, X, data = build()
             sk = portable.load(est, data=data)

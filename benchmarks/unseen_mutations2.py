@@ -471,34 +471,11 @@ def run(prefixes: list[str], seeds: tuple[int, ...] = SEEDS, with_data: bool = T
 
 
 def false_alarms(prefixes: list[str]) -> None:
-    import portable
+    """unseen_false_alarms' sweep (seeds 0-9 on the unmutated float32 artifacts) over this set's models."""
+    from .unseen_false_alarms import run
 
-    alarms, checks, shown = [], 0, []
-    for name, build in models():
-        if prefixes and not any(name.startswith(p) for p in prefixes):
-            continue
-        try:
-            est, X, data = build()
-            sk = portable.load(est, data=data)
-            art = portable.convert(est, to="onnx", dtype="float32", check=False, data=data)
-        except Exception as exc:
-            print(f"{name}: skipped ({type(exc).__name__})", flush=True)
-            continue
-        flagged = []
-        t0 = time.perf_counter()
-        for seed in range(10):
-            rep = portable.check(sk, art, samples=1000, seed=seed)
-            checks += 1
-            if not rep.equivalent:
-                flagged.append(seed)
-                (shown if proven(sk, art, rep, est) else alarms).append(f"{name} seed {seed}: {rep.summary_line()}")
-        print(f"{name}: NOT equivalent on seeds {flagged} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    print(f"\n{checks} checks; false alarms {len(alarms)}; differences shown real {len(shown)}")
-    for a in alarms:
-        print("ALARM", a)
-    for a in shown:
-        print("REAL", a)
-
+    run((name, build) for name, build in models()
+        if not prefixes or any(name.startswith(p) for p in prefixes))
 
 if __name__ == "__main__":
     warnings.simplefilter("ignore")

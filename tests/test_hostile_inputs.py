@@ -63,6 +63,15 @@ def corpus(tmp_path_factory):
     return {c.name: (c, r) for c, r in zip(cases, results)}
 
 
+def harness_results(base: Path, cases: list) -> dict:
+    """`run_harness` on `cases`: per case name, (case, its result or None, why the harness died or None)."""
+    proc, done, running = run_harness(base, cases)
+    crashed = None
+    if proc.returncode != 0:
+        crashed = f"the harness died (exit {proc.returncode}) while running {running}:\n{proc.stderr[-2000:]}"
+    return {c.name: (c, done[i] if i < len(done) else None, crashed) for i, c in enumerate(cases)}
+
+
 def _problems(case: Case, r: dict) -> list[str]:
     name = case.name
     message = (r["stderr"] + r["stdout"]).strip()

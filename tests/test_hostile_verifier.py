@@ -6,18 +6,14 @@ from __future__ import annotations
 import pytest
 
 from .hostile.verifier import CASES, build_verifier
-from .test_hostile_inputs import _problems, run_harness
+from .test_hostile_inputs import _problems, harness_results
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     base = tmp_path_factory.mktemp("verifier")
     cases = build_verifier(base / "files")
-    proc, done, running = run_harness(base, cases)
-    crashed = None
-    if proc.returncode != 0:
-        crashed = f"the harness died (exit {proc.returncode}) while running {running}:\n{proc.stderr[-2000:]}"
-    return {c.name: (c, done[i] if i < len(done) else None, crashed) for i, c in enumerate(cases)}
+    return harness_results(base, cases)
 
 
 @pytest.mark.parametrize("name", list(CASES))

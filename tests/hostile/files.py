@@ -723,3 +723,16 @@ def _write_external_onnx(path: Path, location: str) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
+
+
+def build_cases(cases: dict, base: Path, names: list[str] | None = None) -> list[Case]:
+    """Write the cases of a `CASES` table (all, or those named) below `base` and return them, each named."""
+    base.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, build in cases.items():
+        if names is not None and name not in names:
+            continue
+        c = build(base)
+        c.name = name
+        out.append(c)
+    return out

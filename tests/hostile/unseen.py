@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import GOOD_PFA, Case, _unchanged
+from .files import GOOD_PFA, Case, _unchanged, build_cases
 
 CASES: dict[str, Callable[[Path], Case]] = {}
 
@@ -43,15 +43,7 @@ def _relu_onnx(path: Path, x, y) -> Path:
 
 def build_unseen(base: Path, names: list[str] | None = None) -> list[Case]:
     """Write the cases (all, or those named) below `base` and return them, each named."""
-    base.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, build in CASES.items():
-        if names is not None and name not in names:
-            continue
-        c = build(base)
-        c.name = name
-        out.append(c)
-    return out
+    return build_cases(CASES, base, names)
 
 
 # ---- ONNX inputs the checker generates rows for ----------------------------------------------------------------

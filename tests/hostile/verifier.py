@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import Case
+from .files import Case, build_cases
 
 CASES: dict[str, Callable[[Path], Case]] = {}
 
@@ -23,15 +23,7 @@ def case(name: str) -> Callable[[Callable[[Path], Case]], Callable[[Path], Case]
 
 def build_verifier(base: Path, names: list[str] | None = None) -> list[Case]:
     """Write the cases (all, or those named) below `base` and return them, each named."""
-    base.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, build in CASES.items():
-        if names is not None and name not in names:
-            continue
-        c = build(base)
-        c.name = name
-        out.append(c)
-    return out
+    return build_cases(CASES, base, names)
 
 
 # ---- ONNX tree ensembles: onnx.checker does not look inside them ----------------------------------------------
