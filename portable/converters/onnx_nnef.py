@@ -240,6 +240,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     dtype = model.dtype or ("float64" if any(s.dtype == "float64" for s in sig.inputs) else "float32")
     _rewrite_for_nnef_tools(proto, dtype)
     notes = _precision_notes(proto, dtype)
+    _one_precision(proto, dtype)
     label_outputs = [s.name for s in sig.outputs if s.kind == "label" or s.is_string]
     labels = _peel_labels(proto, label_outputs)
     for name in label_outputs:
@@ -271,6 +272,38 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     out.dtype = dtype
     out.notes.extend(model.notes + notes)
     return out
+
+
+def _one_precision(proto: Any, dtype: str) -> None:
+    """Floating constants in the artifact's precision, as the Casts between float types become copies.
+
+    NNEF's `scalar` has one precision: a graph that computes a step in float64 from float32 inputs (a Cast to
+    double, then double constants) would otherwise reach nnef-tools with float and double tensors mixed.
+    """
+    onnx = require("onnx")
+    from onnx import numpy_helper
+
+    want = np.float64 if dtype == "float64" else np.float32
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+
+    def retyped(t: Any) -> Any:
+        if t.data_type not in floats or numpy_helper.to_array(t).dtype == want:
+            return None
+        return numpy_helper.from_array(numpy_helper.to_array(t).astype(want), t.name)
+
+    for i, t in enumerate(proto.graph.initializer):
+        new = retyped(t)
+        if new is not None:
+            proto.graph.initializer[i].CopyFrom(new)
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value" and a.t.data_type in floats:
+                    new = retyped(a.t)
+                    if new is not None:
+                        new.name = a.t.name
+                        a.t.CopyFrom(new)
+    del proto.graph.value_info[:]
 
 
 def _precision_notes(proto: Any, dtype: str) -> list[str]:

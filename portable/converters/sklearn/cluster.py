@@ -112,3 +112,54 @@ def bisecting_kmeans(em: Emitter, est: Any) -> list[Any]:
     lab_f = em.ensemble(proj, build(table), "labf")
     lab = em.node("Reshape", [em.node("Cast", [lab_f], "labi", to=7), em.const([-1], dtype=np.int64)], "label")
     return [lab, em.node("Sqrt", [sqdist(em, x, est.cluster_centers_)], "dist")]
+
+
+# skl2onnx's GaussianMixture graph works in the input's float type: far from the means its float32 log-densities
+# (~-1e7) keep no digit of the components' differences (posteriors [1, 1e-21, 1] that do not sum to 1, the wrong
+# component), and near them it loses ~1e-3 of a posterior.
+@sklearn_converter("sklearn.mixture.GaussianMixture", "sklearn.mixture.BayesianGaussianMixture", kind="clusterer",
+                   replaces=True)
+def gaussian_mixture(em: Emitter, est: Any) -> list[Any]:
+    """Component label and posteriors, in float64 whatever the input, as scikit-learn computes them.
+
+    The weighted log-density of component k is `c_k - |x P_k - mu_k P_k|^2 / 2` for every covariance type (P_k the
+    Cholesky factor of its precision: full, tied, diagonal or spherical), where c_k (log weight, log-determinant,
+    and for the Bayesian mixture its digamma terms) is scikit-learn's own weighted log-density at x = mu_k. All
+    components take one MatMul of x with the factors side by side; the posteriors are a softmax of those
+    log-densities (its maximum subtracted, as scikit-learn's logsumexp), the label their argmax.
+    """
+    from onnx import TensorProto
+
+    means = np.asarray(est.means_, dtype=np.float64)
+    k, d = means.shape
+    pc = np.asarray(est.precisions_cholesky_, dtype=np.float64)
+    kind = est.covariance_type
+    if kind == "full":
+        factors = pc
+    elif kind == "tied":
+        factors = np.broadcast_to(pc, (k, d, d))
+    elif kind == "diag":
+        factors = np.stack([np.diag(p) for p in pc])
+    elif kind == "spherical":
+        factors = np.stack([np.eye(d) * p for p in pc])
+    else:
+        raise UnsupportedModelError(f"{type(est).__name__}(covariance_type={kind!r}) is not supported")
+    weight = np.concatenate(list(factors), axis=1)  # [d, k*d]: x @ weight = the k products x P_k side by side
+    shift = np.concatenate([means[i] @ factors[i] for i in range(k)])  # [k*d]
+    const = np.array([est._estimate_weighted_log_prob(means[i:i + 1])[0, i] for i in range(k)], dtype=np.float64)
+    x = em.input()
+    if not em.double:
+        x = em.node("Cast", [x], "x64", to=TensorProto.DOUBLE)
+    y = em.node("Sub", [em.node("MatMul", [x, em.const(weight, dtype=np.float64)], "xp"),
+                        em.const(shift[None, :], dtype=np.float64)], "y")
+    y3 = em.node("Reshape", [y, em.const([0, k, d], dtype=np.int64)], "y3")
+    sq = em.reduce("ReduceSum", em.node("Mul", [y3, y3], "ysq"), 2)
+    logp = em.node("Sub", [em.const(const[None, :], dtype=np.float64),
+                           em.node("Mul", [sq, em.const([[0.5]], dtype=np.float64)], "half")], "logp")
+    label = em.node("ArgMax", [logp], "label", axis=1, keepdims=0)
+    top = em.reduce("ReduceMax", logp, 1, keepdims=1)
+    e = em.node("Exp", [em.node("Sub", [logp, top], "shifted")], "e")
+    prob = em.node("Div", [e, em.reduce("ReduceSum", e, 1, keepdims=1)], "prob64")
+    if not em.double:
+        prob = em.node("Cast", [prob], "prob", to=TensorProto.FLOAT)
+    return [label, prob]
