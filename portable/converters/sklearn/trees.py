@@ -1491,6 +1491,7 @@ def _gb_raw(em: Emitter, est: Any) -> str:
     """Raw predictions `[N, K]` of a classic GradientBoosting model: init + learning_rate * sum of trees."""
     stages = est.estimators_  # [n_stages, K] of DecisionTreeRegressor
     n_stages, k = stages.shape
+    _constant_init(est)
     init = est._raw_predict_init(np.zeros((1, est.n_features_in_), dtype=np.float32))
     trees, values = [], []
     for j in range(k):
@@ -1505,6 +1506,25 @@ def _gb_raw(em: Emitter, est: Any) -> str:
     forest = _build_one_target_per_tree(table, np.repeat(np.arange(k), n_stages))
     x = em.as_float32_then_back(em.input())
     return em.ensemble(x, forest, "raw", base=init.reshape(k), width=est.n_features_in_)
+
+
+def _constant_init(est: Any) -> None:
+    """Refuse an initial estimator whose prediction depends on the row (`init=LogisticRegression()`): the
+    graph adds one constant start, `_raw_predict_init` of a zero row, to every row's trees."""
+    init = getattr(est, "init_", "zero")
+    if isinstance(init, str) and init == "zero":
+        return
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    from ...errors import UnsupportedModelError
+
+    if isinstance(init, DummyRegressor) or (isinstance(init, DummyClassifier)
+                                            and init.strategy in ("prior", "most_frequent", "constant")):
+        return
+    raise UnsupportedModelError(
+        f"{type(est).__name__}(init={type(init).__name__}(...)): the boosting starts from that estimator's "
+        "prediction for each row, and portable converts gradient boosting from a constant start only "
+        "(init=None, 'zero' or a DummyClassifier/DummyRegressor)")
 
 
 def _build_one_target_per_tree(table: NodeTable, tree_target: np.ndarray) -> Forest:
