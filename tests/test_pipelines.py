@@ -21,8 +21,6 @@ WRONG: dict[tuple[str, str], str] = {
     ("house_xgboost", "float32"): "scaled integer columns (rooms, year) computed in float32 land on XGBoost's "
                                   "hist cut points (training values): 40% of rows take the other branch; portable's "
                                   "check answers this by switching to float64, which matches exactly",
-    ("titanic_remainder_scaler", "float64"): "skl2onnx's float32 OneHotEncoder output concatenated with a float64 "
-                                             "remainder: skl2onnx's LogisticRegression normalizer typed float32",
     ("house_xgboost_ranker", "float32"): "the same float32 scaling of integer columns onto XGBoost's cut points "
                                          "(see house_xgboost)",
 }

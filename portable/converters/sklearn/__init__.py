@@ -19,7 +19,7 @@ from ...errors import ConversionError, UnsupportedModelError
 from ...formats.onnx import OnnxModel, check_proto, set_provenance
 from ...formats.sklearn import SklearnModel
 from ...registry import ConvertOptions, converter, require
-from .outputs import finalize, normalize_outputs
+from .outputs import declared_as_computed, finalize, normalize_inputs, normalize_outputs
 from .registry import sklearn_converter  # noqa: F401  (the decorator, for plugins)
 
 
@@ -61,6 +61,8 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
         widen_linear_heads(proto)  # skl2onnx's wide linear heads sum in float64, as portable's (linear_scores)
     finalize(proto)  # ai.onnx.ml opset 5 where portable wrote TreeEnsemble
     normalize_outputs(proto, model)
+    normalize_inputs(proto, model)
+    declared_as_computed(proto)
     proto.graph.name = type(est).__name__
     out = OnnxModel(proto, origin=model.origin)
     set_provenance(out, dtype=options.dtype)

@@ -208,6 +208,80 @@ def _flatten_rank1(proto: Any, model: SklearnModel) -> None:
         del dims[1]
 
 
+def _tensor_names(graph: Any, into: set[str]) -> set[str]:
+    for node in graph.node:
+        into.update(node.input)
+        into.update(node.output)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                _tensor_names(sub, into)
+    into.update(i.name for i in graph.input)
+    into.update(i.name for i in graph.initializer)
+    return into
+
+
+def normalize_inputs(proto: Any, model: SklearnModel) -> None:
+    """Give the ONNX graph the sklearn model's input names (DESIGN section 4).
+
+    skl2onnx turns a column name that is not an identifier (`"annual income"`, `"plan.x"`) into one
+    (`annual_income`, `plan_x`): the graph's inputs are renamed back, in the signature's order (skl2onnx keeps
+    the order of its initial types); an inner tensor that already carries one of those names is renamed first.
+    """
+    g = proto.graph
+    inits = {i.name for i in g.initializer}
+    have = [i.name for i in g.input if i.name not in inits]
+    wanted = list(model.signature.input_names)
+    if len(have) != len(wanted):
+        raise ConversionError(f"skl2onnx produced inputs {have}; portable expected {wanted}")
+    pairs = [(old, new) for old, new in zip(have, wanted) if old != new]
+    if not pairs:
+        return
+    clash = set(wanted) & {o.name for o in g.output}
+    if clash:
+        raise ConversionError(f"the model's input column(s) {sorted(clash)} carry the name of one of its outputs "
+                              f"({[o.name for o in g.output]}); rename the column(s) before converting")
+    taken = _tensor_names(g, set())
+    count = 0
+    for _old, new in pairs:
+        if new in taken and new not in have:  # an inner tensor has the name: it gets a fresh one
+            count += 1
+            while f"{new}__inner{count}" in taken:
+                count += 1
+            _rename(g, new, f"{new}__inner{count}")
+    for old, new in pairs:
+        _rename(g, old, f"{new}__tmpin")
+    for _old, new in pairs:
+        _rename(g, f"{new}__tmpin", new)
+
+
+def declared_as_computed(proto: Any) -> None:
+    """Graph outputs declared float32 that the graph computes in float64 (or the reverse) are declared as computed.
+
+    skl2onnx types a step's outputs when it parses the pipeline, before the steps are converted: after a
+    ColumnTransformer whose parts are float32 (a one-hot encoder) and float64 (a scaler), a float64 conversion
+    declares the classifier's probabilities float32 while the converted nodes compute them in float64, and
+    onnx.checker refuses the graph.
+    """
+    onnx = require("onnx")
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+    declared = {o.name: o.type.tensor_type.elem_type for o in proto.graph.output}
+    if not any(t in floats for t in declared.values()):
+        return
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    for o in probe.graph.output:  # infer what the nodes compute, not what was declared
+        o.type.tensor_type.elem_type = onnx.TensorProto.UNDEFINED
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe).graph.output
+    except Exception:
+        return  # onnx.checker, which runs next, says what is wrong
+    got = {o.name: o.type.tensor_type.elem_type for o in inferred}
+    for o in proto.graph.output:
+        have, want = declared[o.name], got.get(o.name)
+        if have in floats and want in floats and have != want:
+            o.type.tensor_type.elem_type = want
+
+
 def normalize_outputs(proto: Any, model: SklearnModel) -> None:
     """Give the ONNX graph exactly the sklearn model's output names, and `scores` its width."""
     onnx = require("onnx")
