@@ -961,8 +961,9 @@ def _excuse_ties(plan: Plan, original: Model, batch: Batch, results: list[Output
     for r in changed:
         if r.kind == "label":
             r.worst_row = int(np.argmax(r.bad)) if r.mismatches else None
-    notes.append(f"{int(tied.sum())} rows where the original's nearest training points are equally far (a tie "
-                 "two correct implementations may break differently) were counted as near-ties")
+    notes.append(f"{int(tied.sum())} rows where the original's result is decided by a tie (nearest training "
+                 "points equally far, or a one-vs-one vote within rounding of 0: a tie two correct implementations "
+                 "may break differently) were counted as near-ties")
 
 
 def _judge_labels(plan: Plan, original: Model, batch: Batch, results: list[OutputResult],

@@ -229,7 +229,7 @@ def _neighbour_members(est: Any, prep: Callable[[Any], Any] | None = None
 
     if hasattr(est, "steps"):
         return _neighbour_members(est.steps[-1][1], then(est[:-1].transform) if len(est.steps) > 1 else prep)
-    if hasattr(est, "_fit_X") and (hasattr(est, "n_neighbors") or hasattr(est, "radius")):
+    if (hasattr(est, "_fit_X") and (hasattr(est, "n_neighbors") or hasattr(est, "radius"))) or _pairwise_svm(est):
         return [(prep, est)]
     if hasattr(est, "best_estimator_"):  # a search
         return _neighbour_members(est.best_estimator_, prep)
@@ -253,15 +253,27 @@ def _neighbour_members(est: Any, prep: Callable[[Any], Any] | None = None
     return found
 
 
+def _pairwise_svm(est: Any) -> bool:
+    """A libsvm classifier (SVC, NuSVC) of more than two classes: it predicts by one-vs-one votes."""
+    return type(est).__name__ in ("SVC", "NuSVC") and len(getattr(est, "classes_", ())) > 2 and \
+        hasattr(est, "_decision_function")
+
+
 def _ties(model: Any) -> Callable[[Mapping[str, np.ndarray], float], np.ndarray] | None:
     """For neighbour models (and ensembles or pipelines holding them): rows whose k-th and (k+1)-th nearest
     training points are equally far (or whose nearest points lie on the radius) for any of them, within relative
-    rounding."""
+    rounding; for multiclass SVMs, rows where a one-vs-one decision is within rounding of 0."""
     members = _neighbour_members(model.estimator)
     if not members:
         return None
 
     def tied(final: Any, X: Any, rtol: float) -> np.ndarray:
+        if _pairwise_svm(final):
+            # the label (and the one-vs-rest scores, votes + confidences) follow the signs of the pairwise
+            # decisions: one within rounding of 0 is a vote two correct implementations may cast differently
+            d = np.abs(np.asarray(final._decision_function(X), dtype=np.float64))
+            scale = np.maximum(d.max(axis=1, initial=0.0), 1.0)
+            return (d <= 10 * rtol * scale[:, None]).any(axis=1)
         n_fit = final.n_samples_fit_
         k = getattr(final, "n_neighbors", None)
         if k is not None and k < n_fit:
