@@ -259,6 +259,8 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     # the graph's NNEF name must not be an operator's ("graph conv(...)" fails the parser): prefixed, sanitized
     proto.graph.name = "graph_" + re.sub(r"\W", "_", proto.graph.name or "model")
     files, nnef_inputs, nnef_outputs = _nnef_files(proto)
+    if dtype == "float64":
+        _exact_literals(files)
     if len(nnef_inputs) != len(sig.inputs) or len(nnef_outputs) != len(sig.outputs):
         raise ConversionError(f"nnef-tools produced inputs {nnef_inputs} and outputs {nnef_outputs} for a model "
                               f"with {sig.input_names} and {sig.output_names}")
@@ -272,6 +274,69 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     out.dtype = dtype
     out.notes.extend(model.notes + notes)
     return out
+
+
+_CALL = re.compile(r"^(\s*[\w, ]+=\s*[\w.]+(?:<\w+>)?\()(.*)(\);\s*)$")
+_FLOAT = re.compile(r"^[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?$")
+
+
+def _tensor_bytes(nnef: Any, value: np.ndarray) -> bytes:
+    """An NNEF tensor file's bytes (`nnef.write_tensor` writes to a real file only)."""
+    with tempfile.TemporaryDirectory(prefix="portable-nnef-") as tmp:
+        path = os.path.join(tmp, "t.dat")
+        with open(path, "wb") as f:
+            nnef.write_tensor(f, value)
+        return Path(path).read_bytes()
+
+
+def _exact_literals(files: dict[str, bytes]) -> None:
+    """Float literals of a float64 graph that float32 cannot hold become rank-0 float64 variables.
+
+    The NNEF parser (the `nnef` package, which the executor and nnef-tools' interpreter read graphs with) reads
+    a literal such as `mul(x, -0.11932728198657587)` as a float32 (-0.11932728439569473): an RBF kernel's gamma
+    then moves a float64 SVC's scores by 3e-8, outside float64 tolerance. A positional operand that is such a
+    literal is replaced by `literalN`, declared `variable<scalar>(shape = [])` with its value in `literalN.dat`.
+    """
+    nnef = require("nnef")
+    text = files["graph.nnef"].decode()
+    lines, decls, count = [], [], 0
+    for line in text.splitlines(keepends=True):
+        m = _CALL.match(line.rstrip("\n"))
+        if m is None or "variable<" in m.group(1) or "external<" in m.group(1):
+            lines.append(line)
+            continue
+        args, depth, cur = [], 0, ""
+        for ch in m.group(2):
+            if ch == "," and depth == 0:
+                args.append(cur)
+                cur = ""
+                continue
+            depth += ch in "([" 
+            depth -= ch in ")]"
+            cur += ch
+        args.append(cur)
+        changed = False
+        for i, arg in enumerate(args):
+            tok = arg.strip()
+            if "=" in tok or not _FLOAT.match(tok) or not any(c in tok for c in ".eE"):
+                continue
+            value = float(tok)
+            if float(np.float32(value)) == value:
+                continue
+            count += 1
+            name = f"literal{count}"
+            while f"{name}.dat" in files:
+                count += 1
+                name = f"literal{count}"
+            files[f"{name}.dat"] = _tensor_bytes(nnef, np.asarray(value, dtype=np.float64))
+            decls.append(f"    {name} = variable<scalar>(shape = [], label = '{name}');\n")
+            args[i] = (" " if arg.startswith(" ") else "") + name
+            changed = True
+        lines.append(m.group(1) + ",".join(args) + m.group(3) + "\n" if changed else line)
+    if not decls:
+        return
+    at = next(i for i, ln in enumerate(lines) if ln.strip() == "{") + 1
+    files["graph.nnef"] = "".join(lines[:at] + decls + lines[at:]).encode()
 
 
 def _one_precision(proto: Any, dtype: str) -> None:
