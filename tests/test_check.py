@@ -359,14 +359,31 @@ def test_boolean_labels_compare_by_value_with_a_note():
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 3))
-    est = LogisticRegression().fit(X, X[:, 0] > 0)  # boolean classes; skl2onnx 1.20 gives int64 labels
+    est = LogisticRegression().fit(X, X[:, 0] > 0)  # boolean classes
     art = portable.convert(est, to="onnx", check=False, dtype="float32")
-    assert est.predict(X[:1]).dtype == bool and art.signature.output("label").dtype == "int64"
-    rep = check(est, art, samples=200)
+    # portable's artifact predicts booleans as scikit-learn does (tests/test_bool_labels.py)
+    assert est.predict(X[:1]).dtype == bool and art.signature.output("label").dtype == "bool"
+    assert check(est, art, samples=200).equivalent
+
+    # an artifact with 0/1 labels (skl2onnx 1.20's own conversion gives int64): without portable's final Cast
+    import onnx as onnx_
+
+    from portable.formats.onnx import OnnxModel
+
+    proto = onnx_.ModelProto()
+    proto.CopyFrom(art.proto)
+    cast = next(n for n in proto.graph.node if n.op_type == "Cast" and n.output[0] == "label")
+    proto.graph.node.remove(cast)
+    for n in proto.graph.node:
+        n.output[:] = ["label" if o == cast.input[0] else o for o in n.output]
+    next(o for o in proto.graph.output if o.name == "label").type.tensor_type.elem_type = onnx_.TensorProto.INT64
+    as_int = OnnxModel(proto)
+    assert as_int.signature.output("label").dtype == "int64"
+    rep = check(est, as_int, samples=200)
     assert rep.equivalent and any("compared as 0/1" in n for n in rep.notes)
 
     def negate(inputs, out):
-        out["label"] = 1 - out["label"]
+        out["label"] = 1 - np.asarray(out["label"]).astype(np.int64)
         return out
 
     assert not check(est, Edited(art, negate), samples=100).equivalent

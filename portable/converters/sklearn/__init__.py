@@ -19,7 +19,7 @@ from ...errors import ConversionError, UnsupportedModelError
 from ...formats.onnx import OnnxModel, check_proto, set_provenance
 from ...formats.sklearn import SklearnModel
 from ...registry import ConvertOptions, converter, require
-from .outputs import declared_as_computed, finalize, normalize_inputs, normalize_outputs
+from .outputs import boolean_labels, declared_as_computed, finalize, normalize_inputs, normalize_outputs
 from .registry import sklearn_converter  # noqa: F401  (the decorator, for plugins)
 
 
@@ -63,6 +63,7 @@ def sklearn_to_onnx(model: SklearnModel, options: ConvertOptions) -> OnnxModel:
     normalize_outputs(proto, model)
     normalize_inputs(proto, model)
     declared_as_computed(proto)
+    boolean_labels(proto, model)
     proto.graph.name = type(est).__name__
     out = OnnxModel(proto, origin=model.origin)
     set_provenance(out, dtype=options.dtype)

@@ -282,6 +282,23 @@ def declared_as_computed(proto: Any) -> None:
             o.type.tensor_type.elem_type = want
 
 
+def boolean_labels(proto: Any, model: SklearnModel) -> None:
+    """A classifier fitted on boolean targets predicts booleans: its int64 label (0/1, the classes' positions in
+    [False, True]) ends in a Cast to bool, so a service gets `True`/`False` as scikit-learn's predict gives."""
+    onnx = require("onnx")
+    specs = {s.name: s for s in model.signature.outputs}
+    for out in proto.graph.output:
+        spec = specs.get(out.name)
+        if spec is None or spec.dtype != "bool" or out.type.tensor_type.elem_type != onnx.TensorProto.INT64:
+            continue
+        inner = f"{out.name}__int"
+        _rename(proto.graph, out.name, inner)
+        out.name = spec.name
+        out.type.tensor_type.elem_type = onnx.TensorProto.BOOL
+        proto.graph.node.append(onnx.helper.make_node("Cast", [inner], [spec.name], to=onnx.TensorProto.BOOL,
+                                                      name=f"portable_{spec.name}_bool"))
+
+
 def normalize_outputs(proto: Any, model: SklearnModel) -> None:
     """Give the ONNX graph exactly the sklearn model's output names, and `scores` its width."""
     onnx = require("onnx")
