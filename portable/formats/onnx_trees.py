@@ -196,8 +196,9 @@ def without_oblivious(graph: Any) -> Any:
     as a copy: the same function for what reads a graph's trees. Each tree of depth d becomes a complete tree
     whose root tests its last split (`x <= b` goes left, i.e. bit 0; a leaf's position is then CatBoost's
     index); NaN takes the left branch (`nodes_missing_value_tracks_true`) unless the graph replaced it by +inf
-    (CatBoost's `AsTrue`); several targets are read as portable's float64 multi-target form (leaf indices,
-    Gather of the `[leaves, targets]` table, ReduceSum: v5 has one target per leaf).
+    (CatBoost's `AsTrue`); several targets are read as portable's float64 multi-target form (leaf indices walked
+    on the float32 values, Gather of the double `[leaves, targets]` table, ReduceSum: v5 has one target per leaf).
+    A choice by batch size around them is read first (`without_size_switch`).
     `graph` itself when it has none or when the nodes so named are not that pattern."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -342,7 +343,8 @@ def _oblivious_ensemble(tag: str, parts: dict[str, Any], inits: dict[str, Any], 
         x32.name = x32.name.replace(OBLIVIOUS_TAG, "_")
         kept.append(x32)
     double = table.dtype == np.float64
-    if double:
+    walk32 = double and n_targets > 1  # leaf indices: the walk on the float32 values (exact below 2**24 leaves)
+    if double and not walk32:
         wide = tag.replace(OBLIVIOUS_TAG, "_x32d")
         kept.append(helper.make_node("Cast", [src], [wide], to=TensorProto.DOUBLE, name=wide))
         src = wide
@@ -377,7 +379,11 @@ def _oblivious_ensemble(tag: str, parts: dict[str, Any], inits: dict[str, Any], 
             {i for n in parts.values() for i in n.input if i.startswith(tag)}, []
     if n_targets == 1:
         weights, leaf_targets, k = leaf_table[:, 0], np.zeros(n_leaves, np.int64), 1
-    else:  # several targets: the leaves' indices into the [leaves, targets] table (trees.attach_pending's form)
+    else:  # several targets: the leaves' indices into the [leaves, targets] table (trees.attach_pending's form),
+        # walked in float32 as trees._float32_walk does (CatBoost's borders are float32: the same splits)
+        if n_leaves >= 2 ** 24:
+            return None
+        dtype = np.float32
         weights = np.arange(n_leaves, dtype=dtype)
         leaf_targets = np.repeat(np.arange(n_trees), [len(r) for r in rows])
         k = n_trees
