@@ -347,7 +347,8 @@ def test_catboost_choice_by_batch_size_is_read_only_when_its_branches_agree(tmp_
     """Small batches take one tree operator, large ones the standard-op form (boosting._oblivious, an `If` on
     the row count). The readers (hints, certificate, lowering) read the large batches' branch only after checking
     that the small batches' branch is exactly its reading (onnx_trees.without_size_switch): a threshold changed
-    in the small branch alone makes the graph unreadable as trees, and the certificate is not given."""
+    in the small branch alone makes the graph unreadable as trees, and the certificate is not given; the check
+    runs rows in small batches too, and finds the changed branch."""
     from onnx import numpy_helper
 
     from portable.formats.onnx_trees import without_size_switch
@@ -381,3 +382,6 @@ def test_catboost_choice_by_batch_size_is_read_only_when_its_branches_agree(tmp_
         single = np.vstack([mutated.run({"X": xs[i:i + 1]})["probabilities"] for i in range(len(xs))])
         assert np.abs(single - est.predict_proba(xs)).max() > 1e-6
         np.testing.assert_allclose(mutated.run({"X": xs})["probabilities"], est.predict_proba(xs), atol=1e-5)
+        # the check runs some rows again alone and in a few rows: it compares the small batches' branch too
+        report = portable.check(est, mutated)
+        assert not report.equivalent and any("depends on the batch size" in n for n in report.notes), report
