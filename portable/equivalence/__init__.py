@@ -4,11 +4,13 @@
 and from both models' `Model.input_hints()`), generates a seeded batch (random cloud, path-aware tree boundary
 rows for every split node, equidistant points, special values, `data` rows), runs both models once on it
 (in batches of a model's fixed batch size when it has one), compares the outputs by kind (`compare`; labels
-judged on the quantity the original's label follows), and when rows disagree lets hypothesis shrink them to a
-minimal counterexample. Generated rows the original model rejects (an unknown category, no neighbour within a
-radius) are found by bisection, dropped and counted; the check is refused only when the original rejects rows
-of `data` or nearly all generated rows. Only `Model.run` and `Model.input_hints` are called: the checker knows
-no format and imports numpy (and hypothesis when shrinking), nothing heavier.
+judged on the quantity the original's label follows), runs a few of the rows again in the converted model alone
+and in small batches (`_small_batches`: an artifact may compute differently by batch size), and when rows
+disagree lets hypothesis shrink them to a minimal counterexample. Generated rows the original model rejects
+(an unknown category, no neighbour within a radius) are found by bisection, dropped and counted; the check is
+refused only when the original rejects rows of `data` or nearly all generated rows. Only `Model.run` and
+`Model.input_hints` are called: the checker knows no format and imports numpy (and hypothesis when shrinking),
+nothing heavier.
 """
 from __future__ import annotations
 
