@@ -105,7 +105,8 @@ def _models() -> list[tuple[str, Any]]:
 def _split_nodes_onnx(proto: Any) -> int:
     """Split nodes of the artifact's tree operators; CatBoost's symmetric trees written with standard operators
     (`boosting._oblivious`, which stores d borders per tree) counted as their binary expansion, as read
-    (`onnx_trees.without_oblivious`), like the original's."""
+    (`onnx_trees.without_oblivious`), like the original's; where an `If` on the row count holds the same trees
+    twice (`boosting.SIZE_SWITCH`), the branch a row goes through, once (`onnx_trees.without_size_switch`)."""
     from onnx import helper
 
     from portable.formats.onnx_trees import without_oblivious

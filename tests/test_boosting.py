@@ -229,7 +229,36 @@ def test_catboost_multiclass_labels_are_one_per_row() -> None:
 
 
 def _oblivious_ops(model) -> set[str]:
-    return {n.op_type for n in model.proto.graph.node}
+    """The operators of the graph and, where the converter chose by batch size (an `If`), of the large batches'
+    branch."""
+    ops = {n.op_type for n in model.proto.graph.node}
+    for n in model.proto.graph.node:
+        if n.op_type == "If":
+            ops |= {m.op_type for a in n.attribute if a.name == "else_branch" for m in a.g.node}
+    return ops
+
+
+def _switch_limit(model) -> int:
+    """The row count from which the artifact takes its large batches' branch (0: no choice by batch size)."""
+    limit = [i for i in model.proto.graph.initializer if i.name.endswith("_bysize_limit")]
+    return int(np.asarray(__import__("onnx").numpy_helper.to_array(limit[0])).reshape(-1)[0]) if limit else 0
+
+
+def _compare_batches(est, model, x: np.ndarray, dtype: str, tol: float) -> None:
+    """The artifact against the library on batches of 1, 2 and 3 rows, just below and at its switch's limit, and
+    all the rows at once: both branches of a choice by batch size."""
+    limit = _switch_limit(model)
+    sizes = [1, 2, 3] + ([limit - 1, limit] if limit else []) + [len(x)]
+    for size in sizes:
+        for start in range(0, min(len(x), 3 * size), size):
+            xs = x[start:start + size].astype(dtype)
+            out = model.run({"X": xs})
+            if "variable" in out:
+                want = np.asarray(est.predict(xs), dtype=np.float64).reshape(-1)
+                np.testing.assert_allclose(out["variable"].ravel(), want, rtol=tol, atol=tol * np.abs(want).max())
+            else:
+                np.testing.assert_array_equal(out["label"].ravel(), np.asarray(est.predict(xs)).ravel())
+                np.testing.assert_allclose(out["probabilities"], est.predict_proba(xs), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("nan_mode", ["Min", "Max"])
@@ -258,7 +287,10 @@ def test_catboost_symmetric_trees_as_leaf_indices(nan_mode: str, classes: int) -
         model = portable.convert(est, to="onnx", check=False, dtype=dtype)
         assert not _oblivious_ops(model) & {"TreeEnsemble", "TreeEnsembleRegressor"}
         assert "oblivious trees as leaf indices" in model.metadata["portable.trees.formulation"]
+        assert _switch_limit(model) > 3 and "If" in _oblivious_ops(model)  # small batches: one tree operator
+        assert f"fewer than {_switch_limit(model)} rows" in model.metadata["portable.trees.formulation"]
         _compare(est, xt, dtype, tol)
+        _compare_batches(est, model, xt, dtype, tol)
         report = portable.check(est, model)
         assert report.equivalent, report
     nnef = portable.convert(est, to="nnef", check=False)
@@ -293,6 +325,7 @@ def test_catboost_symmetric_trees_of_several_depths(tmp_path) -> None:
         assert not _oblivious_ops(model) & {"TreeEnsemble", "TreeEnsembleRegressor"}
         got = model.run({"X": XT.astype(dtype)})["variable"].ravel()
         np.testing.assert_allclose(got, cut.predict(XT.astype(dtype)), rtol=tol, atol=tol * 5000)
+        _compare_batches(cut, model, XT, dtype, tol * 5000 / np.abs(cut.predict(XT)).max())
 
 
 def test_catboost_symmetric_trees_are_certified_as_before() -> None:
@@ -308,3 +341,47 @@ def test_catboost_symmetric_trees_are_certified_as_before() -> None:
         assert cert.status == "certified" and cert.method == "trees", cert.reason
         got = model.run({"X": XT.astype(dtype)})["probabilities"]
         assert np.abs(got - est.predict_proba(XT.astype(dtype))).max() <= cert.bound
+
+
+def test_catboost_choice_by_batch_size_is_read_only_when_its_branches_agree(tmp_path) -> None:
+    """Small batches take one tree operator, large ones the standard-op form (boosting._oblivious, an `If` on
+    the row count). The readers (hints, certificate, lowering) read the large batches' branch only after checking
+    that the small batches' branch is exactly its reading (onnx_trees.without_size_switch): a threshold changed
+    in the small branch alone makes the graph unreadable as trees, and the certificate is not given; the check
+    runs rows in small batches too, and finds the changed branch."""
+    from onnx import numpy_helper
+
+    from portable.formats.onnx_trees import without_size_switch
+
+    cb = pytest.importorskip("catboost")
+    est = cb.CatBoostClassifier(iterations=8, depth=3, verbose=0, thread_count=1, allow_writing_files=False)
+    est.fit(X_NAN, Y_CLASS)
+    for dtype in ("float32", "float64"):
+        model = portable.convert(est, to="onnx", check=False, dtype=dtype)
+        graph = model.proto.graph
+        read = without_size_switch(graph)
+        assert read is not graph and not any(n.op_type == "If" for n in read.node)
+        assert portable.certify(est, model).certificates["probabilities"].status == "certified"
+        switch = next(n for n in graph.node if n.op_type == "If")
+        small = next(a.g for a in switch.attribute if a.name == "then_branch")
+        tree = next(n for n in small.node if n.op_type.startswith("TreeEnsemble"))
+        for a in tree.attribute:  # the first tree's root split moved by 0.25
+            if a.name == "nodes_values":
+                a.floats[0] += 0.25
+            elif a.name == "nodes_splits":
+                splits = numpy_helper.to_array(a.t).copy()
+                splits[0] += 0.25
+                a.t.CopyFrom(numpy_helper.from_array(splits, a.t.name))
+        assert without_size_switch(graph) is graph
+        (tmp_path / f"{dtype}.onnx").write_bytes(model.proto.SerializeToString())
+        mutated = portable.load(tmp_path / f"{dtype}.onnx")
+        cert = portable.certify(est, mutated).certificates["probabilities"]
+        assert cert.status != "certified"
+        # the small branch now differs from CatBoost on some single rows; the large batches' branch does not
+        xs = XT.astype(dtype)
+        single = np.vstack([mutated.run({"X": xs[i:i + 1]})["probabilities"] for i in range(len(xs))])
+        assert np.abs(single - est.predict_proba(xs)).max() > 1e-6
+        np.testing.assert_allclose(mutated.run({"X": xs})["probabilities"], est.predict_proba(xs), atol=1e-5)
+        # the check runs some rows again alone and in a few rows: it compares the small batches' branch too
+        report = portable.check(est, mutated)
+        assert not report.equivalent and any("depends on the batch size" in n for n in report.notes), report

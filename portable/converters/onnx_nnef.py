@@ -226,10 +226,11 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
         raise NNEFError(f"NNEF has no string tensors, and the model takes strings in {strings}; encode them as "
                         "numbers before converting (e.g. an OrdinalEncoder fitted outside the model)",
                         path=model.origin.path)
-    from ..formats.onnx_trees import OBLIVIOUS_TAG
+    from ..formats.onnx_trees import OBLIVIOUS_TAG, SWITCH_TAG
 
-    # CatBoost's symmetric trees in standard operators are lowered from their TreeEnsemble reading too
-    if any(n.domain == ML_DOMAIN or OBLIVIOUS_TAG in n.name for n in model.proto.graph.node):
+    # CatBoost's symmetric trees in standard operators (and their choice by batch size) are lowered from their
+    # TreeEnsemble reading too
+    if any(n.domain == ML_DOMAIN or OBLIVIOUS_TAG in n.name or SWITCH_TAG in n.name for n in model.proto.graph.node):
         from .sklearn.trees import narrow_sums
 
         lowered = lower_proto(narrow_sums(model.proto), for_nnef=True)  # NNEF: one precision (float32 sums)

@@ -4,11 +4,13 @@
 and from both models' `Model.input_hints()`), generates a seeded batch (random cloud, path-aware tree boundary
 rows for every split node, equidistant points, special values, `data` rows), runs both models once on it
 (in batches of a model's fixed batch size when it has one), compares the outputs by kind (`compare`; labels
-judged on the quantity the original's label follows), and when rows disagree lets hypothesis shrink them to a
-minimal counterexample. Generated rows the original model rejects (an unknown category, no neighbour within a
-radius) are found by bisection, dropped and counted; the check is refused only when the original rejects rows
-of `data` or nearly all generated rows. Only `Model.run` and `Model.input_hints` are called: the checker knows
-no format and imports numpy (and hypothesis when shrinking), nothing heavier.
+judged on the quantity the original's label follows), runs a few of the rows again in the converted model alone
+and in small batches (`_small_batches`: an artifact may compute differently by batch size), and when rows
+disagree lets hypothesis shrink them to a minimal counterexample. Generated rows the original model rejects
+(an unknown category, no neighbour within a radius) are found by bisection, dropped and counted; the check is
+refused only when the original rejects rows of `data` or nearly all generated rows. Only `Model.run` and
+`Model.input_hints` are called: the checker knows no format and imports numpy (and hypothesis when shrinking),
+nothing heavier.
 """
 from __future__ import annotations
 
@@ -118,6 +120,9 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     tick()
     any_bad = any(r.mismatches for r in results)  # r.mismatches counts r.bad
     counterexamples: list[dict[str, Any]] = list(failures)
+    small = [] if any_bad or failures or out_b is None else \
+        _small_batches(plan, outputs, original, converted, batch, out_a, results, notes)
+    counterexamples += small
     if any_bad:
         bad = np.zeros(len(batch), dtype=bool)
         for r in results:
@@ -127,7 +132,7 @@ def check(original: Any, converted: Any, *, samples: int = 1000, seed: int = 0, 
     tick()
     total, tested = _tested(plan, samples)
     report = Report(
-        equivalent=not any_bad and not failures and out_b is not None,
+        equivalent=not any_bad and not failures and not small and out_b is not None,
         original=_describe(original), converted=_describe(converted), samples=samples, seed=seed,
         dtype=getattr(converted, "dtype", None) or str(plan.narrow), rows=len(batch),
         outputs=[r.to_dict() for r in results], counterexamples=counterexamples, notes=notes,
@@ -648,6 +653,124 @@ def _run_both(original: Model, converted: Model, plan: Plan, batch: Batch, notes
     kept = batch.take(ok)
     out_b = run_b(converted, feed(assemble(plan, kept), converted))
     return {k: v[ok] for k, v in out_a.items()}, out_b, kept, examples
+
+
+SMALL_BATCHES = (2, 5, 13, 34)  # sizes of the small batches some rows are run in again
+SMALL_SINGLES = (4, 32)  # rows run again one by one: one per 1,024 rows of the batch, within these bounds
+SMALL_SEED = 0xBA7C5  # which rows: the same positions whatever the check's seed (the rows differ by seed)
+
+
+def _small_batches(plan: Plan, outputs: list[tuple[str, str]], original: Model, converted: Model, batch: Batch,
+                   out_a: dict[str, np.ndarray], results: list[OutputResult],
+                   notes: list[str]) -> list[dict[str, Any]]:
+    """Counterexamples where the converted model's result depends on the batch size: a few rows of the batch
+    (on which the whole batch agreed) run again by the converted model, one by one (`SMALL_SINGLES`) and in
+    batches of a few rows (`SMALL_BATCHES`), compared with the original's outputs on the same rows with the
+    tolerances the whole batch was compared with. An artifact may choose its computation by the row count (an
+    `If` on the batch size: CatBoost's trees as one tree operator below a few rows, boosting.SIZE_SWITCH), and
+    the whole batch exercises only its large batches' computation. Empty when they agree; otherwise the
+    mismatches are added to `results` and a note says so. A small batch the converted model fails on is a
+    counterexample too when the original runs it. Rows are picked by a fixed seed: the same under any load.
+    Not for a model with a fixed batch size (every run is padded to it)."""
+    n = len(batch)
+    if n < 2 or plan.batches.get("converted"):
+        return []
+    sizes = [1] * min(max(n // 1024, SMALL_SINGLES[0]), SMALL_SINGLES[1]) + [s for s in SMALL_BATCHES if s < n]
+    while sum(sizes) > n:
+        sizes.pop()
+    pick = np.random.default_rng(SMALL_SEED).choice(n, sum(sizes), replace=False)
+    sub = batch.take(pick)
+    arrays = assemble(plan, sub)
+    feeds = feed(arrays, converted)
+    ends = np.cumsum(sizes)
+    parts: list[dict[str, np.ndarray]] = []
+    kept: list[np.ndarray] = []
+    examples: list[dict[str, Any]] = []
+    failed = 0
+    for end, size in zip(ends.tolist(), sizes):
+        rows = np.arange(end - size, end)
+        try:
+            got = _run(converted, {k: v[end - size:end] for k, v in feeds.items()}, None)
+            wrong = _shape_error(outputs, out_a, got, size)
+        except CannotRunError:
+            raise
+        except Exception as exc:
+            try:  # a batch the original rejects on its own says nothing about the converted model
+                _run(original, feed(assemble(plan, sub.take(rows)), original), plan.batches.get("original"))
+            except CannotRunError:
+                raise
+            except Exception:
+                continue
+            wrong = _error(exc)
+        else:
+            if wrong is None:
+                parts.append(got)
+                kept.append(rows)
+                continue
+        failed += 1
+        if len(examples) < KEEP:
+            examples.append(_example(plan, sub.take(rows), {k: np.asarray(v)[pick[rows]] for k, v in out_a.items()},
+                                     {"error": wrong},
+                                     f"{SOURCES[batch.source[pick[end - size]]]} row {int(pick[end - size])} "
+                                     f"run in a batch of {size} row(s): the converted model fails"))
+    if not kept:
+        if failed:
+            notes.append(f"the converted model fails on {failed} small batch(es) of rows the whole batch ran: its "
+                         "result depends on the batch size")
+        return examples
+    at = np.concatenate(kept)
+    out_s = {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+    out_o = {k: np.asarray(v)[pick[at]] for k, v in out_a.items()}
+    small = compare_outputs(outputs, out_o, out_s, len(at),
+                            tolerances={r.name: r.tolerance for r in results if r.tolerance is not None})
+    part = sub.take(at)
+    if plan.decision is not None:
+        _judge_labels(plan, original, part, small, [])
+    if plan.ties is not None:
+        _excuse_ties(plan, original, part, small, [])
+    bad = np.zeros(len(at), dtype=bool)
+    for r in small:
+        bad |= r.bad
+    if not bad.any():
+        if failed:
+            notes.append(f"the converted model fails on {failed} small batch(es) of rows the whole batch ran: its "
+                         "result depends on the batch size")
+        return examples
+    for r, s in zip(results, small):  # the report's counts and largest differences include these rows
+        r.mismatches += s.mismatches
+        if s.error and not r.error:
+            r.error = f"{s.error} (in batches of a few rows)"
+        for key in ("max_abs_diff", "max_rel_diff"):
+            mine, theirs = getattr(r, key), getattr(s, key)
+            if theirs is not None and (mine is None or not theirs <= mine):
+                setattr(r, key, theirs)
+    starts = np.repeat(ends - np.array(sizes), sizes)  # each picked row's batch: [start, start + size)
+    lengths = np.repeat(np.array(sizes), sizes)
+    for j in np.flatnonzero(bad)[:KEEP - len(examples)]:
+        i = int(at[j])
+        rows = np.arange(starts[i], starts[i] + lengths[i])
+        got = {k: v[np.searchsorted(at, rows)] for k, v in out_s.items()}
+        examples.append(_example(plan, sub.take(rows), {k: np.asarray(v)[pick[rows]] for k, v in out_a.items()}, got,
+                                 f"{SOURCES[batch.source[pick[i]]]} row {int(pick[i])} run in a batch of "
+                                 f"{int(lengths[i])} row(s)"))
+    notes.append(f"the converted model's result depends on the batch size: {int(bad.sum())} of {len(at)} rows run "
+                 f"again alone or in batches of up to {max(sizes)} rows disagree with the "
+                 "original, where the whole batch agreed")
+    return examples
+
+
+def _shape_error(outputs: list[tuple[str, str]], out_a: dict[str, np.ndarray], got: dict[str, np.ndarray],
+                 rows: int) -> str | None:
+    """What is wrong with the shapes of the converted model's outputs `got` on `rows` rows, given the original's
+    on the whole batch (`out_a`); None when each output has `rows` rows of the original's shape."""
+    for name, _ in outputs:
+        if name not in got:
+            return f"no output '{name}'"
+        want = (rows, *np.shape(out_a[name])[1:])
+        have = np.shape(got[name])
+        if have != want:
+            return f"output '{name}' of shape {list(have)} for {rows} row(s), not {list(want)}"
+    return None
 
 
 def _runnable_rows(model: Model, plan: Plan, batch: Batch, chunk: int = 64,

@@ -194,8 +194,10 @@ class OutputResult:
 
 
 def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], n: int,
-            rtol: float | None = None, atol: float | None = None) -> list[OutputResult]:
-    """Compare the outputs `a` (original) and `b` (converted) of an `n`-row batch."""
+            rtol: float | None = None, atol: float | None = None,
+            tolerances: Mapping[str, Tolerance] | None = None) -> list[OutputResult]:
+    """Compare the outputs `a` (original) and `b` (converted) of an `n`-row batch; a numeric output named in
+    `tolerances` is compared with that tolerance as it is (not scaled by this batch's magnitudes)."""
     results = []
     numeric = {}
     for name, kind in outputs:
@@ -211,7 +213,9 @@ def compare(outputs: list[tuple[str, str]], a: Mapping[str, np.ndarray], b: Mapp
         elif kind == "label":
             _labels(r, va, vb)
         else:
-            _numbers(r, va, vb, tolerance_for(kind, (va.dtype, vb.dtype), rtol, atol))
+            tol = tolerances.get(name) if tolerances else None
+            _numbers(r, va, vb, tolerance_for(kind, (va.dtype, vb.dtype), rtol, atol) if tol is None else
+                     Tolerance(tol.rtol, tol.atol, scaled=False))
             numeric[name] = (kind, va, r.tolerance)
         if r.error:
             r.bad = np.ones(n, dtype=bool)

@@ -196,11 +196,13 @@ def without_oblivious(graph: Any) -> Any:
     as a copy: the same function for what reads a graph's trees. Each tree of depth d becomes a complete tree
     whose root tests its last split (`x <= b` goes left, i.e. bit 0; a leaf's position is then CatBoost's
     index); NaN takes the left branch (`nodes_missing_value_tracks_true`) unless the graph replaced it by +inf
-    (CatBoost's `AsTrue`); several targets are read as portable's float64 multi-target form (leaf indices,
-    Gather of the `[leaves, targets]` table, ReduceSum: v5 has one target per leaf).
+    (CatBoost's `AsTrue`); several targets are read as portable's float64 multi-target form (leaf indices walked
+    on the float32 values, Gather of the double `[leaves, targets]` table, ReduceSum: v5 has one target per leaf).
+    A choice by batch size around them is read first (`without_size_switch`).
     `graph` itself when it has none or when the nodes so named are not that pattern."""
     from onnx import TensorProto, helper, numpy_helper
 
+    graph = without_size_switch(graph)
     groups = _tagged_groups(graph, OBLIVIOUS_TAG)
     if not groups:
         return graph
@@ -230,6 +232,81 @@ def without_oblivious(graph: Any) -> Any:
     init = [i for i in graph.initializer if i.name not in used_inits] + added
     return helper.make_graph(out, graph.name, list(graph.input), list(graph.output), init,
                              value_info=list(graph.value_info))
+
+
+SWITCH_TAG = "_bysize_"  # converters.sklearn.boosting.SWITCH_TAG
+
+
+def without_size_switch(graph: Any) -> Any:
+    """The graph with portable's choice by batch size (converters.sklearn.boosting._oblivious: Shape / Less /
+    If, the small batches' branch one tree operator, the large batches' CatBoost's symmetric trees with standard
+    operators) replaced by the large batches' branch, as a copy: what reads a graph's trees reads one function.
+    Only when the small branch is exactly what `without_oblivious` reads from the large one (the converter
+    writes it so): then both branches compute the same function, whichever the condition picks. `graph` itself
+    when it has no such `If`, or when the branches or the nodes around them are not that pattern."""
+    from onnx import helper
+
+    switches = [n for n in graph.node if n.op_type == "If" and SWITCH_TAG in n.name]
+    if not switches:
+        return graph
+    replace_at: dict[int, list[Any]] = {}
+    prefixes, added = set(), []
+    for n in switches:
+        branches = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        small, large = branches.get("then_branch"), branches.get("else_branch")
+        if small is None or large is None or len(n.output) != 1 or len(large.output) != 1 or \
+                len(small.output) != 1 or large.input or small.input:
+            return graph
+        read = without_oblivious(large)
+        if read is large or not _same_graph_body(read, small) or small.output[0].name != large.output[0].name:
+            return graph
+        inner, outer = large.output[0].name, n.output[0]
+        body = []
+        for m in large.node:
+            c = type(m)()
+            c.CopyFrom(m)
+            for i, name in enumerate(c.output):
+                if name == inner:
+                    c.output[i] = outer
+            if any(name == inner for name in c.input):
+                return graph  # the branch's output is also read inside it: not the pattern
+            body.append(c)
+        replace_at[id(n)] = body
+        added += list(large.initializer)
+        prefixes.add(n.name.rpartition(SWITCH_TAG)[0] + SWITCH_TAG)
+    dropped = [n for n in graph.node if SWITCH_TAG in n.name and n.op_type != "If"]
+    if any(n.name.rpartition(SWITCH_TAG)[0] + SWITCH_TAG not in prefixes or n.op_type not in ("Shape", "Less")
+           for n in dropped):
+        return graph
+    gone = {o for n in dropped for o in n.output}
+    nodes = []
+    for n in graph.node:
+        if id(n) in replace_at:
+            nodes.extend(replace_at[id(n)])
+            continue
+        if SWITCH_TAG in n.name:
+            continue
+        if any(i in gone for i in n.input):
+            return graph  # the condition is read elsewhere too
+        c = type(n)()
+        c.CopyFrom(n)
+        nodes.append(c)
+    if any(o.name in gone for o in graph.output):
+        return graph
+    init = [i for i in graph.initializer if not any(i.name.startswith(p) for p in prefixes)] + added
+    return helper.make_graph(nodes, graph.name, list(graph.input), list(graph.output), init,
+                             value_info=list(graph.value_info))
+
+
+def _same_graph_body(a: Any, b: Any) -> bool:
+    """Two graphs with the same nodes (in order) and the same initializers (by name)."""
+    if len(a.node) != len(b.node) or len(a.initializer) != len(b.initializer):
+        return False
+    if any(x.SerializeToString(deterministic=True) != y.SerializeToString(deterministic=True)
+           for x, y in zip(a.node, b.node)):
+        return False
+    inits = {i.name: i.SerializeToString(deterministic=True) for i in a.initializer}
+    return all(inits.get(i.name) == i.SerializeToString(deterministic=True) for i in b.initializer)
 
 
 def _oblivious_ensemble(tag: str, parts: dict[str, Any], inits: dict[str, Any], helper: Any, numpy_helper: Any,
@@ -266,7 +343,8 @@ def _oblivious_ensemble(tag: str, parts: dict[str, Any], inits: dict[str, Any], 
         x32.name = x32.name.replace(OBLIVIOUS_TAG, "_")
         kept.append(x32)
     double = table.dtype == np.float64
-    if double:
+    walk32 = double and n_targets > 1  # leaf indices: the walk on the float32 values (exact below 2**24 leaves)
+    if double and not walk32:
         wide = tag.replace(OBLIVIOUS_TAG, "_x32d")
         kept.append(helper.make_node("Cast", [src], [wide], to=TensorProto.DOUBLE, name=wide))
         src = wide
@@ -301,7 +379,11 @@ def _oblivious_ensemble(tag: str, parts: dict[str, Any], inits: dict[str, Any], 
             {i for n in parts.values() for i in n.input if i.startswith(tag)}, []
     if n_targets == 1:
         weights, leaf_targets, k = leaf_table[:, 0], np.zeros(n_leaves, np.int64), 1
-    else:  # several targets: the leaves' indices into the [leaves, targets] table (trees.attach_pending's form)
+    else:  # several targets: the leaves' indices into the [leaves, targets] table (trees.attach_pending's form),
+        # walked in float32 as trees._float32_walk does (CatBoost's borders are float32: the same splits)
+        if n_leaves >= 2 ** 24:
+            return None
+        dtype = np.float32
         weights = np.arange(n_leaves, dtype=dtype)
         leaf_targets = np.repeat(np.arange(n_trees), [len(r) for r in rows])
         k = n_trees

@@ -456,6 +456,17 @@ OBLIVIOUS = ("oblivious trees as leaf indices with standard operators, no per-ro
 OBLIVIOUS_TAG = "_oblivious_"  # in the names of its nodes and constants (formats.onnx_trees.without_oblivious)
 OBLIVIOUS_MIN_OPSET = 14  # Add / Mul of uint8
 OBLIVIOUS_MAX_DEPTH = 8  # leaf indices in uint8
+# Small batches: the same trees as one tree operator, chosen by an `If` on the row count (see _oblivious). The
+# operator walks a row down a tree in ~20-30 ns while the standard-op form costs ~25-40 us of fixed per-node
+# overhead at any batch; measured crossover ~1,000-2,000 row-trees (benchmarks/RESULTS.md, "CatBoost's oblivious
+# trees"): batches of fewer than SWITCH_ROW_TREES / trees rows take the tree operator.
+SIZE_SWITCH = True
+SWITCH_ROW_TREES = 1200
+SWITCH_TAG = "_bysize_"  # formats.onnx_trees.SWITCH_TAG
+SWITCH_MIN_OPSET = 15  # Shape(start, end)
+V5_SMALL = "TreeEnsemble (ai.onnx.ml 5) on the float32-rounded input, missing-value tracking"
+SWITCHED = ("; batches of fewer than {limit} rows: the same trees as one tree operator ({small}), chosen by an "
+            "If on the row count (Shape, Less)")
 
 
 def _oblivious(em: Emitter, model: dict[str, Any], table: NodeTable) -> str | None:
@@ -476,7 +487,12 @@ def _oblivious(em: Emitter, model: dict[str, Any], table: NodeTable) -> str | No
     float64 sums). Measured in benchmarks/RESULTS.md ("CatBoost's oblivious trees"). Trees shallower than the
     deepest are padded with `x > +inf` levels (never true). NaN is CatBoost's `Min` (`x > b` false) unless the
     feature's treatment is `AsTrue`; then NaN is replaced by +inf first (IsNaN / Where). The graph's readers
-    (hints, certificate, lowering) see one TreeEnsemble again (`formats.onnx_trees.without_oblivious`)."""
+    (hints, certificate, lowering) see one TreeEnsemble again (`formats.onnx_trees.without_oblivious`).
+
+    Its ~30 nodes cost onnxruntime ~25-40 us at any batch size, where one tree operator walks a row through
+    these trees in ~10 us: with `SIZE_SWITCH`, an `If` on the row count sends batches of fewer than
+    `SWITCH_ROW_TREES / trees` rows to that operator (the branch `without_oblivious` reads from this form, so
+    that readers can check the two agree) and the others to this form."""
     from onnx import TensorProto, helper, numpy_helper
 
     trees = model.get("oblivious_trees")
@@ -508,16 +524,18 @@ def _oblivious(em: Emitter, model: dict[str, Any], table: NodeTable) -> str | No
             nan_right[int(f["flat_feature_index"])] = True
     tag = f"{em.name('Oblivious')}{OBLIVIOUS_TAG}"
 
+    nodes: list[Any] = []
+    inits: list[Any] = []
+
     def const(part: str, value: np.ndarray) -> str:
-        em.container.initializers.append(numpy_helper.from_array(np.asarray(value), f"{tag}{part}"))
+        inits.append(numpy_helper.from_array(np.asarray(value), f"{tag}{part}"))
         return f"{tag}{part}"
 
     def node(op: str, inputs: list[str], part: str, **attrs: Any) -> str:
-        em.container.nodes.append(helper.make_node(op, inputs, [f"{tag}{part}"], name=f"{tag}{part}", **attrs))
-        em.container.node_domain_version_pair_sets.add(("", em.container.target_opset_any_domain("")))
+        nodes.append(helper.make_node(op, inputs, [f"{tag}{part}"], name=f"{tag}{part}", **attrs))
         return f"{tag}{part}"
 
-    x = em.input()
+    x = x_in = em.input()
     if em.double:
         x = node("Cast", [x], "x32", to=TensorProto.FLOAT)
     if nan_right.any():  # NaN goes right (x > b) at these features' splits: +inf does, at every border
@@ -539,7 +557,67 @@ def _oblivious(em: Emitter, model: dict[str, Any], table: NodeTable) -> str | No
     sums = [node("ReduceSum", [node("GatherElements", [const(f"leaves{k}", leaves[k]), index], f"values{k}", axis=1),
                                axes], f"sum{k}", keepdims=1) for k in range(dim)]
     stacked = sums[0] if dim == 1 else node("Concat", sums, "sums", axis=0)
-    return node("Transpose", [stacked], "out", perm=[1, 0])
+    out = node("Transpose", [stacked], "out", perm=[1, 0])
+    opset = em.container.target_opset_any_domain("")
+    em.container.node_domain_version_pair_sets.add(("", opset))
+    limit = -(-SWITCH_ROW_TREES // n)  # batches of fewer rows take the tree operator
+    small = _small_branch(nodes, inits, out, em.dtype, dim) if SIZE_SWITCH and opset >= SWITCH_MIN_OPSET \
+        and limit > 1 else None
+    if small is None:
+        em.container.nodes.extend(nodes)
+        em.container.initializers.extend(inits)
+        return out
+    large, small = small
+    switch = tag.replace(OBLIVIOUS_TAG, SWITCH_TAG)
+    em.container.initializers.append(numpy_helper.from_array(np.array([limit], np.int64), f"{switch}limit"))
+    em.container.nodes += [
+        helper.make_node("Shape", [x_in], [f"{switch}rows"], name=f"{switch}rows", start=0, end=1),
+        helper.make_node("Less", [f"{switch}rows", f"{switch}limit"], [f"{switch}small"], name=f"{switch}small"),
+        helper.make_node("If", [f"{switch}small"], [f"{switch}out"], name=f"{switch}if", then_branch=small,
+                         else_branch=large)]
+    # the small branch's tree operator (ai.onnx.ml 3 in skl2onnx's bookkeeping; outputs.finalize raises it to 5
+    # for a TreeEnsemble)
+    em.container.node_domain_version_pair_sets.add(("ai.onnx.ml", 3))
+    return f"{switch}out"
+
+
+def oblivious_formulation(graph: Any) -> str | None:
+    """The `portable.trees.formulation` of a graph holding `_oblivious`'s form (with its small-batch switch, if
+    any), or None."""
+    from onnx import helper, numpy_helper
+
+    from .trees import V3
+
+    if any(OBLIVIOUS_TAG in n.name for n in graph.node):
+        return OBLIVIOUS
+    for n in graph.node:
+        if n.op_type != "If" or SWITCH_TAG not in n.name:
+            continue
+        limit = [numpy_helper.to_array(i) for i in graph.initializer
+                 if i.name == n.name.rpartition(SWITCH_TAG)[0] + SWITCH_TAG + "limit"]
+        small = [helper.get_attribute_value(a) for a in n.attribute if a.name == "then_branch"]
+        ops = {m.op_type for m in small[0].node} if small else set()
+        return OBLIVIOUS + SWITCHED.format(limit=int(limit[0].reshape(-1)[0]) if limit else "?",
+                                           small=V5_SMALL if "TreeEnsemble" in ops else V3 + ", missing-value tracking")
+    return None
+
+
+def _small_branch(nodes: list[Any], inits: list[Any], out: str, dtype: Any, dim: int) -> tuple[Any, Any] | None:
+    """(the standard-op form as the If's large-batch branch, the same trees as one tree operator for small
+    batches), or None. The small branch is exactly what the graph's readers make of the large one
+    (`formats.onnx_trees.without_oblivious`), so that a reader can check the two agree
+    (`formats.onnx_trees.without_size_switch`) and read one."""
+    from onnx import TensorProto, helper
+
+    from ...formats.onnx_trees import without_oblivious
+
+    elem = TensorProto.DOUBLE if dtype == np.float64 else TensorProto.FLOAT
+    vi = helper.make_tensor_value_info(out, elem, [None, dim])
+    large = helper.make_graph(nodes, "large_batches", [], [vi], inits)
+    read = without_oblivious(large)
+    if read is large:
+        return None
+    return large, helper.make_graph(list(read.node), "small_batches", [], [vi], list(read.initializer))
 
 
 @sklearn_converter("catboost.core.CatBoostClassifier", kind="classifier")

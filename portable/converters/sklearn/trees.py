@@ -1196,10 +1196,10 @@ def attach_pending(graph: Any, opset: int = 13) -> str | None:
         if keys and keys[0].s.decode() in PENDING:
             pending.append((node, PENDING.pop(keys[0].s.decode())))
             node.attribute.remove(keys[0])
-    from .boosting import OBLIVIOUS, OBLIVIOUS_TAG
+    from .boosting import oblivious_formulation
 
     # CatBoost's symmetric trees written with standard operators (boosting._oblivious) have no pending node
-    oblivious = OBLIVIOUS if any(OBLIVIOUS_TAG in n.name for n in graph.node) else None
+    oblivious = oblivious_formulation(graph)
     if not pending:
         return oblivious
     family = choose_formulation([p for _, p in pending])
