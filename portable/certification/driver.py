@@ -357,12 +357,12 @@ def floor_needed(bound: float, atol: float, rtol: float, scale: float) -> float:
 
 
 def _explain_floor(cert: Certificate, ctx: Context, kind: str, dom: Domain, original: Any, n: int = 2048) -> None:
-    """For a numeric output not certified because its bound exceeds the tolerance: the smallest |output| the bound
-    would need proved over the domain (`floor_needed`), and whether the domain has a row below it. The original is
-    run on `n` rows of the domain (half uniform in the box, half its corners): a row whose |output| is below the
-    floor shows that no proof of that floor exists, and that certifying needs a bound at most the tolerance of
-    that row's check there (a sharper bound near it, not a range proof); none such says a range proof may close
-    the gap. Figures only: the certificate's status does not change."""
+    """For a numeric output of one value per row, not certified because its bound exceeds the tolerance: the
+    smallest |output| the bound would need proved over the domain (`floor_needed`), and whether the domain has a
+    row below it. The original is run on `n` rows of the domain (half uniform in the box, half its corners): a row
+    whose |output| is below the floor shows that no proof of that floor exists, and that certifying needs a bound
+    at most the tolerance of that row's check there (a sharper bound near it, not a range proof); none such says a
+    range proof may close the gap. Figures only: the certificate's status does not change."""
     if kind == "label" or cert.status == CERTIFIED or cert.bound is None or ctx.make_feeds is None:
         return
     name = cert.output
@@ -370,7 +370,6 @@ def _explain_floor(cert: Certificate, ctx: Context, kind: str, dom: Domain, orig
     need = floor_needed(float(cert.bound), atol, rtol, max(s, 1.0))
     if not np.isfinite(need) or need <= 0:
         return
-    cert.details["floor_needed"] = need
     try:
         from .members import _sample
 
@@ -386,9 +385,15 @@ def _explain_floor(cert: Certificate, ctx: Context, kind: str, dom: Domain, orig
         out = np.abs(np.asarray(original.run(feeds)[name], dtype=np.float64)).reshape(len(rows), -1)
     except Exception:  # noqa: BLE001 - figures only
         return
-    per_row = np.nanmin(out, axis=1)
-    k = int(np.nanargmin(per_row))
+    if out.shape[1] != 1:  # a row's magnitude is then a percentile of its values, not each value's: no figures
+        return
+    finite = np.where(np.isfinite(out), out, np.inf)
+    per_row = finite.min(axis=1) if finite.size else np.zeros(0)
+    if not per_row.size or not np.isfinite(per_row.min()):
+        return
+    k = int(np.argmin(per_row))
     m = float(per_row[k])
+    cert.details["floor_needed"] = need
     cert.details["smallest_output_found"] = m
     cert.details["row_with_smallest_output"] = {k2: np.asarray(v)[k:k + 1].tolist() for k2, v in feeds.items()}
     allowed_there = atol * max(1.0, min(s, m)) + rtol * m
