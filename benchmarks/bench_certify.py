@@ -78,6 +78,11 @@ def _status(result: Any) -> str:
             if c.details.get("near_ties_only"):  # a label's; a k-NN output's bound holds outside distance ties
                 what = f"<= {c.bound:.2g} except near-ties" if c.bound else "near-ties only"
             parts.append(f"{name}: {c.method} {what}")
+        elif "floor_needed" in c.details:  # driver._explain_floor: the floor the bound needs, the smallest found
+            d = c.details
+            found = d.get("smallest_output_found", float("nan"))
+            parts.append(f"{name}: {c.status} (bound {c.bound:.2g}; needs abs(y) >= {d['floor_needed']:.3g}, "
+                         f"smallest abs(y) found {found:.3g})")
         else:
             parts.append(f"{name}: {c.status}")
     return "; ".join(parts)
@@ -139,10 +144,12 @@ def run() -> str:
             "Rounding: "
             "dot products by the binades of their partial sums, softmax through a max-shifted log-sum-exp by the "
             "log-sum-exp's own rounding, L1 normalisations of logistic units by relative errors. Not certified "
-            f"on every output ({', '.join(missing) or 'none'}), with the reason in the certificate: RBF SVMs (the float32 "
-            "kernel sum's worst-case rounding over hundreds of support vectors, in any order, exceeds atol where "
-            "the proved output range reaches 0), MLPRegressor (its interval range reaches 0, so atol is not "
-            "scaled), SVC's multiclass Platt probabilities (no reading).\n\n")
+            f"on every output ({', '.join(missing) or 'none'}), with the reason in the certificate. For a numeric "
+            "output the reason gives the floor of |output| its bound needs proved over the domain (atol is scaled only "
+            "by a proved floor: a check of rows whose outputs are small scales it by 1) and the smallest |output| "
+            "the original gives on 2048 rows of the domain (uniform and corners): below the floor, no range proof "
+            "can certify that bound (a sharper bound near such rows is needed); above it, a tighter range proof "
+            "may. SVC's multiclass Platt probabilities have no reading.\n\n")
     return head + table(["model", "dtype", "certify", "check (1000)", "certify / check", "certificate"], rows)
 
 

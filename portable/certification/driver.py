@@ -316,6 +316,7 @@ def certify(original: Any, converted: Any, domain: Any = None, *, data: Any = No
                 + ", ".join(m for _, m, _ in METHODS) + ")"))
         certs[name].domain = {"source": dom.source}
         _explain_scale(certs[name], ctx, dict(outputs)[name])
+        _explain_floor(certs[name], ctx, dict(outputs)[name], dom, original)
         if certs[name].tolerance is None and certs[name].status != NOT_CERTIFIABLE:
             certs[name].tolerance = ctx.allowed(name)
     ordered = {name: certs[name] for name, _ in outputs}
@@ -338,6 +339,76 @@ def _explain_scale(cert: Certificate, ctx: Context, kind: str) -> None:
             f" (the bound is within {scaled:.3g}, the tolerance with atol scaled by the 90th percentile of |output| "
             f"on rows of the domain ({s:.3g}); but the outputs are not proved to stay that large over the domain, "
             f"and a check of rows whose outputs are small scales atol by {used:.3g})")
+
+
+def floor_needed(bound: float, atol: float, rtol: float, scale: float) -> float:
+    """The smallest magnitude m such that a bound of `bound` is within the tolerance of every row whose |output|
+    is at least m, were |output| >= m proved over the domain: `atol * max(1, min(scale, m)) + rtol * m >= bound`
+    (inf when no m does: beyond the domain rows' scale, atol grows no more)."""
+    if atol >= bound:
+        return 0.0
+    m = bound / (atol + rtol) if atol + rtol > 0 else np.inf
+    if m <= 1.0:  # atol alone up to m = 1: only rtol has to make up the rest
+        m = (bound - atol) / rtol if rtol > 0 else np.inf
+        return float(m) if m <= 1.0 else 1.0
+    if m > scale:  # atol stops at the scale: rtol alone beyond it
+        m = (bound - atol * scale) / rtol if rtol > 0 else np.inf
+    return float(m)
+
+
+def _explain_floor(cert: Certificate, ctx: Context, kind: str, dom: Domain, original: Any, n: int = 2048) -> None:
+    """For a numeric output of one value per row, not certified because its bound exceeds the tolerance: the
+    smallest |output| the bound would need proved over the domain (`floor_needed`), and whether the domain has a
+    row below it. The original is run on `n` rows of the domain (half uniform in the box, half its corners): a row
+    whose |output| is below the floor shows that no proof of that floor exists, and that certifying needs a bound
+    at most the tolerance of that row's check there (a sharper bound near it, not a range proof); none such says a
+    range proof may close the gap. Figures only: the certificate's status does not change."""
+    if kind == "label" or cert.status == CERTIFIED or cert.bound is None or ctx.make_feeds is None:
+        return
+    name = cert.output
+    atol, rtol, s = ctx.atol.get(name, 0.0), ctx.rtol.get(name, 0.0), ctx.scale.get(name, 1.0)
+    need = floor_needed(float(cert.bound), atol, rtol, max(s, 1.0))
+    if not np.isfinite(need) or need <= 0:
+        return
+    try:
+        from .members import _sample
+
+        rows, cols = _sample(dom, n // 2)
+        corners, _ = _sample(dom, n // 2, seed=1)
+        rng = np.random.default_rng(2)
+        for j, c in enumerate(cols):
+            col = dom.columns[c]
+            if col.categories is None:
+                corners[:, j] = np.where(rng.random(len(corners)) < 0.5, col.lo, col.hi)
+        rows = np.concatenate([rows, corners])
+        feeds = ctx.make_feeds(rows, cols)
+        out = np.abs(np.asarray(original.run(feeds)[name], dtype=np.float64)).reshape(len(rows), -1)
+    except Exception:  # noqa: BLE001 - figures only
+        return
+    if out.shape[1] != 1:  # a row's magnitude is then a percentile of its values, not each value's: no figures
+        return
+    finite = np.where(np.isfinite(out), out, np.inf)
+    per_row = finite.min(axis=1) if finite.size else np.zeros(0)
+    if not per_row.size or not np.isfinite(per_row.min()):
+        return
+    k = int(np.argmin(per_row))
+    m = float(per_row[k])
+    cert.details["floor_needed"] = need
+    cert.details["smallest_output_found"] = m
+    cert.details["row_with_smallest_output"] = {k2: np.asarray(v)[k:k + 1].tolist() for k2, v in feeds.items()}
+    allowed_there = atol * max(1.0, min(s, m)) + rtol * m
+    if m < need:
+        cert.details["tolerance_at_that_row"] = allowed_there
+        cert.reason = (cert.reason or "") + (
+            f"; the bound would certify only with |output| >= {need:.3g} proved over the domain, but the original "
+            f"gives |output| = {m:.3g} at a row of the domain ({len(rows)} rows tried), where a check allows "
+            f"{allowed_there:.3g}: no such floor exists, and certifying needs a bound at most {allowed_there:.3g} "
+            f"near that row")
+    else:
+        cert.reason = (cert.reason or "") + (
+            f"; the bound would certify with |output| >= {need:.3g} proved over the domain, and the smallest "
+            f"|output| on {len(rows)} rows of the domain is {m:.3g}: a tighter proof of the output's range may "
+            f"certify it")
 
 
 def _float(dtype: str) -> str:
