@@ -260,8 +260,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     # the graph's NNEF name must not be an operator's ("graph conv(...)" fails the parser): prefixed, sanitized
     proto.graph.name = "graph_" + re.sub(r"\W", "_", proto.graph.name or "model")
     files, nnef_inputs, nnef_outputs = _nnef_files(proto)
-    if dtype == "float64":
-        _exact_literals(files)
+    _exact_literals(files, dtype)
     if len(nnef_inputs) != len(sig.inputs) or len(nnef_outputs) != len(sig.outputs):
         raise ConversionError(f"nnef-tools produced inputs {nnef_inputs} and outputs {nnef_outputs} for a model "
                               f"with {sig.input_names} and {sig.output_names}")
@@ -278,7 +277,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
 
 
 _CALL = re.compile(r"^(\s*[\w, ]+=\s*[\w.]+(?:<\w+>)?\()(.*)(\);\s*)$")
-_FLOAT = re.compile(r"^[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?$")
+_FLOAT = re.compile(r"^[-+]?(?:(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|inf|nan)$")
 
 
 def _tensor_bytes(nnef: Any, value: np.ndarray) -> bytes:
@@ -290,8 +289,10 @@ def _tensor_bytes(nnef: Any, value: np.ndarray) -> bytes:
         return Path(path).read_bytes()
 
 
-def _exact_literals(files: dict[str, bytes]) -> None:
-    """Float literals of a float64 graph that float32 cannot hold become rank-0 float64 variables.
+def _exact_literals(files: dict[str, bytes], dtype: str) -> None:
+    """Float literals NNEF cannot read as written become rank-0 variables: infinities and NaN (nnef-tools writes
+    `inf`, which NNEF's grammar lacks: an IterativeImputer's clip bounds), and in a float64 graph the literals
+    float32 cannot hold.
 
     The NNEF parser (the `nnef` package, which the executor and nnef-tools' interpreter read graphs with) reads
     a literal such as `mul(x, -0.11932728198657587)` as a float32 (-0.11932728439569473): an RBF kernel's gamma
@@ -319,17 +320,18 @@ def _exact_literals(files: dict[str, bytes]) -> None:
         changed = False
         for i, arg in enumerate(args):
             tok = arg.strip()
-            if "=" in tok or not _FLOAT.match(tok) or not any(c in tok for c in ".eE"):
+            if "=" in tok or not _FLOAT.match(tok) or not any(c in tok for c in ".eEin"):
                 continue
             value = float(tok)
-            if float(np.float32(value)) == value:
+            if np.isfinite(value) and (dtype != "float64" or float(np.float32(value)) == value):
                 continue
             count += 1
             name = f"literal{count}"
             while f"{name}.dat" in files:
                 count += 1
                 name = f"literal{count}"
-            files[f"{name}.dat"] = _tensor_bytes(nnef, np.asarray(value, dtype=np.float64))
+            files[f"{name}.dat"] = _tensor_bytes(nnef, np.asarray(value, dtype=np.float64 if dtype == "float64"
+                                                                 else np.float32))
             decls.append(f"    {name} = variable<scalar>(shape = [], label = '{name}');\n")
             args[i] = (" " if arg.startswith(" ") else "") + name
             changed = True

@@ -530,9 +530,28 @@ def rewrite(p: Pass) -> None:
                 else:
                     add("Squeeze", [r, *axes_input(axes)], [y]) if p.opset >= 13 else \
                         add("Squeeze", [r], [y], axes=axes)
+            elif shp is not None and all(shp[a] is not None for a in axes) and \
+                    int(np.prod([shp[a] for a in axes])) <= 64:
+                # NNEF has no product reduction: along axes of known small length (PolynomialFeatures' degree,
+                # a product of a few columns), the product of the slices, one Mul each, in the order of the axis
+                i64 = onnx.TensorProto.INT64
+                acc = x
+                for a in axes:
+                    parts = [add("Slice", [acc, p.const(np.asarray([i]), i64, "start"),
+                                           p.const(np.asarray([i + 1]), i64, "end"), p.const(np.asarray([a]), i64,
+                                                                                            "axis")])
+                             for i in range(shp[a])]
+                    acc = parts[0]
+                    for part in parts[1:]:
+                        acc = add("Mul", [acc, part])
+                if keepdims:
+                    add("Identity", [acc], [y])
+                else:
+                    add("Squeeze", [acc, *axes_input(axes)], [y]) if p.opset >= 13 else \
+                        add("Squeeze", [acc], [y], axes=axes)
             else:
-                # product = exp(sum(log|x|)) with the sign and zeros handled exactly
-                raise UnsupportedModelError(f"the {where} multiplies along axes; NNEF has no product reduction")
+                raise UnsupportedModelError(f"the {where} multiplies along axes of unknown or large length (over "
+                                            "64 elements); NNEF has no product reduction")
         elif op in ("MaxPool", "AveragePool", "LpPool") and shp is not None and \
                 all(d is not None for d in shp[2:]):
             _pool(p, node, at, shp, add)
