@@ -377,7 +377,8 @@ def _binary_scores(prog: Program, d: Sym) -> Sym:
 
 
 @reads("LinearSVC", "SGDClassifier", "RidgeClassifier", "RidgeClassifierCV", "Perceptron",
-       "PassiveAggressiveClassifier", "LogisticRegression", "LogisticRegressionCV", final=True)
+       "PassiveAggressiveClassifier", "LogisticRegression", "LogisticRegressionCV", "LinearDiscriminantAnalysis",
+       final=True)
 def _classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     d = _linear(prog, est, x)
     if _multilabel(est):  # one yes/no label per column: label_j is 1 where its score is above 0
@@ -390,7 +391,9 @@ def _classifier(prog: Program, est: Any, x: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     proba = hasattr(est, "predict_proba") and type(est).__name__ not in ("SGDClassifier",) or \
         (type(est).__name__ == "SGDClassifier" and est.loss in ("log_loss", "modified_huber"))
-    if type(est).__name__.startswith("LogisticRegression"):
+    # LinearDiscriminantAnalysis predicts like a logistic regression: expit of its (affine) decision_function for
+    # two classes, its softmax for more
+    if type(est).__name__.startswith("LogisticRegression") or type(est).__name__ == "LinearDiscriminantAnalysis":
         if binary:
             scores = _concat_values(prog, [prog.scale(d, np.asarray(-1.0), F64), d], -1)
             out["label"] = Label(scores, classes)

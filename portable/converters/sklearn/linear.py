@@ -1,4 +1,4 @@
-"""Linear classifiers without predict_proba (LinearSVC, RidgeClassifier[CV]) in the input's dtype."""
+"""Linear classifiers in the input's dtype: without predict_proba (LinearSVC, RidgeClassifier[CV]), SGDClassifier, LinearDiscriminantAnalysis."""
 from __future__ import annotations
 
 from typing import Any
@@ -57,4 +57,22 @@ def sgd_probability_classifier(em: Emitter, est: Any) -> list[Any]:
             safe = em.node("Where", [zero, em.const(1.0), total], "safe")
             proba = em.node("Where", [zero, em.const(1.0 / k), em.node("Div", [p, safe], "ratio")], "proba")
     em.label(s, est.classes_, binary_raw=s if binary else None, strict=True)
+    return [None, proba]
+
+
+# skl2onnx 1.20 writes LinearDiscriminantAnalysis as a linear classifier whose binary case is a softmax over
+# [-d, d], i.e. expit(2 d): probabilities off by up to 0.15 on rows inside the training data's box.
+@sklearn_converter("sklearn.discriminant_analysis.LinearDiscriminantAnalysis", kind="classifier", replaces=True)
+def linear_discriminant(em: Emitter, est: Any) -> list[Any]:
+    """LinearDiscriminantAnalysis as scikit-learn predicts: d = X coef_ + intercept_ (decision_function); two
+    classes: [1 - expit(d), expit(d)], label d > 0; more: softmax(d) (its maximum subtracted), label argmax."""
+    s = _linear_scores(em, est, em.input())
+    binary = len(est.classes_) == 2
+    # Sigmoid and Softmax operators (Softmax subtracts the maximum): what the certifier reads (issue 19)
+    if binary:  # [expit(-d), expit(d)]: scikit-learn's [1 - expit(d), expit(d)] within a rounding
+        s = em.node("Concat", [em.node("Neg", [s], "negs"), s], "both", axis=1)  # argmax: 1 exactly when d > 0
+        proba = em.node("Sigmoid", [s], "proba")
+    else:
+        proba = em.node("Softmax", [s], "proba", axis=1)
+    em.label(s, est.classes_)
     return [None, proba]
