@@ -46,6 +46,10 @@ class ColumnHint:
         graph_values: interesting values a graph's constants give (a comparison's or Min/Max's constant, an
             imputer's fill value written as Where(IsNaN(x), c, x)): used only where the other model named no value
             with the same float32 rounding (the other model's own values and their neighbours cover it then).
+        graph_range: (lo, hi), where a graph's constants say the values live (the centres a distance is measured
+            from, a Gaussian's means and variances): used only where neither data nor any model's hints gave the
+            column a range (a check of two ONNX models; the rows of a check against scikit-learn stay what its
+            own hints make them).
         categories: the known categories (strings or numbers) of an encoder reading this column.
         unseen_ok: True when a category outside `categories` is a valid input (the encoder ignores it), False
             when the model rejects it, None when unknown.
@@ -64,6 +68,7 @@ class ColumnHint:
     values: list[float] = field(default_factory=list)
     kinks: list[float] = field(default_factory=list)
     graph_values: list[float] = field(default_factory=list)
+    graph_range: tuple[float, float] | None = None
     categories: list[Any] = field(default_factory=list)
     unseen_ok: bool | None = None
     nan_ok: bool = False
@@ -79,6 +84,15 @@ class ColumnHint:
         if self.reach is not None:
             lo, hi = min(lo, self.reach[0]), max(hi, self.reach[1])
         self.reach = (lo, hi)
+
+    def graph_widen(self, lo: float, hi: float) -> None:
+        """Widen `graph_range` to [lo, hi] as well."""
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return
+        lo, hi = float(min(lo, hi)), float(max(lo, hi))
+        if self.graph_range is not None:
+            lo, hi = min(lo, self.graph_range[0]), max(hi, self.graph_range[1])
+        self.graph_range = (lo, hi)
 
     def restrict(self, lo: float, hi: float) -> None:
         """Narrow `domain` to [lo, hi] as well."""
@@ -277,11 +291,15 @@ class TreeEnsemble:
 
 @dataclass
 class Points:
-    """Known rows (training points of k-NN, support vectors, centres): `rows[k, j]` is column `columns[j]`."""
+    """Known rows (training points of k-NN, support vectors, centres): `rows[k, j]` is column `columns[j]`.
+    `graph`: read from a graph's constants where the model kept no such rows as such (the centres a graph measures
+    distances from): used only when no model of the check names points of its own (the rows of a check against
+    scikit-learn stay what its own hints make them)."""
 
     columns: list[Column]
     rows: np.ndarray
     source: str = "points"
+    graph: bool = False
 
 
 @dataclass

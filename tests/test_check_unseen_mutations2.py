@@ -249,3 +249,79 @@ def test_a_power_transformer_is_checked_where_its_training_values_are():
             assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent, (k, seed)
     assert found
     assert portable.check(portable.load(est), art, samples=1000, seed=0).equivalent
+
+
+def _wine6():
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    return X[:, :6], y
+
+
+def test_two_onnx_gaussian_naive_bayes_models_are_checked_where_their_class_means_are():
+    """Checking two ONNX GaussianNB graphs (`portable check a.onnx b.onnx`) on wine (features from 0.1 to 1,680):
+    nothing said where the columns live (scikit-learn's theta_ and var_ do when it is the original; the graph
+    keeps them as the constants [1, C, F] the reshaped rows are measured from and divided by), so the rows came
+    from [-3, 3], where every row falls in one class with probability 1, and a class label changed, or a mean
+    0.1% off, was judged equivalent. The graph's centres and variances now give the range."""
+    from onnx import numpy_helper
+    from sklearn.naive_bayes import GaussianNB
+
+    X, y = _wine6()
+    est = GaussianNB().fit(X, y)
+    art = _convert(est)
+    rows = X.astype(np.float32)
+    base = ort_run(art.proto, {"X": rows})
+    np.testing.assert_allclose(base["probabilities"], est.predict_proba(X), atol=1e-4)
+    assert (base["label"].ravel() == est.predict(X)).mean() > 0.99
+    theta = np.asarray(est.theta_, np.float32)
+    # one class mean 0.1% off (the constant the rows are measured from)
+    p1 = copy.deepcopy(art.proto)
+    init = next(i for i in p1.graph.initializer if numpy_helper.to_array(i).shape == (1, *theta.shape)
+                and np.allclose(numpy_helper.to_array(i)[0], theta))
+    arr = numpy_helper.to_array(init).copy()
+    arr[0, 1, 0] *= 1.001
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    # a class label changed
+    p2 = copy.deepcopy(art.proto)
+    init = next(i for i in p2.graph.initializer if i.name == "classes" or
+                (numpy_helper.to_array(i).dtype.kind == "i" and numpy_helper.to_array(i).tolist() == [0, 1, 2]))
+    init.CopyFrom(numpy_helper.from_array(np.array([0, 7, 2], numpy_helper.to_array(init).dtype), init.name))
+    for p in (p1, p2):
+        out = ort_run(p, {"X": rows})
+        assert (np.abs(out["probabilities"] - base["probabilities"]).max() > 1e-3
+                or (out["label"] != base["label"]).any())  # real, on the training rows (onnxruntime)
+        original, mutated = portable.load(art.proto), portable.load(p)
+        for seed in (0, 1, 2):
+            assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+    assert portable.check(portable.load(art.proto), portable.load(copy.deepcopy(art.proto)), samples=1000,
+                          seed=0).equivalent
+
+
+def test_two_onnx_nearest_centroid_models_are_checked_where_their_centroids_are():
+    """The same for two ONNX NearestCentroid graphs: the centroids ([1, C, F], subtracted from the unsqueezed
+    rows, in raw units for the label and scaled for the probabilities) are known points; the scaled first
+    centroid's second coordinate 0.1% off was judged equivalent on rows from [-3, 3]."""
+    from onnx import numpy_helper
+    from sklearn.neighbors import NearestCentroid
+
+    X, y = _wine6()
+    est = NearestCentroid().fit(X, y)
+    art = _convert(est)
+    rows = X.astype(np.float32)
+    base = ort_run(art.proto, {"X": rows})
+    assert (base["label"].ravel() == est.predict(X)).all()
+    np.testing.assert_allclose(base["probabilities"], est.predict_proba(X), atol=1e-5)
+    cent = np.asarray(est.centroids_, np.float32)
+    p = copy.deepcopy(art.proto)
+    init = next(i for i in p.graph.initializer if numpy_helper.to_array(i).shape == (1, *cent.shape)
+                and not np.allclose(numpy_helper.to_array(i)[0], cent))
+    arr = numpy_helper.to_array(init).copy()
+    arr[0, 0, 1] *= 1.001
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    # real on the training rows (onnxruntime on both graphs)
+    assert np.abs(ort_run(p, {"X": rows})["probabilities"] - base["probabilities"]).max() > 1e-3
+    original, mutated = portable.load(art.proto), portable.load(p)
+    for seed in (0, 1, 2):
+        assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+    assert portable.check(original, portable.load(copy.deepcopy(art.proto)), samples=1000, seed=0).equivalent

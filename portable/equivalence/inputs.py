@@ -451,11 +451,13 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     plan = Plan(slots, _features(slots), notes=notes + more)
     if arrays is not None:
         _learn_data(plan, arrays)
+    named = any(not p.graph for h in hint_sets if isinstance(h, InputHints) for p in h.points)
     for h in hint_sets:
         if isinstance(h, InputHints):
-            apply_hints(plan, h)
+            apply_hints(plan, h, graph_points=not named)
         elif isinstance(h, Mapping):
             _learn_values(plan, h)
+    _graph_ranges(plan, [h for h in hint_sets if isinstance(h, InputHints)])
     for role, model, h in (("original", original, model_hints(original)),
                            ("converted", converted, model_hints(converted))):
         if isinstance(h, InputHints) and h.batch:
@@ -548,8 +550,9 @@ def _add_new32(f: "Feature", vals: Sequence[float]) -> bool:
     return _add_numbers(f, new, widen=False)
 
 
-def apply_hints(plan: Plan, hints: InputHints) -> None:
-    """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points."""
+def apply_hints(plan: Plan, hints: InputHints, *, graph_points: bool = True) -> None:
+    """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points
+    (`graph_points`: with the points read from a graph's constants, `Points.graph`)."""
     mine: list[np.ndarray] = []
     index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
     for col, h in hints.columns.items():
@@ -596,6 +599,8 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
     if parts:
         plan.trees = Trees.join(([plan.trees] if plan.trees is not None else []) + parts)
     for pts in hints.points:
+        if pts.graph and not graph_points:
+            continue
         rows = np.full((len(pts.rows), len(plan.features)), np.nan)
         for j, col in enumerate(pts.columns):
             i = index.get(tuple(col))
@@ -609,6 +614,29 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
         if s not in plan.sources:
             plan.sources.append(s)
     plan.notes.extend(n for n in hints.notes if n not in plan.notes)
+
+
+def _graph_ranges(plan: Plan, hint_sets: list[InputHints]) -> None:
+    """`ColumnHint.graph_range` (what a graph's constants say about where a column lives), of every model, on the
+    features that neither data nor any model's hints gave a range."""
+    index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
+    wider: dict[int, tuple[float, float]] = {}
+    for hints in hint_sets:
+        for col, h in hints.columns.items():
+            i = index.get(tuple(col))
+            if i is None:
+                continue
+            f = plan.features[i]
+            if h.graph_range is None or f.known or f.is_string:
+                continue
+            lo, hi = h.graph_range
+            if i in wider:
+                lo, hi = min(lo, wider[i][0]), max(hi, wider[i][1])
+            wider[i] = (lo, hi)
+    for i, (lo, hi) in wider.items():
+        plan.features[i].widen(lo, hi)
+    if wider and "graph constants" not in plan.sources:
+        plan.sources.append("graph constants")
 
 
 def _plan_trees(plan: Plan, index: dict[tuple[str, int], int], t: TreeNodes) -> "Trees | None":

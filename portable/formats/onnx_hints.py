@@ -7,7 +7,9 @@ units: tree ensembles (`TreeEnsembleRegressor`/`TreeEnsembleClassifier` v1/v3 an
 `portable.hints.TreeNodes`, category lists of `LabelEncoder`, `OneHotEncoder` and `CategoryMapper`
 (and whether unknown categories are accepted), imputer fill values, scaler offsets (a range around them),
 `Binarizer` thresholds and `Clip` bounds and ReLU zero points (kinks), the per-row width of free inputs from
-`FeatureVectorizer.inputdimensions`, and a fixed batch size declared by the graph inputs.
+`FeatureVectorizer.inputdimensions`, and a fixed batch size declared by the graph inputs. Rows measured against
+constant rows (`[N, 1, F] - [1, K, F]`: class means, centroids) give known points and, with the variances the
+squared deviations are divided by, a range (`ColumnHint.graph_range`).
 """
 from __future__ import annotations
 
@@ -123,6 +125,9 @@ class _Walker:
         self.tree_of: dict[str, TreeNodes] = {}  # tree ensemble node (first output) -> its trees
         self.isnan_of: dict[str, str] = {}  # IsNaN output -> the tensor it tests
         self.stacked: dict[str, _Space] = {}  # a tensor [N, F] unsqueezed to [N, F, 1] -> its columns
+        self.spread: dict[str, _Space] = {}  # a tensor [N, F] unsqueezed or reshaped to [N, 1, F] -> its columns
+        self.deviations: dict[str, tuple[_Space, np.ndarray]] = {}  # [N, K, F] rows minus K centres [K, F]
+        self.squared: dict[str, tuple[_Space, np.ndarray]] = {}  # those deviations squared
 
     def const(self, name: str) -> np.ndarray | None:
         v = self.consts.get(name)
@@ -172,6 +177,8 @@ class _Walker:
                 for k in range(len(sp)):
                     self._values(sp.sub([k]), c[0, k].astype(np.float64), "ONNX compared values", kink=False,
                                  graph=True)
+            return
+        if self._centres(node, op, ins):
             return
         if op in _PASS:
             if space is not None:
@@ -237,6 +244,12 @@ class _Walker:
             axes = self.const(ins[1]) if len(ins) > 1 else np.asarray(at.get("axes", []))
             if axes is not None and axes.size == 1 and int(axes.reshape(-1)[0]) in (2, -1):
                 self.stacked[node.output[0]] = space  # [N, F, 1]: each column against constants of its own
+            elif axes is not None and axes.size == 1 and int(axes.reshape(-1)[0]) in (1, -2):
+                self.spread[node.output[0]] = space  # [N, 1, F]: the rows against K constant rows [1, K, F]
+        elif op == "Reshape" and len(space) and len(ins) == 2 and self.const(ins[1]) is not None:
+            shape = self.const(ins[1]).reshape(-1).tolist()
+            if len(shape) == 3 and shape[0] in (-1, 0) and shape[1] == 1 and shape[2] == len(space):
+                self.spread[node.output[0]] = space
         elif op in _COMPARE and len(ins) == 2 and ins[0] in self.spaces and self.const(ins[1]) is not None:
             # a column compared with a constant (bin edges, a threshold, a clip bound): its value and neighbours
             c = self.const(ins[1])
@@ -264,6 +277,50 @@ class _Walker:
                 if c is not None and c.dtype.kind == "f" and c.ndim == 2 and c.shape[0] >= 2 and \
                         c.shape[1] == len(space):
                     self._points(space, c.astype(np.float64), "ONNX training points")
+
+    def _centres(self, node: Any, op: str, ins: list[str]) -> bool:
+        """Rows measured against constant rows (a nearest-centroid's or a Gaussian naive Bayes' class means, a
+        k-means' centres: `[N, 1, F] - [1, K, F]`): those rows are known points and say where the columns live
+        (`graph_range`); deviations squared and divided by constants `[1, K, F]` (a Gaussian's variances) widen
+        that to three standard deviations around each centre. True when the node was read here."""
+        out = node.output[0] if node.output else ""
+        if op in ("Sub", "Add") and len(ins) == 2 and (ins[0] in self.spread or ins[1] in self.spread):
+            var, cst = (ins[0], ins[1]) if ins[0] in self.spread else (ins[1], ins[0])
+            sp, c = self.spread[var], self.const(cst)
+            if c is None or c.dtype.kind != "f" or c.ndim not in (2, 3) or c.shape[-1] != len(sp) or \
+                    (c.ndim == 3 and c.shape[0] != 1):
+                return False
+            pts = c.reshape(-1, len(sp)).astype(np.float64)
+            pts = -pts if op == "Add" else pts
+            self._points(sp, pts, "ONNX centres", graph=True)
+            self.deviations[out] = (sp, pts)
+            return True
+        if op == "Pow" and len(ins) == 2 and ins[0] in self.deviations:
+            e = self.const(ins[1])
+            if e is not None and e.size == 1 and float(e.reshape(-1)[0]) == 2.0:
+                self.squared[out] = self.deviations[ins[0]]
+            return True
+        if op == "Mul" and len(ins) == 2 and ins[0] == ins[1] and ins[0] in self.deviations:
+            self.squared[out] = self.deviations[ins[0]]
+            return True
+        if op == "Div" and len(ins) == 2 and ins[0] in self.squared:
+            sp, pts = self.squared[ins[0]]
+            v = self.const(ins[1])
+            if v is not None and v.dtype.kind == "f" and v.size in (len(sp), pts.size):
+                var = np.broadcast_to(v.reshape(-1, len(sp)), pts.shape).astype(np.float64)
+                if np.all(var > 0):
+                    sd = 3 * np.sqrt(var)
+                    self._graph_range(sp, (pts - sd).min(0), (pts + sd).max(0), "ONNX variances")
+            return True
+        return False
+
+    def _graph_range(self, space: _Space, lo: np.ndarray, hi: np.ndarray, source: str) -> None:
+        for k in range(len(space)):
+            c = space.cols[k]
+            if c >= 0:
+                a, b = space.to_raw(k, lo[k]), space.to_raw(k, hi[k])
+                self.hints.column(self.col(c)).graph_widen(float(a), float(b))
+        self.hints.learned(source)
 
     def _vectorizer(self, node: Any) -> None:
         at = _attrs(node)
@@ -349,7 +406,7 @@ class _Walker:
                 h.unseen_ok = True if h.unseen_ok is None else h.unseen_ok  # mapped to a default value
         self.hints.learned("ONNX encoder categories")
 
-    def _points(self, space: _Space, pts: np.ndarray, source: str) -> None:
+    def _points(self, space: _Space, pts: np.ndarray, source: str, *, graph: bool = False) -> None:
         from ..hints import Points
 
         ok = space.cols >= 0
@@ -360,8 +417,8 @@ class _Walker:
         if len(raw) > 2000:
             raw = raw[np.random.default_rng(0).choice(len(raw), 2000, replace=False)]
         cols = [self.col(c) for c in space.cols[ok]]
-        self.hints.points.append(Points(cols, raw[:, ok], source))
-        self.hints.learned(source)
+        self.hints.points.append(Points(cols, raw[:, ok], source, graph=graph))
+        self._graph_range(space, pts.min(0), pts.max(0), source)
 
     # -- trees -----------------------------------------------------------------------------------------------
     def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
