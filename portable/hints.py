@@ -51,6 +51,9 @@ class ColumnHint:
             column a range (a check of two ONNX models; the rows of a check against scikit-learn stay what its
             own hints make them).
         categories: the known categories (strings or numbers) of an encoder reading this column.
+        graph_documents: documents a graph's vocabulary gives (a text column tokenized and looked up in a
+            `LabelEncoder`): used only where no model named categories for the column (a check of two ONNX
+            models; against scikit-learn, its own vectorizer's documents).
         unseen_ok: True when a category outside `categories` is a valid input (the encoder ignores it), False
             when the model rejects it, None when unknown.
         nan_ok: the model accepts NaN in this column (missing values are routed or imputed).
@@ -70,6 +73,7 @@ class ColumnHint:
     graph_values: list[float] = field(default_factory=list)
     graph_range: tuple[float, float] | None = None
     categories: list[Any] = field(default_factory=list)
+    graph_documents: list[str] = field(default_factory=list)
     unseen_ok: bool | None = None
     nan_ok: bool = False
     integer: bool = False
@@ -388,8 +392,28 @@ class InputHints:
         return not (self.columns or self.trees or self.points or self.shapes or self.batch or self.decision)
 
 
+def vocabulary_documents(terms: list[str], sep: str) -> list[str]:
+    """Documents made of a text vectorizer's vocabulary (`terms` in column order, joined by `sep`: " " for words,
+    "" for characters): each term alone and a few seeded documents of two to four terms, so that every term's
+    column is reached, and long documents of 8 to 2,048 terms, where sums and their rounding grow."""
+    if len(terms) > 2000:
+        terms = [terms[i] for i in np.linspace(0, len(terms) - 1, 2000).astype(np.int64)]
+    rng = np.random.default_rng(0)
+    docs = list(terms) + [sep.join(rng.choice(terms, int(rng.integers(2, 5)))) for _ in range(64)]
+    # long documents too: counts, tf-idf sums and naive Bayes' log-likelihood sums grow with the length, and
+    # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
+    # not on 85-character ones, a word-count naive Bayes only near 500 words); lengths log-uniform from 8 to
+    # 2,048 terms
+    # (2**x with x uniform in [3, 11): `_detmath.exp2`, the same on every machine, unlike numpy's exp)
+    from ._detmath import exp2
+
+    lengths = exp2(rng.uniform(3.0, 11.0, 128)).astype(np.int64)
+    docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
+    return docs
+
+
 __all__ = ["AllBut", "RAW", "Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
-           "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits"]
+           "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits", "vocabulary_documents"]
 
 
 #: `TreeNodes.recipes` entry of a split that compares the raw input value itself, exactly, in the dtype it is fed

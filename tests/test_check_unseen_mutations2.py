@@ -325,3 +325,52 @@ def test_two_onnx_nearest_centroid_models_are_checked_where_their_centroids_are(
     for seed in (0, 1, 2):
         assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
     assert portable.check(original, portable.load(copy.deepcopy(art.proto)), samples=1000, seed=0).equivalent
+
+
+def _documents(n=240, seed=5):
+    rng = np.random.default_rng(seed)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+    docs, y = [], []
+    for _ in range(n):
+        ws = list(rng.choice(words, int(rng.integers(2, 9))))
+        docs.append(" ".join(ws))
+        y.append(int("beta" in ws or "sigma" in ws))
+    return docs, np.array(y)
+
+
+@pytest.mark.parametrize("vectorizer", [dict(ngram_range=(1, 2), sublinear_tf=True),
+                                        dict(analyzer="char", ngram_range=(2, 3), max_features=200)])
+def test_two_onnx_text_models_are_checked_on_documents_of_their_vocabulary(vectorizer):
+    """Checking two ONNX tf-idf graphs: the text column's vocabulary was not read from the graph (the
+    `LabelEncoder` the tokens and n-grams are looked up in), so the documents were random strings that contain
+    no term, every tf-idf row was zero, and an idf weight 1% off (or a class label changed) was judged equivalent.
+    The vocabulary's documents (the same a scikit-learn vectorizer's vocabulary gives) now reach every term."""
+    import pandas as pd
+    from onnx import numpy_helper
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    docs, y = _documents()
+    df = pd.DataFrame({"doc": docs})
+    est = make_pipeline(ColumnTransformer([("t", TfidfVectorizer(**vectorizer), "doc")]),
+                        LogisticRegression(max_iter=2000)).fit(df, y)
+    art = _convert(est, data=df)
+    feeds = {"doc": np.array(docs, dtype=object).reshape(-1, 1)}
+    base = ort_run(art.proto, feeds)
+    np.testing.assert_allclose(base["probabilities"], est.predict_proba(df), atol=1e-4)
+    vec = est[0].named_transformers_["t"]
+    idf = np.asarray(vec.idf_, np.float32)
+    # the idf weights: the constant [V] (or [1, V]) the counts are multiplied by; the most frequent term's 1% off
+    p = copy.deepcopy(art.proto)
+    init = next(i for i in p.graph.initializer if numpy_helper.to_array(i).size == idf.size
+                and np.allclose(numpy_helper.to_array(i).reshape(-1), idf))
+    arr = numpy_helper.to_array(init).copy()
+    arr.reshape(-1)[int(np.argmin(vec.idf_))] *= 1.01
+    init.CopyFrom(numpy_helper.from_array(arr, init.name))
+    assert np.abs(ort_run(p, feeds)["probabilities"] - base["probabilities"]).max() > 1e-4  # real (onnxruntime)
+    original, mutated = portable.load(art.proto), portable.load(p)
+    for seed in (0, 1, 2):
+        assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+    assert portable.check(original, portable.load(copy.deepcopy(art.proto)), samples=1000, seed=0).equivalent

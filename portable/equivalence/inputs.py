@@ -618,15 +618,20 @@ def apply_hints(plan: Plan, hints: InputHints, *, graph_points: bool = True) -> 
 
 def _graph_ranges(plan: Plan, hint_sets: list[InputHints]) -> None:
     """`ColumnHint.graph_range` (what a graph's constants say about where a column lives), of every model, on the
-    features that neither data nor any model's hints gave a range."""
+    features that neither data nor any model's hints gave a range; `ColumnHint.graph_documents` on the text
+    features no model named categories for."""
     index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
     wider: dict[int, tuple[float, float]] = {}
+    docs: dict[int, list[str]] = {}
     for hints in hint_sets:
         for col, h in hints.columns.items():
             i = index.get(tuple(col))
             if i is None:
                 continue
             f = plan.features[i]
+            if h.graph_documents and f.is_string and not f.values:
+                docs.setdefault(i, [])
+                docs[i] += [d for d in h.graph_documents if d not in docs[i]]
             if h.graph_range is None or f.known or f.is_string:
                 continue
             lo, hi = h.graph_range
@@ -635,6 +640,10 @@ def _graph_ranges(plan: Plan, hint_sets: list[InputHints]) -> None:
             wider[i] = (lo, hi)
     for i, (lo, hi) in wider.items():
         plan.features[i].widen(lo, hi)
+    for i, d in docs.items():  # (as a vectorizer's documents: any other string is valid too)
+        f = plan.features[i]
+        f.values = d + [v for v in ("", UNSEEN) if v not in d]
+        f.categorical = f.unseen_ok = True
     if wider and "graph constants" not in plan.sources:
         plan.sources.append("graph constants")
 

@@ -9,7 +9,8 @@ units: tree ensembles (`TreeEnsembleRegressor`/`TreeEnsembleClassifier` v1/v3 an
 `Binarizer` thresholds and `Clip` bounds and ReLU zero points (kinks), the per-row width of free inputs from
 `FeatureVectorizer.inputdimensions`, and a fixed batch size declared by the graph inputs. Rows measured against
 constant rows (`[N, 1, F] - [1, K, F]`: class means, centroids) give known points and, with the variances the
-squared deviations are divided by, a range (`ColumnHint.graph_range`).
+squared deviations are divided by, a range (`ColumnHint.graph_range`). A string column followed through its
+tokenizing to a `LabelEncoder` with string keys has that vocabulary's documents (`ColumnHint.graph_documents`).
 """
 from __future__ import annotations
 
@@ -101,6 +102,10 @@ def onnx_hints(model: Any) -> InputHints:
         columns += [(vi.name, j) for j in range(width)]
         spaces[vi.name] = _Space(np.arange(start, start + width))
     walker = _Walker(hints, columns, spaces, consts, free)
+    for vi in graph.input:  # a string column read as text: followed through its tokenizing (`_Walker._text`)
+        sp = spaces.get(vi.name)
+        if vi.type.tensor_type.elem_type == 8 and sp is not None and len(sp) == 1:
+            walker.text[vi.name] = (int(sp.cols[0]), False)
     for node in graph.node:
         try:
             walker.node(node)
@@ -128,6 +133,9 @@ class _Walker:
         self.spread: dict[str, _Space] = {}  # a tensor [N, F] unsqueezed or reshaped to [N, 1, F] -> its columns
         self.deviations: dict[str, tuple[_Space, np.ndarray]] = {}  # [N, K, F] rows minus K centres [K, F]
         self.squared: dict[str, tuple[_Space, np.ndarray]] = {}  # those deviations squared
+        self.text: dict[str, tuple[int, bool]] = {}  # tensor -> (its string column, tokenized yet)
+        self.joins: dict[int, set[str]] = {}  # string column -> separators its n-grams are joined with
+        self.vocab: dict[int, list[str]] = {}  # string column -> a vocabulary its tokens are looked up in
 
     def const(self, name: str) -> np.ndarray | None:
         v = self.consts.get(name)
@@ -142,6 +150,17 @@ class _Walker:
 
     def finish(self) -> None:
         self.hints.trees.extend(self.trees)
+        from ..hints import vocabulary_documents
+
+        for c, terms in self.vocab.items():
+            joins = self.joins.get(c, set())
+            consts = sorted(j for j in joins if j)
+            # n-grams joined with a separator: words; joined as they are, or single characters: characters
+            sep = consts[0] if consts else "" if joins or all(len(t) == 1 for t in terms) else " "
+            h = self.hints.column(self.col(c))
+            seen = set(h.graph_documents)
+            h.graph_documents += [d for d in vocabulary_documents(terms, sep) if d not in seen and not seen.add(d)]
+            self.hints.learned("ONNX vocabulary")
 
     # -- the walk ----------------------------------------------------------------------------------------------
     def node(self, node: Any) -> None:
@@ -152,6 +171,8 @@ class _Walker:
             val = at.get("value")
             if val is not None:
                 self.consts[node.output[0]] = _array(val)
+            return
+        if self.text and any(i in self.text for i in ins) and self._text(node, op, ins):
             return
         space = self.spaces.get(ins[0]) if ins else None
         if op == "IsNaN" and space is not None:
@@ -277,6 +298,41 @@ class _Walker:
                 if c is not None and c.dtype.kind == "f" and c.ndim == 2 and c.shape[0] >= 2 and \
                         c.shape[1] == len(space):
                     self._points(space, c.astype(np.float64), "ONNX training points")
+
+    _TEXT_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Cast", "StringNormalizer", "Tokenizer",
+                 "Where", "Concat", "Slice", "StringConcat", "Expand", "Pad", "Gather", "StringSplit"}
+
+    def _text(self, node: Any, op: str, ins: list[str]) -> bool:
+        """A string column followed through its tokenizing (`Tokenizer`, n-gram windows `Slice`d and joined by
+        `StringConcat`) to a `LabelEncoder` with string keys: the keys (in the order of their codes) are a
+        vocabulary, and documents made of them reach every term's column (`ColumnHint.graph_documents`). True when
+        the node was read here (its other inputs are then no numeric columns)."""
+        col, tokenized = next(self.text[i] for i in ins if i in self.text)
+        if op == "LabelEncoder":
+            at = _attrs(node)
+            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in at.get("keys_strings", [])]
+            if not tokenized or not keys:
+                return False
+            codes = list(at.get("values_int64s", range(len(keys))))
+            terms = [k for _, k in sorted(zip(codes, keys), key=lambda kc: kc[0])] if len(codes) == len(keys) \
+                else keys
+            have = self.vocab.setdefault(col, [])
+            if not have:
+                have += terms
+            return True
+        if op not in self._TEXT_OPS:
+            return False
+        if op == "StringConcat":
+            for i in ins:
+                c = self.const(i)
+                if i not in self.text and c is not None and c.size == 1:
+                    v = c.reshape(-1)[0]
+                    self.joins.setdefault(col, set()).add(v.decode() if isinstance(v, bytes) else str(v))
+                elif i in self.text:
+                    self.joins.setdefault(col, set()).add("")
+        for o in node.output:
+            self.text[o] = (col, tokenized or op in ("Tokenizer", "StringSplit"))
+        return op not in ("Reshape", "Squeeze", "Flatten", "Identity", "Cast", "Unsqueeze", "Gather", "Concat")
 
     def _centres(self, node: Any, op: str, ins: list[str]) -> bool:
         """Rows measured against constant rows (a nearest-centroid's or a Gaussian naive Bayes' class means, a
