@@ -135,6 +135,9 @@ class TreeNodes:
         exact: False when the arithmetic of the comparison is not known exactly (a double input compared with
             float32 thresholds by an implementation's own rule): analyses then treat each split as uncertain
             within rounding.
+        graph: read from a graph whose columns were followed in part (splits on the others have no feature):
+            used only when no model of the check names trees of its own (a check against the original keeps the
+            rows its hints make).
         recipes: for splits read through scalers, node -> the exact operations from the raw value to the
             compared one (`(op, constant, dtype)`: `sub` `add` `mul` `div` in that dtype, `cast32`), when known;
             the split's value is then computed exactly, not only as `scale * raw + offset`.
@@ -157,6 +160,7 @@ class TreeNodes:
     source: str = "trees"
     exact: bool = True
     recipes: dict[int, tuple[tuple[str, float, str], ...]] | None = None
+    graph: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.feature)

@@ -374,3 +374,54 @@ def test_two_onnx_text_models_are_checked_on_documents_of_their_vocabulary(vecto
     for seed in (0, 1, 2):
         assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
     assert portable.check(original, portable.load(copy.deepcopy(art.proto)), samples=1000, seed=0).equivalent
+
+
+def test_two_onnx_models_with_trees_behind_category_codes_reach_their_splits():
+    """Checking two ONNX graphs of a HistGradientBoostingRegressor on a DataFrame with category columns: the
+    codes of the categories are written with Equal/MatMul/Where, which the walk does not follow, so the Concat of
+    the numeric columns with the codes was not followed either and none of the trees was read: a root split on a
+    numeric column sending missing values the other way was judged equivalent. The Concat's derived columns now
+    take their width from the graph's shapes, and the trees are read on the numeric columns (with their routes of
+    missing values)."""
+    import pandas as pd
+    from onnx import numpy_helper
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(3)
+    n = 400
+    df = pd.DataFrame({"size": rng.gamma(3, 20, n), "rooms": rng.integers(1, 7, n).astype(float),
+                       "zone": pd.Categorical(rng.choice(["north", "south", "east", "west", "centre"], n)),
+                       "age": rng.normal(30, 15, n)})
+    df.loc[rng.random(n) < 0.08, "age"] = np.nan
+    y = (df["size"] / 20 + df["rooms"] + (df.zone == "centre") * 3 + np.nan_to_num(df.age, nan=30) / 15
+         + rng.normal(0, 1, n)).to_numpy()
+    est = HistGradientBoostingRegressor(max_iter=15, categorical_features="from_dtype").fit(df, y)
+    art = _convert(est, data=df)
+
+    def feeds(frame):
+        return {c: (frame[c].astype(str).to_numpy(dtype=object) if c == "zone" else
+                    frame[c].to_numpy(np.float32)).reshape(-1, 1) for c in frame.columns}
+
+    base = ort_run(art.proto, feeds(df))["variable"].ravel()
+    f32 = df.copy()  # (a float32 artifact: scikit-learn on the float32 values it is fed)
+    for c in ("size", "rooms", "age"):
+        f32[c] = f32[c].astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(base, est.predict(f32), rtol=1e-4, atol=1e-3)
+    p = copy.deepcopy(art.proto)
+    node = next(nd for nd in p.graph.node if nd.op_type.startswith("TreeEnsemble"))
+    at = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    feats = list(at["nodes_featureids"])
+    numeric = {0: "size", 1: "rooms", 4: "age"}  # the Concat's columns: size, rooms, zone's code, age
+    roots = list(at.get("tree_roots", [0]))
+    j = next(int(r) for r in roots if feats[int(r)] in numeric)
+    tracks = list(at.get("nodes_missing_value_tracks_true", [0] * len(feats)))
+    tracks[j] = 1 - int(tracks[j])
+    _set_attr(node, "nodes_missing_value_tracks_true", tracks)
+    rows = df.copy()
+    rows[numeric[feats[j]]] = np.nan
+    assert np.abs(ort_run(p, feeds(rows))["variable"].ravel() - ort_run(art.proto, feeds(rows))["variable"].ravel()
+                  ).max() > 0.1  # real (onnxruntime on both graphs)
+    original, mutated = portable.load(art.proto), portable.load(p)
+    for seed in (0, 1, 2):
+        assert not portable.check(original, mutated, samples=1000, seed=seed).equivalent
+    assert portable.check(original, portable.load(copy.deepcopy(art.proto)), samples=1000, seed=0).equivalent

@@ -452,9 +452,10 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     if arrays is not None:
         _learn_data(plan, arrays)
     named = any(not p.graph for h in hint_sets if isinstance(h, InputHints) for p in h.points)
+    own_trees = any(not t.graph for h in hint_sets if isinstance(h, InputHints) for t in h.trees)
     for h in hint_sets:
         if isinstance(h, InputHints):
-            apply_hints(plan, h, graph_points=not named)
+            apply_hints(plan, h, graph_points=not named, graph_trees=not own_trees)
         elif isinstance(h, Mapping):
             _learn_values(plan, h)
     _graph_ranges(plan, [h for h in hint_sets if isinstance(h, InputHints)])
@@ -550,9 +551,10 @@ def _add_new32(f: "Feature", vals: Sequence[float]) -> bool:
     return _add_numbers(f, new, widen=False)
 
 
-def apply_hints(plan: Plan, hints: InputHints, *, graph_points: bool = True) -> None:
+def apply_hints(plan: Plan, hints: InputHints, *, graph_points: bool = True, graph_trees: bool = True) -> None:
     """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points
-    (`graph_points`: with the points read from a graph's constants, `Points.graph`)."""
+    (`graph_points`, `graph_trees`: with the points read from a graph's constants, `Points.graph`, and the trees
+    read from a graph in part, `TreeNodes.graph`)."""
     mine: list[np.ndarray] = []
     index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
     for col, h in hints.columns.items():
@@ -594,7 +596,13 @@ def apply_hints(plan: Plan, hints: InputHints, *, graph_points: bool = True) -> 
             _add_numbers(f, h.quantiles, widen=False)
         if h.graph_values:
             _add_new32(f, h.graph_values)
-    parts = [_plan_trees(plan, index, t) for t in hints.trees]
+    parts = [_plan_trees(plan, index, t) for t in hints.trees if graph_trees or not t.graph]
+    for t in hints.trees if graph_trees else []:  # a graph's trees read in part: their missing-value routes
+        routed = (t.left >= 0) & (t.feature >= 0) & (t.missing == 1) if t.graph else np.zeros(0, bool)
+        for k in np.unique(t.feature[routed]):
+            i = index.get(tuple(t.columns[int(k)]))
+            if i is not None and not plan.features[i].is_string:
+                plan.features[i].nan_ok = True
     parts = [p for p in parts if p is not None]
     if parts:
         plan.trees = Trees.join(([plan.trees] if plan.trees is not None else []) + parts)

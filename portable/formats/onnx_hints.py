@@ -23,23 +23,29 @@ from ..hints import GT, GTE, LEQ, LT, MEMBER, MODE_NAMES, Column, InputHints, Tr
 _PASS = {"Identity", "Cast", "CastLike"}
 _ARITH = {"Add", "Sub", "Mul", "Div"}
 _COMPARE = {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Min", "Max"}
+# what is read on a tensor whose columns were followed in part (`_Space.partial`)
+_FOLLOW_PARTIAL = {"Concat", "Gather", "ArrayFeatureExtractor", "Neg", "TreeEnsembleRegressor",
+                   "TreeEnsembleClassifier", "TreeEnsemble"} | _ARITH
 
 
 class _Space:
     """A tensor's columns: column k is `a[k] * raw + b[k]` of raw column `cols[k]` (or derived, -1)."""
 
-    def __init__(self, cols: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None) -> None:
+    def __init__(self, cols: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None,
+                 partial: bool = False) -> None:
         self.cols = np.asarray(cols, dtype=np.int64)
         n = len(self.cols)
         self.a = np.ones(n) if a is None else np.asarray(a, dtype=np.float64)
         self.b = np.zeros(n) if b is None else np.asarray(b, dtype=np.float64)
+        # partial: some columns were not followed, only their count is known (from the graph's shapes)
+        self.partial = partial
 
     def __len__(self) -> int:
         return len(self.cols)
 
     def sub(self, idx: Any) -> "_Space":
         idx = np.asarray(idx, dtype=np.int64)
-        return _Space(self.cols[idx], self.a[idx], self.b[idx])
+        return _Space(self.cols[idx], self.a[idx], self.b[idx], self.partial)
 
     def then(self, scale: Any, offset: Any) -> "_Space":
         n = len(self)
@@ -47,8 +53,8 @@ class _Space:
         offset = np.broadcast_to(np.asarray(offset, np.float64).reshape(-1), (n,)) if np.size(offset) in (1, n) \
             else None
         if scale is None or offset is None:
-            return _Space(np.full(n, -1))
-        return _Space(self.cols, self.a * scale, self.b * scale + offset)
+            return _Space(np.full(n, -1), partial=self.partial)
+        return _Space(self.cols, self.a * scale, self.b * scale + offset, self.partial)
 
     def to_raw(self, k: Any, v: Any) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -57,7 +63,7 @@ class _Space:
     @staticmethod
     def cat(parts: list["_Space"]) -> "_Space":
         return _Space(np.concatenate([p.cols for p in parts]), np.concatenate([p.a for p in parts]),
-                      np.concatenate([p.b for p in parts]))
+                      np.concatenate([p.b for p in parts]), any(p.partial for p in parts))
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -102,6 +108,7 @@ def onnx_hints(model: Any) -> InputHints:
         columns += [(vi.name, j) for j in range(width)]
         spaces[vi.name] = _Space(np.arange(start, start + width))
     walker = _Walker(hints, columns, spaces, consts, free)
+    walker.model_proto = model.proto
     for vi in graph.input:  # a string column read as text: followed through its tokenizing (`_Walker._text`)
         sp = spaces.get(vi.name)
         if vi.type.tensor_type.elem_type == 8 and sp is not None and len(sp) == 1:
@@ -126,6 +133,8 @@ class _Walker:
     def __init__(self, hints: InputHints, columns: list[Column], spaces: dict[str, _Space],
                  consts: dict[str, Any], free: dict[str, int]) -> None:
         self.hints, self.columns, self.spaces, self.consts, self.free = hints, columns, spaces, consts, free
+        self.model_proto: Any = None  # the model (its graph's shapes are inferred on demand, `width`)
+        self.shapes: dict[str, int] | None = None
         self.trees: list[TreeNodes] = []
         self.tree_of: dict[str, TreeNodes] = {}  # tree ensemble node (first output) -> its trees
         self.isnan_of: dict[str, str] = {}  # IsNaN output -> the tensor it tests
@@ -144,6 +153,23 @@ class _Walker:
         if not isinstance(v, np.ndarray):
             v = self.consts[name] = _array(v)
         return v
+
+    def width(self, name: str) -> int | None:
+        """The per-row width of a rank-2 tensor, from the graph's shapes (ONNX shape inference, once)."""
+        if self.shapes is None:
+            self.shapes = {}
+            try:
+                from onnx import shape_inference
+
+                inferred = shape_inference.infer_shapes(self.model_proto)
+                for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + \
+                        list(inferred.graph.output):
+                    dims = vi.type.tensor_type.shape.dim if vi.type.tensor_type.HasField("shape") else []
+                    if len(dims) == 2 and dims[1].HasField("dim_value"):
+                        self.shapes[vi.name] = int(dims[1].dim_value)
+            except Exception:  # best effort: without shapes, such a Concat is not followed
+                pass
+        return self.shapes.get(name)
 
     def col(self, k: int) -> Column:
         return self.columns[k]
@@ -175,7 +201,7 @@ class _Walker:
         if self.text and any(i in self.text for i in ins) and self._text(node, op, ins):
             return
         space = self.spaces.get(ins[0]) if ins else None
-        if op == "IsNaN" and space is not None:
+        if op == "IsNaN" and space is not None and not space.partial:
             self.isnan_of[node.output[0]] = ins[0]
             self.spaces[node.output[0]] = _Space(np.full(len(space), -1))  # derived 0/1 columns, as wide
             return
@@ -210,6 +236,8 @@ class _Walker:
             return
         if space is None and op not in ("Concat",):
             return
+        if space is not None and space.partial and op not in _FOLLOW_PARTIAL:
+            return  # (columns followed in part: only trees are read on them, as `TreeNodes.graph`)
         at = _attrs(node)
         if op == "Scaler":
             offset = np.asarray(at.get("offset", [0.0]), np.float64)
@@ -231,6 +259,15 @@ class _Walker:
             parts = [self.spaces.get(i) for i in ins]
             if all(p is not None and len(p) for p in parts) and at.get("axis", 1) in (1, -1):
                 self.spaces[node.output[0]] = _Space.cat(parts)  # type: ignore[arg-type]
+            elif any(p is not None and len(p) for p in parts) and at.get("axis", 1) in (1, -1):
+                # columns derived on the way (an encoder's codes written with Equal/MatMul/Where) beside followed
+                # ones: their count from the graph's shapes, the followed columns kept (a tree after it is read
+                # on them; `partial`)
+                widths = [len(p) if p is not None and len(p) else self.width(i) for p, i in zip(parts, ins)]
+                if all(w is not None for w in widths):
+                    self.spaces[node.output[0]] = _Space.cat([
+                        p if p is not None and len(p) else _Space(np.full(w, -1), partial=True)
+                        for p, w in zip(parts, widths)])
         elif op in ("Gather", "ArrayFeatureExtractor") and len(ins) == 2 and self.const(ins[1]) is not None:
             if op == "ArrayFeatureExtractor" or at.get("axis", 0) in (1, -1):
                 idx = self.const(ins[1]).reshape(-1).astype(np.int64)
@@ -239,7 +276,9 @@ class _Walker:
         elif op in ("TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble"):
             before = len(self.trees)
             self._trees_v3(space, at, op) if op != "TreeEnsemble" else self._trees_v5(space, at)
-            if len(self.trees) > before:
+            if len(self.trees) > before and space.partial:
+                self.trees[-1].graph = True  # (read in part: for the checker's rows only, not certification)
+            elif len(self.trees) > before:
                 self.tree_of[node.output[0]] = self.trees[-1]
         elif op in ("LabelEncoder", "CategoryMapper", "OneHotEncoder"):
             self._categories(space, at, op)
@@ -486,7 +525,7 @@ class _Walker:
         cols = np.where(split, space.cols[fk] if len(space) else -1, -1)
         # a split that sends missing values to its true branch (`nodes_missing_value_tracks_true`) routes NaN on
         # purpose: its raw column takes NaN (a check of two ONNX models learns it from them; no other hint says)
-        for c in np.unique(cols[split & (np.asarray(missing) == 1)]):
+        for c in np.unique(cols[split & (np.asarray(missing) == 1)]) if not space.partial else []:
             if c >= 0:
                 self.hints.column(self.col(int(c))).nan_ok = True
         scale = np.where(split, space.a[fk] if len(space) else 1.0, 1.0)
