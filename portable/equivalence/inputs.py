@@ -647,7 +647,10 @@ def _graph_ranges(plan: Plan, hint_sets: list[InputHints]) -> None:
                 lo, hi = min(lo, wider[i][0]), max(hi, wider[i][1])
             wider[i] = (lo, hi)
     for i, (lo, hi) in wider.items():
-        plan.features[i].widen(lo, hi)
+        # a graph's constants say where the model acts (its centres, its training points), not how far its inputs
+        # go: the range a column nothing was learned about is drawn from stays in (a float16 rounding of the input
+        # that stays within tolerance near a kernel model's training points shows farther out)
+        plan.features[i].widen(min(lo, -3.0), max(hi, 3.0))
     for i, d in docs.items():  # (as a vectorizer's documents: any other string is valid too)
         f = plan.features[i]
         f.values = d + [v for v in ("", UNSEEN) if v not in d]
