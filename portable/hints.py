@@ -46,7 +46,14 @@ class ColumnHint:
         graph_values: interesting values a graph's constants give (a comparison's or Min/Max's constant, an
             imputer's fill value written as Where(IsNaN(x), c, x)): used only where the other model named no value
             with the same float32 rounding (the other model's own values and their neighbours cover it then).
+        graph_range: (lo, hi), where a graph's constants say the values live (the centres a distance is measured
+            from, a Gaussian's means and variances): used only where neither data nor any model's hints gave the
+            column a range (a check of two ONNX models; the rows of a check against scikit-learn stay what its
+            own hints make them).
         categories: the known categories (strings or numbers) of an encoder reading this column.
+        graph_documents: documents a graph's vocabulary gives (a text column tokenized and looked up in a
+            `LabelEncoder`): used only where no model named categories for the column (a check of two ONNX
+            models; against scikit-learn, its own vectorizer's documents).
         unseen_ok: True when a category outside `categories` is a valid input (the encoder ignores it), False
             when the model rejects it, None when unknown.
         nan_ok: the model accepts NaN in this column (missing values are routed or imputed).
@@ -64,7 +71,9 @@ class ColumnHint:
     values: list[float] = field(default_factory=list)
     kinks: list[float] = field(default_factory=list)
     graph_values: list[float] = field(default_factory=list)
+    graph_range: tuple[float, float] | None = None
     categories: list[Any] = field(default_factory=list)
+    graph_documents: list[str] = field(default_factory=list)
     unseen_ok: bool | None = None
     nan_ok: bool = False
     integer: bool = False
@@ -79,6 +88,15 @@ class ColumnHint:
         if self.reach is not None:
             lo, hi = min(lo, self.reach[0]), max(hi, self.reach[1])
         self.reach = (lo, hi)
+
+    def graph_widen(self, lo: float, hi: float) -> None:
+        """Widen `graph_range` to [lo, hi] as well."""
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return
+        lo, hi = float(min(lo, hi)), float(max(lo, hi))
+        if self.graph_range is not None:
+            lo, hi = min(lo, self.graph_range[0]), max(hi, self.graph_range[1])
+        self.graph_range = (lo, hi)
 
     def restrict(self, lo: float, hi: float) -> None:
         """Narrow `domain` to [lo, hi] as well."""
@@ -117,6 +135,9 @@ class TreeNodes:
         exact: False when the arithmetic of the comparison is not known exactly (a double input compared with
             float32 thresholds by an implementation's own rule): analyses then treat each split as uncertain
             within rounding.
+        graph: read from a graph whose columns were followed in part (splits on the others have no feature):
+            used only when no model of the check names trees of its own (a check against the original keeps the
+            rows its hints make).
         recipes: for splits read through scalers, node -> the exact operations from the raw value to the
             compared one (`(op, constant, dtype)`: `sub` `add` `mul` `div` in that dtype, `cast32`), when known;
             the split's value is then computed exactly, not only as `scale * raw + offset`.
@@ -139,6 +160,7 @@ class TreeNodes:
     source: str = "trees"
     exact: bool = True
     recipes: dict[int, tuple[tuple[str, float, str], ...]] | None = None
+    graph: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.feature)
@@ -277,11 +299,15 @@ class TreeEnsemble:
 
 @dataclass
 class Points:
-    """Known rows (training points of k-NN, support vectors, centres): `rows[k, j]` is column `columns[j]`."""
+    """Known rows (training points of k-NN, support vectors, centres): `rows[k, j]` is column `columns[j]`.
+    `graph`: read from a graph's constants where the model kept no such rows as such (the centres a graph measures
+    distances from): used only when no model of the check names points of its own (the rows of a check against
+    scikit-learn stay what its own hints make them)."""
 
     columns: list[Column]
     rows: np.ndarray
     source: str = "points"
+    graph: bool = False
 
 
 @dataclass
@@ -370,8 +396,28 @@ class InputHints:
         return not (self.columns or self.trees or self.points or self.shapes or self.batch or self.decision)
 
 
+def vocabulary_documents(terms: list[str], sep: str) -> list[str]:
+    """Documents made of a text vectorizer's vocabulary (`terms` in column order, joined by `sep`: " " for words,
+    "" for characters): each term alone and a few seeded documents of two to four terms, so that every term's
+    column is reached, and long documents of 8 to 2,048 terms, where sums and their rounding grow."""
+    if len(terms) > 2000:
+        terms = [terms[i] for i in np.linspace(0, len(terms) - 1, 2000).astype(np.int64)]
+    rng = np.random.default_rng(0)
+    docs = list(terms) + [sep.join(rng.choice(terms, int(rng.integers(2, 5)))) for _ in range(64)]
+    # long documents too: counts, tf-idf sums and naive Bayes' log-likelihood sums grow with the length, and
+    # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
+    # not on 85-character ones, a word-count naive Bayes only near 500 words); lengths log-uniform from 8 to
+    # 2,048 terms
+    # (2**x with x uniform in [3, 11): `_detmath.exp2`, the same on every machine, unlike numpy's exp)
+    from ._detmath import exp2
+
+    lengths = exp2(rng.uniform(3.0, 11.0, 128)).astype(np.int64)
+    docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
+    return docs
+
+
 __all__ = ["AllBut", "RAW", "Column", "ColumnHint", "Decision", "InputHints", "Points", "TreeEnsemble", "TreeNodes", "TreeOutput", "LEQ", "LT", "GTE", "GT",
-           "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits"]
+           "EQ", "NEQ", "MEMBER", "MODE_NAMES", "derive_splits", "vocabulary_documents"]
 
 
 #: `TreeNodes.recipes` entry of a split that compares the raw input value itself, exactly, in the dtype it is fed

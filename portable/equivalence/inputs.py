@@ -451,11 +451,14 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     plan = Plan(slots, _features(slots), notes=notes + more)
     if arrays is not None:
         _learn_data(plan, arrays)
+    named = any(not p.graph for h in hint_sets if isinstance(h, InputHints) for p in h.points)
+    own_trees = any(not t.graph for h in hint_sets if isinstance(h, InputHints) for t in h.trees)
     for h in hint_sets:
         if isinstance(h, InputHints):
-            apply_hints(plan, h)
+            apply_hints(plan, h, graph_points=not named, graph_trees=not own_trees)
         elif isinstance(h, Mapping):
             _learn_values(plan, h)
+    _graph_ranges(plan, [h for h in hint_sets if isinstance(h, InputHints)])
     for role, model, h in (("original", original, model_hints(original)),
                            ("converted", converted, model_hints(converted))):
         if isinstance(h, InputHints) and h.batch:
@@ -548,8 +551,10 @@ def _add_new32(f: "Feature", vals: Sequence[float]) -> bool:
     return _add_numbers(f, new, widen=False)
 
 
-def apply_hints(plan: Plan, hints: InputHints) -> None:
-    """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points."""
+def apply_hints(plan: Plan, hints: InputHints, *, graph_points: bool = True, graph_trees: bool = True) -> None:
+    """Turn a model's `InputHints` into the plan's ranges, values, categories, trees and known points
+    (`graph_points`, `graph_trees`: with the points read from a graph's constants, `Points.graph`, and the trees
+    read from a graph in part, `TreeNodes.graph`)."""
     mine: list[np.ndarray] = []
     index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
     for col, h in hints.columns.items():
@@ -591,11 +596,19 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
             _add_numbers(f, h.quantiles, widen=False)
         if h.graph_values:
             _add_new32(f, h.graph_values)
-    parts = [_plan_trees(plan, index, t) for t in hints.trees]
+    parts = [_plan_trees(plan, index, t) for t in hints.trees if graph_trees or not t.graph]
+    for t in hints.trees if graph_trees else []:  # a graph's trees read in part: their missing-value routes
+        routed = (t.left >= 0) & (t.feature >= 0) & (t.missing == 1) if t.graph else np.zeros(0, bool)
+        for k in np.unique(t.feature[routed]):
+            i = index.get(tuple(t.columns[int(k)]))
+            if i is not None and not plan.features[i].is_string:
+                plan.features[i].nan_ok = True
     parts = [p for p in parts if p is not None]
     if parts:
         plan.trees = Trees.join(([plan.trees] if plan.trees is not None else []) + parts)
     for pts in hints.points:
+        if pts.graph and not graph_points:
+            continue
         rows = np.full((len(pts.rows), len(plan.features)), np.nan)
         for j, col in enumerate(pts.columns):
             i = index.get(tuple(col))
@@ -609,6 +622,41 @@ def apply_hints(plan: Plan, hints: InputHints) -> None:
         if s not in plan.sources:
             plan.sources.append(s)
     plan.notes.extend(n for n in hints.notes if n not in plan.notes)
+
+
+def _graph_ranges(plan: Plan, hint_sets: list[InputHints]) -> None:
+    """`ColumnHint.graph_range` (what a graph's constants say about where a column lives), of every model, on the
+    features that neither data nor any model's hints gave a range; `ColumnHint.graph_documents` on the text
+    features no model named categories for."""
+    index = {(f.slot, f.position): i for i, f in enumerate(plan.features)}
+    wider: dict[int, tuple[float, float]] = {}
+    docs: dict[int, list[str]] = {}
+    for hints in hint_sets:
+        for col, h in hints.columns.items():
+            i = index.get(tuple(col))
+            if i is None:
+                continue
+            f = plan.features[i]
+            if h.graph_documents and f.is_string and not f.values:
+                docs.setdefault(i, [])
+                docs[i] += [d for d in h.graph_documents if d not in docs[i]]
+            if h.graph_range is None or f.known or f.is_string:
+                continue
+            lo, hi = h.graph_range
+            if i in wider:
+                lo, hi = min(lo, wider[i][0]), max(hi, wider[i][1])
+            wider[i] = (lo, hi)
+    for i, (lo, hi) in wider.items():
+        # a graph's constants say where the model acts (its centres, its training points), not how far its inputs
+        # go: the range a column nothing was learned about is drawn from stays in (a float16 rounding of the input
+        # that stays within tolerance near a kernel model's training points shows farther out)
+        plan.features[i].widen(min(lo, -3.0), max(hi, 3.0))
+    for i, d in docs.items():  # (as a vectorizer's documents: any other string is valid too)
+        f = plan.features[i]
+        f.values = d + [v for v in ("", UNSEEN) if v not in d]
+        f.categorical = f.unseen_ok = True
+    if wider and "graph constants" not in plan.sources:
+        plan.sources.append("graph constants")
 
 
 def _plan_trees(plan: Plan, index: dict[tuple[str, int], int], t: TreeNodes) -> "Trees | None":

@@ -7,7 +7,10 @@ units: tree ensembles (`TreeEnsembleRegressor`/`TreeEnsembleClassifier` v1/v3 an
 `portable.hints.TreeNodes`, category lists of `LabelEncoder`, `OneHotEncoder` and `CategoryMapper`
 (and whether unknown categories are accepted), imputer fill values, scaler offsets (a range around them),
 `Binarizer` thresholds and `Clip` bounds and ReLU zero points (kinks), the per-row width of free inputs from
-`FeatureVectorizer.inputdimensions`, and a fixed batch size declared by the graph inputs.
+`FeatureVectorizer.inputdimensions`, and a fixed batch size declared by the graph inputs. Rows measured against
+constant rows (`[N, 1, F] - [1, K, F]`: class means, centroids) give known points and, with the variances the
+squared deviations are divided by, a range (`ColumnHint.graph_range`). A string column followed through its
+tokenizing to a `LabelEncoder` with string keys has that vocabulary's documents (`ColumnHint.graph_documents`).
 """
 from __future__ import annotations
 
@@ -20,23 +23,29 @@ from ..hints import GT, GTE, LEQ, LT, MEMBER, MODE_NAMES, Column, InputHints, Tr
 _PASS = {"Identity", "Cast", "CastLike"}
 _ARITH = {"Add", "Sub", "Mul", "Div"}
 _COMPARE = {"Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Min", "Max"}
+# what is read on a tensor whose columns were followed in part (`_Space.partial`)
+_FOLLOW_PARTIAL = {"Concat", "Gather", "ArrayFeatureExtractor", "Neg", "TreeEnsembleRegressor",
+                   "TreeEnsembleClassifier", "TreeEnsemble"} | _ARITH
 
 
 class _Space:
     """A tensor's columns: column k is `a[k] * raw + b[k]` of raw column `cols[k]` (or derived, -1)."""
 
-    def __init__(self, cols: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None) -> None:
+    def __init__(self, cols: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None,
+                 partial: bool = False) -> None:
         self.cols = np.asarray(cols, dtype=np.int64)
         n = len(self.cols)
         self.a = np.ones(n) if a is None else np.asarray(a, dtype=np.float64)
         self.b = np.zeros(n) if b is None else np.asarray(b, dtype=np.float64)
+        # partial: some columns were not followed, only their count is known (from the graph's shapes)
+        self.partial = partial
 
     def __len__(self) -> int:
         return len(self.cols)
 
     def sub(self, idx: Any) -> "_Space":
         idx = np.asarray(idx, dtype=np.int64)
-        return _Space(self.cols[idx], self.a[idx], self.b[idx])
+        return _Space(self.cols[idx], self.a[idx], self.b[idx], self.partial)
 
     def then(self, scale: Any, offset: Any) -> "_Space":
         n = len(self)
@@ -44,8 +53,8 @@ class _Space:
         offset = np.broadcast_to(np.asarray(offset, np.float64).reshape(-1), (n,)) if np.size(offset) in (1, n) \
             else None
         if scale is None or offset is None:
-            return _Space(np.full(n, -1))
-        return _Space(self.cols, self.a * scale, self.b * scale + offset)
+            return _Space(np.full(n, -1), partial=self.partial)
+        return _Space(self.cols, self.a * scale, self.b * scale + offset, self.partial)
 
     def to_raw(self, k: Any, v: Any) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -54,7 +63,7 @@ class _Space:
     @staticmethod
     def cat(parts: list["_Space"]) -> "_Space":
         return _Space(np.concatenate([p.cols for p in parts]), np.concatenate([p.a for p in parts]),
-                      np.concatenate([p.b for p in parts]))
+                      np.concatenate([p.b for p in parts]), any(p.partial for p in parts))
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -99,6 +108,11 @@ def onnx_hints(model: Any) -> InputHints:
         columns += [(vi.name, j) for j in range(width)]
         spaces[vi.name] = _Space(np.arange(start, start + width))
     walker = _Walker(hints, columns, spaces, consts, free)
+    walker.model_proto = model.proto
+    for vi in graph.input:  # a string column read as text: followed through its tokenizing (`_Walker._text`)
+        sp = spaces.get(vi.name)
+        if vi.type.tensor_type.elem_type == 8 and sp is not None and len(sp) == 1:
+            walker.text[vi.name] = (int(sp.cols[0]), False)
     for node in graph.node:
         try:
             walker.node(node)
@@ -119,10 +133,18 @@ class _Walker:
     def __init__(self, hints: InputHints, columns: list[Column], spaces: dict[str, _Space],
                  consts: dict[str, Any], free: dict[str, int]) -> None:
         self.hints, self.columns, self.spaces, self.consts, self.free = hints, columns, spaces, consts, free
+        self.model_proto: Any = None  # the model (its graph's shapes are inferred on demand, `width`)
+        self.shapes: dict[str, int] | None = None
         self.trees: list[TreeNodes] = []
         self.tree_of: dict[str, TreeNodes] = {}  # tree ensemble node (first output) -> its trees
         self.isnan_of: dict[str, str] = {}  # IsNaN output -> the tensor it tests
         self.stacked: dict[str, _Space] = {}  # a tensor [N, F] unsqueezed to [N, F, 1] -> its columns
+        self.spread: dict[str, _Space] = {}  # a tensor [N, F] unsqueezed or reshaped to [N, 1, F] -> its columns
+        self.deviations: dict[str, tuple[_Space, np.ndarray]] = {}  # [N, K, F] rows minus K centres [K, F]
+        self.squared: dict[str, tuple[_Space, np.ndarray]] = {}  # those deviations squared
+        self.text: dict[str, tuple[int, bool]] = {}  # tensor -> (its string column, tokenized yet)
+        self.joins: dict[int, set[str]] = {}  # string column -> separators its n-grams are joined with
+        self.vocab: dict[int, list[str]] = {}  # string column -> a vocabulary its tokens are looked up in
 
     def const(self, name: str) -> np.ndarray | None:
         v = self.consts.get(name)
@@ -132,11 +154,39 @@ class _Walker:
             v = self.consts[name] = _array(v)
         return v
 
+    def width(self, name: str) -> int | None:
+        """The per-row width of a rank-2 tensor, from the graph's shapes (ONNX shape inference, once)."""
+        if self.shapes is None:
+            self.shapes = {}
+            try:
+                from onnx import shape_inference
+
+                inferred = shape_inference.infer_shapes(self.model_proto)
+                for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + \
+                        list(inferred.graph.output):
+                    dims = vi.type.tensor_type.shape.dim if vi.type.tensor_type.HasField("shape") else []
+                    if len(dims) == 2 and dims[1].HasField("dim_value"):
+                        self.shapes[vi.name] = int(dims[1].dim_value)
+            except Exception:  # best effort: without shapes, such a Concat is not followed
+                pass
+        return self.shapes.get(name)
+
     def col(self, k: int) -> Column:
         return self.columns[k]
 
     def finish(self) -> None:
         self.hints.trees.extend(self.trees)
+        from ..hints import vocabulary_documents
+
+        for c, terms in self.vocab.items():
+            joins = self.joins.get(c, set())
+            consts = sorted(j for j in joins if j)
+            # n-grams joined with a separator: words; joined as they are, or single characters: characters
+            sep = consts[0] if consts else "" if joins or all(len(t) == 1 for t in terms) else " "
+            h = self.hints.column(self.col(c))
+            seen = set(h.graph_documents)
+            h.graph_documents += [d for d in vocabulary_documents(terms, sep) if d not in seen and not seen.add(d)]
+            self.hints.learned("ONNX vocabulary")
 
     # -- the walk ----------------------------------------------------------------------------------------------
     def node(self, node: Any) -> None:
@@ -148,8 +198,10 @@ class _Walker:
             if val is not None:
                 self.consts[node.output[0]] = _array(val)
             return
+        if self.text and any(i in self.text for i in ins) and self._text(node, op, ins):
+            return
         space = self.spaces.get(ins[0]) if ins else None
-        if op == "IsNaN" and space is not None:
+        if op == "IsNaN" and space is not None and not space.partial:
             self.isnan_of[node.output[0]] = ins[0]
             self.spaces[node.output[0]] = _Space(np.full(len(space), -1))  # derived 0/1 columns, as wide
             return
@@ -173,6 +225,8 @@ class _Walker:
                     self._values(sp.sub([k]), c[0, k].astype(np.float64), "ONNX compared values", kink=False,
                                  graph=True)
             return
+        if self._centres(node, op, ins):
+            return
         if op in _PASS:
             if space is not None:
                 self.spaces[node.output[0]] = space
@@ -182,6 +236,8 @@ class _Walker:
             return
         if space is None and op not in ("Concat",):
             return
+        if space is not None and space.partial and op not in _FOLLOW_PARTIAL:
+            return  # (columns followed in part: only trees are read on them, as `TreeNodes.graph`)
         at = _attrs(node)
         if op == "Scaler":
             offset = np.asarray(at.get("offset", [0.0]), np.float64)
@@ -203,6 +259,15 @@ class _Walker:
             parts = [self.spaces.get(i) for i in ins]
             if all(p is not None and len(p) for p in parts) and at.get("axis", 1) in (1, -1):
                 self.spaces[node.output[0]] = _Space.cat(parts)  # type: ignore[arg-type]
+            elif any(p is not None and len(p) for p in parts) and at.get("axis", 1) in (1, -1):
+                # columns derived on the way (an encoder's codes written with Equal/MatMul/Where) beside followed
+                # ones: their count from the graph's shapes, the followed columns kept (a tree after it is read
+                # on them; `partial`)
+                widths = [len(p) if p is not None and len(p) else self.width(i) for p, i in zip(parts, ins)]
+                if all(w is not None for w in widths):
+                    self.spaces[node.output[0]] = _Space.cat([
+                        p if p is not None and len(p) else _Space(np.full(w, -1), partial=True)
+                        for p, w in zip(parts, widths)])
         elif op in ("Gather", "ArrayFeatureExtractor") and len(ins) == 2 and self.const(ins[1]) is not None:
             if op == "ArrayFeatureExtractor" or at.get("axis", 0) in (1, -1):
                 idx = self.const(ins[1]).reshape(-1).astype(np.int64)
@@ -211,7 +276,9 @@ class _Walker:
         elif op in ("TreeEnsembleRegressor", "TreeEnsembleClassifier", "TreeEnsemble"):
             before = len(self.trees)
             self._trees_v3(space, at, op) if op != "TreeEnsemble" else self._trees_v5(space, at)
-            if len(self.trees) > before:
+            if len(self.trees) > before and space.partial:
+                self.trees[-1].graph = True  # (read in part: for the checker's rows only, not certification)
+            elif len(self.trees) > before:
                 self.tree_of[node.output[0]] = self.trees[-1]
         elif op in ("LabelEncoder", "CategoryMapper", "OneHotEncoder"):
             self._categories(space, at, op)
@@ -237,6 +304,12 @@ class _Walker:
             axes = self.const(ins[1]) if len(ins) > 1 else np.asarray(at.get("axes", []))
             if axes is not None and axes.size == 1 and int(axes.reshape(-1)[0]) in (2, -1):
                 self.stacked[node.output[0]] = space  # [N, F, 1]: each column against constants of its own
+            elif axes is not None and axes.size == 1 and int(axes.reshape(-1)[0]) in (1, -2):
+                self.spread[node.output[0]] = space  # [N, 1, F]: the rows against K constant rows [1, K, F]
+        elif op == "Reshape" and len(space) and len(ins) == 2 and self.const(ins[1]) is not None:
+            shape = self.const(ins[1]).reshape(-1).tolist()
+            if len(shape) == 3 and shape[0] in (-1, 0) and shape[1] == 1 and shape[2] == len(space):
+                self.spread[node.output[0]] = space
         elif op in _COMPARE and len(ins) == 2 and ins[0] in self.spaces and self.const(ins[1]) is not None:
             # a column compared with a constant (bin edges, a threshold, a clip bound): its value and neighbours
             c = self.const(ins[1])
@@ -264,6 +337,85 @@ class _Walker:
                 if c is not None and c.dtype.kind == "f" and c.ndim == 2 and c.shape[0] >= 2 and \
                         c.shape[1] == len(space):
                     self._points(space, c.astype(np.float64), "ONNX training points")
+
+    _TEXT_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Cast", "StringNormalizer", "Tokenizer",
+                 "Where", "Concat", "Slice", "StringConcat", "Expand", "Pad", "Gather", "StringSplit"}
+
+    def _text(self, node: Any, op: str, ins: list[str]) -> bool:
+        """A string column followed through its tokenizing (`Tokenizer`, n-gram windows `Slice`d and joined by
+        `StringConcat`) to a `LabelEncoder` with string keys: the keys (in the order of their codes) are a
+        vocabulary, and documents made of them reach every term's column (`ColumnHint.graph_documents`). True when
+        the node was read here (its other inputs are then no numeric columns)."""
+        col, tokenized = next(self.text[i] for i in ins if i in self.text)
+        if op == "LabelEncoder":
+            at = _attrs(node)
+            keys = [k.decode() if isinstance(k, bytes) else str(k) for k in at.get("keys_strings", [])]
+            if not tokenized or not keys:
+                return False
+            codes = list(at.get("values_int64s", range(len(keys))))
+            terms = [k for _, k in sorted(zip(codes, keys), key=lambda kc: kc[0])] if len(codes) == len(keys) \
+                else keys
+            have = self.vocab.setdefault(col, [])
+            if not have:
+                have += terms
+            return True
+        if op not in self._TEXT_OPS:
+            return False
+        if op == "StringConcat":
+            for i in ins:
+                c = self.const(i)
+                if i not in self.text and c is not None and c.size == 1:
+                    v = c.reshape(-1)[0]
+                    self.joins.setdefault(col, set()).add(v.decode() if isinstance(v, bytes) else str(v))
+                elif i in self.text:
+                    self.joins.setdefault(col, set()).add("")
+        for o in node.output:
+            self.text[o] = (col, tokenized or op in ("Tokenizer", "StringSplit"))
+        return op not in ("Reshape", "Squeeze", "Flatten", "Identity", "Cast", "Unsqueeze", "Gather", "Concat")
+
+    def _centres(self, node: Any, op: str, ins: list[str]) -> bool:
+        """Rows measured against constant rows (a nearest-centroid's or a Gaussian naive Bayes' class means, a
+        k-means' centres: `[N, 1, F] - [1, K, F]`): those rows are known points and say where the columns live
+        (`graph_range`); deviations squared and divided by constants `[1, K, F]` (a Gaussian's variances) widen
+        that to three standard deviations around each centre. True when the node was read here."""
+        out = node.output[0] if node.output else ""
+        if op in ("Sub", "Add") and len(ins) == 2 and (ins[0] in self.spread or ins[1] in self.spread):
+            var, cst = (ins[0], ins[1]) if ins[0] in self.spread else (ins[1], ins[0])
+            sp, c = self.spread[var], self.const(cst)
+            if c is None or c.dtype.kind != "f" or c.ndim not in (2, 3) or c.shape[-1] != len(sp) or \
+                    (c.ndim == 3 and c.shape[0] != 1):
+                return False
+            pts = c.reshape(-1, len(sp)).astype(np.float64)
+            pts = -pts if op == "Add" else pts
+            self._points(sp, pts, "ONNX centres", graph=True)
+            self.deviations[out] = (sp, pts)
+            return True
+        if op == "Pow" and len(ins) == 2 and ins[0] in self.deviations:
+            e = self.const(ins[1])
+            if e is not None and e.size == 1 and float(e.reshape(-1)[0]) == 2.0:
+                self.squared[out] = self.deviations[ins[0]]
+            return True
+        if op == "Mul" and len(ins) == 2 and ins[0] == ins[1] and ins[0] in self.deviations:
+            self.squared[out] = self.deviations[ins[0]]
+            return True
+        if op == "Div" and len(ins) == 2 and ins[0] in self.squared:
+            sp, pts = self.squared[ins[0]]
+            v = self.const(ins[1])
+            if v is not None and v.dtype.kind == "f" and v.size in (len(sp), pts.size):
+                var = np.broadcast_to(v.reshape(-1, len(sp)), pts.shape).astype(np.float64)
+                if np.all(var > 0):
+                    sd = 3 * np.sqrt(var)
+                    self._graph_range(sp, (pts - sd).min(0), (pts + sd).max(0), "ONNX variances")
+            return True
+        return False
+
+    def _graph_range(self, space: _Space, lo: np.ndarray, hi: np.ndarray, source: str) -> None:
+        for k in range(len(space)):
+            c = space.cols[k]
+            if c >= 0:
+                a, b = space.to_raw(k, lo[k]), space.to_raw(k, hi[k])
+                self.hints.column(self.col(c)).graph_widen(float(a), float(b))
+        self.hints.learned(source)
 
     def _vectorizer(self, node: Any) -> None:
         at = _attrs(node)
@@ -349,7 +501,7 @@ class _Walker:
                 h.unseen_ok = True if h.unseen_ok is None else h.unseen_ok  # mapped to a default value
         self.hints.learned("ONNX encoder categories")
 
-    def _points(self, space: _Space, pts: np.ndarray, source: str) -> None:
+    def _points(self, space: _Space, pts: np.ndarray, source: str, *, graph: bool = False) -> None:
         from ..hints import Points
 
         ok = space.cols >= 0
@@ -360,8 +512,8 @@ class _Walker:
         if len(raw) > 2000:
             raw = raw[np.random.default_rng(0).choice(len(raw), 2000, replace=False)]
         cols = [self.col(c) for c in space.cols[ok]]
-        self.hints.points.append(Points(cols, raw[:, ok], source))
-        self.hints.learned(source)
+        self.hints.points.append(Points(cols, raw[:, ok], source, graph=graph))
+        self._graph_range(space, pts.min(0), pts.max(0), source)
 
     # -- trees -----------------------------------------------------------------------------------------------
     def _add(self, space: _Space, feature: np.ndarray, threshold: np.ndarray, left: np.ndarray,
@@ -373,7 +525,7 @@ class _Walker:
         cols = np.where(split, space.cols[fk] if len(space) else -1, -1)
         # a split that sends missing values to its true branch (`nodes_missing_value_tracks_true`) routes NaN on
         # purpose: its raw column takes NaN (a check of two ONNX models learns it from them; no other hint says)
-        for c in np.unique(cols[split & (np.asarray(missing) == 1)]):
+        for c in np.unique(cols[split & (np.asarray(missing) == 1)]) if not space.partial else []:
             if c >= 0:
                 self.hints.column(self.col(int(c))).nan_ok = True
         scale = np.where(split, space.a[fk] if len(space) else 1.0, 1.0)

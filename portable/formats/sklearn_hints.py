@@ -651,20 +651,10 @@ class _Learner:
         terms = sorted(est.vocabulary_, key=est.vocabulary_.get)
         if not terms:
             return
-        if len(terms) > 2000:
-            terms = [terms[i] for i in np.linspace(0, len(terms) - 1, 2000).astype(np.int64)]
-        rng = np.random.default_rng(0)
-        sep = "" if getattr(est, "analyzer", "word") in ("char", "char_wb") else " "
-        docs = list(terms) + [sep.join(rng.choice(terms, int(rng.integers(2, 5)))) for _ in range(64)]
-        # long documents too: counts, tf-idf sums and naive Bayes' log-likelihood sums grow with the length, and
-        # so does a float32 artifact's rounding (a character n-gram model agrees on 40-character documents and
-        # not on 85-character ones, a word-count naive Bayes only near 500 words); lengths log-uniform from 8 to
-        # 2,048 terms
-        # (2**x with x uniform in [3, 11): `_detmath.exp2`, the same on every machine, unlike numpy's exp)
-        from .._detmath import exp2
+        from ..hints import vocabulary_documents
 
-        lengths = exp2(rng.uniform(3.0, 11.0, 128)).astype(np.int64)
-        docs += [sep.join(rng.choice(terms, int(k))) for k in lengths]
+        sep = "" if getattr(est, "analyzer", "word") in ("char", "char_wb") else " "
+        docs = vocabulary_documents(terms, sep)
         h = self.hints.column(self.col(space.cols[0]))
         seen = set(h.categories)
         h.categories = h.categories + [d for d in docs if d not in seen and not seen.add(d)]
