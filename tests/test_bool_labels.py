@@ -42,3 +42,31 @@ def test_bool_target_dataframe_pipeline_and_nnef():
     nnef = portable.convert(portable.convert(numeric, "onnx", check=False), "nnef")
     assert nnef.report.equivalent
     assert nnef.run({"X": X.astype(np.float32)})["label"].dtype == bool
+
+
+@pytest.mark.parametrize("model", [DecisionTreeClassifier(max_depth=3, random_state=0), LogisticRegression(),
+                                   RandomForestClassifier(5, max_depth=3, random_state=0)],
+                         ids=["tree", "logreg", "forest"])
+def test_bool_labels_are_certified(model):
+    model.fit(X, y == 1)
+    cert = portable.certify(model, portable.convert(model, "onnx", check=False), data=X)
+    assert cert.certificates["label"].status == "certified", cert.certificates["label"].reason
+    # classes swapped in the artifact's table: the certificate does not certify it
+    import onnx
+
+    art = portable.convert(model, "onnx", check=False)
+    proto = onnx.ModelProto()
+    proto.CopyFrom(art.proto)
+    for n in proto.graph.node:
+        if n.op_type == "Cast" and n.output[0] == "label":
+            n.op_type = "Not"
+            del n.attribute[:]
+            inner = n.input[0]
+            cast = onnx.helper.make_node("Cast", [inner], [inner + "_b"], to=onnx.TensorProto.BOOL)
+            n.input[0] = inner + "_b"
+            proto.graph.node.insert(list(proto.graph.node).index(n), cast)
+            break
+    from portable.formats.onnx import OnnxModel
+
+    swapped = portable.certify(model, OnnxModel(proto), data=X)
+    assert swapped.certificates["label"].status != "certified"

@@ -404,6 +404,9 @@ def _identity(prog: Program, node: Any, at: dict, ins: list, dt: str) -> list:
         return [Cat(conv(tab.items))]
     if node.op_type == "Cast" and isinstance(v, Cat) and at.get("to") in (1, 11, 6, 7):
         return [cat_to_sym(v, prog)]
+    if node.op_type == "Cast" and isinstance(v, Label) and at.get("to") == 9 and v.classes is not None and \
+            np.asarray(v.classes).dtype.kind in "biuf":  # labels of boolean classes (0/1 cast to bool)
+        return [Label(v.scores, np.asarray(v.classes).astype(bool))]
     return [v]
 
 

@@ -1249,6 +1249,9 @@ def _step(n: Any, syms: dict[str, Any], consts: dict[str, Any], K: int, table: A
     if rounded and not (op in ("Identity", "Cast", "Squeeze", "Flatten", "Reshape", "Slice") or
                         (op == "Concat" and len(rounded) == len(ins))):
         return None
+    if op == "Cast" and isinstance(x, Label) and at.get("to") == 9:  # BOOL: labels of boolean classes
+        return Label(x.index, np.asarray(x.classes).astype(bool)) if np.asarray(x.classes).dtype.kind in "biuf" \
+            else None
     if op in ("Identity", "Cast", "CastLike", "Squeeze", "Flatten") or (op == "Reshape" and x is not None):
         if op == "Cast" and isinstance(x, (Cols, Soft)) and at.get("to") not in (FLOAT, DOUBLE):
             return None
