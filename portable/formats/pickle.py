@@ -5,6 +5,7 @@ scikit-learn; the `pickle -> sklearn` converter unwraps it so that routes contin
 """
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +115,20 @@ def load_estimator(path: Path, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
     return safe_load(path, trust=trust)
 
 
+#: How many items of a list or dict that is not a model `not_a_model` looks into for a model.
+_LOOK_AT = 1000
+
+
 def not_a_model(obj: Any, path: Path) -> InputError:
     """The error for a file that holds something other than a model, pointing at a model nested inside."""
     kind = f"{type(obj).__module__}.{type(obj).__qualname__}".removeprefix("builtins.")
     inner: list[str] = []
+    # the first items only: a file can hold a list of tens of millions of items (a few bytes each), and a look
+    # at each took longer than loading them
     if isinstance(obj, dict):
-        inner = [f"[{k!r}]" for k, v in obj.items() if is_estimator(v)]
+        inner = [f"[{k!r}]" for k, v in islice(obj.items(), _LOOK_AT) if is_estimator(v)]
     elif isinstance(obj, (list, tuple)):
-        inner = [f"[{i}]" for i, v in enumerate(obj) if is_estimator(v)]
+        inner = [f"[{i}]" for i, v in enumerate(islice(obj, _LOOK_AT)) if is_estimator(v)]
     hint = (f"; it holds a model at {', '.join(inner[:3])}: save that object on its own (joblib.dump(obj"
             f"{inner[0]}, ...))" if inner else "")
     return InputError(f"the file holds a {kind}, not a model (expected a fitted scikit-learn estimator or "
