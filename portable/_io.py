@@ -27,11 +27,15 @@ def sha256_bytes(data: bytes) -> str:
 
 #: the file suffix of each target format's artifacts (`nnef` is a folder; `.nnef.tgz` is chosen explicitly)
 TARGET_SUFFIX = {"onnx": ".onnx", "nnef": ".nnef"}
-_DOUBLE_SUFFIXES = (".nnef.tgz", ".tar.gz")
+#: one suffix each: an NNEF archive, a tarball, and a pickle compressed by joblib.dump (`model.pkl.gz`: the
+#: formats/pickle.py names, spelled here without importing the format)
+_DOUBLE_SUFFIXES = (".nnef.tgz", ".tar.gz") + tuple(
+    base + ext for base in (".pkl", ".pickle", ".joblib") for ext in (".z", ".gz", ".bz2", ".lzma", ".xz", ".lz4"))
 
 
 def stem(path: Path) -> Path:
-    """`path` without its suffix, treating `.nnef.tgz` and `.tar.gz` as one suffix."""
+    """`path` without its suffix, treating `.nnef.tgz`, `.tar.gz` and `.pkl.gz` (and the other compressed pickle
+    names) as one suffix."""
     name = path.name
     for suffix in _DOUBLE_SUFFIXES:
         if name.lower().endswith(suffix):

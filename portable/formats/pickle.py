@@ -5,6 +5,7 @@ scikit-learn; the `pickle -> sklearn` converter unwraps it so that routes contin
 """
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from ..model import Origin
 from ..registry import LoadOptions, register_format
 from .sklearn import SklearnModel, is_estimator, library_version
 
-EXTENSIONS = (".pkl", ".pickle", ".joblib", ".skops")
+#: The extensions joblib.dump compresses by (`joblib.compressor`'s `extension` of zlib, gzip, bz2, lzma, xz, lz4):
+#: `joblib.dump(model, "model.pkl.gz")` writes a gzip stream whatever `compress=` says.
+COMPRESSED = (".z", ".gz", ".bz2", ".lzma", ".xz", ".lz4")
+#: Pickle files by name: plain, and each compressed by joblib (`model.pkl.gz`, `model.joblib.xz`, ...).
+EXTENSIONS = (".pkl", ".pickle", ".joblib", ".skops") + tuple(
+    base + ext for base in (".pkl", ".pickle", ".joblib") for ext in COMPRESSED)
 
 
 class PickleModel(SklearnModel):
@@ -78,6 +84,30 @@ class PickleModel(SklearnModel):
             self._runner = None
 
 
+def _compressed_pickle(path: Path) -> bool:
+    """Whether `path`, named like a compressed file (`model.gz`: joblib.dump compresses by the extension alone),
+    starts with the magic bytes of the joblib compressor its extension names, and its name does not say it is
+    something else compressed (`data.csv.gz`, `model.onnx.gz`: another format's or a data file's extension)."""
+    inner = Path(path.stem).suffix.lower()
+    if inner in _NOT_PICKLES or not path.is_file():
+        return False
+    from ..safety.container import compressor_prefix
+
+    want = compressor_prefix(path.suffix.lower())
+    if want is None:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(want)) == want
+    except OSError:
+        return False
+
+
+#: Inner extensions of compressed names that are not pickles (`x.csv.gz`, `x.onnx.gz`, `x.tar.gz`...).
+_NOT_PICKLES = frozenset({".onnx", ".nnef", ".pfa", ".json", ".yaml", ".yml", ".csv", ".tsv", ".txt", ".npy",
+                          ".npz", ".parquet", ".tar", ".h5", ".pt", ".pth", ".bin"})
+
+
 def load_estimator(path: Path, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
     """Unpickle `path` through the restricted loader; returns the object and notes (e.g. version warnings)."""
     from ..safety import safe_load
@@ -85,14 +115,20 @@ def load_estimator(path: Path, trust: tuple[str, ...]) -> tuple[Any, list[str]]:
     return safe_load(path, trust=trust)
 
 
+#: How many items of a list or dict that is not a model `not_a_model` looks into for a model.
+_LOOK_AT = 1000
+
+
 def not_a_model(obj: Any, path: Path) -> InputError:
     """The error for a file that holds something other than a model, pointing at a model nested inside."""
     kind = f"{type(obj).__module__}.{type(obj).__qualname__}".removeprefix("builtins.")
     inner: list[str] = []
+    # the first items only: a file can hold a list of tens of millions of items (a few bytes each), and a look
+    # at each took longer than loading them
     if isinstance(obj, dict):
-        inner = [f"[{k!r}]" for k, v in obj.items() if is_estimator(v)]
+        inner = [f"[{k!r}]" for k, v in islice(obj.items(), _LOOK_AT) if is_estimator(v)]
     elif isinstance(obj, (list, tuple)):
-        inner = [f"[{i}]" for i, v in enumerate(obj) if is_estimator(v)]
+        inner = [f"[{i}]" for i, v in enumerate(islice(obj, _LOOK_AT)) if is_estimator(v)]
     hint = (f"; it holds a model at {', '.join(inner[:3])}: save that object on its own (joblib.dump(obj"
             f"{inner[0]}, ...))" if inner else "")
     return InputError(f"the file holds a {kind}, not a model (expected a fitted scikit-learn estimator or "
@@ -106,8 +142,12 @@ class PickleFormat:
 
     @staticmethod
     def sniff(source: Any) -> bool:
-        return isinstance(source, (str, Path)) and Path(source).suffix.lower() in EXTENSIONS \
-            and Path(source).is_file()
+        if not isinstance(source, (str, Path)):
+            return False
+        name = Path(source).name.lower()
+        if name.endswith(EXTENSIONS):
+            return Path(source).is_file()
+        return name.endswith(COMPRESSED) and _compressed_pickle(Path(source))
 
     @staticmethod
     def load(source: Any, options: LoadOptions) -> PickleModel:

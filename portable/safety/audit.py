@@ -147,6 +147,9 @@ def _audit_pickle(result: AuditResult, path: Path, data: bytes, container: Conta
         where = f" at byte {exc.pos}" if exc.pos is not None else ""
         result.error = f"{'truncated' if exc.truncated else 'corrupt'} pickle{where}: {exc}"
         return result
+    except PortableError as exc:  # a limit reached (a decompression bomb...): the loader's own message
+        result.error = exc.message
+        return result
     except Exception as exc:  # a damaged compressed stream (zlib.error, lzma.LZMAError, EOFError, ...)
         result.error = f"cannot read the stream: {type(exc).__name__}: {exc}"
         return result

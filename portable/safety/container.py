@@ -198,6 +198,16 @@ def _prefixes() -> list[tuple[str, bytes]]:
     return _PREFIXES
 
 
+def compressor_prefix(extension: str) -> bytes | None:
+    """The magic bytes of the joblib compressor that `joblib.dump` picks for a file name ending in `extension`
+    (`.gz` -> gzip's), or None when no compressor has that extension."""
+    for comp in _compressors().values():
+        if getattr(comp, "extension", None) == extension:
+            prefix = getattr(comp, "prefix", None)
+            return prefix if isinstance(prefix, bytes) and prefix else None
+    return None
+
+
 def sniff(path: Path, data: bytes) -> Container:
     """Classify `data` (the bytes of `path`); raises InputError for files that cannot hold a pickle."""
     if data[:1] == b"\x80":  # pickle's PROTO opcode: no compressor's or other format's magic starts with it

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 
-from ..errors import CorruptModelError, InputError, PortableError, UnsafePickleError
+from ..errors import CorruptModelError, InputError, PortableError, UnsafePickleError, locate
+from ..limits import LIMITS
 from . import guard, onepass
 from .allowlist import Verdict, canonical, judge, load_global, trust_tuple
 from .bunch import LoadingBunch, check_bunch_state
@@ -31,7 +32,7 @@ from .internals import validate_loaded, validate_recorded
 from .onepass import _plain_state
 from .states import BadState, HostileState, check_build_state, check_state, check_tuple_state
 from .table import Refused, World, _shape, check_items, role_of, type_name
-from .scan import JOBLIB_WRAPPER, ScanError, scan_stream
+from .scan import JOBLIB_WRAPPER, ScanError, opcode_limit_error, scan_stream
 
 #: A unique key for a live object. Not `id()`: that is an audited event, and the guard's audit hook (a Python
 #: function, installed for good once a file is loaded) would then run for every object a walk visits.
@@ -51,6 +52,7 @@ class _RealWorld(World):
         self.built: set[int] = set()
         self.used: set[int] = set()
         self.bunches: list[Any] = []  # scikit-learn Bunches built, as LoadingBunch (`bunch.finish`)
+        self.opcodes = [LIMITS.max_pickle_opcodes]  # opcodes the file may still run (`max_pickle_opcodes`)
 
     def role(self, x: Any) -> str | None:
         got = self.globals.get(_ident(x))
@@ -213,6 +215,34 @@ def _joblib_unpickler(stream: IO[bytes], trust: tuple[str, ...]) -> Any:
                          (pickle.SETITEMS, load_setitems), (pickle.APPEND, load_append),
                          (pickle.APPENDS, load_appends), (pickle.ADDITEMS, load_additems)):
             dispatch[_op[0]] = _fn
+
+        def load(self) -> Any:
+            """`pickle._Unpickler.load` (which joblib's unpickler inherits) with the opcodes counted against
+            `max_pickle_opcodes`: this loop runs in Python, a microsecond or more per opcode, so a file of millions
+            of cheap opcodes would otherwise take minutes. The count is the file's (`world.opcodes`, shared with
+            the nested pickles of object arrays)."""
+            self._unframer = pickle._Unframer(self._file_read, self._file_readline)  # type: ignore[attr-defined]
+            self.read = self._unframer.read
+            self.readinto = self._unframer.readinto
+            self.readline = self._unframer.readline
+            self.metastack = []
+            self.stack = []
+            self.append = self.stack.append
+            self.proto = 0
+            read = self.read
+            dispatch = self.dispatch
+            left = world.opcodes
+            try:
+                while True:
+                    key = read(1)
+                    if not key:
+                        raise EOFError
+                    dispatch[key[0]](self)
+                    left[0] -= 1
+                    if left[0] < 0:
+                        raise opcode_limit_error(LIMITS.max_pickle_opcodes)
+            except pickle._Stop as stopinst:  # type: ignore[attr-defined]
+                return stopinst.value
 
         def find_class(self, module: str, name: str) -> Any:
             if canonical(module, name) == JOBLIB_WRAPPER:
@@ -395,8 +425,8 @@ def _load_pickle(path: Path, file: IO[bytes], container: Container, trust: tuple
         if exc.path is None:  # raised inside the unpickler, which does not know the file
             raise CorruptModelError(exc.message, path=path) from None
         raise
-    except PortableError:
-        raise
+    except PortableError as exc:  # a limit reached inside the unpickler (which does not know the file)
+        raise locate(exc, path) from None
     except HostileState as exc:
         raise hostile_error(path, exc) from None
     except BadState as exc:
@@ -489,6 +519,8 @@ def _out_of_memory(path: Path, container: Container) -> InputError:
     makes the unpickler allocate them first; only a well-formed stream really needs the memory."""
     try:
         scan_stream(open_stream(path, _data(path), container))
+    except PortableError as err:  # a limit reached while scanning (max_pickle_opcodes, max_compression_ratio)
+        return locate(err, path)  # type: ignore[return-value]
     except ScanError as err:
         at = f"byte {err.pos}" if err.pos is not None else "the start"
         kind = "truncated or corrupt" if err.truncated else "corrupt"
@@ -504,6 +536,8 @@ def describe_failure(path: Path, data: bytes, container: Container, exc: BaseExc
     what = container.describe()
     try:
         found = scan_stream(open_stream(path, data, container))
+    except PortableError as err:  # a limit reached while scanning (max_pickle_opcodes, max_compression_ratio)
+        return locate(err, path)  # type: ignore[return-value]
     except ScanError as err:
         at = f"byte {err.pos}" if err.pos is not None else "the start"
         if err.truncated:

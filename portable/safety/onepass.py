@@ -42,7 +42,8 @@ from typing import IO, Any
 from .allowlist import canonical, load_global
 from .bunch import LoadingBunch
 from .bunch import finish as finish_bunches
-from .scan import JOBLIB_WRAPPER
+from ..limits import LIMITS
+from .scan import JOBLIB_WRAPPER, opcode_limit_error
 from .states import (ARRAY_PROTOCOL_ATTRIBUTES, BadState, HostileState, check_build_state, check_state,
                      check_tuple_state, code_size, tuple_state_minimum)
 from .table import _CODES, _SHAPE_MAX, MAX_ARRAY_BYTES, Refused, World, role_of
@@ -685,6 +686,9 @@ class Session(World):
         self.leaves = _leaves()
         self.record_dtype: Any = None  # a dtype object of the file found equal to scikit-learn's predictor record
         self.record_layout: Any = None  # ... that record (`_predictor_setstate`)
+        # items the swaps may still visit in Python (`_swap_list`, `_swap_tuple`): each was pushed by an opcode, so
+        # `max_pickle_opcodes` bounds them (a list of 20 million empty lists took 25 s to visit)
+        self.items_left = LIMITS.max_pickle_opcodes
 
     # -- the World interface ------------------------------------------------------------------------------------
     def role(self, x: Any) -> str | None:
@@ -1093,6 +1097,9 @@ def _swap_list(x: list, holder: Any, s: Session, depth: int) -> None:
     if key in s.seen:
         return
     s.seen.add(key)
+    s.items_left -= len(x)
+    if s.items_left < 0:
+        raise opcode_limit_error(LIMITS.max_pickle_opcodes)
     for i, v in enumerate(x):
         t = type(v)
         if t in needs:
@@ -1125,6 +1132,9 @@ def _swap_tuple(x: tuple, holder: Any, s: Session, depth: int) -> tuple:
         got = s.tuples.get(_ident(x))
         if got is not None and got[0] is x:
             return got[1]
+    s.items_left -= len(x)  # a tuple is visited again wherever it is held (`max_pickle_opcodes` bounds that too)
+    if s.items_left < 0:
+        raise opcode_limit_error(LIMITS.max_pickle_opcodes)
     items = None
     for i, v in enumerate(x):
         t = type(v)

@@ -124,10 +124,17 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
     stopped = False
     tell = getattr(f, "tell", None)
     nxt = _tell(tell)  # where the next opcode starts: genops fails inside an opcode's argument before yielding it
+    from ..limits import LIMITS
+
+    # each opcode costs this loop a few microseconds: a file of millions of cheap ones (`N0N0...`, a run of BININT)
+    # is bounded by their count, not only by its size (the count is shared with any nested stream: `r.opcodes`)
+    cap = LIMITS.max_pickle_opcodes
     try:
         for op, arg, pos in pickletools.genops(f):
             nxt = _tell(tell)
             r.opcodes += 1
+            if r.opcodes > cap:
+                raise opcode_limit_error(cap)
             name = op.name
             if name in _LITERAL_OPS:
                 stack.append(arg)
@@ -272,6 +279,14 @@ def _scan(f: IO[bytes], r: ScanResult, nested: bool) -> None:
         raise ScanError(f"{type(exc).__name__}: {exc}", nxt) from None
     if not stopped:
         raise ScanError("the stream ends before its STOP opcode", nxt, truncated=True)
+
+
+def opcode_limit_error(cap: int) -> Exception:
+    """The LimitError of a stream with more than `cap` opcodes (`max_pickle_opcodes`); the caller adds the file."""
+    from ..limits import LimitError
+
+    return LimitError(f"the pickle stream has more than {cap:,} opcodes (millions of cheap opcodes make a small "
+                      "file take minutes to read)", "max_pickle_opcodes")
 
 
 def _tell(tell: Any) -> int | None:
