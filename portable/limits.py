@@ -644,7 +644,14 @@ def check_data_columns(path: Any) -> None:
 
 
 def check_input_width(name: str, row_shape: tuple[int, ...] | list[int]) -> None:
-    """Refuse a model input whose declared per-row size exceeds `max_input_width`, before anything is built."""
+    """Refuse a model input whose declared per-row size exceeds `max_input_width`, or whose rank (with the row
+    dimension) exceeds what numpy can hold, before anything is built."""
+    import numpy as np
+
+    most = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # numpy's NPY_MAXDIMS
+    if len(row_shape) + 1 > most:
+        raise PortableError(f"input '{name}' declares {len(row_shape) + 1} dimensions; numpy, in which the checker "
+                            f"builds its rows, holds arrays of at most {most}")
     width = 1
     for d in row_shape:
         if d < 0:

@@ -1,0 +1,61 @@
+"""Hostile inputs and careless command lines of a third pass (issue 12, h23b): ONNX protobuf oddities, file names
+that are not UTF-8, option values that click's ranges let through. Each test writes its own files, runs the real
+command line in a subprocess with a timeout, and asserts the exit code, one short paragraph naming the problem,
+and no traceback (the rules of `test_hostile_inputs._problems`)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .hostile.files import GOOD_PFA, Case
+from .test_hostile_inputs import _problems
+
+TIMEOUT = 300  # seconds: generous for a loaded 2-core machine; a hang fails the test, it never blocks the run
+
+
+def _run(argv: list[str], cwd: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "portable", *argv], cwd=cwd, capture_output=True, text=True,
+                          errors="replace", timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    return {"code": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "escaped": None}
+
+
+def _assert_clean(name: str, argv: list[str], cwd: Path, codes: tuple[int, ...], needle: str) -> dict:
+    result = _run(argv, cwd)
+    problems = _problems(Case(name, argv, codes, needle), result)
+    assert not problems, "\n".join(problems)
+    return result
+
+
+def _identity_onnx(path: Path, rank: int) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = [None] + [1] * (rank - 1)
+    graph = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)  # a valid model: only numpy cannot hold its rows
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("command", ["check", "nnef"])
+def test_an_onnx_input_of_more_dimensions_than_numpy_holds(tmp_path, command):
+    """An ONNX input of rank 100 (valid for onnx.checker): the checker's `reshape` raised numpy's ValueError
+    ('maximum supported dimension for an ndarray is currently 64') as a traceback, from check and convert."""
+    path = _identity_onnx(tmp_path / "rank100.onnx", 100)
+    argv = (["check", str(path), str(path), "--samples", "20"] if command == "check" else
+            ["convert", str(path), "--to", "nnef", "-o", str(tmp_path / "out.nnef"), "--samples", "20"])
+    _assert_clean(f"rank 100 input, {command}", argv, tmp_path, (1,), "100 dimensions")
+    assert not (tmp_path / "out.nnef").exists()
+
+
+def test_an_onnx_input_of_many_dimensions_numpy_holds_still_checks(tmp_path):
+    path = _identity_onnx(tmp_path / "rank9.onnx", 9)
+    _assert_clean("rank 9 input", ["check", str(path), str(path), "--samples", "20"], tmp_path, (0,), "")
