@@ -59,3 +59,23 @@ def test_an_onnx_input_of_more_dimensions_than_numpy_holds(tmp_path, command):
 def test_an_onnx_input_of_many_dimensions_numpy_holds_still_checks(tmp_path):
     path = _identity_onnx(tmp_path / "rank9.onnx", 9)
     _assert_clean("rank 9 input", ["check", str(path), str(path), "--samples", "20"], tmp_path, (0,), "")
+
+
+@pytest.mark.parametrize("to", ["onnx", "nnef"])
+def test_a_source_whose_file_name_is_not_utf8_converts(tmp_path, to):
+    """A PFA file named b'p\\xff.pfa' (a Latin-1 name on a UTF-8 system): its name, recorded as the artifact's
+    provenance, made protobuf raise UnicodeEncodeError after the whole conversion (a traceback, no artifact)."""
+    import json
+
+    import onnx
+
+    name = os.fsdecode(b"p\xff.pfa")
+    (tmp_path / name).write_text(json.dumps(GOOD_PFA))
+    out = tmp_path / f"out.{to}"
+    _assert_clean(f"non-UTF-8 source name to {to}", ["convert", name, "--to", to, "-o", str(out),
+                                                      "--samples", "20"], tmp_path, (0,), "")
+    if to == "onnx":
+        meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert meta["portable.source.name"] == "p\\xff.pfa"  # the byte escaped, the rest as it was
+    else:
+        assert (out / "graph.nnef").is_file()
