@@ -79,3 +79,15 @@ def test_a_source_whose_file_name_is_not_utf8_converts(tmp_path, to):
         assert meta["portable.source.name"] == "p\\xff.pfa"  # the byte escaped, the rest as it was
     else:
         assert (out / "graph.nnef").is_file()
+
+
+@pytest.mark.parametrize("value", ["1000000", "536870912"])
+def test_a_process_memory_limit_too_small_to_import_is_a_usage_error(tmp_path, value):
+    """`--limit max_process_bytes=1000000` capped the command's own address space below what its imports need:
+    the dynamic loader's 'failed to map segment' came out as an ImportError traceback (or, through portable's
+    optional-import helper, as 'skl2onnx is not installed')."""
+    path = tmp_path / "m.pfa"
+    path.write_text(__import__("json").dumps(GOOD_PFA))
+    _assert_clean(f"max_process_bytes={value}", ["--limit", f"max_process_bytes={value}", "check", str(path),
+                                                 str(path), "--samples", "20"], tmp_path, (2,),
+                  "max_process_bytes must be at least")
