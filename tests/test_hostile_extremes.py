@@ -91,3 +91,23 @@ def test_a_process_memory_limit_too_small_to_import_is_a_usage_error(tmp_path, v
     _assert_clean(f"max_process_bytes={value}", ["--limit", f"max_process_bytes={value}", "check", str(path),
                                                  str(path), "--samples", "20"], tmp_path, (2,),
                   "max_process_bytes must be at least")
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["serve", "{onnx}", "--max-body-mb", "nan", "--port", "0"], "--max-body-mb"),  # a ValueError traceback
+    (["serve", "{onnx}", "--max-body-mb", "inf", "--port", "0"], "--max-body-mb"),  # an OverflowError traceback
+    (["serve", "{onnx}", "--body-timeout", "nan", "--port", "0"], "--body-timeout"),  # served, every body timed out
+    (["convert", "{folder}", "--to", "onnx", "--timeout", "nan"], "--timeout"),  # exit 1, not a usage error
+    (["drift", "{onnx}", "{onnx}", "--psi", "nan"], "--psi"),  # exit 1, not a usage error
+])
+def test_option_values_click_ranges_let_through_are_usage_errors(tmp_path, argv, option):
+    """click's FloatRange admits nan (every comparison with it is false) and inf."""
+    import json
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "m.pfa").write_text(json.dumps(GOOD_PFA))
+    onnx_path = tmp_path / "m.onnx"
+    onnx_path.write_bytes(b"")  # never read: the option is refused before
+    argv = [a.format(onnx=onnx_path, folder=folder) for a in argv]
+    _assert_clean(f"{option} {argv[-3] if option == '--max-body-mb' else argv}", argv, tmp_path, (2,), option)
