@@ -111,3 +111,28 @@ def test_option_values_click_ranges_let_through_are_usage_errors(tmp_path, argv,
     onnx_path.write_bytes(b"")  # never read: the option is refused before
     argv = [a.format(onnx=onnx_path, folder=folder) for a in argv]
     _assert_clean(f"{option} {argv[-3] if option == '--max-body-mb' else argv}", argv, tmp_path, (2,), option)
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".skops"])
+def test_a_model_the_signature_cannot_describe_is_refused_naming_its_file(tmp_path, suffix):
+    """A LogisticRegression whose classes_ is 2-D (a skops archive whose classes_ member was swapped, or a
+    pickle): 'LogisticRegression is multi-output/multilabel ...' named no file, unlike every other error of a
+    reader (the pickle reader located InputErrors only)."""
+    import pickle
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    model = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int))
+    model.classes_ = np.array([[0, 1], [1, 0]])
+    path = tmp_path / f"two_d_classes{suffix}"
+    if suffix == ".skops":
+        import skops.io as sio
+
+        sio.dump(model, path)
+    else:
+        path.write_bytes(pickle.dumps(model))
+    for argv in (["inspect", str(path)], ["convert", str(path), "--to", "onnx", "-o", str(tmp_path / "o.onnx")]):
+        result = _assert_clean(f"2-D classes_ {suffix} {argv[0]}", argv, tmp_path, (1,), "multi-output")
+        assert result["stderr"].startswith(f"error: {path}: "), result["stderr"]
