@@ -84,6 +84,15 @@ def _tolerance(ctx: click.Context, param: click.Parameter, value: float | None) 
     return value
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A FloatRange admits nan (every comparison with it is false) and inf: refused here as usage errors."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"must be a finite number, not {value}")
+    return value
+
+
 def _limits(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     from .limits import LIMITS, parse_assignments
 
@@ -190,7 +199,7 @@ def cli(ctx: click.Context, debug: bool, limits: tuple[str, ...]) -> None:
               help="Parallel workers when SOURCE is a folder.")
 @click.option("--dask", "dask", metavar="ADDRESS|local[:N]",
               help="Convert a folder on a Dask cluster, one task per file (a scheduler address, or local:N).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300, show_default=True, callback=_finite,
               help="Seconds one file of a folder may take before its worker is stopped.")
 @click.option("--memory-limit", "memory_limit", default="8G", show_default=True, callback=_memory_limit,
               help="Address space each worker of a folder batch may use (e.g. 4G, 512M; 0: no limit); a file that "
@@ -467,9 +476,9 @@ def demo(output: str, force: bool) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Worker processes.")
 @click.option("--max-rows", type=click.IntRange(1), default=10_000, show_default=True, help="Rows per request.")
-@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=32.0, show_default=True,
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=32.0, show_default=True, callback=_finite,
               help="Largest request body, in MiB.")
-@click.option("--body-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+@click.option("--body-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True, callback=_finite,
               help="Seconds a client may take to send its request body (408 beyond).")
 @click.option("--window", type=click.IntRange(1), default=10_000, show_default=True,
               help="Live rows kept for the drift watch.")
@@ -491,11 +500,11 @@ def serve(artifact: str, host: str, port: int, workers: int, max_rows: int, max_
 @click.argument("artifact", type=click.Path())
 @click.argument("data", type=click.Path())
 @click.option("--reference", type=click.Path(), help="Data to profile instead of the artifact's stored profile.")
-@click.option("--psi", type=click.FloatRange(min=0), default=0.2, show_default=True,
+@click.option("--psi", type=click.FloatRange(min=0), default=0.2, show_default=True, callback=_finite,
               help="PSI at or above which a feature drifted.")
-@click.option("--missing", type=click.FloatRange(min=0), default=0.1, show_default=True,
+@click.option("--missing", type=click.FloatRange(min=0), default=0.1, show_default=True, callback=_finite,
               help="Missing-rate change at or above which a feature drifted.")
-@click.option("--unseen", type=click.FloatRange(min=0), default=0.05, show_default=True,
+@click.option("--unseen", type=click.FloatRange(min=0), default=0.05, show_default=True, callback=_finite,
               help="Share of unseen categories at or above which a feature drifted.")
 @click.option("--min-rows", type=click.IntRange(1), default=50, show_default=True,
               help="Fewer rows than this give no verdict (exit 0).")

@@ -31,7 +31,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_input_width` | 1,000,000 | values per row of one model input the checker generates (`[N, 2**40]` is refused) |
 | `max_samples` | 10,000,000 | `samples=` / `--samples` of a check |
 | `max_check_values` | 200,000,000 | generated values of a check (`samples` x the values per row of all inputs) |
-| `max_process_bytes` | 80% of the machine's memory | address space of a `portable` command (`RLIMIT_AS`, set by the command line only, never by `import portable`): a graph that asks onnxruntime for more (an `Expand` to 60,000 x 60,000) fails with a clear error instead of the kernel's out-of-memory kill |
+| `max_process_bytes` | 80% of the machine's memory (at least 1 GiB) | address space of a `portable` command (`RLIMIT_AS`, set by the command line only, never by `import portable`): a graph that asks onnxruntime for more (an `Expand` to 60,000 x 60,000) fails with a clear error instead of the kernel's out-of-memory kill |
 
 Override them for one process with the environment (`PORTABLE_LIMITS="max_depth=1000,max_samples=1e8"`), on the
 command line (`portable --limit max_depth=1000 convert ...`), or from Python::
@@ -143,7 +143,13 @@ def _as_limit(name: str, value: Any) -> int:
             raise ValueError
     except (ValueError, OverflowError, TypeError):
         raise PortableError(f"the limit {name} must be a positive whole number, not {value!r}") from None
+    if name == "max_process_bytes" and out < MIN_PROCESS_BYTES:
+        raise PortableError(f"the limit {name} must be at least {MIN_PROCESS_BYTES:,} (1 GiB: below that the "
+                            f"interpreter cannot even load the libraries a command imports), not {value!r}")
     return out
+
+
+MIN_PROCESS_BYTES = GiB  # a command's address space below this fails in imports, not in the model's work
 
 
 LIMITS = Limits()
@@ -646,7 +652,14 @@ def check_data_columns(path: Any) -> None:
 
 
 def check_input_width(name: str, row_shape: tuple[int, ...] | list[int]) -> None:
-    """Refuse a model input whose declared per-row size exceeds `max_input_width`, before anything is built."""
+    """Refuse a model input whose declared per-row size exceeds `max_input_width`, or whose rank (with the row
+    dimension) exceeds what numpy can hold, before anything is built."""
+    import numpy as np
+
+    most = 64 if int(np.__version__.split(".")[0]) >= 2 else 32  # numpy's NPY_MAXDIMS
+    if len(row_shape) + 1 > most:
+        raise PortableError(f"input '{name}' declares {len(row_shape) + 1} dimensions; numpy, in which the checker "
+                            f"builds its rows, holds arrays of at most {most}")
     width = 1
     for d in row_shape:
         if d < 0:

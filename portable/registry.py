@@ -325,6 +325,8 @@ def require(module: str, *, extra: str = "", purpose: str = "") -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        if "failed to map segment" in str(exc):  # installed, but the address space (RLIMIT_AS) is used up
+            raise MemoryError(f"loading {module}: {exc}") from None
         pkg = module.split(".")[0]
         hint = f'pip install "portable-models[{extra}]"' if extra else f"pip install {pkg}"
         raise MissingDependencyError(

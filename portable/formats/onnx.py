@@ -113,6 +113,7 @@ class OnnxModel(Model):
 
     def set_metadata(self, key: str, value: str) -> None:
         self.__dict__.get("_later", {}).pop(key, None)
+        key, value = _utf8(key), _utf8(value)  # protobuf strings are UTF-8; a file name need not be
         for p in self.proto.metadata_props:
             if p.key == key:
                 p.value = value
@@ -294,6 +295,18 @@ def _missing_as_empty(x: np.ndarray) -> np.ndarray:
         x = x.copy()
         x[mask] = ""
     return x
+
+
+def _utf8(text: str) -> str:
+    """`text` as protobuf can store it (UTF-8): a file name that is not UTF-8, which Python holds with lone
+    surrogates (b'\\xff' as '\\udcff'), is written with those bytes escaped ('\\xff'), not refused by a
+    UnicodeEncodeError after the whole conversion ran."""
+    for errors in ("strict", "surrogateescape"):
+        try:
+            return text.encode("utf-8", errors).decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            continue
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def set_provenance(model: OnnxModel, *, dtype: str, extra: dict[str, str] | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._io import sha256_file
-from ..errors import InputError
+from ..errors import InputError, PortableError, locate
 from ..model import Origin
 from ..registry import LoadOptions, register_format
 from .sklearn import SklearnModel, is_estimator, library_version
@@ -159,7 +159,7 @@ class PickleFormat:
                         library=library_version(obj))
         try:
             model = PickleModel(obj, origin=origin, trust=options.trust)
-        except InputError as exc:
-            raise type(exc)(exc.message, path=path) from exc
+        except PortableError as exc:  # malformed internals, or a model the signature cannot describe (a classifier
+            raise locate(exc, path)   # whose classes_ is 2-D): the message names the file, like every reader's
         model.notes.extend(notes)
         return model
