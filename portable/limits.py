@@ -25,6 +25,7 @@ these limits before it reads, expands or allocates anything, and a limit reached
 | `max_compression_ratio` | 200 | declared size of an archive's members over the archive's size, and the decompressed bytes of a compressed joblib file over its size, above 64 MiB (a gzip bomb) |
 | `max_pickle_opcodes` | 10,000,000 | opcodes of one pickle stream that portable reads in Python: the audit's static scan (and the scan that words a failed load's message), and joblib's unpickler (joblib.dump files, compressed pickles); a 64 MiB file of one-byte opcodes is 64 million of them, about 3 us each, while a model's arrays are one opcode each and a 1,000,000-word vocabulary about 3,000,000 (plain pickles load through the C unpickler, whose work the file's size bounds) |
 | `max_onnx_nodes` | 1,000,000 | nodes of an ONNX model, subgraphs included and every call of a model-local function counted with the nodes it inlines to (30 functions each calling the previous twice are 2**30 nodes in a 2 KB file: onnx.checker and onnxruntime expand them for ever), counted before either reads the model |
+| `max_node_inputs` | 10,000 | inputs of one ONNX node converted to NNEF, counted before nnef-tools reads the model (its graph builder is quadratic in a node's inputs: a `Sum` of 200,000 inputs ran for over 72 minutes) |
 | `max_tree_depth` | 4,096 | levels of one tree of an ONNX tree ensemble (`TreeEnsembleClassifier`/`Regressor`, `TreeEnsemble`), counted before onnxruntime reads the model: it builds its trees recursively and crashed (SIGSEGV) on a tree 12,000 deep; a scikit-learn tree converted deeper than this is refused too |
 | `max_model_inputs` | 10,000 | named inputs of a model the checker generates rows for (onnxruntime validates a run's feeds in time quadratic in their number: 50,000 inputs took minutes per run) |
 | `max_data_columns` | 16,384 | columns of a CSV or Parquet `--data` file, counted from its header or schema before a reader builds them (pandas took 85 s and 0.8 GB for a 300,000-column CSV of three rows; 16,384 is a spreadsheet's width) |
@@ -91,6 +92,7 @@ class Limits:
     max_compression_ratio: int = 200
     max_pickle_opcodes: int = 10_000_000
     max_onnx_nodes: int = 1_000_000
+    max_node_inputs: int = 10_000
     max_tree_depth: int = 4_096
     max_model_inputs: int = 10_000
     max_data_columns: int = 16_384

@@ -221,6 +221,7 @@ def onnx_to_nnef(model: OnnxModel, options: ConvertOptions) -> NnefModel:
     """ONNX -> NNEF: lower ai.onnx.ml, fix shapes, convert with nnef-tools, validate with the NNEF parser."""
     onnx = require("onnx", purpose="ONNX")
     sig = model.signature
+    _node_inputs(model)
     strings = [s.name for s in sig.inputs if s.is_string]
     if strings:
         raise NNEFError(f"NNEF has no string tensors, and the model takes strings in {strings}; encode them as "
@@ -340,6 +341,23 @@ def _exact_literals(files: dict[str, bytes], dtype: str) -> None:
         return
     at = next(i for i, ln in enumerate(lines) if ln.strip() == "{") + 1
     files["graph.nnef"] = "".join(lines[:at] + decls + lines[at:]).encode()
+
+
+def _node_inputs(model: OnnxModel) -> None:
+    """Refuse a node with more inputs than `max_node_inputs` (subgraphs and functions included) before nnef-tools
+    reads the model: its graph builder takes time quadratic in a node's inputs (a `Sum` of 200,000 inputs ran
+    for over 72 minutes)."""
+    from ..formats.onnx import _flat_nodes
+    from ..limits import LIMITS, LimitError
+
+    cap = LIMITS.max_node_inputs
+    nodes = _flat_nodes(model.proto.graph.node)
+    for f in model.proto.functions:
+        nodes += _flat_nodes(f.node)
+    for n in nodes:
+        if len(n.input) > cap:
+            raise LimitError(f"the ONNX node '{n.name or n.op_type}' ({n.op_type}) has {len(n.input):,} inputs, more "
+                             f"than {cap:,}", "max_node_inputs", path=model.origin.path)
 
 
 def _one_precision(proto: Any, dtype: str) -> None:
