@@ -82,21 +82,11 @@ class ColumnHint:
 
     def extend(self, lo: float, hi: float) -> None:
         """Widen `reach` to [lo, hi] as well."""
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            return
-        lo, hi = float(min(lo, hi)), float(max(lo, hi))
-        if self.reach is not None:
-            lo, hi = min(lo, self.reach[0]), max(hi, self.reach[1])
-        self.reach = (lo, hi)
+        self.reach = _widened(self.reach, lo, hi)
 
     def graph_widen(self, lo: float, hi: float) -> None:
         """Widen `graph_range` to [lo, hi] as well."""
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            return
-        lo, hi = float(min(lo, hi)), float(max(lo, hi))
-        if self.graph_range is not None:
-            lo, hi = min(lo, self.graph_range[0]), max(hi, self.graph_range[1])
-        self.graph_range = (lo, hi)
+        self.graph_range = _widened(self.graph_range, lo, hi)
 
     def restrict(self, lo: float, hi: float) -> None:
         """Narrow `domain` to [lo, hi] as well."""
@@ -528,3 +518,13 @@ def derive_splits(nodes: TreeNodes, feature: np.ndarray, derived: list[tuple[Any
                      scale=scale, offset=offset, zero_eps=nodes.zero_eps.copy(), members=members,
                      values=nodes.values, roots=nodes.roots, dtype=nodes.dtype, source=nodes.source,
                      exact=nodes.exact, recipes=recipes or None)
+
+
+def _widened(span: tuple[float, float] | None, lo: float, hi: float) -> tuple[float, float] | None:
+    """`span` widened to [lo, hi] as well (an infinite or NaN bound leaves it as it is)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return span
+    lo, hi = float(min(lo, hi)), float(max(lo, hi))
+    if span is not None:
+        lo, hi = min(lo, span[0]), max(hi, span[1])
+    return (lo, hi)

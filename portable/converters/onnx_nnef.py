@@ -314,7 +314,7 @@ def _exact_literals(files: dict[str, bytes], dtype: str) -> None:
                 args.append(cur)
                 cur = ""
                 continue
-            depth += ch in "([" 
+            depth += ch in "(["
             depth -= ch in ")]"
             cur += ch
         args.append(cur)
