@@ -153,3 +153,12 @@ def cannot_run(model: object, arrays: dict, exc: BaseException) -> PortableError
                          f"these inputs ({shapes}): {type(exc).__name__}: {first}",
                          path=getattr(origin, "path", None))
 
+
+def control_characters(name: str) -> str | None:
+    """`name` escaped (as Python writes it) when it holds control characters (newlines, escape sequences, carriage
+    returns, bidirectional overrides) that would print as something else in a terminal; None when it is plain."""
+    import unicodedata
+
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        return name.encode("unicode_escape").decode("ascii")
+    return None

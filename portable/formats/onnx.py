@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_write_bytes, sha256_file
-from ..errors import CannotRunError, ConversionError, InputError, PortableError
+from ..errors import CannotRunError, ConversionError, InputError, PortableError, control_characters
 from ..model import Model, Origin, Signature, TensorSpec
 from ..registry import LoadOptions, register_format, require
 
@@ -27,6 +27,11 @@ def _kind(name: str) -> str:
 
 
 def _spec(value_info: Any, onnx: Any, output: bool, path: Any = None) -> TensorSpec:
+    shown = control_characters(value_info.name)
+    if shown is not None:  # "Y\n\nFAKE: EQUIVALENT", ANSI escapes: a name that would print as something else
+        raise InputError(f"the {'output' if output else 'input'} name '{shown}' holds control characters "
+                         "(newlines, escape sequences), which portable refuses in a model's input and output names",
+                         path=path, where=f"graph.{'output' if output else 'input'}")
     t = value_info.type
     if not t.HasField("tensor_type"):
         raise InputError(f"the {'output' if output else 'input'} '{value_info.name}' is not a tensor "

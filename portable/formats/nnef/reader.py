@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._io import sha256_file
-from ...errors import InputError, NNEFError
+from ...errors import InputError, NNEFError, control_characters
 from ...model import Origin
 from .artifact import METADATA_FILE, NnefModel
 
@@ -97,6 +97,10 @@ def check_metadata(meta: Any, path: Any) -> None:
             for field in ("name", "nnef", "dtype"):
                 if not isinstance(d.get(field), str):
                     raise bad(f"'{field}' must be a string", f"{here}.{field}")
+                shown = control_characters(d[field])
+                if shown is not None:
+                    raise bad(f"'{field}' '{shown}' holds control characters (newlines, escape sequences)",
+                              f"{here}.{field}")
             if d["dtype"] not in ("str", "object", "string"):
                 try:
                     np.dtype(d["dtype"])
