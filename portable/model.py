@@ -166,7 +166,7 @@ class Model:
         Raises:
             SignatureMismatchError: an input is missing or unknown.
         """
-        if not isinstance(inputs, Mapping):
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):  # (a dict skips the ABC's check)
             raise PortableError(f"run() takes a mapping of input name to array (inputs {self.signature.input_names}"
                                 f"), not {type(inputs).__name__}")
         expected, known = self.signature._input_keys

@@ -675,23 +675,19 @@ def _small_batches(plan: Plan, outputs: list[tuple[str, str]], original: Model, 
     n = len(batch)
     if n < 2 or plan.batches.get("converted"):
         return []
-    sizes = [1] * min(max(n // 1024, SMALL_SINGLES[0]), SMALL_SINGLES[1]) + [s for s in SMALL_BATCHES if s < n]
-    while sum(sizes) > n:
-        sizes.pop()
-    pick = np.random.default_rng(SMALL_SEED).choice(n, sum(sizes), replace=False)
-    sub = batch.take(pick)
-    arrays = assemble(plan, sub)
-    feeds = feed(arrays, converted)
+    sizes, pick = _small_pick(n)
+    sub, pieces = _small_feeds(plan, batch, converted, sizes, pick)
     ends = np.cumsum(sizes)
     parts: list[dict[str, np.ndarray]] = []
     kept: list[np.ndarray] = []
     examples: list[dict[str, Any]] = []
     failed = 0
-    for end, size in zip(ends.tolist(), sizes):
+    tails = [(name, np.shape(out_a[name])[1:]) for name, _ in outputs]  # each output's row shape, the original's
+    for end, size, piece in zip(ends.tolist(), sizes, pieces):
         rows = np.arange(end - size, end)
         try:
-            got = _run(converted, {k: v[end - size:end] for k, v in feeds.items()}, None)
-            wrong = _shape_error(outputs, out_a, got, size)
+            got = _run(converted, dict(piece), None)
+            wrong = _shape_error(tails, got, size)
         except CannotRunError:
             raise
         except Exception as exc:
@@ -759,14 +755,53 @@ def _small_batches(plan: Plan, outputs: list[tuple[str, str]], original: Model, 
     return examples
 
 
-def _shape_error(outputs: list[tuple[str, str]], out_a: dict[str, np.ndarray], got: dict[str, np.ndarray],
-                 rows: int) -> str | None:
-    """What is wrong with the shapes of the converted model's outputs `got` on `rows` rows, given the original's
-    on the whole batch (`out_a`); None when each output has `rows` rows of the original's shape."""
-    for name, _ in outputs:
+@functools.lru_cache(maxsize=64)
+def _small_pick(n: int) -> tuple[list[int], np.ndarray]:
+    """The sizes of the small batches for a batch of `n` rows (`SMALL_SINGLES` ones, then `SMALL_BATCHES`, as many
+    as `n` rows hold) and the positions of the rows they take (seeded by `SMALL_SEED`): they depend on `n` only,
+    so they are drawn once per `n` (seeding a generator and drawing without replacement cost more than running a
+    small model) and kept read only."""
+    sizes = [1] * min(max(n // 1024, SMALL_SINGLES[0]), SMALL_SINGLES[1]) + [s for s in SMALL_BATCHES if s < n]
+    while sum(sizes) > n:
+        sizes.pop()
+    pick = np.random.default_rng(SMALL_SEED).choice(n, sum(sizes), replace=False)
+    pick.flags.writeable = False
+    return sizes, pick
+
+
+def _small_feeds(plan: Plan, batch: Batch, converted: Model, sizes: list[int],
+                 pick: np.ndarray) -> tuple[Batch, list[dict[str, np.ndarray]]]:
+    """The picked rows of `batch` and, for each small batch in turn, the converted model's inputs on its rows
+    (views of one feed of the picked rows). For the pair's kept batch (`_generated`: read only, and the converted
+    model has just run on its read-only feeds), made once per model and kept with the batch, read only."""
+    kept = plan.memo.get("generated")
+    mine = kept is not None and kept[1] is batch and not batch.num.flags.writeable
+    if mine:
+        small = plan.memo.get("small")
+        if small is not None and small[0] is batch and small[1] == id(converted) \
+                and small[2] is converted.signature and small[3] is pick:
+            return small[4], small[5]
+    sub = batch.take(pick)
+    feeds = feed(assemble(plan, sub), converted)
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append({k: v[start:start + size] for k, v in feeds.items()})
+        start += size
+    if mine:
+        for a in (*feeds.values(), sub.num, sub.txt, sub.source):
+            a.flags.writeable = False
+        plan.memo["small"] = (batch, id(converted), converted.signature, pick, sub, pieces)
+    return sub, pieces
+
+
+def _shape_error(tails: list[tuple[str, tuple[int, ...]]], got: dict[str, np.ndarray], rows: int) -> str | None:
+    """What is wrong with the shapes of the converted model's outputs `got` on `rows` rows, given each output's
+    row shape in the original's outputs on the whole batch (`tails`: (name, shape without the batch dimension));
+    None when each output has `rows` rows of the original's shape."""
+    for name, tail in tails:
         if name not in got:
             return f"no output '{name}'"
-        want = (rows, *np.shape(out_a[name])[1:])
+        want = (rows, *tail)
         have = np.shape(got[name])
         if have != want:
             return f"output '{name}' of shape {list(have)} for {rows} row(s), not {list(want)}"
