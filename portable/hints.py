@@ -330,6 +330,10 @@ class InputHints:
         shapes: per input, the per-row shape when the signature leaves dimensions free (ONNX
             `FeatureVectorizer.inputdimensions`).
         batch: a fixed batch size the model must be run with, or None.
+        rows_alone: the model computes each row the same whatever the number of rows run with it: nothing in it
+            branches on the row count or reads it (an ONNX graph without If/Loop/Scan/Shape/Size). The checker
+            then skips its small-batch runs (`equivalence._small_batches`), which look for computations chosen by
+            the row count (an `If` on the batch size).
         decision: what the label output follows, or None.
         ties: `ties(inputs, rtol)` -> per row, True where the model's own result is decided by a tie within
             relative rounding `rtol` (k-NN: the k-th and (k+1)-th neighbours equally far; a radius model: a
@@ -347,6 +351,7 @@ class InputHints:
     points: list[Points] = field(default_factory=list)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     batch: int | None = None
+    rows_alone: bool = False
     decision: Decision | None = None
     ties: Callable[[Mapping[str, np.ndarray], float], np.ndarray] | None = None
     neighbours: int | None = None

@@ -97,3 +97,25 @@ def test_a_converted_model_that_fails_on_small_batches_is_not_equivalent(tmp_pat
     report = portable.check(est, model)
     assert not report.equivalent
     assert any("the converted model fails" in c["found_by"] for c in report.counterexamples)
+
+
+def test_rows_alone_only_for_graphs_that_neither_branch_on_nor_read_the_row_count():
+    # the small-batch runs are skipped for a graph that cannot choose its computation by the row count, and kept
+    # for one that can (an If on Shape, as the CatBoost size switch)
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import portable
+
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    plain = portable.convert(LogisticRegression().fit(X, X[:, 0] > 0), "onnx", check=False)
+    assert plain.input_hints().rows_alone
+    import onnx
+    from onnx import helper
+
+    proto = onnx.ModelProto()
+    proto.CopyFrom(plain.proto)
+    proto.graph.node.append(helper.make_node("Shape", ["X"], ["x_shape"]))
+    from portable.formats.onnx import OnnxModel
+
+    assert not OnnxModel(proto).input_hints().rows_alone

@@ -671,9 +671,10 @@ def _small_batches(plan: Plan, outputs: list[tuple[str, str]], original: Model, 
     the whole batch exercises only its large batches' computation. Empty when they agree; otherwise the
     mismatches are added to `results` and a note says so. A small batch the converted model fails on is a
     counterexample too when the original runs it. Rows are picked by a fixed seed: the same under any load.
-    Not for a model with a fixed batch size (every run is padded to it)."""
+    Not for a model with a fixed batch size (every run is padded to it), nor for one whose hints say it computes
+    rows alike at any row count (`InputHints.rows_alone`: an ONNX graph that neither branches on nor reads it)."""
     n = len(batch)
-    if n < 2 or plan.batches.get("converted"):
+    if n < 2 or plan.batches.get("converted") or "converted" in plan.rows_alone:
         return []
     sizes, pick = _small_pick(n)
     sub, pieces = _small_feeds(plan, batch, converted, sizes, pick)

@@ -214,6 +214,7 @@ class Plan:
     unseen_feats: list[int] = field(default_factory=list)  # features whose unseen values the model ignores
     columns: dict[str, slice | list[int]] = field(default_factory=dict)  # each slot's features
     batches: dict[str, int] = field(default_factory=dict)  # "original"/"converted" -> a fixed batch size
+    rows_alone: set[str] = field(default_factory=set)  # roles whose models compute rows alike at any row count
     decision: Any = None  # the original's `portable.hints.Decision`: what its label follows
     ties: Any = None  # the original's `InputHints.ties`: rows its own result decides by a tie
     neighbours: int | None = None  # the original's `InputHints.neighbours`: k of a k-nearest-neighbours model
@@ -461,6 +462,8 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     _graph_ranges(plan, [h for h in hint_sets if isinstance(h, InputHints)])
     for role, model, h in (("original", original, model_hints(original)),
                            ("converted", converted, model_hints(converted))):
+        if isinstance(h, InputHints) and h.rows_alone:
+            plan.rows_alone.add(role)
         if isinstance(h, InputHints) and h.batch:
             plan.batches[role] = int(h.batch)
             plan.notes.append(f"the {role} {model.format} model takes batches of exactly {h.batch} rows: it was "

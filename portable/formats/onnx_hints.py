@@ -80,12 +80,30 @@ def _array(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+# operators that branch on the row count or read it; with none of them (and only the standard and ai.onnx.ml
+# domains, whose other operators compute rows alike whatever their number), a graph's result for a row cannot be
+# chosen by how many rows are run with it
+_BY_ROW_COUNT = frozenset({"If", "Loop", "Scan", "Shape", "Size", "SequenceMap"})
+
+
+def _rows_alone(proto: Any) -> bool:
+    from .onnx import _flat_nodes
+
+    nodes = _flat_nodes(proto.graph.node)
+    for f in proto.functions:
+        nodes += _flat_nodes(f.node)
+    local = {(f.domain, f.name) for f in proto.functions}
+    return not any(n.op_type in _BY_ROW_COUNT or (n.domain not in ("", "ai.onnx", "ai.onnx.ml")
+                                                  and (n.domain, n.op_type) not in local) for n in nodes)
+
+
 def onnx_hints(model: Any) -> InputHints:
     """The hints of an `OnnxModel` (see the module docstring)."""
     from .onnx_trees import without_row_order
 
     graph = without_row_order(model.proto.graph)  # rows ordered for speed around a forest: the same function
     hints = InputHints()
+    hints.rows_alone = _rows_alone(model.proto)
     init_names = {i.name for i in graph.initializer}
     consts: dict[str, Any] = {i.name: i for i in graph.initializer}
     columns: list[Column] = []
