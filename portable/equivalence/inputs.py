@@ -452,14 +452,19 @@ def build_plan(original: Model, converted: Model, data: Any = None) -> Plan:
     plan = Plan(slots, _features(slots), notes=notes + more)
     if arrays is not None:
         _learn_data(plan, arrays)
+    # what a graph's constants suggest (centres, vocabularies, trees behind derived columns, ranges) stands in for
+    # an original that cannot say where its inputs live: two ONNX or NNEF models. A fitted original's own hints
+    # decide its rows (a scikit-learn model's check generates the rows it did before these were read).
+    from_graphs = original.format in ("onnx", "nnef")
     named = any(not p.graph for h in hint_sets if isinstance(h, InputHints) for p in h.points)
     own_trees = any(not t.graph for h in hint_sets if isinstance(h, InputHints) for t in h.trees)
     for h in hint_sets:
         if isinstance(h, InputHints):
-            apply_hints(plan, h, graph_points=not named, graph_trees=not own_trees)
+            apply_hints(plan, h, graph_points=from_graphs and not named, graph_trees=from_graphs and not own_trees)
         elif isinstance(h, Mapping):
             _learn_values(plan, h)
-    _graph_ranges(plan, [h for h in hint_sets if isinstance(h, InputHints)])
+    if from_graphs:
+        _graph_ranges(plan, [h for h in hint_sets if isinstance(h, InputHints)])
     for role, model, h in (("original", original, model_hints(original)),
                            ("converted", converted, model_hints(converted))):
         if isinstance(h, InputHints) and h.rows_alone:
