@@ -96,14 +96,19 @@ def _run_onnx(path: str, cols: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(sess.run(None, {k: cols[k] for k in names})[0]).reshape(-1)
 
 
+def _certified(tree: dict, labels: bool, tmp_path_factory) -> tuple[str, dict]:
+    """The tree's document converted to ONNX, and its certificate, which must be `certified`."""
+    src, out = _convert(tree, labels, tmp_path_factory.mktemp("pfa"))
+    cert = portable.certify(src, out).to_dict()["certificates"]["output"]
+    assert cert["status"] == "certified", cert
+    return out, cert
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(tree=trees(False).filter(lambda t: isinstance(t, dict)))
 def test_pfa_tree_certified_and_the_bound_is_sound(tree, tmp_path_factory) -> None:
-    tmp = tmp_path_factory.mktemp("pfa")
-    src, out = _convert(tree, False, tmp)
-    cert = portable.certify(src, out).to_dict()["certificates"]["output"]
-    assert cert["status"] == "certified", cert
+    out, cert = _certified(tree, False, tmp_path_factory)
     assert cert["method"] == "trees"
     cols = _rows(tree, np.random.default_rng(0))
     want = np.array([_walk(tree, {f: cols[f][i] for f in FIELDS}) for i in range(len(cols["a"]))], dtype=float)
@@ -114,10 +119,7 @@ def test_pfa_tree_certified_and_the_bound_is_sound(tree, tmp_path_factory) -> No
                                                                  HealthCheck.too_slow])
 @given(tree=trees(True).filter(lambda t: isinstance(t, dict)))
 def test_pfa_label_tree_certified(tree, tmp_path_factory) -> None:
-    tmp = tmp_path_factory.mktemp("pfa")
-    src, out = _convert(tree, True, tmp)
-    cert = portable.certify(src, out).to_dict()["certificates"]["output"]
-    assert cert["status"] == "certified", cert
+    out, cert = _certified(tree, True, tmp_path_factory)
     cols = _rows(tree, np.random.default_rng(1))
     want = [_walk(tree, {f: cols[f][i] for f in FIELDS}) for i in range(len(cols["a"]))]
     assert [str(v) for v in _run_onnx(out, cols)] == want

@@ -63,6 +63,14 @@ def corpus(tmp_path_factory):
     return {c.name: (c, r) for c, r in zip(cases, results)}
 
 
+def assert_case_clean(results: dict, name: str) -> None:
+    """One case of `harness_results`: it ran, and its outcome breaks none of `_problems`' rules."""
+    case, result, crashed = results[name]
+    assert result is not None, crashed or "the case did not run"
+    problems = _problems(case, result)
+    assert not problems, "\n".join(problems)
+
+
 def harness_results(base: Path, cases: list) -> dict:
     """`run_harness` on `cases`: per case name, (case, its result or None, why the harness died or None)."""
     proc, done, running = run_harness(base, cases)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from .hostile.unseen import CASES, build_unseen
-from .test_hostile_inputs import _problems, harness_results
+from .test_hostile_inputs import assert_case_clean, harness_results
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,7 @@ def results(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_unseen_hostile_input(results, name):
-    case, result, crashed = results[name]
-    assert result is not None, crashed or "the case did not run"
-    problems = _problems(case, result)
-    assert not problems, "\n".join(problems)
+    assert_case_clean(results, name)
 
 
 @pytest.mark.parametrize("name", ["steps_text", "steps_triples", "steps_empty", "transformers_text"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from .hostile.verifier import CASES, build_verifier
-from .test_hostile_inputs import _problems, harness_results
+from .test_hostile_inputs import assert_case_clean, harness_results
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,7 @@ def results(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_verifier_hostile_input(results, name):
-    case, result, crashed = results[name]
-    assert result is not None, crashed or "the case did not run"
-    problems = _problems(case, result)
-    assert not problems, "\n".join(problems)
+    assert_case_clean(results, name)
 
 
 def test_valid_tree_ensembles_still_load_and_run(tmp_path):

@@ -14,6 +14,7 @@ import os
 import struct
 import tarfile
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -723,6 +724,16 @@ def _write_external_onnx(path: Path, location: str) -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path.write_bytes(model.SerializeToString())
+
+
+def registrar(cases: dict) -> Callable[[str], Callable[[Callable[[Path], Any]], Callable[[Path], Any]]]:
+    """The `@case(name)` decorator of a `CASES` table: it records `build(base)` under `name`."""
+    def case(name: str) -> Callable[[Callable[[Path], Any]], Callable[[Path], Any]]:
+        def register(build: Callable[[Path], Any]) -> Callable[[Path], Any]:
+            cases[name] = build
+            return build
+        return register
+    return case
 
 
 def build_cases(cases: dict, base: Path, names: list[str] | None = None) -> list[Case]:

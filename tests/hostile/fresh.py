@@ -11,14 +11,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from .files import registrar
+
 CASES: dict[str, Callable[[Path], tuple[list[str], str]]] = {}
-
-
-def case(name: str) -> Callable[[Callable[[Path], tuple[list[str], str]]], Callable[[Path], tuple[list[str], str]]]:
-    def register(build: Callable[[Path], tuple[list[str], str]]) -> Callable[[Path], tuple[list[str], str]]:
-        CASES[name] = build
-        return build
-    return register
+case = registrar(CASES)
 
 
 # ---- PFA named types that break Avro's rules ------------------------------------------------------------------

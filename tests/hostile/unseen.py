@@ -16,16 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import GOOD_PFA, Case, _unchanged, build_cases
+from .files import GOOD_PFA, Case, _unchanged, build_cases, registrar
 
 CASES: dict[str, Callable[[Path], Case]] = {}
-
-
-def case(name: str) -> Callable[[Callable[[Path], Case]], Callable[[Path], Case]]:
-    def register(build: Callable[[Path], Case]) -> Callable[[Path], Case]:
-        CASES[name] = build
-        return build
-    return register
+case = registrar(CASES)
 
 
 def _save(model, path: Path, ir_version: int = 8) -> Path:

@@ -9,16 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import Case, build_cases
+from .files import Case, build_cases, registrar
 
 CASES: dict[str, Callable[[Path], Case]] = {}
-
-
-def case(name: str) -> Callable[[Callable[[Path], Case]], Callable[[Path], Case]]:
-    def register(build: Callable[[Path], Case]) -> Callable[[Path], Case]:
-        CASES[name] = build
-        return build
-    return register
+case = registrar(CASES)
 
 
 def build_verifier(base: Path, names: list[str] | None = None) -> list[Case]:
